@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages graft needs, but only those missing, and only as root.
+# Non-root users get the list to install by hand instead of a failure halfway through.
+set -euo pipefail
+PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
+      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "graft: missing Debian packages: ${missing[*]}" >&2
+    echo "graft: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "graft: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

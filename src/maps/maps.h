@@ -1,0 +1,108 @@
+/*
+ * maps.h - eBPF maps that live in shared memory, usable by several processes
+ * at once (loaders, the agent inside each target, tools reading results).
+ *
+ * A map is one POSIX shared-memory object sized by its definition; a process
+ * works on it through a struct gmap handle that it creates or opens. Every
+ * operation has the kernel's semantics and errors (BPF_ANY/NOEXIST/EXIST,
+ * -ENOENT, -EEXIST, -E2BIG, ...). Locks are robust: a process killed in the
+ * middle of an update never leaves the map locked or corrupt for others.
+ *
+ * Two kinds of callers: eBPF helpers (gmap_lookup returns a pointer into the
+ * map; per-CPU maps give this CPU's copy) and control-plane code (the *_copy
+ * forms, per-CPU values as ncpus consecutive 8-byte-aligned copies, like the
+ * bpf() syscall).
+ */
+#ifndef GRAFT_MAPS_MAPS_H
+#define GRAFT_MAPS_MAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* Map types, numbered as the kernel's enum bpf_map_type. */
+enum gmap_type {
+    GMAP_HASH = 1,
+    GMAP_ARRAY = 2,
+    GMAP_PROG_ARRAY = 3,
+    GMAP_PERF_EVENT_ARRAY = 4,
+    GMAP_PERCPU_HASH = 5,
+    GMAP_PERCPU_ARRAY = 6,
+    GMAP_LRU_HASH = 9,
+    GMAP_LRU_PERCPU_HASH = 10,
+    GMAP_LPM_TRIE = 11,
+    GMAP_ARRAY_OF_MAPS = 12,
+    GMAP_HASH_OF_MAPS = 13,
+    GMAP_QUEUE = 22,
+    GMAP_STACK = 23,
+    GMAP_RINGBUF = 27,
+    GMAP_BLOOM_FILTER = 30,
+};
+
+/* Update flags, as the kernel's. */
+#define GMAP_ANY     0
+#define GMAP_NOEXIST 1
+#define GMAP_EXIST   2
+#define GMAP_F_LOCK  4
+
+/* Definition flags (map_flags), as the kernel's where they exist. */
+#define GMAP_F_NO_PREALLOC 0x1
+#define GMAP_F_RDONLY_PROG 0x80
+#define GMAP_F_MMAPABLE    0x400
+
+struct gmap_def {
+    uint32_t type;             /* enum gmap_type */
+    uint32_t key_size;
+    uint32_t value_size;
+    uint32_t max_entries;      /* ring buffer: data bytes, a power of 2 multiple of the page size */
+    uint32_t map_flags;
+    uint32_t inner_map_type;   /* map-in-map: the inner maps' definition */
+    uint32_t inner_key_size;
+    uint32_t inner_value_size;
+    uint32_t inner_max_entries;
+    char name[64];
+};
+
+struct gmap;
+
+/* Create a new map in a fresh shared-memory object, mode 0600 (or 0660 with
+ * a group id >= 0). The object's name is available from gmap_shm_name(). */
+int gmap_create(const struct gmap_def *def, int group, struct gmap **out,
+                struct graft_err *err);
+/* Open an existing map by its shared-memory object name (from another process). */
+int gmap_open(const char *shm_name, struct gmap **out, struct graft_err *err);
+void gmap_close(struct gmap *map);           /* unmap; the map lives on */
+int gmap_unlink(const char *shm_name);       /* remove the object once all close */
+
+const struct gmap_def *gmap_get_def(const struct gmap *map);
+const char *gmap_shm_name(const struct gmap *map);
+uint64_t gmap_memory_bytes(const struct gmap *map);   /* for memory budgets */
+int gmap_possible_cpus(void);
+
+/* Helper-side operations (called from eBPF programs). */
+void *gmap_lookup(struct gmap *map, const void *key);
+int gmap_update(struct gmap *map, const void *key, const void *value, uint64_t flags);
+int gmap_delete(struct gmap *map, const void *key);
+int gmap_push(struct gmap *map, const void *value, uint64_t flags);
+int gmap_pop(struct gmap *map, void *value);
+int gmap_peek(struct gmap *map, void *value);
+
+/* Control-plane operations (the bpf() syscall's view). */
+int gmap_lookup_copy(struct gmap *map, const void *key, void *value);
+int gmap_update_copy(struct gmap *map, const void *key, const void *value, uint64_t flags);
+int gmap_lookup_and_delete(struct gmap *map, const void *key, void *value);
+int gmap_get_next_key(struct gmap *map, const void *key, void *next_key);
+
+/* Ring buffer (BPF_MAP_TYPE_RINGBUF), with the kernel's page layout:
+ * consumer page, producer page, then the data area mapped twice. */
+void *gmap_ringbuf_reserve(struct gmap *map, uint64_t size, uint64_t flags);
+void gmap_ringbuf_submit(void *sample, uint64_t flags);
+void gmap_ringbuf_discard(void *sample, uint64_t flags);
+int gmap_ringbuf_output(struct gmap *map, const void *data, uint64_t size, uint64_t flags);
+uint64_t gmap_ringbuf_query(struct gmap *map, uint64_t flags);
+
+/* Perf event array: append a sample to the buffer of cpu (or this CPU). */
+int gmap_perf_output(struct gmap *map, uint64_t cpu_flags, const void *data, uint64_t size);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * vm.h - the eBPF virtual machine: turn an instruction array into something
+ * that runs, with the JIT (default) or the interpreter.
+ *
+ * The VM knows nothing about maps, ELF or policy. What a program may reach is
+ * given by a struct gvm_env: the helper table, how to turn LD_IMM64 pseudo
+ * sources (map references) into values, and how to find tail-call targets.
+ * gvm_prog_create() checks the instruction stream is well-formed (decodable
+ * opcodes, registers, jump and call targets) and fails with an error naming
+ * the instruction; it does not prove the program safe - that is the verifier.
+ */
+#ifndef GRAFT_VM_VM_H
+#define GRAFT_VM_VM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "vm/isa.h"
+
+/* Every helper is called with five 64-bit arguments (r1-r5) and returns r0. */
+typedef uint64_t (*gvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3,
+                                  uint64_t r4, uint64_t r5);
+
+/* The entry point of a compiled program: r1 = ctx, r2 = ctx_len. */
+typedef uint64_t (*gvm_native_fn)(void *ctx, uint64_t ctx_len);
+
+struct gvm_prog;
+
+/* An array map the JIT may index inline instead of calling the lookup helper. */
+struct gvm_array_info {
+    void *values;              /* first value; element i at values + i * stride */
+    uint32_t stride;           /* bytes between values */
+    uint32_t max_entries;
+    uint32_t percpu_stride;    /* per-CPU arrays: bytes between CPU copies, else 0 */
+};
+
+struct gvm_env {
+    /* Helpers by id; a call to an id whose entry is NULL is a load error. */
+    const gvm_helper_fn *helpers;           /* BPF_MAX_HELPER_ID entries */
+    /* LD_IMM64 with src_reg MAP_FD, MAP_VALUE, MAP_IDX, MAP_IDX_VALUE or
+     * BTF_ID: store the 64-bit value to load in *value. NULL: such loads are
+     * a load error. */
+    int (*resolve_ld_imm64)(void *arg, uint8_t src_reg, int32_t imm,
+                            int32_t next_imm, uint64_t *value,
+                            struct graft_err *err);
+    /* bpf_tail_call(ctx, map, index): the program to continue in, or NULL
+     * (the helper then returns and the caller goes on, as in the kernel). */
+    const struct gvm_prog *(*tail_call_target)(void *arg, uint64_t map,
+                                               uint64_t index);
+    /* If map (a value produced by resolve_ld_imm64) is an array the JIT may
+     * index inline, fill *info and return 1; else return 0. May be NULL. */
+    int (*array_info)(void *arg, uint64_t map, struct gvm_array_info *info);
+    /* Checked interpreter only: may the program touch [addr, addr+size)?
+     * ctx and the program's own stack are always allowed. May be NULL. */
+    int (*mem_allowed)(void *arg, uint64_t addr, uint64_t size, int write);
+    void *arg;
+};
+
+enum gvm_engine {
+    GVM_ENGINE_JIT = 0,        /* default: x86-64 machine code */
+    GVM_ENGINE_INTERP = 1,     /* portable, for debugging */
+};
+
+/* Checked interpreter: every access is bounds-checked against ctx, stack and
+ * env->mem_allowed, stack reads must hit initialised bytes, and at most
+ * step_limit instructions run. A violation makes gvm_prog_run() fail with a
+ * message naming the instruction. Used to test the verifier's soundness. */
+#define GVM_F_CHECKED 0x1u
+
+struct gvm_prog_opts {
+    size_t sz;                 /* sizeof(struct gvm_prog_opts), for ABI growth */
+    enum gvm_engine engine;
+    uint32_t flags;            /* GVM_F_* */
+    uint64_t step_limit;       /* GVM_F_CHECKED: 0 means 10 million */
+    const struct gvm_env *env; /* copied; NULL means no helpers, no maps */
+};
+
+/* Check and prepare insns[0..n) for running; the array is copied. */
+int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
+                    const struct gvm_prog_opts *opts, struct gvm_prog **out,
+                    struct graft_err *err);
+void gvm_prog_free(struct gvm_prog *prog);
+
+/* Run once with r1 = ctx, r2 = ctx_len; r0 goes to *ret. Fails only in
+ * checked mode (or when a tail-call target is malformed). */
+int gvm_prog_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
+                 uint64_t *ret, struct graft_err *err);
+
+/* The JIT-compiled entry, for trampolines that call it directly; NULL when
+ * the program runs on the interpreter. */
+gvm_native_fn gvm_prog_native(const struct gvm_prog *prog);
+
+enum gvm_engine gvm_prog_engine(const struct gvm_prog *prog);
+uint32_t gvm_prog_len(const struct gvm_prog *prog);
+size_t gvm_prog_code_size(const struct gvm_prog *prog);   /* JIT bytes, else 0 */
+
+/* Disassemble insns[idx] (reads insns[idx+1] for LD_IMM64) into buf in the
+ * syntax gvm_asm() reads; returns buf. */
+const char *gvm_insn_str(const struct bpf_insn *insns, uint32_t n, uint32_t idx,
+                         char *buf, size_t len);
+
+/* Assemble text (one instruction per line, '#' or ';' comments, labels
+ * "name:") into a malloc'd array. Errors name the line. */
+int gvm_asm(const char *text, struct bpf_insn **out, uint32_t *n,
+            struct graft_err *err);
+
+#endif
