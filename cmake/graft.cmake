@@ -53,7 +53,8 @@ endfunction()
 function(graft_bpf_object target out src)
   get_filename_component(abs ${src} ABSOLUTE)
   add_custom_command(OUTPUT ${out}
-    COMMAND clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I${CMAKE_SOURCE_DIR}/include -c ${abs} -o ${out}
+    COMMAND clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I${CMAKE_SOURCE_DIR}/include
+            -I/usr/include/x86_64-linux-gnu -c ${abs} -o ${out}
     DEPENDS ${abs} VERBATIM)
   add_custom_target(${target} ALL DEPENDS ${out})
 endfunction()

@@ -26,8 +26,18 @@ int graft_err_prefix(struct graft_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
-    char old[GRAFT_ERR_MSG_MAX];
-    memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    /* Shift the old message right and put the prefix in front; whatever no
+     * longer fits is cut at the end, where it matters least. */
+    size_t plen = strlen(prefix);
+    if (plen + 2 >= sizeof(err->msg))
+        plen = sizeof(err->msg) - 3;
+    size_t olen = strnlen(err->msg, sizeof(err->msg) - 1);
+    if (plen + 2 + olen >= sizeof(err->msg))
+        olen = sizeof(err->msg) - 1 - plen - 2;
+    memmove(err->msg + plen + 2, err->msg, olen);
+    memcpy(err->msg, prefix, plen);
+    err->msg[plen] = ':';
+    err->msg[plen + 1] = ' ';
+    err->msg[plen + 2 + olen] = '\0';
     return err->code;
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make demo: load the malloc-counting extension, run a bundled program under
+# the graft agent, and print what the extension counted per process.
+set -euo pipefail
+BUILD=${1:-build}
+GRAFT=$BUILD/bin/graft
+# A registry of its own, so the demo never touches anything else loaded.
+export GRAFT_REGISTRY=/graft.demo.$$
+log=$(mktemp)
+cleanup() { [ -n "${loader:-}" ] && kill "$loader" 2>/dev/null; wait 2>/dev/null || true; rm -f "$log" "/dev/shm$GRAFT_REGISTRY"; }
+trap cleanup EXIT
+
+echo "== graft verify: the extension is proven safe before anything runs"
+"$GRAFT" verify "$BUILD/examples/malloc_count.bpf.o"
+
+echo; echo "== graft load: register it (attaches to libc's malloc in agent processes)"
+"$GRAFT" load "$BUILD/examples/malloc_count.bpf.o" >"$log" 2>&1 &
+loader=$!
+for _ in $(seq 200); do grep -q '^loaded' "$log" && break; sleep 0.05; done
+cat "$log"
+grep -q '^loaded' "$log" || { echo "demo: graft load did not come up" >&2; exit 1; }
+
+echo; echo "== graft start: run the host with the agent inside"
+"$GRAFT" start -- "$BUILD/examples/malloc_target" 2000
+
+echo; echo "== graft list"
+"$GRAFT" list
+
+echo; echo "== graft map dump counts: malloc calls and bytes per pid, as the extension saw them"
+"$GRAFT" map dump counts

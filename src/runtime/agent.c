@@ -1,0 +1,496 @@
+/*
+ * agent.c - the agent inside a target process; see agent.h.
+ *
+ * The agent keeps three tables, all touched only by the thread that
+ * reconciles (the constructor's thread, then the agent thread), under
+ * agent->lock:
+ *   maps   registry map id  -> this process's struct gmap handle
+ *   progs  registry prog id -> compiled instance, with a count of links using it
+ *   links  registry link id -> installed hook, or the reason it failed
+ * Reconciling compares a registry snapshot with the links table: links that
+ * disappeared are unhooked first (gattach_remove waits until no thread runs
+ * their program), then new links are installed. A link that failed is not
+ * retried until the registry changes it, so a bad link cannot make the agent
+ * spin.
+ *
+ * Tail calls find their targets through grt_set_prog_resolver(): the progs
+ * table is read there without the lock, so entries are published with
+ * release stores and never freed while a link that could tail-call them is
+ * installed.
+ */
+#define _GNU_SOURCE
+#include "runtime/agent.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "runtime/instance.h"
+#include "runtime/trace.h"
+
+#define AGENT_MAX_PROGS 1024
+#define AGENT_MAX_MAPS  1024
+#define AGENT_MAX_LINKS 4096
+
+struct agent_map {
+    uint32_t id;
+    struct gmap *map;
+};
+
+struct agent_prog {
+    uint32_t id;               /* published last */
+    uint32_t links;            /* links using it */
+    struct grt_instance *inst;
+};
+
+struct agent_link {
+    uint32_t id;
+    uint32_t prog_id;
+    struct ghook *hook;        /* NULL when failed or not applicable */
+    int failed;
+};
+
+struct gagent {
+    struct greg *reg;
+    struct greg_proc *proc;
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int thread_running;
+    volatile int stopping;
+    uint64_t generation;
+
+    struct agent_map maps[AGENT_MAX_MAPS];
+    uint32_t n_maps;
+    struct agent_prog progs[AGENT_MAX_PROGS];
+    uint32_t n_progs;
+    struct agent_link links[AGENT_MAX_LINKS];
+    uint32_t n_links;
+    uint32_t installed, failed;
+    char message[256];
+    struct gmap *trace;        /* bpf_trace_printk output, once it exists */
+};
+
+static struct gagent *the_agent;   /* the constructor's agent, for fork and tail calls */
+
+/* ---- maps and programs ---- */
+
+static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
+                              struct graft_err *err)
+{
+    for (uint32_t i = 0; i < a->n_maps; i++)
+        if (a->maps[i].id == id)
+            return a->maps[i].map;
+    const struct greg_map *rec = greg_snapshot_map(s, id);
+    if (!rec) {
+        graft_errf(err, -ENOENT, "map id %u is not in the registry", id);
+        return NULL;
+    }
+    if (a->n_maps == AGENT_MAX_MAPS) {
+        graft_errf(err, -ENOSPC, "agent: too many maps");
+        return NULL;
+    }
+    struct gmap *map;
+    if (gmap_open(rec->shm, &map, err) < 0)
+        return NULL;
+    a->maps[a->n_maps++] = (struct agent_map){ .id = id, .map = map };
+    return map;
+}
+
+static struct agent_prog *find_prog(struct gagent *a, uint32_t id)
+{
+    for (uint32_t i = 0; i < a->n_progs; i++)
+        if (a->progs[i].id == id)
+            return &a->progs[i];
+    return NULL;
+}
+
+static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
+                                    struct graft_err *err)
+{
+    struct agent_prog *p = find_prog(a, id);
+    if (p)
+        return p;
+    const struct greg_prog *rec = greg_snapshot_prog(s, id);
+    if (!rec) {
+        graft_errf(err, -ENOENT, "program id %u is not in the registry", id);
+        return NULL;
+    }
+    if (a->n_progs == AGENT_MAX_PROGS) {
+        graft_errf(err, -ENOSPC, "agent: too many programs");
+        return NULL;
+    }
+    struct gmap *maps[GREG_PROG_MAPS];
+    for (uint32_t i = 0; i < rec->n_maps; i++)
+        if (!(maps[i] = agent_map(a, s, rec->map_ids[i], err))) {
+            graft_err_prefix(err, "program %s", rec->name);
+            return NULL;
+        }
+    struct bpf_insn *insns;
+    if (greg_prog_insns(rec, &insns, err) < 0)
+        return NULL;
+    struct grt_instance *inst;
+    int rc = grt_instance_create(insns, rec->n_insns, maps, rec->n_maps, GVM_ENGINE_JIT, &inst, err);
+    free(insns);
+    if (rc < 0) {
+        graft_err_prefix(err, "program %s", rec->name);
+        return NULL;
+    }
+    inst->id = id;
+    p = &a->progs[a->n_progs];
+    p->inst = inst;
+    p->links = 0;
+    __atomic_store_n(&p->id, id, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->n_progs, a->n_progs + 1, __ATOMIC_RELEASE);
+    return p;
+}
+
+static const struct gvm_prog *prog_by_id(uint32_t id, void *arg)
+{
+    struct gagent *a = arg;
+    uint32_t n = __atomic_load_n(&a->n_progs, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (__atomic_load_n(&a->progs[i].id, __ATOMIC_ACQUIRE) == id)
+            return a->progs[i].inst->prog;
+    return NULL;
+}
+
+/* ---- which links apply here ---- */
+
+/* Is binary (a path, or a library name like "libc.so.6") mapped in this
+ * process? The empty name is the main executable, always mapped. */
+static int binary_mapped(const char *binary)
+{
+    if (!binary[0])
+        return 1;
+    char want[PATH_MAX];
+    int by_path = strchr(binary, '/') != NULL;
+    if (by_path && !realpath(binary, want))
+        return 0;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return 0;
+    char line[PATH_MAX + 128];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *path = strchr(line, '/');
+        if (!path)
+            continue;
+        path[strcspn(path, "\n")] = '\0';
+        if (by_path) {
+            found = strcmp(path, want) == 0;
+        } else {
+            const char *base = strrchr(path, '/') + 1;
+            found = strncmp(base, binary, strlen(binary)) == 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int link_wanted(const struct gagent *a, const struct greg_link *l)
+{
+    return l->pid == 0 || l->pid == getpid();
+    (void)a;
+}
+
+static enum ghook_kind hook_kind(uint32_t kind)
+{
+    switch (kind) {
+    case GREG_LINK_URETPROBE: return GHOOK_RETURN;
+    case GREG_LINK_OVERRIDE: return GHOOK_OVERRIDE;
+    case GREG_LINK_REPLACE: return GHOOK_REPLACE;
+    default: return GHOOK_ENTRY;
+    }
+}
+
+/* Install one link; on failure record why. Returns 1 installed, 0 not
+ * applicable here, -1 failed. */
+static int install_link(struct gagent *a, const struct greg_snapshot *s, const struct greg_link *l,
+                        struct agent_link *slot, struct graft_err *err)
+{
+    slot->id = l->id;
+    slot->prog_id = l->prog_id;
+    slot->hook = NULL;
+    slot->failed = 0;
+    if (l->kind >= GREG_LINK_SYS_ENTER) {
+        graft_errf(err, -EOPNOTSUPP, "link %u: syscall hooks are not available in this agent", l->id);
+        slot->failed = 1;
+        return -1;
+    }
+    if (!binary_mapped(l->binary))
+        return 0;
+    struct agent_prog *p = load_prog(a, s, l->prog_id, err);
+    if (!p) {
+        slot->failed = 1;
+        return -1;
+    }
+    gvm_native_fn fn = gvm_prog_native(p->inst->prog);
+    void *addr;
+    if (!fn) {
+        graft_errf(err, -EINVAL, "program %u has no native code", l->prog_id);
+    } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
+               gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie, NULL, &slot->hook,
+                               err) == 0) {
+        p->links++;
+        return 1;
+    }
+    graft_err_prefix(err, "link %u (%s %s:%s)", l->id, greg_link_kind_name(l->kind),
+                     l->binary[0] ? l->binary : "<main>", l->symbol);
+    slot->failed = 1;
+    return -1;
+}
+
+static void release_link(struct gagent *a, struct agent_link *slot)
+{
+    if (slot->hook) {
+        struct graft_err err = {0};
+        if (gattach_remove(slot->hook, &err) < 0)
+            snprintf(a->message, sizeof(a->message), "detach of link %u: %s", slot->id, err.msg);
+        struct agent_prog *p = find_prog(a, slot->prog_id);
+        if (p && p->links)
+            p->links--;
+    }
+    slot->hook = NULL;
+}
+
+/* ---- reconciling ---- */
+
+static int snapshot_has_link(const struct greg_snapshot *s, uint32_t id, int detaching,
+                             const struct gagent *a)
+{
+    if (detaching)
+        return 0;
+    for (uint32_t i = 0; i < s->n_links; i++)
+        if (s->links[i].id == id && link_wanted(a, &s->links[i]))
+            return 1;
+    return 0;
+}
+
+static int my_state(const struct greg_snapshot *s)
+{
+    for (uint32_t i = 0; i < s->n_procs; i++)
+        if (s->procs[i].pid == getpid())
+            return (int)s->procs[i].state;
+    return GREG_PROC_RUNNING;
+}
+
+static int reconcile(struct gagent *a)
+{
+    struct greg_snapshot s;
+    if (greg_snapshot(a->reg, &s) < 0)
+        return -ENOMEM;
+    int detaching = my_state(&s) == GREG_PROC_DETACHING;
+    if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
+        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0)
+        grt_trace_redirect(a->trace);
+
+    /* 1. Unhook what is gone. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < a->n_links; i++) {
+        if (snapshot_has_link(&s, a->links[i].id, detaching, a)) {
+            a->links[kept++] = a->links[i];
+        } else {
+            release_link(a, &a->links[i]);
+        }
+    }
+    a->n_links = kept;
+
+    /* 2. Hook what is new. */
+    for (uint32_t i = 0; i < s.n_links && !detaching; i++) {
+        const struct greg_link *l = &s.links[i];
+        if (!link_wanted(a, l))
+            continue;
+        int known = 0;
+        for (uint32_t j = 0; j < a->n_links && !known; j++)
+            known = a->links[j].id == l->id;
+        if (known || a->n_links == AGENT_MAX_LINKS)
+            continue;
+        struct graft_err err = {0};
+        struct agent_link *slot = &a->links[a->n_links];
+        int rc = install_link(a, &s, l, slot, &err);
+        a->n_links++;
+        if (rc < 0) {
+            snprintf(a->message, sizeof(a->message), "%s", err.msg);
+            fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), err.msg);
+        }
+    }
+
+    a->installed = a->failed = 0;
+    for (uint32_t i = 0; i < a->n_links; i++) {
+        a->installed += a->links[i].hook != NULL;
+        a->failed += a->links[i].failed;
+    }
+    a->generation = s.generation;
+    greg_proc_set(a->reg, a->proc, detaching ? GREG_PROC_GONE : GREG_PROC_RUNNING, s.generation,
+                  a->installed, a->failed, a->message);
+    greg_snapshot_free(&s);
+    if (detaching)
+        a->stopping = 1;
+    return 0;
+}
+
+int gagent_sync(struct gagent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    int rc = a->stopping ? 0 : reconcile(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+static void *agent_thread(void *arg)
+{
+    struct gagent *a = arg;
+    uint64_t seen = a->generation;
+    while (!a->stopping) {
+        uint64_t now = greg_wait(a->reg, seen, 200);
+        if (now != seen && !a->stopping) {
+            gagent_sync(a);
+            seen = now;
+        }
+    }
+    return NULL;
+}
+
+static int start_thread(struct gagent *a)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&a->thread, &attr, agent_thread, a);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) {
+        pthread_setname_np(a->thread, "graft-agent");
+        a->thread_running = 1;
+    }
+    return -rc;
+}
+
+static void read_comm(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/self/comm", "re");
+    buf[0] = '\0';
+    if (f) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+}
+
+int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *err)
+{
+    struct gagent *a = calloc(1, sizeof(*a));
+    if (!a)
+        return graft_errf(err, -ENOMEM, "agent: out of memory");
+    pthread_mutex_init(&a->lock, NULL);
+    char name[GREG_NAME_MAX];
+    int rc = greg_open_named(reg_name ? reg_name : greg_default_name(name, sizeof(name)), 1, &a->reg, err);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    char comm[16];
+    read_comm(comm, sizeof(comm));
+    if ((rc = greg_proc_register(a->reg, getpid(), comm, &a->proc)) < 0) {
+        greg_close(a->reg);
+        free(a);
+        return graft_errf(err, rc, "agent: cannot register process %d in the registry", getpid());
+    }
+    grt_set_prog_resolver(prog_by_id, a);
+    gagent_sync(a);
+    if ((rc = start_thread(a)) < 0) {
+        gagent_stop(a);
+        return graft_errf(err, rc, "agent: cannot start its thread");
+    }
+    *out = a;
+    return 0;
+}
+
+static void remove_all(struct gagent *a)
+{
+    for (uint32_t i = 0; i < a->n_links; i++)
+        release_link(a, &a->links[i]);
+    a->n_links = 0;
+}
+
+void gagent_stop(struct gagent *a)
+{
+    if (!a)
+        return;
+    a->stopping = 1;
+    if (a->thread_running && !pthread_equal(pthread_self(), a->thread))
+        pthread_join(a->thread, NULL);
+    pthread_mutex_lock(&a->lock);
+    remove_all(a);
+    greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, a->generation, 0, 0, "stopped");
+    pthread_mutex_unlock(&a->lock);
+    /* Programs and maps stay: another thread may still be between the
+     * trampoline and a program that just got unhooked... gattach_remove
+     * already waited for those, so only the handles remain, freed here. */
+    for (uint32_t i = 0; i < a->n_progs; i++)
+        grt_instance_free(a->progs[i].inst);
+    for (uint32_t i = 0; i < a->n_maps; i++)
+        gmap_close(a->maps[i].map);
+    if (a->trace) {
+        grt_trace_redirect(NULL);
+        gmap_close(a->trace);
+    }
+    if (the_agent == a)
+        the_agent = NULL;
+    greg_close(a->reg);
+    free(a);
+}
+
+void gagent_get_stats(struct gagent *a, struct gagent_stats *st)
+{
+    pthread_mutex_lock(&a->lock);
+    st->links_installed = a->installed;
+    st->links_failed = a->failed;
+    st->generation = a->generation;
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- the library's entry points ---- */
+
+/* In a forked child only the forking thread exists: give the child its own
+ * registry entry and agent thread. Its hooks are the parent's, copied. */
+static void agent_atfork_child(void)
+{
+    struct gagent *a = the_agent;
+    if (!a)
+        return;
+    pthread_mutex_init(&a->lock, NULL);
+    a->thread_running = 0;
+    char comm[16];
+    read_comm(comm, sizeof(comm));
+    if (greg_proc_register(a->reg, getpid(), comm, &a->proc) == 0 && !a->stopping)
+        start_thread(a);
+}
+
+__attribute__((constructor)) static void agent_constructor(void)
+{
+    if (getenv("GRAFT_AGENT_OFF"))
+        return;
+    struct graft_err err = {0};
+    if (gagent_start(NULL, &the_agent, &err) < 0) {
+        /* Never take the host down: say why and let it run unextended. */
+        fprintf(stderr, "graft-agent[%d]: not active: %s\n", getpid(), err.msg);
+        return;
+    }
+    pthread_atfork(NULL, NULL, agent_atfork_child);
+}
+
+__attribute__((destructor)) static void agent_destructor(void)
+{
+    struct gagent *a = the_agent;
+    if (!a)
+        return;
+    /* Leave the hooks in place (other atexit handlers may still call hooked
+     * functions); just tell the registry this process is going. */
+    a->stopping = 1;
+    greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, a->generation, 0, 0, "exited");
+}

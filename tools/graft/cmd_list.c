@@ -1,0 +1,122 @@
+/*
+ * cmd_list.c - graft list (what is loaded, attached and running) and
+ * graft map dump NAME|ID (a map's contents as JSON).
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maps/maps.h"
+#include "runtime/registry.h"
+
+static const char *map_type_name(uint32_t type)
+{
+    switch (type) {
+    case GMAP_HASH: return "hash";
+    case GMAP_ARRAY: return "array";
+    case GMAP_PROG_ARRAY: return "prog_array";
+    case GMAP_PERF_EVENT_ARRAY: return "perf_event_array";
+    case GMAP_PERCPU_HASH: return "percpu_hash";
+    case GMAP_PERCPU_ARRAY: return "percpu_array";
+    case GMAP_LRU_HASH: return "lru_hash";
+    case GMAP_LRU_PERCPU_HASH: return "lru_percpu_hash";
+    case GMAP_LPM_TRIE: return "lpm_trie";
+    case GMAP_ARRAY_OF_MAPS: return "array_of_maps";
+    case GMAP_HASH_OF_MAPS: return "hash_of_maps";
+    case GMAP_QUEUE: return "queue";
+    case GMAP_STACK: return "stack";
+    case GMAP_RINGBUF: return "ringbuf";
+    case GMAP_BLOOM_FILTER: return "bloom_filter";
+    default: return "unknown";
+    }
+}
+
+static const char *proc_state_name(uint32_t s)
+{
+    return s == GREG_PROC_RUNNING ? "running" : s == GREG_PROC_DETACHING ? "detaching" : "gone";
+}
+
+int cmd_list(int argc, char **argv)
+{
+    if (argc != 1)
+        return cli_fail(EXIT_USAGE, "list", "takes no arguments");
+    struct greg *reg;
+    struct graft_err err = {0};
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "list", &err);
+    struct greg_snapshot s;
+    if (greg_snapshot(reg, &s) < 0) {
+        greg_close(reg);
+        return cli_fail(1, "list", "out of memory");
+    }
+    printf("registry %s (generation %llu)\n", greg_name(reg), (unsigned long long)s.generation);
+    printf("programs: %u\n", s.n_progs);
+    for (uint32_t i = 0; i < s.n_progs; i++)
+        printf("  %-4u %-24s %-40s %5u insns  loader pid %d\n", s.progs[i].id, s.progs[i].name,
+               s.progs[i].section, s.progs[i].n_insns, s.progs[i].owner_pid);
+    printf("maps: %u\n", s.n_maps);
+    for (uint32_t i = 0; i < s.n_maps; i++)
+        printf("  %-4u %-24s %-16s key %u value %u max %u\n", s.maps[i].id, s.maps[i].name,
+               map_type_name(s.maps[i].def.type), s.maps[i].def.key_size, s.maps[i].def.value_size,
+               s.maps[i].def.max_entries);
+    printf("links: %u\n", s.n_links);
+    for (uint32_t i = 0; i < s.n_links; i++) {
+        const struct greg_link *l = &s.links[i];
+        printf("  %-4u prog %-4u %-12s ", l->id, l->prog_id, greg_link_kind_name(l->kind));
+        if (l->kind >= GREG_LINK_SYS_ENTER)
+            printf("syscall %d", l->syscall_nr);
+        else
+            printf("%s:%s+%llu", l->binary[0] ? l->binary : "<main>", l->symbol,
+                   (unsigned long long)l->offset);
+        printf("  pid %s", l->pid ? "" : "any");
+        if (l->pid)
+            printf("%d", l->pid);
+        printf("\n");
+    }
+    printf("processes: %u\n", s.n_procs);
+    for (uint32_t i = 0; i < s.n_procs; i++)
+        printf("  %-7d %-16s %-9s hooks %u installed, %u failed%s%s\n", s.procs[i].pid,
+               s.procs[i].comm, proc_state_name(s.procs[i].state), s.procs[i].links_installed,
+               s.procs[i].links_failed, s.procs[i].message[0] ? "  " : "", s.procs[i].message);
+    greg_snapshot_free(&s);
+    greg_close(reg);
+    return 0;
+}
+
+int cmd_map(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "dump") != 0)
+        return cli_fail(EXIT_USAGE, "map", "expected `graft map dump NAME|ID`");
+    struct greg *reg;
+    struct graft_err err = {0};
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "map", &err);
+    struct greg_snapshot s;
+    if (greg_snapshot(reg, &s) < 0) {
+        greg_close(reg);
+        return cli_fail(1, "map", "out of memory");
+    }
+    const struct greg_map *m = greg_snapshot_map_by_name(&s, argv[2]);
+    char *end;
+    unsigned long id = strtoul(argv[2], &end, 10);
+    if (!m && *end == '\0')
+        m = greg_snapshot_map(&s, (uint32_t)id);
+    int rc = 0;
+    if (!m) {
+        rc = cli_fail(1, "map", "no map named or numbered '%s' (see `graft list`)", argv[2]);
+    } else {
+        struct gmap *map;
+        if (gmap_open(m->shm, &map, &err) < 0) {
+            rc = cli_fail_err(1, "map", &err);
+        } else {
+            rc = gmap_dump_json(map, stdout) < 0 ? 1 : 0;
+            gmap_close(map);
+        }
+    }
+    greg_snapshot_free(&s);
+    greg_close(reg);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/*
+ * cmd_load.c - graft load (verify an object, register its maps, programs and
+ * links, then stay to print trace output until interrupted) and graft trace
+ * (print trace output of whatever is loaded).
+ *
+ *   graft load OBJ [--pid PID] [--group GID] [--detach]
+ *
+ * Every program is verified before anything is registered: one rejection
+ * and nothing is loaded. On exit (Ctrl-C, SIGTERM) everything this loader
+ * registered is removed again, and agents unhook it; with --detach the
+ * loader leaves it registered and exits at once.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader/loader.h"
+#include "runtime/load.h"
+#include "runtime/registry.h"
+#include "runtime/trace.h"
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static void print_record(const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    fwrite(data, 1, len, stdout);
+    if (len && ((const char *)data)[len - 1] != '\n')
+        fputc('\n', stdout);
+}
+
+/* Print trace records until a signal; returns when stop is set. */
+static void follow_trace(struct greg *reg, struct gmap *rb)
+{
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    while (!stop) {
+        if (grt_ringbuf_consume(rb, print_record, NULL) > 0)
+            fflush(stdout);
+        else
+            usleep(20 * 1000);
+    }
+    grt_ringbuf_consume(rb, print_record, NULL);
+    fflush(stdout);
+    (void)reg;
+}
+
+static int verify_all(struct gobj *obj)
+{
+    struct graft_err err = {0};
+    for (uint32_t i = 0; i < obj->n_progs; i++) {
+        struct gver_result res = {0};
+        int rc = grt_verify(obj, &obj->progs[i], NULL, 0, &res, &err);
+        if (rc < 0) {
+            gver_result_free(&res);
+            return cli_fail_err(EXIT_USAGE, "load", &err);
+        }
+        if (!res.accepted) {
+            if (res.log)
+                fputs(res.log, stderr);
+            cli_fail(1, "load", "%s: program %s (%s) rejected at insn %lld: %s; nothing was loaded",
+                     obj->path, obj->progs[i].name, obj->progs[i].section, (long long)res.fail_insn,
+                     res.reason);
+            gver_result_free(&res);
+            return 1;
+        }
+        gver_result_free(&res);
+    }
+    return 0;
+}
+
+static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
+                        int *n_links)
+{
+    struct graft_err err = {0};
+    struct greg_prog tmpl = {0};
+    if (obj->n_maps > GREG_PROG_MAPS)
+        return cli_fail(1, "load", "%s defines %u maps; at most %d are supported", obj->path,
+                        obj->n_maps, GREG_PROG_MAPS);
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
+        int id = greg_add_map(reg, obj->maps[i].name, gmap_shm_name(maps[i]), &obj->maps[i].def, &err);
+        if (id < 0)
+            return cli_fail_err(1, "load", &err);
+        tmpl.map_ids[i] = (uint32_t)id;
+    }
+    tmpl.n_maps = obj->n_maps;
+    for (uint32_t i = 0; i < obj->n_progs; i++) {
+        const struct gobj_prog *p = &obj->progs[i];
+        struct grt_attach_spec spec;
+        if (grt_attach_spec(p, &spec, &err) < 0)
+            return cli_fail_err(1, "load", &err);
+        snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
+        snprintf(tmpl.section, sizeof(tmpl.section), "%s", p->section);
+        tmpl.type = p->type;
+        tmpl.n_insns = p->n_insns;
+        int prog_id = greg_add_prog(reg, &tmpl, p->insns, &err);
+        if (prog_id < 0)
+            return cli_fail_err(1, "load", &err);
+        if (!spec.kind)
+            continue;
+        struct greg_link link = {
+            .prog_id = (uint32_t)prog_id, .kind = spec.kind, .pid = pid,
+            .offset = spec.offset, .syscall_nr = spec.syscall_nr,
+        };
+        snprintf(link.binary, sizeof(link.binary), "%s", spec.binary);
+        snprintf(link.symbol, sizeof(link.symbol), "%s", spec.symbol);
+        if (greg_add_link(reg, &link, &err) < 0)
+            return cli_fail_err(1, "load", &err);
+        (*n_links)++;
+    }
+    return 0;
+}
+
+int cmd_load(int argc, char **argv)
+{
+    const char *path = NULL;
+    long pid = 0, group = -1;
+    int detach = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc) {
+            if ((pid = cli_parse_pid(argv[++i])) < 0)
+                return cli_fail(EXIT_USAGE, "load", "'%s' is not a process id", argv[i]);
+            if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+                return cli_fail(1, "load", "no process %ld", pid);
+        } else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
+            char *end;
+            group = strtol(argv[++i], &end, 10);
+            if (*end || group < 0)
+                return cli_fail(EXIT_USAGE, "load", "--group takes a numeric group id");
+        } else if (strcmp(argv[i], "--detach") == 0) {
+            detach = 1;
+        } else if (argv[i][0] == '-') {
+            return cli_fail(EXIT_USAGE, "load", "unknown option %s", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return cli_fail(EXIT_USAGE, "load", "more than one object given");
+        }
+    }
+    if (!path)
+        return cli_fail(EXIT_USAGE, "load", "no object given");
+
+    struct graft_err err = {0};
+    struct gobj *obj;
+    if (gobj_open_file(path, NULL, &obj, &err) < 0)
+        return cli_fail_err(EXIT_USAGE, "load", &err);
+    int rc = verify_all(obj);
+    struct gmap **maps = NULL;
+    struct greg *reg = NULL;
+    struct gmap *trace = NULL;
+    int n_links = 0;
+    if (rc == 0 && grt_create_maps(obj, (int)group, &maps, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    if (rc == 0 && greg_open(&reg, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    if (rc == 0)
+        rc = register_all(reg, obj, maps, (pid_t)pid, &n_links);
+    if (rc == 0) {
+        printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
+               obj->n_maps, n_links, greg_name(reg));
+        fflush(stdout);
+        if (!detach)
+            follow_trace(reg, trace);
+    }
+    if (reg && (rc != 0 || !detach))
+        greg_remove_owned_by(reg, getpid());
+    if (trace)
+        gmap_close(trace);
+    /* Maps were registered under our pid: the registry unlinked them above
+     * unless we detach; either way our handles go. */
+    grt_destroy_maps(maps, obj->n_maps, rc != 0);
+    greg_close(reg);
+    gobj_free(obj);
+    return rc;
+}
+
+int cmd_trace(int argc, char **argv)
+{
+    if (argc != 1)
+        return cli_fail(EXIT_USAGE, "trace", "takes no arguments");
+    struct graft_err err = {0};
+    struct greg *reg;
+    struct gmap *trace;
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "trace", &err);
+    if (grt_trace_open(reg, 1, &trace, &err) < 0) {
+        greg_close(reg);
+        return cli_fail_err(1, "trace", &err);
+    }
+    follow_trace(reg, trace);
+    gmap_close(trace);
+    greg_close(reg);
+    return 0;
+}

@@ -1,0 +1,164 @@
+/*
+ * cmd_process.c - commands that put the agent into processes or take it out:
+ * graft start, graft attach, graft detach.
+ *
+ * The agent is libgraft-agent.so. `start` preloads it into a new process;
+ * `attach` injects it into a running one with ptrace; `detach` asks an agent,
+ * through the registry, to remove its hooks and go idle.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/inject.h"
+#include "runtime/registry.h"
+
+/* The agent library: $GRAFT_AGENT, else ../lib next to this binary. */
+static int agent_path(char *buf, size_t len)
+{
+    const char *env = getenv("GRAFT_AGENT");
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/../lib/libgraft-agent.so", cli_self_dir());
+    char *real = realpath(buf, NULL);
+    if (!real)
+        return -errno;
+    snprintf(buf, len, "%s", real);
+    free(real);
+    return 0;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    int first = 1;
+    if (first < argc && strcmp(argv[first], "--") == 0)
+        first++;
+    if (first >= argc)
+        return cli_fail(EXIT_USAGE, "start", "no command given");
+    char agent[PATH_MAX];
+    if (agent_path(agent, sizeof(agent)) < 0)
+        return cli_fail(1, "start", "cannot find the agent library %s: %s (set GRAFT_AGENT)", agent,
+                        strerror(errno));
+    /* Keep whatever the user preloads already; the agent goes first so its
+     * hooks are in place before other preloads run their constructors. */
+    const char *old = getenv("LD_PRELOAD");
+    char *preload;
+    if (asprintf(&preload, "%s%s%s", agent, old && *old ? ":" : "", old ? old : "") < 0)
+        return cli_fail(1, "start", "out of memory");
+    setenv("LD_PRELOAD", preload, 1);
+    free(preload);
+    char reg[GREG_NAME_MAX];
+    setenv("GRAFT_REGISTRY", greg_default_name(reg, sizeof(reg)), 1);
+    execvp(argv[first], argv + first);
+    return cli_fail(127, "start", "cannot run %s: %s", argv[first], strerror(errno));
+}
+
+/* Wait until the agent in pid has registered, or timeout. */
+static int wait_for_agent(pid_t pid, int timeout_ms)
+{
+    struct greg *reg;
+    struct graft_err err = {0};
+    if (greg_open(&reg, &err) < 0)
+        return err.code;
+    int rc = -ETIMEDOUT;
+    for (int waited = 0; waited < timeout_ms && rc == -ETIMEDOUT; waited += 2) {
+        struct greg_snapshot s;
+        if (greg_snapshot(reg, &s) == 0) {
+            for (uint32_t i = 0; i < s.n_procs; i++)
+                if (s.procs[i].pid == pid && s.procs[i].state == GREG_PROC_RUNNING)
+                    rc = 0;
+            greg_snapshot_free(&s);
+        }
+        if (rc == -ETIMEDOUT) {
+            if (kill(pid, 0) < 0 && errno == ESRCH)
+                return -ESRCH;
+            usleep(2000);
+        }
+    }
+    greg_close(reg);
+    return rc;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(EXIT_USAGE, "attach", "expected exactly one PID");
+    long pid = cli_parse_pid(argv[1]);
+    if (pid < 0)
+        return cli_fail(EXIT_USAGE, "attach", "'%s' is not a process id", argv[1]);
+    char agent[PATH_MAX];
+    if (agent_path(agent, sizeof(agent)) < 0)
+        return cli_fail(1, "attach", "cannot find the agent library %s: %s (set GRAFT_AGENT)", agent,
+                        strerror(errno));
+    /* Create the registry first so the agent finds one owned by us. */
+    struct greg *reg;
+    struct graft_err err = {0};
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "attach", &err);
+    greg_close(reg);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = ginject_load_library((pid_t)pid, agent, &err);
+    if (rc < 0)
+        return cli_fail_err(1, "attach", &err);
+    rc = wait_for_agent((pid_t)pid, 5000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == -ESRCH)
+        return cli_fail(1, "attach", "process %ld exited during attach", pid);
+    if (rc < 0)
+        return cli_fail(1, "attach", "the agent in process %ld did not report in: %s", pid, strerror(-rc));
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    printf("attached to %ld in %.2f ms\n", pid, ms);
+    return 0;
+}
+
+int cmd_detach(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(EXIT_USAGE, "detach", "expected exactly one PID");
+    long pid = cli_parse_pid(argv[1]);
+    if (pid < 0)
+        return cli_fail(EXIT_USAGE, "detach", "'%s' is not a process id", argv[1]);
+    struct greg *reg;
+    struct graft_err err = {0};
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "detach", &err);
+    int rc = greg_request_detach(reg, (pid_t)pid);
+    if (rc == -ESRCH) {
+        greg_close(reg);
+        return cli_fail(1, "detach", "no graft agent runs in process %ld (see `graft list`)", pid);
+    }
+    /* Wait for the agent to confirm its hooks are gone. */
+    int done = 0;
+    for (int i = 0; i < 2500 && !done; i++) {
+        struct greg_snapshot s;
+        if (greg_snapshot(reg, &s) == 0) {
+            done = 1;
+            for (uint32_t j = 0; j < s.n_procs; j++)
+                if (s.procs[j].pid == pid && s.procs[j].state == GREG_PROC_DETACHING)
+                    done = 0;
+            greg_snapshot_free(&s);
+        }
+        if (!done) {
+            if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+                done = 1;
+            else
+                usleep(2000);
+        }
+    }
+    greg_close(reg);
+    if (!done)
+        return cli_fail(1, "detach", "process %ld did not confirm the detach within 5 s", pid);
+    printf("detached from %ld\n", pid);
+    return 0;
+}

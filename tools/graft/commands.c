@@ -1,0 +1,54 @@
+/* commands.c - the table of graft's subcommands and their help texts. */
+#include "cli.h"
+
+int cmd_verify(int argc, char **argv);
+int cmd_prog(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+
+const struct cli_cmd cli_cmds[] = {
+    { "load", cmd_load, "verify an object, register its programs, maps and links",
+      "usage: graft load OBJ [--pid PID] [--group GID] [--detach]\n"
+      "  Verifies every program of OBJ (nothing is loaded if one is rejected), creates its\n"
+      "  maps in shared memory, and attaches each program where its section says\n"
+      "  (uprobe/BINARY:FUNC, tracepoint/syscalls/sys_enter_NAME, ...) in every process\n"
+      "  running a graft agent, or only in PID. Then prints bpf_trace_printk output until\n"
+      "  interrupted, and unloads everything on exit.\n"
+      "  --pid PID    attach only in process PID\n"
+      "  --group GID  maps readable and writable by group GID too (default: owner only)\n"
+      "  --detach     leave everything loaded and exit at once" },
+    { "start", cmd_start, "run a command with the graft agent inside it",
+      "usage: graft start [--] CMD [ARGS...]\n"
+      "  Runs CMD with libgraft-agent.so preloaded: loaded programs whose links match\n"
+      "  are installed before main() runs, and later loads are picked up while it runs.\n"
+      "  The agent library is found next to graft (../lib) or at $GRAFT_AGENT." },
+    { "attach", cmd_attach, "inject the graft agent into a running process",
+      "usage: graft attach PID\n"
+      "  Injects libgraft-agent.so into process PID with ptrace (the caller must be\n"
+      "  allowed to ptrace it) and waits until the agent reports in." },
+    { "detach", cmd_detach, "remove every hook from a process and idle its agent",
+      "usage: graft detach PID" },
+    { "list", cmd_list, "show loaded programs, maps, links and processes",
+      "usage: graft list" },
+    { "trace", cmd_trace, "print bpf_trace_printk output of loaded programs",
+      "usage: graft trace\n  Prints trace lines as they arrive, until interrupted." },
+    { "map", cmd_map, "show a map's contents",
+      "usage: graft map dump NAME|ID\n  Prints the map as JSON." },
+    { "verify", cmd_verify, "run the verifier and explain its verdict",
+      "usage: graft verify OBJ [--section S] [--log-level 0|1|2]\n"
+      "       graft verify --raw [--ctx-size N] [--log-level 0|1|2] < program.hex\n"
+      "  Exit status: 0 accepted, 1 rejected, 2 usage or load error. A rejection names\n"
+      "  the instruction, the register and stack state and the rule broken.\n"
+      "  --raw reads one line of space-separated hex bytes (8 per instruction) and\n"
+      "  verifies it with N readable context bytes and the standard helpers." },
+    { "prog", cmd_prog, "run a program once on a given context",
+      "usage: graft prog run OBJ [--section S] [--ctx FILE] [--repeat N] [--interpret]\n"
+      "  Verifies the program, creates its maps, runs it with the bytes of FILE as its\n"
+      "  context (default: zeroes), and prints r0 and the time per run." },
+    { 0 },
+};
