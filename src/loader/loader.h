@@ -1,0 +1,151 @@
+/*
+ * loader.h - open stock clang-compiled, libbpf-style BPF ELF objects
+ * (clang -O2 -g -target bpf) without the kernel: programs by section name,
+ * maps (BTF-defined .maps, legacy "maps", global data), linked bpf-to-bpf
+ * calls and CO-RE relocations resolved against a target BTF.
+ *
+ * What comes out is self-contained: every program's instruction array has its
+ * subprograms appended, its calls and CO-RE fields patched, and its map
+ * references in the form the VM's resolve_ld_imm64 receives:
+ *   LD_IMM64 src_reg BPF_PSEUDO_MAP_IDX        imm = index into gobj.maps
+ *   LD_IMM64 src_reg BPF_PSEUDO_MAP_IDX_VALUE  imm = map index, next imm = byte offset
+ *   LD_IMM64 src_reg BPF_PSEUDO_BTF_ID         imm = index into gobj.externs (__ksym var)
+ *   CALL     src_reg BPF_PSEUDO_KFUNC_CALL     imm = index into gobj.externs (__ksym func)
+ *   LD_IMM64 src_reg BPF_PSEUDO_FUNC / CALL src_reg BPF_PSEUDO_CALL: pc-relative
+ * A CO-RE relocation that matches nothing in the target is "poisoned" like
+ * libbpf does: the instruction becomes CALL helper GOBJ_POISON_HELPER, so the
+ * program fails to load only if that code is reachable.
+ *
+ * Section names are documented in docs/sections.md.
+ */
+#ifndef GRAFT_LOADER_LOADER_H
+#define GRAFT_LOADER_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maps/maps.h"
+#include "util/err.h"
+#include "vm/isa.h"
+
+struct btf;
+
+enum gprog_type {
+    GPROG_UNSPEC = 0,
+    GPROG_UPROBE,          /* uprobe/BINARY:FUNC[+OFF], uprobe.s/... */
+    GPROG_URETPROBE,       /* uretprobe/BINARY:FUNC, uretprobe.s/... */
+    GPROG_USDT,            /* usdt/BINARY:PROVIDER:NAME */
+    GPROG_TRACEPOINT,      /* tracepoint/CAT/NAME, tp/CAT/NAME */
+    GPROG_RAW_TRACEPOINT,  /* raw_tracepoint/NAME, raw_tp/NAME */
+    GPROG_OVERRIDE,        /* override/BINARY:FUNC: uprobe that may skip FUNC */
+    GPROG_REPLACE,         /* replace/BINARY:FUNC: the program is FUNC */
+    GPROG_SOCKET_FILTER,   /* socket */
+    GPROG_XDP,             /* xdp */
+};
+
+/* Where a map came from. */
+enum gobj_map_kind {
+    GOBJ_MAP_USER = 0,     /* .maps (BTF-defined) or legacy "maps" */
+    GOBJ_MAP_DATA,         /* .data, .data.*: one-entry array, initialised */
+    GOBJ_MAP_RODATA,       /* .rodata, .rodata.* (incl. .rodata.str1.1): read-only to programs */
+    GOBJ_MAP_BSS,          /* .bss, .bss.*: zero-filled */
+};
+
+struct gobj_map {
+    char name[64];             /* variable name, or section name for global data */
+    struct gmap_def def;       /* def.name == name (truncated to fit) */
+    enum gobj_map_kind kind;
+    char section[64];          /* ELF section it was defined in */
+    uint32_t sec_off;          /* offset of its definition in that section */
+    void *init_data;           /* global data: value's initial bytes, NULL for .bss */
+    size_t init_size;
+    /* Map-in-map (__array(values, ...)) initial contents: slot i holds map
+     * index init_slots[i], or -1 when empty. n_init_slots <= max_entries. */
+    int32_t *init_slots;
+    uint32_t n_init_slots;
+    uint32_t btf_key_type_id;  /* in gobj.btf, 0 when unknown */
+    uint32_t btf_value_type_id;
+};
+
+struct gobj_prog {
+    char name[64];             /* function name */
+    char section[128];         /* ELF section, e.g. "uprobe/./app:compute" */
+    enum gprog_type type;
+    char target[256];          /* what follows the section prefix and '/' */
+    bool sleepable;            /* uprobe.s / uretprobe.s */
+    struct bpf_insn *insns;    /* linked: the program then the subprograms it uses */
+    uint32_t n_insns;
+    uint32_t n_poisoned;       /* CO-RE relocations that matched nothing */
+};
+
+enum gobj_extern_kind { GOBJ_EXTERN_KSYM_VAR, GOBJ_EXTERN_KSYM_FUNC, GOBJ_EXTERN_KCONFIG };
+
+struct gobj_extern_use {
+    uint32_t prog;             /* index into gobj.progs */
+    uint32_t insn;             /* index into that program's insns */
+};
+
+/* A __ksym / __kconfig symbol referenced by the code, for the EIM layer. */
+struct gobj_extern {
+    char name[128];
+    enum gobj_extern_kind kind;
+    bool weak;
+    uint32_t btf_id;           /* its VAR or FUNC in gobj.btf, 0 if none */
+    struct gobj_extern_use *uses;
+    uint32_t n_uses;
+};
+
+struct gobj {
+    char *path;                /* file path or the name given to gobj_open_mem */
+    struct gobj_map *maps;
+    uint32_t n_maps;
+    struct gobj_prog *progs;
+    uint32_t n_progs;
+    struct gobj_extern *externs;
+    uint32_t n_externs;
+    char license[128];
+    struct btf *btf;           /* the object's own BTF (NULL if built without -g) */
+    uint32_t n_core_relos;     /* CO-RE relocations applied, all programs */
+};
+
+struct gobj_opts {
+    size_t sz;                 /* sizeof(struct gobj_opts) */
+    /* Target BTF for CO-RE: a raw BTF or ELF file. NULL: /sys/kernel/btf/vmlinux
+     * when present (unless use_builtin_btf), else the built-in BTF. */
+    const char *target_btf_path;
+    /* Resolve CO-RE against graft's built-in BTF (pt_regs, syscall
+     * tracepoint records) even when the kernel's BTF exists. */
+    bool use_builtin_btf;
+};
+
+/* Helper id written into CO-RE-poisoned instructions (libbpf's value). */
+#define GOBJ_POISON_HELPER 0xbad2310
+
+int gobj_open_file(const char *path, const struct gobj_opts *opts,
+                   struct gobj **out, struct graft_err *err);
+/* buf is copied; name is used in error messages and as gobj.path. */
+int gobj_open_mem(const void *buf, size_t len, const char *name,
+                  const struct gobj_opts *opts, struct gobj **out,
+                  struct graft_err *err);
+void gobj_free(struct gobj *obj);
+
+/* The program whose function name, or failing that section name, matches. */
+struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
+/* Index of the map named name, or -1. */
+int gobj_find_map(const struct gobj *obj, const char *name);
+
+const char *gprog_type_name(enum gprog_type type);
+
+/* Split a uprobe-style target "BINARY:FUNC[+OFF]" (also override/replace).
+ * FUNC may be empty ("bin:+0x1234" or "bin:0x1234" for an address); *off is
+ * the offset. Returns 0 or -EINVAL with err filled. */
+int gobj_parse_probe_target(const char *target, char *binary, size_t binary_len,
+                            char *func, size_t func_len, uint64_t *off,
+                            struct graft_err *err);
+
+/* The built-in target BTF (x86-64 struct pt_regs, trace_entry,
+ * trace_event_raw_sys_enter/exit). Caller frees with btf__free(). */
+struct btf *gobj_builtin_btf(struct graft_err *err);
+
+#endif
