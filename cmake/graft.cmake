@@ -48,13 +48,15 @@ function(graft_test name)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}")
 endfunction()
 
-# graft_bpf_object(<target> <out.o> <src.bpf.c>): compile BPF C with stock clang
-# against libbpf's headers, exactly as a user would.
+# graft_bpf_object(<target> <out.o> <src.bpf.c> [FLAGS <clang flags...>]):
+# compile BPF C with stock clang against libbpf's headers, exactly as a user
+# would.
 function(graft_bpf_object target out src)
+  cmake_parse_arguments(B "" "" "FLAGS" ${ARGN})
   get_filename_component(abs ${src} ABSOLUTE)
   add_custom_command(OUTPUT ${out}
     COMMAND clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I${CMAKE_SOURCE_DIR}/include
-            -I/usr/include/x86_64-linux-gnu -c ${abs} -o ${out}
+            -I/usr/include/x86_64-linux-gnu ${B_FLAGS} -c ${abs} -o ${out}
     DEPENDS ${abs} VERBATIM)
   add_custom_target(${target} ALL DEPENDS ${out})
 endfunction()

@@ -11,7 +11,8 @@
  * disappeared are unhooked first (gattach_remove waits until no thread runs
  * their program), then new links are installed. A link that failed is not
  * retried until the registry changes it, so a bad link cannot make the agent
- * spin.
+ * spin. After `graft detach` the agent removes every hook and idles; `graft
+ * attach` on the same process wakes it again (the library is loaded once).
  *
  * Tail calls find their targets through grt_set_prog_resolver(): the progs
  * table is read there without the lock, so entries are published with
@@ -284,7 +285,8 @@ static int reconcile(struct gagent *a)
     struct greg_snapshot s;
     if (greg_snapshot(a->reg, &s) < 0)
         return -ENOMEM;
-    int detaching = my_state(&s) == GREG_PROC_DETACHING;
+    int state = my_state(&s);
+    int detaching = state != GREG_PROC_RUNNING;   /* asked to, or already, detached */
     if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
         grt_trace_open(a->reg, 0, &a->trace, NULL) == 0)
         grt_trace_redirect(a->trace);
@@ -326,11 +328,9 @@ static int reconcile(struct gagent *a)
         a->failed += a->links[i].failed;
     }
     a->generation = s.generation;
-    greg_proc_set(a->reg, a->proc, detaching ? GREG_PROC_GONE : GREG_PROC_RUNNING, s.generation,
+    greg_proc_set(a->reg, a->proc, detaching ? GREG_PROC_DETACHED : GREG_PROC_RUNNING, s.generation,
                   a->installed, a->failed, a->message);
     greg_snapshot_free(&s);
-    if (detaching)
-        a->stopping = 1;
     return 0;
 }
 

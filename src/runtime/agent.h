@@ -8,6 +8,9 @@
  * applies them: a program loaded later is picked up, a link removed is
  * unhooked, a detach request removes everything.
  *
+ * detach: `graft detach` makes the agent remove every hook and idle; a later
+ * `graft attach` of the same process resumes it instead of injecting again.
+ *
  * fork: the child keeps the parent's hooks (the code is copied) and gets its
  * own agent thread and registry entry, so later changes reach it too.
  * exec: hooks never survive exec. A process started by `graft start` keeps

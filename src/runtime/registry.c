@@ -484,6 +484,33 @@ int greg_request_detach(struct greg *reg, pid_t pid)
     return rc;
 }
 
+int greg_request_attach(struct greg *reg, pid_t pid)
+{
+    int rc = -ESRCH;
+    lock(reg);
+    for (int i = 0; i < GREG_MAX_PROCS; i++) {
+        struct greg_proc *p = &reg->hdr->procs[i];
+        if (!pid || p->pid != pid)
+            continue;
+        rc = p->state == GREG_PROC_DETACHED ? 0 : -EALREADY;
+        if (rc == 0)
+            p->state = GREG_PROC_RUNNING;
+    }
+    unlock_and_publish(reg);
+    return rc;
+}
+
+int greg_proc_state(struct greg *reg, pid_t pid)
+{
+    int state = 0;
+    lock(reg);
+    for (int i = 0; i < GREG_MAX_PROCS; i++)
+        if (pid && reg->hdr->procs[i].pid == pid)
+            state = (int)reg->hdr->procs[i].state;
+    pthread_mutex_unlock(&reg->hdr->lock);
+    return state;
+}
+
 /* ---- readers ---- */
 
 #define COPY_LIVE(dst, n, src, cap)                                   \

@@ -81,7 +81,10 @@ struct greg_link {
 };
 
 /* An agent's view of itself, written by the agent. */
-enum greg_proc_state { GREG_PROC_RUNNING = 1, GREG_PROC_DETACHING, GREG_PROC_GONE };
+/* RUNNING: hooks applied. DETACHING: `graft detach` asked the agent to
+ * remove them. DETACHED: none installed, the agent idles until `graft attach`
+ * makes it RUNNING again (a library cannot be injected twice). GONE: exited. */
+enum greg_proc_state { GREG_PROC_RUNNING = 1, GREG_PROC_DETACHING, GREG_PROC_DETACHED, GREG_PROC_GONE };
 
 struct greg_proc {
     int32_t pid;               /* 0: free slot */
@@ -129,6 +132,11 @@ void greg_proc_set(struct greg *reg, struct greg_proc *proc, uint32_t state,
                    uint64_t seen, uint32_t installed, uint32_t failed,
                    const char *message);
 int greg_request_detach(struct greg *reg, pid_t pid);   /* -ESRCH if no agent */
+/* A DETACHED agent becomes RUNNING again. -ESRCH if pid has no agent,
+ * -EALREADY if it is not detached. */
+int greg_request_attach(struct greg *reg, pid_t pid);
+/* The state of pid's agent (enum greg_proc_state), or 0 if it has none. */
+int greg_proc_state(struct greg *reg, pid_t pid);
 
 /* Snapshots for readers (agents, graft list). The copies are consistent with
  * one generation. Free with free(). */

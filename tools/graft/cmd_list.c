@@ -36,7 +36,10 @@ static const char *map_type_name(uint32_t type)
 
 static const char *proc_state_name(uint32_t s)
 {
-    return s == GREG_PROC_RUNNING ? "running" : s == GREG_PROC_DETACHING ? "detaching" : "gone";
+    return s == GREG_PROC_RUNNING     ? "running"
+           : s == GREG_PROC_DETACHING ? "detaching"
+           : s == GREG_PROC_DETACHED  ? "detached"
+                                      : "gone";
 }
 
 int cmd_list(int argc, char **argv)

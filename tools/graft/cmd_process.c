@@ -74,7 +74,8 @@ static int wait_for_agent(pid_t pid, int timeout_ms)
         struct greg_snapshot s;
         if (greg_snapshot(reg, &s) == 0) {
             for (uint32_t i = 0; i < s.n_procs; i++)
-                if (s.procs[i].pid == pid && s.procs[i].state == GREG_PROC_RUNNING)
+                if (s.procs[i].pid == pid && s.procs[i].state == GREG_PROC_RUNNING &&
+                    s.procs[i].seen_generation >= s.generation)
                     rc = 0;
             greg_snapshot_free(&s);
         }
@@ -99,16 +100,29 @@ int cmd_attach(int argc, char **argv)
     if (agent_path(agent, sizeof(agent)) < 0)
         return cli_fail(1, "attach", "cannot find the agent library %s: %s (set GRAFT_AGENT)", agent,
                         strerror(errno));
-    /* Create the registry first so the agent finds one owned by us. */
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return cli_fail(1, "attach", "no such process %ld", pid);
+    /* Opening creates the registry if needed, so the agent finds one owned by us. */
     struct greg *reg;
     struct graft_err err = {0};
     if (greg_open(&reg, &err) < 0)
         return cli_fail_err(1, "attach", &err);
-    greg_close(reg);
-
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = ginject_load_library((pid_t)pid, agent, &err);
+    int state = greg_proc_state(reg, (pid_t)pid);
+    int rc = 0;
+    if (state == GREG_PROC_RUNNING) {
+        greg_close(reg);
+        printf("process %ld already runs a graft agent\n", pid);
+        return 0;
+    }
+    if (state == GREG_PROC_DETACHED || state == GREG_PROC_DETACHING)
+        rc = greg_request_attach(reg, (pid_t)pid);     /* wake the idle agent */
+    else
+        rc = ginject_load_library((pid_t)pid, agent, &err);
+    greg_close(reg);
+    if (rc < 0 && !err.msg[0])
+        graft_errf(&err, rc, "process %ld: %s", pid, strerror(-rc));
     if (rc < 0)
         return cli_fail_err(1, "attach", &err);
     rc = wait_for_agent((pid_t)pid, 5000);

@@ -1,0 +1,35 @@
+/*
+ * e2e_target.c - a host program for the end-to-end tests. It calls work()
+ * in rounds; before each round it waits for a line on stdin, so a test can
+ * load, attach and detach between rounds and know exactly how many calls
+ * each state saw.
+ *
+ *   e2e_target N        for each line read: call work() N times, print "round K done"
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__attribute__((noinline)) long work(long x)
+{
+    __asm__ volatile("" ::: "memory");   /* a real call, never folded away */
+    return x * 3 + 1;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? strtol(argv[1], NULL, 10) : 100;
+    char line[64];
+    long sum = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("pid %d ready\n", getpid());
+    for (int round = 1; fgets(line, sizeof(line), stdin); round++) {
+        if (strncmp(line, "quit", 4) == 0)
+            break;
+        for (long i = 0; i < n; i++)
+            sum += work(i);
+        printf("round %d done sum %ld\n", round, sum);
+    }
+    return 0;
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# End to end through the graft command, on a real process:
+#   1. graft start: a program loaded first is installed before main(); exact counts
+#   2. graft attach into a running process, a program loaded after it started,
+#      detach, re-attach; exact counts in each phase
+#   3. errors: no such pid, process exits mid-attach, rejected program, bad object
+#   4. permissions: another uid can neither read maps nor load into our registry
+set -uo pipefail
+BUILD=$1
+HERE=$2
+GRAFT=$BUILD/bin/graft
+TARGET=$HERE/e2e_target
+OBJ=$HERE/bpf/count_work.bpf.o
+export GRAFT_REGISTRY=/graft.e2e.$$
+fails=0
+pass=0
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
+    rm -f /dev/shm/graft.e2e.$$*
+}
+trap cleanup EXIT
+
+check() {   # check "what" command...
+    local what=$1; shift
+    if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
+}
+
+# counts KEY: value of key KEY in map "counts", via graft map dump
+counts() {
+    "$GRAFT" map dump counts | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = int(sys.argv[1])
+for e in d["entries"]:
+    k = e["key"]
+    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
+    if k == want:
+        v = e["value"]
+        print(v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")); break
+' "$1"
+}
+
+start_loader() {   # start_loader [args]: graft load in the background until "loaded"
+    "$GRAFT" load "$OBJ" "$@" >"$work/load.log" 2>&1 &
+    loader=$!
+    pids+=("$loader")
+    for _ in $(seq 200); do grep -q '^loaded' "$work/load.log" && return 0; sleep 0.05; done
+    cat "$work/load.log"; return 1
+}
+stop_loader() { kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null; }
+
+# A target reading rounds from a fifo. start_target [graft start]
+start_target() {
+    rm -f "$work/in"; mkfifo "$work/in"
+    if [ "${1:-}" = agent ]; then
+        "$GRAFT" start -- "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
+    else
+        "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
+    fi
+    tpid=$!
+    pids+=("$tpid")
+    exec 7>"$work/in"
+    for _ in $(seq 200); do grep -q ready "$work/out" && return 0; sleep 0.02; done
+    return 1
+}
+round() {   # round N: run one round and wait for it
+    echo go >&7
+    for _ in $(seq 500); do grep -q "round $1 done" "$work/out" && return 0; sleep 0.01; done
+    cat "$work/out"; return 1
+}
+stop_target() { echo quit >&7; exec 7>&-; wait "$tpid" 2>/dev/null; }
+
+echo "== 1. graft start"
+check "load comes up" start_loader
+check "target starts with the agent" start_target agent
+check "round 1" round 1
+check "1000 calls counted" test "$(counts 0)" = 1000
+check "argument sum seen (0+..+999)" test "$(counts 1)" = 499500
+check "round 2" round 2
+check "2000 calls counted" test "$(counts 0)" = 2000
+check "graft list shows the agent process" sh -c "'$GRAFT' list | grep -q 'e2e_target.*running'"
+stop_target
+stop_loader
+check "unload removed the map" sh -c "! '$GRAFT' map dump counts 2>/dev/null"
+
+echo "== 2. graft attach, late load, detach, re-attach"
+check "plain target starts" start_target
+check "round 1 unhooked" round 1
+check "graft attach" "$GRAFT" attach "$tpid"
+check "load after the target started" start_loader --pid "$tpid"
+sleep 0.3
+check "round 2 hooked" round 2
+check "exactly the hooked round counted" test "$(counts 0)" = 1000
+check "graft detach" "$GRAFT" detach "$tpid"
+check "round 3 after detach" round 3
+check "nothing counted after detach" test "$(counts 0)" = 1000
+stop_target
+stop_loader
+
+echo "== 2b. detach and re-attach repeatedly"
+check "plain target starts" start_target
+check "load for this target" start_loader --pid "$tpid"
+expected=0
+r=0
+for cycle in 1 2 3 4 5; do
+    check "attach (cycle $cycle)" "$GRAFT" attach "$tpid"
+    r=$((r + 1)); check "hooked round $r" round $r; expected=$((expected + 1000))
+    check "detach (cycle $cycle)" "$GRAFT" detach "$tpid"
+    r=$((r + 1)); check "unhooked round $r" round $r
+done
+check "counted exactly the attached rounds ($expected)" test "$(counts 0)" = "$expected"
+stop_target
+stop_loader
+
+echo "== 3. errors"
+out=$("$GRAFT" attach 999999 2>&1); rc=$?
+check "attach to a missing pid fails with exit 1" test $rc = 1
+check "... and says so" grep -qi "no such process\|999999" <<<"$out"
+out=$("$GRAFT" load "$HERE/bpf/reject_oob.bpf.o" 2>&1); rc=$?
+check "rejected program: exit 1" test $rc = 1
+check "... names the rule" grep -qi "insn" <<<"$out"
+check "... and loads nothing" sh -c "! '$GRAFT' map dump vals 2>/dev/null"
+printf 'not an elf' >"$work/bad.o"
+"$GRAFT" load "$work/bad.o" >/dev/null 2>&1; rc=$?
+check "malformed object: exit 2" test $rc = 2
+"$GRAFT" verify "$HERE/bpf/reject_oob.bpf.o" >/dev/null 2>&1; rc=$?
+check "graft verify rejects with exit 1" test $rc = 1
+"$GRAFT" verify "$OBJ" >/dev/null 2>&1; rc=$?
+check "graft verify accepts with exit 0" test $rc = 0
+"$GRAFT" frobnicate >/dev/null 2>&1; rc=$?
+check "unknown command: exit 2" test $rc = 2
+# A process that exits while we attach.
+sleep 0.05 & short=$!
+"$GRAFT" attach "$short" >/dev/null 2>&1; rc=$?
+check "process exiting mid-attach: clean failure" test $rc = 1
+
+echo "== 4. permissions"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    check "load for permission tests" start_loader
+    mapshm=$(ls /dev/shm | grep -v registry | grep -v prog | grep "^graft\.0\." | head -1)
+    nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    check "map objects are 0600" sh -c "test \"\$(stat -c %a /dev/shm/$mapshm)\" = 600"
+    check "another uid cannot read a map" sh -c "! setpriv --reuid=65534 --regid=65534 --clear-groups cat /dev/shm/$mapshm >/dev/null 2>&1"
+    check "another uid cannot use our registry" sh -c "! GRAFT_REGISTRY=$GRAFT_REGISTRY setpriv --reuid=65534 --regid=65534 --clear-groups '$GRAFT' list >/dev/null 2>&1"
+    check "another uid cannot attach to our process" sh -c "! setpriv --reuid=65534 --regid=65534 --clear-groups '$GRAFT' attach $$ >/dev/null 2>&1"
+    stop_loader
+else
+    echo "SKIP: permission tests need root and setpriv"
+fi
+
+echo "$pass passed, $fails failed"
+[ "$fails" = 0 ]
