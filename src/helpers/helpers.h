@@ -5,8 +5,22 @@
  *
  * A helper is a plain C function taking five 64-bit arguments. Helpers that
  * need to know which program or hook is running (tail_call, get_func_ip,
- * get_attach_cookie, override_return) read the per-thread run state that the
- * runtime sets around each invocation (struct ghelper_run).
+ * get_attach_cookie, override_return, get_func_arg/ret, get_stack) read the
+ * per-thread run state that the runtime sets around each invocation
+ * (struct ghelper_run).
+ *
+ * Conventions every caller relies on:
+ *  - A map argument (GARG_CONST_MAP_PTR) is the `struct gmap *` itself: the
+ *    loader's resolve_ld_imm64 turns a BPF_PSEUDO_MAP_FD load into the
+ *    handle's address, and map helpers pass it straight to maps.h.
+ *  - Helpers that read or write arbitrary addresses (probe_read*,
+ *    probe_write_user, %s in trace_printk/snprintf, get_stack) never crash
+ *    the host: a bad address gives -EFAULT. They install a SIGSEGV/SIGBUS
+ *    handler on first use that only acts on faults inside graft's own copy
+ *    routine and passes every other fault to the handler it replaced.
+ *  - Callbacks (bpf_loop, for_each_map_elem) are run through the invoker set
+ *    with ghelper_set_callback_invoker(); the VM layer provides it.
+ *  - Errors are the kernel's negative errno values, returned in r0.
  */
 #ifndef GRAFT_HELPERS_HELPERS_H
 #define GRAFT_HELPERS_HELPERS_H
@@ -36,6 +50,8 @@ enum garg_kind {
     GARG_PTR_TO_LONG,          /* writable 8 bytes */
     GARG_PTR_TO_CONST_STR,     /* NUL-terminated string in a read-only map */
     GARG_CONST_ALLOC_SIZE,     /* constant size of memory to allocate */
+    GARG_PTR_TO_UNINIT_MAP_VALUE, /* writable memory of the map's value_size,
+                                   * may be uninitialised (map_pop/peek_elem) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */
@@ -59,6 +75,14 @@ struct ghelper_proto {
     uint32_t flags;            /* GHELPER_F_* */
 };
 
+/* Registers at a probe, laid out like the kernel's x86-64 struct pt_regs so
+ * that BPF programs built with PT_REGS_PARM1() etc. read the right offsets.
+ * Arguments (SysV): di, si, dx, cx, r8, r9; return value: ax. */
+struct graft_pt_regs {
+    uint64_t r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+    uint64_t ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
 /* The prototype of helper id, or NULL if graft has no such helper. */
 const struct ghelper_proto *ghelper_proto(uint32_t id);
 /* Look up by name ("ktime_get_ns"), for EIM helper groups and messages. */
@@ -76,8 +100,29 @@ struct ghelper_run {
     int override_set;          /* bpf_override_return was called ... */
     uint64_t override_value;   /* ... with this return value */
     uint32_t tail_calls;       /* tail calls taken so far */
+    /* Registers of the probed function for get_func_arg/ret/arg_cnt and
+     * get_stack; NULL when the hook has none (those helpers then fail with
+     * -EINVAL / -EFAULT). For uprobes ctx and regs are the same pointer. */
+    const struct graft_pt_regs *regs;
+    uint32_t func_nargs;       /* get_func_arg_cnt; 0 = unknown, report 6 */
+    int at_return;             /* regs->ax is the return value (uretprobe) */
 };
 struct ghelper_run *ghelper_run_state(void);   /* this thread's */
+
+/* Run a BPF callback (bpf_loop, for_each_map_elem): fn is the value the
+ * program passed as GARG_PTR_TO_FUNC (BPF_PSEUDO_FUNC load: an instruction
+ * address for the interpreter, a code address for the JIT); a1..a5 go to
+ * r1..r5; returns the callback's r0. Set by the VM layer/runtime; process-
+ * wide. Without one, bpf_loop and for_each_map_elem return -EOPNOTSUPP. */
+typedef uint64_t (*ghelper_callback_invoker)(uint64_t fn, uint64_t a1,
+                                             uint64_t a2, uint64_t a3,
+                                             uint64_t a4, uint64_t a5);
+void ghelper_set_callback_invoker(ghelper_callback_invoker invoke);
+
+/* Install the fault handler behind the safe memory helpers now rather than
+ * on first use (e.g. at attach time, before the host runs on), or re-install
+ * it on top of a handler the host set since. Idempotent; 0 or -errno. */
+int ghelper_safe_mem_init(struct graft_err *err);
 
 /* Where bpf_trace_printk output goes: a callback, or stderr when NULL. */
 void ghelper_set_trace_sink(void (*sink)(const char *line, void *arg), void *arg);

@@ -1,0 +1,288 @@
+/*
+ * h_task.c - helpers about the current thread and the probe it is in: time,
+ * CPU, random numbers, ids, comm, the run state (override_return, func_ip,
+ * cookie, function arguments) and the user stack.
+ *
+ * Ids and comm are cached per thread because they are asked for on every
+ * event: tid and tgid never change for a thread except across fork, which a
+ * pthread_atfork child handler accounts for; comm can be renamed at any time
+ * (prctl, pthread_setname_np), so its cache is refreshed at most every
+ * COMM_REFRESH_NS using the vDSO's coarse clock.
+ *
+ * get_func_arg/get_func_ret/get_func_arg_cnt and get_stack read the probe's
+ * registers from ghelper_run_state()->regs (struct graft_pt_regs, x86-64
+ * SysV argument registers) rather than trusting ctx to be a pt_regs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers/helpers_internal.h"
+#include "helpers/safe_mem.h"
+
+#define COMM_LEN        16
+#define COMM_REFRESH_NS 100000000ull     /* 100 ms */
+
+/* Kernel flag values (uapi/linux/bpf.h). */
+#define BPF_F_SKIP_FIELD_MASK 0xffULL
+#define BPF_F_USER_STACK      (1ULL << 8)
+#define BPF_F_USER_BUILD_ID   (1ULL << 11)
+#define MAX_STACK_DEPTH       127          /* kernel.perf_event_max_stack */
+
+struct task_cache {
+    uint32_t tid, tgid;
+    uint64_t comm_at;                      /* coarse ns of the last refresh */
+    char comm[COMM_LEN];
+    uint64_t rnd[2];                       /* xorshift128+ state, 0 = unseeded */
+};
+
+static __thread struct task_cache t_task;
+static __thread struct ghelper_run t_run;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* In the child only the forking thread exists: forget its ids and seed. */
+static void forget_after_fork(void)
+{
+    memset(&t_task, 0, sizeof(t_task));
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_after_fork);
+}
+
+static void fill_ids(void)
+{
+    pthread_once(&g_atfork_once, register_atfork);
+    t_task.tgid = (uint32_t)getpid();
+    t_task.tid = (uint32_t)syscall(SYS_gettid);
+}
+
+uint32_t gh_tid(void)
+{
+    if (__builtin_expect(t_task.tid == 0, 0))
+        fill_ids();
+    return t_task.tid;
+}
+
+uint32_t gh_tgid(void)
+{
+    if (__builtin_expect(t_task.tid == 0, 0))
+        fill_ids();
+    return t_task.tgid;
+}
+
+static uint64_t clock_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *gh_comm(void)
+{
+    uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+
+    if (t_task.comm[0] == '\0' || now - t_task.comm_at >= COMM_REFRESH_NS) {
+        char name[COMM_LEN + 1] = "";
+        /* PR_GET_NAME gives this thread's comm, as the kernel's current->comm. */
+        if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0)
+            strcpy(name, "?");
+        memcpy(t_task.comm, name, COMM_LEN);
+        t_task.comm[COMM_LEN - 1] = '\0';
+        t_task.comm_at = now;
+    }
+    return t_task.comm;
+}
+
+struct ghelper_run *ghelper_run_state(void)
+{
+    return &t_run;
+}
+
+GH_FN(ktime_get_ns)        { return clock_ns(CLOCK_MONOTONIC); }
+GH_FN(ktime_get_boot_ns)   { return clock_ns(CLOCK_BOOTTIME); }
+GH_FN(ktime_get_coarse_ns) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+
+GH_FN(get_smp_processor_id)
+{
+    int cpu = sched_getcpu();     /* rseq-backed in glibc 2.35+: no syscall */
+    return cpu < 0 ? 0 : (uint64_t)cpu;
+}
+
+static void seed_prandom(void)
+{
+    uint64_t s[2] = { 0, 0 };
+    if (getrandom(s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+        s[0] = clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)gh_tid() << 32);
+        s[1] = (uint64_t)(uintptr_t)&t_task * 0x9e3779b97f4a7c15ull;
+    }
+    if ((s[0] | s[1]) == 0)
+        s[0] = 1;                 /* the all-zero state is a fixed point */
+    t_task.rnd[0] = s[0];
+    t_task.rnd[1] = s[1];
+}
+
+/* xorshift128+: not cryptographic, like the kernel's prandom. */
+GH_FN(get_prandom_u32)
+{
+    if (__builtin_expect((t_task.rnd[0] | t_task.rnd[1]) == 0, 0))
+        seed_prandom();
+    uint64_t a = t_task.rnd[0];
+    const uint64_t b = t_task.rnd[1];
+    t_task.rnd[0] = b;
+    a ^= a << 23;
+    t_task.rnd[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return (uint32_t)((t_task.rnd[1] + b) >> 32);
+}
+
+GH_FN(get_current_pid_tgid)
+{
+    return (uint64_t)gh_tgid() << 32 | gh_tid();
+}
+
+/* Credentials can change (setuid), so they are not cached. */
+GH_FN(get_current_uid_gid)
+{
+    return (uint64_t)getgid() << 32 | (uint32_t)getuid();
+}
+
+/* get_current_comm(char *buf, u32 size): copy of comm, NUL-terminated and
+ * truncated to size; the rest of buf zeroed (strscpy_pad in the kernel). */
+GH_FN(get_current_comm)
+{
+    char *buf = (char *)r1;
+    uint32_t size = (uint32_t)r2;
+
+    if (size == 0)
+        return GH_ERR(-EINVAL);
+    const char *comm = gh_comm();
+    size_t len = strnlen(comm, COMM_LEN);
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, comm, len);
+    memset(buf + len, 0, size - len);
+    return 0;
+}
+
+/* override_return(ctx, rc): the hook makes the probed function return rc. */
+GH_FN(override_return)
+{
+    t_run.override_set = 1;
+    t_run.override_value = r2;
+    return 0;
+}
+
+GH_FN(get_func_ip)       { return t_run.func_ip; }
+GH_FN(get_attach_cookie) { return t_run.cookie; }
+
+static uint32_t func_nargs(void)
+{
+    return t_run.func_nargs ? t_run.func_nargs : 6;
+}
+
+/* get_func_arg(ctx, n, u64 *value): argument n (from 0) of the probed
+ * function; -EINVAL past the last argument, *value then 0. Arguments past
+ * the six register ones live on the caller's stack and are not reachable
+ * from the registers alone. */
+GH_FN(get_func_arg)
+{
+    const struct graft_pt_regs *regs = t_run.regs;
+    uint64_t *out = (uint64_t *)r3;
+    uint32_t n = (uint32_t)r2;
+
+    if (!regs || n >= func_nargs() || n >= 6) {
+        *out = 0;
+        return GH_ERR(-EINVAL);
+    }
+    const uint64_t args[6] = { regs->di, regs->si, regs->dx,
+                               regs->cx, regs->r8, regs->r9 };
+    *out = args[n];
+    return 0;
+}
+
+/* get_func_ret(ctx, u64 *value): the return value, only at a return probe. */
+GH_FN(get_func_ret)
+{
+    uint64_t *out = (uint64_t *)r2;
+
+    if (!t_run.regs || !t_run.at_return) {
+        *out = 0;
+        return GH_ERR(-EOPNOTSUPP);
+    }
+    *out = t_run.regs->ax;
+    return 0;
+}
+
+GH_FN(get_func_arg_cnt)
+{
+    return func_nargs();
+}
+
+/* Walk the user stack by frame pointers: ip, then the return address above
+ * each saved rbp. Every read goes through the safe reader, and frames must
+ * move strictly up the stack, so a corrupt chain ends the walk. */
+static uint32_t walk_user_stack(const struct graft_pt_regs *regs, uint64_t *ips,
+                                uint32_t max, uint32_t skip)
+{
+    uint32_t n = 0, seen = 0;
+    uint64_t fp = regs->bp;
+
+    if (regs->ip == 0)
+        return 0;
+    if (seen++ >= skip)
+        ips[n++] = regs->ip;
+    while (n < max && seen < MAX_STACK_DEPTH + skip) {
+        uint64_t frame[2];     /* saved rbp, return address */
+        if (fp == 0 || (fp & 7) || gsafe_copy(frame, (const void *)fp, sizeof(frame)) != 0)
+            break;
+        if (frame[1] == 0)
+            break;
+        if (seen++ >= skip)
+            ips[n++] = frame[1];
+        if (frame[0] <= fp)
+            break;
+        fp = frame[0];
+    }
+    return n;
+}
+
+/* get_stack(ctx, buf, size, flags): the user stack as u64 addresses; returns
+ * bytes written, the rest of buf zeroed; on error all of buf zeroed. There is
+ * no kernel stack in a userspace process: without BPF_F_USER_STACK -EFAULT. */
+GH_FN(get_stack)
+{
+    void *buf = (void *)r2;
+    uint32_t size = (uint32_t)r3;
+    uint64_t flags = r4;
+    int err;
+
+    if (flags & ~(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)) {
+        err = -EINVAL;
+    } else if (flags & BPF_F_USER_BUILD_ID) {
+        err = -EINVAL;             /* build-id stacks are not supported */
+    } else if (size % 8) {
+        err = -EINVAL;
+    } else if (!(flags & BPF_F_USER_STACK) || !t_run.regs) {
+        err = -EFAULT;
+    } else {
+        uint64_t ips[MAX_STACK_DEPTH];
+        uint32_t max = size / 8 < MAX_STACK_DEPTH ? size / 8 : MAX_STACK_DEPTH;
+        uint32_t n = walk_user_stack(t_run.regs, ips, max,
+                                     (uint32_t)(flags & BPF_F_SKIP_FIELD_MASK));
+        memcpy(buf, ips, n * 8u);
+        memset((char *)buf + n * 8u, 0, size - n * 8u);
+        return n * 8u;
+    }
+    if (size)
+        memset(buf, 0, size);
+    return GH_ERR(err);
+}

@@ -1,0 +1,105 @@
+/*
+ * test_helpers_vm.c - helpers called from real eBPF programs on both
+ * engines, through ghelper_table(): the calling convention (r1-r5 in, r0
+ * out), -EFAULT reaching the program as a 64-bit negative value, and a map
+ * argument being the struct gmap * that resolve_ld_imm64 produced.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "maps/maps.h"
+#include "th.h"
+
+static const char *prog_text =
+    "mov r6, r1\n"
+    "mov r1, r10\n"
+    "add r1, -16\n"
+    "mov r2, 8\n"
+    "ldxdw r3, [r6+0]\n"
+    "call 112\n"                 /* probe_read_user(fp-16, 8, ctx->src) */
+    "mov r7, r0\n"
+    "ldxdw r8, [r10-16]\n"
+    "mov r1, r10\n"
+    "add r1, -16\n"
+    "mov r2, 8\n"
+    "mov r3, 16\n"
+    "call 112\n"                 /* probe_read_user(fp-16, 8, 0x10) */
+    "stxdw [r6+8], r0\n"
+    "stxdw [r6+16], r8\n"
+    "stw [r10-4], 3\n"
+    "lddw r1, map:5\n"
+    "mov r2, r10\n"
+    "add r2, -4\n"
+    "call 1\n"                   /* map_lookup_elem(map, &3) */
+    "jeq r0, 0, +2\n"
+    "ldxdw r0, [r0+0]\n"
+    "stxdw [r6+24], r0\n"
+    "mov r0, r7\n"
+    "exit\n";
+
+struct ctx { uint64_t src, bad_rc, value, map_value; };
+
+static struct gmap *g_map;
+
+static int resolve(void *arg, uint8_t src_reg, int32_t imm, int32_t next_imm,
+                   uint64_t *value, struct graft_err *err)
+{
+    if (src_reg != BPF_PSEUDO_MAP_FD || imm != 5)
+        return graft_errf(err, -EINVAL, "test: unexpected map reference %d", imm);
+    *value = (uint64_t)(uintptr_t)g_map;
+    return 0;
+}
+
+int main(void)
+{
+    struct gmap_def def;
+    struct graft_err err;
+    memset(&def, 0, sizeof(def));
+    def.type = GMAP_ARRAY;
+    def.key_size = 4;
+    def.value_size = 8;
+    def.max_entries = 4;
+    snprintf(def.name, sizeof(def.name), "helpers_vm");
+    if (gmap_create(&def, -1, &g_map, &err) != 0) {
+        fprintf(stderr, "gmap_create: %s\n", err.msg);
+        return 2;
+    }
+    uint32_t k = 3;
+    uint64_t v = 0x5151;
+    gmap_update_copy(g_map, &k, &v, GMAP_ANY);
+
+    struct bpf_insn *insns;
+    uint32_t n;
+    if (gvm_asm(prog_text, &insns, &n, &err) != 0) {
+        fprintf(stderr, "gvm_asm: %s\n", err.msg);
+        return 2;
+    }
+    struct gvm_env env;
+    memset(&env, 0, sizeof(env));
+    env.helpers = ghelper_table();
+    env.resolve_ld_imm64 = resolve;
+
+    for (int engine = GVM_ENGINE_JIT; engine <= GVM_ENGINE_INTERP; engine++) {
+        struct gvm_prog_opts opts = { .sz = sizeof(opts), .engine = engine, .env = &env };
+        struct gvm_prog *prog;
+        if (gvm_prog_create(insns, n, &opts, &prog, &err) != 0) {
+            fprintf(stderr, "engine %d: gvm_prog_create: %s\n", engine, err.msg);
+            th_failures++;
+            continue;
+        }
+        uint64_t secret = 0x1122334455667788ull, ret = 99;
+        struct ctx c = { (uint64_t)(uintptr_t)&secret, 0, 0, 0 };
+        CHECK_EQ(gvm_prog_run(prog, &c, sizeof(c), &ret, &err), 0);
+        CHECK_EQ(ret, 0);
+        CHECK_EQ(c.value, secret);
+        CHECK_EQ((int64_t)c.bad_rc, -EFAULT);
+        CHECK_EQ(c.map_value, 0x5151);
+        gvm_prog_free(prog);
+    }
+    free(insns);
+    char name[256];
+    snprintf(name, sizeof(name), "%s", gmap_shm_name(g_map));
+    gmap_close(g_map);
+    gmap_unlink(name);
+    TH_DONE();
+}
