@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util/err.h"
 
@@ -62,6 +63,9 @@ struct gmap_def {
     uint32_t inner_value_size;
     uint32_t inner_max_entries;
     char name[64];
+    uint64_t map_extra;        /* bloom filter: number of hashes (low 4 bits, 0 = 5);
+                                * perf event array: data bytes per buffer
+                                * (power of 2 pages, 0 = 8 pages) */
 };
 
 struct gmap;
@@ -102,7 +106,39 @@ void gmap_ringbuf_discard(void *sample, uint64_t flags);
 int gmap_ringbuf_output(struct gmap *map, const void *data, uint64_t size, uint64_t flags);
 uint64_t gmap_ringbuf_query(struct gmap *map, uint64_t flags);
 
-/* Perf event array: append a sample to the buffer of cpu (or this CPU). */
+/* The consumer page of a ring buffer: producer page at +page size, data at
+ * +2 page sizes, mapped twice back to back (as libbpf's struct ring sees it).
+ * In the shm object the consumer page is at file offset page size (one
+ * header page first, like the kernel's bpf_ringbuf), so a consumer in
+ * another process may mmap the object exactly as libbpf mmaps a ringbuf fd,
+ * with both offsets shifted by one page. NULL for other map types. */
+void *gmap_ringbuf_pages(struct gmap *map);
+
+/* Perf event array: append a PERF_RECORD_SAMPLE (raw data) to the buffer of
+ * index cpu_flags & 0xffffffff, or of this CPU when that is 0xffffffff.
+ * Each index has a struct perf_event_mmap_page followed by its data pages
+ * (data_offset/data_size in that page say where); gmap_perf_page gives it.
+ * A record that does not fit is counted and reported by a PERF_RECORD_LOST
+ * before the next one that fits. */
 int gmap_perf_output(struct gmap *map, uint64_t cpu_flags, const void *data, uint64_t size);
+void *gmap_perf_page(struct gmap *map, uint32_t index);
+
+/* Map-in-map: ARRAY_OF_MAPS/HASH_OF_MAPS values are inner map ids (u32) that
+ * the runtime assigns. gmap_lookup on such a map returns the struct gmap *
+ * that by_id gives for the stored id (NULL when none is set or it returns
+ * NULL); updates check that the id resolves (-EBADF otherwise) and that the
+ * inner map matches the outer map's inner_* definition (-EINVAL) when a
+ * resolver is set. The control-plane forms read and write the ids. The
+ * resolver is process-wide; by_id must be safe to call from any thread. */
+void gmap_set_resolver(struct gmap *(*by_id)(uint32_t id));
+
+/* Debugging: verify the map's invariants (chains, free list, counts,
+ * positions). 0 when consistent, else -EUCLEAN with the first problem. */
+int gmap_check_consistency(struct gmap *map, struct graft_err *err);
+/* Print the map as one JSON object (definition and entries; keys/values as
+ * numbers when 4 or 8 bytes, else arrays of byte values) for `graft map dump`. */
+int gmap_dump_json(struct gmap *map, FILE *out);
+/* How many times a lock was found held by a dead process and the map repaired. */
+uint32_t gmap_repairs(const struct gmap *map);
 
 #endif

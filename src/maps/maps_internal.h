@@ -1,0 +1,179 @@
+/*
+ * maps_internal.h - shared-memory layout of a graft map and the process-local
+ * handle, shared by the map type implementations in src/maps/.
+ *
+ * Layout of every shm object: struct gmap_hdr at offset 0 (a whole page for
+ * ring buffers, so the kernel's page offsets hold), then the type's regions
+ * at the offsets recorded in the header. Nothing in shared memory is a
+ * pointer: elements refer to each other by 1-based index (0 = none), since
+ * every process maps the object at a different address.
+ *
+ * Concurrency: writers take hdr->lock, a robust process-shared mutex. When a
+ * writer died holding it, the next locker repairs the structure (map_repair)
+ * before marking the mutex consistent; every multi-step update is ordered so
+ * that each intermediate state is repairable (see map_hash.c). Hash readers
+ * take no lock: each bucket has a sequence count (seqlock).
+ */
+#ifndef GRAFT_MAPS_INTERNAL_H
+#define GRAFT_MAPS_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "maps/maps.h"
+
+#define GMAP_MAGIC   0x50414d5446415247ull   /* "GRAFTMAP" */
+#define GMAP_VERSION 1
+#define GMAP_PAGE    4096u
+
+#ifndef ENOTSUPP
+#define ENOTSUPP 524   /* the kernel's internal "not supported", as bpf() returns it */
+#endif
+
+#define ROUND_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+
+struct gmap_hdr {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t hdr_size;          /* bytes before the first type region */
+    uint64_t total_size;        /* bytes of the shm object */
+    struct gmap_def def;
+    uint32_t ncpus;             /* per-CPU copies, fixed at creation */
+    uint32_t value_stride;      /* round_up(value_size, 8) */
+    /* hash family */
+    uint32_t elem_size;
+    uint32_t n_buckets;         /* power of 2 */
+    uint32_t pool_size;         /* elements: max_entries + 1 spare for replace */
+    uint32_t key_stride;        /* round_up(key_size, 8) */
+    uint64_t seed;
+    uint64_t off_a;             /* hash: buckets; arrays: data; queue: slots;
+                                 * bloom: bits; ringbuf: consumer page; perf: buffers */
+    uint64_t off_b;             /* hash: elements; lpm: prefix counts; perf: locks */
+    /* bloom */
+    uint32_t nr_hashes;
+    uint32_t bloom_mask;        /* bits - 1 */
+    /* lpm */
+    uint32_t lpm_data_size;
+    uint32_t lpm_max_plen;
+    /* perf event array */
+    uint64_t perf_data_size;    /* data bytes per buffer */
+    uint64_t perf_buf_size;     /* page + data */
+
+    /* mutable state, below: */
+    pthread_mutex_t lock __attribute__((aligned(64)));
+    uint32_t count;             /* live elements (hash) */
+    uint32_t free_head;         /* hash free list */
+    uint32_t clock_hand;        /* LRU eviction */
+    uint32_t repairs;
+    uint32_t q_head, q_tail;    /* queue/stack ring */
+    uint32_t lru_head, lru_tail; /* LRU list: head = most recently inserted */
+};
+
+struct gbucket {
+    uint32_t seq;               /* odd while a writer changes this chain */
+    uint32_t head;              /* 1-based element index, 0 = empty */
+};
+
+enum { ELEM_FREE = 0, ELEM_USED = 1 };
+
+struct gelem {
+    uint32_t next;
+    uint32_t hash;
+    uint32_t state;
+    uint32_t ref;               /* LRU reference bit, set by lookups */
+    uint32_t lru_prev, lru_next; /* LRU order (writers only), 1-based */
+    /* key (key_stride bytes), then the value area */
+};
+
+/* One per-index perf lock, kept apart from the perf pages so the mmap page
+ * layout is exactly the kernel's. */
+struct gperf_lock {
+    pthread_mutex_t lock;
+    uint64_t lost;
+} __attribute__((aligned(64)));
+
+struct gmap {
+    struct gmap_hdr *h;
+    uint8_t *base;
+    size_t map_len;             /* bytes of the mapping (ringbuf: + data again) */
+    uint32_t type, key_size, value_size, max_entries, ncpus, stride;
+    char name[64];
+};
+
+/* map_core.c */
+int gmap_lock(struct gmap *m);
+void gmap_unlock(struct gmap *m);
+uint64_t gmap_hash_bytes(const void *key, uint32_t len, uint64_t seed);
+uint32_t gmap_this_cpu(const struct gmap *m);
+struct gmap *gmap_resolve(uint32_t id);
+bool gmap_resolver_set(void);
+int gmap_check_inner(struct gmap *m, uint32_t id);
+void gmap_repair(struct gmap *m);
+
+/* map_array.c: ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS */
+int arr_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t arr_layout(struct gmap_hdr *h);
+void *arr_lookup(struct gmap *m, const void *key);
+int arr_lookup_copy(struct gmap *m, const void *key, void *value);
+int arr_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
+int arr_delete(struct gmap *m, const void *key);
+int arr_next_key(struct gmap *m, const void *key, void *next);
+
+/* map_hash.c: HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, HASH_OF_MAPS */
+int hash_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t hash_layout(struct gmap_hdr *h, uint32_t extra_value_bytes);
+void hash_init(struct gmap *m);
+void *hash_lookup(struct gmap *m, const void *key);
+int hash_lookup_copy(struct gmap *m, const void *key, void *value);
+int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
+int hash_delete(struct gmap *m, const void *key, void *value_out);
+int hash_next_key(struct gmap *m, const void *key, void *next);
+void hash_repair(struct gmap *m);
+int hash_check(struct gmap *m, struct graft_err *err);
+/* used by the LPM trie, which stores (prefix, masked data) keys in a hash */
+struct gelem *hash_elem(const struct gmap *m, uint32_t idx);
+uint8_t *hash_elem_key(struct gelem *e);
+uint8_t *hash_elem_value(const struct gmap *m, struct gelem *e);
+uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash);
+uint32_t hash_find_locked(struct gmap *m, const void *key, uint32_t hash);
+uint32_t hash_key(const struct gmap *m, const void *key);
+int hash_insert_locked(struct gmap *m, const void *key, uint32_t hash, uint64_t flags,
+                       uint32_t *idx_out, uint32_t *old_out, bool *is_new);
+void hash_finish_replace(struct gmap *m, uint32_t hash, uint32_t new_idx, uint32_t old_idx);
+int hash_remove_locked(struct gmap *m, const void *key, uint32_t hash, uint32_t *idx_out);
+void hash_free_elem(struct gmap *m, uint32_t idx);
+
+/* map_lpm.c */
+int lpm_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t lpm_layout(struct gmap_hdr *h);
+void *lpm_lookup(struct gmap *m, const void *key);
+int lpm_lookup_copy(struct gmap *m, const void *key, void *value);
+int lpm_update(struct gmap *m, const void *key, const void *value, uint64_t flags);
+int lpm_delete(struct gmap *m, const void *key);
+int lpm_next_key(struct gmap *m, const void *key, void *next);
+void lpm_repair(struct gmap *m);
+int lpm_check(struct gmap *m, struct graft_err *err);
+
+/* map_queue.c: QUEUE, STACK, BLOOM_FILTER */
+int queue_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t queue_layout(struct gmap_hdr *h);
+int queue_push(struct gmap *m, const void *value, uint64_t flags);
+int queue_pop(struct gmap *m, void *value, bool remove);
+int queue_check(struct gmap *m, struct graft_err *err);
+int bloom_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t bloom_layout(struct gmap_hdr *h);
+int bloom_push(struct gmap *m, const void *value, uint64_t flags);
+int bloom_peek(struct gmap *m, const void *value);
+
+/* map_ringbuf.c: RINGBUF, PERF_EVENT_ARRAY */
+int ringbuf_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t ringbuf_layout(struct gmap_hdr *h);
+int ringbuf_check(struct gmap *m, struct graft_err *err);
+int perf_def_check(const struct gmap_def *d, struct graft_err *err);
+uint64_t perf_layout(struct gmap_hdr *h);
+int perf_init(struct gmap *m);
+
+#endif
