@@ -1,0 +1,248 @@
+/*
+ * bench_hooks.c - what a hook costs per call, in ns, medians of interleaved
+ * rounds. The handler is a 4-instruction eBPF program compiled by graft's
+ * JIT and called directly by the trampoline; the kernel rows attach the
+ * same instructions as a BPF_PROG_TYPE_KPROBE program to the kernel's
+ * uprobe PMU (perf_event_open + PERF_EVENT_IOC_SET_BPF).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "vm/vm.h"
+
+__attribute__((noinline)) long bench_target(long x)
+{
+    __asm__ volatile("");
+    return x + 1;
+}
+__attribute__((noinline)) long bench_unused(long x)
+{
+    __asm__ volatile("");
+    return x + 2;
+}
+__attribute__((noinline)) long bench_other(long x)
+{
+    __asm__ volatile("");
+    return x + 3;
+}
+static long (*volatile target_p)(long) = bench_target;
+static long (*volatile unused_p)(long) = bench_unused;
+
+int bench_kernel_prog_load(const void *insns, int n);   /* bench_kernel.c */
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static double per_call(long (*volatile *fp)(long), long n)
+{
+    long (*f)(long) = *fp;
+    long acc = 0;
+    for (long i = 0; i < n / 10; i++)     /* warm up */
+        acc += f(i);
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        acc += (*fp)(i);
+    double t1 = now_ns();
+    __asm__ volatile("" ::"r"(acc));
+    return (t1 - t0) / (double)n;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- kernel uprobes --------------------------------------------------------- */
+
+static struct bpf_insn g_prog[4] = {
+    { .code = 0x79, .dst_reg = 0, .src_reg = 1, .off = 112 },   /* r0 = *(u64 *)(r1+112) */
+    { .code = 0x07, .dst_reg = 0, .imm = 1 },                    /* r0 += 1 */
+    { .code = 0x67, .dst_reg = 0, .imm = 1 },                    /* r0 <<= 1 */
+    { .code = 0x95 },                                            /* exit */
+};
+
+static int read_int_file(const char *path, int *v)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int ok = fscanf(f, "%d", v) == 1;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static uint64_t file_offset(void *addr, char *path, size_t len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    uint64_t res = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        uint64_t lo, hi, off;
+        int pos = 0;
+        if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &lo, &hi, &off, &pos) < 3)
+            continue;
+        if ((uint64_t)addr >= lo && (uint64_t)addr < hi) {
+            char *p = line + pos;
+            while (*p == ' ')
+                p++;
+            p[strcspn(p, "\n")] = '\0';
+            snprintf(path, len, "%s", p);
+            res = (uint64_t)addr - lo + off;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return res;
+}
+
+/* A perf event for a kernel uprobe (ret: uretprobe) running prog_fd. */
+static int kernel_uprobe(int prog_fd, int ret, const char **why)
+{
+    int type, bit = 0;
+    if (read_int_file("/sys/bus/event_source/devices/uprobe/type", &type) < 0) {
+        *why = "no uprobe PMU (/sys/bus/event_source/devices/uprobe)";
+        return -1;
+    }
+    FILE *f = fopen("/sys/bus/event_source/devices/uprobe/format/retprobe", "r");
+    if (f) {
+        if (fscanf(f, "config:%d", &bit) != 1)
+            bit = 0;
+        fclose(f);
+    }
+    static char path[4096];
+    uint64_t off = file_offset((void *)bench_target, path, sizeof(path));
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof(a));
+    a.size = sizeof(a);
+    a.type = (uint32_t)type;
+    a.config = ret ? 1ull << bit : 0;
+    a.config1 = (uint64_t)path;
+    a.config2 = off;
+    int fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0) {
+        *why = "perf_event_open(uprobe) failed (need root)";
+        return -1;
+    }
+    if (ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd) < 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
+        *why = "PERF_EVENT_IOC_SET_BPF failed";
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+enum { C_NOHOOK, C_UPROBE, C_URET, C_BOTH, C_OVERRIDE, C_UNUSED_BASE, C_UNUSED_HOOKED,
+       C_KUPROBE, C_KURET, C_N };
+static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "uprobe_uretprobe_ns",
+                                  "override_ns", NULL, NULL, "kernel_uprobe_ns",
+                                  "kernel_uretprobe_ns" };
+
+static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
+{
+    struct ghook *h = NULL;
+    struct graft_err err = { 0 };
+    if (gattach_install(addr, k, fn, 0, NULL, &h, &err) < 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    return h;
+}
+
+int main(void)
+{
+    struct graft_err err = { 0 };
+    struct gvm_prog *prog = NULL;
+    struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
+    if (gvm_prog_create(g_prog, 4, &o, &prog, &err) < 0 || !gvm_prog_native(prog)) {
+        fprintf(stderr, "bench: JIT unavailable: %s\n", err.msg);
+        return 1;
+    }
+    ghook_handler fn = (ghook_handler)gvm_prog_native(prog);
+
+    const char *kwhy = NULL;
+    int kprog = bench_kernel_prog_load(g_prog, 4);
+    if (kprog < 0)
+        kwhy = "bpf_prog_load(KPROBE) failed (need root / CAP_BPF)";
+
+    enum { ROUNDS = 7 };
+    const long N = 2000000, NK = 20000;
+    double res[C_N][ROUNDS];
+    int have_k = kprog >= 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int c = 0; c < C_N; c++) {
+            struct ghook *h1 = NULL, *h2 = NULL;
+            int kfd = -1;
+            long (*volatile *fp)(long) = &target_p;
+            long n = N;
+            switch (c) {
+            case C_UPROBE: h1 = hook((void *)bench_target, GHOOK_ENTRY, fn); break;
+            case C_URET: h1 = hook((void *)bench_target, GHOOK_RETURN, fn); break;
+            case C_BOTH:
+                h1 = hook((void *)bench_target, GHOOK_ENTRY, fn);
+                h2 = hook((void *)bench_target, GHOOK_RETURN, fn);
+                break;
+            case C_OVERRIDE: h1 = hook((void *)bench_target, GHOOK_OVERRIDE, fn); break;
+            case C_UNUSED_BASE: fp = &unused_p; break;
+            case C_UNUSED_HOOKED:
+                fp = &unused_p;
+                h1 = hook((void *)bench_other, GHOOK_ENTRY, fn);
+                break;
+            case C_KUPROBE:
+            case C_KURET:
+                if (!have_k) {
+                    res[c][r] = 0;
+                    continue;
+                }
+                kfd = kernel_uprobe(kprog, c == C_KURET, &kwhy);
+                if (kfd < 0) {
+                    have_k = 0;
+                    continue;
+                }
+                n = NK;
+                break;
+            }
+            res[c][r] = per_call(fp, n);
+            if (h2)
+                gattach_remove(h2, NULL);
+            if (h1)
+                gattach_remove(h1, NULL);
+            if (kfd >= 0)
+                close(kfd);
+        }
+    }
+    double med[C_N];
+    for (int c = 0; c < C_N; c++) {
+        qsort(res[c], ROUNDS, sizeof(double), cmp_d);
+        med[c] = res[c][ROUNDS / 2];
+    }
+    printf("# handler: 4-insn eBPF program, graft JIT (%zu bytes of x86)\n",
+           gvm_prog_code_size(prog));
+    for (int c = 0; c < C_N; c++) {
+        if (!names[c])
+            continue;
+        if ((c == C_KUPROBE || c == C_KURET) && !have_k) {
+            printf("# %s skipped: %s\n", names[c], kwhy ? kwhy : "unavailable");
+            continue;
+        }
+        printf("BENCH %s %.1f ns\n", names[c], med[c]);
+    }
+    printf("BENCH unused_entry_delta_ns %.2f ns\n", med[C_UNUSED_HOOKED] - med[C_UNUSED_BASE]);
+    gvm_prog_free(prog);
+    return 0;
+}

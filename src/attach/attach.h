@@ -1,0 +1,215 @@
+/*
+ * attach.h - hook functions of the running process (and, in the section
+ * marked below, its system calls).
+ *
+ * Function hooks are installed by rewriting the first instructions of the
+ * target with a 5-byte `jmp rel32` to a per-address trampoline allocated
+ * within +-2 GB. The trampoline saves the registers into a struct
+ * graft_pt_regs on the stack, sets ghelper_run_state() (ctx, func_ip,
+ * cookie, override flag) and calls each handler directly - a handler has
+ * the signature of a JIT-compiled program (gvm_native_fn), so
+ * gvm_prog_native() output can be passed as is. The displaced instructions
+ * are relocated into the trampoline (Zydis decoding; RIP-relative operands,
+ * short and conditional branches and calls are retargeted).
+ *
+ * When the entry cannot be rewritten (function shorter than the jump, a
+ * branch into the patched bytes, an instruction that cannot be relocated)
+ * the hook falls back to a permanent int3 handled by a SIGTRAP handler;
+ * gattach_hook_method() tells which one is in use.
+ *
+ * Order: at one address the ENTRY and OVERRIDE handlers run in attach order;
+ * then the REPLACE handler (at most one per address) unless an OVERRIDE
+ * handler called bpf_override_return (then the first such value wins and the
+ * function is skipped). RETURN handlers run when the function returns, in
+ * attach order, with regs->ax holding the return value. An overridden or
+ * replaced call does not run RETURN handlers.
+ *
+ * Return probes keep the real return address on a per-thread shadow stack
+ * (depth GATTACH_SHADOW_DEPTH; deeper calls skip the return probe and are
+ * counted in gattach_stats). longjmp() and C++ exceptions unwinding through
+ * a probed frame leave stale entries; they are discarded when a later return
+ * or entry shows that their stack slot is no longer live (entries whose slot
+ * lies below the current stack pointer). A frame that is unwound by an
+ * exception does not return through the trampoline, so its return handlers
+ * do not run, as with kernel uretprobes. Switching stacks (makecontext,
+ * coroutines) with probed frames outstanding is not supported.
+ *
+ * A handler that is called while another handler runs on the same thread
+ * (e.g. it calls a hooked function) is skipped and counted as missed, like
+ * the kernel's recursion guard.
+ *
+ * Patching is safe against running threads: int3 is written first, then the
+ * tail of the jump, then its first byte, with a core-serialising barrier
+ * between steps; a thread that hits the int3 meanwhile is redirected to the
+ * trampoline. Trampolines are kept for the life of the process and reused
+ * when the same address is hooked again, so no thread can run freed code.
+ * gattach_remove() returns only after no thread is still inside a handler it
+ * removed, so the caller may free the program right after.
+ */
+#ifndef GRAFT_ATTACH_ATTACH_H
+#define GRAFT_ATTACH_ATTACH_H
+
+#include <stdint.h>
+
+#include "helpers/helpers.h"
+#include "util/err.h"
+
+/* Hook handlers get a struct graft_pt_regs (helpers/helpers.h): the kernel
+ * x86-64 pt_regs layout, 168 bytes. */
+
+/* ---- function hooks ---------------------------------------------------- */
+
+struct ghook;
+
+enum ghook_kind {
+    GHOOK_ENTRY = 0,     /* uprobe: run at entry, function then runs */
+    GHOOK_RETURN,        /* uretprobe: run when the function returns */
+    GHOOK_OVERRIDE,      /* run at entry; bpf_override_return skips the function */
+    GHOOK_REPLACE,       /* the handler is the function: its r0 is returned */
+};
+
+/* Same signature as gvm_native_fn: ctx is a struct graft_pt_regs *,
+ * ctx_len is sizeof(struct graft_pt_regs). The return value is ignored
+ * except for GHOOK_REPLACE. */
+typedef uint64_t (*ghook_handler)(void *regs_ctx, uint64_t ctx_len);
+
+enum gattach_method {
+    GATTACH_METHOD_NONE = 0,
+    GATTACH_METHOD_JUMP,       /* entry rewritten with jmp rel32 */
+    GATTACH_METHOD_TRAP,       /* int3 + SIGTRAP handler (slower) */
+};
+
+struct gattach_opts {
+    uint64_t sz;               /* sizeof(struct gattach_opts) */
+    /* Never rewrite with a jump, use the int3 fallback. */
+    int force_trap;
+    /* Fail instead of falling back to int3 when the jump can't be used. */
+    int no_trap_fallback;
+    /* Bytes of the function at addr (for the branch-into-patch scan); 0 means
+     * look the symbol up in the ELF file backing addr. */
+    uint64_t func_size;
+};
+
+#define GATTACH_SHADOW_DEPTH 4096
+
+/* Find symbol (+offset) in binary (NULL: the main executable; a path or a
+ * library name such as "libc.so.6" or "libc") via .symtab, then .dynsym,
+ * and the load address in /proc/self/maps. The library must be loaded. */
+int gattach_resolve(const char *binary, const char *symbol, uint64_t offset,
+                    void **addr, struct graft_err *err);
+/* Same, also giving the symbol's size (0 if unknown). */
+int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
+                        void **addr, uint64_t *size, struct graft_err *err);
+
+/* Hook addr (a function entry, or an instruction boundary inside one). fn is
+ * called with the cookie visible through bpf_get_attach_cookie. opts may be
+ * NULL. */
+int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
+                    uint64_t cookie, const struct gattach_opts *opts,
+                    struct ghook **out, struct graft_err *err);
+/* Detach and free h. When the last hook at an address goes, the original
+ * bytes are restored. */
+int gattach_remove(struct ghook *h, struct graft_err *err);
+
+enum gattach_method gattach_hook_method(const struct ghook *h);
+const char *gattach_method_name(enum gattach_method m);
+/* Why the int3 fallback was chosen for h ("" for jump hooks). */
+const char *gattach_hook_note(const struct ghook *h);
+
+struct gattach_stats {
+    uint64_t shadow_overflows;   /* return probes skipped: shadow stack full */
+    uint64_t missed_recursion;   /* handler runs skipped: nested on a thread */
+    uint64_t stale_discarded;    /* shadow entries dropped (longjmp/exception) */
+    uint64_t trap_hits;          /* int3 traps taken (fallback or mid-patch) */
+};
+void gattach_get_stats(struct gattach_stats *st);
+
+/* ---- syscall hooks (owned by the syscalls developer) -------------------- */
+/* (their declarations go below this line) */
+/* --- syscall hooks (syscall_*.c) --- see docs/syscalls.md
+ *
+ * Every syscall/sysenter instruction in the process's file-backed executable
+ * mappings is rewritten to `call *%rax` landing in a trampoline at address 0
+ * (zpoline), including libraries mapped later (dlopen). Where page 0 cannot
+ * be mapped, a seccomp filter traps syscalls to a SIGSYS handler instead.
+ * Handlers see the kernel's tracepoint records. An enter handler may call
+ * bpf_override_return(ctx, v) to skip the syscall and return v (e.g.
+ * -EACCES); an exit handler may call it to replace the result. */
+
+enum gsys_kind {
+    GSYS_ENTER = 0,       /* tracepoint/syscalls/sys_enter_NAME: struct gsys_enter_ctx */
+    GSYS_EXIT,            /* tracepoint/syscalls/sys_exit_NAME: struct gsys_exit_ctx */
+    GSYS_RAW_ENTER,       /* raw_tracepoint/sys_enter: u64[2] = {pt_regs *, id} */
+    GSYS_RAW_EXIT,        /* raw_tracepoint/sys_exit: u64[2] = {pt_regs *, ret} */
+};
+
+/* The kernel's trace_event_raw_sys_enter / _sys_exit records. */
+struct gsys_trace_entry {
+    uint16_t type;        /* 0: graft has no tracefs event ids */
+    uint8_t flags;
+    uint8_t preempt_count;
+    int32_t pid;          /* thread id, as the kernel's */
+};
+struct gsys_enter_ctx {
+    struct gsys_trace_entry ent;
+    int64_t id;           /* syscall number, offset 8 */
+    uint64_t args[6];     /* offset 16; 64 bytes in all */
+};
+struct gsys_exit_ctx {
+    struct gsys_trace_entry ent;
+    int64_t id;           /* offset 8 */
+    int64_t ret;          /* offset 16; 24 bytes in all */
+};
+
+/* Same signature as gvm_native_fn / ghook_handler. */
+typedef uint64_t (*gsys_handler)(void *ctx, uint64_t ctx_len);
+
+struct gsys_link;
+
+#define GSYS_F_FORCE_SECCOMP     0x1u  /* don't try zpoline, use the seccomp fallback */
+#define GSYS_F_SET_MMAP_MIN_ADDR 0x2u  /* may write 0 to vm.mmap_min_addr (restored
+                                        * right after page 0 is mapped) */
+#define GSYS_F_NO_FALLBACK       0x4u  /* fail rather than fall back to seccomp */
+
+struct gsys_opts {
+    uint64_t sz;          /* sizeof(struct gsys_opts) */
+    uint32_t flags;       /* GSYS_F_* */
+};
+
+/* Register fn for syscall nr (-1: every syscall). Handlers run only while
+ * hooks are installed (gsys_install). The link is valid until gsys_detach. */
+int gsys_attach(enum gsys_kind kind, int nr, gsys_handler fn, uint64_t cookie,
+                struct gsys_link **out, struct graft_err *err);
+/* Same, from a section name: "tracepoint/syscalls/sys_enter_openat",
+ * "tp/syscalls/sys_exit_read", "raw_tracepoint/sys_enter", "raw_tp/sys_exit". */
+int gsys_attach_section(const char *section, gsys_handler fn, uint64_t cookie,
+                        struct gsys_link **out, struct graft_err *err);
+/* Unregister; after it returns the handler is not called again by new
+ * syscalls (a thread already inside it finishes). */
+int gsys_detach(struct gsys_link *link);
+
+/* Start hooking this process (idempotent). opts may be NULL. */
+int gsys_install(const struct gsys_opts *opts, struct graft_err *err);
+/* Stop: rewritten instructions are restored; a seccomp filter cannot be
+ * removed, its handler then only passes syscalls through. */
+void gsys_uninstall(void);
+/* "zpoline", "seccomp" or "none". */
+const char *gsys_method(void);
+/* What install did that a person should know (mmap_min_addr changed, why
+ * the fallback was used); "" when nothing. */
+const char *gsys_install_note(void);
+
+struct gsys_stats {
+    uint64_t sites_rewritten;     /* syscall instructions rewritten so far */
+    uint64_t regions_scanned;     /* executable mappings scanned */
+    uint64_t regions_skipped;     /* could not be read or made writable */
+    uint64_t desyncs;             /* decoder resynchronised at a symbol */
+};
+void gsys_get_stats(struct gsys_stats *st);
+
+/* x86-64 syscall numbers by name ("openat") and back; -1 / NULL if unknown. */
+int gsys_nr_by_name(const char *name);
+const char *gsys_name_by_nr(int nr);
+/* --- end of syscall hooks --- */
+
+#endif

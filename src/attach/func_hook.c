@@ -1,0 +1,618 @@
+/*
+ * func_hook.c - function hooks: the per-address sites, their handler
+ * snapshots, what the trampolines call at entry and at return, the
+ * per-thread shadow stack, and install/remove.
+ *
+ * Hot path (graft_hook_enter): no locks, no atomics with lock prefix. The
+ * handler list is an immutable snapshot read under a userspace-RCU read
+ * section: the thread stores the current grace-period number in its own
+ * counter, reads site->hs, runs the handlers and clears the counter. The
+ * writer (gattach_remove) publishes a new snapshot, then uses
+ * membarrier(PRIVATE_EXPEDITED) - which makes every running thread execute
+ * a full barrier - so readers need only compiler barriers, bumps the grace
+ * period and waits until no thread is still in a section that started
+ * before. Only then is the old snapshot (and the caller's program) freed.
+ *
+ * Invariants: sites and stubs are never freed (see func_internal.h); every
+ * thread that ever ran a hook has a struct gthread on g_threads, reused
+ * after the thread exits; t->busy is set while a thread runs handlers, which
+ * makes nested hook hits skip their handlers (counted as missed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "attach/func_internal.h"
+
+pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- per-thread state ---------------------------------------------------- */
+
+struct gshadow {
+    uint64_t slot;                 /* address of the return-address slot */
+    uint64_t ret;                  /* the real return address */
+    struct gsite *site;
+};
+
+struct gthread {
+    _Atomic uint64_t rcu_ctr;      /* 0: not reading; else grace period seen */
+    int busy;                      /* running handlers */
+    _Atomic int in_use;            /* owned by a live thread */
+    uint32_t depth;
+    struct gthread *next;
+    struct gshadow shadow[GATTACH_SHADOW_DEPTH];
+};
+
+static __thread struct gthread *t_self __attribute__((tls_model("initial-exec")));
+static _Atomic(struct gthread *) g_threads;
+static _Atomic uint64_t g_gp = 1;
+static pthread_key_t g_thread_key;
+static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
+
+static _Atomic uint64_t st_overflow, st_missed, st_stale, st_traps;
+
+static void thread_release(void *p)
+{
+    struct gthread *t = p;
+    atomic_store(&t->rcu_ctr, 0);
+    t->depth = 0;
+    t->busy = 0;
+    atomic_store(&t->in_use, 0);
+}
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&g_thread_key, thread_release);
+}
+
+/* First hook hit on this thread: take a released struct or map a new one
+ * (mmap, not malloc: malloc itself may be hooked). */
+static __attribute__((noinline)) struct gthread *thread_register(void)
+{
+    struct gthread *t;
+    pthread_once(&g_thread_once, thread_key_init);
+    for (t = atomic_load(&g_threads); t; t = t->next) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&t->in_use, &expect, 1))
+            goto got;
+    }
+    t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (t == MAP_FAILED)
+        return NULL;
+    atomic_store(&t->in_use, 1);
+    t->next = atomic_load(&g_threads);
+    while (!atomic_compare_exchange_weak(&g_threads, &t->next, t))
+        ;
+got:
+    t->depth = 0;
+    t->busy = 0;
+    t_self = t;
+    pthread_setspecific(g_thread_key, t);
+    return t;
+}
+
+static inline void rcu_read_begin(struct gthread *t)
+{
+    atomic_store_explicit(&t->rcu_ctr,
+                          atomic_load_explicit(&g_gp, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void rcu_read_end(struct gthread *t)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&t->rcu_ctr, 0, memory_order_release);
+}
+
+static int g_membarrier_ok = -1;
+
+/* A full memory barrier on every thread of the process. */
+static void barrier_all_threads(void)
+{
+    if (g_membarrier_ok < 0)
+        g_membarrier_ok = syscall(SYS_membarrier,
+                                  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (g_membarrier_ok &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    /* Fallback: changing a page's protection shoots down the TLB on every
+     * CPU running this mm, which interrupts (and so serialises) them. */
+    static void *page;
+    if (!page)
+        page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED && page) {
+        *(volatile char *)page = 1;
+        mprotect(page, 4096, PROT_READ);
+        mprotect(page, 4096, PROT_READ | PROT_WRITE);
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Wait until no thread is inside a read section that began before now. */
+static void rcu_synchronize(void)
+{
+    barrier_all_threads();
+    uint64_t gp = atomic_fetch_add(&g_gp, 1) + 1;
+    barrier_all_threads();
+    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next) {
+        if (t == t_self)
+            continue;   /* remove() from inside a handler: don't wait on us */
+        for (;;) {
+            uint64_t c = atomic_load(&t->rcu_ctr);
+            if (c == 0 || c >= gp)
+                break;
+            sched_yield();
+        }
+    }
+}
+
+/* ---- hot path ------------------------------------------------------------ */
+
+static inline void run_slot(const struct gslot *s, struct graft_pt_regs *regs,
+                            struct ghelper_run *rs)
+{
+    rs->cookie = s->cookie;
+    s->fn(regs, sizeof(*regs));
+}
+
+uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
+{
+    struct gthread *t = t_self;
+    uint64_t cont = site->cont;
+
+    regs->ip = site->addr;
+    if (__builtin_expect(!t, 0)) {
+        t = thread_register();
+        if (!t)
+            return cont;
+    }
+    if (t->busy) {
+        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
+        return cont;
+    }
+    t->busy = 1;
+    rcu_read_begin(t);
+    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
+    if (hs) {
+        struct ghelper_run *rs = ghelper_run_state();
+        int skip = 0;
+        uint64_t value = 0;
+        rs->ctx = regs;
+        rs->regs = regs;
+        rs->at_return = 0;
+        rs->func_nargs = 0;
+        rs->func_ip = site->addr;
+        rs->override_set = 0;
+        rs->tail_calls = 0;
+        for (uint32_t i = 0; i < hs->n_entry; i++) {
+            const struct gslot *s = &hs->entry[i];
+            run_slot(s, regs, rs);
+            if (s->kind == GHOOK_OVERRIDE && rs->override_set) {
+                skip = 1;
+                value = rs->override_value;
+                break;
+            }
+        }
+        if (!skip && hs->has_replace) {
+            rs->cookie = hs->replace.cookie;
+            value = hs->replace.fn(regs, sizeof(*regs));
+            skip = 1;
+        }
+        if (skip) {
+            regs->ax = value;
+            cont = (uint64_t)graft_tramp_skip;
+        } else if (hs->n_ret) {
+            uint64_t *slot = (uint64_t *)regs->sp;
+            /* Entries at or below this slot belong to frames that are gone
+             * (longjmp, exceptions): this slot is being reused. */
+            while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
+                t->depth--;
+                atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
+            }
+            if (t->depth < GATTACH_SHADOW_DEPTH) {
+                struct gshadow *e = &t->shadow[t->depth++];
+                e->slot = (uint64_t)slot;
+                e->ret = *slot;
+                e->site = site;
+                *slot = (uint64_t)graft_tramp_ret;
+            } else {
+                atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
+            }
+        }
+    }
+    rcu_read_end(t);
+    t->busy = 0;
+    return cont;
+}
+
+static __attribute__((noreturn, cold)) void shadow_lost(uint64_t *slot)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof(msg),
+                     "graft: return probe trampoline hit with no shadow-stack "
+                     "entry for slot %p (stack switched?); aborting\n",
+                     (void *)slot);
+    if (n > 0)
+        (void)!write(2, msg, (size_t)n);
+    abort();
+}
+
+uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
+{
+    struct gthread *t = t_self;
+    struct gshadow *e = NULL;
+
+    if (!t)
+        shadow_lost(slot);
+    while (t->depth) {
+        struct gshadow *top = &t->shadow[t->depth - 1];
+        if (top->slot == (uint64_t)slot) {
+            e = top;
+            break;
+        }
+        if (top->slot > (uint64_t)slot)
+            break;          /* an outer frame: ours is missing */
+        t->depth--;         /* a frame skipped by longjmp */
+        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
+    }
+    if (!e)
+        shadow_lost(slot);
+    t->depth--;
+    uint64_t ret = e->ret;
+    struct gsite *site = e->site;
+
+    regs->ip = ret;
+    if (t->busy) {
+        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
+        return ret;
+    }
+    t->busy = 1;
+    rcu_read_begin(t);
+    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
+    if (hs && hs->n_ret) {
+        struct ghelper_run *rs = ghelper_run_state();
+        rs->ctx = regs;
+        rs->regs = regs;
+        rs->at_return = 1;
+        rs->func_nargs = 0;
+        rs->func_ip = site->addr;
+        rs->override_set = 0;
+        rs->tail_calls = 0;
+        for (uint32_t i = 0; i < hs->n_ret; i++)
+            run_slot(&hs->ret[i], regs, rs);
+    }
+    rcu_read_end(t);
+    t->busy = 0;
+    return ret;
+}
+
+/* ---- sites --------------------------------------------------------------- */
+
+#define GSITE_TABLE 4096            /* power of two; insert-only */
+static _Atomic(struct gsite *) g_site_table[GSITE_TABLE];
+
+static inline uint32_t site_hash(uint64_t addr)
+{
+    return (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 52) & (GSITE_TABLE - 1);
+}
+
+/* Lock-free: called from the SIGTRAP handler. */
+struct gsite *gsite_lookup(uint64_t addr)
+{
+    uint32_t h = site_hash(addr);
+    for (uint32_t i = 0; i < GSITE_TABLE; i++) {
+        struct gsite *s = atomic_load(&g_site_table[(h + i) & (GSITE_TABLE - 1)]);
+        if (!s)
+            return NULL;
+        if (s->addr == addr)
+            return s;
+    }
+    return NULL;
+}
+
+/* Insert s, or replace the site for the same address (whose code was
+ * unloaded: the old site and stub are leaked, never freed). */
+static struct gsite *g_retired;   /* replaced sites, kept (and reachable) */
+
+static int site_insert(struct gsite *s)
+{
+    uint32_t h = site_hash(s->addr);
+    for (uint32_t i = 0; i < GSITE_TABLE; i++) {
+        _Atomic(struct gsite *) *p = &g_site_table[(h + i) & (GSITE_TABLE - 1)];
+        struct gsite *cur = atomic_load(p);
+        if (!cur || cur->addr == s->addr) {
+            if (cur) {
+                cur->retired_next = g_retired;
+                g_retired = cur;
+            }
+            atomic_store(p, s);
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+/* ---- SIGTRAP: int3 fallback hooks and threads caught mid-patch ----------- */
+
+static struct sigaction g_old_trap;
+static int g_trap_installed;
+
+static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = ucv;
+    uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    struct gsite *s = gsite_lookup(rip - 1);
+
+    if (s && s->stub) {
+        atomic_fetch_add_explicit(&st_traps, 1, memory_order_relaxed);
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)s->stub;
+        return;
+    }
+    if (g_old_trap.sa_flags & SA_SIGINFO) {
+        if (g_old_trap.sa_sigaction) {
+            g_old_trap.sa_sigaction(sig, si, ucv);
+            return;
+        }
+    } else if (g_old_trap.sa_handler != SIG_DFL && g_old_trap.sa_handler != SIG_IGN) {
+        g_old_trap.sa_handler(sig);
+        return;
+    }
+    /* Not ours and nobody else wants it: die as without us. */
+    signal(SIGTRAP, SIG_DFL);
+    raise(SIGTRAP);
+}
+
+static int trap_handler_install(struct graft_err *err)
+{
+    struct sigaction sa;
+    if (g_trap_installed)
+        return 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigtrap;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTRAP, &sa, &g_old_trap) < 0)
+        return graft_errf(err, -errno, "attach: cannot install the SIGTRAP handler: %s",
+                          strerror(errno));
+    g_trap_installed = 1;
+    return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+/* Build the snapshot for site's current hook list (NULL when empty). */
+static int snapshot_build(struct gsite *site, struct ghandlers **out)
+{
+    uint32_t n = 0, ne = 0, nr = 0;
+    struct ghook *h;
+    for (h = site->hooks; h; h = h->next) {
+        n++;
+        if (h->kind == GHOOK_ENTRY || h->kind == GHOOK_OVERRIDE)
+            ne++;
+        else if (h->kind == GHOOK_RETURN)
+            nr++;
+    }
+    *out = NULL;
+    if (!n)
+        return 0;
+    struct ghandlers *hs = calloc(1, sizeof(*hs) + (ne + nr) * sizeof(struct gslot));
+    if (!hs)
+        return -ENOMEM;
+    hs->entry = hs->slots;
+    hs->ret = hs->slots + ne;
+    for (h = site->hooks; h; h = h->next) {
+        struct gslot sl = { h->fn, h->cookie, (uint32_t)h->kind };
+        if (h->kind == GHOOK_ENTRY || h->kind == GHOOK_OVERRIDE)
+            hs->entry[hs->n_entry++] = sl;
+        else if (h->kind == GHOOK_RETURN)
+            hs->ret[hs->n_ret++] = sl;
+        else {
+            hs->has_replace = 1;
+            hs->replace = sl;
+        }
+    }
+    *out = hs;
+    return 0;
+}
+
+static int site_publish(struct gsite *site)
+{
+    struct ghandlers *hs;
+    int rc = snapshot_build(site, &hs);
+    if (rc < 0)
+        return rc;
+    struct ghandlers *old = atomic_exchange(&site->hs, hs);
+    if (old) {
+        rcu_synchronize();
+        free(old);
+    }
+    return 0;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+static const char *kind_name(enum ghook_kind k)
+{
+    switch (k) {
+    case GHOOK_ENTRY: return "entry";
+    case GHOOK_RETURN: return "return";
+    case GHOOK_OVERRIDE: return "override";
+    case GHOOK_REPLACE: return "replace";
+    }
+    return "?";
+}
+
+static int site_get(uint64_t addr, const struct gattach_opts *opts,
+                    struct gsite **out, struct graft_err *err)
+{
+    struct gsite *s = gsite_lookup(addr);
+    /* Reuse the stub unless the code under it changed (library unloaded
+     * and another mapped there): then build a new site. */
+    if (s && (s->patched || (memcmp((void *)addr, s->orig, s->patch_len) == 0 &&
+                             memcmp((void *)addr, s->orig_long, sizeof(s->orig_long)) == 0))) {
+        if (s->method == GATTACH_METHOD_TRAP && opts && opts->no_trap_fallback)
+            return graft_errf(err, -ENOTSUP, "attach: cannot put a jump at %p: %s "
+                              "(int3 fallback disabled)", (void *)addr, s->note);
+        if (s->method == GATTACH_METHOD_JUMP && opts && opts->force_trap)
+            return graft_errf(err, -EBUSY, "attach: %p is already hooked with a jump; "
+                              "force_trap applies only to its first hook", (void *)addr);
+        *out = s;
+        return 0;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return graft_errf(err, -ENOMEM, "attach: out of memory");
+    s->addr = addr;
+    uint64_t start = 0, size = 0;
+    s->is_entry = 1;
+    if (gsym_containing(addr, &start, &size) == 0) {
+        s->is_entry = start == addr;
+        size = size - (addr - start);
+    } else {
+        size = 0;
+    }
+    if (opts && opts->func_size)
+        size = opts->func_size;
+    int rc = gtramp_build(s, size, opts && opts->force_trap,
+                          opts && opts->no_trap_fallback, err);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    if (site_insert(s) < 0) {
+        free(s);     /* stub memory stays reserved; harmless */
+        return graft_errf(err, -ENOSPC, "attach: too many hooked addresses (max %d)",
+                          GSITE_TABLE);
+    }
+    *out = s;
+    return 0;
+}
+
+int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
+                    uint64_t cookie, const struct gattach_opts *opts,
+                    struct ghook **out, struct graft_err *err)
+{
+    struct gsite *site = NULL;
+    int rc;
+
+    if (!addr || !fn || !out)
+        return graft_errf(err, -EINVAL, "attach: address, handler and out are required");
+    if ((unsigned)kind > GHOOK_REPLACE)
+        return graft_errf(err, -EINVAL, "attach: unknown hook kind %d", (int)kind);
+    pthread_mutex_lock(&g_attach_lock);
+    rc = trap_handler_install(err);
+    if (rc < 0)
+        goto out;
+    rc = site_get((uint64_t)addr, opts, &site, err);
+    if (rc < 0)
+        goto out;
+    if (kind != GHOOK_ENTRY && !site->is_entry) {
+        rc = graft_errf(err, -EINVAL,
+                        "attach: %s hooks need a function's first instruction; %p is "
+                        "inside a function", kind_name(kind), addr);
+        goto out;
+    }
+    if (kind == GHOOK_REPLACE) {
+        for (struct ghook *h = site->hooks; h; h = h->next)
+            if (h->kind == GHOOK_REPLACE) {
+                rc = graft_errf(err, -EBUSY,
+                                "attach: %p already has a replace hook; remove it first", addr);
+                goto out;
+            }
+    }
+    struct ghook *h = calloc(1, sizeof(*h));
+    if (!h) {
+        rc = graft_errf(err, -ENOMEM, "attach: out of memory");
+        goto out;
+    }
+    h->site = site;
+    h->kind = kind;
+    h->fn = fn;
+    h->cookie = cookie;
+    struct ghook **pp = &site->hooks;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = h;
+    rc = site_publish(site);
+    if (rc == 0 && !site->patched)
+        rc = gpatch_apply(site, err);
+    if (rc < 0) {
+        *pp = NULL;
+        site_publish(site);
+        free(h);
+        if (err && !err->code)
+            graft_errf(err, rc, "attach: cannot hook %p", addr);
+        goto out;
+    }
+    *out = h;
+out:
+    pthread_mutex_unlock(&g_attach_lock);
+    return rc;
+}
+
+int gattach_remove(struct ghook *h, struct graft_err *err)
+{
+    int rc = 0;
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&g_attach_lock);
+    struct gsite *site = h->site;
+    struct ghook **pp = &site->hooks;
+    while (*pp && *pp != h)
+        pp = &(*pp)->next;
+    if (!*pp) {
+        pthread_mutex_unlock(&g_attach_lock);
+        return graft_errf(err, -ENOENT, "attach: hook %p is not installed", (void *)h);
+    }
+    *pp = h->next;
+    if (!site->hooks && site->patched)
+        rc = gpatch_revert(site, err);
+    /* Publishing waits out a grace period, so no thread still runs h->fn. */
+    int prc = site_publish(site);
+    if (prc < 0 && rc == 0)
+        rc = graft_errf(err, prc, "attach: out of memory detaching %p", (void *)site->addr);
+    if (!atomic_load(&site->hs) && prc < 0)
+        rcu_synchronize();
+    free(h);
+    pthread_mutex_unlock(&g_attach_lock);
+    return rc;
+}
+
+enum gattach_method gattach_hook_method(const struct ghook *h)
+{
+    return h ? h->site->method : GATTACH_METHOD_NONE;
+}
+
+const char *gattach_method_name(enum gattach_method m)
+{
+    switch (m) {
+    case GATTACH_METHOD_JUMP: return "jump";
+    case GATTACH_METHOD_TRAP: return "int3";
+    default: return "none";
+    }
+}
+
+const char *gattach_hook_note(const struct ghook *h)
+{
+    return h ? h->site->note : "";
+}
+
+void gattach_get_stats(struct gattach_stats *st)
+{
+    st->shadow_overflows = atomic_load(&st_overflow);
+    st->missed_recursion = atomic_load(&st_missed);
+    st->stale_discarded = atomic_load(&st_stale);
+    st->trap_hits = atomic_load(&st_traps);
+}

@@ -1,0 +1,115 @@
+/*
+ * func_internal.h - what the function-hook files of src/attach share
+ * (func_hook.c, tramp_x86.c, tramp_reloc.c, patch_text.c, symbols_elf.c).
+ * Not for use outside src/attach/.
+ *
+ * Invariants: a struct gsite exists once per hooked address and is never
+ * freed, nor is its stub, so a thread that was redirected there (by the jump,
+ * an int3 hit or a shadow-stack return) can always finish. Everything that
+ * changes a site runs under g_attach_lock.
+ */
+#ifndef GRAFT_ATTACH_FUNC_INTERNAL_H
+#define GRAFT_ATTACH_FUNC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attach/attach.h"
+
+/* Stack frame the entry trampoline builds (offsets from rsp after the
+ * frame is allocated): 16 xmm registers, the pt_regs record, then the slot
+ * the stub pushed (site pointer, later the continuation address), then the
+ * 128-byte red-zone gap the stub skipped, then the interrupted stack. */
+#define GF_XMM   0
+#define GF_REGS  256
+#define GF_SLOT  (GF_REGS + 168)
+#define GF_SIZE  GF_SLOT
+#define GF_ORIG_SP (GF_SLOT + 8 + 128)
+
+/* Stub layout (GSTUB_SIZE bytes, one per site). */
+#define GSTUB_SIZE      128
+#define GSTUB_CONT      17          /* after `lea; push [site]; jmp [entry]` */
+#define GSTUB_RELOC     25          /* after `lea rsp,[rsp+136]` */
+#define GSTUB_DATA_SITE 112
+#define GSTUB_DATA_ENTRY 120
+#define GSTUB_RELOC_MAX (GSTUB_DATA_SITE - GSTUB_RELOC - 14)
+
+#define GPATCH_LEN 5                /* jmp rel32 */
+
+struct gslot {                      /* one handler in a published snapshot */
+    ghook_handler fn;
+    uint64_t cookie;
+    uint32_t kind;
+};
+
+/* Immutable snapshot of a site's handlers; replaced whole (RCU). */
+struct ghandlers {
+    uint32_t n_entry;               /* ENTRY and OVERRIDE, attach order */
+    uint32_t n_ret;
+    int has_replace;
+    struct gslot replace;
+    struct gslot *entry;            /* points into slots[] */
+    struct gslot *ret;
+    struct gslot slots[];
+};
+
+struct gsite {
+    uint64_t addr;
+    uint8_t *stub;                  /* RX view */
+    uint8_t *stub_rw;               /* RW view of the same bytes */
+    uint64_t cont;                  /* stub + GSTUB_CONT */
+    uint8_t orig[16];               /* bytes at addr before patching */
+    uint8_t orig_long[32];          /* more of them, to notice reloaded code */
+    uint32_t patch_len;             /* GPATCH_LEN or 1 (trap) */
+    uint32_t reloc_len;             /* bytes of original code displaced */
+    enum gattach_method method;
+    int is_entry;                   /* addr is a function's first byte */
+    int patched;                    /* the jump/int3 is in place */
+    char note[160];                 /* why the trap fallback was used */
+    _Atomic(struct ghandlers *) hs;
+    struct ghook *hooks;            /* attach order, under g_attach_lock */
+    struct gsite *retired_next;     /* on g_retired once replaced */
+};
+
+struct ghook {
+    struct gsite *site;
+    enum ghook_kind kind;
+    ghook_handler fn;
+    uint64_t cookie;
+    struct ghook *next;
+};
+
+extern pthread_mutex_t g_attach_lock;
+
+/* tramp_x86.c */
+void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
+void graft_tramp_entry_mid(void) __attribute__((visibility("hidden")));
+void graft_tramp_ret(void) __attribute__((visibility("hidden")));
+void graft_tramp_skip(void) __attribute__((visibility("hidden")));
+/* entry_fn: function entry (xmm0-7 saved, flags not restored); entry_mid:
+ * any instruction (all xmm, flags); ret: planted return address; skip:
+ * continuation that returns to the caller. */
+
+/* func_hook.c, called by the trampolines (hidden: called without a PLT) */
+#define GHIDDEN __attribute__((visibility("hidden")))
+GHIDDEN uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site);
+GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
+struct gsite *gsite_lookup(uint64_t addr);
+
+/* tramp_reloc.c: choose the method and write the stub for site. */
+int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
+                 int no_trap, struct graft_err *err);
+
+/* patch_text.c */
+int gpatch_write(uint64_t addr, const void *bytes, size_t n, struct graft_err *err);
+void gpatch_sync_cores(void);
+int gpatch_apply(struct gsite *site, struct graft_err *err);
+int gpatch_revert(struct gsite *site, struct graft_err *err);
+
+/* symbols_elf.c: the function symbol containing addr (from the ELF file
+ * that backs it). Returns 0 and fills start/size, or a negative errno. */
+int gsym_containing(uint64_t addr, uint64_t *start, uint64_t *size);
+
+#endif

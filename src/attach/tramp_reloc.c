@@ -1,0 +1,396 @@
+/*
+ * tramp_reloc.c - per-site stubs: memory near the target, the choice between
+ * the jump and the int3 method, and relocation of the displaced
+ * instructions (decoded with Zydis).
+ *
+ * Stub memory comes from pages mapped twice from one memfd: an RX view
+ * within +-2 GB of the hooked code (so `jmp rel32` reaches it and relocated
+ * RIP-relative operands keep 32-bit displacements) and an RW view we write
+ * through, so no page is ever writable and executable at once and live stubs
+ * on a page are never made non-executable.
+ *
+ * Stub layout (GSTUB_SIZE bytes):
+ *    0  lea rsp,[rsp-128]          skip the red zone of the interrupted code
+ *    5  push qword [rip+site]      our struct gsite *
+ *   11  jmp qword [rip+entry]      graft_tramp_entry_{fn,mid}
+ *   17  lea rsp,[rsp+136]          continuation: drop slot and gap
+ *   25  relocated instructions
+ *       jmp qword [rip+0]; .quad addr+reloc_len
+ *  112  .quad site, .quad entry
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <Zydis/Zydis.h>
+
+#include "attach/func_internal.h"
+
+#define PAGE 4096u
+#define RANGE_LIMIT 0x7fff0000ll      /* keep clear of the rel32 edge */
+
+struct stub_page {
+    uint8_t *rx, *rw;
+    uint32_t used;                    /* stubs handed out */
+    struct stub_page *next;
+};
+static struct stub_page *g_pages;
+
+static int near(uint64_t a, uint64_t b)
+{
+    int64_t d = (int64_t)(a - b);
+    return d > -RANGE_LIMIT && d < RANGE_LIMIT;
+}
+
+/* A free page-aligned address within range of target, from the gaps in
+ * /proc/self/maps, closest first; 0 if none. */
+static uint64_t find_gap_near(uint64_t target)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return 0;
+    uint64_t prev_end = 0x10000, best = 0, best_dist = UINT64_MAX;
+    char line[512];
+    for (;;) {
+        uint64_t lo, hi;
+        int more = fgets(line, sizeof(line), f) != NULL;
+        if (more) {
+            if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                continue;
+        } else {
+            lo = 0x7ffffffff000ull;
+            hi = lo;
+        }
+        if (lo > prev_end + PAGE) {
+            /* gap [prev_end, lo): candidate nearest to target */
+            uint64_t cand = target < prev_end ? prev_end
+                          : target >= lo - PAGE ? lo - PAGE : (target & ~(uint64_t)(PAGE - 1));
+            uint64_t dist = cand > target ? cand - target : target - cand;
+            if (near(cand, target) && near(cand + PAGE, target) && dist < best_dist) {
+                best = cand;
+                best_dist = dist;
+            }
+        }
+        if (hi > prev_end)
+            prev_end = hi;
+        if (!more)
+            break;
+    }
+    fclose(f);
+    return best;
+}
+
+static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint64_t want = find_gap_near(target);
+        if (!want)
+            break;
+        int fd = memfd_create("graft-tramp", MFD_CLOEXEC);
+        if (fd < 0)
+            return graft_errf(err, -errno, "attach: memfd_create: %s", strerror(errno)), NULL;
+        if (ftruncate(fd, PAGE) < 0) {
+            close(fd);
+            return graft_errf(err, -errno, "attach: ftruncate: %s", strerror(errno)), NULL;
+        }
+        void *rx = mmap((void *)want, PAGE, PROT_READ | PROT_EXEC,
+                        MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+        if (rx == MAP_FAILED || (uint64_t)rx != want) {
+            if (rx != MAP_FAILED)
+                munmap(rx, PAGE);   /* old kernel ignoring NOREPLACE */
+            close(fd);
+            continue;               /* raced with another mapping: rescan */
+        }
+        void *rw = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (rw == MAP_FAILED) {
+            munmap(rx, PAGE);
+            return graft_errf(err, -errno, "attach: mmap: %s", strerror(errno)), NULL;
+        }
+        struct stub_page *p = calloc(1, sizeof(*p));
+        if (!p) {
+            munmap(rx, PAGE);
+            munmap(rw, PAGE);
+            return graft_errf(err, -ENOMEM, "attach: out of memory"), NULL;
+        }
+        p->rx = rx;
+        p->rw = rw;
+        p->next = g_pages;
+        g_pages = p;
+        return p;
+    }
+    graft_errf(err, -ENOMEM,
+               "attach: no free address within +-2GB of %p for a trampoline",
+               (void *)target);
+    return NULL;
+}
+
+static int stub_alloc(struct gsite *site, struct graft_err *err)
+{
+    struct stub_page *p;
+    for (p = g_pages; p; p = p->next)
+        if (p->used < PAGE / GSTUB_SIZE && near((uint64_t)p->rx, site->addr) &&
+            near((uint64_t)p->rx + PAGE, site->addr))
+            break;
+    if (!p && !(p = page_map_near(site->addr, err)))
+        return err && err->code ? err->code : -ENOMEM;
+    site->stub = p->rx + p->used * GSTUB_SIZE;
+    site->stub_rw = p->rw + p->used * GSTUB_SIZE;
+    p->used++;
+    return 0;
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+static ZydisDecoder g_dec;
+static int g_dec_ready;
+
+static int decode(const uint8_t *p, size_t avail, ZydisDecodedInstruction *in)
+{
+    if (!g_dec_ready) {
+        ZydisDecoderInit(&g_dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+        g_dec_ready = 1;
+    }
+    return ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&g_dec, NULL, p, avail, in)) ? 0 : -1;
+}
+
+static int is_rip_relative(const ZydisDecodedInstruction *in)
+{
+    return (in->attributes & ZYDIS_ATTRIB_HAS_MODRM) && in->raw.modrm.mod == 0 &&
+           in->raw.modrm.rm == 5;
+}
+
+static int is_terminator(const ZydisDecodedInstruction *in)
+{
+    switch (in->mnemonic) {
+    case ZYDIS_MNEMONIC_RET:
+    case ZYDIS_MNEMONIC_JMP:
+    case ZYDIS_MNEMONIC_UD2:
+    case ZYDIS_MNEMONIC_HLT:
+    case ZYDIS_MNEMONIC_INT3:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Target of a relative branch at ip. */
+static uint64_t branch_target(const ZydisDecodedInstruction *in, uint64_t ip)
+{
+    return ip + in->length + (uint64_t)in->raw.imm[0].value.s;
+}
+
+/* Scan [addr, addr+size) for relative branches into (addr, addr+patch_len).
+ * Returns the branch's address or 0. Linear sweep: stops at undecodable
+ * bytes (data or padding), which is conservative only for what was seen. */
+static uint64_t scan_branch_into(uint64_t addr, uint64_t size, uint32_t patch_len)
+{
+    const uint8_t *p = (const uint8_t *)addr;
+    uint64_t off = 0;
+    while (off < size) {
+        ZydisDecodedInstruction in;
+        if (decode(p + off, size - off, &in) < 0)
+            break;
+        if (in.attributes & ZYDIS_ATTRIB_IS_RELATIVE && in.raw.imm[0].is_relative) {
+            uint64_t t = branch_target(&in, addr + off);
+            if (t > addr && t < addr + patch_len)
+                return addr + off;
+        }
+        off += in.length;
+    }
+    return 0;
+}
+
+/* ---- relocation ----------------------------------------------------------- */
+
+struct emit {
+    uint8_t *buf;        /* RW view */
+    uint64_t base;       /* RX address of buf[0] */
+    uint32_t len, cap;
+};
+
+static int put(struct emit *e, const void *b, uint32_t n)
+{
+    if (e->len + n > e->cap)
+        return -1;
+    memcpy(e->buf + e->len, b, n);
+    e->len += n;
+    return 0;
+}
+
+static int put_rel32(struct emit *e, const uint8_t *op, uint32_t oplen, uint64_t target)
+{
+    uint64_t end = e->base + e->len + oplen + 4;
+    int64_t d = (int64_t)(target - end);
+    if (d < INT32_MIN || d > INT32_MAX)
+        return -2;
+    int32_t d32 = (int32_t)d;
+    if (put(e, op, oplen) < 0 || put(e, &d32, 4) < 0)
+        return -1;
+    return 0;
+}
+
+/* Copy one instruction from ip into e, fixing what depends on its address.
+ * Returns 0, or a static string saying why it can't be moved. */
+static const char *relocate_one(struct emit *e, const ZydisDecodedInstruction *in,
+                                uint64_t ip, uint64_t lo, uint64_t hi)
+{
+    const uint8_t *src = (const uint8_t *)ip;
+
+    if (in->attributes & ZYDIS_ATTRIB_IS_RELATIVE && in->raw.imm[0].is_relative) {
+        uint64_t t = branch_target(in, ip);
+        int rc;
+        if (t >= lo && t < hi && t != ip)
+            return "a branch inside the displaced bytes";
+        if (in->mnemonic == ZYDIS_MNEMONIC_JMP) {
+            rc = put_rel32(e, (const uint8_t[]){ 0xE9 }, 1, t);
+        } else if (in->mnemonic == ZYDIS_MNEMONIC_CALL) {
+            rc = put_rel32(e, (const uint8_t[]){ 0xE8 }, 1, t);
+        } else if (in->meta.category == ZYDIS_CATEGORY_COND_BR &&
+                   in->mnemonic != ZYDIS_MNEMONIC_JRCXZ && in->mnemonic != ZYDIS_MNEMONIC_JECXZ &&
+                   in->mnemonic != ZYDIS_MNEMONIC_LOOP && in->mnemonic != ZYDIS_MNEMONIC_LOOPE &&
+                   in->mnemonic != ZYDIS_MNEMONIC_LOOPNE) {
+            uint8_t cc = in->opcode & 0x0F;
+            rc = put_rel32(e, (const uint8_t[]){ 0x0F, (uint8_t)(0x80 | cc) }, 2, t);
+        } else {
+            return "a relative branch that has no rel32 form (loop/jrcxz/xbegin)";
+        }
+        if (rc == -2)
+            return "a branch target out of rel32 range from the trampoline";
+        return rc < 0 ? "too much relocated code" : NULL;
+    }
+    if (is_rip_relative(in)) {
+        uint64_t t = ip + in->length + (uint64_t)in->raw.disp.value;
+        uint64_t new_end = e->base + e->len + in->length;
+        int64_t d = (int64_t)(t - new_end);
+        if (in->raw.disp.size != 32)
+            return "a RIP-relative operand without disp32";
+        if (t >= lo && t < hi)
+            return "a RIP-relative operand pointing into the displaced bytes";
+        if (d < INT32_MIN || d > INT32_MAX)
+            return "a RIP-relative operand out of rel32 range from the trampoline";
+        uint32_t at = e->len;
+        if (put(e, src, in->length) < 0)
+            return "too much relocated code";
+        int32_t d32 = (int32_t)d;
+        memcpy(e->buf + at + in->raw.disp.offset, &d32, 4);
+        return NULL;
+    }
+    if (in->mnemonic == ZYDIS_MNEMONIC_INT3 || in->mnemonic == ZYDIS_MNEMONIC_INT1 ||
+        in->mnemonic == ZYDIS_MNEMONIC_SYSCALL)
+        return "an instruction that must stay in place (int3/syscall)";
+    if (put(e, src, in->length) < 0)
+        return "too much relocated code";
+    return NULL;
+}
+
+/* Relocate the instructions covering at least need bytes at site->addr into
+ * the stub. func_size (0 = unknown) bounds what may be overwritten. */
+static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_size,
+                            uint32_t *covered)
+{
+    struct emit e = { site->stub_rw + GSTUB_RELOC, (uint64_t)site->stub + GSTUB_RELOC,
+                      0, GSTUB_RELOC_MAX };
+    uint64_t ip = site->addr;
+    uint32_t off = 0;
+    ZydisDecodedInstruction ins[8];
+    int n = 0;
+
+    while (off < need) {
+        if (n == 8 || decode((const uint8_t *)ip + off, 15, &ins[n]) < 0)
+            return "undecodable instructions at the entry";
+        if (is_terminator(&ins[n]) && off + ins[n].length < need &&
+            (func_size == 0 || func_size < need))
+            return "the function is shorter than the 5-byte jump";
+        off += ins[n].length;
+        n++;
+    }
+    if (func_size && off > func_size && need > 1)
+        return "the function is shorter than the 5-byte jump";
+    uint64_t cur = ip;
+    for (int i = 0; i < n; i++) {
+        const char *why = relocate_one(&e, &ins[i], cur, ip + 1, ip + off);
+        if (why)
+            return why;
+        cur += ins[i].length;
+    }
+    /* jmp qword [rip+0]; .quad back */
+    uint8_t jb[14] = { 0xFF, 0x25, 0, 0, 0, 0 };
+    uint64_t back = ip + off;
+    memcpy(jb + 6, &back, 8);
+    memcpy(e.buf + e.len, jb, sizeof(jb));   /* room reserved by GSTUB_RELOC_MAX */
+    *covered = off;
+    return NULL;
+}
+
+static void write_stub_head(struct gsite *site)
+{
+    uint8_t *w = site->stub_rw;
+    static const uint8_t head[GSTUB_RELOC] = {
+        0x48, 0x8D, 0x64, 0x24, 0x80,                   /* lea rsp,[rsp-128] */
+        0xFF, 0x35, 0, 0, 0, 0,                         /* push [rip+site] */
+        0xFF, 0x25, 0, 0, 0, 0,                         /* jmp [rip+entry] */
+        0x48, 0x8D, 0xA4, 0x24, 0x88, 0x00, 0x00, 0x00, /* lea rsp,[rsp+136] */
+    };
+    memcpy(w, head, sizeof(head));
+    int32_t d_site = GSTUB_DATA_SITE - 11, d_entry = GSTUB_DATA_ENTRY - 17;
+    memcpy(w + 7, &d_site, 4);
+    memcpy(w + 13, &d_entry, 4);
+    uint64_t sp = (uint64_t)site;
+    uint64_t ep = site->is_entry ? (uint64_t)graft_tramp_entry_fn
+                                 : (uint64_t)graft_tramp_entry_mid;
+    memcpy(w + GSTUB_DATA_SITE, &sp, 8);
+    memcpy(w + GSTUB_DATA_ENTRY, &ep, 8);
+}
+
+int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
+                 int no_trap, struct graft_err *err)
+{
+    int rc = stub_alloc(site, err);
+    if (rc < 0)
+        return rc;
+    write_stub_head(site);
+
+    const char *why = NULL;
+    uint32_t covered = 0;
+    char note[160] = "";
+    if (force_trap) {
+        snprintf(note, sizeof(note), "int3 requested by options");
+    } else {
+        uint64_t br = func_size ? scan_branch_into(site->addr, func_size, GPATCH_LEN) : 0;
+        if (br) {
+            snprintf(note, sizeof(note),
+                     "the branch at %p jumps into the first %d bytes", (void *)br, GPATCH_LEN);
+        } else if ((why = relocate(site, GPATCH_LEN, func_size, &covered)) != NULL) {
+            snprintf(note, sizeof(note), "cannot relocate the entry: %s", why);
+        } else {
+            site->method = GATTACH_METHOD_JUMP;
+            site->patch_len = GPATCH_LEN;
+            site->reloc_len = covered;
+        }
+    }
+    if (site->method != GATTACH_METHOD_JUMP) {
+        if (no_trap)
+            return graft_errf(err, -ENOTSUP,
+                              "attach: cannot put a jump at %p: %s (int3 fallback disabled)",
+                              (void *)site->addr, note);
+        why = relocate(site, 1, func_size, &covered);
+        if (why)
+            return graft_errf(err, -ENOTSUP,
+                              "attach: cannot hook %p: first instruction has %s",
+                              (void *)site->addr, why);
+        site->method = GATTACH_METHOD_TRAP;
+        site->patch_len = 1;
+        site->reloc_len = covered;
+        memcpy(site->note, note, sizeof(site->note));
+    }
+    memcpy(site->orig, (void *)site->addr, site->patch_len);
+    memcpy(site->orig_long, (void *)site->addr, sizeof(site->orig_long));
+    site->cont = (uint64_t)site->stub + GSTUB_CONT;
+    __builtin___clear_cache((char *)site->stub, (char *)site->stub + GSTUB_SIZE);
+    return 0;
+}

@@ -1,0 +1,524 @@
+/*
+ * func_hook_test.c - function hooks end to end: resolve, entry / return /
+ * override / replace, relocation of awkward entries, the int3 fallback,
+ * handler order, recursion, longjmp, libc hooks, a JIT'd program as handler,
+ * and 8 threads calling a function while it is attached and detached 1,000
+ * times.
+ *
+ * argv[1]: directory holding the libfunc_target_*.so variants (gcc/clang,
+ * -O0/-O2, with/without -fcf-protection).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "helpers/helpers.h"
+#include "vm/vm.h"
+
+static int g_fail, g_checks;
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        g_checks++;                                                           \
+        if (!(cond)) {                                                        \
+            g_fail++;                                                         \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                              \
+        }                                                                     \
+    } while (0)
+#define MUST(expr)                                                            \
+    do {                                                                      \
+        struct graft_err e_ = { 0 };                                          \
+        int rc_ = (expr);                                                     \
+        if (rc_ < 0) {                                                        \
+            fprintf(stderr, "FATAL %s:%d: %s: %d %s\n", __FILE__, __LINE__,   \
+                    #expr, rc_, e_.msg);                                      \
+            exit(1);                                                          \
+        }                                                                     \
+    } while (0)
+#define E (&e_)
+
+/* ---- recording handlers ---------------------------------------------------- */
+
+#define REC_MAX 64
+static _Atomic uint64_t n_entry, n_ret;
+static uint64_t last_di, last_si, last_ax, last_ip, last_cookie;
+static uint64_t order[REC_MAX];
+static int n_order;
+
+static uint64_t h_entry(void *ctx, uint64_t len)
+{
+    struct graft_pt_regs *r = ctx;
+    last_di = r->di;
+    last_si = r->si;
+    last_ip = r->ip;
+    last_cookie = ghelper_run_state()->cookie;
+    atomic_fetch_add(&n_entry, 1);
+    return len == sizeof(struct graft_pt_regs) ? 0 : 1;
+}
+
+static uint64_t h_ret(void *ctx, uint64_t len)
+{
+    struct graft_pt_regs *r = ctx;
+    last_ax = r->ax;
+    atomic_fetch_add(&n_ret, 1);
+    return 0;
+}
+
+static uint64_t h_order(void *ctx, uint64_t len)
+{
+    if (n_order < REC_MAX)
+        order[n_order++] = ghelper_run_state()->cookie;
+    return 0;
+}
+
+/* What bpf_override_return does: di == 5 -> return 4242 without running. */
+static uint64_t h_override(void *ctx, uint64_t len)
+{
+    struct graft_pt_regs *r = ctx;
+    if (r->di == 5) {
+        ghelper_run_state()->override_set = 1;
+        ghelper_run_state()->override_value = 4242;
+    }
+    return 0;
+}
+
+static uint64_t h_replace(void *ctx, uint64_t len)
+{
+    struct graft_pt_regs *r = ctx;
+    return r->di * 1000 + r->si;
+}
+
+static void reset(void)
+{
+    n_entry = n_ret = 0;
+    last_di = last_si = last_ax = last_ip = last_cookie = 0;
+    n_order = 0;
+}
+
+/* ---- pieces ------------------------------------------------------------------ */
+
+typedef long (*fn1)(long);
+typedef long (*fn2)(long, long);
+
+extern int asm_riprel(int), asm_lea(int), asm_branch(int), asm_endbr(int),
+    asm_call(int), asm_short(void), asm_loop(int);
+extern int asm_g;
+
+static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn, uint64_t cookie)
+{
+    struct ghook *h = NULL;
+    MUST(gattach_install(addr, k, fn, cookie, NULL, &h, E));
+    return h;
+}
+
+static void unhook(struct ghook *h)
+{
+    MUST(gattach_remove(h, E));
+}
+
+static __attribute__((noinline)) int local_static_fn(int x)
+{
+    __asm__ volatile("");
+    return x ^ 0x55;
+}
+static int (*volatile local_fn_p)(int) = local_static_fn;
+
+__attribute__((noinline)) long jit_two(long a, long b)
+{
+    __asm__ volatile("");
+    return a - b;
+}
+
+static void test_resolve(void)
+{
+    struct graft_err err = { 0 };
+    void *a = NULL;
+    uint64_t size = 0;
+    CHECK(gattach_resolve_sym(NULL, "local_static_fn", 0, &a, &size, &err) == 0, "%s", err.msg);
+    CHECK(a == (void *)local_static_fn, "static symbol %p vs %p", a, (void *)local_static_fn);
+    CHECK(size > 0, "size of local_static_fn");
+    CHECK(gattach_resolve(NULL, "asm_riprel", 0, &a, &err) == 0 && a == (void *)asm_riprel,
+          "asm_riprel: %s", err.msg);
+    /* compare with libc's own definition (in a non-PIE binary
+     * dlsym(RTLD_DEFAULT) may give the executable's PLT entry) */
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    CHECK(gattach_resolve("libc.so.6", "malloc", 0, &a, &err) == 0 &&
+          a == dlsym(libc, "malloc"), "libc malloc %p: %s", a, err.msg);
+    CHECK(gattach_resolve("libc", "getpid", 0, &a, &err) == 0 &&
+          a == dlsym(libc, "getpid"), "libc getpid: %s", err.msg);
+    dlclose(libc);
+    CHECK(gattach_resolve(NULL, "no_such_symbol_xyz", 0, &a, &err) == -ENOENT &&
+          strstr(err.msg, "no_such_symbol_xyz"), "missing symbol: %s", err.msg);
+    CHECK(gattach_resolve("libnotloaded.so", "f", 0, &a, &err) == -ENOENT &&
+          strstr(err.msg, "not mapped"), "missing lib: %s", err.msg);
+    CHECK(gattach_resolve(NULL, "asm_loop", 2, &a, &err) == 0 && a == (char *)asm_loop + 2,
+          "offset");
+}
+
+static void test_asm_entries(void)
+{
+    struct {
+        const char *name;
+        void *fn;
+        enum gattach_method want;
+    } t[] = {
+        { "asm_riprel", (void *)asm_riprel, GATTACH_METHOD_JUMP },
+        { "asm_lea", (void *)asm_lea, GATTACH_METHOD_JUMP },
+        { "asm_branch", (void *)asm_branch, GATTACH_METHOD_JUMP },
+        { "asm_endbr", (void *)asm_endbr, GATTACH_METHOD_JUMP },
+        { "asm_call", (void *)asm_call, GATTACH_METHOD_JUMP },
+        { "asm_short", (void *)asm_short, GATTACH_METHOD_TRAP },
+        { "asm_loop", (void *)asm_loop, GATTACH_METHOD_TRAP },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        unsigned char before[8];
+        memcpy(before, t[i].fn, 8);
+        reset();
+        struct ghook *he = hook(t[i].fn, GHOOK_ENTRY, h_entry, 77 + i);
+        struct ghook *hr = hook(t[i].fn, GHOOK_RETURN, h_ret, 0);
+        CHECK(gattach_hook_method(he) == t[i].want, "%s: method %s (%s)", t[i].name,
+              gattach_method_name(gattach_hook_method(he)), gattach_hook_note(he));
+        CHECK(memcmp(before, t[i].fn, 8) != 0, "%s: entry not patched", t[i].name);
+        int r[4];
+        switch (i) {
+        case 0: r[0] = asm_riprel(2); r[1] = asm_riprel(-40); CHECK(r[0] == 42 && r[1] == 0, "riprel %d %d", r[0], r[1]); break;
+        case 1: r[0] = asm_lea(2); CHECK(r[0] == 38, "lea %d", r[0]); break;
+        case 2: r[0] = asm_branch(0); r[1] = asm_branch(9); CHECK(r[0] == 100 && r[1] == 10, "branch %d %d", r[0], r[1]); break;
+        case 3: r[0] = asm_endbr(21); CHECK(r[0] == 42, "endbr %d", r[0]); break;
+        case 4: r[0] = asm_call(20); CHECK(r[0] == 41, "call %d", r[0]); break;
+        case 5: r[0] = asm_short(); CHECK(r[0] == 0, "short %d", r[0]); break;
+        case 6: r[0] = asm_loop(5); CHECK(r[0] == 5, "loop %d", r[0]); break;
+        }
+        uint64_t want_calls = (i == 0 || i == 2) ? 2 : 1;
+        CHECK(n_entry == want_calls && n_ret == want_calls, "%s: %lu entries %lu returns, want %lu",
+              t[i].name, (unsigned long)n_entry, (unsigned long)n_ret, (unsigned long)want_calls);
+        CHECK(last_ip == (uint64_t)t[i].fn, "%s: ctx ip", t[i].name);
+        CHECK(last_cookie == 77 + i, "%s: cookie %lu", t[i].name, (unsigned long)last_cookie);
+        unhook(he);
+        unhook(hr);
+        CHECK(memcmp(before, t[i].fn, 8) == 0, "%s: original bytes not restored", t[i].name);
+        reset();
+        asm_riprel(1);
+        asm_short();
+        CHECK(n_entry == 0 && n_ret == 0, "%s: hook still runs after remove", t[i].name);
+    }
+    /* Options: force int3 on a jump-capable function; refuse fallback. */
+    struct gattach_opts o = { .sz = sizeof(o), .no_trap_fallback = 1 };
+    struct ghook *h = NULL;
+    struct graft_err err = { 0 };
+    int rc = gattach_install((void *)asm_short, GHOOK_ENTRY, h_entry, 0, &o, &h, &err);
+    CHECK(rc == -ENOTSUP && strstr(err.msg, "shorter"), "no fallback: %d %s", rc, err.msg);
+    /* a probe inside a function (offset) preserves registers and flags */
+    reset();
+    h = hook((char *)asm_loop + 2, GHOOK_ENTRY, h_entry, 0);
+    CHECK(asm_loop(4) == 4 && n_entry == 4, "offset probe: %lu hits", (unsigned long)n_entry);
+    rc = gattach_install((char *)asm_loop + 2, GHOOK_RETURN, h_ret, 0, NULL, &h, &err);
+    CHECK(rc == -EINVAL, "return probe inside a function must be refused: %d", rc);
+    unhook(h);
+}
+
+static void test_variant(const char *path)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(dl, "dlopen %s: %s", path, dlerror());
+    if (!dl)
+        return;
+    fn2 add = NULL;
+    fn1 fib = NULL, gplus = NULL, branchy = NULL;
+    MUST(gattach_resolve(path, "tgt_add", 0, (void **)&add, E));
+    MUST(gattach_resolve(path, "tgt_fib", 0, (void **)&fib, E));
+    MUST(gattach_resolve(path, "tgt_global_plus", 0, (void **)&gplus, E));
+    MUST(gattach_resolve(path, "tgt_branchy", 0, (void **)&branchy, E));
+    CHECK(add == dlsym(dl, "tgt_add"), "%s: resolve tgt_add", path);
+
+    /* entry + return */
+    reset();
+    struct ghook *he = hook((void *)add, GHOOK_ENTRY, h_entry, 9);
+    struct ghook *hr = hook((void *)add, GHOOK_RETURN, h_ret, 9);
+    long v = add(30, 12);
+    CHECK(v == 42 && last_di == 30 && last_si == 12 && last_ax == 42 && n_entry == 1 &&
+          n_ret == 1, "%s: entry/return di=%lu si=%lu ax=%lu v=%ld (%s)", path,
+          (unsigned long)last_di, (unsigned long)last_si, (unsigned long)last_ax, v,
+          gattach_method_name(gattach_hook_method(he)));
+    unhook(hr);
+    /* override: only di == 5 is overridden; the return probe must not fire */
+    struct ghook *ho = hook((void *)add, GHOOK_OVERRIDE, h_override, 0);
+    hr = hook((void *)add, GHOOK_RETURN, h_ret, 0);
+    reset();
+    long a = add(5, 1), b = add(6, 1);
+    CHECK(a == 4242 && b == 7 && n_entry == 2 && n_ret == 1,
+          "%s: override %ld %ld entries %lu returns %lu", path, a, b,
+          (unsigned long)n_entry, (unsigned long)n_ret);
+    unhook(ho);
+    unhook(hr);
+    /* replace */
+    struct ghook *hp = hook((void *)add, GHOOK_REPLACE, h_replace, 0);
+    struct ghook *hp2 = NULL;
+    struct graft_err err = { 0 };
+    CHECK(gattach_install((void *)add, GHOOK_REPLACE, h_replace, 0, NULL, &hp2, &err) == -EBUSY,
+          "second replace must be refused");
+    reset();
+    v = add(3, 4);
+    CHECK(v == 3004 && n_entry == 1, "%s: replace %ld", path, v);
+    unhook(hp);
+    unhook(he);
+    CHECK(add(3, 4) == 7, "%s: after remove", path);
+
+    /* recursion: fib(15) makes 1973 calls at -O0; compilers turn part of
+     * the recursion into a loop at -O2, so count what the body saw */
+    volatile long *calls = dlsym(dl, "tgt_fib_calls");
+    long calls0 = *calls;
+    reset();
+    he = hook((void *)fib, GHOOK_ENTRY, h_entry, 0);
+    hr = hook((void *)fib, GHOOK_RETURN, h_ret, 0);
+    v = fib(15);
+    long ncalls = *calls - calls0;
+    CHECK(v == 610 && ncalls == 1973 && (long)n_entry == ncalls && (long)n_ret == ncalls &&
+          last_ax == 610, "%s: fib %ld calls %ld entries %lu returns %lu last %lu", path, v,
+          ncalls, (unsigned long)n_entry, (unsigned long)n_ret, (unsigned long)last_ax);
+    unhook(he);
+    unhook(hr);
+
+    /* RIP-relative and branchy entries */
+    reset();
+    he = hook((void *)gplus, GHOOK_ENTRY, h_entry, 0);
+    hr = hook((void *)branchy, GHOOK_RETURN, h_ret, 0);
+    CHECK(gplus(35) == 42 && branchy(0) == 100 && branchy(4) == 12 && n_entry == 1 &&
+          n_ret == 2, "%s: global/branchy (%s, %s)", path,
+          gattach_method_name(gattach_hook_method(he)), gattach_method_name(gattach_hook_method(hr)));
+    unhook(he);
+    unhook(hr);
+    /* the library's code pages must be identical to the file again */
+    dlclose(dl);
+    printf("ok %s\n", strrchr(path, '/') + 1);
+}
+
+static void test_order(void)
+{
+    struct ghook *h[4];
+    reset();
+    for (int i = 0; i < 4; i++)
+        h[i] = hook((void *)local_static_fn, GHOOK_ENTRY, h_order, 10 + i);
+    CHECK(local_fn_p(1) == (1 ^ 0x55), "result");
+    CHECK(n_order == 4 && order[0] == 10 && order[1] == 11 && order[2] == 12 && order[3] == 13,
+          "attach order: %d", n_order);
+    unhook(h[1]);
+    n_order = 0;
+    local_fn_p(2);
+    CHECK(n_order == 3 && order[0] == 10 && order[1] == 12 && order[2] == 13, "after remove");
+    unhook(h[0]);
+    unhook(h[2]);
+    unhook(h[3]);
+}
+
+/* longjmp out of a return-probed frame leaves a stale shadow entry. */
+static jmp_buf g_jb;
+__attribute__((noinline)) int jumper(int x);
+static int (*volatile jumper_p)(int) = jumper;
+__attribute__((noinline)) int jumper(int x)
+{
+    __asm__ volatile("");
+    if (x)
+        longjmp(g_jb, 1);
+    return 5;
+}
+
+static void test_longjmp(void)
+{
+    struct gattach_stats s0, s1;
+    gattach_get_stats(&s0);
+    reset();
+    struct ghook *hr = hook((void *)jumper, GHOOK_RETURN, h_ret, 0);
+    for (int i = 0; i < 3; i++)
+        if (!setjmp(g_jb))
+            jumper_p(1);
+    int v = jumper_p(0);
+    gattach_get_stats(&s1);
+    CHECK(v == 5 && n_ret == 1, "longjmp: v=%d returns=%lu", v, (unsigned long)n_ret);
+    CHECK(s1.stale_discarded - s0.stale_discarded >= 3, "stale entries dropped: %lu",
+          (unsigned long)(s1.stale_discarded - s0.stale_discarded));
+    unhook(hr);
+}
+
+static void test_libc(void)
+{
+    void *gp = NULL, *ml = NULL;
+    MUST(gattach_resolve("libc", "getpid", 0, &gp, E));
+    MUST(gattach_resolve("libc.so.6", "malloc", 0, &ml, E));
+    reset();
+    struct ghook *h = hook(gp, GHOOK_RETURN, h_ret, 0);
+    pid_t (*volatile getpid_p)(void) = (pid_t (*)(void))gp;
+    pid_t p = getpid_p();
+    CHECK(n_ret == 1 && last_ax == (uint64_t)p, "getpid return probe: %lu %lu",
+          (unsigned long)n_ret, (unsigned long)last_ax);
+    unhook(h);
+    reset();
+    h = hook(ml, GHOOK_ENTRY, h_entry, 0);
+    struct ghook *h2 = hook(ml, GHOOK_RETURN, h_ret, 0);
+    void *(*volatile malloc_p)(size_t) = (void *(*)(size_t))ml;
+    void *m = malloc_p(12345);
+    CHECK(n_entry >= 1 && last_di == 12345 && last_ax == (uint64_t)m,
+          "malloc hooks: %lu di=%lu (%s)", (unsigned long)n_entry, (unsigned long)last_di,
+          gattach_method_name(gattach_hook_method(h)));
+    unhook(h);
+    unhook(h2);
+    /* libc's free, not the one in this binary (ASan interposes malloc) */
+    void *fr = NULL;
+    MUST(gattach_resolve("libc.so.6", "free", 0, &fr, E));
+    ((void (*)(void *))fr)(m);
+}
+
+/* A JIT-compiled program as the handler, called directly by the trampoline. */
+static void test_jit_handler(void)
+{
+    struct bpf_insn *ins = NULL;
+    uint32_t n = 0;
+    struct gvm_prog *prog = NULL;
+    struct graft_err err = { 0 };
+    /* r0 = di * 2 + si (pt_regs: si at 104, di at 112) */
+    const char *src = "ldxdw r0, [r1+112]\nlsh r0, 1\nldxdw r2, [r1+104]\n"
+                      "add r0, r2\nexit\n";
+    if (gvm_asm(src, &ins, &n, &err) < 0) {
+        CHECK(0, "gvm_asm: %s", err.msg);
+        return;
+    }
+    struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
+    if (gvm_prog_create(ins, n, &o, &prog, &err) < 0 || !gvm_prog_native(prog)) {
+        CHECK(0, "JIT not available: %s", err.msg);
+        free(ins);
+        return;
+    }
+    free(ins);
+    struct ghook *h = hook((void *)jit_two, GHOOK_REPLACE,
+                           (ghook_handler)gvm_prog_native(prog), 0);
+    long (*volatile f)(long, long) = jit_two;
+    long v = f(20, 3);
+    CHECK(v == 43, "jit replace %ld", v);
+    printf("ok JIT program as replace handler\n");
+    unhook(h);
+    CHECK(f(20, 3) == 17, "after remove");
+    gvm_prog_free(prog);
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+static __attribute__((noinline)) long mt_target(long x)
+{
+    __asm__ volatile("");
+    return x * 2 + 1;
+}
+
+static _Atomic uint64_t mt_hits, mt_calls, mt_bad;
+static _Atomic int mt_stop;
+
+static uint64_t h_mt(void *ctx, uint64_t len)
+{
+    atomic_fetch_add_explicit(&mt_hits, 1, memory_order_relaxed);
+    return 0;
+}
+
+static void *mt_worker(void *arg)
+{
+    long (*volatile f)(long) = mt_target;
+    uint64_t calls = 0;
+    long i = (long)(intptr_t)arg;
+    while (!atomic_load_explicit(&mt_stop, memory_order_relaxed)) {
+        if (f(i) != i * 2 + 1)
+            atomic_fetch_add(&mt_bad, 1);
+        i++;
+        calls++;
+    }
+    atomic_fetch_add(&mt_calls, calls);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    enum { NT = 8, N_PER = 20000 };
+    pthread_t th[NT];
+    long (*volatile f)(long) = mt_target;
+    /* Steady state: attached the whole time, so every call is counted. */
+    struct ghook *h = hook((void *)mt_target, GHOOK_ENTRY, h_mt, 0);
+    mt_hits = 0;
+    for (int i = 0; i < N_PER; i++)
+        f(i);
+    CHECK(mt_hits == N_PER, "steady: %lu", (unsigned long)mt_hits);
+    unhook(h);
+    /* Churn: 1,000 attach/detach cycles while 8 threads call. */
+    mt_hits = mt_calls = mt_bad = 0;
+    mt_stop = 0;
+    for (int i = 0; i < NT; i++)
+        pthread_create(&th[i], NULL, mt_worker, (void *)(intptr_t)(i * 1000000));
+    struct ghook *hr = NULL;
+    for (int i = 0; i < 1000; i++) {
+        h = hook((void *)mt_target, GHOOK_ENTRY, h_mt, 0);
+        if (i % 2)
+            hr = hook((void *)mt_target, GHOOK_RETURN, h_mt, 0);
+        unhook(h);
+        if (hr) {
+            unhook(hr);
+            hr = NULL;
+        }
+    }
+    uint64_t hits_at_detach = mt_hits;
+    for (volatile int spin = 0; spin < 2000000; spin++)
+        ;
+    uint64_t hits_later = mt_hits;
+    mt_stop = 1;
+    for (int i = 0; i < NT; i++)
+        pthread_join(th[i], NULL);
+    CHECK(mt_bad == 0, "wrong results under churn: %lu", (unsigned long)mt_bad);
+    CHECK(hits_later == hits_at_detach, "hook ran after final detach: %lu vs %lu",
+          (unsigned long)hits_later, (unsigned long)hits_at_detach);
+    CHECK(mt_hits <= 2 * mt_calls && mt_calls > 0, "hits %lu calls %lu",
+          (unsigned long)mt_hits, (unsigned long)mt_calls);
+    printf("threads: %lu calls, %lu hook runs during 1000 attach/detach cycles\n",
+           (unsigned long)mt_calls, (unsigned long)mt_hits);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    test_resolve();
+    test_asm_entries();
+    test_order();
+    test_longjmp();
+    test_libc();
+    test_jit_handler();
+    if (argc > 1) {
+        DIR *d = opendir(argv[1]);
+        struct dirent *de;
+        int n = 0;
+        CHECK(d, "no variant dir %s", argv[1]);
+        while (d && (de = readdir(d))) {
+            if (strncmp(de->d_name, "libfunc_target_", 15) || !strstr(de->d_name, ".so"))
+                continue;
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", argv[1], de->d_name);
+            test_variant(p);
+            n++;
+        }
+        if (d)
+            closedir(d);
+        CHECK(n == 8, "expected 8 target variants, found %d", n);
+    }
+    test_threads();
+    struct gattach_stats st;
+    gattach_get_stats(&st);
+    printf("stats: traps %lu stale %lu missed %lu overflow %lu\n", (unsigned long)st.trap_hits,
+           (unsigned long)st.stale_discarded, (unsigned long)st.missed_recursion,
+           (unsigned long)st.shadow_overflows);
+    printf("%d checks, %d failed\n", g_checks, g_fail);
+    return g_fail ? 1 : 0;
+}
