@@ -250,8 +250,10 @@ static void release_link(struct gagent *a, struct agent_link *slot)
 {
     if (slot->hook) {
         struct graft_err err = {0};
-        if (gattach_remove(slot->hook, &err) < 0)
-            snprintf(a->message, sizeof(a->message), "detach of link %u: %s", slot->id, err.msg);
+        if (gattach_remove(slot->hook, &err) < 0) {
+            graft_err_prefix(&err, "detach of link %u", slot->id);
+            graft_copy_str(a->message, sizeof(a->message), err.msg);
+        }
         struct agent_prog *p = find_prog(a, slot->prog_id);
         if (p && p->links)
             p->links--;
@@ -317,7 +319,7 @@ static int reconcile(struct gagent *a)
         int rc = install_link(a, &s, l, slot, &err);
         a->n_links++;
         if (rc < 0) {
-            snprintf(a->message, sizeof(a->message), "%s", err.msg);
+            graft_copy_str(a->message, sizeof(a->message), err.msg);
             fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), err.msg);
         }
     }

@@ -151,7 +151,9 @@ int grt_attach_spec(const struct gobj_prog *prog, struct grt_attach_spec *spec, 
             if (!realpath(spec->binary, real))
                 return graft_errf(err, -errno, "program %s: binary %s: %s", prog->name, spec->binary,
                                   strerror(errno));
-            snprintf(spec->binary, sizeof(spec->binary), "%s", real);
+            if (strlen(real) >= sizeof(spec->binary))
+                return graft_errf(err, -ENAMETOOLONG, "program %s: binary path %s is too long", prog->name, real);
+            memcpy(spec->binary, real, strlen(real) + 1);
         }
         spec->kind = prog->type == GPROG_UPROBE      ? GREG_LINK_UPROBE
                      : prog->type == GPROG_URETPROBE ? GREG_LINK_URETPROBE

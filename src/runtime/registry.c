@@ -301,8 +301,11 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
     uint32_t id = new_id(reg->hdr);
     struct greg_prog rec = *tmpl;
     rec.id = 0;
-    snprintf(rec.insn_shm, sizeof(rec.insn_shm), "%s.prog%u", reg->name, id);
-    int rc = store_insns(rec.insn_shm, insns, rec.n_insns, err);
+    int rc = 0;
+    if (snprintf(rec.insn_shm, sizeof(rec.insn_shm), "%s.prog%u", reg->name, id) >= (int)sizeof(rec.insn_shm))
+        rc = graft_errf(err, -ENAMETOOLONG, "registry name %s is too long", reg->name);
+    if (rc == 0)
+        rc = store_insns(rec.insn_shm, insns, rec.n_insns, err);
     if (rc) {
         pthread_mutex_unlock(&reg->hdr->lock);
         return rc;

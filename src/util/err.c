@@ -41,3 +41,12 @@ int graft_err_prefix(struct graft_err *err, const char *fmt, ...)
     err->msg[plen + 2 + olen] = '\0';
     return err->code;
 }
+
+void graft_copy_str(char *dst, size_t len, const char *src)
+{
+    if (!len)
+        return;
+    size_t n = strnlen(src, len - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}

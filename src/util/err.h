@@ -27,6 +27,10 @@ int graft_errf(struct graft_err *err, int code, const char *fmt, ...)
 int graft_err_prefix(struct graft_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Copy src into dst[len], cutting it short if it does not fit; always
+ * NUL-terminates. For putting error messages into fixed record fields. */
+void graft_copy_str(char *dst, size_t len, const char *src);
+
 static inline void graft_err_clear(struct graft_err *err)
 {
     if (err) {

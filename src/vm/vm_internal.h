@@ -37,4 +37,33 @@ void gvm_jit_release(struct gvm_prog *prog);
 /* Index of the function containing insn idx, by binary search of func_starts. */
 uint32_t gvm_func_of(const struct gvm_prog *prog, uint32_t idx);
 
+/* vm.c: NULL when insn is a known opcode whose unused fields are zero (the
+ * one canonical encoding the assembler produces), else why not. Registers
+ * are not range-checked here; gvm_prog_create does that. */
+const char *gvm_insn_shape_error(const struct bpf_insn *insn);
+
+/* vm.c: registers insn reads and writes, as bit masks (bit n = rn). Exit
+ * reads r0; cmpxchg reads and writes r0; calls list only callx's register
+ * (the helper/callee argument and clobber rules are the caller's to apply). */
+void gvm_insn_reg_use(const struct bpf_insn *insn, uint16_t *reads, uint16_t *writes);
+
+/* The helper id of bpf_tail_call. When env->tail_call_target is set the
+ * engines handle it themselves instead of calling env->helpers[12]. */
+#define GVM_HELPER_TAIL_CALL 12
+
+/* r0 after a bpf_tail_call that did not jump (no target, or more than
+ * BPF_MAX_TAIL_CALLS): both engines set it to -ENOENT so they agree. */
+#define GVM_TAIL_CALL_FAIL_R0 ((uint64_t)(int64_t)-2)
+
+/* callx (BPF_JMP|BPF_CALL|BPF_X): the register holding the target. LLVM
+ * now puts it in dst_reg; older LLVM put it in imm (dst_reg 0). */
+static inline uint8_t gvm_callx_reg(const struct bpf_insn *insn)
+{
+    return insn->dst_reg ? insn->dst_reg : (uint8_t)insn->imm;
+}
+
+/* Interpreter: the value a LD_IMM64 BPF_PSEUDO_FUNC produces (and callx
+ * accepts) is the address of the function's first instruction in
+ * prog->insns. A callx value below BPF_MAX_HELPER_ID is a helper id. */
+
 #endif

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,11 +80,19 @@ int cmd_list(int argc, char **argv)
             printf("%d", l->pid);
         printf("\n");
     }
-    printf("processes: %u\n", s.n_procs);
+    /* A process that left through _exit() or a signal never said goodbye:
+     * show only the ones still alive. */
+    uint32_t alive = 0;
     for (uint32_t i = 0; i < s.n_procs; i++)
+        alive += !(kill(s.procs[i].pid, 0) < 0 && errno == ESRCH);
+    printf("processes: %u\n", alive);
+    for (uint32_t i = 0; i < s.n_procs; i++) {
+        if (kill(s.procs[i].pid, 0) < 0 && errno == ESRCH)
+            continue;
         printf("  %-7d %-16s %-9s hooks %u installed, %u failed%s%s\n", s.procs[i].pid,
                s.procs[i].comm, proc_state_name(s.procs[i].state), s.procs[i].links_installed,
                s.procs[i].links_failed, s.procs[i].message[0] ? "  " : "", s.procs[i].message);
+    }
     greg_snapshot_free(&s);
     greg_close(reg);
     return 0;

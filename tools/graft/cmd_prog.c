@@ -103,7 +103,7 @@ static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_p
     size_t ctx_len = policy->ctx ? policy->ctx->size : 0;
     void *ctx = NULL;
     if (o->ctx_path) {
-        size_t got;
+        size_t got = 0;
         if ((rc = read_file(o->ctx_path, &ctx, &got)) < 0) {
             free(policy);
             return cli_fail(EXIT_USAGE, "prog", "--ctx %s: %s", o->ctx_path, strerror(-rc));

@@ -1,0 +1,480 @@
+/*
+ * fuzz_diff.c - differential fuzzer: the JIT against the interpreter.
+ *
+ * Usage: vm_fuzz_diff [seed] [seconds]   (seed 0 or none: from the clock; 30 s)
+ *
+ * Generates random well-formed programs - ALU/ALU32 of every kind with
+ * operand values biased to the edge cases (0, -1, INT_MIN, shift counts past
+ * the width), forward branches of every condition, bounded loops, loads and
+ * stores of every size (plain and sign-extending) to a ctx buffer and the
+ * stack at in-bounds offsets, atomics of every kind on aligned slots, helper
+ * calls, bpf-to-bpf calls up to 8 frames deep, callx of helpers and
+ * functions - runs each on both engines with identical inputs and requires
+ * the same r0 and the same final ctx buffer. Every program ends by copying
+ * its stack into the ctx buffer and folding all registers into r0, so stack
+ * and register effects are compared too.
+ *
+ * Invariants of generated programs: r6 always holds the ctx pointer and r10
+ * the frame pointer; no other register ever holds an address (so values are
+ * engine-independent); r1-r5 are re-initialised after every call; the stack
+ * bytes a function reads were written first.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vm/vm.h"
+
+#define CTX_DATA   256           /* random-access region of ctx */
+#define STACK_USED 64            /* bytes of each frame a program uses */
+#define CTX_LEN    (CTX_DATA + STACK_USED)
+#define MAX_FUNCS  7             /* subfunctions: main + 7 = 8 frames */
+
+static uint64_t rng_state;
+static bool small;               /* FUZZ_DIFF_SMALL set: tiny programs, to debug */
+
+static uint64_t rnd(void)
+{
+    /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rn(uint32_t n)
+{
+    return (uint32_t)(rnd() % n);
+}
+
+static int32_t rnd_imm(void)
+{
+    static const int32_t edge[] = { 0, 1, -1, 2, 3, 7, 8, 31, 32, 33, 63, 64, 65,
+                                    INT32_MIN, INT32_MAX, 0x7fff, -0x8000, 0xff, 0x100 };
+    switch (rn(4)) {
+    case 0: return edge[rn(sizeof(edge) / sizeof(edge[0]))];
+    case 1: return (int32_t)rn(16) - 8;
+    default: return (int32_t)rnd();
+    }
+}
+
+static uint64_t rnd_imm64(void)
+{
+    static const uint64_t edge[] = { 0, 1, ~0ull, 0x8000000000000000ull, 0x7fffffffffffffffull,
+                                     0xffffffff, 0x80000000, 0x100000000ull, 0xffffffff80000000ull };
+    switch (rn(3)) {
+    case 0: return edge[rn(sizeof(edge) / sizeof(edge[0]))];
+    case 1: return (uint64_t)(int64_t)rnd_imm();
+    default: return rnd();
+    }
+}
+
+/* ---- program builder --------------------------------------------------- */
+
+struct fixup {
+    uint32_t at;                 /* insn to patch */
+    uint32_t func;               /* function whose start it refers to */
+};
+
+struct gen {
+    struct bpf_insn *insns;
+    uint32_t n, cap;
+    struct fixup fix[256];
+    uint32_t n_fix;
+    uint32_t func_start[MAX_FUNCS + 1];
+    uint32_t n_funcs;            /* subfunctions to generate */
+    uint32_t cur_func;           /* 0 = main */
+    bool in_loop;
+};
+
+static void put(struct gen *g, struct bpf_insn in)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 256;
+        g->insns = realloc(g->insns, g->cap * sizeof(*g->insns));
+        if (!g->insns) {
+            perror("realloc");
+            exit(2);
+        }
+    }
+    g->insns[g->n++] = in;
+}
+
+static void put_ld_imm64(struct gen *g, int dst, uint64_t v)
+{
+    put(g, BPF_INSN(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, (int32_t)(uint32_t)v));
+    put(g, BPF_INSN(0, 0, 0, 0, (int32_t)(uint32_t)(v >> 32)));
+}
+
+/* A data register: any but r6 (ctx) and r10, and not r9 inside loops. */
+static int data_reg(struct gen *g)
+{
+    static const int regs[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9 };
+    int n = g->in_loop ? 8 : 9;
+    return regs[rn((uint32_t)n)];
+}
+
+static void gen_alu(struct gen *g)
+{
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND,
+                                   BPF_LSH, BPF_RSH, BPF_NEG, BPF_MOD, BPF_XOR, BPF_MOV,
+                                   BPF_ARSH, BPF_END };
+    uint8_t op = ops[rn(sizeof(ops))];
+    uint8_t cls = rn(2) ? BPF_ALU64 : BPF_ALU;
+    int dst = data_reg(g), src = data_reg(g);
+    bool x = rn(2);
+    int16_t off = 0;
+
+    if (op == BPF_NEG) {
+        put(g, BPF_INSN(cls | op | BPF_K, dst, 0, 0, 0));
+        return;
+    }
+    if (op == BPF_END) {
+        static const int32_t w[] = { 16, 32, 64 };
+        uint8_t s = cls == BPF_ALU64 ? BPF_TO_LE : (rn(2) ? BPF_TO_BE : BPF_TO_LE);
+        put(g, BPF_INSN(cls | op | s, dst, 0, 0, w[rn(3)]));
+        return;
+    }
+    if ((op == BPF_DIV || op == BPF_MOD) && rn(2))
+        off = 1;
+    if (op == BPF_MOV && x && rn(3) == 0) {
+        static const int16_t sx64[] = { 8, 16, 32 };
+        off = cls == BPF_ALU64 ? sx64[rn(3)] : sx64[rn(2)];
+    }
+    if (x)
+        put(g, BPF_INSN(cls | op | BPF_X, dst, src, off, 0));
+    else
+        put(g, BPF_INSN(cls | op | BPF_K, dst, 0, off, rnd_imm()));
+}
+
+static const uint8_t sizes[] = { BPF_B, BPF_H, BPF_W, BPF_DW };
+static const int size_bytes[] = { 1, 2, 4, 8 };
+
+/* A base register and an in-bounds, size-aligned-if-asked offset. */
+static void mem_operand(int sz_idx, bool aligned, int *base, int16_t *off)
+{
+    int bytes = size_bytes[sz_idx];
+    if (rn(2)) {
+        *base = BPF_R6;
+        int o = (int)rn(CTX_DATA - (uint32_t)bytes + 1);
+        *off = (int16_t)(aligned ? o & ~(bytes - 1) : o);
+    } else {
+        *base = BPF_R10;
+        int o = (int)rn(STACK_USED - (uint32_t)bytes + 1);
+        if (aligned)
+            o &= ~(bytes - 1);
+        *off = (int16_t)(-STACK_USED + o);
+    }
+}
+
+static void gen_mem(struct gen *g)
+{
+    int k = (int)rn(4), base;
+    int16_t off;
+    uint8_t sz = sizes[k];
+
+    switch (rn(4)) {
+    case 0: {
+        mem_operand(k, false, &base, &off);
+        bool sx = sz != BPF_DW && rn(2);
+        put(g, BPF_INSN(BPF_LDX | (sx ? BPF_MEMSX : BPF_MEM) | sz, data_reg(g), base, off, 0));
+        break;
+    }
+    case 1:
+        mem_operand(k, false, &base, &off);
+        put(g, BPF_INSN(BPF_STX | BPF_MEM | sz, base, data_reg(g), off, 0));
+        break;
+    case 2:
+        mem_operand(k, false, &base, &off);
+        put(g, BPF_INSN(BPF_ST | BPF_MEM | sz, base, 0, off, rnd_imm()));
+        break;
+    default: {
+        static const int32_t aops[] = { BPF_ADD, BPF_OR, BPF_AND, BPF_XOR,
+                                        BPF_ADD | BPF_FETCH, BPF_OR | BPF_FETCH,
+                                        BPF_AND | BPF_FETCH, BPF_XOR | BPF_FETCH,
+                                        BPF_XCHG, BPF_CMPXCHG };
+        k = rn(2) ? 2 : 3;
+        mem_operand(k, true, &base, &off);
+        put(g, BPF_INSN(BPF_STX | BPF_ATOMIC | sizes[k], base, data_reg(g), off,
+                        aops[rn(sizeof(aops) / sizeof(aops[0]))]));
+        break;
+    }
+    }
+}
+
+/* After a call r1-r5 are clobbered: give them fresh values. */
+static void reinit_args(struct gen *g)
+{
+    for (int r = 1; r <= 5; r++)
+        put(g, BPF_MOV64_IMM(r, rnd_imm()));
+}
+
+static void gen_call(struct gen *g)
+{
+    uint32_t kind = rn(4);
+    bool can_local = g->cur_func < g->n_funcs && g->n_fix < 250;
+
+    if (kind >= 2 && can_local) {
+        put(g, BPF_MOV64_REG(BPF_R1, BPF_R6));      /* every function takes ctx in r1 */
+        uint32_t f = g->cur_func + 1 + rn(g->n_funcs - g->cur_func);
+        if (kind == 2) {
+            g->fix[g->n_fix++] = (struct fixup){ g->n, f };
+            put(g, BPF_INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 0));
+        } else {
+            g->fix[g->n_fix++] = (struct fixup){ g->n, f };
+            put(g, BPF_INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_R5, BPF_PSEUDO_FUNC, 0, 0));
+            put(g, BPF_INSN(0, 0, 0, 0, 0));
+            put(g, BPF_INSN(BPF_JMP | BPF_CALL | BPF_X, BPF_R5, 0, 0, 0));
+        }
+    } else if (kind == 1) {
+        put(g, BPF_MOV64_IMM(BPF_R5, 2 + (int32_t)rn(2)));
+        put(g, BPF_INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_R1, data_reg(g), 0, 0));
+        put(g, BPF_INSN(BPF_JMP | BPF_CALL | BPF_X, BPF_R5, 0, 0, 0));
+    } else {
+        put(g, BPF_INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_R1, data_reg(g), 0, 0));
+        put(g, BPF_CALL_HELPER(2 + (int32_t)rn(2)));
+    }
+    reinit_args(g);
+}
+
+static void gen_block(struct gen *g, int depth, int len);
+
+/* if (cond) skip the block that follows */
+static void gen_if(struct gen *g, int depth)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
+    uint8_t cls = rn(2) ? BPF_JMP : BPF_JMP32;
+    uint8_t op = conds[rn(sizeof(conds))];
+    uint32_t at = g->n;
+    if (rn(2))
+        put(g, BPF_INSN(cls | op | BPF_X, data_reg(g), data_reg(g), 0, 0));
+    else
+        put(g, BPF_INSN(cls | op | BPF_K, data_reg(g), 0, 0, rnd_imm()));
+    /* sometimes a long body, to force rel32 branches */
+    gen_block(g, depth + 1, rn(8) == 0 && !small ? 40 + (int)rn(40) : 1 + (int)rn(6));
+    g->insns[at].off = (int16_t)(g->n - at - 1);
+}
+
+/* r9 = K; do { block } while (--r9 != 0) */
+static void gen_loop(struct gen *g, int depth)
+{
+    put(g, BPF_MOV64_IMM(BPF_R9, 1 + (int32_t)rn(12)));
+    uint32_t top = g->n;
+    g->in_loop = true;
+    gen_block(g, depth + 1, 2 + (int)rn(10));
+    g->in_loop = false;
+    put(g, BPF_ALU64_IMM(BPF_SUB, BPF_R9, 1));
+    int32_t back = (int32_t)top - (int32_t)g->n - 1;
+    if (rn(4) == 0)
+        put(g, BPF_INSN(BPF_JMP32 | BPF_JNE | BPF_K, BPF_R9, 0, (int16_t)back, 0));
+    else
+        put(g, BPF_JMP_IMM(BPF_JNE, BPF_R9, 0, back));
+}
+
+static void gen_block(struct gen *g, int depth, int len)
+{
+    for (int k = 0; k < len; k++) {
+        uint32_t c = rn(100);
+        if (c < 45) {
+            gen_alu(g);
+        } else if (c < 70) {
+            gen_mem(g);
+        } else if (c < 78) {
+            put_ld_imm64(g, data_reg(g), rnd_imm64());
+        } else if (c < 88 && depth < 4) {
+            gen_if(g, depth);
+        } else if (c < 92 && depth < 3 && !g->in_loop) {
+            gen_loop(g, depth);
+        } else if (c < 97) {
+            gen_call(g);
+        } else {
+            /* ja over a dead instruction */
+            put(g, BPF_JMP_A(1));
+            gen_alu(g);
+        }
+    }
+}
+
+/* r6 = ctx, registers and the used stack initialised from random values. */
+static void gen_prologue(struct gen *g)
+{
+    put(g, BPF_MOV64_REG(BPF_R6, BPF_R1));
+    for (int o = -STACK_USED; o < 0; o += 8) {
+        if (rn(2)) {
+            put(g, BPF_ST_MEM(BPF_DW, BPF_R10, (int16_t)o, rnd_imm()));
+        } else {
+            put_ld_imm64(g, BPF_R0, rnd_imm64());
+            put(g, BPF_STX_MEM(BPF_DW, BPF_R10, BPF_R0, (int16_t)o));
+        }
+    }
+    static const int regs[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9 };
+    for (int k = 0; k < 9; k++) {
+        if (rn(2))
+            put(g, BPF_LDX_MEM(BPF_DW, regs[k], BPF_R6, (int16_t)(rn(CTX_DATA / 8) * 8)));
+        else
+            put_ld_imm64(g, regs[k], rnd_imm64());
+    }
+}
+
+/* Copy the stack into ctx (main) and fold every register into r0. */
+static void gen_epilogue(struct gen *g, bool main)
+{
+    if (main) {
+        for (int o = 0; o < STACK_USED; o += 8) {
+            put(g, BPF_LDX_MEM(BPF_DW, BPF_R1, BPF_R10, (int16_t)(o - STACK_USED)));
+            put(g, BPF_STX_MEM(BPF_DW, BPF_R6, BPF_R1, (int16_t)(CTX_DATA + o)));
+        }
+    } else {
+        /* fold the function's stack into r0 */
+        for (int o = 0; o < STACK_USED; o += 8) {
+            put(g, BPF_LDX_MEM(BPF_DW, BPF_R1, BPF_R10, (int16_t)(o - STACK_USED)));
+            put(g, BPF_ALU64_IMM(BPF_MUL, BPF_R0, 31));
+            put(g, BPF_ALU64_REG(BPF_XOR, BPF_R0, BPF_R1));
+        }
+    }
+    static const int regs[] = { 2, 3, 4, 5, 7, 8, 9 };
+    for (int k = 0; k < 7; k++) {
+        put(g, BPF_ALU64_IMM(BPF_MUL, BPF_R0, 0x9e3779b1));
+        put(g, BPF_ALU64_REG(BPF_ADD, BPF_R0, regs[k]));
+    }
+    put(g, BPF_EXIT_INSN());
+}
+
+static void generate(struct gen *g)
+{
+    g->n = 0;
+    g->n_fix = 0;
+    g->n_funcs = rn(small ? 2 : MAX_FUNCS + 1);
+    g->cur_func = 0;
+    g->in_loop = false;
+    gen_prologue(g);
+    gen_block(g, 0, small ? 1 + (int)rn(4) : 10 + (int)rn(60));
+    gen_epilogue(g, true);
+    for (uint32_t f = 1; f <= g->n_funcs; f++) {
+        g->cur_func = f;
+        g->func_start[f] = g->n;
+        gen_prologue(g);
+        gen_block(g, 1, small ? 1 + (int)rn(3) : 3 + (int)rn(15));
+        gen_epilogue(g, false);
+    }
+    for (uint32_t k = 0; k < g->n_fix; k++) {
+        struct fixup *fx = &g->fix[k];
+        g->insns[fx->at].imm = (int32_t)g->func_start[fx->func] - (int32_t)fx->at - 1;
+    }
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+static uint64_t helper_mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    return (a ^ (b * 0x100000001b3ull)) + (c << 7) - (d >> 3) + e * 3;
+}
+
+static uint64_t helper_sub(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)a;
+    return b - c + (d ^ e);
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = helper_mix, [3] = helper_sub };
+static const struct gvm_env env = { .helpers = helpers };
+
+static void dump(const struct gen *g)
+{
+    char buf[128];
+    for (uint32_t i = 0; i < g->n; i++) {
+        fprintf(stderr, "  %4u: %s\n", i, gvm_insn_str(g->insns, g->n, i, buf, sizeof(buf)));
+        if (bpf_is_ld_imm64(&g->insns[i]))
+            i++;
+    }
+}
+
+static int run_one(struct gen *g, uint64_t seed, uint64_t *n_insns)
+{
+    uint8_t init[CTX_LEN], m_int[CTX_LEN], m_jit[CTX_LEN];
+    struct gvm_prog *pi = NULL, *pj = NULL;
+    struct graft_err err;
+    uint64_t r_int = 0, r_jit = 0;
+    int rc = 0;
+
+    generate(g);
+    *n_insns += g->n;
+    for (size_t k = 0; k < CTX_LEN; k += 8) {
+        uint64_t v = rnd_imm64();
+        memcpy(init + k, &v, 8);
+    }
+    memcpy(m_int, init, CTX_LEN);
+    memcpy(m_jit, init, CTX_LEN);
+
+    struct gvm_prog_opts oi = { .sz = sizeof(oi), .engine = GVM_ENGINE_INTERP, .env = &env };
+    struct gvm_prog_opts oj = { .sz = sizeof(oj), .engine = GVM_ENGINE_JIT, .env = &env };
+    if (gvm_prog_create(g->insns, g->n, &oi, &pi, &err) < 0) {
+        fprintf(stderr, "seed %" PRIu64 ": generator made a program the VM rejects: %s\n",
+                seed, err.msg);
+        dump(g);
+        return 1;
+    }
+    if (gvm_prog_create(g->insns, g->n, &oj, &pj, &err) < 0) {
+        fprintf(stderr, "seed %" PRIu64 ": JIT rejected the program: %s\n", seed, err.msg);
+        dump(g);
+        gvm_prog_free(pi);
+        return 1;
+    }
+    if (gvm_prog_run(pi, m_int, CTX_LEN, &r_int, &err) < 0) {
+        fprintf(stderr, "seed %" PRIu64 ": interpreter run failed: %s\n", seed, err.msg);
+        dump(g);
+        rc = 1;
+    } else if (gvm_prog_run(pj, m_jit, CTX_LEN, &r_jit, &err) < 0) {
+        fprintf(stderr, "seed %" PRIu64 ": JIT run failed: %s\n", seed, err.msg);
+        rc = 1;
+    } else if (r_int != r_jit || memcmp(m_int, m_jit, CTX_LEN) != 0) {
+        fprintf(stderr, "seed %" PRIu64 ": MISMATCH r0 interp 0x%" PRIx64 " jit 0x%" PRIx64 "\n",
+                seed, r_int, r_jit);
+        for (int k = 0; k < CTX_LEN; k++)
+            if (m_int[k] != m_jit[k])
+                fprintf(stderr, "  ctx[%d]: interp %02x jit %02x\n", k, m_int[k], m_jit[k]);
+        dump(g);
+        rc = 1;
+    }
+    gvm_prog_free(pi);
+    gvm_prog_free(pj);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0;
+    if (seed == 0)
+        seed = (uint64_t)time(NULL);
+    double budget = argc > 2 ? atof(argv[2]) : 30.0;
+    struct gen g = { 0 };
+    struct timespec t0, t;
+    uint64_t iters = 0, n_insns = 0;
+
+    small = getenv("FUZZ_DIFF_SMALL") != NULL;
+    printf("fuzz_diff: seed %" PRIu64 ", budget %.1f s\n", seed, budget);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        uint64_t s = seed * 1000003u + iters;
+        rng_state = s;
+        if (run_one(&g, s, &n_insns)) {
+            fprintf(stderr, "reproduce: the failing program is iteration %" PRIu64
+                    " of seed %" PRIu64 "\n", iters, seed);
+            free(g.insns);
+            return 1;
+        }
+        iters++;
+        if ((iters & 63) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9 >= budget)
+                break;
+        }
+    }
+    printf("fuzz_diff: %" PRIu64 " programs (%" PRIu64 " insns) agreed\n", iters, n_insns);
+    free(g.insns);
+    return 0;
+}
