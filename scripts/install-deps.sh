@@ -3,7 +3,7 @@
 # Non-root users get the list to install by hand instead of a failure halfway through.
 set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
-      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils)
+      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,108 @@
+/*
+ * syscall_hook.h - internals shared by the syscall_*.c files (syscall
+ * hooking: zpoline rewrite, seccomp fallback, dispatcher, scanner). The
+ * public API is the "syscall hooks" section of attach/attach.h.
+ *
+ * Invariants:
+ *  - Every syscall instruction graft itself executes lies between
+ *    graft_sys_text_start and graft_sys_text_end (syscall_tramp.c). The
+ *    scanner never rewrites there and the seccomp filter lets exactly that
+ *    range through.
+ *  - Code that may run inside a hooked syscall (dispatcher, scanner, SIGSYS
+ *    handler) makes no libc call that could allocate or take a lock that the
+ *    interrupted code may hold: it uses graft_sys_raw6() and its own memory.
+ */
+#ifndef GRAFT_ATTACH_SYSCALL_HOOK_H
+#define GRAFT_ATTACH_SYSCALL_HOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attach/attach.h"
+
+#define GSYS_HIDDEN __attribute__((visibility("hidden")))
+
+/* Page 0 layout: [0, GSYS_SLED) jcc sled, a cmp byte, NOPs, at GSYS_LAND a
+ * jmp to the stub, NOPs, and at GSYS_STUB_OFF the jump to graft_sys_entry
+ * (see syscall_tramp.c). */
+#define GSYS_PAGE      4096
+#define GSYS_SLED      512
+#define GSYS_LAND      (GSYS_SLED + 136)   /* jmp rel32 to the stub */
+#define GSYS_STUB_OFF  (GSYS_PAGE - 16)
+#define GSYS_TABLE     4096     /* graft_sys_hooked[] entries, >= STUB_OFF */
+
+/* graft_sys_hooked[nr] bits: the slow path is taken when nonzero. */
+#define GSYS_H_PROGS   0x1      /* a program is attached for nr (or all) */
+#define GSYS_H_SPECIAL 0x2      /* nr needs the dispatcher (clone, sigreturn, mmap...) */
+
+/* What the assembly entry saved; lowest address first. The offsets are used
+ * by syscall_tramp.c's assembly: change both together. */
+struct gsys_frame {
+    uint64_t args[6];          /* rdi rsi rdx r10 r8 r9 at 0..40 */
+    uint64_t nr;               /* 48: rax at entry */
+    uint64_t ret;              /* 56: value for rax on return */
+    uint64_t rbx;              /* 64: the interrupted code's rbx */
+};
+/* From the frame: 0x80 bytes of red zone, then the return address pushed by
+ * `call *%rax`, then the interrupted code's stack pointer. */
+#define GSYS_FRAME_RETADDR 200
+#define GSYS_FRAME_APPSP   208
+
+/* Actions graft_sys_dispatch() asks the assembly to take. */
+enum {
+    GSYS_ACT_RETURN = 0,       /* frame->ret is the result */
+    GSYS_ACT_SIGRETURN = 1,    /* run the syscall on the caller's stack, no return */
+    GSYS_ACT_CLONE = 2,        /* clone/clone3 with a new stack prepared by C */
+    GSYS_ACT_VFORK = 3,        /* vfork: keep nothing on the shared stack */
+};
+
+/* syscall_tramp.c */
+extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
+extern char graft_sys_text_start[] GSYS_HIDDEN;
+extern char graft_sys_text_end[] GSYS_HIDDEN;
+extern char graft_sys_entry[] GSYS_HIDDEN;
+extern char graft_sys_insn_vfork[] GSYS_HIDDEN;
+long graft_sys_raw6(long nr, long a0, long a1, long a2, long a3, long a4,
+                    long a5) GSYS_HIDDEN;
+extern __thread uint64_t graft_sys_vfork_ret
+    __attribute__((tls_model("initial-exec"))) GSYS_HIDDEN;
+int gsys_page0_map(int set_min_addr, char *note, size_t note_len,
+                   struct graft_err *err) GSYS_HIDDEN;
+
+static inline long gsys_raw(long nr, long a0, long a1, long a2)
+{
+    return graft_sys_raw6(nr, a0, a1, a2, 0, 0, 0);
+}
+
+/* syscall_dispatch.c */
+int graft_sys_dispatch(struct gsys_frame *f) GSYS_HIDDEN;
+void graft_sys_dispatch_exit(struct gsys_frame *f) GSYS_HIDDEN;
+/* Enter programs, the syscall itself, exit programs, for a frame that is
+ * not one of the special cases; used by the SIGSYS handler too. */
+uint64_t gsys_run_plain(struct gsys_frame *f) GSYS_HIDDEN;
+int gsys_run_enter(struct gsys_frame *f, uint64_t *override) GSYS_HIDDEN;
+void gsys_run_exit(struct gsys_frame *f) GSYS_HIDDEN;
+extern __thread int gsys_in_hook GSYS_HIDDEN;
+extern volatile int gsys_active GSYS_HIDDEN;
+enum { GSYS_MODE_NONE = 0, GSYS_MODE_ZPOLINE, GSYS_MODE_SECCOMP };
+extern volatile int gsys_mode GSYS_HIDDEN;   /* how hooks were installed */
+void gsys_refresh_hooked(void) GSYS_HIDDEN;
+
+/* syscall_rewrite.c: rewrite syscall/sysenter in file-backed executable
+ * mappings that intersect [lo, hi); returns sites rewritten or -errno. */
+long gsys_scan_range(uint64_t lo, uint64_t hi) GSYS_HIDDEN;
+int gsys_scanner_init(struct graft_err *err) GSYS_HIDDEN;
+/* Put the original bytes back at every rewritten site. */
+void gsys_unrewrite_all(void) GSYS_HIDDEN;
+
+/* syscall_seccomp.c */
+int gsys_seccomp_install(struct graft_err *err) GSYS_HIDDEN;
+
+/* syscall_names.c */
+struct gsys_name_entry {
+    const char *name;
+    int nr;
+};
+const struct gsys_name_entry *gsys_name_table(size_t *n);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * syscall_tramp.c - the zpoline trampoline: page 0 and the assembly that a
+ * rewritten `call *%rax` reaches, plus graft's own syscall instructions.
+ *
+ * A rewritten site `ff d0` (call *%rax) pushes its return address and jumps
+ * to address rax = the syscall number. Page 0 holds a sled that carries any
+ * such address to a jump to graft_sys_entry. The sled is not plain NOPs
+ * (getpid would run ~470 of them): it is the byte pattern 74 74 75 75 ...
+ * so that from any offset the CPU decodes `je/jne +0x74..0x75` pairs, one
+ * of which is taken - about four jumps cross the sled. The byte after the
+ * sled is 0x3c (`cmp $0x90,%al` with the first NOP) so the last jcc has a
+ * forward displacement; a short NOP landing zone then jumps to the stub.
+ * Numbers GSYS_LAND+1..GSYS_LAND+4 (649-652, not syscalls) would land
+ * inside that jump and crash; numbers >= GSYS_STUB_OFF fault at rax.
+ *
+ * graft_sys_entry: if graft_sys_hooked[nr] is 0 the syscall runs right
+ * there and returns (the fast path: no program, nothing special). Else the
+ * slow path skips the caller's red zone (128 bytes, minus the 8 the call
+ * already overwrote - that is the technique's known limit), saves the
+ * argument registers, rbx and xmm0-15 and calls graft_sys_dispatch(frame),
+ * which returns an action:
+ *   RETURN     frame->ret goes to rax, registers restored, ret.
+ *   SIGRETURN  rt_sigreturn must see the caller's stack: rsp is put back and
+ *              the syscall runs in place; it does not return.
+ *   CLONE      C has put {nr, return address} on top of the child's new
+ *              stack and lowered the stack argument by 16; the child pops
+ *              nr and goes through graft_sys_exit_entry, which returns to
+ *              the caller's code on its own stack; the parent continues.
+ *   VFORK      parent and child share the stack, and the child would
+ *              overwrite a frame kept below the caller's rsp, so the return
+ *              address goes to a thread-local slot, rsp is put back before
+ *              the syscall and both processes re-push it afterwards.
+ * graft_sys_exit_entry ([rsp] = return address, rax = result, r11 = nr)
+ * builds the same frame and runs only the exit programs.
+ *
+ * The kernel preserves every register but rax, rcx, r11 across a syscall;
+ * so does this code for the general-purpose registers and xmm0-15. The upper
+ * halves of ymm/zmm are not saved (see docs/syscalls.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "attach/syscall_hook.h"
+
+uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
+__thread uint64_t graft_sys_vfork_ret
+    __attribute__((tls_model("initial-exec"))) GSYS_HIDDEN;
+
+#define XMM_SAVE \
+    "movups %xmm0, 0(%rsp)\n movups %xmm1, 16(%rsp)\n movups %xmm2, 32(%rsp)\n" \
+    "movups %xmm3, 48(%rsp)\n movups %xmm4, 64(%rsp)\n movups %xmm5, 80(%rsp)\n" \
+    "movups %xmm6, 96(%rsp)\n movups %xmm7, 112(%rsp)\n movups %xmm8, 128(%rsp)\n" \
+    "movups %xmm9, 144(%rsp)\n movups %xmm10, 160(%rsp)\n movups %xmm11, 176(%rsp)\n" \
+    "movups %xmm12, 192(%rsp)\n movups %xmm13, 208(%rsp)\n movups %xmm14, 224(%rsp)\n" \
+    "movups %xmm15, 240(%rsp)\n"
+#define XMM_LOAD \
+    "movups 0(%rsp), %xmm0\n movups 16(%rsp), %xmm1\n movups 32(%rsp), %xmm2\n" \
+    "movups 48(%rsp), %xmm3\n movups 64(%rsp), %xmm4\n movups 80(%rsp), %xmm5\n" \
+    "movups 96(%rsp), %xmm6\n movups 112(%rsp), %xmm7\n movups 128(%rsp), %xmm8\n" \
+    "movups 144(%rsp), %xmm9\n movups 160(%rsp), %xmm10\n movups 176(%rsp), %xmm11\n" \
+    "movups 192(%rsp), %xmm12\n movups 208(%rsp), %xmm13\n movups 224(%rsp), %xmm14\n" \
+    "movups 240(%rsp), %xmm15\n"
+/* rbx = frame. Call fn(frame) on an aligned stack with xmm0-15 saved. */
+#define CALL_C(fn) \
+    "and $-16, %rsp\n sub $256, %rsp\n" XMM_SAVE \
+    "mov %rbx, %rdi\n call " fn "\n" XMM_LOAD "mov %rbx, %rsp\n"
+#define LOAD_ARGS \
+    "mov 0(%rbx), %rdi\n mov 8(%rbx), %rsi\n mov 16(%rbx), %rdx\n" \
+    "mov 24(%rbx), %r10\n mov 32(%rbx), %r8\n mov 40(%rbx), %r9\n mov 48(%rbx), %rax\n"
+
+__asm__(
+    ".text\n"
+    ".p2align 6\n"
+    ".globl graft_sys_text_start\n .hidden graft_sys_text_start\n"
+    "graft_sys_text_start:\n"
+    ".globl graft_sys_entry\n .hidden graft_sys_entry\n"
+    ".type graft_sys_entry, @function\n"
+    "graft_sys_entry:\n"
+    "  lea graft_sys_hooked(%rip), %r11\n"
+    "  cmpb $0, (%r11,%rax)\n"
+    "  jne 1f\n"
+    "  syscall\n"
+    "  ret\n"
+    "1:\n"
+    "  sub $0x80, %rsp\n"
+    "  push %rbx\n"
+    "  sub $8, %rsp\n"
+    "  push %rax\n"
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n"
+    "  mov %rsp, %rbx\n"
+    CALL_C("graft_sys_dispatch")
+    "  test %eax, %eax\n"
+    "  jnz 3f\n"
+    "graft_sys_ret_common:\n"
+    "  pop %rdi\n pop %rsi\n pop %rdx\n pop %r10\n pop %r8\n pop %r9\n"
+    "  add $8, %rsp\n"
+    "  pop %rax\n"
+    "  pop %rbx\n"
+    "  add $0x80, %rsp\n"
+    "  ret\n"
+    "3:\n"
+    "  cmp $2, %eax\n"
+    "  je 4f\n"
+    "  cmp $3, %eax\n"
+    "  je 5f\n"
+    /* SIGRETURN: in place, caller's stack, never returns */
+    LOAD_ARGS
+    "  lea 208(%rbx), %rsp\n"
+    "  mov 64(%rbx), %rbx\n"
+    "  syscall\n"
+    "  ud2\n"
+    /* CLONE: rsp stays at the frame; the child gets the caller's registers */
+    "4:\n"
+    LOAD_ARGS
+    "  mov 64(%rbx), %rbx\n"
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jnz 6f\n"
+    "  pop %r11\n"                      /* child: nr, then [rsp] = return address */
+    "  jmp graft_sys_exit_entry\n"
+    "6:\n"
+    "  mov %rsp, %rbx\n"
+    "  mov %rax, 56(%rbx)\n"
+    CALL_C("graft_sys_dispatch_exit")
+    "  jmp graft_sys_ret_common\n"
+    /* VFORK: nothing of ours may stay on the shared stack across it */
+    "5:\n"
+    LOAD_ARGS
+    "  mov 200(%rbx), %rcx\n"
+    "  mov graft_sys_vfork_ret@gottpoff(%rip), %r11\n"
+    "  mov %rcx, %fs:(%r11)\n"
+    "  lea 208(%rbx), %rsp\n"
+    "  mov 64(%rbx), %rbx\n"
+    ".globl graft_sys_insn_vfork\n .hidden graft_sys_insn_vfork\n"
+    "graft_sys_insn_vfork:\n"
+    "  syscall\n"
+    "  mov graft_sys_vfork_ret@gottpoff(%rip), %r11\n"
+    "  pushq %fs:(%r11)\n"
+    "  mov $58, %r11d\n"
+    "  jmp graft_sys_exit_entry\n"
+    /* [rsp] = return address, rax = result, r11 = nr: run exit programs */
+    ".globl graft_sys_exit_entry\n .hidden graft_sys_exit_entry\n"
+    "graft_sys_exit_entry:\n"
+    "  sub $0x80, %rsp\n"
+    "  push %rbx\n"
+    "  push %rax\n"
+    "  push %r11\n"
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n"
+    "  mov %rsp, %rbx\n"
+    CALL_C("graft_sys_dispatch_exit")
+    "  jmp graft_sys_ret_common\n"
+    /* long graft_sys_raw6(nr, a0..a5): graft's own syscalls */
+    ".globl graft_sys_raw6\n .hidden graft_sys_raw6\n"
+    ".type graft_sys_raw6, @function\n"
+    "graft_sys_raw6:\n"
+    "  mov %rdi, %rax\n"
+    "  mov %rsi, %rdi\n"
+    "  mov %rdx, %rsi\n"
+    "  mov %rcx, %rdx\n"
+    "  mov %r8, %r10\n"
+    "  mov %r9, %r8\n"
+    "  mov 8(%rsp), %r9\n"
+    "  syscall\n"
+    "  ret\n"
+    ".globl graft_sys_text_end\n .hidden graft_sys_text_end\n"
+    "graft_sys_text_end:\n"
+    "  ud2\n");
+
+/* The 16-byte stub at GSYS_STUB_OFF: movabs $graft_sys_entry, %r11;
+ * jmp *%r11 (r11 is clobbered by syscall anyway). The sled's jumps land at
+ * most 118 bytes past it, so a `jmp rel32` to the stub follows a short NOP
+ * landing zone; NOPs after it carry numbers >= GSYS_LAND + 5 to the stub. */
+static void fill_page0(uint8_t *dst)
+{
+    static uint8_t p[GSYS_PAGE];
+    static const uint8_t pat[4] = {0x74, 0x74, 0x75, 0x75};
+    uint64_t target = (uint64_t)(uintptr_t)graft_sys_entry;
+    for (int i = 0; i < GSYS_SLED; i++)
+        p[i] = pat[i % 4];
+    p[GSYS_SLED] = 0x3c;
+    memset(p + GSYS_SLED + 1, 0x90, GSYS_STUB_OFF - GSYS_SLED - 1);
+    int32_t rel = GSYS_STUB_OFF - (GSYS_LAND + 5);
+    p[GSYS_LAND] = 0xe9;
+    memcpy(p + GSYS_LAND + 1, &rel, 4);
+    uint8_t *s = p + GSYS_STUB_OFF;
+    s[0] = 0x49;
+    s[1] = 0xbb;
+    memcpy(s + 2, &target, 8);
+    s[10] = 0x41;
+    s[11] = 0xff;
+    s[12] = 0xe3;
+    s[13] = s[14] = s[15] = 0xcc;
+    /* copy to address 0 without C pointer arithmetic on NULL (undefined,
+     * and the compiler may drop it) */
+    size_t n = GSYS_PAGE;
+    const uint8_t *src = p;
+    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+}
+
+static int write_min_addr(const char *val)
+{
+    int fd = open("/proc/sys/vm/mmap_min_addr", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, val, strlen(val));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+static int read_min_addr(char *buf, size_t len)
+{
+    int fd = open("/proc/sys/vm/mmap_min_addr", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return 0;
+}
+
+static void *map0(void)
+{
+    return mmap(NULL, GSYS_PAGE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+}
+
+static int page0_mapped;
+
+/* Map and fill page 0, then leave it execute-only (reads of NULL fault
+ * too where the CPU has protection keys). Called before any rewrite, from
+ * gsys_install with no hook active, so plain libc calls are fine here. */
+int gsys_page0_map(int set_min_addr, char *note, size_t note_len,
+                   struct graft_err *err)
+{
+    if (page0_mapped)
+        return 0;
+    void *p = map0();
+    if (p == MAP_FAILED && (errno == EPERM || errno == EACCES) && set_min_addr) {
+        char old[32];
+        int e = read_min_addr(old, sizeof(old));
+        if (e == 0)
+            e = write_min_addr("0");
+        if (e < 0)
+            return graft_errf(err, e, "syscall hooks: cannot set vm.mmap_min_addr "
+                              "to 0: %s (run as root)", strerror(-e));
+        p = map0();
+        int saved = errno;
+        write_min_addr(old);
+        snprintf(note, note_len, "vm.mmap_min_addr was %s: set to 0 to map "
+                 "page 0, then restored to %s", old, old);
+        errno = saved;
+    }
+    if (p == MAP_FAILED)
+        return graft_errf(err, -errno, "syscall hooks: cannot map page 0 for the "
+                          "zpoline trampoline: %s (needs vm.mmap_min_addr=0 or "
+                          "CAP_SYS_RAWIO; pass GSYS_F_SET_MMAP_MIN_ADDR as root)",
+                          strerror(errno));
+    if (p != NULL) {
+        munmap(p, GSYS_PAGE);
+        return graft_errf(err, -EEXIST, "syscall hooks: page 0 is not available "
+                          "(kernel placed the mapping at %p)", p);
+    }
+    fill_page0(p);
+    if (mprotect(p, GSYS_PAGE, PROT_EXEC) < 0) {
+        int e = -errno;
+        munmap(p, GSYS_PAGE);
+        return graft_errf(err, e, "syscall hooks: mprotect(page 0, PROT_EXEC): %s",
+                          strerror(-e));
+    }
+    page0_mapped = 1;
+    return 0;
+}
