@@ -53,6 +53,7 @@
 
 #include "helpers/helpers.h"
 #include "util/err.h"
+#include "util/syscalls.h"
 
 /* Hook handlers get a struct graft_pt_regs (helpers/helpers.h): the kernel
  * x86-64 pt_regs layout, 168 bytes. */
@@ -207,9 +208,7 @@ struct gsys_stats {
 };
 void gsys_get_stats(struct gsys_stats *st);
 
-/* x86-64 syscall numbers by name ("openat") and back; -1 / NULL if unknown. */
-int gsys_nr_by_name(const char *name);
-const char *gsys_name_by_nr(int nr);
+/* Syscall names and numbers: util/syscalls.h (gsyscall_nr, gsyscall_name). */
 /* --- end of syscall hooks --- */
 
 #endif

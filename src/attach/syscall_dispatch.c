@@ -179,7 +179,7 @@ int gsys_attach_section(const char *section, gsys_handler fn, uint64_t cookie,
                           "raw_tracepoint/sys_{enter,exit}", section ? section : "(null)");
     int nr = -1;
     if (name) {
-        nr = gsys_nr_by_name(name);
+        nr = gsyscall_nr(name);
         if (nr < 0)
             return graft_errf(err, -ENOENT, "syscall hooks: section '%s': no x86-64 "
                               "syscall named '%s'", section, name);

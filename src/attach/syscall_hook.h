@@ -98,11 +98,5 @@ void gsys_unrewrite_all(void) GSYS_HIDDEN;
 /* syscall_seccomp.c */
 int gsys_seccomp_install(struct graft_err *err) GSYS_HIDDEN;
 
-/* syscall_names.c */
-struct gsys_name_entry {
-    const char *name;
-    int nr;
-};
-const struct gsys_name_entry *gsys_name_table(size_t *n);
 
 #endif

@@ -116,6 +116,7 @@ int grt_instance_create(const struct bpf_insn *insns, uint32_t n, struct gmap *c
         .array_info = array_info,
         .arg = inst,
     };
+    ghelper_set_callback_invoker(gvm_invoke_callback);    /* bpf_loop and friends */
     struct gvm_prog_opts opts = { .sz = sizeof(opts), .engine = engine, .env = &inst->env };
     int rc = gvm_prog_create(insns, n, &opts, &inst->prog, err);
     if (rc) {

@@ -57,9 +57,14 @@ struct run {
     uint32_t depth;                /* index of the current frame */
     uint64_t steps;
     struct graft_err *err;
+    struct run *parent;            /* the run whose helper invoked this callback */
+    const struct gvm_prog *prog;   /* running program, as of the last helper call */
     struct frame frames[BPF_MAX_CALL_DEPTH];
     _Alignas(16) uint8_t stack_mem[STACK_BYTES];
 };
+
+/* The innermost interpreted run on this thread, for callbacks (bpf_loop). */
+static __thread struct run *cur_run;
 
 static inline uint64_t frame_top(const struct run *rs, uint32_t k)
 {
@@ -146,6 +151,14 @@ static int check_mem(struct run *rs, const struct gvm_prog *prog, uint32_t pc,
 {
     const char *kind = write ? "write" : "read";
     int k = stack_frame_of(rs, addr, size);
+    /* A callback may use its caller's stack (bpf_loop's ctx argument):
+     * check such an access against the run that owns that stack. */
+    for (struct run *p = rs->parent; k == -1 && p; p = p->parent) {
+        if (stack_frame_of(p, addr, size) != -1) {
+            rs = p;
+            k = stack_frame_of(rs, addr, size);
+        }
+    }
 
     if (k >= 0) {
         uint8_t *sh = rs->shadow + (addr - (uint64_t)(uintptr_t)rs->stack);
@@ -265,12 +278,12 @@ static void mark_helper_writes(struct run *rs, const uint64_t *reg)
 
 static inline __attribute__((always_inline)) int
 run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *ret,
-         const bool checked)
+         uint32_t start_pc, uint16_t init_regs, const bool checked)
 {
     const struct bpf_insn *insns = prog->insns;
-    uint32_t pc = 0;
+    uint32_t pc = start_pc;
     uint32_t tail_calls = 0;
-    uint16_t init = (1u << BPF_R1) | (1u << BPF_R2) | (1u << BPF_R10);
+    uint16_t init = init_regs;
     const uint64_t limit = prog->step_limit ? prog->step_limit : 10000000;
 
     for (;;) {
@@ -526,6 +539,7 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
                 }
                 break;
             }
+            rs->prog = prog;               /* for callbacks the helper may invoke */
             reg[BPF_R0] = prog->env.helpers[target](reg[BPF_R1], reg[BPF_R2], reg[BPF_R3],
                                                     reg[BPF_R4], reg[BPF_R5]);
             if (checked) {
@@ -558,6 +572,33 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
     }
 }
 
+/* Run prog from start_pc in fresh frames, with reg[] already holding the
+ * arguments; the thread's run chain is maintained for callbacks. */
+static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
+                    uint32_t start_pc, uint16_t init_regs, uint64_t *ret)
+{
+    rs->stack = rs->stack_mem;
+    rs->depth = 0;
+    rs->steps = 0;
+    rs->prog = prog;
+    rs->parent = cur_run;
+    reg[BPF_R10] = frame_top(rs, 0);
+    *ret = 0;
+    cur_run = rs;
+    int rc;
+    if (prog->flags & GVM_F_CHECKED) {
+        uint8_t shadow[STACK_BYTES];
+        memset(shadow, 0, sizeof(shadow));
+        rs->shadow = shadow;
+        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, true);
+    } else {
+        rs->shadow = NULL;
+        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, false);
+    }
+    cur_run = rs->parent;
+    return rc;
+}
+
 int gvm_interp_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
                    uint64_t *ret, struct graft_err *err)
 {
@@ -566,20 +607,29 @@ int gvm_interp_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
 
     rs.ctx = ctx;
     rs.ctx_len = ctx_len;
-    rs.stack = rs.stack_mem;
-    rs.depth = 0;
-    rs.steps = 0;
     rs.err = err;
     reg[BPF_R1] = (uint64_t)(uintptr_t)ctx;
     reg[BPF_R2] = ctx_len;
-    reg[BPF_R10] = frame_top(&rs, 0);
-    *ret = 0;
-    if (prog->flags & GVM_F_CHECKED) {
-        uint8_t shadow[STACK_BYTES];
-        memset(shadow, 0, sizeof(shadow));
-        rs.shadow = shadow;
-        return run_core(&rs, prog, reg, ret, true);
-    }
-    rs.shadow = NULL;
-    return run_core(&rs, prog, reg, ret, false);
+    return run_from(&rs, prog, reg, 0, (1u << BPF_R1) | (1u << BPF_R2) | (1u << BPF_R10), ret);
+}
+
+int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                    uint64_t a5, uint64_t *ret)
+{
+    struct run *caller = cur_run;
+    if (!caller)
+        return -ESRCH;
+    const struct gvm_prog *prog = caller->prog;
+    uint64_t base = (uint64_t)(uintptr_t)prog->insns;
+    uint64_t idx = (fn - base) / sizeof(struct bpf_insn);
+    if (fn < base || (fn - base) % sizeof(struct bpf_insn) || idx >= prog->n ||
+        prog->func_starts[gvm_func_of(prog, (uint32_t)idx)] != idx)
+        return graft_errf(caller->err, -EINVAL,
+                          "callback 0x%" PRIx64 " is not a function of the running program", fn);
+    struct run rs;
+    uint64_t reg[BPF_NREGS] = { 0, a1, a2, a3, a4, a5 };
+    rs.ctx = caller->ctx;
+    rs.ctx_len = caller->ctx_len;
+    rs.err = caller->err;
+    return run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
 }

@@ -95,6 +95,13 @@ enum gvm_engine gvm_prog_engine(const struct gvm_prog *prog);
 uint32_t gvm_prog_len(const struct gvm_prog *prog);
 size_t gvm_prog_code_size(const struct gvm_prog *prog);   /* JIT bytes, else 0 */
 
+/* Call a function of the program running on this thread, from a helper
+ * that takes a callback (bpf_loop, bpf_for_each_map_elem): fn is the value
+ * LD_IMM64 BPF_PSEUDO_FUNC produced, a1-a5 its r1-r5; returns its r0. Works
+ * for both engines. The helpers layer is given this as its invoker. */
+uint64_t gvm_invoke_callback(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3,
+                             uint64_t a4, uint64_t a5);
+
 /* Disassemble insns[idx] (reads insns[idx+1] for LD_IMM64) into buf in the
  * syntax gvm_asm() reads; returns buf. */
 const char *gvm_insn_str(const struct bpf_insn *insns, uint32_t n, uint32_t idx,

@@ -30,6 +30,13 @@ struct gvm_prog {
 int gvm_interp_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
                    uint64_t *ret, struct graft_err *err);
 
+/* interp.c: run the function at fn (an address inside the program the
+ * interpreter is running on this thread, as BPF_PSEUDO_FUNC gives it) with
+ * r1-r5 = a1-a5 in fresh frames. -ESRCH when no interpreted run is active
+ * on this thread, -EINVAL when fn is not a function of that program. */
+int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3,
+                    uint64_t a4, uint64_t a5, uint64_t *ret);
+
 /* jit_x86.c: compile prog->insns into prog->jit_code/jit_fn. */
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err);
 void gvm_jit_release(struct gvm_prog *prog);

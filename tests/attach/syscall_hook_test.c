@@ -178,7 +178,7 @@ static int test_count(int seccomp)
     counting = 0;
     for (int i = 0; i < n; i++)
         CHECK(counts[exp[i].nr] == exp[i].n, "%s: counted %lu, made %lu",
-              gsys_name_by_nr(exp[i].nr), (unsigned long)counts[exp[i].nr],
+              gsyscall_name(exp[i].nr), (unsigned long)counts[exp[i].nr],
               (unsigned long)exp[i].n);
     CHECK(counts[NR_MAX - 1] == 0, "pt_regs orig_ax != id %lu times",
           (unsigned long)counts[NR_MAX - 1]);
@@ -366,14 +366,14 @@ static int test_names(void)
     while (fgets(line, sizeof(line), f))
         if (sscanf(line, "#define __NR_%127s %d", name, &nr) == 2) {
             seen++;
-            CHECK(gsys_nr_by_name(name) == nr, "%s: table %d, header %d", name,
-                  gsys_nr_by_name(name), nr);
-            CHECK(gsys_name_by_nr(nr) && strcmp(gsys_name_by_nr(nr), name) == 0,
+            CHECK(gsyscall_nr(name) == nr, "%s: table %d, header %d", name,
+                  gsyscall_nr(name), nr);
+            CHECK(gsyscall_name(nr) && strcmp(gsyscall_name(nr), name) == 0,
                   "name of %d", nr);
         }
     fclose(f);
     CHECK(seen > 300, "only %d entries in the header", seen);
-    CHECK(gsys_nr_by_name("nosuch") == -1 && gsys_name_by_nr(100000) == NULL, "unknown");
+    CHECK(gsyscall_nr("nosuch") == -1 && gsyscall_name(100000) == NULL, "unknown");
     return 0;
 }
 
@@ -398,8 +398,8 @@ static int strace_child(const char *out)
     access(MARK_END, F_OK);
     FILE *f = fopen(out, "w");
     for (int i = 0; i < NR_MAX; i++)
-        if (counts[i] && gsys_name_by_nr(i))
-            fprintf(f, "%s %lu\n", gsys_name_by_nr(i), (unsigned long)counts[i]);
+        if (counts[i] && gsyscall_name(i))
+            fprintf(f, "%s %lu\n", gsyscall_name(i), (unsigned long)counts[i]);
     fclose(f);
     return failures ? 1 : 0;
 }
@@ -451,7 +451,7 @@ static int test_strace(const char *self, const char *strace)
             skip |= execd[i] == pid;
         if (!on || skip)
             continue;
-        int nr = gsys_nr_by_name(name);
+        int nr = gsyscall_nr(name);
         if (nr >= 0 && nr < NR_MAX)
             theirs[nr]++;
         if (strcmp(name, "execve") == 0 && returned_zero(line) && nexecd < 64)
@@ -467,13 +467,13 @@ static int test_strace(const char *self, const char *strace)
     char name[64];
     unsigned long v;
     while (fscanf(f, "%63s %lu", name, &v) == 2)
-        ours[gsys_nr_by_name(name)] = v;
+        ours[gsyscall_nr(name)] = v;
     fclose(f);
     int compared = 0;
     for (int i = 0; i < NR_MAX; i++) {
         if (ours[i] || theirs[i])
             compared++;
-        CHECK(ours[i] == theirs[i], "%s: graft %lu, strace %lu", gsys_name_by_nr(i),
+        CHECK(ours[i] == theirs[i], "%s: graft %lu, strace %lu", gsyscall_name(i),
               (unsigned long)ours[i], (unsigned long)theirs[i]);
     }
     printf("compared %d syscalls with strace\n", compared);

@@ -50,8 +50,66 @@ static int resolve(void *arg, uint8_t src_reg, int32_t imm, int32_t next_imm,
     return 0;
 }
 
+/* bpf_loop(10, cb, &sum, 0): the callback adds its index to a counter on
+ * the caller's stack; r0 = sum + 1000 * iterations = 45 + 10000. */
+static const char *loop_text =
+    "stdw [r10-8], 0\n"
+    "mov r1, 10\n"
+    "lddw r2, func:cb\n"
+    "mov r3, r10\n"
+    "add r3, -8\n"
+    "mov r4, 0\n"
+    "call 181\n"
+    "mov r6, r0\n"
+    "mul r6, 1000\n"
+    "ldxdw r0, [r10-8]\n"
+    "add r0, r6\n"
+    "exit\n"
+    "cb:\n"
+    "ldxdw r3, [r2+0]\n"
+    "add r3, r1\n"
+    "stxdw [r2+0], r3\n"
+    "mov r0, 0\n"
+    "exit\n";
+
+/* Callbacks run on the engine that runs the program: JIT, interpreter and
+ * the checked interpreter (which also checks the callback's accesses to its
+ * caller's stack). */
+static void test_loop_callbacks(void)
+{
+    struct bpf_insn *insns;
+    uint32_t n;
+    struct graft_err err = {0};
+    if (gvm_asm(loop_text, &insns, &n, &err) != 0) {
+        fprintf(stderr, "gvm_asm: %s\n", err.msg);
+        th_failures++;
+        return;
+    }
+    ghelper_set_callback_invoker(gvm_invoke_callback);
+    struct gvm_env env = { .helpers = ghelper_table() };
+    const struct { int engine; uint32_t flags; } modes[] = {
+        { GVM_ENGINE_JIT, 0 }, { GVM_ENGINE_INTERP, 0 }, { GVM_ENGINE_INTERP, GVM_F_CHECKED },
+    };
+    for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        struct gvm_prog_opts opts = { .sz = sizeof(opts), .engine = modes[i].engine,
+                                      .flags = modes[i].flags, .env = &env };
+        struct gvm_prog *prog;
+        if (gvm_prog_create(insns, n, &opts, &prog, &err) != 0) {
+            fprintf(stderr, "mode %u: gvm_prog_create: %s\n", i, err.msg);
+            th_failures++;
+            continue;
+        }
+        uint64_t ret = 0, ctx = 0;
+        CHECK_EQ(gvm_prog_run(prog, &ctx, sizeof(ctx), &ret, &err), 0);
+        CHECK_EQ(ret, 10045);
+        gvm_prog_free(prog);
+    }
+    free(insns);
+}
+
 int main(void)
 {
+    test_loop_callbacks();
     struct gmap_def def;
     struct graft_err err;
     memset(&def, 0, sizeof(def));
