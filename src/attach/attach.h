@@ -194,6 +194,9 @@ int gsys_install(const struct gsys_opts *opts, struct graft_err *err);
 /* Stop: rewritten instructions are restored; a seccomp filter cannot be
  * removed, its handler then only passes syscalls through. */
 void gsys_uninstall(void);
+/* From now on, syscalls of the calling thread run no programs (graft's own
+ * threads, such as the agent's, are not the host's to trace). */
+void gsys_ignore_this_thread(void);
 /* "zpoline", "seccomp" or "none". */
 const char *gsys_method(void);
 /* What install did that a person should know (mmap_min_addr changed, why

@@ -49,6 +49,13 @@ static int n_all;                          /* links with nr == -1 */
 static uint16_t n_per_nr[NR_SLOTS];        /* links per number */
 
 __thread int gsys_in_hook GSYS_HIDDEN;
+
+/* A thread that stays "in the hook" for good: its syscalls run no programs.
+ * For graft's own threads (the agent), whose syscalls are not the host's. */
+void gsys_ignore_this_thread(void)
+{
+    gsys_in_hook = 1;
+}
 static __thread int32_t cached_tid;
 volatile int gsys_active GSYS_HIDDEN;
 volatile int gsys_mode GSYS_HIDDEN;

@@ -52,7 +52,8 @@ struct agent_prog {
 struct agent_link {
     uint32_t id;
     uint32_t prog_id;
-    struct ghook *hook;        /* NULL when failed or not applicable */
+    struct ghook *hook;        /* function links, NULL when failed or not applicable */
+    struct gsys_link *sys;     /* syscall links */
     int failed;
 };
 
@@ -74,6 +75,7 @@ struct gagent {
     uint32_t installed, failed;
     char message[256];
     struct gmap *trace;        /* bpf_trace_printk output, once it exists */
+    int syscalls_installed;    /* gsys_install done (first syscall link) */
 };
 
 static struct gagent *the_agent;   /* the constructor's agent, for fork and tail calls */
@@ -209,6 +211,33 @@ static enum ghook_kind hook_kind(uint32_t kind)
     }
 }
 
+static enum gsys_kind sys_kind(uint32_t kind)
+{
+    switch (kind) {
+    case GREG_LINK_SYS_EXIT: return GSYS_EXIT;
+    case GREG_LINK_RAW_SYS_ENTER: return GSYS_RAW_ENTER;
+    case GREG_LINK_RAW_SYS_EXIT: return GSYS_RAW_EXIT;
+    default: return GSYS_ENTER;
+    }
+}
+
+/* Syscall hooks are installed in the process on the first syscall link, so
+ * a process that never gets one pays nothing. */
+static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct greg_link *l,
+                                struct agent_link *slot, struct graft_err *err)
+{
+    if (!a->syscalls_installed) {
+        if (gsys_install(NULL, err) < 0)
+            return -1;
+        a->syscalls_installed = 1;
+        const char *note = gsys_install_note();
+        snprintf(a->message, sizeof(a->message), "syscalls: %s%s%s", gsys_method(),
+                 note[0] ? ", " : "", note);
+    }
+    int nr = l->kind == GREG_LINK_RAW_SYS_ENTER || l->kind == GREG_LINK_RAW_SYS_EXIT ? -1 : l->syscall_nr;
+    return gsys_attach(sys_kind(l->kind), nr, (gsys_handler)fn, l->cookie, &slot->sys, err) < 0 ? -1 : 1;
+}
+
 /* Install one link; on failure record why. Returns 1 installed, 0 not
  * applicable here, -1 failed. */
 static int install_link(struct gagent *a, const struct greg_snapshot *s, const struct greg_link *l,
@@ -217,13 +246,10 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     slot->id = l->id;
     slot->prog_id = l->prog_id;
     slot->hook = NULL;
+    slot->sys = NULL;
     slot->failed = 0;
-    if (l->kind >= GREG_LINK_SYS_ENTER) {
-        graft_errf(err, -EOPNOTSUPP, "link %u: syscall hooks are not available in this agent", l->id);
-        slot->failed = 1;
-        return -1;
-    }
-    if (!binary_mapped(l->binary))
+    int is_sys = l->kind >= GREG_LINK_SYS_ENTER;
+    if (!is_sys && !binary_mapped(l->binary))
         return 0;
     struct agent_prog *p = load_prog(a, s, l->prog_id, err);
     if (!p) {
@@ -232,6 +258,15 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     }
     gvm_native_fn fn = gvm_prog_native(p->inst->prog);
     void *addr;
+    if (fn && is_sys) {
+        if (install_syscall_link(a, fn, l, slot, err) == 1) {
+            p->links++;
+            return 1;
+        }
+        graft_err_prefix(err, "link %u (%s %d)", l->id, greg_link_kind_name(l->kind), l->syscall_nr);
+        slot->failed = 1;
+        return -1;
+    }
     if (!fn) {
         graft_errf(err, -EINVAL, "program %u has no native code", l->prog_id);
     } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
@@ -248,6 +283,13 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
 
 static void release_link(struct gagent *a, struct agent_link *slot)
 {
+    if (slot->sys) {
+        gsys_detach(slot->sys);
+        struct agent_prog *p = find_prog(a, slot->prog_id);
+        if (p && p->links)
+            p->links--;
+        slot->sys = NULL;
+    }
     if (slot->hook) {
         struct graft_err err = {0};
         if (gattach_remove(slot->hook, &err) < 0) {
@@ -326,7 +368,7 @@ static int reconcile(struct gagent *a)
 
     a->installed = a->failed = 0;
     for (uint32_t i = 0; i < a->n_links; i++) {
-        a->installed += a->links[i].hook != NULL;
+        a->installed += a->links[i].hook != NULL || a->links[i].sys != NULL;
         a->failed += a->links[i].failed;
     }
     a->generation = s.generation;
@@ -347,6 +389,7 @@ int gagent_sync(struct gagent *a)
 static void *agent_thread(void *arg)
 {
     struct gagent *a = arg;
+    gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
     uint64_t seen = a->generation;
     while (!a->stopping) {
         uint64_t now = greg_wait(a->reg, seen, 200);
@@ -430,13 +473,16 @@ void gagent_stop(struct gagent *a)
     remove_all(a);
     greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, a->generation, 0, 0, "stopped");
     pthread_mutex_unlock(&a->lock);
-    /* Programs and maps stay: another thread may still be between the
-     * trampoline and a program that just got unhooked... gattach_remove
-     * already waited for those, so only the handles remain, freed here. */
-    for (uint32_t i = 0; i < a->n_progs; i++)
-        grt_instance_free(a->progs[i].inst);
-    for (uint32_t i = 0; i < a->n_maps; i++)
-        gmap_close(a->maps[i].map);
+    /* gattach_remove waited until no thread runs an unhooked program, but
+     * gsys_detach does not: a thread may still be inside a syscall
+     * program. So with syscall hooks the compiled programs and their maps
+     * are kept (a bounded leak at stop); otherwise they are freed. */
+    if (!a->syscalls_installed) {
+        for (uint32_t i = 0; i < a->n_progs; i++)
+            grt_instance_free(a->progs[i].inst);
+        for (uint32_t i = 0; i < a->n_maps; i++)
+            gmap_close(a->maps[i].map);
+    }
     if (a->trace) {
         grt_trace_redirect(NULL);
         gmap_close(a->trace);

@@ -4,11 +4,16 @@
  * load, attach and detach between rounds and know exactly how many calls
  * each state saw.
  *
- *   e2e_target N        for each line read: call work() N times, print "round K done"
+ *   e2e_target N        for each line read: call work() N times, print "round K done";
+ *                       a line "sys" makes N getppid() syscalls instead, and
+ *                       "open PATH" opens PATH and prints the error, if any
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 __attribute__((noinline)) long work(long x)
@@ -27,6 +32,20 @@ int main(int argc, char **argv)
     for (int round = 1; fgets(line, sizeof(line), stdin); round++) {
         if (strncmp(line, "quit", 4) == 0)
             break;
+        if (strncmp(line, "sys", 3) == 0) {           /* n getppid() system calls */
+            for (long i = 0; i < n; i++)
+                syscall(SYS_getppid);
+            printf("round %d done sys\n", round);
+            continue;
+        }
+        if (strncmp(line, "open ", 5) == 0) {         /* open a path, report errno */
+            line[strcspn(line, "\n")] = '\0';
+            int fd = open(line + 5, O_RDONLY | O_CREAT, 0600);
+            printf("round %d done open %s\n", round, fd >= 0 ? "ok" : strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
         for (long i = 0; i < n; i++)
             sum += work(i);
         printf("round %d done sum %ld\n", round, sum);

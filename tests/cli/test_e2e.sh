@@ -29,9 +29,10 @@ check() {   # check "what" command...
     if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
 }
 
-# counts KEY: value of key KEY in map "counts", via graft map dump
-counts() {
-    "$GRAFT" map dump counts | python3 -c '
+# counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP
+counts() { mapval counts "$1"; }
+mapval() {
+    "$GRAFT" map dump "$1" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 want = int(sys.argv[1])
@@ -41,11 +42,11 @@ for e in d["entries"]:
     if k == want:
         v = e["value"]
         print(v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")); break
-' "$1"
+' "$2"
 }
 
 start_loader() {   # start_loader [args]: graft load in the background until "loaded"
-    "$GRAFT" load "$OBJ" "$@" >"$work/load.log" 2>&1 &
+    "$GRAFT" load "${LOAD_OBJ:-$OBJ}" "$@" >"$work/load.log" 2>&1 &
     loader=$!
     pids+=("$loader")
     for _ in $(seq 200); do grep -q '^loaded' "$work/load.log" && return 0; sleep 0.05; done
@@ -67,8 +68,8 @@ start_target() {
     for _ in $(seq 200); do grep -q ready "$work/out" && return 0; sleep 0.02; done
     return 1
 }
-round() {   # round N: run one round and wait for it
-    echo go >&7
+round() {   # round N [LINE]: send LINE (default "go") and wait for round N
+    echo "${2:-go}" >&7
     for _ in $(seq 500); do grep -q "round $1 done" "$work/out" && return 0; sleep 0.01; done
     cat "$work/out"; return 1
 }
@@ -115,6 +116,29 @@ done
 check "counted exactly the attached rounds ($expected)" test "$(counts 0)" = "$expected"
 stop_target
 stop_loader
+
+echo "== 2c. syscall hooks: syscount and a deny list"
+check "target starts with the agent" start_target agent
+LOAD_OBJ=$HERE/bpf/syscount.bpf.o
+check "load syscount for this target" start_loader --pid "$tpid"
+sleep 0.3
+check "syscall round" round 1 sys
+check "sys_enter_getppid saw exactly 1000 getppid calls" test "$(mapval getppid_calls 0)" = 1000
+check "raw sys_enter counted getppid (nr 110) exactly 1000 times" test "$(mapval by_id 110)" = 1000
+check "raw sys_enter saw the target's write(2) calls too" test "$(mapval by_id 1)" -ge 1
+stop_loader
+LOAD_OBJ=$HERE/bpf/deny_open.bpf.o
+check "load the deny list" start_loader --pid "$tpid"
+sleep 0.3
+check "open of a denied path" round 2 "open /tmp/graft-denied-$$"
+check "... fails with EACCES" grep -q "round 2 done open Permission denied" "$work/out"
+check "open of another path" round 3 "open $work/allowed"
+check "... succeeds" grep -q "round 3 done open ok" "$work/out"
+check "exactly one denial counted" test "$(mapval denied 0)" = 1
+check "the denied file was never created" test ! -e "/tmp/graft-denied-$$"
+stop_loader
+unset LOAD_OBJ
+stop_target
 
 echo "== 3. errors"
 out=$("$GRAFT" attach 999999 2>&1); rc=$?
