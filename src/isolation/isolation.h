@@ -1,0 +1,123 @@
+/*
+ * isolation.h - keep extension state away from the host with x86 memory
+ * protection keys (MPK/PKU).
+ *
+ * Model: extension state (maps' shared memory, extension stacks, runtime
+ * metadata) is tagged with one protection key, "the extension key". Host code
+ * runs with that key access-disabled (AD|WD set in PKRU), so a host read or
+ * write of extension memory faults with SIGSEGV/SEGV_PKUERR. A trampoline's
+ * entry gate sets PKRU to giso_pkru_ext() (key enabled) before calling the
+ * extension; its exit gate sets PKRU back to giso_pkru_host(). Host helpers an
+ * extension calls run between a leave/enter gate pair. The gates are WRPKRU
+ * instructions with immediate PKRU values in non-writable code
+ * (giso_emit_gate), and giso_scan() looks for other WRPKRU/XRSTOR/XRSTORS
+ * instructions in the process that could change PKRU behind our back.
+ *
+ * Degradation: when the CPU or kernel has no PKU, or it is switched off
+ * (opts.force_off or GRAFT_ISOLATION=off), giso_enabled() is 0, giso_status()
+ * says "isolation: off (reason)", giso_protect() and the C gates are no-ops,
+ * and giso_init() fails only when opts.require is set. See docs/isolation.md.
+ */
+#ifndef GRAFT_ISOLATION_ISOLATION_H
+#define GRAFT_ISOLATION_ISOLATION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct giso_opts {
+    size_t sz;          /* sizeof(struct giso_opts), for ABI growth */
+    int require;        /* fail giso_init() with a clear error if PKU is unusable */
+    int force_off;      /* act as if the CPU had no PKU (testing, debugging) */
+};
+
+/* Decide once whether isolation is on and, if so, allocate the extension key
+ * with pkey_alloc(0, PKEY_DISABLE_ACCESS). Idempotent: later calls keep the
+ * first decision but still fail when they ask for `require` and it is off.
+ * The environment variable GRAFT_ISOLATION=off has the effect of force_off.
+ * opts may be NULL. Returns 0, or -ENOTSUP (require and off) / -errno. */
+int giso_init(const struct giso_opts *opts, struct graft_err *err);
+
+int giso_enabled(void);            /* 1 when the extension key is in use */
+int giso_pkey(void);               /* the extension key, or -1 when off */
+/* "isolation: on (pkey N)", "isolation: off (CPU has no PKU)", ... Before
+ * giso_init(): "isolation: off (not initialised)". Static storage. */
+const char *giso_status(void);
+
+/* What the CPU says (cpuid leaf 7, ecx bit 3 PKU and bit 4 OSPKE). */
+struct giso_cpu {
+    int pku;            /* the CPU implements protection keys */
+    int ospke;          /* the OS enabled them (CR4.PKE) */
+};
+void giso_cpu_features(struct giso_cpu *out);
+
+/* Tag [addr, addr+len) (page aligned, as for mprotect) with the extension key
+ * and protection prot. When isolation is off this is a plain mprotect(). */
+int giso_protect(void *addr, size_t len, int prot, struct graft_err *err);
+
+/* The PKRU values gates load: host = PKRU at giso_init() with the extension
+ * key's AD and WD bits set; ext = the same with both clear. When off both are
+ * 0 and gates must not be emitted. */
+uint32_t giso_pkru_host(void);
+uint32_t giso_pkru_ext(void);
+uint32_t giso_rdpkru(void);        /* current PKRU of this thread; 0 when off */
+
+/* Gate code, for the attach layer's trampolines. Position independent; sets
+ * PKRU to pkru and preserves every general register (rax, rcx, rdx are
+ * saved and restored on the stack: it needs 24 bytes below rsp, so do not
+ * place it where a red zone is live). Clobbers only the flags. After WRPKRU
+ * it checks eax still holds the immediate and executes ud2 if not, so a jump
+ * straight to the WRPKRU with an attacker-chosen eax cannot change PKRU to
+ * anything but traps. Returns the bytes written, or 0 if cap is too small.
+ * The code must end up in a non-writable page; register the page with
+ * giso_register_gate_range() so giso_scan() does not report it. */
+#define GISO_GATE_MAX 32
+size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru);
+
+/* C-callable gates: enter sets PKRU to giso_pkru_ext(), leave to
+ * giso_pkru_host(). They call gates that giso_init() emitted into a read-only
+ * executable page, but reach them through a function pointer in writable
+ * memory, so they are meant for tests and host helpers; production
+ * trampolines inline giso_emit_gate() bytes. No-ops when off. */
+void giso_enter(void);
+void giso_leave(void);
+
+/* Mark [start, start+len) as graft gate code that giso_scan() must not
+ * report. Returns 0 or -ENOMEM / -EINVAL. */
+int giso_register_gate_range(const void *start, size_t len);
+int giso_unregister_gate_range(const void *start, size_t len);
+
+enum giso_insn {
+    GISO_INSN_WRPKRU = 1,      /* 0f 01 ef: sets PKRU from eax */
+    GISO_INSN_XRSTOR = 2,      /* 0f ae /5: can load PKRU (xsave component 9) */
+    GISO_INSN_XRSTORS = 3,     /* 0f c7 /3: likewise, supervisor form */
+};
+
+struct giso_finding {
+    uintptr_t addr;            /* run-time address of the instruction */
+    enum giso_insn insn;
+    const char *insn_name;     /* "wrpkru", "xrstor", "xrstor64", ... */
+    const char *path;          /* mapping path ("[vdso]", "" when anonymous) */
+    uint64_t offset;           /* file offset (addr - start + mapping offset) */
+    const char *symbol;        /* enclosing ELF symbol, or NULL */
+    uint64_t symbol_off;       /* addr - symbol start */
+    int special;               /* 1 for [vdso] and other kernel-provided maps */
+};
+typedef void (*giso_report_fn)(const struct giso_finding *f, void *arg);
+
+/* Scan every readable executable mapping of this process (/proc/self/maps)
+ * for WRPKRU, XRSTOR(64) and XRSTORS(64) on real instruction boundaries:
+ * Zydis decodes linearly from each ELF function symbol (.symtab, else
+ * .dynsym) and from the start of mappings without symbols, so byte patterns
+ * inside other instructions do not count. Findings inside registered gate
+ * ranges are skipped. report (may be NULL) is called per finding; the strings
+ * in it live only during the call. Returns the number of findings or -errno. */
+int giso_scan(giso_report_fn report, void *arg, struct graft_err *err);
+
+/* The same check for one buffer of code, decoded from its first byte;
+ * base is the address reported for code[0]. Returns findings or -errno. */
+int giso_scan_code(const void *code, size_t len, uintptr_t base,
+                   giso_report_fn report, void *arg);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * pkey.c - detect PKU, own the extension protection key, build the gates.
+ *
+ * Invariants:
+ *  - giso_init() decides once (under g_lock) and never changes its mind:
+ *    g_state goes NONE -> ON or NONE -> OFF. Everything else reads the
+ *    decision without locking, after init published it.
+ *  - When OFF no instruction that needs PKU (RDPKRU/WRPKRU) is ever
+ *    executed, so nothing here can raise #UD on a CPU without PKU.
+ *  - The only WRPKRUs this file causes to run are in the gate page built at
+ *    init: immediates in a page that is mapped read+execute only, and
+ *    registered as a gate range so giso_scan() does not report it.
+ */
+#define _GNU_SOURCE
+#include <cpuid.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "isolation/isolation.h"
+
+enum iso_state { ISO_NONE = 0, ISO_ON, ISO_OFF };
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum iso_state g_state = ISO_NONE;
+static int g_pkey = -1;
+static uint32_t g_pkru_host, g_pkru_ext;
+static char g_status[160] = "isolation: off (not initialised)";
+static char g_off_reason[128];
+static void (*g_enter_fn)(void);
+static void (*g_leave_fn)(void);
+
+void giso_cpu_features(struct giso_cpu *out)
+{
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    memset(out, 0, sizeof(*out));
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return;                         /* no leaf 7: certainly no PKU */
+    out->pku = !!(c & (1u << 3));
+    out->ospke = !!(c & (1u << 4));
+}
+
+/* RDPKRU; only call when PKU is on (else #UD). */
+static uint32_t rdpkru_raw(void)
+{
+    uint32_t eax, edx;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xee" : "=a"(eax), "=d"(edx) : "c"(0));
+    return eax;
+}
+
+uint32_t giso_rdpkru(void)
+{
+    return g_state == ISO_ON ? rdpkru_raw() : 0;
+}
+
+size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru)
+{
+    static const uint8_t save[] = { 0x50, 0x51, 0x52,       /* push rax, rcx, rdx */
+                                    0x31, 0xc9, 0x31, 0xd2 }; /* xor ecx,ecx; xor edx,edx */
+    static const uint8_t wrpkru[] = { 0x0f, 0x01, 0xef };
+    /* je +2 over ud2: reached only if someone jumped to the wrpkru itself */
+    static const uint8_t check[] = { 0x74, 0x02, 0x0f, 0x0b };
+    static const uint8_t restore[] = { 0x5a, 0x59, 0x58 };  /* pop rdx, rcx, rax */
+    size_t n = 0, need = sizeof(save) + 5 + sizeof(wrpkru) + 5 + sizeof(check) +
+                         sizeof(restore);
+    if (!buf || cap < need)
+        return 0;
+    memcpy(buf + n, save, sizeof(save)), n += sizeof(save);
+    buf[n++] = 0xb8;                                /* mov eax, imm32 */
+    memcpy(buf + n, &pkru, 4), n += 4;
+    memcpy(buf + n, wrpkru, sizeof(wrpkru)), n += sizeof(wrpkru);
+    buf[n++] = 0x3d;                                /* cmp eax, imm32 */
+    memcpy(buf + n, &pkru, 4), n += 4;
+    memcpy(buf + n, check, sizeof(check)), n += sizeof(check);
+    memcpy(buf + n, restore, sizeof(restore)), n += sizeof(restore);
+    return n;
+}
+
+/* Emit enter and leave gates (each followed by ret) into one page, make it
+ * read+execute, and register it so the scanner knows it is ours. */
+static int build_gate_page(struct graft_err *err)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return graft_errf(err, -errno, "isolation: mmap of the gate page failed: %s",
+                          strerror(errno));
+    memset(p, 0xcc, (size_t)page);                  /* int3 everywhere else */
+    size_t n = giso_emit_gate(p, 64, g_pkru_ext);
+    p[n] = 0xc3;
+    n = giso_emit_gate(p + 64, 64, g_pkru_host);
+    p[64 + n] = 0xc3;
+    if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
+        int e = errno;
+        munmap(p, (size_t)page);
+        return graft_errf(err, -e, "isolation: mprotect(PROT_READ|PROT_EXEC) of the gate "
+                          "page failed: %s", strerror(e));
+    }
+    int rc = giso_register_gate_range(p, (size_t)page);
+    if (rc < 0) {
+        munmap(p, (size_t)page);
+        return graft_errf(err, rc, "isolation: cannot register the gate page");
+    }
+    g_enter_fn = (void (*)(void))(void *)p;
+    g_leave_fn = (void (*)(void))(void *)(p + 64);
+    return 0;
+}
+
+static void set_off(const char *reason)
+{
+    snprintf(g_off_reason, sizeof(g_off_reason), "%s", reason);
+    snprintf(g_status, sizeof(g_status), "isolation: off (%s)", reason);
+    g_state = ISO_OFF;
+}
+
+static const char *pkey_alloc_reason(int e, char *buf, size_t len)
+{
+    switch (e) {
+    case ENOSPC:
+        return "no free protection key: all 15 are allocated in this process";
+    case ENOSYS:
+        return "kernel has no pkey_alloc system call";
+    case EINVAL:
+        return "kernel does not support protection keys (pkey_alloc: EINVAL)";
+    default:
+        snprintf(buf, len, "pkey_alloc failed: %s", strerror(e));
+        return buf;
+    }
+}
+
+/* The decision itself; called once with g_lock held. */
+static int decide(const struct giso_opts *o, struct graft_err *err)
+{
+    const char *env = getenv("GRAFT_ISOLATION");
+    struct giso_cpu cpu;
+    char buf[96];
+
+    if (o && o->force_off)
+        return set_off("disabled by opts.force_off"), 0;
+    if (env && strcmp(env, "off") == 0)
+        return set_off("disabled by GRAFT_ISOLATION=off"), 0;
+    giso_cpu_features(&cpu);
+    if (!cpu.pku)
+        return set_off("CPU has no PKU"), 0;
+    if (!cpu.ospke)
+        return set_off("CPU has PKU but the OS did not enable it (no OSPKE)"), 0;
+
+    int key = pkey_alloc(0, PKEY_DISABLE_ACCESS);
+    if (key < 0)
+        return set_off(pkey_alloc_reason(errno, buf, sizeof(buf))), 0;
+
+    /* pkey_alloc set this thread's rights for key to "access disabled";
+     * host additionally denies writes so both bits are in a known state. */
+    uint32_t bits = 3u << (2 * key);
+    g_pkey = key;
+    g_pkru_host = rdpkru_raw() | bits;
+    g_pkru_ext = g_pkru_host & ~bits;
+    int rc = build_gate_page(err);
+    if (rc < 0) {
+        pkey_free(key);
+        g_pkey = -1;
+        g_pkru_host = g_pkru_ext = 0;
+        set_off("could not build the gate page");
+        return rc;
+    }
+    g_state = ISO_ON;
+    snprintf(g_status, sizeof(g_status), "isolation: on (pkey %d)", key);
+    g_leave_fn();                   /* this thread now runs as the host */
+    return 0;
+}
+
+int giso_init(const struct giso_opts *opts, struct graft_err *err)
+{
+    struct giso_opts o = { 0 };
+    if (opts) {
+        size_t n = opts->sz && opts->sz < sizeof(o) ? opts->sz : sizeof(o);
+        memcpy(&o, opts, n);
+    }
+    int rc = 0;
+    pthread_mutex_lock(&g_lock);
+    if (g_state == ISO_NONE)
+        rc = decide(&o, err);
+    pthread_mutex_unlock(&g_lock);
+    if (rc < 0)
+        return rc;
+    if (g_state != ISO_ON && o.require)
+        return graft_errf(err, -ENOTSUP,
+                          "isolation required but unavailable: %s; run on a CPU with "
+                          "memory protection keys (cpuinfo flags pku and ospke, Linux >= "
+                          "4.9 with CONFIG_X86_INTEL_MEMORY_PROTECTION_KEYS) or drop "
+                          "require_isolation", g_off_reason);
+    return 0;
+}
+
+int giso_enabled(void) { return g_state == ISO_ON; }
+int giso_pkey(void) { return g_state == ISO_ON ? g_pkey : -1; }
+const char *giso_status(void) { return g_status; }
+uint32_t giso_pkru_host(void) { return g_state == ISO_ON ? g_pkru_host : 0; }
+uint32_t giso_pkru_ext(void) { return g_state == ISO_ON ? g_pkru_ext : 0; }
+
+void giso_enter(void)
+{
+    if (g_state == ISO_ON)
+        g_enter_fn();
+}
+
+void giso_leave(void)
+{
+    if (g_state == ISO_ON)
+        g_leave_fn();
+}
+
+int giso_protect(void *addr, size_t len, int prot, struct graft_err *err)
+{
+    if (g_state == ISO_ON) {
+        if (pkey_mprotect(addr, len, prot, g_pkey) == 0)
+            return 0;
+        return graft_errf(err, -errno, "isolation: pkey_mprotect(%p, %zu, 0x%x, pkey %d) "
+                          "failed: %s (address and length must be page aligned and "
+                          "mapped)", addr, len, prot, g_pkey, strerror(errno));
+    }
+    if (mprotect(addr, len, prot) == 0)
+        return 0;
+    return graft_errf(err, -errno, "isolation: mprotect(%p, %zu, 0x%x) failed: %s",
+                      addr, len, prot, strerror(errno));
+}
