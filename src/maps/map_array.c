@@ -58,6 +58,16 @@ static inline uint8_t *slot(const struct gmap *m, uint32_t cpu, uint32_t idx)
     return m->base + m->h->off_a + ((uint64_t)cpu * m->max_entries + idx) * m->stride;
 }
 
+int gmap_array_layout(struct gmap *m, void **values, uint64_t *stride, uint64_t *percpu_stride)
+{
+    if (m->type != GMAP_ARRAY && m->type != GMAP_PERCPU_ARRAY)
+        return -EINVAL;
+    *values = slot(m, 0, 0);
+    *stride = m->stride;
+    *percpu_stride = is_percpu(m) ? (uint64_t)m->max_entries * m->stride : 0;
+    return 0;
+}
+
 void *arr_lookup(struct gmap *m, const void *key)
 {
     uint32_t idx = *(const uint32_t *)key;

@@ -90,7 +90,7 @@ int gmap_possible_cpus(void)
     return n;
 }
 
-uint32_t gmap_this_cpu(const struct gmap *m)
+uint32_t gmap_this_cpu_slow(const struct gmap *m)
 {
     int c = sched_getcpu();
     if (c < 0)
@@ -260,6 +260,13 @@ static void fill_handle(struct gmap *m, uint8_t *base, size_t len, const char *n
     m->max_entries = m->h->def.max_entries;
     m->ncpus = m->h->ncpus;
     m->stride = m->h->value_stride;
+    m->buckets = (struct gbucket *)(base + m->h->off_a);
+    m->elems = base + m->h->off_b;
+    m->elem_size = m->h->elem_size;
+    m->bucket_mask = m->h->n_buckets ? m->h->n_buckets - 1 : 0;
+    m->pool_size = m->h->pool_size;
+    m->key_stride = m->h->key_stride;
+    m->seed = m->h->seed;
     snprintf(m->name, sizeof(m->name), "%s", name);
 }
 

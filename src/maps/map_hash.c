@@ -22,6 +22,14 @@
  * element in no chain and not free, or (c) the old copy of a key still after
  * its new copy in one chain. hash_repair fixes all three and recomputes the
  * count and element states from the chains.
+ *
+ * Speed: the hot paths read the layout from the process-local handle (no
+ * loads through the header), hash 4- and 8-byte keys with one or two
+ * multiplies (gmap_hash_u32/word) and compare them as one word, and are
+ * inlined into hash_lookup/update/delete. An update of a present key whose
+ * value fits one 8-byte store writes in place (update_in_place), like the
+ * kernel's per-CPU and BPF_F_LOCK updates; that store is atomic, so the
+ * kill-safety argument above still holds.
  */
 #include "maps/maps_internal.h"
 
@@ -97,33 +105,43 @@ uint64_t hash_layout(struct gmap_hdr *h, uint32_t extra_value_bytes)
     return h->off_b + (uint64_t)h->pool_size * h->elem_size;
 }
 
-struct gelem *hash_elem(const struct gmap *m, uint32_t idx)
+static inline struct gelem *elem(const struct gmap *m, uint32_t idx)
 {
-    return (struct gelem *)(m->base + m->h->off_b + (uint64_t)(idx - 1) * m->h->elem_size);
+    return (struct gelem *)(m->elems + (uint64_t)(idx - 1) * m->elem_size);
 }
+
+struct gelem *hash_elem(const struct gmap *m, uint32_t idx) { return elem(m, idx); }
 
 uint8_t *hash_elem_key(struct gelem *e) { return (uint8_t *)(e + 1); }
 
-uint8_t *hash_elem_value(const struct gmap *m, struct gelem *e)
+static inline uint8_t *elem_value(const struct gmap *m, struct gelem *e)
 {
-    return (uint8_t *)(e + 1) + m->h->key_stride;
+    return (uint8_t *)(e + 1) + m->key_stride;
 }
 
-static struct gbucket *bucket_of(const struct gmap *m, uint32_t hash)
+uint8_t *hash_elem_value(const struct gmap *m, struct gelem *e) { return elem_value(m, e); }
+
+static inline struct gbucket *bucket_of(const struct gmap *m, uint32_t hash)
 {
-    return (struct gbucket *)(m->base + m->h->off_a) + (hash & (m->h->n_buckets - 1));
+    return m->buckets + (hash & m->bucket_mask);
 }
 
-uint32_t hash_key(const struct gmap *m, const void *key)
+static inline __attribute__((always_inline)) uint32_t key_hash(const struct gmap *m, const void *key)
 {
-    return (uint32_t)gmap_hash_bytes(key, m->key_size, m->h->seed);
+    switch (m->key_size) {
+    case 4: { uint32_t k; memcpy(&k, key, 4); return gmap_hash_u32(k, m->seed); }
+    case 8: { uint64_t k; memcpy(&k, key, 8); return gmap_hash_word(k, m->seed); }
+    }
+    return (uint32_t)gmap_hash_bytes(key, m->key_size, m->seed);
 }
+
+uint32_t hash_key(const struct gmap *m, const void *key) { return key_hash(m, key); }
 
 void hash_init(struct gmap *m)
 {
     uint32_t pool = m->h->pool_size;
     for (uint32_t i = 1; i <= pool; i++) {
-        struct gelem *e = hash_elem(m, i);
+        struct gelem *e = elem(m, i);
         e->next = i < pool ? i + 1 : 0;
         e->state = ELEM_FREE;
     }
@@ -135,25 +153,44 @@ static inline bool key_eq(const struct gmap *m, struct gelem *e, const void *key
 {
     const uint8_t *k = hash_elem_key(e);
     switch (m->key_size) {
-    case 4: return *(const uint32_t *)k == *(const uint32_t *)key;
+    case 4: { uint32_t a; memcpy(&a, key, 4); return *(const uint32_t *)k == a; }
     case 8: { uint64_t a; memcpy(&a, key, 8); return *(const uint64_t *)k == a; }
     }
     return memcmp(k, key, m->key_size) == 0;
 }
 
+/* One chain walk, with the key comparison MATCH(e) fixed at compile time. */
+#define WALK(MATCH)                                                           \
+    do {                                                                      \
+        uint32_t pool = m->pool_size, idx = LOAD(&b->head);                   \
+        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
+            struct gelem *e = elem(m, idx);                                   \
+            if (MATCH)                                                        \
+                return idx;                                                   \
+            idx = LOAD(&e->next);                                             \
+        }                                                                     \
+        return 0;                                                             \
+    } while (0)
+
 /* Walks one chain; returns the element holding key or 0. Bounded, and safe
- * on a chain that changes underneath (indexes are range-checked). */
-static uint32_t walk_chain(const struct gmap *m, struct gbucket *b, const void *key, uint32_t hash)
+ * on a chain that changes underneath (indexes are range-checked). 4- and
+ * 8-byte keys compare as one word (their hash adds nothing). */
+static inline __attribute__((always_inline)) uint32_t
+walk_chain(const struct gmap *m, struct gbucket *b, const void *key, uint32_t hash)
 {
-    uint32_t pool = m->h->pool_size;
-    uint32_t idx = LOAD(&b->head);
-    for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) {
-        struct gelem *e = hash_elem(m, idx);
-        if (LOAD(&e->hash) == hash && key_eq(m, e, key))
-            return idx;
-        idx = LOAD(&e->next);
+    switch (m->key_size) {
+    case 4: {
+        uint32_t k;
+        memcpy(&k, key, 4);
+        WALK(LOAD((uint32_t *)(e + 1)) == k);
     }
-    return 0;
+    case 8: {
+        uint64_t k;
+        memcpy(&k, key, 8);
+        WALK(LOAD((uint64_t *)(e + 1)) == k);
+    }
+    }
+    WALK(LOAD(&e->hash) == hash && key_eq(m, e, key));
 }
 
 uint32_t hash_find_locked(struct gmap *m, const void *key, uint32_t hash)
@@ -170,11 +207,11 @@ static inline void cpu_relax(void)
 
 #define SEQ_TRIES 64
 
-/* Lock-free find; after SEQ_TRIES failed reads (a long writer, or one that
- * died with the seq odd) it takes the lock, which also repairs. */
-uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash)
+/* The reader's way out after SEQ_TRIES failed reads (a long writer, or one
+ * that died with the seq odd): the lock, which also repairs. */
+static __attribute__((noinline)) uint32_t find_locked_slow(struct gmap *m, struct gbucket *b,
+                                                           const void *key, uint32_t hash)
 {
-    struct gbucket *b = bucket_of(m, hash);
     for (int tries = 0; tries < SEQ_TRIES; tries++) {
         uint32_t s = LOAD_ACQ(&b->seq);
         if (s & 1) {
@@ -193,23 +230,52 @@ uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash)
     return idx;
 }
 
+/* Lock-free find: one seqcount-checked walk, the slow path otherwise. */
+static inline __attribute__((always_inline)) uint32_t find_nolock(struct gmap *m, const void *key,
+                                                                   uint32_t hash)
+{
+    struct gbucket *b = bucket_of(m, hash);
+    uint32_t s = LOAD_ACQ(&b->seq);
+    if (__builtin_expect(!(s & 1), 1)) {
+        uint32_t idx = walk_chain(m, b, key, hash);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__builtin_expect(LOAD(&b->seq) == s, 1))
+            return idx;
+    }
+    return find_locked_slow(m, b, key, hash);
+}
+
+uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash)
+{
+    return find_nolock(m, key, hash);
+}
+
 void *hash_lookup(struct gmap *m, const void *key)
 {
-    uint32_t idx = hash_find_nolock(m, key, hash_key(m, key));
+    uint32_t idx = find_nolock(m, key, key_hash(m, key));
     if (!idx)
         return NULL;
-    struct gelem *e = hash_elem(m, idx);
-    if (is_lru(m) && !LOAD(&e->ref))
-        STORE(&e->ref, 1);   /* written only when clear: keeps the line shared */
-    uint8_t *v = hash_elem_value(m, e);
-    if (is_percpu(m))
+    struct gelem *e = elem(m, idx);
+    uint8_t *v = elem_value(m, e);
+    switch (m->type) {
+    case GMAP_HASH: case GMAP_HASH_OF_MAPS:
+        return v;
+    case GMAP_LRU_HASH:
+        break;
+    case GMAP_PERCPU_HASH:
+        return v + (uint64_t)gmap_this_cpu(m) * m->stride;
+    case GMAP_LRU_PERCPU_HASH:
         v += (uint64_t)gmap_this_cpu(m) * m->stride;
+        break;
+    }
+    if (!LOAD(&e->ref))
+        STORE(&e->ref, 1);   /* written only when clear: keeps the line shared */
     return v;
 }
 
 static void copy_out(const struct gmap *m, struct gelem *e, void *value)
 {
-    const uint8_t *v = hash_elem_value(m, e);
+    const uint8_t *v = elem_value(m, e);
     if (!is_percpu(m)) {
         memcpy(value, v, m->value_size);
         return;
@@ -221,7 +287,7 @@ static void copy_out(const struct gmap *m, struct gelem *e, void *value)
 /* A consistent copy: the seq of the bucket must not change around it. */
 int hash_lookup_copy(struct gmap *m, const void *key, void *value)
 {
-    uint32_t hash = hash_key(m, key);
+    uint32_t hash = key_hash(m, key);
     struct gbucket *b = bucket_of(m, hash);
     for (int tries = 0; tries < SEQ_TRIES; tries++) {
         uint32_t s = LOAD_ACQ(&b->seq);
@@ -231,7 +297,7 @@ int hash_lookup_copy(struct gmap *m, const void *key, void *value)
         }
         uint32_t idx = walk_chain(m, b, key, hash);
         if (idx)
-            copy_out(m, hash_elem(m, idx), value);
+            copy_out(m, elem(m, idx), value);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (LOAD(&b->seq) == s)
             return idx ? 0 : -ENOENT;
@@ -241,7 +307,7 @@ int hash_lookup_copy(struct gmap *m, const void *key, void *value)
         return r;
     uint32_t idx = walk_chain(m, b, key, hash);
     if (idx)
-        copy_out(m, hash_elem(m, idx), value);
+        copy_out(m, elem(m, idx), value);
     gmap_unlock(m);
     return idx ? 0 : -ENOENT;
 }
@@ -261,13 +327,13 @@ static uint32_t pop_free(struct gmap *m)
 {
     uint32_t idx = m->h->free_head;
     if (idx)
-        STORE(&m->h->free_head, hash_elem(m, idx)->next);
+        STORE(&m->h->free_head, elem(m, idx)->next);
     return idx;
 }
 
 void hash_free_elem(struct gmap *m, uint32_t idx)
 {
-    struct gelem *e = hash_elem(m, idx);
+    struct gelem *e = elem(m, idx);
     STORE(&e->state, ELEM_FREE);
     STORE(&e->next, m->h->free_head);
     STORE_REL(&m->h->free_head, idx);
@@ -276,7 +342,7 @@ void hash_free_elem(struct gmap *m, uint32_t idx)
 /* Unlinks idx from its chain (found by its hash); caller holds the lock. */
 static bool unlink_elem(struct gmap *m, uint32_t idx)
 {
-    struct gelem *e = hash_elem(m, idx);
+    struct gelem *e = elem(m, idx);
     struct gbucket *b = bucket_of(m, e->hash);
     uint32_t *link = &b->head;
     for (uint32_t steps = 0; *link && steps <= m->h->pool_size; steps++) {
@@ -286,7 +352,7 @@ static bool unlink_elem(struct gmap *m, uint32_t idx)
             bucket_end(b);
             return true;
         }
-        link = &hash_elem(m, *link)->next;
+        link = &elem(m, *link)->next;
     }
     return false;
 }
@@ -295,13 +361,13 @@ static bool unlink_elem(struct gmap *m, uint32_t idx)
  * set ref. It is rebuilt by hash_repair, so its updates need no ordering. */
 static void lru_unlink(struct gmap *m, uint32_t idx)
 {
-    struct gelem *e = hash_elem(m, idx);
+    struct gelem *e = elem(m, idx);
     if (e->lru_prev)
-        hash_elem(m, e->lru_prev)->lru_next = e->lru_next;
+        elem(m, e->lru_prev)->lru_next = e->lru_next;
     else
         m->h->lru_head = e->lru_next;
     if (e->lru_next)
-        hash_elem(m, e->lru_next)->lru_prev = e->lru_prev;
+        elem(m, e->lru_next)->lru_prev = e->lru_prev;
     else
         m->h->lru_tail = e->lru_prev;
     e->lru_prev = e->lru_next = 0;
@@ -309,11 +375,11 @@ static void lru_unlink(struct gmap *m, uint32_t idx)
 
 static void lru_push_head(struct gmap *m, uint32_t idx)
 {
-    struct gelem *e = hash_elem(m, idx);
+    struct gelem *e = elem(m, idx);
     e->lru_prev = 0;
     e->lru_next = m->h->lru_head;
     if (m->h->lru_head)
-        hash_elem(m, m->h->lru_head)->lru_prev = idx;
+        elem(m, m->h->lru_head)->lru_prev = idx;
     else
         m->h->lru_tail = idx;
     m->h->lru_head = idx;
@@ -328,7 +394,7 @@ static int lru_evict_one(struct gmap *m)
         uint32_t idx = m->h->lru_tail;
         if (!idx)
             break;
-        struct gelem *e = hash_elem(m, idx);
+        struct gelem *e = elem(m, idx);
         lru_unlink(m, idx);
         if (LOAD(&e->ref)) {
             STORE(&e->ref, 0);
@@ -348,7 +414,7 @@ static void lru_rebuild(struct gmap *m)
 {
     m->h->lru_head = m->h->lru_tail = 0;
     for (uint32_t i = 1; i <= m->h->pool_size; i++)
-        if (hash_elem(m, i)->state == ELEM_USED)
+        if (elem(m, i)->state == ELEM_USED)
             lru_push_head(m, i);
 }
 
@@ -373,7 +439,7 @@ int hash_insert_locked(struct gmap *m, const void *key, uint32_t hash, uint64_t 
     uint32_t idx = pop_free(m);
     if (!idx)
         return -E2BIG;   /* cannot happen while the invariants hold */
-    struct gelem *e = hash_elem(m, idx);
+    struct gelem *e = elem(m, idx);
     e->hash = hash;
     e->ref = 0;
     memcpy(hash_elem_key(e), key, m->key_size);
@@ -389,7 +455,7 @@ int hash_insert_locked(struct gmap *m, const void *key, uint32_t hash, uint64_t 
 void hash_finish_replace(struct gmap *m, uint32_t hash, uint32_t new_idx, uint32_t old_idx)
 {
     struct gbucket *b = bucket_of(m, hash);
-    struct gelem *e = hash_elem(m, new_idx);
+    struct gelem *e = elem(m, new_idx);
     bucket_begin(b);
     e->state = ELEM_USED;
     STORE(&e->next, b->head);
@@ -398,10 +464,10 @@ void hash_finish_replace(struct gmap *m, uint32_t hash, uint32_t new_idx, uint32
         uint32_t *link = &e->next;
         for (uint32_t steps = 0; *link && steps <= m->h->pool_size; steps++) {
             if (*link == old_idx) {
-                STORE_REL(link, hash_elem(m, old_idx)->next);
+                STORE_REL(link, elem(m, old_idx)->next);
                 break;
             }
-            link = &hash_elem(m, *link)->next;
+            link = &elem(m, *link)->next;
         }
     }
     bucket_end(b);
@@ -419,7 +485,7 @@ void hash_finish_replace(struct gmap *m, uint32_t hash, uint32_t new_idx, uint32
 static void write_value(struct gmap *m, struct gelem *e, struct gelem *old, const void *value,
                         bool all_cpus)
 {
-    uint8_t *v = hash_elem_value(m, e);
+    uint8_t *v = elem_value(m, e);
     if (!is_percpu(m)) {
         memcpy(v, value, m->value_size);
         return;
@@ -431,10 +497,34 @@ static void write_value(struct gmap *m, struct gelem *e, struct gelem *old, cons
     /* A program updates only its CPU's copy; the others keep their values
      * (or start at zero for a new key), as in the kernel. */
     if (old)
-        memcpy(v, hash_elem_value(m, old), (uint64_t)m->ncpus * m->stride);
+        memcpy(v, elem_value(m, old), (uint64_t)m->ncpus * m->stride);
     else
         memset(v, 0, (uint64_t)m->ncpus * m->stride);
     memcpy(v + (uint64_t)gmap_this_cpu(m) * m->stride, value, m->value_size);
+}
+
+/* An update of a key that is present overwrites the value in place when the
+ * new value goes in with one atomic store (values of at most 8 bytes; for a
+ * per-CPU map, this CPU's copy): lock-free readers see the old or the new
+ * value, never a mix, and a writer killed here leaves one of the two. The
+ * bucket's seq is bumped around it so lookup_copy stays a snapshot. Larger
+ * values are replaced by a new element (hash_finish_replace). Caller holds
+ * the lock; false when the key is absent. */
+static bool update_in_place(struct gmap *m, const void *key, uint32_t hash, const void *value)
+{
+    struct gbucket *b = bucket_of(m, hash);
+    uint32_t idx = walk_chain(m, b, key, hash);
+    if (!idx)
+        return false;
+    uint64_t *slot = (uint64_t *)elem_value(m, elem(m, idx));
+    if (m->type == GMAP_PERCPU_HASH)
+        slot += (uint64_t)gmap_this_cpu(m) * (m->stride / 8);
+    uint64_t w = LOAD(slot);
+    memcpy(&w, value, m->value_size);
+    bucket_begin(b);
+    STORE(slot, w);
+    bucket_end(b);
+    return true;
 }
 
 int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
@@ -446,14 +536,19 @@ int hash_update(struct gmap *m, const void *key, const void *value, uint64_t fla
         if (r)
             return r;
     }
-    uint32_t hash = hash_key(m, key), idx, old;
+    uint32_t hash = key_hash(m, key), idx, old;
     bool is_new;
     int r = gmap_lock(m);
     if (r)
         return r;
+    if (!all_cpus && (flags & 3) != GMAP_NOEXIST && m->value_size <= 8 &&
+        (m->type == GMAP_HASH || m->type == GMAP_PERCPU_HASH) && update_in_place(m, key, hash, value)) {
+        gmap_unlock(m);
+        return 0;
+    }
     r = hash_insert_locked(m, key, hash, flags, &idx, &old, &is_new);
     if (!r) {
-        write_value(m, hash_elem(m, idx), old ? hash_elem(m, old) : NULL, value, all_cpus);
+        write_value(m, elem(m, idx), old ? elem(m, old) : NULL, value, all_cpus);
         hash_finish_replace(m, hash, idx, old);
     }
     gmap_unlock(m);
@@ -470,24 +565,48 @@ int hash_remove_locked(struct gmap *m, const void *key, uint32_t hash, uint32_t 
     return 0;
 }
 
+static inline bool elem_matches(const struct gmap *m, struct gelem *e, const void *key, uint32_t hash)
+{
+    if (m->key_size == 4 || m->key_size == 8)
+        return key_eq(m, e, key);
+    return e->hash == hash && key_eq(m, e, key);
+}
+
+/* One walk finds the element and the link to it; caller holds the lock. */
 int hash_delete(struct gmap *m, const void *key, void *value_out)
 {
-    uint32_t hash = hash_key(m, key), idx;
+    uint32_t hash = key_hash(m, key);
     int r = gmap_lock(m);
     if (r)
         return r;
-    uint32_t found = hash_find_locked(m, key, hash);
-    if (found && value_out)
-        copy_out(m, hash_elem(m, found), value_out);
-    r = hash_remove_locked(m, key, hash, &idx);
-    if (!r) {
-        if (is_lru(m))
-            lru_unlink(m, idx);
-        hash_free_elem(m, idx);
-        m->h->count--;
+    struct gbucket *b = bucket_of(m, hash);
+    uint32_t *link = &b->head, idx = 0;
+    struct gelem *e = NULL;
+    for (uint32_t steps = 0; steps <= m->pool_size; steps++) {
+        idx = *link;
+        if (!idx || idx > m->pool_size)
+            break;
+        e = elem(m, idx);
+        if (elem_matches(m, e, key, hash))
+            break;
+        link = &e->next;
+        idx = 0;
     }
+    if (!idx || idx > m->pool_size) {
+        gmap_unlock(m);
+        return -ENOENT;
+    }
+    if (value_out)
+        copy_out(m, e, value_out);
+    bucket_begin(b);
+    STORE_REL(link, e->next);
+    bucket_end(b);
+    if (is_lru(m))
+        lru_unlink(m, idx);
+    hash_free_elem(m, idx);
+    m->h->count--;
     gmap_unlock(m);
-    return r;
+    return 0;
 }
 
 /* Bucket order, then chain order, like the kernel's htab_map_get_next_key:
@@ -499,12 +618,12 @@ int hash_next_key(struct gmap *m, const void *key, void *next)
         return r;
     uint32_t start = 0;
     if (key) {
-        uint32_t hash = hash_key(m, key);
+        uint32_t hash = key_hash(m, key);
         uint32_t idx = hash_find_locked(m, key, hash);
         if (idx) {
-            uint32_t n = hash_elem(m, idx)->next;
+            uint32_t n = elem(m, idx)->next;
             if (n) {
-                memcpy(next, hash_elem_key(hash_elem(m, n)), m->key_size);
+                memcpy(next, hash_elem_key(elem(m, n)), m->key_size);
                 gmap_unlock(m);
                 return 0;
             }
@@ -514,7 +633,7 @@ int hash_next_key(struct gmap *m, const void *key, void *next)
     struct gbucket *b = (struct gbucket *)(m->base + m->h->off_a);
     for (uint32_t i = start; i < m->h->n_buckets; i++) {
         if (b[i].head) {
-            memcpy(next, hash_elem_key(hash_elem(m, b[i].head)), m->key_size);
+            memcpy(next, hash_elem_key(elem(m, b[i].head)), m->key_size);
             gmap_unlock(m);
             return 0;
         }
@@ -527,9 +646,9 @@ int hash_next_key(struct gmap *m, const void *key, void *next)
  * same key: idx is then the stale half of an interrupted replace. */
 static bool key_seen_before(struct gmap *m, uint32_t head, uint32_t idx)
 {
-    struct gelem *e = hash_elem(m, idx);
-    for (uint32_t i = head; i && i != idx; i = hash_elem(m, i)->next)
-        if (key_eq(m, hash_elem(m, i), hash_elem_key(e)))
+    struct gelem *e = elem(m, idx);
+    for (uint32_t i = head; i && i != idx; i = elem(m, i)->next)
+        if (key_eq(m, elem(m, i), hash_elem_key(e)))
             return true;
     return false;
 }
@@ -541,30 +660,30 @@ void hash_repair(struct gmap *m)
     struct gmap_hdr *h = m->h;
     struct gbucket *b = (struct gbucket *)(m->base + h->off_a);
     for (uint32_t i = 1; i <= h->pool_size; i++)
-        hash_elem(m, i)->state = ELEM_FREE;
+        elem(m, i)->state = ELEM_FREE;
     for (uint32_t bi = 0; bi < h->n_buckets; bi++) {
         if (b[bi].seq & 1)
             STORE_REL(&b[bi].seq, b[bi].seq + 1);
         uint32_t *link = &b[bi].head;
         while (*link) {
             uint32_t idx = *link;
-            if (idx > h->pool_size || hash_elem(m, idx)->state == ELEM_USED ||
-                (hash_elem(m, idx)->hash & (h->n_buckets - 1)) != bi) {
+            if (idx > h->pool_size || elem(m, idx)->state == ELEM_USED ||
+                (elem(m, idx)->hash & (h->n_buckets - 1)) != bi) {
                 STORE_REL(link, 0);   /* cut a damaged tail; its elements are freed below */
                 break;
             }
             if (key_seen_before(m, b[bi].head, idx)) {
-                STORE_REL(link, hash_elem(m, idx)->next);
+                STORE_REL(link, elem(m, idx)->next);
                 continue;
             }
-            hash_elem(m, idx)->state = ELEM_USED;
-            link = &hash_elem(m, idx)->next;
+            elem(m, idx)->state = ELEM_USED;
+            link = &elem(m, idx)->next;
         }
     }
     uint32_t count = 0;
     h->free_head = 0;
     for (uint32_t i = h->pool_size; i >= 1; i--) {
-        struct gelem *e = hash_elem(m, i);
+        struct gelem *e = elem(m, i);
         if (e->state == ELEM_USED) {
             count++;
         } else {
@@ -601,8 +720,8 @@ int hash_check(struct gmap *m, struct graft_err *err)
                                m->name, bi, idx);
                 break;
             }
-            struct gelem *e = hash_elem(m, idx);
-            if ((e->hash & (h->n_buckets - 1)) != bi || e->hash != hash_key(m, hash_elem_key(e)))
+            struct gelem *e = elem(m, idx);
+            if ((e->hash & (h->n_buckets - 1)) != bi || e->hash != key_hash(m, hash_elem_key(e)))
                 r = graft_errf(err, -EUCLEAN, "map %s: element %u in bucket %u has a wrong hash", m->name,
                                idx, bi);
             else if (e->state != ELEM_USED)
@@ -623,7 +742,7 @@ int hash_check(struct gmap *m, struct graft_err *err)
         }
         seen[idx] = 2;
         nfree++;
-        idx = hash_elem(m, idx)->next;
+        idx = elem(m, idx)->next;
     }
     if (!r && used != h->count)
         r = graft_errf(err, -EUCLEAN, "map %s: count %u but %u elements linked", m->name, h->count, used);
@@ -632,8 +751,8 @@ int hash_check(struct gmap *m, struct graft_err *err)
                        used, nfree, h->pool_size);
     if (!r && is_lru(m)) {
         uint32_t n = 0, prev = 0;
-        for (uint32_t idx = h->lru_head; idx && !r && n <= h->pool_size; idx = hash_elem(m, idx)->lru_next) {
-            if (idx > h->pool_size || seen[idx] != 1 || hash_elem(m, idx)->lru_prev != prev) {
+        for (uint32_t idx = h->lru_head; idx && !r && n <= h->pool_size; idx = elem(m, idx)->lru_next) {
+            if (idx > h->pool_size || seen[idx] != 1 || elem(m, idx)->lru_prev != prev) {
                 r = graft_errf(err, -EUCLEAN, "map %s: LRU list damaged at element %u", m->name, idx);
                 break;
             }

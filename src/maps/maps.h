@@ -92,6 +92,13 @@ int gmap_push(struct gmap *map, const void *value, uint64_t flags);
 int gmap_pop(struct gmap *map, void *value);
 int gmap_peek(struct gmap *map, void *value);
 
+/* ARRAY and PERCPU_ARRAY: where the values live, for a JIT that indexes
+ * them inline: value i of CPU c is at values + c * percpu_stride + i * stride
+ * (percpu_stride is 0 for ARRAY; CPUs are numbered as sched_getcpu() and the
+ * kernel's TSC_AUX/rdpid report them, all below gmap_possible_cpus()).
+ * -EINVAL for other map types. */
+int gmap_array_layout(struct gmap *map, void **values, uint64_t *stride, uint64_t *percpu_stride);
+
 /* Control-plane operations (the bpf() syscall's view). */
 int gmap_lookup_copy(struct gmap *map, const void *key, void *value);
 int gmap_update_copy(struct gmap *map, const void *key, const void *value, uint64_t flags);

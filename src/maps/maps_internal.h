@@ -26,7 +26,7 @@
 #include "maps/maps.h"
 
 #define GMAP_MAGIC   0x50414d5446415247ull   /* "GRAFTMAP" */
-#define GMAP_VERSION 1
+#define GMAP_VERSION 2   /* 2: 4/8-byte keys hash with gmap_hash_u32/word */
 #define GMAP_PAGE    4096u
 
 #ifndef ENOTSUPP
@@ -100,6 +100,12 @@ struct gmap {
     uint8_t *base;
     size_t map_len;             /* bytes of the mapping (ringbuf: + data again) */
     uint32_t type, key_size, value_size, max_entries, ncpus, stride;
+    /* Hash family: the header's layout, copied here so the hot paths need
+     * no loads through h (the layout never changes after creation). */
+    struct gbucket *buckets;
+    uint8_t *elems;             /* element 1 */
+    uint32_t elem_size, bucket_mask, pool_size, key_stride;
+    uint64_t seed;
     char name[64];
 };
 
@@ -107,7 +113,49 @@ struct gmap {
 int gmap_lock(struct gmap *m);
 void gmap_unlock(struct gmap *m);
 uint64_t gmap_hash_bytes(const void *key, uint32_t len, uint64_t seed);
-uint32_t gmap_this_cpu(const struct gmap *m);
+uint32_t gmap_this_cpu_slow(const struct gmap *m);
+
+/* 4-byte keys: one multiply; the high half of the 64-bit product depends on
+ * every key bit, and the bucket is picked from its low bits. */
+static inline uint32_t gmap_hash_u32(uint32_t k, uint64_t seed)
+{
+    return (uint32_t)((((uint64_t)k ^ seed) * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+/* 8-byte keys: two multiply-xorshift rounds, seeded per map, so both halves
+ * of the word reach the low bits that pick the bucket. */
+static inline uint32_t gmap_hash_word(uint64_t w, uint64_t seed)
+{
+    uint64_t h = (w ^ seed) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+/* The CPU this thread runs on, as an index of the per-CPU copies. Read from
+ * the rseq area the kernel keeps current for glibc (no system call, no
+ * vDSO); the thread may migrate right after, as a kernel program may be
+ * preempted after its lookup on a preemptible kernel: the copy of the CPU
+ * it ran on a moment ago is used, which per-CPU maps tolerate (they are
+ * counters summed by readers, not exclusive ownership). */
+#if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+#include <sys/rseq.h>
+static inline uint32_t gmap_this_cpu(const struct gmap *m)
+{
+    if (__rseq_size >= 8) {
+        uintptr_t tp;
+        __asm__("mov %%fs:0, %0" : "=r"(tp));
+        const struct rseq *r = (const struct rseq *)(tp + (uintptr_t)__rseq_offset);
+        int32_t c = (int32_t)__atomic_load_n(&r->cpu_id, __ATOMIC_RELAXED);
+        if (c >= 0 && (uint32_t)c < m->ncpus)
+            return (uint32_t)c;
+    }
+    return gmap_this_cpu_slow(m);
+}
+#else
+static inline uint32_t gmap_this_cpu(const struct gmap *m) { return gmap_this_cpu_slow(m); }
+#endif
 struct gmap *gmap_resolve(uint32_t id);
 bool gmap_resolver_set(void);
 int gmap_check_inner(struct gmap *m, uint32_t id);

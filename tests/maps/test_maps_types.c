@@ -183,6 +183,91 @@ static void test_hash(void)
     t_destroy(m);
 }
 
+/* gmap_array_layout describes exactly where lookups point, for the JIT. */
+static void test_array_layout(void)
+{
+    struct gmap_def d = def(GMAP_ARRAY, 4, 12, 5, 0);
+    struct gmap *m = t_create(&d);
+    void *values;
+    uint64_t stride, pcs;
+    CHECK_EQ(gmap_array_layout(m, &values, &stride, &pcs), 0);
+    CHECK_EQ(stride, 16);
+    CHECK_EQ(pcs, 0);
+    for (uint32_t k = 0; k < 5; k++)
+        CHECK(gmap_lookup(m, &k) == (char *)values + k * stride);
+    t_destroy(m);
+    d = def(GMAP_PERCPU_ARRAY, 4, 8, 3, 0);
+    m = t_create(&d);
+    CHECK_EQ(gmap_array_layout(m, &values, &stride, &pcs), 0);
+    CHECK_EQ(stride, 8);
+    CHECK_EQ(pcs, 3 * 8);
+    int cpu = sched_getcpu();
+    uint32_t k = 2;
+    if (cpu >= 0)
+        CHECK(gmap_lookup(m, &k) == (char *)values + (uint64_t)cpu * pcs + k * stride);
+    t_destroy(m);
+    d = def(GMAP_HASH, 4, 8, 3, 0);
+    m = t_create(&d);
+    CHECK_EQ(gmap_array_layout(m, &values, &stride, &pcs), -EINVAL);
+    t_destroy(m);
+}
+
+/* Updates of present keys with small values write in place: a pointer from
+ * an earlier lookup sees the new value, flags still apply, nothing leaks. */
+static void test_hash_update_in_place(void)
+{
+    struct gmap_def d = def(GMAP_HASH, 4, 4, 2, 0);
+    struct gmap *m = t_create(&d);
+    uint32_t k = 1, v = 10;
+    CHECK_EQ(gmap_update(m, &k, &v, GMAP_ANY), 0);
+    uint32_t *p = gmap_lookup(m, &k);
+    CHECK(p && *p == 10);
+    v = 11;
+    CHECK_EQ(gmap_update(m, &k, &v, GMAP_EXIST), 0);
+    CHECK(p && *p == 11);
+    v = 12;
+    CHECK_EQ(gmap_update(m, &k, &v, GMAP_NOEXIST), -EEXIST);
+    CHECK(p && *p == 11);
+    for (int i = 0; i < 100; i++) {   /* a full map keeps taking replacements */
+        v = (uint32_t)i;
+        CHECK_EQ(gmap_update(m, &k, &v, GMAP_ANY), 0);
+        uint32_t k2 = 2;
+        CHECK_EQ(gmap_update(m, &k2, &v, GMAP_ANY), 0);
+    }
+    uint32_t out = 0;
+    CHECK_EQ(gmap_lookup_copy(m, &k, &out), 0);
+    CHECK_EQ(out, 99);
+    k = 3;
+    CHECK_EQ(gmap_update(m, &k, &v, GMAP_ANY), -E2BIG);
+    t_consistent(m);
+    t_destroy(m);
+    /* per-CPU: a program's update of a present key changes only its CPU's copy */
+    size_t n = (size_t)gmap_possible_cpus();
+    d = def(GMAP_PERCPU_HASH, 4, 8, 4, 0);
+    m = t_create(&d);
+    uint64_t *all = calloc(n, 8), w = 77;
+    for (size_t c = 0; c < n; c++)
+        all[c] = c + 1;
+    k = 5;
+    CHECK_EQ(gmap_update_copy(m, &k, all, GMAP_ANY), 0);
+    CHECK_EQ(gmap_update(m, &k, &w, GMAP_EXIST), 0);
+    memset(all, 0, n * 8);
+    CHECK_EQ(gmap_lookup_copy(m, &k, all), 0);
+    int cpu = sched_getcpu(), sevens = 0;
+    for (size_t c = 0; c < n; c++) {
+        if (all[c] == 77)
+            sevens++;
+        else
+            CHECK_EQ(all[c], c + 1);
+    }
+    CHECK_EQ(sevens, 1);
+    if (cpu >= 0)
+        CHECK_EQ(all[cpu], 77);
+    free(all);
+    t_consistent(m);
+    t_destroy(m);
+}
+
 static void test_percpu_hash(void)
 {
     size_t n = (size_t)gmap_possible_cpus();
@@ -650,6 +735,8 @@ int main(void)
     test_percpu_array();
     test_hash();
     test_percpu_hash();
+    test_array_layout();
+    test_hash_update_in_place();
     test_lru(GMAP_LRU_HASH);
     test_lru(GMAP_LRU_PERCPU_HASH);
     test_lpm();
