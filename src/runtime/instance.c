@@ -76,6 +76,8 @@ static const struct gvm_prog *tail_call_target(void *arg, uint64_t map_addr, uin
     return prog_id && *prog_id ? prog_resolver(*prog_id, prog_resolver_arg) : NULL;
 }
 
+/* Arrays and per-CPU arrays the JIT may index inline: only maps of this
+ * program, laid out as gmap_array_layout() describes. */
 static int array_info(void *arg, uint64_t map_addr, struct gvm_array_info *info)
 {
     struct grt_instance *inst = arg;
@@ -83,18 +85,15 @@ static int array_info(void *arg, uint64_t map_addr, struct gvm_array_info *info)
     int known = 0;
     for (uint32_t i = 0; i < inst->n_maps; i++)
         known |= inst->maps[i] == map;
-    if (!known || gmap_get_def(map)->type != GMAP_ARRAY || gmap_get_def(map)->max_entries == 0)
+    void *values;
+    uint64_t stride, percpu_stride;
+    if (!known || gmap_array_layout(map, &values, &stride, &percpu_stride) < 0 ||
+        stride > UINT32_MAX || percpu_stride > UINT32_MAX)
         return 0;
-    const struct gmap_def *def = gmap_get_def(map);
-    uint32_t k0 = 0, k1 = 1;
-    char *v0 = gmap_lookup(map, &k0);
-    char *v1 = def->max_entries > 1 ? gmap_lookup(map, &k1) : v0 + def->value_size;
-    if (!v0 || !v1)
-        return 0;
-    info->values = v0;
-    info->stride = (uint32_t)(v1 - v0);
-    info->max_entries = def->max_entries;
-    info->percpu_stride = 0;
+    info->values = values;
+    info->stride = (uint32_t)stride;
+    info->max_entries = gmap_get_def(map)->max_entries;
+    info->percpu_stride = (uint32_t)percpu_stride;
     return 1;
 }
 

@@ -1,0 +1,27 @@
+/*
+ * eim_int.h - private to src/eim: shared small utilities.
+ */
+#ifndef GRAFT_EIM_INT_H
+#define GRAFT_EIM_INT_H
+
+#include <stddef.h>
+
+#include "eim/eim.h"
+
+/* The closest of n candidates to word (edit distance small enough to be a
+ * plausible typo), or NULL. get(i) returns candidate i (NULL entries skipped). */
+const char *geim_suggest(const char *word, const char *(*get)(const void *arg, size_t i),
+                         const void *arg, size_t n);
+/* " (did you mean 'x'?)" or "" - into buf. */
+const char *geim_did_you_mean(char *buf, size_t len, const char *s);
+
+/* Parse "TYPE [NAME]" in the spec's C syntax. want_name: 1 required,
+ * 0 forbidden, -1 optional. Returns 0 or -1 with why filled. */
+int geim_parse_decl(const struct geim_spec *spec, const char *text, int want_name,
+                    struct geim_type *t, char *name, size_t name_len,
+                    char *why, size_t why_len);
+
+void geim_report_add(struct geim_report *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
