@@ -148,16 +148,23 @@ static int kernel_uprobe(int prog_fd, int ret, const char **why)
 }
 
 enum { C_NOHOOK, C_UPROBE, C_URET, C_BOTH, C_OVERRIDE, C_UNUSED_BASE, C_UNUSED_HOOKED,
-       C_KUPROBE, C_KURET, C_N };
+       C_UPROBE_FP, C_URET_FP, C_KUPROBE, C_KURET, C_N };
 static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "uprobe_uretprobe_ns",
-                                  "override_ns", NULL, NULL, "kernel_uprobe_ns",
+                                  "override_ns", NULL, NULL, "uprobe_fpsave_ns",
+                                  "uretprobe_fpsave_ns", "kernel_uprobe_ns",
                                   "kernel_uretprobe_ns" };
+
+/* The program calls no helpers, so (as the runtime does for such programs)
+ * it is attached with handler_preserves_fp; the *_fpsave rows attach it
+ * without, as for a program that calls helpers. */
+static int g_save_fp;
 
 static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
 {
     struct ghook *h = NULL;
     struct graft_err err = { 0 };
-    if (gattach_install(addr, k, fn, 0, NULL, &h, &err) < 0) {
+    struct gattach_opts o = { .sz = sizeof(o), .handler_preserves_fp = !g_save_fp };
+    if (gattach_install(addr, k, fn, 0, &o, &h, &err) < 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
     }
@@ -190,7 +197,10 @@ int main(void)
             int kfd = -1;
             long (*volatile *fp)(long) = &target_p;
             long n = N;
+            g_save_fp = c == C_UPROBE_FP || c == C_URET_FP;
             switch (c) {
+            case C_UPROBE_FP: h1 = hook((void *)bench_target, GHOOK_ENTRY, fn); break;
+            case C_URET_FP: h1 = hook((void *)bench_target, GHOOK_RETURN, fn); break;
             case C_UPROBE: h1 = hook((void *)bench_target, GHOOK_ENTRY, fn); break;
             case C_URET: h1 = hook((void *)bench_target, GHOOK_RETURN, fn); break;
             case C_BOTH:

@@ -3,7 +3,11 @@
  * snapshots, what the trampolines call at entry and at return, the
  * per-thread shadow stack, and install/remove.
  *
- * Hot path (graft_hook_enter): no locks, no atomics with lock prefix. The
+ * Hot path: for hooks at a function entry it is the per-site templates in
+ * tramp_x86.c (which read struct gthread and the snapshot directly, with the
+ * same protocol as below); graft_hook_enter is their slow path (first hit
+ * on a thread, recursion, override/replace) and the path of mid-function
+ * probes. No locks, no atomics with lock prefix. The
  * handler list is an immutable snapshot read under a userspace-RCU read
  * section: the thread stores the current grace-period number in its own
  * counter, reads site->hs, runs the handlers and clears the counter. The
@@ -37,28 +41,43 @@ pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- per-thread state ---------------------------------------------------- */
 
-struct gshadow {
-    uint64_t slot;                 /* address of the return-address slot */
-    uint64_t ret;                  /* the real return address */
-    struct gsite *site;
-};
-
-struct gthread {
-    _Atomic uint64_t rcu_ctr;      /* 0: not reading; else grace period seen */
-    int busy;                      /* running handlers */
-    _Atomic int in_use;            /* owned by a live thread */
-    uint32_t depth;
-    struct gthread *next;
-    struct gshadow shadow[GATTACH_SHADOW_DEPTH];
-};
-
+/* Initial-exec: the templates read t_self at a constant %fs offset. It is 8
+ * bytes, well within the static TLS surplus glibc keeps for dlopen'ed
+ * libraries (if that ever ran out, dlopen of the agent would fail with
+ * "cannot allocate memory in static TLS block", not misbehave). */
 static __thread struct gthread *t_self __attribute__((tls_model("initial-exec")));
 static _Atomic(struct gthread *) g_threads;
-static _Atomic uint64_t g_gp = 1;
+_Atomic uint64_t g_gp = 1;
 static pthread_key_t g_thread_key;
 static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
 
-static _Atomic uint64_t st_overflow, st_missed, st_stale, st_traps;
+_Atomic uint64_t st_missed;
+static _Atomic uint64_t st_overflow, st_stale, st_traps;
+
+_Static_assert(offsetof(struct gthread, busy) == 8 && offsetof(struct gthread, depth) == 12 &&
+               offsetof(struct gthread, rs) == 16 &&
+               offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
+               "gthread layout used by the templates");
+_Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0,
+               "gsite layout used by the templates");
+_Static_assert(offsetof(struct ghandlers, flags) == 12 && offsetof(struct ghandlers, entry) == 40 &&
+               offsetof(struct ghandlers, ret) == 48 && sizeof(struct gslot) == 24,
+               "ghandlers layout used by the templates");
+_Static_assert(offsetof(struct ghelper_run, ctx) == 0 && offsetof(struct ghelper_run, func_ip) == 8 &&
+               offsetof(struct ghelper_run, cookie) == 16 &&
+               offsetof(struct ghelper_run, override_set) == 24 &&
+               offsetof(struct ghelper_run, tail_calls) == 40 &&
+               offsetof(struct ghelper_run, regs) == 48 &&
+               offsetof(struct ghelper_run, func_nargs) == 56 &&
+               offsetof(struct ghelper_run, at_return) == 60,
+               "ghelper_run layout used by the templates");
+
+uint64_t gfunc_tls_offset(void)
+{
+    uint64_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return (uint64_t)&t_self - tp;
+}
 
 static void thread_release(void *p)
 {
@@ -96,6 +115,7 @@ static __attribute__((noinline)) struct gthread *thread_register(void)
 got:
     t->depth = 0;
     t->busy = 0;
+    t->rs = ghelper_run_state();
     t_self = t;
     pthread_setspecific(g_thread_key, t);
     return t;
@@ -226,7 +246,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
                 e->slot = (uint64_t)slot;
                 e->ret = *slot;
                 e->site = site;
-                *slot = (uint64_t)graft_tramp_ret;
+                *slot = site->ret_tramp;
             } else {
                 atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
             }
@@ -235,6 +255,29 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
     rcu_read_end(t);
     t->busy = 0;
     return cont;
+}
+
+int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site)
+{
+    return graft_hook_enter(regs, site) == (uint64_t)graft_tramp_skip;
+}
+
+/* Shadow push when the fast path saw stale entries on top or a full stack. */
+void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site)
+{
+    while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
+        t->depth--;
+        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
+    }
+    if (t->depth < GATTACH_SHADOW_DEPTH) {
+        struct gshadow *e = &t->shadow[t->depth++];
+        e->slot = (uint64_t)slot;
+        e->ret = *slot;
+        e->site = site;
+        *slot = site->ret_tramp;
+    } else {
+        atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
+    }
 }
 
 static __attribute__((noreturn, cold)) void shadow_lost(uint64_t *slot)
@@ -414,6 +457,10 @@ static int snapshot_build(struct gsite *site, struct ghandlers **out)
     hs->ret = hs->slots + ne;
     for (h = site->hooks; h; h = h->next) {
         struct gslot sl = { h->fn, h->cookie, (uint32_t)h->kind };
+        if (!h->preserves_fp)
+            hs->flags |= GHS_SAVE_FP;
+        if (h->kind == GHOOK_OVERRIDE || h->kind == GHOOK_REPLACE)
+            hs->flags |= GHS_SLOW;
         if (h->kind == GHOOK_ENTRY || h->kind == GHOOK_OVERRIDE)
             hs->entry[hs->n_entry++] = sl;
         else if (h->kind == GHOOK_RETURN)
@@ -541,6 +588,8 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     h->kind = kind;
     h->fn = fn;
     h->cookie = cookie;
+    h->preserves_fp = opts && opts->sz >= offsetof(struct gattach_opts, handler_preserves_fp) +
+                                              sizeof(int) && opts->handler_preserves_fp;
     struct ghook **pp = &site->hooks;
     while (*pp)
         pp = &(*pp)->next;

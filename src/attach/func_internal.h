@@ -28,8 +28,14 @@
 #define GF_SIZE  GF_SLOT
 #define GF_ORIG_SP (GF_SLOT + 8 + 128)
 
-/* Stub layout (GSTUB_SIZE bytes, one per site). */
-#define GSTUB_SIZE      128
+/* Stub layout (GSTUB_SIZE bytes, one per site). Sites inside a function
+ * use the shared bodies (tramp_x86.c) through the 128-byte head below;
+ * function-entry sites get copies of the entry and return templates:
+ *    0  entry template, then the relocated instructions (GSTUB_ERELOC_MAX)
+ *  GSTUB_RET  return template */
+#define GSTUB_SIZE      2048
+#define GSTUB_RET       1280
+#define GSTUB_ERELOC_MAX 96
 #define GSTUB_CONT      17          /* after `lea; push [site]; jmp [entry]` */
 #define GSTUB_RELOC     25          /* after `lea rsp,[rsp+136]` */
 #define GSTUB_DATA_SITE 112
@@ -38,6 +44,10 @@
 
 #define GPATCH_LEN 5                /* jmp rel32 */
 
+/* struct ghandlers.flags (read by the templates) */
+#define GHS_SLOW    1               /* OVERRIDE or REPLACE: the C path */
+#define GHS_SAVE_FP 2               /* a handler may clobber xmm registers */
+
 struct gslot {                      /* one handler in a published snapshot */
     ghook_handler fn;
     uint64_t cookie;
@@ -45,18 +55,21 @@ struct gslot {                      /* one handler in a published snapshot */
 };
 
 /* Immutable snapshot of a site's handlers; replaced whole (RCU). */
-struct ghandlers {
-    uint32_t n_entry;               /* ENTRY and OVERRIDE, attach order */
-    uint32_t n_ret;
-    int has_replace;
-    struct gslot replace;
+struct ghandlers {                  /* offsets fixed: used by the templates */
+    uint32_t n_entry;               /* 0: ENTRY and OVERRIDE, attach order */
+    uint32_t n_ret;                 /* 4 */
+    int has_replace;                /* 8 */
+    uint32_t flags;                 /* 12: GHS_* */
+    struct gslot replace;           /* 16 */
     struct gslot *entry;            /* points into slots[] */
     struct gslot *ret;
     struct gslot slots[];
 };
 
 struct gsite {
-    uint64_t addr;
+    uint64_t addr;                  /* offset 0 (templates) */
+    _Atomic(struct ghandlers *) hs; /* offset 8 (templates) */
+    uint64_t ret_tramp;             /* address planted by return probes */
     uint8_t *stub;                  /* RX view */
     uint8_t *stub_rw;               /* RW view of the same bytes */
     uint64_t cont;                  /* stub + GSTUB_CONT */
@@ -68,18 +81,39 @@ struct gsite {
     int is_entry;                   /* addr is a function's first byte */
     int patched;                    /* the jump/int3 is in place */
     char note[160];                 /* why the trap fallback was used */
-    _Atomic(struct ghandlers *) hs;
     struct ghook *hooks;            /* attach order, under g_attach_lock */
     struct gsite *retired_next;     /* on g_retired once replaced */
 };
+
+#define GSITE_OFF_HS 8
 
 struct ghook {
     struct gsite *site;
     enum ghook_kind kind;
     ghook_handler fn;
     uint64_t cookie;
+    int preserves_fp;               /* gattach_opts.handler_preserves_fp */
     struct ghook *next;
 };
+
+/* Per-thread state (mmap'ed, never freed, reused after the thread
+ * exits). Offsets fixed: the templates use them. */
+struct gshadow {
+    uint64_t slot;                  /* address of the return-address slot */
+    uint64_t ret;                   /* the real return address */
+    struct gsite *site;
+};
+
+struct gthread {
+    _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
+    uint32_t busy;                  /* 8: running handlers */
+    uint32_t depth;                 /* 12: shadow entries in use */
+    struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
+    _Atomic int in_use;             /* owned by a live thread */
+    struct gthread *next;
+    struct gshadow shadow[GATTACH_SHADOW_DEPTH];   /* GTH_OFF_SHADOW */
+};
+#define GTH_OFF_SHADOW 40
 
 extern pthread_mutex_t g_attach_lock;
 
@@ -96,6 +130,21 @@ void graft_tramp_skip(void) __attribute__((visibility("hidden")));
 #define GHIDDEN __attribute__((visibility("hidden")))
 GHIDDEN uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
+/* From the entry template: 1 if the function is to be skipped (regs->ax
+ * holds its result). */
+GHIDDEN int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site);
+GHIDDEN void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site);
+/* What the templates need patched in. */
+GHIDDEN uint64_t gfunc_tls_offset(void);      /* %fs offset of t_self */
+extern _Atomic uint64_t g_gp GHIDDEN;
+extern _Atomic uint64_t st_missed GHIDDEN;
+
+/* The templates (tramp_x86.c) and the ends of their patched operands. */
+extern const uint8_t GHIDDEN graft_tmpl_entry[], graft_tmpl_entry_end[], graft_tmpl_ret[],
+    graft_tmpl_ret_end[], graft_tp_e_addr[], graft_tp_e_tls[], graft_tp_e_site[],
+    graft_tp_e_gp[], graft_tp_e_ret[], graft_tp_e_site2[], graft_tp_e_slow[],
+    graft_tp_e_push[], graft_tp_r_tls[], graft_tp_r_gp[], graft_tp_r_missed[],
+    graft_tp_r_slow[];
 struct gsite *gsite_lookup(uint64_t addr);
 
 /* tramp_reloc.c: choose the method and write the stub for site. */

@@ -17,6 +17,11 @@
  *   25  relocated instructions
  *       jmp qword [rip+0]; .quad addr+reloc_len
  *  112  .quad site, .quad entry
+ *
+ * Function-entry sites instead get the entry template (tramp_x86.c) at 0,
+ * the relocated instructions right after it (it falls through into them)
+ * and the return template at GSTUB_RET, all patched with this site's
+ * addresses.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,6 +147,13 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
     site->stub_rw = p->rw + p->used * GSTUB_SIZE;
     p->used++;
     return 0;
+}
+
+/* Where an entry site's relocated instructions start: right after the
+ * entry template, which falls through into them. */
+static uint32_t site_cont_off(void)
+{
+    return (uint32_t)(graft_tmpl_entry_end - graft_tmpl_entry);
 }
 
 /* ---- decoding ------------------------------------------------------------- */
@@ -293,8 +305,9 @@ static const char *relocate_one(struct emit *e, const ZydisDecodedInstruction *i
 static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_size,
                             uint32_t *covered)
 {
-    struct emit e = { site->stub_rw + GSTUB_RELOC, (uint64_t)site->stub + GSTUB_RELOC,
-                      0, GSTUB_RELOC_MAX };
+    uint32_t at = site->is_entry ? site_cont_off() : GSTUB_RELOC;
+    uint32_t cap = site->is_entry ? GSTUB_ERELOC_MAX - 14 : GSTUB_RELOC_MAX;
+    struct emit e = { site->stub_rw + at, (uint64_t)site->stub + at, 0, cap };
     uint64_t ip = site->addr;
     uint32_t off = 0;
     ZydisDecodedInstruction ins[8];
@@ -327,8 +340,56 @@ static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_siz
     return NULL;
 }
 
+/* Copy template [t, end) to off in the stub; return its length. */
+static uint32_t copy_tmpl(struct gsite *site, uint32_t off, const uint8_t *t,
+                          const uint8_t *end)
+{
+    memcpy(site->stub_rw + off, t, (size_t)(end - t));
+    return (uint32_t)(end - t);
+}
+
+/* Patch the operand that ends at label (imm64 or disp32) in a template
+ * copied from t to off. */
+static void patch64(struct gsite *site, uint32_t off, const uint8_t *t, const uint8_t *label,
+                    uint64_t v)
+{
+    memcpy(site->stub_rw + off + (label - t) - 8, &v, 8);
+}
+
+static void patch32(struct gsite *site, uint32_t off, const uint8_t *t, const uint8_t *label,
+                    int32_t v)
+{
+    memcpy(site->stub_rw + off + (label - t) - 4, &v, 4);
+}
+
+static void write_templates(struct gsite *site)
+{
+    int32_t tls = (int32_t)(int64_t)gfunc_tls_offset();
+    const uint8_t *e = graft_tmpl_entry, *r = graft_tmpl_ret;
+    copy_tmpl(site, 0, e, graft_tmpl_entry_end);
+    patch64(site, 0, e, graft_tp_e_addr, site->addr);
+    patch32(site, 0, e, graft_tp_e_tls, tls);
+    patch64(site, 0, e, graft_tp_e_site, (uint64_t)site);
+    patch64(site, 0, e, graft_tp_e_site2, (uint64_t)site);
+    patch64(site, 0, e, graft_tp_e_gp, (uint64_t)&g_gp);
+    patch64(site, 0, e, graft_tp_e_ret, (uint64_t)site->stub + GSTUB_RET);
+    patch64(site, 0, e, graft_tp_e_slow, (uint64_t)graft_hook_enter_slow);
+    patch64(site, 0, e, graft_tp_e_push, (uint64_t)graft_shadow_push_slow);
+    copy_tmpl(site, GSTUB_RET, r, graft_tmpl_ret_end);
+    patch32(site, GSTUB_RET, r, graft_tp_r_tls, tls);
+    patch64(site, GSTUB_RET, r, graft_tp_r_gp, (uint64_t)&g_gp);
+    patch64(site, GSTUB_RET, r, graft_tp_r_missed, (uint64_t)&st_missed);
+    patch64(site, GSTUB_RET, r, graft_tp_r_slow, (uint64_t)graft_hook_return);
+    site->ret_tramp = (uint64_t)site->stub + GSTUB_RET;
+}
+
 static void write_stub_head(struct gsite *site)
 {
+    if (site->is_entry) {
+        write_templates(site);
+        return;
+    }
+    site->ret_tramp = (uint64_t)graft_tramp_ret;
     uint8_t *w = site->stub_rw;
     static const uint8_t head[GSTUB_RELOC] = {
         0x48, 0x8D, 0x64, 0x24, 0x80,                   /* lea rsp,[rsp-128] */
@@ -350,6 +411,10 @@ static void write_stub_head(struct gsite *site)
 int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
+    if ((graft_tmpl_entry_end - graft_tmpl_entry) + GSTUB_ERELOC_MAX > GSTUB_RET ||
+        GSTUB_RET + (graft_tmpl_ret_end - graft_tmpl_ret) > GSTUB_SIZE)
+        return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
+                          "GSTUB_SIZE (func_internal.h); enlarge it");
     int rc = stub_alloc(site, err);
     if (rc < 0)
         return rc;
@@ -390,7 +455,7 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
     }
     memcpy(site->orig, (void *)site->addr, site->patch_len);
     memcpy(site->orig_long, (void *)site->addr, sizeof(site->orig_long));
-    site->cont = (uint64_t)site->stub + GSTUB_CONT;
+    site->cont = (uint64_t)site->stub + (site->is_entry ? site_cont_off() : GSTUB_CONT);
     __builtin___clear_cache((char *)site->stub, (char *)site->stub + GSTUB_SIZE);
     return 0;
 }

@@ -160,3 +160,286 @@ __asm__(
     "  ret\n"
     "  .size graft_tramp_ret, .-graft_tramp_ret\n"
 );
+
+/*
+ * Per-site templates for hooks at a function's first instruction. They are
+ * copied into the site's stub and patched (tramp_reloc.c: gtramp_build):
+ * every address they need is a movabs immediate or a %fs displacement whose
+ * end is marked by a graft_tp_* label, so the copy is position independent.
+ *
+ * Entry fast path (t = this thread's struct gthread, found at a constant
+ * %fs offset because t_self is initial-exec TLS): plain stores of the
+ * registers into a pt_regs on the stack (no pushfq: flags are dead at a
+ * call), then - unless t is missing, t->busy (nested hook: recursion guard),
+ * or the snapshot needs the C path (override/replace) - mark the RCU read
+ * section with plain stores (the detacher uses membarrier), fill the
+ * helpers' run state through a cached pointer, save xmm0-7 only when some
+ * handler may call C code (GHS_SAVE_FP), call each handler, push the shadow
+ * entry for return probes and fall through into the relocated original
+ * instructions. Everything unusual goes to graft_hook_enter_slow().
+ *
+ * Return fast path: the probed function `ret`s into the site's return
+ * template; it pops the matching shadow entry, runs the return handlers and
+ * leaves with `jmp *%r11` (r11 is dead after a return) rather than `ret`,
+ * which keeps the return-stack predictor in step for the caller's own ret.
+ */
+__asm__(
+    ".text\n"
+    ".macro TSAVE_GPRS\n"
+    "  mov %r15, 0(%rsp)\n  mov %r14, 8(%rsp)\n"
+    "  mov %r13, 16(%rsp)\n  mov %r12, 24(%rsp)\n"
+    "  mov %rbp, 32(%rsp)\n  mov %rbx, 40(%rsp)\n"
+    "  mov %r11, 48(%rsp)\n  mov %r10, 56(%rsp)\n"
+    "  mov %r9,  64(%rsp)\n  mov %r8,  72(%rsp)\n"
+    "  mov %rax, 80(%rsp)\n  mov %rcx, 88(%rsp)\n"
+    "  mov %rdx, 96(%rsp)\n  mov %rsi, 104(%rsp)\n"
+    "  mov %rdi, 112(%rsp)\n"
+    "  movq $-1, 120(%rsp)\n  movq $0x33, 136(%rsp)\n"
+    "  movq $0x202, 144(%rsp)\n  movq $0x2b, 160(%rsp)\n"
+    ".endm\n"
+    ".macro TREST_GPRS_BUT_R11\n"
+    "  mov 0(%rsp), %r15\n  mov 8(%rsp), %r14\n"
+    "  mov 16(%rsp), %r13\n  mov 24(%rsp), %r12\n"
+    "  mov 32(%rsp), %rbp\n  mov 40(%rsp), %rbx\n"
+    "  mov 56(%rsp), %r10\n"
+    "  mov 64(%rsp), %r9\n  mov 72(%rsp), %r8\n"
+    "  mov 80(%rsp), %rax\n  mov 88(%rsp), %rcx\n"
+    "  mov 96(%rsp), %rdx\n  mov 104(%rsp), %rsi\n"
+    "  mov 112(%rsp), %rdi\n"
+    ".endm\n"
+    ".macro TSAVE_XMM n\n"
+    "  movups %xmm0, 176(%rsp)\n  movups %xmm1, 192(%rsp)\n"
+    "  .if \\n > 2\n"
+    "  movups %xmm2, 208(%rsp)\n  movups %xmm3, 224(%rsp)\n"
+    "  movups %xmm4, 240(%rsp)\n  movups %xmm5, 256(%rsp)\n"
+    "  movups %xmm6, 272(%rsp)\n  movups %xmm7, 288(%rsp)\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro TREST_XMM n\n"
+    "  movups 176(%rsp), %xmm0\n  movups 192(%rsp), %xmm1\n"
+    "  .if \\n > 2\n"
+    "  movups 208(%rsp), %xmm2\n  movups 224(%rsp), %xmm3\n"
+    "  movups 240(%rsp), %xmm4\n  movups 256(%rsp), %xmm5\n"
+    "  movups 272(%rsp), %xmm6\n  movups 288(%rsp), %xmm7\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro TLABEL name\n"
+    "  .globl \\name\n  .hidden \\name\n\\name:\n"
+    ".endm\n"
+
+    /* ---- entry template: frame 312 bytes: pt_regs at 0, xmm0-7 at 176 (rsp 16-aligned after it) ---- */
+    "  .p2align 4\n"
+    "TLABEL graft_tmpl_entry\n"
+    "  sub $312, %rsp\n"
+    "  TSAVE_GPRS\n"
+    "  lea 312(%rsp), %rax\n"
+    "  mov %rax, 152(%rsp)\n"
+    "  movabs $0x1111111111111111, %rax\n"
+    "TLABEL graft_tp_e_addr\n"
+    "  mov %rax, 128(%rsp)\n"
+    "  mov %fs:0x7ffffff0, %rbx\n"
+    "TLABEL graft_tp_e_tls\n"
+    "  test %rbx, %rbx\n"
+    "  jz 8f\n"
+    "  cmpl $0, 8(%rbx)\n"                  /* t->busy */
+    "  jne 8f\n"
+    "  movabs $0x2222222222222222, %r14\n"   /* site */
+    "TLABEL graft_tp_e_site\n"
+    "  movl $1, 8(%rbx)\n"
+    "  movabs $0x3333333333333333, %rax\n"   /* &g_gp */
+    "TLABEL graft_tp_e_gp\n"
+    "  mov (%rax), %rax\n"
+    "  mov %rax, (%rbx)\n"                   /* t->rcu_ctr = gp */
+    "  mov " S(GSITE_OFF_HS) "(%r14), %r12\n"
+    "  test %r12, %r12\n"
+    "  jz 6f\n"
+    "  testl $" S(GHS_SLOW) ", 12(%r12)\n"
+    "  jnz 7f\n"
+    "  mov 16(%rbx), %r13\n"                 /* t->rs */
+    "  mov %rsp, %rdi\n"
+    "  mov %rdi, 0(%r13)\n"                  /* rs->ctx */
+    "  mov %rdi, 48(%r13)\n"                 /* rs->regs */
+    "  mov 128(%rsp), %rax\n"
+    "  mov %rax, 8(%r13)\n"                  /* rs->func_ip */
+    "  movl $0, 24(%r13)\n"                  /* override_set */
+    "  movl $0, 40(%r13)\n"                  /* tail_calls */
+    "  movq $0, 56(%r13)\n"                  /* func_nargs, at_return */
+    "  testl $" S(GHS_SAVE_FP) ", 12(%r12)\n"
+    "  jz 1f\n"
+    "  TSAVE_XMM 8\n"
+    "1:\n"
+    "  mov 0(%r12), %ebp\n"                  /* n_entry */
+    "  mov 40(%r12), %r15\n"                 /* entry slots */
+    "  test %ebp, %ebp\n"
+    "  jz 3f\n"
+    "2:\n"
+    "  mov 8(%r15), %rax\n"
+    "  mov %rax, 16(%r13)\n"                 /* rs->cookie */
+    "  mov %rsp, %rdi\n"
+    "  mov $168, %esi\n"
+    "  call *(%r15)\n"
+    "  add $24, %r15\n"
+    "  dec %ebp\n"
+    "  jnz 2b\n"
+    "3:\n"
+    "  cmpl $0, 4(%r12)\n"                   /* n_ret */
+    "  je 5f\n"
+    "  mov 152(%rsp), %rdi\n"            /* the return-address slot */
+    "  mov 12(%rbx), %eax\n"                 /* depth */
+    "  lea (%rax,%rax,2), %rcx\n"
+    "  test %eax, %eax\n"
+    "  jz 4f\n"
+    "  cmp %rdi, " S(GTH_OFF_SHADOW) "-24(%rbx,%rcx,8)\n"
+    "  jbe 9f\n"                             /* stale entries: C */
+    "4:\n"
+    "  cmp $" S(GATTACH_SHADOW_DEPTH) ", %eax\n"
+    "  jae 9f\n"                             /* overflow: C counts it */
+    "  lea " S(GTH_OFF_SHADOW) "(%rbx,%rcx,8), %rcx\n"
+    "  mov %rdi, 0(%rcx)\n"
+    "  mov (%rdi), %rdx\n"
+    "  mov %rdx, 8(%rcx)\n"
+    "  mov %r14, 16(%rcx)\n"
+    "  inc %eax\n"
+    "  mov %eax, 12(%rbx)\n"
+    "  movabs $0x4444444444444444, %rdx\n"   /* this site's return template */
+    "TLABEL graft_tp_e_ret\n"
+    "  mov %rdx, (%rdi)\n"
+    "5:\n"
+    "  testl $" S(GHS_SAVE_FP) ", 12(%r12)\n"
+    "  jz 6f\n"
+    "  TREST_XMM 8\n"
+    "6:\n"
+    "  movq $0, (%rbx)\n"                    /* end of read section */
+    "  movl $0, 8(%rbx)\n"
+    "10:\n"
+    "  TREST_GPRS_BUT_R11\n"
+    "  mov 48(%rsp), %r11\n"
+    "  add $312, %rsp\n"
+    "  jmp 11f\n"
+    /* snapshot needs the C path: leave the section, then as slow */
+    "7:\n"
+    "  movq $0, (%rbx)\n"
+    "  movl $0, 8(%rbx)\n"
+    "8:\n"
+    "  TSAVE_XMM 8\n"
+    "  mov %rsp, %rdi\n"
+    "  movabs $0x2222222222222222, %rsi\n"
+    "TLABEL graft_tp_e_site2\n"
+    "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_enter_slow */
+    "TLABEL graft_tp_e_slow\n"
+    "  call *%rax\n"
+    "  TREST_XMM 8\n"
+    "  test %eax, %eax\n"
+    "  jz 10b\n"
+    /* override/replace: rax = regs->ax, back to the caller */
+    "  TREST_GPRS_BUT_R11\n"
+    "  mov 48(%rsp), %r11\n"
+    "  add $312, %rsp\n"
+    "  ret\n"
+    /* shadow push with stale entries or overflow */
+    "9:\n"
+    "  TSAVE_XMM 8\n"
+    "  mov %rbx, %rdi\n"
+    "  mov 152(%rsp), %rsi\n"
+    "  mov %r14, %rdx\n"
+    "  movabs $0x6666666666666666, %rax\n"   /* graft_shadow_push_slow */
+    "TLABEL graft_tp_e_push\n"
+    "  call *%rax\n"
+    "  TREST_XMM 8\n"
+    "  jmp 5b\n"
+    "11:\n"
+    "TLABEL graft_tmpl_entry_end\n"
+
+    /* ---- return template: entered by `ret`, rsp = slot + 8 (16-aligned) ---- */
+    "  .p2align 4\n"
+    "TLABEL graft_tmpl_ret\n"
+    "  sub $320, %rsp\n"
+    "  TSAVE_GPRS\n"
+    "  lea 320(%rsp), %rax\n"
+    "  mov %rax, 152(%rsp)\n"
+    "  mov %fs:0x7ffffff0, %rbx\n"
+    "TLABEL graft_tp_r_tls\n"
+    "  test %rbx, %rbx\n"
+    "  jz 8f\n"
+    "  mov 12(%rbx), %eax\n"                 /* depth */
+    "  test %eax, %eax\n"
+    "  jz 8f\n"
+    "  dec %eax\n"
+    "  lea (%rax,%rax,2), %rcx\n"
+    "  lea " S(GTH_OFF_SHADOW) "(%rbx,%rcx,8), %rcx\n"
+    "  lea 312(%rsp), %rdx\n"                /* our slot */
+    "  cmp %rdx, 0(%rcx)\n"
+    "  jne 8f\n"                             /* stale entries above: C */
+    "  mov %eax, 12(%rbx)\n"
+    "  mov 8(%rcx), %rax\n"                  /* the real return address */
+    "  mov %rax, 304(%rsp)\n"
+    "  mov %rax, 128(%rsp)\n"            /* regs->ip */
+    "  mov 16(%rcx), %r14\n"                 /* site */
+    "  cmpl $0, 8(%rbx)\n"
+    "  jne 7f\n"
+    "  movl $1, 8(%rbx)\n"
+    "  movabs $0x3333333333333333, %rax\n"
+    "TLABEL graft_tp_r_gp\n"
+    "  mov (%rax), %rax\n"
+    "  mov %rax, (%rbx)\n"
+    "  mov " S(GSITE_OFF_HS) "(%r14), %r12\n"
+    "  test %r12, %r12\n"
+    "  jz 6f\n"
+    "  mov 4(%r12), %ebp\n"                  /* n_ret */
+    "  test %ebp, %ebp\n"
+    "  jz 6f\n"
+    "  mov 16(%rbx), %r13\n"
+    "  mov %rsp, %rdi\n"
+    "  mov %rdi, 0(%r13)\n"
+    "  mov %rdi, 48(%r13)\n"
+    "  mov 0(%r14), %rax\n"                  /* site->addr */
+    "  mov %rax, 8(%r13)\n"
+    "  movl $0, 24(%r13)\n"
+    "  movl $0, 40(%r13)\n"
+    "  movl $0, 56(%r13)\n"
+    "  movl $1, 60(%r13)\n"                  /* at_return */
+    "  mov 12(%r12), %r14d\n"                /* flags, kept across calls */
+    "  test $" S(GHS_SAVE_FP) ", %r14d\n"
+    "  jz 1f\n"
+    "  TSAVE_XMM 2\n"
+    "1:\n"
+    "  mov 48(%r12), %r15\n"                 /* return slots */
+    "2:\n"
+    "  mov 8(%r15), %rax\n"
+    "  mov %rax, 16(%r13)\n"
+    "  mov %rsp, %rdi\n"
+    "  mov $168, %esi\n"
+    "  call *(%r15)\n"
+    "  add $24, %r15\n"
+    "  dec %ebp\n"
+    "  jnz 2b\n"
+    "  test $" S(GHS_SAVE_FP) ", %r14d\n"
+    "  jz 6f\n"
+    "  TREST_XMM 2\n"
+    "6:\n"
+    "  movq $0, (%rbx)\n"
+    "  movl $0, 8(%rbx)\n"
+    "10:\n"
+    "  TREST_GPRS_BUT_R11\n"
+    "  mov 304(%rsp), %r11\n"
+    "  add $320, %rsp\n"
+    "  jmp *%r11\n"
+    /* nested in a handler: count the miss, skip the handlers */
+    "7:\n"
+    "  movabs $0x7777777777777777, %rax\n"   /* &st_missed */
+    "TLABEL graft_tp_r_missed\n"
+    "  lock incq (%rax)\n"
+    "  jmp 10b\n"
+    /* no thread state, or stale entries: the C path (aborts if lost) */
+    "8:\n"
+    "  TSAVE_XMM 2\n"
+    "  mov %rsp, %rdi\n"
+    "  lea 312(%rsp), %rsi\n"
+    "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_return */
+    "TLABEL graft_tp_r_slow\n"
+    "  call *%rax\n"
+    "  mov %rax, 304(%rsp)\n"
+    "  TREST_XMM 2\n"
+    "  jmp 10b\n"
+    "TLABEL graft_tmpl_ret_end\n"
+);

@@ -99,6 +99,12 @@ static uint64_t h_replace(void *ctx, uint64_t len)
     return r->di * 1000 + r->si;
 }
 
+static uint64_t h_mt_count(void *ctx, uint64_t len)
+{
+    atomic_fetch_add(&n_entry, 1);
+    return 0;
+}
+
 static void reset(void)
 {
     n_entry = n_ret = 0;
@@ -411,6 +417,65 @@ static void test_jit_handler(void)
     gvm_prog_free(prog);
 }
 
+/* Float arguments and results survive a handler that clobbers xmm0-7 (the
+ * trampoline saves them unless handler_preserves_fp), and a handler that
+ * calls the hooked function is skipped on the nested call (recursion guard). */
+__attribute__((noinline)) double fp_target(double a, double b)
+{
+    __asm__ volatile("");
+    return a * 2 + b;
+}
+
+static uint64_t h_clobber_fp(void *ctx, uint64_t len)
+{
+    __asm__ volatile("xorps %%xmm0, %%xmm0\n xorps %%xmm1, %%xmm1\n xorps %%xmm7, %%xmm7"
+                     ::: "xmm0", "xmm1", "xmm7");
+    atomic_fetch_add(&n_entry, 1);
+    return 0;
+}
+
+static double (*volatile fp_target_p)(double, double) = fp_target;
+
+static uint64_t h_reenter(void *ctx, uint64_t len)
+{
+    atomic_fetch_add(&n_entry, 1);
+    fp_target_p(1.0, 1.0);      /* nested: its hooks must be skipped */
+    return 0;
+}
+
+static void test_fp_and_recursion(void)
+{
+    reset();
+    struct ghook *he = hook((void *)fp_target, GHOOK_ENTRY, h_clobber_fp, 0);
+    struct ghook *hr = hook((void *)fp_target, GHOOK_RETURN, h_clobber_fp, 0);
+    double v = fp_target_p(1.5, 0.25);
+    CHECK(v == 3.25 && n_entry == 2, "float args/result across a clobbering handler: %g (%lu)",
+          v, (unsigned long)n_entry);
+    unhook(he);
+    unhook(hr);
+    struct gattach_stats s0, s1;
+    gattach_get_stats(&s0);
+    reset();
+    he = hook((void *)fp_target, GHOOK_ENTRY, h_reenter, 0);
+    hr = hook((void *)fp_target, GHOOK_RETURN, h_reenter, 0);
+    v = fp_target_p(2.0, 1.0);
+    gattach_get_stats(&s1);
+    CHECK(v == 5.0 && n_entry == 2 && s1.missed_recursion - s0.missed_recursion == 2,
+          "recursion guard: v=%g runs=%lu missed=%lu", v, (unsigned long)n_entry,
+          (unsigned long)(s1.missed_recursion - s0.missed_recursion));
+    unhook(he);
+    unhook(hr);
+    /* handler_preserves_fp: same results with a handler that keeps them */
+    struct gattach_opts o = { .sz = sizeof(o), .handler_preserves_fp = 1 };
+    MUST(gattach_install((void *)fp_target, GHOOK_ENTRY, h_mt_count, 0, &o, &he, E));
+    MUST(gattach_install((void *)fp_target, GHOOK_RETURN, h_mt_count, 0, &o, &hr, E));
+    reset();
+    v = fp_target_p(1.5, 0.25);
+    CHECK(v == 3.25 && n_entry == 2, "preserves_fp: %g (%lu)", v, (unsigned long)n_entry);
+    unhook(he);
+    unhook(hr);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 static __attribute__((noinline)) long mt_target(long x)
@@ -496,6 +561,7 @@ int main(int argc, char **argv)
     test_longjmp();
     test_libc();
     test_jit_handler();
+    test_fp_and_recursion();
     if (argc > 1) {
         DIR *d = opendir(argv[1]);
         struct dirent *de;
