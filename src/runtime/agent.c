@@ -46,8 +46,23 @@ struct agent_map {
 struct agent_prog {
     uint32_t id;               /* published last */
     uint32_t links;            /* links using it */
+    int calls_out;             /* calls helpers or host code (may clobber xmm) */
     struct grt_instance *inst;
 };
+
+/* JIT code itself only uses integer registers; only a call to a helper, a
+ * host function or an unknown callx target can clobber the floating-point
+ * argument registers the hooked function still needs. */
+static int calls_out_of_program(const struct bpf_insn *insns, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const struct bpf_insn *in = &insns[i];
+        if (BPF_CLASS(in->code) == BPF_JMP && BPF_OP(in->code) == BPF_CALL &&
+            !(BPF_SRC(in->code) == BPF_K && in->src_reg == BPF_PSEUDO_CALL))
+            return 1;
+    }
+    return 0;
+}
 
 struct agent_link {
     uint32_t id;
@@ -138,6 +153,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
         return NULL;
     struct grt_instance *inst;
     int rc = grt_instance_create(insns, rec->n_insns, maps, rec->n_maps, GVM_ENGINE_JIT, &inst, err);
+    int calls_out = calls_out_of_program(insns, rec->n_insns);
     free(insns);
     if (rc < 0) {
         graft_err_prefix(err, "program %s", rec->name);
@@ -147,6 +163,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     p = &a->progs[a->n_progs];
     p->inst = inst;
     p->links = 0;
+    p->calls_out = calls_out;
     __atomic_store_n(&p->id, id, __ATOMIC_RELEASE);
     __atomic_store_n(&a->n_progs, a->n_progs + 1, __ATOMIC_RELEASE);
     return p;
@@ -270,8 +287,10 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     if (!fn) {
         graft_errf(err, -EINVAL, "program %u has no native code", l->prog_id);
     } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
-               gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie, NULL, &slot->hook,
-                               err) == 0) {
+               gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie,
+                               &(struct gattach_opts){ .sz = sizeof(struct gattach_opts),
+                                                       .handler_preserves_fp = !p->calls_out },
+                               &slot->hook, err) == 0) {
         p->links++;
         return 1;
     }

@@ -36,4 +36,17 @@ long cli_parse_pid(const char *s);
 /* Directory holding the running graft binary (to find libgraft-agent.so). */
 const char *cli_self_dir(void);
 
+struct geim_spec;
+struct gobj;
+struct gobj_prog;
+struct gver_result;
+/* Load an EIM spec and check it has class_name; errors say which. */
+int cli_open_eim(const char *path, const char *class_name, struct geim_spec **spec,
+                 struct graft_err *err);
+/* Verify prog under the EIM class when spec is set, else under the policy
+ * its section implies. 0 when the verifier ran (see res->accepted). */
+int cli_verify_prog(const struct gobj *obj, const struct gobj_prog *prog,
+                    const struct geim_spec *spec, const char *class_name, int log_level,
+                    struct gver_result *res, struct graft_err *err);
+
 #endif

@@ -3,7 +3,7 @@
  * links, then stay to print trace output until interrupted) and graft trace
  * (print trace output of whatever is loaded).
  *
- *   graft load OBJ [--pid PID] [--group GID] [--detach]
+ *   graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]
  *
  * Every program is verified before anything is registered: one rejection
  * and nothing is loaded. On exit (Ctrl-C, SIGTERM) everything this loader
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eim/eim.h"
 #include "loader/loader.h"
 #include "runtime/load.h"
 #include "runtime/registry.h"
@@ -53,15 +54,16 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     (void)reg;
 }
 
-static int verify_all(struct gobj *obj)
+static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char *class_name)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         struct gver_result res = {0};
-        int rc = grt_verify(obj, &obj->progs[i], NULL, 0, &res, &err);
+        int rc = cli_verify_prog(obj, &obj->progs[i], spec, class_name, 0, &res, &err);
         if (rc < 0) {
             gver_result_free(&res);
-            return cli_fail_err(EXIT_USAGE, "load", &err);
+            graft_err_prefix(&err, "nothing was loaded");
+            return cli_fail_err(spec ? 1 : EXIT_USAGE, "load", &err);
         }
         if (!res.accepted) {
             if (res.log)
@@ -121,7 +123,7 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
 
 int cmd_load(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *eim_path = NULL, *class_name = NULL;
     long pid = 0, group = -1;
     int detach = 0;
     for (int i = 1; i < argc; i++) {
@@ -137,6 +139,10 @@ int cmd_load(int argc, char **argv)
                 return cli_fail(EXIT_USAGE, "load", "--group takes a numeric group id");
         } else if (strcmp(argv[i], "--detach") == 0) {
             detach = 1;
+        } else if (strcmp(argv[i], "--eim") == 0 && i + 1 < argc) {
+            eim_path = argv[++i];
+        } else if (strcmp(argv[i], "--class") == 0 && i + 1 < argc) {
+            class_name = argv[++i];
         } else if (argv[i][0] == '-') {
             return cli_fail(EXIT_USAGE, "load", "unknown option %s", argv[i]);
         } else if (!path) {
@@ -147,12 +153,27 @@ int cmd_load(int argc, char **argv)
     }
     if (!path)
         return cli_fail(EXIT_USAGE, "load", "no object given");
+    if (!eim_path != !class_name)
+        return cli_fail(EXIT_USAGE, "load", "--eim and --class go together");
 
     struct graft_err err = {0};
-    struct gobj *obj;
-    if (gobj_open_file(path, NULL, &obj, &err) < 0)
+    struct geim_spec *spec = NULL;
+    if (eim_path && cli_open_eim(eim_path, class_name, &spec, &err) < 0)
         return cli_fail_err(EXIT_USAGE, "load", &err);
-    int rc = verify_all(obj);
+    struct gobj *obj;
+    if (gobj_open_file(path, NULL, &obj, &err) < 0) {
+        geim_free(spec);
+        return cli_fail_err(EXIT_USAGE, "load", &err);
+    }
+    int rc = verify_all(obj, spec, class_name);
+    geim_free(spec);
+    /* Calls to host functions and host globals are verified above, but the
+     * agent cannot yet bind them to the host's addresses: refuse rather
+     * than register programs that would fail inside the target. */
+    if (rc == 0 && obj->n_externs)
+        rc = cli_fail(1, "load",
+                      "%s uses %u host function(s)/global(s) (__ksym): verified, but binding them inside the target is not implemented yet; nothing was loaded",
+                      path, obj->n_externs);
     struct gmap **maps = NULL;
     struct greg *reg = NULL;
     struct gmap *trace = NULL;

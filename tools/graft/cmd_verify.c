@@ -2,7 +2,7 @@
  * cmd_verify.c - graft verify: run the verifier over an object's programs,
  * or over raw instructions (--raw), and say why anything is rejected.
  *
- *   graft verify OBJ [--section S] [--log-level 0|1|2]
+ *   graft verify OBJ [--section S] [--log-level 0|1|2] [--eim SPEC --class NAME]
  *   graft verify --raw [--ctx-size N] [--log-level 0|1|2]   (hex bytes on stdin)
  *
  * Exit 0: every program accepted; 1: one was rejected; 2: usage or load error.
@@ -14,13 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eim/eim.h"
 #include "loader/loader.h"
 #include "runtime/load.h"
 #include "verifier/verifier.h"
 #include "vm/vm.h"
 #include "hexline.h"
 
-static int report(const char *what, const struct gver_result *res, int log_level)
+/* A rejection is told with err's message when there is one: under EIM it
+ * names the class and the capability, not only the verifier's rule. */
+static int report(const char *what, const struct gver_result *res, int log_level,
+                  const struct graft_err *err)
 {
     if (res->log && res->log[0] && (log_level > 0 || !res->accepted))
         fputs(res->log, res->accepted ? stdout : stderr);
@@ -29,7 +33,10 @@ static int report(const char *what, const struct gver_result *res, int log_level
                (unsigned long long)res->states_explored, res->max_stack_depth, res->ms);
         return 0;
     }
-    fprintf(stderr, "%s: rejected at insn %lld: %s\n", what, (long long)res->fail_insn, res->reason);
+    if (err && err->msg[0])
+        fprintf(stderr, "%s: rejected: %s\n", what, err->msg);
+    else
+        fprintf(stderr, "%s: rejected at insn %lld: %s\n", what, (long long)res->fail_insn, res->reason);
     return 1;
 }
 
@@ -44,7 +51,7 @@ static int verify_raw(uint32_t ctx_size, int log_level)
     struct gver_input in = { .insns = insns, .n = n, .policy = policy, .log_level = log_level };
     struct gver_result res = {0};
     int rc = gver_verify(&in, &res, &err);
-    int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report("program", &res, log_level);
+    int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report("program", &res, log_level, &err);
     gver_result_free(&res);
     free(policy);
     free(insns);
@@ -53,7 +60,7 @@ static int verify_raw(uint32_t ctx_size, int log_level)
 
 int cmd_verify(int argc, char **argv)
 {
-    const char *path = NULL, *section = NULL;
+    const char *path = NULL, *section = NULL, *eim_path = NULL, *class_name = NULL;
     int raw = 0, log_level = 0;
     long ctx_size = 0;
     for (int i = 1; i < argc; i++) {
@@ -62,6 +69,10 @@ int cmd_verify(int argc, char **argv)
             raw = 1;
         } else if (strcmp(a, "--section") == 0 && i + 1 < argc) {
             section = argv[++i];
+        } else if (strcmp(a, "--eim") == 0 && i + 1 < argc) {
+            eim_path = argv[++i];
+        } else if (strcmp(a, "--class") == 0 && i + 1 < argc) {
+            class_name = argv[++i];
         } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
             log_level = atoi(argv[++i]);
             if (log_level < 0 || log_level > 2)
@@ -84,11 +95,18 @@ int cmd_verify(int argc, char **argv)
                     : verify_raw((uint32_t)ctx_size, log_level);
     if (!path)
         return cli_fail(EXIT_USAGE, "verify", "no object given");
+    if (!eim_path != !class_name)
+        return cli_fail(EXIT_USAGE, "verify", "--eim and --class go together");
 
-    struct gobj *obj;
     struct graft_err err = {0};
-    if (gobj_open_file(path, NULL, &obj, &err) < 0)
+    struct geim_spec *spec = NULL;
+    if (eim_path && cli_open_eim(eim_path, class_name, &spec, &err) < 0)
         return cli_fail_err(EXIT_USAGE, "verify", &err);
+    struct gobj *obj;
+    if (gobj_open_file(path, NULL, &obj, &err) < 0) {
+        geim_free(spec);
+        return cli_fail_err(EXIT_USAGE, "verify", &err);
+    }
     int worst = 0, matched = 0;
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         const struct gobj_prog *p = &obj->progs[i];
@@ -98,8 +116,11 @@ int cmd_verify(int argc, char **argv)
         struct gver_result res = {0};
         char what[256];
         snprintf(what, sizeof(what), "%s (%s)", p->name, p->section);
-        int rc = grt_verify(obj, p, NULL, log_level, &res, &err);
-        int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report(what, &res, log_level);
+        int rc = cli_verify_prog(obj, p, spec, class_name, log_level, &res, &err);
+        /* Under EIM a broken capability (wrong entry, ungranted host
+         * function) is a rejection too, found before the verifier runs. */
+        int code = rc < 0 ? cli_fail_err(spec ? 1 : EXIT_USAGE, "verify", &err)
+                          : report(what, &res, log_level, &err);
         if (code > worst)
             worst = code;
         gver_result_free(&res);
@@ -108,5 +129,6 @@ int cmd_verify(int argc, char **argv)
         worst = section ? cli_fail(EXIT_USAGE, "verify", "%s has no program or section named %s", path, section)
                         : cli_fail(EXIT_USAGE, "verify", "%s holds no programs", path);
     gobj_free(obj);
+    geim_free(spec);
     return worst;
 }

@@ -10,10 +10,11 @@ int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_map(int argc, char **argv);
+int cmd_eim(int argc, char **argv);
 
 const struct cli_cmd cli_cmds[] = {
     { "load", cmd_load, "verify an object, register its programs, maps and links",
-      "usage: graft load OBJ [--pid PID] [--group GID] [--detach]\n"
+      "usage: graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]\n"
       "  Verifies every program of OBJ (nothing is loaded if one is rejected), creates its\n"
       "  maps in shared memory, and attaches each program where its section says\n"
       "  (uprobe/BINARY:FUNC, tracepoint/syscalls/sys_enter_NAME, ...) in every process\n"
@@ -21,7 +22,9 @@ const struct cli_cmd cli_cmds[] = {
       "  interrupted, and unloads everything on exit.\n"
       "  --pid PID    attach only in process PID\n"
       "  --group GID  maps readable and writable by group GID too (default: owner only)\n"
-      "  --detach     leave everything loaded and exit at once" },
+      "  --detach     leave everything loaded and exit at once\n"
+      "  --eim SPEC --class NAME  load only if every program keeps to what the EIM class\n"
+      "               grants (see `graft verify --help`)" },
     { "start", cmd_start, "run a command with the graft agent inside it",
       "usage: graft start [--] CMD [ARGS...]\n"
       "  Runs CMD with libgraft-agent.so preloaded: loaded programs whose links match\n"
@@ -40,12 +43,20 @@ const struct cli_cmd cli_cmds[] = {
     { "map", cmd_map, "show a map's contents",
       "usage: graft map dump NAME|ID\n  Prints the map as JSON." },
     { "verify", cmd_verify, "run the verifier and explain its verdict",
-      "usage: graft verify OBJ [--section S] [--log-level 0|1|2]\n"
+      "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--eim SPEC --class NAME]\n"
       "       graft verify --raw [--ctx-size N] [--log-level 0|1|2] < program.hex\n"
       "  Exit status: 0 accepted, 1 rejected, 2 usage or load error. A rejection names\n"
       "  the instruction, the register and stack state and the rule broken.\n"
       "  --raw reads one line of space-separated hex bytes (8 per instruction) and\n"
-      "  verifies it with N readable context bytes and the standard helpers." },
+      "  verifies it with N readable context bytes and the standard helpers.\n"
+      "  --eim SPEC --class NAME  verify against what the EIM class grants: its entry,\n"
+      "  helpers, host functions (with argument ranges), argument rights and budgets." },
+    { "eim", cmd_eim, "check an Extension Interface Model spec against a host",
+      "usage: graft eim check SPEC [--host BINARY]\n"
+      "  Parses SPEC (errors give file:line:column and the closest valid name), prints\n"
+      "  what it declares and what each class grants, and with --host checks that the\n"
+      "  symbols exist and their types match the binary's DWARF.\n"
+      "  Exit status: 0 consistent, 1 host mismatches, 2 spec errors." },
     { "prog", cmd_prog, "run a program once on a given context",
       "usage: graft prog run OBJ [--section S] [--ctx FILE] [--repeat N] [--interpret]\n"
       "  Verifies the program, creates its maps, runs it with the bytes of FILE as its\n"
