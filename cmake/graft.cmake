@@ -17,6 +17,7 @@ function(graft_component name)
     set_property(GLOBAL APPEND PROPERTY GRAFT_ALL_SOURCES ${abs})
   endforeach()
   set_property(GLOBAL APPEND PROPERTY GRAFT_ALL_LIBS ${C_LIBS})
+  set_property(GLOBAL APPEND PROPERTY GRAFT_ALL_COMPONENTS graft_${name})
 endfunction()
 
 # libgraft.a / libgraft.so: every component in one library for embedders.
@@ -32,6 +33,11 @@ function(graft_bundle)
   set_target_properties(graft_static PROPERTIES OUTPUT_NAME graft)
   target_link_libraries(graft PRIVATE ${libs})
   target_link_libraries(graft_static PUBLIC ${libs})
+  # Generated sources (the syscall table) are produced by rules attached to
+  # their component's target; build the components first so they exist.
+  get_property(comps GLOBAL PROPERTY GRAFT_ALL_COMPONENTS)
+  add_dependencies(graft ${comps})
+  add_dependencies(graft_static ${comps})
 endfunction()
 
 # graft_test(<name> SOURCES <files...> [LIBS <targets...>] [LABELS <labels...>]

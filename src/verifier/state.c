@@ -1,0 +1,377 @@
+/*
+ * state.c - the abstract machine state: copying, freeing, printing, and the
+ * "old covers new" test used for pruning.
+ *
+ * Invariant: if states_cover(old, cur) holds at an instruction, every
+ * concrete machine state described by cur is also described by old (for the
+ * registers and stack bytes that can still be read), so everything proved
+ * from old holds for cur too.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "verifier/vpriv.h"
+
+const char *reg_type_name(uint8_t t)
+{
+    static const char *names[] = {
+        [T_NOT_INIT] = "not_init", [T_SCALAR] = "scalar", [T_CTX] = "ctx",
+        [T_STACK] = "fp", [T_MAP_VALUE] = "map_value",
+        [T_MAP_VALUE_OR_NULL] = "map_value_or_null", [T_MAP_KEY] = "map_key",
+        [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
+        [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func",
+    };
+    return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
+}
+
+struct frame *frame_new(uint32_t frameno, int32_t callsite)
+{
+    struct frame *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->frameno = frameno;
+    f->callsite = callsite;
+    f->regs[BPF_R10].type = T_STACK;
+    f->regs[BPF_R10].frameno = (uint8_t)frameno;
+    scalar_const(&f->regs[BPF_R10].v, 0);
+    return f;
+}
+
+static struct frame *frame_copy(const struct frame *src)
+{
+    struct frame *f = malloc(sizeof(*f));
+    if (!f)
+        return NULL;
+    *f = *src;
+    f->slots = NULL;
+    if (src->nslots) {
+        f->slots = malloc(src->nslots * sizeof(struct slot));
+        if (!f->slots) {
+            free(f);
+            return NULL;
+        }
+        memcpy(f->slots, src->slots, src->nslots * sizeof(struct slot));
+    }
+    return f;
+}
+
+void frame_free(struct frame *f)
+{
+    if (f) {
+        free(f->slots);
+        free(f);
+    }
+}
+
+struct vstate *state_copy(const struct vstate *src)
+{
+    struct vstate *s = malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    *s = *src;
+    for (uint32_t i = 0; i < src->nfr; i++) {
+        s->fr[i] = frame_copy(src->fr[i]);
+        if (!s->fr[i]) {
+            s->nfr = i;
+            state_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+int state_copy_into(struct vstate *dst, const struct vstate *src)
+{
+    *dst = *src;
+    for (uint32_t i = 0; i < src->nfr; i++) {
+        dst->fr[i] = frame_copy(src->fr[i]);
+        if (!dst->fr[i]) {
+            dst->nfr = i;
+            state_release(dst);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void state_release(struct vstate *s)
+{
+    for (uint32_t i = 0; i < s->nfr; i++)
+        frame_free(s->fr[i]);
+    s->nfr = 0;
+}
+
+void state_free(struct vstate *s)
+{
+    if (s) {
+        state_release(s);
+        free(s);
+    }
+}
+
+struct slot *frame_slot(struct frame *f, uint32_t s, bool grow)
+{
+    if (s >= f->nslots) {
+        if (!grow)
+            return NULL;
+        struct slot *n = realloc(f->slots, (s + 1) * sizeof(*n));
+        if (!n)
+            return NULL;
+        memset(n + f->nslots, 0, (s + 1 - f->nslots) * sizeof(*n));
+        f->slots = n;
+        f->nslots = s + 1;
+    }
+    return &f->slots[s];
+}
+
+/* ---- printing ---- */
+
+int reg_str(char *buf, size_t len, const struct reg *r)
+{
+    char v[160];
+    switch (r->type) {
+    case T_NOT_INIT:
+        return snprintf(buf, len, "?");
+    case T_SCALAR:
+        scalar_str(v, sizeof(v), &r->v);
+        if (scalar_is_const(&r->v))
+            return snprintf(buf, len, "%s", v);
+        return snprintf(buf, len, "scalar(%s)", v);
+    default:
+        break;
+    }
+    int n = 0;
+    if (r->type == T_STACK && r->off == 0)
+        n = snprintf(buf, len, "fp%u", r->frameno);
+    else if (r->type == T_STACK)
+        n = snprintf(buf, len, "fp%u%+d", r->frameno, r->off);
+    else
+        n = snprintf(buf, len, "%s(off=%d", reg_type_name(r->type), r->off);
+    if (n < 0 || (size_t)n >= len)
+        return n;
+    if (!scalar_is_const(&r->v) || r->v.t.value) {
+        scalar_str(v, sizeof(v), &r->v);
+        n += snprintf(buf + n, len - n, "%svar=%s", r->type == T_STACK ? "(" : ",", v);
+        if (r->type == T_STACK && (size_t)n < len)
+            n += snprintf(buf + n, len - n, ")");
+    }
+    if ((size_t)n >= len || r->type == T_STACK)
+        return n;
+    if (r->type == T_MAP_VALUE || r->type == T_MAP_VALUE_OR_NULL || r->type == T_CONST_MAP ||
+        r->type == T_MAP_KEY)
+        n += snprintf(buf + n, len - n, ",map=%u", r->map_idx);
+    if ((r->type == T_MEM || r->type == T_MEM_OR_NULL) && (size_t)n < len)
+        n += snprintf(buf + n, len - n, ",size=%u", r->mem_size);
+    if (r->id && (size_t)n < len)
+        n += snprintf(buf + n, len - n, ",id=%u", r->id);
+    if (r->ref_id && (size_t)n < len)
+        n += snprintf(buf + n, len - n, ",ref=%u", r->ref_id);
+    if (r->type == T_FUNC && (size_t)n < len)
+        n += snprintf(buf + n, len - n, ",insn=%d", r->func);
+    if ((size_t)n < len)
+        n += snprintf(buf + n, len - n, ")");
+    return n;
+}
+
+/* "R0=... R1=ctx(off=0) fp-8=spill(...) fp-16=mmmm????" into a malloc'd string. */
+char *state_str(const struct vstate *st)
+{
+    size_t cap = 1024, len = 0;
+    char *out = malloc(cap);
+    char rb[400];
+    if (!out)
+        return NULL;
+    out[0] = 0;
+#define APPEND(...)                                                              \
+    do {                                                                         \
+        int k_ = snprintf(rb, sizeof(rb), __VA_ARGS__);                          \
+        if (k_ < 0) k_ = 0;                                                      \
+        if ((size_t)k_ >= sizeof(rb)) k_ = sizeof(rb) - 1;                       \
+        if (len + k_ + 1 > cap) {                                                \
+            char *n_ = realloc(out, cap * 2 + k_);                               \
+            if (!n_) return out;                                                 \
+            out = n_; cap = cap * 2 + k_;                                        \
+        }                                                                        \
+        memcpy(out + len, rb, k_ + 1); len += k_;                                \
+    } while (0)
+    for (uint32_t fi = 0; fi < st->nfr; fi++) {
+        const struct frame *f = st->fr[fi];
+        if (st->nfr > 1)
+            APPEND("%sframe%u:", fi ? " | " : "", fi);
+        for (int r = 0; r < BPF_NREGS; r++) {
+            if (f->regs[r].type == T_NOT_INIT)
+                continue;
+            char b[300];
+            reg_str(b, sizeof(b), &f->regs[r]);
+            APPEND(" R%d=%s", r, b);
+        }
+        for (uint32_t s = 0; s < f->nslots; s++) {
+            const struct slot *sl = &f->slots[s];
+            char b[300];
+            int any = 0;
+            for (int k = 0; k < 8; k++)
+                any |= sl->kind[k];
+            if (!any)
+                continue;
+            if (sl->kind[0] == S_SPILL && memchr(sl->kind, S_MISC, 8) == NULL &&
+                memchr(sl->kind, S_ZERO, 8) == NULL && memchr(sl->kind, S_INVALID, 8) == NULL) {
+                reg_str(b, sizeof(b), &sl->spill);
+                APPEND(" fp-%u=%s", (s + 1) * 8, b);
+            } else {
+                char m[9];
+                for (int k = 0; k < 8; k++)
+                    m[7 - k] = "?m0r"[sl->kind[k]];
+                m[8] = 0;
+                APPEND(" fp-%u=%s", (s + 1) * 8, m);
+            }
+        }
+    }
+    if (st->nrefs) {
+        APPEND(" refs=");
+        for (uint32_t i = 0; i < st->nrefs; i++)
+            APPEND("%s%u", i ? "," : "", st->refs[i].id);
+    }
+    if (st->lock_map)
+        APPEND(" lock=map%u+%d", st->lock_map - 1, st->lock_off);
+#undef APPEND
+    return out;
+}
+
+/* ---- "old covers new" ---- */
+
+#define IDMAP_MAX 64
+struct idmap {
+    uint32_t old_id[IDMAP_MAX], cur_id[IDMAP_MAX];
+    uint32_t n;
+};
+
+/* ids are per path; two states match when their ids correspond 1:1. */
+static bool id_match(struct idmap *m, uint32_t o, uint32_t c)
+{
+    if (!o && !c)
+        return true;
+    if (!o || !c)
+        return false;
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->old_id[i] == o)
+            return m->cur_id[i] == c;
+        if (m->cur_id[i] == c)
+            return false;
+    }
+    if (m->n == IDMAP_MAX)
+        return false;
+    m->old_id[m->n] = o;
+    m->cur_id[m->n++] = c;
+    return true;
+}
+
+static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m, bool precise)
+{
+    if (o->type == T_NOT_INIT)
+        return true;       /* old never read it: any value is fine */
+    if (o->type != c->type)
+        return false;
+    if (o->type == T_SCALAR) {
+        if (!precise)
+            return true;
+        /* old learnt bounds for its copies through branches: cur must link the same registers */
+        if (o->id && !id_match(m, o->id, c->id))
+            return false;
+        return scalar_covers(&o->v, &c->v);
+    }
+    if (o->off != c->off || o->frameno != c->frameno || o->map_idx != c->map_idx || o->rdonly != c->rdonly ||
+        o->mem_size != c->mem_size || o->func != c->func)
+        return false;
+    if (!scalar_covers(&o->v, &c->v))
+        return false;
+    return id_match(m, o->id, c->id) && id_match(m, o->ref_id, c->ref_id);
+}
+
+/* need: slots whose scalar contents may matter; in the others, any scalar
+ * data (spilled scalar, misc or zero bytes) covers any other. */
+static bool stack_covers(const struct frame *o, const struct frame *c, struct idmap *m, uint64_t need)
+{
+    static const struct slot empty;
+    for (uint32_t s = 0; s < o->nslots; s++) {
+        const struct slot *os = &o->slots[s];
+        const struct slot *cs = s < c->nslots ? &c->slots[s] : &empty;
+        bool spill_checked = false;
+        bool precise = s >= 64 || ((need >> s) & 1);
+        for (int k = 0; k < 8; k++) {
+            uint8_t ok = os->kind[k], ck = cs->kind[k];
+            if (ok == S_INVALID)
+                continue;
+            if (ck == S_INVALID)
+                return false;
+            if (!precise) {
+                bool o_scalar = ok != S_SPILL || os->spill.type == T_SCALAR;
+                bool c_scalar = ck != S_SPILL || cs->spill.type == T_SCALAR;
+                if (o_scalar && c_scalar)
+                    continue;
+            }
+            if (ok == S_SPILL || (ck == S_SPILL && cs->spill.type != T_SCALAR)) {
+                if (ok != ck)
+                    return false;
+                if (!spill_checked) {
+                    if (!reg_covers(&os->spill, &cs->spill, m, true))
+                        return false;
+                    spill_checked = true;
+                }
+                continue;
+            }
+            if (ok == S_ZERO) {
+                if (ck == S_ZERO)
+                    continue;
+                if (ck == S_SPILL && scalar_is_const(&cs->spill.v) && cs->spill.v.t.value == 0)
+                    continue;
+                return false;
+            }
+            /* old MISC: cur MISC, ZERO or a spilled scalar all read as scalars */
+        }
+    }
+    return true;
+}
+
+bool states_cover(const struct vstate *o, const struct vstate *c, const struct cfg *cfg)
+{
+    struct idmap m = { .n = 0 };
+    if (o->nfr != c->nfr || o->lock_map != c->lock_map || o->lock_off != c->lock_off ||
+        o->nrefs != c->nrefs)
+        return false;
+    for (uint32_t i = 0; i < o->nrefs; i++)
+        if (!id_match(&m, o->refs[i].id, c->refs[i].id))
+            return false;
+    for (uint32_t fi = 0; fi < o->nfr; fi++) {
+        const struct frame *of = o->fr[fi], *cf = c->fr[fi];
+        if (of->callsite != cf->callsite || of->is_callback != cf->is_callback)
+            return false;
+        uint16_t live, prec;
+        uint64_t need;
+        if (fi + 1 == o->nfr) {
+            live = cfg->live_in[c->insn];
+            prec = cfg->prec_in[c->insn];
+            need = cfg->slot_need[c->insn];
+        } else {
+            uint32_t call = (uint32_t)o->fr[fi + 1]->callsite;
+            live = cfg->live_in[call + 1] & 0x3c0;   /* r6-r9 survive a call */
+            prec = cfg->prec_in[call + 1];
+            need = cfg->slot_need[call];              /* before: the callee may read them */
+        }
+        for (int r = 0; r < BPF_R10; r++) {
+            if (!(live & (1u << r)))
+                continue;
+            if (!reg_covers(&of->regs[r], &cf->regs[r], &m, (prec >> r) & 1))
+                return false;
+        }
+        if (of->is_callback) {
+            for (int r = 0; r < 5; r++)
+                if (!reg_covers(&of->cb_args[r], &cf->cb_args[r], &m, true))
+                    return false;
+        }
+        if (!stack_covers(of, cf, &m, need))
+            return false;
+    }
+    return true;
+}

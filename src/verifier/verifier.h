@@ -1,0 +1,144 @@
+/*
+ * verifier.h - the static verifier: prove at load time that an eBPF program
+ * is safe, so that an accepted program runs with no run-time checks.
+ *
+ * What an accepted program is guaranteed to do, for every input:
+ *  - control flow stays inside the program: no jumps out of range or into the
+ *    second slot of LD_IMM64, no unreachable code, every path ends in exit,
+ *    calls resolve, at most BPF_MAX_CALL_DEPTH frames;
+ *  - it terminates: loops are accepted only when exploring them with precise
+ *    bounds reaches their exit, or when a helper (bpf_loop) bounds them; a
+ *    budget of explored instructions (policy->max_states) rejects the rest;
+ *  - every load and store is in bounds for its pointer's type and size, reads
+ *    only initialised stack and registers, and respects the context layout;
+ *  - helpers and kfuncs are called with arguments of the right kinds (and
+ *    kfunc scalar arguments within their declared ranges);
+ *  - resources (ring buffer samples, spin locks) are released on every path;
+ *  - pointers do not leak to the host (maps, context, r0) unless the policy
+ *    says they may.
+ *
+ * The policy says what one program may reach; it is built per program (the
+ * EIM layer builds one from its configuration; gver_policy_raw() and
+ * gver_policy_for_prog_type() give the usual ones).
+ */
+#ifndef GRAFT_VERIFIER_VERIFIER_H
+#define GRAFT_VERIFIER_VERIFIER_H
+
+#include <stdint.h>
+
+#include "helpers/helpers.h"
+#include "maps/maps.h"
+#include "util/err.h"
+#include "vm/isa.h"
+
+/* Context field access rights. */
+#define GVER_R 0x1u
+#define GVER_W 0x2u
+
+/* A field of the context: [off, off+size). An access must fall inside one
+ * field and have the field's rights; bytes outside every field are closed. */
+struct gver_ctx_field {
+    uint32_t off, size;
+    uint32_t access;           /* GVER_R | GVER_W */
+};
+
+struct gver_ctx_layout {
+    const char *name;          /* for messages: "pt_regs", "raw", ... */
+    uint32_t size;             /* bytes */
+    const struct gver_ctx_field *fields;
+    uint32_t n_fields;
+};
+
+/* Built-in layouts (static, never freed). */
+extern const struct gver_ctx_layout gver_ctx_pt_regs;     /* 168 bytes, read-only, 21 u64 fields */
+extern const struct gver_ctx_layout gver_ctx_sys_enter;   /* 64: common(8) id(8) args[6] */
+extern const struct gver_ctx_layout gver_ctx_sys_exit;    /* 24: common(8) id(8) ret(8) */
+extern const struct gver_ctx_layout gver_ctx_raw_tp;      /* 96: u64 args[12], read-only */
+
+/* A host function the program may call with CALL src_reg=BPF_PSEUDO_KFUNC_CALL,
+ * imm = id. Scalar arguments carry a pre-condition the verifier must prove
+ * from the argument's bounds; the return value gets the post-condition. */
+struct gver_kfunc {
+    const char *name;
+    int32_t id;                /* the imm of the call */
+    enum garg_kind args[5];    /* GARG_NONE, GARG_SCALAR, GARG_ANYTHING,
+                                * GARG_PTR_TO_MEM (+ GARG_CONST_SIZE next),
+                                * GARG_PTR_TO_CTX */
+    int64_t arg_min[5];        /* GARG_SCALAR: signed range required ... */
+    int64_t arg_max[5];        /* ... (min == max == 0 means any value) */
+    enum gret_kind ret;        /* GRET_INTEGER or GRET_VOID */
+    int64_t ret_min, ret_max;  /* post-condition on r0 (both 0: any value) */
+};
+
+/* A host variable the program may address with LD_IMM64 src_reg =
+ * BPF_PSEUDO_BTF_ID, imm = id (the loader's __ksym globals): memory of size
+ * bytes, readable, and writable with GVER_W. */
+struct gver_ksym {
+    const char *name;
+    int32_t id;
+    uint32_t size;
+    uint32_t access;           /* GVER_R | GVER_W */
+};
+
+struct gver_policy {
+    const struct gver_ctx_layout *ctx;   /* NULL: the program gets no context */
+    /* Helper ids the program may call (bit id%64 of word id/64). */
+    uint64_t helpers_allowed[BPF_MAX_HELPER_ID / 64];
+    /* Where prototypes come from; NULL means ghelper_proto(). */
+    const struct ghelper_proto *(*helper_proto)(uint32_t id);
+    const struct gver_kfunc *kfuncs;
+    uint32_t n_kfuncs;
+    const struct gver_ksym *ksyms;
+    uint32_t n_ksyms;
+    uint64_t max_states;       /* instructions explored before giving up; 0 = 1,000,000 */
+    uint64_t insn_budget;      /* max instructions along any path; 0 = unlimited */
+    uint64_t mem_budget;       /* max bytes of map memory referenced; 0 = unlimited */
+    int allow_ptr_leaks;       /* may store pointers to maps/ctx and return them */
+    /* r0 at exit of the main program must be within [ret_min, ret_max]
+     * (both 0: any scalar). */
+    int64_t ret_min, ret_max;
+};
+
+struct gver_input {
+    const struct bpf_insn *insns;
+    uint32_t n;
+    /* LD_IMM64 MAP_IDX/MAP_IDX_VALUE (and MAP_FD/MAP_VALUE, taken as
+     * indices too) refer to maps[imm]. */
+    const struct gmap_def *maps;
+    uint32_t n_maps;
+    const struct gver_policy *policy;   /* NULL: gver_policy_raw(0) */
+    int log_level;             /* 0 none, 1 path to rejection, 2 every insn */
+};
+
+struct gver_result {
+    int accepted;
+    int64_t fail_insn;         /* -1 when accepted or not insn-specific */
+    char *log;                 /* malloc'd (free with gver_result_free); NUL-terminated */
+    char reason[256];          /* the rule broken, one line ("" when accepted) */
+    uint32_t max_stack_depth;  /* combined bytes along the deepest call chain */
+    uint64_t states_explored;  /* instructions processed */
+    uint64_t states_stored;    /* states kept for pruning */
+    uint64_t max_path_insns;   /* worst-case instructions per run; UINT64_MAX if unbounded (bpf_loop) */
+    double ms;
+};
+
+/* Verify in->insns. Returns 0 when verification ran (accepted or rejected:
+ * see out->accepted, out->reason, out->fail_insn) or a negative errno when it
+ * could not run (bad arguments, out of memory), with err filled. A rejection
+ * also fills err with "insn N: reason". */
+int gver_verify(const struct gver_input *in, struct gver_result *out,
+                struct graft_err *err);
+void gver_result_free(struct gver_result *res);
+
+/* Policies. The returned pointers are malloc'd; free with free(). */
+/* Standard helpers, ctx = ctx_size readable bytes (0: no ctx). */
+struct gver_policy *gver_policy_raw(uint32_t ctx_size);
+/* Per program type (enum gprog_type in loader/loader.h): uprobe/uretprobe/
+ * usdt/override -> pt_regs; tracepoint -> sys_enter layout; raw tracepoint ->
+ * raw_tp args; socket filter / xdp -> raw 4096 bytes. NULL if unknown. */
+struct gver_policy *gver_policy_for_prog_type(int gprog_type);
+/* Policy editing. */
+void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
+int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * vpriv.h - the verifier's private types: the control-flow pass's results and
+ * the abstract machine state (registers, stack slots, frames, references).
+ * Not for use outside src/verifier/.
+ */
+#ifndef GRAFT_VERIFIER_VPRIV_H
+#define GRAFT_VERIFIER_VPRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verifier/verifier.h"
+#include "verifier/vinternal.h"
+
+/* ---- cfg.c ---- */
+#define CFG_PRUNE    0x1   /* states are compared/stored here */
+#define CFG_LDIMM_HI 0x2   /* second slot of LD_IMM64 */
+#define CFG_SUBPROG  0x4   /* first insn of a function */
+
+struct cfg {
+    uint32_t n;
+    uint8_t *flags;
+    uint8_t *reachable;
+    uint16_t *live_in;         /* registers live on entry, bit per register */
+    uint16_t *prec_in;         /* registers whose value may matter (see cfg.c) */
+    uint8_t *ret_needed;       /* per function: does its r0 value matter */
+    uint64_t *slot_need;       /* stack slots whose (scalar) value may matter */
+    uint32_t *subprog_of;      /* function index of each insn */
+    uint32_t *subprog_start;   /* sorted; [0] = 0 */
+    uint32_t n_subprogs;
+    int64_t fail_insn;
+    char reason[200];
+};
+
+int cfg_build(struct cfg *c, const struct bpf_insn *insns, uint32_t n, bool ret_matters,
+              bool leaks);
+void cfg_free(struct cfg *c);
+
+/* ---- abstract state ---- */
+enum rtype {
+    T_NOT_INIT = 0,
+    T_SCALAR,
+    T_CTX,
+    T_STACK,                   /* frame pointer of frame `frameno` + off + var */
+    T_MAP_VALUE,
+    T_MAP_VALUE_OR_NULL,
+    T_MAP_KEY,                 /* for_each_map_elem callback key (read-only) */
+    T_MEM,                     /* helper memory (ring buffer sample) of mem_size */
+    T_MEM_OR_NULL,
+    T_CONST_MAP,
+    T_FUNC,
+};
+
+struct reg {
+    uint8_t type;              /* enum rtype */
+    uint8_t frameno;           /* T_STACK */
+    uint8_t rdonly;            /* T_MEM: host variable the policy made read-only */
+    int32_t off;               /* pointers: fixed offset */
+    struct scalar v;           /* scalar value, or a pointer's variable offset */
+    uint32_t map_idx;          /* map pointers and values */
+    uint32_t mem_size;         /* T_MEM */
+    uint32_t id;               /* *_OR_NULL: copies share it (null checks) */
+    uint32_t ref_id;           /* acquired resource this pointer refers to */
+    int32_t func;              /* T_FUNC: first insn */
+};
+
+enum slot_kind { S_INVALID = 0, S_MISC, S_ZERO, S_SPILL };
+
+/* 8 bytes of stack; slot s covers fp-8*(s+1) .. fp-8*s-1 */
+struct slot {
+    uint8_t kind[8];           /* per byte, kind[0] = lowest address */
+    struct reg spill;          /* when all 8 bytes are S_SPILL */
+};
+
+struct frame {
+    struct reg regs[BPF_NREGS];
+    int32_t callsite;          /* call insn in the caller, -1 for the main program */
+    uint32_t frameno;
+    uint32_t depth;            /* bytes of stack touched (multiple of 8) */
+    bool is_callback;
+    uint32_t cb_helper;        /* helper that calls this callback */
+    struct reg cb_args[5];     /* r1-r5 at callback entry, for re-entry */
+    uint32_t cb_nrefs;         /* references held when the callback was entered */
+    uint32_t nslots;
+    struct slot *slots;
+};
+
+struct ref {
+    uint32_t id;
+    int32_t insn;
+};
+
+#define MAX_REFS 16
+
+struct sstate;
+
+struct vstate {
+    struct frame *fr[BPF_MAX_CALL_DEPTH];
+    uint32_t nfr;
+    struct ref refs[MAX_REFS];
+    uint32_t nrefs;
+    uint32_t lock_map;         /* held spin lock: map index + 1 (0 none) */
+    int32_t lock_off;
+    uint32_t insn;             /* next instruction */
+    uint64_t path_len;         /* instructions executed to get here */
+    uint32_t trace_len;        /* log: length of the path trace */
+    struct sstate *parent;     /* last stored state on this path */
+};
+
+/* A state kept at a prune point. */
+struct sstate {
+    struct vstate st;
+    struct sstate *next;       /* same insn */
+    struct sstate *parent;
+    uint32_t branches;         /* paths from here still being explored */
+    uint64_t depth;            /* path_len when stored */
+    uint64_t max_end;          /* longest complete path through here */
+    bool cb_entry;             /* callback entry: may prune while in progress */
+};
+
+/* ---- state.c ---- */
+const char *reg_type_name(uint8_t t);
+struct frame *frame_new(uint32_t frameno, int32_t callsite);
+void frame_free(struct frame *f);
+struct slot *frame_slot(struct frame *f, uint32_t s, bool grow);
+struct vstate *state_copy(const struct vstate *src);
+int state_copy_into(struct vstate *dst, const struct vstate *src);
+void state_release(struct vstate *s);   /* frees the frames, not s */
+void state_free(struct vstate *s);
+int reg_str(char *buf, size_t len, const struct reg *r);
+char *state_str(const struct vstate *st);   /* malloc'd */
+bool states_cover(const struct vstate *old, const struct vstate *cur,
+                  const struct cfg *cfg);
+
+#endif

@@ -1,0 +1,13 @@
+/* kload.h - load maps and programs into the kernel (see kload.c). */
+#ifndef GRAFT_TESTS_KLOAD_H
+#define GRAFT_TESTS_KLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int kl_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                  uint32_t flags);                      /* fd or -errno */
+int kl_prog_load_kprobe(const void *insns, uint32_t n, char *log, size_t loglen); /* fd or -errno */
+void kl_close(int fd);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * vtest.h - shared by the verifier's tests: the corpus case format, policy
+ * building, and running accepted programs under the VM's checked
+ * interpreter (the ground truth for soundness).
+ *
+ * Case files (cases/NAME.txt):
+ *   == name                      starts a case
+ *   expect: accept               or: expect: reject "substring of the reason"
+ *   ctx: raw N | rawrw N | pt_regs | sys_enter | none      (default raw 64)
+ *   maps: hash k=4 v=8 n=16; array v=16 n=4; ringbuf n=4096; array v=8 rdonly
+ *   policy: leaks | budget N | states N | deny ID | mem N | ret MIN MAX
+ *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
+ *   policy: ksym ID SIZE [rw]    host variable for LD_IMM64 btf:ID
+ *   kernel: skip "why"           not comparable with the kernel (graft-only feature)
+ *   then gvm_asm text up to the next "==".
+ */
+#ifndef GRAFT_TESTS_VTEST_H
+#define GRAFT_TESTS_VTEST_H
+
+#include <stdint.h>
+
+#include "verifier/verifier.h"
+
+#define VT_MAX_MAPS 8
+#define VT_MAX_KF 4
+
+struct vcase {
+    char name[128];
+    const char *file;
+    int line;
+    int expect_accept;
+    char substr[256];
+    int ctx_kind;              /* 0 raw, 1 rawrw, 2 pt_regs, 3 sys_enter, 4 none */
+    uint32_t ctx_size;
+    struct gmap_def maps[VT_MAX_MAPS];
+    uint32_t n_maps;
+    int leaks;
+    uint64_t budget, states, mem;
+    int64_t ret_min, ret_max;
+    uint32_t deny[8];
+    int n_deny;
+    struct gver_kfunc kf[VT_MAX_KF];
+    char kf_names[VT_MAX_KF][32];
+    int n_kf;
+    struct gver_ksym ks[VT_MAX_KF];
+    int n_ks;
+    int kernel_skip;
+    char *text;                /* assembly, malloc'd */
+};
+
+/* Parse a whole case file; returns the number of cases or -1. */
+int vt_parse_file(const char *path, struct vcase **out);
+void vt_free_cases(struct vcase *c, int n);
+
+/* A policy for the case (free with free()). */
+struct gver_policy *vt_policy(const struct vcase *c);
+
+/* Run insns under the checked interpreter with `runs` random contexts and
+ * real maps. Returns 0 if no run hit a violation, 1 on a violation (message
+ * in msg), -1 if it could not run. */
+int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_def *maps,
+                   uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
+                   char *msg, size_t msglen);
+
+#endif
