@@ -477,6 +477,17 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
         case BPF_JMP | BPF_CALL | BPF_K:
         case BPF_JMP | BPF_CALL | BPF_X: {
             uint64_t target;           /* helper id, or insn index + BPF_MAX_HELPER_ID */
+            if (BPF_SRC(in->code) == BPF_K && in->src_reg == BPF_PSEUDO_KFUNC_CALL) {
+                /* a host function, resolved at load; called like a helper */
+                rs->prog = prog;
+                reg[BPF_R0] = prog->kfuncs[pc - 1](reg[BPF_R1], reg[BPF_R2], reg[BPF_R3],
+                                                   reg[BPF_R4], reg[BPF_R5]);
+                if (checked) {
+                    mark_helper_writes(rs, reg);
+                    init = (init & ~0x3eu) | 1u;
+                }
+                break;
+            }
             if (BPF_SRC(in->code) == BPF_K) {
                 target = in->src_reg == BPF_PSEUDO_CALL
                     ? (uint64_t)(pc + in->imm) + BPF_MAX_HELPER_ID

@@ -1052,6 +1052,11 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
         emit_callx(j, in);
         return;
     }
+    if (in->src_reg == BPF_PSEUDO_KFUNC_CALL) {
+        /* a host function: a plain call, like a helper */
+        emit_helper_call(j, j->prog->kfuncs[i]);
+        return;
+    }
     if (in->src_reg == BPF_PSEUDO_CALL) {
         uint32_t t = (uint32_t)((int64_t)i + in->imm + 1);
         emit_local_call(j, -1, gvm_func_of(j->prog, t));

@@ -16,7 +16,8 @@
  *  - the last instruction of every function is exit or an unconditional
  *    jump, so control never falls off a function's end;
  *  - every helper call id has a non-NULL env.helpers entry (or is the tail
- *    call with env.tail_call_target set).
+ *    call with env.tail_call_target set);
+ *  - every kfunc call at insn i has a non-NULL prog->kfuncs[i].
  * It does not prove memory safety; that is the verifier's job.
  */
 #include <errno.h>
@@ -329,6 +330,30 @@ static int check_target(struct checker *c, uint32_t i, int64_t t, const char *wh
     return 0;
 }
 
+/* A kfunc call: ask the environment for the function once, keep it in
+ * prog->kfuncs[i] for the engines. */
+static int resolve_kfunc(struct checker *c, uint32_t i)
+{
+    struct gvm_prog *p = c->prog;
+    const struct bpf_insn *in = &p->insns[i];
+
+    if (!p->env.resolve_kfunc)
+        return graft_errf(c->err, -ENOTSUP,
+                          "insn %u: kfunc calls (call kfunc %d) are not supported by this "
+                          "environment (no resolver for host functions)", i, in->imm);
+    struct graft_err sub;
+    graft_err_clear(&sub);
+    gvm_helper_fn fn = p->env.resolve_kfunc(p->env.arg, in->imm, &sub);
+    if (!fn)
+        return graft_errf(c->err, sub.code < 0 ? sub.code : -ENOENT,
+                          "insn %u: call kfunc %d: %s", i, in->imm,
+                          sub.msg[0] ? sub.msg : "the environment does not resolve it");
+    if (!p->kfuncs && !(p->kfuncs = calloc(p->n, sizeof(*p->kfuncs))))
+        return graft_errf(c->err, -ENOMEM, "out of memory for the kfunc table");
+    p->kfuncs[i] = fn;
+    return 0;
+}
+
 static int check_call(struct checker *c, uint32_t i)
 {
     const struct bpf_insn *in = &c->prog->insns[i];
@@ -337,9 +362,7 @@ static int check_call(struct checker *c, uint32_t i)
     if (BPF_SRC(in->code) == BPF_X)
         return 0;
     if (in->src_reg == BPF_PSEUDO_KFUNC_CALL)
-        return graft_errf(c->err, -ENOTSUP,
-                          "insn %u: kfunc calls (call src_reg 2, btf id %d) are not supported",
-                          i, in->imm);
+        return resolve_kfunc(c, i);
     if (in->src_reg == BPF_PSEUDO_CALL) {
         int64_t t = (int64_t)i + in->imm + 1;
         int r = check_target(c, i, t, "local call");
@@ -584,6 +607,7 @@ void gvm_prog_free(struct gvm_prog *prog)
     if (prog->engine == GVM_ENGINE_JIT)
         gvm_jit_release(prog);
     free(prog->func_starts);
+    free(prog->kfuncs);
     free(prog->insns);
     free(prog);
 }

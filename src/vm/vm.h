@@ -18,7 +18,8 @@
 #include "util/err.h"
 #include "vm/isa.h"
 
-/* Every helper is called with five 64-bit arguments (r1-r5) and returns r0. */
+/* Every helper (and kfunc) is called with five 64-bit arguments (r1-r5)
+ * and returns r0. */
 typedef uint64_t (*gvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3,
                                   uint64_t r4, uint64_t r5);
 
@@ -54,6 +55,13 @@ struct gvm_env {
     /* Checked interpreter only: may the program touch [addr, addr+size)?
      * ctx and the program's own stack are always allowed. May be NULL. */
     int (*mem_allowed)(void *arg, uint64_t addr, uint64_t size, int write);
+    /* CALL src_reg BPF_PSEUDO_KFUNC_CALL (a kfunc; in graft a host function
+     * an EIM class grants): the function to call for imm (the loader's
+     * extern index), called like a helper (five 64-bit arguments in the
+     * SysV registers, result in r0). Resolved once at gvm_prog_create;
+     * NULL, or a NULL result, makes such a call a load error naming the
+     * instruction. */
+    gvm_helper_fn (*resolve_kfunc)(void *arg, int32_t imm, struct graft_err *err);
     void *arg;
 };
 

@@ -17,6 +17,10 @@ struct gvm_prog {
     uint32_t flags;
     uint64_t step_limit;
 
+    gvm_helper_fn *kfuncs;     /* per insn: the resolved target of a kfunc
+                                * call at that index, else NULL; NULL when
+                                * the program makes no kfunc calls */
+
     uint32_t *func_starts;     /* first insn of each function, [0] = 0, sorted */
     uint32_t n_funcs;
 
