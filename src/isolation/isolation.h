@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "vm/vm.h"
 
 struct giso_opts {
     size_t sz;          /* sizeof(struct giso_opts), for ABI growth */
@@ -83,6 +84,23 @@ size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru);
 void giso_enter(void);
 void giso_leave(void);
 
+/* Run fn(ctx, len) - an extension entry, e.g. a JIT-compiled program -
+ * between an enter and an exit gate: PKRU is the ext value while fn runs and
+ * the host value when this returns. The gates are emitted at giso_init()
+ * into a read+execute page. For the C paths of the attach layer (the
+ * per-site trampolines inline their own gates). When off: fn(ctx, len). */
+uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len);
+
+/* A thunk with fn's signature that an extension calls instead of fn, a host
+ * function (EIM kfunc): exit gate (PKRU := host), call fn with the same five
+ * arguments, enter gate (PKRU := ext), return fn's result. So host code an
+ * extension calls runs with the extension key disabled, like all host code.
+ * fn is an immediate in the thunk's read+execute page (never writable after
+ * it is emitted, registered as a gate range). Thunks are cached per fn and
+ * never freed. When isolation is off this returns fn itself (no cost).
+ * NULL with err filled on failure. Thread safe. */
+gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err);
+
 /* Mark [start, start+len) as graft gate code that giso_scan() must not
  * report. Returns 0 or -ENOMEM / -EINVAL. */
 int giso_register_gate_range(const void *start, size_t len);
@@ -114,6 +132,17 @@ typedef void (*giso_report_fn)(const struct giso_finding *f, void *arg);
  * ranges are skipped. report (may be NULL) is called per finding; the strings
  * in it live only during the call. Returns the number of findings or -errno. */
 int giso_scan(giso_report_fn report, void *arg, struct graft_err *err);
+
+/* The one-line load-time report: giso_status(), and when on the result of
+ * a giso_scan() of the whole process, e.g.
+ *   "isolation: on (pkey 1); host has 3 stray WRPKRU/XRSTOR: wrpkru at
+ *    0x7f..(libc.so.6 pkey_set+0x1c), xrstor at ... "
+ * ("...; host has 0 stray WRPKRU/XRSTOR" when clean; at most a few findings
+ * are listed, then "and N more"). Graft's registered gates are excluded.
+ * Writes at most cap bytes (always NUL-terminated). Returns the number of
+ * findings (0 when off), or -errno when the scan itself failed (buf then
+ * says why). */
+int giso_scan_summary(char *buf, size_t cap, struct graft_err *err);
 
 /* The same check for one buffer of code, decoded from its first byte;
  * base is the address reported for code[0]. Returns findings or -errno. */

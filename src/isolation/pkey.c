@@ -33,6 +33,7 @@ static char g_status[160] = "isolation: off (not initialised)";
 static char g_off_reason[128];
 static void (*g_enter_fn)(void);
 static void (*g_leave_fn)(void);
+static uint64_t (*g_call_ext_fn)(void *fn, void *ctx, uint64_t len);
 
 void giso_cpu_features(struct giso_cpu *out)
 {
@@ -80,6 +81,27 @@ size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru)
     return n;
 }
 
+/* giso_call_ext(fn, ctx, len) as code: enter gate, call fn(ctx, len) on a
+ * 16-byte aligned stack, exit gate (rax, the result, is preserved), ret.
+ * At entry rsp is 8 mod 16 (a call just pushed), so one 8-byte adjustment
+ * aligns it for the inner call. Needs < 128 bytes. */
+static size_t emit_call_ext(uint8_t *p)
+{
+    static const uint8_t body[] = {
+        0x48, 0x83, 0xec, 0x08,         /* sub rsp, 8 */
+        0x48, 0x89, 0xf8,               /* mov rax, rdi */
+        0x48, 0x89, 0xf7,               /* mov rdi, rsi */
+        0x48, 0x89, 0xd6,               /* mov rsi, rdx */
+        0xff, 0xd0,                     /* call rax */
+        0x48, 0x83, 0xc4, 0x08,         /* add rsp, 8 */
+    };
+    size_t n = giso_emit_gate(p, GISO_GATE_MAX, g_pkru_ext);
+    memcpy(p + n, body, sizeof(body)), n += sizeof(body);
+    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_host);
+    p[n++] = 0xc3;
+    return n;
+}
+
 /* Emit enter and leave gates (each followed by ret) into one page, make it
  * read+execute, and register it so the scanner knows it is ours. */
 static int build_gate_page(struct graft_err *err)
@@ -95,6 +117,7 @@ static int build_gate_page(struct graft_err *err)
     p[n] = 0xc3;
     n = giso_emit_gate(p + 64, 64, g_pkru_host);
     p[64 + n] = 0xc3;
+    emit_call_ext(p + 128);
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
         int e = errno;
         munmap(p, (size_t)page);
@@ -108,6 +131,7 @@ static int build_gate_page(struct graft_err *err)
     }
     g_enter_fn = (void (*)(void))(void *)p;
     g_leave_fn = (void (*)(void))(void *)(p + 64);
+    g_call_ext_fn = (uint64_t (*)(void *, void *, uint64_t))(void *)(p + 128);
     return 0;
 }
 
@@ -213,6 +237,88 @@ void giso_leave(void)
 {
     if (g_state == ISO_ON)
         g_leave_fn();
+}
+
+uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
+{
+    if (g_state == ISO_ON)
+        return g_call_ext_fn((void *)fn, ctx, len);
+    return fn(ctx, len);
+}
+
+/* ---- host-call thunks ---- */
+
+/* One thunk per host function, in its own page that is written once and
+ * then made read+execute (never writable again), so a thunk's target and
+ * its PKRU immediates cannot be changed afterwards. Thunks are never freed
+ * (JIT code may keep calling them) and are shared by every caller of the
+ * same function. */
+#define THUNK_MAX 256
+static struct { gvm_helper_fn fn, thunk; } g_thunks[THUNK_MAX];
+static size_t g_nthunks;
+
+/* leave gate; sub rsp,8; movabs rax, fn; call rax; add rsp,8; enter gate;
+ * ret. The five argument registers pass through untouched (the gates keep
+ * every general register), rax carries the result through the enter gate. */
+static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn)
+{
+    uint64_t target = (uint64_t)(uintptr_t)fn;
+    size_t n = giso_emit_gate(p, GISO_GATE_MAX, g_pkru_host);
+    static const uint8_t sub[] = { 0x48, 0x83, 0xec, 0x08 };
+    static const uint8_t add[] = { 0x48, 0x83, 0xc4, 0x08 };
+    memcpy(p + n, sub, 4), n += 4;
+    p[n++] = 0x48, p[n++] = 0xb8;                   /* movabs rax, imm64 */
+    memcpy(p + n, &target, 8), n += 8;
+    p[n++] = 0xff, p[n++] = 0xd0;                   /* call rax */
+    memcpy(p + n, add, 4), n += 4;
+    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_ext);
+    p[n++] = 0xc3;
+    return n;
+}
+
+gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
+{
+    if (!fn) {
+        graft_errf(err, -EINVAL, "isolation: giso_wrap_host_call: NULL function");
+        return NULL;
+    }
+    if (g_state != ISO_ON)
+        return fn;
+    gvm_helper_fn out = NULL;
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nthunks; i++)
+        if (g_thunks[i].fn == fn) {
+            out = g_thunks[i].thunk;
+            goto done;
+        }
+    if (g_nthunks == THUNK_MAX) {
+        graft_errf(err, -ENOSPC, "isolation: more than %d distinct host functions to "
+                   "wrap in gates", THUNK_MAX);
+        goto done;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        graft_errf(err, -errno, "isolation: mmap of a host-call thunk page failed: %s",
+                   strerror(errno));
+        goto done;
+    }
+    memset(p, 0xcc, (size_t)page);
+    emit_host_thunk(p, fn);
+    if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0 ||
+        giso_register_gate_range(p, (size_t)page) != 0) {
+        graft_errf(err, -errno ? -errno : -ENOMEM, "isolation: cannot seal the host-call "
+                   "thunk page: %s", strerror(errno));
+        munmap(p, (size_t)page);
+        goto done;
+    }
+    out = (gvm_helper_fn)(void *)p;
+    g_thunks[g_nthunks].fn = fn;
+    g_thunks[g_nthunks++].thunk = out;
+done:
+    pthread_mutex_unlock(&g_lock);
+    return out;
 }
 
 int giso_protect(void *addr, size_t len, int prot, struct graft_err *err)

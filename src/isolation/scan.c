@@ -431,3 +431,52 @@ int giso_scan(giso_report_fn report, void *arg, struct graft_err *err)
     close(memfd);
     return s.found;
 }
+
+/* ---- the load-time summary -------------------------------------------- */
+
+struct summary {
+    char *buf;
+    size_t cap, len;
+    int n;
+};
+
+#define SUMMARY_LIST 4                 /* findings spelled out, the rest counted */
+
+static void summary_add(const struct giso_finding *f, void *arg)
+{
+    struct summary *s = arg;
+    if (s->n++ >= SUMMARY_LIST || s->len + 1 >= s->cap)
+        return;
+    const char *path = f->path && f->path[0] ? strrchr(f->path, '/') : NULL;
+    path = path ? path + 1 : (f->path && f->path[0] ? f->path : "anonymous");
+    int w;
+    if (f->symbol)
+        w = snprintf(s->buf + s->len, s->cap - s->len, "%s%s at %#" PRIxPTR " (%s %s+%#" PRIx64 ")",
+                     s->n > 1 ? ", " : ": ", f->insn_name, f->addr, path, f->symbol,
+                     f->symbol_off);
+    else
+        w = snprintf(s->buf + s->len, s->cap - s->len, "%s%s at %#" PRIxPTR " (%s+%#" PRIx64 ")",
+                     s->n > 1 ? ", " : ": ", f->insn_name, f->addr, path, f->offset);
+    if (w > 0)
+        s->len = s->len + (size_t)w < s->cap ? s->len + (size_t)w : s->cap - 1;
+}
+
+int giso_scan_summary(char *buf, size_t cap, struct graft_err *err)
+{
+    if (!buf || !cap)
+        return -EINVAL;
+    if (!giso_enabled()) {
+        snprintf(buf, cap, "%s", giso_status());
+        return 0;
+    }
+    char list[512] = "";
+    struct summary l = { list, sizeof(list), 0, 0 };
+    int found = giso_scan(summary_add, &l, err);
+    if (found < 0)
+        snprintf(buf, cap, "%s; host has ? stray WRPKRU/XRSTOR (scan failed: %s)",
+                 giso_status(), err && err->msg[0] ? err->msg : strerror(-found));
+    else
+        snprintf(buf, cap, "%s; host has %d stray WRPKRU/XRSTOR%s%s", giso_status(), found,
+                 list, found > SUMMARY_LIST ? ", ..." : "");
+    return found;
+}

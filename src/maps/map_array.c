@@ -55,7 +55,7 @@ uint64_t arr_layout(struct gmap_hdr *h)
 
 static inline uint8_t *slot(const struct gmap *m, uint32_t cpu, uint32_t idx)
 {
-    return m->base + m->h->off_a + ((uint64_t)cpu * m->max_entries + idx) * m->stride;
+    return m->base + m->off_a + ((uint64_t)cpu * m->max_entries + idx) * m->stride;
 }
 
 int gmap_array_layout(struct gmap *m, void **values, uint64_t *stride, uint64_t *percpu_stride)

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static struct gmap *(*resolver)(uint32_t id);
@@ -267,6 +268,9 @@ static void fill_handle(struct gmap *m, uint8_t *base, size_t len, const char *n
     m->pool_size = m->h->pool_size;
     m->key_stride = m->h->key_stride;
     m->seed = m->h->seed;
+    m->off_a = m->h->off_a;
+    m->total_size = m->h->total_size;
+    m->def = m->h->def;
     snprintf(m->name, sizeof(m->name), "%s", name);
 }
 
@@ -434,9 +438,19 @@ int gmap_unlink(const char *shm_name)
     return shm_unlink(shm_name) < 0 ? -errno : 0;
 }
 
-const struct gmap_def *gmap_get_def(const struct gmap *m) { return &m->h->def; }
+const struct gmap_def *gmap_get_def(const struct gmap *m) { return &m->def; }
 const char *gmap_shm_name(const struct gmap *m) { return m->name; }
-uint64_t gmap_memory_bytes(const struct gmap *m) { return m->h->total_size; }
+uint64_t gmap_memory_bytes(const struct gmap *m) { return m->total_size; }
+
+int gmap_protect_key(struct gmap *m, int pkey, struct graft_err *err)
+{
+    if (!m || pkey < -1)
+        return graft_errf(err, -EINVAL, "gmap_protect_key: %s", m ? "bad key" : "NULL map");
+    if (syscall(SYS_pkey_mprotect, m->base, m->map_len, PROT_READ | PROT_WRITE, pkey) == 0)
+        return 0;
+    return graft_errf(err, -errno, "map %s: pkey_mprotect(%p, %zu bytes, key %d) failed: %s",
+                      m->name, (void *)m->base, m->map_len, pkey, strerror(errno));
+}
 
 static bool is_hash(uint32_t t)
 {

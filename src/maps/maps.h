@@ -84,6 +84,18 @@ const char *gmap_shm_name(const struct gmap *map);
 uint64_t gmap_memory_bytes(const struct gmap *map);   /* for memory budgets */
 int gmap_possible_cpus(void);
 
+/* Tag this process's mapping of the map with memory protection key pkey
+ * (pkey_mprotect, read+write), e.g. the isolation component's extension key,
+ * so that code running with that key disabled in PKRU - the host - faults on
+ * any access. Only this process's mapping changes; other processes mapping
+ * the same object are not affected. pkey -1 puts the default key back.
+ * gmap_get_def(), gmap_memory_bytes(), gmap_shm_name() and
+ * gmap_array_layout() keep working without access (they read copies kept in
+ * the handle); every other operation touches the map's memory and must run
+ * where the key is enabled (an extension, a helper, or between
+ * giso_enter()/giso_leave()). Returns 0 or -errno. */
+int gmap_protect_key(struct gmap *map, int pkey, struct graft_err *err);
+
 /* Helper-side operations (called from eBPF programs). */
 void *gmap_lookup(struct gmap *map, const void *key);
 int gmap_update(struct gmap *map, const void *key, const void *value, uint64_t flags);

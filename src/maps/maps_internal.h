@@ -107,6 +107,12 @@ struct gmap {
     uint32_t elem_size, bucket_mask, pool_size, key_stride;
     uint64_t seed;
     char name[64];
+    /* Copies of header fields the control plane reads, so that code running
+     * without access to the map's memory (a host thread after
+     * gmap_protect_key) can still ask for the definition and the layout. */
+    uint64_t off_a;
+    uint64_t total_size;
+    struct gmap_def def;
 };
 
 /* map_core.c */

@@ -1,0 +1,491 @@
+/*
+ * test_isolation_e2e.c - memory protection keys on the live path: real
+ * hooks (src/attach) calling a JIT-compiled eBPF extension that updates a
+ * map in shared memory (src/maps), with the map's mapping tagged with the
+ * extension key.
+ *
+ * With isolation on it proves: the extension runs with PKRU = ext and keeps
+ * counting through every kind of trampoline (per-site entry template,
+ * return template, the C path for override hooks, the int3 fallback, a
+ * mid-function probe, the syscall dispatcher); a host function the
+ * extension calls through giso_wrap_host_call() runs with PKRU = host and
+ * the extension continues with PKRU = ext; the host's own read and write of
+ * the map fault with SEGV_PKUERR (and the extension still works afterwards);
+ * another mapping of the same map (the loader's view) is untouched; the
+ * trampolines contain the gates (WRPKRU) while the process scan does not
+ * report them. With isolation off (GRAFT_ISOLATION=off, or a CPU without
+ * PKU under QEMU) the same hooks run without gates, the status says off and
+ * require_isolation is refused.
+ *
+ * Runs natively and as /init (PID 1) under QEMU (scripts/qemu), printing
+ * "E2E-QEMU: pku=yes|no (...)" and "E2E-QEMU: N passed, M failed".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "helpers/helpers.h"
+#include "isolation/isolation.h"
+#include "maps/maps.h"
+#include "vm/vm.h"
+
+static int g_pass, g_fail;
+
+#define CHECK(cond, ...) check_((cond), #cond, __LINE__, __VA_ARGS__)
+static void check_(int ok, const char *expr, int line, const char *fmt, ...)
+{
+    va_list ap;
+    printf("%s: ", ok ? "ok" : "FAIL");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (!ok)
+        printf("  [line %d: %s]", line, expr);
+    printf("\n");
+    fflush(stdout);
+    ok ? g_pass++ : g_fail++;
+}
+
+/* ---- faults ------------------------------------------------------------ */
+
+static sigjmp_buf g_jb;
+static volatile int g_armed;
+static siginfo_t g_si;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (!g_armed) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_si = *si;
+    g_armed = 0;
+    siglongjmp(g_jb, sig);
+}
+
+/* Write (or read) *p from host code; 1 if it faulted with SEGV_PKUERR on
+ * the extension key, 0 if it went through, -1 on another fault. */
+static int host_access(volatile uint64_t *p, int write, uint64_t v)
+{
+    if (sigsetjmp(g_jb, 1) == 0) {
+        g_armed = 1;
+        if (write)
+            *p = v;
+        else
+            (void)*p;
+        g_armed = 0;
+        return 0;
+    }
+    giso_leave();           /* the handler ran with the kernel's PKRU */
+    return g_si.si_code == SEGV_PKUERR && g_si.si_pkey == (unsigned)giso_pkey() ? 1 : -1;
+}
+
+/* ---- the host ------------------------------------------------------------ */
+
+static volatile int g_sink;
+#define HOST_FN(name)                                                   \
+    __attribute__((noinline)) int name(int x)                           \
+    {                                                                   \
+        g_sink += x;                                                    \
+        __asm__ volatile("" ::: "memory");                              \
+        return x * 3 + g_sink;                                          \
+    }
+HOST_FN(host_entry)
+HOST_FN(host_ret)
+HOST_FN(host_override)
+HOST_FN(host_trap)
+
+/* ---- the extension --------------------------------------------------------- */
+
+#define H_RECORD 200        /* test helper: remember PKRU as the extension sees it */
+#define H_HOSTFN 201        /* an EIM-style host function, through the thunk */
+
+static volatile uint32_t g_ext_pkru, g_host_pkru;
+static volatile int g_host_calls;
+
+static uint64_t helper_record(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)a, (void)b, (void)c, (void)d, (void)e;
+    g_ext_pkru = giso_rdpkru();
+    return 0;
+}
+
+static uint64_t host_multiply(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    g_host_pkru = giso_rdpkru();
+    g_host_calls++;
+    return a * b + c + d + e;
+}
+
+/* A host function that reads memory it is given. */
+static uint64_t host_access_raw(uint64_t p, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b, (void)c, (void)d, (void)e;
+    return *(volatile uint64_t *)(uintptr_t)p;
+}
+
+static gvm_helper_fn g_helpers[BPF_MAX_HELPER_ID];
+
+static int resolve_map(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *value,
+                       struct graft_err *err)
+{
+    (void)imm, (void)next;
+    if (src != BPF_PSEUDO_MAP_FD)
+        return graft_errf(err, -EINVAL, "unexpected ld_imm64 source %u", src);
+    *value = (uint64_t)(uintptr_t)arg;
+    return 0;
+}
+
+/* value[0] += 1; value[1] += host_multiply(5, 7, 0, 0, 0) (= 35). */
+static struct gvm_prog *build_ext(struct gmap *map, struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_CALL_HELPER(H_RECORD),
+        BPF_MOV64_IMM(1, 5),
+        BPF_MOV64_IMM(2, 7),
+        BPF_MOV64_IMM(3, 0),
+        BPF_MOV64_IMM(4, 0),
+        BPF_MOV64_IMM(5, 0),
+        BPF_CALL_HELPER(H_HOSTFN),
+        BPF_MOV64_REG(7, 0),
+        BPF_ST_MEM(BPF_W, 10, -4, 0),
+        BPF_MOV64_REG(2, 10),
+        BPF_ALU64_IMM(BPF_ADD, 2, -4),
+        BPF_LD_IMM64_RAW(1, BPF_PSEUDO_MAP_FD, 0),
+        BPF_CALL_HELPER(1),                    /* map_lookup_elem */
+        BPF_JMP_IMM(BPF_JEQ, 0, 0, 6),
+        BPF_LDX_MEM(BPF_DW, 1, 0, 0),
+        BPF_ALU64_IMM(BPF_ADD, 1, 1),
+        BPF_STX_MEM(BPF_DW, 0, 1, 0),
+        BPF_LDX_MEM(BPF_DW, 1, 0, 8),
+        BPF_ALU64_REG(BPF_ADD, 1, 7),
+        BPF_STX_MEM(BPF_DW, 0, 1, 8),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    memcpy(g_helpers, ghelper_table(), sizeof(g_helpers));
+    g_helpers[H_RECORD] = helper_record;
+    g_helpers[H_HOSTFN] = giso_wrap_host_call(host_multiply, err);
+    if (!g_helpers[H_HOSTFN])
+        return NULL;
+    struct gvm_env env = { .helpers = g_helpers, .resolve_ld_imm64 = resolve_map, .arg = map };
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *prog = NULL;
+    if (gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err) < 0)
+        return NULL;
+    return prog;
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+struct world {
+    int on;                     /* isolation on */
+    struct gmap *map;           /* the agent's view: tagged with the key */
+    struct gmap *loader_view;   /* a second mapping, untagged */
+    uint64_t *values;           /* map value 0 in the tagged mapping */
+    gvm_native_fn ext;
+};
+
+/* The counters, read through the untagged mapping (as `graft map dump`). */
+static void counters(struct world *w, uint64_t out[2])
+{
+    uint32_t key = 0;
+    uint64_t v[2] = { 0, 0 };
+    gmap_lookup_copy(w->loader_view, &key, v);
+    out[0] = v[0], out[1] = v[1];
+}
+
+/* Count WRPKRUs in the trampoline the 5-byte jump at fn leads to (-2 if
+ * the scanner reports them at their real address). */
+static void count_one(const struct giso_finding *f, void *arg)
+{
+    if (f->insn == GISO_INSN_WRPKRU)
+        (*(int *)arg)++;
+}
+
+static int gates_in_stub(void *fn)
+{
+    const uint8_t *p = fn;
+    if (p[0] != 0xe9)
+        return -1;
+    int32_t rel;
+    memcpy(&rel, p + 1, 4);
+    const uint8_t *stub = p + 5 + rel;
+    /* A copy at its own address: the stub pages are registered gate ranges,
+     * which the scanner (rightly) does not report. */
+    static uint8_t copy[2048];
+    memcpy(copy, stub, sizeof(copy));
+    int n = 0, hidden = 0;
+    giso_scan_code(copy, sizeof(copy), (uintptr_t)copy, count_one, &n);
+    giso_scan_code(stub, sizeof(copy), (uintptr_t)stub, count_one, &hidden);
+    return hidden ? -2 : n;
+}
+
+static void run_hook(struct world *w, const char *what, int (*fn)(int), enum ghook_kind kind,
+                     int force_trap, int off_in_fn)
+{
+    struct graft_err err = { 0 };
+    struct ghook *h = NULL;
+    uint64_t before[2], after[2];
+    void *addr = (char *)(void *)fn + off_in_fn;
+    struct gattach_opts o = { .sz = sizeof(o), .force_trap = force_trap };
+    int rc = gattach_install(addr, kind, (ghook_handler)w->ext, 0, &o, &h, &err);
+    CHECK(rc == 0, "%s: hook installed (%s, method %s)", what, rc ? err.msg : "ok",
+          gattach_method_name(gattach_hook_method(h)));
+    if (rc)
+        return;
+    counters(w, before);
+    g_ext_pkru = 0xdeadbeef;
+    g_host_pkru = 0xdeadbeef;
+    int calls = 0;
+    for (int i = 0; i < 10; i++)
+        calls += fn(i) >= 0;
+    counters(w, after);
+    CHECK(after[0] - before[0] == 10 && after[1] - before[1] == 350,
+          "%s: the extension ran 10 times and got host_multiply's result each time "
+          "(+%llu, +%llu)", what, (unsigned long long)(after[0] - before[0]),
+          (unsigned long long)(after[1] - before[1]));
+    if (w->on) {
+        CHECK(g_ext_pkru == giso_pkru_ext(), "%s: extension ran with PKRU = ext (%#x, want %#x)",
+              what, g_ext_pkru, giso_pkru_ext());
+        CHECK(g_host_pkru == giso_pkru_host(), "%s: host function it called ran with PKRU = "
+              "host (%#x, want %#x)", what, g_host_pkru, giso_pkru_host());
+        CHECK(giso_rdpkru() == giso_pkru_host(), "%s: host runs with PKRU = host after the "
+              "hook (%#x)", what, giso_rdpkru());
+    } else {
+        CHECK(g_ext_pkru == 0, "%s: no PKRU switching when off", what);
+    }
+    if (gattach_hook_method(h) == GATTACH_METHOD_JUMP && off_in_fn == 0 &&
+        (kind == GHOOK_ENTRY || kind == GHOOK_RETURN)) {
+        int n = gates_in_stub((void *)fn);
+        CHECK(w->on ? n == 4 : n == 0, "%s: the per-site trampoline has %d WRPKRU gates "
+              "(want %d)", what, n, w->on ? 4 : 0);
+    }
+    gattach_remove(h, &err);
+    (void)calls;
+}
+
+static uint64_t sys_ext_hits;
+static void run_syscall_hook(struct world *w)
+{
+    struct graft_err err = { 0 };
+    struct gsys_opts so = { .sz = sizeof(so), .flags = GSYS_F_SET_MMAP_MIN_ADDR };
+    int rc = gsys_install(&so, &err);
+    CHECK(rc == 0, "syscall hooks installed (%s: %s)", rc ? err.msg : gsys_method(),
+          gsys_install_note());
+    if (rc)
+        return;
+    struct gsys_link *l = NULL;
+    rc = gsys_attach(GSYS_ENTER, SYS_getppid, (gsys_handler)w->ext, 0, &l, &err);
+    CHECK(rc == 0, "syscall program attached to getppid (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    uint64_t before[2], after[2];
+    counters(w, before);
+    g_ext_pkru = 0xdeadbeef;
+    for (int i = 0; i < 10; i++)
+        syscall(SYS_getppid);
+    counters(w, after);
+    sys_ext_hits = after[0] - before[0];
+    CHECK(sys_ext_hits == 10 && after[1] - before[1] == 350,
+          "syscall: the extension ran on each getppid (+%llu)", (unsigned long long)sys_ext_hits);
+    CHECK(w->on ? g_ext_pkru == giso_pkru_ext() : g_ext_pkru == 0,
+          "syscall: extension PKRU %#x (want %#x)", g_ext_pkru, w->on ? giso_pkru_ext() : 0);
+    CHECK(giso_rdpkru() == giso_pkru_host(), "syscall: host PKRU after the syscall");
+    gsys_detach(l);
+}
+
+static void test_thunk_direct(struct world *w)
+{
+    struct graft_err err = { 0 };
+    gvm_helper_fn t = giso_wrap_host_call(host_multiply, &err);
+    CHECK(t != NULL, "giso_wrap_host_call (%s)", t ? "ok" : err.msg);
+    if (!t)
+        return;
+    CHECK(giso_wrap_host_call(host_multiply, &err) == t, "thunks are cached per function");
+    if (!w->on) {
+        CHECK(t == host_multiply, "off: the wrapper is the function itself (no cost)");
+        return;
+    }
+    CHECK(t != host_multiply, "on: a thunk, not the function");
+    giso_enter();
+    uint64_t r = t(6, 7, 1, 2, 3);
+    uint32_t after = giso_rdpkru();
+    giso_leave();
+    CHECK(r == 48 && g_host_pkru == giso_pkru_host() && after == giso_pkru_ext(),
+          "thunk: the host function got all five arguments (%llu), ran as host (%#x) and "
+          "the caller is back as ext (%#x)", (unsigned long long)r, g_host_pkru, after);
+    /* The host function, called from the extension side, cannot touch the
+     * extension's memory: the thunk really left the gate. */
+    int faulted = 0;
+    if (sigsetjmp(g_jb, 1) == 0) {
+        giso_enter();
+        g_armed = 1;
+        gvm_helper_fn rd = giso_wrap_host_call(host_access_raw, &err);
+        rd((uint64_t)(uintptr_t)w->values, 0, 0, 0, 0);
+        g_armed = 0;
+        giso_leave();
+    } else {
+        giso_leave();
+        faulted = g_si.si_code == SEGV_PKUERR;
+    }
+    CHECK(faulted, "a host function called from an extension faults on extension memory");
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static void init_setup(void)
+{
+    int fd = open("/dev/console", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    mkdir("/proc", 0555);
+    mkdir("/dev/shm", 01777);
+    if (mount("proc", "/proc", "proc", 0, NULL) != 0)
+        printf("E2E-QEMU: mount /proc failed: %s\n", strerror(errno));
+    if (mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL) != 0)
+        printf("E2E-QEMU: mount /dev/shm failed: %s\n", strerror(errno));
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int main(void)
+{
+    int pid1 = getpid() == 1;
+    const char *expect = getenv("graft_expect_pku");     /* QEMU boot argument */
+    if (pid1)
+        init_setup();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+
+    struct graft_err err = { 0 };
+    struct world w = { 0 };
+    int rc = giso_init(NULL, &err);
+    CHECK(rc == 0, "giso_init: %s", giso_status());
+    w.on = giso_enabled();
+    char summary[1024];
+    int stray_before = giso_scan_summary(summary, sizeof(summary), &err);
+    printf("%s\n", summary);
+    CHECK(strncmp(summary, giso_status(), strlen(giso_status())) == 0 &&
+          (!w.on || strstr(summary, "stray WRPKRU/XRSTOR")),
+          "the load-time summary starts with the status and, when on, reports the scan");
+    if (pid1 && expect && strcmp(expect, "0") == 0)
+        CHECK(!w.on && strstr(giso_status(), "CPU has no PKU"), "no PKU in the guest: %s",
+              giso_status());
+    else if (pid1)
+        CHECK(w.on, "PKU in the guest: %s", giso_status());
+    if (!w.on) {
+        struct giso_opts req = { .sz = sizeof(req), .require = 1 };
+        struct graft_err e2 = { 0 };
+        CHECK(giso_init(&req, &e2) == -ENOTSUP && strstr(e2.msg, "isolation required"),
+              "off: require_isolation is refused: %s", e2.msg);
+        CHECK(gattach_set_isolation(1, &e2) == -ENOTSUP, "off: hooks cannot be gated: %s",
+              e2.msg);
+    } else {
+        rc = gattach_set_isolation(1, &err);
+        CHECK(rc == 0 && gattach_isolation(), "gattach_set_isolation(1) (%s)",
+              rc ? err.msg : "ok");
+    }
+
+    struct gmap_def def = { .type = GMAP_ARRAY, .key_size = 4, .value_size = 16,
+                            .max_entries = 1 };
+    snprintf(def.name, sizeof(def.name), "e2e_counts");
+    rc = gmap_create(&def, -1, &w.map, &err);
+    CHECK(rc == 0, "map created (%s)", rc ? err.msg : gmap_shm_name(w.map));
+    if (rc)
+        goto out;
+    rc = gmap_open(gmap_shm_name(w.map), &w.loader_view, &err);
+    CHECK(rc == 0, "second (loader) mapping opened (%s)", rc ? err.msg : "ok");
+    if (rc)
+        goto out;
+    void *vals;
+    uint64_t stride, pstride;
+    gmap_array_layout(w.map, &vals, &stride, &pstride);
+    w.values = vals;
+    if (w.on) {
+        rc = gmap_protect_key(w.map, giso_pkey(), &err);
+        CHECK(rc == 0, "map tagged with the extension key (%s)", rc ? err.msg : "ok");
+        CHECK(gmap_get_def(w.map)->max_entries == 1 && gmap_memory_bytes(w.map) > 0,
+              "the definition stays readable by the host after tagging");
+    }
+
+    struct gvm_prog *prog = build_ext(w.map, &err);
+    CHECK(prog != NULL, "extension JIT-compiled (%s)", prog ? "ok" : err.msg);
+    if (!prog)
+        goto out;
+    w.ext = gvm_prog_native(prog);
+
+    run_hook(&w, "entry (per-site template)", host_entry, GHOOK_ENTRY, 0, 0);
+    run_hook(&w, "return (per-site template)", host_ret, GHOOK_RETURN, 0, 0);
+    run_hook(&w, "override (C path)", host_override, GHOOK_OVERRIDE, 0, 0);
+    run_hook(&w, "int3 fallback", host_trap, GHOOK_ENTRY, 1, 0);
+
+    /* The host touching extension state. */
+    int wr = host_access(w.values, 1, 12345);
+    int rd = host_access(w.values, 0, 0);
+    if (w.on) {
+        CHECK(wr == 1, "host write to the map faults with SEGV_PKUERR on pkey %d (%d)",
+              giso_pkey(), wr);
+        CHECK(rd == 1, "host read of the map faults with SEGV_PKUERR (%d)", rd);
+    } else {
+        CHECK(wr == 0 && rd == 0, "off: the host can write the map (%d, %d)", wr, rd);
+    }
+    uint64_t c[2];
+    counters(&w, c);
+    CHECK(w.on ? c[0] == 40 : c[0] == 12345, "the faulting write changed nothing when on "
+          "(counter %llu)", (unsigned long long)c[0]);
+    if (!w.on) {
+        uint64_t v[2] = { 40, c[1] };
+        uint32_t k = 0;
+        gmap_update_copy(w.loader_view, &k, v, GMAP_ANY);
+    }
+    run_hook(&w, "entry again after the host's fault", host_entry, GHOOK_ENTRY, 0, 0);
+    test_thunk_direct(&w);
+
+    int stray_after = giso_scan_summary(summary, sizeof(summary), &err);
+    CHECK(stray_after == stray_before, "the scan does not report graft's gates "
+          "(%d findings before hooks, %d after)", stray_before, stray_after);
+
+    run_syscall_hook(&w);
+    counters(&w, c);
+    CHECK(c[0] == 60 && c[1] == 60 * 35, "total: 60 extension runs (%llu, %llu)",
+          (unsigned long long)c[0], (unsigned long long)c[1]);
+    gvm_prog_free(prog);       /* every hook is removed, the link detached */
+out:
+    if (w.map) {
+        gmap_unlink(gmap_shm_name(w.map));
+        gmap_close(w.map);
+    }
+    gmap_close(w.loader_view);
+    if (pid1) {
+        printf("E2E-QEMU: pku=%s (%s)\n", w.on ? "yes" : "no", giso_status());
+        printf("E2E-QEMU: %d passed, %d failed\n", g_pass, g_fail);
+        fflush(stdout);
+        sync();
+        reboot(RB_POWER_OFF);
+        for (;;)
+            pause();
+    }
+    printf("isolation e2e (%s): %d passed, %d failed\n", giso_status(), g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
