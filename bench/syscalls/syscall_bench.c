@@ -8,7 +8,19 @@
  * The syscall is `mov $SYS_getpid,%eax; syscall; ret` called through a
  * pointer: one copy in this binary (rewritten by gsys_install) and one in
  * anonymous executable memory (never scanned), so "no hook" and "hook" run
- * identical code. Rounds are interleaved; each value is a median over rounds.
+ * identical code. Rounds are short and interleaved; each value is the
+ * median over rounds of (variant - plain of the same round), which keeps
+ * the noise of a shared machine out of the differences.
+ *
+ *   syscall_nohook_ns               plain getpid()
+ *   syscall_hook_noprog_added_ns    hooks installed, no program on getpid
+ *   syscall_hook_added_ns           raw sys_enter program attached with
+ *                                   handler_preserves_fp (it calls nothing):
+ *                                   the assembly fast path
+ *   syscall_hook_tp_added_ns        same, tracepoint sys_enter_getpid kind
+ *   syscall_hook_dispatch_added_ns  same program without the flag: the C
+ *                                   dispatcher (what helper-calling programs pay)
+ *   kernel_tp_added_ns              kernel raw_syscalls:sys_enter, same program
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,8 +36,8 @@
 #include "helpers/helpers.h"
 #include "vm/vm.h"
 
-#define ROUNDS 15
-#define CALLS 100000
+#define ROUNDS 31
+#define CALLS 20000
 
 long bench_getpid(void);
 __asm__(".text\n.globl bench_getpid\n.type bench_getpid,@function\n"
@@ -143,18 +155,30 @@ int main(void)
     }
     if (strcmp(gsys_method(), "zpoline") != 0)
         fprintf(stderr, "note: syscall hooks use %s\n", gsys_method());
-    double base[ROUNDS], hook[ROUNDS], ktp[ROUNDS];
+    enum { NOPROG, FAST, TP, DISPATCH, KTP, NV };
+    static const char *names[NV] = {"syscall_hook_noprog_added_ns", "syscall_hook_added_ns",
+                                    "syscall_hook_tp_added_ns", "syscall_hook_dispatch_added_ns",
+                                    "kernel_tp_added_ns"};
+    double base[ROUNDS], d[NV][ROUNDS];
     int nk = 0;
+    struct gsys_attach_opts fast = {.sz = sizeof(fast), .handler_preserves_fp = 1};
     for (int r = 0; r < ROUNDS; r++) {
-        base[r] = per_call(plain);
         struct gsys_link *l;
+        base[r] = per_call(plain);
+        d[NOPROG][r] = per_call(bench_getpid) - base[r];
+        gsys_attach_opts(GSYS_RAW_ENTER, SYS_getpid, fn, &fast, &l, &err);
+        d[FAST][r] = per_call(bench_getpid) - base[r];
+        gsys_detach(l);
+        gsys_attach_opts(GSYS_ENTER, SYS_getpid, fn, &fast, &l, &err);
+        d[TP][r] = per_call(bench_getpid) - base[r];
+        gsys_detach(l);
         gsys_attach(GSYS_RAW_ENTER, SYS_getpid, fn, 0, &l, &err);
-        hook[r] = per_call(bench_getpid);
+        d[DISPATCH][r] = per_call(bench_getpid) - base[r];
         gsys_detach(l);
         if (kfd >= 0) {
             int tp = bpf_raw_tracepoint_open("sys_enter", kfd);
             if (tp >= 0) {
-                ktp[nk++] = per_call(plain);
+                d[KTP][nk++] = per_call(plain) - base[r];
                 close(tp);
             } else if (r == 0) {
                 fprintf(stderr, "kernel tracepoint skipped: raw_tracepoint_open: %s\n",
@@ -162,11 +186,12 @@ int main(void)
             }
         }
     }
-    double b = median(base, ROUNDS);
-    printf("BENCH syscall_nohook_ns %.1f ns\n", b);
-    printf("BENCH syscall_hook_added_ns %.1f ns\n", median(hook, ROUNDS) - b);
-    if (nk)
-        printf("BENCH kernel_tp_added_ns %.1f ns\n", median(ktp, nk) - b);
+    printf("BENCH syscall_nohook_ns %.1f ns\n", median(base, ROUNDS));
+    for (int v = 0; v < NV; v++) {
+        int n = v == KTP ? nk : ROUNDS;
+        if (n)
+            printf("BENCH %s %.1f ns\n", names[v], median(d[v], n));
+    }
     gsys_uninstall();
     gvm_prog_free(prog);
     free(insns);

@@ -119,10 +119,33 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
  * bytes are restored. */
 int gattach_remove(struct ghook *h, struct graft_err *err);
 
+/* The file backing binary (NULL: the main executable) in this process and
+ * its load bias (runtime address = link-time address + bias). */
+int gattach_binary_info(const char *binary, char *path, size_t path_len,
+                        uint64_t *bias, struct graft_err *err);
+
 enum gattach_method gattach_hook_method(const struct ghook *h);
 const char *gattach_method_name(enum gattach_method m);
 /* Why the int3 fallback was chosen for h ("" for jump hooks). */
 const char *gattach_hook_note(const struct ghook *h);
+
+/* Isolation (memory protection keys, isolation/isolation.h). With on = 1,
+ * which needs giso_init() to have turned isolation on (-ENOTSUP otherwise):
+ *  - function hooks installed from now on get trampolines whose handler
+ *    calls sit between an entry gate (PKRU := giso_pkru_ext()) and an exit
+ *    gate (PKRU := giso_pkru_host()): giso_emit_gate() bytes in the
+ *    read+execute stub, registered with giso_register_gate_range(); the
+ *    stubs' writable views are tagged with the extension key;
+ *  - the C paths (override/replace, mid-function probes, int3 fallback,
+ *    first hit on a thread) and the syscall dispatcher call each handler
+ *    through giso_call_ext().
+ * Handlers (and the helpers they call) thus run with the extension key
+ * enabled, and the hooked code never does. Sites built before keep the
+ * variant they were built with (hooking an address again reuses its site),
+ * so turn it on before the first hook. on = 0: no gates for new sites and
+ * C paths - not a single extra instruction on the hot path. */
+int gattach_set_isolation(int on, struct graft_err *err);
+int gattach_isolation(void);       /* 1 when on */
 
 struct gattach_stats {
     uint64_t shadow_overflows;   /* return probes skipped: shadow stack full */
@@ -131,6 +154,35 @@ struct gattach_stats {
     uint64_t trap_hits;          /* int3 traps taken (fallback or mid-patch) */
 };
 void gattach_get_stats(struct gattach_stats *st);
+
+/* ---- source entries (GRAFT_ENTRY, include/graft/eim.h) ----------------- */
+/* A GRAFT_ENTRY() site is a 5-byte NOP (0f 1f 44 00 00) plus a .note.graft
+ * record giving its link-time address and where its arguments live
+ * ("SIZE@OPERAND ...", see src/eim geim_list_src_entries). Attaching patches
+ * the NOP (int3 first, as for function hooks) into a jmp to a per-site stub
+ * that skips the red zone and calls a common trampoline: it saves every
+ * general-purpose register, the flags and xmm0-15, evaluates the argument
+ * specs into u64 args[] (zero-padded to 168 bytes, so any context of at
+ * most pt_regs size stays in bounds), calls each handler with (args, n * 8),
+ * restores everything and jumps back after the NOP. Removing the last
+ * handler of a site restores the NOP; gattach_entry_remove() returns only
+ * after no thread still runs the removed handler. A thread that meets the
+ * int3 while a site is being patched skips the NOP (the entry does nothing
+ * for that one pass). An entry reached while an entry handler already runs
+ * on the thread is skipped and counted (gattach_entry_missed). */
+
+struct gentry_link;
+
+#define GENTRY_MAX_ARGS 6
+
+/* Attach fn at the NOP at addr (runtime address) whose note arguments are
+ * args ("-4@%edi 8@%rsi 4@$7 8@-16(%rbp)"). Fails when addr does not hold
+ * the NOP (or our jump) or an operand cannot be evaluated. */
+int gattach_entry_install(void *addr, const char *args, ghook_handler fn, uint64_t cookie,
+                          struct gentry_link **out, struct graft_err *err);
+int gattach_entry_remove(struct gentry_link *l, struct graft_err *err);
+/* Handler runs skipped because another entry handler ran on the thread. */
+uint64_t gattach_entry_missed(void);
 
 /* ---- syscall hooks (owned by the syscalls developer) -------------------- */
 /* (their declarations go below this line) */
@@ -188,6 +240,23 @@ struct gsys_opts {
  * hooks are installed (gsys_install). The link is valid until gsys_detach. */
 int gsys_attach(enum gsys_kind kind, int nr, gsys_handler fn, uint64_t cookie,
                 struct gsys_link **out, struct graft_err *err);
+
+struct gsys_attach_opts {
+    uint64_t sz;          /* sizeof(struct gsys_attach_opts) */
+    uint64_t cookie;      /* bpf_get_attach_cookie */
+    /* The gattach_opts.handler_preserves_fp promise, read strictly: the
+     * handler calls nothing - no helper, no C code - so it needs no
+     * ghelper_run_state() (no cookie, override, regs) and leaves xmm
+     * alone; e.g. a JIT-compiled program without calls (the runtime's
+     * !calls_out). A syscall whose only program is such an enter program
+     * runs it from the assembly fast path (a few ns instead of ~70).
+     * Wrong when set for a handler that calls helpers or C code. */
+    int handler_preserves_fp;
+};
+/* gsys_attach with options; opts may be NULL (= gsys_attach, cookie 0). */
+int gsys_attach_opts(enum gsys_kind kind, int nr, gsys_handler fn,
+                     const struct gsys_attach_opts *opts, struct gsys_link **out,
+                     struct graft_err *err);
 /* Same, from a section name: "tracepoint/syscalls/sys_enter_openat",
  * "tp/syscalls/sys_exit_read", "raw_tracepoint/sys_enter", "raw_tp/sys_exit". */
 int gsys_attach_section(const char *section, gsys_handler fn, uint64_t cookie,

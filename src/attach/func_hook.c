@@ -38,6 +38,31 @@
 #include "attach/func_internal.h"
 
 pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
+int g_attach_iso;
+
+/* ---- isolation ----------------------------------------------------------- */
+
+int gattach_set_isolation(int on, struct graft_err *err)
+{
+    if (on && !giso_enabled())
+        return graft_errf(err, -ENOTSUP, "attach: cannot gate hooks: %s", giso_status());
+    if (on) {
+        uint8_t probe[GISO_GATE_MAX];
+        if (giso_emit_gate(probe, sizeof(probe), giso_pkru_host()) != GGATE_LEN)
+            return graft_errf(err, -EPROTO, "attach: internal: giso_emit_gate() no longer "
+                              "emits %d bytes; update GGATE_LEN (func_internal.h)", GGATE_LEN);
+    }
+    pthread_mutex_lock(&g_attach_lock);
+    g_attach_iso = !!on;
+    pthread_mutex_unlock(&g_attach_lock);
+    gsys_set_isolation(!!on);
+    return 0;
+}
+
+int gattach_isolation(void)
+{
+    return g_attach_iso;
+}
 
 /* ---- per-thread state ---------------------------------------------------- */
 
@@ -184,7 +209,7 @@ static inline void run_slot(const struct gslot *s, struct graft_pt_regs *regs,
                             struct ghelper_run *rs)
 {
     rs->cookie = s->cookie;
-    s->fn(regs, sizeof(*regs));
+    gcall_handler(s->fn, regs, sizeof(*regs));
 }
 
 uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
@@ -227,7 +252,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         }
         if (!skip && hs->has_replace) {
             rs->cookie = hs->replace.cookie;
-            value = hs->replace.fn(regs, sizeof(*regs));
+            value = gcall_handler(hs->replace.fn, regs, sizeof(*regs));
             skip = 1;
         }
         if (skip) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "attach/attach.h"
+#include "isolation/isolation.h"
 
 /* Stack frame the entry trampoline builds (offsets from rsp after the
  * frame is allocated): 16 xmm registers, the pt_regs record, then the slot
@@ -80,6 +81,7 @@ struct gsite {
     enum gattach_method method;
     int is_entry;                   /* addr is a function's first byte */
     int patched;                    /* the jump/int3 is in place */
+    int gated;                      /* built with the gated templates */
     char note[160];                 /* why the trap fallback was used */
     struct ghook *hooks;            /* attach order, under g_attach_lock */
     struct gsite *retired_next;     /* on g_retired once replaced */
@@ -139,12 +141,40 @@ GHIDDEN uint64_t gfunc_tls_offset(void);      /* %fs offset of t_self */
 extern _Atomic uint64_t g_gp GHIDDEN;
 extern _Atomic uint64_t st_missed GHIDDEN;
 
-/* The templates (tramp_x86.c) and the ends of their patched operands. */
-extern const uint8_t GHIDDEN graft_tmpl_entry[], graft_tmpl_entry_end[], graft_tmpl_ret[],
-    graft_tmpl_ret_end[], graft_tp_e_addr[], graft_tp_e_tls[], graft_tp_e_site[],
-    graft_tp_e_gp[], graft_tp_e_ret[], graft_tp_e_site2[], graft_tp_e_slow[],
-    graft_tp_e_push[], graft_tp_r_tls[], graft_tp_r_gp[], graft_tp_r_missed[],
-    graft_tp_r_slow[];
+/* The templates (tramp_x86.c) and the ends of their patched operands, in
+ * two variants: without gates, and (suffix _g) with GGATE_LEN-byte slots
+ * around the handler loops that get the PKRU gates (isolation on). */
+#define GGATE_LEN 27                /* giso_emit_gate() output */
+#define GTMPL_LABELS(sfx)                                                          \
+    graft_tmpl_entry##sfx[], graft_tmpl_entry_end##sfx[], graft_tmpl_ret##sfx[],   \
+    graft_tmpl_ret_end##sfx[], graft_tp_e_addr##sfx[], graft_tp_e_tls##sfx[],      \
+    graft_tp_e_site##sfx[], graft_tp_e_gp##sfx[], graft_tp_e_ret##sfx[],           \
+    graft_tp_e_site2##sfx[], graft_tp_e_slow##sfx[], graft_tp_e_push##sfx[],       \
+    graft_tp_r_tls##sfx[], graft_tp_r_gp##sfx[], graft_tp_r_missed##sfx[],         \
+    graft_tp_r_slow##sfx[]
+extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), graft_tp_e_gin_g[],
+    graft_tp_e_gout_g[], graft_tp_r_gin_g[], graft_tp_r_gout_g[];
+
+/* One template variant, for tramp_reloc.c. */
+struct gtmpl {
+    const uint8_t *entry, *entry_end, *e_addr, *e_tls, *e_site, *e_gp, *e_ret, *e_site2,
+        *e_slow, *e_push, *e_gin, *e_gout;
+    const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout;
+};
+
+/* func_hook.c: isolation (gattach_set_isolation). When set, new sites get
+ * the gated templates, the C paths call handlers through giso_call_ext()
+ * and the stub pages' writable views carry the extension key. */
+extern int g_attach_iso GHIDDEN;
+void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
+/* Call one handler from C: between gates when isolation is on. */
+static inline uint64_t gcall_handler(ghook_handler fn, void *ctx, uint64_t len)
+{
+    if (__builtin_expect(g_attach_iso, 0))
+        return giso_call_ext(fn, ctx, len);
+    return fn(ctx, len);
+}
+
 struct gsite *gsite_lookup(uint64_t addr);
 
 /* tramp_reloc.c: choose the method and write the stub for site. */
@@ -154,6 +184,9 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
 /* patch_text.c */
 int gpatch_write(uint64_t addr, const void *bytes, size_t n, struct graft_err *err);
 void gpatch_sync_cores(void);
+/* The int3-first protocol on any len bytes at addr (entry_site.c uses it;
+ * a thread hitting the int3 meanwhile is the caller's SIGTRAP to handle). */
+int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err);
 int gpatch_apply(struct gsite *site, struct graft_err *err);
 int gpatch_revert(struct gsite *site, struct graft_err *err);
 

@@ -66,23 +66,29 @@ void gpatch_sync_cores(void)
     }
 }
 
-/* Replace the site's first patch_len bytes with new[], int3 first. */
-static int patch_bytes(struct gsite *site, const uint8_t *new, struct graft_err *err)
+/* Replace the len bytes at addr with new[], int3 first. */
+int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err)
 {
     static const uint8_t int3 = 0xCC;
     int rc;
-    if ((rc = gpatch_write(site->addr, &int3, 1, err)) < 0)
+    if ((rc = gpatch_write(addr, &int3, 1, err)) < 0)
         return rc;
     gpatch_sync_cores();
-    if (site->patch_len > 1) {
-        if ((rc = gpatch_write(site->addr + 1, new + 1, site->patch_len - 1, err)) < 0)
+    if (len > 1) {
+        if ((rc = gpatch_write(addr + 1, new + 1, len - 1, err)) < 0)
             return rc;
         gpatch_sync_cores();
     }
-    if ((rc = gpatch_write(site->addr, new, 1, err)) < 0)
+    if ((rc = gpatch_write(addr, new, 1, err)) < 0)
         return rc;
     gpatch_sync_cores();
     return 0;
+}
+
+/* Replace the site's first patch_len bytes with new[], int3 first. */
+static int patch_bytes(struct gsite *site, const uint8_t *new, struct graft_err *err)
+{
+    return gpatch_replace(site->addr, new, site->patch_len, err);
 }
 
 int gpatch_apply(struct gsite *site, struct graft_err *err)

@@ -249,6 +249,27 @@ int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
     return 0;
 }
 
+int gattach_binary_info(const char *binary, char *path, size_t path_len, uint64_t *bias,
+                        struct graft_err *err)
+{
+    struct mapped_file mf;
+    struct elf_file ef;
+    const char *what = binary ? binary : "the main executable";
+    int rc = find_mapping(binary, 0, &mf);
+    if (rc < 0)
+        return graft_errf(err, rc, "attach: %s is not mapped in this process "
+                          "(load it first, or give its full path)", what);
+    rc = elf_open_mapped(&mf, &ef);
+    if (rc < 0)
+        return graft_errf(err, rc, "attach: cannot read ELF file %s: %s", mf.path,
+                          rc == -ENOEXEC ? "not an ELF file" : strerror(-rc));
+    *bias = ef.bias;
+    elf_close_file(&ef);
+    if (path)
+        snprintf(path, path_len, "%s", mf.path);
+    return 0;
+}
+
 int gattach_resolve(const char *binary, const char *symbol, uint64_t offset,
                     void **addr, struct graft_err *err)
 {

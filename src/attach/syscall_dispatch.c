@@ -10,7 +10,12 @@
  *    a reader still walking one is safe.
  *  - gsys_in_hook is set while a program runs on this thread; a syscall made
  *    meanwhile (by a helper, or a signal handler interrupting the program)
- *    runs without programs, like the kernel's recursion guard.
+ *    runs without programs, like the kernel's recursion guard. It and
+ *    gsys_tid are initial-exec TLS: the assembly fast path reads them.
+ *  - graft_sys_hooked[nr] is GSYS_H_FAST, and graft_sys_fast[nr] its link,
+ *    exactly when nr's only program is an enter program attached with
+ *    handler_preserves_fp, nr is not special and programs are not isolated
+ *    (set_hooked); the assembly then runs it without coming here.
  *  - Overrides: bpf_override_return() sets ghelper_run_state()->override_*;
  *    at enter the first override skips the syscall and is its result; at
  *    exit the last one replaces the result.
@@ -28,16 +33,11 @@
 
 #include "attach/syscall_hook.h"
 #include "helpers/helpers.h"
+#include "isolation/isolation.h"
 
-struct gsys_link {
-    struct gsys_link *_Atomic next;
-    enum gsys_kind kind;
-    int nr;                    /* -1: all */
-    gsys_handler fn;
-    uint64_t cookie;
-    _Atomic int dead;
-    struct gsys_link *grave_next;   /* detached links, kept reachable */
-};
+_Static_assert(offsetof(struct gsys_link, kind) == GSYS_LINK_OFF_KIND &&
+               offsetof(struct gsys_link, fn) == GSYS_LINK_OFF_FN &&
+               sizeof(enum gsys_kind) == 4, "gsys_link layout used by syscall_tramp.c");
 
 #define KINDS 4
 #define NR_SLOTS GSYS_TABLE     /* per-number lists; index NR_SLOTS = all */
@@ -48,7 +48,20 @@ static struct gsys_link *graveyard;
 static int n_all;                          /* links with nr == -1 */
 static uint16_t n_per_nr[NR_SLOTS];        /* links per number */
 
-__thread int gsys_in_hook GSYS_HIDDEN;
+__thread int gsys_in_hook GSYS_TLS_IE GSYS_HIDDEN;
+__thread int32_t gsys_tid GSYS_TLS_IE GSYS_HIDDEN;
+struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
+static int sys_iso;                        /* gsys_set_isolation */
+
+static void refresh_hooked(void);
+
+void gsys_set_isolation(int on)
+{
+    pthread_mutex_lock(&reg_lock);
+    sys_iso = on;
+    refresh_hooked();          /* isolated programs never take the fast path */
+    pthread_mutex_unlock(&reg_lock);
+}
 
 /* A thread that stays "in the hook" for good: its syscalls run no programs.
  * For graft's own threads (the agent), whose syscalls are not the host's. */
@@ -56,18 +69,47 @@ void gsys_ignore_this_thread(void)
 {
     gsys_in_hook = 1;
 }
-static __thread int32_t cached_tid;
 volatile int gsys_active GSYS_HIDDEN;
 volatile int gsys_mode GSYS_HIDDEN;
 
 /* ---- registry ---------------------------------------------------------- */
 
+/* nr's program if the assembly fast path can run it: the only program of
+ * nr is an enter program that calls nothing, nr is not special, and
+ * programs are not isolated (then every program runs through run_list's
+ * giso_call_ext). NULL otherwise. */
+static struct gsys_link *fast_link(int nr, uint8_t v)
+{
+    if ((v & GSYS_H_SPECIAL) || sys_iso || gsys_mode != GSYS_MODE_ZPOLINE)
+        return NULL;
+    struct gsys_link *one = NULL;
+    for (int k = 0; k < KINDS; k++)
+        for (int all = 0; all < 2; all++)
+            for (struct gsys_link *l = atomic_load(&lists[k][all ? NR_SLOTS : nr]); l;
+                 l = atomic_load(&l->next)) {
+                if (one || !l->calls_nothing || k == GSYS_EXIT || k == GSYS_RAW_EXIT)
+                    return NULL;
+                one = l;
+            }
+    return one;
+}
+
 static void set_hooked(int nr)
 {
-    uint8_t v = graft_sys_hooked[nr] & (uint8_t)~GSYS_H_PROGS;
-    if (gsys_active && (n_all || n_per_nr[nr]))
-        v |= GSYS_H_PROGS;
+    uint8_t v = graft_sys_hooked[nr] & (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST);
+    struct gsys_link *fast = NULL;
+    if (gsys_active && (n_all || n_per_nr[nr])) {
+        fast = fast_link(nr, v);
+        v |= fast ? GSYS_H_FAST : GSYS_H_PROGS;
+    }
+    /* The link is published before the bit that sends the entry to it; a
+     * reader that still sees an old FAST bit with a NULL link takes the
+     * slow path. */
+    if (fast)
+        atomic_store_explicit(&graft_sys_fast[nr], fast, memory_order_release);
     __atomic_store_n(&graft_sys_hooked[nr], v, __ATOMIC_RELEASE);
+    if (!fast)
+        atomic_store_explicit(&graft_sys_fast[nr], NULL, memory_order_release);
 }
 
 /* Recompute every number's PROGS bit (after attach/detach/install). */
@@ -87,6 +129,18 @@ void gsys_refresh_hooked(void)
 int gsys_attach(enum gsys_kind kind, int nr, gsys_handler fn, uint64_t cookie,
                 struct gsys_link **out, struct graft_err *err)
 {
+    struct gsys_attach_opts o = {.sz = sizeof(o), .cookie = cookie};
+    return gsys_attach_opts(kind, nr, fn, &o, out, err);
+}
+
+int gsys_attach_opts(enum gsys_kind kind, int nr, gsys_handler fn,
+                     const struct gsys_attach_opts *opts, struct gsys_link **out,
+                     struct graft_err *err)
+{
+    /* fields beyond what the caller's struct has read as 0 */
+    struct gsys_attach_opts o = {0};
+    if (opts)
+        memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
     if ((unsigned)kind >= KINDS)
         return graft_errf(err, -EINVAL, "gsys_attach: unknown kind %d", (int)kind);
     if (nr < -1 || nr >= NR_SLOTS)
@@ -100,7 +154,8 @@ int gsys_attach(enum gsys_kind kind, int nr, gsys_handler fn, uint64_t cookie,
     l->kind = kind;
     l->nr = nr;
     l->fn = fn;
-    l->cookie = cookie;
+    l->cookie = o.cookie;
+    l->calls_nothing = o.handler_preserves_fp != 0;
     int slot = nr < 0 ? NR_SLOTS : nr;
     pthread_mutex_lock(&reg_lock);
     /* Append at the tail: programs run in attach order. */
@@ -198,9 +253,9 @@ int gsys_attach_section(const char *section, gsys_handler fn, uint64_t cookie,
 
 static int32_t my_tid(void)
 {
-    if (!cached_tid)
-        cached_tid = (int32_t)gsys_raw(SYS_gettid, 0, 0, 0);
-    return cached_tid;
+    if (!gsys_tid)
+        gsys_tid = (int32_t)gsys_raw(SYS_gettid, 0, 0, 0);
+    return gsys_tid;
 }
 
 static void fill_regs(struct graft_pt_regs *r, const struct gsys_frame *f,
@@ -236,7 +291,10 @@ static int run_list(struct gsys_link *l, void *ctx, uint64_t len,
         st->regs = regs;
         st->func_nargs = 6;
         st->at_return = at_return;
-        l->fn(ctx, len);
+        if (__builtin_expect(sys_iso, 0))
+            giso_call_ext(l->fn, ctx, len);     /* PKRU := ext around the program */
+        else
+            l->fn(ctx, len);
         if (st->override_set && !(hit && !at_return)) {
             *override = st->override_value;
             hit = 1;
@@ -338,7 +396,7 @@ static void after_syscall(struct gsys_frame *f)
     case SYS_clone3:
     case SYS_fork:
         if (r == 0)
-            cached_tid = 0;           /* a new process: the tid changed */
+            gsys_tid = 0;           /* a new process: the tid changed */
         break;
     }
 }
@@ -428,6 +486,6 @@ void graft_sys_dispatch_exit(struct gsys_frame *f)
     if (f->nr == SYS_clone)
         f->args[1] += 16;  /* the caller's rsi, in parent and child alike */
     if ((long)f->ret == 0 || f->nr == SYS_vfork)
-        cached_tid = 0;    /* child; vfork shares TLS, so the parent too */
+        gsys_tid = 0;    /* child; vfork shares TLS, so the parent too */
     gsys_run_exit(f);
 }

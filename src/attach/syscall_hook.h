@@ -22,18 +22,38 @@
 
 #define GSYS_HIDDEN __attribute__((visibility("hidden")))
 
-/* Page 0 layout: [0, GSYS_SLED) jcc sled, a cmp byte, NOPs, at GSYS_LAND a
- * jmp to the stub, NOPs, and at GSYS_STUB_OFF the jump to graft_sys_entry
- * (see syscall_tramp.c). */
+/* Page 0 layout (see syscall_tramp.c): [0, GSYS_SLED) jcc sled; up to
+ * GSYS_LAND - 4 a run of 0x3d bytes (5-byte `cmp $imm32,%eax` from any
+ * offset), 4 NOPs, at GSYS_LAND the jump to graft_sys_entry (GSYS_STUB_LEN
+ * bytes); then another 0x3d run, NOPs and the same jump at GSYS_STUB_OFF. */
 #define GSYS_PAGE      4096
 #define GSYS_SLED      512
-#define GSYS_LAND      (GSYS_SLED + 136)   /* jmp rel32 to the stub */
+#define GSYS_LAND      (GSYS_SLED + 136)   /* movabs+jmp to graft_sys_entry */
+#define GSYS_STUB_LEN  13
 #define GSYS_STUB_OFF  (GSYS_PAGE - 16)
 #define GSYS_TABLE     4096     /* graft_sys_hooked[] entries, >= STUB_OFF */
 
-/* graft_sys_hooked[nr] bits: the slow path is taken when nonzero. */
-#define GSYS_H_PROGS   0x1      /* a program is attached for nr (or all) */
+/* graft_sys_hooked[nr]: 0 = no program, nothing special: the entry makes the
+ * syscall at once. GSYS_H_FAST alone = graft_sys_fast[nr] is the only
+ * program and runs from assembly. Anything else: the C dispatcher. */
+#define GSYS_H_PROGS   0x1      /* programs are attached for nr (or all) */
 #define GSYS_H_SPECIAL 0x2      /* nr needs the dispatcher (clone, sigreturn, mmap...) */
+#define GSYS_H_FAST    0x4      /* one enter program that calls nothing */
+
+/* A registered program (syscall_dispatch.c). The assembly fast path reads
+ * kind and fn at these offsets. Never freed (readers may hold it). */
+struct gsys_link {
+    struct gsys_link *_Atomic next;
+    enum gsys_kind kind;       /* 8 */
+    int nr;                    /* -1: all */
+    gsys_handler fn;           /* 16 */
+    uint64_t cookie;
+    _Atomic int dead;
+    int calls_nothing;         /* gsys_attach_opts.handler_preserves_fp */
+    struct gsys_link *grave_next;   /* detached links, kept reachable */
+};
+#define GSYS_LINK_OFF_KIND 8
+#define GSYS_LINK_OFF_FN   16
 
 /* What the assembly entry saved; lowest address first. The offsets are used
  * by syscall_tramp.c's assembly: change both together. */
@@ -58,6 +78,8 @@ enum {
 
 /* syscall_tramp.c */
 extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
+/* The program of each GSYS_H_FAST number (NULL otherwise). */
+extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
 extern char graft_sys_text_start[] GSYS_HIDDEN;
 extern char graft_sys_text_end[] GSYS_HIDDEN;
 extern char graft_sys_entry[] GSYS_HIDDEN;
@@ -81,8 +103,14 @@ void graft_sys_dispatch_exit(struct gsys_frame *f) GSYS_HIDDEN;
  * not one of the special cases; used by the SIGSYS handler too. */
 uint64_t gsys_run_plain(struct gsys_frame *f) GSYS_HIDDEN;
 int gsys_run_enter(struct gsys_frame *f, uint64_t *override) GSYS_HIDDEN;
+/* Run programs between PKRU gates (gattach_set_isolation). */
+void gsys_set_isolation(int on) GSYS_HIDDEN;
 void gsys_run_exit(struct gsys_frame *f) GSYS_HIDDEN;
-extern __thread int gsys_in_hook GSYS_HIDDEN;
+/* Initial-exec TLS: the assembly reads them at a fixed %fs offset, and C
+ * code reaches them without __tls_get_addr even in libgraft.so. */
+#define GSYS_TLS_IE __attribute__((tls_model("initial-exec")))
+extern __thread int gsys_in_hook GSYS_TLS_IE GSYS_HIDDEN;
+extern __thread int32_t gsys_tid GSYS_TLS_IE GSYS_HIDDEN;   /* 0: not known yet */
 extern volatile int gsys_active GSYS_HIDDEN;
 enum { GSYS_MODE_NONE = 0, GSYS_MODE_ZPOLINE, GSYS_MODE_SECCOMP };
 extern volatile int gsys_mode GSYS_HIDDEN;   /* how hooks were installed */

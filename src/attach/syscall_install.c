@@ -6,7 +6,7 @@
  * Invariant: graft_sys_hooked[nr] has GSYS_H_SPECIAL for every number the
  * assembly fast path must not run by itself: rt_sigreturn (needs the
  * caller's stack), clone/clone3/vfork (child return path), mmap/mprotect/
- * pkey_mprotect (new code to rewrite).
+ * pkey_mprotect (new code to rewrite), fork (the child's tid cache).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +22,7 @@ static char note[1600];
 static const int special_nrs[] = {
     SYS_rt_sigreturn, SYS_clone, SYS_clone3, SYS_vfork,
     SYS_mmap, SYS_mprotect, SYS_pkey_mprotect,
+    SYS_fork,      /* the child's cached tid (the fast path reads it) */
 };
 
 static void mark_special(int on)

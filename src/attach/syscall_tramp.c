@@ -4,17 +4,16 @@
  *
  * A rewritten site `ff d0` (call *%rax) pushes its return address and jumps
  * to address rax = the syscall number. Page 0 holds a sled that carries any
- * such address to a jump to graft_sys_entry. The sled is not plain NOPs
- * (getpid would run ~470 of them): it is the byte pattern 74 74 75 75 ...
- * so that from any offset the CPU decodes `je/jne +0x74..0x75` pairs, one
- * of which is taken - about four jumps cross the sled. The byte after the
- * sled is 0x3c (`cmp $0x90,%al` with the first NOP) so the last jcc has a
- * forward displacement; a short NOP landing zone then jumps to the stub.
- * Numbers GSYS_LAND+1..GSYS_LAND+4 (649-652, not syscalls) would land
- * inside that jump and crash; numbers >= GSYS_STUB_OFF fault at rax.
+ * such address to a jump to graft_sys_entry (fill_page0 has the layout):
+ * four or five jle/jg jumps, then a few 5-byte cmp instructions, not the
+ * ~470 NOPs plain zpoline would run for getpid.
  *
  * graft_sys_entry: if graft_sys_hooked[nr] is 0 the syscall runs right
- * there and returns (the fast path: no program, nothing special). Else the
+ * there and returns (no program, nothing special). If it is GSYS_H_FAST,
+ * the one program of nr is an enter program that calls nothing: FAST_PATH
+ * pushes its context, calls it and makes the syscall, all in assembly (the
+ * only other place programs are called is syscall_dispatch.c's run_list;
+ * the fast path is never used when programs are isolated). Else the
  * slow path skips the caller's red zone (128 bytes, minus the 8 the call
  * already overwrote - that is the technique's known limit), saves the
  * argument registers, rbx and xmm0-15 and calls graft_sys_dispatch(frame),
@@ -73,6 +72,72 @@ __thread uint64_t graft_sys_vfork_ret
     "mov 0(%rbx), %rdi\n mov 8(%rbx), %rsi\n mov 16(%rbx), %rdx\n" \
     "mov 24(%rbx), %r10\n mov 32(%rbx), %r8\n mov 40(%rbx), %r9\n mov 48(%rbx), %rax\n"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define TLS_SET(var, val) \
+    "  mov " var "@gottpoff(%rip), %rcx\n  movl $" val ", %fs:(%rcx)\n"
+/* Skip the red zone as the slow path does; rbp = frame base; aligned. */
+#define FAST_FRAME \
+    "  sub $0x80, %rsp\n  push %rbp\n  mov %rsp, %rbp\n  and $-16, %rsp\n"
+/* One enter program that calls nothing (GSYS_H_FAST): push its context,
+ * which doubles as the save area of the registers a C call may clobber
+ * (the handler promised not to write it), call it with gsys_in_hook set,
+ * reload the registers, make the syscall. No xmm save, no
+ * ghelper_run_state(), no C. rax = nr; r11 = the link. */
+#define FAST_PATH \
+    "  mov gsys_in_hook@gottpoff(%rip), %r11\n" \
+    "  cmpl $0, %fs:(%r11)\n" \
+    "  jne 0b\n"                          /* inside a program: no programs */ \
+    "  lea graft_sys_fast(%rip), %r11\n" \
+    "  mov (%r11,%rax,8), %r11\n" \
+    "  test %r11, %r11\n" \
+    "  jz 9f\n"                           /* changing right now */ \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
+    "  je 2f\n" \
+    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:(%rcx), %ecx\n" \
+    "  test %ecx, %ecx\n" \
+    "  jz 9f\n"                           /* first on this thread: C caches it */ \
+    FAST_FRAME \
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $64, %esi\n" \
+    "  mov %rsp, %rdi\n" \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov 8(%rsp), %rax\n  mov 16(%rsp), %rdi\n  mov 24(%rsp), %rsi\n" \
+    "  mov 32(%rsp), %rdx\n  mov 40(%rsp), %r10\n  mov 48(%rsp), %r8\n" \
+    "  mov 56(%rsp), %r9\n" \
+    "  jmp 3f\n" \
+    /* raw sys_enter: {&regs, nr} on top of a struct graft_pt_regs (pad,
+     * then ss first: pushes go down) */ \
+    "2:\n" \
+    FAST_FRAME \
+    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
+    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
+    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */ \
+    "  mov %rsp, %rcx\n push %rax\n push %rcx\n" \
+    "  mov $16, %esi\n" \
+    "  mov %rsp, %rdi\n" \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov 16+120(%rsp), %rax\n  mov 16+112(%rsp), %rdi\n  mov 16+104(%rsp), %rsi\n" \
+    "  mov 16+96(%rsp), %rdx\n  mov 16+56(%rsp), %r10\n  mov 16+72(%rsp), %r8\n" \
+    "  mov 16+64(%rsp), %r9\n" \
+    "3:\n" \
+    TLS_SET("gsys_in_hook", "0") \
+    "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
+    "  jmp 0b\n"
+
+_Static_assert(GSYS_RAW_ENTER == 2, "kind compared in the assembly");
+_Static_assert(offsetof(struct graft_pt_regs, r10) == 56 && offsetof(struct graft_pt_regs, r9) == 64 &&
+               offsetof(struct graft_pt_regs, r8) == 72 && offsetof(struct graft_pt_regs, dx) == 96 &&
+               offsetof(struct graft_pt_regs, si) == 104 && offsetof(struct graft_pt_regs, di) == 112 &&
+               offsetof(struct graft_pt_regs, orig_ax) == 120 && sizeof(struct graft_pt_regs) == 168,
+               "pt_regs layout used by the fast path");
+
 __asm__(
     ".text\n"
     ".p2align 6\n"
@@ -82,11 +147,20 @@ __asm__(
     ".type graft_sys_entry, @function\n"
     "graft_sys_entry:\n"
     "  lea graft_sys_hooked(%rip), %r11\n"
-    "  cmpb $0, (%r11,%rax)\n"
-    "  jne 1f\n"
+    "  movzbl (%r11,%rax), %r11d\n"
+    "  test %r11d, %r11d\n"
+    "  jnz 1f\n"
+    "0:\n"
     "  syscall\n"
-    "  ret\n"
+    /* pop+jmp, not ret: returning from the kernel left the return-stack
+     * predictor useless anyway, and the indirect predictor does better */
+    "  pop %rcx\n"
+    "  jmp *%rcx\n"
     "1:\n"
+    "  cmp $" STR(GSYS_H_FAST) ", %r11d\n"
+    "  jne 9f\n"
+    FAST_PATH
+    "9:\n"
     "  sub $0x80, %rsp\n"
     "  push %rbx\n"
     "  sub $8, %rsp\n"
@@ -171,30 +245,47 @@ __asm__(
     "graft_sys_text_end:\n"
     "  ud2\n");
 
-/* The 16-byte stub at GSYS_STUB_OFF: movabs $graft_sys_entry, %r11;
- * jmp *%r11 (r11 is clobbered by syscall anyway). The sled's jumps land at
- * most 118 bytes past it, so a `jmp rel32` to the stub follows a short NOP
- * landing zone; NOPs after it carry numbers >= GSYS_LAND + 5 to the stub. */
-static void fill_page0(uint8_t *dst)
+/* movabs $graft_sys_entry, %r11; jmp *%r11 (r11 is the syscall's to
+ * clobber anyway): GSYS_STUB_LEN bytes. */
+static void put_stub(uint8_t *s)
 {
-    static uint8_t p[GSYS_PAGE];
-    static const uint8_t pat[4] = {0x74, 0x74, 0x75, 0x75};
     uint64_t target = (uint64_t)(uintptr_t)graft_sys_entry;
-    for (int i = 0; i < GSYS_SLED; i++)
-        p[i] = pat[i % 4];
-    p[GSYS_SLED] = 0x3c;
-    memset(p + GSYS_SLED + 1, 0x90, GSYS_STUB_OFF - GSYS_SLED - 1);
-    int32_t rel = GSYS_STUB_OFF - (GSYS_LAND + 5);
-    p[GSYS_LAND] = 0xe9;
-    memcpy(p + GSYS_LAND + 1, &rel, 4);
-    uint8_t *s = p + GSYS_STUB_OFF;
     s[0] = 0x49;
     s[1] = 0xbb;
     memcpy(s + 2, &target, 8);
     s[10] = 0x41;
     s[11] = 0xff;
     s[12] = 0xe3;
-    s[13] = s[14] = s[15] = 0xcc;
+}
+
+/* A run of 0x3d bytes decodes from any offset as 5-byte `cmp $imm,%eax`
+ * (flags only), so it carries any entry point to its end five times faster
+ * than NOPs. The instruction that runs over the end eats at most 4 of the
+ * NOPs that follow; the jump is right after them. */
+static void put_run_to_stub(uint8_t *p, int from, int stub)
+{
+    memset(p + from, 0x3d, (size_t)(stub - 4 - from));
+    memset(p + stub - 4, 0x90, 4);
+    put_stub(p + stub);
+}
+
+/* The sled: bytes 7e 7e 7f 7f ... decode from any offset as jle/jg pairs
+ * (complementary conditions, so one of each pair is taken) that jump 126
+ * or 127 bytes forward; four or five jumps cross it, landing at most 129
+ * bytes past it, inside the 0x3d run that ends at the GSYS_LAND stub.
+ * Numbers GSYS_LAND+1 .. GSYS_LAND+GSYS_STUB_LEN-1 (649-660, not
+ * syscalls) would land inside that stub; higher ones cross a second run to
+ * the stub at GSYS_STUB_OFF. */
+static void fill_page0(uint8_t *dst)
+{
+    static uint8_t p[GSYS_PAGE];
+    static const uint8_t pat[4] = {0x7e, 0x7e, 0x7f, 0x7f};
+    _Static_assert(GSYS_SLED + 2 + 0x7f < GSYS_LAND - 4, "sled lands in the run");
+    for (int i = 0; i < GSYS_SLED; i++)
+        p[i] = pat[i % 4];
+    put_run_to_stub(p, GSYS_SLED, GSYS_LAND);
+    put_run_to_stub(p, GSYS_LAND + GSYS_STUB_LEN, GSYS_STUB_OFF);
+    memset(p + GSYS_STUB_OFF + GSYS_STUB_LEN, 0xcc, GSYS_PAGE - GSYS_STUB_OFF - GSYS_STUB_LEN);
     /* copy to address 0 without C pointer arithmetic on NULL (undefined,
      * and the compiler may drop it) */
     size_t n = GSYS_PAGE;

@@ -18,6 +18,11 @@
  *       jmp qword [rip+0]; .quad addr+reloc_len
  *  112  .quad site, .quad entry
  *
+ * With isolation on, pages are made for gated sites only: the RW view is
+ * tagged with the extension key (stubs are written between giso_enter and
+ * giso_leave) and the RX view is registered as a gate range for
+ * giso_scan().
+ *
  * Function-entry sites instead get the entry template (tramp_x86.c) at 0,
  * the relocated instructions right after it (it falls through into them)
  * and the return template at GSTUB_RET, all patched with this site's
@@ -41,6 +46,7 @@
 struct stub_page {
     uint8_t *rx, *rw;
     uint32_t used;                    /* stubs handed out */
+    int gated;                        /* rw view keyed, rx registered as gates */
     struct stub_page *next;
 };
 static struct stub_page *g_pages;
@@ -122,8 +128,17 @@ static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
             munmap(rw, PAGE);
             return graft_errf(err, -ENOMEM, "attach: out of memory"), NULL;
         }
+        if (g_attach_iso && (giso_protect(rw, PAGE, PROT_READ | PROT_WRITE, err) < 0 ||
+                             giso_register_gate_range(rx, PAGE) < 0)) {
+            munmap(rx, PAGE);
+            munmap(rw, PAGE);
+            free(p);
+            return graft_errf(err, -ENOMEM, "attach: cannot protect a trampoline page: %s",
+                              err && err->msg[0] ? err->msg : "out of memory"), NULL;
+        }
         p->rx = rx;
         p->rw = rw;
+        p->gated = g_attach_iso;
         p->next = g_pages;
         g_pages = p;
         return p;
@@ -138,7 +153,8 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
 {
     struct stub_page *p;
     for (p = g_pages; p; p = p->next)
-        if (p->used < PAGE / GSTUB_SIZE && near((uint64_t)p->rx, site->addr) &&
+        if (p->used < PAGE / GSTUB_SIZE && p->gated == site->gated &&
+            near((uint64_t)p->rx, site->addr) &&
             near((uint64_t)p->rx + PAGE, site->addr))
             break;
     if (!p && !(p = page_map_near(site->addr, err)))
@@ -149,11 +165,24 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
     return 0;
 }
 
+static const struct gtmpl g_tmpls[2] = {
+    { graft_tmpl_entry, graft_tmpl_entry_end, graft_tp_e_addr, graft_tp_e_tls, graft_tp_e_site,
+      graft_tp_e_gp, graft_tp_e_ret, graft_tp_e_site2, graft_tp_e_slow, graft_tp_e_push, NULL,
+      NULL, graft_tmpl_ret, graft_tmpl_ret_end, graft_tp_r_tls, graft_tp_r_gp, graft_tp_r_missed,
+      graft_tp_r_slow, NULL, NULL },
+    { graft_tmpl_entry_g, graft_tmpl_entry_end_g, graft_tp_e_addr_g, graft_tp_e_tls_g,
+      graft_tp_e_site_g, graft_tp_e_gp_g, graft_tp_e_ret_g, graft_tp_e_site2_g, graft_tp_e_slow_g,
+      graft_tp_e_push_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tmpl_ret_g,
+      graft_tmpl_ret_end_g, graft_tp_r_tls_g, graft_tp_r_gp_g, graft_tp_r_missed_g,
+      graft_tp_r_slow_g, graft_tp_r_gin_g, graft_tp_r_gout_g },
+};
+
 /* Where an entry site's relocated instructions start: right after the
  * entry template, which falls through into them. */
-static uint32_t site_cont_off(void)
+static uint32_t site_cont_off(const struct gsite *site)
 {
-    return (uint32_t)(graft_tmpl_entry_end - graft_tmpl_entry);
+    const struct gtmpl *t = &g_tmpls[site->gated];
+    return (uint32_t)(t->entry_end - t->entry);
 }
 
 /* ---- decoding ------------------------------------------------------------- */
@@ -305,7 +334,7 @@ static const char *relocate_one(struct emit *e, const ZydisDecodedInstruction *i
 static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_size,
                             uint32_t *covered)
 {
-    uint32_t at = site->is_entry ? site_cont_off() : GSTUB_RELOC;
+    uint32_t at = site->is_entry ? site_cont_off(site) : GSTUB_RELOC;
     uint32_t cap = site->is_entry ? GSTUB_ERELOC_MAX - 14 : GSTUB_RELOC_MAX;
     struct emit e = { site->stub_rw + at, (uint64_t)site->stub + at, 0, cap };
     uint64_t ip = site->addr;
@@ -362,24 +391,40 @@ static void patch32(struct gsite *site, uint32_t off, const uint8_t *t, const ui
     memcpy(site->stub_rw + off + (label - t) - 4, &v, 4);
 }
 
+/* Fill the gate slot that ends at label with a gate loading pkru. */
+static void patch_gate(struct gsite *site, uint32_t off, const uint8_t *t, const uint8_t *label,
+                       uint32_t pkru)
+{
+    uint8_t *at = site->stub_rw + off + (label - t) - GGATE_LEN;
+    size_t n = giso_emit_gate(at, GGATE_LEN, pkru);
+    (void)n;    /* == GGATE_LEN: checked by gattach_set_isolation() */
+}
+
 static void write_templates(struct gsite *site)
 {
     int32_t tls = (int32_t)(int64_t)gfunc_tls_offset();
-    const uint8_t *e = graft_tmpl_entry, *r = graft_tmpl_ret;
-    copy_tmpl(site, 0, e, graft_tmpl_entry_end);
-    patch64(site, 0, e, graft_tp_e_addr, site->addr);
-    patch32(site, 0, e, graft_tp_e_tls, tls);
-    patch64(site, 0, e, graft_tp_e_site, (uint64_t)site);
-    patch64(site, 0, e, graft_tp_e_site2, (uint64_t)site);
-    patch64(site, 0, e, graft_tp_e_gp, (uint64_t)&g_gp);
-    patch64(site, 0, e, graft_tp_e_ret, (uint64_t)site->stub + GSTUB_RET);
-    patch64(site, 0, e, graft_tp_e_slow, (uint64_t)graft_hook_enter_slow);
-    patch64(site, 0, e, graft_tp_e_push, (uint64_t)graft_shadow_push_slow);
-    copy_tmpl(site, GSTUB_RET, r, graft_tmpl_ret_end);
-    patch32(site, GSTUB_RET, r, graft_tp_r_tls, tls);
-    patch64(site, GSTUB_RET, r, graft_tp_r_gp, (uint64_t)&g_gp);
-    patch64(site, GSTUB_RET, r, graft_tp_r_missed, (uint64_t)&st_missed);
-    patch64(site, GSTUB_RET, r, graft_tp_r_slow, (uint64_t)graft_hook_return);
+    const struct gtmpl *T = &g_tmpls[site->gated];
+    const uint8_t *e = T->entry, *r = T->ret;
+    copy_tmpl(site, 0, e, T->entry_end);
+    patch64(site, 0, e, T->e_addr, site->addr);
+    patch32(site, 0, e, T->e_tls, tls);
+    patch64(site, 0, e, T->e_site, (uint64_t)site);
+    patch64(site, 0, e, T->e_site2, (uint64_t)site);
+    patch64(site, 0, e, T->e_gp, (uint64_t)&g_gp);
+    patch64(site, 0, e, T->e_ret, (uint64_t)site->stub + GSTUB_RET);
+    patch64(site, 0, e, T->e_slow, (uint64_t)graft_hook_enter_slow);
+    patch64(site, 0, e, T->e_push, (uint64_t)graft_shadow_push_slow);
+    copy_tmpl(site, GSTUB_RET, r, T->ret_end);
+    patch32(site, GSTUB_RET, r, T->r_tls, tls);
+    patch64(site, GSTUB_RET, r, T->r_gp, (uint64_t)&g_gp);
+    patch64(site, GSTUB_RET, r, T->r_missed, (uint64_t)&st_missed);
+    patch64(site, GSTUB_RET, r, T->r_slow, (uint64_t)graft_hook_return);
+    if (site->gated) {
+        patch_gate(site, 0, e, T->e_gin, giso_pkru_ext());
+        patch_gate(site, 0, e, T->e_gout, giso_pkru_host());
+        patch_gate(site, GSTUB_RET, r, T->r_gin, giso_pkru_ext());
+        patch_gate(site, GSTUB_RET, r, T->r_gout, giso_pkru_host());
+    }
     site->ret_tramp = (uint64_t)site->stub + GSTUB_RET;
 }
 
@@ -408,16 +453,32 @@ static void write_stub_head(struct gsite *site)
     memcpy(w + GSTUB_DATA_ENTRY, &ep, 8);
 }
 
+static int build_stub(struct gsite *site, uint64_t func_size, int force_trap, int no_trap,
+                      struct graft_err *err);
+
 int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
-    if ((graft_tmpl_entry_end - graft_tmpl_entry) + GSTUB_ERELOC_MAX > GSTUB_RET ||
-        GSTUB_RET + (graft_tmpl_ret_end - graft_tmpl_ret) > GSTUB_SIZE)
-        return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
-                          "GSTUB_SIZE (func_internal.h); enlarge it");
+    for (int v = 0; v < 2; v++)
+        if ((g_tmpls[v].entry_end - g_tmpls[v].entry) + GSTUB_ERELOC_MAX > GSTUB_RET ||
+            GSTUB_RET + (g_tmpls[v].ret_end - g_tmpls[v].ret) > GSTUB_SIZE)
+            return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
+                              "GSTUB_SIZE (func_internal.h); enlarge it");
+    site->gated = g_attach_iso;
     int rc = stub_alloc(site, err);
     if (rc < 0)
         return rc;
+    /* With isolation on the stub pages' writable views carry the extension
+     * key: the host cannot rewrite a gate's PKRU immediate through them. */
+    giso_enter();
+    rc = build_stub(site, func_size, force_trap, no_trap, err);
+    giso_leave();
+    return rc;
+}
+
+static int build_stub(struct gsite *site, uint64_t func_size, int force_trap, int no_trap,
+                      struct graft_err *err)
+{
     write_stub_head(site);
 
     const char *why = NULL;
@@ -455,7 +516,7 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
     }
     memcpy(site->orig, (void *)site->addr, site->patch_len);
     memcpy(site->orig_long, (void *)site->addr, sizeof(site->orig_long));
-    site->cont = (uint64_t)site->stub + (site->is_entry ? site_cont_off() : GSTUB_CONT);
+    site->cont = (uint64_t)site->stub + (site->is_entry ? site_cont_off(site) : GSTUB_CONT);
     __builtin___clear_cache((char *)site->stub, (char *)site->stub + GSTUB_SIZE);
     return 0;
 }

@@ -178,6 +178,15 @@ __asm__(
  * entry for return probes and fall through into the relocated original
  * instructions. Everything unusual goes to graft_hook_enter_slow().
  *
+ * Both templates exist twice: as is, and with the suffix _g, which has a
+ * GGATE_LEN-byte slot right before and after the handler loop. With
+ * isolation on (gattach_set_isolation) sites get the _g copy and
+ * tramp_reloc.c writes giso_emit_gate() code into the slots - PKRU := ext
+ * before the first handler, PKRU := host after the last - so extensions
+ * run with the extension key enabled and the host never does. A gate
+ * pushes 24 bytes below rsp, which is free there (our frame is above it).
+ * Sites built with isolation off have no slots: no cost at all.
+ *
  * Return fast path: the probed function `ret`s into the site's return
  * template; it pops the matching shadow entry, runs the return handlers and
  * leaves with `jmp *%r11` (r11 is dead after a return) rather than `ret`,
@@ -226,28 +235,37 @@ __asm__(
     ".macro TLABEL name\n"
     "  .globl \\name\n  .hidden \\name\n\\name:\n"
     ".endm\n"
+    /* Room for a giso_emit_gate() gate, filled in per site; its end is
+     * labelled. Nothing at all in the variant without gates. */
+    ".macro GATE_SLOT name, gates\n"
+    "  .if \\gates\n"
+    "  .skip " S(GGATE_LEN) ", 0xcc\n"
+    "TLABEL \\name\n"
+    "  .endif\n"
+    ".endm\n"
 
+    ".macro ENTRY_TMPL sfx, gates\n"
     /* ---- entry template: frame 312 bytes: pt_regs at 0, xmm0-7 at 176 (rsp 16-aligned after it) ---- */
     "  .p2align 4\n"
-    "TLABEL graft_tmpl_entry\n"
+    "TLABEL graft_tmpl_entry\\sfx\n"
     "  sub $312, %rsp\n"
     "  TSAVE_GPRS\n"
     "  lea 312(%rsp), %rax\n"
     "  mov %rax, 152(%rsp)\n"
     "  movabs $0x1111111111111111, %rax\n"
-    "TLABEL graft_tp_e_addr\n"
+    "TLABEL graft_tp_e_addr\\sfx\n"
     "  mov %rax, 128(%rsp)\n"
     "  mov %fs:0x7ffffff0, %rbx\n"
-    "TLABEL graft_tp_e_tls\n"
+    "TLABEL graft_tp_e_tls\\sfx\n"
     "  test %rbx, %rbx\n"
     "  jz 8f\n"
     "  cmpl $0, 8(%rbx)\n"                  /* t->busy */
     "  jne 8f\n"
     "  movabs $0x2222222222222222, %r14\n"   /* site */
-    "TLABEL graft_tp_e_site\n"
+    "TLABEL graft_tp_e_site\\sfx\n"
     "  movl $1, 8(%rbx)\n"
     "  movabs $0x3333333333333333, %rax\n"   /* &g_gp */
-    "TLABEL graft_tp_e_gp\n"
+    "TLABEL graft_tp_e_gp\\sfx\n"
     "  mov (%rax), %rax\n"
     "  mov %rax, (%rbx)\n"                   /* t->rcu_ctr = gp */
     "  mov " S(GSITE_OFF_HS) "(%r14), %r12\n"
@@ -272,6 +290,7 @@ __asm__(
     "  mov 40(%r12), %r15\n"                 /* entry slots */
     "  test %ebp, %ebp\n"
     "  jz 3f\n"
+    "  GATE_SLOT graft_tp_e_gin\\sfx, \\gates\n"    /* PKRU := ext */
     "2:\n"
     "  mov 8(%r15), %rax\n"
     "  mov %rax, 16(%r13)\n"                 /* rs->cookie */
@@ -281,6 +300,7 @@ __asm__(
     "  add $24, %r15\n"
     "  dec %ebp\n"
     "  jnz 2b\n"
+    "  GATE_SLOT graft_tp_e_gout\\sfx, \\gates\n"   /* PKRU := host */
     "3:\n"
     "  cmpl $0, 4(%r12)\n"                   /* n_ret */
     "  je 5f\n"
@@ -302,7 +322,7 @@ __asm__(
     "  inc %eax\n"
     "  mov %eax, 12(%rbx)\n"
     "  movabs $0x4444444444444444, %rdx\n"   /* this site's return template */
-    "TLABEL graft_tp_e_ret\n"
+    "TLABEL graft_tp_e_ret\\sfx\n"
     "  mov %rdx, (%rdi)\n"
     "5:\n"
     "  testl $" S(GHS_SAVE_FP) ", 12(%r12)\n"
@@ -324,9 +344,9 @@ __asm__(
     "  TSAVE_XMM 8\n"
     "  mov %rsp, %rdi\n"
     "  movabs $0x2222222222222222, %rsi\n"
-    "TLABEL graft_tp_e_site2\n"
+    "TLABEL graft_tp_e_site2\\sfx\n"
     "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_enter_slow */
-    "TLABEL graft_tp_e_slow\n"
+    "TLABEL graft_tp_e_slow\\sfx\n"
     "  call *%rax\n"
     "  TREST_XMM 8\n"
     "  test %eax, %eax\n"
@@ -343,22 +363,24 @@ __asm__(
     "  mov 152(%rsp), %rsi\n"
     "  mov %r14, %rdx\n"
     "  movabs $0x6666666666666666, %rax\n"   /* graft_shadow_push_slow */
-    "TLABEL graft_tp_e_push\n"
+    "TLABEL graft_tp_e_push\\sfx\n"
     "  call *%rax\n"
     "  TREST_XMM 8\n"
     "  jmp 5b\n"
     "11:\n"
-    "TLABEL graft_tmpl_entry_end\n"
+    "TLABEL graft_tmpl_entry_end\\sfx\n"
 
+    ".endm\n"
+    ".macro RET_TMPL sfx, gates\n"
     /* ---- return template: entered by `ret`, rsp = slot + 8 (16-aligned) ---- */
     "  .p2align 4\n"
-    "TLABEL graft_tmpl_ret\n"
+    "TLABEL graft_tmpl_ret\\sfx\n"
     "  sub $320, %rsp\n"
     "  TSAVE_GPRS\n"
     "  lea 320(%rsp), %rax\n"
     "  mov %rax, 152(%rsp)\n"
     "  mov %fs:0x7ffffff0, %rbx\n"
-    "TLABEL graft_tp_r_tls\n"
+    "TLABEL graft_tp_r_tls\\sfx\n"
     "  test %rbx, %rbx\n"
     "  jz 8f\n"
     "  mov 12(%rbx), %eax\n"                 /* depth */
@@ -379,7 +401,7 @@ __asm__(
     "  jne 7f\n"
     "  movl $1, 8(%rbx)\n"
     "  movabs $0x3333333333333333, %rax\n"
-    "TLABEL graft_tp_r_gp\n"
+    "TLABEL graft_tp_r_gp\\sfx\n"
     "  mov (%rax), %rax\n"
     "  mov %rax, (%rbx)\n"
     "  mov " S(GSITE_OFF_HS) "(%r14), %r12\n"
@@ -404,6 +426,7 @@ __asm__(
     "  TSAVE_XMM 2\n"
     "1:\n"
     "  mov 48(%r12), %r15\n"                 /* return slots */
+    "  GATE_SLOT graft_tp_r_gin\\sfx, \\gates\n"
     "2:\n"
     "  mov 8(%r15), %rax\n"
     "  mov %rax, 16(%r13)\n"
@@ -413,6 +436,7 @@ __asm__(
     "  add $24, %r15\n"
     "  dec %ebp\n"
     "  jnz 2b\n"
+    "  GATE_SLOT graft_tp_r_gout\\sfx, \\gates\n"
     "  test $" S(GHS_SAVE_FP) ", %r14d\n"
     "  jz 6f\n"
     "  TREST_XMM 2\n"
@@ -427,7 +451,7 @@ __asm__(
     /* nested in a handler: count the miss, skip the handlers */
     "7:\n"
     "  movabs $0x7777777777777777, %rax\n"   /* &st_missed */
-    "TLABEL graft_tp_r_missed\n"
+    "TLABEL graft_tp_r_missed\\sfx\n"
     "  lock incq (%rax)\n"
     "  jmp 10b\n"
     /* no thread state, or stale entries: the C path (aborts if lost) */
@@ -436,10 +460,15 @@ __asm__(
     "  mov %rsp, %rdi\n"
     "  lea 312(%rsp), %rsi\n"
     "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_return */
-    "TLABEL graft_tp_r_slow\n"
+    "TLABEL graft_tp_r_slow\\sfx\n"
     "  call *%rax\n"
     "  mov %rax, 304(%rsp)\n"
     "  TREST_XMM 2\n"
     "  jmp 10b\n"
-    "TLABEL graft_tmpl_ret_end\n"
+    "TLABEL graft_tmpl_ret_end\\sfx\n"
+    ".endm\n"
+    "ENTRY_TMPL , 0\n"
+    "RET_TMPL , 0\n"
+    "ENTRY_TMPL _g, 1\n"
+    "RET_TMPL _g, 1\n"
 );

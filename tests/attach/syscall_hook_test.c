@@ -9,6 +9,12 @@
  *   syscall_hook_test bpf              a real eBPF program (VM) counts into an
  *                                      array map shared with forked children
  *   syscall_hook_test strace STRACE    per-syscall counts equal strace -f's
+ *   syscall_hook_test fast             the assembly fast path (one enter
+ *                                      program that calls nothing): contexts,
+ *                                      registers, threads, when it must not
+ *                                      be used, a JIT'd program
+ *   syscall_hook_test sled             every page-0 entry point and flag
+ *                                      state reaches the entry
  *
  * Each check prints what differed; exit status 0 only if all passed.
  */
@@ -352,6 +358,265 @@ static int test_bpf(void)
     return 0;
 }
 
+
+/* ---- the assembly fast path ----------------------------------------------- */
+
+/* Handlers for handler_preserves_fp: they call nothing and, with volatile
+ * element copies, the compiler cannot vectorise them into xmm code. */
+static __thread volatile uint64_t rec[24];   /* per thread: threads check their own */
+static _Atomic uint64_t fast_hits, other_hits;
+
+static uint64_t rec_ctx(void *ctx, uint64_t len)
+{
+    const volatile uint64_t *c = ctx;
+    for (uint64_t i = 0; i < len / 8 && i < 2 + 8; i++)
+        rec[i] = c[i];
+    rec[23] = len;
+    if (len == 16) {
+        const volatile uint64_t *r = (const volatile uint64_t *)(uintptr_t)c[0];
+        for (int i = 0; i < 21; i++)
+            rec[2 + i] = r[i];
+    }
+    atomic_fetch_add_explicit(&fast_hits, 1, memory_order_relaxed);
+    return 0;
+}
+
+static uint64_t count_other(void *ctx, uint64_t len)
+{
+    atomic_fetch_add_explicit(&other_hits, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* getppid from a rewritten instruction with known values in every
+ * register; checks the ones the kernel preserves came back unchanged. */
+static long getppid_regs(void)
+{
+    register long r10 __asm__("r10") = 44;
+    register long r8 __asm__("r8") = 55;
+    register long r9 __asm__("r9") = 66;
+    register long r12 __asm__("r12") = 77;
+    long ax = SYS_getppid, di = 11, si = 22, dx = 33, bx = 0x1234;
+    double x = 2.5, y;
+    __asm__ volatile("movsd %[x], %%xmm3\n xchg %[bx], %%rbx\n syscall\n"
+                     "xchg %[bx], %%rbx\n movsd %%xmm3, %[y]"
+                     : "+a"(ax), "+D"(di), "+S"(si), "+d"(dx), "+r"(r10), "+r"(r8),
+                       "+r"(r9), "+r"(r12), [bx] "+r"(bx), [y] "=m"(y)
+                     : [x] "m"(x)
+                     : "rcx", "r11", "xmm3", "memory");
+    CHECK(di == 11 && si == 22 && dx == 33 && r10 == 44 && r8 == 55 && r9 == 66 &&
+          r12 == 77 && bx == 0x1234, "registers not preserved: %ld %ld %ld %ld %ld %ld %ld %lx",
+          di, si, dx, (long)r10, (long)r8, (long)r9, (long)r12, bx);
+    CHECK(y == 2.5, "xmm3 clobbered: %f", y);
+    return ax;
+}
+
+static void *fast_thread(void *arg)
+{
+    for (int i = 0; i < PER_THREAD; i++)
+        CHECK(syscall(SYS_getppid) == my_ppid, "getppid in thread");
+    if (arg) {
+        CHECK(rec[0] >> 32 == (uint64_t)syscall(SYS_gettid), "trace_entry pid %lu, tid %ld",
+              (unsigned long)(rec[0] >> 32), syscall(SYS_gettid));
+    }
+    return NULL;
+}
+
+static void *ignored_thread(void *arg)
+{
+    gsys_ignore_this_thread();
+    for (int i = 0; i < PER_THREAD; i++)
+        syscall(SYS_getppid);
+    return NULL;
+}
+
+static void run_threads(void *(*fn)(void *), void *arg)
+{
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, fn, arg);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void fast_jit(void)
+{
+    static uint64_t jit_count;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "lddw r2, %#llx\n"
+             "ldxdw r3, [r2+0]\n"
+             "ldxdw r4, [r1+8]\n"           /* id */
+             "jne r4, %d, out\n"
+             "add r3, 1\n"
+             "stxdw [r2+0], r3\n"
+             "out:\n"
+             "mov r0, 0\n"
+             "exit\n", (unsigned long long)(uintptr_t)&jit_count, SYS_getppid);
+    struct graft_err err = {0};
+    struct bpf_insn *insns;
+    uint32_t n;
+    struct gvm_prog *prog;
+    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT};
+    if (gvm_asm(text, &insns, &n, &err) < 0 || gvm_prog_create(insns, n, &po, &prog, &err) < 0) {
+        printf("FAIL JIT program: %s\n", err.msg);
+        failures++;
+        return;
+    }
+    struct gsys_attach_opts o = {.sz = sizeof(o), .handler_preserves_fp = 1};
+    struct gsys_link *l;
+    CHECK(gsys_attach_opts(GSYS_ENTER, SYS_getppid, gvm_prog_native(prog), &o, &l, &err) == 0,
+          "attach: %s", err.msg);
+    for (int i = 0; i < 250; i++)
+        getppid_regs();
+    gsys_detach(l);
+    getppid_regs();
+    CHECK(jit_count == 250, "JIT'd program counted %lu, made 250", (unsigned long)jit_count);
+    gvm_prog_free(prog);
+    free(insns);
+}
+
+static int test_fast(void)
+{
+    install(0);
+    struct graft_err err = {0};
+    struct gsys_attach_opts o = {.sz = sizeof(o), .handler_preserves_fp = 1};
+    struct gsys_link *l, *l2, *l3;
+    /* raw sys_enter: {pt_regs *, id} */
+    /* the C dispatcher sets the helpers' run state, the fast path does not */
+    struct ghelper_run *rs = ghelper_run_state();
+    CHECK(gsys_attach_opts(GSYS_RAW_ENTER, SYS_getppid, rec_ctx, &o, &l, &err) == 0,
+          "attach: %s", err.msg);
+    rs->ctx = NULL;
+    CHECK(getppid_regs() == my_ppid, "getppid result");
+    CHECK(rs->ctx == NULL, "raw: the fast path was not taken");
+    CHECK(fast_hits == 1 && rec[23] == 16 && rec[1] == SYS_getppid, "raw: hits %lu len %lu id %lu",
+          (unsigned long)fast_hits, (unsigned long)rec[23], (unsigned long)rec[1]);
+    /* pt_regs words: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax ip cs flags sp ss */
+    static const uint64_t want[21] = {0, 0, 0, 0, 0, 0x1234, 0, 44, 66, 55, (uint64_t)-ENOSYS, 0,
+                                      33, 22, 11, SYS_getppid, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 21; i++)
+        CHECK(rec[2 + i] == want[i], "pt_regs word %d = %#lx, want %#lx", i,
+              (unsigned long)rec[2 + i], (unsigned long)want[i]);
+    fast_hits = 0;
+    run_threads(fast_thread, NULL);
+    CHECK(fast_hits == THREADS * PER_THREAD, "raw fast path counted %lu in threads, made %d",
+          (unsigned long)fast_hits, THREADS * PER_THREAD);
+    /* a thread whose syscalls are not traced */
+    fast_hits = 0;
+    run_threads(ignored_thread, NULL);
+    CHECK(fast_hits == 0, "ignored threads were counted %lu times", (unsigned long)fast_hits);
+    gsys_detach(l);
+    fast_hits = 0;
+    getppid_regs();
+    CHECK(fast_hits == 0, "handler ran after detach");
+
+    /* tracepoint sys_enter: trace_entry, id, args; pid is each thread's tid */
+    CHECK(gsys_attach_opts(GSYS_ENTER, SYS_getppid, rec_ctx, &o, &l, &err) == 0,
+          "attach: %s", err.msg);
+    for (int i = 0; i < 3; i++) {   /* the first may take the slow path (tid) */
+        rs->ctx = NULL;
+        getppid_regs();
+    }
+    CHECK(rs->ctx == NULL, "tp: the fast path was not taken");
+    CHECK(fast_hits == 3 && rec[23] == 64 && rec[1] == SYS_getppid, "tp: hits %lu len %lu id %lu",
+          (unsigned long)fast_hits, (unsigned long)rec[23], (unsigned long)rec[1]);
+    CHECK((uint32_t)rec[0] == 0 && rec[0] >> 32 == (uint64_t)syscall(SYS_gettid),
+          "trace_entry %#lx", (unsigned long)rec[0]);
+    static const uint64_t args[6] = {11, 22, 33, 44, 55, 66};
+    for (int i = 0; i < 6; i++)
+        CHECK(rec[2 + i] == args[i], "tp arg %d = %lu", i, (unsigned long)rec[2 + i]);
+    fast_hits = 0;
+    run_threads(fast_thread, (void *)1);
+    CHECK(fast_hits == THREADS * PER_THREAD, "tp fast path counted %lu in threads, made %d",
+          (unsigned long)fast_hits, THREADS * PER_THREAD);
+    /* fork: the child's own tid */
+    pid_t c = fork();
+    if (c == 0) {
+        getppid_regs();
+        _exit(rec[0] >> 32 == (uint64_t)syscall(SYS_gettid) ? 0 : 1);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork child saw a wrong pid (%d)", st);
+
+    /* the fast path must step aside for a second program, an exit program,
+     * and a program that may call helpers: all of them still run */
+    fast_hits = other_hits = 0;
+    CHECK(gsys_attach(GSYS_RAW_ENTER, -1, count_other, 0, &l2, &err) == 0, "attach");
+    getppid_regs();
+    CHECK(rs->ctx != NULL, "fast path taken with two programs");
+    CHECK(fast_hits == 1 && other_hits >= 1, "with an all-syscalls program: %lu %lu",
+          (unsigned long)fast_hits, (unsigned long)other_hits);
+    gsys_detach(l2);
+    fast_hits = other_hits = 0;
+    CHECK(gsys_attach_opts(GSYS_EXIT, SYS_getppid, count_other, &o, &l2, &err) == 0, "attach");
+    getppid_regs();
+    CHECK(fast_hits == 1 && other_hits == 1, "with an exit program: %lu %lu",
+          (unsigned long)fast_hits, (unsigned long)other_hits);
+    gsys_detach(l2);
+    fast_hits = other_hits = 0;
+    CHECK(gsys_attach_opts(GSYS_ENTER, SYS_getppid, count_other, &o, &l2, &err) == 0, "attach");
+    CHECK(gsys_attach(GSYS_ENTER, SYS_getppid, count_other, 0, &l3, &err) == 0, "attach");
+    getppid_regs();
+    CHECK(fast_hits == 1 && other_hits == 2, "three enter programs: %lu %lu",
+          (unsigned long)fast_hits, (unsigned long)other_hits);
+    gsys_detach(l3);
+    gsys_detach(l2);
+    fast_hits = 0;
+    rs->ctx = NULL;
+    getppid_regs();
+    CHECK(rs->ctx == NULL, "fast path not taken again after detaching the others");
+    CHECK(fast_hits == 1, "back to one program: %lu", (unsigned long)fast_hits);
+    gsys_detach(l);
+    fast_jit();
+    gsys_uninstall();
+    return 0;
+}
+
+/* ---- the page-0 sled ------------------------------------------------------- */
+
+/* Syscall number nr (not a syscall: -ENOSYS) from a rewritten instruction
+ * with the flags left by `cmp b, a`: the sled's jle/jg must work from every
+ * entry offset and flag state. */
+static long nosys(long nr, int a, int b)
+{
+    long ax = nr;
+    __asm__ volatile("cmp %[b], %[a]\n syscall"
+                     : "+a"(ax) : [a] "r"(a), [b] "r"(b) : "rcx", "r11", "memory", "cc");
+    return ax;
+}
+
+static int test_sled(void)
+{
+    install(0);
+    static const int flags[][2] = {{1, 0}, {1, 2}, {1, 1}, {INT32_MIN, 1}, {-1, INT32_MAX}};
+    /* not syscalls on x86-64 (335/336 are uretprobe/uprobe since 6.11-6.16,
+     * which kill callers outside a probe; 512-547 are x32-only) */
+    static const int ranges[][2] = {{400, 424}, {512, 548}, {548, 649}, {661, 1200}, {4070, 4080}};
+    /* real syscalls without arguments or effects, at entry offsets of all
+     * four sled phases */
+    struct { int nr; long want; } real[] = {
+        {SYS_sched_yield, 0}, {SYS_getpid, my_pid}, {SYS_getuid, getuid()},
+        {SYS_getgid, getgid()}, {SYS_geteuid, geteuid()}, {SYS_getegid, getegid()},
+        {SYS_getppid, my_ppid}, {SYS_getpgrp, getpgrp()}, {SYS_gettid, syscall(SYS_gettid)}};
+    int tried = 0;
+    for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+        for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++)
+            for (int nr = ranges[r][0]; nr < ranges[r][1]; nr++, tried++) {
+                long v = nosys(nr, flags[f][0], flags[f][1]);
+                CHECK(v == -ENOSYS, "number %d (flags %zu) returned %ld", nr, f, v);
+            }
+        for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++, tried++) {
+            long v = nosys(real[i].nr, flags[f][0], flags[f][1]);
+            CHECK(v == real[i].want, "%s (flags %zu) returned %ld, want %ld",
+                  gsyscall_name(real[i].nr), f, v, real[i].want);
+        }
+    }
+    printf("%d entry points tried\n", tried);
+    gsys_uninstall();
+    return 0;
+}
+
 /* ---- names -------------------------------------------------------------- */
 
 static int test_names(void)
@@ -499,6 +764,10 @@ int main(int argc, char **argv)
         test_deny(seccomp);
     else if (strcmp(mode, "bpf") == 0)
         test_bpf();
+    else if (strcmp(mode, "fast") == 0)
+        test_fast();
+    else if (strcmp(mode, "sled") == 0)
+        test_sled();
     else if (strcmp(mode, "strace") == 0)
     {
         char self[512];
