@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "runtime/agent.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,6 +32,8 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "eim/eim.h"
+#include "isolation/isolation.h"
 #include "runtime/instance.h"
 #include "runtime/trace.h"
 
@@ -69,6 +72,8 @@ struct agent_link {
     uint32_t prog_id;
     struct ghook *hook;        /* function links, NULL when failed or not applicable */
     struct gsys_link *sys;     /* syscall links */
+    struct gentry_link **src;  /* source-entry links: one per GRAFT_ENTRY site of the name */
+    uint32_t n_src;
     int failed;
 };
 
@@ -115,6 +120,12 @@ static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, u
     struct gmap *map;
     if (gmap_open(rec->shm, &map, err) < 0)
         return NULL;
+    /* With isolation on, only extensions (and helpers they call) may touch
+     * map memory in this process; the host's own code faults. */
+    if (giso_enabled() && gmap_protect_key(map, giso_pkey(), err) < 0) {
+        gmap_close(map);
+        return NULL;
+    }
     a->maps[a->n_maps++] = (struct agent_map){ .id = id, .map = map };
     return map;
 }
@@ -125,6 +136,29 @@ static struct agent_prog *find_prog(struct gagent *a, uint32_t id)
         if (a->progs[i].id == id)
             return &a->progs[i];
     return NULL;
+}
+
+/* Host functions and globals an EIM extension names: the main executable's
+ * symbol tables (.symtab, then .dynsym) first, then whatever the dynamic
+ * linker exports from the loaded libraries. */
+static int resolve_extern(void *arg, const char *name, uint32_t kind, void **addr,
+                          struct graft_err *err)
+{
+    (void)arg;
+    struct graft_err sub = {0};
+    void *p = NULL;
+    if (gattach_resolve(NULL, name, 0, &p, &sub) < 0 && !(p = dlsym(RTLD_DEFAULT, name)))
+        return graft_errf(err, -ENOENT, "%s; no loaded library exports it either", sub.msg);
+    /* A host function called from an extension runs as host code: behind
+     * an exit gate, with the extension key disabled (identity when off). */
+    if (kind == GREG_EXTERN_FUNC) {
+        gvm_helper_fn thunk = giso_wrap_host_call((gvm_helper_fn)p, err);
+        if (!thunk)
+            return graft_err_prefix(err, "host function %s", name);
+        p = (void *)thunk;
+    }
+    *addr = p;
+    return 0;
 }
 
 static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
@@ -152,7 +186,17 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     if (greg_prog_insns(rec, &insns, err) < 0)
         return NULL;
     struct grt_instance *inst;
-    int rc = grt_instance_create(insns, rec->n_insns, maps, rec->n_maps, GVM_ENGINE_JIT, &inst, err);
+    struct grt_instance_opts io = {
+        .sz = sizeof(io), .engine = GVM_ENGINE_JIT,
+        .externs = rec->externs, .n_externs = rec->n_externs,
+        .resolve = resolve_extern,
+    };
+    /* Relocating map values reads map memory: do it with the key open. */
+    if (giso_enabled())
+        giso_enter();
+    int rc = grt_instance_create_opts(insns, rec->n_insns, maps, rec->n_maps, &io, &inst, err);
+    if (giso_enabled())
+        giso_leave();
     int calls_out = calls_out_of_program(insns, rec->n_insns);
     free(insns);
     if (rc < 0) {
@@ -240,19 +284,83 @@ static enum gsys_kind sys_kind(uint32_t kind)
 
 /* Syscall hooks are installed in the process on the first syscall link, so
  * a process that never gets one pays nothing. */
-static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct greg_link *l,
-                                struct agent_link *slot, struct graft_err *err)
+static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct agent_prog *p,
+                                const struct greg_link *l, struct agent_link *slot,
+                                struct graft_err *err)
 {
     if (!a->syscalls_installed) {
         if (gsys_install(NULL, err) < 0)
             return -1;
         a->syscalls_installed = 1;
         const char *note = gsys_install_note();
-        snprintf(a->message, sizeof(a->message), "syscalls: %s%s%s", gsys_method(),
-                 note[0] ? ", " : "", note);
+        snprintf(a->message, sizeof(a->message), "%s; syscalls: %s%s%s", giso_status(),
+                 gsys_method(), note[0] ? ", " : "", note);
     }
     int nr = l->kind == GREG_LINK_RAW_SYS_ENTER || l->kind == GREG_LINK_RAW_SYS_EXIT ? -1 : l->syscall_nr;
-    return gsys_attach(sys_kind(l->kind), nr, (gsys_handler)fn, l->cookie, &slot->sys, err) < 0 ? -1 : 1;
+    /* A program that calls nothing can run from the dispatcher's assembly
+     * fast path (no C frame, no saved vector state). */
+    struct gsys_attach_opts o = { .sz = sizeof(o), .cookie = l->cookie,
+                                  .handler_preserves_fp = !p->calls_out };
+    return gsys_attach_opts(sys_kind(l->kind), nr, (gsys_handler)fn, &o, &slot->sys, err) < 0 ? -1 : 1;
+}
+
+static void release_src(struct agent_link *slot, char *msg, size_t msg_len)
+{
+    for (uint32_t i = 0; i < slot->n_src; i++) {
+        struct graft_err err = {0};
+        if (gattach_entry_remove(slot->src[i], &err) < 0 && msg) {
+            graft_err_prefix(&err, "detach of link %u", slot->id);
+            graft_copy_str(msg, msg_len, err.msg);
+        }
+    }
+    free(slot->src);
+    slot->src = NULL;
+    slot->n_src = 0;
+}
+
+/* A source-entry link: every GRAFT_ENTRY() site named l->symbol in the
+ * binary's .note.graft. Returns 1 installed, -1 failed. */
+static int install_src_link(gvm_native_fn fn, const struct greg_link *l, struct agent_link *slot,
+                            struct graft_err *err)
+{
+    char path[PATH_MAX];
+    uint64_t bias;
+    if (gattach_binary_info(l->binary[0] ? l->binary : NULL, path, sizeof(path), &bias, err) < 0)
+        return -1;
+    struct geim_src_entry *ents = NULL;
+    uint32_t n = 0;
+    if (geim_list_src_entries(path, &ents, &n, err) < 0)
+        return -1;
+    uint32_t want = 0;
+    for (uint32_t i = 0; i < n; i++)
+        want += strcmp(ents[i].name, l->symbol) == 0;
+    if (!want) {
+        free(ents);
+        graft_errf(err, -ENOENT, "%s has no GRAFT_ENTRY(%s, ...) site (.note.graft lists %u entries)",
+                   path, l->symbol, n);
+        return -1;
+    }
+    if (!(slot->src = calloc(want, sizeof(*slot->src)))) {
+        free(ents);
+        graft_errf(err, -ENOMEM, "agent: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (strcmp(ents[i].name, l->symbol) != 0)
+            continue;
+        void *addr = (void *)(uintptr_t)(ents[i].addr + bias);
+        rc = gattach_entry_install(addr, ents[i].args, (ghook_handler)fn, l->cookie,
+                                   &slot->src[slot->n_src], err);
+        if (rc == 0)
+            slot->n_src++;
+    }
+    free(ents);
+    if (rc < 0) {
+        release_src(slot, NULL, 0);
+        return -1;
+    }
+    return 1;
 }
 
 /* Install one link; on failure record why. Returns 1 installed, 0 not
@@ -264,6 +372,8 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     slot->prog_id = l->prog_id;
     slot->hook = NULL;
     slot->sys = NULL;
+    slot->src = NULL;
+    slot->n_src = 0;
     slot->failed = 0;
     int is_sys = l->kind >= GREG_LINK_SYS_ENTER;
     if (!is_sys && !binary_mapped(l->binary))
@@ -276,7 +386,7 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     gvm_native_fn fn = gvm_prog_native(p->inst->prog);
     void *addr;
     if (fn && is_sys) {
-        if (install_syscall_link(a, fn, l, slot, err) == 1) {
+        if (install_syscall_link(a, fn, p, l, slot, err) == 1) {
             p->links++;
             return 1;
         }
@@ -284,7 +394,12 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
         slot->failed = 1;
         return -1;
     }
-    if (!fn) {
+    if (fn && l->kind == GREG_LINK_SRC_ENTRY) {
+        if (install_src_link(fn, l, slot, err) == 1) {
+            p->links++;
+            return 1;
+        }
+    } else if (!fn) {
         graft_errf(err, -EINVAL, "program %u has no native code", l->prog_id);
     } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
                gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie,
@@ -308,6 +423,12 @@ static void release_link(struct gagent *a, struct agent_link *slot)
         if (p && p->links)
             p->links--;
         slot->sys = NULL;
+    }
+    if (slot->n_src) {
+        release_src(slot, a->message, sizeof(a->message));
+        struct agent_prog *p = find_prog(a, slot->prog_id);
+        if (p && p->links)
+            p->links--;
     }
     if (slot->hook) {
         struct graft_err err = {0};
@@ -351,8 +472,11 @@ static int reconcile(struct gagent *a)
     int state = my_state(&s);
     int detaching = state != GREG_PROC_RUNNING;   /* asked to, or already, detached */
     if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
-        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0)
+        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
+        if (giso_enabled())
+            gmap_protect_key(a->trace, giso_pkey(), NULL);
         grt_trace_redirect(a->trace);
+    }
 
     /* 1. Unhook what is gone. */
     uint32_t kept = 0;
@@ -387,7 +511,7 @@ static int reconcile(struct gagent *a)
 
     a->installed = a->failed = 0;
     for (uint32_t i = 0; i < a->n_links; i++) {
-        a->installed += a->links[i].hook != NULL || a->links[i].sys != NULL;
+        a->installed += a->links[i].hook != NULL || a->links[i].sys != NULL || a->links[i].n_src;
         a->failed += a->links[i].failed;
     }
     a->generation = s.generation;
@@ -445,6 +569,30 @@ static void read_comm(char *buf, size_t len)
     }
 }
 
+/* Memory protection keys, decided once per process before any hook exists
+ * (sites keep the gate variant they were built with). GRAFT_REQUIRE_ISOLATION=1
+ * (graft start/load --require-isolation) turns "no PKU" into a refusal
+ * instead of a loud degradation. The verdict, with a scan of the process
+ * for stray WRPKRU/XRSTOR, goes to stderr and to the registry (graft list). */
+static int agent_isolation(struct gagent *a, struct graft_err *err)
+{
+    const char *req = getenv("GRAFT_REQUIRE_ISOLATION");
+    struct giso_opts o = { .sz = sizeof(o), .require = req && strcmp(req, "0") != 0 };
+    int rc = giso_init(&o, err);
+    if (rc < 0)
+        return graft_err_prefix(err, "agent: isolation required");
+    if (giso_enabled()) {
+        if ((rc = gattach_set_isolation(1, err)) < 0)
+            return graft_err_prefix(err, "agent: isolation");
+        struct graft_err serr = {0};
+        giso_scan_summary(a->message, sizeof(a->message), &serr);
+    } else {
+        graft_copy_str(a->message, sizeof(a->message), giso_status());
+    }
+    fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
+    return 0;
+}
+
 int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *err)
 {
     struct gagent *a = calloc(1, sizeof(*a));
@@ -463,6 +611,12 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         greg_close(a->reg);
         free(a);
         return graft_errf(err, rc, "agent: cannot register process %d in the registry", getpid());
+    }
+    if ((rc = agent_isolation(a, err)) < 0) {
+        greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
+        greg_close(a->reg);
+        free(a);
+        return rc;
     }
     grt_set_prog_resolver(prog_by_id, a);
     gagent_sync(a);

@@ -4,13 +4,17 @@
  * LD_IMM64 map references become the address of the process-local struct
  * gmap (what map helpers receive), and direct value references (global data:
  * .data, .rodata, .bss) the address of the value itself, so the JIT emits a
- * plain constant and no lookup happens at run time.
+ * plain constant and no lookup happens at run time. Host functions (kfunc
+ * calls) and host globals (LD_IMM64 BTF_ID) named by EIM extensions are
+ * resolved once, by the caller's resolver, to their addresses here: a call
+ * becomes a direct call, a global's address a constant.
  */
 #include "runtime/instance.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers/helpers.h"
 
@@ -60,9 +64,68 @@ static int resolve_ld_imm64(void *arg, uint8_t src, int32_t imm, int32_t next_im
         *value = (uint64_t)(uintptr_t)(val + next_imm);
         return 0;
     }
+    case BPF_PSEUDO_BTF_ID:
+        if (imm < 0 || (uint32_t)imm >= inst->n_externs || inst->extern_kinds[imm] != GREG_EXTERN_VAR)
+            return graft_errf(err, -EINVAL,
+                              "host global reference %d: the program has %u externs and this is not a global",
+                              imm, inst->n_externs);
+        *value = (uint64_t)(uintptr_t)inst->extern_addrs[imm];
+        return 0;
     default:
         return graft_errf(err, -EINVAL, "LD_IMM64 source %u is not supported here", src);
     }
+}
+
+static gvm_helper_fn resolve_kfunc(void *arg, int32_t imm, struct graft_err *err)
+{
+    struct grt_instance *inst = arg;
+    if (imm < 0 || (uint32_t)imm >= inst->n_externs || inst->extern_kinds[imm] != GREG_EXTERN_FUNC) {
+        graft_errf(err, -EINVAL,
+                   "host function reference %d: the program has %u externs and this is not a function",
+                   imm, inst->n_externs);
+        return NULL;
+    }
+    return (gvm_helper_fn)inst->extern_addrs[imm];
+}
+
+/* Look every extern up once, before compiling, so a missing one is named. */
+static int bind_externs(struct grt_instance *inst, const struct grt_instance_opts *o,
+                        struct graft_err *err)
+{
+    if (!o->n_externs)
+        return 0;
+    if (!o->externs || !o->resolve)
+        return graft_errf(err, -EINVAL,
+                          "the program names %u host functions/globals but nothing resolves them here",
+                          o->n_externs);
+    inst->extern_addrs = calloc(o->n_externs, sizeof(*inst->extern_addrs));
+    inst->extern_kinds = calloc(o->n_externs, sizeof(*inst->extern_kinds));
+    if (!inst->extern_addrs || !inst->extern_kinds)
+        return graft_errf(err, -ENOMEM, "out of memory");
+    inst->n_externs = o->n_externs;
+    for (uint32_t i = 0; i < o->n_externs; i++) {
+        const struct greg_extern *x = &o->externs[i];
+        const char *what = x->kind == GREG_EXTERN_FUNC ? "host function" : "host global";
+        if (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR)
+            return graft_errf(err, -EINVAL, "extern %u (%s) has unknown kind %u", i, x->name, x->kind);
+        int rc = o->resolve(o->resolve_arg, x->name, x->kind, &inst->extern_addrs[i], err);
+        if (rc < 0 || !inst->extern_addrs[i]) {
+            graft_err_prefix(err, "%s '%s' is not in this process (pid %d)", what, x->name,
+                             (int)getpid());
+            return rc < 0 ? rc : -ENOENT;
+        }
+        inst->extern_kinds[i] = x->kind;
+    }
+    return 0;
+}
+
+static void instance_release(struct grt_instance *inst)
+{
+    gvm_prog_free(inst->prog);
+    free(inst->extern_addrs);
+    free(inst->extern_kinds);
+    free(inst->maps);
+    free(inst);
 }
 
 static const struct gvm_prog *tail_call_target(void *arg, uint64_t map_addr, uint64_t index)
@@ -97,41 +160,60 @@ static int array_info(void *arg, uint64_t map_addr, struct gvm_array_info *info)
     return 1;
 }
 
-int grt_instance_create(const struct bpf_insn *insns, uint32_t n, struct gmap *const *maps,
-                        uint32_t n_maps, enum gvm_engine engine, struct grt_instance **out,
-                        struct graft_err *err)
+int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gmap *const *maps,
+                             uint32_t n_maps, const struct grt_instance_opts *opts,
+                             struct grt_instance **out, struct graft_err *err)
 {
+    struct grt_instance_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
+    if (opts) {
+        if (opts->sz < sizeof(o))
+            return graft_errf(err, -EINVAL, "grt_instance_opts.sz is %zu, expected %zu", opts->sz,
+                              sizeof(o));
+        o = *opts;
+    }
     struct grt_instance *inst = calloc(1, sizeof(*inst));
     if (!inst || !(inst->maps = calloc(n_maps ? n_maps : 1, sizeof(*inst->maps)))) {
         free(inst);
         return graft_errf(err, -ENOMEM, "out of memory");
     }
-    memcpy(inst->maps, maps, n_maps * sizeof(*maps));
+    if (n_maps)
+        memcpy(inst->maps, maps, n_maps * sizeof(*maps));
     inst->n_maps = n_maps;
+    int rc = bind_externs(inst, &o, err);
+    if (rc < 0) {
+        instance_release(inst);
+        return rc;
+    }
     inst->env = (struct gvm_env){
         .helpers = ghelper_table(),
         .resolve_ld_imm64 = resolve_ld_imm64,
         .tail_call_target = tail_call_target,
         .array_info = array_info,
+        .resolve_kfunc = inst->n_externs ? resolve_kfunc : NULL,
         .arg = inst,
     };
     ghelper_set_callback_invoker(gvm_invoke_callback);    /* bpf_loop and friends */
-    struct gvm_prog_opts opts = { .sz = sizeof(opts), .engine = engine, .env = &inst->env };
-    int rc = gvm_prog_create(insns, n, &opts, &inst->prog, err);
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = o.engine, .env = &inst->env };
+    rc = gvm_prog_create(insns, n, &po, &inst->prog, err);
     if (rc) {
-        free(inst->maps);
-        free(inst);
+        instance_release(inst);
         return rc;
     }
     *out = inst;
     return 0;
 }
 
+int grt_instance_create(const struct bpf_insn *insns, uint32_t n, struct gmap *const *maps,
+                        uint32_t n_maps, enum gvm_engine engine, struct grt_instance **out,
+                        struct graft_err *err)
+{
+    struct grt_instance_opts o = { .sz = sizeof(o), .engine = engine };
+    return grt_instance_create_opts(insns, n, maps, n_maps, &o, out, err);
+}
+
 void grt_instance_free(struct grt_instance *inst)
 {
     if (!inst)
         return;
-    gvm_prog_free(inst->prog);
-    free(inst->maps);
-    free(inst);
+    instance_release(inst);
 }

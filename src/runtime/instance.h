@@ -4,7 +4,9 @@
  *
  * Loaders (graft prog run) and agents (inside targets) both go from
  * "instructions whose LD_IMM64 refer to map slot i" to a gvm_prog the same
- * way; this is that one way.
+ * way; this is that one way. Programs verified under an EIM class may also
+ * name host functions and globals (externs); those are bound here to this
+ * process's addresses, so the JIT calls and loads them directly.
  */
 #ifndef GRAFT_RUNTIME_INSTANCE_H
 #define GRAFT_RUNTIME_INSTANCE_H
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "maps/maps.h"
+#include "runtime/registry.h"
 #include "vm/vm.h"
 
 struct grt_instance {
@@ -20,6 +23,9 @@ struct grt_instance {
     uint32_t n_maps;
     uint32_t id;               /* registry id, or 0 */
     struct gvm_env env;
+    void **extern_addrs;       /* extern i's address in this process */
+    uint32_t *extern_kinds;    /* enum greg_extern_kind */
+    uint32_t n_externs;
 };
 
 /* Bind insns to maps and compile with engine. The maps array is copied (the
@@ -28,6 +34,32 @@ int grt_instance_create(const struct bpf_insn *insns, uint32_t n,
                         struct gmap *const *maps, uint32_t n_maps,
                         enum gvm_engine engine, struct grt_instance **out,
                         struct graft_err *err);
+
+/* Where a host function or global is in this process: fill *addr or return
+ * a negative errno with err saying why (the agent looks in the main
+ * executable's symbol tables, then in every loaded library). */
+typedef int (*grt_extern_resolver)(void *arg, const char *name, uint32_t kind,
+                                   void **addr, struct graft_err *err);
+
+struct grt_instance_opts {
+    size_t sz;                 /* sizeof(struct grt_instance_opts) */
+    enum gvm_engine engine;
+    /* The program's externs in extern-index order (greg_prog.externs):
+     * CALL KFUNC imm i calls externs[i] (a GREG_EXTERN_FUNC), LD_IMM64
+     * BTF_ID imm i loads the address of externs[i] (a GREG_EXTERN_VAR).
+     * All are resolved at create; one that does not resolve fails it with
+     * a message naming it. */
+    const struct greg_extern *externs;
+    uint32_t n_externs;
+    grt_extern_resolver resolve;
+    void *resolve_arg;
+};
+
+/* grt_instance_create with externs. opts may be NULL (JIT, no externs). */
+int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n,
+                             struct gmap *const *maps, uint32_t n_maps,
+                             const struct grt_instance_opts *opts,
+                             struct grt_instance **out, struct graft_err *err);
 void grt_instance_free(struct grt_instance *inst);
 
 /* Tail calls: PROG_ARRAY values are program ids; this resolves them in this

@@ -126,6 +126,46 @@ static int syscall_target(const char *name, int32_t *nr, struct graft_err *err)
     return 0;
 }
 
+/* usdt/BINARY:graft:NAME: the GRAFT_ENTRY() site NAME in BINARY (found by
+ * the agent in the binary's .note.graft). Other USDT providers are kernel
+ * USDT probes, which graft does not run. */
+static int src_entry_target(const struct gobj_prog *prog, struct grt_attach_spec *spec,
+                            struct graft_err *err)
+{
+    const char *t = prog->target;
+    const char *name = strrchr(t, ':');
+    const char *prov = NULL;
+    for (const char *c = t; name && c < name; c++)
+        if (*c == ':')
+            prov = c;
+    if (!name || !prov || prov == t || !name[1])
+        return graft_errf(err, -EINVAL,
+                          "program %s: section %s: expected usdt/BINARY:graft:ENTRY", prog->name,
+                          prog->section);
+    size_t plen = (size_t)(name - prov - 1), blen = (size_t)(prov - t);
+    if (plen != 5 || strncmp(prov + 1, "graft", 5) != 0)
+        return graft_errf(err, -EOPNOTSUPP,
+                          "program %s: section %s: only source entries (provider 'graft', placed with GRAFT_ENTRY) can be attached, not USDT provider '%.*s'",
+                          prog->name, prog->section, (int)plen, prov + 1);
+    if (blen >= sizeof(spec->binary) || strlen(name + 1) >= sizeof(spec->symbol))
+        return graft_errf(err, -ENAMETOOLONG, "program %s: section %s is too long", prog->name,
+                          prog->section);
+    memcpy(spec->binary, t, blen);
+    spec->binary[blen] = '\0';
+    snprintf(spec->symbol, sizeof(spec->symbol), "%s", name + 1);
+    if (strchr(spec->binary, '/')) {
+        char real[PATH_MAX];
+        if (!realpath(spec->binary, real))
+            return graft_errf(err, -errno, "program %s: binary %s: %s", prog->name, spec->binary,
+                              strerror(errno));
+        if (strlen(real) >= sizeof(spec->binary))
+            return graft_errf(err, -ENAMETOOLONG, "program %s: binary path %s is too long", prog->name, real);
+        memcpy(spec->binary, real, strlen(real) + 1);
+    }
+    spec->kind = GREG_LINK_SRC_ENTRY;
+    return 0;
+}
+
 int grt_attach_spec(const struct gobj_prog *prog, struct grt_attach_spec *spec, struct graft_err *err)
 {
     memset(spec, 0, sizeof(*spec));
@@ -161,6 +201,8 @@ int grt_attach_spec(const struct gobj_prog *prog, struct grt_attach_spec *spec, 
                                                      : GREG_LINK_REPLACE;
         return 0;
     }
+    case GPROG_USDT:
+        return src_entry_target(prog, spec, err);
     case GPROG_TRACEPOINT: {
         const char *t = prog->target;
         if (strncmp(t, "syscalls/sys_enter_", 19) == 0) {

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
-#define GREG_VERSION 1
+#define GREG_VERSION 2     /* 2: program externs, source-entry links */
 
 struct greg_header {
     uint64_t magic;
@@ -288,6 +288,18 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
     if (tmpl->n_maps > GREG_PROG_MAPS)
         return graft_errf(err, -E2BIG, "program %s uses %u maps; at most %d", tmpl->name,
                           tmpl->n_maps, GREG_PROG_MAPS);
+    if (tmpl->n_externs > GREG_PROG_EXTERNS)
+        return graft_errf(err, -E2BIG, "program %s names %u host functions/globals; at most %d",
+                          tmpl->name, tmpl->n_externs, GREG_PROG_EXTERNS);
+    for (uint32_t i = 0; i < tmpl->n_externs; i++) {
+        const struct greg_extern *x = &tmpl->externs[i];
+        size_t len = strnlen(x->name, sizeof(x->name));
+        if (len == 0 || len == sizeof(x->name) ||
+            (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR))
+            return graft_errf(err, -EINVAL,
+                              "program %s: extern %u is malformed (empty or over %d-byte name, or bad kind %u)",
+                              tmpl->name, i, GREG_EXTERN_NAME - 1, x->kind);
+    }
     lock(reg);
     struct greg_prog *slot = NULL;
     for (int i = 0; i < GREG_MAX_PROGS && !slot; i++)
@@ -607,6 +619,7 @@ const char *greg_link_kind_name(uint32_t kind)
     static const char *const names[] = {
         [GREG_LINK_UPROBE] = "uprobe",         [GREG_LINK_URETPROBE] = "uretprobe",
         [GREG_LINK_OVERRIDE] = "override",     [GREG_LINK_REPLACE] = "replace",
+        [GREG_LINK_SRC_ENTRY] = "src_entry",
         [GREG_LINK_SYS_ENTER] = "sys_enter",   [GREG_LINK_SYS_EXIT] = "sys_exit",
         [GREG_LINK_RAW_SYS_ENTER] = "raw_sys_enter", [GREG_LINK_RAW_SYS_EXIT] = "raw_sys_exit",
     };

@@ -27,6 +27,8 @@
 #define GREG_NAME_MAX   64
 #define GREG_PATH_MAX   256
 #define GREG_PROG_MAPS  64       /* maps one program may reference */
+#define GREG_PROG_EXTERNS 32     /* host functions/globals one program may name */
+#define GREG_EXTERN_NAME  64
 
 #define GREG_MAX_PROGS  1024
 #define GREG_MAX_MAPS   1024
@@ -39,10 +41,21 @@ enum greg_link_kind {
     GREG_LINK_URETPROBE,       /* function return */
     GREG_LINK_OVERRIDE,        /* entry; the program may skip the function */
     GREG_LINK_REPLACE,         /* the program is the function */
+    GREG_LINK_SRC_ENTRY,       /* a GRAFT_ENTRY() site: binary + entry name in symbol */
+    /* Syscall kinds last: readers test kind >= GREG_LINK_SYS_ENTER. */
     GREG_LINK_SYS_ENTER,       /* tracepoint/syscalls/sys_enter_* (nr) or all (nr -1) */
     GREG_LINK_SYS_EXIT,
     GREG_LINK_RAW_SYS_ENTER,   /* raw_tracepoint/sys_enter */
     GREG_LINK_RAW_SYS_EXIT,
+};
+
+/* A host function or global a program names (__ksym), bound by the agent
+ * to this name's address in the target. */
+enum greg_extern_kind { GREG_EXTERN_FUNC = 1, GREG_EXTERN_VAR = 2 };
+
+struct greg_extern {
+    char name[GREG_EXTERN_NAME];
+    uint32_t kind;             /* enum greg_extern_kind */
 };
 
 struct greg_prog {
@@ -54,6 +67,11 @@ struct greg_prog {
     uint32_t n_insns;
     uint32_t n_maps;
     uint32_t map_ids[GREG_PROG_MAPS];  /* LD_IMM64 MAP_IDX i refers to map_ids[i] */
+    /* CALL KFUNC imm i and LD_IMM64 BTF_ID imm i refer to externs[i] (the
+     * loader's extern index). Only programs verified under an EIM class
+     * have any. */
+    uint32_t n_externs;
+    struct greg_extern externs[GREG_PROG_EXTERNS];
     int32_t owner_pid;         /* the loader that registered it */
     uint64_t load_time_ns;
 };

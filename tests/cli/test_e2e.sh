@@ -187,5 +187,24 @@ else
     echo "SKIP: permission tests need root and setpriv"
 fi
 
+echo "== 5. isolation: on with PKU, otherwise off and said so"
+if grep -qw pku /proc/cpuinfo; then iso_want="isolation: on"; else iso_want="isolation: off (CPU has no PKU)"; fi
+check "target starts with the agent" start_target agent
+check "the agent states its isolation on stderr" grep -qF "graft-agent[$tpid]: $iso_want" "$work/out"
+check "graft list shows it" sh -c "'$GRAFT' list | grep -F 'e2e_target' | grep -qF '$iso_want'"
+stop_target
+rm -f "$work/in"; mkfifo "$work/in"
+"$GRAFT" start --require-isolation -- "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
+tpid=$!; pids+=("$tpid"); exec 7>"$work/in"
+for _ in $(seq 200); do grep -q ready "$work/out" && break; sleep 0.02; done
+if grep -qw pku /proc/cpuinfo; then
+    check "--require-isolation with PKU: the agent runs isolated" grep -qF "graft-agent[$tpid]: isolation: on" "$work/out"
+else
+    check "--require-isolation without PKU: the agent refuses, naming why" \
+        grep -qE "graft-agent\[$tpid\]: not active: agent: isolation required.*PKU" "$work/out"
+    check "... and the target still runs unextended" round 1
+fi
+stop_target
+
 echo "$pass passed, $fails failed"
 [ "$fails" = 0 ]

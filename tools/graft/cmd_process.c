@@ -40,6 +40,10 @@ static int agent_path(char *buf, size_t len)
 int cmd_start(int argc, char **argv)
 {
     int first = 1;
+    if (first < argc && strcmp(argv[first], "--require-isolation") == 0) {
+        setenv("GRAFT_REQUIRE_ISOLATION", "1", 1);   /* read by the agent */
+        first++;
+    }
     if (first < argc && strcmp(argv[first], "--") == 0)
         first++;
     if (first >= argc)

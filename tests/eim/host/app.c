@@ -4,9 +4,18 @@
  * (functions), after_parse (a GRAFT_ENTRY site), the write syscall. State:
  * g_requests, g_config_limit. Host functions: app_log, app_set_level,
  * app_random. Run with no arguments it serves a few fake requests.
+ *
+ *   app --serve N     for the end-to-end test: print "pid P ready", then for
+ *                     each line on stdin serve N requests (request i has
+ *                     i % 4 ':' in its path, so after_parse's n is i % 4) and
+ *                     print "round K done requests=G", G = g_requests; "quit"
+ *                     ends it. app_log writes to stderr.
+ * Built with -DAPP_RENAME_LOG it has no app_log symbol (the e2e test's host
+ * in which an extension's host function does not resolve).
  */
 #include <graft/eim.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +24,10 @@
 GRAFT_STATE unsigned long long g_requests;
 GRAFT_STATE int g_config_limit = 100;
 static int g_level;
+
+#ifdef APP_RENAME_LOG
+#define app_log app_log_renamed
+#endif
 
 GRAFT_FUNCTION int app_log(const char *msg, int len)
 {
@@ -51,8 +64,31 @@ GRAFT_FUNCTION int handle_request(struct request *r)
     return (int)r->len + n + g_level;
 }
 
+/* The e2e mode: rounds of n requests, one per line on stdin. */
+static int serve(long n)
+{
+    char line[64];
+    unsigned long long next_id = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("pid %d ready\n", (int)getpid());
+    for (int round = 1; fgets(line, sizeof(line), stdin); round++) {
+        if (strncmp(line, "quit", 4) == 0)
+            break;
+        for (long i = 0; i < n; i++, next_id++) {
+            struct request r = { .id = next_id, .len = 10, .flags = 0 };
+            static const char *const paths[4] = { "/a", "/a:b", "/a:b:c", "/a:b:c:d" };
+            snprintf(r.path, sizeof(r.path), "%s", paths[next_id % 4]);
+            handle_request(&r);
+        }
+        printf("round %d done requests=%llu\n", round, g_requests);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--serve") == 0)
+        return serve(strtol(argv[2], NULL, 10));
     int total = 0;
     int rounds = argc > 1 ? 3 : 1;
     for (int i = 0; i < rounds; i++) {
