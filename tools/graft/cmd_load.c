@@ -6,7 +6,10 @@
  *   graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]
  *
  * Every program is verified before anything is registered: one rejection
- * and nothing is loaded. On exit (Ctrl-C, SIGTERM) everything this loader
+ * and nothing is loaded. Host functions and globals (__ksym externs) are
+ * only accepted under an EIM class (--eim/--class), which decides which of
+ * them the programs may use; they are registered by name with each program
+ * and bound to the target's addresses by its agent. On exit (Ctrl-C, SIGTERM) everything this loader
  * registered is removed again, and agents unhook it; with --detach the
  * loader leaves it registered and exits at once.
  */
@@ -79,6 +82,29 @@ static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char
     return 0;
 }
 
+/* The object's host functions and globals in extern-index order, so that
+ * CALL KFUNC / LD_IMM64 BTF_ID imm i names tmpl->externs[i]; the agent binds
+ * them to the target's addresses. */
+static int fill_externs(const struct gobj *obj, struct greg_prog *tmpl)
+{
+    if (obj->n_externs > GREG_PROG_EXTERNS)
+        return cli_fail(1, "load", "%s names %u host functions/globals; at most %d are supported",
+                        obj->path, obj->n_externs, GREG_PROG_EXTERNS);
+    for (uint32_t i = 0; i < obj->n_externs; i++) {
+        const struct gobj_extern *x = &obj->externs[i];
+        if (x->kind == GOBJ_EXTERN_KCONFIG)
+            return cli_fail(1, "load", "%s: __kconfig extern '%s' has no value in userspace", obj->path,
+                            x->name);
+        if (strlen(x->name) >= sizeof(tmpl->externs[i].name))
+            return cli_fail(1, "load", "%s: host symbol name '%s' is longer than %d bytes", obj->path,
+                            x->name, GREG_EXTERN_NAME - 1);
+        snprintf(tmpl->externs[i].name, sizeof(tmpl->externs[i].name), "%s", x->name);
+        tmpl->externs[i].kind = x->kind == GOBJ_EXTERN_KSYM_FUNC ? GREG_EXTERN_FUNC : GREG_EXTERN_VAR;
+    }
+    tmpl->n_externs = obj->n_externs;
+    return 0;
+}
+
 static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
                         int *n_links)
 {
@@ -87,6 +113,8 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
     if (obj->n_maps > GREG_PROG_MAPS)
         return cli_fail(1, "load", "%s defines %u maps; at most %d are supported", obj->path,
                         obj->n_maps, GREG_PROG_MAPS);
+    if (fill_externs(obj, &tmpl))
+        return 1;
     for (uint32_t i = 0; i < obj->n_maps; i++) {
         int id = greg_add_map(reg, obj->maps[i].name, gmap_shm_name(maps[i]), &obj->maps[i].def, &err);
         if (id < 0)
@@ -103,6 +131,9 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
         snprintf(tmpl.section, sizeof(tmpl.section), "%s", p->section);
         tmpl.type = p->type;
         tmpl.n_insns = p->n_insns;
+        /* The original instructions: under an EIM class the verifier saw a
+         * copy in which host globals were maps (geim_prepare); the agent
+         * resolves the original BTF_ID loads to the globals themselves. */
         int prog_id = greg_add_prog(reg, &tmpl, p->insns, &err);
         if (prog_id < 0)
             return cli_fail_err(1, "load", &err);
@@ -121,8 +152,12 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
     return 0;
 }
 
+int cmd_compat(int argc, char **argv);
+
 int cmd_load(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--compat") == 0)
+        return cmd_compat(argc, argv);
     const char *path = NULL, *eim_path = NULL, *class_name = NULL;
     long pid = 0, group = -1;
     int detach = 0;
@@ -165,15 +200,16 @@ int cmd_load(int argc, char **argv)
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "load", &err);
     }
-    int rc = verify_all(obj, spec, class_name);
-    geim_free(spec);
-    /* Calls to host functions and host globals are verified above, but the
-     * agent cannot yet bind them to the host's addresses: refuse rather
-     * than register programs that would fail inside the target. */
-    if (rc == 0 && obj->n_externs)
+    /* Host functions and globals (__ksym) are capabilities only an EIM
+     * class grants; without one nothing may bind them in the target. */
+    int rc = 0;
+    if (!spec && obj->n_externs)
         rc = cli_fail(1, "load",
-                      "%s uses %u host function(s)/global(s) (__ksym): verified, but binding them inside the target is not implemented yet; nothing was loaded",
-                      path, obj->n_externs);
+                      "%s names %u host function(s)/global(s) (__ksym, e.g. '%s'): host functions and globals need an EIM class (--eim SPEC --class NAME); nothing was loaded",
+                      path, obj->n_externs, obj->externs[0].name);
+    if (rc == 0)
+        rc = verify_all(obj, spec, class_name);
+    geim_free(spec);
     struct gmap **maps = NULL;
     struct greg *reg = NULL;
     struct gmap *trace = NULL;

@@ -11,10 +11,12 @@ int cmd_list(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_eim(int argc, char **argv);
+int cmd_compat(int argc, char **argv);
 
 const struct cli_cmd cli_cmds[] = {
     { "load", cmd_load, "verify an object, register its programs, maps and links",
       "usage: graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]\n"
+      "       graft load --compat TOOL [ARGS...]   (same as graft compat)\n"
       "  Verifies every program of OBJ (nothing is loaded if one is rejected), creates its\n"
       "  maps in shared memory, and attaches each program where its section says\n"
       "  (uprobe/BINARY:FUNC, tracepoint/syscalls/sys_enter_NAME, ...) in every process\n"
@@ -26,10 +28,13 @@ const struct cli_cmd cli_cmds[] = {
       "  --eim SPEC --class NAME  load only if every program keeps to what the EIM class\n"
       "               grants (see `graft verify --help`)" },
     { "start", cmd_start, "run a command with the graft agent inside it",
-      "usage: graft start [--] CMD [ARGS...]\n"
+      "usage: graft start [--require-isolation] [--] CMD [ARGS...]\n"
       "  Runs CMD with libgraft-agent.so preloaded: loaded programs whose links match\n"
       "  are installed before main() runs, and later loads are picked up while it runs.\n"
-      "  The agent library is found next to graft (../lib) or at $GRAFT_AGENT." },
+      "  The agent library is found next to graft (../lib) or at $GRAFT_AGENT.\n"
+      "  Extensions run behind memory-protection-key gates when the CPU has PKU; without\n"
+      "  it the agent says \"isolation: off (CPU has no PKU)\" and runs them unisolated.\n"
+      "  --require-isolation  refuse to run extensions at all without PKU" },
     { "attach", cmd_attach, "inject the graft agent into a running process",
       "usage: graft attach PID\n"
       "  Injects libgraft-agent.so into process PID with ptrace (the caller must be\n"
@@ -61,5 +66,12 @@ const struct cli_cmd cli_cmds[] = {
       "usage: graft prog run OBJ [--section S] [--ctx FILE] [--repeat N] [--interpret]\n"
       "  Verifies the program, creates its maps, runs it with the bytes of FILE as its\n"
       "  context (default: zeroes), and prints r0 and the time per run." },
+    { "compat", cmd_compat, "run an unmodified libbpf-based tool against graft",
+      "usage: graft compat [--] TOOL [ARGS...]\n"
+      "  Runs TOOL with libgraft-compat.so preloaded: its bpf() and perf_event_open()\n"
+      "  calls create graft maps and programs instead of kernel ones, and its uprobes,\n"
+      "  USDT probes and syscall tracepoints attach in processes running a graft agent\n"
+      "  (graft start / graft attach). Ring buffers and perf buffers are read as usual.\n"
+      "  Exit status: the tool's; whatever it left loaded is removed when it exits." },
     { 0 },
 };

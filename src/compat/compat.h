@@ -1,0 +1,30 @@
+/*
+ * compat.h - libgraft-compat.so: run unmodified libbpf-based tools against
+ * graft instead of the kernel.
+ *
+ * The library is preloaded (LD_PRELOAD) into a tool's loader process. It
+ * interposes libc's syscall(), ioctl(), mmap() and close(): bpf(2) commands
+ * and perf_event_open(2) for uprobes, syscall tracepoints and BPF output
+ * buffers are answered by graft (maps in shared memory, programs verified by
+ * graft's verifier and registered in the shared registry, links that graft
+ * agents inside target processes install). Everything else goes to the
+ * kernel unchanged. `graft compat [--] TOOL ARGS` (also `graft load
+ * --compat TOOL ARGS`) sets this up. See docs/compat.md.
+ *
+ * This header is the library's whole public face: its file name and the
+ * environment variables it reads.
+ */
+#ifndef GRAFT_COMPAT_COMPAT_H
+#define GRAFT_COMPAT_COMPAT_H
+
+#define GCOMPAT_LIB_NAME      "libgraft-compat.so"
+/* Path of the library for `graft compat` (default: ../lib next to graft). */
+#define GCOMPAT_ENV_LIB       "GRAFT_COMPAT_LIB"
+/* Data pages per CPU of perf event arrays (default 8, libbpf's usual). */
+#define GCOMPAT_ENV_PERF_PAGES "GRAFT_COMPAT_PERF_PAGES"
+/* Set to 1 to log every bpf() command the library answers on stderr. */
+#define GCOMPAT_ENV_DEBUG     "GRAFT_COMPAT_DEBUG"
+/* How often (ms) ring and perf buffers are checked to wake epoll_wait. */
+#define GCOMPAT_ENV_POLL_MS   "GRAFT_COMPAT_POLL_MS"
+
+#endif

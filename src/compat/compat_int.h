@@ -1,0 +1,108 @@
+/*
+ * compat_int.h - what the files of libgraft-compat.so share.
+ *
+ * Every bpf object the tool holds (map, program, BTF, link, perf event) is a
+ * struct cobj found by its file descriptor. The descriptor is a real
+ * eventfd, so close/dup/epoll work on it; the library signals it when a ring
+ * or perf buffer has data so that epoll_wait wakes. All tables are guarded by
+ * one recursive lock (graft code called under it may itself call the
+ * interposed close/mmap).
+ *
+ * This header must not include graft's vm/isa.h (its struct bpf_insn clashes
+ * with <linux/bpf.h>); glue.c is the only file that talks to the verifier and
+ * the registry.
+ */
+#ifndef GRAFT_COMPAT_INT_H
+#define GRAFT_COMPAT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "maps/maps.h"
+
+#define GC_MAX_FDS      16384
+#define GC_PROG_MAPS    64
+
+enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
+enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT };
+/* Link kinds, mapped to the registry's in glue.c. */
+enum clink_kind { CLINK_UPROBE = 1, CLINK_URETPROBE, CLINK_SYS_ENTER, CLINK_SYS_EXIT,
+                  CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT };
+
+struct cobj {
+    int fd;                    /* -1 once closed (the object may live on) */
+    int kind;                  /* enum cobj_kind */
+    uint32_t id;               /* what OBJ_GET_INFO_BY_FD reports */
+    char name[64];
+    uint32_t refs;             /* maps: programs that use it */
+    /* map */
+    struct gmap *map;
+    struct gmap_def def;
+    uint32_t reg_id;           /* registry id once registered (maps, progs) */
+    int frozen;
+    /* program */
+    uint32_t prog_type, gtype; /* kernel's enum bpf_prog_type, loader's enum gprog_type */
+    uint64_t *insns;           /* LD_IMM64 rewritten to MAP_IDX/MAP_IDX_VALUE */
+    uint32_t n_insns;
+    struct cobj *maps[GC_PROG_MAPS];
+    uint32_t n_maps;
+    /* link (COBJ_LINK, or a perf event given a program by ioctl) */
+    uint32_t link_reg_id;
+    uint32_t link_prog_id;
+    uint32_t link_type;        /* kernel's enum bpf_link_type */
+    /* perf event */
+    int perf_kind;             /* enum cperf_kind */
+    char binary[256];
+    char symbol[128];
+    uint64_t offset;
+    int pid;                   /* 0: every agent */
+    int cpu;
+    int32_t syscall_nr;
+    int sys_exit;
+    char tp_name[96];
+    void *addr;                /* perf output: where the tool mapped it */
+    size_t len;
+    struct cobj *bound_map;    /* perf output: the PERF_EVENT_ARRAY holding it */
+    uint32_t bound_idx;
+    /* epoll wake-ups */
+    int watched, signaled;
+};
+
+/* interpose.c */
+void gc_lock(void);
+void gc_unlock(void);
+struct cobj *gc_obj(int fd);                     /* under the lock */
+struct cobj *gc_obj_new(int kind);               /* fd set, errno on NULL */
+void gc_watch(struct cobj *o);                   /* wake epoll for this buffer */
+long gc_real_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+void gc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print once per distinct message (unsupported features a probe may hit). */
+void gc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int gc_debug;
+uint32_t gc_next_id(void);
+
+/* bpf.c */
+long gc_bpf(int cmd, void *attr, unsigned int size);
+int gc_bind_perf(struct cobj *map, uint32_t idx, struct cobj *perf);
+int gc_perf_set_bpf(struct cobj *perf, int prog_fd);
+void gc_cleanup(void);
+
+/* perf.c */
+int gc_perf_open(void *attr, int pid, int cpu, int group_fd, unsigned long flags, long *ret);
+int gc_perf_ioctl(struct cobj *o, unsigned long req, unsigned long arg);
+void *gc_mmap(struct cobj *o, void *addr, size_t len, int prot, int flags, off_t off);
+/* Map a perf output event's buffer onto the map's index (both known). */
+int gc_perf_map_now(struct cobj *perf);
+/* The link kind for prog on perf, or -errno (wrong program type). */
+int gc_perf_link_kind(const struct cobj *perf, const struct cobj *prog);
+
+/* glue.c: the verifier and the registry. Return 0 or -errno. */
+int gc_verify(struct cobj *prog, int sys_exit, int log_level, char *log, size_t log_len);
+int gc_link_add(struct cobj *prog, int kind, int pid, const char *binary, const char *symbol,
+                uint64_t offset, int32_t syscall_nr, uint64_t cookie, uint32_t *reg_id);
+void gc_link_remove(uint32_t reg_id);
+int gc_syscall_nr(const char *name);
+void gc_registry_cleanup(void);   /* remove what this process registered */
+
+#endif

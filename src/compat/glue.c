@@ -1,0 +1,201 @@
+/*
+ * glue.c - libgraft-compat.so's use of graft's verifier and registry (kept
+ * apart because graft's struct bpf_insn and <linux/bpf.h>'s clash).
+ *
+ * A program enters the registry, with the maps it uses, the first time it
+ * is attached; everything registered carries this process as owner and is
+ * removed when the tool exits (gc_registry_cleanup, also run by `graft
+ * compat` for a tool that was killed).
+ */
+#define _GNU_SOURCE
+#include "compat/compat_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader/loader.h"
+#include "runtime/registry.h"
+#include "util/syscalls.h"
+#include "verifier/verifier.h"
+
+#define BPF_FUNC_NR_PROBE_READ_KERNEL     113
+#define BPF_FUNC_NR_PROBE_READ_KERNEL_STR 115
+
+static struct greg *g_reg;
+static pid_t g_reg_pid;
+
+static int registry(struct greg **out)
+{
+    if (!g_reg) {
+        struct graft_err err = {0};
+        int rc = greg_open(&g_reg, &err);
+        if (rc < 0) {
+            gc_warn("cannot open the graft registry: %s", err.msg);
+            return rc;
+        }
+        g_reg_pid = getpid();
+    }
+    *out = g_reg;
+    return 0;
+}
+
+int gc_syscall_nr(const char *name)
+{
+    return gsyscall_nr(name);
+}
+
+int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log_len)
+{
+    struct gver_policy *pol = gver_policy_for_prog_type((int)p->gtype);
+    if (!pol) {
+        gc_warn("program %s: graft has no policy for its type", p->name);
+        return -EINVAL;
+    }
+    if (p->gtype == GPROG_TRACEPOINT)
+        pol->ctx = sys_exit ? &gver_ctx_sys_exit : &gver_ctx_sys_enter;
+    /* There is no kernel memory in userspace (graft's probe_read_kernel
+     * always fails): refusing the helpers makes libbpf's feature probe say
+     * so, and libbpf then rewrites probe_read_{kernel,user}[_str] calls to
+     * bpf_probe_read[_str], which read the process's memory - what
+     * usdt.bpf.h's reads of pt_regs need. */
+    gver_policy_allow_helper(pol, BPF_FUNC_NR_PROBE_READ_KERNEL, 0);
+    gver_policy_allow_helper(pol, BPF_FUNC_NR_PROBE_READ_KERNEL_STR, 0);
+    for (uint32_t i = 0; i < p->n_insns; i++) {
+        const struct bpf_insn *in = (const struct bpf_insn *)p->insns + i;
+        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == 0 &&
+            (in->imm == BPF_FUNC_NR_PROBE_READ_KERNEL || in->imm == BPF_FUNC_NR_PROBE_READ_KERNEL_STR))
+            gc_warn_once("bpf_probe_read_kernel[_str]: no kernel memory exists in userspace; graft refuses it "
+                         "(libbpf then uses bpf_probe_read[_str] for user memory)");
+    }
+    struct gmap_def defs[GC_PROG_MAPS];
+    for (uint32_t i = 0; i < p->n_maps; i++)
+        defs[i] = p->maps[i]->def;
+    struct gver_input in = {
+        .insns = (const struct bpf_insn *)p->insns, .n = p->n_insns,
+        .maps = defs, .n_maps = p->n_maps, .policy = pol, .log_level = log ? log_level : 0,
+    };
+    struct gver_result res = {0};
+    struct graft_err err = {0};
+    int rc = gver_verify(&in, &res, &err);
+    free(pol);
+    if (rc < 0) {
+        gc_warn("program %s: the verifier could not run: %s", p->name, err.msg);
+        gver_result_free(&res);
+        return rc;
+    }
+    if (!res.accepted) {
+        if (log && log_len)
+            snprintf(log, log_len, "%sgraft: insn %lld: %s\n", res.log ? res.log : "", (long long)res.fail_insn,
+                     res.reason);
+        gc_warn("program %s rejected by graft's verifier at insn %lld: %s", p->name, (long long)res.fail_insn,
+                res.reason);
+        rc = -EACCES;
+    } else if (log && log_len) {
+        snprintf(log, log_len, "%s", res.log ? res.log : "");
+    }
+    gver_result_free(&res);
+    return rc;
+}
+
+static int register_map(struct greg *reg, struct cobj *m)
+{
+    if (m->reg_id)
+        return 0;
+    struct graft_err err = {0};
+    int id = greg_add_map(reg, m->name, gmap_shm_name(m->map), &m->def, &err);
+    if (id < 0) {
+        gc_warn("registering map %s: %s", m->name, err.msg);
+        return id;
+    }
+    m->reg_id = (uint32_t)id;
+    return 0;
+}
+
+static int register_prog(struct greg *reg, struct cobj *p)
+{
+    if (p->reg_id)
+        return 0;
+    struct greg_prog tmpl;
+    memset(&tmpl, 0, sizeof(tmpl));
+    for (uint32_t i = 0; i < p->n_maps; i++) {
+        int rc = register_map(reg, p->maps[i]);
+        if (rc < 0)
+            return rc;
+        tmpl.map_ids[i] = p->maps[i]->reg_id;
+    }
+    tmpl.n_maps = p->n_maps;
+    tmpl.type = p->gtype;
+    tmpl.n_insns = p->n_insns;
+    snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
+    snprintf(tmpl.section, sizeof(tmpl.section), "compat/%s", gprog_type_name((enum gprog_type)p->gtype));
+    struct graft_err err = {0};
+    int id = greg_add_prog(reg, &tmpl, (const struct bpf_insn *)p->insns, &err);
+    if (id < 0) {
+        gc_warn("registering program %s: %s", p->name, err.msg);
+        return id;
+    }
+    p->reg_id = (uint32_t)id;
+    return 0;
+}
+
+static uint32_t link_kind(int kind)
+{
+    switch (kind) {
+    case CLINK_UPROBE: return GREG_LINK_UPROBE;
+    case CLINK_URETPROBE: return GREG_LINK_URETPROBE;
+    case CLINK_SYS_ENTER: return GREG_LINK_SYS_ENTER;
+    case CLINK_SYS_EXIT: return GREG_LINK_SYS_EXIT;
+    case CLINK_RAW_SYS_ENTER: return GREG_LINK_RAW_SYS_ENTER;
+    default: return GREG_LINK_RAW_SYS_EXIT;
+    }
+}
+
+int gc_link_add(struct cobj *prog, int kind, int pid, const char *binary, const char *symbol, uint64_t offset,
+                int32_t syscall_nr, uint64_t cookie, uint32_t *reg_id)
+{
+    struct greg *reg;
+    int rc = registry(&reg);
+    if (rc == 0)
+        rc = register_prog(reg, prog);
+    if (rc < 0)
+        return rc;
+    struct greg_link l;
+    memset(&l, 0, sizeof(l));
+    l.prog_id = prog->reg_id;
+    l.kind = link_kind(kind);
+    l.pid = pid;
+    snprintf(l.binary, sizeof(l.binary), "%s", binary);
+    snprintf(l.symbol, sizeof(l.symbol), "%s", symbol);
+    l.offset = offset;
+    l.syscall_nr = syscall_nr;
+    l.cookie = cookie;
+    struct graft_err err = {0};
+    int id = greg_add_link(reg, &l, &err);
+    if (id < 0) {
+        gc_warn("attaching %s: %s", prog->name, err.msg);
+        return id;
+    }
+    if (gc_debug)
+        gc_warn("link %d: program %s (%u) %s %s:%s+%#llx nr %d pid %d cookie %#llx", id, prog->name, prog->reg_id,
+                greg_link_kind_name(l.kind), binary, symbol, (unsigned long long)offset, syscall_nr, pid,
+                (unsigned long long)cookie);
+    *reg_id = (uint32_t)id;
+    return 0;
+}
+
+void gc_link_remove(uint32_t reg_id)
+{
+    if (g_reg)
+        greg_remove_link(g_reg, reg_id);
+}
+
+void gc_registry_cleanup(void)
+{
+    if (g_reg && g_reg_pid == getpid()) {
+        greg_remove_owned_by(g_reg, getpid());
+        greg_close(g_reg);
+        g_reg = NULL;
+    }
+}

@@ -1,0 +1,214 @@
+/*
+ * compat_work.c - the deterministic workload the compat tools trace.
+ *
+ *   compat_work MODE N
+ *
+ * prints "ready", waits for a line on stdin (so tracers can attach first),
+ * runs MODE a fixed number of times, prints "elapsed_ns T" on stderr and
+ * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, usdt, emit.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sdt.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+static volatile unsigned long sink;
+
+__attribute__((noinline)) char *compat_readline(const char *prompt)
+{
+    static char line[64];
+    static int n;
+    snprintf(line, sizeof(line), "%s line %d", prompt, n++);
+    __asm__ volatile("" ::: "memory");
+    return line;
+}
+
+__attribute__((noinline)) unsigned long compat_work_fn(unsigned long n)
+{
+    unsigned long x = n;
+    for (unsigned long i = 0; i < 200; i++)
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    __asm__ volatile("" ::: "memory");
+    return x;
+}
+
+__attribute__((noinline)) void compat_emit(int seq, const char *msg)
+{
+    sink += (unsigned long)seq + (unsigned long)msg[0];
+    __asm__ volatile("" ::: "memory");
+}
+
+/* ---- TLS over a socketpair: a server thread echoes what the client sends ---- */
+
+static SSL_CTX *server_ctx(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!key || !cert || !ctx)
+        return NULL;
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME *name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"compat", -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_sign(cert, key, EVP_sha256());
+    SSL_CTX_use_certificate(ctx, cert);
+    SSL_CTX_use_PrivateKey(ctx, key);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+struct ssl_args { int fd, n; SSL_CTX *ctx; };
+
+static void *ssl_server(void *p)
+{
+    struct ssl_args *a = p;
+    SSL *ssl = SSL_new(a->ctx);
+    SSL_set_fd(ssl, a->fd);
+    if (SSL_accept(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return NULL;
+    }
+    char buf[128];
+    for (int i = 0; i < a->n; i++) {
+        int r = SSL_read(ssl, buf, sizeof(buf) - 1);
+        if (r <= 0)
+            break;
+        buf[r] = '\0';
+        char reply[160];
+        int len = snprintf(reply, sizeof(reply), "echo %s", buf);
+        SSL_write(ssl, reply, len);
+    }
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    return NULL;
+}
+
+static int run_ssl(int n, SSL_CTX *sctx)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return 1;
+    struct ssl_args a = { sv[1], n, sctx };
+    pthread_t t;
+    pthread_create(&t, NULL, ssl_server, &a);
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = SSL_new(cctx);
+    SSL_set_fd(ssl, sv[0]);
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    char buf[200];
+    for (int i = 0; i < n; i++) {
+        char msg[64];
+        int len = snprintf(msg, sizeof(msg), "request %d", i);
+        SSL_write(ssl, msg, len);
+        int got = 0;
+        /* Each reply is read whole so the number of SSL_read calls is fixed. */
+        while (got < len + 5) {
+            int r = SSL_read(ssl, buf + got, (int)sizeof(buf) - 1 - got);
+            if (r <= 0)
+                return 1;
+            got += r;
+        }
+    }
+    SSL_shutdown(ssl);
+    pthread_join(t, NULL);
+    SSL_free(ssl);
+    SSL_CTX_free(cctx);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: compat_work MODE N\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    int n = atoi(argv[2]);
+    char exists[64], missing[64];
+    snprintf(exists, sizeof(exists), "/tmp/compat-open-%d-exists", getpid());
+    snprintf(missing, sizeof(missing), "/tmp/compat-open-%d-missing", getpid());
+    SSL_CTX *sctx = NULL;
+    if (strcmp(mode, "open") == 0)
+        close(open(exists, O_CREAT | O_WRONLY, 0600));
+    if (strcmp(mode, "ssl") == 0 && !(sctx = server_ctx()))
+        return 1;
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof(line), stdin))
+        return 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0;
+    if (strcmp(mode, "malloc") == 0) {
+        for (int i = 0; i < n; i++) {
+            void *p = malloc(1000 + (size_t)(i % 8));
+            sink += (unsigned long)p;
+            free(p);
+        }
+    } else if (strcmp(mode, "readline") == 0) {
+        for (int i = 0; i < n; i++)
+            sink += (unsigned long)compat_readline("work")[0];
+    } else if (strcmp(mode, "funclat") == 0) {
+        for (int i = 0; i < n; i++)
+            sink += compat_work_fn((unsigned long)i);
+    } else if (strcmp(mode, "ssl") == 0) {
+        rc = run_ssl(n, sctx);
+    } else if (strcmp(mode, "open") == 0) {
+        for (int i = 0; i < n; i++) {
+            int fd = open(i % 2 ? missing : exists, i % 4 < 2 ? O_RDONLY : O_RDONLY | O_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+        }
+    } else if (strcmp(mode, "syscalls") == 0) {
+        for (int i = 0; i < n; i++) {
+            sink += (unsigned long)getppid();
+            sink += getuid() + getuid();
+            sink += getgid() + getgid() + getgid();
+        }
+    } else if (strcmp(mode, "usdt") == 0) {
+        for (long i = 0; i < n; i++) {
+            long v = i * 3;
+            STAP_PROBE2(compat, tick, i, v);
+            sink += (unsigned long)v;
+        }
+    } else if (strcmp(mode, "emit") == 0) {
+        char msg[32];
+        for (int i = 0; i < n; i++) {
+            snprintf(msg, sizeof(msg), "event-%d", i * 7);
+            compat_emit(i, msg);
+        }
+    } else {
+        fprintf(stderr, "compat_work: unknown mode %s\n", mode);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (sctx)
+        SSL_CTX_free(sctx);
+    unlink(exists);
+    fprintf(stderr, "elapsed_ns %lld\n",
+            (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    printf("done\n");
+    return rc;
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Unmodified libbpf tools against the kernel and against graft, compared.
+#
+# For each tool: the workload (compat_work MODE N) starts and waits; the
+# tool attaches to it (-p PID); the workload runs a fixed number of calls
+# and exits; the tool prints what it saw. Run once plainly with the tool on
+# the kernel, once with the workload under `graft start` and the tool under
+# `graft compat` (libgraft-compat.so). The two outputs must be identical
+# (after replacing the workload's pid, and sorting for per-CPU buffers),
+# and the graft run must leave nothing in the registry.
+#
+# Usage: test_compat.sh BUILD_DIR TESTS_BINARY_DIR   (also sourced by bench/compat/run.sh)
+set -uo pipefail
+BUILD=$1
+HERE=$2
+GRAFT=$BUILD/bin/graft
+WORK=$HERE/compat_work
+TOOLS=$HERE/tools
+export GRAFT_REGISTRY=/graft.compat.$$
+export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
+export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+    rm -f /dev/shm/graft.compat.$$*
+}
+trap cleanup EXIT
+
+compat() { "$GRAFT" compat -- "$@"; }
+
+# Syscall tracepoints need tracefs (libbpf reads event ids from it).
+if [ ! -d /sys/kernel/tracing/events/syscalls ] && [ ! -d /sys/kernel/debug/tracing/events/syscalls ]; then
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+fi
+have_tracefs=0
+[ -d /sys/kernel/tracing/events/syscalls ] || [ -d /sys/kernel/debug/tracing/events/syscalls ] && have_tracefs=1
+
+kernel_ok=1
+if ! bpftool prog list >/dev/null 2>"$tmp/bpferr"; then
+    if grep -qi "not permitted" "$tmp/bpferr"; then
+        echo "SKIP: kernel half: bpf() returns EPERM"; kernel_ok=0
+    fi
+fi
+
+# wait_hooks PID: until the agent in PID has installed every link (or fail).
+wait_hooks() {
+    local out n
+    for _ in $(seq 250); do
+        out=$("$GRAFT" list 2>/dev/null)
+        n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
+        if grep -qE "^  $1 .*hooks [0-9]+ installed, [1-9][0-9]* failed" <<<"$out"; then
+            echo "agent failed to install a hook:"; echo "$out"; return 1
+        fi
+        if [ -n "$n" ] && [ "$n" -gt 0 ] && grep -qE "^  $1 .*hooks $n installed, 0 failed" <<<"$out"; then
+            return 0
+        fi
+        sleep 0.02
+    done
+    echo "agent in $1 did not install the links:"; echo "$out"; return 1
+}
+
+# run_tool HOW(kernel|graft) TOOL MODE N [TOOL ARGS...]: output in $tmp/HOW.out,
+# the workload's elapsed ns in $tmp/HOW.ns. {W} in tool args = workload path.
+run_tool() {
+    local how=$1 tool=$2 mode=$3 n=$4; shift 4
+    local args=("${@//\{W\}/$WORK}")
+    rm -f "$tmp/in"; mkfifo "$tmp/in"
+    if [ "$how" = graft ]; then
+        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    else
+        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    fi
+    local wpid=$!
+    pids+=("$wpid")
+    exec 7>"$tmp/in"
+    for _ in $(seq 200); do grep -q ready "$tmp/w.out" && break; sleep 0.02; done
+    if [ "$how" = graft ]; then
+        compat "$TOOLS/$tool" -p "$wpid" "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
+    else
+        "$TOOLS/$tool" -p "$wpid" "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
+    fi
+    local tpid=$!
+    pids+=("$tpid")
+    local ok=1
+    for _ in $(seq 500); do
+        grep -q attached "$tmp/t.err" && break
+        kill -0 "$tpid" 2>/dev/null || break
+        sleep 0.02
+    done
+    grep -q attached "$tmp/t.err" || ok=0
+    if [ $ok = 1 ] && [ "$how" = graft ]; then wait_hooks "$wpid" || ok=0; fi
+    echo go >&7
+    exec 7>&-
+    wait "$wpid"
+    local trc=0
+    wait "$tpid" || trc=$?
+    [ $trc = 0 ] || ok=0
+    sed "s/$wpid/PID/g" "$tmp/t.out" >"$tmp/$how.out"
+    sed -n 's/^elapsed_ns //p' "$tmp/w.err" >"$tmp/$how.ns"
+    if [ $ok = 0 ]; then
+        echo "--- $tool ($how) failed (rc $trc); stderr:"; sed 's/^/    /' "$tmp/t.err" | head -40
+        return 1
+    fi
+    return 0
+}
+
+registry_empty() {
+    local out
+    out=$("$GRAFT" list 2>/dev/null)
+    grep -q "^programs: 0" <<<"$out" && grep -q "^maps: 0" <<<"$out" && grep -q "^links: 0" <<<"$out"
+}
+
+# name mode N sort(0/1) [tool args]
+TESTS=(
+    "mallocs malloc 8000 0"
+    "readline readline 200 1"
+    "funclat funclat 2000 0"
+    "sslsniff ssl 20 1"
+    "opensnoop open 200 0 -f compat-open-"
+    "syscount syscalls 1000 0"
+    "usdt usdt 1000 0 -b {W}"
+    "rbstream emit 2000 0"
+    "perfstream emit 500 1"   # 500 x 48-byte records fit one 8-page buffer: graft produces faster than any reader drains
+)
+
+[ "${COMPAT_SOURCE_ONLY:-0}" = 1 ] && return 0
+
+pass=0; fails=0; skipped=0
+for t in "${TESTS[@]}"; do
+    set -- $t
+    name=$1 mode=$2 n=$3 sorted=$4; shift 4
+    if [ "$name" = opensnoop ] && [ $have_tracefs = 0 ]; then
+        echo "SKIP: $name: no tracefs with syscall events"; skipped=$((skipped + 1)); continue
+    fi
+    ok=1
+    run_tool graft "$name" "$mode" "$n" "$@" || ok=0
+    [ -s "$tmp/graft.out" ] || { [ $ok = 1 ] && echo "--- $name: graft run printed nothing"; ok=0; }
+    if [ $ok = 1 ] && ! registry_empty; then
+        echo "--- $name: the tool left records in the registry:"; "$GRAFT" list; ok=0
+    fi
+    if [ $kernel_ok = 1 ] && [ $ok = 1 ]; then
+        run_tool kernel "$name" "$mode" "$n" "$@" || ok=0
+        if [ $ok = 1 ]; then
+            if [ "$sorted" = 1 ]; then
+                sort "$tmp/kernel.out" -o "$tmp/kernel.out"; sort "$tmp/graft.out" -o "$tmp/graft.out"
+            fi
+            if ! cmp -s "$tmp/kernel.out" "$tmp/graft.out"; then
+                echo "--- $name: kernel and graft outputs differ:"
+                diff "$tmp/kernel.out" "$tmp/graft.out" | head -20
+                ok=0
+            fi
+        fi
+    fi
+    if [ $ok = 1 ]; then
+        pass=$((pass + 1)); echo "ok: $name ($(wc -l <"$tmp/graft.out") lines identical: $(head -1 "$tmp/graft.out"))"
+    else
+        fails=$((fails + 1)); echo "FAIL: $name"
+    fi
+done
+
+echo "== errors: what graft does not support fails with the kernel's errno and says so"
+err_ok=1
+out=$(compat bpftool prog list 2>&1); rc=$?
+if [ $rc = 0 ] || ! grep -q "graft-compat: bpf(BPF_PROG_GET_NEXT_ID" <<<"$out"; then
+    echo "--- bpftool prog list under compat: rc $rc, output:"; echo "$out" | head; err_ok=0
+fi
+out=$(compat bpftool map create /sys/fs/bpf/compat_x type sockmap key 4 value 4 entries 1 name x 2>&1); rc=$?
+if [ $rc = 0 ] || ! grep -q "map type 15 is not supported" <<<"$out"; then
+    echo "--- unsupported map type: rc $rc, output:"; echo "$out" | head; err_ok=0
+fi
+if [ $err_ok = 1 ]; then pass=$((pass + 1)); echo "ok: unsupported commands and map types"; else fails=$((fails + 1)); echo "FAIL: errors"; fi
+registry_empty || { echo "FAIL: registry not empty at the end"; fails=$((fails + 1)); }
+
+echo "compat: $pass passed, $fails failed, $skipped skipped"
+[ $fails = 0 ]
