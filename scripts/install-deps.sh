@@ -3,7 +3,10 @@
 # Non-root users get the list to install by hand instead of a failure halfway through.
 set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
-      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace)
+      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
+      libssl-dev python3
+      # the real-application tests (tests/apps, bench/apps)
+      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,5 +19,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "graft: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Servers among them (nginx, redis) must not start as system services: the
+# tests run their own instances on private ports. policy-rc.d says so to
+# the packages' maintainer scripts; we remove it again if it is ours.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy && own_policy=1
+fi
+trap '[ $own_policy = 1 ] && rm -f $policy' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

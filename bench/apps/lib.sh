@@ -1,0 +1,234 @@
+# bench/apps/lib.sh - shared helpers for the real-application benchmarks and
+# tests (sourced, not run). Every script that sources it:
+#   * takes the graft build directory as $1 and builds only graft + the agent;
+#   * keeps its files in one temporary directory ($APPS_WORK) and its graft
+#     state in a private registry (GRAFT_REGISTRY=/graft.apps.<pid>);
+#   * registers every process it starts with `apps_track PID`; an EXIT trap
+#     stops exactly those processes (by pid, never by name) and removes the
+#     temporary files and the registry's shared memory.
+# Ports are fixed and unusual (18xxx on 127.0.0.1 only).
+
+APPS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+APPS_EX=$APPS_SRC/examples/apps
+APPS_PIDS=()
+
+apps_init() {   # apps_init BUILD
+    APPS_BUILD=$(cd "${1:-$APPS_SRC/build}" 2>/dev/null && pwd) || { echo "no build dir ${1:-build}" >&2; exit 2; }
+    GRAFT=$APPS_BUILD/bin/graft
+    APPS_WORK=$(mktemp -d /tmp/graft-apps.XXXXXX)
+    export GRAFT_REGISTRY=/graft.apps.$$
+    trap apps_cleanup EXIT
+    trap 'exit 130' INT TERM
+    # The tree may be mid-edit by others: with binaries from an earlier
+    # build we go on (and say so); without them we cannot.
+    if [ "${APPS_NOBUILD:-0}" != 1 ] &&
+       ! cmake --build "$APPS_BUILD" --target graft-cli graft-agent >"$APPS_WORK/build.log" 2>&1; then
+        if [ -x "$GRAFT" ] && [ -e "$APPS_BUILD/lib/libgraft-agent.so" ]; then
+            echo "warning: graft build failed (tail of log below); using the existing binaries" >&2
+            tail -3 "$APPS_WORK/build.log" >&2
+        else
+            cat "$APPS_WORK/build.log" >&2; echo "graft build failed" >&2; exit 1
+        fi
+    fi
+}
+
+apps_track() { APPS_PIDS+=("$@"); }
+
+apps_cleanup() {
+    local p
+    for p in "${APPS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in "${APPS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$APPS_WORK"
+    rm -f /dev/shm/graft.apps.$$*
+}
+
+# apps_have PKG...: are all these Debian packages installed?
+apps_have() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
+    done
+}
+
+# apps_install PKG...: install the missing ones (root only). Returns 1 when
+# they are missing and cannot be installed.
+apps_install() {
+    local p missing=()
+    for p in "$@"; do apps_have "$p" || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "${APPS_NO_INSTALL:-0}" = 1 ]; then
+        echo "missing Debian packages: ${missing[*]} (make bench-apps installs them)" >&2
+        return 1
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+        return 1
+    fi
+    echo "installing ${missing[*]}" >&2
+    # Package scripts must not start services (nginx, redis) on their default ports.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d.graft-apps
+    local had_policy=0
+    [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+    [ $had_policy = 0 ] && cp /usr/sbin/policy-rc.d.graft-apps /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1
+    local rc=$?
+    [ $had_policy = 0 ] && rm -f /usr/sbin/policy-rc.d
+    rm -f /usr/sbin/policy-rc.d.graft-apps
+    return $rc
+}
+
+# apps_bpf SRC OUT [clang flags...]: compile an extension with stock clang.
+apps_bpf() {
+    local src=$1 out=$2; shift 2
+    clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I"$APPS_SRC/include" \
+        -I/usr/include/x86_64-linux-gnu "$@" -c "$src" -o "$out"
+}
+
+# apps_load OBJ [args]: `graft load` in the background until it says
+# "loaded"; sets LOADER_PID. Unload with apps_unload.
+apps_load() {
+    local obj=$1; shift
+    local log=$APPS_WORK/load.$(basename "$obj").log
+    "$GRAFT" load "$obj" "$@" >"$log" 2>&1 &
+    LOADER_PID=$!
+    apps_track "$LOADER_PID"
+    local i
+    for i in $(seq 300); do
+        grep -q '^loaded' "$log" && return 0
+        kill -0 "$LOADER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "graft load $obj failed:" >&2; cat "$log" >&2
+    return 1
+}
+apps_unload() { kill "${1:-$LOADER_PID}" 2>/dev/null; wait "${1:-$LOADER_PID}" 2>/dev/null; }
+
+# apps_mapval MAP KEY: the value of integer KEY in MAP (0 if absent).
+apps_mapval() {
+    "$GRAFT" map dump "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = int(sys.argv[1])
+for e in d["entries"]:
+    k = e["key"]
+    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
+    if k == want:
+        v = e["value"]
+        print(v if not isinstance(v, list) else int.from_bytes(bytes(v[:8]), "little")); break
+else:
+    print(0)
+' "$2"
+}
+
+# apps_wait_port PORT: until something listens on 127.0.0.1:PORT (10 s).
+apps_wait_port() {
+    local i
+    for i in $(seq 200); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# apps_median V...: the median of numbers.
+apps_median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# apps_pct BASE X: how much lower X is than BASE, in percent (overhead/loss).
+apps_pct() { awk -v b="$1" -v x="$2" 'BEGIN { printf "%.1f\n", (b - x) * 100 / b }'; }
+
+# apps_wrk URL [seconds]: requests/s of one short wrk run (1 thread, 16
+# connections, on CPU 0; the nginx worker is pinned to CPU 1).
+apps_wrk() {
+    taskset -c 0 wrk -t1 -c16 -d"${2:-3}"s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'
+}
+
+# apps_nginx_prepare DIR: the document root all nginx use cases serve:
+# /index.html (612 bytes, like Debian's default page), /public/a.html and
+# /admin/secret.html (the firewall rejects /admin).
+apps_nginx_prepare() {
+    local d=$1
+    mkdir -p "$d/html/public" "$d/html/admin" "$d/logs" "$d/tmp"
+    head -c 612 /dev/zero | tr '\0' 'x' >"$d/html/index.html"
+    cp "$d/html/index.html" "$d/html/public/a.html"
+    echo "secret" >"$d/html/admin/secret.html"
+}
+
+# apps_nginx_start DIR PORT MAIN HTTP SERVER [LAUNCHER...]: write DIR/nginx.conf
+# (one worker, running as root so the agent can open the registry, no access
+# log, keepalive) with extra MAIN/HTTP/SERVER directives, start nginx in the
+# foreground (through LAUNCHER, e.g. "$GRAFT start --"), wait for the port.
+# Sets NGINX_PID (the master).
+apps_nginx_start() {
+    local d=$1 port=$2 main=$3 http=$4 server=$5; shift 5
+    cat >"$d/nginx.conf" <<CONF
+$main
+daemon off;
+master_process on;
+worker_processes 1;
+worker_cpu_affinity 10;
+user root;
+pid $d/nginx.pid;
+error_log $d/logs/error.log error;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    keepalive_requests 1000000;
+    $http
+    server {
+        $server
+        root $d/html;
+    }
+}
+CONF
+    "$@" nginx -p "$d" -c "$d/nginx.conf" &
+    NGINX_PID=$!
+    apps_track "$NGINX_PID"
+    local scheme=http port_only=${port%% *}
+    apps_wait_port "$port_only" || { cat "$d/logs/error.log" >&2; return 1; }
+    # the worker is up when a request succeeds
+    local i
+    for i in $(seq 100); do
+        curl -sk -o /dev/null "$scheme://127.0.0.1:$port_only/" 2>/dev/null && return 0
+        [ "${port#* }" = ssl ] && curl -sk -o /dev/null "https://127.0.0.1:$port_only/" && return 0
+        sleep 0.05
+    done
+    return 0
+}
+apps_nginx_stop() {
+    kill -QUIT "$NGINX_PID" 2>/dev/null
+    local i
+    for i in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null
+    # workers of a killed master: find them by the pid file's directory only
+    pkill -9 -P "$NGINX_PID" 2>/dev/null || true
+}
+
+# apps_kload OBJ [kloader args]: the kernel loader in the background until
+# "loaded"; its output (map dump at exit) goes to $APPS_WORK/kloader.out.
+apps_kload() {
+    "$APPS_WORK/kloader" "$@" >"$APPS_WORK/kloader.out" 2>"$APPS_WORK/kloader.err" &
+    KLOADER_PID=$!
+    apps_track "$KLOADER_PID"
+    local i
+    for i in $(seq 200); do
+        grep -q '^loaded' "$APPS_WORK/kloader.out" && return 0
+        kill -0 "$KLOADER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$APPS_WORK/kloader.err" >&2
+    return 1
+}
+apps_kunload() { kill "$KLOADER_PID" 2>/dev/null; wait "$KLOADER_PID" 2>/dev/null; }
+apps_build_kloader() {
+    [ -x "$APPS_WORK/kloader" ] || cc -O2 -Wall -o "$APPS_WORK/kloader" "$APPS_EX/kloader.c" -lbpf
+}

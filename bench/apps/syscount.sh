@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# bench/apps/syscount.sh BUILD - use case 3: count nginx's system calls per
+# syscall under load, in the kernel vs under graft.
+#
+# The same object (examples/apps/nginx/syscount.bpf.c, raw_tracepoint/sys_enter,
+# filtered to processes named nginx) runs
+#   kernel  loaded with examples/apps/kloader.c (libbpf, raw tracepoint: fires
+#           for every syscall on the machine, wrk's included)
+#   graft   nginx started by `graft start` (master and its forked worker carry
+#           the agent; syscall hooks in each), object loaded with `graft load`
+# Throughput: wrk -t1 -c16 for $APPS_SECS s on a 612-byte page, 1 nginx
+# worker, configurations interleaved, $APPS_RUNS runs, medians.
+#   BENCH syscount_base_rps, syscount_kernel_loss_pct, syscount_graft_loss_pct
+# Correctness: kernel and graft count the same nginx at the same time while a
+# client makes $SC_REQS requests, one connection each: accept4 must match
+# exactly, and every syscall seen >= $SC_REQS/2 times within 1%.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+apps_init "${1:-}"
+apps_install nginx wrk curl || { echo "SKIP: nginx/wrk/curl not installed"; exit 0; }
+PORT=18403
+RUNS=${APPS_RUNS:-5}
+SECS=${APPS_SECS:-3}
+SC_REQS=${SC_REQS:-1000}
+fails=0
+check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
+
+D=$APPS_WORK/nginx
+apps_nginx_prepare "$D"
+apps_build_kloader || exit 1
+apps_bpf "$APPS_EX/nginx/syscount.bpf.c" "$APPS_WORK/syscount.bpf.o" || exit 1
+
+start() {   # start CONFIG
+    case $1 in
+        base) apps_nginx_start "$D" $PORT "" "" "listen 127.0.0.1:$PORT;" ;;
+        kernel) apps_kload "$APPS_WORK/syscount.bpf.o" || return 1
+                apps_nginx_start "$D" $PORT "" "" "listen 127.0.0.1:$PORT;" ;;
+        graft) apps_load "$APPS_WORK/syscount.bpf.o" || return 1
+               apps_nginx_start "$D" $PORT "" "" "listen 127.0.0.1:$PORT;" "$GRAFT" start -- ;;
+    esac
+}
+stop() {
+    apps_nginx_stop
+    case $1 in kernel) apps_kunload ;; graft) apps_unload ;; esac
+}
+
+declare -A res
+for run in $(seq "$RUNS"); do
+    for cfg in base kernel graft; do
+        start $cfg || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop $cfg; continue; }
+        v=$(apps_wrk "http://127.0.0.1:$PORT/index.html" "$SECS")
+        if [ $cfg = graft ] && [ "$run" = 1 ]; then
+            n=$(apps_mapval counts 288)     # accept4
+            w=$(apps_mapval counts 20)      # writev
+            check "graft counted nginx's syscalls under wrk (accept4 $n, writev $w)" test "$w" -gt 1000
+        fi
+        stop $cfg
+        [ -n "$v" ] && res[$cfg]+="$v "
+    done
+done
+base=$(apps_median ${res[base]})
+echo "BENCH syscount_base_rps $base req/s"
+for cfg in kernel graft; do
+    [ -n "${res[$cfg]:-}" ] && echo "BENCH syscount_${cfg}_loss_pct $(apps_pct "$base" "$(apps_median ${res[$cfg]})") %"
+done
+
+# --- the same counts from both, at the same time ------------------------------
+apps_kload "$APPS_WORK/syscount.bpf.o" &&
+apps_load "$APPS_WORK/syscount.bpf.o" &&
+apps_nginx_start "$D" $PORT "" "" "listen 127.0.0.1:$PORT;" "$GRAFT" start -- || exit 1
+sleep 0.5
+# snapshots before and after the requests: compare the deltas, so the
+# agent's own start-up syscalls (made in nginx's name) do not count
+snap() {   # snap N: graft's map to graft.N.json, the kernel's to kernel.N
+    local lines
+    lines=$(grep -c '^--' "$APPS_WORK/kloader.out")
+    kill -USR1 "$KLOADER_PID"
+    "$GRAFT" map dump counts >"$APPS_WORK/graft.$1.json"
+    for _ in $(seq 100); do [ "$(grep -c '^--' "$APPS_WORK/kloader.out")" -gt "$lines" ] && break; sleep 0.02; done
+    awk -v n=$((lines + 1)) '/^--/ {seen++; next} seen == n - 1 && NF == 3' "$APPS_WORK/kloader.out" >"$APPS_WORK/kernel.$1"
+}
+snap 0
+python3 - "$PORT" "$SC_REQS" <<'PY'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("GET", "/index.html", headers={"Connection": "close"})
+    r = c.getresponse(); r.read(); c.close()
+    assert r.status == 200
+PY
+sleep 0.3
+snap 1
+apps_nginx_stop
+apps_kunload
+python3 - "$APPS_WORK" "$SC_REQS" <<'PY' || fails=$((fails + 1))
+import json, sys
+w = sys.argv[1]
+def graft(i):
+    g = {}
+    for e in json.load(open("%s/graft.%d.json" % (w, i)))["entries"]:
+        k, v = e["key"], e["value"]
+        k = k if not isinstance(k, list) else int.from_bytes(bytes(k), "little")
+        v = v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")
+        g[k] = v
+    return g
+def kernel(i):
+    k = {}
+    for line in open("%s/kernel.%d" % (w, i)):
+        f = line.split()
+        if f[0] == "counts":
+            k[int(f[1])] = int(f[2])
+    return k
+def delta(a, b):
+    return {x: b.get(x, 0) - a.get(x, 0) for x in set(a) | set(b)}
+g = delta(graft(0), graft(1))
+k = delta(kernel(0), kernel(1))
+n = int(sys.argv[2])
+bad = 0
+def ok(what, cond):
+    global bad
+    print(("ok: " if cond else "FAIL: ") + what)
+    bad += not cond
+ok("accept4: kernel %d == graft %d (>= %d requests)" % (k.get(288, 0), g.get(288, 0), n),
+   k.get(288, 0) == g.get(288, 0) and g.get(288, 0) >= n)
+for nr in sorted(set(g) | set(k)):
+    a, b = k.get(nr, 0), g.get(nr, 0)
+    if max(a, b) >= n // 2:
+        ok("syscall %d: kernel %d, graft %d (within 1%%)" % (nr, a, b), abs(a - b) <= max(a, b) // 100)
+sys.exit(1 if bad else 0)
+PY
+apps_unload
+[ $fails = 0 ]
