@@ -40,9 +40,24 @@ static pid_t spawn(const char *prog, const char *marker)
         execl(prog, prog, (char *)NULL);
         _exit(127);
     }
-    /* let it get into its loop (past the dynamic loader) */
-    struct timespec ts = { 0, 50 * 1000 * 1000 };
-    nanosleep(&ts, NULL);
+    /* Wait until the child sleeps in its loop: exec, the dynamic loader
+     * and (in the sanitizer build) ASan's start-up are done. A fixed sleep
+     * is not enough on a loaded machine. */
+    char path[64], buf[64];
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)p);
+    struct timespec ts = { 0, 2 * 1000 * 1000 };
+    for (int i = 0; i < 5000; i++) {
+        FILE *f = fopen(path, "r");
+        int nr = -1;
+        if (f) {
+            if (fgets(buf, sizeof(buf), f))
+                nr = atoi(buf);
+            fclose(f);
+        }
+        if (nr == 230 /* clock_nanosleep */ || nr == 35 /* nanosleep */)
+            break;
+        nanosleep(&ts, NULL);
+    }
     return p;
 }
 
