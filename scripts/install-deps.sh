@@ -4,9 +4,9 @@
 set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
       bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
-      libssl-dev python3
+      libssl-dev python3 pkg-config
       # the real-application tests (tests/apps, bench/apps)
-      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl)
+      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
