@@ -26,5 +26,16 @@ echo; echo "== graft start: run the host with the agent inside"
 echo; echo "== graft list"
 "$GRAFT" list
 
-echo; echo "== graft map dump counts: malloc calls and bytes per pid, as the extension saw them"
-"$GRAFT" map dump counts
+echo; echo "== graft map dump counts: the raw map, as JSON"
+"$GRAFT" map dump counts | tee "$log.json"
+
+echo; echo "== per process, as the extension counted (includes libc's own mallocs, e.g. stdio buffers)"
+python3 - "$log.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for e in sorted(d["entries"], key=lambda e: e["key"]):
+    v = bytes(e["value"])
+    calls, nbytes = int.from_bytes(v[:8], "little"), int.from_bytes(v[8:16], "little")
+    print(f"  pid {e['key']:>7}: {calls:>6} malloc calls, {nbytes:>9} bytes")
+PY
+rm -f "$log.json"
