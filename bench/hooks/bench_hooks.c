@@ -4,16 +4,24 @@
  * JIT and called directly by the trampoline; the kernel rows attach the
  * same instructions as a BPF_PROG_TYPE_KPROBE program to the kernel's
  * uprobe PMU (perf_event_open + PERF_EVENT_IOC_SET_BPF).
+ *
+ * With the path of the graft CLI as argument it also times, in ms, what
+ * `graft start -- /bin/true` adds to a plain /bin/true (start_overhead_ms)
+ * and how long `graft attach PID` takes on a sleeping process (attach_ms).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,7 +179,86 @@ static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
     return h;
 }
 
-int main(void)
+/* ---- graft start / graft attach ----------------------------------------------- */
+
+extern char **environ;
+
+/* Spawn argv (stdout/stderr to /dev/null); its pid, or -1. */
+static pid_t spawn_quiet(char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
+}
+
+/* Wall time of running argv to its end, in ms; negative if it failed. */
+static double run_ms(char *const argv[])
+{
+    double t0 = now_ns();
+    pid_t pid = spawn_quiet(argv);
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    double ms = (now_ns() - t0) / 1e6;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return v[n / 2];
+}
+
+static void bench_cli(const char *graft)
+{
+    enum { R = 11, RA = 7 };
+    char *true_argv[] = { "/bin/true", NULL };
+    char *start_argv[] = { (char *)graft, "start", "--", "/bin/true", NULL };
+    char *help_argv[] = { (char *)graft, "attach", "--help", NULL };
+    double plain[R], started[R], cli[R];
+    for (int r = 0; r < R; r++) {
+        plain[r] = run_ms(true_argv);
+        started[r] = run_ms(start_argv);
+        cli[r] = run_ms(help_argv);
+        if (plain[r] < 0 || started[r] < 0) {
+            printf("# start_overhead_ms skipped: %s -- /bin/true failed\n", graft);
+            return;
+        }
+    }
+    double mp = median(plain, R), ms = median(started, R), mc = median(cli, R);
+    printf("# /bin/true %.2f ms, graft start -- /bin/true %.2f ms, graft CLI alone "
+           "(attach --help) %.2f ms (medians of %d)\n", mp, ms, mc, R);
+    printf("BENCH start_overhead_ms %.2f ms\n", ms - mp);
+
+    double att[RA];
+    for (int r = 0; r < RA; r++) {
+        char *sleep_argv[] = { "/bin/sleep", "30", NULL };
+        pid_t target = spawn_quiet(sleep_argv);
+        if (target < 0) {
+            printf("# attach_ms skipped: cannot run /bin/sleep\n");
+            return;
+        }
+        nanosleep(&(struct timespec){ 0, 30 * 1000 * 1000 }, NULL);   /* let it start */
+        char pid_s[24];
+        snprintf(pid_s, sizeof(pid_s), "%d", (int)target);
+        char *attach_argv[] = { (char *)graft, "attach", pid_s, NULL };
+        att[r] = run_ms(attach_argv);
+        kill(target, SIGKILL);
+        waitpid(target, NULL, 0);
+        if (att[r] < 0) {
+            printf("# attach_ms skipped: graft attach failed (needs ptrace rights)\n");
+            return;
+        }
+    }
+    printf("BENCH attach_ms %.2f ms\n", median(att, RA));
+}
+
+int main(int argc, char **argv)
 {
     struct graft_err err = { 0 };
     struct gvm_prog *prog = NULL;
@@ -254,5 +341,9 @@ int main(void)
     }
     printf("BENCH unused_entry_delta_ns %.2f ns\n", med[C_UNUSED_HOOKED] - med[C_UNUSED_BASE]);
     gvm_prog_free(prog);
+    if (argc > 1)
+        bench_cli(argv[1]);
+    else
+        printf("# start_overhead_ms, attach_ms skipped: no graft CLI path given\n");
     return 0;
 }

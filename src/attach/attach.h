@@ -92,9 +92,10 @@ struct gattach_opts {
     /* The handler leaves xmm/ymm registers alone: it calls no C code that
      * may use them (e.g. a JIT-compiled program that calls no helpers).
      * Lets the trampoline skip saving the float argument / return
-     * registers (about 5 ns per call). Wrong when set for a handler that
-     * does clobber them: the hooked function then sees corrupt float
-     * arguments. */
+     * registers (about 5 ns per call) and, except for OVERRIDE hooks,
+     * filling ghelper_run_state(), which such a handler has no way to
+     * read. Wrong when set for a handler that does clobber them: the
+     * hooked function then sees corrupt float arguments. */
     int handler_preserves_fp;
 };
 

@@ -6,7 +6,7 @@
  * Hot path: for hooks at a function entry it is the per-site templates in
  * tramp_x86.c (which read struct gthread and the snapshot directly, with the
  * same protocol as below); graft_hook_enter is their slow path (first hit
- * on a thread, recursion, override/replace) and the path of mid-function
+ * on a thread, recursion, replace) and the path of mid-function
  * probes. No locks, no atomics with lock prefix. The
  * handler list is an immutable snapshot read under a userspace-RCU read
  * section: the thread stores the current grace-period number in its own
@@ -19,8 +19,9 @@
  *
  * Invariants: sites and stubs are never freed (see func_internal.h); every
  * thread that ever ran a hook has a struct gthread on g_threads, reused
- * after the thread exits; t->busy is set while a thread runs handlers, which
- * makes nested hook hits skip their handlers (counted as missed).
+ * after the thread exits; t->rcu_ctr is non-zero while a thread runs
+ * handlers (its read section, and only then), which makes nested hook hits
+ * skip their handlers (counted as missed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -79,18 +80,21 @@ static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
 _Atomic uint64_t st_missed;
 static _Atomic uint64_t st_overflow, st_stale, st_traps;
 
-_Static_assert(offsetof(struct gthread, busy) == 8 && offsetof(struct gthread, depth) == 12 &&
+_Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread, depth) == 12 &&
                offsetof(struct gthread, rs) == 16 &&
                offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
                "gthread layout used by the templates");
-_Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0,
+_Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0 &&
+               offsetof(struct gsite, ret_only) == GSITE_OFF_RET_ONLY,
                "gsite layout used by the templates");
 _Static_assert(offsetof(struct ghandlers, flags) == 12 && offsetof(struct ghandlers, entry) == 40 &&
-               offsetof(struct ghandlers, ret) == 48 && sizeof(struct gslot) == 24,
+               offsetof(struct ghandlers, ret) == 48 && sizeof(struct gslot) == 24 &&
+               offsetof(struct gslot, kind) == 16 && GHOOK_OVERRIDE == 2,
                "ghandlers layout used by the templates");
 _Static_assert(offsetof(struct ghelper_run, ctx) == 0 && offsetof(struct ghelper_run, func_ip) == 8 &&
                offsetof(struct ghelper_run, cookie) == 16 &&
                offsetof(struct ghelper_run, override_set) == 24 &&
+               offsetof(struct ghelper_run, override_value) == 32 &&
                offsetof(struct ghelper_run, tail_calls) == 40 &&
                offsetof(struct ghelper_run, regs) == 48 &&
                offsetof(struct ghelper_run, func_nargs) == 56 &&
@@ -109,7 +113,6 @@ static void thread_release(void *p)
     struct gthread *t = p;
     atomic_store(&t->rcu_ctr, 0);
     t->depth = 0;
-    t->busy = 0;
     atomic_store(&t->in_use, 0);
 }
 
@@ -139,11 +142,16 @@ static __attribute__((noinline)) struct gthread *thread_register(void)
         ;
 got:
     t->depth = 0;
-    t->busy = 0;
     t->rs = ghelper_run_state();
     t_self = t;
     pthread_setspecific(g_thread_key, t);
     return t;
+}
+
+/* Inside a read section = running handlers (g_gp is never 0). */
+static inline int in_handlers(struct gthread *t)
+{
+    return atomic_load_explicit(&t->rcu_ctr, memory_order_relaxed) != 0;
 }
 
 static inline void rcu_read_begin(struct gthread *t)
@@ -223,11 +231,10 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         if (!t)
             return cont;
     }
-    if (t->busy) {
+    if (in_handlers(t)) {
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return cont;
     }
-    t->busy = 1;
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs) {
@@ -278,7 +285,6 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         }
     }
     rcu_read_end(t);
-    t->busy = 0;
     return cont;
 }
 
@@ -342,11 +348,10 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
     struct gsite *site = e->site;
 
     regs->ip = ret;
-    if (t->busy) {
+    if (in_handlers(t)) {
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return ret;
     }
-    t->busy = 1;
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs && hs->n_ret) {
@@ -362,7 +367,6 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
             run_slot(&hs->ret[i], regs, rs);
     }
     rcu_read_end(t);
-    t->busy = 0;
     return ret;
 }
 
@@ -483,8 +487,10 @@ static int snapshot_build(struct gsite *site, struct ghandlers **out)
     for (h = site->hooks; h; h = h->next) {
         struct gslot sl = { h->fn, h->cookie, (uint32_t)h->kind };
         if (!h->preserves_fp)
-            hs->flags |= GHS_SAVE_FP;
-        if (h->kind == GHOOK_OVERRIDE || h->kind == GHOOK_REPLACE)
+            hs->flags |= GHS_SAVE_FP | GHS_NEED_RS;
+        if (h->kind == GHOOK_OVERRIDE)
+            hs->flags |= GHS_NEED_RS;    /* override_set must start at 0 */
+        if (h->kind == GHOOK_REPLACE)
             hs->flags |= GHS_SLOW;
         if (h->kind == GHOOK_ENTRY || h->kind == GHOOK_OVERRIDE)
             hs->entry[hs->n_entry++] = sl;
@@ -506,6 +512,9 @@ static int site_publish(struct gsite *site)
     if (rc < 0)
         return rc;
     struct ghandlers *old = atomic_exchange(&site->hs, hs);
+    /* After hs: a thread that still sees the old value behaves as if it
+     * had entered just before this publish. */
+    atomic_store(&site->ret_only, hs && hs->n_entry == 0 && !hs->has_replace && hs->n_ret > 0);
     if (old) {
         rcu_synchronize();
         free(old);

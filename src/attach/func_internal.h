@@ -33,9 +33,12 @@
  * use the shared bodies (tramp_x86.c) through the 128-byte head below;
  * function-entry sites get copies of the entry and return templates:
  *    0  entry template, then the relocated instructions (GSTUB_ERELOC_MAX)
+ *  GSTUB_CALL  call rel32 to the relocated instructions, so that the
+ *              address it pushes is the return template's
  *  GSTUB_RET  return template */
 #define GSTUB_SIZE      2048
 #define GSTUB_RET       1280
+#define GSTUB_CALL      (GSTUB_RET - 5)   /* `call rel32` to the relocated code */
 #define GSTUB_ERELOC_MAX 96
 #define GSTUB_CONT      17          /* after `lea; push [site]; jmp [entry]` */
 #define GSTUB_RELOC     25          /* after `lea rsp,[rsp+136]` */
@@ -46,8 +49,10 @@
 #define GPATCH_LEN 5                /* jmp rel32 */
 
 /* struct ghandlers.flags (read by the templates) */
-#define GHS_SLOW    1               /* OVERRIDE or REPLACE: the C path */
+#define GHS_SLOW    1               /* REPLACE: the C path */
 #define GHS_SAVE_FP 2               /* a handler may clobber xmm registers */
+#define GHS_NEED_RS 4               /* a handler may read ghelper_run_state():
+                                     * one may call C code, or is an OVERRIDE */
 
 struct gslot {                      /* one handler in a published snapshot */
     ghook_handler fn;
@@ -70,6 +75,8 @@ struct ghandlers {                  /* offsets fixed: used by the templates */
 struct gsite {
     uint64_t addr;                  /* offset 0 (templates) */
     _Atomic(struct ghandlers *) hs; /* offset 8 (templates) */
+    _Atomic uint32_t ret_only;      /* offset 16 (templates): hs has return
+                                     * hooks and nothing else */
     uint64_t ret_tramp;             /* address planted by return probes */
     uint8_t *stub;                  /* RX view */
     uint8_t *stub_rw;               /* RW view of the same bytes */
@@ -88,6 +95,7 @@ struct gsite {
 };
 
 #define GSITE_OFF_HS 8
+#define GSITE_OFF_RET_ONLY 16
 
 struct ghook {
     struct gsite *site;
@@ -108,7 +116,7 @@ struct gshadow {
 
 struct gthread {
     _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
-    uint32_t busy;                  /* 8: running handlers */
+    uint32_t unused;                /* 8 (rcu_ctr != 0: running handlers) */
     uint32_t depth;                 /* 12: shadow entries in use */
     struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
     _Atomic int in_use;             /* owned by a live thread */
@@ -124,6 +132,9 @@ void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
 void graft_tramp_entry_mid(void) __attribute__((visibility("hidden")));
 void graft_tramp_ret(void) __attribute__((visibility("hidden")));
 void graft_tramp_skip(void) __attribute__((visibility("hidden")));
+/* graft_hook_enter_slow / graft_shadow_push_slow with xmm0-7 kept. */
+void graft_tramp_enter_slow(void) __attribute__((visibility("hidden")));
+void graft_tramp_push_slow(void) __attribute__((visibility("hidden")));
 /* entry_fn: function entry (xmm0-7 saved, flags not restored); entry_mid:
  * any instruction (all xmm, flags); ret: planted return address; skip:
  * continuation that returns to the caller. */
@@ -150,7 +161,10 @@ extern _Atomic uint64_t st_missed GHIDDEN;
     graft_tmpl_ret_end##sfx[], graft_tp_e_addr##sfx[], graft_tp_e_tls##sfx[],      \
     graft_tp_e_site##sfx[], graft_tp_e_gp##sfx[], graft_tp_e_ret##sfx[],           \
     graft_tp_e_site2##sfx[], graft_tp_e_slow##sfx[], graft_tp_e_push##sfx[],       \
+    graft_tp_e_ret2##sfx[], graft_tp_e_call##sfx[], graft_tp_e_site3##sfx[],       \
+    graft_tp_e_tls2##sfx[], graft_tp_e_call2##sfx[],                               \
     graft_tp_r_tls##sfx[], graft_tp_r_gp##sfx[], graft_tp_r_missed##sfx[],         \
+    graft_tp_r_site##sfx[],                                                         \
     graft_tp_r_slow##sfx[]
 extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), graft_tp_e_gin_g[],
     graft_tp_e_gout_g[], graft_tp_r_gin_g[], graft_tp_r_gout_g[];
@@ -158,8 +172,8 @@ extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), graft_tp_e_gin_g[
 /* One template variant, for tramp_reloc.c. */
 struct gtmpl {
     const uint8_t *entry, *entry_end, *e_addr, *e_tls, *e_site, *e_gp, *e_ret, *e_site2,
-        *e_slow, *e_push, *e_gin, *e_gout;
-    const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout;
+        *e_slow, *e_push, *e_gin, *e_gout, *e_ret2, *e_call, *e_site3, *e_tls2, *e_call2;
+    const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout, *r_site;
 };
 
 /* func_hook.c: isolation (gattach_set_isolation). When set, new sites get

@@ -15,7 +15,7 @@
  *   11  jmp qword [rip+entry]      graft_tramp_entry_{fn,mid}
  *   17  lea rsp,[rsp+136]          continuation: drop slot and gap
  *   25  relocated instructions
- *       jmp qword [rip+0]; .quad addr+reloc_len
+ *       jmp rel32 addr+reloc_len (or jmp qword [rip+0]; .quad addr+reloc_len)
  *  112  .quad site, .quad entry
  *
  * With isolation on, pages are made for gated sites only: the RW view is
@@ -24,9 +24,10 @@
  * giso_scan().
  *
  * Function-entry sites instead get the entry template (tramp_x86.c) at 0,
- * the relocated instructions right after it (it falls through into them)
- * and the return template at GSTUB_RET, all patched with this site's
- * addresses.
+ * the relocated instructions right after it (it falls through into them,
+ * ending with a jmp rel32 back), `call rel32` to them at GSTUB_CALL (taken
+ * when a return probe is armed, see tramp_x86.c) and the return template at
+ * GSTUB_RET, all patched with this site's addresses.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -168,13 +169,16 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
 static const struct gtmpl g_tmpls[2] = {
     { graft_tmpl_entry, graft_tmpl_entry_end, graft_tp_e_addr, graft_tp_e_tls, graft_tp_e_site,
       graft_tp_e_gp, graft_tp_e_ret, graft_tp_e_site2, graft_tp_e_slow, graft_tp_e_push, NULL,
-      NULL, graft_tmpl_ret, graft_tmpl_ret_end, graft_tp_r_tls, graft_tp_r_gp, graft_tp_r_missed,
-      graft_tp_r_slow, NULL, NULL },
+      NULL, graft_tp_e_ret2, graft_tp_e_call, graft_tp_e_site3, graft_tp_e_tls2,
+      graft_tp_e_call2, graft_tmpl_ret, graft_tmpl_ret_end, graft_tp_r_tls, graft_tp_r_gp, graft_tp_r_missed,
+      graft_tp_r_slow, NULL, NULL, graft_tp_r_site },
     { graft_tmpl_entry_g, graft_tmpl_entry_end_g, graft_tp_e_addr_g, graft_tp_e_tls_g,
       graft_tp_e_site_g, graft_tp_e_gp_g, graft_tp_e_ret_g, graft_tp_e_site2_g, graft_tp_e_slow_g,
-      graft_tp_e_push_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tmpl_ret_g,
+      graft_tp_e_push_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tp_e_ret2_g,
+      graft_tp_e_call_g, graft_tp_e_site3_g, graft_tp_e_tls2_g, graft_tp_e_call2_g,
+      graft_tmpl_ret_g,
       graft_tmpl_ret_end_g, graft_tp_r_tls_g, graft_tp_r_gp_g, graft_tp_r_missed_g,
-      graft_tp_r_slow_g, graft_tp_r_gin_g, graft_tp_r_gout_g },
+      graft_tp_r_slow_g, graft_tp_r_gin_g, graft_tp_r_gout_g, graft_tp_r_site_g },
 };
 
 /* Where an entry site's relocated instructions start: right after the
@@ -360,11 +364,21 @@ static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_siz
             return why;
         cur += ins[i].length;
     }
-    /* jmp qword [rip+0]; .quad back */
-    uint8_t jb[14] = { 0xFF, 0x25, 0, 0, 0, 0 };
+    /* Back to the rest of the function: jmp rel32 (the stub is within
+     * +-2GB of it), else jmp qword [rip+0]; .quad back. Room for either is
+     * reserved by the caps above. */
     uint64_t back = ip + off;
-    memcpy(jb + 6, &back, 8);
-    memcpy(e.buf + e.len, jb, sizeof(jb));   /* room reserved by GSTUB_RELOC_MAX */
+    int64_t d = (int64_t)(back - (e.base + e.len + 5));
+    if (d >= INT32_MIN && d <= INT32_MAX) {
+        uint8_t jb[5] = { 0xE9 };
+        int32_t d32 = (int32_t)d;
+        memcpy(jb + 1, &d32, 4);
+        memcpy(e.buf + e.len, jb, sizeof(jb));
+    } else {
+        uint8_t jb[14] = { 0xFF, 0x25, 0, 0, 0, 0 };
+        memcpy(jb + 6, &back, 8);
+        memcpy(e.buf + e.len, jb, sizeof(jb));
+    }
     *covered = off;
     return NULL;
 }
@@ -412,13 +426,28 @@ static void write_templates(struct gsite *site)
     patch64(site, 0, e, T->e_site2, (uint64_t)site);
     patch64(site, 0, e, T->e_gp, (uint64_t)&g_gp);
     patch64(site, 0, e, T->e_ret, (uint64_t)site->stub + GSTUB_RET);
-    patch64(site, 0, e, T->e_slow, (uint64_t)graft_hook_enter_slow);
-    patch64(site, 0, e, T->e_push, (uint64_t)graft_shadow_push_slow);
+    patch64(site, 0, e, T->e_ret2, (uint64_t)site->stub + GSTUB_RET);
+    /* jmp rel32 (its operand ends at e_call) to GSTUB_CALL, where
+     * `call rel32` enters the relocated code with the return template's
+     * address as return address: the function's `ret` then matches a
+     * `call` for the return-stack predictor, and so does the return
+     * template's own `ret` to the real caller. */
+    patch32(site, 0, e, T->e_call, (int32_t)(GSTUB_CALL - (T->e_call - e)));
+    patch32(site, 0, e, T->e_call2, (int32_t)(GSTUB_CALL - (T->e_call2 - e)));
+    patch64(site, 0, e, T->e_site3, (uint64_t)site);
+    patch32(site, 0, e, T->e_tls2, tls);
+    uint8_t call[5] = { 0xE8 };
+    int32_t rel = (int32_t)site_cont_off(site) - GSTUB_RET;
+    memcpy(call + 1, &rel, 4);
+    memcpy(site->stub_rw + GSTUB_CALL, call, sizeof(call));
+    patch64(site, 0, e, T->e_slow, (uint64_t)graft_tramp_enter_slow);
+    patch64(site, 0, e, T->e_push, (uint64_t)graft_tramp_push_slow);
     copy_tmpl(site, GSTUB_RET, r, T->ret_end);
     patch32(site, GSTUB_RET, r, T->r_tls, tls);
     patch64(site, GSTUB_RET, r, T->r_gp, (uint64_t)&g_gp);
     patch64(site, GSTUB_RET, r, T->r_missed, (uint64_t)&st_missed);
     patch64(site, GSTUB_RET, r, T->r_slow, (uint64_t)graft_hook_return);
+    patch64(site, GSTUB_RET, r, T->r_site, (uint64_t)site);
     if (site->gated) {
         patch_gate(site, 0, e, T->e_gin, giso_pkru_ext());
         patch_gate(site, 0, e, T->e_gout, giso_pkru_host());
@@ -460,7 +489,7 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
     for (int v = 0; v < 2; v++)
-        if ((g_tmpls[v].entry_end - g_tmpls[v].entry) + GSTUB_ERELOC_MAX > GSTUB_RET ||
+        if ((g_tmpls[v].entry_end - g_tmpls[v].entry) + GSTUB_ERELOC_MAX > GSTUB_CALL ||
             GSTUB_RET + (g_tmpls[v].ret_end - g_tmpls[v].ret) > GSTUB_SIZE)
             return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
                               "GSTUB_SIZE (func_internal.h); enlarge it");

@@ -133,6 +133,32 @@ __asm__(
     "  ret\n"
     "  .size graft_tramp_skip, .-graft_tramp_skip\n"
 
+    /* The entry templates' C calls, out of line to keep the per-site copies
+     * small: save xmm0-7 (argument registers), call, restore. Entered with
+     * rsp = 8 mod 16. */
+    ".macro GXMM_SHIM name, fn\n"
+    "  .globl \\name\n"
+    "  .hidden \\name\n"
+    "  .type \\name, @function\n"
+    "  .p2align 4\n"
+    "\\name:\n"
+    "  sub $136, %rsp\n"
+    "  movups %xmm0, 0(%rsp)\n  movups %xmm1, 16(%rsp)\n"
+    "  movups %xmm2, 32(%rsp)\n  movups %xmm3, 48(%rsp)\n"
+    "  movups %xmm4, 64(%rsp)\n  movups %xmm5, 80(%rsp)\n"
+    "  movups %xmm6, 96(%rsp)\n  movups %xmm7, 112(%rsp)\n"
+    "  call \\fn\n"
+    "  movups 0(%rsp), %xmm0\n  movups 16(%rsp), %xmm1\n"
+    "  movups 32(%rsp), %xmm2\n  movups 48(%rsp), %xmm3\n"
+    "  movups 64(%rsp), %xmm4\n  movups 80(%rsp), %xmm5\n"
+    "  movups 96(%rsp), %xmm6\n  movups 112(%rsp), %xmm7\n"
+    "  add $136, %rsp\n"
+    "  ret\n"
+    "  .size \\name, .-\\name\n"
+    ".endm\n"
+    "GXMM_SHIM graft_tramp_enter_slow, graft_hook_enter_slow\n"
+    "GXMM_SHIM graft_tramp_push_slow, graft_shadow_push_slow\n"
+
     /* Entered by the probed function's `ret`: rsp is one past the slot that
      * held our address. Push a placeholder there for the real address. */
     "  .globl graft_tramp_ret\n"
@@ -170,13 +196,29 @@ __asm__(
  * Entry fast path (t = this thread's struct gthread, found at a constant
  * %fs offset because t_self is initial-exec TLS): plain stores of the
  * registers into a pt_regs on the stack (no pushfq: flags are dead at a
- * call), then - unless t is missing, t->busy (nested hook: recursion guard),
- * or the snapshot needs the C path (override/replace) - mark the RCU read
- * section with plain stores (the detacher uses membarrier), fill the
- * helpers' run state through a cached pointer, save xmm0-7 only when some
- * handler may call C code (GHS_SAVE_FP), call each handler, push the shadow
- * entry for return probes and fall through into the relocated original
- * instructions. Everything unusual goes to graft_hook_enter_slow().
+ * call), then - unless t is missing, t->rcu_ctr is set (a nested hook:
+ * recursion guard) or the snapshot needs the C path (replace) - mark the
+ * RCU read section with a plain store (the detacher uses membarrier; a
+ * non-zero t->rcu_ctr also means "running handlers"), fill the helpers' run
+ * state through a cached pointer unless no handler can read it (GHS_NEED_RS
+ * clear: all of them call nothing), save xmm0-7 only when some handler may
+ * call C code (GHS_SAVE_FP), call each handler (after an OVERRIDE handler
+ * that called bpf_override_return: stop, return the value to the caller),
+ * push the shadow entry for return probes and go to the relocated original
+ * instructions. Everything unusual goes to graft_hook_enter_slow() (through
+ * graft_tramp_enter_slow, which keeps xmm0-7).
+ *
+ * A site with return hooks only (site->ret_only) skips the pt_regs: the
+ * template saves five scratch registers, pushes the shadow entry and goes
+ * on; no handler runs at entry, so it needs no read section either.
+ *
+ * Return-stack predictor: when a shadow entry was pushed, the return slot
+ * holds this site's return template R. The template then pops that slot
+ * and enters the relocated instructions through `call` at GSTUB_CALL,
+ * which pushes R again: the stack is the same as with R planted, but the
+ * function's `ret` to R now matches a `call` (no mispredict, ~15 ns), and
+ * the return template leaves with `ret` to the real caller, which matches
+ * the caller's own `call`: every `ret` stays paired with its `call`.
  *
  * Both templates exist twice: as is, and with the suffix _g, which has a
  * GGATE_LEN-byte slot right before and after the handler loop. With
@@ -188,9 +230,8 @@ __asm__(
  * Sites built with isolation off have no slots: no cost at all.
  *
  * Return fast path: the probed function `ret`s into the site's return
- * template; it pops the matching shadow entry, runs the return handlers and
- * leaves with `jmp *%r11` (r11 is dead after a return) rather than `ret`,
- * which keeps the return-stack predictor in step for the caller's own ret.
+ * template; it pops the matching shadow entry, runs the return handlers,
+ * writes the real return address back into the slot and `ret`s to it.
  */
 __asm__(
     ".text\n"
@@ -249,7 +290,22 @@ __asm__(
     "  .p2align 4\n"
     "TLABEL graft_tmpl_entry\\sfx\n"
     "  sub $312, %rsp\n"
-    "  TSAVE_GPRS\n"
+    "  mov %rbx, 40(%rsp)\n  mov %rax, 80(%rsp)\n"
+    "  mov %rcx, 88(%rsp)\n  mov %rdx, 96(%rsp)\n"
+    "  mov %rdi, 112(%rsp)\n"
+    "  movabs $0x2222222222222222, %rdx\n"   /* site */
+    "TLABEL graft_tp_e_site3\\sfx\n"
+    "  cmpl $0, " S(GSITE_OFF_RET_ONLY) "(%rdx)\n"
+    "  jne 30f\n"                            /* only return hooks: no pt_regs */
+    "21:\n"
+    "  mov %r15, 0(%rsp)\n  mov %r14, 8(%rsp)\n"
+    "  mov %r13, 16(%rsp)\n  mov %r12, 24(%rsp)\n"
+    "  mov %rbp, 32(%rsp)\n"
+    "  mov %r11, 48(%rsp)\n  mov %r10, 56(%rsp)\n"
+    "  mov %r9,  64(%rsp)\n  mov %r8,  72(%rsp)\n"
+    "  mov %rsi, 104(%rsp)\n"
+    "  movq $-1, 120(%rsp)\n  movq $0x33, 136(%rsp)\n"
+    "  movq $0x202, 144(%rsp)\n  movq $0x2b, 160(%rsp)\n"
     "  lea 312(%rsp), %rax\n"
     "  mov %rax, 152(%rsp)\n"
     "  movabs $0x1111111111111111, %rax\n"
@@ -259,11 +315,10 @@ __asm__(
     "TLABEL graft_tp_e_tls\\sfx\n"
     "  test %rbx, %rbx\n"
     "  jz 8f\n"
-    "  cmpl $0, 8(%rbx)\n"                  /* t->busy */
+    "  cmpq $0, (%rbx)\n"                   /* in a read section: nested */
     "  jne 8f\n"
     "  movabs $0x2222222222222222, %r14\n"   /* site */
     "TLABEL graft_tp_e_site\\sfx\n"
-    "  movl $1, 8(%rbx)\n"
     "  movabs $0x3333333333333333, %rax\n"   /* &g_gp */
     "TLABEL graft_tp_e_gp\\sfx\n"
     "  mov (%rax), %rax\n"
@@ -274,6 +329,8 @@ __asm__(
     "  testl $" S(GHS_SLOW) ", 12(%r12)\n"
     "  jnz 7f\n"
     "  mov 16(%rbx), %r13\n"                 /* t->rs */
+    "  testl $" S(GHS_NEED_RS) ", 12(%r12)\n"
+    "  jz 1f\n"                              /* nobody reads it (nor saves xmm) */
     "  mov %rsp, %rdi\n"
     "  mov %rdi, 0(%r13)\n"                  /* rs->ctx */
     "  mov %rdi, 48(%r13)\n"                 /* rs->regs */
@@ -297,10 +354,15 @@ __asm__(
     "  mov %rsp, %rdi\n"
     "  mov $168, %esi\n"
     "  call *(%r15)\n"
+    "  cmpl $2, 16(%r15)\n"                  /* slot->kind == GHOOK_OVERRIDE */
+    "  je 13f\n"
+    "14:\n"
     "  add $24, %r15\n"
     "  dec %ebp\n"
     "  jnz 2b\n"
     "  GATE_SLOT graft_tp_e_gout\\sfx, \\gates\n"   /* PKRU := host */
+    "  test %r14, %r14\n"
+    "  jz 15f\n"                             /* overridden: skip the function */
     "3:\n"
     "  cmpl $0, 4(%r12)\n"                   /* n_ret */
     "  je 5f\n"
@@ -330,43 +392,100 @@ __asm__(
     "  TREST_XMM 8\n"
     "6:\n"
     "  movq $0, (%rbx)\n"                    /* end of read section */
-    "  movl $0, 8(%rbx)\n"
     "10:\n"
     "  TREST_GPRS_BUT_R11\n"
+    /* A shadow entry was pushed (here or in C) iff the return slot now
+     * holds this site's return template: then leave through the stub's
+     * `call` (see below), else fall into the relocated code. */
+    "  movabs $0x4444444444444444, %r11\n"
+    "TLABEL graft_tp_e_ret2\\sfx\n"
+    "  cmp %r11, 312(%rsp)\n"
     "  mov 48(%rsp), %r11\n"
+    "  je 12f\n"
     "  add $312, %rsp\n"
     "  jmp 11f\n"
+    "12:\n"
+    "  add $320, %rsp\n"                     /* the frame and the planted slot */
+    "  .byte 0xe9\n  .long 0\n"             /* jmp rel32 to the stub's `call`, patched */
+    "TLABEL graft_tp_e_call\\sfx\n"
     /* snapshot needs the C path: leave the section, then as slow */
     "7:\n"
     "  movq $0, (%rbx)\n"
-    "  movl $0, 8(%rbx)\n"
     "8:\n"
-    "  TSAVE_XMM 8\n"
     "  mov %rsp, %rdi\n"
     "  movabs $0x2222222222222222, %rsi\n"
     "TLABEL graft_tp_e_site2\\sfx\n"
-    "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_enter_slow */
+    "  movabs $0x5555555555555555, %rax\n"   /* graft_tramp_enter_slow */
     "TLABEL graft_tp_e_slow\\sfx\n"
     "  call *%rax\n"
-    "  TREST_XMM 8\n"
     "  test %eax, %eax\n"
     "  jz 10b\n"
     /* override/replace: rax = regs->ax, back to the caller */
+    "16:\n"
     "  TREST_GPRS_BUT_R11\n"
     "  mov 48(%rsp), %r11\n"
     "  add $312, %rsp\n"
     "  ret\n"
+    /* An OVERRIDE handler ran: if bpf_override_return was called, end the
+     * loop (through the exit gate) with regs->ax = the value and r14 = 0. */
+    "13:\n"
+    "  cmpl $0, 24(%r13)\n"                  /* rs->override_set */
+    "  je 14b\n"
+    "  mov 32(%r13), %rax\n"                 /* rs->override_value */
+    "  mov %rax, 80(%rsp)\n"
+    "  xor %r14d, %r14d\n"
+    "  mov $1, %ebp\n"
+    "  jmp 14b\n"
+    /* Skip the function: no shadow entry; xmm registers are dead after a
+     * return (a float result is unspecified under an override). */
+    "15:\n"
+    "  movq $0, (%rbx)\n"
+    "  jmp 16b\n"
     /* shadow push with stale entries or overflow */
     "9:\n"
-    "  TSAVE_XMM 8\n"
     "  mov %rbx, %rdi\n"
     "  mov 152(%rsp), %rsi\n"
     "  mov %r14, %rdx\n"
-    "  movabs $0x6666666666666666, %rax\n"   /* graft_shadow_push_slow */
+    "  movabs $0x6666666666666666, %rax\n"   /* graft_tramp_push_slow */
     "TLABEL graft_tp_e_push\\sfx\n"
     "  call *%rax\n"
-    "  TREST_XMM 8\n"
     "  jmp 5b\n"
+    /* The site has return hooks only (site->ret_only, set after each
+     * publish; the site is never freed, so no read section is needed, and
+     * no handler runs here). Push the shadow entry with five scratch
+     * registers and leave through the stub's `call`; anything unusual
+     * (no thread state, nested in a handler, stale entries, overflow)
+     * goes back to the full path, which saves the other registers. */
+    "30:\n"
+    "  mov %fs:0x7ffffff0, %rbx\n"
+    "TLABEL graft_tp_e_tls2\\sfx\n"
+    "  test %rbx, %rbx\n"
+    "  jz 21b\n"
+    "  cmpq $0, (%rbx)\n"                   /* nested: the C path counts it */
+    "  jne 21b\n"
+    "  lea 312(%rsp), %rdi\n"               /* the return-address slot */
+    "  mov 12(%rbx), %eax\n"
+    "  lea (%rax,%rax,2), %rcx\n"
+    "  test %eax, %eax\n"
+    "  jz 31f\n"
+    "  cmp %rdi, " S(GTH_OFF_SHADOW) "-24(%rbx,%rcx,8)\n"
+    "  jbe 21b\n"
+    "31:\n"
+    "  cmp $" S(GATTACH_SHADOW_DEPTH) ", %eax\n"
+    "  jae 21b\n"
+    "  lea " S(GTH_OFF_SHADOW) "(%rbx,%rcx,8), %rcx\n"
+    "  mov %rdi, 0(%rcx)\n"
+    "  mov (%rdi), %rdi\n"
+    "  mov %rdi, 8(%rcx)\n"
+    "  mov %rdx, 16(%rcx)\n"
+    "  inc %eax\n"
+    "  mov %eax, 12(%rbx)\n"
+    "  mov 40(%rsp), %rbx\n  mov 80(%rsp), %rax\n"
+    "  mov 88(%rsp), %rcx\n  mov 96(%rsp), %rdx\n"
+    "  mov 112(%rsp), %rdi\n"
+    "  add $320, %rsp\n"                     /* the `call` plants the template */
+    "  .byte 0xe9\n  .long 0\n"
+    "TLABEL graft_tp_e_call2\\sfx\n"
     "11:\n"
     "TLABEL graft_tmpl_entry_end\\sfx\n"
 
@@ -394,12 +513,14 @@ __asm__(
     "  jne 8f\n"                             /* stale entries above: C */
     "  mov %eax, 12(%rbx)\n"
     "  mov 8(%rcx), %rax\n"                  /* the real return address */
-    "  mov %rax, 304(%rsp)\n"
+    "  mov %rax, 312(%rsp)\n"                /* back into the slot */
     "  mov %rax, 128(%rsp)\n"            /* regs->ip */
-    "  mov 16(%rcx), %r14\n"                 /* site */
-    "  cmpl $0, 8(%rbx)\n"
+    /* The entry's site is this stub's (its return template's address was
+     * planted); a constant keeps site->hs off the load chain above. */
+    "  movabs $0x2222222222222222, %r14\n"   /* site */
+    "TLABEL graft_tp_r_site\\sfx\n"
+    "  cmpq $0, (%rbx)\n"
     "  jne 7f\n"
-    "  movl $1, 8(%rbx)\n"
     "  movabs $0x3333333333333333, %rax\n"
     "TLABEL graft_tp_r_gp\\sfx\n"
     "  mov (%rax), %rax\n"
@@ -411,16 +532,20 @@ __asm__(
     "  test %ebp, %ebp\n"
     "  jz 6f\n"
     "  mov 16(%rbx), %r13\n"
+    "  mov 12(%r12), %eax\n"                 /* flags */
+    "  test $" S(GHS_NEED_RS) ", %eax\n"
+    "  jz 1f\n"
     "  mov %rsp, %rdi\n"
     "  mov %rdi, 0(%r13)\n"
     "  mov %rdi, 48(%r13)\n"
-    "  mov 0(%r14), %rax\n"                  /* site->addr */
-    "  mov %rax, 8(%r13)\n"
+    "  mov 0(%r14), %rdi\n"                  /* site->addr */
+    "  mov %rdi, 8(%r13)\n"
     "  movl $0, 24(%r13)\n"
     "  movl $0, 40(%r13)\n"
     "  movl $0, 56(%r13)\n"
     "  movl $1, 60(%r13)\n"                  /* at_return */
-    "  mov 12(%r12), %r14d\n"                /* flags, kept across calls */
+    "1:\n"
+    "  mov %eax, %r14d\n"                    /* flags, kept across calls */
     "  test $" S(GHS_SAVE_FP) ", %r14d\n"
     "  jz 1f\n"
     "  TSAVE_XMM 2\n"
@@ -442,12 +567,11 @@ __asm__(
     "  TREST_XMM 2\n"
     "6:\n"
     "  movq $0, (%rbx)\n"
-    "  movl $0, 8(%rbx)\n"
     "10:\n"
     "  TREST_GPRS_BUT_R11\n"
-    "  mov 304(%rsp), %r11\n"
-    "  add $320, %rsp\n"
-    "  jmp *%r11\n"
+    "  mov 48(%rsp), %r11\n"
+    "  add $312, %rsp\n"
+    "  ret\n"
     /* nested in a handler: count the miss, skip the handlers */
     "7:\n"
     "  movabs $0x7777777777777777, %rax\n"   /* &st_missed */
@@ -462,7 +586,7 @@ __asm__(
     "  movabs $0x5555555555555555, %rax\n"   /* graft_hook_return */
     "TLABEL graft_tp_r_slow\\sfx\n"
     "  call *%rax\n"
-    "  mov %rax, 304(%rsp)\n"
+    "  mov %rax, 312(%rsp)\n"
     "  TREST_XMM 2\n"
     "  jmp 10b\n"
     "TLABEL graft_tmpl_ret_end\\sfx\n"

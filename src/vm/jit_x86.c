@@ -16,6 +16,12 @@
  *   [bitmap of function entries]  data, only read by callx to vet targets
  * Every function, main included, has the same frame: return address, saved
  * rbx r13 r14 r15 rbp, then 512 bytes of BPF stack below rbp (rbp = r10).
+ * Leaf programs (one function, no call of any kind) are the exception: their
+ * function 0 saves only the callee-saved registers the program names and
+ * sets up the BPF stack only when it uses r10, and the native entry point is
+ * function 0 itself (no wrapper, no nested call). Nothing unwinds through
+ * such a frame (no abort can happen inside it) and a tail call into it
+ * still enters at JIT_FUNC0_OFF, so the other programs' layouts hold.
  * The frame is FRAME_BYTES and rsp is 16-byte aligned at BPF level, so helper
  * calls need no adjustment and the abort stub can find the wrapper's frame
  * from the depth alone. A tail call tears down the current frame and jumps to
@@ -103,6 +109,9 @@ struct jit {
 
     bool r1_known;                         /* r1 holds r1_val (LD_IMM64) */
     uint64_t r1_val;
+
+    bool leaf;                             /* one function, no calls: lean frame */
+    uint16_t regs_named;                   /* leaf: bit r set if BPF rN appears */
 };
 
 /* ---- CPU features ----------------------------------------------------- */
@@ -899,7 +908,7 @@ static uint64_t jit_tail_lookup(const struct gvm_prog *prog, uint64_t map, uint6
     const struct gvm_prog *t = prog->env.tail_call_target(prog->env.arg, map, index);
     if (!t || !t->jit_fn || !t->jit_code)
         return 0;
-    return (uint64_t)(uintptr_t)t->jit_fn + JIT_FUNC0_OFF;
+    return (uint64_t)(uintptr_t)t->jit_code + JIT_FUNC0_OFF;
 }
 
 /* bpf_tail_call(ctx=r1, map=r2, index=r3): on success the current frame is
@@ -1073,8 +1082,23 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
 
 /* ---- functions, wrapper, stubs ----------------------------------------- */
 
+/* Callee-saved x86 registers a leaf program writes, in push order. */
+static const int leaf_saved_bpf[4] = { BPF_R6, BPF_R7, BPF_R8, BPF_R9 };
+
 static void emit_prologue(struct jit *j)
 {
+    if (j->leaf) {
+        for (int k = 0; k < 4; k++)
+            if (j->regs_named & (1u << leaf_saved_bpf[k]))
+                emit_push(j, reg_map[leaf_saved_bpf[k]]);
+        if (j->regs_named & (1u << BPF_R10)) {
+            emit_push(j, RBP);
+            emit_mov_rr(j, true, RBP, RSP);
+            emit_rr(j, F_W, 0x81, 5, RSP);           /* sub rsp, 512 */
+            emit4(j, BPF_STACK_SIZE);
+        }
+        return;
+    }
     emit_push(j, RBX);
     emit_push(j, R13);
     emit_push(j, R14);
@@ -1087,6 +1111,15 @@ static void emit_prologue(struct jit *j)
 
 static void emit_epilogue(struct jit *j)
 {
+    if (j->leaf) {
+        if (j->regs_named & (1u << BPF_R10))
+            emit1(j, 0xc9);                          /* leave */
+        for (int k = 3; k >= 0; k--)
+            if (j->regs_named & (1u << leaf_saved_bpf[k]))
+                emit_pop(j, reg_map[leaf_saved_bpf[k]]);
+        emit1(j, 0xc3);
+        return;
+    }
     emit1(j, 0xc9);                                  /* leave */
     emit_pop(j, R15);
     emit_pop(j, R14);
@@ -1275,6 +1308,28 @@ static void swap_u32p(uint32_t **a, uint32_t **b)
     *b = t;
 }
 
+/* A leaf program has one function and no call of any kind (helper, kfunc,
+ * bpf-to-bpf, callx, tail call) nor function pointers: it can neither
+ * abort nor be unwound through. Note which BPF registers it names
+ * (conservatively: every dst and src field). */
+static void mark_leaf(struct jit *j)
+{
+    const struct gvm_prog *p = j->prog;
+    j->leaf = p->n_funcs == 1;
+    for (uint32_t i = 0; i < p->n && j->leaf; i++) {
+        const struct bpf_insn *in = &p->insns[i];
+        uint8_t cls = BPF_CLASS(in->code);
+        if ((cls == BPF_JMP || cls == BPF_JMP32) && BPF_OP(in->code) == BPF_CALL)
+            j->leaf = false;
+        if (bpf_is_ld_imm64(in) && in->src_reg == BPF_PSEUDO_FUNC)
+            j->leaf = false;
+        if (in->dst_reg > BPF_R10 || in->src_reg > BPF_R10)
+            j->leaf = false;
+        else
+            j->regs_named |= (uint16_t)(1u << in->dst_reg | 1u << in->src_reg);
+    }
+}
+
 static void mark_targets(struct jit *j)
 {
     const struct gvm_prog *p = j->prog;
@@ -1335,7 +1390,8 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
     prog->jit_code = mem;
     prog->jit_map_size = map_size;
     prog->jit_code_size = j->code_len;
-    prog->jit_fn = (gvm_native_fn)(void *)mem;
+    /* A leaf program's function 0 is a complete C function on its own. */
+    prog->jit_fn = (gvm_native_fn)(void *)(mem + (j->leaf ? JIT_FUNC0_OFF : 0));
     return 0;
 }
 
@@ -1385,6 +1441,7 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
         goto out;
     }
     mark_targets(&j);
+    mark_leaf(&j);
 
     for (j.pass = 0;; j.pass++) {
         r = run_pass(&j, err);

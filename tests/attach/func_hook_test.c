@@ -357,6 +357,76 @@ static void test_longjmp(void)
     unhook(hr);
 }
 
+/* The templates' fast paths: return hooks alone (no pt_regs at entry),
+ * deep recursion past the shadow stack, overrides among entry hooks. */
+__attribute__((noinline)) long deep(long n);
+static long (*volatile deep_p)(long) = deep;
+__attribute__((noinline)) long deep(long n)
+{
+    __asm__ volatile("");
+    return n ? deep_p(n - 1) + 1 : 0;
+}
+
+__attribute__((noinline)) long ovr_target(long a, long b)
+{
+    __asm__ volatile("");
+    return a + b;
+}
+static long (*volatile ovr_p)(long, long) = ovr_target;
+
+static void test_fast_paths(void)
+{
+    struct gattach_stats s0, s1;
+    reset();
+    struct ghook *hr = hook((void *)deep, GHOOK_RETURN, h_ret, 0);
+    long v = deep_p(100);
+    CHECK(v == 100 && n_ret == 101 && last_ax == 100, "return-only recursion: v=%ld returns=%lu "
+          "last ax=%lu", v, (unsigned long)n_ret, (unsigned long)last_ax);
+    /* past GATTACH_SHADOW_DEPTH: the innermost calls are not probed */
+    const long deep_n = GATTACH_SHADOW_DEPTH + 50;
+    gattach_get_stats(&s0);
+    reset();
+    v = deep_p(deep_n);
+    gattach_get_stats(&s1);
+    CHECK(v == deep_n && n_ret == GATTACH_SHADOW_DEPTH &&
+          s1.shadow_overflows - s0.shadow_overflows == (uint64_t)(deep_n + 1 - GATTACH_SHADOW_DEPTH),
+          "overflow: v=%ld returns=%lu overflows=%lu", v, (unsigned long)n_ret,
+          (unsigned long)(s1.shadow_overflows - s0.shadow_overflows));
+    /* an entry hook joins (the site leaves return-only mode), then goes */
+    struct ghook *he = hook((void *)deep, GHOOK_ENTRY, h_entry, 3);
+    reset();
+    v = deep_p(20);
+    CHECK(v == 20 && n_entry == 21 && n_ret == 21 && last_cookie == 3,
+          "entry+return: v=%ld entries=%lu returns=%lu", v, (unsigned long)n_entry,
+          (unsigned long)n_ret);
+    unhook(he);
+    reset();
+    v = deep_p(20);
+    CHECK(v == 20 && n_entry == 0 && n_ret == 21, "return-only again: entries=%lu returns=%lu",
+          (unsigned long)n_entry, (unsigned long)n_ret);
+    unhook(hr);
+
+    /* entry, override, entry (+ return): an override ends the handler list
+     * and skips the function and its return hooks */
+    struct ghook *h1 = hook((void *)ovr_target, GHOOK_ENTRY, h_order, 1);
+    struct ghook *ho = hook((void *)ovr_target, GHOOK_OVERRIDE, h_override, 0);
+    struct ghook *h2 = hook((void *)ovr_target, GHOOK_ENTRY, h_order, 2);
+    hr = hook((void *)ovr_target, GHOOK_RETURN, h_ret, 0);
+    reset();
+    long a = ovr_p(5, 1);
+    CHECK(a == 4242 && n_order == 1 && order[0] == 1 && n_ret == 0,
+          "overridden: %ld, %d handlers ran, %lu returns", a, n_order, (unsigned long)n_ret);
+    reset();
+    long b = ovr_p(6, 1);
+    CHECK(b == 7 && n_order == 2 && order[0] == 1 && order[1] == 2 && n_ret == 1 && last_ax == 7,
+          "not overridden: %ld, %d handlers ran, %lu returns", b, n_order, (unsigned long)n_ret);
+    unhook(h1);
+    unhook(ho);
+    unhook(h2);
+    unhook(hr);
+    CHECK(ovr_p(5, 1) == 6, "after remove");
+}
+
 static void test_libc(void)
 {
     void *gp = NULL, *ml = NULL;
@@ -559,6 +629,7 @@ int main(int argc, char **argv)
     test_asm_entries();
     test_order();
     test_longjmp();
+    test_fast_paths();
     test_libc();
     test_jit_handler();
     test_fp_and_recursion();

@@ -14,7 +14,9 @@
  *  - callx of helpers and functions, and a bad callx target;
  *  - inline array-map lookups (plain and per-CPU) agree with the helper and
  *    do not call it;
- *  - W^X: the code mapping is r-x, never writable.
+ *  - W^X: the code mapping is r-x, never writable;
+ *  - leaf programs (no calls: lean frame, entered without the wrapper)
+ *    keep the C callee-saved registers and rsp, with and without r6-r10.
  * Every program runs on the interpreter too and both must agree (except the
  * documented abort value, which the interpreter reports as an error).
  */
@@ -547,6 +549,65 @@ static void test_wx(void)
     gvm_prog_free(p);
 }
 
+/* Calls fn(ctx, len) with rbx, rbp, r12-r15 set to known values; *ret gets
+ * its r0. Returns 0 when all six came back unchanged (a wrong rsp would
+ * crash on the way out). */
+int jit_call_probe(gvm_native_fn fn, void *ctx, uint64_t len, uint64_t *ret);
+__asm__(".text\n"
+        ".globl jit_call_probe\n"
+        ".type jit_call_probe, @function\n"
+        "jit_call_probe:\n"
+        "  push %rbx\n  push %rbp\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
+        "  push %rcx\n"
+        "  mov %rdi, %rax\n  mov %rsi, %rdi\n  mov %rdx, %rsi\n"
+        "  movabs $0x1111111111111101, %rbx\n  movabs $0x1111111111111102, %rbp\n"
+        "  movabs $0x1111111111111103, %r12\n  movabs $0x1111111111111104, %r13\n"
+        "  movabs $0x1111111111111105, %r14\n  movabs $0x1111111111111106, %r15\n"
+        "  call *%rax\n"
+        "  pop %rcx\n"
+        "  mov %rax, (%rcx)\n"
+        "  xor %eax, %eax\n"
+        "  movabs $0x1111111111111101, %rcx\n  cmp %rcx, %rbx\n  setne %dl\n  or %dl, %al\n"
+        "  movabs $0x1111111111111102, %rcx\n  cmp %rcx, %rbp\n  setne %dl\n  or %dl, %al\n"
+        "  movabs $0x1111111111111103, %rcx\n  cmp %rcx, %r12\n  setne %dl\n  or %dl, %al\n"
+        "  movabs $0x1111111111111104, %rcx\n  cmp %rcx, %r13\n  setne %dl\n  or %dl, %al\n"
+        "  movabs $0x1111111111111105, %rcx\n  cmp %rcx, %r14\n  setne %dl\n  or %dl, %al\n"
+        "  movabs $0x1111111111111106, %rcx\n  cmp %rcx, %r15\n  setne %dl\n  or %dl, %al\n"
+        "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbp\n  pop %rbx\n"
+        "  ret\n"
+        ".size jit_call_probe, .-jit_call_probe\n");
+
+static void test_leaf_frames(void)
+{
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* r0/r1 only: no frame at all */
+        { "ldxdw r0, [r1+8]\nadd r0, 1\nexit\n", 8 },
+        /* every callee-saved BPF register and the stack */
+        { "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstxdw [r10-8], r6\n"
+          "stxdw [r10-512], r9\nldxdw r0, [r10-8]\nldxdw r2, [r10-512]\nadd r0, r2\n"
+          "add r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 14 },
+        /* some of them, and an early exit */
+        { "mov r7, 40\nldxdw r2, [r1+8]\njeq r2, 7, out\nmov r0, 0\nexit\n"
+          "out:\nmov r0, r7\nadd r0, 2\nexit\n", 42 },
+        { "mov r9, r10\nstdw [r9-16], 9\nldxdw r0, [r10-16]\nexit\n", 9 },
+        /* not a leaf (a helper call): the wrapper path, same guarantees */
+        { "mov r6, 5\nmov r1, 4\ncall 3\nadd r0, r6\nexit\n", 17 },
+    };
+    uint64_t ctx[2] = { 0, 7 };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct gvm_prog *p = load(cases[k].text, GVM_ENGINE_JIT);
+        if (!p)
+            continue;
+        uint64_t r = 0;
+        int bad = jit_call_probe(gvm_prog_native(p), ctx, sizeof(ctx), &r);
+        CHECK(!bad, "callee-saved registers clobbered\n%s", cases[k].text);
+        CHECK(r == cases[k].want, "got %" PRIu64 " want %" PRIu64 "\n%s", r, cases[k].want,
+              cases[k].text);
+        gvm_prog_free(p);
+        run_text(cases[k].text);       /* and the interpreter agrees */
+    }
+}
+
 /* Peepholes must keep semantics: lea forms, shift pairs, mov self. */
 static void test_peepholes(void)
 {
@@ -582,6 +643,7 @@ int main(void)
     test_inline_lookup();
     test_wx();
     test_peepholes();
+    test_leaf_frames();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
