@@ -55,6 +55,10 @@ for t in "${TESTS[@]}"; do
     base=$(median <"$tmp/plain.all")
     echo "BENCH ${name}_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"
     [ $kernel_ok = 1 ] && echo "BENCH ${name}_kernel_overhead_pct $(pct "$(median <"$tmp/kernel.all")" "$base") pct"
-    [ $same = 1 ] && passing=$((passing + 1))
+    if [ $same = 1 ]; then
+        passing=$((passing + 1))
+    else
+        echo "bench-compat: $name: a run failed or graft's output differed from the kernel's" >&2
+    fi
 done
 echo "BENCH compat_tools_passing $passing tools"

@@ -589,7 +589,15 @@ static int agent_isolation(struct gagent *a, struct graft_err *err)
     } else {
         graft_copy_str(a->message, sizeof(a->message), giso_status());
     }
-    fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
+    /* Once per process tree: children of a `graft start`ed program inherit
+     * the preload and the variable (setenv only while the program is still
+     * single-threaded, i.e. preloaded, not injected into a running one). */
+    if (!getenv("GRAFT_ISOLATION_SAID") || giso_enabled()) {
+        fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
+        const char *pre = getenv("LD_PRELOAD");
+        if (pre && strstr(pre, "libgraft-agent"))
+            setenv("GRAFT_ISOLATION_SAID", "1", 1);
+    }
     return 0;
 }
 

@@ -6,7 +6,7 @@
  *
  * With isolation on it proves: the extension runs with PKRU = ext and keeps
  * counting through every kind of trampoline (per-site entry template,
- * return template, the C path for override hooks, the int3 fallback, a
+ * return template, an override hook (per-site fast path), the int3 fallback, a
  * mid-function probe, the syscall dispatcher); a host function the
  * extension calls through giso_wrap_host_call() runs with PKRU = host and
  * the extension continues with PKRU = ext; the host's own read and write of
@@ -437,7 +437,7 @@ int main(void)
 
     run_hook(&w, "entry (per-site template)", host_entry, GHOOK_ENTRY, 0, 0);
     run_hook(&w, "return (per-site template)", host_ret, GHOOK_RETURN, 0, 0);
-    run_hook(&w, "override (C path)", host_override, GHOOK_OVERRIDE, 0, 0);
+    run_hook(&w, "override (per-site template)", host_override, GHOOK_OVERRIDE, 0, 0);
     run_hook(&w, "int3 fallback", host_trap, GHOOK_ENTRY, 1, 0);
 
     /* The host touching extension state. */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "eim/eim.h"
+#include "isolation/isolation.h"
 #include "loader/loader.h"
 #include "runtime/load.h"
 #include "runtime/registry.h"
@@ -225,6 +226,14 @@ int cmd_load(int argc, char **argv)
     if (rc == 0) {
         printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
                obj->n_maps, n_links, greg_name(reg));
+        /* Said at load, where the operator looks: whether the agents can
+         * isolate these extensions (each agent also reports its own). */
+        struct giso_cpu cpu;
+        giso_cpu_features(&cpu);
+        if (!cpu.pku || !cpu.ospke)
+            fprintf(stderr, "graft load: isolation: off (%s): extensions will run without memory "
+                            "protection keys; `graft start --require-isolation` refuses instead\n",
+                    !cpu.pku ? "CPU has no PKU" : "the kernel did not enable PKU");
         fflush(stdout);
         if (!detach)
             follow_trace(reg, trace);
