@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# bench/syscalls/run.sh BUILD_DIR - cost per getpid() syscall: no hook, a
-# graft sys_enter program (4 instructions, JIT), and the kernel's
-# raw_syscalls sys_enter tracepoint with the same program (root only).
-# Prints: BENCH syscall_nohook_ns / syscall_hook_added_ns / kernel_tp_added_ns.
+# bench/syscalls/run.sh BUILD_DIR - cost per getpid() syscall: no hook, graft
+# sys_enter programs (a 4-instruction one through the fast path and the
+# general path, a syscount-like one calling helpers), and the kernel's
+# raw_syscalls sys_enter tracepoint with the same programs (root only).
+# Prints BENCH lines (see syscall_bench.c).
 set -euo pipefail
 BUILD=${1:-build}
 cmake --build "$BUILD" --target syscall_bench >/dev/null
+export GRAFT_AGENT_OFF=1   # the agent library is linked in, but must stay idle
 exec "$BUILD/bench/syscalls/syscall_bench"

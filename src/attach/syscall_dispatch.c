@@ -12,10 +12,12 @@
  *    meanwhile (by a helper, or a signal handler interrupting the program)
  *    runs without programs, like the kernel's recursion guard. It and
  *    gsys_tid are initial-exec TLS: the assembly fast path reads them.
- *  - graft_sys_hooked[nr] is GSYS_H_FAST, and graft_sys_fast[nr] its link,
- *    exactly when nr's only program is an enter program attached with
- *    handler_preserves_fp, nr is not special and programs are not isolated
- *    (set_hooked); the assembly then runs it without coming here.
+ *  - graft_sys_hooked[nr] is GSYS_H_FAST or GSYS_H_CALLS, and
+ *    graft_sys_fast[nr] its link, exactly when nr's only program is an
+ *    enter program, nr is not special and programs are not isolated
+ *    (set_hooked); FAST if it was attached with handler_preserves_fp. The
+ *    assembly then runs it without coming here (CALLS: with the run state
+ *    set as run_list sets it, and the first override skipping the syscall).
  *  - Overrides: bpf_override_return() sets ghelper_run_state()->override_*;
  *    at enter the first override skips the syscall and is its result; at
  *    exit the last one replaces the result.
@@ -37,6 +39,8 @@
 
 _Static_assert(offsetof(struct gsys_link, kind) == GSYS_LINK_OFF_KIND &&
                offsetof(struct gsys_link, fn) == GSYS_LINK_OFF_FN &&
+               offsetof(struct gsys_link, cookie) == GSYS_LINK_OFF_COOKIE &&
+               offsetof(struct gsys_link, calls_nothing) == GSYS_LINK_OFF_CALLS_NOTHING &&
                sizeof(enum gsys_kind) == 4, "gsys_link layout used by syscall_tramp.c");
 
 #define KINDS 4
@@ -74,10 +78,9 @@ volatile int gsys_mode GSYS_HIDDEN;
 
 /* ---- registry ---------------------------------------------------------- */
 
-/* nr's program if the assembly fast path can run it: the only program of
- * nr is an enter program that calls nothing, nr is not special, and
- * programs are not isolated (then every program runs through run_list's
- * giso_call_ext). NULL otherwise. */
+/* nr's program if the assembly can run it: the only program of nr is an
+ * enter program, nr is not special, and programs are not isolated (then
+ * every program runs through run_list's giso_call_ext). NULL otherwise. */
 static struct gsys_link *fast_link(int nr, uint8_t v)
 {
     if ((v & GSYS_H_SPECIAL) || sys_iso || gsys_mode != GSYS_MODE_ZPOLINE)
@@ -87,7 +90,7 @@ static struct gsys_link *fast_link(int nr, uint8_t v)
         for (int all = 0; all < 2; all++)
             for (struct gsys_link *l = atomic_load(&lists[k][all ? NR_SLOTS : nr]); l;
                  l = atomic_load(&l->next)) {
-                if (one || !l->calls_nothing || k == GSYS_EXIT || k == GSYS_RAW_EXIT)
+                if (one || k == GSYS_EXIT || k == GSYS_RAW_EXIT)
                     return NULL;
                 one = l;
             }
@@ -96,15 +99,17 @@ static struct gsys_link *fast_link(int nr, uint8_t v)
 
 static void set_hooked(int nr)
 {
-    uint8_t v = graft_sys_hooked[nr] & (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST);
+    uint8_t v = graft_sys_hooked[nr] & (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST | GSYS_H_CALLS);
     struct gsys_link *fast = NULL;
     if (gsys_active && (n_all || n_per_nr[nr])) {
         fast = fast_link(nr, v);
-        v |= fast ? GSYS_H_FAST : GSYS_H_PROGS;
+        v |= !fast ? GSYS_H_PROGS : fast->calls_nothing ? GSYS_H_FAST : GSYS_H_CALLS;
     }
     /* The link is published before the bit that sends the entry to it; a
-     * reader that still sees an old FAST bit with a NULL link takes the
-     * slow path. */
+     * reader that still sees an old FAST/CALLS bit with a NULL link takes
+     * the slow path. The assembly takes "calls nothing" from the link it
+     * read, not from the bit, so a stale bit never runs a program that calls
+     * out without the run state and the xmm save. */
     if (fast)
         atomic_store_explicit(&graft_sys_fast[nr], fast, memory_order_release);
     __atomic_store_n(&graft_sys_hooked[nr], v, __ATOMIC_RELEASE);
@@ -282,7 +287,7 @@ static int run_list(struct gsys_link *l, void *ctx, uint64_t len,
     for (; l; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
         if (atomic_load_explicit(&l->dead, memory_order_relaxed))
             continue;
-        struct ghelper_run *st = ghelper_run_state();
+        struct ghelper_run *st = &ghelper_run_tls;    /* initial-exec: no call */
         st->ctx = ctx;
         st->cookie = l->cookie;
         st->func_ip = 0;

@@ -34,14 +34,19 @@
 #define GSYS_TABLE     4096     /* graft_sys_hooked[] entries, >= STUB_OFF */
 
 /* graft_sys_hooked[nr]: 0 = no program, nothing special: the entry makes the
- * syscall at once. GSYS_H_FAST alone = graft_sys_fast[nr] is the only
- * program and runs from assembly. Anything else: the C dispatcher. */
+ * syscall at once. GSYS_H_FAST or GSYS_H_CALLS alone = graft_sys_fast[nr]
+ * is the only program and runs from assembly. Anything else: the C
+ * dispatcher. */
 #define GSYS_H_PROGS   0x1      /* programs are attached for nr (or all) */
 #define GSYS_H_SPECIAL 0x2      /* nr needs the dispatcher (clone, sigreturn, mmap...) */
 #define GSYS_H_FAST    0x4      /* one enter program that calls nothing */
+#define GSYS_H_CALLS   0x8      /* one enter program that may call helpers:
+                                 * from assembly too, with the run state set
+                                 * and xmm0-15 saved (syscall_tramp.c) */
 
-/* A registered program (syscall_dispatch.c). The assembly fast path reads
- * kind and fn at these offsets. Never freed (readers may hold it). */
+/* A registered program (syscall_dispatch.c). The assembly reads kind, fn,
+ * cookie and calls_nothing at these offsets. Never freed (readers may hold
+ * it). */
 struct gsys_link {
     struct gsys_link *_Atomic next;
     enum gsys_kind kind;       /* 8 */
@@ -52,8 +57,10 @@ struct gsys_link {
     int calls_nothing;         /* gsys_attach_opts.handler_preserves_fp */
     struct gsys_link *grave_next;   /* detached links, kept reachable */
 };
-#define GSYS_LINK_OFF_KIND 8
-#define GSYS_LINK_OFF_FN   16
+#define GSYS_LINK_OFF_KIND   8
+#define GSYS_LINK_OFF_FN     16
+#define GSYS_LINK_OFF_COOKIE 24
+#define GSYS_LINK_OFF_CALLS_NOTHING 36
 
 /* What the assembly entry saved; lowest address first. The offsets are used
  * by syscall_tramp.c's assembly: change both together. */
@@ -78,7 +85,7 @@ enum {
 
 /* syscall_tramp.c */
 extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
-/* The program of each GSYS_H_FAST number (NULL otherwise). */
+/* The program of each GSYS_H_FAST / GSYS_H_CALLS number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
 extern char graft_sys_text_start[] GSYS_HIDDEN;
 extern char graft_sys_text_end[] GSYS_HIDDEN;

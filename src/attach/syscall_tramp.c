@@ -13,7 +13,10 @@
  * the one program of nr is an enter program that calls nothing: FAST_PATH
  * pushes its context, calls it and makes the syscall, all in assembly (the
  * only other place programs are called is syscall_dispatch.c's run_list;
- * the fast path is never used when programs are isolated). Else the
+ * the fast path is never used when programs are isolated). If it is
+ * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
+ * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
+ * state set, and honours bpf_override_return. Else the
  * slow path skips the caller's red zone (128 bytes, minus the 8 the call
  * already overwrote - that is the technique's known limit), saves the
  * argument registers, rbx and xmm0-15 and calls graft_sys_dispatch(frame),
@@ -45,6 +48,7 @@
 #include <unistd.h>
 
 #include "attach/syscall_hook.h"
+#include "helpers/helpers.h"
 
 uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
 __thread uint64_t graft_sys_vfork_ret
@@ -92,6 +96,8 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov (%r11,%rax,8), %r11\n" \
     "  test %r11, %r11\n" \
     "  jz 9f\n"                           /* changing right now */ \
+    "  cmpl $0, " STR(GSYS_LINK_OFF_CALLS_NOTHING) "(%r11)\n" \
+    "  je 8f\n"                           /* calls out: CALLS_PATH */ \
     "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
     "  je 2f\n" \
     /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
@@ -131,7 +137,103 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
     "  jmp 0b\n"
 
+/* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
+ * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
+ * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
+#define PUSH_PT_REGS \
+    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
+    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
+    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
+#define RUN(field) STR(field) "(%rcx)"
+/* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
+ * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
+ * once the thread's tid is known. As run_list does, but in assembly: a
+ * pt_regs record (rbx points at it across the call, callee-saved), the
+ * context on top of it, xmm0-15 saved below (helpers are C), the run state
+ * (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around the
+ * call. Then the registers come back from the pt_regs record and the
+ * syscall is made at 0b, or, if the program called bpf_override_return, it
+ * is not made and the value is the result (7b: return). */
+#define CALLS_PATH \
+    "8:\n" \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
+    "  je 4f\n" \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:(%rcx), %ecx\n" \
+    "  test %ecx, %ecx\n" \
+    "  jz 9f\n"                           /* first on this thread: C caches it */ \
+    "4:\n" \
+    FAST_FRAME \
+    PUSH_PT_REGS \
+    "  mov %rsp, %rbx\n" \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n" \
+    "  je 5f\n" \
+    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $64, %esi\n" \
+    "  jmp 6f\n" \
+    "5:\n" \
+    "  push %rax\n push %rbx\n"           /* raw: {&regs, nr} */ \
+    "  mov $16, %esi\n" \
+    "6:\n" \
+    "  mov %rsp, %rdi\n" \
+    "  sub $256, %rsp\n" \
+    XMM_SAVE \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
+    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
+    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
+    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
+    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
+    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_AT_RETURN) "\n" \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    /* the override is read while gsys_in_hook is still set: a signal \
+     * handler's syscalls run no program that could change it */ \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
+    TLS_SET("gsys_in_hook", "0") \
+    XMM_LOAD \
+    "  test %eax, %eax\n" \
+    "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
+    "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
+    "  mov 64(%rbx), %r9\n  mov 40(%rbx), %rbx\n" \
+    "  mov %rbp, %rsp\n  pop %rbp\n  lea 0x80(%rsp), %rsp\n"  /* lea: keeps the flags */ \
+    "  je 0b\n"                           /* no override: the syscall */ \
+    "  mov %r11, %rax\n" \
+    "  jmp 7b\n"
+
 _Static_assert(GSYS_RAW_ENTER == 2, "kind compared in the assembly");
+#define GSYS_RUN_CTX 0
+#define GSYS_RUN_FUNC_IP 8
+#define GSYS_RUN_COOKIE 16
+#define GSYS_RUN_OVERRIDE_SET 24
+#define GSYS_RUN_OVERRIDE_VALUE 32
+#define GSYS_RUN_TAIL_CALLS 40
+#define GSYS_RUN_REGS 48
+#define GSYS_RUN_NARGS 56
+#define GSYS_RUN_AT_RETURN 60
+_Static_assert(offsetof(struct ghelper_run, ctx) == GSYS_RUN_CTX &&
+               offsetof(struct ghelper_run, func_ip) == GSYS_RUN_FUNC_IP &&
+               offsetof(struct ghelper_run, cookie) == GSYS_RUN_COOKIE &&
+               offsetof(struct ghelper_run, override_set) == GSYS_RUN_OVERRIDE_SET &&
+               offsetof(struct ghelper_run, override_value) == GSYS_RUN_OVERRIDE_VALUE &&
+               offsetof(struct ghelper_run, tail_calls) == GSYS_RUN_TAIL_CALLS &&
+               offsetof(struct ghelper_run, regs) == GSYS_RUN_REGS &&
+               offsetof(struct ghelper_run, func_nargs) == GSYS_RUN_NARGS &&
+               offsetof(struct ghelper_run, at_return) == GSYS_RUN_AT_RETURN &&
+               sizeof(((struct ghelper_run *)0)->override_set) == 4 &&
+               sizeof(((struct ghelper_run *)0)->tail_calls) == 4 &&
+               sizeof(((struct ghelper_run *)0)->func_nargs) == 4 &&
+               sizeof(((struct ghelper_run *)0)->at_return) == 4,
+               "struct ghelper_run layout used by CALLS_PATH");
+_Static_assert(offsetof(struct graft_pt_regs, bx) == 40, "pt_regs layout used by CALLS_PATH");
 _Static_assert(offsetof(struct graft_pt_regs, r10) == 56 && offsetof(struct graft_pt_regs, r9) == 64 &&
                offsetof(struct graft_pt_regs, r8) == 72 && offsetof(struct graft_pt_regs, dx) == 96 &&
                offsetof(struct graft_pt_regs, si) == 104 && offsetof(struct graft_pt_regs, di) == 112 &&
@@ -154,12 +256,14 @@ __asm__(
     "  syscall\n"
     /* pop+jmp, not ret: returning from the kernel left the return-stack
      * predictor useless anyway, and the indirect predictor does better */
+    "7:\n"
     "  pop %rcx\n"
     "  jmp *%rcx\n"
     "1:\n"
-    "  cmp $" STR(GSYS_H_FAST) ", %r11d\n"
-    "  jne 9f\n"
+    "  test $~" STR((GSYS_H_FAST | GSYS_H_CALLS)) ", %r11d\n"
+    "  jnz 9f\n"                         /* special, or several programs */
     FAST_PATH
+    CALLS_PATH
     "9:\n"
     "  sub $0x80, %rsp\n"
     "  push %rbx\n"

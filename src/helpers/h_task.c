@@ -12,6 +12,13 @@
  * get_func_arg/get_func_ret/get_func_arg_cnt and get_stack read the probe's
  * registers from ghelper_run_state()->regs (struct graft_pt_regs, x86-64
  * SysV argument registers) rather than trusting ctx to be a pt_regs.
+ *
+ * Hot paths (they run on every hooked syscall): the per-thread state is
+ * initial-exec TLS (a %fs-relative access, no __tls_get_addr call from the
+ * agent library), and this file is compiled with -mgeneral-regs-only and
+ * copies comm itself, so the common helpers here (ids, comm, run state)
+ * never write a vector register (libc's string functions would: the
+ * syscall hooks then need not restore the caller's xmm state).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,8 +51,10 @@ struct task_cache {
     uint64_t rnd[2];                       /* xorshift128+ state, 0 = unseeded */
 };
 
-static __thread struct task_cache t_task;
-static __thread struct ghelper_run t_run;
+#define GH_TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread struct task_cache t_task GH_TLS_IE;
+__thread struct ghelper_run ghelper_run_tls GH_TLS_IE;
+#define t_run ghelper_run_tls
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
 /* In the child only the forking thread exists: forget its ids and seed. */
@@ -94,10 +103,16 @@ const char *gh_comm(void)
     if (t_task.comm[0] == '\0' || now - t_task.comm_at >= COMM_REFRESH_NS) {
         char name[COMM_LEN + 1] = "";
         /* PR_GET_NAME gives this thread's comm, as the kernel's current->comm. */
-        if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0)
-            strcpy(name, "?");
-        memcpy(t_task.comm, name, COMM_LEN);
-        t_task.comm[COMM_LEN - 1] = '\0';
+        if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) {
+            name[0] = '?';
+            name[1] = '\0';
+        }
+        /* cached zero-padded after the NUL: get_current_comm copies words */
+        int end = 0;
+        for (int i = 0; i < COMM_LEN; i++) {
+            end |= name[i] == '\0' || i == COMM_LEN - 1;
+            t_task.comm[i] = end ? '\0' : name[i];
+        }
         t_task.comm_at = now;
     }
     return t_task.comm;
@@ -165,11 +180,18 @@ GH_FN(get_current_comm)
     if (size == 0)
         return GH_ERR(-EINVAL);
     const char *comm = gh_comm();
-    size_t len = strnlen(comm, COMM_LEN);
-    if (len >= size)
-        len = size - 1;
-    memcpy(buf, comm, len);
-    memset(buf + len, 0, size - len);
+    if (size >= COMM_LEN) {
+        /* comm is zero-padded to COMM_LEN with comm[COMM_LEN - 1] == 0 */
+        uint64_t w[2];
+        __builtin_memcpy(w, comm, COMM_LEN);      /* two word moves */
+        __builtin_memcpy(buf, w, COMM_LEN);
+        if (size > COMM_LEN)
+            memset(buf + COMM_LEN, 0, size - COMM_LEN);
+        return 0;
+    }
+    /* a short buffer: truncate, NUL-terminate, zero the rest */
+    for (uint32_t i = 0; i < size; i++)
+        ((volatile char *)buf)[i] = i + 1 < size ? comm[i] : '\0';
     return 0;
 }
 

@@ -108,6 +108,11 @@ struct ghelper_run {
     int at_return;             /* regs->ax is the return value (uretprobe) */
 };
 struct ghelper_run *ghelper_run_state(void);   /* this thread's */
+/* The same state as a variable, for hot paths: initial-exec TLS, so it is a
+ * fixed %fs offset even in the agent library (the syscall hooks' assembly
+ * uses it). Not exported from shared libraries. */
+extern __thread struct ghelper_run ghelper_run_tls
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 /* Run a BPF callback (bpf_loop, for_each_map_elem): fn is the value the
  * program passed as GARG_PTR_TO_FUNC (BPF_PSEUDO_FUNC load: an instruction

@@ -10,8 +10,11 @@
 
 #include "helpers/helpers.h"
 
-#define GH_FN(name) uint64_t gh_##name(uint64_t r1, uint64_t r2, uint64_t r3, \
-                                       uint64_t r4, uint64_t r5)
+/* Hidden: called through the registry's table, and among the helper files
+ * directly (not through the PLT of a shared library). */
+#define GH_HIDDEN __attribute__((visibility("hidden")))
+#define GH_FN(name) GH_HIDDEN uint64_t gh_##name(uint64_t r1, uint64_t r2, uint64_t r3, \
+                                                 uint64_t r4, uint64_t r5)
 
 /* A negative errno as the 64-bit r0 value the program sees. */
 #define GH_ERR(e) ((uint64_t)(int64_t)(e))
@@ -42,8 +45,8 @@ GH_FN(get_stack);
 GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 
 /* h_task.c: this thread's comm (16 bytes, NUL-terminated) and ids, cached. */
-const char *gh_comm(void);
-uint32_t gh_tid(void);
-uint32_t gh_tgid(void);
+const char *gh_comm(void) GH_HIDDEN;
+uint32_t gh_tid(void) GH_HIDDEN;
+uint32_t gh_tgid(void) GH_HIDDEN;
 
 #endif

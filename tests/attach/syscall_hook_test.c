@@ -573,6 +573,174 @@ static int test_fast(void)
     return 0;
 }
 
+/* ---- one enter program that calls out: the assembly CALLS path ----------- */
+
+/* A C handler (attached without handler_preserves_fp): it records its
+ * context and the helpers' run state, calls real helpers, clobbers every
+ * xmm register and, when asked, overrides the result. */
+static _Atomic long calls_override;
+static __thread volatile uint64_t crec[32];
+
+static uint64_t rec_calls(void *ctx, uint64_t len)
+{
+    const volatile uint64_t *c = ctx;
+    for (uint64_t i = 0; i < len / 8 && i < 8; i++)
+        crec[i] = c[i];
+    crec[8] = len;
+    crec[9] = (uint64_t)(uintptr_t)ctx;
+    struct ghelper_run *rs = ghelper_run_state();
+    crec[10] = rs->ctx == ctx;
+    crec[11] = (uint64_t)(uintptr_t)rs->regs;
+    crec[12] = rs->cookie;
+    crec[13] = rs->func_nargs;
+    crec[14] = (uint64_t)rs->at_return | (uint64_t)rs->override_set << 8;
+    crec[15] = ghelper_proto(14)->fn(0, 0, 0, 0, 0);       /* get_current_pid_tgid */
+    uint64_t arg0 = 0;
+    crec[16] = ghelper_proto(183)->fn((uint64_t)(uintptr_t)ctx, 0,   /* get_func_arg(0) */
+                                      (uint64_t)(uintptr_t)&arg0, 0, 0);
+    crec[17] = arg0;
+    if (len == 16) {
+        const volatile uint64_t *r = (const volatile uint64_t *)(uintptr_t)c[0];
+        for (int i = 0; i < 14; i++)
+            crec[18 + i] = r[i];
+    }
+    __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n"
+                     "movdqa %%xmm0, %%xmm3\n movdqa %%xmm0, %%xmm4\n movdqa %%xmm0, %%xmm5\n"
+                     "movdqa %%xmm0, %%xmm6\n movdqa %%xmm0, %%xmm7\n movdqa %%xmm0, %%xmm8\n"
+                     "movdqa %%xmm0, %%xmm9\n movdqa %%xmm0, %%xmm10\n movdqa %%xmm0, %%xmm11\n"
+                     "movdqa %%xmm0, %%xmm12\n movdqa %%xmm0, %%xmm13\n movdqa %%xmm0, %%xmm14\n"
+                     "movdqa %%xmm0, %%xmm15\n" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+                     "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+                     "xmm13", "xmm14", "xmm15");
+    atomic_fetch_add_explicit(&fast_hits, 1, memory_order_relaxed);
+    long ov = atomic_load(&calls_override);
+    if (ov)
+        ghelper_proto(58)->fn((uint64_t)(uintptr_t)ctx, (uint64_t)ov, 0, 0, 0);
+    return 0;
+}
+
+static void *calls_thread(void *arg)
+{
+    long tid = syscall(SYS_gettid);
+    for (int i = 0; i < PER_THREAD; i++) {
+        CHECK(getppid_regs() == my_ppid, "getppid in thread");
+        CHECK(crec[15] == ((uint64_t)my_pid << 32 | (uint64_t)tid),
+              "pid_tgid %#lx in thread %ld", (unsigned long)crec[15], tid);
+        if (arg && i > 0)
+            CHECK(crec[0] >> 32 == (uint64_t)tid, "trace_entry pid %lu, tid %ld",
+                  (unsigned long)(crec[0] >> 32), tid);
+    }
+    return NULL;
+}
+
+/* How far below this frame the handler's context was: the assembly path
+ * builds it right under the caller's red zone, the C dispatcher much lower. */
+static long ctx_depth(void)
+{
+    volatile char here;
+    getppid_regs();
+    return (long)((uintptr_t)&here - (uintptr_t)crec[9]);
+}
+
+static int test_calls(void)
+{
+    install(0);
+    struct graft_err err = {0};
+    struct gsys_link *l, *l2;
+    long tid = syscall(SYS_gettid);
+    uint64_t pid_tgid = (uint64_t)my_pid << 32 | (uint64_t)tid;
+    /* raw sys_enter: {pt_regs *, id}; the run state points at both */
+    CHECK(gsys_attach(GSYS_RAW_ENTER, SYS_getppid, rec_calls, 77, &l, &err) == 0,
+          "attach: %s", err.msg);
+    fast_hits = 0;
+    CHECK(getppid_regs() == my_ppid, "raw: getppid result");
+    CHECK(fast_hits == 1 && crec[8] == 16 && crec[1] == SYS_getppid, "raw: hits %lu len %lu id %lu",
+          (unsigned long)fast_hits, (unsigned long)crec[8], (unsigned long)crec[1]);
+    CHECK(crec[10] == 1 && crec[11] == crec[0] && crec[12] == 77 && crec[13] == 6 && crec[14] == 0,
+          "raw: run state ctx %lu regs %#lx/%#lx cookie %lu nargs %lu flags %#lx",
+          (unsigned long)crec[10], (unsigned long)crec[11], (unsigned long)crec[0],
+          (unsigned long)crec[12], (unsigned long)crec[13], (unsigned long)crec[14]);
+    CHECK(crec[15] == pid_tgid, "raw: pid_tgid %#lx", (unsigned long)crec[15]);
+    CHECK(crec[16] == 0 && crec[17] == 11, "raw: get_func_arg(0) = %ld, %lu", (long)crec[16],
+          (unsigned long)crec[17]);
+    /* pt_regs words 0..13: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si */
+    static const uint64_t want[14] = {0, 0, 0, 0, 0, 0x1234, 0, 44, 66, 55, (uint64_t)-ENOSYS, 0,
+                                      33, 22};
+    for (int i = 0; i < 14; i++)
+        CHECK(crec[18 + i] == want[i], "raw: pt_regs word %d = %#lx, want %#lx", i,
+              (unsigned long)crec[18 + i], (unsigned long)want[i]);
+    long asm_depth = ctx_depth();
+    /* a second program sends the number to the C dispatcher: same results */
+    CHECK(gsys_attach(GSYS_RAW_ENTER, -1, count_other, 0, &l2, &err) == 0, "attach");
+    long c_depth = ctx_depth();
+    CHECK(crec[10] == 1 && crec[11] == crec[0] && crec[12] == 77 && crec[15] == pid_tgid,
+          "raw via C: run state");
+    gsys_detach(l2);
+    CHECK(asm_depth > 0 && asm_depth < c_depth, "the assembly path was not taken (context %ld "
+          "bytes down, %ld through C)", asm_depth, c_depth);
+    printf("context depth: assembly %ld bytes, C dispatcher %ld bytes\n", asm_depth, c_depth);
+    /* an override: the syscall is not made, registers still preserved */
+    atomic_store(&calls_override, 4242);
+    CHECK(getppid_regs() == 4242, "raw: override not applied");
+    int fds[2];
+    CHECK(gsys_attach(GSYS_RAW_ENTER, SYS_pipe2, rec_calls, 0, &l2, &err) == 0, "attach");
+    CHECK(syscall(SYS_pipe2, fds, 0) == 4242, "pipe2 override");
+    atomic_store(&calls_override, 0);
+    CHECK(syscall(SYS_pipe2, fds, 0) == 0 && fds[0] >= 0, "pipe2 after override");
+    close(fds[0]);
+    close(fds[1]);
+    gsys_detach(l2);
+    fast_hits = 0;
+    run_threads(calls_thread, NULL);
+    CHECK(fast_hits == THREADS * PER_THREAD, "raw: counted %lu in threads, made %d",
+          (unsigned long)fast_hits, THREADS * PER_THREAD);
+    gsys_detach(l);
+    fast_hits = 0;
+    getppid_regs();
+    CHECK(fast_hits == 0, "handler ran after detach");
+
+    /* tracepoint sys_enter: trace_entry {.., tid}, id, args */
+    CHECK(gsys_attach(GSYS_ENTER, SYS_getppid, rec_calls, 5, &l, &err) == 0, "attach: %s", err.msg);
+    for (int i = 0; i < 3; i++)    /* the first may go through C (tid) */
+        CHECK(getppid_regs() == my_ppid, "tp: getppid result");
+    CHECK(fast_hits == 3 && crec[8] == 64 && crec[1] == SYS_getppid, "tp: hits %lu len %lu id %lu",
+          (unsigned long)fast_hits, (unsigned long)crec[8], (unsigned long)crec[1]);
+    CHECK((uint32_t)crec[0] == 0 && crec[0] >> 32 == (uint64_t)tid, "tp: trace_entry %#lx",
+          (unsigned long)crec[0]);
+    static const uint64_t args[6] = {11, 22, 33, 44, 55, 66};
+    for (int i = 0; i < 6; i++)
+        CHECK(crec[2 + i] == args[i], "tp: arg %d = %lu", i, (unsigned long)crec[2 + i]);
+    CHECK(crec[10] == 1 && crec[11] != 0 && crec[12] == 5 && crec[16] == 0 && crec[17] == 11,
+          "tp: run state ctx %lu regs %#lx cookie %lu func_arg %ld/%lu", (unsigned long)crec[10],
+          (unsigned long)crec[11], (unsigned long)crec[12], (long)crec[16],
+          (unsigned long)crec[17]);
+    long tp_depth = ctx_depth();
+    CHECK(tp_depth > 0 && tp_depth < c_depth, "tp: the assembly path was not taken (%ld, %ld)",
+          tp_depth, c_depth);
+    atomic_store(&calls_override, -EPERM);
+    errno = 0;
+    CHECK(syscall(SYS_getppid) == -1 && errno == EPERM, "tp: override");
+    atomic_store(&calls_override, 0);
+    fast_hits = 0;
+    run_threads(calls_thread, (void *)1);
+    CHECK(fast_hits == THREADS * PER_THREAD, "tp: counted %lu in threads, made %d",
+          (unsigned long)fast_hits, THREADS * PER_THREAD);
+    /* fork: the child has its own tid in trace_entry and pid_tgid */
+    pid_t c = fork();
+    if (c == 0) {
+        for (int i = 0; i < 2; i++)
+            getppid_regs();
+        long me = syscall(SYS_gettid);
+        _exit(crec[0] >> 32 == (uint64_t)me && crec[15] >> 32 == (uint64_t)me ? 0 : 1);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork child saw a wrong pid (%d)", st);
+    gsys_detach(l);
+    gsys_uninstall();
+    return failures;
+}
+
 /* ---- the page-0 sled ------------------------------------------------------- */
 
 /* Syscall number nr (not a syscall: -ENOSYS) from a rewritten instruction
@@ -766,6 +934,8 @@ int main(int argc, char **argv)
         test_bpf();
     else if (strcmp(mode, "fast") == 0)
         test_fast();
+    else if (strcmp(mode, "calls") == 0)
+        test_calls();
     else if (strcmp(mode, "sled") == 0)
         test_sled();
     else if (strcmp(mode, "strace") == 0)
