@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
-#define GREG_VERSION 2     /* 2: program externs, source-entry links */
+#define GREG_VERSION 3     /* 2: program externs, source-entry links; 3: slot high-water marks */
 
 struct greg_header {
     uint64_t magic;
@@ -43,11 +43,23 @@ struct greg_header {
     uint64_t generation;
     uint32_t next_id;
     uint32_t pad2;
+    /* One past the highest slot ever used in each table. Slots are taken
+     * lowest-free-first, so everything live is below the mark and readers
+     * (snapshots, on every agent start and change) need not touch the
+     * pages of a mostly empty multi-megabyte table. */
+    uint32_t used_progs, used_maps, used_links, used_procs;
     struct greg_prog progs[GREG_MAX_PROGS];
     struct greg_map maps[GREG_MAX_MAPS];
     struct greg_link links[GREG_MAX_LINKS];
     struct greg_proc procs[GREG_MAX_PROCS];
 };
+
+/* Record that slot index i of a table is in use (under the lock). */
+#define MARK_USED(mark, i)                                            \
+    do {                                                              \
+        if ((uint32_t)(i) + 1 > (mark))                               \
+            (mark) = (uint32_t)(i) + 1;                               \
+    } while (0)
 
 struct greg {
     struct greg_header *hdr;
@@ -246,8 +258,10 @@ int greg_add_map(struct greg *reg, const char *name, const char *shm,
     lock(reg);
     struct greg_map *slot = NULL;
     for (int i = 0; i < GREG_MAX_MAPS && !slot; i++)
-        if (reg->hdr->maps[i].id == 0)
+        if (reg->hdr->maps[i].id == 0) {
             slot = &reg->hdr->maps[i];
+            MARK_USED(reg->hdr->used_maps, i);
+        }
     if (!slot) {
         pthread_mutex_unlock(&reg->hdr->lock);
         return graft_errf(err, -ENOSPC, "registry %s: all %d map slots in use", reg->name, GREG_MAX_MAPS);
@@ -303,8 +317,10 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
     lock(reg);
     struct greg_prog *slot = NULL;
     for (int i = 0; i < GREG_MAX_PROGS && !slot; i++)
-        if (reg->hdr->progs[i].id == 0)
+        if (reg->hdr->progs[i].id == 0) {
             slot = &reg->hdr->progs[i];
+            MARK_USED(reg->hdr->used_progs, i);
+        }
     if (!slot) {
         pthread_mutex_unlock(&reg->hdr->lock);
         return graft_errf(err, -ENOSPC, "registry %s: all %d program slots in use", reg->name,
@@ -341,8 +357,10 @@ int greg_add_link(struct greg *reg, const struct greg_link *tmpl, struct graft_e
             prog_ok = 1;
     struct greg_link *slot = NULL;
     for (int i = 0; i < GREG_MAX_LINKS && !slot; i++)
-        if (reg->hdr->links[i].id == 0)
+        if (reg->hdr->links[i].id == 0) {
             slot = &reg->hdr->links[i];
+            MARK_USED(reg->hdr->used_links, i);
+        }
     if (!prog_ok || !slot) {
         pthread_mutex_unlock(&reg->hdr->lock);
         return prog_ok ? graft_errf(err, -ENOSPC, "registry %s: all link slots in use", reg->name)
@@ -450,12 +468,14 @@ int greg_proc_register(struct greg *reg, pid_t pid, const char *comm, struct gre
     struct greg_proc *slot = NULL;
     lock(reg);
     /* Reuse our own stale slot (a pid recycled after a crash) or a free one. */
-    for (int i = 0; i < GREG_MAX_PROCS && !slot; i++)
+    for (uint32_t i = 0; i < h->used_procs && !slot; i++)
         if (h->procs[i].pid == pid)
             slot = &h->procs[i];
     for (int i = 0; i < GREG_MAX_PROCS && !slot; i++)
-        if (h->procs[i].pid == 0 || (kill(h->procs[i].pid, 0) < 0 && errno == ESRCH))
+        if (h->procs[i].pid == 0 || (kill(h->procs[i].pid, 0) < 0 && errno == ESRCH)) {
             slot = &h->procs[i];
+            MARK_USED(h->used_procs, i);
+        }
     if (!slot) {
         pthread_mutex_unlock(&h->lock);
         return -ENOSPC;
@@ -530,10 +550,10 @@ int greg_proc_state(struct greg *reg, pid_t pid)
 
 #define COPY_LIVE(dst, n, src, cap)                                   \
     do {                                                              \
-        (dst) = calloc((cap), sizeof(*(dst)));                        \
+        (dst) = calloc((cap) + 1, sizeof(*(dst)));                    \
         if (!(dst))                                                   \
             goto oom;                                                 \
-        for (int i_ = 0; i_ < (cap); i_++)                            \
+        for (uint32_t i_ = 0; i_ < (cap); i_++)                       \
             if ((src)[i_].id)                                         \
                 (dst)[(n)++] = (src)[i_];                             \
     } while (0)
@@ -544,13 +564,13 @@ int greg_snapshot(struct greg *reg, struct greg_snapshot *s)
     memset(s, 0, sizeof(*s));
     lock(reg);
     s->generation = h->generation;
-    COPY_LIVE(s->progs, s->n_progs, h->progs, GREG_MAX_PROGS);
-    COPY_LIVE(s->maps, s->n_maps, h->maps, GREG_MAX_MAPS);
-    COPY_LIVE(s->links, s->n_links, h->links, GREG_MAX_LINKS);
-    s->procs = calloc(GREG_MAX_PROCS, sizeof(*s->procs));
+    COPY_LIVE(s->progs, s->n_progs, h->progs, h->used_progs);
+    COPY_LIVE(s->maps, s->n_maps, h->maps, h->used_maps);
+    COPY_LIVE(s->links, s->n_links, h->links, h->used_links);
+    s->procs = calloc(h->used_procs + 1, sizeof(*s->procs));
     if (!s->procs)
         goto oom;
-    for (int i = 0; i < GREG_MAX_PROCS; i++)
+    for (uint32_t i = 0; i < h->used_procs; i++)
         if (h->procs[i].pid)
             s->procs[s->n_procs++] = h->procs[i];
     pthread_mutex_unlock(&h->lock);

@@ -53,6 +53,17 @@ start_loader() {   # start_loader [args]: graft load in the background until "lo
     cat "$work/load.log"; return 1
 }
 stop_loader() { kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null; }
+# Wait until the agent in $tpid has installed every link of the last load
+# (the agent reconciles asynchronously; a fixed sleep loses on a busy box).
+wait_hooks() {
+    local want
+    want=$(sed -n 's/.* \([0-9][0-9]*\) link(s).*/\1/p' "$work/load.log")
+    for _ in $(seq 400); do
+        "$GRAFT" list | grep -E "^ +$tpid " | grep -q "hooks $want installed" && return 0
+        sleep 0.05
+    done
+    "$GRAFT" list; return 1
+}
 
 # A target reading rounds from a fifo. start_target [graft start]
 start_target() {
@@ -93,7 +104,7 @@ check "plain target starts" start_target
 check "round 1 unhooked" round 1
 check "graft attach" "$GRAFT" attach "$tpid"
 check "load after the target started" start_loader --pid "$tpid"
-sleep 0.3
+check "the agent installed the hooks" wait_hooks
 check "round 2 hooked" round 2
 check "exactly the hooked round counted" test "$(counts 0)" = 1000
 check "graft detach" "$GRAFT" detach "$tpid"
@@ -121,7 +132,7 @@ echo "== 2c. syscall hooks: syscount and a deny list"
 check "target starts with the agent" start_target agent
 LOAD_OBJ=$HERE/bpf/syscount.bpf.o
 check "load syscount for this target" start_loader --pid "$tpid"
-sleep 0.3
+check "the agent installed the syscall hooks" wait_hooks
 check "syscall round" round 1 sys
 check "sys_enter_getppid saw exactly 1000 getppid calls" test "$(mapval getppid_calls 0)" = 1000
 check "raw sys_enter counted getppid (nr 110) exactly 1000 times" test "$(mapval by_id 110)" = 1000
@@ -129,7 +140,7 @@ check "raw sys_enter saw the target's write(2) calls too" test "$(mapval by_id 1
 stop_loader
 LOAD_OBJ=$HERE/bpf/deny_open.bpf.o
 check "load the deny list" start_loader --pid "$tpid"
-sleep 0.3
+check "the agent installed the deny list" wait_hooks
 check "open of a denied path" round 2 "open /tmp/graft-denied-$$"
 check "... fails with EACCES" grep -q "round 2 done open Permission denied" "$work/out"
 check "open of another path" round 3 "open $work/allowed"
