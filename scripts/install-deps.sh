@@ -6,7 +6,7 @@ PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev l
       bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
       libssl-dev python3 pkg-config
       # the real-application tests (tests/apps, bench/apps)
-      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev)
+      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

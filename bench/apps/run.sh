@@ -6,20 +6,20 @@
 #   hotpatch.sh   5. fix a running server's bug with replace/ (no restart)
 #   redis.sh      4. redis durability: batch/delay fdatasync, loss bound
 #   syscount.sh   3. nginx syscall counts: kernel tracepoint vs graft
+#   sslsniff.sh   2. nginx HTTPS plaintext capture (libssl uprobes): kernel vs graft
 #   firewall.sh   1. nginx request firewall: native module, Lua, graft
-# Not done yet (see RESULTS.md): 2. sslsniff, 6. FUSE metadata cache.
+#   fuse.sh       6. FUSE metadata cache kept coherent by hooks (passfs)
 # Knobs: APPS_RUNS (runs per configuration), APPS_SECS (seconds per wrk run).
 # Exit status: 1 if any script's checks failed. Budget: ~6-8 minutes.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-build}
 . "$HERE/lib.sh"
-apps_install nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl ||
+apps_install nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl ||
     echo "warning: could not install every package; scripts that need them say SKIP" >&2
 rc=0
-for s in hotpatch redis syscount firewall; do
+for s in hotpatch redis syscount sslsniff firewall fuse; do
     echo "== $s"
     bash "$HERE/$s.sh" "$BUILD" || { echo "FAIL: $s"; rc=1; }
 done
-echo "SKIP: sslsniff (use case 2) and fuse (use case 6) are not implemented yet"
 exit $rc

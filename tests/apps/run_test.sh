@@ -11,5 +11,7 @@ case $NAME in
     redis) export REDIS_N=3000 REDIS_BATCHES="2 8" REDIS_KILLS=2 ;;
     syscount) export SC_REQS=500 ;;
     firewall) export APPS_TEST_ONLY=1 ;;
+    sslsniff) export APPS_TEST_ONLY=1 SS_REQS=200 ;;
+    fuse) export APPS_TEST_ONLY=1 FUSE_DIRS=4 FUSE_FILES=25 ;;
 esac
 exec bash "$(dirname "$0")/../../bench/apps/$NAME.sh" "$BUILD"
