@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -192,6 +193,46 @@ static void *poller(void *arg)
         nanosleep(&ts, NULL);
     }
     return NULL;
+}
+
+/* Before a wait: an eventfd the poller made readable while records were
+ * waiting stays readable until its next round, after the consumer has read
+ * them; epoll_wait would return at once, again and again (the consumer
+ * spins). Like the kernel, whose ring buffer is readable only while it holds
+ * data, re-check the signaled buffers and clear the ones now empty. */
+static void refresh_signaled(void)
+{
+    if (!__atomic_load_n(&g_n_watch, __ATOMIC_RELAXED))
+        return;
+    gc_lock();
+    for (int i = 0; i < g_n_watch; i++) {
+        struct cobj *o = g_watch[i];
+        uint64_t v;
+        if (o->fd >= 0 && o->signaled && !buffer_has_data(o) &&
+            (read(o->fd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN))
+            o->signaled = 0;
+    }
+    gc_unlock();
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    static int (*real)(int, struct epoll_event *, int, int);
+    if (!real)
+        real = (int (*)(int, struct epoll_event *, int, int))dlsym(RTLD_NEXT, "epoll_wait");
+    refresh_signaled();
+    return real(epfd, events, maxevents, timeout);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
+                const sigset_t *sigmask)
+{
+    static int (*real)(int, struct epoll_event *, int, int, const sigset_t *);
+    if (!real)
+        real = (int (*)(int, struct epoll_event *, int, int, const sigset_t *))dlsym(RTLD_NEXT,
+                                                                                  "epoll_pwait");
+    refresh_signaled();
+    return real(epfd, events, maxevents, timeout, sigmask);
 }
 
 void gc_watch(struct cobj *o)
