@@ -152,8 +152,9 @@ int greg_open_named(const char *shm_name, int create, struct greg **out,
         return graft_errf(err, -e, "registry %s: ftruncate: %s", shm_name, strerror(e));
     }
     if (!created) {
-        /* The creator may not have sized it yet. */
-        for (int i = 0; i < 2000 && st.st_size < (off_t)size; i++) {
+        /* The creator may not have sized it yet (size 0); any other size
+         * is another version's registry, refused at once. */
+        for (int i = 0; i < 2000 && st.st_size == 0; i++) {
             usleep(1000);
             fstat(fd, &st);
         }
