@@ -9,12 +9,16 @@
 #   lua     libnginx-mod-http-lua: access_by_lua_block + lua_shared_dict counters
 #   graft   examples/apps/nginx/firewall.bpf.c: override of
 #           ngx_http_discard_request_body (see that file for why there),
-#           request field offsets from nginx-dev's headers (offsets.c)
+#           request field offsets from nginx-dev's headers (offsets.c),
+#           loaded under the EIM class 'firewall' of
+#           examples/apps/nginx/nginx.eim.yaml (offsets filled in here)
 # Throughput of accepted requests: wrk -t1 -c16, $APPS_SECS s, $APPS_RUNS runs
 # interleaved, medians. Prints BENCH nginx_base_rps and
 # nginx_{native,lua,graft}_overhead_pct (throughput lost vs none, %).
 # Correctness (every filter): /admin/secret.html -> 403, /public/a.html and
-# / -> 200; graft's map counts exactly the requests made.
+# / -> 200; graft's map counts exactly the requests made; the spec checks
+# against the nginx binary (symbols; Debian's nginx has no DWARF) and the
+# extension is refused under a class without the override grant.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 apps_init "${1:-}"
@@ -31,7 +35,8 @@ check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL:
 ver=$(dpkg-query -W -f='${Version}' nginx-dev)
 C=$APPS_BUILD/apps/nginx-$ver
 if [ ! -e "$C/ngx_http_firewall_module.so" ] || [ ! -e "$C/offsets.flags" ] ||
-   [ "$APPS_EX/nginx/firewall_module/ngx_http_firewall_module.c" -nt "$C/ngx_http_firewall_module.so" ]; then
+   [ "$APPS_EX/nginx/firewall_module/ngx_http_firewall_module.c" -nt "$C/ngx_http_firewall_module.so" ] ||
+   [ "$APPS_EX/nginx/offsets.c" -nt "$C/offsets.flags" ]; then
     rm -rf "$C"; mkdir -p "$C"
     cp -r /usr/share/nginx/src "$C/src"
     (
@@ -49,6 +54,12 @@ if [ ! -e "$C/ngx_http_firewall_module.so" ] || [ ! -e "$C/offsets.flags" ] ||
 fi
 apps_bpf "$APPS_EX/nginx/firewall.bpf.c" "$APPS_WORK/firewall.bpf.o" $(cat "$C/offsets.flags") \
     -DNGINX="\"$(readlink -f /usr/sbin/nginx)\"" || exit 1
+# The EIM spec with this nginx's request layout (offsets.flags: -DNAME=VALUE).
+SPEC=$APPS_WORK/nginx.eim.yaml
+sed_args=()
+for f in $(cat "$C/offsets.flags"); do f=${f#-D}; sed_args+=(-e "s/@${f%%=*}@/${f#*=}/g"); done
+sed "${sed_args[@]}" "$APPS_EX/nginx/nginx.eim.yaml" >"$SPEC" || exit 1
+if grep -q '@[A-Z_]*@' "$SPEC"; then echo "FAIL: unfilled offsets in $SPEC"; exit 1; fi
 
 D=$APPS_WORK/nginx
 apps_nginx_prepare "$D"
@@ -68,7 +79,7 @@ start() {
             end
             fw:incr(\"accepted\", 1, 0)
         }" ;;
-        graft) apps_load "$APPS_WORK/firewall.bpf.o" || return 1
+        graft) apps_load "$APPS_WORK/firewall.bpf.o" --eim "$SPEC" --class firewall || return 1
                apps_nginx_start "$D" $PORT "" "" "$LISTEN" "$GRAFT" start -- ;;
     esac
 }
@@ -76,6 +87,15 @@ stop() { apps_nginx_stop; [ "$1" = graft ] && apps_unload; }
 status() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT$1"; }
 
 # --- correctness ----------------------------------------------------------
+eimcheck() { "$GRAFT" eim check "$SPEC" --host "$(command -v nginx)" >"$APPS_WORK/eimcheck.log" 2>&1 ||
+                 { cat "$APPS_WORK/eimcheck.log"; return 1; }; }
+check "graft eim check $SPEC --host nginx" eimcheck
+refuse() {   # the override needs the class's grant; nothing gets loaded
+    local out
+    out=$("$GRAFT" load "$APPS_WORK/firewall.bpf.o" --eim "$SPEC" --class request_observer 2>&1) && return 1
+    grep -q "override of entry 'ngx_http_discard_request_body' is not granted to class 'request_observer'" <<<"$out"
+}
+check "graft: refused under class request_observer (no override grant)" refuse
 for cfg in native lua graft; do
     start $cfg || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop $cfg; continue; }
     # the start-up probe already made one accepted request: count from here

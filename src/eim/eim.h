@@ -130,6 +130,8 @@ struct geim_class {
     struct geim_arg_right args[GEIM_MAX_ARGS];
     uint64_t insn_budget;      /* 0: unlimited */
     uint64_t mem_budget;       /* 0: unlimited */
+    int override;              /* function entry: override/ and replace/ programs may
+                                * set its return value (within the entry's ret range) */
     int line, col;
 };
 

@@ -50,6 +50,8 @@ static void print_spec(const struct geim_spec *s)
         const struct geim_entry *e = &s->entries[i];
         printf("  entry %s %s %s", geim_entry_kind_name(e->kind), e->ret.type.text, e->name);
         print_args(e->args, e->n_args, s);
+        if (e->ret.has_range)
+            printf(" returns [%" PRId64 ", %" PRId64 "]", e->ret.min, e->ret.max);
         printf("\n");
     }
     for (uint32_t i = 0; i < s->n_states; i++)
@@ -102,6 +104,8 @@ static void print_spec(const struct geim_spec *s)
         c->insn_budget ? printf("%" PRIu64, c->insn_budget) : printf("unlimited");
         printf("  mem_budget: ");
         c->mem_budget ? printf("%" PRIu64 " bytes", c->mem_budget) : printf("unlimited");
+        if (c->override)
+            printf("\n    override: %s's return value", e->name);
         printf("\n");
     }
 }

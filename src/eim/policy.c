@@ -33,6 +33,7 @@
 static const uint32_t arg_reg_off[GEIM_MAX_ARGS] = { 112, 104, 96, 88, 72, 64 };
 static const char *const arg_reg_name[GEIM_MAX_ARGS] = { "di", "si", "dx", "cx", "r8", "r9" };
 #define PT_REGS_AX 80
+#define GEIM_HELPER_OVERRIDE_RETURN 58
 #define PT_REGS_SIZE 168
 
 struct block {
@@ -149,6 +150,22 @@ int geim_policy_for_class(const struct geim_spec *spec, const char *class_name,
     memcpy(b->pol.helpers_allowed, c->helpers_allowed, sizeof(b->pol.helpers_allowed));
     b->pol.insn_budget = c->insn_budget;
     b->pol.mem_budget = c->mem_budget;
+    /* override grant: an override program may call bpf_override_return, a
+     * replace program's r0 is the result; either way within the entry's
+     * declared return range (range_of refuses [0, 0], so min/max are never
+     * both 0 here) */
+    if (prog && c->override && prog->type == GPROG_OVERRIDE) {
+        gver_policy_allow_helper(&b->pol, GEIM_HELPER_OVERRIDE_RETURN, 1);
+        if (e->ret.has_range) {
+            b->pol.override_range = 1;
+            b->pol.override_min = e->ret.min;
+            b->pol.override_max = e->ret.max;
+        }
+    }
+    if (prog && c->override && prog->type == GPROG_REPLACE && e->ret.has_range) {
+        b->pol.ret_min = e->ret.min;
+        b->pol.ret_max = e->ret.max;
+    }
     struct gver_kfunc *kf = (struct gver_kfunc *)(b + 1);
     char *names = (char *)(kf + c->n_funcs);
     uint32_t nk = 0;
@@ -203,8 +220,10 @@ int geim_check_attach(const struct geim_spec *spec, const char *class_name,
     const char *want = NULL;
     switch (e->kind) {
     case GEIM_ENTRY_FUNCTION:
-        want = "uprobe/BINARY:FUNC or uretprobe/BINARY:FUNC";
-        if (prog->type == GPROG_UPROBE || prog->type == GPROG_URETPROBE || prog->type == GPROG_OVERRIDE) {
+        want = c->override ? "uprobe/, uretprobe/, override/ or replace/BINARY:FUNC"
+                           : "uprobe/BINARY:FUNC or uretprobe/BINARY:FUNC";
+        if (prog->type == GPROG_UPROBE || prog->type == GPROG_URETPROBE || prog->type == GPROG_OVERRIDE ||
+            prog->type == GPROG_REPLACE) {
             uint64_t off = 0;
             struct graft_err e2;
             if (gobj_parse_probe_target(prog->target, bin, sizeof(bin), func, sizeof(func), &off, &e2))
@@ -250,6 +269,12 @@ int geim_check_attach(const struct geim_spec *spec, const char *class_name,
         return graft_errf(err, -EPERM,
                           "class '%s': program '%s' (section '%s') attaches to binary '%s', but the spec describes host '%s'",
                           c->name, prog->name, prog->section, bin, spec->host);
+    if ((prog->type == GPROG_OVERRIDE || prog->type == GPROG_REPLACE) && !c->override)
+        return graft_errf(err, -EPERM,
+                          "class '%s': override of entry '%s' is not granted to class '%s': program '%s' (section '%s') %s (add 'override: true' to the class)",
+                          c->name, e->name, c->name, prog->name, prog->section,
+                          prog->type == GPROG_OVERRIDE ? "may skip the function and set its return value"
+                                                       : "replaces the function");
     return 0;
 }
 
@@ -465,6 +490,11 @@ static void capability_hint(const struct geim_spec *spec, const struct geim_clas
     }
     if (strstr(why, "memory budget")) {
         snprintf(buf, len, "capability mem_budget = %" PRIu64 " of class '%s'", c->mem_budget, c->name);
+        return;
+    }
+    if (strstr(why, "override return value") || strstr(why, "R0 return value")) {
+        snprintf(buf, len, "entry '%s' returns [%" PRId64 ", %" PRId64 "] (%s line %d); class '%s' may only override it within that range",
+                 e->name, e->ret.min, e->ret.max, spec->path, e->ret.line, c->name);
         return;
     }
     if (res->fail_insn < 0 || (uint64_t)res->fail_insn >= pp->n_insns)

@@ -263,7 +263,8 @@ static int range_of(struct pctx *p, node_t *n, const char *what, int64_t *lo, in
 
 /* One argument: "TYPE NAME" or {decl: "TYPE NAME", range, nonnull, size}.
  * want_name: 1 for arguments, 0 for return values. With pre_ok = 0 (entry
- * arguments) conditions are refused: nobody checks the host's values. */
+ * arguments) conditions are refused: nobody checks the host's values. An
+ * entry's return value may have a range: what an override must return. */
 static int parse_arg(struct pctx *p, node_t *n, int want_name, int pre_ok, const char *what,
                      struct geim_arg *a, char size_names[64])
 {
@@ -279,11 +280,12 @@ static int parse_arg(struct pctx *p, node_t *n, int want_name, int pre_ok, const
     a->col = COL(n);
     if (n->type == YAML_MAPPING_NODE) {
         static const char *const conds[] = { "range", "size", "nonnull" };
-        for (int k = 0; !pre_ok && k < 3; k++)
+        /* an entry's return range is what an override may return */
+        for (int k = !want_name; !pre_ok && k < 3; k++)
             if (get(p, n, conds[k]))
                 return perr(p, n, "%s: pre-conditions (%s) belong to host functions, not entry arguments: the host's values are not checked",
                             what, conds[k]);
-        if ((rc = check_keys(p, n, !pre_ok ? ekeys : want_name ? akeys : rkeys, what)) ||
+        if ((rc = check_keys(p, n, !pre_ok && want_name ? ekeys : want_name ? akeys : rkeys, what)) ||
             (rc = need(p, n, "decl", what, &dn)))
             return rc;
     }
@@ -690,7 +692,7 @@ static int parse_class_args(struct pctx *p, node_t *m, struct geim_class *c)
 static int parse_class(struct pctx *p, node_t *m, struct geim_class *c)
 {
     static const char *const keys[] = { "name", "entry", "helpers", "groups", "functions",
-                                        "state", "args", "insn_budget", "mem_budget", NULL };
+                                        "state", "args", "insn_budget", "mem_budget", "override", NULL };
     node_t *v;
     int rc;
     if ((rc = expect(p, m, YAML_MAPPING_NODE, "a class")) || (rc = need(p, m, "name", "a class", &v)) ||
@@ -784,6 +786,20 @@ static int parse_class(struct pctx *p, node_t *m, struct geim_class *c)
         return rc;
     if ((v = get(p, m, "mem_budget")) && (rc = budget_of(p, v, "mem_budget", &c->mem_budget)))
         return rc;
+    if ((v = get(p, m, "override"))) {
+        const char *s;
+        if ((rc = scalar(p, v, "override", &s)))
+            return rc;
+        if (strcmp(s, "true") && strcmp(s, "false"))
+            return perr(p, v, "override of %s must be true or false, not '%s'", what, s);
+        c->override = !strcmp(s, "true");
+        if (c->override && e->kind != GEIM_ENTRY_FUNCTION)
+            return perr(p, v, "%s: override applies to function entries; entry '%s' is a %s entry",
+                        what, e->name, geim_entry_kind_name(e->kind));
+        if (c->override && e->ret.type.kind == GEIM_T_VOID)
+            return perr(p, v, "%s: override needs entry '%s' to declare its return type ('ret')",
+                        what, e->name);
+    }
     return 0;
 }
 

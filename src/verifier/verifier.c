@@ -37,6 +37,7 @@
 #define HELPER_TAIL_CALL 12
 #define HELPER_FOR_EACH 164
 #define HELPER_LOOP 181
+#define HELPER_OVERRIDE_RETURN 58
 #define LOOP_MAX_ITER (1u << 23)
 
 struct env {
@@ -1008,6 +1009,17 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
         return reject(e, "unknown helper #%u", id);
     if (st->lock_map && id != HELPER_SPIN_UNLOCK)
         return reject(e, "helper %s#%u is not allowed while holding a spin lock", pr->name, id);
+    if (id == HELPER_OVERRIDE_RETURN && e->pol->override_range && regs(e)[BPF_R2].type != T_NOT_INIT) {
+        /* R2 is the hooked function's return value: the precision pass
+         * keeps argument registers exact at calls, so pruning is sound */
+        const struct reg *r2 = &regs(e)[BPF_R2];
+        if (r2->type != T_SCALAR)
+            return reject(e, "R2 type=%s: the value %s returns must be a number in [%" PRId64 ", %" PRId64 "]",
+                          reg_type_name(r2->type), pr->name, e->pol->override_min, e->pol->override_max);
+        if (r2->v.smin < e->pol->override_min || r2->v.smax > e->pol->override_max)
+            return reject(e, "R2 override return value may be in [%" PRId64 ", %" PRId64 "], the policy requires [%" PRId64 ", %" PRId64 "]",
+                          r2->v.smin, r2->v.smax, e->pol->override_min, e->pol->override_max);
+    }
 
     int map_arg = -1;
     uint64_t alloc_size = 0;

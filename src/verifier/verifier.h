@@ -97,6 +97,11 @@ struct gver_policy {
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar). */
     int64_t ret_min, ret_max;
+    /* With override_range set, the value passed to bpf_override_return
+     * (R2, what the hooked function will return) must be proven within
+     * [override_min, override_max] at every call. */
+    int override_range;
+    int64_t override_min, override_max;
 };
 
 struct gver_input {

@@ -110,6 +110,21 @@ static const struct parse_case parse_cases[] = {
     { "condition on an entry argument",
       "entries:\n  - { name: f, kind: function, args: [{ decl: int x, range: [0, 1] }] }\n",
       { "t.yaml:2:39:", "argument 1 of entry 'f': pre-conditions (range) belong to host functions, not entry arguments" } },
+    { "condition other than range on an entry's return value",
+      "entries:\n  - { name: f, kind: function, ret: { decl: int, nonnull: true } }\n",
+      { "t.yaml:2:", "'ret' of entry 'f': pre-conditions (nonnull) belong to host functions" } },
+    { "override not a boolean",
+      "entries:\n  - { name: f, kind: function, ret: int }\n"
+      "classes:\n  - { name: c, entry: f, override: yes please }\n",
+      { "t.yaml:4:", "override of class 'c' must be true or false, not 'yes please'" } },
+    { "override of a syscall entry",
+      "entries:\n  - { name: write, kind: syscall, ret: ssize_t }\n"
+      "classes:\n  - { name: c, entry: write, override: true }\n",
+      { "t.yaml:4:", "class 'c': override applies to function entries; entry 'write' is a syscall entry" } },
+    { "override of an entry without a return type",
+      "entries:\n  - { name: f, kind: function }\n"
+      "classes:\n  - { name: c, entry: f, override: true }\n",
+      { "t.yaml:4:", "override needs entry 'f' to declare its return type" } },
     { "unknown base type",
       "entries:\n  - { name: f, kind: function, args: [u33 x] }\n",
       { "t.yaml:2:", "unknown type 'u33' in 'u33 x'", "(did you mean 'u32'?)" } },
@@ -249,6 +264,10 @@ static void test_parse_ok(struct geim_spec **out)
           "observer field rights");
     c = geim_find_class(s, "header_filter");
     CHECK(c && c->args[0].access == GVER_R && c->args[1].access == 0, "header_filter arg rights");
+    CHECK(!c || !c->override, "header_filter may not override");
+    c = geim_find_class(s, "header_override");
+    CHECK(c && c->override && s->entries[c->entry].ret.has_range && s->entries[c->entry].ret.min == 0 &&
+          s->entries[c->entry].ret.max == 48, "header_override: override of parse_header, returns [0, 48]");
     c = geim_find_class(s, "counter");
     CHECK(c && c->n_states == 2 && c->state_write[0] && !c->state_write[1], "counter state rights");
     *out = s;
@@ -392,6 +411,26 @@ static const struct ext_case ext_cases[] = {
     { "ok_random_post", "observer", { NULL } },
     { "ok_uretprobe", "observer", { NULL } },
     { "ok_log_bounded", "observer", { NULL } },
+    { "ok_override", "header_override", { NULL } },
+    { "ok_replace", "header_override", { NULL } },
+    /* the override grant and the entry's return range */
+    { "ok_override", "header_filter",
+      { "override of entry 'parse_header' is not granted to class 'header_filter'", "program 'ok_override'",
+        "section 'override/app:parse_header'", "override: true" } },
+    { "bad_replace_range", "header_filter",
+      { "override of entry 'parse_header' is not granted to class 'header_filter'", "program 'bad_replace_range'" } },
+    { "ok_override", "observer",
+      { "class 'observer' is bound to function entry 'handle_request'", "attaches to 'parse_header'" } },
+    { "bad_override_range", "header_override",
+      { "class 'header_override': program 'bad_override_range' insn ",
+        "R2 override return value may be in [100, 100], the policy requires [0, 48]",
+        "entry 'parse_header' returns [0, 48]", "class 'header_override' may only override it within that range" } },
+    { "bad_override_unbounded", "header_override",
+      { "program 'bad_override_unbounded' insn ", "R2 override return value may be in [",
+        "the policy requires [0, 48]", "entry 'parse_header' returns [0, 48]" } },
+    { "bad_replace_range", "header_override",
+      { "program 'bad_replace_range'", "R0 return value may be in [", "the policy requires [0, 48]",
+        "entry 'parse_header' returns [0, 48]" } },
     /* entries */
     { "bad_entry", "observer",
       { "class 'observer' is bound to function entry 'handle_request'", "program 'bad_entry'", "attaches to 'parse_header'" } },

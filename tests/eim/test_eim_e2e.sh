@@ -173,6 +173,31 @@ round 8 >/dev/null
 check "no runs after the unload (the map is gone, the site a NOP)" test "$(site_bytes "$tpid")" = 0f1f440000
 check "the host still serves after all of it" grep -q "^round 8 done" "$work/out"
 check "the host never crashed" kill -0 "$tpid"
+
+echo "== 3b. an override of a function entry (header_override)"
+# handle_request returns len (10) + parse_header's result + level (0);
+# ok_override makes parse_header return 9 for paths of 6+ bytes (id % 4 >= 2)
+sum_of() { grep "^round $1 done" "$work/out" | sed 's/.*sum=\([0-9-]*\).*/\1/'; }
+want_sum() { python3 -c "print(sum(10 + ((9 if i % 4 >= 2 else i % 4) if $3 else i % 4) for i in range($1, $2)))"; }
+round 9 >/dev/null
+check "unextended: handle_request's sum" test "$(sum_of 9)" = "$(want_sum $((8 * N)) $((9 * N)) 0)"
+check "ok_override loads in class header_override" start_loader "$EXT/ok_override.bpf.o" --eim "$SPEC" --class header_override --pid "$tpid"
+check "the agent installed it" hooks "$tpid" 1 0
+round 10 >/dev/null
+check "parse_header overridden: the host's results changed ($(sum_of 10))" \
+    test "$(sum_of 10)" = "$(want_sum $((9 * N)) $((10 * N)) 1)"
+stop_loader
+check "unloaded" hooks "$tpid" 0 0
+round 11 >/dev/null
+check "the host's own results again" test "$(sum_of 11)" = "$(want_sum $((10 * N)) $((11 * N)) 0)"
+out=$("$GRAFT" load "$EXT/ok_override.bpf.o" --eim "$SPEC" --class header_filter 2>&1); rc=$?
+check "the override in a class without the grant: exit 1" test $rc = 1
+check "... names class, capability and program" \
+    grep -q "override of entry 'parse_header' is not granted to class 'header_filter': program 'ok_override'" <<<"$out"
+out=$("$GRAFT" load "$EXT/bad_override_range.bpf.o" --eim "$SPEC" --class header_override 2>&1); rc=$?
+check "an override outside the entry's return range: exit 1" test $rc = 1
+check "... names the range" grep -q "R2 override return value may be in \[100, 100\], the policy requires \[0, 48\]" <<<"$out"
+check "the host still serves" kill -0 "$tpid"
 stop_app
 
 echo "== 4. refusals"

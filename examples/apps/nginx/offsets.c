@@ -1,5 +1,6 @@
 /* offsets.c - prints the ngx_http_request_t field offsets the graft firewall
- * extension needs, as clang -D flags. Compiled against Debian's nginx-dev
+ * extension needs (and the struct's size, for nginx.eim.yaml), as clang -D
+ * flags. Compiled against Debian's nginx-dev
  * headers after its configure step (for objs/ngx_auto_config.h), so the
  * offsets are those of the installed /usr/sbin/nginx (same version, same
  * --with-compat flags). */
@@ -11,9 +12,9 @@
 
 int main(void)
 {
-    printf("-DOFF_URI_LEN=%zu -DOFF_URI_DATA=%zu -DOFF_ERR_STATUS=%zu\n",
+    printf("-DOFF_URI_LEN=%zu -DOFF_URI_DATA=%zu -DOFF_ERR_STATUS=%zu -DSIZE_REQUEST=%zu\n",
            offsetof(ngx_http_request_t, uri) + offsetof(ngx_str_t, len),
            offsetof(ngx_http_request_t, uri) + offsetof(ngx_str_t, data),
-           offsetof(ngx_http_request_t, err_status));
+           offsetof(ngx_http_request_t, err_status), sizeof(ngx_http_request_t));
     return 0;
 }

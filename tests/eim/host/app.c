@@ -8,7 +8,8 @@
  *   app --serve N     for the end-to-end test: print "pid P ready", then for
  *                     each line on stdin serve N requests (request i has
  *                     i % 4 ':' in its path, so after_parse's n is i % 4) and
- *                     print "round K done requests=G", G = g_requests; "quit"
+ *                     print "round K done sum=S requests=G", S = the sum of
+ *                     handle_request's results, G = g_requests; "quit"
  *                     ends it. app_log writes to stderr.
  * Built with -DAPP_RENAME_LOG it has no app_log symbol (the e2e test's host
  * in which an extension's host function does not resolve).
@@ -74,13 +75,14 @@ static int serve(long n)
     for (int round = 1; fgets(line, sizeof(line), stdin); round++) {
         if (strncmp(line, "quit", 4) == 0)
             break;
+        long sum = 0;
         for (long i = 0; i < n; i++, next_id++) {
             struct request r = { .id = next_id, .len = 10, .flags = 0 };
             static const char *const paths[4] = { "/a", "/a:b", "/a:b:c", "/a:b:c:d" };
             snprintf(r.path, sizeof(r.path), "%s", paths[next_id % 4]);
-            handle_request(&r);
+            sum += handle_request(&r);
         }
-        printf("round %d done requests=%llu\n", round, g_requests);
+        printf("round %d done sum=%ld requests=%llu\n", round, sum, g_requests);
     }
     return 0;
 }
