@@ -40,6 +40,7 @@ apps_cleanup() {
     sleep 0.2
     for p in "${APPS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
+    [ -x "${GRAFT:-}" ] && "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
     rm -rf "$APPS_WORK"
     rm -f /dev/shm/graft.apps.$$*
 }

@@ -461,6 +461,32 @@ int greg_remove_owned_by(struct greg *reg, pid_t owner)
     return n;
 }
 
+/* Everything: every link, program and map, the runtime's own (the trace
+ * buffer) included, with their shared-memory objects. */
+int greg_remove_all(struct greg *reg)
+{
+    int n = 0;
+    struct greg_header *h = reg->hdr;
+    lock(reg);
+    for (uint32_t i = 0; i < h->used_links; i++)
+        if (h->links[i].id) {
+            drop_link(&h->links[i]);
+            n++;
+        }
+    for (uint32_t i = 0; i < h->used_progs; i++)
+        if (h->progs[i].id) {
+            drop_prog(h, &h->progs[i]);
+            n++;
+        }
+    for (uint32_t i = 0; i < h->used_maps; i++)
+        if (h->maps[i].id) {
+            drop_map(&h->maps[i]);
+            n++;
+        }
+    unlock_and_publish(reg);
+    return n;
+}
+
 /* ---- agents ---- */
 
 int greg_proc_register(struct greg *reg, pid_t pid, const char *comm, struct greg_proc **out)

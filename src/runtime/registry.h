@@ -142,6 +142,8 @@ int greg_remove_prog(struct greg *reg, uint32_t id);   /* and its links */
 int greg_remove_map(struct greg *reg, uint32_t id);
 /* Remove everything that owner_pid registered (a loader exiting). */
 int greg_remove_owned_by(struct greg *reg, pid_t owner_pid);
+/* Every link, program and map (and their shm objects); returns how many. */
+int greg_remove_all(struct greg *reg);
 
 /* Agents. */
 int greg_proc_register(struct greg *reg, pid_t pid, const char *comm,

@@ -289,6 +289,7 @@ static int test_bpf(void)
         printf("FAIL gmap_create: %s\n", err.msg);
         return 1;
     }
+    gmap_unlink(gmap_shm_name(the_map));   /* our mapping stays; no file left behind */
     /* raw_tracepoint/sys_enter: count[id]++ */
     const char *text =
         "ldxdw r6, [r1+8]\n"

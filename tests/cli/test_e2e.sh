@@ -5,6 +5,8 @@
 #      detach, re-attach; exact counts in each phase
 #   3. errors: no such pid, process exits mid-attach, rejected program, bad object
 #   4. permissions: another uid can neither read maps nor load into our registry
+#   5. graft unload of what --detach left, shared memory included
+#   6. isolation: on with PKU, otherwise said so; --require-isolation refuses
 set -uo pipefail
 BUILD=$1
 HERE=$2
@@ -19,6 +21,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects (the trace buffer's too)
     rm -rf "$work"
     rm -f /dev/shm/graft.e2e.$$*
 }
@@ -198,7 +201,21 @@ else
     echo "SKIP: permission tests need root and setpriv"
 fi
 
-echo "== 5. isolation: on with PKU, otherwise off and said so"
+echo "== 5. graft unload: what --detach left behind"
+"$GRAFT" load "$OBJ" --detach >/dev/null 2>&1
+shm=$("$GRAFT" map dump counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["shm"])')
+trace_shm=$("$GRAFT" map dump graft.trace | python3 -c 'import json,sys; print(json.load(sys.stdin)["shm"])')
+prog=$("$GRAFT" list | awk '/^programs:/ {getline; print $1}')
+check "--detach left a program and its map" test -n "$prog" -a -e "/dev/shm$shm"
+check "graft unload PROG" "$GRAFT" unload "$prog"
+check "... the program and its link are gone" sh -c "'$GRAFT' list | grep -q '^programs: 0' && '$GRAFT' list | grep -q '^links: 0'"
+"$GRAFT" unload 999999 >/dev/null 2>&1; rc=$?
+check "unknown id: exit 1" test $rc = 1
+check "graft unload --all" "$GRAFT" unload --all
+check "... maps gone from the registry" sh -c "'$GRAFT' list | grep -q '^maps: 0'"
+check "... and their shared memory, the trace buffer's too" test ! -e "/dev/shm$shm" -a ! -e "/dev/shm$trace_shm"
+
+echo "== 6. isolation: on with PKU, otherwise off and said so"
 if grep -qw pku /proc/cpuinfo; then iso_want="isolation: on"; else iso_want="isolation: off (CPU has no PKU)"; fi
 check "target starts with the agent" start_target agent
 check "the agent states its isolation on stderr" grep -qF "graft-agent[$tpid]: $iso_want" "$work/out"

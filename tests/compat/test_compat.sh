@@ -25,6 +25,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$tmp"
+    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
     rm -f /dev/shm/graft.compat.$$*
 }
 trap cleanup EXIT

@@ -31,6 +31,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$work"
+    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
     rm -f /dev/shm/graft.eime2e.$$*
 }
 trap cleanup EXIT

@@ -12,6 +12,7 @@ int cmd_trace(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_eim(int argc, char **argv);
 int cmd_compat(int argc, char **argv);
+int cmd_unload(int argc, char **argv);
 
 const struct cli_cmd cli_cmds[] = {
     { "load", cmd_load, "verify an object, register its programs, maps and links",
@@ -27,6 +28,12 @@ const struct cli_cmd cli_cmds[] = {
       "  --detach     leave everything loaded and exit at once\n"
       "  --eim SPEC --class NAME  load only if every program keeps to what the EIM class\n"
       "               grants (see `graft verify --help`)" },
+    { "unload", cmd_unload, "remove loaded programs, links and maps",
+      "usage: graft unload ID... | --loader PID | --all\n"
+      "  Removes what `graft load --detach` (or a loader that was killed) left loaded:\n"
+      "  a program (with its links), a link or a map by the id `graft list` shows; all\n"
+      "  that loader PID registered; or everything, the trace buffer included. The\n"
+      "  maps' shared memory is removed; agents unhook the links right away." },
     { "start", cmd_start, "run a command with the graft agent inside it",
       "usage: graft start [--require-isolation] [--] CMD [ARGS...]\n"
       "  Runs CMD with libgraft-agent.so preloaded: loaded programs whose links match\n"

@@ -1,0 +1,62 @@
+/*
+ * cmd_unload.c - graft unload: remove what `graft load --detach` (or a
+ * loader that was killed) left in the registry. Agents unhook the removed
+ * links on their next reconcile, as when a loader exits.
+ *
+ *   graft unload ID...        a program (with its links), a link or a map, by the
+ *                             id `graft list` shows
+ *   graft unload --loader PID everything that loader registered
+ *   graft unload --all        everything, the trace buffer included
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/registry.h"
+
+static int unload_id(struct greg *reg, const char *arg)
+{
+    char *end;
+    errno = 0;
+    unsigned long id = strtoul(arg, &end, 10);
+    if (errno || *end || !*arg || id == 0 || id > UINT32_MAX)
+        return cli_fail(EXIT_USAGE, "unload", "'%s' is not an id (see graft list)", arg);
+    /* Ids are unique across programs, links and maps. */
+    if (greg_remove_prog(reg, (uint32_t)id) == 0 || greg_remove_link(reg, (uint32_t)id) == 0 ||
+        greg_remove_map(reg, (uint32_t)id) == 0) {
+        printf("unloaded %lu\n", id);
+        return 0;
+    }
+    return cli_fail(1, "unload", "no program, link or map with id %lu in registry %s", id,
+                    greg_name(reg));
+}
+
+int cmd_unload(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_fail(EXIT_USAGE, "unload", "say what: ID..., --loader PID or --all");
+    struct graft_err err = {0};
+    struct greg *reg;
+    if (greg_open(&reg, &err) < 0)
+        return cli_fail_err(1, "unload", &err);
+    int rc = 0;
+    if (strcmp(argv[1], "--all") == 0 && argc == 2) {
+        printf("unloaded %d entries from registry %s\n", greg_remove_all(reg), greg_name(reg));
+    } else if (strcmp(argv[1], "--loader") == 0 && argc == 3) {
+        long pid = cli_parse_pid(argv[2]);
+        if (pid <= 0)
+            rc = cli_fail(EXIT_USAGE, "unload", "'%s' is not a process id", argv[2]);
+        else
+            printf("unloaded %d entries of loader %ld\n", greg_remove_owned_by(reg, (pid_t)pid), pid);
+    } else if (argv[1][0] == '-') {
+        rc = cli_fail(EXIT_USAGE, "unload", "unknown option %s", argv[1]);
+    } else {
+        for (int i = 1; i < argc && rc == 0; i++)
+            rc = unload_id(reg, argv[i]);
+    }
+    greg_close(reg);
+    return rc;
+}
