@@ -7,7 +7,12 @@ GRAFT=$BUILD/bin/graft
 # A registry of its own, so the demo never touches anything else loaded.
 export GRAFT_REGISTRY=/graft.demo.$$
 log=$(mktemp)
-cleanup() { [ -n "${loader:-}" ] && kill "$loader" 2>/dev/null; wait 2>/dev/null || true; rm -f "$log" "/dev/shm$GRAFT_REGISTRY"; }
+cleanup() {
+    [ -n "${loader:-}" ] && kill "$loader" 2>/dev/null
+    wait 2>/dev/null || true
+    "$GRAFT" unload --all >/dev/null 2>&1 || true    # the trace buffer outlives the loader
+    rm -f "$log" "/dev/shm$GRAFT_REGISTRY"
+}
 trap cleanup EXIT
 
 echo "== graft verify: the extension is proven safe before anything runs"
