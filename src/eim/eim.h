@@ -112,9 +112,10 @@ struct geim_group {
 /* Rights on one entry argument (GVER_R / GVER_W bits). */
 struct geim_arg_right {
     uint32_t access;
-    /* Per struct field rights for pointer-to-struct arguments; parsed and
-     * validated, enforced once the verifier types pointers from the context
-     * (see docs/eim.md "Pending"). */
+    /* Per struct field rights for pointer-to-struct arguments: the policy
+     * turns them into a gver_host_ptr, and the verifier checks the
+     * probe_read / probe_write_user accesses through the argument against
+     * them (docs/eim.md "Struct-field rights"). */
     uint32_t *field_access;    /* n = the struct's n_fields, NULL when not given */
 };
 

@@ -9,7 +9,11 @@
  *    from the class (default: declared arguments readable).
  *  - helpers: the class's helpers plus its groups.
  *  - kfuncs: the class's functions, id = the gobj extern index the program's
- *    CALL imm uses, with argument kinds, ranges and the return range.
+ *    CALL imm uses, with argument kinds, ranges (size arguments included)
+ *    and the return range.
+ *  - host pointers: each `struct X *` argument with `fields:` rights, its
+ *    context slot and per-field rights (gver_host_ptr); the verifier checks
+ *    probe_read / probe_write_user accesses through it field by field.
  *  - host globals: presented to the verifier as one-entry array maps of the
  *    global's size (read-only unless write is granted) in a rewritten copy
  *    of the program (geim_prepare); the memory budget is raised by exactly
@@ -41,8 +45,66 @@ struct block {
     struct gver_ctx_layout layout;
     struct gver_ctx_field fields[GEIM_MAX_ARGS + 2];
     char layout_name[32];
-    /* then: struct gver_kfunc kfuncs[n]; char names[n][64] */
+    struct gver_host_ptr hptrs[GEIM_MAX_ARGS];
+    char hptr_names[GEIM_MAX_ARGS][160];
+    /* then: struct gver_kfunc kfuncs[n]; char names[n][64];
+     * struct gver_host_field hfields[total fields of restricted args];
+     * char hfield_names[that total][64] */
 };
+
+/* The context offset of argument i's 8-byte slot (function entries: its
+ * register in pt_regs), or -1 when the layout has no such slot. */
+static long arg_ctx_off(const struct geim_entry *e, const struct gobj_prog *prog, uint32_t i)
+{
+    switch (e->kind) {
+    case GEIM_ENTRY_FUNCTION:
+        return arg_reg_off[i];
+    case GEIM_ENTRY_SYSCALL:
+        if (prog && prog->type == GPROG_TRACEPOINT && strstr(prog->target, "sys_exit_"))
+            return -1;
+        return 16 + 8 * (long)i;
+    case GEIM_ENTRY_SOURCE:
+        return 8 * (long)i;
+    }
+    return -1;
+}
+
+/* Arguments with field rights: the verifier types loads of their slot as
+ * host pointers and checks probe_read / probe_write_user against the fields.
+ * hf has room for every field of every restricted argument. */
+static void host_ptrs_for(const struct geim_spec *spec, const struct geim_class *c,
+                          const struct geim_entry *e, const struct gobj_prog *prog,
+                          struct block *b, struct gver_host_field *hf, size_t n_hf)
+{
+    uint32_t n = 0;
+    char *nm = (char *)(hf + n_hf);
+    for (uint32_t i = 0; i < e->n_args; i++) {
+        const struct geim_arg *a = &e->args[i];
+        long off = arg_ctx_off(e, prog, i);
+        if (!c->args[i].field_access || a->type.struct_idx < 0 || off < 0)
+            continue;
+        const struct geim_struct *st = &spec->types[a->type.struct_idx];
+        struct gver_host_ptr *h = &b->hptrs[n];
+        /* at a function's return the argument registers hold whatever the
+         * callee left there: nothing is reachable through them */
+        int at_ret = prog && prog->type == GPROG_URETPROBE;
+        snprintf(b->hptr_names[n], sizeof(b->hptr_names[n]), "argument '%s' (struct %s%s)", a->name, st->name,
+                 at_ret ? ", not valid at return" : "");
+        h->ctx_off = (uint32_t)off;
+        h->name = b->hptr_names[n];
+        h->size = st->size;
+        h->fields = hf;
+        h->n_fields = st->n_fields;
+        for (uint32_t f = 0; f < st->n_fields; f++, nm += 64) {
+            snprintf(nm, 64, "%s", st->fields[f].name);
+            *hf++ = (struct gver_host_field){ nm, st->fields[f].offset, st->fields[f].size,
+                                              at_ret ? 0 : c->args[i].field_access[f] };
+        }
+        n++;
+    }
+    b->pol.host_ptrs = n ? b->hptrs : NULL;
+    b->pol.n_host_ptrs = n;
+}
 
 static const char *cget(const void *arg, size_t i)
 {
@@ -142,7 +204,12 @@ int geim_policy_for_class(const struct geim_spec *spec, const char *class_name,
     if (!c)
         return -ENOENT;
     const struct geim_entry *e = &spec->entries[c->entry];
-    size_t sz = sizeof(struct block) + c->n_funcs * (sizeof(struct gver_kfunc) + 64);
+    size_t n_hf = 0;
+    for (uint32_t i = 0; i < e->n_args; i++)
+        if (c->args[i].field_access && e->args[i].type.struct_idx >= 0)
+            n_hf += spec->types[e->args[i].type.struct_idx].n_fields;
+    size_t sz = sizeof(struct block) + c->n_funcs * (sizeof(struct gver_kfunc) + 64) +
+                n_hf * (sizeof(struct gver_host_field) + 64);
     struct block *b = calloc(1, sz);
     if (!b)
         return graft_errf(err, -ENOMEM, "out of memory");
@@ -194,6 +261,7 @@ int geim_policy_for_class(const struct geim_spec *spec, const char *class_name,
     }
     b->pol.kfuncs = nk ? kf : NULL;
     b->pol.n_kfuncs = nk;
+    host_ptrs_for(spec, c, e, prog, b, (struct gver_host_field *)(names + 64 * c->n_funcs), n_hf);
     *out = &b->pol;
     return 0;
 }
@@ -495,6 +563,25 @@ static void capability_hint(const struct geim_spec *spec, const struct geim_clas
     if (strstr(why, "override return value") || strstr(why, "R0 return value")) {
         snprintf(buf, len, "entry '%s' returns [%" PRId64 ", %" PRId64 "] (%s line %d); class '%s' may only override it within that range",
                  e->name, e->ret.min, e->ret.max, spec->path, e->ret.line, c->name);
+        return;
+    }
+    if (strstr(why, "host pointer argument '")) {
+        /* field rights: name them all for the restricted arguments */
+        size_t l = (size_t)snprintf(buf, len, "field rights of class '%s' (%s line %d):", c->name, spec->path, c->line);
+        for (uint32_t i = 0; i < e->n_args && l < len; i++) {
+            const struct geim_arg_right *r = &c->args[i];
+            if (!r->field_access || e->args[i].type.struct_idx < 0)
+                continue;
+            const struct geim_struct *st = &spec->types[e->args[i].type.struct_idx];
+            l += (size_t)snprintf(buf + l, len - l, " %s {", e->args[i].name);
+            for (uint32_t f = 0; f < st->n_fields && l < len; f++) {
+                uint32_t a = r->field_access[f];
+                l += (size_t)snprintf(buf + l, len - l, "%s %s: %s", f ? "," : "", st->fields[f].name,
+                                      a == (GVER_R | GVER_W) ? "write" : a & GVER_R ? "read" : a & GVER_W ? "write-only" : "none");
+            }
+            if (l < len)
+                l += (size_t)snprintf(buf + l, len - l, " }");
+        }
         return;
     }
     if (res->fail_insn < 0 || (uint64_t)res->fail_insn >= pp->n_insns)

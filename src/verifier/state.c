@@ -22,6 +22,7 @@ const char *reg_type_name(uint8_t t)
         [T_MAP_VALUE_OR_NULL] = "map_value_or_null", [T_MAP_KEY] = "map_key",
         [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
         [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func",
+        [T_HOST] = "host_ptr",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

@@ -411,6 +411,13 @@ static int check_ctx_access(struct env *e, int regno, const struct reg *p, int64
                 return reject(e, "R%d invalid %s of ctx '%s' off=%" PRId64 " size=%u: field is %s",
                               regno, acc == ACC_WRITE ? "write" : "read", ctx->name, off, size,
                               need == GVER_W ? "read-only" : "write-only");
+            /* a rewritten slot would load as a forged host pointer */
+            for (uint32_t k = 0; acc == ACC_WRITE && k < e->pol->n_host_ptrs; k++) {
+                const struct gver_host_ptr *h = &e->pol->host_ptrs[k];
+                if (off < (int64_t)h->ctx_off + 8 && off + size > (int64_t)h->ctx_off)
+                    return reject(e, "R%d invalid write of ctx '%s' off=%" PRId64 " size=%u: it holds host pointer %s, whose fields are restricted",
+                                  regno, ctx->name, off, size, h->name);
+            }
             return 0;
         }
     }
@@ -503,6 +510,9 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             return r;
         leak_into = "helper memory";
         break;
+    case T_HOST:
+        return reject(e, "R%d invalid mem access: host pointer %s cannot be dereferenced; copy its fields with bpf_probe_read_user",
+                      regno, e->pol->host_ptrs[p.map_idx].name);
     default:
         return reject(e, "R%d invalid mem access '%s'", regno, reg_type_name(p.type));
     }
@@ -511,6 +521,16 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         scalar_unknown_size(&dst->v, size);
         if (sext)
             scalar_sext_size(&dst->v, size);
+        /* the whole slot of a restricted pointer argument: a typed pointer */
+        if (p.type == T_CTX && size == 8 && !sext) {
+            int64_t off = p.off + insn_off + (int64_t)p.v.t.value;
+            for (uint32_t i = 0; i < e->pol->n_host_ptrs; i++)
+                if (off == e->pol->host_ptrs[i].ctx_off) {
+                    mark_const(dst, 0);
+                    dst->type = T_HOST;
+                    dst->map_idx = i;
+                }
+        }
     }
     if (acc != ACC_READ && val && is_ptr(val) && !e->pol->allow_ptr_leaks)
         return reject(e, "R%d leaks pointer into %s: storing a pointer where the host can read it is not allowed by the policy",
@@ -998,6 +1018,66 @@ static int enter_callback(struct env *e, uint32_t helper, int32_t func, const st
     return 0;
 }
 
+#define HELPER_PROBE_WRITE_USER 36
+
+/* The helpers that copy from a raw address (the source is argument 3). */
+static bool is_probe_read(uint32_t id)
+{
+    return id == 4 || id == 45 || id == 112 || id == 113 || id == 114 || id == 115;
+}
+
+/* With restricted host structures in the policy: the raw-address helpers
+ * take only a host pointer plus a constant offset, and [off, off+size) must
+ * lie in fields granted the access; helpers reading memory behind %s are
+ * refused. */
+static int check_host_mem_helper(struct env *e, uint32_t id, const char *hname)
+{
+    const struct gver_host_ptr *h0 = &e->pol->host_ptrs[0];
+    if (id == 6 || id == 165)
+        return reject(e, "helper %s is not allowed: it can read host memory behind %%s arguments, which the field rights of host pointer %s cannot check",
+                      hname, h0->name);
+    bool rd = is_probe_read(id);
+    if (!rd && id != HELPER_PROBE_WRITE_USER)
+        return 0;
+    int pn = rd ? BPF_R3 : BPF_R1, sn = rd ? BPF_R2 : BPF_R3;
+    const struct reg *p = &regs(e)[pn], *sz = &regs(e)[sn];
+    const char *what = rd ? "source" : "destination";
+    if (p->type != T_HOST)
+        return reject(e, "R%d helper %s: the %s must be a host pointer argument plus a constant offset, not %s (the policy restricts the fields of host pointer %s)",
+                      pn, hname, what, reg_type_name(p->type), h0->name);
+    const struct gver_host_ptr *h = &e->pol->host_ptrs[p->map_idx];
+    if (!scalar_is_const(&p->v)) {
+        char b[200];
+        scalar_str(b, sizeof(b), &p->v);
+        return reject(e, "R%d helper %s: %s host pointer %s has a variable offset (%d + %s): the field it reaches is unknown",
+                      pn, hname, what, h->name, p->off, b);
+    }
+    if (sz->type != T_SCALAR || sz->v.umax > OFF_LIMIT)
+        return reject(e, "R%d helper %s: the size of an access to host pointer %s must be a bounded number", sn, hname, h->name);
+    int64_t lo = p->off + (int64_t)p->v.t.value, hi = lo + (int64_t)sz->v.umax;
+    if (hi == lo)
+        return 0;
+    uint32_t need = rd ? GVER_R : GVER_W;
+    if (lo < 0 || hi > (int64_t)h->size)
+        return reject(e, "R%d helper %s: %s host pointer %s off=%" PRId64 " size=%" PRIu64 " is outside its %u bytes",
+                      pn, hname, rd ? "read from" : "write to", h->name, lo, sz->v.umax, h->size);
+    for (int64_t o = lo; o < hi;) {
+        const struct gver_host_field *f = NULL;
+        for (uint32_t i = 0; i < h->n_fields; i++)
+            if (o >= h->fields[i].off && o < (int64_t)h->fields[i].off + h->fields[i].size)
+                f = &h->fields[i];
+        if (!f)
+            return reject(e, "R%d helper %s: %s host pointer %s off=%" PRId64 " size=%" PRIu64 ": byte %" PRId64 " is in no field",
+                          pn, hname, rd ? "read from" : "write to", h->name, lo, sz->v.umax, o);
+        if (!(f->access & need))
+            return reject(e, "R%d helper %s: %s host pointer %s off=%" PRId64 " size=%" PRIu64 ": field '%s' is %s",
+                          pn, hname, rd ? "read from" : "write to", h->name, lo, sz->v.umax, f->name,
+                          !f->access ? "closed" : rd ? "write-only" : "read-only");
+        o = (int64_t)f->off + f->size;
+    }
+    return 0;
+}
+
 static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     uint32_t id = (uint32_t)in->imm;
@@ -1021,12 +1101,15 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
                           r2->v.smin, r2->v.smax, e->pol->override_min, e->pol->override_max);
     }
 
+    int rc;
+    if (e->pol->n_host_ptrs && (rc = check_host_mem_helper(e, id, pr->name)))
+        return rc;
+
     int map_arg = -1;
     uint64_t alloc_size = 0;
     int release_reg = -1, func_reg = -1, ctx_reg = -1;
     struct pending_write pw[5];
     int npw = 0;
-    int rc;
     for (int i = 0; i < 5; i++) {
         int rn = BPF_R1 + i;
         struct reg *r = &regs(e)[rn];
@@ -1040,6 +1123,9 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
             return reject(e, "R%d !read_ok: helper %s argument %d is not initialised", rn, pr->name, i + 1);
         switch (k) {
         case GARG_ANYTHING:
+            if (r->type == T_HOST && !(is_probe_read(id) && i == 2) && !(id == HELPER_PROBE_WRITE_USER && i == 0))
+                return reject(e, "R%d passing host pointer %s to helper %s (argument %d) is not allowed: only the probe_read helpers (source) and probe_write_user (destination) take it",
+                              rn, e->pol->host_ptrs[r->map_idx].name, pr->name, i + 1);
             break;
         case GARG_SCALAR:
             if (r->type != T_SCALAR)
@@ -1325,6 +1411,13 @@ static int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t i
         case GARG_PTR_TO_UNINIT_MEM: {
             if (i == 4 || (kf->args[i + 1] != GARG_CONST_SIZE && kf->args[i + 1] != GARG_CONST_SIZE_OR_ZERO))
                 return reject(e, "kfunc %s: memory argument %d has no size argument", kf->name, i + 1);
+            /* the size argument's own declared range (a pre-condition like
+             * any scalar's), before its use as a bound on the memory */
+            const struct reg *sz = &regs(e)[rn + 1];
+            if ((kf->arg_min[i + 1] || kf->arg_max[i + 1]) && sz->type == T_SCALAR &&
+                (sz->v.smin < kf->arg_min[i + 1] || sz->v.smax > kf->arg_max[i + 1]))
+                return reject(e, "R%d kfunc %s argument %d (size of argument %d) must be within [%" PRId64 ", %" PRId64 "], but may be in [%" PRId64 ", %" PRId64 "]",
+                              rn + 1, kf->name, i + 2, i + 1, kf->arg_min[i + 1], kf->arg_max[i + 1], sz->v.smin, sz->v.smax);
             uint64_t smin, smax;
             if ((rc = check_size_arg(e, rn + 1, kf->args[i + 1] == GARG_CONST_SIZE_OR_ZERO, &smin, &smax)))
                 return rc;
@@ -1575,6 +1668,19 @@ static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx
                 }
                 return 0;
             }
+            if (p->type == T_HOST) {
+                /* the host's pointer may be null: both ways, nothing learnt */
+                struct vstate *other = state_copy(e->cur);
+                if (!other)
+                    return -ENOMEM;
+                other->insn = target;
+                e->cur->insn = idx + 1;
+                if ((rc = push_state(e, other))) {
+                    state_free(other);
+                    return rc;
+                }
+                return 0;
+            }
             /* other pointers are never null */
             e->cur->insn = op == BPF_JNE ? target : idx + 1;
             return 0;
@@ -1715,6 +1821,73 @@ static int prune_point(struct env *e)
 
 /* ---- the main loop ---- */
 
+/* A host pointer used as anything but a pointer (arithmetic other than
+ * adding constants, 32-bit views, stores outside the stack, other helper or
+ * kfunc arguments, comparisons other than null checks, return values) is
+ * just the number the class may read: the register becomes a scalar, which
+ * no raw-address helper accepts, so no field is reachable through it. */
+static void host_degrade_reg(struct reg *r)
+{
+    if (r->type == T_HOST)
+        mark_unknown(r);
+}
+
+static void host_degrade(struct env *e, const struct bpf_insn *in)
+{
+    struct reg *r = regs(e);
+    uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+    bool x = BPF_SRC(in->code) == BPF_X;
+    switch (cls) {
+    case BPF_ALU:
+    case BPF_ALU64:
+        if (op == BPF_MOV) {
+            if (x && (cls == BPF_ALU || in->off))
+                host_degrade_reg(&r[in->src_reg]);
+            return;
+        }
+        if (cls == BPF_ALU64 && (op == BPF_ADD || op == BPF_SUB) && r[in->dst_reg].type == T_HOST &&
+            (!x || r[in->src_reg].type == T_SCALAR || (op == BPF_SUB && r[in->src_reg].type == T_HOST)))
+            return;
+        host_degrade_reg(&r[in->dst_reg]);
+        if (x)
+            host_degrade_reg(&r[in->src_reg]);
+        return;
+    case BPF_STX:
+        if (BPF_MODE(in->code) != BPF_MEM || size_bytes(in->code) != 8 || r[in->dst_reg].type != T_STACK)
+            host_degrade_reg(&r[in->src_reg]);
+        return;
+    case BPF_JMP:
+    case BPF_JMP32:
+        if (op == BPF_JA)
+            return;
+        if (op == BPF_EXIT) {
+            host_degrade_reg(&r[BPF_R0]);
+            return;
+        }
+        if (op == BPF_CALL) {
+            if (in->src_reg == BPF_PSEUDO_CALL)
+                return;
+            uint32_t id = (uint32_t)in->imm;
+            for (int i = 0; i < 5; i++) {
+                bool keep = in->src_reg == 0 && ((is_probe_read(id) && i == 2) ||
+                                                 (id == HELPER_PROBE_WRITE_USER && i == 0));
+                if (!keep)
+                    host_degrade_reg(&r[BPF_R1 + i]);
+            }
+            return;
+        }
+        if (cls == BPF_JMP && (op == BPF_JEQ || op == BPF_JNE) && r[in->dst_reg].type == T_HOST &&
+            (x ? is_null_const(&r[in->src_reg]) : in->imm == 0))
+            return;
+        host_degrade_reg(&r[in->dst_reg]);
+        if (x)
+            host_degrade_reg(&r[in->src_reg]);
+        return;
+    default:
+        return;
+    }
+}
+
 static int do_insn(struct env *e, bool *path_done)
 {
     uint32_t idx = e->cur->insn;
@@ -1722,6 +1895,8 @@ static int do_insn(struct env *e, bool *path_done)
     uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
     int rc;
     *path_done = false;
+    if (e->pol->n_host_ptrs)
+        host_degrade(e, in);
     switch (cls) {
     case BPF_ALU:
     case BPF_ALU64:

@@ -12,7 +12,10 @@
  *  - every load and store is in bounds for its pointer's type and size, reads
  *    only initialised stack and registers, and respects the context layout;
  *  - helpers and kfuncs are called with arguments of the right kinds (and
- *    kfunc scalar arguments within their declared ranges);
+ *    kfunc scalar and size arguments within their declared ranges);
+ *  - host memory behind a restricted pointer argument (policy->host_ptrs)
+ *    is reached only through the probe_read / probe_write_user helpers, at
+ *    constant offsets, within the fields granted;
  *  - resources (ring buffer samples, spin locks) are released on every path;
  *  - pointers do not leak to the host (maps, context, r0) unless the policy
  *    says they may.
@@ -80,6 +83,32 @@ struct gver_ksym {
     uint32_t access;           /* GVER_R | GVER_W */
 };
 
+/* A host structure the program reaches through a pointer held in the
+ * context (an entry argument whose struct fields the policy restricts).
+ * An 8-byte load of the context slot at ctx_off yields a "host pointer"
+ * register: it may be moved, spilled to the stack, compared and offset by
+ * constants, and used only as the source of the probe_read helpers or the
+ * destination of probe_write_user, whose bytes [off, off+size) must lie in
+ * fields granted GVER_R (reads) or GVER_W (writes). Anything else done with
+ * it (other helpers, kfuncs, stores to maps, returns, unknown offsets) is
+ * rejected. With any host_ptrs in a policy, those helpers accept no other
+ * address (a number could be a forged pointer), the slot cannot be
+ * written, and trace_printk / snprintf (which read memory behind %s) are
+ * refused. */
+struct gver_host_field {
+    const char *name;
+    uint32_t off, size;
+    uint32_t access;           /* GVER_R | GVER_W; 0: closed */
+};
+
+struct gver_host_ptr {
+    uint32_t ctx_off;          /* the 8-byte context slot holding the pointer */
+    const char *name;          /* for messages: "argument 'r' (struct request)" */
+    uint32_t size;             /* bytes of the structure */
+    const struct gver_host_field *fields;
+    uint32_t n_fields;
+};
+
 struct gver_policy {
     const struct gver_ctx_layout *ctx;   /* NULL: the program gets no context */
     /* Helper ids the program may call (bit id%64 of word id/64). */
@@ -93,6 +122,8 @@ struct gver_policy {
     uint64_t max_states;       /* instructions explored before giving up; 0 = 1,000,000 */
     uint64_t insn_budget;      /* max instructions along any path; 0 = unlimited */
     uint64_t mem_budget;       /* max bytes of map memory referenced; 0 = unlimited */
+    const struct gver_host_ptr *host_ptrs;   /* see struct gver_host_ptr */
+    uint32_t n_host_ptrs;
     int allow_ptr_leaks;       /* may store pointers to maps/ctx and return them */
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar). */

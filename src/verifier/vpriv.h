@@ -50,6 +50,7 @@ enum rtype {
     T_MEM_OR_NULL,
     T_CONST_MAP,
     T_FUNC,
+    T_HOST,                    /* host pointer from the context: host_ptrs[map_idx] + off + var */
 };
 
 struct reg {

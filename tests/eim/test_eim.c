@@ -373,6 +373,19 @@ static void test_policy(const struct geim_spec *s)
           p->kfuncs[0].ret_min == -1 && p->kfuncs[1].ret_max == 99 && p->kfuncs[1].args[0] == GARG_NONE,
           "observer kfuncs");
     CHECK(p->insn_budget == 1000 && p->mem_budget == 4096, "observer budgets");
+    CHECK(p->n_host_ptrs == 1 && p->host_ptrs[0].ctx_off == 112 && p->host_ptrs[0].size == 64 &&
+          p->host_ptrs[0].n_fields == 4 && p->host_ptrs[0].fields[1].off == 8 &&
+          p->host_ptrs[0].fields[1].access == GVER_R && p->host_ptrs[0].fields[2].access == 0 &&
+          p->host_ptrs[0].fields[3].access == 0 && !strcmp(p->host_ptrs[0].fields[3].name, "path") &&
+          strstr(p->host_ptrs[0].name, "argument 'r' (struct request)"), "observer host pointer r");
+    free(p);
+
+    rc = geim_policy_for_class(s, "field_reader", NULL, NULL, &p, &err);
+    CHECK(rc == 0 && p && p->n_host_ptrs == 1 && p->host_ptrs[0].fields[1].access == (GVER_R | GVER_W) &&
+          p->host_ptrs[0].fields[0].access == GVER_R, "field_reader: len writable, id read-only");
+    free(p);
+    rc = geim_policy_for_class(s, "whole_reader", NULL, NULL, &p, &err);
+    CHECK(rc == 0 && p && p->n_host_ptrs == 0 && !p->host_ptrs, "whole_reader: no field rights, no host pointers");
     free(p);
 
     rc = geim_policy_for_class(s, "header_filter", NULL, NULL, &p, &err);
@@ -411,6 +424,12 @@ static const struct ext_case ext_cases[] = {
     { "ok_random_post", "observer", { NULL } },
     { "ok_uretprobe", "observer", { NULL } },
     { "ok_log_bounded", "observer", { NULL } },
+    { "ok_log_map", "bulk_logger", { NULL } },
+    { "ok_field_read", "field_reader", { NULL } },
+    /* without field rights the argument is granted as a whole: the old rule */
+    { "ok_field_read", "whole_reader", { NULL } },
+    { "bad_field_closed", "whole_reader", { NULL } },
+    { "bad_field_write_ro", "whole_reader", { NULL } },
     { "ok_override", "header_override", { NULL } },
     { "ok_replace", "header_override", { NULL } },
     /* the override grant and the entry's return range */
@@ -458,6 +477,43 @@ static const struct ext_case ext_cases[] = {
       { "class 'header_filter'", "insn ", "kfunc app_set_level argument 1 must be within [0, 7]", "function 'app_set_level'" } },
     { "bad_log_unbounded", "observer", { "class 'observer'", "insn ", "function 'app_log': pre-condition" } },
     { "bad_log_len_large", "observer", { "class 'observer'", "insn ", "function 'app_log': pre-condition" } },
+    /* size arguments keep their declared range ([0, 4096] for app_log's
+     * len), however large the buffer */
+    { "bad_log_map_large", "bulk_logger",
+      { "class 'bulk_logger'", "insn ", "kfunc app_log argument 2 (size of argument 1) must be within [0, 4096], but may be in [5000, 5000]",
+        "function 'app_log': pre-condition of class 'bulk_logger' grant" } },
+    { "bad_log_map_unbounded", "bulk_logger",
+      { "class 'bulk_logger'", "insn ", "kfunc app_log argument 2 (size of argument 1) must be within [0, 4096], but may be in [0, 8191]",
+        "function 'app_log'" } },
+    /* struct-field rights through a pointer argument (field_reader: id read,
+     * len write, flags none, path read) */
+    { "bad_field_closed", "field_reader",
+      { "class 'field_reader': program 'bad_field_closed' insn ",
+        "helper probe_read_user: read from host pointer argument 'r' (struct request) off=12 size=4: field 'flags' is closed",
+        "field rights of class 'field_reader'", "r { id: read, len: write, flags: none, path: read }" } },
+    { "bad_field_write_ro", "field_reader",
+      { "class 'field_reader': program 'bad_field_write_ro' insn ",
+        "helper probe_write_user: write to host pointer argument 'r' (struct request) off=0 size=8: field 'id' is read-only",
+        "field rights of class 'field_reader'" } },
+    { "bad_field_span", "field_reader",
+      { "class 'field_reader'", "insn ", "read from host pointer argument 'r' (struct request) off=8 size=8: field 'flags' is closed" } },
+    { "bad_field_var_off", "field_reader",
+      { "class 'field_reader'", "insn ", "source host pointer argument 'r' (struct request) has a variable offset",
+        "the field it reaches is unknown" } },
+    { "bad_field_forged", "field_reader",
+      { "class 'field_reader'", "insn ", "the source must be a host pointer argument plus a constant offset, not scalar",
+        "field rights of class 'field_reader'" } },
+    { "bad_field_deref", "field_reader",
+      { "class 'field_reader'", "insn ", "host pointer argument 'r' (struct request) cannot be dereferenced" } },
+    { "bad_field_rewrite", "field_reader",
+      { "class 'field_reader'", "insn ", "invalid write of ctx 'pt_regs' off=112 size=8: it holds host pointer argument 'r' (struct request), whose fields are restricted",
+        "field rights of class 'field_reader'" } },
+    { "bad_field_rewrite", "whole_reader", { "class 'whole_reader'", "insn ", "invalid write of ctx 'pt_regs' off=112 size=8: field is read-only" } },
+    { "bad_field_printk", "field_reader",
+      { "class 'field_reader'", "insn ", "helper trace_printk is not allowed: it can read host memory behind %s arguments",
+        "field rights of class 'field_reader'" } },
+    { "bad_field_uretprobe", "field_reader",
+      { "class 'field_reader'", "insn ", "host pointer argument 'r' (struct request, not valid at return) off=0 size=8: field 'id' is closed" } },
     /* arguments */
     { "bad_write_arg", "observer",
       { "class 'observer'", "insn ", "invalid write of ctx 'pt_regs' off=112",
