@@ -1104,6 +1104,27 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
     int rc;
     if (e->pol->n_host_ptrs && (rc = check_host_mem_helper(e, id, pr->name)))
         return rc;
+    /* Under a policy's own context layout (an EIM class: argument slots
+     * open, read-only or closed), the context through a raw-address helper
+     * is a context access like a load, with the same field rights, or the
+     * closed slots could be read around them. The built-in layouts are
+     * wholly readable, and libbpf's USDT code reads them at variable
+     * offsets this way. */
+    const struct gver_ctx_layout *cl = e->pol->ctx;
+    bool own_layout = cl && cl != &gver_ctx_pt_regs && cl != &gver_ctx_sys_enter &&
+                      cl != &gver_ctx_sys_exit && cl != &gver_ctx_raw_tp;
+    if (own_layout && (is_probe_read(id) || id == HELPER_PROBE_WRITE_USER)) {
+        int pn = is_probe_read(id) ? BPF_R3 : BPF_R1, sn = is_probe_read(id) ? BPF_R2 : BPF_R3;
+        const struct reg *p = &regs(e)[pn], *sz = &regs(e)[sn];
+        if (p->type == T_CTX) {
+            if (sz->type != T_SCALAR || sz->v.umax > 64)
+                return reject(e, "R%d helper %s on the context: the size must be a number of at most 64 bytes",
+                              sn, pr->name);
+            if (sz->v.umax && (rc = check_ctx_access(e, pn, p, 0, (unsigned)sz->v.umax,
+                                                     is_probe_read(id) ? ACC_READ : ACC_WRITE)))
+                return rc;
+        }
+    }
 
     int map_arg = -1;
     uint64_t alloc_size = 0;

@@ -485,6 +485,9 @@ static const struct ext_case ext_cases[] = {
     { "bad_log_map_unbounded", "bulk_logger",
       { "class 'bulk_logger'", "insn ", "kfunc app_log argument 2 (size of argument 1) must be within [0, 4096], but may be in [0, 8191]",
         "function 'app_log'" } },
+    /* a closed argument stays closed through the raw-address helpers */
+    { "bad_ctx_probe_read", "closed_reader",
+      { "class 'closed_reader'", "insn ", "invalid read of ctx" } },
     /* struct-field rights through a pointer argument (field_reader: id read,
      * len write, flags none, path read) */
     { "bad_field_closed", "field_reader",
