@@ -2,8 +2,8 @@
  * host.c - compare an EIM spec with the host binary it describes.
  *
  * Symbols come from .symtab (or .dynsym when stripped); source entries from
- * the .note.graft records GRAFT_ENTRY() leaves (include/graft/eim.h); types
- * from DWARF (libdw) when the binary has it: argument counts and sizes of
+ * the .note.graft records (notes.c); types from DWARF (libdw) when the
+ * binary has it: argument counts and sizes of
  * functions, sizes of globals, sizes and member offsets of structs. Every
  * finding is one line in the report; nothing here trusts the binary to be
  * well formed (bad notes and odd DWARF are reported, never followed).
@@ -87,79 +87,6 @@ static int find_symbol(struct host *h, const char *name, int stt, uint64_t *addr
             }
         }
     }
-    return 0;
-}
-
-/* ---- .note.graft ---- */
-
-int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
-                          uint32_t *n, struct graft_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    struct host h;
-    int rc = host_open(&h, binary, err);
-    if (rc)
-        return rc;
-    size_t shstrndx;
-    if (elf_getshdrstrndx(h.elf, &shstrndx)) {
-        host_close(&h);
-        return graft_errf(err, -ENOEXEC, "%s: no section name table", binary);
-    }
-    struct geim_src_entry *v = NULL;
-    uint32_t cnt = 0, cap = 0;
-    Elf_Scn *scn = NULL;
-    while ((scn = elf_nextscn(h.elf, scn))) {
-        GElf_Shdr sh;
-        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
-            continue;
-        const char *sn = elf_strptr(h.elf, shstrndx, sh.sh_name);
-        if (!sn || strcmp(sn, ".note.graft"))
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        if (!d)
-            continue;
-        size_t off = 0, noff, doff;
-        GElf_Nhdr nh;
-        while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
-            if (nh.n_namesz != 6 || memcmp((char *)d->d_buf + noff, "graft", 6) || nh.n_type != GRAFT_NOTE_ENTRY)
-                continue;
-            const char *desc = (const char *)d->d_buf + doff;
-            size_t dl = nh.n_descsz;
-            /* u64 address, name NUL, args NUL */
-            if (dl < 10)
-                continue;
-            const char *nm = desc + 8, *end = desc + dl;
-            const char *nz = memchr(nm, 0, end - nm);
-            if (!nz)
-                continue;
-            const char *args = nz + 1;
-            const char *az = args < end ? memchr(args, 0, end - args) : NULL;
-            if (!az)
-                continue;
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 8;
-                struct geim_src_entry *t = realloc(v, cap * sizeof(*v));
-                if (!t) {
-                    free(v);
-                    host_close(&h);
-                    return graft_errf(err, -ENOMEM, "out of memory");
-                }
-                v = t;
-            }
-            struct geim_src_entry *e = &v[cnt++];
-            memset(e, 0, sizeof(*e));
-            memcpy(&e->addr, desc, 8);
-            snprintf(e->name, sizeof(e->name), "%.*s", (int)(nz - nm), nm);
-            snprintf(e->args, sizeof(e->args), "%.*s", (int)(az - args), args);
-            for (const char *c = e->args; *c; c++)
-                if (*c == '@')
-                    e->n_args++;
-        }
-    }
-    host_close(&h);
-    *out = v;
-    *n = cnt;
     return 0;
 }
 
