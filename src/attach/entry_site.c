@@ -407,17 +407,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
         uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(rip - 1 + ENTRY_NOP_LEN);
         return;
     }
-    if (g_old_trap.sa_flags & SA_SIGINFO) {
-        if (g_old_trap.sa_sigaction) {
-            g_old_trap.sa_sigaction(sig, si, ucv);
-            return;
-        }
-    } else if (g_old_trap.sa_handler != SIG_DFL && g_old_trap.sa_handler != SIG_IGN) {
-        g_old_trap.sa_handler(sig);
-        return;
-    }
-    signal(SIGTRAP, SIG_DFL);
-    raise(SIGTRAP);
+    gtrap_pass_on(&g_old_trap, sig, si, ucv);
 }
 
 static int trap_install(struct graft_err *err)

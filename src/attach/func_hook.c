@@ -432,13 +432,18 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
         uc->uc_mcontext.gregs[REG_RIP] = (greg_t)s->stub;
         return;
     }
-    if (g_old_trap.sa_flags & SA_SIGINFO) {
-        if (g_old_trap.sa_sigaction) {
-            g_old_trap.sa_sigaction(sig, si, ucv);
+    gtrap_pass_on(&g_old_trap, sig, si, ucv);
+}
+
+void gtrap_pass_on(const struct sigaction *old, int sig, siginfo_t *si, void *uc)
+{
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction) {
+            old->sa_sigaction(sig, si, uc);
             return;
         }
-    } else if (g_old_trap.sa_handler != SIG_DFL && g_old_trap.sa_handler != SIG_IGN) {
-        g_old_trap.sa_handler(sig);
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
         return;
     }
     /* Not ours and nobody else wants it: die as without us. */

@@ -12,6 +12,7 @@
 #define GRAFT_ATTACH_FUNC_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -207,5 +208,11 @@ int gpatch_revert(struct gsite *site, struct graft_err *err);
 /* symbols_elf.c: the function symbol containing addr (from the ELF file
  * that backs it). Returns 0 and fills start/size, or a negative errno. */
 int gsym_containing(uint64_t addr, uint64_t *start, uint64_t *size);
+
+/* func_hook.c: a SIGTRAP that is not ours goes to the handler installed
+ * before ours (old), or, when there was none, kills the process as it
+ * would have without graft. Shared by the function-hook and source-entry
+ * trap handlers. */
+void gtrap_pass_on(const struct sigaction *old, int sig, siginfo_t *si, void *uc);
 
 #endif

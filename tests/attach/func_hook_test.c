@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -622,9 +623,31 @@ static void test_threads(void)
            (unsigned long)mt_calls, (unsigned long)mt_hits);
 }
 
+/* A SIGTRAP that is not graft's (a debugger's breakpoint, an int3 the
+ * program placed itself) reaches the handler the program installed before
+ * graft did. Runs first, before graft installs its own trap handler. */
+static volatile int foreign_traps;
+static void foreign_trap(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    foreign_traps++;
+}
+
+static void test_foreign_sigtrap(void)
+{
+    struct sigaction sa = { .sa_sigaction = foreign_trap, .sa_flags = SA_SIGINFO }, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGTRAP, &sa, &old) == 0, "sigaction");
+    struct ghook *h = hook((void *)local_static_fn, GHOOK_ENTRY, h_entry, 0);   /* graft's handler goes in */
+    __asm__ volatile("int3");
+    CHECK(foreign_traps == 1, "a foreign int3 reached the earlier handler %d times", foreign_traps);
+    unhook(h);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    test_foreign_sigtrap();
     test_resolve();
     test_asm_entries();
     test_order();
