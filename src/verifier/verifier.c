@@ -997,6 +997,23 @@ static void widen_caller_stacks(struct env *e)
     }
 }
 
+/* Queue s to be explored later (the other side of a branch). */
+static int push_state(struct env *e, struct vstate *s)
+{
+    if (e->npending == e->cappending) {
+        uint32_t cap = e->cappending ? e->cappending * 2 : 64;
+        struct vstate **n = realloc(e->pending, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        e->pending = n;
+        e->cappending = cap;
+    }
+    if (s->parent)
+        s->parent->branches++;
+    e->pending[e->npending++] = s;
+    return 0;
+}
+
 static int enter_callback(struct env *e, uint32_t helper, int32_t func, const struct reg args[5],
                           uint32_t callsite)
 {
@@ -1374,19 +1391,10 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
         struct vstate *skip = state_copy(st);
         if (!skip)
             return -ENOMEM;
-        if (st->parent)
-            st->parent->branches++;
-        if (e->npending == e->cappending) {
-            uint32_t cap = e->cappending ? e->cappending * 2 : 64;
-            struct vstate **n = realloc(e->pending, cap * sizeof(*n));
-            if (!n) {
-                state_free(skip);
-                return -ENOMEM;
-            }
-            e->pending = n;
-            e->cappending = cap;
+        if ((rc = push_state(e, skip))) {
+            state_free(skip);
+            return rc;
         }
-        e->pending[e->npending++] = skip;
         rc = enter_callback(e, id, cb_func, cb_args, idx);
         if (rc)
             return rc;
@@ -1566,19 +1574,10 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
         for (int r = BPF_R1; r <= BPF_R5; r++)
             mark_not_init(&cf->regs[r]);
         ret->insn = (uint32_t)f->callsite + 1;
-        if (st->parent)
-            st->parent->branches++;
-        if (e->npending == e->cappending) {
-            uint32_t cap = e->cappending ? e->cappending * 2 : 64;
-            struct vstate **n = realloc(e->pending, cap * sizeof(*n));
-            if (!n) {
-                state_free(ret);
-                return -ENOMEM;
-            }
-            e->pending = n;
-            e->cappending = cap;
+        if ((rc = push_state(e, ret))) {
+            state_free(ret);
+            return rc;
         }
-        e->pending[e->npending++] = ret;
         /* path 2: the helper calls the callback again, with a fresh frame */
         struct reg args[5];
         memcpy(args, f->cb_args, sizeof(args));
@@ -1605,22 +1604,6 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
 }
 
 /* ---- conditional jumps ---- */
-
-static int push_state(struct env *e, struct vstate *s)
-{
-    if (e->npending == e->cappending) {
-        uint32_t cap = e->cappending ? e->cappending * 2 : 64;
-        struct vstate **n = realloc(e->pending, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        e->pending = n;
-        e->cappending = cap;
-    }
-    if (s->parent)
-        s->parent->branches++;
-    e->pending[e->npending++] = s;
-    return 0;
-}
 
 static bool is_null_const(const struct reg *r)
 {
