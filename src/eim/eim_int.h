@@ -21,6 +21,12 @@ int geim_parse_decl(const struct geim_spec *spec, const char *text, int want_nam
                     struct geim_type *t, char *name, size_t name_len,
                     char *why, size_t why_len);
 
+/* notes.c: open path as an ELF file for reading (libelf). On success *fd
+ * and *elf are set; close with geim_elf_close. Errors name the file. */
+typedef struct Elf Elf;
+int geim_elf_open(const char *path, int *fd, Elf **elf, struct graft_err *err);
+void geim_elf_close(int fd, Elf *elf);
+
 void geim_report_add(struct geim_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -35,18 +35,9 @@ static int host_open(struct host *h, const char *path, struct graft_err *err)
     memset(h, 0, sizeof(*h));
     h->fd = -1;
     h->path = path;
-    if (elf_version(EV_CURRENT) == EV_NONE)
-        return graft_errf(err, -EINVAL, "libelf: %s", elf_errmsg(-1));
-    h->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (h->fd < 0)
-        return graft_errf(err, -errno, "%s: cannot open host binary: %s", path, strerror(errno));
-    h->elf = elf_begin(h->fd, ELF_C_READ, NULL);
-    if (!h->elf || elf_kind(h->elf) != ELF_K_ELF) {
-        if (h->elf)
-            elf_end(h->elf);
-        close(h->fd);
-        return graft_errf(err, -ENOEXEC, "%s: not an ELF file", path);
-    }
+    int rc = geim_elf_open(path, &h->fd, &h->elf, err);
+    if (rc)
+        return rc;
     h->dw = dwarf_begin_elf(h->elf, DWARF_C_READ, NULL);
     return 0;
 }

@@ -17,34 +17,27 @@
 #include "eim/eim_int.h"
 #include "graft/eim.h"
 
-struct elf_file {
-    int fd;
-    Elf *elf;
-};
-
-static int elf_file_open(struct elf_file *h, const char *path, struct graft_err *err)
+int geim_elf_open(const char *path, int *fd, Elf **elf, struct graft_err *err)
 {
-    h->fd = -1;
-    h->elf = NULL;
     if (elf_version(EV_CURRENT) == EV_NONE)
         return graft_errf(err, -EINVAL, "libelf: %s", elf_errmsg(-1));
-    h->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (h->fd < 0)
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
         return graft_errf(err, -errno, "%s: cannot open host binary: %s", path, strerror(errno));
-    h->elf = elf_begin(h->fd, ELF_C_READ, NULL);
-    if (!h->elf || elf_kind(h->elf) != ELF_K_ELF) {
-        if (h->elf)
-            elf_end(h->elf);
-        close(h->fd);
+    *elf = elf_begin(*fd, ELF_C_READ, NULL);
+    if (!*elf || elf_kind(*elf) != ELF_K_ELF) {
+        if (*elf)
+            elf_end(*elf);
+        close(*fd);
         return graft_errf(err, -ENOEXEC, "%s: not an ELF file", path);
     }
     return 0;
 }
 
-static void elf_file_close(struct elf_file *h)
+void geim_elf_close(int fd, Elf *elf)
 {
-    elf_end(h->elf);
-    close(h->fd);
+    elf_end(elf);
+    close(fd);
 }
 
 int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
@@ -52,13 +45,13 @@ int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
 {
     *out = NULL;
     *n = 0;
-    struct elf_file h;
-    int rc = elf_file_open(&h, binary, err);
+    struct { int fd; Elf *elf; } h;
+    int rc = geim_elf_open(binary, &h.fd, &h.elf, err);
     if (rc)
         return rc;
     size_t shstrndx;
     if (elf_getshdrstrndx(h.elf, &shstrndx)) {
-        elf_file_close(&h);
+        geim_elf_close(h.fd, h.elf);
         return graft_errf(err, -ENOEXEC, "%s: no section name table", binary);
     }
     struct geim_src_entry *v = NULL;
@@ -97,7 +90,7 @@ int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
                 struct geim_src_entry *t = realloc(v, cap * sizeof(*v));
                 if (!t) {
                     free(v);
-                    elf_file_close(&h);
+                    geim_elf_close(h.fd, h.elf);
                     return graft_errf(err, -ENOMEM, "out of memory");
                 }
                 v = t;
@@ -112,7 +105,7 @@ int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
                     e->n_args++;
         }
     }
-    elf_file_close(&h);
+    geim_elf_close(h.fd, h.elf);
     *out = v;
     *n = cnt;
     return 0;
