@@ -99,7 +99,10 @@ run_tool() {
     local trc=0
     wait "$tpid" || trc=$?
     [ $trc = 0 ] || ok=0
-    sed "s/$wpid/PID/g" "$tmp/t.out" >"$tmp/$how.out"
+    # The workload's pid appears only in its file names (compat-open-PID-...);
+    # replacing it anywhere else would also rewrite payloads that happen to
+    # hold the same digits (event-6139), in one run and not the other.
+    sed "s/compat-open-$wpid-/compat-open-PID-/g" "$tmp/t.out" >"$tmp/$how.out"
     sed -n 's/^elapsed_ns //p' "$tmp/w.err" >"$tmp/$how.ns"
     if [ $ok = 0 ]; then
         echo "--- $tool ($how) failed (rc $trc); stderr:"; sed 's/^/    /' "$tmp/t.err" | head -40
