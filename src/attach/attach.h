@@ -41,7 +41,10 @@
  * Patching is safe against running threads: int3 is written first, then the
  * tail of the jump, then its first byte, with a core-serialising barrier
  * between steps; a thread that hits the int3 meanwhile is redirected to the
- * trampoline. Trampolines are kept for the life of the process and reused
+ * trampoline. When the jump covers several instructions, threads stopped
+ * between them are moved to the trampoline's copy of the same instruction
+ * before the tail is written (patch_text.c); if one cannot be, the hook
+ * keeps the int3 (gattach_hook_note() says why). Trampolines are kept for the life of the process and reused
  * when the same address is hooked again, so no thread can run freed code.
  * gattach_remove() returns only after no thread is still inside a handler it
  * removed, so the caller may free the program right after.
@@ -153,6 +156,7 @@ struct gattach_stats {
     uint64_t missed_recursion;   /* handler runs skipped: nested on a thread */
     uint64_t stale_discarded;    /* shadow entries dropped (longjmp/exception) */
     uint64_t trap_hits;          /* int3 traps taken (fallback or mid-patch) */
+    uint64_t threads_moved;      /* threads moved out of bytes a jump covers */
 };
 void gattach_get_stats(struct gattach_stats *st);
 

@@ -703,4 +703,5 @@ void gattach_get_stats(struct gattach_stats *st)
     st->missed_recursion = atomic_load(&st_missed);
     st->stale_discarded = atomic_load(&st_stale);
     st->trap_hits = atomic_load(&st_traps);
+    st->threads_moved = gpark_threads_moved();
 }

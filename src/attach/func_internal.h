@@ -86,6 +86,13 @@ struct gsite {
     uint8_t orig_long[32];          /* more of them, to notice reloaded code */
     uint32_t patch_len;             /* GPATCH_LEN or 1 (trap) */
     uint32_t reloc_len;             /* bytes of original code displaced */
+    /* Instruction starts strictly inside the displaced bytes (offsets from
+     * addr) and where their copies start in the stub: a thread found
+     * stopped at one while the jump is written is moved to its copy. */
+    uint32_t n_inner;
+    uint8_t inner_off[8];
+    uint16_t inner_stub[8];
+    int int3_kept;                  /* a jump site left as int3 (threads) */
     enum gattach_method method;
     int is_entry;                   /* addr is a function's first byte */
     int patched;                    /* the jump/int3 is in place */
@@ -203,6 +210,15 @@ void gpatch_sync_cores(void);
  * a thread hitting the int3 meanwhile is the caller's SIGTRAP to handle). */
 int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err);
 int gpatch_apply(struct gsite *site, struct graft_err *err);
+
+/* thread_park.c: the process's other threads (read before the int3 goes
+ * in), and moving those stopped inside site's displaced bytes to the same
+ * instruction in its stub. 0, or -1 with why[] naming a thread that could
+ * not be moved (the caller then keeps the int3). */
+int gpark_list_threads(int32_t **tids, int *n);
+int gpark_threads_out(const struct gsite *site, const int32_t *tids, int n,
+                      char *why, size_t why_len);
+uint64_t gpark_threads_moved(void);
 int gpatch_revert(struct gsite *site, struct graft_err *err);
 
 /* symbols_elf.c: the function symbol containing addr (from the ELF file

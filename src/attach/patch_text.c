@@ -9,6 +9,10 @@
  * the original code plus hooks) or the complete new jump. Restoring the
  * original bytes runs the same steps in the same order.
  *
+ * The jump covers more than one original instruction when the first is
+ * shorter than 5 bytes; threads stopped between them are moved out first
+ * (thread_park.c) and, if that cannot be done, the int3 stays.
+ *
  * Bytes are written through /proc/self/mem, which ignores page protections,
  * so text pages never become writable; if that fails we fall back to
  * mprotect(RWX) around the write.
@@ -17,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -94,23 +100,68 @@ static int patch_bytes(struct gsite *site, const uint8_t *new, struct graft_err 
 int gpatch_apply(struct gsite *site, struct graft_err *err)
 {
     uint8_t code[GPATCH_LEN];
-    if (site->method == GATTACH_METHOD_JUMP) {
-        int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
-        code[0] = 0xE9;
-        memcpy(code + 1, &rel, 4);
-    } else {
-        code[0] = 0xCC;
+    if (site->method != GATTACH_METHOD_JUMP || site->n_inner == 0) {
+        if (site->method == GATTACH_METHOD_JUMP) {
+            int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
+            code[0] = 0xE9;
+            memcpy(code + 1, &rel, 4);
+        } else {
+            code[0] = 0xCC;
+        }
+        int rc = patch_bytes(site, code, err);
+        if (rc == 0)
+            site->patched = 1;
+        return rc;
     }
-    int rc = patch_bytes(site, code, err);
-    if (rc == 0)
-        site->patched = 1;
-    return rc;
+    /* Several instructions under the jump: int3, move threads out, tail,
+     * head (the steps of gpatch_replace with the move in between). */
+    int32_t *tids = NULL;
+    int n = 0, rc = gpark_list_threads(&tids, &n);
+    if (rc < 0)
+        return graft_errf(err, rc, "attach: cannot list the threads of the process: %s",
+                          strerror(-rc));
+    static const uint8_t int3 = 0xCC;
+    if ((rc = gpatch_write(site->addr, &int3, 1, err)) < 0) {
+        free(tids);
+        return rc;
+    }
+    gpatch_sync_cores();
+    site->patched = 1;              /* from here the int3 sends threads to the stub */
+    char why[120];
+    rc = gpark_threads_out(site, tids, n, why, sizeof(why));
+    free(tids);
+    if (rc < 0) {
+        /* The int3 alone is a complete hook: the original bytes after it
+         * are untouched and the stub's relocated copy covers them. */
+        site->method = GATTACH_METHOD_TRAP;
+        site->patch_len = 1;
+        site->int3_kept = 1;
+        snprintf(site->note, sizeof(site->note), "int3 kept: %s", why);
+        return 0;
+    }
+    int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
+    code[0] = 0xE9;
+    memcpy(code + 1, &rel, 4);
+    if ((rc = gpatch_write(site->addr + 1, code + 1, GPATCH_LEN - 1, err)) < 0)
+        return rc;
+    gpatch_sync_cores();
+    if ((rc = gpatch_write(site->addr, code, 1, err)) < 0)
+        return rc;
+    gpatch_sync_cores();
+    return 0;
 }
 
 int gpatch_revert(struct gsite *site, struct graft_err *err)
 {
     int rc = patch_bytes(site, site->orig, err);
-    if (rc == 0)
+    if (rc == 0) {
         site->patched = 0;
+        if (site->int3_kept) {      /* try the jump again next time */
+            site->int3_kept = 0;
+            site->method = GATTACH_METHOD_JUMP;
+            site->patch_len = GPATCH_LEN;
+            site->note[0] = 0;
+        }
+    }
     return rc;
 }

@@ -358,7 +358,13 @@ static const char *relocate(struct gsite *site, uint32_t need, uint64_t func_siz
     if (func_size && off > func_size && need > 1)
         return "the function is shorter than the 5-byte jump";
     uint64_t cur = ip;
+    site->n_inner = 0;
     for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            site->inner_off[site->n_inner] = (uint8_t)(cur - ip);
+            site->inner_stub[site->n_inner] = (uint16_t)(at + e.len);
+            site->n_inner++;
+        }
         const char *why = relocate_one(&e, &ins[i], cur, ip + 1, ip + off);
         if (why)
             return why;

@@ -407,6 +407,13 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
                                                        .handler_preserves_fp = !p->calls_out },
                                &slot->hook, err) == 0) {
         p->links++;
+        if (gattach_hook_method(slot->hook) == GATTACH_METHOD_TRAP) {
+            /* Correct but slower: say so where `graft list` shows it. */
+            snprintf(a->message, sizeof(a->message), "%s; link %u at %s: int3 hook (%s)",
+                     giso_status(), l->id, l->symbol, gattach_hook_note(slot->hook));
+            fprintf(stderr, "graft-agent[%d]: link %u at %s: int3 hook (%s)\n", getpid(), l->id,
+                    l->symbol, gattach_hook_note(slot->hook));
+        }
         return 1;
     }
     graft_err_prefix(err, "link %u (%s %s:%s)", l->id, greg_link_kind_name(l->kind),

@@ -19,6 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -549,16 +554,17 @@ static void test_fp_and_recursion(void)
 
 /* ---- threads ------------------------------------------------------------------ */
 
-/* x * 2 + 1, written out so its first 5 bytes are one instruction in every
- * build (lea 1(%rdi,%rdi,1),%rax; ret), as an -O2 compiler emits it. At -O0
- * (the sanitizer build) the entry would be push %rbp; mov %rsp,%rbp: a thread
- * preempted between those two while the jump is written resumes inside it
- * (see "Known limits" in README.md); this test is about exact counts under
- * concurrent attach and detach, not that. */
+/* x * 2 + 1 with the frame an -O0 compiler builds: the jump covers three
+ * instructions (push %rbp; mov %rsp,%rbp; lea ...), so a thread preempted
+ * after the push or the mov while the jump is written would resume inside
+ * it unless the patcher moves it to the trampoline's copy. */
 long mt_target(long x);
 __asm__(".text\n.globl mt_target\n.type mt_target,@function\n"
         "mt_target:\n"
+        "  push %rbp\n"
+        "  mov %rsp, %rbp\n"
         "  lea 1(%rdi,%rdi,1), %rax\n"
+        "  pop %rbp\n"
         "  ret\n"
         ".size mt_target, .-mt_target\n");
 
@@ -630,6 +636,136 @@ static void test_threads(void)
            (unsigned long)mt_calls, (unsigned long)mt_hits);
 }
 
+/* ---- a thread stopped inside the bytes the jump covers ----------------------- */
+
+/* push %rbp; mov (%rdi),%rax; pop %rbp; ret: the jump covers the first
+ * three. A thread that loads through a userfaultfd page we have not filled
+ * blocks at offset 1 - inside the jump - for as long as we like. */
+long park_target(const long *p);
+__asm__(".text\n.globl park_target\n.type park_target,@function\n"
+        "park_target:\n"
+        "  push %rbp\n"
+        "  mov (%rdi), %rax\n"
+        "  pop %rbp\n"
+        "  ret\n"
+        ".size park_target, .-park_target\n");
+
+struct park_arg {
+    long *page;
+    int block_sigs;                  /* the thread blocks every signal it can */
+    _Atomic int32_t tid;
+    long first, second;
+};
+
+static void *park_worker(void *argp)
+{
+    struct park_arg *a = argp;
+    long (*volatile f)(const long *) = park_target;
+    sigset_t set, old;
+    sigfillset(&set);
+    if (a->block_sigs)
+        pthread_sigmask(SIG_BLOCK, &set, &old);
+    atomic_store(&a->tid, (int32_t)syscall(SYS_gettid));
+    a->first = f(a->page);          /* blocks at park_target+1 until filled */
+    if (a->block_sigs)              /* the late ping must be harmless */
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    a->second = f(a->page);
+    return NULL;
+}
+
+/* The user pc of thread tid when it is blocked, else 0. */
+static uint64_t blocked_pc(int32_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *last = strrchr(buf, ' ');
+    return strncmp(buf, "running", 7) && last ? strtoull(last + 1, NULL, 16) : 0;
+}
+
+/* Returns 0 when userfaultfd is not available (the test is then skipped
+ * and says so). */
+static int park_once(int block_sigs)
+{
+    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    if (uffd < 0)
+        uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    if (uffd < 0) {
+        printf("SKIP parked threads: userfaultfd: %s\n", strerror(errno));
+        return 0;
+    }
+    struct uffdio_api api = { .api = UFFD_API };
+    CHECK(ioctl(uffd, UFFDIO_API, &api) == 0, "UFFDIO_API: %s", strerror(errno));
+    long pg = sysconf(_SC_PAGESIZE);
+    long *page = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct uffdio_register reg = { .range = { (uint64_t)page, (uint64_t)pg },
+                                   .mode = UFFDIO_REGISTER_MODE_MISSING };
+    CHECK(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0, "UFFDIO_REGISTER: %s", strerror(errno));
+
+    struct park_arg a = { .page = page, .block_sigs = block_sigs };
+    pthread_t th;
+    pthread_create(&th, NULL, park_worker, &a);
+    uint64_t at = (uint64_t)park_target + 1, pc = 0;
+    for (int i = 0; i < 5000 && pc != at; i++) {
+        usleep(1000);
+        if (atomic_load(&a.tid))
+            pc = blocked_pc(atomic_load(&a.tid));
+    }
+    CHECK(pc == at, "the thread did not block at park_target+1 (pc %#lx)", (unsigned long)pc);
+
+    struct gattach_stats s0, s1;
+    gattach_get_stats(&s0);
+    n_entry = 0;
+    struct ghook *h = hook((void *)park_target, GHOOK_ENTRY, h_entry, 0);
+    gattach_get_stats(&s1);
+    if (block_sigs) {
+        /* It cannot be asked to move: the hook keeps the int3. */
+        CHECK(gattach_hook_method(h) == GATTACH_METHOD_TRAP, "method %s with a blocked thread inside",
+              gattach_method_name(gattach_hook_method(h)));
+        CHECK(strstr(gattach_hook_note(h), "does not take signal"), "note: %s", gattach_hook_note(h));
+    } else {
+        CHECK(gattach_hook_method(h) == GATTACH_METHOD_JUMP, "method %s: %s",
+              gattach_method_name(gattach_hook_method(h)), gattach_hook_note(h));
+        CHECK(s1.threads_moved == s0.threads_moved + 1, "threads moved: %lu -> %lu",
+              (unsigned long)s0.threads_moved, (unsigned long)s1.threads_moved);
+        pc = blocked_pc(atomic_load(&a.tid));
+        CHECK(pc < (uint64_t)park_target || pc > (uint64_t)park_target + 5,
+              "the thread is still inside the jump (pc %#lx)", (unsigned long)pc);
+    }
+    /* Let the load finish: the thread must return the value, then make a
+     * second call that the hook sees. */
+    static long fill[1024];
+    fill[0] = 4242;
+    struct uffdio_copy cp = { .dst = (uint64_t)page, .src = (uint64_t)fill, .len = (uint64_t)pg };
+    CHECK(ioctl(uffd, UFFDIO_COPY, &cp) == 0, "UFFDIO_COPY: %s", strerror(errno));
+    pthread_join(th, NULL);
+    CHECK(a.first == 4242 && a.second == 4242, "parked thread got %ld, then %ld", a.first, a.second);
+    CHECK(n_entry == 1, "hook ran %lu times, want 1 (the second call)", (unsigned long)n_entry);
+    unhook(h);
+    if (block_sigs) {
+        /* Nobody is parked now: hooking again gets the jump back. */
+        h = hook((void *)park_target, GHOOK_ENTRY, h_entry, 0);
+        CHECK(gattach_hook_method(h) == GATTACH_METHOD_JUMP, "re-hook: %s",
+              gattach_method_name(gattach_hook_method(h)));
+        CHECK(park_target(&fill[0]) == 4242, "re-hooked call");
+        unhook(h);
+    }
+    munmap(page, pg);
+    close(uffd);
+    return 1;
+}
+
+static void test_parked_threads(void)
+{
+    if (park_once(0))
+        park_once(1);
+}
+
 /* A SIGTRAP that is not graft's (a debugger's breakpoint, an int3 the
  * program placed itself) reaches the handler the program installed before
  * graft did. Runs first, before graft installs its own trap handler. */
@@ -680,12 +816,14 @@ int main(int argc, char **argv)
             closedir(d);
         CHECK(n == 8, "expected 8 target variants, found %d", n);
     }
+    test_parked_threads();
     test_threads();
     struct gattach_stats st;
     gattach_get_stats(&st);
-    printf("stats: traps %lu stale %lu missed %lu overflow %lu\n", (unsigned long)st.trap_hits,
-           (unsigned long)st.stale_discarded, (unsigned long)st.missed_recursion,
-           (unsigned long)st.shadow_overflows);
+    printf("stats: traps %lu stale %lu missed %lu overflow %lu moved %lu\n",
+           (unsigned long)st.trap_hits, (unsigned long)st.stale_discarded,
+           (unsigned long)st.missed_recursion, (unsigned long)st.shadow_overflows,
+           (unsigned long)st.threads_moved);
     printf("%d checks, %d failed\n", g_checks, g_fail);
     return g_fail ? 1 : 0;
 }
