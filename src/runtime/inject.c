@@ -207,6 +207,9 @@ static long now_ms(void)
 static int wait_stop(struct target *t, int *status)
 {
     long end = now_ms() + t->timeout_ms;
+    /* Poll, backing off from 50 us: most stops come within a few ms (the
+     * target's dlopen), and a fixed 500 us step cost 250 us on average. */
+    long step_ns = 50000;
     for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof(si));
@@ -225,8 +228,10 @@ static int wait_stop(struct target *t, int *status)
         }
         if (now_ms() > end)
             return -ETIMEDOUT;
-        struct timespec ts = { 0, 500000 };
+        struct timespec ts = { 0, step_ns };
         nanosleep(&ts, NULL);
+        if (step_ns < 1000000)
+            step_ns *= 2;
     }
 }
 
