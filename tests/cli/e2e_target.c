@@ -6,7 +6,9 @@
  *
  *   e2e_target N        for each line read: call work() N times, print "round K done";
  *                       a line "sys" makes N getppid() syscalls instead, and
- *                       "open PATH" opens PATH and prints the error, if any
+ *                       "open PATH" opens PATH and prints the error, if any,
+ *                       "tiny" calls tiny() N times (too short for a jump: the
+ *                       hook must fall back to int3 and say so)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,11 @@ __attribute__((noinline)) long work(long x)
     return x * 3 + 1;
 }
 
+/* xor %eax,%eax; ret: 3 bytes, fewer than the 5-byte jump needs. */
+long tiny(void);
+__asm__(".text\n.globl tiny\n.type tiny,@function\ntiny:\n"
+        "  xor %eax, %eax\n  ret\n.size tiny, .-tiny\n");
+
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 100;
@@ -36,6 +43,13 @@ int main(int argc, char **argv)
             for (long i = 0; i < n; i++)
                 syscall(SYS_getppid);
             printf("round %d done sys\n", round);
+            continue;
+        }
+        if (strncmp(line, "tiny", 4) == 0) {
+            long (*volatile f)(void) = tiny;
+            for (long i = 0; i < n; i++)
+                sum += f();
+            printf("round %d done tiny\n", round);
             continue;
         }
         if (strncmp(line, "open ", 5) == 0) {         /* open a path, report errno */

@@ -2,7 +2,8 @@
 # End to end through the graft command, on a real process:
 #   1. graft start: a program loaded first is installed before main(); exact counts
 #   2. graft attach into a running process, a program loaded after it started,
-#      detach, re-attach; exact counts in each phase
+#      detach, re-attach; exact counts in each phase; syscall hooks; an entry
+#      too short for the jump (int3 fallback, reported)
 #   3. errors: no such pid, process exits mid-attach, rejected program, bad object
 #   4. permissions: another uid can neither read maps nor load into our registry
 #   5. graft unload of what --detach left, shared memory included
@@ -150,6 +151,20 @@ check "open of another path" round 3 "open $work/allowed"
 check "... succeeds" grep -q "round 3 done open ok" "$work/out"
 check "exactly one denial counted" test "$(mapval denied 0)" = 1
 check "the denied file was never created" test ! -e "/tmp/graft-denied-$$"
+stop_loader
+unset LOAD_OBJ
+stop_target
+
+echo "== 2d. a function too short for the jump: int3 hook, said so"
+check "target starts with the agent" start_target agent
+LOAD_OBJ=$HERE/bpf/count_tiny.bpf.o
+check "load count_tiny for this target" start_loader --pid "$tpid"
+check "the agent installed the hook" wait_hooks
+check "tiny round" round 1 tiny
+check "the int3 hook counted all 1000 calls" test "$(mapval tiny_calls 0)" = 1000
+check "graft list says the hook is an int3 and why" \
+    sh -c "'$GRAFT' list | grep -E '^ +$tpid ' | grep -q 'int3 hook (.*shorter than the 5-byte jump'"
+check "the agent said it on stderr too" grep -q "graft-agent\[$tpid\]: link .* at tiny: int3 hook" "$work/out"
 stop_loader
 unset LOAD_OBJ
 stop_target
