@@ -177,8 +177,8 @@ static int ctx_for(const struct geim_class *c, const struct geim_entry *e,
 static enum garg_kind arg_kind(const struct geim_func *f, uint32_t i)
 {
     const struct geim_arg *a = &f->args[i];
-    if (a->type.kind == GEIM_T_PTR)
-        return GARG_PTR_TO_MEM;          /* non-null, readable, size is next */
+    if (a->type.kind == GEIM_T_PTR)      /* readable, size is next */
+        return a->nullable ? GARG_PTR_TO_MEM_OR_NULL : GARG_PTR_TO_MEM;
     if (i > 0 && f->args[i - 1].size_arg == (int)i)
         return a->has_range && a->min <= 0 ? GARG_CONST_SIZE_OR_ZERO : GARG_CONST_SIZE;
     return GARG_SCALAR;

@@ -313,10 +313,9 @@ static int parse_arg(struct pctx *p, node_t *n, int want_name, int pre_ok, const
             return rc;
         if (a->type.kind != GEIM_T_PTR)
             return perr(p, v, "%s: nonnull applies to pointers, not '%s'", what, a->type.text);
-        if (!strcmp(s, "false"))
-            return perr(p, v, "%s: nullable pointer arguments are not supported yet: pointers passed to host functions are always non-null", what);
-        if (strcmp(s, "true"))
+        if (strcmp(s, "true") && strcmp(s, "false"))
             return perr(p, v, "nonnull must be true or false, not '%s'", s);
+        a->nullable = !strcmp(s, "false");
     }
     if ((v = get(p, n, "size"))) {
         if (a->type.kind != GEIM_T_PTR)

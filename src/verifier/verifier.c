@@ -1437,6 +1437,7 @@ static int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t i
                               rn, kf->name, i + 1, kf->arg_min[i], kf->arg_max[i], r->v.smin, r->v.smax);
             break;
         case GARG_PTR_TO_MEM:
+        case GARG_PTR_TO_MEM_OR_NULL:
         case GARG_PTR_TO_UNINIT_MEM: {
             if (i == 4 || (kf->args[i + 1] != GARG_CONST_SIZE && kf->args[i + 1] != GARG_CONST_SIZE_OR_ZERO))
                 return reject(e, "kfunc %s: memory argument %d has no size argument", kf->name, i + 1);
@@ -1450,6 +1451,16 @@ static int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t i
             uint64_t smin, smax;
             if ((rc = check_size_arg(e, rn + 1, kf->args[i + 1] == GARG_CONST_SIZE_OR_ZERO, &smin, &smax)))
                 return rc;
+            /* a declared-nullable pointer may be the constant NULL, which
+             * the host function handles; anything else must be memory */
+            if (k == GARG_PTR_TO_MEM_OR_NULL && r->type == T_SCALAR && scalar_is_const(&r->v) &&
+                r->v.t.value == 0) {
+                i++;
+                break;
+            }
+            if (r->type == T_SCALAR && scalar_is_const(&r->v) && r->v.t.value == 0)
+                return reject(e, "R%d kfunc %s argument %d is NULL, but the host function requires a "
+                              "non-null pointer", rn, kf->name, i + 1);
             bool w = k == GARG_PTR_TO_UNINIT_MEM;
             struct pending_write pw = { 0 };
             if ((rc = check_mem_arg(e, rn, smax, w, w, &pw)))

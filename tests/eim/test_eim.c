@@ -104,9 +104,9 @@ static const struct parse_case parse_cases[] = {
     { "size not the next argument",
       "entries: []\nfunctions:\n  - name: g\n    args: [{ decl: char *msg, size: k }, int n, int k]\n",
       { "t.yaml:4:", "its size must be the next argument ('k' is not)" } },
-    { "nullable pointer",
-      "entries: []\nfunctions:\n  - name: g\n    args: [{ decl: char *m, size: n, nonnull: false }, int n]\n",
-      { "t.yaml:4:", "nullable pointer arguments are not supported yet" } },
+    { "nonnull neither true nor false",
+      "entries: []\nfunctions:\n  - name: g\n    args: [{ decl: char *m, size: n, nonnull: maybe }, int n]\n",
+      { "t.yaml:4:", "nonnull must be true or false, not 'maybe'" } },
     { "condition on an entry argument",
       "entries:\n  - { name: f, kind: function, args: [{ decl: int x, range: [0, 1] }] }\n",
       { "t.yaml:2:39:", "argument 1 of entry 'f': pre-conditions (range) belong to host functions, not entry arguments" } },
@@ -254,11 +254,13 @@ static void test_parse_ok(struct geim_spec **out)
     CHECK(s->entries[0].args[0].type.kind == GEIM_T_PTR && s->entries[0].args[0].type.struct_idx == 0,
           "handle_request takes struct request *");
     CHECK(s->n_states == 2 && s->states[0].writable && !s->states[1].writable, "state rights");
-    CHECK(s->n_funcs == 3 && s->funcs[0].args[0].size_arg == 1 && s->funcs[0].args[1].has_range &&
-          s->funcs[0].args[1].max == 4096 && s->funcs[0].ret.min == -1, "app_log conditions");
-    CHECK(s->funcs[2].ret.has_range && s->funcs[2].ret.max == 99 && !s->funcs[2].ret.type.is_signed, "app_random post");
+    CHECK(s->n_funcs == 4 && s->funcs[0].args[0].size_arg == 1 && s->funcs[0].args[1].has_range &&
+          s->funcs[0].args[1].max == 4096 && s->funcs[0].ret.min == -1 && !s->funcs[0].args[0].nullable,
+          "app_log conditions");
+    CHECK(!strcmp(s->funcs[1].name, "app_tag") && s->funcs[1].args[0].nullable, "app_tag's tag is nullable");
+    CHECK(s->funcs[3].ret.has_range && s->funcs[3].ret.max == 99 && !s->funcs[3].ret.type.is_signed, "app_random post");
     const struct geim_class *c = geim_find_class(s, "observer");
-    CHECK(c && c->n_funcs == 2 && c->n_states == 1 && !c->state_write[0] && c->insn_budget == 1000 &&
+    CHECK(c && c->n_funcs == 3 && c->n_states == 1 && !c->state_write[0] && c->insn_budget == 1000 &&
           c->mem_budget == 4096, "observer grants");
     CHECK(c && c->args[0].field_access && c->args[0].field_access[2] == 0 && c->args[0].field_access[0] == GVER_R,
           "observer field rights");
@@ -368,10 +370,11 @@ static void test_policy(const struct geim_spec *s)
           gver_policy_helper_allowed(p, ghelper_by_name("map_lookup_elem")->id) &&
           !gver_policy_helper_allowed(p, ghelper_by_name("trace_printk")->id) &&
           !gver_policy_helper_allowed(p, ghelper_by_name("get_prandom_u32")->id), "observer helpers");
-    CHECK(p->n_kfuncs == 2 && p->kfuncs[0].args[0] == GARG_PTR_TO_MEM &&
+    CHECK(p->n_kfuncs == 3 && p->kfuncs[0].args[0] == GARG_PTR_TO_MEM &&
           p->kfuncs[0].args[1] == GARG_CONST_SIZE_OR_ZERO && p->kfuncs[0].arg_max[1] == 4096 &&
-          p->kfuncs[0].ret_min == -1 && p->kfuncs[1].ret_max == 99 && p->kfuncs[1].args[0] == GARG_NONE,
-          "observer kfuncs");
+          p->kfuncs[0].ret_min == -1 && p->kfuncs[1].ret_max == 99 && p->kfuncs[1].args[0] == GARG_NONE &&
+          p->kfuncs[2].args[0] == GARG_PTR_TO_MEM_OR_NULL,
+          "observer kfuncs (app_tag's tag nullable)");
     CHECK(p->insn_budget == 1000 && p->mem_budget == 4096, "observer budgets");
     CHECK(p->n_host_ptrs == 1 && p->host_ptrs[0].ctx_off == 112 && p->host_ptrs[0].size == 64 &&
           p->host_ptrs[0].n_fields == 4 && p->host_ptrs[0].fields[1].off == 8 &&
@@ -422,6 +425,7 @@ static const struct ext_case ext_cases[] = {
     { "ok_loop_small", "observer", { NULL } },
     { "ok_map_small", "observer", { NULL } },
     { "ok_random_post", "observer", { NULL } },
+    { "ok_nullable", "observer", { NULL } },
     { "ok_uretprobe", "observer", { NULL } },
     { "ok_log_bounded", "observer", { NULL } },
     { "ok_log_map", "bulk_logger", { NULL } },
@@ -475,6 +479,9 @@ static const struct ext_case ext_cases[] = {
         "function 'app_set_level': pre-condition" } },
     { "bad_kfunc_unbounded", "header_filter",
       { "class 'header_filter'", "insn ", "kfunc app_set_level argument 1 must be within [0, 7]", "function 'app_set_level'" } },
+    { "bad_kfunc_null", "observer",
+      { "class 'observer'", "insn ", "kfunc app_log argument 1 is NULL, but the host function requires a non-null pointer" } },
+    { "bad_kfunc_null_size", "observer", { "class 'observer'", "insn ", "app_tag" } },
     { "bad_log_unbounded", "observer", { "class 'observer'", "insn ", "function 'app_log': pre-condition" } },
     { "bad_log_len_large", "observer", { "class 'observer'", "insn ", "function 'app_log': pre-condition" } },
     /* size arguments keep their declared range ([0, 4096] for app_log's

@@ -39,6 +39,7 @@ struct eim_src_args {
 };
 
 extern int app_log(const char *msg, int len) __ksym;
+extern int app_tag(const char *tag, int len) __ksym;
 extern void app_set_level(int level) __ksym;
 extern unsigned int app_random(void) __ksym;
 extern __u64 g_requests __ksym;

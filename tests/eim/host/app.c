@@ -2,7 +2,7 @@
  * app.c - the host application the EIM tests describe (tests/eim/app.eim.yaml).
  * Built with -g so DWARF exists. Entries: handle_request and parse_header
  * (functions), after_parse (a GRAFT_ENTRY site), the write syscall. State:
- * g_requests, g_config_limit. Host functions: app_log, app_set_level,
+ * g_requests, g_config_limit. Host functions: app_log, app_tag, app_set_level,
  * app_random. Run with no arguments it serves a few fake requests.
  *
  *   app --serve N     for the end-to-end test: print "pid P ready", then for
@@ -40,6 +40,14 @@ GRAFT_FUNCTION int app_log(const char *msg, int len)
 GRAFT_FUNCTION void app_set_level(int level)
 {
     g_level = level;
+}
+
+/* tag may be NULL (the spec declares it nonnull: false): untagged. */
+GRAFT_FUNCTION int app_tag(const char *tag, int len)
+{
+    if (!tag)
+        return 0;
+    return len > 0 && tag[0] ? len : 0;
 }
 
 GRAFT_FUNCTION unsigned int app_random(void)
