@@ -12,9 +12,12 @@
 #           request field offsets from nginx-dev's headers (offsets.c),
 #           loaded under the EIM class 'firewall' of
 #           examples/apps/nginx/nginx.eim.yaml (offsets filled in here)
-# Throughput of accepted requests: wrk -t1 -c16, $APPS_SECS s, $APPS_RUNS runs
-# interleaved, medians. Prints BENCH nginx_base_rps and
-# nginx_{native,lua,graft}_overhead_pct (throughput lost vs none, %).
+# Throughput of accepted requests: wrk -t1 -c16, $APPS_SECS s, $APPS_RUNS
+# rounds of the four, medians of each round's difference from its 'none'.
+# Prints BENCH nginx_base_rps, nginx_{native,lua,graft}_overhead_pct
+# (throughput lost vs none, %) and, steadier on a shared machine,
+# nginx_base_worker_us_per_req and nginx_{native,lua,graft}_worker_cpu_pct
+# (the nginx worker's CPU time per request, % more than none).
 # Correctness (every filter): /admin/secret.html -> 403, /public/a.html and
 # / -> 200; graft's map counts exactly the requests made; the spec checks
 # against the nginx binary (symbols; Debian's nginx has no DWARF) and the
@@ -114,18 +117,13 @@ done
 [ "${APPS_TEST_ONLY:-0}" = 1 ] && exit $((fails > 0))
 
 # --- throughput -----------------------------------------------------------
-declare -A res
-for run in $(seq "$RUNS"); do
-    for cfg in none native lua graft; do
-        start $cfg || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop $cfg; continue; }
-        v=$(apps_wrk "http://127.0.0.1:$PORT/index.html" "$SECS")
-        stop $cfg
-        [ -n "$v" ] && res[$cfg]+="$v "
-    done
-done
-base=$(apps_median ${res[none]})
-echo "BENCH nginx_base_rps $base req/s"
+URL="http://127.0.0.1:$PORT/index.html"
+apps_paired "$RUNS" none native lua graft
+echo "BENCH nginx_base_rps ${PAIRED_RPS[none]:-0} req/s"
+echo "BENCH nginx_base_worker_us_per_req ${PAIRED_US[none]:-0} us"
 for cfg in native lua graft; do
-    [ -n "${res[$cfg]:-}" ] && echo "BENCH nginx_${cfg}_overhead_pct $(apps_pct "$base" "$(apps_median ${res[$cfg]})") %"
+    [ -n "${PAIRED_LOSS[$cfg]:-}" ] || continue
+    echo "BENCH nginx_${cfg}_overhead_pct ${PAIRED_LOSS[$cfg]} %"
+    echo "BENCH nginx_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
 [ $fails = 0 ]

@@ -147,6 +147,69 @@ apps_wrk() {
     taskset -c 0 wrk -t1 -c16 -d"${2:-3}"s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'
 }
 
+# apps_wrk_cpu URL [seconds]: one run as apps_wrk; prints "req/s requests
+# worker_ns", worker_ns being the time the nginx worker (the child of
+# $NGINX_PID, all its threads: an agent's too) spent on a CPU during the run,
+# from /proc/PID/task/*/schedstat. Per request, that is far less sensitive
+# than req/s to what else the shared machine runs at the time.
+apps_worker_ns() {
+    local w=$1 t sum=0 v
+    for t in /proc/"$w"/task/*/schedstat; do
+        read -r v _ <"$t" 2>/dev/null && sum=$((sum + v))
+    done
+    echo "$sum"
+}
+apps_wrk_cpu() {
+    local worker a b out
+    worker=$(pgrep -P "$NGINX_PID" | head -1)
+    [ -n "$worker" ] || return 1
+    a=$(apps_worker_ns "$worker")
+    out=$(taskset -c 0 wrk -t1 -c16 -d"${2:-3}"s "$1" 2>/dev/null)
+    b=$(apps_worker_ns "$worker")
+    awk -v cpu=$((b - a)) '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {if (n && r) print r, n, cpu}' <<<"$out"
+}
+
+# apps_paired RUNS CONFIGS... : run every configuration once per round
+# (the first is the baseline), each a fresh server through the caller's
+# start/stop functions, wrk on URL for SECS. A configuration's figures are
+# the medians over rounds of its difference from that round's baseline (the
+# machine's load drifts more between rounds than within one). Sets
+# PAIRED_RPS[cfg], PAIRED_US[cfg] (worker us/request), PAIRED_LOSS[cfg] and
+# PAIRED_CPU[cfg] (%); needs URL and SECS; calls paired_hook CFG REQS
+# after each run, before stop, when the caller defines it.
+declare -A PAIRED_RPS PAIRED_US PAIRED_LOSS PAIRED_CPU
+apps_paired() {
+    local runs=$1 base=$2 cfg v n t _r
+    shift
+    local -A rps us loss cpu
+    for _r in $(seq "$runs"); do
+        local -A r=() c=()
+        for cfg in "$@"; do
+            start "$cfg" || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop "$cfg"; continue; }
+            read -r v n t <<<"$(apps_wrk_cpu "$URL" "$SECS")"
+            if [ -n "${n:-}" ] && declare -F paired_hook >/dev/null; then paired_hook "$cfg" "$n"; fi
+            stop "$cfg"
+            [ -n "${n:-}" ] || { echo "FAIL: $cfg: wrk did not run"; fails=$((fails + 1)); continue; }
+            r[$cfg]=$v
+            c[$cfg]=$(awk -v t="$t" -v n="$n" 'BEGIN { printf "%.3f", t / n / 1000 }')
+            rps[$cfg]+="$v "; us[$cfg]+="${c[$cfg]} "
+        done
+        for cfg in "$@"; do
+            [ "$cfg" != "$base" ] && [ -n "${r[$base]:-}" ] && [ -n "${r[$cfg]:-}" ] || continue
+            loss[$cfg]+="$(apps_pct "${r[$base]}" "${r[$cfg]}") "
+            cpu[$cfg]+="$(awk -v b="${c[$base]}" -v x="${c[$cfg]}" 'BEGIN { printf "%.1f", (x - b) * 100 / b }') "
+        done
+    done
+    for cfg in "$@"; do
+        echo "runs $cfg: req/s ${rps[$cfg]:-}; worker us/request ${us[$cfg]:-}; loss % ${loss[$cfg]:-}; worker CPU +% ${cpu[$cfg]:-}"
+        [ -n "${rps[$cfg]:-}" ] && PAIRED_RPS[$cfg]=$(apps_median ${rps[$cfg]})
+        [ -n "${us[$cfg]:-}" ] && PAIRED_US[$cfg]=$(apps_median ${us[$cfg]})
+        [ -n "${loss[$cfg]:-}" ] && PAIRED_LOSS[$cfg]=$(apps_median ${loss[$cfg]})
+        [ -n "${cpu[$cfg]:-}" ] && PAIRED_CPU[$cfg]=$(apps_median ${cpu[$cfg]})
+    done
+    return 0
+}
+
 # apps_nginx_prepare DIR: the document root all nginx use cases serve:
 # /index.html (612 bytes, like Debian's default page), /public/a.html and
 # /admin/secret.html (the firewall rejects /admin).

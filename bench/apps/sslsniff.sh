@@ -173,16 +173,8 @@ check "graft: the tool left nothing in the registry" \
 [ "${APPS_TEST_ONLY:-0}" = 1 ] && exit $((fails > 0))
 
 # --- throughput -----------------------------------------------------------
-# ss_wrk: one wrk run; prints "req/s requests worker-cpu-ns" (the nginx
-# worker's time on CPU during the run, /proc/PID/schedstat).
-ss_wrk() {
-    local worker a b out
-    worker=$(pgrep -P "$NGINX_PID" | head -1)
-    a=$(cut -d' ' -f1 "/proc/$worker/schedstat" 2>/dev/null) || return 1
-    out=$(taskset -c 0 wrk -t1 -c16 -d"$SECS"s "$URL" 2>/dev/null)
-    b=$(cut -d' ' -f1 "/proc/$worker/schedstat" 2>/dev/null) || return 1
-    awk -v cpu=$((b - a)) '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {if (n && r) print r, n, cpu}' <<<"$out"
-}
+# ss_wrk: one wrk run; prints "req/s requests worker-cpu-ns" (lib.sh).
+ss_wrk() { apps_wrk_cpu "$URL" "$SECS"; }
 # Each round runs base, kernel, graft back to back; a configuration's loss
 # is the median over rounds of its loss against that round's base (the
 # machine's load drifts more between rounds than within one).

@@ -9,8 +9,11 @@
 #   graft   nginx started by `graft start` (master and its forked worker carry
 #           the agent; syscall hooks in each), object loaded with `graft load`
 # Throughput: wrk -t1 -c16 for $APPS_SECS s on a 612-byte page, 1 nginx
-# worker, configurations interleaved, $APPS_RUNS runs, medians.
-#   BENCH syscount_base_rps, syscount_kernel_loss_pct, syscount_graft_loss_pct
+# worker, $APPS_RUNS rounds of the three, medians of each round's difference
+# from its base.
+#   BENCH syscount_base_rps, syscount_{kernel,graft}_loss_pct (req/s lost),
+#   syscount_base_worker_us_per_req, syscount_{kernel,graft}_worker_cpu_pct
+#   (the nginx worker's CPU time per request, % more than base)
 # Correctness: kernel and graft count the same nginx at the same time while a
 # client makes $SC_REQS requests, one connection each: accept4 must match
 # exactly, and every syscall seen >= $SC_REQS/2 times within 1%.
@@ -44,24 +47,23 @@ stop() {
     case $1 in kernel) apps_kunload ;; graft) apps_unload ;; esac
 }
 
-declare -A res
-for run in $(seq "$RUNS"); do
-    for cfg in base kernel graft; do
-        start $cfg || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop $cfg; continue; }
-        v=$(apps_wrk "http://127.0.0.1:$PORT/index.html" "$SECS")
-        if [ $cfg = graft ] && [ "$run" = 1 ]; then
-            n=$(apps_mapval counts 288)     # accept4
-            w=$(apps_mapval counts 20)      # writev
-            check "graft counted nginx's syscalls under wrk (accept4 $n, writev $w)" test "$w" -gt 1000
-        fi
-        stop $cfg
-        [ -n "$v" ] && res[$cfg]+="$v "
-    done
-done
-base=$(apps_median ${res[base]})
-echo "BENCH syscount_base_rps $base req/s"
+URL="http://127.0.0.1:$PORT/index.html"
+counted=0
+paired_hook() {   # the first graft run must have counted nginx's syscalls
+    [ "$1" = graft ] && [ $counted = 0 ] || return 0
+    counted=1
+    local n w
+    n=$(apps_mapval counts 288)     # accept4
+    w=$(apps_mapval counts 20)      # writev
+    check "graft counted nginx's syscalls under wrk (accept4 $n, writev $w)" test "${w:-0}" -gt 1000
+}
+apps_paired "$RUNS" base kernel graft
+echo "BENCH syscount_base_rps ${PAIRED_RPS[base]:-0} req/s"
+echo "BENCH syscount_base_worker_us_per_req ${PAIRED_US[base]:-0} us"
 for cfg in kernel graft; do
-    [ -n "${res[$cfg]:-}" ] && echo "BENCH syscount_${cfg}_loss_pct $(apps_pct "$base" "$(apps_median ${res[$cfg]})") %"
+    [ -n "${PAIRED_LOSS[$cfg]:-}" ] || continue
+    echo "BENCH syscount_${cfg}_loss_pct ${PAIRED_LOSS[$cfg]} %"
+    echo "BENCH syscount_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
 
 # --- the same counts from both, at the same time ------------------------------
