@@ -142,7 +142,10 @@ const char *gattach_hook_note(const struct ghook *h);
  *    stubs' writable views are tagged with the extension key;
  *  - the C paths (override/replace, mid-function probes, int3 fallback,
  *    first hit on a thread) and the syscall dispatcher call each handler
- *    through giso_call_ext().
+ *    through giso_call_ext_on();
+ *  - handlers run on a per-thread extension stack tagged with the key
+ *    (giso_xstack_alloc), switched to after the entry gate and back before
+ *    the exit gate, in the templates and the C paths alike.
  * Handlers (and the helpers they call) thus run with the extension key
  * enabled, and the hooked code never does. Sites built before keep the
  * variant they were built with (hooking an address again reuses its site),
@@ -150,6 +153,18 @@ const char *gattach_hook_note(const struct ghook *h);
  * C paths - not a single extra instruction on the hot path. */
 int gattach_set_isolation(int on, struct graft_err *err);
 int gattach_isolation(void);       /* 1 when on */
+
+/* Extension stacks (needs isolation on, -ENOTSUP otherwise): sites built
+ * from now on, and the C paths, run handlers on a per-thread stack tagged
+ * with the extension key (giso_xstack_alloc), so the extensions' frames are
+ * not host-writable either. Opt-in because of a kernel rule: a signal is
+ * delivered on the interrupted stack and its handler starts with the
+ * default PKRU, which cannot touch that stack - an asynchronous signal that
+ * arrives while an extension runs kills the process unless its handler runs
+ * on a sigaltstack (SA_ONSTACK). Use it for hosts whose handlers do, or
+ * that take no asynchronous signals; see docs/isolation.md. */
+int gattach_set_ext_stacks(int on, struct graft_err *err);
+int gattach_ext_stacks(void);      /* 1 when on */
 
 struct gattach_stats {
     uint64_t shadow_overflows;   /* return probes skipped: shadow stack full */

@@ -417,7 +417,7 @@ static int trap_install(struct graft_err *err)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigtrap;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGTRAP, &sa, &g_old_trap) < 0)
         return graft_errf(err, -errno, "attach: cannot install the SIGTRAP handler: %s",

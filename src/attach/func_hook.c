@@ -21,7 +21,10 @@
  * thread that ever ran a hook has a struct gthread on g_threads, reused
  * after the thread exits; t->rcu_ctr is non-zero while a thread runs
  * handlers (its read section, and only then), which makes nested hook hits
- * skip their handlers (counted as missed).
+ * skip their handlers (counted as missed). With isolation on, each struct
+ * gthread owns an extension stack (xstack, never freed, kept when the struct
+ * is reused); t->xtop is its top while free and 0 while an extension runs
+ * on it, and gattach_call_ext() is the C paths' way onto it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,6 +58,8 @@ int gattach_set_isolation(int on, struct graft_err *err)
     }
     pthread_mutex_lock(&g_attach_lock);
     g_attach_iso = !!on;
+    if (!on)
+        g_attach_xstacks = 0;
     pthread_mutex_unlock(&g_attach_lock);
     gsys_set_isolation(!!on);
     return 0;
@@ -63,6 +68,24 @@ int gattach_set_isolation(int on, struct graft_err *err)
 int gattach_isolation(void)
 {
     return g_attach_iso;
+}
+
+int g_attach_xstacks;
+
+int gattach_set_ext_stacks(int on, struct graft_err *err)
+{
+    if (on && !g_attach_iso)
+        return graft_errf(err, -ENOTSUP, "attach: extension stacks need isolation on "
+                          "(gattach_set_isolation): %s", giso_status());
+    pthread_mutex_lock(&g_attach_lock);
+    g_attach_xstacks = !!on;
+    pthread_mutex_unlock(&g_attach_lock);
+    return 0;
+}
+
+int gattach_ext_stacks(void)
+{
+    return g_attach_xstacks;
 }
 
 /* ---- per-thread state ---------------------------------------------------- */
@@ -84,6 +107,8 @@ _Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread
                offsetof(struct gthread, rs) == 16 &&
                offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
                "gthread layout used by the templates");
+_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
+               "gthread extension-stack field used by the templates");
 _Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0 &&
                offsetof(struct gsite, ret_only) == GSITE_OFF_RET_ONLY,
                "gsite layout used by the templates");
@@ -113,12 +138,52 @@ static void thread_release(void *p)
     struct gthread *t = p;
     atomic_store(&t->rcu_ctr, 0);
     t->depth = 0;
+    t->xtop = t->xstack;            /* free again; the stack stays with t */
+    t->altstack_on = 0;             /* the next owner installs it again */
     atomic_store(&t->in_use, 0);
 }
 
 static void thread_key_init(void)
 {
     pthread_key_create(&g_thread_key, thread_release);
+}
+
+/* A signal that interrupts an extension would be delivered on its stack,
+ * which its handler, starting with the kernel's default PKRU, cannot use:
+ * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
+ * SIGTRAP, the patching ping, SIGSYS) are SA_ONSTACK, so give the thread an
+ * alternate stack in untagged memory unless it has one of its own. */
+static void altstack_ensure(struct gthread *t)
+{
+    stack_t cur;
+    t->altstack_on = 1;
+    if (sigaltstack(NULL, &cur) < 0 || !(cur.ss_flags & SS_DISABLE))
+        return;                     /* the thread's own (or ours) is in place */
+    if (!t->altstack) {
+        void *p = mmap(NULL, GTH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED)
+            return;
+        t->altstack = p;
+    }
+    stack_t ss = { .ss_sp = t->altstack, .ss_size = GTH_ALTSTACK_SIZE, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+/* With isolation on, give t an extension stack (kept with t for good, so a
+ * reused struct brings its stack) and bind it as this thread's for
+ * giso_call_ext() and the host-call thunks. Allocation failure leaves xtop
+ * 0: handlers then run on the thread's own stack, as without this. */
+static void xstack_ensure(struct gthread *t)
+{
+    if (!g_attach_iso || !g_attach_xstacks)
+        return;
+    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
+        t->xtop = t->xstack;        /* nobody can be on a new stack */
+    if (giso_xstack_bound() != t->xstack)
+        giso_xstack_bind(t->xstack);
+    if (!t->altstack_on)
+        altstack_ensure(t);
 }
 
 /* First hook hit on this thread: take a released struct or map a new one
@@ -145,7 +210,24 @@ got:
     t->rs = ghelper_run_state();
     t_self = t;
     pthread_setspecific(g_thread_key, t);
+    xstack_ensure(t);
     return t;
+}
+
+uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
+{
+    struct gthread *t = t_self;
+    if (!t)
+        t = thread_register();      /* allocates and binds the stack */
+    else
+        xstack_ensure(t);
+    if (!t || !t->xtop)             /* none, or busy: nested */
+        return giso_call_ext(fn, ctx, len);
+    uint64_t top = t->xtop;
+    t->xtop = 0;
+    uint64_t r = giso_call_ext_on(fn, ctx, len, top);
+    t->xtop = top;
+    return r;
 }
 
 /* Inside a read section = running handlers (g_gp is never 0). */
@@ -235,6 +317,8 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return cont;
     }
+    if (__builtin_expect(g_attach_iso, 0))
+        xstack_ensure(t);           /* a thread registered before isolation */
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs) {
@@ -352,6 +436,8 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return ret;
     }
+    if (__builtin_expect(g_attach_iso, 0))
+        xstack_ensure(t);
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs && hs->n_ret) {
@@ -458,7 +544,7 @@ static int trap_handler_install(struct graft_err *err)
         return 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigtrap;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGTRAP, &sa, &g_old_trap) < 0)
         return graft_errf(err, -errno, "attach: cannot install the SIGTRAP handler: %s",

@@ -38,9 +38,9 @@
  *              address it pushes is the return template's
  *  GSTUB_RET  return template */
 #define GSTUB_SIZE      2048
-#define GSTUB_RET       1280
+#define GSTUB_RET       1312        /* _gs entry template (clang: 1214) + ERELOC_MAX below */
 #define GSTUB_CALL      (GSTUB_RET - 5)   /* `call rel32` to the relocated code */
-#define GSTUB_ERELOC_MAX 96
+#define GSTUB_ERELOC_MAX 80         /* >= 5 bytes of code, widened, + the jump back */
 #define GSTUB_CONT      17          /* after `lea; push [site]; jmp [entry]` */
 #define GSTUB_RELOC     25          /* after `lea rsp,[rsp+136]` */
 #define GSTUB_DATA_SITE 112
@@ -96,7 +96,7 @@ struct gsite {
     enum gattach_method method;
     int is_entry;                   /* addr is a function's first byte */
     int patched;                    /* the jump/int3 is in place */
-    int gated;                      /* built with the gated templates */
+    int gated;                      /* template variant: GSITE_PLAIN, _GATED, _XSTACK */
     char note[160];                 /* why the trap fallback was used */
     struct ghook *hooks;            /* attach order, under g_attach_lock */
     struct gsite *retired_next;     /* on g_retired once replaced */
@@ -124,14 +124,31 @@ struct gshadow {
 
 struct gthread {
     _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
-    uint32_t unused;                /* 8 (rcu_ctr != 0: running handlers) */
+    _Atomic int in_use;             /* 8: owned by a live thread */
     uint32_t depth;                 /* 12: shadow entries in use */
     struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
-    _Atomic int in_use;             /* owned by a live thread */
+    /* 24 (GTH_OFF_XTOP): the top of this thread's extension stack while it
+     * is free, 0 while an extension runs on it (or is suspended in a host
+     * call from it) and before it exists. The gated templates take it (set
+     * it to 0) when they switch rsp to it around their handler loops, and
+     * put it back after; they go to the C path when it is 0. */
+    uint64_t xtop;
     struct gthread *next;
     struct gshadow shadow[GATTACH_SHADOW_DEPTH];   /* GTH_OFF_SHADOW */
+    /* The extension stack itself (giso_xstack_alloc: tagged with the
+     * extension key, isolation on only), allocated at the first hit with
+     * isolation on and kept with the struct when it is reused, so a stack
+     * is never freed nor shared by two live threads. */
+    uint64_t xstack;
+    /* With extension stacks, a sigaltstack (untagged) for the thread if it
+     * had none, kept with the struct like xstack; altstack_on: installed
+     * for the thread that owns the struct now. */
+    void *altstack;
+    int altstack_on;
 };
 #define GTH_OFF_SHADOW 40
+#define GTH_ALTSTACK_SIZE (64u * 1024u)
+#define GTH_OFF_XTOP 24
 
 extern pthread_mutex_t g_attach_lock;
 
@@ -161,8 +178,10 @@ extern _Atomic uint64_t g_gp GHIDDEN;
 extern _Atomic uint64_t st_missed GHIDDEN;
 
 /* The templates (tramp_x86.c) and the ends of their patched operands, in
- * two variants: without gates, and (suffix _g) with GGATE_LEN-byte slots
- * around the handler loops that get the PKRU gates (isolation on). */
+ * three variants: without gates; (suffix _g) with GGATE_LEN-byte slots
+ * around the handler loops that get the PKRU gates (isolation on); (suffix
+ * _gs) the same, running the handlers on the thread's extension stack
+ * (isolation with extension stacks, gattach_set_ext_stacks). */
 #define GGATE_LEN 27                /* giso_emit_gate() output */
 #define GTMPL_LABELS(sfx)                                                          \
     graft_tmpl_entry##sfx[], graft_tmpl_entry_end##sfx[], graft_tmpl_ret##sfx[],   \
@@ -174,8 +193,9 @@ extern _Atomic uint64_t st_missed GHIDDEN;
     graft_tp_r_tls##sfx[], graft_tp_r_gp##sfx[], graft_tp_r_missed##sfx[],         \
     graft_tp_r_site##sfx[],                                                         \
     graft_tp_r_slow##sfx[]
-extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), graft_tp_e_gin_g[],
-    graft_tp_e_gout_g[], graft_tp_r_gin_g[], graft_tp_r_gout_g[];
+extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), GTMPL_LABELS(_gs),
+    graft_tp_e_gin_g[], graft_tp_e_gout_g[], graft_tp_r_gin_g[], graft_tp_r_gout_g[],
+    graft_tp_e_gin_gs[], graft_tp_e_gout_gs[], graft_tp_r_gin_gs[], graft_tp_r_gout_gs[];
 
 /* One template variant, for tramp_reloc.c. */
 struct gtmpl {
@@ -186,14 +206,28 @@ struct gtmpl {
 
 /* func_hook.c: isolation (gattach_set_isolation). When set, new sites get
  * the gated templates, the C paths call handlers through giso_call_ext()
- * and the stub pages' writable views carry the extension key. */
+ * (which switches to the thread's extension stack) and the stub pages'
+ * writable views carry the extension key. */
 extern int g_attach_iso GHIDDEN;
+/* ...and gattach_set_ext_stacks(): new sites get the _gs templates and the
+ * C paths run handlers on the thread's extension stack. */
+extern int g_attach_xstacks GHIDDEN;
+enum { GSITE_PLAIN = 0, GSITE_GATED = 1, GSITE_XSTACK = 2 };   /* struct gsite.gated */
 void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
-/* Call one handler from C: between gates when isolation is on. */
+/* Call one handler between gates on this thread's extension stack (func_hook.c):
+ * registers the thread's struct gthread and allocates its stack if needed
+ * (binding it, giso_xstack_bind), and runs fn through giso_call_ext_on() on
+ * it unless it is busy (nested: then on the caller's stack) or could not be
+ * allocated. For the C paths and, declared again in syscall_hook.h, the
+ * syscall dispatcher. Only with isolation on. */
+uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
+                          uint64_t len) GHIDDEN;
+/* Call one handler from C: between gates (and on the extension stack) when
+ * isolation is on. */
 static inline uint64_t gcall_handler(ghook_handler fn, void *ctx, uint64_t len)
 {
     if (__builtin_expect(g_attach_iso, 0))
-        return giso_call_ext(fn, ctx, len);
+        return gattach_call_ext(fn, ctx, len);
     return fn(ctx, len);
 }
 

@@ -12,6 +12,8 @@
  *    meanwhile (by a helper, or a signal handler interrupting the program)
  *    runs without programs, like the kernel's recursion guard. It and
  *    gsys_tid are initial-exec TLS: the assembly fast path reads them.
+ *  - With isolation on every program runs through gattach_call_ext():
+ *    between gates and on the thread's extension stack.
  *  - graft_sys_hooked[nr] is GSYS_H_FAST or GSYS_H_CALLS, and
  *    graft_sys_fast[nr] its link, exactly when nr's only program is an
  *    enter program, nr is not special and programs are not isolated
@@ -297,7 +299,7 @@ static int run_list(struct gsys_link *l, void *ctx, uint64_t len,
         st->func_nargs = 6;
         st->at_return = at_return;
         if (__builtin_expect(sys_iso, 0))
-            giso_call_ext(l->fn, ctx, len);     /* PKRU := ext around the program */
+            gattach_call_ext(l->fn, ctx, len);  /* PKRU := ext, extension stack */
         else
             l->fn(ctx, len);
         if (st->override_set && !(hit && !at_return)) {

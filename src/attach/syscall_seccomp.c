@@ -130,7 +130,7 @@ int gsys_seccomp_install(struct graft_err *err)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigsys;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGSYS, &sa, NULL) < 0)
         return graft_errf(err, -errno, "syscall hooks: sigaction(SIGSYS): %s",

@@ -122,7 +122,7 @@ static int ping_signal(void)
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_sigaction = on_ping;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         if (sigaction(sig, &sa, NULL) == 0)
             return g_ping_sig = sig;

@@ -154,7 +154,7 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
 {
     struct stub_page *p;
     for (p = g_pages; p; p = p->next)
-        if (p->used < PAGE / GSTUB_SIZE && p->gated == site->gated &&
+        if (p->used < PAGE / GSTUB_SIZE && p->gated == (site->gated != GSITE_PLAIN) &&
             near((uint64_t)p->rx, site->addr) &&
             near((uint64_t)p->rx + PAGE, site->addr))
             break;
@@ -166,19 +166,23 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
     return 0;
 }
 
-static const struct gtmpl g_tmpls[2] = {
-    { graft_tmpl_entry, graft_tmpl_entry_end, graft_tp_e_addr, graft_tp_e_tls, graft_tp_e_site,
-      graft_tp_e_gp, graft_tp_e_ret, graft_tp_e_site2, graft_tp_e_slow, graft_tp_e_push, NULL,
-      NULL, graft_tp_e_ret2, graft_tp_e_call, graft_tp_e_site3, graft_tp_e_tls2,
-      graft_tp_e_call2, graft_tmpl_ret, graft_tmpl_ret_end, graft_tp_r_tls, graft_tp_r_gp, graft_tp_r_missed,
-      graft_tp_r_slow, NULL, NULL, graft_tp_r_site },
-    { graft_tmpl_entry_g, graft_tmpl_entry_end_g, graft_tp_e_addr_g, graft_tp_e_tls_g,
-      graft_tp_e_site_g, graft_tp_e_gp_g, graft_tp_e_ret_g, graft_tp_e_site2_g, graft_tp_e_slow_g,
-      graft_tp_e_push_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tp_e_ret2_g,
-      graft_tp_e_call_g, graft_tp_e_site3_g, graft_tp_e_tls2_g, graft_tp_e_call2_g,
-      graft_tmpl_ret_g,
-      graft_tmpl_ret_end_g, graft_tp_r_tls_g, graft_tp_r_gp_g, graft_tp_r_missed_g,
-      graft_tp_r_slow_g, graft_tp_r_gin_g, graft_tp_r_gout_g, graft_tp_r_site_g },
+/* One variant's labels, in struct gtmpl's order; gin/gout/rgin/rgout are
+ * the gate slots (NULL in the variant without gates). */
+#define GTMPL(sfx, gin, gout, rgin, rgout)                                                  \
+    { graft_tmpl_entry##sfx, graft_tmpl_entry_end##sfx, graft_tp_e_addr##sfx,             \
+      graft_tp_e_tls##sfx, graft_tp_e_site##sfx, graft_tp_e_gp##sfx, graft_tp_e_ret##sfx, \
+      graft_tp_e_site2##sfx, graft_tp_e_slow##sfx, graft_tp_e_push##sfx, gin, gout,       \
+      graft_tp_e_ret2##sfx, graft_tp_e_call##sfx, graft_tp_e_site3##sfx,                  \
+      graft_tp_e_tls2##sfx, graft_tp_e_call2##sfx, graft_tmpl_ret##sfx,                   \
+      graft_tmpl_ret_end##sfx, graft_tp_r_tls##sfx, graft_tp_r_gp##sfx,                   \
+      graft_tp_r_missed##sfx, graft_tp_r_slow##sfx, rgin, rgout, graft_tp_r_site##sfx }
+
+static const struct gtmpl g_tmpls[3] = {      /* indexed by struct gsite.gated */
+    [GSITE_PLAIN] = GTMPL(, NULL, NULL, NULL, NULL),
+    [GSITE_GATED] = GTMPL(_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tp_r_gin_g,
+                          graft_tp_r_gout_g),
+    [GSITE_XSTACK] = GTMPL(_gs, graft_tp_e_gin_gs, graft_tp_e_gout_gs, graft_tp_r_gin_gs,
+                           graft_tp_r_gout_gs),
 };
 
 /* Where an entry site's relocated instructions start: right after the
@@ -494,12 +498,12 @@ static int build_stub(struct gsite *site, uint64_t func_size, int force_trap, in
 int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < 3; v++)
         if ((g_tmpls[v].entry_end - g_tmpls[v].entry) + GSTUB_ERELOC_MAX > GSTUB_CALL ||
             GSTUB_RET + (g_tmpls[v].ret_end - g_tmpls[v].ret) > GSTUB_SIZE)
             return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
                               "GSTUB_SIZE (func_internal.h); enlarge it");
-    site->gated = g_attach_iso;
+    site->gated = !g_attach_iso ? GSITE_PLAIN : g_attach_xstacks ? GSITE_XSTACK : GSITE_GATED;
     int rc = stub_alloc(site, err);
     if (rc < 0)
         return rc;

@@ -227,6 +227,10 @@ __asm__(
  * before the first handler, PKRU := host after the last - so extensions
  * run with the extension key enabled and the host never does. A gate
  * pushes 24 bytes below rsp, which is free there (our frame is above it).
+ * With extension stacks on as well (gattach_set_ext_stacks), sites get the
+ * _gs copy, which also runs the handler loop, between the gates, on the
+ * thread's extension stack (t->xtop, tagged with the extension key; see
+ * XSTACK_IN/OUT below), so the extensions' frames are not host-writable.
  * Sites built with isolation off have no slots: no cost at all.
  *
  * Return fast path: the probed function `ret`s into the site's return
@@ -284,8 +288,45 @@ __asm__(
     "TLABEL \\name\n"
     "  .endif\n"
     ".endm\n"
+    /* Extension stack (the _gs variant only; nothing in the others). USABLE:
+     * t (rbx) has a free stack (t->xtop != 0), else go to the C path, which
+     * allocates one or runs nested handlers on this stack. IN (after the
+     * entry gate, so PKRU already allows the tagged stack): the host rsp
+     * goes to top-8, rsp = top-16 (16-byte aligned), t->xtop = 0 (taken).
+     * OUT (before the exit gate, whose pushes need a host-writable stack):
+     * t->xtop = top again, back to the host frame. HOST_FRAME: the pt_regs
+     * on the host frame, the handlers' ctx (at 8(%rsp) while on the
+     * extension stack). rax is free at each of these points. */
+    ".macro XSTACK_USABLE label, stacks\n"
+    "  .if \\stacks\n"
+    "  cmpq $0, " S(GTH_OFF_XTOP) "(%rbx)\n"
+    "  je \\label\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro XSTACK_IN stacks\n"
+    "  .if \\stacks\n"
+    "  mov " S(GTH_OFF_XTOP) "(%rbx), %rax\n"
+    "  mov %rsp, -8(%rax)\n"
+    "  lea -16(%rax), %rsp\n"
+    "  movq $0, " S(GTH_OFF_XTOP) "(%rbx)\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro XSTACK_OUT stacks\n"
+    "  .if \\stacks\n"
+    "  lea 16(%rsp), %rax\n"
+    "  mov 8(%rsp), %rsp\n"
+    "  mov %rax, " S(GTH_OFF_XTOP) "(%rbx)\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro HOST_FRAME reg, stacks\n"
+    "  .if \\stacks\n"
+    "  mov 8(%rsp), \\reg\n"
+    "  .else\n"
+    "  mov %rsp, \\reg\n"
+    "  .endif\n"
+    ".endm\n"
 
-    ".macro ENTRY_TMPL sfx, gates\n"
+    ".macro ENTRY_TMPL sfx, gates, stacks\n"
     /* ---- entry template: frame 312 bytes: pt_regs at 0, xmm0-7 at 176 (rsp 16-aligned after it) ---- */
     "  .p2align 4\n"
     "TLABEL graft_tmpl_entry\\sfx\n"
@@ -328,6 +369,7 @@ __asm__(
     "  jz 6f\n"
     "  testl $" S(GHS_SLOW) ", 12(%r12)\n"
     "  jnz 7f\n"
+    "  XSTACK_USABLE 7f, \\stacks\n"
     "  mov 16(%rbx), %r13\n"                 /* t->rs */
     "  testl $" S(GHS_NEED_RS) ", 12(%r12)\n"
     "  jz 1f\n"                              /* nobody reads it (nor saves xmm) */
@@ -348,10 +390,11 @@ __asm__(
     "  test %ebp, %ebp\n"
     "  jz 3f\n"
     "  GATE_SLOT graft_tp_e_gin\\sfx, \\gates\n"    /* PKRU := ext */
+    "  XSTACK_IN \\stacks\n"
     "2:\n"
     "  mov 8(%r15), %rax\n"
     "  mov %rax, 16(%r13)\n"                 /* rs->cookie */
-    "  mov %rsp, %rdi\n"
+    "  HOST_FRAME %rdi, \\stacks\n"
     "  mov $168, %esi\n"
     "  call *(%r15)\n"
     "  cmpl $2, 16(%r15)\n"                  /* slot->kind == GHOOK_OVERRIDE */
@@ -360,6 +403,7 @@ __asm__(
     "  add $24, %r15\n"
     "  dec %ebp\n"
     "  jnz 2b\n"
+    "  XSTACK_OUT \\stacks\n"
     "  GATE_SLOT graft_tp_e_gout\\sfx, \\gates\n"   /* PKRU := host */
     "  test %r14, %r14\n"
     "  jz 15f\n"                             /* overridden: skip the function */
@@ -432,7 +476,12 @@ __asm__(
     "  cmpl $0, 24(%r13)\n"                  /* rs->override_set */
     "  je 14b\n"
     "  mov 32(%r13), %rax\n"                 /* rs->override_value */
+    "  .if \\stacks\n"
+    "  mov 8(%rsp), %rcx\n"                  /* the host frame */
+    "  mov %rax, 80(%rcx)\n"
+    "  .else\n"
     "  mov %rax, 80(%rsp)\n"
+    "  .endif\n"
     "  xor %r14d, %r14d\n"
     "  mov $1, %ebp\n"
     "  jmp 14b\n"
@@ -490,7 +539,7 @@ __asm__(
     "TLABEL graft_tmpl_entry_end\\sfx\n"
 
     ".endm\n"
-    ".macro RET_TMPL sfx, gates\n"
+    ".macro RET_TMPL sfx, gates, stacks\n"
     /* ---- return template: entered by `ret`, rsp = slot + 8 (16-aligned) ---- */
     "  .p2align 4\n"
     "TLABEL graft_tmpl_ret\\sfx\n"
@@ -502,6 +551,7 @@ __asm__(
     "TLABEL graft_tp_r_tls\\sfx\n"
     "  test %rbx, %rbx\n"
     "  jz 8f\n"
+    "  XSTACK_USABLE 8f, \\stacks\n"
     "  mov 12(%rbx), %eax\n"                 /* depth */
     "  test %eax, %eax\n"
     "  jz 8f\n"
@@ -552,15 +602,17 @@ __asm__(
     "1:\n"
     "  mov 48(%r12), %r15\n"                 /* return slots */
     "  GATE_SLOT graft_tp_r_gin\\sfx, \\gates\n"
+    "  XSTACK_IN \\stacks\n"
     "2:\n"
     "  mov 8(%r15), %rax\n"
     "  mov %rax, 16(%r13)\n"
-    "  mov %rsp, %rdi\n"
+    "  HOST_FRAME %rdi, \\stacks\n"
     "  mov $168, %esi\n"
     "  call *(%r15)\n"
     "  add $24, %r15\n"
     "  dec %ebp\n"
     "  jnz 2b\n"
+    "  XSTACK_OUT \\stacks\n"
     "  GATE_SLOT graft_tp_r_gout\\sfx, \\gates\n"
     "  test $" S(GHS_SAVE_FP) ", %r14d\n"
     "  jz 6f\n"
@@ -591,8 +643,10 @@ __asm__(
     "  jmp 10b\n"
     "TLABEL graft_tmpl_ret_end\\sfx\n"
     ".endm\n"
-    "ENTRY_TMPL , 0\n"
-    "RET_TMPL , 0\n"
-    "ENTRY_TMPL _g, 1\n"
-    "RET_TMPL _g, 1\n"
+    "ENTRY_TMPL , 0, 0\n"
+    "RET_TMPL , 0, 0\n"
+    "ENTRY_TMPL _g, 1, 0\n"
+    "RET_TMPL _g, 1, 0\n"
+    "ENTRY_TMPL _gs, 1, 1\n"
+    "RET_TMPL _gs, 1, 1\n"
 );

@@ -2,8 +2,8 @@
  * isolation.h - keep extension state away from the host with x86 memory
  * protection keys (MPK/PKU).
  *
- * Model: extension state (maps' shared memory, extension stacks, runtime
- * metadata) is tagged with one protection key, "the extension key". Host code
+ * Model: extension state (maps' shared memory, extension stacks) is tagged
+ * with one protection key, "the extension key" (runtime metadata is not yet). Host code
  * runs with that key access-disabled (AD|WD set in PKRU), so a host read or
  * write of extension memory faults with SIGSEGV/SEGV_PKUERR. A trampoline's
  * entry gate sets PKRU to giso_pkru_ext() (key enabled) before calling the
@@ -88,13 +88,47 @@ void giso_leave(void);
  * between an enter and an exit gate: PKRU is the ext value while fn runs and
  * the host value when this returns. The gates are emitted at giso_init()
  * into a read+execute page. For the C paths of the attach layer (the
- * per-site trampolines inline their own gates). When off: fn(ctx, len). */
+ * per-site trampolines inline their own gates). If the caller already runs
+ * on this thread's bound extension stack (extension-side code, e.g. a hook
+ * nested in a helper; PKRU is already ext), fn is called directly. When
+ * off: fn(ctx, len).
+ * giso_call_ext_on() also runs fn on the extension stack whose top is top
+ * (0: on the caller's stack, as giso_call_ext): rsp is switched after the
+ * enter gate and back before the exit gate; the host rsp is kept in a
+ * register and stored at top-8 for the host-call thunks. The caller must
+ * make sure nothing else runs on that stack meanwhile (the attach layer
+ * keeps a per-thread busy flag) and bind it first (giso_xstack_bind). */
 uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len);
+uint64_t giso_call_ext_on(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len,
+                          uint64_t top);
+
+/* Extension stacks: where extensions run, so their frames (the JIT's BPF
+ * stack, spills, helpers' frames) are not in host-writable memory.
+ * giso_xstack_alloc() maps GISO_XSTACK_SIZE bytes tagged with the extension
+ * key (read+write) above one untagged PROT_NONE guard page and returns the
+ * top (16-byte aligned); 0 when off or on failure (err filled). Stacks are
+ * never freed: the owner (the attach layer's per-thread struct) keeps and
+ * reuses them. Layout while in use: top-8 holds the host rsp to return to
+ * (host-call thunks switch back to the host stack through it), top-16 is
+ * padding, the extension's frames start below.
+ * giso_xstack_bind(top) makes top this thread's extension stack for the
+ * host-call thunks and giso_call_ext*()'s "already on it" check
+ * (thread-local; 0 unbinds);
+ * giso_xstack_bound() returns it; giso_on_xstack() is 1 when the caller runs
+ * on it (isolation on). */
+#define GISO_XSTACK_SIZE (64u * 1024u)
+uint64_t giso_xstack_alloc(struct graft_err *err);
+void giso_xstack_bind(uint64_t top);
+uint64_t giso_xstack_bound(void);
+int giso_on_xstack(void);
 
 /* A thunk with fn's signature that an extension calls instead of fn, a host
  * function (EIM kfunc): exit gate (PKRU := host), call fn with the same five
  * arguments, enter gate (PKRU := ext), return fn's result. So host code an
  * extension calls runs with the extension key disabled, like all host code.
+ * When the caller runs on this thread's bound extension stack, fn runs on the
+ * host stack below the rsp saved at its top-8 (the host cannot use the
+ * extension stack), and the extension's rsp stays in a register meanwhile.
  * fn is an immediate in the thunk's read+execute page (never writable after
  * it is emitted, registered as a gate range). Thunks are cached per fn and
  * never freed. When isolation is off this returns fn itself (no cost).

@@ -33,7 +33,10 @@ static char g_status[160] = "isolation: off (not initialised)";
 static char g_off_reason[128];
 static void (*g_enter_fn)(void);
 static void (*g_leave_fn)(void);
-static uint64_t (*g_call_ext_fn)(void *fn, void *ctx, uint64_t len);
+static uint64_t (*g_call_ext_fn)(void *fn, void *ctx, uint64_t len, uint64_t top);
+/* This thread's extension stack (giso_xstack_bind); initial-exec because
+ * the host-call thunks read it at a constant %fs offset. */
+static __thread uint64_t t_xtop __attribute__((tls_model("initial-exec")));
 
 void giso_cpu_features(struct giso_cpu *out)
 {
@@ -81,19 +84,28 @@ size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru)
     return n;
 }
 
-/* giso_call_ext(fn, ctx, len) as code: enter gate, call fn(ctx, len) on a
- * 16-byte aligned stack, exit gate (rax, the result, is preserved), ret.
- * At entry rsp is 8 mod 16 (a call just pushed), so one 8-byte adjustment
- * aligns it for the inner call. Needs < 128 bytes. */
+/* giso_call_ext as code: g_call_ext_fn(fn, ctx, len, top). Enter gate,
+ * push rbx and keep the host rsp in it; when top (an extension stack's top,
+ * 16-byte aligned) is not 0, store the host rsp at top-8 (host-call thunks
+ * find the host stack there) and switch rsp to top-16; call fn(ctx, len) on
+ * a 16-byte aligned stack; back to the host stack, exit gate (rax, the
+ * result, is preserved), ret. At entry rsp is 8 mod 16 (a call just pushed),
+ * so the push of rbx aligns it for the inner call. Needs < 128 bytes. */
 static size_t emit_call_ext(uint8_t *p)
 {
     static const uint8_t body[] = {
-        0x48, 0x83, 0xec, 0x08,         /* sub rsp, 8 */
+        0x53,                           /* push rbx */
+        0x48, 0x89, 0xe3,               /* mov rbx, rsp */
         0x48, 0x89, 0xf8,               /* mov rax, rdi */
         0x48, 0x89, 0xf7,               /* mov rdi, rsi */
         0x48, 0x89, 0xd6,               /* mov rsi, rdx */
+        0x48, 0x85, 0xc9,               /* test rcx, rcx */
+        0x74, 0x08,                     /* jz +8: no extension stack */
+        0x48, 0x89, 0x59, 0xf8,         /* mov [rcx-8], rbx */
+        0x48, 0x8d, 0x61, 0xf0,         /* lea rsp, [rcx-16] */
         0xff, 0xd0,                     /* call rax */
-        0x48, 0x83, 0xc4, 0x08,         /* add rsp, 8 */
+        0x48, 0x89, 0xdc,               /* mov rsp, rbx */
+        0x5b,                           /* pop rbx */
     };
     size_t n = giso_emit_gate(p, GISO_GATE_MAX, g_pkru_ext);
     memcpy(p + n, body, sizeof(body)), n += sizeof(body);
@@ -131,7 +143,7 @@ static int build_gate_page(struct graft_err *err)
     }
     g_enter_fn = (void (*)(void))(void *)p;
     g_leave_fn = (void (*)(void))(void *)(p + 64);
-    g_call_ext_fn = (uint64_t (*)(void *, void *, uint64_t))(void *)(p + 128);
+    g_call_ext_fn = (uint64_t (*)(void *, void *, uint64_t, uint64_t))(void *)(p + 128);
     return 0;
 }
 
@@ -239,11 +251,69 @@ void giso_leave(void)
         g_leave_fn();
 }
 
+/* 1 when rsp is inside this thread's bound extension stack. */
+static inline int on_xstack(uint64_t top)
+{
+    uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    return top && sp < top && sp >= top - GISO_XSTACK_SIZE;
+}
+
+uint64_t giso_call_ext_on(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len,
+                          uint64_t top)
+{
+    if (g_state == ISO_ON) {
+        /* Already on the extension stack: we are extension-side code (a
+         * helper's nested hook), PKRU is the ext value; a second gate pair
+         * would leave it host on return. */
+        if (on_xstack(t_xtop))
+            return fn(ctx, len);
+        return g_call_ext_fn((void *)fn, ctx, len, top);
+    }
+    return fn(ctx, len);
+}
+
 uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
 {
-    if (g_state == ISO_ON)
-        return g_call_ext_fn((void *)fn, ctx, len);
-    return fn(ctx, len);
+    return giso_call_ext_on(fn, ctx, len, 0);
+}
+
+/* ---- extension stacks ---- */
+
+uint64_t giso_xstack_alloc(struct graft_err *err)
+{
+    if (g_state != ISO_ON)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t total = GISO_XSTACK_SIZE + (size_t)page;
+    uint8_t *p = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    if (p == MAP_FAILED) {
+        graft_errf(err, -errno, "isolation: mmap of an extension stack failed: %s",
+                   strerror(errno));
+        return 0;
+    }
+    /* The lowest page stays PROT_NONE with the default key: an overflow
+     * faults instead of running into whatever is mapped below. */
+    if (giso_protect(p + page, GISO_XSTACK_SIZE, PROT_READ | PROT_WRITE, err) < 0) {
+        munmap(p, total);
+        return 0;
+    }
+    return (uint64_t)(uintptr_t)(p + total);
+}
+
+void giso_xstack_bind(uint64_t top)
+{
+    t_xtop = top;
+}
+
+uint64_t giso_xstack_bound(void)
+{
+    return t_xtop;
+}
+
+int giso_on_xstack(void)
+{
+    return g_state == ISO_ON && on_xstack(t_xtop);
 }
 
 /* ---- host-call thunks ---- */
@@ -257,22 +327,58 @@ uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint6
 static struct { gvm_helper_fn fn, thunk; } g_thunks[THUNK_MAX];
 static size_t g_nthunks;
 
-/* leave gate; sub rsp,8; movabs rax, fn; call rax; add rsp,8; enter gate;
- * ret. The five argument registers pass through untouched (the gates keep
- * every general register), rax carries the result through the enter gate. */
+/* The thunk: push rbx; rbx = rsp (the extension's stack, kept in a
+ * callee-saved register, never in host memory); if rsp is inside this
+ * thread's bound extension stack (t_xtop, read at a constant %fs offset),
+ * switch to the host stack whose rsp the trampoline stored at top-8,
+ * aligned down to 16 (everything below it is free: the trampoline's frame
+ * is above); leave gate; movabs rax, fn; call rax; enter gate; rsp = rbx;
+ * pop rbx; ret. The five argument registers (rdi, rsi, rdx, rcx, r8) pass
+ * through untouched - only rax and r11 are used before the call, and the
+ * gates keep every general register - and rax carries the result through
+ * the enter gate. The switch itself reads top-8 while PKRU is still ext. */
 static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn)
 {
     uint64_t target = (uint64_t)(uintptr_t)fn;
-    size_t n = giso_emit_gate(p, GISO_GATE_MAX, g_pkru_host);
-    static const uint8_t sub[] = { 0x48, 0x83, 0xec, 0x08 };
-    static const uint8_t add[] = { 0x48, 0x83, 0xc4, 0x08 };
-    memcpy(p + n, sub, 4), n += 4;
+    uint64_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    int32_t tls = (int32_t)((uint64_t)(uintptr_t)&t_xtop - tp);
+    int32_t neg_size = -(int32_t)GISO_XSTACK_SIZE;
+    size_t n = 0;
+    static const uint8_t pre[] = {
+        0x53,                           /* push rbx */
+        0x48, 0x89, 0xe3,               /* mov rbx, rsp */
+        0x64, 0x48, 0x8b, 0x04, 0x25,   /* mov rax, fs:[tls] */
+    };
+    static const uint8_t chk[] = {
+        0x48, 0x85, 0xc0,               /* test rax, rax */
+        0x74, 0x19,                     /* jz +25: no extension stack */
+        0x48, 0x39, 0xc4,               /* cmp rsp, rax */
+        0x73, 0x14,                     /* jae +20: above it */
+        0x4c, 0x8d, 0x98,               /* lea r11, [rax - SIZE] */
+    };
+    static const uint8_t sw[] = {
+        0x4c, 0x39, 0xdc,               /* cmp rsp, r11 */
+        0x72, 0x08,                     /* jb +8: below it */
+        0x48, 0x8b, 0x60, 0xf8,         /* mov rsp, [rax-8] */
+        0x48, 0x83, 0xe4, 0xf0,         /* and rsp, -16 */
+    };
+    static const uint8_t back[] = {
+        0x48, 0x89, 0xdc,               /* mov rsp, rbx */
+        0x5b,                           /* pop rbx */
+        0xc3,                           /* ret */
+    };
+    memcpy(p + n, pre, sizeof(pre)), n += sizeof(pre);
+    memcpy(p + n, &tls, 4), n += 4;
+    memcpy(p + n, chk, sizeof(chk)), n += sizeof(chk);
+    memcpy(p + n, &neg_size, 4), n += 4;
+    memcpy(p + n, sw, sizeof(sw)), n += sizeof(sw);
+    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_host);
     p[n++] = 0x48, p[n++] = 0xb8;                   /* movabs rax, imm64 */
     memcpy(p + n, &target, 8), n += 8;
     p[n++] = 0xff, p[n++] = 0xd0;                   /* call rax */
-    memcpy(p + n, add, 4), n += 4;
     n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_ext);
-    p[n++] = 0xc3;
+    memcpy(p + n, back, sizeof(back)), n += sizeof(back);
     return n;
 }
 

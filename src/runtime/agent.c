@@ -591,6 +591,11 @@ static int agent_isolation(struct gagent *a, struct graft_err *err)
     if (giso_enabled()) {
         if ((rc = gattach_set_isolation(1, err)) < 0)
             return graft_err_prefix(err, "agent: isolation");
+        /* GRAFT_ISOLATION=strict: extensions' stacks carry the key too (see
+         * gattach_set_ext_stacks for the cost: async signals need SA_ONSTACK) */
+        const char *mode = getenv("GRAFT_ISOLATION");
+        if (mode && !strcmp(mode, "strict") && (rc = gattach_set_ext_stacks(1, err)) < 0)
+            return graft_err_prefix(err, "agent: isolation");
         struct graft_err serr = {0};
         giso_scan_summary(a->message, sizeof(a->message), &serr);
     } else {

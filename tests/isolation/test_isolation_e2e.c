@@ -98,22 +98,32 @@ static int host_access(volatile uint64_t *p, int write, uint64_t v)
 /* ---- the host ------------------------------------------------------------ */
 
 static volatile int g_sink;
-#define HOST_FN(name)                                                   \
+/* k differs between the groups below so no compiler folds them together */
+#define HOST_FN(name, k)                                                \
     __attribute__((noinline)) int name(int x)                           \
     {                                                                   \
-        g_sink += x;                                                    \
+        g_sink += x + k;                                                \
         __asm__ volatile("" ::: "memory");                              \
         return x * 3 + g_sink;                                          \
     }
-HOST_FN(host_entry)
-HOST_FN(host_ret)
-HOST_FN(host_override)
-HOST_FN(host_trap)
+HOST_FN(host_entry, 0)
+HOST_FN(host_ret, 0)
+HOST_FN(host_override, 0)
+HOST_FN(host_trap, 0)
+HOST_FN(host_xs_entry, 0)
+HOST_FN(host_xs_ret, 0)
+HOST_FN(host_xs_trap, 0)
+HOST_FN(host_xf_entry, 1)
+HOST_FN(host_xg_entry, 1)
+HOST_FN(host_xg_ret, 1)
+HOST_FN(host_xg_trap, 1)
 
 /* ---- the extension --------------------------------------------------------- */
 
 #define H_RECORD 200        /* test helper: remember PKRU as the extension sees it */
 #define H_HOSTFN 201        /* an EIM-style host function, through the thunk */
+#define H_STACK 202         /* test helper: the extension's frame pointer and sum */
+#define H_RC 203            /* test helper: remember a value */
 
 static volatile uint32_t g_ext_pkru, g_host_pkru;
 static volatile int g_host_calls;
@@ -137,6 +147,19 @@ static uint64_t host_access_raw(uint64_t p, uint64_t b, uint64_t c, uint64_t d, 
 {
     (void)b, (void)c, (void)d, (void)e;
     return *(volatile uint64_t *)(uintptr_t)p;
+}
+
+static volatile uint64_t g_xs_fp, g_xs_sp, g_xs_sum;
+static volatile int g_xs_runs;
+
+static uint64_t helper_stack(uint64_t fp, uint64_t sum, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)c, (void)d, (void)e;
+    g_xs_fp = fp;                       /* the JIT'd program's r10 */
+    g_xs_sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    g_xs_sum = sum;
+    g_xs_runs++;
+    return 0;
 }
 
 static gvm_helper_fn g_helpers[BPF_MAX_HELPER_ID];
@@ -184,6 +207,68 @@ static struct gvm_prog *build_ext(struct gmap *map, struct graft_err *err)
     if (!g_helpers[H_HOSTFN])
         return NULL;
     struct gvm_env env = { .helpers = g_helpers, .resolve_ld_imm64 = resolve_map, .arg = map };
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *prog = NULL;
+    if (gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err) < 0)
+        return NULL;
+    return prog;
+}
+
+/* Fills its whole 512-byte BPF stack (64 words, word i = 3i + 1), reads it
+ * back and sums it (6112), and reports r10 and the sum through H_STACK. */
+#define XS_SUM 6112u
+static struct gvm_prog *build_stack_ext(struct graft_err *err)
+{
+    struct bpf_insn insns[64 * 3 + 8];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        insns[n++] = (struct bpf_insn)BPF_ST_MEM(BPF_DW, 10, (int16_t)(-8 * (i + 1)), 3 * i + 1);
+    insns[n++] = (struct bpf_insn)BPF_MOV64_IMM(6, 0);
+    for (int i = 0; i < 64; i++) {
+        insns[n++] = (struct bpf_insn)BPF_LDX_MEM(BPF_DW, 2, 10, (int16_t)(-8 * (i + 1)));
+        insns[n++] = (struct bpf_insn)BPF_ALU64_REG(BPF_ADD, 6, 2);
+    }
+    insns[n++] = (struct bpf_insn)BPF_MOV64_REG(1, 10);
+    insns[n++] = (struct bpf_insn)BPF_MOV64_REG(2, 6);
+    insns[n++] = (struct bpf_insn)BPF_CALL_HELPER(H_STACK);
+    insns[n++] = (struct bpf_insn)BPF_MOV64_IMM(0, 0);
+    insns[n++] = (struct bpf_insn)BPF_EXIT_INSN();
+    g_helpers[H_STACK] = helper_stack;
+    struct gvm_env env = { .helpers = g_helpers };
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *prog = NULL;
+    if (gvm_prog_create(insns, n, &po, &prog, err) < 0)
+        return NULL;
+    return prog;
+}
+
+/* probe_read_user(r10-8, 8, bad) with bad an inaccessible address; the result
+ * goes to H_RC. The helper's copy faults (SIGSEGV, turned into -EFAULT by
+ * its handler): with extension stacks the signal interrupts code running on
+ * the extension stack, so the handler must run on the thread's sigaltstack. */
+static volatile int64_t g_rc_seen = 1;
+static uint64_t helper_rc(uint64_t v, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b, (void)c, (void)d, (void)e;
+    g_rc_seen = (int64_t)v;
+    return 0;
+}
+
+static struct gvm_prog *build_fault_ext(uint64_t bad, struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_MOV64_REG(1, 10),
+        BPF_ALU64_IMM(BPF_ADD, 1, -8),
+        BPF_MOV64_IMM(2, 8),
+        BPF_LD_IMM64_RAW(3, 0, bad),
+        BPF_CALL_HELPER(112),                  /* probe_read_user */
+        BPF_MOV64_REG(1, 0),
+        BPF_CALL_HELPER(H_RC),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    g_helpers[H_RC] = helper_rc;
+    struct gvm_env env = { .helpers = g_helpers };
     struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
     struct gvm_prog *prog = NULL;
     if (gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err) < 0)
@@ -349,6 +434,115 @@ static void test_thunk_direct(struct world *w)
 
 /* ---- main ------------------------------------------------------------------- */
 
+/* Extension stacks. Gates only (the default): the extension's BPF stack
+ * (r10) and the helpers it calls are on the hooked thread's stack. With
+ * gattach_set_ext_stacks(1) and PKU they are on this thread's extension
+ * stack, for the entry and return templates and the C path (replace); the
+ * results are right either way; host code cannot touch that stack. Without
+ * PKU extension stacks cannot be turned on and nothing is switched. Sites
+ * keep the variant they were built with, hence two sets of functions. */
+static int in_xstack(uint64_t top, uint64_t a)
+{
+    return top && a < top && a >= top - GISO_XSTACK_SIZE;
+}
+
+static void xstack_cases(struct world *w, gvm_native_fn ext, int stacks)
+{
+    static const struct {
+        const char *what;
+        int (*fn)(int);
+        enum ghook_kind kind;
+    } all[2][3] = {
+        { { "gates only: entry (per-site template)", host_xg_entry, GHOOK_ENTRY },
+          { "gates only: return (per-site template)", host_xg_ret, GHOOK_RETURN },
+          { "gates only: replace (C path)", host_xg_trap, GHOOK_REPLACE } },
+        { { "xstack: entry (per-site template)", host_xs_entry, GHOOK_ENTRY },
+          { "xstack: return (per-site template)", host_xs_ret, GHOOK_RETURN },
+          { "xstack: replace (C path)", host_xs_trap, GHOOK_REPLACE } },
+    };
+    int here;
+    for (size_t i = 0; i < 3; i++) {
+        const char *what = all[stacks][i].what;
+        int (*fn)(int) = all[stacks][i].fn;
+        struct graft_err err = { 0 };
+        struct ghook *h = NULL;
+        int rc = gattach_install((void *)fn, all[stacks][i].kind, (ghook_handler)ext, 0, NULL,
+                                 &h, &err);
+        CHECK(rc == 0, "%s: installed (%s, method %s)", what, rc ? err.msg : "ok",
+              gattach_method_name(gattach_hook_method(h)));
+        if (rc)
+            continue;
+        g_xs_runs = 0;
+        g_xs_fp = g_xs_sp = g_xs_sum = 0;
+        int res = 0;
+        for (int k = 0; k < 5; k++)
+            res += fn(k);
+        uint64_t top = giso_xstack_bound();
+        uint64_t me = (uint64_t)(uintptr_t)&here;
+        /* a replaced function returns the program's r0 (0) */
+        CHECK(g_xs_runs == 5 && g_xs_sum == XS_SUM &&
+              (all[stacks][i].kind == GHOOK_REPLACE ? res == 0 : res > 0),
+              "%s: ran 5 times, read back its 512-byte stack (sum %llu, want %u)",
+              what, (unsigned long long)g_xs_sum, XS_SUM);
+        if (w->on && stacks) {
+            CHECK(in_xstack(top, g_xs_fp) && in_xstack(top, g_xs_sp),
+                  "%s: BPF stack %#llx and helper frame %#llx inside the extension stack "
+                  "(top %#llx)", what, (unsigned long long)g_xs_fp,
+                  (unsigned long long)g_xs_sp, (unsigned long long)top);
+        } else {
+            CHECK(!in_xstack(top, g_xs_fp) && g_xs_fp < me + (1u << 20) && g_xs_fp + (1u << 20) > me,
+                  "%s: the program ran on the thread's stack (%#llx, a local at %#llx)", what,
+                  (unsigned long long)g_xs_fp, (unsigned long long)me);
+        }
+        CHECK(giso_rdpkru() == giso_pkru_host(), "%s: host PKRU afterwards", what);
+        gattach_remove(h, &err);
+    }
+}
+
+static void test_xstack(struct world *w, gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    xstack_cases(w, ext, 0);
+    CHECK(!gattach_ext_stacks() && giso_xstack_bound() == 0,
+          "gates only: no extension stack was made");
+    int rc = gattach_set_ext_stacks(1, &err);
+    if (!w->on) {
+        CHECK(rc == -ENOTSUP && strstr(err.msg, "need isolation on"),
+              "off: extension stacks are refused (%s)", err.msg);
+        return;
+    }
+    CHECK(rc == 0 && gattach_ext_stacks(), "extension stacks on (%s)", rc ? err.msg : "ok");
+    xstack_cases(w, ext, 1);
+    uint64_t top = giso_xstack_bound();
+    CHECK(top != 0, "this thread has an extension stack (top %#llx)", (unsigned long long)top);
+    if (top) {
+        int wr = host_access((volatile uint64_t *)(uintptr_t)(top - 64), 1, 42);
+        int rd = host_access((volatile uint64_t *)(uintptr_t)(top - GISO_XSTACK_SIZE), 0, 0);
+        CHECK(wr == 1 && rd == 1, "host write/read of the extension stack fault with "
+              "SEGV_PKUERR (%d, %d)", wr, rd);
+    }
+    /* A fault handled by a signal while the extension runs on its stack. */
+    void *gone = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct gvm_prog *fp = build_fault_ext((uint64_t)(uintptr_t)gone, &err);
+    CHECK(fp != NULL, "faulting extension JIT-compiled (%s)", fp ? "ok" : err.msg);
+    struct ghook *h = NULL;
+    if (fp && gattach_install((void *)host_xf_entry, GHOOK_ENTRY,
+                              (ghook_handler)gvm_prog_native(fp), 0, NULL, &h, &err) == 0) {
+        g_rc_seen = 1;
+        int r = host_xf_entry(3);
+        stack_t ss;
+        CHECK(g_rc_seen == -EFAULT && r != 0,
+              "probe_read_user of a PROT_NONE page from the extension stack: -EFAULT, "
+              "the process lives on (rc %lld)", (long long)g_rc_seen);
+        CHECK(sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE),
+              "the thread got a sigaltstack for graft's handlers");
+        gattach_remove(h, &err);
+    }
+    gvm_prog_free(fp);
+    munmap(gone, 4096);
+    gattach_set_ext_stacks(0, &err);
+}
+
 static void init_setup(void)
 {
     int fd = open("/dev/console", O_RDWR);
@@ -467,6 +661,12 @@ int main(void)
           "(%d findings before hooks, %d after)", stray_before, stray_after);
 
     run_syscall_hook(&w);
+    struct gvm_prog *xprog = build_stack_ext(&err);
+    CHECK(xprog != NULL, "stack-filling extension JIT-compiled (%s)", xprog ? "ok" : err.msg);
+    if (xprog) {
+        test_xstack(&w, gvm_prog_native(xprog));
+        gvm_prog_free(xprog);
+    }
     counters(&w, c);
     CHECK(c[0] == 60 && c[1] == 60 * 35, "total: 60 extension runs (%llu, %llu)",
           (unsigned long long)c[0], (unsigned long long)c[1]);
