@@ -59,7 +59,7 @@ static struct {
 } g_park;
 static uint64_t g_park_gen;
 static _Atomic uint64_t st_moved;
-static int g_ping_sig;              /* 0: not chosen yet, -1: none free */
+static int g_ping_sig;              /* 0: none chosen (yet) */
 
 uint64_t gpark_threads_moved(void)
 {
@@ -164,21 +164,30 @@ int gpark_list_threads(int32_t **out, int *n_out)
     return 0;
 }
 
+/* /proc/self/task/TID/NAME into buf (NUL-terminated): bytes read, 0 for
+ * an empty file, -errno when it cannot be opened. */
+static ssize_t read_task_file(int32_t tid, const char *name, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n > 0 ? n : 0;
+}
+
 /* Where the kernel says thread tid is: 1 = gone or blocked outside
  * (lo, hi), 0 = running or blocked inside (must be asked to move). */
 static int thread_outside(int32_t tid, uint64_t lo, uint64_t hi)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT || errno == ESRCH;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    if (strncmp(buf, "running", 7) == 0)
+    char buf[256];
+    ssize_t n = read_task_file(tid, "syscall", buf, sizeof(buf));
+    if (n < 0)
+        return n == -ENOENT || n == -ESRCH;
+    if (n == 0 || strncmp(buf, "running", 7) == 0)
         return 0;
     /* "NR args... sp pc" or "-1 sp pc": the user pc is the last field */
     char *last = strrchr(buf, ' ');
@@ -191,16 +200,9 @@ static int thread_outside(int32_t tid, uint64_t lo, uint64_t hi)
 /* 1 when thread tid has sig blocked (a ping would only stay pending). */
 static int thread_blocks(int32_t tid, int sig)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[2048];
+    if (read_task_file(tid, "status", buf, sizeof(buf)) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     const char *p = strstr(buf, "\nSigBlk:");
     if (!p)
         return 0;
