@@ -47,7 +47,9 @@
  * keeps the int3 (gattach_hook_note() says why). Trampolines are kept for the life of the process and reused
  * when the same address is hooked again, so no thread can run freed code.
  * gattach_remove() returns only after no thread is still inside a handler it
- * removed, so the caller may free the program right after.
+ * removed, so the caller may free the program right after. Sites, handler
+ * snapshots and struct ghook records are read-only memory outside
+ * gattach_install()/gattach_remove() (meta_pages.c).
  */
 #ifndef GRAFT_ATTACH_ATTACH_H
 #define GRAFT_ATTACH_ATTACH_H

@@ -459,7 +459,7 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
 /* ---- sites --------------------------------------------------------------- */
 
 #define GSITE_TABLE 4096            /* power of two; insert-only */
-static _Atomic(struct gsite *) g_site_table[GSITE_TABLE];
+static _Atomic(struct gsite *) *g_site_table;   /* GSITE_TABLE entries, meta arena */
 
 static inline uint32_t site_hash(uint64_t addr)
 {
@@ -469,6 +469,8 @@ static inline uint32_t site_hash(uint64_t addr)
 /* Lock-free: called from the SIGTRAP handler. */
 struct gsite *gsite_lookup(uint64_t addr)
 {
+    if (!g_site_table)
+        return NULL;
     uint32_t h = site_hash(addr);
     for (uint32_t i = 0; i < GSITE_TABLE; i++) {
         struct gsite *s = atomic_load(&g_site_table[(h + i) & (GSITE_TABLE - 1)]);
@@ -486,6 +488,9 @@ static struct gsite *g_retired;   /* replaced sites, kept (and reachable) */
 
 static int site_insert(struct gsite *s)
 {
+    if (!g_site_table &&
+        !(g_site_table = gmeta_alloc(GSITE_TABLE * sizeof(*g_site_table))))
+        return -ENOMEM;
     uint32_t h = site_hash(s->addr);
     for (uint32_t i = 0; i < GSITE_TABLE; i++) {
         _Atomic(struct gsite *) *p = &g_site_table[(h + i) & (GSITE_TABLE - 1)];
@@ -555,6 +560,11 @@ static int trap_handler_install(struct graft_err *err)
 
 /* ---- snapshots ------------------------------------------------------------ */
 
+static size_t snapshot_size(uint32_t n_entry, uint32_t n_ret)
+{
+    return sizeof(struct ghandlers) + (n_entry + n_ret) * sizeof(struct gslot);
+}
+
 /* Build the snapshot for site's current hook list (NULL when empty). */
 static int snapshot_build(struct gsite *site, struct ghandlers **out)
 {
@@ -570,7 +580,7 @@ static int snapshot_build(struct gsite *site, struct ghandlers **out)
     *out = NULL;
     if (!n)
         return 0;
-    struct ghandlers *hs = calloc(1, sizeof(*hs) + (ne + nr) * sizeof(struct gslot));
+    struct ghandlers *hs = gmeta_alloc(snapshot_size(ne, nr));
     if (!hs)
         return -ENOMEM;
     hs->entry = hs->slots;
@@ -608,7 +618,7 @@ static int site_publish(struct gsite *site)
     atomic_store(&site->ret_only, hs && hs->n_entry == 0 && !hs->has_replace && hs->n_ret > 0);
     if (old) {
         rcu_synchronize();
-        free(old);
+        gmeta_free(old, snapshot_size(old->n_entry, old->n_ret));
     }
     return 0;
 }
@@ -643,9 +653,9 @@ static int site_get(uint64_t addr, const struct gattach_opts *opts,
         *out = s;
         return 0;
     }
-    s = calloc(1, sizeof(*s));
+    s = gmeta_alloc(sizeof(*s));
     if (!s)
-        return graft_errf(err, -ENOMEM, "attach: out of memory");
+        return graft_errf(err, -ENOMEM, "attach: out of memory for hook metadata");
     s->addr = addr;
     uint64_t start = 0, size = 0;
     s->is_entry = 1;
@@ -660,11 +670,11 @@ static int site_get(uint64_t addr, const struct gattach_opts *opts,
     int rc = gtramp_build(s, size, opts && opts->force_trap,
                           opts && opts->no_trap_fallback, err);
     if (rc < 0) {
-        free(s);
+        gmeta_free(s, sizeof(*s));
         return rc;
     }
     if (site_insert(s) < 0) {
-        free(s);     /* stub memory stays reserved; harmless */
+        gmeta_free(s, sizeof(*s));     /* stub memory stays reserved; harmless */
         return graft_errf(err, -ENOSPC, "attach: too many hooked addresses (max %d)",
                           GSITE_TABLE);
     }
@@ -684,6 +694,7 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     if ((unsigned)kind > GHOOK_REPLACE)
         return graft_errf(err, -EINVAL, "attach: unknown hook kind %d", (int)kind);
     pthread_mutex_lock(&g_attach_lock);
+    gmeta_open();
     rc = trap_handler_install(err);
     if (rc < 0)
         goto out;
@@ -704,9 +715,9 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
                 goto out;
             }
     }
-    struct ghook *h = calloc(1, sizeof(*h));
+    struct ghook *h = gmeta_alloc(sizeof(*h));   /* next publish reads it */
     if (!h) {
-        rc = graft_errf(err, -ENOMEM, "attach: out of memory");
+        rc = graft_errf(err, -ENOMEM, "attach: out of memory for hook metadata");
         goto out;
     }
     h->site = site;
@@ -725,13 +736,14 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     if (rc < 0) {
         *pp = NULL;
         site_publish(site);
-        free(h);
+        gmeta_free(h, sizeof(*h));
         if (err && !err->code)
             graft_errf(err, rc, "attach: cannot hook %p", addr);
         goto out;
     }
     *out = h;
 out:
+    gmeta_close();
     pthread_mutex_unlock(&g_attach_lock);
     return rc;
 }
@@ -742,11 +754,13 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
     if (!h)
         return 0;
     pthread_mutex_lock(&g_attach_lock);
+    gmeta_open();
     struct gsite *site = h->site;
     struct ghook **pp = &site->hooks;
     while (*pp && *pp != h)
         pp = &(*pp)->next;
     if (!*pp) {
+        gmeta_close();
         pthread_mutex_unlock(&g_attach_lock);
         return graft_errf(err, -ENOENT, "attach: hook %p is not installed", (void *)h);
     }
@@ -759,7 +773,8 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
         rc = graft_errf(err, prc, "attach: out of memory detaching %p", (void *)site->addr);
     if (!atomic_load(&site->hs) && prc < 0)
         rcu_synchronize();
-    free(h);
+    gmeta_free(h, sizeof(*h));
+    gmeta_close();
     pthread_mutex_unlock(&g_attach_lock);
     return rc;
 }

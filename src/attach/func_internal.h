@@ -245,6 +245,15 @@ void gpatch_sync_cores(void);
 int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err);
 int gpatch_apply(struct gsite *site, struct graft_err *err);
 
+/* meta_pages.c: sites, the site table and handler snapshots come from an
+ * arena that is read-only outside gmeta_open()/gmeta_close() (nesting;
+ * under g_attach_lock). gmeta_alloc() returns zeroed memory, or NULL when
+ * the arena is not open or full. */
+void gmeta_open(void);
+void gmeta_close(void);
+void *gmeta_alloc(size_t size);
+void gmeta_free(void *p, size_t size);
+
 /* thread_park.c: the process's other threads (read before the int3 goes
  * in), and moving those stopped inside site's displaced bytes to the same
  * instruction in its stub. 0, or -1 with why[] naming a thread that could

@@ -636,6 +636,47 @@ static void test_threads(void)
            (unsigned long)mt_calls, (unsigned long)mt_hits);
 }
 
+/* ---- hook metadata is read-only outside graft's updates ----------------------- */
+
+static sigjmp_buf ro_jb;
+static volatile int ro_code;
+static void ro_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)uc;
+    ro_code = si->si_code;
+    siglongjmp(ro_jb, 1);
+}
+
+/* A hook handle is the struct graft keeps for the hook (kind, handler,
+ * cookie: what the next snapshot is built from); like the snapshots and
+ * sites it lives in the read-only arena. A host write to it faults, and the
+ * hook keeps working and detaches normally. */
+static void test_metadata_readonly(void)
+{
+    struct ghook *h = hook((void *)local_static_fn, GHOOK_ENTRY, h_entry, 77);
+    struct sigaction sa = { .sa_sigaction = ro_segv, .sa_flags = SA_SIGINFO }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    int faulted = 0;
+    ro_code = 0;
+    if (sigsetjmp(ro_jb, 1) == 0)
+        ((volatile uint8_t *)h)[8] ^= 0xff;      /* somewhere in the handle */
+    else
+        faulted = 1;
+    sigaction(SIGSEGV, &old, NULL);
+    CHECK(faulted && ro_code == SEGV_ACCERR, "a host write to hook metadata faults (code %d)",
+          ro_code);
+    reset();
+    int v = local_fn_p(1);
+    CHECK(v == (1 ^ 0x55) && n_entry == 1 && last_cookie == 77,
+          "the hook still runs as attached (%d, %lu runs, cookie %lu)", v,
+          (unsigned long)n_entry, (unsigned long)last_cookie);
+    unhook(h);
+    reset();
+    local_fn_p(2);
+    CHECK(n_entry == 0, "detached after the fault");
+}
+
 /* ---- a thread stopped inside the bytes the jump covers ----------------------- */
 
 /* push %rbp; mov (%rdi),%rax; pop %rbp; ret: the jump covers the first
@@ -817,6 +858,7 @@ int main(int argc, char **argv)
         CHECK(n == 8, "expected 8 target variants, found %d", n);
     }
     test_parked_threads();
+    test_metadata_readonly();
     test_threads();
     struct gattach_stats st;
     gattach_get_stats(&st);
