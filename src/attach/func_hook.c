@@ -21,10 +21,11 @@
  * thread that ever ran a hook has a struct gthread on g_threads, reused
  * after the thread exits; t->rcu_ctr is non-zero while a thread runs
  * handlers (its read section, and only then), which makes nested hook hits
- * skip their handlers (counted as missed). With isolation on, each struct
- * gthread owns an extension stack (xstack, never freed, kept when the struct
- * is reused); t->xtop is its top while free and 0 while an extension runs
- * on it, and gattach_call_ext() is the C paths' way onto it.
+ * skip their handlers (counted as missed). With extension stacks on
+ * (isolation's strict mode), each struct gthread owns an extension stack
+ * (xstack, never freed, kept when the struct is reused); t->xtop is its top
+ * while free and 0 while an extension runs on it (or, without extension
+ * stacks, always 0), and gattach_call_ext() is the C paths' way onto it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -170,8 +171,8 @@ static void altstack_ensure(struct gthread *t)
     sigaltstack(&ss, NULL);
 }
 
-/* With isolation on, give t an extension stack (kept with t for good, so a
- * reused struct brings its stack) and bind it as this thread's for
+/* With extension stacks on, give t an extension stack (kept with t for
+ * good, so a reused struct brings its stack) and bind it as this thread's for
  * giso_call_ext() and the host-call thunks. Allocation failure leaves xtop
  * 0: handlers then run on the thread's own stack, as without this. */
 static void xstack_ensure(struct gthread *t)
