@@ -24,7 +24,7 @@
  * Invariants: a site is created once per address and never freed, nor its
  * stub, so a thread that entered it can always finish. The handler list is
  * an immutable snapshot swapped whole; a thread counts itself in
- * site->inflight before reading it, and a remover waits for that count to
+ * *site->inflight before reading it, and a remover waits for that count to
  * drop to 0 after publishing the new snapshot, so the removed handler (and
  * the old snapshot) are no longer in use when gattach_entry_remove returns.
  * Patching uses the int3-first protocol of patch_text.c; our SIGTRAP
@@ -76,7 +76,7 @@ struct gentry_site {
     struct entry_arg args[GENTRY_MAX_ARGS];
     uint32_t n_args;
     _Atomic(struct entry_handlers *) hs;
-    _Atomic uint64_t inflight;
+    _Atomic uint64_t *inflight;     /* writable: counted on every hit */
     int patched;
     struct gentry_link *links;      /* attach order, under g_entry_lock */
     struct gentry_site *next;       /* g_sites, never unlinked */
@@ -355,7 +355,7 @@ GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *sit
         return;
     }
     t_busy = 1;
-    atomic_fetch_add(&site->inflight, 1);
+    atomic_fetch_add(site->inflight, 1);
     struct entry_handlers *hs = atomic_load(&site->hs);
     if (hs && hs->n) {
         uint64_t args[ENTRY_CTX_WORDS] = {0};
@@ -375,7 +375,7 @@ GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *sit
         }
         *rs = saved;
     }
-    atomic_fetch_sub(&site->inflight, 1);
+    atomic_fetch_sub(site->inflight, 1);
     t_busy = 0;
 }
 
@@ -508,6 +508,28 @@ static void jump_bytes(const struct gentry_site *s, uint8_t out[ENTRY_NOP_LEN])
     memcpy(out + 1, &rel, 4);
 }
 
+/* The sites' in-flight counters change on every hit, so they stay out of
+ * the read-only arena: blocks of them, chained from a global (never freed,
+ * like the sites). Under g_entry_lock. */
+struct counter_block {
+    struct counter_block *next;
+    uint32_t used;
+    _Atomic uint64_t c[62];
+};
+static struct counter_block *g_counters;
+
+static _Atomic uint64_t *inflight_counter(void)
+{
+    struct counter_block *b = g_counters;
+    if (!b || b->used == sizeof(b->c) / sizeof(b->c[0])) {
+        if (!(b = calloc(1, sizeof(*b))))
+            return NULL;
+        b->next = g_counters;
+        g_counters = b;
+    }
+    return &b->c[b->used++];
+}
+
 /* The site for addr, created (stub built, specs parsed) on first use. */
 static int site_get(uint64_t addr, const char *args, struct gentry_site **out,
                     struct graft_err *err)
@@ -524,21 +546,29 @@ static int site_get(uint64_t addr, const char *args, struct gentry_site **out,
                           "attach: no GRAFT_ENTRY NOP at %p (found %02x %02x %02x %02x %02x): "
                           "is the binary the one whose .note.graft was read?",
                           (void *)addr, cur[0], cur[1], cur[2], cur[3], cur[4]);
-    s = calloc(1, sizeof(*s));
+    _Atomic uint64_t *inflight = inflight_counter();
+    s = inflight ? gmeta_alloc(sizeof(*s)) : NULL;
     if (!s)
-        return graft_errf(err, -ENOMEM, "attach: out of memory");
+        return graft_errf(err, -ENOMEM, "attach: out of memory for hook metadata");
+    s->inflight = inflight;      /* 0; reused by the next site if this one fails */
     s->addr = addr;
     int rc = parse_args(args ? args : "", s, err);
     if (rc == 0)
         rc = stub_build(s, err);
     if (rc < 0) {
-        free(s);
+        g_counters->used--;      /* the counter just taken, still 0 */
+        gmeta_free(s, sizeof(*s));
         return rc;
     }
     s->next = atomic_load(&g_sites);
     atomic_store(&g_sites, s);
     *out = s;
     return 0;
+}
+
+static size_t handlers_size(uint32_t n)
+{
+    return sizeof(struct entry_handlers) + n * sizeof(((struct entry_handlers *)0)->h[0]);
 }
 
 /* Publish the handler list of s's links (NULL when none), then wait until
@@ -550,7 +580,7 @@ static int publish(struct gentry_site *s, struct graft_err *err)
         n++;
     struct entry_handlers *hs = NULL;
     int rc = 0;
-    if (n && !(hs = calloc(1, sizeof(*hs) + n * sizeof(hs->h[0])))) {
+    if (n && !(hs = gmeta_alloc(handlers_size(n)))) {
         /* No handlers at all is always safe (a remover must not leave the
          * removed one published). */
         rc = graft_errf(err, -ENOMEM, "attach: out of memory");
@@ -564,9 +594,10 @@ static int publish(struct gentry_site *s, struct graft_err *err)
         }
     }
     struct entry_handlers *old = atomic_exchange(&s->hs, hs);
-    while (atomic_load(&s->inflight))
+    while (atomic_load(s->inflight))
         sched_yield();
-    free(old);
+    if (old)
+        gmeta_free(old, handlers_size(old->n));
     return rc;
 }
 
@@ -575,12 +606,16 @@ int gattach_entry_install(void *addr, const char *args, ghook_handler fn, uint64
 {
     if (!addr || !fn || !out)
         return graft_errf(err, -EINVAL, "attach: entry install needs an address and a handler");
-    struct gentry_link *l = calloc(1, sizeof(*l));
-    if (!l)
-        return graft_errf(err, -ENOMEM, "attach: out of memory");
+    pthread_mutex_lock(&g_entry_lock);
+    gmeta_open();
+    struct gentry_link *l = gmeta_alloc(sizeof(*l));
+    if (!l) {
+        gmeta_close();
+        pthread_mutex_unlock(&g_entry_lock);
+        return graft_errf(err, -ENOMEM, "attach: out of memory for hook metadata");
+    }
     l->fn = fn;
     l->cookie = cookie;
-    pthread_mutex_lock(&g_entry_lock);
     struct gentry_site *s = NULL;
     int rc = trap_install(err);
     if (rc == 0)
@@ -604,11 +639,12 @@ int gattach_entry_install(void *addr, const char *args, ghook_handler fn, uint64
             publish(s, NULL);
         }
     }
+    if (rc < 0)
+        gmeta_free(l, sizeof(*l));
+    gmeta_close();
     pthread_mutex_unlock(&g_entry_lock);
-    if (rc < 0) {
-        free(l);
+    if (rc < 0)
         return rc;
-    }
     *out = l;
     return 0;
 }
@@ -618,6 +654,7 @@ int gattach_entry_remove(struct gentry_link *l, struct graft_err *err)
     if (!l)
         return 0;
     pthread_mutex_lock(&g_entry_lock);
+    gmeta_open();
     struct gentry_site *s = l->site;
     for (struct gentry_link **pp = &s->links; *pp; pp = &(*pp)->next)
         if (*pp == l) {
@@ -632,7 +669,8 @@ int gattach_entry_remove(struct gentry_link *l, struct graft_err *err)
     }
     /* Even when restoring the NOP failed, the handler is unpublished. */
     int rc2 = publish(s, rc < 0 ? NULL : err);
+    gmeta_free(l, sizeof(*l));
+    gmeta_close();
     pthread_mutex_unlock(&g_entry_lock);
-    free(l);
     return rc < 0 ? rc : rc2;
 }

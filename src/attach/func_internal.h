@@ -245,10 +245,11 @@ void gpatch_sync_cores(void);
 int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err);
 int gpatch_apply(struct gsite *site, struct graft_err *err);
 
-/* meta_pages.c: sites, the site table and handler snapshots come from an
- * arena that is read-only outside gmeta_open()/gmeta_close() (nesting;
- * under g_attach_lock). gmeta_alloc() returns zeroed memory, or NULL when
- * the arena is not open or full. */
+/* meta_pages.c: sites, the site table, handler snapshots and hook records
+ * (function hooks and GRAFT_ENTRY sites) come from an arena that is
+ * read-only outside gmeta_open()/gmeta_close() (nesting, its own lock).
+ * gmeta_alloc() and gmeta_free() only inside; gmeta_alloc() returns zeroed
+ * memory, or NULL when the arena is full. */
 void gmeta_open(void);
 void gmeta_close(void);
 void *gmeta_alloc(size_t size);

@@ -10,9 +10,10 @@
  * enabled when isolation is on. The trampolines read them before their
  * entry gate, so they cannot carry the extension key; instead they live in
  * one arena that is mapped read-only, and made writable only between
- * gmeta_open() and gmeta_close(), which func_hook.c calls around every
- * change it makes under g_attach_lock. Two mprotect() calls per attach or
- * detach, nothing on the hook path.
+ * gmeta_open() and gmeta_close(), which func_hook.c and entry_site.c call
+ * around every change they make. Two mprotect() calls per attach or
+ * detach, nothing on the hook path. The window has its own (recursive)
+ * lock, taken after the callers' own locks, never before.
  *
  * Allocation: first fit over 64-byte units of a reserved region (sites are
  * never freed; snapshots are, after their grace period). The allocator's
@@ -21,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +38,7 @@ static uint8_t *g_base;
 static size_t g_high;                           /* bytes ever handed out, page-rounded */
 static uint64_t g_used[META_UNITS / 64];        /* one bit per unit */
 static int g_open;                              /* nesting of gmeta_open() */
+static pthread_mutex_t g_meta_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 static size_t page_round(size_t n)
 {
@@ -57,6 +60,7 @@ static int arena_init(void)
 
 void gmeta_open(void)
 {
+    pthread_mutex_lock(&g_meta_lock);
     if (g_open++ == 0 && g_high)
         mprotect(g_base, g_high, PROT_READ | PROT_WRITE);
 }
@@ -65,6 +69,7 @@ void gmeta_close(void)
 {
     if (--g_open == 0 && g_high)
         mprotect(g_base, g_high, PROT_READ);
+    pthread_mutex_unlock(&g_meta_lock);
 }
 
 static int unit_used(size_t u)

@@ -647,6 +647,19 @@ static void ro_segv(int sig, siginfo_t *si, void *uc)
     siglongjmp(ro_jb, 1);
 }
 
+/* Flip a byte at p: the SIGSEGV si_code if that faulted, else 0. */
+static int write_fault_code(volatile uint8_t *p)
+{
+    struct sigaction sa = { .sa_sigaction = ro_segv, .sa_flags = SA_SIGINFO }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    ro_code = 0;
+    if (sigsetjmp(ro_jb, 1) == 0)
+        *p ^= 0xff;
+    sigaction(SIGSEGV, &old, NULL);
+    return ro_code;
+}
+
 /* A hook handle is the struct graft keeps for the hook (kind, handler,
  * cookie: what the next snapshot is built from); like the snapshots and
  * sites it lives in the read-only arena. A host write to it faults, and the
@@ -654,18 +667,8 @@ static void ro_segv(int sig, siginfo_t *si, void *uc)
 static void test_metadata_readonly(void)
 {
     struct ghook *h = hook((void *)local_static_fn, GHOOK_ENTRY, h_entry, 77);
-    struct sigaction sa = { .sa_sigaction = ro_segv, .sa_flags = SA_SIGINFO }, old;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old);
-    int faulted = 0;
-    ro_code = 0;
-    if (sigsetjmp(ro_jb, 1) == 0)
-        ((volatile uint8_t *)h)[8] ^= 0xff;      /* somewhere in the handle */
-    else
-        faulted = 1;
-    sigaction(SIGSEGV, &old, NULL);
-    CHECK(faulted && ro_code == SEGV_ACCERR, "a host write to hook metadata faults (code %d)",
-          ro_code);
+    int code = write_fault_code((volatile uint8_t *)h + 8);   /* somewhere in the handle */
+    CHECK(code == SEGV_ACCERR, "a host write to hook metadata faults (code %d)", code);
     reset();
     int v = local_fn_p(1);
     CHECK(v == (1 ^ 0x55) && n_entry == 1 && last_cookie == 77,
@@ -675,6 +678,38 @@ static void test_metadata_readonly(void)
     reset();
     local_fn_p(2);
     CHECK(n_entry == 0, "detached after the fault");
+}
+
+/* A source entry (the 5-byte NOP GRAFT_ENTRY emits, here written out) with
+ * one argument, 8 bytes in %rdi: its link record is read-only too. */
+long src_entry_target(long x);
+__asm__(".text\n.globl src_entry_target\n.type src_entry_target,@function\n"
+        "src_entry_target:\n"
+        "  .byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n"
+        "  lea 7(%rdi), %rax\n"
+        "  ret\n"
+        ".size src_entry_target, .-src_entry_target\n");
+
+static volatile uint64_t src_seen, src_runs;
+static uint64_t h_src(void *ctx, uint64_t len)
+{
+    src_seen = len == 8 ? ((uint64_t *)ctx)[0] : ~0ull;
+    src_runs++;
+    return 0;
+}
+
+static void test_source_entry_readonly(void)
+{
+    struct gentry_link *l = NULL;
+    MUST(gattach_entry_install((void *)src_entry_target, "8@%rdi", h_src, 5, &l, E));
+    long (*volatile f)(long) = src_entry_target;
+    CHECK(f(35) == 42 && src_runs == 1 && src_seen == 35, "source entry ran (%lu runs, saw %lu)",
+          (unsigned long)src_runs, (unsigned long)src_seen);
+    int code = write_fault_code((volatile uint8_t *)l + 8);
+    CHECK(code == SEGV_ACCERR, "a host write to a source entry's link faults (code %d)", code);
+    CHECK(f(1) == 8 && src_runs == 2 && src_seen == 1, "the source entry still runs");
+    MUST(gattach_entry_remove(l, E));
+    CHECK(f(2) == 9 && src_runs == 2, "removed");
 }
 
 /* ---- a thread stopped inside the bytes the jump covers ----------------------- */
@@ -859,6 +894,7 @@ int main(int argc, char **argv)
     }
     test_parked_threads();
     test_metadata_readonly();
+    test_source_entry_readonly();
     test_threads();
     struct gattach_stats st;
     gattach_get_stats(&st);
