@@ -1640,6 +1640,21 @@ static void sync_scalar_copies(struct vstate *st, const struct reg *r)
     }
 }
 
+/* A branch whose outcome teaches nothing: follow both sides with the
+ * current state (the jump queued, the fall-through continued). */
+static int branch_both_ways(struct env *e, uint32_t target, uint32_t idx)
+{
+    struct vstate *other = state_copy(e->cur);
+    if (!other)
+        return -ENOMEM;
+    other->insn = target;
+    e->cur->insn = idx + 1;
+    int rc = push_state(e, other);
+    if (rc)
+        state_free(other);
+    return rc;
+}
+
 /* Returns 1 if the current path became infeasible. */
 static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
@@ -1683,36 +1698,15 @@ static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx
                 }
                 return 0;
             }
-            if (p->type == T_HOST) {
-                /* the host's pointer may be null: both ways, nothing learnt */
-                struct vstate *other = state_copy(e->cur);
-                if (!other)
-                    return -ENOMEM;
-                other->insn = target;
-                e->cur->insn = idx + 1;
-                if ((rc = push_state(e, other))) {
-                    state_free(other);
-                    return rc;
-                }
-                return 0;
-            }
+            if (p->type == T_HOST)   /* the host's pointer may be null */
+                return branch_both_ways(e, target, idx);
             /* other pointers are never null */
             e->cur->insn = op == BPF_JNE ? target : idx + 1;
             return 0;
         }
         if (is_ptr(d) && is_ptr(&src) && d->type == src.type && d->map_idx == src.map_idx &&
-            d->frameno == src.frameno && d->type != T_MAP_VALUE_OR_NULL && d->type != T_MEM_OR_NULL) {
-            struct vstate *other = state_copy(e->cur);
-            if (!other)
-                return -ENOMEM;
-            other->insn = target;
-            e->cur->insn = idx + 1;
-            if ((rc = push_state(e, other))) {
-                state_free(other);
-                return rc;
-            }
-            return 0;
-        }
+            d->frameno == src.frameno && d->type != T_MAP_VALUE_OR_NULL && d->type != T_MEM_OR_NULL)
+            return branch_both_ways(e, target, idx);
         return reject(e, "R%d pointer comparison prohibited (only null checks and same-type pointers)",
                       is_ptr(d) ? dr : in->src_reg);
     }
