@@ -72,14 +72,20 @@ void gpatch_sync_cores(void)
     }
 }
 
-/* Replace the len bytes at addr with new[], int3 first. */
-int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err)
+/* The int3-first protocol in its two halves: the int3 over byte 0, then
+ * (once nothing else has to happen in between) bytes 1..len-1 and byte 0. */
+static int patch_begin(uint64_t addr, struct graft_err *err)
 {
     static const uint8_t int3 = 0xCC;
+    int rc = gpatch_write(addr, &int3, 1, err);
+    if (rc == 0)
+        gpatch_sync_cores();
+    return rc;
+}
+
+static int patch_finish(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err)
+{
     int rc;
-    if ((rc = gpatch_write(addr, &int3, 1, err)) < 0)
-        return rc;
-    gpatch_sync_cores();
     if (len > 1) {
         if ((rc = gpatch_write(addr + 1, new + 1, len - 1, err)) < 0)
             return rc;
@@ -91,41 +97,38 @@ int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_e
     return 0;
 }
 
-/* Replace the site's first patch_len bytes with new[], int3 first. */
-static int patch_bytes(struct gsite *site, const uint8_t *new, struct graft_err *err)
+/* Replace the len bytes at addr with new[], int3 first. */
+int gpatch_replace(uint64_t addr, const uint8_t *new, size_t len, struct graft_err *err)
 {
-    return gpatch_replace(site->addr, new, site->patch_len, err);
+    int rc = patch_begin(addr, err);
+    return rc < 0 ? rc : patch_finish(addr, new, len, err);
 }
 
 int gpatch_apply(struct gsite *site, struct graft_err *err)
 {
-    uint8_t code[GPATCH_LEN];
+    uint8_t code[GPATCH_LEN] = { 0xCC };
+    if (site->method == GATTACH_METHOD_JUMP) {
+        int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
+        code[0] = 0xE9;
+        memcpy(code + 1, &rel, 4);
+    }
+    int rc;
     if (site->method != GATTACH_METHOD_JUMP || site->n_inner == 0) {
-        if (site->method == GATTACH_METHOD_JUMP) {
-            int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
-            code[0] = 0xE9;
-            memcpy(code + 1, &rel, 4);
-        } else {
-            code[0] = 0xCC;
-        }
-        int rc = patch_bytes(site, code, err);
-        if (rc == 0)
+        if ((rc = gpatch_replace(site->addr, code, site->patch_len, err)) == 0)
             site->patched = 1;
         return rc;
     }
-    /* Several instructions under the jump: int3, move threads out, tail,
-     * head (the steps of gpatch_replace with the move in between). */
+    /* Several instructions under the jump: between the int3 and the rest,
+     * move the threads stopped between them. */
     int32_t *tids = NULL;
-    int n = 0, rc = gpark_list_threads(&tids, &n);
-    if (rc < 0)
+    int n = 0;
+    if ((rc = gpark_list_threads(&tids, &n)) < 0)
         return graft_errf(err, rc, "attach: cannot list the threads of the process: %s",
                           strerror(-rc));
-    static const uint8_t int3 = 0xCC;
-    if ((rc = gpatch_write(site->addr, &int3, 1, err)) < 0) {
+    if ((rc = patch_begin(site->addr, err)) < 0) {
         free(tids);
         return rc;
     }
-    gpatch_sync_cores();
     site->patched = 1;              /* from here the int3 sends threads to the stub */
     char why[120];
     rc = gpark_threads_out(site, tids, n, why, sizeof(why));
@@ -139,21 +142,12 @@ int gpatch_apply(struct gsite *site, struct graft_err *err)
         snprintf(site->note, sizeof(site->note), "int3 kept: %s", why);
         return 0;
     }
-    int32_t rel = (int32_t)((int64_t)site->stub - (int64_t)(site->addr + GPATCH_LEN));
-    code[0] = 0xE9;
-    memcpy(code + 1, &rel, 4);
-    if ((rc = gpatch_write(site->addr + 1, code + 1, GPATCH_LEN - 1, err)) < 0)
-        return rc;
-    gpatch_sync_cores();
-    if ((rc = gpatch_write(site->addr, code, 1, err)) < 0)
-        return rc;
-    gpatch_sync_cores();
-    return 0;
+    return patch_finish(site->addr, code, GPATCH_LEN, err);
 }
 
 int gpatch_revert(struct gsite *site, struct graft_err *err)
 {
-    int rc = patch_bytes(site, site->orig, err);
+    int rc = gpatch_replace(site->addr, site->orig, site->patch_len, err);
     if (rc == 0) {
         site->patched = 0;
         if (site->int3_kept) {      /* try the jump again next time */
