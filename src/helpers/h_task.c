@@ -195,6 +195,25 @@ GH_FN(get_current_comm)
     return 0;
 }
 
+/* send_signal(sig) / send_signal_thread(sig): signal the current process /
+ * thread. The kernel queues the signal for delivery when the program's task
+ * returns to user space; here it is a real kill/tgkill, so a handler may run
+ * while the helper returns (nested hooks in it are skipped as missed, like
+ * any re-entry). 0, or -EINVAL for a number outside 1..64, or the syscall's
+ * -errno. The kernel also refuses signals to kernel threads and init; there
+ * is no such case in a user process. */
+static uint64_t send_signal_to(uint32_t sig, int whole_process)
+{
+    if (sig == 0 || sig > 64)
+        return GH_ERR(-EINVAL);
+    long rc = whole_process ? syscall(SYS_kill, (pid_t)gh_tgid(), (int)sig)
+                            : syscall(SYS_tgkill, (pid_t)gh_tgid(), (pid_t)gh_tid(), (int)sig);
+    return rc == 0 ? 0 : GH_ERR(-errno);
+}
+
+GH_FN(send_signal)        { return send_signal_to((uint32_t)r1, 1); }
+GH_FN(send_signal_thread) { return send_signal_to((uint32_t)r1, 0); }
+
 /* override_return(ctx, rc): the hook makes the probed function return rc. */
 GH_FN(override_return)
 {

@@ -39,7 +39,7 @@ GH_FN(get_prandom_u32); GH_FN(get_smp_processor_id);
 GH_FN(get_current_pid_tgid); GH_FN(get_current_uid_gid); GH_FN(get_current_comm);
 GH_FN(override_return); GH_FN(get_func_ip); GH_FN(get_attach_cookie);
 GH_FN(get_func_arg); GH_FN(get_func_ret); GH_FN(get_func_arg_cnt);
-GH_FN(get_stack);
+GH_FN(get_stack); GH_FN(send_signal); GH_FN(send_signal_thread);
 
 /* h_fmt.c */
 GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -39,6 +40,7 @@ static void test_registry(void)
         { "snprintf", 165 }, { "get_func_ip", 173 }, { "get_attach_cookie", 174 },
         { "loop", 181 }, { "strncmp", 182 }, { "get_func_arg", 183 },
         { "get_func_ret", 184 }, { "get_func_arg_cnt", 185 },
+        { "send_signal", 109 }, { "send_signal_thread", 117 },
     };
     const gvm_helper_fn *table = ghelper_table();
     int count = 0;
@@ -319,6 +321,38 @@ static void test_loop(void)
     ghelper_set_callback_invoker(NULL);
 }
 
+/* send_signal reaches the process, send_signal_thread this very thread
+ * (a second thread blocks the signal, so only the caller can take it). */
+static volatile sig_atomic_t g_sig_hits;
+static volatile pid_t g_sig_tid;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_sig_hits++;
+    g_sig_tid = (pid_t)syscall(SYS_gettid);
+}
+
+static void test_send_signal(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    g_sig_hits = 0;
+    CHECK_EQ((int64_t)H("send_signal_thread", SIGUSR1), 0);
+    CHECK_EQ((int)g_sig_hits, 1);          /* delivered before the syscall returned */
+    CHECK_EQ((int)g_sig_tid, (int)me);
+    CHECK_EQ((int64_t)H("send_signal", SIGUSR1), 0);
+    CHECK_EQ((int)g_sig_hits, 2);          /* this thread is the only one to take it */
+    CHECK_EQ((int64_t)H("send_signal", 0), -EINVAL);
+    CHECK_EQ((int64_t)H("send_signal_thread", 65), -EINVAL);
+    CHECK_EQ((int64_t)H("send_signal", (uint64_t)1 << 32 | SIGUSR1), 0);   /* u32 argument */
+    CHECK_EQ((int)g_sig_hits, 3);
+    sigaction(SIGUSR1, &old, NULL);
+}
+
 static void test_misc(void)
 {
     CHECK_EQ((int64_t)H("tail_call", NULL, NULL, 0), -EINVAL);
@@ -334,6 +368,7 @@ int main(void)
     test_run_state();
     test_get_stack();
     test_loop();
+    test_send_signal();
     test_misc();
     TH_DONE();
 }
