@@ -159,12 +159,15 @@ int gattach_isolation(void);       /* 1 when on */
 /* Extension stacks (needs isolation on, -ENOTSUP otherwise): sites built
  * from now on, and the C paths, run handlers on a per-thread stack tagged
  * with the extension key (giso_xstack_alloc), so the extensions' frames are
- * not host-writable either. Opt-in because of a kernel rule: a signal is
- * delivered on the interrupted stack and its handler starts with the
- * default PKRU, which cannot touch that stack - an asynchronous signal that
- * arrives while an extension runs kills the process unless its handler runs
- * on a sigaltstack (SA_ONSTACK). Use it for hosts whose handlers do, or
- * that take no asynchronous signals; see docs/isolation.md. */
+ * not host-writable either. The agent turns it on whenever isolation is on
+ * (GRAFT_ISOLATION=gates keeps it off). A kernel rule needs care: a signal
+ * is delivered on the interrupted stack and its handler starts with the
+ * default PKRU, which cannot touch that stack. Graft's own handlers are
+ * SA_ONSTACK and each thread that runs an extension gets an alternate
+ * stack; a host handler without SA_ONSTACK faults at its first push, and
+ * turning this on makes graft's SIGSEGV handler (helpers' safe_mem, with
+ * isolation's giso_xstack_fault as its filter) open the key for that
+ * handler so it runs to its end. See docs/isolation.md. */
 int gattach_set_ext_stacks(int on, struct graft_err *err);
 int gattach_ext_stacks(void);      /* 1 when on */
 

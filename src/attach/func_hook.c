@@ -78,6 +78,16 @@ int gattach_set_ext_stacks(int on, struct graft_err *err)
     if (on && !g_attach_iso)
         return graft_errf(err, -ENOTSUP, "attach: extension stacks need isolation on "
                           "(gattach_set_isolation): %s", giso_status());
+    if (on) {
+        /* A host handler without SA_ONSTACK that interrupts an extension
+         * starts on its stack with the key closed; graft's SIGSEGV handler
+         * (on the thread's alternate stack) lets it run. Kept once set:
+         * sites keep their variant, and it acts only on that one fault. */
+        int rc = ghelper_safe_mem_init(err);
+        if (rc < 0)
+            return rc;
+        ghelper_safe_mem_set_filter(giso_xstack_fault);
+    }
     pthread_mutex_lock(&g_attach_lock);
     g_attach_xstacks = !!on;
     pthread_mutex_unlock(&g_attach_lock);

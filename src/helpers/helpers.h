@@ -25,6 +25,7 @@
 #ifndef GRAFT_HELPERS_HELPERS_H
 #define GRAFT_HELPERS_HELPERS_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "vm/vm.h"
@@ -128,6 +129,15 @@ void ghelper_set_callback_invoker(ghelper_callback_invoker invoke);
  * on first use (e.g. at attach time, before the host runs on), or re-install
  * it on top of a handler the host set since. Idempotent; 0 or -errno. */
 int ghelper_safe_mem_init(struct graft_err *err);
+
+/* A SIGSEGV that is not one of the helpers' own guarded copies is offered
+ * to filter (if set) before it goes on to the host's handler: filter returns
+ * 1 when it dealt with the fault and the interrupted code may resume. The
+ * attach layer sets isolation's giso_xstack_fault here when extensions run
+ * on their own stacks. It runs in the signal handler: async-signal-safe
+ * only. NULL removes it. */
+typedef int (*ghelper_fault_filter)(const siginfo_t *si, void *uc);
+void ghelper_safe_mem_set_filter(ghelper_fault_filter filter);
 
 /* Where bpf_trace_printk output goes: a callback, or stderr when NULL. */
 void ghelper_set_trace_sink(void (*sink)(const char *line, void *arg), void *arg);

@@ -24,7 +24,9 @@
  *  - The handler touches no TLS, takes no locks and calls only
  *    async-signal-safe functions; it acts only on real faults (si_code > 0)
  *    whose RIP is inside our routines, so it cannot misinterpret a fault in
- *    the host or a SIGSEGV sent with kill().
+ *    the host or a SIGSEGV sent with kill(). The one exception is the
+ *    filter (ghelper_safe_mem_set_filter), offered other real SIGSEGVs
+ *    first; isolation's reads an initial-exec TLS word (a %fs load).
  *  - SA_NODEFER: returning from the handler to the fixup leaves the thread's
  *    signal mask exactly as before, so repeated faults keep working.
  *  - If the host installs its own SIGSEGV handler after us, faults in our
@@ -109,6 +111,12 @@ static atomic_int g_installed;
  * our handler is not yet installed for that signal (under g_install_lock). */
 static struct sigaction g_prev_segv, g_prev_bus;
 static __thread unsigned t_copies_until_check;
+static _Atomic(ghelper_fault_filter) g_filter;
+
+void ghelper_safe_mem_set_filter(ghelper_fault_filter filter)
+{
+    atomic_store_explicit(&g_filter, filter, memory_order_release);
+}
 
 /* Give a fault that is not ours to whoever would have had it. */
 static void chain_fault(int sig, siginfo_t *si, void *uc)
@@ -151,6 +159,9 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
             uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)gsm_str_fault;
             return;
         }
+        ghelper_fault_filter filter = atomic_load_explicit(&g_filter, memory_order_acquire);
+        if (sig == SIGSEGV && filter && filter(si, ucv))
+            return;
     }
     chain_fault(sig, si, ucv);
 }

@@ -21,6 +21,7 @@
 #ifndef GRAFT_ISOLATION_ISOLATION_H
 #define GRAFT_ISOLATION_ISOLATION_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -121,6 +122,22 @@ uint64_t giso_xstack_alloc(struct graft_err *err);
 void giso_xstack_bind(uint64_t top);
 uint64_t giso_xstack_bound(void);
 int giso_on_xstack(void);
+
+/* A host signal handler (one installed without SA_ONSTACK) that interrupts
+ * an extension running on its extension stack starts on that stack, with
+ * the kernel's default PKRU (extension key disabled): its first push
+ * faults. giso_xstack_fault(si, uc), called from a SIGSEGV handler that runs
+ * on an alternate stack, recognises exactly that fault - SEGV_PKUERR on the
+ * extension key, at an address inside this thread's bound extension stack,
+ * with the interrupted rsp inside it too - and opens the key in the PKRU the
+ * kernel will restore from uc (the XSAVE image in the signal frame), so
+ * the handler resumes and runs to its end; its own sigreturn then restores
+ * the extension's PKRU. Returns 1 when it did so (the caller returns from
+ * its handler), 0 for any other fault. Async-signal-safe. The price: that
+ * host handler runs with the extension key open (docs/isolation.md).
+ * giso_xstack_grants() counts the faults handled so. */
+int giso_xstack_fault(const siginfo_t *si, void *uc);
+uint64_t giso_xstack_grants(void);
 
 /* A thunk with fn's signature that an extension calls instead of fn, a host
  * function (EIM kfunc): exit gate (PKRU := host), call fn with the same five

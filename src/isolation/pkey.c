@@ -15,10 +15,12 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "isolation/isolation.h"
@@ -37,6 +39,9 @@ static uint64_t (*g_call_ext_fn)(void *fn, void *ctx, uint64_t len, uint64_t top
 /* This thread's extension stack (giso_xstack_bind); initial-exec because
  * the host-call thunks read it at a constant %fs offset. */
 static __thread uint64_t t_xtop __attribute__((tls_model("initial-exec")));
+/* Host signal handlers let onto their extension stack (giso_xstack_fault). */
+static uint64_t g_xstack_grants;
+static void pkru_xsave_offset_init(void);
 
 void giso_cpu_features(struct giso_cpu *out)
 {
@@ -180,6 +185,9 @@ static int decide(const struct giso_opts *o, struct graft_err *err)
         return set_off("disabled by opts.force_off"), 0;
     if (env && strcmp(env, "off") == 0)
         return set_off("disabled by GRAFT_ISOLATION=off"), 0;
+    if (env && *env && strcmp(env, "on") && strcmp(env, "gates") && strcmp(env, "strict"))
+        return graft_errf(err, -EINVAL, "isolation: GRAFT_ISOLATION=%s is not one of "
+                          "off, gates, on (the default; \"strict\" is a synonym)", env);
     giso_cpu_features(&cpu);
     if (!cpu.pku)
         return set_off("CPU has no PKU"), 0;
@@ -204,6 +212,7 @@ static int decide(const struct giso_opts *o, struct graft_err *err)
         set_off("could not build the gate page");
         return rc;
     }
+    pkru_xsave_offset_init();
     g_state = ISO_ON;
     snprintf(g_status, sizeof(g_status), "isolation: on (pkey %d)", key);
     g_leave_fn();                   /* this thread now runs as the host */
@@ -314,6 +323,69 @@ uint64_t giso_xstack_bound(void)
 int giso_on_xstack(void)
 {
     return g_state == ISO_ON && on_xstack(t_xtop);
+}
+
+/* ---- host signal handlers on an extension stack ---- */
+
+/* Where PKRU sits in the XSAVE (standard, non-compacted) image the kernel
+ * writes into a signal frame: CPUID leaf 0xD, sub-leaf 9 (the PKRU state
+ * component) gives its offset in ebx. Read once at init, 0 if unknown. */
+#define XFEATURE_PKRU   9
+#define FP_XSTATE_MAGIC 0x46505853u     /* "FPXS": an XSAVE image follows */
+static uint32_t g_pkru_xoff;
+
+static void pkru_xsave_offset_init(void)
+{
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid_count(0xd, XFEATURE_PKRU, &a, &b, &c, &d) && a >= 4)
+        g_pkru_xoff = b;
+}
+
+/* The layout of the 48 software-reserved bytes at the end of the legacy
+ * FXSAVE area of a signal frame (the kernel's struct _fpx_sw_bytes). */
+struct fpx_sw {
+    uint32_t magic1, extended_size;
+    uint64_t xfeatures;
+    uint32_t xstate_size, padding[7];
+};
+
+int giso_xstack_fault(const siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = ucv;
+    uint64_t top = t_xtop;
+    if (g_state != ISO_ON || !top || !si || !uc || si->si_signo != SIGSEGV ||
+        si->si_code != SEGV_PKUERR || (int)si->si_pkey != g_pkey || !g_pkru_xoff)
+        return 0;
+    uint64_t addr = (uint64_t)(uintptr_t)si->si_addr;
+    uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+    uint64_t lo = top - GISO_XSTACK_SIZE;
+    /* Host code whose own stack is the extension stack: only a handler the
+     * kernel started on it. Anything else (a host access to a map, a stray
+     * pointer into the stack from host code on its own stack) stays a fault. */
+    if (addr < lo || addr >= top || sp < lo || sp >= top)
+        return 0;
+    uint8_t *fx = (uint8_t *)uc->uc_mcontext.fpregs;
+    if (!fx)
+        return 0;
+    const struct fpx_sw *sw = (const struct fpx_sw *)(fx + 464);
+    if (sw->magic1 != FP_XSTATE_MAGIC || !(sw->xfeatures & (1ull << XFEATURE_PKRU)) ||
+        (uint64_t)g_pkru_xoff + 4 > sw->xstate_size)
+        return 0;
+    uint64_t *xstate_bv = (uint64_t *)(fx + 512);
+    uint32_t *pkru = (uint32_t *)(fx + g_pkru_xoff);
+    uint32_t key_bits = 3u << (2 * g_pkey);
+    uint32_t saved = (*xstate_bv & (1ull << XFEATURE_PKRU)) ? *pkru : 0;
+    if (!(saved & key_bits))
+        return 0;                       /* the key was open: not our case */
+    *pkru = saved & ~key_bits;
+    *xstate_bv |= 1ull << XFEATURE_PKRU;
+    __atomic_fetch_add(&g_xstack_grants, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+uint64_t giso_xstack_grants(void)
+{
+    return __atomic_load_n(&g_xstack_grants, __ATOMIC_RELAXED);
 }
 
 /* ---- host-call thunks ---- */

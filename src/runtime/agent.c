@@ -587,17 +587,25 @@ static int agent_isolation(struct gagent *a, struct graft_err *err)
     struct giso_opts o = { .sz = sizeof(o), .require = req && strcmp(req, "0") != 0 };
     int rc = giso_init(&o, err);
     if (rc < 0)
-        return graft_err_prefix(err, "agent: isolation required");
+        return graft_err_prefix(err, "agent");
     if (giso_enabled()) {
         if ((rc = gattach_set_isolation(1, err)) < 0)
             return graft_err_prefix(err, "agent: isolation");
-        /* GRAFT_ISOLATION=strict: extensions' stacks carry the key too (see
-         * gattach_set_ext_stacks for the cost: async signals need SA_ONSTACK) */
+        /* Extensions run on per-thread stacks under the key too, unless
+         * GRAFT_ISOLATION=gates asks for the gates alone (extension frames
+         * on the hooked thread's stack; see docs/isolation.md). */
         const char *mode = getenv("GRAFT_ISOLATION");
-        if (mode && !strcmp(mode, "strict") && (rc = gattach_set_ext_stacks(1, err)) < 0)
+        int gates_only = mode && !strcmp(mode, "gates");
+        if (!gates_only && (rc = gattach_set_ext_stacks(1, err)) < 0)
             return graft_err_prefix(err, "agent: isolation");
         struct graft_err serr = {0};
-        giso_scan_summary(a->message, sizeof(a->message), &serr);
+        char scan[sizeof(a->message) - 64];
+        giso_scan_summary(scan, sizeof(scan), &serr);
+        const char *st = giso_status();
+        size_t n = strlen(st);
+        snprintf(a->message, sizeof(a->message), "%s, extension stacks %s%s", st,
+                 gates_only ? "not keyed (GRAFT_ISOLATION=gates)" : "keyed",
+                 strncmp(scan, st, n) == 0 ? scan + n : "");
     } else {
         graft_copy_str(a->message, sizeof(a->message), giso_status());
     }

@@ -522,6 +522,10 @@ static int child_off(int use_env)
 {
     struct graft_err err = { 0 };
     if (use_env) {
+        setenv("GRAFT_ISOLATION", "of", 1);
+        int bad = giso_init(NULL, &err);
+        CHECK(bad == -EINVAL && strstr(err.msg, "GRAFT_ISOLATION=of is not one of"),
+              "[off] a misspelt GRAFT_ISOLATION is an error, not a guess: %s", err.msg);
         setenv("GRAFT_ISOLATION", "off", 1);
         CHECK(giso_init(NULL, &err) == 0, "[off] giso_init without require succeeds");
         CHECK(strcmp(giso_status(), "isolation: off (disabled by GRAFT_ISOLATION=off)") == 0,

@@ -34,6 +34,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
@@ -114,6 +115,7 @@ HOST_FN(host_xs_entry, 0)
 HOST_FN(host_xs_ret, 0)
 HOST_FN(host_xs_trap, 0)
 HOST_FN(host_xf_entry, 1)
+HOST_FN(host_xsig_entry, 1)
 HOST_FN(host_xg_entry, 1)
 HOST_FN(host_xg_ret, 1)
 HOST_FN(host_xg_trap, 1)
@@ -214,6 +216,17 @@ static struct gvm_prog *build_ext(struct gmap *map, struct graft_err *err)
     return prog;
 }
 
+/* JIT-compile a test extension that calls only g_helpers. */
+static struct gvm_prog *jit(const struct bpf_insn *insns, size_t n, struct graft_err *err)
+{
+    struct gvm_env env = { .helpers = g_helpers };
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *prog = NULL;
+    if (gvm_prog_create(insns, n, &po, &prog, err) < 0)
+        return NULL;
+    return prog;
+}
+
 /* Fills its whole 512-byte BPF stack (64 words, word i = 3i + 1), reads it
  * back and sums it (6112), and reports r10 and the sum through H_STACK. */
 #define XS_SUM 6112u
@@ -234,18 +247,9 @@ static struct gvm_prog *build_stack_ext(struct graft_err *err)
     insns[n++] = (struct bpf_insn)BPF_MOV64_IMM(0, 0);
     insns[n++] = (struct bpf_insn)BPF_EXIT_INSN();
     g_helpers[H_STACK] = helper_stack;
-    struct gvm_env env = { .helpers = g_helpers };
-    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
-    struct gvm_prog *prog = NULL;
-    if (gvm_prog_create(insns, n, &po, &prog, err) < 0)
-        return NULL;
-    return prog;
+    return jit(insns, n, err);
 }
 
-/* probe_read_user(r10-8, 8, bad) with bad an inaccessible address; the result
- * goes to H_RC. The helper's copy faults (SIGSEGV, turned into -EFAULT by
- * its handler): with extension stacks the signal interrupts code running on
- * the extension stack, so the handler must run on the thread's sigaltstack. */
 static volatile int64_t g_rc_seen = 1;
 static uint64_t helper_rc(uint64_t v, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
@@ -254,26 +258,52 @@ static uint64_t helper_rc(uint64_t v, uint64_t b, uint64_t c, uint64_t d, uint64
     return 0;
 }
 
-static struct gvm_prog *build_fault_ext(uint64_t bad, struct graft_err *err)
+/* head, then r0 (the last helper's result) to H_RC, then exit 0. */
+static struct gvm_prog *jit_report_rc(const struct bpf_insn *head, size_t n,
+                                      struct graft_err *err)
 {
-    const struct bpf_insn insns[] = {
-        BPF_MOV64_REG(1, 10),
-        BPF_ALU64_IMM(BPF_ADD, 1, -8),
-        BPF_MOV64_IMM(2, 8),
-        BPF_LD_IMM64_RAW(3, 0, bad),
-        BPF_CALL_HELPER(112),                  /* probe_read_user */
+    const struct bpf_insn tail[] = {
         BPF_MOV64_REG(1, 0),
         BPF_CALL_HELPER(H_RC),
         BPF_MOV64_IMM(0, 0),
         BPF_EXIT_INSN(),
     };
-    g_helpers[H_RC] = helper_rc;
-    struct gvm_env env = { .helpers = g_helpers };
-    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
-    struct gvm_prog *prog = NULL;
-    if (gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err) < 0)
+    struct bpf_insn insns[16];
+    size_t nt = sizeof(tail) / sizeof(tail[0]);
+    if (n + nt > sizeof(insns) / sizeof(insns[0])) {
+        graft_errf(err, -E2BIG, "test program too long");
         return NULL;
-    return prog;
+    }
+    memcpy(insns, head, n * sizeof(*head));
+    memcpy(insns + n, tail, sizeof(tail));
+    g_helpers[H_RC] = helper_rc;
+    return jit(insns, n + nt, err);
+}
+
+/* probe_read_user(r10-8, 8, bad) with bad an inaccessible address; the result
+ * goes to H_RC. The helper's copy faults (SIGSEGV, turned into -EFAULT by
+ * its handler): with extension stacks the signal interrupts code running on
+ * the extension stack, so the handler must run on the thread's sigaltstack. */
+static struct gvm_prog *build_fault_ext(uint64_t bad, struct graft_err *err)
+{
+    const struct bpf_insn head[] = {
+        BPF_MOV64_REG(1, 10),
+        BPF_ALU64_IMM(BPF_ADD, 1, -8),
+        BPF_MOV64_IMM(2, 8),
+        BPF_LD_IMM64_RAW(3, 0, bad),
+        BPF_CALL_HELPER(112),                  /* probe_read_user */
+    };
+    return jit_report_rc(head, sizeof(head) / sizeof(head[0]), err);
+}
+
+/* send_signal_thread(SIGUSR2); the result goes to H_RC. */
+static struct gvm_prog *build_signal_ext(struct graft_err *err)
+{
+    const struct bpf_insn head[] = {
+        BPF_MOV64_IMM(1, SIGUSR2),
+        BPF_CALL_HELPER(117),                  /* send_signal_thread */
+    };
+    return jit_report_rc(head, sizeof(head) / sizeof(head[0]), err);
 }
 
 /* ---- checks ---------------------------------------------------------------- */
@@ -499,6 +529,66 @@ static void xstack_cases(struct world *w, gvm_native_fn ext, int stacks)
     }
 }
 
+/* A host signal handler installed without SA_ONSTACK, interrupting an
+ * extension on its stack (the extension signals its own thread): the
+ * kernel starts the handler there with the key closed; graft's SIGSEGV
+ * handler must let it run, and without that the process dies. */
+static volatile uint64_t g_hsig_frame;
+static volatile int g_hsig_runs;
+
+static void on_usr2(int sig)
+{
+    volatile int here = sig;
+    g_hsig_frame = (uint64_t)(uintptr_t)&here;
+    g_hsig_runs++;
+}
+
+static void test_xstack_signal(void)
+{
+    struct graft_err err = { 0 };
+    struct gvm_prog *sp = build_signal_ext(&err);
+    CHECK(sp != NULL, "signalling extension JIT-compiled (%s)", sp ? "ok" : err.msg);
+    struct ghook *h = NULL;
+    if (!sp || gattach_install((void *)host_xsig_entry, GHOOK_ENTRY,
+                               (ghook_handler)gvm_prog_native(sp), 0, NULL, &h, &err) != 0) {
+        CHECK(0, "signal case: hook installed (%s)", err.msg);
+        gvm_prog_free(sp);
+        return;
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr2;             /* no SA_ONSTACK */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, &old);
+    uint64_t grants = giso_xstack_grants();
+    g_rc_seen = 1;
+    g_hsig_runs = 0;
+    int r = host_xsig_entry(2);
+    uint64_t top = giso_xstack_bound();
+    CHECK(g_hsig_runs == 1 && g_rc_seen == 0 && r != 0,
+          "send_signal_thread from the extension: the host's handler ran (%d) and the "
+          "extension went on (rc %lld)", g_hsig_runs, (long long)g_rc_seen);
+    CHECK(in_xstack(top, g_hsig_frame), "that handler's frame was on the extension stack "
+          "(%#llx, top %#llx)", (unsigned long long)g_hsig_frame, (unsigned long long)top);
+    CHECK(giso_xstack_grants() == grants + 1, "graft opened the key for it once (%llu)",
+          (unsigned long long)(giso_xstack_grants() - grants));
+    CHECK(giso_rdpkru() == giso_pkru_host(), "signal case: host PKRU afterwards");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ghelper_safe_mem_set_filter(NULL);
+        host_xsig_entry(2);
+        _exit(g_hsig_runs == 2 ? 0 : 3);
+    }
+    int st = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+    CHECK(got == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+          "without graft's filter the same handler kills the process (status %#x)", st);
+    sigaction(SIGUSR2, &old, NULL);
+    gattach_remove(h, &err);
+    gvm_prog_free(sp);
+}
+
 static void test_xstack(struct world *w, gvm_native_fn ext)
 {
     struct graft_err err = { 0 };
@@ -515,6 +605,21 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
     xstack_cases(w, ext, 1);
     uint64_t top = giso_xstack_bound();
     CHECK(top != 0, "this thread has an extension stack (top %#llx)", (unsigned long long)top);
+    /* The syscall dispatcher's way onto it (gsys_install ran before). */
+    struct gsys_link *l = NULL;
+    rc = gsys_attach(GSYS_ENTER, SYS_getppid, (gsys_handler)ext, 0, &l, &err);
+    CHECK(rc == 0, "xstack: syscall program attached (%s)", rc ? err.msg : "ok");
+    if (rc == 0) {
+        g_xs_runs = 0;
+        g_xs_fp = g_xs_sp = g_xs_sum = 0;
+        for (int i = 0; i < 3; i++)
+            syscall(SYS_getppid);
+        CHECK(g_xs_runs == 3 && g_xs_sum == XS_SUM && in_xstack(top, g_xs_fp) &&
+              in_xstack(top, g_xs_sp) && giso_rdpkru() == giso_pkru_host(),
+              "xstack: syscall hook ran 3 times on the extension stack (BPF stack %#llx), "
+              "host PKRU afterwards", (unsigned long long)g_xs_fp);
+        gsys_detach(l);
+    }
     if (top) {
         int wr = host_access((volatile uint64_t *)(uintptr_t)(top - 64), 1, 42);
         int rd = host_access((volatile uint64_t *)(uintptr_t)(top - GISO_XSTACK_SIZE), 0, 0);
@@ -540,6 +645,7 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
     }
     gvm_prog_free(fp);
     munmap(gone, 4096);
+    test_xstack_signal();
     gattach_set_ext_stacks(0, &err);
 }
 
