@@ -58,6 +58,14 @@ void giso_cpu_features(struct giso_cpu *out);
  * and protection prot. When isolation is off this is a plain mprotect(). */
 int giso_protect(void *addr, size_t len, int prot, struct graft_err *err);
 
+/* Pages for runtime metadata graft wants out of the host's reach (e.g. map
+ * handles): len bytes rounded up to whole pages, zeroed, mapped on their
+ * own (not in the malloc heap), read+write and tagged with the extension key
+ * when isolation is on - so write to them with the key enabled. NULL with
+ * err filled on failure. giso_meta_free() unmaps them (same len). */
+void *giso_meta_alloc(size_t len, struct graft_err *err);
+void giso_meta_free(void *p, size_t len);
+
 /* The PKRU values gates load: host = PKRU at giso_init() with the extension
  * key's AD and WD bits set; ext = the same with both clear. When off both are
  * 0 and gates must not be emitted. */

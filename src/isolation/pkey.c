@@ -325,6 +325,36 @@ int giso_on_xstack(void)
     return g_state == ISO_ON && on_xstack(t_xtop);
 }
 
+/* ---- metadata pages ---- */
+
+static size_t page_round(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (len + page - 1) & ~(page - 1);
+}
+
+void *giso_meta_alloc(size_t len, struct graft_err *err)
+{
+    size_t n = page_round(len ? len : 1);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        graft_errf(err, -errno, "isolation: mmap of %zu bytes of metadata failed: %s", n,
+                   strerror(errno));
+        return NULL;
+    }
+    if (g_state == ISO_ON && giso_protect(p, n, PROT_READ | PROT_WRITE, err) < 0) {
+        munmap(p, n);
+        return NULL;
+    }
+    return p;
+}
+
+void giso_meta_free(void *p, size_t len)
+{
+    if (p)
+        munmap(p, page_round(len ? len : 1));
+}
+
 /* ---- host signal handlers on an extension stack ---- */
 
 /* Where PKRU sits in the XSAVE (standard, non-compacted) image the kernel

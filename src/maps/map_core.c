@@ -429,8 +429,27 @@ void gmap_close(struct gmap *m)
 {
     if (!m)
         return;
-    munmap(m->base, m->map_len);
-    free(m);
+    void *base = m->base;
+    size_t len = m->map_len;
+    int moved = m->moved;
+    munmap(base, len);
+    if (!moved)
+        free(m);
+}
+
+size_t gmap_handle_size(void)
+{
+    return sizeof(struct gmap);
+}
+
+struct gmap *gmap_handle_move(struct gmap *m, void *dst)
+{
+    struct gmap *to = dst;
+    *to = *m;
+    to->moved = 1;
+    if (!m->moved)
+        free(m);
+    return to;
 }
 
 int gmap_unlink(const char *shm_name)

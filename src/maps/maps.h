@@ -96,6 +96,18 @@ int gmap_possible_cpus(void);
  * giso_enter()/giso_leave()). Returns 0 or -errno. */
 int gmap_protect_key(struct gmap *map, int pkey, struct graft_err *err);
 
+/* The handle itself (where the mapping is, its sizes and layout: what every
+ * map operation trusts) is heap memory, next to the host's own objects.
+ * gmap_handle_move() copies it to dst - gmap_handle_size() bytes the caller
+ * owns, e.g. a page tagged with the extension key, in which case call it
+ * with the key enabled - frees the old one and returns the handle at dst.
+ * gmap_close() of a moved handle unmaps the map and leaves dst alone; it
+ * reads the handle before unmapping, so with the key enabled at that call
+ * a hook firing in the munmap cannot trip it. After the move, every
+ * function here, gmap_get_def() included, needs access to dst. */
+size_t gmap_handle_size(void);
+struct gmap *gmap_handle_move(struct gmap *map, void *dst);
+
 /* Helper-side operations (called from eBPF programs). */
 void *gmap_lookup(struct gmap *map, const void *key);
 int gmap_update(struct gmap *map, const void *key, const void *value, uint64_t flags);

@@ -113,6 +113,7 @@ struct gmap {
     uint64_t off_a;
     uint64_t total_size;
     struct gmap_def def;
+    int moved;                  /* gmap_handle_move(): not ours to free */
 };
 
 /* map_core.c */

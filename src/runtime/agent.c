@@ -102,6 +102,31 @@ static struct gagent *the_agent;   /* the constructor's agent, for fork and tail
 
 /* ---- maps and programs ---- */
 
+/* A map handle says where the map is and how it is laid out: what every
+ * map helper trusts. So it leaves the host's heap for a page of its own,
+ * tagged with the extension key when isolation is on (written between C
+ * gates). The JIT'd code holds the handle's address as an immediate. */
+static struct gmap *handle_to_meta(struct gmap *map, struct graft_err *err)
+{
+    void *page = giso_meta_alloc(gmap_handle_size(), err);
+    if (!page) {
+        gmap_close(map);
+        return NULL;
+    }
+    giso_enter();
+    struct gmap *moved = gmap_handle_move(map, page);
+    giso_leave();
+    return moved;
+}
+
+static void handle_close(struct gmap *map)
+{
+    giso_enter();
+    gmap_close(map);
+    giso_leave();
+    giso_meta_free(map, gmap_handle_size());
+}
+
 static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                               struct graft_err *err)
 {
@@ -126,6 +151,8 @@ static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, u
         gmap_close(map);
         return NULL;
     }
+    if (!(map = handle_to_meta(map, err)))
+        return NULL;
     a->maps[a->n_maps++] = (struct agent_map){ .id = id, .map = map };
     return map;
 }
@@ -482,7 +509,8 @@ static int reconcile(struct gagent *a)
         grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
         if (giso_enabled())
             gmap_protect_key(a->trace, giso_pkey(), NULL);
-        grt_trace_redirect(a->trace);
+        if ((a->trace = handle_to_meta(a->trace, NULL)))
+            grt_trace_redirect(a->trace);
     }
 
     /* 1. Unhook what is gone. */
@@ -682,11 +710,11 @@ void gagent_stop(struct gagent *a)
         for (uint32_t i = 0; i < a->n_progs; i++)
             grt_instance_free(a->progs[i].inst);
         for (uint32_t i = 0; i < a->n_maps; i++)
-            gmap_close(a->maps[i].map);
+            handle_close(a->maps[i].map);
     }
     if (a->trace) {
         grt_trace_redirect(NULL);
-        gmap_close(a->trace);
+        handle_close(a->trace);
     }
     if (the_agent == a)
         the_agent = NULL;

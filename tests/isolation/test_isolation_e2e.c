@@ -680,6 +680,7 @@ int main(void)
 
     struct graft_err err = { 0 };
     struct world w = { 0 };
+    void *page = NULL;          /* the map handle's, once moved */
     int rc = giso_init(NULL, &err);
     CHECK(rc == 0, "giso_init: %s", giso_status());
     w.on = giso_enabled();
@@ -727,6 +728,21 @@ int main(void)
         CHECK(rc == 0, "map tagged with the extension key (%s)", rc ? err.msg : "ok");
         CHECK(gmap_get_def(w.map)->max_entries == 1 && gmap_memory_bytes(w.map) > 0,
               "the definition stays readable by the host after tagging");
+    }
+    /* The handle leaves the heap for a metadata page (the agent's way). */
+    page = giso_meta_alloc(gmap_handle_size(), &err);
+    CHECK(page != NULL, "metadata page for the map handle (%s)", page ? "ok" : err.msg);
+    if (!page)
+        goto out;
+    giso_enter();
+    w.map = gmap_handle_move(w.map, page);
+    uint64_t first_word = *(volatile uint64_t *)page;
+    giso_leave();
+    if (w.on) {
+        int hw = host_access((volatile uint64_t *)page, 1, first_word);
+        int hr = host_access((volatile uint64_t *)page, 0, 0);
+        CHECK(hw == 1 && hr == 1, "host write/read of the map's handle fault with "
+              "SEGV_PKUERR (%d, %d)", hw, hr);
     }
 
     struct gvm_prog *prog = build_ext(w.map, &err);
@@ -779,8 +795,13 @@ int main(void)
     gvm_prog_free(prog);       /* every hook is removed, the link detached */
 out:
     if (w.map) {
+        int moved = (void *)w.map == page;
+        giso_enter();
         gmap_unlink(gmap_shm_name(w.map));
         gmap_close(w.map);
+        giso_leave();
+        if (moved)
+            giso_meta_free(page, gmap_handle_size());
     }
     gmap_close(w.loader_view);
     if (pid1) {

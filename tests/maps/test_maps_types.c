@@ -10,6 +10,7 @@
 #include "tmaps.h"
 
 #include <linux/perf_event.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -723,6 +724,39 @@ static void test_reopen_and_dump(void)
     t_destroy(m);
 }
 
+/* A handle moved out of the heap (the agent puts it in a page tagged with
+ * the extension key) keeps working, and closing it leaves its memory to its
+ * owner: this page stays mapped and readable. */
+static void test_handle_move(void)
+{
+    struct gmap_def d = def(GMAP_HASH, 8, 16, 4, 0);
+    struct gmap *m = t_create(&d);
+    uint64_t k = 7, v[2] = { 70, 7 }, out[2] = { 0, 0 };
+    CHECK_EQ(gmap_update(m, &k, v, GMAP_NOEXIST), 0);
+    CHECK(gmap_handle_size() > 0 && gmap_handle_size() <= 4096);
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(page != MAP_FAILED);
+    struct gmap *moved = gmap_handle_move(m, page);
+    CHECK(moved == page);
+    CHECK_EQ(gmap_lookup_copy(moved, &k, out), 0);
+    CHECK_EQ(out[0], 70);
+    k = 8;
+    CHECK_EQ(gmap_update(moved, &k, v, GMAP_NOEXIST), 0);
+    CHECK_EQ(gmap_get_def(moved)->max_entries, 4);
+    /* moving a moved handle again does not free the first page */
+    void *page2 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    moved = gmap_handle_move(moved, page2);
+    CHECK(moved == page2 && gmap_lookup_copy(moved, &k, out) == 0);
+    char name[64];
+    snprintf(name, sizeof(name), "%s", gmap_shm_name(moved));
+    uint64_t word0 = *(volatile uint64_t *)page2;
+    gmap_close(moved);                  /* free() of page2 would abort here */
+    gmap_unlink(name);
+    CHECK_EQ(*(volatile uint64_t *)page2, word0);        /* left as it was */
+    munmap(page, 4096);
+    munmap(page2, 4096);
+}
+
 int main(void)
 {
     /* per-CPU checks compare against sched_getcpu(): stay on one CPU */
@@ -746,5 +780,6 @@ int main(void)
     test_ringbuf();
     test_perf();
     test_reopen_and_dump();
+    test_handle_move();
     return t_done("test_maps_types");
 }
