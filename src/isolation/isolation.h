@@ -65,6 +65,10 @@ int giso_protect(void *addr, size_t len, int prot, struct graft_err *err);
  * err filled on failure. giso_meta_free() unmaps them (same len). */
 void *giso_meta_alloc(size_t len, struct graft_err *err);
 void giso_meta_free(void *p, size_t len);
+/* The same with the signatures of gvm_prog_opts.desc_alloc/desc_free (arg
+ * unused; no error detail). */
+void *giso_meta_alloc_cb(size_t len, void *arg);
+void giso_meta_free_cb(void *p, size_t len, void *arg);
 
 /* The PKRU values gates load: host = PKRU at giso_init() with the extension
  * key's AD and WD bits set; ext = the same with both clear. When off both are

@@ -355,6 +355,18 @@ void giso_meta_free(void *p, size_t len)
         munmap(p, page_round(len ? len : 1));
 }
 
+void *giso_meta_alloc_cb(size_t len, void *arg)
+{
+    (void)arg;
+    return giso_meta_alloc(len, NULL);
+}
+
+void giso_meta_free_cb(void *p, size_t len, void *arg)
+{
+    (void)arg;
+    giso_meta_free(p, len);
+}
+
 /* ---- host signal handlers on an extension stack ---- */
 
 /* Where PKRU sits in the XSAVE (standard, non-compacted) image the kernel

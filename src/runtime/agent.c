@@ -14,10 +14,12 @@
  * spin. After `graft detach` the agent removes every hook and idles; `graft
  * attach` on the same process wakes it again (the library is loaded once).
  *
- * Tail calls find their targets through grt_set_prog_resolver(): the progs
- * table is read there without the lock, so entries are published with
- * release stores and never freed while a link that could tail-call them is
- * installed.
+ * Tail calls find their targets through grt_set_prog_resolver(): a table of
+ * (id, program) in metadata pages (struct agent_tc), read there without the
+ * lock, so entries are published with release stores and never freed while
+ * a link that could tail-call them is installed. With isolation on, that
+ * table, the programs' descriptors and the map handles carry the extension
+ * key: the agent writes them between C gates (giso_enter/giso_leave).
  */
 #define _GNU_SOURCE
 #include "runtime/agent.h"
@@ -67,6 +69,15 @@ static int calls_out_of_program(const struct bpf_insn *insns, uint32_t n)
     return 0;
 }
 
+/* Tail calls find their targets here (prog_by_id, extension side): a table
+ * in metadata pages, under the extension key when isolation is on, written
+ * between C gates. The compiled programs' descriptors, which the JIT'd code
+ * reads for tail calls, live in such pages too (giso_meta_alloc_cb). */
+struct agent_tc {
+    uint32_t n;                /* published with a release store */
+    struct { uint32_t id; const struct gvm_prog *prog; } e[AGENT_MAX_PROGS];
+};
+
 struct agent_link {
     uint32_t id;
     uint32_t prog_id;
@@ -90,6 +101,7 @@ struct gagent {
     uint32_t n_maps;
     struct agent_prog progs[AGENT_MAX_PROGS];
     uint32_t n_progs;
+    struct agent_tc *tc;       /* metadata pages; kept while programs may run */
     struct agent_link links[AGENT_MAX_LINKS];
     uint32_t n_links;
     uint32_t installed, failed;
@@ -217,6 +229,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
         .sz = sizeof(io), .engine = GVM_ENGINE_JIT,
         .externs = rec->externs, .n_externs = rec->n_externs,
         .resolve = resolve_extern,
+        .desc_alloc = giso_meta_alloc_cb, .desc_free = giso_meta_free_cb,
     };
     /* Relocating map values reads map memory: do it with the key open. */
     if (giso_enabled())
@@ -235,19 +248,34 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     p->inst = inst;
     p->links = 0;
     p->calls_out = calls_out;
-    __atomic_store_n(&p->id, id, __ATOMIC_RELEASE);
-    __atomic_store_n(&a->n_progs, a->n_progs + 1, __ATOMIC_RELEASE);
+    p->id = id;
+    a->n_progs++;
+    giso_enter();
+    struct agent_tc *tc = a->tc;
+    tc->e[tc->n].id = id;
+    tc->e[tc->n].prog = inst->prog;
+    __atomic_store_n(&tc->n, tc->n + 1, __ATOMIC_RELEASE);
+    giso_leave();
     return p;
 }
 
 static const struct gvm_prog *prog_by_id(uint32_t id, void *arg)
 {
-    struct gagent *a = arg;
-    uint32_t n = __atomic_load_n(&a->n_progs, __ATOMIC_ACQUIRE);
+    const struct agent_tc *tc = arg;
+    uint32_t n = __atomic_load_n(&tc->n, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < n; i++)
-        if (__atomic_load_n(&a->progs[i].id, __ATOMIC_ACQUIRE) == id)
-            return a->progs[i].inst->prog;
+        if (tc->e[i].id == id)
+            return tc->e[i].prog;
     return NULL;
+}
+
+/* The JIT'd entry, read from the keyed descriptor. */
+static gvm_native_fn prog_entry(const struct agent_prog *p)
+{
+    giso_enter();
+    gvm_native_fn fn = gvm_prog_native(p->inst->prog);
+    giso_leave();
+    return fn;
 }
 
 /* ---- which links apply here ---- */
@@ -410,7 +438,7 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
         slot->failed = 1;
         return -1;
     }
-    gvm_native_fn fn = gvm_prog_native(p->inst->prog);
+    gvm_native_fn fn = prog_entry(p);
     void *addr;
     if (fn && is_sys) {
         if (install_syscall_link(a, fn, p, l, slot, err) == 1) {
@@ -674,7 +702,14 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         free(a);
         return rc;
     }
-    grt_set_prog_resolver(prog_by_id, a);
+    if (!(a->tc = giso_meta_alloc(sizeof(*a->tc), err))) {
+        rc = -ENOMEM;
+        greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
+        greg_close(a->reg);
+        free(a);
+        return rc;
+    }
+    grt_set_prog_resolver(prog_by_id, a->tc);
     gagent_sync(a);
     if ((rc = start_thread(a)) < 0) {
         gagent_stop(a);
@@ -707,8 +742,12 @@ void gagent_stop(struct gagent *a)
      * program. So with syscall hooks the compiled programs and their maps
      * are kept (a bounded leak at stop); otherwise they are freed. */
     if (!a->syscalls_installed) {
+        giso_enter();
         for (uint32_t i = 0; i < a->n_progs; i++)
             grt_instance_free(a->progs[i].inst);
+        giso_leave();
+        grt_set_prog_resolver(NULL, NULL);
+        giso_meta_free(a->tc, sizeof(*a->tc));
         for (uint32_t i = 0; i < a->n_maps; i++)
             handle_close(a->maps[i].map);
     }

@@ -12,6 +12,7 @@
 #include "runtime/instance.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,10 +167,10 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
 {
     struct grt_instance_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
     if (opts) {
-        if (opts->sz < sizeof(o))
+        if (opts->sz < offsetof(struct grt_instance_opts, desc_alloc))
             return graft_errf(err, -EINVAL, "grt_instance_opts.sz is %zu, expected %zu", opts->sz,
                               sizeof(o));
-        o = *opts;
+        memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
     }
     struct grt_instance *inst = calloc(1, sizeof(*inst));
     if (!inst || !(inst->maps = calloc(n_maps ? n_maps : 1, sizeof(*inst->maps)))) {
@@ -193,7 +194,9 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
         .arg = inst,
     };
     ghelper_set_callback_invoker(gvm_invoke_callback);    /* bpf_loop and friends */
-    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = o.engine, .env = &inst->env };
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = o.engine, .env = &inst->env,
+                                .desc_alloc = o.desc_alloc, .desc_free = o.desc_free,
+                                .desc_arg = o.desc_arg };
     rc = gvm_prog_create(insns, n, &po, &inst->prog, err);
     if (rc) {
         instance_release(inst);

@@ -53,6 +53,10 @@ struct grt_instance_opts {
     uint32_t n_externs;
     grt_extern_resolver resolve;
     void *resolve_arg;
+    /* Where the compiled program's descriptor lives (gvm_prog_opts). */
+    void *(*desc_alloc)(size_t size, void *arg);
+    void (*desc_free)(void *p, size_t size, void *arg);
+    void *desc_arg;
 };
 
 /* grt_instance_create with externs. opts may be NULL (JIT, no externs). */

@@ -560,7 +560,7 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
             return graft_errf(err, -EINVAL,
                               "gvm_prog_opts.sz is %zu, expected at least %zu",
                               opts->sz, sizeof(o));
-        o = *opts;
+        memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
     }
     if (!insns || n == 0)
         return graft_errf(err, -EINVAL, "empty program (0 instructions)");
@@ -572,12 +572,17 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
     if (o.flags & ~GVM_F_CHECKED)
         return graft_errf(err, -EINVAL, "unknown flags 0x%x", o.flags & ~GVM_F_CHECKED);
 
-    struct gvm_prog *p = calloc(1, sizeof(*p));
+    if (!o.desc_alloc != !o.desc_free)
+        return graft_errf(err, -EINVAL, "gvm_prog_opts: desc_alloc and desc_free go together");
+    struct gvm_prog *p = o.desc_alloc ? o.desc_alloc(sizeof(*p), o.desc_arg)
+                                      : calloc(1, sizeof(*p));
     if (!p)
         return graft_errf(err, -ENOMEM, "out of memory for program");
+    p->desc_free = o.desc_free;
+    p->desc_arg = o.desc_arg;
     p->insns = malloc((size_t)n * sizeof(*insns));
     if (!p->insns) {
-        free(p);
+        gvm_prog_free(p);
         return graft_errf(err, -ENOMEM, "out of memory for %u instructions", n);
     }
     memcpy(p->insns, insns, (size_t)n * sizeof(*insns));
@@ -609,7 +614,10 @@ void gvm_prog_free(struct gvm_prog *prog)
     free(prog->func_starts);
     free(prog->kfuncs);
     free(prog->insns);
-    free(prog);
+    if (prog->desc_free)
+        prog->desc_free(prog, sizeof(*prog), prog->desc_arg);
+    else
+        free(prog);
 }
 
 int gvm_prog_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,

@@ -82,6 +82,16 @@ struct gvm_prog_opts {
     uint32_t flags;            /* GVM_F_* */
     uint64_t step_limit;       /* GVM_F_CHECKED: 0 means 10 million */
     const struct gvm_env *env; /* copied; NULL means no helpers, no maps */
+    /* Where the descriptor (struct gvm_prog) lives. The JIT'd code reads it
+     * at run time for tail calls (env, the target's entry), so a runtime
+     * that keeps its state out of the host's reach allocates it there:
+     * desc_alloc(size, desc_arg) returns zeroed memory, desc_free(p, size,
+     * desc_arg) takes it back at gvm_prog_free(). NULL: the heap. Both run
+     * inside gvm_prog_create()/gvm_prog_free(), which must then be called
+     * with that memory accessible. */
+    void *(*desc_alloc)(size_t size, void *arg);
+    void (*desc_free)(void *p, size_t size, void *arg);
+    void *desc_arg;
 };
 
 /* Check and prepare insns[0..n) for running; the array is copied. */

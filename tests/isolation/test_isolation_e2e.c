@@ -209,11 +209,16 @@ static struct gvm_prog *build_ext(struct gmap *map, struct graft_err *err)
     if (!g_helpers[H_HOSTFN])
         return NULL;
     struct gvm_env env = { .helpers = g_helpers, .resolve_ld_imm64 = resolve_map, .arg = map };
-    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    /* The descriptor in a metadata page, as the agent does: created (and
+     * later read and freed) between C gates. */
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env,
+                                .desc_alloc = giso_meta_alloc_cb,
+                                .desc_free = giso_meta_free_cb };
     struct gvm_prog *prog = NULL;
-    if (gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err) < 0)
-        return NULL;
-    return prog;
+    giso_enter();
+    int rc = gvm_prog_create(insns, sizeof(insns) / sizeof(insns[0]), &po, &prog, err);
+    giso_leave();
+    return rc < 0 ? NULL : prog;
 }
 
 /* JIT-compile a test extension that calls only g_helpers. */
@@ -749,7 +754,12 @@ int main(void)
     CHECK(prog != NULL, "extension JIT-compiled (%s)", prog ? "ok" : err.msg);
     if (!prog)
         goto out;
+    giso_enter();
     w.ext = gvm_prog_native(prog);
+    giso_leave();
+    if (w.on)
+        CHECK(host_access((volatile uint64_t *)(void *)prog, 0, 0) == 1,
+              "host read of the program's descriptor faults with SEGV_PKUERR");
 
     run_hook(&w, "entry (per-site template)", host_entry, GHOOK_ENTRY, 0, 0);
     run_hook(&w, "return (per-site template)", host_ret, GHOOK_RETURN, 0, 0);
@@ -792,7 +802,9 @@ int main(void)
     counters(&w, c);
     CHECK(c[0] == 60 && c[1] == 60 * 35, "total: 60 extension runs (%llu, %llu)",
           (unsigned long long)c[0], (unsigned long long)c[1]);
+    giso_enter();
     gvm_prog_free(prog);       /* every hook is removed, the link detached */
+    giso_leave();
 out:
     if (w.map) {
         int moved = (void *)w.map == page;

@@ -26,6 +26,57 @@ static uint64_t h(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
     return 1;
 }
 
+/* A descriptor allocator over one static block: counts its calls. */
+static _Alignas(64) unsigned char g_desc[4096];
+static int g_desc_allocs, g_desc_frees;
+static size_t g_desc_size;
+
+static void *desc_alloc(size_t size, void *arg)
+{
+    (void)arg;
+    g_desc_allocs++;
+    g_desc_size = size;
+    if (size > sizeof(g_desc))
+        return NULL;
+    memset(g_desc, 0, size);
+    return g_desc;
+}
+
+static void desc_free(void *p, size_t size, void *arg)
+{
+    (void)arg;
+    g_desc_frees += p == g_desc && size == g_desc_size;
+}
+
+/* The descriptor goes where desc_alloc says (and JIT-compiled code still
+ * runs), comes back through desc_free, and the two come as a pair. */
+static void test_desc_placement(void)
+{
+    struct graft_err err = { 0 };
+    struct bpf_insn ret7[] = { BPF_MOV64_IMM(0, 7), BPF_EXIT_INSN() };
+    for (int engine = 0; engine < 2; engine++) {
+        struct gvm_prog_opts o = { .sz = sizeof(o),
+                                   .engine = engine ? GVM_ENGINE_JIT : GVM_ENGINE_INTERP,
+                                   .desc_alloc = desc_alloc, .desc_free = desc_free };
+        struct gvm_prog *p = NULL;
+        g_desc_allocs = g_desc_frees = 0;
+        int r = gvm_prog_create(ret7, 2, &o, &p, &err);
+        uint64_t ret = 0;
+        CHECK(r == 0 && (void *)p == g_desc && g_desc_allocs == 1 &&
+              g_desc_size == sizeof(struct gvm_prog) &&
+              gvm_prog_run(p, NULL, 0, &ret, &err) == 0 && ret == 7,
+              "engine %d: descriptor placed by desc_alloc (%d, %s)", engine, r, err.msg);
+        gvm_prog_free(p);
+        CHECK(g_desc_frees == 1, "engine %d: descriptor returned through desc_free", engine);
+    }
+    struct gvm_prog_opts half = { .sz = sizeof(half), .engine = GVM_ENGINE_INTERP,
+                                  .desc_alloc = desc_alloc };
+    struct gvm_prog *p = NULL;
+    int r = gvm_prog_create(ret7, 2, &half, &p, &err);
+    CHECK(r == -EINVAL && strstr(err.msg, "desc_alloc and desc_free go together"),
+          "desc_alloc alone: %s", err.msg);
+}
+
 int main(void)
 {
     struct graft_err err = { 0 };
@@ -132,6 +183,7 @@ int main(void)
     r = gvm_asm("jeq r1, 0, x\nx: exit\nstw [r10-70000], 1", &ins, &n, &err);
     CHECK(r == -EINVAL && strstr(err.msg, "line 3"), "offset range: %s", err.msg);
 
+    test_desc_placement();
     gvm_prog_free(NULL);
     if (g_fails)
         return 1;
