@@ -470,13 +470,17 @@ static int read_btf_maps(struct lctx *cx, uint32_t shndx)
         m->btf_key_type_id = p.key_tid;
         m->btf_value_type_id = p.val_tid;
         /* stash the values member's byte offset for read_map_slots() */
-        m->init_size = p.has_inner ? p.values_off / 8 : (size_t)-1;
+        m->init_size = p.has_inner || (p.has_values && p.def.type == GMAP_PROG_ARRAY)
+                           ? p.values_off / 8 : (size_t)-1;
+        m->init_progs = p.def.type == GMAP_PROG_ARRAY;
     }
     (void)first;
     return 0;
 }
 
-/* Map-in-map initial values: .rel.maps relocations pointing at other maps. */
+/* Declared initial values: .rel.maps relocations pointing at other maps (a
+ * map-in-map) or at programs (a PROG_ARRAY; the symbol index is kept until
+ * resolve_prog_slots() turns it into a program index). */
 static int read_map_slots(struct lctx *cx, uint32_t maps_shndx)
 {
     struct gobj *o = cx->obj;
@@ -506,7 +510,8 @@ static int read_map_slots(struct lctx *cx, uint32_t maps_shndx)
             if (!outer || outer->init_size == (size_t)-1)
                 return graft_errf(cx->err, -EINVAL,
                                   "%s: .maps: initial value at offset %llu is not in a map-in-map's "
-                                  "'values' array", cx->path, (unsigned long long)gr.r_offset);
+                                  "or prog array's 'values' array", cx->path,
+                                  (unsigned long long)gr.r_offset);
             uint64_t rel = gr.r_offset - outer->sec_off;
             if (rel < outer->init_size || (rel - outer->init_size) % 8)
                 return graft_errf(cx->err, -EINVAL,
@@ -519,7 +524,16 @@ static int read_map_slots(struct lctx *cx, uint32_t maps_shndx)
                                   cx->path, outer->name, (unsigned long long)slot,
                                   outer->def.max_entries);
             int inner = -1;
-            for (uint32_t k = 0; k < o->n_maps; k++)
+            if (outer->init_progs) {
+                if (s->type != STT_FUNC || s->shndx >= cx->n_secs ||
+                    cx->secs[s->shndx].kind != LSEC_PROG)
+                    return graft_errf(cx->err, -EINVAL,
+                                      "%s: .maps: prog array '%s' slot %llu: '%s' is not a "
+                                      "program (a function in a SEC(\"...\") section)",
+                                      cx->path, outer->name, (unsigned long long)slot, s->name);
+                inner = (int)symi;
+            }
+            for (uint32_t k = 0; k < o->n_maps && !outer->init_progs; k++)
                 if (o->maps[k].kind == GOBJ_MAP_USER && s->shndx == maps_shndx &&
                     o->maps[k].sec_off == s->value)
                     inner = k;
@@ -537,6 +551,29 @@ static int read_map_slots(struct lctx *cx, uint32_t maps_shndx)
                 outer->n_init_slots = slot + 1;
             }
             outer->init_slots[slot] = inner;
+        }
+    }
+    return 0;
+}
+
+/* After linking: a PROG_ARRAY's slots name symbols; make them program indices. */
+static int resolve_prog_slots(struct lctx *cx)
+{
+    struct gobj *o = cx->obj;
+    for (uint32_t i = 0; i < o->n_maps; i++) {
+        struct gobj_map *m = &o->maps[i];
+        for (uint32_t slot = 0; m->init_progs && slot < m->n_init_slots; slot++) {
+            if (m->init_slots[slot] < 0)
+                continue;
+            const char *name = cx->syms[m->init_slots[slot]].name;
+            int prog = -1;
+            for (uint32_t k = 0; k < o->n_progs && prog < 0; k++)
+                if (!strcmp(o->progs[k].name, name))
+                    prog = (int)k;
+            if (prog < 0)
+                return graft_errf(cx->err, -EINVAL, "%s: prog array '%s' slot %u: program '%s' "
+                                  "was not found after linking", cx->path, m->name, slot, name);
+            m->init_slots[slot] = prog;
         }
     }
     return 0;
@@ -794,7 +831,8 @@ int gobj_open_mem(const void *buf, size_t len, const char *name, const struct go
     }
     if ((rc = check_header(&cx, len)) || (rc = read_sections(&cx, len)) ||
         (rc = read_symbols(&cx)) || (rc = read_relocations(&cx)) || (rc = read_btf(&cx)) ||
-        (rc = read_license(&cx)) || (rc = read_maps(&cx)) || (rc = gobj_link_programs(&cx)))
+        (rc = read_license(&cx)) || (rc = read_maps(&cx)) || (rc = gobj_link_programs(&cx)) ||
+        (rc = resolve_prog_slots(&cx)))
         goto out;
 out:
     gobj_core_release(&cx);

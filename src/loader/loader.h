@@ -60,10 +60,14 @@ struct gobj_map {
     uint32_t sec_off;          /* offset of its definition in that section */
     void *init_data;           /* global data: value's initial bytes, NULL for .bss */
     size_t init_size;
-    /* Map-in-map (__array(values, ...)) initial contents: slot i holds map
-     * index init_slots[i], or -1 when empty. n_init_slots <= max_entries. */
+    /* Declared initial contents (__array(values, ...)): slot i holds map
+     * index init_slots[i] (a map-in-map) or program index init_slots[i] (a
+     * PROG_ARRAY: init_progs set, as libbpf's `.values = { [0] = &prog }`),
+     * or -1 when empty. n_init_slots <= max_entries. The loader writes the
+     * registry ids of those maps or programs into the map. */
     int32_t *init_slots;
     uint32_t n_init_slots;
+    bool init_progs;
     uint32_t btf_key_type_id;  /* in gobj.btf, 0 when unknown */
     uint32_t btf_value_type_id;
 };

@@ -201,6 +201,37 @@ static int resolve_extern(void *arg, const char *name, uint32_t kind, void **add
 }
 
 static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
+                                    struct graft_err *err);
+
+/* A tail call finds only programs this agent compiled, and nothing links a
+ * program that runs only by tail call: so the programs a prog array of a
+ * loaded program names (the loader wrote their ids from the object's
+ * declaration) are loaded with it. One that fails is reported, not fatal:
+ * the tail call to it falls through, as to an empty slot. Slots filled
+ * later are not followed. */
+static void load_tail_targets(struct gagent *a, const struct greg_snapshot *s,
+                              const struct greg_prog *rec, struct gmap *const *maps)
+{
+    for (uint32_t i = 0; i < rec->n_maps; i++) {
+        giso_enter();
+        const struct gmap_def *d = gmap_get_def(maps[i]);
+        uint32_t type = d->type, max = d->max_entries;
+        giso_leave();
+        for (uint32_t k = 0; type == GMAP_PROG_ARRAY && k < max; k++) {
+            giso_enter();
+            const uint32_t *v = gmap_lookup(maps[i], &k);
+            uint32_t target = v ? *v : 0;
+            giso_leave();
+            struct graft_err e = {0};
+            if (target && !find_prog(a, target) && !load_prog(a, s, target, &e))
+                fprintf(stderr, "graft-agent[%d]: program %s: tail-call target (prog array "
+                        "slot %u, program id %u) not loaded: %s\n", getpid(), rec->name, k,
+                        target, e.msg);
+        }
+    }
+}
+
+static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                                     struct graft_err *err)
 {
     struct agent_prog *p = find_prog(a, id);
@@ -256,6 +287,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     tc->e[tc->n].prog = inst->prog;
     __atomic_store_n(&tc->n, tc->n + 1, __ATOMIC_RELEASE);
     giso_leave();
+    load_tail_targets(a, s, rec, maps);
     return p;
 }
 

@@ -169,6 +169,23 @@ stop_loader
 unset LOAD_OBJ
 stop_target
 
+echo "== 2e. tail calls through a declared prog array"
+check "target starts with the agent" start_target agent
+LOAD_OBJ=$HERE/bpf/tail_work.bpf.o
+check "load tail_work for this target" start_loader --pid "$tpid"
+check "one link: the tail-call target has none" grep -q " 1 link(s)" "$work/load.log"
+check "the loader filled the declared slot" test "$(mapval jumps 1)" -gt 0
+check "the agent installed the hook" wait_hooks
+check "tail-call round" round 1
+check "first ran 1000 times" test "$(mapval tc_counts 0)" = 1000
+check "the empty slot fell through each time" test "$(mapval tc_counts 1)" = 1000
+check "second ran 1000 times by tail call" test "$(mapval tc_counts 2)" = 1000
+check "nothing ran after a tail call that worked" test "$(mapval tc_counts 3)" = 0
+check "second saw work()'s argument (0+..+999)" test "$(mapval tc_counts 4)" = 499500
+stop_loader
+unset LOAD_OBJ
+stop_target
+
 echo "== 3. errors"
 out=$("$GRAFT" attach 999999 2>&1); rc=$?
 check "attach to a missing pid fails with exit 1" test $rc = 1

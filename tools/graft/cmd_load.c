@@ -106,6 +106,41 @@ static int fill_externs(const struct gobj *obj, struct greg_prog *tmpl)
     return 0;
 }
 
+/* Is program index prog in the declared contents of a prog array? Such a
+ * program may have no attach target of its own: it runs by tail call. */
+static int tail_call_target(const struct gobj *obj, uint32_t prog)
+{
+    for (uint32_t i = 0; i < obj->n_maps; i++)
+        for (uint32_t s = 0; obj->maps[i].init_progs && s < obj->maps[i].n_init_slots; s++)
+            if (obj->maps[i].init_slots[s] == (int32_t)prog)
+                return 1;
+    return 0;
+}
+
+/* Declared contents (__array(values, ...)): a map-in-map's slots get the
+ * registry ids of its inner maps, a prog array's the ids of its programs
+ * (the agents resolve both ids in their own process). */
+static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_t *map_ids,
+                       const uint32_t *prog_ids)
+{
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
+        const struct gobj_map *m = &obj->maps[i];
+        for (uint32_t slot = 0; slot < m->n_init_slots; slot++) {
+            int32_t idx = m->init_slots[slot];
+            if (idx < 0)
+                continue;
+            uint32_t id = m->init_progs ? prog_ids[idx] : map_ids[idx];
+            int rc = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
+            if (rc < 0)
+                return cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s", m->name,
+                                slot, m->init_progs ? "program" : "map",
+                                m->init_progs ? obj->progs[idx].name : obj->maps[idx].name,
+                                strerror(-rc));
+        }
+    }
+    return 0;
+}
+
 static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
                         int *n_links)
 {
@@ -123,11 +158,20 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
         tmpl.map_ids[i] = (uint32_t)id;
     }
     tmpl.n_maps = obj->n_maps;
-    for (uint32_t i = 0; i < obj->n_progs; i++) {
+    uint32_t n = obj->n_progs ? obj->n_progs : 1;
+    uint32_t *prog_ids = calloc(n, sizeof(*prog_ids));
+    struct grt_attach_spec *specs = calloc(n, sizeof(*specs));
+    int rc = prog_ids && specs ? 0 : cli_fail(1, "load", "out of memory");
+    /* Programs first, then the maps' declared slots (which name programs by
+     * id), then the links: an agent that sees a link finds its prog array
+     * filled. */
+    for (uint32_t i = 0; i < obj->n_progs && rc == 0; i++) {
         const struct gobj_prog *p = &obj->progs[i];
-        struct grt_attach_spec spec;
-        if (grt_attach_spec(p, &spec, &err) < 0)
-            return cli_fail_err(1, "load", &err);
+        if (!(!p->target[0] && tail_call_target(obj, i)) &&    /* else: runs by tail call */
+            grt_attach_spec(p, &specs[i], &err) < 0) {
+            rc = cli_fail_err(1, "load", &err);
+            break;
+        }
         snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
         snprintf(tmpl.section, sizeof(tmpl.section), "%s", p->section);
         tmpl.type = p->type;
@@ -137,20 +181,28 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
          * resolves the original BTF_ID loads to the globals themselves. */
         int prog_id = greg_add_prog(reg, &tmpl, p->insns, &err);
         if (prog_id < 0)
-            return cli_fail_err(1, "load", &err);
-        if (!spec.kind)
+            rc = cli_fail_err(1, "load", &err);
+        prog_ids[i] = (uint32_t)prog_id;
+    }
+    if (rc == 0)
+        rc = write_slots(obj, maps, tmpl.map_ids, prog_ids);
+    for (uint32_t i = 0; i < obj->n_progs && rc == 0; i++) {
+        if (!specs[i].kind)
             continue;
         struct greg_link link = {
-            .prog_id = (uint32_t)prog_id, .kind = spec.kind, .pid = pid,
-            .offset = spec.offset, .syscall_nr = spec.syscall_nr,
+            .prog_id = prog_ids[i], .kind = specs[i].kind, .pid = pid,
+            .offset = specs[i].offset, .syscall_nr = specs[i].syscall_nr,
         };
-        snprintf(link.binary, sizeof(link.binary), "%s", spec.binary);
-        snprintf(link.symbol, sizeof(link.symbol), "%s", spec.symbol);
+        snprintf(link.binary, sizeof(link.binary), "%s", specs[i].binary);
+        snprintf(link.symbol, sizeof(link.symbol), "%s", specs[i].symbol);
         if (greg_add_link(reg, &link, &err) < 0)
-            return cli_fail_err(1, "load", &err);
-        (*n_links)++;
+            rc = cli_fail_err(1, "load", &err);
+        else
+            (*n_links)++;
     }
-    return 0;
+    free(prog_ids);
+    free(specs);
+    return rc;
 }
 
 int cmd_compat(int argc, char **argv);
