@@ -15,7 +15,7 @@
  * attach` on the same process wakes it again (the library is loaded once).
  *
  * Tail calls find their targets through grt_set_prog_resolver(): a table of
- * (id, program) in metadata pages (struct agent_tc), read there without the
+ * (id, program) in metadata pages (struct agent_ids), read there without the
  * lock, so entries are published with release stores and never freed while
  * a link that could tail-call them is installed. With isolation on, that
  * table, the programs' descriptors and the map handles carry the extension
@@ -69,14 +69,22 @@ static int calls_out_of_program(const struct bpf_insn *insns, uint32_t n)
     return 0;
 }
 
-/* Tail calls find their targets here (prog_by_id, extension side): a table
- * in metadata pages, under the extension key when isolation is on, written
- * between C gates. The compiled programs' descriptors, which the JIT'd code
- * reads for tail calls, live in such pages too (giso_meta_alloc_cb). */
-struct agent_tc {
-    uint32_t n;                /* published with a release store */
-    struct { uint32_t id; const struct gvm_prog *prog; } e[AGENT_MAX_PROGS];
+/* What extensions resolve by registry id at run time: tail-call targets
+ * (prog_by_id) and a map-in-map's inner maps (map_by_id). Tables in
+ * metadata pages, under the extension key when isolation is on, written
+ * between C gates, read on the extension side without the lock (counts
+ * published with release stores). The compiled programs' descriptors,
+ * which the JIT'd code reads for tail calls, live in such pages too
+ * (giso_meta_alloc_cb), and so do the map handles. */
+struct agent_ids {
+    uint32_t n_progs;
+    struct { uint32_t id; const struct gvm_prog *prog; } progs[AGENT_MAX_PROGS];
+    uint32_t n_maps;
+    struct { uint32_t id; struct gmap *map; } maps[AGENT_MAX_MAPS];
 };
+/* The map resolver is process-wide and takes no argument: the running
+ * agent's table (cleared when a stopping agent frees it). */
+static const struct agent_ids *g_ids;
 
 struct agent_link {
     uint32_t id;
@@ -101,7 +109,7 @@ struct gagent {
     uint32_t n_maps;
     struct agent_prog progs[AGENT_MAX_PROGS];
     uint32_t n_progs;
-    struct agent_tc *tc;       /* metadata pages; kept while programs may run */
+    struct agent_ids *ids;     /* metadata pages; kept while programs may run */
     struct agent_link links[AGENT_MAX_LINKS];
     uint32_t n_links;
     uint32_t installed, failed;
@@ -165,6 +173,12 @@ static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, u
     }
     if (!(map = handle_to_meta(map, err)))
         return NULL;
+    giso_enter();
+    struct agent_ids *ids = a->ids;
+    ids->maps[ids->n_maps].id = id;
+    ids->maps[ids->n_maps].map = map;
+    __atomic_store_n(&ids->n_maps, ids->n_maps + 1, __ATOMIC_RELEASE);
+    giso_leave();
     a->maps[a->n_maps++] = (struct agent_map){ .id = id, .map = map };
     return map;
 }
@@ -203,31 +217,49 @@ static int resolve_extern(void *arg, const char *name, uint32_t kind, void **add
 static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                                     struct graft_err *err);
 
-/* A tail call finds only programs this agent compiled, and nothing links a
- * program that runs only by tail call: so the programs a prog array of a
- * loaded program names (the loader wrote their ids from the object's
- * declaration) are loaded with it. One that fails is reported, not fatal:
- * the tail call to it falls through, as to an empty slot. Slots filled
- * later are not followed. */
-static void load_tail_targets(struct gagent *a, const struct greg_snapshot *s,
-                              const struct greg_prog *rec, struct gmap *const *maps)
+/* Slots that hold registry ids, and what must exist in this process for
+ * them to resolve at run time:
+ *  - a prog array's programs: a tail call finds only programs this agent
+ *    compiled, and nothing links a program that runs only by tail call;
+ *  - a map of maps' inner maps: map_by_id knows only maps this agent opened.
+ * So when a program is loaded, the programs and inner maps its maps name
+ * now (e.g. the object's declared ones, which graft load wrote) are loaded
+ * and opened with it. Failures are reported, not fatal: a tail call to a
+ * missing program falls through as to an empty slot, and a missing inner
+ * map looks up as NULL, which programs handle anyway. Slots filled later
+ * are not followed. */
+static void follow_slots(struct gagent *a, const struct greg_snapshot *s,
+                         const struct greg_prog *rec, struct gmap *map, int progs)
 {
-    for (uint32_t i = 0; i < rec->n_maps; i++) {
-        giso_enter();
-        const struct gmap_def *d = gmap_get_def(maps[i]);
-        uint32_t type = d->type, max = d->max_entries;
+    char name[sizeof(((struct gmap_def *)0)->name)];
+    giso_enter();
+    const struct gmap_def *d = gmap_get_def(map);
+    uint32_t type = d->type, ks = d->key_size;
+    memcpy(name, d->name, sizeof(name));
+    giso_leave();
+    if ((progs ? type != GMAP_PROG_ARRAY
+               : type != GMAP_ARRAY_OF_MAPS && type != GMAP_HASH_OF_MAPS) || ks > 64)
+        return;
+    unsigned char key[64], next[64];
+    const void *prev = NULL;
+    for (;;) {
+        uint32_t id = 0;
+        giso_enter();                 /* the map's memory carries the key */
+        int rc = gmap_get_next_key(map, prev, next);
+        if (rc == 0 && gmap_lookup_copy(map, next, &id) < 0)
+            id = 0;
         giso_leave();
-        for (uint32_t k = 0; type == GMAP_PROG_ARRAY && k < max; k++) {
-            giso_enter();
-            const uint32_t *v = gmap_lookup(maps[i], &k);
-            uint32_t target = v ? *v : 0;
-            giso_leave();
-            struct graft_err e = {0};
-            if (target && !find_prog(a, target) && !load_prog(a, s, target, &e))
-                fprintf(stderr, "graft-agent[%d]: program %s: tail-call target (prog array "
-                        "slot %u, program id %u) not loaded: %s\n", getpid(), rec->name, k,
-                        target, e.msg);
-        }
+        if (rc < 0)
+            break;
+        memcpy(key, next, ks);
+        prev = key;
+        struct graft_err e = {0};
+        if (!id || (progs ? find_prog(a, id) || load_prog(a, s, id, &e) != NULL
+                          : agent_map(a, s, id, &e) != NULL))
+            continue;
+        fprintf(stderr, "graft-agent[%d]: program %s: %s id %u (a slot of map %s) not %s: %s\n",
+                getpid(), rec->name, progs ? "tail-call target program" : "inner map", id,
+                name, progs ? "loaded" : "opened", e.msg);
     }
 }
 
@@ -252,6 +284,8 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
             graft_err_prefix(err, "program %s", rec->name);
             return NULL;
         }
+    for (uint32_t i = 0; i < rec->n_maps; i++)      /* inner maps: before compiling */
+        follow_slots(a, s, rec, maps[i], 0);
     struct bpf_insn *insns;
     if (greg_prog_insns(rec, &insns, err) < 0)
         return NULL;
@@ -282,22 +316,34 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     p->id = id;
     a->n_progs++;
     giso_enter();
-    struct agent_tc *tc = a->tc;
-    tc->e[tc->n].id = id;
-    tc->e[tc->n].prog = inst->prog;
-    __atomic_store_n(&tc->n, tc->n + 1, __ATOMIC_RELEASE);
+    struct agent_ids *ids = a->ids;
+    ids->progs[ids->n_progs].id = id;
+    ids->progs[ids->n_progs].prog = inst->prog;
+    __atomic_store_n(&ids->n_progs, ids->n_progs + 1, __ATOMIC_RELEASE);
     giso_leave();
-    load_tail_targets(a, s, rec, maps);
+    /* after publishing: a prog array may name this very program */
+    for (uint32_t i = 0; i < rec->n_maps; i++)
+        follow_slots(a, s, rec, maps[i], 1);
     return p;
 }
 
 static const struct gvm_prog *prog_by_id(uint32_t id, void *arg)
 {
-    const struct agent_tc *tc = arg;
-    uint32_t n = __atomic_load_n(&tc->n, __ATOMIC_ACQUIRE);
+    const struct agent_ids *ids = arg;
+    uint32_t n = __atomic_load_n(&ids->n_progs, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < n; i++)
-        if (tc->e[i].id == id)
-            return tc->e[i].prog;
+        if (ids->progs[i].id == id)
+            return ids->progs[i].prog;
+    return NULL;
+}
+
+static struct gmap *map_by_id(uint32_t id)
+{
+    const struct agent_ids *ids = __atomic_load_n(&g_ids, __ATOMIC_ACQUIRE);
+    uint32_t n = ids ? __atomic_load_n(&ids->n_maps, __ATOMIC_ACQUIRE) : 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids->maps[i].id == id)
+            return ids->maps[i].map;
     return NULL;
 }
 
@@ -734,14 +780,16 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         free(a);
         return rc;
     }
-    if (!(a->tc = giso_meta_alloc(sizeof(*a->tc), err))) {
+    if (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err))) {
         rc = -ENOMEM;
         greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
         greg_close(a->reg);
         free(a);
         return rc;
     }
-    grt_set_prog_resolver(prog_by_id, a->tc);
+    grt_set_prog_resolver(prog_by_id, a->ids);
+    __atomic_store_n(&g_ids, a->ids, __ATOMIC_RELEASE);
+    gmap_set_resolver(map_by_id);
     gagent_sync(a);
     if ((rc = start_thread(a)) < 0) {
         gagent_stop(a);
@@ -779,7 +827,9 @@ void gagent_stop(struct gagent *a)
             grt_instance_free(a->progs[i].inst);
         giso_leave();
         grt_set_prog_resolver(NULL, NULL);
-        giso_meta_free(a->tc, sizeof(*a->tc));
+        __atomic_compare_exchange_n(&g_ids, &(const struct agent_ids *){ a->ids }, NULL, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        giso_meta_free(a->ids, sizeof(*a->ids));
         for (uint32_t i = 0; i < a->n_maps; i++)
             handle_close(a->maps[i].map);
     }

@@ -21,7 +21,7 @@ const char *reg_type_name(uint8_t t)
         [T_STACK] = "fp", [T_MAP_VALUE] = "map_value",
         [T_MAP_VALUE_OR_NULL] = "map_value_or_null", [T_MAP_KEY] = "map_key",
         [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
-        [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func",
+        [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func", [T_CONST_MAP_OR_NULL] = "map_ptr_or_null",
         [T_HOST] = "host_ptr",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
@@ -161,7 +161,7 @@ int reg_str(char *buf, size_t len, const struct reg *r)
     if ((size_t)n >= len || r->type == T_STACK)
         return n;
     if (r->type == T_MAP_VALUE || r->type == T_MAP_VALUE_OR_NULL || r->type == T_CONST_MAP ||
-        r->type == T_MAP_KEY)
+        r->type == T_CONST_MAP_OR_NULL || r->type == T_MAP_KEY)
         n += snprintf(buf + n, len - n, ",map=%u", r->map_idx);
     if ((r->type == T_MEM || r->type == T_MEM_OR_NULL) && (size_t)n < len)
         n += snprintf(buf + n, len - n, ",size=%u", r->mem_size);

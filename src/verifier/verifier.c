@@ -66,6 +66,10 @@ struct env {
 
     char reason[256];
     int64_t fail_insn;
+
+    /* A map-in-map's inner map, as its outer map's inner_* fields define
+     * it: map_idx n_maps + i stands for "some inner map of map i". */
+    struct gmap_def *inner;
 };
 
 /* ---- log ---- */
@@ -132,6 +136,12 @@ static bool is_ptr(const struct reg *r)
     return r->type >= T_CTX;
 }
 
+static bool is_or_null(const struct reg *r)
+{
+    return r->type == T_MAP_VALUE_OR_NULL || r->type == T_MEM_OR_NULL ||
+           r->type == T_CONST_MAP_OR_NULL;
+}
+
 static void mark_unknown(struct reg *r)
 {
     memset(r, 0, sizeof(*r));
@@ -173,7 +183,30 @@ static unsigned size_bytes(uint8_t code)
 
 static const struct gmap_def *map_of(struct env *e, uint32_t idx)
 {
-    return &e->in->maps[idx];
+    return idx < e->in->n_maps ? &e->in->maps[idx] : &e->inner[idx - e->in->n_maps];
+}
+
+static bool is_map_of_maps(uint32_t type)
+{
+    return type == GMAP_ARRAY_OF_MAPS || type == GMAP_HASH_OF_MAPS;
+}
+
+/* The inner-map templates (map_of), made once per verification. */
+static int make_inner_defs(struct env *e)
+{
+    uint32_t n = e->in->n_maps;
+    if (!(e->inner = calloc(n ? n : 1, sizeof(*e->inner))))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gmap_def *o = &e->in->maps[i];
+        struct gmap_def *d = &e->inner[i];
+        d->type = o->inner_map_type;
+        d->key_size = o->inner_key_size;
+        d->value_size = o->inner_value_size;
+        d->max_entries = o->inner_max_entries;
+        snprintf(d->name, sizeof(d->name), "%.50s.inner", o->name);
+    }
+    return 0;
 }
 
 static int check_read(struct env *e, int regno)
@@ -450,6 +483,7 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         return reject(e, "R%d invalid mem access '%s': null check required before dereference",
                       regno, reg_type_name(p.type));
     case T_CONST_MAP:
+    case T_CONST_MAP_OR_NULL:
     case T_FUNC:
         return reject(e, "R%d invalid mem access '%s'", regno, reg_type_name(p.type));
     case T_CTX:
@@ -554,7 +588,8 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     if (dptr && sptr) {
         if (op == BPF_SUB && dst->type == src->type && dst->frameno == src->frameno &&
             dst->map_idx == src->map_idx && dst->type != T_CONST_MAP && dst->type != T_FUNC &&
-            dst->type != T_MAP_VALUE_OR_NULL && dst->type != T_MEM_OR_NULL) {
+            dst->type != T_MAP_VALUE_OR_NULL && dst->type != T_MEM_OR_NULL &&
+            dst->type != T_CONST_MAP_OR_NULL) {
             mark_unknown(dst);
             return 0;
         }
@@ -568,6 +603,7 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     switch (ptr->type) {
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
+    case T_CONST_MAP_OR_NULL:
         return reject(e, "R%d pointer arithmetic on %s prohibited, null-check it first", dr,
                       reg_type_name(ptr->type));
     case T_CONST_MAP:
@@ -828,12 +864,13 @@ static void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
             struct reg *r = k < BPF_NREGS ? &f->regs[k] : &f->slots[k - BPF_NREGS].spill;
             if (k >= BPF_NREGS && f->slots[k - BPF_NREGS].kind[0] != S_SPILL)
                 continue;
-            if ((r->type != T_MAP_VALUE_OR_NULL && r->type != T_MEM_OR_NULL) || r->id != id)
+            if (!is_or_null(r) || r->id != id)
                 continue;
             if (is_null) {
                 mark_const(r, 0);
             } else {
-                r->type = r->type == T_MAP_VALUE_OR_NULL ? T_MAP_VALUE : T_MEM;
+                r->type = r->type == T_MAP_VALUE_OR_NULL ? T_MAP_VALUE
+                          : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP : T_MEM;
                 r->id = 0;
             }
         }
@@ -957,7 +994,9 @@ static bool map_ok_for_helper(uint32_t helper, uint32_t type)
                    type == GMAP_PERCPU_ARRAY || type == GMAP_LRU_HASH ||
                    type == GMAP_LRU_PERCPU_HASH || type == GMAP_LPM_TRIE;
     switch (helper) {
-    case 1: case 2: case 3:
+    case 1:
+        return generic || is_map_of_maps(type);    /* the inner map, by id */
+    case 2: case 3:    /* a map of maps' slots are the loader's to change, as in the kernel */
         return generic || (helper == 2 && type == GMAP_BLOOM_FILTER);
     case HELPER_TAIL_CALL: return type == GMAP_PROG_ARRAY;
     case 25: return type == GMAP_PERF_EVENT_ARRAY;          /* perf_event_output */
@@ -1533,8 +1572,10 @@ static int set_map_value_ret(struct env *e, const struct bpf_insn *in)
             if (m.type != T_CONST_MAP)
                 return 0;          /* the argument check rejects it */
             const struct gmap_def *d = map_of(e, m.map_idx);
-            if (d->type == GMAP_ARRAY_OF_MAPS || d->type == GMAP_HASH_OF_MAPS)
-                return reject(e, "map-in-map lookups are not supported");
+            if (is_map_of_maps(d->type) && m.map_idx < e->in->n_maps &&
+                !e->inner[m.map_idx].type)
+                return reject(e, "map '%s' is a map of maps without an inner map definition: "
+                              "declare it with __array(values, struct ...)", d->name);
             return (int)m.map_idx + 1;
         }
     return 0;
@@ -1679,7 +1720,7 @@ static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx
         if (is32)
             return reject(e, "R%d 32-bit comparison of a pointer prohibited", dr);
         if ((op == BPF_JEQ || op == BPF_JNE) && is_null_const(o)) {
-            if (p->type == T_MAP_VALUE_OR_NULL || p->type == T_MEM_OR_NULL) {
+            if (is_or_null(p)) {
                 struct vstate *other = state_copy(e->cur);
                 if (!other)
                     return -ENOMEM;
@@ -1705,7 +1746,7 @@ static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx
             return 0;
         }
         if (is_ptr(d) && is_ptr(&src) && d->type == src.type && d->map_idx == src.map_idx &&
-            d->frameno == src.frameno && d->type != T_MAP_VALUE_OR_NULL && d->type != T_MEM_OR_NULL)
+            d->frameno == src.frameno && !is_or_null(d))
             return branch_both_ways(e, target, idx);
         return reject(e, "R%d pointer comparison prohibited (only null checks and same-type pointers)",
                       is_ptr(d) ? dr : in->src_reg);
@@ -1948,10 +1989,14 @@ static int do_insn(struct env *e, bool *path_done)
         rc = check_helper_call(e, in, idx);
         if (rc == 0 && mi > 0) {
             struct reg *r0 = &regs(e)[BPF_R0];
+            uint32_t m = (uint32_t)(mi - 1);
+            bool outer = is_map_of_maps(map_of(e, m)->type);
             memset(r0, 0, sizeof(*r0));
-            r0->type = T_MAP_VALUE_OR_NULL;
+            /* a map of maps' value is an inner map: a map pointer, typed by
+             * the outer map's inner definition */
+            r0->type = outer ? T_CONST_MAP_OR_NULL : T_MAP_VALUE_OR_NULL;
             scalar_const(&r0->v, 0);
-            r0->map_idx = (uint32_t)(mi - 1);
+            r0->map_idx = outer ? e->in->n_maps + m : m;
             r0->id = new_id(e);
         }
         return rc;
@@ -2015,6 +2060,7 @@ static uint64_t map_bytes(const struct gmap_def *d)
 
 static void free_env(struct env *e)
 {
+    free(e->inner);
     state_free(e->cur);
     for (uint32_t i = 0; i < e->npending; i++)
         state_free(e->pending[i]);
@@ -2134,7 +2180,7 @@ int gver_verify(const struct gver_input *in, struct gver_result *out, struct gra
     e.log_level = in->log_level;
     e.fail_insn = -1;
 
-    int rc = run(&e);
+    int rc = make_inner_defs(&e) < 0 ? graft_errf(err, -ENOMEM, "out of memory") : run(&e);
     out->ms = now_ms() - t0;
     out->states_explored = e.steps;
     out->states_stored = e.stored;

@@ -51,6 +51,7 @@ enum rtype {
     T_CONST_MAP,
     T_FUNC,
     T_HOST,                    /* host pointer from the context: host_ptrs[map_idx] + off + var */
+    T_CONST_MAP_OR_NULL,       /* a map-in-map lookup: an inner map (map_idx >= n_maps) or NULL */
 };
 
 struct reg {

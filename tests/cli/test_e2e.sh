@@ -89,6 +89,14 @@ round() {   # round N [LINE]: send LINE (default "go") and wait for round N
     cat "$work/out"; return 1
 }
 stop_target() { echo quit >&7; exec 7>&-; wait "$tpid" 2>/dev/null; }
+# with_object NAME: a fresh target started with the agent and bpf/NAME.bpf.o
+# loaded for it; end_object stops both.
+with_object() {
+    check "target starts with the agent" start_target agent
+    LOAD_OBJ=$HERE/bpf/$1.bpf.o
+    check "load $1 for this target" start_loader --pid "$tpid"
+}
+end_object() { stop_loader; unset LOAD_OBJ; stop_target; }
 
 echo "== 1. graft start"
 check "load comes up" start_loader
@@ -156,23 +164,17 @@ unset LOAD_OBJ
 stop_target
 
 echo "== 2d. a function too short for the jump: int3 hook, said so"
-check "target starts with the agent" start_target agent
-LOAD_OBJ=$HERE/bpf/count_tiny.bpf.o
-check "load count_tiny for this target" start_loader --pid "$tpid"
+with_object count_tiny
 check "the agent installed the hook" wait_hooks
 check "tiny round" round 1 tiny
 check "the int3 hook counted all 1000 calls" test "$(mapval tiny_calls 0)" = 1000
 check "graft list says the hook is an int3 and why" \
     sh -c "'$GRAFT' list | grep -E '^ +$tpid ' | grep -q 'int3 hook (.*shorter than the 5-byte jump'"
 check "the agent said it on stderr too" grep -q "graft-agent\[$tpid\]: link .* at tiny: int3 hook" "$work/out"
-stop_loader
-unset LOAD_OBJ
-stop_target
+end_object
 
 echo "== 2e. tail calls through a declared prog array"
-check "target starts with the agent" start_target agent
-LOAD_OBJ=$HERE/bpf/tail_work.bpf.o
-check "load tail_work for this target" start_loader --pid "$tpid"
+with_object tail_work
 check "one link: the tail-call target has none" grep -q " 1 link(s)" "$work/load.log"
 check "the loader filled the declared slot" test "$(mapval jumps 1)" -gt 0
 check "the agent installed the hook" wait_hooks
@@ -182,9 +184,18 @@ check "the empty slot fell through each time" test "$(mapval tc_counts 1)" = 100
 check "second ran 1000 times by tail call" test "$(mapval tc_counts 2)" = 1000
 check "nothing ran after a tail call that worked" test "$(mapval tc_counts 3)" = 0
 check "second saw work()'s argument (0+..+999)" test "$(mapval tc_counts 4)" = 499500
-stop_loader
-unset LOAD_OBJ
-stop_target
+end_object
+
+echo "== 2f. a map of maps with declared inner maps"
+with_object mim_work
+check "the loader filled declared slot 0" test "$(mapval outer 0)" -gt 0
+check "the loader filled declared slot 1" test "$(mapval outer 1)" -gt 0
+check "the agent installed the hook" wait_hooks
+check "map-of-maps round" round 1
+check "500 even arguments counted in inner_even" test "$(mapval inner_even 0)" = 500
+check "500 odd arguments counted in inner_odd" test "$(mapval inner_odd 0)" = 500
+check "no lookup of the outer map came back empty" test "$(mapval no_inner 0)" = 0
+end_object
 
 echo "== 3. errors"
 out=$("$GRAFT" attach 999999 2>&1); rc=$?

@@ -77,6 +77,13 @@ static int parse_maps(struct vcase *c, char *s)
             else if (!strncmp(w, "v=", 2)) d->value_size = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strncmp(w, "n=", 2)) d->max_entries = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strcmp(w, "rdonly")) d->map_flags |= GMAP_F_RDONLY_PROG;
+            else if (!strncmp(w, "inner=", 6)) {   /* a map of maps' inner definition */
+                if (!(d->inner_map_type = map_type_of(w + 6)))
+                    return -1;
+                d->inner_key_size = 4;
+                d->inner_value_size = 8;
+                d->inner_max_entries = 4;
+            } else if (!strncmp(w, "iv=", 3)) d->inner_value_size = (uint32_t)strtoul(w + 3, NULL, 0);
             else return -1;
         }
         if (d->type == GMAP_HASH || d->type == GMAP_LRU_HASH || d->type == GMAP_PERCPU_HASH)
@@ -102,7 +109,7 @@ static int parse_kfunc(struct vcase *c, char *s)
     if (!w)
         return -1;
     snprintf(c->kf_names[c->n_kf], sizeof(c->kf_names[0]), "%s", w);
-    k->name = c->kf_names[c->n_kf];
+    k->name = NULL;                    /* set by vt_policy(): c may move */
     k->ret = GRET_INTEGER;
     int a = 0;
     while ((w = strtok_r(NULL, " \t", &save))) {
@@ -312,6 +319,10 @@ struct gver_policy *vt_policy(const struct vcase *c)
     for (int i = 0; i < c->n_deny; i++)
         gver_policy_allow_helper(p, c->deny[i], 0);
     memcpy(vp->kf, c->kf, sizeof(vp->kf));
+    /* the names live in c itself: point at them here, not when parsing (the
+     * case array may have moved since, as it grew) */
+    for (int i = 0; i < c->n_kf; i++)
+        vp->kf[i].name = c->kf_names[i];
     p->kfuncs = vp->kf;
     p->n_kfuncs = (uint32_t)c->n_kf;
     memcpy(vp->ks, c->ks, sizeof(vp->ks));
