@@ -1,10 +1,12 @@
 /*
  * agent.c - the agent inside a target process; see agent.h.
  *
- * The agent keeps three tables, all touched only by the thread that
+ * The agent keeps these tables, all written only by the thread that
  * reconciles (the constructor's thread, then the agent thread), under
  * agent->lock:
- *   maps   registry map id  -> this process's struct gmap handle
+ *   ids    registry map id  -> this process's struct gmap handle, and
+ *          registry prog id -> compiled program (struct agent_ids, keyed:
+ *          extensions resolve ids through it)
  *   progs  registry prog id -> compiled instance, with a count of links using it
  *   links  registry link id -> installed hook, or the reason it failed
  * Reconciling compares a registry snapshot with the links table: links that
@@ -42,11 +44,6 @@
 #define AGENT_MAX_PROGS 1024
 #define AGENT_MAX_MAPS  1024
 #define AGENT_MAX_LINKS 4096
-
-struct agent_map {
-    uint32_t id;
-    struct gmap *map;
-};
 
 struct agent_prog {
     uint32_t id;               /* published last */
@@ -86,6 +83,21 @@ struct agent_ids {
  * agent's table (cleared when a stopping agent frees it). */
 static const struct agent_ids *g_ids;
 
+static struct gmap *ids_find_map(const struct agent_ids *ids, uint32_t id)
+{
+    uint32_t n = __atomic_load_n(&ids->n_maps, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (ids->maps[i].id == id)
+            return ids->maps[i].map;
+    return NULL;
+}
+
+static struct gmap *map_by_id(uint32_t id)
+{
+    const struct agent_ids *ids = __atomic_load_n(&g_ids, __ATOMIC_ACQUIRE);
+    return ids ? ids_find_map(ids, id) : NULL;
+}
+
 struct agent_link {
     uint32_t id;
     uint32_t prog_id;
@@ -105,8 +117,6 @@ struct gagent {
     volatile int stopping;
     uint64_t generation;
 
-    struct agent_map maps[AGENT_MAX_MAPS];
-    uint32_t n_maps;
     struct agent_prog progs[AGENT_MAX_PROGS];
     uint32_t n_progs;
     struct agent_ids *ids;     /* metadata pages; kept while programs may run */
@@ -150,15 +160,18 @@ static void handle_close(struct gmap *map)
 static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                               struct graft_err *err)
 {
-    for (uint32_t i = 0; i < a->n_maps; i++)
-        if (a->maps[i].id == id)
-            return a->maps[i].map;
+    giso_enter();
+    struct gmap *known = ids_find_map(a->ids, id);
+    uint32_t n_maps = a->ids->n_maps;
+    giso_leave();
+    if (known)
+        return known;
     const struct greg_map *rec = greg_snapshot_map(s, id);
     if (!rec) {
         graft_errf(err, -ENOENT, "map id %u is not in the registry", id);
         return NULL;
     }
-    if (a->n_maps == AGENT_MAX_MAPS) {
+    if (n_maps == AGENT_MAX_MAPS) {
         graft_errf(err, -ENOSPC, "agent: too many maps");
         return NULL;
     }
@@ -179,7 +192,6 @@ static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, u
     ids->maps[ids->n_maps].map = map;
     __atomic_store_n(&ids->n_maps, ids->n_maps + 1, __ATOMIC_RELEASE);
     giso_leave();
-    a->maps[a->n_maps++] = (struct agent_map){ .id = id, .map = map };
     return map;
 }
 
@@ -334,16 +346,6 @@ static const struct gvm_prog *prog_by_id(uint32_t id, void *arg)
     for (uint32_t i = 0; i < n; i++)
         if (ids->progs[i].id == id)
             return ids->progs[i].prog;
-    return NULL;
-}
-
-static struct gmap *map_by_id(uint32_t id)
-{
-    const struct agent_ids *ids = __atomic_load_n(&g_ids, __ATOMIC_ACQUIRE);
-    uint32_t n = ids ? __atomic_load_n(&ids->n_maps, __ATOMIC_ACQUIRE) : 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (ids->maps[i].id == id)
-            return ids->maps[i].map;
     return NULL;
 }
 
@@ -829,9 +831,15 @@ void gagent_stop(struct gagent *a)
         grt_set_prog_resolver(NULL, NULL);
         __atomic_compare_exchange_n(&g_ids, &(const struct agent_ids *){ a->ids }, NULL, 0,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        for (uint32_t i = 0;; i++) {
+            giso_enter();
+            struct gmap *m = i < a->ids->n_maps ? a->ids->maps[i].map : NULL;
+            giso_leave();
+            if (!m)
+                break;
+            handle_close(m);
+        }
         giso_meta_free(a->ids, sizeof(*a->ids));
-        for (uint32_t i = 0; i < a->n_maps; i++)
-            handle_close(a->maps[i].map);
     }
     if (a->trace) {
         grt_trace_redirect(NULL);
