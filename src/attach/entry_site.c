@@ -364,16 +364,21 @@ GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *sit
         regs->ip = site->addr;
         /* We may run inside a function hook's handler (a host function the
          * extension called): leave its run state as it was. */
-        struct ghelper_run *rs = ghelper_run_state();
-        struct ghelper_run saved = *rs;
+        struct ghelper_run *rs = gattach_run_state();
+        struct ghelper_run saved;
+        grs_open();
+        saved = *rs;
+        grs_close();
         for (uint32_t i = 0; i < hs->n; i++) {
-            memset(rs, 0, sizeof(*rs));
-            rs->ctx = args;
-            rs->func_ip = site->addr;
-            rs->cookie = hs->h[i].cookie;
-            gcall_handler(hs->h[i].fn, args, (uint64_t)site->n_args * 8);
+            int overridden;
+            uint64_t v;
+            grs_fill(rs, args, NULL, site->addr, 0, 0);
+            grs_run(rs, hs->h[i].fn, hs->h[i].cookie, args, (uint64_t)site->n_args * 8,
+                    &overridden, &v);
         }
+        grs_open();
         *rs = saved;
+        grs_close();
     }
     atomic_fetch_sub(site->inflight, 1);
     t_busy = 0;

@@ -197,6 +197,17 @@ static void xstack_ensure(struct gthread *t)
         altstack_ensure(t);
 }
 
+/* The run state the helpers use on this thread: with isolation on, a page
+ * under the extension key kept with t (allocated once; if that fails, the
+ * thread-local one, unkeyed); else the thread-local one. */
+static struct ghelper_run *run_state_of(struct gthread *t)
+{
+    if (g_attach_iso && !t->rs_keyed)
+        t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
+    ghelper_run_state_set(g_attach_iso ? t->rs_keyed : NULL);
+    return ghelper_run_state();
+}
+
 /* First hook hit on this thread: take a released struct or map a new one
  * (mmap, not malloc: malloc itself may be hooked). */
 static __attribute__((noinline)) struct gthread *thread_register(void)
@@ -218,7 +229,7 @@ static __attribute__((noinline)) struct gthread *thread_register(void)
         ;
 got:
     t->depth = 0;
-    t->rs = ghelper_run_state();
+    t->rs = run_state_of(t);
     t_self = t;
     pthread_setspecific(g_thread_key, t);
     xstack_ensure(t);
@@ -306,11 +317,12 @@ static void rcu_synchronize(void)
 
 /* ---- hot path ------------------------------------------------------------ */
 
-static inline void run_slot(const struct gslot *s, struct graft_pt_regs *regs,
-                            struct ghelper_run *rs)
+struct ghelper_run *gattach_run_state(void)
 {
-    rs->cookie = s->cookie;
-    gcall_handler(s->fn, regs, sizeof(*regs));
+    struct gthread *t = t_self;
+    if (__builtin_expect(!t, 0))
+        t = thread_register();
+    return t ? t->rs : ghelper_run_state();
 }
 
 uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
@@ -333,28 +345,22 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs) {
-        struct ghelper_run *rs = ghelper_run_state();
-        int skip = 0;
-        uint64_t value = 0;
-        rs->ctx = regs;
-        rs->regs = regs;
-        rs->at_return = 0;
-        rs->func_nargs = 0;
-        rs->func_ip = site->addr;
-        rs->override_set = 0;
-        rs->tail_calls = 0;
+        struct ghelper_run *rs = t->rs;
+        int skip = 0, overridden;
+        uint64_t value = 0, v;
+        grs_fill(rs, regs, regs, site->addr, 0, 0);
         for (uint32_t i = 0; i < hs->n_entry; i++) {
             const struct gslot *s = &hs->entry[i];
-            run_slot(s, regs, rs);
-            if (s->kind == GHOOK_OVERRIDE && rs->override_set) {
+            grs_run(rs, s->fn, s->cookie, regs, sizeof(*regs), &overridden, &v);
+            if (s->kind == GHOOK_OVERRIDE && overridden) {
                 skip = 1;
-                value = rs->override_value;
+                value = v;
                 break;
             }
         }
         if (!skip && hs->has_replace) {
-            rs->cookie = hs->replace.cookie;
-            value = gcall_handler(hs->replace.fn, regs, sizeof(*regs));
+            value = grs_run(rs, hs->replace.fn, hs->replace.cookie, regs, sizeof(*regs),
+                            &overridden, &v);
             skip = 1;
         }
         if (skip) {
@@ -452,16 +458,11 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs && hs->n_ret) {
-        struct ghelper_run *rs = ghelper_run_state();
-        rs->ctx = regs;
-        rs->regs = regs;
-        rs->at_return = 1;
-        rs->func_nargs = 0;
-        rs->func_ip = site->addr;
-        rs->override_set = 0;
-        rs->tail_calls = 0;
+        int overridden;
+        uint64_t v;
+        grs_fill(t->rs, regs, regs, site->addr, 0, 1);
         for (uint32_t i = 0; i < hs->n_ret; i++)
-            run_slot(&hs->ret[i], regs, rs);
+            grs_run(t->rs, hs->ret[i].fn, hs->ret[i].cookie, regs, sizeof(*regs), &overridden, &v);
     }
     rcu_read_end(t);
     return ret;

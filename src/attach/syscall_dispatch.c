@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
+#include "attach/func_internal.h"
 #include "attach/syscall_hook.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
@@ -289,21 +290,24 @@ static int run_list(struct gsys_link *l, void *ctx, uint64_t len,
     for (; l; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
         if (atomic_load_explicit(&l->dead, memory_order_relaxed))
             continue;
-        struct ghelper_run *st = &ghelper_run_tls;    /* initial-exec: no call */
-        st->ctx = ctx;
-        st->cookie = l->cookie;
-        st->func_ip = 0;
-        st->override_set = 0;
-        st->tail_calls = 0;
-        st->regs = regs;
-        st->func_nargs = 6;
-        st->at_return = at_return;
-        if (__builtin_expect(sys_iso, 0))
-            gattach_call_ext(l->fn, ctx, len);  /* PKRU := ext, extension stack */
-        else
+        int overridden;
+        uint64_t value;
+        if (__builtin_expect(sys_iso, 0)) {
+            /* the run state is keyed: filled and read between gates; the
+             * program runs behind the entry gate, on the extension stack */
+            struct ghelper_run *rs = gattach_run_state();
+            grs_fill(rs, ctx, regs, 0, 6, at_return);
+            grs_run(rs, l->fn, l->cookie, ctx, len, &overridden, &value);
+        } else {
+            struct ghelper_run *st = &ghelper_run_tls;    /* initial-exec: no call */
+            *st = (struct ghelper_run){ .ctx = ctx, .cookie = l->cookie, .regs = regs,
+                                        .func_nargs = 6, .at_return = at_return };
             l->fn(ctx, len);
-        if (st->override_set && !(hit && !at_return)) {
-            *override = st->override_value;
+            overridden = st->override_set;
+            value = st->override_value;
+        }
+        if (overridden && !(hit && !at_return)) {
+            *override = value;
             hit = 1;
         }
     }

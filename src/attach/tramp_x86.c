@@ -371,16 +371,6 @@ __asm__(
     "  jnz 7f\n"
     "  XSTACK_USABLE 7f, \\stacks\n"
     "  mov 16(%rbx), %r13\n"                 /* t->rs */
-    "  testl $" S(GHS_NEED_RS) ", 12(%r12)\n"
-    "  jz 1f\n"                              /* nobody reads it (nor saves xmm) */
-    "  mov %rsp, %rdi\n"
-    "  mov %rdi, 0(%r13)\n"                  /* rs->ctx */
-    "  mov %rdi, 48(%r13)\n"                 /* rs->regs */
-    "  mov 128(%rsp), %rax\n"
-    "  mov %rax, 8(%r13)\n"                  /* rs->func_ip */
-    "  movl $0, 24(%r13)\n"                  /* override_set */
-    "  movl $0, 40(%r13)\n"                  /* tail_calls */
-    "  movq $0, 56(%r13)\n"                  /* func_nargs, at_return */
     "  testl $" S(GHS_SAVE_FP) ", 12(%r12)\n"
     "  jz 1f\n"
     "  TSAVE_XMM 8\n"
@@ -390,6 +380,18 @@ __asm__(
     "  test %ebp, %ebp\n"
     "  jz 3f\n"
     "  GATE_SLOT graft_tp_e_gin\\sfx, \\gates\n"    /* PKRU := ext */
+    /* the run state is keyed with isolation on: filled behind the gate */
+    "  testl $" S(GHS_NEED_RS) ", 12(%r12)\n"
+    "  jz 17f\n"                             /* nobody reads it */
+    "  mov %rsp, %rdi\n"
+    "  mov %rdi, 0(%r13)\n"                  /* rs->ctx */
+    "  mov %rdi, 48(%r13)\n"                 /* rs->regs */
+    "  mov 128(%rsp), %rax\n"
+    "  mov %rax, 8(%r13)\n"                  /* rs->func_ip */
+    "  movl $0, 24(%r13)\n"                  /* override_set */
+    "  movl $0, 40(%r13)\n"                  /* tail_calls */
+    "  movq $0, 56(%r13)\n"                  /* func_nargs, at_return */
+    "17:\n"
     "  XSTACK_IN \\stacks\n"
     "2:\n"
     "  mov 8(%r15), %rax\n"
@@ -582,26 +584,26 @@ __asm__(
     "  test %ebp, %ebp\n"
     "  jz 6f\n"
     "  mov 16(%rbx), %r13\n"
-    "  mov 12(%r12), %eax\n"                 /* flags */
-    "  test $" S(GHS_NEED_RS) ", %eax\n"
-    "  jz 1f\n"
-    "  mov %rsp, %rdi\n"
-    "  mov %rdi, 0(%r13)\n"
-    "  mov %rdi, 48(%r13)\n"
-    "  mov 0(%r14), %rdi\n"                  /* site->addr */
-    "  mov %rdi, 8(%r13)\n"
-    "  movl $0, 24(%r13)\n"
-    "  movl $0, 40(%r13)\n"
-    "  movl $0, 56(%r13)\n"
-    "  movl $1, 60(%r13)\n"                  /* at_return */
-    "1:\n"
-    "  mov %eax, %r14d\n"                    /* flags, kept across calls */
+    "  mov 0(%r14), %rdx\n"                  /* site->addr (rdx is saved in regs) */
+    "  mov 12(%r12), %r14d\n"                /* flags, kept across calls */
     "  test $" S(GHS_SAVE_FP) ", %r14d\n"
     "  jz 1f\n"
     "  TSAVE_XMM 2\n"
     "1:\n"
     "  mov 48(%r12), %r15\n"                 /* return slots */
     "  GATE_SLOT graft_tp_r_gin\\sfx, \\gates\n"
+    /* the run state is keyed with isolation on: filled behind the gate */
+    "  test $" S(GHS_NEED_RS) ", %r14d\n"
+    "  jz 1f\n"
+    "  mov %rsp, %rdi\n"
+    "  mov %rdi, 0(%r13)\n"
+    "  mov %rdi, 48(%r13)\n"
+    "  mov %rdx, 8(%r13)\n"
+    "  movl $0, 24(%r13)\n"
+    "  movl $0, 40(%r13)\n"
+    "  movl $0, 56(%r13)\n"
+    "  movl $1, 60(%r13)\n"                  /* at_return */
+    "1:\n"
     "  XSTACK_IN \\stacks\n"
     "2:\n"
     "  mov 8(%r15), %rax\n"

@@ -54,7 +54,14 @@ struct task_cache {
 #define GH_TLS_IE __attribute__((tls_model("initial-exec")))
 static __thread struct task_cache t_task GH_TLS_IE;
 __thread struct ghelper_run ghelper_run_tls GH_TLS_IE;
-#define t_run ghelper_run_tls
+static __thread struct ghelper_run *t_run_moved GH_TLS_IE;   /* ghelper_run_state_set */
+#define t_run (*run_state())
+
+static inline struct ghelper_run *run_state(void)
+{
+    struct ghelper_run *rs = t_run_moved;
+    return __builtin_expect(rs != NULL, 0) ? rs : &ghelper_run_tls;
+}
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
 /* In the child only the forking thread exists: forget its ids and seed. */
@@ -120,7 +127,12 @@ const char *gh_comm(void)
 
 struct ghelper_run *ghelper_run_state(void)
 {
-    return &t_run;
+    return run_state();
+}
+
+void ghelper_run_state_set(struct ghelper_run *rs)
+{
+    t_run_moved = rs;
 }
 
 GH_FN(ktime_get_ns)        { return clock_ns(CLOCK_MONOTONIC); }

@@ -111,9 +111,16 @@ struct ghelper_run {
 struct ghelper_run *ghelper_run_state(void);   /* this thread's */
 /* The same state as a variable, for hot paths: initial-exec TLS, so it is a
  * fixed %fs offset even in the agent library (the syscall hooks' assembly
- * uses it). Not exported from shared libraries. */
+ * uses it). Not exported from shared libraries. It is this thread's state
+ * unless ghelper_run_state_set() moved it. */
 extern __thread struct ghelper_run ghelper_run_tls
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
+/* Make rs this thread's state from now on (NULL: ghelper_run_tls again).
+ * The attach layer, with isolation on, moves each thread's state into a
+ * page under the extension key, so the helpers read it from there and the
+ * host cannot write it; everything that fills it then runs between gates.
+ * rs must outlive the thread's use of it. */
+void ghelper_run_state_set(struct ghelper_run *rs);
 
 /* Run a BPF callback (bpf_loop, for_each_map_elem): fn is the value the
  * program passed as GARG_PTR_TO_FUNC (BPF_PSEUDO_FUNC load: an instruction

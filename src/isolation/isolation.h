@@ -2,8 +2,10 @@
  * isolation.h - keep extension state away from the host with x86 memory
  * protection keys (MPK/PKU).
  *
- * Model: extension state (maps' shared memory, extension stacks) is tagged
- * with one protection key, "the extension key" (runtime metadata is not yet). Host code
+ * Model: extension state (maps' shared memory, extension stacks, and the
+ * runtime metadata placed with giso_meta_alloc: map handles, program
+ * descriptors, id tables, the helpers' run state) is tagged with one
+ * protection key, "the extension key". Host code
  * runs with that key access-disabled (AD|WD set in PKRU), so a host read or
  * write of extension memory faults with SIGSEGV/SEGV_PKUERR. A trampoline's
  * entry gate sets PKRU to giso_pkru_ext() (key enabled) before calling the

@@ -116,6 +116,9 @@ HOST_FN(host_xs_ret, 0)
 HOST_FN(host_xs_trap, 0)
 HOST_FN(host_xf_entry, 1)
 HOST_FN(host_xsig_entry, 1)
+HOST_FN(host_rs_entry, 2)
+HOST_FN(host_rs_ret, 2)
+HOST_FN(host_rs_trap, 2)
 HOST_FN(host_xg_entry, 1)
 HOST_FN(host_xg_ret, 1)
 HOST_FN(host_xg_trap, 1)
@@ -428,6 +431,66 @@ static void run_syscall_hook(struct world *w)
           "syscall: extension PKRU %#x (want %#x)", g_ext_pkru, w->on ? giso_pkru_ext() : 0);
     CHECK(giso_rdpkru() == giso_pkru_host(), "syscall: host PKRU after the syscall");
     gsys_detach(l);
+}
+
+/* The helpers' run state: with isolation on it is under the key (the host
+ * cannot write it), and get_attach_cookie / get_func_ip still see what each
+ * path - entry template, return template, C path (int3) - put there. */
+static struct gvm_prog *build_rs_ext(struct graft_err *err)
+{
+    const struct bpf_insn head[] = {
+        BPF_MOV64_REG(6, 1),
+        BPF_CALL_HELPER(173),                  /* get_func_ip */
+        BPF_MOV64_REG(7, 0),
+        BPF_MOV64_REG(1, 6),
+        BPF_CALL_HELPER(174),                  /* get_attach_cookie */
+        BPF_ALU64_REG(BPF_XOR, 0, 7),          /* cookie ^ ip */
+    };
+    return jit_report_rc(head, sizeof(head) / sizeof(head[0]), err);
+}
+
+static void test_run_state(struct world *w)
+{
+    struct graft_err err = { 0 };
+    struct gvm_prog *p = build_rs_ext(&err);
+    CHECK(p != NULL, "run-state extension JIT-compiled (%s)", p ? "ok" : err.msg);
+    if (!p)
+        return;
+    static const struct {
+        const char *what;
+        int (*fn)(int);
+        enum ghook_kind kind;
+        int trap;
+    } cases[] = {
+        { "run state: entry template", host_rs_entry, GHOOK_ENTRY, 0 },
+        { "run state: return template", host_rs_ret, GHOOK_RETURN, 0 },
+        { "run state: C path (int3)", host_rs_trap, GHOOK_ENTRY, 1 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t cookie = 0xc0ffee00u + i;
+        struct gattach_opts o = { .sz = sizeof(o), .force_trap = cases[i].trap };
+        struct ghook *h = NULL;
+        int rc = gattach_install((void *)cases[i].fn, cases[i].kind,
+                                 (ghook_handler)gvm_prog_native(p), cookie, &o, &h, &err);
+        CHECK(rc == 0, "%s: installed (%s)", cases[i].what, rc ? err.msg : "ok");
+        if (rc)
+            continue;
+        g_rc_seen = 1;
+        cases[i].fn(1);
+        uint64_t want = cookie ^ (uint64_t)(uintptr_t)cases[i].fn;
+        CHECK((uint64_t)g_rc_seen == want, "%s: the extension saw its cookie and function "
+              "(%#llx, want %#llx)", cases[i].what, (unsigned long long)g_rc_seen,
+              (unsigned long long)want);
+        gattach_remove(h, &err);
+    }
+    volatile uint64_t *rs = (volatile uint64_t *)(void *)ghelper_run_state();
+    if (w->on) {
+        CHECK(host_access(rs, 1, 0) == 1 && host_access(rs, 0, 0) == 1,
+              "host write/read of this thread's run state fault with SEGV_PKUERR");
+    } else {
+        CHECK(host_access(rs, 0, 0) == 0, "off: the run state is ordinary memory");
+    }
+    gvm_prog_free(p);
 }
 
 static void test_thunk_direct(struct world *w)
@@ -787,6 +850,7 @@ int main(void)
     }
     run_hook(&w, "entry again after the host's fault", host_entry, GHOOK_ENTRY, 0, 0);
     test_thunk_direct(&w);
+    test_run_state(&w);
 
     int stray_after = giso_scan_summary(summary, sizeof(summary), &err);
     CHECK(stray_after == stray_before, "the scan does not report graft's gates "
