@@ -157,7 +157,7 @@ static int int_of(struct pctx *p, node_t *n, const char *what, int64_t *out)
 
 static int budget_of(struct pctx *p, node_t *n, const char *what, uint64_t *out)
 {
-    int64_t v;
+    int64_t v = 0;
     int rc = int_of(p, n, what, &v);
     if (rc)
         return rc;
@@ -650,7 +650,7 @@ static int parse_class_args(struct pctx *p, node_t *m, struct geim_class *c)
         return rc;
     for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top; pr++) {
         node_t *k = N(p, pr->key), *v = N(p, pr->value);
-        int ai;
+        int ai = 0;
         if ((rc = lookup(p, k, "argument", c->name, arg_get, e->args, e->n_args, &ai)))
             return rc;
         struct geim_arg_right *r = &c->args[ai];
@@ -679,7 +679,7 @@ static int parse_class_args(struct pctx *p, node_t *m, struct geim_class *c)
         if (!r->field_access)
             return graft_errf(p->err, -ENOMEM, "out of memory");
         for (yaml_node_pair_t *q = x->data.mapping.pairs.start; q < x->data.mapping.pairs.top; q++) {
-            int fi;
+            int fi = 0;
             if ((rc = lookup(p, N(p, q->key), "field", c->name, field_get, st->fields, st->n_fields, &fi)) ||
                 (rc = access_of(p, N(p, q->value), "field rights", 1, &r->field_access[fi])))
                 return rc;
@@ -721,7 +721,7 @@ static int parse_class(struct pctx *p, node_t *m, struct geim_class *c)
         if ((rc = expect(p, v, YAML_SEQUENCE_NODE, "'groups'")))
             return rc;
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-            int gi;
+            int gi = 0;
             if ((rc = lookup(p, N(p, *it), "helper group", c->name, group_get, p->s->groups, p->s->n_groups, &gi)))
                 return rc;
             for (uint32_t k = 0; k < p->s->groups[gi].n_helpers; k++) {
