@@ -65,6 +65,7 @@ static int map_type_supported(uint32_t t)
     case BPF_MAP_TYPE_PERCPU_ARRAY: case BPF_MAP_TYPE_LRU_HASH: case BPF_MAP_TYPE_LRU_PERCPU_HASH:
     case BPF_MAP_TYPE_LPM_TRIE: case BPF_MAP_TYPE_QUEUE: case BPF_MAP_TYPE_STACK:
     case BPF_MAP_TYPE_RINGBUF: case BPF_MAP_TYPE_BLOOM_FILTER: case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+    case BPF_MAP_TYPE_PROG_ARRAY:
         return 1;
     default:
         return 0;
@@ -126,6 +127,27 @@ static int is_queue(const struct cobj *m)
     return m->def.type == BPF_MAP_TYPE_QUEUE || m->def.type == BPF_MAP_TYPE_STACK;
 }
 
+/* A prog array slot: the tool stores a prog fd (libbpf does it for
+ * declared `.values`), the agents need the program's registry id, as
+ * `graft load` writes. pfd NULL clears the slot (delete). */
+static int prog_array_set(struct cobj *m, const void *key, const void *pfd)
+{
+    uint32_t idx, fd, id = 0;
+    memcpy(&idx, key, 4);
+    if (idx >= m->def.max_entries)
+        return -E2BIG;
+    if (pfd) {
+        memcpy(&fd, pfd, 4);
+        struct cobj *p = obj_of((int)fd, COBJ_PROG);
+        if (!p)
+            return -EBADF;
+        int rc = gc_prog_reg_id(p, &id);
+        if (rc < 0)
+            return rc;
+    }
+    return gmap_update_copy(m->map, &idx, &id, GMAP_ANY);
+}
+
 static long map_elem(int cmd, union bpf_attr *a)
 {
     struct cobj *m = obj_of((int)a->map_fd, COBJ_MAP);
@@ -164,13 +186,18 @@ static long map_elem(int cmd, union bpf_attr *a)
                 rc = -EBADF;
             else
                 rc = gc_bind_perf(m, idx, p);
+        } else if (m->def.type == BPF_MAP_TYPE_PROG_ARRAY) {
+            rc = prog_array_set(m, key, val);
         } else {
             memcpy(buf, val, vsz);
             rc = is_queue(m) ? gmap_push(m->map, buf, a->flags) : gmap_update_copy(m->map, key, buf, a->flags);
         }
         break;
     case BPF_MAP_DELETE_ELEM:
-        rc = m->frozen ? -EPERM : m->def.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? 0 : gmap_delete(m->map, key);
+        rc = m->frozen ? -EPERM
+             : m->def.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? 0
+             : m->def.type == BPF_MAP_TYPE_PROG_ARRAY ? prog_array_set(m, key, NULL)
+             : gmap_delete(m->map, key);
         break;
     case BPF_MAP_GET_NEXT_KEY:
         rc = gmap_get_next_key(m->map, a->key ? key : NULL, u64_ptr(a->next_key));

@@ -103,6 +103,9 @@ int gc_link_add(struct cobj *prog, int kind, int pid, const char *binary, const 
                 uint64_t offset, int32_t syscall_nr, uint64_t cookie, uint32_t *reg_id);
 void gc_link_remove(uint32_t reg_id);
 int gc_syscall_nr(const char *name);
+/* The registry id of prog, registering it (and its maps) if needed: what a
+ * prog array slot holds for the agents, in place of the tool's prog fd. */
+int gc_prog_reg_id(struct cobj *prog, uint32_t *id);
 void gc_registry_cleanup(void);   /* remove what this process registered */
 
 #endif

@@ -185,6 +185,17 @@ int gc_link_add(struct cobj *prog, int kind, int pid, const char *binary, const 
     return 0;
 }
 
+int gc_prog_reg_id(struct cobj *prog, uint32_t *id)
+{
+    struct greg *reg;
+    int rc = registry(&reg);
+    if (rc == 0)
+        rc = register_prog(reg, prog);
+    if (rc == 0)
+        *id = prog->reg_id;
+    return rc;
+}
+
 void gc_link_remove(uint32_t reg_id)
 {
     if (g_reg)

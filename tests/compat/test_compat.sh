@@ -122,6 +122,7 @@ TESTS=(
     "mallocs malloc 8000 0"
     "readline readline 200 1"
     "funclat funclat 2000 0"
+    "tailcalls funclat 2000 0"
     "sslsniff ssl 20 1"
     "opensnoop open 200 0 -f compat-open-"
     "syscount syscalls 1000 0"
