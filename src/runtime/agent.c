@@ -613,6 +613,11 @@ static int reconcile(struct gagent *a)
         return -ENOMEM;
     int state = my_state(&s);
     int detaching = state != GREG_PROC_RUNNING;   /* asked to, or already, detached */
+    /* With extension stacks, graft's SIGSEGV handler is what lets a host
+     * signal handler run on one (giso_xstack_fault): put it back on top if
+     * the host installed its own since the last change. */
+    if (gattach_ext_stacks())
+        ghelper_safe_mem_init(NULL);
     if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
         grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
         if (giso_enabled())
