@@ -56,7 +56,11 @@ struct env {
 
     uint64_t steps, max_steps, stored;
     uint32_t next_id;
-    uint64_t max_path;
+    uint64_t max_path;              /* worst-case instructions per run (cost section) */
+    uint64_t *cb_cost;              /* per helper call insn: worst callback iteration */
+    uint64_t *cb_charged;           /* per helper call insn: least cb_cost a loop was charged */
+    uint64_t worst_charge, worst_n, worst_iter;   /* the costliest loop charged ... */
+    uint32_t worst_site;            /* ... and its helper call */
     uint32_t max_stack;
 
     int log_level;
@@ -861,6 +865,135 @@ static int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx
     }
 }
 
+/* ---- worst-case instruction count ----
+ *
+ * Every accepted program has a proven bound on the instructions it runs per
+ * invocation (gver_result.max_path_insns), checked against the policy's
+ * insn_budget (GVER_DEFAULT_INSN_BUDGET when the policy sets none).
+ *
+ * Paths the verifier explores one by one (straight code, bounded loops it
+ * unrolls, subprogram calls) count their instructions directly. A callback
+ * driven by a helper (bpf_loop, for_each_map_elem) is explored for one
+ * iteration and re-entered until its entry state repeats; its cost is
+ * charged at the helper call as N x C: N the most iterations the call can
+ * make (bpf_loop: nr_loops' proven upper bound, at most 2^23;
+ * for_each_map_elem: the map's max_entries), C the worst iteration over
+ * every path explored through callbacks called from that insn. Nested loops
+ * multiply, since C includes the inner loops' charges.
+ *
+ * Cost levels: level 0 is the program, level k the k-th callback frame of
+ * the call stack. Each level has a clock (vstate.lvl[k].clk): instructions
+ * run at that level plus the charges of loops it completed. A level's clock
+ * stands still while a callback above it runs: the whole loop is charged
+ * when it returns. Each stored state keeps rem[k], the most its level-k
+ * clock may still gain until level k ends, over the paths explored from it.
+ * A path pruned by a complete state s then continues as s's paths do: its
+ * level k ends at most rem[k] later. Below the innermost loop the two paths
+ * run in, what follows is the rest of the loop, whose cost is the loop
+ * instance's: it is read from the state stored at that loop's first entry,
+ * which must then be complete. A re-entry pruned by its own loop's entry
+ * (in progress) adds nothing: every iteration is in the N x C charge, and
+ * every state the loop can return with is among the states its explored
+ * iterations return with.
+ *
+ * C is known only when every iteration path was explored; the return of a
+ * loop is explored after its iterations (push_state_at), and if a later
+ * loop instance still raised C after a charge used it, the exploration,
+ * which costs do not steer, is run again with the final values
+ * (COST_MAX_RUNS; nested loops need one run per level at most).
+ *
+ * Tail calls: the bound is per program. A tail call counts as one
+ * instruction; the program it jumps to has its own bound, and a chain runs
+ * at most 33 programs (the runtime's limit), so at most 33 bounds.
+ */
+#define COST_MAX_RUNS 10
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return a && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+
+/* Level k of the current path ends with its clock at v: the states stored
+ * in the same level-k iteration (or program run) learn what level k may
+ * still cost from them. Stops at the first state that knew as much: its
+ * older ones have heard of every path it has. */
+static void cost_level_end(struct env *e, uint32_t k, uint64_t v)
+{
+    struct vstate *st = e->cur;
+    if (k == 0) {
+        if (v > e->max_path)
+            e->max_path = v;
+    } else if (v > e->cb_cost[st->lvl[k].site]) {
+        e->cb_cost[st->lvl[k].site] = v;
+    }
+    for (struct sstate *a = st->parent; a; a = a->parent) {
+        if (a->st.nlvl <= k || a->st.lvl[k].iter != st->lvl[k].iter)
+            break;
+        uint64_t d = v > a->st.lvl[k].clk ? v - a->st.lvl[k].clk : 0;
+        if (a->rem[k] >= d)
+            break;
+        a->rem[k] = d;
+    }
+}
+
+/* Can the complete state s stand for cur's cost? Where their loops
+ * differ, s's loop instance must be fully explored (its rem final). */
+static bool cost_prune_ok(const struct vstate *cur, const struct sstate *s)
+{
+    for (uint32_t k = 1; k < cur->nlvl; k++)
+        if (cur->lvl[k].loop != s->st.lvl[k].loop &&
+            (!s->st.lvl[k].entry || s->st.lvl[k].entry->branches))
+            return false;
+    return true;
+}
+
+/* cur is pruned by the complete state s: its levels end as s's would. */
+static void cost_pruned(struct env *e, const struct sstate *s)
+{
+    struct vstate *cur = e->cur;
+    uint32_t top_lvl = cur->nlvl - 1;
+    cost_level_end(e, top_lvl, sat_add(cur->lvl[top_lvl].clk, s->rem[top_lvl]));
+    for (uint32_t k = top_lvl; k-- > 0;) {
+        if (cur->lvl[k + 1].loop == s->st.lvl[k + 1].loop)
+            break;          /* the same loop: its own paths bound what follows */
+        cost_level_end(e, k, sat_add(cur->lvl[k].clk, s->st.lvl[k + 1].entry->rem[k]));
+    }
+}
+
+/* A callback loop returns: what its caller's level is charged. */
+static uint64_t cost_loop_charge(struct env *e, const struct cost_level *l)
+{
+    uint64_t per = e->cb_cost[l->site];
+    if (per < e->cb_charged[l->site])
+        e->cb_charged[l->site] = per;
+    uint64_t c = sat_mul(l->n, per);
+    if (c > e->worst_charge) {
+        e->worst_charge = c;
+        e->worst_site = l->site;
+        e->worst_n = l->n;
+        e->worst_iter = per;
+    }
+    return c;
+}
+
+/* A helper at insn site starts a callback loop of at most n iterations. */
+static void cost_loop_start(struct env *e, uint32_t site, uint64_t n, uint32_t pend_base)
+{
+    struct vstate *st = e->cur;
+    struct cost_level *l = &st->lvl[st->nlvl++];
+    memset(l, 0, sizeof(*l));
+    l->iter = new_id(e);
+    l->loop = new_id(e);
+    l->site = site;
+    l->n = n;
+    l->pend_base = pend_base;
+}
+
 /* ---- calls ---- */
 
 static uint32_t new_id(struct env *e)
@@ -1083,8 +1216,9 @@ static void widen_caller_stacks(struct env *e)
     }
 }
 
-/* Queue s to be explored later (the other side of a branch). */
-static int push_state(struct env *e, struct vstate *s)
+/* Queue s to be explored later, below the states queued since position
+ * pos (the pending list is a stack: the top is explored first). */
+static int push_state_at(struct env *e, struct vstate *s, uint32_t pos)
 {
     if (e->npending == e->cappending) {
         uint32_t cap = e->cappending ? e->cappending * 2 : 64;
@@ -1096,8 +1230,18 @@ static int push_state(struct env *e, struct vstate *s)
     }
     if (s->parent)
         s->parent->branches++;
-    e->pending[e->npending++] = s;
+    if (pos > e->npending)
+        pos = e->npending;
+    memmove(&e->pending[pos + 1], &e->pending[pos], (e->npending - pos) * sizeof(*e->pending));
+    e->pending[pos] = s;
+    e->npending++;
     return 0;
+}
+
+/* Queue s to be explored later (the other side of a branch). */
+static int push_state(struct env *e, struct vstate *s)
+{
+    return push_state_at(e, s, e->npending);
 }
 
 static int enter_callback(struct env *e, uint32_t helper, int32_t func, const struct reg args[5],
@@ -1118,6 +1262,7 @@ static int enter_callback(struct env *e, uint32_t helper, int32_t func, const st
     st->fr[st->nfr++] = f;
     widen_caller_stacks(e);
     st->insn = (uint32_t)func;
+    st->cb_entering = true;
     return 0;
 }
 
@@ -1409,16 +1554,21 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
     struct reg cb_args[5];
     memset(cb_args, 0, sizeof(cb_args));
     int32_t cb_func = func_reg >= 0 ? regs(e)[func_reg].func : -1;
+    uint64_t cb_iters = 0;          /* the most times the helper calls it */
     if (func_reg >= 0) {
         for (int i = 0; i < 5; i++)
             mark_not_init(&cb_args[i]);
         if (id == HELPER_LOOP) {
+            /* nr_loops above 2^23 makes the helper fail without a call */
+            const struct reg *nr = &regs(e)[BPF_R1];
+            cb_iters = nr->type == T_SCALAR && nr->v.umax < LOOP_MAX_ITER ? nr->v.umax : LOOP_MAX_ITER;
             mark_unknown(&cb_args[0]);
-            cb_args[0].v.umax = LOOP_MAX_ITER - 1;
+            cb_args[0].v.umax = cb_iters ? cb_iters - 1 : 0;   /* the index: also what pruning compares */
             scalar_sync(&cb_args[0].v);
             cb_args[1] = regs(e)[BPF_R3];
         } else if (id == HELPER_FOR_EACH) {
             struct reg m = regs(e)[BPF_R1];
+            cb_iters = map_of(e, m.map_idx)->max_entries;
             cb_args[0] = m;
             memset(&cb_args[1], 0, sizeof(struct reg));
             cb_args[1].type = T_MAP_KEY;
@@ -1462,7 +1612,7 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
         break;
     }
     st->insn = idx + 1;
-    if (func_reg >= 0) {
+    if (func_reg >= 0 && cb_iters) {
         /* the helper may call the callback zero times: continue here too */
         struct vstate *skip = state_copy(st);
         if (!skip)
@@ -1475,6 +1625,7 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
         if (rc)
             return rc;
         top(e)->cb_nrefs = st->nrefs;
+        cost_loop_start(e, idx, cb_iters, e->npending);
     }
     return 0;
 }
@@ -1633,6 +1784,7 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
             (r0.v.smin < e->pol->ret_min || r0.v.smax > e->pol->ret_max))
             return reject(e, "R0 return value may be in [%" PRId64 ", %" PRId64 "], the policy requires [%" PRId64 ", %" PRId64 "]",
                           r0.v.smin, r0.v.smax, e->pol->ret_min, e->pol->ret_max);
+        cost_level_end(e, 0, st->lvl[0].clk);
         *path_done = true;
         return 0;
     }
@@ -1644,7 +1796,13 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
         if (st->nrefs != f->cb_nrefs)
             return reject(e, "Unreleased reference id=%u alloc_insn=%d in callback", st->refs[st->nrefs - 1].id,
                           st->refs[st->nrefs - 1].insn);
-        /* path 1: the helper returns to the caller */
+        /* this iteration is over; the loop's cost is charged to the
+         * caller's level when it returns */
+        uint32_t top_lvl = st->nlvl - 1;
+        cost_level_end(e, top_lvl, st->lvl[top_lvl].clk);
+        uint64_t charge = cost_loop_charge(e, &st->lvl[top_lvl]);
+        /* path 1: the helper returns to the caller, explored after the
+         * loop's other iterations (their cost is then known) */
         struct vstate *ret = state_copy(st);
         if (!ret)
             return -ENOMEM;
@@ -1655,7 +1813,9 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
         for (int r = BPF_R1; r <= BPF_R5; r++)
             mark_not_init(&cf->regs[r]);
         ret->insn = (uint32_t)f->callsite + 1;
-        if ((rc = push_state(e, ret))) {
+        ret->nlvl--;
+        ret->lvl[top_lvl - 1].clk = sat_add(ret->lvl[top_lvl - 1].clk, charge);
+        if ((rc = push_state_at(e, ret, st->lvl[top_lvl].pend_base))) {
             state_free(ret);
             return rc;
         }
@@ -1671,6 +1831,8 @@ static int check_exit(struct env *e, uint32_t idx, bool *path_done)
         if (rc)
             return rc;
         top(e)->cb_nrefs = nrefs;
+        st->lvl[top_lvl].iter = new_id(e);
+        st->lvl[top_lvl].clk = 0;
         return 0;
     }
     int32_t callsite = f->callsite;
@@ -1831,15 +1993,9 @@ static int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx
 
 /* ---- paths, pruning ---- */
 
-static void end_path(struct env *e, uint64_t len)
+static void end_path(struct env *e)
 {
     struct vstate *st = e->cur;
-    if (len != 0) {
-        if (len > e->max_path)
-            e->max_path = len;
-        for (struct sstate *s = st->parent; s && s->max_end < len; s = s->parent)
-            s->max_end = len;
-    }
     for (struct sstate *s = st->parent; s; s = s->parent) {
         if (--s->branches)
             break;
@@ -1848,47 +2004,67 @@ static void end_path(struct env *e, uint64_t len)
     e->cur = NULL;
 }
 
+static bool on_path(const struct vstate *cur, const struct sstate *s)
+{
+    for (const struct sstate *a = cur->parent; a; a = a->parent)
+        if (a == s)
+            return true;
+    return false;
+}
+
 /* 1: pruned (path ended), 0: go on, <0: reject/error */
 static int prune_point(struct env *e)
 {
     struct vstate *cur = e->cur;
     uint32_t insn = cur->insn;
-    struct frame *f = top(e);
-    bool cb_entry = f->is_callback && (e->cfg.flags[insn] & CFG_SUBPROG);
+    /* a callback just called by its helper (not a jump back to its start) */
+    bool cb_entry = cur->cb_entering;
+    uint32_t top_lvl = cur->nlvl - 1;
     int loop_checks = 0;
     for (struct sstate *s = e->explored[insn]; s; s = s->next) {
-        if (s->branches == 0 || (cb_entry && s->cb_entry)) {
+        /* A state in progress covers only a new iteration of its own loop
+         * (the same helper call): the helper bounds the iterations. */
+        bool reentry = cb_entry && s->cb_entry && top_lvl > 0 &&
+                       s->st.lvl[top_lvl].loop == cur->lvl[top_lvl].loop;
+        if (s->branches == 0 || reentry) {
             if (!states_cover(&s->st, cur, &e->cfg))
                 continue;
-            uint64_t len;
-            if (s->branches || s->max_end == UINT64_MAX)
-                len = UINT64_MAX;   /* bounded by the helper, not by the program */
-            else
-                len = cur->path_len + (s->max_end > s->depth ? s->max_end - s->depth : 0);
+            if (s->branches == 0 && !cost_prune_ok(cur, s))
+                continue;
+            if (s->branches == 0)
+                cost_pruned(e, s);
             if (e->log_level >= 2)
                 logf_(e, "%u: safe (covered by a verified state)\n", insn);
-            end_path(e, len);
+            end_path(e);
             return 1;
         }
+        if (cb_entry && s->cb_entry)
+            continue;               /* another loop's entry: not a cycle of this path */
         /* a state on the current path repeating exactly: the loop cannot
          * make progress. Only the most recent few are checked (cost); longer
-         * cycles run into the budget instead. */
+         * cycles run into the budget instead. (A state in progress may also
+         * wait for a loop's deferred return, off this path.) */
         if (++loop_checks <= 8 && states_cover(&s->st, cur, &e->cfg) &&
-            states_cover(cur, &s->st, &e->cfg))
+            states_cover(cur, &s->st, &e->cfg) && on_path(cur, s))
             return reject(e, "infinite loop detected at insn %u: the state repeats without progress", insn);
     }
-    if (e->nexplored[insn] >= MAX_STATES_PER_INSN)
+    /* a loop's first entry is always kept: its re-entries stop there, and
+     * the loop's cost is read there */
+    bool loop_first_entry = cb_entry && top_lvl > 0 && !cur->lvl[top_lvl].entry;
+    if (e->nexplored[insn] >= MAX_STATES_PER_INSN && !loop_first_entry)
         return 0;
     struct sstate *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    if (loop_first_entry)
+        cur->lvl[top_lvl].entry = s;
     if (state_copy_into(&s->st, cur)) {
+        cur->lvl[top_lvl].entry = NULL;
         free(s);
         return -ENOMEM;
     }
     s->parent = cur->parent;
     s->branches = 1;
-    s->depth = cur->path_len;
     s->cb_entry = cb_entry;
     s->next = e->explored[insn];
     e->explored[insn] = s;
@@ -2069,15 +2245,15 @@ static int explore(struct env *e)
             logf_(e, "%u: %-32s ;%s\n", idx, ib, s ? s : "");
             free(s);
         }
-        e->cur->path_len++;
+        struct cost_level *lv = &e->cur->lvl[e->cur->nlvl - 1];
+        lv->clk = sat_add(lv->clk, 1);
+        e->cur->cb_entering = false;
         bool done;
         rc = do_insn(e, &done);
         if (rc)
             return rc;
-        if (done) {
-            bool is_exit = BPF_OP(e->insns[idx].code) == BPF_EXIT;
-            end_path(e, is_exit ? e->cur->path_len : 0);
-        }
+        if (done)
+            end_path(e);
     }
 }
 
@@ -2087,13 +2263,15 @@ static uint64_t map_bytes(const struct gmap_def *d)
     return per * (d->max_entries ? d->max_entries : 1);
 }
 
-static void free_env(struct env *e)
+/* Forget the states of an exploration (the current, pending and stored
+ * ones), keeping what the next one may reuse. */
+static void free_exploration(struct env *e)
 {
-    free(e->inner);
     state_free(e->cur);
+    e->cur = NULL;
     for (uint32_t i = 0; i < e->npending; i++)
         state_free(e->pending[i]);
-    free(e->pending);
+    e->npending = 0;
     if (e->explored) {
         for (uint32_t i = 0; i < e->n; i++) {
             struct sstate *s = e->explored[i];
@@ -2103,12 +2281,106 @@ static void free_env(struct env *e)
                 free(s);
                 s = nx;
             }
+            e->explored[i] = NULL;
+            e->nexplored[i] = 0;
         }
     }
+}
+
+static void free_env(struct env *e)
+{
+    free(e->inner);
+    free_exploration(e);
+    free(e->pending);
     free(e->explored);
     free(e->nexplored);
     free(e->trace);
+    free(e->cb_cost);
+    free(e->cb_charged);
     cfg_free(&e->cfg);
+}
+
+/* One exploration of every path from insn 0. */
+static int explore_once(struct env *e)
+{
+    e->cur = calloc(1, sizeof(*e->cur));
+    if (!e->cur)
+        return -ENOMEM;
+    e->cur->fr[0] = frame_new(0, -1);
+    if (!e->cur->fr[0])
+        return -ENOMEM;
+    e->cur->nfr = 1;
+    e->cur->nlvl = 1;
+    struct reg *r1 = &e->cur->fr[0]->regs[BPF_R1];
+    r1->type = T_CTX;
+    scalar_const(&r1->v, 0);
+    e->max_path = 0;
+    e->worst_charge = e->worst_n = e->worst_iter = 0;
+    for (uint32_t i = 0; i < e->n; i++)
+        e->cb_charged[i] = UINT64_MAX;
+    return explore(e);
+}
+
+/* Explore until no loop was charged less than its final iteration cost
+ * (see the cost section); then check the bound against the budget. */
+static int explore_and_bound(struct env *e)
+{
+    uint64_t total_steps = 0;
+    size_t log_mark = e->loglen;
+    for (int run_no = 1;; run_no++) {
+        e->steps = 0;
+        int rc = explore_once(e);
+        total_steps += e->steps;
+        if (rc) {
+            e->steps = total_steps;
+            return rc;
+        }
+        bool stale = false;
+        for (uint32_t i = 0; i < e->n && !stale; i++)
+            stale = e->cb_charged[i] != UINT64_MAX && e->cb_charged[i] < e->cb_cost[i];
+        if (!stale)
+            break;
+        if (run_no == COST_MAX_RUNS) {
+            e->steps = total_steps;
+            snprintf(e->reason, sizeof(e->reason),
+                     "the worst-case instruction count of the callback loops did not settle in %d explorations",
+                     COST_MAX_RUNS);
+            return REJECT;
+        }
+        free_exploration(e);
+        e->loglen = log_mark;           /* the same paths again: log them once */
+        if (e->log)
+            e->log[log_mark] = 0;
+    }
+    e->steps = total_steps;
+    uint64_t budget = e->pol->insn_budget ? e->pol->insn_budget : GVER_DEFAULT_INSN_BUDGET;
+    if (e->max_path <= budget)
+        return 0;
+    char bound[32];
+    if (e->max_path == UINT64_MAX)
+        snprintf(bound, sizeof(bound), "more than 2^64");
+    else
+        snprintf(bound, sizeof(bound), "%" PRIu64, e->max_path);
+    const char *whose = e->pol->insn_budget ? "the policy allows" : "the default budget allows";
+    if (!e->worst_charge) {
+        snprintf(e->reason, sizeof(e->reason),
+                 "instruction budget exceeded: the worst case runs %s instructions per invocation, %s %" PRIu64,
+                 bound, whose, budget);
+        return REJECT;
+    }
+    const struct bpf_insn *call = &e->insns[e->worst_site];
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "instruction budget exceeded: the worst case runs %s instructions per invocation, %s %" PRIu64
+             "; the %s at insn %u runs up to %" PRIu64 " iterations of its callback, each up to %" PRIu64
+             " instructions",
+             bound, whose, budget, call->imm == HELPER_LOOP ? "bpf_loop" : "for_each_map_elem",
+             e->worst_site, e->worst_n, e->worst_iter);
+    size_t len = strnlen(msg, sizeof(e->reason) - 1);
+    memcpy(e->reason, msg, len);
+    e->reason[len] = 0;
+    e->fail_insn = e->worst_site;
+    return REJECT;
 }
 
 static int run(struct env *e)
@@ -2141,31 +2413,11 @@ static int run(struct env *e)
         if (!e->trace)
             return -ENOMEM;
     }
-    e->cur = calloc(1, sizeof(*e->cur));
-    if (!e->cur)
+    e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
+    e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));
+    if (!e->cb_cost || !e->cb_charged)
         return -ENOMEM;
-    e->cur->fr[0] = frame_new(0, -1);
-    if (!e->cur->fr[0])
-        return -ENOMEM;
-    e->cur->nfr = 1;
-    struct reg *r1 = &e->cur->fr[0]->regs[BPF_R1];
-    r1->type = T_CTX;
-    scalar_const(&r1->v, 0);
-    rc = explore(e);
-    if (rc)
-        return rc;
-    if (e->pol->insn_budget && e->max_path > e->pol->insn_budget) {
-        if (e->max_path == UINT64_MAX)
-            snprintf(e->reason, sizeof(e->reason),
-                     "instruction budget %" PRIu64 " cannot be proven: a helper-driven loop (bpf_loop) has no static bound",
-                     e->pol->insn_budget);
-        else
-            snprintf(e->reason, sizeof(e->reason),
-                     "instruction budget exceeded: the worst-case path runs %" PRIu64 " instructions, the policy allows %" PRIu64,
-                     e->max_path, e->pol->insn_budget);
-        return REJECT;
-    }
-    return 0;
+    return explore_and_bound(e);
 }
 
 static double now_ms(void)
