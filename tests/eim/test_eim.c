@@ -576,7 +576,7 @@ static void test_ext(const struct geim_spec *s, const char *dir, const struct ex
     }
     const char *cls = c->cls;
     struct gver_result res;
-    int rc = geim_verify(s, cls, obj, &obj->progs[0], 0, &res, &err);
+    int rc = geim_verify(s, cls, obj, &obj->progs[0], 0, 0, &res, &err);
     int accepted = rc == 0 && res.accepted;
     if (!c->want[0]) {
         CHECK(accepted, "%s under class '%s' should be accepted: rc=%d %s", c->file, cls, rc, err.msg);
