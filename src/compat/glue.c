@@ -82,7 +82,7 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
     if (!pol) {
         if (log && log_len)
             snprintf(log, log_len, "graft: %s\n", perr.msg);
-        gc_warn("program %s refused: %s", p->name, perr.msg);
+        gc_warn_once("program %s refused: %s", p->name, perr.msg);   /* libbpf retries with a log */
         return perr.code == -EPERM ? -EPERM : -EINVAL;
     }
     /* There is no kernel memory in userspace (graft's probe_read_kernel

@@ -436,6 +436,10 @@ static const struct ext_case ext_cases[] = {
     { "bad_field_write_ro", "whole_reader", { NULL } },
     { "ok_override", "header_override", { NULL } },
     { "ok_replace", "header_override", { NULL } },
+    /* rights the default policy withholds, granted by the class */
+    { "ok_signal", "signaller", { NULL } },
+    { "ok_signal", "observer",
+      { "class 'observer'", "helper 'send_signal' (#109) is not granted to class 'observer'" } },
     /* the override grant and the entry's return range */
     { "ok_override", "header_filter",
       { "override of entry 'parse_header' is not granted to class 'header_filter'", "program 'ok_override'",
