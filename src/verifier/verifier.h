@@ -180,7 +180,8 @@ void gver_result_free(struct gver_result *res);
  *   signal      bpf_send_signal (109), bpf_send_signal_thread (117)
  * Host functions and host globals (kfuncs, ksyms) are rights too, granted
  * only by name, with their prototypes, in the policy's kfuncs and ksyms
- * (an EIM class). GVER_RIGHT_READ_HOST is never withheld; it is reported. */
+ * (an EIM class). GVER_RIGHT_READ_HOST is never withheld; it is reported.
+ * A struct gver_policy zeroed by hand allows no helper at all. */
 #define GVER_RIGHT_WRITE_USER 0x1u
 #define GVER_RIGHT_OVERRIDE   0x2u
 #define GVER_RIGHT_SIGNAL     0x4u
