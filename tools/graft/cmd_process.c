@@ -78,13 +78,15 @@ static int wait_for_agent(pid_t pid, int timeout_ms)
      * 100 us up, not in fixed 2 ms steps (which cost 1 ms on average). */
     long step_us = 100, waited_us = 0;
     for (; waited_us < timeout_ms * 1000L && rc == -ETIMEDOUT; waited_us += step_us) {
-        struct greg_snapshot s;
-        if (greg_snapshot(reg, &s) == 0) {
-            for (uint32_t i = 0; i < s.n_procs; i++)
-                if (s.procs[i].pid == pid && s.procs[i].state == GREG_PROC_RUNNING &&
-                    s.procs[i].seen_generation >= s.generation)
+        struct greg_proc *procs;
+        uint32_t n, bad;
+        uint64_t gen = greg_generation(reg);
+        if (greg_procs(reg, &procs, &n, &bad) == 0) {
+            for (uint32_t i = 0; i < n; i++)
+                if (procs[i].pid == pid && procs[i].state == GREG_PROC_RUNNING &&
+                    procs[i].seen_generation >= gen)
                     rc = 0;
-            greg_snapshot_free(&s);
+            free(procs);
         }
         if (rc == -ETIMEDOUT) {
             if (kill(pid, 0) < 0 && errno == ESRCH)
@@ -161,16 +163,21 @@ int cmd_detach(int argc, char **argv)
         greg_close(reg);
         return cli_fail(1, "detach", "no graft agent runs in process %ld (see `graft list`)", pid);
     }
+    if (rc < 0) {
+        greg_close(reg);
+        return cli_fail(1, "detach", "registry %s: %s", greg_name(reg), strerror(-rc));
+    }
     /* Wait for the agent to confirm its hooks are gone. */
     int done = 0;
     for (int i = 0; i < 2500 && !done; i++) {
-        struct greg_snapshot s;
-        if (greg_snapshot(reg, &s) == 0) {
+        struct greg_proc *procs;
+        uint32_t n, bad;
+        if (greg_procs(reg, &procs, &n, &bad) == 0) {
             done = 1;
-            for (uint32_t j = 0; j < s.n_procs; j++)
-                if (s.procs[j].pid == pid && s.procs[j].state == GREG_PROC_DETACHING)
+            for (uint32_t j = 0; j < n; j++)
+                if (procs[j].pid == pid && procs[j].state == GREG_PROC_DETACHING)
                     done = 0;
-            greg_snapshot_free(&s);
+            free(procs);
         }
         if (!done) {
             if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
