@@ -49,7 +49,7 @@
 struct greg_header {
     uint64_t magic;
     uint32_t version;
-    uint32_t ready;            /* set once initialisation completed */
+    uint32_t ready;            /* set at initialisation (magic is what readers wait for) */
     uint32_t lock;             /* pid of the writer holding it, 0 free (a futex word) */
     uint32_t seq;              /* odd while a writer changes records */
     uint32_t gen_futex;        /* low 32 bits of generation: the futex word */
@@ -136,16 +136,17 @@ static int init_header(struct greg_header *hdr)
     hdr->next_id = 1;
     hdr->generation = 1;
     hdr->gen_futex = 1;
-    __atomic_store_n(&hdr->magic, GREG_MAGIC, __ATOMIC_RELEASE);
-    __atomic_store_n(&hdr->ready, 1, __ATOMIC_RELEASE);
+    hdr->ready = 1;
+    __atomic_store_n(&hdr->magic, GREG_MAGIC, __ATOMIC_RELEASE);   /* last */
     return 0;
 }
 
-/* A creator that races with another creator: the loser waits for `ready`. */
+/* A creator that races with another creator: the loser waits for the
+ * magic, written last. Any other value than 0 is final (right or wrong). */
 static int wait_ready(struct greg_header *hdr)
 {
     for (int i = 0; i < 2000; i++) {
-        if (__atomic_load_n(&hdr->ready, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE))
             return 0;
         usleep(1000);
     }
@@ -311,6 +312,38 @@ static int owner_dead(uint32_t owner)
 
 static int owner_gone(uint32_t owner) { return owner == (uint32_t)getpid() || owner_dead(owner); }
 
+/* A writer has the registry mapped writable. A live process that does not
+ * (a pid written into the lock word by a target, a kernel thread) holds no
+ * lock. Only asked after waiting a while: it reads /proc/PID/maps. Another
+ * user's process we cannot look into counts as a writer. */
+static int maps_registry_writable(const struct greg *reg, uint32_t pid)
+{
+    char path[40], line[512], want[GREG_NAME_MAX + 16];
+    snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+    snprintf(want, sizeof(want), "/dev/shm%s", reg->name);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno != ENOENT && errno != ESRCH;
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *perms = strchr(line, ' ');
+        const char *p = strchr(line, '/');
+        found = perms && p && perms[2] == 'w' && strcmp(p, want) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Is someone changing the registry right now? waited_ms: how long the
+ * caller has already waited for owner. */
+static int writer_active(const struct greg *reg, uint32_t owner, long waited_ms, int self_is_stale)
+{
+    if (self_is_stale ? owner_gone(owner) : owner_dead(owner))
+        return 0;
+    return waited_ms < 20 || maps_registry_writable(reg, owner);
+}
+
 static long now_ms(void)
 {
     struct timespec ts;
@@ -325,10 +358,15 @@ static int lock(struct greg *reg, struct graft_err *err)
         return graft_errf(err, -EROFS, "registry %s is open read-only here", reg->name);
     pthread_mutex_lock(&local_lock);
     uint32_t me = (uint32_t)getpid();
-    long deadline = now_ms() + LOCK_WAIT_MS;
+    long start = now_ms(), deadline = start + LOCK_WAIT_MS, asked = 0;
     for (;;) {
         uint32_t cur = __atomic_load_n(&h->lock, __ATOMIC_ACQUIRE);
-        if (owner_gone(cur)) {
+        long waited = now_ms() - start;
+        /* /proc is read once after 20 ms of waiting, then every 200 ms */
+        int ask = waited >= 20 && waited - asked >= 200;
+        if (ask)
+            asked = waited;
+        if (!writer_active(reg, cur, ask ? waited : 0, 1)) {
             /* A writer that died mid-change left seq odd: its half-written
              * records are invisible (ids go last), so carry on. */
             if (__atomic_compare_exchange_n(&h->lock, &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -874,13 +912,14 @@ static int link_ok(const struct greg_link *l)
 
 /* One attempt at a consistent copy: 0, or -EAGAIN if a writer changed the
  * object meanwhile. */
-static int copy_once(struct greg_header *h, struct greg_snapshot *s, int *writer_busy)
+static int copy_once(const struct greg *reg, struct greg_snapshot *s, long waited_ms, int *writer_busy)
 {
+    struct greg_header *h = reg->hdr;
     uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
     /* Odd: a writer is changing records, unless the lock word shows none
      * (a writer died, or the counter is damaged): then the copy stands if
      * the counter does not move. */
-    if ((seq & 1) && !owner_dead(__atomic_load_n(&h->lock, __ATOMIC_ACQUIRE))) {
+    if ((seq & 1) && writer_active(reg, __atomic_load_n(&h->lock, __ATOMIC_ACQUIRE), waited_ms, 0)) {
         *writer_busy = 1;
         return -EAGAIN;
     }
@@ -909,14 +948,18 @@ int greg_snapshot(struct greg *reg, struct greg_snapshot *s)
         greg_snapshot_free(s);
         return -ENOMEM;
     }
-    long deadline = 0;
+    long start = 0, waited = 0, asked = 0;
     for (int attempt = 0;; attempt++) {
         int busy = 0;
-        if (copy_once(h, s, &busy) == 0)
+        /* /proc is read once after 20 ms of waiting, then every 200 ms */
+        int ask = waited >= 20 && waited - asked >= 200;
+        if (ask)
+            asked = waited;
+        if (copy_once(reg, s, ask ? waited : 0, &busy) == 0)
             break;
         if (attempt == 0)
-            deadline = now_ms() + READ_WAIT_MS;
-        else if (now_ms() > deadline) {
+            start = now_ms();
+        else if ((waited = now_ms() - start) > READ_WAIT_MS) {
             greg_snapshot_free(s);
             return -EAGAIN;
         }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "runtime/registry.h"
+#include "util/sha256.h"
 
 static int failures;
 #define CHECK(cond)                                                              \
@@ -411,8 +412,28 @@ static void test_security(void)
     chmod(path, 0600);
 }
 
+/* FIPS 180-4's examples: one block, two blocks (the padding spills). */
+static void test_sha256(void)
+{
+    static const struct { const char *in, *hex; } v[] = {
+        { "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+        { "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+        { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        uint8_t sum[GRAFT_SHA256_LEN];
+        char hex[2 * GRAFT_SHA256_LEN + 1];
+        graft_sha256(v[i].in, strlen(v[i].in), sum);
+        for (int b = 0; b < GRAFT_SHA256_LEN; b++)
+            snprintf(hex + 2 * b, 3, "%02x", sum[b]);
+        CHECK(strcmp(hex, v[i].hex) == 0);
+    }
+}
+
 int main(void)
 {
+    test_sha256();
     snprintf(regname, sizeof(regname), "/graft.test.reg.%d", getpid());
     shm_unlink(regname);
     test_round_trip();
