@@ -39,7 +39,7 @@ static int unload_id(struct greg *reg, const char *arg)
 
 /* The registry cannot be used: remove it and every object named under it
  * (maps, program stores, agents' status), so a fresh one can be made. */
-static int destroy_damaged(const struct graft_err *why)
+static int destroy_damaged(const char *why)
 {
     char name[GREG_NAME_MAX];
     greg_default_name(name, sizeof(name));
@@ -47,9 +47,9 @@ static int destroy_damaged(const struct graft_err *why)
     int n = greg_destroy(name, &err);
     if (n < 0)
         return cli_fail_err(1, "unload", &err);
-    printf("registry %s could not be used (%s):\nremoved it and %d object(s) named under it from /dev/shm; "
-           "agents still running keep their hooks until they exit\n",
-           name, why->msg, n > 0 ? n - 1 : 0);
+    printf("registry %s could not be used (%s): removed it and %d object(s) named under it from "
+           "/dev/shm; agents still running keep their hooks until they exit\n",
+           name, why, n > 0 ? n - 1 : 0);
     return 0;
 }
 
@@ -62,15 +62,14 @@ int cmd_unload(int argc, char **argv)
     int all = strcmp(argv[1], "--all") == 0 && argc == 2;
     int rc = greg_open(&reg, &err);
     if (rc == -EPROTO && all)
-        return destroy_damaged(&err);
+        return destroy_damaged("damaged, or from another graft version");
     if (rc < 0)
         return cli_fail_err(1, "unload", &err);
     if (all) {
         int n = greg_remove_all(reg);
         if (n == -ETIMEDOUT) {
             greg_close(reg);
-            graft_errf(&err, n, "its lock was never freed");
-            return destroy_damaged(&err);
+            return destroy_damaged("its lock was never freed");
         }
         if (n < 0)
             rc = cli_fail(1, "unload", "registry %s: %s", greg_name(reg), strerror(-n));
