@@ -270,6 +270,17 @@ check "graft list on a damaged registry: exit 1, saying so and what to do" \
 check "graft unload --all removes a damaged registry" "$GRAFT" unload --all
 check "... and every map of it" test ! -e "/dev/shm$shm" -a ! -e "/dev/shm$GRAFT_REGISTRY"
 check "... after which graft load works again" sh -c "'$GRAFT' load '$OBJ' --detach >/dev/null 2>&1 && '$GRAFT' unload --all >/dev/null"
+# A program store changed after graft load verified it: agents refuse it.
+"$GRAFT" load "$OBJ" --detach >/dev/null 2>&1
+store=$(ls /dev/shm | grep "^${GRAFT_REGISTRY#/}\.p\." | head -1)
+printf '\267\000\000\000\001\000\000\000' | dd of="/dev/shm/$store" bs=1 conv=notrunc 2>/dev/null
+check "target starts with the agent" start_target agent
+check "an agent does not compile a program whose store was changed after verification" \
+    sh -c "for i in \$(seq 200); do grep -q 'does not hold what was verified' '$work/out' && exit 0; sleep 0.02; done; exit 1"
+check "... the target still runs" round 1
+check "... unhooked, and graft list says why" sh -c "'$GRAFT' list | grep -E '^ +$tpid ' | grep 'hooks 0 installed, 1 failed' | grep -q 'SHA-256'"
+stop_target
+"$GRAFT" unload --all >/dev/null 2>&1
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     # Program stores used to be <registry>.prog<id>: guessable.
     setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \
