@@ -888,15 +888,44 @@ static int link_ok(const struct greg_link *l)
            terminated(l->symbol, sizeof(l->symbol)) && l->pid >= 0;
 }
 
-/* Copy the live records below the mark, then keep those that pass ok. */
-#define COPY_LIVE(dst, n, src, used, cap)                             \
+/* Copy the live records below the mark u (at most the room made for
+ * them), then keep those that pass ok. */
+#define COPY_LIVE(dst, n, src, u)                                     \
     do {                                                              \
-        uint32_t u_ = clamp((used), (cap));                           \
         (n) = 0;                                                      \
-        for (uint32_t i_ = 0; i_ < u_; i_++)                          \
+        for (uint32_t i_ = 0; i_ < (u); i_++)                         \
             if (__atomic_load_n(&(src)[i_].id, __ATOMIC_ACQUIRE))     \
                 (dst)[(n)++] = (src)[i_];                             \
     } while (0)
+
+/* How many slots of each table a copy must have room for. */
+struct snap_room { uint32_t progs, maps, links, requests; };
+
+static struct snap_room marks(const struct greg_header *h)
+{
+    return (struct snap_room){
+        clamp(__atomic_load_n(&h->used_progs, __ATOMIC_ACQUIRE), GREG_MAX_PROGS),
+        clamp(__atomic_load_n(&h->used_maps, __ATOMIC_ACQUIRE), GREG_MAX_MAPS),
+        clamp(__atomic_load_n(&h->used_links, __ATOMIC_ACQUIRE), GREG_MAX_LINKS),
+        clamp(__atomic_load_n(&h->used_requests, __ATOMIC_ACQUIRE), GREG_MAX_REQUESTS),
+    };
+}
+
+/* Make room for want (the snapshot's arrays never shrink). */
+static int make_room(struct greg_snapshot *s, struct snap_room *room, struct snap_room want)
+{
+#define GROW(field)                                                                       \
+    if (want.field > room->field || !s->field) {                                          \
+        void *p_ = realloc(s->field, (want.field + 1) * sizeof(*s->field));               \
+        if (!p_)                                                                          \
+            return -ENOMEM;                                                               \
+        s->field = p_;                                                                    \
+        room->field = want.field;                                                         \
+    }
+    GROW(progs) GROW(maps) GROW(links) GROW(requests)
+#undef GROW
+    return 0;
+}
 
 #define KEEP_OK(arr, n, ok, bad)                                      \
     do {                                                              \
@@ -912,7 +941,8 @@ static int link_ok(const struct greg_link *l)
 
 /* One attempt at a consistent copy: 0, or -EAGAIN if a writer changed the
  * object meanwhile. */
-static int copy_once(const struct greg *reg, struct greg_snapshot *s, long waited_ms, int *writer_busy)
+static int copy_once(const struct greg *reg, struct greg_snapshot *s, const struct snap_room *room,
+                     long waited_ms, int *writer_busy)
 {
     struct greg_header *h = reg->hdr;
     uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
@@ -924,11 +954,15 @@ static int copy_once(const struct greg *reg, struct greg_snapshot *s, long waite
         return -EAGAIN;
     }
     s->generation = __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
-    COPY_LIVE(s->progs, s->n_progs, h->progs, h->used_progs, GREG_MAX_PROGS);
-    COPY_LIVE(s->maps, s->n_maps, h->maps, h->used_maps, GREG_MAX_MAPS);
-    COPY_LIVE(s->links, s->n_links, h->links, h->used_links, GREG_MAX_LINKS);
+    struct snap_room m = marks(h);
+    if (m.progs > room->progs || m.maps > room->maps || m.links > room->links ||
+        m.requests > room->requests)
+        return -ENOBUFS;                 /* a writer added records: more room */
+    COPY_LIVE(s->progs, s->n_progs, h->progs, m.progs);
+    COPY_LIVE(s->maps, s->n_maps, h->maps, m.maps);
+    COPY_LIVE(s->links, s->n_links, h->links, m.links);
     s->n_requests = 0;
-    for (uint32_t i = 0; i < clamp(h->used_requests, GREG_MAX_REQUESTS); i++)
+    for (uint32_t i = 0; i < m.requests; i++)
         if (__atomic_load_n(&h->requests[i].pid, __ATOMIC_ACQUIRE) > 0)
             s->requests[s->n_requests++] = h->requests[i];
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -939,23 +973,19 @@ int greg_snapshot(struct greg *reg, struct greg_snapshot *s)
 {
     struct greg_header *h = reg->hdr;
     memset(s, 0, sizeof(*s));
-    /* Room for the whole tables: the marks may grow while we copy. */
-    s->progs = malloc(GREG_MAX_PROGS * sizeof(*s->progs));
-    s->maps = malloc(GREG_MAX_MAPS * sizeof(*s->maps));
-    s->links = malloc(GREG_MAX_LINKS * sizeof(*s->links));
-    s->requests = malloc(GREG_MAX_REQUESTS * sizeof(*s->requests));
-    if (!s->progs || !s->maps || !s->links || !s->requests) {
-        greg_snapshot_free(s);
-        return -ENOMEM;
-    }
+    struct snap_room room = {0};
     long start = 0, waited = 0, asked = 0;
     for (int attempt = 0;; attempt++) {
         int busy = 0;
+        if (make_room(s, &room, marks(h)) < 0) {
+            greg_snapshot_free(s);
+            return -ENOMEM;
+        }
         /* /proc is read once after 20 ms of waiting, then every 200 ms */
         int ask = waited >= 20 && waited - asked >= 200;
         if (ask)
             asked = waited;
-        if (copy_once(reg, s, ask ? waited : 0, &busy) == 0)
+        if (copy_once(reg, s, &room, ask ? waited : 0, &busy) == 0)
             break;
         if (attempt == 0)
             start = now_ms();
