@@ -247,11 +247,14 @@ int greg_procs(struct greg *reg, struct greg_proc **out, uint32_t *n_out, uint32
             close(fd);
             continue;
         }
+        /* 0 when /proc does not tell (not mounted, hidepid): then only a
+         * pid that does not exist marks a leftover */
         uint64_t started = process_start(pid);
+        int gone = !started && kill(pid, 0) < 0 && errno == ESRCH;
         struct greg_proc p = {0};
         const char *why = read_self(fd, &st, pid, nonce, &p);
         close(fd);
-        if (!started || (!why && p.start_time && p.start_time != started)) {
+        if (gone || (!why && started && p.start_time && p.start_time != started)) {
             /* The process is gone (or the pid now belongs to another one):
              * a crashed agent's leftover. */
             if (st.st_uid == geteuid())
