@@ -784,21 +784,13 @@ int greg_destroy(const char *shm_name, struct graft_err *err)
 
 int greg_request_detach(struct greg *reg, pid_t pid)
 {
-    struct greg_proc *procs;
-    uint32_t n, bad;
-    int rc = greg_procs(reg, &procs, &n, &bad);
+    struct greg_proc proc;
+    int rc = greg_proc_find(reg, pid, &proc, 1);
     if (rc < 0)
         return rc;
-    uint64_t nonce = 0;
-    int found = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (pid > 0 && procs[i].pid == pid && procs[i].state == GREG_PROC_RUNNING) {
-            nonce = procs[i].nonce;
-            found = 1;
-        }
-    free(procs);
-    if (!found)
+    if (rc == 0 || proc.state != GREG_PROC_RUNNING)
         return -ESRCH;
+    uint64_t nonce = proc.nonce;
     struct greg_header *h = reg->hdr;
     if ((rc = lock(reg, NULL)) < 0)
         return rc;
@@ -840,18 +832,12 @@ int greg_request_attach(struct greg *reg, pid_t pid)
 
 int greg_proc_state(struct greg *reg, pid_t pid)
 {
-    struct greg_proc *procs;
-    uint32_t n, bad;
-    int rc = greg_procs(reg, &procs, &n, &bad);
-    if (rc < 0)
+    struct greg_proc proc;
+    int rc = greg_proc_find(reg, pid, &proc, 1);
+    if (rc <= 0)
         return rc;
-    int state = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (pid > 0 && procs[i].pid == pid)
-            /* a damaged status object still means an agent is there */
-            state = procs[i].state ? (int)procs[i].state : GREG_PROC_RUNNING;
-    free(procs);
-    return state;
+    /* a damaged status object still means an agent is there */
+    return proc.state ? (int)proc.state : GREG_PROC_RUNNING;
 }
 
 /* ---- readers ---- */

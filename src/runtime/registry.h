@@ -235,6 +235,12 @@ int greg_snapshot_detach_requested(const struct greg_snapshot *snap, pid_t pid, 
  * shows as DETACHING. n_damaged counts objects that failed the checks.
  * Free *out with free(). */
 int greg_procs(struct greg *reg, struct greg_proc **out, uint32_t *n, uint32_t *n_damaged);
+/* The agent of one process, as greg_procs reports it: 1 and *out filled,
+ * 0 if it has none, or a negative errno. Looks at the agent's usual object
+ * name first; lists /dev/shm (slow) only if that is someone else's or
+ * damaged, or, with list_if_missing, absent (an agent whose usual name was
+ * taken when it started uses another). */
+int greg_proc_find(struct greg *reg, pid_t pid, struct greg_proc *out, int list_if_missing);
 
 const struct greg_map *greg_snapshot_map(const struct greg_snapshot *snap, uint32_t id);
 const struct greg_map *greg_snapshot_map_by_name(const struct greg_snapshot *snap, const char *name);

@@ -193,12 +193,13 @@ static const struct greg_proc *find_proc(const struct greg_proc *procs, uint32_t
 static int open_status_object(pid_t pid, char *name, size_t len)
 {
     char prefix[128];
-    snprintf(prefix, sizeof(prefix), "%s.a.%d.", regname + 1, (int)pid);
+    snprintf(prefix, sizeof(prefix), "%s.a.%d", regname + 1, (int)pid);
+    size_t pl = strlen(prefix);
     DIR *d = opendir("/dev/shm");
     struct dirent *e;
     int fd = -1;
     while (d && (e = readdir(d)))
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+        if (strncmp(e->d_name, prefix, pl) == 0 && (!e->d_name[pl] || e->d_name[pl] == '.')) {
             snprintf(name, len, "/%.100s", e->d_name);
             fd = shm_open(name, O_RDWR, 0);
         }
@@ -269,6 +270,51 @@ static void test_agents(void)
     free(procs);
     CHECK(open_status_object(child, name, sizeof(name)) < 0);
     greg_self_close(other);
+
+    /* A stranger created the usual name of an agent's status object first:
+     * the agent takes a random one, and is still found. */
+    if (getuid() == 0) {
+        pid_t third = fork();
+        if (third == 0) {
+            pause();
+            _exit(0);
+        }
+        char squat[128];
+        snprintf(squat, sizeof(squat), "%s.a.%d", regname, (int)third);
+        int sfd = shm_open(squat, O_RDWR | O_CREAT | O_EXCL, 0644);
+        CHECK(sfd >= 0 && fchown(sfd, 65534, 65534) == 0 && pwrite(sfd, "forged", 6, 0) == 6);
+        close(sfd);
+        struct greg_self *t;
+        CHECK(greg_self_register(reg, third, "third", &t, NULL) == 0);
+        struct greg_proc tp;
+        CHECK(greg_proc_find(reg, third, &tp, 0) == 1 && tp.state == GREG_PROC_RUNNING &&
+              strcmp(tp.comm, "third") == 0);
+        CHECK(greg_procs(reg, &procs, &n, &bad) == 0 && bad == 0);
+        uint32_t seen = 0;
+        for (uint32_t i = 0; i < n; i++)
+            seen += procs[i].pid == third;
+        CHECK(seen == 1);                 /* the forged one is not listed */
+        free(procs);
+        greg_self_gone(t);
+        greg_self_close(t);
+        shm_unlink(squat);
+        kill(third, SIGKILL);
+        waitpid(third, NULL, 0);
+    }
+    /* Our own leftover under the usual name (an earlier process with this
+     * pid died without removing it) is replaced. */
+    struct greg_self *again;
+    CHECK(greg_self_register(reg, child, "reborn", &again, NULL) == 0);
+    greg_self_close(again);               /* as if it crashed: object left */
+    CHECK(greg_self_register(reg, child, "reborn2", &again, NULL) == 0);
+    fd = open_status_object(child, name, sizeof(name));
+    char want[128];
+    snprintf(want, sizeof(want), "%s.a.%d", regname, (int)child);
+    CHECK(fd >= 0 && strcmp(name, want) == 0);
+    if (fd >= 0)
+        close(fd);
+    greg_self_gone(again);
+    greg_self_close(again);
 
     greg_self_gone(me);
     greg_self_set(me, GREG_PROC_RUNNING, 9, 0, 0, "after gone: dropped");
