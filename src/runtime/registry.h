@@ -10,15 +10,16 @@
  * change bumps a generation number that agents wait on with a futex, so a
  * program loaded after a target started is picked up at once.
  *
- * Every other object of a registry is named "<registry>.<kind>.<random>"
- * (maps "m", program stores "p", agents' status "a"), so no stranger can
- * create one first, and `graft unload --all` finds them all even when the
- * records naming them are damaged. Objects are refused unless this user or
- * root created them and no one else may write them.
+ * Every other object of a registry is named "<registry>.<kind>.<...>":
+ * maps "m" and program stores "p" with a random tail, so no stranger can
+ * create one first; `graft unload --all` finds them all by that prefix even
+ * when the records naming them are damaged. Objects are refused unless
+ * this user or root created them and no one else may write them.
  *
  * Each agent reports its state (hooks installed, last message) in its own
- * object that only it writes; readers validate it, so a broken one spoils
- * only that process's line of `graft list`.
+ * object, "a.<pid>" (a random tail if someone else took that name), that
+ * only it writes; readers validate it, so a broken one spoils only that
+ * process's line of `graft list`.
  *
  * Records are never moved; an id is never reused within a registry. A
  * program's instructions live in their own object, authenticated by a
