@@ -86,15 +86,17 @@ static int read_record(int fd, struct self_record *rec)
     return pread(fd, rec, sizeof(*rec), 0) == (ssize_t)sizeof(*rec) ? 0 : -1;
 }
 
-/* Is the object `name` this user's and not of a live agent of the process
- * that started at `started`? */
-static int own_leftover(const char *name, uint64_t started)
+/* Is the object `name` this user's and a leftover: of a process that
+ * started at another time than `started` (the pid was reused), or of this
+ * very process (pid `mine`) before it called exec, which runs no
+ * destructor? */
+static int own_leftover(const char *name, uint64_t started, int mine)
 {
     int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
     struct stat st;
     struct self_record rec;
     int stale = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-                (read_record(fd, &rec) < 0 || rec.proc.start_time != started || !started);
+                (mine || read_record(fd, &rec) < 0 || rec.proc.start_time != started || !started);
     if (fd >= 0)
         close(fd);
     return stale;
@@ -121,10 +123,10 @@ int greg_self_register(struct greg *reg, pid_t pid, const char *comm, struct gre
     snprintf(rest, sizeof(rest), "%d", (int)pid);
     if (greg_child_name(reg, 'a', rest, self->name, sizeof(self->name)) == 0) {
         self->fd = shm_open(self->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        /* Our own leftover (an agent of an earlier process with this pid
-         * that died without removing it) is replaced; anyone else's, or
-         * one of a live agent in this very process, is left alone. */
-        if (self->fd < 0 && errno == EEXIST && own_leftover(self->name, started)) {
+        /* Our own leftover (of an earlier process with this pid that died
+         * without removing it, or of this process before exec) is
+         * replaced; anyone else's is left alone. */
+        if (self->fd < 0 && errno == EEXIST && own_leftover(self->name, started, pid == getpid())) {
             shm_unlink(self->name);
             self->fd = shm_open(self->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         }

@@ -321,6 +321,25 @@ static void test_agents(void)
     CHECK(greg_proc_state(reg, getpid()) == 0);
     CHECK(greg_request_detach(reg, getpid()) == -ESRCH);
     greg_self_close(me);
+
+    /* exec keeps the pid and the start time but runs no destructor: the
+     * new image's agent replaces the old image's object, not sits beside
+     * a stale one. */
+    struct greg_self *old_image, *new_image;
+    CHECK(greg_self_register(reg, getpid(), "old-image", &old_image, NULL) == 0);
+    greg_self_close(old_image);
+    CHECK(greg_self_register(reg, getpid(), "new-image", &new_image, NULL) == 0);
+    CHECK(greg_procs(reg, &procs, &n, &bad) == 0);
+    uint32_t mine = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (procs[i].pid == getpid()) {
+            mine++;
+            CHECK(strcmp(procs[i].comm, "new-image") == 0);
+        }
+    CHECK(mine == 1);
+    free(procs);
+    greg_self_gone(new_image);
+    greg_self_close(new_image);
     greg_close(reg);
 }
 
