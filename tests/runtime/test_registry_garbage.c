@@ -23,7 +23,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "runtime/registry.h"
@@ -277,21 +276,12 @@ static void round_(int which)
     populate(reg);
     greg_close(reg);
     CHECK(run_child(scribble, which) == 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = run_child(readers_arg, 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (getenv("SLOW") && t1.tv_sec - t0.tv_sec >= 1)
-        fprintf(stderr, "readers slow\n");
     if (rc)
         fprintf(stderr, "case %d: readers exited %d%s\n", which, rc,
                 rc == 128 + SIGALRM ? " (hung)" : rc > 128 ? " (crashed)" : "");
     CHECK(rc == 0);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     unload_all();
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (getenv("SLOW") && t1.tv_sec - t0.tv_sec >= 1)
-        fprintf(stderr, "unload slow\n");
     CHECK(leftovers() == 0);
     struct stat st;
     char vpath[96];
@@ -326,14 +316,10 @@ int main(int argc, char **argv)
 
     for (int which = 0; which <= 11; which++)
         round_(which);
-    for (int r = 0; r < rounds; r++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* A lock word that names a live process we cannot look into (pid 1
+     * here) costs the 2 s a writer waits: some rounds are slow. */
+    for (int r = 0; r < rounds; r++)
         round_(-1);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (getenv("SLOW") && t1.tv_sec - t0.tv_sec >= 1)
-            fprintf(stderr, "round %d slow\n", r);
-    }
     shm_unlink(victim);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
