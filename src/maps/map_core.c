@@ -313,6 +313,12 @@ static int init_type(struct gmap *m)
 
 int gmap_create(const struct gmap_def *def, int group, struct gmap **out, struct graft_err *err)
 {
+    return gmap_create_named(def, group, NULL, out, err);
+}
+
+int gmap_create_named(const struct gmap_def *def, int group, const char *prefix, struct gmap **out,
+                      struct graft_err *err)
+{
     struct gmap_hdr plan;
     *out = NULL;
     if (!def)
@@ -326,12 +332,20 @@ int gmap_create(const struct gmap_def *def, int group, struct gmap **out, struct
         plan.seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&plan;
 
     char name[64];
+    char dflt[32];
+    if (!prefix) {
+        snprintf(dflt, sizeof(dflt), "/graft.%u.", (unsigned)getuid());
+        prefix = dflt;
+    }
+    if (prefix[0] != '/' || strchr(prefix + 1, '/') || strlen(prefix) + 16 >= sizeof(name))
+        return graft_errf(err, -EINVAL, "map '%.64s': bad shared-memory name prefix '%.64s'",
+                          def->name, prefix);
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 16; tries++) {
         uint64_t rnd = 0;
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
             rnd = plan.seed + (uint64_t)tries * 7919;
-        snprintf(name, sizeof(name), "/graft.%u.%016llx", (unsigned)getuid(), (unsigned long long)rnd);
+        snprintf(name, sizeof(name), "%s%016llx", prefix, (unsigned long long)rnd);
         fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, group >= 0 ? 0660 : 0600);
         if (fd < 0 && errno != EEXIST)
             break;
@@ -383,6 +397,27 @@ fail:
     return r;
 }
 
+/* Is the object behind fd one this process may trust as a map: created by
+ * this user or root, or shared with one of our groups on purpose (--group),
+ * and writable by nobody else? Anyone can create any name in /dev/shm. */
+static int trusted_object(const struct stat *st)
+{
+    if (st->st_mode & 0002)
+        return 0;
+    if (st->st_uid == geteuid() || st->st_uid == 0)
+        return 1;
+    if (!(st->st_mode & 0020))
+        return 0;
+    if (st->st_gid == getegid())
+        return 1;
+    gid_t groups[256];
+    int n = getgroups(256, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == st->st_gid)
+            return 1;
+    return 0;
+}
+
 int gmap_open(const char *shm_name, struct gmap **out, struct graft_err *err)
 {
     *out = NULL;
@@ -394,6 +429,12 @@ int gmap_open(const char *shm_name, struct gmap **out, struct graft_err *err)
     struct stat st;
     struct gmap_hdr h;
     int r = 0;
+    if (fstat(fd, &st) == 0 && !trusted_object(&st)) {
+        r = graft_errf(err, -EPERM,
+                       "map %s (/dev/shm%s) belongs to uid %u, mode %o: not created by this user or root; refusing it",
+                       shm_name, shm_name, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+        goto out;
+    }
     if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h) ||
         pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
         r = graft_errf(err, -EINVAL, "map %s: too small or unreadable to be a graft map", shm_name);

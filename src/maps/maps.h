@@ -74,7 +74,14 @@ struct gmap;
  * a group id >= 0). The object's name is available from gmap_shm_name(). */
 int gmap_create(const struct gmap_def *def, int group, struct gmap **out,
                 struct graft_err *err);
-/* Open an existing map by its shared-memory object name (from another process). */
+/* gmap_create with the object named PREFIX<16 random hex digits> (prefix
+ * "/NAME." at most 47 bytes; NULL: "/graft.<uid>."), so a registry's maps
+ * can be found by its name even when its records are lost. */
+int gmap_create_named(const struct gmap_def *def, int group, const char *prefix,
+                      struct gmap **out, struct graft_err *err);
+/* Open an existing map by its shared-memory object name (from another
+ * process). Refuses an object another user created (anyone can create any
+ * name in /dev/shm) or that others may write. */
 int gmap_open(const char *shm_name, struct gmap **out, struct graft_err *err);
 void gmap_close(struct gmap *map);           /* unmap; the map lives on */
 int gmap_unlink(const char *shm_name);       /* remove the object once all close */

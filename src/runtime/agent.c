@@ -109,8 +109,8 @@ struct agent_link {
 };
 
 struct gagent {
-    struct greg *reg;
-    struct greg_proc *proc;
+    struct greg *reg;          /* mapped read-only */
+    struct greg_self *self;    /* this process's status object */
     pthread_mutex_t lock;
     pthread_t thread;
     int thread_running;
@@ -299,7 +299,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     for (uint32_t i = 0; i < rec->n_maps; i++)      /* inner maps: before compiling */
         follow_slots(a, s, rec, maps[i], 0);
     struct bpf_insn *insns;
-    if (greg_prog_insns(rec, &insns, err) < 0)
+    if (greg_prog_insns(a->reg, rec, &insns, err) < 0)
         return NULL;
     struct grt_instance *inst;
     struct grt_instance_opts io = {
@@ -598,21 +598,13 @@ static int snapshot_has_link(const struct greg_snapshot *s, uint32_t id, int det
     return 0;
 }
 
-static int my_state(const struct greg_snapshot *s)
-{
-    for (uint32_t i = 0; i < s->n_procs; i++)
-        if (s->procs[i].pid == getpid())
-            return (int)s->procs[i].state;
-    return GREG_PROC_RUNNING;
-}
-
 static int reconcile(struct gagent *a)
 {
     struct greg_snapshot s;
     if (greg_snapshot(a->reg, &s) < 0)
         return -ENOMEM;
-    int state = my_state(&s);
-    int detaching = state != GREG_PROC_RUNNING;   /* asked to, or already, detached */
+    /* asked to detach (until `graft attach` withdraws the request) */
+    int detaching = greg_snapshot_detach_requested(&s, getpid(), greg_self_nonce(a->self));
     /* With extension stacks, graft's SIGSEGV handler is what lets a host
      * signal handler run on one (giso_xstack_fault): put it back on top if
      * the host installed its own since the last change. */
@@ -663,7 +655,7 @@ static int reconcile(struct gagent *a)
         a->failed += a->links[i].failed;
     }
     a->generation = s.generation;
-    greg_proc_set(a->reg, a->proc, detaching ? GREG_PROC_DETACHED : GREG_PROC_RUNNING, s.generation,
+    greg_self_set(a->self, detaching ? GREG_PROC_DETACHED : GREG_PROC_RUNNING, s.generation,
                   a->installed, a->failed, a->message);
     greg_snapshot_free(&s);
     return 0;
@@ -769,27 +761,25 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         return graft_errf(err, -ENOMEM, "agent: out of memory");
     pthread_mutex_init(&a->lock, NULL);
     char name[GREG_NAME_MAX];
-    int rc = greg_open_named(reg_name ? reg_name : greg_default_name(name, sizeof(name)), 1, &a->reg, err);
+    /* Read-only: nothing this process does to its memory reaches what the
+     * other processes of the registry trust. */
+    int rc = greg_open_named(reg_name ? reg_name : greg_default_name(name, sizeof(name)),
+                             GREG_OPEN_CREATE | GREG_OPEN_READONLY, &a->reg, err);
     if (rc < 0) {
         free(a);
         return rc;
     }
     char comm[16];
     read_comm(comm, sizeof(comm));
-    if ((rc = greg_proc_register(a->reg, getpid(), comm, &a->proc)) < 0) {
-        greg_close(a->reg);
-        free(a);
-        return graft_errf(err, rc, "agent: cannot register process %d in the registry", getpid());
-    }
-    if ((rc = agent_isolation(a, err)) < 0) {
-        greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
+    if ((rc = greg_self_register(a->reg, getpid(), comm, &a->self, err)) < 0) {
         greg_close(a->reg);
         free(a);
         return rc;
     }
-    if (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err))) {
-        rc = -ENOMEM;
-        greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
+    if ((rc = agent_isolation(a, err)) < 0 ||
+        (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err)) && (rc = -ENOMEM))) {
+        greg_self_gone(a->self);
+        greg_self_close(a->self);
         greg_close(a->reg);
         free(a);
         return rc;
@@ -822,7 +812,7 @@ void gagent_stop(struct gagent *a)
         pthread_join(a->thread, NULL);
     pthread_mutex_lock(&a->lock);
     remove_all(a);
-    greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, a->generation, 0, 0, "stopped");
+    greg_self_gone(a->self);
     pthread_mutex_unlock(&a->lock);
     /* gattach_remove waited until no thread runs an unhooked program, but
      * gsys_detach does not: a thread may still be inside a syscall
@@ -852,6 +842,7 @@ void gagent_stop(struct gagent *a)
     }
     if (the_agent == a)
         the_agent = NULL;
+    greg_self_close(a->self);
     greg_close(a->reg);
     free(a);
 }
@@ -878,8 +869,12 @@ static void agent_atfork_child(void)
     a->thread_running = 0;
     char comm[16];
     read_comm(comm, sizeof(comm));
-    if (greg_proc_register(a->reg, getpid(), comm, &a->proc) == 0 && !a->stopping)
+    /* The parent's handle writes the parent's object: drop our copy. */
+    struct greg_self *parents = a->self;
+    a->self = NULL;
+    if (greg_self_register(a->reg, getpid(), comm, &a->self, NULL) == 0 && !a->stopping)
         start_thread(a);
+    greg_self_close(parents);
 }
 
 __attribute__((constructor)) static void agent_constructor(void)
@@ -903,5 +898,5 @@ __attribute__((destructor)) static void agent_destructor(void)
     /* Leave the hooks in place (other atexit handlers may still call hooked
      * functions); just tell the registry this process is going. */
     a->stopping = 1;
-    greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, a->generation, 0, 0, "exited");
+    greg_self_gone(a->self);
 }

@@ -219,13 +219,14 @@ static int init_map(const struct gobj *obj, struct gmap **maps, uint32_t i, stru
     return 0;
 }
 
-int grt_create_maps(const struct gobj *obj, int group, struct gmap ***out, struct graft_err *err)
+int grt_create_maps(const struct gobj *obj, int group, const char *prefix, struct gmap ***out,
+                    struct graft_err *err)
 {
     struct gmap **maps = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*maps));
     if (!maps)
         return graft_errf(err, -ENOMEM, "out of memory");
     for (uint32_t i = 0; i < obj->n_maps; i++) {
-        int rc = gmap_create(&obj->maps[i].def, group, &maps[i], err);
+        int rc = gmap_create_named(&obj->maps[i].def, group, prefix, &maps[i], err);
         if (rc == 0)
             rc = init_map(obj, maps, i, err);
         if (rc < 0) {

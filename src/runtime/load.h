@@ -66,10 +66,12 @@ void grt_rights_describe(const struct gobj *obj, const struct gobj_prog *prog,
                          const struct grt_grant *g, char *buf, size_t len);
 
 /* Create every map of obj in shared memory (mode 0600, or 0660 for group
- * >= 0), with global data initialised and map-in-map slots filled. On
- * success *maps is a malloc'd array of obj->n_maps handles. */
-int grt_create_maps(const struct gobj *obj, int group, struct gmap ***maps,
-                    struct graft_err *err);
+ * >= 0), with global data initialised and map-in-map slots filled; objects
+ * named by gmap_create_named(prefix) (NULL: the default, registry maps use
+ * greg_map_prefix). On success *maps is a malloc'd array of obj->n_maps
+ * handles. */
+int grt_create_maps(const struct gobj *obj, int group, const char *prefix,
+                    struct gmap ***maps, struct graft_err *err);
 /* Close every handle and, if unlink, remove the shared-memory objects. */
 void grt_destroy_maps(struct gmap **maps, uint32_t n, int unlink);
 

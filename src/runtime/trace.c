@@ -35,7 +35,8 @@ int grt_trace_open(struct greg *reg, int create, struct gmap **out, struct graft
     } else {
         struct gmap_def def = { .type = GMAP_RINGBUF, .max_entries = GRT_TRACE_BYTES };
         snprintf(def.name, sizeof(def.name), "%s", GRT_TRACE_MAP);
-        rc = gmap_create(&def, -1, out, err);
+        char prefix[GREG_NAME_MAX];
+        rc = gmap_create_named(&def, -1, greg_map_prefix(reg, prefix, sizeof(prefix)), out, err);
         if (rc == 0 && (rc = greg_add_map(reg, GRT_TRACE_MAP, gmap_shm_name(*out), &def, err)) > 0)
             rc = 0;
     }

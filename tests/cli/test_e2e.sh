@@ -237,8 +237,9 @@ check "processes exiting mid-attach: success or a clean error, never a crash or 
 echo "== 4. permissions"
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     check "load for permission tests" start_loader
-    mapshm=$(ls /dev/shm | grep -v registry | grep -v prog | grep "^graft\.0\." | head -1)
+    mapshm=$(ls /dev/shm | grep "^${GRAFT_REGISTRY#/}\.m\." | head -1)
     nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    check "graft load names its maps under the registry" test -n "$mapshm"
     check "map objects are 0600" sh -c "test \"\$(stat -c %a /dev/shm/$mapshm)\" = 600"
     check "another uid cannot read a map" sh -c "! setpriv --reuid=65534 --regid=65534 --clear-groups cat /dev/shm/$mapshm >/dev/null 2>&1"
     check "another uid cannot use our registry" sh -c "! GRAFT_REGISTRY=$GRAFT_REGISTRY setpriv --reuid=65534 --regid=65534 --clear-groups '$GRAFT' list >/dev/null 2>&1"
@@ -261,6 +262,48 @@ check "unknown id: exit 1" test $rc = 1
 check "graft unload --all" "$GRAFT" unload --all
 check "... maps gone from the registry" sh -c "'$GRAFT' list | grep -q '^maps: 0'"
 check "... and their shared memory, the trace buffer's too" test ! -e "/dev/shm$shm" -a ! -e "/dev/shm$trace_shm"
+
+echo "== 5b. a damaged registry; names a stranger created first"
+"$GRAFT" load "$OBJ" --detach >/dev/null 2>&1
+shm=$("$GRAFT" map dump counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["shm"])')
+check "--detach left a map" test -e "/dev/shm$shm"
+printf 'garbage!garbage!' | dd of="/dev/shm$GRAFT_REGISTRY" bs=1 conv=notrunc 2>/dev/null
+out=$("$GRAFT" list 2>&1); rc=$?
+check "graft list on a damaged registry: exit 1, saying so and what to do" \
+    sh -c 'test "$1" = 1 && echo "$2" | grep -q "damaged.*graft unload --all"' _ "$rc" "$out"
+check "graft unload --all removes a damaged registry" "$GRAFT" unload --all
+check "... and every map of it" test ! -e "/dev/shm$shm" -a ! -e "/dev/shm$GRAFT_REGISTRY"
+check "... after which graft load works again" sh -c "'$GRAFT' load '$OBJ' --detach >/dev/null 2>&1 && '$GRAFT' unload --all >/dev/null"
+# A program store changed after graft load verified it: agents refuse it.
+"$GRAFT" load "$OBJ" --detach >/dev/null 2>&1
+store=$(ls /dev/shm | grep "^${GRAFT_REGISTRY#/}\.p\." | head -1)
+printf '\267\000\000\000\001\000\000\000' | dd of="/dev/shm/$store" bs=1 conv=notrunc 2>/dev/null
+check "target starts with the agent" start_target agent
+check "an agent does not compile a program whose store was changed after verification" \
+    sh -c "for i in \$(seq 200); do grep -q 'does not hold what was verified' '$work/out' && exit 0; sleep 0.02; done; exit 1"
+check "... the target still runs" round 1
+check "... unhooked, and graft list says why" sh -c "'$GRAFT' list | grep -E '^ +$tpid ' | grep 'hooks 0 installed, 1 failed' | grep -q 'SHA-256'"
+stop_target
+"$GRAFT" unload --all >/dev/null 2>&1
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    # Program stores used to be <registry>.prog<id>: guessable.
+    setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \
+        "for i in \$(seq 1 600); do : > /dev/shm$GRAFT_REGISTRY.prog\$i; done"
+    check "program-store names a stranger created first do not block graft load" \
+        sh -c "'$GRAFT' load '$OBJ' --detach >/dev/null 2>&1"
+    "$GRAFT" unload --all >/dev/null 2>&1
+    rm -f /dev/shm$GRAFT_REGISTRY.prog*
+    squat=/graft.squat.$$
+    setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "umask 022; : > /dev/shm$squat"
+    out=$(GRAFT_REGISTRY=$squat "$GRAFT" load "$OBJ" --detach 2>&1); rc=$?
+    check "a registry another user created first: refused, naming it, its owner and the fix" \
+        sh -c 'test "$1" = 1 && echo "$2" | grep -q "$3.*owned by uid 65534.*rm /dev/shm$3"' _ "$rc" "$out" "$squat"
+    check "... left as it was, and no map was made for it" \
+        sh -c "test \"\$(stat -c %s /dev/shm$squat)\" = 0 && ! ls /dev/shm | grep -q '^${squat#/}\.'"
+    rm -f /dev/shm$squat
+else
+    echo "SKIP: squatting tests need root and setpriv"
+fi
 
 echo "== 6. isolation: on with PKU, otherwise off and said so"
 if grep -qw pku /proc/cpuinfo; then iso_want="isolation: on"; else iso_want="isolation: off (CPU has no PKU)"; fi

@@ -40,7 +40,8 @@ static const char *proc_state_name(uint32_t s)
     return s == GREG_PROC_RUNNING     ? "running"
            : s == GREG_PROC_DETACHING ? "detaching"
            : s == GREG_PROC_DETACHED  ? "detached"
-                                      : "gone";
+           : s == GREG_PROC_GONE      ? "gone"
+                                      : "unknown";
 }
 
 int cmd_list(int argc, char **argv)
@@ -52,11 +53,16 @@ int cmd_list(int argc, char **argv)
     if (greg_open(&reg, &err) < 0)
         return cli_fail_err(1, "list", &err);
     struct greg_snapshot s;
-    if (greg_snapshot(reg, &s) < 0) {
+    int rc = greg_snapshot(reg, &s);
+    if (rc < 0) {
         greg_close(reg);
-        return cli_fail(1, "list", "out of memory");
+        return cli_fail(1, "list", "registry %s: %s", greg_name(reg),
+                        rc == -EAGAIN ? "a writer kept changing it for 2 s" : strerror(-rc));
     }
     printf("registry %s (generation %llu)\n", greg_name(reg), (unsigned long long)s.generation);
+    if (s.n_damaged)
+        printf("damaged records (left out): %u; `graft unload --all` clears the registry\n",
+               s.n_damaged);
     printf("programs: %u\n", s.n_progs);
     for (uint32_t i = 0; i < s.n_progs; i++)
         printf("  %-4u %-24s %-40s %5u insns  loader pid %d\n", s.progs[i].id, s.progs[i].name,
@@ -80,19 +86,25 @@ int cmd_list(int argc, char **argv)
             printf("%d", l->pid);
         printf("\n");
     }
-    /* A process that left through _exit() or a signal never said goodbye:
-     * show only the ones still alive. */
-    uint32_t alive = 0;
-    for (uint32_t i = 0; i < s.n_procs; i++)
-        alive += !(kill(s.procs[i].pid, 0) < 0 && errno == ESRCH);
-    printf("processes: %u\n", alive);
-    for (uint32_t i = 0; i < s.n_procs; i++) {
-        if (kill(s.procs[i].pid, 0) < 0 && errno == ESRCH)
+    /* Each agent's own status object; only live processes are listed (one
+     * that left through _exit() or a signal never said goodbye). */
+    struct greg_proc *procs = NULL;
+    uint32_t n_procs = 0, n_bad = 0;
+    if (greg_procs(reg, &procs, &n_procs, &n_bad) < 0)
+        printf("processes: unknown (cannot read /dev/shm)\n");
+    else
+        printf("processes: %u\n", n_procs);
+    for (uint32_t i = 0; i < n_procs; i++) {
+        const struct greg_proc *p = &procs[i];
+        if (!p->state) {                /* its status object failed the checks */
+            printf("  %-7d %-16s %-9s %s\n", p->pid, "?", "unknown", p->message);
             continue;
-        printf("  %-7d %-16s %-9s hooks %u installed, %u failed%s%s\n", s.procs[i].pid,
-               s.procs[i].comm, proc_state_name(s.procs[i].state), s.procs[i].links_installed,
-               s.procs[i].links_failed, s.procs[i].message[0] ? "  " : "", s.procs[i].message);
+        }
+        printf("  %-7d %-16s %-9s hooks %u installed, %u failed%s%s\n", p->pid, p->comm,
+               proc_state_name(p->state), p->links_installed, p->links_failed,
+               p->message[0] ? "  " : "", p->message);
     }
+    free(procs);
     greg_snapshot_free(&s);
     greg_close(reg);
     return 0;
@@ -107,9 +119,11 @@ int cmd_map(int argc, char **argv)
     if (greg_open(&reg, &err) < 0)
         return cli_fail_err(1, "map", &err);
     struct greg_snapshot s;
-    if (greg_snapshot(reg, &s) < 0) {
+    int src = greg_snapshot(reg, &s);
+    if (src < 0) {
         greg_close(reg);
-        return cli_fail(1, "map", "out of memory");
+        return cli_fail(1, "map", "registry %s: %s", greg_name(reg),
+                        src == -EAGAIN ? "a writer kept changing it for 2 s" : strerror(-src));
     }
     const struct greg_map *m = greg_snapshot_map_by_name(&s, argv[2]);
     char *end;

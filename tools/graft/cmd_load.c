@@ -273,9 +273,13 @@ int cmd_load(int argc, char **argv)
     struct greg *reg = NULL;
     struct gmap *trace = NULL;
     int n_links = 0;
-    if (rc == 0 && grt_create_maps(obj, (int)group, &maps, &err) < 0)
-        rc = cli_fail_err(1, "load", &err);
+    char prefix[GREG_NAME_MAX];
     if (rc == 0 && greg_open(&reg, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    /* Named under the registry: `graft unload --all` finds them even if
+     * the records naming them are lost. */
+    if (rc == 0 && grt_create_maps(obj, (int)group, greg_map_prefix(reg, prefix, sizeof(prefix)),
+                                   &maps, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
         rc = cli_fail_err(1, "load", &err);

@@ -77,15 +77,14 @@ static int wait_for_agent(pid_t pid, int timeout_ms)
     /* The agent usually reports within a few ms of its dlopen: poll from
      * 100 us up, not in fixed 2 ms steps (which cost 1 ms on average). */
     long step_us = 100, waited_us = 0;
-    for (; waited_us < timeout_ms * 1000L && rc == -ETIMEDOUT; waited_us += step_us) {
-        struct greg_snapshot s;
-        if (greg_snapshot(reg, &s) == 0) {
-            for (uint32_t i = 0; i < s.n_procs; i++)
-                if (s.procs[i].pid == pid && s.procs[i].state == GREG_PROC_RUNNING &&
-                    s.procs[i].seen_generation >= s.generation)
-                    rc = 0;
-            greg_snapshot_free(&s);
-        }
+    for (int poll = 1; waited_us < timeout_ms * 1000L && rc == -ETIMEDOUT; waited_us += step_us, poll++) {
+        struct greg_proc p;
+        uint64_t gen = greg_generation(reg);
+        /* Listing /dev/shm for an agent under another name is slow: now
+         * and then. */
+        if (greg_proc_find(reg, pid, &p, poll % 16 == 0) == 1 && p.state == GREG_PROC_RUNNING &&
+            p.seen_generation >= gen)
+            rc = 0;
         if (rc == -ETIMEDOUT) {
             if (kill(pid, 0) < 0 && errno == ESRCH)
                 return -ESRCH;
@@ -161,17 +160,17 @@ int cmd_detach(int argc, char **argv)
         greg_close(reg);
         return cli_fail(1, "detach", "no graft agent runs in process %ld (see `graft list`)", pid);
     }
+    if (rc < 0) {
+        greg_close(reg);
+        return cli_fail(1, "detach", "registry %s: %s", greg_name(reg), strerror(-rc));
+    }
     /* Wait for the agent to confirm its hooks are gone. */
     int done = 0;
     for (int i = 0; i < 2500 && !done; i++) {
-        struct greg_snapshot s;
-        if (greg_snapshot(reg, &s) == 0) {
-            done = 1;
-            for (uint32_t j = 0; j < s.n_procs; j++)
-                if (s.procs[j].pid == pid && s.procs[j].state == GREG_PROC_DETACHING)
-                    done = 0;
-            greg_snapshot_free(&s);
-        }
+        struct greg_proc p;
+        int found = greg_proc_find(reg, (pid_t)pid, &p, 1);
+        if (found >= 0)
+            done = !(found == 1 && p.state == GREG_PROC_DETACHING);
         if (!done) {
             if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
                 done = 1;

@@ -141,7 +141,7 @@ static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_p
     free(policy);
 
     struct gmap **maps;
-    if ((rc = grt_create_maps(obj, -1, &maps, &err)) < 0) {
+    if ((rc = grt_create_maps(obj, -1, NULL, &maps, &err)) < 0) {
         free(ctx);
         return cli_fail_err(1, "prog", &err);
     }

@@ -6,7 +6,10 @@
  *   graft unload ID...        a program (with its links), a link or a map, by the
  *                             id `graft list` shows
  *   graft unload --loader PID everything that loader registered
- *   graft unload --all        everything, the trace buffer included
+ *   graft unload --all        everything, the trace buffer included, and any
+ *                             object named under the registry that no record
+ *                             names any more; a damaged registry (bad header,
+ *                             a lock never freed) is removed with all of them
  */
 #include "cli.h"
 
@@ -34,17 +37,44 @@ static int unload_id(struct greg *reg, const char *arg)
                     greg_name(reg));
 }
 
+/* The registry cannot be used: remove it and every object named under it
+ * (maps, program stores, agents' status), so a fresh one can be made. */
+static int destroy_damaged(const char *why)
+{
+    char name[GREG_NAME_MAX];
+    greg_default_name(name, sizeof(name));
+    struct graft_err err = {0};
+    int n = greg_destroy(name, &err);
+    if (n < 0)
+        return cli_fail_err(1, "unload", &err);
+    printf("registry %s could not be used (%s): removed it and %d object(s) named under it from "
+           "/dev/shm; agents still running keep their hooks until they exit\n",
+           name, why, n > 0 ? n - 1 : 0);
+    return 0;
+}
+
 int cmd_unload(int argc, char **argv)
 {
     if (argc < 2)
         return cli_fail(EXIT_USAGE, "unload", "say what: ID..., --loader PID or --all");
     struct graft_err err = {0};
     struct greg *reg;
-    if (greg_open(&reg, &err) < 0)
+    int all = strcmp(argv[1], "--all") == 0 && argc == 2;
+    int rc = greg_open(&reg, &err);
+    if (rc == -EPROTO && all)
+        return destroy_damaged("damaged, or from another graft version");
+    if (rc < 0)
         return cli_fail_err(1, "unload", &err);
-    int rc = 0;
-    if (strcmp(argv[1], "--all") == 0 && argc == 2) {
-        printf("unloaded %d entries from registry %s\n", greg_remove_all(reg), greg_name(reg));
+    if (all) {
+        int n = greg_remove_all(reg);
+        if (n == -ETIMEDOUT) {
+            greg_close(reg);
+            return destroy_damaged("its lock was never freed");
+        }
+        if (n < 0)
+            rc = cli_fail(1, "unload", "registry %s: %s", greg_name(reg), strerror(-n));
+        else
+            printf("unloaded %d entries from registry %s\n", n, greg_name(reg));
     } else if (strcmp(argv[1], "--loader") == 0 && argc == 3) {
         long pid = cli_parse_pid(argv[2]);
         if (pid <= 0)
