@@ -31,7 +31,8 @@
 #include <unistd.h>
 
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
-#define GREG_VERSION 3     /* 2: program externs, source-entry links; 3: slot high-water marks */
+#define GREG_VERSION 4     /* 2: program externs, source-entry links; 3: slot high-water marks;
+                            * 4: extern memory-argument masks */
 
 struct greg_header {
     uint64_t magic;
@@ -310,10 +311,13 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
         const struct greg_extern *x = &tmpl->externs[i];
         size_t len = strnlen(x->name, sizeof(x->name));
         if (len == 0 || len == sizeof(x->name) ||
-            (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR))
+            (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR) ||
+            (x->mem_args & ~0xfu) || (x->mem_args & (x->mem_args << 1)) ||
+            (x->mem_args && x->kind != GREG_EXTERN_FUNC))
             return graft_errf(err, -EINVAL,
-                              "program %s: extern %u is malformed (empty or over %d-byte name, or bad kind %u)",
-                              tmpl->name, i, GREG_EXTERN_NAME - 1, x->kind);
+                              "program %s: extern %u is malformed (empty or over %d-byte name, bad kind %u "
+                              "or memory-argument mask %#x)",
+                              tmpl->name, i, GREG_EXTERN_NAME - 1, x->kind, x->mem_args);
     }
     lock(reg);
     struct greg_prog *slot = NULL;
