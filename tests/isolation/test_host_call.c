@@ -171,6 +171,15 @@ static uint64_t host_mem2(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen, 
            2 * byte_sum((const uint8_t *)(uintptr_t)b, blen) + k;
 }
 
+/* x + sum(a) + 3 * sum(b): memory in the second and fourth arguments */
+static uint64_t host_mem3(uint64_t x, uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    host_check(a);
+    host_check(b);
+    return x + byte_sum((const uint8_t *)(uintptr_t)a, alen) +
+           3 * byte_sum((const uint8_t *)(uintptr_t)b, blen);
+}
+
 static sigjmp_buf g_out;
 static volatile int g_jumps;
 /* Leaves the extension (and the trampoline) for good. */
@@ -189,6 +198,7 @@ static uint64_t host_jump(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64
 #define H_RC 202
 #define H_RC2 203
 #define H_JUMP 204
+#define H_MEM3 205
 
 static gvm_helper_fn g_helpers[BPF_MAX_HELPER_ID];
 static volatile int64_t g_rc, g_rc2;
@@ -245,7 +255,8 @@ static uint64_t word(const char *s)
 
 /* The host-call extension: host_mem on 16 bytes of its stack (k 3), on a
  * 24-byte map value (k 5), host_mem2 on two halves of its stack (k 1000),
- * host_mem on NULL (k 7); the sum goes to H_RC. */
+ * host_mem3 on the whole and the second half (x 100), host_mem on NULL
+ * (k 7); the sum goes to H_RC. */
 static struct gvm_prog *build_caller(struct gmap *map, struct graft_err *err)
 {
     const struct bpf_insn insns[] = {
@@ -283,6 +294,15 @@ static struct gvm_prog *build_caller(struct gmap *map, struct graft_err *err)
         BPF_MOV64_IMM(5, 1000),
         BPF_CALL_HELPER(H_MEM2),
         BPF_ALU64_REG(BPF_ADD, 7, 0),
+        BPF_MOV64_IMM(1, 100),
+        BPF_MOV64_REG(2, 10),
+        BPF_ALU64_IMM(BPF_ADD, 2, -16),
+        BPF_MOV64_IMM(3, 16),
+        BPF_MOV64_REG(4, 10),
+        BPF_ALU64_IMM(BPF_ADD, 4, -8),
+        BPF_MOV64_IMM(5, 8),
+        BPF_CALL_HELPER(H_MEM3),
+        BPF_ALU64_REG(BPF_ADD, 7, 0),
         BPF_MOV64_IMM(1, 0),
         BPF_MOV64_IMM(2, 0),
         BPF_MOV64_IMM(3, 7),
@@ -302,7 +322,8 @@ static uint64_t caller_expect(void)
 {
     const uint8_t *m = (const uint8_t *)MSG;
     return (3 * byte_sum(m, 16) + 16) + (5 * byte_sum(VALUE, 24) + 24) +
-           (byte_sum(m, 8) + 2 * byte_sum(m + 8, 8) + 1000) + (1u << 20);
+           (byte_sum(m, 8) + 2 * byte_sum(m + 8, 8) + 1000) +
+           (100 + byte_sum(m, 16) + 3 * byte_sum(m + 8, 8)) + (1u << 20);
 }
 
 /* The source entry's extension: host_mem on "innermsg" on its own stack,
@@ -448,7 +469,7 @@ static void run_caller(gvm_native_fn ext, const char *what, int (*fn)(int), enum
     CHECK(right == 4 && g_rc_runs == 4, "%s: 4 runs, each got the host functions' results "
           "(%d right; last %lld, want %llu)", what, right, (long long)g_rc,
           (unsigned long long)want);
-    check_host_side(what, 4 * 5);
+    check_host_side(what, 4 * 7);
     CHECK(giso_rdpkru() == giso_pkru_host(), "%s: host PKRU afterwards", what);
     gattach_remove(h, &err);
 }
@@ -474,7 +495,7 @@ static void run_syscall_caller(gvm_native_fn ext)
         right += (uint64_t)g_rc == caller_expect();
     }
     CHECK(right == 3, "syscall program: 3 runs got the host functions' results (%d right)", right);
-    check_host_side("syscall program", 3 * 5);
+    check_host_side("syscall program", 3 * 7);
     gsys_detach(l);
 }
 
@@ -502,7 +523,7 @@ static void run_nested(gvm_native_fn outer, gvm_native_fn inner)
               "nested: the outer extension (%lld) and the one its host function reached "
               "(%lld, want %llu) both got their results; the entry returned %ld", (long long)g_rc,
               (long long)g_rc2, (unsigned long long)inner_want, g_nest_ret);
-        check_host_side("nested", 5 + 1);
+        check_host_side("nested", 7 + 1);
         CHECK(giso_rdpkru() == giso_pkru_host(), "nested: host PKRU afterwards");
         gattach_remove(h, &err);
     }
@@ -646,6 +667,7 @@ int main(void)
         { H_MEM, host_mem, 1u << 0 },
         { H_MEM2, host_mem2, 1u << 0 | 1u << 2 },
         { H_JUMP, host_jump, 0 },
+        { H_MEM3, host_mem3, 1u << 1 | 1u << 3 },
     };
     for (size_t i = 0; i < N_INSNS(host); i++) {
         g_helpers[host[i].id] = giso_wrap_host_call_mem(host[i].fn, host[i].mem, &err);
