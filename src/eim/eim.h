@@ -189,6 +189,16 @@ int geim_list_src_entries(const char *binary, struct geim_src_entry **out,
 
 /* ---- enforcement ---- */
 
+/* Host function name's memory arguments, as giso_wrap_host_call_mem()
+ * takes them: bit i set when argument i is a pointer (its size is argument
+ * i+1). 0 when the spec has no function of that name. */
+uint32_t geim_func_mem_args(const struct geim_spec *spec, const char *name);
+
+/* The bytes a host function's pointer argument may name: with isolation
+ * they are copied to the host's stack for the call, so the policy caps
+ * every size argument here (= GISO_HOST_COPY_MAX). */
+#define GEIM_HOST_MEM_MAX (64u * 1024u)
+
 /* The policy for one program of a class (one malloc'd block: free()).
  * ctx: pt_regs with only the entry's argument registers open (syscalls:
  * the sys_enter record), as the class's argument rights say; helpers from

@@ -184,6 +184,17 @@ static enum garg_kind arg_kind(const struct geim_func *f, uint32_t i)
     return GARG_SCALAR;
 }
 
+uint32_t geim_func_mem_args(const struct geim_spec *spec, const char *name)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; spec && i < spec->n_funcs; i++)
+        if (!strcmp(spec->funcs[i].name, name))
+            for (uint32_t a = 0; a < spec->funcs[i].n_args && a < 4; a++)
+                if (spec->funcs[i].args[a].type.kind == GEIM_T_PTR)
+                    m |= 1u << a;
+    return m;
+}
+
 /* The extern index a function capability is called through, or -1. */
 static int extern_index(const struct gobj *obj, const char *name, enum gobj_extern_kind kind)
 {
@@ -251,6 +262,13 @@ int geim_policy_for_class(const struct geim_spec *spec, const char *class_name,
             if (f->args[a].has_range) {
                 k->arg_min[a] = f->args[a].min;
                 k->arg_max[a] = f->args[a].max;
+            }
+            /* A pointer's bytes are copied for the host with isolation on
+             * (giso_wrap_host_call_mem): at most GEIM_HOST_MEM_MAX of them. */
+            if ((k->args[a] == GARG_CONST_SIZE || k->args[a] == GARG_CONST_SIZE_OR_ZERO) &&
+                (!f->args[a].has_range || f->args[a].max > (int64_t)GEIM_HOST_MEM_MAX)) {
+                k->arg_min[a] = f->args[a].has_range ? f->args[a].min : 0;
+                k->arg_max[a] = GEIM_HOST_MEM_MAX;
             }
         }
         k->ret = f->ret.type.kind == GEIM_T_VOID ? GRET_VOID : GRET_INTEGER;

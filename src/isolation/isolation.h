@@ -165,6 +165,20 @@ uint64_t giso_xstack_grants(void);
  * never freed. When isolation is off this returns fn itself (no cost).
  * NULL with err filled on failure. Thread safe. */
 gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err);
+/* The same for a host function some of whose arguments point to memory:
+ * bit i of mem_args (i = 0..3) says argument i is a pointer whose size in
+ * bytes is argument i+1 (the EIM's `size: NEXT_ARG`). The host cannot read
+ * extension memory (the extension stack, map values), so the thunk copies
+ * those bytes - with the extension's PKRU, before the exit gate - to the
+ * host stack it runs fn on and passes fn the copy (NULL stays NULL). The
+ * copy is one-way: fn's writes through it are not seen by the extension.
+ * A size over GISO_HOST_COPY_MAX traps (ud2); the EIM policy caps size
+ * arguments there so verified programs never reach it. Thunks are cached
+ * per (fn, mem_args). -EINVAL for a mask with bits above 3 or two adjacent
+ * bits (an argument cannot be both a size and a pointer). */
+#define GISO_HOST_COPY_MAX (64u * 1024u)
+gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
+                                      struct graft_err *err);
 
 /* Mark [start, start+len) as graft gate code that giso_scan() must not
  * report. Returns 0 or -ENOMEM / -EINVAL. */

@@ -432,33 +432,146 @@ uint64_t giso_xstack_grants(void)
 
 /* ---- host-call thunks ---- */
 
-/* One thunk per host function, in its own page that is written once and
- * then made read+execute (never writable again), so a thunk's target and
- * its PKRU immediates cannot be changed afterwards. Thunks are never freed
- * (JIT code may keep calling them) and are shared by every caller of the
- * same function. */
+/* One thunk per host function (and argument-copy mask), in its own page
+ * that is written once and then made read+execute (never writable again),
+ * so a thunk's target and its PKRU immediates cannot be changed afterwards.
+ * Thunks are never freed (JIT code may keep calling them) and are shared by
+ * every caller of the same function. */
 #define THUNK_MAX 256
-static struct { gvm_helper_fn fn, thunk; } g_thunks[THUNK_MAX];
+static struct { gvm_helper_fn fn, thunk; uint32_t mem_args; } g_thunks[THUNK_MAX];
 static size_t g_nthunks;
+
+/* Just enough of an x86-64 encoder for the argument copies. */
+enum { X_RAX = 0, X_RCX = 1, X_RDX = 2, X_RSP = 4, X_RSI = 6, X_RDI = 7, X_R8 = 8,
+       X_R9 = 9, X_R10 = 10 };
+static const uint8_t g_arg_reg[5] = { X_RDI, X_RSI, X_RDX, X_RCX, X_R8 };
+
+struct xbuf { uint8_t *p; size_t n; };
+
+static void xb(struct xbuf *b, uint8_t v) { b->p[b->n++] = v; }
+
+/* REX with W and the high bits of reg (R), index (X), base/rm (B); omitted
+ * when it would be a bare 0x40. */
+static void xrex(struct xbuf *b, int w, int reg, int idx, int rm)
+{
+    uint8_t r = (uint8_t)(0x40 | (w ? 8 : 0) | (reg & 8 ? 4 : 0) | (idx & 8 ? 2 : 0) |
+                          (rm & 8 ? 1 : 0));
+    if (r != 0x40)
+        xb(b, r);
+}
+
+/* op r/m64(rm), r64(reg), register form: 48 op /r */
+static void xrr(struct xbuf *b, uint8_t op, int reg, int rm)
+{
+    xrex(b, 1, reg, 0, rm);
+    xb(b, op);
+    xb(b, (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7)));
+}
+
+/* [base + index] memory operand (mod 00, SIB); base is never rbp/r13 here. */
+static void xsib(struct xbuf *b, int reg, int base, int idx)
+{
+    xb(b, (uint8_t)((reg & 7) << 3 | 4));
+    xb(b, (uint8_t)((idx & 7) << 3 | (base & 7)));
+}
+
+/* A rel8 jump to be patched: returns where its displacement byte is. */
+static size_t xjcc(struct xbuf *b, uint8_t op)
+{
+    xb(b, op);
+    xb(b, 0);
+    return b->n - 1;
+}
+
+static void xlink(struct xbuf *b, size_t at, size_t target)
+{
+    b->p[at] = (uint8_t)(int8_t)((long)target - (long)(at + 1));
+}
+
+/* The same with a rel32 (0f 8x): for the far jump to the trap. */
+static size_t xjcc32(struct xbuf *b, uint8_t op)
+{
+    xb(b, 0x0f);
+    xb(b, op);
+    b->n += 4;
+    return b->n - 4;
+}
+
+static void xlink32(struct xbuf *b, size_t at, size_t target)
+{
+    int32_t d = (int32_t)((long)target - (long)(at + 4));
+    memcpy(b->p + at, &d, 4);
+}
+
+/* Copy the memory argument reg_p points to (reg_s bytes, the next argument)
+ * to the stack below rsp and point reg_p at the copy, unless reg_p is NULL:
+ *     test P,P; jz done; cmp S,MAX; ja trap; mov rax,S; add rax,15;
+ *     and rax,-16; sub rsp,rax; xor r9,r9; jmp q_test
+ *   q: mov r10,[P+r9]; mov [rsp+r9],r10; add r9,8
+ *   q_test: lea rax,[r9+8]; cmp rax,S; jbe q; jmp b_test
+ *   b: movzx r10d,byte [P+r9]; mov [rsp+r9],r10b; inc r9
+ *   b_test: cmp r9,S; jb b; mov P,rsp
+ *   done:
+ * Eight bytes at a time, then the tail byte by byte: never a byte outside
+ * [P, P+S). rax, r9, r10 are free (not arguments; the call clobbers them
+ * anyway). rsp stays 16-byte aligned. A size over GISO_HOST_COPY_MAX (the
+ * EIM policy never lets one through) jumps to trap (ud2). */
+static void emit_copy_arg(struct xbuf *b, int P, int S, size_t *trap_fix, int *n_trap)
+{
+    xrr(b, 0x85, P, P);                             /* test P, P */
+    size_t j_done = xjcc(b, 0x74);                  /* jz done */
+    xrex(b, 1, 0, 0, S);                            /* cmp S, imm32 */
+    xb(b, 0x81), xb(b, (uint8_t)(0xf8 | (S & 7)));
+    uint32_t max = GISO_HOST_COPY_MAX;
+    memcpy(b->p + b->n, &max, 4), b->n += 4;
+    trap_fix[(*n_trap)++] = xjcc32(b, 0x87);        /* ja trap (rel32) */
+    xrr(b, 0x89, S, X_RAX);                         /* mov rax, S */
+    xb(b, 0x48), xb(b, 0x83), xb(b, 0xc0), xb(b, 15);       /* add rax, 15 */
+    xb(b, 0x48), xb(b, 0x83), xb(b, 0xe0), xb(b, 0xf0);     /* and rax, -16 */
+    xrr(b, 0x29, X_RAX, X_RSP);                     /* sub rsp, rax */
+    xb(b, 0x4d), xb(b, 0x31), xb(b, 0xc9);          /* xor r9, r9 */
+    size_t j_qtest = xjcc(b, 0xeb);                 /* jmp q_test */
+    size_t q = b->n;
+    xrex(b, 1, X_R10, X_R9, P), xb(b, 0x8b), xsib(b, X_R10, P, X_R9);     /* mov r10,[P+r9] */
+    xrex(b, 1, X_R10, X_R9, X_RSP), xb(b, 0x89), xsib(b, X_R10, X_RSP, X_R9); /* mov [rsp+r9],r10 */
+    xb(b, 0x49), xb(b, 0x83), xb(b, 0xc1), xb(b, 8);        /* add r9, 8 */
+    xlink(b, j_qtest, b->n);
+    xb(b, 0x49), xb(b, 0x8d), xb(b, 0x41), xb(b, 8);        /* lea rax, [r9+8] */
+    xrr(b, 0x39, S, X_RAX);                         /* cmp rax, S */
+    xlink(b, xjcc(b, 0x76), q);                     /* jbe q */
+    size_t j_btest = xjcc(b, 0xeb);                 /* jmp b_test */
+    size_t bl = b->n;
+    xrex(b, 0, X_R10, X_R9, P), xb(b, 0x0f), xb(b, 0xb6), xsib(b, X_R10, P, X_R9);
+    xrex(b, 0, X_R10, X_R9, X_RSP), xb(b, 0x88), xsib(b, X_R10, X_RSP, X_R9);
+    xb(b, 0x49), xb(b, 0xff), xb(b, 0xc1);          /* inc r9 */
+    xlink(b, j_btest, b->n);
+    xrr(b, 0x39, S, X_R9);                          /* cmp r9, S */
+    xlink(b, xjcc(b, 0x72), bl);                    /* jb b */
+    xrr(b, 0x89, X_RSP, P);                         /* mov P, rsp */
+    xlink(b, j_done, b->n);
+}
 
 /* The thunk: push rbx; rbx = rsp (the extension's stack, kept in a
  * callee-saved register, never in host memory); if rsp is inside this
  * thread's bound extension stack (t_xtop, read at a constant %fs offset),
  * switch to the host stack whose rsp the trampoline stored at top-8,
  * aligned down to 16 (everything below it is free: the trampoline's frame
- * is above); leave gate; movabs rax, fn; call rax; enter gate; rsp = rbx;
- * pop rbx; ret. The five argument registers (rdi, rsi, rdx, rcx, r8) pass
- * through untouched - only rax and r11 are used before the call, and the
+ * is above); copy each memory argument (mem_args) there, still with the
+ * extension's PKRU, which can read extension memory (map values, the
+ * extension stack) and write the host stack; leave gate; movabs rax, fn;
+ * call rax; enter gate; rsp = rbx; pop rbx; ret. The argument registers
+ * (rdi, rsi, rdx, rcx, r8) pass through untouched but for the pointers to
+ * copies - only rax, r9, r10 and r11 are used before the call, and the
  * gates keep every general register - and rax carries the result through
  * the enter gate. The switch itself reads top-8 while PKRU is still ext. */
-static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn)
+static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args)
 {
     uint64_t target = (uint64_t)(uintptr_t)fn;
     uint64_t tp;
     __asm__("mov %%fs:0, %0" : "=r"(tp));
     int32_t tls = (int32_t)((uint64_t)(uintptr_t)&t_xtop - tp);
     int32_t neg_size = -(int32_t)GISO_XSTACK_SIZE;
-    size_t n = 0;
+    struct xbuf b = { p, 0 };
     static const uint8_t pre[] = {
         0x53,                           /* push rbx */
         0x48, 0x89, 0xe3,               /* mov rbx, rsp */
@@ -482,24 +595,46 @@ static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn)
         0x5b,                           /* pop rbx */
         0xc3,                           /* ret */
     };
-    memcpy(p + n, pre, sizeof(pre)), n += sizeof(pre);
-    memcpy(p + n, &tls, 4), n += 4;
-    memcpy(p + n, chk, sizeof(chk)), n += sizeof(chk);
-    memcpy(p + n, &neg_size, 4), n += 4;
-    memcpy(p + n, sw, sizeof(sw)), n += sizeof(sw);
-    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_host);
-    p[n++] = 0x48, p[n++] = 0xb8;                   /* movabs rax, imm64 */
-    memcpy(p + n, &target, 8), n += 8;
-    p[n++] = 0xff, p[n++] = 0xd0;                   /* call rax */
-    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_ext);
-    memcpy(p + n, back, sizeof(back)), n += sizeof(back);
-    return n;
+    memcpy(p + b.n, pre, sizeof(pre)), b.n += sizeof(pre);
+    memcpy(p + b.n, &tls, 4), b.n += 4;
+    memcpy(p + b.n, chk, sizeof(chk)), b.n += sizeof(chk);
+    memcpy(p + b.n, &neg_size, 4), b.n += 4;
+    memcpy(p + b.n, sw, sizeof(sw)), b.n += sizeof(sw);
+    size_t trap_fix[4];
+    int n_trap = 0;
+    if (mem_args)                       /* not 16-aligned if rsp was not switched */
+        xb(&b, 0x48), xb(&b, 0x83), xb(&b, 0xe4), xb(&b, 0xf0);    /* and rsp, -16 */
+    for (int i = 0; i < 4; i++)
+        if (mem_args & (1u << i))
+            emit_copy_arg(&b, g_arg_reg[i], g_arg_reg[i + 1], trap_fix, &n_trap);
+    b.n += giso_emit_gate(p + b.n, GISO_GATE_MAX, g_pkru_host);
+    xb(&b, 0x48), xb(&b, 0xb8);                     /* movabs rax, imm64 */
+    memcpy(p + b.n, &target, 8), b.n += 8;
+    xb(&b, 0xff), xb(&b, 0xd0);                     /* call rax */
+    b.n += giso_emit_gate(p + b.n, GISO_GATE_MAX, g_pkru_ext);
+    memcpy(p + b.n, back, sizeof(back)), b.n += sizeof(back);
+    for (int i = 0; i < n_trap; i++)
+        xlink32(&b, trap_fix[i], b.n);
+    xb(&b, 0x0f), xb(&b, 0x0b);                     /* trap: ud2 */
+    return b.n;
 }
 
-gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
+/* Bits 0..3 only, never two adjacent (argument i+1 is argument i's size). */
+static int mem_args_valid(uint32_t m)
+{
+    return !(m & ~0xfu) && !(m & (m << 1));
+}
+
+gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
+                                      struct graft_err *err)
 {
     if (!fn) {
         graft_errf(err, -EINVAL, "isolation: giso_wrap_host_call: NULL function");
+        return NULL;
+    }
+    if (!mem_args_valid(mem_args)) {
+        graft_errf(err, -EINVAL, "isolation: giso_wrap_host_call_mem: argument mask %#x: "
+                   "only arguments 1-4 can be memory, each followed by its size", mem_args);
         return NULL;
     }
     if (g_state != ISO_ON)
@@ -507,7 +642,7 @@ gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
     gvm_helper_fn out = NULL;
     pthread_mutex_lock(&g_lock);
     for (size_t i = 0; i < g_nthunks; i++)
-        if (g_thunks[i].fn == fn) {
+        if (g_thunks[i].fn == fn && g_thunks[i].mem_args == mem_args) {
             out = g_thunks[i].thunk;
             goto done;
         }
@@ -525,7 +660,7 @@ gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
         goto done;
     }
     memset(p, 0xcc, (size_t)page);
-    emit_host_thunk(p, fn);
+    emit_host_thunk(p, fn, mem_args);
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0 ||
         giso_register_gate_range(p, (size_t)page) != 0) {
         graft_errf(err, -errno ? -errno : -ENOMEM, "isolation: cannot seal the host-call "
@@ -535,10 +670,16 @@ gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
     }
     out = (gvm_helper_fn)(void *)p;
     g_thunks[g_nthunks].fn = fn;
+    g_thunks[g_nthunks].mem_args = mem_args;
     g_thunks[g_nthunks++].thunk = out;
 done:
     pthread_mutex_unlock(&g_lock);
     return out;
+}
+
+gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err)
+{
+    return giso_wrap_host_call_mem(fn, 0, err);
 }
 
 int giso_protect(void *addr, size_t len, int prot, struct graft_err *err)

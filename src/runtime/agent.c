@@ -206,18 +206,21 @@ static struct agent_prog *find_prog(struct gagent *a, uint32_t id)
 /* Host functions and globals an EIM extension names: the main executable's
  * symbol tables (.symtab, then .dynsym) first, then whatever the dynamic
  * linker exports from the loaded libraries. */
-static int resolve_extern(void *arg, const char *name, uint32_t kind, void **addr,
+static int resolve_extern(void *arg, const struct greg_extern *x, void **addr,
                           struct graft_err *err)
 {
     (void)arg;
+    const char *name = x->name;
     struct graft_err sub = {0};
     void *p = NULL;
     if (gattach_resolve(NULL, name, 0, &p, &sub) < 0 && !(p = dlsym(RTLD_DEFAULT, name)))
         return graft_errf(err, -ENOENT, "%s; no loaded library exports it either", sub.msg);
     /* A host function called from an extension runs as host code: behind
-     * an exit gate, with the extension key disabled (identity when off). */
-    if (kind == GREG_EXTERN_FUNC) {
-        gvm_helper_fn thunk = giso_wrap_host_call((gvm_helper_fn)p, err);
+     * an exit gate, with the extension key disabled, on the host stack,
+     * given copies of the memory its pointer arguments name (identity when
+     * off). */
+    if (x->kind == GREG_EXTERN_FUNC) {
+        gvm_helper_fn thunk = giso_wrap_host_call_mem((gvm_helper_fn)p, x->mem_args, err);
         if (!thunk)
             return graft_err_prefix(err, "host function %s", name);
         p = (void *)thunk;

@@ -109,7 +109,7 @@ static int bind_externs(struct grt_instance *inst, const struct grt_instance_opt
         const char *what = x->kind == GREG_EXTERN_FUNC ? "host function" : "host global";
         if (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR)
             return graft_errf(err, -EINVAL, "extern %u (%s) has unknown kind %u", i, x->name, x->kind);
-        int rc = o->resolve(o->resolve_arg, x->name, x->kind, &inst->extern_addrs[i], err);
+        int rc = o->resolve(o->resolve_arg, x, &inst->extern_addrs[i], err);
         if (rc < 0 || !inst->extern_addrs[i]) {
             graft_err_prefix(err, "%s '%s' is not in this process (pid %d)", what, x->name,
                              (int)getpid());

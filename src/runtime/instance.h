@@ -38,8 +38,8 @@ int grt_instance_create(const struct bpf_insn *insns, uint32_t n,
 /* Where a host function or global is in this process: fill *addr or return
  * a negative errno with err saying why (the agent looks in the main
  * executable's symbol tables, then in every loaded library). */
-typedef int (*grt_extern_resolver)(void *arg, const char *name, uint32_t kind,
-                                   void **addr, struct graft_err *err);
+typedef int (*grt_extern_resolver)(void *arg, const struct greg_extern *x, void **addr,
+                                   struct graft_err *err);
 
 struct grt_instance_opts {
     size_t sz;                 /* sizeof(struct grt_instance_opts) */

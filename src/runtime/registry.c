@@ -39,8 +39,9 @@
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
 /* 2: program externs, source-entry links; 3: slot high-water marks;
  * 4: read-only for agents (pid lock word, sequence counter, detach
- * requests, agents' status in their own objects, program hashes). */
-#define GREG_VERSION 4
+ * requests, agents' status in their own objects, program hashes);
+ * 5: extern memory-argument masks (host-call copies). */
+#define GREG_VERSION 5
 
 #define LOCK_WAIT_MS  2000    /* a writer holding the lock longer is not a writer */
 #define READ_WAIT_MS  2000    /* a reader retrying longer gives up */
@@ -513,10 +514,13 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
         const struct greg_extern *x = &tmpl->externs[i];
         size_t len = strnlen(x->name, sizeof(x->name));
         if (len == 0 || len == sizeof(x->name) ||
-            (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR))
+            (x->kind != GREG_EXTERN_FUNC && x->kind != GREG_EXTERN_VAR) ||
+            (x->mem_args & ~0xfu) || (x->mem_args & (x->mem_args << 1)) ||
+            (x->mem_args && x->kind != GREG_EXTERN_FUNC))
             return graft_errf(err, -EINVAL,
-                              "program %s: extern %u is malformed (empty or over %d-byte name, or bad kind %u)",
-                              tmpl->name, i, GREG_EXTERN_NAME - 1, x->kind);
+                              "program %s: extern %u is malformed (empty or over %d-byte name, bad kind %u "
+                              "or memory-argument mask %#x)",
+                              tmpl->name, i, GREG_EXTERN_NAME - 1, x->kind, x->mem_args);
     }
     struct greg_prog rec = *tmpl;
     rec.id = 0;

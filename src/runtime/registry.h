@@ -76,6 +76,10 @@ enum greg_extern_kind { GREG_EXTERN_FUNC = 1, GREG_EXTERN_VAR = 2 };
 struct greg_extern {
     char name[GREG_EXTERN_NAME];
     uint32_t kind;             /* enum greg_extern_kind */
+    /* Functions: bit i = argument i points to memory whose size is
+     * argument i+1 (the EIM's `size:`); with isolation the agent's host-call
+     * thunk copies those bytes for the host (giso_wrap_host_call_mem). */
+    uint32_t mem_args;
 };
 
 struct greg_prog {

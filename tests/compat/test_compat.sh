@@ -49,7 +49,7 @@ fi
 # wait_hooks PID: until the agent in PID has installed every link (or fail).
 wait_hooks() {
     local out n
-    for _ in $(seq 250); do
+    for _ in $(seq 3000); do
         out=$("$GRAFT" list 2>/dev/null)
         n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
         if grep -qE "^  $1 .*hooks [0-9]+ installed, [1-9][0-9]* failed" <<<"$out"; then
@@ -68,7 +68,11 @@ wait_hooks() {
 run_tool() {
     local how=$1 tool=$2 mode=$3 n=$4; shift 4
     local args=("${@//\{W\}/$WORK}")
-    rm -f "$tmp/in"; mkfifo "$tmp/in"
+    # The waits below read these files: the previous run's copies (which
+    # say "ready" and "attached") must not answer for this one, or under
+    # load the workload runs before the tool has attached.
+    rm -f "$tmp/in" "$tmp/w.out" "$tmp/w.err" "$tmp/t.out" "$tmp/t.err"
+    mkfifo "$tmp/in"
     if [ "$how" = graft ]; then
         "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
     else
@@ -77,7 +81,10 @@ run_tool() {
     local wpid=$!
     pids+=("$wpid")
     exec 7>"$tmp/in"
-    for _ in $(seq 200); do grep -q ready "$tmp/w.out" && break; sleep 0.02; done
+    local ok=1
+    # Generous: a loaded machine may take seconds to start a process.
+    for _ in $(seq 3000); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
+    grep -q ready "$tmp/w.out" 2>/dev/null || { echo "--- $tool ($how): the workload never said ready"; ok=0; }
     if [ "$how" = graft ]; then
         compat "$TOOLS/$tool" -p "$wpid" "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
     else
@@ -85,13 +92,12 @@ run_tool() {
     fi
     local tpid=$!
     pids+=("$tpid")
-    local ok=1
-    for _ in $(seq 500); do
-        grep -q attached "$tmp/t.err" && break
+    for _ in $(seq 3000); do
+        grep -q attached "$tmp/t.err" 2>/dev/null && break
         kill -0 "$tpid" 2>/dev/null || break
         sleep 0.02
     done
-    grep -q attached "$tmp/t.err" || ok=0
+    grep -q attached "$tmp/t.err" 2>/dev/null || { echo "--- $tool ($how): the tool never said attached"; ok=0; }
     if [ $ok = 1 ] && [ "$how" = graft ]; then wait_hooks "$wpid" || ok=0; fi
     echo go >&7
     exec 7>&-

@@ -356,6 +356,32 @@ static const struct gver_ctx_field *field_at(const struct gver_policy *p, uint32
     return NULL;
 }
 
+/* A size argument without a range (or a wider one) is capped at what the
+ * host-call thunks copy. */
+static void test_size_cap(void)
+{
+    static const char spec[] =
+        "version: 1\nentries:\n  - { name: f, kind: function, args: [\"int x\"] }\n"
+        "functions:\n  - name: g\n    args: [{ decl: \"const char *m\", size: n }, \"int n\"]\n"
+        "  - name: h\n    args: [{ decl: \"const char *m\", size: n }, { decl: \"int n\", range: [0, 1000000] }]\n"
+        "classes:\n  - { name: c, entry: f, functions: [g, h] }\n";
+    struct geim_spec *s = NULL;
+    struct gver_policy *p = NULL;
+    struct graft_err err = { 0 };
+    int rc = geim_load_mem(spec, sizeof(spec) - 1, "cap.yaml", &s, &err);
+    CHECK(rc == 0, "size-cap spec loads: %s", err.msg);
+    if (rc)
+        return;
+    rc = geim_policy_for_class(s, "c", NULL, NULL, &p, &err);
+    CHECK(rc == 0 && p && p->n_kfuncs == 2 && p->kfuncs[0].arg_max[1] == GEIM_HOST_MEM_MAX &&
+          p->kfuncs[1].arg_max[1] == GEIM_HOST_MEM_MAX && p->kfuncs[1].arg_min[1] == 0,
+          "size arguments capped at %u bytes (%lld, %lld): %s", GEIM_HOST_MEM_MAX,
+          p ? (long long)p->kfuncs[0].arg_max[1] : -1, p ? (long long)p->kfuncs[1].arg_max[1] : -1,
+          err.msg);
+    free(p);
+    geim_free(s);
+}
+
 static void test_policy(const struct geim_spec *s)
 {
     struct gver_policy *p = NULL;
@@ -376,6 +402,10 @@ static void test_policy(const struct geim_spec *s)
           p->kfuncs[2].args[0] == GARG_PTR_TO_MEM_OR_NULL,
           "observer kfuncs (app_tag's tag nullable)");
     CHECK(p->insn_budget == 1000 && p->mem_budget == 4096, "observer budgets");
+    /* What the agent's host-call thunks copy for the host (isolation). */
+    CHECK(geim_func_mem_args(s, "app_log") == 1 && geim_func_mem_args(s, "app_tag") == 1 &&
+          geim_func_mem_args(s, "app_set_level") == 0 && geim_func_mem_args(s, "nope") == 0,
+          "memory-argument masks: app_log and app_tag argument 0, none elsewhere");
     CHECK(p->n_host_ptrs == 1 && p->host_ptrs[0].ctx_off == 112 && p->host_ptrs[0].size == 64 &&
           p->host_ptrs[0].n_fields == 4 && p->host_ptrs[0].fields[1].off == 8 &&
           p->host_ptrs[0].fields[1].access == GVER_R && p->host_ptrs[0].fields[2].access == 0 &&
@@ -652,6 +682,7 @@ int main(int argc, char **argv)
     test_parse_ok(&s);
     test_host(s, argv[2]);
     test_policy(s);
+    test_size_cap();
     size_t n_ok = 0, n_bad = 0;
     for (size_t i = 0; i < sizeof(ext_cases) / sizeof(ext_cases[0]); i++) {
         test_ext(s, argv[1], &ext_cases[i]);

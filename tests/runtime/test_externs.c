@@ -32,8 +32,10 @@ static uint64_t host_add(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_
     return a + b;
 }
 
-static int resolve(void *arg, const char *name, uint32_t kind, void **addr, struct graft_err *err)
+static int resolve(void *arg, const struct greg_extern *x, void **addr, struct graft_err *err)
 {
+    const char *name = x->name;
+    uint32_t kind = x->kind;
     int *asked = arg;
     (*asked)++;
     if (strcmp(name, "host_add") == 0 && kind == GREG_EXTERN_FUNC) {
@@ -66,7 +68,7 @@ static void test_instance(void)
         fprintf(stderr, "asm: %s\n", err.msg);
         exit(2);
     }
-    struct greg_extern ext[2] = { { "host_counter", GREG_EXTERN_VAR }, { "host_add", GREG_EXTERN_FUNC } };
+    struct greg_extern ext[2] = { { "host_counter", GREG_EXTERN_VAR, 0 }, { "host_add", GREG_EXTERN_FUNC, 0 } };
     for (int engine = GVM_ENGINE_JIT; engine <= GVM_ENGINE_INTERP; engine++) {
         int asked = 0;
         struct grt_instance_opts o = { .sz = sizeof(o), .engine = engine, .externs = ext,
@@ -88,7 +90,7 @@ static void test_instance(void)
     }
 
     /* A name the process does not have. */
-    struct greg_extern missing[2] = { { "host_counter", GREG_EXTERN_VAR }, { "host_gone", GREG_EXTERN_FUNC } };
+    struct greg_extern missing[2] = { { "host_counter", GREG_EXTERN_VAR, 0 }, { "host_gone", GREG_EXTERN_FUNC, 0 } };
     int asked = 0;
     struct grt_instance_opts o = { .sz = sizeof(o), .externs = missing, .n_externs = 2,
                                    .resolve = resolve, .resolve_arg = &asked };
@@ -98,7 +100,7 @@ static void test_instance(void)
           "rc %d '%s'", rc, err.msg);
 
     /* Kinds swapped: the call would reach a global. */
-    struct greg_extern swapped[2] = { { "host_add", GREG_EXTERN_FUNC }, { "host_counter", GREG_EXTERN_VAR } };
+    struct greg_extern swapped[2] = { { "host_add", GREG_EXTERN_FUNC, 0 }, { "host_counter", GREG_EXTERN_VAR, 0 } };
     o.externs = swapped;
     rc = grt_instance_create_opts(insns, n, NULL, 0, &o, &inst, &err);
     CHECK(rc < 0 && strstr(err.msg, "insn 0") && strstr(err.msg, "not a global"), "rc %d '%s'", rc,
@@ -129,9 +131,9 @@ static void test_registry(void)
     struct greg_prog p = { .n_insns = 2 };
     snprintf(p.name, sizeof(p.name), "ext");
     p.n_externs = 3;
-    p.externs[0] = (struct greg_extern){ "app_log", GREG_EXTERN_FUNC };
-    p.externs[1] = (struct greg_extern){ "g_requests", GREG_EXTERN_VAR };
-    p.externs[2] = (struct greg_extern){ "app_random", GREG_EXTERN_FUNC };
+    p.externs[0] = (struct greg_extern){ "app_log", GREG_EXTERN_FUNC, 0 };
+    p.externs[1] = (struct greg_extern){ "g_requests", GREG_EXTERN_VAR, 0 };
+    p.externs[2] = (struct greg_extern){ "app_random", GREG_EXTERN_FUNC, 0 };
     int id = greg_add_prog(reg, &p, insn, &err);
     CHECK(id > 0, "%s", err.msg);
     struct greg_snapshot s;

@@ -95,7 +95,7 @@ static int verify_all(struct gobj *obj, const struct grt_grant *g)
 /* The object's host functions and globals in extern-index order, so that
  * CALL KFUNC / LD_IMM64 BTF_ID imm i names tmpl->externs[i]; the agent binds
  * them to the target's addresses. */
-static int fill_externs(const struct gobj *obj, struct greg_prog *tmpl)
+static int fill_externs(const struct gobj *obj, const uint32_t *mem_args, struct greg_prog *tmpl)
 {
     if (obj->n_externs > GREG_PROG_EXTERNS)
         return cli_fail(1, "load", "%s names %u host functions/globals; at most %d are supported",
@@ -110,6 +110,7 @@ static int fill_externs(const struct gobj *obj, struct greg_prog *tmpl)
                             x->name, GREG_EXTERN_NAME - 1);
         snprintf(tmpl->externs[i].name, sizeof(tmpl->externs[i].name), "%s", x->name);
         tmpl->externs[i].kind = x->kind == GOBJ_EXTERN_KSYM_FUNC ? GREG_EXTERN_FUNC : GREG_EXTERN_VAR;
+        tmpl->externs[i].mem_args = x->kind == GOBJ_EXTERN_KSYM_FUNC ? mem_args[i] : 0;
     }
     tmpl->n_externs = obj->n_externs;
     return 0;
@@ -150,15 +151,15 @@ static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_
     return 0;
 }
 
-static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
-                        int *n_links)
+static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_args,
+                        struct gmap **maps, pid_t pid, int *n_links)
 {
     struct graft_err err = {0};
     struct greg_prog tmpl = {0};
     if (obj->n_maps > GREG_PROG_MAPS)
         return cli_fail(1, "load", "%s defines %u maps; at most %d are supported", obj->path,
                         obj->n_maps, GREG_PROG_MAPS);
-    if (fill_externs(obj, &tmpl))
+    if (fill_externs(obj, mem_args, &tmpl))
         return 1;
     for (uint32_t i = 0; i < obj->n_maps; i++) {
         int id = greg_add_map(reg, obj->maps[i].name, gmap_shm_name(maps[i]), &obj->maps[i].def, &err);
@@ -268,6 +269,12 @@ int cmd_load(int argc, char **argv)
      * observe-only unless the class or --allow grants more; host
      * functions and globals (__ksym) only under a class. */
     rc = verify_all(obj, &grant);
+    /* Which arguments of each host function point to memory the agent's
+     * host-call thunk copies for the host (isolation). */
+    uint32_t mem_args[GREG_PROG_EXTERNS] = {0};
+    for (uint32_t i = 0; i < obj->n_externs && i < GREG_PROG_EXTERNS; i++)
+        if (obj->externs[i].kind == GOBJ_EXTERN_KSYM_FUNC)
+            mem_args[i] = geim_func_mem_args(spec, obj->externs[i].name);
     geim_free(spec);
     struct gmap **maps = NULL;
     struct greg *reg = NULL;
@@ -284,7 +291,7 @@ int cmd_load(int argc, char **argv)
     if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
-        rc = register_all(reg, obj, maps, (pid_t)pid, &n_links);
+        rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, &n_links);
     if (rc == 0) {
         printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
                obj->n_maps, n_links, greg_name(reg));
