@@ -38,6 +38,13 @@ int grt_trace_open(struct greg *reg, int create, struct gmap **out, struct graft
         rc = gmap_create(&def, -1, out, err);
         if (rc == 0 && (rc = greg_add_map(reg, GRT_TRACE_MAP, gmap_shm_name(*out), &def, err)) > 0)
             rc = 0;
+        else if (rc < 0 && *out) {
+            /* Not registered (a full or damaged registry): nobody else
+             * knows its name, so nobody would ever remove the object. */
+            gmap_unlink(gmap_shm_name(*out));
+            gmap_close(*out);
+            *out = NULL;
+        }
     }
     greg_snapshot_free(&s);
     return rc;

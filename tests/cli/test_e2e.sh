@@ -277,5 +277,51 @@ else
 fi
 stop_target
 
+echo "== 7. nothing left in /dev/shm after an interrupted run or a bad registry; exit codes"
+# In a private /dev/shm (a mount namespace), so that other graft users of
+# this machine cannot change the count.
+shm_leftovers() {   # prints the /dev/shm objects left by the case named $1
+    unshare -m sh -c '
+        mount -t tmpfs tmpfs /dev/shm || exit 99
+        G=$1 O=$2 case=$3
+        export GRAFT_REGISTRY=/graft.leak
+        case $case in
+        prog-run-sigterm)
+            "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
+            sleep 0.5; kill -TERM $p; wait $p 2>/dev/null ;;
+        prog-run-sigkill)
+            "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
+            sleep 0.5; kill -KILL $p; wait $p 2>/dev/null ;;
+        corrupt-registry)
+            "$G" list >/dev/null 2>&1
+            python3 -c "
+import sys
+f = open(\"/dev/shm/graft.leak\", \"r+b\"); b = bytearray(f.read())
+for i in range(64, len(b), 7): b[i] = 0xff
+f.seek(0); f.write(b)"
+            "$G" load "$O" --detach >/dev/null 2>&1 ;;
+        esac
+        ls /dev/shm | grep -v "^graft.leak$"
+    ' sh "$GRAFT" "$OBJ" "$1"
+}
+if unshare -m true 2>/dev/null; then
+    check "graft prog run stopped by SIGTERM in a long --repeat leaves no map object" \
+        test -z "$(shm_leftovers prog-run-sigterm)"
+    check "... nor when SIGKILLed" test -z "$(shm_leftovers prog-run-sigkill)"
+    check "graft load meeting a damaged registry leaves no map object" \
+        test -z "$(shm_leftovers corrupt-registry)"
+else
+    echo "SKIP: /dev/shm leftover tests need a private mount namespace (unshare -m)"
+fi
+out=$("$GRAFT" start -- /nonexistent/graft-e2e-cmd 2>&1); rc=$?
+check "graft start of a missing command: exit 2 (input error), not 127" test $rc = 2
+check "... naming the path and the reason" \
+    grep -q "cannot run /nonexistent/graft-e2e-cmd: No such file or directory" <<<"$out"
+out=$("$GRAFT" start -- graft-e2e-no-such-cmd 2>&1); rc=$?
+check "graft start of a command not in PATH: exit 2" test $rc = 2
+check "... said so" grep -q "cannot run graft-e2e-no-such-cmd: no such command in PATH" <<<"$out"
+"$GRAFT" start -- sh -c 'exit 7' 2>/dev/null; rc=$?
+check "graft start passes on the command's own exit status" test $rc = 7
+
 echo "$pass passed, $fails failed"
 [ "$fails" = 0 ]

@@ -267,11 +267,13 @@ int cmd_load(int argc, char **argv)
     struct greg *reg = NULL;
     struct gmap *trace = NULL;
     int n_links = 0;
-    if (rc == 0 && grt_create_maps(obj, (int)group, &maps, &err) < 0)
-        rc = cli_fail_err(1, "load", &err);
+    /* The registry first: one that is refused (or damaged) must meet us
+     * before any map object exists, so nothing is left behind in /dev/shm. */
     if (rc == 0 && greg_open(&reg, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    if (rc == 0 && grt_create_maps(obj, (int)group, &maps, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
         rc = register_all(reg, obj, maps, (pid_t)pid, &n_links);
