@@ -408,6 +408,7 @@ static int parse_btf_map_def(struct lctx *cx, const char *name, uint32_t type_id
         p->def.inner_key_size = p->inner.key_size;
         p->def.inner_value_size = p->inner.value_size;
         p->def.inner_max_entries = p->inner.max_entries;
+        p->def.inner_map_flags = p->inner.map_flags;
         if (!p->def.key_size)
             p->def.key_size = 4;
         p->def.value_size = 4;     /* slots hold map ids */

@@ -164,8 +164,8 @@ static inline uint32_t gmap_this_cpu(const struct gmap *m)
 static inline uint32_t gmap_this_cpu(const struct gmap *m) { return gmap_this_cpu_slow(m); }
 #endif
 struct gmap *gmap_resolve(uint32_t id);
-bool gmap_resolver_set(void);
-int gmap_check_inner(struct gmap *m, uint32_t id);
+struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
+int gmap_check_inner(struct gmap *outer, uint32_t id);
 void gmap_repair(struct gmap *m);
 
 /* map_array.c: ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS */

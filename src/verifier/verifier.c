@@ -204,6 +204,7 @@ static int make_inner_defs(struct env *e)
         d->key_size = o->inner_key_size;
         d->value_size = o->inner_value_size;
         d->max_entries = o->inner_max_entries;
+        d->map_flags = o->inner_map_flags;   /* e.g. BPF_F_RDONLY_PROG */
         snprintf(d->name, sizeof(d->name), "%.50s.inner", o->name);
     }
     return 0;

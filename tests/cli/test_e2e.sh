@@ -197,6 +197,14 @@ check "500 odd arguments counted in inner_odd" test "$(mapval inner_odd 0)" = 50
 check "no lookup of the outer map came back empty" test "$(mapval no_inner 0)" = 0
 end_object
 
+echo "== 2g. a map of maps whose declared inner map is not its template"
+out=$("$GRAFT" load "$HERE/bpf/mim_bad.bpf.o" --detach 2>&1); rc=$?
+check "load refused: exit 1" test $rc = 1
+check "... naming the slot, the map and both shapes" \
+    grep -q "map outer_bad: slot 1: map inner_small (type 2, key 4, value 4, 1 entries, flags 0) is not the inner map the outer map declares (type 2, key 4, value 64" <<<"$out"
+check "... and nothing is loaded" sh -c "! '$GRAFT' map dump outer_bad 2>/dev/null"
+"$GRAFT" unload --all >/dev/null 2>&1
+
 echo "== 3. errors"
 out=$("$GRAFT" attach 999999 2>&1); rc=$?
 check "attach to a missing pid fails with exit 1" test $rc = 1

@@ -117,28 +117,59 @@ static int tail_call_target(const struct gobj *obj, uint32_t prog)
     return 0;
 }
 
+/* While the slots are written, map ids resolve to this loader's own maps,
+ * so the maps component can check each inner map against its outer map's
+ * template (it refuses ids it cannot resolve). */
+static struct {
+    struct gmap **maps;
+    const uint32_t *ids;
+    uint32_t n;
+} own_maps;
+
+static struct gmap *own_map_by_id(uint32_t id)
+{
+    for (uint32_t i = 0; i < own_maps.n; i++)
+        if (own_maps.ids[i] == id)
+            return own_maps.maps[i];
+    return NULL;
+}
+
 /* Declared contents (__array(values, ...)): a map-in-map's slots get the
  * registry ids of its inner maps, a prog array's the ids of its programs
  * (the agents resolve both ids in their own process). */
 static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_t *map_ids,
                        const uint32_t *prog_ids)
 {
+    own_maps.maps = maps, own_maps.ids = map_ids, own_maps.n = obj->n_maps;
+    gmap_set_resolver(own_map_by_id);
+    int rc = 0;
     for (uint32_t i = 0; i < obj->n_maps; i++) {
         const struct gobj_map *m = &obj->maps[i];
-        for (uint32_t slot = 0; slot < m->n_init_slots; slot++) {
+        for (uint32_t slot = 0; slot < m->n_init_slots && rc == 0; slot++) {
             int32_t idx = m->init_slots[slot];
             if (idx < 0)
                 continue;
             uint32_t id = m->init_progs ? prog_ids[idx] : map_ids[idx];
-            int rc = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
-            if (rc < 0)
-                return cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s", m->name,
-                                slot, m->init_progs ? "program" : "map",
-                                m->init_progs ? obj->progs[idx].name : obj->maps[idx].name,
-                                strerror(-rc));
+            int r = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
+            if (r == -EINVAL && !m->init_progs) {
+                const struct gmap_def *o = &m->def, *in = &obj->maps[idx].def;
+                rc = cli_fail(1, "load",
+                              "map %s: slot %u: map %s (type %u, key %u, value %u, %u entries, flags %#x) "
+                              "is not the inner map the outer map declares (type %u, key %u, value %u, "
+                              "%u entries, flags %#x); nothing was loaded",
+                              m->name, slot, obj->maps[idx].name, in->type, in->key_size, in->value_size,
+                              in->max_entries, in->map_flags, o->inner_map_type, o->inner_key_size,
+                              o->inner_value_size, o->inner_max_entries, o->inner_map_flags);
+            } else if (r < 0) {
+                rc = cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s", m->name,
+                              slot, m->init_progs ? "program" : "map",
+                              m->init_progs ? obj->progs[idx].name : obj->maps[idx].name,
+                              strerror(-r));
+            }
         }
     }
-    return 0;
+    gmap_set_resolver(NULL);
+    return rc;
 }
 
 static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
