@@ -31,7 +31,8 @@
 #include <unistd.h>
 
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
-#define GREG_VERSION 3     /* 2: program externs, source-entry links; 3: slot high-water marks */
+#define GREG_VERSION 4     /* 2: program externs, source-entry links; 3: slot high-water marks;
+                            * 4: programs' policy tags */
 
 struct greg_header {
     uint64_t magic;

@@ -2209,6 +2209,7 @@ int gver_verify(const struct gver_input *in, struct gver_result *out, struct gra
         rc = 0;
     } else if (rc == 0) {
         out->accepted = 1;
+        out->policy_tag = gver_policy_tag(e.pol);
         logf_(&e, "accepted: %" PRIu64 " insns explored, %" PRIu64 " states stored, max stack %u, worst path %" PRIu64 " insns\n",
               e.steps, e.stored, e.max_stack, e.max_path);
     } else {

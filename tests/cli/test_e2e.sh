@@ -186,6 +186,16 @@ check "nothing ran after a tail call that worked" test "$(mapval tc_counts 3)" =
 check "second saw work()'s argument (0+..+999)" test "$(mapval tc_counts 4)" = 499500
 end_object
 
+echo "== 2e'. a prog array joining a uprobe and a socket program"
+out=$("$GRAFT" load "$HERE/bpf/tail_mixed.bpf.o" --detach 2>&1); rc=$?
+check "load refused: exit 1" test $rc = 1
+check "... naming the prog array" \
+    grep -q "prog array mixed joins programs verified for different contexts or policies" <<<"$out"
+check "... and both programs" \
+    grep -q "deep_reader (socket, socket).*dispatch (uprobe/.*:work, uprobe)\|dispatch (uprobe/.*:work, uprobe).*deep_reader (socket, socket)" <<<"$out"
+check "... and nothing is loaded" sh -c "! '$GRAFT' map dump mixed 2>/dev/null"
+"$GRAFT" unload --all >/dev/null 2>&1
+
 echo "== 2f. a map of maps with declared inner maps"
 with_object mim_work
 check "the loader filled declared slot 0" test "$(mapval outer 0)" -gt 0

@@ -58,7 +58,10 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     (void)reg;
 }
 
-static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char *class_name)
+/* Verify every program; tags[i] gets the policy tag program i was
+ * accepted under. */
+static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char *class_name,
+                      uint64_t *tags)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
@@ -78,7 +81,57 @@ static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char
             gver_result_free(&res);
             return 1;
         }
+        tags[i] = res.policy_tag;
         gver_result_free(&res);
+    }
+    return 0;
+}
+
+/* Does program p refer to map m (LD_IMM64 of the map)? */
+static int uses_map(const struct gobj_prog *p, uint32_t m)
+{
+    for (uint32_t k = 0; k + 1 < p->n_insns; k++) {
+        const struct bpf_insn *in = &p->insns[k];
+        if (in->code == (BPF_LD | BPF_IMM | BPF_DW) &&
+            (in->src_reg == BPF_PSEUDO_MAP_IDX || in->src_reg == BPF_PSEUDO_MAP_FD) &&
+            in->imm == (int32_t)m)
+            return 1;
+        if (in->code == (BPF_LD | BPF_IMM | BPF_DW))
+            k++;
+    }
+    return 0;
+}
+
+/* A prog array is bound, as in the kernel, to one kind of program: every
+ * program that tail-calls through it and every program its declared slots
+ * name must have been verified under the same policy (same context layout,
+ * same grants), or a tail call would run a program on a context, or with
+ * rights, it was not verified for. (Agents refuse such tail calls anyway;
+ * this says so before anything is loaded.) */
+static int check_prog_arrays(const struct gobj *obj, const uint64_t *tags)
+{
+    for (uint32_t m = 0; m < obj->n_maps; m++) {
+        if (obj->maps[m].def.type != GMAP_PROG_ARRAY)
+            continue;
+        int first = -1;
+        for (uint32_t i = 0; i < obj->n_progs; i++) {
+            int member = uses_map(&obj->progs[i], m);
+            for (uint32_t s = 0; !member && obj->maps[m].init_progs && s < obj->maps[m].n_init_slots; s++)
+                member = obj->maps[m].init_slots[s] == (int32_t)i;
+            if (!member)
+                continue;
+            if (first < 0) {
+                first = (int)i;
+            } else if (tags[i] != tags[first]) {
+                const struct gobj_prog *a = &obj->progs[first], *b = &obj->progs[i];
+                return cli_fail(1, "load",
+                                "%s: prog array %s joins programs verified for different contexts or "
+                                "policies: %s (%s, %s) and %s (%s, %s); a tail call would run one on the "
+                                "other's context; nothing was loaded",
+                                obj->path, obj->maps[m].name, a->name, a->section, gprog_type_name(a->type),
+                                b->name, b->section, gprog_type_name(b->type));
+            }
+        }
     }
     return 0;
 }
@@ -173,7 +226,7 @@ static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_
 }
 
 static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, pid_t pid,
-                        int *n_links)
+                        const uint64_t *tags, int *n_links)
 {
     struct graft_err err = {0};
     struct greg_prog tmpl = {0};
@@ -207,6 +260,7 @@ static int register_all(struct greg *reg, struct gobj *obj, struct gmap **maps, 
         snprintf(tmpl.section, sizeof(tmpl.section), "%s", p->section);
         tmpl.type = p->type;
         tmpl.n_insns = p->n_insns;
+        tmpl.policy_tag = tags[i];
         /* The original instructions: under an EIM class the verifier saw a
          * copy in which host globals were maps (geim_prepare); the agent
          * resolves the original BTF_ID loads to the globals themselves. */
@@ -291,8 +345,13 @@ int cmd_load(int argc, char **argv)
         rc = cli_fail(1, "load",
                       "%s names %u host function(s)/global(s) (__ksym, e.g. '%s'): host functions and globals need an EIM class (--eim SPEC --class NAME); nothing was loaded",
                       path, obj->n_externs, obj->externs[0].name);
+    uint64_t *tags = calloc(obj->n_progs ? obj->n_progs : 1, sizeof(*tags));
+    if (rc == 0 && !tags)
+        rc = cli_fail(1, "load", "out of memory");
     if (rc == 0)
-        rc = verify_all(obj, spec, class_name);
+        rc = verify_all(obj, spec, class_name, tags);
+    if (rc == 0)
+        rc = check_prog_arrays(obj, tags);
     geim_free(spec);
     struct gmap **maps = NULL;
     struct greg *reg = NULL;
@@ -307,7 +366,7 @@ int cmd_load(int argc, char **argv)
     if (rc == 0 && grt_create_maps(obj, (int)group, &maps, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
-        rc = register_all(reg, obj, maps, (pid_t)pid, &n_links);
+        rc = register_all(reg, obj, maps, (pid_t)pid, tags, &n_links);
     if (rc == 0) {
         printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
                obj->n_maps, n_links, greg_name(reg));
@@ -332,6 +391,7 @@ int cmd_load(int argc, char **argv)
     grt_destroy_maps(maps, obj->n_maps, rc != 0);
     greg_close(reg);
     gobj_free(obj);
+    free(tags);
     return rc;
 }
 
