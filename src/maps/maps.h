@@ -138,6 +138,15 @@ void gmap_ringbuf_submit(void *sample, uint64_t flags);
 void gmap_ringbuf_discard(void *sample, uint64_t flags);
 int gmap_ringbuf_output(struct gmap *map, const void *data, uint64_t size, uint64_t flags);
 uint64_t gmap_ringbuf_query(struct gmap *map, uint64_t flags);
+/* A record stays BUSY until its producer submits or discards it, and every
+ * consumer waits there. If the producer process died in between (killed
+ * after bpf_ringbuf_reserve), its records are marked discarded so that
+ * consumers - libbpf's too, which skip discarded records - go on. Consumers
+ * call this when they find the record at the consumer position BUSY (it
+ * returns at once otherwise, and checks a producer found alive at most every
+ * 10 ms); a producer that finds the ring full does it too. Returns how many
+ * records were discarded, or a negative errno. */
+int gmap_ringbuf_recover(struct gmap *map);
 
 /* The consumer page of a ring buffer: producer page at +page size, data at
  * +2 page sizes, mapped twice back to back (as libbpf's struct ring sees it).

@@ -645,20 +645,26 @@ static void test_ringbuf(void)
             if (!rec)
                 break;
             CHECK_EQ((uintptr_t)rec % 8, 0);
-            /* header: len with BUSY, pg_off from the map start in pages */
+            /* header: len with BUSY, pg_off from the map start in pages
+             * (while BUSY, the producer's table index above bit 24) */
             uint32_t *hdr = (uint32_t *)rec - 2;
+            uint32_t pg_off = (uint32_t)(((uint8_t *)hdr - (pages - 4096)) / 4096);
             CHECK_EQ(hdr[0], n | (1u << 31));
-            CHECK_EQ(hdr[1], ((uint8_t *)hdr - (pages - 4096)) / 4096);
+            CHECK_EQ(hdr[1] & 0xffffff, pg_off);
+            CHECK(hdr[1] >> 24 != 0);
             CHECK_EQ(consume_ring(pages, 4096, &sum, &count), 0);   /* busy blocks */
             memcpy(rec, buf, n);
             if (round % 2) {
                 gmap_ringbuf_discard(rec, 0);
+                CHECK_EQ(hdr[0], n | (1u << 30));
             } else {
                 gmap_ringbuf_submit(rec, 0);
+                CHECK_EQ(hdr[0], n);
                 produced++;
                 for (size_t i = 0; i < n; i++)
                     want += buf[i];
             }
+            CHECK_EQ(hdr[1], pg_off);     /* the kernel's header, exactly */
         } else {
             CHECK_EQ(gmap_ringbuf_output(m, buf, n, 0), 0);
             produced++;
