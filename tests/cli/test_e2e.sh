@@ -209,10 +209,12 @@ end_object
 
 echo "== 2g. a map of maps whose declared inner map is not its template"
 out=$("$GRAFT" load "$HERE/bpf/mim_bad.bpf.o" --detach 2>&1); rc=$?
-check "load refused: exit 1" test $rc = 1
+check "load refused as a bad object: exit 2" test $rc = 2
 check "... naming the slot, the map and both shapes" \
-    grep -q "map outer_bad: slot 1: map inner_small (type 2, key 4, value 4, 1 entries, flags 0) is not the inner map the outer map declares (type 2, key 4, value 64" <<<"$out"
+    grep -q "map 'outer_bad' slot 1: map 'inner_small' (type 2, key 4, value 4, 1 entries, flags 0) is not the inner map the outer map declares (type 2, key 4, value 64" <<<"$out"
 check "... and nothing is loaded" sh -c "! '$GRAFT' map dump outer_bad 2>/dev/null"
+"$GRAFT" verify "$HERE/bpf/mim_bad.bpf.o" >/dev/null 2>&1; rc=$?
+check "graft verify refuses it too (exit 2)" test $rc = 2
 "$GRAFT" unload --all >/dev/null 2>&1
 
 echo "== 3. errors"

@@ -204,21 +204,11 @@ static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_
                 continue;
             uint32_t id = m->init_progs ? prog_ids[idx] : map_ids[idx];
             int r = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
-            if (r == -EINVAL && !m->init_progs) {
-                const struct gmap_def *o = &m->def, *in = &obj->maps[idx].def;
-                rc = cli_fail(1, "load",
-                              "map %s: slot %u: map %s (type %u, key %u, value %u, %u entries, flags %#x) "
-                              "is not the inner map the outer map declares (type %u, key %u, value %u, "
-                              "%u entries, flags %#x); nothing was loaded",
-                              m->name, slot, obj->maps[idx].name, in->type, in->key_size, in->value_size,
-                              in->max_entries, in->map_flags, o->inner_map_type, o->inner_key_size,
-                              o->inner_value_size, o->inner_max_entries, o->inner_map_flags);
-            } else if (r < 0) {
-                rc = cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s", m->name,
-                              slot, m->init_progs ? "program" : "map",
-                              m->init_progs ? obj->progs[idx].name : obj->maps[idx].name,
-                              strerror(-r));
-            }
+            if (r < 0)
+                rc = cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s%s; nothing was loaded",
+                              m->name, slot, m->init_progs ? "program" : "map",
+                              m->init_progs ? obj->progs[idx].name : obj->maps[idx].name, strerror(-r),
+                              r == -EINVAL && !m->init_progs ? " (not the declared inner map)" : "");
         }
     }
     gmap_set_resolver(NULL);
