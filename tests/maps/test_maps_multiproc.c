@@ -389,8 +389,10 @@ static void test_ringbuf_dead_producers(int recover, int n_events)
     rb_kill_reservers(m, 1, 0, zombies);        /* one left a zombie */
     pid_t kids[N_PROD];
     rb_start_producers(m, kids, N_PROD, (uint32_t)n_events);
-    /* Halfway, another producer dies holding a record behind live ones
-     * (it reserves while this process keeps consuming). */
+    /* Early on, another producer dies holding a record behind live ones
+     * (it reserves while this process keeps consuming; early, so that with
+     * a consumer that does not recover the producers still fill the ring
+     * after it, which is when they recover). */
     int got = 0, late_started = 0, late_pipe[2] = {-1, -1};
     pid_t late = 0;
     struct timespec t0, t;
@@ -399,7 +401,7 @@ static void test_ringbuf_dead_producers(int recover, int n_events)
         got += rb_consume(m, next_seq, N_PROD, recover);
         if (got == N_PROD * n_events)
             break;
-        if (!late_started && got > N_PROD * n_events / 2) {
+        if (!late_started && got > N_PROD * n_events / 10) {
             late_started = 1;
             CHECK(pipe(late_pipe) == 0);
             if ((late = fork()) == 0) {
