@@ -372,9 +372,31 @@ static void rb_start_producers(struct gmap *m, pid_t *kids, uint32_t n_prod, uin
     }
 }
 
+/* A producer that sends n events like the live ones (as producer id),
+ * then reserves one more record, says so on fd and waits to be killed:
+ * its record lands behind records that were submitted. */
+static pid_t rb_start_dying_producer(struct gmap *m, uint32_t id, uint32_t n, int fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            struct rb_event e = { id, i };
+            while (gmap_ringbuf_output(m, &e, sizeof(e), 0) == -EAGAIN)
+                usleep(50);
+        }
+        while (!gmap_ringbuf_reserve(m, 64, 0))
+            usleep(50);
+        if (write(fd, "r", 1) != 1)
+            _exit(3);
+        pause();                  /* killed here: reserved, never submitted */
+        _exit(0);
+    }
+    return pid;
+}
+
 static void test_ringbuf_dead_producers(int recover, int n_events)
 {
-    enum { N_PROD = 3, N_DEAD = 4 };
+    enum { N_PROD = 3, N_DEAD = 4, DYING_EVENTS = 20 };
     struct gmap_def d = def(GMAP_RINGBUF, 0, 0, 16384, 0);
     struct gmap *m = t_create(&d);
     /* This process produces first, so its identity is known before it
@@ -383,66 +405,49 @@ static void test_ringbuf_dead_producers(int recover, int n_events)
     CHECK_EQ(gmap_ringbuf_output(m, &first, sizeof(first), 0), 0);
     uint32_t warm_up[100] = {0};
     CHECK_EQ(rb_consume(m, warm_up, 100, 0), 1);
-    uint32_t next_seq[N_PROD] = {0};
+    /* Producers 0..N_PROD-1 live; producer N_PROD dies after DYING_EVENTS. */
+    uint32_t next_seq[N_PROD + 1] = {0};
+    int want = N_PROD * n_events + DYING_EVENTS;
     pid_t zombies[N_DEAD] = {0};
     rb_kill_reservers(m, N_DEAD - 1, 1, zombies);
     rb_kill_reservers(m, 1, 0, zombies);        /* one left a zombie */
+    /* Then one that submits some events first, and dies holding a record
+     * behind them - before the live producers start: a consumer that does
+     * not recover (libbpf's) relies on them filling the ring after it. */
+    int dying_pipe[2];
+    CHECK(pipe(dying_pipe) == 0);
+    pid_t dying = rb_start_dying_producer(m, N_PROD, DYING_EVENTS, dying_pipe[1]);
+    char c;
+    CHECK(read(dying_pipe[0], &c, 1) == 1);
+    kill(dying, SIGKILL);
+    waitpid(dying, NULL, 0);
     pid_t kids[N_PROD];
     rb_start_producers(m, kids, N_PROD, (uint32_t)n_events);
-    /* Early on, another producer dies holding a record behind live ones
-     * (it reserves while this process keeps consuming; early, so that with
-     * a consumer that does not recover the producers still fill the ring
-     * after it, which is when they recover). */
-    int got = 0, late_started = 0, late_pipe[2] = {-1, -1};
-    pid_t late = 0;
+    int got = 0;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        got += rb_consume(m, next_seq, N_PROD, recover);
-        if (got == N_PROD * n_events)
+        got += rb_consume(m, next_seq, N_PROD + 1, recover);
+        if (got == want)
             break;
-        if (!late_started && got > N_PROD * n_events / 10) {
-            late_started = 1;
-            CHECK(pipe(late_pipe) == 0);
-            if ((late = fork()) == 0) {
-                while (!gmap_ringbuf_reserve(m, 64, 0))
-                    usleep(50);
-                if (write(late_pipe[1], "r", 1) != 1)
-                    _exit(3);
-                pause();
-                _exit(0);
-            }
-            fcntl(late_pipe[0], F_SETFL, O_NONBLOCK);
-        }
-        char c;
-        if (late && read(late_pipe[0], &c, 1) == 1) {
-            kill(late, SIGKILL);            /* reserved, never submitted */
-            waitpid(late, NULL, 0);
-            late = 0;
-        }
         clock_gettime(CLOCK_MONOTONIC, &t);
         if (t.tv_sec - t0.tv_sec > 20) {
             fprintf(stderr, "ring (%s): stuck after %d of %d events: a dead producer's record blocks it\n",
-                    recover ? "consumer recovers" : "producers recover", got, N_PROD * n_events);
+                    recover ? "consumer recovers" : "producers recover", got, want);
             t_failures++;
             break;
         }
         usleep(100);
     }
-    if (late) {
-        kill(late, SIGKILL);
-        waitpid(late, NULL, 0);
-    }
-    if (late_started) {
-        close(late_pipe[0]);
-        close(late_pipe[1]);
-    }
+    close(dying_pipe[0]);
+    close(dying_pipe[1]);
     for (uint32_t p = 0; p < N_PROD; p++) {
-        if (got != N_PROD * n_events)
+        if (got != want)
             kill(kids[p], SIGKILL);
-        CHECK(wait_ok(kids[p]) || got != N_PROD * n_events);
+        CHECK(wait_ok(kids[p]) || got != want);
         CHECK_EQ(next_seq[p], n_events);
     }
+    CHECK_EQ(next_seq[N_PROD], DYING_EVENTS);   /* what it submitted before it died */
     for (int i = 0; i < N_DEAD; i++)
         if (zombies[i])
             waitpid(zombies[i], NULL, 0);
