@@ -340,6 +340,9 @@ check "... naming the path and the reason" \
 out=$("$GRAFT" start -- graft-e2e-no-such-cmd 2>&1); rc=$?
 check "graft start of a command not in PATH: exit 2" test $rc = 2
 check "... said so" grep -q "cannot run graft-e2e-no-such-cmd: no such command in PATH" <<<"$out"
+out=$("$GRAFT" compat -- /nonexistent/graft-e2e-tool 2>&1); rc=$?
+check "graft compat of a missing tool: exit 2, naming it" \
+    sh -c "test $rc = 2 && echo \"\$1\" | grep -q 'cannot run /nonexistent/graft-e2e-tool: No such file or directory'" sh "$out"
 "$GRAFT" start -- sh -c 'exit 7' 2>/dev/null; rc=$?
 check "graft start passes on the command's own exit status" test $rc = 7
 
