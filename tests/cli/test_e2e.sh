@@ -300,11 +300,22 @@ stop_target
 echo "== 7. nothing left in /dev/shm after an interrupted run or a bad registry; exit codes"
 # In a private /dev/shm (a mount namespace), so that other graft users of
 # this machine cannot change the count.
-shm_leftovers() {   # prints the /dev/shm objects left by the case named $1
+shm_leftovers() {   # prints the /dev/shm objects the case named $1 added
     unshare -m sh -c '
         mount -t tmpfs tmpfs /dev/shm || exit 99
         G=$1 O=$2 case=$3
         export GRAFT_REGISTRY=/graft.leak
+        if [ $case = corrupt-registry ]; then
+            "$G" list >/dev/null 2>&1          # creates the registry: damage it
+            for f in /dev/shm/*; do
+                python3 -c "
+import sys
+f = open(sys.argv[1], \"r+b\"); b = bytearray(f.read())
+for i in range(64, len(b), 7): b[i] = 0xff
+f.seek(0); f.write(b)" "$f"
+            done
+        fi
+        ls /dev/shm >/tmp/graft-leak-before.$$
         case $case in
         prog-run-sigterm)
             "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
@@ -313,15 +324,10 @@ shm_leftovers() {   # prints the /dev/shm objects left by the case named $1
             "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
             sleep 0.5; kill -KILL $p; wait $p 2>/dev/null ;;
         corrupt-registry)
-            "$G" list >/dev/null 2>&1
-            python3 -c "
-import sys
-f = open(\"/dev/shm/graft.leak\", \"r+b\"); b = bytearray(f.read())
-for i in range(64, len(b), 7): b[i] = 0xff
-f.seek(0); f.write(b)"
             "$G" load "$O" --detach >/dev/null 2>&1 ;;
         esac
-        ls /dev/shm | grep -v "^graft.leak$"
+        ls /dev/shm | grep -vxF -f /tmp/graft-leak-before.$$
+        rm -f /tmp/graft-leak-before.$$
     ' sh "$GRAFT" "$OBJ" "$1"
 }
 if unshare -m true 2>/dev/null; then
