@@ -127,6 +127,22 @@ static int is_queue(const struct cobj *m)
     return m->def.type == BPF_MAP_TYPE_QUEUE || m->def.type == BPF_MAP_TYPE_STACK;
 }
 
+/* A prog array holds, and is used by, programs verified under one policy
+ * only (one context layout, one set of grants): bound to the first such
+ * program, like the kernel's prog array to the first program type. A tail
+ * call into a program verified for another context would run it on the
+ * caller's. */
+static int prog_array_admit(struct cobj *m, const struct cobj *p, const char *what)
+{
+    if (!m->policy_tag)
+        m->policy_tag = p->policy_tag;
+    if (m->policy_tag == p->policy_tag)
+        return 0;
+    gc_warn("%s: program %s (type %u) was verified for another context or policy than the programs of "
+            "prog array %s; a tail call would run it on their context", what, p->name, p->prog_type, m->name);
+    return -EINVAL;
+}
+
 /* A prog array slot: the tool stores a prog fd (libbpf does it for
  * declared `.values`), the agents need the program's registry id, as
  * `graft load` writes. pfd NULL clears the slot (delete). */
@@ -141,7 +157,9 @@ static int prog_array_set(struct cobj *m, const void *key, const void *pfd)
         struct cobj *p = obj_of((int)fd, COBJ_PROG);
         if (!p)
             return -EBADF;
-        int rc = gc_prog_reg_id(p, &id);
+        int rc = prog_array_admit(m, p, "BPF_MAP_UPDATE_ELEM");
+        if (rc == 0)
+            rc = gc_prog_reg_id(p, &id);
         if (rc < 0)
             return rc;
     }
@@ -302,6 +320,9 @@ static long prog_load(union bpf_attr *a)
     char *log = u64_ptr(a->log_buf);
     if (rc == 0)
         rc = gc_verify(p, 0, a->log_level, a->log_level && log ? log : NULL, a->log_size);
+    for (uint32_t i = 0; i < p->n_maps && rc == 0; i++)    /* prog arrays it tail-calls through */
+        if (p->maps[i]->def.type == BPF_MAP_TYPE_PROG_ARRAY)
+            rc = prog_array_admit(p->maps[i], p, "BPF_PROG_LOAD");
     if (rc < 0) {
         for (uint32_t i = 0; i < p->n_maps; i++)
             p->maps[i]->refs--;

@@ -47,6 +47,10 @@ struct cobj {
     uint32_t n_insns;
     struct cobj *maps[GC_PROG_MAPS];
     uint32_t n_maps;
+    /* program: gver_policy_tag() it was last verified under; prog array:
+     * the tag of the programs it is bound to (0: none yet), as the kernel
+     * binds a prog array to the first program type that uses it */
+    uint64_t policy_tag;
     /* link (COBJ_LINK, or a perf event given a program by ioctl) */
     uint32_t link_reg_id;
     uint32_t link_prog_id;

@@ -122,8 +122,10 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
         gc_warn("program %s rejected by graft's verifier at insn %lld: %s", p->name, (long long)res.fail_insn,
                 res.reason);
         rc = -EACCES;
-    } else if (log && log_len) {
-        snprintf(log, log_len, "%s", res.log ? res.log : "");
+    } else {
+        p->policy_tag = res.policy_tag;
+        if (log && log_len)
+            snprintf(log, log_len, "%s", res.log ? res.log : "");
     }
     gver_result_free(&res);
     return rc;
@@ -158,6 +160,7 @@ static int register_prog(struct greg *reg, struct cobj *p)
     tmpl.n_maps = p->n_maps;
     tmpl.type = p->gtype;
     tmpl.n_insns = p->n_insns;
+    tmpl.policy_tag = p->policy_tag;
     snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
     snprintf(tmpl.section, sizeof(tmpl.section), "compat/%s", gprog_type_name((enum gprog_type)p->gtype));
     struct graft_err err = {0};

@@ -159,6 +159,11 @@ static int buffer_has_data(struct cobj *o)
         uint8_t *pages = gmap_ringbuf_pages(o->map);
         uint64_t cons = __atomic_load_n((uint64_t *)pages, __ATOMIC_ACQUIRE);
         uint64_t prod = __atomic_load_n((uint64_t *)(pages + getpagesize()), __ATOMIC_ACQUIRE);
+        /* libbpf's consumer waits at a BUSY record for ever; if the
+         * producer that reserved it died, this marks it discarded, which
+         * libbpf skips (at once when nothing is BUSY there). */
+        if (prod != cons)
+            gmap_ringbuf_recover(o->map);
         return prod != cons;
     }
     if (o->kind == COBJ_PERF && o->bound_map) {

@@ -408,6 +408,7 @@ static int parse_btf_map_def(struct lctx *cx, const char *name, uint32_t type_id
         p->def.inner_key_size = p->inner.key_size;
         p->def.inner_value_size = p->inner.value_size;
         p->def.inner_max_entries = p->inner.max_entries;
+        p->def.inner_map_flags = p->inner.map_flags;
         if (!p->def.key_size)
             p->def.key_size = 4;
         p->def.value_size = 4;     /* slots hold map ids */
@@ -541,6 +542,21 @@ static int read_map_slots(struct lctx *cx, uint32_t maps_shndx)
                 return graft_errf(cx->err, -EINVAL,
                                   "%s: .maps: map '%s' slot %llu: '%s' is not a map",
                                   cx->path, outer->name, (unsigned long long)slot, s->name);
+            /* The verifier bounds accesses to inner maps by the declared
+             * template: a slot may only name a map of exactly that shape
+             * (the maps component refuses others when the slot is written). */
+            const struct gmap_def *t = &outer->def, *d = outer->init_progs ? NULL : &o->maps[inner].def;
+            if (d && (d->type != t->inner_map_type || d->key_size != t->inner_key_size ||
+                      d->value_size != t->inner_value_size || d->max_entries != t->inner_max_entries ||
+                      d->map_flags != t->inner_map_flags))
+                return graft_errf(cx->err, -EINVAL,
+                                  "%s: .maps: map '%s' slot %llu: map '%s' (type %u, key %u, value %u, "
+                                  "%u entries, flags %#x) is not the inner map the outer map declares "
+                                  "(type %u, key %u, value %u, %u entries, flags %#x)",
+                                  cx->path, outer->name, (unsigned long long)slot, s->name, d->type,
+                                  d->key_size, d->value_size, d->max_entries, d->map_flags,
+                                  t->inner_map_type, t->inner_key_size, t->inner_value_size,
+                                  t->inner_max_entries, t->inner_map_flags);
             if (slot >= outer->n_init_slots) {
                 int32_t *ns = realloc(outer->init_slots, (slot + 1) * sizeof(*ns));
                 if (!ns)

@@ -33,28 +33,36 @@ struct gmap *gmap_resolve(uint32_t id)
     return fn && id ? fn(id) : NULL;
 }
 
-bool gmap_resolver_set(void)
+/* Does inner have exactly the shape the outer map's template declares?
+ * Both definitions are the handles' own copies, taken when the maps were
+ * created or opened, not the shared headers another process could change. */
+static bool inner_matches(const struct gmap *outer, const struct gmap *inner)
 {
-    return __atomic_load_n(&resolver, __ATOMIC_ACQUIRE) != NULL;
+    const struct gmap_def *t = &outer->def, *d = &inner->def;
+    return t->inner_map_type && d->type == t->inner_map_type && d->key_size == t->inner_key_size &&
+           d->value_size == t->inner_value_size && d->max_entries == t->inner_max_entries &&
+           d->map_flags == t->inner_map_flags;
 }
 
-/* An inner map id is acceptable when no resolver is set (the runtime checks
- * later) or when it resolves to a map shaped like the outer map's inner_*. */
+/* The inner map a slot's id names, or NULL when it does not resolve or is
+ * not shaped like the template: what lookups return. */
+struct gmap *gmap_resolve_inner(struct gmap *m, uint32_t id)
+{
+    struct gmap *in = gmap_resolve(id);
+    return in && inner_matches(m, in) ? in : NULL;
+}
+
+/* May id be stored in a slot of m? Only when it resolves here to a map that
+ * matches the template: with no resolver nothing can be checked, so
+ * nothing is stored. */
 int gmap_check_inner(struct gmap *m, uint32_t id)
 {
     if (id == 0)
         return -EINVAL;
-    if (!gmap_resolver_set())
-        return 0;
     struct gmap *in = gmap_resolve(id);
     if (!in)
         return -EBADF;
-    const struct gmap_def *d = &m->h->def;
-    if (d->inner_map_type && (in->type != d->inner_map_type || in->key_size != d->inner_key_size ||
-                              in->value_size != d->inner_value_size ||
-                              in->max_entries != d->inner_max_entries))
-        return -EINVAL;
-    return 0;
+    return inner_matches(m, in) ? 0 : -EINVAL;
 }
 
 int gmap_possible_cpus(void)
@@ -531,11 +539,11 @@ void *gmap_lookup(struct gmap *m, const void *key)
         return arr_lookup(m, key);
     case GMAP_ARRAY_OF_MAPS: {
         uint32_t *id = arr_lookup(m, key);
-        return id ? gmap_resolve(__atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
+        return id ? gmap_resolve_inner(m, __atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
     }
     case GMAP_HASH_OF_MAPS: {
         uint32_t *id = hash_lookup(m, key);
-        return id ? gmap_resolve(__atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
+        return id ? gmap_resolve_inner(m, __atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
     }
     case GMAP_HASH: case GMAP_PERCPU_HASH: case GMAP_LRU_HASH: case GMAP_LRU_PERCPU_HASH:
         return hash_lookup(m, key);

@@ -4,15 +4,32 @@
  * protocol) can read them.
  *
  * RINGBUF object: page 0 = struct gmap_hdr (the kernel's non-mmapable
- * bpf_ringbuf page), page 1 = consumer_pos, page 2 = producer_pos, then
- * max_entries data bytes, which every process maps twice back to back.
- * Records: 8-byte header {u32 len | BUSY(1<<31) | DISCARD(1<<30), u32 pg_off
- * = page distance from the object start}, then the data, padded to 8. The
- * producer position moves only under the map lock, after the header is
- * written with BUSY; submit/discard clear BUSY with one atomic store.
- * A process killed between reserve and submit leaves its record BUSY, which
- * stops consumers there - the same as a kernel program that never submits
- * (the verifier forbids that; here the runtime must submit on unwind).
+ * bpf_ringbuf page) and the producer table, page 1 = consumer_pos, page 2 =
+ * producer_pos, then max_entries data bytes, which every process maps twice
+ * back to back. Records: 8-byte header {u32 len | BUSY(1<<31) |
+ * DISCARD(1<<30), u32 pg_off = page distance from the object start}, then
+ * the data, padded to 8. The producer position moves only under the map
+ * lock, after the header is written with BUSY; submit/discard clear BUSY
+ * with one atomic store of the whole header.
+ *
+ * Dead producers. A consumer stops at a BUSY record until it is submitted,
+ * so a process killed between reserve and submit would stop every consumer
+ * for good, and every later event of every other producer would be lost.
+ * So a reservation names its producer: while BUSY, the header's pg_off word
+ * carries, above the page offset (at most 19 bits), the 1-based index of
+ * the producer's entry in the producer table (pid, pid namespace, start
+ * time), and submit puts the plain pg_off back in the same store that
+ * clears BUSY, so a consumer never sees the owner bits (libbpf does not
+ * read pg_off anyway). Whoever finds a BUSY record at the consumer position
+ * - the next producer that finds the ring full, graft's consumer, the
+ * compat layer's poller for libbpf consumers (gmap_ringbuf_recover) - checks
+ * the producers of the BUSY records, under the map lock: one proven dead
+ * (no such pid, the pid now names a process that started later, or a zombie
+ * with no thread left) has its records discarded, which any consumer,
+ * libbpf's included, skips. Nothing is discarded on a guess: a producer in
+ * another pid namespace, or one whose /proc entry cannot be read, counts as
+ * alive. A process holds its table entry until it is found dead; with every
+ * entry held by live processes, reserve fails (as on a full ring).
  *
  * PERF_EVENT_ARRAY object: per index, a struct perf_event_mmap_page page and
  * its data pages; records are PERF_RECORD_SAMPLE {perf_event_header, u32
@@ -22,12 +39,17 @@
 #include "maps/maps_internal.h"
 
 #include <linux/perf_event.h>
+#include <time.h>
 
 #define RB_BUSY    (1u << 31)
 #define RB_DISCARD (1u << 30)
 #define RB_HDR_SZ  8
-
-_Static_assert(sizeof(struct gmap_hdr) <= GMAP_PAGE, "ring buffer header must fit its page");
+#define RB_PGOFF_MASK  ((1u << 24) - 1)   /* pg_off < 2^19 for rings up to 1 GiB */
+#define RB_OWNER_SHIFT 24
+#define RB_RECHECK_NS  (10 * 1000 * 1000ull)
+_Static_assert(RB_OWNERS < (1u << (32 - RB_OWNER_SHIFT)), "owner index must fit above pg_off");
+_Static_assert(RB_OWNERS_OFF + sizeof(struct rb_owners) <= GMAP_PAGE,
+               "ring buffer header and producer table must fit their page");
 
 int ringbuf_def_check(const struct gmap_def *d, struct graft_err *err)
 {
@@ -48,7 +70,7 @@ int ringbuf_def_check(const struct gmap_def *d, struct graft_err *err)
 
 uint64_t ringbuf_layout(struct gmap_hdr *h)
 {
-    h->hdr_size = GMAP_PAGE;
+    h->hdr_size = GMAP_PAGE;   /* the header, then the producer table */
     h->off_a = GMAP_PAGE;   /* consumer page */
     return 3ull * GMAP_PAGE + h->def.max_entries;
 }
@@ -62,6 +84,87 @@ void *gmap_ringbuf_pages(struct gmap *m)
     return m->type == GMAP_RINGBUF ? m->base + GMAP_PAGE : NULL;
 }
 
+/* A record's header as one word: len and flags low, pg_off (and, while
+ * BUSY, the owner) high. Written whole, so no state in between is seen. */
+static uint64_t *rec_hdr(const struct gmap *m, uint64_t pos)
+{
+    return (uint64_t *)(rb_data(m) + (pos & (m->max_entries - 1)));
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Discard the BUSY records, between the consumer and the producer
+ * position, of producers proven dead, and free their table entries (every
+ * entry of a dead producer, when free_dead: to make room). Map lock held:
+ * no record can be reserved meanwhile, and the space from the consumer
+ * position on is not reused while we walk it (the consumer may move on, it
+ * only reads). Returns how many records were discarded. */
+static int recover_locked(struct gmap *m, bool free_dead)
+{
+    struct rb_owners *t = rb_owners(m);
+    uint64_t cons = __atomic_load_n(cons_pos(m), __ATOMIC_ACQUIRE), prod = *prod_pos(m);
+    uint8_t verdict[RB_OWNERS + 1] = {0};   /* 0 unknown, 1 alive, 2 dead */
+    int discarded = 0;
+    bool front_alive = false;
+    for (uint64_t p = cons; p < prod;) {
+        uint64_t *hdr = rec_hdr(m, p);
+        uint64_t w = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+        uint32_t len = (uint32_t)w, hi = (uint32_t)(w >> 32), o = hi >> RB_OWNER_SHIFT;
+        if ((len & RB_BUSY) && o >= 1 && o <= RB_OWNERS) {
+            if (!verdict[o])
+                verdict[o] = rb_owner_dead(m, o) ? 2 : 1;
+            if (verdict[o] == 2) {
+                uint64_t done = (uint64_t)(hi & RB_PGOFF_MASK) << 32 |
+                                ((len & ~(RB_BUSY | RB_DISCARD)) | RB_DISCARD);
+                __atomic_store_n(hdr, done, __ATOMIC_RELEASE);
+                discarded++;
+            } else if (p == cons) {
+                front_alive = true;
+            }
+        }
+        p += ROUND_UP((uint64_t)(len & ~(RB_BUSY | RB_DISCARD)) + RB_HDR_SZ, 8);
+    }
+    for (uint32_t o = 1; o <= RB_OWNERS; o++)
+        if (verdict[o] == 2 || (free_dead && !verdict[o] && t->e[o - 1].pid && rb_owner_dead(m, o)))
+            rb_owner_free(m, o);
+    if (front_alive) {
+        t->checked_pos = cons + 1;
+        t->checked_ns = now_ns();
+    }
+    return discarded;
+}
+
+/* Is there a BUSY record at the consumer position that was not found held
+ * by a live producer a moment ago? Reads only. */
+static bool stuck_front(struct gmap *m)
+{
+    uint64_t cons = __atomic_load_n(cons_pos(m), __ATOMIC_ACQUIRE);
+    uint64_t prod = __atomic_load_n(prod_pos(m), __ATOMIC_ACQUIRE);
+    if (cons >= prod || !(__atomic_load_n((uint32_t *)rec_hdr(m, cons), __ATOMIC_ACQUIRE) & RB_BUSY))
+        return false;
+    const struct rb_owners *t = rb_owners(m);
+    return !(t->checked_pos == cons + 1 && now_ns() - t->checked_ns < RB_RECHECK_NS);
+}
+
+int gmap_ringbuf_recover(struct gmap *m)
+{
+    if (m->type != GMAP_RINGBUF)
+        return -EINVAL;
+    if (!stuck_front(m))
+        return 0;
+    int r = gmap_lock(m);
+    if (r)
+        return r;
+    r = recover_locked(m, false);
+    gmap_unlock(m);
+    return r;
+}
+
 void *gmap_ringbuf_reserve(struct gmap *m, uint64_t size, uint64_t flags)
 {
     if (m->type != GMAP_RINGBUF || flags || size > UINT32_MAX / 4)
@@ -69,27 +172,42 @@ void *gmap_ringbuf_reserve(struct gmap *m, uint64_t size, uint64_t flags)
     uint64_t len = ROUND_UP(size + RB_HDR_SZ, 8), mask = m->max_entries - 1;
     if (gmap_lock(m))
         return NULL;
+    uint32_t owner = rb_owner_claim(m);
+    if (!owner) {                       /* every entry held: free the dead ones' */
+        recover_locked(m, true);
+        owner = rb_owner_claim(m);
+    }
     uint64_t cons = __atomic_load_n(cons_pos(m), __ATOMIC_ACQUIRE);
     uint64_t prod = *prod_pos(m);
-    if (prod + len - cons > mask) {   /* never more than size - 1 bytes in use */
+    if (!owner || prod + len - cons > mask) {   /* never more than size - 1 bytes in use */
+        /* Full: perhaps behind a record whose producer died. Discarding it
+         * does not make room now (the consumer must move on first), but
+         * lets consumers go on instead of waiting for it forever. */
+        if (owner && stuck_front(m))
+            recover_locked(m, false);
         gmap_unlock(m);
         return NULL;
     }
-    uint32_t *hdr = (uint32_t *)(rb_data(m) + (prod & mask));
-    hdr[0] = (uint32_t)size | RB_BUSY;
-    hdr[1] = (uint32_t)(((uint8_t *)hdr - m->base) / GMAP_PAGE);
+    uint64_t *hdr = rec_hdr(m, prod);
+    uint64_t pg_off = (uint64_t)(((uint8_t *)hdr - m->base) / GMAP_PAGE);
+    __atomic_store_n(hdr, (pg_off | (uint64_t)owner << RB_OWNER_SHIFT) << 32 | (uint32_t)size | RB_BUSY,
+                     __ATOMIC_RELAXED);
     __atomic_store_n(prod_pos(m), prod + len, __ATOMIC_RELEASE);
     gmap_unlock(m);
-    return hdr + 2;
+    return hdr + 1;
 }
 
+/* Clear BUSY and the owner in one store: a consumer sees the record
+ * finished with its plain pg_off, or still BUSY. */
 static void rb_commit(void *sample, bool discard)
 {
-    uint32_t *hdr = (uint32_t *)sample - 2;
-    uint32_t len = __atomic_load_n(hdr, __ATOMIC_RELAXED) & ~RB_BUSY;
+    uint64_t *hdr = (uint64_t *)sample - 1;
+    uint64_t w = __atomic_load_n(hdr, __ATOMIC_RELAXED);
+    uint32_t len = (uint32_t)w & ~RB_BUSY;
     if (discard)
         len |= RB_DISCARD;
-    __atomic_store_n(hdr, len, __ATOMIC_RELEASE);
+    uint64_t pg_off = (w >> 32) & RB_PGOFF_MASK;
+    __atomic_store_n(hdr, pg_off << 32 | len, __ATOMIC_RELEASE);
 }
 
 void gmap_ringbuf_submit(void *sample, uint64_t flags) { rb_commit(sample, false); }
@@ -133,12 +251,15 @@ int ringbuf_check(struct gmap *m, struct graft_err *err)
                           m->name, (unsigned long long)cons, (unsigned long long)prod);
     uint64_t mask = m->max_entries - 1;
     for (uint64_t p = cons; p < prod;) {
-        uint32_t *hdr = (uint32_t *)(rb_data(m) + (p & mask));
-        uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE) & ~(RB_BUSY | RB_DISCARD);
+        uint64_t *hdr = (uint64_t *)(rb_data(m) + (p & mask));
+        uint64_t w = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+        uint32_t len = (uint32_t)w & ~(RB_BUSY | RB_DISCARD), hi = (uint32_t)(w >> 32);
+        uint32_t owner = hi >> RB_OWNER_SHIFT;     /* only while BUSY */
         uint64_t step = ROUND_UP((uint64_t)len + RB_HDR_SZ, 8);
-        if (p + step > prod || hdr[1] != (uint32_t)(((uint8_t *)hdr - m->base) / GMAP_PAGE))
-            return graft_errf(err, -EUCLEAN, "map %s: record at %llu (len %u, pg_off %u) is damaged", m->name,
-                              (unsigned long long)p, len, hdr[1]);
+        if (p + step > prod || (hi & RB_PGOFF_MASK) != (uint32_t)(((uint8_t *)hdr - m->base) / GMAP_PAGE) ||
+            owner > ((uint32_t)w & RB_BUSY ? RB_OWNERS : 0))
+            return graft_errf(err, -EUCLEAN, "map %s: record at %llu (len %u, pg_off word %#x) is damaged",
+                              m->name, (unsigned long long)p, len, hi);
         p += step;
     }
     return 0;

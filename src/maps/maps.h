@@ -63,6 +63,8 @@ struct gmap_def {
     uint32_t inner_value_size;
     uint32_t inner_max_entries;
     char name[64];
+    uint32_t inner_map_flags;  /* map-in-map: the inner maps' map_flags (here, in
+                                * what was padding, so no other field moves) */
     uint64_t map_extra;        /* bloom filter: number of hashes (low 4 bits, 0 = 5);
                                 * perf event array: data bytes per buffer
                                 * (power of 2 pages, 0 = 8 pages) */
@@ -143,6 +145,15 @@ void gmap_ringbuf_submit(void *sample, uint64_t flags);
 void gmap_ringbuf_discard(void *sample, uint64_t flags);
 int gmap_ringbuf_output(struct gmap *map, const void *data, uint64_t size, uint64_t flags);
 uint64_t gmap_ringbuf_query(struct gmap *map, uint64_t flags);
+/* A record stays BUSY until its producer submits or discards it, and every
+ * consumer waits there. If the producer process died in between (killed
+ * after bpf_ringbuf_reserve), its records are marked discarded so that
+ * consumers - libbpf's too, which skip discarded records - go on. Consumers
+ * call this when they find the record at the consumer position BUSY (it
+ * returns at once otherwise, and checks a producer found alive at most every
+ * 10 ms); a producer that finds the ring full does it too. Returns how many
+ * records were discarded, or a negative errno. */
+int gmap_ringbuf_recover(struct gmap *map);
 
 /* The consumer page of a ring buffer: producer page at +page size, data at
  * +2 page sizes, mapped twice back to back (as libbpf's struct ring sees it).
@@ -162,12 +173,18 @@ int gmap_perf_output(struct gmap *map, uint64_t cpu_flags, const void *data, uin
 void *gmap_perf_page(struct gmap *map, uint32_t index);
 
 /* Map-in-map: ARRAY_OF_MAPS/HASH_OF_MAPS values are inner map ids (u32) that
- * the runtime assigns. gmap_lookup on such a map returns the struct gmap *
- * that by_id gives for the stored id (NULL when none is set or it returns
- * NULL); updates check that the id resolves (-EBADF otherwise) and that the
- * inner map matches the outer map's inner_* definition (-EINVAL) when a
- * resolver is set. The control-plane forms read and write the ids. The
- * resolver is process-wide; by_id must be safe to call from any thread. */
+ * the runtime assigns. The outer map's inner_* fields are the template the
+ * verifier bounds every access to an inner map by, so an inner map must
+ * match it exactly: type, key size, value size, max entries and map flags.
+ * Every update of a slot (gmap_update, gmap_update_copy: the one way a slot
+ * is written) resolves the id with by_id and refuses it: -EBADF when no
+ * resolver is set or the id does not resolve, -EINVAL when the map differs
+ * from the template (or the outer map has none). gmap_lookup returns the
+ * struct gmap * by_id gives for the stored id, and checks it against the
+ * template again (the slot is shared memory, which another process may
+ * have written): NULL when the slot is empty, the id does not resolve, or
+ * the map does not match. The control-plane forms read and write the ids.
+ * The resolver is process-wide; by_id must be safe to call from any thread. */
 void gmap_set_resolver(struct gmap *(*by_id)(uint32_t id));
 
 /* Debugging: verify the map's invariants (chains, free list, counts,

@@ -26,7 +26,8 @@
 #include "maps/maps.h"
 
 #define GMAP_MAGIC   0x50414d5446415247ull   /* "GRAFTMAP" */
-#define GMAP_VERSION 2   /* 2: 4/8-byte keys hash with gmap_hash_u32/word */
+#define GMAP_VERSION 3   /* 2: 4/8-byte keys hash with gmap_hash_u32/word;
+                          * 3: ring buffer records name their producer while BUSY */
 #define GMAP_PAGE    4096u
 
 #ifndef ENOTSUPP
@@ -164,8 +165,8 @@ static inline uint32_t gmap_this_cpu(const struct gmap *m)
 static inline uint32_t gmap_this_cpu(const struct gmap *m) { return gmap_this_cpu_slow(m); }
 #endif
 struct gmap *gmap_resolve(uint32_t id);
-bool gmap_resolver_set(void);
-int gmap_check_inner(struct gmap *m, uint32_t id);
+struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
+int gmap_check_inner(struct gmap *outer, uint32_t id);
 void gmap_repair(struct gmap *m);
 
 /* map_array.c: ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS */
@@ -222,6 +223,42 @@ int bloom_def_check(const struct gmap_def *d, struct graft_err *err);
 uint64_t bloom_layout(struct gmap_hdr *h);
 int bloom_push(struct gmap *m, const void *value, uint64_t flags);
 int bloom_peek(struct gmap *m, const void *value);
+
+/* map_rb_owner.c: who holds a ring buffer reservation (see map_ringbuf.c).
+ * The producer table lives in the ring buffer's header page, after struct
+ * gmap_hdr; entries are claimed and freed under the map lock. */
+#define RB_OWNERS 120              /* producer processes per ring at once */
+
+struct rb_owner {
+    int32_t pid;               /* 0: free entry */
+    uint32_t pad;
+    uint64_t pidns;            /* inode of its pid namespace (0: unknown) */
+    uint64_t start;            /* its start time, clock ticks after boot (0: unknown) */
+};
+
+struct rb_owners {
+    /* The consumer position last found BUSY with a live producer (+1), and
+     * when (CLOCK_MONOTONIC_COARSE ns): not checked again for a while, so a
+     * slow producer costs no system calls on every full-ring reserve. */
+    uint64_t checked_pos;
+    uint64_t checked_ns;
+    struct rb_owner e[RB_OWNERS];
+};
+
+#define RB_OWNERS_OFF ROUND_UP(sizeof(struct gmap_hdr), 64)
+
+static inline struct rb_owners *rb_owners(const struct gmap *m)
+{
+    return (struct rb_owners *)(m->base + RB_OWNERS_OFF);
+}
+
+/* This process's entry, claimed if need be: 1-based, 0 when every entry is
+ * held by another process (the caller then frees dead producers' entries
+ * and tries again). Map lock held. */
+uint32_t rb_owner_claim(struct gmap *m);
+/* 1 when the producer of entry i (1-based) is certainly dead, else 0. */
+int rb_owner_dead(struct gmap *m, uint32_t i);
+void rb_owner_free(struct gmap *m, uint32_t i);
 
 /* map_ringbuf.c: RINGBUF, PERF_EVENT_ARRAY */
 int ringbuf_def_check(const struct gmap_def *d, struct graft_err *err);

@@ -75,7 +75,7 @@ static int calls_out_of_program(const struct bpf_insn *insns, uint32_t n)
  * (giso_meta_alloc_cb), and so do the map handles. */
 struct agent_ids {
     uint32_t n_progs;
-    struct { uint32_t id; const struct gvm_prog *prog; } progs[AGENT_MAX_PROGS];
+    struct { uint32_t id; uint64_t policy_tag; const struct gvm_prog *prog; } progs[AGENT_MAX_PROGS];
     uint32_t n_maps;
     struct { uint32_t id; struct gmap *map; } maps[AGENT_MAX_MAPS];
 };
@@ -269,6 +269,16 @@ static void follow_slots(struct gagent *a, const struct greg_snapshot *s,
         memcpy(key, next, ks);
         prev = key;
         struct graft_err e = {0};
+        if (progs && id) {
+            /* Said here, where it is found; tail_call_target refuses it at
+             * every call (the slot is shared memory: it is not trusted). */
+            const struct greg_prog *t = greg_snapshot_prog(s, id);
+            if (t && t->policy_tag != rec->policy_tag)
+                fprintf(stderr, "graft-agent[%d]: program %s: tail calls to program %s (id %u, slot of "
+                                "map %s) are refused: it was verified for another context or policy "
+                                "(section %s, not %s)\n",
+                        getpid(), rec->name, t->name, id, name, t->section, rec->section);
+        }
         if (!id || (progs ? find_prog(a, id) || load_prog(a, s, id, &e) != NULL
                           : agent_map(a, s, id, &e) != NULL))
             continue;
@@ -324,6 +334,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
         return NULL;
     }
     inst->id = id;
+    inst->policy_tag = rec->policy_tag;    /* what tail calls from it must match */
     p = &a->progs[a->n_progs];
     p->inst = inst;
     p->links = 0;
@@ -333,6 +344,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     giso_enter();
     struct agent_ids *ids = a->ids;
     ids->progs[ids->n_progs].id = id;
+    ids->progs[ids->n_progs].policy_tag = rec->policy_tag;
     ids->progs[ids->n_progs].prog = inst->prog;
     __atomic_store_n(&ids->n_progs, ids->n_progs + 1, __ATOMIC_RELEASE);
     giso_leave();
@@ -342,13 +354,15 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     return p;
 }
 
-static const struct gvm_prog *prog_by_id(uint32_t id, void *arg)
+static const struct gvm_prog *prog_by_id(uint32_t id, void *arg, uint64_t *policy_tag)
 {
     const struct agent_ids *ids = arg;
     uint32_t n = __atomic_load_n(&ids->n_progs, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < n; i++)
-        if (ids->progs[i].id == id)
+        if (ids->progs[i].id == id) {
+            *policy_tag = ids->progs[i].policy_tag;
             return ids->progs[i].prog;
+        }
     return NULL;
 }
 

@@ -19,10 +19,12 @@
 
 #include "helpers/helpers.h"
 
-static const struct gvm_prog *(*prog_resolver)(uint32_t, void *);
+static const struct gvm_prog *(*prog_resolver)(uint32_t, void *, uint64_t *);
 static void *prog_resolver_arg;
 
-void grt_set_prog_resolver(const struct gvm_prog *(*by_id)(uint32_t id, void *arg), void *arg)
+void grt_set_prog_resolver(const struct gvm_prog *(*by_id)(uint32_t id, void *arg,
+                                                           uint64_t *policy_tag),
+                           void *arg)
 {
     prog_resolver = by_id;
     prog_resolver_arg = arg;
@@ -129,15 +131,20 @@ static void instance_release(struct grt_instance *inst)
     free(inst);
 }
 
+/* The program a tail call from inst continues in: only one verified under
+ * the same policy (see grt_set_prog_resolver). */
 static const struct gvm_prog *tail_call_target(void *arg, uint64_t map_addr, uint64_t index)
 {
-    (void)arg;
+    const struct grt_instance *inst = arg;
     struct gmap *map = (struct gmap *)(uintptr_t)map_addr;
     if (!map || gmap_get_def(map)->type != GMAP_PROG_ARRAY || index > UINT32_MAX || !prog_resolver)
         return NULL;
     uint32_t key = (uint32_t)index;
     uint32_t *prog_id = gmap_lookup(map, &key);
-    return prog_id && *prog_id ? prog_resolver(*prog_id, prog_resolver_arg) : NULL;
+    uint32_t id = prog_id ? __atomic_load_n(prog_id, __ATOMIC_ACQUIRE) : 0;
+    uint64_t tag = 0;
+    const struct gvm_prog *target = id ? prog_resolver(id, prog_resolver_arg, &tag) : NULL;
+    return target && tag == inst->policy_tag ? target : NULL;
 }
 
 /* Arrays and per-CPU arrays the JIT may index inline: only maps of this

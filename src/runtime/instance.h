@@ -22,6 +22,7 @@ struct grt_instance {
     struct gmap **maps;        /* borrowed: slot i of the program's map table */
     uint32_t n_maps;
     uint32_t id;               /* registry id, or 0 */
+    uint64_t policy_tag;       /* gver_policy_tag() it was verified under (greg_prog), or 0 */
     struct gvm_env env;
     void **extern_addrs;       /* extern i's address in this process */
     uint32_t *extern_kinds;    /* enum greg_extern_kind */
@@ -66,8 +67,15 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n,
                              struct grt_instance **out, struct graft_err *err);
 void grt_instance_free(struct grt_instance *inst);
 
-/* Tail calls: PROG_ARRAY values are program ids; this resolves them in this
- * process (the agent registers its loaded programs here). */
-void grt_set_prog_resolver(const struct gvm_prog *(*by_id)(uint32_t id, void *arg), void *arg);
+/* Tail calls: PROG_ARRAY values are program ids; by_id resolves them in
+ * this process (the agent registers its loaded programs here), giving the
+ * program and the policy tag it was verified under. A tail call is taken
+ * only when that tag equals the calling instance's policy_tag: a target
+ * verified for another context layout or other grants would run on the
+ * caller's context (the kernel likewise keeps a prog array to one program
+ * type). Otherwise it falls through, as to an empty slot. */
+void grt_set_prog_resolver(const struct gvm_prog *(*by_id)(uint32_t id, void *arg,
+                                                           uint64_t *policy_tag),
+                           void *arg);
 
 #endif

@@ -40,7 +40,8 @@
 /* 2: program externs, source-entry links; 3: slot high-water marks;
  * 4: read-only for agents (pid lock word, sequence counter, detach
  * requests, agents' status in their own objects, program hashes);
- * 5: extern memory-argument masks (host-call copies). */
+ * 5: extern memory-argument masks (host-call copies), programs' policy
+ * tags (tail calls only between programs of one policy). */
 #define GREG_VERSION 5
 
 #define LOCK_WAIT_MS  2000    /* a writer holding the lock longer is not a writer */

@@ -99,6 +99,9 @@ struct greg_prog {
     struct greg_extern externs[GREG_PROG_EXTERNS];
     int32_t owner_pid;         /* the loader that registered it */
     uint64_t load_time_ns;
+    /* gver_policy_tag() of the policy it was verified under (0: unknown).
+     * Tail calls only go between programs with equal tags. */
+    uint64_t policy_tag;
 };
 
 struct greg_map {

@@ -5,7 +5,9 @@
  * start at consumer_pos; each has an 8-byte header (u32 length with the busy
  * bit 31 and discard bit 30, u32 page offset), is padded to 8 bytes, and
  * the consumer publishes its new position with a release store once a record
- * is read, so producers may reuse the space.
+ * is read, so producers may reuse the space. A record left BUSY by a
+ * producer that died is discarded by gmap_ringbuf_recover, so it stops the
+ * consumer only until that finds the producer dead.
  */
 #define _GNU_SOURCE
 #include "runtime/trace.h"
@@ -39,6 +41,13 @@ int grt_trace_open(struct greg *reg, int create, struct gmap **out, struct graft
         rc = gmap_create_named(&def, -1, greg_map_prefix(reg, prefix, sizeof(prefix)), out, err);
         if (rc == 0 && (rc = greg_add_map(reg, GRT_TRACE_MAP, gmap_shm_name(*out), &def, err)) > 0)
             rc = 0;
+        else if (rc < 0 && *out) {
+            /* Not registered (a full or damaged registry): nobody else
+             * knows its name, so nobody would ever remove the object. */
+            gmap_unlink(gmap_shm_name(*out));
+            gmap_close(*out);
+            *out = NULL;
+        }
     }
     greg_snapshot_free(&s);
     return rc;
@@ -72,8 +81,13 @@ int grt_ringbuf_consume(struct gmap *rb, void (*fn)(const void *, size_t, void *
             break;
         uint32_t *hdr = (uint32_t *)(data + (cons & mask));
         uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
-        if (len & RB_BUSY)
-            break;                      /* reserved but not yet submitted */
+        if (len & RB_BUSY) {
+            /* Reserved but not yet submitted - or never will be: if its
+             * producer died, recovery marks it (and others) discarded. */
+            if (gmap_ringbuf_recover(rb) > 0)
+                continue;
+            break;
+        }
         uint32_t size = len & ~(RB_BUSY | RB_DISCARD);
         if (!(len & RB_DISCARD)) {
             fn(data + (cons & mask) + RB_HDR, size, arg);

@@ -104,6 +104,7 @@ static int make_inner_defs(struct env *e)
         d->key_size = o->inner_key_size;
         d->value_size = o->inner_value_size;
         d->max_entries = o->inner_max_entries;
+        d->map_flags = o->inner_map_flags;   /* e.g. BPF_F_RDONLY_PROG */
         snprintf(d->name, sizeof(d->name), "%.50s.inner", o->name);
     }
     return 0;
@@ -578,6 +579,7 @@ int gver_verify(const struct gver_input *in, struct gver_result *out, struct gra
         rc = 0;
     } else if (rc == 0) {
         out->accepted = 1;
+        out->policy_tag = gver_policy_tag(e.pol);
         logf_(&e, "accepted: %" PRIu64 " insns explored, %" PRIu64 " states stored, max stack %u, worst path %" PRIu64 " insns\n",
               e.steps, e.stored, e.max_stack, e.max_path);
     } else {

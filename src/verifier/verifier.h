@@ -166,6 +166,7 @@ struct gver_result {
     uint64_t max_path_insns;   /* proven worst-case instructions per run (loops, callbacks
                                 * times their iterations; per program across tail calls) */
     double ms;
+    uint64_t policy_tag;       /* accepted: gver_policy_tag() of the policy it was verified under */
 };
 
 /* Verify in->insns. Returns 0 when verification ran (accepted or rejected:
@@ -219,6 +220,12 @@ struct gver_policy *gver_policy_raw(uint32_t ctx_size);
  * usdt/override -> pt_regs; tracepoint -> sys_enter layout; raw tracepoint ->
  * raw_tp args; socket filter / xdp -> raw 4096 bytes. NULL if unknown. */
 struct gver_policy *gver_policy_for_prog_type(int gprog_type);
+/* A fingerprint of what p lets a program do (context layout, helpers, host
+ * functions and globals, budgets, ranges), equal for equal policies in any
+ * process, never 0. A tail call may only go from a program to one verified
+ * under a policy of the same tag: a target verified for another context or
+ * with other grants would otherwise run on the caller's context. */
+uint64_t gver_policy_tag(const struct gver_policy *p);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

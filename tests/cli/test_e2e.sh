@@ -190,6 +190,16 @@ check "nothing ran after a tail call that worked" test "$(mapval tc_counts 3)" =
 check "second saw work()'s argument (0+..+999)" test "$(mapval tc_counts 4)" = 499500
 end_object
 
+echo "== 2e'. a prog array joining a uprobe and a socket program"
+out=$("$GRAFT" load "$HERE/bpf/tail_mixed.bpf.o" --detach 2>&1); rc=$?
+check "load refused: exit 1" test $rc = 1
+check "... naming the prog array" \
+    grep -q "prog array mixed joins programs verified for different contexts or policies" <<<"$out"
+check "... and both programs" \
+    grep -q "deep_reader (socket, socket).*dispatch (uprobe/.*:work, uprobe)\|dispatch (uprobe/.*:work, uprobe).*deep_reader (socket, socket)" <<<"$out"
+check "... and nothing is loaded" sh -c "! '$GRAFT' map dump mixed 2>/dev/null"
+"$GRAFT" unload --all >/dev/null 2>&1
+
 echo "== 2f. a map of maps with declared inner maps"
 with_object mim_work
 check "the loader filled declared slot 0" test "$(mapval outer 0)" -gt 0
@@ -200,6 +210,16 @@ check "500 even arguments counted in inner_even" test "$(mapval inner_even 0)" =
 check "500 odd arguments counted in inner_odd" test "$(mapval inner_odd 0)" = 500
 check "no lookup of the outer map came back empty" test "$(mapval no_inner 0)" = 0
 end_object
+
+echo "== 2g. a map of maps whose declared inner map is not its template"
+out=$("$GRAFT" load "$HERE/bpf/mim_bad.bpf.o" --detach 2>&1); rc=$?
+check "load refused as a bad object: exit 2" test $rc = 2
+check "... naming the slot, the map and both shapes" \
+    grep -q "map 'outer_bad' slot 1: map 'inner_small' (type 2, key 4, value 4, 1 entries, flags 0) is not the inner map the outer map declares (type 2, key 4, value 64" <<<"$out"
+check "... and nothing is loaded" sh -c "! '$GRAFT' map dump outer_bad 2>/dev/null"
+"$GRAFT" verify "$HERE/bpf/mim_bad.bpf.o" >/dev/null 2>&1; rc=$?
+check "graft verify refuses it too (exit 2)" test $rc = 2
+"$GRAFT" unload --all >/dev/null 2>&1
 
 echo "== 3. errors"
 out=$("$GRAFT" attach 999999 2>&1); rc=$?
@@ -323,6 +343,61 @@ else
     check "... and the target still runs unextended" round 1
 fi
 stop_target
+
+echo "== 7. nothing left in /dev/shm after an interrupted run or a bad registry; exit codes"
+# In a private /dev/shm (a mount namespace), so that other graft users of
+# this machine cannot change the count.
+shm_leftovers() {   # prints the /dev/shm objects the case named $1 added
+    unshare -m sh -c '
+        mount -t tmpfs tmpfs /dev/shm || exit 99
+        G=$1 O=$2 case=$3
+        export GRAFT_REGISTRY=/graft.leak
+        if [ $case = corrupt-registry ]; then
+            "$G" list >/dev/null 2>&1          # creates the registry: damage it
+            for f in /dev/shm/*; do
+                python3 -c "
+import sys
+f = open(sys.argv[1], \"r+b\"); b = bytearray(f.read())
+for i in range(64, len(b), 7): b[i] = 0xff
+f.seek(0); f.write(b)" "$f"
+            done
+        fi
+        ls /dev/shm >/tmp/graft-leak-before.$$
+        case $case in
+        prog-run-sigterm)
+            "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
+            sleep 0.5; kill -TERM $p; wait $p 2>/dev/null ;;
+        prog-run-sigkill)
+            "$G" prog run "$O" --repeat 1000000000 >/dev/null 2>&1 & p=$!
+            sleep 0.5; kill -KILL $p; wait $p 2>/dev/null ;;
+        corrupt-registry)
+            "$G" load "$O" --detach >/dev/null 2>&1 ;;
+        esac
+        ls /dev/shm | grep -vxF -f /tmp/graft-leak-before.$$
+        rm -f /tmp/graft-leak-before.$$
+    ' sh "$GRAFT" "$OBJ" "$1"
+}
+if unshare -m true 2>/dev/null; then
+    check "graft prog run stopped by SIGTERM in a long --repeat leaves no map object" \
+        test -z "$(shm_leftovers prog-run-sigterm)"
+    check "... nor when SIGKILLed" test -z "$(shm_leftovers prog-run-sigkill)"
+    check "graft load meeting a damaged registry leaves no map object" \
+        test -z "$(shm_leftovers corrupt-registry)"
+else
+    echo "SKIP: /dev/shm leftover tests need a private mount namespace (unshare -m)"
+fi
+out=$("$GRAFT" start -- /nonexistent/graft-e2e-cmd 2>&1); rc=$?
+check "graft start of a missing command: exit 2 (input error), not 127" test $rc = 2
+check "... naming the path and the reason" \
+    grep -q "cannot run /nonexistent/graft-e2e-cmd: No such file or directory" <<<"$out"
+out=$("$GRAFT" start -- graft-e2e-no-such-cmd 2>&1); rc=$?
+check "graft start of a command not in PATH: exit 2" test $rc = 2
+check "... said so" grep -q "cannot run graft-e2e-no-such-cmd: no such command in PATH" <<<"$out"
+out=$("$GRAFT" compat -- /nonexistent/graft-e2e-tool 2>&1); rc=$?
+check "graft compat of a missing tool: exit 2, naming it" \
+    sh -c "test $rc = 2 && echo \"\$1\" | grep -q 'cannot run /nonexistent/graft-e2e-tool: No such file or directory'" sh "$out"
+"$GRAFT" start -- sh -c 'exit 7' 2>/dev/null; rc=$?
+check "graft start passes on the command's own exit status" test $rc = 7
 
 echo "$pass passed, $fails failed"
 [ "$fails" = 0 ]

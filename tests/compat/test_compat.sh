@@ -172,6 +172,15 @@ for t in "${TESTS[@]}"; do
     fi
 done
 
+echo "== a prog array is bound to one kind of program, as in the kernel"
+kern=$("$HERE/tailmix" 2>&1); krc=$?
+out=$(compat "$HERE/tailmix" 2>/dev/null); rc=$?
+if [ $krc = 0 ] && [ $rc = 0 ] && [ "$out" = "$kern" ] && grep -q "socket filter into the kprobe's prog array: EINVAL" <<<"$out"; then
+    pass=$((pass + 1)); echo "ok: tailmix (a socket filter refused in a kprobe's prog array, as by the kernel)"
+else
+    fails=$((fails + 1)); echo "FAIL: tailmix"; echo "--- kernel (rc $krc):"; echo "$kern"; echo "--- graft (rc $rc):"; echo "$out"
+fi
+
 echo "== errors: what graft does not support fails with the kernel's errno and says so"
 err_ok=1
 out=$(compat bpftool prog list 2>&1); rc=$?

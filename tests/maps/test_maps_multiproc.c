@@ -3,12 +3,15 @@
  * are seen by the parent; concurrent writers keep the invariants; writers
  * killed with SIGKILL at random times never deadlock or corrupt a map; and
  * deterministic "died half-way" states (made with the internal API) are
- * repaired by the next locker.
+ * repaired by the next locker; ring buffer producers killed between reserve
+ * and submit do not stop consumers from receiving every other producer's
+ * events.
  */
 #define _GNU_SOURCE
 #include "tmaps.h"
 #include "maps/maps_internal.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -270,8 +273,196 @@ static void test_repair_states(void)
     }
 }
 
+/* ---- ring buffer producers killed between reserve and submit ---- */
+
+struct rb_event {
+    uint32_t producer, seq;
+};
+
+/* A consumer that follows the kernel's protocol to the letter, as libbpf's
+ * does: stop at a BUSY record, skip DISCARD ones once BUSY is clear. With
+ * recover set it also calls gmap_ringbuf_recover when it stops, as graft's
+ * own consumers do. Counts each live producer's events, checking order. */
+static int rb_consume(struct gmap *m, uint32_t *next_seq, uint32_t n_prod, int recover)
+{
+    uint8_t *pages = gmap_ringbuf_pages(m);
+    uint64_t *cons = (uint64_t *)pages, *prod = (uint64_t *)(pages + 4096);
+    uint8_t *data = pages + 2 * 4096;
+    uint64_t mask = gmap_get_def(m)->max_entries - 1;
+    int got = 0;
+    for (uint64_t c = __atomic_load_n(cons, __ATOMIC_ACQUIRE); c < __atomic_load_n(prod, __ATOMIC_ACQUIRE);) {
+        uint32_t len = __atomic_load_n((uint32_t *)(data + (c & mask)), __ATOMIC_ACQUIRE);
+        if (len & (1u << 31)) {
+            if (recover && gmap_ringbuf_recover(m) > 0)
+                continue;
+            break;
+        }
+        uint32_t dlen = len & ~(3u << 30);
+        if (!(len & (1u << 30))) {
+            struct rb_event e;
+            memcpy(&e, data + (c & mask) + 8, sizeof(e));
+            if (dlen != sizeof(e) || e.producer >= n_prod || e.seq != next_seq[e.producer]) {
+                fprintf(stderr, "ring: unexpected record len %u producer %u seq %u\n", dlen, e.producer, e.seq);
+                t_failures++;
+            } else {
+                next_seq[e.producer]++;
+                got++;
+            }
+        }
+        c += (dlen + 8 + 7) / 8 * 8;
+        __atomic_store_n(cons, c, __ATOMIC_RELEASE);
+    }
+    return got;
+}
+
+/* Producers that reserve a record and are SIGKILLed before they submit it;
+ * the records sit at the consumer position. reap: wait for them (else
+ * they stay zombies, which must count as dead too). */
+static void rb_kill_reservers(struct gmap *m, int n, int reap, pid_t *zombies)
+{
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t kids[8];
+    for (int i = 0; i < n; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            struct rb_event *e = gmap_ringbuf_reserve(m, 64, 0);
+            char c = e ? 'r' : 'x';
+            if (write(ready[1], &c, 1) != 1)
+                _exit(3);
+            pause();              /* killed here: reserved, never submitted */
+            _exit(0);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        char c = 0;
+        CHECK(read(ready[0], &c, 1) == 1 && c == 'r');
+    }
+    for (int i = 0; i < n; i++) {
+        kill(kids[i], SIGKILL);
+        if (reap)
+            waitpid(kids[i], NULL, 0);
+        else
+            zombies[i] = kids[i];
+    }
+    close(ready[0]);
+    close(ready[1]);
+}
+
+/* Live producers each send n events (retrying while the ring is full). */
+static void rb_start_producers(struct gmap *m, pid_t *kids, uint32_t n_prod, uint32_t n)
+{
+    for (uint32_t p = 0; p < n_prod; p++) {
+        kids[p] = fork();
+        if (kids[p] == 0) {
+            struct timespec t0;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (uint32_t i = 0; i < n; i++) {
+                struct rb_event e = { p, i };
+                while (gmap_ringbuf_output(m, &e, sizeof(e), 0) == -EAGAIN) {
+                    struct timespec t;
+                    clock_gettime(CLOCK_MONOTONIC, &t);
+                    if (t.tv_sec - t0.tv_sec > 30)
+                        _exit(4);     /* the ring never drained */
+                    usleep(50);
+                }
+            }
+            _exit(0);
+        }
+    }
+}
+
+/* A producer that sends n events like the live ones (as producer id),
+ * then reserves one more record, says so on fd and waits to be killed:
+ * its record lands behind records that were submitted. */
+static pid_t rb_start_dying_producer(struct gmap *m, uint32_t id, uint32_t n, int fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            struct rb_event e = { id, i };
+            while (gmap_ringbuf_output(m, &e, sizeof(e), 0) == -EAGAIN)
+                usleep(50);
+        }
+        while (!gmap_ringbuf_reserve(m, 64, 0))
+            usleep(50);
+        if (write(fd, "r", 1) != 1)
+            _exit(3);
+        pause();                  /* killed here: reserved, never submitted */
+        _exit(0);
+    }
+    return pid;
+}
+
+static void test_ringbuf_dead_producers(int recover, int n_events)
+{
+    enum { N_PROD = 3, N_DEAD = 4, DYING_EVENTS = 20 };
+    struct gmap_def d = def(GMAP_RINGBUF, 0, 0, 16384, 0);
+    struct gmap *m = t_create(&d);
+    /* This process produces first, so its identity is known before it
+     * forks: each child must still be told apart from it. */
+    struct rb_event first = { 99, 0 };
+    CHECK_EQ(gmap_ringbuf_output(m, &first, sizeof(first), 0), 0);
+    uint32_t warm_up[100] = {0};
+    CHECK_EQ(rb_consume(m, warm_up, 100, 0), 1);
+    /* Producers 0..N_PROD-1 live; producer N_PROD dies after DYING_EVENTS. */
+    uint32_t next_seq[N_PROD + 1] = {0};
+    int want = N_PROD * n_events + DYING_EVENTS;
+    pid_t zombies[N_DEAD] = {0};
+    rb_kill_reservers(m, N_DEAD - 1, 1, zombies);
+    rb_kill_reservers(m, 1, 0, zombies);        /* one left a zombie */
+    /* Then one that submits some events first, and dies holding a record
+     * behind them - before the live producers start: a consumer that does
+     * not recover (libbpf's) relies on them filling the ring after it. */
+    int dying_pipe[2];
+    CHECK(pipe(dying_pipe) == 0);
+    pid_t dying = rb_start_dying_producer(m, N_PROD, DYING_EVENTS, dying_pipe[1]);
+    char c;
+    CHECK(read(dying_pipe[0], &c, 1) == 1);
+    kill(dying, SIGKILL);
+    waitpid(dying, NULL, 0);
+    pid_t kids[N_PROD];
+    rb_start_producers(m, kids, N_PROD, (uint32_t)n_events);
+    int got = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        got += rb_consume(m, next_seq, N_PROD + 1, recover);
+        if (got == want)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20) {
+            fprintf(stderr, "ring (%s): stuck after %d of %d events: a dead producer's record blocks it\n",
+                    recover ? "consumer recovers" : "producers recover", got, want);
+            t_failures++;
+            break;
+        }
+        usleep(100);
+    }
+    close(dying_pipe[0]);
+    close(dying_pipe[1]);
+    for (uint32_t p = 0; p < N_PROD; p++) {
+        if (got != want)
+            kill(kids[p], SIGKILL);
+        CHECK(wait_ok(kids[p]) || got != want);
+        CHECK_EQ(next_seq[p], n_events);
+    }
+    CHECK_EQ(next_seq[N_PROD], DYING_EVENTS);   /* what it submitted before it died */
+    for (int i = 0; i < N_DEAD; i++)
+        if (zombies[i])
+            waitpid(zombies[i], NULL, 0);
+    t_consistent(m);
+    t_destroy(m);
+}
+
 int main(void)
 {
+    /* A consumer that never calls gmap_ringbuf_recover (libbpf's): the
+     * producers, which fill the ring many times over, discard the dead
+     * ones' records when they find it full. */
+    test_ringbuf_dead_producers(0, 3000);
+    /* graft's consumers recover themselves: here the ring never fills. */
+    test_ringbuf_dead_producers(1, 100);
     test_child_updates_parent_sees();
     test_concurrent_writers();
     test_repair_states();

@@ -566,6 +566,63 @@ static int consume_ring(void *pages, size_t size, uint64_t *sum, int *count)
     return got;
 }
 
+/* The verifier bounds accesses to an inner map by the outer map's
+ * template, so a map of another shape must never be reachable through a
+ * slot: not stored (whatever writes it), and not returned by a lookup when
+ * the id in shared memory names one anyway. */
+static void test_map_in_map_template(void)
+{
+    struct gmap_def in = def(GMAP_ARRAY, 4, 64, 16, 0);
+    inner_maps[1] = t_create(&in);
+    struct gmap_def small = def(GMAP_ARRAY, 4, 8, 16, 0);        /* smaller values */
+    inner_maps[2] = t_create(&small);
+    struct gmap_def rdonly = def(GMAP_ARRAY, 4, 64, 16, GMAP_F_RDONLY_PROG);  /* other flags */
+    inner_maps[3] = t_create(&rdonly);
+
+    struct gmap_def d = def(GMAP_ARRAY_OF_MAPS, 4, 4, 4, 0);
+    d.inner_map_type = GMAP_ARRAY, d.inner_key_size = 4, d.inner_value_size = 64;
+    d.inner_max_entries = 16;
+    struct gmap *m = t_create(&d);
+    uint32_t k = 0, id = 1;
+
+    /* With no resolver the id cannot be checked: refused, not stored. */
+    gmap_set_resolver(NULL);
+    CHECK_EQ(gmap_update_copy(m, &k, &id, GMAP_ANY), -EBADF);
+    CHECK_EQ(gmap_lookup_copy(m, &k, &id), -ENOENT);
+
+    gmap_set_resolver(by_id);
+    id = 2;
+    CHECK_EQ(gmap_update_copy(m, &k, &id, GMAP_ANY), -EINVAL);   /* value 8 < 64 */
+    id = 3;
+    CHECK_EQ(gmap_update_copy(m, &k, &id, GMAP_ANY), -EINVAL);   /* RDONLY_PROG */
+    d.inner_map_flags = GMAP_F_RDONLY_PROG;
+    struct gmap *ro_outer = t_create(&d);
+    CHECK_EQ(gmap_update_copy(ro_outer, &k, &id, GMAP_ANY), 0);   /* the template says so */
+    CHECK(gmap_lookup(ro_outer, &k) == inner_maps[3]);
+    t_destroy(ro_outer);
+    id = 1;
+    CHECK_EQ(gmap_update_copy(m, &k, &id, GMAP_ANY), 0);
+    CHECK(gmap_lookup(m, &k) == inner_maps[1]);
+
+    /* The slot says 1; in this process 1 is now the small map (as when
+     * another process wrote an id this process resolves differently). */
+    struct gmap *good = inner_maps[1];
+    inner_maps[1] = inner_maps[2];
+    CHECK(gmap_lookup(m, &k) == NULL);
+    inner_maps[1] = good;
+    CHECK(gmap_lookup(m, &k) == inner_maps[1]);
+    t_destroy(m);
+
+    /* An outer map without a template cannot hold anything. */
+    struct gmap_def bare = def(GMAP_HASH_OF_MAPS, 4, 4, 4, 0);
+    m = t_create(&bare);
+    CHECK_EQ(gmap_update(m, &k, &id, GMAP_ANY), -EINVAL);
+    t_destroy(m);
+    gmap_set_resolver(NULL);
+    for (int i = 1; i <= 3; i++)
+        t_destroy(inner_maps[i]);
+}
+
 static void test_ringbuf(void)
 {
     struct gmap_def d = def(GMAP_RINGBUF, 0, 0, 4096, 0);
@@ -588,20 +645,26 @@ static void test_ringbuf(void)
             if (!rec)
                 break;
             CHECK_EQ((uintptr_t)rec % 8, 0);
-            /* header: len with BUSY, pg_off from the map start in pages */
+            /* header: len with BUSY, pg_off from the map start in pages
+             * (while BUSY, the producer's table index above bit 24) */
             uint32_t *hdr = (uint32_t *)rec - 2;
+            uint32_t pg_off = (uint32_t)(((uint8_t *)hdr - (pages - 4096)) / 4096);
             CHECK_EQ(hdr[0], n | (1u << 31));
-            CHECK_EQ(hdr[1], ((uint8_t *)hdr - (pages - 4096)) / 4096);
+            CHECK_EQ(hdr[1] & 0xffffff, pg_off);
+            CHECK(hdr[1] >> 24 != 0);
             CHECK_EQ(consume_ring(pages, 4096, &sum, &count), 0);   /* busy blocks */
             memcpy(rec, buf, n);
             if (round % 2) {
                 gmap_ringbuf_discard(rec, 0);
+                CHECK_EQ(hdr[0], n | (1u << 30));
             } else {
                 gmap_ringbuf_submit(rec, 0);
+                CHECK_EQ(hdr[0], n);
                 produced++;
                 for (size_t i = 0; i < n; i++)
                     want += buf[i];
             }
+            CHECK_EQ(hdr[1], pg_off);     /* the kernel's header, exactly */
         } else {
             CHECK_EQ(gmap_ringbuf_output(m, buf, n, 0), 0);
             produced++;
@@ -777,6 +840,7 @@ int main(void)
     test_queue_stack();
     test_bloom();
     test_map_in_map();
+    test_map_in_map_template();
     test_ringbuf();
     test_perf();
     test_reopen_and_dump();

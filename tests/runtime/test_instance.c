@@ -1,7 +1,8 @@
 /*
  * test_instance.c - programs bound to real maps through grt_instance_create:
  * map references, direct value access (global data), inline array and
- * per-CPU array lookups in the JIT, and out-of-range keys, on both engines.
+ * per-CPU array lookups in the JIT, and out-of-range keys, on both engines;
+ * tail calls only into programs verified under the caller's policy.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,8 +66,78 @@ static uint64_t sum_all_cpus(struct gmap *m, uint32_t key)
     return sum;
 }
 
+static struct grt_instance *tc_targets[3];    /* by id: 1 same policy, 2 another */
+
+static const struct gvm_prog *tc_by_id(uint32_t id, void *arg, uint64_t *policy_tag)
+{
+    (void)arg;
+    if (id < 1 || id > 2)
+        return NULL;
+    *policy_tag = tc_targets[id]->policy_tag;
+    return tc_targets[id]->prog;
+}
+
+static struct grt_instance *tc_prog(const char *src, struct gmap *arr, enum gvm_engine engine,
+                                    uint64_t tag)
+{
+    struct bpf_insn *insns;
+    uint32_t n;
+    struct graft_err err = {0};
+    struct grt_instance *inst = NULL;
+    if (gvm_asm(src, &insns, &n, &err) < 0 ||
+        grt_instance_create(insns, n, &arr, 1, engine, &inst, &err) < 0) {
+        fprintf(stderr, "tail-call program: %s\n", err.msg);
+        exit(2);
+    }
+    free(insns);
+    inst->policy_tag = tag;
+    return inst;
+}
+
+/* A prog array holding, in slot 0, a program verified under the caller's
+ * policy and, in slot 1, one verified under another (say a socket program
+ * whose 4096-byte context the caller's 168-byte pt_regs is not): the tail
+ * call to slot 0 is taken, the one to slot 1 falls through. */
+static void test_tail_call_policy(void)
+{
+    struct gmap_def def = { .type = 3 /* PROG_ARRAY */, .key_size = 4, .value_size = 4, .max_entries = 2 };
+    struct gmap *arr;
+    struct graft_err err = {0};
+    if (gmap_create(&def, -1, &arr, &err) < 0) {
+        fprintf(stderr, "gmap_create: %s\n", err.msg);
+        exit(2);
+    }
+    for (uint32_t k = 0; k < 2; k++) {
+        uint32_t id = k + 1;
+        CHECK(gmap_update_copy(arr, &k, &id, 0) == 0);
+    }
+    grt_set_prog_resolver(tc_by_id, NULL);
+    for (int engine = GVM_ENGINE_JIT; engine <= GVM_ENGINE_INTERP; engine++) {
+        tc_targets[1] = tc_prog("mov r0, 42\nexit\n", arr, engine, 0x1111);
+        tc_targets[2] = tc_prog("ldxdw r0, [r1+4000]\nexit\n", arr, engine, 0x2222);
+        struct grt_instance *to_same = tc_prog("lddw r2, mapidx:0\nmov r3, 0\ncall 12\nmov r0, 7\nexit\n",
+                                               arr, engine, 0x1111);
+        struct grt_instance *to_other = tc_prog("lddw r2, mapidx:0\nmov r3, 1\ncall 12\nmov r0, 7\nexit\n",
+                                                arr, engine, 0x1111);
+        uint64_t ctx[21] = {0}, r0 = 0;
+        CHECK(gvm_prog_run(to_same->prog, ctx, sizeof(ctx), &r0, &err) == 0 && r0 == 42);
+        r0 = 0;
+        CHECK(gvm_prog_run(to_other->prog, ctx, sizeof(ctx), &r0, &err) == 0 && r0 == 7);
+        grt_instance_free(to_same);
+        grt_instance_free(to_other);
+        grt_instance_free(tc_targets[1]);
+        grt_instance_free(tc_targets[2]);
+    }
+    grt_set_prog_resolver(NULL, NULL);
+    char name[128];
+    snprintf(name, sizeof(name), "%s", gmap_shm_name(arr));
+    gmap_close(arr);
+    gmap_unlink(name);
+}
+
 int main(void)
 {
+    test_tail_call_policy();
     struct gmap *maps[3] = { make(2 /* ARRAY */, 8, 4), make(6 /* PERCPU_ARRAY */, 8, 4), make(2, 16, 1) };
     for (int which = 0; which < 2; which++) {
         char *src = strdup(text);

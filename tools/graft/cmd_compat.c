@@ -98,8 +98,10 @@ int cmd_compat(int argc, char **argv)
             unsetenv(GCOMPAT_ENV_ALLOW);   /* only this command grants rights */
         setenv("GRAFT_REGISTRY", reg_name, 1);
         execvp(argv[first], argv + first);
-        fprintf(stderr, "graft compat: cannot run %s: %s\n", argv[first], strerror(errno));
-        _exit(127);
+        /* The tool never ran: bad input (2), as for graft start. */
+        fprintf(stderr, "graft compat: cannot run %s: %s\n", argv[first],
+                errno == ENOENT && !strchr(argv[first], '/') ? "no such command in PATH" : strerror(errno));
+        _exit(EXIT_USAGE);
     }
     free(preload);
     child_pid = pid;

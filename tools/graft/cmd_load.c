@@ -62,7 +62,9 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     (void)reg;
 }
 
-static int verify_all(struct gobj *obj, const struct grt_grant *g)
+/* Verify every program; tags[i] gets the policy tag program i was
+ * accepted under. */
+static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tags)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
@@ -87,7 +89,57 @@ static int verify_all(struct gobj *obj, const struct grt_grant *g)
             gver_result_free(&res);
             return 1;
         }
+        tags[i] = res.policy_tag;
         gver_result_free(&res);
+    }
+    return 0;
+}
+
+/* Does program p refer to map m (LD_IMM64 of the map)? */
+static int uses_map(const struct gobj_prog *p, uint32_t m)
+{
+    for (uint32_t k = 0; k + 1 < p->n_insns; k++) {
+        const struct bpf_insn *in = &p->insns[k];
+        if (in->code == (BPF_LD | BPF_IMM | BPF_DW) &&
+            (in->src_reg == BPF_PSEUDO_MAP_IDX || in->src_reg == BPF_PSEUDO_MAP_FD) &&
+            in->imm == (int32_t)m)
+            return 1;
+        if (in->code == (BPF_LD | BPF_IMM | BPF_DW))
+            k++;
+    }
+    return 0;
+}
+
+/* A prog array is bound, as in the kernel, to one kind of program: every
+ * program that tail-calls through it and every program its declared slots
+ * name must have been verified under the same policy (same context layout,
+ * same grants), or a tail call would run a program on a context, or with
+ * rights, it was not verified for. (Agents refuse such tail calls anyway;
+ * this says so before anything is loaded.) */
+static int check_prog_arrays(const struct gobj *obj, const uint64_t *tags)
+{
+    for (uint32_t m = 0; m < obj->n_maps; m++) {
+        if (obj->maps[m].def.type != GMAP_PROG_ARRAY)
+            continue;
+        int first = -1;
+        for (uint32_t i = 0; i < obj->n_progs; i++) {
+            int member = uses_map(&obj->progs[i], m);
+            for (uint32_t s = 0; !member && obj->maps[m].init_progs && s < obj->maps[m].n_init_slots; s++)
+                member = obj->maps[m].init_slots[s] == (int32_t)i;
+            if (!member)
+                continue;
+            if (first < 0) {
+                first = (int)i;
+            } else if (tags[i] != tags[first]) {
+                const struct gobj_prog *a = &obj->progs[first], *b = &obj->progs[i];
+                return cli_fail(1, "load",
+                                "%s: prog array %s joins programs verified for different contexts or "
+                                "policies: %s (%s, %s) and %s (%s, %s); a tail call would run one on the "
+                                "other's context; nothing was loaded",
+                                obj->path, obj->maps[m].name, a->name, a->section, gprog_type_name(a->type),
+                                b->name, b->section, gprog_type_name(b->type));
+            }
+        }
     }
     return 0;
 }
@@ -127,32 +179,53 @@ static int tail_call_target(const struct gobj *obj, uint32_t prog)
     return 0;
 }
 
+/* While the slots are written, map ids resolve to this loader's own maps,
+ * so the maps component can check each inner map against its outer map's
+ * template (it refuses ids it cannot resolve). */
+static struct {
+    struct gmap **maps;
+    const uint32_t *ids;
+    uint32_t n;
+} own_maps;
+
+static struct gmap *own_map_by_id(uint32_t id)
+{
+    for (uint32_t i = 0; i < own_maps.n; i++)
+        if (own_maps.ids[i] == id)
+            return own_maps.maps[i];
+    return NULL;
+}
+
 /* Declared contents (__array(values, ...)): a map-in-map's slots get the
  * registry ids of its inner maps, a prog array's the ids of its programs
  * (the agents resolve both ids in their own process). */
 static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_t *map_ids,
                        const uint32_t *prog_ids)
 {
+    own_maps.maps = maps, own_maps.ids = map_ids, own_maps.n = obj->n_maps;
+    gmap_set_resolver(own_map_by_id);
+    int rc = 0;
     for (uint32_t i = 0; i < obj->n_maps; i++) {
         const struct gobj_map *m = &obj->maps[i];
-        for (uint32_t slot = 0; slot < m->n_init_slots; slot++) {
+        for (uint32_t slot = 0; slot < m->n_init_slots && rc == 0; slot++) {
             int32_t idx = m->init_slots[slot];
             if (idx < 0)
                 continue;
             uint32_t id = m->init_progs ? prog_ids[idx] : map_ids[idx];
-            int rc = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
-            if (rc < 0)
-                return cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s", m->name,
-                                slot, m->init_progs ? "program" : "map",
-                                m->init_progs ? obj->progs[idx].name : obj->maps[idx].name,
-                                strerror(-rc));
+            int r = gmap_update_copy(maps[i], &slot, &id, GMAP_ANY);
+            if (r < 0)
+                rc = cli_fail(1, "load", "map %s: cannot store slot %u (%s %s): %s%s; nothing was loaded",
+                              m->name, slot, m->init_progs ? "program" : "map",
+                              m->init_progs ? obj->progs[idx].name : obj->maps[idx].name, strerror(-r),
+                              r == -EINVAL && !m->init_progs ? " (not the declared inner map)" : "");
         }
     }
-    return 0;
+    gmap_set_resolver(NULL);
+    return rc;
 }
 
 static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_args,
-                        struct gmap **maps, pid_t pid, int *n_links)
+                        struct gmap **maps, pid_t pid, const uint64_t *tags, int *n_links)
 {
     struct graft_err err = {0};
     struct greg_prog tmpl = {0};
@@ -186,6 +259,7 @@ static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_
         snprintf(tmpl.section, sizeof(tmpl.section), "%s", p->section);
         tmpl.type = p->type;
         tmpl.n_insns = p->n_insns;
+        tmpl.policy_tag = tags[i];
         /* The original instructions: under an EIM class the verifier saw a
          * copy in which host globals were maps (geim_prepare); the agent
          * resolves the original BTF_ID loads to the globals themselves. */
@@ -268,7 +342,13 @@ int cmd_load(int argc, char **argv)
     /* What each program may do is decided in one place (grt_verify):
      * observe-only unless the class or --allow grants more; host
      * functions and globals (__ksym) only under a class. */
-    rc = verify_all(obj, &grant);
+    uint64_t *tags = calloc(obj->n_progs ? obj->n_progs : 1, sizeof(*tags));
+    if (!tags)
+        rc = cli_fail(1, "load", "out of memory");
+    if (rc == 0)
+        rc = verify_all(obj, &grant, tags);
+    if (rc == 0)
+        rc = check_prog_arrays(obj, tags);
     /* Which arguments of each host function point to memory the agent's
      * host-call thunk copies for the host (isolation). */
     uint32_t mem_args[GREG_PROG_EXTERNS] = {0};
@@ -281,17 +361,19 @@ int cmd_load(int argc, char **argv)
     struct gmap *trace = NULL;
     int n_links = 0;
     char prefix[GREG_NAME_MAX];
+    /* The registry first: one that is refused (or damaged) must meet us
+     * before any map object exists, so nothing is left behind in /dev/shm. */
     if (rc == 0 && greg_open(&reg, &err) < 0)
+        rc = cli_fail_err(1, "load", &err);
+    if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     /* Named under the registry: `graft unload --all` finds them even if
      * the records naming them are lost. */
     if (rc == 0 && grt_create_maps(obj, (int)group, greg_map_prefix(reg, prefix, sizeof(prefix)),
                                    &maps, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
-    if (rc == 0 && grt_trace_open(reg, 1, &trace, &err) < 0)
-        rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
-        rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, &n_links);
+        rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, tags, &n_links);
     if (rc == 0) {
         printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
                obj->n_maps, n_links, greg_name(reg));
@@ -316,6 +398,7 @@ int cmd_load(int argc, char **argv)
     grt_destroy_maps(maps, obj->n_maps, rc != 0);
     greg_close(reg);
     gobj_free(obj);
+    free(tags);
     return rc;
 }
 

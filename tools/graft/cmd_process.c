@@ -63,7 +63,13 @@ int cmd_start(int argc, char **argv)
     char reg[GREG_NAME_MAX];
     setenv("GRAFT_REGISTRY", greg_default_name(reg, sizeof(reg)), 1);
     execvp(argv[first], argv + first);
-    return cli_fail(127, "start", "cannot run %s: %s", argv[first], strerror(errno));
+    /* Still here: the command never ran, so there is no exit status of its
+     * to pass on. A command that does not exist or cannot be executed is
+     * bad input (2), as the README's exit rule says, not the shell's 127. */
+    int e = errno;
+    if (e == ENOENT && !strchr(argv[first], '/'))
+        return cli_fail(EXIT_USAGE, "start", "cannot run %s: no such command in PATH", argv[first]);
+    return cli_fail(EXIT_USAGE, "start", "cannot run %s: %s", argv[first], strerror(e));
 }
 
 /* Wait until the agent in pid has registered, or timeout. */

@@ -145,9 +145,14 @@ static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_p
         free(ctx);
         return cli_fail_err(1, "prog", &err);
     }
+    /* The maps are this process's alone: remove their names at once, so
+     * that however the run ends (Ctrl-C in a long --repeat, a kill) no
+     * object is left in /dev/shm; the mappings live until we exit. */
+    for (uint32_t i = 0; i < obj->n_maps; i++)
+        gmap_unlink(gmap_shm_name(maps[i]));
     struct grt_instance *inst;
     if ((rc = grt_instance_create(prog->insns, prog->n_insns, maps, obj->n_maps, o->engine, &inst, &err)) < 0) {
-        grt_destroy_maps(maps, obj->n_maps, 1);
+        grt_destroy_maps(maps, obj->n_maps, 0);
         free(ctx);
         return cli_fail_err(1, "prog", &err);
     }
@@ -170,7 +175,7 @@ static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_p
     else
         cli_fail_err(1, "prog", &err);
     grt_instance_free(inst);
-    grt_destroy_maps(maps, obj->n_maps, 1);
+    grt_destroy_maps(maps, obj->n_maps, 0);
     free(ctx);
     return rc == 0 ? 0 : 1;
 }

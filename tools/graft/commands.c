@@ -51,7 +51,9 @@ const struct cli_cmd cli_cmds[] = {
       "  The agent library is found next to graft (../lib) or at $GRAFT_AGENT.\n"
       "  Extensions run behind memory-protection-key gates when the CPU has PKU; without\n"
       "  it the agent says \"isolation: off (CPU has no PKU)\" and runs them unisolated.\n"
-      "  --require-isolation  refuse to run extensions at all without PKU" },
+      "  --require-isolation  refuse to run extensions at all without PKU\n"
+      "  Exit status: CMD's own once it ran; 2 when CMD cannot be run (not found,\n"
+      "  not executable)." },
     { "attach", cmd_attach, "inject the graft agent into a running process",
       "usage: graft attach PID\n"
       "  Injects libgraft-agent.so into process PID with ptrace (the caller must be\n"
