@@ -353,12 +353,15 @@ shm_leftovers() {   # prints the /dev/shm objects the case named $1 added
         G=$1 O=$2 case=$3
         export GRAFT_REGISTRY=/graft.leak
         if [ $case = corrupt-registry ]; then
-            "$G" list >/dev/null 2>&1          # creates the registry: damage it
+            # creates the registry; then damage its header (magic and
+            # version), which readers refuse as damaged: a load must
+            # then fail before it creates any map object
+            "$G" list >/dev/null 2>&1
             for f in /dev/shm/*; do
                 python3 -c "
 import sys
 f = open(sys.argv[1], \"r+b\"); b = bytearray(f.read())
-for i in range(64, len(b), 7): b[i] = 0xff
+for i in range(0, 16): b[i] ^= 0xff
 f.seek(0); f.write(b)" "$f"
             done
         fi
