@@ -1,7 +1,7 @@
 # Helpers shared by every CMakeLists.txt in the tree.
 
 # A program that sets the target property GRAFT_STATIC_DEPS to ON links the
-# field libraries (libbpf, libelf, libdw, libyaml, zlib and what they need)
+# field libraries (libbpf, libelf, libdw, libyaml, zlib, libmd and what they need)
 # from their static archives where Debian ships them: the graft CLI does, so
 # that `graft start` and `graft attach` do not pay for loading six shared
 # libraries (~2 ms per run here). Shared objects (the agent, libgraft.so)
@@ -9,7 +9,7 @@
 set(GRAFT_STATIC_ARCHIVE_DEPS_bpf elf z zstd)
 set(GRAFT_STATIC_ARCHIVE_DEPS_elf z zstd)
 set(GRAFT_STATIC_ARCHIVE_DEPS_dw elf lzma bz2 zstd z)
-foreach(lib bpf elf dw yaml z)
+foreach(lib bpf elf dw yaml z md)
   set(archives)
   foreach(a ${lib} ${GRAFT_STATIC_ARCHIVE_DEPS_${lib}})
     find_library(GRAFT_ARCHIVE_${a} NAMES lib${a}.a)
