@@ -130,11 +130,15 @@ static void set_hooked(int nr)
                 (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST | GSYS_H_CALLS | GSYS_H_PAIR);
     struct gsys_link *fast = NULL, *fast_exit = NULL;
     if (gsys_active && (n_all || n_per_nr[nr])) {
+        struct gsys_link *pe, *px;
         fast = fast_link(nr, v);
-        if (!fast && pair_links(nr, v, &fast, &fast_exit))
+        if (!fast && pair_links(nr, v, &pe, &px)) {
+            fast = pe;
+            fast_exit = px;
             v |= GSYS_H_PAIR;
-        else
+        } else {
             v |= !fast ? GSYS_H_PROGS : fast->calls_nothing ? GSYS_H_FAST : GSYS_H_CALLS;
+        }
     }
     /* The link is published before the bit that sends the entry to it; a
      * reader that still sees an old FAST/CALLS bit with a NULL link takes

@@ -233,14 +233,27 @@ __thread uint64_t graft_sys_vfork_ret
  * or raw {&regs, ret}) with pt_regs.ax = the result, and the result - or
  * the exit program's override - returned. An enter override skips the
  * syscall and the exit program, as in gsys_run_enter. Layout from rbx (the
- * pt_regs record): the exit link at 184, xmm0-15 at -256, the contexts
- * below. Either link NULL (changing right now), or the thread's tid not
+ * pt_regs record): the exit link at 184, the enter context at -64,
+ * xmm0-15 at -320, the exit context below. Either link NULL (changing right now), or the thread's tid not
  * yet known: the slow path. */
 #define PAIR_PATH \
     "20:\n" \
     "  mov gsys_in_hook@gottpoff(%rip), %r11\n" \
     "  cmpl $0, %fs:(%r11)\n" \
     "  jne 0b\n"                          /* inside a program: no programs */ \
+    "  lea graft_sys_fast(%rip), %r11\n" \
+    "  mov (%r11,%rax,8), %r11\n" \
+    "  test %r11, %r11\n" \
+    "  jz 9f\n" \
+    "  lea graft_sys_fast_exit(%rip), %rcx\n" \
+    "  mov (%rcx,%rax,8), %rcx\n" \
+    "  test %rcx, %rcx\n" \
+    "  jz 9f\n" \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* both raw: no tid needed */ \
+    "  jne 27f\n" \
+    "  cmpl $3, " STR(GSYS_LINK_OFF_KIND) "(%rcx)\n" \
+    "  je 28f\n" \
+    "27:\n" \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  cmpl $0, %fs:(%rcx)\n" \
     "  je 9f\n"                           /* first on this thread: C caches it */ \
@@ -248,16 +261,11 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov (%rcx,%rax,8), %rcx\n" \
     "  test %rcx, %rcx\n" \
     "  jz 9f\n" \
-    "  lea graft_sys_fast(%rip), %r11\n" \
-    "  mov (%r11,%rax,8), %r11\n" \
-    "  test %r11, %r11\n" \
-    "  jz 9f\n" \
+    "28:\n" \
     FAST_FRAME \
     "  push %rcx\n push $0\n"             /* the exit link, at 184(%rbx) */ \
     PUSH_PT_REGS \
     "  mov %rsp, %rbx\n" \
-    "  sub $256, %rsp\n" \
-    XMM_SAVE \
     "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
     "  je 21f\n" \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
@@ -267,10 +275,12 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov $64, %esi\n" \
     "  jmp 22f\n" \
     "21:\n" \
-    "  push %rax\n push %rbx\n" \
+    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* in the same 64 bytes */ \
     "  mov $16, %esi\n" \
     "22:\n" \
     "  mov %rsp, %rdi\n" \
+    "  sub $256, %rsp\n" \
+    XMM_SAVE \
     SET_RUN_STATE("0") \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
@@ -311,7 +321,7 @@ __thread uint64_t graft_sys_vfork_ret
     "23:\n" \
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
     "26:\n" \
-    "  lea -256(%rbx), %rsp\n" \
+    "  lea -320(%rbx), %rsp\n" \
     XMM_LOAD \
     "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
     "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
