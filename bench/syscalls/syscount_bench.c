@@ -25,6 +25,10 @@
  *   syscount_nohook_ns              plain getpid()
  *   syscount_prog_added_ns          graft: what the pair adds per syscall
  *   kernel_syscount_prog_added_ns   kernel: the same
+ *   syscount_prog_fire_ns           the two programs alone, called in a
+ *                                   tight loop on getpid's contexts (no
+ *                                   hook, no syscall): added - fire is
+ *                                   what the hook path itself costs
  *
  * Each is the median over ROUNDS short interleaved rounds of (variant -
  * plain of the same round), in thread CPU time (see now_ns). getpid is `mov $39,%eax; syscall; ret` called
@@ -386,7 +390,9 @@ int main(int argc, char **argv)
     if (strcmp(gsys_method(), "zpoline") != 0)
         fprintf(stderr, "note: syscall hooks use %s\n", gsys_method());
 
-    double base[ROUNDS], dg[ROUNDS], dk[ROUNDS];
+    double base[ROUNDS], dg[ROUNDS], dk[ROUNDS], fire[ROUNDS];
+    struct gsys_enter_ctx ectx = {.ent = {.pid = (int32_t)syscall(SYS_gettid)}, .id = SYS_getpid};
+    struct gsys_exit_ctx xctx = {.ent = ectx.ent, .id = SYS_getpid, .ret = getpid()};
     int nk = 0;
     long graft_calls = 0, kernel_calls = 0;
     /* as the agent attaches tracepoint programs that call helpers */
@@ -402,6 +408,13 @@ int main(int argc, char **argv)
         dg[r] = per_call(sc_getpid) - base[r];
         gsys_detach(le);
         gsys_detach(lx);
+        graft_calls += CALLS;
+        double t0 = now_ns();
+        for (int i = 0; i < CALLS; i++) {
+            fe(&ectx, sizeof(ectx));
+            fx(&xctx, sizeof(xctx));
+        }
+        fire[r] = (now_ns() - t0) / CALLS;
         graft_calls += CALLS;
         if (kx >= 0) {
             int pe_fd = kernel_attach("sys_enter", ke);
@@ -425,6 +438,7 @@ int main(int argc, char **argv)
     printf("BENCH syscount_prog_added_ns %.1f ns\n", median(dg, ROUNDS));
     if (nk)
         printf("BENCH kernel_syscount_prog_added_ns %.1f ns\n", median(dk, nk));
+    printf("BENCH syscount_prog_fire_ns %.1f ns\n", median(fire, ROUNDS));
 
     int bad = 0;
     uint32_t key = SYS_getpid;
