@@ -239,7 +239,6 @@ int main(void)
     gvm_native_fn fr = jit(probe_return, sizeof(probe_return) / sizeof(probe_return[0]), &pr);
 
     double d[3][ROUNDS], m[3][ROUNDS];
-    long want = 0;
     int bad = 0;
     for (int r = 0; r < ROUNDS; r++) {
         for (int s = 0; s < 3; s++) {
@@ -251,7 +250,6 @@ int main(void)
             double hooked = per_call(sizes[s], calls);
             gattach_remove(h2, NULL);
             gattach_remove(h1, NULL);
-            want += calls;
             if (records - before != calls && !bad++)
                 printf("FAIL: %ld records for %ld calls of %ld bytes\n", records - before, calls,
                        sizes[s]);
