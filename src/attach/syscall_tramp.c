@@ -150,6 +150,19 @@ __thread uint64_t graft_sys_vfork_ret
     "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
     "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 #define RUN(field) STR(field) "(%rcx)"
+/* Set the helpers' run state (ghelper_run_tls) for a call of link r11
+ * with ctx rdi and the pt_regs record at rbx, as run_list does. */
+#define SET_RUN_STATE(at_return) \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
+    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
+    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
+    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
+    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
+    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
+    "  movl $" at_return ", %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
 /* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
  * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
  * once the thread's tid is known. As run_list does, but in assembly: a
@@ -185,16 +198,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
     XMM_SAVE \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
-    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
-    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
-    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
-    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
-    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_AT_RETURN) "\n" \
+    SET_RUN_STATE("0") \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     /* the override is read while gsys_in_hook is still set: a signal \
@@ -213,19 +217,6 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %r11, %rax\n" \
     "  jmp 7b\n"
 
-/* Set the helpers' run state (ghelper_run_tls) for a call of link r11
- * with ctx rdi and the pt_regs record at rbx, as run_list does. */
-#define SET_RUN_STATE(at_return) \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
-    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
-    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
-    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
-    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
-    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
-    "  movl $" at_return ", %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
 /* One enter and one exit program (GSYS_H_PAIR; either may call helpers),
  * rax = nr: the CALLS path's enter half, then the syscall from here with
  * the frame kept (nr is not special: nothing runs on another stack), then
