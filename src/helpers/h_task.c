@@ -135,7 +135,7 @@ void ghelper_run_state_set(struct ghelper_run *rs)
     t_run_moved = rs;
 }
 
-GH_FN(ktime_get_ns)        { return gh_mono_ns(); }
+GH_FN(ktime_get_ns)        { return clock_ns(CLOCK_MONOTONIC); }
 GH_FN(ktime_get_boot_ns)   { return clock_ns(CLOCK_BOOTTIME); }
 GH_FN(ktime_get_coarse_ns) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 

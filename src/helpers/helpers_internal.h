@@ -49,10 +49,4 @@ const char *gh_comm(void) GH_HIDDEN;
 uint32_t gh_tid(void) GH_HIDDEN;
 uint32_t gh_tgid(void) GH_HIDDEN;
 
-/* tsc_clock.c: CLOCK_MONOTONIC in ns, from the TSC where the kernel keeps
- * time with it (monotonic, within microseconds of clock_gettime), else
- * clock_gettime; whether the TSC is (or is being calibrated to be) used. */
-uint64_t gh_mono_ns(void) GH_HIDDEN;
-int gh_mono_uses_tsc(void) GH_HIDDEN;
-
 #endif

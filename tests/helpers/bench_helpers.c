@@ -51,9 +51,6 @@ int main(void)
     BENCH("helpers.probe_read_user_64", 2000000, rd(d, 64, s, 0, 0));
     BENCH("helpers.probe_read_user_str_32", 2000000, rds(d, 64, s, 0, 0));
     BENCH("helpers.probe_read_user_fault", 20000, rd(d, 8, 4096 * 3, 0, 0));
-    /* past the TSC clock's calibration (its first 20 ms read clock_gettime) */
-    for (uint64_t t0 = now_ns(); now_ns() - t0 < 50000000;)
-        kt(0, 0, 0, 0, 0);
     BENCH("helpers.ktime_get_ns", 2000000, kt(0, 0, 0, 0, 0));
     BENCH("helpers.get_current_pid_tgid", 2000000, pt(0, 0, 0, 0, 0));
     BENCH("helpers.get_current_comm", 2000000, cm(d, 16, 0, 0, 0));
