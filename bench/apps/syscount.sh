@@ -13,7 +13,11 @@
 # from its base.
 #   BENCH syscount_base_rps, syscount_{kernel,graft}_loss_pct (req/s lost),
 #   syscount_base_worker_us_per_req, syscount_{kernel,graft}_worker_cpu_pct
-#   (the nginx worker's CPU time per request, % more than base)
+#   (the nginx worker's CPU time per request, % more than base),
+#   syscount_graft_fires_per_req (graft's count of nginx's syscalls / wrk
+#   requests), syscount_graft_fire_ns (one fire through the hook, from
+#   bench/syscalls) and syscount_graft_model_pct = fires x fire cost / base
+#   worker CPU per request: the extension's cost from first principles
 # Correctness: kernel and graft count the same nginx at the same time while a
 # client makes $SC_REQS requests, one connection each: accept4 must match
 # exactly, and every syscall seen >= $SC_REQS/2 times within 1%.
@@ -49,8 +53,21 @@ stop() {
 
 URL="http://127.0.0.1:$PORT/index.html"
 counted=0
+FIRES=()
+# the syscalls nginx made in this graft run (start-up included), counted by
+# graft itself, per wrk request: how often the program fired per request
+fires_per_req() {   # fires_per_req REQS
+    "$GRAFT" map dump counts | python3 -c '
+import json, sys
+n = sum(v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")
+        for v in (e["value"] for e in json.load(sys.stdin)["entries"]))
+print("%.2f" % (n / float(sys.argv[1])))' "$1"
+}
 paired_hook() {   # the first graft run must have counted nginx's syscalls
-    [ "$1" = graft ] && [ $counted = 0 ] || return 0
+    [ "$1" = graft ] || return 0
+    local f
+    f=$(fires_per_req "$2") && FIRES+=("$f")
+    [ $counted = 0 ] || return 0
     counted=1
     local n w
     n=$(apps_mapval counts 288)     # accept4
@@ -65,6 +82,22 @@ for cfg in kernel graft; do
     echo "BENCH syscount_${cfg}_loss_pct ${PAIRED_LOSS[$cfg]} %"
     echo "BENCH syscount_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
+# The model, which the machine's noise cannot swamp: fires per request
+# (counted by graft) x the cost of one fire of the same program through the
+# syscall hook (bench/syscalls: syscall_hook_helpers_added_ns, the same
+# comm filter, hash lookup and atomic add, on every syscall), over the
+# base worker's CPU time per request.
+if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ] &&
+   cmake --build "$APPS_BUILD" --target syscall_bench >/dev/null; then
+    fires=$(apps_median "${FIRES[@]}")
+    fire_ns=$("$APPS_BUILD/bench/syscalls/syscall_bench" 2>/dev/null |
+              awk '$2 == "syscall_hook_helpers_added_ns" {print $3}')
+    echo "runs graft: syscalls per request ${FIRES[*]}"
+    echo "BENCH syscount_graft_fires_per_req $fires"
+    echo "BENCH syscount_graft_fire_ns ${fire_ns:-0} ns"
+    echo "BENCH syscount_graft_model_pct $(awk -v f="$fires" -v c="${fire_ns:-0}" -v u="${PAIRED_US[base]}" \
+        'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+fi
 
 # --- the same counts from both, at the same time ------------------------------
 apps_kload "$APPS_WORK/syscount.bpf.o" &&

@@ -8,7 +8,9 @@ set -e
 BUILD=${1:-build}
 BIN="$BUILD/bench/hooks/bench_hooks"
 GRAFT="$BUILD/bin/graft"
-if [ ! -x "$BIN" ] || [ ! -x "$GRAFT" ]; then
-    cmake --build "$BUILD" --target bench_hooks graft-cli graft-agent >/dev/null
+if [ ! -x "$BIN" ] || [ ! -x "$GRAFT" ] || [ ! -x "$BUILD/bench/hooks/sslsniff_bench" ]; then
+    cmake --build "$BUILD" --target bench_hooks sslsniff_bench graft-cli graft-agent >/dev/null
 fi
-exec "$BIN" "$(realpath "$GRAFT")"
+"$BIN" "$(realpath "$GRAFT")"
+# sslsniff's uprobe + uretprobe + ring-buffer copy per KiB, and memcpy
+exec "$BUILD/bench/hooks/sslsniff_bench"

@@ -6,6 +6,8 @@
 # Prints BENCH lines (see syscall_bench.c).
 set -euo pipefail
 BUILD=${1:-build}
-cmake --build "$BUILD" --target syscall_bench >/dev/null
+cmake --build "$BUILD" --target syscall_bench syscount_bench >/dev/null
 export GRAFT_AGENT_OFF=1   # the agent library is linked in, but must stay idle
-exec "$BUILD/bench/syscalls/syscall_bench"
+"$BUILD/bench/syscalls/syscall_bench"
+# the real syscount pair (enter + exit) against the kernel (syscount_bench.c)
+exec "$BUILD/bench/syscalls/syscount_bench"

@@ -20,6 +20,10 @@
  *    (set_hooked); FAST if it was attached with handler_preserves_fp. The
  *    assembly then runs it without coming here (CALLS: with the run state
  *    set as run_list sets it, and the first override skipping the syscall).
+ *  - graft_sys_hooked[nr] is GSYS_H_PAIR, graft_sys_fast[nr] the enter
+ *    link and graft_sys_fast_exit[nr] the exit link, exactly when nr's
+ *    programs are one enter and one exit program under the same conditions
+ *    (pair_links): the assembly runs both around the syscall.
  *  - Overrides: bpf_override_return() sets ghelper_run_state()->override_*;
  *    at enter the first override skips the syscall and is its result; at
  *    exit the last one replaces the result.
@@ -58,6 +62,7 @@ static uint16_t n_per_nr[NR_SLOTS];        /* links per number */
 __thread int gsys_in_hook GSYS_TLS_IE GSYS_HIDDEN;
 __thread int32_t gsys_tid GSYS_TLS_IE GSYS_HIDDEN;
 struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
+struct gsys_link *_Atomic graft_sys_fast_exit[GSYS_TABLE] GSYS_HIDDEN;
 static int sys_iso;                        /* gsys_set_isolation */
 
 static void refresh_hooked(void);
@@ -100,24 +105,55 @@ static struct gsys_link *fast_link(int nr, uint8_t v)
     return one;
 }
 
+/* nr's programs if they are one enter and one exit program that the
+ * assembly can run around the syscall (conditions as fast_link). */
+static int pair_links(int nr, uint8_t v, struct gsys_link **enter, struct gsys_link **exit)
+{
+    if ((v & GSYS_H_SPECIAL) || sys_iso || gsys_mode != GSYS_MODE_ZPOLINE)
+        return 0;
+    *enter = *exit = NULL;
+    for (int k = 0; k < KINDS; k++)
+        for (int all = 0; all < 2; all++)
+            for (struct gsys_link *l = atomic_load(&lists[k][all ? NR_SLOTS : nr]); l;
+                 l = atomic_load(&l->next)) {
+                struct gsys_link **slot = k == GSYS_EXIT || k == GSYS_RAW_EXIT ? exit : enter;
+                if (*slot)
+                    return 0;
+                *slot = l;
+            }
+    return *enter && *exit;
+}
+
 static void set_hooked(int nr)
 {
-    uint8_t v = graft_sys_hooked[nr] & (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST | GSYS_H_CALLS);
-    struct gsys_link *fast = NULL;
+    uint8_t v = graft_sys_hooked[nr] &
+                (uint8_t)~(GSYS_H_PROGS | GSYS_H_FAST | GSYS_H_CALLS | GSYS_H_PAIR);
+    struct gsys_link *fast = NULL, *fast_exit = NULL;
     if (gsys_active && (n_all || n_per_nr[nr])) {
+        struct gsys_link *pe, *px;
         fast = fast_link(nr, v);
-        v |= !fast ? GSYS_H_PROGS : fast->calls_nothing ? GSYS_H_FAST : GSYS_H_CALLS;
+        if (!fast && pair_links(nr, v, &pe, &px)) {
+            fast = pe;
+            fast_exit = px;
+            v |= GSYS_H_PAIR;
+        } else {
+            v |= !fast ? GSYS_H_PROGS : fast->calls_nothing ? GSYS_H_FAST : GSYS_H_CALLS;
+        }
     }
     /* The link is published before the bit that sends the entry to it; a
      * reader that still sees an old FAST/CALLS bit with a NULL link takes
      * the slow path. The assembly takes "calls nothing" from the link it
      * read, not from the bit, so a stale bit never runs a program that calls
      * out without the run state and the xmm save. */
+    if (fast_exit)
+        atomic_store_explicit(&graft_sys_fast_exit[nr], fast_exit, memory_order_release);
     if (fast)
         atomic_store_explicit(&graft_sys_fast[nr], fast, memory_order_release);
     __atomic_store_n(&graft_sys_hooked[nr], v, __ATOMIC_RELEASE);
     if (!fast)
         atomic_store_explicit(&graft_sys_fast[nr], NULL, memory_order_release);
+    if (!fast_exit)
+        atomic_store_explicit(&graft_sys_fast_exit[nr], NULL, memory_order_release);
 }
 
 /* Recompute every number's PROGS bit (after attach/detach/install). */

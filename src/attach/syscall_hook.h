@@ -43,6 +43,9 @@
 #define GSYS_H_CALLS   0x8      /* one enter program that may call helpers:
                                  * from assembly too, with the run state set
                                  * and xmm0-15 saved (syscall_tramp.c) */
+#define GSYS_H_PAIR    0x10     /* one enter and one exit program (either
+                                 * may call helpers): both from assembly,
+                                 * the syscall between them (syscall_tramp.c) */
 
 /* A registered program (syscall_dispatch.c). The assembly reads kind, fn,
  * cookie and calls_nothing at these offsets. Never freed (readers may hold
@@ -91,6 +94,8 @@ uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
 extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
 /* The program of each GSYS_H_FAST / GSYS_H_CALLS number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
+/* The exit program of each GSYS_H_PAIR number (NULL otherwise). */
+extern struct gsys_link *_Atomic graft_sys_fast_exit[GSYS_TABLE] GSYS_HIDDEN;
 extern char graft_sys_text_start[] GSYS_HIDDEN;
 extern char graft_sys_text_end[] GSYS_HIDDEN;
 extern char graft_sys_entry[] GSYS_HIDDEN;

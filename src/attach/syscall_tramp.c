@@ -38,6 +38,10 @@
  * The kernel preserves every register but rax, rcx, r11 across a syscall;
  * so does this code for the general-purpose registers and xmm0-15. The upper
  * halves of ymm/zmm are not saved (see docs/syscalls.md).
+ *
+ * GSYS_H_PAIR (one enter and one exit program, e.g. syscount): PAIR_PATH
+ * runs both from assembly around the syscall, keeping its frame across it
+ * (such numbers are never special, so nothing runs on another stack).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -146,6 +150,19 @@ __thread uint64_t graft_sys_vfork_ret
     "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
     "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 #define RUN(field) STR(field) "(%rcx)"
+/* Set the helpers' run state (ghelper_run_tls) for a call of link r11
+ * with ctx rdi and the pt_regs record at rbx, as run_list does. */
+#define SET_RUN_STATE(at_return) \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
+    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
+    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
+    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
+    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
+    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
+    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
+    "  movl $" at_return ", %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
 /* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
  * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
  * once the thread's tid is known. As run_list does, but in assembly: a
@@ -181,16 +198,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
     XMM_SAVE \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
-    "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
-    "  mov " STR(GSYS_LINK_OFF_COOKIE) "(%r11), %rax\n" \
-    "  mov %rax, %fs:" RUN(GSYS_RUN_COOKIE) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
-    "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
-    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
-    "  movl $0, %fs:" RUN(GSYS_RUN_AT_RETURN) "\n" \
+    SET_RUN_STATE("0") \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     /* the override is read while gsys_in_hook is still set: a signal \
@@ -209,7 +217,110 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %r11, %rax\n" \
     "  jmp 7b\n"
 
-_Static_assert(GSYS_RAW_ENTER == 2, "kind compared in the assembly");
+/* One enter and one exit program (GSYS_H_PAIR; either may call helpers),
+ * rax = nr: the CALLS path's enter half, then the syscall from here with
+ * the frame kept (nr is not special: nothing runs on another stack), then
+ * the exit program on an exit context (tracepoint {trace_entry, id, ret},
+ * or raw {&regs, ret}) with pt_regs.ax = the result, and the result - or
+ * the exit program's override - returned. An enter override skips the
+ * syscall and the exit program, as in gsys_run_enter. Layout from rbx (the
+ * pt_regs record): the exit link at 184, the enter context at -64,
+ * xmm0-15 at -320, the exit context below. Either link NULL (changing right now), or the thread's tid not
+ * yet known: the slow path. */
+#define PAIR_PATH \
+    "20:\n" \
+    "  mov gsys_in_hook@gottpoff(%rip), %r11\n" \
+    "  cmpl $0, %fs:(%r11)\n" \
+    "  jne 0b\n"                          /* inside a program: no programs */ \
+    "  lea graft_sys_fast(%rip), %r11\n" \
+    "  mov (%r11,%rax,8), %r11\n" \
+    "  test %r11, %r11\n" \
+    "  jz 9f\n" \
+    "  lea graft_sys_fast_exit(%rip), %rcx\n" \
+    "  mov (%rcx,%rax,8), %rcx\n" \
+    "  test %rcx, %rcx\n" \
+    "  jz 9f\n" \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* both raw: no tid needed */ \
+    "  jne 27f\n" \
+    "  cmpl $3, " STR(GSYS_LINK_OFF_KIND) "(%rcx)\n" \
+    "  je 28f\n" \
+    "27:\n" \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  cmpl $0, %fs:(%rcx)\n" \
+    "  je 9f\n"                           /* first on this thread: C caches it */ \
+    "  lea graft_sys_fast_exit(%rip), %rcx\n" \
+    "  mov (%rcx,%rax,8), %rcx\n" \
+    "  test %rcx, %rcx\n" \
+    "  jz 9f\n" \
+    "28:\n" \
+    FAST_FRAME \
+    "  push %rcx\n push $0\n"             /* the exit link, at 184(%rbx) */ \
+    PUSH_PT_REGS \
+    "  mov %rsp, %rbx\n" \
+    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
+    "  je 21f\n" \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:(%rcx), %ecx\n" \
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $64, %esi\n" \
+    "  jmp 22f\n" \
+    "21:\n" \
+    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* in the same 64 bytes */ \
+    "  mov $16, %esi\n" \
+    "22:\n" \
+    "  mov %rsp, %rdi\n" \
+    "  sub $256, %rsp\n" \
+    XMM_SAVE \
+    SET_RUN_STATE("0") \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
+    TLS_SET("gsys_in_hook", "0") \
+    "  test %eax, %eax\n" \
+    "  jnz 23f\n" \
+    "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
+    "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
+    "  mov 64(%rbx), %r9\n" \
+    "  syscall\n" \
+    "  mov %rax, 80(%rbx)\n"              /* pt_regs.ax = the result */ \
+    "  mov 184(%rbx), %r11\n" \
+    "  cmpl $3, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_EXIT */ \
+    "  je 24f\n" \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:(%rcx), %ecx\n" \
+    "  push $0\n push %rax\n pushq 120(%rbx)\n"        /* pad, ret, id */ \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $24, %esi\n" \
+    "  jmp 25f\n" \
+    "24:\n" \
+    "  push %rax\n push %rbx\n" \
+    "  mov $16, %esi\n" \
+    "25:\n" \
+    "  mov %rsp, %rdi\n" \
+    SET_RUN_STATE("1") \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov 80(%rbx), %rax\n" \
+    "  cmpl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
+    "  cmovne %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %rax\n" \
+    TLS_SET("gsys_in_hook", "0") \
+    "  jmp 26f\n" \
+    "23:\n" \
+    "  mov %r11, %rax\n"                  /* enter override: the result */ \
+    "26:\n" \
+    "  lea -320(%rbx), %rsp\n" \
+    XMM_LOAD \
+    "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
+    "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
+    "  mov 40(%rbx), %rbx\n" \
+    "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
+    "  jmp 7b\n"
+
+_Static_assert(GSYS_RAW_ENTER == 2 && GSYS_RAW_EXIT == 3, "kinds compared in the assembly");
 #define GSYS_RUN_CTX 0
 #define GSYS_RUN_FUNC_IP 8
 #define GSYS_RUN_COOKIE 16
@@ -260,10 +371,13 @@ __asm__(
     "  pop %rcx\n"
     "  jmp *%rcx\n"
     "1:\n"
+    "  cmp $" STR(GSYS_H_PAIR) ", %r11d\n"
+    "  je 20f\n"                         /* one enter and one exit program */
     "  test $~" STR((GSYS_H_FAST | GSYS_H_CALLS)) ", %r11d\n"
     "  jnz 9f\n"                         /* special, or several programs */
     FAST_PATH
     CALLS_PATH
+    PAIR_PATH
     "9:\n"
     "  sub $0x80, %rsp\n"
     "  push %rbx\n"

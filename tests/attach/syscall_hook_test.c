@@ -742,6 +742,142 @@ static int test_calls(void)
     return failures;
 }
 
+/* ---- one enter and one exit program (GSYS_H_PAIR) ------------------------ */
+
+/* The exit half: records its context, the run state and (raw) pt_regs,
+ * clobbers every xmm register, overrides the result when asked. */
+static _Atomic long exit_override;
+static _Atomic unsigned long exit_hits;
+static __thread volatile uint64_t xrec[16];
+
+static uint64_t rec_exit(void *ctx, uint64_t len)
+{
+    const volatile uint64_t *c = ctx;
+    for (uint64_t i = 0; i < len / 8 && i < 3; i++)
+        xrec[i] = c[i];
+    xrec[3] = len;
+    xrec[4] = (uint64_t)(uintptr_t)ctx;
+    struct ghelper_run *rs = ghelper_run_state();
+    xrec[5] = rs->ctx == ctx;
+    xrec[6] = rs->cookie;
+    xrec[7] = (uint64_t)rs->at_return;
+    xrec[8] = (uint64_t)(uintptr_t)rs->regs;
+    if (len == 16) {
+        const volatile struct graft_pt_regs *r = (const volatile struct graft_pt_regs *)(uintptr_t)c[0];
+        xrec[9] = r->ax;
+        xrec[10] = r->orig_ax;
+        xrec[11] = r->di;
+    }
+    xrec[12] = ghelper_proto(14)->fn(0, 0, 0, 0, 0);       /* get_current_pid_tgid */
+    __asm__ volatile("pcmpeqd %%xmm3, %%xmm3\n movdqa %%xmm3, %%xmm0\n movdqa %%xmm3, %%xmm15\n"
+                     ::: "xmm0", "xmm3", "xmm15");
+    atomic_fetch_add_explicit(&exit_hits, 1, memory_order_relaxed);
+    long ov = atomic_load(&exit_override);
+    if (ov)
+        ghelper_proto(58)->fn((uint64_t)(uintptr_t)ctx, (uint64_t)ov, 0, 0, 0);
+    return 0;
+}
+
+static void *pair_thread(void *arg)
+{
+    (void)arg;
+    long tid = syscall(SYS_gettid);
+    for (int i = 0; i < PER_THREAD; i++) {
+        CHECK(getppid_regs() == my_ppid, "pair: getppid in thread");
+        CHECK(xrec[12] == ((uint64_t)my_pid << 32 | (uint64_t)tid), "pair: pid_tgid in thread");
+    }
+    return NULL;
+}
+
+static int test_pair(void)
+{
+    install(0);
+    struct graft_err err = {0};
+    struct gsys_link *le, *lx, *l3;
+    long tid = syscall(SYS_gettid);
+    /* raw: {pt_regs *, ret} at exit, pt_regs.ax = the result */
+    CHECK(gsys_attach(GSYS_RAW_ENTER, SYS_getppid, rec_calls, 7, &le, &err) == 0, "attach: %s", err.msg);
+    CHECK(gsys_attach(GSYS_RAW_EXIT, SYS_getppid, rec_exit, 8, &lx, &err) == 0, "attach: %s", err.msg);
+    fast_hits = exit_hits = 0;
+    CHECK(getppid_regs() == my_ppid, "raw pair: getppid result");
+    CHECK(fast_hits == 1 && exit_hits == 1, "raw pair: enter %lu exit %lu",
+          (unsigned long)fast_hits, (unsigned long)exit_hits);
+    CHECK(xrec[3] == 16 && xrec[1] == (uint64_t)my_ppid && xrec[0] == crec[0],
+          "raw pair: exit ctx len %lu ret %ld regs %#lx (enter's %#lx)", (unsigned long)xrec[3],
+          (long)xrec[1], (unsigned long)xrec[0], (unsigned long)crec[0]);
+    CHECK(xrec[9] == (uint64_t)my_ppid && xrec[10] == SYS_getppid && xrec[11] == 11,
+          "raw pair: pt_regs ax %ld orig_ax %lu di %lu", (long)xrec[9], (unsigned long)xrec[10],
+          (unsigned long)xrec[11]);
+    CHECK(xrec[5] == 1 && xrec[6] == 8 && xrec[7] == 1 && xrec[8] == xrec[0],
+          "raw pair: exit run state ctx %lu cookie %lu at_return %lu regs %#lx",
+          (unsigned long)xrec[5], (unsigned long)xrec[6], (unsigned long)xrec[7],
+          (unsigned long)xrec[8]);
+    CHECK(crec[12] == 7 && crec[14] == 0, "raw pair: enter run state cookie %lu flags %#lx",
+          (unsigned long)crec[12], (unsigned long)crec[14]);
+    long pair_depth = ctx_depth();
+    /* a third program sends the number to the C dispatcher */
+    CHECK(gsys_attach(GSYS_RAW_EXIT, -1, count_other, 0, &l3, &err) == 0, "attach");
+    long c_depth = ctx_depth();
+    gsys_detach(l3);
+    CHECK(pair_depth > 0 && pair_depth < c_depth, "pair: the assembly path was not taken "
+          "(context %ld bytes down, %ld through C)", pair_depth, c_depth);
+    /* an exit override replaces the result; an enter override skips the
+     * syscall and the exit program */
+    atomic_store(&exit_override, 999);
+    CHECK(getppid_regs() == 999, "pair: exit override not applied");
+    atomic_store(&exit_override, 0);
+    atomic_store(&calls_override, 4242);
+    exit_hits = 0;
+    CHECK(getppid_regs() == 4242 && exit_hits == 0, "pair: enter override (exit ran %lu times)",
+          (unsigned long)exit_hits);
+    atomic_store(&calls_override, 0);
+    fast_hits = exit_hits = 0;
+    run_threads(pair_thread, NULL);
+    CHECK(fast_hits == THREADS * PER_THREAD && exit_hits == THREADS * PER_THREAD,
+          "pair: counted %lu/%lu in threads, made %d", (unsigned long)fast_hits,
+          (unsigned long)exit_hits, THREADS * PER_THREAD);
+    gsys_detach(lx);
+    gsys_detach(le);
+
+    /* tracepoint kinds: exit ctx {trace_entry {.., tid}, id, ret} */
+    CHECK(gsys_attach(GSYS_ENTER, SYS_getppid, rec_calls, 0, &le, &err) == 0, "attach: %s", err.msg);
+    CHECK(gsys_attach(GSYS_EXIT, SYS_getppid, rec_exit, 9, &lx, &err) == 0, "attach: %s", err.msg);
+    fast_hits = exit_hits = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK(getppid_regs() == my_ppid, "tp pair: getppid result");
+    CHECK(fast_hits == 3 && exit_hits == 3, "tp pair: enter %lu exit %lu",
+          (unsigned long)fast_hits, (unsigned long)exit_hits);
+    CHECK(xrec[3] == 24 && xrec[0] == (uint64_t)tid << 32 && xrec[1] == SYS_getppid &&
+          xrec[2] == (uint64_t)my_ppid, "tp pair: exit ctx len %lu ent %#lx id %lu ret %ld",
+          (unsigned long)xrec[3], (unsigned long)xrec[0], (unsigned long)xrec[1], (long)xrec[2]);
+    CHECK(xrec[5] == 1 && xrec[6] == 9 && xrec[7] == 1 && xrec[8] != 0, "tp pair: exit run state");
+    long tp_depth = ctx_depth();
+    CHECK(tp_depth > 0 && tp_depth < c_depth, "tp pair: the assembly path was not taken (%ld, %ld)",
+          tp_depth, c_depth);
+    atomic_store(&exit_override, -EPERM);
+    errno = 0;
+    CHECK(syscall(SYS_getppid) == -1 && errno == EPERM, "tp pair: exit override");
+    atomic_store(&exit_override, 0);
+    /* fork (a special number: through C) and the child's own syscalls */
+    pid_t c = fork();
+    if (c == 0) {
+        for (int i = 0; i < 2; i++)
+            getppid_regs();
+        long me = syscall(SYS_gettid);
+        _exit(xrec[0] >> 32 == (uint64_t)me && xrec[12] >> 32 == (uint64_t)me ? 0 : 1);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pair: fork child saw a wrong pid (%d)", st);
+    gsys_detach(lx);
+    gsys_detach(le);
+    exit_hits = 0;
+    getppid_regs();
+    CHECK(exit_hits == 0, "exit program ran after detach");
+    gsys_uninstall();
+    return failures;
+}
+
 /* ---- the page-0 sled ------------------------------------------------------- */
 
 /* Syscall number nr (not a syscall: -ENOSYS) from a rewritten instruction
@@ -937,6 +1073,8 @@ int main(int argc, char **argv)
         test_fast();
     else if (strcmp(mode, "calls") == 0)
         test_calls();
+    else if (strcmp(mode, "pair") == 0)
+        test_pair();
     else if (strcmp(mode, "sled") == 0)
         test_sled();
     else if (strcmp(mode, "strace") == 0)
