@@ -6,8 +6,11 @@
  * uprobe PMU (perf_event_open + PERF_EVENT_IOC_SET_BPF).
  *
  * With the path of the graft CLI as argument it also times, in ms, what
- * `graft start -- /bin/true` adds to a plain /bin/true (start_overhead_ms)
- * and how long `graft attach PID` takes on a sleeping process (attach_ms).
+ * `graft start -- /bin/true` adds to a plain /bin/true (start_overhead_ms),
+ * what the preloaded agent adds to a fork+exec of /bin/true
+ * (exec_overhead_ms) and how long `graft attach PID` takes on a sleeping
+ * process (attach_ms), on a registry of its own (`--processes GRAFT`: only
+ * these).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -214,9 +218,77 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+/* The agent library next to the CLI (../lib), as `graft start` finds it. */
+static int agent_lib(const char *graft, char *buf, size_t len)
+{
+    char dir[2048];
+    snprintf(dir, sizeof(dir), "%s", graft);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    snprintf(buf, len, "%s/../lib/libgraft-agent.so", dir);
+    return access(buf, R_OK);
+}
+
+/* Wall time of fork+exec+wait of argv with environment envp, in ms. */
+static double run_env_ms(char *const argv[], char *const envp[])
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    double t0 = now_ns();
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    double ms = (now_ns() - t0) / 1e6;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+/* What the agent adds to every program started under it (children of a
+ * `graft start`ed process inherit the preload): fork+exec of /bin/true with
+ * LD_PRELOAD of the agent minus without, no extension loaded. Pairs
+ * interleaved (which goes first alternates), medians of each. */
+static void bench_exec(const char *graft)
+{
+    enum { R = 201 };
+    char lib[4096], preload[4200], regvar[128];
+    if (agent_lib(graft, lib, sizeof(lib)) < 0) {
+        printf("# exec_overhead_ms skipped: no agent library next to %s\n", graft);
+        return;
+    }
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+    snprintf(regvar, sizeof(regvar), "GRAFT_REGISTRY=%s", getenv("GRAFT_REGISTRY"));
+    char *true_argv[] = { "/bin/true", NULL };
+    char *plain_env[] = { "PATH=/usr/bin:/bin", regvar, NULL };
+    char *agent_env[] = { "PATH=/usr/bin:/bin", regvar, preload, NULL };
+    static double plain[R], agent[R];
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < 2; k++) {
+            int with = (r + k) & 1;
+            double ms = run_env_ms(true_argv, with ? agent_env : plain_env);
+            if (ms < 0) {
+                printf("# exec_overhead_ms skipped: /bin/true under the agent failed\n");
+                return;
+            }
+            (with ? agent : plain)[r] = ms;
+        }
+    }
+    double mp = median(plain, R), ma = median(agent, R);
+    printf("# fork+exec /bin/true %.3f ms, with the agent preloaded %.3f ms (medians of %d, "
+           "interleaved)\n", mp, ma, R);
+    printf("BENCH exec_overhead_ms %.3f ms\n", ma - mp);
+}
+
 static void bench_cli(const char *graft)
 {
-    enum { R = 11, RA = 7 };
+    enum { R = 21, RA = 11 };
     char *true_argv[] = { "/bin/true", NULL };
     char *start_argv[] = { (char *)graft, "start", "--", "/bin/true", NULL };
     char *help_argv[] = { (char *)graft, "attach", "--help", NULL };
@@ -258,9 +330,27 @@ static void bench_cli(const char *graft)
     printf("BENCH attach_ms %.2f ms\n", median(att, RA));
 }
 
+/* The process-level figures, on a registry of this run's own. */
+static void bench_processes(const char *graft)
+{
+    char reg[64];
+    int own = !getenv("GRAFT_REGISTRY");
+    snprintf(reg, sizeof(reg), "/graft.bench.%d", (int)getpid());
+    if (own)
+        setenv("GRAFT_REGISTRY", reg, 1);
+    bench_exec(graft);
+    bench_cli(graft);
+    if (own)
+        shm_unlink(reg);
+}
+
 int main(int argc, char **argv)
 {
     struct graft_err err = { 0 };
+    if (argc > 2 && strcmp(argv[1], "--processes") == 0) {   /* only those */
+        bench_processes(argv[2]);
+        return 0;
+    }
     struct gvm_prog *prog = NULL;
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
     if (gvm_prog_create(g_prog, 4, &o, &prog, &err) < 0 || !gvm_prog_native(prog)) {
@@ -342,7 +432,7 @@ int main(int argc, char **argv)
     printf("BENCH unused_entry_delta_ns %.2f ns\n", med[C_UNUSED_HOOKED] - med[C_UNUSED_BASE]);
     gvm_prog_free(prog);
     if (argc > 1)
-        bench_cli(argv[1]);
+        bench_processes(argv[1]);
     else
         printf("# start_overhead_ms, attach_ms skipped: no graft CLI path given\n");
     return 0;

@@ -157,6 +157,19 @@ static void handle_close(struct gmap *map)
     giso_meta_free(map, gmap_handle_size());
 }
 
+/* The bpf_printk ring buffer, once it exists and extensions may run here
+ * (isolation is set up first: the buffer carries the key). */
+static void open_trace(struct gagent *a, const struct greg_snapshot *s)
+{
+    if (a->ids && !a->trace && greg_snapshot_map_by_name(s, GRT_TRACE_MAP) &&
+        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
+        if (giso_enabled())
+            gmap_protect_key(a->trace, giso_pkey(), NULL);
+        if ((a->trace = handle_to_meta(a->trace, NULL)))
+            grt_trace_redirect(a->trace);
+    }
+}
+
 static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                               struct graft_err *err)
 {
@@ -228,6 +241,7 @@ static int resolve_extern(void *arg, const char *name, uint32_t kind, void **add
 
 static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                                     struct graft_err *err);
+static int agent_isolation_setup(struct gagent *a, struct graft_err *err);
 
 /* Slots that hold registry ids, and what must exist in this process for
  * them to resolve at run time:
@@ -513,6 +527,14 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     int is_sys = l->kind >= GREG_LINK_SYS_ENTER;
     if (!is_sys && !binary_mapped(l->binary))
         return 0;
+    /* The first extension for this process: isolation before its state. */
+    if (!a->ids) {
+        if (agent_isolation_setup(a, err) < 0) {
+            slot->failed = 1;
+            return -1;
+        }
+        open_trace(a, s);
+    }
     struct agent_prog *p = load_prog(a, s, l->prog_id, err);
     if (!p) {
         slot->failed = 1;
@@ -618,13 +640,7 @@ static int reconcile(struct gagent *a)
      * the host installed its own since the last change. */
     if (gattach_ext_stacks())
         ghelper_safe_mem_init(NULL);
-    if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
-        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
-        if (giso_enabled())
-            gmap_protect_key(a->trace, giso_pkey(), NULL);
-        if ((a->trace = handle_to_meta(a->trace, NULL)))
-            grt_trace_redirect(a->trace);
-    }
+    open_trace(a, &s);
 
     /* 1. Unhook what is gone. */
     uint32_t kept = 0;
@@ -717,15 +733,62 @@ static void read_comm(char *buf, size_t len)
     }
 }
 
-/* Memory protection keys, decided once per process before any hook exists
- * (sites keep the gate variant they were built with). GRAFT_REQUIRE_ISOLATION=1
- * (graft start/load --require-isolation) turns "no PKU" into a refusal
- * instead of a loud degradation. The verdict, with a scan of the process
- * for stray WRPKRU/XRSTOR, goes to stderr and to the registry (graft list). */
-static int agent_isolation(struct gagent *a, struct graft_err *err)
+/* Print the isolation verdict once per process tree: children of a `graft
+ * start`ed program inherit the preload and the variable (setenv only while
+ * the program is still single-threaded, i.e. preloaded, not injected into a
+ * running one). A process that sets isolation up says so in any case. */
+static void say_isolation(const struct gagent *a, int always)
+{
+    if (!getenv("GRAFT_ISOLATION_SAID") || always) {
+        fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
+        const char *pre = getenv("LD_PRELOAD");
+        if (pre && strstr(pre, "libgraft-agent") && !a->thread_running)
+            setenv("GRAFT_ISOLATION_SAID", "1", 1);
+    }
+}
+
+static struct giso_opts isolation_opts(void)
 {
     const char *req = getenv("GRAFT_REQUIRE_ISOLATION");
-    struct giso_opts o = { .sz = sizeof(o), .require = req && strcmp(req, "0") != 0 };
+    return (struct giso_opts){ .sz = sizeof(struct giso_opts),
+                               .require = req && strcmp(req, "0") != 0 };
+}
+
+/* At start: only decide whether isolation can be on. Where it cannot (no
+ * PKU, GRAFT_ISOLATION=off) giso_init() decides "off" now, which costs
+ * nothing, and GRAFT_REQUIRE_ISOLATION=1 (graft start/load
+ * --require-isolation) turns that into a refusal. Where it can, the key,
+ * the gates and the scan of the process wait for the first extension
+ * (agent_isolation_setup): a process nothing is attached to pays nothing
+ * for them, and every program started under `graft start` inherits the
+ * agent. */
+static int agent_isolation_decide(struct gagent *a, struct graft_err *err)
+{
+    if (giso_available()) {
+        snprintf(a->message, sizeof(a->message),
+                 "isolation: on (CPU has PKU; key and scan at the first extension)");
+        say_isolation(a, 0);
+        return 0;
+    }
+    struct giso_opts o = isolation_opts();
+    if (giso_init(&o, err) < 0)
+        return graft_err_prefix(err, "agent");
+    graft_copy_str(a->message, sizeof(a->message), giso_status());
+    say_isolation(a, 0);
+    return 0;
+}
+
+/* Before the first extension state exists in this process (a map opened, a
+ * program compiled, a hook built): memory protection keys, decided once
+ * (sites keep the gate variant they were built with), the tables
+ * extensions resolve ids through (keyed), and the one-line verdict with a
+ * scan of the process for stray WRPKRU/XRSTOR, to stderr and the registry
+ * (graft list). Idempotent; on failure no extension may be installed. */
+static int agent_isolation_setup(struct gagent *a, struct graft_err *err)
+{
+    if (a->ids)
+        return 0;
+    struct giso_opts o = isolation_opts();
     int rc = giso_init(&o, err);
     if (rc < 0)
         return graft_err_prefix(err, "agent");
@@ -747,18 +810,15 @@ static int agent_isolation(struct gagent *a, struct graft_err *err)
         snprintf(a->message, sizeof(a->message), "%s, extension stacks %s%s", st,
                  gates_only ? "not keyed (GRAFT_ISOLATION=gates)" : "keyed",
                  strncmp(scan, st, n) == 0 ? scan + n : "");
+        say_isolation(a, 1);
     } else {
         graft_copy_str(a->message, sizeof(a->message), giso_status());
     }
-    /* Once per process tree: children of a `graft start`ed program inherit
-     * the preload and the variable (setenv only while the program is still
-     * single-threaded, i.e. preloaded, not injected into a running one). */
-    if (!getenv("GRAFT_ISOLATION_SAID") || giso_enabled()) {
-        fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
-        const char *pre = getenv("LD_PRELOAD");
-        if (pre && strstr(pre, "libgraft-agent"))
-            setenv("GRAFT_ISOLATION_SAID", "1", 1);
-    }
+    if (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err)))
+        return graft_err_prefix(err, "agent");
+    grt_set_prog_resolver(prog_by_id, a->ids);
+    __atomic_store_n(&g_ids, a->ids, __ATOMIC_RELEASE);
+    gmap_set_resolver(map_by_id);
     return 0;
 }
 
@@ -781,22 +841,12 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         free(a);
         return graft_errf(err, rc, "agent: cannot register process %d in the registry", getpid());
     }
-    if ((rc = agent_isolation(a, err)) < 0) {
+    if ((rc = agent_isolation_decide(a, err)) < 0) {
         greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
         greg_close(a->reg);
         free(a);
         return rc;
     }
-    if (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err))) {
-        rc = -ENOMEM;
-        greg_proc_set(a->reg, a->proc, GREG_PROC_GONE, 0, 0, 0, err->msg);
-        greg_close(a->reg);
-        free(a);
-        return rc;
-    }
-    grt_set_prog_resolver(prog_by_id, a->ids);
-    __atomic_store_n(&g_ids, a->ids, __ATOMIC_RELEASE);
-    gmap_set_resolver(map_by_id);
     gagent_sync(a);
     if ((rc = start_thread(a)) < 0) {
         gagent_stop(a);
@@ -828,7 +878,7 @@ void gagent_stop(struct gagent *a)
      * gsys_detach does not: a thread may still be inside a syscall
      * program. So with syscall hooks the compiled programs and their maps
      * are kept (a bounded leak at stop); otherwise they are freed. */
-    if (!a->syscalls_installed) {
+    if (!a->syscalls_installed && a->ids) {
         giso_enter();
         for (uint32_t i = 0; i < a->n_progs; i++)
             grt_instance_free(a->progs[i].inst);
