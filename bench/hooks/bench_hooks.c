@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "iso_gates.h"
+#include "isolation/isolation.h"
 #include "vm/vm.h"
 
 __attribute__((noinline)) long bench_target(long x)
@@ -47,7 +49,15 @@ __attribute__((noinline)) long bench_other(long x)
     __asm__ volatile("");
     return x + 3;
 }
+/* bench_target's twin for the gated rows: a site keeps the variant it was
+ * first built with, so gated and ungated hooks need functions of their own. */
+__attribute__((noinline)) long bench_target_iso(long x)
+{
+    __asm__ volatile("");
+    return x + 1;
+}
 static long (*volatile target_p)(long) = bench_target;
+static long (*volatile target_iso_p)(long) = bench_target_iso;
 static long (*volatile unused_p)(long) = bench_unused;
 
 int bench_kernel_prog_load(const void *insns, int n);   /* bench_kernel.c */
@@ -160,16 +170,27 @@ static int kernel_uprobe(int prog_fd, int ret, const char **why)
 }
 
 enum { C_NOHOOK, C_UPROBE, C_URET, C_BOTH, C_OVERRIDE, C_UNUSED_BASE, C_UNUSED_HOOKED,
-       C_UPROBE_FP, C_URET_FP, C_KUPROBE, C_KURET, C_N };
+       C_UPROBE_FP, C_URET_FP, C_UPROBE_ISO, C_URET_ISO, C_KUPROBE, C_KURET, C_N };
 static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "uprobe_uretprobe_ns",
                                   "override_ns", NULL, NULL, "uprobe_fpsave_ns",
-                                  "uretprobe_fpsave_ns", "kernel_uprobe_ns",
-                                  "kernel_uretprobe_ns" };
+                                  "uretprobe_fpsave_ns", "uprobe_iso_ns", "uretprobe_iso_ns",
+                                  "kernel_uprobe_ns", "kernel_uretprobe_ns" };
 
 /* The program calls no helpers, so (as the runtime does for such programs)
  * it is attached with handler_preserves_fp; the *_fpsave rows attach it
  * without, as for a program that calls helpers. */
 static int g_save_fp;
+
+/* The gated rows hook with isolation as the agent sets it up by default:
+ * gates and extension stacks. */
+static void set_iso(int on)
+{
+    struct graft_err err = { 0 };
+    if (gattach_set_isolation(on, &err) < 0 || (on && gattach_set_ext_stacks(1, &err) < 0)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+}
 
 static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
 {
@@ -351,6 +372,8 @@ int main(int argc, char **argv)
         bench_processes(argv[2]);
         return 0;
     }
+    bench_init_start();
+    int quick = bench_quick();
     struct gvm_prog *prog = NULL;
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
     if (gvm_prog_create(g_prog, 4, &o, &prog, &err) < 0 || !gvm_prog_native(prog)) {
@@ -359,16 +382,18 @@ int main(int argc, char **argv)
     }
     ghook_handler fn = (ghook_handler)gvm_prog_native(prog);
 
-    const char *kwhy = NULL;
-    int kprog = bench_kernel_prog_load(g_prog, 4);
-    if (kprog < 0)
+    const char *kwhy = quick ? "quick run" : NULL;
+    int kprog = quick ? -1 : bench_kernel_prog_load(g_prog, 4);
+    if (kprog < 0 && !kwhy)
         kwhy = "bpf_prog_load(KPROBE) failed (need root / CAP_BPF)";
+    int have_iso = bench_iso_on("uprobe_iso_ns, uretprobe_iso_ns");
 
     enum { ROUNDS = 7 };
-    const long N = 2000000, NK = 20000;
+    const int rounds = quick ? 3 : ROUNDS;
+    const long N = quick ? 20000 : 2000000, NK = 20000;
     double res[C_N][ROUNDS];
     int have_k = kprog >= 0;
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < rounds; r++) {
         for (int c = 0; c < C_N; c++) {
             struct ghook *h1 = NULL, *h2 = NULL;
             int kfd = -1;
@@ -389,6 +414,18 @@ int main(int argc, char **argv)
             case C_UNUSED_HOOKED:
                 fp = &unused_p;
                 h1 = hook((void *)bench_other, GHOOK_ENTRY, fn);
+                break;
+            case C_UPROBE_ISO:
+            case C_URET_ISO:
+                if (!have_iso) {
+                    res[c][r] = 0;
+                    continue;
+                }
+                set_iso(1);
+                fp = &target_iso_p;
+                h1 = hook((void *)bench_target_iso, c == C_URET_ISO ? GHOOK_RETURN : GHOOK_ENTRY,
+                          fn);
+                set_iso(0);
                 break;
             case C_KUPROBE:
             case C_KURET:
@@ -415,8 +452,8 @@ int main(int argc, char **argv)
     }
     double med[C_N];
     for (int c = 0; c < C_N; c++) {
-        qsort(res[c], ROUNDS, sizeof(double), cmp_d);
-        med[c] = res[c][ROUNDS / 2];
+        qsort(res[c], (size_t)rounds, sizeof(double), cmp_d);
+        med[c] = res[c][rounds / 2];
     }
     printf("# handler: 4-insn eBPF program, graft JIT (%zu bytes of x86)\n",
            gvm_prog_code_size(prog));
@@ -427,13 +464,20 @@ int main(int argc, char **argv)
             printf("# %s skipped: %s\n", names[c], kwhy ? kwhy : "unavailable");
             continue;
         }
+        if ((c == C_UPROBE_ISO || c == C_URET_ISO) && !have_iso)
+            continue;
         printf("BENCH %s %.1f ns\n", names[c], med[c]);
     }
     printf("BENCH unused_entry_delta_ns %.2f ns\n", med[C_UNUSED_HOOKED] - med[C_UNUSED_BASE]);
+    if (have_iso)
+        printf("# isolation adds per hit: uprobe %.1f ns, uretprobe %.1f ns (gates and "
+               "extension stack)\n", med[C_UPROBE_ISO] - med[C_UPROBE], med[C_URET_ISO] - med[C_URET]);
+    bench_iso_gates(quick ? 2000 : 200000, quick ? 3 : 11);
     gvm_prog_free(prog);
     if (argc > 1)
         bench_processes(argv[1]);
     else
-        printf("# start_overhead_ms, attach_ms skipped: no graft CLI path given\n");
+        printf("# start_overhead_ms, exec_overhead_ms, attach_ms skipped: no graft CLI path given\n");
+    bench_init_done();
     return 0;
 }

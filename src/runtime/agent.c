@@ -641,6 +641,15 @@ static int reconcile(struct gagent *a)
     if (gattach_ext_stacks())
         ghelper_safe_mem_init(NULL);
     open_trace(a, &s);
+    /* Code mapped since isolation was set up (a dlopen): scanned once. */
+    if (a->ids && giso_enabled()) {
+        char fresh[sizeof(a->message)];
+        struct graft_err serr = {0};
+        if (giso_scan_summary_new(fresh, sizeof(fresh), &serr) > 0) {
+            fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), fresh);
+            graft_copy_str(a->message, sizeof(a->message), fresh);
+        }
+    }
 
     /* 1. Unhook what is gone. */
     uint32_t kept = 0;
