@@ -635,12 +635,13 @@ static int summarise(char *buf, size_t cap, int only_new, struct graft_err *err)
     }
     int safe = s.by_class[GISO_CLASS_CHECKED] + s.by_class[GISO_CLASS_FIXED] - s.n_usable +
                s.by_class[GISO_CLASS_OPEN];
+    /* counts first: the registry keeps 256 bytes of the message */
     snprintf(buf, cap, "%s; %s has %d stray WRPKRU/XRSTOR, %d usable without a control-flow "
-             "hijack%s%s (%d rmw, changes only the key its caller names%s; %d masked xrstor, "
-             "%d unaligned, %d checked/fixed)",
+             "hijack (%d rmw, %d masked xrstor, %d unaligned, %d checked/fixed)%s%s%s%s%s",
              giso_status(), only_new ? "newly mapped code" : "host", found, s.n_usable,
-             s.usable, s.n_usable > SUMMARY_LIST ? ", ..." : "", s.n_rmw, s.rmw,
-             s.by_class[GISO_CLASS_MASKED], s.by_class[GISO_CLASS_UNALIGNED], safe);
+             s.n_rmw, s.by_class[GISO_CLASS_MASKED], s.by_class[GISO_CLASS_UNALIGNED], safe,
+             s.n_usable ? "; usable" : "", s.usable, s.n_usable > SUMMARY_LIST ? ", ..." : "",
+             s.n_rmw ? "; rmw" : "", s.rmw);
     return found;
 }
 
