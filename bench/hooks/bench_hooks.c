@@ -351,6 +351,56 @@ static void bench_cli(const char *graft)
     printf("BENCH attach_ms %.2f ms\n", median(att, RA));
 }
 
+/* What the first extension in a process pays for the scan: giso_scan() of
+ * this process with an empty per-file cache (a fresh directory each time)
+ * and from the cache, 7 rounds each, medians. */
+static void bench_scan(void)
+{
+    enum { R = 7 };
+    double cold[R], warm[R];
+    int found = 0;
+    for (int r = 0; r < R; r++) {
+        char dir[] = "/tmp/graft-bench-scan.XXXXXX";
+        if (!mkdtemp(dir)) {
+            printf("# scan_ms skipped: mkdtemp failed\n");
+            return;
+        }
+        /* the cache directory is read once per process: a child per round */
+        int pfd[2];
+        if (pipe(pfd) != 0)
+            return;
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("GRAFT_SCAN_CACHE", dir, 1);
+            double t[2];
+            for (int k = 0; k < 2; k++) {
+                double t0 = now_ns();
+                found = giso_scan(NULL, NULL, NULL);
+                t[k] = (now_ns() - t0) / 1e6;
+            }
+            if (write(pfd[1], t, sizeof(t)) != sizeof(t) || write(pfd[1], &found, sizeof(found)) < 0)
+                _exit(1);
+            _exit(0);
+        }
+        double t[2] = { -1, -1 };
+        if (read(pfd[0], t, sizeof(t)) != sizeof(t) || read(pfd[0], &found, sizeof(found)) < 0)
+            t[0] = t[1] = -1;
+        close(pfd[0]);
+        close(pfd[1]);
+        waitpid(pid, NULL, 0);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0 || t[0] < 0) {
+            printf("# scan_ms skipped: the scan failed\n");
+            return;
+        }
+        cold[r] = t[0], warm[r] = t[1];
+    }
+    printf("# giso_scan of this process: %d findings (medians of %d)\n", found, R);
+    printf("BENCH scan_cold_ms %.2f ms\n", median(cold, R));
+    printf("BENCH scan_cached_ms %.3f ms\n", median(warm, R));
+}
+
 /* The process-level figures, on a registry of this run's own. */
 static void bench_processes(const char *graft)
 {
@@ -361,6 +411,7 @@ static void bench_processes(const char *graft)
         setenv("GRAFT_REGISTRY", reg, 1);
     bench_exec(graft);
     bench_cli(graft);
+    bench_scan();
     if (own)
         shm_unlink(reg);
 }
