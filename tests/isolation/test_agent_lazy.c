@@ -137,6 +137,7 @@ int main(int argc, char **argv)
     CHECK(g_calls == before + 100, "the hooked function still runs");
 
     gagent_stop(a);
+    greg_remove_all(reg);           /* the program's shared memory too */
     greg_close(reg);
     shm_unlink(regname);
     printf("AGENT-LAZY: %d passed, %d failed\n", g_pass, g_fail);
