@@ -5,7 +5,10 @@
  *   concealed_entry_delta_ns: ns per loop iteration with a GRAFT_ENTRY() in
  *   the body minus without, the two loops interleaved over many rounds,
  *   medians of each. A concealed entry is a 5-byte NOP, so this is ~0.
- *   gate_overhead_ns: giso_enter() + giso_leave() (two WRPKRU), per pair.
+ *   wrpkru_pair_ns, gate_overhead_ns: the PKRU floor and one emitted gate
+ *   pair (bench/common/iso_gates.c), as in bench-hooks and bench-syscalls;
+ *   c_gate_pair_ns: giso_enter() + giso_leave() (the C gates host code uses
+ *   around keyed metadata), per pair.
  */
 #include <graft/eim.h>
 #include <stdint.h>
@@ -14,6 +17,7 @@
 #include <time.h>
 
 #ifdef GRAFT_BENCH_HAVE_ISOLATION
+#include "iso_gates.h"
 #include "isolation/isolation.h"
 #endif
 
@@ -83,12 +87,10 @@ static void bench_concealed(void)
 
 static void bench_gate(void)
 {
-    /* ---- gate_overhead_ns: provided by the isolation layer's gates ---- */
 #ifdef GRAFT_BENCH_HAVE_ISOLATION
-    struct graft_err err = { 0 };
-    struct giso_opts o = { .sz = sizeof(o) };
-    if (giso_init(&o, &err) || !giso_enabled()) {
-        fprintf(stderr, "eim: gate_overhead_ns not measured: %s %s\n", giso_status(), err.msg);
+    bench_iso_gates(200000, ROUNDS);
+    if (!giso_enabled()) {
+        printf("# c_gate_pair_ns not measured: no PKU (%s)\n", giso_status());
         return;
     }
     enum { N = 200000 };
@@ -101,9 +103,10 @@ static void bench_gate(void)
         }
         v[r] = (now_ns() - t0) / N;
     }
-    printf("BENCH gate_overhead_ns %.2f ns\n", median(v, ROUNDS));
+    printf("BENCH c_gate_pair_ns %.2f ns\n", median(v, ROUNDS));
 #else
-    fprintf(stderr, "eim: gate_overhead_ns not measured: graft was built without src/isolation\n");
+    printf("# wrpkru_pair_ns, gate_overhead_ns not measured: graft was built without "
+           "src/isolation\n");
 #endif
 }
 

@@ -6,8 +6,11 @@
  * uprobe PMU (perf_event_open + PERF_EVENT_IOC_SET_BPF).
  *
  * With the path of the graft CLI as argument it also times, in ms, what
- * `graft start -- /bin/true` adds to a plain /bin/true (start_overhead_ms)
- * and how long `graft attach PID` takes on a sleeping process (attach_ms).
+ * `graft start -- /bin/true` adds to a plain /bin/true (start_overhead_ms),
+ * what the preloaded agent adds to a fork+exec of /bin/true
+ * (exec_overhead_ms) and how long `graft attach PID` takes on a sleeping
+ * process (attach_ms), on a registry of its own (`--processes GRAFT`: only
+ * these).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,12 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "iso_gates.h"
+#include "isolation/isolation.h"
 #include "vm/vm.h"
 
 __attribute__((noinline)) long bench_target(long x)
@@ -43,7 +49,15 @@ __attribute__((noinline)) long bench_other(long x)
     __asm__ volatile("");
     return x + 3;
 }
+/* bench_target's twin for the gated rows: a site keeps the variant it was
+ * first built with, so gated and ungated hooks need functions of their own. */
+__attribute__((noinline)) long bench_target_iso(long x)
+{
+    __asm__ volatile("");
+    return x + 1;
+}
 static long (*volatile target_p)(long) = bench_target;
+static long (*volatile target_iso_p)(long) = bench_target_iso;
 static long (*volatile unused_p)(long) = bench_unused;
 
 int bench_kernel_prog_load(const void *insns, int n);   /* bench_kernel.c */
@@ -156,16 +170,27 @@ static int kernel_uprobe(int prog_fd, int ret, const char **why)
 }
 
 enum { C_NOHOOK, C_UPROBE, C_URET, C_BOTH, C_OVERRIDE, C_UNUSED_BASE, C_UNUSED_HOOKED,
-       C_UPROBE_FP, C_URET_FP, C_KUPROBE, C_KURET, C_N };
+       C_UPROBE_FP, C_URET_FP, C_UPROBE_ISO, C_URET_ISO, C_KUPROBE, C_KURET, C_N };
 static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "uprobe_uretprobe_ns",
                                   "override_ns", NULL, NULL, "uprobe_fpsave_ns",
-                                  "uretprobe_fpsave_ns", "kernel_uprobe_ns",
-                                  "kernel_uretprobe_ns" };
+                                  "uretprobe_fpsave_ns", "uprobe_iso_ns", "uretprobe_iso_ns",
+                                  "kernel_uprobe_ns", "kernel_uretprobe_ns" };
 
 /* The program calls no helpers, so (as the runtime does for such programs)
  * it is attached with handler_preserves_fp; the *_fpsave rows attach it
  * without, as for a program that calls helpers. */
 static int g_save_fp;
+
+/* The gated rows hook with isolation as the agent sets it up by default:
+ * gates and extension stacks. */
+static void set_iso(int on)
+{
+    struct graft_err err = { 0 };
+    if (gattach_set_isolation(on, &err) < 0 || (on && gattach_set_ext_stacks(1, &err) < 0)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+}
 
 static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
 {
@@ -214,9 +239,77 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+/* The agent library next to the CLI (../lib), as `graft start` finds it. */
+static int agent_lib(const char *graft, char *buf, size_t len)
+{
+    char dir[2048];
+    snprintf(dir, sizeof(dir), "%s", graft);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    snprintf(buf, len, "%s/../lib/libgraft-agent.so", dir);
+    return access(buf, R_OK);
+}
+
+/* Wall time of fork+exec+wait of argv with environment envp, in ms. */
+static double run_env_ms(char *const argv[], char *const envp[])
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    double t0 = now_ns();
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    double ms = (now_ns() - t0) / 1e6;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+/* What the agent adds to every program started under it (children of a
+ * `graft start`ed process inherit the preload): fork+exec of /bin/true with
+ * LD_PRELOAD of the agent minus without, no extension loaded. Pairs
+ * interleaved (which goes first alternates), medians of each. */
+static void bench_exec(const char *graft)
+{
+    enum { R = 201 };
+    char lib[4096], preload[4200], regvar[128];
+    if (agent_lib(graft, lib, sizeof(lib)) < 0) {
+        printf("# exec_overhead_ms skipped: no agent library next to %s\n", graft);
+        return;
+    }
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+    snprintf(regvar, sizeof(regvar), "GRAFT_REGISTRY=%s", getenv("GRAFT_REGISTRY"));
+    char *true_argv[] = { "/bin/true", NULL };
+    char *plain_env[] = { "PATH=/usr/bin:/bin", regvar, NULL };
+    char *agent_env[] = { "PATH=/usr/bin:/bin", regvar, preload, NULL };
+    static double plain[R], agent[R];
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < 2; k++) {
+            int with = (r + k) & 1;
+            double ms = run_env_ms(true_argv, with ? agent_env : plain_env);
+            if (ms < 0) {
+                printf("# exec_overhead_ms skipped: /bin/true under the agent failed\n");
+                return;
+            }
+            (with ? agent : plain)[r] = ms;
+        }
+    }
+    double mp = median(plain, R), ma = median(agent, R);
+    printf("# fork+exec /bin/true %.3f ms, with the agent preloaded %.3f ms (medians of %d, "
+           "interleaved)\n", mp, ma, R);
+    printf("BENCH exec_overhead_ms %.3f ms\n", ma - mp);
+}
+
 static void bench_cli(const char *graft)
 {
-    enum { R = 11, RA = 7 };
+    enum { R = 21, RA = 11 };
     char *true_argv[] = { "/bin/true", NULL };
     char *start_argv[] = { (char *)graft, "start", "--", "/bin/true", NULL };
     char *help_argv[] = { (char *)graft, "attach", "--help", NULL };
@@ -258,9 +351,80 @@ static void bench_cli(const char *graft)
     printf("BENCH attach_ms %.2f ms\n", median(att, RA));
 }
 
+/* What the first extension in a process pays for the scan: giso_scan() of
+ * this process with an empty per-file cache (a fresh directory each time)
+ * and from the cache, 7 rounds each, medians. */
+static void bench_scan(void)
+{
+    enum { R = 7 };
+    double cold[R], warm[R];
+    int found = 0;
+    for (int r = 0; r < R; r++) {
+        char dir[] = "/tmp/graft-bench-scan.XXXXXX";
+        if (!mkdtemp(dir)) {
+            printf("# scan_ms skipped: mkdtemp failed\n");
+            return;
+        }
+        /* the cache directory is read once per process: a child per round */
+        int pfd[2];
+        if (pipe(pfd) != 0)
+            return;
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("GRAFT_SCAN_CACHE", dir, 1);
+            double t[2];
+            for (int k = 0; k < 2; k++) {
+                double t0 = now_ns();
+                found = giso_scan(NULL, NULL, NULL);
+                t[k] = (now_ns() - t0) / 1e6;
+            }
+            if (write(pfd[1], t, sizeof(t)) != sizeof(t) || write(pfd[1], &found, sizeof(found)) < 0)
+                _exit(1);
+            _exit(0);
+        }
+        double t[2] = { -1, -1 };
+        if (read(pfd[0], t, sizeof(t)) != sizeof(t) || read(pfd[0], &found, sizeof(found)) < 0)
+            t[0] = t[1] = -1;
+        close(pfd[0]);
+        close(pfd[1]);
+        waitpid(pid, NULL, 0);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0 || t[0] < 0) {
+            printf("# scan_ms skipped: the scan failed\n");
+            return;
+        }
+        cold[r] = t[0], warm[r] = t[1];
+    }
+    printf("# giso_scan of this process: %d findings (medians of %d)\n", found, R);
+    printf("BENCH scan_cold_ms %.2f ms\n", median(cold, R));
+    printf("BENCH scan_cached_ms %.3f ms\n", median(warm, R));
+}
+
+/* The process-level figures, on a registry of this run's own. */
+static void bench_processes(const char *graft)
+{
+    char reg[64];
+    int own = !getenv("GRAFT_REGISTRY");
+    snprintf(reg, sizeof(reg), "/graft.bench.%d", (int)getpid());
+    if (own)
+        setenv("GRAFT_REGISTRY", reg, 1);
+    bench_exec(graft);
+    bench_cli(graft);
+    bench_scan();
+    if (own)
+        shm_unlink(reg);
+}
+
 int main(int argc, char **argv)
 {
     struct graft_err err = { 0 };
+    if (argc > 2 && strcmp(argv[1], "--processes") == 0) {   /* only those */
+        bench_processes(argv[2]);
+        return 0;
+    }
+    bench_init_start();
+    int quick = bench_quick();
     struct gvm_prog *prog = NULL;
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_JIT };
     if (gvm_prog_create(g_prog, 4, &o, &prog, &err) < 0 || !gvm_prog_native(prog)) {
@@ -269,16 +433,18 @@ int main(int argc, char **argv)
     }
     ghook_handler fn = (ghook_handler)gvm_prog_native(prog);
 
-    const char *kwhy = NULL;
-    int kprog = bench_kernel_prog_load(g_prog, 4);
-    if (kprog < 0)
+    const char *kwhy = quick ? "quick run" : NULL;
+    int kprog = quick ? -1 : bench_kernel_prog_load(g_prog, 4);
+    if (kprog < 0 && !kwhy)
         kwhy = "bpf_prog_load(KPROBE) failed (need root / CAP_BPF)";
+    int have_iso = bench_iso_on("uprobe_iso_ns, uretprobe_iso_ns");
 
     enum { ROUNDS = 7 };
-    const long N = 2000000, NK = 20000;
+    const int rounds = quick ? 3 : ROUNDS;
+    const long N = quick ? 20000 : 2000000, NK = 20000;
     double res[C_N][ROUNDS];
     int have_k = kprog >= 0;
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < rounds; r++) {
         for (int c = 0; c < C_N; c++) {
             struct ghook *h1 = NULL, *h2 = NULL;
             int kfd = -1;
@@ -299,6 +465,18 @@ int main(int argc, char **argv)
             case C_UNUSED_HOOKED:
                 fp = &unused_p;
                 h1 = hook((void *)bench_other, GHOOK_ENTRY, fn);
+                break;
+            case C_UPROBE_ISO:
+            case C_URET_ISO:
+                if (!have_iso) {
+                    res[c][r] = 0;
+                    continue;
+                }
+                set_iso(1);
+                fp = &target_iso_p;
+                h1 = hook((void *)bench_target_iso, c == C_URET_ISO ? GHOOK_RETURN : GHOOK_ENTRY,
+                          fn);
+                set_iso(0);
                 break;
             case C_KUPROBE:
             case C_KURET:
@@ -325,8 +503,8 @@ int main(int argc, char **argv)
     }
     double med[C_N];
     for (int c = 0; c < C_N; c++) {
-        qsort(res[c], ROUNDS, sizeof(double), cmp_d);
-        med[c] = res[c][ROUNDS / 2];
+        qsort(res[c], (size_t)rounds, sizeof(double), cmp_d);
+        med[c] = res[c][rounds / 2];
     }
     printf("# handler: 4-insn eBPF program, graft JIT (%zu bytes of x86)\n",
            gvm_prog_code_size(prog));
@@ -337,13 +515,20 @@ int main(int argc, char **argv)
             printf("# %s skipped: %s\n", names[c], kwhy ? kwhy : "unavailable");
             continue;
         }
+        if ((c == C_UPROBE_ISO || c == C_URET_ISO) && !have_iso)
+            continue;
         printf("BENCH %s %.1f ns\n", names[c], med[c]);
     }
     printf("BENCH unused_entry_delta_ns %.2f ns\n", med[C_UNUSED_HOOKED] - med[C_UNUSED_BASE]);
+    if (have_iso)
+        printf("# isolation adds per hit: uprobe %.1f ns, uretprobe %.1f ns (gates and "
+               "extension stack)\n", med[C_UPROBE_ISO] - med[C_UPROBE], med[C_URET_ISO] - med[C_URET]);
+    bench_iso_gates(quick ? 2000 : 200000, quick ? 3 : 11);
     gvm_prog_free(prog);
     if (argc > 1)
-        bench_cli(argv[1]);
+        bench_processes(argv[1]);
     else
-        printf("# start_overhead_ms, attach_ms skipped: no graft CLI path given\n");
+        printf("# start_overhead_ms, exec_overhead_ms, attach_ms skipped: no graft CLI path given\n");
+    bench_init_done();
     return 0;
 }

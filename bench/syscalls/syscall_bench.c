@@ -32,6 +32,12 @@
  *                                    bpf_get_current_pid_tgid filters, hash
  *                                    map lookup, atomic add (update with
  *                                    BPF_NOEXIST the first time)
+ *   syscall_iso_added_ns             the 4-instruction program with isolation
+ *                                    on as the agent sets it up (gates and
+ *                                    extension stacks; the general path),
+ *                                    when the CPU has PKU; then also the
+ *                                    PKRU floor (wrpkru_pair_ns) and the gate
+ *                                    pair (gate_overhead_ns) of this run
  *   kernel_tp_added_ns               kernel raw_syscalls:sys_enter, the
  *                                    4-instruction program
  *   kernel_tp_helpers_added_ns       kernel, the syscount-like program
@@ -53,12 +59,14 @@
 
 #include "attach/attach.h"
 #include "helpers/helpers.h"
+#include "iso_gates.h"
+#include "isolation/isolation.h"
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
 
 #define ROUNDS 31
-#define CALLS 20000
+static int CALLS = 20000;
 
 long bench_getpid(void);
 __asm__(".text\n.globl bench_getpid\n.type bench_getpid,@function\n"
@@ -276,6 +284,7 @@ static double kernel_round(int kfd, getpid_fn plain, int *warned)
 int main(int argc, char **argv)
 {
     (void)argc;
+    bench_init_start();
     if (!getenv("GRAFT_AGENT_OFF")) {
         /* the agent's constructor must not start a registry thread here */
         setenv("GRAFT_AGENT_OFF", "1", 1);
@@ -283,6 +292,9 @@ int main(int argc, char **argv)
         perror("re-exec with GRAFT_AGENT_OFF=1");
         return 1;
     }
+    int quick = bench_quick(), rounds = quick ? 3 : ROUNDS;
+    if (quick)
+        CALLS = 200;
     /* the anonymous, never-rewritten copy */
     void *anon = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memcpy(anon, (void *)bench_getpid, 8);
@@ -308,7 +320,9 @@ int main(int argc, char **argv)
     set_map(0, (uint64_t)(uintptr_t)map);   /* the loader's resolution: the handle itself */
     gvm_native_fn fn_sc = jit(syscount, SC_LEN, &p_sc);
 
-    int kfd = kernel_prog(trivial, 4), kfd_sc = -1, kmap = kernel_hash_map();
+    int have_iso = bench_iso_on("syscall_iso_added_ns");
+    int kfd = quick ? -EPERM : kernel_prog(trivial, 4), kfd_sc = -1,
+        kmap = quick ? -EPERM : kernel_hash_map();
     if (kfd < 0)
         fprintf(stderr, "kernel tracepoint skipped: BPF_PROG_LOAD: %s\n", strerror(-kfd));
     if (kmap >= 0) {
@@ -327,17 +341,17 @@ int main(int argc, char **argv)
     }
     if (strcmp(gsys_method(), "zpoline") != 0)
         fprintf(stderr, "note: syscall hooks use %s\n", gsys_method());
-    enum { NOPROG, FAST, TP, DISPATCH, HELPERS, KTP, KTP_HELPERS, NV };
+    enum { NOPROG, FAST, TP, DISPATCH, HELPERS, ISO, KTP, KTP_HELPERS, NV };
     static const char *names[NV] = {
         "syscall_hook_noprog_added_ns", "syscall_hook_added_ns", "syscall_hook_tp_added_ns",
         "syscall_hook_dispatch_added_ns", "syscall_hook_helpers_added_ns",
-        "kernel_tp_added_ns", "kernel_tp_helpers_added_ns"};
+        "syscall_iso_added_ns", "kernel_tp_added_ns", "kernel_tp_helpers_added_ns"};
     double base[ROUNDS], d[NV][ROUNDS];
     int n[NV] = {0}, warned = 0;
     long graft_calls = 0, kernel_calls = 0;
     struct gsys_attach_opts fast = {.sz = sizeof(fast), .handler_preserves_fp = 1};
     struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_preserves_fp = 0};
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < rounds; r++) {
         struct gsys_link *l;
         base[r] = per_call(plain);
         d[NOPROG][n[NOPROG]++] = per_call(bench_getpid) - base[r];
@@ -355,6 +369,17 @@ int main(int argc, char **argv)
         d[HELPERS][n[HELPERS]++] = per_call(bench_getpid) - base[r];
         gsys_detach(l);
         graft_calls += CALLS;
+        if (have_iso) {
+            /* isolation as the agent sets it up: gates and extension stacks */
+            if (gattach_set_isolation(1, &err) < 0 || gattach_set_ext_stacks(1, &err) < 0 ||
+                gsys_attach(GSYS_RAW_ENTER, SYS_getpid, fn, 0, &l, &err) < 0) {
+                fprintf(stderr, "isolated syscall hook: %s\n", err.msg);
+                return 1;
+            }
+            d[ISO][n[ISO]++] = per_call(bench_getpid) - base[r];
+            gsys_detach(l);
+            gattach_set_isolation(0, &err);
+        }
         double v;
         if (kfd >= 0 && (v = kernel_round(kfd, plain, &warned)) >= 0)
             d[KTP][n[KTP]++] = v - base[r];
@@ -363,11 +388,18 @@ int main(int argc, char **argv)
             kernel_calls += CALLS;
         }
     }
-    printf("BENCH syscall_nohook_ns %.1f ns\n", median(base, ROUNDS));
+    printf("BENCH syscall_nohook_ns %.1f ns\n", median(base, rounds));
+    double med[NV];
     for (int v = 0; v < NV; v++)
-        if (n[v])
-            printf("BENCH %s %.1f ns\n", names[v], median(d[v], n[v]));
+        if (n[v]) {
+            med[v] = median(d[v], n[v]);
+            printf("BENCH %s %.1f ns\n", names[v], med[v]);
+        }
+    if (n[ISO])
+        printf("# isolation adds %.1f ns to a syscall program on the general path\n",
+               med[ISO] - med[DISPATCH]);
     gsys_uninstall();
+    bench_iso_gates(quick ? 2000 : 200000, quick ? 3 : 11);
 
     int bad = 0;
     uint32_t key = SYS_getpid;
@@ -390,5 +422,6 @@ int main(int argc, char **argv)
     gmap_close(map);
     gvm_prog_free(p_triv);
     gvm_prog_free(p_sc);
+    bench_init_done();
     return bad;
 }

@@ -348,6 +348,30 @@ static uint64_t eval_arg(const struct entry_arg *a, const struct graft_pt_regs *
 
 /* ---- running handlers ------------------------------------------------------ */
 
+/* A site's handlers, each with a fresh run state; with isolation one loop
+ * behind one gate pair on the extension stack. We may run inside a function
+ * hook's handler (a host function the extension called): its run state is
+ * left as it was. */
+struct entry_run {
+    struct ghelper_run *rs;
+    const struct entry_handlers *hs;
+    uint64_t *args, len, func_ip;
+};
+
+static uint64_t entry_handlers_run(void *arg, uint64_t unused)
+{
+    struct entry_run *r = arg;
+    struct ghelper_run saved = *r->rs;
+    (void)unused;
+    for (uint32_t i = 0; i < r->hs->n; i++) {
+        *r->rs = (struct ghelper_run){ .ctx = r->args, .func_ip = r->func_ip,
+                                       .cookie = r->hs->h[i].cookie };
+        r->hs->h[i].fn(r->args, r->len);
+    }
+    *r->rs = saved;
+    return 0;
+}
+
 GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *site)
 {
     if (t_busy) {
@@ -362,23 +386,12 @@ GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *sit
         for (uint32_t i = 0; i < site->n_args; i++)
             args[i] = eval_arg(&site->args[i], regs);
         regs->ip = site->addr;
-        /* We may run inside a function hook's handler (a host function the
-         * extension called): leave its run state as it was. */
-        struct ghelper_run *rs = gattach_run_state();
-        struct ghelper_run saved;
-        grs_open();
-        saved = *rs;
-        grs_close();
-        for (uint32_t i = 0; i < hs->n; i++) {
-            int overridden;
-            uint64_t v;
-            grs_fill(rs, args, NULL, site->addr, 0, 0);
-            grs_run(rs, hs->h[i].fn, hs->h[i].cookie, args, (uint64_t)site->n_args * 8,
-                    &overridden, &v);
-        }
-        grs_open();
-        *rs = saved;
-        grs_close();
+        struct entry_run r = { .rs = gattach_run_state(), .hs = hs, .args = args,
+                               .len = (uint64_t)site->n_args * 8, .func_ip = site->addr };
+        if (__builtin_expect(g_attach_iso, 0))
+            gattach_call_ext(entry_handlers_run, &r, 0);   /* one gate pair for all */
+        else
+            entry_handlers_run(&r, 0);
     }
     atomic_fetch_sub(site->inflight, 1);
     t_busy = 0;

@@ -325,6 +325,71 @@ struct ghelper_run *gattach_run_state(void)
     return t ? t->rs : ghelper_run_state();
 }
 
+/* The handlers of one hit on a C path, in order, with the run state filled
+ * for them: for isolation, one loop behind one gate pair on the extension
+ * stack (gattach_call_ext), however many handlers share the site - not a C
+ * gate pair around each fill and read of the keyed run state and a call
+ * gate per handler. The struct lives on the host stack (key 0, which
+ * extension-side code may use). */
+struct hit_run {
+    struct ghelper_run *rs;
+    const struct ghandlers *hs;
+    struct graft_pt_regs *regs;
+    uint64_t func_ip;
+    int at_return;
+    int skip;                       /* entry: an override or replace decided */
+    uint64_t value;                 /* ... the return value */
+};
+
+/* Run one handler with its cookie; 1 if it called bpf_override_return. */
+static int hit_call(struct hit_run *h, const struct gslot *s, uint64_t *ret)
+{
+    h->rs->cookie = s->cookie;
+    *ret = s->fn(h->regs, sizeof(*h->regs));
+    return h->rs->override_set;
+}
+
+static uint64_t hit_entry(void *arg, uint64_t unused)
+{
+    struct hit_run *h = arg;
+    const struct ghandlers *hs = h->hs;
+    uint64_t r;
+    (void)unused;
+    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip };
+    for (uint32_t i = 0; i < hs->n_entry; i++)
+        if (hit_call(h, &hs->entry[i], &r) && hs->entry[i].kind == GHOOK_OVERRIDE) {
+            h->skip = 1;
+            h->value = h->rs->override_value;
+            return 0;
+        }
+    if (hs->has_replace) {
+        hit_call(h, &hs->replace, &r);
+        h->skip = 1;
+        h->value = r;
+    }
+    return 0;
+}
+
+static uint64_t hit_return(void *arg, uint64_t unused)
+{
+    struct hit_run *h = arg;
+    uint64_t r;
+    (void)unused;
+    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip,
+                                   .at_return = 1 };
+    for (uint32_t i = 0; i < h->hs->n_ret; i++)
+        hit_call(h, &h->hs->ret[i], &r);
+    return 0;
+}
+
+static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64_t))
+{
+    if (__builtin_expect(g_attach_iso, 0))
+        gattach_call_ext(fn, h, 0);
+    else
+        fn(h, 0);
+}
+
 uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
 {
     struct gthread *t = t_self;
@@ -345,24 +410,10 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs) {
-        struct ghelper_run *rs = t->rs;
-        int skip = 0, overridden;
-        uint64_t value = 0, v;
-        grs_fill(rs, regs, regs, site->addr, 0, 0);
-        for (uint32_t i = 0; i < hs->n_entry; i++) {
-            const struct gslot *s = &hs->entry[i];
-            grs_run(rs, s->fn, s->cookie, regs, sizeof(*regs), &overridden, &v);
-            if (s->kind == GHOOK_OVERRIDE && overridden) {
-                skip = 1;
-                value = v;
-                break;
-            }
-        }
-        if (!skip && hs->has_replace) {
-            value = grs_run(rs, hs->replace.fn, hs->replace.cookie, regs, sizeof(*regs),
-                            &overridden, &v);
-            skip = 1;
-        }
+        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr };
+        run_handlers(&h, hit_entry);
+        int skip = h.skip;
+        uint64_t value = h.value;
         if (skip) {
             regs->ax = value;
             cont = (uint64_t)graft_tramp_skip;
@@ -458,11 +509,9 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs && hs->n_ret) {
-        int overridden;
-        uint64_t v;
-        grs_fill(t->rs, regs, regs, site->addr, 0, 1);
-        for (uint32_t i = 0; i < hs->n_ret; i++)
-            grs_run(t->rs, hs->ret[i].fn, hs->ret[i].cookie, regs, sizeof(*regs), &overridden, &v);
+        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr,
+                             .at_return = 1 };
+        run_handlers(&h, hit_return);
     }
     rcu_read_end(t);
     return ret;

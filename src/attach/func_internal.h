@@ -226,57 +226,11 @@ void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
  * syscall dispatcher. Only with isolation on. */
 uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
                           uint64_t len) GHIDDEN;
-/* Call one handler from C: between gates (and on the extension stack) when
- * isolation is on. */
-static inline uint64_t gcall_handler(ghook_handler fn, void *ctx, uint64_t len)
-{
-    if (__builtin_expect(g_attach_iso, 0))
-        return gattach_call_ext(fn, ctx, len);
-    return fn(ctx, len);
-}
-
-/* The run state (struct ghelper_run) of a thread that hooks ran on is
- * under the extension key when isolation is on (gthread.rs_keyed), so C
- * code fills and reads it between C gates: grs_open/grs_close (no-ops when
- * off). The templates fill it after their entry gate. */
-static inline void grs_open(void)
-{
-    if (__builtin_expect(g_attach_iso, 0))
-        giso_enter();
-}
-
-static inline void grs_close(void)
-{
-    if (__builtin_expect(g_attach_iso, 0))
-        giso_leave();
-}
-
-/* A probe's run state: everything cleared but what it is given. */
-static inline void grs_fill(struct ghelper_run *rs, void *ctx, const struct graft_pt_regs *regs,
-                            uint64_t func_ip, uint32_t nargs, int at_return)
-{
-    grs_open();
-    *rs = (struct ghelper_run){ .ctx = ctx, .regs = regs, .func_ip = func_ip,
-                                .func_nargs = nargs, .at_return = at_return };
-    grs_close();
-}
-
-/* Run one handler with its cookie in the run state; returns its result,
- * and in *overridden whether it called bpf_override_return (the value in
- * *value). */
-static inline uint64_t grs_run(struct ghelper_run *rs, ghook_handler fn, uint64_t cookie,
-                               void *ctx, uint64_t len, int *overridden, uint64_t *value)
-{
-    grs_open();
-    rs->cookie = cookie;
-    grs_close();
-    uint64_t r = gcall_handler(fn, ctx, len);
-    grs_open();
-    *overridden = rs->override_set;
-    *value = rs->override_value;
-    grs_close();
-    return r;
-}
+/* The C paths (func_hook.c, entry_site.c, syscall_dispatch.c) run a hit's
+ * handlers as one loop: directly when isolation is off, else through one
+ * gattach_call_ext() - one gate pair, on the extension stack - inside which
+ * the keyed run state (struct ghelper_run, gthread.rs) is filled and read
+ * without further gates. */
 
 /* This thread's run state for a C path: its gthread's (registering the
  * thread if needed, so with isolation on it is the keyed one). */

@@ -317,33 +317,64 @@ static void fill_regs(struct graft_pt_regs *r, const struct gsys_frame *f,
     r->ax = ax;
 }
 
+/* One list run behind a single gate pair (isolation on): the run state is
+ * keyed and the programs run on the extension stack, so the whole loop -
+ * filling the state, calling each live program, reading its override -
+ * runs as extension-side code, called once through gattach_call_ext. One
+ * entry and one exit gate per list, however many programs are on it (not
+ * four C gate pairs per program). The struct is on the host stack (key 0,
+ * which extensions may use). */
+struct list_run {
+    struct gsys_link *l;
+    void *ctx;
+    uint64_t len;
+    const struct graft_pt_regs *regs;
+    struct ghelper_run *rs;
+    int at_return, hit;
+    uint64_t override;
+};
+
+static uint64_t run_list_inside(void *arg, uint64_t unused)
+{
+    struct list_run *a = arg;
+    (void)unused;
+    for (struct gsys_link *l = a->l; l; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
+        if (atomic_load_explicit(&l->dead, memory_order_relaxed))
+            continue;
+        *a->rs = (struct ghelper_run){ .ctx = a->ctx, .cookie = l->cookie, .regs = a->regs,
+                                       .func_nargs = 6, .at_return = a->at_return };
+        l->fn(a->ctx, a->len);
+        if (a->rs->override_set && !(a->hit && !a->at_return)) {
+            a->override = a->rs->override_value;
+            a->hit = 1;
+        }
+    }
+    return 0;
+}
+
 /* Run one list; returns 1 if a program called bpf_override_return. */
 static int run_list(struct gsys_link *l, void *ctx, uint64_t len,
                     const struct graft_pt_regs *regs, int at_return,
                     uint64_t *override)
 {
+    if (__builtin_expect(sys_iso, 0)) {
+        struct list_run a = { .l = l, .ctx = ctx, .len = len, .regs = regs,
+                              .rs = gattach_run_state(), .at_return = at_return };
+        gattach_call_ext(run_list_inside, &a, 0);
+        if (a.hit)
+            *override = a.override;
+        return a.hit;
+    }
     int hit = 0;
     for (; l; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
         if (atomic_load_explicit(&l->dead, memory_order_relaxed))
             continue;
-        int overridden;
-        uint64_t value;
-        if (__builtin_expect(sys_iso, 0)) {
-            /* the run state is keyed: filled and read between gates; the
-             * program runs behind the entry gate, on the extension stack */
-            struct ghelper_run *rs = gattach_run_state();
-            grs_fill(rs, ctx, regs, 0, 6, at_return);
-            grs_run(rs, l->fn, l->cookie, ctx, len, &overridden, &value);
-        } else {
-            struct ghelper_run *st = &ghelper_run_tls;    /* initial-exec: no call */
-            *st = (struct ghelper_run){ .ctx = ctx, .cookie = l->cookie, .regs = regs,
-                                        .func_nargs = 6, .at_return = at_return };
-            l->fn(ctx, len);
-            overridden = st->override_set;
-            value = st->override_value;
-        }
-        if (overridden && !(hit && !at_return)) {
-            *override = value;
+        struct ghelper_run *st = &ghelper_run_tls;    /* initial-exec: no call */
+        *st = (struct ghelper_run){ .ctx = ctx, .cookie = l->cookie, .regs = regs,
+                                    .func_nargs = 6, .at_return = at_return };
+        l->fn(ctx, len);
+        if (st->override_set && !(hit && !at_return)) {
+            *override = st->override_value;
             hit = 1;
         }
     }

@@ -43,6 +43,15 @@ struct giso_opts {
  * opts may be NULL. Returns 0, or -ENOTSUP (require and off) / -errno. */
 int giso_init(const struct giso_opts *opts, struct graft_err *err);
 
+/* Could giso_init() (without force_off) turn isolation on here? 1 when the
+ * CPU and OS have PKU and GRAFT_ISOLATION is unset or names an "on" mode; 0
+ * when giso_init() would decide off or fail on the variable. Allocates
+ * nothing (cpuid and getenv only), so a caller can defer giso_init() - the
+ * key, the gate page - until there is extension state to protect, and still
+ * call giso_init() at once when the answer is "off" to get its status and
+ * its require_isolation refusal. After giso_init(): giso_enabled(). */
+int giso_available(void);
+
 int giso_enabled(void);            /* 1 when the extension key is in use */
 int giso_pkey(void);               /* the extension key, or -1 when off */
 /* "isolation: on (pkey N)", "isolation: off (CPU has no PKU)", ... Before
@@ -191,6 +200,21 @@ enum giso_insn {
     GISO_INSN_XRSTORS = 3,     /* 0f c7 /3: likewise, supervisor form */
 };
 
+/* What a finding can do, from the instructions around it (scan_find.c;
+ * the policy is in docs/isolation.md, "Stray WRPKRU/XRSTOR"). */
+enum giso_class {
+    GISO_CLASS_OPEN = 0,       /* on an instruction boundary, value not fixed */
+    GISO_CLASS_UNALIGNED,      /* inside another instruction: only a jump into
+                                  the middle of code executes it */
+    GISO_CLASS_CHECKED,        /* wrpkru; cmp eax, imm; je/jne: writes value or traps */
+    GISO_CLASS_FIXED,          /* mov eax, imm; wrpkru: its own path writes value */
+    GISO_CLASS_RMW,            /* rdpkru ... wrpkru (glibc pkey_set): changes the
+                                  key bits its caller names */
+    GISO_CLASS_MASKED,         /* xrstor(s) after mov eax, imm without bit 9:
+                                  its own path leaves PKRU alone */
+};
+const char *giso_class_name(enum giso_class c);
+
 struct giso_finding {
     uintptr_t addr;            /* run-time address of the instruction */
     enum giso_insn insn;
@@ -200,28 +224,51 @@ struct giso_finding {
     const char *symbol;        /* enclosing ELF symbol, or NULL */
     uint64_t symbol_off;       /* addr - symbol start */
     int special;               /* 1 for [vdso] and other kernel-provided maps */
+    int aligned;               /* on an instruction boundary of the decode */
+    enum giso_class cls;
+    int has_value;             /* value is known: */
+    uint32_t value;            /* the PKRU a checked/fixed wrpkru writes, or
+                                  the xrstor's eax (requested features) */
 };
 typedef void (*giso_report_fn)(const struct giso_finding *f, void *arg);
 
+/* Could the host's own control flow use f to open the extension key?
+ * (Classes open, and checked/fixed with a value that leaves the key's
+ * access-disable bit clear; rmw only if the host passes graft's key to
+ * pkey_set, which it never allocated - counted apart, not here.) */
+int giso_finding_usable(const struct giso_finding *f);
+
 /* Scan every readable executable mapping of this process (/proc/self/maps)
- * for WRPKRU, XRSTOR(64) and XRSTORS(64) on real instruction boundaries:
- * Zydis decodes linearly from each ELF function symbol (.symtab, else
- * .dynsym) and from the start of mappings without symbols, so byte patterns
- * inside other instructions do not count. Findings inside registered gate
- * ranges are skipped. report (may be NULL) is called per finding; the strings
- * in it live only during the call. Returns the number of findings or -errno. */
+ * for WRPKRU, XRSTOR(64) and XRSTORS(64): every occurrence of their byte
+ * patterns, on instruction boundaries or not (aligned says which: Zydis
+ * decodes linearly from each ELF function symbol (.symtab, else .dynsym)
+ * and from the start of mappings without symbols), also across two
+ * adjacent executable mappings; each classified (enum giso_class). The
+ * bytes are read through /proc/self/mem. Results of file-backed mappings are
+ * cached per file identity and range (scan_cache.c, GRAFT_SCAN_CACHE) and
+ * reused for every page that still holds the file's bytes (pagemap); pages
+ * written since (patched code) are scanned again. Findings inside
+ * registered gate ranges are skipped. report (may be NULL) is called per
+ * finding; the strings in it live only during the call. Returns the number
+ * of findings or -errno. */
 int giso_scan(giso_report_fn report, void *arg, struct graft_err *err);
 
+/* The same for the executable mappings that appeared (or changed) since
+ * the last giso_scan()/giso_scan_new() of this process - e.g. a dlopen. */
+int giso_scan_new(giso_report_fn report, void *arg, struct graft_err *err);
+
 /* The one-line load-time report: giso_status(), and when on the result of
- * a giso_scan() of the whole process, e.g.
- *   "isolation: on (pkey 1); host has 3 stray WRPKRU/XRSTOR: wrpkru at
- *    0x7f..(libc.so.6 pkey_set+0x1c), xrstor at ... "
- * ("...; host has 0 stray WRPKRU/XRSTOR" when clean; at most a few findings
- * are listed, then "and N more"). Graft's registered gates are excluded.
- * Writes at most cap bytes (always NUL-terminated). Returns the number of
- * findings (0 when off), or -errno when the scan itself failed (buf then
- * says why). */
+ * a giso_scan() of the whole process, classified, e.g.
+ *   "isolation: on (pkey 1); host has 5 stray WRPKRU/XRSTOR, 0 usable
+ *    without a control-flow hijack (1 rmw: wrpkru at 0x7f..(libc.so.6
+ *    pkey_set+0x32); 2 masked, 2 unaligned)"
+ * Findings that are usable are listed first and in full (up to a few);
+ * graft's registered gates are excluded. Writes at most cap bytes (always
+ * NUL-terminated). Returns the number of findings (0 when off), or -errno
+ * when the scan itself failed (buf then says why). */
 int giso_scan_summary(char *buf, size_t cap, struct graft_err *err);
+/* The same for giso_scan_new(): "" in buf and 0 when nothing new was found. */
+int giso_scan_summary_new(char *buf, size_t cap, struct graft_err *err);
 
 /* The same check for one buffer of code, decoded from its first byte;
  * base is the address reported for code[0]. Returns findings or -errno. */

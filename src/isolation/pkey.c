@@ -174,6 +174,22 @@ static const char *pkey_alloc_reason(int e, char *buf, size_t len)
     }
 }
 
+/* GRAFT_ISOLATION: NULL/"" (default), "on", "gates", "strict" ask for
+ * isolation, "off" switches it off; anything else is an error. */
+static int env_mode_ok(const char *env)
+{
+    return !env || !*env || !strcmp(env, "on") || !strcmp(env, "gates") || !strcmp(env, "strict");
+}
+
+int giso_available(void)
+{
+    if (g_state != ISO_NONE)
+        return g_state == ISO_ON;
+    struct giso_cpu cpu;
+    giso_cpu_features(&cpu);
+    return env_mode_ok(getenv("GRAFT_ISOLATION")) && cpu.pku && cpu.ospke;
+}
+
 /* The decision itself; called once with g_lock held. */
 static int decide(const struct giso_opts *o, struct graft_err *err)
 {
@@ -185,7 +201,7 @@ static int decide(const struct giso_opts *o, struct graft_err *err)
         return set_off("disabled by opts.force_off"), 0;
     if (env && strcmp(env, "off") == 0)
         return set_off("disabled by GRAFT_ISOLATION=off"), 0;
-    if (env && *env && strcmp(env, "on") && strcmp(env, "gates") && strcmp(env, "strict"))
+    if (!env_mode_ok(env))
         return graft_errf(err, -EINVAL, "isolation: GRAFT_ISOLATION=%s is not one of "
                           "off, gates, on (the default; \"strict\" is a synonym)", env);
     giso_cpu_features(&cpu);

@@ -2,18 +2,21 @@
  * scan.c - find instructions in this process that could change PKRU outside
  * graft's gates: WRPKRU, XRSTOR(64) and XRSTORS(64).
  *
- * A byte pattern is only dangerous where the CPU can actually execute it as
- * that instruction, so each executable mapping is decoded with Zydis:
- * linearly from the start of the mapping and again from every ELF function
- * symbol in it (.symtab, else .dynsym), with no decode allowed to run across
- * a symbol start. Regions holding no 0f 01 / 0f ae / 0f c7 byte pair are
- * skipped without decoding, which keeps a whole-process scan in the tens of
- * milliseconds. Bytes that do not decode are stepped over one at a time, so
- * undecodable data never hides a later real instruction.
+ * Every executable mapping is searched for the byte patterns first; only
+ * where they occur is code decoded, to say whether the occurrence is on an
+ * instruction boundary and what the code around it does (scan_find.c).
+ * Results for file-backed mappings are kept per file identity in a small
+ * cache shared by this user's processes (scan_cache.c), so a library is
+ * decoded once, not at every start; pages that no longer hold the file's
+ * bytes (pagemap says they were copied on write: patched code) make the
+ * mapping be scanned from memory again and not cached. Two adjacent
+ * executable mappings are checked across their seam. giso_scan_new() scans
+ * only mappings that appeared since the last scan (dlopen).
  *
  * Invariants: memory is read through /proc/self/mem (pread), never by
  * dereferencing, so a mapping that disappears mid-scan yields EIO and is
- * skipped instead of crashing; nothing the scan allocates outlives the call.
+ * skipped instead of crashing; nothing the scan allocates outlives the call
+ * except the list of mappings already scanned.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,11 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <Zydis/Zydis.h>
-
 #include "isolation/isolation.h"
+#include "isolation/scan_internal.h"
 
 /* ---- registered gate ranges ------------------------------------------- */
 
@@ -74,20 +78,38 @@ int giso_unregister_gate_range(const void *start, size_t len)
     return rc;
 }
 
-/* ---- one region of code ---------------------------------------------- */
+/* ---- classes ----------------------------------------------------------- */
 
-struct sym { uint64_t off, size; const char *name; };   /* off: into the mapping */
+const char *giso_class_name(enum giso_class c)
+{
+    switch (c) {
+    case GISO_CLASS_UNALIGNED: return "unaligned";
+    case GISO_CLASS_CHECKED: return "checked";
+    case GISO_CLASS_FIXED: return "fixed";
+    case GISO_CLASS_RMW: return "rmw";
+    case GISO_CLASS_MASKED: return "masked";
+    default: return "open";
+    }
+}
 
-struct sweep {
-    ZydisDecoder dec;
-    const uint8_t *code;
-    size_t len;
-    uintptr_t base;                 /* run-time address of code[0] */
-    uint64_t map_offset;            /* file offset of code[0] */
-    const char *path;
-    int special;
-    const struct sym *syms;         /* sorted by off */
-    size_t nsyms;
+int giso_finding_usable(const struct giso_finding *f)
+{
+    int key = giso_pkey();
+    switch (f->cls) {
+    case GISO_CLASS_OPEN:
+        return 1;
+    case GISO_CLASS_CHECKED:
+    case GISO_CLASS_FIXED:
+        /* a value that leaves the key's access-disable bit clear opens it */
+        return key > 0 && !(f->value & (1u << (2 * key)));
+    default:
+        return 0;
+    }
+}
+
+/* ---- reporting ---------------------------------------------------------- */
+
+struct out {
     const struct range *gates;
     size_t ngates;
     giso_report_fn report;
@@ -95,42 +117,69 @@ struct sweep {
     int found;
 };
 
-static int in_gate(const struct sweep *s, uintptr_t addr)
+static int in_gate(const struct out *o, uintptr_t addr)
 {
-    for (size_t i = 0; i < s->ngates; i++)
-        if (addr >= s->gates[i].start && addr < s->gates[i].end)
+    for (size_t i = 0; i < o->ngates; i++)
+        if (addr >= o->gates[i].start && addr < o->gates[i].end)
             return 1;
     return 0;
 }
 
-static int classify(ZydisMnemonic m, enum giso_insn *kind)
+static struct range *copy_gates(size_t *n)
 {
-    switch (m) {
-    case ZYDIS_MNEMONIC_WRPKRU:
-        *kind = GISO_INSN_WRPKRU;
-        return 1;
-    case ZYDIS_MNEMONIC_XRSTOR:
-    case ZYDIS_MNEMONIC_XRSTOR64:
-        *kind = GISO_INSN_XRSTOR;
-        return 1;
-    case ZYDIS_MNEMONIC_XRSTORS:
-    case ZYDIS_MNEMONIC_XRSTORS64:
-        *kind = GISO_INSN_XRSTORS;
-        return 1;
-    default:
-        return 0;
-    }
+    pthread_mutex_lock(&g_gates_lock);
+    struct range *gates = g_ngates ? malloc(g_ngates * sizeof(*gates)) : NULL;
+    *n = gates ? g_ngates : 0;
+    if (gates)
+        memcpy(gates, g_gates, g_ngates * sizeof(*gates));
+    pthread_mutex_unlock(&g_gates_lock);
+    return gates;
 }
 
-/* The symbol containing offset off, if any (syms sorted by off). */
-static const struct sym *enclosing(const struct sweep *s, uint64_t off)
+/* Where a mapping is, for turning mapping offsets into findings. */
+struct where {
+    uintptr_t start;
+    uint64_t offset;
+    const char *path;
+};
+
+static void emit(struct out *o, const struct where *w, const struct gscan_rec *r)
 {
-    const struct sym *best = NULL;
-    size_t lo = 0, hi = s->nsyms;
+    uintptr_t addr = w->start + r->off;
+    if (in_gate(o, addr))
+        return;
+    o->found++;
+    if (!o->report)
+        return;
+    struct giso_finding f = {
+        .addr = addr, .insn = (enum giso_insn)r->insn, .insn_name = r->name,
+        .path = w->path, .offset = w->offset + r->off,
+        .symbol = r->symbol[0] ? r->symbol : NULL, .symbol_off = r->sym_off,
+        .special = w->path[0] == '[', .aligned = r->aligned, .cls = (enum giso_class)r->cls,
+        .has_value = r->has_value, .value = r->value,
+    };
+    o->report(&f, o->arg);
+}
+
+/* ---- one buffer -------------------------------------------------------- */
+
+struct collect {
+    const struct gscan_sym *syms;
+    size_t nsyms;
+    struct gscan_rec *v;
+    size_t n, cap;
+    int oom;
+};
+
+/* The symbol containing offset off, if any (syms sorted by off). */
+static const struct gscan_sym *enclosing(const struct collect *c, uint64_t off)
+{
+    const struct gscan_sym *best = NULL;
+    size_t lo = 0, hi = c->nsyms;
     while (lo < hi) {               /* last symbol with sym.off <= off */
         size_t mid = (lo + hi) / 2;
-        if (s->syms[mid].off <= off)
-            best = &s->syms[mid], lo = mid + 1;
+        if (c->syms[mid].off <= off)
+            best = &c->syms[mid], lo = mid + 1;
         else
             hi = mid;
     }
@@ -139,101 +188,51 @@ static const struct sym *enclosing(const struct sweep *s, uint64_t off)
     return best;
 }
 
-static void found(struct sweep *s, size_t off, ZydisMnemonic m, enum giso_insn kind)
+static void collect_hit(const struct gscan_hit *h, void *arg)
 {
-    uintptr_t addr = s->base + off;
-    if (in_gate(s, addr))
-        return;
-    s->found++;
-    if (!s->report)
-        return;
-    const struct sym *sym = enclosing(s, off);
-    struct giso_finding f = {
-        .addr = addr, .insn = kind, .insn_name = ZydisMnemonicGetString(m),
-        .path = s->path, .offset = s->map_offset + off,
-        .symbol = sym ? sym->name : NULL, .symbol_off = sym ? off - sym->off : 0,
-        .special = s->special,
-    };
-    s->report(&f, s->arg);
-}
-
-/* Could [from, to) hold one of our instructions at all? All three start
- * with 0f followed by 01, ae or c7 (after optional prefixes). */
-static int has_candidate(const uint8_t *c, size_t from, size_t to)
-{
-    for (size_t i = from; i + 1 < to; i++) {
-        const uint8_t *p = memchr(c + i, 0x0f, to - 1 - i);
-        if (!p)
-            return 0;
-        i = (size_t)(p - c);
-        if (p[1] == 0x01 || p[1] == 0xae || p[1] == 0xc7)
-            return 1;
-    }
-    return 0;
-}
-
-/* Decode [from, to) linearly; no instruction may extend past to. */
-static void sweep_region(struct sweep *s, size_t from, size_t to)
-{
-    if (!has_candidate(s->code, from, to))
-        return;
-    size_t pos = from;
-    while (pos < to) {
-        ZydisDecodedInstruction insn;
-        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&s->dec, NULL, s->code + pos,
-                                                      to - pos, &insn))) {
-            pos++;
-            continue;
+    struct collect *c = arg;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 8;
+        struct gscan_rec *v = realloc(c->v, cap * sizeof(*v));
+        if (!v) {
+            c->oom = 1;
+            return;
         }
-        enum giso_insn kind;
-        if (classify(insn.mnemonic, &kind))
-            found(s, pos, insn.mnemonic, kind);
-        pos += insn.length;
+        c->v = v, c->cap = cap;
     }
-}
-
-/* Sweep the whole buffer, restarting at each symbol start. */
-static void sweep_all(struct sweep *s)
-{
-    size_t pos = 0;
-    for (size_t i = 0; i <= s->nsyms; i++) {
-        size_t next = i < s->nsyms ? (size_t)s->syms[i].off : s->len;
-        if (next > s->len)
-            next = s->len;
-        if (next > pos) {
-            sweep_region(s, pos, next);
-            pos = next;
-        }
+    struct gscan_rec *r = &c->v[c->n++];
+    memset(r, 0, sizeof(*r));
+    r->off = h->off, r->insn = (uint8_t)h->insn, r->cls = (uint8_t)h->cls;
+    r->aligned = (uint8_t)h->aligned, r->has_value = (uint8_t)h->has_value;
+    r->value = h->value;
+    snprintf(r->name, sizeof(r->name), "%s", h->name);
+    const struct gscan_sym *sym = enclosing(c, h->off);
+    if (sym) {
+        snprintf(r->symbol, sizeof(r->symbol), "%s", sym->name);
+        r->sym_off = h->off - sym->off;
     }
-}
-
-static int init_decoder(ZydisDecoder *dec)
-{
-    if (ZYAN_FAILED(ZydisDecoderInit(dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)))
-        return -EINVAL;
-    /* mnemonic and length are all we need; skip operand decoding */
-    ZydisDecoderEnableMode(dec, ZYDIS_DECODER_MODE_MINIMAL, ZYAN_TRUE);
-    return 0;
 }
 
 int giso_scan_code(const void *code, size_t len, uintptr_t base,
                    giso_report_fn report, void *arg)
 {
-    struct sweep s = { .code = code, .len = len, .base = base, .path = "",
-                       .report = report, .arg = arg };
+    struct collect c = { 0 };
     if (!code && len)
         return -EINVAL;
-    if (init_decoder(&s.dec) < 0)
-        return -EINVAL;
-    pthread_mutex_lock(&g_gates_lock);
-    struct range *gates = g_ngates ? malloc(g_ngates * sizeof(*gates)) : NULL;
-    if (gates)
-        memcpy(gates, g_gates, g_ngates * sizeof(*gates)), s.ngates = g_ngates;
-    pthread_mutex_unlock(&g_gates_lock);
-    s.gates = gates;
-    sweep_all(&s);
+    int rc = gscan_buffer(code, len, NULL, 0, collect_hit, &c);
+    if (rc < 0 || c.oom) {
+        free(c.v);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    struct out o = { .report = report, .arg = arg };
+    struct range *gates = copy_gates(&o.ngates);
+    o.gates = gates;
+    struct where w = { .start = base, .path = "" };
+    for (size_t i = 0; i < c.n; i++)
+        emit(&o, &w, &c.v[i]);
     free(gates);
-    return s.found;
+    free(c.v);
+    return o.found;
 }
 
 /* ---- ELF symbols of a mapped file ------------------------------------ */
@@ -241,13 +240,13 @@ int giso_scan_code(const void *code, size_t len, uintptr_t base,
 struct elf_syms {
     int fd;
     Elf *elf;
-    struct sym *v;
+    struct gscan_sym *v;
     size_t n, cap;
 };
 
 static int sym_cmp(const void *a, const void *b)
 {
-    const struct sym *x = a, *y = b;
+    const struct gscan_sym *x = a, *y = b;
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
@@ -286,13 +285,13 @@ static void add_syms(struct elf_syms *es, Elf_Scn *scn, const GElf_Shdr *sh, siz
             continue;
         if (es->n == es->cap) {
             size_t cap = es->cap ? 2 * es->cap : 256;
-            struct sym *v = realloc(es->v, cap * sizeof(*v));
+            struct gscan_sym *v = realloc(es->v, cap * sizeof(*v));
             if (!v)
                 return;                 /* fewer sync points; still correct */
             es->v = v, es->cap = cap;
         }
         const char *name = elf_strptr(es->elf, sh->sh_link, sym.st_name);
-        es->v[es->n++] = (struct sym){ fo - map_off, sym.st_size, name ? name : "?" };
+        es->v[es->n++] = (struct gscan_sym){ fo - map_off, sym.st_size, name ? name : "?" };
     }
 }
 
@@ -338,11 +337,32 @@ static void free_syms(struct elf_syms *es)
         close(es->fd);
 }
 
+int gscan_load_syms(const char *path, uint64_t map_off, size_t map_len,
+                    const struct gscan_sym **v, size_t *n, void **handle)
+{
+    struct elf_syms *es = malloc(sizeof(*es));
+    if (!es)
+        return -ENOMEM;
+    elf_version(EV_CURRENT);
+    load_syms(es, path, map_off, map_len);
+    *v = es->v, *n = es->n, *handle = es;
+    return 0;
+}
+
+void gscan_free_syms(void *handle)
+{
+    if (handle) {
+        free_syms(handle);
+        free(handle);
+    }
+}
+
 /* ---- the process scan ------------------------------------------------- */
 
 struct mapping {
     uintptr_t start, end;
-    uint64_t offset;
+    uint64_t offset, inode;
+    unsigned dev_major, dev_minor;
     char perms[8];
     char path[4096];
 };
@@ -352,8 +372,9 @@ static int parse_maps_line(const char *line, struct mapping *m)
 {
     int pathpos = -1;
     m->path[0] = '\0';
-    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %*s %*u %n",
-               &m->start, &m->end, m->perms, &m->offset, &pathpos) < 4)
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64 " %n",
+               &m->start, &m->end, m->perms, &m->offset, &m->dev_major, &m->dev_minor,
+               &m->inode, &pathpos) < 7)
         return 0;
     if (pathpos > 0) {
         snprintf(m->path, sizeof(m->path), "%s", line + pathpos);
@@ -362,8 +383,74 @@ static int parse_maps_line(const char *line, struct mapping *m)
     return strchr(m->perms, 'x') != NULL && m->end > m->start;
 }
 
-static void scan_mapping(struct sweep *s, int memfd, const struct mapping *m)
+/* The mappings already scanned, for giso_scan_new(). */
+struct seen { uintptr_t start, end; uint64_t offset, inode; };
+static pthread_mutex_t g_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct seen *g_seen;
+static size_t g_nseen;
+
+static int was_seen(const struct seen *v, size_t n, const struct mapping *m)
 {
+    for (size_t i = 0; i < n; i++)
+        if (v[i].start == m->start && v[i].end == m->end && v[i].offset == m->offset &&
+            v[i].inode == m->inode)
+            return 1;
+    return 0;
+}
+
+/* 1 when every page of [start, end) still holds the file's bytes: not
+ * present (the file will be read on first touch) or present as a file page
+ * (pagemap bit 61), and not swapped out (bit 62: an anonymous copy). A page
+ * written since it was mapped (patched code) was copied and is neither.
+ * 0 when pagemap cannot tell. */
+static int mapping_pristine(int pagemap, uintptr_t start, uintptr_t end)
+{
+    if (pagemap < 0)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t buf[512];
+    for (uintptr_t a = start; a < end;) {
+        size_t n = (size_t)((end - a) / (uintptr_t)page);
+        if (n > 512)
+            n = 512;
+        ssize_t got = pread(pagemap, buf, n * 8, (off_t)(a / (uintptr_t)page * 8));
+        if (got != (ssize_t)(n * 8))
+            return 0;
+        for (size_t i = 0; i < n; i++) {
+            int present = (buf[i] >> 63) & 1, swapped = (buf[i] >> 62) & 1;
+            int file = (buf[i] >> 61) & 1;
+            if (swapped || (present && !file))
+                return 0;
+        }
+        a += n * (uintptr_t)page;
+    }
+    return 1;
+}
+
+/* The cache key of m if its path is still the mapped file. */
+static int mapping_key(const struct mapping *m, struct gscan_key *key)
+{
+    struct stat st;
+    if (m->path[0] != '/' || strstr(m->path, " (deleted)") || stat(m->path, &st) != 0 ||
+        (uint64_t)st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
+        minor(st.st_dev) != m->dev_minor)
+        return 0;
+    return gscan_key_of(&st, m->offset, m->end - m->start, key) == 0;
+}
+
+static void scan_mapping(struct out *o, int memfd, int pagemap, const struct mapping *m)
+{
+    struct where w = { .start = m->start, .offset = m->offset, .path = m->path };
+    struct gscan_key key;
+    int keyed = mapping_key(m, &key) && mapping_pristine(pagemap, m->start, m->end);
+    struct gscan_rec *recs = NULL;
+    size_t n = 0;
+    if (keyed && gscan_cache_get(&key, &recs, &n)) {
+        for (size_t i = 0; i < n; i++)
+            emit(o, &w, &recs[i]);
+        free(recs);
+        return;
+    }
     size_t len = m->end - m->start;
     uint8_t *buf = malloc(len);
     if (!buf)
@@ -373,21 +460,47 @@ static void scan_mapping(struct sweep *s, int memfd, const struct mapping *m)
     if (got > 0) {
         struct elf_syms es;
         load_syms(&es, m->path, m->offset, (size_t)got);
-        s->code = buf, s->len = (size_t)got, s->base = m->start;
-        s->map_offset = m->offset, s->path = m->path;
-        s->special = m->path[0] == '[';
-        s->syms = es.v, s->nsyms = es.n;
-        sweep_all(s);
+        struct collect c = { .syms = es.v, .nsyms = es.n };
+        int rc = gscan_buffer(buf, (size_t)got, es.v, es.n, collect_hit, &c);
+        if (rc >= 0 && !c.oom) {
+            for (size_t i = 0; i < c.n; i++)
+                emit(o, &w, &c.v[i]);
+            /* cache only what is known to be the file's bytes, whole */
+            if (keyed && (size_t)got == len && mapping_pristine(pagemap, m->start, m->end))
+                gscan_cache_put(&key, c.v, c.n);
+        }
+        free(c.v);
         free_syms(&es);
     }
     free(buf);
 }
 
-int giso_scan(giso_report_fn report, void *arg, struct graft_err *err)
+/* A pattern starting in the last 2 bytes of a and running into b, the
+ * next mapping, when both are executable and b starts where a ends: the CPU
+ * fetches across the seam, so it counts (as unaligned: neither decode
+ * covers it). */
+static void scan_seam(struct out *o, int memfd, const struct mapping *a,
+                      const struct mapping *b)
 {
-    struct sweep s = { .report = report, .arg = arg };
-    if (init_decoder(&s.dec) < 0)
-        return graft_errf(err, -EINVAL, "isolation scan: Zydis decoder init failed");
+    uint8_t w[4];
+    if (a->end != b->start || a->end - a->start < 2 || b->end - b->start < 2 ||
+        pread(memfd, w, 2, (off_t)(a->end - 2)) != 2 || pread(memfd, w + 2, 2, (off_t)b->start) != 2)
+        return;
+    struct where wh = { .start = a->start, .offset = a->offset, .path = a->path };
+    for (size_t i = 0; i < 2; i++) {
+        enum giso_insn k;
+        if (!gscan_candidate(w + i, 4 - i, &k))
+            continue;
+        struct gscan_rec r = { .off = a->end - a->start - 2 + i, .insn = (uint8_t)k,
+                               .cls = GISO_CLASS_UNALIGNED };
+        snprintf(r.name, sizeof(r.name), "%s", gscan_insn_name(k));
+        emit(o, &wh, &r);
+    }
+}
+
+static int scan_process(giso_report_fn report, void *arg, int only_new, struct graft_err *err)
+{
+    struct out o = { .report = report, .arg = arg };
     elf_version(EV_CURRENT);
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps)
@@ -400,12 +513,9 @@ int giso_scan(giso_report_fn report, void *arg, struct graft_err *err)
         return graft_errf(err, -e, "isolation scan: cannot open /proc/self/mem: %s",
                           strerror(e));
     }
-    pthread_mutex_lock(&g_gates_lock);
-    struct range *gates = g_ngates ? malloc(g_ngates * sizeof(*gates)) : NULL;
-    if (gates)
-        memcpy(gates, g_gates, g_ngates * sizeof(*gates)), s.ngates = g_ngates;
-    pthread_mutex_unlock(&g_gates_lock);
-    s.gates = gates;
+    int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    struct range *gates = copy_gates(&o.ngates);
+    o.gates = gates;
 
     /* Read the whole maps file first: scanning allocates, which can change it. */
     char *line = NULL;
@@ -424,59 +534,123 @@ int giso_scan(giso_report_fn report, void *arg, struct graft_err *err)
     }
     free(line);
     fclose(maps);
-    for (size_t i = 0; i < nmaps; i++)
-        scan_mapping(&s, memfd, &ms[i]);
+
+    pthread_mutex_lock(&g_seen_lock);
+    struct seen *now = calloc(nmaps ? nmaps : 1, sizeof(*now));
+    for (size_t i = 0; i < nmaps; i++) {
+        int fresh = !only_new || !was_seen(g_seen, g_nseen, &ms[i]);
+        if (fresh)
+            scan_mapping(&o, memfd, pagemap, &ms[i]);
+        if (i && (fresh || !was_seen(g_seen, g_nseen, &ms[i - 1]) || !only_new))
+            scan_seam(&o, memfd, &ms[i - 1], &ms[i]);
+        if (now)
+            now[i] = (struct seen){ ms[i].start, ms[i].end, ms[i].offset, ms[i].inode };
+    }
+    if (now) {
+        free(g_seen);
+        g_seen = now, g_nseen = nmaps;
+    }
+    pthread_mutex_unlock(&g_seen_lock);
     free(ms);
     free(gates);
+    if (pagemap >= 0)
+        close(pagemap);
     close(memfd);
-    return s.found;
+    return o.found;
+}
+
+int giso_scan(giso_report_fn report, void *arg, struct graft_err *err)
+{
+    return scan_process(report, arg, 0, err);
+}
+
+int giso_scan_new(giso_report_fn report, void *arg, struct graft_err *err)
+{
+    return scan_process(report, arg, 1, err);
 }
 
 /* ---- the load-time summary -------------------------------------------- */
 
-struct summary {
-    char *buf;
-    size_t cap, len;
-    int n;
-};
-
 #define SUMMARY_LIST 4                 /* findings spelled out, the rest counted */
 
-static void summary_add(const struct giso_finding *f, void *arg)
+struct summary {
+    char usable[512], rmw[256];
+    size_t ulen, rlen;
+    int n, n_usable, n_rmw, by_class[8];
+};
+
+static void describe(char *buf, size_t cap, size_t *len, int nth, const struct giso_finding *f)
 {
-    struct summary *s = arg;
-    if (s->n++ >= SUMMARY_LIST || s->len + 1 >= s->cap)
+    if (*len + 1 >= cap)
         return;
     const char *path = f->path && f->path[0] ? strrchr(f->path, '/') : NULL;
     path = path ? path + 1 : (f->path && f->path[0] ? f->path : "anonymous");
     int w;
     if (f->symbol)
-        w = snprintf(s->buf + s->len, s->cap - s->len, "%s%s at %#" PRIxPTR " (%s %s+%#" PRIx64 ")",
-                     s->n > 1 ? ", " : ": ", f->insn_name, f->addr, path, f->symbol,
-                     f->symbol_off);
+        w = snprintf(buf + *len, cap - *len, "%s%s at %#" PRIxPTR " (%s %s+%#" PRIx64 ")",
+                     nth ? ", " : ": ", f->insn_name, f->addr, path, f->symbol, f->symbol_off);
     else
-        w = snprintf(s->buf + s->len, s->cap - s->len, "%s%s at %#" PRIxPTR " (%s+%#" PRIx64 ")",
-                     s->n > 1 ? ", " : ": ", f->insn_name, f->addr, path, f->offset);
+        w = snprintf(buf + *len, cap - *len, "%s%s at %#" PRIxPTR " (%s+%#" PRIx64 ")",
+                     nth ? ", " : ": ", f->insn_name, f->addr, path, f->offset);
     if (w > 0)
-        s->len = s->len + (size_t)w < s->cap ? s->len + (size_t)w : s->cap - 1;
+        *len = *len + (size_t)w < cap ? *len + (size_t)w : cap - 1;
 }
 
-int giso_scan_summary(char *buf, size_t cap, struct graft_err *err)
+static void summary_add(const struct giso_finding *f, void *arg)
+{
+    struct summary *s = arg;
+    s->n++;
+    if ((unsigned)f->cls < 8)
+        s->by_class[f->cls]++;
+    if (giso_finding_usable(f)) {
+        if (s->n_usable < SUMMARY_LIST)
+            describe(s->usable, sizeof(s->usable), &s->ulen, s->n_usable, f);
+        s->n_usable++;
+    } else if (f->cls == GISO_CLASS_RMW) {
+        if (s->n_rmw < 2)
+            describe(s->rmw, sizeof(s->rmw), &s->rlen, s->n_rmw, f);
+        s->n_rmw++;
+    }
+}
+
+static int summarise(char *buf, size_t cap, int only_new, struct graft_err *err)
 {
     if (!buf || !cap)
         return -EINVAL;
     if (!giso_enabled()) {
-        snprintf(buf, cap, "%s", giso_status());
+        snprintf(buf, cap, "%s", only_new ? "" : giso_status());
         return 0;
     }
-    char list[512] = "";
-    struct summary l = { list, sizeof(list), 0, 0 };
-    int found = giso_scan(summary_add, &l, err);
-    if (found < 0)
+    struct summary s;
+    memset(&s, 0, sizeof(s));
+    int found = scan_process(summary_add, &s, only_new, err);
+    if (found < 0) {
         snprintf(buf, cap, "%s; host has ? stray WRPKRU/XRSTOR (scan failed: %s)",
                  giso_status(), err && err->msg[0] ? err->msg : strerror(-found));
-    else
-        snprintf(buf, cap, "%s; host has %d stray WRPKRU/XRSTOR%s%s", giso_status(), found,
-                 list, found > SUMMARY_LIST ? ", ..." : "");
+        return found;
+    }
+    if (only_new && !found) {
+        buf[0] = '\0';
+        return 0;
+    }
+    int safe = s.by_class[GISO_CLASS_CHECKED] + s.by_class[GISO_CLASS_FIXED] - s.n_usable +
+               s.by_class[GISO_CLASS_OPEN];
+    /* counts first: the registry keeps 256 bytes of the message */
+    snprintf(buf, cap, "%s; %s has %d stray WRPKRU/XRSTOR, %d usable without a control-flow "
+             "hijack (%d rmw, %d masked xrstor, %d unaligned, %d checked/fixed)%s%s%s%s%s",
+             giso_status(), only_new ? "newly mapped code" : "host", found, s.n_usable,
+             s.n_rmw, s.by_class[GISO_CLASS_MASKED], s.by_class[GISO_CLASS_UNALIGNED], safe,
+             s.n_usable ? "; usable" : "", s.usable, s.n_usable > SUMMARY_LIST ? ", ..." : "",
+             s.n_rmw ? "; rmw" : "", s.rmw);
     return found;
+}
+
+int giso_scan_summary(char *buf, size_t cap, struct graft_err *err)
+{
+    return summarise(buf, cap, 0, err);
+}
+
+int giso_scan_summary_new(char *buf, size_t cap, struct graft_err *err)
+{
+    return summarise(buf, cap, 1, err);
 }

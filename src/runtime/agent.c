@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
@@ -157,6 +158,19 @@ static void handle_close(struct gmap *map)
     giso_meta_free(map, gmap_handle_size());
 }
 
+/* The bpf_printk ring buffer, once it exists and extensions may run here
+ * (isolation is set up first: the buffer carries the key). */
+static void open_trace(struct gagent *a, const struct greg_snapshot *s)
+{
+    if (a->ids && !a->trace && greg_snapshot_map_by_name(s, GRT_TRACE_MAP) &&
+        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
+        if (giso_enabled())
+            gmap_protect_key(a->trace, giso_pkey(), NULL);
+        if ((a->trace = handle_to_meta(a->trace, NULL)))
+            grt_trace_redirect(a->trace);
+    }
+}
+
 static struct gmap *agent_map(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                               struct graft_err *err)
 {
@@ -231,6 +245,7 @@ static int resolve_extern(void *arg, const struct greg_extern *x, void **addr,
 
 static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot *s, uint32_t id,
                                     struct graft_err *err);
+static int agent_isolation_setup(struct gagent *a, struct graft_err *err);
 
 /* Slots that hold registry ids, and what must exist in this process for
  * them to resolve at run time:
@@ -530,6 +545,14 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     int is_sys = l->kind >= GREG_LINK_SYS_ENTER;
     if (!is_sys && !binary_mapped(l->binary))
         return 0;
+    /* The first extension for this process: isolation before its state. */
+    if (!a->ids) {
+        if (agent_isolation_setup(a, err) < 0) {
+            slot->failed = 1;
+            return -1;
+        }
+        open_trace(a, s);
+    }
     struct agent_prog *p = load_prog(a, s, l->prog_id, err);
     if (!p) {
         slot->failed = 1;
@@ -627,12 +650,15 @@ static int reconcile(struct gagent *a)
      * the host installed its own since the last change. */
     if (gattach_ext_stacks())
         ghelper_safe_mem_init(NULL);
-    if (!a->trace && greg_snapshot_map_by_name(&s, GRT_TRACE_MAP) &&
-        grt_trace_open(a->reg, 0, &a->trace, NULL) == 0) {
-        if (giso_enabled())
-            gmap_protect_key(a->trace, giso_pkey(), NULL);
-        if ((a->trace = handle_to_meta(a->trace, NULL)))
-            grt_trace_redirect(a->trace);
+    open_trace(a, &s);
+    /* Code mapped since isolation was set up (a dlopen): scanned once. */
+    if (a->ids && giso_enabled()) {
+        char fresh[sizeof(a->message)];
+        struct graft_err serr = {0};
+        if (giso_scan_summary_new(fresh, sizeof(fresh), &serr) > 0) {
+            fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), fresh);
+            graft_copy_str(a->message, sizeof(a->message), fresh);
+        }
     }
 
     /* 1. Unhook what is gone. */
@@ -690,6 +716,7 @@ static void *agent_thread(void *arg)
 {
     struct gagent *a = arg;
     gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
+    prctl(PR_SET_NAME, "graft-agent", 0, 0, 0);    /* own name: no /proc write */
     uint64_t seen = a->generation;
     while (!a->stopping) {
         uint64_t now = greg_wait(a->reg, seen, 200);
@@ -708,33 +735,78 @@ static int start_thread(struct gagent *a)
     pthread_attr_setstacksize(&attr, 256 * 1024);
     int rc = pthread_create(&a->thread, &attr, agent_thread, a);
     pthread_attr_destroy(&attr);
-    if (rc == 0) {
-        pthread_setname_np(a->thread, "graft-agent");
+    if (rc == 0)
         a->thread_running = 1;
-    }
     return -rc;
 }
 
+/* The process's name, as /proc/self/comm has it, without opening it:
+ * one prctl per agent start instead of open/read/close (every program run
+ * under `graft start` pays this). */
 static void read_comm(char *buf, size_t len)
 {
-    FILE *f = fopen("/proc/self/comm", "re");
-    buf[0] = '\0';
-    if (f) {
-        if (fgets(buf, (int)len, f))
-            buf[strcspn(buf, "\n")] = '\0';
-        fclose(f);
+    char name[16] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(buf, len, "%s", name);
+}
+
+/* Print the isolation verdict once per process tree: children of a `graft
+ * start`ed program inherit the preload and the variable (setenv only while
+ * the program is still single-threaded, i.e. preloaded, not injected into a
+ * running one). A process that sets isolation up says so in any case. */
+static void say_isolation(const struct gagent *a, int always)
+{
+    if (!getenv("GRAFT_ISOLATION_SAID") || always) {
+        fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
+        const char *pre = getenv("LD_PRELOAD");
+        if (pre && strstr(pre, "libgraft-agent") && !a->thread_running)
+            setenv("GRAFT_ISOLATION_SAID", "1", 1);
     }
 }
 
-/* Memory protection keys, decided once per process before any hook exists
- * (sites keep the gate variant they were built with). GRAFT_REQUIRE_ISOLATION=1
- * (graft start/load --require-isolation) turns "no PKU" into a refusal
- * instead of a loud degradation. The verdict, with a scan of the process
- * for stray WRPKRU/XRSTOR, goes to stderr and to the registry (graft list). */
-static int agent_isolation(struct gagent *a, struct graft_err *err)
+static struct giso_opts isolation_opts(void)
 {
     const char *req = getenv("GRAFT_REQUIRE_ISOLATION");
-    struct giso_opts o = { .sz = sizeof(o), .require = req && strcmp(req, "0") != 0 };
+    return (struct giso_opts){ .sz = sizeof(struct giso_opts),
+                               .require = req && strcmp(req, "0") != 0 };
+}
+
+/* At start: only decide whether isolation can be on. Where it cannot (no
+ * PKU, GRAFT_ISOLATION=off) giso_init() decides "off" now, which costs
+ * nothing, and GRAFT_REQUIRE_ISOLATION=1 (graft start/load
+ * --require-isolation) turns that into a refusal. Where it can, the key,
+ * the gates and the scan of the process wait for the first extension
+ * (agent_isolation_setup): a process nothing is attached to pays nothing
+ * for them, and every program started under `graft start` inherits the
+ * agent. */
+static int agent_isolation_decide(struct gagent *a, struct graft_err *err)
+{
+    if (giso_available()) {
+        snprintf(a->message, sizeof(a->message),
+                 "isolation: on (CPU has PKU; key and scan at the first extension)");
+        say_isolation(a, 0);
+        return 0;
+    }
+    struct giso_opts o = isolation_opts();
+    if (giso_init(&o, err) < 0)
+        return graft_err_prefix(err, "agent");
+    graft_copy_str(a->message, sizeof(a->message), giso_status());
+    say_isolation(a, 0);
+    return 0;
+}
+
+/* Before the first extension state exists in this process (a map opened, a
+ * program compiled, a hook built): memory protection keys, decided once
+ * (sites keep the gate variant they were built with), the tables
+ * extensions resolve ids through (keyed), and the one-line verdict with a
+ * scan of the process for stray WRPKRU/XRSTOR, to stderr and the registry
+ * (graft list). Idempotent; on failure no extension may be installed. */
+static int agent_isolation_setup(struct gagent *a, struct graft_err *err)
+{
+    if (a->ids)
+        return 0;
+    struct giso_opts o = isolation_opts();
     int rc = giso_init(&o, err);
     if (rc < 0)
         return graft_err_prefix(err, "agent");
@@ -756,18 +828,15 @@ static int agent_isolation(struct gagent *a, struct graft_err *err)
         snprintf(a->message, sizeof(a->message), "%s, extension stacks %s%s", st,
                  gates_only ? "not keyed (GRAFT_ISOLATION=gates)" : "keyed",
                  strncmp(scan, st, n) == 0 ? scan + n : "");
+        say_isolation(a, 1);
     } else {
         graft_copy_str(a->message, sizeof(a->message), giso_status());
     }
-    /* Once per process tree: children of a `graft start`ed program inherit
-     * the preload and the variable (setenv only while the program is still
-     * single-threaded, i.e. preloaded, not injected into a running one). */
-    if (!getenv("GRAFT_ISOLATION_SAID") || giso_enabled()) {
-        fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
-        const char *pre = getenv("LD_PRELOAD");
-        if (pre && strstr(pre, "libgraft-agent"))
-            setenv("GRAFT_ISOLATION_SAID", "1", 1);
-    }
+    if (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err)))
+        return graft_err_prefix(err, "agent");
+    grt_set_prog_resolver(prog_by_id, a->ids);
+    __atomic_store_n(&g_ids, a->ids, __ATOMIC_RELEASE);
+    gmap_set_resolver(map_by_id);
     return 0;
 }
 
@@ -793,17 +862,13 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
         free(a);
         return rc;
     }
-    if ((rc = agent_isolation(a, err)) < 0 ||
-        (!(a->ids = giso_meta_alloc(sizeof(*a->ids), err)) && (rc = -ENOMEM))) {
+    if ((rc = agent_isolation_decide(a, err)) < 0) {
         greg_self_gone(a->self);
         greg_self_close(a->self);
         greg_close(a->reg);
         free(a);
         return rc;
     }
-    grt_set_prog_resolver(prog_by_id, a->ids);
-    __atomic_store_n(&g_ids, a->ids, __ATOMIC_RELEASE);
-    gmap_set_resolver(map_by_id);
     gagent_sync(a);
     if ((rc = start_thread(a)) < 0) {
         gagent_stop(a);
@@ -835,7 +900,7 @@ void gagent_stop(struct gagent *a)
      * gsys_detach does not: a thread may still be inside a syscall
      * program. So with syscall hooks the compiled programs and their maps
      * are kept (a bounded leak at stop); otherwise they are freed. */
-    if (!a->syscalls_installed) {
+    if (!a->syscalls_installed && a->ids) {
         giso_enter();
         for (uint32_t i = 0; i < a->n_progs; i++)
             grt_instance_free(a->progs[i].inst);

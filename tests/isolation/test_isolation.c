@@ -423,7 +423,7 @@ static void test_protection(void)
 
 struct scan_seen {
     int wrpkru, xrstor, xrstors, gate, hidden, anon;
-    int path_ok, file_ok;
+    int path_ok, file_ok, hidden_unaligned;
     char exe[4096];
 };
 
@@ -456,6 +456,8 @@ static void on_finding(const struct giso_finding *f, void *arg)
         s->gate++;
     } else if (a >= (uintptr_t)iso_planted_hidden && a < (uintptr_t)iso_planted_hidden + 6) {
         s->hidden++;
+        s->hidden_unaligned += a == (uintptr_t)iso_planted_hidden + 2 && !f->aligned &&
+                               f->cls == GISO_CLASS_UNALIGNED;
     } else {
         planted = 0;
     }
@@ -468,9 +470,9 @@ static void on_finding(const struct giso_finding *f, void *arg)
                (unsigned long long)f->symbol_off, f->special ? " [kernel-provided]" : "");
 }
 
-static void count_finding(const struct giso_finding *f, void *arg)
+static void count_aligned(const struct giso_finding *f, void *arg)
 {
-    (*(int *)arg)++;
+    *(int *)arg += f->aligned;
 }
 
 static void test_scanner(void)
@@ -497,7 +499,8 @@ static void test_scanner(void)
     CHECK(s.xrstor == 1, "planted XRSTOR found (%d)", s.xrstor);
     CHECK(s.xrstors == 1, "planted XRSTORS found (%d)", s.xrstors);
     CHECK(s.gate == 0, "WRPKRU inside a registered gate range not reported (%d)", s.gate);
-    CHECK(s.hidden == 0, "0f 01 ef inside mov's immediate not reported (%d)", s.hidden);
+    CHECK(s.hidden == 1 && s.hidden_unaligned == 1,
+          "0f 01 ef inside mov's immediate reported once, as unaligned (%d)", s.hidden);
     CHECK(s.anon == 0, "nothing reported in anonymous code (giso's and JIT pages) (%d)",
           s.anon);
 
@@ -509,10 +512,10 @@ static void test_scanner(void)
 
     static const uint8_t hidden[] = { 0xb8, 0x90, 0x0f, 0x01, 0xef, 0xc3 };
     int c0 = 0, c2 = 0;
-    CHECK(giso_scan_code(hidden, sizeof(hidden), 0x1000, count_finding, &c0) == 0 && c0 == 0,
-          "giso_scan_code: mov imm containing 0f 01 ef is clean");
-    CHECK(giso_scan_code(hidden + 2, 4, 0x1002, count_finding, &c2) == 1 && c2 == 1,
-          "giso_scan_code: the same bytes decoded from offset 2 are a WRPKRU");
+    CHECK(giso_scan_code(hidden, sizeof(hidden), 0x1000, count_aligned, &c0) == 1 && c0 == 0,
+          "giso_scan_code: a mov imm containing 0f 01 ef counts, but not as aligned");
+    CHECK(giso_scan_code(hidden + 2, 4, 0x1002, count_aligned, &c2) == 1 && c2 == 1,
+          "giso_scan_code: the same bytes decoded from offset 2 are an aligned WRPKRU");
 }
 
 /* ---- (4) forced off ---------------------------------------------------- */

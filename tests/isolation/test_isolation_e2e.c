@@ -337,7 +337,7 @@ static void counters(struct world *w, uint64_t out[2])
  * the scanner reports them at their real address). */
 static void count_one(const struct giso_finding *f, void *arg)
 {
-    if (f->insn == GISO_INSN_WRPKRU)
+    if (f->insn == GISO_INSN_WRPKRU && f->aligned)
         (*(int *)arg)++;
 }
 
