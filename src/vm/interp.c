@@ -59,6 +59,8 @@ struct run {
     struct graft_err *err;
     struct run *parent;            /* the run whose helper invoked this callback */
     const struct gvm_prog *prog;   /* running program, as of the last helper call */
+    uint32_t helper_pc;            /* checked: the helper call in progress */
+    int helper_fault;              /* checked: a violation the helper reported */
     struct frame frames[BPF_MAX_CALL_DEPTH];
     _Alignas(16) uint8_t stack_mem[STACK_BYTES];
 };
@@ -551,9 +553,13 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
                 break;
             }
             rs->prog = prog;               /* for callbacks the helper may invoke */
+            rs->helper_pc = pc - 1;
+            rs->helper_fault = 0;
             reg[BPF_R0] = prog->env.helpers[target](reg[BPF_R1], reg[BPF_R2], reg[BPF_R3],
                                                     reg[BPF_R4], reg[BPF_R5]);
             if (checked) {
+                if (rs->helper_fault)
+                    return rs->helper_fault;
                 mark_helper_writes(rs, reg);
                 init = (init & ~0x3eu) | 1u;   /* r0 set, r1-r5 clobbered */
             }
@@ -622,6 +628,16 @@ int gvm_interp_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
     reg[BPF_R1] = (uint64_t)(uintptr_t)ctx;
     reg[BPF_R2] = ctx_len;
     return run_from(&rs, prog, reg, 0, (1u << BPF_R1) | (1u << BPF_R2) | (1u << BPF_R10), ret);
+}
+
+int gvm_checked_helper_access(uint64_t addr, uint64_t size, int write)
+{
+    struct run *rs = cur_run;
+    if (!rs || !rs->shadow || !size)
+        return 0;                  /* not inside a checked run */
+    if (!rs->helper_fault)
+        rs->helper_fault = check_mem(rs, rs->prog, rs->helper_pc, addr, size, write);
+    return rs->helper_fault;
 }
 
 int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,

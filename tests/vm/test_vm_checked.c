@@ -98,6 +98,37 @@ static void test_helper_fills_stack(void)
     CHECK(strstr(msg, "insn 4") && strstr(msg, "uninitialised"), "unfilled: %s", msg);
 }
 
+/* A helper that declares its accesses: writes size bytes at dst after
+ * reading 8 bytes at src (r3), as a test's wrapper around a real helper does. */
+static uint64_t fill_checked(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e)
+{
+    if (gvm_checked_helper_access(src, 8, 0) || gvm_checked_helper_access(dst, size, 1))
+        return (uint64_t)-EFAULT;
+    memset((void *)(uintptr_t)dst, 0x5a, size);
+    return 0;
+}
+
+static void test_helper_declared_access(void)
+{
+    static gvm_helper_fn table[BPF_MAX_HELPER_ID];
+    table[9] = fill_checked;
+    struct gvm_env env = { .helpers = table };
+    uint64_t r0 = 0;
+    const char *msg = checked_run("stdw [r10-24], 0\nmov r3, r10\nadd r3, -24\n"
+                                  "mov r1, r10\nadd r1, -16\nmov r2, 16\ncall 9\n"
+                                  "ldxdw r0, [r10-8]\nexit", &env, NULL, 0, 100, &r0);
+    CHECK(!msg[0] && r0 == 0x5a5a5a5a5a5a5a5aull, "declared in-frame write: %s", msg);
+    msg = checked_run("stdw [r10-8], 0\nmov r3, r10\nadd r3, -8\n"
+                      "mov r1, r10\nadd r1, -8\nmov r2, 16\ncall 9\nmov r0, 0\nexit",
+                      &env, NULL, 0, 100, NULL);
+    CHECK(strstr(msg, "insn 6 (call 9)") && strstr(msg, "write of 16 bytes"),
+          "declared write past the frame: %s", msg);
+    msg = checked_run("mov r3, r10\nadd r3, -24\nmov r1, r10\nadd r1, -16\nmov r2, 8\n"
+                      "call 9\nmov r0, 0\nexit", &env, NULL, 0, 100, NULL);
+    CHECK(strstr(msg, "insn 5 (call 9)") && strstr(msg, "uninitialised"),
+          "declared read of uninitialised stack: %s", msg);
+}
+
 /* ---- tail calls -------------------------------------------------------- */
 
 static struct gvm_prog *tail_progs[2];
@@ -236,6 +267,7 @@ int main(void)
 
     test_mem_allowed();
     test_helper_fills_stack();
+    test_helper_declared_access();
     test_tail_calls(0);
     test_tail_calls(GVM_F_CHECKED);
     test_atomic_threads();
