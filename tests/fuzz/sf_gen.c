@@ -185,10 +185,18 @@ static int scalar_reg(struct gen *g)
     return rn(g, 2) ? BPF_R8 : BPF_R9;
 }
 
+/* The offset of a context word. Not word 0: a kernel tracepoint program
+ * may not read its common fields, and the kernel differential loads these
+ * programs as tracepoint programs. */
+static int ctx_word(struct gen *g)
+{
+    return 8 * (1 + (int)rn(g, SF_CTX_SIZE / 8 - 1));
+}
+
 /* dst = a context word, maybe bounded */
 static void ctx_scalar(struct gen *g, int dst, bool bounded)
 {
-    emit(g, BPF_LDX_MEM(BPF_DW, dst, BPF_R6, 8 * (int)rn(g, SF_CTX_SIZE / 8)));
+    emit(g, BPF_LDX_MEM(BPF_DW, dst, BPF_R6, ctx_word(g)));
     if (bounded) {
         static const int32_t masks[] = { 7, 8, 15, 24, 56, 63 };
         emit(g, BPF_ALU64_IMM(BPF_AND, dst, masks[rn(g, 6)]));
@@ -689,7 +697,7 @@ static void prologue(struct gen *g)
         if (rn(g, 2)) {
             emit(g, BPF_ST_MEM(BPF_DW, BPF_R10, off, (int32_t)rn(g, 64)));
         } else {
-            emit(g, BPF_LDX_MEM(BPF_DW, BPF_R1, BPF_R6, 8 * (int)rn(g, SF_CTX_SIZE / 8)));
+            emit(g, BPF_LDX_MEM(BPF_DW, BPF_R1, BPF_R6, ctx_word(g)));
             emit(g, BPF_STX_MEM(BPF_DW, BPF_R10, BPF_R1, off));
         }
     }

@@ -142,6 +142,8 @@ int sf_kernel_verdict(struct sf_kernel *k, const struct bpf_insn *insns, uint32_
 /* The reason with register numbers, offsets and sizes replaced by N. */
 static void category_key(const char *reason, char *key, size_t keylen)
 {
+    if (keylen)
+        key[0] = 0;
     size_t o = 0;
     for (const char *s = reason; *s && o + 2 < keylen; s++) {
         if (isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))) {
@@ -178,8 +180,13 @@ static void add_to(struct category *cats, int *ncats, uint64_t seed, const char 
 }
 
 void sf_kernel_record(struct sf_kernel *k, uint64_t seed, int graft_ok, int kernel_ok,
-                      const char *kernel_reason, const char *graft_reason)
+                      const char *kernel_reason, const char *graft_reason, int violated)
 {
+    char tagged[300];
+    if (violated) {
+        snprintf(tagged, sizeof(tagged), "[unsafe in graft's checked run] %s", kernel_reason);
+        kernel_reason = tagged;
+    }
     k->total++;
     if (graft_ok && kernel_ok)
         k->both_ok++;
@@ -223,6 +230,8 @@ void sf_kernel_report(struct sf_kernel *k, FILE *out, uint64_t master_seed)
     if (!out)
         return;
     fprintf(out, "## Run: master seed %#llx\n\n", (unsigned long long)master_seed);
+    fprintf(out, "Programs generated without callbacks (the kernel needs BTF for them); one is "
+                 "regenerated with `soundness_fuzz --prog SEED --without callbacks`.\n\n");
     fprintf(out, "%llu programs (tracepoint type in the kernel): both accept %llu, both reject %llu, "
             "graft accepts and the kernel rejects %llu, the kernel accepts and graft rejects %llu.\n\n",
             (unsigned long long)k->total, (unsigned long long)k->both_ok,

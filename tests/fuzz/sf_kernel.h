@@ -26,9 +26,11 @@ int sf_kernel_verdict(struct sf_kernel *k, const struct bpf_insn *insns, uint32_
                       char *reason, size_t reasonlen);
 
 /* Record a comparison: graft's and the kernel's verdicts for the program
- * of seed, with the kernel's reason when it rejected. */
+ * of seed, with the kernel's reason when it rejected; violated: graft
+ * accepted it and the checked run found it unsafe (a known graft bug, kept
+ * apart in the report). */
 void sf_kernel_record(struct sf_kernel *k, uint64_t seed, int graft_ok, int kernel_ok,
-                      const char *kernel_reason, const char *graft_reason);
+                      const char *kernel_reason, const char *graft_reason, int violated);
 
 /* Write the report (Markdown) and a one-line summary to stdout. */
 void sf_kernel_report(struct sf_kernel *k, FILE *out, uint64_t master_seed);

@@ -7,6 +7,11 @@
  * (sized by the map the lookup really went to, so an inner map of the
  * wrong shape shows up), and the key and value a for_each_map_elem
  * callback is given, for the duration of the callback.
+ *
+ * The helpers the programs call are wrapped so that the memory they are
+ * handed is checked too: from each helper's prototype (pointer and size
+ * arguments, map keys and values) the wrapper declares the accesses to the
+ * checked interpreter (gvm_checked_helper_access) before the helper runs.
  */
 #include "sf_run.h"
 
@@ -126,6 +131,77 @@ static uint64_t w_for_each(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, u
     return visited;
 }
 
+/* ---- prototype-driven checking of helper memory arguments ---- */
+
+static gvm_helper_fn g_orig[BPF_MAX_HELPER_ID];
+
+static uint32_t map_size_of(uint64_t map, enum garg_kind k)
+{
+    const struct gmap_def *d = gmap_get_def((struct gmap *)(uintptr_t)map);
+    return k == GARG_PTR_TO_MAP_KEY ? d->key_size : d->value_size;
+}
+
+/* Declare every memory access helper id will make with these arguments;
+ * nonzero when one is not allowed (the run then fails at the call). */
+static int declare_accesses(uint32_t id, const uint64_t a[5])
+{
+    const struct ghelper_proto *p = ghelper_proto(id);
+    uint64_t map = 0;
+    for (int i = 0; p && i < 5; i++) {
+        enum garg_kind k = p->args[i];
+        int rc = 0;
+        switch (k) {
+        case GARG_CONST_MAP_PTR:
+            map = a[i];
+            break;
+        case GARG_PTR_TO_MAP_KEY:
+        case GARG_PTR_TO_MAP_VALUE:
+        case GARG_PTR_TO_UNINIT_MAP_VALUE:
+            if (map)
+                rc = gvm_checked_helper_access(a[i], map_size_of(map, k),
+                                               k == GARG_PTR_TO_UNINIT_MAP_VALUE);
+            break;
+        case GARG_PTR_TO_MEM:
+        case GARG_PTR_TO_MEM_OR_NULL:
+        case GARG_PTR_TO_UNINIT_MEM:
+            if (i < 4 && !(k == GARG_PTR_TO_MEM_OR_NULL && a[i] == 0))
+                rc = gvm_checked_helper_access(a[i], (uint32_t)a[i + 1], k == GARG_PTR_TO_UNINIT_MEM);
+            break;
+        case GARG_PTR_TO_LONG:
+            rc = gvm_checked_helper_access(a[i], 8, 1);
+            break;
+        default:
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+#define CHECKED_HELPER(id)                                                                \
+    static uint64_t checked_##id(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,      \
+                                 uint64_t r5)                                             \
+    {                                                                                     \
+        const uint64_t a[5] = { r1, r2, r3, r4, r5 };                                     \
+        if (declare_accesses(id, a))                                                      \
+            return (uint64_t)-EFAULT;                                                     \
+        return g_orig[id](r1, r2, r3, r4, r5);                                            \
+    }
+/* the helpers with memory arguments the generator uses (lookup and
+ * for_each_map_elem are wrapped above, and declare through these) */
+CHECKED_HELPER(1)
+CHECKED_HELPER(2)
+CHECKED_HELPER(3)
+CHECKED_HELPER(4)
+CHECKED_HELPER(112)
+CHECKED_HELPER(113)
+
+static const struct { uint32_t id; gvm_helper_fn fn; } g_checked[] = {
+    { 1, checked_1 }, { 2, checked_2 }, { 3, checked_3 }, { 4, checked_4 },
+    { 112, checked_112 }, { 113, checked_113 },
+};
+
 static int resolve(void *arg, uint8_t src, int32_t imm, int32_t next_imm, uint64_t *value,
                    struct graft_err *err)
 {
@@ -179,6 +255,9 @@ int sf_env_new(struct sf_env **out, char *err, size_t errlen)
     gmap_set_resolver(inner_by_id);
     ghelper_set_callback_invoker(gvm_invoke_callback);
     memcpy(e->table, ghelper_table(), sizeof(e->table));
+    memcpy(g_orig, e->table, sizeof(g_orig));
+    for (size_t i = 0; i < sizeof(g_checked) / sizeof(g_checked[0]); i++)
+        e->table[g_checked[i].id] = g_checked[i].fn;
     g_lookup = e->table[1];
     e->table[1] = w_lookup;
     e->table[164] = w_for_each;

@@ -17,14 +17,16 @@
  *   --seed X          master seed (default: from the clock; printed)
  *   --prog X          only the program of seed X (as printed on a failure)
  *   --runs R          checked runs per accepted program (default 8)
- *   --max-failures K  stop after K violations (default 1)
+ *   --max-failures K  stop after K violations (default 1; 0: never)
  *   --min-accept P    fail if fewer than P% of programs are accepted (default 30)
  *   --kernel FILE     also load every program into the kernel and append
  *                     the differences to FILE (Markdown); skipped with a
  *                     note when bpf() cannot be used
  *   --without SHAPE   do not generate SHAPE: callbacks, subprogs, helper_writes,
  *                     map_in_map, tail_calls (to see which shape finds a bug)
- *   --bench           print BENCH lines (programs/s, accepted %)
+ *   --bench           print BENCH lines (programs/s, accepted %); violations are
+ *                     counted, listed on one line each and not minimised, and
+ *                     do not stop the run or fail it (a benchmark, not a test)
  * Exit: 0 clean, 1 a violation or too few accepted programs, 2 usage.
  */
 #include <stdbool.h>
@@ -271,6 +273,8 @@ int main(int argc, char **argv)
                 perror(o.kernel_report);
         }
     }
+    if (o.bench)
+        o.max_failures = 0;
     if (o.have_prog) {
         o.iters = 1;
         o.seconds = 1e9;
@@ -300,24 +304,29 @@ int main(int argc, char **argv)
                    ok ? "accepted" : "rejected:", reason);
             dump(stdout, prog.insns, prog.n);
         }
-        if (kern) {
-            char kreason[256];
-            int kok = sf_kernel_verdict(kern, prog.insns, prog.n, kreason, sizeof(kreason));
-            if (kok >= 0)
-                sf_kernel_record(kern, pseed, ok, kok, kreason, reason);
-        }
+        int kok = -1;
+        char kreason[256];
+        if (kern)
+            kok = sf_kernel_verdict(kern, prog.insns, prog.n, kreason, sizeof(kreason));
+        if (kok >= 0 && !ok)
+            sf_kernel_record(kern, pseed, ok, kok, kreason, reason, 0);
         if (!ok)
             continue;
         accepted++;
         char msg[512];
         int rc = sf_run(g_env, prog.insns, prog.n, o.runs, pseed, msg, sizeof(msg));
+        if (kok >= 0)
+            sf_kernel_record(kern, pseed, ok, kok, kreason, reason, rc == 1);
         if (rc < 0) {
             run_errors++;
             printf("cannot run program %#llx: %s\n", (unsigned long long)pseed, msg);
         } else if (rc == 1) {
             failures++;
-            report_violation(o.seed, pseed, &prog, o.runs, msg, now() - t0);
-            if (failures >= o.max_failures)
+            if (o.bench)
+                printf("violation: program %#llx: %s\n", (unsigned long long)pseed, msg);
+            else
+                report_violation(o.seed, pseed, &prog, o.runs, msg, now() - t0);
+            if (o.max_failures && failures >= o.max_failures)
                 break;
         }
     }
@@ -335,6 +344,7 @@ int main(int argc, char **argv)
     if (o.bench) {
         printf("BENCH soundness_fuzz_progs_per_s %.0f progs/s\n", (double)total / secs);
         printf("BENCH soundness_fuzz_accepted_pct %.1f %%\n", pct);
+        failures = 0;
     }
     if (kern) {
         sf_kernel_report(kern, kout, o.seed);
