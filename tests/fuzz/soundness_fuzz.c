@@ -192,6 +192,27 @@ static void dump(FILE *f, const struct bpf_insn *p, uint32_t n)
     }
 }
 
+/* Which of the generator's risky shapes the (minimised) program still has:
+ * a first hint at the bug class. */
+static void print_shapes(const struct bpf_insn *p, uint32_t n)
+{
+    bool sub = false, cb = false, hw = false, mim = false, tail = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct bpf_insn *in = &p[i];
+        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_CALL)
+            sub = true;
+        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == 0) {
+            hw |= in->imm == 4 || in->imm == 112 || in->imm == 113;
+            cb |= in->imm == 181 || in->imm == 164;
+            tail |= in->imm == 12;
+        }
+        if (bpf_is_ld_imm64(in) && in->src_reg == BPF_PSEUDO_MAP_IDX && in->imm == SF_MAP_OUTER)
+            mim = true;
+    }
+    printf("  shapes left: %s%s%s%s%s\n", sub ? "subprogram-call " : "", cb ? "callback " : "",
+           hw ? "helper-stack-write " : "", mim ? "map-in-map " : "", tail ? "tail-call " : "");
+}
+
 static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p, int runs,
                              const char *msg, double t)
 {
@@ -206,6 +227,7 @@ static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p,
     char again[512] = "";
     sf_run(g_env, p->insns, m, runs, pseed, again, sizeof(again));
     printf("  minimised from %u to %u instructions; it fails with: %s\n", n0, m, again);
+    print_shapes(p->insns, m);
     dump(stdout, p->insns, m);
     fflush(stdout);
 }
