@@ -321,14 +321,34 @@ static uint16_t ptr_transfer(const struct bpf_insn *in, uint16_t m)
     return m;
 }
 
-/* Where a register may point in this frame's stack: SO_NS (not the stack),
- * SO_ANY (somewhere in it), or a constant offset from the frame pointer. */
+/* Where a register may point in the stack: SO_NS (not a stack pointer),
+ * SO_UP (maybe into the stack of a calling frame, never into this one's: a
+ * subprogram's or callback's pointer arguments, and pointers loaded through
+ * them), SO_ANY (anywhere: this frame's stack, and in a function that may be
+ * called, its callers' too), or a constant offset from this frame pointer.
+ * A store through SO_UP or SO_ANY may change a value the caller reads back
+ * after the call, which the caller's own analysis cannot see: the stored
+ * value must stay precise (issue 14: a callee's store into its caller's
+ * frame was forgotten by pruning). */
 #define SO_NS  INT32_MIN
+#define SO_UP  (INT32_MIN + 1)
 #define SO_ANY INT32_MAX
+
+static bool so_is_off(int32_t v)
+{
+    return v != SO_NS && v != SO_UP && v != SO_ANY;
+}
+
+static bool so_not_here(int32_t v)
+{
+    return v == SO_NS || v == SO_UP;
+}
 
 static int32_t so_join(int32_t a, int32_t b)
 {
-    return a == b ? a : SO_ANY;
+    if (a == b)
+        return a;
+    return so_not_here(a) && so_not_here(b) ? SO_UP : SO_ANY;
 }
 
 static void so_transfer(const struct bpf_insn *in, int32_t *so, bool leaks)
@@ -340,14 +360,15 @@ static void so_transfer(const struct bpf_insn *in, int32_t *so, bool leaks)
         if (op == BPF_MOV) {
             so[d] = (BPF_SRC(in->code) == BPF_X && !in->off) ? so[sr] : SO_NS;
         } else if ((op == BPF_ADD || op == BPF_SUB) && BPF_SRC(in->code) == BPF_K) {
-            if (so[d] != SO_NS && so[d] != SO_ANY) {
+            if (so_is_off(so[d])) {
                 int64_t o = (int64_t)so[d] + (op == BPF_ADD ? in->imm : -(int64_t)in->imm);
                 so[d] = (o > -4096 && o < 4096) ? (int32_t)o : SO_ANY;
             }
         } else if (op == BPF_ADD && BPF_SRC(in->code) == BPF_X) {
-            so[d] = (so[d] != SO_NS || so[sr] != SO_NS) ? SO_ANY : SO_NS;
+            so[d] = so[d] == SO_NS && so[sr] == SO_NS ? SO_NS
+                    : so_not_here(so[d]) && so_not_here(so[sr]) ? SO_UP : SO_ANY;
         } else if (op == BPF_SUB && BPF_SRC(in->code) == BPF_X) {
-            so[d] = so[d] != SO_NS ? SO_ANY : SO_NS;
+            so[d] = so_not_here(so[d]) ? so[d] : SO_ANY;
         } else {
             so[d] = SO_NS;
         }
@@ -357,9 +378,14 @@ static void so_transfer(const struct bpf_insn *in, int32_t *so, bool leaks)
         break;
     case BPF_LDX:
         /* only a spill can give back a stack pointer (maps and ctx hold none,
-         * unless the policy lets pointers leak into maps) */
-        so[d] = (BPF_SIZE(in->code) == BPF_DW && BPF_MODE(in->code) == BPF_MEM &&
-                 (leaks || so[sr] != SO_NS)) ? SO_ANY : SO_NS;
+         * unless the policy lets pointers leak into maps); a caller's stack
+         * holds no pointer into this frame (such spills are refused) */
+        if (BPF_SIZE(in->code) != BPF_DW || BPF_MODE(in->code) != BPF_MEM)
+            so[d] = SO_NS;
+        else if (leaks)
+            so[d] = SO_ANY;
+        else
+            so[d] = so[sr] == SO_NS ? SO_NS : so[sr] == SO_UP ? SO_UP : SO_ANY;
         break;
     case BPF_LD:
         so[d] = SO_NS;
@@ -397,6 +423,7 @@ struct prec_ctx {
     const int32_t *so;          /* so[i*11 + r] */
     const uint16_t *ptr_in;
     bool ret_matters;
+    bool main_called;           /* insn 0 is also a call or callback target */
 };
 
 static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *in, uint32_t i,
@@ -431,7 +458,7 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
         int32_t b = so[in->src_reg];
         if (need && b == SO_ANY)
             *slots = ~0ull;
-        else if (need && b != SO_NS)
+        else if (need && so_is_off(b))
             *slots |= slots_of((int64_t)b + in->off, size);
         return (out & ~d) | sbit;
     }
@@ -443,15 +470,18 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
         if (BPF_MODE(in->code) == BPF_ATOMIC) {
             if (b == SO_ANY)
                 *slots = ~0ull;
-            else if (b != SO_NS)
+            else if (so_is_off(b))
                 *slots |= slots_of((int64_t)b + in->off, size);
             out |= sbit;
             if (in->imm == BPF_CMPXCHG)
                 out |= 1u;
             return out;
         }
-        if (b == SO_ANY) {
-            src_needed = *slots != 0;
+        if (b == SO_UP) {
+            src_needed = true;              /* a caller may read it back */
+        } else if (b == SO_ANY) {
+            /* outside the main program, anywhere includes the callers' frames */
+            src_needed = *slots != 0 || c->subprog_of[i] != 0 || pc->main_called;
         } else if (b != SO_NS) {
             int64_t o = (int64_t)b + in->off;
             uint64_t m = slots_of(o, size);
@@ -478,7 +508,7 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
                 for (int r = 1; r <= 5; r++) {
                     if (so[r] == SO_ANY)
                         *slots = ~0ull;
-                    else if (so[r] != SO_NS)
+                    else if (so_is_off(so[r]))
                         *slots |= slots_of(so[r], -(int64_t)so[r]);
                 }
             }
@@ -521,13 +551,24 @@ static int compute_precision(struct cfg *c, const struct bpf_insn *insns, bool r
     int rc = -ENOMEM;
     if (!ptr_in || !seen || !ret_ptr || !so || !c->ret_needed)
         goto out;
+    /* Is the main program's code also entered by a call or as a callback
+     * (with arguments that may point into a caller's stack)? */
+    bool main_called = false;
+    for (uint32_t i = 0; i < n; i++) {
+        bool call = insns[i].code == (BPF_JMP | BPF_CALL) && insns[i].src_reg == BPF_PSEUDO_CALL;
+        bool func = bpf_is_ld_imm64(&insns[i]) && insns[i].src_reg == BPF_PSEUDO_FUNC;
+        if ((call || func) && (int64_t)i + 1 + insns[i].imm == 0)
+            main_called = true;
+    }
     /* forward: may hold a pointer; where it may point in the stack */
     for (uint32_t k = 0; k < c->n_subprogs; k++) {
         uint32_t s = c->subprog_start[k];
-        ptr_in[s] |= k == 0 ? (uint16_t)(1u << 1 | 1u << 10) : (uint16_t)(0x3eu | 1u << 10);
+        bool entered_by_call = k != 0 || main_called;
+        ptr_in[s] |= entered_by_call ? (uint16_t)(0x3eu | 1u << 10) : (uint16_t)(1u << 1 | 1u << 10);
         seen[s] = 1;
         for (int r = 0; r < BPF_NREGS; r++)
-            so[(size_t)s * BPF_NREGS + r] = r == BPF_R10 ? 0 : SO_NS;
+            so[(size_t)s * BPF_NREGS + r] = r == BPF_R10 ? 0
+                                           : entered_by_call && r >= 1 && r <= 5 ? SO_UP : SO_NS;
     }
     bool changed = true;
     while (changed) {
@@ -585,7 +626,7 @@ static int compute_precision(struct cfg *c, const struct bpf_insn *insns, bool r
     for (uint32_t i = 0; i + 1 < n; i++)
         if (bpf_is_ld_imm64(&insns[i]) && insns[i].src_reg == BPF_PSEUDO_FUNC)
             c->ret_needed[c->subprog_of[i + 1 + insns[i].imm]] = 1;
-    struct prec_ctx pc = { c, so, ptr_in, ret_matters };
+    struct prec_ctx pc = { c, so, ptr_in, ret_matters, main_called };
     changed = true;
     while (changed) {
         changed = false;

@@ -241,13 +241,27 @@ static uint8_t *byte_kind(struct frame *f, int64_t off, bool grow, struct slot *
     return &p->kind[off + 8 * (int64_t)(s + 1)];
 }
 
-/* A write at [off, off+size) partially overwrites a spilled register: the
- * spill no longer holds as a whole; its bytes read as plain data. */
-static void break_spill(struct slot *sl)
+/* What the bytes of a spilled register become when the spill no longer
+ * holds as a whole (part of it overwritten, or the resource it points to
+ * released). A number's bytes are plain data (S_MISC). A pointer's bytes
+ * are part of a host address: read back as a number they would disclose it
+ * (the kernel refuses such a partial store from unprivileged programs), so
+ * they become uninitialised (S_INVALID): the program may reuse the slot for
+ * narrower data and read what it wrote, never the rest. With the policy's
+ * leak right (allow_ptr_leaks) they are plain data, as for privileged
+ * programs in the kernel. */
+static uint8_t spill_remains(const struct env *e, const struct reg *spilled)
 {
+    return is_ptr(spilled) && !e->pol->allow_ptr_leaks ? S_INVALID : S_MISC;
+}
+
+/* A write covers part of a spilled register: the other bytes lose it. */
+static void break_spill(const struct env *e, struct slot *sl)
+{
+    uint8_t rest = spill_remains(e, &sl->spill);
     for (int k = 0; k < 8; k++)
         if (sl->kind[k] == S_SPILL)
-            sl->kind[k] = S_MISC;
+            sl->kind[k] = rest;
 }
 
 static int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
@@ -276,7 +290,7 @@ static int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsign
         if (!k)
             return -ENOMEM;
         if (*k == S_SPILL)
-            break_spill(sl);
+            break_spill(e, sl);
         *k = kind;
     }
     return 0;
@@ -296,7 +310,7 @@ static int stack_write_var(struct env *e, struct frame *f, int64_t lo, int64_t h
             if (sl->spill.type != T_SCALAR)
                 return reject(e, "variable-offset stack write could overwrite the pointer spilled at fp%+" PRId64,
                               -8 * (int64_t)((-o - 1) / 8 + 1));
-            break_spill(sl);
+            break_spill(e, sl);
         }
         if (*k == S_ZERO)
             *k = S_MISC;
@@ -896,20 +910,51 @@ static void invalidate_ref(struct env *e, uint32_t ref_id)
                 mark_not_init(&f->regs[r]);
         for (uint32_t s = 0; s < f->nslots; s++)
             if (f->slots[s].kind[0] == S_SPILL && is_ptr(&f->slots[s].spill) &&
-                f->slots[s].spill.ref_id == ref_id)
-                memset(f->slots[s].kind, S_MISC, 8), mark_unknown(&f->slots[s].spill);
+                f->slots[s].spill.ref_id == ref_id) {
+                memset(f->slots[s].kind, spill_remains(e, &f->slots[s].spill), 8);
+                mark_unknown(&f->slots[s].spill);
+            }
     }
 }
 
+/* A helper's or kfunc's write into the stack, applied after every argument
+ * was checked. The pointer's offset and the size may vary: [lo, hi) is every
+ * byte it may write, [sure_lo, sure_hi) (possibly empty) the bytes every
+ * possible offset and size covers. */
 struct pending_write {
     struct frame *f;
     int64_t lo, hi;
+    int64_t sure_lo, sure_hi;
 };
 
+/* Every byte the write may touch loses what was known of it (a spilled
+ * value, known zero): it may now hold anything. Only the bytes surely
+ * written become initialised; the others stay uninitialised if they were
+ * (issue 14: a spill beyond the smallest size or offset used to survive). */
+static int apply_stack_write(struct env *e, const struct pending_write *pw)
+{
+    for (int64_t o = pw->lo; o < pw->hi; o++) {
+        bool sure = o >= pw->sure_lo && o < pw->sure_hi;
+        struct slot *sl;
+        uint8_t *k = byte_kind(pw->f, o, sure, &sl);
+        if (!k) {
+            if (sure)
+                return -ENOMEM;
+            continue;               /* never written: still uninitialised */
+        }
+        if (*k == S_SPILL)
+            break_spill(e, sl);     /* scalars only: pointers were refused */
+        if (sure || *k == S_ZERO)
+            *k = S_MISC;
+    }
+    return 0;
+}
+
 /* Memory argument: [p, p + size_max) must be accessible (readable and
- * initialised unless uninit_ok). Writes to the stack are recorded in *pw. */
-static int check_mem_arg(struct env *e, int regno, uint64_t size_max, bool write, bool uninit_ok,
-                         struct pending_write *pw)
+ * initialised unless uninit_ok). Writes to the stack are recorded in *pw;
+ * the callee writes at least size_min bytes. */
+static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t size_max, bool write,
+                         bool uninit_ok, struct pending_write *pw)
 {
     struct reg p = regs(e)[regno];
     int rc;
@@ -938,10 +983,12 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_max, bool write
                     return reject(e, "R%d helper would overwrite the pointer spilled at fp%+" PRId64, regno, o);
             }
         }
-        if (write && pw && scalar_is_const(&p.v)) {
+        if (write && pw) {
             pw->f = f;
             pw->lo = lo;
             pw->hi = hi;
+            pw->sure_lo = p.off + p.v.smax;
+            pw->sure_hi = p.off + p.v.smin + (int64_t)size_min;
         }
         return 0;
     }
@@ -1225,7 +1272,7 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
             uint32_t sz = k == GARG_PTR_TO_MAP_KEY ? d->key_size : d->value_size;
             bool w = k == GARG_PTR_TO_UNINIT_MAP_VALUE;
             pw[npw].f = NULL;
-            if ((rc = check_mem_arg(e, rn, sz, w, w, &pw[npw])))
+            if ((rc = check_mem_arg(e, rn, sz, sz, w, w, &pw[npw])))
                 return rc;
             if (w && pw[npw].f)
                 npw++;
@@ -1247,13 +1294,10 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
                 break;
             bool w = k == GARG_PTR_TO_UNINIT_MEM;
             pw[npw].f = NULL;
-            if ((rc = check_mem_arg(e, rn, smax, w, w, &pw[npw])))
+            if ((rc = check_mem_arg(e, rn, smin, smax, w, w, &pw[npw])))
                 return rc;
-            if (w && pw[npw].f) {
-                /* only the bytes surely written become initialised */
-                pw[npw].hi = pw[npw].lo + (int64_t)smin;
+            if (w && pw[npw].f)
                 npw++;
-            }
             i++;
             break;
         }
@@ -1313,7 +1357,7 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
         }
         case GARG_PTR_TO_LONG:
             pw[npw].f = NULL;
-            if ((rc = check_mem_arg(e, rn, 8, true, true, &pw[npw])))
+            if ((rc = check_mem_arg(e, rn, 8, 8, true, true, &pw[npw])))
                 return rc;
             if (pw[npw].f)
                 npw++;
@@ -1346,15 +1390,8 @@ static int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t 
                       st->refs[0].insn);
     /* stack bytes the helper fills */
     for (int i = 0; i < npw; i++)
-        for (int64_t o = pw[i].lo; o < pw[i].hi; o++) {
-            struct slot *sl;
-            uint8_t *k = byte_kind(pw[i].f, o, true, &sl);
-            if (!k)
-                return -ENOMEM;
-            if (*k == S_SPILL)
-                break_spill(sl);
-            *k = S_MISC;
-        }
+        if ((rc = apply_stack_write(e, &pw[i])))
+            return rc;
     if (release_reg >= 0) {
         uint32_t ref = regs(e)[release_reg].ref_id;
         uint32_t i;
@@ -1502,18 +1539,10 @@ static int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t i
                               "non-null pointer", rn, kf->name, i + 1);
             bool w = k == GARG_PTR_TO_UNINIT_MEM;
             struct pending_write pw = { 0 };
-            if ((rc = check_mem_arg(e, rn, smax, w, w, &pw)))
+            if ((rc = check_mem_arg(e, rn, smin, smax, w, w, &pw)))
                 return rc;
-            if (w && pw.f)
-                for (int64_t o = pw.lo; o < pw.lo + (int64_t)smin && o < pw.hi; o++) {
-                    struct slot *sl;
-                    uint8_t *kk = byte_kind(pw.f, o, true, &sl);
-                    if (!kk)
-                        return -ENOMEM;
-                    if (*kk == S_SPILL)
-                        break_spill(sl);
-                    *kk = S_MISC;
-                }
+            if (w && pw.f && (rc = apply_stack_write(e, &pw)))
+                return rc;
             i++;
             break;
         }
