@@ -60,7 +60,8 @@ struct run {
     struct run *parent;            /* the run whose helper invoked this callback */
     const struct gvm_prog *prog;   /* running program, as of the last helper call */
     uint32_t helper_pc;            /* checked: the helper call in progress */
-    int helper_fault;              /* checked: a violation the helper reported */
+    int helper_fault;              /* checked: a violation the helper reported, or a
+                                    * callback it ran hit */
     struct frame frames[BPF_MAX_CALL_DEPTH];
     _Alignas(16) uint8_t stack_mem[STACK_BYTES];
 };
@@ -596,7 +597,9 @@ static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
 {
     rs->stack = rs->stack_mem;
     rs->depth = 0;
-    rs->steps = 0;
+    /* a callback's instructions count toward its caller's step limit: a
+     * bpf_loop of millions of calls is a long run, not many short ones */
+    rs->steps = cur_run ? cur_run->steps : 0;
     rs->prog = prog;
     rs->parent = cur_run;
     reg[BPF_R10] = frame_top(rs, 0);
@@ -658,5 +661,11 @@ int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t
     rs.ctx = caller->ctx;
     rs.ctx_len = caller->ctx_len;
     rs.err = caller->err;
-    return run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
+    int rc = run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
+    caller->steps = rs.steps;
+    /* the helper only sees a non-zero return; in checked mode the violation
+     * (already in err) fails the caller's run when the helper returns */
+    if (rc && !caller->helper_fault)
+        caller->helper_fault = rc;
+    return rc;
 }

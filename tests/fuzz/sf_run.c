@@ -16,6 +16,7 @@
 #include "sf_run.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,33 @@ static int mem_allowed(void *arg, uint64_t addr, uint64_t size, int write)
     return 0;
 }
 
+/* A helper argument that is not what the helper's prototype promises (a
+ * map argument that is no map): the helper is not called and the run is
+ * reported as a violation when it ends. */
+static char g_arg_fault[256];
+
+static bool is_map(uint64_t v)
+{
+    for (int i = 0; g_env && i < SF_N_MAPS; i++)
+        if (v == (uint64_t)(uintptr_t)g_env->maps[i])
+            return true;
+    for (int i = 0; g_env && i < N_INNER; i++)
+        if (v == (uint64_t)(uintptr_t)g_env->inner[i])
+            return true;
+    return false;
+}
+
+static bool map_arg_ok(uint32_t helper, uint64_t v)
+{
+    if (is_map(v))
+        return true;
+    if (!g_arg_fault[0])
+        snprintf(g_arg_fault, sizeof(g_arg_fault),
+                 "helper %u was given %#llx as its map argument, which is no map", helper,
+                 (unsigned long long)v);
+    return false;
+}
+
 static struct gmap *inner_by_id(uint32_t id)
 {
     return g_env && id >= 1 && id <= N_INNER ? g_env->inner[id - 1] : NULL;
@@ -92,6 +120,8 @@ static int is_map_of_maps(const struct gmap_def *d)
  * the map it came from (an outer map's "value" is an inner map: no memory). */
 static uint64_t w_lookup(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
+    if (!map_arg_ok(1, r1))
+        return 0;
     uint64_t p = g_lookup(r1, r2, r3, r4, r5);
     const struct gmap_def *d = gmap_get_def((struct gmap *)(uintptr_t)r1);
     if (p && !is_map_of_maps(d))
@@ -102,6 +132,8 @@ static uint64_t w_lookup(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uin
 /* for_each_map_elem, with the key and value admitted while the callback runs. */
 static uint64_t w_for_each(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
+    if (!map_arg_ok(164, r1))
+        return (uint64_t)-EINVAL;
     struct gmap *m = (struct gmap *)(uintptr_t)r1;
     const struct gmap_def *d = gmap_get_def(m);
     uint8_t keys[2][64];
@@ -152,6 +184,8 @@ static int declare_accesses(uint32_t id, const uint64_t a[5])
         int rc = 0;
         switch (k) {
         case GARG_CONST_MAP_PTR:
+            if (!map_arg_ok(id, a[i]))
+                return -EINVAL;
             map = a[i];
             break;
         case GARG_PTR_TO_MAP_KEY:
@@ -382,8 +416,12 @@ int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
             }
         struct graft_err err = { 0 };
         uint64_t rv;
+        g_arg_fault[0] = 0;
         if (gvm_prog_run(prog, ctx, sizeof(ctx), &rv, &err)) {
             snprintf(msg, msglen, "run %d: %s", r, err.msg);
+            ret = 1;
+        } else if (g_arg_fault[0]) {
+            snprintf(msg, msglen, "run %d: %s", r, g_arg_fault);
             ret = 1;
         }
     }

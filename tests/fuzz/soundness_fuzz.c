@@ -222,6 +222,7 @@ static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p,
     printf("  %s\n", msg);
     printf("  maps: 0 array k=4 v=64 n=4; 1 hash k=4 v=64 n=8; 2 array_of_maps (inner array v=16 n=2); "
            "3 prog_array n=2; ctx: 64 read-only bytes\n");
+    fflush(stdout);
     uint32_t n0 = p->n;
     uint32_t m = minimise(p->insns, p->n, runs, pseed);
     char again[512] = "";
