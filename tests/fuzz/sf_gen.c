@@ -483,6 +483,24 @@ static void snip_alu_slot(struct gen *g)
     emit(g, BPF_STX_MEM(BPF_DW, BPF_R10, BPF_R1, off));
 }
 
+/* An atomic read-modify-write on an offset slot or the map value (with
+ * misaligned_atomics, now and then at an address that is not naturally
+ * aligned). */
+static void snip_atomic(struct gen *g)
+{
+    static const int32_t ops[] = { BPF_ADD, BPF_OR, BPF_AND, BPF_XOR, BPF_ADD | BPF_FETCH,
+                                   BPF_XCHG, BPF_CMPXCHG };
+    bool dw = rn(g, 3) != 0;
+    int base = rn(g, 2) ? BPF_R10 : BPF_R7;
+    int off = base == BPF_R10 ? slot_off(g) : 8 * (int)rn(g, 8);
+    if (g->opts->misaligned_atomics && chance(g, 10))
+        off += dw ? 4 : 2;
+    emit(g, BPF_MOV64_IMM(BPF_R1, (int32_t)rn(g, 16)));
+    emit(g, BPF_MOV64_IMM(BPF_R0, (int32_t)rn(g, 16)));
+    emit(g, BPF_INSN(BPF_STX | BPF_ATOMIC | (dw ? BPF_DW : BPF_W), base, BPF_R1, off,
+                     ops[rn(g, sizeof(ops) / sizeof(ops[0]))]));
+}
+
 static void snip_ranged(struct gen *g)
 {
     int r = scalar_reg(g);
@@ -495,7 +513,7 @@ static void snippet(struct gen *g, int depth)
 {
     g->budget--;
     for (;;) {
-        switch (rn(g, 30)) {
+        switch (rn(g, 31)) {
         case 0: case 1: case 2: snip_set_slot(g); return;
         case 3: case 4: snip_reg_slot(g); return;
         case 5: snip_partial(g); return;
@@ -538,6 +556,7 @@ static void snippet(struct gen *g, int depth)
             snip_tail_call(g);
             return;
         case 27: snip_alu_slot(g); return;
+        case 28: snip_atomic(g); return;
         default: snip_ranged(g); return;
         }
     }
@@ -684,6 +703,14 @@ int sf_gen_without(struct sf_gen_opts *o, const char *name)
             return 0;
         }
     return -1;
+}
+
+int sf_gen_with(struct sf_gen_opts *o, const char *name)
+{
+    if (strcmp(name, "misaligned_atomics"))
+        return -1;
+    o->misaligned_atomics = true;
+    return 0;
 }
 
 /* ---- the program ---- */

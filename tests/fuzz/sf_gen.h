@@ -45,11 +45,16 @@ struct sf_gen_opts {
     bool no_helper_writes;     /* probe_read* into the stack */
     bool no_map_in_map;
     bool no_tail_calls;
+    /* Off by default: the verifier accepts atomics at misaligned addresses
+     * (tests/verifier/fuzz_findings.md), so every run would stop there. */
+    bool misaligned_atomics;
 };
 
-/* Set the flag named name ("callbacks", "subprogs", "helper_writes",
+/* Turn off the shape named name ("callbacks", "subprogs", "helper_writes",
  * "map_in_map", "tail_calls") in opts; -1 if there is none. */
 int sf_gen_without(struct sf_gen_opts *opts, const char *name);
+/* Turn on an optional shape ("misaligned_atomics"); -1 if there is none. */
+int sf_gen_with(struct sf_gen_opts *opts, const char *name);
 
 struct sf_prog {
     struct bpf_insn insns[SF_MAX_INSNS];

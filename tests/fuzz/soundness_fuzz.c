@@ -24,6 +24,7 @@
  *                     note when bpf() cannot be used
  *   --without SHAPE   do not generate SHAPE: callbacks, subprogs, helper_writes,
  *                     map_in_map, tail_calls (to see which shape finds a bug)
+ *   --with SHAPE      generate an optional shape: misaligned_atomics
  *   --bench           print BENCH lines (programs/s, accepted %); violations are
  *                     counted, listed on one line each and not minimised, and
  *                     do not stop the run or fail it (a benchmark, not a test)
@@ -78,8 +79,10 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
         return -1;
     }
     int ok = res.accepted;
-    if (reason)
-        snprintf(reason, reasonlen, "%s", ok ? "" : res.reason);
+    if (reason && ok)
+        reason[0] = 0;
+    else if (reason)
+        snprintf(reason, reasonlen, "insn %lld: %.200s", (long long)res.fail_insn, res.reason);
     gver_result_free(&res);
     return ok;
 }
@@ -237,7 +240,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: soundness_fuzz [--seconds S] [--iters N] [--seed X] [--prog X] [--runs R]\n"
                     "                      [--max-failures K] [--min-accept PCT] [--kernel FILE] [--bench]\n"
-                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls]...\n");
+                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls]...\n"
+                    "                      [--with misaligned_atomics]\n");
     return 2;
 }
 
@@ -264,6 +268,9 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--kernel")) o->kernel_report = v;
         else if (!strcmp(a, "--without")) {
             if (sf_gen_without(&o->gen, v))
+                return usage();
+        } else if (!strcmp(a, "--with")) {
+            if (sf_gen_with(&o->gen, v))
                 return usage();
         }
         else return usage();
