@@ -238,10 +238,13 @@ GH_FN(for_each_map_elem)
     if (def->key_size == 0 || def->key_size > MAX_ITER_KEY)
         return GH_ERR(-E2BIG);
 
-    /* Walk with get_next_key, alternating two buffers for prev/next. */
+    /* Walk with get_next_key, alternating two buffers for prev/next. A
+     * callback deleting the element it visits makes the walk restart from
+     * the first one: at most max_entries calls, which is what the verifier
+     * counts on to bound the program's instructions. */
     void *prev = NULL;
     int cur = 0;
-    while (gmap_get_next_key(map, prev, keybuf[cur]) == 0) {
+    while (visited < def->max_entries && gmap_get_next_key(map, prev, keybuf[cur]) == 0) {
         void *value = gmap_lookup(map, keybuf[cur]);
         prev = keybuf[cur];
         cur ^= 1;

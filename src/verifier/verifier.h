@@ -9,6 +9,9 @@
  *  - it terminates: loops are accepted only when exploring them with precise
  *    bounds reaches their exit, or when a helper (bpf_loop) bounds them; a
  *    budget of explored instructions (policy->max_states) rejects the rest;
+ *  - it runs at most max_path_insns instructions per invocation (callback
+ *    loops counted at their most iterations), and that bound is within
+ *    policy->insn_budget (GVER_DEFAULT_INSN_BUDGET when 0);
  *  - every load and store is in bounds for its pointer's type and size, reads
  *    only initialised stack and registers, and respects the context layout;
  *  - helpers and kfuncs are called with arguments of the right kinds (and
@@ -109,6 +112,10 @@ struct gver_host_ptr {
     uint32_t n_fields;
 };
 
+/* The instruction budget of a policy that sets none: every accepted program
+ * has a proven worst-case instruction count per run at most this. */
+#define GVER_DEFAULT_INSN_BUDGET 1000000ull
+
 struct gver_policy {
     const struct gver_ctx_layout *ctx;   /* NULL: the program gets no context */
     /* Helper ids the program may call (bit id%64 of word id/64). */
@@ -120,7 +127,7 @@ struct gver_policy {
     const struct gver_ksym *ksyms;
     uint32_t n_ksyms;
     uint64_t max_states;       /* instructions explored before giving up; 0 = 1,000,000 */
-    uint64_t insn_budget;      /* max instructions along any path; 0 = unlimited */
+    uint64_t insn_budget;      /* max instructions per run; 0 = GVER_DEFAULT_INSN_BUDGET */
     uint64_t mem_budget;       /* max bytes of map memory referenced; 0 = unlimited */
     const struct gver_host_ptr *host_ptrs;   /* see struct gver_host_ptr */
     uint32_t n_host_ptrs;
@@ -154,7 +161,8 @@ struct gver_result {
     uint32_t max_stack_depth;  /* combined bytes along the deepest call chain */
     uint64_t states_explored;  /* instructions processed */
     uint64_t states_stored;    /* states kept for pruning */
-    uint64_t max_path_insns;   /* worst-case instructions per run; UINT64_MAX if unbounded (bpf_loop) */
+    uint64_t max_path_insns;   /* proven worst-case instructions per run (loops, callbacks
+                                * times their iterations; per program across tail calls) */
     double ms;
 };
 

@@ -97,6 +97,20 @@ struct ref {
 
 struct sstate;
 
+/* Cost levels (see the cost section of verifier.c): level 0 is the
+ * program, level k >= 1 the k-th callback iteration on the call stack. Each
+ * level has its own clock: the instructions it ran, plus for every callback
+ * loop it completed, the loop's iterations times the worst iteration. */
+struct cost_level {
+    uint64_t clk;              /* instructions charged to this level so far */
+    uint32_t iter;             /* id of this iteration (level >= 1) */
+    uint32_t loop;             /* id of the helper call running it (kept across iterations) */
+    uint32_t site;             /* the helper call insn */
+    uint64_t n;                /* most iterations that call can make */
+    struct sstate *entry;      /* state stored at the loop's first entry */
+    uint32_t pend_base;        /* pending states below this were queued before the loop */
+};
+
 struct vstate {
     struct frame *fr[BPF_MAX_CALL_DEPTH];
     uint32_t nfr;
@@ -105,7 +119,9 @@ struct vstate {
     uint32_t lock_map;         /* held spin lock: map index + 1 (0 none) */
     int32_t lock_off;
     uint32_t insn;             /* next instruction */
-    uint64_t path_len;         /* instructions executed to get here */
+    bool cb_entering;          /* at a callback's first insn, just called by its helper */
+    uint32_t nlvl;             /* cost levels: 1 + callback frames */
+    struct cost_level lvl[BPF_MAX_CALL_DEPTH];
     uint32_t trace_len;        /* log: length of the path trace */
     struct sstate *parent;     /* last stored state on this path */
 };
@@ -116,8 +132,10 @@ struct sstate {
     struct sstate *next;       /* same insn */
     struct sstate *parent;
     uint32_t branches;         /* paths from here still being explored */
-    uint64_t depth;            /* path_len when stored */
-    uint64_t max_end;          /* longest complete path through here */
+    /* rem[k]: the most instructions level k's clock may still gain from
+     * here until level k ends (its iteration returns; level 0: the program
+     * exits), over every path explored from here */
+    uint64_t rem[BPF_MAX_CALL_DEPTH];
     bool cb_entry;             /* callback entry: may prune while in progress */
 };
 

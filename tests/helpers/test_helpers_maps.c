@@ -87,6 +87,18 @@ static uint64_t visit(uint64_t map, uint64_t key, uint64_t value, uint64_t ctx, 
     return ++c->calls == c->stop_at;
 }
 
+struct churn_ctx { struct gmap *map; uint32_t calls; };
+
+static uint64_t churn(uint64_t map, uint64_t key, uint64_t value, uint64_t ctx, uint64_t r5)
+{
+    struct churn_ctx *c = (struct churn_ctx *)(uintptr_t)ctx;
+    uint32_t k = *(uint32_t *)(uintptr_t)key, next = k + 1;
+    uint64_t v = 0;
+    gmap_delete(c->map, &k);
+    gmap_update(c->map, &next, &v, GMAP_ANY);
+    return ++c->calls >= 1000;
+}
+
 static void test_array_for_each(void)
 {
     struct gmap *m = make_map(GMAP_ARRAY, 4, 8, 5);
@@ -123,6 +135,20 @@ static void test_array_for_each(void)
     CHECK_EQ((int64_t)H("for_each_map_elem", m, cb, &c, 0), 3);
     CHECK_EQ(c.key_sum, 6);
     CHECK_EQ(c.value_sum, 600);
+    drop_map(m);
+
+    /* A callback replacing the element it visits by the next key: the walk
+     * restarts from the first element after each deletion, so only the
+     * max_entries cap ends it (the verifier's instruction bound counts on
+     * at most max_entries calls). The callback gives up after 1000. */
+    m = make_map(GMAP_HASH, 4, 8, 4);
+    uint32_t k0 = 1;
+    uint64_t v0 = 0;
+    H("map_update_elem", m, &k0, &v0, GMAP_ANY);
+    struct churn_ctx cc = { m, 0 };
+    gvm_helper_fn churn_cb = churn;
+    CHECK(H("for_each_map_elem", m, churn_cb, &cc, 0) <= 4);
+    CHECK(cc.calls <= 4);
     drop_map(m);
 
     /* Queues cannot be iterated. */

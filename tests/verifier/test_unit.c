@@ -331,12 +331,60 @@ static void test_api(void)
     free(small);
 }
 
+/* Accepted under pol with exactly `want` worst-case instructions. */
+static void check_bound(const char *what, const char *text, struct gver_policy *pol, uint64_t want)
+{
+    struct gver_result res;
+    CHECK(verify_text(text, pol, 0, &res) == 0 && res.accepted && res.max_path_insns == want,
+          "%s: %llu, not %llu (%s)", what, (unsigned long long)res.max_path_insns,
+          (unsigned long long)want, res.reason);
+    gver_result_free(&res);
+}
+
+/* The worst-case instruction count in the result (issue 14, item 4): exact
+ * on these programs, whose counts are worked out in the comments. */
+static void test_worst_case_bound(void)
+{
+    struct gver_policy *pol = gver_policy_raw(8);
+    /* 5 up to the call, 10 iterations of 2, then 2 */
+    check_bound("bpf_loop of 10",
+                "mov r1, 10\nlddw r2, func:cb\nmov r3, 0\nmov r4, 0\ncall 181\n"
+                "mov r0, 0\nexit\ncb: mov r0, 0\nexit\n", pol, 27);
+    /* nested: 10 x (7 + 20 x 2) + 7 */
+    check_bound("nested bpf_loop",
+                "mov r1, 10\nlddw r2, func:outer\nmov r3, 0\nmov r4, 0\ncall 181\n"
+                "mov r0, 0\nexit\nouter: mov r1, 20\nlddw r2, func:inner\nmov r3, 0\n"
+                "mov r4, 0\ncall 181\nmov r0, 0\nexit\ninner: mov r0, 0\nexit\n", pol, 477);
+    /* One bpf_loop call reached twice: its callback takes 3 instructions
+     * the first time (NULL context), 6 the second. The worst iteration of
+     * that call is known only after the second, so the exploration runs
+     * again and both are charged 10 x 6: 2 + (5 + 60 + 2) + 3 + 67 + 2. */
+    check_bound("one loop call reached twice",
+                "mov r1, 0\ncall f\nmov r1, r10\nadd r1, -8\ncall f\nmov r0, 0\nexit\n"
+                "f: mov r3, r1\nmov r1, 10\nlddw r2, func:cb\nmov r4, 0\ncall 181\n"
+                "mov r0, 0\nexit\n"
+                "cb: jeq r2, 0, short\nmov r0, 0\nmov r0, 0\nmov r0, 0\nshort: mov r0, 0\nexit\n",
+                pol, 141);
+    /* no budget in the policy: the default one applies */
+    const char *big = "ldxdw r1, [r1+0]\nlddw r2, func:cb\nmov r3, 0\nmov r4, 0\ncall 181\n"
+                      "mov r0, 0\nexit\ncb: mov r0, 0\nexit\n";
+    struct gver_result res;
+    CHECK(pol->insn_budget == 0 && verify_text(big, pol, 0, &res) == 0 && !res.accepted &&
+          strstr(res.reason, "the default budget allows 1000000") && res.fail_insn == 5,
+          "default budget: %s", res.reason);
+    gver_result_free(&res);
+    pol->insn_budget = 20000000;
+    check_bound("raised budget", big, pol, 5 + 2 * 8388608 + 2);
+    free(pol);
+}
+
 int main(void)
 {
     ghelper_set_trace_sink(NULL, NULL);
     test_scalar_soundness();
     test_harness_catches();
     test_api();
+    test_worst_case_bound();
     if (failures) {
         printf("%d failures\n", failures);
         return 1;

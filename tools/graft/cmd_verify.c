@@ -29,8 +29,9 @@ static int report(const char *what, const struct gver_result *res, int log_level
     if (res->log && res->log[0] && (log_level > 0 || !res->accepted))
         fputs(res->log, res->accepted ? stdout : stderr);
     if (res->accepted) {
-        printf("%s: accepted (%llu insns explored, stack %u bytes, %.3f ms)\n", what,
-               (unsigned long long)res->states_explored, res->max_stack_depth, res->ms);
+        printf("%s: accepted (worst case %llu insns per run, %llu insns explored, stack %u bytes, %.3f ms)\n",
+               what, (unsigned long long)res->max_path_insns, (unsigned long long)res->states_explored,
+               res->max_stack_depth, res->ms);
         return 0;
     }
     if (err && err->msg[0])

@@ -1,0 +1,330 @@
+/*
+ * access.c - loads, stores and atomics: the address range an access may
+ * touch, and the rules of each memory it may reach (stack, context, map
+ * values and keys, helper memory, host pointers); LD_IMM64 pseudo sources.
+ */
+#include "verifier/env.h"
+
+int check_read(struct env *e, int regno)
+{
+    if (regs(e)[regno].type == T_NOT_INIT)
+        return reject(e, "R%d !read_ok: register is not initialised", regno);
+    return 0;
+}
+
+/* The byte range [*lo, *hi_end) a pointer access may touch, from the
+ * pointer's fixed and variable offsets. */
+int access_range(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                 unsigned size, int64_t *lo, int64_t *hi_end)
+{
+    const struct scalar *v = &p->v;
+    if (v->smin < -OFF_LIMIT || v->smax > OFF_LIMIT) {
+        char b[200];
+        scalar_str(b, sizeof(b), v);
+        return reject(e, "R%d unbounded memory access: variable offset %s; bound it with a check first",
+                      regno, b);
+    }
+    *lo = p->off + insn_off + v->smin;
+    *hi_end = p->off + insn_off + v->smax + size;
+    return 0;
+}
+
+/* ---- memory access ---- */
+
+int check_region(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                 unsigned size, uint64_t limit, const char *what,
+                 int64_t *plo, int64_t *phi)
+{
+    int64_t lo = 0, hi = 0;
+    int r = access_range(e, regno, p, insn_off, size, &lo, &hi);
+    if (r)
+        return r;
+    if (lo < 0)
+        return reject(e, "R%d invalid access to %s: off=%" PRId64 " size=%u: min offset is negative",
+                      regno, what, lo, size);
+    if ((uint64_t)hi > limit)
+        return reject(e, "R%d invalid access to %s: off=%" PRId64 "..%" PRId64 " size=%u exceeds its %" PRIu64 " bytes",
+                      regno, what, lo, hi - size, size, limit);
+    if (plo)
+        *plo = lo;
+    if (phi)
+        *phi = hi;
+    return 0;
+}
+
+int check_ctx_access(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                     unsigned size, enum acc acc)
+{
+    const struct gver_ctx_layout *ctx = e->pol->ctx;
+    if (!ctx)
+        return reject(e, "R%d invalid mem access 'ctx': the policy gives this program no context", regno);
+    if (!scalar_is_const(&p->v)) {
+        char b[200];
+        scalar_str(b, sizeof(b), &p->v);
+        return reject(e, "R%d variable ctx access var_off=%s disallowed", regno, b);
+    }
+    if (acc == ACC_RMW)
+        return reject(e, "R%d atomic operation on ctx is not allowed", regno);
+    int64_t off = p->off + insn_off + (int64_t)p->v.t.value;
+    for (uint32_t i = 0; i < ctx->n_fields; i++) {
+        const struct gver_ctx_field *f = &ctx->fields[i];
+        if (off >= f->off && off + size <= (int64_t)f->off + f->size) {
+            uint32_t need = acc == ACC_WRITE ? GVER_W : GVER_R;
+            if (!(f->access & need))
+                return reject(e, "R%d invalid %s of ctx '%s' off=%" PRId64 " size=%u: field is %s",
+                              regno, acc == ACC_WRITE ? "write" : "read", ctx->name, off, size,
+                              need == GVER_W ? "read-only" : "write-only");
+            /* a rewritten slot would load as a forged host pointer */
+            for (uint32_t k = 0; acc == ACC_WRITE && k < e->pol->n_host_ptrs; k++) {
+                const struct gver_host_ptr *h = &e->pol->host_ptrs[k];
+                if (off < (int64_t)h->ctx_off + 8 && off + size > (int64_t)h->ctx_off)
+                    return reject(e, "R%d invalid write of ctx '%s' off=%" PRId64 " size=%u: it holds host pointer %s, whose fields are restricted",
+                                  regno, ctx->name, off, size, h->name);
+            }
+            return 0;
+        }
+    }
+    return reject(e, "R%d invalid %s of ctx '%s' off=%" PRId64 " size=%u: not within one field of the %u-byte context",
+                  regno, acc == ACC_WRITE ? "write" : "read", ctx->name, off, size, ctx->size);
+}
+
+bool map_is_rdonly(const struct gmap_def *d)
+{
+    return (d->map_flags & GMAP_F_RDONLY_PROG) != 0;
+}
+
+/* Load through / store to / atomically update memory at p + insn_off.
+ * val is the register stored (NULL for loads or stores of unknown data);
+ * dst receives a loaded value. */
+static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, enum acc acc,
+                     const struct reg *val, int valno, struct reg *dst, bool sext)
+{
+    struct reg p = regs(e)[regno];
+    int r;
+    const char *leak_into = NULL;
+
+    switch (p.type) {
+    case T_NOT_INIT:
+        return reject(e, "R%d !read_ok: register is not initialised", regno);
+    case T_SCALAR:
+        return reject(e, "R%d invalid mem access 'scalar': not a pointer", regno);
+    case T_MAP_VALUE_OR_NULL:
+    case T_MEM_OR_NULL:
+        return reject(e, "R%d invalid mem access '%s': null check required before dereference",
+                      regno, reg_type_name(p.type));
+    case T_CONST_MAP:
+    case T_CONST_MAP_OR_NULL:
+    case T_FUNC:
+        return reject(e, "R%d invalid mem access '%s'", regno, reg_type_name(p.type));
+    case T_CTX:
+        r = check_ctx_access(e, regno, &p, insn_off, size, acc);
+        if (r)
+            return r;
+        leak_into = "ctx";
+        break;
+    case T_STACK: {
+        struct frame *f = e->cur->fr[p.frameno];
+        int64_t lo = 0, hi = 0;
+        r = access_range(e, regno, &p, insn_off, size, &lo, &hi);
+        if (r)
+            return r;
+        if (lo < -BPF_STACK_SIZE || hi > 0)
+            return reject(e, "invalid %s stack R%d off=%" PRId64 " size=%u: outside the %d-byte frame",
+                          acc == ACC_READ ? "read from" : "write to", regno, lo, size, BPF_STACK_SIZE);
+        update_stack_depth(e, f, lo);
+        bool fixed = scalar_is_const(&p.v);
+        if (acc == ACC_READ)
+            return fixed ? stack_read_fixed(e, f, lo, size, dst, regno, sext)
+                         : stack_read_var(e, f, lo, hi, dst, regno, size, sext);
+        if (acc == ACC_RMW) {
+            r = fixed ? stack_read_fixed(e, f, lo, size, NULL, regno, false)
+                      : stack_read_var(e, f, lo, hi, NULL, regno, size, false);
+            if (r)
+                return r;
+            return fixed ? stack_write_fixed(e, f, lo, size, NULL, valno)
+                         : stack_write_var(e, f, lo, hi, NULL, valno);
+        }
+        return fixed ? stack_write_fixed(e, f, lo, size, val, valno)
+                     : stack_write_var(e, f, lo, hi, val, valno);
+    }
+    case T_MAP_VALUE: {
+        const struct gmap_def *d = map_of(e, p.map_idx);
+        if (acc != ACC_READ && map_is_rdonly(d))
+            return reject(e, "R%d write into read-only map '%s' (value) not allowed", regno, d->name);
+        r = check_region(e, regno, &p, insn_off, size, d->value_size, "map value", NULL, NULL);
+        if (r)
+            return r;
+        leak_into = "map value";
+        break;
+    }
+    case T_MAP_KEY: {
+        const struct gmap_def *d = map_of(e, p.map_idx);
+        if (acc != ACC_READ)
+            return reject(e, "R%d write into a map key not allowed", regno);
+        r = check_region(e, regno, &p, insn_off, size, d->key_size, "map key", NULL, NULL);
+        if (r)
+            return r;
+        break;
+    }
+    case T_MEM:
+        if (acc != ACC_READ && p.rdonly)
+            return reject(e, "R%d write into read-only host memory not allowed", regno);
+        r = check_region(e, regno, &p, insn_off, size, p.mem_size, "mem", NULL, NULL);
+        if (r)
+            return r;
+        leak_into = "helper memory";
+        break;
+    case T_HOST:
+        return reject(e, "R%d invalid mem access: host pointer %s cannot be dereferenced; copy its fields with bpf_probe_read_user",
+                      regno, e->pol->host_ptrs[p.map_idx].name);
+    default:
+        return reject(e, "R%d invalid mem access '%s'", regno, reg_type_name(p.type));
+    }
+    if (acc == ACC_READ && dst) {
+        mark_unknown(dst);
+        scalar_unknown_size(&dst->v, size);
+        if (sext)
+            scalar_sext_size(&dst->v, size);
+        /* the whole slot of a restricted pointer argument: a typed pointer */
+        if (p.type == T_CTX && size == 8 && !sext) {
+            int64_t off = p.off + insn_off + (int64_t)p.v.t.value;
+            for (uint32_t i = 0; i < e->pol->n_host_ptrs; i++)
+                if (off == e->pol->host_ptrs[i].ctx_off) {
+                    mark_const(dst, 0);
+                    dst->type = T_HOST;
+                    dst->map_idx = i;
+                }
+        }
+    }
+    if (acc != ACC_READ && val && is_ptr(val) && !e->pol->allow_ptr_leaks)
+        return reject(e, "R%d leaks pointer into %s: storing a pointer where the host can read it is not allowed by the policy",
+                      valno, leak_into ? leak_into : "memory");
+    return 0;
+}
+
+/* ---- loads, stores, atomics ---- */
+
+int check_ldx(struct env *e, const struct bpf_insn *in)
+{
+    if (in->dst_reg == BPF_R10)
+        return reject(e, "frame pointer is read only");
+    struct reg v;
+    mark_unknown(&v);
+    int rc = check_mem(e, in->src_reg, in->off, size_bytes(in->code), ACC_READ, NULL, -1, &v,
+                       BPF_MODE(in->code) == BPF_MEMSX);
+    if (rc)
+        return rc;
+    regs(e)[in->dst_reg] = v;
+    return 0;
+}
+
+int check_st(struct env *e, const struct bpf_insn *in)
+{
+    struct reg v;
+    unsigned size = size_bytes(in->code);
+    uint64_t imm = (uint64_t)(int64_t)in->imm;
+    if (size < 8)
+        imm &= (1ull << (size * 8)) - 1;
+    mark_const(&v, imm);
+    return check_mem(e, in->dst_reg, in->off, size, ACC_WRITE, &v, -1, NULL, false);
+}
+
+int check_stx(struct env *e, const struct bpf_insn *in)
+{
+    int rc = check_read(e, in->src_reg);
+    if (rc)
+        return rc;
+    struct reg v = regs(e)[in->src_reg];
+    unsigned size = size_bytes(in->code);
+    if (BPF_MODE(in->code) == BPF_MEM) {
+        if (size == 8 && v.type == T_SCALAR && !v.id && !scalar_is_const(&v.v) &&
+            regs(e)[in->dst_reg].type == T_STACK) {
+            /* the spill is a copy: link it for branch refinement */
+            v.id = new_id(e);
+            regs(e)[in->src_reg].id = v.id;
+        }
+        if (size < 8 && !is_ptr(&v)) {
+            struct scalar m;
+            scalar_const(&m, (1ull << (size * 8)) - 1);
+            scalar_alu(&v.v, &m, BPF_AND, false, false);
+        }
+        return check_mem(e, in->dst_reg, in->off, size, ACC_WRITE, &v, in->src_reg, NULL, false);
+    }
+    /* atomic */
+    if (is_ptr(&v))
+        return reject(e, "R%d atomic operation with a pointer operand prohibited (pointer leak)", in->src_reg);
+    if (in->imm == BPF_CMPXCHG) {
+        if ((rc = check_read(e, BPF_R0)))
+            return rc;
+        if (is_ptr(&regs(e)[BPF_R0]))
+            return reject(e, "R0 cmpxchg with a pointer operand prohibited");
+    }
+    rc = check_mem(e, in->dst_reg, in->off, size, ACC_RMW, &v, in->src_reg, NULL, false);
+    if (rc)
+        return rc;
+    if (in->imm & BPF_FETCH) {
+        int out = in->imm == BPF_CMPXCHG ? BPF_R0 : in->src_reg;
+        mark_unknown(&regs(e)[out]);
+        scalar_unknown_size(&regs(e)[out].v, size);
+    }
+    return 0;
+}
+
+/* ---- LD_IMM64 ---- */
+
+int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx)
+{
+    struct reg *d = &regs(e)[in->dst_reg];
+    uint64_t v = (uint32_t)in->imm | ((uint64_t)(uint32_t)in[1].imm << 32);
+    switch (in->src_reg) {
+    case 0:
+        mark_const(d, v);
+        return 0;
+    case BPF_PSEUDO_MAP_FD:
+    case BPF_PSEUDO_MAP_IDX:
+    case BPF_PSEUDO_MAP_VALUE:
+    case BPF_PSEUDO_MAP_IDX_VALUE: {
+        if (in->imm < 0 || (uint32_t)in->imm >= e->in->n_maps)
+            return reject(e, "map index %d out of range (the program has %u maps)", in->imm, e->in->n_maps);
+        memset(d, 0, sizeof(*d));
+        scalar_const(&d->v, 0);
+        d->map_idx = (uint32_t)in->imm;
+        if (in->src_reg == BPF_PSEUDO_MAP_FD || in->src_reg == BPF_PSEUDO_MAP_IDX) {
+            d->type = T_CONST_MAP;
+            return 0;
+        }
+        const struct gmap_def *md = map_of(e, d->map_idx);
+        if (md->type != GMAP_ARRAY || md->max_entries < 1)
+            return reject(e, "direct value access needs an array map; map %d '%s' has type %u",
+                          in->imm, md->name, md->type);
+        if (in[1].imm < 0 || (uint32_t)in[1].imm >= md->value_size)
+            return reject(e, "direct value offset %d outside map '%s' value of %u bytes",
+                          in[1].imm, md->name, md->value_size);
+        d->type = T_MAP_VALUE;
+        d->off = in[1].imm;
+        return 0;
+    }
+    case BPF_PSEUDO_FUNC:
+        memset(d, 0, sizeof(*d));
+        d->type = T_FUNC;
+        scalar_const(&d->v, 0);
+        d->func = (int32_t)(idx + 1 + in->imm);
+        return 0;
+    case BPF_PSEUDO_BTF_ID: {
+        const struct gver_ksym *ks = NULL;
+        for (uint32_t i = 0; i < e->pol->n_ksyms; i++)
+            if (e->pol->ksyms[i].id == in->imm)
+                ks = &e->pol->ksyms[i];
+        if (!ks)
+            return reject(e, "host variable #%d (ksym) is not allowed by the policy", in->imm);
+        memset(d, 0, sizeof(*d));
+        d->type = T_MEM;
+        scalar_const(&d->v, 0);
+        d->mem_size = ks->size;
+        d->rdonly = !(ks->access & GVER_W);
+        return 0;
+    }
+    default:
+        return reject(e, "LD_IMM64 with source %d is not supported", in->src_reg);
+    }
+}

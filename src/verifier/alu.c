@@ -1,0 +1,152 @@
+/*
+ * alu.c - ALU instructions: scalar arithmetic (through scalar.c), moves and
+ * the copies they link, and the pointer arithmetic allowed on each pointer
+ * type.
+ */
+#include "verifier/env.h"
+
+/* ---- ALU ---- */
+
+static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
+                   const struct reg *src)
+{
+    uint8_t op = BPF_OP(in->code);
+    static const char *opname[16] = { "+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=",
+                                      "neg", "%=", "^=", "=", "s>>=", "end", "?", "?" };
+    bool dptr = is_ptr(dst), sptr = is_ptr(src);
+    int dr = in->dst_reg;
+
+    if (dptr && sptr) {
+        if (op == BPF_SUB && dst->type == src->type && dst->frameno == src->frameno &&
+            dst->map_idx == src->map_idx && dst->type != T_CONST_MAP && dst->type != T_FUNC &&
+            dst->type != T_MAP_VALUE_OR_NULL && dst->type != T_MEM_OR_NULL &&
+            dst->type != T_CONST_MAP_OR_NULL) {
+            mark_unknown(dst);
+            return 0;
+        }
+        return reject(e, "R%d pointer %s pointer prohibited", dr, opname[op >> 4]);
+    }
+    const struct reg *ptr = dptr ? dst : src, *sc = dptr ? src : dst;
+    if (op != BPF_ADD && op != BPF_SUB)
+        return reject(e, "R%d pointer arithmetic with %s operator prohibited", dr, opname[op >> 4]);
+    if (!dptr && op == BPF_SUB)
+        return reject(e, "R%d tried to subtract pointer from scalar", dr);
+    switch (ptr->type) {
+    case T_MAP_VALUE_OR_NULL:
+    case T_MEM_OR_NULL:
+    case T_CONST_MAP_OR_NULL:
+        return reject(e, "R%d pointer arithmetic on %s prohibited, null-check it first", dr,
+                      reg_type_name(ptr->type));
+    case T_CONST_MAP:
+    case T_FUNC:
+        return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
+    }
+    struct reg res = *ptr;
+    if (scalar_is_const(&sc->v)) {
+        int64_t c = (int64_t)sc->v.t.value;
+        if (c <= -OFF_LIMIT || c >= OFF_LIMIT)
+            return reject(e, "R%d pointer arithmetic with offset %" PRId64 " out of range", dr, c);
+        int64_t no = (int64_t)res.off + (op == BPF_ADD ? c : -c);
+        if (no <= -OFF_LIMIT || no >= OFF_LIMIT)
+            return reject(e, "R%d pointer offset %" PRId64 " out of range", dr, no);
+        res.off = (int32_t)no;
+    } else {
+        scalar_alu(&res.v, &sc->v, op, false, false);
+    }
+    *dst = res;
+    return 0;
+}
+
+int check_alu(struct env *e, const struct bpf_insn *in)
+{
+    uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+    bool is64 = cls == BPF_ALU64;
+    int dr = in->dst_reg, sr = in->src_reg;
+    struct reg *r = regs(e);
+    int rc;
+
+    if (dr == BPF_R10)
+        return reject(e, "frame pointer is read only");
+    if (op == BPF_MOV) {
+        if (BPF_SRC(in->code) == BPF_K) {
+            mark_const(&r[dr], is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
+            return 0;
+        }
+        if ((rc = check_read(e, sr)))
+            return rc;
+        if (in->off) {
+            if (is_ptr(&r[sr]))
+                return reject(e, "R%d sign-extending move of a pointer prohibited", sr);
+            struct reg t = r[sr];
+            scalar_sext_size(&t.v, (unsigned)in->off / 8);
+            if (!is64)
+                scalar_zext32(&t.v);
+            r[dr] = t;
+            r[dr].id = 0;
+            return 0;
+        }
+        if (is64) {
+            /* copies of a scalar share an id: a bound learnt on one holds for all */
+            if (r[sr].type == T_SCALAR && !r[sr].id && !scalar_is_const(&r[sr].v))
+                r[sr].id = new_id(e);
+            r[dr] = r[sr];
+            return 0;
+        }
+        if (is_ptr(&r[sr]))
+            return reject(e, "R%d 32-bit move of a pointer prohibited (partial copy)", sr);
+        struct reg t = r[sr];
+        scalar_zext32(&t.v);
+        t.id = 0;
+        r[dr] = t;
+        return 0;
+    }
+    if ((rc = check_read(e, dr)))
+        return rc;
+    if (op == BPF_NEG || op == BPF_END) {
+        if (is_ptr(&r[dr]))
+            return reject(e, "R%d %s on a pointer prohibited", dr, op == BPF_NEG ? "negation" : "byte swap");
+        struct scalar *v = &r[dr].v;
+        r[dr].id = 0;
+        if (op == BPF_NEG) {
+            scalar_neg(v, !is64);
+            return 0;
+        }
+        unsigned width = (unsigned)in->imm;
+        bool swap = is64 || BPF_SRC(in->code) == BPF_TO_BE;
+        if (scalar_is_const(v)) {
+            uint64_t x = v->t.value;
+            if (swap)
+                x = width == 16 ? __builtin_bswap16((uint16_t)x)
+                  : width == 32 ? __builtin_bswap32((uint32_t)x) : __builtin_bswap64(x);
+            else if (width < 64)
+                x &= (1ull << width) - 1;
+            scalar_const(v, x);
+        } else if (swap) {
+            scalar_unknown_size(v, width / 8);
+        } else if (width < 64) {
+            struct scalar m;
+            scalar_const(&m, (1ull << width) - 1);
+            scalar_alu(v, &m, BPF_AND, false, false);
+        }
+        return 0;
+    }
+    struct reg src;
+    if (BPF_SRC(in->code) == BPF_X) {
+        if ((rc = check_read(e, sr)))
+            return rc;
+        src = r[sr];
+    } else {
+        mark_const(&src, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
+        if ((op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH) &&
+            (in->imm < 0 || in->imm >= (is64 ? 64 : 32)))
+            return reject(e, "invalid shift %d", in->imm);
+    }
+    if (is_ptr(&r[dr]) || is_ptr(&src)) {
+        if (!is64)
+            return reject(e, "R%d 32-bit pointer arithmetic prohibited", dr);
+        return ptr_alu(e, in, &r[dr], &src);
+    }
+    scalar_alu(&r[dr].v, &src.v, op, !is64, in->off == 1);
+    r[dr].id = 0;
+    return 0;
+}

@@ -1,0 +1,146 @@
+/*
+ * branch.c - conditional jumps: null checks of pointers, pointer
+ * comparisons, and scalar branches, which fork the state and refine both
+ * sides (and every linked copy) by the condition.
+ */
+#include "verifier/env.h"
+
+/* ---- conditional jumps ---- */
+
+/* After a branch refined r, every copy of it (same scalar id) learns the same. */
+static void sync_scalar_copies(struct vstate *st, const struct reg *r)
+{
+    if (r->type != T_SCALAR || !r->id)
+        return;
+    for (uint32_t fi = 0; fi < st->nfr; fi++) {
+        struct frame *f = st->fr[fi];
+        for (int k = 0; k < BPF_NREGS; k++)
+            if (f->regs[k].type == T_SCALAR && f->regs[k].id == r->id)
+                f->regs[k].v = r->v;
+        for (uint32_t s = 0; s < f->nslots; s++) {
+            struct slot *sl = &f->slots[s];
+            if (sl->kind[0] == S_SPILL && sl->kind[7] == S_SPILL && sl->spill.type == T_SCALAR &&
+                sl->spill.id == r->id)
+                sl->spill.v = r->v;
+        }
+    }
+}
+
+/* A branch whose outcome teaches nothing: follow both sides with the
+ * current state (the jump queued, the fall-through continued). */
+static int branch_both_ways(struct env *e, uint32_t target, uint32_t idx)
+{
+    struct vstate *other = state_copy(e->cur);
+    if (!other)
+        return -ENOMEM;
+    other->insn = target;
+    e->cur->insn = idx + 1;
+    int rc = push_state(e, other);
+    if (rc)
+        state_free(other);
+    return rc;
+}
+
+/* Returns 1 if the current path became infeasible. */
+int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
+{
+    uint8_t op = BPF_OP(in->code);
+    bool is32 = BPF_CLASS(in->code) == BPF_JMP32;
+    uint32_t target = (uint32_t)((int64_t)idx + 1 + in->off);
+    int dr = in->dst_reg, rc;
+    if ((rc = check_read(e, dr)))
+        return rc;
+    struct reg src;
+    if (BPF_SRC(in->code) == BPF_X) {
+        if ((rc = check_read(e, in->src_reg)))
+            return rc;
+        src = regs(e)[in->src_reg];
+    } else {
+        mark_const(&src, is32 ? (uint32_t)in->imm : (uint64_t)(int64_t)in->imm);
+    }
+    struct reg *d = &regs(e)[dr];
+
+    if (is_ptr(d) || is_ptr(&src)) {
+        const struct reg *p = is_ptr(d) ? d : &src, *o = is_ptr(d) ? &src : d;
+        if (is32)
+            return reject(e, "R%d 32-bit comparison of a pointer prohibited", dr);
+        if ((op == BPF_JEQ || op == BPF_JNE) && is_null_const(o)) {
+            if (is_or_null(p)) {
+                struct vstate *other = state_copy(e->cur);
+                if (!other)
+                    return -ENOMEM;
+                uint32_t id = p->id;
+                /* on the jump: JEQ taken means null */
+                struct vstate *save = e->cur;
+                e->cur = other;
+                mark_ptr_or_null(e, id, op == BPF_JEQ);
+                other->insn = target;
+                e->cur = save;
+                mark_ptr_or_null(e, id, op != BPF_JEQ);
+                e->cur->insn = idx + 1;
+                if ((rc = push_state(e, other))) {
+                    state_free(other);
+                    return rc;
+                }
+                return 0;
+            }
+            if (p->type == T_HOST)   /* the host's pointer may be null */
+                return branch_both_ways(e, target, idx);
+            /* other pointers are never null */
+            e->cur->insn = op == BPF_JNE ? target : idx + 1;
+            return 0;
+        }
+        if (is_ptr(d) && is_ptr(&src) && d->type == src.type && d->map_idx == src.map_idx &&
+            d->frameno == src.frameno && !is_or_null(d))
+            return branch_both_ways(e, target, idx);
+        return reject(e, "R%d pointer comparison prohibited (only null checks and same-type pointers)",
+                      is_ptr(d) ? dr : in->src_reg);
+    }
+
+    int taken = scalar_branch_taken(&d->v, &src.v, op, is32);
+    if (taken == 1) {
+        e->cur->insn = target;
+        return 0;
+    }
+    if (taken == 0) {
+        e->cur->insn = idx + 1;
+        return 0;
+    }
+    bool same = BPF_SRC(in->code) == BPF_X && in->src_reg == dr;
+    struct vstate *other = state_copy(e->cur);
+    if (!other)
+        return -ENOMEM;
+    /* taken side */
+    struct reg *od = &other->fr[other->nfr - 1]->regs[dr];
+    struct reg os = src;
+    bool feas_t = same || scalar_refine(&od->v, &os.v, op, true, is32);
+    if (feas_t && BPF_SRC(in->code) == BPF_X && !same)
+        other->fr[other->nfr - 1]->regs[in->src_reg].v = os.v;
+    /* fall-through side */
+    struct reg fs = src;
+    bool feas_f = same || scalar_refine(&d->v, &fs.v, op, false, is32);
+    if (feas_f && BPF_SRC(in->code) == BPF_X && !same)
+        regs(e)[in->src_reg].v = fs.v;
+    if (feas_t && !same) {
+        struct frame *of = other->fr[other->nfr - 1];
+        sync_scalar_copies(other, &of->regs[dr]);
+        if (BPF_SRC(in->code) == BPF_X)
+            sync_scalar_copies(other, &of->regs[in->src_reg]);
+    }
+    if (feas_f && !same) {
+        sync_scalar_copies(e->cur, &regs(e)[dr]);
+        if (BPF_SRC(in->code) == BPF_X)
+            sync_scalar_copies(e->cur, &regs(e)[in->src_reg]);
+    }
+    if (feas_t) {
+        other->insn = target;
+        if ((rc = push_state(e, other))) {
+            state_free(other);
+            return rc;
+        }
+    } else {
+        state_free(other);
+    }
+    e->cur->insn = idx + 1;
+    return feas_f ? 0 : 1;
+}

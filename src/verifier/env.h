@@ -1,0 +1,207 @@
+/*
+ * env.h - what the verifier's checking files share (not for use outside
+ * src/verifier/): the state of one verification (struct env), limits and
+ * helper ids the rules name, small register utilities, and the functions
+ * each file offers the others.
+ */
+#ifndef GRAFT_VERIFIER_ENV_H
+#define GRAFT_VERIFIER_ENV_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "verifier/vpriv.h"
+
+#define REJECT (-100000)            /* internal: the program was rejected */
+#define MAX_STATES_PER_INSN 64
+#define OFF_LIMIT (1 << 29)         /* bound on pointer offsets, as the kernel's */
+#define TRACE_MAX (1u << 20)
+
+#define HELPER_SPIN_LOCK 93
+#define HELPER_SPIN_UNLOCK 94
+#define HELPER_TAIL_CALL 12
+#define HELPER_FOR_EACH 164
+#define HELPER_LOOP 181
+#define HELPER_OVERRIDE_RETURN 58
+#define LOOP_MAX_ITER (1u << 23)
+
+struct env {
+    const struct gver_input *in;
+    const struct bpf_insn *insns;
+    uint32_t n;
+    const struct gver_policy *pol;
+    const struct ghelper_proto *(*proto)(uint32_t id);
+    struct cfg cfg;
+
+    struct vstate *cur;
+    struct vstate **pending;
+    uint32_t npending, cappending;
+    struct sstate **explored;       /* per insn list */
+    uint16_t *nexplored;
+
+    uint64_t steps, max_steps, stored;
+    uint32_t next_id;
+    uint64_t max_path;              /* worst-case instructions per run (cost section) */
+    uint64_t *cb_cost;              /* per helper call insn: worst callback iteration */
+    uint64_t *cb_charged;           /* per helper call insn: least cb_cost a loop was charged */
+    uint64_t worst_charge, worst_n, worst_iter;   /* the costliest loop charged ... */
+    uint32_t worst_site;            /* ... and its helper call */
+    uint32_t max_stack;
+
+    int log_level;
+    char *log;
+    size_t loglen, logcap;
+    uint32_t *trace;
+
+    char reason[256];
+    int64_t fail_insn;
+
+    /* A map-in-map's inner map, as its outer map's inner_* fields define
+     * it: map_idx n_maps + i stands for "some inner map of map i". */
+    struct gmap_def *inner;
+};
+
+static inline bool is_ptr(const struct reg *r)
+{
+    return r->type >= T_CTX;
+}
+
+static inline bool is_or_null(const struct reg *r)
+{
+    return r->type == T_MAP_VALUE_OR_NULL || r->type == T_MEM_OR_NULL ||
+           r->type == T_CONST_MAP_OR_NULL;
+}
+
+static inline void mark_unknown(struct reg *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = T_SCALAR;
+    scalar_unknown(&r->v);
+}
+
+static inline void mark_const(struct reg *r, uint64_t v)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = T_SCALAR;
+    scalar_const(&r->v, v);
+}
+
+static inline void mark_not_init(struct reg *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+static inline struct frame *top(struct env *e)
+{
+    return e->cur->fr[e->cur->nfr - 1];
+}
+
+static inline struct reg *regs(struct env *e)
+{
+    return top(e)->regs;
+}
+
+static inline unsigned size_bytes(uint8_t code)
+{
+    switch (BPF_SIZE(code)) {
+    case BPF_B: return 1;
+    case BPF_H: return 2;
+    case BPF_W: return 4;
+    default: return 8;
+    }
+}
+
+static inline const struct gmap_def *map_of(struct env *e, uint32_t idx)
+{
+    return idx < e->in->n_maps ? &e->in->maps[idx] : &e->inner[idx - e->in->n_maps];
+}
+
+static inline bool is_map_of_maps(uint32_t type)
+{
+    return type == GMAP_ARRAY_OF_MAPS || type == GMAP_HASH_OF_MAPS;
+}
+
+enum acc { ACC_READ, ACC_WRITE, ACC_RMW };
+
+/* A helper's or kfunc's write into the stack, applied after every argument
+ * was checked. The pointer's offset and the size may vary: [lo, hi) is every
+ * byte it may write, [sure_lo, sure_hi) (possibly empty) the bytes every
+ * possible offset and size covers. */
+struct pending_write {
+    struct frame *f;
+    int64_t lo, hi;
+    int64_t sure_lo, sure_hi;
+};
+
+#define HELPER_PROBE_WRITE_USER 36
+
+static inline bool is_null_const(const struct reg *r)
+{
+    return r->type == T_SCALAR && scalar_is_const(&r->v) && r->v.t.value == 0;
+}
+
+/* ---- verifier.c ---- */
+int reject(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint32_t new_id(struct env *e);
+int push_state_at(struct env *e, struct vstate *s, uint32_t pos);
+int push_state(struct env *e, struct vstate *s);
+void free_exploration(struct env *e);
+int explore_once(struct env *e);
+
+/* ---- stack.c ---- */
+void update_stack_depth(struct env *e, struct frame *f, int64_t lowest);
+uint8_t *byte_kind(struct frame *f, int64_t off, bool grow, struct slot **sl);
+uint8_t spill_remains(const struct env *e, const struct reg *spilled);
+int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
+                      const struct reg *val, int valno);
+int stack_write_var(struct env *e, struct frame *f, int64_t lo, int64_t hi_end,
+                    const struct reg *val, int valno);
+int stack_read_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
+                     struct reg *dst, int ptrno, bool sext);
+int stack_read_var(struct env *e, struct frame *f, int64_t lo, int64_t hi_end,
+                   struct reg *dst, int ptrno, unsigned size, bool sext);
+int apply_stack_write(struct env *e, const struct pending_write *pw);
+
+/* ---- access.c ---- */
+int check_read(struct env *e, int regno);
+int access_range(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                 unsigned size, int64_t *lo, int64_t *hi_end);
+int check_region(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                 unsigned size, uint64_t limit, const char *what,
+                 int64_t *plo, int64_t *phi);
+int check_ctx_access(struct env *e, int regno, const struct reg *p, int64_t insn_off,
+                     unsigned size, enum acc acc);
+bool map_is_rdonly(const struct gmap_def *d);
+int check_ldx(struct env *e, const struct bpf_insn *in);
+int check_st(struct env *e, const struct bpf_insn *in);
+int check_stx(struct env *e, const struct bpf_insn *in);
+int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx);
+
+/* ---- alu.c ---- */
+int check_alu(struct env *e, const struct bpf_insn *in);
+
+/* ---- branch.c ---- */
+int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
+
+/* ---- calls.c ---- */
+void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null);
+bool is_probe_read(uint32_t id);
+int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
+int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
+int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
+int set_map_value_ret(struct env *e, const struct bpf_insn *in);
+int check_exit(struct env *e, uint32_t idx, bool *path_done);
+
+/* ---- cost.c ---- */
+uint64_t sat_add(uint64_t a, uint64_t b);
+void cost_level_end(struct env *e, uint32_t k, uint64_t v);
+bool cost_prune_ok(const struct vstate *cur, const struct sstate *s);
+void cost_pruned(struct env *e, const struct sstate *s);
+uint64_t cost_loop_charge(struct env *e, const struct cost_level *l);
+void cost_loop_start(struct env *e, uint32_t site, uint64_t n, uint32_t pend_base);
+int explore_and_bound(struct env *e);
+
+#endif
