@@ -6,9 +6,12 @@
  * says; the checked interpreter (GVM_F_CHECKED) additionally proves, access
  * by access, that the run stayed inside ctx, the live stack frames or memory
  * env->mem_allowed() admits, that it read only initialised stack bytes and
- * registers, and that it finished within step_limit instructions. Any
- * violation stops the run with an error naming the instruction, so the
- * checked mode can be used as an oracle for the verifier's soundness.
+ * registers, and that it finished within step_limit instructions (the
+ * callbacks a helper runs included). Helpers may declare the memory they
+ * touch (gvm_checked_helper_access) to have it checked the same way. Any
+ * violation - in the program, a callback or a declared helper access -
+ * stops the run with an error naming the instruction, so the checked mode
+ * can be used as an oracle for the verifier's soundness.
  *
  * Semantics (RFC 9669) the JIT must match exactly:
  *  - division by zero gives 0; modulo by zero leaves dst (32-bit forms
