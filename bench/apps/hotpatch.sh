@@ -40,7 +40,7 @@ check "unpatched: all-negative input is wrong (the bug)" test "$(ask 'max -5 -3 
 
 t0=$(now_ms)
 check "graft attach to the running server" "$GRAFT" attach $MAXD
-check "graft load the fix for that pid" apps_load "$APPS_WORK/fix.bpf.o" --pid $MAXD
+check "graft load the fix for that pid" apps_load "$APPS_WORK/fix.bpf.o" --pid $MAXD --allow override
 fixed=0
 for _ in $(seq 100); do
     [ "$(ask 'max -5 -3 -9')" = "max = -3" ] && { fixed=1; break; }

@@ -62,7 +62,7 @@ start_redis() {
     apps_track $RPID
     apps_wait_port $PORT || return 1
     case $cfg in
-        batch* | delayed) apps_load "$APPS_WORK/$cfg.bpf.o" --pid $RPID || return 1; sleep 0.3 ;;
+        batch* | delayed) apps_load "$APPS_WORK/$cfg.bpf.o" --pid $RPID --allow override || return 1; sleep 0.3 ;;
     esac
 }
 stop_redis() {

@@ -26,5 +26,9 @@
 #define GCOMPAT_ENV_DEBUG     "GRAFT_COMPAT_DEBUG"
 /* How often (ms) ring and perf buffers are checked to wake epoll_wait. */
 #define GCOMPAT_ENV_POLL_MS   "GRAFT_COMPAT_POLL_MS"
+/* Rights the tool's programs get beyond observing (`graft compat --allow`):
+ * a comma-separated list of write-user, override, signal, all. Unset:
+ * observe-only; BPF_PROG_LOAD of a program that needs more fails (EPERM). */
+#define GCOMPAT_ENV_ALLOW     "GRAFT_COMPAT_ALLOW"
 
 #endif

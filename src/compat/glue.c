@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compat/compat.h"
 #include "loader/loader.h"
+#include "runtime/load.h"
 #include "runtime/registry.h"
 #include "util/syscalls.h"
 #include "verifier/verifier.h"
@@ -46,15 +48,43 @@ int gc_syscall_nr(const char *name)
     return gsyscall_nr(name);
 }
 
+/* What `graft compat --allow` granted the tool's programs. */
+static uint32_t allowed_rights(void)
+{
+    const char *env = getenv(GCOMPAT_ENV_ALLOW);
+    uint32_t rights = 0;
+    struct graft_err err = {0};
+    if (env && *env && gver_rights_parse(env, &rights, &err) < 0) {
+        gc_warn_once("%s=%s: %s; the programs stay observe-only", GCOMPAT_ENV_ALLOW, env, err.msg);
+        rights = 0;
+    }
+    return rights;
+}
+
 int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log_len)
 {
-    struct gver_policy *pol = gver_policy_for_prog_type((int)p->gtype);
-    if (!pol) {
-        gc_warn("program %s: graft has no policy for its type", p->name);
-        return -EINVAL;
-    }
+    /* The policy comes from where every graft program's does
+     * (grt_policy_for): observe-only unless `graft compat --allow` granted
+     * more. A program that needs a right it was not granted is refused
+     * with EPERM, the kernel's answer to a load without the privilege. */
+    struct gobj_prog gp;
+    memset(&gp, 0, sizeof(gp));
+    snprintf(gp.name, sizeof(gp.name), "%s", p->name);
+    snprintf(gp.section, sizeof(gp.section), "compat/%s", gprog_type_name((enum gprog_type)p->gtype));
+    gp.type = (enum gprog_type)p->gtype;
     if (p->gtype == GPROG_TRACEPOINT)
-        pol->ctx = sys_exit ? &gver_ctx_sys_exit : &gver_ctx_sys_enter;
+        snprintf(gp.target, sizeof(gp.target), "syscalls/%s", sys_exit ? "sys_exit_" : "sys_enter_");
+    gp.insns = (struct bpf_insn *)p->insns;
+    gp.n_insns = p->n_insns;
+    struct grt_grant grant = { .rights = allowed_rights(), .cmd = "graft compat", .no_class = 1 };
+    struct graft_err perr = {0};
+    struct gver_policy *pol = grt_policy_for(NULL, &gp, &grant, &perr);
+    if (!pol) {
+        if (log && log_len)
+            snprintf(log, log_len, "graft: %s\n", perr.msg);
+        gc_warn_once("program %s refused: %s", p->name, perr.msg);   /* libbpf retries with a log */
+        return perr.code == -EPERM ? -EPERM : -EINVAL;
+    }
     /* There is no kernel memory in userspace (graft's probe_read_kernel
      * always fails): refusing the helpers makes libbpf's feature probe say
      * so, and libbpf then rewrites probe_read_{kernel,user}[_str] calls to

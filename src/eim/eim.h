@@ -223,12 +223,16 @@ int geim_prepare(const struct geim_spec *spec, const char *class_name,
                  struct geim_prepared *out, struct graft_err *err);
 void geim_prepared_free(struct geim_prepared *p);
 
-/* check_attach + check_externs + prepare + gver_verify. Returns 0 when
- * verification ran (res->accepted says the outcome; a rejection's err names
- * the class, the capability and the instruction), negative errno otherwise
- * (including attach/extern violations, which need no verifier run). */
+/* check_attach + check_externs + prepare + gver_verify. insn_budget > 0
+ * tightens the class's budget (the loader's --insn-budget; it never
+ * loosens it). Returns 0 when verification ran (res->accepted says the
+ * outcome; a rejection's err names the class, the capability and the
+ * instruction), negative errno otherwise (including attach/extern
+ * violations, which need no verifier run). graft's commands reach this
+ * through grt_verify (runtime/load.h), the one place a program's policy is
+ * decided. */
 int geim_verify(const struct geim_spec *spec, const char *class_name,
-                const struct gobj *obj, const struct gobj_prog *prog,
+                const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
                 int log_level, struct gver_result *res, struct graft_err *err);
 
 /* `graft eim check SPEC [--host BINARY]`: 0 ok, 1 mismatches, 2 spec errors. */

@@ -553,7 +553,11 @@ static void capability_hint(const struct geim_spec *spec, const struct geim_clas
     const char *why = res->reason;
     buf[0] = '\0';
     if (strstr(why, "instruction budget")) {
-        snprintf(buf, len, "capability insn_budget = %" PRIu64 " of class '%s'", c->insn_budget, c->name);
+        if (pp->policy->insn_budget != c->insn_budget)
+            snprintf(buf, len, "the loader's --insn-budget %" PRIu64 ", tighter than class '%s''s insn_budget",
+                     pp->policy->insn_budget, c->name);
+        else
+            snprintf(buf, len, "capability insn_budget = %" PRIu64 " of class '%s'", c->insn_budget, c->name);
         return;
     }
     if (strstr(why, "memory budget")) {
@@ -640,7 +644,7 @@ static void capability_hint(const struct geim_spec *spec, const struct geim_clas
 }
 
 int geim_verify(const struct geim_spec *spec, const char *class_name,
-                const struct gobj *obj, const struct gobj_prog *prog,
+                const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
                 int log_level, struct gver_result *res, struct graft_err *err)
 {
     if (!spec || !obj || !prog || !res)
@@ -654,6 +658,8 @@ int geim_verify(const struct geim_spec *spec, const char *class_name,
     struct geim_prepared pp;
     if ((rc = geim_prepare(spec, class_name, obj, prog, &pp, err)))
         return rc;
+    if (insn_budget && (!pp.policy->insn_budget || insn_budget < pp.policy->insn_budget))
+        pp.policy->insn_budget = insn_budget;
     struct gver_input in = {
         .insns = pp.insns, .n = pp.n_insns, .maps = pp.maps, .n_maps = pp.n_maps,
         .policy = pp.policy, .log_level = log_level,

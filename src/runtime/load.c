@@ -9,45 +9,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eim/eim.h"
 #include "runtime/registry.h"
 #include "util/syscalls.h"
 
-static int is_sys_exit(const struct gobj_prog *prog)
+int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
+               int log_level, struct gver_result *res, struct graft_err *err)
 {
-    return strstr(prog->target, "sys_exit") != NULL;
-}
-
-struct gver_policy *grt_policy_for(const struct gobj_prog *prog, struct graft_err *err)
-{
-    struct gver_policy *p = gver_policy_for_prog_type(prog->type);
-    if (!p) {
-        graft_errf(err, -EOPNOTSUPP, "program %s in section %s: graft cannot run %s programs",
-                   prog->name, prog->section, gprog_type_name(prog->type));
-        return NULL;
+    static const struct grt_grant none;
+    if (!g)
+        g = &none;
+    memset(res, 0, sizeof(*res));
+    if (g->spec) {
+        if (g->rights)
+            return graft_errf(err, -EINVAL,
+                              "--allow does not combine with an EIM class: class '%s' decides what its programs may do",
+                              g->class_name ? g->class_name : "?");
+        return geim_verify(g->spec, g->class_name, obj, prog, g->insn_budget, log_level, res, err);
     }
-    if (prog->type == GPROG_TRACEPOINT) {
-        if (strncmp(prog->target, "syscalls/", 9) != 0) {
-            free(p);
-            graft_errf(err, -EOPNOTSUPP,
-                       "program %s in section %s: only syscalls/sys_enter_* and sys_exit_* tracepoints exist in userspace",
-                       prog->name, prog->section);
-            return NULL;
-        }
-        p->ctx = is_sys_exit(prog) ? &gver_ctx_sys_exit : &gver_ctx_sys_enter;
+    int64_t at;
+    struct graft_err perr = {0};
+    struct gver_policy *policy = grt_policy_for_at(obj, prog, g, &at, &perr);
+    if (!policy) {
+        if (err)
+            *err = perr;
+        if (perr.code != -EPERM)
+            return perr.code;
+        /* a right not granted: a rejection, like the verifier's */
+        res->fail_insn = at;
+        graft_copy_str(res->reason, sizeof(res->reason), perr.msg);
+        return 0;
     }
-    return p;
-}
-
-int grt_verify(const struct gobj *obj, const struct gobj_prog *prog,
-               const struct gver_policy *policy, int log_level, struct gver_result *res,
-               struct graft_err *err)
-{
-    struct gver_policy *own = NULL;
-    if (!policy && !(policy = own = grt_policy_for(prog, err)))
-        return err ? err->code : -EINVAL;
     struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
     if (!defs) {
-        free(own);
+        free(policy);
         return graft_errf(err, -ENOMEM, "out of memory");
     }
     for (uint32_t i = 0; i < obj->n_maps; i++)
@@ -59,8 +54,134 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog,
     };
     int rc = gver_verify(&in, res, err);
     free(defs);
-    free(own);
+    free(policy);
     return rc;
+}
+
+/* ---- the rights a program uses, for `graft verify` ---- */
+
+struct rights_text {
+    char *buf;
+    size_t len, at;
+};
+
+static void add_right(struct rights_text *t, const char *what, const char *name, int granted)
+{
+    if (t->at >= t->len)
+        return;
+    int n = snprintf(t->buf + t->at, t->len - t->at, "%s%s%s%s%s", t->at ? ", " : "", what,
+                     name ? " " : "", name ? name : "", granted ? "" : " (not granted)");
+    if (n > 0)
+        t->at += (size_t)n;
+}
+
+/* Does prog write host global x? Under the class that grants it writable:
+ * verify once more with it read-only and see the verifier refuse a write. */
+static int writes_global(const struct gobj *obj, const struct gobj_prog *prog,
+                         const struct grt_grant *g, const char *name)
+{
+    struct geim_prepared pp;
+    if (geim_prepare(g->spec, g->class_name, obj, prog, &pp, NULL) < 0)
+        return 0;
+    int writes = 0;
+    for (uint32_t k = obj->n_maps; k < pp.n_maps; k++) {
+        if (strcmp(pp.maps[k].name, name) != 0 || (pp.maps[k].map_flags & GMAP_F_RDONLY_PROG))
+            continue;
+        pp.maps[k].map_flags |= GMAP_F_RDONLY_PROG;
+        struct gver_input in = { .insns = pp.insns, .n = pp.n_insns, .maps = pp.maps,
+                                 .n_maps = pp.n_maps, .policy = pp.policy };
+        struct gver_result res = {0};
+        char want[160];
+        snprintf(want, sizeof(want), "read-only map '%s'", name);
+        if (gver_verify(&in, &res, NULL) == 0 && !res.accepted && strstr(res.reason, want))
+            writes = 1;
+        gver_result_free(&res);
+    }
+    geim_prepared_free(&pp);
+    return writes;
+}
+
+/* What the grant lets the program do: helper rights as GVER_RIGHT_* bits. */
+static uint32_t granted_rights(const struct grt_grant *g, const struct geim_class **cls)
+{
+    *cls = NULL;
+    if (!g->spec)
+        return g->rights | GVER_RIGHT_READ_HOST;
+    const struct geim_class *c = geim_find_class(g->spec, g->class_name);
+    *cls = c;
+    if (!c)
+        return 0;
+    uint32_t r = 0;
+    for (uint32_t id = 0; id < BPF_MAX_HELPER_ID; id++)
+        if (c->helpers_allowed[id / 64] & (1ull << (id % 64)))
+            r |= gver_helper_right(id);
+    if (c->override)
+        r |= GVER_RIGHT_OVERRIDE;
+    return r;
+}
+
+static int class_grants(const struct geim_spec *spec, const struct geim_class *c, int is_func,
+                        const char *name, int *writable)
+{
+    *writable = 0;
+    if (!c)
+        return 0;
+    if (is_func) {
+        for (uint32_t k = 0; k < c->n_funcs; k++)
+            if (!strcmp(spec->funcs[c->funcs[k]].name, name))
+                return 1;
+        return 0;
+    }
+    for (uint32_t k = 0; k < c->n_states; k++)
+        if (!strcmp(spec->states[c->states[k]].name, name)) {
+            *writable = c->state_write[k];
+            return 1;
+        }
+    return 0;
+}
+
+void grt_rights_describe(const struct gobj *obj, const struct gobj_prog *prog,
+                         const struct grt_grant *g, char *buf, size_t len)
+{
+    static const struct grt_grant none;
+    if (!g)
+        g = &none;
+    struct rights_text t = { buf, len, 0 };
+    if (len)
+        buf[0] = '\0';
+    const struct geim_class *c;
+    uint32_t granted = granted_rights(g, &c);
+    uint32_t used = gver_rights_used(prog->insns, prog->n_insns, NULL);
+    if (prog->type == GPROG_OVERRIDE || prog->type == GPROG_REPLACE)
+        used |= GVER_RIGHT_OVERRIDE;
+    static const uint32_t order[] = { GVER_RIGHT_READ_HOST, GVER_RIGHT_WRITE_USER, GVER_RIGHT_OVERRIDE,
+                                      GVER_RIGHT_SIGNAL };
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (used & order[i])
+            add_right(&t, gver_right_name(order[i]), NULL, (granted & order[i]) != 0);
+    /* host functions and globals, each once, in the order the object
+     * declares them */
+    int changes = (used & GVER_RIGHTS_HOST_WRITES) != 0;
+    for (uint32_t x = 0; obj && x < obj->n_externs; x++) {
+        const struct gobj_extern *ex = &obj->externs[x];
+        int uses = 0;
+        for (uint32_t u = 0; u < ex->n_uses; u++)
+            uses |= &obj->progs[ex->uses[u].prog] == prog;
+        if (!uses || ex->kind == GOBJ_EXTERN_KCONFIG)
+            continue;
+        int is_func = ex->kind == GOBJ_EXTERN_KSYM_FUNC, writable;
+        int ok = g->spec && class_grants(g->spec, c, is_func, ex->name, &writable);
+        const char *what = is_func ? "host-call" : !ok ? "global" :
+                           writable && writes_global(obj, prog, g, ex->name) ? "global-write" : "global-read";
+        changes |= strcmp(what, "global-read") != 0;
+        add_right(&t, what, ex->name, ok);
+    }
+    if (!changes && t.at < len) {
+        /* nothing that changes the host: say so, with what it reads */
+        char reads[512];
+        snprintf(reads, sizeof(reads), "%s", buf);
+        snprintf(buf, len, "observe-only%s%s%s", reads[0] ? " (" : "", reads, reads[0] ? ")" : "");
+    }
 }
 
 void grt_destroy_maps(struct gmap **maps, uint32_t n, int unlink)

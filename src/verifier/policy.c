@@ -1,9 +1,13 @@
 /*
- * policy.c - built-in context layouts and the usual verifier policies.
+ * policy.c - built-in context layouts, the usual verifier policies and the
+ * rights a program needs to change its host (verifier.h, "Rights").
  *
  * A policy is one malloc'd block: the struct gver_policy first, then (for
  * raw contexts) its layout and field, so free(policy) releases everything.
+ * Every policy made here starts observe-only: a caller that forgets to
+ * decide gets the safe policy, and a right is always an explicit grant.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +72,106 @@ int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id)
     return (p->helpers_allowed[id / 64] >> (id % 64)) & 1;
 }
 
+/* The helpers behind each right (the kernel's numbers). */
+static const struct {
+    uint32_t helper, right;
+} helper_rights[] = {
+    { 36, GVER_RIGHT_WRITE_USER },     /* probe_write_user */
+    { 58, GVER_RIGHT_OVERRIDE },       /* override_return */
+    { 109, GVER_RIGHT_SIGNAL },        /* send_signal */
+    { 117, GVER_RIGHT_SIGNAL },        /* send_signal_thread */
+    { 4, GVER_RIGHT_READ_HOST },       /* probe_read */
+    { 45, GVER_RIGHT_READ_HOST },      /* probe_read_str */
+    { 67, GVER_RIGHT_READ_HOST },      /* get_stack */
+    { 112, GVER_RIGHT_READ_HOST },     /* probe_read_user */
+    { 113, GVER_RIGHT_READ_HOST },     /* probe_read_kernel */
+    { 114, GVER_RIGHT_READ_HOST },     /* probe_read_user_str */
+    { 115, GVER_RIGHT_READ_HOST },     /* probe_read_kernel_str */
+};
+#define N_HELPER_RIGHTS (sizeof(helper_rights) / sizeof(helper_rights[0]))
+
+static const struct {
+    uint32_t right;
+    const char *name;
+} right_names[] = {
+    { GVER_RIGHT_READ_HOST, "read-host" },
+    { GVER_RIGHT_WRITE_USER, "write-user" },
+    { GVER_RIGHT_OVERRIDE, "override" },
+    { GVER_RIGHT_SIGNAL, "signal" },
+};
+#define N_RIGHT_NAMES (sizeof(right_names) / sizeof(right_names[0]))
+
+uint32_t gver_helper_right(uint32_t helper_id)
+{
+    for (size_t i = 0; i < N_HELPER_RIGHTS; i++)
+        if (helper_rights[i].helper == helper_id)
+            return helper_rights[i].right;
+    return 0;
+}
+
+const char *gver_right_name(uint32_t right)
+{
+    for (size_t i = 0; i < N_RIGHT_NAMES; i++)
+        if (right_names[i].right == right)
+            return right_names[i].name;
+    return NULL;
+}
+
+int gver_rights_parse(const char *list, uint32_t *rights, struct graft_err *err)
+{
+    *rights = 0;
+    const char *s = list ? list : "";
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        uint32_t bit = 0;
+        if (len == 3 && strncmp(s, "all", 3) == 0)
+            bit = GVER_RIGHTS_HOST_WRITES;
+        for (size_t i = 0; i < N_RIGHT_NAMES && !bit; i++)
+            if (right_names[i].right != GVER_RIGHT_READ_HOST && strlen(right_names[i].name) == len &&
+                strncmp(s, right_names[i].name, len) == 0)
+                bit = right_names[i].right;
+        if (!bit)
+            return graft_errf(err, -EINVAL,
+                              "unknown right '%.*s' (rights: write-user, override, signal, all; "
+                              "read-host is always granted; host functions and globals need an EIM class)",
+                              (int)len, s);
+        *rights |= bit;
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    if (!*rights)
+        return graft_errf(err, -EINVAL, "no right named (rights: write-user, override, signal, all)");
+    return 0;
+}
+
+uint32_t gver_rights_used(const struct bpf_insn *insns, uint32_t n, int64_t first_insn[9])
+{
+    uint32_t used = 0;
+    if (first_insn)
+        for (int k = 0; k < 9; k++)
+            first_insn[k] = -1;
+    for (uint32_t i = 0; insns && i < n; i++) {
+        const struct bpf_insn *in = &insns[i];
+        if (in->code != (BPF_JMP | BPF_CALL) || in->src_reg != 0)
+            continue;
+        uint32_t r = gver_helper_right((uint32_t)in->imm);
+        if (!r)
+            continue;
+        if (first_insn && !(used & r))
+            first_insn[__builtin_ctz(r)] = i;
+        used |= r;
+    }
+    return used;
+}
+
+void gver_policy_grant(struct gver_policy *p, uint32_t rights)
+{
+    for (size_t i = 0; p && i < N_HELPER_RIGHTS; i++)
+        if ((rights & helper_rights[i].right) && ghelper_proto(helper_rights[i].helper))
+            gver_policy_allow_helper(p, helper_rights[i].helper, 1);
+}
+
 struct raw_policy {
     struct gver_policy pol;
     struct gver_ctx_layout layout;
@@ -81,9 +185,9 @@ static struct gver_policy *policy_new(void)
         return NULL;
     struct gver_policy *p = &rp->pol;
     p->max_states = 1000000;
-    /* every helper graft implements */
+    /* every helper graft implements that only observes the host */
     for (uint32_t id = 1; id < BPF_MAX_HELPER_ID; id++)
-        if (ghelper_proto(id))
+        if (ghelper_proto(id) && !(gver_helper_right(id) & GVER_RIGHTS_HOST_WRITES))
             gver_policy_allow_helper(p, id, 1);
     return p;
 }

@@ -25,7 +25,9 @@
  *
  * The policy says what one program may reach; it is built per program (the
  * EIM layer builds one from its configuration; gver_policy_raw() and
- * gver_policy_for_prog_type() give the usual ones).
+ * gver_policy_for_prog_type() give the usual ones, observe-only until
+ * gver_policy_grant() adds rights; runtime/load.h decides for graft's own
+ * paths).
  */
 #ifndef GRAFT_VERIFIER_VERIFIER_H
 #define GRAFT_VERIFIER_VERIFIER_H
@@ -174,7 +176,43 @@ int gver_verify(const struct gver_input *in, struct gver_result *out,
                 struct graft_err *err);
 void gver_result_free(struct gver_result *res);
 
-/* Policies. The returned pointers are malloc'd; free with free(). */
+/* Rights: what a program may do to its host beyond observing it. The
+ * default of every policy built here (and of a NULL policy) is observe-only,
+ * like a kernel uprobe without extra privileges: registers and the context
+ * read, host memory read through the probe_read helpers, maps and output
+ * written. Anything that changes the host needs a right, granted
+ * explicitly (gver_policy_grant; the CLI's --allow, an EIM class):
+ *   write-user  bpf_probe_write_user (36): write host memory
+ *   override    bpf_override_return (58), and the override/ and replace/
+ *               sections (the hooked function's result is the program's)
+ *   signal      bpf_send_signal (109), bpf_send_signal_thread (117)
+ * Host functions and host globals (kfuncs, ksyms) are rights too, granted
+ * only by name, with their prototypes, in the policy's kfuncs and ksyms
+ * (an EIM class). GVER_RIGHT_READ_HOST is never withheld; it is reported.
+ * A struct gver_policy zeroed by hand allows no helper at all. */
+#define GVER_RIGHT_WRITE_USER 0x1u
+#define GVER_RIGHT_OVERRIDE   0x2u
+#define GVER_RIGHT_SIGNAL     0x4u
+#define GVER_RIGHTS_HOST_WRITES (GVER_RIGHT_WRITE_USER | GVER_RIGHT_OVERRIDE | GVER_RIGHT_SIGNAL)
+#define GVER_RIGHT_READ_HOST  0x100u  /* probe_read*, get_stack: reported only */
+
+/* The right a helper needs (GVER_RIGHT_*), or 0 when observing suffices;
+ * GVER_RIGHT_READ_HOST for the helpers that read host memory. */
+uint32_t gver_helper_right(uint32_t helper_id);
+/* "write-user", "override", "signal", "read-host" (one bit), or NULL. */
+const char *gver_right_name(uint32_t right);
+/* "write-user,override" -> bits; "all" is every host-changing right. An
+ * unknown name is -EINVAL with err naming it and the valid names. */
+int gver_rights_parse(const char *list, uint32_t *rights, struct graft_err *err);
+/* The helper-carried rights the program's calls use (GVER_RIGHT_* bits,
+ * READ_HOST included). *first_insn[k] (when first_insn is not NULL) is the
+ * first call needing bit k (index = bit number), -1 when none. */
+uint32_t gver_rights_used(const struct bpf_insn *insns, uint32_t n, int64_t first_insn[9]);
+/* Let p's program use these rights' helpers (observe-only is the default). */
+void gver_policy_grant(struct gver_policy *p, uint32_t rights);
+
+/* Policies. The returned pointers are malloc'd; free with free(). All are
+ * observe-only (see "Rights" above) until rights are granted. */
 /* Standard helpers, ctx = ctx_size readable bytes (0: no ctx). */
 struct gver_policy *gver_policy_raw(uint32_t ctx_size);
 /* Per program type (enum gprog_type in loader/loader.h): uprobe/uretprobe/

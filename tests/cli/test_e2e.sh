@@ -151,7 +151,11 @@ check "raw sys_enter counted getppid (nr 110) exactly 1000 times" test "$(mapval
 check "raw sys_enter saw the target's write(2) calls too" test "$(mapval by_id 1)" -ge 1
 stop_loader
 LOAD_OBJ=$HERE/bpf/deny_open.bpf.o
-check "load the deny list" start_loader --pid "$tpid"
+out=$("$GRAFT" load "$LOAD_OBJ" --pid "$tpid" 2>&1); rc=$?
+check "the deny list (bpf_override_return) is refused without --allow override" test $rc = 1
+check "... naming the right and the flag" grep -q "needs the right 'override'.*--allow=override" <<<"$out"
+check "load the deny list with --allow override" start_loader --pid "$tpid" --allow override
+check "... said loudly" grep -q "graft load: WARNING: --allow override" "$work/load.log"
 check "the agent installed the deny list" wait_hooks
 check "open of a denied path" round 2 "open /tmp/graft-denied-$$"
 check "... fails with EACCES" grep -q "round 2 done open Permission denied" "$work/out"

@@ -177,6 +177,28 @@ if [ $rc = 0 ] || ! grep -q "map type 15 is not supported" <<<"$out"; then
     echo "--- unsupported map type: rc $rc, output:"; echo "$out" | head; err_ok=0
 fi
 if [ $err_ok = 1 ]; then pass=$((pass + 1)); echo "ok: unsupported commands and map types"; else fails=$((fails + 1)); echo "FAIL: errors"; fi
+echo "== rights: a tool's programs are observe-only unless graft compat --allow grants more"
+rights_ok=1
+out=$(compat "$TOOLS/sigwork" -p $$ 2>&1); rc=$?
+if [ $rc = 0 ] || ! grep -q "sigwork: load failed: Operation not permitted" <<<"$out" ||
+   ! grep -q "needs the right 'signal'.*\`graft compat --allow=signal\`" <<<"$out" ||
+   grep -q "EIM class" <<<"$out"; then
+    echo "--- bpf_send_signal without --allow: rc $rc, output:"; echo "$out" | head; rights_ok=0
+fi
+out=$("$GRAFT" compat --allow signal -- "$TOOLS/sigwork" -p $$ 2>&1); rc=$?
+if [ $rc != 0 ] || ! grep -q "^attached" <<<"$out" || ! grep -q "graft compat: WARNING: --allow signal" <<<"$out"; then
+    echo "--- bpf_send_signal with --allow signal: rc $rc, output:"; echo "$out" | head; rights_ok=0
+fi
+out=$("$GRAFT" compat --allow write-user -- "$TOOLS/sigwork" -p $$ 2>&1); rc=$?
+if [ $rc = 0 ] || ! grep -q "needs the right 'signal'" <<<"$out"; then
+    echo "--- bpf_send_signal with only --allow write-user: rc $rc, output:"; echo "$out" | head; rights_ok=0
+fi
+out=$(GRAFT_COMPAT_ALLOW=signal "$GRAFT" compat -- "$TOOLS/sigwork" -p $$ 2>&1); rc=$?
+if [ $rc = 0 ]; then
+    echo "--- GRAFT_COMPAT_ALLOW from the caller's environment granted a right:"; echo "$out" | head; rights_ok=0
+fi
+if [ $rights_ok = 1 ]; then pass=$((pass + 1)); echo "ok: rights (EPERM and the flag to use; granted by --allow)"
+else fails=$((fails + 1)); echo "FAIL: rights"; fi
 registry_empty || { echo "FAIL: registry not empty at the end"; fails=$((fails + 1)); }
 
 echo "compat: $pass passed, $fails failed, $skipped skipped"

@@ -436,6 +436,10 @@ static const struct ext_case ext_cases[] = {
     { "bad_field_write_ro", "whole_reader", { NULL } },
     { "ok_override", "header_override", { NULL } },
     { "ok_replace", "header_override", { NULL } },
+    /* rights the default policy withholds, granted by the class */
+    { "ok_signal", "signaller", { NULL } },
+    { "ok_signal", "observer",
+      { "class 'observer'", "helper 'send_signal' (#109) is not granted to class 'observer'" } },
     /* the override grant and the entry's return range */
     { "ok_override", "header_filter",
       { "override of entry 'parse_header' is not granted to class 'header_filter'", "program 'ok_override'",
@@ -576,7 +580,7 @@ static void test_ext(const struct geim_spec *s, const char *dir, const struct ex
     }
     const char *cls = c->cls;
     struct gver_result res;
-    int rc = geim_verify(s, cls, obj, &obj->progs[0], 0, &res, &err);
+    int rc = geim_verify(s, cls, obj, &obj->progs[0], 0, 0, &res, &err);
     int accepted = rc == 0 && res.accepted;
     if (!c->want[0]) {
         CHECK(accepted, "%s under class '%s' should be accepted: rc=%d %s", c->file, cls, rc, err.msg);

@@ -6,12 +6,15 @@
  *    "branch known taken/not taken" is never wrong;
  *  - the checked-execution harness really catches unsafe programs (so the
  *    corpus and fuzzer are not vacuous);
- *  - the public API: policies, result fields, log levels, error paths.
+ *  - the public API: policies, result fields, log levels, error paths;
+ *  - rights: every policy handed out is observe-only until granted more.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader/loader.h"
 #include "verifier/vinternal.h"
 #include "vm/vm.h"
 #include "vtest.h"
@@ -378,6 +381,72 @@ static void test_worst_case_bound(void)
     free(pol);
 }
 
+/* The policies the verifier gives out, and a NULL policy, are observe-only:
+ * every helper that changes the host needs an explicit grant, so an
+ * embedder who sets nothing gets the safe policy. */
+static void test_rights(void)
+{
+    static const uint32_t changing[] = { 36, 58, 109, 117 };
+    for (int t = 0; t <= 10; t++) {
+        struct gver_policy *p = t ? gver_policy_for_prog_type(t) : gver_policy_raw(64);
+        for (size_t i = 0; p && i < sizeof(changing) / sizeof(changing[0]); i++)
+            CHECK(!gver_policy_helper_allowed(p, changing[i]), "type %d: helper %u allowed by default", t,
+                  changing[i]);
+        if (p) {
+            CHECK(gver_policy_helper_allowed(p, 112) && gver_policy_helper_allowed(p, 1),
+                  "type %d: probe_read_user and map lookups stay allowed", t);
+            gver_policy_grant(p, GVER_RIGHT_WRITE_USER | GVER_RIGHT_SIGNAL);
+            CHECK(gver_policy_helper_allowed(p, 36) && gver_policy_helper_allowed(p, 109) &&
+                  gver_policy_helper_allowed(p, 117) && !gver_policy_helper_allowed(p, 58),
+                  "type %d: grant gives exactly the rights' helpers", t);
+        }
+        free(p);
+    }
+    static const char *write_user =
+        "stdw [r10-8], 0\nmov r1, 0\nmov r2, r10\nadd r2, -8\nmov r3, 8\ncall 36\nmov r0, 0\nexit\n";
+    static const char *signal = "mov r1, 10\ncall 109\nmov r0, 0\nexit\n";
+    static const char *override = "mov r2, 0\ncall 58\nmov r0, 0\nexit\n";
+    struct gver_result res;
+    CHECK(verify_text(write_user, NULL, 0, &res) == 0 && !res.accepted && res.fail_insn == 5,
+          "NULL policy refuses probe_write_user: %s", res.reason);
+    gver_result_free(&res);
+    CHECK(verify_text(signal, NULL, 0, &res) == 0 && !res.accepted, "NULL policy refuses send_signal");
+    gver_result_free(&res);
+    struct gver_policy *up = gver_policy_for_prog_type(GPROG_UPROBE);
+    CHECK(verify_text(override, up, 0, &res) == 0 && !res.accepted, "uprobe policy refuses override_return");
+    gver_result_free(&res);
+    gver_policy_grant(up, GVER_RIGHT_OVERRIDE);
+    CHECK(verify_text(override, up, 0, &res) == 0 && res.accepted, "granted override: %s", res.reason);
+    gver_result_free(&res);
+    free(up);
+    struct gver_policy *raw = gver_policy_raw(0);
+    gver_policy_grant(raw, GVER_RIGHTS_HOST_WRITES);
+    CHECK(verify_text(write_user, raw, 0, &res) == 0 && res.accepted, "granted write-user: %s", res.reason);
+    gver_result_free(&res);
+    CHECK(verify_text(signal, raw, 0, &res) == 0 && res.accepted, "granted signal: %s", res.reason);
+    gver_result_free(&res);
+    free(raw);
+
+    /* names, parsing, what a program uses */
+    uint32_t r = 0;
+    struct graft_err err = {0};
+    CHECK(gver_rights_parse("write-user,signal", &r, &err) == 0 &&
+          r == (GVER_RIGHT_WRITE_USER | GVER_RIGHT_SIGNAL), "parse list: %#x", r);
+    CHECK(gver_rights_parse("all", &r, &err) == 0 && r == GVER_RIGHTS_HOST_WRITES, "parse all");
+    CHECK(gver_rights_parse("override,bogus", &r, &err) == -EINVAL && strstr(err.msg, "'bogus'") &&
+          strstr(err.msg, "write-user, override, signal"), "unknown right named: %s", err.msg);
+    CHECK(gver_rights_parse("read-host", &r, &err) == -EINVAL, "read-host is not a grant");
+    CHECK(gver_rights_parse("", &r, &err) == -EINVAL, "empty list");
+    CHECK(!strcmp(gver_right_name(GVER_RIGHT_OVERRIDE), "override") && !gver_right_name(0x80), "names");
+    struct bpf_insn *p;
+    uint32_t n;
+    CHECK(gvm_asm(write_user, &p, &n, &err) == 0, "asm");
+    int64_t first[9];
+    CHECK(gver_rights_used(p, n, first) == GVER_RIGHT_WRITE_USER && first[0] == 5 && first[1] == -1,
+          "write_user program uses write-user at insn 5");
+    free(p);
+}
+
 int main(void)
 {
     ghelper_set_trace_sink(NULL, NULL);
@@ -385,6 +454,7 @@ int main(void)
     test_harness_catches();
     test_api();
     test_worst_case_bound();
+    test_rights();
     if (failures) {
         printf("%d failures\n", failures);
         return 1;

@@ -8,6 +8,7 @@
 #ifndef GRAFT_CLI_H
 #define GRAFT_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "util/err.h"
@@ -37,16 +38,28 @@ long cli_parse_pid(const char *s);
 const char *cli_self_dir(void);
 
 struct geim_spec;
-struct gobj;
-struct gobj_prog;
-struct gver_result;
+struct grt_grant;
 /* Load an EIM spec and check it has class_name; errors say which. */
 int cli_open_eim(const char *path, const char *class_name, struct geim_spec **spec,
                  struct graft_err *err);
-/* Verify prog under the EIM class when spec is set, else under the policy
- * its section implies. 0 when the verifier ran (see res->accepted). */
-int cli_verify_prog(const struct gobj *obj, const struct gobj_prog *prog,
-                    const struct geim_spec *spec, const char *class_name, int log_level,
-                    struct gver_result *res, struct graft_err *err);
+
+/* The options that decide what programs may do, shared by load, verify
+ * and prog run: --eim SPEC --class NAME, --allow RIGHTS (write-user,
+ * override, signal, all), --insn-budget N. None given: observe-only. */
+struct cli_policy_opts {
+    const char *eim_path, *class_name;
+    uint32_t rights;           /* GVER_RIGHT_* from --allow */
+    uint64_t insn_budget;      /* --insn-budget; 0: the default */
+};
+/* If argv[*i] is one of those options, consume it (and its value): 1; not
+ * one: 0; a bad value: -1 after printing the usage error. */
+int cli_policy_opt(const char *cmd, int argc, char **argv, int *i, struct cli_policy_opts *o);
+/* The grant for o (opening the spec into *spec, freed by the caller with
+ * geim_free); prints one WARNING line on stderr per right --allow grants.
+ * 0, or the exit code after printing the error. */
+int cli_policy_grant(const char *cmd, const struct cli_policy_opts *o, struct geim_spec **spec,
+                     struct grt_grant *g);
+/* The WARNING lines for rights granted by a flag. */
+void cli_warn_rights(const char *cmd, uint32_t rights);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "compat/compat.h"
 #include "runtime/registry.h"
+#include "verifier/verifier.h"
 
 static volatile pid_t child_pid;
 
@@ -51,6 +52,14 @@ int cmd_compat(int argc, char **argv)
     int first = 1;
     if (first < argc && strcmp(argv[first], "--compat") == 0)   /* graft load --compat TOOL */
         first++;
+    /* --allow RIGHTS: what the tool's programs may do beyond observing */
+    struct cli_policy_opts popts = {0};
+    while (first < argc && strncmp(argv[first], "--allow", 7) == 0) {
+        int used = cli_policy_opt("compat", argc, argv, &first, &popts);
+        if (used <= 0)
+            return used < 0 ? EXIT_USAGE : cli_fail(EXIT_USAGE, "compat", "unknown option %s", argv[first]);
+        first++;
+    }
     if (first < argc && strcmp(argv[first], "--") == 0)
         first++;
     if (first >= argc)
@@ -63,6 +72,12 @@ int cmd_compat(int argc, char **argv)
     char *preload;
     if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0)
         return cli_fail(1, "compat", "out of memory");
+    char allow[64] = "";
+    for (uint32_t bit = 1; bit & GVER_RIGHTS_HOST_WRITES; bit <<= 1)
+        if (popts.rights & bit)
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? "," : "",
+                     gver_right_name(bit));
+    cli_warn_rights("compat", popts.rights);
     char reg_name[GREG_NAME_MAX];
     greg_default_name(reg_name, sizeof(reg_name));
 
@@ -77,6 +92,10 @@ int cmd_compat(int argc, char **argv)
     }
     if (pid == 0) {
         setenv("LD_PRELOAD", preload, 1);
+        if (allow[0])
+            setenv(GCOMPAT_ENV_ALLOW, allow, 1);
+        else
+            unsetenv(GCOMPAT_ENV_ALLOW);   /* only this command grants rights */
         setenv("GRAFT_REGISTRY", reg_name, 1);
         execvp(argv[first], argv + first);
         fprintf(stderr, "graft compat: cannot run %s: %s\n", argv[first], strerror(errno));

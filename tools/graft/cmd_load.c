@@ -3,13 +3,17 @@
  * links, then stay to print trace output until interrupted) and graft trace
  * (print trace output of whatever is loaded).
  *
- *   graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]
+ *   graft load OBJ [--pid PID] [--group GID] [--detach]
+ *              [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
  *
  * Every program is verified before anything is registered: one rejection
- * and nothing is loaded. Host functions and globals (__ksym externs) are
- * only accepted under an EIM class (--eim/--class), which decides which of
- * them the programs may use; they are registered by name with each program
- * and bound to the target's addresses by its agent. On exit (Ctrl-C, SIGTERM) everything this loader
+ * and nothing is loaded. Programs are observe-only unless an EIM class
+ * (--eim/--class) or --allow (write-user, override, signal, all; said
+ * loudly on stderr) grants them rights that change the host. Host
+ * functions and globals (__ksym externs) are only accepted under an EIM
+ * class, which decides which of them the programs may use; they are
+ * registered by name with each program and bound to the target's
+ * addresses by its agent. On exit (Ctrl-C, SIGTERM) everything this loader
  * registered is removed again, and agents unhook it; with --detach the
  * loader leaves it registered and exits at once.
  */
@@ -58,23 +62,28 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     (void)reg;
 }
 
-static int verify_all(struct gobj *obj, const struct geim_spec *spec, const char *class_name)
+static int verify_all(struct gobj *obj, const struct grt_grant *g)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         struct gver_result res = {0};
-        int rc = cli_verify_prog(obj, &obj->progs[i], spec, class_name, 0, &res, &err);
+        graft_err_clear(&err);
+        int rc = grt_verify(obj, &obj->progs[i], g, 0, &res, &err);
         if (rc < 0) {
             gver_result_free(&res);
             graft_err_prefix(&err, "nothing was loaded");
-            return cli_fail_err(spec ? 1 : EXIT_USAGE, "load", &err);
+            return cli_fail_err(g->spec ? 1 : EXIT_USAGE, "load", &err);
         }
         if (!res.accepted) {
             if (res.log)
                 fputs(res.log, stderr);
-            cli_fail(1, "load", "%s: program %s (%s) rejected at insn %lld: %s; nothing was loaded",
-                     obj->path, obj->progs[i].name, obj->progs[i].section, (long long)res.fail_insn,
-                     res.reason);
+            /* err names the class or the right behind the rule, when any */
+            char at[32] = "";
+            if (res.fail_insn >= 0)
+                snprintf(at, sizeof(at), " at insn %lld", (long long)res.fail_insn);
+            cli_fail(1, "load", "%s: program %s (%s) rejected%s: %s; nothing was loaded", obj->path,
+                     obj->progs[i].name, obj->progs[i].section, at,
+                     (g->spec || err.code == -EPERM) && err.msg[0] ? err.msg : res.reason);
             gver_result_free(&res);
             return 1;
         }
@@ -211,10 +220,16 @@ int cmd_load(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--compat") == 0)
         return cmd_compat(argc, argv);
-    const char *path = NULL, *eim_path = NULL, *class_name = NULL;
+    const char *path = NULL;
+    struct cli_policy_opts popts = {0};
     long pid = 0, group = -1;
     int detach = 0;
     for (int i = 1; i < argc; i++) {
+        int used = cli_policy_opt("load", argc, argv, &i, &popts);
+        if (used < 0)
+            return EXIT_USAGE;
+        if (used)
+            continue;
         if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc) {
             if ((pid = cli_parse_pid(argv[++i])) < 0)
                 return cli_fail(EXIT_USAGE, "load", "'%s' is not a process id", argv[i]);
@@ -227,10 +242,6 @@ int cmd_load(int argc, char **argv)
                 return cli_fail(EXIT_USAGE, "load", "--group takes a numeric group id");
         } else if (strcmp(argv[i], "--detach") == 0) {
             detach = 1;
-        } else if (strcmp(argv[i], "--eim") == 0 && i + 1 < argc) {
-            eim_path = argv[++i];
-        } else if (strcmp(argv[i], "--class") == 0 && i + 1 < argc) {
-            class_name = argv[++i];
         } else if (argv[i][0] == '-') {
             return cli_fail(EXIT_USAGE, "load", "unknown option %s", argv[i]);
         } else if (!path) {
@@ -241,27 +252,22 @@ int cmd_load(int argc, char **argv)
     }
     if (!path)
         return cli_fail(EXIT_USAGE, "load", "no object given");
-    if (!eim_path != !class_name)
-        return cli_fail(EXIT_USAGE, "load", "--eim and --class go together");
 
     struct graft_err err = {0};
     struct geim_spec *spec = NULL;
-    if (eim_path && cli_open_eim(eim_path, class_name, &spec, &err) < 0)
-        return cli_fail_err(EXIT_USAGE, "load", &err);
+    struct grt_grant grant;
+    int rc = cli_policy_grant("load", &popts, &spec, &grant);
+    if (rc)
+        return rc;
     struct gobj *obj;
     if (gobj_open_file(path, NULL, &obj, &err) < 0) {
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "load", &err);
     }
-    /* Host functions and globals (__ksym) are capabilities only an EIM
-     * class grants; without one nothing may bind them in the target. */
-    int rc = 0;
-    if (!spec && obj->n_externs)
-        rc = cli_fail(1, "load",
-                      "%s names %u host function(s)/global(s) (__ksym, e.g. '%s'): host functions and globals need an EIM class (--eim SPEC --class NAME); nothing was loaded",
-                      path, obj->n_externs, obj->externs[0].name);
-    if (rc == 0)
-        rc = verify_all(obj, spec, class_name);
+    /* What each program may do is decided in one place (grt_verify):
+     * observe-only unless the class or --allow grants more; host
+     * functions and globals (__ksym) only under a class. */
+    rc = verify_all(obj, &grant);
     geim_free(spec);
     struct gmap **maps = NULL;
     struct greg *reg = NULL;

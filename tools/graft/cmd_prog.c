@@ -3,6 +3,10 @@
  * on a given context in this process, like the kernel's BPF_PROG_TEST_RUN.
  *
  *   graft prog run OBJ [--section S] [--ctx FILE] [--repeat N] [--interpret]
+ *                      [--allow RIGHTS] [--insn-budget N]
+ *
+ * The program gets the policy `graft load` would give it without a class:
+ * observe-only unless --allow grants more (runtime/load.h).
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -50,6 +54,7 @@ struct run_opts {
     const char *path, *section, *ctx_path;
     long repeat;
     enum gvm_engine engine;
+    struct cli_policy_opts policy;   /* --allow, --insn-budget (no EIM class here) */
 };
 
 static int parse(int argc, char **argv, struct run_opts *o)
@@ -58,6 +63,11 @@ static int parse(int argc, char **argv, struct run_opts *o)
     if (argc < 2 || strcmp(argv[1], "run") != 0)
         return cli_fail(EXIT_USAGE, "prog", "expected `graft prog run OBJ ...`");
     for (int i = 2; i < argc; i++) {
+        int used = cli_policy_opt("prog", argc, argv, &i, &o->policy);
+        if (used < 0)
+            return EXIT_USAGE;
+        if (used)
+            continue;
         if (strcmp(argv[i], "--section") == 0 && i + 1 < argc)
             o->section = argv[++i];
         else if (strcmp(argv[i], "--ctx") == 0 && i + 1 < argc)
@@ -76,17 +86,26 @@ static int parse(int argc, char **argv, struct run_opts *o)
         else
             return cli_fail(EXIT_USAGE, "prog", "more than one object given");
     }
+    if (o->policy.eim_path || o->policy.class_name)
+        return cli_fail(EXIT_USAGE, "prog", "prog run takes no EIM class (host functions and globals do not exist here)");
     return o->path ? 0 : cli_fail(EXIT_USAGE, "prog", "no object given");
 }
 
 static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_prog *prog)
 {
     struct graft_err err = {0};
-    struct gver_policy *policy = grt_policy_for(prog, &err);
+    struct geim_spec *no_spec;
+    struct grt_grant grant;
+    int rc = cli_policy_grant("prog run", &o->policy, &no_spec, &grant);
+    if (rc)
+        return rc;
+    grant.no_class = 1;    /* prog run takes no class: offer only --allow */
+    /* the same policy grt_verify checks against, for the context's size */
+    struct gver_policy *policy = grt_policy_for(obj, prog, &grant, &err);
     if (!policy)
         return cli_fail_err(1, "prog", &err);
     struct gver_result res = {0};
-    int rc = grt_verify(obj, prog, policy, 0, &res, &err);
+    rc = grt_verify(obj, prog, &grant, 0, &res, &err);
     if (rc < 0 || !res.accepted) {
         if (res.log && res.log[0])
             fputs(res.log, stderr);

@@ -2,8 +2,15 @@
  * cmd_verify.c - graft verify: run the verifier over an object's programs,
  * or over raw instructions (--raw), and say why anything is rejected.
  *
- *   graft verify OBJ [--section S] [--log-level 0|1|2] [--eim SPEC --class NAME]
- *   graft verify --raw [--ctx-size N] [--log-level 0|1|2]   (hex bytes on stdin)
+ *   graft verify OBJ [--section S] [--log-level 0|1|2]
+ *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
+ *   graft verify --raw [--ctx-size N] [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
+ *
+ * Programs are verified under the policy `graft load` with the same options
+ * would give them (runtime/load.h: observe-only unless a class or --allow
+ * grants more), and each one's rights are printed: what it may do to its
+ * host, and whether that is granted ("rights: observe-only (read-host)",
+ * "rights: write-user (not granted), host-call app_log").
  *
  * Exit 0: every program accepted; 1: one was rejected; 2: usage or load error.
  */
@@ -41,14 +48,22 @@ static int report(const char *what, const struct gver_result *res, int log_level
     return 1;
 }
 
-static int verify_raw(uint32_t ctx_size, int log_level)
+static int verify_raw(uint32_t ctx_size, uint32_t rights, uint64_t insn_budget, int log_level)
 {
     struct bpf_insn *insns;
     uint32_t n;
     struct graft_err err = {0};
     if (hexline_read_program(stdin, &insns, &n, &err) < 0)
         return cli_fail_err(EXIT_USAGE, "verify", &err);
+    /* raw instructions have no section: the verifier's observe-only
+     * policy, plus what --allow grants */
     struct gver_policy *policy = gver_policy_raw(ctx_size);
+    if (!policy) {
+        free(insns);
+        return cli_fail(1, "verify", "out of memory");
+    }
+    gver_policy_grant(policy, rights);
+    policy->insn_budget = insn_budget;
     struct gver_input in = { .insns = insns, .n = n, .policy = policy, .log_level = log_level };
     struct gver_result res = {0};
     int rc = gver_verify(&in, &res, &err);
@@ -61,19 +76,21 @@ static int verify_raw(uint32_t ctx_size, int log_level)
 
 int cmd_verify(int argc, char **argv)
 {
-    const char *path = NULL, *section = NULL, *eim_path = NULL, *class_name = NULL;
+    const char *path = NULL, *section = NULL;
+    struct cli_policy_opts popts = {0};
     int raw = 0, log_level = 0;
     long ctx_size = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int used = cli_policy_opt("verify", argc, argv, &i, &popts);
+        if (used < 0)
+            return EXIT_USAGE;
+        if (used)
+            continue;
         if (strcmp(a, "--raw") == 0) {
             raw = 1;
         } else if (strcmp(a, "--section") == 0 && i + 1 < argc) {
             section = argv[++i];
-        } else if (strcmp(a, "--eim") == 0 && i + 1 < argc) {
-            eim_path = argv[++i];
-        } else if (strcmp(a, "--class") == 0 && i + 1 < argc) {
-            class_name = argv[++i];
         } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
             log_level = atoi(argv[++i]);
             if (log_level < 0 || log_level > 2)
@@ -91,24 +108,29 @@ int cmd_verify(int argc, char **argv)
             return cli_fail(EXIT_USAGE, "verify", "more than one object given");
         }
     }
-    if (raw)
-        return path ? cli_fail(EXIT_USAGE, "verify", "--raw reads stdin; give no OBJ")
-                    : verify_raw((uint32_t)ctx_size, log_level);
+    if (raw) {
+        if (path)
+            return cli_fail(EXIT_USAGE, "verify", "--raw reads stdin; give no OBJ");
+        if (popts.eim_path)
+            return cli_fail(EXIT_USAGE, "verify", "--raw takes no EIM class");
+        cli_warn_rights("verify", popts.rights);
+        return verify_raw((uint32_t)ctx_size, popts.rights, popts.insn_budget, log_level);
+    }
     if (!path)
         return cli_fail(EXIT_USAGE, "verify", "no object given");
-    if (!eim_path != !class_name)
-        return cli_fail(EXIT_USAGE, "verify", "--eim and --class go together");
 
     struct graft_err err = {0};
     struct geim_spec *spec = NULL;
-    if (eim_path && cli_open_eim(eim_path, class_name, &spec, &err) < 0)
-        return cli_fail_err(EXIT_USAGE, "verify", &err);
+    struct grt_grant grant;
+    int worst = cli_policy_grant("verify", &popts, &spec, &grant);
+    if (worst)
+        return worst;
     struct gobj *obj;
     if (gobj_open_file(path, NULL, &obj, &err) < 0) {
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
-    int worst = 0, matched = 0;
+    int matched = 0;
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         const struct gobj_prog *p = &obj->progs[i];
         if (section && strcmp(p->section, section) != 0 && strcmp(p->name, section) != 0)
@@ -117,11 +139,16 @@ int cmd_verify(int argc, char **argv)
         struct gver_result res = {0};
         char what[256];
         snprintf(what, sizeof(what), "%s (%s)", p->name, p->section);
-        int rc = cli_verify_prog(obj, p, spec, class_name, log_level, &res, &err);
+        graft_err_clear(&err);
+        int rc = grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host
          * function) is a rejection too, found before the verifier runs. */
         int code = rc < 0 ? cli_fail_err(spec ? 1 : EXIT_USAGE, "verify", &err)
                           : report(what, &res, log_level, &err);
+        /* what the program may do to its host, granted or not */
+        char rights[1024];
+        grt_rights_describe(obj, p, &grant, rights, sizeof(rights));
+        printf("%s: rights: %s\n", what, rights);
         if (code > worst)
             worst = code;
         gver_result_free(&res);

@@ -16,8 +16,9 @@ int cmd_unload(int argc, char **argv);
 
 const struct cli_cmd cli_cmds[] = {
     { "load", cmd_load, "verify an object, register its programs, maps and links",
-      "usage: graft load OBJ [--pid PID] [--group GID] [--detach] [--eim SPEC --class NAME]\n"
-      "       graft load --compat TOOL [ARGS...]   (same as graft compat)\n"
+      "usage: graft load OBJ [--pid PID] [--group GID] [--detach]\n"
+      "                  [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]\n"
+      "       graft load --compat [--allow RIGHTS] TOOL [ARGS...]   (same as graft compat)\n"
       "  Verifies every program of OBJ (nothing is loaded if one is rejected), creates its\n"
       "  maps in shared memory, and attaches each program where its section says\n"
       "  (uprobe/BINARY:FUNC, tracepoint/syscalls/sys_enter_NAME, ...) in every process\n"
@@ -27,7 +28,16 @@ const struct cli_cmd cli_cmds[] = {
       "  --group GID  maps readable and writable by group GID too (default: owner only)\n"
       "  --detach     leave everything loaded and exit at once\n"
       "  --eim SPEC --class NAME  load only if every program keeps to what the EIM class\n"
-      "               grants (see `graft verify --help`)" },
+      "               grants (see `graft verify --help`)\n"
+      "  Programs are observe-only by default: they read registers, arguments and host\n"
+      "  memory (bpf_probe_read_user), and write maps and output. Changing the host needs\n"
+      "  a right, granted by an EIM class or loudly by --allow:\n"
+      "  --allow RIGHTS  write-user (bpf_probe_write_user), override (override/, replace/,\n"
+      "               bpf_override_return), signal (bpf_send_signal[_thread]), or all;\n"
+      "               comma-separated; each prints a WARNING line. Host functions and\n"
+      "               globals (__ksym) need an EIM class.\n"
+      "  --insn-budget N  refuse programs that may run more than N instructions per\n"
+      "               run (with --eim: the tighter of N and the class's insn_budget)" },
     { "unload", cmd_unload, "remove loaded programs, links and maps",
       "usage: graft unload ID... | --loader PID | --all\n"
       "  Removes what `graft load --detach` (or a loader that was killed) left loaded:\n"
@@ -55,14 +65,28 @@ const struct cli_cmd cli_cmds[] = {
     { "map", cmd_map, "show a map's contents",
       "usage: graft map dump NAME|ID\n  Prints the map as JSON." },
     { "verify", cmd_verify, "run the verifier and explain its verdict",
-      "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--eim SPEC --class NAME]\n"
-      "       graft verify --raw [--ctx-size N] [--log-level 0|1|2] < program.hex\n"
+      "usage: graft verify OBJ [--section S] [--log-level 0|1|2]\n"
+      "                    [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]\n"
+      "       graft verify --raw [--ctx-size N] [--allow RIGHTS] [--log-level 0|1|2] < program.hex\n"
       "  Exit status: 0 accepted, 1 rejected, 2 usage or load error. A rejection names\n"
-      "  the instruction, the register and stack state and the rule broken.\n"
+      "  the instruction, the register and stack state and the rule broken. Each program's\n"
+      "  rights are printed too (\"rights: observe-only (read-host)\", \"rights: write-user\n"
+      "  (not granted), host-call app_log\"): the same options as `graft load` give the\n"
+      "  same policy.\n"
       "  --raw reads one line of space-separated hex bytes (8 per instruction) and\n"
-      "  verifies it with N readable context bytes and the standard helpers.\n"
+      "  verifies it with N readable context bytes and the observe-only helpers (plus what\n"
+      "  --allow grants).\n"
       "  --eim SPEC --class NAME  verify against what the EIM class grants: its entry,\n"
-      "  helpers, host functions (with argument ranges), argument rights and budgets." },
+      "  helpers, host functions (with argument ranges), argument rights and budgets.\n"
+      "  Programs are observe-only by default: they read registers, arguments and host\n"
+      "  memory (bpf_probe_read_user), and write maps and output. Changing the host needs\n"
+      "  a right, granted by an EIM class or loudly by --allow:\n"
+      "  --allow RIGHTS  write-user (bpf_probe_write_user), override (override/, replace/,\n"
+      "               bpf_override_return), signal (bpf_send_signal[_thread]), or all;\n"
+      "               comma-separated; each prints a WARNING line. Host functions and\n"
+      "               globals (__ksym) need an EIM class.\n"
+      "  --insn-budget N  refuse programs that may run more than N instructions per\n"
+      "               run (with --eim: the tighter of N and the class's insn_budget)" },
     { "eim", cmd_eim, "check an Extension Interface Model spec against a host",
       "usage: graft eim check SPEC [--host BINARY]\n"
       "  Parses SPEC (errors give file:line:column and the closest valid name), prints\n"
@@ -71,14 +95,20 @@ const struct cli_cmd cli_cmds[] = {
       "  Exit status: 0 consistent, 1 host mismatches, 2 spec errors." },
     { "prog", cmd_prog, "run a program once on a given context",
       "usage: graft prog run OBJ [--section S] [--ctx FILE] [--repeat N] [--interpret]\n"
+      "                      [--allow RIGHTS] [--insn-budget N]\n"
       "  Verifies the program, creates its maps, runs it with the bytes of FILE as its\n"
-      "  context (default: zeroes), and prints r0 and the time per run." },
+      "  context (default: zeroes), and prints r0 and the time per run. The program is\n"
+      "  observe-only unless --allow grants more (see `graft load --help`)." },
     { "compat", cmd_compat, "run an unmodified libbpf-based tool against graft",
-      "usage: graft compat [--] TOOL [ARGS...]\n"
+      "usage: graft compat [--allow RIGHTS] [--] TOOL [ARGS...]\n"
       "  Runs TOOL with libgraft-compat.so preloaded: its bpf() and perf_event_open()\n"
       "  calls create graft maps and programs instead of kernel ones, and its uprobes,\n"
       "  USDT probes and syscall tracepoints attach in processes running a graft agent\n"
       "  (graft start / graft attach). Ring buffers and perf buffers are read as usual.\n"
-      "  Exit status: the tool's; whatever it left loaded is removed when it exits." },
+      "  Exit status: the tool's; whatever it left loaded is removed when it exits.\n"
+      "  The tool's programs are observe-only: one that calls bpf_probe_write_user,\n"
+      "  bpf_override_return or bpf_send_signal is refused (BPF_PROG_LOAD fails with\n"
+      "  EPERM, as the kernel refuses a program lacking privileges) unless --allow\n"
+      "  grants the right (write-user, override, signal, all; a WARNING line says so)." },
     { 0 },
 };
