@@ -47,3 +47,12 @@ $(addprefix bench-,$(BENCH_AREAS)): bench-%: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# The verifier's soundness fuzzer for longer than the ctest pass:
+#   make fuzz-soundness FUZZ_SECONDS=600 [FUZZ_ARGS="--seed 0x1 --kernel tests/verifier/kernel_diff.md"]
+FUZZ_SECONDS ?= 300
+FUZZ_ARGS ?=
+.PHONY: fuzz-soundness
+fuzz-soundness: build
+	@cmake --build $(BUILD) --target soundness_fuzz >/dev/null
+	$(BUILD)/tests/fuzz/soundness_fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)

@@ -33,6 +33,13 @@ endforeach()
 function(graft_component name)
   cmake_parse_arguments(C "" "" "SOURCES;DEPS;LIBS" ${ARGN})
   add_library(graft_${name} STATIC ${C_SOURCES})
+  if(GRAFT_FUZZ_COVERAGE)
+    # libFuzzer's coverage counters in the library code, so the fuzz targets
+    # (which link libFuzzer with -fsanitize=fuzzer) are guided by what graft
+    # itself does with their inputs; other programs get the counters' weak
+    # callbacks from the sanitizer runtime.
+    target_compile_options(graft_${name} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
   foreach(dep ${C_DEPS})
     target_link_libraries(graft_${name} PUBLIC graft_${dep})
   endforeach()

@@ -1,12 +1,28 @@
 #!/bin/sh
 # bench/verifier/run.sh BUILD_DIR - verification time of the repository's BPF
 # programs (every *.bpf.o under the build tree, or the verifier's corpus when
-# there are none yet) and of large synthetic programs.
-# Prints `BENCH verify_ms_typical_max <x> ms` and `BENCH verify_ms_largest <x> ms`.
+# there are none yet) and of large synthetic programs; then the soundness
+# fuzzer's throughput (programs generated, verified and - when accepted - run
+# on the checked interpreter, per second) and the share of its programs the
+# verifier accepts, the median of three runs over the same programs.
+# Prints `BENCH verify_ms_typical_max <x> ms`, `BENCH verify_ms_largest <x> ms`,
+# `BENCH soundness_fuzz_progs_per_s <x> progs/s` and
+# `BENCH soundness_fuzz_accepted_pct <x> %`.
 set -e
 BUILD=${1:-build}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-cmake --build "$BUILD" --target bench_verifier >/dev/null
+cmake --build "$BUILD" --target bench_verifier soundness_fuzz >/dev/null
 OBJS=$(find "$BUILD" -name '*.bpf.o' -type f 2>/dev/null | sort)
 # shellcheck disable=SC2086
-exec "$BUILD/bench/verifier/bench_verifier" --cases "$SRC/tests/verifier/cases" $OBJS
+"$BUILD/bench/verifier/bench_verifier" --cases "$SRC/tests/verifier/cases" $OBJS
+
+FUZZ_ITERS=${FUZZ_ITERS:-20000}
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+for i in 1 2 3; do
+    "$BUILD/tests/fuzz/soundness_fuzz" --bench --iters "$FUZZ_ITERS" --seed 1 --seconds 120 |
+        grep '^BENCH soundness_fuzz' >>"$OUT"
+done
+for name in soundness_fuzz_progs_per_s soundness_fuzz_accepted_pct; do
+    grep "^BENCH $name " "$OUT" | sort -n -k3 | sed -n 2p
+done

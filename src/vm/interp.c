@@ -6,9 +6,12 @@
  * says; the checked interpreter (GVM_F_CHECKED) additionally proves, access
  * by access, that the run stayed inside ctx, the live stack frames or memory
  * env->mem_allowed() admits, that it read only initialised stack bytes and
- * registers, and that it finished within step_limit instructions. Any
- * violation stops the run with an error naming the instruction, so the
- * checked mode can be used as an oracle for the verifier's soundness.
+ * registers, and that it finished within step_limit instructions (the
+ * callbacks a helper runs included). Helpers may declare the memory they
+ * touch (gvm_checked_helper_access) to have it checked the same way. Any
+ * violation - in the program, a callback or a declared helper access -
+ * stops the run with an error naming the instruction, so the checked mode
+ * can be used as an oracle for the verifier's soundness.
  *
  * Semantics (RFC 9669) the JIT must match exactly:
  *  - division by zero gives 0; modulo by zero leaves dst (32-bit forms
@@ -59,6 +62,9 @@ struct run {
     struct graft_err *err;
     struct run *parent;            /* the run whose helper invoked this callback */
     const struct gvm_prog *prog;   /* running program, as of the last helper call */
+    uint32_t helper_pc;            /* checked: the helper call in progress */
+    int helper_fault;              /* checked: a violation the helper reported, or a
+                                    * callback it ran hit */
     struct frame frames[BPF_MAX_CALL_DEPTH];
     _Alignas(16) uint8_t stack_mem[STACK_BYTES];
 };
@@ -551,9 +557,13 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
                 break;
             }
             rs->prog = prog;               /* for callbacks the helper may invoke */
+            rs->helper_pc = pc - 1;
+            rs->helper_fault = 0;
             reg[BPF_R0] = prog->env.helpers[target](reg[BPF_R1], reg[BPF_R2], reg[BPF_R3],
                                                     reg[BPF_R4], reg[BPF_R5]);
             if (checked) {
+                if (rs->helper_fault)
+                    return rs->helper_fault;
                 mark_helper_writes(rs, reg);
                 init = (init & ~0x3eu) | 1u;   /* r0 set, r1-r5 clobbered */
             }
@@ -590,7 +600,9 @@ static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
 {
     rs->stack = rs->stack_mem;
     rs->depth = 0;
-    rs->steps = 0;
+    /* a callback's instructions count toward its caller's step limit: a
+     * bpf_loop of millions of calls is a long run, not many short ones */
+    rs->steps = cur_run ? cur_run->steps : 0;
     rs->prog = prog;
     rs->parent = cur_run;
     reg[BPF_R10] = frame_top(rs, 0);
@@ -624,6 +636,16 @@ int gvm_interp_run(const struct gvm_prog *prog, void *ctx, uint64_t ctx_len,
     return run_from(&rs, prog, reg, 0, (1u << BPF_R1) | (1u << BPF_R2) | (1u << BPF_R10), ret);
 }
 
+int gvm_checked_helper_access(uint64_t addr, uint64_t size, int write)
+{
+    struct run *rs = cur_run;
+    if (!rs || !rs->shadow || !size)
+        return 0;                  /* not inside a checked run */
+    if (!rs->helper_fault)
+        rs->helper_fault = check_mem(rs, rs->prog, rs->helper_pc, addr, size, write);
+    return rs->helper_fault;
+}
+
 int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                     uint64_t a5, uint64_t *ret)
 {
@@ -642,5 +664,11 @@ int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t
     rs.ctx = caller->ctx;
     rs.ctx_len = caller->ctx_len;
     rs.err = caller->err;
-    return run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
+    int rc = run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
+    caller->steps = rs.steps;
+    /* the helper only sees a non-zero return; in checked mode the violation
+     * (already in err) fails the caller's run when the helper returns */
+    if (rc && !caller->helper_fault)
+        caller->helper_fault = rc;
+    return rc;
 }

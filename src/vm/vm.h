@@ -76,6 +76,14 @@ enum gvm_engine {
  * message naming the instruction. Used to test the verifier's soundness. */
 #define GVM_F_CHECKED 0x1u
 
+/* Checked interpreter: a helper (or a test's wrapper around one) declares
+ * that it is about to access [addr, addr+size) of the memory the running
+ * program passed it, and the access is checked like the program's own
+ * loads and stores (a write marks stack bytes initialised, a read needs
+ * them initialised). A violation makes the run fail, naming the call, when
+ * the helper returns; -EFAULT then, else 0 (also outside checked runs). */
+int gvm_checked_helper_access(uint64_t addr, uint64_t size, int write);
+
 struct gvm_prog_opts {
     size_t sz;                 /* sizeof(struct gvm_prog_opts), for ABI growth */
     enum gvm_engine engine;

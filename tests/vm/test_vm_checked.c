@@ -9,6 +9,8 @@
 #include "corpus.h"
 #include "test_util.h"
 
+static int checked_run_rc;     /* what the last checked_run's gvm_prog_run returned */
+
 /* Run text in checked mode on ctx; return the error message ("" if none). */
 static const char *checked_run(const char *text, const struct gvm_env *env, void *ctx,
                                uint64_t len, uint64_t step_limit, uint64_t *ret)
@@ -20,7 +22,7 @@ static const char *checked_run(const char *text, const struct gvm_env *env, void
     if (make_prog(text, env ? env : corpus_env(), GVM_ENGINE_INTERP, GVM_F_CHECKED,
                   step_limit, &p, &err))
         return err.msg[0] ? err.msg : "create failed";
-    gvm_prog_run(p, ctx, len, &r0, &err);
+    checked_run_rc = gvm_prog_run(p, ctx, len, &r0, &err);
     gvm_prog_free(p);
     if (ret)
         *ret = r0;
@@ -96,6 +98,70 @@ static void test_helper_fills_stack(void)
     msg = checked_run("mov r1, r10\nadd r1, -16\nmov r2, 8\ncall 9\n"
                       "ldxdw r0, [r10-8]\nexit", &env, NULL, 0, 100, NULL);
     CHECK(strstr(msg, "insn 4") && strstr(msg, "uninitialised"), "unfilled: %s", msg);
+}
+
+/* A helper that declares its accesses: writes size bytes at dst after
+ * reading 8 bytes at src (r3), as a test's wrapper around a real helper does. */
+static uint64_t fill_checked(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e)
+{
+    if (gvm_checked_helper_access(src, 8, 0) || gvm_checked_helper_access(dst, size, 1))
+        return (uint64_t)-EFAULT;
+    memset((void *)(uintptr_t)dst, 0x5a, size);
+    return 0;
+}
+
+static void test_helper_declared_access(void)
+{
+    static gvm_helper_fn table[BPF_MAX_HELPER_ID];
+    table[9] = fill_checked;
+    struct gvm_env env = { .helpers = table };
+    uint64_t r0 = 0;
+    const char *msg = checked_run("stdw [r10-24], 0\nmov r3, r10\nadd r3, -24\n"
+                                  "mov r1, r10\nadd r1, -16\nmov r2, 16\ncall 9\n"
+                                  "ldxdw r0, [r10-8]\nexit", &env, NULL, 0, 100, &r0);
+    CHECK(!msg[0] && r0 == 0x5a5a5a5a5a5a5a5aull, "declared in-frame write: %s", msg);
+    msg = checked_run("stdw [r10-8], 0\nmov r3, r10\nadd r3, -8\n"
+                      "mov r1, r10\nadd r1, -8\nmov r2, 16\ncall 9\nmov r0, 0\nexit",
+                      &env, NULL, 0, 100, NULL);
+    CHECK(strstr(msg, "insn 6 (call 9)") && strstr(msg, "write of 16 bytes"),
+          "declared write past the frame: %s", msg);
+    msg = checked_run("mov r3, r10\nadd r3, -24\nmov r1, r10\nadd r1, -16\nmov r2, 8\n"
+                      "call 9\nmov r0, 0\nexit", &env, NULL, 0, 100, NULL);
+    CHECK(strstr(msg, "insn 5 (call 9)") && strstr(msg, "uninitialised"),
+          "declared read of uninitialised stack: %s", msg);
+}
+
+/* A bpf_loop-like helper: calls the callback r1 times with (i, r3). */
+static uint64_t loop_cb(uint64_t n, uint64_t fn, uint64_t ctx, uint64_t d, uint64_t e)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (gvm_invoke_callback(fn, i, ctx, 0, 0, 0))
+            return i + 1;
+    return n;
+}
+
+/* A violation inside a callback fails the whole run, and the callback's
+ * instructions count toward the run's step limit. */
+static void test_callback_violations(void)
+{
+    static gvm_helper_fn table[BPF_MAX_HELPER_ID];
+    table[9] = loop_cb;
+    struct gvm_env env = { .helpers = table };
+    uint64_t r0 = 0;
+    const char *msg = checked_run("stdw [r10-8], 0\nmov r1, 3\nlddw r2, func:cb\nmov r3, r10\n"
+                                  "add r3, -8\ncall 9\nldxdw r0, [r10-8]\nexit\n"
+                                  "cb:\nldxdw r0, [r2+0]\nadd r0, r1\nstxdw [r2+0], r0\n"
+                                  "mov r0, 0\nexit", &env, NULL, 0, 1000, &r0);
+    CHECK(!msg[0] && r0 == 3, "callback writing the caller's stack: %s r0=%llu", msg,
+          (unsigned long long)r0);
+    msg = checked_run("mov r1, 3\nlddw r2, func:cb\nmov r3, r10\nadd r3, -8\ncall 9\n"
+                      "mov r0, 0\nexit\n"
+                      "cb:\nldxdw r0, [r2+0]\nmov r0, 0\nexit", &env, NULL, 0, 1000, NULL);
+    CHECK(strstr(msg, "uninitialised"), "callback reading uninitialised stack: '%s'", msg);
+    CHECK(checked_run_rc != 0, "a violation in a callback must fail the run");
+    msg = checked_run("mov r1, 1000\nlddw r2, func:cb\nmov r3, 0\ncall 9\nmov r0, 0\nexit\n"
+                      "cb:\nmov r0, 0\nexit", &env, NULL, 0, 1000, NULL);
+    CHECK(strstr(msg, "step limit"), "1000 callbacks of 2 insns, limit 1000: '%s'", msg);
 }
 
 /* ---- tail calls -------------------------------------------------------- */
@@ -236,6 +302,8 @@ int main(void)
 
     test_mem_allowed();
     test_helper_fills_stack();
+    test_helper_declared_access();
+    test_callback_violations();
     test_tail_calls(0);
     test_tail_calls(GVM_F_CHECKED);
     test_atomic_threads();
