@@ -259,6 +259,15 @@ int check_stx(struct env *e, const struct bpf_insn *in)
         if (is_ptr(&regs(e)[BPF_R0]))
             return reject(e, "R0 cmpxchg with a pointer operand prohibited");
     }
+    /* A locked instruction across a cache line is a split lock: the kernel
+     * may kill the host for it (split_lock_detect=fatal) or stall every
+     * core. Every base graft hands out (frame, map value, helper memory)
+     * is 8-byte aligned, so the offset alone decides, as in the kernel. */
+    const struct reg *p = &regs(e)[in->dst_reg];
+    uint64_t at = (uint64_t)(p->off + in->off) + p->v.t.value;
+    if (is_ptr(p) && (((at | p->v.t.mask) & (size - 1)) != 0))
+        return reject(e, "R%d misaligned atomic access: off=%" PRId64 "%s size=%u is not %u-byte aligned",
+                      in->dst_reg, (int64_t)at, p->v.t.mask ? "+var" : "", size, size);
     rc = check_mem(e, in->dst_reg, in->off, size, ACC_RMW, &v, in->src_reg, NULL, false);
     if (rc)
         return rc;

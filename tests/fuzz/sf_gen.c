@@ -483,9 +483,9 @@ static void snip_alu_slot(struct gen *g)
     emit(g, BPF_STX_MEM(BPF_DW, BPF_R10, BPF_R1, off));
 }
 
-/* An atomic read-modify-write on an offset slot or the map value (with
- * misaligned_atomics, now and then at an address that is not naturally
- * aligned). */
+/* An atomic read-modify-write on an offset slot or the map value, now and
+ * then at an address that is not naturally aligned (which the verifier
+ * must refuse: a split lock). */
 static void snip_atomic(struct gen *g)
 {
     static const int32_t ops[] = { BPF_ADD, BPF_OR, BPF_AND, BPF_XOR, BPF_ADD | BPF_FETCH,
@@ -493,7 +493,7 @@ static void snip_atomic(struct gen *g)
     bool dw = rn(g, 3) != 0;
     int base = rn(g, 2) ? BPF_R10 : BPF_R7;
     int off = base == BPF_R10 ? slot_off(g) : 8 * (int)rn(g, 8);
-    if (g->opts->misaligned_atomics && chance(g, 10))
+    if (chance(g, 10))
         off += dw ? 4 : 2;
     emit(g, BPF_MOV64_IMM(BPF_R1, (int32_t)rn(g, 16)));
     emit(g, BPF_MOV64_IMM(BPF_R0, (int32_t)rn(g, 16)));
