@@ -81,6 +81,16 @@ struct patch {
     uint32_t rel;
 };
 
+/* A 6-byte call site to a host function: `cs call rel32` when the target
+ * is within +-2 GiB of the installed code, else `call [rip+disp32]` through
+ * its slot in the literal pool that follows the code. Which one is decided
+ * at install time, when the code's address is known; both are 6 bytes, so
+ * the layout does not depend on where the mapping lands. */
+struct host_call {
+    uint32_t pos;         /* offset of the 6-byte call */
+    uint64_t target;
+};
+
 struct jit {
     const struct gvm_prog *prog;
     uint8_t *buf;
@@ -106,6 +116,9 @@ struct jit {
 
     struct patch *patches;
     uint32_t n_patches, cap_patches;
+    struct host_call *calls;
+    uint32_t n_calls, cap_calls;
+    uint32_t pool_off;                     /* literal pool: one slot per call */
 
     bool r1_known;                         /* r1 holds r1_val (LD_IMM64) */
     uint64_t r1_val;
@@ -994,10 +1007,23 @@ static void emit_local_call(struct jit *j, int reg, uint32_t f)
     emit_rr(j, F_W, 0xff, 1, STATE);                 /* dec r12 */
 }
 
+/* A call to a host function (helper, kfunc): 6 bytes, filled in at
+ * install (struct host_call). */
 static void emit_helper_call(struct jit *j, gvm_helper_fn fn)
 {
-    emit_movabs(j, RAX, (uint64_t)(uintptr_t)fn);
-    emit_call_r(j, RAX);
+    if (j->n_calls == j->cap_calls) {
+        uint32_t cap = j->cap_calls ? j->cap_calls * 2 : 16;
+        struct host_call *c = realloc(j->calls, cap * sizeof(*c));
+        if (!c) {
+            j->oom = true;
+            return;
+        }
+        j->calls = c;
+        j->cap_calls = cap;
+    }
+    j->calls[j->n_calls++] = (struct host_call){ (uint32_t)j->len, (uint64_t)(uintptr_t)fn };
+    for (int k = 0; k < 6; k++)
+        emit1(j, 0xcc);
 }
 
 /* callx: helper id (< BPF_MAX_HELPER_ID) or a function entry address. */
@@ -1249,6 +1275,7 @@ static int run_pass(struct jit *j, struct graft_err *err)
 
     j->len = 0;
     j->n_patches = 0;
+    j->n_calls = 0;
     j->changed = false;
     if (!reserve(j, 128))
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
@@ -1295,7 +1322,8 @@ static int run_pass(struct jit *j, struct graft_err *err)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
     emit_abort_stub(j);
     j->code_len = (uint32_t)j->len;
-    j->bitmap_off = (j->code_len + 7u) & ~7u;
+    j->pool_off = (j->code_len + 7u) & ~7u;
+    j->bitmap_off = j->pool_off + 8 * j->n_calls;
     if (j->oom)
         return graft_errf(err, -ENOMEM, "JIT: out of memory");
     return 0;
@@ -1358,6 +1386,49 @@ static void mark_targets(struct jit *j)
     }
 }
 
+/* Where to ask for the code mapping: just below the lowest host-call
+ * target, so that `call rel32` reaches every target when they lie within
+ * about 2 GiB of each other (a helper table in one binary). Only a hint:
+ * the kernel may place the mapping elsewhere, and fill_host_calls copes. */
+static void *near_calls_hint(const struct jit *j, size_t map_size, size_t page)
+{
+    if (j->n_calls == 0)
+        return NULL;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t k = 0; k < j->n_calls; k++) {
+        lo = j->calls[k].target < lo ? j->calls[k].target : lo;
+        hi = j->calls[k].target > hi ? j->calls[k].target : hi;
+    }
+    uint64_t gap = map_size + (64u << 20);
+    if (lo < gap + (1u << 30) || hi - lo > (1u << 30))
+        return NULL;
+    return (void *)(uintptr_t)((lo - gap) & ~(uint64_t)(page - 1));
+}
+
+/* Fill each 6-byte host call site: `cs call rel32` if the target is in
+ * reach, else `call [rip+disp32]` through the site's pool slot. */
+static void fill_host_calls(const struct jit *j, uint8_t *mem)
+{
+    for (uint32_t k = 0; k < j->n_calls; k++) {
+        const struct host_call *c = &j->calls[k];
+        uint8_t *site = mem + c->pos;
+        int64_t rel = (int64_t)(c->target - (uint64_t)(uintptr_t)(site + 6));
+        uint8_t *slot = mem + j->pool_off + 8 * k;
+        memcpy(slot, &c->target, 8);
+        if (is_simm32(rel)) {
+            int32_t r = (int32_t)rel;
+            site[0] = 0x2e;                              /* cs: 1-byte pad */
+            site[1] = 0xe8;
+            memcpy(site + 2, &r, 4);
+        } else {
+            int32_t d = (int32_t)(slot - (site + 6));
+            site[0] = 0xff;
+            site[1] = 0x15;                              /* call [rip+d] */
+            memcpy(site + 2, &d, 4);
+        }
+    }
+}
+
 /* Copy the converged code into a fresh mapping, patch absolute addresses,
  * then make it read+execute only. */
 static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
@@ -1367,12 +1438,13 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
     size_t total = j->bitmap_off + bitmap_len;
     size_t map_size = (total + page - 1) & ~(page - 1);
 
-    uint8_t *mem = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+    uint8_t *mem = mmap(near_calls_hint(j, map_size, page), map_size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return graft_errf(err, -errno, "JIT: mmap of %zu bytes for code failed", map_size);
     memcpy(mem, j->buf, j->code_len);
-    memset(mem + j->code_len, 0xcc, j->bitmap_off - j->code_len);   /* int3 padding */
+    memset(mem + j->code_len, 0xcc, j->pool_off - j->code_len);   /* int3 padding */
+    fill_host_calls(j, mem);
     for (uint32_t k = 0; k < j->n_patches; k++) {
         uint64_t v = (uint64_t)(uintptr_t)mem + j->patches[k].rel;
         memcpy(mem + j->patches[k].pos, &v, 8);
@@ -1407,6 +1479,7 @@ static void jit_free(struct jit *j)
     free(j->is_long);
     free(j->is_target);
     free(j->patches);
+    free(j->calls);
 }
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)

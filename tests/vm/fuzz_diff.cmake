@@ -10,3 +10,6 @@ endif()
 # seed 0 = derive from the clock; the seed is printed for reproduction
 graft_test(vm_fuzz_diff SOURCES fuzz_diff.c LIBS graft_vm
            ARGS 0 ${GRAFT_FUZZ_DIFF_SECONDS} LABELS sanitize TIMEOUT 120)
+
+# The optimizing passes (host calls, division by constants, stack slots).
+graft_test(vm_jit_opt SOURCES test_jit_opt.c LIBS graft_vm LABELS sanitize)

