@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vm/jit_opt.h"
 #include "vm/vm_internal.h"
 
 /* x86-64 register numbers */
@@ -721,6 +722,77 @@ static void emit_div_by_minus1(struct jit *j, bool is64, bool mod, int dst)
         emit_unary(j, is64, 3, dst);
 }
 
+/* q = (((x - q) >> 1) + q) >> shift, the `add` form (jit_opt.h), on
+ * 32- or 64-bit registers; t is clobbered and receives the quotient. */
+static void emit_udiv_add_form(struct jit *j, bool is64, int t, int x, int q, uint8_t shift)
+{
+    emit_mov_rr(j, is64, t, x);
+    emit_alu_rr(j, 0x29, is64, t, q);
+    emit_shift_ri(j, wflag(is64), 5, t, 1);
+    emit_alu_rr(j, 0x01, is64, t, q);
+    if (shift)
+        emit_shift_ri(j, wflag(is64), 5, t, shift);
+}
+
+/* dst = dst / d or dst % d, unsigned, d a constant that is not 0 nor a
+ * power of two (imm: d as the instruction encodes it), as a multiply by
+ * the magic number of jit_opt.h. 32-bit: x * magic fits 64 bits, so one
+ * imul in scratch registers. 64-bit: the 128-bit product of `mul`, which
+ * needs rax and rdx, saved around it as for div. */
+static void emit_udiv_const(struct jit *j, bool is64, bool mod, int dst, uint64_t d, int32_t imm)
+{
+    struct gvm_udiv_magic m;
+    gvm_udiv_magic(d, is64 ? 64 : 32, &m);
+    int q;
+
+    if (!is64) {
+        emit_mov_rr(j, false, TMP1, dst);                /* x, zero-extended */
+        emit_mov_ri(j, TMP2, m.magic);
+        emit_imul_rr(j, true, TMP2, TMP1);
+        if (m.add) {
+            emit_shift_ri(j, F_W, 5, TMP2, 32);
+            emit_udiv_add_form(j, false, TMP3, TMP1, TMP2, m.shift);
+            q = TMP3;
+        } else {
+            emit_shift_ri(j, F_W, 5, TMP2, (uint8_t)(32 + m.shift));
+            q = TMP2;
+        }
+        if (mod) {
+            emit_imul_rri(j, false, q, q, imm);
+            emit_alu_rr(j, 0x29, false, TMP1, q);
+            q = TMP1;
+        }
+        emit_mov_rr(j, false, dst, q);
+        return;
+    }
+    emit_mov_rr(j, true, TMP1, dst);                     /* x */
+    if (dst != RAX)
+        emit_mov_rr(j, true, TMP2, RAX);
+    if (dst != RDX)
+        emit_mov_rr(j, true, TMP3, RDX);
+    emit_mov_ri(j, RAX, m.magic);
+    emit_unary(j, true, 4, TMP1);                        /* mul: rdx:rax = rax * x */
+    if (m.add) {
+        emit_udiv_add_form(j, true, RAX, TMP1, RDX, m.shift);
+        q = RAX;
+    } else {
+        if (m.shift)
+            emit_shift_ri(j, F_W, 5, RDX, m.shift);
+        q = RDX;
+    }
+    if (mod) {
+        emit_imul_rri(j, true, q, q, imm);                /* imm sign-extends to d */
+        emit_alu_rr(j, 0x29, true, TMP1, q);
+        q = TMP1;
+    }
+    if (dst != q)
+        emit_mov_rr(j, true, dst, q);
+    if (dst != RAX)
+        emit_mov_rr(j, true, RAX, TMP2);
+    if (dst != RDX)
+        emit_mov_rr(j, true, RDX, TMP3);
+}
+
 static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
 {
     int dst = reg_map[in->dst_reg];
@@ -752,6 +824,10 @@ static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
                     emit_alu_ri(j, 4, is64, dst, (int32_t)(d - 1));
                 return;
             }
+        }
+        if (!sgn) {
+            emit_udiv_const(j, is64, mod, dst, d, in->imm);
+            return;
         }
         emit_mov_ri(j, TMP1, d);
         emit_div_core(j, is64, mod, sgn, dst);

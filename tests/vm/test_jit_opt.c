@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "test_util.h"
+#include "vm/jit_opt.h"
 
 /* ---- environment ---------------------------------------------------------- */
 
@@ -129,9 +130,108 @@ static void test_host_calls(void)
     munmap(far, 4096);
 }
 
+/* ---- division by constants -------------------------------------------------- */
+
+static uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd64(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+}
+
+/* The multipliers themselves, in C, against the division operator. */
+static void test_udiv_magic_model(void)
+{
+    for (int it = 0; it < 20000; it++) {
+        for (int bits = 32; bits <= 64; bits += 32) {
+            uint64_t d = rnd64() >> (rnd64() % 64);
+            if (bits == 32)
+                d = (uint32_t)d;
+            if (it < 64)
+                d = it < 32 ? (uint64_t)it + 3 : (bits == 32 ? 0xffffffffull : ~0ull) - (uint64_t)(it - 32);
+            if (d < 3 || !(d & (d - 1)))
+                continue;
+            struct gvm_udiv_magic m;
+            gvm_udiv_magic(d, bits, &m);
+            for (int k = 0; k < 16; k++) {
+                uint64_t x = k == 0 ? ~0ull : k == 1 ? d - 1 : k == 2 ? d : k == 3 ? d * 3 - 1 : rnd64();
+                if (bits == 32)
+                    x = (uint32_t)x;
+                uint64_t hi = bits == 32 ? ((uint64_t)(uint32_t)m.magic * x) >> 32
+                                         : (uint64_t)(((unsigned __int128)m.magic * x) >> 64);
+                uint64_t q = m.add ? (((x - hi) >> 1) + hi) >> m.shift : hi >> m.shift;
+                if (q != x / d) {
+                    CHECK(0, "magic for %d-bit d=%" PRIu64 ": x=%" PRIu64 " gives %" PRIu64, bits,
+                          d, x, q);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/* JIT'd div/mod by constants on registers that the expansion touches
+ * (r0 = rax, r3 = rdx, r4 = rcx) and one it does not; neighbours of the
+ * register must survive. Each program divides 16 dividends from memory. */
+static void test_udiv_const_jit(void)
+{
+    static const int32_t divisors[] = { 3, 5, 6, 7, 10, 11, 12, 25, 100, 641, 1000, 1100,
+                                        4097, 65535, 65537, 6700417,
+                                        0x7fffffff, 0x40000001, 0x3fffffff, 1000000007,
+                                        -3, -7, -1000, INT32_MIN + 1, -2 };
+    static const char *const ops[] = { "div", "mod", "div32", "mod32" };
+    static const int regs[] = { 0, 3, 4, 8 };
+    uint64_t mem[18];
+    char text[4096];
+
+    for (size_t di = 0; di < sizeof(divisors) / sizeof(divisors[0]); di++) {
+        for (int oi = 0; oi < 4; oi++) {
+            for (int ri = 0; ri < 4; ri++) {
+                int r = regs[ri];
+                size_t n = (size_t)snprintf(text, sizeof(text),
+                                            "mov r6, r1\nmov r0, 0x1111\nmov r3, 0x3333\n"
+                                            "mov r4, 0x4444\nmov r8, 0x8888\n");
+                for (int k = 0; k < 16; k++)
+                    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                                          "ldxdw r%d, [r6+%d]\n%s r%d, %d\nstxdw [r6+%d], r%d\n",
+                                          r, 8 * k, ops[oi], r, divisors[di], 8 * k, r);
+                snprintf(text + n, sizeof(text) - n,
+                         "stxdw [r6+128], r%d\nstxdw [r6+136], r%d\nexit\n", r == 0 ? 3 : 0,
+                         r == 4 ? 8 : 4);
+                for (int k = 0; k < 16; k++)
+                    mem[k] = k == 0 ? ~0ull : k == 1 ? 0 : k == 2 ? (uint64_t)(uint32_t)divisors[di]
+                           : k == 3 ? (uint64_t)(int64_t)divisors[di] : k == 4 ? 0x80000000ull
+                           : k < 8 ? rnd64() >> (rnd64() % 64) : rnd64();
+                uint64_t want[16];
+                for (int k = 0; k < 16; k++) {
+                    bool is32 = oi >= 2, mod = oi & 1;
+                    uint64_t d = is32 ? (uint32_t)divisors[di] : (uint64_t)(int64_t)divisors[di];
+                    uint64_t x = is32 ? (uint32_t)mem[k] : mem[k];
+                    want[k] = mod ? x % d : x / d;
+                }
+                run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+                for (int k = 0; k < 16; k++)
+                    if (mem[k] != want[k]) {
+                        CHECK(0, "%s r%d, %d: dividend #%d gave 0x%" PRIx64 ", want 0x%" PRIx64,
+                              ops[oi], r, divisors[di], k, mem[k], want[k]);
+                        break;
+                    }
+                CHECK(mem[16] == (r == 0 ? 0x3333u : 0x1111u)
+                      && mem[17] == (r == 4 ? 0x8888u : 0x4444u),
+                      "%s r%d, %d clobbered a neighbour", ops[oi], r, divisors[di]);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     test_host_calls();
+    test_udiv_magic_model();
+    test_udiv_const_jit();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
