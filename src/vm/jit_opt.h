@@ -26,3 +26,29 @@ struct gvm_udiv_magic {
 void gvm_udiv_magic(uint64_t d, int bits, struct gvm_udiv_magic *m);
 
 #endif
+
+/* Stack slots of one function that can live in registers. Slot k is the 8
+ * bytes [r10 - 8(k+1), r10 - 8k). A slot is promotable when every access
+ * to it is a plain 8-byte load or store (LDX/STX/ST MEM DW) at exactly its
+ * offset, and the function's frame pointer never escapes: r10 appears only
+ * as the base of constant-offset loads and stores (never copied, compared,
+ * stored, passed or used in arithmetic), so nothing but those accesses can
+ * reach the frame. weight[k] counts the accesses, each weighted by 8 per
+ * enclosing loop (backward branch) so that hot slots get registers first. */
+#define GVM_SLOTS (BPF_STACK_SIZE / 8)
+
+struct gvm_slot_use {
+    bool escapes;              /* r10 used other than as a load/store base */
+    bool used[GVM_SLOTS];      /* some access touches the slot */
+    bool promotable[GVM_SLOTS];
+    uint32_t weight[GVM_SLOTS];
+};
+
+/* Scan the function insns[lo, hi) of a program of n insns; returns 0, or
+ * -1 when out of memory (then nothing is promotable). */
+int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
+                  struct gvm_slot_use *u);
+
+/* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
+ * MEM through r10 at an 8-aligned offset in the frame. */
+int gvm_slot_of(const struct bpf_insn *insn);

@@ -126,6 +126,14 @@ struct jit {
 
     bool leaf;                             /* one function, no calls: lean frame */
     uint16_t regs_named;                   /* leaf: bit r set if BPF rN appears */
+
+    /* Stack slots kept in registers (jit_opt.h, plan_slots): per function
+     * the x86 register of each slot, or -1 for memory. */
+    int8_t (*slot_reg)[GVM_SLOTS];
+    const int8_t *cur_slots;               /* the function being emitted */
+    int leaf_saved[8];                     /* leaf: callee-saved regs to push */
+    int n_leaf_saved;
+    bool leaf_frame;                       /* leaf: sets up the 512-byte stack */
 };
 
 /* ---- CPU features ----------------------------------------------------- */
@@ -1184,16 +1192,12 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
 
 /* ---- functions, wrapper, stubs ----------------------------------------- */
 
-/* Callee-saved x86 registers a leaf program writes, in push order. */
-static const int leaf_saved_bpf[4] = { BPF_R6, BPF_R7, BPF_R8, BPF_R9 };
-
 static void emit_prologue(struct jit *j)
 {
     if (j->leaf) {
-        for (int k = 0; k < 4; k++)
-            if (j->regs_named & (1u << leaf_saved_bpf[k]))
-                emit_push(j, reg_map[leaf_saved_bpf[k]]);
-        if (j->regs_named & (1u << BPF_R10)) {
+        for (int k = 0; k < j->n_leaf_saved; k++)
+            emit_push(j, j->leaf_saved[k]);
+        if (j->leaf_frame) {
             emit_push(j, RBP);
             emit_mov_rr(j, true, RBP, RSP);
             emit_rr(j, F_W, 0x81, 5, RSP);           /* sub rsp, 512 */
@@ -1214,11 +1218,10 @@ static void emit_prologue(struct jit *j)
 static void emit_epilogue(struct jit *j)
 {
     if (j->leaf) {
-        if (j->regs_named & (1u << BPF_R10))
+        if (j->leaf_frame)
             emit1(j, 0xc9);                          /* leave */
-        for (int k = 3; k >= 0; k--)
-            if (j->regs_named & (1u << leaf_saved_bpf[k]))
-                emit_pop(j, reg_map[leaf_saved_bpf[k]]);
+        for (int k = j->n_leaf_saved - 1; k >= 0; k--)
+            emit_pop(j, j->leaf_saved[k]);
         emit1(j, 0xc3);
         return;
     }
@@ -1288,6 +1291,17 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     uint8_t cls = BPF_CLASS(in->code);
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
+    int slot = gvm_slot_of(in);
+    if (slot >= 0 && j->cur_slots[slot] >= 0) {
+        int sr = j->cur_slots[slot];
+        if (cls == BPF_LDX)
+            emit_mov_rr(j, true, dst, sr);
+        else if (cls == BPF_STX)
+            emit_mov_rr(j, true, sr, src);
+        else
+            emit_mov_ri(j, sr, (uint64_t)(int64_t)in->imm);
+        return 1;
+    }
     switch (cls) {
     case BPF_ALU: case BPF_ALU64:
         return emit_alu_insn(j, in);
@@ -1365,6 +1379,7 @@ static int run_pass(struct jit *j, struct graft_err *err)
         if (f == 0 && j->len != JIT_FUNC0_OFF)
             return graft_errf(err, -EFAULT, "JIT: entry wrapper is %zu bytes, expected %d",
                               j->len, JIT_FUNC0_OFF);
+        j->cur_slots = j->slot_reg[f];
         emit_prologue(j);
         j->r1_known = false;
         for (uint32_t i = lo; i < hi;) {
@@ -1432,6 +1447,118 @@ static void mark_leaf(struct jit *j)
         else
             j->regs_named |= (uint16_t)(1u << in->dst_reg | 1u << in->src_reg);
     }
+}
+
+/* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
+ * programs only: calls, callx, tail calls and inline lookups need them too
+ * but make a program non-leaf. */
+static bool leaf_needs_scratch(const struct gvm_prog *p)
+{
+    for (uint32_t i = 0; i < p->n; i++) {
+        const struct bpf_insn *in = &p->insns[i];
+        uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+        if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
+            return true;
+        if ((cls == BPF_ALU || cls == BPF_ALU64) && BPF_SRC(in->code) == BPF_X && !cpu.bmi2
+            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH))
+            return true;
+        if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
+            return true;
+        if (bpf_is_ld_imm64(in))
+            i++;
+    }
+    return false;
+}
+
+static bool is_callee_saved(int r)
+{
+    return r == RBX || r == RBP || r == R12 || r == R13 || r == R14 || r == R15;
+}
+
+/* Give the hottest promotable slots of function f the registers in
+ * free_regs[0..n_free), in order; returns how many slots got one. */
+static int assign_slots(struct jit *j, uint32_t f, const struct gvm_slot_use *u,
+                        const int *free_regs, int n_free)
+{
+    int8_t *sr = j->slot_reg[f];
+    int given = 0;
+    for (int k = 0; k < GVM_SLOTS; k++)
+        sr[k] = -1;
+    for (; given < n_free; given++) {
+        int best = -1;
+        for (int k = 0; k < GVM_SLOTS; k++)
+            if (u->promotable[k] && sr[k] < 0 && (best < 0 || u->weight[k] > u->weight[best]))
+                best = k;
+        if (best < 0)
+            break;
+        sr[best] = (int8_t)free_regs[given];
+    }
+    return given;
+}
+
+/* Decide which stack slots live in which registers, per function.
+ * Leaf programs: every register the program does not name is free (r12,
+ * the scratch registers when no instruction needs them, the x86 homes of
+ * unnamed BPF registers, and rbp when the whole frame fits in registers);
+ * callee-saved ones are pushed by the lean prologue. Other programs: the
+ * homes of r6-r9 when no function names them (every frame saves them). */
+static int plan_slots(struct jit *j, struct graft_err *err)
+{
+    const struct gvm_prog *p = j->prog;
+    uint16_t named = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->insns[i].dst_reg <= BPF_R10 && p->insns[i].src_reg <= BPF_R10)
+            named |= (uint16_t)(1u << p->insns[i].dst_reg | 1u << p->insns[i].src_reg);
+
+    j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
+    if (!j->slot_reg)
+        return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
+    for (uint32_t f = 0; f < p->n_funcs; f++) {
+        uint32_t lo = p->func_starts[f];
+        uint32_t hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
+        struct gvm_slot_use u;
+        int free_regs[16], n_free = 0;
+
+        if (gvm_slot_scan(p->insns, p->n, lo, hi, &u) < 0)
+            return graft_errf(err, -ENOMEM, "JIT: out of memory for slot analysis");
+        if (j->leaf) {
+            if (!leaf_needs_scratch(p)) {
+                free_regs[n_free++] = TMP1;
+                free_regs[n_free++] = TMP2;
+                free_regs[n_free++] = TMP3;
+            }
+            for (int r = BPF_R0; r <= BPF_R5; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            free_regs[n_free++] = R12;
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            bool all_fit = !u.escapes;
+            int n_prom = 0;
+            for (int k = 0; k < GVM_SLOTS; k++) {
+                all_fit = all_fit && (!u.used[k] || u.promotable[k]);
+                n_prom += u.promotable[k];
+            }
+            if (all_fit && n_prom <= n_free + 1)
+                free_regs[n_free++] = RBP;
+            int given = assign_slots(j, f, &u, free_regs, n_free);
+            j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
+            j->n_leaf_saved = 0;
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (named & (1u << r))
+                    j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
+            for (int k = 0; k < given; k++)
+                if (is_callee_saved(free_regs[k]))
+                    j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
+        } else {
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            assign_slots(j, f, &u, free_regs, n_free);
+        }
+    }
+    return 0;
 }
 
 static void mark_targets(struct jit *j)
@@ -1556,6 +1683,7 @@ static void jit_free(struct jit *j)
     free(j->is_target);
     free(j->patches);
     free(j->calls);
+    free(j->slot_reg);
 }
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
@@ -1591,6 +1719,9 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     }
     mark_targets(&j);
     mark_leaf(&j);
+    r = plan_slots(&j, err);
+    if (r)
+        goto out;
 
     for (j.pass = 0;; j.pass++) {
         r = run_pass(&j, err);

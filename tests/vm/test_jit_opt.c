@@ -37,7 +37,13 @@ static uint64_t h_times3(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_
     return a * 3;
 }
 
-static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3 };
+static uint64_t h_deref(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    return *(const uint64_t *)(uintptr_t)a;
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref };
 static const struct gvm_env env = { .helpers = helpers };
 
 /* Run text on the JIT and the interpreter with copies of mem; they must
@@ -227,11 +233,105 @@ static void test_udiv_const_jit(void)
     }
 }
 
+/* ---- stack slots in registers ---------------------------------------------- */
+
+static uint64_t run_text(const char *text)
+{
+    uint8_t mem[64] = { 0 };
+    return run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+}
+
+static bool has_frame_setup(const uint8_t *code, size_t len)
+{
+    for (size_t k = 0; k + 2 < len; k++)
+        if (code[k] == 0x48 && code[k + 1] == 0x89 && code[k + 2] == 0xe5)   /* mov rbp, rsp */
+            return true;
+    return false;
+}
+
+static void test_slots(void)
+{
+    /* A leaf whose six slots all fit in free registers: no frame at all,
+     * slots live across loop iterations. */
+    static const char leaf6[] =
+        "stdw [r10-8], 10\nstdw [r10-16], 0\nstdw [r10-24], 1\nstdw [r10-32], 2\n"
+        "stdw [r10-40], 3\nstdw [r10-48], 4\n"
+        "loop:\nldxdw r1, [r10-8]\nldxdw r2, [r10-16]\nadd r2, r1\nstxdw [r10-16], r2\n"
+        "ldxdw r3, [r10-24]\nldxdw r4, [r10-32]\nadd r3, r4\nstxdw [r10-32], r3\n"
+        "ldxdw r4, [r10-48]\nstxdw [r10-40], r4\nadd r4, 1\nstxdw [r10-48], r4\n"
+        "sub r1, 1\nstxdw [r10-8], r1\njne r1, 0, loop\n"
+        "ldxdw r0, [r10-16]\nldxdw r1, [r10-32]\nlsh r1, 16\nadd r0, r1\n"
+        "ldxdw r1, [r10-40]\nlsh r1, 32\nadd r0, r1\nexit\n";
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    uint64_t r = run_both(leaf6, NULL, 0, &code, &len, &p);
+    /* r4 goes 4..14, [-40] ends as 13; [-32] = 2 + 10 * 1 = 12 */
+    CHECK(r == 55 + (12ull << 16) + (13ull << 32), "leaf6: got 0x%" PRIx64, r);
+    if (p) {
+        CHECK(!has_frame_setup(code, len), "leaf with every slot promoted still sets up a frame");
+        gvm_prog_free(p);
+    }
+
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* the frame pointer copied: nothing may be promoted */
+        { "mov r9, r10\nstdw [r9-16], 9\nstdw [r10-8], 1\nldxdw r0, [r10-16]\n"
+          "ldxdw r2, [r10-8]\nadd r0, r2\nexit\n", 10 },
+        /* ... or passed to a helper that reads the slot */
+        { "stdw [r10-8], 5\nmov r1, r10\nadd r1, -8\ncall 4\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n",
+          10 },
+        /* ... or stored, then read back through memory */
+        { "stxdw [r10-16], r10\nstdw [r10-8], 7\nldxdw r2, [r10-16]\nldxdw r0, [r2-8]\nexit\n", 7 },
+        /* a byte of a slot: the slot stays in memory, its neighbour need not */
+        { "stdw [r10-8], 0x1234\nstdw [r10-16], 3\nldxb r0, [r10-7]\nldxdw r1, [r10-16]\n"
+          "add r0, r1\nexit\n", 0x15 },
+        /* a 4-byte store into the upper half, then the whole slot */
+        { "stdw [r10-8], -1\nstw [r10-4], 0\nldxdw r0, [r10-8]\nexit\n", 0xffffffffull },
+        /* an unaligned 8-byte access straddling two slots */
+        { "stdw [r10-8], 0\nstdw [r10-16], 0\nlddw r1, 0x1122334455667788\nstxdw [r10-12], r1\n"
+          "ldxdw r0, [r10-8]\nexit\n", 0x11223344ull },
+        /* sign-extending load of a slot */
+        { "stdw [r10-8], -2\nldxsw r0, [r10-8]\nexit\n", (uint64_t)-2 },
+        /* atomics on a slot */
+        { "stdw [r10-8], 5\nmov r1, 3\nlock add [r10-8], r1\nldxdw r0, [r10-8]\nexit\n", 8 },
+        { "stdw [r10-8], 5\nmov r1, 3\nlock fetch add [r10-8], r1\nldxdw r0, [r10-8]\n"
+          "add r0, r1\nexit\n", 13 },
+        /* with calls: r8/r9 unnamed, so slots may take r14/r15 across a helper call */
+        { "stdw [r10-8], 7\nstdw [r10-16], 1\nmov r1, 4\ncall 3\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "ldxdw r1, [r10-16]\nadd r0, r1\nexit\n", 20 },
+        /* callee and caller both keep a slot in the same register */
+        { "stdw [r10-8], 100\ncall fn\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n"
+          "fn:\nstdw [r10-8], 5\nldxdw r0, [r10-8]\nexit\n", 105 },
+        /* ... and the callee has the caller's slot through a pointer */
+        { "stdw [r10-8], 100\nmov r1, r10\nadd r1, -8\ncall fn\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "exit\nfn:\nstdw [r10-8], 5\nldxdw r0, [r1+0]\nstdw [r1+0], 1\nldxdw r2, [r10-8]\n"
+          "add r0, r2\nexit\n", 106 },
+        /* a leaf whose slots outnumber the free registers */
+        { "stdw [r10-8], 1\nstdw [r10-16], 2\nstdw [r10-24], 3\nstdw [r10-32], 4\n"
+          "stdw [r10-40], 5\nstdw [r10-48], 6\nstdw [r10-56], 7\nstdw [r10-64], 8\n"
+          "stdw [r10-72], 9\nstdw [r10-80], 10\nmov r0, 0\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "ldxdw r1, [r10-16]\nadd r0, r1\nldxdw r1, [r10-24]\nadd r0, r1\n"
+          "ldxdw r1, [r10-32]\nadd r0, r1\nldxdw r1, [r10-40]\nadd r0, r1\n"
+          "ldxdw r1, [r10-48]\nadd r0, r1\nldxdw r1, [r10-56]\nadd r0, r1\n"
+          "ldxdw r1, [r10-64]\nadd r0, r1\nldxdw r1, [r10-72]\nadd r0, r1\n"
+          "ldxdw r1, [r10-80]\nadd r0, r1\nmov r6, 1\nmov r7, 1\nmov r8, 1\nmov r9, 1\n"
+          "add r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 59 },
+        /* st of a negative imm sign-extends into the promoted slot */
+        { "stdw [r10-8], -3\nldxdw r0, [r10-8]\nexit\n", (uint64_t)-3 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        r = run_text(cases[k].text);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+}
+
 int main(void)
 {
     test_host_calls();
     test_udiv_magic_model();
     test_udiv_const_jit();
+    test_slots();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
