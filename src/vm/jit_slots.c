@@ -106,6 +106,15 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
         const struct bpf_insn *in = &insns[i];
         uint8_t cls = BPF_CLASS(in->code);
         uint16_t reads = 0, writes = 0;
+        bool callx = cls == BPF_JMP && in->code == (BPF_JMP | BPF_CALL | BPF_X);
+        if (in->dst_reg != BPF_R10 && in->src_reg != BPF_R10
+            && !(callx && gvm_callx_reg(in) == BPF_R10)) {
+            if (bpf_is_ld_imm64(in))
+                i++;
+            continue;
+        }
+        if (callx)
+            u->escapes = true;
         int slot = gvm_slot_of(in);
 
         if (slot >= 0) {

@@ -1291,7 +1291,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     uint8_t cls = BPF_CLASS(in->code);
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
-    int slot = gvm_slot_of(in);
+    int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
     if (slot >= 0 && j->cur_slots[slot] >= 0) {
         int sr = j->cur_slots[slot];
         if (cls == BPF_LDX)
