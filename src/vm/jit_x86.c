@@ -976,15 +976,38 @@ static const int8_t jcc_of[16] = {
     [BPF_JSLT >> 4] = CC_L,  [BPF_JSLE >> 4] = CC_LE,
 };
 
-static void emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
+/* The target of an unconditional jump at i (ja or gotol), or -1. */
+static int64_t ja_target(const struct gvm_prog *p, uint32_t i)
+{
+    const struct bpf_insn *in = &p->insns[i];
+    if (in->code == (BPF_JMP | BPF_JA))
+        return (int64_t)i + in->off + 1;
+    if (in->code == (BPF_JMP32 | BPF_JA))
+        return (int64_t)i + in->imm + 1;
+    return -1;
+}
+
+/* Conditional jumps; returns the insns consumed. `if (c) goto +1; goto T`
+ * (how clang closes many loops) becomes `if (!c) goto T`: one branch, not
+ * taken on the way out, instead of a taken one on every iteration. */
+static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
 {
     bool is64 = BPF_CLASS(in->code) == BPF_JMP;
     int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
     uint32_t t = (uint32_t)((int64_t)i + in->off + 1);
+    int cc = jcc_of[op >> 4], used = 1;
 
     if (t == i + 1)
-        return;                         /* branch to the next insn: no effect */
+        return 1;                       /* branch to the next insn: no effect */
+    if (in->off == 1 && next_is_plain(j, i)) {
+        int64_t t2 = ja_target(j->prog, i + 1);
+        if (t2 >= 0) {
+            t = (uint32_t)t2;
+            cc ^= 1;                    /* x86 condition codes pair up as c, !c */
+            used = 2;
+        }
+    }
     if (BPF_SRC(in->code) == BPF_X) {
         emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
     } else if (op == BPF_JSET) {
@@ -994,7 +1017,8 @@ static void emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
     } else {
         emit_cmp_ri(j, is64, dst, in->imm);
     }
-    emit_branch(j, jcc_of[op >> 4], j->prev_off[t]);
+    emit_branch(j, cc, j->prev_off[t]);
+    return used;
 }
 
 /* ---- calls ------------------------------------------------------------- */
@@ -1352,8 +1376,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
             emit_call(j, in, i);
             return 1;
         default:
-            emit_jcond(j, in, i);
-            return 1;
+            return emit_jcond(j, in, i);
         }
     }
     return -1;

@@ -326,12 +326,49 @@ static void test_slots(void)
     }
 }
 
+/* ---- branch layout ------------------------------------------------------------ */
+
+/* `if (c) goto +1; goto T` becomes one inverted branch: every condition,
+ * both widths, register and immediate, on values either side of the edge;
+ * plus a loop closed that way, and the jump's own target kept reachable. */
+static void test_inverted_branches(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt",
+                                       "jsge", "jslt", "jsle", "jset" };
+    static const int64_t vals[] = { 0, 1, -1, 5, 6, 4, INT32_MIN, INT32_MAX, 0x100000005ll };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+                for (int x = 0; x < 2; x++) {
+                    snprintf(text, sizeof(text),
+                             "lddw r1, %lld\nmov r2, 5\nmov r0, 1\n%s%s r1, %s, +1\nja out\n"
+                             "mov r0, 2\nout:\nexit\n",
+                             (long long)vals[v], ops[o], w ? "32" : "", x ? "r2" : "5");
+                    run_text(text);
+                }
+    uint64_t r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
+                          "jlt r1, 10, +1\nja out\nja loop\nout:\nexit\n");
+    CHECK(r == 45, "loop closed by an inverted branch: got %" PRIu64, r);
+    /* the ja is itself a jump target: not folded */
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 3, mid\njgt r1, 1, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 1, "jump to the ja of a jcc +1: got %" PRIu64, r);
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 4, mid\njgt r1, 1, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 8, "jcc +1 over a ja that is a jump target: got %" PRIu64, r);
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 4, mid\njgt r1, 5, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 1, "jcc +1 falling into a ja that is a jump target: got %" PRIu64, r);
+}
+
 int main(void)
 {
     test_host_calls();
     test_udiv_magic_model();
     test_udiv_const_jit();
     test_slots();
+    test_inverted_branches();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
