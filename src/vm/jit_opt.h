@@ -52,3 +52,11 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
 /* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
  * MEM through r10 at an 8-aligned offset in the frame. */
 int gvm_slot_of(const struct bpf_insn *insn);
+
+/* Registers live after each instruction of the function insns[lo, hi) of a
+ * program of n insns: bit r of live_out[i - lo] is set when BPF register r
+ * may be read before being written on some path from after insn i. Calls
+ * read r1-r5 and clobber r0-r5; exit reads r0. Computed to a fixed point;
+ * returns a malloc'd array, or NULL when out of memory (callers then treat
+ * every register as live). */
+uint16_t *gvm_live_out(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi);

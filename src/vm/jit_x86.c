@@ -131,6 +131,7 @@ struct jit {
      * the x86 register of each slot, or -1 for memory. */
     int8_t (*slot_reg)[GVM_SLOTS];
     const int8_t *cur_slots;               /* the function being emitted */
+    uint16_t *live_out;                    /* per insn (jit_live.c); NULL: all live */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */
@@ -434,39 +435,70 @@ static void emit_jmp_r(struct jit *j, int r)
     emit_rr(j, 0, 0xff, 4, r);
 }
 
-/* Load size bytes from [base + disp] into dst, zero- or sign-extended. */
-static void emit_load(struct jit *j, int size, bool sx, int dst, int base, int32_t disp)
+/* A memory operand [base + index + disp]; index < 0: none. */
+struct mem {
+    int base, index;
+    int32_t disp;
+};
+
+static struct mem mem_bd(int base, int32_t disp)
+{
+    return (struct mem){ base, -1, disp };
+}
+
+static void emit_mem(struct jit *j, unsigned f, uint32_t opc, int reg, struct mem m)
+{
+    if (m.index < 0)
+        emit_rm(j, f, opc, reg, m.base, m.disp);
+    else
+        emit_rsib(j, f, opc, reg, m.base, m.index, 0, m.disp);
+}
+
+/* Load size bytes from m into dst, zero- or sign-extended. */
+static void emit_load(struct jit *j, int size, bool sx, int dst, struct mem m)
 {
     switch (size) {
-    case BPF_B: emit_rm(j, sx ? F_W : 0, sx ? 0x0fbe : 0x0fb6, dst, base, disp); break;
-    case BPF_H: emit_rm(j, sx ? F_W : 0, sx ? 0x0fbf : 0x0fb7, dst, base, disp); break;
-    case BPF_W: emit_rm(j, sx ? F_W : 0, sx ? 0x63 : 0x8b, dst, base, disp); break;
-    default:    emit_rm(j, F_W, 0x8b, dst, base, disp); break;
+    case BPF_B: emit_mem(j, sx ? F_W : 0, sx ? 0x0fbe : 0x0fb6, dst, m); break;
+    case BPF_H: emit_mem(j, sx ? F_W : 0, sx ? 0x0fbf : 0x0fb7, dst, m); break;
+    case BPF_W: emit_mem(j, sx ? F_W : 0, sx ? 0x63 : 0x8b, dst, m); break;
+    default:    emit_mem(j, F_W, 0x8b, dst, m); break;
     }
 }
 
-static void emit_store_r(struct jit *j, int size, int base, int32_t disp, int src)
+static void emit_store_r(struct jit *j, int size, struct mem m, int src)
 {
     switch (size) {
-    case BPF_B: emit_rm(j, F_BREG, 0x88, src, base, disp); break;
-    case BPF_H: emit_rm(j, F_66, 0x89, src, base, disp); break;
-    case BPF_W: emit_rm(j, 0, 0x89, src, base, disp); break;
-    default:    emit_rm(j, F_W, 0x89, src, base, disp); break;
+    case BPF_B: emit_mem(j, F_BREG, 0x88, src, m); break;
+    case BPF_H: emit_mem(j, F_66, 0x89, src, m); break;
+    case BPF_W: emit_mem(j, 0, 0x89, src, m); break;
+    default:    emit_mem(j, F_W, 0x89, src, m); break;
     }
 }
 
-static void emit_store_i(struct jit *j, int size, int base, int32_t disp, int32_t imm)
+static void emit_store_i(struct jit *j, int size, struct mem m, int32_t imm)
 {
     switch (size) {
-    case BPF_B: emit_rm(j, 0, 0xc6, 0, base, disp); emit1(j, (uint8_t)imm); break;
+    case BPF_B: emit_mem(j, 0, 0xc6, 0, m); emit1(j, (uint8_t)imm); break;
     case BPF_H:
-        emit_rm(j, F_66, 0xc7, 0, base, disp);
+        emit_mem(j, F_66, 0xc7, 0, m);
         emit1(j, (uint8_t)imm);
         emit1(j, (uint8_t)(imm >> 8));
         break;
-    case BPF_W: emit_rm(j, 0, 0xc7, 0, base, disp); emit4(j, (uint32_t)imm); break;
-    default:    emit_rm(j, F_W, 0xc7, 0, base, disp); emit4(j, (uint32_t)imm); break;
+    case BPF_W: emit_mem(j, 0, 0xc7, 0, m); emit4(j, (uint32_t)imm); break;
+    default:    emit_mem(j, F_W, 0xc7, 0, m); emit4(j, (uint32_t)imm); break;
     }
+}
+
+/* One plain load or store (LDX/ST/STX MEM) at m instead of its own base. */
+static void emit_mem_insn(struct jit *j, const struct bpf_insn *in, struct mem m)
+{
+    uint8_t cls = BPF_CLASS(in->code);
+    if (cls == BPF_LDX)
+        emit_load(j, BPF_SIZE(in->code), BPF_MODE(in->code) == BPF_MEMSX, reg_map[in->dst_reg], m);
+    else if (cls == BPF_ST)
+        emit_store_i(j, BPF_SIZE(in->code), m, in->imm);
+    else
+        emit_store_r(j, BPF_SIZE(in->code), m, reg_map[in->src_reg]);
 }
 
 /* ---- branches ---------------------------------------------------------- */
@@ -602,10 +634,62 @@ static void emit_mul(struct jit *j, const struct bpf_insn *in, bool is64)
         emit_imul_rri(j, is64, dst, dst, in->imm);
 }
 
+/* mov X, B; add X, I|imm; load/store [X+off]  ->  the access at
+ * [B + I + imm + off], with X set only if it is read later (lea X, [B+I]):
+ * the address needs no instruction of its own and the access does not wait
+ * for it. Returns the insns consumed, 0 when the pattern does not apply. */
+static int try_fold_address(struct jit *j, const struct bpf_insn *in)
+{
+    uint32_t i = j->idx;
+    if (i + 2 >= j->prog->n || j->is_target[i + 1] || j->is_target[i + 2])
+        return 0;
+    const struct bpf_insn *ad = in + 1, *m = in + 2;
+    int x = in->dst_reg, b = in->src_reg, idx = -1;
+    int64_t disp0 = 0;
+    if (x == b || ad->dst_reg != x)
+        return 0;
+    if (ad->code == (BPF_ALU64 | BPF_ADD | BPF_X) && ad->src_reg != x)
+        idx = ad->src_reg;
+    else if (ad->code == (BPF_ALU64 | BPF_ADD | BPF_K))
+        disp0 = ad->imm;
+    else
+        return 0;
+    uint8_t cls = BPF_CLASS(m->code), mode = BPF_MODE(m->code);
+    if (cls == BPF_LDX) {
+        if ((mode != BPF_MEM && mode != BPF_MEMSX) || m->src_reg != x)
+            return 0;
+    } else if (cls == BPF_ST || cls == BPF_STX) {
+        if (mode != BPF_MEM || m->dst_reg != x || (cls == BPF_STX && m->src_reg == x))
+            return 0;
+    } else {
+        return 0;
+    }
+    int64_t disp = disp0 + m->off;
+    if (!is_simm32(disp) || !is_simm32(disp0))
+        return 0;
+    bool x_dead = (cls == BPF_LDX && m->dst_reg == x)
+                  || (j->live_out && !(j->live_out[i + 2] & (1u << x)));
+    int rb = reg_map[b], ri = idx >= 0 ? reg_map[idx] : -1;
+    if (!x_dead) {
+        if (ri >= 0)
+            emit_lea_sib(j, true, reg_map[x], rb, ri, (int32_t)disp0);
+        else
+            emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
+    }
+    emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)disp });
+    return 3;
+}
+
 /* mov and movsx; returns the number of BPF insns consumed (peepholes). */
 static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
 {
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
+
+    if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0) {
+        int used = try_fold_address(j, in);
+        if (used)
+            return used;
+    }
 
     if (BPF_SRC(in->code) == BPF_K) {
         emit_mov_ri(j, dst, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
@@ -1330,16 +1414,16 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     case BPF_ALU: case BPF_ALU64:
         return emit_alu_insn(j, in);
     case BPF_LDX:
-        emit_load(j, BPF_SIZE(in->code), BPF_MODE(in->code) == BPF_MEMSX, dst, src, in->off);
+        emit_mem_insn(j, in, mem_bd(src, in->off));
         return 1;
     case BPF_ST:
-        emit_store_i(j, BPF_SIZE(in->code), dst, in->off, in->imm);
+        emit_mem_insn(j, in, mem_bd(dst, in->off));
         return 1;
     case BPF_STX:
         if (BPF_MODE(in->code) == BPF_ATOMIC)
             emit_atomic(j, in);
         else
-            emit_store_r(j, BPF_SIZE(in->code), dst, in->off, src);
+            emit_mem_insn(j, in, mem_bd(dst, in->off));
         return 1;
     case BPF_LD: {
         uint64_t v = (uint32_t)in[0].imm | (uint64_t)(uint32_t)in[1].imm << 32;
@@ -1420,6 +1504,8 @@ static int run_pass(struct jit *j, struct graft_err *err)
             if (used < 0)
                 return graft_errf(err, -EINVAL, "JIT: insn %u: cannot compile opcode 0x%02x",
                                   i, p->insns[i].code);
+            for (int k = 1; k < used && !ld_r1; k++)     /* peepholes: every insn */
+                r1_write = r1_write || writes_r1(&p->insns[i + k]);
             if (r1_write && !(ld_r1 && p->insns[i].src_reg == 0))
                 j->r1_known = false;
             for (int k = 1; k < used; k++)
@@ -1707,6 +1793,7 @@ static void jit_free(struct jit *j)
     free(j->patches);
     free(j->calls);
     free(j->slot_reg);
+    free(j->live_out);
 }
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
@@ -1745,6 +1832,18 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     r = plan_slots(&j, err);
     if (r)
         goto out;
+    j.live_out = malloc(n * sizeof(uint16_t));
+    for (uint32_t f = 0; f < nf && j.live_out; f++) {
+        uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;
+        uint16_t *lv = gvm_live_out(prog->insns, n, lo, hi);
+        if (!lv) {
+            free(j.live_out);
+            j.live_out = NULL;             /* peepholes then assume all live */
+            break;
+        }
+        memcpy(j.live_out + lo, lv, (hi - lo) * sizeof(uint16_t));
+        free(lv);
+    }
 
     for (j.pass = 0;; j.pass++) {
         r = run_pass(&j, err);

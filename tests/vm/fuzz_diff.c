@@ -19,7 +19,8 @@
  * with and without calls.
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
- * the frame pointer; no other register ever holds an address (so values are
+ * the frame pointer; no other register holds an address past the few
+ * instructions of a pointer-arithmetic access (so values are
  * engine-independent); r1-r5 are re-initialised after every call; the stack
  * bytes a function reads were written first.
  */
@@ -269,6 +270,52 @@ static void gen_call(struct gen *g)
 
 static void gen_block(struct gen *g, int depth, int len);
 
+/* ctx + index (or + constant) in a scratch register x, an access through
+ * it, sometimes a second one (x still live), then x overwritten so that no
+ * address outlives the sequence: the JIT folds such address arithmetic
+ * into the access. */
+static void gen_ptr_access(struct gen *g)
+{
+    int x = data_reg(g), i = data_reg(g);
+    if (x == i)
+        return;
+    int k = (int)rn(2), sz_idx = (int)rn(4);
+    uint8_t sz = sizes[sz_idx];
+    int32_t base_off = (int32_t)rn(CTX_DATA - 16);
+    int16_t off = (int16_t)rn(8);
+    if (k) {
+        put(g, BPF_MOV64_IMM(i, base_off));
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    } else {
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_IMM(BPF_ADD, x, base_off));
+    }
+    bool x_is_addr = true;
+    switch (rn(3)) {
+    case 0: {
+        int d = rn(3) ? data_reg(g) : x;
+        x_is_addr = d != x;
+        bool sx = sz != BPF_DW && rn(2);
+        put(g, BPF_INSN(BPF_LDX | (sx ? BPF_MEMSX : BPF_MEM) | sz, d, x, off, 0));
+        break;
+    }
+    case 1: {
+        int src = data_reg(g);
+        if (src == x)
+            src = i;
+        put(g, BPF_INSN(BPF_STX | BPF_MEM | sz, x, src, off, 0));
+        break;
+    }
+    default:
+        put(g, BPF_INSN(BPF_ST | BPF_MEM | sz, x, 0, off, rnd_imm()));
+        break;
+    }
+    if (x_is_addr && rn(3) == 0)
+        put(g, BPF_LDX_MEM(BPF_W, i, x, (int16_t)rn(8)));     /* x still live */
+    put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
 /* if (cond) skip the block that follows */
 static void gen_if(struct gen *g, int depth)
 {
@@ -307,8 +354,10 @@ static void gen_block(struct gen *g, int depth, int len)
 {
     for (int k = 0; k < len; k++) {
         uint32_t c = rn(100);
-        if (c < 45) {
+        if (c < 40) {
             gen_alu(g);
+        } else if (c < 45) {
+            gen_ptr_access(g);
         } else if (c < 70) {
             gen_mem(g);
         } else if (c < 78) {

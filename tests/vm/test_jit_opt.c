@@ -11,7 +11,10 @@
  *    register (r0 and r3 are rax and rdx, which the 64-bit multiply uses);
  *  - stack-slot promotion: slots that are promoted and slots that must not
  *    be (partial-width access, frame pointer copied, atomics, sign-extending
- *    loads), loops that keep slots live across iterations.
+ *    loads), loops that keep slots live across iterations;
+ *  - `if (c) goto +1; goto T` as one inverted branch, every condition;
+ *  - address arithmetic folded into the access, with the address register
+ *    dead or still needed.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -362,6 +365,47 @@ static void test_inverted_branches(void)
     CHECK(r == 1, "jcc +1 falling into a ja that is a jump target: got %" PRIu64, r);
 }
 
+/* ---- address folding ----------------------------------------------------------- */
+
+/* mov x, b; add x, i|imm; access [x+off] -> one access at [b+i+imm+off]:
+ * x dead or still read after, the load writing x, b or i, every size and
+ * sign extension, stores of registers and immediates, r7/r10 (rbp/r13 need
+ * a displacement byte) as bases. Memory: 64 bytes, bytes k = k. */
+static void test_address_folding(void)
+{
+    struct { const char *text; uint64_t want; } cases[] = {
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nexit\n", 9 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nldxb r4, [r3+0]\nadd r0, r4\nexit\n",
+          17 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxh r3, [r3+2]\nmov r0, r3\nexit\n", 0x0b0a },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxw r1, [r3+0]\nmov r0, r1\nexit\n", 0x0b0a0908 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r2, [r3+0]\nmov r0, r2\nexit\n",
+          0x0f0e0d0c0b0a0908ull },
+        { "mov r2, 60\nmov r3, r1\nadd r3, r2\nstb [r3+3], 0x80\nldxsb r0, [r3+3]\nexit\n",
+          (uint64_t)-128 },
+        { "mov r3, r1\nadd r3, 16\nmov r4, 0x1234\nstxh [r3+4], r4\nldxh r0, [r1+20]\nexit\n",
+          0x1234 },
+        { "mov r7, r1\nmov r3, r7\nadd r3, 40\nstw [r3-8], -1\nldxw r0, [r1+32]\nexit\n",
+          0xffffffffull },
+        { "stdw [r10-16], 77\nmov r2, -16\nmov r3, r10\nadd r3, r2\nldxdw r0, [r3+0]\nexit\n", 77 },
+        { "mov r6, r1\nmov r2, 9\nmov r3, r6\nadd r3, r2\nstxb [r3+0], r2\nldxb r0, [r6+9]\n"
+          "exit\n", 9 },
+        { "mov r4, 5\nmov r2, 9\nmov r3, r1\nadd r3, r2\nstxb [r3+1], r4\nldxb r0, [r1+10]\n"
+          "exit\n", 5 },
+        /* the address kept for a later access on another path */
+        { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
+          "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        uint8_t mem[64];
+        for (int b = 0; b < 64; b++)
+            mem[b] = (uint8_t)b;
+        uint64_t r = run_both(cases[k].text, mem, sizeof(mem), NULL, NULL, NULL);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+}
+
 int main(void)
 {
     test_host_calls();
@@ -369,6 +413,7 @@ int main(void)
     test_udiv_const_jit();
     test_slots();
     test_inverted_branches();
+    test_address_folding();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
