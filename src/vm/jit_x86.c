@@ -132,6 +132,7 @@ struct jit {
     int8_t (*slot_reg)[GVM_SLOTS];
     const int8_t *cur_slots;               /* the function being emitted */
     uint16_t *live_out;                    /* per insn (jit_live.c); NULL: all live */
+    bool tmp1_taken;                       /* a stack slot lives in TMP1 */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */
@@ -1060,6 +1061,58 @@ static const int8_t jcc_of[16] = {
     [BPF_JSLT >> 4] = CC_L,  [BPF_JSLE >> 4] = CC_LE,
 };
 
+/* The flags of a conditional jump's test. */
+static void emit_compare(struct jit *j, const struct bpf_insn *in)
+{
+    bool is64 = BPF_CLASS(in->code) == BPF_JMP;
+    int dst = reg_map[in->dst_reg];
+    uint8_t op = BPF_OP(in->code);
+
+    if (BPF_SRC(in->code) == BPF_X) {
+        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
+    } else if (op == BPF_JSET) {
+        emit_test_ri(j, is64, dst, in->imm);
+    } else if (in->imm == 0) {
+        emit_test_rr(j, is64, dst, dst);    /* same flags as cmp dst, 0 */
+    } else {
+        emit_cmp_ri(j, is64, dst, in->imm);
+    }
+}
+
+/* `if (c) goto +1; r = v` is r = c ? r : v, a cmov: no branch to
+ * mispredict. For a move mv (the insn skipped), the x86 register cmov reads
+ * from: v's own register (mov64 reg), TMP1 for a constant (loaded between
+ * the test and the cmov: mov keeps flags), or -2 when mv is not a move this
+ * handles (mov32 of a register would need its source zero-extended). */
+static int cmov_source(const struct jit *j, const struct bpf_insn *mv)
+{
+    if (mv->code == (BPF_ALU64 | BPF_MOV | BPF_X) && mv->off == 0)
+        return reg_map[mv->src_reg];
+    if ((mv->code == (BPF_ALU64 | BPF_MOV | BPF_K) || mv->code == (BPF_ALU | BPF_MOV | BPF_K))
+        && !j->tmp1_taken)
+        return TMP1;
+    return -2;
+}
+
+/* r = v when cc holds (64-bit cmov: a 32-bit one would zero-extend r even
+ * when cc fails). */
+static void emit_cmov_move(struct jit *j, int cc, const struct bpf_insn *mv)
+{
+    int src = cmov_source(j, mv);
+    if (src == TMP1 && BPF_SRC(mv->code) == BPF_K) {
+        uint64_t v = BPF_CLASS(mv->code) == BPF_ALU64 ? (uint64_t)(int64_t)mv->imm
+                                                       : (uint32_t)mv->imm;
+        if (v == 0) {                   /* not xor: that would clobber the flags */
+            emit_prefix(j, 0, 0, 0, TMP1);
+            emit1(j, (uint8_t)(0xb8 | (TMP1 & 7)));
+            emit4(j, 0);
+        } else {
+            emit_mov_ri(j, TMP1, v);
+        }
+    }
+    emit_rr(j, F_W, 0x0f40u | (uint32_t)cc, reg_map[mv->dst_reg], src);
+}
+
 /* The target of an unconditional jump at i (ja or gotol), or -1. */
 static int64_t ja_target(const struct gvm_prog *p, uint32_t i)
 {
@@ -1073,11 +1126,10 @@ static int64_t ja_target(const struct gvm_prog *p, uint32_t i)
 
 /* Conditional jumps; returns the insns consumed. `if (c) goto +1; goto T`
  * (how clang closes many loops) becomes `if (!c) goto T`: one branch, not
- * taken on the way out, instead of a taken one on every iteration. */
+ * taken on the way out, instead of a taken one on every iteration; and
+ * `if (c) goto +1; r = v` becomes a cmov. */
 static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
 {
-    bool is64 = BPF_CLASS(in->code) == BPF_JMP;
-    int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
     uint32_t t = (uint32_t)((int64_t)i + in->off + 1);
     int cc = jcc_of[op >> 4], used = 1;
@@ -1090,17 +1142,13 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
             t = (uint32_t)t2;
             cc ^= 1;                    /* x86 condition codes pair up as c, !c */
             used = 2;
+        } else if (cmov_source(j, in + 1) != -2) {
+            emit_compare(j, in);
+            emit_cmov_move(j, cc ^ 1, in + 1);
+            return 2;
         }
     }
-    if (BPF_SRC(in->code) == BPF_X) {
-        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
-    } else if (op == BPF_JSET) {
-        emit_test_ri(j, is64, dst, in->imm);
-    } else if (in->imm == 0) {
-        emit_test_rr(j, is64, dst, dst);    /* same flags as cmp dst, 0 */
-    } else {
-        emit_cmp_ri(j, is64, dst, in->imm);
-    }
+    emit_compare(j, in);
     emit_branch(j, cc, j->prev_off[t]);
     return used;
 }
@@ -1666,6 +1714,8 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                     free_regs[n_free++] = reg_map[r];
             assign_slots(j, f, &u, free_regs, n_free);
         }
+        for (int k = 0; k < GVM_SLOTS; k++)
+            j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;
     }
     return 0;
 }

@@ -12,7 +12,8 @@
  *  - stack-slot promotion: slots that are promoted and slots that must not
  *    be (partial-width access, frame pointer copied, atomics, sign-extending
  *    loads), loops that keep slots live across iterations;
- *  - `if (c) goto +1; goto T` as one inverted branch, every condition;
+ *  - `if (c) goto +1; goto T` as one inverted branch and `if (c) goto +1;
+ *    r = v` as a cmov, every condition;
  *  - address arithmetic folded into the access, with the address register
  *    dead or still needed.
  */
@@ -348,6 +349,22 @@ static void test_inverted_branches(void)
                              "lddw r1, %lld\nmov r2, 5\nmov r0, 1\n%s%s r1, %s, +1\nja out\n"
                              "mov r0, 2\nout:\nexit\n",
                              (long long)vals[v], ops[o], w ? "32" : "", x ? "r2" : "5");
+                    run_text(text);
+                }
+    /* `if (c) goto +1; r = v` as a cmov: constants (0 must not become a
+     * flag-clobbering xor), mov32 (zero-extends only when it happens),
+     * mov64 of a register, and the moved register read by the test. */
+    static const char *const moves[] = { "mov r0, 0", "mov r0, 1", "mov r0, -1", "mov32 r0, -1",
+                                         "mov32 r0, 0", "mov r0, r2", "mov r0, 0x7fffffff" };
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v += 2)
+                for (size_t m = 0; m < sizeof(moves) / sizeof(moves[0]); m++) {
+                    snprintf(text, sizeof(text),
+                             "lddw r1, %lld\nmov r2, 5\nlddw r0, 0x123456789\n%s%s r%d, %s, +1\n"
+                             "%s\nexit\n",
+                             (long long)vals[v], ops[o], w ? "32" : "", m % 2 ? 0 : 1,
+                             m % 3 ? "r2" : "5", moves[m]);
                     run_text(text);
                 }
     uint64_t r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
