@@ -681,6 +681,19 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
     return 3;
 }
 
+/* Does insns[lo, hi) have `mov x, b; add x, ...` (what try_fold_address
+ * starts from)? Liveness is computed only for functions that do. */
+static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
+{
+    for (uint32_t i = lo; i + 1 < hi; i++) {
+        const struct bpf_insn *in = &p->insns[i];
+        if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
+            && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)
+            return true;
+    }
+    return false;
+}
+
 /* mov and movsx; returns the number of BPF insns consumed (peepholes). */
 static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
 {
@@ -1885,6 +1898,11 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     j.live_out = malloc(n * sizeof(uint16_t));
     for (uint32_t f = 0; f < nf && j.live_out; f++) {
         uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;
+        if (!has_fold_candidate(prog, lo, hi)) {
+            for (uint32_t i = lo; i < hi; i++)
+                j.live_out[i] = 0xffff;    /* not needed: no peephole asks */
+            continue;
+        }
         uint16_t *lv = gvm_live_out(prog->insns, n, lo, hi);
         if (!lv) {
             free(j.live_out);
