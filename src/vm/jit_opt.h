@@ -44,10 +44,16 @@ struct gvm_slot_use {
     uint32_t weight[GVM_SLOTS];
 };
 
-/* Scan the function insns[lo, hi) of a program of n insns; returns 0, or
- * -1 when out of memory (then nothing is promotable). */
+/* Scan the function insns[lo, hi) of a program of n insns; weight[] then
+ * holds plain access counts. Returns 0. */
 int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
                   struct gvm_slot_use *u);
+
+/* Replace the counts by loop-weighted ones (worth it only when slots
+ * compete for registers); returns 0, or -1 when out of memory (the counts
+ * then stay). */
+int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
+                   struct gvm_slot_use *u);
 
 /* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
  * MEM through r10 at an 8-aligned offset in the frame. */

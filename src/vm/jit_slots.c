@@ -96,17 +96,11 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
     memset(u, 0, sizeof(*u));
     for (int k = 0; k < GVM_SLOTS; k++)
         u->promotable[k] = true;
-    uint8_t *depth = loop_depths(insns, lo, hi);
-    if (!depth) {
-        u->escapes = true;
-        memset(u->promotable, 0, sizeof(u->promotable));
-        return -1;
-    }
     for (uint32_t i = lo; i < hi && i < n; i++) {
         const struct bpf_insn *in = &insns[i];
         uint8_t cls = BPF_CLASS(in->code);
         uint16_t reads = 0, writes = 0;
-        bool callx = cls == BPF_JMP && in->code == (BPF_JMP | BPF_CALL | BPF_X);
+        bool callx = in->code == (BPF_JMP | BPF_CALL | BPF_X);
         if (in->dst_reg != BPF_R10 && in->src_reg != BPF_R10
             && !(callx && gvm_callx_reg(in) == BPF_R10)) {
             if (bpf_is_ld_imm64(in))
@@ -118,9 +112,7 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
         int slot = gvm_slot_of(in);
 
         if (slot >= 0) {
-            unsigned dd = depth[i - lo] > 8 ? 8 : depth[i - lo];
-            uint64_t w = u->weight[slot] + (1ull << (3 * dd));
-            u->weight[slot] = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+            u->weight[slot] += u->weight[slot] < UINT32_MAX;
             u->used[slot] = true;
         } else if (cls == BPF_LDX && in->src_reg == BPF_R10 && in->dst_reg != BPF_R10) {
             poison(u, in->off, access_size(in->code));
@@ -139,6 +131,27 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
         memset(u->promotable, 0, sizeof(u->promotable));
     for (int k = 0; k < GVM_SLOTS; k++)
         u->promotable[k] = u->promotable[k] && u->used[k];
+    return 0;
+}
+
+int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
+                   struct gvm_slot_use *u)
+{
+    uint8_t *depth = loop_depths(insns, lo, hi);
+    if (!depth)
+        return -1;
+    memset(u->weight, 0, sizeof(u->weight));
+    for (uint32_t i = lo; i < hi && i < n; i++) {
+        const struct bpf_insn *in = &insns[i];
+        int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
+        if (slot >= 0) {
+            unsigned dd = depth[i - lo] > 8 ? 8 : depth[i - lo];
+            uint64_t w = u->weight[slot] + (1ull << (3 * dd));
+            u->weight[slot] = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+        }
+        if (bpf_is_ld_imm64(in))
+            i++;
+    }
     free(depth);
     return 0;
 }

@@ -1441,7 +1441,7 @@ static void emit_abort_stub(struct jit *j)
 /* ---- the pass over the instructions ------------------------------------ */
 
 /* Does insn write r1 (so r1 no longer holds a known constant)? */
-static bool writes_r1(const struct bpf_insn *in)
+static inline bool writes_r1(const struct bpf_insn *in)
 {
     uint8_t cls = BPF_CLASS(in->code);
     if (cls == BPF_JMP && BPF_OP(in->code) == BPF_CALL)
@@ -1647,11 +1647,18 @@ static bool is_callee_saved(int r)
 
 /* Give the hottest promotable slots of function f the registers in
  * free_regs[0..n_free), in order; returns how many slots got one. */
-static int assign_slots(struct jit *j, uint32_t f, const struct gvm_slot_use *u,
+static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
                         const int *free_regs, int n_free)
 {
+    const struct gvm_prog *p = j->prog;
     int8_t *sr = j->slot_reg[f];
-    int given = 0;
+    int given = 0, n_prom = 0;
+    for (int k = 0; k < GVM_SLOTS; k++)
+        n_prom += u->promotable[k];
+    if (n_prom > n_free) {
+        uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
+        gvm_slot_weigh(p->insns, p->n, lo, hi, u);
+    }
     for (int k = 0; k < GVM_SLOTS; k++)
         sr[k] = -1;
     for (; given < n_free; given++) {
@@ -1689,8 +1696,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
         struct gvm_slot_use u;
         int free_regs[16], n_free = 0;
 
-        if (gvm_slot_scan(p->insns, p->n, lo, hi, &u) < 0)
-            return graft_errf(err, -ENOMEM, "JIT: out of memory for slot analysis");
+        gvm_slot_scan(p->insns, p->n, lo, hi, &u);
         if (j->leaf) {
             if (!leaf_needs_scratch(p)) {
                 free_regs[n_free++] = TMP1;
