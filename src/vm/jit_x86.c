@@ -639,6 +639,11 @@ static void emit_mul(struct jit *j, const struct bpf_insn *in, bool is64)
  * [B + I + imm + off], with X set only if it is read later (lea X, [B+I]):
  * the address needs no instruction of its own and the access does not wait
  * for it. Returns the insns consumed, 0 when the pattern does not apply. */
+static bool is_mov_imm(const struct bpf_insn *in)
+{
+    return in->code == (BPF_ALU64 | BPF_MOV | BPF_K) || in->code == (BPF_ALU | BPF_MOV | BPF_K);
+}
+
 static int try_fold_address(struct jit *j, const struct bpf_insn *in)
 {
     uint32_t i = j->idx;
@@ -655,6 +660,15 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         disp0 = ad->imm;
     else
         return 0;
+    /* up to two constant moves of other registers may sit between the add
+     * and the access (clang schedules them there); they are emitted first */
+    int between = 0;
+    while (between < 2 && i + 3 + between < j->prog->n && is_mov_imm(m)
+           && m->dst_reg != x && m->dst_reg != b && m->dst_reg != idx
+           && !j->is_target[i + 3 + between]) {
+        m++;
+        between++;
+    }
     uint8_t cls = BPF_CLASS(m->code), mode = BPF_MODE(m->code);
     if (cls == BPF_LDX) {
         if ((mode != BPF_MEM && mode != BPF_MEMSX) || m->src_reg != x)
@@ -669,8 +683,13 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
     if (!is_simm32(disp) || !is_simm32(disp0))
         return 0;
     bool x_dead = (cls == BPF_LDX && m->dst_reg == x)
-                  || (j->live_out && !(j->live_out[i + 2] & (1u << x)));
+                  || (j->live_out && !(j->live_out[i + 2 + between] & (1u << x)));
     int rb = reg_map[b], ri = idx >= 0 ? reg_map[idx] : -1;
+    for (int k = 0; k < between; k++) {
+        const struct bpf_insn *mv = &in[2 + k];
+        emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
+                                                 ? (uint64_t)(int64_t)mv->imm : (uint32_t)mv->imm);
+    }
     if (!x_dead) {
         if (ri >= 0)
             emit_lea_sib(j, true, reg_map[x], rb, ri, (int32_t)disp0);
@@ -678,7 +697,7 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
             emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
     }
     emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)disp });
-    return 3;
+    return 3 + between;
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what try_fold_address

@@ -291,6 +291,12 @@ static void gen_ptr_access(struct gen *g)
         put(g, BPF_MOV64_REG(x, BPF_R6));
         put(g, BPF_ALU64_IMM(BPF_ADD, x, base_off));
     }
+    if (rn(3) == 0) {
+        int r = data_reg(g);                  /* a constant scheduled in between */
+        if (r != x)
+            put(g, rn(2) ? BPF_MOV64_IMM(r, rnd_imm())
+                         : BPF_INSN(BPF_ALU | BPF_MOV | BPF_K, r, 0, 0, rnd_imm()));
+    }
     bool x_is_addr = true;
     switch (rn(3)) {
     case 0: {

@@ -410,6 +410,15 @@ static void test_address_folding(void)
           "exit\n", 9 },
         { "mov r4, 5\nmov r2, 9\nmov r3, r1\nadd r3, r2\nstxb [r3+1], r4\nldxb r0, [r1+10]\n"
           "exit\n", 5 },
+        /* constant moves between the add and the access */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r4, 3\nmov32 r5, -1\nldxb r0, [r3+1]\n"
+          "add r0, r4\nadd r0, r5\nexit\n", 9 + 3 + 0xffffffffull },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r4, 3\nstxb [r3+1], r4\nldxb r0, [r1+9]\n"
+          "exit\n", 3 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r0, 3\nldxb r0, [r3+1]\nexit\n", 9 },
+        /* a move into the base or index register ends the pattern */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r2, 1\nldxb r0, [r3+1]\nadd r0, r2\nexit\n",
+          10 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
