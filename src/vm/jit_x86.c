@@ -638,10 +638,28 @@ static void emit_mul(struct jit *j, const struct bpf_insn *in, bool is64)
 /* mov X, B; add X, I|imm; load/store [X+off]  ->  the access at
  * [B + I + imm + off], with X set only if it is read later (lea X, [B+I]):
  * the address needs no instruction of its own and the access does not wait
- * for it. Returns the insns consumed, 0 when the pattern does not apply. */
+ * for it. Up to four consecutive accesses through X fold alike. Returns the
+ * insns consumed, 0 when the pattern does not apply. */
 static bool is_mov_imm(const struct bpf_insn *in)
 {
     return in->code == (BPF_ALU64 | BPF_MOV | BPF_K) || in->code == (BPF_ALU | BPF_MOV | BPF_K);
+}
+
+/* Is m a plain load or store through x (not storing x itself) whose
+ * displacement plus disp0 fits 32 bits? */
+static bool access_via(const struct bpf_insn *m, int x, int64_t disp0)
+{
+    uint8_t cls = BPF_CLASS(m->code), mode = BPF_MODE(m->code);
+    if (cls == BPF_LDX) {
+        if ((mode != BPF_MEM && mode != BPF_MEMSX) || m->src_reg != x)
+            return false;
+    } else if (cls == BPF_ST || cls == BPF_STX) {
+        if (mode != BPF_MEM || m->dst_reg != x || (cls == BPF_STX && m->src_reg == x))
+            return false;
+    } else {
+        return false;
+    }
+    return is_simm32(disp0) && is_simm32(disp0 + m->off);
 }
 
 static int try_fold_address(struct jit *j, const struct bpf_insn *in)
@@ -669,21 +687,23 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         m++;
         between++;
     }
-    uint8_t cls = BPF_CLASS(m->code), mode = BPF_MODE(m->code);
-    if (cls == BPF_LDX) {
-        if ((mode != BPF_MEM && mode != BPF_MEMSX) || m->src_reg != x)
-            return 0;
-    } else if (cls == BPF_ST || cls == BPF_STX) {
-        if (mode != BPF_MEM || m->dst_reg != x || (cls == BPF_STX && m->src_reg == x))
-            return 0;
-    } else {
+    if (!access_via(m, x, disp0))
         return 0;
+    /* further accesses through x right after, while x, b and i keep their
+     * values (a load into one of them ends the chain) */
+    uint32_t a = i + 2 + (uint32_t)between;      /* the last access folded */
+    int n_acc = 1;
+    while (n_acc < 4 && a + 1 < j->prog->n && !j->is_target[a + 1]
+           && !(BPF_CLASS(j->prog->insns[a].code) == BPF_LDX
+                && (j->prog->insns[a].dst_reg == x || j->prog->insns[a].dst_reg == b
+                    || j->prog->insns[a].dst_reg == idx))
+           && access_via(&j->prog->insns[a + 1], x, disp0)) {
+        a++;
+        n_acc++;
     }
-    int64_t disp = disp0 + m->off;
-    if (!is_simm32(disp) || !is_simm32(disp0))
-        return 0;
-    bool x_dead = (cls == BPF_LDX && m->dst_reg == x)
-                  || (j->live_out && !(j->live_out[i + 2 + between] & (1u << x)));
+    const struct bpf_insn *last = &j->prog->insns[a];
+    bool x_dead = (BPF_CLASS(last->code) == BPF_LDX && last->dst_reg == x)
+                  || (j->live_out && !(j->live_out[a] & (1u << x)));
     int rb = reg_map[b], ri = idx >= 0 ? reg_map[idx] : -1;
     for (int k = 0; k < between; k++) {
         const struct bpf_insn *mv = &in[2 + k];
@@ -696,8 +716,9 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         else
             emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
     }
-    emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)disp });
-    return 3 + between;
+    for (int k = 0; k < n_acc; k++, m++)
+        emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off) });
+    return 2 + between + n_acc;
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what try_fold_address

@@ -419,6 +419,18 @@ static void test_address_folding(void)
         /* a move into the base or index register ends the pattern */
         { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r2, 1\nldxb r0, [r3+1]\nadd r0, r2\nexit\n",
           10 },
+        /* several accesses through one address */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nstxb [r3+2], r0\n"
+          "ldxb r4, [r3+2]\nadd r0, r4\nexit\n", 18 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nstxdw [r3+16], r4\n"
+          "ldxb r0, [r1+24]\nexit\n", 8 },
+        /* a load into the index or the base ends the chain */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+2]\nldxb r0, [r3+3]\nadd r0, r2\n"
+          "exit\n", 21 },
+        { "mov r6, r1\nmov r2, 8\nmov r3, r6\nadd r3, r2\nldxdw r6, [r3+8]\nldxb r0, [r3+3]\n"
+          "exit\n", 11 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+2]\nldxb r3, [r3+3]\nadd r0, r3\n"
+          "exit\n", 21 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
