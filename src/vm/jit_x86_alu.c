@@ -50,8 +50,9 @@ static void emit_mul(struct jit *j, const struct bpf_insn *in, bool is64)
 /* mov X, B; add X, I|imm; load/store [X+off]  ->  the access at
  * [B + I + imm + off], with X set only if it is read later (lea X, [B+I]):
  * the address needs no instruction of its own and the access does not wait
- * for it. Up to four consecutive accesses through X fold alike. Returns the
- * insns consumed, 0 when the pattern does not apply. */
+ * for it. Up to four consecutive accesses through X fold alike, and an
+ * index scaled just before (mov I, S; lsh I, k) becomes the SIB scale.
+ * Returns the insns consumed, 0 when the pattern does not apply. */
 static bool is_mov_imm(const struct bpf_insn *in)
 {
     return in->code == (BPF_ALU64 | BPF_MOV | BPF_K) || in->code == (BPF_ALU | BPF_MOV | BPF_K);
@@ -76,15 +77,36 @@ static bool access_via(const struct bpf_insn *m, int x, int64_t disp0)
 
 static int try_fold_address(struct jit *j, const struct bpf_insn *in)
 {
+    const struct gvm_prog *p = j->prog;
     uint32_t i = j->idx;
-    if (i + 2 >= j->prog->n || j->is_target[i + 1] || j->is_target[i + 2])
+    int pre = 0, scale = 0, tmp = -1;
+    /* scaled: mov I, S; lsh I, k (k = 1..3); mov X, B; add X, I -> the
+     * address is [B + S * 2^k], and I is computed only if read later */
+    if (i + 4 < p->n && !j->is_target[i + 1] && !j->is_target[i + 2] && !j->is_target[i + 3]
+        && in->src_reg != in->dst_reg
+        && in[1].code == (BPF_ALU64 | BPF_LSH | BPF_K) && in[1].dst_reg == in->dst_reg
+        && in[1].imm >= 1 && in[1].imm <= 3
+        && in[2].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[2].off == 0
+        && in[3].code == (BPF_ALU64 | BPF_ADD | BPF_X) && in[3].dst_reg == in[2].dst_reg
+        && in[3].src_reg == in->dst_reg) {
+        int x = in[2].dst_reg, b = in[2].src_reg, s = in->src_reg;
+        tmp = in->dst_reg;
+        if (x == tmp || x == b || b == tmp || s == x)
+            return 0;
+        pre = 2;
+        scale = in[1].imm;
+    }
+    const struct bpf_insn *mvx = in + pre, *ad = mvx + 1, *m = mvx + 2;
+    uint32_t im = i + (uint32_t)pre;              /* index of mov X, B */
+    if (im + 2 >= p->n || j->is_target[im + 1] || j->is_target[im + 2])
         return 0;
-    const struct bpf_insn *ad = in + 1, *m = in + 2;
-    int x = in->dst_reg, b = in->src_reg, idx = -1;
+    int x = mvx->dst_reg, b = mvx->src_reg, idx = -1;
     int64_t disp0 = 0;
     if (x == b || ad->dst_reg != x)
         return 0;
-    if (ad->code == (BPF_ALU64 | BPF_ADD | BPF_X) && ad->src_reg != x)
+    if (pre)
+        idx = in->src_reg;                        /* S, scaled */
+    else if (ad->code == (BPF_ALU64 | BPF_ADD | BPF_X) && ad->src_reg != x)
         idx = ad->src_reg;
     else if (ad->code == (BPF_ALU64 | BPF_ADD | BPF_K))
         disp0 = ad->imm;
@@ -93,44 +115,54 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
     /* up to two constant moves of other registers may sit between the add
      * and the access (clang schedules them there); they are emitted first */
     int between = 0;
-    while (between < 2 && i + 3 + between < j->prog->n && is_mov_imm(m)
+    while (between < 2 && im + 3 + between < p->n && is_mov_imm(m)
            && m->dst_reg != x && m->dst_reg != b && m->dst_reg != idx
-           && !j->is_target[i + 3 + between]) {
+           && !j->is_target[im + 3 + between]) {
         m++;
         between++;
     }
     if (!access_via(m, x, disp0))
         return 0;
-    /* further accesses through x right after, while x, b and i keep their
-     * values (a load into one of them ends the chain) */
-    uint32_t a = i + 2 + (uint32_t)between;      /* the last access folded */
+    /* further accesses through x right after, while x, b and the index keep
+     * their values (a load into one of them ends the chain) */
+    uint32_t a = im + 2 + (uint32_t)between;     /* the last access folded */
     int n_acc = 1;
-    while (n_acc < 4 && a + 1 < j->prog->n && !j->is_target[a + 1]
-           && !(BPF_CLASS(j->prog->insns[a].code) == BPF_LDX
-                && (j->prog->insns[a].dst_reg == x || j->prog->insns[a].dst_reg == b
-                    || j->prog->insns[a].dst_reg == idx))
-           && access_via(&j->prog->insns[a + 1], x, disp0)) {
+    while (n_acc < 4 && a + 1 < p->n && !j->is_target[a + 1]
+           && !(BPF_CLASS(p->insns[a].code) == BPF_LDX
+                && (p->insns[a].dst_reg == x || p->insns[a].dst_reg == b
+                    || p->insns[a].dst_reg == idx))
+           && access_via(&p->insns[a + 1], x, disp0)) {
         a++;
         n_acc++;
     }
-    const struct bpf_insn *last = &j->prog->insns[a];
+    const struct bpf_insn *last = &p->insns[a];
     bool x_dead = (BPF_CLASS(last->code) == BPF_LDX && last->dst_reg == x)
                   || (j->live_out && !(j->live_out[a] & (1u << x)));
+    bool tmp_needed = false;
+    if (pre) {
+        tmp_needed = !j->live_out || (j->live_out[a] & (1u << tmp));
+        for (const struct bpf_insn *k = m; k <= last; k++)
+            tmp_needed = tmp_needed || (BPF_CLASS(k->code) == BPF_STX && k->src_reg == tmp);
+    }
     int rb = reg_map[b], ri = idx >= 0 ? reg_map[idx] : -1;
+    if (tmp_needed) {                             /* I as the program computed it */
+        emit_mov_rr(j, true, reg_map[tmp], ri);
+        emit_shift_ri(j, F_W, 4, reg_map[tmp], (uint8_t)scale);
+    }
     for (int k = 0; k < between; k++) {
-        const struct bpf_insn *mv = &in[2 + k];
+        const struct bpf_insn *mv = &mvx[2 + k];
         emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
                                                  ? (uint64_t)(int64_t)mv->imm : (uint32_t)mv->imm);
     }
     if (!x_dead) {
         if (ri >= 0)
-            emit_lea_sib(j, true, reg_map[x], rb, ri, (int32_t)disp0);
+            emit_rsib(j, F_W, 0x8d, reg_map[x], rb, ri, scale, (int32_t)disp0);   /* lea */
         else
             emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
     }
     for (int k = 0; k < n_acc; k++, m++)
-        emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off) });
-    return 2 + between + n_acc;
+        emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off), scale });
+    return pre + 2 + between + n_acc;
 }
 
 /* mov and movsx; returns the number of BPF insns consumed (peepholes). */

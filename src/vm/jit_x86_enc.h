@@ -391,15 +391,16 @@ static inline void emit_jmp_r(struct jit *j, int r)
     emit_rr(j, 0, 0xff, 4, r);
 }
 
-/* A memory operand [base + index + disp]; index < 0: none. */
+/* A memory operand [base + index * 2^scale + disp]; index < 0: none. */
 struct mem {
     int base, index;
     int32_t disp;
+    int scale;                 /* index * (1 << scale) */
 };
 
 static inline struct mem mem_bd(int base, int32_t disp)
 {
-    return (struct mem){ base, -1, disp };
+    return (struct mem){ base, -1, disp, 0 };
 }
 
 static inline void emit_mem(struct jit *j, unsigned f, uint32_t opc, int reg, struct mem m)
@@ -407,7 +408,7 @@ static inline void emit_mem(struct jit *j, unsigned f, uint32_t opc, int reg, st
     if (m.index < 0)
         emit_rm(j, f, opc, reg, m.base, m.disp);
     else
-        emit_rsib(j, f, opc, reg, m.base, m.index, 0, m.disp);
+        emit_rsib(j, f, opc, reg, m.base, m.index, m.scale, m.disp);
 }
 
 /* Load size bytes from m into dst, zero- or sign-extended. */

@@ -283,7 +283,16 @@ static void gen_ptr_access(struct gen *g)
     uint8_t sz = sizes[sz_idx];
     int32_t base_off = (int32_t)rn(CTX_DATA - 16);
     int16_t off = (int16_t)rn(8);
-    if (k) {
+    int sreg = data_reg(g);
+    if (k && rn(2) && sreg != x && sreg != i) {
+        /* a scaled index: i = s << sh */
+        int sh = 1 + (int)rn(3);
+        put(g, BPF_MOV64_IMM(sreg, base_off >> sh));
+        put(g, BPF_MOV64_REG(i, sreg));
+        put(g, BPF_ALU64_IMM(BPF_LSH, i, sh));
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    } else if (k) {
         put(g, BPF_MOV64_IMM(i, base_off));
         put(g, BPF_MOV64_REG(x, BPF_R6));
         put(g, BPF_ALU64_REG(BPF_ADD, x, i));

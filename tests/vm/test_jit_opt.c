@@ -431,6 +431,19 @@ static void test_address_folding(void)
           "exit\n", 11 },
         { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+2]\nldxb r3, [r3+3]\nadd r0, r3\n"
           "exit\n", 21 },
+        /* a scaled index (mov i, s; lsh i, k), i dead or still read */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nexit\n",
+          13 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 3\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add r0, r2\nexit\n", 25 + 24 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 1\nmov r3, r1\nadd r3, r2\nstxb [r3+0], r2\n"
+          "ldxb r0, [r1+6]\nexit\n", 6 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+0]\n"
+          "ldxb r0, [r3+1]\nadd r0, r2\nexit\n", 17 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\n"
+          "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 17 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\n"
+          "add r0, r3\nsub r0, r1\nexit\n", 16 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
