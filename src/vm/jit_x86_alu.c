@@ -58,6 +58,27 @@ static bool is_mov_imm(const struct bpf_insn *in)
     return in->code == (BPF_ALU64 | BPF_MOV | BPF_K) || in->code == (BPF_ALU | BPF_MOV | BPF_K);
 }
 
+/* An instruction the address folding may emit ahead of the folded access
+ * (it sat between the add and the access): a constant move or a simple
+ * ALU op (add, sub, and, or, xor), none of which looks at the next insn. */
+static bool is_simple_alu(const struct bpf_insn *in)
+{
+    uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+    if (is_mov_imm(in))
+        return true;
+    return (cls == BPF_ALU || cls == BPF_ALU64)
+           && (op == BPF_ADD || op == BPF_SUB || op == BPF_AND || op == BPF_OR || op == BPF_XOR);
+}
+
+static void emit_simple_alu(struct jit *j, const struct bpf_insn *in)
+{
+    bool is64 = BPF_CLASS(in->code) == BPF_ALU64;
+    if (BPF_OP(in->code) == BPF_MOV)
+        emit_mov_ri(j, reg_map[in->dst_reg], is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
+    else
+        emit_alu(j, in, is64);
+}
+
 /* Is m a plain load or store through x (not storing x itself) whose
  * displacement plus disp0 fits 32 bits? */
 static bool access_via(const struct bpf_insn *m, int x, int64_t disp0)
@@ -112,12 +133,18 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         disp0 = ad->imm;
     else
         return 0;
-    /* up to two constant moves of other registers may sit between the add
+    /* up to two simple ALU ops on other registers may sit between the add
      * and the access (clang schedules them there); they are emitted first */
     int between = 0;
-    while (between < 2 && im + 3 + between < p->n && is_mov_imm(m)
-           && m->dst_reg != x && m->dst_reg != b && m->dst_reg != idx
+    bool between_reads_tmp = false;
+    while (between < 2 && im + 3 + between < p->n && is_simple_alu(m)
            && !j->is_target[im + 3 + between]) {
+        uint16_t rd, wr;
+        gvm_insn_reg_use(m, &rd, &wr);
+        uint16_t addr_regs = (uint16_t)(1u << x | 1u << b | (idx >= 0 ? 1u << idx : 0));
+        if ((rd | wr) & addr_regs)
+            break;
+        between_reads_tmp = between_reads_tmp || (tmp >= 0 && (rd & (1u << tmp)));
         m++;
         between++;
     }
@@ -140,7 +167,7 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
                   || (j->live_out && !(j->live_out[a] & (1u << x)));
     bool tmp_needed = false;
     if (pre) {
-        tmp_needed = !j->live_out || (j->live_out[a] & (1u << tmp));
+        tmp_needed = !j->live_out || (j->live_out[a] & (1u << tmp)) || between_reads_tmp;
         for (const struct bpf_insn *k = m; k <= last; k++)
             tmp_needed = tmp_needed || (BPF_CLASS(k->code) == BPF_STX && k->src_reg == tmp);
     }
@@ -149,11 +176,8 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         emit_mov_rr(j, true, reg_map[tmp], ri);
         emit_shift_ri(j, F_W, 4, reg_map[tmp], (uint8_t)scale);
     }
-    for (int k = 0; k < between; k++) {
-        const struct bpf_insn *mv = &mvx[2 + k];
-        emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
-                                                 ? (uint64_t)(int64_t)mv->imm : (uint32_t)mv->imm);
-    }
+    for (int k = 0; k < between; k++)
+        emit_simple_alu(j, &mvx[2 + k]);
     if (!x_dead) {
         if (ri >= 0)
             emit_rsib(j, F_W, 0x8d, reg_map[x], rb, ri, scale, (int32_t)disp0);   /* lea */

@@ -301,10 +301,13 @@ static void gen_ptr_access(struct gen *g)
         put(g, BPF_ALU64_IMM(BPF_ADD, x, base_off));
     }
     if (rn(3) == 0) {
-        int r = data_reg(g);                  /* a constant scheduled in between */
-        if (r != x)
-            put(g, rn(2) ? BPF_MOV64_IMM(r, rnd_imm())
-                         : BPF_INSN(BPF_ALU | BPF_MOV | BPF_K, r, 0, 0, rnd_imm()));
+        int r = data_reg(g), src;             /* an op scheduled in between */
+        static const uint8_t ops[] = { BPF_MOV, BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR };
+        uint8_t op = ops[rn(sizeof(ops))], cls = rn(2) ? BPF_ALU64 : BPF_ALU;
+        if (r != x && (op == BPF_MOV || rn(2)))
+            put(g, BPF_INSN(cls | op | BPF_K, r, 0, 0, rnd_imm()));
+        else if (r != x && (src = data_reg(g)) != x)     /* x: an address */
+            put(g, BPF_INSN(cls | op | BPF_X, r, src, 0, 0));
     }
     bool x_is_addr = true;
     switch (rn(3)) {

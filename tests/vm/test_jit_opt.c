@@ -416,6 +416,13 @@ static void test_address_folding(void)
         { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r4, 3\nstxb [r3+1], r4\nldxb r0, [r1+9]\n"
           "exit\n", 3 },
         { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r0, 3\nldxb r0, [r3+1]\nexit\n", 9 },
+        /* ALU ops between, on other registers; one reading the scaled index */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nadd r5, 1\nmov r5, 7\n"
+          "ldxb r0, [r3+1]\nadd r0, r5\nexit\n", 20 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nmov r5, 1\nadd r5, r2\n"
+          "ldxb r0, [r3+1]\nadd r0, r5\nexit\n", 26 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nxor32 r4, 1\n"
+          "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 15 },
         /* a move into the base or index register ends the pattern */
         { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r2, 1\nldxb r0, [r3+1]\nadd r0, r2\nexit\n",
           10 },
