@@ -13,13 +13,16 @@
  *   [entry wrapper: saves C callee-saved regs, r12 = 0, calls function 0]
  *   [function 0][function 1]...   each: prologue, body, epilogue
  *   [abort stub]                  unwinds to the wrapper, returns JIT_ABORT_R0
+ *   [literal pool]                one 8-byte host-call target per call site
  *   [bitmap of function entries]  data, only read by callx to vet targets
  * Every function, main included, has the same frame: return address, saved
  * rbx r13 r14 r15 rbp, then 512 bytes of BPF stack below rbp (rbp = r10).
  * Leaf programs (one function, no call of any kind) are the exception: their
- * function 0 saves only the callee-saved registers the program names and
- * sets up the BPF stack only when it uses r10, and the native entry point is
- * function 0 itself (no wrapper, no nested call). Nothing unwinds through
+ * function 0 saves only the callee-saved registers the program names or
+ * keeps stack slots in, sets up the BPF stack only when some of it stays in
+ * memory, and the native entry point is function 0 itself (no wrapper, no
+ * nested call); entered by a tail call it restores r12 and rbp too, which
+ * it may use for slots. Nothing unwinds through
  * such a frame (no abort can happen inside it) and a tail call into it
  * still enters at JIT_FUNC0_OFF, so the other programs' layouts hold.
  * The frame is FRAME_BYTES and rsp is 16-byte aligned at BPF level, so helper
@@ -27,6 +30,19 @@
  * from the depth alone. A tail call tears down the current frame and jumps to
  * the target's function 0 (JIT_FUNC0_OFF), so the target runs in the same
  * frame slot, as in the interpreter.
+ *
+ * Optimizations (each with its own tests in tests/vm/test_jit_opt.c, run
+ * against the interpreter by the differential fuzzer and the kernel's
+ * lib/test_bpf.c table):
+ *   - stack slots never address-taken live in registers the program leaves
+ *     free (jit_slots.c decides which, plan_slots which register);
+ *   - unsigned div/mod by constants as multiplies (jit_divconst.c);
+ *   - mov x, b; add x, i; access [x+off] as one [b+i+off] access, x set only
+ *     when jit_live.c finds it read later (jit_x86_alu.c);
+ *   - `if (c) goto +1; goto T` as one inverted branch, `if (c) goto +1;
+ *     r = v` as a cmov (emit_jcond);
+ *   - helpers and kfuncs by `call rel32` when in reach, else through a
+ *     literal pool after the code (struct host_call).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX). Branch
@@ -44,778 +60,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vm/vm_internal.h"
-
-/* x86-64 register numbers */
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
-
-static const uint8_t reg_map[BPF_NREGS] = {
-    RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP,
-};
-
-#define TMP1 R11
-#define TMP2 R10
-#define TMP3 R9
-#define STATE R12
-
-#define FRAME_BYTES   (8 + 5 * 8 + BPF_STACK_SIZE)   /* ret addr + saves + stack */
-/* Function 0 starts right after the fixed-size entry wrapper; tail calls
- * enter other programs there. */
-#define JIT_FUNC0_OFF 37
-#define JIT_ABORT_R0  ((uint64_t)(int64_t)-EFAULT)   /* r0 when a run is aborted */
-
-/* x86 condition codes */
-enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7,
-       CC_L = 0xc, CC_GE = 0xd, CC_LE = 0xe, CC_G = 0xf, CC_JMP = -1 };
-
-/* emit_* flags */
-#define F_W      0x01u    /* REX.W: 64-bit operation */
-#define F_66     0x02u    /* operand-size prefix: 16-bit operation */
-#define F_BREG   0x04u    /* the ModRM.reg operand is a byte register */
-#define F_BRM    0x08u    /* the ModRM.rm operand is a byte register */
-#define F_LOCKP   0x10u
-#define F_DISP32 0x20u    /* always a 32-bit displacement (pass-stable size) */
-
-struct patch {
-    uint32_t pos;         /* offset of an imm64 to fill with base + rel */
-    uint32_t rel;
-};
-
-struct jit {
-    const struct gvm_prog *prog;
-    uint8_t *buf;
-    size_t len, cap;
-    int pass;
-    bool changed;          /* a branch became rel32 during this pass */
-    bool oom;
-
-    uint32_t idx;          /* BPF insn being emitted */
-    uint32_t cur_start;    /* its offset in this pass */
-    uint32_t prev_start;   /* its offset in the previous pass */
-
-    uint32_t *off, *prev_off;              /* per insn, [n] = end */
-    uint32_t *fentry, *prev_fentry;        /* per function: prologue */
-    uint32_t *fepi, *prev_fepi;            /* per function: epilogue */
-    uint32_t abort_off, prev_abort_off;
-    uint32_t wrapper_ret;                  /* wrapper code after `call func0` */
-    uint32_t bitmap_off, prev_bitmap_off;  /* callx function-entry bitmap */
-    uint32_t code_len, prev_code_len;
-    uint8_t *is_long;                      /* per insn: its branch is rel32 */
-    uint8_t *is_target;                    /* per insn: something jumps here */
-    bool uses_callx;
-
-    struct patch *patches;
-    uint32_t n_patches, cap_patches;
-
-    bool r1_known;                         /* r1 holds r1_val (LD_IMM64) */
-    uint64_t r1_val;
-
-    bool leaf;                             /* one function, no calls: lean frame */
-    uint16_t regs_named;                   /* leaf: bit r set if BPF rN appears */
-};
+#include "vm/jit_x86_enc.h"
 
 /* ---- CPU features ----------------------------------------------------- */
 
-static struct { bool init, bmi2, rdpid, rdtscp; } cpu;
+struct gvm_jit_cpu gvm_jit_cpu;
 
 static void detect_cpu(void)
 {
     unsigned a, b, c, d;
-    if (cpu.init)
+    if (gvm_jit_cpu.init)
         return;
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-        cpu.bmi2 = b & (1u << 8);
-        cpu.rdpid = c & (1u << 22);
+        gvm_jit_cpu.bmi2 = b & (1u << 8);
+        gvm_jit_cpu.rdpid = c & (1u << 22);
     }
     if (__get_cpuid(0x80000001, &a, &b, &c, &d))
-        cpu.rdtscp = d & (1u << 27);
-    cpu.init = true;
-}
-
-/* ---- byte emission ---------------------------------------------------- */
-
-static bool reserve(struct jit *j, size_t n)
-{
-    if (j->len + n <= j->cap)
-        return true;
-    size_t cap = j->cap ? j->cap : 4096;
-    while (cap < j->len + n)
-        cap *= 2;
-    uint8_t *b = realloc(j->buf, cap);
-    if (!b) {
-        j->oom = true;
-        return false;
-    }
-    j->buf = b;
-    j->cap = cap;
-    return true;
-}
-
-static inline void emit1(struct jit *j, uint8_t b)
-{
-    j->buf[j->len++] = b;
-}
-
-static inline void emit4(struct jit *j, uint32_t v)
-{
-    memcpy(j->buf + j->len, &v, 4);
-    j->len += 4;
-}
-
-static inline void emit8(struct jit *j, uint64_t v)
-{
-    memcpy(j->buf + j->len, &v, 8);
-    j->len += 8;
-}
-
-static inline bool is_imm8(int64_t v)
-{
-    return v >= -128 && v <= 127;
-}
-
-static inline bool is_simm32(int64_t v)
-{
-    return v >= INT32_MIN && v <= INT32_MAX;
-}
-
-static void emit_prefix(struct jit *j, unsigned f, int reg, int index, int rm)
-{
-    if (f & F_LOCKP)
-        emit1(j, 0xf0);
-    if (f & F_66)
-        emit1(j, 0x66);
-    uint8_t rex = 0x40 | (f & F_W ? 8 : 0) | (reg & 8 ? 4 : 0)
-                | (index & 8 ? 2 : 0) | (rm & 8 ? 1 : 0);
-    if (rex != 0x40 || ((f & F_BREG) && reg >= 4 && reg <= 7)
-        || ((f & F_BRM) && rm >= 4 && rm <= 7))
-        emit1(j, rex);
-}
-
-static void emit_opcode(struct jit *j, uint32_t opc)
-{
-    if (opc > 0xffff)
-        emit1(j, (uint8_t)(opc >> 16));
-    if (opc > 0xff)
-        emit1(j, (uint8_t)(opc >> 8));
-    emit1(j, (uint8_t)opc);
-}
-
-/* op reg, rm (both registers) */
-static void emit_rr(struct jit *j, unsigned f, uint32_t opc, int reg, int rm)
-{
-    emit_prefix(j, f, reg, 0, rm);
-    emit_opcode(j, opc);
-    emit1(j, (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7)));
-}
-
-/* ModRM (+SIB) (+disp) for [base + disp]; rbp/r13 need a displacement and
- * rsp/r12 need a SIB byte. */
-static void emit_mem_operand(struct jit *j, unsigned f, int reg, int base, int32_t disp)
-{
-    int mod = (f & F_DISP32) ? 2 : (disp == 0 && (base & 7) != 5) ? 0 : is_imm8(disp) ? 1 : 2;
-    emit1(j, (uint8_t)(mod << 6 | (reg & 7) << 3 | (base & 7)));
-    if ((base & 7) == 4)
-        emit1(j, 0x24);
-    if (mod == 1)
-        emit1(j, (uint8_t)disp);
-    else if (mod == 2)
-        emit4(j, (uint32_t)disp);
-}
-
-/* op reg, [base + disp] */
-static void emit_rm(struct jit *j, unsigned f, uint32_t opc, int reg, int base, int32_t disp)
-{
-    emit_prefix(j, f, reg, 0, base);
-    emit_opcode(j, opc);
-    emit_mem_operand(j, f, reg, base, disp);
-}
-
-/* op reg, [base + index*(1<<scale) + disp] */
-static void emit_rsib(struct jit *j, unsigned f, uint32_t opc, int reg, int base,
-                      int index, int scale, int32_t disp)
-{
-    emit_prefix(j, f, reg, index, base);
-    emit_opcode(j, opc);
-    int mod = (disp == 0 && (base & 7) != 5) ? 0 : is_imm8(disp) ? 1 : 2;
-    emit1(j, (uint8_t)(mod << 6 | (reg & 7) << 3 | 4));
-    emit1(j, (uint8_t)(scale << 6 | (index & 7) << 3 | (base & 7)));
-    if (mod == 1)
-        emit1(j, (uint8_t)disp);
-    else if (mod == 2)
-        emit4(j, (uint32_t)disp);
-}
-
-/* ---- x86 instructions, named after what they emit ---------------------- */
-
-static unsigned wflag(bool is64)
-{
-    return is64 ? F_W : 0;
-}
-
-static void emit_mov_rr(struct jit *j, bool is64, int dst, int src)
-{
-    emit_rr(j, wflag(is64), 0x89, src, dst);
-}
-
-/* add/or/and/sub/xor/cmp/test dst, src (opc is the "r/m, r" opcode) */
-static void emit_alu_rr(struct jit *j, uint8_t opc, bool is64, int dst, int src)
-{
-    emit_rr(j, wflag(is64), opc, src, dst);
-}
-
-/* group-1 op dst, imm: ext 0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp */
-static void emit_alu_ri(struct jit *j, int ext, bool is64, int dst, int32_t imm)
-{
-    if (is_imm8(imm)) {
-        emit_rr(j, wflag(is64), 0x83, ext, dst);
-        emit1(j, (uint8_t)imm);
-    } else {
-        emit_rr(j, wflag(is64), 0x81, ext, dst);
-        emit4(j, (uint32_t)imm);
-    }
-}
-
-static void emit_cmp_ri(struct jit *j, bool is64, int dst, int32_t imm)
-{
-    emit_alu_ri(j, 7, is64, dst, imm);
-}
-
-static void emit_test_rr(struct jit *j, bool is64, int a, int b)
-{
-    emit_alu_rr(j, 0x85, is64, a, b);
-}
-
-static void emit_test_ri(struct jit *j, bool is64, int dst, int32_t imm)
-{
-    emit_rr(j, wflag(is64), 0xf7, 0, dst);
-    emit4(j, (uint32_t)imm);
-}
-
-static void emit_xor_zero(struct jit *j, int r)
-{
-    emit_alu_rr(j, 0x31, false, r, r);
-}
-
-/* dst = v, picking the shortest encoding */
-static void emit_mov_ri(struct jit *j, int dst, uint64_t v)
-{
-    if (v == 0) {
-        emit_xor_zero(j, dst);
-    } else if (v <= UINT32_MAX) {
-        emit_prefix(j, 0, 0, 0, dst);
-        emit1(j, (uint8_t)(0xb8 | (dst & 7)));
-        emit4(j, (uint32_t)v);
-    } else if (is_simm32((int64_t)v)) {
-        emit_rr(j, F_W, 0xc7, 0, dst);
-        emit4(j, (uint32_t)v);
-    } else {
-        emit_prefix(j, F_W, 0, 0, dst);
-        emit1(j, (uint8_t)(0xb8 | (dst & 7)));
-        emit8(j, v);
-    }
-}
-
-/* movabs dst, imm64 (always 10 bytes); returns the imm64's offset */
-static uint32_t emit_movabs(struct jit *j, int dst, uint64_t v)
-{
-    emit_prefix(j, F_W, 0, 0, dst);
-    emit1(j, (uint8_t)(0xb8 | (dst & 7)));
-    uint32_t pos = (uint32_t)j->len;
-    emit8(j, v);
-    return pos;
-}
-
-static void emit_imul_rr(struct jit *j, bool is64, int dst, int src)
-{
-    emit_rr(j, wflag(is64), 0x0faf, dst, src);
-}
-
-static void emit_imul_rri(struct jit *j, bool is64, int dst, int src, int32_t imm)
-{
-    if (is_imm8(imm)) {
-        emit_rr(j, wflag(is64), 0x6b, dst, src);
-        emit1(j, (uint8_t)imm);
-    } else {
-        emit_rr(j, wflag(is64), 0x69, dst, src);
-        emit4(j, (uint32_t)imm);
-    }
-}
-
-/* shift group: ext 0 rol, 4 shl, 5 shr, 7 sar */
-static void emit_shift_ri(struct jit *j, unsigned f, int ext, int dst, uint8_t n)
-{
-    if (n == 1) {
-        emit_rr(j, f, 0xd1, ext, dst);
-    } else {
-        emit_rr(j, f, 0xc1, ext, dst);
-        emit1(j, n);
-    }
-}
-
-static void emit_shift_rcl(struct jit *j, bool is64, int ext, int dst)
-{
-    emit_rr(j, wflag(is64), 0xd3, ext, dst);
-}
-
-/* BMI2 shlx/shrx/sarx dst, src, cnt (pp: 1 = 66 shlx, 2 = F3 sarx, 3 = F2 shrx) */
-static void emit_shiftx(struct jit *j, int pp, bool is64, int dst, int src, int cnt)
-{
-    emit1(j, 0xc4);
-    emit1(j, (uint8_t)((dst & 8 ? 0 : 0x80) | 0x40 | (src & 8 ? 0 : 0x20) | 0x02));
-    emit1(j, (uint8_t)((is64 ? 0x80 : 0) | ((~cnt & 15) << 3) | pp));
-    emit1(j, 0xf7);
-    emit1(j, (uint8_t)(0xc0 | (dst & 7) << 3 | (src & 7)));
-}
-
-/* group-3 unary: ext 2 not, 3 neg, 6 div, 7 idiv */
-static void emit_unary(struct jit *j, bool is64, int ext, int r)
-{
-    emit_rr(j, wflag(is64), 0xf7, ext, r);
-}
-
-static void emit_bswap(struct jit *j, bool is64, int r)
-{
-    emit_prefix(j, wflag(is64), 0, 0, r);
-    emit1(j, 0x0f);
-    emit1(j, (uint8_t)(0xc8 | (r & 7)));
-}
-
-static void emit_lea(struct jit *j, bool is64, int dst, int base, int32_t disp)
-{
-    emit_rm(j, wflag(is64), 0x8d, dst, base, disp);
-}
-
-static void emit_lea_sib(struct jit *j, bool is64, int dst, int base, int index, int32_t disp)
-{
-    emit_rsib(j, wflag(is64), 0x8d, dst, base, index, 0, disp);
-}
-
-static void emit_push(struct jit *j, int r)
-{
-    emit_prefix(j, 0, 0, 0, r);
-    emit1(j, (uint8_t)(0x50 | (r & 7)));
-}
-
-static void emit_pop(struct jit *j, int r)
-{
-    emit_prefix(j, 0, 0, 0, r);
-    emit1(j, (uint8_t)(0x58 | (r & 7)));
-}
-
-static void emit_call_r(struct jit *j, int r)
-{
-    emit_rr(j, 0, 0xff, 2, r);
-}
-
-static void emit_jmp_r(struct jit *j, int r)
-{
-    emit_rr(j, 0, 0xff, 4, r);
-}
-
-/* Load size bytes from [base + disp] into dst, zero- or sign-extended. */
-static void emit_load(struct jit *j, int size, bool sx, int dst, int base, int32_t disp)
-{
-    switch (size) {
-    case BPF_B: emit_rm(j, sx ? F_W : 0, sx ? 0x0fbe : 0x0fb6, dst, base, disp); break;
-    case BPF_H: emit_rm(j, sx ? F_W : 0, sx ? 0x0fbf : 0x0fb7, dst, base, disp); break;
-    case BPF_W: emit_rm(j, sx ? F_W : 0, sx ? 0x63 : 0x8b, dst, base, disp); break;
-    default:    emit_rm(j, F_W, 0x8b, dst, base, disp); break;
-    }
-}
-
-static void emit_store_r(struct jit *j, int size, int base, int32_t disp, int src)
-{
-    switch (size) {
-    case BPF_B: emit_rm(j, F_BREG, 0x88, src, base, disp); break;
-    case BPF_H: emit_rm(j, F_66, 0x89, src, base, disp); break;
-    case BPF_W: emit_rm(j, 0, 0x89, src, base, disp); break;
-    default:    emit_rm(j, F_W, 0x89, src, base, disp); break;
-    }
-}
-
-static void emit_store_i(struct jit *j, int size, int base, int32_t disp, int32_t imm)
-{
-    switch (size) {
-    case BPF_B: emit_rm(j, 0, 0xc6, 0, base, disp); emit1(j, (uint8_t)imm); break;
-    case BPF_H:
-        emit_rm(j, F_66, 0xc7, 0, base, disp);
-        emit1(j, (uint8_t)imm);
-        emit1(j, (uint8_t)(imm >> 8));
-        break;
-    case BPF_W: emit_rm(j, 0, 0xc7, 0, base, disp); emit4(j, (uint32_t)imm); break;
-    default:    emit_rm(j, F_W, 0xc7, 0, base, disp); emit4(j, (uint32_t)imm); break;
-    }
-}
-
-/* ---- branches ---------------------------------------------------------- */
-
-/* Where the next byte will be, measured in the previous pass's layout. */
-static inline uint32_t here_prev(const struct jit *j)
-{
-    return j->prev_start + (uint32_t)(j->len - j->cur_start);
-}
-
-/* The one relaxable branch of the current insn (cc < 0: jmp) to an offset
- * measured on the previous pass. */
-static void emit_branch(struct jit *j, int cc, uint32_t target)
-{
-    if (!j->is_long[j->idx]) {
-        int64_t d = (int64_t)target - (int64_t)(here_prev(j) + 2);
-        if (j->pass == 0 || is_imm8(d)) {
-            emit1(j, cc < 0 ? 0xeb : (uint8_t)(0x70 | cc));
-            emit1(j, (uint8_t)(int8_t)d);
-            return;
-        }
-        j->is_long[j->idx] = 1;
-        j->changed = true;
-    }
-    int size = cc < 0 ? 5 : 6;
-    int64_t d = (int64_t)target - (int64_t)(here_prev(j) + size);
-    if (cc < 0) {
-        emit1(j, 0xe9);
-    } else {
-        emit1(j, 0x0f);
-        emit1(j, (uint8_t)(0x80 | cc));
-    }
-    emit4(j, (uint32_t)(int32_t)d);
-}
-
-/* A rel32 jcc (cc >= 0) or jmp (CC_JMP) to an offset from the previous pass. */
-static void emit_rel32(struct jit *j, int cc, uint32_t target)
-{
-    if (cc == CC_JMP) {
-        emit1(j, 0xe9);
-    } else {
-        emit1(j, 0x0f);
-        emit1(j, (uint8_t)(0x80 | cc));
-    }
-    int64_t d = (int64_t)target - (int64_t)(here_prev(j) + 4);
-    emit4(j, (uint32_t)(int32_t)d);
-}
-
-static void emit_call_rel32(struct jit *j, uint32_t target)
-{
-    emit1(j, 0xe8);
-    int64_t d = (int64_t)target - (int64_t)(here_prev(j) + 4);
-    emit4(j, (uint32_t)(int32_t)d);
-}
-
-static void emit_jcc_abort(struct jit *j, int cc)
-{
-    emit_rel32(j, cc, j->prev_abort_off);
-}
-
-/* Short forward jump inside one insn's expansion: returns the fixup. */
-static size_t emit_jcc8_fwd(struct jit *j, int cc)
-{
-    emit1(j, cc < 0 ? 0xeb : (uint8_t)(0x70 | cc));
-    emit1(j, 0);
-    return j->len;
-}
-
-static void fixup8(struct jit *j, size_t after)
-{
-    j->buf[after - 1] = (uint8_t)(int8_t)(j->len - after);
-}
-
-static void add_patch(struct jit *j, uint32_t pos, uint32_t rel)
-{
-    if (j->n_patches == j->cap_patches) {
-        uint32_t cap = j->cap_patches ? j->cap_patches * 2 : 16;
-        struct patch *p = realloc(j->patches, cap * sizeof(*p));
-        if (!p) {
-            j->oom = true;
-            return;
-        }
-        j->patches = p;
-        j->cap_patches = cap;
-    }
-    j->patches[j->n_patches++] = (struct patch){ pos, rel };
-}
-
-/* ---- ALU --------------------------------------------------------------- */
-
-static const struct { uint8_t rr; uint8_t ext; } alu_ops[16] = {
-    [BPF_ADD >> 4] = { 0x01, 0 }, [BPF_SUB >> 4] = { 0x29, 5 },
-    [BPF_OR >> 4]  = { 0x09, 1 }, [BPF_AND >> 4] = { 0x21, 4 },
-    [BPF_XOR >> 4] = { 0x31, 6 },
-};
-
-static bool next_is_plain(const struct jit *j, uint32_t i)
-{
-    return i + 1 < j->prog->n && !j->is_target[i + 1];
-}
-
-static void emit_alu(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
-    uint8_t op = BPF_OP(in->code);
-
-    if (BPF_SRC(in->code) == BPF_X) {
-        emit_alu_rr(j, alu_ops[op >> 4].rr, is64, dst, src);
-        return;
-    }
-    if (in->imm == 0 && op != BPF_AND) {
-        if (!is64)
-            emit_mov_rr(j, false, dst, dst);   /* identity, but zero-extend */
-        return;
-    }
-    if (in->imm == 0) {
-        emit_xor_zero(j, dst);
-        return;
-    }
-    if (op == BPF_ADD && (in->imm == 1 || in->imm == -1)) {
-        emit_rr(j, wflag(is64), 0xff, in->imm == 1 ? 0 : 1, dst);   /* inc/dec */
-        return;
-    }
-    emit_alu_ri(j, alu_ops[op >> 4].ext, is64, dst, in->imm);
-}
-
-static void emit_mul(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg];
-    if (BPF_SRC(in->code) == BPF_X)
-        emit_imul_rr(j, is64, dst, reg_map[in->src_reg]);
-    else
-        emit_imul_rri(j, is64, dst, dst, in->imm);
-}
-
-/* mov and movsx; returns the number of BPF insns consumed (peepholes). */
-static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
-
-    if (BPF_SRC(in->code) == BPF_K) {
-        emit_mov_ri(j, dst, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
-        return 1;
-    }
-    switch (in->off) {
-    case 8:  emit_rr(j, wflag(is64) | F_BRM, 0x0fbe, dst, src); return 1;
-    case 16: emit_rr(j, wflag(is64), 0x0fbf, dst, src); return 1;
-    case 32: emit_rr(j, F_W, 0x63, dst, src); return 1;
-    }
-    /* mov dst, src; add dst, imm|reg  ->  lea */
-    if (dst != src && next_is_plain(j, j->idx)) {
-        const struct bpf_insn *nx = in + 1;
-        uint8_t want = (uint8_t)((is64 ? BPF_ALU64 : BPF_ALU) | BPF_ADD);
-        if ((nx->code & ~BPF_X) == want && nx->dst_reg == in->dst_reg) {
-            if (BPF_SRC(nx->code) == BPF_K) {
-                emit_lea(j, is64, dst, src, nx->imm);
-                return 2;
-            }
-            if (nx->src_reg != in->dst_reg) {
-                emit_lea_sib(j, is64, dst, src, reg_map[nx->src_reg], 0);
-                return 2;
-            }
-        }
-    }
-    if (is64 && dst == src)
-        return 1;
-    emit_mov_rr(j, is64, dst, src);
-    return 1;
-}
-
-/* Shifts; x86 masks counts exactly as BPF does (63 / 31). */
-static int emit_shift(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
-    uint8_t op = BPF_OP(in->code);
-    int ext = op == BPF_LSH ? 4 : op == BPF_RSH ? 5 : 7;
-
-    if (BPF_SRC(in->code) == BPF_K) {
-        uint8_t n = (uint8_t)(in->imm & (is64 ? 63 : 31));
-        /* r <<= 32; r >>= 32 (or s>>= 32): zero/sign-extend the low half */
-        if (is64 && op == BPF_LSH && n == 32 && next_is_plain(j, j->idx)) {
-            const struct bpf_insn *nx = in + 1;
-            if (nx->dst_reg == in->dst_reg && nx->imm == 32
-                && (nx->code == (BPF_ALU64 | BPF_RSH | BPF_K)
-                    || nx->code == (BPF_ALU64 | BPF_ARSH | BPF_K))) {
-                if (nx->code == (BPF_ALU64 | BPF_RSH | BPF_K))
-                    emit_mov_rr(j, false, dst, dst);
-                else
-                    emit_rr(j, F_W, 0x63, dst, dst);
-                return 2;
-            }
-        }
-        if (n == 0) {
-            if (!is64)
-                emit_mov_rr(j, false, dst, dst);
-            return 1;
-        }
-        emit_shift_ri(j, wflag(is64), ext, dst, n);
-        return 1;
-    }
-    if (cpu.bmi2) {
-        emit_shiftx(j, op == BPF_LSH ? 1 : op == BPF_RSH ? 3 : 2, is64, dst, dst, src);
-        return 1;
-    }
-    if (src == RCX) {
-        emit_shift_rcl(j, is64, ext, dst);
-    } else if (dst == RCX) {
-        emit_mov_rr(j, true, TMP1, RCX);
-        emit_mov_rr(j, true, RCX, src);
-        emit_shift_rcl(j, is64, ext, TMP1);
-        emit_mov_rr(j, true, RCX, TMP1);
-    } else {
-        emit_mov_rr(j, true, TMP1, RCX);
-        emit_mov_rr(j, true, RCX, src);
-        emit_shift_rcl(j, is64, ext, dst);
-        emit_mov_rr(j, true, RCX, TMP1);
-    }
-    return 1;
-}
-
-/* dst = dst / d or dst % d with d in TMP1 (non-zero, not -1 when signed). */
-static void emit_div_core(struct jit *j, bool is64, bool mod, bool sgn, int dst)
-{
-    if (dst != RAX)
-        emit_mov_rr(j, true, TMP2, RAX);
-    if (dst != RDX)
-        emit_mov_rr(j, true, TMP3, RDX);
-    if (dst != RAX)
-        emit_mov_rr(j, is64, RAX, dst);
-    if (sgn) {
-        emit_prefix(j, wflag(is64), 0, 0, 0);
-        emit1(j, 0x99);                         /* cdq / cqo */
-    } else {
-        emit_xor_zero(j, RDX);
-    }
-    emit_unary(j, is64, sgn ? 7 : 6, TMP1);
-    int res = mod ? RDX : RAX;
-    if (dst != res)
-        emit_mov_rr(j, is64, dst, res);
-    if (dst != RAX)
-        emit_mov_rr(j, true, RAX, TMP2);
-    if (dst != RDX)
-        emit_mov_rr(j, true, RDX, TMP3);
-}
-
-/* What dst becomes when the divisor is zero: div 0 -> 0, mod -> dst. */
-static void emit_div_by_zero(struct jit *j, bool is64, bool mod, int dst)
-{
-    if (!mod)
-        emit_xor_zero(j, dst);
-    else if (!is64)
-        emit_mov_rr(j, false, dst, dst);
-}
-
-/* Signed divisor -1: sdiv -> -dst (INT_MIN stays INT_MIN), smod -> 0. */
-static void emit_div_by_minus1(struct jit *j, bool is64, bool mod, int dst)
-{
-    if (mod)
-        emit_xor_zero(j, dst);
-    else
-        emit_unary(j, is64, 3, dst);
-}
-
-static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg];
-    bool mod = BPF_OP(in->code) == BPF_MOD, sgn = in->off == 1;
-
-    if (BPF_SRC(in->code) == BPF_K) {
-        uint64_t d = is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm;
-        if (d == 0) {
-            emit_div_by_zero(j, is64, mod, dst);
-            return;
-        }
-        if (sgn && in->imm == -1) {
-            emit_div_by_minus1(j, is64, mod, dst);
-            return;
-        }
-        if (!sgn && (d & (d - 1)) == 0) {
-            int sh = __builtin_ctzll(d);
-            if (!mod) {
-                if (sh)
-                    emit_shift_ri(j, wflag(is64), 5, dst, (uint8_t)sh);
-                else if (!is64)
-                    emit_mov_rr(j, false, dst, dst);
-                return;
-            }
-            if (d - 1 <= INT32_MAX) {
-                if (d == 1)
-                    emit_xor_zero(j, dst);
-                else
-                    emit_alu_ri(j, 4, is64, dst, (int32_t)(d - 1));
-                return;
-            }
-        }
-        emit_mov_ri(j, TMP1, d);
-        emit_div_core(j, is64, mod, sgn, dst);
-        return;
-    }
-    emit_mov_rr(j, is64, TMP1, reg_map[in->src_reg]);
-    emit_test_rr(j, is64, TMP1, TMP1);
-    size_t to_zero = emit_jcc8_fwd(j, CC_E);
-    size_t to_m1 = 0;
-    if (sgn) {
-        emit_cmp_ri(j, is64, TMP1, -1);
-        to_m1 = emit_jcc8_fwd(j, CC_E);
-    }
-    emit_div_core(j, is64, mod, sgn, dst);
-    size_t to_done = emit_jcc8_fwd(j, CC_JMP);
-    size_t to_done2 = 0;
-    fixup8(j, to_zero);
-    emit_div_by_zero(j, is64, mod, dst);
-    if (sgn) {
-        to_done2 = emit_jcc8_fwd(j, CC_JMP);
-        fixup8(j, to_m1);
-        emit_div_by_minus1(j, is64, mod, dst);
-        fixup8(j, to_done2);
-    }
-    fixup8(j, to_done);
-}
-
-static void emit_end(struct jit *j, const struct bpf_insn *in, bool is64)
-{
-    int dst = reg_map[in->dst_reg];
-    bool swap = is64 || BPF_SRC(in->code) == BPF_TO_BE;
-
-    switch (in->imm) {
-    case 16:
-        if (swap)
-            emit_shift_ri(j, F_66, 0, dst, 8);      /* rol r16, 8 */
-        emit_rr(j, 0, 0x0fb7, dst, dst);            /* movzx r32, r16 */
-        break;
-    case 32:
-        if (swap)
-            emit_bswap(j, false, dst);
-        else
-            emit_mov_rr(j, false, dst, dst);
-        break;
-    default:
-        if (swap)
-            emit_bswap(j, true, dst);
-        break;
-    }
-}
-
-static int emit_alu_insn(struct jit *j, const struct bpf_insn *in)
-{
-    bool is64 = BPF_CLASS(in->code) == BPF_ALU64;
-
-    switch (BPF_OP(in->code)) {
-    case BPF_ADD: case BPF_SUB: case BPF_OR: case BPF_AND: case BPF_XOR:
-        emit_alu(j, in, is64);
-        return 1;
-    case BPF_MUL:
-        emit_mul(j, in, is64);
-        return 1;
-    case BPF_DIV: case BPF_MOD:
-        emit_divmod(j, in, is64);
-        return 1;
-    case BPF_LSH: case BPF_RSH: case BPF_ARSH:
-        return emit_shift(j, in, is64);
-    case BPF_NEG:
-        emit_unary(j, is64, 3, reg_map[in->dst_reg]);
-        return 1;
-    case BPF_MOV:
-        return emit_movop(j, in, is64);
-    case BPF_END:
-        emit_end(j, in, is64);
-        return 1;
-    }
-    return -1;
+        gvm_jit_cpu.rdtscp = d & (1u << 27);
+    gvm_jit_cpu.init = true;
 }
 
 /* ---- memory ------------------------------------------------------------ */
@@ -879,15 +141,13 @@ static const int8_t jcc_of[16] = {
     [BPF_JSLT >> 4] = CC_L,  [BPF_JSLE >> 4] = CC_LE,
 };
 
-static void emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
+/* The flags of a conditional jump's test. */
+static void emit_compare(struct jit *j, const struct bpf_insn *in)
 {
     bool is64 = BPF_CLASS(in->code) == BPF_JMP;
     int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
-    uint32_t t = (uint32_t)((int64_t)i + in->off + 1);
 
-    if (t == i + 1)
-        return;                         /* branch to the next insn: no effect */
     if (BPF_SRC(in->code) == BPF_X) {
         emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
     } else if (op == BPF_JSET) {
@@ -897,7 +157,80 @@ static void emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
     } else {
         emit_cmp_ri(j, is64, dst, in->imm);
     }
-    emit_branch(j, jcc_of[op >> 4], j->prev_off[t]);
+}
+
+/* `if (c) goto +1; r = v` is r = c ? r : v, a cmov: no branch to
+ * mispredict. For a move mv (the insn skipped), the x86 register cmov reads
+ * from: v's own register (mov64 reg), TMP1 for a constant (loaded between
+ * the test and the cmov: mov keeps flags), or -2 when mv is not a move this
+ * handles (mov32 of a register would need its source zero-extended). */
+static int cmov_source(const struct jit *j, const struct bpf_insn *mv)
+{
+    if (mv->code == (BPF_ALU64 | BPF_MOV | BPF_X) && mv->off == 0)
+        return reg_map[mv->src_reg];
+    if ((mv->code == (BPF_ALU64 | BPF_MOV | BPF_K) || mv->code == (BPF_ALU | BPF_MOV | BPF_K))
+        && !j->tmp1_taken)
+        return TMP1;
+    return -2;
+}
+
+/* r = v when cc holds (64-bit cmov: a 32-bit one would zero-extend r even
+ * when cc fails). */
+static void emit_cmov_move(struct jit *j, int cc, const struct bpf_insn *mv)
+{
+    int src = cmov_source(j, mv);
+    if (src == TMP1 && BPF_SRC(mv->code) == BPF_K) {
+        uint64_t v = BPF_CLASS(mv->code) == BPF_ALU64 ? (uint64_t)(int64_t)mv->imm
+                                                       : (uint32_t)mv->imm;
+        if (v == 0) {                   /* not xor: that would clobber the flags */
+            emit_prefix(j, 0, 0, 0, TMP1);
+            emit1(j, (uint8_t)(0xb8 | (TMP1 & 7)));
+            emit4(j, 0);
+        } else {
+            emit_mov_ri(j, TMP1, v);
+        }
+    }
+    emit_rr(j, F_W, 0x0f40u | (uint32_t)cc, reg_map[mv->dst_reg], src);
+}
+
+/* The target of an unconditional jump at i (ja or gotol), or -1. */
+static int64_t ja_target(const struct gvm_prog *p, uint32_t i)
+{
+    const struct bpf_insn *in = &p->insns[i];
+    if (in->code == (BPF_JMP | BPF_JA))
+        return (int64_t)i + in->off + 1;
+    if (in->code == (BPF_JMP32 | BPF_JA))
+        return (int64_t)i + in->imm + 1;
+    return -1;
+}
+
+/* Conditional jumps; returns the insns consumed. `if (c) goto +1; goto T`
+ * (how clang closes many loops) becomes `if (!c) goto T`: one branch, not
+ * taken on the way out, instead of a taken one on every iteration; and
+ * `if (c) goto +1; r = v` becomes a cmov. */
+static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
+{
+    uint8_t op = BPF_OP(in->code);
+    uint32_t t = (uint32_t)((int64_t)i + in->off + 1);
+    int cc = jcc_of[op >> 4], used = 1;
+
+    if (t == i + 1)
+        return 1;                       /* branch to the next insn: no effect */
+    if (in->off == 1 && next_is_plain(j, i)) {
+        int64_t t2 = ja_target(j->prog, i + 1);
+        if (t2 >= 0) {
+            t = (uint32_t)t2;
+            cc ^= 1;                    /* x86 condition codes pair up as c, !c */
+            used = 2;
+        } else if (cmov_source(j, in + 1) != -2) {
+            emit_compare(j, in);
+            emit_cmov_move(j, cc ^ 1, in + 1);
+            return 2;
+        }
+    }
+    emit_compare(j, in);
+    emit_branch(j, cc, j->prev_off[t]);
+    return used;
 }
 
 /* ---- calls ------------------------------------------------------------- */
@@ -953,11 +286,11 @@ static bool emit_inline_lookup(struct jit *j)
         return false;
     if (ai.stride > INT32_MAX || ai.percpu_stride > INT32_MAX || !ai.values)
         return false;
-    if (ai.percpu_stride && !cpu.rdpid && !cpu.rdtscp)
+    if (ai.percpu_stride && !gvm_jit_cpu.rdpid && !gvm_jit_cpu.rdtscp)
         return false;
     if (ai.percpu_stride) {
         /* Linux keeps the cpu number in TSC_AUX bits 0-11 */
-        if (cpu.rdpid) {
+        if (gvm_jit_cpu.rdpid) {
             emit1(j, 0xf3);
             emit_rr(j, 0, 0x0fc7, 7, TMP2);          /* rdpid r10 */
         } else {
@@ -994,10 +327,23 @@ static void emit_local_call(struct jit *j, int reg, uint32_t f)
     emit_rr(j, F_W, 0xff, 1, STATE);                 /* dec r12 */
 }
 
+/* A call to a host function (helper, kfunc): 6 bytes, filled in at
+ * install (struct host_call). */
 static void emit_helper_call(struct jit *j, gvm_helper_fn fn)
 {
-    emit_movabs(j, RAX, (uint64_t)(uintptr_t)fn);
-    emit_call_r(j, RAX);
+    if (j->n_calls == j->cap_calls) {
+        uint32_t cap = j->cap_calls ? j->cap_calls * 2 : 16;
+        struct host_call *c = realloc(j->calls, cap * sizeof(*c));
+        if (!c) {
+            j->oom = true;
+            return;
+        }
+        j->calls = c;
+        j->cap_calls = cap;
+    }
+    j->calls[j->n_calls++] = (struct host_call){ (uint32_t)j->len, (uint64_t)(uintptr_t)fn };
+    for (int k = 0; k < 6; k++)
+        emit1(j, 0xcc);
 }
 
 /* callx: helper id (< BPF_MAX_HELPER_ID) or a function entry address. */
@@ -1082,16 +428,12 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
 
 /* ---- functions, wrapper, stubs ----------------------------------------- */
 
-/* Callee-saved x86 registers a leaf program writes, in push order. */
-static const int leaf_saved_bpf[4] = { BPF_R6, BPF_R7, BPF_R8, BPF_R9 };
-
 static void emit_prologue(struct jit *j)
 {
     if (j->leaf) {
-        for (int k = 0; k < 4; k++)
-            if (j->regs_named & (1u << leaf_saved_bpf[k]))
-                emit_push(j, reg_map[leaf_saved_bpf[k]]);
-        if (j->regs_named & (1u << BPF_R10)) {
+        for (int k = 0; k < j->n_leaf_saved; k++)
+            emit_push(j, j->leaf_saved[k]);
+        if (j->leaf_frame) {
             emit_push(j, RBP);
             emit_mov_rr(j, true, RBP, RSP);
             emit_rr(j, F_W, 0x81, 5, RSP);           /* sub rsp, 512 */
@@ -1112,11 +454,10 @@ static void emit_prologue(struct jit *j)
 static void emit_epilogue(struct jit *j)
 {
     if (j->leaf) {
-        if (j->regs_named & (1u << BPF_R10))
+        if (j->leaf_frame)
             emit1(j, 0xc9);                          /* leave */
-        for (int k = 3; k >= 0; k--)
-            if (j->regs_named & (1u << leaf_saved_bpf[k]))
-                emit_pop(j, reg_map[leaf_saved_bpf[k]]);
+        for (int k = j->n_leaf_saved - 1; k >= 0; k--)
+            emit_pop(j, j->leaf_saved[k]);
         emit1(j, 0xc3);
         return;
     }
@@ -1167,7 +508,7 @@ static void emit_abort_stub(struct jit *j)
 /* ---- the pass over the instructions ------------------------------------ */
 
 /* Does insn write r1 (so r1 no longer holds a known constant)? */
-static bool writes_r1(const struct bpf_insn *in)
+static inline bool writes_r1(const struct bpf_insn *in)
 {
     uint8_t cls = BPF_CLASS(in->code);
     if (cls == BPF_JMP && BPF_OP(in->code) == BPF_CALL)
@@ -1186,20 +527,31 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     uint8_t cls = BPF_CLASS(in->code);
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
+    int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
+    if (slot >= 0 && j->cur_slots[slot] >= 0) {
+        int sr = j->cur_slots[slot];
+        if (cls == BPF_LDX)
+            emit_mov_rr(j, true, dst, sr);
+        else if (cls == BPF_STX)
+            emit_mov_rr(j, true, sr, src);
+        else
+            emit_mov_ri(j, sr, (uint64_t)(int64_t)in->imm);
+        return 1;
+    }
     switch (cls) {
     case BPF_ALU: case BPF_ALU64:
-        return emit_alu_insn(j, in);
+        return gvm_jit_alu_insn(j, in);
     case BPF_LDX:
-        emit_load(j, BPF_SIZE(in->code), BPF_MODE(in->code) == BPF_MEMSX, dst, src, in->off);
+        emit_mem_insn(j, in, mem_bd(src, in->off));
         return 1;
     case BPF_ST:
-        emit_store_i(j, BPF_SIZE(in->code), dst, in->off, in->imm);
+        emit_mem_insn(j, in, mem_bd(dst, in->off));
         return 1;
     case BPF_STX:
         if (BPF_MODE(in->code) == BPF_ATOMIC)
             emit_atomic(j, in);
         else
-            emit_store_r(j, BPF_SIZE(in->code), dst, in->off, src);
+            emit_mem_insn(j, in, mem_bd(dst, in->off));
         return 1;
     case BPF_LD: {
         uint64_t v = (uint32_t)in[0].imm | (uint64_t)(uint32_t)in[1].imm << 32;
@@ -1236,8 +588,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
             emit_call(j, in, i);
             return 1;
         default:
-            emit_jcond(j, in, i);
-            return 1;
+            return emit_jcond(j, in, i);
         }
     }
     return -1;
@@ -1249,6 +600,7 @@ static int run_pass(struct jit *j, struct graft_err *err)
 
     j->len = 0;
     j->n_patches = 0;
+    j->n_calls = 0;
     j->changed = false;
     if (!reserve(j, 128))
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
@@ -1262,6 +614,7 @@ static int run_pass(struct jit *j, struct graft_err *err)
         if (f == 0 && j->len != JIT_FUNC0_OFF)
             return graft_errf(err, -EFAULT, "JIT: entry wrapper is %zu bytes, expected %d",
                               j->len, JIT_FUNC0_OFF);
+        j->cur_slots = j->slot_reg[f];
         emit_prologue(j);
         j->r1_known = false;
         for (uint32_t i = lo; i < hi;) {
@@ -1279,6 +632,8 @@ static int run_pass(struct jit *j, struct graft_err *err)
             if (used < 0)
                 return graft_errf(err, -EINVAL, "JIT: insn %u: cannot compile opcode 0x%02x",
                                   i, p->insns[i].code);
+            for (int k = 1; k < used && !ld_r1; k++)     /* peepholes: every insn */
+                r1_write = r1_write || writes_r1(&p->insns[i + k]);
             if (r1_write && !(ld_r1 && p->insns[i].src_reg == 0))
                 j->r1_known = false;
             for (int k = 1; k < used; k++)
@@ -1295,7 +650,8 @@ static int run_pass(struct jit *j, struct graft_err *err)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
     emit_abort_stub(j);
     j->code_len = (uint32_t)j->len;
-    j->bitmap_off = (j->code_len + 7u) & ~7u;
+    j->pool_off = (j->code_len + 7u) & ~7u;
+    j->bitmap_off = j->pool_off + 8 * j->n_calls;
     if (j->oom)
         return graft_errf(err, -ENOMEM, "JIT: out of memory");
     return 0;
@@ -1330,6 +686,139 @@ static void mark_leaf(struct jit *j)
     }
 }
 
+/* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
+ * of jit_x86_alu.c starts from)? Liveness is computed only for functions that do. */
+static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
+{
+    for (uint32_t i = lo; i + 1 < hi; i++) {
+        const struct bpf_insn *in = &p->insns[i];
+        if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
+            && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)
+            return true;
+    }
+    return false;
+}
+
+/* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
+ * programs only: calls, callx, tail calls and inline lookups need them too
+ * but make a program non-leaf. */
+static bool leaf_needs_scratch(const struct gvm_prog *p)
+{
+    for (uint32_t i = 0; i < p->n; i++) {
+        const struct bpf_insn *in = &p->insns[i];
+        uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+        if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
+            return true;
+        if ((cls == BPF_ALU || cls == BPF_ALU64) && BPF_SRC(in->code) == BPF_X && !gvm_jit_cpu.bmi2
+            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH))
+            return true;
+        if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
+            return true;
+        if (bpf_is_ld_imm64(in))
+            i++;
+    }
+    return false;
+}
+
+static bool is_callee_saved(int r)
+{
+    return r == RBX || r == RBP || r == R12 || r == R13 || r == R14 || r == R15;
+}
+
+/* Give the hottest promotable slots of function f the registers in
+ * free_regs[0..n_free), in order; returns how many slots got one. */
+static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
+                        const int *free_regs, int n_free)
+{
+    const struct gvm_prog *p = j->prog;
+    int8_t *sr = j->slot_reg[f];
+    int given = 0, n_prom = 0;
+    for (int k = 0; k < GVM_SLOTS; k++)
+        n_prom += u->promotable[k];
+    if (n_prom > n_free) {
+        uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
+        gvm_slot_weigh(p->insns, p->n, lo, hi, u);
+    }
+    for (int k = 0; k < GVM_SLOTS; k++)
+        sr[k] = -1;
+    for (; given < n_free; given++) {
+        int best = -1;
+        for (int k = 0; k < GVM_SLOTS; k++)
+            if (u->promotable[k] && sr[k] < 0 && (best < 0 || u->weight[k] > u->weight[best]))
+                best = k;
+        if (best < 0)
+            break;
+        sr[best] = (int8_t)free_regs[given];
+    }
+    return given;
+}
+
+/* Decide which stack slots live in which registers, per function.
+ * Leaf programs: every register the program does not name is free (r12,
+ * the scratch registers when no instruction needs them, the x86 homes of
+ * unnamed BPF registers, and rbp when the whole frame fits in registers);
+ * callee-saved ones are pushed by the lean prologue. Other programs: the
+ * homes of r6-r9 when no function names them (every frame saves them). */
+static int plan_slots(struct jit *j, struct graft_err *err)
+{
+    const struct gvm_prog *p = j->prog;
+    uint16_t named = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->insns[i].dst_reg <= BPF_R10 && p->insns[i].src_reg <= BPF_R10)
+            named |= (uint16_t)(1u << p->insns[i].dst_reg | 1u << p->insns[i].src_reg);
+
+    j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
+    if (!j->slot_reg)
+        return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
+    for (uint32_t f = 0; f < p->n_funcs; f++) {
+        uint32_t lo = p->func_starts[f];
+        uint32_t hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
+        struct gvm_slot_use u;
+        int free_regs[16], n_free = 0;
+
+        gvm_slot_scan(p->insns, p->n, lo, hi, &u);
+        if (j->leaf) {
+            if (!leaf_needs_scratch(p)) {
+                free_regs[n_free++] = TMP1;
+                free_regs[n_free++] = TMP2;
+                free_regs[n_free++] = TMP3;
+            }
+            for (int r = BPF_R0; r <= BPF_R5; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            free_regs[n_free++] = R12;
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            bool all_fit = !u.escapes;
+            int n_prom = 0;
+            for (int k = 0; k < GVM_SLOTS; k++) {
+                all_fit = all_fit && (!u.used[k] || u.promotable[k]);
+                n_prom += u.promotable[k];
+            }
+            if (all_fit && n_prom <= n_free + 1)
+                free_regs[n_free++] = RBP;
+            int given = assign_slots(j, f, &u, free_regs, n_free);
+            j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
+            j->n_leaf_saved = 0;
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (named & (1u << r))
+                    j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
+            for (int k = 0; k < given; k++)
+                if (is_callee_saved(free_regs[k]))
+                    j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
+        } else {
+            for (int r = BPF_R6; r <= BPF_R9; r++)
+                if (!(named & (1u << r)))
+                    free_regs[n_free++] = reg_map[r];
+            assign_slots(j, f, &u, free_regs, n_free);
+        }
+        for (int k = 0; k < GVM_SLOTS; k++)
+            j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;
+    }
+    return 0;
+}
+
 static void mark_targets(struct jit *j)
 {
     const struct gvm_prog *p = j->prog;
@@ -1358,6 +847,49 @@ static void mark_targets(struct jit *j)
     }
 }
 
+/* Where to ask for the code mapping: just below the lowest host-call
+ * target, so that `call rel32` reaches every target when they lie within
+ * about 2 GiB of each other (a helper table in one binary). Only a hint:
+ * the kernel may place the mapping elsewhere, and fill_host_calls copes. */
+static void *near_calls_hint(const struct jit *j, size_t map_size, size_t page)
+{
+    if (j->n_calls == 0)
+        return NULL;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t k = 0; k < j->n_calls; k++) {
+        lo = j->calls[k].target < lo ? j->calls[k].target : lo;
+        hi = j->calls[k].target > hi ? j->calls[k].target : hi;
+    }
+    uint64_t gap = map_size + (64u << 20);
+    if (lo < gap + (1u << 30) || hi - lo > (1u << 30))
+        return NULL;
+    return (void *)(uintptr_t)((lo - gap) & ~(uint64_t)(page - 1));
+}
+
+/* Fill each 6-byte host call site: `cs call rel32` if the target is in
+ * reach, else `call [rip+disp32]` through the site's pool slot. */
+static void fill_host_calls(const struct jit *j, uint8_t *mem)
+{
+    for (uint32_t k = 0; k < j->n_calls; k++) {
+        const struct host_call *c = &j->calls[k];
+        uint8_t *site = mem + c->pos;
+        int64_t rel = (int64_t)(c->target - (uint64_t)(uintptr_t)(site + 6));
+        uint8_t *slot = mem + j->pool_off + 8 * k;
+        memcpy(slot, &c->target, 8);
+        if (is_simm32(rel)) {
+            int32_t r = (int32_t)rel;
+            site[0] = 0x2e;                              /* cs: 1-byte pad */
+            site[1] = 0xe8;
+            memcpy(site + 2, &r, 4);
+        } else {
+            int32_t d = (int32_t)(slot - (site + 6));
+            site[0] = 0xff;
+            site[1] = 0x15;                              /* call [rip+d] */
+            memcpy(site + 2, &d, 4);
+        }
+    }
+}
+
 /* Copy the converged code into a fresh mapping, patch absolute addresses,
  * then make it read+execute only. */
 static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
@@ -1367,12 +899,13 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
     size_t total = j->bitmap_off + bitmap_len;
     size_t map_size = (total + page - 1) & ~(page - 1);
 
-    uint8_t *mem = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+    uint8_t *mem = mmap(near_calls_hint(j, map_size, page), map_size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return graft_errf(err, -errno, "JIT: mmap of %zu bytes for code failed", map_size);
     memcpy(mem, j->buf, j->code_len);
-    memset(mem + j->code_len, 0xcc, j->bitmap_off - j->code_len);   /* int3 padding */
+    memset(mem + j->code_len, 0xcc, j->pool_off - j->code_len);   /* int3 padding */
+    fill_host_calls(j, mem);
     for (uint32_t k = 0; k < j->n_patches; k++) {
         uint64_t v = (uint64_t)(uintptr_t)mem + j->patches[k].rel;
         memcpy(mem + j->patches[k].pos, &v, 8);
@@ -1407,6 +940,9 @@ static void jit_free(struct jit *j)
     free(j->is_long);
     free(j->is_target);
     free(j->patches);
+    free(j->calls);
+    free(j->slot_reg);
+    free(j->live_out);
 }
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
@@ -1442,6 +978,26 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     }
     mark_targets(&j);
     mark_leaf(&j);
+    r = plan_slots(&j, err);
+    if (r)
+        goto out;
+    j.live_out = malloc(n * sizeof(uint16_t));
+    for (uint32_t f = 0; f < nf && j.live_out; f++) {
+        uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;
+        if (!has_fold_candidate(prog, lo, hi)) {
+            for (uint32_t i = lo; i < hi; i++)
+                j.live_out[i] = 0xffff;    /* not needed: no peephole asks */
+            continue;
+        }
+        uint16_t *lv = gvm_live_out(prog->insns, n, lo, hi);
+        if (!lv) {
+            free(j.live_out);
+            j.live_out = NULL;             /* peepholes then assume all live */
+            break;
+        }
+        memcpy(j.live_out + lo, lv, (hi - lo) * sizeof(uint16_t));
+        free(lv);
+    }
 
     for (j.pass = 0;; j.pass++) {
         r = run_pass(&j, err);

@@ -14,8 +14,13 @@
  * its stack into the ctx buffer and folding all registers into r0, so stack
  * and register effects are compared too.
  *
+ * Half the programs access the stack mostly in whole 8-byte slots, and half
+ * leave r8 and r9 unnamed, so that the JIT keeps stack slots in registers,
+ * with and without calls.
+ *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
- * the frame pointer; no other register ever holds an address (so values are
+ * the frame pointer; no other register holds an address past the few
+ * instructions of a pointer-arithmetic access (so values are
  * engine-independent); r1-r5 are re-initialised after every call; the stack
  * bytes a function reads were written first.
  */
@@ -88,6 +93,13 @@ struct gen {
     uint32_t n_funcs;            /* subfunctions to generate */
     uint32_t cur_func;           /* 0 = main */
     bool in_loop;
+    /* Shapes that let the JIT keep stack slots in registers: slots_mode
+     * makes most stack accesses whole aligned 8-byte slots; few_regs leaves
+     * r8 and r9 unnamed (the loop counter is r7) so that even programs with
+     * calls have free registers for slots. */
+    bool slots_mode, few_regs;
+    bool strict_slots;           /* every memory access a whole stack slot */
+    bool leaf;                   /* no calls at all: the JIT's lean frame */
 };
 
 static void put(struct gen *g, struct bpf_insn in)
@@ -113,8 +125,13 @@ static void put_ld_imm64(struct gen *g, int dst, uint64_t v)
 static int data_reg(struct gen *g)
 {
     static const int regs[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9 };
-    int n = g->in_loop ? 8 : 9;
+    int n = g->few_regs ? (g->in_loop ? 6 : 7) : (g->in_loop ? 8 : 9);
     return regs[rn((uint32_t)n)];
+}
+
+static int loop_reg(const struct gen *g)
+{
+    return g->few_regs ? BPF_R7 : BPF_R9;
 }
 
 static void gen_alu(struct gen *g)
@@ -176,6 +193,17 @@ static void gen_mem(struct gen *g)
     int16_t off;
     uint8_t sz = sizes[k];
 
+    if (g->slots_mode && (g->strict_slots || rn(8))) {
+        /* a whole slot, as compilers spill */
+        off = (int16_t)(-8 - 8 * (int)rn(STACK_USED / 8));
+        if (rn(2))
+            put(g, BPF_LDX_MEM(BPF_DW, data_reg(g), BPF_R10, off));
+        else if (rn(3))
+            put(g, BPF_STX_MEM(BPF_DW, BPF_R10, data_reg(g), off));
+        else
+            put(g, BPF_ST_MEM(BPF_DW, BPF_R10, off, rnd_imm()));
+        return;
+    }
     switch (rn(4)) {
     case 0: {
         mem_operand(k, false, &base, &off);
@@ -242,6 +270,70 @@ static void gen_call(struct gen *g)
 
 static void gen_block(struct gen *g, int depth, int len);
 
+/* ctx + index (or + constant) in a scratch register x, an access through
+ * it, sometimes a second one (x still live), then x overwritten so that no
+ * address outlives the sequence: the JIT folds such address arithmetic
+ * into the access. */
+static void gen_ptr_access(struct gen *g)
+{
+    int x = data_reg(g), i = data_reg(g);
+    if (x == i)
+        return;
+    int k = (int)rn(2), sz_idx = (int)rn(4);
+    uint8_t sz = sizes[sz_idx];
+    int32_t base_off = (int32_t)rn(CTX_DATA - 16);
+    int16_t off = (int16_t)rn(8);
+    int sreg = data_reg(g);
+    if (k && rn(2) && sreg != x && sreg != i) {
+        /* a scaled index: i = s << sh */
+        int sh = 1 + (int)rn(3);
+        put(g, BPF_MOV64_IMM(sreg, base_off >> sh));
+        put(g, BPF_MOV64_REG(i, sreg));
+        put(g, BPF_ALU64_IMM(BPF_LSH, i, sh));
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    } else if (k) {
+        put(g, BPF_MOV64_IMM(i, base_off));
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    } else {
+        put(g, BPF_MOV64_REG(x, BPF_R6));
+        put(g, BPF_ALU64_IMM(BPF_ADD, x, base_off));
+    }
+    if (rn(3) == 0) {
+        int r = data_reg(g), src;             /* an op scheduled in between */
+        static const uint8_t ops[] = { BPF_MOV, BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR };
+        uint8_t op = ops[rn(sizeof(ops))], cls = rn(2) ? BPF_ALU64 : BPF_ALU;
+        if (r != x && (op == BPF_MOV || rn(2)))
+            put(g, BPF_INSN(cls | op | BPF_K, r, 0, 0, rnd_imm()));
+        else if (r != x && (src = data_reg(g)) != x)     /* x: an address */
+            put(g, BPF_INSN(cls | op | BPF_X, r, src, 0, 0));
+    }
+    bool x_is_addr = true;
+    switch (rn(3)) {
+    case 0: {
+        int d = rn(3) ? data_reg(g) : x;
+        x_is_addr = d != x;
+        bool sx = sz != BPF_DW && rn(2);
+        put(g, BPF_INSN(BPF_LDX | (sx ? BPF_MEMSX : BPF_MEM) | sz, d, x, off, 0));
+        break;
+    }
+    case 1: {
+        int src = data_reg(g);
+        if (src == x)
+            src = i;
+        put(g, BPF_INSN(BPF_STX | BPF_MEM | sz, x, src, off, 0));
+        break;
+    }
+    default:
+        put(g, BPF_INSN(BPF_ST | BPF_MEM | sz, x, 0, off, rnd_imm()));
+        break;
+    }
+    if (x_is_addr && rn(3) == 0)
+        put(g, BPF_LDX_MEM(BPF_W, i, x, (int16_t)rn(8)));     /* x still live */
+    put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
 /* if (cond) skip the block that follows */
 static void gen_if(struct gen *g, int depth)
 {
@@ -262,25 +354,28 @@ static void gen_if(struct gen *g, int depth)
 /* r9 = K; do { block } while (--r9 != 0) */
 static void gen_loop(struct gen *g, int depth)
 {
-    put(g, BPF_MOV64_IMM(BPF_R9, 1 + (int32_t)rn(12)));
+    int lr = loop_reg(g);
+    put(g, BPF_MOV64_IMM(lr, 1 + (int32_t)rn(12)));
     uint32_t top = g->n;
     g->in_loop = true;
     gen_block(g, depth + 1, 2 + (int)rn(10));
     g->in_loop = false;
-    put(g, BPF_ALU64_IMM(BPF_SUB, BPF_R9, 1));
+    put(g, BPF_ALU64_IMM(BPF_SUB, lr, 1));
     int32_t back = (int32_t)top - (int32_t)g->n - 1;
     if (rn(4) == 0)
-        put(g, BPF_INSN(BPF_JMP32 | BPF_JNE | BPF_K, BPF_R9, 0, (int16_t)back, 0));
+        put(g, BPF_INSN(BPF_JMP32 | BPF_JNE | BPF_K, lr, 0, (int16_t)back, 0));
     else
-        put(g, BPF_JMP_IMM(BPF_JNE, BPF_R9, 0, back));
+        put(g, BPF_JMP_IMM(BPF_JNE, lr, 0, back));
 }
 
 static void gen_block(struct gen *g, int depth, int len)
 {
     for (int k = 0; k < len; k++) {
         uint32_t c = rn(100);
-        if (c < 45) {
+        if (c < 40) {
             gen_alu(g);
+        } else if (c < 45) {
+            gen_ptr_access(g);
         } else if (c < 70) {
             gen_mem(g);
         } else if (c < 78) {
@@ -289,7 +384,7 @@ static void gen_block(struct gen *g, int depth, int len)
             gen_if(g, depth);
         } else if (c < 92 && depth < 3 && !g->in_loop) {
             gen_loop(g, depth);
-        } else if (c < 97) {
+        } else if (c < 97 && !g->leaf) {
             gen_call(g);
         } else {
             /* ja over a dead instruction */
@@ -312,7 +407,7 @@ static void gen_prologue(struct gen *g)
         }
     }
     static const int regs[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9 };
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < (g->few_regs ? 7 : 9); k++) {
         if (rn(2))
             put(g, BPF_LDX_MEM(BPF_DW, regs[k], BPF_R6, (int16_t)(rn(CTX_DATA / 8) * 8)));
         else
@@ -337,7 +432,7 @@ static void gen_epilogue(struct gen *g, bool main)
         }
     }
     static const int regs[] = { 2, 3, 4, 5, 7, 8, 9 };
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < (g->few_regs ? 5 : 7); k++) {
         put(g, BPF_ALU64_IMM(BPF_MUL, BPF_R0, 0x9e3779b1));
         put(g, BPF_ALU64_REG(BPF_ADD, BPF_R0, regs[k]));
     }
@@ -348,9 +443,13 @@ static void generate(struct gen *g)
 {
     g->n = 0;
     g->n_fix = 0;
-    g->n_funcs = rn(small ? 2 : MAX_FUNCS + 1);
+    g->leaf = rn(4) == 0;
+    g->n_funcs = g->leaf ? 0 : rn(small ? 2 : MAX_FUNCS + 1);
     g->cur_func = 0;
     g->in_loop = false;
+    g->slots_mode = rn(2);
+    g->few_regs = rn(2);
+    g->strict_slots = g->slots_mode && rn(3) == 0;
     gen_prologue(g);
     gen_block(g, 0, small ? 1 + (int)rn(4) : 10 + (int)rn(60));
     gen_epilogue(g, true);

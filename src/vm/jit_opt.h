@@ -1,0 +1,68 @@
+/*
+ * jit_opt.h - the analyses and arithmetic the x86-64 JIT's optimizing
+ * passes share (jit_divconst.c, jit_slots.c). Not for use outside src/vm/
+ * and its tests.
+ */
+#ifndef GRAFT_VM_JIT_OPT_H
+#define GRAFT_VM_JIT_OPT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vm/isa.h"
+
+/* Unsigned division by a constant d (not 0, not a power of two) of a
+ * bits-wide (32 or 64) dividend x, as a multiply (Granlund-Montgomery):
+ *   q = mulhi(magic, x)                      (the high half of a 2*bits product)
+ *   add == false:  x / d = q >> shift
+ *   add == true:   x / d = (((x - q) >> 1) + q) >> shift
+ * (add: the true multiplier has bits+1 bits; its top bit is folded in). */
+struct gvm_udiv_magic {
+    uint64_t magic;
+    uint8_t shift;
+    bool add;
+};
+
+void gvm_udiv_magic(uint64_t d, int bits, struct gvm_udiv_magic *m);
+
+#endif
+
+/* Stack slots of one function that can live in registers. Slot k is the 8
+ * bytes [r10 - 8(k+1), r10 - 8k). A slot is promotable when every access
+ * to it is a plain 8-byte load or store (LDX/STX/ST MEM DW) at exactly its
+ * offset, and the function's frame pointer never escapes: r10 appears only
+ * as the base of constant-offset loads and stores (never copied, compared,
+ * stored, passed or used in arithmetic), so nothing but those accesses can
+ * reach the frame. weight[k] counts the accesses, each weighted by 8 per
+ * enclosing loop (backward branch) so that hot slots get registers first. */
+#define GVM_SLOTS (BPF_STACK_SIZE / 8)
+
+struct gvm_slot_use {
+    bool escapes;              /* r10 used other than as a load/store base */
+    bool used[GVM_SLOTS];      /* some access touches the slot */
+    bool promotable[GVM_SLOTS];
+    uint32_t weight[GVM_SLOTS];
+};
+
+/* Scan the function insns[lo, hi) of a program of n insns; weight[] then
+ * holds plain access counts. Returns 0. */
+int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
+                  struct gvm_slot_use *u);
+
+/* Replace the counts by loop-weighted ones (worth it only when slots
+ * compete for registers); returns 0, or -1 when out of memory (the counts
+ * then stay). */
+int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
+                   struct gvm_slot_use *u);
+
+/* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
+ * MEM through r10 at an 8-aligned offset in the frame. */
+int gvm_slot_of(const struct bpf_insn *insn);
+
+/* Registers live after each instruction of the function insns[lo, hi) of a
+ * program of n insns: bit r of live_out[i - lo] is set when BPF register r
+ * may be read before being written on some path from after insn i. Calls
+ * read r1-r5 and clobber r0-r5; exit reads r0. Computed to a fixed point;
+ * returns a malloc'd array, or NULL when out of memory (callers then treat
+ * every register as live). */
+uint16_t *gvm_live_out(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi);

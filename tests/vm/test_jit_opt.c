@@ -1,0 +1,482 @@
+/*
+ * test_jit_opt.c - the JIT's optimizing passes, each against the
+ * interpreter and against a C model, on the cases where they could go wrong:
+ *
+ *  - host calls: `call rel32` when the helper is within reach of the code,
+ *    `call [rip+disp32]` through the literal pool when it is not (a helper
+ *    placed in its own far mapping), both in one program;
+ *  - division and modulo by constants as multiplies: every width and
+ *    signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
+ *    2^31 and 2^32, 64-bit divisors), dividends at the edges, on every BPF
+ *    register (r0 and r3 are rax and rdx, which the 64-bit multiply uses);
+ *  - stack-slot promotion: slots that are promoted and slots that must not
+ *    be (partial-width access, frame pointer copied, atomics, sign-extending
+ *    loads), loops that keep slots live across iterations;
+ *  - `if (c) goto +1; goto T` as one inverted branch and `if (c) goto +1;
+ *    r = v` as a cmov, every condition;
+ *  - address arithmetic folded into the access, with the address register
+ *    dead or still needed.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "test_util.h"
+#include "vm/jit_opt.h"
+
+/* ---- environment ---------------------------------------------------------- */
+
+static uint64_t h_add(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    return a + b + c + d + e;
+}
+
+static uint64_t h_times3(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    return a * 3;
+}
+
+static uint64_t h_deref(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    return *(const uint64_t *)(uintptr_t)a;
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref };
+static const struct gvm_env env = { .helpers = helpers };
+
+/* Run text on the JIT and the interpreter with copies of mem; they must
+ * agree. Returns the JIT's r0; code and code_len get its machine code. */
+static uint64_t run_both(const char *text, void *mem, size_t len, const uint8_t **code,
+                         size_t *code_len, struct gvm_prog **keep)
+{
+    uint8_t *m2 = malloc(len ? len : 1);
+    uint64_t r[2] = { 0, 0 };
+    struct graft_err err;
+
+    if (len)
+        memcpy(m2, mem, len);
+    for (int e = 0; e < 2; e++) {
+        struct gvm_prog *p;
+        if (make_prog(text, &env, e ? GVM_ENGINE_INTERP : GVM_ENGINE_JIT, 0, 0, &p, &err)) {
+            CHECK(0, "load failed: %s\n%s", err.msg, text);
+            free(m2);
+            return 0xdeadbeef;
+        }
+        CHECK(gvm_prog_run(p, e ? m2 : mem, len, &r[e], &err) == 0, "run failed: %s\n%s",
+              err.msg, text);
+        if (e == 0 && code) {
+            *code = (const uint8_t *)(uintptr_t)gvm_prog_native(p);
+            *code_len = gvm_prog_code_size(p);
+        }
+        if (e == 0 && keep)
+            *keep = p;
+        else
+            gvm_prog_free(p);
+    }
+    CHECK(r[0] == r[1], "jit 0x%" PRIx64 " != interp 0x%" PRIx64 "\n%s", r[0], r[1], text);
+    CHECK(!len || memcmp(mem, m2, len) == 0, "memory differs between engines\n%s", text);
+    free(m2);
+    return r[0];
+}
+
+static size_t count_bytes2(const uint8_t *code, size_t len, uint8_t a, uint8_t b)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 1 < len; k++)
+        n += code[k] == a && code[k + 1] == b;
+    return n;
+}
+
+/* ---- host calls ------------------------------------------------------------ */
+
+static void test_host_calls(void)
+{
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+
+    uint64_t r = run_both("mov r1, 4\ncall 3\nmov r1, r0\nmov r2, 1\nmov r3, 0\nmov r4, 0\nmov r5, 0\n"
+                          "call 2\nexit\n",
+                          NULL, 0, &code, &len, &p);
+    CHECK(r == 13, "near helpers: got %" PRIu64, r);
+    if (p) {
+        size_t direct = count_bytes2(code, len, 0x2e, 0xe8);
+        size_t pooled = count_bytes2(code, len, 0xff, 0x15);
+        CHECK(direct + pooled >= 2, "host calls not found in the code");
+        int64_t dist = (int64_t)((uintptr_t)h_add - (uintptr_t)code);
+        if (dist > -(1ll << 30) && dist < (1ll << 30))
+            CHECK(direct == 2, "helpers 1 GiB from the code still called through the pool");
+        gvm_prog_free(p);
+    }
+
+    /* A helper in a mapping of its own, placed far from this executable:
+     * lea rax, [rdi+rsi]; ret. Calls to it and to h_times3 cannot both be
+     * rel32 when the two are more than 2 GiB apart. */
+    static const uint8_t far_code[] = { 0x48, 0x8d, 0x04, 0x37, 0xc3 };
+    uint8_t *far = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(far != MAP_FAILED, "mmap for the far helper");
+    if (far == MAP_FAILED)
+        return;
+    memcpy(far, far_code, sizeof(far_code));
+    CHECK(mprotect(far, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect far helper");
+    gvm_helper_fn saved = helpers[2];
+    helpers[2] = (gvm_helper_fn)(void *)far;
+    r = run_both("mov r1, 5\ncall 3\nmov r1, r0\nmov r2, 7\ncall 2\nmov r1, r0\ncall 3\nexit\n",
+                 NULL, 0, &code, &len, &p);
+    CHECK(r == 66, "far helper: got %" PRIu64, r);
+    if (p) {
+        int64_t span = (int64_t)((uintptr_t)far - (uintptr_t)h_times3);
+        if (span > (1ll << 32) || span < -(1ll << 32))
+            CHECK(count_bytes2(code, len, 0xff, 0x15) >= 1,
+                  "targets 4 GiB apart, yet no call went through the pool");
+        gvm_prog_free(p);
+    }
+    helpers[2] = saved;
+    munmap(far, 4096);
+}
+
+/* ---- division by constants -------------------------------------------------- */
+
+static uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd64(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+}
+
+/* The multipliers themselves, in C, against the division operator. */
+static void test_udiv_magic_model(void)
+{
+    for (int it = 0; it < 20000; it++) {
+        for (int bits = 32; bits <= 64; bits += 32) {
+            uint64_t d = rnd64() >> (rnd64() % 64);
+            if (bits == 32)
+                d = (uint32_t)d;
+            if (it < 64)
+                d = it < 32 ? (uint64_t)it + 3 : (bits == 32 ? 0xffffffffull : ~0ull) - (uint64_t)(it - 32);
+            if (d < 3 || !(d & (d - 1)))
+                continue;
+            struct gvm_udiv_magic m;
+            gvm_udiv_magic(d, bits, &m);
+            for (int k = 0; k < 16; k++) {
+                uint64_t x = k == 0 ? ~0ull : k == 1 ? d - 1 : k == 2 ? d : k == 3 ? d * 3 - 1 : rnd64();
+                if (bits == 32)
+                    x = (uint32_t)x;
+                uint64_t hi = bits == 32 ? ((uint64_t)(uint32_t)m.magic * x) >> 32
+                                         : (uint64_t)(((unsigned __int128)m.magic * x) >> 64);
+                uint64_t q = m.add ? (((x - hi) >> 1) + hi) >> m.shift : hi >> m.shift;
+                if (q != x / d) {
+                    CHECK(0, "magic for %d-bit d=%" PRIu64 ": x=%" PRIu64 " gives %" PRIu64, bits,
+                          d, x, q);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/* JIT'd div/mod by constants on registers that the expansion touches
+ * (r0 = rax, r3 = rdx, r4 = rcx) and one it does not; neighbours of the
+ * register must survive. Each program divides 16 dividends from memory. */
+static void test_udiv_const_jit(void)
+{
+    static const int32_t divisors[] = { 3, 5, 6, 7, 10, 11, 12, 25, 100, 641, 1000, 1100,
+                                        4097, 65535, 65537, 6700417,
+                                        0x7fffffff, 0x40000001, 0x3fffffff, 1000000007,
+                                        -3, -7, -1000, INT32_MIN + 1, -2 };
+    static const char *const ops[] = { "div", "mod", "div32", "mod32" };
+    static const int regs[] = { 0, 3, 4, 8 };
+    uint64_t mem[18];
+    char text[4096];
+
+    for (size_t di = 0; di < sizeof(divisors) / sizeof(divisors[0]); di++) {
+        for (int oi = 0; oi < 4; oi++) {
+            for (int ri = 0; ri < 4; ri++) {
+                int r = regs[ri];
+                size_t n = (size_t)snprintf(text, sizeof(text),
+                                            "mov r6, r1\nmov r0, 0x1111\nmov r3, 0x3333\n"
+                                            "mov r4, 0x4444\nmov r8, 0x8888\n");
+                for (int k = 0; k < 16; k++)
+                    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                                          "ldxdw r%d, [r6+%d]\n%s r%d, %d\nstxdw [r6+%d], r%d\n",
+                                          r, 8 * k, ops[oi], r, divisors[di], 8 * k, r);
+                snprintf(text + n, sizeof(text) - n,
+                         "stxdw [r6+128], r%d\nstxdw [r6+136], r%d\nexit\n", r == 0 ? 3 : 0,
+                         r == 4 ? 8 : 4);
+                for (int k = 0; k < 16; k++)
+                    mem[k] = k == 0 ? ~0ull : k == 1 ? 0 : k == 2 ? (uint64_t)(uint32_t)divisors[di]
+                           : k == 3 ? (uint64_t)(int64_t)divisors[di] : k == 4 ? 0x80000000ull
+                           : k < 8 ? rnd64() >> (rnd64() % 64) : rnd64();
+                uint64_t want[16];
+                for (int k = 0; k < 16; k++) {
+                    bool is32 = oi >= 2, mod = oi & 1;
+                    uint64_t d = is32 ? (uint32_t)divisors[di] : (uint64_t)(int64_t)divisors[di];
+                    uint64_t x = is32 ? (uint32_t)mem[k] : mem[k];
+                    want[k] = mod ? x % d : x / d;
+                }
+                run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+                for (int k = 0; k < 16; k++)
+                    if (mem[k] != want[k]) {
+                        CHECK(0, "%s r%d, %d: dividend #%d gave 0x%" PRIx64 ", want 0x%" PRIx64,
+                              ops[oi], r, divisors[di], k, mem[k], want[k]);
+                        break;
+                    }
+                CHECK(mem[16] == (r == 0 ? 0x3333u : 0x1111u)
+                      && mem[17] == (r == 4 ? 0x8888u : 0x4444u),
+                      "%s r%d, %d clobbered a neighbour", ops[oi], r, divisors[di]);
+            }
+        }
+    }
+}
+
+/* ---- stack slots in registers ---------------------------------------------- */
+
+static uint64_t run_text(const char *text)
+{
+    uint8_t mem[64] = { 0 };
+    return run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+}
+
+static bool has_frame_setup(const uint8_t *code, size_t len)
+{
+    for (size_t k = 0; k + 2 < len; k++)
+        if (code[k] == 0x48 && code[k + 1] == 0x89 && code[k + 2] == 0xe5)   /* mov rbp, rsp */
+            return true;
+    return false;
+}
+
+static void test_slots(void)
+{
+    /* A leaf whose six slots all fit in free registers: no frame at all,
+     * slots live across loop iterations. */
+    static const char leaf6[] =
+        "stdw [r10-8], 10\nstdw [r10-16], 0\nstdw [r10-24], 1\nstdw [r10-32], 2\n"
+        "stdw [r10-40], 3\nstdw [r10-48], 4\n"
+        "loop:\nldxdw r1, [r10-8]\nldxdw r2, [r10-16]\nadd r2, r1\nstxdw [r10-16], r2\n"
+        "ldxdw r3, [r10-24]\nldxdw r4, [r10-32]\nadd r3, r4\nstxdw [r10-32], r3\n"
+        "ldxdw r4, [r10-48]\nstxdw [r10-40], r4\nadd r4, 1\nstxdw [r10-48], r4\n"
+        "sub r1, 1\nstxdw [r10-8], r1\njne r1, 0, loop\n"
+        "ldxdw r0, [r10-16]\nldxdw r1, [r10-32]\nlsh r1, 16\nadd r0, r1\n"
+        "ldxdw r1, [r10-40]\nlsh r1, 32\nadd r0, r1\nexit\n";
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    uint64_t r = run_both(leaf6, NULL, 0, &code, &len, &p);
+    /* r4 goes 4..14, [-40] ends as 13; [-32] = 2 + 10 * 1 = 12 */
+    CHECK(r == 55 + (12ull << 16) + (13ull << 32), "leaf6: got 0x%" PRIx64, r);
+    if (p) {
+        CHECK(!has_frame_setup(code, len), "leaf with every slot promoted still sets up a frame");
+        gvm_prog_free(p);
+    }
+
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* the frame pointer copied: nothing may be promoted */
+        { "mov r9, r10\nstdw [r9-16], 9\nstdw [r10-8], 1\nldxdw r0, [r10-16]\n"
+          "ldxdw r2, [r10-8]\nadd r0, r2\nexit\n", 10 },
+        /* ... or passed to a helper that reads the slot */
+        { "stdw [r10-8], 5\nmov r1, r10\nadd r1, -8\ncall 4\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n",
+          10 },
+        /* ... or stored, then read back through memory */
+        { "stxdw [r10-16], r10\nstdw [r10-8], 7\nldxdw r2, [r10-16]\nldxdw r0, [r2-8]\nexit\n", 7 },
+        /* a byte of a slot: the slot stays in memory, its neighbour need not */
+        { "stdw [r10-8], 0x1234\nstdw [r10-16], 3\nldxb r0, [r10-7]\nldxdw r1, [r10-16]\n"
+          "add r0, r1\nexit\n", 0x15 },
+        /* a 4-byte store into the upper half, then the whole slot */
+        { "stdw [r10-8], -1\nstw [r10-4], 0\nldxdw r0, [r10-8]\nexit\n", 0xffffffffull },
+        /* an unaligned 8-byte access straddling two slots */
+        { "stdw [r10-8], 0\nstdw [r10-16], 0\nlddw r1, 0x1122334455667788\nstxdw [r10-12], r1\n"
+          "ldxdw r0, [r10-8]\nexit\n", 0x11223344ull },
+        /* sign-extending load of a slot */
+        { "stdw [r10-8], -2\nldxsw r0, [r10-8]\nexit\n", (uint64_t)-2 },
+        /* atomics on a slot */
+        { "stdw [r10-8], 5\nmov r1, 3\nlock add [r10-8], r1\nldxdw r0, [r10-8]\nexit\n", 8 },
+        { "stdw [r10-8], 5\nmov r1, 3\nlock fetch add [r10-8], r1\nldxdw r0, [r10-8]\n"
+          "add r0, r1\nexit\n", 13 },
+        /* with calls: r8/r9 unnamed, so slots may take r14/r15 across a helper call */
+        { "stdw [r10-8], 7\nstdw [r10-16], 1\nmov r1, 4\ncall 3\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "ldxdw r1, [r10-16]\nadd r0, r1\nexit\n", 20 },
+        /* callee and caller both keep a slot in the same register */
+        { "stdw [r10-8], 100\ncall fn\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n"
+          "fn:\nstdw [r10-8], 5\nldxdw r0, [r10-8]\nexit\n", 105 },
+        /* ... and the callee has the caller's slot through a pointer */
+        { "stdw [r10-8], 100\nmov r1, r10\nadd r1, -8\ncall fn\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "exit\nfn:\nstdw [r10-8], 5\nldxdw r0, [r1+0]\nstdw [r1+0], 1\nldxdw r2, [r10-8]\n"
+          "add r0, r2\nexit\n", 106 },
+        /* a leaf whose slots outnumber the free registers */
+        { "stdw [r10-8], 1\nstdw [r10-16], 2\nstdw [r10-24], 3\nstdw [r10-32], 4\n"
+          "stdw [r10-40], 5\nstdw [r10-48], 6\nstdw [r10-56], 7\nstdw [r10-64], 8\n"
+          "stdw [r10-72], 9\nstdw [r10-80], 10\nmov r0, 0\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "ldxdw r1, [r10-16]\nadd r0, r1\nldxdw r1, [r10-24]\nadd r0, r1\n"
+          "ldxdw r1, [r10-32]\nadd r0, r1\nldxdw r1, [r10-40]\nadd r0, r1\n"
+          "ldxdw r1, [r10-48]\nadd r0, r1\nldxdw r1, [r10-56]\nadd r0, r1\n"
+          "ldxdw r1, [r10-64]\nadd r0, r1\nldxdw r1, [r10-72]\nadd r0, r1\n"
+          "ldxdw r1, [r10-80]\nadd r0, r1\nmov r6, 1\nmov r7, 1\nmov r8, 1\nmov r9, 1\n"
+          "add r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 59 },
+        /* st of a negative imm sign-extends into the promoted slot */
+        { "stdw [r10-8], -3\nldxdw r0, [r10-8]\nexit\n", (uint64_t)-3 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        r = run_text(cases[k].text);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+}
+
+/* ---- branch layout ------------------------------------------------------------ */
+
+/* `if (c) goto +1; goto T` becomes one inverted branch: every condition,
+ * both widths, register and immediate, on values either side of the edge;
+ * plus a loop closed that way, and the jump's own target kept reachable. */
+static void test_inverted_branches(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt",
+                                       "jsge", "jslt", "jsle", "jset" };
+    static const int64_t vals[] = { 0, 1, -1, 5, 6, 4, INT32_MIN, INT32_MAX, 0x100000005ll };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+                for (int x = 0; x < 2; x++) {
+                    snprintf(text, sizeof(text),
+                             "lddw r1, %lld\nmov r2, 5\nmov r0, 1\n%s%s r1, %s, +1\nja out\n"
+                             "mov r0, 2\nout:\nexit\n",
+                             (long long)vals[v], ops[o], w ? "32" : "", x ? "r2" : "5");
+                    run_text(text);
+                }
+    /* `if (c) goto +1; r = v` as a cmov: constants (0 must not become a
+     * flag-clobbering xor), mov32 (zero-extends only when it happens),
+     * mov64 of a register, and the moved register read by the test. */
+    static const char *const moves[] = { "mov r0, 0", "mov r0, 1", "mov r0, -1", "mov32 r0, -1",
+                                         "mov32 r0, 0", "mov r0, r2", "mov r0, 0x7fffffff" };
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v += 2)
+                for (size_t m = 0; m < sizeof(moves) / sizeof(moves[0]); m++) {
+                    snprintf(text, sizeof(text),
+                             "lddw r1, %lld\nmov r2, 5\nlddw r0, 0x123456789\n%s%s r%d, %s, +1\n"
+                             "%s\nexit\n",
+                             (long long)vals[v], ops[o], w ? "32" : "", m % 2 ? 0 : 1,
+                             m % 3 ? "r2" : "5", moves[m]);
+                    run_text(text);
+                }
+    uint64_t r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
+                          "jlt r1, 10, +1\nja out\nja loop\nout:\nexit\n");
+    CHECK(r == 45, "loop closed by an inverted branch: got %" PRIu64, r);
+    /* the ja is itself a jump target: not folded */
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 3, mid\njgt r1, 1, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 1, "jump to the ja of a jcc +1: got %" PRIu64, r);
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 4, mid\njgt r1, 1, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 8, "jcc +1 over a ja that is a jump target: got %" PRIu64, r);
+    r = run_text("mov r0, 0\nmov r1, 3\njeq r1, 4, mid\njgt r1, 5, +1\nmid:\nja out\n"
+                 "mov r0, 7\nout:\nadd r0, 1\nexit\n");
+    CHECK(r == 1, "jcc +1 falling into a ja that is a jump target: got %" PRIu64, r);
+}
+
+/* ---- address folding ----------------------------------------------------------- */
+
+/* mov x, b; add x, i|imm; access [x+off] -> one access at [b+i+imm+off]:
+ * x dead or still read after, the load writing x, b or i, every size and
+ * sign extension, stores of registers and immediates, r7/r10 (rbp/r13 need
+ * a displacement byte) as bases. Memory: 64 bytes, bytes k = k. */
+static void test_address_folding(void)
+{
+    struct { const char *text; uint64_t want; } cases[] = {
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nexit\n", 9 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nldxb r4, [r3+0]\nadd r0, r4\nexit\n",
+          17 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxh r3, [r3+2]\nmov r0, r3\nexit\n", 0x0b0a },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxw r1, [r3+0]\nmov r0, r1\nexit\n", 0x0b0a0908 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r2, [r3+0]\nmov r0, r2\nexit\n",
+          0x0f0e0d0c0b0a0908ull },
+        { "mov r2, 60\nmov r3, r1\nadd r3, r2\nstb [r3+3], 0x80\nldxsb r0, [r3+3]\nexit\n",
+          (uint64_t)-128 },
+        { "mov r3, r1\nadd r3, 16\nmov r4, 0x1234\nstxh [r3+4], r4\nldxh r0, [r1+20]\nexit\n",
+          0x1234 },
+        { "mov r7, r1\nmov r3, r7\nadd r3, 40\nstw [r3-8], -1\nldxw r0, [r1+32]\nexit\n",
+          0xffffffffull },
+        { "stdw [r10-16], 77\nmov r2, -16\nmov r3, r10\nadd r3, r2\nldxdw r0, [r3+0]\nexit\n", 77 },
+        { "mov r6, r1\nmov r2, 9\nmov r3, r6\nadd r3, r2\nstxb [r3+0], r2\nldxb r0, [r6+9]\n"
+          "exit\n", 9 },
+        { "mov r4, 5\nmov r2, 9\nmov r3, r1\nadd r3, r2\nstxb [r3+1], r4\nldxb r0, [r1+10]\n"
+          "exit\n", 5 },
+        /* constant moves between the add and the access */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r4, 3\nmov32 r5, -1\nldxb r0, [r3+1]\n"
+          "add r0, r4\nadd r0, r5\nexit\n", 9 + 3 + 0xffffffffull },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r4, 3\nstxb [r3+1], r4\nldxb r0, [r1+9]\n"
+          "exit\n", 3 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r0, 3\nldxb r0, [r3+1]\nexit\n", 9 },
+        /* ALU ops between, on other registers; one reading the scaled index */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nadd r5, 1\nmov r5, 7\n"
+          "ldxb r0, [r3+1]\nadd r0, r5\nexit\n", 20 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nmov r5, 1\nadd r5, r2\n"
+          "ldxb r0, [r3+1]\nadd r0, r5\nexit\n", 26 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nxor32 r4, 1\n"
+          "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 15 },
+        /* a move into the base or index register ends the pattern */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nmov r2, 1\nldxb r0, [r3+1]\nadd r0, r2\nexit\n",
+          10 },
+        /* several accesses through one address */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nstxb [r3+2], r0\n"
+          "ldxb r4, [r3+2]\nadd r0, r4\nexit\n", 18 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nstxdw [r3+16], r4\n"
+          "ldxb r0, [r1+24]\nexit\n", 8 },
+        /* a load into the index or the base ends the chain */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+2]\nldxb r0, [r3+3]\nadd r0, r2\n"
+          "exit\n", 21 },
+        { "mov r6, r1\nmov r2, 8\nmov r3, r6\nadd r3, r2\nldxdw r6, [r3+8]\nldxb r0, [r3+3]\n"
+          "exit\n", 11 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+2]\nldxb r3, [r3+3]\nadd r0, r3\n"
+          "exit\n", 21 },
+        /* a scaled index (mov i, s; lsh i, k), i dead or still read */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\nexit\n",
+          13 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 3\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add r0, r2\nexit\n", 25 + 24 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 1\nmov r3, r1\nadd r3, r2\nstxb [r3+0], r2\n"
+          "ldxb r0, [r1+6]\nexit\n", 6 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+0]\n"
+          "ldxb r0, [r3+1]\nadd r0, r2\nexit\n", 17 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\n"
+          "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 17 },
+        { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\n"
+          "add r0, r3\nsub r0, r1\nexit\n", 16 },
+        /* the address kept for a later access on another path */
+        { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
+          "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        uint8_t mem[64];
+        for (int b = 0; b < 64; b++)
+            mem[b] = (uint8_t)b;
+        uint64_t r = run_both(cases[k].text, mem, sizeof(mem), NULL, NULL, NULL);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+}
+
+int main(void)
+{
+    test_host_calls();
+    test_udiv_magic_model();
+    test_udiv_const_jit();
+    test_slots();
+    test_inverted_branches();
+    test_address_folding();
+    if (g_fails) {
+        fprintf(stderr, "%d failures\n", g_fails);
+        return 1;
+    }
+    printf("test_jit_opt: ok\n");
+    return 0;
+}
