@@ -103,6 +103,7 @@ MNT=$W/mnt_graft
 apps_bpf "$APPS_EX/fuse/fuse_cache.bpf.c" "$W/fuse_cache.bpf.o" -DPASSFS="\"$W/passfs\"" \
     -DMNT="\"$MNT\"" -DMNT_DEV="$(stat -c %d "$MNT")" || exit 1
 apps_load "$W/fuse_cache.bpf.o" --allow write-user,override || exit 1   # fills struct stat, skips the call
+apps_wait_hooks "$GRAFT_PID" "$W/passfs:" || exit 1   # the daemon hooks asynchronously
 # stat_val K: counter K of the extension's array map "stats" (no python: fast).
 stat_val() {
     "$GRAFT" map dump stats | grep -o "{\"key\":$1,\"value\":[0-9]*}" | grep -o '[0-9]*}' | tr -d '}'

@@ -124,6 +124,22 @@ else:
 ' "$2"
 }
 
+# apps_wait_hooks PID PATTERN: until the agent in PID (a process that was
+# already running when the program was loaded, so it installs the links
+# asynchronously) reports at least as many hooks installed as `graft list`
+# shows links matching PATTERN (links for any process count too) (20 s).
+apps_wait_hooks() {
+    local want i n
+    want=$("$GRAFT" list | grep -E '^ +[0-9]+ +prog [0-9]+ ' | grep -cF -- "$2")
+    for i in $(seq 400); do
+        n=$("$GRAFT" list | grep -E "^ +$1 " | sed -n 's/.* hooks \([0-9]*\) installed.*/\1/p')
+        [ -n "$n" ] && [ "$n" -ge "$want" ] && return 0
+        sleep 0.05
+    done
+    echo "the agent in $1 did not install its $want hooks:" >&2; "$GRAFT" list >&2
+    return 1
+}
+
 # apps_wait_port PORT: until something listens on 127.0.0.1:PORT (10 s).
 apps_wait_port() {
     local i
