@@ -219,6 +219,12 @@ struct gver_policy *gver_policy_raw(uint32_t ctx_size);
  * usdt/override -> pt_regs; tracepoint -> sys_enter layout; raw tracepoint ->
  * raw_tp args; socket filter / xdp -> raw 4096 bytes. NULL if unknown. */
 struct gver_policy *gver_policy_for_prog_type(int gprog_type);
+/* For a kernel program type (enum gprog_ktype in loader/loader.h), to
+ * verify kernel programs offline (`graft verify`; graft never runs them):
+ * kprobe -> pt_regs, perf_event -> bpf_perf_event_data, raw_tp / tracing /
+ * lsm -> u64 args[], the others -> their UAPI context's bytes, read-only.
+ * NULL for GKT_NONE. */
+struct gver_policy *gver_policy_for_kernel_type(int ktype);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

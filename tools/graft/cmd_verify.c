@@ -12,6 +12,12 @@
  * host, and whether that is granted ("rights: observe-only (read-host)",
  * "rights: write-user (not granted), host-call app_log").
  *
+ * Every program gets its own verdict: one that cannot be built (unknown
+ * section, unresolved symbol) is rejected alone, and a kernel program
+ * (kprobe, tc, cgroup_skb, ...: a type graft cannot attach) is verified
+ * offline against its kernel context and reported "verified; not
+ * attachable by graft".
+ *
  * Exit 0: every program accepted; 1: one was rejected; 2: usage or load error.
  */
 #define _GNU_SOURCE
@@ -74,6 +80,31 @@ static int verify_raw(uint32_t ctx_size, uint32_t rights, uint64_t insn_budget, 
     return code;
 }
 
+/* A kernel program, verified against its kernel type's context under the
+ * same observe-only rights (graft never runs it: the verdict is offline). */
+static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
+                              const struct cli_policy_opts *popts, int log_level,
+                              struct gver_result *res, struct graft_err *err)
+{
+    struct gver_policy *policy = gver_policy_for_kernel_type(p->ktype);
+    struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
+    if (!policy || !defs) {
+        free(policy);
+        free(defs);
+        return graft_errf(err, -ENOMEM, "out of memory");
+    }
+    gver_policy_grant(policy, popts->rights);
+    policy->insn_budget = popts->insn_budget;
+    for (uint32_t i = 0; i < obj->n_maps; i++)
+        defs[i] = obj->maps[i].def;
+    struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
+                             .policy = policy, .log_level = log_level };
+    int rc = gver_verify(&in, res, err);
+    free(defs);
+    free(policy);
+    return rc;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL, *section = NULL;
@@ -126,7 +157,8 @@ int cmd_verify(int argc, char **argv)
     if (worst)
         return worst;
     struct gobj *obj;
-    if (gobj_open_file(path, NULL, &obj, &err) < 0) {
+    const struct gobj_opts oopts = { .sz = sizeof(oopts), .keep_broken_progs = true };
+    if (gobj_open_file(path, &oopts, &obj, &err) < 0) {
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
@@ -140,11 +172,27 @@ int cmd_verify(int argc, char **argv)
         char what[256];
         snprintf(what, sizeof(what), "%s (%s)", p->name, p->section);
         graft_err_clear(&err);
-        int rc = grt_verify(obj, p, &grant, log_level, &res, &err);
+        if (p->load_error[0]) {
+            fprintf(stderr, "%s: rejected: cannot be built: %s\n", what, p->load_error);
+            worst = worst > 1 ? worst : 1;
+            continue;
+        }
+        int kernel = p->type == GPROG_KERNEL;
+        if (kernel && spec) {
+            fprintf(stderr, "%s: rejected: a kernel %s program has no EIM class\n", what,
+                    gprog_ktype_name(p->ktype));
+            worst = worst > 1 ? worst : 1;
+            continue;
+        }
+        int rc = kernel ? verify_kernel_prog(obj, p, &popts, log_level, &res, &err)
+                        : grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host
          * function) is a rejection too, found before the verifier runs. */
         int code = rc < 0 ? cli_fail_err(spec ? 1 : EXIT_USAGE, "verify", &err)
                           : report(what, &res, log_level, &err);
+        if (kernel && rc >= 0 && res.accepted)
+            printf("%s: verified; not attachable by graft (kernel %s program)\n", what,
+                   gprog_ktype_name(p->ktype));
         /* what the program may do to its host, granted or not */
         char rights[1024];
         grt_rights_describe(obj, p, &grant, rights, sizeof(rights));
