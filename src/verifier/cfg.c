@@ -127,6 +127,12 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
             if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)
                 break;
             return 0;
+        case BPF_JCOND:
+            if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)
+                break;
+            if (in->src_reg != 0 || in->dst_reg || in->imm)
+                return bad(c, i, "invalid may_goto (src %d, dst r%d)", in->src_reg, in->dst_reg);
+            return 0;
         }
         return bad(c, i, "invalid jump opcode %#x", in->code, 0);
     }
@@ -219,7 +225,7 @@ static void uses_defs(const struct cfg *c, const struct bpf_insn *in,
             d |= 0x3f;
         } else if (op == BPF_EXIT) {
             u |= 1u;
-        } else if (op != BPF_JA) {
+        } else if (op != BPF_JA && !is_may_goto(in)) {
             u |= 1u << in->dst_reg;
             if (BPF_SRC(in->code) == BPF_X)
                 u |= 1u << in->src_reg;
@@ -519,7 +525,7 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
             *slots = 0;
             return (k == 0 ? pc->ret_matters : c->ret_needed[k]) ? 1u : 0u;
         }
-        if (op == BPF_JA)
+        if (op == BPF_JA || is_may_goto(in))
             return out;
         return out | d | (x ? sbit : 0);
     }

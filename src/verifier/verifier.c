@@ -282,6 +282,8 @@ static void host_degrade(struct env *e, const struct bpf_insn *in)
             }
             return;
         }
+        if (is_may_goto(in))
+            return;
         if (cls == BPF_JMP && (op == BPF_JEQ || op == BPF_JNE) && r[in->dst_reg].type == T_HOST &&
             (x ? is_null_const(&r[in->src_reg]) : in->imm == 0))
             return;

@@ -13,6 +13,17 @@
 #include "verifier/verifier.h"
 #include "verifier/vinternal.h"
 
+/* may_goto (BPF_JMP | BPF_JCOND | BPF_K, src_reg BPF_MAY_GOTO = 0): the
+ * kernel's bounded goto. It jumps once a per-run budget of 2^23 executions
+ * is spent and otherwise falls through; it reads and writes no register.
+ * The verifier explores both ways, so the program is safe whichever the
+ * runtime takes, and its cost counts like any conditional jump's. */
+#define BPF_JCOND 0xe0
+static inline bool is_may_goto(const struct bpf_insn *in)
+{
+    return in->code == (0x05 /* BPF_JMP */ | BPF_JCOND) && in->src_reg == 0;
+}
+
 /* ---- cfg.c ---- */
 #define CFG_PRUNE    0x1   /* states are compared/stored here */
 #define CFG_LDIMM_HI 0x2   /* second slot of LD_IMM64 */
