@@ -296,7 +296,12 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype)
         return p;
     default: {
         uint32_t n = kernel_ctx_bytes(ktype);
-        return n ? gver_policy_raw(n) : NULL;
+        p = n ? gver_policy_raw(n) : NULL;
+        /* the kernel's may_access_skb() types have LD_ABS / LD_IND */
+        if (p && (ktype == GKT_SOCKET_FILTER || ktype == GKT_SCHED_CLS || ktype == GKT_SCHED_ACT ||
+                  ktype == GKT_UNKNOWN))
+            p->ld_pkt = 1;
+        return p;
     }
     }
 }

@@ -324,6 +324,11 @@ static int do_insn(struct env *e, bool *path_done)
         e->cur->insn = idx + 1;
         return rc;
     case BPF_LD:
+        if (is_ld_pkt(in)) {
+            rc = check_ld_pkt(e, in);
+            e->cur->insn = idx + 1;
+            return rc;
+        }
         rc = check_ld_imm64(e, in, idx);
         e->cur->insn = idx + 2;
         return rc;

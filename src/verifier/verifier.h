@@ -134,6 +134,10 @@ struct gver_policy {
     const struct gver_host_ptr *host_ptrs;   /* see struct gver_host_ptr */
     uint32_t n_host_ptrs;
     int allow_ptr_leaks;       /* may store pointers to maps/ctx and return them */
+    /* LD_ABS / LD_IND (legacy packet loads through the skb in r6; out of
+     * bounds they end the program with r0 = 0): kernel skb program types
+     * only; graft's VM does not run them. */
+    int ld_pkt;
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar). */
     int64_t ret_min, ret_max;

@@ -24,6 +24,13 @@ static inline bool is_may_goto(const struct bpf_insn *in)
     return in->code == (0x05 /* BPF_JMP */ | BPF_JCOND) && in->src_reg == 0;
 }
 
+/* LD_ABS / LD_IND: the legacy packet loads of socket filters and tc. */
+static inline bool is_ld_pkt(const struct bpf_insn *in)
+{
+    return (in->code & 0x07) == 0x00 /* BPF_LD */ &&
+           ((in->code & 0xe0) == 0x20 /* BPF_ABS */ || (in->code & 0xe0) == 0x40 /* BPF_IND */);
+}
+
 /* ---- cfg.c ---- */
 #define CFG_PRUNE    0x1   /* states are compared/stored here */
 #define CFG_LDIMM_HI 0x2   /* second slot of LD_IMM64 */
