@@ -357,7 +357,8 @@ int check_ld_pkt(struct env *e, const struct bpf_insn *in)
             return reject(e, "R%d offset of BPF_LD_IND must be a scalar", in->src_reg);
     }
     /* the hidden exit returns 0 */
-    if ((e->pol->ret_min || e->pol->ret_max) && (e->pol->ret_min > 0 || e->pol->ret_max < 0))
+    if ((e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max) &&
+        (e->pol->ret_min > 0 || e->pol->ret_max < 0))
         return reject(e, "BPF_LD_[ABS|IND] may exit with 0, the policy requires [%" PRId64 ", %" PRId64 "]",
                       e->pol->ret_min, e->pol->ret_max);
     for (int k = BPF_R1; k <= BPF_R5; k++)

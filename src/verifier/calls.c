@@ -724,7 +724,7 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
                           st->refs[0].id, st->refs[0].insn);
         if (is_ptr(&r0) && !e->pol->allow_ptr_leaks)
             return reject(e, "R0 pointer leak: returning a pointer to the host is not allowed by the policy");
-        if ((e->pol->ret_min || e->pol->ret_max) && r0.type == T_SCALAR &&
+        if ((e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max) && r0.type == T_SCALAR &&
             (r0.v.smin < e->pol->ret_min || r0.v.smax > e->pol->ret_max))
             return reject(e, "R0 return value may be in [%" PRId64 ", %" PRId64 "], the policy requires [%" PRId64 ", %" PRId64 "]",
                           r0.v.smin, r0.v.smax, e->pol->ret_min, e->pol->ret_max);

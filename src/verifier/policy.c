@@ -305,3 +305,55 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype)
     }
     }
 }
+
+static void ret_range(struct gver_policy *p, int64_t lo, int64_t hi)
+{
+    p->ret_checked = 1;
+    p->ret_min = lo;
+    p->ret_max = hi;
+}
+
+void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section)
+{
+    if (!p)
+        return;
+    const char *sec = section ? section : "";
+    if (sec[0] == '?')
+        sec++;
+    const char *slash = strchr(sec, '/');
+    const char *attach = slash ? slash + 1 : "";
+    switch (ktype) {
+    case GKT_CGROUP_SKB:
+        if (!strcmp(attach, "egress"))
+            ret_range(p, 0, 3);   /* drop/pass, plus congestion notification */
+        else
+            ret_range(p, 0, 1);
+        return;
+    case GKT_CGROUP_SOCK_ADDR:
+        if (!strncmp(attach, "recvmsg", 7) || !strncmp(attach, "getpeername", 11) ||
+            !strncmp(attach, "getsockname", 11))
+            ret_range(p, 1, 1);
+        else if (!strcmp(attach, "bind4") || !strcmp(attach, "bind6"))
+            ret_range(p, 0, 3);
+        else
+            ret_range(p, 0, 1);
+        return;
+    case GKT_CGROUP_SOCK:
+    case GKT_SOCK_OPS:
+    case GKT_CGROUP_DEV:
+    case GKT_CGROUP_SYSCTL:
+    case GKT_CGROUP_SOCKOPT:
+    case GKT_SK_LOOKUP:
+    case GKT_NETFILTER:
+        ret_range(p, 0, 1);
+        return;
+    case GKT_TRACING:
+        if (!strncmp(sec, "fentry", 6) || !strncmp(sec, "fexit", 5))
+            ret_range(p, 0, 0);
+        else if (!strncmp(sec, "iter", 4))
+            ret_range(p, 0, 1);
+        return;
+    default:
+        return;
+    }
+}

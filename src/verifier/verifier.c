@@ -481,7 +481,7 @@ int explore_once(struct env *e)
 
 static int run(struct env *e)
 {
-    int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_min || e->pol->ret_max,
+    int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max,
                        e->pol->allow_ptr_leaks);
     if (rc == -1) {
         snprintf(e->reason, sizeof(e->reason), "%s", e->cfg.reason);

@@ -139,8 +139,9 @@ struct gver_policy {
      * only; graft's VM does not run them. */
     int ld_pkt;
     /* r0 at exit of the main program must be within [ret_min, ret_max]
-     * (both 0: any scalar). */
+     * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;
+    int ret_checked;
     /* With override_range set, the value passed to bpf_override_return
      * (R2, what the hooked function will return) must be proven within
      * [override_min, override_max] at every call. */
@@ -229,6 +230,11 @@ struct gver_policy *gver_policy_for_prog_type(int gprog_type);
  * lsm -> u64 args[], the others -> their UAPI context's bytes, read-only.
  * NULL for GKT_NONE. */
 struct gver_policy *gver_policy_for_kernel_type(int ktype);
+/* The kernel's return-value rule for a kernel program of type ktype in
+ * section (its attach type: "cgroup_skb/egress" may return 0-3, a
+ * getsockname hook must return 1, fentry 0, ...), set on p; types whose
+ * result the kernel does not check are left free. */
+void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

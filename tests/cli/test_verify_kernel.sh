@@ -26,6 +26,9 @@ for p in "bare_tp (tracepoint): verified; not attachable by graft (kernel tracep
          "cg (cgroup_skb/ingress): verified; not attachable by graft (kernel cgroup_skb program)"; do
     check "$p" has "$p" "$out"
 done
+check "cgroup_skb/egress may return 3" has "cg_egress (cgroup_skb/egress): verified; not attachable" "$out"
+check "cgroup_skb/ingress may not return 2 (the kernel's rule)" \
+    has "cg_bad_ret (cgroup_skb/ingress): rejected: insn [0-9]*: R0 return value may be in \[2, 2\], the policy requires \[0, 1\]" "$out"
 check "? section: a graft socket filter, accepted" has "no_autoload (?socket): accepted" "$out"
 check "graft's own tracepoint: accepted, attachable" has "graft_tp (tracepoint/syscalls/sys_enter_openat): accepted" "$out"
 check "... and not called a kernel program" bash -c "! grep -q 'graft_tp.*not attachable' <<<\"\$1\"" _ "$out"

@@ -189,6 +189,7 @@ static int parse_header(struct vcase *c, char *line)
                 return -1;
             c->ret_min = lo;
             c->ret_max = hi;
+            c->ret_checked = 1;
         } else if (!strncmp(v, "kfunc", 5)) return parse_kfunc(c, v + 5);
         else if (!strncmp(v, "ksym", 4) && c->n_ks < VT_MAX_KF) {
             struct gver_ksym *k = &c->ks[c->n_ks++];
@@ -318,6 +319,7 @@ struct gver_policy *vt_policy(const struct vcase *c)
     p->mem_budget = c->mem;
     p->ret_min = c->ret_min;
     p->ret_max = c->ret_max;
+    p->ret_checked = c->ret_checked;
     for (int i = 0; i < c->n_deny; i++)
         gver_policy_allow_helper(p, c->deny[i], 0);
     memcpy(vp->kf, c->kf, sizeof(vp->kf));

@@ -35,7 +35,8 @@ struct vcase {
     struct gmap_def maps[VT_MAX_MAPS];
     uint32_t n_maps;
     int leaks;
-    int ld_pkt;                /* LD_ABS / LD_IND allowed (a socket filter's) */
+    int ld_pkt;
+    int ret_checked;           /* policy: ret given (even "ret 0 0") */                /* LD_ABS / LD_IND allowed (a socket filter's) */
     uint64_t budget, states, mem;
     int64_t ret_min, ret_max;
     uint32_t deny[8];

@@ -93,6 +93,7 @@ static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
         free(defs);
         return graft_errf(err, -ENOMEM, "out of memory");
     }
+    gver_policy_kernel_ret(policy, p->ktype, p->section);
     gver_policy_grant(policy, popts->rights);
     policy->insn_budget = popts->insn_budget;
     for (uint32_t i = 0; i < obj->n_maps; i++)

@@ -41,8 +41,15 @@ int cls(void *ctx)
 SEC("xdp_prog")
 int old_xdp(void *ctx) { return 7; }
 
+/* the kernel's return rules: ingress 0-1, egress 0-3 */
 SEC("cgroup_skb/ingress")
-int cg(void *ctx) { return 8; }
+int cg(void *ctx) { return 1; }
+
+SEC("cgroup_skb/egress")
+int cg_egress(void *ctx) { return 3; }
+
+SEC("cgroup_skb/ingress")
+int cg_bad_ret(void *ctx) { return 2; }
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int graft_tp(void *ctx) { return 9; }
