@@ -722,6 +722,9 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
         if (st->nrefs)
             return reject(e, "Unreleased reference id=%u alloc_insn=%d: release it (ringbuf submit/discard) on every path",
                           st->refs[0].id, st->refs[0].insn);
+        if (is_ptr(&r0) && (e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max))
+            return reject(e, "R0 is not a known value (%s): the policy requires a return value in [%" PRId64 ", %" PRId64 "]",
+                          reg_type_name(r0.type), e->pol->ret_min, e->pol->ret_max);
         if (is_ptr(&r0) && !e->pol->allow_ptr_leaks)
             return reject(e, "R0 pointer leak: returning a pointer to the host is not allowed by the policy");
         if ((e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max) && r0.type == T_SCALAR &&

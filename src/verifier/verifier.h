@@ -138,6 +138,11 @@ struct gver_policy {
      * bounds they end the program with r0 = 0): kernel skb program types
      * only; graft's VM does not run them. */
     int ld_pkt;
+    /* The kernel's root rule: a read of stack bytes never written gives an
+     * unknown value. Only for offline verdicts (graft verify --privileged):
+     * in graft's runtime it would hand the program the host's stack
+     * contents. */
+    int allow_uninit_stack;
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;

@@ -35,6 +35,16 @@ check "... and not called a kernel program" bash -c "! grep -q 'graft_tp.*not at
 check "unresolved symbol: that program alone rejected" \
     has "unresolved (socket/unresolved): rejected: cannot be built: .*undefined symbol 'missing_global'" "$out"
 
+check "a returned pointer is refused by default" \
+    has "leaks_ctx (kprobe/do_nanosleep): rejected: insn [0-9]*: R0 pointer leak" "$out"
+
+out=$("$GRAFT" verify "$FIX/kernel.bpf.o" --privileged 2>&1)
+check "--privileged says whose rules" has "the kernel's rules for root, offline" "$out"
+check "--privileged: a returned pointer is the kernel's root verdict, accepted" \
+    has "leaks_ctx (kprobe/do_nanosleep): verified; not attachable by graft" "$out"
+check "--privileged: the kernel's return rules still hold" \
+    has "cg_bad_ret (cgroup_skb/ingress): rejected: insn [0-9]*: R0 return value" "$out"
+
 out=$("$GRAFT" verify "$FIX/kernel.bpf.o" --section cls 2>&1); rc=$?
 check "--section of a kernel program: exit 0" test $rc = 0
 
