@@ -345,7 +345,7 @@ bool states_cover(const struct vstate *o, const struct vstate *c, const struct c
 {
     struct idmap m = { .n = 0 };
     if (o->nfr != c->nfr || o->lock_map != c->lock_map || o->lock_off != c->lock_off ||
-        o->nrefs != c->nrefs)
+        o->nrefs != c->nrefs || !id_match(&m, o->lock_id, c->lock_id))
         return false;
     for (uint32_t i = 0; i < o->nrefs; i++)
         if (!id_match(&m, o->refs[i].id, c->refs[i].id))

@@ -136,6 +136,7 @@ struct vstate {
     uint32_t nrefs;
     uint32_t lock_map;         /* held spin lock: map index + 1 (0 none) */
     int32_t lock_off;
+    uint32_t lock_id;          /* the locked element: its map value pointer's id */
     uint32_t insn;             /* next instruction */
     bool cb_entering;          /* at a callback's first insn, just called by its helper */
     uint32_t nlvl;             /* cost levels: 1 + callback frames */
