@@ -5,6 +5,8 @@ set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
       bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
       libssl-dev python3 pkg-config
+      # the kernel's verifier selftests (tests/verifier/kernel_selftests)
+      linux-source-6.12 clang-19
       # static archives the graft CLI links (libdw.a and libelf.a need them)
       liblzma-dev libbz2-dev libzstd-dev zlib1g-dev
       # the real-application tests (tests/apps, bench/apps)
