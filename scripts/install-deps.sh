@@ -7,6 +7,8 @@ PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev l
       libssl-dev python3 pkg-config libmd-dev
       # the kernel's lib/test_bpf.c table the VM tests run (tests/vm)
       linux-source-6.1
+      # the kernel's verifier selftests (tests/verifier/kernel_selftests)
+      linux-source-6.12 clang-19
       # static archives the graft CLI links (libdw.a and libelf.a need them)
       liblzma-dev libbz2-dev libzstd-dev zlib1g-dev
       # the real-application tests (tests/apps, bench/apps)

@@ -4,10 +4,11 @@
 # there are none yet) and of large synthetic programs; then the soundness
 # fuzzer's throughput (programs generated, verified and - when accepted - run
 # on the checked interpreter, per second) and the share of its programs the
-# verifier accepts, the median of three runs over the same programs.
+# verifier accepts, the median of three runs over the same programs; then the
+# kernel's verifier selftests' agreement.
 # Prints `BENCH verify_ms_typical_max <x> ms`, `BENCH verify_ms_largest <x> ms`,
-# `BENCH soundness_fuzz_progs_per_s <x> progs/s` and
-# `BENCH soundness_fuzz_accepted_pct <x> %`.
+# `BENCH soundness_fuzz_progs_per_s <x> progs/s`,
+# `BENCH soundness_fuzz_accepted_pct <x> %` and BENCH kernel_selftests_*.
 set -e
 BUILD=${1:-build}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,3 +27,18 @@ done
 for name in soundness_fuzz_progs_per_s soundness_fuzz_accepted_pct; do
     grep "^BENCH $name " "$OUT" | sort -n -k3 | sed -n 2p
 done
+
+# The kernel's verifier selftests (when linux-source-6.12 and clang-19 are
+# installed): agreement with the kernel's verdicts under graft's default
+# policy, then under the kernel's rules for root (--privileged), and the
+# time graft takes to verify all 95 objects. The kernel's own load time is
+# not measured yet.
+KS=$SRC/tests/verifier/kernel_selftests
+cmake --build "$BUILD" --target graft-cli >/dev/null
+if OBJ=$("$KS/build_corpus.sh" "$BUILD/tests/verifier/kernel_selftests" 2>/dev/null); then
+    python3 "$KS/compare.py" "$BUILD/bin/graft" "$OBJ" /dev/null | grep '^BENCH'
+    python3 "$KS/compare.py" "$BUILD/bin/graft" "$OBJ" /dev/null --privileged | grep '^BENCH' |
+        sed 's/kernel_selftests_/kernel_selftests_privileged_/'
+else
+    echo "bench/verifier: kernel selftests skipped (install linux-source-6.12 and clang-19)" >&2
+fi

@@ -48,14 +48,106 @@ static const struct sec_rule sec_rules[] = {
     { "xdp", GPROG_XDP, false, false },
 };
 
+/* Kernel program types by section prefix (libbpf's names and the pre-1.0
+ * ones). A section matches an entry when it is the prefix or the prefix
+ * then '/', or (pre-1.0 libbpf, e.g. "xdp_prog", "classifier_ingress")
+ * when it merely starts with it; the longest matching prefix wins. */
+static const struct { const char *prefix; enum gprog_ktype ktype; } kernel_secs[] = {
+    { "kprobe", GKT_KPROBE }, { "kretprobe", GKT_KPROBE }, { "ksyscall", GKT_KPROBE },
+    { "kretsyscall", GKT_KPROBE }, { "kprobe.multi", GKT_KPROBE }, { "kretprobe.multi", GKT_KPROBE },
+    { "kprobe.session", GKT_KPROBE }, { "uprobe.multi", GKT_KPROBE }, { "uretprobe.multi", GKT_KPROBE },
+    { "uprobe.multi.s", GKT_KPROBE }, { "uretprobe.multi.s", GKT_KPROBE },
+    { "uprobe", GKT_KPROBE }, { "uretprobe", GKT_KPROBE }, { "usdt", GKT_KPROBE },
+    { "tracepoint", GKT_TRACEPOINT }, { "tp", GKT_TRACEPOINT },
+    { "raw_tracepoint", GKT_RAW_TRACEPOINT }, { "raw_tp", GKT_RAW_TRACEPOINT },
+    { "raw_tracepoint.w", GKT_RAW_TRACEPOINT }, { "raw_tp.w", GKT_RAW_TRACEPOINT },
+    { "tp_btf", GKT_TRACING }, { "fentry", GKT_TRACING }, { "fexit", GKT_TRACING },
+    { "fmod_ret", GKT_TRACING }, { "fentry.s", GKT_TRACING }, { "fexit.s", GKT_TRACING },
+    { "fmod_ret.s", GKT_TRACING }, { "iter", GKT_TRACING }, { "iter.s", GKT_TRACING },
+    { "freplace", GKT_TRACING },
+    { "lsm", GKT_LSM }, { "lsm.s", GKT_LSM }, { "lsm_cgroup", GKT_LSM },
+    { "perf_event", GKT_PERF_EVENT },
+    { "socket", GKT_SOCKET_FILTER },
+    { "sk_reuseport", GKT_SK_REUSEPORT },
+    { "tc", GKT_SCHED_CLS }, { "tcx", GKT_SCHED_CLS }, { "netkit", GKT_SCHED_CLS },
+    { "classifier", GKT_SCHED_CLS }, { "action", GKT_SCHED_ACT },
+    { "xdp", GKT_XDP }, { "xdp.frags", GKT_XDP }, { "xdp_devmap", GKT_XDP }, { "xdp_cpumap", GKT_XDP },
+    { "cgroup_skb", GKT_CGROUP_SKB }, { "cgroup/skb", GKT_CGROUP_SKB },
+    { "cgroup/sock", GKT_CGROUP_SOCK }, { "cgroup/sock_create", GKT_CGROUP_SOCK },
+    { "cgroup/sock_release", GKT_CGROUP_SOCK }, { "cgroup/post_bind4", GKT_CGROUP_SOCK },
+    { "cgroup/post_bind6", GKT_CGROUP_SOCK },
+    { "cgroup/bind4", GKT_CGROUP_SOCK_ADDR }, { "cgroup/bind6", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/connect4", GKT_CGROUP_SOCK_ADDR }, { "cgroup/connect6", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/connect_unix", GKT_CGROUP_SOCK_ADDR }, { "cgroup/sendmsg4", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/sendmsg6", GKT_CGROUP_SOCK_ADDR }, { "cgroup/sendmsg_unix", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/recvmsg4", GKT_CGROUP_SOCK_ADDR }, { "cgroup/recvmsg6", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/recvmsg_unix", GKT_CGROUP_SOCK_ADDR }, { "cgroup/getpeername4", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/getpeername6", GKT_CGROUP_SOCK_ADDR }, { "cgroup/getpeername_unix", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/getsockname4", GKT_CGROUP_SOCK_ADDR }, { "cgroup/getsockname6", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/getsockname_unix", GKT_CGROUP_SOCK_ADDR },
+    { "cgroup/dev", GKT_CGROUP_DEV }, { "cgroup/sysctl", GKT_CGROUP_SYSCTL },
+    { "cgroup/getsockopt", GKT_CGROUP_SOCKOPT }, { "cgroup/setsockopt", GKT_CGROUP_SOCKOPT },
+    { "sockops", GKT_SOCK_OPS }, { "sk_skb", GKT_SK_SKB }, { "sk_msg", GKT_SK_MSG },
+    { "sk_lookup", GKT_SK_LOOKUP }, { "flow_dissector", GKT_FLOW_DISSECTOR },
+    { "lwt_in", GKT_LWT }, { "lwt_out", GKT_LWT }, { "lwt_xmit", GKT_LWT },
+    { "lwt_seg6local", GKT_LWT }, { "lirc_mode2", GKT_LIRC_MODE2 }, { "syscall", GKT_SYSCALL },
+    { "struct_ops", GKT_STRUCT_OPS }, { "struct_ops.s", GKT_STRUCT_OPS },
+    { "netfilter", GKT_NETFILTER },
+};
+
+static enum gprog_ktype kernel_sec_type(const char *sec)
+{
+    enum gprog_ktype best = GKT_UNKNOWN;
+    size_t best_len = 0;
+    for (int sloppy = 0; sloppy < 2 && best == GKT_UNKNOWN; sloppy++)
+        for (size_t i = 0; i < sizeof(kernel_secs) / sizeof(kernel_secs[0]); i++) {
+            size_t l = strlen(kernel_secs[i].prefix);
+            if (strncmp(sec, kernel_secs[i].prefix, l) || l <= best_len)
+                continue;
+            if (!sloppy && sec[l] != '\0' && sec[l] != '/')
+                continue;
+            best = kernel_secs[i].ktype;
+            best_len = l;
+        }
+    return best;
+}
+
+/* Is a graft type's target one graft can attach to? Others of the same
+ * section prefix (a scheduler tracepoint, a kernel raw tracepoint) are
+ * kernel programs. */
+static bool graft_target(enum gprog_type type, const char *tgt)
+{
+    if (type == GPROG_TRACEPOINT)
+        return strncmp(tgt, "syscalls/", 9) == 0;
+    if (type == GPROG_RAW_TRACEPOINT)
+        return !strcmp(tgt, "sys_enter") || !strcmp(tgt, "sys_exit");
+    return true;
+}
+
 static int classify_prog(struct lctx *cx, const char *sec, struct gobj_prog *p)
 {
+    if (strlen(sec) >= sizeof(p->section))
+        return graft_errf(cx->err, -ENAMETOOLONG, "%s: section '%s': name too long", cx->path, sec);
+    snprintf(p->section, sizeof(p->section), "%s", sec);
+    if (sec[0] == '?') {       /* libbpf: a program not loaded unless asked for */
+        p->no_autoload = true;
+        sec++;
+    }
     for (size_t i = 0; i < sizeof(sec_rules) / sizeof(sec_rules[0]); i++) {
         const struct sec_rule *r = &sec_rules[i];
         size_t l = strlen(r->prefix);
         if (strncmp(sec, r->prefix, l) || (sec[l] != '\0' && sec[l] != '/'))
             continue;
         const char *tgt = sec[l] ? sec + l + 1 : "";
+        if (strlen(tgt) >= sizeof(p->target))
+            return graft_errf(cx->err, -ENAMETOOLONG, "%s: section '%s': name too long",
+                              cx->path, sec);
+        snprintf(p->target, sizeof(p->target), "%s", tgt);
+        /* A bare tracepoint / raw_tp, or one of the kernel's own: a kernel
+         * program (the kernel attaches those by name at run time). */
+        if ((r->type == GPROG_TRACEPOINT || r->type == GPROG_RAW_TRACEPOINT) &&
+            (!tgt[0] || !graft_target(r->type, tgt)))
+            break;
         if (r->needs_target && !tgt[0])
             return graft_errf(cx->err, -EINVAL,
                               "%s: section '%s': %s programs need a target (%s/...); see "
@@ -67,19 +159,23 @@ static int classify_prog(struct lctx *cx, const char *sec, struct gobj_prog *p)
         if ((r->type == GPROG_OVERRIDE || r->type == GPROG_REPLACE) && !strchr(tgt, ':'))
             return graft_errf(cx->err, -EINVAL,
                               "%s: section '%s': target must be BINARY:FUNC", cx->path, sec);
-        if (strlen(tgt) >= sizeof(p->target) || strlen(sec) >= sizeof(p->section))
-            return graft_errf(cx->err, -ENAMETOOLONG, "%s: section '%s': name too long",
-                              cx->path, sec);
         p->type = r->type;
         p->sleepable = r->sleepable;
-        snprintf(p->target, sizeof(p->target), "%s", tgt);
-        snprintf(p->section, sizeof(p->section), "%s", sec);
+        return 0;
+    }
+    enum gprog_ktype kt = kernel_sec_type(sec);
+    if (kt != GKT_UNKNOWN) {
+        const char *slash = strchr(sec, '/');
+        snprintf(p->target, sizeof(p->target), "%s", slash ? slash + 1 : "");
+        p->type = GPROG_KERNEL;
+        p->ktype = kt;
         return 0;
     }
     return graft_errf(cx->err, -EINVAL,
                       "%s: section '%s' holds code but is not a known program section (uprobe/, "
                       "uretprobe/, uprobe.s/, usdt/, tracepoint/, tp/, raw_tracepoint/, raw_tp/, "
-                      "override/, replace/, socket, xdp; see docs/sections.md)", cx->path, sec);
+                      "override/, replace/, socket, xdp, or a kernel program type; see "
+                      "docs/sections.md)", cx->path, sec);
 }
 
 /* The function containing section insn idx: [*start, *end). */
@@ -335,9 +431,23 @@ static int link_one(struct lctx *cx, uint32_t prog_idx, uint32_t shndx, uint32_t
     return 0;
 }
 
+/* With gobj_opts.keep_broken_progs, a program that could not be built
+ * keeps its error and the object opens; out of memory still fails it. */
+static int keep_broken(struct lctx *cx, struct gobj_prog *p, int rc)
+{
+    if (!rc || rc == -ENOMEM || !cx->opts->keep_broken_progs)
+        return rc;
+    graft_copy_str(p->load_error, sizeof(p->load_error), cx->err ? cx->err->msg : "cannot be built");
+    if (!p->section[0])
+        snprintf(p->section, sizeof(p->section), "%s", "?");
+    graft_err_clear(cx->err);
+    return 0;
+}
+
 static int add_prog(struct lctx *cx, uint32_t shndx, const char *name, uint32_t start, uint32_t end)
 {
     struct gobj *o = cx->obj;
+    bool old_style = cx->secs[shndx].kind == LSEC_TEXT;
     struct gobj_prog *p = realloc(o->progs, (o->n_progs + 1) * sizeof(*p));
     if (!p)
         return graft_errf(cx->err, -ENOMEM, "%s: out of memory", cx->path);
@@ -345,13 +455,20 @@ static int add_prog(struct lctx *cx, uint32_t shndx, const char *name, uint32_t 
     p = &o->progs[o->n_progs++];
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "%s", name);
-    int rc = classify_prog(cx, cx->secs[shndx].name, p);
-    if (rc)
-        return rc;
-    if (start >= end)
-        return graft_errf(cx->err, -EINVAL, "%s: section %s: program '%s' is empty", cx->path,
-                          cx->secs[shndx].name, name);
-    return link_one(cx, o->n_progs - 1, shndx, start, end);
+    int rc = 0;
+    if (old_style) {            /* see gobj_link_programs() */
+        snprintf(p->section, sizeof(p->section), "%s", ".text");
+        p->type = GPROG_KERNEL;
+        p->ktype = GKT_UNKNOWN;
+    } else {
+        rc = classify_prog(cx, cx->secs[shndx].name, p);
+    }
+    if (!rc && start >= end)
+        rc = graft_errf(cx->err, -EINVAL, "%s: section %s: program '%s' is empty", cx->path,
+                        cx->secs[shndx].name, name);
+    if (!rc)
+        rc = link_one(cx, o->n_progs - 1, shndx, start, end);
+    return keep_broken(cx, &o->progs[o->n_progs - 1], rc);
 }
 
 int gobj_link_programs(struct lctx *cx)
@@ -378,6 +495,29 @@ int gobj_link_programs(struct lctx *cx)
         }
         if (!found) {   /* no symbols: the whole section is one program */
             int rc = add_prog(cx, i, s->name, 0, s->n_insns);
+            if (rc)
+                return rc;
+        }
+    }
+    if (cx->obj->n_progs)
+        return 0;
+    /* Old style (no SEC() at all): the code is only in .text; each global
+     * function there is a program of an unknown kernel type. */
+    for (size_t i = 1; i < cx->n_secs; i++) {
+        const struct lsec *s = &cx->secs[i];
+        if (s->kind != LSEC_TEXT || s->n_insns == 0)
+            continue;
+        for (size_t k = 1; k < cx->n_syms; k++) {
+            const struct lsym *y = &cx->syms[k];
+            if (y->shndx != i || y->type != STT_FUNC || y->bind != STB_GLOBAL)
+                continue;
+            if (y->value % 8 || y->size % 8 || y->value / 8 > s->n_insns ||
+                y->size / 8 > s->n_insns - y->value / 8)
+                return graft_errf(cx->err, -EINVAL,
+                                  "%s: section %s: function '%s' (offset %llu, size %llu) is "
+                                  "misaligned or outside the section", cx->path, s->name, y->name,
+                                  (unsigned long long)y->value, (unsigned long long)y->size);
+            int rc = add_prog(cx, i, y->name, y->value / 8, (y->value + y->size) / 8);
             if (rc)
                 return rc;
         }

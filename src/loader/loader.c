@@ -307,6 +307,22 @@ static int btf_map_uint(const struct btf *btf, uint32_t type_id, uint32_t *val)
     return 0;
 }
 
+/* __ulong(name, val) is `enum { __unique_value = val } name` (64 bits:
+ * an arena's map_extra is an address). */
+static int btf_map_ulong(const struct btf *btf, uint32_t type_id, uint64_t *val)
+{
+    const struct btf_type *t = btf__type_by_id(btf, type_id);
+    if (t && btf_is_enum(t) && btf_vlen(t) == 1) {
+        *val = (uint32_t)btf_enum(t)->val;
+        return 0;
+    }
+    if (t && btf_is_enum64(t) && btf_vlen(t) == 1) {
+        *val = btf_enum64_value(btf_enum64(t));
+        return 0;
+    }
+    return -1;
+}
+
 /* __type(name, T) is `T *name`. */
 static int btf_map_type(const struct btf *btf, uint32_t type_id, uint32_t *tid, uint32_t *size)
 {
@@ -357,8 +373,13 @@ static int parse_btf_map_def(struct lctx *cx, const char *name, uint32_t type_id
         else if (!strcmp(mn, "value_size"))
             bad = btf_map_uint(btf, mb->type, &p->def.value_size);
         else if (!strcmp(mn, "map_extra")) {
+            uint64_t x = 0;
             bad = btf_map_uint(btf, mb->type, &v);
-            p->def.map_extra = v;
+            if (bad)    /* __ulong(map_extra, ...) */
+                bad = btf_map_ulong(btf, mb->type, &x);
+            else
+                x = v;
+            p->def.map_extra = x;
         } else if (!strcmp(mn, "numa_node") || !strcmp(mn, "pinning"))
             bad = btf_map_uint(btf, mb->type, &v);
         else if (!strcmp(mn, "key")) {
@@ -616,11 +637,11 @@ static int read_legacy_maps(struct lctx *cx, uint32_t shndx)
                               (unsigned long long)s->value, (unsigned long long)sz);
         uint32_t f[5] = { 0 };
         memcpy(f, sec->data + s->value, sz < 20 ? sz : 20);
-        for (uint64_t b = 20; b < sz; b++)
-            if (sec->data[s->value + b])
-                return graft_errf(cx->err, -EINVAL,
-                                  "%s: maps: legacy map '%s' uses fields past map_flags; "
-                                  "use a BTF-defined map in SEC(\".maps\")", cx->path, s->name);
+        /* Fields past map_flags (iproute2's struct bpf_elf_map: id, pinning,
+         * inner_id, inner_idx; libbpf's numa_node) say where the map is
+         * pinned or how a map-in-map's inner map is found: graft ignores
+         * them. A map-in-map declared this way has no inner definition, so
+         * the verifier refuses lookups into it (it knows no inner map). */
         struct gobj_map *m = add_map(cx, s->name, sec->name, s->value);
         if (!m)
             return -ENOMEM;
@@ -958,8 +979,28 @@ const char *gprog_type_name(enum gprog_type type)
     case GPROG_REPLACE: return "replace";
     case GPROG_SOCKET_FILTER: return "socket";
     case GPROG_XDP: return "xdp";
+    case GPROG_KERNEL: return "kernel";
     }
     return "unknown";
+}
+
+const char *gprog_ktype_name(enum gprog_ktype ktype)
+{
+    static const char *const names[] = {
+        [GKT_NONE] = "none", [GKT_KPROBE] = "kprobe", [GKT_TRACEPOINT] = "tracepoint",
+        [GKT_RAW_TRACEPOINT] = "raw_tracepoint", [GKT_TRACING] = "tracing", [GKT_LSM] = "lsm",
+        [GKT_PERF_EVENT] = "perf_event", [GKT_SOCKET_FILTER] = "socket_filter",
+        [GKT_SCHED_CLS] = "sched_cls", [GKT_SCHED_ACT] = "sched_act", [GKT_XDP] = "xdp",
+        [GKT_CGROUP_SKB] = "cgroup_skb", [GKT_CGROUP_SOCK] = "cgroup_sock",
+        [GKT_CGROUP_SOCK_ADDR] = "cgroup_sock_addr", [GKT_CGROUP_DEV] = "cgroup_device",
+        [GKT_CGROUP_SYSCTL] = "cgroup_sysctl", [GKT_CGROUP_SOCKOPT] = "cgroup_sockopt",
+        [GKT_SOCK_OPS] = "sock_ops", [GKT_SK_SKB] = "sk_skb", [GKT_SK_MSG] = "sk_msg",
+        [GKT_SK_REUSEPORT] = "sk_reuseport", [GKT_SK_LOOKUP] = "sk_lookup",
+        [GKT_FLOW_DISSECTOR] = "flow_dissector", [GKT_LWT] = "lwt", [GKT_LIRC_MODE2] = "lirc_mode2",
+        [GKT_SYSCALL] = "syscall", [GKT_STRUCT_OPS] = "struct_ops", [GKT_NETFILTER] = "netfilter",
+        [GKT_UNKNOWN] = "unknown",
+    };
+    return (unsigned)ktype < sizeof(names) / sizeof(names[0]) && names[ktype] ? names[ktype] : "unknown";
 }
 
 int gobj_parse_probe_target(const char *target, char *binary, size_t binary_len, char *func,

@@ -42,6 +42,43 @@ enum gprog_type {
     GPROG_REPLACE,         /* replace/BINARY:FUNC: the program is FUNC */
     GPROG_SOCKET_FILTER,   /* socket */
     GPROG_XDP,             /* xdp */
+    GPROG_KERNEL,          /* a kernel program type graft cannot attach (ktype
+                            * says which): verified offline, never loaded */
+};
+
+/* The kernel program type behind a section name (libbpf's names, and the
+ * pre-1.0 ones), for GPROG_KERNEL programs and for `graft verify`'s offline
+ * verdicts: it picks the context layout the verifier checks against. */
+enum gprog_ktype {
+    GKT_NONE = 0,          /* a graft type: see enum gprog_type */
+    GKT_KPROBE,            /* kprobe/, kretprobe/, ksyscall/, *.multi: struct pt_regs */
+    GKT_TRACEPOINT,        /* tracepoint, tp (bare or a kernel tracepoint): the raw record */
+    GKT_RAW_TRACEPOINT,    /* raw_tp, raw_tracepoint (bare), raw_tp.w: u64 args[] */
+    GKT_TRACING,           /* fentry, fexit, fmod_ret, tp_btf, iter, freplace: u64 args[] */
+    GKT_LSM,               /* lsm/, lsm.s/, lsm_cgroup/: u64 args[] */
+    GKT_PERF_EVENT,        /* perf_event: struct bpf_perf_event_data */
+    GKT_SOCKET_FILTER,     /* socket/... other than graft's bare "socket": __sk_buff */
+    GKT_SCHED_CLS,         /* tc, tcx/, classifier, netkit/: __sk_buff */
+    GKT_SCHED_ACT,         /* action: __sk_buff */
+    GKT_XDP,               /* xdp.frags, xdp/devmap, xdp_* (pre-1.0): struct xdp_md */
+    GKT_CGROUP_SKB,        /* cgroup_skb/, cgroup/skb: __sk_buff */
+    GKT_CGROUP_SOCK,       /* cgroup/sock*, cgroup/post_bind*: struct bpf_sock */
+    GKT_CGROUP_SOCK_ADDR,  /* cgroup/bind4, connect6, sendmsg4, ...: struct bpf_sock_addr */
+    GKT_CGROUP_DEV,        /* cgroup/dev: struct bpf_cgroup_dev_ctx */
+    GKT_CGROUP_SYSCTL,     /* cgroup/sysctl: struct bpf_sysctl */
+    GKT_CGROUP_SOCKOPT,    /* cgroup/getsockopt, setsockopt: struct bpf_sockopt */
+    GKT_SOCK_OPS,          /* sockops: struct bpf_sock_ops */
+    GKT_SK_SKB,            /* sk_skb/...: __sk_buff */
+    GKT_SK_MSG,            /* sk_msg: struct sk_msg_md */
+    GKT_SK_REUSEPORT,      /* sk_reuseport: struct sk_reuseport_md */
+    GKT_SK_LOOKUP,         /* sk_lookup: struct bpf_sk_lookup */
+    GKT_FLOW_DISSECTOR,    /* flow_dissector: __sk_buff */
+    GKT_LWT,               /* lwt_in, lwt_out, lwt_xmit, lwt_seg6local: __sk_buff */
+    GKT_LIRC_MODE2,        /* lirc_mode2: u32 sample */
+    GKT_SYSCALL,           /* syscall: caller-supplied bytes */
+    GKT_STRUCT_OPS,        /* struct_ops/: u64 args[] */
+    GKT_NETFILTER,         /* netfilter: struct bpf_nf_ctx */
+    GKT_UNKNOWN,           /* not a section name libbpf knows (graft verify only) */
 };
 
 /* Where a map came from. */
@@ -81,6 +118,11 @@ struct gobj_prog {
     struct bpf_insn *insns;    /* linked: the program then the subprograms it uses */
     uint32_t n_insns;
     uint32_t n_poisoned;       /* CO-RE relocations that matched nothing */
+    enum gprog_ktype ktype;    /* GPROG_KERNEL: which kernel type; else GKT_NONE */
+    bool no_autoload;          /* SEC("?...") (libbpf: not loaded unless asked) */
+    /* gobj_opts.keep_broken_progs: why this program could not be built (an
+     * unknown section, an unresolved symbol, ...); insns is then NULL. */
+    char load_error[256];
 };
 
 enum gobj_extern_kind { GOBJ_EXTERN_KSYM_VAR, GOBJ_EXTERN_KSYM_FUNC, GOBJ_EXTERN_KCONFIG };
@@ -121,6 +163,11 @@ struct gobj_opts {
     /* Resolve CO-RE against graft's built-in BTF (pt_regs, syscall
      * tracepoint records) even when the kernel's BTF exists. */
     bool use_builtin_btf;
+    /* A program that cannot be built (unknown section, unresolved symbol,
+     * bad relocation) is kept with gobj_prog.load_error set and no code,
+     * instead of failing the whole object: `graft verify` gives each program
+     * its own verdict. Loading paths leave this off. */
+    bool keep_broken_progs;
 };
 
 /* Helper id written into CO-RE-poisoned instructions (libbpf's value). */
@@ -140,6 +187,8 @@ struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
 int gobj_find_map(const struct gobj *obj, const char *name);
 
 const char *gprog_type_name(enum gprog_type type);
+/* The kernel's name of a kernel program type ("kprobe", "sched_cls", ...). */
+const char *gprog_ktype_name(enum gprog_ktype ktype);
 
 /* Split a uprobe-style target "BINARY:FUNC[+OFF]" (also override/replace).
  * FUNC may be empty ("bin:+0x1234" or "bin:0x1234" for an address); *off is

@@ -84,6 +84,17 @@ struct gver_policy *grt_policy_for_at(const struct gobj *obj, const struct gobj_
                    prog->name);
         return NULL;
     }
+    if (prog->load_error[0]) {
+        graft_errf(err, -EINVAL, "program %s: %s", prog->name, prog->load_error);
+        return NULL;
+    }
+    if (prog->type == GPROG_KERNEL) {
+        graft_errf(err, -EOPNOTSUPP,
+                   "program %s in section %s is a kernel %s program: graft cannot attach it "
+                   "(`graft verify` verifies it offline)", prog->name, prog->section,
+                   gprog_ktype_name(prog->ktype));
+        return NULL;
+    }
     struct gver_policy *p = gver_policy_for_prog_type(prog->type);
     if (!p) {
         graft_errf(err, -EOPNOTSUPP, "program %s in section %s: graft cannot run %s programs",

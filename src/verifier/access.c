@@ -337,3 +337,42 @@ int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx)
         return reject(e, "LD_IMM64 with source %d is not supported", in->src_reg);
     }
 }
+
+/* LD_ABS / LD_IND: r0 = the packet's big-endian bytes at imm (+ src), or the
+ * program ends returning 0 when they are out of bounds: the kernel's rules
+ * (r6 the skb context, no call frames, references or lock held at that
+ * hidden exit), r1-r5 clobbered as by a helper call. */
+int check_ld_pkt(struct env *e, const struct bpf_insn *in)
+{
+    struct vstate *st = e->cur;
+    struct reg *r = regs(e);
+    int rc;
+    if (!e->pol->ld_pkt)
+        return reject(e, "legacy packet access (LD_ABS/LD_IND) is not supported by this program type");
+    if (st->nfr > 1)
+        return reject(e, "BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls");
+    if (st->nrefs)
+        return reject(e, "BPF_LD_[ABS|IND] cannot be mixed with socket references");
+    if (st->lock_map)
+        return reject(e, "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region");
+    if ((rc = check_read(e, BPF_R6)))
+        return rc;
+    if (r[BPF_R6].type != T_CTX || r[BPF_R6].off)
+        return reject(e, "at the time of BPF_LD_ABS|IND R6 != pointer to skb");
+    if (BPF_MODE(in->code) == BPF_IND) {
+        if ((rc = check_read(e, in->src_reg)))
+            return rc;
+        if (r[in->src_reg].type != T_SCALAR)
+            return reject(e, "R%d offset of BPF_LD_IND must be a scalar", in->src_reg);
+    }
+    /* the hidden exit returns 0 */
+    if ((e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max) &&
+        (e->pol->ret_min > 0 || e->pol->ret_max < 0))
+        return reject(e, "BPF_LD_[ABS|IND] may exit with 0, the policy requires [%" PRId64 ", %" PRId64 "]",
+                      e->pol->ret_min, e->pol->ret_max);
+    for (int k = BPF_R1; k <= BPF_R5; k++)
+        mark_not_init(&r[k]);
+    mark_unknown(&r[BPF_R0]);
+    scalar_unknown_size(&r[BPF_R0].v, size_bytes(in->code));
+    return 0;
+}

@@ -137,6 +137,11 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         src = r[sr];
     } else {
         mark_const(&src, is64 ? (uint64_t)(int64_t)in->imm : (uint32_t)in->imm);
+        /* The run-time rule for a zero divisor (quotient 0, remainder the
+         * dividend) is for registers; a constant 0 is a bug the kernel
+         * refuses, and so do we. */
+        if ((op == BPF_DIV || op == BPF_MOD) && in->imm == 0)
+            return reject(e, "div by zero");
         if ((op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH) &&
             (in->imm < 0 || in->imm >= (is64 ? 64 : 32)))
             return reject(e, "invalid shift %d", in->imm);

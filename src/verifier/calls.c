@@ -23,9 +23,12 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
             if (is_null) {
                 mark_const(r, 0);
             } else {
-                r->type = r->type == T_MAP_VALUE_OR_NULL ? T_MAP_VALUE
-                          : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP : T_MEM;
-                r->id = 0;
+                bool value = r->type == T_MAP_VALUE_OR_NULL;
+                r->type = value ? T_MAP_VALUE : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP : T_MEM;
+                /* a map value keeps its lookup's id: it names the element,
+                 * so a spin lock is unlocked in the element it was taken in */
+                if (!value)
+                    r->id = 0;
             }
         }
     }
@@ -434,13 +437,18 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                     return reject(e, "Locking two bpf_spin_locks are not allowed");
                 st->lock_map = r->map_idx + 1;
                 st->lock_off = (int32_t)off;
+                st->lock_id = r->id;
             } else {
                 if (!st->lock_map)
                     return reject(e, "bpf_spin_unlock without taking a lock");
-                if (st->lock_map != r->map_idx + 1 || st->lock_off != off)
+                /* same map, offset and element (the lookup's id; 0: a
+                 * global's one value): another element's lock would leave
+                 * this one held, and the next taker would spin for ever */
+                if (st->lock_map != r->map_idx + 1 || st->lock_off != off || st->lock_id != r->id)
                     return reject(e, "bpf_spin_unlock of a different lock");
                 st->lock_map = 0;
                 st->lock_off = 0;
+                st->lock_id = 0;
             }
             break;
         }
@@ -722,9 +730,12 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
         if (st->nrefs)
             return reject(e, "Unreleased reference id=%u alloc_insn=%d: release it (ringbuf submit/discard) on every path",
                           st->refs[0].id, st->refs[0].insn);
+        if (is_ptr(&r0) && (e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max))
+            return reject(e, "R0 is not a known value (%s): the policy requires a return value in [%" PRId64 ", %" PRId64 "]",
+                          reg_type_name(r0.type), e->pol->ret_min, e->pol->ret_max);
         if (is_ptr(&r0) && !e->pol->allow_ptr_leaks)
             return reject(e, "R0 pointer leak: returning a pointer to the host is not allowed by the policy");
-        if ((e->pol->ret_min || e->pol->ret_max) && r0.type == T_SCALAR &&
+        if ((e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max) && r0.type == T_SCALAR &&
             (r0.v.smin < e->pol->ret_min || r0.v.smax > e->pol->ret_max))
             return reject(e, "R0 return value may be in [%" PRId64 ", %" PRId64 "], the policy requires [%" PRId64 ", %" PRId64 "]",
                           r0.v.smin, r0.v.smax, e->pol->ret_min, e->pol->ret_max);

@@ -101,8 +101,13 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
                 return bad(c, i, "invalid register r%d", in->dst_reg, 0);
             return 0;
         }
-        if (BPF_MODE(in->code) == BPF_ABS || BPF_MODE(in->code) == BPF_IND)
-            return bad(c, i, "legacy packet access (LD_ABS/LD_IND) is not supported", 0, 0);
+        if (BPF_MODE(in->code) == BPF_ABS || BPF_MODE(in->code) == BPF_IND) {
+            /* whether the program type has them is the policy's (check_ld_abs) */
+            if (BPF_SIZE(in->code) == BPF_DW || in->dst_reg || in->off ||
+                (BPF_MODE(in->code) == BPF_ABS && in->src_reg) || in->src_reg > 9)
+                return bad(c, i, "BPF_LD_[ABS|IND] uses reserved fields", 0, 0);
+            return 0;
+        }
         return bad(c, i, "invalid load opcode %#x", in->code, 0);
     case BPF_JMP:
     case BPF_JMP32:
@@ -126,6 +131,12 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
         case BPF_EXIT:
             if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)
                 break;
+            return 0;
+        case BPF_JCOND:
+            if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)
+                break;
+            if (in->src_reg != 0 || in->dst_reg || in->imm)
+                return bad(c, i, "invalid may_goto (src %d, dst r%d)", in->src_reg, in->dst_reg);
             return 0;
         }
         return bad(c, i, "invalid jump opcode %#x", in->code, 0);
@@ -210,6 +221,13 @@ static void uses_defs(const struct cfg *c, const struct bpf_insn *in,
         }
         break;
     case BPF_LD:
+        if (is_ld_pkt(in)) {       /* reads r6 (the skb) and the offset; clobbers r0-r5 */
+            u |= 1u << BPF_R6;
+            if (BPF_MODE(in->code) == BPF_IND)
+                u |= 1u << in->src_reg;
+            d |= 0x3f;
+            break;
+        }
         d |= 1u << in->dst_reg;
         break;
     case BPF_JMP:
@@ -219,7 +237,7 @@ static void uses_defs(const struct cfg *c, const struct bpf_insn *in,
             d |= 0x3f;
         } else if (op == BPF_EXIT) {
             u |= 1u;
-        } else if (op != BPF_JA) {
+        } else if (op != BPF_JA && !is_may_goto(in)) {
             u |= 1u << in->dst_reg;
             if (BPF_SRC(in->code) == BPF_X)
                 u |= 1u << in->src_reg;
@@ -494,6 +512,8 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
         return out;
     }
     case BPF_LD:
+        if (is_ld_pkt(in))
+            return (uint16_t)((out & ~0x3fu) | (BPF_MODE(in->code) == BPF_IND ? sbit : 0));
         return out & ~d;
     case BPF_JMP:
     case BPF_JMP32:
@@ -519,7 +539,7 @@ static uint16_t prec_transfer(const struct prec_ctx *pc, const struct bpf_insn *
             *slots = 0;
             return (k == 0 ? pc->ret_matters : c->ret_needed[k]) ? 1u : 0u;
         }
-        if (op == BPF_JA)
+        if (op == BPF_JA || is_may_goto(in))
             return out;
         return out | d | (x ? sbit : 0);
     }

@@ -167,6 +167,7 @@ int apply_stack_write(struct env *e, const struct pending_write *pw);
 
 /* ---- access.c ---- */
 int check_read(struct env *e, int regno);
+int check_ld_pkt(struct env *e, const struct bpf_insn *in);
 int access_range(struct env *e, int regno, const struct reg *p, int64_t insn_off,
                  unsigned size, int64_t *lo, int64_t *hi_end);
 int check_region(struct env *e, int regno, const struct reg *p, int64_t insn_off,

@@ -236,3 +236,124 @@ struct gver_policy *gver_policy_for_prog_type(int gprog_type)
         return NULL;
     }
 }
+
+/* struct bpf_perf_event_data: pt_regs, then u64 sample_period, u64 addr. */
+static const struct gver_ctx_field perf_event_fields[] = {
+    F8(0, GVER_R), F8(8, GVER_R), F8(16, GVER_R), F8(24, GVER_R), F8(32, GVER_R),
+    F8(40, GVER_R), F8(48, GVER_R), F8(56, GVER_R), F8(64, GVER_R), F8(72, GVER_R),
+    F8(80, GVER_R), F8(88, GVER_R), F8(96, GVER_R), F8(104, GVER_R), F8(112, GVER_R),
+    F8(120, GVER_R), F8(128, GVER_R), F8(136, GVER_R), F8(144, GVER_R), F8(152, GVER_R),
+    F8(160, GVER_R), F8(168, GVER_R), F8(176, GVER_R),
+};
+static const struct gver_ctx_layout ctx_perf_event = {
+    "bpf_perf_event_data", 184, perf_event_fields, sizeof(perf_event_fields) / sizeof(perf_event_fields[0])
+};
+
+/* The size of each kernel type's context structure (the UAPI's sizeof,
+ * x86-64): until its fields are modelled one by one, a kernel program may
+ * read any of those bytes and write none. */
+static uint32_t kernel_ctx_bytes(int ktype)
+{
+    switch (ktype) {
+    case GKT_TRACEPOINT: return 2048;           /* PERF_MAX_TRACE_SIZE: the record */
+    case GKT_SOCKET_FILTER: case GKT_SCHED_CLS: case GKT_SCHED_ACT: case GKT_CGROUP_SKB:
+    case GKT_SK_SKB: case GKT_LWT: case GKT_FLOW_DISSECTOR: case GKT_UNKNOWN:
+        return 192;                             /* struct __sk_buff */
+    case GKT_XDP: return 24;                    /* struct xdp_md */
+    case GKT_CGROUP_SOCK: return 80;            /* struct bpf_sock */
+    case GKT_CGROUP_SOCK_ADDR: return 72;       /* struct bpf_sock_addr */
+    case GKT_CGROUP_DEV: return 12;             /* struct bpf_cgroup_dev_ctx */
+    case GKT_CGROUP_SYSCTL: return 8;           /* struct bpf_sysctl */
+    case GKT_CGROUP_SOCKOPT: return 40;         /* struct bpf_sockopt */
+    case GKT_SOCK_OPS: return 216;              /* struct bpf_sock_ops */
+    case GKT_SK_MSG: return 80;                 /* struct sk_msg_md */
+    case GKT_SK_REUSEPORT: return 56;           /* struct sk_reuseport_md */
+    case GKT_SK_LOOKUP: return 72;              /* struct bpf_sk_lookup */
+    case GKT_LIRC_MODE2: return 4;              /* u32 sample */
+    case GKT_NETFILTER: return 16;              /* struct bpf_nf_ctx: two pointers */
+    case GKT_SYSCALL: return 4096;              /* caller's bytes, size unknown offline */
+    default: return 0;
+    }
+}
+
+struct gver_policy *gver_policy_for_kernel_type(int ktype)
+{
+    struct gver_policy *p;
+    switch (ktype) {
+    case GKT_KPROBE:
+    case GKT_PERF_EVENT:
+        p = policy_new();
+        if (p)
+            p->ctx = ktype == GKT_KPROBE ? &gver_ctx_pt_regs : &ctx_perf_event;
+        return p;
+    case GKT_RAW_TRACEPOINT:
+    case GKT_TRACING:
+    case GKT_LSM:
+    case GKT_STRUCT_OPS:
+        p = policy_new();
+        if (p)
+            p->ctx = &gver_ctx_raw_tp;
+        return p;
+    default: {
+        uint32_t n = kernel_ctx_bytes(ktype);
+        p = n ? gver_policy_raw(n) : NULL;
+        /* the kernel's may_access_skb() types have LD_ABS / LD_IND */
+        if (p && (ktype == GKT_SOCKET_FILTER || ktype == GKT_SCHED_CLS || ktype == GKT_SCHED_ACT ||
+                  ktype == GKT_UNKNOWN))
+            p->ld_pkt = 1;
+        return p;
+    }
+    }
+}
+
+static void ret_range(struct gver_policy *p, int64_t lo, int64_t hi)
+{
+    p->ret_checked = 1;
+    p->ret_min = lo;
+    p->ret_max = hi;
+}
+
+void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section)
+{
+    if (!p)
+        return;
+    const char *sec = section ? section : "";
+    if (sec[0] == '?')
+        sec++;
+    const char *slash = strchr(sec, '/');
+    const char *attach = slash ? slash + 1 : "";
+    switch (ktype) {
+    case GKT_CGROUP_SKB:
+        if (!strcmp(attach, "egress"))
+            ret_range(p, 0, 3);   /* drop/pass, plus congestion notification */
+        else
+            ret_range(p, 0, 1);
+        return;
+    case GKT_CGROUP_SOCK_ADDR:
+        if (!strncmp(attach, "recvmsg", 7) || !strncmp(attach, "getpeername", 11) ||
+            !strncmp(attach, "getsockname", 11))
+            ret_range(p, 1, 1);
+        else if (!strcmp(attach, "bind4") || !strcmp(attach, "bind6"))
+            ret_range(p, 0, 3);
+        else
+            ret_range(p, 0, 1);
+        return;
+    case GKT_CGROUP_SOCK:
+    case GKT_SOCK_OPS:
+    case GKT_CGROUP_DEV:
+    case GKT_CGROUP_SYSCTL:
+    case GKT_CGROUP_SOCKOPT:
+    case GKT_SK_LOOKUP:
+    case GKT_NETFILTER:
+        ret_range(p, 0, 1);
+        return;
+    case GKT_TRACING:
+        if (!strncmp(sec, "fentry", 6) || !strncmp(sec, "fexit", 5))
+            ret_range(p, 0, 0);
+        else if (!strncmp(sec, "iter", 4))
+            ret_range(p, 0, 1);
+        return;
+    default:
+        return;
+    }
+}

@@ -128,6 +128,10 @@ int stack_read_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
         struct slot *s;
         uint8_t *k = byte_kind(f, off + b, false, &s);
         uint8_t kind = k ? *k : S_INVALID;
+        if (kind == S_INVALID && e->pol->allow_uninit_stack) {
+            all_zero = one_spill = false;    /* an unknown value */
+            continue;
+        }
         if (kind == S_INVALID)
             return reject(e, "invalid read from stack R%d off=%" PRId64 " size=%u: uninitialised (byte fp%+" PRId64 ")",
                           ptrno, off, size, off + b);
@@ -169,6 +173,8 @@ int stack_read_var(struct env *e, struct frame *f, int64_t lo, int64_t hi_end,
         struct slot *s;
         uint8_t *k = byte_kind(f, o, false, &s);
         uint8_t kind = k ? *k : S_INVALID;
+        if (kind == S_INVALID && e->pol->allow_uninit_stack)
+            continue;
         if (kind == S_INVALID)
             return reject(e, "invalid variable-offset read from stack R%d range fp%+" PRId64 "..fp%+" PRId64 " size=%u: byte fp%+" PRId64 " uninitialised",
                           ptrno, lo, hi_end, size, o);

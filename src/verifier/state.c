@@ -295,15 +295,21 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
 static bool stack_covers(const struct frame *o, const struct frame *c, struct idmap *m, uint64_t need)
 {
     static const struct slot empty;
-    for (uint32_t s = 0; s < o->nslots; s++) {
-        const struct slot *os = &o->slots[s];
+    uint32_t n = o->nslots > c->nslots ? o->nslots : c->nslots;
+    for (uint32_t s = 0; s < n; s++) {
+        const struct slot *os = s < o->nslots ? &o->slots[s] : &empty;
         const struct slot *cs = s < c->nslots ? &c->slots[s] : &empty;
         bool spill_checked = false;
         bool precise = s >= 64 || ((need >> s) & 1);
         for (int k = 0; k < 8; k++) {
             uint8_t ok = os->kind[k], ck = cs->kind[k];
-            if (ok == S_INVALID)
+            /* An uninitialised byte covers anything, unless the policy lets
+             * it be read (allow_uninit_stack: as an unknown scalar), when
+             * it covers only scalar data, not a spilled pointer. */
+            if (ok == S_INVALID && !(ck == S_SPILL && cs->spill.type != T_SCALAR))
                 continue;
+            if (ok == S_INVALID)
+                return false;
             if (ck == S_INVALID)
                 return false;
             if (!precise) {
@@ -339,7 +345,7 @@ bool states_cover(const struct vstate *o, const struct vstate *c, const struct c
 {
     struct idmap m = { .n = 0 };
     if (o->nfr != c->nfr || o->lock_map != c->lock_map || o->lock_off != c->lock_off ||
-        o->nrefs != c->nrefs)
+        o->nrefs != c->nrefs || !id_match(&m, o->lock_id, c->lock_id))
         return false;
     for (uint32_t i = 0; i < o->nrefs; i++)
         if (!id_match(&m, o->refs[i].id, c->refs[i].id))

@@ -283,6 +283,8 @@ static void host_degrade(struct env *e, const struct bpf_insn *in)
             }
             return;
         }
+        if (is_may_goto(in))
+            return;
         if (cls == BPF_JMP && (op == BPF_JEQ || op == BPF_JNE) && r[in->dst_reg].type == T_HOST &&
             (x ? is_null_const(&r[in->src_reg]) : in->imm == 0))
             return;
@@ -323,6 +325,11 @@ static int do_insn(struct env *e, bool *path_done)
         e->cur->insn = idx + 1;
         return rc;
     case BPF_LD:
+        if (is_ld_pkt(in)) {
+            rc = check_ld_pkt(e, in);
+            e->cur->insn = idx + 1;
+            return rc;
+        }
         rc = check_ld_imm64(e, in, idx);
         e->cur->insn = idx + 2;
         return rc;
@@ -475,7 +482,7 @@ int explore_once(struct env *e)
 
 static int run(struct env *e)
 {
-    int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_min || e->pol->ret_max,
+    int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max,
                        e->pol->allow_ptr_leaks);
     if (rc == -1) {
         snprintf(e->reason, sizeof(e->reason), "%s", e->cfg.reason);

@@ -134,9 +134,19 @@ struct gver_policy {
     const struct gver_host_ptr *host_ptrs;   /* see struct gver_host_ptr */
     uint32_t n_host_ptrs;
     int allow_ptr_leaks;       /* may store pointers to maps/ctx and return them */
+    /* LD_ABS / LD_IND (legacy packet loads through the skb in r6; out of
+     * bounds they end the program with r0 = 0): kernel skb program types
+     * only; graft's VM does not run them. */
+    int ld_pkt;
+    /* The kernel's root rule: a read of stack bytes never written gives an
+     * unknown value. Only for offline verdicts (graft verify --privileged):
+     * in graft's runtime it would hand the program the host's stack
+     * contents. */
+    int allow_uninit_stack;
     /* r0 at exit of the main program must be within [ret_min, ret_max]
-     * (both 0: any scalar). */
+     * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;
+    int ret_checked;
     /* With override_range set, the value passed to bpf_override_return
      * (R2, what the hooked function will return) must be proven within
      * [override_min, override_max] at every call. */
@@ -226,6 +236,17 @@ struct gver_policy *gver_policy_for_prog_type(int gprog_type);
  * under a policy of the same tag: a target verified for another context or
  * with other grants would otherwise run on the caller's context. */
 uint64_t gver_policy_tag(const struct gver_policy *p);
+/* For a kernel program type (enum gprog_ktype in loader/loader.h), to
+ * verify kernel programs offline (`graft verify`; graft never runs them):
+ * kprobe -> pt_regs, perf_event -> bpf_perf_event_data, raw_tp / tracing /
+ * lsm -> u64 args[], the others -> their UAPI context's bytes, read-only.
+ * NULL for GKT_NONE. */
+struct gver_policy *gver_policy_for_kernel_type(int ktype);
+/* The kernel's return-value rule for a kernel program of type ktype in
+ * section (its attach type: "cgroup_skb/egress" may return 0-3, a
+ * getsockname hook must return 1, fentry 0, ...), set on p; types whose
+ * result the kernel does not check are left free. */
+void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

@@ -13,6 +13,24 @@
 #include "verifier/verifier.h"
 #include "verifier/vinternal.h"
 
+/* may_goto (BPF_JMP | BPF_JCOND | BPF_K, src_reg BPF_MAY_GOTO = 0): the
+ * kernel's bounded goto. It jumps once a per-run budget of 2^23 executions
+ * is spent and otherwise falls through; it reads and writes no register.
+ * The verifier explores both ways, so the program is safe whichever the
+ * runtime takes, and its cost counts like any conditional jump's. */
+#define BPF_JCOND 0xe0
+static inline bool is_may_goto(const struct bpf_insn *in)
+{
+    return in->code == (0x05 /* BPF_JMP */ | BPF_JCOND) && in->src_reg == 0;
+}
+
+/* LD_ABS / LD_IND: the legacy packet loads of socket filters and tc. */
+static inline bool is_ld_pkt(const struct bpf_insn *in)
+{
+    return (in->code & 0x07) == 0x00 /* BPF_LD */ &&
+           ((in->code & 0xe0) == 0x20 /* BPF_ABS */ || (in->code & 0xe0) == 0x40 /* BPF_IND */);
+}
+
 /* ---- cfg.c ---- */
 #define CFG_PRUNE    0x1   /* states are compared/stored here */
 #define CFG_LDIMM_HI 0x2   /* second slot of LD_IMM64 */
@@ -118,6 +136,7 @@ struct vstate {
     uint32_t nrefs;
     uint32_t lock_map;         /* held spin lock: map index + 1 (0 none) */
     int32_t lock_off;
+    uint32_t lock_id;          /* the locked element: its map value pointer's id */
     uint32_t insn;             /* next instruction */
     bool cb_entering;          /* at a callback's first insn, just called by its helper */
     uint32_t nlvl;             /* cost levels: 1 + callback frames */

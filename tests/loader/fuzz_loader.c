@@ -16,5 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct graft_err err;
     if (gobj_open_mem(data, size, "fuzz.o", &o, &obj, &err) == 0)
         gobj_free(obj);
+    /* graft verify's way: broken programs kept with their error */
+    o.keep_broken_progs = true;
+    obj = NULL;
+    if (gobj_open_mem(data, size, "fuzz.o", &o, &obj, &err) == 0)
+        gobj_free(obj);
     return 0;
 }

@@ -622,6 +622,62 @@ static void test_opts_and_files(void)
     }
 }
 
+/* Kernel program types, `?` sections, old section names, iproute2 legacy
+ * maps and old-style .text-only objects all load; with keep_broken_progs a
+ * program that cannot be linked fails alone. */
+static void test_kernel_sections(void)
+{
+    struct graft_err err;
+    struct gobj *o = NULL;
+    int rc = gobj_open_file(fixture("kernel"), NULL, &o, &err);
+    CHECK(rc < 0 && !o && strstr(err.msg, "missing_global"),
+          "without keep_broken_progs the unresolved program fails the object: %d %s", rc, err.msg);
+    struct gobj_opts keep = { .sz = sizeof(keep), .keep_broken_progs = true };
+    rc = gobj_open_file(fixture("kernel"), &keep, &o, &err);
+    CHECK(rc == 0 && o, "open kernel with keep_broken_progs: %d %s", rc, err.msg);
+    if (!o)
+        return;
+    static const struct { const char *name; enum gprog_type type; enum gprog_ktype kt; bool noauto; } want[] = {
+        { "no_autoload", GPROG_SOCKET_FILTER, GKT_NONE, true },
+        { "bare_tp", GPROG_KERNEL, GKT_TRACEPOINT, false },
+        { "bare_raw_tp", GPROG_KERNEL, GKT_RAW_TRACEPOINT, false },
+        { "sched_tp", GPROG_KERNEL, GKT_TRACEPOINT, false },
+        { "kp", GPROG_KERNEL, GKT_KPROBE, false },
+        { "cls", GPROG_KERNEL, GKT_SCHED_CLS, false },
+        { "old_xdp", GPROG_KERNEL, GKT_XDP, false },
+        { "cg", GPROG_KERNEL, GKT_CGROUP_SKB, false },
+        { "graft_tp", GPROG_TRACEPOINT, GKT_NONE, false },
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        struct gobj_prog *p = gobj_find_prog(o, want[i].name);
+        CHECK(p, "program %s", want[i].name);
+        if (!p)
+            continue;
+        CHECK(p->type == want[i].type && p->ktype == want[i].kt && p->no_autoload == want[i].noauto,
+              "%s: type %d ktype %d noauto %d", p->name, p->type, p->ktype, p->no_autoload);
+        CHECK(p->insns && p->n_insns >= 2 && !p->load_error[0], "%s linked: %s", p->name, p->load_error);
+    }
+    struct gobj_prog *bad = gobj_find_prog(o, "unresolved");
+    CHECK(bad && !bad->insns && strstr(bad->load_error, "missing_global"),
+          "unresolved program keeps its error: %s", bad ? bad->load_error : "(missing)");
+    int m = gobj_find_map(o, "elf_counts");
+    CHECK(m >= 0 && o->maps[m].def.type == 2 && o->maps[m].def.key_size == 4 &&
+          o->maps[m].def.value_size == 8 && o->maps[m].def.max_entries == 4,
+          "iproute2 legacy map with pinning set");
+    gobj_free(o);
+
+    o = open_fixture("oldstyle", true);
+    if (!o)
+        return;
+    CHECK(o->n_progs == 2, "old style: %u programs", o->n_progs);
+    for (uint32_t i = 0; i < o->n_progs; i++)
+        CHECK(o->progs[i].type == GPROG_KERNEL && o->progs[i].ktype == GKT_UNKNOWN &&
+              !strcmp(o->progs[i].section, ".text") && o->progs[i].n_insns > 2,
+              "old style program %s: type %d, %u insns (helper linked)", o->progs[i].name,
+              o->progs[i].type, o->progs[i].n_insns);
+    gobj_free(o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -633,6 +689,7 @@ int main(int argc, char **argv)
     test_calls();
     test_maps();
     test_legacy();
+    test_kernel_sections();
     test_externs();
     test_core(true);
     if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)

@@ -178,6 +178,8 @@ static int parse_header(struct vcase *c, char *line)
     if (!strncmp(line, "policy:", 7)) {
         char *v = trim(line + 7);
         if (!strcmp(v, "leaks")) c->leaks = 1;
+        else if (!strcmp(v, "ld_pkt")) c->ld_pkt = 1;
+        else if (!strcmp(v, "uninit")) c->uninit = 1;
         else if (!strncmp(v, "budget", 6)) c->budget = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "states", 6)) c->states = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "mem", 3)) c->mem = strtoull(v + 3, NULL, 0);
@@ -188,6 +190,7 @@ static int parse_header(struct vcase *c, char *line)
                 return -1;
             c->ret_min = lo;
             c->ret_max = hi;
+            c->ret_checked = 1;
         } else if (!strncmp(v, "kfunc", 5)) return parse_kfunc(c, v + 5);
         else if (!strncmp(v, "ksym", 4) && c->n_ks < VT_MAX_KF) {
             struct gver_ksym *k = &c->ks[c->n_ks++];
@@ -310,12 +313,15 @@ struct gver_policy *vt_policy(const struct vcase *c)
     default: p->ctx = NULL; break;
     }
     p->allow_ptr_leaks = c->leaks;
+    p->ld_pkt = c->ld_pkt;
+    p->allow_uninit_stack = c->uninit;
     p->insn_budget = c->budget;
     if (c->states)
         p->max_states = c->states;
     p->mem_budget = c->mem;
     p->ret_min = c->ret_min;
     p->ret_max = c->ret_max;
+    p->ret_checked = c->ret_checked;
     for (int i = 0; i < c->n_deny; i++)
         gver_policy_allow_helper(p, c->deny[i], 0);
     memcpy(vp->kf, c->kf, sizeof(vp->kf));

@@ -8,7 +8,7 @@
  *   expect: accept               or: expect: reject "substring of the reason"
  *   ctx: raw N | rawrw N | pt_regs | sys_enter | none      (default raw 64)
  *   maps: hash k=4 v=8 n=16; array v=16 n=4; ringbuf n=4096; array v=8 rdonly
- *   policy: leaks | budget N | states N | deny ID | mem N | ret MIN MAX
+ *   policy: leaks | ld_pkt | uninit | budget N | states N | deny ID | mem N | ret MIN MAX
  *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
  *   policy: ksym ID SIZE [rw]    host variable for LD_IMM64 btf:ID
  *   kernel: skip "why"           not comparable with the kernel (graft-only feature)
@@ -35,6 +35,9 @@ struct vcase {
     struct gmap_def maps[VT_MAX_MAPS];
     uint32_t n_maps;
     int leaks;
+    int ld_pkt;
+    int uninit;                /* allow_uninit_stack (the kernel's root rule) */
+    int ret_checked;           /* policy: ret given (even "ret 0 0") */                /* LD_ABS / LD_IND allowed (a socket filter's) */
     uint64_t budget, states, mem;
     int64_t ret_min, ret_max;
     uint32_t deny[8];

@@ -2,7 +2,7 @@
  * cmd_verify.c - graft verify: run the verifier over an object's programs,
  * or over raw instructions (--raw), and say why anything is rejected.
  *
- *   graft verify OBJ [--section S] [--log-level 0|1|2]
+ *   graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged]
  *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
  *   graft verify --raw [--ctx-size N] [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
  *
@@ -11,6 +11,19 @@
  * grants more), and each one's rights are printed: what it may do to its
  * host, and whether that is granted ("rights: observe-only (read-host)",
  * "rights: write-user (not granted), host-call app_log").
+ *
+ * Every program gets its own verdict: one that cannot be built (unknown
+ * section, unresolved symbol) is rejected alone, and a kernel program
+ * (kprobe, tc, cgroup_skb, ...: a type graft cannot attach) is verified
+ * offline against its kernel context and reported "verified; not
+ * attachable by graft".
+ *
+ * --privileged verifies every program as the kernel would for root, offline:
+ * each against its kernel program type's context (a uprobe as a kprobe, a
+ * socket filter with LD_ABS), pointers may reach maps and r0, stack bytes
+ * never written read as unknown values. Nothing verified this way is ever
+ * loaded by graft (graft load has no such option): it is the kernel's
+ * verdict, for parity, not graft's.
  *
  * Exit 0: every program accepted; 1: one was rejected; 2: usage or load error.
  */
@@ -74,11 +87,57 @@ static int verify_raw(uint32_t ctx_size, uint32_t rights, uint64_t insn_budget, 
     return code;
 }
 
+/* A kernel program, verified against its kernel type's context under the
+ * same observe-only rights (graft never runs it: the verdict is offline). */
+/* The kernel type of a graft-typed program, for --privileged. */
+static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
+{
+    switch (p->type) {
+    case GPROG_KERNEL: return p->ktype;
+    case GPROG_UPROBE: case GPROG_URETPROBE: case GPROG_USDT:
+    case GPROG_OVERRIDE: case GPROG_REPLACE: return GKT_KPROBE;
+    case GPROG_TRACEPOINT: return GKT_TRACEPOINT;
+    case GPROG_RAW_TRACEPOINT: return GKT_RAW_TRACEPOINT;
+    case GPROG_SOCKET_FILTER: return GKT_SOCKET_FILTER;
+    case GPROG_XDP: return GKT_XDP;
+    default: return GKT_UNKNOWN;
+    }
+}
+
+static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
+                              const struct cli_policy_opts *popts, int privileged, int log_level,
+                              struct gver_result *res, struct graft_err *err)
+{
+    enum gprog_ktype kt = kernel_type_of(p);
+    struct gver_policy *policy = gver_policy_for_kernel_type(kt);
+    struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
+    if (!policy || !defs) {
+        free(policy);
+        free(defs);
+        return graft_errf(err, -ENOMEM, "out of memory");
+    }
+    gver_policy_kernel_ret(policy, kt, p->section);
+    gver_policy_grant(policy, popts->rights);
+    if (privileged) {
+        policy->allow_ptr_leaks = 1;
+        policy->allow_uninit_stack = 1;
+    }
+    policy->insn_budget = popts->insn_budget;
+    for (uint32_t i = 0; i < obj->n_maps; i++)
+        defs[i] = obj->maps[i].def;
+    struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
+                             .policy = policy, .log_level = log_level };
+    int rc = gver_verify(&in, res, err);
+    free(defs);
+    free(policy);
+    return rc;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL, *section = NULL;
     struct cli_policy_opts popts = {0};
-    int raw = 0, log_level = 0;
+    int raw = 0, log_level = 0, privileged = 0;
     long ctx_size = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -89,6 +148,8 @@ int cmd_verify(int argc, char **argv)
             continue;
         if (strcmp(a, "--raw") == 0) {
             raw = 1;
+        } else if (strcmp(a, "--privileged") == 0) {
+            privileged = 1;
         } else if (strcmp(a, "--section") == 0 && i + 1 < argc) {
             section = argv[++i];
         } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
@@ -118,6 +179,10 @@ int cmd_verify(int argc, char **argv)
     }
     if (!path)
         return cli_fail(EXIT_USAGE, "verify", "no object given");
+    if (privileged && popts.eim_path)
+        return cli_fail(EXIT_USAGE, "verify", "--privileged is the kernel's policy; it takes no EIM class");
+    if (privileged)
+        printf("graft verify: --privileged: the kernel's rules for root, offline; graft loads nothing under them\n");
 
     struct graft_err err = {0};
     struct geim_spec *spec = NULL;
@@ -126,7 +191,8 @@ int cmd_verify(int argc, char **argv)
     if (worst)
         return worst;
     struct gobj *obj;
-    if (gobj_open_file(path, NULL, &obj, &err) < 0) {
+    const struct gobj_opts oopts = { .sz = sizeof(oopts), .keep_broken_progs = true };
+    if (gobj_open_file(path, &oopts, &obj, &err) < 0) {
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
@@ -140,11 +206,27 @@ int cmd_verify(int argc, char **argv)
         char what[256];
         snprintf(what, sizeof(what), "%s (%s)", p->name, p->section);
         graft_err_clear(&err);
-        int rc = grt_verify(obj, p, &grant, log_level, &res, &err);
+        if (p->load_error[0]) {
+            fprintf(stderr, "%s: rejected: cannot be built: %s\n", what, p->load_error);
+            worst = worst > 1 ? worst : 1;
+            continue;
+        }
+        int kernel = p->type == GPROG_KERNEL || privileged;
+        if (kernel && spec) {
+            fprintf(stderr, "%s: rejected: a kernel %s program has no EIM class\n", what,
+                    gprog_ktype_name(p->ktype));
+            worst = worst > 1 ? worst : 1;
+            continue;
+        }
+        int rc = kernel ? verify_kernel_prog(obj, p, &popts, privileged, log_level, &res, &err)
+                        : grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host
          * function) is a rejection too, found before the verifier runs. */
         int code = rc < 0 ? cli_fail_err(spec ? 1 : EXIT_USAGE, "verify", &err)
                           : report(what, &res, log_level, &err);
+        if (p->type == GPROG_KERNEL && rc >= 0 && res.accepted)
+            printf("%s: verified; not attachable by graft (kernel %s program)\n", what,
+                   gprog_ktype_name(p->ktype));
         /* what the program may do to its host, granted or not */
         char rights[1024];
         grt_rights_describe(obj, p, &grant, rights, sizeof(rights));

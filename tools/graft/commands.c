@@ -37,7 +37,14 @@ const struct cli_cmd cli_cmds[] = {
       "               comma-separated; each prints a WARNING line. Host functions and\n"
       "               globals (__ksym) need an EIM class.\n"
       "  --insn-budget N  refuse programs that may run more than N instructions per\n"
-      "               run (with --eim: the tighter of N and the class's insn_budget)" },
+      "               run (with --eim: the tighter of N and the class's insn_budget)\n"
+      "  Every program gets its own verdict. Kernel program types (kprobe, tc, cgroup_skb,\n"
+      "  ...) are verified offline against their kernel context and reported \"verified;\n"
+      "  not attachable by graft\".\n"
+      "  --privileged  the kernel's rules for root instead of graft's: every program\n"
+      "               against its kernel type, pointers may be returned and stored in\n"
+      "               maps, unwritten stack reads as unknown; offline only (graft load\n"
+      "               never uses it)" },
     { "unload", cmd_unload, "remove loaded programs, links and maps",
       "usage: graft unload ID... | --loader PID | --all\n"
       "  Removes what `graft load --detach` (or a loader that was killed) left loaded:\n"
@@ -67,7 +74,7 @@ const struct cli_cmd cli_cmds[] = {
     { "map", cmd_map, "show a map's contents",
       "usage: graft map dump NAME|ID\n  Prints the map as JSON." },
     { "verify", cmd_verify, "run the verifier and explain its verdict",
-      "usage: graft verify OBJ [--section S] [--log-level 0|1|2]\n"
+      "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged]\n"
       "                    [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]\n"
       "       graft verify --raw [--ctx-size N] [--allow RIGHTS] [--log-level 0|1|2] < program.hex\n"
       "  Exit status: 0 accepted, 1 rejected, 2 usage or load error. A rejection names\n"
@@ -88,7 +95,14 @@ const struct cli_cmd cli_cmds[] = {
       "               comma-separated; each prints a WARNING line. Host functions and\n"
       "               globals (__ksym) need an EIM class.\n"
       "  --insn-budget N  refuse programs that may run more than N instructions per\n"
-      "               run (with --eim: the tighter of N and the class's insn_budget)" },
+      "               run (with --eim: the tighter of N and the class's insn_budget)\n"
+      "  Every program gets its own verdict. Kernel program types (kprobe, tc, cgroup_skb,\n"
+      "  ...) are verified offline against their kernel context and reported \"verified;\n"
+      "  not attachable by graft\".\n"
+      "  --privileged  the kernel's rules for root instead of graft's: every program\n"
+      "               against its kernel type, pointers may be returned and stored in\n"
+      "               maps, unwritten stack reads as unknown; offline only (graft load\n"
+      "               never uses it)" },
     { "eim", cmd_eim, "check an Extension Interface Model spec against a host",
       "usage: graft eim check SPEC [--host BINARY]\n"
       "  Parses SPEC (errors give file:line:column and the closest valid name), prints\n"
