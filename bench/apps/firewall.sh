@@ -82,6 +82,7 @@ start() {
             end
             fw:incr(\"accepted\", 1, 0)
         }" ;;
+        agent) apps_nginx_start "$D" $PORT "" "" "$LISTEN" "$GRAFT" start -- ;;   # graft's agent, no extension
         graft) apps_load "$APPS_WORK/firewall.bpf.o" --eim "$SPEC" --class firewall || return 1
                apps_nginx_start "$D" $PORT "" "" "$LISTEN" "$GRAFT" start -- ;;
     esac
@@ -126,4 +127,28 @@ for cfg in native lua graft; do
     echo "BENCH nginx_${cfg}_overhead_pct ${PAIRED_LOSS[$cfg]} %"
     echo "BENCH nginx_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
+
+# --- user-space instructions per request (callgrind: deterministic) -------
+# graft's hook must fire under valgrind too: its map counts every request.
+insn_hook() {
+    [ "$1" = graft ] || return 0
+    local acc
+    acc=$(apps_mapval fw 0)
+    check "graft under callgrind: the firewall counted $acc accepted for $2 requests (+1 probe)" \
+        test "$acc" -ge "$2" -a "$acc" -le $(($2 + 1))
+}
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in none native lua agent graft; do
+        if apps_insn_per_req $cfg http $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    echo "BENCH nginx_base_insn_per_req ${INSN[none]:-0} insns"
+    for cfg in native lua agent graft; do
+        [ -n "${INSN[$cfg]:-}" ] && [ -n "${INSN[none]:-}" ] || continue
+        echo "BENCH nginx_${cfg}_insn_per_req ${INSN[$cfg]} insns"
+        echo "BENCH nginx_${cfg}_insn_pct $(awk -v b="${INSN[none]}" -v x="${INSN[$cfg]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    done
+fi
 [ $fails = 0 ]

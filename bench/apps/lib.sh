@@ -228,10 +228,14 @@ apps_nginx_prepare() {
 # Sets NGINX_PID (the master).
 apps_nginx_start() {
     local d=$1 port=$2 main=$3 http=$4 server=$5; shift 5
+    # Under callgrind (APPS_CALLGRIND=OUTFILE, see apps_insn_per_req) nginx
+    # runs as one process, so the instructions counted are the worker's.
+    local master=on
+    [ -n "${APPS_CALLGRIND:-}" ] && master=off
     cat >"$d/nginx.conf" <<CONF
 $main
 daemon off;
-master_process on;
+master_process $master;
 worker_processes 1;
 worker_cpu_affinity 10;
 user root;
@@ -253,7 +257,12 @@ http {
     }
 }
 CONF
-    "$@" nginx -p "$d" -c "$d/nginx.conf" &
+    if [ -n "${APPS_CALLGRIND:-}" ]; then
+        "$@" valgrind --tool=callgrind --smc-check=all --separate-threads=yes --callgrind-out-file="$APPS_CALLGRIND" \
+            nginx -p "$d" -c "$d/nginx.conf" 2>"$APPS_CALLGRIND.log" &
+    else
+        "$@" nginx -p "$d" -c "$d/nginx.conf" &
+    fi
     NGINX_PID=$!
     apps_track "$NGINX_PID"
     local scheme=http port_only=${port%% *}
@@ -295,4 +304,48 @@ apps_kload() {
 apps_kunload() { kill "$KLOADER_PID" 2>/dev/null; wait "$KLOADER_PID" 2>/dev/null; }
 apps_build_kloader() {
     [ -x "$APPS_WORK/kloader" ] || cc -O2 -Wall -o "$APPS_WORK/kloader" "$APPS_EX/kloader.c" -lbpf
+}
+
+# apps_insn_per_req CFG SCHEME PORT: sets INSN_PER_REQ to the user-space
+# instructions per request of
+# nginx in configuration CFG, counted by valgrind's callgrind (no PMU needed;
+# deterministic): nginx started by the caller's `start CFG` as one process
+# under callgrind, $INSN_REQS1 then (in a fresh server) $INSN_REQS2
+# keep-alive requests for the 612-byte page from one curl, stopped by `stop
+# CFG`; (Ir of the second run - Ir of the first) / (INSN_REQS2 - INSN_REQS1)
+# cancels start-up and shutdown. Calls insn_hook CFG REQS before stop when
+# the caller defines it (to check that the extension fired; valgrind's log
+# is $INSN_OUT.log). Only user space
+# is counted: what a configuration costs in the kernel (tracepoints, uprobe
+# traps, syscalls) is invisible here.
+apps_insn_per_req() {
+    local cfg=$1 scheme=$2 port=$3 n ir=() out args i
+    for n in "${INSN_REQS1:-200}" "${INSN_REQS2:-1200}"; do
+        out=$APPS_WORK/callgrind.$cfg.$n
+        rm -f "$out"-*
+        APPS_CALLGRIND=$out start "$cfg" || { stop "$cfg"; echo "insn $cfg: start failed" >&2; return 1; }
+        args=()
+        for i in $(seq "$n"); do args+=(-o /dev/null "$scheme://127.0.0.1:$port/index.html"); done
+        curl -sk "${args[@]}" || { stop "$cfg"; echo "insn $cfg: curl failed" >&2; return 1; }
+        INSN_OUT=$out
+        if declare -F insn_hook >/dev/null; then insn_hook "$cfg" "$n"; fi
+        APPS_CALLGRIND=$out stop "$cfg"
+        # one file per thread (--separate-threads): the worker's and the
+        # agent's, whose background thread is counted too (it polls the
+        # registry: a few thousand instructions per second of run time)
+        ir+=("$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {s += $2; n++} END {if (n) print s}')")
+        [ -n "${ir[-1]}" ] || { echo "insn $cfg: no callgrind totals:" >&2; tail -5 "$out.log" >&2; return 1; }
+    done
+    echo "insn $cfg: Ir ${ir[0]} after ${INSN_REQS1:-200} requests, ${ir[1]} after ${INSN_REQS2:-1200}"
+    INSN_PER_REQ=$(awk -v a="${ir[0]}" -v b="${ir[1]}" -v n=$(( ${INSN_REQS2:-1200} - ${INSN_REQS1:-200} )) \
+        'BEGIN { printf "%.0f\n", (b - a) / n }')
+}
+
+# apps_insn_enabled: run the instruction counts? (APPS_INSN=0 skips them;
+# they need valgrind, which make bench-apps installs.)
+apps_insn_enabled() {
+    [ "${APPS_INSN:-1}" = 1 ] || return 1
+    command -v valgrind >/dev/null && return 0
+    echo "SKIP: instruction counts (valgrind not installed)"
+    return 1
 }

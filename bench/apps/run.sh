@@ -15,7 +15,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-build}
 . "$HERE/lib.sh"
-apps_install nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl ||
+apps_install nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl valgrind ||
     echo "warning: could not install every package; scripts that need them say SKIP" >&2
 rc=0
 for s in hotpatch redis syscount sslsniff firewall fuse; do

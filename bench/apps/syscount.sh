@@ -99,6 +99,36 @@ if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ] &&
         'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
 fi
 
+# --- user-space instructions per request (callgrind: deterministic) -------
+# The kernel configuration is not counted: its tracepoint runs in the kernel,
+# which callgrind does not see. graft's syscall hook must fire under valgrind
+# too: its map counts nginx's syscalls.
+# It does not: zpoline needs page 0, which valgrind never maps for its
+# client, and the seccomp fallback needs seccomp(2), which valgrind does not
+# implement ("unhandled amd64-linux syscall: 317"); so graft's syscall path
+# is as invisible to callgrind as the kernel's, and no graft figure is
+# printed unless the hook did fire.
+SC_INSN_FIRES=()
+insn_hook() {
+    [ "$1" = graft ] || return 0
+    SC_INSN_FIRES+=("$(fires_per_req "$2")")
+    [ "${SC_INSN_FIRES[-1]}" != 0.00 ] ||
+        echo "note: graft's syscall hook did not fire under callgrind ($(grep -m1 -o 'syscall hooks: .*' "$INSN_OUT.log"))"
+}
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in base graft; do
+        if apps_insn_per_req $cfg http $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    echo "BENCH syscount_base_insn_per_req ${INSN[base]:-0} insns"
+    if [ -n "${INSN[graft]:-}" ] && [ -n "${INSN[base]:-}" ] && [ "${SC_INSN_FIRES[0]:-0.00}" != 0.00 ]; then
+        echo "BENCH syscount_graft_insn_per_req ${INSN[graft]} insns"
+        echo "BENCH syscount_graft_insn_pct $(awk -v b="${INSN[base]}" -v x="${INSN[graft]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    fi
+fi
+
 # --- the same counts from both, at the same time ------------------------------
 apps_kload "$APPS_WORK/syscount.bpf.o" &&
 apps_load "$APPS_WORK/syscount.bpf.o" &&
