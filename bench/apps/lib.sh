@@ -277,8 +277,14 @@ CONF
     return 0
 }
 apps_nginx_stop() {
-    kill -QUIT "$NGINX_PID" 2>/dev/null
     local i
+    if [ -n "${APPS_CALLGRIND:-}" ]; then
+        # a single HTTPS nginx under valgrind ignores QUIT; it exits on TERM
+        # and callgrind then writes its counts, which takes a while
+        kill -TERM "$NGINX_PID" 2>/dev/null
+        for i in $(seq 300); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.05; done
+    fi
+    kill -QUIT "$NGINX_PID" 2>/dev/null
     for i in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.05; done
     kill -9 "$NGINX_PID" 2>/dev/null
     wait "$NGINX_PID" 2>/dev/null
@@ -319,7 +325,7 @@ apps_build_kloader() {
 # is counted: what a configuration costs in the kernel (tracepoints, uprobe
 # traps, syscalls) is invisible here.
 apps_insn_per_req() {
-    local cfg=$1 scheme=$2 port=$3 n ir=() out args i
+    local cfg=$1 scheme=$2 port=$3 n ir=() thr=() out args i t0=$SECONDS
     for n in "${INSN_REQS1:-200}" "${INSN_REQS2:-1200}"; do
         out=$APPS_WORK/callgrind.$cfg.$n
         rm -f "$out"-*
@@ -334,9 +340,11 @@ apps_insn_per_req() {
         # agent's, whose background thread is counted too (it polls the
         # registry: a few thousand instructions per second of run time)
         ir+=("$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {s += $2; n++} END {if (n) print s}')")
+        thr+=("$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {printf "%s%s", n++ ? "+" : "", $2}')")
         [ -n "${ir[-1]}" ] || { echo "insn $cfg: no callgrind totals:" >&2; tail -5 "$out.log" >&2; return 1; }
     done
-    echo "insn $cfg: Ir ${ir[0]} after ${INSN_REQS1:-200} requests, ${ir[1]} after ${INSN_REQS2:-1200}"
+    echo "insn $cfg: Ir ${ir[0]} (threads ${thr[0]}) after ${INSN_REQS1:-200} requests," \
+         "${ir[1]} (${thr[1]}) after ${INSN_REQS2:-1200}; $((SECONDS - t0)) s"
     INSN_PER_REQ=$(awk -v a="${ir[0]}" -v b="${ir[1]}" -v n=$(( ${INSN_REQS2:-1200} - ${INSN_REQS1:-200} )) \
         'BEGIN { printf "%.0f\n", (b - a) / n }')
 }

@@ -75,6 +75,7 @@ tool_start() {
     local how=$1; shift
     local worker
     worker=$(pgrep -P "$NGINX_PID" | head -1)
+    [ -n "$worker" ] || [ -z "${APPS_CALLGRIND:-}" ] || worker=$NGINX_PID   # one process under callgrind
     [ -n "$worker" ] || { echo "no nginx worker" >&2; return 1; }
     : >"$APPS_WORK/tool.err"
     if [ "$how" = graft ]; then
@@ -215,4 +216,26 @@ for cfg in kernel graft; do
     echo "BENCH sslsniff_${cfg}_loss_pct $(apps_median ${loss[$cfg]}) %"
     echo "BENCH sslsniff_${cfg}_worker_cpu_pct $(apps_median ${cost[$cfg]}) %"
 done
+
+# --- user-space instructions per request (callgrind: deterministic) -------
+# base and graft only: the kernel's uprobes run in the kernel (int3 traps),
+# which callgrind does not see. Under graft the tool's hooks are installed
+# in the valgrind-run nginx by its agent (code patched while valgrind runs
+# it: --smc-check=all) and must see every response.
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in base graft; do
+        if apps_insn_per_req $cfg https $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    w=$(tool_count WRITE calls)   # the last graft run's
+    check "graft under callgrind: the tool saw ${w:-0} SSL_writes for ${INSN_REQS2:-1200} requests (+1 probe)" \
+        test "${w:-0}" -ge "${INSN_REQS2:-1200}" -a "${w:-0}" -le $((${INSN_REQS2:-1200} + 1))
+    echo "BENCH sslsniff_base_insn_per_req ${INSN[base]:-0} insns"
+    if [ -n "${INSN[graft]:-}" ] && [ -n "${INSN[base]:-}" ]; then
+        echo "BENCH sslsniff_graft_insn_per_req ${INSN[graft]} insns"
+        echo "BENCH sslsniff_graft_insn_pct $(awk -v b="${INSN[base]}" -v x="${INSN[graft]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    fi
+fi
 [ $fails = 0 ]
