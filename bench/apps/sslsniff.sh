@@ -180,6 +180,7 @@ ss_wrk() { apps_wrk_cpu "$URL" "$SECS"; }
 # is the median over rounds of its loss against that round's base (the
 # machine's load drifts more between rounds than within one).
 declare -A res cpu loss cost
+FIRES=()
 for _ in $(seq "$RUNS"); do
     declare -A r=() c=()
     for cfg in base kernel graft; do
@@ -193,6 +194,10 @@ for _ in $(seq "$RUNS"); do
             w=$(tool_count WRITE calls)
             [ "${w:-0}" -ge "$n" ] && [ "${w:-0}" -le $((n + 16)) ] ||
                 { echo "FAIL: $cfg: the tool saw ${w:-0} SSL_writes for $n responses"; fails=$((fails + 1)); }
+            # the model's fires: graft's records (SSL_write + SSL_read calls
+            # that moved bytes) per request
+            [ $cfg = graft ] && FIRES+=("$(awk -v w="${w:-0}" -v r="$(tool_count READ calls)" -v n="$n" \
+                'BEGIN { printf "%.3f", (w + r) / n }')")
         fi
         r[$cfg]=$v
         # the worker's CPU time per request (us): less sensitive than req/s
@@ -216,6 +221,24 @@ for cfg in kernel graft; do
     echo "BENCH sslsniff_${cfg}_loss_pct $(apps_median ${loss[$cfg]}) %"
     echo "BENCH sslsniff_${cfg}_worker_cpu_pct $(apps_median ${cost[$cfg]}) %"
 done
+
+# --- the model: fires per request x one fire in a tight loop ---------------
+# One fire = an uprobe + uretprobe pair that saves the buffer in a hash and
+# copies 1 KiB into a ring-buffer record (bench/hooks/sslsniff_bench,
+# sslsniff_prog_ns_per_kib_1k: the same-shaped programs; a 612-byte page is
+# ~850 bytes with its headers, wrk's requests are smaller). Fires are the
+# calls that moved bytes: a lower bound (nginx's SSL_read calls that return
+# "want read" fire too, with no record).
+if [ ${#FIRES[@]} -gt 0 ] && [ -n "${cpu[base]:-}" ] &&
+   { [ "${APPS_NOBUILD:-0}" = 1 ] || cmake --build "$APPS_BUILD" --target sslsniff_bench >/dev/null; }; then
+    fires=$(apps_median "${FIRES[@]}")
+    fire_ns=$("$APPS_BUILD/bench/hooks/sslsniff_bench" 2>/dev/null | awk '$2 == "sslsniff_prog_ns_per_kib_1k" {print $3}')
+    echo "runs graft: records per request ${FIRES[*]}"
+    echo "BENCH sslsniff_graft_fires_per_req $fires"
+    echo "BENCH sslsniff_graft_fire_ns ${fire_ns:-0} ns"
+    echo "BENCH sslsniff_graft_model_pct $(awk -v f="$fires" -v c="${fire_ns:-0}" -v u="$(apps_median ${cpu[base]})" \
+        'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+fi
 
 # --- user-space instructions per request (callgrind: deterministic) -------
 # base and graft only: the kernel's uprobes run in the kernel (int3 traps),
