@@ -324,24 +324,29 @@ apps_build_kloader() {
 # is $INSN_OUT.log). Only user space
 # is counted: what a configuration costs in the kernel (tracepoints, uprobe
 # traps, syscalls) is invisible here.
+apps_insn_run() {   # apps_insn_run CFG SCHEME PORT N: one run; sets INSN_IR, INSN_THR
+    local cfg=$1 scheme=$2 port=$3 n=$4 out=$APPS_WORK/callgrind.$1.$4 args=() i
+    rm -f "$out"-*
+    APPS_CALLGRIND=$out start "$cfg" || { APPS_CALLGRIND=$out stop "$cfg"; echo "insn $cfg: start failed" >&2; return 1; }
+    for i in $(seq "$n"); do args+=(-o /dev/null "$scheme://127.0.0.1:$port/index.html"); done
+    curl -sk "${args[@]}" || { APPS_CALLGRIND=$out stop "$cfg"; echo "insn $cfg: curl failed" >&2; tail -3 "$out.log" >&2; return 1; }
+    INSN_OUT=$out
+    if declare -F insn_hook >/dev/null; then insn_hook "$cfg" "$n"; fi
+    APPS_CALLGRIND=$out stop "$cfg"
+    # one file per thread (--separate-threads): the worker's and the
+    # agent's, whose background thread is counted too (it polls the
+    # registry: a few thousand instructions per second of run time)
+    INSN_IR=$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {s += $2; n++} END {if (n) print s}')
+    INSN_THR=$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {printf "%s%s", n++ ? "+" : "", $2}')
+    [ -n "$INSN_IR" ] || { echo "insn $cfg: no callgrind totals:" >&2; tail -5 "$out.log" >&2; return 1; }
+}
 apps_insn_per_req() {
-    local cfg=$1 scheme=$2 port=$3 n ir=() thr=() out args i t0=$SECONDS
+    local cfg=$1 n ir=() thr=() t0=$SECONDS
     for n in "${INSN_REQS1:-200}" "${INSN_REQS2:-1200}"; do
-        out=$APPS_WORK/callgrind.$cfg.$n
-        rm -f "$out"-*
-        APPS_CALLGRIND=$out start "$cfg" || { stop "$cfg"; echo "insn $cfg: start failed" >&2; return 1; }
-        args=()
-        for i in $(seq "$n"); do args+=(-o /dev/null "$scheme://127.0.0.1:$port/index.html"); done
-        curl -sk "${args[@]}" || { stop "$cfg"; echo "insn $cfg: curl failed" >&2; return 1; }
-        INSN_OUT=$out
-        if declare -F insn_hook >/dev/null; then insn_hook "$cfg" "$n"; fi
-        APPS_CALLGRIND=$out stop "$cfg"
-        # one file per thread (--separate-threads): the worker's and the
-        # agent's, whose background thread is counted too (it polls the
-        # registry: a few thousand instructions per second of run time)
-        ir+=("$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {s += $2; n++} END {if (n) print s}')")
-        thr+=("$(cat "$out"-* 2>/dev/null | awk '/^totals:/ {printf "%s%s", n++ ? "+" : "", $2}')")
-        [ -n "${ir[-1]}" ] || { echo "insn $cfg: no callgrind totals:" >&2; tail -5 "$out.log" >&2; return 1; }
+        # once in a few runs a graft HTTPS nginx under valgrind dies of a
+        # SIGTRAP mid-run (not seen without valgrind): one retry
+        apps_insn_run "$@" "$n" || { echo "insn $cfg: retrying the $n-request run" >&2; apps_insn_run "$@" "$n"; } || return 1
+        ir+=("$INSN_IR"); thr+=("$INSN_THR")
     done
     echo "insn $cfg: Ir ${ir[0]} (threads ${thr[0]}) after ${INSN_REQS1:-200} requests," \
          "${ir[1]} (${thr[1]}) after ${INSN_REQS2:-1200}; $((SECONDS - t0)) s"
