@@ -18,6 +18,13 @@
 # (throughput lost vs none, %) and, steadier on a shared machine,
 # nginx_base_worker_us_per_req and nginx_{native,lua,graft}_worker_cpu_pct
 # (the nginx worker's CPU time per request, % more than none).
+# Figures noise cannot swamp, same run: nginx_graft_model_pct = the
+# extension's fires per request (its own counts, nginx_graft_fires_per_req)
+# x one fire in a tight loop (bench/apps/fwloop.c, nginx_graft_fire_ns) /
+# the base worker's CPU per request; and user-space instructions per
+# request under callgrind (nginx_{base,native,lua,agent,graft}_insn_per_req,
+# nginx_{native,lua,agent,graft}_insn_pct; agent = graft start, no
+# extension; APPS_INSN=0 skips them).
 # Correctness (every filter): /admin/secret.html -> 403, /public/a.html and
 # / -> 200; graft's map counts exactly the requests made; the spec checks
 # against the nginx binary (symbols; Debian's nginx has no DWARF) and the

@@ -20,6 +20,12 @@
 #   BENCH sslsniff_base_worker_us_per_req  the nginx worker's CPU time per
 #                                          request (/proc/PID/schedstat)
 #   BENCH sslsniff_{kernel,graft}_worker_cpu_pct  how much more of it, %
+#   BENCH sslsniff_graft_{fires_per_req,fire_ns,model_pct}  the model: graft's
+#         records per request x one probe pair (bench/hooks/sslsniff_bench)
+#         / base worker CPU per request
+#   BENCH sslsniff_{base,graft}_insn_per_req, sslsniff_graft_insn_pct
+#         user-space instructions per request under callgrind (APPS_INSN=0
+#         skips them)
 # Correctness (kernel and graft): a client makes $SS_REQS requests over a
 # few keep-alive connections (the 612-byte page, a 40 KiB page of random
 # text that takes several SSL_writes, a 404) and keeps every byte it sent and

@@ -17,7 +17,10 @@
 #   syscount_graft_fires_per_req (graft's count of nginx's syscalls / wrk
 #   requests), syscount_graft_fire_ns (one fire through the hook, from
 #   bench/syscalls) and syscount_graft_model_pct = fires x fire cost / base
-#   worker CPU per request: the extension's cost from first principles
+#   worker CPU per request: the extension's cost from first principles;
+#   syscount_base_insn_per_req (user-space instructions per request under
+#   callgrind; graft's figure only where its syscall hook runs under
+#   valgrind, which it does not: see below; APPS_INSN=0 skips it)
 # Correctness: kernel and graft count the same nginx at the same time while a
 # client makes $SC_REQS requests, one connection each: accept4 must match
 # exactly, and every syscall seen >= $SC_REQS/2 times within 1%.
