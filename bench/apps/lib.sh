@@ -266,6 +266,7 @@ CONF
     NGINX_PID=$!
     apps_track "$NGINX_PID"
     local scheme=http port_only=${port%% *}
+    NGINX_PORT=$port_only
     apps_wait_port "$port_only" || { cat "$d/logs/error.log" >&2; return 1; }
     # the worker is up when a request succeeds
     local i
@@ -279,10 +280,14 @@ CONF
 apps_nginx_stop() {
     local i
     if [ -n "${APPS_CALLGRIND:-}" ]; then
-        # a single HTTPS nginx under valgrind ignores QUIT; it exits on TERM
-        # and callgrind then writes its counts, which takes a while
+        # nginx under valgrind may sit in epoll_wait with the signal unseen
+        # (seen with HTTPS) until an event wakes it: a connection does
         kill -TERM "$NGINX_PID" 2>/dev/null
-        for i in $(seq 300); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.05; done
+        for i in $(seq 300); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            [ $((i % 20)) = 1 ] && (exec 3<>/dev/tcp/127.0.0.1/"$NGINX_PORT") 2>/dev/null
+            sleep 0.05
+        done
     fi
     kill -QUIT "$NGINX_PID" 2>/dev/null
     for i in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.05; done

@@ -10,7 +10,7 @@
 #   firewall.sh   1. nginx request firewall: native module, Lua, graft
 #   fuse.sh       6. FUSE metadata cache kept coherent by hooks (passfs)
 # Knobs: APPS_RUNS (runs per configuration), APPS_SECS (seconds per wrk run),
-# APPS_INSN=0 (skip the callgrind instruction counts, ~2-3 min).
+# APPS_INSN=0 (skip the callgrind instruction counts, ~30 s).
 # Exit status: 1 if any script's checks failed. Budget: ~6-8 minutes.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
