@@ -349,8 +349,8 @@ apps_insn_per_req() {
     local cfg=$1 n ir=() thr=() t0=$SECONDS
     for n in "${INSN_REQS1:-200}" "${INSN_REQS2:-1200}"; do
         # once in a few runs nginx under valgrind dies of a SIGTRAP mid-run
-        # (seen with LuaJIT and with graft over HTTPS; never without
-        # valgrind): one retry
+        # (seen with LuaJIT, with graft over HTTPS and with plain HTTPS;
+        # never without valgrind): one retry
         apps_insn_run "$@" "$n" || { echo "insn $cfg: retrying the $n-request run" >&2; apps_insn_run "$@" "$n"; } || return 1
         ir+=("$INSN_IR"); thr+=("$INSN_THR")
     done
