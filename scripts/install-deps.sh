@@ -12,7 +12,8 @@ PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev l
       # static archives the graft CLI links (libdw.a and libelf.a need them)
       liblzma-dev libbz2-dev libzstd-dev zlib1g-dev
       # the real-application tests (tests/apps, bench/apps)
-      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl)
+      nginx nginx-dev libnginx-mod-http-lua redis-server redis-tools wrk curl fuse3 libfuse3-dev openssl
+      valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

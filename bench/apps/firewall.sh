@@ -18,6 +18,13 @@
 # (throughput lost vs none, %) and, steadier on a shared machine,
 # nginx_base_worker_us_per_req and nginx_{native,lua,graft}_worker_cpu_pct
 # (the nginx worker's CPU time per request, % more than none).
+# Figures noise cannot swamp, same run: nginx_graft_model_pct = the
+# extension's fires per request (its own counts, nginx_graft_fires_per_req)
+# x one fire in a tight loop (bench/apps/fwloop.c, nginx_graft_fire_ns) /
+# the base worker's CPU per request; and user-space instructions per
+# request under callgrind (nginx_{base,native,lua,agent,graft}_insn_per_req,
+# nginx_{native,lua,agent,graft}_insn_pct; agent = graft start, no
+# extension; APPS_INSN=0 skips them).
 # Correctness (every filter): /admin/secret.html -> 403, /public/a.html and
 # / -> 200; graft's map counts exactly the requests made; the spec checks
 # against the nginx binary (symbols; Debian's nginx has no DWARF) and the
@@ -82,6 +89,7 @@ start() {
             end
             fw:incr(\"accepted\", 1, 0)
         }" ;;
+        agent) apps_nginx_start "$D" $PORT "" "" "$LISTEN" "$GRAFT" start -- ;;   # graft's agent, no extension
         graft) apps_load "$APPS_WORK/firewall.bpf.o" --eim "$SPEC" --class firewall || return 1
                apps_nginx_start "$D" $PORT "" "" "$LISTEN" "$GRAFT" start -- ;;
     esac
@@ -118,6 +126,12 @@ done
 
 # --- throughput -----------------------------------------------------------
 URL="http://127.0.0.1:$PORT/index.html"
+FIRES=()
+paired_hook() {   # how often the extension decided per wrk request (its own counts)
+    [ "$1" = graft ] || return 0
+    FIRES+=("$(awk -v a="$(apps_mapval fw 0)" -v r="$(apps_mapval fw 1)" -v n="$2" \
+        'BEGIN { printf "%.3f", (a + r) / n }')")
+}
 apps_paired "$RUNS" none native lua graft
 echo "BENCH nginx_base_rps ${PAIRED_RPS[none]:-0} req/s"
 echo "BENCH nginx_base_worker_us_per_req ${PAIRED_US[none]:-0} us"
@@ -126,4 +140,71 @@ for cfg in native lua graft; do
     echo "BENCH nginx_${cfg}_overhead_pct ${PAIRED_LOSS[$cfg]} %"
     echo "BENCH nginx_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
+
+# --- the model: fires per request x one fire in a tight loop ---------------
+# One fire of the same object (same program, same array map) through the
+# same override hook, on a function of the same name in bench/apps/fwloop.c
+# called with a request of nginx's layout: rounds of FW_CALLS calls before
+# and after `graft load`, medians; the map must count every hooked call.
+FW_CALLS=${FW_CALLS:-1000000}
+fire_ns() {
+    local u=() h=() v i a0 a1
+    cc -O2 -Wall $(cat "$C/offsets.flags") -o "$APPS_WORK/fwloop" "$APPS_SRC/bench/apps/fwloop.c" &&
+        apps_bpf "$APPS_EX/nginx/firewall.bpf.c" "$APPS_WORK/fwloop.bpf.o" $(cat "$C/offsets.flags") \
+            -DNGINX="\"$APPS_WORK/fwloop\"" || return 1
+    coproc FWLOOP { taskset -c 1 "$GRAFT" start -- "$APPS_WORK/fwloop" "$FW_CALLS"; }
+    apps_track "$FWLOOP_PID"
+    round() { echo go >&"${FWLOOP[1]}" && read -r -t 30 v <&"${FWLOOP[0]}" && echo "$v"; }
+    for i in $(seq 7); do u+=("$(round)"); done
+    apps_load "$APPS_WORK/fwloop.bpf.o" --allow override || return 1
+    for i in $(seq 250); do
+        "$GRAFT" list 2>/dev/null | grep -qE "^  $FWLOOP_PID .*hooks 1 installed" && break
+        sleep 0.02
+    done
+    a0=$(apps_mapval fw 0)
+    for i in $(seq 7); do h+=("$(round)"); done
+    a1=$(apps_mapval fw 0)
+    exec {FWLOOP[1]}>&-
+    wait "$FWLOOP_PID" 2>/dev/null
+    apps_unload
+    echo "runs fwloop: ns per call unhooked ${u[*]}; hooked ${h[*]}; counted $((a1 - a0))" >&2
+    [ $((a1 - a0)) = $((7 * FW_CALLS)) ] || { echo "fwloop: the extension counted $((a1 - a0)) of $((7 * FW_CALLS)) calls" >&2; return 1; }
+    awk -v h="$(apps_median "${h[@]}")" -v u="$(apps_median "${u[@]}")" 'BEGIN { printf "%.1f\n", h - u }'
+}
+if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[none]:-}" ]; then
+    if fns=$(fire_ns); then
+        fires=$(apps_median "${FIRES[@]}")
+        echo "runs graft: fires per request ${FIRES[*]}"
+        echo "BENCH nginx_graft_fires_per_req $fires"
+        echo "BENCH nginx_graft_fire_ns $fns ns"
+        echo "BENCH nginx_graft_model_pct $(awk -v f="$fires" -v c="$fns" -v u="${PAIRED_US[none]}" \
+            'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+    else
+        echo "FAIL: the firewall's cost per fire (fwloop)"; fails=$((fails + 1))
+    fi
+fi
+
+# --- user-space instructions per request (callgrind: deterministic) -------
+# graft's hook must fire under valgrind too: its map counts every request.
+insn_hook() {
+    [ "$1" = graft ] || return 0
+    local acc
+    acc=$(apps_mapval fw 0)
+    check "graft under callgrind: the firewall counted $acc accepted for $2 requests (+1 probe)" \
+        test "$acc" -ge "$2" -a "$acc" -le $(($2 + 1))
+}
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in none native lua agent graft; do
+        if apps_insn_per_req $cfg http $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    echo "BENCH nginx_base_insn_per_req ${INSN[none]:-0} insns"
+    for cfg in native lua agent graft; do
+        [ -n "${INSN[$cfg]:-}" ] && [ -n "${INSN[none]:-}" ] || continue
+        echo "BENCH nginx_${cfg}_insn_per_req ${INSN[$cfg]} insns"
+        echo "BENCH nginx_${cfg}_insn_pct $(awk -v b="${INSN[none]}" -v x="${INSN[$cfg]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    done
+fi
 [ $fails = 0 ]

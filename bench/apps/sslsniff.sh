@@ -20,6 +20,12 @@
 #   BENCH sslsniff_base_worker_us_per_req  the nginx worker's CPU time per
 #                                          request (/proc/PID/schedstat)
 #   BENCH sslsniff_{kernel,graft}_worker_cpu_pct  how much more of it, %
+#   BENCH sslsniff_graft_{fires_per_req,fire_ns,model_pct}  the model: graft's
+#         records per request x one probe pair (bench/hooks/sslsniff_bench)
+#         / base worker CPU per request
+#   BENCH sslsniff_{base,graft}_insn_per_req, sslsniff_graft_insn_pct
+#         user-space instructions per request under callgrind (APPS_INSN=0
+#         skips them)
 # Correctness (kernel and graft): a client makes $SS_REQS requests over a
 # few keep-alive connections (the 612-byte page, a 40 KiB page of random
 # text that takes several SSL_writes, a 404) and keeps every byte it sent and
@@ -75,6 +81,7 @@ tool_start() {
     local how=$1; shift
     local worker
     worker=$(pgrep -P "$NGINX_PID" | head -1)
+    [ -n "$worker" ] || [ -z "${APPS_CALLGRIND:-}" ] || worker=$NGINX_PID   # one process under callgrind
     [ -n "$worker" ] || { echo "no nginx worker" >&2; return 1; }
     : >"$APPS_WORK/tool.err"
     if [ "$how" = graft ]; then
@@ -179,6 +186,7 @@ ss_wrk() { apps_wrk_cpu "$URL" "$SECS"; }
 # is the median over rounds of its loss against that round's base (the
 # machine's load drifts more between rounds than within one).
 declare -A res cpu loss cost
+FIRES=()
 for _ in $(seq "$RUNS"); do
     declare -A r=() c=()
     for cfg in base kernel graft; do
@@ -192,6 +200,10 @@ for _ in $(seq "$RUNS"); do
             w=$(tool_count WRITE calls)
             [ "${w:-0}" -ge "$n" ] && [ "${w:-0}" -le $((n + 16)) ] ||
                 { echo "FAIL: $cfg: the tool saw ${w:-0} SSL_writes for $n responses"; fails=$((fails + 1)); }
+            # the model's fires: graft's records (SSL_write + SSL_read calls
+            # that moved bytes) per request
+            [ $cfg = graft ] && FIRES+=("$(awk -v w="${w:-0}" -v r="$(tool_count READ calls)" -v n="$n" \
+                'BEGIN { printf "%.3f", (w + r) / n }')")
         fi
         r[$cfg]=$v
         # the worker's CPU time per request (us): less sensitive than req/s
@@ -215,4 +227,44 @@ for cfg in kernel graft; do
     echo "BENCH sslsniff_${cfg}_loss_pct $(apps_median ${loss[$cfg]}) %"
     echo "BENCH sslsniff_${cfg}_worker_cpu_pct $(apps_median ${cost[$cfg]}) %"
 done
+
+# --- the model: fires per request x one fire in a tight loop ---------------
+# One fire = an uprobe + uretprobe pair that saves the buffer in a hash and
+# copies 1 KiB into a ring-buffer record (bench/hooks/sslsniff_bench,
+# sslsniff_prog_ns_per_kib_1k: the same-shaped programs; a 612-byte page is
+# ~850 bytes with its headers, wrk's requests are smaller). Fires are the
+# calls that moved bytes: a lower bound (nginx's SSL_read calls that return
+# "want read" fire too, with no record).
+if [ ${#FIRES[@]} -gt 0 ] && [ -n "${cpu[base]:-}" ] &&
+   { [ "${APPS_NOBUILD:-0}" = 1 ] || cmake --build "$APPS_BUILD" --target sslsniff_bench >/dev/null; }; then
+    fires=$(apps_median "${FIRES[@]}")
+    fire_ns=$("$APPS_BUILD/bench/hooks/sslsniff_bench" 2>/dev/null | awk '$2 == "sslsniff_prog_ns_per_kib_1k" {print $3}')
+    echo "runs graft: records per request ${FIRES[*]}"
+    echo "BENCH sslsniff_graft_fires_per_req $fires"
+    echo "BENCH sslsniff_graft_fire_ns ${fire_ns:-0} ns"
+    echo "BENCH sslsniff_graft_model_pct $(awk -v f="$fires" -v c="${fire_ns:-0}" -v u="$(apps_median ${cpu[base]})" \
+        'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+fi
+
+# --- user-space instructions per request (callgrind: deterministic) -------
+# base and graft only: the kernel's uprobes run in the kernel (int3 traps),
+# which callgrind does not see. Under graft the tool's hooks are installed
+# in the valgrind-run nginx by its agent (code patched while valgrind runs
+# it: --smc-check=all) and must see every response.
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in base graft; do
+        if apps_insn_per_req $cfg https $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    w=$(tool_count WRITE calls)   # the last graft run's
+    check "graft under callgrind: the tool saw ${w:-0} SSL_writes for ${INSN_REQS2:-1200} requests (+1 probe)" \
+        test "${w:-0}" -ge "${INSN_REQS2:-1200}" -a "${w:-0}" -le $((${INSN_REQS2:-1200} + 1))
+    echo "BENCH sslsniff_base_insn_per_req ${INSN[base]:-0} insns"
+    if [ -n "${INSN[graft]:-}" ] && [ -n "${INSN[base]:-}" ]; then
+        echo "BENCH sslsniff_graft_insn_per_req ${INSN[graft]} insns"
+        echo "BENCH sslsniff_graft_insn_pct $(awk -v b="${INSN[base]}" -v x="${INSN[graft]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    fi
+fi
 [ $fails = 0 ]

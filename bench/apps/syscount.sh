@@ -17,7 +17,10 @@
 #   syscount_graft_fires_per_req (graft's count of nginx's syscalls / wrk
 #   requests), syscount_graft_fire_ns (one fire through the hook, from
 #   bench/syscalls) and syscount_graft_model_pct = fires x fire cost / base
-#   worker CPU per request: the extension's cost from first principles
+#   worker CPU per request: the extension's cost from first principles;
+#   syscount_base_insn_per_req (user-space instructions per request under
+#   callgrind; graft's figure only where its syscall hook runs under
+#   valgrind, which it does not: see below; APPS_INSN=0 skips it)
 # Correctness: kernel and graft count the same nginx at the same time while a
 # client makes $SC_REQS requests, one connection each: accept4 must match
 # exactly, and every syscall seen >= $SC_REQS/2 times within 1%.
@@ -97,6 +100,36 @@ if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ] &&
     echo "BENCH syscount_graft_fire_ns ${fire_ns:-0} ns"
     echo "BENCH syscount_graft_model_pct $(awk -v f="$fires" -v c="${fire_ns:-0}" -v u="${PAIRED_US[base]}" \
         'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+fi
+
+# --- user-space instructions per request (callgrind: deterministic) -------
+# The kernel configuration is not counted: its tracepoint runs in the kernel,
+# which callgrind does not see. graft's syscall hook must fire under valgrind
+# too: its map counts nginx's syscalls.
+# It does not: zpoline needs page 0, which valgrind never maps for its
+# client, and the seccomp fallback needs seccomp(2), which valgrind does not
+# implement ("unhandled amd64-linux syscall: 317"); so graft's syscall path
+# is as invisible to callgrind as the kernel's, and no graft figure is
+# printed unless the hook did fire.
+SC_INSN_FIRES=()
+insn_hook() {
+    [ "$1" = graft ] || return 0
+    SC_INSN_FIRES+=("$(fires_per_req "$2")")
+    [ "${SC_INSN_FIRES[-1]}" != 0.00 ] ||
+        echo "note: graft's syscall hook did not fire under callgrind ($(grep -m1 -o 'syscall hooks: .*' "$INSN_OUT.log"))"
+}
+if apps_insn_enabled; then
+    declare -A INSN
+    for cfg in base graft; do
+        if apps_insn_per_req $cfg http $PORT; then INSN[$cfg]=$INSN_PER_REQ
+        else echo "FAIL: insn $cfg"; fails=$((fails + 1)); fi
+    done
+    echo "BENCH syscount_base_insn_per_req ${INSN[base]:-0} insns"
+    if [ -n "${INSN[graft]:-}" ] && [ -n "${INSN[base]:-}" ] && [ "${SC_INSN_FIRES[0]:-0.00}" != 0.00 ]; then
+        echo "BENCH syscount_graft_insn_per_req ${INSN[graft]} insns"
+        echo "BENCH syscount_graft_insn_pct $(awk -v b="${INSN[base]}" -v x="${INSN[graft]}" \
+            'BEGIN { printf "%.2f", (x - b) * 100 / b }') %"
+    fi
 fi
 
 # --- the same counts from both, at the same time ------------------------------
