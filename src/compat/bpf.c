@@ -17,9 +17,11 @@
 #include "compat/compat_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define GC_MAX_MAPS 4096
@@ -54,6 +56,20 @@ static struct cobj *obj_of(int fd, int kind)
 {
     struct cobj *o = gc_obj(fd);
     return o && o->kind == kind ? o : NULL;
+}
+
+/* A descriptor that names no graft object of the kind: the kernel's EBADF
+ * when it is not open, EINVAL when it is some other file (or an object of
+ * another kind). A descriptor graft never saw (one inherited across exec,
+ * or made past the interposer) is such a file: say so once. */
+static long not_ours(int fd, const char *cmd)
+{
+    if (fd < 0 || gc_real_syscall(__NR_fcntl, fd, F_GETFD, 0, 0, 0, 0) < 0)
+        return fail(EBADF);
+    if (!gc_obj(fd))
+        gc_warn_once("bpf(BPF_%s): descriptor %d is open but is no bpf object of graft's (graft's objects "
+                     "do not survive exec)", cmd, fd);
+    return fail(EINVAL);
 }
 
 /* ---- maps ---- */
@@ -170,7 +186,7 @@ static long map_elem(int cmd, union bpf_attr *a)
 {
     struct cobj *m = obj_of((int)a->map_fd, COBJ_MAP);
     if (!m || !m->map)
-        return fail(EBADF);
+        return not_ours((int)a->map_fd, cmd_name(cmd));
     if (m->def.type == BPF_MAP_TYPE_RINGBUF) {
         gc_warn_once("%s on ring buffer %s: not supported (as in the kernel)", cmd_name(cmd), m->name);
         return fail(EINVAL);
@@ -339,7 +355,7 @@ static long obj_info(union bpf_attr *a)
 {
     struct cobj *o = gc_obj((int)a->info.bpf_fd);
     if (!o)
-        return fail(EBADF);
+        return not_ours((int)a->info.bpf_fd, "OBJ_GET_INFO_BY_FD");
     union {
         struct bpf_map_info map;
         struct bpf_prog_info prog;
@@ -520,7 +536,7 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     case BPF_MAP_LOOKUP_AND_DELETE_ELEM: rc = map_elem(cmd, &a); break;
     case BPF_MAP_FREEZE: {
         struct cobj *m = obj_of((int)a.map_fd, COBJ_MAP);
-        rc = m ? (m->frozen = 1, 0) : fail(EBADF);
+        rc = m ? (m->frozen = 1, 0) : not_ours((int)a.map_fd, "MAP_FREEZE");
         break;
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;

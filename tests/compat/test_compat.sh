@@ -16,6 +16,7 @@ HERE=$2
 GRAFT=$BUILD/bin/graft
 WORK=$HERE/compat_work
 TOOLS=$HERE/tools
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export GRAFT_REGISTRY=/graft.compat.$$
 export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
 export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
@@ -180,6 +181,23 @@ if [ $krc = 0 ] && [ $rc = 0 ] && [ "$out" = "$kern" ] && grep -q "socket filter
 else
     fails=$((fails + 1)); echo "FAIL: tailmix"; echo "--- kernel (rc $krc):"; echo "$kern"; echo "--- graft (rc $rc):"; echo "$out"
 fi
+
+echo "== descriptors: libbpf >= 1.4's placeholder dup3, F_DUPFD_CLOEXEC, close_range, fork, exec; direct bpf syscalls"
+fd_ok=1
+if [ $kernel_ok = 1 ]; then
+    kern=$("$HERE/fdreplay" 2>"$tmp/fdk.err"); krc=$?
+    if [ $krc != 0 ] || [ "$kern" != "$(cat "$SRC/fdreplay.expected")" ]; then
+        echo "--- fdreplay on the kernel (rc $krc) differs from fdreplay.expected:"
+        diff <(echo "$kern") "$SRC/fdreplay.expected" | head; fd_ok=0
+    fi
+fi
+out=$(compat "$HERE/fdreplay" 2>"$tmp/fdg.err"); rc=$?
+if [ $rc != 0 ] || [ "$out" != "$(cat "$SRC/fdreplay.expected")" ] || ! grep -q "^backend: graft" "$tmp/fdg.err"; then
+    echo "--- fdreplay under graft compat (rc $rc):"; diff <(echo "$out") "$SRC/fdreplay.expected" | head -20
+    cat "$tmp/fdg.err" | head -5; fd_ok=0
+fi
+if [ $fd_ok = 1 ]; then pass=$((pass + 1)); echo "ok: fdreplay (descriptor copies name the same object; direct bpf syscalls reach graft)"
+else fails=$((fails + 1)); echo "FAIL: fdreplay"; fi
 
 echo "== errors: what graft does not support fails with the kernel's errno and says so"
 err_ok=1
