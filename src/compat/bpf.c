@@ -103,8 +103,16 @@ static long map_create(union bpf_attr *a)
     memcpy(def.name, a->map_name, sizeof(a->map_name));
     def.name[sizeof(a->map_name)] = '\0';
     if (a->map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && !def.map_extra) {
+        /* The buffers' size comes later, when the tool maps them (any power
+         * of 2 of pages: perf_buffer__new's page_cnt): reserve room for the
+         * largest, which costs address space only (shared memory pages
+         * exist once written), and size each buffer at its mmap. */
         const char *e = getenv(GCOMPAT_ENV_PERF_PAGES);
-        def.map_extra = (uint64_t)(e && atoi(e) > 0 ? atoi(e) : 8) * (uint64_t)getpagesize();
+        uint64_t pages = GC_PERF_RESERVE_PAGES;
+        if (e && atoi(e) > 0)
+            for (pages = 1; pages < (uint64_t)atoi(e); pages *= 2)
+                ;
+        def.map_extra = pages * (uint64_t)getpagesize();
     }
     struct graft_err err = {0};
     struct gmap *map;

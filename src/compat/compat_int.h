@@ -23,6 +23,9 @@
 
 #define GC_MAX_FDS      16384
 #define GC_PROG_MAPS    64
+/* Data pages per CPU a perf event array reserves (a tool's buffer may be
+ * any power of 2 up to it): 1 MiB, past libbpf-tools' 16-64 and bpftrace's 64. */
+#define GC_PERF_RESERVE_PAGES 256
 
 enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
 enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT };

@@ -135,7 +135,7 @@ TESTS=(
     "syscount syscalls 1000 0"
     "usdt usdt 1000 0 -b {W}"
     "rbstream emit 2000 0"
-    "perfstream emit 500 1"   # 500 x 48-byte records fit one 8-page buffer: graft produces faster than any reader drains
+    "perfstream emit 500 1"   # 500 x 48-byte records fit one buffer: graft produces faster than any reader drains
 )
 
 [ "${COMPAT_SOURCE_ONLY:-0}" = 1 ] && return 0
