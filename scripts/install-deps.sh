@@ -3,7 +3,7 @@
 # Non-root users get the list to install by hand instead of a failure halfway through.
 set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
-      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
+      bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev libbpf-tools
       libssl-dev python3 pkg-config
       # static archives the graft CLI links (libdw.a and libelf.a need them)
       liblzma-dev libbz2-dev libzstd-dev zlib1g-dev

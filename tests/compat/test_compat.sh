@@ -182,6 +182,62 @@ else
     fails=$((fails + 1)); echo "FAIL: tailmix"; echo "--- kernel (rc $krc):"; echo "$kern"; echo "--- graft (rc $rc):"; echo "$out"
 fi
 
+# Debian's libbpf-tools (prebuilt with their own libbpf and embedded BPF
+# objects), as their project builds them. They run until SIGINT and print
+# the fd the workload got, which graft's agent (its own descriptors in the
+# target) shifts: compare command, errno and path.
+# sys_tool HOW TOOL MODE N: output in $tmp/HOW.sys
+sys_tool() {
+    local how=$1 tool=$2 mode=$3 n=$4 ok=1
+    rm -f "$tmp/in" "$tmp/w.out" "$tmp/t.out" "$tmp/t.err"
+    mkfifo "$tmp/in"
+    if [ "$how" = graft ]; then
+        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    else
+        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    fi
+    local wpid=$!; pids+=("$wpid")
+    exec 7>"$tmp/in"
+    for _ in $(seq 3000); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
+    if [ "$how" = graft ]; then "$GRAFT" compat -- "$tool" -p "$wpid" >"$tmp/t.out" 2>"$tmp/t.err" &
+    else "$tool" -p "$wpid" >"$tmp/t.out" 2>"$tmp/t.err" & fi
+    local tpid=$!; pids+=("$tpid")
+    if [ "$how" = graft ]; then
+        wait_hooks "$wpid" || ok=0
+    else   # the kernel's links: bpf_link descriptors in the tool
+        for _ in $(seq 1500); do
+            [ "$(ls -l /proc/$tpid/fd 2>/dev/null | grep -c bpf_link)" -ge 2 ] && break
+            kill -0 "$tpid" 2>/dev/null || break; sleep 0.02
+        done
+    fi
+    echo go >&7; exec 7>&-
+    wait "$wpid"
+    sleep 0.5   # the last records reach the tool's perf buffer
+    kill -INT "$tpid" 2>/dev/null; wait "$tpid"
+    awk 'NR > 1 { print $2, $4, $5 }' "$tmp/t.out" | sed "s/compat-open-$wpid-/compat-open-PID-/" >"$tmp/$how.sys"
+    if [ $ok = 0 ] || [ ! -s "$tmp/$how.sys" ]; then
+        echo "--- $tool ($how): nothing seen; stderr:"; head -20 "$tmp/t.err"; return 1
+    fi
+}
+if [ -x /usr/sbin/opensnoop ] && [ $have_tracefs = 1 ]; then
+    echo "== Debian libbpf-tools (prebuilt): opensnoop"
+    sys_ok=1
+    sys_tool graft /usr/sbin/opensnoop open 100 || sys_ok=0
+    if [ $sys_ok = 1 ] && [ "$(grep -c compat-open-PID "$tmp/graft.sys")" != 100 ]; then
+        echo "--- opensnoop (graft): $(wc -l <"$tmp/graft.sys") lines, not the 100 opens"; sys_ok=0
+    fi
+    registry_empty || { echo "--- opensnoop left records in the registry"; sys_ok=0; }
+    if [ $sys_ok = 1 ] && [ $kernel_ok = 1 ]; then
+        sys_tool kernel /usr/sbin/opensnoop open 100 || sys_ok=0
+        grep compat-open-PID "$tmp/kernel.sys" >"$tmp/k"; grep compat-open-PID "$tmp/graft.sys" >"$tmp/g"
+        cmp -s "$tmp/k" "$tmp/g" || { echo "--- opensnoop: kernel and graft differ"; diff "$tmp/k" "$tmp/g" | head; sys_ok=0; }
+    fi
+    if [ $sys_ok = 1 ]; then pass=$((pass + 1)); echo "ok: Debian opensnoop (100 opens, as on the kernel)"
+    else fails=$((fails + 1)); echo "FAIL: Debian opensnoop"; fi
+else
+    echo "SKIP: Debian libbpf-tools' opensnoop (package libbpf-tools) or tracefs missing"; skipped=$((skipped + 1))
+fi
+
 echo "== descriptors: libbpf >= 1.4's placeholder dup3, F_DUPFD_CLOEXEC, close_range, fork, exec; direct bpf syscalls"
 fd_ok=1
 if [ $kernel_ok = 1 ]; then
