@@ -90,6 +90,24 @@ static int map_type_supported(uint32_t t)
 
 static long map_create(union bpf_attr *a)
 {
+    if (a->map_type == BPF_MAP_TYPE_STACK_TRACE) {
+        gc_warn_once("BPF_MAP_CREATE: stack trace maps (type 7, for bpf_get_stackid) are not supported by graft: "
+                     "it does not collect stacks");
+        return fail(EINVAL);
+    }
+    /* A cgroup array holds cgroup descriptors for
+     * bpf_current_task_under_cgroup, the helper behind tools' -c/--cgroup
+     * filters. Tools create it whether or not the filter is used, so graft
+     * creates it (an array of u32, empty); filling it, or loading a program
+     * that calls the helper, fails with a line saying so: a cgroup filter
+     * never silently passes everything. */
+    uint32_t kernel_type = 0;
+    if (a->map_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
+        if (a->key_size != 4 || a->value_size != 4)
+            return fail(EINVAL);
+        kernel_type = a->map_type;
+        a->map_type = BPF_MAP_TYPE_ARRAY;
+    }
     if (!map_type_supported(a->map_type)) {
         gc_warn_once("BPF_MAP_CREATE: map type %u is not supported by graft (hash, array, per-CPU, LRU, "
                      "LPM trie, queue, stack, ring buffer, bloom filter and perf event array are)",
@@ -130,6 +148,7 @@ static long map_create(union bpf_attr *a)
     }
     o->map = map;
     o->def = def;
+    o->kernel_type = kernel_type;
     snprintf(o->name, sizeof(o->name), "%s", def.name[0] ? def.name : "map");
     if (!g_owner)
         g_owner = getpid();
@@ -230,6 +249,10 @@ static long map_elem(int cmd, union bpf_attr *a)
                 rc = gc_bind_perf(m, idx, p);
         } else if (m->def.type == BPF_MAP_TYPE_PROG_ARRAY) {
             rc = prog_array_set(m, key, val);
+        } else if (m->kernel_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
+            gc_warn("cgroup array %s: graft cannot filter by cgroup (bpf_current_task_under_cgroup); run the "
+                    "tool without its cgroup filter", m->name);
+            rc = -EOPNOTSUPP;
         } else {
             memcpy(buf, val, vsz);
             rc = is_queue(m) ? gmap_push(m->map, buf, a->flags) : gmap_update_copy(m->map, key, buf, a->flags);
@@ -378,7 +401,7 @@ static long obj_info(union bpf_attr *a)
     case COBJ_MAP: {
         struct bpf_map_info *m = &info.map;
         have = sizeof(*m);
-        m->type = o->def.type;
+        m->type = o->kernel_type ? o->kernel_type : o->def.type;
         m->id = o->id;
         m->key_size = o->def.key_size;
         m->value_size = o->def.value_size;

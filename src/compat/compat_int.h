@@ -44,6 +44,7 @@ struct cobj {
     /* map */
     struct gmap *map;
     struct gmap_def def;
+    uint32_t kernel_type;      /* the map type the tool asked for, when graft backs it by another (def.type) */
     uint32_t reg_id;           /* registry id once registered (maps, progs) */
     int frozen;
     /* program */
