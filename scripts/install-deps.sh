@@ -4,6 +4,8 @@
 set -euo pipefail
 PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev libdw-dev
       bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
+      # Debian's prebuilt libbpf tools, run unmodified by the compat tests
+      libbpf-tools
       libssl-dev python3 pkg-config libmd-dev
       # the kernel's lib/test_bpf.c table the VM tests run (tests/vm)
       linux-source-6.1

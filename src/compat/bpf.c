@@ -17,9 +17,11 @@
 #include "compat/compat_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define GC_MAX_MAPS 4096
@@ -56,6 +58,20 @@ static struct cobj *obj_of(int fd, int kind)
     return o && o->kind == kind ? o : NULL;
 }
 
+/* A descriptor that names no graft object of the kind: the kernel's EBADF
+ * when it is not open, EINVAL when it is some other file (or an object of
+ * another kind). A descriptor graft never saw (one inherited across exec,
+ * or made past the interposer) is such a file: say so once. */
+static long not_ours(int fd, const char *cmd)
+{
+    if (fd < 0 || gc_real_syscall(__NR_fcntl, fd, F_GETFD, 0, 0, 0, 0) < 0)
+        return fail(EBADF);
+    if (!gc_obj(fd))
+        gc_warn_once("bpf(BPF_%s): descriptor %d is open but is no bpf object of graft's (graft's objects "
+                     "do not survive exec)", cmd, fd);
+    return fail(EINVAL);
+}
+
 /* ---- maps ---- */
 
 static int map_type_supported(uint32_t t)
@@ -74,6 +90,24 @@ static int map_type_supported(uint32_t t)
 
 static long map_create(union bpf_attr *a)
 {
+    if (a->map_type == BPF_MAP_TYPE_STACK_TRACE) {
+        gc_warn_once("BPF_MAP_CREATE: stack trace maps (type 7, for bpf_get_stackid) are not supported by graft: "
+                     "it does not collect stacks");
+        return fail(EINVAL);
+    }
+    /* A cgroup array holds cgroup descriptors for
+     * bpf_current_task_under_cgroup, the helper behind tools' -c/--cgroup
+     * filters. Tools create it whether or not the filter is used, so graft
+     * creates it (an array of u32, empty); filling it, or loading a program
+     * that calls the helper, fails with a line saying so: a cgroup filter
+     * never silently passes everything. */
+    uint32_t kernel_type = 0;
+    if (a->map_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
+        if (a->key_size != 4 || a->value_size != 4)
+            return fail(EINVAL);
+        kernel_type = a->map_type;
+        a->map_type = BPF_MAP_TYPE_ARRAY;
+    }
     if (!map_type_supported(a->map_type)) {
         gc_warn_once("BPF_MAP_CREATE: map type %u is not supported by graft (hash, array, per-CPU, LRU, "
                      "LPM trie, queue, stack, ring buffer, bloom filter and perf event array are)",
@@ -87,8 +121,16 @@ static long map_create(union bpf_attr *a)
     memcpy(def.name, a->map_name, sizeof(a->map_name));
     def.name[sizeof(a->map_name)] = '\0';
     if (a->map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && !def.map_extra) {
+        /* The buffers' size comes later, when the tool maps them (any power
+         * of 2 of pages: perf_buffer__new's page_cnt): reserve room for the
+         * largest, which costs address space only (shared memory pages
+         * exist once written), and size each buffer at its mmap. */
         const char *e = getenv(GCOMPAT_ENV_PERF_PAGES);
-        def.map_extra = (uint64_t)(e && atoi(e) > 0 ? atoi(e) : 8) * (uint64_t)getpagesize();
+        uint64_t pages = GC_PERF_RESERVE_PAGES;
+        if (e && atoi(e) > 0)
+            for (pages = 1; pages < (uint64_t)atoi(e); pages *= 2)
+                ;
+        def.map_extra = pages * (uint64_t)getpagesize();
     }
     struct graft_err err = {0};
     struct gmap *map;
@@ -106,6 +148,7 @@ static long map_create(union bpf_attr *a)
     }
     o->map = map;
     o->def = def;
+    o->kernel_type = kernel_type;
     snprintf(o->name, sizeof(o->name), "%s", def.name[0] ? def.name : "map");
     if (!g_owner)
         g_owner = getpid();
@@ -170,7 +213,7 @@ static long map_elem(int cmd, union bpf_attr *a)
 {
     struct cobj *m = obj_of((int)a->map_fd, COBJ_MAP);
     if (!m || !m->map)
-        return fail(EBADF);
+        return not_ours((int)a->map_fd, cmd_name(cmd));
     if (m->def.type == BPF_MAP_TYPE_RINGBUF) {
         gc_warn_once("%s on ring buffer %s: not supported (as in the kernel)", cmd_name(cmd), m->name);
         return fail(EINVAL);
@@ -206,6 +249,10 @@ static long map_elem(int cmd, union bpf_attr *a)
                 rc = gc_bind_perf(m, idx, p);
         } else if (m->def.type == BPF_MAP_TYPE_PROG_ARRAY) {
             rc = prog_array_set(m, key, val);
+        } else if (m->kernel_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
+            gc_warn("cgroup array %s: graft cannot filter by cgroup (bpf_current_task_under_cgroup); run the "
+                    "tool without its cgroup filter", m->name);
+            rc = -EOPNOTSUPP;
         } else {
             memcpy(buf, val, vsz);
             rc = is_queue(m) ? gmap_push(m->map, buf, a->flags) : gmap_update_copy(m->map, key, buf, a->flags);
@@ -339,7 +386,7 @@ static long obj_info(union bpf_attr *a)
 {
     struct cobj *o = gc_obj((int)a->info.bpf_fd);
     if (!o)
-        return fail(EBADF);
+        return not_ours((int)a->info.bpf_fd, "OBJ_GET_INFO_BY_FD");
     union {
         struct bpf_map_info map;
         struct bpf_prog_info prog;
@@ -354,7 +401,7 @@ static long obj_info(union bpf_attr *a)
     case COBJ_MAP: {
         struct bpf_map_info *m = &info.map;
         have = sizeof(*m);
-        m->type = o->def.type;
+        m->type = o->kernel_type ? o->kernel_type : o->def.type;
         m->id = o->id;
         m->key_size = o->def.key_size;
         m->value_size = o->def.value_size;
@@ -520,7 +567,7 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     case BPF_MAP_LOOKUP_AND_DELETE_ELEM: rc = map_elem(cmd, &a); break;
     case BPF_MAP_FREEZE: {
         struct cobj *m = obj_of((int)a.map_fd, COBJ_MAP);
-        rc = m ? (m->frozen = 1, 0) : fail(EBADF);
+        rc = m ? (m->frozen = 1, 0) : not_ours((int)a.map_fd, "MAP_FREEZE");
         break;
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;

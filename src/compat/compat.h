@@ -20,7 +20,8 @@
 #define GCOMPAT_LIB_NAME      "libgraft-compat.so"
 /* Path of the library for `graft compat` (default: ../lib next to graft). */
 #define GCOMPAT_ENV_LIB       "GRAFT_COMPAT_LIB"
-/* Data pages per CPU of perf event arrays (default 8, libbpf's usual). */
+/* Data pages per CPU a perf event array reserves (default 256); a tool's
+ * perf buffer may be any power of 2 of pages up to it, sized at its mmap. */
 #define GCOMPAT_ENV_PERF_PAGES "GRAFT_COMPAT_PERF_PAGES"
 /* Set to 1 to log every bpf() command the library answers on stderr. */
 #define GCOMPAT_ENV_DEBUG     "GRAFT_COMPAT_DEBUG"

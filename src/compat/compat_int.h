@@ -23,6 +23,9 @@
 
 #define GC_MAX_FDS      16384
 #define GC_PROG_MAPS    64
+/* Data pages per CPU a perf event array reserves (a tool's buffer may be
+ * any power of 2 up to it): 1 MiB, past libbpf-tools' 16-64 and bpftrace's 64. */
+#define GC_PERF_RESERVE_PAGES 256
 
 enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
 enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT };
@@ -31,7 +34,9 @@ enum clink_kind { CLINK_UPROBE = 1, CLINK_URETPROBE, CLINK_SYS_ENTER, CLINK_SYS_
                   CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT };
 
 struct cobj {
-    int fd;                    /* -1 once closed (the object may live on) */
+    int fd;                    /* one descriptor naming it; -1 once all are closed (it may live on) */
+    uint32_t fd_refs;          /* descriptors of this process naming it (dup, dup2, fcntl F_DUPFD...) */
+    pid_t creator;             /* the process that made it: only it unlinks a map or detaches a link */
     int kind;                  /* enum cobj_kind */
     uint32_t id;               /* what OBJ_GET_INFO_BY_FD reports */
     char name[64];
@@ -39,6 +44,7 @@ struct cobj {
     /* map */
     struct gmap *map;
     struct gmap_def def;
+    uint32_t kernel_type;      /* the map type the tool asked for, when graft backs it by another (def.type) */
     uint32_t reg_id;           /* registry id once registered (maps, progs) */
     int frozen;
     /* program */
@@ -80,6 +86,22 @@ struct cobj *gc_obj(int fd);                     /* under the lock */
 struct cobj *gc_obj_new(int kind);               /* fd set, errno on NULL */
 void gc_watch(struct cobj *o);                   /* wake epoll for this buffer */
 long gc_real_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+int (*gc_real_close(void))(int);
+void gc_fd_drop(int fd);                         /* under the lock */
+void gc_fd_dup(int oldfd, int newfd);            /* under the lock */
+void gc_fork_handlers(void);
+
+/* fdtrack.c: dup, dup2, dup3, fcntl(F_DUPFD*), close_range, closefrom and
+ * their syscall() numbers keep the table right. 1 if nr is one (*ret set). */
+int gc_fd_syscall(long nr, const long a[6], long *ret);
+/* An exec'd image of a process that registered objects removes them: the
+ * descriptors naming them are gone (libbpf makes them all O_CLOEXEC). */
+void gc_exec_cleanup(void);
+void gc_registry_mark_owner(void);
+
+/* trap.c: bpf(2) made without libc's syscall() (inline asm, a static
+ * libc) traps (seccomp) into graft too, or the library says it cannot. */
+void gc_trap_direct_bpf(void);
 void gc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print once per distinct message (unsupported features a probe may hit). */
 void gc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

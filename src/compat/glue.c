@@ -11,6 +11,7 @@
 #include "compat/compat_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ static int registry(struct greg **out)
             return rc;
         }
         g_reg_pid = getpid();
+        gc_registry_mark_owner();
     }
     *out = g_reg;
     return 0;
@@ -233,6 +235,32 @@ void gc_link_remove(uint32_t reg_id)
 {
     if (g_reg)
         greg_remove_link(g_reg, reg_id);
+}
+
+/* Set in the environment once this process registers something: an exec'd
+ * image of the same process (same pid) finds it and removes what the old
+ * image registered, whose descriptors the exec closed. */
+#define OWNER_ENV "GRAFT_COMPAT_OWNER_PID"
+
+void gc_registry_mark_owner(void)
+{
+    char pid[24];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    setenv(OWNER_ENV, pid, 1);
+}
+
+void gc_exec_cleanup(void)
+{
+    const char *e = getenv(OWNER_ENV);
+    if (!e || atoi(e) != (int)getpid())
+        return;
+    struct greg *reg;
+    if (registry(&reg) == 0) {
+        greg_remove_owned_by(reg, getpid());
+        greg_close(reg);
+        g_reg = NULL;
+    }
+    unsetenv(OWNER_ENV);
 }
 
 void gc_registry_cleanup(void)

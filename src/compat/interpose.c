@@ -6,6 +6,15 @@
  * ioctl(), mmap() and close() act on descriptors in the table and pass any
  * other descriptor to libc. The real functions come from dlsym(RTLD_NEXT).
  *
+ * Descriptors: an object is named by every descriptor that refers to it,
+ * as in the kernel. dup, dup2, dup3, fcntl(F_DUPFD[_CLOEXEC]) add a name
+ * (libbpf >= 1.4 dup3()s each map fd onto a placeholder and closes the
+ * original); close, close_range, closefrom and a dup2/dup3 onto a tracked
+ * descriptor drop one, and the last one releases the object. A forked child
+ * inherits the table (its closes never unlink the parent's maps or detach
+ * its links); an exec'd image starts with an empty one (fdtrack.c, the
+ * seccomp trap that sends direct bpf syscalls here, is in trap.c).
+ *
  * Wake-ups: libbpf waits for ring and perf buffers with epoll_wait on the
  * map or perf descriptor. Ours are eventfds; a poller thread checks every
  * watched buffer each GRAFT_COMPAT_POLL_MS (default 1 ms) and makes the
@@ -69,6 +78,9 @@ __attribute__((constructor)) static void gc_init(void)
     const char *p = getenv(GCOMPAT_ENV_POLL_MS);
     if (p && atoi(p) > 0)
         g_poll_ms = atoi(p);
+    gc_fork_handlers();
+    gc_exec_cleanup();
+    gc_trap_direct_bpf();
 }
 
 __attribute__((destructor)) static void gc_fini(void)
@@ -137,12 +149,20 @@ struct cobj *gc_obj_new(int kind)
         return NULL;
     }
     o->fd = fd;
+    o->fd_refs = 1;
+    o->creator = getpid();
     o->kind = kind;
     o->id = gc_next_id();
     gc_lock();
     g_fds[fd] = o;
     gc_unlock();
     return o;
+}
+
+int (*gc_real_close(void))(int)
+{
+    resolve_real();
+    return real_close;
 }
 
 long gc_real_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
@@ -287,6 +307,9 @@ long syscall(long nr, ...)
     resolve_real();
     if (nr == __NR_bpf)
         return gc_bpf((int)a[0], (void *)a[1], (unsigned int)a[2]);
+    long fdrc;
+    if (gc_fd_syscall(nr, a, &fdrc))   /* close, dup*, fcntl, close_range by number */
+        return fdrc;
     if (nr == __NR_perf_event_open) {
         long ret;
         if (gc_perf_open((void *)a[0], (int)a[1], (int)a[2], (int)a[3], (unsigned long)a[4], &ret))
@@ -330,20 +353,63 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 
 /* Dropping the last descriptor of a link detaches it, as in the kernel. A
  * map or program lives on while it is registered (programs and links that
- * agents run refer to it) and goes with the tool at exit. */
+ * agents run refer to it) and goes with the tool at exit. A forked child
+ * dropping its inherited copies leaves the parent's objects alone (the
+ * kernel keeps them while the parent holds them). */
 static void release(struct cobj *o)
 {
-    if (o->link_reg_id) {
+    int mine = o->creator == getpid();
+    if (o->link_reg_id && mine) {
         gc_link_remove(o->link_reg_id);
         o->link_reg_id = 0;
     }
     unwatch(o);
     o->fd = -1;
     if (o->kind == COBJ_MAP && !o->reg_id && !o->refs && o->map) {
-        gmap_unlink(gmap_shm_name(o->map));
+        if (mine)
+            gmap_unlink(gmap_shm_name(o->map));
         gmap_close(o->map);
         o->map = NULL;
     }
+}
+
+/* fd no longer names its object (closed, or replaced by dup2/dup3); the
+ * last name releases it. Under the lock. */
+void gc_fd_drop(int fd)
+{
+    struct cobj *o = gc_obj(fd);
+    if (!o)
+        return;
+    g_fds[fd] = NULL;
+    if (--o->fd_refs == 0) {
+        release(o);
+        return;
+    }
+    if (o->fd == fd)   /* the poller signals, and the library returns, a name still open */
+        for (int i = 0; i < GC_MAX_FDS; i++)
+            if (g_fds[i] == o) {
+                o->fd = i;
+                break;
+            }
+}
+
+/* newfd now names what oldfd names (after a successful dup of oldfd). The
+ * kernel closed what newfd named before, if anything. Under the lock. */
+void gc_fd_dup(int oldfd, int newfd)
+{
+    if (newfd < 0 || newfd == oldfd)
+        return;
+    gc_fd_drop(newfd);
+    struct cobj *o = gc_obj(oldfd);
+    if (!o)
+        return;
+    if (newfd >= GC_MAX_FDS) {
+        gc_warn("descriptor %d (a copy of %s's %d) is beyond graft's table of %d: graft will not know it",
+                newfd, o->name, oldfd, GC_MAX_FDS);
+        return;
+    }
+    g_fds[newfd] = o;
+    o->fd_refs++;
 }
 
 int close(int fd)
@@ -351,12 +417,32 @@ int close(int fd)
     resolve_real();
     if (fd >= 0 && fd < GC_MAX_FDS) {
         gc_lock();
-        struct cobj *o = g_fds[fd];
-        if (o) {
-            g_fds[fd] = NULL;
-            release(o);
-        }
+        gc_fd_drop(fd);
         gc_unlock();
     }
     return real_close(fd);
+}
+
+/* fork: the child gets the table with the descriptors. The lock is held
+ * across fork so the child's copy is consistent; the poller thread does
+ * not survive into the child, so the child starts its own when it has
+ * buffers to watch. */
+static void atfork_prepare(void) { gc_lock(); }
+static void atfork_parent(void) { gc_unlock(); }
+static void atfork_child(void)
+{
+    /* The child's thread has another id than the one that took the lock
+     * (which a recursive mutex checks): start it afresh. */
+    pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+    g_lock = fresh;
+    g_poller_started = 0;
+    gc_lock();
+    if (g_n_watch)
+        gc_watch(g_watch[0]);
+    gc_unlock();
+}
+
+void gc_fork_handlers(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

@@ -18,6 +18,7 @@
  * other tracepoints fail with EOPNOTSUPP and a message.
  */
 #define _GNU_SOURCE
+#include "compat/compat.h"
 #include "compat/compat_int.h"
 
 #include <dirent.h>
@@ -411,10 +412,14 @@ int gc_perf_map_now(struct cobj *perf)
         return 0;
     struct perf_event_mmap_page *pg = gmap_perf_page(perf->bound_map->map, perf->bound_idx);
     size_t page = (size_t)getpagesize();
-    if (perf->len != page + pg->data_size) {
-        gc_warn("perf buffer of %zu data pages, but perf event array %s has %llu per CPU; set "
-                "GRAFT_COMPAT_PERF_PAGES=%zu", (perf->len - page) / page, perf->bound_map->name,
-                (unsigned long long)(pg->data_size / page), (perf->len - page) / page);
+    /* The tool says the size when it maps the buffer; the map reserved room
+     * for any power of 2 up to its map_extra (bpf.c). */
+    if (perf->len != page + pg->data_size &&
+        (perf->len <= page || gmap_perf_resize(perf->bound_map->map, perf->bound_idx, perf->len - page) < 0)) {
+        gc_warn("perf buffer of %zu data pages for perf event array %s: not a power of 2 of at most %llu pages "
+                "per CPU (graft's reservation); set %s to a larger reservation",
+                (perf->len - page) / page, perf->bound_map->name,
+                (unsigned long long)(perf->bound_map->def.map_extra / page), GCOMPAT_ENV_PERF_PAGES);
         return -EINVAL;
     }
     if (view(pg, perf->len, perf->addr) == MAP_FAILED)

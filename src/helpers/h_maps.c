@@ -86,6 +86,17 @@ GH_FN(get_stackid)
     return GH_ERR(-EINVAL);
 }
 
+/* current_task_under_cgroup(map, idx): graft stores no cgroups (libgraft-
+ * compat backs a tool's BPF_MAP_TYPE_CGROUP_ARRAY by an array it refuses
+ * to fill), so every slot is empty: the kernel's answer for an empty slot
+ * is -EAGAIN, never "in the cgroup". Tools that create the map for an
+ * optional -c filter and do not use it run; a filter never passes all. */
+GH_FN(current_task_under_cgroup)
+{
+    const struct gmap_def *d = gmap_get_def(MAP(r1));
+    return GH_ERR(d && (uint32_t)r2 >= d->max_entries ? -E2BIG : -EAGAIN);
+}
+
 /* ringbuf_output(map, data, size, flags) */
 GH_FN(ringbuf_output)
 {

@@ -27,7 +27,7 @@ GH_FN(probe_write_user);
 /* h_maps.c */
 GH_FN(map_lookup_elem); GH_FN(map_update_elem); GH_FN(map_delete_elem);
 GH_FN(map_push_elem); GH_FN(map_pop_elem); GH_FN(map_peek_elem);
-GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(get_stackid);
+GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(get_stackid); GH_FN(current_task_under_cgroup);
 GH_FN(ringbuf_output); GH_FN(ringbuf_reserve); GH_FN(ringbuf_submit);
 GH_FN(ringbuf_discard); GH_FN(ringbuf_query);
 GH_FN(spin_lock); GH_FN(spin_unlock);

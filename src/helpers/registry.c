@@ -53,6 +53,7 @@ static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
     P(25,  perf_event_output,     GRET_INTEGER, A(CTX, MAPP, ANY, MEM, SZ0), 0),
     P(27,  get_stackid,           GRET_INTEGER, A(CTX, MAPP, ANY), 0),
     P(36,  probe_write_user,      GRET_INTEGER, A(ANY, MEM, SZ), 0),
+    P(37,  current_task_under_cgroup, GRET_INTEGER, A(MAPP, ANY), 0),
     P(45,  probe_read_str,        GRET_INTEGER, A(UMEM, SZ0, ANY), 0),
     P(58,  override_return,       GRET_INTEGER, A(CTX, ANY), 0),
     P(67,  get_stack,             GRET_INTEGER, A(CTX, UMEM, SZ0, ANY), 0),

@@ -326,6 +326,35 @@ int perf_init(struct gmap *m)
     return r;
 }
 
+static int perf_lock_index(struct gperf_lock *l);
+
+/* The index's ring size, from its page (gmap_perf_resize), trusted only
+ * within the space the map reserves: the page is writable by consumers. */
+static uint64_t perf_ring_size(const struct gmap *m, struct perf_event_mmap_page *pg)
+{
+    uint64_t ds = __atomic_load_n(&pg->data_size, __ATOMIC_RELAXED);
+    if (ds < GMAP_PAGE || (ds & (ds - 1)) || ds > m->h->perf_data_size)
+        return m->h->perf_data_size;
+    return ds;
+}
+
+int gmap_perf_resize(struct gmap *m, uint32_t idx, uint64_t data_size)
+{
+    if (m->type != GMAP_PERF_EVENT_ARRAY || idx >= m->max_entries)
+        return -EINVAL;
+    if (data_size < GMAP_PAGE || (data_size & (data_size - 1)) || data_size > m->h->perf_data_size)
+        return -EINVAL;
+    struct gperf_lock *l = perf_lock(m, idx);
+    int r = perf_lock_index(l);
+    if (r)
+        return r;
+    struct perf_event_mmap_page *pg = gmap_perf_page(m, idx);
+    __atomic_store_n(&pg->data_tail, pg->data_head, __ATOMIC_RELEASE);
+    __atomic_store_n(&pg->data_size, data_size, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
 /* Copies len bytes to ring offset pos, wrapping at the end of the data. */
 static void perf_copy(uint8_t *data, uint64_t size, uint64_t pos, const void *src, uint64_t len)
 {
@@ -363,7 +392,7 @@ int gmap_perf_output(struct gmap *m, uint64_t cpu_flags, const void *data, uint6
         return r;
     struct perf_event_mmap_page *pg = gmap_perf_page(m, idx);
     uint8_t *ring = (uint8_t *)pg + GMAP_PAGE;
-    uint64_t dsz = m->h->perf_data_size;
+    uint64_t dsz = perf_ring_size(m, pg);
     uint64_t head = pg->data_head, tail = __atomic_load_n(&pg->data_tail, __ATOMIC_ACQUIRE);
     struct { struct perf_event_header h; uint64_t id, lost; } lost_rec;
     if (l->lost && dsz - (head - tail) >= sizeof(lost_rec) + total) {

@@ -171,6 +171,12 @@ void *gmap_ringbuf_pages(struct gmap *map);
  * before the next one that fits. */
 int gmap_perf_output(struct gmap *map, uint64_t cpu_flags, const void *data, uint64_t size);
 void *gmap_perf_page(struct gmap *map, uint32_t index);
+/* Perf event array: make index's ring data_size bytes (a power of 2
+ * multiple of the page, at most the map's map_extra, which reserves the
+ * space), as a consumer that maps a buffer of that size needs; records not
+ * yet read are dropped. The size lives in the index's page (data_size),
+ * where producers read it. -EINVAL for a size that does not fit. */
+int gmap_perf_resize(struct gmap *map, uint32_t index, uint64_t data_size);
 
 /* Map-in-map: ARRAY_OF_MAPS/HASH_OF_MAPS values are inner map ids (u32) that
  * the runtime assigns. The outer map's inner_* fields are the template the

@@ -41,6 +41,7 @@ static void test_registry(void)
         { "loop", 181 }, { "strncmp", 182 }, { "get_func_arg", 183 },
         { "get_func_ret", 184 }, { "get_func_arg_cnt", 185 },
         { "send_signal", 109 }, { "send_signal_thread", 117 },
+        { "current_task_under_cgroup", 37 },
     };
     const gvm_helper_fn *table = ghelper_table();
     int count = 0;

@@ -26,7 +26,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "perfstream: load/attach failed\n");
         return 1;
     }
-    struct perf_buffer *pb = perf_buffer__new(bpf_map__fd(skel->maps.events), 8, on_event, on_lost, NULL, NULL);
+    /* 64 pages, as bpftrace's default (graft sizes each buffer at its mmap) */
+    struct perf_buffer *pb = perf_buffer__new(bpf_map__fd(skel->maps.events), 64, on_event, on_lost, NULL, NULL);
     if (!pb)
         return 1;
     tool_attached();

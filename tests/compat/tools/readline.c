@@ -27,7 +27,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "readline: load/attach failed\n");
         return 1;
     }
-    struct perf_buffer *pb = perf_buffer__new(bpf_map__fd(skel->maps.events), 8, on_event, on_lost, NULL, NULL);
+    /* 16 pages, as libbpf-tools' bashreadline asks (graft sizes each buffer at its mmap) */
+    struct perf_buffer *pb = perf_buffer__new(bpf_map__fd(skel->maps.events), 16, on_event, on_lost, NULL, NULL);
     if (!pb) {
         fprintf(stderr, "readline: perf_buffer__new failed: %s\n", strerror(errno));
         return 1;
