@@ -194,7 +194,7 @@ static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
 {
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
-    if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0) {
+    if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0 && !j->hardening) {
         int used = try_fold_address(j, in);
         if (used)
             return used;
@@ -426,7 +426,7 @@ static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
                 return;
             }
         }
-        if (!sgn) {
+        if (!sgn && !j->hardening) {     /* hardened: no magic numbers */
             emit_udiv_const(j, is64, mod, dst, d, in->imm);
             return;
         }
