@@ -629,14 +629,18 @@ static int run_pass(struct jit *j, struct graft_err *err)
                 j->r1_known = false;
             bool ld_r1 = bpf_is_ld_imm64(&p->insns[i]) && p->insns[i].dst_reg == BPF_R1;
             bool r1_write = writes_r1(&p->insns[i]);
-            unsigned pad = j->hard[i] & HARD_LEVEL;
-            j->hardening = pad != 0;
-            for (unsigned k = 0; k < pad; k++)
-                emit1(j, 0x90);                  /* nothing runs into it ... */
+            unsigned pad = j->any_hard ? j->hard[i] & HARD_LEVEL : 0;
+            if (__builtin_expect(pad != 0, 0)) {
+                j->hardening = true;
+                memset(j->buf + j->len, 0x90, pad);      /* nothing runs into it */
+                j->len += pad;
+            }
             int used = emit_insn(j, i, f);
-            for (unsigned k = 0; k < pad; k++)
-                emit1(j, 0x90);                  /* ... nor out of it */
-            j->hardening = false;
+            if (__builtin_expect(pad != 0, 0)) {
+                memset(j->buf + j->len, 0x90, pad);      /* nor out of it */
+                j->len += pad;
+                j->hardening = false;
+            }
             if (used < 0)
                 return graft_errf(err, -EINVAL, "JIT: insn %u: cannot compile opcode 0x%02x",
                                   i, p->insns[i].code);
@@ -954,6 +958,7 @@ static int harden_at(struct jit *j, const uint8_t *mem, size_t o)
     for (uint32_t i = lo; i < n && j->off[i] < o + 3; i++) {
         if (j->off[i + 1] > j->off[i] && (j->hard[i] & HARD_LEVEL) < HARD_MAX) {
             j->hard[i]++;
+            j->any_hard = true;
             r = 1;
         }
     }

@@ -95,6 +95,7 @@ struct jit {
     size_t page;
 
     uint8_t *hard;                         /* per insn: HARD_* (sticky) */
+    bool any_hard;                         /* some hard[] has a level */
     bool hardening;                        /* the current insn is hardened */
     bool harden_fail;                      /* a clean form was not possible */
     uint8_t abort_pad;                     /* nops before the abort stub's jmp */
@@ -256,51 +257,10 @@ static inline bool has_0f(uint64_t v, int n)
     return false;
 }
 
-/* A 32-bit mask m such that neither m nor x ^ m has a 0x0f byte. */
-static inline uint32_t clean_mask(uint32_t x)
-{
-    uint32_t m = 0;
-    for (int k = 0; k < 4; k++) {
-        uint8_t b = (uint8_t)(x >> (8 * k));
-        m |= (uint32_t)((b ^ 0x20) == 0x0f ? 0x40 : 0x20) << (8 * k);
-    }
-    return m;
-}
-
-/* xor dst, imm32 (always the imm32 form; sign-extended when is64) */
-static inline void emit_xor_i32(struct jit *j, bool is64, int dst, uint32_t imm)
-{
-    emit_rr(j, wflag(is64), 0x81, 6, dst);
-    emit4(j, imm);
-}
-
-/* dst = v in instructions none of whose bytes is 0x0f (hardened insns):
- * v's 32-bit halves are each split into two masks. Clobbers flags. */
-static inline void emit_mov_ri_clean(struct jit *j, int dst, uint64_t v)
-{
-    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-    bool sext = v == (uint64_t)(int64_t)(int32_t)lo;
-    /* the high half, or the low one when v is a (sign-)extended 32-bit value */
-    uint32_t h = hi == 0 || sext ? lo : hi ^ (lo & 0x80000000u ? 0xffffffffu : 0);
-    uint32_t m = clean_mask(h);
-    emit_prefix(j, 0, 0, 0, dst);
-    emit1(j, (uint8_t)(0xb8 | (dst & 7)));              /* mov dst32, h ^ m */
-    emit4(j, h ^ m);
-    emit_xor_i32(j, false, dst, m);                     /* dst = h, zero-extended */
-    if (hi == 0)
-        return;
-    if (sext) {
-        emit_rr(j, F_W, 0x63, dst, dst);                /* movsxd dst, dst32 */
-        return;
-    }
-    emit_rr(j, F_W, 0xc1, 4, dst);                      /* shl dst, 32 */
-    emit1(j, 32);
-    /* two sign-extended xors: low half lo, high half flipped back when
-     * exactly one of them is negative (bit 31 of lo), as h anticipated */
-    uint32_t k1 = clean_mask(lo);
-    emit_xor_i32(j, true, dst, k1);
-    emit_xor_i32(j, true, dst, lo ^ k1);
-}
+/* dst = v in instructions none of whose bytes is 0x0f (hardened insns;
+ * jit_x86_alu.c). Clobbers flags. Out of line: rarely used. */
+void gvm_jit_mov_clean(struct jit *j, int dst, uint64_t v) __attribute__((cold));
+#define emit_mov_ri_clean gvm_jit_mov_clean
 
 /* add/or/and/sub/xor/cmp/test dst, src (opc is the "r/m, r" opcode) */
 static inline void emit_alu_rr(struct jit *j, uint8_t opc, bool is64, int dst, int src)
@@ -312,16 +272,13 @@ static inline void emit_alu_rr(struct jit *j, uint8_t opc, bool is64, int dst, i
  * instead (free there: no stack slot lives in it once any insn is hardened,
  * and no expansion that keeps a value in TMP1 takes such a constant); returns
  * true when it did, with TMP1 = imm (sign-extended when is64). */
+bool gvm_jit_imm_via_tmp1(struct jit *j, bool is64, int dst, int32_t imm) __attribute__((cold));
+
 static inline bool imm_via_tmp1(struct jit *j, bool is64, int dst, int32_t imm)
 {
-    if (!j->hardening || !has_0f((uint32_t)imm, 4))
+    if (__builtin_expect(!j->hardening, 1))
         return false;
-    if (dst == TMP1) {
-        j->harden_fail = true;
-        return false;
-    }
-    emit_mov_ri_clean(j, TMP1, is64 ? (uint64_t)(int64_t)imm : (uint32_t)imm);
-    return true;
+    return gvm_jit_imm_via_tmp1(j, is64, dst, imm);
 }
 
 /* group-1 op dst, imm: ext 0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp */
@@ -369,7 +326,7 @@ static inline void emit_xor_zero(struct jit *j, int r)
 /* dst = v, picking the shortest encoding */
 static inline void emit_mov_ri(struct jit *j, int dst, uint64_t v)
 {
-    if (j->hardening) {
+    if (__builtin_expect(j->hardening, 0)) {
         emit_mov_ri_clean(j, dst, v);
         return;
     }
@@ -392,7 +349,7 @@ static inline void emit_mov_ri(struct jit *j, int dst, uint64_t v)
 /* movabs dst, imm64 (always 10 bytes; a clean form when hardened) */
 static inline void emit_movabs(struct jit *j, int dst, uint64_t v)
 {
-    if (j->hardening) {
+    if (__builtin_expect(j->hardening, 0)) {
         emit_mov_ri_clean(j, dst, v);
         return;
     }
@@ -539,7 +496,7 @@ static inline void emit_store_i(struct jit *j, int size, struct mem m, int32_t i
 {
     /* hardened: the value from TMP1, so that no immediate follows the
      * displacement (disp8 0x0f, imm 01 ef .. would be a WRPKRU) */
-    if (j->hardening && m.base != TMP1 && m.index != TMP1) {
+    if (__builtin_expect(j->hardening, 0) && m.base != TMP1 && m.index != TMP1) {
         emit_mov_ri_clean(j, TMP1, (uint64_t)(int64_t)imm);
         emit_store_r(j, size, m, TMP1);
         return;
