@@ -15,6 +15,8 @@
  *   [abort stub]                  unwinds to the wrapper, returns JIT_ABORT_R0
  *   [literal pool]                one 8-byte host-call target per call site
  *   [bitmap of function entries]  data, only read by callx to vet targets
+ *   (pool and bitmap move to a read-only page of their own when a pool slot
+ *   holds a WRPKRU/XRSTOR byte pattern: "No WRPKRU/XRSTOR in the code")
  * Every function, main included, has the same frame: return address, saved
  * rbx r13 r14 r15 rbp, then 512 bytes of BPF stack below rbp (rbp = r10).
  * Leaf programs (one function, no call of any kind) are the exception: their
@@ -45,7 +47,8 @@
  *     literal pool after the code (struct host_call).
  *
  * Invariants: code is written into a private buffer, then copied into a
- * fresh RW mapping which is mprotect'ed to RX before use (never RWX). Branch
+ * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
+ * only once no executable byte of it holds a WRPKRU/XRSTOR pattern. Branch
  * sizes are chosen by iterating layout passes: a branch becomes rel32 when
  * its displacement (measured on the previous pass) does not fit rel8, and
  * stays rel32 (sticky), so passes converge; the last pass used the same
@@ -662,8 +665,10 @@ static int run_pass(struct jit *j, struct graft_err *err)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
     emit_abort_stub(j);
     j->code_len = (uint32_t)j->len;
-    /* data (pool, bitmap) on pages of its own, never executable */
-    j->pool_off = (uint32_t)((j->code_len + j->page - 1) & ~(j->page - 1));
+    /* data (pool, bitmap) right after the code, or on pages of its own that
+     * are not executable once a pool slot held a pattern (harden_at) */
+    j->pool_off = j->pool_page ? (uint32_t)((j->code_len + j->page - 1) & ~(j->page - 1))
+                               : (j->code_len + 7u) & ~7u;
     j->bitmap_off = j->pool_off + 8 * j->n_calls;
     if (j->oom)
         return graft_errf(err, -ENOMEM, "JIT: out of memory");
@@ -922,13 +927,15 @@ static void fill_host_calls(const struct jit *j, uint8_t *mem)
  * code is made again without it:
  *   - a pattern touching a direct host call: that call goes through the
  *     literal pool instead (same size, so no new layout);
+ *   - one in the literal pool (a host function's address) or the callx
+ *     bitmap: they move to a page of their own that is not executable
+ *     (otherwise they follow the code, in its pages, and are scanned too);
  *   - otherwise every insn it touches is hardened one level more (HARD_*):
  *     as many nops before and after it (no pattern runs into or out of it,
  *     and each of its branch offsets moves by one per level), its constants
  *     materialized without any 0x0f byte (emit_mov_ri_clean, imm_via_tmp1),
  *     no peephole starting there; the abort stub likewise gets nops;
- * then it is laid out, installed and scanned again. The literal pool and
- * the callx bitmap are data on pages that are never executable. Programs
+ * then it is laid out, installed and scanned again. Programs
  * that cannot be made clean within MAX_HARDEN_ROUNDS are refused (-ENOTSUP:
  * use the interpreter). Clean code - nearly every program - costs only
  * the scan. */
@@ -939,6 +946,12 @@ static void fill_host_calls(const struct jit *j, uint8_t *mem)
  * was nothing left to change. */
 static int harden_at(struct jit *j, const uint8_t *mem, size_t o)
 {
+    if (o + 3 > j->pool_off) {
+        if (j->pool_page)
+            return -1;
+        j->pool_page = true;            /* a host address: cannot change, hide it */
+        return 1;
+    }
     for (uint32_t k = 0; k < j->n_calls; k++) {
         const struct host_call *c = &j->calls[k];
         if (o < c->pos + 6 && o + 3 > c->pos && mem[c->pos] == 0x2e) {
@@ -977,17 +990,16 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
 {
     size_t page = j->page;
     size_t bitmap_len = j->uses_callx ? (j->code_len + 7) / 8 : 0;
-    bool has_data = j->n_calls || bitmap_len;
-    size_t total = has_data ? j->bitmap_off + bitmap_len : j->code_len;
+    size_t total = j->bitmap_off + bitmap_len;
     size_t map_size = (total + page - 1) & ~(page - 1);
-    size_t exec_len = has_data ? j->pool_off : map_size;
+    size_t exec_len = j->pool_page ? j->pool_off : map_size;
 
     uint8_t *mem = mmap(near_calls_hint(j, map_size, page), map_size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return graft_errf(err, -errno, "JIT: mmap of %zu bytes for code failed", map_size);
     memcpy(mem, j->buf, j->code_len);
-    memset(mem + j->code_len, 0xcc, exec_len - j->code_len);   /* int3 padding */
+    memset(mem + j->code_len, 0xcc, j->pool_off - j->code_len);   /* int3 padding */
     if (bitmap_len) {
         uint8_t *bm = mem + j->bitmap_off;
         for (uint32_t f = 0; f < prog->n_funcs; f++)

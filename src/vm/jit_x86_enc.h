@@ -90,8 +90,9 @@ struct jit {
 
     struct host_call *calls;
     uint32_t n_calls, cap_calls;
-    uint32_t pool_off;                     /* literal pool: one slot per call, on
-                                              the first page after the code */
+    uint32_t pool_off;                     /* literal pool: one slot per call */
+    bool pool_page;                        /* pool and bitmap on their own page,
+                                              read-only (harden_at) */
     size_t page;
 
     uint8_t *hard;                         /* per insn: HARD_* (sticky) */

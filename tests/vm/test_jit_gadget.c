@@ -9,7 +9,8 @@
  * multiply, division and modulo, store immediates (stack and ctx, with a
  * displacement right before the immediate), and across the boundary with
  * the next instruction; a rel8 and a rel32 jump offset made to hold one;
- * and a helper placed so that the rel32 of `call` to it holds one. Every
+ * a helper placed so that the rel32 of `call` to it holds one; and a far
+ * helper whose address (in the literal pool) holds one. Every
  * program must compile to code holding no pattern anywhere (scanned over
  * the whole emitted buffer) and compute what the interpreter computes.
  */
@@ -63,11 +64,29 @@ static uint64_t planted(const struct pattern *pt, int k)
     return v;
 }
 
-/* Offset of the first pattern in p's machine code, or -1. */
+/* Where the executable mapping holding addr ends (/proc/self/maps), or
+ * addr + fallback when it cannot tell. */
+static const uint8_t *exec_end(const uint8_t *addr, size_t fallback)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[512];
+    uintptr_t lo, hi, end = (uintptr_t)addr + fallback;
+    char perms[8];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &lo, &hi, perms) == 3
+            && lo <= (uintptr_t)addr && (uintptr_t)addr < hi && strchr(perms, 'x'))
+            end = hi;
+    if (f)
+        fclose(f);
+    return (const uint8_t *)end;
+}
+
+/* Offset of the first pattern in the executable bytes of p's code mapping
+ * (code, padding and whatever data shares its pages), or -1. */
 static long pattern_in_code(const struct gvm_prog *p)
 {
     const uint8_t *code = gvm_prog_code(p);
-    size_t len = gvm_prog_code_size(p);
+    size_t len = (size_t)(exec_end(code, gvm_prog_code_size(p)) - code);
     size_t o = gpkru_find(code, len, 0);
     return o == len ? -1 : (long)o;
 }
@@ -328,6 +347,42 @@ static void test_call_displacements(void)
     helpers[4] = NULL;
 }
 
+/* A far helper whose address itself holds 0f 01 ef, called with one in
+ * this binary: more than 1 GiB apart, so the JIT does not ask for its code
+ * near them and both calls go through the literal pool, whose slot for the
+ * far one must then not be executable. */
+static void test_pool_slot(void)
+{
+    static const uint8_t add_code[] = { 0x48, 0x8d, 0x04, 0x37, 0xc3 };
+    struct bpf_insn prog[] = {
+        BPF_MOV64_IMM(1, 20), BPF_MOV64_IMM(2, 22), BPF_CALL_HELPER(4),
+        BPF_MOV64_REG(1, 0), BPF_MOV64_IMM(2, 1), BPF_CALL_HELPER(2), BPF_EXIT_INSN(),
+    };
+    int done = 0;
+    for (uint64_t hi = 0x1000; hi < 0x1100 && !done; hi += 0x11) {
+        uintptr_t base = (uintptr_t)(hi << 32 | 0xef010000u);
+        uint8_t *m = mmap((void *)base, 4096, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (m == MAP_FAILED || (uintptr_t)m != base) {
+            if (m != MAP_FAILED)
+                munmap(m, 4096);
+            continue;
+        }
+        memcpy(m + 0xf00, add_code, sizeof(add_code));     /* at ..ef010f00 */
+        mprotect(m, 4096, PROT_READ | PROT_EXEC);
+        helpers[4] = (gvm_helper_fn)(void *)(m + 0xf00);
+        struct gvm_prog *p = check_prog("helper address holding 0f 01 ef", prog, 7, true);
+        if (p) {
+            int64_t dist = (int64_t)((uintptr_t)(m + 0xf00) - (uintptr_t)gvm_prog_code(p));
+            done = dist > (3ll << 30) || dist < -(3ll << 30);   /* really far: pooled */
+        }
+        gvm_prog_free(p);
+        munmap(m, 4096);
+    }
+    CHECK(done, "could not place a helper at an address holding a pattern");
+    helpers[4] = h_add;
+}
+
 int main(void)
 {
     test_imm64();
@@ -335,6 +390,7 @@ int main(void)
     test_across_boundaries();
     test_jump_offsets();
     test_call_displacements();
+    test_pool_slot();
     printf("jit gadget: %d programs\n", n_programs);
     if (g_fails) {
         fprintf(stderr, "%d checks failed\n", g_fails);
