@@ -35,22 +35,20 @@
 #include <Zydis/Zydis.h>
 
 #include "isolation/scan_internal.h"
+#include "util/pkru_pattern.h"
 
 #define PKRU_XFEATURE_BIT (1u << 9)
 
+/* The patterns themselves are util/pkru_pattern.h's, shared with the JIT. */
+_Static_assert((int)GISO_INSN_WRPKRU == (int)GPKRU_WRPKRU && (int)GISO_INSN_XRSTOR == (int)GPKRU_XRSTOR
+               && (int)GISO_INSN_XRSTORS == (int)GPKRU_XRSTORS, "giso_insn mirrors gpkru_insn");
+
 int gscan_candidate(const uint8_t *c, size_t avail, enum giso_insn *kind)
 {
-    if (avail < 3 || c[0] != 0x0f)
+    enum gpkru_insn k = gpkru_pattern_at(c, avail);
+    if (k == GPKRU_NONE)
         return 0;
-    uint8_t m = c[2], mod = m >> 6, reg = (m >> 3) & 7;
-    if (c[1] == 0x01 && m == 0xef)
-        *kind = GISO_INSN_WRPKRU;
-    else if (c[1] == 0xae && mod != 3 && reg == 5)
-        *kind = GISO_INSN_XRSTOR;
-    else if (c[1] == 0xc7 && mod != 3 && reg == 3)
-        *kind = GISO_INSN_XRSTORS;
-    else
-        return 0;
+    *kind = (enum giso_insn)k;
     return 1;
 }
 

@@ -15,6 +15,8 @@
  *   [abort stub]                  unwinds to the wrapper, returns JIT_ABORT_R0
  *   [literal pool]                one 8-byte host-call target per call site
  *   [bitmap of function entries]  data, only read by callx to vet targets
+ *   (pool and bitmap move to a read-only page of their own when a pool slot
+ *   holds a WRPKRU/XRSTOR byte pattern: "No WRPKRU/XRSTOR in the code")
  * Every function, main included, has the same frame: return address, saved
  * rbx r13 r14 r15 rbp, then 512 bytes of BPF stack below rbp (rbp = r10).
  * Leaf programs (one function, no call of any kind) are the exception: their
@@ -45,7 +47,8 @@
  *     literal pool after the code (struct host_call).
  *
  * Invariants: code is written into a private buffer, then copied into a
- * fresh RW mapping which is mprotect'ed to RX before use (never RWX). Branch
+ * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
+ * only once no executable byte of it holds a WRPKRU/XRSTOR pattern. Branch
  * sizes are chosen by iterating layout passes: a branch becomes rel32 when
  * its displacement (measured on the previous pass) does not fit rel8, and
  * stays rel32 (sticky), so passes converge; the last pass used the same
@@ -60,6 +63,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/pkru_pattern.h"
 #include "vm/jit_x86_enc.h"
 
 /* ---- CPU features ----------------------------------------------------- */
@@ -341,7 +345,8 @@ static void emit_helper_call(struct jit *j, gvm_helper_fn fn)
         j->calls = c;
         j->cap_calls = cap;
     }
-    j->calls[j->n_calls++] = (struct host_call){ (uint32_t)j->len, (uint64_t)(uintptr_t)fn };
+    j->calls[j->n_calls++] = (struct host_call){ (uint32_t)j->len, j->idx,
+                                                 (uint64_t)(uintptr_t)fn };
     for (int k = 0; k < 6; k++)
         emit1(j, 0xcc);
 }
@@ -382,8 +387,7 @@ static void emit_callx(struct jit *j, const struct bpf_insn *in)
     int32_t rel = (int32_t)(j->len - to_local);
     memcpy(j->buf + to_local - 4, &rel, 4);
     emit_mov_rr(j, true, TMP2, TMP1);
-    uint32_t pos = emit_movabs(j, TMP3, 0);
-    add_patch(j, pos, 0);
+    emit_lea_code(j, TMP3, 0);                       /* the code's base */
     emit_alu_rr(j, 0x29, true, TMP2, TMP3);          /* r10 = addr - base */
     emit_rr(j, F_W, 0x81, 7, TMP2);
     emit4(j, j->prev_code_len);
@@ -421,7 +425,7 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
         emit_tail_call(j);
         return;
     }
-    if (in->imm == 1 && emit_inline_lookup(j))
+    if (in->imm == 1 && !j->hardening && emit_inline_lookup(j))
         return;
     emit_helper_call(j, env->helpers[in->imm]);
 }
@@ -501,6 +505,8 @@ static void emit_abort_stub(struct jit *j)
     emit_rsib(j, F_W, 0x8d, RSP, RSP, TMP1, 0, FRAME_BYTES);   /* lea rsp, [rsp+r11+F] */
     emit_rr(j, F_W, 0xc7, 0, RAX);
     emit4(j, (uint32_t)(int32_t)JIT_ABORT_R0);
+    for (int k = 0; k < j->abort_pad; k++)
+        emit1(j, 0x90);                              /* moves the jmp's rel32 */
     emit1(j, 0xe9);
     emit4(j, (uint32_t)((int32_t)j->wrapper_ret - (int32_t)(j->len + 4)));
 }
@@ -557,8 +563,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         uint64_t v = (uint32_t)in[0].imm | (uint64_t)(uint32_t)in[1].imm << 32;
         if (in->src_reg == BPF_PSEUDO_FUNC) {
             uint32_t f = gvm_func_of(j->prog, (uint32_t)((int64_t)i + in->imm + 1));
-            uint32_t pos = emit_movabs(j, dst, 0);
-            add_patch(j, pos, j->prev_fentry[f]);
+            emit_lea_code(j, dst, j->prev_fentry[f]);
         } else {
             emit_mov_ri(j, dst, v);
             if (in->dst_reg == BPF_R1) {
@@ -599,7 +604,6 @@ static int run_pass(struct jit *j, struct graft_err *err)
     const struct gvm_prog *p = j->prog;
 
     j->len = 0;
-    j->n_patches = 0;
     j->n_calls = 0;
     j->changed = false;
     if (!reserve(j, 128))
@@ -618,7 +622,7 @@ static int run_pass(struct jit *j, struct graft_err *err)
         emit_prologue(j);
         j->r1_known = false;
         for (uint32_t i = lo; i < hi;) {
-            if (!reserve(j, 256))
+            if (!reserve(j, 512))
                 return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
             j->idx = i;
             j->cur_start = (uint32_t)j->len;
@@ -628,7 +632,18 @@ static int run_pass(struct jit *j, struct graft_err *err)
                 j->r1_known = false;
             bool ld_r1 = bpf_is_ld_imm64(&p->insns[i]) && p->insns[i].dst_reg == BPF_R1;
             bool r1_write = writes_r1(&p->insns[i]);
+            unsigned pad = j->any_hard ? j->hard[i] & HARD_LEVEL : 0;
+            if (__builtin_expect(pad != 0, 0)) {
+                j->hardening = true;
+                memset(j->buf + j->len, 0x90, pad);      /* nothing runs into it */
+                j->len += pad;
+            }
             int used = emit_insn(j, i, f);
+            if (__builtin_expect(pad != 0, 0)) {
+                memset(j->buf + j->len, 0x90, pad);      /* nor out of it */
+                j->len += pad;
+                j->hardening = false;
+            }
             if (used < 0)
                 return graft_errf(err, -EINVAL, "JIT: insn %u: cannot compile opcode 0x%02x",
                                   i, p->insns[i].code);
@@ -650,10 +665,16 @@ static int run_pass(struct jit *j, struct graft_err *err)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for code buffer");
     emit_abort_stub(j);
     j->code_len = (uint32_t)j->len;
-    j->pool_off = (j->code_len + 7u) & ~7u;
+    /* data (pool, bitmap) right after the code, or on pages of its own that
+     * are not executable once a pool slot held a pattern (harden_at) */
+    j->pool_off = j->pool_page ? (uint32_t)((j->code_len + j->page - 1) & ~(j->page - 1))
+                               : (j->code_len + 7u) & ~7u;
     j->bitmap_off = j->pool_off + 8 * j->n_calls;
     if (j->oom)
         return graft_errf(err, -ENOMEM, "JIT: out of memory");
+    if (j->harden_fail)
+        return graft_errf(err, -ENOTSUP, "JIT: cannot emit code free of WRPKRU/XRSTOR byte "
+                          "patterns (insn %u); use the interpreter", j->idx);
     return 0;
 }
 
@@ -702,10 +723,12 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
 /* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
  * programs only: calls, callx, tail calls and inline lookups need them too
  * but make a program non-leaf. */
-static bool leaf_needs_scratch(const struct gvm_prog *p)
+static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         const struct bpf_insn *in = &p->insns[i];
+        if (hard[i] & HARD_LEVEL)
+            return true;                 /* its constants may go through TMP1 */
         uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
         if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
             return true;
@@ -767,6 +790,8 @@ static int plan_slots(struct jit *j, struct graft_err *err)
         if (p->insns[i].dst_reg <= BPF_R10 && p->insns[i].src_reg <= BPF_R10)
             named |= (uint16_t)(1u << p->insns[i].dst_reg | 1u << p->insns[i].src_reg);
 
+    free(j->slot_reg);
+    j->tmp1_taken = false;
     j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
     if (!j->slot_reg)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
@@ -778,7 +803,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
         gvm_slot_scan(p->insns, p->n, lo, hi, &u);
         if (j->leaf) {
-            if (!leaf_needs_scratch(p)) {
+            if (!leaf_needs_scratch(p, j->hard)) {
                 free_regs[n_free++] = TMP1;
                 free_regs[n_free++] = TMP2;
                 free_regs[n_free++] = TMP3;
@@ -867,7 +892,8 @@ static void *near_calls_hint(const struct jit *j, size_t map_size, size_t page)
 }
 
 /* Fill each 6-byte host call site: `cs call rel32` if the target is in
- * reach, else `call [rip+disp32]` through the site's pool slot. */
+ * reach (and the site is not HARD_POOL), else `call [rip+disp32]` through
+ * the site's pool slot. */
 static void fill_host_calls(const struct jit *j, uint8_t *mem)
 {
     for (uint32_t k = 0; k < j->n_calls; k++) {
@@ -875,14 +901,14 @@ static void fill_host_calls(const struct jit *j, uint8_t *mem)
         uint8_t *site = mem + c->pos;
         int64_t rel = (int64_t)(c->target - (uint64_t)(uintptr_t)(site + 6));
         uint8_t *slot = mem + j->pool_off + 8 * k;
-        memcpy(slot, &c->target, 8);
-        if (is_simm32(rel)) {
+        if (is_simm32(rel) && !(j->hard[c->insn] & HARD_POOL)) {
             int32_t r = (int32_t)rel;
             site[0] = 0x2e;                              /* cs: 1-byte pad */
             site[1] = 0xe8;
             memcpy(site + 2, &r, 4);
         } else {
             int32_t d = (int32_t)(slot - (site + 6));
+            memcpy(slot, &c->target, 8);
             site[0] = 0xff;
             site[1] = 0x15;                              /* call [rip+d] */
             memcpy(site + 2, &d, 4);
@@ -890,14 +916,83 @@ static void fill_host_calls(const struct jit *j, uint8_t *mem)
     }
 }
 
-/* Copy the converged code into a fresh mapping, patch absolute addresses,
- * then make it read+execute only. */
+/* ---- no WRPKRU/XRSTOR in the code --------------------------------------
+ *
+ * graft's isolation trusts that no executable byte outside its gates can
+ * change PKRU. JIT'd code is executable memory graft writes, and much of it
+ * is chosen by the extension (immediates, displacements, the layout that
+ * decides branch offsets) or by where things land (host call rel32s). So
+ * the installed code is scanned for the byte patterns of util/pkru_pattern.h,
+ * aligned or not, before it becomes executable, and wherever one occurs the
+ * code is made again without it:
+ *   - a pattern touching a direct host call: that call goes through the
+ *     literal pool instead (same size, so no new layout);
+ *   - one in the literal pool (a host function's address) or the callx
+ *     bitmap: they move to a page of their own that is not executable
+ *     (otherwise they follow the code, in its pages, and are scanned too);
+ *   - otherwise every insn it touches is hardened one level more (HARD_*):
+ *     as many nops before and after it (no pattern runs into or out of it,
+ *     and each of its branch offsets moves by one per level), its constants
+ *     materialized without any 0x0f byte (emit_mov_ri_clean, imm_via_tmp1),
+ *     no peephole starting there; the abort stub likewise gets nops;
+ * then it is laid out, installed and scanned again. Programs
+ * that cannot be made clean within MAX_HARDEN_ROUNDS are refused (-ENOTSUP:
+ * use the interpreter). Clean code - nearly every program - costs only
+ * the scan. */
+#define MAX_HARDEN_ROUNDS 16
+
+/* Harden what the pattern at code offset o touches; returns 1 when the
+ * code needs a new layout, 0 when only a host call changed, -1 when there
+ * was nothing left to change. */
+static int harden_at(struct jit *j, const uint8_t *mem, size_t o)
+{
+    if (o + 3 > j->pool_off) {
+        if (j->pool_page)
+            return -1;
+        j->pool_page = true;            /* a host address: cannot change, hide it */
+        return 1;
+    }
+    for (uint32_t k = 0; k < j->n_calls; k++) {
+        const struct host_call *c = &j->calls[k];
+        if (o < c->pos + 6 && o + 3 > c->pos && mem[c->pos] == 0x2e) {
+            j->hard[c->insn] |= HARD_POOL;
+            return 0;
+        }
+    }
+    int r = -1;
+    uint32_t n = j->prog->n, lo = 0, hi = n;
+    while (lo < hi) {                   /* the first insn ending after o */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (j->off[mid + 1] > o)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    for (uint32_t i = lo; i < n && j->off[i] < o + 3; i++) {
+        if (j->off[i + 1] > j->off[i] && (j->hard[i] & HARD_LEVEL) < HARD_MAX) {
+            j->hard[i]++;
+            j->any_hard = true;
+            r = 1;
+        }
+    }
+    if (o + 3 > j->abort_off && o < j->code_len && j->abort_pad < HARD_MAX) {
+        j->abort_pad++;
+        r = 1;
+    }
+    return r;
+}
+
+/* Copy the converged code into a fresh mapping, fill its host calls, check
+ * it holds no WRPKRU/XRSTOR pattern, then make the code read+execute and
+ * the data after it read-only. Returns 0 when installed, 1 when some insns
+ * were hardened and the code must be laid out again, or an error. */
 static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = j->page;
     size_t bitmap_len = j->uses_callx ? (j->code_len + 7) / 8 : 0;
     size_t total = j->bitmap_off + bitmap_len;
     size_t map_size = (total + page - 1) & ~(page - 1);
+    size_t exec_len = j->pool_page ? j->pool_off : map_size;
 
     uint8_t *mem = mmap(near_calls_hint(j, map_size, page), map_size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -905,17 +1000,34 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
         return graft_errf(err, -errno, "JIT: mmap of %zu bytes for code failed", map_size);
     memcpy(mem, j->buf, j->code_len);
     memset(mem + j->code_len, 0xcc, j->pool_off - j->code_len);   /* int3 padding */
-    fill_host_calls(j, mem);
-    for (uint32_t k = 0; k < j->n_patches; k++) {
-        uint64_t v = (uint64_t)(uintptr_t)mem + j->patches[k].rel;
-        memcpy(mem + j->patches[k].pos, &v, 8);
-    }
     if (bitmap_len) {
         uint8_t *bm = mem + j->bitmap_off;
         for (uint32_t f = 0; f < prog->n_funcs; f++)
             bm[j->fentry[f] / 8] |= (uint8_t)(1u << (j->fentry[f] % 8));
     }
-    if (mprotect(mem, map_size, PROT_READ | PROT_EXEC) != 0) {
+    for (;;) {
+        fill_host_calls(j, mem);
+        size_t o = gpkru_find(mem, exec_len, 0);
+        if (o == exec_len)
+            break;
+        int relayout = 0;
+        for (; o < exec_len; o = gpkru_find(mem, exec_len, o + 1)) {
+            int h = harden_at(j, mem, o);
+            if (h < 0) {
+                munmap(mem, map_size);
+                return graft_errf(err, -ENOTSUP, "JIT: cannot emit code free of WRPKRU/XRSTOR "
+                                  "byte patterns (one stays at code offset %zu); use the "
+                                  "interpreter", o);
+            }
+            relayout |= h;
+        }
+        if (relayout) {
+            munmap(mem, map_size);
+            return 1;
+        }
+    }
+    if (mprotect(mem, exec_len, PROT_READ | PROT_EXEC) != 0
+        || (map_size > exec_len && mprotect(mem + exec_len, map_size - exec_len, PROT_READ) != 0)) {
         int e = errno;
         munmap(mem, map_size);
         return graft_errf(err, -e, "JIT: mprotect to read+execute failed");
@@ -939,10 +1051,30 @@ static void jit_free(struct jit *j)
     free(j->prev_fepi);
     free(j->is_long);
     free(j->is_target);
-    free(j->patches);
+    free(j->hard);
     free(j->calls);
     free(j->slot_reg);
     free(j->live_out);
+}
+
+/* Layout passes until branch sizes converge. */
+static int lay_out(struct jit *j, struct graft_err *err)
+{
+    for (j->pass = 0;; j->pass++) {
+        int r = run_pass(j, err);
+        if (r)
+            return r;
+        if (j->pass > 0 && !j->changed && j->code_len == j->prev_code_len)
+            return 0;
+        swap_u32p(&j->off, &j->prev_off);
+        swap_u32p(&j->fentry, &j->prev_fentry);
+        swap_u32p(&j->fepi, &j->prev_fepi);
+        j->prev_abort_off = j->abort_off;
+        j->prev_bitmap_off = j->bitmap_off;
+        j->prev_code_len = j->code_len;
+        if (j->pass > 64)
+            return graft_errf(err, -EFAULT, "JIT: branch layout did not converge");
+    }
 }
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
@@ -971,16 +1103,15 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     j.prev_fepi = calloc(nf, sizeof(uint32_t));
     j.is_long = calloc(n, 1);
     j.is_target = calloc(n, 1);
-    if (!j.off || !j.prev_off || !j.fentry || !j.prev_fentry || !j.fepi || !j.prev_fepi
+    j.hard = calloc(n, 1);
+    j.page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!j.hard || !j.off || !j.prev_off || !j.fentry || !j.prev_fentry || !j.fepi || !j.prev_fepi
         || !j.is_long || !j.is_target) {
         r = graft_errf(err, -ENOMEM, "JIT: out of memory for %u instructions", n);
         goto out;
     }
     mark_targets(&j);
     mark_leaf(&j);
-    r = plan_slots(&j, err);
-    if (r)
-        goto out;
     j.live_out = malloc(n * sizeof(uint16_t));
     for (uint32_t f = 0; f < nf && j.live_out; f++) {
         uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;
@@ -999,24 +1130,22 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
         free(lv);
     }
 
-    for (j.pass = 0;; j.pass++) {
-        r = run_pass(&j, err);
+    for (int round = 0;; round++) {
+        r = plan_slots(&j, err);
         if (r)
             goto out;
-        if (j.pass > 0 && !j.changed && j.code_len == j.prev_code_len)
-            break;
-        swap_u32p(&j.off, &j.prev_off);
-        swap_u32p(&j.fentry, &j.prev_fentry);
-        swap_u32p(&j.fepi, &j.prev_fepi);
-        j.prev_abort_off = j.abort_off;
-        j.prev_bitmap_off = j.bitmap_off;
-        j.prev_code_len = j.code_len;
-        if (j.pass > 64) {
-            r = graft_errf(err, -EFAULT, "JIT: branch layout did not converge");
+        r = lay_out(&j, err);
+        if (r)
+            goto out;
+        r = install(&j, prog, err);
+        if (r <= 0)
+            goto out;
+        if (round + 1 == MAX_HARDEN_ROUNDS) {
+            r = graft_errf(err, -ENOTSUP, "JIT: code still held WRPKRU/XRSTOR byte patterns "
+                           "after %d rounds of hardening; use the interpreter", round + 1);
             goto out;
         }
     }
-    r = install(&j, prog, err);
 out:
     jit_free(&j);
     return r;

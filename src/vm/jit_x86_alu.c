@@ -5,6 +5,66 @@
  */
 #include "vm/jit_x86_enc.h"
 
+/* ---- constants without a 0x0f byte (hardened insns, jit_x86.c) ---------- */
+
+/* A 32-bit mask m such that neither m nor x ^ m has a 0x0f byte. */
+static uint32_t clean_mask(uint32_t x)
+{
+    uint32_t m = 0;
+    for (int k = 0; k < 4; k++) {
+        uint8_t b = (uint8_t)(x >> (8 * k));
+        m |= (uint32_t)((b ^ 0x20) == 0x0f ? 0x40 : 0x20) << (8 * k);
+    }
+    return m;
+}
+
+/* xor dst, imm32 (always the imm32 form; sign-extended when is64) */
+static void emit_xor_i32(struct jit *j, bool is64, int dst, uint32_t imm)
+{
+    emit_rr(j, wflag(is64), 0x81, 6, dst);
+    emit4(j, imm);
+}
+
+/* dst = v without a 0x0f byte: v's 32-bit halves are each split into two
+ * masks. */
+void gvm_jit_mov_clean(struct jit *j, int dst, uint64_t v)
+{
+    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    bool sext = v == (uint64_t)(int64_t)(int32_t)lo;
+    /* the high half, or the low one when v is a (sign-)extended 32-bit value */
+    uint32_t h = hi == 0 || sext ? lo : hi ^ (lo & 0x80000000u ? 0xffffffffu : 0);
+    uint32_t m = clean_mask(h);
+    emit_prefix(j, 0, 0, 0, dst);
+    emit1(j, (uint8_t)(0xb8 | (dst & 7)));              /* mov dst32, h ^ m */
+    emit4(j, h ^ m);
+    emit_xor_i32(j, false, dst, m);                     /* dst = h, zero-extended */
+    if (hi == 0)
+        return;
+    if (sext) {
+        emit_rr(j, F_W, 0x63, dst, dst);                /* movsxd dst, dst32 */
+        return;
+    }
+    emit_rr(j, F_W, 0xc1, 4, dst);                      /* shl dst, 32 */
+    emit1(j, 32);
+    /* two sign-extended xors: low half lo, high half flipped back when
+     * exactly one of them is negative (bit 31 of lo), as h anticipated */
+    uint32_t k1 = clean_mask(lo);
+    emit_xor_i32(j, true, dst, k1);
+    emit_xor_i32(j, true, dst, lo ^ k1);
+}
+
+bool gvm_jit_imm_via_tmp1(struct jit *j, bool is64, int dst, int32_t imm)
+{
+    if (!has_0f((uint32_t)imm, 4))
+        return false;
+    if (dst == TMP1) {
+        j->harden_fail = true;
+        return false;
+    }
+    emit_mov_ri_clean(j, TMP1, is64 ? (uint64_t)(int64_t)imm : (uint32_t)imm);
+    return true;
+}
+
 /* ---- ALU --------------------------------------------------------------- */
 
 static const struct { uint8_t rr; uint8_t ext; } alu_ops[16] = {
@@ -194,7 +254,7 @@ static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
 {
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
-    if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0) {
+    if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0 && !j->hardening) {
         int used = try_fold_address(j, in);
         if (used)
             return used;
@@ -426,7 +486,7 @@ static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
                 return;
             }
         }
-        if (!sgn) {
+        if (!sgn && !j->hardening) {     /* hardened: no magic numbers */
             emit_udiv_const(j, is64, mod, dst, d, in->imm);
             return;
         }

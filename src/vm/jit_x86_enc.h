@@ -46,11 +46,6 @@ enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7,
 #define F_LOCKP   0x10u
 #define F_DISP32 0x20u    /* always a 32-bit displacement (pass-stable size) */
 
-struct patch {
-    uint32_t pos;         /* offset of an imm64 to fill with base + rel */
-    uint32_t rel;
-};
-
 /* A 6-byte call site to a host function: `cs call rel32` when the target
  * is within +-2 GiB of the installed code, else `call [rip+disp32]` through
  * its slot in the literal pool that follows the code. Which one is decided
@@ -58,8 +53,17 @@ struct patch {
  * the layout does not depend on where the mapping lands. */
 struct host_call {
     uint32_t pos;         /* offset of the 6-byte call */
+    uint32_t insn;        /* the BPF insn it belongs to */
     uint64_t target;
 };
+
+/* Gadget hardening (jit_x86.c, "No WRPKRU/XRSTOR in the code"): per insn,
+ * how many nops go before and after it (its constants are then also
+ * materialized without a 0x0f byte and no peephole starts there), and
+ * whether its host calls go through the literal pool. Sticky. */
+#define HARD_LEVEL   0x07u
+#define HARD_MAX     4u
+#define HARD_POOL    0x80u
 
 struct jit {
     const struct gvm_prog *prog;
@@ -84,11 +88,18 @@ struct jit {
     uint8_t *is_target;                    /* per insn: something jumps here */
     bool uses_callx;
 
-    struct patch *patches;
-    uint32_t n_patches, cap_patches;
     struct host_call *calls;
     uint32_t n_calls, cap_calls;
     uint32_t pool_off;                     /* literal pool: one slot per call */
+    bool pool_page;                        /* pool and bitmap on their own page,
+                                              read-only (harden_at) */
+    size_t page;
+
+    uint8_t *hard;                         /* per insn: HARD_* (sticky) */
+    bool any_hard;                         /* some hard[] has a level */
+    bool hardening;                        /* the current insn is hardened */
+    bool harden_fail;                      /* a clean form was not possible */
+    uint8_t abort_pad;                     /* nops before the abort stub's jmp */
 
     bool r1_known;                         /* r1 holds r1_val (LD_IMM64) */
     uint64_t r1_val;
@@ -236,15 +247,49 @@ static inline void emit_mov_rr(struct jit *j, bool is64, int dst, int src)
     emit_rr(j, wflag(is64), 0x89, src, dst);
 }
 
+/* Is there a 0x0f byte among the n low bytes of v? Every WRPKRU/XRSTOR
+ * pattern starts with one, and no JIT opcode byte is followed by a pattern
+ * byte, so code whose data bytes have none holds no pattern of its own. */
+static inline bool has_0f(uint64_t v, int n)
+{
+    for (int k = 0; k < n; k++, v >>= 8)
+        if ((v & 0xff) == 0x0f)
+            return true;
+    return false;
+}
+
+/* dst = v in instructions none of whose bytes is 0x0f (hardened insns;
+ * jit_x86_alu.c). Clobbers flags. Out of line: rarely used. */
+void gvm_jit_mov_clean(struct jit *j, int dst, uint64_t v) __attribute__((cold));
+#define emit_mov_ri_clean gvm_jit_mov_clean
+
 /* add/or/and/sub/xor/cmp/test dst, src (opc is the "r/m, r" opcode) */
 static inline void emit_alu_rr(struct jit *j, uint8_t opc, bool is64, int dst, int src)
 {
     emit_rr(j, wflag(is64), opc, src, dst);
 }
 
+/* In a hardened insn, an immediate holding a 0x0f byte goes through TMP1
+ * instead (free there: no stack slot lives in it once any insn is hardened,
+ * and no expansion that keeps a value in TMP1 takes such a constant); returns
+ * true when it did, with TMP1 = imm (sign-extended when is64). */
+bool gvm_jit_imm_via_tmp1(struct jit *j, bool is64, int dst, int32_t imm) __attribute__((cold));
+
+static inline bool imm_via_tmp1(struct jit *j, bool is64, int dst, int32_t imm)
+{
+    if (__builtin_expect(!j->hardening, 1))
+        return false;
+    return gvm_jit_imm_via_tmp1(j, is64, dst, imm);
+}
+
 /* group-1 op dst, imm: ext 0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp */
 static inline void emit_alu_ri(struct jit *j, int ext, bool is64, int dst, int32_t imm)
 {
+    static const uint8_t rr_of_ext[8] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x39 };
+    if (imm_via_tmp1(j, is64, dst, imm)) {
+        emit_rr(j, wflag(is64), rr_of_ext[ext], TMP1, dst);
+        return;
+    }
     if (is_imm8(imm)) {
         emit_rr(j, wflag(is64), 0x83, ext, dst);
         emit1(j, (uint8_t)imm);
@@ -266,6 +311,10 @@ static inline void emit_test_rr(struct jit *j, bool is64, int a, int b)
 
 static inline void emit_test_ri(struct jit *j, bool is64, int dst, int32_t imm)
 {
+    if (imm_via_tmp1(j, is64, dst, imm)) {
+        emit_rr(j, wflag(is64), 0x85, TMP1, dst);
+        return;
+    }
     emit_rr(j, wflag(is64), 0xf7, 0, dst);
     emit4(j, (uint32_t)imm);
 }
@@ -278,6 +327,10 @@ static inline void emit_xor_zero(struct jit *j, int r)
 /* dst = v, picking the shortest encoding */
 static inline void emit_mov_ri(struct jit *j, int dst, uint64_t v)
 {
+    if (__builtin_expect(j->hardening, 0)) {
+        emit_mov_ri_clean(j, dst, v);
+        return;
+    }
     if (v == 0) {
         emit_xor_zero(j, dst);
     } else if (v <= UINT32_MAX) {
@@ -294,14 +347,16 @@ static inline void emit_mov_ri(struct jit *j, int dst, uint64_t v)
     }
 }
 
-/* movabs dst, imm64 (always 10 bytes); returns the imm64's offset */
-static inline uint32_t emit_movabs(struct jit *j, int dst, uint64_t v)
+/* movabs dst, imm64 (always 10 bytes; a clean form when hardened) */
+static inline void emit_movabs(struct jit *j, int dst, uint64_t v)
 {
+    if (__builtin_expect(j->hardening, 0)) {
+        emit_mov_ri_clean(j, dst, v);
+        return;
+    }
     emit_prefix(j, F_W, 0, 0, dst);
     emit1(j, (uint8_t)(0xb8 | (dst & 7)));
-    uint32_t pos = (uint32_t)j->len;
     emit8(j, v);
-    return pos;
 }
 
 static inline void emit_imul_rr(struct jit *j, bool is64, int dst, int src)
@@ -311,6 +366,12 @@ static inline void emit_imul_rr(struct jit *j, bool is64, int dst, int src)
 
 static inline void emit_imul_rri(struct jit *j, bool is64, int dst, int src, int32_t imm)
 {
+    if (src != TMP1 && imm_via_tmp1(j, is64, dst, imm)) {
+        if (dst != src)
+            emit_rr(j, wflag(is64), 0x89, src, dst);
+        emit_rr(j, wflag(is64), 0x0faf, dst, TMP1);
+        return;
+    }
     if (is_imm8(imm)) {
         emit_rr(j, wflag(is64), 0x6b, dst, src);
         emit1(j, (uint8_t)imm);
@@ -434,6 +495,13 @@ static inline void emit_store_r(struct jit *j, int size, struct mem m, int src)
 
 static inline void emit_store_i(struct jit *j, int size, struct mem m, int32_t imm)
 {
+    /* hardened: the value from TMP1, so that no immediate follows the
+     * displacement (disp8 0x0f, imm 01 ef .. would be a WRPKRU) */
+    if (__builtin_expect(j->hardening, 0) && m.base != TMP1 && m.index != TMP1) {
+        emit_mov_ri_clean(j, TMP1, (uint64_t)(int64_t)imm);
+        emit_store_r(j, size, m, TMP1);
+        return;
+    }
     switch (size) {
     case BPF_B: emit_mem(j, 0, 0xc6, 0, m); emit1(j, (uint8_t)imm); break;
     case BPF_H:
@@ -504,6 +572,17 @@ static inline void emit_rel32(struct jit *j, int cc, uint32_t target)
     emit4(j, (uint32_t)(int32_t)d);
 }
 
+/* lea dst, [rip + disp32] to an offset from the previous pass: the code's
+ * own addresses without anything to patch at install (7 bytes) */
+static inline void emit_lea_code(struct jit *j, int dst, uint32_t target)
+{
+    emit_prefix(j, F_W, dst, 0, 0);
+    emit1(j, 0x8d);
+    emit1(j, (uint8_t)(0x05 | (dst & 7) << 3));
+    int64_t d = (int64_t)target - (int64_t)(here_prev(j) + 4);
+    emit4(j, (uint32_t)(int32_t)d);
+}
+
 static inline void emit_call_rel32(struct jit *j, uint32_t target)
 {
     emit1(j, 0xe8);
@@ -529,26 +608,11 @@ static inline void fixup8(struct jit *j, size_t after)
     j->buf[after - 1] = (uint8_t)(int8_t)(j->len - after);
 }
 
-static inline void add_patch(struct jit *j, uint32_t pos, uint32_t rel)
-{
-    if (j->n_patches == j->cap_patches) {
-        uint32_t cap = j->cap_patches ? j->cap_patches * 2 : 16;
-        struct patch *p = realloc(j->patches, cap * sizeof(*p));
-        if (!p) {
-            j->oom = true;
-            return;
-        }
-        j->patches = p;
-        j->cap_patches = cap;
-    }
-    j->patches[j->n_patches++] = (struct patch){ pos, rel };
-}
-
 /* Is insn i + 1 reached only by falling through from i (a peephole may
  * then take both)? */
 static inline bool next_is_plain(const struct jit *j, uint32_t i)
 {
-    return i + 1 < j->prog->n && !j->is_target[i + 1];
+    return i + 1 < j->prog->n && !j->is_target[i + 1] && !j->hardening;
 }
 
 /* jit_x86_alu.c: ALU and ALU64 instructions; returns the insns consumed

@@ -649,3 +649,8 @@ size_t gvm_prog_code_size(const struct gvm_prog *prog)
 {
     return prog->engine == GVM_ENGINE_JIT ? prog->jit_code_size : 0;
 }
+
+const void *gvm_prog_code(const struct gvm_prog *prog)
+{
+    return prog->engine == GVM_ENGINE_JIT ? prog->jit_code : NULL;
+}

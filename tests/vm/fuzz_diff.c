@@ -12,7 +12,9 @@
  * functions - runs each on both engines with identical inputs and requires
  * the same r0 and the same final ctx buffer. Every program ends by copying
  * its stack into the ctx buffer and folding all registers into r0, so stack
- * and register effects are compared too.
+ * and register effects are compared too. The JIT's code must also hold no
+ * WRPKRU/XRSTOR byte pattern (util/pkru_pattern.h): immediates often carry
+ * one on purpose (rnd_gadget).
  *
  * Half the programs access the stack mostly in whole 8-byte slots, and half
  * leave r8 and r9 unnamed, so that the JIT keeps stack slots in registers,
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/pkru_pattern.h"
 #include "vm/vm.h"
 
 #define CTX_DATA   256           /* random-access region of ctx */
@@ -55,13 +58,29 @@ static uint32_t rn(uint32_t n)
     return (uint32_t)(rnd() % n);
 }
 
+/* A random value with a WRPKRU or XRSTOR byte pattern at a random offset
+ * (possibly running off its top: the next instruction may complete it), so
+ * that the JIT's hardened forms meet the interpreter too. */
+static uint64_t rnd_gadget(void)
+{
+    static const uint8_t pat[][3] = { { 0x0f, 0x01, 0xef }, { 0x0f, 0xae, 0x2f },
+                                      { 0x0f, 0xae, 0x68 }, { 0x0f, 0xc7, 0x18 } };
+    const uint8_t *p = pat[rn(4)];
+    unsigned at = rn(8);
+    uint64_t v = rnd();
+    for (unsigned k = 0; k < 3 && at + k < 8; k++)
+        v = (v & ~(0xffull << (8 * (at + k)))) | (uint64_t)p[k] << (8 * (at + k));
+    return v;
+}
+
 static int32_t rnd_imm(void)
 {
     static const int32_t edge[] = { 0, 1, -1, 2, 3, 7, 8, 31, 32, 33, 63, 64, 65,
                                     INT32_MIN, INT32_MAX, 0x7fff, -0x8000, 0xff, 0x100 };
-    switch (rn(4)) {
+    switch (rn(5)) {
     case 0: return edge[rn(sizeof(edge) / sizeof(edge[0]))];
     case 1: return (int32_t)rn(16) - 8;
+    case 2: return (int32_t)(uint32_t)rnd_gadget();
     default: return (int32_t)rnd();
     }
 }
@@ -70,9 +89,10 @@ static uint64_t rnd_imm64(void)
 {
     static const uint64_t edge[] = { 0, 1, ~0ull, 0x8000000000000000ull, 0x7fffffffffffffffull,
                                      0xffffffff, 0x80000000, 0x100000000ull, 0xffffffff80000000ull };
-    switch (rn(3)) {
+    switch (rn(4)) {
     case 0: return edge[rn(sizeof(edge) / sizeof(edge[0]))];
     case 1: return (uint64_t)(int64_t)rnd_imm();
+    case 2: return rnd_gadget();
     default: return rnd();
     }
 }
@@ -523,7 +543,15 @@ static int run_one(struct gen *g, uint64_t seed, uint64_t *n_insns)
         gvm_prog_free(pi);
         return 1;
     }
-    if (gvm_prog_run(pi, m_int, CTX_LEN, &r_int, &err) < 0) {
+    /* isolation: no WRPKRU/XRSTOR byte pattern anywhere in the JIT's code */
+    const uint8_t *code = gvm_prog_code(pj);
+    size_t code_len = gvm_prog_code_size(pj), at = gpkru_find(code, code_len, 0);
+    if (at != code_len) {
+        fprintf(stderr, "seed %" PRIu64 ": WRPKRU/XRSTOR pattern in the JIT's code at offset "
+                "%zu of %zu\n", seed, at, code_len);
+        dump(g);
+        rc = 1;
+    } else if (gvm_prog_run(pi, m_int, CTX_LEN, &r_int, &err) < 0) {
         fprintf(stderr, "seed %" PRIu64 ": interpreter run failed: %s\n", seed, err.msg);
         dump(g);
         rc = 1;

@@ -41,3 +41,7 @@ else()
   message(STATUS "linux-source-6.1 not in /usr/src: the kernel's test_bpf table will not "
                  "run (scripts/install-deps.sh installs it)")
 endif()
+
+# No WRPKRU/XRSTOR byte pattern in the JIT's code, whatever the program's
+# constants and layout (isolation: docs/isolation.md).
+graft_test(vm_jit_gadget SOURCES test_jit_gadget.c LIBS graft_vm LABELS sanitize TIMEOUT 120)
