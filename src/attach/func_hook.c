@@ -42,9 +42,6 @@
 
 #include "attach/func_internal.h"
 
-pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
-int g_attach_iso;
-
 /* ---- isolation ----------------------------------------------------------- */
 
 int gattach_set_isolation(int on, struct graft_err *err)
@@ -57,25 +54,21 @@ int gattach_set_isolation(int on, struct graft_err *err)
             return graft_errf(err, -EPROTO, "attach: internal: giso_emit_gate() no longer "
                               "emits %d bytes; update GGATE_LEN (func_internal.h)", GGATE_LEN);
     }
-    pthread_mutex_lock(&g_attach_lock);
-    g_attach_iso = !!on;
-    if (!on)
-        g_attach_xstacks = 0;
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_lock();
+    gattach_mode_set(on, gattach_xstacks_on());    /* off also ends extension stacks */
+    gattach_unlock();
     gsys_set_isolation(!!on);
     return 0;
 }
 
 int gattach_isolation(void)
 {
-    return g_attach_iso;
+    return gattach_iso_on();
 }
-
-int g_attach_xstacks;
 
 int gattach_set_ext_stacks(int on, struct graft_err *err)
 {
-    if (on && !g_attach_iso)
+    if (on && !gattach_iso_on())
         return graft_errf(err, -ENOTSUP, "attach: extension stacks need isolation on "
                           "(gattach_set_isolation): %s", giso_status());
     if (on) {
@@ -88,15 +81,15 @@ int gattach_set_ext_stacks(int on, struct graft_err *err)
             return rc;
         ghelper_safe_mem_set_filter(giso_xstack_fault);
     }
-    pthread_mutex_lock(&g_attach_lock);
-    g_attach_xstacks = !!on;
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_lock();
+    gattach_mode_set(gattach_iso_on(), on);
+    gattach_unlock();
     return 0;
 }
 
 int gattach_ext_stacks(void)
 {
-    return g_attach_xstacks;
+    return gattach_xstacks_on();
 }
 
 /* ---- per-thread state ---------------------------------------------------- */
@@ -187,7 +180,7 @@ static void altstack_ensure(struct gthread *t)
  * 0: handlers then run on the thread's own stack, as without this. */
 static void xstack_ensure(struct gthread *t)
 {
-    if (!g_attach_iso || !g_attach_xstacks)
+    if (!gattach_iso_on() || !gattach_xstacks_on())
         return;
     if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
         t->xtop = t->xstack;        /* nobody can be on a new stack */
@@ -202,9 +195,9 @@ static void xstack_ensure(struct gthread *t)
  * thread-local one, unkeyed); else the thread-local one. */
 static struct ghelper_run *run_state_of(struct gthread *t)
 {
-    if (g_attach_iso && !t->rs_keyed)
+    if (gattach_iso_on() && !t->rs_keyed)
         t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
-    ghelper_run_state_set(g_attach_iso ? t->rs_keyed : NULL);
+    ghelper_run_state_set(gattach_iso_on() ? t->rs_keyed : NULL);
     return ghelper_run_state();
 }
 
@@ -384,7 +377,7 @@ static uint64_t hit_return(void *arg, uint64_t unused)
 
 static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64_t))
 {
-    if (__builtin_expect(g_attach_iso, 0))
+    if (__builtin_expect(gattach_iso_on(), 0))
         gattach_call_ext(fn, h, 0);
     else
         fn(h, 0);
@@ -405,7 +398,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return cont;
     }
-    if (__builtin_expect(g_attach_iso, 0))
+    if (__builtin_expect(gattach_iso_on(), 0))
         xstack_ensure(t);           /* a thread registered before isolation */
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
@@ -504,7 +497,7 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return ret;
     }
-    if (__builtin_expect(g_attach_iso, 0))
+    if (__builtin_expect(gattach_iso_on(), 0))
         xstack_ensure(t);
     rcu_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
@@ -754,7 +747,7 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
         return graft_errf(err, -EINVAL, "attach: address, handler and out are required");
     if ((unsigned)kind > GHOOK_REPLACE)
         return graft_errf(err, -EINVAL, "attach: unknown hook kind %d", (int)kind);
-    pthread_mutex_lock(&g_attach_lock);
+    gattach_lock();
     gmeta_open();
     rc = trap_handler_install(err);
     if (rc < 0)
@@ -805,7 +798,7 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     *out = h;
 out:
     gmeta_close();
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_unlock();
     return rc;
 }
 
@@ -814,7 +807,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
     int rc = 0;
     if (!h)
         return 0;
-    pthread_mutex_lock(&g_attach_lock);
+    gattach_lock();
     gmeta_open();
     struct gsite *site = h->site;
     struct ghook **pp = &site->hooks;
@@ -822,7 +815,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
         pp = &(*pp)->next;
     if (!*pp) {
         gmeta_close();
-        pthread_mutex_unlock(&g_attach_lock);
+        gattach_unlock();
         return graft_errf(err, -ENOENT, "attach: hook %p is not installed", (void *)h);
     }
     *pp = h->next;
@@ -836,7 +829,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
         rcu_synchronize();
     gmeta_free(h, sizeof(*h));
     gmeta_close();
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_unlock();
     return rc;
 }
 

@@ -6,7 +6,7 @@
  * Invariants: a struct gsite exists once per hooked address and is never
  * freed, nor is its stub, so a thread that was redirected there (by the jump,
  * an int3 hit or a shadow-stack return) can always finish. Everything that
- * changes a site runs under g_attach_lock.
+ * changes a site runs under the attach lock (hook_mode.h).
  */
 #ifndef GRAFT_ATTACH_FUNC_INTERNAL_H
 #define GRAFT_ATTACH_FUNC_INTERNAL_H
@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "attach/attach.h"
+#include "attach/hook_mode.h"
 #include "isolation/isolation.h"
 
 /* Stack frame the entry trampoline builds (offsets from rsp after the
@@ -98,7 +99,7 @@ struct gsite {
     int patched;                    /* the jump/int3 is in place */
     int gated;                      /* template variant: GSITE_PLAIN, _GATED, _XSTACK */
     char note[160];                 /* why the trap fallback was used */
-    struct ghook *hooks;            /* attach order, under g_attach_lock */
+    struct ghook *hooks;            /* attach order, under the attach lock */
     struct gsite *retired_next;     /* on g_retired once replaced */
 };
 
@@ -154,8 +155,6 @@ struct gthread {
 #define GTH_ALTSTACK_SIZE (64u * 1024u)
 #define GTH_OFF_XTOP 24
 
-extern pthread_mutex_t g_attach_lock;
-
 /* tramp_x86.c */
 void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
 void graft_tramp_entry_mid(void) __attribute__((visibility("hidden")));
@@ -169,7 +168,9 @@ void graft_tramp_push_slow(void) __attribute__((visibility("hidden")));
  * continuation that returns to the caller. */
 
 /* func_hook.c, called by the trampolines (hidden: called without a PLT) */
+#ifndef GHIDDEN
 #define GHIDDEN __attribute__((visibility("hidden")))
+#endif
 GHIDDEN uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
 /* From the entry template: 1 if the function is to be skipped (regs->ax
@@ -208,15 +209,6 @@ struct gtmpl {
     const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout, *r_site;
 };
 
-/* func_hook.c: isolation (gattach_set_isolation). When set, new sites get
- * the gated templates, the C paths call handlers through giso_call_ext()
- * (which switches to the thread's extension stack) and the stub pages'
- * writable views carry the extension key. */
-extern int g_attach_iso GHIDDEN;
-/* ...and gattach_set_ext_stacks(): new sites get the _gs templates and the
- * C paths run handlers on the thread's extension stack. */
-extern int g_attach_xstacks GHIDDEN;
-enum { GSITE_PLAIN = 0, GSITE_GATED = 1, GSITE_XSTACK = 2 };   /* struct gsite.gated */
 void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
 /* Call one handler between gates on this thread's extension stack (func_hook.c):
  * registers the thread's struct gthread and allocates its stack if needed

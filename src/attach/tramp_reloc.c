@@ -129,7 +129,7 @@ static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
             munmap(rw, PAGE);
             return graft_errf(err, -ENOMEM, "attach: out of memory"), NULL;
         }
-        if (g_attach_iso && (giso_protect(rw, PAGE, PROT_READ | PROT_WRITE, err) < 0 ||
+        if (gattach_iso_on() && (giso_protect(rw, PAGE, PROT_READ | PROT_WRITE, err) < 0 ||
                              giso_register_gate_range(rx, PAGE) < 0)) {
             munmap(rx, PAGE);
             munmap(rw, PAGE);
@@ -139,7 +139,7 @@ static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
         }
         p->rx = rx;
         p->rw = rw;
-        p->gated = g_attach_iso;
+        p->gated = gattach_iso_on();
         p->next = g_pages;
         g_pages = p;
         return p;
@@ -503,7 +503,7 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
             GSTUB_RET + (g_tmpls[v].ret_end - g_tmpls[v].ret) > GSTUB_SIZE)
             return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
                               "GSTUB_SIZE (func_internal.h); enlarge it");
-    site->gated = !g_attach_iso ? GSITE_PLAIN : g_attach_xstacks ? GSITE_XSTACK : GSITE_GATED;
+    site->gated = gattach_iso_mode();
     int rc = stub_alloc(site, err);
     if (rc < 0)
         return rc;
