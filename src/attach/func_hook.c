@@ -17,15 +17,10 @@
  * period and waits until no thread is still in a section that started
  * before. Only then is the old snapshot (and the caller's program) freed.
  *
- * Invariants: sites and stubs are never freed (see func_internal.h); every
- * thread that ever ran a hook has a struct gthread on g_threads, reused
- * after the thread exits; t->rcu_ctr is non-zero while a thread runs
- * handlers (its read section, and only then), which makes nested hook hits
- * skip their handlers (counted as missed). With extension stacks on
- * (isolation's strict mode), each struct gthread owns an extension stack
- * (xstack, never freed, kept when the struct is reused); t->xtop is its top
- * while free and 0 while an extension runs on it (or, without extension
- * stacks, always 0), and gattach_call_ext() is the C paths' way onto it.
+ * Invariants: sites and stubs are never freed (see func_internal.h). The
+ * per-thread state, the read sections and the grace-period wait are
+ * thread_state.c's (thread_state.h); a nested hook hit skips its handlers
+ * (counted as missed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -92,27 +87,9 @@ int gattach_ext_stacks(void)
     return gattach_xstacks_on();
 }
 
-/* ---- per-thread state ---------------------------------------------------- */
-
-/* Initial-exec: the templates read t_self at a constant %fs offset. It is 8
- * bytes, well within the static TLS surplus glibc keeps for dlopen'ed
- * libraries (if that ever ran out, dlopen of the agent would fail with
- * "cannot allocate memory in static TLS block", not misbehave). */
-static __thread struct gthread *t_self __attribute__((tls_model("initial-exec")));
-static _Atomic(struct gthread *) g_threads;
-_Atomic uint64_t g_gp = 1;
-static pthread_key_t g_thread_key;
-static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
-
 _Atomic uint64_t st_missed;
 static _Atomic uint64_t st_overflow, st_stale, st_traps;
 
-_Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread, depth) == 12 &&
-               offsetof(struct gthread, rs) == 16 &&
-               offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
-               "gthread layout used by the templates");
-_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
-               "gthread extension-stack field used by the templates");
 _Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0 &&
                offsetof(struct gsite, ret_only) == GSITE_OFF_RET_ONLY,
                "gsite layout used by the templates");
@@ -130,193 +107,7 @@ _Static_assert(offsetof(struct ghelper_run, ctx) == 0 && offsetof(struct ghelper
                offsetof(struct ghelper_run, at_return) == 60,
                "ghelper_run layout used by the templates");
 
-uint64_t gfunc_tls_offset(void)
-{
-    uint64_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    return (uint64_t)&t_self - tp;
-}
-
-static void thread_release(void *p)
-{
-    struct gthread *t = p;
-    atomic_store(&t->rcu_ctr, 0);
-    t->depth = 0;
-    t->xtop = t->xstack;            /* free again; the stack stays with t */
-    t->altstack_on = 0;             /* the next owner installs it again */
-    atomic_store(&t->in_use, 0);
-}
-
-static void thread_key_init(void)
-{
-    pthread_key_create(&g_thread_key, thread_release);
-}
-
-/* A signal that interrupts an extension would be delivered on its stack,
- * which its handler, starting with the kernel's default PKRU, cannot use:
- * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
- * SIGTRAP, the patching ping, SIGSYS) are SA_ONSTACK, so give the thread an
- * alternate stack in untagged memory unless it has one of its own. */
-static void altstack_ensure(struct gthread *t)
-{
-    stack_t cur;
-    t->altstack_on = 1;
-    if (sigaltstack(NULL, &cur) < 0 || !(cur.ss_flags & SS_DISABLE))
-        return;                     /* the thread's own (or ours) is in place */
-    if (!t->altstack) {
-        void *p = mmap(NULL, GTH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (p == MAP_FAILED)
-            return;
-        t->altstack = p;
-    }
-    stack_t ss = { .ss_sp = t->altstack, .ss_size = GTH_ALTSTACK_SIZE, .ss_flags = 0 };
-    sigaltstack(&ss, NULL);
-}
-
-/* With extension stacks on, give t an extension stack (kept with t for
- * good, so a reused struct brings its stack) and bind it as this thread's for
- * giso_call_ext() and the host-call thunks. Allocation failure leaves xtop
- * 0: handlers then run on the thread's own stack, as without this. */
-static void xstack_ensure(struct gthread *t)
-{
-    if (!gattach_iso_on() || !gattach_xstacks_on())
-        return;
-    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
-        t->xtop = t->xstack;        /* nobody can be on a new stack */
-    if (giso_xstack_bound() != t->xstack)
-        giso_xstack_bind(t->xstack);
-    if (!t->altstack_on)
-        altstack_ensure(t);
-}
-
-/* The run state the helpers use on this thread: with isolation on, a page
- * under the extension key kept with t (allocated once; if that fails, the
- * thread-local one, unkeyed); else the thread-local one. */
-static struct ghelper_run *run_state_of(struct gthread *t)
-{
-    if (gattach_iso_on() && !t->rs_keyed)
-        t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
-    ghelper_run_state_set(gattach_iso_on() ? t->rs_keyed : NULL);
-    return ghelper_run_state();
-}
-
-/* First hook hit on this thread: take a released struct or map a new one
- * (mmap, not malloc: malloc itself may be hooked). */
-static __attribute__((noinline)) struct gthread *thread_register(void)
-{
-    struct gthread *t;
-    pthread_once(&g_thread_once, thread_key_init);
-    for (t = atomic_load(&g_threads); t; t = t->next) {
-        int expect = 0;
-        if (atomic_compare_exchange_strong(&t->in_use, &expect, 1))
-            goto got;
-    }
-    t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (t == MAP_FAILED)
-        return NULL;
-    atomic_store(&t->in_use, 1);
-    t->next = atomic_load(&g_threads);
-    while (!atomic_compare_exchange_weak(&g_threads, &t->next, t))
-        ;
-got:
-    t->depth = 0;
-    t->rs = run_state_of(t);
-    t_self = t;
-    pthread_setspecific(g_thread_key, t);
-    xstack_ensure(t);
-    return t;
-}
-
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
-{
-    struct gthread *t = t_self;
-    if (!t)
-        t = thread_register();      /* allocates and binds the stack */
-    else
-        xstack_ensure(t);
-    if (!t || !t->xtop)             /* none, or busy: nested */
-        return giso_call_ext(fn, ctx, len);
-    uint64_t top = t->xtop;
-    t->xtop = 0;
-    uint64_t r = giso_call_ext_on(fn, ctx, len, top);
-    t->xtop = top;
-    return r;
-}
-
-/* Inside a read section = running handlers (g_gp is never 0). */
-static inline int in_handlers(struct gthread *t)
-{
-    return atomic_load_explicit(&t->rcu_ctr, memory_order_relaxed) != 0;
-}
-
-static inline void rcu_read_begin(struct gthread *t)
-{
-    atomic_store_explicit(&t->rcu_ctr,
-                          atomic_load_explicit(&g_gp, memory_order_relaxed),
-                          memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-}
-
-static inline void rcu_read_end(struct gthread *t)
-{
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&t->rcu_ctr, 0, memory_order_release);
-}
-
-static int g_membarrier_ok = -1;
-
-/* A full memory barrier on every thread of the process. */
-static void barrier_all_threads(void)
-{
-    if (g_membarrier_ok < 0)
-        g_membarrier_ok = syscall(SYS_membarrier,
-                                  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-    if (g_membarrier_ok &&
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return;
-    /* Fallback: changing a page's protection shoots down the TLB on every
-     * CPU running this mm, which interrupts (and so serialises) them. */
-    static void *page;
-    if (!page)
-        page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page != MAP_FAILED && page) {
-        *(volatile char *)page = 1;
-        mprotect(page, 4096, PROT_READ);
-        mprotect(page, 4096, PROT_READ | PROT_WRITE);
-    }
-    atomic_thread_fence(memory_order_seq_cst);
-}
-
-/* Wait until no thread is inside a read section that began before now. */
-static void rcu_synchronize(void)
-{
-    barrier_all_threads();
-    uint64_t gp = atomic_fetch_add(&g_gp, 1) + 1;
-    barrier_all_threads();
-    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next) {
-        if (t == t_self)
-            continue;   /* remove() from inside a handler: don't wait on us */
-        for (;;) {
-            uint64_t c = atomic_load(&t->rcu_ctr);
-            if (c == 0 || c >= gp)
-                break;
-            sched_yield();
-        }
-    }
-}
-
 /* ---- hot path ------------------------------------------------------------ */
-
-struct ghelper_run *gattach_run_state(void)
-{
-    struct gthread *t = t_self;
-    if (__builtin_expect(!t, 0))
-        t = thread_register();
-    return t ? t->rs : ghelper_run_state();
-}
 
 /* The handlers of one hit on a C path, in order, with the run state filled
  * for them: for isolation, one loop behind one gate pair on the extension
@@ -385,22 +176,22 @@ static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64
 
 uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
 {
-    struct gthread *t = t_self;
+    struct gthread *t = gthread_self();
     uint64_t cont = site->cont;
 
     regs->ip = site->addr;
     if (__builtin_expect(!t, 0)) {
-        t = thread_register();
+        t = gthread_register();
         if (!t)
             return cont;
     }
-    if (in_handlers(t)) {
+    if (gthread_in_handlers(t)) {
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return cont;
     }
     if (__builtin_expect(gattach_iso_on(), 0))
-        xstack_ensure(t);           /* a thread registered before isolation */
-    rcu_read_begin(t);
+        gthread_xstack_ensure(t);           /* a thread registered before isolation */
+    gthread_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs) {
         struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr };
@@ -429,7 +220,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
             }
         }
     }
-    rcu_read_end(t);
+    gthread_read_end(t);
     return cont;
 }
 
@@ -470,7 +261,7 @@ static __attribute__((noreturn, cold)) void shadow_lost(uint64_t *slot)
 
 uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
 {
-    struct gthread *t = t_self;
+    struct gthread *t = gthread_self();
     struct gshadow *e = NULL;
 
     if (!t)
@@ -493,20 +284,20 @@ uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
     struct gsite *site = e->site;
 
     regs->ip = ret;
-    if (in_handlers(t)) {
+    if (gthread_in_handlers(t)) {
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return ret;
     }
     if (__builtin_expect(gattach_iso_on(), 0))
-        xstack_ensure(t);
-    rcu_read_begin(t);
+        gthread_xstack_ensure(t);
+    gthread_read_begin(t);
     const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
     if (hs && hs->n_ret) {
         struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr,
                              .at_return = 1 };
         run_handlers(&h, hit_return);
     }
-    rcu_read_end(t);
+    gthread_read_end(t);
     return ret;
 }
 
@@ -671,7 +462,7 @@ static int site_publish(struct gsite *site)
      * had entered just before this publish. */
     atomic_store(&site->ret_only, hs && hs->n_entry == 0 && !hs->has_replace && hs->n_ret > 0);
     if (old) {
-        rcu_synchronize();
+        gthread_synchronize();
         gmeta_free(old, snapshot_size(old->n_entry, old->n_ret));
     }
     return 0;
@@ -826,7 +617,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
     if (prc < 0 && rc == 0)
         rc = graft_errf(err, prc, "attach: out of memory detaching %p", (void *)site->addr);
     if (!atomic_load(&site->hs) && prc < 0)
-        rcu_synchronize();
+        gthread_synchronize();
     gmeta_free(h, sizeof(*h));
     gmeta_close();
     gattach_unlock();

@@ -19,6 +19,7 @@
 
 #include "attach/attach.h"
 #include "attach/hook_mode.h"
+#include "attach/thread_state.h"
 #include "isolation/isolation.h"
 
 /* Stack frame the entry trampoline builds (offsets from rsp after the
@@ -115,45 +116,6 @@ struct ghook {
     struct ghook *next;
 };
 
-/* Per-thread state (mmap'ed, never freed, reused after the thread
- * exits). Offsets fixed: the templates use them. */
-struct gshadow {
-    uint64_t slot;                  /* address of the return-address slot */
-    uint64_t ret;                   /* the real return address */
-    struct gsite *site;
-};
-
-struct gthread {
-    _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
-    _Atomic int in_use;             /* 8: owned by a live thread */
-    uint32_t depth;                 /* 12: shadow entries in use */
-    struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
-    /* 24 (GTH_OFF_XTOP): the top of this thread's extension stack while it
-     * is free, 0 while an extension runs on it (or is suspended in a host
-     * call from it) and before it exists. The gated templates take it (set
-     * it to 0) when they switch rsp to it around their handler loops, and
-     * put it back after; they go to the C path when it is 0. */
-    uint64_t xtop;
-    struct gthread *next;
-    struct gshadow shadow[GATTACH_SHADOW_DEPTH];   /* GTH_OFF_SHADOW */
-    /* The extension stack itself (giso_xstack_alloc: tagged with the
-     * extension key, isolation on only), allocated at the first hit with
-     * isolation on and kept with the struct when it is reused, so a stack
-     * is never freed nor shared by two live threads. */
-    uint64_t xstack;
-    /* With extension stacks, a sigaltstack (untagged) for the thread if it
-     * had none, kept with the struct like xstack; altstack_on: installed
-     * for the thread that owns the struct now. */
-    void *altstack;
-    int altstack_on;
-    /* With isolation on, the helpers' run state of the thread that owns the
-     * struct (rs points here, ghelper_run_state_set): a page under the
-     * extension key, kept with the struct like xstack. */
-    struct ghelper_run *rs_keyed;
-};
-#define GTH_OFF_SHADOW 40
-#define GTH_ALTSTACK_SIZE (64u * 1024u)
-#define GTH_OFF_XTOP 24
 
 /* tramp_x86.c */
 void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
@@ -177,9 +139,7 @@ GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
  * holds its result). */
 GHIDDEN int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site);
-/* What the templates need patched in. */
-GHIDDEN uint64_t gfunc_tls_offset(void);      /* %fs offset of t_self */
-extern _Atomic uint64_t g_gp GHIDDEN;
+/* What the templates need patched in (the rest: thread_state.h). */
 extern _Atomic uint64_t st_missed GHIDDEN;
 
 /* The templates (tramp_x86.c) and the ends of their patched operands, in
@@ -210,23 +170,6 @@ struct gtmpl {
 };
 
 void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
-/* Call one handler between gates on this thread's extension stack (func_hook.c):
- * registers the thread's struct gthread and allocates its stack if needed
- * (binding it, giso_xstack_bind), and runs fn through giso_call_ext_on() on
- * it unless it is busy (nested: then on the caller's stack) or could not be
- * allocated. For the C paths and, declared again in syscall_hook.h, the
- * syscall dispatcher. Only with isolation on. */
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
-                          uint64_t len) GHIDDEN;
-/* The C paths (func_hook.c, entry_site.c, syscall_dispatch.c) run a hit's
- * handlers as one loop: directly when isolation is off, else through one
- * gattach_call_ext() - one gate pair, on the extension stack - inside which
- * the keyed run state (struct ghelper_run, gthread.rs) is filled and read
- * without further gates. */
-
-/* This thread's run state for a C path: its gthread's (registering the
- * thread if needed, so with isolation on it is the keyed one). */
-struct ghelper_run *gattach_run_state(void) GHIDDEN;
 
 struct gsite *gsite_lookup(uint64_t addr);
 

@@ -39,8 +39,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#include "attach/func_internal.h"
 #include "attach/syscall_hook.h"
+#include "attach/thread_state.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
 

@@ -87,10 +87,6 @@ enum {
 };
 
 /* syscall_tramp.c */
-/* func_hook.c (func_internal.h): run a program between gates on this
- * thread's extension stack (isolation on). */
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
-                          uint64_t len) GSYS_HIDDEN;
 extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
 /* The program of each GSYS_H_FAST / GSYS_H_CALLS number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;

@@ -426,7 +426,7 @@ static void patch_gate(struct gsite *site, uint32_t off, const uint8_t *t, const
 
 static void write_templates(struct gsite *site)
 {
-    int32_t tls = (int32_t)(int64_t)gfunc_tls_offset();
+    int32_t tls = (int32_t)(int64_t)gthread_tls_offset();
     const struct gtmpl *T = &g_tmpls[site->gated];
     const uint8_t *e = T->entry, *r = T->ret;
     copy_tmpl(site, 0, e, T->entry_end);
@@ -434,7 +434,7 @@ static void write_templates(struct gsite *site)
     patch32(site, 0, e, T->e_tls, tls);
     patch64(site, 0, e, T->e_site, (uint64_t)site);
     patch64(site, 0, e, T->e_site2, (uint64_t)site);
-    patch64(site, 0, e, T->e_gp, (uint64_t)&g_gp);
+    patch64(site, 0, e, T->e_gp, gthread_gp_addr());
     patch64(site, 0, e, T->e_ret, (uint64_t)site->stub + GSTUB_RET);
     patch64(site, 0, e, T->e_ret2, (uint64_t)site->stub + GSTUB_RET);
     /* jmp rel32 (its operand ends at e_call) to GSTUB_CALL, where
@@ -454,7 +454,7 @@ static void write_templates(struct gsite *site)
     patch64(site, 0, e, T->e_push, (uint64_t)graft_tramp_push_slow);
     copy_tmpl(site, GSTUB_RET, r, T->ret_end);
     patch32(site, GSTUB_RET, r, T->r_tls, tls);
-    patch64(site, GSTUB_RET, r, T->r_gp, (uint64_t)&g_gp);
+    patch64(site, GSTUB_RET, r, T->r_gp, gthread_gp_addr());
     patch64(site, GSTUB_RET, r, T->r_missed, (uint64_t)&st_missed);
     patch64(site, GSTUB_RET, r, T->r_slow, (uint64_t)graft_hook_return);
     patch64(site, GSTUB_RET, r, T->r_site, (uint64_t)site);
