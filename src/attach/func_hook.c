@@ -1,21 +1,18 @@
 /*
  * func_hook.c - function hooks: the per-address sites, their handler
- * snapshots, what the trampolines call at entry and at return, the
- * per-thread shadow stack, and install/remove.
+ * snapshots, install/remove, the isolation switches and the SIGTRAP
+ * handler of int3 sites. What a hit runs is hook_hit.c's.
  *
- * Hot path: for hooks at a function entry it is the per-site templates in
- * tramp_x86.c (which read struct gthread and the snapshot directly, with the
- * same protocol as below); graft_hook_enter is their slow path (first hit
- * on a thread, recursion, replace) and the path of mid-function
- * probes. No locks, no atomics with lock prefix. The
- * handler list is an immutable snapshot read under a userspace-RCU read
- * section: the thread stores the current grace-period number in its own
- * counter, reads site->hs, runs the handlers and clears the counter. The
- * writer (gattach_remove) publishes a new snapshot, then uses
- * membarrier(PRIVATE_EXPEDITED) - which makes every running thread execute
- * a full barrier - so readers need only compiler barriers, bumps the grace
- * period and waits until no thread is still in a section that started
- * before. Only then is the old snapshot (and the caller's program) freed.
+ * The handler list of a site is an immutable snapshot read under a
+ * userspace-RCU read section (thread_state.h): a hit stores the current
+ * grace-period number in its thread's counter, reads site->hs, runs the
+ * handlers and clears the counter. The writer (gattach_remove) publishes a
+ * new snapshot, then waits out a grace period (gthread_synchronize: a
+ * membarrier(PRIVATE_EXPEDITED) makes every running thread execute a full
+ * barrier - so readers need only compiler barriers - then the counter is
+ * bumped and the writer waits until no thread is still in a section that
+ * started before). Only then is the old snapshot (and the caller's
+ * program) freed.
  *
  * Invariants: sites and stubs are never freed (see func_internal.h). The
  * per-thread state, the read sections and the grace-period wait are
@@ -24,14 +21,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/membarrier.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -87,8 +80,7 @@ int gattach_ext_stacks(void)
     return gattach_xstacks_on();
 }
 
-_Atomic uint64_t st_missed;
-static _Atomic uint64_t st_overflow, st_stale, st_traps;
+static _Atomic uint64_t st_traps;
 
 _Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0 &&
                offsetof(struct gsite, ret_only) == GSITE_OFF_RET_ONLY,
@@ -106,200 +98,6 @@ _Static_assert(offsetof(struct ghelper_run, ctx) == 0 && offsetof(struct ghelper
                offsetof(struct ghelper_run, func_nargs) == 56 &&
                offsetof(struct ghelper_run, at_return) == 60,
                "ghelper_run layout used by the templates");
-
-/* ---- hot path ------------------------------------------------------------ */
-
-/* The handlers of one hit on a C path, in order, with the run state filled
- * for them: for isolation, one loop behind one gate pair on the extension
- * stack (gattach_call_ext), however many handlers share the site - not a C
- * gate pair around each fill and read of the keyed run state and a call
- * gate per handler. The struct lives on the host stack (key 0, which
- * extension-side code may use). */
-struct hit_run {
-    struct ghelper_run *rs;
-    const struct ghandlers *hs;
-    struct graft_pt_regs *regs;
-    uint64_t func_ip;
-    int at_return;
-    int skip;                       /* entry: an override or replace decided */
-    uint64_t value;                 /* ... the return value */
-};
-
-/* Run one handler with its cookie; 1 if it called bpf_override_return. */
-static int hit_call(struct hit_run *h, const struct gslot *s, uint64_t *ret)
-{
-    h->rs->cookie = s->cookie;
-    *ret = s->fn(h->regs, sizeof(*h->regs));
-    return h->rs->override_set;
-}
-
-static uint64_t hit_entry(void *arg, uint64_t unused)
-{
-    struct hit_run *h = arg;
-    const struct ghandlers *hs = h->hs;
-    uint64_t r;
-    (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip };
-    for (uint32_t i = 0; i < hs->n_entry; i++)
-        if (hit_call(h, &hs->entry[i], &r) && hs->entry[i].kind == GHOOK_OVERRIDE) {
-            h->skip = 1;
-            h->value = h->rs->override_value;
-            return 0;
-        }
-    if (hs->has_replace) {
-        hit_call(h, &hs->replace, &r);
-        h->skip = 1;
-        h->value = r;
-    }
-    return 0;
-}
-
-static uint64_t hit_return(void *arg, uint64_t unused)
-{
-    struct hit_run *h = arg;
-    uint64_t r;
-    (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip,
-                                   .at_return = 1 };
-    for (uint32_t i = 0; i < h->hs->n_ret; i++)
-        hit_call(h, &h->hs->ret[i], &r);
-    return 0;
-}
-
-static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64_t))
-{
-    if (__builtin_expect(gattach_iso_on(), 0))
-        gattach_call_ext(fn, h, 0);
-    else
-        fn(h, 0);
-}
-
-uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
-{
-    struct gthread *t = gthread_self();
-    uint64_t cont = site->cont;
-
-    regs->ip = site->addr;
-    if (__builtin_expect(!t, 0)) {
-        t = gthread_register();
-        if (!t)
-            return cont;
-    }
-    if (gthread_in_handlers(t)) {
-        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
-        return cont;
-    }
-    if (__builtin_expect(gattach_iso_on(), 0))
-        gthread_xstack_ensure(t);           /* a thread registered before isolation */
-    gthread_read_begin(t);
-    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
-    if (hs) {
-        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr };
-        run_handlers(&h, hit_entry);
-        int skip = h.skip;
-        uint64_t value = h.value;
-        if (skip) {
-            regs->ax = value;
-            cont = (uint64_t)graft_tramp_skip;
-        } else if (hs->n_ret) {
-            uint64_t *slot = (uint64_t *)regs->sp;
-            /* Entries at or below this slot belong to frames that are gone
-             * (longjmp, exceptions): this slot is being reused. */
-            while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-                t->depth--;
-                atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-            }
-            if (t->depth < GATTACH_SHADOW_DEPTH) {
-                struct gshadow *e = &t->shadow[t->depth++];
-                e->slot = (uint64_t)slot;
-                e->ret = *slot;
-                e->site = site;
-                *slot = site->ret_tramp;
-            } else {
-                atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
-            }
-        }
-    }
-    gthread_read_end(t);
-    return cont;
-}
-
-int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site)
-{
-    return graft_hook_enter(regs, site) == (uint64_t)graft_tramp_skip;
-}
-
-/* Shadow push when the fast path saw stale entries on top or a full stack. */
-void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site)
-{
-    while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-        t->depth--;
-        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-    }
-    if (t->depth < GATTACH_SHADOW_DEPTH) {
-        struct gshadow *e = &t->shadow[t->depth++];
-        e->slot = (uint64_t)slot;
-        e->ret = *slot;
-        e->site = site;
-        *slot = site->ret_tramp;
-    } else {
-        atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
-    }
-}
-
-static __attribute__((noreturn, cold)) void shadow_lost(uint64_t *slot)
-{
-    char msg[160];
-    int n = snprintf(msg, sizeof(msg),
-                     "graft: return probe trampoline hit with no shadow-stack "
-                     "entry for slot %p (stack switched?); aborting\n",
-                     (void *)slot);
-    if (n > 0)
-        (void)!write(2, msg, (size_t)n);
-    abort();
-}
-
-uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
-{
-    struct gthread *t = gthread_self();
-    struct gshadow *e = NULL;
-
-    if (!t)
-        shadow_lost(slot);
-    while (t->depth) {
-        struct gshadow *top = &t->shadow[t->depth - 1];
-        if (top->slot == (uint64_t)slot) {
-            e = top;
-            break;
-        }
-        if (top->slot > (uint64_t)slot)
-            break;          /* an outer frame: ours is missing */
-        t->depth--;         /* a frame skipped by longjmp */
-        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-    }
-    if (!e)
-        shadow_lost(slot);
-    t->depth--;
-    uint64_t ret = e->ret;
-    struct gsite *site = e->site;
-
-    regs->ip = ret;
-    if (gthread_in_handlers(t)) {
-        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
-        return ret;
-    }
-    if (__builtin_expect(gattach_iso_on(), 0))
-        gthread_xstack_ensure(t);
-    gthread_read_begin(t);
-    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
-    if (hs && hs->n_ret) {
-        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr,
-                             .at_return = 1 };
-        run_handlers(&h, hit_return);
-    }
-    gthread_read_end(t);
-    return ret;
-}
 
 /* ---- sites --------------------------------------------------------------- */
 
@@ -645,9 +443,7 @@ const char *gattach_hook_note(const struct ghook *h)
 
 void gattach_get_stats(struct gattach_stats *st)
 {
-    st->shadow_overflows = atomic_load(&st_overflow);
-    st->missed_recursion = atomic_load(&st_missed);
-    st->stale_discarded = atomic_load(&st_stale);
+    ghit_get_stats(st);
     st->trap_hits = atomic_load(&st_traps);
     st->threads_moved = gpark_threads_moved();
 }

@@ -1,7 +1,10 @@
 /*
  * func_internal.h - what the function-hook files of src/attach share
- * (func_hook.c, tramp_x86.c, tramp_reloc.c, patch_text.c, symbols_elf.c).
- * Not for use outside src/attach/.
+ * (func_hook.c, hook_hit.c, tramp_x86.c, tramp_reloc.c, patch_text.c,
+ * thread_park.c, symbols_elf.c, meta_pages.c, entry_site.c). Not for use
+ * outside src/attach/. Which file owns which shared state, and the
+ * file-level dependency graph (no cycles): docs/hooks.md, "The files of
+ * src/attach and what each owns".
  *
  * Invariants: a struct gsite exists once per hooked address and is never
  * freed, nor is its stub, so a thread that was redirected there (by the jump,
@@ -121,26 +124,26 @@ struct ghook {
 void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
 void graft_tramp_entry_mid(void) __attribute__((visibility("hidden")));
 void graft_tramp_ret(void) __attribute__((visibility("hidden")));
-void graft_tramp_skip(void) __attribute__((visibility("hidden")));
 /* graft_hook_enter_slow / graft_shadow_push_slow with xmm0-7 kept. */
 void graft_tramp_enter_slow(void) __attribute__((visibility("hidden")));
 void graft_tramp_push_slow(void) __attribute__((visibility("hidden")));
 /* entry_fn: function entry (xmm0-7 saved, flags not restored); entry_mid:
- * any instruction (all xmm, flags); ret: planted return address; skip:
- * continuation that returns to the caller. */
+ * any instruction (all xmm, flags); ret: planted return address. */
 
-/* func_hook.c, called by the trampolines (hidden: called without a PLT) */
-#ifndef GHIDDEN
-#define GHIDDEN __attribute__((visibility("hidden")))
-#endif
+/* hook_hit.c, called by the trampolines (hidden: called without a PLT) */
 GHIDDEN uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
 /* From the entry template: 1 if the function is to be skipped (regs->ax
  * holds its result). */
 GHIDDEN int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site);
-/* What the templates need patched in (the rest: thread_state.h). */
-extern _Atomic uint64_t st_missed GHIDDEN;
+/* The continuation graft_hook_enter returns to skip the function: drops the
+ * stub's slot and gap and returns to the caller (asm, in hook_hit.c). */
+void graft_tramp_skip(void) GHIDDEN;
+/* Where the return templates count hits skipped inside handlers. */
+GHIDDEN uint64_t ghit_missed_addr(void);
+/* The counters of gattach_get_stats() that hook_hit.c keeps. */
+GHIDDEN void ghit_get_stats(struct gattach_stats *st);
 
 /* The templates (tramp_x86.c) and the ends of their patched operands, in
  * three variants: without gates; (suffix _g) with GGATE_LEN-byte slots

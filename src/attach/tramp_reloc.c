@@ -455,7 +455,7 @@ static void write_templates(struct gsite *site)
     copy_tmpl(site, GSTUB_RET, r, T->ret_end);
     patch32(site, GSTUB_RET, r, T->r_tls, tls);
     patch64(site, GSTUB_RET, r, T->r_gp, gthread_gp_addr());
-    patch64(site, GSTUB_RET, r, T->r_missed, (uint64_t)&st_missed);
+    patch64(site, GSTUB_RET, r, T->r_missed, ghit_missed_addr());
     patch64(site, GSTUB_RET, r, T->r_slow, (uint64_t)graft_hook_return);
     patch64(site, GSTUB_RET, r, T->r_site, (uint64_t)site);
     if (site->gated) {
