@@ -47,6 +47,7 @@ _Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread
                "gthread layout used by the templates");
 _Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
                "gthread extension-stack field used by the templates");
+
 uint64_t gthread_tls_offset(void)
 {
     uint64_t tp;
