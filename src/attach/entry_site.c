@@ -388,7 +388,7 @@ GHIDDEN void graft_entry_run(struct graft_pt_regs *regs, struct gentry_site *sit
         regs->ip = site->addr;
         struct entry_run r = { .rs = gattach_run_state(), .hs = hs, .args = args,
                                .len = (uint64_t)site->n_args * 8, .func_ip = site->addr };
-        if (__builtin_expect(g_attach_iso, 0))
+        if (__builtin_expect(gattach_iso_on(), 0))
             gattach_call_ext(entry_handlers_run, &r, 0);   /* one gate pair for all */
         else
             entry_handlers_run(&r, 0);

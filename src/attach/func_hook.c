@@ -1,49 +1,34 @@
 /*
  * func_hook.c - function hooks: the per-address sites, their handler
- * snapshots, what the trampolines call at entry and at return, the
- * per-thread shadow stack, and install/remove.
+ * snapshots, install/remove, the isolation switches and the SIGTRAP
+ * handler of int3 sites. What a hit runs is hook_hit.c's.
  *
- * Hot path: for hooks at a function entry it is the per-site templates in
- * tramp_x86.c (which read struct gthread and the snapshot directly, with the
- * same protocol as below); graft_hook_enter is their slow path (first hit
- * on a thread, recursion, replace) and the path of mid-function
- * probes. No locks, no atomics with lock prefix. The
- * handler list is an immutable snapshot read under a userspace-RCU read
- * section: the thread stores the current grace-period number in its own
- * counter, reads site->hs, runs the handlers and clears the counter. The
- * writer (gattach_remove) publishes a new snapshot, then uses
- * membarrier(PRIVATE_EXPEDITED) - which makes every running thread execute
- * a full barrier - so readers need only compiler barriers, bumps the grace
- * period and waits until no thread is still in a section that started
- * before. Only then is the old snapshot (and the caller's program) freed.
+ * The handler list of a site is an immutable snapshot read under a
+ * userspace-RCU read section (thread_state.h): a hit stores the current
+ * grace-period number in its thread's counter, reads site->hs, runs the
+ * handlers and clears the counter. The writer (gattach_remove) publishes a
+ * new snapshot, then waits out a grace period (gthread_synchronize: a
+ * membarrier(PRIVATE_EXPEDITED) makes every running thread execute a full
+ * barrier - so readers need only compiler barriers - then the counter is
+ * bumped and the writer waits until no thread is still in a section that
+ * started before). Only then is the old snapshot (and the caller's
+ * program) freed.
  *
- * Invariants: sites and stubs are never freed (see func_internal.h); every
- * thread that ever ran a hook has a struct gthread on g_threads, reused
- * after the thread exits; t->rcu_ctr is non-zero while a thread runs
- * handlers (its read section, and only then), which makes nested hook hits
- * skip their handlers (counted as missed). With extension stacks on
- * (isolation's strict mode), each struct gthread owns an extension stack
- * (xstack, never freed, kept when the struct is reused); t->xtop is its top
- * while free and 0 while an extension runs on it (or, without extension
- * stacks, always 0), and gattach_call_ext() is the C paths' way onto it.
+ * Invariants: sites and stubs are never freed (see func_internal.h). The
+ * per-thread state, the read sections and the grace-period wait are
+ * thread_state.c's (thread_state.h); a nested hook hit skips its handlers
+ * (counted as missed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/membarrier.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "attach/func_internal.h"
-
-pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
-int g_attach_iso;
 
 /* ---- isolation ----------------------------------------------------------- */
 
@@ -57,25 +42,21 @@ int gattach_set_isolation(int on, struct graft_err *err)
             return graft_errf(err, -EPROTO, "attach: internal: giso_emit_gate() no longer "
                               "emits %d bytes; update GGATE_LEN (func_internal.h)", GGATE_LEN);
     }
-    pthread_mutex_lock(&g_attach_lock);
-    g_attach_iso = !!on;
-    if (!on)
-        g_attach_xstacks = 0;
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_lock();
+    gattach_mode_set(on, gattach_xstacks_on());    /* off also ends extension stacks */
+    gattach_unlock();
     gsys_set_isolation(!!on);
     return 0;
 }
 
 int gattach_isolation(void)
 {
-    return g_attach_iso;
+    return gattach_iso_on();
 }
-
-int g_attach_xstacks;
 
 int gattach_set_ext_stacks(int on, struct graft_err *err)
 {
-    if (on && !g_attach_iso)
+    if (on && !gattach_iso_on())
         return graft_errf(err, -ENOTSUP, "attach: extension stacks need isolation on "
                           "(gattach_set_isolation): %s", giso_status());
     if (on) {
@@ -88,38 +69,19 @@ int gattach_set_ext_stacks(int on, struct graft_err *err)
             return rc;
         ghelper_safe_mem_set_filter(giso_xstack_fault);
     }
-    pthread_mutex_lock(&g_attach_lock);
-    g_attach_xstacks = !!on;
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_lock();
+    gattach_mode_set(gattach_iso_on(), on);
+    gattach_unlock();
     return 0;
 }
 
 int gattach_ext_stacks(void)
 {
-    return g_attach_xstacks;
+    return gattach_xstacks_on();
 }
 
-/* ---- per-thread state ---------------------------------------------------- */
+static _Atomic uint64_t st_traps;
 
-/* Initial-exec: the templates read t_self at a constant %fs offset. It is 8
- * bytes, well within the static TLS surplus glibc keeps for dlopen'ed
- * libraries (if that ever ran out, dlopen of the agent would fail with
- * "cannot allocate memory in static TLS block", not misbehave). */
-static __thread struct gthread *t_self __attribute__((tls_model("initial-exec")));
-static _Atomic(struct gthread *) g_threads;
-_Atomic uint64_t g_gp = 1;
-static pthread_key_t g_thread_key;
-static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
-
-_Atomic uint64_t st_missed;
-static _Atomic uint64_t st_overflow, st_stale, st_traps;
-
-_Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread, depth) == 12 &&
-               offsetof(struct gthread, rs) == 16 &&
-               offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
-               "gthread layout used by the templates");
-_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
-               "gthread extension-stack field used by the templates");
 _Static_assert(offsetof(struct gsite, hs) == GSITE_OFF_HS && offsetof(struct gsite, addr) == 0 &&
                offsetof(struct gsite, ret_only) == GSITE_OFF_RET_ONLY,
                "gsite layout used by the templates");
@@ -136,386 +98,6 @@ _Static_assert(offsetof(struct ghelper_run, ctx) == 0 && offsetof(struct ghelper
                offsetof(struct ghelper_run, func_nargs) == 56 &&
                offsetof(struct ghelper_run, at_return) == 60,
                "ghelper_run layout used by the templates");
-
-uint64_t gfunc_tls_offset(void)
-{
-    uint64_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    return (uint64_t)&t_self - tp;
-}
-
-static void thread_release(void *p)
-{
-    struct gthread *t = p;
-    atomic_store(&t->rcu_ctr, 0);
-    t->depth = 0;
-    t->xtop = t->xstack;            /* free again; the stack stays with t */
-    t->altstack_on = 0;             /* the next owner installs it again */
-    atomic_store(&t->in_use, 0);
-}
-
-static void thread_key_init(void)
-{
-    pthread_key_create(&g_thread_key, thread_release);
-}
-
-/* A signal that interrupts an extension would be delivered on its stack,
- * which its handler, starting with the kernel's default PKRU, cannot use:
- * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
- * SIGTRAP, the patching ping, SIGSYS) are SA_ONSTACK, so give the thread an
- * alternate stack in untagged memory unless it has one of its own. */
-static void altstack_ensure(struct gthread *t)
-{
-    stack_t cur;
-    t->altstack_on = 1;
-    if (sigaltstack(NULL, &cur) < 0 || !(cur.ss_flags & SS_DISABLE))
-        return;                     /* the thread's own (or ours) is in place */
-    if (!t->altstack) {
-        void *p = mmap(NULL, GTH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (p == MAP_FAILED)
-            return;
-        t->altstack = p;
-    }
-    stack_t ss = { .ss_sp = t->altstack, .ss_size = GTH_ALTSTACK_SIZE, .ss_flags = 0 };
-    sigaltstack(&ss, NULL);
-}
-
-/* With extension stacks on, give t an extension stack (kept with t for
- * good, so a reused struct brings its stack) and bind it as this thread's for
- * giso_call_ext() and the host-call thunks. Allocation failure leaves xtop
- * 0: handlers then run on the thread's own stack, as without this. */
-static void xstack_ensure(struct gthread *t)
-{
-    if (!g_attach_iso || !g_attach_xstacks)
-        return;
-    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
-        t->xtop = t->xstack;        /* nobody can be on a new stack */
-    if (giso_xstack_bound() != t->xstack)
-        giso_xstack_bind(t->xstack);
-    if (!t->altstack_on)
-        altstack_ensure(t);
-}
-
-/* The run state the helpers use on this thread: with isolation on, a page
- * under the extension key kept with t (allocated once; if that fails, the
- * thread-local one, unkeyed); else the thread-local one. */
-static struct ghelper_run *run_state_of(struct gthread *t)
-{
-    if (g_attach_iso && !t->rs_keyed)
-        t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
-    ghelper_run_state_set(g_attach_iso ? t->rs_keyed : NULL);
-    return ghelper_run_state();
-}
-
-/* First hook hit on this thread: take a released struct or map a new one
- * (mmap, not malloc: malloc itself may be hooked). */
-static __attribute__((noinline)) struct gthread *thread_register(void)
-{
-    struct gthread *t;
-    pthread_once(&g_thread_once, thread_key_init);
-    for (t = atomic_load(&g_threads); t; t = t->next) {
-        int expect = 0;
-        if (atomic_compare_exchange_strong(&t->in_use, &expect, 1))
-            goto got;
-    }
-    t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (t == MAP_FAILED)
-        return NULL;
-    atomic_store(&t->in_use, 1);
-    t->next = atomic_load(&g_threads);
-    while (!atomic_compare_exchange_weak(&g_threads, &t->next, t))
-        ;
-got:
-    t->depth = 0;
-    t->rs = run_state_of(t);
-    t_self = t;
-    pthread_setspecific(g_thread_key, t);
-    xstack_ensure(t);
-    return t;
-}
-
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
-{
-    struct gthread *t = t_self;
-    if (!t)
-        t = thread_register();      /* allocates and binds the stack */
-    else
-        xstack_ensure(t);
-    if (!t || !t->xtop)             /* none, or busy: nested */
-        return giso_call_ext(fn, ctx, len);
-    uint64_t top = t->xtop;
-    t->xtop = 0;
-    uint64_t r = giso_call_ext_on(fn, ctx, len, top);
-    t->xtop = top;
-    return r;
-}
-
-/* Inside a read section = running handlers (g_gp is never 0). */
-static inline int in_handlers(struct gthread *t)
-{
-    return atomic_load_explicit(&t->rcu_ctr, memory_order_relaxed) != 0;
-}
-
-static inline void rcu_read_begin(struct gthread *t)
-{
-    atomic_store_explicit(&t->rcu_ctr,
-                          atomic_load_explicit(&g_gp, memory_order_relaxed),
-                          memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-}
-
-static inline void rcu_read_end(struct gthread *t)
-{
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&t->rcu_ctr, 0, memory_order_release);
-}
-
-static int g_membarrier_ok = -1;
-
-/* A full memory barrier on every thread of the process. */
-static void barrier_all_threads(void)
-{
-    if (g_membarrier_ok < 0)
-        g_membarrier_ok = syscall(SYS_membarrier,
-                                  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-    if (g_membarrier_ok &&
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return;
-    /* Fallback: changing a page's protection shoots down the TLB on every
-     * CPU running this mm, which interrupts (and so serialises) them. */
-    static void *page;
-    if (!page)
-        page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page != MAP_FAILED && page) {
-        *(volatile char *)page = 1;
-        mprotect(page, 4096, PROT_READ);
-        mprotect(page, 4096, PROT_READ | PROT_WRITE);
-    }
-    atomic_thread_fence(memory_order_seq_cst);
-}
-
-/* Wait until no thread is inside a read section that began before now. */
-static void rcu_synchronize(void)
-{
-    barrier_all_threads();
-    uint64_t gp = atomic_fetch_add(&g_gp, 1) + 1;
-    barrier_all_threads();
-    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next) {
-        if (t == t_self)
-            continue;   /* remove() from inside a handler: don't wait on us */
-        for (;;) {
-            uint64_t c = atomic_load(&t->rcu_ctr);
-            if (c == 0 || c >= gp)
-                break;
-            sched_yield();
-        }
-    }
-}
-
-/* ---- hot path ------------------------------------------------------------ */
-
-struct ghelper_run *gattach_run_state(void)
-{
-    struct gthread *t = t_self;
-    if (__builtin_expect(!t, 0))
-        t = thread_register();
-    return t ? t->rs : ghelper_run_state();
-}
-
-/* The handlers of one hit on a C path, in order, with the run state filled
- * for them: for isolation, one loop behind one gate pair on the extension
- * stack (gattach_call_ext), however many handlers share the site - not a C
- * gate pair around each fill and read of the keyed run state and a call
- * gate per handler. The struct lives on the host stack (key 0, which
- * extension-side code may use). */
-struct hit_run {
-    struct ghelper_run *rs;
-    const struct ghandlers *hs;
-    struct graft_pt_regs *regs;
-    uint64_t func_ip;
-    int at_return;
-    int skip;                       /* entry: an override or replace decided */
-    uint64_t value;                 /* ... the return value */
-};
-
-/* Run one handler with its cookie; 1 if it called bpf_override_return. */
-static int hit_call(struct hit_run *h, const struct gslot *s, uint64_t *ret)
-{
-    h->rs->cookie = s->cookie;
-    *ret = s->fn(h->regs, sizeof(*h->regs));
-    return h->rs->override_set;
-}
-
-static uint64_t hit_entry(void *arg, uint64_t unused)
-{
-    struct hit_run *h = arg;
-    const struct ghandlers *hs = h->hs;
-    uint64_t r;
-    (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip };
-    for (uint32_t i = 0; i < hs->n_entry; i++)
-        if (hit_call(h, &hs->entry[i], &r) && hs->entry[i].kind == GHOOK_OVERRIDE) {
-            h->skip = 1;
-            h->value = h->rs->override_value;
-            return 0;
-        }
-    if (hs->has_replace) {
-        hit_call(h, &hs->replace, &r);
-        h->skip = 1;
-        h->value = r;
-    }
-    return 0;
-}
-
-static uint64_t hit_return(void *arg, uint64_t unused)
-{
-    struct hit_run *h = arg;
-    uint64_t r;
-    (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip,
-                                   .at_return = 1 };
-    for (uint32_t i = 0; i < h->hs->n_ret; i++)
-        hit_call(h, &h->hs->ret[i], &r);
-    return 0;
-}
-
-static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64_t))
-{
-    if (__builtin_expect(g_attach_iso, 0))
-        gattach_call_ext(fn, h, 0);
-    else
-        fn(h, 0);
-}
-
-uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
-{
-    struct gthread *t = t_self;
-    uint64_t cont = site->cont;
-
-    regs->ip = site->addr;
-    if (__builtin_expect(!t, 0)) {
-        t = thread_register();
-        if (!t)
-            return cont;
-    }
-    if (in_handlers(t)) {
-        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
-        return cont;
-    }
-    if (__builtin_expect(g_attach_iso, 0))
-        xstack_ensure(t);           /* a thread registered before isolation */
-    rcu_read_begin(t);
-    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
-    if (hs) {
-        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr };
-        run_handlers(&h, hit_entry);
-        int skip = h.skip;
-        uint64_t value = h.value;
-        if (skip) {
-            regs->ax = value;
-            cont = (uint64_t)graft_tramp_skip;
-        } else if (hs->n_ret) {
-            uint64_t *slot = (uint64_t *)regs->sp;
-            /* Entries at or below this slot belong to frames that are gone
-             * (longjmp, exceptions): this slot is being reused. */
-            while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-                t->depth--;
-                atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-            }
-            if (t->depth < GATTACH_SHADOW_DEPTH) {
-                struct gshadow *e = &t->shadow[t->depth++];
-                e->slot = (uint64_t)slot;
-                e->ret = *slot;
-                e->site = site;
-                *slot = site->ret_tramp;
-            } else {
-                atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
-            }
-        }
-    }
-    rcu_read_end(t);
-    return cont;
-}
-
-int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site)
-{
-    return graft_hook_enter(regs, site) == (uint64_t)graft_tramp_skip;
-}
-
-/* Shadow push when the fast path saw stale entries on top or a full stack. */
-void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site)
-{
-    while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-        t->depth--;
-        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-    }
-    if (t->depth < GATTACH_SHADOW_DEPTH) {
-        struct gshadow *e = &t->shadow[t->depth++];
-        e->slot = (uint64_t)slot;
-        e->ret = *slot;
-        e->site = site;
-        *slot = site->ret_tramp;
-    } else {
-        atomic_fetch_add_explicit(&st_overflow, 1, memory_order_relaxed);
-    }
-}
-
-static __attribute__((noreturn, cold)) void shadow_lost(uint64_t *slot)
-{
-    char msg[160];
-    int n = snprintf(msg, sizeof(msg),
-                     "graft: return probe trampoline hit with no shadow-stack "
-                     "entry for slot %p (stack switched?); aborting\n",
-                     (void *)slot);
-    if (n > 0)
-        (void)!write(2, msg, (size_t)n);
-    abort();
-}
-
-uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot)
-{
-    struct gthread *t = t_self;
-    struct gshadow *e = NULL;
-
-    if (!t)
-        shadow_lost(slot);
-    while (t->depth) {
-        struct gshadow *top = &t->shadow[t->depth - 1];
-        if (top->slot == (uint64_t)slot) {
-            e = top;
-            break;
-        }
-        if (top->slot > (uint64_t)slot)
-            break;          /* an outer frame: ours is missing */
-        t->depth--;         /* a frame skipped by longjmp */
-        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-    }
-    if (!e)
-        shadow_lost(slot);
-    t->depth--;
-    uint64_t ret = e->ret;
-    struct gsite *site = e->site;
-
-    regs->ip = ret;
-    if (in_handlers(t)) {
-        atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
-        return ret;
-    }
-    if (__builtin_expect(g_attach_iso, 0))
-        xstack_ensure(t);
-    rcu_read_begin(t);
-    const struct ghandlers *hs = atomic_load_explicit(&site->hs, memory_order_acquire);
-    if (hs && hs->n_ret) {
-        struct hit_run h = { .rs = t->rs, .hs = hs, .regs = regs, .func_ip = site->addr,
-                             .at_return = 1 };
-        run_handlers(&h, hit_return);
-    }
-    rcu_read_end(t);
-    return ret;
-}
 
 /* ---- sites --------------------------------------------------------------- */
 
@@ -678,7 +260,7 @@ static int site_publish(struct gsite *site)
      * had entered just before this publish. */
     atomic_store(&site->ret_only, hs && hs->n_entry == 0 && !hs->has_replace && hs->n_ret > 0);
     if (old) {
-        rcu_synchronize();
+        gthread_synchronize();
         gmeta_free(old, snapshot_size(old->n_entry, old->n_ret));
     }
     return 0;
@@ -754,7 +336,7 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
         return graft_errf(err, -EINVAL, "attach: address, handler and out are required");
     if ((unsigned)kind > GHOOK_REPLACE)
         return graft_errf(err, -EINVAL, "attach: unknown hook kind %d", (int)kind);
-    pthread_mutex_lock(&g_attach_lock);
+    gattach_lock();
     gmeta_open();
     rc = trap_handler_install(err);
     if (rc < 0)
@@ -805,7 +387,7 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     *out = h;
 out:
     gmeta_close();
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_unlock();
     return rc;
 }
 
@@ -814,7 +396,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
     int rc = 0;
     if (!h)
         return 0;
-    pthread_mutex_lock(&g_attach_lock);
+    gattach_lock();
     gmeta_open();
     struct gsite *site = h->site;
     struct ghook **pp = &site->hooks;
@@ -822,7 +404,7 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
         pp = &(*pp)->next;
     if (!*pp) {
         gmeta_close();
-        pthread_mutex_unlock(&g_attach_lock);
+        gattach_unlock();
         return graft_errf(err, -ENOENT, "attach: hook %p is not installed", (void *)h);
     }
     *pp = h->next;
@@ -833,10 +415,10 @@ int gattach_remove(struct ghook *h, struct graft_err *err)
     if (prc < 0 && rc == 0)
         rc = graft_errf(err, prc, "attach: out of memory detaching %p", (void *)site->addr);
     if (!atomic_load(&site->hs) && prc < 0)
-        rcu_synchronize();
+        gthread_synchronize();
     gmeta_free(h, sizeof(*h));
     gmeta_close();
-    pthread_mutex_unlock(&g_attach_lock);
+    gattach_unlock();
     return rc;
 }
 
@@ -861,9 +443,7 @@ const char *gattach_hook_note(const struct ghook *h)
 
 void gattach_get_stats(struct gattach_stats *st)
 {
-    st->shadow_overflows = atomic_load(&st_overflow);
-    st->missed_recursion = atomic_load(&st_missed);
-    st->stale_discarded = atomic_load(&st_stale);
+    ghit_get_stats(st);
     st->trap_hits = atomic_load(&st_traps);
     st->threads_moved = gpark_threads_moved();
 }

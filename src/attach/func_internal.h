@@ -1,12 +1,15 @@
 /*
  * func_internal.h - what the function-hook files of src/attach share
- * (func_hook.c, tramp_x86.c, tramp_reloc.c, patch_text.c, symbols_elf.c).
- * Not for use outside src/attach/.
+ * (func_hook.c, hook_hit.c, tramp_x86.c, tramp_reloc.c, patch_text.c,
+ * thread_park.c, symbols_elf.c, meta_pages.c, entry_site.c). Not for use
+ * outside src/attach/. Which file owns which shared state, and the
+ * file-level dependency graph (no cycles): docs/hooks.md, "The files of
+ * src/attach and what each owns".
  *
  * Invariants: a struct gsite exists once per hooked address and is never
  * freed, nor is its stub, so a thread that was redirected there (by the jump,
  * an int3 hit or a shadow-stack return) can always finish. Everything that
- * changes a site runs under g_attach_lock.
+ * changes a site runs under the attach lock (hook_mode.h).
  */
 #ifndef GRAFT_ATTACH_FUNC_INTERNAL_H
 #define GRAFT_ATTACH_FUNC_INTERNAL_H
@@ -18,6 +21,8 @@
 #include <stdint.h>
 
 #include "attach/attach.h"
+#include "attach/hook_mode.h"
+#include "attach/thread_state.h"
 #include "isolation/isolation.h"
 
 /* Stack frame the entry trampoline builds (offsets from rsp after the
@@ -98,7 +103,7 @@ struct gsite {
     int patched;                    /* the jump/int3 is in place */
     int gated;                      /* template variant: GSITE_PLAIN, _GATED, _XSTACK */
     char note[160];                 /* why the trap fallback was used */
-    struct ghook *hooks;            /* attach order, under g_attach_lock */
+    struct ghook *hooks;            /* attach order, under the attach lock */
     struct gsite *retired_next;     /* on g_retired once replaced */
 };
 
@@ -114,72 +119,31 @@ struct ghook {
     struct ghook *next;
 };
 
-/* Per-thread state (mmap'ed, never freed, reused after the thread
- * exits). Offsets fixed: the templates use them. */
-struct gshadow {
-    uint64_t slot;                  /* address of the return-address slot */
-    uint64_t ret;                   /* the real return address */
-    struct gsite *site;
-};
-
-struct gthread {
-    _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
-    _Atomic int in_use;             /* 8: owned by a live thread */
-    uint32_t depth;                 /* 12: shadow entries in use */
-    struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
-    /* 24 (GTH_OFF_XTOP): the top of this thread's extension stack while it
-     * is free, 0 while an extension runs on it (or is suspended in a host
-     * call from it) and before it exists. The gated templates take it (set
-     * it to 0) when they switch rsp to it around their handler loops, and
-     * put it back after; they go to the C path when it is 0. */
-    uint64_t xtop;
-    struct gthread *next;
-    struct gshadow shadow[GATTACH_SHADOW_DEPTH];   /* GTH_OFF_SHADOW */
-    /* The extension stack itself (giso_xstack_alloc: tagged with the
-     * extension key, isolation on only), allocated at the first hit with
-     * isolation on and kept with the struct when it is reused, so a stack
-     * is never freed nor shared by two live threads. */
-    uint64_t xstack;
-    /* With extension stacks, a sigaltstack (untagged) for the thread if it
-     * had none, kept with the struct like xstack; altstack_on: installed
-     * for the thread that owns the struct now. */
-    void *altstack;
-    int altstack_on;
-    /* With isolation on, the helpers' run state of the thread that owns the
-     * struct (rs points here, ghelper_run_state_set): a page under the
-     * extension key, kept with the struct like xstack. */
-    struct ghelper_run *rs_keyed;
-};
-#define GTH_OFF_SHADOW 40
-#define GTH_ALTSTACK_SIZE (64u * 1024u)
-#define GTH_OFF_XTOP 24
-
-extern pthread_mutex_t g_attach_lock;
 
 /* tramp_x86.c */
 void graft_tramp_entry_fn(void) __attribute__((visibility("hidden")));
 void graft_tramp_entry_mid(void) __attribute__((visibility("hidden")));
 void graft_tramp_ret(void) __attribute__((visibility("hidden")));
-void graft_tramp_skip(void) __attribute__((visibility("hidden")));
 /* graft_hook_enter_slow / graft_shadow_push_slow with xmm0-7 kept. */
 void graft_tramp_enter_slow(void) __attribute__((visibility("hidden")));
 void graft_tramp_push_slow(void) __attribute__((visibility("hidden")));
 /* entry_fn: function entry (xmm0-7 saved, flags not restored); entry_mid:
- * any instruction (all xmm, flags); ret: planted return address; skip:
- * continuation that returns to the caller. */
+ * any instruction (all xmm, flags); ret: planted return address. */
 
-/* func_hook.c, called by the trampolines (hidden: called without a PLT) */
-#define GHIDDEN __attribute__((visibility("hidden")))
+/* hook_hit.c, called by the trampolines (hidden: called without a PLT) */
 GHIDDEN uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN uint64_t graft_hook_return(struct graft_pt_regs *regs, uint64_t *slot);
 /* From the entry template: 1 if the function is to be skipped (regs->ax
  * holds its result). */
 GHIDDEN int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site);
 GHIDDEN void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site);
-/* What the templates need patched in. */
-GHIDDEN uint64_t gfunc_tls_offset(void);      /* %fs offset of t_self */
-extern _Atomic uint64_t g_gp GHIDDEN;
-extern _Atomic uint64_t st_missed GHIDDEN;
+/* The continuation graft_hook_enter returns to skip the function: drops the
+ * stub's slot and gap and returns to the caller (asm, in hook_hit.c). */
+void graft_tramp_skip(void) GHIDDEN;
+/* Where the return templates count hits skipped inside handlers. */
+GHIDDEN uint64_t ghit_missed_addr(void);
+/* The counters of gattach_get_stats() that hook_hit.c keeps. */
+GHIDDEN void ghit_get_stats(struct gattach_stats *st);
 
 /* The templates (tramp_x86.c) and the ends of their patched operands, in
  * three variants: without gates; (suffix _g) with GGATE_LEN-byte slots
@@ -208,33 +172,7 @@ struct gtmpl {
     const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout, *r_site;
 };
 
-/* func_hook.c: isolation (gattach_set_isolation). When set, new sites get
- * the gated templates, the C paths call handlers through giso_call_ext()
- * (which switches to the thread's extension stack) and the stub pages'
- * writable views carry the extension key. */
-extern int g_attach_iso GHIDDEN;
-/* ...and gattach_set_ext_stacks(): new sites get the _gs templates and the
- * C paths run handlers on the thread's extension stack. */
-extern int g_attach_xstacks GHIDDEN;
-enum { GSITE_PLAIN = 0, GSITE_GATED = 1, GSITE_XSTACK = 2 };   /* struct gsite.gated */
 void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */
-/* Call one handler between gates on this thread's extension stack (func_hook.c):
- * registers the thread's struct gthread and allocates its stack if needed
- * (binding it, giso_xstack_bind), and runs fn through giso_call_ext_on() on
- * it unless it is busy (nested: then on the caller's stack) or could not be
- * allocated. For the C paths and, declared again in syscall_hook.h, the
- * syscall dispatcher. Only with isolation on. */
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
-                          uint64_t len) GHIDDEN;
-/* The C paths (func_hook.c, entry_site.c, syscall_dispatch.c) run a hit's
- * handlers as one loop: directly when isolation is off, else through one
- * gattach_call_ext() - one gate pair, on the extension stack - inside which
- * the keyed run state (struct ghelper_run, gthread.rs) is filled and read
- * without further gates. */
-
-/* This thread's run state for a C path: its gthread's (registering the
- * thread if needed, so with isolation on it is the keyed one). */
-struct ghelper_run *gattach_run_state(void) GHIDDEN;
 
 struct gsite *gsite_lookup(uint64_t addr);
 

@@ -39,8 +39,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#include "attach/func_internal.h"
 #include "attach/syscall_hook.h"
+#include "attach/thread_state.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
 
@@ -61,6 +61,7 @@ static uint16_t n_per_nr[NR_SLOTS];        /* links per number */
 
 __thread int gsys_in_hook GSYS_TLS_IE GSYS_HIDDEN;
 __thread int32_t gsys_tid GSYS_TLS_IE GSYS_HIDDEN;
+uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
 struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
 struct gsys_link *_Atomic graft_sys_fast_exit[GSYS_TABLE] GSYS_HIDDEN;
 static int sys_iso;                        /* gsys_set_isolation */
@@ -83,6 +84,16 @@ void gsys_ignore_this_thread(void)
 }
 volatile int gsys_active GSYS_HIDDEN;
 volatile int gsys_mode GSYS_HIDDEN;
+
+void gsys_set_active(int on)
+{
+    gsys_active = on;
+}
+
+void gsys_set_mode(int mode)
+{
+    gsys_mode = mode;
+}
 
 /* ---- registry ---------------------------------------------------------- */
 
@@ -122,6 +133,15 @@ static int pair_links(int nr, uint8_t v, struct gsys_link **enter, struct gsys_l
                 *slot = l;
             }
     return *enter && *exit;
+}
+
+void gsys_mark_special(const int *nrs, size_t n, int on)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *h = &graft_sys_hooked[nrs[i]];
+        uint8_t v = on ? (*h | GSYS_H_SPECIAL) : (*h & (uint8_t)~GSYS_H_SPECIAL);
+        __atomic_store_n(h, v, __ATOMIC_RELEASE);
+    }
 }
 
 static void set_hooked(int nr)

@@ -86,16 +86,16 @@ enum {
     GSYS_ACT_VFORK = 3,        /* vfork: keep nothing on the shared stack */
 };
 
-/* syscall_tramp.c */
-/* func_hook.c (func_internal.h): run a program between gates on this
- * thread's extension stack (isolation on). */
-uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
-                          uint64_t len) GSYS_HIDDEN;
+/* syscall_dispatch.c: the tables the assembly reads (it writes them). */
 extern uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
+/* Set (on) or clear GSYS_H_SPECIAL in graft_sys_hooked[] for the n numbers
+ * nrs (syscall_install.c's list). */
+void gsys_mark_special(const int *nrs, size_t n, int on) GSYS_HIDDEN;
 /* The program of each GSYS_H_FAST / GSYS_H_CALLS number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
 /* The exit program of each GSYS_H_PAIR number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast_exit[GSYS_TABLE] GSYS_HIDDEN;
+/* syscall_tramp.c */
 extern char graft_sys_text_start[] GSYS_HIDDEN;
 extern char graft_sys_text_end[] GSYS_HIDDEN;
 extern char graft_sys_entry[] GSYS_HIDDEN;
@@ -127,9 +127,25 @@ void gsys_run_exit(struct gsys_frame *f) GSYS_HIDDEN;
 #define GSYS_TLS_IE __attribute__((tls_model("initial-exec")))
 extern __thread int gsys_in_hook GSYS_TLS_IE GSYS_HIDDEN;
 extern __thread int32_t gsys_tid GSYS_TLS_IE GSYS_HIDDEN;   /* 0: not known yet */
-extern volatile int gsys_active GSYS_HIDDEN;
+/* Whether hooks are active and how they were installed: owned by
+ * syscall_dispatch.c (which reads them on every hooked syscall), set only
+ * by syscall_install.c under its lock, through these setters; others read
+ * them with the accessors, which declare the globals at block scope so
+ * that no other file has a name to write through. Separate setters
+ * because install and uninstall order the two stores differently. */
 enum { GSYS_MODE_NONE = 0, GSYS_MODE_ZPOLINE, GSYS_MODE_SECCOMP };
-extern volatile int gsys_mode GSYS_HIDDEN;   /* how hooks were installed */
+void gsys_set_active(int on) GSYS_HIDDEN;
+void gsys_set_mode(int mode) GSYS_HIDDEN;
+static inline int gsys_is_active(void)
+{
+    extern volatile int gsys_active GSYS_HIDDEN;
+    return gsys_active;
+}
+static inline int gsys_install_mode(void)
+{
+    extern volatile int gsys_mode GSYS_HIDDEN;
+    return gsys_mode;
+}
 void gsys_refresh_hooked(void) GSYS_HIDDEN;
 
 /* syscall_rewrite.c: rewrite syscall/sysenter in file-backed executable

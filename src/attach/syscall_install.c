@@ -27,11 +27,7 @@ static const int special_nrs[] = {
 
 static void mark_special(int on)
 {
-    for (size_t i = 0; i < sizeof(special_nrs) / sizeof(special_nrs[0]); i++) {
-        uint8_t *h = &graft_sys_hooked[special_nrs[i]];
-        uint8_t v = on ? (*h | GSYS_H_SPECIAL) : (*h & (uint8_t)~GSYS_H_SPECIAL);
-        __atomic_store_n(h, v, __ATOMIC_RELEASE);
-    }
+    gsys_mark_special(special_nrs, sizeof(special_nrs) / sizeof(special_nrs[0]), on);
 }
 
 static int install_zpoline(uint32_t flags, struct graft_err *err)
@@ -47,13 +43,13 @@ static int install_zpoline(uint32_t flags, struct graft_err *err)
         return e;
     /* Mark before rewriting: a rewritten clone may run at once. */
     mark_special(1);
-    gsys_mode = GSYS_MODE_ZPOLINE;
-    gsys_active = 1;
+    gsys_set_mode(GSYS_MODE_ZPOLINE);
+    gsys_set_active(1);
     gsys_refresh_hooked();
     long r = gsys_scan_range(0, UINT64_MAX);
     if (r < 0) {
-        gsys_active = 0;
-        gsys_mode = GSYS_MODE_NONE;
+        gsys_set_active(0);
+        gsys_set_mode(GSYS_MODE_NONE);
         return graft_errf(err, (int)r, "syscall hooks: scanning /proc/self/maps "
                           "failed: %s", strerror((int)-r));
     }
@@ -65,10 +61,10 @@ int gsys_install(const struct gsys_opts *opts, struct graft_err *err)
     uint32_t flags = opts ? opts->flags : 0;
     int e = 0;
     pthread_mutex_lock(&install_lock);
-    if (gsys_active)
+    if (gsys_is_active())
         goto out;
-    if (gsys_mode == GSYS_MODE_SECCOMP) {     /* filter still in place */
-        gsys_active = 1;
+    if (gsys_install_mode() == GSYS_MODE_SECCOMP) {     /* filter still in place */
+        gsys_set_active(1);
         gsys_refresh_hooked();
         goto out;
     }
@@ -87,13 +83,13 @@ int gsys_install(const struct gsys_opts *opts, struct graft_err *err)
     } else {
         snprintf(note, sizeof(note), "seccomp fallback forced by GSYS_F_FORCE_SECCOMP");
     }
-    gsys_mode = GSYS_MODE_SECCOMP;
-    gsys_active = 1;
+    gsys_set_mode(GSYS_MODE_SECCOMP);
+    gsys_set_active(1);
     gsys_refresh_hooked();
     e = gsys_seccomp_install(err);
     if (e < 0) {
-        gsys_active = 0;
-        gsys_mode = GSYS_MODE_NONE;
+        gsys_set_active(0);
+        gsys_set_mode(GSYS_MODE_NONE);
     }
 out:
     pthread_mutex_unlock(&install_lock);
@@ -103,14 +99,14 @@ out:
 void gsys_uninstall(void)
 {
     pthread_mutex_lock(&install_lock);
-    if (gsys_active) {
-        gsys_active = 0;
+    if (gsys_is_active()) {
+        gsys_set_active(0);
         gsys_refresh_hooked();
-        if (gsys_mode == GSYS_MODE_ZPOLINE) {
+        if (gsys_install_mode() == GSYS_MODE_ZPOLINE) {
             gsys_unrewrite_all();
             mark_special(0);
             /* page 0 stays mapped: a thread may still be inside the sled */
-            gsys_mode = GSYS_MODE_NONE;
+            gsys_set_mode(GSYS_MODE_NONE);
         }
     }
     pthread_mutex_unlock(&install_lock);
@@ -118,9 +114,9 @@ void gsys_uninstall(void)
 
 const char *gsys_method(void)
 {
-    if (!gsys_active)
+    if (!gsys_is_active())
         return "none";
-    return gsys_mode == GSYS_MODE_ZPOLINE ? "zpoline" : "seccomp";
+    return gsys_install_mode() == GSYS_MODE_ZPOLINE ? "zpoline" : "seccomp";
 }
 
 const char *gsys_install_note(void)

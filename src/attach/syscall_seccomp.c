@@ -56,7 +56,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
     switch (f.nr) {
     case SYS_execve:
     case SYS_execveat:
-        if (!gsys_active) {   /* after uninstall: pass through */
+        if (!gsys_is_active()) {   /* after uninstall: pass through */
             g[REG_RAX] = graft_sys_raw6((long)f.nr, (long)f.args[0], (long)f.args[1],
                                         (long)f.args[2], 0, 0, 0);
         } else if (gsys_run_enter(&f, &ov)) {

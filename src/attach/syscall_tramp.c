@@ -54,7 +54,6 @@
 #include "attach/syscall_hook.h"
 #include "helpers/helpers.h"
 
-uint8_t graft_sys_hooked[GSYS_TABLE] GSYS_HIDDEN;
 __thread uint64_t graft_sys_vfork_ret
     __attribute__((tls_model("initial-exec"))) GSYS_HIDDEN;
 

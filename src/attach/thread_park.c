@@ -46,7 +46,7 @@
 #define PING_TAG 0x67726674ull      /* "grft": high half of the marker */
 #define PING_WAIT_NS 500000000L     /* give up (and use the int3) after this */
 
-/* The one patch in progress (writers hold g_attach_lock); read by the
+/* The one patch in progress (writers hold the attach lock); read by the
  * handler of every thread. gen is 0 between patches. */
 static struct {
     _Atomic uint64_t gen;

@@ -129,7 +129,7 @@ static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
             munmap(rw, PAGE);
             return graft_errf(err, -ENOMEM, "attach: out of memory"), NULL;
         }
-        if (g_attach_iso && (giso_protect(rw, PAGE, PROT_READ | PROT_WRITE, err) < 0 ||
+        if (gattach_iso_on() && (giso_protect(rw, PAGE, PROT_READ | PROT_WRITE, err) < 0 ||
                              giso_register_gate_range(rx, PAGE) < 0)) {
             munmap(rx, PAGE);
             munmap(rw, PAGE);
@@ -139,7 +139,7 @@ static struct stub_page *page_map_near(uint64_t target, struct graft_err *err)
         }
         p->rx = rx;
         p->rw = rw;
-        p->gated = g_attach_iso;
+        p->gated = gattach_iso_on();
         p->next = g_pages;
         g_pages = p;
         return p;
@@ -426,7 +426,7 @@ static void patch_gate(struct gsite *site, uint32_t off, const uint8_t *t, const
 
 static void write_templates(struct gsite *site)
 {
-    int32_t tls = (int32_t)(int64_t)gfunc_tls_offset();
+    int32_t tls = (int32_t)(int64_t)gthread_tls_offset();
     const struct gtmpl *T = &g_tmpls[site->gated];
     const uint8_t *e = T->entry, *r = T->ret;
     copy_tmpl(site, 0, e, T->entry_end);
@@ -434,7 +434,7 @@ static void write_templates(struct gsite *site)
     patch32(site, 0, e, T->e_tls, tls);
     patch64(site, 0, e, T->e_site, (uint64_t)site);
     patch64(site, 0, e, T->e_site2, (uint64_t)site);
-    patch64(site, 0, e, T->e_gp, (uint64_t)&g_gp);
+    patch64(site, 0, e, T->e_gp, gthread_gp_addr());
     patch64(site, 0, e, T->e_ret, (uint64_t)site->stub + GSTUB_RET);
     patch64(site, 0, e, T->e_ret2, (uint64_t)site->stub + GSTUB_RET);
     /* jmp rel32 (its operand ends at e_call) to GSTUB_CALL, where
@@ -454,8 +454,8 @@ static void write_templates(struct gsite *site)
     patch64(site, 0, e, T->e_push, (uint64_t)graft_tramp_push_slow);
     copy_tmpl(site, GSTUB_RET, r, T->ret_end);
     patch32(site, GSTUB_RET, r, T->r_tls, tls);
-    patch64(site, GSTUB_RET, r, T->r_gp, (uint64_t)&g_gp);
-    patch64(site, GSTUB_RET, r, T->r_missed, (uint64_t)&st_missed);
+    patch64(site, GSTUB_RET, r, T->r_gp, gthread_gp_addr());
+    patch64(site, GSTUB_RET, r, T->r_missed, ghit_missed_addr());
     patch64(site, GSTUB_RET, r, T->r_slow, (uint64_t)graft_hook_return);
     patch64(site, GSTUB_RET, r, T->r_site, (uint64_t)site);
     if (site->gated) {
@@ -503,7 +503,7 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
             GSTUB_RET + (g_tmpls[v].ret_end - g_tmpls[v].ret) > GSTUB_SIZE)
             return graft_errf(err, -EOVERFLOW, "attach: internal: trampoline templates exceed "
                               "GSTUB_SIZE (func_internal.h); enlarge it");
-    site->gated = !g_attach_iso ? GSITE_PLAIN : g_attach_xstacks ? GSITE_XSTACK : GSITE_GATED;
+    site->gated = gattach_iso_mode();
     int rc = stub_alloc(site, err);
     if (rc < 0)
         return rc;

@@ -8,7 +8,7 @@
  * with a 16-byte aligned stack, restores the registers (regs->ax may have
  * been set to an override value) and jumps through the pushed slot, which
  * now holds the continuation: the stub's relocated original instructions, or
- * graft_tramp_skip to return straight to the caller.
+ * graft_tramp_skip (hook_hit.c) to return straight to the caller.
  *
  * graft_tramp_ret is the return address planted by return probes: the
  * probed function `ret`s into it; it saves the return registers, asks
@@ -121,17 +121,6 @@ __asm__(
     ".endm\n"
     "GENTRY graft_tramp_entry_fn, 0\n"
     "GENTRY graft_tramp_entry_mid, 1\n"
-
-    /* The stub's slot and gap are still on the stack: drop them and return
-     * to the caller with the override value already in rax. */
-    "  .globl graft_tramp_skip\n"
-    "  .hidden graft_tramp_skip\n"
-    "  .type graft_tramp_skip, @function\n"
-    "  .p2align 4\n"
-    "graft_tramp_skip:\n"
-    "  lea 136(%rsp), %rsp\n"
-    "  ret\n"
-    "  .size graft_tramp_skip, .-graft_tramp_skip\n"
 
     /* The entry templates' C calls, out of line to keep the per-site copies
      * small: save xmm0-7 (argument registers), call, restore. Entered with

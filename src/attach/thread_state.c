@@ -1,0 +1,215 @@
+/*
+ * thread_state.c - owns the per-thread hook state: every thread that ever
+ * ran a hook has a struct gthread on g_threads (mmap'ed, never freed,
+ * reused after the thread exits), found through the initial-exec TLS
+ * pointer t_self; with extension stacks each struct owns an extension
+ * stack and an alternate signal stack for good. Also owns the grace-period
+ * counter g_gp of the handlers' read sections and the writer's wait
+ * (gthread_synchronize). thread_state.h says who reads what.
+ *
+ * t_self and g_gp stay plain symbols because the templates reach them by
+ * address (patched in by tramp_reloc.c); C code elsewhere reads them only
+ * through thread_state.h's accessors.
+ *
+ * Invariants: t->rcu_ctr is non-zero while a thread runs handlers (its read
+ * section, and only then), which makes nested hook hits skip their
+ * handlers. t->xtop is the top of t's extension stack while it is free and
+ * 0 while an extension runs on it (or, without extension stacks, always
+ * 0); gattach_call_ext() is the C paths' way onto it.
+ */
+#define _GNU_SOURCE
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "attach/thread_state.h"
+#include "helpers/helpers.h"
+#include "isolation/isolation.h"
+
+/* Initial-exec: the templates read t_self at a constant %fs offset. It is 8
+ * bytes, well within the static TLS surplus glibc keeps for dlopen'ed
+ * libraries (if that ever ran out, dlopen of the agent would fail with
+ * "cannot allocate memory in static TLS block", not misbehave). */
+__thread struct gthread *t_self __attribute__((tls_model("initial-exec"))) GHIDDEN;
+static _Atomic(struct gthread *) g_threads;
+_Atomic uint64_t g_gp GHIDDEN = 1;   /* never 0: see gthread_in_handlers */
+static pthread_key_t g_thread_key;
+static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread, depth) == 12 &&
+               offsetof(struct gthread, rs) == 16 &&
+               offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
+               "gthread layout used by the templates");
+_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
+               "gthread extension-stack field used by the templates");
+
+uint64_t gthread_tls_offset(void)
+{
+    uint64_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return (uint64_t)&t_self - tp;
+}
+
+static void thread_release(void *p)
+{
+    struct gthread *t = p;
+    atomic_store(&t->rcu_ctr, 0);
+    t->depth = 0;
+    t->xtop = t->xstack;            /* free again; the stack stays with t */
+    t->altstack_on = 0;             /* the next owner installs it again */
+    atomic_store(&t->in_use, 0);
+}
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&g_thread_key, thread_release);
+}
+
+/* A signal that interrupts an extension would be delivered on its stack,
+ * which its handler, starting with the kernel's default PKRU, cannot use:
+ * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
+ * SIGTRAP, the patching ping, SIGSYS) are SA_ONSTACK, so give the thread an
+ * alternate stack in untagged memory unless it has one of its own. */
+static void altstack_ensure(struct gthread *t)
+{
+    stack_t cur;
+    t->altstack_on = 1;
+    if (sigaltstack(NULL, &cur) < 0 || !(cur.ss_flags & SS_DISABLE))
+        return;                     /* the thread's own (or ours) is in place */
+    if (!t->altstack) {
+        void *p = mmap(NULL, GTH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED)
+            return;
+        t->altstack = p;
+    }
+    stack_t ss = { .ss_sp = t->altstack, .ss_size = GTH_ALTSTACK_SIZE, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+/* With extension stacks on (gthread_xstack_ensure tested that), give t an
+ * extension stack (kept with t for good, so a reused struct brings its
+ * stack) and bind it as this thread's for giso_call_ext() and the host-call
+ * thunks. Allocation failure leaves xtop 0: handlers then run on the
+ * thread's own stack, as without this. */
+void gthread_xstack_setup(struct gthread *t)
+{
+    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
+        t->xtop = t->xstack;        /* nobody can be on a new stack */
+    if (giso_xstack_bound() != t->xstack)
+        giso_xstack_bind(t->xstack);
+    if (!t->altstack_on)
+        altstack_ensure(t);
+}
+
+/* The run state the helpers use on this thread: with isolation on, a page
+ * under the extension key kept with t (allocated once; if that fails, the
+ * thread-local one, unkeyed); else the thread-local one. */
+static struct ghelper_run *run_state_of(struct gthread *t)
+{
+    if (gattach_iso_on() && !t->rs_keyed)
+        t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
+    ghelper_run_state_set(gattach_iso_on() ? t->rs_keyed : NULL);
+    return ghelper_run_state();
+}
+
+/* First hook hit on this thread: take a released struct or map a new one
+ * (mmap, not malloc: malloc itself may be hooked). */
+__attribute__((noinline)) struct gthread *gthread_register(void)
+{
+    struct gthread *t;
+    pthread_once(&g_thread_once, thread_key_init);
+    for (t = atomic_load(&g_threads); t; t = t->next) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&t->in_use, &expect, 1))
+            goto got;
+    }
+    t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (t == MAP_FAILED)
+        return NULL;
+    atomic_store(&t->in_use, 1);
+    t->next = atomic_load(&g_threads);
+    while (!atomic_compare_exchange_weak(&g_threads, &t->next, t))
+        ;
+got:
+    t->depth = 0;
+    t->rs = run_state_of(t);
+    t_self = t;
+    pthread_setspecific(g_thread_key, t);
+    gthread_xstack_ensure(t);
+    return t;
+}
+
+uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len)
+{
+    struct gthread *t = t_self;
+    if (!t)
+        t = gthread_register();      /* allocates and binds the stack */
+    else
+        gthread_xstack_ensure(t);
+    if (!t || !t->xtop)             /* none, or busy: nested */
+        return giso_call_ext(fn, ctx, len);
+    uint64_t top = t->xtop;
+    t->xtop = 0;
+    uint64_t r = giso_call_ext_on(fn, ctx, len, top);
+    t->xtop = top;
+    return r;
+}
+
+static int g_membarrier_ok = -1;
+
+/* A full memory barrier on every thread of the process. */
+static void barrier_all_threads(void)
+{
+    if (g_membarrier_ok < 0)
+        g_membarrier_ok = syscall(SYS_membarrier,
+                                  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (g_membarrier_ok &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    /* Fallback: changing a page's protection shoots down the TLB on every
+     * CPU running this mm, which interrupts (and so serialises) them. */
+    static void *page;
+    if (!page)
+        page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED && page) {
+        *(volatile char *)page = 1;
+        mprotect(page, 4096, PROT_READ);
+        mprotect(page, 4096, PROT_READ | PROT_WRITE);
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Bump the grace period, then wait for every thread whose read section
+ * began before (see thread_state.h). */
+void gthread_synchronize(void)
+{
+    barrier_all_threads();
+    uint64_t gp = atomic_fetch_add(&g_gp, 1) + 1;
+    barrier_all_threads();
+    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next) {
+        if (t == t_self)
+            continue;   /* remove() from inside a handler: don't wait on us */
+        for (;;) {
+            uint64_t c = atomic_load(&t->rcu_ctr);
+            if (c == 0 || c >= gp)
+                break;
+            sched_yield();
+        }
+    }
+}
+
+struct ghelper_run *gattach_run_state(void)
+{
+    struct gthread *t = t_self;
+    if (__builtin_expect(!t, 0))
+        t = gthread_register();
+    return t ? t->rs : ghelper_run_state();
+}
