@@ -17,15 +17,9 @@
 #include <unistd.h>
 
 #include "isolation/isolation.h"
+#include "bench_util.h"
 
 typedef void (*loop_fn)(uint64_t n);
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 int bench_quick(void)
 {
@@ -77,12 +71,6 @@ static size_t emit_loop(uint8_t *p, const uint8_t *body, size_t blen)
     return n;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int bench_iso_gates(uint64_t iters, int rounds)
 {
     if (!bench_iso_on("wrpkru_pair_ns, gate_overhead_ns"))
@@ -113,19 +101,19 @@ int bench_iso_gates(uint64_t iters, int rounds)
         return -1;
     gates(iters / 10 + 1);                                   /* warm up */
     for (int i = 0; i < rounds; i++) {
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         empty(iters);
-        double t1 = now_ns();
+        double t1 = bench_mono_ns();
         bare(iters);
-        double t2 = now_ns();
+        double t2 = bench_mono_ns();
         gates(iters);
-        double t3 = now_ns();
+        double t3 = bench_mono_ns();
         double e = (t1 - t0) / (double)iters;
         vb[i] = (t2 - t1) / (double)iters - e;
         vg[i] = (t3 - t2) / (double)iters - e;
     }
-    qsort(vb, (size_t)rounds, sizeof(double), cmp_d);
-    qsort(vg, (size_t)rounds, sizeof(double), cmp_d);
+    qsort(vb, (size_t)rounds, sizeof(double), bench_cmp_double);
+    qsort(vg, (size_t)rounds, sizeof(double), bench_cmp_double);
     printf("BENCH wrpkru_pair_ns %.1f ns\n", vb[rounds / 2]);
     printf("BENCH gate_overhead_ns %.1f ns\n", vg[rounds / 2]);
     printf("# gate pair minus the floor: %.1f ns (goal <= 6)\n", vg[rounds / 2] - vb[rounds / 2]);

@@ -19,17 +19,11 @@
 #ifdef GRAFT_BENCH_HAVE_ISOLATION
 #include "iso_gates.h"
 #include "isolation/isolation.h"
+#include "bench_util.h"
 #endif
 
 #define ITERS 1000000
 #define ROUNDS 31
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 /* The same work in both loops: a multiply-add chain the compiler cannot
  * fold (the empty asm makes x opaque each iteration). */
@@ -52,18 +46,6 @@ __attribute__((noinline)) static uint64_t loop_entry(uint64_t n, uint64_t x)
     return x;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_d);
-    return v[n / 2];
-}
-
 static void bench_concealed(void)
 {
     double plain[ROUNDS], entry[ROUNDS];
@@ -73,13 +55,13 @@ static void bench_concealed(void)
         /* alternate which goes first so drift hits both equally */
         for (int k = 0; k < 2; k++) {
             int which = (r + k) & 1;
-            double t0 = now_ns();
+            double t0 = bench_mono_ns();
             sink += which ? loop_entry(ITERS, r) : loop_plain(ITERS, r);
-            double dt = (now_ns() - t0) / ITERS;
+            double dt = (bench_mono_ns() - t0) / ITERS;
             (which ? entry : plain)[r] = dt;
         }
     }
-    double mp = median(plain, ROUNDS), me = median(entry, ROUNDS);
+    double mp = bench_median(plain, ROUNDS), me = bench_median(entry, ROUNDS);
     fprintf(stderr, "eim: loop without entry %.3f ns/iter, with GRAFT_ENTRY %.3f ns/iter\n", mp, me);
     printf("BENCH concealed_entry_delta_ns %.3f ns\n", me - mp);
     (void)sink;
@@ -96,14 +78,14 @@ static void bench_gate(void)
     enum { N = 200000 };
     double v[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         for (int i = 0; i < N; i++) {
             giso_enter();
             giso_leave();
         }
-        v[r] = (now_ns() - t0) / N;
+        v[r] = (bench_mono_ns() - t0) / N;
     }
-    printf("BENCH c_gate_pair_ns %.2f ns\n", median(v, ROUNDS));
+    printf("BENCH c_gate_pair_ns %.2f ns\n", bench_median(v, ROUNDS));
 #else
     printf("# wrpkru_pair_ns, gate_overhead_ns not measured: graft was built without "
            "src/isolation\n");

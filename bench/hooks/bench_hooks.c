@@ -33,6 +33,7 @@
 #include "iso_gates.h"
 #include "isolation/isolation.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 __attribute__((noinline)) long bench_target(long x)
 {
@@ -62,31 +63,18 @@ static long (*volatile unused_p)(long) = bench_unused;
 
 int bench_kernel_prog_load(const void *insns, int n);   /* bench_kernel.c */
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 static double per_call(long (*volatile *fp)(long), long n)
 {
     long (*f)(long) = *fp;
     long acc = 0;
     for (long i = 0; i < n / 10; i++)     /* warm up */
         acc += f(i);
-    double t0 = now_ns();
+    double t0 = bench_mono_ns();
     for (long i = 0; i < n; i++)
         acc += (*fp)(i);
-    double t1 = now_ns();
+    double t1 = bench_mono_ns();
     __asm__ volatile("" ::"r"(acc));
     return (t1 - t0) / (double)n;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* ---- kernel uprobes --------------------------------------------------------- */
@@ -224,19 +212,13 @@ static pid_t spawn_quiet(char *const argv[])
 /* Wall time of running argv to its end, in ms; negative if it failed. */
 static double run_ms(char *const argv[])
 {
-    double t0 = now_ns();
+    double t0 = bench_mono_ns();
     pid_t pid = spawn_quiet(argv);
     int st;
     if (pid < 0 || waitpid(pid, &st, 0) != pid)
         return -1;
-    double ms = (now_ns() - t0) / 1e6;
+    double ms = (bench_mono_ns() - t0) / 1e6;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return v[n / 2];
 }
 
 /* The agent library next to the CLI (../lib), as `graft start` finds it. */
@@ -259,7 +241,7 @@ static double run_env_ms(char *const argv[], char *const envp[])
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    double t0 = now_ns();
+    double t0 = bench_mono_ns();
     pid_t pid;
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -268,7 +250,7 @@ static double run_env_ms(char *const argv[], char *const envp[])
     int st;
     if (waitpid(pid, &st, 0) != pid)
         return -1;
-    double ms = (now_ns() - t0) / 1e6;
+    double ms = (bench_mono_ns() - t0) / 1e6;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
 }
 
@@ -301,7 +283,7 @@ static void bench_exec(const char *graft)
             (with ? agent : plain)[r] = ms;
         }
     }
-    double mp = median(plain, R), ma = median(agent, R);
+    double mp = bench_median(plain, R), ma = bench_median(agent, R);
     printf("# fork+exec /bin/true %.3f ms, with the agent preloaded %.3f ms (medians of %d, "
            "interleaved)\n", mp, ma, R);
     printf("BENCH exec_overhead_ms %.3f ms\n", ma - mp);
@@ -323,7 +305,7 @@ static void bench_cli(const char *graft)
             return;
         }
     }
-    double mp = median(plain, R), ms = median(started, R), mc = median(cli, R);
+    double mp = bench_median(plain, R), ms = bench_median(started, R), mc = bench_median(cli, R);
     printf("# /bin/true %.2f ms, graft start -- /bin/true %.2f ms, graft CLI alone "
            "(attach --help) %.2f ms (medians of %d)\n", mp, ms, mc, R);
     printf("BENCH start_overhead_ms %.2f ms\n", ms - mp);
@@ -348,7 +330,7 @@ static void bench_cli(const char *graft)
             return;
         }
     }
-    printf("BENCH attach_ms %.2f ms\n", median(att, RA));
+    printf("BENCH attach_ms %.2f ms\n", bench_median(att, RA));
 }
 
 /* What the first extension in a process pays for the scan: giso_scan() of
@@ -374,9 +356,9 @@ static void bench_scan(void)
             setenv("GRAFT_SCAN_CACHE", dir, 1);
             double t[2];
             for (int k = 0; k < 2; k++) {
-                double t0 = now_ns();
+                double t0 = bench_mono_ns();
                 found = giso_scan(NULL, NULL, NULL);
-                t[k] = (now_ns() - t0) / 1e6;
+                t[k] = (bench_mono_ns() - t0) / 1e6;
             }
             if (write(pfd[1], t, sizeof(t)) != sizeof(t) || write(pfd[1], &found, sizeof(found)) < 0)
                 _exit(1);
@@ -397,8 +379,8 @@ static void bench_scan(void)
         cold[r] = t[0], warm[r] = t[1];
     }
     printf("# giso_scan of this process: %d findings (medians of %d)\n", found, R);
-    printf("BENCH scan_cold_ms %.2f ms\n", median(cold, R));
-    printf("BENCH scan_cached_ms %.3f ms\n", median(warm, R));
+    printf("BENCH scan_cold_ms %.2f ms\n", bench_median(cold, R));
+    printf("BENCH scan_cached_ms %.3f ms\n", bench_median(warm, R));
 }
 
 /* The process-level figures, on a registry of this run's own. */
@@ -503,7 +485,7 @@ int main(int argc, char **argv)
     }
     double med[C_N];
     for (int c = 0; c < C_N; c++) {
-        qsort(res[c], (size_t)rounds, sizeof(double), cmp_d);
+        qsort(res[c], (size_t)rounds, sizeof(double), bench_cmp_double);
         med[c] = res[c][rounds / 2];
     }
     printf("# handler: 4-insn eBPF program, graft JIT (%zu bytes of x86)\n",

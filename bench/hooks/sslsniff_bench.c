@@ -33,6 +33,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 #define ROUNDS 31
 #define BYTES_PER_ROUND (16u << 20)     /* copied per round and size */
@@ -122,25 +123,6 @@ static void set_maps(struct bpf_insn *p, const int *at, int n, struct gmap *m)
     }
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_d);
-    return v[n / 2];
-}
-
 static struct gmap *map(uint32_t type, uint32_t k, uint32_t v, uint32_t n)
 {
     struct gmap_def def = {.type = type, .key_size = k, .value_size = v, .max_entries = n};
@@ -190,7 +172,7 @@ static long records;
 /* ns per call of the (hooked or not) stand-in, consuming what it produced */
 static double per_call(long size, long calls)
 {
-    double t0 = now_ns();
+    double t0 = bench_thread_ns();
     for (long i = 0; i < calls; i++) {
         uint64_t before = *prod;
         ssl_write_p(NULL, src_buf, size);
@@ -198,7 +180,7 @@ static double per_call(long size, long calls)
         records += after != before;
         __atomic_store_n(cons, after, __ATOMIC_RELEASE);
     }
-    return (now_ns() - t0) / (double)calls;
+    return (bench_thread_ns() - t0) / (double)calls;
 }
 
 /* ns per memcpy of size bytes into a RING-byte buffer, advancing as the
@@ -206,7 +188,7 @@ static double per_call(long size, long calls)
 static double per_memcpy(uint8_t *ring, long size, long calls)
 {
     uint64_t pos = 0, step = (REC_HDR + MAX_BUF + 8 + 7) & ~7ull;
-    double t0 = now_ns();
+    double t0 = bench_thread_ns();
     for (long i = 0; i < calls; i++) {
         if (pos + REC_HDR + 8 + (uint64_t)size > RING)
             pos = 0;
@@ -214,7 +196,7 @@ static double per_memcpy(uint8_t *ring, long size, long calls)
         __asm__ volatile("" : : "r"(ring) : "memory");
         pos += step;
     }
-    return (now_ns() - t0) / (double)calls;
+    return (bench_thread_ns() - t0) / (double)calls;
 }
 
 int main(void)
@@ -268,8 +250,8 @@ int main(void)
         bad = 1;
     }
     for (int s = 0; s < 3; s++) {
-        printf("BENCH sslsniff_prog_ns_per_kib%s %.1f ns\n", suffix[s], median(d[s], ROUNDS));
-        printf("BENCH sslsniff_memcpy_ns_per_kib%s %.1f ns\n", suffix[s], median(m[s], ROUNDS));
+        printf("BENCH sslsniff_prog_ns_per_kib%s %.1f ns\n", suffix[s], bench_median(d[s], ROUNDS));
+        printf("BENCH sslsniff_memcpy_ns_per_kib%s %.1f ns\n", suffix[s], bench_median(m[s], ROUNDS));
     }
     gmap_unlink(gmap_shm_name(bufs));
     gmap_unlink(gmap_shm_name(rb));

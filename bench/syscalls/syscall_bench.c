@@ -64,6 +64,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 #define ROUNDS 31
 static int CALLS = 20000;
@@ -75,31 +76,12 @@ __asm__(".text\n.globl bench_getpid\n.type bench_getpid,@function\n"
 
 typedef long (*getpid_fn)(void);
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 static double per_call(getpid_fn f)
 {
-    double t0 = now_ns();
+    double t0 = bench_mono_ns();
     for (int i = 0; i < CALLS; i++)
         f();
-    return (now_ns() - t0) / CALLS;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_d);
-    return v[n / 2];
+    return (bench_mono_ns() - t0) / CALLS;
 }
 
 /* r0 = ctx[1] (the syscall id); r0 += 1; r0 = 0; exit */
@@ -388,11 +370,11 @@ int main(int argc, char **argv)
             kernel_calls += CALLS;
         }
     }
-    printf("BENCH syscall_nohook_ns %.1f ns\n", median(base, rounds));
+    printf("BENCH syscall_nohook_ns %.1f ns\n", bench_median(base, rounds));
     double med[NV];
     for (int v = 0; v < NV; v++)
         if (n[v]) {
-            med[v] = median(d[v], n[v]);
+            med[v] = bench_median(d[v], n[v]);
             printf("BENCH %s %.1f ns\n", names[v], med[v]);
         }
     if (n[ISO])

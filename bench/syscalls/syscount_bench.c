@@ -55,6 +55,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 #define ROUNDS 31
 #define CALLS 20000
@@ -70,31 +71,12 @@ typedef long (*getpid_fn)(void);
 /* This thread's CPU time, not wall time: on a shared, overloaded machine
  * (load averages of 10-30 on 2 cores here) a round is preempted often, and
  * wall time then measures the other users. Syscall time counts as CPU time. */
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 static double per_call(getpid_fn f)
 {
-    double t0 = now_ns();
+    double t0 = bench_thread_ns();
     for (int i = 0; i < CALLS; i++)
         f();
-    return (now_ns() - t0) / CALLS;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_d);
-    return v[n / 2];
+    return (bench_thread_ns() - t0) / CALLS;
 }
 
 #define PID_IMM 0   /* patched: this process's pid */
@@ -409,12 +391,12 @@ int main(int argc, char **argv)
         gsys_detach(le);
         gsys_detach(lx);
         graft_calls += CALLS;
-        double t0 = now_ns();
+        double t0 = bench_thread_ns();
         for (int i = 0; i < CALLS; i++) {
             fe(&ectx, sizeof(ectx));
             fx(&xctx, sizeof(xctx));
         }
-        fire[r] = (now_ns() - t0) / CALLS;
+        fire[r] = (bench_thread_ns() - t0) / CALLS;
         graft_calls += CALLS;
         if (kx >= 0) {
             int pe_fd = kernel_attach("sys_enter", ke);
@@ -434,11 +416,11 @@ int main(int argc, char **argv)
         }
     }
     gsys_uninstall();
-    printf("BENCH syscount_nohook_ns %.1f ns\n", median(base, ROUNDS));
-    printf("BENCH syscount_prog_added_ns %.1f ns\n", median(dg, ROUNDS));
+    printf("BENCH syscount_nohook_ns %.1f ns\n", bench_median(base, ROUNDS));
+    printf("BENCH syscount_prog_added_ns %.1f ns\n", bench_median(dg, ROUNDS));
     if (nk)
-        printf("BENCH kernel_syscount_prog_added_ns %.1f ns\n", median(dk, nk));
-    printf("BENCH syscount_prog_fire_ns %.1f ns\n", median(fire, ROUNDS));
+        printf("BENCH kernel_syscount_prog_added_ns %.1f ns\n", bench_median(dk, nk));
+    printf("BENCH syscount_prog_fire_ns %.1f ns\n", bench_median(fire, ROUNDS));
 
     int bad = 0;
     uint32_t key = SYS_getpid;

@@ -14,6 +14,19 @@ int cmd_eim(int argc, char **argv);
 int cmd_compat(int argc, char **argv);
 int cmd_unload(int argc, char **argv);
 
+/* What graft load and graft verify say about rights and budgets: the same
+ * options give the same policy in both. */
+#define RIGHTS_HELP \
+      "  Programs are observe-only by default: they read registers, arguments and host\n" \
+      "  memory (bpf_probe_read_user), and write maps and output. Changing the host needs\n" \
+      "  a right, granted by an EIM class or loudly by --allow:\n" \
+      "  --allow RIGHTS  write-user (bpf_probe_write_user), override (override/, replace/,\n" \
+      "               bpf_override_return), signal (bpf_send_signal[_thread]), or all;\n" \
+      "               comma-separated; each prints a WARNING line. Host functions and\n" \
+      "               globals (__ksym) need an EIM class.\n" \
+      "  --insn-budget N  refuse programs that may run more than N instructions per\n" \
+      "               run (with --eim: the tighter of N and the class's insn_budget)\n"
+
 const struct cli_cmd cli_cmds[] = {
     { "load", cmd_load, "verify an object, register its programs, maps and links",
       "usage: graft load OBJ [--pid PID] [--group GID] [--detach]\n"
@@ -29,22 +42,7 @@ const struct cli_cmd cli_cmds[] = {
       "  --detach     leave everything loaded and exit at once\n"
       "  --eim SPEC --class NAME  load only if every program keeps to what the EIM class\n"
       "               grants (see `graft verify --help`)\n"
-      "  Programs are observe-only by default: they read registers, arguments and host\n"
-      "  memory (bpf_probe_read_user), and write maps and output. Changing the host needs\n"
-      "  a right, granted by an EIM class or loudly by --allow:\n"
-      "  --allow RIGHTS  write-user (bpf_probe_write_user), override (override/, replace/,\n"
-      "               bpf_override_return), signal (bpf_send_signal[_thread]), or all;\n"
-      "               comma-separated; each prints a WARNING line. Host functions and\n"
-      "               globals (__ksym) need an EIM class.\n"
-      "  --insn-budget N  refuse programs that may run more than N instructions per\n"
-      "               run (with --eim: the tighter of N and the class's insn_budget)\n"
-      "  Every program gets its own verdict. Kernel program types (kprobe, tc, cgroup_skb,\n"
-      "  ...) are verified offline against their kernel context and reported \"verified;\n"
-      "  not attachable by graft\".\n"
-      "  --privileged  the kernel's rules for root instead of graft's: every program\n"
-      "               against its kernel type, pointers may be returned and stored in\n"
-      "               maps, unwritten stack reads as unknown; offline only (graft load\n"
-      "               never uses it)" },
+      RIGHTS_HELP },
     { "unload", cmd_unload, "remove loaded programs, links and maps",
       "usage: graft unload ID... | --loader PID | --all\n"
       "  Removes what `graft load --detach` (or a loader that was killed) left loaded:\n"
@@ -87,15 +85,7 @@ const struct cli_cmd cli_cmds[] = {
       "  --allow grants).\n"
       "  --eim SPEC --class NAME  verify against what the EIM class grants: its entry,\n"
       "  helpers, host functions (with argument ranges), argument rights and budgets.\n"
-      "  Programs are observe-only by default: they read registers, arguments and host\n"
-      "  memory (bpf_probe_read_user), and write maps and output. Changing the host needs\n"
-      "  a right, granted by an EIM class or loudly by --allow:\n"
-      "  --allow RIGHTS  write-user (bpf_probe_write_user), override (override/, replace/,\n"
-      "               bpf_override_return), signal (bpf_send_signal[_thread]), or all;\n"
-      "               comma-separated; each prints a WARNING line. Host functions and\n"
-      "               globals (__ksym) need an EIM class.\n"
-      "  --insn-budget N  refuse programs that may run more than N instructions per\n"
-      "               run (with --eim: the tighter of N and the class's insn_budget)\n"
+      RIGHTS_HELP
       "  Every program gets its own verdict. Kernel program types (kprobe, tc, cgroup_skb,\n"
       "  ...) are verified offline against their kernel context and reported \"verified;\n"
       "  not attachable by graft\".\n"
