@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,6 +695,85 @@ static int read_data_map(struct lctx *cx, uint32_t shndx)
     return 0;
 }
 
+/* ---- where a map value's spin lock is ---- */
+
+/* The struct bpf_spin_lock fields inside type id placed at byte off:
+ * their number (2 stands for "more than one"), the first one's offset in
+ * *first. */
+static int count_spin_locks(const struct btf *btf, uint32_t id, int64_t off, int depth,
+                            int64_t *first)
+{
+    const struct btf_type *t = gobj_btf_skip_mods(btf, id, &id);
+    if (!t || depth > 32)
+        return 0;
+    if (btf_is_var(t))
+        return count_spin_locks(btf, t->type, off, depth + 1, first);
+    if (btf_is_array(t)) {
+        const struct btf_array *a = btf_array(t);
+        int n = a->nelems ? count_spin_locks(btf, a->type, off, depth + 1, first) : 0;
+        return n && a->nelems > 1 ? 2 : n;
+    }
+    if (!btf_is_composite(t))
+        return 0;
+    const char *name = btf__name_by_offset(btf, t->name_off);
+    if (btf_is_struct(t) && name && !strcmp(name, "bpf_spin_lock")) {
+        if (*first < 0)
+            *first = off;
+        return 1;
+    }
+    int n = 0;
+    for (uint32_t i = 0; i < btf_vlen(t) && n < 2; i++)
+        n += count_spin_locks(btf, btf_members(t)[i].type, off + btf_member_bit_offset(t, i) / 8,
+                              depth + 1, first);
+    return n;
+}
+
+/* The same in global data map k, whose value type is a DATASEC: clang
+ * leaves its variables' offsets 0 in the object, the symbols have them. */
+static int count_datasec_spin_locks(const struct lctx *cx, uint32_t k, const struct btf_type *ds,
+                                    int64_t *first)
+{
+    uint32_t shndx = 0;
+    for (size_t i = 1; i < cx->n_secs; i++)
+        if (cx->secs[i].kind == LSEC_DATA && cx->secs[i].map_idx == (int)k)
+            shndx = (uint32_t)i;
+    int n = 0;
+    const struct btf_var_secinfo *vi = btf_var_secinfos(ds);
+    for (uint32_t i = 0; i < btf_vlen(ds) && n < 2; i++, vi++) {
+        const struct btf_type *v = btf__type_by_id(cx->obj->btf, vi->type);
+        const char *name = v ? btf__name_by_offset(cx->obj->btf, v->name_off) : NULL;
+        const struct lsym *sym = name && shndx ? find_sym_in_sec(cx, shndx, name) : NULL;
+        n += count_spin_locks(cx->obj->btf, vi->type, sym ? (int64_t)sym->value : vi->offset, 0, first);
+    }
+    return n;
+}
+
+/* Each map's spin_lock_off. The verifier keeps programs away from the lock
+ * word only when it knows where it is. */
+static int find_spin_locks(struct lctx *cx)
+{
+    for (uint32_t k = 0; k < cx->obj->n_maps; k++) {
+        struct gobj_map *m = &cx->obj->maps[k];
+        m->spin_lock_off = -2;
+        if (!cx->obj->btf || !m->btf_value_type_id)
+            continue;
+        int64_t first = -1;
+        const struct btf_type *t = btf__type_by_id(cx->obj->btf, m->btf_value_type_id);
+        int n = t && btf_is_datasec(t) ? count_datasec_spin_locks(cx, k, t, &first)
+                                       : count_spin_locks(cx->obj->btf, m->btf_value_type_id, 0, 0, &first);
+        if (n > 1)
+            return graft_errf(cx->err, -EINVAL,
+                              "%s: map '%s': its value holds more than one struct bpf_spin_lock (at most one is allowed)",
+                              cx->path, m->name);
+        if (n && (first % 4 || first + 4 > m->def.value_size))
+            return graft_errf(cx->err, -EINVAL,
+                              "%s: map '%s': its struct bpf_spin_lock at offset %" PRId64 " is misaligned or outside the %u-byte value",
+                              cx->path, m->name, first, m->def.value_size);
+        m->spin_lock_off = n ? (int32_t)first : -1;
+    }
+    return 0;
+}
+
 static int read_maps(struct lctx *cx)
 {
     int rc;
@@ -716,7 +796,7 @@ static int read_maps(struct lctx *cx)
     for (size_t i = 1; i < cx->n_secs; i++)
         if (cx->secs[i].kind == LSEC_DATA && (rc = read_data_map(cx, i)))
             return rc;
-    return 0;
+    return find_spin_locks(cx);
 }
 
 /* ---- externs ---- */

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stddef.h>
@@ -324,6 +325,65 @@ static void test_maps(void)
     if (str >= 0)
         CHECK(seen[str], "string literal map not referenced");
     gobj_free(o);
+}
+
+/* The value of symbol name in the object at path, -1 if absent. */
+static int64_t sym_value(const char *path, const char *name)
+{
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    Elf *e = buf && elf_version(EV_CURRENT) != EV_NONE ? elf_memory((char *)buf, len) : NULL;
+    int64_t v = -1;
+    for (Elf_Scn *s = e ? elf_nextscn(e, NULL) : NULL; s && v < 0; s = elf_nextscn(e, s)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(s, &sh) || sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
+            continue;
+        Elf_Data *d = elf_getdata(s, NULL);
+        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            const char *n = gelf_getsym(d, (int)i, &sym) ? elf_strptr(e, sh.sh_link, sym.st_name) : NULL;
+            if (n && !strcmp(n, name))
+                v = (int64_t)sym.st_value;
+        }
+    }
+    if (e)
+        elf_end(e);
+    free(buf);
+    return v;
+}
+
+/* Where each map value's struct bpf_spin_lock is, for the verifier to keep
+ * programs off the lock word. */
+static void test_spin_lock_offsets(void)
+{
+    int64_t glock = sym_value(fixture("spinlock"), "glock");
+    CHECK(glock > 0, "fixture: glock at %" PRId64 " (the test wants it after other globals)", glock);
+    struct gobj *o = open_fixture("spinlock", true);
+    if (!o)
+        return;
+    const struct { const char *name; int32_t off; } want[] = {
+        { "locked", 12 },      /* typedef, const volatile, nested struct */
+        { "plain", -1 },       /* a value type without a lock */
+        { "untyped", -2 },     /* no BTF value type: unknown */
+        { ".bss", (int32_t)glock },   /* a global, after others */
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        int k = gobj_find_map(o, want[i].name);
+        CHECK(k >= 0, "no map %s", want[i].name);
+        if (k >= 0)
+            CHECK(o->maps[k].spin_lock_off == want[i].off, "%s: spin lock at %d, want %d",
+                  want[i].name, o->maps[k].spin_lock_off, want[i].off);
+    }
+    gobj_free(o);
+
+    struct gobj_opts opts = { .sz = sizeof(opts), .use_builtin_btf = true };
+    struct graft_err err = { 0 };
+    struct gobj *two = NULL;
+    int rc = gobj_open_file(fixture("spinlock2"), &opts, &two, &err);
+    CHECK(rc == -EINVAL && !two && strstr(err.msg, "map 'twice'") &&
+          strstr(err.msg, "more than one struct bpf_spin_lock"),
+          "two locks in one value: %d %s", rc, err.msg);
+    gobj_free(two);
 }
 
 static void test_legacy(void)
@@ -688,6 +748,7 @@ int main(int argc, char **argv)
     test_progs();
     test_calls();
     test_maps();
+    test_spin_lock_offsets();
     test_legacy();
     test_kernel_sections();
     test_externs();
