@@ -104,9 +104,9 @@ int check_lock_word(struct env *e, int regno, uint32_t map_idx, int64_t lo, int6
     if (lock < 0)
         return 0;
     if (lo < (int64_t)lock + 4 && hi > lock)
-        return reject(e, "R%d bpf_spin_lock cannot be accessed directly by load/store: off=%" PRId64 "..%" PRId64
+        return reject(e, "R%d bpf_spin_lock cannot be accessed directly by load/store: bytes %" PRId64 "..%" PRId64
                       " may overlap the lock at off=%d of map '%s'",
-                      regno, lo, hi, lock, map_of(e, map_idx)->name);
+                      regno, lo, hi - 1, lock, map_of(e, map_idx)->name);
     return 0;
 }
 
