@@ -20,6 +20,8 @@
  *    is reached only through the probe_read / probe_write_user helpers, at
  *    constant offsets, within the fields granted;
  *  - resources (ring buffer samples, spin locks) are released on every path;
+ *  - a map value's spin lock word, where the value's BTF puts it
+ *    (gver_input.map_lock_offs), is reached only by bpf_spin_lock/unlock;
  *  - pointers do not leak to the host (maps, context, r0) unless the policy
  *    says they may.
  *
