@@ -697,41 +697,57 @@ static int read_data_map(struct lctx *cx, uint32_t shndx)
 
 /* ---- where a map value's spin lock is ---- */
 
-/* The struct bpf_spin_lock fields inside type id placed at byte off:
- * their number (2 stands for "more than one"), the first one's offset in
- * *first. */
-static int count_spin_locks(const struct btf *btf, uint32_t id, int64_t off, int depth,
-                            int64_t *first)
+/* Types may share members (a DAG): each type's answer is remembered, so a
+ * crafted BTF cannot make the search take exponential time. */
+struct lock_search {
+    const struct btf *btf;
+    int8_t *n;                 /* per type id: locks inside (0, 1, 2 = more), -1 not yet known */
+    int64_t *at;               /* per type id: the first lock's offset in it */
+};
+
+/* The struct bpf_spin_lock fields inside type id: their number (2 stands
+ * for "more than one"), the first one's byte offset in the type in *at. */
+static int count_spin_locks(struct lock_search *ls, uint32_t id, int depth, int64_t *at)
 {
-    const struct btf_type *t = gobj_btf_skip_mods(btf, id, &id);
+    const struct btf_type *t = gobj_btf_skip_mods(ls->btf, id, &id);
     if (!t || depth > 32)
         return 0;
-    if (btf_is_var(t))
-        return count_spin_locks(btf, t->type, off, depth + 1, first);
-    if (btf_is_array(t)) {
-        const struct btf_array *a = btf_array(t);
-        int n = a->nelems ? count_spin_locks(btf, a->type, off, depth + 1, first) : 0;
-        return n && a->nelems > 1 ? 2 : n;
-    }
-    if (!btf_is_composite(t))
-        return 0;
-    const char *name = btf__name_by_offset(btf, t->name_off);
-    if (btf_is_struct(t) && name && !strcmp(name, "bpf_spin_lock")) {
-        if (*first < 0)
-            *first = off;
-        return 1;
+    if (ls->n[id] >= 0) {
+        *at = ls->at[id];
+        return ls->n[id];
     }
     int n = 0;
-    for (uint32_t i = 0; i < btf_vlen(t) && n < 2; i++)
-        n += count_spin_locks(btf, btf_members(t)[i].type, off + btf_member_bit_offset(t, i) / 8,
-                              depth + 1, first);
-    return n;
+    int64_t first = -1, inner = -1;
+    const char *name = btf__name_by_offset(ls->btf, t->name_off);
+    ls->n[id] = 0;             /* a type that contains itself (crafted BTF) adds nothing */
+    ls->at[id] = -1;
+    if (btf_is_var(t)) {
+        n = count_spin_locks(ls, t->type, depth + 1, &first);
+    } else if (btf_is_array(t)) {
+        const struct btf_array *a = btf_array(t);
+        n = a->nelems ? count_spin_locks(ls, a->type, depth + 1, &first) : 0;
+        n = n && a->nelems > 1 ? 2 : n;
+    } else if (btf_is_struct(t) && name && !strcmp(name, "bpf_spin_lock")) {
+        n = 1;
+        first = 0;
+    } else if (btf_is_composite(t)) {
+        for (uint32_t i = 0; i < btf_vlen(t) && n < 2; i++) {
+            int k = count_spin_locks(ls, btf_members(t)[i].type, depth + 1, &inner);
+            if (k && first < 0)
+                first = btf_member_bit_offset(t, i) / 8 + inner;
+            n += k;
+        }
+    }
+    ls->n[id] = (int8_t)(n > 1 ? 2 : n);
+    ls->at[id] = first;
+    *at = first;
+    return ls->n[id];
 }
 
 /* The same in global data map k, whose value type is a DATASEC: clang
  * leaves its variables' offsets 0 in the object, the symbols have them. */
-static int count_datasec_spin_locks(const struct lctx *cx, uint32_t k, const struct btf_type *ds,
-                                    int64_t *first)
+static int count_datasec_spin_locks(const struct lctx *cx, struct lock_search *ls, uint32_t k,
+                                    const struct btf_type *ds, int64_t *at)
 {
     uint32_t shndx = 0;
     for (size_t i = 1; i < cx->n_secs; i++)
@@ -740,10 +756,14 @@ static int count_datasec_spin_locks(const struct lctx *cx, uint32_t k, const str
     int n = 0;
     const struct btf_var_secinfo *vi = btf_var_secinfos(ds);
     for (uint32_t i = 0; i < btf_vlen(ds) && n < 2; i++, vi++) {
-        const struct btf_type *v = btf__type_by_id(cx->obj->btf, vi->type);
-        const char *name = v ? btf__name_by_offset(cx->obj->btf, v->name_off) : NULL;
+        const struct btf_type *v = btf__type_by_id(ls->btf, vi->type);
+        const char *name = v ? btf__name_by_offset(ls->btf, v->name_off) : NULL;
         const struct lsym *sym = name && shndx ? find_sym_in_sec(cx, shndx, name) : NULL;
-        n += count_spin_locks(cx->obj->btf, vi->type, sym ? (int64_t)sym->value : vi->offset, 0, first);
+        int64_t inner = -1;
+        int c = count_spin_locks(ls, vi->type, 0, &inner);
+        if (c && n == 0)
+            *at = (sym ? (int64_t)sym->value : vi->offset) + inner;
+        n += c;
     }
     return n;
 }
@@ -752,26 +772,41 @@ static int count_datasec_spin_locks(const struct lctx *cx, uint32_t k, const str
  * word only when it knows where it is. */
 static int find_spin_locks(struct lctx *cx)
 {
-    for (uint32_t k = 0; k < cx->obj->n_maps; k++) {
+    if (!cx->obj->btf) {
+        for (uint32_t k = 0; k < cx->obj->n_maps; k++)
+            cx->obj->maps[k].spin_lock_off = -2;
+        return 0;
+    }
+    uint32_t nt = btf__type_cnt(cx->obj->btf);
+    struct lock_search ls = { .btf = cx->obj->btf, .n = malloc(nt), .at = calloc(nt, sizeof(int64_t)) };
+    int rc = 0;
+    if (!ls.n || !ls.at)
+        rc = graft_errf(cx->err, -ENOMEM, "%s: out of memory", cx->path);
+    else
+        memset(ls.n, -1, nt);
+    for (uint32_t k = 0; k < cx->obj->n_maps && !rc; k++) {
         struct gobj_map *m = &cx->obj->maps[k];
         m->spin_lock_off = -2;
-        if (!cx->obj->btf || !m->btf_value_type_id)
+        if (!m->btf_value_type_id || m->btf_value_type_id >= nt)
             continue;
-        int64_t first = -1;
-        const struct btf_type *t = btf__type_by_id(cx->obj->btf, m->btf_value_type_id);
-        int n = t && btf_is_datasec(t) ? count_datasec_spin_locks(cx, k, t, &first)
-                                       : count_spin_locks(cx->obj->btf, m->btf_value_type_id, 0, 0, &first);
+        const struct btf_type *t = btf__type_by_id(ls.btf, m->btf_value_type_id);
+        int64_t at = -1;
+        int n = t && btf_is_datasec(t) ? count_datasec_spin_locks(cx, &ls, k, t, &at)
+                                       : count_spin_locks(&ls, m->btf_value_type_id, 0, &at);
         if (n > 1)
-            return graft_errf(cx->err, -EINVAL,
-                              "%s: map '%s': its value holds more than one struct bpf_spin_lock (at most one is allowed)",
-                              cx->path, m->name);
-        if (n && (first % 4 || first + 4 > m->def.value_size))
-            return graft_errf(cx->err, -EINVAL,
-                              "%s: map '%s': its struct bpf_spin_lock at offset %" PRId64 " is misaligned or outside the %u-byte value",
-                              cx->path, m->name, first, m->def.value_size);
-        m->spin_lock_off = n ? (int32_t)first : -1;
+            rc = graft_errf(cx->err, -EINVAL,
+                            "%s: map '%s': its value holds more than one struct bpf_spin_lock (at most one is allowed)",
+                            cx->path, m->name);
+        else if (n && (at % 4 || at + 4 > m->def.value_size))
+            rc = graft_errf(cx->err, -EINVAL,
+                            "%s: map '%s': its struct bpf_spin_lock at offset %" PRId64 " is misaligned or outside the %u-byte value",
+                            cx->path, m->name, at, m->def.value_size);
+        else
+            m->spin_lock_off = n ? (int32_t)at : -1;
     }
-    return 0;
+    free(ls.n);
+    free(ls.at);
+    return rc;
 }
 
 static int read_maps(struct lctx *cx)
