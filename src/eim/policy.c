@@ -678,12 +678,21 @@ int geim_verify(const struct geim_spec *spec, const char *class_name,
         return rc;
     if (insn_budget && (!pp.policy->insn_budget || insn_budget < pp.policy->insn_budget))
         pp.policy->insn_budget = insn_budget;
+    /* the object's maps' lock words; the class's host globals (after them) have no BTF here */
+    int32_t *locks = calloc(pp.n_maps ? pp.n_maps : 1, sizeof(*locks));
+    if (!locks) {
+        geim_prepared_free(&pp);
+        return graft_errf(err, -ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < pp.n_maps; i++)
+        locks[i] = i < obj->n_maps ? obj->maps[i].spin_lock_off : GVER_LOCK_UNKNOWN;
     struct gver_input in = {
         .insns = pp.insns, .n = pp.n_insns, .maps = pp.maps, .n_maps = pp.n_maps,
-        .policy = pp.policy, .log_level = log_level,
+        .map_lock_offs = locks, .policy = pp.policy, .log_level = log_level,
     };
     struct graft_err verr = { 0 };
     rc = gver_verify(&in, res, &verr);
+    free(locks);
     if (rc) {
         geim_prepared_free(&pp);
         return graft_errf(err, rc, "class '%s': program '%s': %s", class_name, prog->name, verr.msg);

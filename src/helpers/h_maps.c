@@ -11,7 +11,8 @@
  * bpf_spin_lock is a 4-byte word inside a map value, which lives in shared
  * memory, so the lock works across every process that maps the value. The
  * word holds the owner's thread id (0 = free) so that a waiter can recover a
- * lock whose owner died inside its critical section (see take_spin_lock).
+ * lock whose owner died inside its critical section, or one that holds its
+ * own id (see take_spin_lock).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -150,6 +151,17 @@ static int owner_is_dead(uint32_t tid)
     return kill((pid_t)tid, 0) != 0 && errno == ESRCH;
 }
 
+/* A word holding our own tid after the same second is taken over too: a
+ * verified program never waits on a lock it holds (no nested locks, no
+ * helper or kfunc inside a critical section), so the word was forged (by a
+ * program that wrote it where the verifier did not know a lock was: a map
+ * without BTF) or this thread re-entered a section (a signal handler's
+ * hook): waiting for ourselves would hang the host thread for ever. Taking
+ * it over can only cost the mutual exclusion of that interrupted section,
+ * never memory safety (map values are plain bytes to every program). The
+ * second of waiting first spares a live owner that shares our numeric tid
+ * in another pid namespace: its section, a few instructions, is over by
+ * then. */
 static void take_spin_lock(_Atomic uint32_t *word)
 {
     uint32_t me = gh_tid();
@@ -170,7 +182,7 @@ static void take_spin_lock(_Atomic uint32_t *word)
         if (since == 0) {
             since = mono_ns();
         } else if (seen != 0 && mono_ns() - since > STEAL_AFTER_NS &&
-                   owner_is_dead(seen)) {
+                   (seen == me || owner_is_dead(seen))) {
             if (atomic_compare_exchange_strong_explicit(word, &seen, me,
                                                         memory_order_acquire,
                                                         memory_order_relaxed))

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,6 +695,120 @@ static int read_data_map(struct lctx *cx, uint32_t shndx)
     return 0;
 }
 
+/* ---- where a map value's spin lock is ---- */
+
+/* Types may share members (a DAG): each type's answer is remembered, so a
+ * crafted BTF cannot make the search take exponential time. */
+struct lock_search {
+    const struct btf *btf;
+    int8_t *n;                 /* per type id: locks inside (0, 1, 2 = more), -1 not yet known */
+    int64_t *at;               /* per type id: the first lock's offset in it */
+};
+
+/* The struct bpf_spin_lock fields inside type id: their number (2 stands
+ * for "more than one"), the first one's byte offset in the type in *at. */
+static int count_spin_locks(struct lock_search *ls, uint32_t id, int depth, int64_t *at)
+{
+    const struct btf_type *t = gobj_btf_skip_mods(ls->btf, id, &id);
+    if (!t || depth > 32)
+        return 0;
+    if (ls->n[id] >= 0) {
+        *at = ls->at[id];
+        return ls->n[id];
+    }
+    int n = 0;
+    int64_t first = -1, inner = -1;
+    const char *name = btf__name_by_offset(ls->btf, t->name_off);
+    ls->n[id] = 0;             /* a type that contains itself (crafted BTF) adds nothing */
+    ls->at[id] = -1;
+    if (btf_is_var(t)) {
+        n = count_spin_locks(ls, t->type, depth + 1, &first);
+    } else if (btf_is_array(t)) {
+        const struct btf_array *a = btf_array(t);
+        n = a->nelems ? count_spin_locks(ls, a->type, depth + 1, &first) : 0;
+        n = n && a->nelems > 1 ? 2 : n;
+    } else if (btf_is_struct(t) && name && !strcmp(name, "bpf_spin_lock")) {
+        n = 1;
+        first = 0;
+    } else if (btf_is_composite(t)) {
+        for (uint32_t i = 0; i < btf_vlen(t) && n < 2; i++) {
+            int k = count_spin_locks(ls, btf_members(t)[i].type, depth + 1, &inner);
+            if (k && first < 0)
+                first = btf_member_bit_offset(t, i) / 8 + inner;
+            n += k;
+        }
+    }
+    ls->n[id] = (int8_t)(n > 1 ? 2 : n);
+    ls->at[id] = first;
+    *at = first;
+    return ls->n[id];
+}
+
+/* The same in global data map k, whose value type is a DATASEC: clang
+ * leaves its variables' offsets 0 in the object, the symbols have them. */
+static int count_datasec_spin_locks(const struct lctx *cx, struct lock_search *ls, uint32_t k,
+                                    const struct btf_type *ds, int64_t *at)
+{
+    uint32_t shndx = 0;
+    for (size_t i = 1; i < cx->n_secs; i++)
+        if (cx->secs[i].kind == LSEC_DATA && cx->secs[i].map_idx == (int)k)
+            shndx = (uint32_t)i;
+    int n = 0;
+    const struct btf_var_secinfo *vi = btf_var_secinfos(ds);
+    for (uint32_t i = 0; i < btf_vlen(ds) && n < 2; i++, vi++) {
+        const struct btf_type *v = btf__type_by_id(ls->btf, vi->type);
+        const char *name = v ? btf__name_by_offset(ls->btf, v->name_off) : NULL;
+        const struct lsym *sym = name && shndx ? find_sym_in_sec(cx, shndx, name) : NULL;
+        int64_t inner = -1;
+        int c = count_spin_locks(ls, vi->type, 0, &inner);
+        if (c && n == 0)
+            *at = (sym ? (int64_t)sym->value : vi->offset) + inner;
+        n += c;
+    }
+    return n;
+}
+
+/* Each map's spin_lock_off. The verifier keeps programs away from the lock
+ * word only when it knows where it is. */
+static int find_spin_locks(struct lctx *cx)
+{
+    if (!cx->obj->btf) {
+        for (uint32_t k = 0; k < cx->obj->n_maps; k++)
+            cx->obj->maps[k].spin_lock_off = -2;
+        return 0;
+    }
+    uint32_t nt = btf__type_cnt(cx->obj->btf);
+    struct lock_search ls = { .btf = cx->obj->btf, .n = malloc(nt), .at = calloc(nt, sizeof(int64_t)) };
+    int rc = 0;
+    if (!ls.n || !ls.at)
+        rc = graft_errf(cx->err, -ENOMEM, "%s: out of memory", cx->path);
+    else
+        memset(ls.n, -1, nt);
+    for (uint32_t k = 0; k < cx->obj->n_maps && !rc; k++) {
+        struct gobj_map *m = &cx->obj->maps[k];
+        m->spin_lock_off = -2;
+        if (!m->btf_value_type_id || m->btf_value_type_id >= nt)
+            continue;
+        const struct btf_type *t = btf__type_by_id(ls.btf, m->btf_value_type_id);
+        int64_t at = -1;
+        int n = t && btf_is_datasec(t) ? count_datasec_spin_locks(cx, &ls, k, t, &at)
+                                       : count_spin_locks(&ls, m->btf_value_type_id, 0, &at);
+        if (n > 1)
+            rc = graft_errf(cx->err, -EINVAL,
+                            "%s: map '%s': its value holds more than one struct bpf_spin_lock (at most one is allowed)",
+                            cx->path, m->name);
+        else if (n && (at % 4 || at + 4 > m->def.value_size))
+            rc = graft_errf(cx->err, -EINVAL,
+                            "%s: map '%s': its struct bpf_spin_lock at offset %" PRId64 " is misaligned or outside the %u-byte value",
+                            cx->path, m->name, at, m->def.value_size);
+        else
+            m->spin_lock_off = n ? (int32_t)at : -1;
+    }
+    free(ls.n);
+    free(ls.at);
+    return rc;
+}
+
 static int read_maps(struct lctx *cx)
 {
     int rc;
@@ -716,7 +831,7 @@ static int read_maps(struct lctx *cx)
     for (size_t i = 1; i < cx->n_secs; i++)
         if (cx->secs[i].kind == LSEC_DATA && (rc = read_data_map(cx, i)))
             return rc;
-    return 0;
+    return find_spin_locks(cx);
 }
 
 /* ---- externs ---- */

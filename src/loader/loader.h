@@ -107,6 +107,12 @@ struct gobj_map {
     bool init_progs;
     uint32_t btf_key_type_id;  /* in gobj.btf, 0 when unknown */
     uint32_t btf_value_type_id;
+    /* Byte offset of the value's struct bpf_spin_lock (found through
+     * typedefs, modifiers, nested structs and global data's variables; at
+     * most one per value, as the kernel requires), -1 when the value type
+     * has none, -2 when it is unknown (no BTF): the verifier's
+     * gver_input.map_lock_offs. */
+    int32_t spin_lock_off;
 };
 
 struct gobj_prog {

@@ -41,19 +41,25 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
         return 0;
     }
     struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
-    if (!defs) {
+    int32_t *locks = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*locks));
+    if (!defs || !locks) {
+        free(defs);
+        free(locks);
         free(policy);
         return graft_errf(err, -ENOMEM, "out of memory");
     }
-    for (uint32_t i = 0; i < obj->n_maps; i++)
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
         defs[i] = obj->maps[i].def;
+        locks[i] = obj->maps[i].spin_lock_off;
+    }
     struct gver_input in = {
         .insns = prog->insns, .n = prog->n_insns,
-        .maps = defs, .n_maps = obj->n_maps,
+        .maps = defs, .n_maps = obj->n_maps, .map_lock_offs = locks,
         .policy = policy, .log_level = log_level,
     };
     int rc = gver_verify(&in, res, err);
     free(defs);
+    free(locks);
     free(policy);
     return rc;
 }

@@ -93,6 +93,23 @@ bool map_is_rdonly(const struct gmap_def *d)
     return (d->map_flags & GMAP_F_RDONLY_PROG) != 0;
 }
 
+/* Bytes [lo, hi) of map map_idx's value may be reached: refuse them when
+ * they may overlap the value's spin lock word. The lock word holds its
+ * owner's thread id: a program that wrote a live thread's id there would
+ * make the next bpf_spin_lock wait for that thread; reading it would show
+ * host thread ids. Only bpf_spin_lock/unlock reach it. */
+int check_lock_word(struct env *e, int regno, uint32_t map_idx, int64_t lo, int64_t hi)
+{
+    int32_t lock = map_lock_off(e, map_idx);
+    if (lock < 0)
+        return 0;
+    if (lo < (int64_t)lock + 4 && hi > lock)
+        return reject(e, "R%d bpf_spin_lock cannot be accessed directly by load/store: bytes %" PRId64 "..%" PRId64
+                      " may overlap the lock at off=%d of map '%s'",
+                      regno, lo, hi - 1, lock, map_of(e, map_idx)->name);
+    return 0;
+}
+
 /* Load through / store to / atomically update memory at p + insn_off.
  * val is the register stored (NULL for loads or stores of unknown data);
  * dst receives a loaded value. */
@@ -151,8 +168,11 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         const struct gmap_def *d = map_of(e, p.map_idx);
         if (acc != ACC_READ && map_is_rdonly(d))
             return reject(e, "R%d write into read-only map '%s' (value) not allowed", regno, d->name);
-        r = check_region(e, regno, &p, insn_off, size, d->value_size, "map value", NULL, NULL);
+        int64_t lo = 0, hi = 0;
+        r = check_region(e, regno, &p, insn_off, size, d->value_size, "map value", &lo, &hi);
         if (r)
+            return r;
+        if ((r = check_lock_word(e, regno, p.map_idx, lo, hi)))
             return r;
         leak_into = "map value";
         break;

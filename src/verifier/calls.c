@@ -106,7 +106,11 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
         const struct gmap_def *d = map_of(e, p.map_idx);
         if (write && map_is_rdonly(d))
             return reject(e, "R%d write into read-only map '%s' not allowed", regno, d->name);
-        return check_region(e, regno, &p, 0, sz, d->value_size, "map value", NULL, NULL);
+        int64_t lo = 0, hi = 0;
+        if ((rc = check_region(e, regno, &p, 0, sz, d->value_size, "map value", &lo, &hi)))
+            return rc;
+        /* a helper's read of the lock word copies a number; its write would forge an owner */
+        return write ? check_lock_word(e, regno, p.map_idx, lo, hi) : 0;
     }
     case T_MAP_KEY:
         if (write)
@@ -432,6 +436,12 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             int64_t off = r->off + (int64_t)r->v.t.value;
             if (off < 0 || off % 4 || off + 4 > map_of(e, r->map_idx)->value_size)
                 return reject(e, "R%d spin lock at off=%" PRId64 " is outside map value or misaligned", rn, off);
+            int32_t lock = map_lock_off(e, r->map_idx);
+            if (lock == GVER_LOCK_NONE)
+                return reject(e, "map '%s' has no valid bpf_spin_lock", map_of(e, r->map_idx)->name);
+            if (lock >= 0 && off != lock)
+                return reject(e, "R%d expected bpf_spin_lock at off=%d of map '%s', got off=%" PRId64,
+                              rn, lock, map_of(e, r->map_idx)->name, off);
             if (id == HELPER_SPIN_LOCK) {
                 if (st->lock_map)
                     return reject(e, "Locking two bpf_spin_locks are not allowed");

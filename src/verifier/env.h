@@ -119,6 +119,13 @@ static inline const struct gmap_def *map_of(struct env *e, uint32_t idx)
     return idx < e->in->n_maps ? &e->in->maps[idx] : &e->inner[idx - e->in->n_maps];
 }
 
+/* Where map idx's value holds its spin lock (GVER_LOCK_UNKNOWN for inner
+ * maps and when the caller gave no offsets). */
+static inline int32_t map_lock_off(struct env *e, uint32_t idx)
+{
+    return e->in->map_lock_offs && idx < e->in->n_maps ? e->in->map_lock_offs[idx] : GVER_LOCK_UNKNOWN;
+}
+
 static inline bool is_map_of_maps(uint32_t type)
 {
     return type == GMAP_ARRAY_OF_MAPS || type == GMAP_HASH_OF_MAPS;
@@ -176,6 +183,7 @@ int check_region(struct env *e, int regno, const struct reg *p, int64_t insn_off
 int check_ctx_access(struct env *e, int regno, const struct reg *p, int64_t insn_off,
                      unsigned size, enum acc acc);
 bool map_is_rdonly(const struct gmap_def *d);
+int check_lock_word(struct env *e, int regno, uint32_t map_idx, int64_t lo, int64_t hi);
 int check_ldx(struct env *e, const struct bpf_insn *in);
 int check_st(struct env *e, const struct bpf_insn *in);
 int check_stx(struct env *e, const struct bpf_insn *in);

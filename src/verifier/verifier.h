@@ -20,6 +20,8 @@
  *    is reached only through the probe_read / probe_write_user helpers, at
  *    constant offsets, within the fields granted;
  *  - resources (ring buffer samples, spin locks) are released on every path;
+ *  - a map value's spin lock word, where the value's BTF puts it
+ *    (gver_input.map_lock_offs), is reached only by bpf_spin_lock/unlock;
  *  - pointers do not leak to the host (maps, context, r0) unless the policy
  *    says they may.
  *
@@ -163,7 +165,19 @@ struct gver_input {
     uint32_t n_maps;
     const struct gver_policy *policy;   /* NULL: gver_policy_raw(0) */
     int log_level;             /* 0 none, 1 path to rejection, 2 every insn */
+    /* Where each map's value holds its struct bpf_spin_lock (n_maps entries,
+     * from the value's BTF: gobj_map.spin_lock_off): a byte offset, or
+     * GVER_LOCK_NONE, or GVER_LOCK_UNKNOWN (no BTF). NULL: all unknown.
+     * A known lock word cannot be loaded, stored, atomically updated or
+     * written by a helper (a forged owner would hang the next taker), and
+     * bpf_spin_lock/unlock must be given exactly that word; a map whose
+     * value has no lock cannot be locked. Unknown keeps the old rule (any
+     * aligned word may be a lock); the helper's own bound covers it. */
+    const int32_t *map_lock_offs;
 };
+
+#define GVER_LOCK_NONE    (-1)
+#define GVER_LOCK_UNKNOWN (-2)
 
 struct gver_result {
     int accepted;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "maps/maps.h"
@@ -284,6 +285,53 @@ static void test_spin_lock_processes(void)
     drop_map(m);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A lock word holding the caller's own thread id (forged by a program, or
+ * a section this thread re-entered) must not make bpf_spin_lock wait for
+ * ever: it is taken over after the dead-owner delay. Run in a child so an
+ * unbounded wait fails the test instead of hanging it. */
+static void test_spin_lock_own_tid(void)
+{
+    struct gmap *m = make_map(GMAP_ARRAY, 4, sizeof(struct locked), 1);
+    uint32_t k = 0;
+    struct locked *l = (struct locked *)(uintptr_t)H("map_lookup_elem", m, &k);
+    CHECK(l != NULL);
+    if (!l) {
+        drop_map(m);
+        return;
+    }
+    uint64_t start = now_ms();
+    pid_t child = fork();
+    if (child == 0) {
+        uint32_t me = (uint32_t)H0("get_current_pid_tgid");
+        l->lock = me;                          /* what a forging program stores */
+        H("spin_lock", &l->lock);
+        int held = l->lock == me;
+        H("spin_unlock", &l->lock);
+        _exit(held && l->lock == 0 ? 0 : 1);
+    }
+    int st = 0;
+    pid_t done = 0;
+    while ((done = waitpid(child, &st, WNOHANG)) == 0 && now_ms() - start < 10000)
+        usleep(10000);
+    if (done == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &st, 0);
+    }
+    uint64_t took = now_ms() - start;
+    printf("spin_lock on a word holding the caller's tid returned after %llu ms\n",
+           (unsigned long long)took);
+    CHECK(done == child);                      /* returned within the 10 s bound */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    drop_map(m);
+}
+
 int main(void)
 {
     test_hash();
@@ -291,5 +339,6 @@ int main(void)
     test_queue_stack();
     test_ringbuf();
     test_spin_lock_processes();
+    test_spin_lock_own_tid();
     TH_DONE();
 }

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stddef.h>
@@ -326,6 +327,123 @@ static void test_maps(void)
     gobj_free(o);
 }
 
+struct secinfo { size_t shdr_off, data_off, size; };
+
+static bool find_sec(const uint8_t *buf, size_t len, const char *name, struct secinfo *si)
+{
+    Elf *e = elf_memory((char *)buf, len);
+    size_t shstrndx;
+    bool ok = false;
+    if (!e || elf_getshdrstrndx(e, &shstrndx))
+        goto out;
+    GElf_Ehdr eh;
+    gelf_getehdr(e, &eh);
+    for (Elf_Scn *s = elf_nextscn(e, NULL); s; s = elf_nextscn(e, s)) {
+        GElf_Shdr sh;
+        gelf_getshdr(s, &sh);
+        const char *n = elf_strptr(e, shstrndx, sh.sh_name);
+        if (n && !strcmp(n, name)) {
+            si->shdr_off = eh.e_shoff + elf_ndxscn(s) * sizeof(Elf64_Shdr);
+            si->data_off = sh.sh_offset;
+            si->size = sh.sh_size;
+            ok = true;
+            break;
+        }
+    }
+out:
+    if (e)
+        elf_end(e);
+    return ok;
+}
+
+/* The value of symbol name in the object at path, -1 if absent. */
+static int64_t sym_value(const char *path, const char *name)
+{
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    Elf *e = buf && elf_version(EV_CURRENT) != EV_NONE ? elf_memory((char *)buf, len) : NULL;
+    int64_t v = -1;
+    for (Elf_Scn *s = e ? elf_nextscn(e, NULL) : NULL; s && v < 0; s = elf_nextscn(e, s)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(s, &sh) || sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
+            continue;
+        Elf_Data *d = elf_getdata(s, NULL);
+        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            const char *n = gelf_getsym(d, (int)i, &sym) ? elf_strptr(e, sh.sh_link, sym.st_name) : NULL;
+            if (n && !strcmp(n, name))
+                v = (int64_t)sym.st_value;
+        }
+    }
+    if (e)
+        elf_end(e);
+    free(buf);
+    return v;
+}
+
+/* Where each map value's struct bpf_spin_lock is, for the verifier to keep
+ * programs off the lock word. */
+static void test_spin_lock_offsets(void)
+{
+    int64_t glock = sym_value(fixture("spinlock"), "glock");
+    CHECK(glock > 0, "fixture: glock at %" PRId64 " (the test wants it after other globals)", glock);
+    struct gobj *o = open_fixture("spinlock", true);
+    if (!o)
+        return;
+    const struct { const char *name; int32_t off; } want[] = {
+        { "locked", 12 },      /* typedef, const volatile, nested struct */
+        { "plain", -1 },       /* a value type without a lock */
+        { "untyped", -2 },     /* no BTF value type: unknown */
+        { ".bss", (int32_t)glock },   /* a global, after others */
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        int k = gobj_find_map(o, want[i].name);
+        CHECK(k >= 0, "no map %s", want[i].name);
+        if (k >= 0)
+            CHECK(o->maps[k].spin_lock_off == want[i].off, "%s: spin lock at %d, want %d",
+                  want[i].name, o->maps[k].spin_lock_off, want[i].off);
+    }
+    gobj_free(o);
+
+    struct gobj_opts opts = { .sz = sizeof(opts), .use_builtin_btf = true };
+    struct graft_err err = { 0 };
+    struct gobj *two = NULL;
+    int rc = gobj_open_file(fixture("spinlock2"), &opts, &two, &err);
+    CHECK(rc == -EINVAL && !two && strstr(err.msg, "map 'twice'") &&
+          strstr(err.msg, "more than one struct bpf_spin_lock"),
+          "two locks in one value: %d %s", rc, err.msg);
+    gobj_free(two);
+
+    /* A crafted BTF whose struct contains itself twice over: the search
+     * must end (remembering each type's answer), not walk 2^depth paths. */
+    size_t len;
+    uint8_t *buf = read_all(fixture("spinlock"), &len);
+    struct secinfo si;
+    CHECK(buf && find_sec(buf, len, ".BTF", &si), "spinlock .BTF");
+    struct btf *btf = buf ? btf__new(buf + si.data_off, si.size) : NULL;
+    int gid = btf ? btf__find_by_name_kind(btf, "guarded", BTF_KIND_STRUCT) : -1;
+    CHECK(gid > 0, "struct guarded in the fixture's BTF");
+    if (gid > 0) {
+        struct btf_type *g = (struct btf_type *)btf__type_by_id(btf, gid);
+        for (uint32_t i = 0; i < btf_vlen(g); i++)
+            btf_members(g)[i].type = gid;
+        uint32_t raw_len = 0;
+        const void *raw = btf__raw_data(btf, &raw_len);
+        CHECK(raw && raw_len == si.size, "re-serialised BTF: %u bytes, was %zu", raw_len, si.size);
+        if (raw && raw_len == si.size) {
+            memcpy(buf + si.data_off, raw, raw_len);
+            struct gobj *cyc = NULL;
+            rc = gobj_open_mem(buf, len, "cyclic.o", &opts, &cyc, &err);
+            int k = cyc ? gobj_find_map(cyc, "locked") : -1;
+            CHECK(rc < 0 || (k >= 0 && cyc->maps[k].spin_lock_off == -1),
+                  "self-containing value: rc %d lock at %d", rc, k >= 0 ? cyc->maps[k].spin_lock_off : -9);
+            gobj_free(cyc);
+        }
+    }
+    btf__free(btf);
+    free(buf);
+}
+
 static void test_legacy(void)
 {
     struct gobj *o = open_fixture("legacy", true);
@@ -454,35 +572,6 @@ static void test_probe_target(void)
 }
 
 /* ---- malformed objects ---- */
-
-struct secinfo { size_t shdr_off, data_off, size; };
-
-static bool find_sec(const uint8_t *buf, size_t len, const char *name, struct secinfo *si)
-{
-    Elf *e = elf_memory((char *)buf, len);
-    size_t shstrndx;
-    bool ok = false;
-    if (!e || elf_getshdrstrndx(e, &shstrndx))
-        goto out;
-    GElf_Ehdr eh;
-    gelf_getehdr(e, &eh);
-    for (Elf_Scn *s = elf_nextscn(e, NULL); s; s = elf_nextscn(e, s)) {
-        GElf_Shdr sh;
-        gelf_getshdr(s, &sh);
-        const char *n = elf_strptr(e, shstrndx, sh.sh_name);
-        if (n && !strcmp(n, name)) {
-            si->shdr_off = eh.e_shoff + elf_ndxscn(s) * sizeof(Elf64_Shdr);
-            si->data_off = sh.sh_offset;
-            si->size = sh.sh_size;
-            ok = true;
-            break;
-        }
-    }
-out:
-    if (e)
-        elf_end(e);
-    return ok;
-}
 
 static void expect_fail(const uint8_t *buf, size_t len, const char *what, const char *needle1,
                         const char *needle2)
@@ -688,6 +777,7 @@ int main(int argc, char **argv)
     test_progs();
     test_calls();
     test_maps();
+    test_spin_lock_offsets();
     test_legacy();
     test_kernel_sections();
     test_externs();

@@ -58,6 +58,7 @@ static int parse_maps(struct vcase *c, char *s)
             return -1;
         struct gmap_def *d = &c->maps[c->n_maps];
         memset(d, 0, sizeof(*d));
+        c->lock_offs[c->n_maps] = GVER_LOCK_UNKNOWN;
         char *save2 = NULL;
         char *w = strtok_r(m, " \t", &save2);
         d->type = map_type_of(w);
@@ -77,6 +78,8 @@ static int parse_maps(struct vcase *c, char *s)
             else if (!strncmp(w, "v=", 2)) d->value_size = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strncmp(w, "n=", 2)) d->max_entries = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strcmp(w, "rdonly")) d->map_flags |= GMAP_F_RDONLY_PROG;
+            else if (!strcmp(w, "lock=none")) c->lock_offs[c->n_maps] = GVER_LOCK_NONE;
+            else if (!strncmp(w, "lock=", 5)) c->lock_offs[c->n_maps] = (int32_t)strtol(w + 5, NULL, 0);
             else if (!strncmp(w, "inner=", 6)) {   /* a map of maps' inner definition */
                 if (!(d->inner_map_type = map_type_of(w + 6)))
                     return -1;

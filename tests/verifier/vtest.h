@@ -8,6 +8,8 @@
  *   expect: accept               or: expect: reject "substring of the reason"
  *   ctx: raw N | rawrw N | pt_regs | sys_enter | none      (default raw 64)
  *   maps: hash k=4 v=8 n=16; array v=16 n=4; ringbuf n=4096; array v=8 rdonly
+ *         lock=OFF: the value's BTF puts its bpf_spin_lock at OFF (lock=none:
+ *         the value has none; not given: unknown, as without BTF)
  *   policy: leaks | ld_pkt | uninit | budget N | states N | deny ID | mem N | ret MIN MAX
  *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
  *   policy: ksym ID SIZE [rw]    host variable for LD_IMM64 btf:ID
@@ -33,6 +35,7 @@ struct vcase {
     int ctx_kind;              /* 0 raw, 1 rawrw, 2 pt_regs, 3 sys_enter, 4 none */
     uint32_t ctx_size;
     struct gmap_def maps[VT_MAX_MAPS];
+    int32_t lock_offs[VT_MAX_MAPS];   /* gver_input.map_lock_offs */
     uint32_t n_maps;
     int leaks;
     int ld_pkt;

@@ -111,9 +111,11 @@ static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
     enum gprog_ktype kt = kernel_type_of(p);
     struct gver_policy *policy = gver_policy_for_kernel_type(kt);
     struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
-    if (!policy || !defs) {
+    int32_t *locks = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*locks));
+    if (!policy || !defs || !locks) {
         free(policy);
         free(defs);
+        free(locks);
         return graft_errf(err, -ENOMEM, "out of memory");
     }
     gver_policy_kernel_ret(policy, kt, p->section);
@@ -123,12 +125,15 @@ static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
         policy->allow_uninit_stack = 1;
     }
     policy->insn_budget = popts->insn_budget;
-    for (uint32_t i = 0; i < obj->n_maps; i++)
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
         defs[i] = obj->maps[i].def;
+        locks[i] = obj->maps[i].spin_lock_off;
+    }
     struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
-                             .policy = policy, .log_level = log_level };
+                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
     int rc = gver_verify(&in, res, err);
     free(defs);
+    free(locks);
     free(policy);
     return rc;
 }
