@@ -109,5 +109,18 @@ check "raw probe_write_user refused by default" test $rc = 1
 echo "$raw" | "$GRAFT" verify --raw --allow write-user >/dev/null 2>&1; rc=$?
 check "... accepted with --allow write-user" test $rc = 0
 
+# A '?' section (libbpf's no-autoload) is loaded only on request: graft load
+# skips it, so one the verifier would reject blocks nothing; graft verify
+# still gives it its own verdict.
+out=$("$GRAFT" load "$B/noautoload.bpf.o" --detach 2>&1); rc=$?
+check "graft load of an object with a rejected '?' program: exit 0" test $rc = 0
+check "... says the '?' program was not loaded" grep -q "na_skipped .* not loaded: a '?' section" <<<"$out"
+check "... loaded the other one alone" grep -q "loaded .*noautoload.bpf.o: 1 program(s)" <<<"$out"
+check "... graft list shows only the loaded program" \
+    bash -c '"$1" list | grep -q " na_loaded " && ! "$1" list | grep -q na_skipped' sh "$GRAFT"
+"$GRAFT" unload --all >/dev/null 2>&1
+out=$("$GRAFT" verify "$B/noautoload.bpf.o" 2>&1)
+check "graft verify still rejects the '?' program by itself" grep -q "na_skipped .*: rejected" <<<"$out"
+
 echo "$pass passed, $fails failed"
 [ $fails = 0 ]

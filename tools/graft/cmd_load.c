@@ -62,12 +62,37 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     (void)reg;
 }
 
+/* Is program index prog in the declared contents of a prog array? Such a
+ * program may have no attach target of its own: it runs by tail call. */
+static int tail_call_target(const struct gobj *obj, uint32_t prog)
+{
+    for (uint32_t i = 0; i < obj->n_maps; i++)
+        for (uint32_t s = 0; obj->maps[i].init_progs && s < obj->maps[i].n_init_slots; s++)
+            if (obj->maps[i].init_slots[s] == (int32_t)prog)
+                return 1;
+    return 0;
+}
+
+/* A program in a '?' section (libbpf's no-autoload) is loaded only on
+ * request, so graft load leaves it out: not verified, registered or
+ * attached - unless a declared prog array slot names it, which is such a
+ * request. */
+static int skipped(const struct gobj *obj, uint32_t prog)
+{
+    return obj->progs[prog].no_autoload && !tail_call_target(obj, prog);
+}
+
 /* Verify every program; tags[i] gets the policy tag program i was
  * accepted under. */
 static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tags)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
+        if (skipped(obj, i)) {
+            printf("%s: program %s (%s) not loaded: a '?' section is loaded only on request\n",
+                   obj->path, obj->progs[i].name, obj->progs[i].section);
+            continue;
+        }
         struct gver_result res = {0};
         graft_err_clear(&err);
         int rc = grt_verify(obj, &obj->progs[i], g, 0, &res, &err);
@@ -126,7 +151,7 @@ static int check_prog_arrays(const struct gobj *obj, const uint64_t *tags)
             int member = uses_map(&obj->progs[i], m);
             for (uint32_t s = 0; !member && obj->maps[m].init_progs && s < obj->maps[m].n_init_slots; s++)
                 member = obj->maps[m].init_slots[s] == (int32_t)i;
-            if (!member)
+            if (!member || skipped(obj, i))
                 continue;
             if (first < 0) {
                 first = (int)i;
@@ -168,16 +193,6 @@ static int fill_externs(const struct gobj *obj, const uint32_t *mem_args, struct
     return 0;
 }
 
-/* Is program index prog in the declared contents of a prog array? Such a
- * program may have no attach target of its own: it runs by tail call. */
-static int tail_call_target(const struct gobj *obj, uint32_t prog)
-{
-    for (uint32_t i = 0; i < obj->n_maps; i++)
-        for (uint32_t s = 0; obj->maps[i].init_progs && s < obj->maps[i].n_init_slots; s++)
-            if (obj->maps[i].init_slots[s] == (int32_t)prog)
-                return 1;
-    return 0;
-}
 
 /* While the slots are written, map ids resolve to this loader's own maps,
  * so the maps component can check each inner map against its outer map's
@@ -250,6 +265,8 @@ static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_
      * filled. */
     for (uint32_t i = 0; i < obj->n_progs && rc == 0; i++) {
         const struct gobj_prog *p = &obj->progs[i];
+        if (skipped(obj, i))
+            continue;
         if (!(!p->target[0] && tail_call_target(obj, i)) &&    /* else: runs by tail call */
             grt_attach_spec(p, &specs[i], &err) < 0) {
             rc = cli_fail_err(1, "load", &err);
@@ -375,7 +392,10 @@ int cmd_load(int argc, char **argv)
     if (rc == 0)
         rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, tags, &n_links);
     if (rc == 0) {
-        printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, obj->n_progs,
+        uint32_t n_loaded = 0;
+        for (uint32_t i = 0; i < obj->n_progs; i++)
+            n_loaded += !skipped(obj, i);
+        printf("loaded %s: %u program(s), %u map(s), %d link(s) in registry %s\n", path, n_loaded,
                obj->n_maps, n_links, greg_name(reg));
         /* Said at load, where the operator looks: whether the agents can
          * isolate these extensions (each agent also reports its own). */
