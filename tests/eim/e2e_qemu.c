@@ -37,20 +37,7 @@
 #define N 30                            /* requests per round */
 
 extern char **environ;
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...) check_((cond), __VA_ARGS__)
-static void check_(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    printf("%s: ", ok ? "ok" : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    ok ? g_pass++ : g_fail++;
-}
+#include "tcheck.h"
 
 /* A child with stdin/stdout/stderr on pipes we hold (in/out/err; -1: not
  * asked for: stdin at end of file, stderr with stdout). */

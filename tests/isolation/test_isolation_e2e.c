@@ -43,22 +43,7 @@
 #include "maps/maps.h"
 #include "vm/vm.h"
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...) check_((cond), #cond, __LINE__, __VA_ARGS__)
-static void check_(int ok, const char *expr, int line, const char *fmt, ...)
-{
-    va_list ap;
-    printf("%s: ", ok ? "ok" : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    if (!ok)
-        printf("  [line %d: %s]", line, expr);
-    printf("\n");
-    fflush(stdout);
-    ok ? g_pass++ : g_fail++;
-}
+#include "tcheck.h"
 
 /* ---- faults ------------------------------------------------------------ */
 
