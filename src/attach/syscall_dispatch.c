@@ -305,7 +305,7 @@ int gsys_attach_section(const char *section, gsys_handler fn, uint64_t cookie,
                           "raw_tracepoint/sys_{enter,exit}", section ? section : "(null)");
     int nr = -1;
     if (name) {
-        nr = gsyscall_nr(name);
+        nr = gsyscall_tracepoint_nr(name);
         if (nr < 0)
             return graft_errf(err, -ENOENT, "syscall hooks: section '%s': no x86-64 "
                               "syscall named '%s'", section, name);

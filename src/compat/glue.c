@@ -47,7 +47,7 @@ static int registry(struct greg **out)
 
 int gc_syscall_nr(const char *name)
 {
-    return gsyscall_nr(name);
+    return gsyscall_tracepoint_nr(name);
 }
 
 /* What `graft compat --allow` granted the tool's programs. */

@@ -7,7 +7,8 @@
  *     symbol, so the file offset is turned into symbol + delta here (ELF
  *     program headers give the address, .symtab/.dynsym the function).
  *   PERF_TYPE_TRACEPOINT: config = the id of a tracefs event; only
- *     syscalls/sys_enter_* and sys_exit_* exist in userspace.
+ *     syscalls/sys_enter_* and sys_exit_* and raw_syscalls/sys_enter and
+ *     sys_exit (every system call: syscall number -1) exist in userspace.
  *   PERF_TYPE_SOFTWARE / PERF_COUNT_SW_BPF_OUTPUT: one buffer of a perf
  *     event array. libbpf maps it before it stores the descriptor in the
  *     map, so the mapping is a placeholder that is replaced (mremap of the
@@ -147,30 +148,37 @@ static int resolve_file_offset(const char *path, uint64_t off, char *sym, size_t
 
 /* ---- tracepoints ---- */
 
+/* The tracefs event with this id among the ones graft runs, as
+ * "CATEGORY/NAME": syscalls/sys_enter_* and sys_exit_*, and
+ * raw_syscalls/sys_enter and sys_exit (every system call). */
 static int tracepoint_name(uint64_t id, char *name, size_t len)
 {
-    static const char *roots[] = { "/sys/kernel/debug/tracing/events/syscalls",
-                                   "/sys/kernel/tracing/events/syscalls" };
+    static const char *roots[] = { "/sys/kernel/debug/tracing/events", "/sys/kernel/tracing/events" };
+    static const char *categories[] = { "syscalls", "raw_syscalls" };
     for (int r = 0; r < 2; r++) {
-        DIR *dir = opendir(roots[r]);
-        if (!dir)
-            continue;
-        struct dirent *de;
-        int found = 0;
-        while (!found && (de = readdir(dir))) {
-            if (de->d_name[0] == '.')
+        for (int c = 0; c < 2; c++) {
+            char dpath[64];
+            snprintf(dpath, sizeof(dpath), "%s/%s", roots[r], categories[c]);
+            DIR *dir = opendir(dpath);
+            if (!dir)
                 continue;
-            char path[PATH_MAX];
-            int v;
-            snprintf(path, sizeof(path), "%s/%s/id", roots[r], de->d_name);
-            if (read_int_file(path, &v) == 0 && (uint64_t)v == id) {
-                snprintf(name, len, "%.*s", (int)(len - 1), de->d_name);
-                found = 1;
+            struct dirent *de;
+            int found = 0;
+            while (!found && (de = readdir(dir))) {
+                if (de->d_name[0] == '.')
+                    continue;
+                char path[PATH_MAX];
+                int v;
+                snprintf(path, sizeof(path), "%s/%.200s/id", dpath, de->d_name);
+                if (read_int_file(path, &v) == 0 && (uint64_t)v == id) {
+                    snprintf(name, len, "%s/%.*s", categories[c], (int)(len - 32), de->d_name);
+                    found = 1;
+                }
             }
+            closedir(dir);
+            if (found)
+                return 0;
         }
-        closedir(dir);
-        if (found)
-            return 0;
     }
     return -ENOENT;
 }
@@ -179,21 +187,35 @@ static int open_tracepoint(struct cobj *o, uint64_t id)
 {
     char name[96];
     if (tracepoint_name(id, name, sizeof(name)) < 0) {
-        gc_warn("perf_event_open: tracepoint id %llu is not a syscalls/sys_enter_* or sys_exit_* tracepoint; "
-                "only those exist in userspace", (unsigned long long)id);
+        gc_warn("perf_event_open: tracepoint id %llu is not a syscalls/sys_enter_* or sys_exit_* tracepoint "
+                "or raw_syscalls/sys_enter or sys_exit; only those exist in userspace", (unsigned long long)id);
         return -EOPNOTSUPP;
     }
-    int is_exit = strncmp(name, "sys_exit_", 9) == 0;
-    const char *call = name + (is_exit ? 9 : 10);
-    int nr = gc_syscall_nr(call);
-    if (nr < 0) {
-        gc_warn("perf_event_open: tracepoint syscalls/%s: graft knows no x86-64 system call '%s'", name, call);
-        return -EOPNOTSUPP;
+    int nr;
+    if (strncmp(name, "raw_syscalls/", 13) == 0) {
+        /* Every system call, with the same record as syscalls/ (the
+         * id field is what tells them apart). */
+        const char *ev = name + 13;
+        if (strcmp(ev, "sys_enter") != 0 && strcmp(ev, "sys_exit") != 0) {
+            gc_warn("perf_event_open: tracepoint %s: only raw_syscalls/sys_enter and sys_exit exist in userspace",
+                    name);
+            return -EOPNOTSUPP;
+        }
+        o->sys_exit = strcmp(ev, "sys_exit") == 0;
+        nr = -1;
+    } else {
+        const char *ev = name + 9;   /* after "syscalls/" */
+        o->sys_exit = strncmp(ev, "sys_exit_", 9) == 0;
+        const char *call = ev + (o->sys_exit ? 9 : 10);
+        nr = gc_syscall_nr(call);
+        if (nr < 0) {
+            gc_warn("perf_event_open: tracepoint %s: graft knows no x86-64 system call '%s'", name, call);
+            return -EOPNOTSUPP;
+        }
     }
     o->perf_kind = CPERF_TP;
-    o->sys_exit = is_exit;
     o->syscall_nr = nr;
-    snprintf(o->tp_name, sizeof(o->tp_name), "syscalls/%.80s", name);
+    snprintf(o->tp_name, sizeof(o->tp_name), "%s", name);
     return 0;
 }
 

@@ -32,6 +32,7 @@
 #include <bpf/btf.h>
 
 #include "eim/eim_int.h"
+#include "util/syscalls.h"
 
 /* pt_regs offsets of the SysV argument registers, then ax. */
 static const uint32_t arg_reg_off[GEIM_MAX_ARGS] = { 112, 104, 96, 88, 72, 64 };
@@ -347,7 +348,11 @@ int geim_check_attach(const struct geim_spec *spec, const char *class_name,
                           "class '%s' is bound to %s entry '%s': program '%s' in section '%s' is a %s program; expected section %s",
                           c->name, geim_entry_kind_name(e->kind), e->name, prog->name, prog->section,
                           gprog_type_name(prog->type), want);
-    if (strcmp(target, e->name))
+    /* A syscall's tracepoint may be named after its implementation
+     * (sys_enter_newfstat is fstat): syscalls compare by number. */
+    int same = e->kind == GEIM_ENTRY_SYSCALL ? gsyscall_tracepoint_nr(target) == gsyscall_nr(e->name)
+                                             : strcmp(target, e->name) == 0;
+    if (!same)
         return graft_errf(err, -EPERM,
                           "class '%s' is bound to %s entry '%s', but program '%s' (section '%s') attaches to '%s'",
                           c->name, geim_entry_kind_name(e->kind), e->name, prog->name, prog->section, target);

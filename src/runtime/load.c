@@ -247,7 +247,7 @@ int grt_create_maps(const struct gobj *obj, int group, const char *prefix, struc
 
 static int syscall_target(const char *name, int32_t *nr, struct graft_err *err)
 {
-    int n = gsyscall_nr(name);
+    int n = gsyscall_tracepoint_nr(name);
     if (n < 0)
         return graft_errf(err, -ENOENT, "no x86-64 system call named '%s'", name);
     *nr = n;

@@ -22,6 +22,23 @@ int gsyscall_nr(const char *name)
     return -1;
 }
 
+/* Tracepoint names (syscalls/sys_enter_NAME) that are not the call's name on
+ * x86-64: the kernel's SYSCALL_DEFINE name differs from the __NR_ name. */
+static const struct {
+    const char *event, *call;
+} tracepoint_aliases[] = {
+    { "newstat", "stat" },   { "newfstat", "fstat" },    { "newlstat", "lstat" },
+    { "newuname", "uname" }, { "umount", "umount2" },    { "sendfile64", "sendfile" },
+};
+
+int gsyscall_tracepoint_nr(const char *name)
+{
+    for (size_t i = 0; i < sizeof(tracepoint_aliases) / sizeof(tracepoint_aliases[0]); i++)
+        if (strcmp(tracepoint_aliases[i].event, name) == 0)
+            return gsyscall_nr(tracepoint_aliases[i].call);
+    return gsyscall_nr(name);
+}
+
 const char *gsyscall_name(int nr)
 {
     for (int i = 0; i < N_ENTRIES; i++)

@@ -7,6 +7,11 @@
 
 /* The number of the system call called name ("openat"), or -1. */
 int gsyscall_nr(const char *name);
+/* The number of the system call whose tracepoints are syscalls/sys_enter_NAME
+ * and sys_exit_NAME, or -1. Mostly name itself, but the kernel names a few
+ * events after its implementation rather than the call (sys_enter_newfstat
+ * is fstat, sys_enter_umount is umount2). */
+int gsyscall_tracepoint_nr(const char *name);
 /* The name of system call nr, or NULL. */
 const char *gsyscall_name(int nr);
 /* One more than the largest known number. */

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,6 +235,16 @@ static uint64_t exit_getppid(void *ctx, uint64_t len)
     return 0;
 }
 
+static _Atomic int newfstat_seen;
+
+static uint64_t count_newfstat(void *ctx, uint64_t len)
+{
+    struct gsys_enter_ctx *c = ctx;
+    CHECK(len == 64 && c->id == SYS_fstat, "newfstat ctx len %lu id %ld", (unsigned long)len, (long)c->id);
+    atomic_fetch_add(&newfstat_seen, 1);
+    return 0;
+}
+
 static int test_deny(int seccomp)
 {
     snprintf(deny_path, sizeof(deny_path), "/tmp/graft-deny-%d", getpid());
@@ -247,7 +258,17 @@ static int test_deny(int seccomp)
           err.msg);
     CHECK(gsys_attach_section("tracepoint/syscalls/sys_enter_nosuch", deny_open, 0, &l1,
                               &err) == -ENOENT, "bad section accepted");
+    /* The kernel's name for fstat's tracepoint (glibc's fstat() is
+     * newfstatat, so the test calls it by number). */
+    struct gsys_link *l3;
+    CHECK(gsys_attach_section("tracepoint/syscalls/sys_enter_newfstat", count_newfstat, 0, &l3, &err) == 0,
+          "attach sys_enter_newfstat: %s", err.msg);
     install(seccomp);
+    struct stat st;
+    for (int i = 0; i < 3; i++)
+        CHECK(syscall(SYS_fstat, 1, &st) == 0, "fstat: %s", strerror(errno));
+    CHECK(newfstat_seen == 3, "sys_enter_newfstat ran %d times for 3 fstat calls", newfstat_seen);
+    gsys_detach(l3);
     int fd = open(deny_path, O_CREAT | O_WRONLY, 0600);
     CHECK(fd < 0 && errno == EACCES, "open(deny) = %d errno %d", fd, errno);
     CHECK(access(deny_path, F_OK) != 0, "denied file was created");
@@ -944,6 +965,16 @@ static int test_names(void)
     fclose(f);
     CHECK(seen > 300, "only %d entries in the header", seen);
     CHECK(gsyscall_nr("nosuch") == -1 && gsyscall_name(100000) == NULL, "unknown");
+    /* Tracepoints the kernel names after the implementation, not the call. */
+    static const struct { const char *event; int nr; } aliases[] = {
+        {"newstat", SYS_stat},   {"newfstat", SYS_fstat}, {"newlstat", SYS_lstat},
+        {"newuname", SYS_uname}, {"umount", SYS_umount2}, {"sendfile64", SYS_sendfile},
+        {"newfstatat", SYS_newfstatat}, {"openat", SYS_openat},
+    };
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        CHECK(gsyscall_tracepoint_nr(aliases[i].event) == aliases[i].nr, "tracepoint sys_enter_%s: %d, want %d",
+              aliases[i].event, gsyscall_tracepoint_nr(aliases[i].event), aliases[i].nr);
+    CHECK(gsyscall_tracepoint_nr("nosuch") == -1, "unknown tracepoint");
     return 0;
 }
 

@@ -5,7 +5,8 @@
  * each state saw.
  *
  *   e2e_target N        for each line read: call work() N times, print "round K done";
- *                       a line "sys" makes N getppid() syscalls instead, and
+ *                       a line "sys" makes N getppid() and N uname() syscalls
+ *                       instead, and
  *                       "open PATH" opens PATH and prints the error, if any,
  *                       "tiny" calls tiny() N times (too short for a jump: the
  *                       hook must fall back to int3 and say so)
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 __attribute__((noinline)) long work(long x)
@@ -39,9 +41,12 @@ int main(int argc, char **argv)
     for (int round = 1; fgets(line, sizeof(line), stdin); round++) {
         if (strncmp(line, "quit", 4) == 0)
             break;
-        if (strncmp(line, "sys", 3) == 0) {           /* n getppid() system calls */
-            for (long i = 0; i < n; i++)
+        if (strncmp(line, "sys", 3) == 0) {           /* n getppid() and n uname() system calls */
+            struct utsname u;
+            for (long i = 0; i < n; i++) {
                 syscall(SYS_getppid);
+                syscall(SYS_uname, &u);
+            }
             printf("round %d done sys\n", round);
             continue;
         }

@@ -148,6 +148,8 @@ check "the agent installed the syscall hooks" wait_hooks
 check "syscall round" round 1 sys
 check "sys_enter_getppid saw exactly 1000 getppid calls" test "$(mapval getppid_calls 0)" = 1000
 check "raw sys_enter counted getppid (nr 110) exactly 1000 times" test "$(mapval by_id 110)" = 1000
+check "sys_enter_newuname (the kernel's name) saw exactly 1000 uname calls" test "$(mapval uname_calls 0)" = 1000
+check "raw sys_enter counted uname (nr 63) exactly 1000 times" test "$(mapval by_id 63)" = 1000
 check "raw sys_enter saw the target's write(2) calls too" test "$(mapval by_id 1)" -ge 1
 stop_loader
 LOAD_OBJ=$HERE/bpf/deny_open.bpf.o

@@ -5,7 +5,8 @@
  *
  * prints "ready", waits for a line on stdin (so tracers can attach first),
  * runs MODE a fixed number of times, prints "elapsed_ns T" on stderr and
- * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, usdt, emit.
+ * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, rawsys, usdt,
+ * emit.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -15,6 +16,9 @@
 #include <string.h>
 #include <sys/sdt.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,6 +190,16 @@ int main(int argc, char **argv)
             sink += (unsigned long)getppid();
             sink += getuid() + getuid();
             sink += getgid() + getgid() + getgid();
+        }
+    } else if (strcmp(mode, "rawsys") == 0) {
+        /* fstat and uname by number: glibc's fstat() is newfstatat. Every
+         * third close fails (EBADF), for the exit records' results. */
+        struct stat st;
+        struct utsname u;
+        for (int i = 0; i < n; i++) {
+            sink += (unsigned long)syscall(SYS_fstat, 0, &st);
+            sink += (unsigned long)syscall(SYS_uname, &u);
+            sink += (unsigned long)close(i % 3 ? dup(0) : -1);
         }
     } else if (strcmp(mode, "usdt") == 0) {
         for (long i = 0; i < n; i++) {

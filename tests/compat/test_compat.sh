@@ -133,6 +133,7 @@ TESTS=(
     "sslsniff ssl 20 1"
     "opensnoop open 200 0 -f compat-open-"
     "syscount syscalls 1000 0"
+    "rawsyscount rawsys 300 0"
     "usdt usdt 1000 0 -b {W}"
     "rbstream emit 2000 0"
     "perfstream emit 500 1"   # 500 x 48-byte records fit one buffer: graft produces faster than any reader drains
@@ -144,7 +145,7 @@ pass=0; fails=0; skipped=0
 for t in "${TESTS[@]}"; do
     set -- $t
     name=$1 mode=$2 n=$3 sorted=$4; shift 4
-    if [ "$name" = opensnoop ] && [ $have_tracefs = 0 ]; then
+    if { [ "$name" = opensnoop ] || [ "$name" = rawsyscount ]; } && [ $have_tracefs = 0 ]; then
         echo "SKIP: $name: no tracefs with syscall events"; skipped=$((skipped + 1)); continue
     fi
     ok=1

@@ -1,5 +1,6 @@
 /* syscount.bpf.c - count system calls per syscall id (raw tracepoint, like
- * the syscount tool) and getppid() separately (syscall tracepoint). */
+ * the syscount tool) and getppid() and uname() separately (syscall
+ * tracepoints; the kernel names uname's sys_enter_newuname). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -16,6 +17,13 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } getppid_calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} uname_calls SEC(".maps");
 
 SEC("raw_tracepoint/sys_enter")
 int count_all(struct bpf_raw_tracepoint_args *ctx)
@@ -41,6 +49,16 @@ int count_getppid(struct sys_enter_args *ctx)
 {
     __u32 k = 0;
     __u64 *v = bpf_map_lookup_elem(&getppid_calls, &k);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_newuname")
+int count_uname(struct sys_enter_args *ctx)
+{
+    __u32 k = 0;
+    __u64 *v = bpf_map_lookup_elem(&uname_calls, &k);
     if (v)
         __sync_fetch_and_add(v, 1);
     return 0;
