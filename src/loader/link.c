@@ -471,6 +471,20 @@ static int add_prog(struct lctx *cx, uint32_t shndx, const char *name, uint32_t 
     return keep_broken(cx, &o->progs[o->n_progs - 1], rc);
 }
 
+/* Function symbol y of code section i as a program of its own, after
+ * checking that it lies whole instructions inside the section. */
+static int add_func_prog(struct lctx *cx, size_t i, const struct lsym *y)
+{
+    const struct lsec *s = &cx->secs[i];
+    if (y->value % 8 || y->size % 8 || y->value / 8 > s->n_insns ||
+        y->size / 8 > s->n_insns - y->value / 8)
+        return graft_errf(cx->err, -EINVAL,
+                          "%s: section %s: function '%s' (offset %llu, size %llu) is "
+                          "misaligned or outside the section", cx->path, s->name, y->name,
+                          (unsigned long long)y->value, (unsigned long long)y->size);
+    return add_prog(cx, i, y->name, y->value / 8, (y->value + y->size) / 8);
+}
+
 int gobj_link_programs(struct lctx *cx)
 {
     for (size_t i = 1; i < cx->n_secs; i++) {
@@ -482,13 +496,7 @@ int gobj_link_programs(struct lctx *cx)
             const struct lsym *y = &cx->syms[k];
             if (y->shndx != i || y->type != STT_FUNC)
                 continue;
-            if (y->value % 8 || y->size % 8 || y->value / 8 > s->n_insns ||
-                y->size / 8 > s->n_insns - y->value / 8)
-                return graft_errf(cx->err, -EINVAL,
-                                  "%s: section %s: function '%s' (offset %llu, size %llu) is "
-                                  "misaligned or outside the section", cx->path, s->name, y->name,
-                                  (unsigned long long)y->value, (unsigned long long)y->size);
-            int rc = add_prog(cx, i, y->name, y->value / 8, (y->value + y->size) / 8);
+            int rc = add_func_prog(cx, i, y);
             if (rc)
                 return rc;
             found++;
@@ -511,13 +519,7 @@ int gobj_link_programs(struct lctx *cx)
             const struct lsym *y = &cx->syms[k];
             if (y->shndx != i || y->type != STT_FUNC || y->bind != STB_GLOBAL)
                 continue;
-            if (y->value % 8 || y->size % 8 || y->value / 8 > s->n_insns ||
-                y->size / 8 > s->n_insns - y->value / 8)
-                return graft_errf(cx->err, -EINVAL,
-                                  "%s: section %s: function '%s' (offset %llu, size %llu) is "
-                                  "misaligned or outside the section", cx->path, s->name, y->name,
-                                  (unsigned long long)y->value, (unsigned long long)y->size);
-            int rc = add_prog(cx, i, y->name, y->value / 8, (y->value + y->size) / 8);
+            int rc = add_func_prog(cx, i, y);
             if (rc)
                 return rc;
         }
