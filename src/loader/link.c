@@ -118,7 +118,8 @@ static enum gprog_ktype kernel_sec_type(const char *sec)
 static bool graft_target(enum gprog_type type, const char *tgt)
 {
     if (type == GPROG_TRACEPOINT)
-        return strncmp(tgt, "syscalls/", 9) == 0;
+        return strncmp(tgt, "syscalls/", 9) == 0 || !strcmp(tgt, "raw_syscalls/sys_enter") ||
+               !strcmp(tgt, "raw_syscalls/sys_exit");
     if (type == GPROG_RAW_TRACEPOINT)
         return !strcmp(tgt, "sys_enter") || !strcmp(tgt, "sys_exit");
     return true;

@@ -341,6 +341,15 @@ int grt_attach_spec(const struct gobj_prog *prog, struct grt_attach_spec *spec, 
             spec->kind = GREG_LINK_SYS_EXIT;
             return syscall_target(t + 18, &spec->syscall_nr, err);
         }
+        /* raw_syscalls: every syscall (syscall_nr stays -1) */
+        if (strcmp(t, "raw_syscalls/sys_enter") == 0) {
+            spec->kind = GREG_LINK_SYS_ENTER;
+            return 0;
+        }
+        if (strcmp(t, "raw_syscalls/sys_exit") == 0) {
+            spec->kind = GREG_LINK_SYS_EXIT;
+            return 0;
+        }
         return graft_errf(err, -EOPNOTSUPP, "program %s: tracepoint %s does not exist in userspace",
                           prog->name, t);
     }

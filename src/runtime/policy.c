@@ -102,10 +102,15 @@ struct gver_policy *grt_policy_for_at(const struct gobj *obj, const struct gobj_
         return NULL;
     }
     if (prog->type == GPROG_TRACEPOINT) {
-        if (strncmp(prog->target, "syscalls/", 9) != 0) {
+        /* raw_syscalls/sys_enter and sys_exit: every syscall, with the
+         * same record layout (id at 8, args or ret at 16) */
+        if (strncmp(prog->target, "syscalls/", 9) != 0 &&
+            strcmp(prog->target, "raw_syscalls/sys_enter") != 0 &&
+            strcmp(prog->target, "raw_syscalls/sys_exit") != 0) {
             free(p);
             graft_errf(err, -EOPNOTSUPP,
-                       "program %s in section %s: only syscalls/sys_enter_* and sys_exit_* tracepoints exist in userspace",
+                       "program %s in section %s: only syscalls/sys_enter_*, sys_exit_* and "
+                       "raw_syscalls/sys_enter, sys_exit tracepoints exist in userspace",
                        prog->name, prog->section);
             return NULL;
         }

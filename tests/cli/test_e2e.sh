@@ -151,6 +151,7 @@ check "raw sys_enter counted getppid (nr 110) exactly 1000 times" test "$(mapval
 check "sys_enter_newuname (the kernel's name) saw exactly 1000 uname calls" test "$(mapval uname_calls 0)" = 1000
 check "raw sys_enter counted uname (nr 63) exactly 1000 times" test "$(mapval by_id 63)" = 1000
 check "raw sys_enter saw the target's write(2) calls too" test "$(mapval by_id 1)" -ge 1
+check "tracepoint raw_syscalls/sys_enter saw exactly 1000 getppid calls" test "$(mapval raw_tp_getppid 0)" = 1000
 stop_loader
 LOAD_OBJ=$HERE/bpf/deny_open.bpf.o
 out=$("$GRAFT" load "$LOAD_OBJ" --pid "$tpid" 2>&1); rc=$?
