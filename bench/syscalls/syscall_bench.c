@@ -65,6 +65,7 @@
 #include "vm/isa.h"
 #include "vm/vm.h"
 #include "bench_util.h"
+#include "kbpf.h"
 
 #define ROUNDS 31
 static int CALLS = 20000;
@@ -149,76 +150,17 @@ static void set_map(uint8_t src, uint64_t v)
     }
 }
 
-/* The leading fields of union bpf_attr for the commands used. */
-struct kattr_load {
-    uint32_t prog_type, insn_cnt;
-    uint64_t insns, license;
-    uint32_t log_level, log_size;
-    uint64_t log_buf;
-    uint32_t kern_version, prog_flags;
-    char pad[96];
-};
+/* BPF_RAW_TRACEPOINT_OPEN's leading fields (the others: kbpf.h). */
 struct kattr_rawtp {
     uint64_t name;
     uint32_t prog_fd;
     char pad[116];
 };
-struct kattr_map {
-    uint32_t map_type, key_size, value_size, max_entries, map_flags;
-    char pad[108];
-};
-struct kattr_elem {
-    uint32_t map_fd, pad0;
-    uint64_t key, value, flags;
-    char pad[96];
-};
-#define K_BPF_MAP_CREATE 0
-#define K_BPF_MAP_LOOKUP_ELEM 1
-#define K_BPF_PROG_LOAD 5
-#define K_BPF_RAW_TRACEPOINT_OPEN 17
-#define K_BPF_PROG_TYPE_RAW_TRACEPOINT 17
-#define K_BPF_MAP_TYPE_HASH 1
-
-static char klog[65536];
-
-static int kernel_prog(const struct bpf_insn *insns, uint32_t n)
-{
-    struct kattr_load a;
-    memset(&a, 0, sizeof(a));
-    a.prog_type = K_BPF_PROG_TYPE_RAW_TRACEPOINT;
-    a.insn_cnt = n;
-    a.insns = (uint64_t)(uintptr_t)insns;
-    a.license = (uint64_t)(uintptr_t)"GPL";
-    a.log_level = 1;
-    a.log_size = sizeof(klog);
-    a.log_buf = (uint64_t)(uintptr_t)klog;
-    long fd = syscall(SYS_bpf, K_BPF_PROG_LOAD, &a, sizeof(a));
-    return fd < 0 ? -errno : (int)fd;
-}
-
-static int kernel_hash_map(void)
-{
-    struct kattr_map a;
-    memset(&a, 0, sizeof(a));
-    a.map_type = K_BPF_MAP_TYPE_HASH;
-    a.key_size = 4;
-    a.value_size = 8;
-    a.max_entries = 512;
-    long fd = syscall(SYS_bpf, K_BPF_MAP_CREATE, &a, sizeof(a));
-    return fd < 0 ? -errno : (int)fd;
-}
 
 static uint64_t kernel_map_get(int fd, uint32_t key)
 {
     uint64_t v = 0;
-    struct kattr_elem a;
-    memset(&a, 0, sizeof(a));
-    a.map_fd = (uint32_t)fd;
-    a.key = (uint64_t)(uintptr_t)&key;
-    a.value = (uint64_t)(uintptr_t)&v;
-    if (syscall(SYS_bpf, K_BPF_MAP_LOOKUP_ELEM, &a, sizeof(a)) < 0)
-        return 0;
-    return v;
+    return kbpf_map_get(fd, key, &v) < 0 ? 0 : v;
 }
 
 static int bpf_raw_tracepoint_open(const char *name, int prog_fd)
@@ -303,13 +245,13 @@ int main(int argc, char **argv)
     gvm_native_fn fn_sc = jit(syscount, SC_LEN, &p_sc);
 
     int have_iso = bench_iso_on("syscall_iso_added_ns");
-    int kfd = quick ? -EPERM : kernel_prog(trivial, 4), kfd_sc = -1,
-        kmap = quick ? -EPERM : kernel_hash_map();
+    int kfd = quick ? -EPERM : kbpf_prog_load(K_BPF_PROG_TYPE_RAW_TRACEPOINT, trivial, 4), kfd_sc = -1,
+        kmap = quick ? -EPERM : kbpf_hash_map(8, 512);
     if (kfd < 0)
         fprintf(stderr, "kernel tracepoint skipped: BPF_PROG_LOAD: %s\n", strerror(-kfd));
     if (kmap >= 0) {
         set_map(BPF_PSEUDO_MAP_FD, (uint32_t)kmap);
-        kfd_sc = kernel_prog(syscount, SC_LEN);
+        kfd_sc = kbpf_prog_load(K_BPF_PROG_TYPE_RAW_TRACEPOINT, syscount, SC_LEN);
         if (kfd_sc < 0)
             fprintf(stderr, "kernel syscount program skipped: BPF_PROG_LOAD: %s\n%s\n",
                     strerror(-kfd_sc), klog);

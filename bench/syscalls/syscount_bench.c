@@ -56,6 +56,7 @@
 #include "vm/isa.h"
 #include "vm/vm.h"
 #include "bench_util.h"
+#include "kbpf.h"
 
 #define ROUNDS 31
 #define CALLS 20000
@@ -169,69 +170,7 @@ static void set_pid(int32_t pid)
     sys_exit[6].imm = pid;
 }
 
-/* ---- the kernel: raw bpf(2) (linux/bpf.h and vm/isa.h both define
- * struct bpf_insn), leading fields of union bpf_attr only ---- */
-struct kattr_load {
-    uint32_t prog_type, insn_cnt;
-    uint64_t insns, license;
-    uint32_t log_level, log_size;
-    uint64_t log_buf;
-    uint32_t kern_version, prog_flags;
-    char pad[96];
-};
-struct kattr_map {
-    uint32_t map_type, key_size, value_size, max_entries, map_flags;
-    char pad[108];
-};
-struct kattr_elem {
-    uint32_t map_fd, pad0;
-    uint64_t key, value, flags;
-    char pad[96];
-};
-#define K_BPF_MAP_CREATE 0
-#define K_BPF_MAP_LOOKUP_ELEM 1
-#define K_BPF_PROG_LOAD 5
-#define K_BPF_PROG_TYPE_TRACEPOINT 5
-#define K_BPF_MAP_TYPE_HASH 1
-
-static char klog[65536];
-
-static int kernel_prog(const struct bpf_insn *insns, uint32_t n)
-{
-    struct kattr_load a;
-    memset(&a, 0, sizeof(a));
-    a.prog_type = K_BPF_PROG_TYPE_TRACEPOINT;
-    a.insn_cnt = n;
-    a.insns = (uint64_t)(uintptr_t)insns;
-    a.license = (uint64_t)(uintptr_t)"GPL";
-    a.log_level = 1;
-    a.log_size = sizeof(klog);
-    a.log_buf = (uint64_t)(uintptr_t)klog;
-    long fd = syscall(SYS_bpf, K_BPF_PROG_LOAD, &a, sizeof(a));
-    return fd < 0 ? -errno : (int)fd;
-}
-
-static int kernel_hash_map(uint32_t value_size)
-{
-    struct kattr_map a;
-    memset(&a, 0, sizeof(a));
-    a.map_type = K_BPF_MAP_TYPE_HASH;
-    a.key_size = 4;
-    a.value_size = value_size;
-    a.max_entries = ENTRIES;
-    long fd = syscall(SYS_bpf, K_BPF_MAP_CREATE, &a, sizeof(a));
-    return fd < 0 ? -errno : (int)fd;
-}
-
-static int kernel_map_get(int fd, uint32_t key, void *value)
-{
-    struct kattr_elem a;
-    memset(&a, 0, sizeof(a));
-    a.map_fd = (uint32_t)fd;
-    a.key = (uint64_t)(uintptr_t)&key;
-    a.value = (uint64_t)(uintptr_t)value;
-    return syscall(SYS_bpf, K_BPF_MAP_LOOKUP_ELEM, &a, sizeof(a)) < 0 ? -errno : 0;
-}
+/* ---- the kernel: raw bpf(2) through kbpf.h ---- */
 
 /* A perf event on tracefs event raw_syscalls/NAME running prog_fd, as
  * libbpf's bpf_program__attach_tracepoint makes it; -errno on failure. */
@@ -346,8 +285,8 @@ int main(int argc, char **argv)
 
     int k_start = -1, k_data = -1, ke = -1, kx = -1;
     if (!graft_only) {
-        k_start = kernel_hash_map(8);
-        k_data = kernel_hash_map(DATA_SIZE);
+        k_start = kbpf_hash_map(8, ENTRIES);
+        k_data = kbpf_hash_map(DATA_SIZE, ENTRIES);
     }
     if (graft_only) {
         /* kx stays -1: no kernel rounds */
@@ -358,8 +297,8 @@ int main(int argc, char **argv)
         set_maps(sys_enter, enter_start, 1, BPF_PSEUDO_MAP_FD, (uint32_t)k_start);
         set_maps(sys_exit, exit_start, 1, BPF_PSEUDO_MAP_FD, (uint32_t)k_start);
         set_maps(sys_exit, exit_data, 3, BPF_PSEUDO_MAP_FD, (uint32_t)k_data);
-        ke = kernel_prog(sys_enter, N_ENTER);
-        kx = ke < 0 ? ke : kernel_prog(sys_exit, N_EXIT);
+        ke = kbpf_prog_load(K_BPF_PROG_TYPE_TRACEPOINT, sys_enter, N_ENTER);
+        kx = ke < 0 ? ke : kbpf_prog_load(K_BPF_PROG_TYPE_TRACEPOINT, sys_exit, N_EXIT);
         if (kx < 0)
             fprintf(stderr, "kernel syscount skipped: BPF_PROG_LOAD: %s\n%s\n", strerror(-kx), klog);
     }
@@ -428,7 +367,7 @@ int main(int argc, char **argv)
     bad |= check_counts("graft", gv ? gv : zero, graft_calls);
     if (nk) {
         uint64_t kv[DATA_SIZE / 8] = {0};
-        kernel_map_get(k_data, key, kv);
+        kbpf_map_get(k_data, key, kv);
         bad |= check_counts("the kernel", kv, kernel_calls);
     }
     gmap_unlink(gmap_shm_name(g_start));
