@@ -281,6 +281,15 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     uint32_t id = (uint32_t)in->imm;
     struct vstate *st = e->cur;
+    const struct gver_helper_set *ks = e->pol->kernel_helpers;
+    if (ks && in->imm >= 0 && id < BPF_MAX_HELPER_ID && !gver_helper_set_has(ks, id)) {
+        /* the kernel's words: the type has no prototype for it */
+        const struct ghelper_proto *kp = e->proto(id);
+        if (kp)
+            return reject(e, "unknown func bpf_%s#%u: %s programs may not call it", kp->name, id,
+                          ks->type_name);
+        return reject(e, "unknown func #%u: %s programs may not call it", id, ks->type_name);
+    }
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
         return reject(e, "helper call #%d is not allowed by the policy", in->imm);
     const struct ghelper_proto *pr = e->proto(id);

@@ -120,6 +120,13 @@ struct gver_host_ptr {
  * has a proven worst-case instruction count per run at most this. */
 #define GVER_DEFAULT_INSN_BUDGET 1000000ull
 
+/* The helpers a kernel program type may call (kernel_helpers.c): bit id%64
+ * of word id/64. */
+struct gver_helper_set {
+    const char *type_name;     /* "xdp", "socket_filter", ... */
+    uint64_t allowed[BPF_MAX_HELPER_ID / 64];
+};
+
 struct gver_policy {
     const struct gver_ctx_layout *ctx;   /* NULL: the program gets no context */
     /* Helper ids the program may call (bit id%64 of word id/64). */
@@ -154,6 +161,10 @@ struct gver_policy {
      * [override_min, override_max] at every call. */
     int override_range;
     int64_t override_min, override_max;
+    /* A kernel program type's helper set (gver_policy_kernel_helpers): a
+     * helper outside it is refused as the kernel refuses it, "unknown
+     * func", whatever else the policy allows. NULL: no such limit. */
+    const struct gver_helper_set *kernel_helpers;
 };
 
 struct gver_input {
@@ -261,6 +272,15 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
  * getsockname hook must return 1, fentry 0, ...), set on p; types whose
  * result the kernel does not check are left free. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
+/* The helper set of kernel program type ktype (enum gprog_ktype), for root
+ * or for an unprivileged user (only socket filters and cgroup_skb differ:
+ * the others cannot be loaded unprivileged), or NULL for GKT_NONE and
+ * GKT_UNKNOWN. Static. */
+const struct gver_helper_set *gver_kernel_helper_set(int ktype, int unprivileged);
+int gver_helper_set_has(const struct gver_helper_set *s, uint32_t id);
+/* Limit p (from gver_policy_for_kernel_type) to ktype's helper set; after
+ * gver_policy_grant, which adds helpers whatever the type. */
+void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileged);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

@@ -1,0 +1,174 @@
+/*
+ * kernel_helpers.c - which helpers each kernel program type may call, as the
+ * kernel's per-type func_proto functions decide (Linux 6.1: kernel/bpf/
+ * helpers.c bpf_base_func_proto, kernel/trace/bpf_trace.c for the tracing
+ * types, net/core/filter.c for the socket and packet types, kernel/bpf/
+ * cgroup.c for the cgroup types), restricted to the helpers graft has a
+ * prototype for (helpers/registry.c). A helper outside its type's set is
+ * "unknown func", as the kernel says: the program could not be loaded.
+ *
+ * Two tiers, as the kernel has them: bpf_base_func_proto gives every user
+ * the map, time, random, tail call and ring buffer helpers; spin locks,
+ * bpf_loop and for_each_map_elem need CAP_BPF, trace_printk, snprintf and
+ * the probe_read_kernel/user family need CAP_PERFMON. Only socket filters
+ * and cgroup_skb programs can be loaded without privileges, so only they
+ * have an unprivileged set.
+ *
+ * graft's own attachable types are not governed by this table: their
+ * policy is runtime/policy.c's (rights, EIM classes).
+ */
+#include "vpriv.h"
+
+#include <pthread.h>
+
+#include "loader/loader.h"
+
+/* helper ids (the kernel's enum bpf_func_id) */
+enum {
+    H_MAP_LOOKUP = 1, H_MAP_UPDATE = 2, H_MAP_DELETE = 3, H_PROBE_READ = 4, H_KTIME = 5,
+    H_TRACE_PRINTK = 6, H_PRANDOM = 7, H_SMP_ID = 8, H_TAIL_CALL = 12, H_PID_TGID = 14,
+    H_UID_GID = 15, H_COMM = 16, H_PERF_OUTPUT = 25, H_STACKID = 27, H_WRITE_USER = 36,
+    H_UNDER_CGROUP = 37, H_PROBE_READ_STR = 45, H_OVERRIDE = 58, H_GET_STACK = 67,
+    H_PUSH = 87, H_POP = 88, H_PEEK = 89, H_SPIN_LOCK = 93, H_SPIN_UNLOCK = 94,
+    H_SIGNAL = 109, H_READ_USER = 112, H_READ_KERNEL = 113, H_READ_USER_STR = 114,
+    H_READ_KERNEL_STR = 115, H_SIGNAL_THREAD = 117, H_KTIME_BOOT = 125,
+    H_RB_OUTPUT = 130, H_RB_RESERVE = 131, H_RB_SUBMIT = 132, H_RB_DISCARD = 133,
+    H_RB_QUERY = 134, H_KTIME_COARSE = 160, H_FOR_EACH = 164, H_SNPRINTF = 165,
+    H_FUNC_IP = 173, H_ATTACH_COOKIE = 174, H_LOOP = 181, H_STRNCMP = 182,
+    H_FUNC_ARG = 183, H_FUNC_RET = 184, H_FUNC_ARG_CNT = 185,
+};
+
+/* bpf_base_func_proto, any user */
+static const uint16_t base_unpriv[] = {
+    H_MAP_LOOKUP, H_MAP_UPDATE, H_MAP_DELETE, H_PUSH, H_POP, H_PEEK, H_PRANDOM, H_SMP_ID,
+    H_TAIL_CALL, H_KTIME, H_KTIME_BOOT, H_RB_OUTPUT, H_RB_RESERVE, H_RB_SUBMIT, H_RB_DISCARD,
+    H_RB_QUERY, H_STRNCMP,
+};
+/* bpf_base_func_proto, CAP_BPF */
+static const uint16_t base_bpf_cap[] = { H_SPIN_LOCK, H_SPIN_UNLOCK, H_FOR_EACH, H_LOOP };
+/* bpf_base_func_proto, CAP_PERFMON */
+static const uint16_t base_perfmon[] = {
+    H_TRACE_PRINTK, H_READ_USER, H_READ_KERNEL, H_READ_USER_STR, H_READ_KERNEL_STR, H_SNPRINTF,
+};
+/* bpf_tracing_func_proto (kprobe, tracepoint, perf_event, raw_tp, tracing
+ * and lsm build on it); probe_read and probe_read_str exist on x86-64 */
+static const uint16_t tracing_common[] = {
+    H_PID_TGID, H_UID_GID, H_COMM, H_UNDER_CGROUP, H_WRITE_USER, H_PROBE_READ,
+    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP,
+};
+/* perf_event_output, get_stackid, get_stack: every tracing type */
+static const uint16_t tracing_output[] = { H_PERF_OUTPUT, H_STACKID, H_GET_STACK };
+static const uint16_t kprobe_only[] = { H_OVERRIDE, H_ATTACH_COOKIE };
+static const uint16_t cookie[] = { H_ATTACH_COOKIE };
+/* tracing_prog_func_proto: programs with a trampoline (fentry, fexit, ...) */
+static const uint16_t trampoline[] = { H_FUNC_ARG, H_FUNC_RET, H_FUNC_ARG_CNT, H_ATTACH_COOKIE };
+/* bpf_sk_base_func_proto over bpf_base_func_proto */
+static const uint16_t sk_base[] = { H_KTIME_COARSE };
+static const uint16_t perf_output[] = { H_PERF_OUTPUT };
+static const uint16_t smp_id[] = { H_SMP_ID };
+/* cgroup_current_func_proto (cgroup types with a current task) */
+static const uint16_t cgroup_current[] = { H_UID_GID, H_PID_TGID, H_COMM };
+/* sk_msg_func_proto's own task helpers */
+static const uint16_t sk_msg_task[] = { H_UID_GID, H_PID_TGID };
+static const uint16_t coarse[] = { H_KTIME_COARSE };
+
+struct part {
+    const uint16_t *ids;
+    uint32_t n;
+};
+#define PART(a) { a, sizeof(a) / sizeof(a[0]) }
+#define MAX_PARTS 8
+
+/* Each type's set, as the union of the parts its func_proto reaches. */
+static const struct {
+    int ktype;
+    int unpriv_loadable;           /* has an unprivileged set (base_unpriv tier) */
+    struct part parts[MAX_PARTS];
+} type_sets[] = {
+    { GKT_KPROBE, 0, { PART(tracing_common), PART(tracing_output), PART(kprobe_only) } },
+    { GKT_TRACEPOINT, 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
+    { GKT_PERF_EVENT, 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
+    { GKT_RAW_TRACEPOINT, 0, { PART(tracing_common), PART(tracing_output) } },
+    { GKT_TRACING, 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
+    { GKT_LSM, 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
+    { GKT_SOCKET_FILTER, 1, { PART(sk_base), PART(perf_output) } },
+    { GKT_CGROUP_SKB, 1, { PART(sk_base), PART(perf_output) } },
+    { GKT_SCHED_CLS, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_SCHED_ACT, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_XDP, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_LWT, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_SK_SKB, 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_SK_MSG, 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
+    { GKT_SOCK_OPS, 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_FLOW_DISSECTOR, 0, { PART(sk_base) } },
+    { GKT_SK_REUSEPORT, 0, { PART(coarse) } },
+    { GKT_SK_LOOKUP, 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_CGROUP_SOCK, 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
+    { GKT_CGROUP_SOCK_ADDR, 0, { PART(sk_base), PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_DEV, 0, { PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_SYSCTL, 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
+    { GKT_CGROUP_SOCKOPT, 0, { PART(cgroup_current), PART(perf_output) } },
+    /* the base set only */
+    { GKT_LIRC_MODE2, 0, { { 0, 0 } } },
+    { GKT_SYSCALL, 0, { { 0, 0 } } },
+    { GKT_STRUCT_OPS, 0, { { 0, 0 } } },
+    { GKT_NETFILTER, 0, { { 0, 0 } } },
+};
+#define N_TYPE_SETS (sizeof(type_sets) / sizeof(type_sets[0]))
+
+/* [type][0]: root's set, [type][1]: an unprivileged user's */
+static struct gver_helper_set sets[GKT_UNKNOWN + 1][2];
+static pthread_once_t sets_once = PTHREAD_ONCE_INIT;
+
+static void add(struct gver_helper_set *s, const uint16_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        s->allowed[ids[i] / 64] |= 1ull << (ids[i] % 64);
+}
+
+static void build_sets(void)
+{
+    for (size_t t = 0; t < N_TYPE_SETS; t++) {
+        int kt = type_sets[t].ktype;
+        struct gver_helper_set *root = &sets[kt][0], *user = &sets[kt][1];
+        root->type_name = user->type_name = gprog_ktype_name((enum gprog_ktype)kt);
+        add(root, base_unpriv, sizeof(base_unpriv) / sizeof(base_unpriv[0]));
+        add(root, base_bpf_cap, sizeof(base_bpf_cap) / sizeof(base_bpf_cap[0]));
+        add(root, base_perfmon, sizeof(base_perfmon) / sizeof(base_perfmon[0]));
+        for (int k = 0; k < MAX_PARTS && type_sets[t].parts[k].ids; k++)
+            add(root, type_sets[t].parts[k].ids, type_sets[t].parts[k].n);
+        if (type_sets[t].unpriv_loadable) {
+            /* the unprivileged tier: the base helpers without the CAP_BPF
+             * and CAP_PERFMON ones, plus the type's own (which need none) */
+            add(user, base_unpriv, sizeof(base_unpriv) / sizeof(base_unpriv[0]));
+            for (int k = 0; k < MAX_PARTS && type_sets[t].parts[k].ids; k++)
+                add(user, type_sets[t].parts[k].ids, type_sets[t].parts[k].n);
+        } else {
+            *user = *root;
+        }
+    }
+}
+
+const struct gver_helper_set *gver_kernel_helper_set(int ktype, int unprivileged)
+{
+    if (ktype <= GKT_NONE || ktype >= GKT_UNKNOWN)
+        return NULL;
+    pthread_once(&sets_once, build_sets);
+    const struct gver_helper_set *s = &sets[ktype][unprivileged ? 1 : 0];
+    return s->type_name ? s : NULL;
+}
+
+int gver_helper_set_has(const struct gver_helper_set *s, uint32_t id)
+{
+    return id < BPF_MAX_HELPER_ID && ((s->allowed[id / 64] >> (id % 64)) & 1);
+}
+
+void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileged)
+{
+    const struct gver_helper_set *s = gver_kernel_helper_set(ktype, unprivileged);
+    if (!p || !s)
+        return;
+    p->kernel_helpers = s;
+    for (uint32_t w = 0; w < BPF_MAX_HELPER_ID / 64; w++)
+        p->helpers_allowed[w] &= s->allowed[w];
+}
