@@ -288,7 +288,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         if (kp)
             return reject(e, "unknown func bpf_%s#%u: %s programs may not call it", kp->name, id,
                           ks->type_name);
-        return reject(e, "unknown func #%u: %s programs may not call it", id, ks->type_name);
+        return reject(e, "unknown func #%u: a kernel helper graft has no prototype for", id);
     }
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
         return reject(e, "helper call #%d is not allowed by the policy", in->imm);

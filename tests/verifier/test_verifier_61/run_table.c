@@ -16,6 +16,7 @@
  * agree are reported as stale.
  *
  * Usage: ktv_run KNOWN [--write-rows FILE] [--only SUBSTRING] [-v]
+ * (-v with --only prints the verifier's log of each test run)
  * Prints agreement figures and BENCH test_verifier_* lines.
  */
 #define _GNU_SOURCE
@@ -184,8 +185,8 @@ struct tally {
 
 /* Verify c once; 1 accepted, 0 rejected, -1 the input is bad (reason in
  * why). *secs accumulates the verifier's time. */
-static int verify_one(const struct ktv_case *c, enum kernel_mode mode, char *why, size_t why_len,
-                      double *secs)
+static int verify_one(const struct ktv_case *c, enum kernel_mode mode, int log_level, char *why,
+                      size_t why_len, double *secs)
 {
     static struct raw_maps maps;
     struct graft_err err = {0};
@@ -226,12 +227,14 @@ static int verify_one(const struct ktv_case *c, enum kernel_mode mode, char *why
     if (!pol)
         exit(2);
     struct gver_input in = { .insns = insns, .n = c->n_insns, .maps = maps.defs, .n_maps = maps.n,
-                             .map_lock_offs = maps.locks, .policy = pol };
+                             .map_lock_offs = maps.locks, .policy = pol, .log_level = log_level };
     struct gver_result res = {0};
     double t0 = now_s();
     int rc = gver_verify(&in, &res, &err);
     *secs += now_s() - t0;
     int verdict = rc < 0 ? -1 : res.accepted;
+    if (log_level && res.log)
+        fputs(res.log, stdout);
     snprintf(why, why_len, "%s", rc < 0 ? err.msg : res.accepted ? "" : res.reason);
     gver_result_free(&res);
     free(pol);
@@ -306,7 +309,8 @@ int main(int argc, char **argv)
             int want_res = m && c.result_unpriv != KTV_UNDEF ? c.result_unpriv : c.result;
             int want = want_res == KTV_ACCEPT || want_res == KTV_VERBOSE_ACCEPT;
             char why[1100];
-            int got = verify_one(&c, m ? KMODE_UNPRIV_USER : KMODE_PRIVILEGED, why, sizeof(why), &secs);
+            int got = verify_one(&c, m ? KMODE_UNPRIV_USER : KMODE_PRIVILEGED, verbose && only ? 2 : 0,
+                                 why, sizeof(why), &secs);
             struct tally *t = m ? &unpriv : &priv;
             if (want)
                 t->acc_n++;
@@ -317,9 +321,20 @@ int main(int argc, char **argv)
                 printf("ERROR [%c] %s: %s\n", mode, key, why);
                 continue;
             }
-            if (rows)
-                fprintf(rows, "%c %s %s :: kernel %s%s%s\n", mode, got ? "accept" : "reject", key,
-                        want ? "accepts" : "rejects", why[0] ? "; graft: " : "", why);
+            if (rows) {
+                char kerr_buf[512] = "";
+                const char *kerr = m && c.errstr_unpriv ? c.errstr_unpriv : c.errstr;
+                if (kerr) {
+                    snprintf(kerr_buf, sizeof(kerr_buf), "%s", kerr);
+                    for (char *q = kerr_buf; *q; q++)
+                        if (*q == '\n' || *q == '\t')
+                            *q = ' ';
+                    kerr = kerr_buf;
+                }
+                fprintf(rows, "%c %s %s :: kernel %s%s%s%s%s%s\n", mode, got ? "accept" : "reject", key,
+                        want ? "accepts" : "rejects", !want && kerr ? " (" : "", !want && kerr ? kerr : "",
+                        !want && kerr ? ")" : "", why[0] ? "; graft: " : "", why);
+            }
             struct known *k = find_known(mode, key);
             if (got == want) {
                 if (want)
