@@ -113,51 +113,6 @@ static int verify_raw(const struct raw_opts *ro, uint32_t rights, uint64_t insn_
     return code;
 }
 
-/* A kernel program, verified against its kernel type's context under the
- * same observe-only rights (graft never runs it: the verdict is offline). */
-/* The kernel type of a graft-typed program, for --privileged. */
-static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
-{
-    switch (p->type) {
-    case GPROG_KERNEL: return p->ktype;
-    case GPROG_UPROBE: case GPROG_URETPROBE: case GPROG_USDT:
-    case GPROG_OVERRIDE: case GPROG_REPLACE: return GKT_KPROBE;
-    case GPROG_TRACEPOINT: return GKT_TRACEPOINT;
-    case GPROG_RAW_TRACEPOINT: return GKT_RAW_TRACEPOINT;
-    case GPROG_SOCKET_FILTER: return GKT_SOCKET_FILTER;
-    case GPROG_XDP: return GKT_XDP;
-    default: return GKT_UNKNOWN;
-    }
-}
-
-static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
-                              const struct cli_policy_opts *popts, int privileged, int log_level,
-                              struct gver_result *res, struct graft_err *err)
-{
-    enum gprog_ktype kt = kernel_type_of(p);
-    struct gver_policy *policy = raw_kernel_policy(kt, p->section, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT,
-                                                   popts->rights, popts->insn_budget);
-    struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
-    int32_t *locks = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*locks));
-    if (!policy || !defs || !locks) {
-        free(policy);
-        free(defs);
-        free(locks);
-        return graft_errf(err, -ENOMEM, "out of memory");
-    }
-    for (uint32_t i = 0; i < obj->n_maps; i++) {
-        defs[i] = obj->maps[i].def;
-        locks[i] = obj->maps[i].spin_lock_off;
-    }
-    struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
-                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
-    int rc = gver_verify(&in, res, err);
-    free(defs);
-    free(locks);
-    free(policy);
-    return rc;
-}
-
 int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL, *section = NULL;
@@ -257,7 +212,8 @@ int cmd_verify(int argc, char **argv)
             worst = worst > 1 ? worst : 1;
             continue;
         }
-        int rc = kernel ? verify_kernel_prog(obj, p, &popts, privileged, log_level, &res, &err)
+        int rc = kernel ? raw_verify_kernel_prog(obj, p, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT,
+                                                 popts.rights, popts.insn_budget, log_level, &res, &err)
                         : grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host
          * function) is a rejection too, found before the verifier runs. */

@@ -217,3 +217,46 @@ struct gver_policy *raw_kernel_policy(int ktype, const char *section, enum kerne
     policy->insn_budget = insn_budget;
     return policy;
 }
+
+/* The kernel type a graft-typed program is verified as under --privileged
+ * (a uprobe as a kprobe, ...); a kernel program's own. */
+static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
+{
+    switch (p->type) {
+    case GPROG_KERNEL: return p->ktype;
+    case GPROG_UPROBE: case GPROG_URETPROBE: case GPROG_USDT:
+    case GPROG_OVERRIDE: case GPROG_REPLACE: return GKT_KPROBE;
+    case GPROG_TRACEPOINT: return GKT_TRACEPOINT;
+    case GPROG_RAW_TRACEPOINT: return GKT_RAW_TRACEPOINT;
+    case GPROG_SOCKET_FILTER: return GKT_SOCKET_FILTER;
+    case GPROG_XDP: return GKT_XDP;
+    default: return GKT_UNKNOWN;
+    }
+}
+
+int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, enum kernel_mode mode,
+                           uint32_t rights, uint64_t insn_budget, int log_level,
+                           struct gver_result *res, struct graft_err *err)
+{
+    enum gprog_ktype kt = kernel_type_of(p);
+    struct gver_policy *policy = raw_kernel_policy(kt, p->section, mode, rights, insn_budget);
+    struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
+    int32_t *locks = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*locks));
+    if (!policy || !defs || !locks) {
+        free(policy);
+        free(defs);
+        free(locks);
+        return graft_errf(err, -ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
+        defs[i] = obj->maps[i].def;
+        locks[i] = obj->maps[i].spin_lock_off;
+    }
+    struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
+                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
+    int rc = gver_verify(&in, res, err);
+    free(defs);
+    free(locks);
+    free(policy);
+    return rc;
+}
