@@ -21,7 +21,7 @@
 
 #include <pthread.h>
 
-#include "loader/loader.h"
+#include "loader/loader.h"   /* enum gprog_ktype only */
 
 /* helper ids (the kernel's enum bpf_func_id) */
 enum {
@@ -82,37 +82,38 @@ struct part {
 /* Each type's set, as the union of the parts its func_proto reaches. */
 static const struct {
     int ktype;
+    const char *name;              /* the kernel's name (gprog_ktype_name) */
     int unpriv_loadable;           /* has an unprivileged set (base_unpriv tier) */
     struct part parts[MAX_PARTS];
 } type_sets[] = {
-    { GKT_KPROBE, 0, { PART(tracing_common), PART(tracing_output), PART(kprobe_only) } },
-    { GKT_TRACEPOINT, 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
-    { GKT_PERF_EVENT, 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
-    { GKT_RAW_TRACEPOINT, 0, { PART(tracing_common), PART(tracing_output) } },
-    { GKT_TRACING, 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
-    { GKT_LSM, 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
-    { GKT_SOCKET_FILTER, 1, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SKB, 1, { PART(sk_base), PART(perf_output) } },
-    { GKT_SCHED_CLS, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_SCHED_ACT, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_XDP, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_LWT, 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_SK_SKB, 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_SK_MSG, 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
-    { GKT_SOCK_OPS, 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_FLOW_DISSECTOR, 0, { PART(sk_base) } },
-    { GKT_SK_REUSEPORT, 0, { PART(coarse) } },
-    { GKT_SK_LOOKUP, 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SOCK, 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
-    { GKT_CGROUP_SOCK_ADDR, 0, { PART(sk_base), PART(cgroup_current), PART(perf_output) } },
-    { GKT_CGROUP_DEV, 0, { PART(cgroup_current), PART(perf_output) } },
-    { GKT_CGROUP_SYSCTL, 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
-    { GKT_CGROUP_SOCKOPT, 0, { PART(cgroup_current), PART(perf_output) } },
+    { GKT_KPROBE, "kprobe", 0, { PART(tracing_common), PART(tracing_output), PART(kprobe_only) } },
+    { GKT_TRACEPOINT, "tracepoint", 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
+    { GKT_PERF_EVENT, "perf_event", 0, { PART(tracing_common), PART(tracing_output), PART(cookie) } },
+    { GKT_RAW_TRACEPOINT, "raw_tracepoint", 0, { PART(tracing_common), PART(tracing_output) } },
+    { GKT_TRACING, "tracing", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
+    { GKT_LSM, "lsm", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
+    { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output) } },
+    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output) } },
+    { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
+    { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
+    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base) } },
+    { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse) } },
+    { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
+    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
+    { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },
     /* the base set only */
-    { GKT_LIRC_MODE2, 0, { { 0, 0 } } },
-    { GKT_SYSCALL, 0, { { 0, 0 } } },
-    { GKT_STRUCT_OPS, 0, { { 0, 0 } } },
-    { GKT_NETFILTER, 0, { { 0, 0 } } },
+    { GKT_LIRC_MODE2, "lirc_mode2", 0, { { 0, 0 } } },
+    { GKT_SYSCALL, "syscall", 0, { { 0, 0 } } },
+    { GKT_STRUCT_OPS, "struct_ops", 0, { { 0, 0 } } },
+    { GKT_NETFILTER, "netfilter", 0, { { 0, 0 } } },
 };
 #define N_TYPE_SETS (sizeof(type_sets) / sizeof(type_sets[0]))
 
@@ -131,7 +132,7 @@ static void build_sets(void)
     for (size_t t = 0; t < N_TYPE_SETS; t++) {
         int kt = type_sets[t].ktype;
         struct gver_helper_set *root = &sets[kt][0], *user = &sets[kt][1];
-        root->type_name = user->type_name = gprog_ktype_name((enum gprog_ktype)kt);
+        root->type_name = user->type_name = type_sets[t].name;
         add(root, base_unpriv, sizeof(base_unpriv) / sizeof(base_unpriv[0]));
         add(root, base_bpf_cap, sizeof(base_bpf_cap) / sizeof(base_bpf_cap[0]));
         add(root, base_perfmon, sizeof(base_perfmon) / sizeof(base_perfmon[0]));
