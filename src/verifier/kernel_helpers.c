@@ -4,8 +4,9 @@
  * helpers.c bpf_base_func_proto, kernel/trace/bpf_trace.c for the tracing
  * types, net/core/filter.c for the socket and packet types, kernel/bpf/
  * cgroup.c for the cgroup types), restricted to the helpers graft has a
- * prototype for (helpers/registry.c). A helper outside its type's set is
- * "unknown func", as the kernel says: the program could not be loaded.
+ * prototype for (helpers/registry.c) and a few kernel-only ones below. A
+ * helper outside its type's set is "unknown func", as the kernel says: the
+ * program could not be loaded.
  *
  * Two tiers, as the kernel has them: bpf_base_func_proto gives every user
  * the map, time, random, tail call and ring buffer helpers; spin locks,
@@ -36,16 +37,55 @@ enum {
     H_RB_QUERY = 134, H_KTIME_COARSE = 160, H_FOR_EACH = 164, H_SNPRINTF = 165,
     H_FUNC_IP = 173, H_ATTACH_COOKIE = 174, H_LOOP = 181, H_STRNCMP = 182,
     H_FUNC_ARG = 183, H_FUNC_RET = 184, H_FUNC_ARG_CNT = 185,
+    /* kernel-only (kernel_only_protos) */
+    H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
+    H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
+    H_STRTOUL = 106, H_JIFFIES64 = 118,
 };
+
+/* Kernel helpers graft does not implement, with the kernel's prototypes, so
+ * that kernel programs calling them can be verified offline (graft never
+ * runs those types: fn is NULL). Only helpers that take numbers, the
+ * context and memory the verifier already checks; none that changes the
+ * packet (bpf_helper_changes_pkt_data: those would have to invalidate
+ * packet pointers) or returns a socket. */
+static const struct ghelper_proto kernel_only_protos[] = {
+    { "get_cgroup_classid", H_CGROUP_CLASSID, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
+    { "redirect", H_REDIRECT, NULL, GRET_INTEGER, { GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "skb_load_bytes", H_SKB_LOAD_BYTES, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE }, 0 },
+    { "csum_diff", H_CSUM_DIFF, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_MEM_OR_NULL, GARG_CONST_SIZE_OR_ZERO, GARG_PTR_TO_MEM_OR_NULL,
+        GARG_CONST_SIZE_OR_ZERO, GARG_ANYTHING }, 0 },
+    { "get_hash_recalc", H_HASH_RECALC, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
+    { "csum_update", H_CSUM_UPDATE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING }, 0 },
+    { "get_socket_cookie", H_SOCKET_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
+    { "strtol", H_STRTOL, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING, GARG_PTR_TO_LONG }, 0 },
+    { "strtoul", H_STRTOUL, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING, GARG_PTR_TO_LONG }, 0 },
+    { "jiffies64", H_JIFFIES64, NULL, GRET_INTEGER, { GARG_NONE }, 0 },
+};
+#define N_KERNEL_ONLY (sizeof(kernel_only_protos) / sizeof(kernel_only_protos[0]))
+
+/* A kernel policy's prototypes: graft's, then the kernel-only ones. */
+static const struct ghelper_proto *kernel_proto(uint32_t id)
+{
+    const struct ghelper_proto *p = ghelper_proto(id);
+    for (size_t i = 0; !p && i < N_KERNEL_ONLY; i++)
+        if (kernel_only_protos[i].id == id)
+            p = &kernel_only_protos[i];
+    return p;
+}
 
 /* bpf_base_func_proto, any user */
 static const uint16_t base_unpriv[] = {
     H_MAP_LOOKUP, H_MAP_UPDATE, H_MAP_DELETE, H_PUSH, H_POP, H_PEEK, H_PRANDOM, H_SMP_ID,
     H_TAIL_CALL, H_KTIME, H_KTIME_BOOT, H_RB_OUTPUT, H_RB_RESERVE, H_RB_SUBMIT, H_RB_DISCARD,
-    H_RB_QUERY, H_STRNCMP,
+    H_RB_QUERY, H_STRNCMP, H_STRTOL, H_STRTOUL,
 };
 /* bpf_base_func_proto, CAP_BPF */
-static const uint16_t base_bpf_cap[] = { H_SPIN_LOCK, H_SPIN_UNLOCK, H_FOR_EACH, H_LOOP };
+static const uint16_t base_bpf_cap[] = { H_SPIN_LOCK, H_SPIN_UNLOCK, H_FOR_EACH, H_LOOP, H_JIFFIES64 };
 /* bpf_base_func_proto, CAP_PERFMON */
 static const uint16_t base_perfmon[] = {
     H_TRACE_PRINTK, H_READ_USER, H_READ_KERNEL, H_READ_USER_STR, H_READ_KERNEL_STR, H_SNPRINTF,
@@ -71,6 +111,15 @@ static const uint16_t cgroup_current[] = { H_UID_GID, H_PID_TGID, H_COMM };
 /* sk_msg_func_proto's own task helpers */
 static const uint16_t sk_msg_task[] = { H_UID_GID, H_PID_TGID };
 static const uint16_t coarse[] = { H_KTIME_COARSE };
+/* the kernel-only helpers, by the func_proto functions that give them */
+static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk_skb, lwt, flow
+                                                             * dissector, sk_reuseport */
+static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };  /* sk_filter, tc, sock_ops, sk_skb,
+                                                             * sk_reuseport, cgroup sock(_addr) */
+static const uint16_t tc_only[] = { H_CGROUP_CLASSID, H_REDIRECT, H_CSUM_DIFF, H_HASH_RECALC,
+                                    H_CSUM_UPDATE };
+static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF };
+static const uint16_t lwt_only[] = { H_CGROUP_CLASSID, H_CSUM_DIFF, H_HASH_RECALC };   /* lwt_out's */
 
 struct part {
     const uint16_t *ids;
@@ -92,20 +141,20 @@ static const struct {
     { GKT_RAW_TRACEPOINT, "raw_tracepoint", 0, { PART(tracing_common), PART(tracing_output) } },
     { GKT_TRACING, "tracing", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_LSM, "lsm", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
-    { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output) } },
-    { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id) } },
-    { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output) } },
+    { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
+    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
+    { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only) } },
+    { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only) } },
+    { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only) } },
+    { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(lwt_only) } },
+    { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
     { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
-    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base) } },
-    { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse) } },
+    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie) } },
+    { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
+    { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes), PART(sock_cookie) } },
     { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
-    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie) } },
+    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie) } },
     { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output) } },
     { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
     { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },
@@ -170,6 +219,12 @@ void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileg
     if (!p || !s)
         return;
     p->kernel_helpers = s;
+    p->helper_proto = kernel_proto;
+    uint64_t kernel_only[BPF_MAX_HELPER_ID / 64] = {0};
+    for (size_t i = 0; i < N_KERNEL_ONLY; i++)
+        kernel_only[kernel_only_protos[i].id / 64] |= 1ull << (kernel_only_protos[i].id % 64);
+    /* graft's helpers the policy allows and the type has, plus the
+     * kernel-only ones the type has */
     for (uint32_t w = 0; w < BPF_MAX_HELPER_ID / 64; w++)
-        p->helpers_allowed[w] &= s->allowed[w];
+        p->helpers_allowed[w] = (p->helpers_allowed[w] & s->allowed[w]) | (kernel_only[w] & s->allowed[w]);
 }
