@@ -97,7 +97,8 @@ const struct cli_cmd cli_cmds[] = {
       RIGHTS_HELP
       "  Every program gets its own verdict. Kernel program types (kprobe, tc, cgroup_skb,\n"
       "  ...) are verified offline against their kernel context and reported \"verified;\n"
-      "  not attachable by graft\".\n"
+      "  not attachable by graft\"; each may call only its type's helpers (as an\n"
+      "  unprivileged user for socket filters and cgroup_skb, as root with --privileged).\n"
       "  --privileged  the kernel's rules for root instead of graft's: every program\n"
       "               against its kernel type, pointers may be returned and stored in\n"
       "               maps, unwritten stack reads as unknown; offline only (graft load\n"

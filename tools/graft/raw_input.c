@@ -209,7 +209,7 @@ struct gver_policy *raw_kernel_policy(int ktype, const char *section, enum kerne
     gver_policy_kernel_ret(policy, ktype, section);
     /* root may use every helper its type has: the host-changing ones too */
     gver_policy_grant(policy, mode == KMODE_PRIVILEGED ? GVER_RIGHTS_HOST_WRITES : rights);
-    gver_policy_kernel_helpers(policy, ktype, mode == KMODE_UNPRIV_USER);
+    gver_policy_kernel_helpers(policy, ktype, mode == KMODE_DEFAULT);
     if (mode == KMODE_PRIVILEGED) {
         policy->allow_ptr_leaks = 1;
         policy->allow_uninit_stack = 1;

@@ -67,9 +67,10 @@ int raw_parse_prog_type(const char *s, int *ktype, char *section, size_t section
 
 /* Who the kernel's verdict is for. */
 enum kernel_mode {
-    KMODE_DEFAULT,       /* graft's strict policy, the type's helpers for root */
+    /* graft's strict policy; the helpers the kernel gives an unprivileged
+     * user where it has one (socket filters, cgroup_skb), root's elsewhere */
+    KMODE_DEFAULT,
     KMODE_PRIVILEGED,    /* the kernel's rules for root (graft verify --privileged) */
-    KMODE_UNPRIV_USER,   /* as KMODE_DEFAULT, with an unprivileged user's helpers */
 };
 
 /* The policy `graft verify` verifies a kernel program of type ktype in

@@ -94,7 +94,7 @@ def main():
            "# table (tests/verifier/test_verifier_61/run_table.c). Format:",
            "#   p|u accept|reject DESCR :: reason",
            "# p: privileged (graft verify --privileged against .result); u: unprivileged",
-           "# (graft's default policy with an unprivileged user's helpers, against",
+           "# (graft verify's default policy: an unprivileged user's helpers; against",
            "# .result_unpriv). The verdict is graft's. Every \"accept\" line says why that",
            "# is safe for graft, or is marked NOT ARGUED SAFE / NOT YET REVIEWED.",
            "# Regenerated with gen_known.py from `ktv_run /dev/null --write-rows ROWS`;",

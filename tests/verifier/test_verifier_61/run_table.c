@@ -7,8 +7,8 @@
  * same parser, raw_input.c) bound to the same instructions:
  *  - privileged (/p): graft verify --privileged's policy, against .result;
  *  - unprivileged (/u), for the types an unprivileged user may load (socket
- *    filter, cgroup_skb, as the kernel's runner decides): graft's default
- *    policy with an unprivileged user's helpers, against .result_unpriv
+ *    filter, cgroup_skb, as the kernel's runner decides): graft verify's
+ *    default policy (an unprivileged user's helpers), against .result_unpriv
  *    (or .result when the test gives none).
  * A disagreement fails unless KNOWN lists it:
  *   p|u accept|reject DESCR :: reason
@@ -309,7 +309,7 @@ int main(int argc, char **argv)
             int want_res = m && c.result_unpriv != KTV_UNDEF ? c.result_unpriv : c.result;
             int want = want_res == KTV_ACCEPT || want_res == KTV_VERBOSE_ACCEPT;
             char why[1100];
-            int got = verify_one(&c, m ? KMODE_UNPRIV_USER : KMODE_PRIVILEGED, verbose && only ? 2 : 0,
+            int got = verify_one(&c, m ? KMODE_DEFAULT : KMODE_PRIVILEGED, verbose && only ? 2 : 0,
                                  why, sizeof(why), &secs);
             struct tally *t = m ? &unpriv : &priv;
             if (want)
