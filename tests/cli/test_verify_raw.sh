@@ -79,6 +79,16 @@ run "$coarse" --prog-type sched_cls
 check "ktime_get_coarse_ns in tc" test $rc = 0
 run "$coarse" --prog-type tracepoint
 check "... not in a tracepoint" has "unknown func bpf_ktime_get_coarse_ns#160: tracepoint" "$out"
+# csum_diff(NULL, SIZE, fp - 8, 8, 0) (its first buffer may be NULL): NULL
+# with size 0 is nothing to read (and the size is that argument's, not a
+# stray one); NULL with bytes is refused, as the kernel does
+csum="7a 0a f8 ff 00 00 00 00 b7 01 00 00 00 00 00 00 b7 02 00 00 SZ 00 00 00 bf a3 00 00 00 00 00 00 07 03 00 00 f8 ff ff ff b7 04 00 00 08 00 00 00 b7 05 00 00 00 00 00 00 85 00 00 00 1c 00 00 00 95 00 00 00 00 00 00 00"
+run "${csum/SZ/00}" --prog-type sched_cls
+check "csum_diff(NULL, 0, ...) in tc: accepted" test $rc = 0
+run "${csum/SZ/08}" --prog-type sched_cls
+check "csum_diff(NULL, 8, ...): refused" has "R1 is NULL but its size R2 may be up to 8 (helper csum_diff)" "$out"
+run "${csum/SZ/00}" --prog-type kprobe
+check "csum_diff is not a kprobe helper" has "unknown func bpf_csum_diff#28: kprobe programs may not call it" "$out"
 run "$pid" --prog-type nosuchtype
 check "an unknown type: exit 2" test $rc = 2
 check "... names it" has "unknown program type 'nosuchtype'" "$out"
