@@ -114,8 +114,9 @@ static const uint16_t coarse[] = { H_KTIME_COARSE };
 /* the kernel-only helpers, by the func_proto functions that give them */
 static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk_skb, lwt, flow
                                                              * dissector, sk_reuseport */
-static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };  /* sk_filter, tc, sock_ops, sk_skb,
-                                                             * sk_reuseport, cgroup sock(_addr) */
+/* the context's socket: sk_filter, tc, sock_ops, sk_skb, cgroup sock(_addr)
+ * (sk_reuseport's takes a socket pointer, which graft does not model) */
+static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };
 static const uint16_t tc_only[] = { H_CGROUP_CLASSID, H_REDIRECT, H_CSUM_DIFF, H_HASH_RECALC,
                                     H_CSUM_UPDATE };
 static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF };
@@ -151,7 +152,7 @@ static const struct {
     { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
     { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie) } },
     { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
-    { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes), PART(sock_cookie) } },
+    { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes) } },
     { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
     { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie) } },
     { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie) } },
