@@ -172,6 +172,23 @@ static double time_batch(int e, const struct bench *b, struct gvm_prog *pj,
     return t;
 }
 
+/* BENCH_VM_DUMP=dir: write each program's JIT code to dir/<prog>.jit, to
+ * read with objdump -D -b binary -mi386:x86-64. */
+static void dump_code(const struct gvm_prog *p, const char *name)
+{
+    const char *dir = getenv("BENCH_VM_DUMP");
+    if (!dir)
+        return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.jit", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(gvm_prog_code(p), 1, gvm_prog_code_size(p), f) != gvm_prog_code_size(p)) {
+        fprintf(stderr, "bench_vm: cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    fclose(f);
+}
+
 static void bench_programs(const char *dir, double *jit_geo, double *interp_geo)
 {
     uint8_t *ctx = aligned_alloc(64, CTX_BYTES);
@@ -183,6 +200,7 @@ static void bench_programs(const char *dir, double *jit_geo, double *interp_geo)
         struct bpf_insn *insns = read_bin(dir, b->name, &n);
         struct gvm_prog *pj = create(insns, n, GVM_ENGINE_JIT);
         struct gvm_prog *pi = create(insns, n, GVM_ENGINE_INTERP);
+        dump_code(pj, b->name);
         fill_ctx(ctx, b);
         uint64_t want = b->native(ctx, CTX_BYTES);
         uint64_t rj = run_prog(pj, ctx), ri = run_prog(pi, ctx);
