@@ -803,8 +803,8 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
         gvm_slot_scan(p->insns, p->n, lo, hi, &u);
         if (j->leaf) {
-            if (!leaf_needs_scratch(p, j->hard)) {
-                free_regs[n_free++] = TMP1;
+            bool scratch_free = !leaf_needs_scratch(p, j->hard);
+            if (scratch_free) {
                 free_regs[n_free++] = TMP2;
                 free_regs[n_free++] = TMP3;
             }
@@ -821,8 +821,12 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                 all_fit = all_fit && (!u.used[k] || u.promotable[k]);
                 n_prom += u.promotable[k];
             }
-            if (all_fit && n_prom <= n_free + 1)
+            if (all_fit && n_prom <= n_free + 1 + scratch_free)
                 free_regs[n_free++] = RBP;
+            /* TMP1 last: while no slot takes it, cmov can load constants
+             * into it (cmov_source) */
+            if (scratch_free)
+                free_regs[n_free++] = TMP1;
             int given = assign_slots(j, f, &u, free_regs, n_free);
             j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
             j->n_leaf_saved = 0;

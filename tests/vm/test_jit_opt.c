@@ -368,7 +368,35 @@ static void test_inverted_branches(void)
                              m % 3 ? "r2" : "5", moves[m]);
                     run_text(text);
                 }
-    uint64_t r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
+    /* a leaf naming every register, with slots in most free registers:
+     * the slots must not take the one cmov loads constants into, and
+     * each keeps its value across the cmov (a loop runs it both ways) */
+    static const char crowded[] =
+        "mov r0, 0\nmov r2, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r6, 0\nmov r7, 0\n"
+        "mov r8, 0\nmov r9, 0\nstdw [r10-8], 0\nstdw [r10-16], 100\nstdw [r10-24], 0\n"
+        "stdw [r10-32], 0\nmov r1, 0\n"
+        "loop:\nldxdw r3, [r10-8]\nadd r3, 1\nstxdw [r10-8], r3\n"
+        "ldxdw r4, [r10-16]\nsub r4, 1\nstxdw [r10-16], r4\n"
+        "mov r2, 1\njgt r1, 4, +1\nmov r2, 0\n"
+        "ldxdw r5, [r10-24]\nadd r5, r2\nstxdw [r10-24], r5\n"
+        "ldxdw r6, [r10-32]\nadd r6, r1\nstxdw [r10-32], r6\n"
+        "add r1, 1\njlt r1, 10, loop\n"
+        "ldxdw r0, [r10-8]\nldxdw r7, [r10-16]\nlsh r7, 8\nadd r0, r7\n"
+        "ldxdw r7, [r10-24]\nlsh r7, 16\nadd r0, r7\nldxdw r7, [r10-32]\nlsh r7, 24\n"
+        "add r0, r7\nadd r0, r8\nadd r0, r9\nexit\n";
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    uint64_t r = run_both(crowded, NULL, 0, &code, &len, &p);
+    CHECK(r == (10 | 90 << 8 | 5 << 16 | 45ull << 24), "crowded cmov: got 0x%" PRIx64, r);
+    if (p) {
+        size_t cmovs = 0;
+        for (size_t k = 0; k + 2 < len; k++)
+            cmovs += (code[k] & 0xf8) == 0x48 && code[k + 1] == 0x0f && (code[k + 2] & 0xf0) == 0x40;
+        CHECK(cmovs == 1, "crowded leaf: %zu cmovs, want 1", cmovs);
+        gvm_prog_free(p);
+    }
+    r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
                           "jlt r1, 10, +1\nja out\nja loop\nout:\nexit\n");
     CHECK(r == 45, "loop closed by an inverted branch: got %" PRIu64, r);
     /* the ja is itself a jump target: not folded */
