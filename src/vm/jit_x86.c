@@ -153,7 +153,8 @@ static void emit_compare(struct jit *j, const struct bpf_insn *in)
     uint8_t op = BPF_OP(in->code);
 
     if (BPF_SRC(in->code) == BPF_X) {
-        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
+        int src = j->cmp_src >= 0 ? j->cmp_src : reg_map[in->src_reg];
+        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, src);
     } else if (op == BPF_JSET) {
         emit_test_ri(j, is64, dst, in->imm);
     } else if (in->imm == 0) {
@@ -443,6 +444,13 @@ static void emit_prologue(struct jit *j)
             emit_rr(j, F_W, 0x81, 5, RSP);           /* sub rsp, 512 */
             emit4(j, BPF_STACK_SIZE);
         }
+        /* never a 0x0f byte here: harden_at could not move it */
+        for (int k = 0; k < j->n_consts; k++) {
+            if (has_0f(j->const_val[k], 8))
+                emit_mov_ri_clean(j, j->const_reg[k], j->const_val[k]);
+            else
+                emit_movabs(j, j->const_reg[k], j->const_val[k]);
+        }
         return;
     }
     emit_push(j, RBX);
@@ -526,6 +534,44 @@ static inline bool writes_r1(const struct bpf_insn *in)
     return false;
 }
 
+/* lddw x, K at i, with K held in register h since the prologue: when the
+ * next insn is `op y, x` (op an ALU64 add, sub, and, or, xor, mul or a
+ * 64-bit conditional jump; y not x) and x is dead after it, that insn
+ * reads h instead and x is never set; else x = h. Returns the insns
+ * consumed. */
+static int emit_held_const(struct jit *j, uint32_t i, uint32_t func, int h)
+{
+    static const uint8_t alu_rr[16] = {
+        [BPF_ADD >> 4] = 0x01, [BPF_SUB >> 4] = 0x29, [BPF_OR >> 4] = 0x09,
+        [BPF_AND >> 4] = 0x21, [BPF_XOR >> 4] = 0x31,
+    };
+    const struct gvm_prog *p = j->prog;
+    const struct bpf_insn *in = &p->insns[i], *o = in + 2;
+    uint32_t nx = i + 2, end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n;
+    int x = in->dst_reg;
+
+    if (nx < end && !j->is_target[nx] && j->live_out && !(j->live_out[nx] & (1u << x))
+        && BPF_SRC(o->code) == BPF_X && o->src_reg == x && o->dst_reg != x) {
+        uint8_t cls = BPF_CLASS(o->code), op = BPF_OP(o->code);
+        if (cls == BPF_ALU64 && o->off == 0 && alu_rr[op >> 4]) {
+            emit_alu_rr(j, alu_rr[op >> 4], true, reg_map[o->dst_reg], h);
+            return 3;
+        }
+        if (cls == BPF_ALU64 && o->off == 0 && op == BPF_MUL) {
+            emit_imul_rr(j, true, reg_map[o->dst_reg], h);
+            return 3;
+        }
+        if (cls == BPF_JMP && op != BPF_JA && op != BPF_CALL && op != BPF_EXIT) {
+            j->cmp_src = h;
+            int used = emit_jcond(j, o, nx);
+            j->cmp_src = -1;
+            return 2 + used;
+        }
+    }
+    emit_mov_rr(j, true, reg_map[x], h);
+    return 2;
+}
+
 /* Emit insn i; returns the number of insns consumed, or -1 if unknown. */
 static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
 {
@@ -565,6 +611,9 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
             uint32_t f = gvm_func_of(j->prog, (uint32_t)((int64_t)i + in->imm + 1));
             emit_lea_code(j, dst, j->prev_fentry[f]);
         } else {
+            for (int k = 0; k < j->n_consts && !j->hardening; k++)
+                if (j->const_val[k] == v)
+                    return emit_held_const(j, i, func, j->const_reg[k]);
             emit_mov_ri(j, dst, v);
             if (in->dst_reg == BPF_R1) {
                 j->r1_known = true;
@@ -708,11 +757,14 @@ static void mark_leaf(struct jit *j)
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
- * of jit_x86_alu.c starts from)? Liveness is computed only for functions that do. */
+ * of jit_x86_alu.c starts from) or a lddw (which emit_held_const may fold
+ * into its user)? Liveness is computed only for functions that do. */
 static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
 {
     for (uint32_t i = lo; i + 1 < hi; i++) {
         const struct bpf_insn *in = &p->insns[i];
+        if (bpf_is_ld_imm64(in) && in->src_reg == 0)
+            return true;
         if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
             && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)
             return true;
@@ -792,6 +844,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
     free(j->slot_reg);
     j->tmp1_taken = false;
+    j->n_consts = 0;
     j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
     if (!j->slot_reg)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
@@ -828,12 +881,23 @@ static int plan_slots(struct jit *j, struct graft_err *err)
             if (scratch_free)
                 free_regs[n_free++] = TMP1;
             int given = assign_slots(j, f, &u, free_regs, n_free);
+            /* registers no slot took (TMP1 stays for cmov) hold the hottest
+             * 64-bit constants */
+            uint64_t cv[6];
+            int n_left = n_free - given - scratch_free, nc = 0;
+            if (n_left > 0)
+                nc = gvm_hot_consts(p->insns, lo, hi, cv, n_left < 6 ? n_left : 6);
+            for (int k = 0; k < nc; k++) {
+                j->const_val[k] = cv[k];
+                j->const_reg[k] = (int8_t)free_regs[given + k];
+            }
+            j->n_consts = nc;
             j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
             j->n_leaf_saved = 0;
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (named & (1u << r))
                     j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
-            for (int k = 0; k < given; k++)
+            for (int k = 0; k < given + nc; k++)
                 if (is_callee_saved(free_regs[k]))
                     j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
         } else {
@@ -1083,7 +1147,7 @@ static int lay_out(struct jit *j, struct graft_err *err)
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
 {
-    struct jit j = { .prog = prog };
+    struct jit j = { .prog = prog, .cmp_src = -1 };
     uint32_t n = prog->n, nf = prog->n_funcs;
     int r;
 

@@ -210,16 +210,29 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
     }
     if (!access_via(m, x, disp0))
         return 0;
-    /* further accesses through x right after, while x, b and the index keep
-     * their values (a load into one of them ends the chain) */
+    /* further accesses through x, while x, b and the index keep their
+     * values (a load into one of them ends the chain); up to two simple ALU
+     * ops that touch none of them (nor the scaled index) may sit before
+     * each, as in a load, modify, store: they are emitted in order */
+    uint16_t keep = (uint16_t)(1u << x | 1u << b | (idx >= 0 ? 1u << idx : 0)
+                               | (tmp >= 0 ? 1u << tmp : 0));
     uint32_t a = im + 2 + (uint32_t)between;     /* the last access folded */
     int n_acc = 1;
-    while (n_acc < 4 && a + 1 < p->n && !j->is_target[a + 1]
-           && !(BPF_CLASS(p->insns[a].code) == BPF_LDX
-                && (p->insns[a].dst_reg == x || p->insns[a].dst_reg == b
-                    || p->insns[a].dst_reg == idx))
-           && access_via(&p->insns[a + 1], x, disp0)) {
-        a++;
+    while (n_acc < 4 && !(BPF_CLASS(p->insns[a].code) == BPF_LDX
+                          && (keep & (1u << p->insns[a].dst_reg)))) {
+        uint32_t nx = a + 1;
+        int alu = 0;
+        while (alu < 2 && nx < p->n && !j->is_target[nx] && is_simple_alu(&p->insns[nx])) {
+            uint16_t rd, wr;
+            gvm_insn_reg_use(&p->insns[nx], &rd, &wr);
+            if ((rd | wr) & keep)
+                break;
+            nx++;
+            alu++;
+        }
+        if (nx >= p->n || j->is_target[nx] || !access_via(&p->insns[nx], x, disp0))
+            break;
+        a = nx;
         n_acc++;
     }
     const struct bpf_insn *last = &p->insns[a];
@@ -244,9 +257,13 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         else
             emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
     }
-    for (int k = 0; k < n_acc; k++, m++)
-        emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off), scale });
-    return pre + 2 + between + n_acc;
+    for (; m <= last; m++) {
+        if (BPF_CLASS(m->code) == BPF_ALU || BPF_CLASS(m->code) == BPF_ALU64)
+            emit_simple_alu(j, m);
+        else
+            emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off), scale });
+    }
+    return (int)(a - i + 1);
 }
 
 /* mov and movsx; returns the number of BPF insns consumed (peepholes). */

@@ -113,6 +113,12 @@ struct jit {
     const int8_t *cur_slots;               /* the function being emitted */
     uint16_t *live_out;                    /* per insn (jit_live.c); NULL: all live */
     bool tmp1_taken;                       /* a stack slot lives in TMP1 */
+    uint64_t const_val[6];                 /* leaf: 64-bit constants held in */
+    int8_t const_reg[6];                   /* registers from the prologue on */
+    int n_consts;                          /* (jit_consts.c, plan_slots) */
+    int cmp_src;                           /* >= 0: the x86 register a compare
+                                              reads for its BPF src (a held
+                                              constant); -1: reg_map's */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */

@@ -18,7 +18,10 @@
  *
  * Half the programs access the stack mostly in whole 8-byte slots, and half
  * leave r8 and r9 unnamed, so that the JIT keeps stack slots in registers,
- * with and without calls.
+ * with and without calls. Shapes the JIT's peepholes look for are made on
+ * purpose: address arithmetic then loads, modifications and stores through
+ * it, 64-bit constants reused inside loops and consumed at once, short
+ * diamonds (cmov).
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
  * the frame pointer; no other register holds an address past the few
@@ -120,6 +123,7 @@ struct gen {
     bool slots_mode, few_regs;
     bool strict_slots;           /* every memory access a whole stack slot */
     bool leaf;                   /* no calls at all: the JIT's lean frame */
+    uint64_t consts[4];          /* 64-bit constants gen_const_use repeats */
 };
 
 static void put(struct gen *g, struct bpf_insn in)
@@ -349,9 +353,75 @@ static void gen_ptr_access(struct gen *g)
         put(g, BPF_INSN(BPF_ST | BPF_MEM | sz, x, 0, off, rnd_imm()));
         break;
     }
-    if (x_is_addr && rn(3) == 0)
+    if (x_is_addr && rn(3) == 0) {
         put(g, BPF_LDX_MEM(BPF_W, i, x, (int16_t)rn(8)));     /* x still live */
+    } else if (x_is_addr && rn(3) == 0) {
+        /* load, modify, store through x: ALU ops between the accesses,
+         * some on the index (which the JIT must then not fold away) */
+        int d = data_reg(g);
+        if (d != x) {
+            put(g, BPF_INSN(BPF_LDX | BPF_MEM | sz, d, x, off, 0));
+            for (int n_ops = 1 + (int)rn(3); n_ops > 0; n_ops--) {
+                static const uint8_t ops[] = { BPF_MOV, BPF_ADD, BPF_SUB, BPF_AND, BPF_OR,
+                                               BPF_XOR };
+                uint8_t op = ops[rn(sizeof(ops))], cls = rn(2) ? BPF_ALU64 : BPF_ALU;
+                int r = rn(3) ? d : (rn(2) ? i : data_reg(g)), src = data_reg(g);
+                if (r == x)
+                    continue;
+                if (src != x && op != BPF_MOV && rn(2))
+                    put(g, BPF_INSN(cls | op | BPF_X, r, src, 0, 0));
+                else
+                    put(g, BPF_INSN(cls | op | BPF_K, r, 0, 0, rnd_imm()));
+            }
+            put(g, BPF_INSN(BPF_STX | BPF_MEM | sz, x, d, (int16_t)rn(8), 0));
+        }
+    }
     put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
+/* A 64-bit constant from the program's pool (so that loops reuse it, and
+ * the JIT keeps it in a register), used right away by an ALU64 op or a
+ * compare, the register holding it then often overwritten (dead). */
+static void gen_const_use(struct gen *g)
+{
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR, BPF_MUL };
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
+    int r = data_reg(g), d = data_reg(g);
+    put_ld_imm64(g, r, g->consts[rn(4)]);
+    if (rn(3)) {
+        put(g, BPF_INSN(BPF_ALU64 | ops[rn(sizeof(ops))] | BPF_X, d, r, 0, 0));
+    } else {
+        uint32_t at = g->n;
+        put(g, BPF_INSN(BPF_JMP | conds[rn(sizeof(conds))] | BPF_X, d, r, 0, 0));
+        if (rn(2)) {
+            g->insns[at].off = 1;
+            at = g->n;
+            put(g, BPF_JMP_A(0));           /* the JIT inverts `jcc +1; ja` */
+        }
+        gen_alu(g);
+        g->insns[at].off = (int16_t)(g->n - at - 1);
+    }
+    if (rn(3))
+        put(g, BPF_MOV64_IMM(r, rnd_imm()));
+}
+
+/* r = a; if (cond) goto +1; r = b: a cmov */
+static void gen_diamond(struct gen *g)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JSET, BPF_JNE, BPF_JSGE, BPF_JLT,
+                                     BPF_JSLE };
+    int r = data_reg(g);
+    uint8_t cls = rn(2) ? BPF_JMP : BPF_JMP32;
+    put(g, BPF_MOV64_IMM(r, rnd_imm()));
+    if (rn(2))
+        put(g, BPF_INSN(cls | conds[rn(sizeof(conds))] | BPF_X, data_reg(g), data_reg(g), 1, 0));
+    else
+        put(g, BPF_INSN(cls | conds[rn(sizeof(conds))] | BPF_K, data_reg(g), 0, 1, rnd_imm()));
+    if (rn(3))
+        put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_MOV | BPF_K, r, 0, 0, rnd_imm()));
+    else
+        put(g, BPF_MOV64_REG(r, data_reg(g)));
 }
 
 /* if (cond) skip the block that follows */
@@ -398,8 +468,12 @@ static void gen_block(struct gen *g, int depth, int len)
             gen_ptr_access(g);
         } else if (c < 70) {
             gen_mem(g);
-        } else if (c < 78) {
+        } else if (c < 74) {
             put_ld_imm64(g, data_reg(g), rnd_imm64());
+        } else if (c < 76) {
+            gen_const_use(g);
+        } else if (c < 78) {
+            gen_diamond(g);
         } else if (c < 88 && depth < 4) {
             gen_if(g, depth);
         } else if (c < 92 && depth < 3 && !g->in_loop) {
@@ -470,6 +544,8 @@ static void generate(struct gen *g)
     g->slots_mode = rn(2);
     g->few_regs = rn(2);
     g->strict_slots = g->slots_mode && rn(3) == 0;
+    for (int k = 0; k < 4; k++)
+        g->consts[k] = rn(3) ? rnd() : rnd_imm64();
     gen_prologue(g);
     gen_block(g, 0, small ? 1 + (int)rn(4) : 10 + (int)rn(60));
     gen_epilogue(g, true);

@@ -15,7 +15,8 @@
  *  - `if (c) goto +1; goto T` as one inverted branch and `if (c) goto +1;
  *    r = v` as a cmov, every condition;
  *  - address arithmetic folded into the access, with the address register
- *    dead or still needed.
+ *    dead or still needed, ALU ops between the accesses;
+ *  - 64-bit constants held in registers, folded into their user.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -479,6 +480,30 @@ static void test_address_folding(void)
           "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 17 },
         { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\n"
           "add r0, r3\nsub r0, r1\nexit\n", 16 },
+        /* load, modify, store through one address: ALU ops between the
+         * accesses, unless they touch the address, base, index or the
+         * scaled index, or there are more than two */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nadd r4, 1\nstxdw [r3+16], r4\n"
+          "ldxdw r0, [r1+24]\nexit\n", 0x0f0e0d0c0b0a0909ull },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nmov r5, 2\nmul32 r4, 3\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nadd r0, r5\nexit\n", 26 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, 1\nxor r4, 3\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 10 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, 1\nxor r4, 3\nsub r4, 1\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 9 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r1, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+8]\nexit\n", 8 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r2, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+9]\nadd r0, r2\nexit\n", 17 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r3, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+10]\nexit\n", 8 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, r3\nsub r4, r1\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 16 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add r0, r2\nstxb [r3+2], r0\nldxb r0, [r1+14]\nexit\n", 25 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add32 r0, -1\nstxb [r3+2], r0\nmov r5, 1\nldxb r4, [r3+2]\nadd r0, r4\n"
+          "add r0, r5\nexit\n", 25 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
@@ -493,6 +518,149 @@ static void test_address_folding(void)
     }
 }
 
+/* A load, modify, store through one address folds both accesses: no lea
+ * is left for the address register. */
+static void test_fold_chain_code(void)
+{
+    static const char text[] =
+        "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nadd r4, 1\nstxdw [r3+16], r4\n"
+        "ldxdw r0, [r1+24]\nexit\n";
+    uint8_t mem[64];
+    for (int b = 0; b < 64; b++)
+        mem[b] = (uint8_t)b;
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    run_both(text, mem, sizeof(mem), &code, &len, &p);
+    if (!p)
+        return;
+    size_t leas = 0;   /* but the abort stub's lea rsp, [rsp+r11+F] */
+    for (size_t k = 0; k + 2 < len; k++)
+        leas += (code[k] & 0xf0) == 0x40 && code[k + 1] == 0x8d && code[k + 2] != 0xa4;
+    CHECK(leas == 0, "load, modify, store: %zu lea left", leas);
+    gvm_prog_free(p);
+}
+
+/* ---- 64-bit constants in registers ------------------------------------------ */
+
+/* movabs r64, imm64: REX.W (0x48/0x49) then 0xb8+r */
+static size_t count_movabs(const uint8_t *code, size_t len)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 10 <= len; k++)
+        n += (code[k] == 0x48 || code[k] == 0x49) && (code[k + 1] & 0xf8) == 0xb8;
+    return n;
+}
+
+/* A leaf loop uses each constant: and, mul, add, sub, or, xor and compares
+ * read the held register directly when the lddw's register dies there,
+ * get a copy when it does not; constants that fit 32 bits (INT32_MIN,
+ * 0x80000000, -1) and ones with 0x0f bytes (loaded without them) too; a
+ * 32-bit compare of a held constant (only its low half counts); more
+ * distinct constants than free registers. */
+static void test_held_consts(void)
+{
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* popcount-style: each constant used once per iteration, dead after */
+        { "mov r0, 0\nmov r1, 0\nlddw r5, 0x0123456789abcdef\n"
+          "loop:\nmov r3, r5\nrsh r3, 1\nlddw r2, 0x5555555555555555\nand r3, r2\n"
+          "lddw r2, 0x0101010101010101\nmul r3, r2\nadd r0, r3\n"
+          "lddw r4, 0x100000000\njlt r5, r4, +1\nadd r0, 1\n"
+          "lddw r4, 0x8000000000000000\njsgt r4, r5, +1\nadd r0, 2\n"
+          "add r5, r1\nadd r1, 1\njlt r1, 50, loop\nexit\n", 0 },
+        /* the constant's register still read after its use */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x7777777700000001\nadd r0, r2\n"
+          "add r0, r2\nadd r1, 1\njlt r1, 5, loop\nexit\n", 0 },
+        /* constants that fit 32 bits, and ones full of 0x0f and gadget bytes */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0xffffffff80000000\nadd r0, r2\n"
+          "lddw r2, 0x80000000\nxor r0, r2\nlddw r2, -1\nsub r0, r2\n"
+          "lddw r3, 0x0f0f0f0f0f0f0f0f\nand r3, r0\nadd r0, r3\n"
+          "lddw r3, 0x0fef01ef0f0f01ef\nor r0, r3\nlddw r3, 0x2fae0f00000000ff\nmul r0, r3\n"
+          "add r1, 1\njlt r1, 9, loop\nexit\n", 0 },
+        /* 32-bit compares and ALU32 ops with a held constant */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x1234567800000005\njlt32 r1, r2, +1\n"
+          "add r0, 1\nlddw r2, 0x1234567800000003\nadd32 r0, r2\nadd r1, 1\n"
+          "jlt r1, 9, loop\nexit\n", 0 },
+        /* the user writes the constant's own register: no fold */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x1111111122222222\nadd r2, r2\n"
+          "add r0, r2\nlddw r3, 0x3333333344444444\njeq r3, r3, +1\nadd r0, 1\n"
+          "add r1, 1\njlt r1, 3, loop\nexit\n", 0 },
+        /* compares folded with the inverted branch and the cmov that follow */
+        { "mov r0, 0\nmov r1, 0\nlddw r5, 0x4000000000000000\nloop:\n"
+          "lddw r2, 0x4000000000000003\njgt r5, r2, +1\nja skip\nadd r0, 100\nskip:\n"
+          "lddw r2, 0x4000000000000002\njge r5, r2, +1\nmov r0, 7\nadd r0, 1\nadd r5, 1\n"
+          "add r1, 1\njlt r1, 6, loop\nexit\n", 0 },
+        /* more constants than registers left free by the program */
+        { "mov r0, 0\nmov r1, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r6, 0\nmov r7, 0\n"
+          "mov r8, 0\nmov r9, 0\nloop:\nlddw r2, 0x1000000000000001\nadd r0, r2\n"
+          "lddw r2, 0x2000000000000002\nadd r3, r2\nlddw r2, 0x3000000000000003\nadd r4, r2\n"
+          "lddw r2, 0x4000000000000004\nadd r5, r2\nlddw r2, 0x5000000000000005\nadd r6, r2\n"
+          "lddw r2, 0x6000000000000006\nadd r7, r2\nlddw r2, 0x7000000000000007\nadd r8, r2\n"
+          "lddw r2, 0x8000000000000008\nadd r9, r2\nadd r1, 1\njlt r1, 3, loop\n"
+          "add r0, r3\nadd r0, r4\nadd r0, r5\nadd r0, r6\nadd r0, r7\nadd r0, r8\n"
+          "add r0, r9\nexit\n", 0 },
+    };
+    /* the models */
+    uint64_t w0 = 0, r5 = 0x0123456789abcdefull;
+    for (uint64_t r1 = 0; r1 < 50; r1++) {
+        w0 += ((r5 >> 1) & 0x5555555555555555ull) * 0x0101010101010101ull;
+        w0 += r5 < 0x100000000ull ? 0 : 1;
+        w0 += (int64_t)0x8000000000000000ull > (int64_t)r5 ? 0 : 2;
+        r5 += r1;
+    }
+    cases[0].want = w0;
+    cases[1].want = 10 * 0x7777777700000001ull;
+    uint64_t w2 = 0;
+    for (int k = 0; k < 9; k++) {
+        w2 += 0xffffffff80000000ull;
+        w2 ^= 0x80000000ull;
+        w2 -= ~0ull;
+        w2 += w2 & 0x0f0f0f0f0f0f0f0full;
+        w2 |= 0x0fef01ef0f0f01efull;
+        w2 *= 0x2fae0f00000000ffull;
+    }
+    cases[2].want = w2;
+    uint32_t w3 = 0;
+    for (uint32_t r1 = 0; r1 < 9; r1++) {
+        w3 += r1 < 5 ? 0 : 1;
+        w3 += 3;
+    }
+    cases[3].want = w3;
+    cases[4].want = 3 * 2 * 0x1111111122222222ull;
+    uint64_t w5 = 0;
+    for (uint64_t r1 = 0, v = 0x4000000000000000ull; r1 < 6; r1++, v++) {
+        if (v > 0x4000000000000003ull)
+            w5 += 100;
+        if (v < 0x4000000000000002ull)
+            w5 = 7;
+        w5 += 1;
+    }
+    cases[5].want = w5;
+    uint64_t w6 = 0;
+    for (uint64_t k = 1; k <= 8; k++)
+        w6 += 3 * (k << 60 | k);
+    cases[6].want = w6;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        uint64_t r = run_both(cases[k].text, NULL, 0, &code, &len, &p);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+        /* case 0: no movabs into r2 (rsi) or r4 (rcx) is left: the loop's
+         * constants are loaded once, into other registers, and used there;
+         * four in the prologue and r5's outside the loop */
+        if (p && k == 0) {
+            size_t in_loop = count_bytes2(code, len, 0x48, 0xbe) + count_bytes2(code, len, 0x48, 0xb9);
+            CHECK(in_loop == 0 && count_movabs(code, len) == 5,
+                  "held constants: %zu movabs into r2/r4, %zu in all", in_loop,
+                  count_movabs(code, len));
+        }
+        if (p)
+            gvm_prog_free(p);
+    }
+}
+
 int main(void)
 {
     test_host_calls();
@@ -501,6 +669,8 @@ int main(void)
     test_slots();
     test_inverted_branches();
     test_address_folding();
+    test_fold_chain_code();
+    test_held_consts();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
