@@ -240,7 +240,10 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
                   || (j->live_out && !(j->live_out[a] & (1u << x)));
     bool tmp_needed = false;
     if (pre) {
-        tmp_needed = !j->live_out || (j->live_out[a] & (1u << tmp)) || between_reads_tmp;
+        /* a last load into I itself ends what the program computed there */
+        bool reloaded = BPF_CLASS(last->code) == BPF_LDX && last->dst_reg == tmp;
+        tmp_needed = (!reloaded && (!j->live_out || (j->live_out[a] & (1u << tmp))))
+                     || between_reads_tmp;
         for (const struct bpf_insn *k = m; k <= last; k++)
             tmp_needed = tmp_needed || (BPF_CLASS(k->code) == BPF_STX && k->src_reg == tmp);
     }

@@ -336,7 +336,7 @@ static void gen_ptr_access(struct gen *g)
     bool x_is_addr = true;
     switch (rn(3)) {
     case 0: {
-        int d = rn(3) ? data_reg(g) : x;
+        int d = rn(3) ? (rn(3) ? data_reg(g) : i) : x;     /* i: the index reloaded */
         x_is_addr = d != x;
         bool sx = sz != BPF_DW && rn(2);
         put(g, BPF_INSN(BPF_LDX | (sx ? BPF_MEMSX : BPF_MEM) | sz, d, x, off, 0));

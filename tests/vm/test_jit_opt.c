@@ -504,6 +504,16 @@ static void test_address_folding(void)
         { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
           "add32 r0, -1\nstxb [r3+2], r0\nmov r5, 1\nldxb r4, [r3+2]\nadd r0, r4\n"
           "add r0, r5\nexit\n", 25 },
+        /* the load overwrites the scaled index (which then need not be
+         * computed), after a store of it or an ALU op reading it */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+1]\n"
+          "mov r0, r2\nexit\n", 13 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nstxb [r3+0], r2\n"
+          "ldxb r2, [r3+0]\nmov r0, r2\nexit\n", 12 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nmov r5, r2\n"
+          "ldxb r2, [r3+1]\nadd r2, r5\nmov r0, r2\nexit\n", 25 },
+        { "mov r0, 0\nmov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nadd r0, r2\n"
+          "ldxb r2, [r3+1]\nadd r0, r2\nexit\n", 25 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
@@ -538,6 +548,20 @@ static void test_fold_chain_code(void)
     for (size_t k = 0; k + 2 < len; k++)
         leas += (code[k] & 0xf0) == 0x40 && code[k + 1] == 0x8d && code[k + 2] != 0xa4;
     CHECK(leas == 0, "load, modify, store: %zu lea left", leas);
+    gvm_prog_free(p);
+
+    /* a scaled index the load then overwrites is never computed: no shl */
+    static const char reload[] = "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\n"
+                                 "ldxb r2, [r3+1]\nmov r0, r2\nexit\n";
+    p = NULL;
+    uint64_t r = run_both(reload, mem, sizeof(mem), &code, &len, &p);
+    CHECK(r == 13, "reloaded index: got %" PRIu64, r);
+    if (!p)
+        return;
+    size_t shifts = 0;
+    for (size_t k = 0; k + 2 < len; k++)
+        shifts += (code[k] & 0xf0) == 0x40 && code[k + 1] == 0xc1 && (code[k + 2] & 0xf8) == 0xe0;
+    CHECK(shifts == 0, "reloaded index: %zu shl left", shifts);
     gvm_prog_free(p);
 }
 
