@@ -44,7 +44,10 @@
  *   - `if (c) goto +1; goto T` as one inverted branch, `if (c) goto +1;
  *     r = v` as a cmov (emit_jcond);
  *   - helpers and kfuncs by `call rel32` when in reach, else through a
- *     literal pool after the code (struct host_call).
+ *     literal pool after the code (struct host_call);
+ *   - 64-bit constants used in loops held in registers a leaf leaves free
+ *     (jit_consts.c, plan_slots), read directly by their user;
+ *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
@@ -775,12 +778,16 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
 /* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
  * programs only: calls, callx, tail calls and inline lookups need them too
  * but make a program non-leaf. */
-static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard)
+static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard,
+                               const uint8_t *is_target)
 {
+    struct gvm_fill fill;
     for (uint32_t i = 0; i < p->n; i++) {
         const struct bpf_insn *in = &p->insns[i];
         if (hard[i] & HARD_LEVEL)
             return true;                 /* its constants may go through TMP1 */
+        if (gvm_jit_fill_loop(p, is_target, i, &fill))
+            return true;
         uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
         if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
             return true;
@@ -856,7 +863,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
         gvm_slot_scan(p->insns, p->n, lo, hi, &u);
         if (j->leaf) {
-            bool scratch_free = !leaf_needs_scratch(p, j->hard);
+            bool scratch_free = !leaf_needs_scratch(p, j->hard, j->is_target);
             if (scratch_free) {
                 free_regs[n_free++] = TMP2;
                 free_regs[n_free++] = TMP3;

@@ -275,7 +275,9 @@ static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
     if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0 && !j->hardening) {
-        int used = try_fold_address(j, in);
+        int used = gvm_jit_emit_fill(j);
+        if (!used)
+            used = try_fold_address(j, in);
         if (used)
             return used;
     }

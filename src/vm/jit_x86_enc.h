@@ -625,4 +625,19 @@ static inline bool next_is_plain(const struct jit *j, uint32_t i)
  * (peepholes take several), -1 for an unknown operation. */
 int gvm_jit_alu_insn(struct jit *j, const struct bpf_insn *in);
 
+/* jit_x86_fill.c: a fill loop (the memset idiom) starting at insn i. */
+struct gvm_fill {
+    int x, b, idx, n;              /* BPF registers: address, base, index, bound */
+    int32_t k;                     /* the index's end value (until_eq) */
+    bool until_eq;                 /* loop until idx == k, else while idx < n */
+    int bytes;                     /* store size = index step */
+    const struct bpf_insn *store;
+    int insns;                     /* the loop's length */
+};
+bool gvm_jit_fill_loop(const struct gvm_prog *p, const uint8_t *is_target, uint32_t i,
+                       struct gvm_fill *f);
+/* Emit the fill loop at j->idx as rep stos; returns the insns consumed,
+ * 0 when there is none. */
+int gvm_jit_emit_fill(struct jit *j);
+
 #endif

@@ -21,7 +21,7 @@
  * with and without calls. Shapes the JIT's peepholes look for are made on
  * purpose: address arithmetic then loads, modifications and stores through
  * it, 64-bit constants reused inside loops and consumed at once, short
- * diamonds (cmov).
+ * diamonds (cmov), fill loops (rep stos).
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
  * the frame pointer; no other register holds an address past the few
@@ -39,7 +39,8 @@
 #include "util/pkru_pattern.h"
 #include "vm/vm.h"
 
-#define CTX_DATA   256           /* random-access region of ctx */
+#define CTX_DATA   512           /* random-access region of ctx (room for fill
+                                    loops long enough for rep stos) */
 #define STACK_USED 64            /* bytes of each frame a program uses */
 #define CTX_LEN    (CTX_DATA + STACK_USED)
 #define MAX_FUNCS  7             /* subfunctions: main + 7 = 8 frames */
@@ -406,6 +407,58 @@ static void gen_const_use(struct gen *g)
         put(g, BPF_MOV64_IMM(r, rnd_imm()));
 }
 
+/* A fill loop (the memset idiom, jit_x86_fill.c) over ctx or the stack:
+ * x = base + i; store [x+off]; i += size; while i < n, or until i == k
+ * (sometimes as `jeq i, k, +1; ja loop`); x then overwritten or made an
+ * offset again. */
+static void gen_fill_loop(struct gen *g)
+{
+    int x = data_reg(g), i = data_reg(g), n = data_reg(g), v = data_reg(g);
+    if (x == i || n == x || n == i || v == x || v == i)
+        return;
+    int sz_idx = (int)rn(4), size = size_bytes[sz_idx];
+    bool stack = !g->strict_slots && rn(3) == 0;
+    int32_t start, count, off;
+    if (stack) {                            /* within [-STACK_USED, 0) */
+        int slots = STACK_USED / size, r = (int)rn((uint32_t)slots);
+        start = -STACK_USED + r * size;
+        count = 1 + (int32_t)rn((uint32_t)(slots - r));
+        off = 0;
+    } else {                                /* within ctx[0, CTX_DATA) */
+        start = (int32_t)rn(64);
+        off = (int32_t)rn(8);
+        int32_t room = (CTX_DATA - 16 - start) / size;
+        count = 1 + (int32_t)rn((uint32_t)(room < 60 ? room : 60));
+    }
+    int32_t end = start + count * size;
+    int form = stack ? 1 + (int)rn(2) : (int)rn(3);   /* (stack indexes are negative:
+                                                          an unsigned i < n would wrap) */
+    put(g, BPF_MOV64_IMM(i, start));
+    if (form == 0)
+        put(g, BPF_MOV64_IMM(n, rn(4) ? end - (int32_t)rn((uint32_t)size)
+                                       : start - (start >= 2 ? (int32_t)rn(3) : 0)));
+    uint32_t top = g->n;
+    put(g, BPF_MOV64_REG(x, stack ? BPF_R10 : BPF_R6));
+    put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    if (rn(2))
+        put(g, BPF_INSN(BPF_STX | BPF_MEM | sizes[sz_idx], x, v, (int16_t)off, 0));
+    else
+        put(g, BPF_INSN(BPF_ST | BPF_MEM | sizes[sz_idx], x, 0, (int16_t)off, rnd_imm()));
+    put(g, BPF_ALU64_IMM(BPF_ADD, i, size));
+    if (form == 0) {
+        put(g, BPF_JMP_REG(BPF_JLT, i, n, (int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    } else if (form == 1) {
+        put(g, BPF_JMP_IMM(BPF_JNE, i, end, (int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    } else {
+        put(g, BPF_JMP_IMM(BPF_JEQ, i, end, 1));
+        put(g, BPF_JMP_A((int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    }
+    if (rn(2))                              /* x - base: where the last store went */
+        put(g, BPF_ALU64_REG(BPF_SUB, x, stack ? BPF_R10 : BPF_R6));
+    else
+        put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -470,8 +523,10 @@ static void gen_block(struct gen *g, int depth, int len)
             gen_mem(g);
         } else if (c < 74) {
             put_ld_imm64(g, data_reg(g), rnd_imm64());
-        } else if (c < 76) {
+        } else if (c < 75) {
             gen_const_use(g);
+        } else if (c < 76) {
+            gen_fill_loop(g);
         } else if (c < 78) {
             gen_diamond(g);
         } else if (c < 88 && depth < 4) {

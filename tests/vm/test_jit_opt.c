@@ -16,7 +16,8 @@
  *    r = v` as a cmov, every condition;
  *  - address arithmetic folded into the access, with the address register
  *    dead or still needed, ALU ops between the accesses;
- *  - 64-bit constants held in registers, folded into their user.
+ *  - 64-bit constants held in registers, folded into their user;
+ *  - fill loops as rep stos, every size and form, on either path.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -685,6 +686,79 @@ static void test_held_consts(void)
     }
 }
 
+/* ---- fill loops as rep stos --------------------------------------------------- */
+
+/* Every store size and loop form of jit_x86_fill.c, on counts either side
+ * of its threshold, one store when the index starts at or past the bound,
+ * a bound of exactly 2^64 - S (the index wraps around to reach the buffer),
+ * the stack as the buffer, the address register read after the loop; the
+ * memory and r0 (index and address left by the loop) must match the
+ * interpreter's. Memory: 512 bytes at r1, byte k = k. */
+static void test_fill_loops(void)
+{
+    struct { const char *text; bool rep; } cases[] = {
+        { "mov r2, 0\nmov r3, 100\nmov r5, 0x1234\nl:\nmov r4, r1\nadd r4, r2\n"
+          "stxb [r4+0], r5\nadd r2, 1\njlt r2, r3, l\nmov r0, r4\nsub r0, r1\nlsh r0, 16\n"
+          "add r0, r2\nexit\n", true },
+        { "mov r2, 3\nmov r3, 3\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+5], 0x77\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 40\nmov r3, 7\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+5], 0x77\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 0\nmov r3, 31\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+0], -1\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 0\nmov r3, 32\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+0], -1\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 2\nmov r3, 101\nmov r0, -2\nl:\nmov r4, r1\nadd r4, r2\nstxh [r4+1], r0\n"
+          "add r2, 2\njlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 0\nmov r0, -1\nl:\nmov r4, r1\nadd r4, r2\nstxw [r4+0], r0\nadd r2, 4\n"
+          "jne r2, 400, l\nmov r0, r4\nsub r0, r1\nexit\n", true },
+        { "mov r2, 8\nlddw r7, 0x0102030405060708\nl:\nmov r4, r1\nadd r4, r2\n"
+          "stxdw [r4-8], r7\nadd r2, 8\njeq r2, 264, +1\nja l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 8\nl:\nmov r4, r1\nadd r4, r2\nstdw [r4+0], 0\nadd r2, 8\njne r2, 256, l\n"
+          "mov r0, r2\nexit\n", false },
+        /* an odd start with a 2-byte step (unaligned stores) */
+        { "mov r2, 1\nl:\nmov r4, r1\nadd r4, r2\nsth [r4+0], 0x5555\nadd r2, 2\n"
+          "jne r2, 301, l\nmov r0, r2\nexit\n", true },
+        /* the index starts far below 2^64 and wraps onto the buffer */
+        { "mov r5, r1\nadd r5, 300\nmov r2, -300\nmov r3, -4\nmov r0, 0x42\nl:\nmov r4, r5\n"
+          "add r4, r2\nstxw [r4+0], r0\nadd r2, 4\njlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        /* the stack as the buffer, then read back */
+        { "mov r2, -256\nmov r6, 0x3c\nl:\nmov r4, r10\nadd r4, r2\n"
+          "stxb [r4+0], r6\nadd r2, 1\njne r2, 0, l\nldxdw r0, [r10-8]\nldxdw r3, [r10-256]\n"
+          "add r0, r3\nexit\n", true },
+        /* V is r0 / r4 (rax / rcx, which rep stos uses), I is r1's neighbour */
+        { "mov r4, 0\nmov r3, 200\nmov r0, 0x99\nmov r6, r1\nl:\nmov r2, r6\nadd r2, r4\n"
+          "stxb [r2+0], r0\nadd r4, 1\njlt r4, r3, l\nmov r0, r4\nexit\n", true },
+        { "mov r0, 0\nmov r3, 200\nmov r4, 0x5a\nl:\nmov r2, r1\nadd r2, r0\n"
+          "stxb [r2+0], r4\nadd r0, 1\njlt r0, r3, l\nexit\n", true },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        static uint8_t mem[512];
+        for (int b = 0; b < 512; b++)
+            mem[b] = (uint8_t)b;
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        run_both(cases[k].text, mem, sizeof(mem), &code, &len, &p);
+        if (!p)
+            continue;
+        size_t reps = 0;
+        for (size_t c = 0; c + 2 < len; c++)
+            reps += code[c] == 0xf3 && (code[c + 1] == 0xaa || code[c + 1] == 0xab
+                                        || ((code[c + 1] == 0x48 || code[c + 1] == 0x66)
+                                            && code[c + 2] == 0xab));
+        CHECK(reps == 1, "fill loop %zu: %zu rep stos\n%s", k, reps, cases[k].text);
+        gvm_prog_free(p);
+    }
+    /* a model for the first: 100 bytes of 0x34, r2 = 100, r4 = r1 + 99 */
+    uint8_t mem[512];
+    for (int b = 0; b < 512; b++)
+        mem[b] = (uint8_t)b;
+    uint64_t r = run_both(cases[0].text, mem, sizeof(mem), NULL, NULL, NULL);
+    CHECK(r == (99u << 16 | 100u) && mem[0] == 0x34 && mem[99] == 0x34 && mem[100] == 100,
+          "fill loop 0: r0 0x%" PRIx64 ", bytes %u %u %u", r, mem[0], mem[99], mem[100]);
+}
+
 int main(void)
 {
     test_host_calls();
@@ -695,6 +769,7 @@ int main(void)
     test_address_folding();
     test_fold_chain_code();
     test_held_consts();
+    test_fill_loops();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
