@@ -47,7 +47,9 @@
  *     literal pool after the code (struct host_call);
  *   - 64-bit constants used in loops held in registers a leaf leaves free
  *     (jit_consts.c, plan_slots), read directly by their user;
- *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c).
+ *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
+ *   - `and r, 0xff` that only feeds a compare: a compare of r's low byte
+ *     (try_byte_compare).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
@@ -155,6 +157,18 @@ static void emit_compare(struct jit *j, const struct bpf_insn *in)
     int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
 
+    if (j->cmp_byte) {                  /* the low byte only: try_byte_compare */
+        if (op == BPF_JSET) {
+            emit_rr(j, F_BRM, 0xf6, 0, dst);        /* test r8, imm8 */
+            emit1(j, (uint8_t)in->imm);
+        } else if (in->imm == 0) {
+            emit_rr(j, F_BREG | F_BRM, 0x84, dst, dst);
+        } else {
+            emit_rr(j, F_BRM, 0x80, 7, dst);        /* cmp r8, imm8 */
+            emit1(j, (uint8_t)in->imm);
+        }
+        return;
+    }
     if (BPF_SRC(in->code) == BPF_X) {
         int src = j->cmp_src >= 0 ? j->cmp_src : reg_map[in->src_reg];
         emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, src);
@@ -239,6 +253,47 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
     emit_compare(j, in);
     emit_branch(j, cc, j->prev_off[t]);
     return used;
+}
+
+/* `and r, 0xff; [mov r2, imm;] if r op k goto` (op unsigned, equality or
+ * jset; k in [0, 255]) with r dead after the jump: the mask only serves
+ * the compare, which reads r's low byte instead (zero-extension elision).
+ * Returns the insns consumed, 0 when the pattern does not apply. */
+static int try_byte_compare(struct jit *j, const struct bpf_insn *in, uint32_t i, uint32_t func)
+{
+    const struct gvm_prog *p = j->prog;
+    uint32_t end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n, jx = i + 1;
+    if (j->hardening || !j->live_out || in->imm != 0xff
+        || (in->code != (BPF_ALU | BPF_AND | BPF_K) && in->code != (BPF_ALU64 | BPF_AND | BPF_K)))
+        return 0;
+    const struct bpf_insn *mv = NULL;
+    if (jx < end && !j->is_target[jx] && p->insns[jx].dst_reg != in->dst_reg
+        && (p->insns[jx].code == (BPF_ALU64 | BPF_MOV | BPF_K)
+            || p->insns[jx].code == (BPF_ALU | BPF_MOV | BPF_K)))
+        mv = &p->insns[jx++];
+    if (jx >= end || j->is_target[jx])
+        return 0;
+    const struct bpf_insn *br = &p->insns[jx];
+    uint8_t cls = BPF_CLASS(br->code), op = BPF_OP(br->code);
+    if ((cls != BPF_JMP && cls != BPF_JMP32) || BPF_SRC(br->code) != BPF_K
+        || br->dst_reg != in->dst_reg || br->imm < 0 || br->imm > 0xff
+        || (j->live_out[jx] & (1u << in->dst_reg)))
+        return 0;
+    switch (op) {
+    case BPF_JEQ: case BPF_JNE: case BPF_JGT: case BPF_JGE: case BPF_JLT: case BPF_JLE:
+    case BPF_JSET:
+        break;
+    default:
+        return 0;
+    }
+    if (mv)
+        emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
+                                                 ? (uint64_t)(int64_t)mv->imm
+                                                 : (uint32_t)mv->imm);
+    j->cmp_byte = true;
+    int used = emit_jcond(j, br, jx);
+    j->cmp_byte = false;
+    return (int)(jx - i) + used;
 }
 
 /* ---- calls ------------------------------------------------------------- */
@@ -594,8 +649,10 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         return 1;
     }
     switch (cls) {
-    case BPF_ALU: case BPF_ALU64:
-        return gvm_jit_alu_insn(j, in);
+    case BPF_ALU: case BPF_ALU64: {
+        int used = try_byte_compare(j, in, i, func);
+        return used ? used : gvm_jit_alu_insn(j, in);
+    }
     case BPF_LDX:
         emit_mem_insn(j, in, mem_bd(src, in->off));
         return 1;
@@ -760,13 +817,17 @@ static void mark_leaf(struct jit *j)
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
- * of jit_x86_alu.c starts from) or a lddw (which emit_held_const may fold
- * into its user)? Liveness is computed only for functions that do. */
+ * of jit_x86_alu.c starts from), a lddw (which emit_held_const may fold
+ * into its user) or an `and r, 0xff` (try_byte_compare)? Liveness is
+ * computed only for functions that do. */
 static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
 {
     for (uint32_t i = lo; i + 1 < hi; i++) {
         const struct bpf_insn *in = &p->insns[i];
         if (bpf_is_ld_imm64(in) && in->src_reg == 0)
+            return true;
+        if ((in->code == (BPF_ALU | BPF_AND | BPF_K) || in->code == (BPF_ALU64 | BPF_AND | BPF_K))
+            && in->imm == 0xff)
             return true;
         if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
             && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)

@@ -119,6 +119,8 @@ struct jit {
     int cmp_src;                           /* >= 0: the x86 register a compare
                                               reads for its BPF src (a held
                                               constant); -1: reg_map's */
+    bool cmp_byte;                         /* a compare reads its dst's low
+                                              byte (try_byte_compare) */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */

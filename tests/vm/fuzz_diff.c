@@ -21,7 +21,7 @@
  * with and without calls. Shapes the JIT's peepholes look for are made on
  * purpose: address arithmetic then loads, modifications and stores through
  * it, 64-bit constants reused inside loops and consumed at once, short
- * diamonds (cmov), fill loops (rep stos).
+ * diamonds (cmov), fill loops (rep stos), byte masks feeding a compare.
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
  * the frame pointer; no other register holds an address past the few
@@ -459,6 +459,26 @@ static void gen_fill_loop(struct gen *g)
         put(g, BPF_MOV64_IMM(x, rnd_imm()));
 }
 
+/* r &= 0xff; [mov;] if r op k goto +n; r then often overwritten (dead):
+ * the JIT compares r's low byte */
+static void gen_byte_test(struct gen *g)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JLT, BPF_JLE, BPF_JSLE };
+    static const int32_t ks[] = { 0, 1, 0x7f, 0x80, 0xff, 0x100, -1 };
+    int r = data_reg(g);
+    put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_AND | BPF_K, r, 0, 0, 0xff));
+    if (rn(2))
+        put(g, BPF_MOV64_IMM(data_reg(g), rnd_imm()));
+    int32_t k = rn(2) ? ks[rn(sizeof(ks) / sizeof(ks[0]))] : (int32_t)rn(256);
+    uint32_t at = g->n;
+    put(g, BPF_INSN((rn(2) ? BPF_JMP : BPF_JMP32) | conds[rn(sizeof(conds))] | BPF_K, r, 0, 0, k));
+    gen_alu(g);
+    g->insns[at].off = (int16_t)(g->n - at - 1);
+    if (rn(3))
+        put(g, BPF_MOV64_IMM(r, rnd_imm()));
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -527,8 +547,10 @@ static void gen_block(struct gen *g, int depth, int len)
             gen_const_use(g);
         } else if (c < 76) {
             gen_fill_loop(g);
-        } else if (c < 78) {
+        } else if (c < 77) {
             gen_diamond(g);
+        } else if (c < 78) {
+            gen_byte_test(g);
         } else if (c < 88 && depth < 4) {
             gen_if(g, depth);
         } else if (c < 92 && depth < 3 && !g->in_loop) {

@@ -17,7 +17,8 @@
  *  - address arithmetic folded into the access, with the address register
  *    dead or still needed, ALU ops between the accesses;
  *  - 64-bit constants held in registers, folded into their user;
- *  - fill loops as rep stos, every size and form, on either path.
+ *  - fill loops as rep stos, every size and form, on either path;
+ *  - `and r, 0xff` feeding only a compare as a compare of the low byte.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -686,6 +687,63 @@ static void test_held_consts(void)
     }
 }
 
+/* ---- byte compares ------------------------------------------------------------- */
+
+/* `and r, 0xff; [mov; ] if r op k goto` with r dead after: every condition
+ * it applies to (and jsgt, which it must not take), both widths, k at the
+ * byte's edges, values whose low byte and whole differ, registers that
+ * need a REX prefix for their low byte (rsi, rdi) and ones that do not;
+ * r still read after the jump, or written by the mov between: no fusion. */
+static void test_byte_compares(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jset", "jsgt" };
+    static const int64_t vals[] = { 0, 1, 0x7f, 0x80, 0xff, 0x100, 0x1ff, -1, -0x80, 0x12345678 };
+    static const int ks[] = { 0, 1, 0x7f, 0x80, 0xfe, 0xff };
+    static const int regs[] = { 0, 1, 2, 6, 7 };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+            for (size_t k = 0; k < sizeof(ks) / sizeof(ks[0]); k++) {
+                int r = regs[(o + v + k) % 5], w = (int)((o + k) % 2);
+                snprintf(text, sizeof(text),
+                         "lddw r%d, %lld\n%s r%d, 0xff\nmov r5, 3\n%s%s r%d, %d, +2\n"
+                         "mov r%d, 9\nmov r5, 4\nmov r0, r5\nexit\n",
+                         r, (long long)vals[v], (v + k) % 2 ? "and" : "and32", r, ops[o],
+                         w ? "32" : "", r, ks[k], r);
+                run_text(text);
+            }
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* r read after the jump: the mask stays */
+        { "lddw r2, 0x1ff\nand r2, 0xff\njgt r2, 0xf0, +1\nadd r2, 1\nmov r0, r2\nexit\n",
+          0xff },
+        /* the mov between writes r */
+        { "lddw r2, 0x1ff\nand r2, 0xff\nmov r2, 7\njgt r2, 0xf0, +1\nmov r2, 1\nmov r0, r2\n"
+          "exit\n", 1 },
+        /* a cmov after the compare */
+        { "lddw r2, 0x305\nmov r0, 1\nand32 r2, 0xff\njlt r2, 6, +1\nmov r0, 2\nexit\n", 1 },
+        { "lddw r2, 0x306\nmov r0, 1\nand32 r2, 0xff\njlt r2, 6, +1\nmov r0, 2\nexit\n", 2 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        uint64_t r = run_text(cases[k].text);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+    /* the fused form has no and $0xff left (0x81 /4 or 0x25 with imm 0xff) */
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    run_both("mov r0, 0\nlddw r2, 0x1ff\nand r2, 0xff\njlt r2, 0x30, +1\nmov r0, 1\nexit\n", NULL,
+             0, &code, &len, &p);
+    if (p) {
+        size_t ands = 0;
+        for (size_t c = 0; c + 5 < len; c++)
+            ands += code[c] == 0x81 && (code[c + 1] & 0xf8) == 0xe0 && code[c + 2] == 0xff
+                    && code[c + 3] == 0 && code[c + 4] == 0;
+        CHECK(ands == 0, "byte compare: %zu and $0xff left", ands);
+        gvm_prog_free(p);
+    }
+}
+
 /* ---- fill loops as rep stos --------------------------------------------------- */
 
 /* Every store size and loop form of jit_x86_fill.c, on counts either side
@@ -770,6 +828,7 @@ int main(void)
     test_fold_chain_code();
     test_held_consts();
     test_fill_loops();
+    test_byte_compares();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
