@@ -48,8 +48,8 @@
  *   - 64-bit constants used in loops held in registers a leaf leaves free
  *     (jit_consts.c, plan_slots), read directly by their user;
  *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
- *   - `and r, 0xff` that only feeds a compare: a compare of r's low byte
- *     (try_byte_compare).
+ *   - `and r, m` that only feeds a compare: a compare of r's low byte, or
+ *     test r, m (try_byte_compare).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
@@ -157,6 +157,10 @@ static void emit_compare(struct jit *j, const struct bpf_insn *in)
     int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
 
+    if (j->cmp_test) {                  /* r & mask against 0: try_byte_compare */
+        emit_test_ri(j, j->cmp_mask64, dst, j->cmp_mask);
+        return;
+    }
     if (j->cmp_byte) {                  /* the low byte only: try_byte_compare */
         if (op == BPF_JSET) {
             emit_rr(j, F_BRM, 0xf6, 0, dst);        /* test r8, imm8 */
@@ -255,44 +259,50 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
     return used;
 }
 
-/* `and r, 0xff; [mov r2, imm;] if r op k goto` (op unsigned, equality or
- * jset; k in [0, 255]) with r dead after the jump: the mask only serves
- * the compare, which reads r's low byte instead (zero-extension elision).
- * Returns the insns consumed, 0 when the pattern does not apply. */
+/* `and r, m; [up to two mov r2, imm;] if r op k goto` with r dead after
+ * the jump: the mask only serves the compare (zero-extension elision).
+ * m = 0xff, op unsigned, equality or jset, k in [0, 255]: a compare of
+ * r's low byte. Any m, op jeq or jne, k = 0: test r, m. Returns the insns
+ * consumed, 0 when the pattern does not apply. */
 static int try_byte_compare(struct jit *j, const struct bpf_insn *in, uint32_t i, uint32_t func)
 {
     const struct gvm_prog *p = j->prog;
     uint32_t end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n, jx = i + 1;
-    if (j->hardening || !j->live_out || in->imm != 0xff
+    if (j->hardening || !j->live_out
         || (in->code != (BPF_ALU | BPF_AND | BPF_K) && in->code != (BPF_ALU64 | BPF_AND | BPF_K)))
         return 0;
-    const struct bpf_insn *mv = NULL;
-    if (jx < end && !j->is_target[jx] && p->insns[jx].dst_reg != in->dst_reg
-        && (p->insns[jx].code == (BPF_ALU64 | BPF_MOV | BPF_K)
-            || p->insns[jx].code == (BPF_ALU | BPF_MOV | BPF_K)))
-        mv = &p->insns[jx++];
+    while (jx < end && jx < i + 3 && !j->is_target[jx] && p->insns[jx].dst_reg != in->dst_reg
+           && (p->insns[jx].code == (BPF_ALU64 | BPF_MOV | BPF_K)
+               || p->insns[jx].code == (BPF_ALU | BPF_MOV | BPF_K)))
+        jx++;
     if (jx >= end || j->is_target[jx])
         return 0;
     const struct bpf_insn *br = &p->insns[jx];
     uint8_t cls = BPF_CLASS(br->code), op = BPF_OP(br->code);
     if ((cls != BPF_JMP && cls != BPF_JMP32) || BPF_SRC(br->code) != BPF_K
-        || br->dst_reg != in->dst_reg || br->imm < 0 || br->imm > 0xff
-        || (j->live_out[jx] & (1u << in->dst_reg)))
+        || br->dst_reg != in->dst_reg || (j->live_out[jx] & (1u << in->dst_reg)))
         return 0;
-    switch (op) {
-    case BPF_JEQ: case BPF_JNE: case BPF_JGT: case BPF_JGE: case BPF_JLT: case BPF_JLE:
-    case BPF_JSET:
-        break;
-    default:
+    bool byte = in->imm == 0xff && br->imm >= 0 && br->imm <= 0xff
+                && (op == BPF_JEQ || op == BPF_JNE || op == BPF_JGT || op == BPF_JGE
+                    || op == BPF_JLT || op == BPF_JLE || op == BPF_JSET);
+    bool test = (op == BPF_JEQ || op == BPF_JNE) && br->imm == 0;
+    if (!byte && !test)
         return 0;
-    }
-    if (mv)
+    for (const struct bpf_insn *mv = in + 1; mv < br; mv++)
         emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
                                                  ? (uint64_t)(int64_t)mv->imm
                                                  : (uint32_t)mv->imm);
-    j->cmp_byte = true;
+    if (byte) {
+        j->cmp_byte = true;
+    } else {
+        /* both 64-bit: the whole of r & sext(m); else its low half */
+        j->cmp_test = true;
+        j->cmp_mask = in->imm;
+        j->cmp_mask64 = BPF_CLASS(in->code) == BPF_ALU64 && cls == BPF_JMP;
+    }
     int used = emit_jcond(j, br, jx);
     j->cmp_byte = false;
+    j->cmp_test = false;
     return (int)(jx - i) + used;
 }
 
@@ -818,7 +828,7 @@ static void mark_leaf(struct jit *j)
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
  * of jit_x86_alu.c starts from), a lddw (which emit_held_const may fold
- * into its user) or an `and r, 0xff` (try_byte_compare)? Liveness is
+ * into its user) or an `and r, imm` (try_byte_compare)? Liveness is
  * computed only for functions that do. */
 static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
 {
@@ -826,8 +836,7 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
         const struct bpf_insn *in = &p->insns[i];
         if (bpf_is_ld_imm64(in) && in->src_reg == 0)
             return true;
-        if ((in->code == (BPF_ALU | BPF_AND | BPF_K) || in->code == (BPF_ALU64 | BPF_AND | BPF_K))
-            && in->imm == 0xff)
+        if (in->code == (BPF_ALU | BPF_AND | BPF_K) || in->code == (BPF_ALU64 | BPF_AND | BPF_K))
             return true;
         if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
             && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)

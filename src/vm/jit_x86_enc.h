@@ -121,6 +121,9 @@ struct jit {
                                               constant); -1: reg_map's */
     bool cmp_byte;                         /* a compare reads its dst's low
                                               byte (try_byte_compare) */
+    bool cmp_test;                         /* a compare is test dst, cmp_mask */
+    int32_t cmp_mask;
+    bool cmp_mask64;                       /* ... of all 64 bits */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */

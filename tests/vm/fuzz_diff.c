@@ -459,20 +459,24 @@ static void gen_fill_loop(struct gen *g)
         put(g, BPF_MOV64_IMM(x, rnd_imm()));
 }
 
-/* r &= 0xff; [mov;] if r op k goto +n; r then often overwritten (dead):
- * the JIT compares r's low byte */
+/* r &= 0xff; [movs;] if r op k goto +n, or r &= m; if r ==/!= 0 goto +n;
+ * r then often overwritten (dead): the JIT compares r's low byte, or
+ * tests r against m */
 static void gen_byte_test(struct gen *g)
 {
     static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
                                      BPF_JLT, BPF_JLE, BPF_JSLE };
     static const int32_t ks[] = { 0, 1, 0x7f, 0x80, 0xff, 0x100, -1 };
     int r = data_reg(g);
-    put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_AND | BPF_K, r, 0, 0, 0xff));
-    if (rn(2))
+    bool byte = rn(2);                       /* else any mask, tested against 0 */
+    put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_AND | BPF_K, r, 0, 0,
+                    byte ? 0xff : rnd_imm()));
+    for (int n_movs = (int)rn(3); n_movs > 0; n_movs--)
         put(g, BPF_MOV64_IMM(data_reg(g), rnd_imm()));
-    int32_t k = rn(2) ? ks[rn(sizeof(ks) / sizeof(ks[0]))] : (int32_t)rn(256);
+    int32_t k = !byte ? 0 : rn(2) ? ks[rn(sizeof(ks) / sizeof(ks[0]))] : (int32_t)rn(256);
+    uint8_t op = byte ? conds[rn(sizeof(conds))] : rn(2) ? BPF_JEQ : BPF_JNE;
     uint32_t at = g->n;
-    put(g, BPF_INSN((rn(2) ? BPF_JMP : BPF_JMP32) | conds[rn(sizeof(conds))] | BPF_K, r, 0, 0, k));
+    put(g, BPF_INSN((rn(2) ? BPF_JMP : BPF_JMP32) | op | BPF_K, r, 0, 0, k));
     gen_alu(g);
     g->insns[at].off = (int16_t)(g->n - at - 1);
     if (rn(3))

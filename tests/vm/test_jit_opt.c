@@ -18,7 +18,8 @@
  *    dead or still needed, ALU ops between the accesses;
  *  - 64-bit constants held in registers, folded into their user;
  *  - fill loops as rep stos, every size and form, on either path;
- *  - `and r, 0xff` feeding only a compare as a compare of the low byte.
+ *  - `and r, m` feeding only a compare as a compare of the low byte or a
+ *    test r, m.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -712,6 +713,21 @@ static void test_byte_compares(void)
                          w ? "32" : "", r, ks[k], r);
                 run_text(text);
             }
+    /* any mask against 0 (jeq, jne): test r, m, on all 64 bits only when
+     * both the and and the jump are 64-bit */
+    static const int64_t masks[] = { 1, 0x80, 0x7fffffff, INT32_MIN, -1, 0, 0x100 };
+    static const int64_t mvals[] = { 0, 1, 0x100000000ll, INT64_MIN, 0x80000000ll, 0x180, -1 };
+    for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+        for (size_t v = 0; v < sizeof(mvals) / sizeof(mvals[0]); v++)
+            for (int form = 0; form < 8; form++) {
+                int r = regs[(m + v + (size_t)form) % 5];
+                snprintf(text, sizeof(text),
+                         "lddw r%d, %lld\n%s r%d, %lld\nmov r5, 3\nmov r4, 8\n%s%s r%d, 0, +2\n"
+                         "mov r%d, 9\nmov r5, 4\nmov r0, r5\nadd r0, r4\nexit\n",
+                         r, (long long)mvals[v], form & 1 ? "and" : "and32", r, (long long)masks[m],
+                         form & 4 ? "jne" : "jeq", form & 2 ? "32" : "", r, r);
+                run_text(text);
+            }
     struct { const char *text; uint64_t want; } cases[] = {
         /* r read after the jump: the mask stays */
         { "lddw r2, 0x1ff\nand r2, 0xff\njgt r2, 0xf0, +1\nadd r2, 1\nmov r0, r2\nexit\n",
@@ -740,6 +756,17 @@ static void test_byte_compares(void)
             ands += code[c] == 0x81 && (code[c + 1] & 0xf8) == 0xe0 && code[c + 2] == 0xff
                     && code[c + 3] == 0 && code[c + 4] == 0;
         CHECK(ands == 0, "byte compare: %zu and $0xff left", ands);
+        gvm_prog_free(p);
+    }
+    /* `and r, 1; jne r, 0` (booleans) is one test: no and $1 (0x83 /4 ib) */
+    p = NULL;
+    run_both("mov r0, 0\nmov r2, 3\nand32 r2, 1\nmov r3, 1\njne r2, 0, +1\nmov r0, 1\n"
+             "add r0, r3\nexit\n", NULL, 0, &code, &len, &p);
+    if (p) {
+        size_t ands = 0;
+        for (size_t c = 0; c + 2 < len; c++)
+            ands += code[c] == 0x83 && (code[c + 1] & 0xf8) == 0xe0 && code[c + 2] == 1;
+        CHECK(ands == 0, "mask test: %zu and $1 left", ands);
         gvm_prog_free(p);
     }
 }
