@@ -640,6 +640,39 @@ static int emit_held_const(struct jit *j, uint32_t i, uint32_t func, int h)
     return 2;
 }
 
+/* `ldxdw a, [r10-k]; op a, v; stxdw [r10-k], a` on a slot held in
+ * register sr (op an ALU64 add, sub, and, or, xor of a constant or a
+ * register): the operation on sr itself, a = sr only when a is read later.
+ * Returns the insns consumed, 0 when the pattern does not apply. */
+static int slot_update(struct jit *j, uint32_t i, int sr)
+{
+    static const uint8_t alu_rr[16] = {
+        [BPF_ADD >> 4] = 0x01, [BPF_SUB >> 4] = 0x29, [BPF_OR >> 4] = 0x09,
+        [BPF_AND >> 4] = 0x21, [BPF_XOR >> 4] = 0x31,
+    };
+    static const uint8_t alu_ext[16] = {
+        [BPF_ADD >> 4] = 0, [BPF_SUB >> 4] = 5, [BPF_OR >> 4] = 1, [BPF_AND >> 4] = 4,
+        [BPF_XOR >> 4] = 6,
+    };
+    const struct bpf_insn *ld = &j->prog->insns[i], *op = ld + 1, *st = ld + 2;
+    int a = ld->dst_reg;
+    uint8_t o = BPF_OP(op->code);
+    if (j->hardening || i + 2 >= j->prog->n || j->is_target[i + 1] || j->is_target[i + 2]
+        || BPF_CLASS(op->code) != BPF_ALU64 || op->dst_reg != a || op->off != 0
+        || !alu_rr[o >> 4] || st->code != (BPF_STX | BPF_MEM | BPF_DW) || st->dst_reg != BPF_R10
+        || st->off != ld->off || st->src_reg != a)
+        return 0;
+    if (BPF_SRC(op->code) == BPF_X)
+        emit_alu_rr(j, alu_rr[o >> 4], true, sr, op->src_reg == a ? sr : reg_map[op->src_reg]);
+    else if (o == BPF_ADD && (op->imm == 1 || op->imm == -1))
+        emit_rr(j, F_W, 0xff, op->imm == 1 ? 0 : 1, sr);           /* inc/dec */
+    else
+        emit_alu_ri(j, alu_ext[o >> 4], true, sr, op->imm);
+    if (!j->live_out || (j->live_out[i + 2] & (1u << a)))
+        emit_mov_rr(j, true, reg_map[a], sr);
+    return 3;
+}
+
 /* Emit insn i; returns the number of insns consumed, or -1 if unknown. */
 static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
 {
@@ -650,6 +683,9 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
     if (slot >= 0 && j->cur_slots[slot] >= 0) {
         int sr = j->cur_slots[slot];
+        int used = cls == BPF_LDX ? slot_update(j, i, sr) : 0;
+        if (used)
+            return used;
         if (cls == BPF_LDX)
             emit_mov_rr(j, true, dst, sr);
         else if (cls == BPF_STX)

@@ -21,7 +21,8 @@
  * with and without calls. Shapes the JIT's peepholes look for are made on
  * purpose: address arithmetic then loads, modifications and stores through
  * it, 64-bit constants reused inside loops and consumed at once, short
- * diamonds (cmov), fill loops (rep stos), byte masks feeding a compare.
+ * diamonds (cmov), fill loops (rep stos), byte masks feeding a compare,
+ * load-update-store of a stack slot.
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
  * the frame pointer; no other register holds an address past the few
@@ -483,6 +484,22 @@ static void gen_byte_test(struct gen *g)
         put(g, BPF_MOV64_IMM(r, rnd_imm()));
 }
 
+/* ldxdw a, [r10-k]; op a, v; stxdw [r10-k], a: a counter kept in a stack
+ * slot (the JIT updates a slot held in a register in place) */
+static void gen_slot_update(struct gen *g)
+{
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR };
+    int a = data_reg(g);
+    int16_t off = (int16_t)(-8 * (1 + (int)rn(STACK_USED / 8)));
+    uint8_t op = ops[rn(sizeof(ops))];
+    put(g, BPF_LDX_MEM(BPF_DW, a, BPF_R10, off));
+    if (rn(2))
+        put(g, BPF_INSN(BPF_ALU64 | op | BPF_X, a, rn(4) ? data_reg(g) : a, 0, 0));
+    else
+        put(g, BPF_INSN(BPF_ALU64 | op | BPF_K, a, 0, 0, rn(2) ? 1 : rnd_imm()));
+    put(g, BPF_STX_MEM(BPF_DW, BPF_R10, a, off));
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -541,8 +558,10 @@ static void gen_block(struct gen *g, int depth, int len)
         uint32_t c = rn(100);
         if (c < 40) {
             gen_alu(g);
-        } else if (c < 45) {
+        } else if (c < 43) {
             gen_ptr_access(g);
+        } else if (c < 45) {
+            gen_slot_update(g);
         } else if (c < 70) {
             gen_mem(g);
         } else if (c < 74) {

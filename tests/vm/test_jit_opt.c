@@ -325,6 +325,18 @@ static void test_slots(void)
           "ldxdw r1, [r10-64]\nadd r0, r1\nldxdw r1, [r10-72]\nadd r0, r1\n"
           "ldxdw r1, [r10-80]\nadd r0, r1\nmov r6, 1\nmov r7, 1\nmov r8, 1\nmov r9, 1\n"
           "add r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 59 },
+        /* load, update, store of a promoted slot: the update on the slot's
+         * register, the loaded register set only when read later */
+        { "stdw [r10-8], 5\nstdw [r10-16], -1\nmov r1, 0\nloop:\nldxdw r2, [r10-8]\nadd r2, 3\n"
+          "stxdw [r10-8], r2\nldxdw r3, [r10-16]\nxor r3, r1\nstxdw [r10-16], r3\n"
+          "ldxdw r4, [r10-8]\nsub r4, r1\nstxdw [r10-8], r4\nadd r1, 1\njlt r1, 10, loop\n"
+          "ldxdw r0, [r10-8]\nldxdw r5, [r10-16]\nlsh r5, 8\nadd r0, r5\nexit\n",
+          (5 + 30 - 45) + ((uint64_t)(-1 ^ 0 ^ 1 ^ 2 ^ 3 ^ 4 ^ 5 ^ 6 ^ 7 ^ 8 ^ 9) << 8) },
+        { "stdw [r10-8], 5\nldxdw r2, [r10-8]\nadd r2, 1\nstxdw [r10-8], r2\nmov r0, r2\n"
+          "ldxdw r3, [r10-8]\nadd r3, r3\nstxdw [r10-8], r3\nadd r0, r3\n"
+          "ldxdw r3, [r10-8]\nand r3, -4\nstxdw [r10-8], r3\nadd r0, r3\n"
+          "ldxdw r3, [r10-8]\nor r3, 0x80000000\nstxdw [r10-8], r3\nldxdw r4, [r10-8]\n"
+          "add r0, r4\nexit\n", 6 + 12 + 12 + (12 | 0xffffffff80000000ull) },
         /* st of a negative imm sign-extends into the promoted slot */
         { "stdw [r10-8], -3\nldxdw r0, [r10-8]\nexit\n", (uint64_t)-3 },
     };
@@ -332,6 +344,19 @@ static void test_slots(void)
         r = run_text(cases[k].text);
         CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
               cases[k].text);
+    }
+    /* the counter update happens on the slot's register: no add rsi, 3 */
+    p = NULL;
+    r = run_both("stdw [r10-8], 0\nmov r1, 0\nloop:\nldxdw r2, [r10-8]\nadd r2, 3\n"
+                 "stxdw [r10-8], r2\nadd r1, 1\njlt r1, 10, loop\nldxdw r0, [r10-8]\nexit\n",
+                 NULL, 0, &code, &len, &p);
+    CHECK(r == 30, "slot update: got %" PRIu64, r);
+    if (p) {
+        size_t on_r2 = 0;
+        for (size_t k = 0; k + 3 < len; k++)
+            on_r2 += code[k] == 0x48 && code[k + 1] == 0x83 && code[k + 2] == 0xc6 && code[k + 3] == 3;
+        CHECK(on_r2 == 0, "slot update: %zu add rsi, 3 left", on_r2);
+        gvm_prog_free(p);
     }
 }
 
