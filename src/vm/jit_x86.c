@@ -602,20 +602,21 @@ static inline bool writes_r1(const struct bpf_insn *in)
     return false;
 }
 
-/* lddw x, K at i, with K held in register h since the prologue: when the
- * next insn is `op y, x` (op an ALU64 add, sub, and, or, xor, mul or a
- * 64-bit conditional jump; y not x) and x is dead after it, that insn
- * reads h instead and x is never set; else x = h. Returns the insns
- * consumed. */
-static int emit_held_const(struct jit *j, uint32_t i, uint32_t func, int h)
+/* x = the value register h holds, by the insn at i of len insns: a lddw
+ * of a constant held in h since the prologue (len 2), or the load of a
+ * stack slot held in h (len 1). When the next insn is `op y, x` (op an
+ * ALU64 add, sub, and, or, xor, mul or a 64-bit conditional jump; y not x)
+ * and x is dead after it, that insn reads h instead and x is never set;
+ * else x = h. Returns the insns consumed. */
+static int emit_from_reg(struct jit *j, uint32_t i, uint32_t len, uint32_t func, int h)
 {
     static const uint8_t alu_rr[16] = {
         [BPF_ADD >> 4] = 0x01, [BPF_SUB >> 4] = 0x29, [BPF_OR >> 4] = 0x09,
         [BPF_AND >> 4] = 0x21, [BPF_XOR >> 4] = 0x31,
     };
     const struct gvm_prog *p = j->prog;
-    const struct bpf_insn *in = &p->insns[i], *o = in + 2;
-    uint32_t nx = i + 2, end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n;
+    const struct bpf_insn *in = &p->insns[i], *o = in + len;
+    uint32_t nx = i + len, end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n;
     int x = in->dst_reg;
 
     if (nx < end && !j->is_target[nx] && j->live_out && !(j->live_out[nx] & (1u << x))
@@ -623,21 +624,21 @@ static int emit_held_const(struct jit *j, uint32_t i, uint32_t func, int h)
         uint8_t cls = BPF_CLASS(o->code), op = BPF_OP(o->code);
         if (cls == BPF_ALU64 && o->off == 0 && alu_rr[op >> 4]) {
             emit_alu_rr(j, alu_rr[op >> 4], true, reg_map[o->dst_reg], h);
-            return 3;
+            return (int)len + 1;
         }
         if (cls == BPF_ALU64 && o->off == 0 && op == BPF_MUL) {
             emit_imul_rr(j, true, reg_map[o->dst_reg], h);
-            return 3;
+            return (int)len + 1;
         }
         if (cls == BPF_JMP && op != BPF_JA && op != BPF_CALL && op != BPF_EXIT) {
             j->cmp_src = h;
             int used = emit_jcond(j, o, nx);
             j->cmp_src = -1;
-            return 2 + used;
+            return (int)len + used;
         }
     }
     emit_mov_rr(j, true, reg_map[x], h);
-    return 2;
+    return (int)len;
 }
 
 /* `ldxdw a, [r10-k]; op a, v; stxdw [r10-k], a` on a slot held in
@@ -686,6 +687,8 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         int used = cls == BPF_LDX ? slot_update(j, i, sr) : 0;
         if (used)
             return used;
+        if (cls == BPF_LDX && !j->hardening)
+            return emit_from_reg(j, i, 1, func, sr);
         if (cls == BPF_LDX)
             emit_mov_rr(j, true, dst, sr);
         else if (cls == BPF_STX)
@@ -719,7 +722,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         } else {
             for (int k = 0; k < j->n_consts && !j->hardening; k++)
                 if (j->const_val[k] == v)
-                    return emit_held_const(j, i, func, j->const_reg[k]);
+                    return emit_from_reg(j, i, 2, func, j->const_reg[k]);
             emit_mov_ri(j, dst, v);
             if (in->dst_reg == BPF_R1) {
                 j->r1_known = true;
@@ -863,14 +866,16 @@ static void mark_leaf(struct jit *j)
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
- * of jit_x86_alu.c starts from), a lddw (which emit_held_const may fold
- * into its user) or an `and r, imm` (try_byte_compare)? Liveness is
+ * of jit_x86_alu.c starts from), a lddw or a stack slot load (which
+ * emit_from_reg may fold into its user) or an `and r, imm`
+ * (try_byte_compare)? Liveness is
  * computed only for functions that do. */
 static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
 {
     for (uint32_t i = lo; i + 1 < hi; i++) {
         const struct bpf_insn *in = &p->insns[i];
-        if (bpf_is_ld_imm64(in) && in->src_reg == 0)
+        if ((bpf_is_ld_imm64(in) && in->src_reg == 0)
+            || (in->code == (BPF_LDX | BPF_MEM | BPF_DW) && in->src_reg == BPF_R10))
             return true;
         if (in->code == (BPF_ALU | BPF_AND | BPF_K) || in->code == (BPF_ALU64 | BPF_AND | BPF_K))
             return true;

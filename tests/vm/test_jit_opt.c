@@ -337,6 +337,12 @@ static void test_slots(void)
           "ldxdw r3, [r10-8]\nand r3, -4\nstxdw [r10-8], r3\nadd r0, r3\n"
           "ldxdw r3, [r10-8]\nor r3, 0x80000000\nstxdw [r10-8], r3\nldxdw r4, [r10-8]\n"
           "add r0, r4\nexit\n", 6 + 12 + 12 + (12 | 0xffffffff80000000ull) },
+        /* a slot load consumed at once by an ALU op or a compare reads the
+         * slot's register (the loaded register dead), or copies it (live) */
+        { "stdw [r10-8], 7\nstdw [r10-16], 2\nmov r0, 0\nmov r1, 0\nloop:\nldxdw r3, [r10-16]\n"
+          "add r0, r3\nldxdw r4, [r10-16]\nmul r0, r4\nldxdw r3, [r10-8]\njge r1, r3, +2\n"
+          "add r1, 1\nja loop\nldxdw r5, [r10-8]\nsub r0, r5\nldxdw r5, [r10-8]\n"
+          "jgt r5, r1, +1\nadd r0, r5\nexit\n", 0x3fc },
         /* st of a negative imm sign-extends into the promoted slot */
         { "stdw [r10-8], -3\nldxdw r0, [r10-8]\nexit\n", (uint64_t)-3 },
     };
