@@ -32,7 +32,7 @@ bool gvm_jit_fill_loop(const struct gvm_prog *p, const uint8_t *is_target, uint3
                        struct gvm_fill *f)
 {
     const struct bpf_insn *in = &p->insns[i];
-    if (i + 5 > p->n)
+    if (i + 5 > p->n || !is_reg_alu64(in, BPF_MOV) || in[2].dst_reg != in->dst_reg)
         return false;
     for (uint32_t k = i + 1; k < i + 5; k++)
         if (is_target[k])
