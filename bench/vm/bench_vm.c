@@ -3,7 +3,7 @@
  * on the interpreter and the JIT, and natively (the same C compiled by gcc
  * -O2; helpers, bench_helpers.c, are plain calls there).
  * Engines run interleaved round by round; the median per-run time of each
- * is reported, with JIT/native ratios and their geometric means. Results of
+ * (thread CPU time: the machine may be shared) is reported, with JIT/native ratios and their geometric means. Results of
  * all three must be equal or the bench aborts. Also measures JIT compile
  * speed on a synthetic 4800-instruction program and on the bench programs
  * (small: the fixed cost of mapping the code weighs more there).
