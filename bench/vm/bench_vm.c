@@ -3,8 +3,10 @@
  * on the interpreter and the JIT, and natively (the same C compiled by gcc
  * -O2; helpers, bench_helpers.c, are plain calls there).
  * Engines run interleaved round by round; the median per-run time of each
- * (thread CPU time: the machine may be shared) is reported, with JIT/native ratios and their geometric means. Results of
- * all three must be equal or the bench aborts. Also measures JIT compile
+ * (thread CPU time: the machine may be shared) is reported, with
+ * JIT/native ratios and their geometric means. Results of all three must
+ * be equal or the bench aborts. BENCH_VM_DUMP=dir writes each program's
+ * JIT code there. Also measures JIT compile
  * speed on a synthetic 4800-instruction program and on the bench programs
  * (small: the fixed cost of mapping the code weighs more there).
  *
