@@ -24,6 +24,12 @@ int gvm_hot_consts(const struct bpf_insn *insns, uint32_t lo, uint32_t hi, uint6
     uint64_t val[MAX_DISTINCT];
     uint64_t weight[MAX_DISTINCT];
     int n = 0;
+    bool any = false;                   /* worth the loop depths? */
+    for (uint32_t i = lo; i + 1 < hi && !any; i++)
+        any = bpf_is_ld_imm64(&insns[i]) && insns[i].src_reg == 0
+              && needs_movabs((uint32_t)insns[i].imm | (uint64_t)(uint32_t)insns[i + 1].imm << 32);
+    if (!any)
+        return 0;
     uint8_t *depth = gvm_loop_depths(insns, lo, hi);
     if (!depth)
         return 0;
