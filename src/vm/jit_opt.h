@@ -25,6 +25,20 @@ struct gvm_udiv_magic {
 
 void gvm_udiv_magic(uint64_t d, int bits, struct gvm_udiv_magic *m);
 
+/* Signed division (truncating) by a constant d, |d| >= 2 and not a power
+ * of two, of a bits-wide dividend x (Granlund-Montgomery, as in Hacker's
+ * Delight 10-1):
+ *   q = mulhs(magic, x)                 (high half of the signed product)
+ *   q += x when d > 0 and magic < 0;  q -= x when d < 0 and magic > 0
+ *   q >>= shift (arithmetic);  q += 1 when q < 0
+ * magic is a bits-wide signed value (sign-extended to 64 bits). */
+struct gvm_sdiv_magic {
+    int64_t magic;
+    uint8_t shift;
+};
+
+void gvm_sdiv_magic(int64_t d, int bits, struct gvm_sdiv_magic *m);
+
 #endif
 
 /* Stack slots of one function that can live in registers. Slot k is the 8

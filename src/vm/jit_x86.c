@@ -38,7 +38,8 @@
  * lib/test_bpf.c table):
  *   - stack slots never address-taken live in registers the program leaves
  *     free (jit_slots.c decides which, plan_slots which register);
- *   - unsigned div/mod by constants as multiplies (jit_divconst.c);
+ *   - div/mod by constants as multiplies, unsigned and signed, and signed
+ *     ones by powers of two as shifts (jit_divconst.c, jit_x86_alu.c);
  *   - mov x, b; add x, i; access [x+off] as one [b+i+off] access, x set only
  *     when jit_live.c finds it read later (jit_x86_alu.c);
  *   - `if (c) goto +1; goto T` as one inverted branch, `if (c) goto +1;

@@ -5,8 +5,9 @@
  *  - host calls: `call rel32` when the helper is within reach of the code,
  *    `call [rip+disp32]` through the literal pool when it is not (a helper
  *    placed in its own far mapping), both in one program;
- *  - division and modulo by constants as multiplies: every width and
- *    signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
+ *  - division and modulo by constants as multiplies (unsigned and signed,
+ *    INT_MIN dividends and divisors, powers of two of either sign): every
+ *    width and signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
  *    2^31 and 2^32, 64-bit divisors), dividends at the edges, on every BPF
  *    register (r0 and r3 are rax and rdx, which the 64-bit multiply uses);
  *  - stack-slot promotion: slots that are promoted and slots that must not
@@ -226,6 +227,116 @@ static void test_udiv_const_jit(void)
                     uint64_t d = is32 ? (uint32_t)divisors[di] : (uint64_t)(int64_t)divisors[di];
                     uint64_t x = is32 ? (uint32_t)mem[k] : mem[k];
                     want[k] = mod ? x % d : x / d;
+                }
+                run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+                for (int k = 0; k < 16; k++)
+                    if (mem[k] != want[k]) {
+                        CHECK(0, "%s r%d, %d: dividend #%d gave 0x%" PRIx64 ", want 0x%" PRIx64,
+                              ops[oi], r, divisors[di], k, mem[k], want[k]);
+                        break;
+                    }
+                CHECK(mem[16] == (r == 0 ? 0x3333u : 0x1111u)
+                      && mem[17] == (r == 4 ? 0x8888u : 0x4444u),
+                      "%s r%d, %d clobbered a neighbour", ops[oi], r, divisors[di]);
+            }
+        }
+    }
+}
+
+/* The signed multipliers against C's division, both widths, divisors of
+ * every size and sign, dividends at the edges (INT_MIN, INT_MAX, -1, 0,
+ * multiples of d and their neighbours). */
+static void test_sdiv_magic_model(void)
+{
+    for (int it = 0; it < 20000; it++) {
+        for (int bits = 32; bits <= 64; bits += 32) {
+            int64_t d = (int64_t)(rnd64() >> (rnd64() % 64));
+            if (bits == 32)
+                d = (int32_t)d;
+            if (it < 64)
+                d = it < 32 ? it + 3 : -(it - 29);
+            if (it == 64)
+                d = bits == 32 ? INT32_MAX : INT64_MAX;
+            if (it == 65)
+                d = bits == 32 ? INT32_MIN + 1 : INT64_MIN + 1;
+            uint64_t ad = (uint64_t)(d < 0 ? -(uint64_t)d : (uint64_t)d);
+            if (ad < 2 || !(ad & (ad - 1)))
+                continue;
+            struct gvm_sdiv_magic m;
+            gvm_sdiv_magic(d, bits, &m);
+            for (int k = 0; k < 20; k++) {
+                int64_t x = k == 0 ? INT64_MIN : k == 1 ? INT64_MAX : k == 2 ? -1 : k == 3 ? 0
+                          : k == 4 ? d : k == 5 ? -d : k == 6 ? d * 3 - 1 : k == 7 ? -(d * 3 - 1)
+                          : k == 8 ? INT32_MIN : k == 9 ? INT32_MAX : (int64_t)rnd64();
+                if (bits == 32)
+                    x = (int32_t)x;
+                int64_t q, want;
+                if (bits == 32) {
+                    q = (m.magic * x) >> 32;
+                    want = (int32_t)x / (int32_t)d;
+                } else {
+                    q = (int64_t)(((__int128)m.magic * x) >> 64);
+                    want = x / d;
+                }
+                if (d > 0 && m.magic < 0)
+                    q += x;
+                if (d < 0 && m.magic > 0)
+                    q -= x;
+                q >>= m.shift;
+                q += q < 0;
+                if (q != want) {
+                    CHECK(0, "signed magic for %d-bit d=%" PRId64 ": x=%" PRId64 " gives %" PRId64,
+                          bits, d, x, q);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/* sdiv/smod by constants on the JIT: every width, divisors of every shape
+ * (powers of two either sign, INT32_MIN, 1, small and large, odd and even)
+ * on dividends at the edges, on r0 and r3 (rax, rdx) and others. */
+static void test_sdiv_const_jit(void)
+{
+    static const int32_t divisors[] = { 2, -2, 4, -8, 1 << 30, INT32_MIN, 1, 3, -3, 5, 6, 7, -7,
+                                        10, 12, 100, -1000, 641, 65537, 0x7fffffff,
+                                        INT32_MIN + 1, 1000000007, -1000000007 };
+    static const char *const ops[] = { "sdiv", "smod", "sdiv32", "smod32" };
+    static const int regs[] = { 0, 3, 4, 8 };
+    uint64_t mem[18];
+    char text[4096];
+
+    for (size_t di = 0; di < sizeof(divisors) / sizeof(divisors[0]); di++) {
+        for (int oi = 0; oi < 4; oi++) {
+            for (int ri = 0; ri < 4; ri++) {
+                int r = regs[ri];
+                size_t n = (size_t)snprintf(text, sizeof(text),
+                                            "mov r6, r1\nmov r0, 0x1111\nmov r3, 0x3333\n"
+                                            "mov r4, 0x4444\nmov r8, 0x8888\n");
+                for (int k = 0; k < 16; k++)
+                    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                                          "ldxdw r%d, [r6+%d]\n%s r%d, %d\nstxdw [r6+%d], r%d\n",
+                                          r, 8 * k, ops[oi], r, divisors[di], 8 * k, r);
+                snprintf(text + n, sizeof(text) - n,
+                         "stxdw [r6+128], r%d\nstxdw [r6+136], r%d\nexit\n", r == 0 ? 3 : 0,
+                         r == 4 ? 8 : 4);
+                for (int k = 0; k < 16; k++)
+                    mem[k] = k == 0 ? 0x8000000000000000ull : k == 1 ? 0x80000000ull
+                           : k == 2 ? ~0ull : k == 3 ? 0 : k == 4 ? (uint64_t)(int64_t)divisors[di]
+                           : k == 5 ? (uint64_t)-(int64_t)divisors[di] : k == 6 ? 0x7fffffffull
+                           : k == 7 ? 0x7fffffffffffffffull : k < 10 ? rnd64() >> (rnd64() % 64)
+                           : rnd64();
+                uint64_t want[16];
+                for (int k = 0; k < 16; k++) {
+                    bool is32 = oi >= 2, mod = oi & 1;
+                    if (is32) {
+                        int32_t x = (int32_t)mem[k], d = divisors[di];
+                        want[k] = (uint32_t)(mod ? x % d : x / d);
+                    } else {
+                        int64_t x = (int64_t)mem[k], d = divisors[di];
+                        want[k] = (uint64_t)(mod ? x % d : x / d);
+                    }
                 }
                 run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
                 for (int k = 0; k < 16; k++)
@@ -880,6 +991,8 @@ int main(void)
     test_host_calls();
     test_udiv_magic_model();
     test_udiv_const_jit();
+    test_sdiv_magic_model();
+    test_sdiv_const_jit();
     test_slots();
     test_inverted_branches();
     test_address_folding();
