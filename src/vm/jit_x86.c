@@ -606,7 +606,8 @@ static inline bool writes_r1(const struct bpf_insn *in)
 /* x = the value register h holds, by the insn at i of len insns: a lddw
  * of a constant held in h since the prologue (len 2), or the load of a
  * stack slot held in h (len 1). When the next insn is `op y, x` (op an
- * ALU64 add, sub, and, or, xor, mul or a 64-bit conditional jump; y not x)
+ * ALU64 add, sub, and, or, xor, mul, a shift (with BMI2) or a 64-bit
+ * conditional jump; y not x)
  * and x is dead after it, that insn reads h instead and x is never set;
  * else x = h. Returns the insns consumed. */
 static int emit_from_reg(struct jit *j, uint32_t i, uint32_t len, uint32_t func, int h)
@@ -629,6 +630,12 @@ static int emit_from_reg(struct jit *j, uint32_t i, uint32_t len, uint32_t func,
         }
         if (cls == BPF_ALU64 && o->off == 0 && op == BPF_MUL) {
             emit_imul_rr(j, true, reg_map[o->dst_reg], h);
+            return (int)len + 1;
+        }
+        if (cls == BPF_ALU64 && gvm_jit_cpu.bmi2
+            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH)) {
+            int d = reg_map[o->dst_reg];                 /* shlx/shrx/sarx d, d, h */
+            emit_shiftx(j, op == BPF_LSH ? 1 : op == BPF_RSH ? 3 : 2, true, d, d, h);
             return (int)len + 1;
         }
         if (cls == BPF_JMP && op != BPF_JA && op != BPF_CALL && op != BPF_EXIT) {

@@ -386,7 +386,8 @@ static void gen_ptr_access(struct gen *g)
  * compare, the register holding it then often overwritten (dead). */
 static void gen_const_use(struct gen *g)
 {
-    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR, BPF_MUL };
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR, BPF_MUL,
+                                   BPF_LSH, BPF_RSH, BPF_ARSH };
     static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
                                      BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
     int r = data_reg(g), d = data_reg(g);

@@ -737,6 +737,11 @@ static void test_held_consts(void)
           "lddw r4, 0x100000000\njlt r5, r4, +1\nadd r0, 1\n"
           "lddw r4, 0x8000000000000000\njsgt r4, r5, +1\nadd r0, 2\n"
           "add r5, r1\nadd r1, 1\njlt r1, 50, loop\nexit\n", 0 },
+        /* held constants and slots as shift counts (masked to 63) */
+        { "mov r0, 0\nmov r1, 0\nstdw [r10-8], 3\nloop:\nlddw r3, 0x8000000000000041\n"
+          "lddw r2, 0x1000000000000005\nrsh r3, r2\nadd r0, r3\nlddw r3, -0x1000\n"
+          "lddw r2, 0x2000000000000004\narsh r3, r2\nadd r0, r3\nmov r3, 1\n"
+          "ldxdw r2, [r10-8]\nlsh r3, r2\nadd r0, r3\nadd r1, 1\njlt r1, 4, loop\nexit\n", 0 },
         /* the constant's register still read after its use */
         { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x7777777700000001\nadd r0, r2\n"
           "add r0, r2\nadd r1, 1\njlt r1, 5, loop\nexit\n", 0 },
@@ -778,7 +783,8 @@ static void test_held_consts(void)
         r5 += r1;
     }
     cases[0].want = w0;
-    cases[1].want = 10 * 0x7777777700000001ull;
+    cases[1].want = 4 * ((0x8000000000000041ull >> 5) + (uint64_t)(-0x1000 >> 4) + 8);
+    cases[2].want = 10 * 0x7777777700000001ull;
     uint64_t w2 = 0;
     for (int k = 0; k < 9; k++) {
         w2 += 0xffffffff80000000ull;
@@ -788,14 +794,14 @@ static void test_held_consts(void)
         w2 |= 0x0fef01ef0f0f01efull;
         w2 *= 0x2fae0f00000000ffull;
     }
-    cases[2].want = w2;
+    cases[3].want = w2;
     uint32_t w3 = 0;
     for (uint32_t r1 = 0; r1 < 9; r1++) {
         w3 += r1 < 5 ? 0 : 1;
         w3 += 3;
     }
-    cases[3].want = w3;
-    cases[4].want = 3 * 2 * 0x1111111122222222ull;
+    cases[4].want = w3;
+    cases[5].want = 3 * 2 * 0x1111111122222222ull;
     uint64_t w5 = 0;
     for (uint64_t r1 = 0, v = 0x4000000000000000ull; r1 < 6; r1++, v++) {
         if (v > 0x4000000000000003ull)
@@ -804,11 +810,11 @@ static void test_held_consts(void)
             w5 = 7;
         w5 += 1;
     }
-    cases[5].want = w5;
+    cases[6].want = w5;
     uint64_t w6 = 0;
     for (uint64_t k = 1; k <= 8; k++)
         w6 += 3 * (k << 60 | k);
-    cases[6].want = w6;
+    cases[7].want = w6;
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         const uint8_t *code;
         size_t len;
