@@ -266,7 +266,8 @@ static void test_sdiv_magic_model(void)
             gvm_sdiv_magic(d, bits, &m);
             for (int k = 0; k < 20; k++) {
                 int64_t x = k == 0 ? INT64_MIN : k == 1 ? INT64_MAX : k == 2 ? -1 : k == 3 ? 0
-                          : k == 4 ? d : k == 5 ? -d : k == 6 ? d * 3 - 1 : k == 7 ? -(d * 3 - 1)
+                          : k == 4 ? d : k == 5 ? -d : k == 6 ? (int64_t)((uint64_t)d * 3 - 1)
+                          : k == 7 ? (int64_t)(1 - (uint64_t)d * 3)
                           : k == 8 ? INT32_MIN : k == 9 ? INT32_MAX : (int64_t)rnd64();
                 if (bits == 32)
                     x = (int32_t)x;
