@@ -1,7 +1,7 @@
 /*
  * jit_opt.h - the analyses and arithmetic the x86-64 JIT's optimizing
- * passes share (jit_divconst.c, jit_slots.c). Not for use outside src/vm/
- * and its tests.
+ * passes share (jit_divconst.c, jit_slots.c, jit_consts.c, jit_live.c).
+ * Not for use outside src/vm/ and its tests.
  */
 #ifndef GRAFT_VM_JIT_OPT_H
 #define GRAFT_VM_JIT_OPT_H
@@ -24,6 +24,20 @@ struct gvm_udiv_magic {
 };
 
 void gvm_udiv_magic(uint64_t d, int bits, struct gvm_udiv_magic *m);
+
+/* Signed division (truncating) by a constant d, |d| >= 2 and not a power
+ * of two, of a bits-wide dividend x (Granlund-Montgomery, as in Hacker's
+ * Delight 10-1):
+ *   q = mulhs(magic, x)                 (high half of the signed product)
+ *   q += x when d > 0 and magic < 0;  q -= x when d < 0 and magic > 0
+ *   q >>= shift (arithmetic);  q += 1 when q < 0
+ * magic is a bits-wide signed value (sign-extended to 64 bits). */
+struct gvm_sdiv_magic {
+    int64_t magic;
+    uint8_t shift;
+};
+
+void gvm_sdiv_magic(int64_t d, int bits, struct gvm_sdiv_magic *m);
 
 #endif
 
@@ -58,6 +72,19 @@ int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32
 /* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
  * MEM through r10 at an 8-aligned offset in the frame. */
 int gvm_slot_of(const struct bpf_insn *insn);
+
+/* Loop depth of each insn of insns[lo, hi) (index i - lo): how many
+ * backward branches span it, at most 255. malloc'd; NULL when out of
+ * memory. */
+uint8_t *gvm_loop_depths(const struct bpf_insn *insns, uint32_t lo, uint32_t hi);
+
+/* The 64-bit constants of insns[lo, hi) worth a register of their own: the
+ * values of LD_IMM64 (plain, src_reg 0) inside loops that need a 10-byte
+ * movabs (neither a sign- nor a zero-extended 32-bit value). At most max,
+ * the most used (weighted by loop depth) first; returns how many were
+ * written to vals, 0 when out of memory. */
+int gvm_hot_consts(const struct bpf_insn *insns, uint32_t lo, uint32_t hi, uint64_t *vals,
+                   int max);
 
 /* Registers live after each instruction of the function insns[lo, hi) of a
  * program of n insns: bit r of live_out[i - lo] is set when BPF register r

@@ -54,8 +54,7 @@ static int access_size(uint8_t code)
     }
 }
 
-/* Loop depth of each insn: how many backward branches span it. */
-static uint8_t *loop_depths(const struct bpf_insn *insns, uint32_t lo, uint32_t hi)
+uint8_t *gvm_loop_depths(const struct bpf_insn *insns, uint32_t lo, uint32_t hi)
 {
     uint32_t len = hi - lo;
     int32_t *diff = calloc(len + 1, sizeof(*diff));
@@ -137,7 +136,7 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
 int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
                    struct gvm_slot_use *u)
 {
-    uint8_t *depth = loop_depths(insns, lo, hi);
+    uint8_t *depth = gvm_loop_depths(insns, lo, hi);
     if (!depth)
         return -1;
     memset(u->weight, 0, sizeof(u->weight));

@@ -38,13 +38,19 @@
  * lib/test_bpf.c table):
  *   - stack slots never address-taken live in registers the program leaves
  *     free (jit_slots.c decides which, plan_slots which register);
- *   - unsigned div/mod by constants as multiplies (jit_divconst.c);
+ *   - div/mod by constants as multiplies, unsigned and signed, and signed
+ *     ones by powers of two as shifts (jit_divconst.c, jit_x86_alu.c);
  *   - mov x, b; add x, i; access [x+off] as one [b+i+off] access, x set only
  *     when jit_live.c finds it read later (jit_x86_alu.c);
  *   - `if (c) goto +1; goto T` as one inverted branch, `if (c) goto +1;
  *     r = v` as a cmov (emit_jcond);
  *   - helpers and kfuncs by `call rel32` when in reach, else through a
- *     literal pool after the code (struct host_call).
+ *     literal pool after the code (struct host_call);
+ *   - 64-bit constants used in loops held in registers a leaf leaves free
+ *     (jit_consts.c, plan_slots), read directly by their user;
+ *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
+ *   - `and r, m` that only feeds a compare: a compare of r's low byte, or
+ *     test r, m (try_byte_compare).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
@@ -152,8 +158,25 @@ static void emit_compare(struct jit *j, const struct bpf_insn *in)
     int dst = reg_map[in->dst_reg];
     uint8_t op = BPF_OP(in->code);
 
+    if (j->cmp_test) {                  /* r & mask against 0: try_byte_compare */
+        emit_test_ri(j, j->cmp_mask64, dst, j->cmp_mask);
+        return;
+    }
+    if (j->cmp_byte) {                  /* the low byte only: try_byte_compare */
+        if (op == BPF_JSET) {
+            emit_rr(j, F_BRM, 0xf6, 0, dst);        /* test r8, imm8 */
+            emit1(j, (uint8_t)in->imm);
+        } else if (in->imm == 0) {
+            emit_rr(j, F_BREG | F_BRM, 0x84, dst, dst);
+        } else {
+            emit_rr(j, F_BRM, 0x80, 7, dst);        /* cmp r8, imm8 */
+            emit1(j, (uint8_t)in->imm);
+        }
+        return;
+    }
     if (BPF_SRC(in->code) == BPF_X) {
-        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, reg_map[in->src_reg]);
+        int src = j->cmp_src >= 0 ? j->cmp_src : reg_map[in->src_reg];
+        emit_alu_rr(j, op == BPF_JSET ? 0x85 : 0x39, is64, dst, src);
     } else if (op == BPF_JSET) {
         emit_test_ri(j, is64, dst, in->imm);
     } else if (in->imm == 0) {
@@ -235,6 +258,53 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
     emit_compare(j, in);
     emit_branch(j, cc, j->prev_off[t]);
     return used;
+}
+
+/* `and r, m; [up to two mov r2, imm;] if r op k goto` with r dead after
+ * the jump: the mask only serves the compare (zero-extension elision).
+ * m = 0xff, op unsigned, equality or jset, k in [0, 255]: a compare of
+ * r's low byte. Any m, op jeq or jne, k = 0: test r, m. Returns the insns
+ * consumed, 0 when the pattern does not apply. */
+static int try_byte_compare(struct jit *j, const struct bpf_insn *in, uint32_t i, uint32_t func)
+{
+    const struct gvm_prog *p = j->prog;
+    uint32_t end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n, jx = i + 1;
+    if (j->hardening || !j->live_out
+        || (in->code != (BPF_ALU | BPF_AND | BPF_K) && in->code != (BPF_ALU64 | BPF_AND | BPF_K)))
+        return 0;
+    while (jx < end && jx < i + 3 && !j->is_target[jx] && p->insns[jx].dst_reg != in->dst_reg
+           && (p->insns[jx].code == (BPF_ALU64 | BPF_MOV | BPF_K)
+               || p->insns[jx].code == (BPF_ALU | BPF_MOV | BPF_K)))
+        jx++;
+    if (jx >= end || j->is_target[jx])
+        return 0;
+    const struct bpf_insn *br = &p->insns[jx];
+    uint8_t cls = BPF_CLASS(br->code), op = BPF_OP(br->code);
+    if ((cls != BPF_JMP && cls != BPF_JMP32) || BPF_SRC(br->code) != BPF_K
+        || br->dst_reg != in->dst_reg || (j->live_out[jx] & (1u << in->dst_reg)))
+        return 0;
+    bool byte = in->imm == 0xff && br->imm >= 0 && br->imm <= 0xff
+                && (op == BPF_JEQ || op == BPF_JNE || op == BPF_JGT || op == BPF_JGE
+                    || op == BPF_JLT || op == BPF_JLE || op == BPF_JSET);
+    bool test = (op == BPF_JEQ || op == BPF_JNE) && br->imm == 0;
+    if (!byte && !test)
+        return 0;
+    for (const struct bpf_insn *mv = in + 1; mv < br; mv++)
+        emit_mov_ri(j, reg_map[mv->dst_reg], BPF_CLASS(mv->code) == BPF_ALU64
+                                                 ? (uint64_t)(int64_t)mv->imm
+                                                 : (uint32_t)mv->imm);
+    if (byte) {
+        j->cmp_byte = true;
+    } else {
+        /* both 64-bit: the whole of r & sext(m); else its low half */
+        j->cmp_test = true;
+        j->cmp_mask = in->imm;
+        j->cmp_mask64 = BPF_CLASS(in->code) == BPF_ALU64 && cls == BPF_JMP;
+    }
+    int used = emit_jcond(j, br, jx);
+    j->cmp_byte = false;
+    j->cmp_test = false;
+    return (int)(jx - i) + used;
 }
 
 /* ---- calls ------------------------------------------------------------- */
@@ -443,6 +513,13 @@ static void emit_prologue(struct jit *j)
             emit_rr(j, F_W, 0x81, 5, RSP);           /* sub rsp, 512 */
             emit4(j, BPF_STACK_SIZE);
         }
+        /* never a 0x0f byte here: harden_at could not move it */
+        for (int k = 0; k < j->n_consts; k++) {
+            if (has_0f(j->const_val[k], 8))
+                emit_mov_ri_clean(j, j->const_reg[k], j->const_val[k]);
+            else
+                emit_movabs(j, j->const_reg[k], j->const_val[k]);
+        }
         return;
     }
     emit_push(j, RBX);
@@ -526,6 +603,85 @@ static inline bool writes_r1(const struct bpf_insn *in)
     return false;
 }
 
+/* x = the value register h holds, by the insn at i of len insns: a lddw
+ * of a constant held in h since the prologue (len 2), or the load of a
+ * stack slot held in h (len 1). When the next insn is `op y, x` (op an
+ * ALU64 add, sub, and, or, xor, mul, a shift (with BMI2) or a 64-bit
+ * conditional jump; y not x)
+ * and x is dead after it, that insn reads h instead and x is never set;
+ * else x = h. Returns the insns consumed. */
+static int emit_from_reg(struct jit *j, uint32_t i, uint32_t len, uint32_t func, int h)
+{
+    static const uint8_t alu_rr[16] = {
+        [BPF_ADD >> 4] = 0x01, [BPF_SUB >> 4] = 0x29, [BPF_OR >> 4] = 0x09,
+        [BPF_AND >> 4] = 0x21, [BPF_XOR >> 4] = 0x31,
+    };
+    const struct gvm_prog *p = j->prog;
+    const struct bpf_insn *in = &p->insns[i], *o = in + len;
+    uint32_t nx = i + len, end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n;
+    int x = in->dst_reg;
+
+    if (nx < end && !j->is_target[nx] && j->live_out && !(j->live_out[nx] & (1u << x))
+        && BPF_SRC(o->code) == BPF_X && o->src_reg == x && o->dst_reg != x) {
+        uint8_t cls = BPF_CLASS(o->code), op = BPF_OP(o->code);
+        if (cls == BPF_ALU64 && o->off == 0 && alu_rr[op >> 4]) {
+            emit_alu_rr(j, alu_rr[op >> 4], true, reg_map[o->dst_reg], h);
+            return (int)len + 1;
+        }
+        if (cls == BPF_ALU64 && o->off == 0 && op == BPF_MUL) {
+            emit_imul_rr(j, true, reg_map[o->dst_reg], h);
+            return (int)len + 1;
+        }
+        if (cls == BPF_ALU64 && gvm_jit_cpu.bmi2
+            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH)) {
+            int d = reg_map[o->dst_reg];                 /* shlx/shrx/sarx d, d, h */
+            emit_shiftx(j, op == BPF_LSH ? 1 : op == BPF_RSH ? 3 : 2, true, d, d, h);
+            return (int)len + 1;
+        }
+        if (cls == BPF_JMP && op != BPF_JA && op != BPF_CALL && op != BPF_EXIT) {
+            j->cmp_src = h;
+            int used = emit_jcond(j, o, nx);
+            j->cmp_src = -1;
+            return (int)len + used;
+        }
+    }
+    emit_mov_rr(j, true, reg_map[x], h);
+    return (int)len;
+}
+
+/* `ldxdw a, [r10-k]; op a, v; stxdw [r10-k], a` on a slot held in
+ * register sr (op an ALU64 add, sub, and, or, xor of a constant or a
+ * register): the operation on sr itself, a = sr only when a is read later.
+ * Returns the insns consumed, 0 when the pattern does not apply. */
+static int slot_update(struct jit *j, uint32_t i, int sr)
+{
+    static const uint8_t alu_rr[16] = {
+        [BPF_ADD >> 4] = 0x01, [BPF_SUB >> 4] = 0x29, [BPF_OR >> 4] = 0x09,
+        [BPF_AND >> 4] = 0x21, [BPF_XOR >> 4] = 0x31,
+    };
+    static const uint8_t alu_ext[16] = {
+        [BPF_ADD >> 4] = 0, [BPF_SUB >> 4] = 5, [BPF_OR >> 4] = 1, [BPF_AND >> 4] = 4,
+        [BPF_XOR >> 4] = 6,
+    };
+    const struct bpf_insn *ld = &j->prog->insns[i], *op = ld + 1, *st = ld + 2;
+    int a = ld->dst_reg;
+    uint8_t o = BPF_OP(op->code);
+    if (j->hardening || i + 2 >= j->prog->n || j->is_target[i + 1] || j->is_target[i + 2]
+        || BPF_CLASS(op->code) != BPF_ALU64 || op->dst_reg != a || op->off != 0
+        || !alu_rr[o >> 4] || st->code != (BPF_STX | BPF_MEM | BPF_DW) || st->dst_reg != BPF_R10
+        || st->off != ld->off || st->src_reg != a)
+        return 0;
+    if (BPF_SRC(op->code) == BPF_X)
+        emit_alu_rr(j, alu_rr[o >> 4], true, sr, op->src_reg == a ? sr : reg_map[op->src_reg]);
+    else if (o == BPF_ADD && (op->imm == 1 || op->imm == -1))
+        emit_rr(j, F_W, 0xff, op->imm == 1 ? 0 : 1, sr);           /* inc/dec */
+    else
+        emit_alu_ri(j, alu_ext[o >> 4], true, sr, op->imm);
+    if (!j->live_out || (j->live_out[i + 2] & (1u << a)))
+        emit_mov_rr(j, true, reg_map[a], sr);
+    return 3;
+}
+
 /* Emit insn i; returns the number of insns consumed, or -1 if unknown. */
 static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
 {
@@ -536,6 +692,11 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
     if (slot >= 0 && j->cur_slots[slot] >= 0) {
         int sr = j->cur_slots[slot];
+        int used = cls == BPF_LDX ? slot_update(j, i, sr) : 0;
+        if (used)
+            return used;
+        if (cls == BPF_LDX && !j->hardening)
+            return emit_from_reg(j, i, 1, func, sr);
         if (cls == BPF_LDX)
             emit_mov_rr(j, true, dst, sr);
         else if (cls == BPF_STX)
@@ -545,8 +706,10 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         return 1;
     }
     switch (cls) {
-    case BPF_ALU: case BPF_ALU64:
-        return gvm_jit_alu_insn(j, in);
+    case BPF_ALU: case BPF_ALU64: {
+        int used = try_byte_compare(j, in, i, func);
+        return used ? used : gvm_jit_alu_insn(j, in);
+    }
     case BPF_LDX:
         emit_mem_insn(j, in, mem_bd(src, in->off));
         return 1;
@@ -565,6 +728,9 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
             uint32_t f = gvm_func_of(j->prog, (uint32_t)((int64_t)i + in->imm + 1));
             emit_lea_code(j, dst, j->prev_fentry[f]);
         } else {
+            for (int k = 0; k < j->n_consts && !j->hardening; k++)
+                if (j->const_val[k] == v)
+                    return emit_from_reg(j, i, 2, func, j->const_reg[k]);
             emit_mov_ri(j, dst, v);
             if (in->dst_reg == BPF_R1) {
                 j->r1_known = true;
@@ -708,11 +874,19 @@ static void mark_leaf(struct jit *j)
 }
 
 /* Does insns[lo, hi) have `mov x, b; add x, ...` (what the address folding
- * of jit_x86_alu.c starts from)? Liveness is computed only for functions that do. */
+ * of jit_x86_alu.c starts from), a lddw or a stack slot load (which
+ * emit_from_reg may fold into its user) or an `and r, imm`
+ * (try_byte_compare)? Liveness is
+ * computed only for functions that do. */
 static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t hi)
 {
     for (uint32_t i = lo; i + 1 < hi; i++) {
         const struct bpf_insn *in = &p->insns[i];
+        if ((bpf_is_ld_imm64(in) && in->src_reg == 0)
+            || (in->code == (BPF_LDX | BPF_MEM | BPF_DW) && in->src_reg == BPF_R10))
+            return true;
+        if (in->code == (BPF_ALU | BPF_AND | BPF_K) || in->code == (BPF_ALU64 | BPF_AND | BPF_K))
+            return true;
         if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X)
             && (in[1].code & ~BPF_X) == (BPF_ALU64 | BPF_ADD) && in[1].dst_reg == in->dst_reg)
             return true;
@@ -723,12 +897,16 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
 /* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
  * programs only: calls, callx, tail calls and inline lookups need them too
  * but make a program non-leaf. */
-static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard)
+static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard,
+                               const uint8_t *is_target)
 {
+    struct gvm_fill fill;
     for (uint32_t i = 0; i < p->n; i++) {
         const struct bpf_insn *in = &p->insns[i];
         if (hard[i] & HARD_LEVEL)
             return true;                 /* its constants may go through TMP1 */
+        if (gvm_jit_fill_loop(p, is_target, i, &fill))
+            return true;
         uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
         if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
             return true;
@@ -792,6 +970,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
     free(j->slot_reg);
     j->tmp1_taken = false;
+    j->n_consts = 0;
     j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
     if (!j->slot_reg)
         return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
@@ -803,8 +982,8 @@ static int plan_slots(struct jit *j, struct graft_err *err)
 
         gvm_slot_scan(p->insns, p->n, lo, hi, &u);
         if (j->leaf) {
-            if (!leaf_needs_scratch(p, j->hard)) {
-                free_regs[n_free++] = TMP1;
+            bool scratch_free = !leaf_needs_scratch(p, j->hard, j->is_target);
+            if (scratch_free) {
                 free_regs[n_free++] = TMP2;
                 free_regs[n_free++] = TMP3;
             }
@@ -821,15 +1000,30 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                 all_fit = all_fit && (!u.used[k] || u.promotable[k]);
                 n_prom += u.promotable[k];
             }
-            if (all_fit && n_prom <= n_free + 1)
+            if (all_fit && n_prom <= n_free + 1 + scratch_free)
                 free_regs[n_free++] = RBP;
+            /* TMP1 last: while no slot takes it, cmov can load constants
+             * into it (cmov_source) */
+            if (scratch_free)
+                free_regs[n_free++] = TMP1;
             int given = assign_slots(j, f, &u, free_regs, n_free);
+            /* registers no slot took (TMP1 stays for cmov) hold the hottest
+             * 64-bit constants */
+            uint64_t cv[6];
+            int n_left = n_free - given - scratch_free, nc = 0;
+            if (n_left > 0)
+                nc = gvm_hot_consts(p->insns, lo, hi, cv, n_left < 6 ? n_left : 6);
+            for (int k = 0; k < nc; k++) {
+                j->const_val[k] = cv[k];
+                j->const_reg[k] = (int8_t)free_regs[given + k];
+            }
+            j->n_consts = nc;
             j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
             j->n_leaf_saved = 0;
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (named & (1u << r))
                     j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
-            for (int k = 0; k < given; k++)
+            for (int k = 0; k < given + nc; k++)
                 if (is_callee_saved(free_regs[k]))
                     j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
         } else {
@@ -1079,7 +1273,7 @@ static int lay_out(struct jit *j, struct graft_err *err)
 
 int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
 {
-    struct jit j = { .prog = prog };
+    struct jit j = { .prog = prog, .cmp_src = -1 };
     uint32_t n = prog->n, nf = prog->n_funcs;
     int r;
 

@@ -210,16 +210,29 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
     }
     if (!access_via(m, x, disp0))
         return 0;
-    /* further accesses through x right after, while x, b and the index keep
-     * their values (a load into one of them ends the chain) */
+    /* further accesses through x, while x, b and the index keep their
+     * values (a load into one of them ends the chain); up to two simple ALU
+     * ops that touch none of them (nor the scaled index) may sit before
+     * each, as in a load, modify, store: they are emitted in order */
+    uint16_t keep = (uint16_t)(1u << x | 1u << b | (idx >= 0 ? 1u << idx : 0)
+                               | (tmp >= 0 ? 1u << tmp : 0));
     uint32_t a = im + 2 + (uint32_t)between;     /* the last access folded */
     int n_acc = 1;
-    while (n_acc < 4 && a + 1 < p->n && !j->is_target[a + 1]
-           && !(BPF_CLASS(p->insns[a].code) == BPF_LDX
-                && (p->insns[a].dst_reg == x || p->insns[a].dst_reg == b
-                    || p->insns[a].dst_reg == idx))
-           && access_via(&p->insns[a + 1], x, disp0)) {
-        a++;
+    while (n_acc < 4 && !(BPF_CLASS(p->insns[a].code) == BPF_LDX
+                          && (keep & (1u << p->insns[a].dst_reg)))) {
+        uint32_t nx = a + 1;
+        int alu = 0;
+        while (alu < 2 && nx < p->n && !j->is_target[nx] && is_simple_alu(&p->insns[nx])) {
+            uint16_t rd, wr;
+            gvm_insn_reg_use(&p->insns[nx], &rd, &wr);
+            if ((rd | wr) & keep)
+                break;
+            nx++;
+            alu++;
+        }
+        if (nx >= p->n || j->is_target[nx] || !access_via(&p->insns[nx], x, disp0))
+            break;
+        a = nx;
         n_acc++;
     }
     const struct bpf_insn *last = &p->insns[a];
@@ -227,7 +240,10 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
                   || (j->live_out && !(j->live_out[a] & (1u << x)));
     bool tmp_needed = false;
     if (pre) {
-        tmp_needed = !j->live_out || (j->live_out[a] & (1u << tmp)) || between_reads_tmp;
+        /* a last load into I itself ends what the program computed there */
+        bool reloaded = BPF_CLASS(last->code) == BPF_LDX && last->dst_reg == tmp;
+        tmp_needed = (!reloaded && (!j->live_out || (j->live_out[a] & (1u << tmp))))
+                     || between_reads_tmp;
         for (const struct bpf_insn *k = m; k <= last; k++)
             tmp_needed = tmp_needed || (BPF_CLASS(k->code) == BPF_STX && k->src_reg == tmp);
     }
@@ -244,9 +260,13 @@ static int try_fold_address(struct jit *j, const struct bpf_insn *in)
         else
             emit_lea(j, true, reg_map[x], rb, (int32_t)disp0);
     }
-    for (int k = 0; k < n_acc; k++, m++)
-        emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off), scale });
-    return pre + 2 + between + n_acc;
+    for (; m <= last; m++) {
+        if (BPF_CLASS(m->code) == BPF_ALU || BPF_CLASS(m->code) == BPF_ALU64)
+            emit_simple_alu(j, m);
+        else
+            emit_mem_insn(j, m, (struct mem){ rb, ri, (int32_t)(disp0 + m->off), scale });
+    }
+    return (int)(a - i + 1);
 }
 
 /* mov and movsx; returns the number of BPF insns consumed (peepholes). */
@@ -255,7 +275,9 @@ static int emit_movop(struct jit *j, const struct bpf_insn *in, bool is64)
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
     if (is64 && BPF_SRC(in->code) == BPF_X && in->off == 0 && !j->hardening) {
-        int used = try_fold_address(j, in);
+        int used = gvm_jit_emit_fill(j);
+        if (!used)
+            used = try_fold_address(j, in);
         if (used)
             return used;
     }
@@ -454,6 +476,98 @@ static void emit_udiv_const(struct jit *j, bool is64, bool mod, int dst, uint64_
         emit_mov_rr(j, true, RDX, TMP3);
 }
 
+/* dst = dst s/ d or dst s% d (truncating; the remainder has the
+ * dividend's sign), d a constant other than 0 and -1 (imm: d as the insn
+ * encodes it). |d| = 2^k: a shift, rounded toward zero by adding 2^k - 1
+ * to negative dividends. Otherwise the multiply of jit_opt.h: 32-bit in
+ * scratch registers on the sign-extended dividend (the product fits 64
+ * bits), 64-bit with the one-operand imul (rdx:rax, saved around it). */
+static void emit_sdiv_const(struct jit *j, bool is64, bool mod, int dst, int64_t d, int32_t imm)
+{
+    unsigned w = wflag(is64);
+    int bits = is64 ? 64 : 32;
+    uint64_t ad = (uint64_t)(d < 0 ? -d : d);
+
+    if (ad == 1) {                                      /* d = 1 (-1 is handled before) */
+        if (mod)
+            emit_xor_zero(j, dst);
+        else if (!is64)
+            emit_mov_rr(j, false, dst, dst);
+        return;
+    }
+    if ((ad & (ad - 1)) == 0) {
+        int k = __builtin_ctzll(ad);
+        emit_mov_rr(j, is64, TMP1, dst);                /* x */
+        emit_mov_rr(j, is64, TMP2, TMP1);
+        emit_shift_ri(j, w, 7, TMP2, (uint8_t)(bits - 1));       /* -1 if x < 0 */
+        emit_shift_ri(j, w, 5, TMP2, (uint8_t)(bits - k));       /* 2^k - 1 or 0 */
+        emit_alu_rr(j, 0x01, is64, TMP2, TMP1);
+        emit_shift_ri(j, w, 7, TMP2, (uint8_t)k);                /* x / 2^k */
+        if (mod) {                                      /* x - (x / |d|) * |d| */
+            emit_shift_ri(j, w, 4, TMP2, (uint8_t)k);
+            emit_alu_rr(j, 0x29, is64, TMP1, TMP2);
+            emit_mov_rr(j, is64, dst, TMP1);
+            return;
+        }
+        if (d < 0)
+            emit_unary(j, is64, 3, TMP2);               /* neg */
+        emit_mov_rr(j, is64, dst, TMP2);
+        return;
+    }
+    struct gvm_sdiv_magic m;
+    gvm_sdiv_magic(d, bits, &m);
+    if (!is64) {
+        emit_rr(j, F_W, 0x63, TMP1, dst);               /* x, sign-extended */
+        emit_imul_rri(j, true, TMP2, TMP1, (int32_t)m.magic);
+        emit_shift_ri(j, F_W, 7, TMP2, 32);             /* mulhs */
+        if (d > 0 && m.magic < 0)
+            emit_alu_rr(j, 0x01, true, TMP2, TMP1);
+        if (d < 0 && m.magic > 0)
+            emit_alu_rr(j, 0x29, true, TMP2, TMP1);
+        if (m.shift)
+            emit_shift_ri(j, F_W, 7, TMP2, m.shift);
+        emit_mov_rr(j, true, TMP3, TMP2);
+        emit_shift_ri(j, F_W, 5, TMP3, 63);
+        emit_alu_rr(j, 0x01, true, TMP2, TMP3);         /* +1 when negative */
+        if (mod) {
+            emit_imul_rri(j, false, TMP2, TMP2, imm);
+            emit_alu_rr(j, 0x29, false, TMP1, TMP2);
+            emit_mov_rr(j, false, dst, TMP1);
+        } else {
+            emit_mov_rr(j, false, dst, TMP2);
+        }
+        return;
+    }
+    emit_mov_rr(j, true, TMP1, dst);                    /* x */
+    if (dst != RAX)
+        emit_mov_rr(j, true, TMP2, RAX);
+    if (dst != RDX)
+        emit_mov_rr(j, true, TMP3, RDX);
+    emit_mov_ri(j, RAX, (uint64_t)m.magic);
+    emit_unary(j, true, 5, TMP1);                       /* imul: rdx:rax = rax * x */
+    if (d > 0 && m.magic < 0)
+        emit_alu_rr(j, 0x01, true, RDX, TMP1);
+    if (d < 0 && m.magic > 0)
+        emit_alu_rr(j, 0x29, true, RDX, TMP1);
+    if (m.shift)
+        emit_shift_ri(j, F_W, 7, RDX, m.shift);
+    emit_mov_rr(j, true, RAX, RDX);
+    emit_shift_ri(j, F_W, 5, RAX, 63);
+    emit_alu_rr(j, 0x01, true, RDX, RAX);
+    int q = RDX;
+    if (mod) {
+        emit_imul_rri(j, true, RDX, RDX, imm);           /* imm sign-extends to d */
+        emit_alu_rr(j, 0x29, true, TMP1, RDX);
+        q = TMP1;
+    }
+    if (dst != q)
+        emit_mov_rr(j, true, dst, q);
+    if (dst != RAX)
+        emit_mov_rr(j, true, RAX, TMP2);
+    if (dst != RDX)
+        emit_mov_rr(j, true, RDX, TMP3);
+}
+
 static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
 {
     int dst = reg_map[in->dst_reg];
@@ -488,6 +602,11 @@ static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
         }
         if (!sgn && !j->hardening) {     /* hardened: no magic numbers */
             emit_udiv_const(j, is64, mod, dst, d, in->imm);
+            return;
+        }
+        if (sgn && !j->hardening) {
+            emit_sdiv_const(j, is64, mod, dst, is64 ? (int64_t)in->imm : (int64_t)(int32_t)in->imm,
+                            in->imm);
             return;
         }
         emit_mov_ri(j, TMP1, d);

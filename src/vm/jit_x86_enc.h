@@ -113,6 +113,17 @@ struct jit {
     const int8_t *cur_slots;               /* the function being emitted */
     uint16_t *live_out;                    /* per insn (jit_live.c); NULL: all live */
     bool tmp1_taken;                       /* a stack slot lives in TMP1 */
+    uint64_t const_val[6];                 /* leaf: 64-bit constants held in */
+    int8_t const_reg[6];                   /* registers from the prologue on */
+    int n_consts;                          /* (jit_consts.c, plan_slots) */
+    int cmp_src;                           /* >= 0: the x86 register a compare
+                                              reads for its BPF src (a held
+                                              constant); -1: reg_map's */
+    bool cmp_byte;                         /* a compare reads its dst's low
+                                              byte (try_byte_compare) */
+    bool cmp_test;                         /* a compare is test dst, cmp_mask */
+    int32_t cmp_mask;
+    bool cmp_mask64;                       /* ... of all 64 bits */
     int leaf_saved[8];                     /* leaf: callee-saved regs to push */
     int n_leaf_saved;
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */
@@ -618,5 +629,20 @@ static inline bool next_is_plain(const struct jit *j, uint32_t i)
 /* jit_x86_alu.c: ALU and ALU64 instructions; returns the insns consumed
  * (peepholes take several), -1 for an unknown operation. */
 int gvm_jit_alu_insn(struct jit *j, const struct bpf_insn *in);
+
+/* jit_x86_fill.c: a fill loop (the memset idiom) starting at insn i. */
+struct gvm_fill {
+    int x, b, idx, n;              /* BPF registers: address, base, index, bound */
+    int32_t k;                     /* the index's end value (until_eq) */
+    bool until_eq;                 /* loop until idx == k, else while idx < n */
+    int bytes;                     /* store size = index step */
+    const struct bpf_insn *store;
+    int insns;                     /* the loop's length */
+};
+bool gvm_jit_fill_loop(const struct gvm_prog *p, const uint8_t *is_target, uint32_t i,
+                       struct gvm_fill *f);
+/* Emit the fill loop at j->idx as rep stos; returns the insns consumed,
+ * 0 when there is none. */
+int gvm_jit_emit_fill(struct jit *j);
 
 #endif

@@ -18,7 +18,11 @@
  *
  * Half the programs access the stack mostly in whole 8-byte slots, and half
  * leave r8 and r9 unnamed, so that the JIT keeps stack slots in registers,
- * with and without calls.
+ * with and without calls. Shapes the JIT's peepholes look for are made on
+ * purpose: address arithmetic then loads, modifications and stores through
+ * it, 64-bit constants reused inside loops and consumed at once, short
+ * diamonds (cmov), fill loops (rep stos), byte masks feeding a compare,
+ * load-update-store of a stack slot.
  *
  * Invariants of generated programs: r6 always holds the ctx pointer and r10
  * the frame pointer; no other register holds an address past the few
@@ -36,7 +40,8 @@
 #include "util/pkru_pattern.h"
 #include "vm/vm.h"
 
-#define CTX_DATA   256           /* random-access region of ctx */
+#define CTX_DATA   512           /* random-access region of ctx (room for fill
+                                    loops long enough for rep stos) */
 #define STACK_USED 64            /* bytes of each frame a program uses */
 #define CTX_LEN    (CTX_DATA + STACK_USED)
 #define MAX_FUNCS  7             /* subfunctions: main + 7 = 8 frames */
@@ -120,6 +125,7 @@ struct gen {
     bool slots_mode, few_regs;
     bool strict_slots;           /* every memory access a whole stack slot */
     bool leaf;                   /* no calls at all: the JIT's lean frame */
+    uint64_t consts[4];          /* 64-bit constants gen_const_use repeats */
 };
 
 static void put(struct gen *g, struct bpf_insn in)
@@ -332,7 +338,7 @@ static void gen_ptr_access(struct gen *g)
     bool x_is_addr = true;
     switch (rn(3)) {
     case 0: {
-        int d = rn(3) ? data_reg(g) : x;
+        int d = rn(3) ? (rn(3) ? data_reg(g) : i) : x;     /* i: the index reloaded */
         x_is_addr = d != x;
         bool sx = sz != BPF_DW && rn(2);
         put(g, BPF_INSN(BPF_LDX | (sx ? BPF_MEMSX : BPF_MEM) | sz, d, x, off, 0));
@@ -349,9 +355,168 @@ static void gen_ptr_access(struct gen *g)
         put(g, BPF_INSN(BPF_ST | BPF_MEM | sz, x, 0, off, rnd_imm()));
         break;
     }
-    if (x_is_addr && rn(3) == 0)
+    if (x_is_addr && rn(3) == 0) {
         put(g, BPF_LDX_MEM(BPF_W, i, x, (int16_t)rn(8)));     /* x still live */
+    } else if (x_is_addr && rn(3) == 0) {
+        /* load, modify, store through x: ALU ops between the accesses,
+         * some on the index (which the JIT must then not fold away) */
+        int d = data_reg(g);
+        if (d != x) {
+            put(g, BPF_INSN(BPF_LDX | BPF_MEM | sz, d, x, off, 0));
+            for (int n_ops = 1 + (int)rn(3); n_ops > 0; n_ops--) {
+                static const uint8_t ops[] = { BPF_MOV, BPF_ADD, BPF_SUB, BPF_AND, BPF_OR,
+                                               BPF_XOR };
+                uint8_t op = ops[rn(sizeof(ops))], cls = rn(2) ? BPF_ALU64 : BPF_ALU;
+                int r = rn(3) ? d : (rn(2) ? i : data_reg(g)), src = data_reg(g);
+                if (r == x)
+                    continue;
+                if (src != x && op != BPF_MOV && rn(2))
+                    put(g, BPF_INSN(cls | op | BPF_X, r, src, 0, 0));
+                else
+                    put(g, BPF_INSN(cls | op | BPF_K, r, 0, 0, rnd_imm()));
+            }
+            put(g, BPF_INSN(BPF_STX | BPF_MEM | sz, x, d, (int16_t)rn(8), 0));
+        }
+    }
     put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
+/* A 64-bit constant from the program's pool (so that loops reuse it, and
+ * the JIT keeps it in a register), used right away by an ALU64 op or a
+ * compare, the register holding it then often overwritten (dead). */
+static void gen_const_use(struct gen *g)
+{
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR, BPF_MUL,
+                                   BPF_LSH, BPF_RSH, BPF_ARSH };
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
+    int r = data_reg(g), d = data_reg(g);
+    put_ld_imm64(g, r, g->consts[rn(4)]);
+    if (rn(3)) {
+        put(g, BPF_INSN(BPF_ALU64 | ops[rn(sizeof(ops))] | BPF_X, d, r, 0, 0));
+    } else {
+        uint32_t at = g->n;
+        put(g, BPF_INSN(BPF_JMP | conds[rn(sizeof(conds))] | BPF_X, d, r, 0, 0));
+        if (rn(2)) {
+            g->insns[at].off = 1;
+            at = g->n;
+            put(g, BPF_JMP_A(0));           /* the JIT inverts `jcc +1; ja` */
+        }
+        gen_alu(g);
+        g->insns[at].off = (int16_t)(g->n - at - 1);
+    }
+    if (rn(3))
+        put(g, BPF_MOV64_IMM(r, rnd_imm()));
+}
+
+/* A fill loop (the memset idiom, jit_x86_fill.c) over ctx or the stack:
+ * x = base + i; store [x+off]; i += size; while i < n, or until i == k
+ * (sometimes as `jeq i, k, +1; ja loop`); x then overwritten or made an
+ * offset again. */
+static void gen_fill_loop(struct gen *g)
+{
+    int x = data_reg(g), i = data_reg(g), n = data_reg(g), v = data_reg(g);
+    if (x == i || n == x || n == i || v == x || v == i)
+        return;
+    int sz_idx = (int)rn(4), size = size_bytes[sz_idx];
+    bool stack = !g->strict_slots && rn(3) == 0;
+    int32_t start, count, off;
+    if (stack) {                            /* within [-STACK_USED, 0) */
+        int slots = STACK_USED / size, r = (int)rn((uint32_t)slots);
+        start = -STACK_USED + r * size;
+        count = 1 + (int32_t)rn((uint32_t)(slots - r));
+        off = 0;
+    } else {                                /* within ctx[0, CTX_DATA) */
+        start = (int32_t)rn(64);
+        off = (int32_t)rn(8);
+        int32_t room = (CTX_DATA - 16 - start) / size;
+        count = 1 + (int32_t)rn((uint32_t)(room < 60 ? room : 60));
+    }
+    int32_t end = start + count * size;
+    int form = stack ? 1 + (int)rn(2) : (int)rn(3);   /* (stack indexes are negative:
+                                                          an unsigned i < n would wrap) */
+    put(g, BPF_MOV64_IMM(i, start));
+    if (form == 0)
+        put(g, BPF_MOV64_IMM(n, rn(4) ? end - (int32_t)rn((uint32_t)size)
+                                       : start - (start >= 2 ? (int32_t)rn(3) : 0)));
+    uint32_t top = g->n;
+    put(g, BPF_MOV64_REG(x, stack ? BPF_R10 : BPF_R6));
+    put(g, BPF_ALU64_REG(BPF_ADD, x, i));
+    if (rn(2))
+        put(g, BPF_INSN(BPF_STX | BPF_MEM | sizes[sz_idx], x, v, (int16_t)off, 0));
+    else
+        put(g, BPF_INSN(BPF_ST | BPF_MEM | sizes[sz_idx], x, 0, (int16_t)off, rnd_imm()));
+    put(g, BPF_ALU64_IMM(BPF_ADD, i, size));
+    if (form == 0) {
+        put(g, BPF_JMP_REG(BPF_JLT, i, n, (int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    } else if (form == 1) {
+        put(g, BPF_JMP_IMM(BPF_JNE, i, end, (int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    } else {
+        put(g, BPF_JMP_IMM(BPF_JEQ, i, end, 1));
+        put(g, BPF_JMP_A((int16_t)((int32_t)top - (int32_t)g->n - 1)));
+    }
+    if (rn(2))                              /* x - base: where the last store went */
+        put(g, BPF_ALU64_REG(BPF_SUB, x, stack ? BPF_R10 : BPF_R6));
+    else
+        put(g, BPF_MOV64_IMM(x, rnd_imm()));
+}
+
+/* r &= 0xff; [movs;] if r op k goto +n, or r &= m; if r ==/!= 0 goto +n;
+ * r then often overwritten (dead): the JIT compares r's low byte, or
+ * tests r against m */
+static void gen_byte_test(struct gen *g)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JLT, BPF_JLE, BPF_JSLE };
+    static const int32_t ks[] = { 0, 1, 0x7f, 0x80, 0xff, 0x100, -1 };
+    int r = data_reg(g);
+    bool byte = rn(2);                       /* else any mask, tested against 0 */
+    put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_AND | BPF_K, r, 0, 0,
+                    byte ? 0xff : rnd_imm()));
+    for (int n_movs = (int)rn(3); n_movs > 0; n_movs--)
+        put(g, BPF_MOV64_IMM(data_reg(g), rnd_imm()));
+    int32_t k = !byte ? 0 : rn(2) ? ks[rn(sizeof(ks) / sizeof(ks[0]))] : (int32_t)rn(256);
+    uint8_t op = byte ? conds[rn(sizeof(conds))] : rn(2) ? BPF_JEQ : BPF_JNE;
+    uint32_t at = g->n;
+    put(g, BPF_INSN((rn(2) ? BPF_JMP : BPF_JMP32) | op | BPF_K, r, 0, 0, k));
+    gen_alu(g);
+    g->insns[at].off = (int16_t)(g->n - at - 1);
+    if (rn(3))
+        put(g, BPF_MOV64_IMM(r, rnd_imm()));
+}
+
+/* ldxdw a, [r10-k]; op a, v; stxdw [r10-k], a: a counter kept in a stack
+ * slot (the JIT updates a slot held in a register in place) */
+static void gen_slot_update(struct gen *g)
+{
+    static const uint8_t ops[] = { BPF_ADD, BPF_SUB, BPF_AND, BPF_OR, BPF_XOR };
+    int a = data_reg(g);
+    int16_t off = (int16_t)(-8 * (1 + (int)rn(STACK_USED / 8)));
+    uint8_t op = ops[rn(sizeof(ops))];
+    put(g, BPF_LDX_MEM(BPF_DW, a, BPF_R10, off));
+    if (rn(2))
+        put(g, BPF_INSN(BPF_ALU64 | op | BPF_X, a, rn(4) ? data_reg(g) : a, 0, 0));
+    else
+        put(g, BPF_INSN(BPF_ALU64 | op | BPF_K, a, 0, 0, rn(2) ? 1 : rnd_imm()));
+    put(g, BPF_STX_MEM(BPF_DW, BPF_R10, a, off));
+}
+
+/* r = a; if (cond) goto +1; r = b: a cmov */
+static void gen_diamond(struct gen *g)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JSET, BPF_JNE, BPF_JSGE, BPF_JLT,
+                                     BPF_JSLE };
+    int r = data_reg(g);
+    uint8_t cls = rn(2) ? BPF_JMP : BPF_JMP32;
+    put(g, BPF_MOV64_IMM(r, rnd_imm()));
+    if (rn(2))
+        put(g, BPF_INSN(cls | conds[rn(sizeof(conds))] | BPF_X, data_reg(g), data_reg(g), 1, 0));
+    else
+        put(g, BPF_INSN(cls | conds[rn(sizeof(conds))] | BPF_K, data_reg(g), 0, 1, rnd_imm()));
+    if (rn(3))
+        put(g, BPF_INSN((rn(2) ? BPF_ALU64 : BPF_ALU) | BPF_MOV | BPF_K, r, 0, 0, rnd_imm()));
+    else
+        put(g, BPF_MOV64_REG(r, data_reg(g)));
 }
 
 /* if (cond) skip the block that follows */
@@ -394,12 +559,22 @@ static void gen_block(struct gen *g, int depth, int len)
         uint32_t c = rn(100);
         if (c < 40) {
             gen_alu(g);
-        } else if (c < 45) {
+        } else if (c < 43) {
             gen_ptr_access(g);
+        } else if (c < 45) {
+            gen_slot_update(g);
         } else if (c < 70) {
             gen_mem(g);
-        } else if (c < 78) {
+        } else if (c < 74) {
             put_ld_imm64(g, data_reg(g), rnd_imm64());
+        } else if (c < 75) {
+            gen_const_use(g);
+        } else if (c < 76) {
+            gen_fill_loop(g);
+        } else if (c < 77) {
+            gen_diamond(g);
+        } else if (c < 78) {
+            gen_byte_test(g);
         } else if (c < 88 && depth < 4) {
             gen_if(g, depth);
         } else if (c < 92 && depth < 3 && !g->in_loop) {
@@ -470,6 +645,8 @@ static void generate(struct gen *g)
     g->slots_mode = rn(2);
     g->few_regs = rn(2);
     g->strict_slots = g->slots_mode && rn(3) == 0;
+    for (int k = 0; k < 4; k++)
+        g->consts[k] = rn(3) ? rnd() : rnd_imm64();
     gen_prologue(g);
     gen_block(g, 0, small ? 1 + (int)rn(4) : 10 + (int)rn(60));
     gen_epilogue(g, true);

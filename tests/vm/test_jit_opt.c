@@ -5,8 +5,9 @@
  *  - host calls: `call rel32` when the helper is within reach of the code,
  *    `call [rip+disp32]` through the literal pool when it is not (a helper
  *    placed in its own far mapping), both in one program;
- *  - division and modulo by constants as multiplies: every width and
- *    signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
+ *  - division and modulo by constants as multiplies (unsigned and signed,
+ *    INT_MIN dividends and divisors, powers of two of either sign): every
+ *    width and signedness, divisors of every shape (small, odd, even, 2^k +- 1, near
  *    2^31 and 2^32, 64-bit divisors), dividends at the edges, on every BPF
  *    register (r0 and r3 are rax and rdx, which the 64-bit multiply uses);
  *  - stack-slot promotion: slots that are promoted and slots that must not
@@ -15,7 +16,11 @@
  *  - `if (c) goto +1; goto T` as one inverted branch and `if (c) goto +1;
  *    r = v` as a cmov, every condition;
  *  - address arithmetic folded into the access, with the address register
- *    dead or still needed.
+ *    dead or still needed, ALU ops between the accesses;
+ *  - 64-bit constants held in registers, folded into their user;
+ *  - fill loops as rep stos, every size and form, on either path;
+ *  - `and r, m` feeding only a compare as a compare of the low byte or a
+ *    test r, m.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -238,6 +243,117 @@ static void test_udiv_const_jit(void)
     }
 }
 
+/* The signed multipliers against C's division, both widths, divisors of
+ * every size and sign, dividends at the edges (INT_MIN, INT_MAX, -1, 0,
+ * multiples of d and their neighbours). */
+static void test_sdiv_magic_model(void)
+{
+    for (int it = 0; it < 20000; it++) {
+        for (int bits = 32; bits <= 64; bits += 32) {
+            int64_t d = (int64_t)(rnd64() >> (rnd64() % 64));
+            if (bits == 32)
+                d = (int32_t)d;
+            if (it < 64)
+                d = it < 32 ? it + 3 : -(it - 29);
+            if (it == 64)
+                d = bits == 32 ? INT32_MAX : INT64_MAX;
+            if (it == 65)
+                d = bits == 32 ? INT32_MIN + 1 : INT64_MIN + 1;
+            uint64_t ad = (uint64_t)(d < 0 ? -(uint64_t)d : (uint64_t)d);
+            if (ad < 2 || !(ad & (ad - 1)))
+                continue;
+            struct gvm_sdiv_magic m;
+            gvm_sdiv_magic(d, bits, &m);
+            for (int k = 0; k < 20; k++) {
+                int64_t x = k == 0 ? INT64_MIN : k == 1 ? INT64_MAX : k == 2 ? -1 : k == 3 ? 0
+                          : k == 4 ? d : k == 5 ? -d : k == 6 ? (int64_t)((uint64_t)d * 3 - 1)
+                          : k == 7 ? (int64_t)(1 - (uint64_t)d * 3)
+                          : k == 8 ? INT32_MIN : k == 9 ? INT32_MAX : (int64_t)rnd64();
+                if (bits == 32)
+                    x = (int32_t)x;
+                int64_t q, want;
+                if (bits == 32) {
+                    q = (m.magic * x) >> 32;
+                    want = (int32_t)x / (int32_t)d;
+                } else {
+                    q = (int64_t)(((__int128)m.magic * x) >> 64);
+                    want = x / d;
+                }
+                if (d > 0 && m.magic < 0)
+                    q += x;
+                if (d < 0 && m.magic > 0)
+                    q -= x;
+                q >>= m.shift;
+                q += q < 0;
+                if (q != want) {
+                    CHECK(0, "signed magic for %d-bit d=%" PRId64 ": x=%" PRId64 " gives %" PRId64,
+                          bits, d, x, q);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/* sdiv/smod by constants on the JIT: every width, divisors of every shape
+ * (powers of two either sign, INT32_MIN, 1, small and large, odd and even)
+ * on dividends at the edges, on r0 and r3 (rax, rdx) and others. */
+static void test_sdiv_const_jit(void)
+{
+    static const int32_t divisors[] = { 2, -2, 4, -8, 1 << 30, INT32_MIN, 1, 3, -3, 5, 6, 7, -7,
+                                        10, 12, 100, -1000, 641, 65537, 0x7fffffff,
+                                        INT32_MIN + 1, 1000000007, -1000000007 };
+    static const char *const ops[] = { "sdiv", "smod", "sdiv32", "smod32" };
+    static const int regs[] = { 0, 3, 4, 8 };
+    uint64_t mem[18];
+    char text[4096];
+
+    for (size_t di = 0; di < sizeof(divisors) / sizeof(divisors[0]); di++) {
+        for (int oi = 0; oi < 4; oi++) {
+            for (int ri = 0; ri < 4; ri++) {
+                int r = regs[ri];
+                size_t n = (size_t)snprintf(text, sizeof(text),
+                                            "mov r6, r1\nmov r0, 0x1111\nmov r3, 0x3333\n"
+                                            "mov r4, 0x4444\nmov r8, 0x8888\n");
+                for (int k = 0; k < 16; k++)
+                    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                                          "ldxdw r%d, [r6+%d]\n%s r%d, %d\nstxdw [r6+%d], r%d\n",
+                                          r, 8 * k, ops[oi], r, divisors[di], 8 * k, r);
+                snprintf(text + n, sizeof(text) - n,
+                         "stxdw [r6+128], r%d\nstxdw [r6+136], r%d\nexit\n", r == 0 ? 3 : 0,
+                         r == 4 ? 8 : 4);
+                for (int k = 0; k < 16; k++)
+                    mem[k] = k == 0 ? 0x8000000000000000ull : k == 1 ? 0x80000000ull
+                           : k == 2 ? ~0ull : k == 3 ? 0 : k == 4 ? (uint64_t)(int64_t)divisors[di]
+                           : k == 5 ? (uint64_t)-(int64_t)divisors[di] : k == 6 ? 0x7fffffffull
+                           : k == 7 ? 0x7fffffffffffffffull : k < 10 ? rnd64() >> (rnd64() % 64)
+                           : rnd64();
+                uint64_t want[16];
+                for (int k = 0; k < 16; k++) {
+                    bool is32 = oi >= 2, mod = oi & 1;
+                    if (is32) {
+                        int32_t x = (int32_t)mem[k], d = divisors[di];
+                        want[k] = (uint32_t)(mod ? x % d : x / d);
+                    } else {
+                        int64_t x = (int64_t)mem[k], d = divisors[di];
+                        want[k] = (uint64_t)(mod ? x % d : x / d);
+                    }
+                }
+                run_both(text, mem, sizeof(mem), NULL, NULL, NULL);
+                for (int k = 0; k < 16; k++)
+                    if (mem[k] != want[k]) {
+                        CHECK(0, "%s r%d, %d: dividend #%d gave 0x%" PRIx64 ", want 0x%" PRIx64,
+                              ops[oi], r, divisors[di], k, mem[k], want[k]);
+                        break;
+                    }
+                CHECK(mem[16] == (r == 0 ? 0x3333u : 0x1111u)
+                      && mem[17] == (r == 4 ? 0x8888u : 0x4444u),
+                      "%s r%d, %d clobbered a neighbour", ops[oi], r, divisors[di]);
+            }
+        }
+    }
+}
+
 /* ---- stack slots in registers ---------------------------------------------- */
 
 static uint64_t run_text(const char *text)
@@ -321,6 +437,24 @@ static void test_slots(void)
           "ldxdw r1, [r10-64]\nadd r0, r1\nldxdw r1, [r10-72]\nadd r0, r1\n"
           "ldxdw r1, [r10-80]\nadd r0, r1\nmov r6, 1\nmov r7, 1\nmov r8, 1\nmov r9, 1\n"
           "add r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 59 },
+        /* load, update, store of a promoted slot: the update on the slot's
+         * register, the loaded register set only when read later */
+        { "stdw [r10-8], 5\nstdw [r10-16], -1\nmov r1, 0\nloop:\nldxdw r2, [r10-8]\nadd r2, 3\n"
+          "stxdw [r10-8], r2\nldxdw r3, [r10-16]\nxor r3, r1\nstxdw [r10-16], r3\n"
+          "ldxdw r4, [r10-8]\nsub r4, r1\nstxdw [r10-8], r4\nadd r1, 1\njlt r1, 10, loop\n"
+          "ldxdw r0, [r10-8]\nldxdw r5, [r10-16]\nlsh r5, 8\nadd r0, r5\nexit\n",
+          (5 + 30 - 45) + ((uint64_t)(-1 ^ 0 ^ 1 ^ 2 ^ 3 ^ 4 ^ 5 ^ 6 ^ 7 ^ 8 ^ 9) << 8) },
+        { "stdw [r10-8], 5\nldxdw r2, [r10-8]\nadd r2, 1\nstxdw [r10-8], r2\nmov r0, r2\n"
+          "ldxdw r3, [r10-8]\nadd r3, r3\nstxdw [r10-8], r3\nadd r0, r3\n"
+          "ldxdw r3, [r10-8]\nand r3, -4\nstxdw [r10-8], r3\nadd r0, r3\n"
+          "ldxdw r3, [r10-8]\nor r3, 0x80000000\nstxdw [r10-8], r3\nldxdw r4, [r10-8]\n"
+          "add r0, r4\nexit\n", 6 + 12 + 12 + (12 | 0xffffffff80000000ull) },
+        /* a slot load consumed at once by an ALU op or a compare reads the
+         * slot's register (the loaded register dead), or copies it (live) */
+        { "stdw [r10-8], 7\nstdw [r10-16], 2\nmov r0, 0\nmov r1, 0\nloop:\nldxdw r3, [r10-16]\n"
+          "add r0, r3\nldxdw r4, [r10-16]\nmul r0, r4\nldxdw r3, [r10-8]\njge r1, r3, +2\n"
+          "add r1, 1\nja loop\nldxdw r5, [r10-8]\nsub r0, r5\nldxdw r5, [r10-8]\n"
+          "jgt r5, r1, +1\nadd r0, r5\nexit\n", 0x3fc },
         /* st of a negative imm sign-extends into the promoted slot */
         { "stdw [r10-8], -3\nldxdw r0, [r10-8]\nexit\n", (uint64_t)-3 },
     };
@@ -328,6 +462,19 @@ static void test_slots(void)
         r = run_text(cases[k].text);
         CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
               cases[k].text);
+    }
+    /* the counter update happens on the slot's register: no add rsi, 3 */
+    p = NULL;
+    r = run_both("stdw [r10-8], 0\nmov r1, 0\nloop:\nldxdw r2, [r10-8]\nadd r2, 3\n"
+                 "stxdw [r10-8], r2\nadd r1, 1\njlt r1, 10, loop\nldxdw r0, [r10-8]\nexit\n",
+                 NULL, 0, &code, &len, &p);
+    CHECK(r == 30, "slot update: got %" PRIu64, r);
+    if (p) {
+        size_t on_r2 = 0;
+        for (size_t k = 0; k + 3 < len; k++)
+            on_r2 += code[k] == 0x48 && code[k + 1] == 0x83 && code[k + 2] == 0xc6 && code[k + 3] == 3;
+        CHECK(on_r2 == 0, "slot update: %zu add rsi, 3 left", on_r2);
+        gvm_prog_free(p);
     }
 }
 
@@ -368,7 +515,35 @@ static void test_inverted_branches(void)
                              m % 3 ? "r2" : "5", moves[m]);
                     run_text(text);
                 }
-    uint64_t r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
+    /* a leaf naming every register, with slots in most free registers:
+     * the slots must not take the one cmov loads constants into, and
+     * each keeps its value across the cmov (a loop runs it both ways) */
+    static const char crowded[] =
+        "mov r0, 0\nmov r2, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r6, 0\nmov r7, 0\n"
+        "mov r8, 0\nmov r9, 0\nstdw [r10-8], 0\nstdw [r10-16], 100\nstdw [r10-24], 0\n"
+        "stdw [r10-32], 0\nmov r1, 0\n"
+        "loop:\nldxdw r3, [r10-8]\nadd r3, 1\nstxdw [r10-8], r3\n"
+        "ldxdw r4, [r10-16]\nsub r4, 1\nstxdw [r10-16], r4\n"
+        "mov r2, 1\njgt r1, 4, +1\nmov r2, 0\n"
+        "ldxdw r5, [r10-24]\nadd r5, r2\nstxdw [r10-24], r5\n"
+        "ldxdw r6, [r10-32]\nadd r6, r1\nstxdw [r10-32], r6\n"
+        "add r1, 1\njlt r1, 10, loop\n"
+        "ldxdw r0, [r10-8]\nldxdw r7, [r10-16]\nlsh r7, 8\nadd r0, r7\n"
+        "ldxdw r7, [r10-24]\nlsh r7, 16\nadd r0, r7\nldxdw r7, [r10-32]\nlsh r7, 24\n"
+        "add r0, r7\nadd r0, r8\nadd r0, r9\nexit\n";
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    uint64_t r = run_both(crowded, NULL, 0, &code, &len, &p);
+    CHECK(r == (10 | 90 << 8 | 5 << 16 | 45ull << 24), "crowded cmov: got 0x%" PRIx64, r);
+    if (p) {
+        size_t cmovs = 0;
+        for (size_t k = 0; k + 2 < len; k++)
+            cmovs += (code[k] & 0xf8) == 0x48 && code[k + 1] == 0x0f && (code[k + 2] & 0xf0) == 0x40;
+        CHECK(cmovs == 1, "crowded leaf: %zu cmovs, want 1", cmovs);
+        gvm_prog_free(p);
+    }
+    r = run_text("mov r0, 0\nmov r1, 0\nloop:\nadd r0, r1\nadd r1, 1\n"
                           "jlt r1, 10, +1\nja out\nja loop\nout:\nexit\n");
     CHECK(r == 45, "loop closed by an inverted branch: got %" PRIu64, r);
     /* the ja is itself a jump target: not folded */
@@ -451,6 +626,40 @@ static void test_address_folding(void)
           "ldxb r0, [r3+1]\nadd r0, r4\nexit\n", 17 },
         { "mov r4, 2\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\n"
           "add r0, r3\nsub r0, r1\nexit\n", 16 },
+        /* load, modify, store through one address: ALU ops between the
+         * accesses, unless they touch the address, base, index or the
+         * scaled index, or there are more than two */
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nadd r4, 1\nstxdw [r3+16], r4\n"
+          "ldxdw r0, [r1+24]\nexit\n", 0x0f0e0d0c0b0a0909ull },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nmov r5, 2\nmul32 r4, 3\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nadd r0, r5\nexit\n", 26 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, 1\nxor r4, 3\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 10 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, 1\nxor r4, 3\nsub r4, 1\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 9 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r1, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+8]\nexit\n", 8 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r2, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+9]\nadd r0, r2\nexit\n", 17 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r3, 1\nstxb [r3+1], r4\n"
+          "ldxb r0, [r1+10]\nexit\n", 8 },
+        { "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxb r4, [r3+0]\nadd r4, r3\nsub r4, r1\n"
+          "stxb [r3+1], r4\nldxb r0, [r1+9]\nexit\n", 16 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add r0, r2\nstxb [r3+2], r0\nldxb r0, [r1+14]\nexit\n", 25 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+1]\n"
+          "add32 r0, -1\nstxb [r3+2], r0\nmov r5, 1\nldxb r4, [r3+2]\nadd r0, r4\n"
+          "add r0, r5\nexit\n", 25 },
+        /* the load overwrites the scaled index (which then need not be
+         * computed), after a store of it or an ALU op reading it */
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nldxb r2, [r3+1]\n"
+          "mov r0, r2\nexit\n", 13 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nstxb [r3+0], r2\n"
+          "ldxb r2, [r3+0]\nmov r0, r2\nexit\n", 12 },
+        { "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nmov r5, r2\n"
+          "ldxb r2, [r3+1]\nadd r2, r5\nmov r0, r2\nexit\n", 25 },
+        { "mov r0, 0\nmov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\nadd r0, r2\n"
+          "ldxb r2, [r3+1]\nadd r0, r2\nexit\n", 25 },
         /* the address kept for a later access on another path */
         { "mov r2, 2\nmov r3, r1\nadd r3, r2\nldxb r0, [r3+0]\njeq r0, 2, l\nmov r3, r1\nl:\n"
           "ldxb r4, [r3+1]\nadd r0, r4\nexit\n", 5 },
@@ -465,14 +674,339 @@ static void test_address_folding(void)
     }
 }
 
+/* A load, modify, store through one address folds both accesses: no lea
+ * is left for the address register. */
+static void test_fold_chain_code(void)
+{
+    static const char text[] =
+        "mov r2, 8\nmov r3, r1\nadd r3, r2\nldxdw r4, [r3+0]\nadd r4, 1\nstxdw [r3+16], r4\n"
+        "ldxdw r0, [r1+24]\nexit\n";
+    uint8_t mem[64];
+    for (int b = 0; b < 64; b++)
+        mem[b] = (uint8_t)b;
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    run_both(text, mem, sizeof(mem), &code, &len, &p);
+    if (!p)
+        return;
+    size_t leas = 0;   /* but the abort stub's lea rsp, [rsp+r11+F] */
+    for (size_t k = 0; k + 2 < len; k++)
+        leas += (code[k] & 0xf0) == 0x40 && code[k + 1] == 0x8d && code[k + 2] != 0xa4;
+    CHECK(leas == 0, "load, modify, store: %zu lea left", leas);
+    gvm_prog_free(p);
+
+    /* a scaled index the load then overwrites is never computed: no shl */
+    static const char reload[] = "mov r4, 3\nmov r2, r4\nlsh r2, 2\nmov r3, r1\nadd r3, r2\n"
+                                 "ldxb r2, [r3+1]\nmov r0, r2\nexit\n";
+    p = NULL;
+    uint64_t r = run_both(reload, mem, sizeof(mem), &code, &len, &p);
+    CHECK(r == 13, "reloaded index: got %" PRIu64, r);
+    if (!p)
+        return;
+    size_t shifts = 0;
+    for (size_t k = 0; k + 2 < len; k++)
+        shifts += (code[k] & 0xf0) == 0x40 && code[k + 1] == 0xc1 && (code[k + 2] & 0xf8) == 0xe0;
+    CHECK(shifts == 0, "reloaded index: %zu shl left", shifts);
+    gvm_prog_free(p);
+}
+
+/* ---- 64-bit constants in registers ------------------------------------------ */
+
+/* movabs r64, imm64: REX.W (0x48/0x49) then 0xb8+r */
+static size_t count_movabs(const uint8_t *code, size_t len)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 10 <= len; k++)
+        n += (code[k] == 0x48 || code[k] == 0x49) && (code[k + 1] & 0xf8) == 0xb8;
+    return n;
+}
+
+/* A leaf loop uses each constant: and, mul, add, sub, or, xor and compares
+ * read the held register directly when the lddw's register dies there,
+ * get a copy when it does not; constants that fit 32 bits (INT32_MIN,
+ * 0x80000000, -1) and ones with 0x0f bytes (loaded without them) too; a
+ * 32-bit compare of a held constant (only its low half counts); more
+ * distinct constants than free registers. */
+static void test_held_consts(void)
+{
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* popcount-style: each constant used once per iteration, dead after */
+        { "mov r0, 0\nmov r1, 0\nlddw r5, 0x0123456789abcdef\n"
+          "loop:\nmov r3, r5\nrsh r3, 1\nlddw r2, 0x5555555555555555\nand r3, r2\n"
+          "lddw r2, 0x0101010101010101\nmul r3, r2\nadd r0, r3\n"
+          "lddw r4, 0x100000000\njlt r5, r4, +1\nadd r0, 1\n"
+          "lddw r4, 0x8000000000000000\njsgt r4, r5, +1\nadd r0, 2\n"
+          "add r5, r1\nadd r1, 1\njlt r1, 50, loop\nexit\n", 0 },
+        /* held constants and slots as shift counts (masked to 63) */
+        { "mov r0, 0\nmov r1, 0\nstdw [r10-8], 3\nloop:\nlddw r3, 0x8000000000000041\n"
+          "lddw r2, 0x1000000000000005\nrsh r3, r2\nadd r0, r3\nlddw r3, -0x1000\n"
+          "lddw r2, 0x2000000000000004\narsh r3, r2\nadd r0, r3\nmov r3, 1\n"
+          "ldxdw r2, [r10-8]\nlsh r3, r2\nadd r0, r3\nadd r1, 1\njlt r1, 4, loop\nexit\n", 0 },
+        /* the constant's register still read after its use */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x7777777700000001\nadd r0, r2\n"
+          "add r0, r2\nadd r1, 1\njlt r1, 5, loop\nexit\n", 0 },
+        /* constants that fit 32 bits, and ones full of 0x0f and gadget bytes */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0xffffffff80000000\nadd r0, r2\n"
+          "lddw r2, 0x80000000\nxor r0, r2\nlddw r2, -1\nsub r0, r2\n"
+          "lddw r3, 0x0f0f0f0f0f0f0f0f\nand r3, r0\nadd r0, r3\n"
+          "lddw r3, 0x0fef01ef0f0f01ef\nor r0, r3\nlddw r3, 0x2fae0f00000000ff\nmul r0, r3\n"
+          "add r1, 1\njlt r1, 9, loop\nexit\n", 0 },
+        /* 32-bit compares and ALU32 ops with a held constant */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x1234567800000005\njlt32 r1, r2, +1\n"
+          "add r0, 1\nlddw r2, 0x1234567800000003\nadd32 r0, r2\nadd r1, 1\n"
+          "jlt r1, 9, loop\nexit\n", 0 },
+        /* the user writes the constant's own register: no fold */
+        { "mov r0, 0\nmov r1, 0\nloop:\nlddw r2, 0x1111111122222222\nadd r2, r2\n"
+          "add r0, r2\nlddw r3, 0x3333333344444444\njeq r3, r3, +1\nadd r0, 1\n"
+          "add r1, 1\njlt r1, 3, loop\nexit\n", 0 },
+        /* compares folded with the inverted branch and the cmov that follow */
+        { "mov r0, 0\nmov r1, 0\nlddw r5, 0x4000000000000000\nloop:\n"
+          "lddw r2, 0x4000000000000003\njgt r5, r2, +1\nja skip\nadd r0, 100\nskip:\n"
+          "lddw r2, 0x4000000000000002\njge r5, r2, +1\nmov r0, 7\nadd r0, 1\nadd r5, 1\n"
+          "add r1, 1\njlt r1, 6, loop\nexit\n", 0 },
+        /* more constants than registers left free by the program */
+        { "mov r0, 0\nmov r1, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r6, 0\nmov r7, 0\n"
+          "mov r8, 0\nmov r9, 0\nloop:\nlddw r2, 0x1000000000000001\nadd r0, r2\n"
+          "lddw r2, 0x2000000000000002\nadd r3, r2\nlddw r2, 0x3000000000000003\nadd r4, r2\n"
+          "lddw r2, 0x4000000000000004\nadd r5, r2\nlddw r2, 0x5000000000000005\nadd r6, r2\n"
+          "lddw r2, 0x6000000000000006\nadd r7, r2\nlddw r2, 0x7000000000000007\nadd r8, r2\n"
+          "lddw r2, 0x8000000000000008\nadd r9, r2\nadd r1, 1\njlt r1, 3, loop\n"
+          "add r0, r3\nadd r0, r4\nadd r0, r5\nadd r0, r6\nadd r0, r7\nadd r0, r8\n"
+          "add r0, r9\nexit\n", 0 },
+    };
+    /* the models */
+    uint64_t w0 = 0, r5 = 0x0123456789abcdefull;
+    for (uint64_t r1 = 0; r1 < 50; r1++) {
+        w0 += ((r5 >> 1) & 0x5555555555555555ull) * 0x0101010101010101ull;
+        w0 += r5 < 0x100000000ull ? 0 : 1;
+        w0 += (int64_t)0x8000000000000000ull > (int64_t)r5 ? 0 : 2;
+        r5 += r1;
+    }
+    cases[0].want = w0;
+    cases[1].want = 4 * ((0x8000000000000041ull >> 5) + (uint64_t)(-0x1000 >> 4) + 8);
+    cases[2].want = 10 * 0x7777777700000001ull;
+    uint64_t w2 = 0;
+    for (int k = 0; k < 9; k++) {
+        w2 += 0xffffffff80000000ull;
+        w2 ^= 0x80000000ull;
+        w2 -= ~0ull;
+        w2 += w2 & 0x0f0f0f0f0f0f0f0full;
+        w2 |= 0x0fef01ef0f0f01efull;
+        w2 *= 0x2fae0f00000000ffull;
+    }
+    cases[3].want = w2;
+    uint32_t w3 = 0;
+    for (uint32_t r1 = 0; r1 < 9; r1++) {
+        w3 += r1 < 5 ? 0 : 1;
+        w3 += 3;
+    }
+    cases[4].want = w3;
+    cases[5].want = 3 * 2 * 0x1111111122222222ull;
+    uint64_t w5 = 0;
+    for (uint64_t r1 = 0, v = 0x4000000000000000ull; r1 < 6; r1++, v++) {
+        if (v > 0x4000000000000003ull)
+            w5 += 100;
+        if (v < 0x4000000000000002ull)
+            w5 = 7;
+        w5 += 1;
+    }
+    cases[6].want = w5;
+    uint64_t w6 = 0;
+    for (uint64_t k = 1; k <= 8; k++)
+        w6 += 3 * (k << 60 | k);
+    cases[7].want = w6;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        uint64_t r = run_both(cases[k].text, NULL, 0, &code, &len, &p);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+        /* case 0: no movabs into r2 (rsi) or r4 (rcx) is left: the loop's
+         * constants are loaded once, into other registers, and used there;
+         * four in the prologue and r5's outside the loop */
+        if (p && k == 0) {
+            size_t in_loop = count_bytes2(code, len, 0x48, 0xbe) + count_bytes2(code, len, 0x48, 0xb9);
+            CHECK(in_loop == 0 && count_movabs(code, len) == 5,
+                  "held constants: %zu movabs into r2/r4, %zu in all", in_loop,
+                  count_movabs(code, len));
+        }
+        if (p)
+            gvm_prog_free(p);
+    }
+}
+
+/* ---- byte compares ------------------------------------------------------------- */
+
+/* `and r, 0xff; [mov; ] if r op k goto` with r dead after: every condition
+ * it applies to (and jsgt, which it must not take), both widths, k at the
+ * byte's edges, values whose low byte and whole differ, registers that
+ * need a REX prefix for their low byte (rsi, rdi) and ones that do not;
+ * r still read after the jump, or written by the mov between: no fusion. */
+static void test_byte_compares(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jset", "jsgt" };
+    static const int64_t vals[] = { 0, 1, 0x7f, 0x80, 0xff, 0x100, 0x1ff, -1, -0x80, 0x12345678 };
+    static const int ks[] = { 0, 1, 0x7f, 0x80, 0xfe, 0xff };
+    static const int regs[] = { 0, 1, 2, 6, 7 };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+            for (size_t k = 0; k < sizeof(ks) / sizeof(ks[0]); k++) {
+                int r = regs[(o + v + k) % 5], w = (int)((o + k) % 2);
+                snprintf(text, sizeof(text),
+                         "lddw r%d, %lld\n%s r%d, 0xff\nmov r5, 3\n%s%s r%d, %d, +2\n"
+                         "mov r%d, 9\nmov r5, 4\nmov r0, r5\nexit\n",
+                         r, (long long)vals[v], (v + k) % 2 ? "and" : "and32", r, ops[o],
+                         w ? "32" : "", r, ks[k], r);
+                run_text(text);
+            }
+    /* any mask against 0 (jeq, jne): test r, m, on all 64 bits only when
+     * both the and and the jump are 64-bit */
+    static const int64_t masks[] = { 1, 0x80, 0x7fffffff, INT32_MIN, -1, 0, 0x100 };
+    static const int64_t mvals[] = { 0, 1, 0x100000000ll, INT64_MIN, 0x80000000ll, 0x180, -1 };
+    for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+        for (size_t v = 0; v < sizeof(mvals) / sizeof(mvals[0]); v++)
+            for (int form = 0; form < 8; form++) {
+                int r = regs[(m + v + (size_t)form) % 5];
+                snprintf(text, sizeof(text),
+                         "lddw r%d, %lld\n%s r%d, %lld\nmov r5, 3\nmov r4, 8\n%s%s r%d, 0, +2\n"
+                         "mov r%d, 9\nmov r5, 4\nmov r0, r5\nadd r0, r4\nexit\n",
+                         r, (long long)mvals[v], form & 1 ? "and" : "and32", r, (long long)masks[m],
+                         form & 4 ? "jne" : "jeq", form & 2 ? "32" : "", r, r);
+                run_text(text);
+            }
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* r read after the jump: the mask stays */
+        { "lddw r2, 0x1ff\nand r2, 0xff\njgt r2, 0xf0, +1\nadd r2, 1\nmov r0, r2\nexit\n",
+          0xff },
+        /* the mov between writes r */
+        { "lddw r2, 0x1ff\nand r2, 0xff\nmov r2, 7\njgt r2, 0xf0, +1\nmov r2, 1\nmov r0, r2\n"
+          "exit\n", 1 },
+        /* a cmov after the compare */
+        { "lddw r2, 0x305\nmov r0, 1\nand32 r2, 0xff\njlt r2, 6, +1\nmov r0, 2\nexit\n", 1 },
+        { "lddw r2, 0x306\nmov r0, 1\nand32 r2, 0xff\njlt r2, 6, +1\nmov r0, 2\nexit\n", 2 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        uint64_t r = run_text(cases[k].text);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+    /* the fused form has no and $0xff left (0x81 /4 or 0x25 with imm 0xff) */
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    run_both("mov r0, 0\nlddw r2, 0x1ff\nand r2, 0xff\njlt r2, 0x30, +1\nmov r0, 1\nexit\n", NULL,
+             0, &code, &len, &p);
+    if (p) {
+        size_t ands = 0;
+        for (size_t c = 0; c + 5 < len; c++)
+            ands += code[c] == 0x81 && (code[c + 1] & 0xf8) == 0xe0 && code[c + 2] == 0xff
+                    && code[c + 3] == 0 && code[c + 4] == 0;
+        CHECK(ands == 0, "byte compare: %zu and $0xff left", ands);
+        gvm_prog_free(p);
+    }
+    /* `and r, 1; jne r, 0` (booleans) is one test: no and $1 (0x83 /4 ib) */
+    p = NULL;
+    run_both("mov r0, 0\nmov r2, 3\nand32 r2, 1\nmov r3, 1\njne r2, 0, +1\nmov r0, 1\n"
+             "add r0, r3\nexit\n", NULL, 0, &code, &len, &p);
+    if (p) {
+        size_t ands = 0;
+        for (size_t c = 0; c + 2 < len; c++)
+            ands += code[c] == 0x83 && (code[c + 1] & 0xf8) == 0xe0 && code[c + 2] == 1;
+        CHECK(ands == 0, "mask test: %zu and $1 left", ands);
+        gvm_prog_free(p);
+    }
+}
+
+/* ---- fill loops as rep stos --------------------------------------------------- */
+
+/* Every store size and loop form of jit_x86_fill.c, on counts either side
+ * of its threshold, one store when the index starts at or past the bound,
+ * a bound of exactly 2^64 - S (the index wraps around to reach the buffer),
+ * the stack as the buffer, the address register read after the loop; the
+ * memory and r0 (index and address left by the loop) must match the
+ * interpreter's. Memory: 512 bytes at r1, byte k = k. */
+static void test_fill_loops(void)
+{
+    struct { const char *text; bool rep; } cases[] = {
+        { "mov r2, 0\nmov r3, 100\nmov r5, 0x1234\nl:\nmov r4, r1\nadd r4, r2\n"
+          "stxb [r4+0], r5\nadd r2, 1\njlt r2, r3, l\nmov r0, r4\nsub r0, r1\nlsh r0, 16\n"
+          "add r0, r2\nexit\n", true },
+        { "mov r2, 3\nmov r3, 3\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+5], 0x77\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 40\nmov r3, 7\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+5], 0x77\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 0\nmov r3, 31\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+0], -1\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", false },
+        { "mov r2, 0\nmov r3, 32\nl:\nmov r4, r1\nadd r4, r2\nstb [r4+0], -1\nadd r2, 1\n"
+          "jlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 2\nmov r3, 101\nmov r0, -2\nl:\nmov r4, r1\nadd r4, r2\nstxh [r4+1], r0\n"
+          "add r2, 2\njlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 0\nmov r0, -1\nl:\nmov r4, r1\nadd r4, r2\nstxw [r4+0], r0\nadd r2, 4\n"
+          "jne r2, 400, l\nmov r0, r4\nsub r0, r1\nexit\n", true },
+        { "mov r2, 8\nlddw r7, 0x0102030405060708\nl:\nmov r4, r1\nadd r4, r2\n"
+          "stxdw [r4-8], r7\nadd r2, 8\njeq r2, 264, +1\nja l\nmov r0, r2\nexit\n", true },
+        { "mov r2, 8\nl:\nmov r4, r1\nadd r4, r2\nstdw [r4+0], 0\nadd r2, 8\njne r2, 256, l\n"
+          "mov r0, r2\nexit\n", false },
+        /* an odd start with a 2-byte step (unaligned stores) */
+        { "mov r2, 1\nl:\nmov r4, r1\nadd r4, r2\nsth [r4+0], 0x5555\nadd r2, 2\n"
+          "jne r2, 301, l\nmov r0, r2\nexit\n", true },
+        /* the index starts far below 2^64 and wraps onto the buffer */
+        { "mov r5, r1\nadd r5, 300\nmov r2, -300\nmov r3, -4\nmov r0, 0x42\nl:\nmov r4, r5\n"
+          "add r4, r2\nstxw [r4+0], r0\nadd r2, 4\njlt r2, r3, l\nmov r0, r2\nexit\n", true },
+        /* the stack as the buffer, then read back */
+        { "mov r2, -256\nmov r6, 0x3c\nl:\nmov r4, r10\nadd r4, r2\n"
+          "stxb [r4+0], r6\nadd r2, 1\njne r2, 0, l\nldxdw r0, [r10-8]\nldxdw r3, [r10-256]\n"
+          "add r0, r3\nexit\n", true },
+        /* V is r0 / r4 (rax / rcx, which rep stos uses), I is r1's neighbour */
+        { "mov r4, 0\nmov r3, 200\nmov r0, 0x99\nmov r6, r1\nl:\nmov r2, r6\nadd r2, r4\n"
+          "stxb [r2+0], r0\nadd r4, 1\njlt r4, r3, l\nmov r0, r4\nexit\n", true },
+        { "mov r0, 0\nmov r3, 200\nmov r4, 0x5a\nl:\nmov r2, r1\nadd r2, r0\n"
+          "stxb [r2+0], r4\nadd r0, 1\njlt r0, r3, l\nexit\n", true },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        static uint8_t mem[512];
+        for (int b = 0; b < 512; b++)
+            mem[b] = (uint8_t)b;
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        run_both(cases[k].text, mem, sizeof(mem), &code, &len, &p);
+        if (!p)
+            continue;
+        size_t reps = 0;
+        for (size_t c = 0; c + 2 < len; c++)
+            reps += code[c] == 0xf3 && (code[c + 1] == 0xaa || code[c + 1] == 0xab
+                                        || ((code[c + 1] == 0x48 || code[c + 1] == 0x66)
+                                            && code[c + 2] == 0xab));
+        CHECK(reps == 1, "fill loop %zu: %zu rep stos\n%s", k, reps, cases[k].text);
+        gvm_prog_free(p);
+    }
+    /* a model for the first: 100 bytes of 0x34, r2 = 100, r4 = r1 + 99 */
+    uint8_t mem[512];
+    for (int b = 0; b < 512; b++)
+        mem[b] = (uint8_t)b;
+    uint64_t r = run_both(cases[0].text, mem, sizeof(mem), NULL, NULL, NULL);
+    CHECK(r == (99u << 16 | 100u) && mem[0] == 0x34 && mem[99] == 0x34 && mem[100] == 100,
+          "fill loop 0: r0 0x%" PRIx64 ", bytes %u %u %u", r, mem[0], mem[99], mem[100]);
+}
+
 int main(void)
 {
     test_host_calls();
     test_udiv_magic_model();
     test_udiv_const_jit();
+    test_sdiv_magic_model();
+    test_sdiv_const_jit();
     test_slots();
     test_inverted_branches();
     test_address_folding();
+    test_fold_chain_code();
+    test_held_consts();
+    test_fill_loops();
+    test_byte_compares();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
