@@ -1,5 +1,5 @@
 /*
- * h_task.c - helpers about the current thread and the probe it is in: time,
+ * h_task.c - helpers about the current thread and the probe it is in:
  * CPU, random numbers, ids, comm, the run state (override_return, func_ip,
  * cookie, function arguments) and the user stack.
  *
@@ -134,10 +134,6 @@ void ghelper_run_state_set(struct ghelper_run *rs)
 {
     t_run_moved = rs;
 }
-
-GH_FN(ktime_get_ns)        { return clock_ns(CLOCK_MONOTONIC); }
-GH_FN(ktime_get_boot_ns)   { return clock_ns(CLOCK_BOOTTIME); }
-GH_FN(ktime_get_coarse_ns) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 
 GH_FN(get_smp_processor_id)
 {
