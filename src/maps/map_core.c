@@ -609,6 +609,10 @@ int gmap_delete(struct gmap *m, const void *key)
     return -EINVAL;
 }
 
+extern __typeof__(gmap_lookup) gmap_lookup_local __attribute__((alias("gmap_lookup")));
+extern __typeof__(gmap_update) gmap_update_local __attribute__((alias("gmap_update")));
+extern __typeof__(gmap_delete) gmap_delete_local __attribute__((alias("gmap_delete")));
+
 int gmap_lookup_copy(struct gmap *m, const void *key, void *value)
 {
     if (is_array(m->type))

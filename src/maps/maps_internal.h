@@ -25,6 +25,10 @@
 
 #include "maps/maps.h"
 
+#if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+#include <sys/rseq.h>   /* gmap_this_cpu; outside the hidden block below (glibc's symbols) */
+#endif
+
 #define GMAP_MAGIC   0x50414d5446415247ull   /* "GRAFTMAP" */
 #define GMAP_VERSION 3   /* 2: 4/8-byte keys hash with gmap_hash_u32/word;
                           * 3: ring buffer records name their producer while BUSY */
@@ -117,6 +121,10 @@ struct gmap {
     int moved;                  /* gmap_handle_move(): not ours to free */
 };
 
+/* Everything below is the maps library's own: bound inside whichever
+ * shared library links it (no PLT hop, not exported). */
+#pragma GCC visibility push(hidden)
+
 /* map_core.c */
 int gmap_lock(struct gmap *m);
 void gmap_unlock(struct gmap *m);
@@ -148,7 +156,6 @@ static inline uint32_t gmap_hash_word(uint64_t w, uint64_t seed)
  * it ran on a moment ago is used, which per-CPU maps tolerate (they are
  * counters summed by readers, not exclusive ownership). */
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
-#include <sys/rseq.h>
 static inline uint32_t gmap_this_cpu(const struct gmap *m)
 {
     if (__rseq_size >= 8) {
@@ -267,5 +274,7 @@ int ringbuf_check(struct gmap *m, struct graft_err *err);
 int perf_def_check(const struct gmap_def *d, struct graft_err *err);
 uint64_t perf_layout(struct gmap_hdr *h);
 int perf_init(struct gmap *m);
+
+#pragma GCC visibility pop
 
 #endif
