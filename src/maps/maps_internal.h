@@ -121,10 +121,6 @@ struct gmap {
     int moved;                  /* gmap_handle_move(): not ours to free */
 };
 
-/* Everything below is the maps library's own: bound inside whichever
- * shared library links it (no PLT hop, not exported). */
-#pragma GCC visibility push(hidden)
-
 /* map_core.c */
 int gmap_lock(struct gmap *m);
 void gmap_unlock(struct gmap *m);
@@ -175,6 +171,14 @@ struct gmap *gmap_resolve(uint32_t id);
 struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
 int gmap_check_inner(struct gmap *outer, uint32_t id);
 void gmap_repair(struct gmap *m);
+
+/* The map types' operations keep no state of their own (all of it is in
+ * the map): bound inside whichever shared library links them (no PLT hop
+ * between gmap_lookup and hash_lookup, not exported). What keeps process
+ * state (the id resolver above, the ring buffer owner below) stays
+ * exported, so that two graft libraries in one process (agent and compat)
+ * still share one copy of it, as before. */
+#pragma GCC visibility push(hidden)
 
 /* map_array.c: ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS */
 int arr_def_check(const struct gmap_def *d, struct graft_err *err);
@@ -231,6 +235,8 @@ uint64_t bloom_layout(struct gmap_hdr *h);
 int bloom_push(struct gmap *m, const void *value, uint64_t flags);
 int bloom_peek(struct gmap *m, const void *value);
 
+#pragma GCC visibility pop
+
 /* map_rb_owner.c: who holds a ring buffer reservation (see map_ringbuf.c).
  * The producer table lives in the ring buffer's header page, after struct
  * gmap_hdr; entries are claimed and freed under the map lock. */
@@ -274,7 +280,5 @@ int ringbuf_check(struct gmap *m, struct graft_err *err);
 int perf_def_check(const struct gmap_def *d, struct graft_err *err);
 uint64_t perf_layout(struct gmap_hdr *h);
 int perf_init(struct gmap *m);
-
-#pragma GCC visibility pop
 
 #endif
