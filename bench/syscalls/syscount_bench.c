@@ -360,6 +360,7 @@ int main(int argc, char **argv)
     if (nk)
         printf("BENCH kernel_syscount_prog_added_ns %.1f ns\n", bench_median(dk, nk));
     printf("BENCH syscount_prog_fire_ns %.1f ns\n", bench_median(fire, ROUNDS));
+    fprintf(stderr, "note: %s\n", ghelper_ktime_source());   /* where the programs' time came from */
 
     int bad = 0;
     uint32_t key = SYS_getpid;
