@@ -376,9 +376,10 @@ static uint64_t mono_ns(void)
  * it (its bucket's seq moved); with the fence, either a pinning writer sees
  * the new seq and backs off without writing, or we see its pin here and
  * wait. A pin left by a writer that was killed inside its few instructions
- * is dropped after PIN_WAIT_NS (a live writer is never descheduled that long
- * in practice; if it were, its one store could land in the reused element,
- * as a program's store through a lookup pointer can). */
+ * is dropped after PIN_WAIT_NS (a live writer is not descheduled that long
+ * in practice; one that was stopped meanwhile may land its one store in the
+ * reused element, as a program's store through a lookup pointer can - a
+ * stopped holder of the map's lock would block every writer instead). */
 static void wait_unpinned(struct gelem *e)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -629,7 +630,11 @@ static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash,
         memcpy(&w, value, m->value_size);
         STORE(slot, w);
     }
-    __atomic_fetch_sub(&e->ref, 1, __ATOMIC_RELEASE);
+    /* 0 before: a freer dropped our pin after PIN_WAIT_NS (this writer was
+     * stopped in between); put the count back rather than leave it at
+     * UINT32_MAX for the next free to wait out */
+    if (__builtin_expect(__atomic_fetch_sub(&e->ref, 1, __ATOMIC_RELEASE) == 0, 0))
+        __atomic_fetch_add(&e->ref, 1, __ATOMIC_RELAXED);
     return linked;
 }
 
