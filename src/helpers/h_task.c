@@ -75,7 +75,8 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, forget_after_fork);
 }
 
-static void fill_ids(void)
+/* Out of line: keeps the cached path of the id helpers free of its frame. */
+static __attribute__((noinline, cold)) void fill_ids(void)
 {
     pthread_once(&g_atfork_once, register_atfork);
     t_task.tgid = (uint32_t)getpid();
@@ -167,9 +168,19 @@ GH_FN(get_prandom_u32)
     return (uint32_t)((t_task.rnd[1] + b) >> 32);
 }
 
+static __attribute__((noinline, cold)) uint64_t pid_tgid_first(void)
+{
+    fill_ids();
+    return (uint64_t)t_task.tgid << 32 | t_task.tid;
+}
+
+/* Two loads once the ids are cached; the first call per thread goes out of
+ * line (a tail call), so the common path sets up no frame. */
 GH_FN(get_current_pid_tgid)
 {
-    return (uint64_t)gh_tgid() << 32 | gh_tid();
+    if (__builtin_expect(t_task.tid == 0, 0))
+        return pid_tgid_first();
+    return (uint64_t)t_task.tgid << 32 | t_task.tid;
 }
 
 /* Credentials can change (setuid), so they are not cached. */
