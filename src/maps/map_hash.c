@@ -271,7 +271,7 @@ uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash)
     return find_nolock(m, key, hash);
 }
 
-void *hash_lookup(struct gmap *m, const void *key)
+static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *key)
 {
     uint32_t idx = find_nolock(m, key, key_hash(m, key));
     if (!idx)
@@ -292,6 +292,43 @@ void *hash_lookup(struct gmap *m, const void *key)
     if (!LOAD(&e->ref))
         STORE(&e->ref, 1);   /* written only when clear: keeps the line shared */
     return v;
+}
+
+/* The common case first - a HASH map with a 4- or 8-byte key (a thread or
+ * syscall id, a pid_tgid) and a chain no writer is changing - in code that
+ * needs no frame; everything else (other types and key sizes, a writer
+ * meanwhile) goes to lookup_any. Same walk as walk_chain, for key type T. */
+#define LOOKUP_WORD(T, HASH)                                                  \
+    do {                                                                      \
+        T k;                                                                  \
+        memcpy(&k, key, sizeof(T));                                           \
+        struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
+        uint32_t s = LOAD_ACQ(&b->seq);                                       \
+        if (__builtin_expect(s & 1, 0))                                       \
+            break;                                                            \
+        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
+        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
+            struct gelem *e = elem(m, idx);                                   \
+            if (LOAD((T *)(e + 1)) == k) {                                    \
+                hit = idx;                                                    \
+                break;                                                        \
+            }                                                                 \
+            idx = LOAD(&e->next);                                             \
+        }                                                                     \
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);                              \
+        if (__builtin_expect(LOAD(&b->seq) == s, 1))                          \
+            return hit ? elem_value(m, elem(m, hit)) : NULL;                  \
+    } while (0)
+
+void *hash_lookup(struct gmap *m, const void *key)
+{
+    if (__builtin_expect(m->type == GMAP_HASH, 1)) {
+        if (m->key_size == 4)
+            LOOKUP_WORD(uint32_t, gmap_hash_u32);
+        else if (m->key_size == 8)
+            LOOKUP_WORD(uint64_t, gmap_hash_word);
+    }
+    return lookup_any(m, key);
 }
 
 static void copy_out(const struct gmap *m, struct gelem *e, void *value)
