@@ -638,6 +638,29 @@ static bool update_in_place(struct gmap *m, const void *key, uint32_t hash, cons
     return true;
 }
 
+/* The pinning part of update_nolock: e was found in bucket b by a walk
+ * that began when b's seq was s; slot is where value goes. */
+static inline __attribute__((always_inline)) bool pinned_store(struct gbucket *b, uint32_t s,
+                                                               struct gelem *e, uint64_t *slot,
+                                                               const void *value, uint32_t size)
+{
+    RACE_WINDOW();
+    __atomic_fetch_add(&e->ref, 1, __ATOMIC_SEQ_CST);
+    bool linked = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST) == s;
+    if (linked) {
+        RACE_WINDOW();
+        uint64_t w = LOAD(slot);
+        memcpy(&w, value, size);
+        STORE(slot, w);
+    }
+    /* 0 before: a freer dropped our pin after PIN_WAIT_NS (this writer was
+     * stopped in between); put the count back rather than leave it at
+     * UINT32_MAX for the next free to wait out */
+    if (__builtin_expect(__atomic_fetch_sub(&e->ref, 1, __ATOMIC_RELEASE) == 0, 0))
+        __atomic_fetch_add(&e->ref, 1, __ATOMIC_RELAXED);
+    return linked;
+}
+
 /* update_in_place without the lock, for HASH and PERCPU_HASH: a
  * seqcount-checked walk finds the element, a pin (an atomic add, a full
  * barrier) keeps it from being freed and reused, and the bucket's seq read
@@ -655,27 +678,56 @@ static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash,
     if (!idx)
         return false;
     struct gelem *e = elem(m, idx);
-    RACE_WINDOW();
-    __atomic_fetch_add(&e->ref, 1, __ATOMIC_SEQ_CST);
-    bool linked = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST) == s;
-    if (linked) {
-        RACE_WINDOW();
-        uint64_t *slot = (uint64_t *)elem_value(m, e);
-        if (m->type == GMAP_PERCPU_HASH)
-            slot += (uint64_t)gmap_this_cpu(m) * (m->stride / 8);
-        uint64_t w = LOAD(slot);
-        memcpy(&w, value, m->value_size);
-        STORE(slot, w);
-    }
-    /* 0 before: a freer dropped our pin after PIN_WAIT_NS (this writer was
-     * stopped in between); put the count back rather than leave it at
-     * UINT32_MAX for the next free to wait out */
-    if (__builtin_expect(__atomic_fetch_sub(&e->ref, 1, __ATOMIC_RELEASE) == 0, 0))
-        __atomic_fetch_add(&e->ref, 1, __ATOMIC_RELAXED);
-    return linked;
+    uint64_t *slot = (uint64_t *)elem_value(m, e);
+    if (m->type == GMAP_PERCPU_HASH)
+        slot += (uint64_t)gmap_this_cpu(m) * (m->stride / 8);
+    return pinned_store(b, s, e, slot, value, m->value_size);
 }
 
+/* update_nolock for the common case (HASH, a 4- or 8-byte key, an 8-byte
+ * value), in code that needs no frame: 0 when stored, else falls through
+ * to the general path. */
+#define UPDATE_WORD(T, HASH)                                                  \
+    do {                                                                      \
+        T k;                                                                  \
+        memcpy(&k, key, sizeof(T));                                           \
+        struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
+        uint32_t s = LOAD_ACQ(&b->seq);                                       \
+        if (__builtin_expect(s & 1, 0))                                       \
+            break;                                                            \
+        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
+        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
+            struct gelem *e = elem(m, idx);                                   \
+            if (LOAD((T *)(e + 1)) == k) {                                    \
+                hit = idx;                                                    \
+                break;                                                        \
+            }                                                                 \
+            idx = LOAD(&e->next);                                             \
+        }                                                                     \
+        if (!hit)                                                             \
+            break;                                                            \
+        struct gelem *e = elem(m, hit);                                       \
+        if (pinned_store(b, s, e, (uint64_t *)elem_value(m, e), value, 8))    \
+            return 0;                                                         \
+    } while (0)
+
+static __attribute__((noinline)) int update_any(struct gmap *m, const void *key, const void *value,
+                                                uint64_t flags, bool all_cpus);
+
 int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
+{
+    if (__builtin_expect(m->type == GMAP_HASH && m->value_size == 8 && !all_cpus &&
+                         (flags & 3) != GMAP_NOEXIST, 1)) {
+        if (m->key_size == 4)
+            UPDATE_WORD(uint32_t, gmap_hash_u32);
+        else if (m->key_size == 8)
+            UPDATE_WORD(uint64_t, gmap_hash_word);
+    }
+    return update_any(m, key, value, flags, all_cpus);
+}
+
+static int update_any(struct gmap *m, const void *key, const void *value, uint64_t flags,
+                      bool all_cpus)
 {
     if (m->type == GMAP_HASH_OF_MAPS) {
         uint32_t id;
