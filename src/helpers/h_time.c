@@ -79,7 +79,7 @@ static int g_mode;
 static int g_busy;
 /* The writer's state (under g_busy): the last pair. */
 static uint64_t g_pair_t, g_pair_n;
-static char g_source[96] = "ktime: clock_gettime (not initialised)";
+static char g_source[96] = "ktime: not decided yet (no program created)";
 
 #define GH_TLS_IE __attribute__((tls_model("initial-exec")))
 static __thread uint64_t t_last GH_TLS_IE;   /* this thread's last ktime_get_ns */
@@ -167,8 +167,10 @@ static void after_fork_child(void)
     STORE(&g_busy, 0);
 }
 
-/* Decide once per process: TSC (after calibration) or clock_gettime. Runs
- * from the constructor, so a program's helper call never opens files. */
+/* Decide once per process: TSC (after calibration) or clock_gettime. The
+ * runtime calls it (ghelper_time_init) when it creates a program, so a
+ * program's helper call does not open files; a process that never creates
+ * one pays nothing at load (no constructor). */
 static void time_init(void)
 {
     int unset = MODE_UNSET;
@@ -189,9 +191,10 @@ static void time_init(void)
     snprintf(g_source, sizeof(g_source), "ktime: tsc (invariant, clocksource tsc; calibrating)");
 }
 
-__attribute__((constructor)) static void time_ctor(void)
+void ghelper_time_init(void)
 {
-    time_init();
+    if (!LOAD_ACQ(&g_mode))
+        time_init();
 }
 
 const char *ghelper_ktime_source(void)
@@ -262,7 +265,7 @@ static __attribute__((noinline)) uint64_t ktime_slow(void)
 {
     int mode = LOAD_ACQ(&g_mode);
     if (mode == MODE_UNSET) {
-        time_init();   /* only if called before constructors ran */
+        time_init();   /* helpers called without the runtime (tests, benches) */
         mode = LOAD_ACQ(&g_mode);
     }
     if (mode == MODE_CLOCK)
