@@ -282,6 +282,7 @@ int main(int argc, char **argv)
     set_maps(sys_exit, exit_data, 3, 0, (uint64_t)(uintptr_t)g_data);
     struct gvm_prog *pe, *px;
     gvm_native_fn fe = jit(sys_enter, N_ENTER, &pe), fx = jit(sys_exit, N_EXIT, &px);
+    ghelper_time_init();   /* as the runtime does when it creates a program */
 
     int k_start = -1, k_data = -1, ke = -1, kx = -1;
     if (!graft_only) {
@@ -360,6 +361,7 @@ int main(int argc, char **argv)
     if (nk)
         printf("BENCH kernel_syscount_prog_added_ns %.1f ns\n", bench_median(dk, nk));
     printf("BENCH syscount_prog_fire_ns %.1f ns\n", bench_median(fire, ROUNDS));
+    fprintf(stderr, "note: %s\n", ghelper_ktime_source());   /* where the programs' time came from */
 
     int bad = 0;
     uint32_t key = SYS_getpid;

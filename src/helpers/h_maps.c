@@ -35,17 +35,17 @@
 
 GH_FN(map_lookup_elem)
 {
-    return (uint64_t)(uintptr_t)gmap_lookup(MAP(r1), (const void *)r2);
+    return (uint64_t)(uintptr_t)gmap_lookup_local(MAP(r1), (const void *)r2);
 }
 
 GH_FN(map_update_elem)
 {
-    return GH_ERR(gmap_update(MAP(r1), (const void *)r2, (const void *)r3, r4));
+    return GH_ERR(gmap_update_local(MAP(r1), (const void *)r2, (const void *)r3, r4));
 }
 
 GH_FN(map_delete_elem)
 {
-    return GH_ERR(gmap_delete(MAP(r1), (const void *)r2));
+    return GH_ERR(gmap_delete_local(MAP(r1), (const void *)r2));
 }
 
 GH_FN(map_push_elem)

@@ -1,5 +1,5 @@
 /*
- * h_task.c - helpers about the current thread and the probe it is in: time,
+ * h_task.c - helpers about the current thread and the probe it is in:
  * CPU, random numbers, ids, comm, the run state (override_return, func_ip,
  * cookie, function arguments) and the user stack.
  *
@@ -75,7 +75,8 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, forget_after_fork);
 }
 
-static void fill_ids(void)
+/* Out of line: keeps the cached path of the id helpers free of its frame. */
+static __attribute__((noinline, cold)) void fill_ids(void)
 {
     pthread_once(&g_atfork_once, register_atfork);
     t_task.tgid = (uint32_t)getpid();
@@ -135,10 +136,6 @@ void ghelper_run_state_set(struct ghelper_run *rs)
     t_run_moved = rs;
 }
 
-GH_FN(ktime_get_ns)        { return clock_ns(CLOCK_MONOTONIC); }
-GH_FN(ktime_get_boot_ns)   { return clock_ns(CLOCK_BOOTTIME); }
-GH_FN(ktime_get_coarse_ns) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
-
 GH_FN(get_smp_processor_id)
 {
     int cpu = sched_getcpu();     /* rseq-backed in glibc 2.35+: no syscall */
@@ -171,9 +168,19 @@ GH_FN(get_prandom_u32)
     return (uint32_t)((t_task.rnd[1] + b) >> 32);
 }
 
+static __attribute__((noinline, cold)) uint64_t pid_tgid_first(void)
+{
+    fill_ids();
+    return (uint64_t)t_task.tgid << 32 | t_task.tid;
+}
+
+/* Two loads once the ids are cached; the first call per thread goes out of
+ * line (a tail call), so the common path sets up no frame. */
 GH_FN(get_current_pid_tgid)
 {
-    return (uint64_t)gh_tgid() << 32 | gh_tid();
+    if (__builtin_expect(t_task.tid == 0, 0))
+        return pid_tgid_first();
+    return (uint64_t)t_task.tgid << 32 | t_task.tid;
 }
 
 /* Credentials can change (setuid), so they are not cached. */

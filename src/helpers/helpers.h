@@ -146,6 +146,14 @@ int ghelper_safe_mem_init(struct graft_err *err);
 typedef int (*ghelper_fault_filter)(const siginfo_t *si, void *uc);
 void ghelper_safe_mem_set_filter(ghelper_fault_filter filter);
 
+/* Where bpf_ktime_get_ns reads time from, one line for status messages:
+ * "ktime: tsc (...)" or "ktime: clock_gettime (reason)" (see h_time.c). */
+const char *ghelper_ktime_source(void);
+/* Decide it now (reads sysfs and CPUID; idempotent): the runtime calls this
+ * when it creates a program, so that no helper call opens files. Without
+ * it, the first bpf_ktime_get_ns call decides. */
+void ghelper_time_init(void);
+
 /* Where bpf_trace_printk output goes: a callback, or stderr when NULL. */
 void ghelper_set_trace_sink(void (*sink)(const char *line, void *arg), void *arg);
 

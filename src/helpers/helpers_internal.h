@@ -33,8 +33,10 @@ GH_FN(ringbuf_discard); GH_FN(ringbuf_query);
 GH_FN(spin_lock); GH_FN(spin_unlock);
 GH_FN(loop); GH_FN(for_each_map_elem);
 
-/* h_task.c */
+/* h_time.c */
 GH_FN(ktime_get_ns); GH_FN(ktime_get_boot_ns); GH_FN(ktime_get_coarse_ns);
+
+/* h_task.c */
 GH_FN(get_prandom_u32); GH_FN(get_smp_processor_id);
 GH_FN(get_current_pid_tgid); GH_FN(get_current_uid_gid); GH_FN(get_current_comm);
 GH_FN(override_return); GH_FN(get_func_ip); GH_FN(get_attach_cookie);

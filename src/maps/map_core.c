@@ -534,6 +534,8 @@ static bool is_array(uint32_t t)
 
 void *gmap_lookup(struct gmap *m, const void *key)
 {
+    if (__builtin_expect(m->type == GMAP_HASH, 1))
+        return hash_lookup(m, key);   /* the most common first: one compare, a jump */
     switch (m->type) {
     case GMAP_ARRAY: case GMAP_PERCPU_ARRAY: case GMAP_PROG_ARRAY:
         return arr_lookup(m, key);
@@ -558,6 +560,8 @@ void *gmap_lookup(struct gmap *m, const void *key)
  * value here has a bpf_spin_lock (there is no BTF). */
 static int update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
 {
+    if (__builtin_expect(m->type == GMAP_HASH && flags <= GMAP_EXIST, 1))
+        return hash_update(m, key, value, flags, all_cpus);   /* the checks below pass */
     if (all_cpus && (flags & GMAP_F_LOCK))
         return -EINVAL;   /* the syscall checks this first */
     if (is_array(m->type))
@@ -608,6 +612,10 @@ int gmap_delete(struct gmap *m, const void *key)
     }
     return -EINVAL;
 }
+
+extern __typeof__(gmap_lookup) gmap_lookup_local __attribute__((alias("gmap_lookup")));
+extern __typeof__(gmap_update) gmap_update_local __attribute__((alias("gmap_update")));
+extern __typeof__(gmap_delete) gmap_delete_local __attribute__((alias("gmap_delete")));
 
 int gmap_lookup_copy(struct gmap *m, const void *key, void *value)
 {

@@ -27,13 +27,27 @@
  * loads through the header), hash 4- and 8-byte keys with one or two
  * multiplies (gmap_hash_u32/word) and compare them as one word, and are
  * inlined into hash_lookup/update/delete. An update of a present key whose
- * value fits one 8-byte store writes in place (update_in_place), like the
- * kernel's per-CPU and BPF_F_LOCK updates; that store is atomic, so the
- * kill-safety argument above still holds.
+ * value fits one 8-byte store writes in place, like the kernel's per-CPU and
+ * BPF_F_LOCK updates; that store is atomic, so the kill-safety argument
+ * above still holds. In HASH and PERCPU_HASH maps it takes no lock
+ * (update_nolock, see there): the element is pinned (gelem.ref, which only
+ * LRU maps use as a reference bit, counts the pinning writers) and every
+ * writer that frees an element first waits for its pins (wait_unpinned).
  */
 #include "maps/maps_internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* Built with GMAP_TEST_WIDEN_RACES only for tests/maps/test_maps_concurrent
+ * (a second copy of the maps library): the lock-free update then yields the
+ * CPU inside its race windows, so that a missing check shows up. */
+#ifdef GMAP_TEST_WIDEN_RACES
+#define RACE_WINDOW() sched_yield()
+#else
+#define RACE_WINDOW() ((void)0)
+#endif
 
 #define LOAD(p)        __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LOAD_ACQ(p)    __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -48,6 +62,13 @@ static bool is_lru(const struct gmap *m)
 static bool is_percpu(const struct gmap *m)
 {
     return m->type == GMAP_PERCPU_HASH || m->type == GMAP_LRU_PERCPU_HASH;
+}
+
+/* Maps whose present keys with values of at most 8 bytes are updated in
+ * place without the lock (update_nolock), which pins the element. */
+static bool pins_elems(const struct gmap *m)
+{
+    return m->type == GMAP_HASH || m->type == GMAP_PERCPU_HASH;
 }
 
 int hash_def_check(const struct gmap_def *d, struct graft_err *err)
@@ -250,7 +271,7 @@ uint32_t hash_find_nolock(struct gmap *m, const void *key, uint32_t hash)
     return find_nolock(m, key, hash);
 }
 
-void *hash_lookup(struct gmap *m, const void *key)
+static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *key)
 {
     uint32_t idx = find_nolock(m, key, key_hash(m, key));
     if (!idx)
@@ -273,9 +294,56 @@ void *hash_lookup(struct gmap *m, const void *key)
     return v;
 }
 
+/* The common case first - a HASH map with a 4- or 8-byte key (a thread or
+ * syscall id, a pid_tgid) and a chain no writer is changing - in code that
+ * needs no frame; everything else (other types and key sizes, a writer
+ * meanwhile) goes to lookup_any. Same walk as walk_chain, for key type T. */
+#define LOOKUP_WORD(T, HASH)                                                  \
+    do {                                                                      \
+        T k;                                                                  \
+        memcpy(&k, key, sizeof(T));                                           \
+        struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
+        uint32_t s = LOAD_ACQ(&b->seq);                                       \
+        if (__builtin_expect(s & 1, 0))                                       \
+            break;                                                            \
+        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
+        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
+            struct gelem *e = elem(m, idx);                                   \
+            if (LOAD((T *)(e + 1)) == k) {                                    \
+                hit = idx;                                                    \
+                break;                                                        \
+            }                                                                 \
+            idx = LOAD(&e->next);                                             \
+        }                                                                     \
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);                              \
+        if (__builtin_expect(LOAD(&b->seq) == s, 1))                          \
+            return hit ? elem_value(m, elem(m, hit)) : NULL;                  \
+    } while (0)
+
+void *hash_lookup(struct gmap *m, const void *key)
+{
+    if (__builtin_expect(m->type == GMAP_HASH, 1)) {
+        if (m->key_size == 4)
+            LOOKUP_WORD(uint32_t, gmap_hash_u32);
+        else if (m->key_size == 8)
+            LOOKUP_WORD(uint64_t, gmap_hash_word);
+    }
+    return lookup_any(m, key);
+}
+
 static void copy_out(const struct gmap *m, struct gelem *e, void *value)
 {
     const uint8_t *v = elem_value(m, e);
+    if (m->value_size <= 8 && pins_elems(m)) {
+        /* written in place by single 8-byte stores without the bucket's seq
+         * (update_nolock): read each copy with one 8-byte load, never torn */
+        uint32_t n = is_percpu(m) ? m->ncpus : 1;
+        for (uint32_t c = 0; c < n; c++) {
+            uint64_t w = LOAD((const uint64_t *)(v + (uint64_t)c * m->stride));
+            memcpy((uint8_t *)value + (uint64_t)c * m->stride, &w, is_percpu(m) ? 8 : m->value_size);
+        }
+        return;
+    }
     if (!is_percpu(m)) {
         memcpy(value, v, m->value_size);
         return;
@@ -331,9 +399,51 @@ static uint32_t pop_free(struct gmap *m)
     return idx;
 }
 
+#define PIN_WAIT_NS 1000000000ull   /* a pin is held for a few instructions */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Before an unlinked element may be reused, every lock-free writer that
+ * pinned it while it was linked must be done with it. The caller unlinked
+ * it (its bucket's seq moved); with the fence, either a pinning writer sees
+ * the new seq and backs off without writing, or we see its pin here and
+ * wait. A pin left by a writer that was killed inside its few instructions
+ * is dropped after PIN_WAIT_NS (a live writer is not descheduled that long
+ * in practice; one that was stopped meanwhile may land its one store in the
+ * reused element, as a program's store through a lookup pointer can - a
+ * stopped holder of the map's lock would block every writer instead). */
+static void wait_unpinned(struct gelem *e)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect(LOAD_ACQ(&e->ref) == 0, 1))
+        return;
+    uint64_t since = 0;
+    for (unsigned spins = 0; LOAD_ACQ(&e->ref) != 0; spins++) {
+        if (spins < 256) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield();
+        uint64_t now = mono_ns();
+        if (!since)
+            since = now;
+        else if (now - since > PIN_WAIT_NS) {
+            STORE(&e->ref, 0);
+            break;
+        }
+    }
+}
+
 void hash_free_elem(struct gmap *m, uint32_t idx)
 {
     struct gelem *e = elem(m, idx);
+    if (pins_elems(m))
+        wait_unpinned(e);
     STORE(&e->state, ELEM_FREE);
     STORE(&e->next, m->h->free_head);
     STORE_REL(&m->h->free_head, idx);
@@ -441,7 +551,8 @@ int hash_insert_locked(struct gmap *m, const void *key, uint32_t hash, uint64_t 
         return -E2BIG;   /* cannot happen while the invariants hold */
     struct gelem *e = elem(m, idx);
     e->hash = hash;
-    e->ref = 0;
+    if (is_lru(m))
+        e->ref = 0;   /* elsewhere it counts pins (may be a late writer's, transiently) */
     memcpy(hash_elem_key(e), key, m->key_size);
     *idx_out = idx;
     *old_out = old;
@@ -527,7 +638,96 @@ static bool update_in_place(struct gmap *m, const void *key, uint32_t hash, cons
     return true;
 }
 
+/* The pinning part of update_nolock: e was found in bucket b by a walk
+ * that began when b's seq was s; slot is where value goes. */
+static inline __attribute__((always_inline)) bool pinned_store(struct gbucket *b, uint32_t s,
+                                                               struct gelem *e, uint64_t *slot,
+                                                               const void *value, uint32_t size)
+{
+    RACE_WINDOW();
+    __atomic_fetch_add(&e->ref, 1, __ATOMIC_SEQ_CST);
+    bool linked = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST) == s;
+    if (linked) {
+        RACE_WINDOW();
+        uint64_t w = LOAD(slot);
+        memcpy(&w, value, size);
+        STORE(slot, w);
+    }
+    /* 0 before: a freer dropped our pin after PIN_WAIT_NS (this writer was
+     * stopped in between); put the count back rather than leave it at
+     * UINT32_MAX for the next free to wait out */
+    if (__builtin_expect(__atomic_fetch_sub(&e->ref, 1, __ATOMIC_RELEASE) == 0, 0))
+        __atomic_fetch_add(&e->ref, 1, __ATOMIC_RELAXED);
+    return linked;
+}
+
+/* update_in_place without the lock, for HASH and PERCPU_HASH: a
+ * seqcount-checked walk finds the element, a pin (an atomic add, a full
+ * barrier) keeps it from being freed and reused, and the bucket's seq read
+ * again after the pin proves the element was still linked when pinned: then
+ * no writer can free it before the pin is dropped (wait_unpinned), so the
+ * store lands in this key's value. False (nothing written) when the key is
+ * absent or the chain changed meanwhile: the caller takes the lock. */
+static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash, const void *value)
+{
+    struct gbucket *b = bucket_of(m, hash);
+    uint32_t s = LOAD_ACQ(&b->seq);
+    if (s & 1)
+        return false;
+    uint32_t idx = walk_chain(m, b, key, hash);
+    if (!idx)
+        return false;
+    struct gelem *e = elem(m, idx);
+    uint64_t *slot = (uint64_t *)elem_value(m, e);
+    if (m->type == GMAP_PERCPU_HASH)
+        slot += (uint64_t)gmap_this_cpu(m) * (m->stride / 8);
+    return pinned_store(b, s, e, slot, value, m->value_size);
+}
+
+/* update_nolock for the common case (HASH, a 4- or 8-byte key, an 8-byte
+ * value), in code that needs no frame: 0 when stored, else falls through
+ * to the general path. */
+#define UPDATE_WORD(T, HASH)                                                  \
+    do {                                                                      \
+        T k;                                                                  \
+        memcpy(&k, key, sizeof(T));                                           \
+        struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
+        uint32_t s = LOAD_ACQ(&b->seq);                                       \
+        if (__builtin_expect(s & 1, 0))                                       \
+            break;                                                            \
+        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
+        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
+            struct gelem *e = elem(m, idx);                                   \
+            if (LOAD((T *)(e + 1)) == k) {                                    \
+                hit = idx;                                                    \
+                break;                                                        \
+            }                                                                 \
+            idx = LOAD(&e->next);                                             \
+        }                                                                     \
+        if (!hit)                                                             \
+            break;                                                            \
+        struct gelem *e = elem(m, hit);                                       \
+        if (pinned_store(b, s, e, (uint64_t *)elem_value(m, e), value, 8))    \
+            return 0;                                                         \
+    } while (0)
+
+static __attribute__((noinline)) int update_any(struct gmap *m, const void *key, const void *value,
+                                                uint64_t flags, bool all_cpus);
+
 int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
+{
+    if (__builtin_expect(m->type == GMAP_HASH && m->value_size == 8 && !all_cpus &&
+                         (flags & 3) != GMAP_NOEXIST, 1)) {
+        if (m->key_size == 4)
+            UPDATE_WORD(uint32_t, gmap_hash_u32);
+        else if (m->key_size == 8)
+            UPDATE_WORD(uint64_t, gmap_hash_word);
+    }
+    return update_any(m, key, value, flags, all_cpus);
+}
+
+static int update_any(struct gmap *m, const void *key, const void *value, uint64_t flags,
+                      bool all_cpus)
 {
     if (m->type == GMAP_HASH_OF_MAPS) {
         uint32_t id;
@@ -538,11 +738,13 @@ int hash_update(struct gmap *m, const void *key, const void *value, uint64_t fla
     }
     uint32_t hash = key_hash(m, key), idx, old;
     bool is_new;
+    bool small = !all_cpus && (flags & 3) != GMAP_NOEXIST && m->value_size <= 8 && pins_elems(m);
+    if (small && update_nolock(m, key, hash, value))
+        return 0;
     int r = gmap_lock(m);
     if (r)
         return r;
-    if (!all_cpus && (flags & 3) != GMAP_NOEXIST && m->value_size <= 8 &&
-        (m->type == GMAP_HASH || m->type == GMAP_PERCPU_HASH) && update_in_place(m, key, hash, value)) {
+    if (small && update_in_place(m, key, hash, value)) {
         gmap_unlock(m);
         return 0;
     }

@@ -25,6 +25,10 @@
 
 #include "maps/maps.h"
 
+#if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+#include <sys/rseq.h>   /* gmap_this_cpu; outside the hidden block below (glibc's symbols) */
+#endif
+
 #define GMAP_MAGIC   0x50414d5446415247ull   /* "GRAFTMAP" */
 #define GMAP_VERSION 3   /* 2: 4/8-byte keys hash with gmap_hash_u32/word;
                           * 3: ring buffer records name their producer while BUSY */
@@ -148,7 +152,6 @@ static inline uint32_t gmap_hash_word(uint64_t w, uint64_t seed)
  * it ran on a moment ago is used, which per-CPU maps tolerate (they are
  * counters summed by readers, not exclusive ownership). */
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
-#include <sys/rseq.h>
 static inline uint32_t gmap_this_cpu(const struct gmap *m)
 {
     if (__rseq_size >= 8) {
@@ -168,6 +171,14 @@ struct gmap *gmap_resolve(uint32_t id);
 struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
 int gmap_check_inner(struct gmap *outer, uint32_t id);
 void gmap_repair(struct gmap *m);
+
+/* The map types' operations keep no state of their own (all of it is in
+ * the map): bound inside whichever shared library links them (no PLT hop
+ * between gmap_lookup and hash_lookup, not exported). What keeps process
+ * state (the id resolver above, the ring buffer owner below) stays
+ * exported, so that two graft libraries in one process (agent and compat)
+ * still share one copy of it, as before. */
+#pragma GCC visibility push(hidden)
 
 /* map_array.c: ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS */
 int arr_def_check(const struct gmap_def *d, struct graft_err *err);
@@ -223,6 +234,8 @@ int bloom_def_check(const struct gmap_def *d, struct graft_err *err);
 uint64_t bloom_layout(struct gmap_hdr *h);
 int bloom_push(struct gmap *m, const void *value, uint64_t flags);
 int bloom_peek(struct gmap *m, const void *value);
+
+#pragma GCC visibility pop
 
 /* map_rb_owner.c: who holds a ring buffer reservation (see map_ringbuf.c).
  * The producer table lives in the ring buffer's header page, after struct

@@ -38,6 +38,7 @@
 
 #include "attach/attach.h"
 #include "eim/eim.h"
+#include "helpers/helpers.h"
 #include "isolation/isolation.h"
 #include "runtime/instance.h"
 #include "runtime/trace.h"
@@ -460,8 +461,8 @@ static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct
             return -1;
         a->syscalls_installed = 1;
         const char *note = gsys_install_note();
-        snprintf(a->message, sizeof(a->message), "%s; syscalls: %s%s%s", giso_status(),
-                 gsys_method(), note[0] ? ", " : "", note);
+        snprintf(a->message, sizeof(a->message), "%s; syscalls: %s%s%s; %s", giso_status(),
+                 gsys_method(), note[0] ? ", " : "", note, ghelper_ktime_source());
     }
     int nr = l->kind == GREG_LINK_RAW_SYS_ENTER || l->kind == GREG_LINK_RAW_SYS_EXIT ? -1 : l->syscall_nr;
     /* A program that calls nothing can run from the dispatcher's assembly

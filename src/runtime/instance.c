@@ -201,6 +201,7 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
         .arg = inst,
     };
     ghelper_set_callback_invoker(gvm_invoke_callback);    /* bpf_loop and friends */
+    ghelper_time_init();                                  /* ktime's source, decided here */
     struct gvm_prog_opts po = { .sz = sizeof(po), .engine = o.engine, .env = &inst->env,
                                 .desc_alloc = o.desc_alloc, .desc_free = o.desc_free,
                                 .desc_arg = o.desc_arg };

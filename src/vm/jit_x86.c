@@ -859,13 +859,22 @@ static void mark_leaf(struct jit *j)
 {
     const struct gvm_prog *p = j->prog;
     j->leaf = p->n_funcs == 1;
-    for (uint32_t i = 0; i < p->n && j->leaf; i++) {
+    j->direct = p->n_funcs == 1;
+    for (uint32_t i = 0; i < p->n && j->direct; i++) {
         const struct bpf_insn *in = &p->insns[i];
         uint8_t cls = BPF_CLASS(in->code);
-        if ((cls == BPF_JMP || cls == BPF_JMP32) && BPF_OP(in->code) == BPF_CALL)
+        if ((cls == BPF_JMP || cls == BPF_JMP32) && BPF_OP(in->code) == BPF_CALL) {
             j->leaf = false;
+            /* only calls of host functions (helpers but tail_call, kfuncs)
+             * keep the program direct: they neither use r12 nor abort */
+            if (BPF_SRC(in->code) == BPF_X || in->src_reg == BPF_PSEUDO_CALL ||
+                (in->src_reg == 0 && in->imm == GVM_HELPER_TAIL_CALL))
+                j->direct = false;
+        }
         if (bpf_is_ld_imm64(in) && in->src_reg == BPF_PSEUDO_FUNC)
-            j->leaf = false;
+            j->leaf = j->direct = false;
+        if (!j->leaf)
+            continue;
         if (in->dst_reg > BPF_R10 || in->src_reg > BPF_R10)
             j->leaf = false;
         else
@@ -1229,8 +1238,12 @@ static int install(struct jit *j, struct gvm_prog *prog, struct graft_err *err)
     prog->jit_code = mem;
     prog->jit_map_size = map_size;
     prog->jit_code_size = j->code_len;
-    /* A leaf program's function 0 is a complete C function on its own. */
-    prog->jit_fn = (gvm_native_fn)(void *)(mem + (j->leaf ? JIT_FUNC0_OFF : 0));
+    /* A leaf program's function 0 is a complete C function on its own; so
+     * is that of a program whose only calls are host calls (its frame saves
+     * every callee-saved register it uses; r12, the wrapper's, is not
+     * touched, nothing can abort): the wrapper's six pushes and extra call
+     * are skipped on every run. */
+    prog->jit_fn = (gvm_native_fn)(void *)(mem + (j->leaf || j->direct ? JIT_FUNC0_OFF : 0));
     return 0;
 }
 

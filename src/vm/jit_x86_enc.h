@@ -105,6 +105,8 @@ struct jit {
     uint64_t r1_val;
 
     bool leaf;                             /* one function, no calls: lean frame */
+    bool direct;                           /* one function, host calls only: the
+                                            * native entry is function 0 (no wrapper) */
     uint16_t regs_named;                   /* leaf: bit r set if BPF rN appears */
 
     /* Stack slots kept in registers (jit_opt.h, plan_slots): per function

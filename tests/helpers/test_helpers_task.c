@@ -104,7 +104,8 @@ static void test_time_cpu_random(void)
 {
     uint64_t before = ns_of(CLOCK_MONOTONIC);
     uint64_t t1 = H0("ktime_get_ns"), t2 = H0("ktime_get_ns");
-    CHECK(t1 >= before && t2 >= t1 && t2 - before < 1000000000ull);
+    /* from the TSC, ktime may trail clock_gettime a little (test_helpers_time) */
+    CHECK(t1 + 50000 >= before && t2 >= t1 && t2 - before < 1000000000ull);
     uint64_t b = H0("ktime_get_boot_ns");
     CHECK(b >= t1);                           /* boottime includes suspend */
     uint64_t c = H0("ktime_get_coarse_ns");

@@ -590,8 +590,15 @@ static void test_leaf_frames(void)
         { "mov r7, 40\nldxdw r2, [r1+8]\njeq r2, 7, out\nmov r0, 0\nexit\n"
           "out:\nmov r0, r7\nadd r0, 2\nexit\n", 42 },
         { "mov r9, r10\nstdw [r9-16], 9\nldxdw r0, [r10-16]\nexit\n", 9 },
-        /* not a leaf (a helper call): the wrapper path, same guarantees */
+        /* not a leaf, only helper calls: entered at function 0 without the
+         * wrapper (direct), same guarantees */
         { "mov r6, 5\nmov r1, 4\ncall 3\nadd r0, r6\nexit\n", 17 },
+        { "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstxdw [r10-8], r6\nmov r1, 5\n"
+          "call 3\nadd r0, r6\nadd r0, r7\nadd r0, r8\nadd r0, r9\nldxdw r2, [r10-8]\n"
+          "add r0, r2\nmov r1, r0\ncall 3\nexit\n", 78 },
+        /* a bpf-to-bpf call: the wrapper (r12 counts the depth) */
+        { "mov r6, 3\nmov r1, 2\ncall local f\nadd r0, r6\nexit\n"
+          "f:\nmov r7, r1\nmov r1, 9\ncall 3\nadd r0, r7\nexit\n", 32 },
     };
     uint64_t ctx[2] = { 0, 7 };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -600,6 +607,10 @@ static void test_leaf_frames(void)
             continue;
         uint64_t r = 0;
         int bad = jit_call_probe(gvm_prog_native(p), ctx, sizeof(ctx), &r);
+        /* only the program with a local call starts at the wrapper (offset 0) */
+        int wrapped = (const void *)gvm_prog_native(p) == gvm_prog_code(p);
+        CHECK(wrapped == (strstr(cases[k].text, "call local") != NULL),
+              "entry %s the wrapper\n%s", wrapped ? "is" : "is not", cases[k].text);
         CHECK(!bad, "callee-saved registers clobbered\n%s", cases[k].text);
         CHECK(r == cases[k].want, "got %" PRIu64 " want %" PRIu64 "\n%s", r, cases[k].want,
               cases[k].text);
