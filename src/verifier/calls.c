@@ -120,6 +120,9 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
         if (write && p.rdonly)
             return reject(e, "R%d write into read-only host memory not allowed", regno);
         return check_region(e, regno, &p, 0, sz, p.mem_size, "mem", NULL, NULL);
+    case T_PACKET:
+    case T_PACKET_META:
+        return sz ? check_pkt_access(e, regno, &p, 0, sz, write ? ACC_WRITE : ACC_READ) : 0;
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
         return reject(e, "R%d type=%s expected=fp, map_value, mem: null check required first", regno,
@@ -545,6 +548,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
 
     clobber_args(e);
+    if (helper_changes_pkt_data(id))
+        pkt_invalidate(e);
     struct reg *r0 = &regs(e)[BPF_R0];
     switch (pr->ret) {
     case GRET_INTEGER:

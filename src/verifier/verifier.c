@@ -474,6 +474,7 @@ int explore_once(struct env *e)
     r1->type = T_CTX;
     scalar_const(&r1->v, 0);
     e->max_path = 0;
+    e->pkt_base_id = new_id(e);
     e->worst_charge = e->worst_n = e->worst_iter = 0;
     for (uint32_t i = 0; i < e->n; i++)
         e->cb_charged[i] = UINT64_MAX;

@@ -145,6 +145,17 @@ struct gver_policy {
      * in graft's runtime it would hand the program the host's stack
      * contents. */
     int allow_uninit_stack;
+    /* A kernel program type's context (enum gprog_ktype; 0: none), for
+     * offline verdicts of kernel programs (graft never runs them): the
+     * kernel's per-field rules for that type replace ctx's fields (which
+     * fields each type may read or write, at which sizes), loads of the
+     * packet fields give packet pointers (readable only within a range a
+     * comparison with data_end proved), the context pointer may not be
+     * moved, and helpers that change the packet invalidate every packet
+     * pointer. Set by gver_policy_kernel_ctx(). */
+    int kctx;
+    uint32_t kctx_attach;      /* GVER_KATTACH_*: the attach point, where it changes the rules */
+    int kctx_capable;          /* the loader has CAP_BPF (graft verify --privileged) */
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;
@@ -261,6 +272,16 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
  * getsockname hook must return 1, fentry 0, ...), set on p; types whose
  * result the kernel does not check are left free. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
+/* Attach points whose context rules differ (gver_policy.kctx_attach). */
+#define GVER_KATTACH_NONE       0
+#define GVER_KATTACH_LWT_IN     1   /* lwt_in: packet read-only */
+#define GVER_KATTACH_LWT_OUT    2   /* lwt_out: packet read-only */
+#define GVER_KATTACH_LWT_XMIT   3   /* lwt_xmit: packet writable */
+#define GVER_KATTACH_LWT_SEG6   4   /* lwt_seg6local: packet read-only */
+#define GVER_KATTACH_XDP_DEVMAP 5   /* xdp/devmap: egress_ifindex readable */
+/* The kernel's context rules for a kernel program of type ktype in section
+ * (see gver_policy.kctx), set on p; capable: loaded with CAP_BPF. */
+void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section, int capable);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

@@ -70,6 +70,13 @@ enum rtype {
     T_FUNC,
     T_HOST,                    /* host pointer from the context: host_ptrs[map_idx] + off + var */
     T_CONST_MAP_OR_NULL,       /* a map-in-map lookup: an inner map (map_idx >= n_maps) or NULL */
+    /* Packet pointers of kernel program types (packet.c): ctx->data,
+     * ->data_meta and ->data_end. Copies with the same id share one base
+     * (data + the variable offset added when the id was made); `range`
+     * bytes from that base are proven inside the packet. */
+    T_PACKET,
+    T_PACKET_META,
+    T_PACKET_END,
 };
 
 struct reg {
@@ -83,6 +90,7 @@ struct reg {
     uint32_t id;               /* *_OR_NULL: copies share it (null checks) */
     uint32_t ref_id;           /* acquired resource this pointer refers to */
     int32_t func;              /* T_FUNC: first insn */
+    uint32_t range;            /* T_PACKET, T_PACKET_META: bytes from the base proven readable */
 };
 
 enum slot_kind { S_INVALID = 0, S_MISC, S_ZERO, S_SPILL };
