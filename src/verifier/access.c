@@ -121,6 +121,13 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
     const char *leak_into = NULL;
     uint8_t ld_type = T_SCALAR;     /* what a context load gives */
 
+    if (e->mem_ptr_kind && is_ptr(&p)) {
+        uint8_t kind = p.type == T_CTX ? 1 : 2, *seen = &e->mem_ptr_kind[e->cur->insn];
+        if (*seen && *seen != kind)
+            return reject(e, "same insn cannot be used with different pointers: the kernel rewrites a context access for the context alone");
+        *seen = kind;
+    }
+
     switch (p.type) {
     case T_NOT_INIT:
         return reject(e, "R%d !read_ok: register is not initialised", regno);

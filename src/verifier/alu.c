@@ -168,6 +168,11 @@ int check_alu(struct env *e, const struct bpf_insn *in)
             return reject(e, "invalid shift %d", in->imm);
     }
     if (is_ptr(&r[dr]) || is_ptr(&src)) {
+        if (!is64 && op == BPF_SUB && e->pol->allow_ptr_leaks) {
+            mark_unknown(&r[dr]);      /* root: a meaningless number, as in the kernel */
+            scalar_zext32(&r[dr].v);
+            return 0;
+        }
         if (!is64)
             return reject(e, "R%d 32-bit pointer arithmetic prohibited", dr);
         return ptr_alu(e, in, &r[dr], &src);

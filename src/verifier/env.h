@@ -64,6 +64,10 @@ struct env {
     struct gmap_def *inner;
 
     uint32_t pkt_base_id;           /* the id of packet pointers based at data itself (packet.c) */
+    /* kernel contexts: per load/store insn, 1 when a path used it on the
+     * context, 2 on other memory (the kernel rewrites context accesses, so
+     * one insn may not do both) */
+    uint8_t *mem_ptr_kind;
 };
 
 static inline bool is_ptr(const struct reg *r)

@@ -456,6 +456,7 @@ static void free_env(struct env *e)
     free(e->trace);
     free(e->cb_cost);
     free(e->cb_charged);
+    free(e->mem_ptr_kind);
     cfg_free(&e->cfg);
 }
 
@@ -511,6 +512,8 @@ static int run(struct env *e)
         if (!e->trace)
             return -ENOMEM;
     }
+    if (e->pol->kctx && !(e->mem_ptr_kind = calloc(e->n, 1)))
+        return -ENOMEM;
     e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
     e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));
     if (!e->cb_cost || !e->cb_charged)
