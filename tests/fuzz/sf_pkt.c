@@ -2,7 +2,8 @@
  * sf_pkt.c - packet programs for the soundness fuzzer (see sf_pkt.h).
  *
  * Registers: r6 = ctx, r7 = data, r8 = data_end, r9 = data_meta, live for
- * the whole program; r0-r5 are scratch. Each snippet proves (or fails to
+ * the whole program (a helper call moves no packet here); r0-r5 are
+ * scratch. Each snippet proves (or fails to
  * prove) a range with one comparison and accesses the packet inside the
  * branch where the comparison holds; r7-r9 are reloaded now and then.
  */
@@ -215,6 +216,25 @@ static void snip_spill(struct pgen *g)
     land(g, skip);
 }
 
+/* A 4-byte map key read by a helper from the packet (map_lookup_elem on
+ * the array map): the helper's access is checked like a load. */
+static void snip_helper_key(struct pgen *g)
+{
+    int32_t k = bound(g);
+    emit(g, BPF_MOV64_REG(BPF_R1, BPF_R7));
+    emit(g, BPF_ALU64_IMM(BPF_ADD, BPF_R1, k));
+    uint32_t skip;
+    bool strict = compare_then(g, BPF_R1, BPF_R8, &skip);
+    int32_t limit = k + (strict && k > 0 ? 1 : 0);
+    emit(g, BPF_MOV64_REG(BPF_R2, BPF_R7));
+    emit(g, BPF_ALU64_IMM(BPF_ADD, BPF_R2, access_off(g, limit, 4)));
+    struct bpf_insn ld[2] = { BPF_LD_IMM64_RAW(BPF_R1, BPF_PSEUDO_MAP_IDX, SF_MAP_ARRAY) };
+    emit(g, ld[0]);
+    emit(g, ld[1]);
+    emit(g, BPF_CALL_HELPER(1));
+    land(g, skip);
+}
+
 /* An access with no check at all (must be refused), or a fresh reload of
  * the packet fields (ranges start again). */
 static void snip_other(struct pgen *g)
@@ -238,7 +258,8 @@ void sf_generate_pkt(uint64_t seed, struct sf_prog *out)
     emit(&g, BPF_LDX_MEM(BPF_W, BPF_R8, BPF_R6, 4));
     emit(&g, BPF_LDX_MEM(BPF_W, BPF_R9, BPF_R6, 8));
     for (int i = 2 + (int)rn(&g, 8); i > 0; i--) {
-        switch (rn(&g, 9)) {
+        switch (rn(&g, 10)) {
+        case 9: snip_helper_key(&g); break;
         case 0: case 1: case 2: snip_const(&g); break;
         case 3: case 4: snip_var(&g); break;
         case 5: snip_meta(&g); break;

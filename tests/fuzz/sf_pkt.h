@@ -3,8 +3,9 @@
  * kernel's xdp_md context, verified with its kernel context rules) that
  * load data, data_end and data_meta, bound packet pointers against the end
  * with random constants in every branch form and operand order, move them
- * by constants and by bounded variable offsets, spill and refill them, and
- * load and store at random offsets and sizes. Most accesses are inside
+ * by constants and by bounded variable offsets, spill and refill them, load
+ * and store at random offsets and sizes, and hand packet bytes to a helper
+ * (a map key). Most accesses are inside
  * the checked range; now and then one is just past it, or unchecked, so a
  * verifier that gets a range wrong accepts a program that then runs past
  * data_end (the run puts the packet in a region of its exact size).
