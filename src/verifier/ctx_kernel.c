@@ -79,6 +79,7 @@ static bool skb_common(int64_t off, unsigned size, enum acc acc, bool sext)
     return size <= 4;                       /* 1, 2 or 4: the verifier decoded a size */
 }
 
+/* capable: the loader has CAP_BPF (the kernel's root rules) */
 static bool skb_writable(int kt, int64_t off, bool capable)
 {
     bool cb = in_field(off, SKB_CB, SKB_CB_END - SKB_CB);
@@ -130,7 +131,7 @@ static bool skb_access(const struct gver_policy *pol, int64_t off, unsigned size
         break;
     case GKT_CGROUP_SKB:
         hidden = in_field(off, SKB_TC_CLASSID, 4) || in_field(off, SKB_DATA_META, 4) ||
-                 in_field(off, SKB_WIRE_LEN, 4) || (!pol->kctx_capable && in_field(off, SKB_DATA, 8));
+                 in_field(off, SKB_WIRE_LEN, 4) || (!pol->allow_ptr_leaks && in_field(off, SKB_DATA, 8));
         break;
     case GKT_LWT:
         hidden = in_field(off, SKB_TC_CLASSID, 4) || sk_fields || in_field(off, SKB_DATA_META, 4) ||
@@ -153,7 +154,7 @@ static bool skb_access(const struct gver_policy *pol, int64_t off, unsigned size
     }
     if (hidden)
         return false;
-    if (acc == ACC_WRITE && !skb_writable(kt, off, pol->kctx_capable))
+    if (acc == ACC_WRITE && !skb_writable(kt, off, pol->allow_ptr_leaks))
         return false;
     if (in_field(off, SKB_DATA, 4))
         *ty = T_PACKET;
@@ -305,11 +306,10 @@ static uint32_t attach_of(int ktype, const char *section)
     return GVER_KATTACH_NONE;
 }
 
-void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section, int capable)
+void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section)
 {
     if (!p || ktype == GKT_NONE || ktype == GKT_UNKNOWN)
         return;
     p->kctx = ktype;
     p->kctx_attach = attach_of(ktype, section);
-    p->kctx_capable = capable ? 1 : 0;
 }

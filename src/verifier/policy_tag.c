@@ -134,7 +134,6 @@ uint64_t gver_policy_tag(const struct gver_policy *p)
     if (p->kctx) {             /* kernel contexts only: graft's own tags stay as they were */
         mix_u64(&t, (uint64_t)p->kctx);
         mix_u64(&t, p->kctx_attach);
-        mix_u64(&t, (uint64_t)p->kctx_capable);
     }
     return t.h ? t.h : 1;    /* 0 stays "no tag" */
 }

@@ -152,10 +152,11 @@ struct gver_policy {
      * packet fields give packet pointers (readable only within a range a
      * comparison with data_end proved), the context pointer may not be
      * moved, and helpers that change the packet invalidate every packet
-     * pointer. Set by gver_policy_kernel_ctx(). */
+     * pointer. Set by gver_policy_kernel_ctx(). Fields the kernel opens
+     * only to CAP_BPF loaders need allow_ptr_leaks (the kernel's root
+     * rules, graft verify --privileged). */
     int kctx;
     uint32_t kctx_attach;      /* GVER_KATTACH_*: the attach point, where it changes the rules */
-    int kctx_capable;          /* the loader has CAP_BPF (graft verify --privileged) */
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;
@@ -270,7 +271,8 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
 /* The kernel's return-value rule for a kernel program of type ktype in
  * section (its attach type: "cgroup_skb/egress" may return 0-3, a
  * getsockname hook must return 1, fentry 0, ...), set on p; types whose
- * result the kernel does not check are left free. */
+ * result the kernel does not check are left free. It also sets the type's
+ * context rules (gver_policy_kernel_ctx), which depend on the section too. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
 /* Attach points whose context rules differ (gver_policy.kctx_attach). */
 #define GVER_KATTACH_NONE       0
@@ -280,8 +282,8 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
 #define GVER_KATTACH_LWT_SEG6   4   /* lwt_seg6local: packet read-only */
 #define GVER_KATTACH_XDP_DEVMAP 5   /* xdp/devmap: egress_ifindex readable */
 /* The kernel's context rules for a kernel program of type ktype in section
- * (see gver_policy.kctx), set on p; capable: loaded with CAP_BPF. */
-void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section, int capable);
+ * (see gver_policy.kctx), set on p. gver_policy_kernel_ret() sets them too. */
+void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

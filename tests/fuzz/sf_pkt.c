@@ -275,6 +275,6 @@ struct gver_policy *sf_pkt_policy(void)
 {
     struct gver_policy *p = gver_policy_raw(SF_PKT_CTX_SIZE);
     if (p)
-        gver_policy_kernel_ctx(p, GKT_XDP, "xdp", 1);
+        gver_policy_kernel_ctx(p, GKT_XDP, "xdp");
     return p;
 }

@@ -175,9 +175,8 @@ int main(void)
             failures++;
             continue;
         }
-        gver_policy_kernel_ret(pol, c->ktype, c->section);
-        gver_policy_kernel_ctx(pol, c->ktype, c->section, c->privileged);
-        pol->allow_ptr_leaks = c->privileged;
+        gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
+        pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
         struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 1, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {

@@ -119,7 +119,6 @@ static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
         return graft_errf(err, -ENOMEM, "out of memory");
     }
     gver_policy_kernel_ret(policy, kt, p->section);
-    gver_policy_kernel_ctx(policy, kt, p->section, privileged);
     gver_policy_grant(policy, popts->rights);
     if (privileged) {
         policy->allow_ptr_leaks = 1;
