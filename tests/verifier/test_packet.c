@@ -81,6 +81,17 @@ static const struct pcase cases[] = {
       XDP_PRE "ldxw r4, [r6+8]\nmov r1, r4\nadd r1, 4\njgt r1, r2, out\nldxw r0, [r4+0]\n" OUT },
     { "xdp: meta checked against data_end proves nothing", GKT_XDP, "xdp", 1, "outside of the packet",
       XDP_PRE "ldxw r4, [r6+8]\nmov r1, r4\nadd r1, 4\njgt r1, r3, out\nldxw r0, [r4+0]\n" OUT },
+    { "xdp: a path that proved nothing joins one that did (no pruning by the wider range)", GKT_XDP, "xdp", 1,
+      "outside of the packet",
+      XDP_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, join\nmov r0, 0\njoin:\nldxb r0, [r2+0]\n" OUT },
+    { "xdp: both paths proved the range", GKT_XDP, "xdp", 1, NULL,
+      XDP_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nldxw r4, [r6+12]\njeq r4, 0, join\nmov r0, 0\n"
+              "join:\nldxb r0, [r2+7]\n" OUT },
+    { "xdp: equal pointers of different bases are not one base (no pruning across ids)", GKT_XDP, "xdp", 1,
+      "outside of the packet",
+      XDP_PRE "ldxw r4, [r6+12]\nand r4, 15\nldxw r0, [r6+16]\nmov r5, r2\nadd r5, r4\njeq r0, 0, other\n"
+              "mov r8, r5\nja join\nother:\nmov r8, r2\nadd r8, r4\njoin:\nmov r1, r5\nadd r1, 8\n"
+              "jgt r1, r3, out\nldxb r0, [r8+0]\n" OUT },
     { "xdp: no arithmetic on data_end", GKT_XDP, "xdp", 1, "pointer arithmetic on pkt_end",
       XDP_PRE "add r3, 4\n" OUT },
     { "xdp: data_end is not readable", GKT_XDP, "xdp", 1, "packet end",
