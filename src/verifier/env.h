@@ -68,6 +68,9 @@ struct env {
      * context, 2 on other memory (the kernel rewrites context accesses, so
      * one insn may not do both) */
     uint8_t *mem_ptr_kind;
+    /* while a helper call's arguments are checked: may its memory
+     * arguments be packet bytes (helper_pkt_access) */
+    bool pkt_arg_ok;
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -213,6 +216,7 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done);
 /* ---- packet.c ---- */
 bool is_pkt(const struct reg *r);   /* T_PACKET or T_PACKET_META: data may be reached */
 bool helper_changes_pkt_data(uint32_t id);
+bool helper_pkt_access(uint32_t id);
 void pkt_invalidate(struct env *e);
 int check_pkt_access(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
                      enum acc acc);

@@ -62,6 +62,25 @@ bool helper_changes_pkt_data(uint32_t id)
     }
 }
 
+/* The helpers whose memory arguments may be packet bytes (the kernel's
+ * protos with pkt_access, 6.12); the others' code may not expect memory
+ * that a packet-changing path can free. */
+bool helper_pkt_access(uint32_t id)
+{
+    switch (id) {
+    case 1: case 2: case 3:        /* map lookup, update, delete */
+    case 28:                       /* csum_diff */
+    case 84: case 85: case 99:     /* sk_lookup_tcp, sk_lookup_udp, skc_lookup_tcp */
+    case 87:                       /* map_push_elem */
+    case 100: case 110:            /* tcp_check_syncookie, tcp_gen_syncookie */
+    case 195:                      /* map_lookup_percpu_elem */
+    case 204: case 205: case 206: case 207:   /* tcp_raw_{gen,check}_syncookie_ipv{4,6} */
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The packet moved: no packet pointer may be used again. With the leak
  * right (the kernel's root rules) they become unknown numbers, as in the
  * kernel; otherwise they become unreadable (a number holding an address

@@ -105,6 +105,14 @@ static const struct pcase cases[] = {
     { "tc: tail_call moves the packet: old pointers are gone", GKT_SCHED_CLS, "tc", 1, "R2",
       SKB_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nstxdw [r10-8], r2\nmov r1, r6\nlddw r2, map:0\nmov r3, 0\n"
               "call 12\nldxdw r2, [r10-8]\nldxb r0, [r2+0]\n" OUT },
+    /* helpers and packet memory */
+    { "xdp: a map key in the packet", GKT_XDP, "xdp", 1, NULL,
+      XDP_PRE "mov r1, r2\nadd r1, 4\njgt r1, r3, out\nlddw r1, map:1\ncall 1\n" OUT },
+    { "xdp: a map key one byte past the range", GKT_XDP, "xdp", 1, "outside of the packet",
+      XDP_PRE "mov r1, r2\nadd r1, 3\njgt r1, r3, out\nlddw r1, map:1\ncall 1\n" OUT },
+    { "xdp: a helper the kernel does not let read the packet", GKT_XDP, "xdp", 1,
+      "helper access to the packet is not allowed",
+      XDP_PRE "mov r1, r2\nadd r1, 4\njgt r1, r3, out\nmov r1, r2\nmov r2, 4\ncall 6\n" OUT },
     /* who may write the packet */
     { "tc writes the packet", GKT_SCHED_CLS, "tc", 1, NULL,
       SKB_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nstw [r2+0], 1\n" OUT },
@@ -166,8 +174,9 @@ static const struct pcase cases[] = {
 int main(void)
 {
     int failures = 0;
-    static const struct gmap_def maps[1] = {
+    static const struct gmap_def maps[2] = {
         { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs" },
+        { .type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 4, .name = "hash" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct pcase *c = &cases[i];
@@ -188,7 +197,7 @@ int main(void)
         }
         gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
         pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 1, .policy = pol };
+        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 2, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
             printf("FAIL %s: verifier error %s\n", c->name, err.msg);
