@@ -71,6 +71,9 @@ struct env {
     /* while a helper call's arguments are checked: may its memory
      * arguments be packet bytes (helper_pkt_access) */
     bool pkt_arg_ok;
+    /* kernel contexts (kstack.c): each function's deepest stack, NULL when
+     * the kernel's static chain limit does not apply */
+    uint32_t *subprog_depth;
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -229,6 +232,11 @@ int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int kctx_check(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
                enum acc acc, bool sext, uint8_t *ty);
 bool kctx_pkt_writable(const struct gver_policy *pol);
+
+/* ---- kstack.c ---- */
+void kstack_note(struct env *e, const struct frame *f);   /* f's depth grew */
+int kstack_check(struct env *e);                          /* after exploration */
+bool kstack_applies(int ktype);     /* the kernel gives the type no private stack */
 
 /* ---- cost.c ---- */
 uint64_t sat_add(uint64_t a, uint64_t b);

@@ -457,6 +457,7 @@ static void free_env(struct env *e)
     free(e->cb_cost);
     free(e->cb_charged);
     free(e->mem_ptr_kind);
+    free(e->subprog_depth);
     cfg_free(&e->cfg);
 }
 
@@ -514,11 +515,15 @@ static int run(struct env *e)
     }
     if (e->pol->kctx && !(e->mem_ptr_kind = calloc(e->n, 1)))
         return -ENOMEM;
+    if (kstack_applies(e->pol->kctx) &&
+        !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))
+        return -ENOMEM;
     e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
     e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));
     if (!e->cb_cost || !e->cb_charged)
         return -ENOMEM;
-    return explore_and_bound(e);
+    rc = explore_and_bound(e);
+    return rc ? rc : kstack_check(e);
 }
 
 static double now_ms(void)
