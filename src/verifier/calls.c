@@ -364,6 +364,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "cannot pass map '%s' of type %u to helper %s#%u",
                               map_of(e, r->map_idx)->name, map_of(e, r->map_idx)->type, pr->name, id);
             map_arg = rn;
+            if (id == HELPER_TAIL_CALL && (rc = ktail_call_map(e, idx, r->map_idx)))
+                return rc;
             break;
         case GARG_PTR_TO_MAP_KEY:
         case GARG_PTR_TO_MAP_VALUE:

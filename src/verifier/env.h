@@ -74,6 +74,7 @@ struct env {
     /* kernel contexts (kstack.c): each function's deepest stack, NULL when
      * the kernel's static chain limit does not apply */
     uint32_t *subprog_depth;
+    uint32_t *tail_map;             /* kernel contexts: per tail call insn, its prog array + 1 */
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -233,7 +234,8 @@ int kctx_check(struct env *e, int regno, const struct reg *p, int64_t insn_off, 
                enum acc acc, bool sext, uint8_t *ty);
 bool kctx_pkt_writable(const struct gver_policy *pol);
 
-/* ---- kstack.c ---- */
+/* ---- klimits.c ---- */
+int ktail_call_map(struct env *e, uint32_t idx, uint32_t map_idx);
 void kstack_note(struct env *e, const struct frame *f);   /* f's depth grew */
 int kstack_check(struct env *e);                          /* after exploration */
 bool kstack_applies(int ktype);     /* the kernel gives the type no private stack */

@@ -458,6 +458,7 @@ static void free_env(struct env *e)
     free(e->cb_charged);
     free(e->mem_ptr_kind);
     free(e->subprog_depth);
+    free(e->tail_map);
     cfg_free(&e->cfg);
 }
 
@@ -513,7 +514,8 @@ static int run(struct env *e)
         if (!e->trace)
             return -ENOMEM;
     }
-    if (e->pol->kctx && !(e->mem_ptr_kind = calloc(e->n, 1)))
+    if (e->pol->kctx && (!(e->mem_ptr_kind = calloc(e->n, 1)) ||
+                         !(e->tail_map = calloc(e->n, sizeof(uint32_t)))))
         return -ENOMEM;
     if (kstack_applies(e->pol->kctx) &&
         !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))

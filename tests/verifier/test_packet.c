@@ -4,7 +4,8 @@
  * data_end prove, in every branch form; accesses just past a range; copies,
  * spills and variable offsets; helpers that invalidate packet pointers;
  * per-type __sk_buff / xdp_md field rules and context writes; the moved
- * context pointer rule. Each case is a program, a kernel type, and the
+ * context pointer rule; the kernel's static stack-chain limit and its
+ * one-map-per-tail-call rule for unprivileged programs. Each case is a program, a kernel type, and the
  * verdict the kernel gives (with a substring of graft's reason for
  * rejections). The wrong accepts this work fixed are among them (a narrow
  * load of a pointer field, tc_classid read by lwt, ...): they fail on the
@@ -167,6 +168,14 @@ static const struct pcase cases[] = {
       "ldxw r0, [r1+12]\nmov r0, 1\nexit\n" },
     { "sockopt: optval is a packet pointer", GKT_CGROUP_SOCKOPT, "cgroup/getsockopt", 1, NULL,
       "ldxdw r2, [r1+8]\nldxdw r3, [r1+16]\nmov r4, r2\nadd r4, 4\njgt r4, r3, out\nldxw r0, [r2+0]\nout:\nmov r0, 1\nexit\n" },
+    /* the kernel's own limits */
+    { "a call chain whose functions' stacks add up past 512 bytes", GKT_SCHED_CLS, "tc", 1, "combined stack size",
+      "mov r6, r1\ncall fa\nmov r1, r6\ncall fb\nstb [r10-64], 0\nmov r0, 0\nexit\n"
+      "fa:\nstb [r10-224], 0\nmov r0, 0\nexit\nfb:\ncall fa\nstb [r10-256], 0\nmov r0, 0\nexit\n" },
+    { "one tail call, two prog arrays (unprivileged)", GKT_SCHED_CLS, "tc", 0, "tail_call abusing map_ptr",
+      "ldxb r0, [r1+48]\nmov r3, 0\nlddw r2, map:0\njeq r0, 13, go\nlddw r2, map:2\ngo:\ncall 12\nmov r0, 1\nexit\n" },
+    { "one tail call, two prog arrays (root)", GKT_SCHED_CLS, "tc", 1, NULL,
+      "ldxb r0, [r1+48]\nmov r3, 0\nlddw r2, map:0\njeq r0, 13, go\nlddw r2, map:2\ngo:\ncall 12\nmov r0, 1\nexit\n" },
     { "the context pointer may not be moved", GKT_SCHED_CLS, "tc", 1, "dereference of modified ctx ptr",
       "add r1, 4\nldxw r0, [r1+0]\nexit\n" },
 };
@@ -174,9 +183,10 @@ static const struct pcase cases[] = {
 int main(void)
 {
     int failures = 0;
-    static const struct gmap_def maps[2] = {
+    static const struct gmap_def maps[3] = {
         { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs" },
         { .type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 4, .name = "hash" },
+        { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs2" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct pcase *c = &cases[i];
@@ -197,7 +207,7 @@ int main(void)
         }
         gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
         pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 2, .policy = pol };
+        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 3, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
             printf("FAIL %s: verifier error %s\n", c->name, err.msg);

@@ -1,7 +1,10 @@
 /*
- * kstack.c - the kernel's static limit on the combined stack of a call
- * chain, for offline verdicts of kernel programs (gver_policy.kctx).
+ * klimits.c - limits the kernel puts on programs for its own runtime's
+ * sake (its JIT, its stack layout), for offline verdicts of kernel
+ * programs (gver_policy.kctx): the combined stack of a call chain, and one
+ * map per tail call instruction for unprivileged programs.
  *
+ * The stack.
  * graft bounds the stack path by path (every frame of its VM has its own
  * 512 bytes, so that is all its runtime needs). The kernel instead gives
  * every function the deepest stack any of its paths uses, rounded up to
@@ -73,6 +76,20 @@ static uint32_t chain_depth(const struct env *e, uint32_t s, uint8_t *on, uint32
     }
     on[s] = 0;
     return own + deepest;
+}
+
+/* Unprivileged kernel programs: a tail call instruction sees one prog
+ * array on every path (the kernel's JIT emits it as that map's direct
+ * jump, a Spectre hardening); a second is "tail_call abusing map_ptr". */
+int ktail_call_map(struct env *e, uint32_t idx, uint32_t map_idx)
+{
+    if (!e->tail_map || e->pol->allow_ptr_leaks)
+        return 0;
+    if (e->tail_map[idx] && e->tail_map[idx] != map_idx + 1)
+        return reject(e, "tail_call abusing map_ptr: this tail call sees two prog arrays, which the kernel "
+                      "refuses to unprivileged programs");
+    e->tail_map[idx] = map_idx + 1;
+    return 0;
 }
 
 int kstack_check(struct env *e)
