@@ -56,7 +56,10 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         if (no <= -OFF_LIMIT || no >= OFF_LIMIT)
             return reject(e, "R%d pointer offset %" PRId64 " out of range", dr, no);
         res.off = (int32_t)no;
+        if (op == BPF_ADD ? c < 0 : c > 0)
+            res.pkt_end = 0;           /* moved back: it may be before the end again */
     } else {
+        res.pkt_end = 0;
         scalar_alu(&res.v, &sc->v, op, false, false);
         if (is_pkt(&res)) {
             /* a new base: data plus this variable offset, nothing proven yet */

@@ -199,6 +199,21 @@ int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
     /* Normalise to "ptr OP end": swapping the operands mirrors the op. */
     if (!ptr_left)
         op = op == BPF_JGT ? BPF_JLT : op == BPF_JLT ? BPF_JGT : op == BPF_JGE ? BPF_JLE : BPF_JGE;
+    uint32_t target = (uint32_t)((int64_t)idx + 1 + in->off);
+    /* Already known on this path (the pointer was found at or past the
+     * end and not moved back since): only one side can run. */
+    const struct reg *pr = &regs(e)[preg];
+    if (pr->pkt_end && pr->type == T_PACKET) {
+        int taken = -1;
+        if (pr->pkt_end == PKT_PAST_END && (op == BPF_JGT || op == BPF_JLE))
+            taken = op == BPF_JGT;
+        else if (op == BPF_JGE || op == BPF_JLT)
+            taken = op == BPF_JGE;
+        if (taken >= 0) {
+            e->cur->insn = taken ? target : idx + 1;
+            return 0;
+        }
+    }
     /* Where does "ptr <= end" (range off) or "ptr < end" (off + 1) hold?
      *   ptr >  end: fall-through has ptr <= end
      *   ptr >= end: fall-through has ptr <  end
@@ -209,11 +224,18 @@ int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
     struct vstate *other = state_copy(e->cur);
     if (!other)
         return -ENOMEM;
-    struct vstate *proved = on_jump ? other : e->cur;
+    struct vstate *proved = on_jump ? other : e->cur, *beyond = on_jump ? e->cur : other;
     const struct reg *p = &proved->fr[proved->nfr - 1]->regs[preg];
     struct reg pc = *p;
     set_range(proved, &pc, strict);
-    other->insn = (uint32_t)((int64_t)idx + 1 + in->off);
+    /* the other side has ptr > end (the proved side had <=) or ptr >= end:
+     * remembered on the register, for a later comparison of the same */
+    struct reg *b = &beyond->fr[beyond->nfr - 1]->regs[preg];
+    if (b->type == T_PACKET) {
+        b->pkt_end = strict ? PKT_AT_END : PKT_PAST_END;
+        b->range = 0;
+    }
+    other->insn = target;
     e->cur->insn = idx + 1;
     int rc = push_state(e, other);
     if (rc)

@@ -169,7 +169,8 @@ int reg_str(char *buf, size_t len, const struct reg *r)
     if (r->id && (size_t)n < len)
         n += snprintf(buf + n, len - n, ",id=%u", r->id);
     if ((r->type == T_PACKET || r->type == T_PACKET_META) && (size_t)n < len)
-        n += snprintf(buf + n, len - n, ",r=%u", r->range);
+        n += snprintf(buf + n, len - n, ",r=%u%s", r->range,
+                      r->pkt_end == PKT_PAST_END ? ",past_end" : r->pkt_end == PKT_AT_END ? ",at_end" : "");
     if (r->ref_id && (size_t)n < len)
         n += snprintf(buf + n, len - n, ",ref=%u", r->ref_id);
     if (r->type == T_FUNC && (size_t)n < len)
@@ -286,7 +287,7 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
         return scalar_covers(&o->v, &c->v);
     }
     if (o->off != c->off || o->frameno != c->frameno || o->map_idx != c->map_idx || o->rdonly != c->rdonly ||
-        o->mem_size != c->mem_size || o->func != c->func)
+        o->mem_size != c->mem_size || o->func != c->func || o->pkt_end != c->pkt_end)
         return false;
     /* a packet pointer: cur must have proven at least old's range */
     if (o->range > c->range)

@@ -79,10 +79,14 @@ enum rtype {
     T_PACKET_END,
 };
 
+#define PKT_AT_END   1             /* this pointer >= data_end */
+#define PKT_PAST_END 2             /* this pointer > data_end */
+
 struct reg {
     uint8_t type;              /* enum rtype */
     uint8_t frameno;           /* T_STACK */
     uint8_t rdonly;            /* T_MEM: host variable the policy made read-only */
+    uint8_t pkt_end;           /* T_PACKET: PKT_AT_END / PKT_PAST_END proven on this path (packet.c) */
     int32_t off;               /* pointers: fixed offset */
     struct scalar v;           /* scalar value, or a pointer's variable offset */
     uint32_t map_idx;          /* map pointers and values */

@@ -159,6 +159,14 @@ static void snip_const(struct pgen *g)
         access(g, base, off, sz);
     }
     land(g, skip);
+    if (chance(g, 30)) {       /* the same comparison again: one path knows its outcome */
+        if (chance(g, 30))
+            emit(g, BPF_ALU64_IMM(BPF_ADD, BPF_R1, (int32_t)rn(g, 5) - 2));
+        strict = compare_then(g, BPF_R1, BPF_R8, &skip);
+        uint8_t sz = pick_size(g, limit);
+        access(g, BPF_R7, access_off(g, limit, size_of(sz)), sz);
+        land(g, skip);
+    }
 }
 
 /* data + a bounded variable offset, checked with a constant on top. */

@@ -62,6 +62,17 @@ static const struct pcase cases[] = {
       XDP_PRE "mov r1, r2\nadd r1, 8\njsgt r1, r3, out\nldxb r0, [r2+0]\n" OUT },
     { "xdp: a negative offset", GKT_XDP, "xdp", 1, "outside of the packet",
       XDP_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nldxb r0, [r2-1]\n" OUT },
+    { "sk_skb: a second ptr > end on a path that found it past the end is known taken", GKT_SK_SKB,
+      "sk_skb/stream_verdict", 1, NULL,
+      "ldxw r2, [r1+80]\nldxw r4, [r1+76]\nmov r3, r4\nadd r3, 42\nmov r1, 0\njgt r3, r2, again\n"
+      "add r4, 14\nmov r1, r4\nagain:\njgt r3, r2, out\nldxh r2, [r1+9]\n" OUT },
+    { "sk_skb: ... but not once the pointer moved back", GKT_SK_SKB, "sk_skb/stream_verdict", 1,
+      "invalid mem access 'scalar'",
+      "ldxw r2, [r1+80]\nldxw r4, [r1+76]\nmov r3, r4\nadd r3, 42\nmov r1, 0\njgt r3, r2, again\n"
+      "add r4, 14\nmov r1, r4\nagain:\nadd r3, -1\njgt r3, r2, out\nldxh r2, [r1+9]\n" OUT },
+    { "xdp: end <= ptr found (ptr >= end) decides a later ptr < end", GKT_XDP, "xdp", 1, NULL,
+      XDP_PRE "mov r1, r2\nadd r1, 8\nmov r5, 0\njle r3, r1, again\nmov r5, r2\nagain:\n"
+              "jlt r1, r3, use\nja out\nuse:\nldxb r0, [r5+0]\n" OUT },
     /* copies, spills, variable offsets */
     { "xdp: a copy made before the check shares the range", GKT_XDP, "xdp", 1, NULL,
       XDP_PRE "mov r5, r2\nadd r5, 2\nmov r1, r2\nadd r1, 8\njgt r1, r3, out\nldxw r0, [r5+2]\n" OUT },
