@@ -7,7 +7,8 @@ PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev l
       # Debian's prebuilt libbpf tools, run unmodified by the compat tests
       libbpf-tools
       libssl-dev python3 pkg-config libmd-dev
-      # the kernel's lib/test_bpf.c table the VM tests run (tests/vm)
+      # the kernel's lib/test_bpf.c table the VM tests run (tests/vm) and its
+      # test_verifier table (tests/verifier/test_verifier_61)
       linux-source-6.1
       # the kernel's verifier selftests (tests/verifier/kernel_selftests)
       linux-source-6.12 clang-19

@@ -8,7 +8,8 @@
 # kernel's verifier selftests' agreement.
 # Prints `BENCH verify_ms_typical_max <x> ms`, `BENCH verify_ms_largest <x> ms`,
 # `BENCH soundness_fuzz_progs_per_s <x> progs/s`,
-# `BENCH soundness_fuzz_accepted_pct <x> %` and BENCH kernel_selftests_*.
+# `BENCH soundness_fuzz_accepted_pct <x> %`, BENCH kernel_selftests_* and
+# BENCH test_verifier_*.
 set -e
 BUILD=${1:-build}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,14 +32,28 @@ done
 # The kernel's verifier selftests (when linux-source-6.12 and clang-19 are
 # installed): agreement with the kernel's verdicts under graft's default
 # policy, then under the kernel's rules for root (--privileged), and the
-# time graft takes to verify all 95 objects. The kernel's own load time is
-# not measured yet.
+# time graft verify takes for all 95 objects (one process per object).
+# Then, as root, the kernel's own BPF_PROG_LOAD time for every program of
+# them it loads, next to graft's in-process verification time for the same
+# programs (bench_kernel_load.c says which, and how many).
 KS=$SRC/tests/verifier/kernel_selftests
 cmake --build "$BUILD" --target graft-cli >/dev/null
 if OBJ=$("$KS/build_corpus.sh" "$BUILD/tests/verifier/kernel_selftests" 2>/dev/null); then
     python3 "$KS/compare.py" "$BUILD/bin/graft" "$OBJ" /dev/null | grep '^BENCH'
     python3 "$KS/compare.py" "$BUILD/bin/graft" "$OBJ" /dev/null --privileged | grep '^BENCH' |
         sed 's/kernel_selftests_/kernel_selftests_privileged_/'
+    if cmake --build "$BUILD" --target bench_kernel_load >/dev/null 2>&1; then
+        "$BUILD/bench/verifier/bench_kernel_load" "$OBJ" 3 ||
+            echo "bench/verifier: the kernel loaded none of them (needs root and bpf(2))" >&2
+    fi
 else
     echo "bench/verifier: kernel selftests skipped (install linux-source-6.12 and clang-19)" >&2
+fi
+
+# The kernel 6.1 test_verifier table (linux-source-6.1): agreement with the
+# kernel's privileged verdicts (and the unprivileged ones), fixups included.
+if cmake --build "$BUILD" --target ktv_run >/dev/null 2>&1; then
+    "$BUILD/tests/verifier/test_verifier_61/ktv_run" /dev/null | grep '^BENCH'
+else
+    echo "bench/verifier: test_verifier table skipped (install linux-source-6.1)" >&2
 fi

@@ -286,6 +286,15 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     uint32_t id = (uint32_t)in->imm;
     struct vstate *st = e->cur;
+    const struct gver_helper_set *ks = e->pol->kernel_helpers;
+    if (ks && in->imm >= 0 && id < BPF_MAX_HELPER_ID && !gver_helper_set_has(ks, id)) {
+        /* the kernel's words: the type has no prototype for it */
+        const struct ghelper_proto *kp = e->proto(id);
+        if (kp)
+            return reject(e, "unknown func bpf_%s#%u: %s programs may not call it", kp->name, id,
+                          ks->type_name);
+        return reject(e, "unknown func #%u: a kernel helper graft has no prototype for", id);
+    }
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
         return reject(e, "helper call #%d is not allowed by the policy", in->imm);
     const struct ghelper_proto *pr = e->proto(id);
@@ -391,11 +400,19 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             uint64_t smin, smax;
             if ((rc = check_size_arg(e, rn + 1, zero_ok, &smin, &smax)))
                 return rc;
-            if (k == GARG_PTR_TO_MEM_OR_NULL && r->type == T_SCALAR && scalar_is_const(&r->v) &&
-                r->v.t.value == 0)
+            /* NULL where the helper takes it (bpf_snprintf's data,
+             * csum_diff) with nothing to read: the size is consumed too;
+             * NULL with bytes is refused, as the kernel does. graft's
+             * helpers that take memory are not given NULL at all. */
+            if (r->type == T_SCALAR && scalar_is_const(&r->v) && r->v.t.value == 0) {
+                if (k != GARG_PTR_TO_MEM_OR_NULL)
+                    return reject(e, "R%d is NULL: helper %s needs memory in argument %d", rn, pr->name, i + 1);
+                if (smax)
+                    return reject(e, "R%d is NULL but its size R%d may be up to %" PRIu64 " (helper %s)", rn,
+                                  rn + 1, smax, pr->name);
+                i++;
                 break;
-            if (smax == 0 && r->type == T_SCALAR && scalar_is_const(&r->v) && r->v.t.value == 0)
-                break;
+            }
             bool w = k == GARG_PTR_TO_UNINIT_MEM;
             pw[npw].f = NULL;
             if ((rc = check_mem_arg(e, rn, smin, smax, w, w, &pw[npw])))

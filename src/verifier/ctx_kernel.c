@@ -198,6 +198,52 @@ static bool sk_msg_access(int64_t off, unsigned size, enum acc acc, bool sext, u
     return off >= 16 && off < 72 && size == 4;
 }
 
+/* struct bpf_sk_lookup: read-only; sk is an 8-byte pointer, the u32
+ * fields read narrow, remote_port (u16) also as a u32, its padding too. */
+static bool sk_lookup_access(int64_t off, unsigned size, enum acc acc, bool sext)
+{
+    if (off < 0 || off >= 72 || off % size || acc != ACC_READ)
+        return false;
+    if (off < 8)
+        return size == 8 && !sext;           /* sk */
+    if (in_field(off, 36, 2))
+        return size == 4 || size <= 2;       /* remote_port */
+    if (in_field(off, 38, 2))
+        return size <= 2;                    /* its zero padding */
+    if (in_field(off, 8, 28) || in_field(off, 40, 28))
+        return size <= 4;
+    return false;
+}
+
+/* struct bpf_sock_addr: the address fields of the hook's family (and
+ * msg_src_* of sendmsg) read narrow or as 8-byte halves of the IPv6
+ * arrays and written whole; family, type, protocol read-only; sk an
+ * 8-byte pointer. */
+static bool sock_addr_access(const struct gver_policy *pol, int64_t off, unsigned size, enum acc acc)
+{
+    uint32_t at = pol->kctx_attach;
+    if (off < 0 || off >= 72 || off % size)
+        return false;
+    bool ip4 = in_field(off, 4, 4), ip6 = in_field(off, 8, 16), src4 = in_field(off, 40, 4),
+         src6 = in_field(off, 44, 16);
+    if ((ip4 && !(at & GVER_KATTACH_SA_IP4)) || (ip6 && !(at & GVER_KATTACH_SA_IP6)) ||
+        (src4 && at != (GVER_KATTACH_SA_IP4 | GVER_KATTACH_SA_SENDMSG)) ||
+        (src6 && at != (GVER_KATTACH_SA_IP6 | GVER_KATTACH_SA_SENDMSG)))
+        return false;
+    if (ip4 || ip6 || src4 || src6 || in_field(off, 24, 4)) {
+        bool wide = size == 8 && off % 8 == 0 &&
+                    ((off >= 8 && off + 8 <= 24) || (off >= 44 && off + 8 <= 60));
+        if (wide)
+            return true;
+        return acc == ACC_READ ? size <= 4 : size == 4;
+    }
+    if (off == 64)
+        return acc == ACC_READ && size == 8;     /* sk */
+    if (off == 0 || off == 28 || off == 32 || off == 36)
+        return acc == ACC_READ && size == 4;     /* user_family, family, type, protocol */
+    return false;
+}
+
 /* The 8-byte pointer fields of the other types (__bpf_md_ptr): loaded
  * whole or not at all; the rest of those contexts stays readable bytes. */
 struct ptr_field {
@@ -209,7 +255,6 @@ static const struct ptr_field ptr_fields[] = {
     { GKT_CGROUP_SOCKOPT, 0, T_SCALAR },        /* sk */
     { GKT_CGROUP_SOCKOPT, 8, T_PACKET },        /* optval */
     { GKT_CGROUP_SOCKOPT, 16, T_PACKET_END },   /* optval_end */
-    { GKT_CGROUP_SOCK_ADDR, 64, T_SCALAR },     /* sk */
     { GKT_SOCK_OPS, 184, T_SCALAR },            /* sk */
     { GKT_SOCK_OPS, 192, T_PACKET },            /* skb_data */
     { GKT_SOCK_OPS, 200, T_PACKET_END },        /* skb_data_end */
@@ -277,6 +322,10 @@ int kctx_check(struct env *e, int regno, const struct reg *p, int64_t insn_off, 
         ok = sk_msg_access(off, size, acc, sext, ty);
     else if (kt == GKT_SOCKET_FILTER || pkt_type(kt))
         ok = skb_access(pol, off, size, acc, sext, ty);
+    else if (kt == GKT_SK_LOOKUP)
+        ok = sk_lookup_access(off, size, acc, sext);
+    else if (kt == GKT_CGROUP_SOCK_ADDR)
+        ok = sock_addr_access(pol, off, size, acc);
     else
         decided = ptr_field_access(kt, off, size, acc, sext, ty, &ok) == 1;
     if (!decided)
@@ -303,6 +352,16 @@ static uint32_t attach_of(int ktype, const char *section)
     }
     if (ktype == GKT_XDP && (strstr(s, "/devmap") || !strncmp(s, "xdp.frags/devmap", 16)))
         return GVER_KATTACH_XDP_DEVMAP;
+    if (ktype == GKT_CGROUP_SOCK_ADDR) {
+        /* "cgroup/connect4", "cgroup/sendmsg6", ...: the hook's family */
+        const char *hook = strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
+        size_t n = strlen(hook);
+        uint32_t at = n && hook[n - 1] == '4' ? GVER_KATTACH_SA_IP4
+                    : n && hook[n - 1] == '6' ? GVER_KATTACH_SA_IP6 : 0;
+        if (at && !strncmp(hook, "sendmsg", 7))
+            at |= GVER_KATTACH_SA_SENDMSG;
+        return at;
+    }
     return GVER_KATTACH_NONE;
 }
 

@@ -120,6 +120,13 @@ struct gver_host_ptr {
  * has a proven worst-case instruction count per run at most this. */
 #define GVER_DEFAULT_INSN_BUDGET 1000000ull
 
+/* The helpers a kernel program type may call (kernel_helpers.c): bit id%64
+ * of word id/64. */
+struct gver_helper_set {
+    const char *type_name;     /* "xdp", "socket_filter", ... */
+    uint64_t allowed[BPF_MAX_HELPER_ID / 64];
+};
+
 struct gver_policy {
     const struct gver_ctx_layout *ctx;   /* NULL: the program gets no context */
     /* Helper ids the program may call (bit id%64 of word id/64). */
@@ -166,6 +173,10 @@ struct gver_policy {
      * [override_min, override_max] at every call. */
     int override_range;
     int64_t override_min, override_max;
+    /* A kernel program type's helper set (gver_policy_kernel_helpers): a
+     * helper outside it is refused as the kernel refuses it, "unknown
+     * func", whatever else the policy allows. NULL: no such limit. */
+    const struct gver_helper_set *kernel_helpers;
 };
 
 struct gver_input {
@@ -281,9 +292,21 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
 #define GVER_KATTACH_LWT_XMIT   3   /* lwt_xmit: packet writable */
 #define GVER_KATTACH_LWT_SEG6   4   /* lwt_seg6local: packet read-only */
 #define GVER_KATTACH_XDP_DEVMAP 5   /* xdp/devmap: egress_ifindex readable */
+#define GVER_KATTACH_SA_IP4     0x10  /* cgroup sock_addr hooks of IPv4 (bind4, connect4, ...) */
+#define GVER_KATTACH_SA_IP6     0x20  /* ... of IPv6 */
+#define GVER_KATTACH_SA_SENDMSG 0x40  /* sendmsg4/6: msg_src_ip* */
 /* The kernel's context rules for a kernel program of type ktype in section
  * (see gver_policy.kctx), set on p. gver_policy_kernel_ret() sets them too. */
 void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section);
+/* The helper set of kernel program type ktype (enum gprog_ktype), for root
+ * or for an unprivileged user (only socket filters and cgroup_skb differ:
+ * the others cannot be loaded unprivileged), or NULL for GKT_NONE and
+ * GKT_UNKNOWN. Static. */
+const struct gver_helper_set *gver_kernel_helper_set(int ktype, int unprivileged);
+int gver_helper_set_has(const struct gver_helper_set *s, uint32_t id);
+/* Limit p (from gver_policy_for_kernel_type) to ktype's helper set; after
+ * gver_policy_grant, which adds helpers whatever the type. */
+void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileged);
 /* Policy editing. */
 void gver_policy_allow_helper(struct gver_policy *p, uint32_t id, int allow);
 int gver_policy_helper_allowed(const struct gver_policy *p, uint32_t id);

@@ -4,7 +4,8 @@
  *
  *   graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged]
  *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
- *   graft verify --raw [--ctx-size N] [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
+ *   graft verify --raw [--ctx-size N | --prog-type TYPE[:ATTACH]] [--privileged]
+ *                [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
  *
  * Programs are verified under the policy `graft load` with the same options
  * would give them (runtime/load.h: observe-only unless a class or --allow
@@ -40,6 +41,7 @@
 #include "verifier/verifier.h"
 #include "vm/vm.h"
 #include "hexline.h"
+#include "raw_input.h"
 
 /* A rejection is told with err's message when there is one: under EIM it
  * names the class and the capability, not only the verifier's rule. */
@@ -61,23 +63,47 @@ static int report(const char *what, const struct gver_result *res, int log_level
     return 1;
 }
 
-static int verify_raw(uint32_t ctx_size, uint32_t rights, uint64_t insn_budget, int log_level)
+/* What --raw is given besides the instructions. */
+struct raw_opts {
+    uint32_t ctx_size;
+    int ktype;                 /* --prog-type, 0: none (graft's raw policy) */
+    char section[128];
+    int privileged;
+    struct raw_maps maps;
+};
+
+static int verify_raw(const struct raw_opts *ro, uint32_t rights, uint64_t insn_budget, int log_level)
 {
     struct bpf_insn *insns;
     uint32_t n;
     struct graft_err err = {0};
     if (hexline_read_program(stdin, &insns, &n, &err) < 0)
         return cli_fail_err(EXIT_USAGE, "verify", &err);
-    /* raw instructions have no section: the verifier's observe-only
-     * policy, plus what --allow grants */
-    struct gver_policy *policy = gver_policy_raw(ctx_size);
+    if (raw_maps_bind(&ro->maps, insns, n, &err) < 0) {
+        free(insns);
+        return cli_fail_err(EXIT_USAGE, "verify", &err);
+    }
+    struct gver_policy *policy;
+    if (ro->ktype) {
+        /* a kernel program type: its context, helpers and return rule */
+        policy = raw_kernel_policy(ro->ktype, ro->section, ro->privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT,
+                                   rights, insn_budget);
+    } else {
+        /* no type: the verifier's observe-only policy, plus what --allow
+         * grants */
+        policy = gver_policy_raw(ro->ctx_size);
+        if (policy) {
+            gver_policy_grant(policy, rights);
+            policy->insn_budget = insn_budget;
+            policy->allow_ptr_leaks = policy->allow_uninit_stack = ro->privileged;
+        }
+    }
     if (!policy) {
         free(insns);
         return cli_fail(1, "verify", "out of memory");
     }
-    gver_policy_grant(policy, rights);
-    policy->insn_budget = insn_budget;
-    struct gver_input in = { .insns = insns, .n = n, .policy = policy, .log_level = log_level };
+    struct gver_input in = { .insns = insns, .n = n, .maps = ro->maps.defs, .n_maps = ro->maps.n,
+                             .map_lock_offs = ro->maps.locks, .policy = policy, .log_level = log_level };
     struct gver_result res = {0};
     int rc = gver_verify(&in, &res, &err);
     int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report("program", &res, log_level, &err);
@@ -87,63 +113,14 @@ static int verify_raw(uint32_t ctx_size, uint32_t rights, uint64_t insn_budget, 
     return code;
 }
 
-/* A kernel program, verified against its kernel type's context under the
- * same observe-only rights (graft never runs it: the verdict is offline). */
-/* The kernel type of a graft-typed program, for --privileged. */
-static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
-{
-    switch (p->type) {
-    case GPROG_KERNEL: return p->ktype;
-    case GPROG_UPROBE: case GPROG_URETPROBE: case GPROG_USDT:
-    case GPROG_OVERRIDE: case GPROG_REPLACE: return GKT_KPROBE;
-    case GPROG_TRACEPOINT: return GKT_TRACEPOINT;
-    case GPROG_RAW_TRACEPOINT: return GKT_RAW_TRACEPOINT;
-    case GPROG_SOCKET_FILTER: return GKT_SOCKET_FILTER;
-    case GPROG_XDP: return GKT_XDP;
-    default: return GKT_UNKNOWN;
-    }
-}
-
-static int verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p,
-                              const struct cli_policy_opts *popts, int privileged, int log_level,
-                              struct gver_result *res, struct graft_err *err)
-{
-    enum gprog_ktype kt = kernel_type_of(p);
-    struct gver_policy *policy = gver_policy_for_kernel_type(kt);
-    struct gmap_def *defs = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*defs));
-    int32_t *locks = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*locks));
-    if (!policy || !defs || !locks) {
-        free(policy);
-        free(defs);
-        free(locks);
-        return graft_errf(err, -ENOMEM, "out of memory");
-    }
-    gver_policy_kernel_ret(policy, kt, p->section);
-    gver_policy_grant(policy, popts->rights);
-    if (privileged) {
-        policy->allow_ptr_leaks = 1;
-        policy->allow_uninit_stack = 1;
-    }
-    policy->insn_budget = popts->insn_budget;
-    for (uint32_t i = 0; i < obj->n_maps; i++) {
-        defs[i] = obj->maps[i].def;
-        locks[i] = obj->maps[i].spin_lock_off;
-    }
-    struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
-                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
-    int rc = gver_verify(&in, res, err);
-    free(defs);
-    free(locks);
-    free(policy);
-    return rc;
-}
-
 int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL, *section = NULL;
     struct cli_policy_opts popts = {0};
     int raw = 0, log_level = 0, privileged = 0;
     long ctx_size = 0;
+    static struct raw_opts ro;   /* static: the map fixtures are large */
+    struct graft_err perr = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int used = cli_policy_opt("verify", argc, argv, &i, &popts);
@@ -155,6 +132,12 @@ int cmd_verify(int argc, char **argv)
             raw = 1;
         } else if (strcmp(a, "--privileged") == 0) {
             privileged = 1;
+        } else if (strcmp(a, "--map") == 0 && i + 1 < argc) {
+            if (raw_maps_add(&ro.maps, argv[++i], &perr) < 0)
+                return cli_fail_err(EXIT_USAGE, "verify", &perr);
+        } else if (strcmp(a, "--prog-type") == 0 && i + 1 < argc) {
+            if (raw_parse_prog_type(argv[++i], &ro.ktype, ro.section, sizeof(ro.section), &perr) < 0)
+                return cli_fail_err(EXIT_USAGE, "verify", &perr);
         } else if (strcmp(a, "--section") == 0 && i + 1 < argc) {
             section = argv[++i];
         } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
@@ -179,9 +162,15 @@ int cmd_verify(int argc, char **argv)
             return cli_fail(EXIT_USAGE, "verify", "--raw reads stdin; give no OBJ");
         if (popts.eim_path)
             return cli_fail(EXIT_USAGE, "verify", "--raw takes no EIM class");
+        if (ro.ktype && ctx_size)
+            return cli_fail(EXIT_USAGE, "verify", "--prog-type gives the context; drop --ctx-size");
         cli_warn_rights("verify", popts.rights);
-        return verify_raw((uint32_t)ctx_size, popts.rights, popts.insn_budget, log_level);
+        ro.ctx_size = (uint32_t)ctx_size;
+        ro.privileged = privileged;
+        return verify_raw(&ro, popts.rights, popts.insn_budget, log_level);
     }
+    if (ro.maps.n || ro.ktype)
+        return cli_fail(EXIT_USAGE, "verify", "--map and --prog-type are for --raw (an object has its own)");
     if (!path)
         return cli_fail(EXIT_USAGE, "verify", "no object given");
     if (privileged && popts.eim_path)
@@ -223,7 +212,8 @@ int cmd_verify(int argc, char **argv)
             worst = worst > 1 ? worst : 1;
             continue;
         }
-        int rc = kernel ? verify_kernel_prog(obj, p, &popts, privileged, log_level, &res, &err)
+        int rc = kernel ? raw_verify_kernel_prog(obj, p, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT,
+                                                 popts.rights, popts.insn_budget, log_level, &res, &err)
                         : grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host
          * function) is a rejection too, found before the verifier runs. */
