@@ -125,6 +125,17 @@ static const struct pcase cases[] = {
     { "xdp: a helper the kernel does not let read the packet", GKT_XDP, "xdp", 1,
       "helper access to the packet is not allowed",
       XDP_PRE "mov r1, r2\nadd r1, 4\njgt r1, r3, out\nmov r1, r2\nmov r2, 4\ncall 6\n" OUT },
+    { "xdp: bpf_xdp_adjust_head moves the packet: a checked pointer is gone", GKT_XDP, "xdp", 1,
+      "invalid mem access 'scalar'",
+      XDP_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nmov r7, r2\nmov r1, r6\nmov r2, 4\ncall 44\n"
+              "ldxb r0, [r7+0]\n" OUT },
+    { "xdp: ... and one loaded again after it must be checked again", GKT_XDP, "xdp", 1, NULL,
+      "mov r6, r1\nmov r2, 4\ncall 44\nldxw r2, [r6+0]\nldxw r3, [r6+4]\nmov r1, r2\nadd r1, 8\n"
+      "jgt r1, r3, out\nldxb r0, [r2+7]\n" OUT },
+    { "sk_skb: bpf_skb_pull_data moves the packet: a spilled pointer is gone too", GKT_SK_SKB,
+      "sk_skb/stream_verdict", 1, "invalid mem access 'scalar'",
+      SKB_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nstxdw [r10-8], r2\nmov r1, r6\nmov r2, 8\ncall 39\n"
+              "ldxdw r2, [r10-8]\nldxb r0, [r2+0]\n" OUT },
     /* who may write the packet */
     { "tc writes the packet", GKT_SCHED_CLS, "tc", 1, NULL,
       SKB_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nstw [r2+0], 1\n" OUT },
@@ -236,6 +247,7 @@ int main(void)
         }
         gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
         pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
+        gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
         struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 3, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
