@@ -342,11 +342,13 @@ static uint32_t attach_of(int ktype, const char *section)
     if (s[0] == '?')
         s++;
     if (ktype == GKT_LWT) {
-        if (!strncmp(s, "lwt_in", 6))
+        /* libbpf's "lwt_in", ..., or "lwt/in" (graft verify --prog-type lwt:in) */
+        const char *k = !strncmp(s, "lwt_", 4) || !strncmp(s, "lwt/", 4) ? s + 4 : s;
+        if (!strncmp(k, "in", 2) && (!k[2] || k[2] == '/'))
             return GVER_KATTACH_LWT_IN;
-        if (!strncmp(s, "lwt_out", 7))
+        if (!strncmp(k, "out", 3))
             return GVER_KATTACH_LWT_OUT;
-        if (!strncmp(s, "lwt_xmit", 8))
+        if (!strncmp(k, "xmit", 4))
             return GVER_KATTACH_LWT_XMIT;
         return GVER_KATTACH_LWT_SEG6;
     }
