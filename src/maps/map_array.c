@@ -10,6 +10,17 @@
  */
 #include "maps/maps_internal.h"
 
+#include <string.h>
+
+/* The index a key holds. A program may hand a key at any address (a
+ * packet byte, an odd stack offset): read it without assuming alignment. */
+static inline uint32_t key_index(const void *key)
+{
+    uint32_t idx;
+    memcpy(&idx, key, sizeof(idx));
+    return idx;
+}
+
 static bool is_percpu(const struct gmap *m) { return m->type == GMAP_PERCPU_ARRAY; }
 static bool is_fd_array(const struct gmap *m)
 {
@@ -70,7 +81,7 @@ int gmap_array_layout(struct gmap *m, void **values, uint64_t *stride, uint64_t 
 
 void *arr_lookup(struct gmap *m, const void *key)
 {
-    uint32_t idx = *(const uint32_t *)key;
+    uint32_t idx = key_index(key);
     if (idx >= m->max_entries)
         return NULL;
     if (is_percpu(m))
@@ -83,7 +94,7 @@ void *arr_lookup(struct gmap *m, const void *key)
 
 int arr_lookup_copy(struct gmap *m, const void *key, void *value)
 {
-    uint32_t idx = *(const uint32_t *)key;
+    uint32_t idx = key_index(key);
     if (idx >= m->max_entries)
         return -ENOENT;
     if (is_fd_array(m)) {
@@ -123,7 +134,7 @@ static int fd_array_update(struct gmap *m, uint32_t idx, const void *value, uint
 
 int arr_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
 {
-    uint32_t idx = *(const uint32_t *)key;
+    uint32_t idx = key_index(key);
     if (is_fd_array(m))
         return fd_array_update(m, idx, value, flags);
     if (is_percpu(m) && flags > GMAP_EXIST)
@@ -151,7 +162,7 @@ int arr_delete(struct gmap *m, const void *key)
 {
     if (!is_fd_array(m))
         return -EINVAL;
-    uint32_t idx = *(const uint32_t *)key;
+    uint32_t idx = key_index(key);
     if (idx >= m->max_entries)
         return -E2BIG;
     uint32_t old = __atomic_exchange_n((uint32_t *)slot(m, 0, idx), 0, __ATOMIC_ACQ_REL);
@@ -160,7 +171,7 @@ int arr_delete(struct gmap *m, const void *key)
 
 int arr_next_key(struct gmap *m, const void *key, void *next)
 {
-    uint32_t idx = key ? *(const uint32_t *)key : UINT32_MAX;
+    uint32_t idx = key ? key_index(key) : UINT32_MAX;
     uint32_t *out = next;
     if (idx >= m->max_entries) {
         *out = 0;

@@ -119,6 +119,14 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
     struct reg p = regs(e)[regno];
     int r;
     const char *leak_into = NULL;
+    uint8_t ld_type = T_SCALAR;     /* what a context load gives */
+
+    if (e->mem_ptr_kind && is_ptr(&p)) {
+        uint8_t kind = p.type == T_CTX ? 1 : 2, *seen = &e->mem_ptr_kind[e->cur->insn];
+        if (*seen && *seen != kind)
+            return reject(e, "same insn cannot be used with different pointers: the kernel rewrites a context access for the context alone");
+        *seen = kind;
+    }
 
     switch (p.type) {
     case T_NOT_INIT:
@@ -134,10 +142,19 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
     case T_FUNC:
         return reject(e, "R%d invalid mem access '%s'", regno, reg_type_name(p.type));
     case T_CTX:
-        r = check_ctx_access(e, regno, &p, insn_off, size, acc);
+        r = e->pol->kctx ? kctx_check(e, regno, &p, insn_off, size, acc, sext, &ld_type) : 1;
+        if (r == 1)
+            r = check_ctx_access(e, regno, &p, insn_off, size, acc);
         if (r)
             return r;
         leak_into = "ctx";
+        break;
+    case T_PACKET:
+    case T_PACKET_META:
+    case T_PACKET_END:
+        if ((r = check_pkt_access(e, regno, &p, insn_off, size, acc)))
+            return r;
+        leak_into = "packet";
         break;
     case T_STACK: {
         struct frame *f = e->cur->fr[p.frameno];
@@ -205,6 +222,12 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         scalar_unknown_size(&dst->v, size);
         if (sext)
             scalar_sext_size(&dst->v, size);
+        if (ld_type != T_SCALAR) {
+            /* a packet field: data and data_meta are bases, data_end the end */
+            mark_const(dst, 0);
+            dst->type = ld_type;
+            dst->id = e->pkt_base_id;
+        }
         /* the whole slot of a restricted pointer argument: a typed pointer */
         if (p.type == T_CTX && size == 8 && !sext) {
             int64_t off = p.off + insn_off + (int64_t)p.v.t.value;

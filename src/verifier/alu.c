@@ -24,6 +24,11 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
             mark_unknown(dst);
             return 0;
         }
+        /* the kernel's root rule: any difference of pointers is a number */
+        if (op == BPF_SUB && e->pol->allow_ptr_leaks) {
+            mark_unknown(dst);
+            return 0;
+        }
         return reject(e, "R%d pointer %s pointer prohibited", dr, opname[op >> 4]);
     }
     const struct reg *ptr = dptr ? dst : src, *sc = dptr ? src : dst;
@@ -39,6 +44,7 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
                       reg_type_name(ptr->type));
     case T_CONST_MAP:
     case T_FUNC:
+    case T_PACKET_END:
         return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
     }
     struct reg res = *ptr;
@@ -50,8 +56,16 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         if (no <= -OFF_LIMIT || no >= OFF_LIMIT)
             return reject(e, "R%d pointer offset %" PRId64 " out of range", dr, no);
         res.off = (int32_t)no;
+        if (op == BPF_ADD ? c < 0 : c > 0)
+            res.pkt_end = 0;           /* moved back: it may be before the end again */
     } else {
+        res.pkt_end = 0;
         scalar_alu(&res.v, &sc->v, op, false, false);
+        if (is_pkt(&res)) {
+            /* a new base: data plus this variable offset, nothing proven yet */
+            res.id = new_id(e);
+            res.range = 0;
+        }
     }
     *dst = res;
     return 0;
@@ -74,6 +88,14 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         }
         if ((rc = check_read(e, sr)))
             return rc;
+        /* the kernel's root rule: a partial or sign-extended copy of a
+         * pointer is a number */
+        if (is_ptr(&r[sr]) && (in->off || !is64) && e->pol->allow_ptr_leaks) {
+            mark_unknown(&r[dr]);
+            if (!is64)
+                scalar_zext32(&r[dr].v);
+            return 0;
+        }
         if (in->off) {
             if (is_ptr(&r[sr]))
                 return reject(e, "R%d sign-extending move of a pointer prohibited", sr);
@@ -103,6 +125,8 @@ int check_alu(struct env *e, const struct bpf_insn *in)
     if ((rc = check_read(e, dr)))
         return rc;
     if (op == BPF_NEG || op == BPF_END) {
+        if (is_ptr(&r[dr]) && e->pol->allow_ptr_leaks)
+            mark_unknown(&r[dr]);      /* root: the pointer's bits become a number */
         if (is_ptr(&r[dr]))
             return reject(e, "R%d %s on a pointer prohibited", dr, op == BPF_NEG ? "negation" : "byte swap");
         struct scalar *v = &r[dr].v;
@@ -147,6 +171,11 @@ int check_alu(struct env *e, const struct bpf_insn *in)
             return reject(e, "invalid shift %d", in->imm);
     }
     if (is_ptr(&r[dr]) || is_ptr(&src)) {
+        if (!is64 && op == BPF_SUB && e->pol->allow_ptr_leaks) {
+            mark_unknown(&r[dr]);      /* root: a meaningless number, as in the kernel */
+            scalar_zext32(&r[dr].v);
+            return 0;
+        }
         if (!is64)
             return reject(e, "R%d 32-bit pointer arithmetic prohibited", dr);
         return ptr_alu(e, in, &r[dr], &src);

@@ -64,6 +64,9 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
 
     if (is_ptr(d) || is_ptr(&src)) {
         const struct reg *p = is_ptr(d) ? d : &src, *o = is_ptr(d) ? &src : d;
+        /* a packet pointer against the packet's end proves a range */
+        if ((rc = pkt_cond_jmp(e, in, idx)) != -1)
+            return rc;
         if (is32)
             return reject(e, "R%d 32-bit comparison of a pointer prohibited", dr);
         if ((op == BPF_JEQ || op == BPF_JNE) && is_null_const(o)) {
@@ -88,12 +91,23 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
             }
             if (p->type == T_HOST)   /* the host's pointer may be null */
                 return branch_both_ways(e, target, idx);
+            /* The kernel knows only map values, keys, helper memory and
+             * map pointers to be non-null and follows both sides for the
+             * others (a dead side it explores can make it refuse the
+             * program): so do offline kernel verdicts. */
+            if (e->pol->kctx && p->type != T_MAP_VALUE && p->type != T_MAP_KEY && p->type != T_MEM &&
+                p->type != T_CONST_MAP)
+                return branch_both_ways(e, target, idx);
             /* other pointers are never null */
             e->cur->insn = op == BPF_JNE ? target : idx + 1;
             return 0;
         }
         if (is_ptr(d) && is_ptr(&src) && d->type == src.type && d->map_idx == src.map_idx &&
             d->frameno == src.frameno && !is_or_null(d))
+            return branch_both_ways(e, target, idx);
+        /* the kernel's root rule: pointers may be compared with anything
+         * (nothing is learnt; a possibly-null pointer stays unchecked) */
+        if (e->pol->allow_ptr_leaks)
             return branch_both_ways(e, target, idx);
         return reject(e, "R%d pointer comparison prohibited (only null checks and same-type pointers)",
                       is_ptr(d) ? dr : in->src_reg);

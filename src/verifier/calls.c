@@ -120,6 +120,11 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
         if (write && p.rdonly)
             return reject(e, "R%d write into read-only host memory not allowed", regno);
         return check_region(e, regno, &p, 0, sz, p.mem_size, "mem", NULL, NULL);
+    case T_PACKET:
+    case T_PACKET_META:
+        if (!e->pkt_arg_ok)
+            return reject(e, "R%d helper access to the packet is not allowed", regno);
+        return sz ? check_pkt_access(e, regno, &p, 0, sz, write ? ACC_WRITE : ACC_READ) : 0;
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
         return reject(e, "R%d type=%s expected=fp, map_value, mem: null check required first", regno,
@@ -336,6 +341,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 
     int map_arg = -1;
     uint64_t alloc_size = 0;
+    e->pkt_arg_ok = helper_pkt_access(id);
     int release_reg = -1, func_reg = -1, ctx_reg = -1;
     struct pending_write pw[5];
     int npw = 0;
@@ -367,6 +373,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "cannot pass map '%s' of type %u to helper %s#%u",
                               map_of(e, r->map_idx)->name, map_of(e, r->map_idx)->type, pr->name, id);
             map_arg = rn;
+            if (id == HELPER_TAIL_CALL && (rc = ktail_call_map(e, idx, r->map_idx)))
+                return rc;
             break;
         case GARG_PTR_TO_MAP_KEY:
         case GARG_PTR_TO_MAP_VALUE:
@@ -509,6 +517,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         }
     }
     (void)ctx_reg;
+    e->pkt_arg_ok = false;
     if ((pr->flags & GHELPER_F_NORETURN_OK) && st->nrefs)
         return reject(e, "%s would leak reference id=%u acquired at insn %d", pr->name, st->refs[0].id,
                       st->refs[0].insn);
@@ -562,6 +571,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
 
     clobber_args(e);
+    if (helper_changes_pkt_data(id))
+        pkt_invalidate(e);
     struct reg *r0 = &regs(e)[BPF_R0];
     switch (pr->ret) {
     case GRET_INTEGER:
@@ -751,7 +762,10 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
     *path_done = false;
     if (st->lock_map)
         return reject(e, "bpf_spin_unlock is missing: exit with a spin lock held");
-    if (r0.type == T_NOT_INIT)
+    /* Kernel programs, as the kernel has it: a subprogram may return
+     * without setting r0, which the caller then cannot read. */
+    bool subprog = st->nfr > 1 && !f->is_callback;
+    if (r0.type == T_NOT_INIT && !(subprog && e->pol->kctx))
         return reject(e, "R0 !read_ok: the return value is not initialised");
     if (st->nfr == 1) {
         if (st->nrefs)

@@ -62,6 +62,19 @@ struct env {
     /* A map-in-map's inner map, as its outer map's inner_* fields define
      * it: map_idx n_maps + i stands for "some inner map of map i". */
     struct gmap_def *inner;
+
+    uint32_t pkt_base_id;           /* the id of packet pointers based at data itself (packet.c) */
+    /* kernel contexts: per load/store insn, 1 when a path used it on the
+     * context, 2 on other memory (the kernel rewrites context accesses, so
+     * one insn may not do both) */
+    uint8_t *mem_ptr_kind;
+    /* while a helper call's arguments are checked: may its memory
+     * arguments be packet bytes (helper_pkt_access) */
+    bool pkt_arg_ok;
+    /* kernel contexts (kstack.c): each function's deepest stack, NULL when
+     * the kernel's static chain limit does not apply */
+    uint32_t *subprog_depth;
+    uint32_t *tail_map;             /* kernel contexts: per tail call insn, its prog array + 1 */
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -203,6 +216,29 @@ int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int set_map_value_ret(struct env *e, const struct bpf_insn *in);
 int check_exit(struct env *e, uint32_t idx, bool *path_done);
+
+/* ---- packet.c ---- */
+bool is_pkt(const struct reg *r);   /* T_PACKET or T_PACKET_META: data may be reached */
+bool helper_changes_pkt_data(uint32_t id);
+bool helper_pkt_access(uint32_t id);
+void pkt_invalidate(struct env *e);
+int check_pkt_access(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
+                     enum acc acc);
+int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
+
+/* ---- ctx_kernel.c ---- */
+/* A kernel context's rule (e->pol->kctx) for an access at p + insn_off:
+ * 0 allowed (*ty: what a load gives), 1 when the policy's layout decides,
+ * else a rejection. */
+int kctx_check(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
+               enum acc acc, bool sext, uint8_t *ty);
+bool kctx_pkt_writable(const struct gver_policy *pol);
+
+/* ---- klimits.c ---- */
+int ktail_call_map(struct env *e, uint32_t idx, uint32_t map_idx);
+void kstack_note(struct env *e, const struct frame *f);   /* f's depth grew */
+int kstack_check(struct env *e);                          /* after exploration */
+bool kstack_applies(int ktype);     /* the kernel gives the type no private stack */
 
 /* ---- cost.c ---- */
 uint64_t sat_add(uint64_t a, uint64_t b);

@@ -41,14 +41,20 @@ enum {
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
     H_STRTOUL = 106, H_JIFFIES64 = 118,
+    /* kernel-only, and they move or resize the packet: the verifier
+     * invalidates every packet pointer after them (packet.c) */
+    H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
+    H_VLAN_POP = 19, H_CHANGE_PROTO = 31, H_CHANGE_TAIL = 38, H_PULL_DATA = 39, H_CHANGE_HEAD = 43,
+    H_XDP_ADJUST_HEAD = 44, H_ADJUST_ROOM = 50, H_XDP_ADJUST_META = 54, H_MSG_PULL = 63,
+    H_XDP_ADJUST_TAIL = 65, H_MSG_PUSH = 90, H_MSG_POP = 91,
 };
 
 /* Kernel helpers graft does not implement, with the kernel's prototypes, so
  * that kernel programs calling them can be verified offline (graft never
  * runs those types: fn is NULL). Only helpers that take numbers, the
- * context and memory the verifier already checks; none that changes the
- * packet (bpf_helper_changes_pkt_data: those would have to invalidate
- * packet pointers) or returns a socket. */
+ * context and memory the verifier already checks, none that returns a
+ * socket; those that change the packet (bpf_helper_changes_pkt_data) make
+ * the verifier invalidate every packet pointer (packet.c). */
 static const struct ghelper_proto kernel_only_protos[] = {
     { "get_cgroup_classid", H_CGROUP_CLASSID, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
     { "redirect", H_REDIRECT, NULL, GRET_INTEGER, { GARG_ANYTHING, GARG_ANYTHING }, 0 },
@@ -65,6 +71,31 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "strtoul", H_STRTOUL, NULL, GRET_INTEGER,
       { GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING, GARG_PTR_TO_LONG }, 0 },
     { "jiffies64", H_JIFFIES64, NULL, GRET_INTEGER, { GARG_NONE }, 0 },
+    /* the packet-changing ones (bpf_helper_changes_pkt_data) */
+    { "skb_store_bytes", H_STORE_BYTES, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
+    { "l3_csum_replace", H_L3_CSUM, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "l4_csum_replace", H_L4_CSUM, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "clone_redirect", H_CLONE_REDIRECT, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "skb_vlan_push", H_VLAN_PUSH, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "skb_vlan_pop", H_VLAN_POP, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
+    { "skb_change_proto", H_CHANGE_PROTO, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "skb_change_tail", H_CHANGE_TAIL, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "skb_pull_data", H_PULL_DATA, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING }, 0 },
+    { "skb_change_head", H_CHANGE_HEAD, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "xdp_adjust_head", H_XDP_ADJUST_HEAD, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING }, 0 },
+    { "skb_adjust_room", H_ADJUST_ROOM, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "xdp_adjust_meta", H_XDP_ADJUST_META, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING }, 0 },
+    { "msg_pull_data", H_MSG_PULL, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "xdp_adjust_tail", H_XDP_ADJUST_TAIL, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, GARG_ANYTHING }, 0 },
+    { "msg_push_data", H_MSG_PUSH, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
+    { "msg_pop_data", H_MSG_POP, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_ANYTHING, GARG_ANYTHING }, 0 },
 };
 #define N_KERNEL_ONLY (sizeof(kernel_only_protos) / sizeof(kernel_only_protos[0]))
 
@@ -120,6 +151,14 @@ static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };
 static const uint16_t tc_only[] = { H_CGROUP_CLASSID, H_REDIRECT, H_CSUM_DIFF, H_HASH_RECALC,
                                     H_CSUM_UPDATE };
 static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF };
+/* the packet-changing helpers of each type's func_proto */
+static const uint16_t tc_pkt[] = { H_STORE_BYTES, H_L3_CSUM, H_L4_CSUM, H_CLONE_REDIRECT, H_VLAN_PUSH,
+                                   H_VLAN_POP, H_CHANGE_PROTO, H_CHANGE_TAIL, H_PULL_DATA,
+                                   H_CHANGE_HEAD, H_ADJUST_ROOM };
+static const uint16_t xdp_pkt[] = { H_XDP_ADJUST_HEAD, H_XDP_ADJUST_META, H_XDP_ADJUST_TAIL };
+static const uint16_t sk_skb_pkt[] = { H_STORE_BYTES, H_CHANGE_TAIL, H_PULL_DATA, H_CHANGE_HEAD,
+                                       H_ADJUST_ROOM };
+static const uint16_t sk_msg_pkt[] = { H_MSG_PULL, H_MSG_PUSH, H_MSG_POP };
 static const uint16_t lwt_only[] = { H_CGROUP_CLASSID, H_CSUM_DIFF, H_HASH_RECALC };   /* lwt_out's */
 
 struct part {
@@ -144,12 +183,12 @@ static const struct {
     { GKT_LSM, "lsm", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
     { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
-    { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only) } },
-    { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only) } },
-    { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only) } },
+    { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
+    { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
+    { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only), PART(xdp_pkt) } },
     { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(lwt_only) } },
-    { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
-    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task) } },
+    { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(sk_skb_pkt) } },
+    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt) } },
     { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie) } },
     { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
     { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes) } },

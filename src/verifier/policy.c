@@ -317,6 +317,7 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
 {
     if (!p)
         return;
+    gver_policy_kernel_ctx(p, ktype, section);
     const char *sec = section ? section : "";
     if (sec[0] == '?')
         sec++;

@@ -131,5 +131,9 @@ uint64_t gver_policy_tag(const struct gver_policy *p)
     mix_u64(&t, (uint64_t)p->override_range);
     mix_u64(&t, (uint64_t)p->override_min);
     mix_u64(&t, (uint64_t)p->override_max);
+    if (p->kctx) {             /* kernel contexts only: graft's own tags stay as they were */
+        mix_u64(&t, (uint64_t)p->kctx);
+        mix_u64(&t, p->kctx_attach);
+    }
     return t.h ? t.h : 1;    /* 0 stays "no tag" */
 }

@@ -9,8 +9,10 @@
 void update_stack_depth(struct env *e, struct frame *f, int64_t lowest)
 {
     uint32_t d = (uint32_t)((-lowest + 7) & ~7);
-    if (d > f->depth)
+    if (d > f->depth) {
         f->depth = d;
+        kstack_note(e, f);
+    }
     uint32_t total = 0;
     for (uint32_t i = 0; i < e->cur->nfr; i++)
         total += e->cur->fr[i]->depth;

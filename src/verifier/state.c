@@ -22,7 +22,8 @@ const char *reg_type_name(uint8_t t)
         [T_MAP_VALUE_OR_NULL] = "map_value_or_null", [T_MAP_KEY] = "map_key",
         [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
         [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func", [T_CONST_MAP_OR_NULL] = "map_ptr_or_null",
-        [T_HOST] = "host_ptr",
+        [T_HOST] = "host_ptr", [T_PACKET] = "pkt", [T_PACKET_META] = "pkt_meta",
+        [T_PACKET_END] = "pkt_end",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
@@ -167,6 +168,9 @@ int reg_str(char *buf, size_t len, const struct reg *r)
         n += snprintf(buf + n, len - n, ",size=%u", r->mem_size);
     if (r->id && (size_t)n < len)
         n += snprintf(buf + n, len - n, ",id=%u", r->id);
+    if ((r->type == T_PACKET || r->type == T_PACKET_META) && (size_t)n < len)
+        n += snprintf(buf + n, len - n, ",r=%u%s", r->range,
+                      r->pkt_end == PKT_PAST_END ? ",past_end" : r->pkt_end == PKT_AT_END ? ",at_end" : "");
     if (r->ref_id && (size_t)n < len)
         n += snprintf(buf + n, len - n, ",ref=%u", r->ref_id);
     if (r->type == T_FUNC && (size_t)n < len)
@@ -283,7 +287,10 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
         return scalar_covers(&o->v, &c->v);
     }
     if (o->off != c->off || o->frameno != c->frameno || o->map_idx != c->map_idx || o->rdonly != c->rdonly ||
-        o->mem_size != c->mem_size || o->func != c->func)
+        o->mem_size != c->mem_size || o->func != c->func || o->pkt_end != c->pkt_end)
+        return false;
+    /* a packet pointer: cur must have proven at least old's range */
+    if (o->range > c->range)
         return false;
     if (!scalar_covers(&o->v, &c->v))
         return false;

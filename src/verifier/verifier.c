@@ -456,6 +456,9 @@ static void free_env(struct env *e)
     free(e->trace);
     free(e->cb_cost);
     free(e->cb_charged);
+    free(e->mem_ptr_kind);
+    free(e->subprog_depth);
+    free(e->tail_map);
     cfg_free(&e->cfg);
 }
 
@@ -474,6 +477,7 @@ int explore_once(struct env *e)
     r1->type = T_CTX;
     scalar_const(&r1->v, 0);
     e->max_path = 0;
+    e->pkt_base_id = new_id(e);
     e->worst_charge = e->worst_n = e->worst_iter = 0;
     for (uint32_t i = 0; i < e->n; i++)
         e->cb_charged[i] = UINT64_MAX;
@@ -510,11 +514,18 @@ static int run(struct env *e)
         if (!e->trace)
             return -ENOMEM;
     }
+    if (e->pol->kctx && (!(e->mem_ptr_kind = calloc(e->n, 1)) ||
+                         !(e->tail_map = calloc(e->n, sizeof(uint32_t)))))
+        return -ENOMEM;
+    if (kstack_applies(e->pol->kctx) &&
+        !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))
+        return -ENOMEM;
     e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
     e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));
     if (!e->cb_cost || !e->cb_charged)
         return -ENOMEM;
-    return explore_and_bound(e);
+    rc = explore_and_bound(e);
+    return rc ? rc : kstack_check(e);
 }
 
 static double now_ms(void)

@@ -152,6 +152,18 @@ struct gver_policy {
      * in graft's runtime it would hand the program the host's stack
      * contents. */
     int allow_uninit_stack;
+    /* A kernel program type's context (enum gprog_ktype; 0: none), for
+     * offline verdicts of kernel programs (graft never runs them): the
+     * kernel's per-field rules for that type replace ctx's fields (which
+     * fields each type may read or write, at which sizes), loads of the
+     * packet fields give packet pointers (readable only within a range a
+     * comparison with data_end proved), the context pointer may not be
+     * moved, and helpers that change the packet invalidate every packet
+     * pointer. Set by gver_policy_kernel_ctx(). Fields the kernel opens
+     * only to CAP_BPF loaders need allow_ptr_leaks (the kernel's root
+     * rules, graft verify --privileged). */
+    int kctx;
+    uint32_t kctx_attach;      /* GVER_KATTACH_*: the attach point, where it changes the rules */
     /* r0 at exit of the main program must be within [ret_min, ret_max]
      * (both 0: any scalar, unless ret_checked says [0, 0] is meant). */
     int64_t ret_min, ret_max;
@@ -270,8 +282,22 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
 /* The kernel's return-value rule for a kernel program of type ktype in
  * section (its attach type: "cgroup_skb/egress" may return 0-3, a
  * getsockname hook must return 1, fentry 0, ...), set on p; types whose
- * result the kernel does not check are left free. */
+ * result the kernel does not check are left free. It also sets the type's
+ * context rules (gver_policy_kernel_ctx), which depend on the section too. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
+/* Attach points whose context rules differ (gver_policy.kctx_attach). */
+#define GVER_KATTACH_NONE       0
+#define GVER_KATTACH_LWT_IN     1   /* lwt_in: packet read-only */
+#define GVER_KATTACH_LWT_OUT    2   /* lwt_out: packet read-only */
+#define GVER_KATTACH_LWT_XMIT   3   /* lwt_xmit: packet writable */
+#define GVER_KATTACH_LWT_SEG6   4   /* lwt_seg6local: packet read-only */
+#define GVER_KATTACH_XDP_DEVMAP 5   /* xdp/devmap: egress_ifindex readable */
+#define GVER_KATTACH_SA_IP4     0x10  /* cgroup sock_addr hooks of IPv4 (bind4, connect4, ...) */
+#define GVER_KATTACH_SA_IP6     0x20  /* ... of IPv6 */
+#define GVER_KATTACH_SA_SENDMSG 0x40  /* sendmsg4/6: msg_src_ip* */
+/* The kernel's context rules for a kernel program of type ktype in section
+ * (see gver_policy.kctx), set on p. gver_policy_kernel_ret() sets them too. */
+void gver_policy_kernel_ctx(struct gver_policy *p, int ktype, const char *section);
 /* The helper set of kernel program type ktype (enum gprog_ktype), for root
  * or for an unprivileged user (only socket filters and cgroup_skb differ:
  * the others cannot be loaded unprivileged), or NULL for GKT_NONE and

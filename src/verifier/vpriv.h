@@ -70,12 +70,23 @@ enum rtype {
     T_FUNC,
     T_HOST,                    /* host pointer from the context: host_ptrs[map_idx] + off + var */
     T_CONST_MAP_OR_NULL,       /* a map-in-map lookup: an inner map (map_idx >= n_maps) or NULL */
+    /* Packet pointers of kernel program types (packet.c): ctx->data,
+     * ->data_meta and ->data_end. Copies with the same id share one base
+     * (data + the variable offset added when the id was made); `range`
+     * bytes from that base are proven inside the packet. */
+    T_PACKET,
+    T_PACKET_META,
+    T_PACKET_END,
 };
+
+#define PKT_AT_END   1             /* this pointer >= data_end */
+#define PKT_PAST_END 2             /* this pointer > data_end */
 
 struct reg {
     uint8_t type;              /* enum rtype */
     uint8_t frameno;           /* T_STACK */
     uint8_t rdonly;            /* T_MEM: host variable the policy made read-only */
+    uint8_t pkt_end;           /* T_PACKET: PKT_AT_END / PKT_PAST_END proven on this path (packet.c) */
     int32_t off;               /* pointers: fixed offset */
     struct scalar v;           /* scalar value, or a pointer's variable offset */
     uint32_t map_idx;          /* map pointers and values */
@@ -83,6 +94,7 @@ struct reg {
     uint32_t id;               /* *_OR_NULL: copies share it (null checks) */
     uint32_t ref_id;           /* acquired resource this pointer refers to */
     int32_t func;              /* T_FUNC: first insn */
+    uint32_t range;            /* T_PACKET, T_PACKET_META: bytes from the base proven readable */
 };
 
 enum slot_kind { S_INVALID = 0, S_MISC, S_ZERO, S_SPILL };

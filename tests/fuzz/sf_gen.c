@@ -696,6 +696,7 @@ int sf_gen_without(struct sf_gen_opts *o, const char *name)
         { "helper_writes", offsetof(struct sf_gen_opts, no_helper_writes) },
         { "map_in_map", offsetof(struct sf_gen_opts, no_map_in_map) },
         { "tail_calls", offsetof(struct sf_gen_opts, no_tail_calls) },
+        { "packet", offsetof(struct sf_gen_opts, no_packet) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(name, flags[i].name)) {
@@ -707,6 +708,10 @@ int sf_gen_without(struct sf_gen_opts *o, const char *name)
 
 int sf_gen_with(struct sf_gen_opts *o, const char *name)
 {
+    if (!strcmp(name, "packet_only")) {
+        o->packet_only = true;
+        return 0;
+    }
     if (strcmp(name, "misaligned_atomics"))
         return -1;
     o->misaligned_atomics = true;

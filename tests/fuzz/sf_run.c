@@ -13,6 +13,7 @@
  * arguments, map keys and values) the wrapper declares the accesses to the
  * checked interpreter (gvm_checked_helper_access) before the helper runs.
  */
+#define _GNU_SOURCE   /* MAP_32BIT */
 #include "sf_run.h"
 
 #include <errno.h>
@@ -24,7 +25,10 @@
 #include "helpers/helpers.h"
 #include "maps/maps.h"
 #include "sf_gen.h"
+#include "sf_pkt.h"
 #include "vm/vm.h"
+
+#include <sys/mman.h>
 
 #define MAX_REGIONS 256
 
@@ -42,7 +46,10 @@ struct sf_env {
     struct gvm_env venv;
     struct gvm_prog *running;          /* the tail-call target */
     uint64_t bad_inner_accepted;
+    uint8_t *pkt_buf;                  /* packet runs: below 2 GiB, so xdp_md's u32 fields hold it */
 };
+
+#define PKT_BUF_SIZE 4096
 
 /* The helpers and the resolver get no argument: one environment at a time. */
 static struct sf_env *g_env;
@@ -285,6 +292,13 @@ int sf_env_new(struct sf_env **out, char *err, size_t errlen)
             goto fail;
         gmap_unlink(gmap_shm_name(e->inner[i]));
     }
+    /* the kernel's xdp_md gives the packet as 32-bit fields: keep it where they reach */
+    e->pkt_buf = mmap(NULL, PKT_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (e->pkt_buf == MAP_FAILED) {
+        e->pkt_buf = NULL;
+        snprintf(ge.msg, sizeof(ge.msg), "mmap of the packet buffer below 2 GiB failed");
+        goto fail;
+    }
     g_env = e;
     gmap_set_resolver(inner_by_id);
     ghelper_set_callback_invoker(gvm_invoke_callback);
@@ -320,6 +334,8 @@ void sf_env_free(struct sf_env *e)
     for (int i = 0; i < N_INNER; i++)
         if (e->inner[i])
             gmap_close(e->inner[i]);
+    if (e->pkt_buf)
+        munmap(e->pkt_buf, PKT_BUF_SIZE);
     free(e);
 }
 
@@ -426,6 +442,48 @@ int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
         }
     }
     e->running = NULL;
+    gvm_prog_free(prog);
+    return ret;
+}
+
+/* Packet lengths near the bounds the generator checks (0..40), sometimes
+ * up to the largest packet. */
+static uint32_t pkt_len(uint64_t *rs)
+{
+    uint64_t x = sf_rand(rs);
+    return (uint32_t)(x % 4 == 0 ? (x >> 8) % (SF_PKT_MAX_LEN + 1) : (x >> 8) % 44);
+}
+
+int sf_run_pkt(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
+               uint64_t seed, char *msg, size_t msglen)
+{
+    struct gvm_prog *prog = make_prog(e, insns, n, msg, msglen);
+    if (!prog)
+        return -1;
+    uint64_t rs = sf_mix(seed);
+    int ret = 0;
+    for (int r = 0; r < runs && !ret; r++) {
+        uint32_t len = pkt_len(&rs), meta = (uint32_t)(sf_rand(&rs) % (SF_PKT_MAX_META + 1));
+        uint8_t *data = e->pkt_buf + 64;
+        for (uint32_t i = 0; i < meta + len; i++)
+            data[(int64_t)i - meta] = rand_byte(&rs);
+        /* struct xdp_md: data, data_end, data_meta, then three u32 the
+         * programs use as offsets */
+        uint32_t ctx[SF_PKT_CTX_SIZE / 4] = {
+            (uint32_t)(uintptr_t)data, (uint32_t)(uintptr_t)(data + len), (uint32_t)(uintptr_t)(data - meta),
+        };
+        for (int i = 3; i < SF_PKT_CTX_SIZE / 4; i++)
+            ctx[i] = (uint32_t)(sf_rand(&rs) % 4 == 0 ? sf_rand(&rs) : sf_rand(&rs) % 64);
+        /* exactly the metadata and the packet are the program's */
+        g_nreg = 0;
+        add_region((uint64_t)(uintptr_t)(data - meta), meta + len, 1);
+        struct graft_err err = { 0 };
+        uint64_t rv;
+        if (gvm_prog_run(prog, ctx, sizeof(ctx), &rv, &err)) {
+            snprintf(msg, msglen, "run %d (packet %u bytes, meta %u): %s", r, len, meta, err.msg);
+            ret = 1;
+        }
+    }
     gvm_prog_free(prog);
     return ret;
 }

@@ -34,6 +34,11 @@ void sf_env_free(struct sf_env *e);
 int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
            uint64_t seed, char *msg, size_t msglen);
 
+/* The same for a packet program (sf_pkt.h): each run with its own packet
+ * (random length and metadata) in a region of exactly that size. */
+int sf_run_pkt(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
+               uint64_t seed, char *msg, size_t msglen);
+
 /* Did the map layer accept an inner map that does not match the outer
  * map's declared template (count since sf_env_new)? */
 uint64_t sf_env_bad_inner_accepted(const struct sf_env *e);

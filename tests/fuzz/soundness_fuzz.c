@@ -23,8 +23,14 @@
  *                     the differences to FILE (Markdown); skipped with a
  *                     note when bpf() cannot be used
  *   --without SHAPE   do not generate SHAPE: callbacks, subprogs, helper_writes,
- *                     map_in_map, tail_calls (to see which shape finds a bug)
- *   --with SHAPE      generate an optional shape: misaligned_atomics
+ *                     map_in_map, tail_calls, packet (to see which shape finds a bug)
+ *   --with SHAPE      generate an optional shape: misaligned_atomics, or
+ *                     packet_only (nothing but packet programs)
+ *
+ * One program in four is a packet program (sf_pkt.h): an XDP program
+ * verified with the kernel's xdp_md rules and run with a real packet in a
+ * region of its exact size, so a wrong packet range shows up as an access
+ * past data_end.
  *   --bench           print BENCH lines (programs/s, accepted %); violations are
  *                     counted, listed on one line each and not minimised, and
  *                     do not stop the run or fail it (a benchmark, not a test)
@@ -38,6 +44,7 @@
 
 #include "sf_gen.h"
 #include "sf_kernel.h"
+#include "sf_pkt.h"
 #include "sf_run.h"
 #include "verifier/verifier.h"
 #include "vm/vm.h"
@@ -63,14 +70,15 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct gver_policy *g_pol;
+static struct gver_policy *g_pol, *g_pkt_pol;
 static struct sf_env *g_env;
+static bool g_is_pkt;          /* the program at hand is a packet program */
 
 /* 1 accepted, 0 rejected (reason copied if asked), -1 could not verify. */
 static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t reasonlen)
 {
     struct gver_input in = { .insns = insns, .n = n, .maps = sf_map_defs(), .n_maps = SF_N_MAPS,
-                             .policy = g_pol };
+                             .policy = g_is_pkt ? g_pkt_pol : g_pol };
     struct gver_result res;
     struct graft_err err = { 0 };
     if (gver_verify(&in, &res, &err)) {
@@ -87,11 +95,18 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
     return ok;
 }
 
+/* Run an accepted program (a packet program with packets). */
+static int run(const struct bpf_insn *insns, uint32_t n, int runs, uint64_t seed, char *msg, size_t len)
+{
+    return g_is_pkt ? sf_run_pkt(g_env, insns, n, runs, seed, msg, len)
+                    : sf_run(g_env, insns, n, runs, seed, msg, len);
+}
+
 /* Is the program still a counterexample: accepted, and a checked run fails? */
 static bool still_fails(const struct bpf_insn *insns, uint32_t n, int runs, uint64_t seed)
 {
     char msg[512];
-    return verify(insns, n, NULL, 0) == 1 && sf_run(g_env, insns, n, runs, seed, msg, sizeof(msg)) == 1;
+    return verify(insns, n, NULL, 0) == 1 && run(insns, n, runs, seed, msg, sizeof(msg)) == 1;
 }
 
 static bool is_nop(const struct bpf_insn *in)
@@ -223,13 +238,17 @@ static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p,
     printf("  master seed %#llx, program seed %#llx (reproduce: soundness_fuzz --prog %#llx)\n",
            (unsigned long long)master, (unsigned long long)pseed, (unsigned long long)pseed);
     printf("  %s\n", msg);
-    printf("  maps: 0 array k=4 v=64 n=4; 1 hash k=4 v=64 n=8; 2 array_of_maps (inner array v=16 n=2); "
-           "3 prog_array n=2; ctx: 64 read-only bytes\n");
+    if (g_is_pkt)
+        printf("  packet program: xdp_md context (kernel xdp rules), packets of 0..%d bytes after 0..%d of metadata\n",
+               SF_PKT_MAX_LEN, SF_PKT_MAX_META);
+    else
+        printf("  maps: 0 array k=4 v=64 n=4; 1 hash k=4 v=64 n=8; 2 array_of_maps (inner array v=16 n=2); "
+               "3 prog_array n=2; ctx: 64 read-only bytes\n");
     fflush(stdout);
     uint32_t n0 = p->n;
     uint32_t m = minimise(p->insns, p->n, runs, pseed);
     char again[512] = "";
-    sf_run(g_env, p->insns, m, runs, pseed, again, sizeof(again));
+    run(p->insns, m, runs, pseed, again, sizeof(again));
     printf("  minimised from %u to %u instructions; it fails with: %s\n", n0, m, again);
     print_shapes(p->insns, m);
     dump(stdout, p->insns, m);
@@ -240,8 +259,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: soundness_fuzz [--seconds S] [--iters N] [--seed X] [--prog X] [--runs R]\n"
                     "                      [--max-failures K] [--min-accept PCT] [--kernel FILE] [--bench]\n"
-                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls]...\n"
-                    "                      [--with misaligned_atomics]\n");
+                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls|packet]...\n"
+                    "                      [--with misaligned_atomics|packet_only]\n");
     return 2;
 }
 
@@ -285,7 +304,8 @@ int main(int argc, char **argv)
         return 2;
     char err[256];
     g_pol = gver_policy_raw(SF_CTX_SIZE);
-    if (!g_pol || sf_env_new(&g_env, err, sizeof(err))) {
+    g_pkt_pol = sf_pkt_policy();
+    if (!g_pol || !g_pkt_pol || sf_env_new(&g_env, err, sizeof(err))) {
         fprintf(stderr, "soundness_fuzz: cannot set up: %s\n", g_pol ? err : "out of memory");
         return 1;
     }
@@ -318,7 +338,11 @@ int main(int argc, char **argv)
     double t0 = now(), t_verify = 0;
     while ((!o.iters || total < o.iters) && now() - t0 < o.seconds) {
         uint64_t pseed = o.have_prog ? o.prog : sf_mix(o.seed + total);
-        sf_generate(pseed, &gopts, &prog);
+        g_is_pkt = !gopts.no_packet && (gopts.packet_only || pseed % 4 == 0);
+        if (g_is_pkt)
+            sf_generate_pkt(pseed, &prog);
+        else
+            sf_generate(pseed, &gopts, &prog);
         total++;
         char reason[256];
         double tv = now();
@@ -336,7 +360,7 @@ int main(int argc, char **argv)
         }
         int kok = -1;
         char kreason[256];
-        if (kern)
+        if (kern && !g_is_pkt)   /* the differential loads tracepoint programs */
             kok = sf_kernel_verdict(kern, prog.insns, prog.n, kreason, sizeof(kreason));
         if (kok >= 0 && !ok)
             sf_kernel_record(kern, pseed, ok, kok, kreason, reason, 0);
@@ -344,7 +368,7 @@ int main(int argc, char **argv)
             continue;
         accepted++;
         char msg[512];
-        int rc = sf_run(g_env, prog.insns, prog.n, o.runs, pseed, msg, sizeof(msg));
+        int rc = run(prog.insns, prog.n, o.runs, pseed, msg, sizeof(msg));
         if (kok >= 0)
             sf_kernel_record(kern, pseed, ok, kok, kreason, reason, rc == 1);
         if (rc < 0) {
@@ -384,6 +408,7 @@ int main(int argc, char **argv)
         fclose(kout);
     sf_env_free(g_env);
     free(g_pol);
+    free(g_pkt_pol);
     if (run_errors)
         failures++;
     if (!o.have_prog && total >= 100 && pct < o.min_accept) {

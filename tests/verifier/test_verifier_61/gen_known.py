@@ -13,19 +13,19 @@ SPECULATIVE = ("the kernel's Spectre v1 rules for unprivileged users (it explore
                "be taken speculatively and refuses pointer arithmetic that could leave the object under "
                "speculation); graft proves the accesses in bounds on every architectural path. NOT ARGUED "
                "SAFE against speculative execution: graft's verifier makes no claim about it")
-CTX_FIELDS = ("the kernel's per-field context rules (which __sk_buff / bpf_sock_addr / sk_lookup fields "
-              "a type may read, at which sizes) are not modelled: graft reads kernel contexts as plain "
-              "bytes, memory-safe within the context graft passes but NOT the kernel's rule (per-field "
-              "context rules are issue 16 item 2 work)")
+CTX_FIELDS = ("the kernel's per-field rules of this context are not modelled (graft has them for "
+              "__sk_buff, xdp_md, sk_msg_md, bpf_sock_addr, bpf_sk_lookup and the pointer fields of the "
+              "others): graft reads the rest as plain bytes, memory-safe within the context but NOT the "
+              "kernel's rule")
 RULES = [
     # graft stricter (wrong rejects)
     ('*', 'reject', r'', r"invalid mem access 'scalar': not a pointer|invalid mem access 'map_ptr'", r'',
-     "packet and socket pointers from the context (skb->data, data_end, xdp->data, data_meta, sk) are not "
-     "modelled: loads from the context give numbers, not pointers"),
+     "socket pointers (skb->sk), BTF-typed arguments and map fields are not modelled: such loads give "
+     "numbers, not pointers"),
     ('*', 'reject', r'', r'a kernel helper graft has no prototype for', r'',
      "a kernel helper graft neither implements nor has a prototype for"),
     ('*', 'reject', r'', r"invalid write of ctx", r'',
-     "context writes (skb->mark, cb[], ...) are not modelled: kernel contexts are read-only to graft"),
+     "this context's writable fields are not modelled: it is read-only to graft"),
     ('*', 'reject', r'', r'kfunc call', r'', "the kernel's test kfuncs are not known offline"),
     ('*', 'reject', r'', r"cannot pass map 'map\d+' of type", r'',
      "a map type graft does not implement (sockmap, sockhash, xskmap, ...) is refused by its map helpers"),
@@ -55,6 +55,9 @@ RULES = [
      "safe: every graft frame has its own 512 bytes (BPF_STACK_SIZE per frame), so no combined limit "
      "applies"),
     ('*', 'accept', r'misaligned stack access', r'', r'', "safe: unaligned accesses are fine on x86-64"),
+    ('*', 'accept', r'misaligned packet access', r'', r'',
+     "safe: the test sets BPF_F_STRICT_ALIGNMENT (the kernel then assumes a 2-byte NET_IP_ALIGN); the "
+     "access is inside the proven packet range and x86-64 has no alignment faults"),
     ('*', 'accept', r'cannot spill', r'', r'',
      "safe: the pointer stored is to the caller's own frame, which outlives the callee; graft tracks the "
      "frame of every stack pointer"),

@@ -218,7 +218,11 @@ static int verify_one(const struct ktv_case *c, enum kernel_mode mode, int log_l
     }
     int kt = ktype_of(c->prog_type);
     char type[96], section[128];
-    snprintf(type, sizeof(type), "%s:%s", gprog_ktype_name((enum gprog_ktype)kt), attach_name(c->expected_attach_type));
+    /* the LWT types share one kernel type in graft; the attach point says which */
+    const char *lwt = c->prog_type == 10 ? "in" : c->prog_type == 11 ? "out" : c->prog_type == 12 ? "xmit"
+                    : c->prog_type == 19 ? "seg6local" : NULL;
+    snprintf(type, sizeof(type), "%s:%s", gprog_ktype_name((enum gprog_ktype)kt),
+             lwt ? lwt : attach_name(c->expected_attach_type));
     if (raw_parse_prog_type(type, &kt, section, sizeof(section), &err) < 0) {
         free(insns);
         goto bad;
