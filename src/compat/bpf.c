@@ -572,6 +572,10 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;
     case BPF_OBJ_GET_INFO_BY_FD:
+        if (!gc_obj((int)a.info.bpf_fd)) {   /* a kernel BTF object's, or no bpf object */
+            rc = gc_btf_cmd(cmd, uattr, size);
+            break;
+        }
         rc = obj_info(&a);
         if (rc == 0)   /* info_len is written back */
             memcpy(uattr, &a, size);
@@ -582,6 +586,8 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
         rc = b ? b->fd : fail(errno);
         break;
     }
+    case BPF_BTF_GET_NEXT_ID:
+    case BPF_BTF_GET_FD_BY_ID: rc = gc_btf_cmd(cmd, uattr, size); break;
     case BPF_PROG_BIND_MAP:
         rc = obj_of((int)a.prog_bind_map.prog_fd, COBJ_PROG) && obj_of((int)a.prog_bind_map.map_fd, COBJ_MAP)
                  ? 0 : fail(EBADF);

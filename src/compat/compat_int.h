@@ -108,6 +108,13 @@ void gc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int gc_debug;
 uint32_t gc_next_id(void);
 
+/* btf_cmds.c: the read-only BTF commands (BTF_GET_NEXT_ID, BTF_GET_FD_BY_ID,
+ * OBJ_GET_INFO_BY_FD on a descriptor that is no graft object) go to the
+ * kernel through a gate page the seccomp filter lets pass. */
+void gc_kernel_gate_init(void);
+uint64_t gc_kernel_gate_ip(void);
+long gc_btf_cmd(int cmd, void *uattr, unsigned int size);
+
 /* bpf.c */
 long gc_bpf(int cmd, void *attr, unsigned int size);
 int gc_bind_perf(struct cobj *map, uint32_t idx, struct cobj *perf);
