@@ -28,7 +28,7 @@
 #define GC_PERF_RESERVE_PAGES 256
 
 enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
-enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT };
+enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT, CPERF_TIMER };
 /* Link kinds, mapped to the registry's in glue.c. */
 enum clink_kind { CLINK_UPROBE = 1, CLINK_URETPROBE, CLINK_SYS_ENTER, CLINK_SYS_EXIT,
                   CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT };
@@ -114,6 +114,15 @@ uint32_t gc_next_id(void);
 void gc_kernel_gate_init(void);
 uint64_t gc_kernel_gate_ip(void);
 long gc_btf_cmd(int cmd, void *uattr, unsigned int size);
+
+/* timers.c: software cpu-clock/task-clock events with a sample period run
+ * their program on a thread of the tool's (bpftrace's interval probes). */
+int gc_timer_open(const void *attr, int pid, int cpu, long *ret);   /* 1 if handled */
+int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link);
+int gc_timer_ioctl(struct cobj *perf, unsigned long req);
+void gc_timer_release(struct cobj *o);
+/* BPF_PROG_TEST_RUN of a raw tracepoint program (bpftrace's BEGIN/END), run here; 0 or -errno. */
+int gc_prog_test_run(void *uattr, unsigned int size);
 
 /* bpf.c */
 long gc_bpf(int cmd, void *attr, unsigned int size);

@@ -359,6 +359,8 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 static void release(struct cobj *o)
 {
     int mine = o->creator == getpid();
+    if (o->kind == COBJ_LINK || o->kind == COBJ_PERF)
+        gc_timer_release(o);   /* a timer program stops (timers.c) */
     if (o->link_reg_id && mine) {
         gc_link_remove(o->link_reg_id);
         o->link_reg_id = 0;

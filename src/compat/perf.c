@@ -255,6 +255,8 @@ int gc_perf_open(void *uattr, int pid, int cpu, int group_fd, unsigned long flag
         kprobe_type = pmu_type("kprobe");
         retbit = retprobe_bit();
     }
+    if (gc_timer_open(attr, pid, cpu, ret))
+        return 1;
     int is_uprobe = uprobe_type >= 0 && (int)attr->type == uprobe_type;
     int is_tp = attr->type == PERF_TYPE_TRACEPOINT;
     int is_out = attr->type == PERF_TYPE_SOFTWARE && attr->config == PERF_COUNT_SW_BPF_OUTPUT;
@@ -332,6 +334,8 @@ int gc_perf_ioctl(struct cobj *o, unsigned long req, unsigned long arg)
         return -1;
     }
     int rc = 0;
+    if (o->perf_kind == CPERF_TIMER && (req == PERF_EVENT_IOC_ENABLE || req == PERF_EVENT_IOC_DISABLE))
+        return gc_timer_ioctl(o, req);
     switch (req) {
     case PERF_EVENT_IOC_ENABLE:
     case PERF_EVENT_IOC_DISABLE:
