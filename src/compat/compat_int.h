@@ -124,6 +124,19 @@ void gc_timer_release(struct cobj *o);
 /* BPF_PROG_TEST_RUN of a raw tracepoint program (bpftrace's BEGIN/END), run here; 0 or -errno. */
 int gc_prog_test_run(void *uattr, unsigned int size);
 
+/* semaphore.c: a uprobe's USDT semaphore, incremented in the target
+ * through /proc/PID/mem while the event (owner) lives. 0 or -errno. */
+int gc_sem_get(const struct cobj *owner, int pid, const char *path, uint64_t ref_off);
+void gc_sem_release(const struct cobj *owner);
+
+/* tracefs.c: uprobe_events writes become graft events (never the kernel's);
+ * the ids handed out are past any real tracepoint id. 1 if id is one. */
+int gc_tracefs_event(uint64_t id, char *path, size_t pathlen, uint64_t *offset, uint64_t *ref_ctr, int *retprobe);
+void gc_tracefs_close(int fd);
+
+/* perf.c: fill a uprobe event (path + file offset, semaphore, pid) */
+int gc_perf_uprobe(struct cobj *o, const char *path, uint64_t offset, uint64_t ref_ctr, int retprobe);
+
 /* bpf.c */
 long gc_bpf(int cmd, void *attr, unsigned int size);
 int gc_bind_perf(struct cobj *map, uint32_t idx, struct cobj *perf);
