@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -84,8 +86,40 @@ static int sem_add(int pid, uint64_t addr, int delta)
     return rc;
 }
 
+/* Whether file offset off of path lies in a writable loadable segment, the
+ * only place a semaphore can be: the kernel looks for a writable mapping
+ * of it and, finding none, never touches anything. (BCC 0.26 sets the
+ * offset field to a stray value on every uprobe it opens through the PMU,
+ * 6 here; the kernel ignores it for that reason.) */
+static int in_writable_segment(const char *path, uint64_t off)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    size_t n = 0;
+    int found = 0;
+    if (e && elf_getphdrnum(e, &n) == 0)
+        for (size_t i = 0; i < n && !found; i++) {
+            GElf_Phdr ph;
+            found = gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_W) &&
+                    off >= ph.p_offset && off + 2 <= ph.p_offset + ph.p_filesz;
+        }
+    if (e)
+        elf_end(e);
+    close(fd);
+    return found;
+}
+
 int gc_sem_get(const struct cobj *owner, int pid, const char *path, uint64_t ref_off)
 {
+    if (!in_writable_segment(path, ref_off)) {
+        if (gc_debug)
+            gc_warn("uprobe %s: semaphore offset %#" PRIx64 " is in no writable segment: ignored, as the kernel "
+                    "does", path, ref_off);
+        return 0;
+    }
     if (pid <= 0) {
         gc_warn("uprobe %s: a USDT semaphore (ref_ctr_offset %#" PRIx64 ") for every process: graft sets it "
                 "per process only; give the tool a pid (-p)", path, ref_off);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bpftrace (Debian's 0.17) scripts against the kernel and against graft,
+# side by side on trace_work, one MATRIX line per case (see trace_lib.sh).
+#
+# Usage: bpftrace.sh BUILD_DIR [--bench] [CASE...]; exit 1 when a case
+# expected to pass fails or an unsupported one is not refused with a line.
+#   --bench: also time the uprobe-count case traced on the kernel and on
+#   graft against the untraced workload (interleaved rounds, medians):
+#   BENCH compat_bpftrace_{graft,kernel}_overhead_pct.
+BUILD=$(cd "${1:?usage: bpftrace.sh BUILD_DIR [--bench] [CASE...]}" && pwd); shift
+FAMILY=bpftrace
+BENCH=0
+ONLY=()
+for a in "$@"; do if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi; done
+source "$(dirname "${BASH_SOURCE[0]}")/trace_lib.sh"
+if ! command -v bpftrace >/dev/null; then
+    matrix "all SKIP bpftrace is not installed (Debian package bpftrace)"; exit 0
+fi
+
+maps_sorted() { grep '^@' | sort; }
+printed() { grep -vE '^(Attaching|$|@)' | sort; }
+everything() { grep -vE '^(Attaching|$)'; }
+
+BT=(bpftrace)
+run_case uprobe-count pass maps_sorted Attaching calls 20 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_work { @[arg0 % 4] = count(); }'
+run_case uretprobe-sum pass maps_sorted Attaching calls 20 \
+    "${BT[@]}" -e 'uretprobe:{W}:tw_work { @sum = sum(retval); @n = count(); @max = max(retval); }'
+run_case predicate-printf pass printed Attaching calls 20 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_leaf /arg0 % 3 == 0/ { printf("leaf %d\n", arg0); }'
+run_case hist pass everything Attaching calls 50 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_work { @h = hist(arg0); @l = lhist(arg0, 0, 50, 10); }'
+run_case tracepoint-args pass printed Attaching open 5 \
+    "${BT[@]}" -e 'tracepoint:syscalls:sys_enter_openat /pid == $1/ { printf("%s %d\n", str(args->filename), args->flags); }
+                   tracepoint:syscalls:sys_exit_openat /pid == $1/ { printf("ret %d\n", args->ret); }' '{PID}'
+run_case begin-interval-end pass printed begin wait 600 \
+    "${BT[@]}" -e 'BEGIN { printf("begin\n"); } interval:ms:50 { @t++; if (@t == 4) { printf("fourth tick\n"); } }
+                   END { printf("end\n"); clear(@t); }'
+run_case usdt pass printed Attaching usdt 10 \
+    "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:tick { printf("tick %d %d\n", arg0, arg1); }'
+run_case usdt-semaphore pass printed Attaching usdt 10 \
+    "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:semtick { printf("semtick %d %d\n", arg0, arg1); }'
+run_case profile unsupported printed Attaching spin 300 \
+    "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
+for k in kprobe kretprobe kfunc software hardware watchpoint; do
+    if [ ${#ONLY[@]} -eq 0 ]; then matrix "$k KERNEL-ONLY probes the kernel itself (or a PMU): nothing to run in userspace"; fi
+done
+
+if [ $BENCH = 1 ] && [ $kernel_ok = 1 ]; then
+    median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print 0}'; }
+    pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }
+    FILTER=cat
+    : >"$tmp/plain.all"; : >"$tmp/kernel.all"; : >"$tmp/graft.all"
+    prog='uprobe:{W}:tw_work { @c = count(); }'
+    for r in 1 2 3 4 5; do
+        "$WORK" calls 200000 <<<go 2>&1 >/dev/null | sed -n 's/^elapsed_ns //p' >>"$tmp/plain.all"
+        for how in kernel graft; do
+            run_side $how Attaching calls 200000 bpftrace -e "$prog" >/dev/null 2>&1
+            sed -n 's/^elapsed_ns //p' "$tmp/w.err" >>"$tmp/$how.all"
+        done
+    done
+    base=$(median <"$tmp/plain.all")
+    echo "BENCH compat_bpftrace_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"
+    echo "BENCH compat_bpftrace_kernel_overhead_pct $(pct "$(median <"$tmp/kernel.all")" "$base") pct"
+fi
+exit $unexpected
