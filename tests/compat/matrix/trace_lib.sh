@@ -41,7 +41,7 @@ bpftool prog list >/dev/null 2>&1 || kernel_ok=0
 
 # Python tools ignore SIGINT when started in the background by a shell (they
 # inherit SIG_IGN); this resets it so that they print their summary on it.
-SIGINT_DFL=(python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])')
+SIGINT_DFL=(/usr/bin/python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])')
 
 matrix() { echo "MATRIX $FAMILY $*"; }
 
