@@ -40,6 +40,14 @@ run_case usdt pass printed Attaching usdt 10 \
     "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:tick { printf("tick %d %d\n", arg0, arg1); }'
 run_case usdt-semaphore pass printed Attaching usdt 10 \
     "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:semtick { printf("semtick %d %d\n", arg0, arg1); }'
+# Bundled tools (system-wide: the workload's lines, time and latency columns dropped)
+work_lines() { grep ' trace_work ' | sed -E 's/^[0-9]{2}:[0-9]{2}:[0-9]{2} +//' | tr -s ' ' | sort; }
+no_latency() { work_lines | awk '{ $3 = ""; print }'; }
+for t in opensnoop statsnoop killsnoop syncsnoop setuids; do
+    mode=sys; [ $t = opensnoop ] && mode=open
+    run_case "$t.bt" pass work_lines Attaching $mode 5 "${BT[@]}" /usr/sbin/$t.bt
+done
+run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
 run_case profile unsupported printed Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
 for k in kprobe kretprobe kfunc software hardware watchpoint; do

@@ -96,7 +96,8 @@ run_side() {
     kill -0 "$tpid" 2>/dev/null && { kill -9 "$tpid"; ok=0; echo "tool hung after SIGINT" >>"$tmp/t.err"; }
     wait "$tpid" 2>/dev/null
     cp "$tmp/t.err" "$tmp/$how.err"
-    "$FILTER" <"$tmp/t.out" >"$tmp/$how.out"
+    # the workload's pid (the same column on both sides) becomes PID
+    sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/t.out" | "$FILTER" >"$tmp/$how.out"
     return $((1 - ok))
 }
 

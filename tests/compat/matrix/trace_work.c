@@ -12,15 +12,24 @@
  *          semaphore; its arguments are computed only while it is set,
  *          as real programs guard expensive probe arguments)
  *   open   openat of /nonexistent/trace-work-I (fails, ENOENT)
+ *   sys    per i < N: stat and statfs of /nonexistent/trace-work-stat-I
+ *          (ENOENT), kill(self, 0), fdatasync of /dev/null, setuid(its
+ *          own uid), getaddrinfo("localhost") - what bpftrace's
+ *          statsnoop, killsnoop, syncsnoop, setuids, gethostlatency see
  *   spin   N ms of busy loop (profile: samples)
  *   wait   sleeps N ms (interval probes run meanwhile)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sdt.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +64,7 @@ static unsigned long now_ms(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: trace_work calls|usdt|open|spin|wait N\n");
+        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|wait N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -84,6 +93,24 @@ int main(int argc, char **argv)
             if (fd >= 0)
                 close(fd);
         }
+    } else if (strcmp(mode, "sys") == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        for (long i = 0; i < n; i++) {
+            char path[64];
+            struct stat st;
+            struct statfs sfs;
+            snprintf(path, sizeof(path), "/nonexistent/trace-work-stat-%ld", i);
+            syscall(SYS_stat, path, &st);   /* the newstat tracepoint (glibc's stat uses newfstatat) */
+            statfs(path, &sfs);
+            kill(getpid(), 0);
+            fdatasync(null);
+            if (setuid(getuid()) < 0)
+                perror("setuid");
+            struct addrinfo *ai = NULL;
+            if (getaddrinfo("localhost", NULL, NULL, &ai) == 0)
+                freeaddrinfo(ai);
+        }
+        close(null);
     } else if (strcmp(mode, "spin") == 0) {
         unsigned long end = now_ms() + (unsigned long)n;
         while (now_ms() < end)
