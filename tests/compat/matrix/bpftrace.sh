@@ -50,6 +50,39 @@ done
 run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
 run_case profile unsupported printed Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
+# The tool killed (-9) while the target runs its probes flat out (a printf
+# per call into a perf buffer nobody drains, a timer): the target must run
+# to the end and exit 0, and `graft compat` must leave the registry empty.
+tool_killed() {
+    if [ ${#ONLY[@]} -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx tool-killed; then return; fi
+    rm -f "$tmp/in" "$tmp/w.out"; mkfifo "$tmp/in"
+    "$GRAFT" start -- "$WORK" calls 2000000 <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    local wpid=$!; pids+=("$wpid")
+    exec 7>"$tmp/in"
+    for _ in $(seq 750); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
+    "$GRAFT" compat -- bpftrace -e "uprobe:$WORK:tw_work { printf(\"%d\\n\", arg0); @n = count(); }
+        uretprobe:$WORK:tw_leaf { @r = sum(retval); } interval:ms:10 { @t = count(); }" >/dev/null 2>"$tmp/k.err" &
+    local cpid=$!; pids+=("$cpid")
+    for _ in $(seq 750); do grep -q "links: 2" <("$GRAFT" list 2>/dev/null) && break; sleep 0.02; done
+    echo go >&7; exec 7>&-
+    sleep 0.3
+    local tool; tool=$(cat /proc/$cpid/task/$cpid/children 2>/dev/null | awk '{print $1}')
+    local running=0
+    kill -0 "$wpid" 2>/dev/null && ! grep -q done "$tmp/w.out" && running=1
+    [ -n "$tool" ] && kill -9 "$tool"
+    local wrc=0 hung=1
+    for _ in $(seq 1000); do kill -0 "$wpid" 2>/dev/null || { hung=0; break; }; sleep 0.02; done
+    [ $hung = 1 ] && kill -9 "$wpid"
+    wait "$wpid" || wrc=$?
+    wait "$cpid" 2>/dev/null
+    local left; left=$("$GRAFT" list 2>/dev/null | sed -n 's/^links: //p')
+    if [ -z "$tool" ]; then matrix "tool-killed FAIL the tool never started: $(head -c 200 "$tmp/k.err")"; unexpected=1
+    elif [ $running = 0 ]; then matrix "tool-killed FAIL the target had finished before the kill (make it longer)"; unexpected=1
+    elif [ $hung = 1 ] || [ $wrc != 0 ]; then matrix "tool-killed FAIL the target hung or failed (rc $wrc)"; unexpected=1
+    elif [ "${left:-0}" != 0 ]; then matrix "tool-killed FAIL $left links left in the registry"; unexpected=1
+    else matrix "tool-killed PASS the target ran to the end (rc 0) after the tool was killed; registry empty"; fi
+}
+tool_killed
 for k in kprobe kretprobe kfunc software hardware watchpoint; do
     if [ ${#ONLY[@]} -eq 0 ]; then matrix "$k KERNEL-ONLY probes the kernel itself (or a PMU): nothing to run in userspace"; fi
 done
