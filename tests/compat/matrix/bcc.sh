@@ -46,4 +46,10 @@ run_case trace-usdt pass trace_rows 'PID +TID' usdt 10 \
     "${T[@]}" trace-bpfcc -p '{PID}' 'u:{W}:tick "tick %d %d", arg1, arg2' 'u:{W}:semtick "semtick %d %d", arg1, arg2'
 run_case funclatency pass latency_total Tracing calls 30 \
     "${T[@]}" funclatency-bpfcc -p '{PID}' '{W}:tw_work'
+syscount_rows() { awk 'NF == 2 && $2 ~ /^[0-9]+$/ && $1 ~ /^(stat|statfs|kill|fdatasync|setuid)$/' | sort; }
+run_case syscount pass syscount_rows Tracing sys 5 \
+    "${T[@]}" syscount-bpfcc -T 40 -p '{PID}'
+host_rows() { awk '/ trace_work / { print $3, $5 }' | sort; }   # TIME PID COMM LATms HOST
+run_case gethostlatency unsupported host_rows LATms sys 5 \
+    "${T[@]}" gethostlatency-bpfcc -p '{PID}'
 exit $unexpected
