@@ -100,10 +100,12 @@ static int command(char *line)
         line++;
     if (!*line || *line == '#')
         return 0;
+    char whole[512];   /* for messages: parsing cuts line up */
+    snprintf(whole, sizeof(whole), "%s", line);
     char group[64], name[128];
     if (line[0] == '-' && line[1] == ':') {
         if (split_event(line + 2, strcspn(line + 2, " \t"), group, name) < 0)
-            return bad(line, "malformed event name");
+            return bad(whole, "malformed event name");
         struct tevent *e = find(group, name);
         if (!e)
             return -ENOENT;
@@ -111,33 +113,33 @@ static int command(char *line)
         return 0;
     }
     if ((line[0] != 'p' && line[0] != 'r') || line[1] != ':')
-        return bad(line, "graft handles p:GROUP/NAME PATH:OFFSET, r:... and -:GROUP/NAME only");
+        return bad(whole, "graft handles p:GROUP/NAME PATH:OFFSET, r:... and -:GROUP/NAME only");
     char *ev = line + 2, *sp = strpbrk(ev, " \t");
     if (!sp)
-        return bad(line, "no probe location");
+        return bad(whole, "no probe location");
     if (split_event(ev, (size_t)(sp - ev), group, name) < 0)
-        return bad(line, "malformed event name");
+        return bad(whole, "malformed event name");
     char *loc = sp + strspn(sp, " \t");
     size_t loclen = strcspn(loc, " \t");
     if (loc[loclen] && loc[loclen + strspn(loc + loclen, " \t")])
-        return bad(line, "fetch arguments are not supported by graft (the program reads pt_regs itself)");
+        return bad(whole, "fetch arguments are not supported by graft (the program reads pt_regs itself)");
     loc[loclen] = '\0';
     char *colon = strrchr(loc, ':');
     if (!colon || colon == loc)
-        return bad(line, "the location must be PATH:OFFSET");
+        return bad(whole, "the location must be PATH:OFFSET");
     *colon = '\0';
     char *end;
     errno = 0;
     uint64_t off = strtoull(colon + 1, &end, 0), ref = 0;
     if (errno || end == colon + 1)
-        return bad(line, "the offset must be a number (uprobes take file offsets, not symbols)");
+        return bad(whole, "the offset must be a number (uprobes take file offsets, not symbols)");
     if (*end == '(') {
         char *rend;
         ref = strtoull(end + 1, &rend, 0);
         if (rend == end + 1 || *rend != ')' || rend[1])
-            return bad(line, "malformed semaphore offset");
+            return bad(whole, "malformed semaphore offset");
     } else if (*end) {
-        return bad(line, "the offset must be a number");
+        return bad(whole, "the offset must be a number");
     }
     if (find(group, name))
         return -EEXIST;
