@@ -49,6 +49,7 @@ struct ctimer {
     struct cobj *link;             /* the link naming it, if made by BPF_LINK_CREATE */
     struct grt_instance *inst;
     uint64_t period_ns;
+    pid_t owner;                   /* the process whose thread runs it */
     int enabled, stop, started;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -169,6 +170,7 @@ int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link)
     t->perf = perf;
     t->link = link;
     t->period_ns = perf->offset ? perf->offset : 1;
+    t->owner = getpid();
     t->enabled = perf->signaled;
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_t ca;
@@ -221,6 +223,8 @@ void gc_timer_release(struct cobj *o)
     for (int i = 0; i < MAX_TIMERS; i++)
         if (g_timers[i] == t)
             g_timers[i] = NULL;
+    if (t->owner != getpid())   /* a forked child's copy: its thread is the parent's, never here */
+        return;
     pthread_mutex_lock(&t->mu);
     t->stop = 1;
     pthread_cond_signal(&t->cv);
