@@ -56,7 +56,7 @@ run_case profile unsupported printed Attaching spin 300 \
 tool_killed() {
     if [ ${#ONLY[@]} -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx tool-killed; then return; fi
     rm -f "$tmp/in" "$tmp/w.out"; mkfifo "$tmp/in"
-    "$GRAFT" start -- "$WORK" calls 2000000 <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    "$GRAFT" start -- "$WORK" calls 50000000 <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
     local wpid=$!; pids+=("$wpid")
     exec 7>"$tmp/in"
     for _ in $(seq 750); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
@@ -65,7 +65,7 @@ tool_killed() {
     local cpid=$!; pids+=("$cpid")
     for _ in $(seq 750); do grep -q "links: 2" <("$GRAFT" list 2>/dev/null) && break; sleep 0.02; done
     echo go >&7; exec 7>&-
-    sleep 0.3
+    sleep 0.1
     local tool; tool=$(cat /proc/$cpid/task/$cpid/children 2>/dev/null | awk '{print $1}')
     local running=0
     kill -0 "$wpid" 2>/dev/null && ! grep -q done "$tmp/w.out" && running=1

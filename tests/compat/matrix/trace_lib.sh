@@ -137,7 +137,9 @@ run_case() {
     else
         why=$(grep -v RLIMIT_MEMLOCK "$tmp/graft.err" | grep -m1 -iE 'graft-compat|error|hung|exited' | cut -c1-140)
         matrix "$name FAIL ${why:-output differs from the kernel output}"
-        if [ -n "${MATRIX_VERBOSE:-}" ]; then diff "$tmp/kernel.out" "$tmp/graft.out" | head -20; cat "$tmp/graft.err"; fi
+        # what differed, for the log (stderr: the MATRIX lines stay one per case)
+        { diff "$tmp/kernel.out" "$tmp/graft.out" | head -12
+          [ -n "${MATRIX_VERBOSE:-}" ] && cat "$tmp/graft.err"; } | sed "s/^/  $name: /" >&2
         unexpected=1
     fi
 }
