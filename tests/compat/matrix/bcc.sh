@@ -10,10 +10,13 @@
 #
 # Usage: bcc.sh BUILD_DIR [--bench] [CASE...]; exit 1 when a case expected
 # to pass fails or an unsupported one is not refused with a line.
+#   --bench: also BENCH compat_funccount_{graft,kernel}_overhead_pct
+#   (trace_work calls under funccount, 3 interleaved rounds, medians).
 BUILD=$(cd "${1:?usage: bcc.sh BUILD_DIR [--bench] [CASE...]}" && pwd); shift
 FAMILY=bcc
+BENCH=0
 ONLY=()
-for a in "$@"; do [ "$a" = --bench ] || ONLY+=("$a"); done
+for a in "$@"; do if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi; done
 source "$(dirname "${BASH_SOURCE[0]}")/trace_lib.sh"
 if ! command -v funccount-bpfcc >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null; then
     matrix "all SKIP bpfcc-tools / python3-bpfcc are not installed"; exit 0
@@ -52,4 +55,5 @@ run_case syscount pass syscount_rows Tracing sys 5 \
 host_rows() { awk '/ trace_work / { print $3, $5 }' | sort; }   # TIME PID COMM LATms HOST
 run_case gethostlatency unsupported host_rows LATms sys 5 \
     "${T[@]}" gethostlatency-bpfcc -p '{PID}'
+[ $BENCH = 1 ] && bench_overhead funccount 3 Tracing "${T[@]}" funccount-bpfcc -p '{PID}' '{W}:tw_work'
 exit $unexpected

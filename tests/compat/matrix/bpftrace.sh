@@ -87,21 +87,5 @@ for k in kprobe kretprobe kfunc software hardware watchpoint; do
     if [ ${#ONLY[@]} -eq 0 ]; then matrix "$k KERNEL-ONLY probes the kernel itself (or a PMU): nothing to run in userspace"; fi
 done
 
-if [ $BENCH = 1 ] && [ $kernel_ok = 1 ]; then
-    median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print 0}'; }
-    pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }
-    FILTER=cat
-    : >"$tmp/plain.all"; : >"$tmp/kernel.all"; : >"$tmp/graft.all"
-    prog='uprobe:{W}:tw_work { @c = count(); }'
-    for r in 1 2 3 4 5; do
-        "$WORK" calls 200000 <<<go 2>&1 >/dev/null | sed -n 's/^elapsed_ns //p' >>"$tmp/plain.all"
-        for how in kernel graft; do
-            run_side $how Attaching calls 200000 bpftrace -e "$prog" >/dev/null 2>&1
-            sed -n 's/^elapsed_ns //p' "$tmp/w.err" >>"$tmp/$how.all"
-        done
-    done
-    base=$(median <"$tmp/plain.all")
-    echo "BENCH compat_bpftrace_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"
-    echo "BENCH compat_bpftrace_kernel_overhead_pct $(pct "$(median <"$tmp/kernel.all")" "$base") pct"
-fi
+[ $BENCH = 1 ] && bench_overhead bpftrace 5 Attaching bpftrace -e 'uprobe:{W}:tw_work { @c = count(); }'
 exit $unexpected

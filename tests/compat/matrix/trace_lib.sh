@@ -143,3 +143,25 @@ run_case() {
         unexpected=1
     fi
 }
+
+# bench_overhead NAME ROUNDS READY_RE TOOL ARGS...: trace_work calls 200000
+# untraced, traced by the tool on the kernel and on graft, ROUNDS interleaved
+# rounds; the medians' slowdowns as BENCH compat_NAME_{graft,kernel}_overhead_pct.
+bench_overhead() {
+    local name=$1 rounds=$2 ready_re=$3; shift 3
+    [ $kernel_ok = 1 ] || return 0
+    median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print 0}'; }
+    pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }
+    FILTER=cat
+    : >"$tmp/plain.all"; : >"$tmp/kernel.all"; : >"$tmp/graft.all"
+    for _ in $(seq "$rounds"); do
+        "$WORK" calls 200000 <<<go 2>&1 >/dev/null | sed -n 's/^elapsed_ns //p' >>"$tmp/plain.all"
+        for how in kernel graft; do
+            run_side $how "$ready_re" calls 200000 "$@" >/dev/null 2>&1
+            sed -n 's/^elapsed_ns //p' "$tmp/w.err" >>"$tmp/$how.all"
+        done
+    done
+    local base; base=$(median <"$tmp/plain.all")
+    echo "BENCH compat_${name}_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"
+    echo "BENCH compat_${name}_kernel_overhead_pct $(pct "$(median <"$tmp/kernel.all")" "$base") pct"
+}
