@@ -55,5 +55,10 @@ run_case syscount pass syscount_rows Tracing sys 5 \
 host_rows() { awk '/ trace_work / { print $3, $5 }' | sort; }   # TIME PID COMM LATms HOST
 run_case gethostlatency unsupported host_rows LATms sys 5 \
     "${T[@]}" gethostlatency-bpfcc -p '{PID}'
+# argdist -c: cumulative counts, printed every second; the last table counts
+last_table() { awk '/^\[/ { delete rows; n = 0; next } NF >= 2 && $1 ~ /^[0-9]+$/ { rows[n++] = $1 " " $NF }
+                   END { for (i = 0; i < n; i++) print rows[i] }' | sort; }
+POST_WAIT=1.6 run_case argdist pass last_table '^\[' calls 12 \
+    "${T[@]}" argdist-bpfcc -p '{PID}' -c -i 1 -C 'p:{W}:tw_leaf(unsigned long n):unsigned long:n%4'
 [ $BENCH = 1 ] && bench_overhead funccount 3 Tracing "${T[@]}" funccount-bpfcc -p '{PID}' '{W}:tw_work'
 exit $unexpected

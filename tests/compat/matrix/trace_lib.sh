@@ -40,8 +40,9 @@ kernel_ok=1
 bpftool prog list >/dev/null 2>&1 || kernel_ok=0
 
 # Python tools ignore SIGINT when started in the background by a shell (they
-# inherit SIG_IGN); this resets it so that they print their summary on it.
-SIGINT_DFL=(/usr/bin/python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])')
+# inherit SIG_IGN); this resets it so that they print their summary on it,
+# and unbuffers their output (the "attached" line is awaited).
+SIGINT_DFL=(/usr/bin/python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.environ["PYTHONUNBUFFERED"] = "1"; os.execvp(sys.argv[1], sys.argv[1:])')
 
 matrix() { echo "MATRIX $FAMILY $*"; }
 
@@ -90,12 +91,13 @@ run_side() {
     kill -0 "$wpid" 2>/dev/null && { ok=0; kill -9 "$wpid"; echo "target hung" >>"$tmp/t.err"; }
     wait "$wpid" || wrc=$?
     [ $wrc = 0 ] || { ok=0; echo "target exited with $wrc" >>"$tmp/t.err"; }
-    sleep 0.5
+    sleep "${POST_WAIT:-0.5}"   # a tool printing every interval: one more than the workload took
     kill -INT "$tpid" 2>/dev/null
     for _ in $(seq 500); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
     kill -0 "$tpid" 2>/dev/null && { kill -9 "$tpid"; ok=0; echo "tool hung after SIGINT" >>"$tmp/t.err"; }
     wait "$tpid" 2>/dev/null
     cp "$tmp/t.err" "$tmp/$how.err"
+    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/t.out" "$MATRIX_RAW.$how"
     # the workload's pid (the same column on both sides) becomes PID
     sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/t.out" | "$FILTER" >"$tmp/$how.out"
     return $((1 - ok))
