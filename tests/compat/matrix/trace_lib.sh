@@ -83,7 +83,19 @@ run_side() {
         sleep 0.02
     done
     grep -qE "$ready_re" "$tmp/t.out" "$tmp/t.err" 2>/dev/null || ok=0
-    sleep 1   # bpftrace says "Attaching" before it attaches; agents install hooks
+    sleep 1   # bpftrace says "Attaching" before it attaches
+    # graft: until the target's agent has installed every link (a loaded
+    # machine may take seconds)
+    if [ "$how" = graft ]; then
+        local out nl
+        for _ in $(seq 750); do
+            out=$("$GRAFT" list 2>/dev/null)
+            nl=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
+            [ "${nl:-0}" = 0 ] && break   # timers and tracepoints only: nothing to install
+            grep -qE "^  $wpid .*hooks $nl installed, 0 failed" <<<"$out" && break
+            sleep 0.02
+        done
+    fi
     echo go >&7
     exec 7>&-
     local wrc=0
@@ -93,8 +105,17 @@ run_side() {
     [ $wrc = 0 ] || { ok=0; echo "target exited with $wrc" >>"$tmp/t.err"; }
     sleep "${POST_WAIT:-0.5}"   # a tool printing every interval: one more than the workload took
     kill -INT "$tpid" 2>/dev/null
-    for _ in $(seq 500); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
-    kill -0 "$tpid" 2>/dev/null && { kill -9 "$tpid"; ok=0; echo "tool hung after SIGINT" >>"$tmp/t.err"; }
+    # (bpftrace detaching from many kernel tracepoints on a loaded machine is slow)
+    for _ in $(seq 1500); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
+    if kill -0 "$tpid" 2>/dev/null; then
+        # the tool itself (under graft: graft compat's child, so that graft
+        # compat removes what it registered), then what started it
+        local kids; kids=$(cat /proc/$tpid/task/$tpid/children 2>/dev/null)
+        [ -n "$kids" ] && kill -9 $kids 2>/dev/null
+        sleep 0.5
+        kill -9 "$tpid" 2>/dev/null
+        ok=0; echo "tool hung after SIGINT" >>"$tmp/t.err"
+    fi
     wait "$tpid" 2>/dev/null
     cp "$tmp/t.err" "$tmp/$how.err"
     [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/t.out" "$MATRIX_RAW.$how"
