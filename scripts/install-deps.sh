@@ -6,6 +6,9 @@ PKGS=(cmake make gcc clang llvm libelf-dev libbpf-dev libzydis-dev libyaml-dev l
       bpftool libclang-rt-14-dev qemu-system-x86 cpio zstd xz-utils strace systemtap-sdt-dev
       # Debian's prebuilt libbpf tools, run unmodified by the compat tests
       libbpf-tools
+      # bpftrace and BCC, run unmodified by the compat matrix (tests/compat/matrix);
+      # BCC compiles against kernel headers: Debian's stand in for a kernel without
+      bpftrace bpfcc-tools python3-bpfcc linux-headers-amd64
       libssl-dev python3 pkg-config libmd-dev
       # the kernel's lib/test_bpf.c table the VM tests run (tests/vm) and its
       # test_verifier table (tests/verifier/test_verifier_61)

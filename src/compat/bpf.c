@@ -290,6 +290,7 @@ static int prog_gtype(uint32_t t)
     case BPF_PROG_TYPE_TRACEPOINT: return 4;
     case BPF_PROG_TYPE_XDP: return 9;
     case BPF_PROG_TYPE_RAW_TRACEPOINT: return 5;
+    case BPF_PROG_TYPE_PERF_EVENT: return 1;   /* verified as a uprobe with the perf_event context (glue.c) */
     default: return 0;
     }
 }
@@ -481,13 +482,26 @@ static long link_create(union bpf_attr *a)
     if (!prog)
         return fail(EBADF);
     if (a->link_create.attach_type != BPF_PERF_EVENT) {
-        gc_warn_once("BPF_LINK_CREATE: attach type %u is not supported by graft (perf events for uprobes and "
-                     "syscall tracepoints are)", a->link_create.attach_type);
-        return fail(EINVAL);
+        gc_warn_once("BPF_LINK_CREATE: attach type %u is not supported by graft (perf events for uprobes, "
+                     "syscall tracepoints and timers are)", a->link_create.attach_type);
+        /* kprobe_multi (42): what a kernel without fprobe answers bpftrace's feature probe */
+        return fail(a->link_create.attach_type == 42 ? EOPNOTSUPP : EINVAL);
     }
     struct cobj *perf = obj_of((int)a->link_create.target_fd, COBJ_PERF);
     if (!perf)
         return fail(EBADF);
+    if (perf->perf_kind == CPERF_TIMER) {   /* timers.c: runs in this process */
+        struct cobj *l = gc_obj_new(COBJ_LINK);
+        if (!l)
+            return fail(errno);
+        l->link_type = BPF_LINK_TYPE_PERF_EVENT;
+        int rc = gc_timer_attach(perf, prog, l);
+        if (rc < 0) {
+            close(l->fd);
+            return fail(-rc);
+        }
+        return l->fd;
+    }
     int kind = gc_perf_link_kind(perf, prog);
     if (kind < 0)
         return fail(-kind);
@@ -519,6 +533,8 @@ int gc_perf_set_bpf(struct cobj *perf, int prog_fd)
         return -EBADF;
     if (perf->link_reg_id)
         return -EEXIST;
+    if (perf->perf_kind == CPERF_TIMER)
+        return gc_timer_attach(perf, prog, NULL);
     int kind = gc_perf_link_kind(perf, prog);
     if (kind < 0)
         return kind;
@@ -572,6 +588,10 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;
     case BPF_OBJ_GET_INFO_BY_FD:
+        if (!gc_obj((int)a.info.bpf_fd)) {   /* a kernel BTF object's, or no bpf object */
+            rc = gc_btf_cmd(cmd, uattr, size);
+            break;
+        }
         rc = obj_info(&a);
         if (rc == 0)   /* info_len is written back */
             memcpy(uattr, &a, size);
@@ -582,6 +602,13 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
         rc = b ? b->fd : fail(errno);
         break;
     }
+    case BPF_PROG_TEST_RUN: {   /* timers.c: runs in this process */
+        int trc = gc_prog_test_run(uattr, size);
+        rc = trc < 0 ? fail(-trc) : 0;
+        break;
+    }
+    case BPF_BTF_GET_NEXT_ID:
+    case BPF_BTF_GET_FD_BY_ID: rc = gc_btf_cmd(cmd, uattr, size); break;
     case BPF_PROG_BIND_MAP:
         rc = obj_of((int)a.prog_bind_map.prog_fd, COBJ_PROG) && obj_of((int)a.prog_bind_map.map_fd, COBJ_MAP)
                  ? 0 : fail(EBADF);

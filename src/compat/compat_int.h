@@ -28,7 +28,7 @@
 #define GC_PERF_RESERVE_PAGES 256
 
 enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
-enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT };
+enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT, CPERF_TIMER };
 /* Link kinds, mapped to the registry's in glue.c. */
 enum clink_kind { CLINK_UPROBE = 1, CLINK_URETPROBE, CLINK_SYS_ENTER, CLINK_SYS_EXIT,
                   CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT };
@@ -107,6 +107,35 @@ void gc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int gc_debug;
 uint32_t gc_next_id(void);
+
+/* btf_cmds.c: the read-only BTF commands (BTF_GET_NEXT_ID, BTF_GET_FD_BY_ID,
+ * OBJ_GET_INFO_BY_FD on a descriptor that is no graft object) go to the
+ * kernel through a gate page the seccomp filter lets pass. */
+void gc_kernel_gate_init(void);
+uint64_t gc_kernel_gate_ip(void);
+long gc_btf_cmd(int cmd, void *uattr, unsigned int size);
+
+/* timers.c: software cpu-clock/task-clock events with a sample period run
+ * their program on a thread of the tool's (bpftrace's interval probes). */
+int gc_timer_open(const void *attr, int pid, int cpu, long *ret);   /* 1 if handled */
+int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link);
+int gc_timer_ioctl(struct cobj *perf, unsigned long req);
+void gc_timer_release(struct cobj *o);
+/* BPF_PROG_TEST_RUN of a raw tracepoint program (bpftrace's BEGIN/END), run here; 0 or -errno. */
+int gc_prog_test_run(void *uattr, unsigned int size);
+
+/* semaphore.c: a uprobe's USDT semaphore, incremented in the target
+ * through /proc/PID/mem while the event (owner) lives. 0 or -errno. */
+int gc_sem_get(const struct cobj *owner, int pid, const char *path, uint64_t ref_off);
+void gc_sem_release(const struct cobj *owner);
+
+/* tracefs.c: uprobe_events writes become graft events (never the kernel's);
+ * the ids handed out are past any real tracepoint id. 1 if id is one. */
+int gc_tracefs_event(uint64_t id, char *path, size_t pathlen, uint64_t *offset, uint64_t *ref_ctr, int *retprobe);
+void gc_tracefs_close(int fd);
+
+/* perf.c: fill a uprobe event (path + file offset, semaphore, pid) */
+int gc_perf_uprobe(struct cobj *o, const char *path, uint64_t offset, uint64_t ref_ctr, int retprobe);
 
 /* bpf.c */
 long gc_bpf(int cmd, void *attr, unsigned int size);

@@ -87,6 +87,12 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
         gc_warn_once("program %s refused: %s", p->name, perr.msg);   /* libbpf retries with a log */
         return perr.code == -EPERM ? -EPERM : -EINVAL;
     }
+    if (p->prog_type == 7) {   /* BPF_PROG_TYPE_PERF_EVENT (timers.c): struct bpf_perf_event_data */
+        struct gver_policy *kp = gver_policy_for_kernel_type(GKT_PERF_EVENT);
+        if (kp)
+            pol->ctx = kp->ctx;   /* static layout */
+        free(kp);
+    }
     /* There is no kernel memory in userspace (graft's probe_read_kernel
      * always fails): refusing the helpers makes libbpf's feature probe say
      * so, and libbpf then rewrites probe_read_{kernel,user}[_str] calls to

@@ -359,6 +359,10 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 static void release(struct cobj *o)
 {
     int mine = o->creator == getpid();
+    if (o->kind == COBJ_LINK || o->kind == COBJ_PERF)
+        gc_timer_release(o);   /* a timer program stops (timers.c) */
+    if (o->kind == COBJ_PERF)
+        gc_sem_release(o);     /* its USDT semaphore is decremented (semaphore.c) */
     if (o->link_reg_id && mine) {
         gc_link_remove(o->link_reg_id);
         o->link_reg_id = 0;
@@ -418,6 +422,7 @@ int close(int fd)
     if (fd >= 0 && fd < GC_MAX_FDS) {
         gc_lock();
         gc_fd_drop(fd);
+        gc_tracefs_close(fd);
         gc_unlock();
     }
     return real_close(fd);

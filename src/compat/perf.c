@@ -185,7 +185,11 @@ static int tracepoint_name(uint64_t id, char *name, size_t len)
 
 static int open_tracepoint(struct cobj *o, uint64_t id)
 {
-    char name[96];
+    char name[96], path[PATH_MAX];
+    uint64_t off, ref;
+    int ret;
+    if (gc_tracefs_event(id, path, sizeof(path), &off, &ref, &ret))   /* an uprobe_events line (tracefs.c) */
+        return gc_perf_uprobe(o, path, off, ref, ret);
     if (tracepoint_name(id, name, sizeof(name)) < 0) {
         gc_warn("perf_event_open: tracepoint id %llu is not a syscalls/sys_enter_* or sys_exit_* tracepoint "
                 "or raw_syscalls/sys_enter or sys_exit; only those exist in userspace", (unsigned long long)id);
@@ -219,29 +223,29 @@ static int open_tracepoint(struct cobj *o, uint64_t id)
     return 0;
 }
 
-static int open_uprobe(struct cobj *o, const struct perf_event_attr *attr, int retbit)
+int gc_perf_uprobe(struct cobj *o, const char *path, uint64_t offset, uint64_t ref_ctr, int retprobe)
 {
-    const char *path = (const char *)(uintptr_t)attr->uprobe_path;
-    uint64_t ref_ctr = attr->config >> 32;
-    if (!path)
-        return -EINVAL;
-    if (ref_ctr) {
-        gc_warn("uprobe %s+%#llx: a USDT semaphore (ref_ctr_offset %#llx) is not supported by graft; build the "
-                "probe without a semaphore", path, (unsigned long long)attr->probe_offset,
-                (unsigned long long)ref_ctr);
-        return -EOPNOTSUPP;
-    }
     char real[PATH_MAX];
     if (!realpath(path, real))
         return -errno;
     if (strlen(real) >= sizeof(o->binary))
         return -ENAMETOOLONG;
-    int rc = resolve_file_offset(real, attr->probe_offset, o->symbol, sizeof(o->symbol), &o->offset);
+    int rc = resolve_file_offset(real, offset, o->symbol, sizeof(o->symbol), &o->offset);
     if (rc < 0)
         return rc;
     snprintf(o->binary, sizeof(o->binary), "%s", real);
-    o->perf_kind = (attr->config >> retbit) & 1 ? CPERF_URETPROBE : CPERF_UPROBE;
+    o->perf_kind = retprobe ? CPERF_URETPROBE : CPERF_UPROBE;
+    if (ref_ctr)   /* semaphore.c; the target's view of the file, as the kernel's */
+        return gc_sem_get(o, o->pid, path, ref_ctr);
     return 0;
+}
+
+static int open_uprobe(struct cobj *o, const struct perf_event_attr *attr, int retbit)
+{
+    const char *path = (const char *)(uintptr_t)attr->uprobe_path;
+    if (!path)
+        return -EINVAL;
+    return gc_perf_uprobe(o, path, attr->probe_offset, attr->config >> 32, (attr->config >> retbit) & 1);
 }
 
 int gc_perf_open(void *uattr, int pid, int cpu, int group_fd, unsigned long flags, long *ret)
@@ -255,6 +259,8 @@ int gc_perf_open(void *uattr, int pid, int cpu, int group_fd, unsigned long flag
         kprobe_type = pmu_type("kprobe");
         retbit = retprobe_bit();
     }
+    if (gc_timer_open(attr, pid, cpu, ret))
+        return 1;
     int is_uprobe = uprobe_type >= 0 && (int)attr->type == uprobe_type;
     int is_tp = attr->type == PERF_TYPE_TRACEPOINT;
     int is_out = attr->type == PERF_TYPE_SOFTWARE && attr->config == PERF_COUNT_SW_BPF_OUTPUT;
@@ -332,6 +338,8 @@ int gc_perf_ioctl(struct cobj *o, unsigned long req, unsigned long arg)
         return -1;
     }
     int rc = 0;
+    if (o->perf_kind == CPERF_TIMER && (req == PERF_EVENT_IOC_ENABLE || req == PERF_EVENT_IOC_DISABLE))
+        return gc_timer_ioctl(o, req);
     switch (req) {
     case PERF_EVENT_IOC_ENABLE:
     case PERF_EVENT_IOC_DISABLE:

@@ -8,7 +8,8 @@
  * seccomp filter installed when the library loads turns every bpf system
  * call of the process into SIGSYS, whose handler answers it with gc_bpf and
  * puts the result in the return register, as the kernel would. The library
- * itself never calls the kernel's bpf(). If the filter cannot be installed,
+ * itself calls the kernel's bpf() only for read-only BTF commands, through
+ * a gate at a fixed address the filter lets pass (btf_cmds.c). If the filter cannot be installed,
  * the library says so once: such calls would reach the kernel.
  *
  * The filter is inherited by children and kept across exec, like the
@@ -21,6 +22,7 @@
 
 #include <errno.h>
 #include <linux/audit.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -52,12 +54,25 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 
 void gc_trap_direct_bpf(void)
 {
+    /* The one exception: the library's gate to the kernel for read-only
+     * BTF commands (btf_cmds.c), recognised by its address. */
+    gc_kernel_gate_init();
+    uint64_t gate = gc_kernel_gate_ip();
     struct sock_filter prog[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_bpf, 0, 9),
+        /* from the gate, and only the read-only commands it exists for */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)gate, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(gate >> 32), 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, BPF_OBJ_GET_INFO_BY_FD, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, BPF_BTF_GET_FD_BY_ID, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, BPF_BTF_GET_NEXT_ID, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };

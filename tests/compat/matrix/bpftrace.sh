@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bpftrace (Debian's 0.17) scripts against the kernel and against graft,
+# side by side on trace_work, one MATRIX line per case (see trace_lib.sh).
+#
+# Usage: bpftrace.sh BUILD_DIR [--bench] [CASE...]; exit 1 when a case
+# expected to pass fails or an unsupported one is not refused with a line.
+#   --bench: also time the uprobe-count case traced on the kernel and on
+#   graft against the untraced workload (interleaved rounds, medians):
+#   BENCH compat_bpftrace_{graft,kernel}_overhead_pct.
+BUILD=$(cd "${1:?usage: bpftrace.sh BUILD_DIR [--bench] [CASE...]}" && pwd); shift
+FAMILY=bpftrace
+BENCH=0
+ONLY=()
+for a in "$@"; do if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi; done
+source "$(dirname "${BASH_SOURCE[0]}")/trace_lib.sh"
+if ! command -v bpftrace >/dev/null; then
+    matrix "all SKIP bpftrace is not installed (Debian package bpftrace)"; exit 0
+fi
+
+maps_sorted() { grep '^@' | sort; }
+printed() { grep -vE '^(Attaching|$|@)' | sort; }
+everything() { grep -vE '^(Attaching|$)'; }
+
+BT=(bpftrace)
+run_case uprobe-count pass maps_sorted Attaching calls 20 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_work { @[arg0 % 4] = count(); }'
+run_case uretprobe-sum pass maps_sorted Attaching calls 20 \
+    "${BT[@]}" -e 'uretprobe:{W}:tw_work { @sum = sum(retval); @n = count(); @max = max(retval); }'
+run_case predicate-printf pass printed Attaching calls 20 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_leaf /arg0 % 3 == 0/ { printf("leaf %d\n", arg0); }'
+run_case hist pass everything Attaching calls 50 \
+    "${BT[@]}" -e 'uprobe:{W}:tw_work { @h = hist(arg0); @l = lhist(arg0, 0, 50, 10); }'
+run_case tracepoint-args pass printed Attaching open 5 \
+    "${BT[@]}" -e 'tracepoint:syscalls:sys_enter_openat /pid == $1/ { printf("%s %d\n", str(args->filename), args->flags); }
+                   tracepoint:syscalls:sys_exit_openat /pid == $1/ { printf("ret %d\n", args->ret); }' '{PID}'
+run_case begin-interval-end pass printed begin wait 600 \
+    "${BT[@]}" -e 'BEGIN { printf("begin\n"); } interval:ms:50 { @t++; if (@t == 4) { printf("fourth tick\n"); } }
+                   END { printf("end\n"); clear(@t); }'
+run_case usdt pass printed Attaching usdt 10 \
+    "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:tick { printf("tick %d %d\n", arg0, arg1); }'
+run_case usdt-semaphore pass printed Attaching usdt 10 \
+    "${BT[@]}" -p '{PID}' -e 'usdt:{W}:tw:semtick { printf("semtick %d %d\n", arg0, arg1); }'
+# Bundled tools (system-wide: the workload's lines, time and latency columns dropped)
+work_lines() { grep ' trace_work ' | sed -E 's/^[0-9]{2}:[0-9]{2}:[0-9]{2} +//' | tr -s ' ' | sort; }
+no_latency() { work_lines | awk '{ $3 = ""; print }'; }
+for t in opensnoop statsnoop killsnoop syncsnoop setuids; do
+    mode=sys; [ $t = opensnoop ] && mode=open
+    run_case "$t.bt" pass work_lines Attaching $mode 5 "${BT[@]}" /usr/sbin/$t.bt
+done
+run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
+run_case profile unsupported printed Attaching spin 300 \
+    "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
+# The tool killed (-9) while the target runs its probes flat out (a printf
+# per call into a perf buffer nobody drains, a timer): the target must run
+# to the end and exit 0, and `graft compat` must leave the registry empty.
+tool_killed() {
+    if [ ${#ONLY[@]} -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx tool-killed; then return; fi
+    rm -f "$tmp/in" "$tmp/w.out"; mkfifo "$tmp/in"
+    local before; before=$("$GRAFT" list 2>/dev/null | sed -n 's/^links: //p')
+    "$GRAFT" start -- "$WORK" calls 50000000 <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    local wpid=$!; pids+=("$wpid")
+    exec 7>"$tmp/in"
+    for _ in $(seq 750); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
+    "$GRAFT" compat -- bpftrace -e "uprobe:$WORK:tw_work { printf(\"%d\\n\", arg0); @n = count(); }
+        uretprobe:$WORK:tw_leaf { @r = sum(retval); } interval:ms:10 { @t = count(); }" >/dev/null 2>"$tmp/k.err" &
+    local cpid=$!; pids+=("$cpid")
+    for _ in $(seq 750); do grep -q "links: $((${before:-0} + 2))" <("$GRAFT" list 2>/dev/null) && break; sleep 0.02; done
+    echo go >&7; exec 7>&-
+    sleep 0.1
+    local tool; tool=$(cat /proc/$cpid/task/$cpid/children 2>/dev/null | awk '{print $1}')
+    local running=0
+    kill -0 "$wpid" 2>/dev/null && ! grep -q done "$tmp/w.out" && running=1
+    [ -n "$tool" ] && kill -9 "$tool"
+    local wrc=0 hung=1
+    for _ in $(seq 1000); do kill -0 "$wpid" 2>/dev/null || { hung=0; break; }; sleep 0.02; done
+    [ $hung = 1 ] && kill -9 "$wpid"
+    wait "$wpid" || wrc=$?
+    wait "$cpid" 2>/dev/null
+    local left; left=$("$GRAFT" list 2>/dev/null | sed -n 's/^links: //p')
+    if [ -z "$tool" ]; then matrix "tool-killed FAIL the tool never started: $(head -c 200 "$tmp/k.err")"; unexpected=1
+    elif [ $running = 0 ]; then matrix "tool-killed FAIL the target had finished before the kill (make it longer)"; unexpected=1
+    elif [ $hung = 1 ] || [ $wrc != 0 ]; then matrix "tool-killed FAIL the target hung or failed (rc $wrc)"; unexpected=1
+    elif [ "${left:-0}" != "${before:-0}" ]; then matrix "tool-killed FAIL $left links in the registry, $before before"; unexpected=1
+    else matrix "tool-killed PASS the target ran to the end (rc 0) after the tool was killed; its links removed"; fi
+}
+tool_killed
+for k in kprobe kretprobe kfunc software hardware watchpoint; do
+    if [ ${#ONLY[@]} -eq 0 ]; then matrix "$k KERNEL-ONLY probes the kernel itself (or a PMU): nothing to run in userspace"; fi
+done
+
+[ $BENCH = 1 ] && bench_overhead bpftrace 5 Attaching bpftrace -e 'uprobe:{W}:tw_work { @c = count(); }'
+exit $unexpected

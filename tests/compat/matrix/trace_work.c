@@ -1,0 +1,129 @@
+/*
+ * trace_work.c - the workload the bpftrace and BCC matrix cases trace.
+ *
+ *   trace_work MODE N
+ *
+ * prints "ready" on stdout, waits for a line on stdin (so tracers attach
+ * first), runs MODE N times, prints "done" and exits. Everything it does
+ * is deterministic, so a tool's output on the kernel and on graft can be
+ * compared line for line. Modes:
+ *   calls  tw_work(i) and tw_leaf(i) for i < N (uprobes, uretprobes)
+ *   usdt   the USDT probes tw:tick (no semaphore) and tw:semtick (with a
+ *          semaphore; its arguments are computed only while it is set,
+ *          as real programs guard expensive probe arguments)
+ *   open   openat of /nonexistent/trace-work-I (fails, ENOENT)
+ *   sys    per i < N: stat and statfs of /nonexistent/trace-work-stat-I
+ *          (ENOENT), kill(self, 0), fdatasync of /dev/null, setuid(its
+ *          own uid), getaddrinfo("localhost") - what bpftrace's
+ *          statsnoop, killsnoop, syncsnoop, setuids, gethostlatency see
+ *   spin   N ms of busy loop (profile: samples)
+ *   wait   sleeps N ms (interval probes run meanwhile)
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sdt.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* trace_work_sem.c: the probe with a semaphore (<sys/sdt.h> gives either
+ * every probe of a file a semaphore or none). */
+extern unsigned short tw_semtick_semaphore;
+void tw_semtick(long i, long v);
+
+static volatile unsigned long sink;
+
+__attribute__((noinline)) unsigned long tw_leaf(unsigned long n)
+{
+    sink += n;
+    __asm__ volatile("" ::: "memory");
+    return n * 2;
+}
+
+__attribute__((noinline)) unsigned long tw_work(unsigned long n)
+{
+    unsigned long x = tw_leaf(n) + n;
+    __asm__ volatile("" ::: "memory");
+    return x;   /* 3n */
+}
+
+static unsigned long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|wait N\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    long n = atol(argv[2]);
+    setvbuf(stdout, NULL, _IONBF, 0);
+    printf("ready\n");
+    char line[16];
+    if (!fgets(line, sizeof(line), stdin))
+        return 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (strcmp(mode, "calls") == 0) {
+        for (long i = 0; i < n; i++)
+            sink += tw_work((unsigned long)i);
+    } else if (strcmp(mode, "usdt") == 0) {
+        for (long i = 0; i < n; i++) {
+            STAP_PROBE2(tw, tick, i, i * 10);
+            if (tw_semtick_semaphore)
+                tw_semtick(i, i * 100);
+        }
+    } else if (strcmp(mode, "open") == 0) {
+        for (long i = 0; i < n; i++) {
+            char path[64];
+            snprintf(path, sizeof(path), "/nonexistent/trace-work-%ld", i);
+            int fd = open(path, O_RDONLY);
+            if (fd >= 0)
+                close(fd);
+        }
+    } else if (strcmp(mode, "sys") == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        for (long i = 0; i < n; i++) {
+            char path[64];
+            struct stat st;
+            struct statfs sfs;
+            snprintf(path, sizeof(path), "/nonexistent/trace-work-stat-%ld", i);
+            syscall(SYS_stat, path, &st);   /* the newstat tracepoint (glibc's stat uses newfstatat) */
+            statfs(path, &sfs);
+            kill(getpid(), 0);
+            fdatasync(null);
+            if (setuid(getuid()) < 0)
+                perror("setuid");
+            struct addrinfo *ai = NULL;
+            if (getaddrinfo("localhost", NULL, NULL, &ai) == 0)
+                freeaddrinfo(ai);
+        }
+        close(null);
+    } else if (strcmp(mode, "spin") == 0) {
+        unsigned long end = now_ms() + (unsigned long)n;
+        while (now_ms() < end)
+            sink += tw_leaf(sink);
+    } else if (strcmp(mode, "wait") == 0) {
+        usleep((useconds_t)n * 1000);
+    } else {
+        fprintf(stderr, "trace_work: unknown mode %s\n", mode);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "elapsed_ns %lld\n",
+            (long long)(t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+    printf("done\n");
+    return 0;
+}
