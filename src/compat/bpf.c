@@ -17,6 +17,7 @@
 #include "compat/compat_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
@@ -157,7 +158,7 @@ static long map_create(union bpf_attr *a)
     return o->fd;
 }
 
-static size_t value_bytes(const struct cobj *m)
+size_t gc_map_value_bytes(const struct cobj *m)
 {
     uint32_t t = m->def.type;
     if (t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH)
@@ -219,7 +220,7 @@ static long map_elem(int cmd, union bpf_attr *a)
         return fail(EINVAL);
     }
     void *key = u64_ptr(a->key), *val = u64_ptr(a->value);
-    size_t vsz = value_bytes(m);
+    size_t vsz = gc_map_value_bytes(m);
     char *buf = calloc(1, vsz ? vsz : 1);
     if (!buf)
         return fail(ENOMEM);
@@ -568,6 +569,22 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     case BPF_MAP_FREEZE: {
         struct cobj *m = obj_of((int)a.map_fd, COBJ_MAP);
         rc = m ? (m->frozen = 1, 0) : not_ours((int)a.map_fd, "MAP_FREEZE");
+        break;
+    }
+    case BPF_MAP_LOOKUP_BATCH:
+    case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+    case BPF_MAP_UPDATE_BATCH:
+    case BPF_MAP_DELETE_BATCH: {
+        struct cobj *m = obj_of((int)a.batch.map_fd, COBJ_MAP);
+        if (!m || !m->map) {
+            rc = not_ours((int)a.batch.map_fd, cmd_name(cmd));
+            break;
+        }
+        rc = gc_map_batch(cmd, &a, m);
+        /* count is written back, on failure too (the kernel's copy_to_user) */
+        if (size >= offsetof(union bpf_attr, batch.count) + sizeof(a.batch.count))
+            memcpy((char *)uattr + offsetof(union bpf_attr, batch.count), &a.batch.count, sizeof(a.batch.count));
+        rc = rc < 0 ? fail((int)-rc) : 0;
         break;
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;

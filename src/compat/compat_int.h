@@ -113,6 +113,12 @@ long gc_bpf(int cmd, void *attr, unsigned int size);
 int gc_bind_perf(struct cobj *map, uint32_t idx, struct cobj *perf);
 int gc_perf_set_bpf(struct cobj *perf, int prog_fd);
 void gc_cleanup(void);
+size_t gc_map_value_bytes(const struct cobj *m);   /* a lookup's bytes (per-CPU: all CPUs) */
+
+/* batch.c: BPF_MAP_{LOOKUP,LOOKUP_AND_DELETE,UPDATE,DELETE}_BATCH on map m
+ * (attr a, under the lock); 0 or -errno, a->batch.count = elements done. */
+union bpf_attr;
+long gc_map_batch(int cmd, union bpf_attr *a, struct cobj *m);
 
 /* perf.c */
 int gc_perf_open(void *attr, int pid, int cpu, int group_fd, unsigned long flags, long *ret);

@@ -41,6 +41,11 @@ GH_FN(override_return); GH_FN(get_func_ip); GH_FN(get_attach_cookie);
 GH_FN(get_func_arg); GH_FN(get_func_ret); GH_FN(get_func_arg_cnt);
 GH_FN(get_stack); GH_FN(send_signal); GH_FN(send_signal_thread);
 
+/* h_taskimg.c */
+GH_FN(get_current_task); GH_FN(get_current_task_btf);
+/* This thread's task image (see h_taskimg.c), or NULL without memory. */
+const void *ghelper_task_image(void) GH_HIDDEN;
+
 /* h_fmt.c */
 GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 

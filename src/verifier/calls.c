@@ -4,6 +4,7 @@
  * for_each_map_elem, host-pointer rules), kfunc calls, bpf-to-bpf calls,
  * and exits from the program, a subprogram or a callback.
  */
+#include "util/task_layout.h"
 #include "verifier/env.h"
 
 /* ---- calls ---- */
@@ -571,6 +572,15 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             st->refs[st->nrefs].id = r0->id;
             st->refs[st->nrefs++].insn = (int32_t)idx;
         }
+        break;
+    case GRET_TASK_IMAGE:
+        /* the current task's image (helpers/h_taskimg.c): read-only, never
+         * NULL, bounded by the image the helper allocates */
+        memset(r0, 0, sizeof(*r0));
+        r0->type = T_MEM;
+        r0->rdonly = 1;
+        scalar_const(&r0->v, 0);
+        r0->mem_size = gtask_layout()->task_size;
         break;
     }
     st->insn = idx + 1;
