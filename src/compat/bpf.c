@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
@@ -299,12 +300,19 @@ static int prog_gtype(uint32_t t)
 static int translate_maps(struct cobj *p, const char *who)
 {
     uint8_t *code = (uint8_t *)p->insns;
+    uint32_t ksyms = 0, kfuncs = 0;
     for (uint32_t i = 0; i < p->n_insns; i++) {
         uint8_t *in = code + 8 * (size_t)i;
         uint8_t src = in[1] >> 4;
         if (in[0] == (BPF_JMP | BPF_CALL) && src == BPF_PSEUDO_KFUNC_CALL) {
-            gc_warn("BPF_PROG_LOAD %s: insn %u calls a kernel function (kfunc): not supported by graft", who, i);
-            return -EINVAL;
+            /* There are no kernel functions in userspace. The call stays
+             * (with an id no policy grants), so it is refused only if the
+             * verifier reaches it: one behind bpf_ksym_exists() (absent
+             * here, below) is dead code and pruned. */
+            int32_t none = INT32_MIN;
+            memcpy(in + 4, &none, 4);
+            kfuncs++;
+            continue;
         }
         if (in[0] != (BPF_LD | BPF_IMM | BPF_DW))
             continue;
@@ -330,13 +338,24 @@ static int translate_maps(struct cobj *p, const char *who)
             int32_t imm = (int32_t)idx;
             memcpy(in + 4, &imm, 4);
             in[1] = (uint8_t)((in[1] & 0x0f) | ((src == BPF_PSEUDO_MAP_FD ? 5 : 6) << 4));
-        } else if (src == BPF_PSEUDO_BTF_ID || src == 5 || src == 6) {
-            gc_warn("BPF_PROG_LOAD %s: insn %u: %s are not supported by graft", who, i,
-                    src == BPF_PSEUDO_BTF_ID ? "kernel variables (__ksym)" : "fd_array map references");
+        } else if (src == BPF_PSEUDO_BTF_ID) {
+            /* A kernel symbol's address (__ksym variable, or a kfunc's for
+             * bpf_ksym_exists): none exists in userspace, so it is "absent",
+             * a NULL, as libbpf makes an unresolved weak one. */
+            in[1] &= 0x0f;                      /* src_reg 0: a plain constant */
+            memset(in + 4, 0, 4);               /* imm of both halves: 0 */
+            memset(in + 12, 0, 4);
+            ksyms++;
+        } else if (src == 5 || src == 6) {
+            gc_warn("BPF_PROG_LOAD %s: insn %u: fd_array map references are not supported by graft", who, i);
             return -EINVAL;
         }
         i++;
     }
+    if (ksyms || kfuncs)
+        gc_warn_once("program %s: %u kernel symbol reference(s) (__ksym, bpf_ksym_exists) read as absent (NULL) "
+                     "and %u kfunc call(s) left to the verifier: userspace has no kernel symbols; code that "
+                     "needs them is refused (EACCES) unless it is dead", who, ksyms, kfuncs);
     return 0;
 }
 
@@ -568,7 +587,8 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     case BPF_MAP_LOOKUP_AND_DELETE_ELEM: rc = map_elem(cmd, &a); break;
     case BPF_MAP_FREEZE: {
         struct cobj *m = obj_of((int)a.map_fd, COBJ_MAP);
-        rc = m ? (m->frozen = 1, 0) : not_ours((int)a.map_fd, "MAP_FREEZE");
+        /* as the kernel: no freeze while a writable mapping exists */
+        rc = !m ? not_ours((int)a.map_fd, "MAP_FREEZE") : m->mapped_rw ? fail(EBUSY) : (m->frozen = 1, 0);
         break;
     }
     case BPF_MAP_LOOKUP_BATCH:

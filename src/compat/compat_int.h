@@ -47,6 +47,7 @@ struct cobj {
     uint32_t kernel_type;      /* the map type the tool asked for, when graft backs it by another (def.type) */
     uint32_t reg_id;           /* registry id once registered (maps, progs) */
     int frozen;
+    int mapped_rw;             /* a writable mmap was handed out: MAP_FREEZE is EBUSY */
     /* program */
     uint32_t prog_type, gtype; /* kernel's enum bpf_prog_type, loader's enum gprog_type */
     uint64_t *insns;           /* LD_IMM64 rewritten to MAP_IDX/MAP_IDX_VALUE */

@@ -136,6 +136,8 @@ TESTS=(
     "rawsyscount rawsys 300 0"
     "usdt usdt 1000 0 -b {W}"
     "rbstream emit 2000 0"
+    "taskinfo emit 100 0"     # bpf_get_current_task + CO-RE task fields; frozen .rodata prunes dead code
+    "taskinfo emit 100 0 -b"  # bpf_get_current_task_btf, a direct load
     "perfstream emit 500 1"   # 500 x 48-byte records fit one buffer: graft produces faster than any reader drains
 )
 
