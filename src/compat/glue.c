@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compat/compat.h"
+#include "helpers/helpers.h"
 #include "loader/loader.h"
 #include "runtime/load.h"
 #include "runtime/registry.h"
@@ -184,15 +185,18 @@ static int register_prog(struct greg *reg, struct cobj *p)
     tmpl.policy_tag = p->policy_tag;
     snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
     snprintf(tmpl.section, sizeof(tmpl.section), "compat/%s", gprog_type_name((enum gprog_type)p->gtype));
-    /* Kernel-function calls (bpf.c keeps them for the verifier) passed
-     * verification only because no path reaches them: the agents get a
-     * no-op in their place, since they cannot link a kfunc graft lacks. */
+    /* Kernel-function calls (bpf.c keeps them for the verifier) and calls
+     * of helpers graft lacks (libbpf's poisoned calls for unresolved weak
+     * kfuncs and failed CO-RE relocations) passed verification only because
+     * no path reaches them: the agents get a no-op in their place, since
+     * they cannot link what graft lacks. */
     struct bpf_insn *code = malloc(sizeof(*code) * p->n_insns);
     if (!code)
         return -ENOMEM;
     memcpy(code, p->insns, sizeof(*code) * p->n_insns);
     for (uint32_t i = 0; i < p->n_insns; i++)
-        if (code[i].code == (BPF_JMP | BPF_CALL) && code[i].src_reg == BPF_PSEUDO_KFUNC_CALL)
+        if (code[i].code == (BPF_JMP | BPF_CALL) &&
+            (code[i].src_reg == BPF_PSEUDO_KFUNC_CALL || (code[i].src_reg == 0 && !ghelper_proto((uint32_t)code[i].imm))))
             code[i] = (struct bpf_insn){ .code = BPF_JMP | BPF_JA };
     struct graft_err err = {0};
     int id = greg_add_prog(reg, &tmpl, code, &err);
