@@ -1042,6 +1042,37 @@ int gobj_open_file(const char *path, const struct gobj_opts *opts, struct gobj *
     return rc;
 }
 
+const void **gobj_frozen_values(const struct gobj *obj)
+{
+    const void **v = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
+        const struct gobj_map *m = &obj->maps[i];
+        if (m->kind != GOBJ_MAP_RODATA || m->def.type != GMAP_ARRAY || m->def.max_entries != 1 ||
+            !(m->def.map_flags & GMAP_F_RDONLY_PROG) || m->init_size > m->def.value_size)
+            continue;
+        uint8_t *b = calloc(1, m->def.value_size ? m->def.value_size : 1);
+        if (!b) {
+            gobj_frozen_free(v, obj->n_maps);
+            return NULL;
+        }
+        if (m->init_data)
+            memcpy(b, m->init_data, m->init_size);
+        v[i] = b;
+    }
+    return v;
+}
+
+void gobj_frozen_free(const void **vals, uint32_t n)
+{
+    if (!vals)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        free((void *)vals[i]);
+    free(vals);
+}
+
 void gobj_free(struct gobj *obj)
 {
     if (!obj)

@@ -187,6 +187,14 @@ int gobj_open_mem(const void *buf, size_t len, const char *name,
                   struct graft_err *err);
 void gobj_free(struct gobj *obj);
 
+/* The values of obj's .rodata maps as the verifier's gver_input.map_frozen
+ * (obj->n_maps entries; NULL for every other map): graft creates them with
+ * these bytes and nothing writes them afterwards (programs cannot: they are
+ * GMAP_F_RDONLY_PROG). NULL on allocation failure; free with
+ * gobj_frozen_free(). */
+const void **gobj_frozen_values(const struct gobj *obj);
+void gobj_frozen_free(const void **vals, uint32_t n);
+
 /* The program whose function name, or failing that section name, matches. */
 struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
 /* Index of the map named name, or -1. */

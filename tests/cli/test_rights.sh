@@ -22,6 +22,13 @@ check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok: $what"
 has() { grep -q -- "$1" <<<"$2"; }
 registry_empty() { "$GRAFT" list 2>/dev/null | grep -q '^programs: 0'; }
 
+echo "== graft verify: frozen .rodata decides branches (issue 17)"
+out=$("$GRAFT" verify "$B/rodata_switch0.bpf.o" 2>&1); rc=$?
+check "switch off: the dead load through a scalar is pruned, accepted (exit 0)" test $rc = 0
+out=$("$GRAFT" verify "$B/rodata_switch1.bpf.o" 2>&1); rc=$?
+check "switch on: the same load is verified and refused (exit 1)" test $rc = 1
+check "... with the verifier's reason" has "invalid mem access" "$out"
+
 echo "== graft verify: one program per right, no flags"
 out=$("$GRAFT" verify "$B/rights_all.bpf.o" 2>&1); rc=$?
 check "exit 1: some programs need rights" test $rc = 1
