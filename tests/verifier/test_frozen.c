@@ -15,6 +15,7 @@
 #include "util/task_layout.h"
 #include "verifier/verifier.h"
 #include "vm/vm.h"
+#include "vtest.h"
 
 static int failures;
 #define CHECK(c, ...)                                                          \
@@ -101,6 +102,17 @@ static void test_task_image_pointer(void)
     char prog[512];
     snprintf(prog, sizeof(prog), "call 158\nldxw r0, [r0+%d]\nexit\n", L->tgid);
     CHECK(verdict(prog, NULL, NULL, why, sizeof(why)) == 1, "read task->tgid: %s", why);
+    /* the checked interpreter runs it: every load inside the image */
+    struct bpf_insn *p;
+    uint32_t n;
+    struct graft_err err = {0};
+    char msg[256] = "";
+    snprintf(prog, sizeof(prog), "call 158\nldxw r1, [r0+%d]\nldxdw r2, [r0+%d]\nldxb r0, [r0+%u]\nexit\n",
+             L->tgid, L->real_parent, L->task_size - 1);
+    CHECK(verdict(prog, NULL, NULL, why, sizeof(why)) == 1, "reads up to the image's last byte: %s", why);
+    CHECK(gvm_asm(prog, &p, &n, &err) == 0 && vt_run_checked(p, n, NULL, 0, 64, 4, 1, msg, sizeof(msg)) == 0,
+          "checked run: %s", msg);
+    free(p);
     snprintf(prog, sizeof(prog), "call 158\nstw [r0+%d], 1\nmov r0, 0\nexit\n", L->tgid);
     CHECK(verdict(prog, NULL, NULL, why, sizeof(why)) == 0 && strstr(why, "read-only"), "store refused: %s", why);
     snprintf(prog, sizeof(prog), "call 158\nldxw r0, [r0+%u]\nexit\n", L->task_size);
