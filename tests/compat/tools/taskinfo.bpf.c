@@ -6,7 +6,8 @@
  * Two read-only switches are set by the loader before load and frozen: the
  * verifier must take them as constants. `use_btf` picks the helper; `never`
  * guards code the verifier would refuse: it must prune it. A weak kernel
- * symbol that does not exist reads as absent. */
+ * symbol that does not exist reads as absent, and a field no kernel has
+ * leaves a poisoned call in dead code. */
 #include "common.bpf.h"
 #include <stdbool.h>
 #include <bpf/bpf_core_read.h>
@@ -27,6 +28,9 @@ struct task_struct {
     const struct cred *cred;
     struct nsproxy *nsproxy;
 } __attribute__((preserve_access_index));
+
+/* a field no kernel has: libbpf turns its read into a poisoned call */
+struct task_struct___graft { int graft_no_such_field; } __attribute__((preserve_access_index));
 
 const volatile bool use_btf = false;
 const volatile bool never = false;
@@ -88,6 +92,10 @@ int BPF_KPROBE(on_emit)
     r->ppid = BPF_CORE_READ(t, real_parent, tgid);
     r->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
     r->ksym_absent = !bpf_ksym_exists(&graft_test_no_such_symbol);
+    /* dead (the field is absent): libbpf poisons the read with a call of a
+     * helper that does not exist, which the agents must never be given */
+    if (bpf_core_field_exists(((struct task_struct___graft *)t)->graft_no_such_field))
+        r->hits += BPF_CORE_READ((struct task_struct___graft *)t, graft_no_such_field);
     if (never)          /* dead: a load through a scalar, refused if verified */
         r->hits += *(volatile __u32 *)(long)bpf_get_prandom_u32();
     return 0;
