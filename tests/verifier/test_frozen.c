@@ -5,9 +5,11 @@
  * bpf_get_current_task_btf returns is read-only memory of the task image's
  * size, whose pointer fields are scalars.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "helpers/helpers.h"
@@ -177,6 +179,49 @@ static void test_task_image_values(void)
     CHECK(mnt && want && rd32(mnt, L->ns_inum[GTASK_NS_MNT]) == (uint32_t)want, "nsproxy->mnt_ns->ns.inum %lu", want);
 }
 
+struct thread_view {
+    uint32_t pid, tgid, leader_tgid;
+    char comm[16], leader_comm[16];
+    int leader_is_self;
+};
+
+static void *thread_main(void *arg)
+{
+    struct thread_view *v = arg;
+    const struct gtask_layout *L = gtask_layout();
+    prctl(PR_SET_NAME, "graft-worker");
+    const uint8_t *task = (const uint8_t *)(uintptr_t)ghelper_table()[35](0, 0, 0, 0, 0);
+    if (!task)
+        return NULL;
+    v->pid = rd32(task, L->pid);
+    v->tgid = rd32(task, L->tgid);
+    memcpy(v->comm, task + L->comm, 16);
+    const uint8_t *leader = rdptr(task, L->group_leader);
+    v->leader_is_self = leader == task;
+    if (leader) {
+        v->leader_tgid = rd32(leader, L->pid);
+        memcpy(v->leader_comm, leader + L->comm, 16);
+    }
+    return NULL;
+}
+
+/* Another thread: its own image, pid = its tid, the main thread as leader. */
+static void test_task_image_thread(void)
+{
+    struct thread_view v;
+    memset(&v, 0, sizeof(v));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, thread_main, &v) == 0, "pthread_create");
+    pthread_join(th, NULL);
+    char main_comm[16] = "";
+    prctl(PR_GET_NAME, main_comm);
+    CHECK(v.tgid == (uint32_t)getpid() && v.pid != v.tgid && v.pid != 0, "thread: pid %u (its tid), tgid %u", v.pid,
+          v.tgid);
+    CHECK(!strcmp(v.comm, "graft-worker"), "thread comm '%s'", v.comm);
+    CHECK(!v.leader_is_self && v.leader_tgid == (uint32_t)getpid() && !strcmp(v.leader_comm, main_comm),
+          "group_leader: the main thread (pid %u, comm '%s')", v.leader_tgid, v.leader_comm);
+}
+
 /* The layout reader refuses what is not BTF instead of guessing. */
 static void test_layout_reader(void)
 {
@@ -206,6 +251,7 @@ int main(void)
     test_frozen_rodata();
     test_task_image_pointer();
     test_task_image_values();
+    test_task_image_thread();
     test_layout_reader();
     if (failures) {
         printf("%d failures\n", failures);
