@@ -30,6 +30,11 @@
  * image is allocated GTASK_IMAGE_MAX bytes whatever the layout says, so no
  * verified load leaves it.
  *
+ * bpf_probe_read_kernel[_str] read these images and nothing else (-EFAULT
+ * elsewhere, as the kernel for a user address), so BPF_CORE_READ(task, ...)
+ * works in programs graft loads itself; under `graft compat` libbpf turns
+ * those helpers into bpf_probe_read[_str] (see compat/glue.c).
+ *
  * Cost: the images are refreshed at most every REFRESH_NS per thread (a few
  * /proc reads); in between a call is a TLS load and a coarse clock read.
  */
@@ -158,7 +163,7 @@ static void read_stat(const char *path, struct stat_info *si)
 static void fill_task(uint8_t *img, const struct gtask_layout *L, uint32_t pid, uint32_t tgid,
                       const struct stat_info *si, const char *comm)
 {
-    memset(img, 0, GTASK_IMAGE_MAX);
+    memset(img, 0, L->task_size);        /* the rest stays zero from mmap */
     put32(img, L->pid, pid);
     put32(img, L->tgid, tgid);
     if (L->comm >= 0)
@@ -257,6 +262,17 @@ const void *ghelper_task_image(void)
         im->refreshed_at = now ? now : 1;
     }
     return im->task;
+}
+
+/* [src, src + size) lies inside this thread's images: the only "kernel
+ * memory" bpf_probe_read_kernel[_str] may read (h_mem.c). */
+int ghelper_task_image_holds(const void *src, uint64_t size)
+{
+    const struct task_images *im = t_img;
+    if (!im)
+        return 0;
+    uintptr_t lo = (uintptr_t)im->task, hi = (uintptr_t)(im->ns + GTASK_NS_N), a = (uintptr_t)src;
+    return a >= lo && a <= hi && size <= hi - a;
 }
 
 GH_FN(get_current_task)

@@ -45,6 +45,8 @@ GH_FN(get_stack); GH_FN(send_signal); GH_FN(send_signal_thread);
 GH_FN(get_current_task); GH_FN(get_current_task_btf);
 /* This thread's task image (see h_taskimg.c), or NULL without memory. */
 const void *ghelper_task_image(void) GH_HIDDEN;
+/* [src, src + size) is inside this thread's task images. */
+int ghelper_task_image_holds(const void *src, uint64_t size) GH_HIDDEN;
 
 /* h_fmt.c */
 GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
