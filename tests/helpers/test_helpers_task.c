@@ -42,6 +42,7 @@ static void test_registry(void)
         { "get_func_ret", 184 }, { "get_func_arg_cnt", 185 },
         { "send_signal", 109 }, { "send_signal_thread", 117 },
         { "current_task_under_cgroup", 37 },
+        { "get_current_task", 35 }, { "get_current_task_btf", 158 },
     };
     const gvm_helper_fn *table = ghelper_table();
     int count = 0;
@@ -65,6 +66,7 @@ static void test_registry(void)
     CHECK(ghelper_proto(0) == NULL && ghelper_proto(9999) == NULL);
 
     /* Spot-check prototypes the verifier relies on. */
+    CHECK(ghelper_proto(35)->ret == GRET_INTEGER && ghelper_proto(158)->ret == GRET_TASK_IMAGE);
     const struct ghelper_proto *p = ghelper_proto(1);
     CHECK(p->ret == GRET_MAP_VALUE_OR_NULL && p->args[0] == GARG_CONST_MAP_PTR &&
           p->args[1] == GARG_PTR_TO_MAP_KEY && p->args[2] == GARG_NONE);
