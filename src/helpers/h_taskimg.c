@@ -67,8 +67,13 @@ static __thread struct task_images *t_img;
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+/* Thread exit (pthread key destructor, run in the exiting thread): hooks
+ * may still run later in this thread (its last syscalls), so t_img is
+ * cleared first and a later call maps fresh images instead of writing
+ * into unmapped memory. */
 static void free_images(void *p)
 {
+    t_img = NULL;
     if (p)
         munmap(p, sizeof(struct task_images));
 }

@@ -180,10 +180,20 @@ static void test_task_image_values(void)
 }
 
 struct thread_view {
-    uint32_t pid, tgid, leader_tgid;
+    uint32_t pid, tgid, leader_tgid, tgid_at_exit;
     char comm[16], leader_comm[16];
     int leader_is_self;
 };
+
+/* A hook may run in a thread after its TLS destructors (its last
+ * syscalls): the helper must not touch the images it freed there. */
+static pthread_key_t g_late_key;
+static void late_destructor(void *arg)
+{
+    struct thread_view *v = arg;
+    const uint8_t *task = (const uint8_t *)(uintptr_t)ghelper_table()[35](0, 0, 0, 0, 0);
+    v->tgid_at_exit = task ? rd32(task, gtask_layout()->tgid) : 0;
+}
 
 static void *thread_main(void *arg)
 {
@@ -198,6 +208,7 @@ static void *thread_main(void *arg)
     memcpy(v->comm, task + L->comm, 16);
     const uint8_t *leader = rdptr(task, L->group_leader);
     v->leader_is_self = leader == task;
+    pthread_setspecific(g_late_key, v);
     if (leader) {
         v->leader_tgid = rd32(leader, L->pid);
         memcpy(v->leader_comm, leader + L->comm, 16);
@@ -211,6 +222,9 @@ static void test_task_image_thread(void)
     struct thread_view v;
     memset(&v, 0, sizeof(v));
     pthread_t th;
+    /* created after the helpers' own key (the main thread called them
+     * already), so glibc runs this destructor after theirs */
+    CHECK(pthread_key_create(&g_late_key, late_destructor) == 0, "key");
     CHECK(pthread_create(&th, NULL, thread_main, &v) == 0, "pthread_create");
     pthread_join(th, NULL);
     char main_comm[16] = "";
@@ -220,6 +234,8 @@ static void test_task_image_thread(void)
     CHECK(!strcmp(v.comm, "graft-worker"), "thread comm '%s'", v.comm);
     CHECK(!v.leader_is_self && v.leader_tgid == (uint32_t)getpid() && !strcmp(v.leader_comm, main_comm),
           "group_leader: the main thread (pid %u, comm '%s')", v.leader_tgid, v.leader_comm);
+    CHECK(v.tgid_at_exit == (uint32_t)getpid(), "after the thread's destructors: fresh images (tgid %u)",
+          v.tgid_at_exit);
 }
 
 /* The layout reader refuses what is not BTF instead of guessing. */
