@@ -429,8 +429,10 @@ void *gc_mmap(struct cobj *o, void *addr, size_t len, int prot, int flags, off_t
         }
         if (o->frozen)
             return frozen_copy(o, values, stride, len);
-        if (prot & PROT_WRITE)
-            o->mapped_rw = 1;
+        /* the view handed out is writable memory whatever prot says: a
+         * later freeze could not keep its values constant (EBUSY, as the
+         * kernel answers while a writable mapping exists) */
+        o->mapped_rw = 1;
         return values;
     }
     if (o->kind == COBJ_PERF && o->perf_kind == CPERF_OUTPUT) {
