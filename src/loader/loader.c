@@ -1073,6 +1073,45 @@ void gobj_frozen_free(const void **vals, uint32_t n)
     free(vals);
 }
 
+uint32_t gobj_absent_weak_externs(struct gobj *obj)
+{
+    uint32_t n = 0;
+    for (uint32_t x = 0; x < obj->n_externs; x++) {
+        struct gobj_extern *e = &obj->externs[x];
+        if (!e->weak || e->kind == GOBJ_EXTERN_KCONFIG)
+            continue;
+        for (uint32_t u = 0; u < e->n_uses; u++) {
+            if (e->uses[u].prog >= obj->n_progs)
+                continue;
+            struct gobj_prog *p = &obj->progs[e->uses[u].prog];
+            uint32_t i = e->uses[u].insn;
+            if (!p->insns || i >= p->n_insns || p->insns[i].imm != (int32_t)x)
+                continue;
+            struct bpf_insn *in = &p->insns[i];
+            if (bpf_is_ld_imm64(in) && in->src_reg == BPF_PSEUDO_BTF_ID && i + 1 < p->n_insns) {
+                in->src_reg = 0;
+                in->imm = 0;
+                in[1].imm = 0;
+                n++;
+            } else if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_KFUNC_CALL) {
+                in->src_reg = 0;
+                in->imm = 0;            /* helper 0 exists nowhere */
+                in->off = 0;
+                n++;
+            }
+        }
+        e->n_uses = 0;                  /* nothing refers to it any more */
+    }
+    return n;
+}
+
+void gobj_prog_drop_unreached_calls(struct gobj_prog *prog)
+{
+    for (uint32_t i = 0; prog->insns && i < prog->n_insns; i++)
+        if (prog->insns[i].code == (BPF_JMP | BPF_CALL) && prog->insns[i].src_reg == 0 && prog->insns[i].imm == 0)
+            prog->insns[i] = (struct bpf_insn){ .code = BPF_JMP | BPF_JA };
+}
+
 void gobj_free(struct gobj *obj)
 {
     if (!obj)

@@ -195,6 +195,16 @@ void gobj_free(struct gobj *obj);
 const void **gobj_frozen_values(const struct gobj *obj);
 void gobj_frozen_free(const void **vals, uint32_t n);
 
+/* Without an EIM class nothing grants host symbols, so weak __ksym / kfunc
+ * externs are absent, as libbpf makes an unresolved weak one: each load of
+ * one's address becomes the constant 0 (bpf_ksym_exists() is false) and
+ * each call of one a call of helper 0, which the verifier refuses if a
+ * path reaches it. Returns how many uses were rewritten. */
+uint32_t gobj_absent_weak_externs(struct gobj *obj);
+/* After prog was accepted: its helper-0 calls are unreachable (verified),
+ * so they become no-ops the VM can load. */
+void gobj_prog_drop_unreached_calls(struct gobj_prog *prog);
+
 /* The program whose function name, or failing that section name, matches. */
 struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
 /* Index of the map named name, or -1. */

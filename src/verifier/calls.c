@@ -283,7 +283,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     uint32_t id = (uint32_t)in->imm;
     struct vstate *st = e->cur;
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
-        return reject(e, "helper call #%d is not allowed by the policy", in->imm);
+        return reject(e, in->imm == 0 ? "call of an absent function (helper #0: a weak __ksym/kfunc nothing "
+                                        "grants, or libbpf's unresolved one); guard it with bpf_ksym_exists()"
+                                      : "helper call #%d is not allowed by the policy", in->imm);
     const struct ghelper_proto *pr = e->proto(id);
     if (!pr)
         return reject(e, "unknown helper #%u", id);
