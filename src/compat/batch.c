@@ -132,7 +132,7 @@ static int delete_batch(struct cobj *m, const union bpf_attr *a, uint32_t *count
 
 long gc_map_batch(int cmd, union bpf_attr *a, struct cobj *m)
 {
-    if (!is_kv_map(m->def.type)) {
+    if (!is_kv_map(m->def.type) || m->kernel_type) {   /* stack trace, cgroup arrays: per element only */
         gc_warn_once("batch operations on map %s (type %u): not supported by graft", m->name, m->def.type);
         a->batch.count = 0;
         return -EINVAL;

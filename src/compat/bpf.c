@@ -92,10 +92,25 @@ static int map_type_supported(uint32_t t)
 
 static long map_create(union bpf_attr *a)
 {
+    /* A stack trace map is an array of stacks (u64 return addresses),
+     * filled by bpf_get_stackid with user stacks by frame pointers
+     * (helpers/h_stack.c); an all-zero slot is an empty one. */
+    uint32_t kernel_type = 0;
     if (a->map_type == BPF_MAP_TYPE_STACK_TRACE) {
-        gc_warn_once("BPF_MAP_CREATE: stack trace maps (type 7, for bpf_get_stackid) are not supported by graft: "
-                     "it does not collect stacks");
-        return fail(EINVAL);
+        if (a->key_size != 4 || a->value_size < 8 || a->value_size % 8 || a->value_size / 8 > 127 ||
+            !a->max_entries || (a->map_flags & ~(uint32_t)(BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY |
+                                                           BPF_F_STACK_BUILD_ID))) {
+            gc_warn_once("BPF_MAP_CREATE: stack trace map: key 4 bytes, value a multiple of 8 up to 127 frames");
+            return fail(EINVAL);
+        }
+        if (a->map_flags & BPF_F_STACK_BUILD_ID) {
+            gc_warn_once("BPF_MAP_CREATE: stack trace map with build ids (BPF_F_STACK_BUILD_ID): not supported by "
+                         "graft (addresses only)");
+            return fail(EINVAL);
+        }
+        kernel_type = a->map_type;
+        a->map_type = BPF_MAP_TYPE_ARRAY;
+        a->map_flags = 0;
     }
     /* A cgroup array holds cgroup descriptors for
      * bpf_current_task_under_cgroup, the helper behind tools' -c/--cgroup
@@ -103,7 +118,6 @@ static long map_create(union bpf_attr *a)
      * creates it (an array of u32, empty); filling it, or loading a program
      * that calls the helper, fails with a line saying so: a cgroup filter
      * never silently passes everything. */
-    uint32_t kernel_type = 0;
     if (a->map_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
         if (a->key_size != 4 || a->value_size != 4)
             return fail(EINVAL);
@@ -211,6 +225,63 @@ static int prog_array_set(struct cobj *m, const void *key, const void *pfd)
     return gmap_update_copy(m->map, &idx, &id, GMAP_ANY);
 }
 
+/* A stack trace map from the tool's side: empty (all-zero) slots do not
+ * exist; bpf_get_stackid alone stores stacks (update EINVAL); delete
+ * empties a slot. */
+static int stack_slot(struct cobj *m, uint32_t id, uint64_t *buf)
+{
+    if (id >= m->def.max_entries)
+        return -ENOENT;
+    int rc = gmap_lookup_copy(m->map, &id, buf);
+    if (rc < 0)
+        return rc;
+    return buf[0] ? 0 : -ENOENT;
+}
+
+static long stack_map_elem(struct cobj *m, int cmd, union bpf_attr *a)
+{
+    uint64_t *buf = calloc(1, m->def.value_size);
+    if (!buf)
+        return fail(ENOMEM);
+    uint32_t id = 0;
+    if (a->key)
+        memcpy(&id, u64_ptr(a->key), 4);
+    int rc;
+    switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+        rc = stack_slot(m, id, buf);
+        if (rc == 0)
+            memcpy(u64_ptr(a->value), buf, m->def.value_size);
+        break;
+    case BPF_MAP_DELETE_ELEM:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+        rc = stack_slot(m, id, buf);
+        if (rc == 0 && cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM)
+            memcpy(u64_ptr(a->value), buf, m->def.value_size);
+        if (rc == 0) {
+            memset(buf, 0, m->def.value_size);
+            rc = gmap_update_copy(m->map, &id, buf, GMAP_ANY);
+        }
+        break;
+    case BPF_MAP_GET_NEXT_KEY: {
+        uint32_t from = a->key && id < m->def.max_entries ? id + 1 : 0;
+        rc = -ENOENT;
+        for (uint32_t i = from; i < m->def.max_entries; i++)
+            if (stack_slot(m, i, buf) == 0) {
+                memcpy(u64_ptr(a->next_key), &i, 4);
+                rc = 0;
+                break;
+            }
+        break;
+    }
+    default:
+        rc = -EINVAL;           /* stacks are stored by bpf_get_stackid only */
+        break;
+    }
+    free(buf);
+    return rc < 0 ? fail(-rc) : 0;
+}
+
 static long map_elem(int cmd, union bpf_attr *a)
 {
     struct cobj *m = obj_of((int)a->map_fd, COBJ_MAP);
@@ -220,6 +291,8 @@ static long map_elem(int cmd, union bpf_attr *a)
         gc_warn_once("%s on ring buffer %s: not supported (as in the kernel)", cmd_name(cmd), m->name);
         return fail(EINVAL);
     }
+    if (m->kernel_type == BPF_MAP_TYPE_STACK_TRACE)
+        return stack_map_elem(m, cmd, a);
     void *key = u64_ptr(a->key), *val = u64_ptr(a->value);
     size_t vsz = gc_map_value_bytes(m);
     char *buf = calloc(1, vsz ? vsz : 1);

@@ -27,7 +27,9 @@ GH_FN(probe_write_user);
 /* h_maps.c */
 GH_FN(map_lookup_elem); GH_FN(map_update_elem); GH_FN(map_delete_elem);
 GH_FN(map_push_elem); GH_FN(map_pop_elem); GH_FN(map_peek_elem);
-GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(get_stackid); GH_FN(current_task_under_cgroup);
+GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(current_task_under_cgroup);
+/* h_stack.c */
+GH_FN(get_stackid);
 GH_FN(ringbuf_output); GH_FN(ringbuf_reserve); GH_FN(ringbuf_submit);
 GH_FN(ringbuf_discard); GH_FN(ringbuf_query);
 GH_FN(spin_lock); GH_FN(spin_unlock);
@@ -55,5 +57,8 @@ GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 const char *gh_comm(void) GH_HIDDEN;
 uint32_t gh_tid(void) GH_HIDDEN;
 uint32_t gh_tgid(void) GH_HIDDEN;
+/* The user stack at regs by frame pointers: up to max return addresses
+ * after skipping skip frames (regs->ip first). */
+uint32_t gh_user_stack(const struct graft_pt_regs *regs, uint64_t *ips, uint32_t max, uint32_t skip) GH_HIDDEN;
 
 #endif
