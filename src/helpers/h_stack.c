@@ -44,11 +44,14 @@ GH_FN(get_stackid)
 {
     struct gmap *map = (struct gmap *)(uintptr_t)r2;
     uint64_t flags = r3;
-    const struct gmap_def *d = gmap_get_def(map);
+    const struct gmap_def *d;
 
     if (flags & ~(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP | BPF_F_REUSE_STACKID))
         return GH_ERR(-EINVAL);
-    if (!d || d->type != GMAP_ARRAY || d->key_size != 4 || d->value_size % 8 || d->value_size == 0 ||
+    if (!map)
+        return GH_ERR(-EINVAL);
+    d = gmap_get_def(map);
+    if (d->type != GMAP_ARRAY || d->key_size != 4 || d->value_size % 8 || d->value_size == 0 ||
         (d->map_flags & GMAP_F_RDONLY_PROG))
         return GH_ERR(-EINVAL);
     const struct graft_pt_regs *regs = ghelper_run_state()->regs;
