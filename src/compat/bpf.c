@@ -17,6 +17,8 @@
 #include "compat/compat_int.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
@@ -90,10 +92,25 @@ static int map_type_supported(uint32_t t)
 
 static long map_create(union bpf_attr *a)
 {
+    /* A stack trace map is an array of stacks (u64 return addresses),
+     * filled by bpf_get_stackid with user stacks by frame pointers
+     * (helpers/h_stack.c); an all-zero slot is an empty one. */
+    uint32_t kernel_type = 0;
     if (a->map_type == BPF_MAP_TYPE_STACK_TRACE) {
-        gc_warn_once("BPF_MAP_CREATE: stack trace maps (type 7, for bpf_get_stackid) are not supported by graft: "
-                     "it does not collect stacks");
-        return fail(EINVAL);
+        if (a->key_size != 4 || a->value_size < 8 || a->value_size % 8 || a->value_size / 8 > 127 ||
+            !a->max_entries || (a->map_flags & ~(uint32_t)(BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY |
+                                                           BPF_F_STACK_BUILD_ID))) {
+            gc_warn_once("BPF_MAP_CREATE: stack trace map: key 4 bytes, value a multiple of 8 up to 127 frames");
+            return fail(EINVAL);
+        }
+        if (a->map_flags & BPF_F_STACK_BUILD_ID) {
+            gc_warn_once("BPF_MAP_CREATE: stack trace map with build ids (BPF_F_STACK_BUILD_ID): not supported by "
+                         "graft (addresses only)");
+            return fail(EINVAL);
+        }
+        kernel_type = a->map_type;
+        a->map_type = BPF_MAP_TYPE_ARRAY;
+        a->map_flags = 0;
     }
     /* A cgroup array holds cgroup descriptors for
      * bpf_current_task_under_cgroup, the helper behind tools' -c/--cgroup
@@ -101,7 +118,6 @@ static long map_create(union bpf_attr *a)
      * creates it (an array of u32, empty); filling it, or loading a program
      * that calls the helper, fails with a line saying so: a cgroup filter
      * never silently passes everything. */
-    uint32_t kernel_type = 0;
     if (a->map_type == BPF_MAP_TYPE_CGROUP_ARRAY) {
         if (a->key_size != 4 || a->value_size != 4)
             return fail(EINVAL);
@@ -157,7 +173,7 @@ static long map_create(union bpf_attr *a)
     return o->fd;
 }
 
-static size_t value_bytes(const struct cobj *m)
+size_t gc_map_value_bytes(const struct cobj *m)
 {
     uint32_t t = m->def.type;
     if (t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH)
@@ -209,6 +225,63 @@ static int prog_array_set(struct cobj *m, const void *key, const void *pfd)
     return gmap_update_copy(m->map, &idx, &id, GMAP_ANY);
 }
 
+/* A stack trace map from the tool's side: empty (all-zero) slots do not
+ * exist; bpf_get_stackid alone stores stacks (update EINVAL); delete
+ * empties a slot. */
+static int stack_slot(struct cobj *m, uint32_t id, uint64_t *buf)
+{
+    if (id >= m->def.max_entries)
+        return -ENOENT;
+    int rc = gmap_lookup_copy(m->map, &id, buf);
+    if (rc < 0)
+        return rc;
+    return buf[0] ? 0 : -ENOENT;
+}
+
+static long stack_map_elem(struct cobj *m, int cmd, union bpf_attr *a)
+{
+    uint64_t *buf = calloc(1, m->def.value_size);
+    if (!buf)
+        return fail(ENOMEM);
+    uint32_t id = 0;
+    if (a->key)
+        memcpy(&id, u64_ptr(a->key), 4);
+    int rc;
+    switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+        rc = stack_slot(m, id, buf);
+        if (rc == 0)
+            memcpy(u64_ptr(a->value), buf, m->def.value_size);
+        break;
+    case BPF_MAP_DELETE_ELEM:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+        rc = stack_slot(m, id, buf);
+        if (rc == 0 && cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM)
+            memcpy(u64_ptr(a->value), buf, m->def.value_size);
+        if (rc == 0) {
+            memset(buf, 0, m->def.value_size);
+            rc = gmap_update_copy(m->map, &id, buf, GMAP_ANY);
+        }
+        break;
+    case BPF_MAP_GET_NEXT_KEY: {
+        uint32_t from = a->key && id < m->def.max_entries ? id + 1 : 0;
+        rc = -ENOENT;
+        for (uint32_t i = from; i < m->def.max_entries; i++)
+            if (stack_slot(m, i, buf) == 0) {
+                memcpy(u64_ptr(a->next_key), &i, 4);
+                rc = 0;
+                break;
+            }
+        break;
+    }
+    default:
+        rc = -EINVAL;           /* stacks are stored by bpf_get_stackid only */
+        break;
+    }
+    free(buf);
+    return rc < 0 ? fail(-rc) : 0;
+}
+
 static long map_elem(int cmd, union bpf_attr *a)
 {
     struct cobj *m = obj_of((int)a->map_fd, COBJ_MAP);
@@ -218,8 +291,10 @@ static long map_elem(int cmd, union bpf_attr *a)
         gc_warn_once("%s on ring buffer %s: not supported (as in the kernel)", cmd_name(cmd), m->name);
         return fail(EINVAL);
     }
+    if (m->kernel_type == BPF_MAP_TYPE_STACK_TRACE)
+        return stack_map_elem(m, cmd, a);
     void *key = u64_ptr(a->key), *val = u64_ptr(a->value);
-    size_t vsz = value_bytes(m);
+    size_t vsz = gc_map_value_bytes(m);
     char *buf = calloc(1, vsz ? vsz : 1);
     if (!buf)
         return fail(ENOMEM);
@@ -299,12 +374,19 @@ static int prog_gtype(uint32_t t)
 static int translate_maps(struct cobj *p, const char *who)
 {
     uint8_t *code = (uint8_t *)p->insns;
+    uint32_t ksyms = 0, kfuncs = 0;
     for (uint32_t i = 0; i < p->n_insns; i++) {
         uint8_t *in = code + 8 * (size_t)i;
         uint8_t src = in[1] >> 4;
         if (in[0] == (BPF_JMP | BPF_CALL) && src == BPF_PSEUDO_KFUNC_CALL) {
-            gc_warn("BPF_PROG_LOAD %s: insn %u calls a kernel function (kfunc): not supported by graft", who, i);
-            return -EINVAL;
+            /* There are no kernel functions in userspace. The call stays
+             * (with an id no policy grants), so it is refused only if the
+             * verifier reaches it: one behind bpf_ksym_exists() (absent
+             * here, below) is dead code and pruned. */
+            int32_t none = INT32_MIN;
+            memcpy(in + 4, &none, 4);
+            kfuncs++;
+            continue;
         }
         if (in[0] != (BPF_LD | BPF_IMM | BPF_DW))
             continue;
@@ -330,13 +412,24 @@ static int translate_maps(struct cobj *p, const char *who)
             int32_t imm = (int32_t)idx;
             memcpy(in + 4, &imm, 4);
             in[1] = (uint8_t)((in[1] & 0x0f) | ((src == BPF_PSEUDO_MAP_FD ? 5 : 6) << 4));
-        } else if (src == BPF_PSEUDO_BTF_ID || src == 5 || src == 6) {
-            gc_warn("BPF_PROG_LOAD %s: insn %u: %s are not supported by graft", who, i,
-                    src == BPF_PSEUDO_BTF_ID ? "kernel variables (__ksym)" : "fd_array map references");
+        } else if (src == BPF_PSEUDO_BTF_ID) {
+            /* A kernel symbol's address (__ksym variable, or a kfunc's for
+             * bpf_ksym_exists): none exists in userspace, so it is "absent",
+             * a NULL, as libbpf makes an unresolved weak one. */
+            in[1] &= 0x0f;                      /* src_reg 0: a plain constant */
+            memset(in + 4, 0, 4);               /* imm of both halves: 0 */
+            memset(in + 12, 0, 4);
+            ksyms++;
+        } else if (src == 5 || src == 6) {
+            gc_warn("BPF_PROG_LOAD %s: insn %u: fd_array map references are not supported by graft", who, i);
             return -EINVAL;
         }
         i++;
     }
+    if (ksyms || kfuncs)
+        gc_warn_once("program %s: %u kernel symbol reference(s) (__ksym, bpf_ksym_exists) read as absent (NULL) "
+                     "and %u kfunc call(s) left to the verifier: userspace has no kernel symbols; code that "
+                     "needs them is refused (EACCES) unless it is dead", who, ksyms, kfuncs);
     return 0;
 }
 
@@ -583,7 +676,24 @@ long gc_bpf(int cmd, void *uattr, unsigned int size)
     case BPF_MAP_LOOKUP_AND_DELETE_ELEM: rc = map_elem(cmd, &a); break;
     case BPF_MAP_FREEZE: {
         struct cobj *m = obj_of((int)a.map_fd, COBJ_MAP);
-        rc = m ? (m->frozen = 1, 0) : not_ours((int)a.map_fd, "MAP_FREEZE");
+        /* as the kernel: no freeze while a writable mapping exists */
+        rc = !m ? not_ours((int)a.map_fd, "MAP_FREEZE") : m->mapped_rw ? fail(EBUSY) : (m->frozen = 1, 0);
+        break;
+    }
+    case BPF_MAP_LOOKUP_BATCH:
+    case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+    case BPF_MAP_UPDATE_BATCH:
+    case BPF_MAP_DELETE_BATCH: {
+        struct cobj *m = obj_of((int)a.batch.map_fd, COBJ_MAP);
+        if (!m || !m->map) {
+            rc = not_ours((int)a.batch.map_fd, cmd_name(cmd));
+            break;
+        }
+        rc = gc_map_batch(cmd, &a, m);
+        /* count is written back, on failure too (the kernel's copy_to_user) */
+        if (size >= offsetof(union bpf_attr, batch.count) + sizeof(a.batch.count))
+            memcpy((char *)uattr + offsetof(union bpf_attr, batch.count), &a.batch.count, sizeof(a.batch.count));
+        rc = rc < 0 ? fail((int)-rc) : 0;
         break;
     }
     case BPF_PROG_LOAD: rc = prog_load(&a); break;

@@ -47,6 +47,7 @@ struct cobj {
     uint32_t kernel_type;      /* the map type the tool asked for, when graft backs it by another (def.type) */
     uint32_t reg_id;           /* registry id once registered (maps, progs) */
     int frozen;
+    int mapped_rw;             /* a writable mmap was handed out: MAP_FREEZE is EBUSY */
     /* program */
     uint32_t prog_type, gtype; /* kernel's enum bpf_prog_type, loader's enum gprog_type */
     uint64_t *insns;           /* LD_IMM64 rewritten to MAP_IDX/MAP_IDX_VALUE */
@@ -142,6 +143,12 @@ long gc_bpf(int cmd, void *attr, unsigned int size);
 int gc_bind_perf(struct cobj *map, uint32_t idx, struct cobj *perf);
 int gc_perf_set_bpf(struct cobj *perf, int prog_fd);
 void gc_cleanup(void);
+size_t gc_map_value_bytes(const struct cobj *m);   /* a lookup's bytes (per-CPU: all CPUs) */
+
+/* batch.c: BPF_MAP_{LOOKUP,LOOKUP_AND_DELETE,UPDATE,DELETE}_BATCH on map m
+ * (attr a, under the lock); 0 or -errno, a->batch.count = elements done. */
+union bpf_attr;
+long gc_map_batch(int cmd, union bpf_attr *a, struct cobj *m);
 
 /* perf.c */
 int gc_perf_open(void *attr, int pid, int cpu, int group_fd, unsigned long flags, long *ret);

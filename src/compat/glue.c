@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compat/compat.h"
+#include "helpers/helpers.h"
 #include "loader/loader.h"
 #include "runtime/load.h"
 #include "runtime/registry.h"
@@ -110,14 +111,33 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
     struct gmap_def defs[GC_PROG_MAPS];
     for (uint32_t i = 0; i < p->n_maps; i++)
         defs[i] = p->maps[i]->def;
+    /* Frozen read-only maps (.rodata after libbpf's BPF_MAP_FREEZE) are
+     * constants to the verifier, as in the kernel: nothing can change them
+     * any more (updates EPERM, freeze refused while a writable mapping
+     * exists, later mappings read-only copies: bpf.c, perf.c). */
+    const void *frozen[GC_PROG_MAPS] = { 0 };
+    void *frozen_copy[GC_PROG_MAPS] = { 0 };
+    for (uint32_t i = 0; i < p->n_maps; i++) {
+        struct cobj *m = p->maps[i];
+        if (!m->frozen || m->def.type != GMAP_ARRAY || m->def.max_entries != 1 ||
+            !(m->def.map_flags & GMAP_F_RDONLY_PROG))
+            continue;
+        uint32_t key = 0;
+        frozen_copy[i] = malloc(m->def.value_size ? m->def.value_size : 1);
+        if (frozen_copy[i] && gmap_lookup_copy(m->map, &key, frozen_copy[i]) == 0)
+            frozen[i] = frozen_copy[i];
+    }
     struct gver_input in = {
         .insns = (const struct bpf_insn *)p->insns, .n = p->n_insns,
         .maps = defs, .n_maps = p->n_maps, .policy = pol, .log_level = log ? log_level : 0,
+        .map_frozen = frozen,
     };
     struct gver_result res = {0};
     struct graft_err err = {0};
     int rc = gver_verify(&in, &res, &err);
     free(pol);
+    for (uint32_t i = 0; i < p->n_maps; i++)
+        free(frozen_copy[i]);
     if (rc < 0) {
         gc_warn("program %s: the verifier could not run: %s", p->name, err.msg);
         gver_result_free(&res);
@@ -171,8 +191,22 @@ static int register_prog(struct greg *reg, struct cobj *p)
     tmpl.policy_tag = p->policy_tag;
     snprintf(tmpl.name, sizeof(tmpl.name), "%s", p->name);
     snprintf(tmpl.section, sizeof(tmpl.section), "compat/%s", gprog_type_name((enum gprog_type)p->gtype));
+    /* Kernel-function calls (bpf.c keeps them for the verifier) and calls
+     * of helpers graft lacks (libbpf's poisoned calls for unresolved weak
+     * kfuncs and failed CO-RE relocations) passed verification only because
+     * no path reaches them: the agents get a no-op in their place, since
+     * they cannot link what graft lacks. */
+    struct bpf_insn *code = malloc(sizeof(*code) * p->n_insns);
+    if (!code)
+        return -ENOMEM;
+    memcpy(code, p->insns, sizeof(*code) * p->n_insns);
+    for (uint32_t i = 0; i < p->n_insns; i++)
+        if (code[i].code == (BPF_JMP | BPF_CALL) &&
+            (code[i].src_reg == BPF_PSEUDO_KFUNC_CALL || (code[i].src_reg == 0 && !ghelper_proto((uint32_t)code[i].imm))))
+            code[i] = (struct bpf_insn){ .code = BPF_JMP | BPF_JA };
     struct graft_err err = {0};
-    int id = greg_add_prog(reg, &tmpl, (const struct bpf_insn *)p->insns, &err);
+    int id = greg_add_prog(reg, &tmpl, code, &err);
+    free(code);
     if (id < 0) {
         gc_warn("registering program %s: %s", p->name, err.msg);
         return id;

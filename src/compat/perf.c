@@ -397,6 +397,26 @@ static void *mmap_ringbuf(struct cobj *o, void *addr, size_t len, int prot, int 
     return res;
 }
 
+/* A frozen map's values can no longer change, and the verifier took them
+ * as constants: the tool gets a read-only copy, so no write through its
+ * mapping (which the kernel's read-only mmap would fault) reaches them. */
+static void *frozen_copy(struct cobj *o, const void *values, uint64_t stride, size_t len)
+{
+    size_t bytes = (size_t)stride * o->def.max_entries;
+    if (len < bytes)
+        bytes = len;
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return p;
+    memcpy(p, values, bytes);
+    if (mprotect(p, len ? len : 1, PROT_READ) != 0) {
+        munmap(p, len ? len : 1);
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    return p;
+}
+
 void *gc_mmap(struct cobj *o, void *addr, size_t len, int prot, int flags, off_t off)
 {
     if (o->kind == COBJ_MAP && o->map && o->def.type == BPF_MAP_TYPE_RINGBUF)
@@ -415,6 +435,12 @@ void *gc_mmap(struct cobj *o, void *addr, size_t len, int prot, int flags, off_t
             errno = EPERM;
             return MAP_FAILED;
         }
+        if (o->frozen)
+            return frozen_copy(o, values, stride, len);
+        /* the view handed out is writable memory whatever prot says: a
+         * later freeze could not keep its values constant (EBUSY, as the
+         * kernel answers while a writable mapping exists) */
+        o->mapped_rw = 1;
         return values;
     }
     if (o->kind == COBJ_PERF && o->perf_kind == CPERF_OUTPUT) {

@@ -691,12 +691,20 @@ int geim_verify(const struct geim_spec *spec, const char *class_name,
     }
     for (uint32_t i = 0; i < pp.n_maps; i++)
         locks[i] = i < obj->n_maps ? obj->maps[i].spin_lock_off : GVER_LOCK_UNKNOWN;
+    /* the object's .rodata values are constants (the class's host globals,
+     * after the object's maps, are not) */
+    const void **frozen = gobj_frozen_values(obj);
+    const void **fz = frozen ? calloc(pp.n_maps ? pp.n_maps : 1, sizeof(*fz)) : NULL;
+    for (uint32_t i = 0; fz && i < pp.n_maps && i < obj->n_maps; i++)
+        fz[i] = frozen[i];
     struct gver_input in = {
         .insns = pp.insns, .n = pp.n_insns, .maps = pp.maps, .n_maps = pp.n_maps,
-        .map_lock_offs = locks, .policy = pp.policy, .log_level = log_level,
+        .map_lock_offs = locks, .policy = pp.policy, .log_level = log_level, .map_frozen = fz,
     };
     struct graft_err verr = { 0 };
     rc = gver_verify(&in, res, &verr);
+    free(fz);
+    gobj_frozen_free(frozen, obj->n_maps);
     free(locks);
     if (rc) {
         geim_prepared_free(&pp);

@@ -79,14 +79,6 @@ GH_FN(perf_event_output)
     return GH_ERR(gmap_perf_output(MAP(r2), r3, (const void *)r4, r5));
 }
 
-/* get_stackid needs a BPF_MAP_TYPE_STACK_TRACE map, which maps.h does not
- * provide, so no valid map can reach here: fail as the kernel does for a
- * map of the wrong kind. Programs should use bpf_get_stack instead. */
-GH_FN(get_stackid)
-{
-    return GH_ERR(-EINVAL);
-}
-
 /* current_task_under_cgroup(map, idx): graft stores no cgroups (libgraft-
  * compat backs a tool's BPF_MAP_TYPE_CGROUP_ARRAY by an array it refuses
  * to fill), so every slot is empty: the kernel's answer for an empty slot

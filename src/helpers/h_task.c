@@ -290,8 +290,7 @@ GH_FN(get_func_arg_cnt)
 /* Walk the user stack by frame pointers: ip, then the return address above
  * each saved rbp. Every read goes through the safe reader, and frames must
  * move strictly up the stack, so a corrupt chain ends the walk. */
-static uint32_t walk_user_stack(const struct graft_pt_regs *regs, uint64_t *ips,
-                                uint32_t max, uint32_t skip)
+uint32_t gh_user_stack(const struct graft_pt_regs *regs, uint64_t *ips, uint32_t max, uint32_t skip)
 {
     uint32_t n = 0, seen = 0;
     uint64_t fp = regs->bp;
@@ -336,7 +335,7 @@ GH_FN(get_stack)
     } else {
         uint64_t ips[MAX_STACK_DEPTH];
         uint32_t max = size / 8 < MAX_STACK_DEPTH ? size / 8 : MAX_STACK_DEPTH;
-        uint32_t n = walk_user_stack(t_run.regs, ips, max,
+        uint32_t n = gh_user_stack(t_run.regs, ips, max,
                                      (uint32_t)(flags & BPF_F_SKIP_FIELD_MASK));
         memcpy(buf, ips, n * 8u);
         memset((char *)buf + n * 8u, 0, size - n * 8u);

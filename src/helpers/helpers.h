@@ -61,6 +61,8 @@ enum gret_kind {
     GRET_VOID,
     GRET_MAP_VALUE_OR_NULL,    /* pointer to a value of the map in arg 1 */
     GRET_ALLOC_MEM_OR_NULL,    /* ringbuf reserve: size from the CONST_ALLOC_SIZE arg */
+    GRET_TASK_IMAGE,           /* get_current_task_btf: read-only memory of the task image's
+                                * size (util/task_layout.h), never NULL */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */

@@ -27,7 +27,9 @@ GH_FN(probe_write_user);
 /* h_maps.c */
 GH_FN(map_lookup_elem); GH_FN(map_update_elem); GH_FN(map_delete_elem);
 GH_FN(map_push_elem); GH_FN(map_pop_elem); GH_FN(map_peek_elem);
-GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(get_stackid); GH_FN(current_task_under_cgroup);
+GH_FN(tail_call); GH_FN(perf_event_output); GH_FN(current_task_under_cgroup);
+/* h_stack.c */
+GH_FN(get_stackid);
 GH_FN(ringbuf_output); GH_FN(ringbuf_reserve); GH_FN(ringbuf_submit);
 GH_FN(ringbuf_discard); GH_FN(ringbuf_query);
 GH_FN(spin_lock); GH_FN(spin_unlock);
@@ -43,6 +45,13 @@ GH_FN(override_return); GH_FN(get_func_ip); GH_FN(get_attach_cookie);
 GH_FN(get_func_arg); GH_FN(get_func_ret); GH_FN(get_func_arg_cnt);
 GH_FN(get_stack); GH_FN(send_signal); GH_FN(send_signal_thread);
 
+/* h_taskimg.c */
+GH_FN(get_current_task); GH_FN(get_current_task_btf);
+/* This thread's task image (see h_taskimg.c), or NULL without memory. */
+const void *ghelper_task_image(void) GH_HIDDEN;
+/* [src, src + size) is inside this thread's task images. */
+int ghelper_task_image_holds(const void *src, uint64_t size) GH_HIDDEN;
+
 /* h_fmt.c */
 GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 
@@ -50,5 +59,8 @@ GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 const char *gh_comm(void) GH_HIDDEN;
 uint32_t gh_tid(void) GH_HIDDEN;
 uint32_t gh_tgid(void) GH_HIDDEN;
+/* The user stack at regs by frame pointers: up to max return addresses
+ * after skipping skip frames (regs->ip first). */
+uint32_t gh_user_stack(const struct graft_pt_regs *regs, uint64_t *ips, uint32_t max, uint32_t skip) GH_HIDDEN;
 
 #endif

@@ -1042,6 +1042,76 @@ int gobj_open_file(const char *path, const struct gobj_opts *opts, struct gobj *
     return rc;
 }
 
+const void **gobj_frozen_values(const struct gobj *obj)
+{
+    const void **v = calloc(obj->n_maps ? obj->n_maps : 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (uint32_t i = 0; i < obj->n_maps; i++) {
+        const struct gobj_map *m = &obj->maps[i];
+        if (m->kind != GOBJ_MAP_RODATA || m->def.type != GMAP_ARRAY || m->def.max_entries != 1 ||
+            !(m->def.map_flags & GMAP_F_RDONLY_PROG) || m->init_size > m->def.value_size)
+            continue;
+        uint8_t *b = calloc(1, m->def.value_size ? m->def.value_size : 1);
+        if (!b) {
+            gobj_frozen_free(v, obj->n_maps);
+            return NULL;
+        }
+        if (m->init_data)
+            memcpy(b, m->init_data, m->init_size);
+        v[i] = b;
+    }
+    return v;
+}
+
+void gobj_frozen_free(const void **vals, uint32_t n)
+{
+    if (!vals)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        free((void *)vals[i]);
+    free(vals);
+}
+
+uint32_t gobj_absent_weak_externs(struct gobj *obj)
+{
+    uint32_t n = 0;
+    for (uint32_t x = 0; x < obj->n_externs; x++) {
+        struct gobj_extern *e = &obj->externs[x];
+        if (!e->weak || e->kind == GOBJ_EXTERN_KCONFIG)
+            continue;
+        for (uint32_t u = 0; u < e->n_uses; u++) {
+            if (e->uses[u].prog >= obj->n_progs)
+                continue;
+            struct gobj_prog *p = &obj->progs[e->uses[u].prog];
+            uint32_t i = e->uses[u].insn;
+            if (!p->insns || i >= p->n_insns || p->insns[i].imm != (int32_t)x)
+                continue;
+            struct bpf_insn *in = &p->insns[i];
+            if (bpf_is_ld_imm64(in) && in->src_reg == BPF_PSEUDO_BTF_ID && i + 1 < p->n_insns) {
+                in->src_reg = 0;
+                in->imm = 0;
+                in[1].imm = 0;
+                n++;
+            } else if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_KFUNC_CALL) {
+                in->src_reg = 0;
+                in->imm = 0;            /* helper 0 exists nowhere */
+                in->off = 0;
+                n++;
+            }
+        }
+        e->n_uses = 0;                  /* nothing refers to it any more */
+    }
+    return n;
+}
+
+void gobj_prog_drop_unreached_calls(struct gobj_prog *prog)
+{
+    for (uint32_t i = 0; prog->insns && i < prog->n_insns; i++)
+        if (prog->insns[i].code == (BPF_JMP | BPF_CALL) && prog->insns[i].src_reg == 0 && prog->insns[i].imm == 0)
+            prog->insns[i] = (struct bpf_insn){ .code = BPF_JMP | BPF_JA };
+}
+
 void gobj_free(struct gobj *obj)
 {
     if (!obj)

@@ -187,6 +187,24 @@ int gobj_open_mem(const void *buf, size_t len, const char *name,
                   struct graft_err *err);
 void gobj_free(struct gobj *obj);
 
+/* The values of obj's .rodata maps as the verifier's gver_input.map_frozen
+ * (obj->n_maps entries; NULL for every other map): graft creates them with
+ * these bytes and nothing writes them afterwards (programs cannot: they are
+ * GMAP_F_RDONLY_PROG). NULL on allocation failure; free with
+ * gobj_frozen_free(). */
+const void **gobj_frozen_values(const struct gobj *obj);
+void gobj_frozen_free(const void **vals, uint32_t n);
+
+/* Without an EIM class nothing grants host symbols, so weak __ksym / kfunc
+ * externs are absent, as libbpf makes an unresolved weak one: each load of
+ * one's address becomes the constant 0 (bpf_ksym_exists() is false) and
+ * each call of one a call of helper 0, which the verifier refuses if a
+ * path reaches it. Returns how many uses were rewritten. */
+uint32_t gobj_absent_weak_externs(struct gobj *obj);
+/* After prog was accepted: its helper-0 calls are unreachable (verified),
+ * so they become no-ops the VM can load. */
+void gobj_prog_drop_unreached_calls(struct gobj_prog *prog);
+
 /* The program whose function name, or failing that section name, matches. */
 struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
 /* Index of the map named name, or -1. */

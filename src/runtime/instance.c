@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "helpers/helpers.h"
+#include "util/task_layout.h"
 
 static const struct gvm_prog *(*prog_resolver)(uint32_t, void *, uint64_t *);
 static void *prog_resolver_arg;
@@ -179,6 +180,15 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
                               sizeof(o));
         memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
     }
+    /* The task-struct helpers lay their images out from the kernel's BTF,
+     * read once per process (tens of ms): read it now, at install, rather
+     * than in the first hooked call. */
+    for (uint32_t i = 0; i < n; i++)
+        if (insns[i].code == (BPF_JMP | BPF_CALL) && insns[i].src_reg == 0 &&
+            (insns[i].imm == 35 || insns[i].imm == 158)) {
+            (void)gtask_layout();
+            break;
+        }
     struct grt_instance *inst = calloc(1, sizeof(*inst));
     if (!inst || !(inst->maps = calloc(n_maps ? n_maps : 1, sizeof(*inst->maps)))) {
         free(inst);

@@ -52,12 +52,15 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
         defs[i] = obj->maps[i].def;
         locks[i] = obj->maps[i].spin_lock_off;
     }
+    /* .rodata is written once, when graft creates the map: constants */
+    const void **frozen = gobj_frozen_values(obj);
     struct gver_input in = {
         .insns = prog->insns, .n = prog->n_insns,
         .maps = defs, .n_maps = obj->n_maps, .map_lock_offs = locks,
-        .policy = policy, .log_level = log_level,
+        .policy = policy, .log_level = log_level, .map_frozen = frozen,
     };
     int rc = gver_verify(&in, res, err);
+    gobj_frozen_free(frozen, obj->n_maps);
     free(defs);
     free(locks);
     free(policy);

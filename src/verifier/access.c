@@ -93,6 +93,28 @@ bool map_is_rdonly(const struct gmap_def *d)
     return (d->map_flags & GMAP_F_RDONLY_PROG) != 0;
 }
 
+/* A load from a frozen read-only array at a constant offset reads a known
+ * constant (gver_input.map_frozen). */
+static void frozen_read(struct env *e, const struct reg *p, int64_t insn_off, unsigned size, bool sext,
+                        struct reg *dst)
+{
+    if (!e->in->map_frozen || p->map_idx >= e->in->n_maps || !e->in->map_frozen[p->map_idx])
+        return;
+    const struct gmap_def *d = map_of(e, p->map_idx);
+    if (d->type != GMAP_ARRAY || d->max_entries != 1 || !map_is_rdonly(d) || !scalar_is_const(&p->v))
+        return;
+    int64_t off = p->off + insn_off + (int64_t)p->v.t.value;
+    if (off < 0 || (uint64_t)off + size > d->value_size || (size != 1 && size != 2 && size != 4 && size != 8))
+        return;
+    uint64_t v = 0;
+    memcpy(&v, (const uint8_t *)e->in->map_frozen[p->map_idx] + off, size);   /* x86-64: little-endian */
+    if (sext && size < 8) {
+        unsigned sh = 64 - 8 * size;
+        v = (uint64_t)((int64_t)(v << sh) >> sh);
+    }
+    mark_const(dst, v);
+}
+
 /* Bytes [lo, hi) of map map_idx's value may be reached: refuse them when
  * they may overlap the value's spin lock word. The lock word holds its
  * owner's thread id: a program that wrote a live thread's id there would
@@ -228,6 +250,8 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             dst->type = ld_type;
             dst->id = e->pkt_base_id;
         }
+        if (p.type == T_MAP_VALUE)
+            frozen_read(e, &p, insn_off, size, sext, dst);
         /* the whole slot of a restricted pointer argument: a typed pointer */
         if (p.type == T_CTX && size == 8 && !sext) {
             int64_t off = p.off + insn_off + (int64_t)p.v.t.value;

@@ -4,6 +4,7 @@
  * for_each_map_elem, host-pointer rules), kfunc calls, bpf-to-bpf calls,
  * and exits from the program, a subprogram or a callback.
  */
+#include "util/task_layout.h"
 #include "verifier/env.h"
 
 /* ---- calls ---- */
@@ -296,7 +297,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         return reject(e, "unknown func #%u: a kernel helper graft has no prototype for", id);
     }
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
-        return reject(e, "helper call #%d is not allowed by the policy", in->imm);
+        return reject(e, in->imm == 0 ? "call of an absent function (helper #0: a weak __ksym/kfunc nothing "
+                                        "grants, or libbpf's unresolved one); guard it with bpf_ksym_exists()"
+                                      : "helper call #%d is not allowed by the policy", in->imm);
     const struct ghelper_proto *pr = e->proto(id);
     if (!pr)
         return reject(e, "unknown helper #%u", id);
@@ -599,6 +602,15 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             st->refs[st->nrefs].id = r0->id;
             st->refs[st->nrefs++].insn = (int32_t)idx;
         }
+        break;
+    case GRET_TASK_IMAGE:
+        /* the current task's image (helpers/h_taskimg.c): read-only, never
+         * NULL, bounded by the image the helper allocates */
+        memset(r0, 0, sizeof(*r0));
+        r0->type = T_MEM;
+        r0->rdonly = 1;
+        scalar_const(&r0->v, 0);
+        r0->mem_size = gtask_layout()->task_size;
         break;
     }
     st->insn = idx + 1;

@@ -83,6 +83,7 @@ static const struct {
     { 4, GVER_RIGHT_READ_HOST },       /* probe_read */
     { 45, GVER_RIGHT_READ_HOST },      /* probe_read_str */
     { 67, GVER_RIGHT_READ_HOST },      /* get_stack */
+    { 27, GVER_RIGHT_READ_HOST },      /* get_stackid: the user stack */
     { 112, GVER_RIGHT_READ_HOST },     /* probe_read_user */
     { 113, GVER_RIGHT_READ_HOST },     /* probe_read_kernel */
     { 114, GVER_RIGHT_READ_HOST },     /* probe_read_user_str */

@@ -197,6 +197,15 @@ struct gver_input {
      * value has no lock cannot be locked. Unknown keeps the old rule (any
      * aligned word may be a lock); the helper's own bound covers it. */
     const int32_t *map_lock_offs;
+    /* Frozen read-only maps (n_maps entries, NULL: none): map_frozen[i] is
+     * the value of map i, a one-entry read-only (GMAP_F_RDONLY_PROG) array,
+     * when its contents can no longer change (libbpf's BPF_MAP_FREEZE of
+     * .rodata; graft load's .rodata), else NULL. A load from such a value at
+     * a constant offset gives the constant stored there, as the kernel's
+     * bpf_map_direct_read does, so branches on `const volatile` settings
+     * are decided and their dead side is not verified. The caller vouches
+     * that the bytes the program runs with are these. */
+    const void *const *map_frozen;
 };
 
 #define GVER_LOCK_NONE    (-1)

@@ -22,6 +22,22 @@ check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok: $what"
 has() { grep -q -- "$1" <<<"$2"; }
 registry_empty() { "$GRAFT" list 2>/dev/null | grep -q '^programs: 0'; }
 
+echo "== graft verify: frozen .rodata decides branches (issue 17)"
+out=$("$GRAFT" verify "$B/rodata_switch0.bpf.o" 2>&1); rc=$?
+check "switch off: the dead load through a scalar is pruned, accepted (exit 0)" test $rc = 0
+out=$("$GRAFT" verify "$B/rodata_switch1.bpf.o" 2>&1); rc=$?
+check "switch on: the same load is verified and refused (exit 1)" test $rc = 1
+check "... with the verifier's reason" has "invalid mem access" "$out"
+
+echo "== weak __ksym externs without a class: absent (issue 17)"
+out=$("$GRAFT" verify "$B/ksym_weak.bpf.o" 2>&1); rc=$?
+check "guarded by bpf_ksym_exists: accepted (exit 0)" test $rc = 0
+out=$("$GRAFT" prog run "$B/ksym_weak.bpf.o" 2>&1); rc=$?
+check "... and runs: the guarded call is dead, r0 = 1" has "r0 = 1 " "$out"
+out=$("$GRAFT" verify "$B/ksym_weak_unguarded.bpf.o" 2>&1); rc=$?
+check "unguarded call: refused (exit 1)" test $rc = 1
+check "... saying the function is absent" has "call of an absent function" "$out"
+
 echo "== graft verify: one program per right, no flags"
 out=$("$GRAFT" verify "$B/rights_all.bpf.o" 2>&1); rc=$?
 check "exit 1: some programs need rights" test $rc = 1

@@ -6,7 +6,7 @@
  * prints "ready", waits for a line on stdin (so tracers can attach first),
  * runs MODE a fixed number of times, prints "elapsed_ns T" on stderr and
  * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, rawsys, usdt,
- * emit.
+ * emit, stack.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -45,6 +45,28 @@ __attribute__((noinline)) unsigned long compat_work_fn(unsigned long n)
         x = x * 6364136223846793005ul + 1442695040888963407ul;
     __asm__ volatile("" ::: "memory");
     return x;
+}
+
+/* A call chain for stack traces (mode stack): main -> a -> b -> leaf, with
+ * frame pointers (CMake builds this file with -fno-omit-frame-pointer). */
+__attribute__((noinline)) unsigned long compat_stack_leaf(unsigned long x)
+{
+    __asm__ volatile("" ::: "memory");
+    return x * 3 + 1;
+}
+
+__attribute__((noinline)) unsigned long compat_stack_b(unsigned long x)
+{
+    unsigned long r = compat_stack_leaf(x) + 1;
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
+
+__attribute__((noinline)) unsigned long compat_stack_a(unsigned long x)
+{
+    unsigned long r = x & 1 ? compat_stack_b(x) + 2 : compat_stack_leaf(x) + 3;
+    __asm__ volatile("" ::: "memory");
+    return r;
 }
 
 __attribute__((noinline)) void compat_emit(int seq, const char *msg)
@@ -207,6 +229,9 @@ int main(int argc, char **argv)
             STAP_PROBE2(compat, tick, i, v);
             sink += (unsigned long)v;
         }
+    } else if (strcmp(mode, "stack") == 0) {
+        for (int i = 0; i < n; i++)
+            sink += compat_stack_a((unsigned long)i);
     } else if (strcmp(mode, "emit") == 0) {
         char msg[32];
         for (int i = 0; i < n; i++) {

@@ -136,6 +136,9 @@ TESTS=(
     "rawsyscount rawsys 300 0"
     "usdt usdt 1000 0 -b {W}"
     "rbstream emit 2000 0"
+    "stacks stack 300 0"      # bpf_get_stackid: user stacks by frame pointers, as the kernel's
+    "taskinfo emit 100 0"     # bpf_get_current_task + CO-RE task fields; frozen .rodata prunes dead code
+    "taskinfo emit 100 0 -b"  # bpf_get_current_task_btf, a direct load
     "perfstream emit 500 1"   # 500 x 48-byte records fit one buffer: graft produces faster than any reader drains
 )
 
@@ -267,14 +270,19 @@ if [ $rc = 0 ] || ! grep -q "map type 15 is not supported" <<<"$out"; then
     echo "--- unsupported map type: rc $rc, output:"; echo "$out" | head; err_ok=0
 fi
 # A cgroup array is created (tools make one for an optional -c filter);
-# pinning it is what fails here. Stack trace maps fail with their own line.
+# pinning it is what fails here; so for a stack trace map. Build-id stacks
+# fail with their own line.
 out=$(compat bpftool map create /sys/fs/bpf/compat_cg type cgroup_array key 4 value 4 entries 1 name cg 2>&1); rc=$?
 if [ $rc = 0 ] || grep -q "map type 8" <<<"$out" || ! grep -q "graft-compat: bpf(BPF_OBJ_PIN" <<<"$out"; then
     echo "--- cgroup array: rc $rc, output:"; echo "$out" | head; err_ok=0
 fi
 out=$(compat bpftool map create /sys/fs/bpf/compat_st type stack_trace key 4 value 64 entries 1 name st 2>&1); rc=$?
-if [ $rc = 0 ] || ! grep -q "stack trace maps (type 7, for bpf_get_stackid) are not supported" <<<"$out"; then
+if [ $rc = 0 ] || grep -q "map type 7" <<<"$out" || ! grep -q "graft-compat: bpf(BPF_OBJ_PIN" <<<"$out"; then
     echo "--- stack trace map: rc $rc, output:"; echo "$out" | head; err_ok=0
+fi
+out=$(compat bpftool map create /sys/fs/bpf/compat_sb type stack_trace key 4 value 64 entries 1 name sb flags 0x20 2>&1); rc=$?
+if [ $rc = 0 ] || ! grep -q "stack trace map with build ids (BPF_F_STACK_BUILD_ID): not supported" <<<"$out"; then
+    echo "--- stack trace map with build ids: rc $rc, output:"; echo "$out" | head; err_ok=0
 fi
 if [ $err_ok = 1 ]; then pass=$((pass + 1)); echo "ok: unsupported commands and map types"; else fails=$((fails + 1)); echo "FAIL: errors"; fi
 echo "== rights: a tool's programs are observe-only unless graft compat --allow grants more"

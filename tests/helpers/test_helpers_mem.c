@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "th.h"
+#include "util/task_layout.h"
 
 static long page;
 
@@ -112,6 +113,46 @@ static void test_probe_read_faults(void)
     CHECK(all_zero(dst, 8));
 
     munmap(g, 2 * page);
+}
+
+/* The task images are the only kernel memory: probe_read_kernel[_str] read
+ * inside them (BPF_CORE_READ on bpf_get_current_task), nowhere else. */
+static void test_probe_read_kernel_images(void)
+{
+    const gvm_helper_fn *t = ghelper_table();
+    const struct gtask_layout *L = gtask_layout();
+    const char *task = (const char *)(uintptr_t)t[35](0, 0, 0, 0, 0);
+    CHECK(task != NULL);
+    if (!task)
+        return;
+    uint32_t tgid = 0;
+    CHECK_EQ((int64_t)H("probe_read_kernel", &tgid, 4, task + L->tgid), 0);
+    CHECK_EQ((int64_t)tgid, (int64_t)getpid());
+    const char *parent = NULL;
+    CHECK_EQ((int64_t)H("probe_read_kernel", &parent, 8, task + L->real_parent), 0);
+    uint32_t ppid = 0;
+    CHECK_EQ((int64_t)H("probe_read_kernel", &ppid, 4, parent + L->tgid), 0);
+    CHECK_EQ((int64_t)ppid, (int64_t)getppid());
+    char comm[16], want[16] = "";
+    CHECK(H("probe_read_kernel_str", comm, sizeof(comm), task + L->comm) > 0);
+    H("get_current_comm", want, sizeof(want), 0);
+    CHECK(strcmp(comm, want) == 0);
+    /* past the images, before them, a NULL pointer field, host memory */
+    char dst[8];
+    memset(dst, 'x', sizeof(dst));
+    CHECK_EQ((int64_t)H("probe_read_kernel", dst, 8, task - 4), -EFAULT);
+    CHECK(all_zero(dst, 8));
+    CHECK_EQ((int64_t)H("probe_read_kernel", dst, 8, NULL), -EFAULT);
+    static const char host[8] = "secret";
+    CHECK_EQ((int64_t)H("probe_read_kernel", dst, 8, host), -EFAULT);
+    CHECK_EQ((int64_t)H("probe_read_kernel_str", dst, 8, host), -EFAULT);
+    CHECK(all_zero(dst, 8));
+    /* a read that starts inside and runs past the end is refused whole */
+    const char *last = task;
+    while (ghelper_proto(113) && H("probe_read_kernel", dst, 1, last + 4096) == 0)
+        last += 4096;
+    CHECK(last > task);
+    CHECK_EQ((int64_t)H("probe_read_kernel", dst, 8, last + 4095), -EFAULT);
 }
 
 static void test_probe_read_str(void)
@@ -295,6 +336,7 @@ int main(void)
     install_host_handler();
     test_probe_read_ok();
     test_probe_read_faults();
+    test_probe_read_kernel_images();
     test_probe_read_str();
     test_probe_write_user();
     test_threads();

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "maps/maps.h"
 #include "th.h"
 
 static void test_registry(void)
@@ -42,6 +43,7 @@ static void test_registry(void)
         { "get_func_ret", 184 }, { "get_func_arg_cnt", 185 },
         { "send_signal", 109 }, { "send_signal_thread", 117 },
         { "current_task_under_cgroup", 37 },
+        { "get_current_task", 35 }, { "get_current_task_btf", 158 },
     };
     const gvm_helper_fn *table = ghelper_table();
     int count = 0;
@@ -65,6 +67,7 @@ static void test_registry(void)
     CHECK(ghelper_proto(0) == NULL && ghelper_proto(9999) == NULL);
 
     /* Spot-check prototypes the verifier relies on. */
+    CHECK(ghelper_proto(35)->ret == GRET_INTEGER && ghelper_proto(158)->ret == GRET_TASK_IMAGE);
     const struct ghelper_proto *p = ghelper_proto(1);
     CHECK(p->ret == GRET_MAP_VALUE_OR_NULL && p->args[0] == GARG_CONST_MAP_PTR &&
           p->args[1] == GARG_PTR_TO_MAP_KEY && p->args[2] == GARG_NONE);
@@ -355,6 +358,64 @@ static void test_send_signal(void)
     sigaction(SIGUSR1, &old, NULL);
 }
 
+/* get_stackid: the same walk as get_stack, stored in a stack trace map
+ * (a graft array) at the stack's id; the same stack, the same id. */
+static void test_get_stackid(void)
+{
+    struct ghelper_run *run = ghelper_run_state();
+    struct graft_pt_regs regs;
+    uint64_t frames[4][2];
+    const uint64_t user = 1ull << 8, reuse = 1ull << 10;
+    memset(&regs, 0, sizeof(regs));
+    memset(run, 0, sizeof(*run));
+    for (int i = 0; i < 3; i++) {
+        frames[i][0] = (uint64_t)(uintptr_t)frames[i + 1];
+        frames[i][1] = 0x2000 + (uint64_t)i;
+    }
+    frames[3][0] = 0;
+    frames[3][1] = 0;
+    regs.ip = 0x777;
+    regs.bp = (uint64_t)(uintptr_t)frames[0];
+    run->regs = &regs;
+    struct gmap_def d = { .type = GMAP_ARRAY, .key_size = 4, .value_size = 8 * 8, .max_entries = 1,
+                          .name = "stacks" };
+    struct gmap *m = NULL;
+    struct graft_err err = {0};
+    CHECK(gmap_create(&d, -1, &m, &err) == 0);
+    if (!m)
+        return;
+    gmap_unlink(gmap_shm_name(m));
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, 0), -EFAULT);              /* no kernel stack */
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user | (1ull << 20)), -EINVAL);
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user), 0);
+    uint32_t id = 0;
+    uint64_t v[8];
+    CHECK(gmap_lookup_copy(m, &id, v) == 0);
+    CHECK(v[0] == 0x777 && v[1] == 0x2000 && v[2] == 0x2001 && v[3] == 0x2002 && v[4] == 0 && v[7] == 0);
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user), 0);                 /* same stack, same id */
+    regs.ip = 0x778;                                                        /* another, same slot */
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user), -EEXIST);
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user | reuse), 0);
+    CHECK(gmap_lookup_copy(m, &id, v) == 0 && v[0] == 0x778);
+    /* skipping a frame is another stack: in the one slot, refused */
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user | 1), -EEXIST);
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user | 1 | reuse), 0);
+    CHECK(gmap_lookup_copy(m, &id, v) == 0 && v[0] == 0x2000 && v[3] == 0);
+    run->regs = NULL;                                                       /* no registers: no stack */
+    CHECK_EQ((int64_t)H("get_stackid", &regs, m, user), -EFAULT);
+    run->regs = &regs;
+    gmap_close(m);
+    /* a read-only map (maybe a constant to the verifier) is never written */
+    d.map_flags = GMAP_F_RDONLY_PROG;
+    CHECK(gmap_create(&d, -1, &m, &err) == 0);
+    if (m) {
+        gmap_unlink(gmap_shm_name(m));
+        CHECK_EQ((int64_t)H("get_stackid", &regs, m, user), -EINVAL);
+        gmap_close(m);
+    }
+    memset(run, 0, sizeof(*run));
+}
+
 static void test_misc(void)
 {
     CHECK_EQ((int64_t)H("tail_call", NULL, NULL, 0), -EINVAL);
@@ -371,6 +432,7 @@ int main(void)
     test_get_stack();
     test_loop();
     test_send_signal();
+    test_get_stackid();
     test_misc();
     TH_DONE();
 }

@@ -8,6 +8,7 @@
  * sample not yet submitted, a direct map value), so an access the verifier
  * should have refused shows up as a violation.
  */
+#include "util/task_layout.h"
 #include "vtest.h"
 
 #include <ctype.h>
@@ -385,6 +386,15 @@ static uint64_t w_reserve(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, ui
     return p;
 }
 
+/* bpf_get_current_task_btf: the task image, readable, GTASK_IMAGE_MAX bytes */
+static uint64_t w_task_btf(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    uint64_t p = g.orig[158](r1, r2, r3, r4, r5);
+    if (p)
+        add_region(p, GTASK_IMAGE_MAX, 0);
+    return p;
+}
+
 static void drop_region(uint64_t a)
 {
     for (uint32_t i = 0; i < g.nreg; i++)
@@ -468,6 +478,7 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
     memcpy(g.table, t, sizeof(g.table));
     g.table[1] = w_lookup;
     g.table[131] = w_reserve;
+    g.table[158] = w_task_btf;
     g.table[132] = w_submit;
     g.table[133] = w_discard;
     for (uint32_t i = 0; i < n_maps; i++) {

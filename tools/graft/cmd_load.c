@@ -174,6 +174,14 @@ static int check_prog_arrays(const struct gobj *obj, const uint64_t *tags)
  * them to the target's addresses. */
 static int fill_externs(const struct gobj *obj, const uint32_t *mem_args, struct greg_prog *tmpl)
 {
+    /* weak ones made absent (no class) are used by nothing: none to bind */
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < obj->n_externs; i++)
+        used += obj->externs[i].n_uses > 0;
+    if (!used) {
+        tmpl->n_externs = 0;
+        return 0;
+    }
     if (obj->n_externs > GREG_PROG_EXTERNS)
         return cli_fail(1, "load", "%s names %u host functions/globals; at most %d are supported",
                         obj->path, obj->n_externs, GREG_PROG_EXTERNS);
@@ -359,11 +367,18 @@ int cmd_load(int argc, char **argv)
     /* What each program may do is decided in one place (grt_verify):
      * observe-only unless the class or --allow grants more; host
      * functions and globals (__ksym) only under a class. */
+    /* Without a class no host symbol is granted: weak ones are absent
+     * (bpf_ksym_exists false), their guarded code dead. */
+    if (!spec)
+        gobj_absent_weak_externs(obj);
     uint64_t *tags = calloc(obj->n_progs ? obj->n_progs : 1, sizeof(*tags));
     if (!tags)
         rc = cli_fail(1, "load", "out of memory");
     if (rc == 0)
         rc = verify_all(obj, &grant, tags);
+    /* accepted: their calls of absent functions are unreachable */
+    for (uint32_t i = 0; rc == 0 && !spec && i < obj->n_progs; i++)
+        gobj_prog_drop_unreached_calls(&obj->progs[i]);
     if (rc == 0)
         rc = check_prog_arrays(obj, tags);
     /* Which arguments of each host function point to memory the agent's

@@ -117,6 +117,7 @@ static int run_program(const struct run_opts *o, struct gobj *obj, struct gobj_p
         return rc;
     }
     gver_result_free(&res);
+    gobj_prog_drop_unreached_calls(prog);   /* accepted: absent functions unreachable */
 
     /* The context: the file's bytes, or zeroes the size of the layout. */
     size_t ctx_len = policy->ctx ? policy->ctx->size : 0;
@@ -190,6 +191,7 @@ int cmd_prog(int argc, char **argv)
     struct graft_err err = {0};
     if (gobj_open_file(o.path, NULL, &obj, &err) < 0)
         return cli_fail_err(EXIT_USAGE, "prog", &err);
+    gobj_absent_weak_externs(obj);        /* prog run takes no class */
     struct gobj_prog *prog = o.section ? gobj_find_prog(obj, o.section) : obj->n_progs ? &obj->progs[0] : NULL;
     if (!prog)
         rc = cli_fail(EXIT_USAGE, "prog", "%s has no program %s", o.path, o.section ? o.section : "at all");

@@ -190,6 +190,8 @@ int cmd_verify(int argc, char **argv)
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
+    if (!spec)
+        gobj_absent_weak_externs(obj);    /* as graft load does without a class */
     int matched = 0;
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         const struct gobj_prog *p = &obj->progs[i];

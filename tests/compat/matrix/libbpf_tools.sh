@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Debian's libbpf-tools (0.26, prebuilt, BPF objects embedded) against the
+# kernel and against graft, side by side, one line per tool:
+#
+#   MATRIX libbpf-tools <tool> PASS|FAIL|KERNEL-ONLY|UNSUPPORTED|SKIP <reason>
+#
+# PASS: on the same workload (lt_work MODE N) graft's output equals the
+# kernel's after the normaliser keeps what does not depend on pids, times,
+# descriptors or latencies. KERNEL-ONLY: the tool traces the kernel itself
+# (block I/O, scheduler, TCP, file systems, kernel functions): nothing for a
+# userspace runtime to run. UNSUPPORTED: traces userspace or syscalls but
+# needs something graft does not provide (the reason says what). SKIP: the
+# tool or its workload is not installed here.
+#
+# Usage: libbpf_tools.sh BUILD_DIR [--bench] [TOOL...]
+#   exit 1 when a tool expected to pass fails.
+#   --bench: also time the representative tool (syscount) traced on the
+#   kernel and on graft against the untraced workload (interleaved rounds,
+#   medians) and print BENCH compat_syscount_{graft,kernel}_overhead_pct.
+set -uo pipefail
+BUILD=$(cd "${1:?usage: libbpf_tools.sh BUILD_DIR [--bench] [TOOL...]}" && pwd); shift
+BENCH=0
+ONLY=()
+for a in "$@"; do
+    if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi
+done
+GRAFT=$BUILD/bin/graft
+WORK=$BUILD/tests/compat/lt_work
+SBIN=/usr/sbin
+export GRAFT_REGISTRY=/graft.ltmatrix.$$
+export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
+export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+    "$GRAFT" unload --all >/dev/null 2>&1
+    rm -f /dev/shm/graft.ltmatrix.$$*
+}
+trap cleanup EXIT
+
+if [ ! -x "$WORK" ] || [ ! -x "$GRAFT" ]; then
+    echo "libbpf_tools.sh: build the compat_tools target first ($WORK)" >&2
+    exit 2
+fi
+if [ ! -d /sys/kernel/tracing/events/syscalls ] && [ ! -d /sys/kernel/debug/tracing/events/syscalls ]; then
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+fi
+# libbpf-tools' tracepoint_exists() looks under /sys/kernel/debug/tracing:
+# without debugfs, statsnoop and others switch every program off.
+if [ ! -d /sys/kernel/debug/tracing/events ]; then
+    mount -t debugfs none /sys/kernel/debug 2>/dev/null
+fi
+kernel_ok=1
+bpftool prog list >/dev/null 2>&1 || kernel_ok=0
+
+# ---- one run ----
+
+# wait_for COND_CMD...: up to 15 s.
+wait_for() {
+    for _ in $(seq 750); do "$@" && return 0; sleep 0.02; done
+    return 1
+}
+ready() { grep -q ready "$tmp/w.out" 2>/dev/null; }
+tool_spoke() { [ -s "$tmp/t.out" ] || ! kill -0 "$tpid" 2>/dev/null; }
+# The agent in wpid installed every link the tool made.
+hooks_in() {
+    local out n
+    out=$("$GRAFT" list 2>/dev/null)
+    n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
+    [ -n "$n" ] && [ "$n" -gt 0 ] && grep -qE "^  $wpid .*hooks $n installed, 0 failed" <<<"$out"
+}
+
+# run_side HOW(plain|kernel|graft) MODE N [TOOL ARGS...]: the tool's stdout in
+# $tmp/HOW.out, stderr in $tmp/HOW.err, the workload's elapsed ns in
+# $tmp/HOW.ns, its pid/ppid in $tmp/HOW.pid. {PID} and {W} in the tool's
+# arguments become the workload's pid and path.
+run_side() {
+    local how=$1 mode=$2 n=$3; shift 3
+    rm -f "$tmp/in" "$tmp/w.out" "$tmp/w.err" "$tmp/t.out" "$tmp/t.err"
+    mkfifo "$tmp/in"
+    if [ "$how" = graft ]; then
+        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    else
+        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    fi
+    wpid=$!
+    pids+=("$wpid")
+    exec 7>"$tmp/in"
+    local ok=1
+    wait_for ready || { echo "workload never ready" >"$tmp/why"; ok=0; }
+    local wppid
+    wppid=$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$wpid/stat" 2>/dev/null)
+    echo "$wpid ${wppid:-0}" >"$tmp/$how.pid"
+    tpid=
+    if [ $# -gt 0 ] && [ $ok = 1 ]; then
+        local args=("${@//\{PID\}/$wpid}")
+        args=("${args[@]//\{W\}/$WORK}")
+        # line-buffered, so the header a tool prints once attached shows
+        if [ "$how" = graft ]; then
+            "$GRAFT" compat -- stdbuf -oL "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
+        else
+            stdbuf -oL "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
+        fi
+        tpid=$!
+        pids+=("$tpid")
+        # tools print their header once attached
+        wait_for tool_spoke || { echo "the tool printed nothing" >"$tmp/why"; ok=0; }
+        kill -0 "$tpid" 2>/dev/null || { echo "the tool exited early" >"$tmp/why"; ok=0; }
+        if [ $ok = 1 ] && [ "$how" = graft ]; then
+            wait_for hooks_in || { echo "graft's agent did not install the links" >"$tmp/why"; ok=0; }
+        fi
+        sleep 0.2
+    fi
+    echo go >&7
+    exec 7>&-
+    wait "$wpid" 2>/dev/null
+    if [ -n "$tpid" ]; then
+        sleep 0.5                      # the last records reach the tool's buffers
+        kill -INT "$tpid" 2>/dev/null
+        for _ in $(seq 250); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
+        if kill -0 "$tpid" 2>/dev/null; then
+            kill -9 "$tpid" 2>/dev/null; echo "the tool did not stop on SIGINT" >"$tmp/why"; ok=0
+        fi
+        wait "$tpid" 2>/dev/null
+        cp "$tmp/t.out" "$tmp/$how.out"; cp "$tmp/t.err" "$tmp/$how.err"
+    fi
+    sed -n 's/^elapsed_ns //p' "$tmp/w.err" >"$tmp/$how.ns"
+    [ $ok = 1 ]
+}
+
+# ---- normalisers: stdin = the tool's output, $1 $2 = workload pid, ppid ----
+pidsub() { sed -E "s/\b$1\b/PID/g; s/\b$2\b/PPID/g; s/lt-work-PID-/lt-work-N-/g"; }
+# the workload's own calls: the kernel also counts the read() it is blocked
+# in when the tool attaches, graft also its agent's calls (unlink at exit)
+norm_syscount()  { grep -E '^(SYSCALL|PID|getppid|getuid|getgid|[0-9]+) ' | pidsub "$@"; }
+# per process: the total to the hundred (the extra calls above, +-2)
+norm_syscount_P() { awk '/^[0-9]+ / { print "PID", $2, int(($3 + 50) / 100) "00" }'; }
+norm_columns()   { awk -v keep="$3" 'NR > 1 { n = split(keep, k, ","); s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? " " : "") $k[i]; print s }' | pidsub "$1" "$2"; }
+norm_statsnoop() { norm_columns "$1" "$2" "1,2,3,4,5"; }
+norm_sigsnoop()  { norm_columns "$1" "$2" "2,3,4,5,6"; }
+norm_mount()     { grep -v '^COMM' | pidsub "$@" | awk '{ $3 = "TID"; print }'; }
+norm_readline()  { awk 'NR > 1 { $1 = ""; print }' | pidsub "$@"; }
+norm_gethost()   { norm_columns "$1" "$2" "2,3,5"; }
+norm_opensnoop() { norm_columns "$1" "$2" "1,2,4,5"; }
+norm_execsnoop() { grep -v '^PCOMM' | pidsub "$@"; }
+# histogram: only the total count, latencies differ
+norm_funclat()   { awk -F'|' '/->/ { split($1, a, ":"); c += a[2] } END { print "calls", c + 0 }'; }
+
+# ---- the tools ----
+# name | status(expect PASS, or KERNEL-ONLY/UNSUPPORTED) | mode N normaliser | args | reason
+TOOLS=(
+"syscount|PASS|syscalls 300 norm_syscount|$SBIN/syscount -p {PID}|raw_syscalls tracepoints, bpf_get_current_task, batch map reads"
+"syscount-P|PASS|syscalls 300 norm_syscount_P|$SBIN/syscount -p {PID} -P|per process: task->group_leader->comm via bpf_get_current_task"
+"statsnoop|SKIP|||Debian 0.26's statsnoop traces nothing on the kernel either: it checks events/syscalls/statfs (not sys_enter_statfs) and so switches every program off"
+"sigsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/sigsnoop -k -p {PID}|kill/tkill/tgkill tracepoints (-k; the default also needs signal/signal_generate)"
+"killsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/killsnoop -k -p {PID}|as sigsnoop -k"
+"mountsnoop|PASS|mount 20 norm_mount|$SBIN/mountsnoop -p {PID}|mount/umount tracepoints, task->nsproxy->mnt_ns->ns.inum"
+"opensnoop|PASS|open 40 norm_opensnoop|$SBIN/opensnoop -p {PID}|open/openat tracepoints (the workload's own opens)"
+"bashreadline|PASS|readline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
+"gethostlatency|PASS|gethost 20 norm_gethost|$SBIN/gethostlatency -p {PID}|uprobes on libc getaddrinfo/gethostbyname/gethostbyname2"
+"funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :lt_func|uprobe + uretprobe on the binary of -p PID"
+"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n lt_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
+"exitsnoop|UNSUPPORTED|||tracepoint sched/sched_process_exit: graft attaches syscall tracepoints only (EOPNOTSUPP)"
+"javagc|SKIP|||USDT probes in a HotSpot JVM (libjvm.so); no JVM installed here"
+)
+KERNEL_ONLY=(
+"biolatency biopattern biosnoop biostacks biotop bitesize mdflush|block I/O (block tracepoints, kprobes)"
+"cpudist cpufreq hardirqs softirqs runqlat runqlen runqslower offcputime wakeuptime klockstat llcstat|scheduler, interrupts, locks, PMU (kernel tracepoints, kprobes, perf events)"
+"bindsnoop solisten tcpconnect tcpconnlat tcplife tcprtt tcpstates tcpsynbl tcptop tcptracer|TCP/socket stack (kprobes, fentry, sock tracepoints)"
+"cachestat drsnoop filelife filetop fsdist fsslower vfsstat readahead numamove oomkill slabratetop capable ksnoop|kernel functions (kprobes/fentry on VFS, mm, security)"
+"btrfsdist btrfsslower ext4dist ext4slower nfsdist nfsslower xfsdist xfsslower|file system internals (kprobes/fentry)"
+)
+
+wanted() {
+    [ ${#ONLY[@]} = 0 ] && return 0
+    local t; for t in "${ONLY[@]}"; do [ "$t" = "$1" ] && return 0; done
+    return 1
+}
+
+unexpected=0
+for spec in "${TOOLS[@]}"; do
+    IFS='|' read -r name expect run args reason <<<"$spec"
+    wanted "$name" || continue
+    bin=${args%% *}
+    if [ "$expect" != PASS ] && [ "$expect" != COMPARE ]; then
+        echo "MATRIX libbpf-tools $name $expect $reason"
+        continue
+    fi
+    if [ ! -x "$bin" ]; then
+        echo "MATRIX libbpf-tools $name SKIP $bin not installed (package libbpf-tools)"; continue
+    fi
+    if [ $kernel_ok = 0 ]; then
+        echo "MATRIX libbpf-tools $name SKIP the kernel side cannot run (bpf() refused)"; continue
+    fi
+    read -r mode n norm <<<"$run"
+    read -r -a argv <<<"$args"
+    why=""
+    : >"$tmp/why"
+    if ! run_side graft "$mode" "$n" "${argv[@]}"; then
+        why="graft: $(cat "$tmp/why"): $(grep -m1 -E 'graft-compat|libbpf|failed|error' "$tmp/t.err" 2>/dev/null)"
+    elif ! "$GRAFT" list 2>/dev/null | grep -q "^links: 0"; then
+        why="graft: the tool left links in the registry"
+    else
+        read -r gp gpp <"$tmp/graft.pid"
+        $norm "$gp" "$gpp" <"$tmp/graft.out" >"$tmp/g.norm"
+        : >"$tmp/why"
+        if ! run_side kernel "$mode" "$n" "${argv[@]}"; then
+            why="kernel: $(cat "$tmp/why")"
+        else
+            read -r kp kpp <"$tmp/kernel.pid"
+            $norm "$kp" "$kpp" <"$tmp/kernel.out" >"$tmp/k.norm"
+            if [ ! -s "$tmp/k.norm" ]; then
+                why="the kernel's run printed nothing to compare"
+            elif ! cmp -s "$tmp/k.norm" "$tmp/g.norm"; then
+                why="output differs from the kernel's: $(diff "$tmp/k.norm" "$tmp/g.norm" | grep -m2 '^[<>]' | tr '\n' ' ')"
+            fi
+        fi
+    fi
+    if [ -z "$why" ]; then
+        echo "MATRIX libbpf-tools $name PASS $(wc -l <"$tmp/g.norm") lines as on the kernel; $reason"
+        [ "${MATRIX_VERBOSE:-0}" = 2 ] && head -4 "$tmp/g.norm"
+    else
+        echo "MATRIX libbpf-tools $name FAIL $why"
+        unexpected=$((unexpected + 1))
+        if [ -n "${MATRIX_VERBOSE:-}" ]; then
+            echo "--- graft stdout/stderr:"; cat "$tmp/graft.out" "$tmp/graft.err" 2>/dev/null | head -30
+            echo "--- normalised kernel / graft:"; cat "$tmp/k.norm" 2>/dev/null | head -10; echo; cat "$tmp/g.norm" | head -10
+        fi
+    fi
+done
+for group in "${KERNEL_ONLY[@]}"; do
+    reason=${group#*|}
+    for t in ${group%%|*}; do
+        wanted "$t" && echo "MATRIX libbpf-tools $t KERNEL-ONLY $reason"
+    done
+done
+
+if [ $BENCH = 1 ] && [ $kernel_ok = 1 ]; then
+    median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print 0}'; }
+    pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }
+    : >"$tmp/plain.all"; : >"$tmp/kernel.all"; : >"$tmp/graft.all"
+    for _ in $(seq "${ROUNDS:-5}"); do
+        run_side plain syscalls 20000 && cat "$tmp/plain.ns" >>"$tmp/plain.all"
+        run_side kernel syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/kernel.ns" >>"$tmp/kernel.all"
+        run_side graft syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/graft.ns" >>"$tmp/graft.all"
+    done
+    base=$(median <"$tmp/plain.all")
+    echo "BENCH compat_syscount_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"
+    echo "BENCH compat_syscount_kernel_overhead_pct $(pct "$(median <"$tmp/kernel.all")" "$base") pct"
+fi
+[ $unexpected = 0 ]
