@@ -168,21 +168,22 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
 
 /* One variant's labels, in struct gtmpl's order; gin/gout/rgin/rgout are
  * the gate slots (NULL in the variant without gates). */
-#define GTMPL(sfx, gin, gout, rgin, rgout)                                                  \
+#define GTMPL(sfx, gin, gout, rgin, rgout, exb, rxb)                                        \
     { graft_tmpl_entry##sfx, graft_tmpl_entry_end##sfx, graft_tp_e_addr##sfx,             \
       graft_tp_e_tls##sfx, graft_tp_e_site##sfx, graft_tp_e_gp##sfx, graft_tp_e_ret##sfx, \
       graft_tp_e_site2##sfx, graft_tp_e_slow##sfx, graft_tp_e_push##sfx, gin, gout,       \
       graft_tp_e_ret2##sfx, graft_tp_e_call##sfx, graft_tp_e_site3##sfx,                  \
       graft_tp_e_tls2##sfx, graft_tp_e_call2##sfx, graft_tmpl_ret##sfx,                   \
       graft_tmpl_ret_end##sfx, graft_tp_r_tls##sfx, graft_tp_r_gp##sfx,                   \
-      graft_tp_r_missed##sfx, graft_tp_r_slow##sfx, rgin, rgout, graft_tp_r_site##sfx }
+      graft_tp_r_missed##sfx, graft_tp_r_slow##sfx, rgin, rgout, graft_tp_r_site##sfx,    \
+      exb, rxb }
 
 static const struct gtmpl g_tmpls[3] = {      /* indexed by struct gsite.gated */
-    [GSITE_PLAIN] = GTMPL(, NULL, NULL, NULL, NULL),
+    [GSITE_PLAIN] = GTMPL(, NULL, NULL, NULL, NULL, NULL, NULL),
     [GSITE_GATED] = GTMPL(_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tp_r_gin_g,
-                          graft_tp_r_gout_g),
+                          graft_tp_r_gout_g, graft_tp_e_xbase_g, graft_tp_r_xbase_g),
     [GSITE_XSTACK] = GTMPL(_gs, graft_tp_e_gin_gs, graft_tp_e_gout_gs, graft_tp_r_gin_gs,
-                           graft_tp_r_gout_gs),
+                           graft_tp_r_gout_gs, graft_tp_e_xbase_gs, graft_tp_r_xbase_gs),
 };
 
 /* Where an entry site's relocated instructions start: right after the
@@ -463,6 +464,8 @@ static void write_templates(struct gsite *site)
         patch_gate(site, 0, e, T->e_gout, giso_pkru_host());
         patch_gate(site, GSTUB_RET, r, T->r_gin, giso_pkru_ext());
         patch_gate(site, GSTUB_RET, r, T->r_gout, giso_pkru_host());
+        patch64(site, 0, e, T->e_xbase, giso_xctl_base());
+        patch64(site, GSTUB_RET, r, T->r_xbase, giso_xctl_base());
     }
     site->ret_tramp = (uint64_t)site->stub + GSTUB_RET;
 }

@@ -336,7 +336,7 @@ static int gates_in_stub(void *fn)
     const uint8_t *stub = p + 5 + rel;
     /* A copy at its own address: the stub pages are registered gate ranges,
      * which the scanner (rightly) does not report. */
-    static uint8_t copy[2048];
+    static uint8_t copy[4096];        /* GSTUB_SIZE */
     memcpy(copy, stub, sizeof(copy));
     int n = 0, hidden = 0;
     giso_scan_code(copy, sizeof(copy), (uintptr_t)copy, count_one, &n);
