@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "attach/thread_state.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
 #include "maps/maps.h"
@@ -642,6 +643,62 @@ static void test_xstack_signal(void)
     gvm_prog_free(sp);
 }
 
+/* The per-thread state that decides where an extension runs lives in the
+ * thread's keyed control block; struct gthread only holds host-side hints
+ * and a candidate pointer, validated after the entry gate (issue 15). */
+static void xctl_cases(gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    struct gthread *t = gthread_self();
+    uint64_t top = giso_xstack_bound();
+    CHECK(t && t->xctl && top, "this thread has a keyed control block and a stack");
+    if (!t || !t->xctl || !top)
+        return;
+    volatile uint64_t *blk = (volatile uint64_t *)(void *)t->xctl;
+    int wr = host_access(blk + 1, 1, 0x1000), rd = host_access(blk, 0, 0);
+    CHECK(wr == 1 && rd == 1, "host write/read of the control block (stack top, owner) fault "
+          "with SEGV_PKUERR (%d, %d)", wr, rd);
+    struct ghook *h = NULL;
+    int rc = gattach_install((void *)host_xs_entry, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL,
+                             &h, &err);
+    CHECK(rc == 0, "xctl: hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    /* A host write that points the stack hint at host memory: the template
+     * still runs the extension on the real stack (the keyed block's). */
+    static uint8_t forged[16384] __attribute__((aligned(16)));
+    uint64_t ftop = (uint64_t)(uintptr_t)(forged + sizeof(forged));
+    t->xtop = ftop;
+    g_xs_runs = 0;
+    g_xs_fp = 0;
+    host_xs_entry(1);
+    CHECK(g_xs_runs == 1 && in_xstack(top, g_xs_fp) && t->xtop == top,
+          "a host-forged gthread.xtop is ignored: the extension ran on its keyed stack "
+          "(BPF stack %#llx, forged top %#llx) and the hint was put right",
+          (unsigned long long)g_xs_fp, (unsigned long long)ftop);
+    /* A host write that points the run-state candidate at a forged block in
+     * host memory (with this thread's FS base as owner): the template traps
+     * after its entry gate instead of writing through it. In a child. */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        static uint64_t fake[64] __attribute__((aligned(256)));
+        uint64_t fs;
+        __asm__ volatile("rdfsbase %0" : "=r"(fs));
+        fake[0] = fs;
+        fake[1] = fake[2] = ftop;
+        t->rs = (struct ghelper_run *)(void *)(fake + 8);
+        host_xs_entry(1);
+        _exit(fake[8] != 0 ? 3 : 4);    /* not trapped (3: it wrote through it) */
+    }
+    int st = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+    CHECK(got == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGILL,
+          "a host-forged run-state/control-block pointer traps after the entry gate (child "
+          "status %#x)", st);
+    gattach_remove(h, &err);
+}
+
 static void test_xstack(struct world *w, gvm_native_fn ext)
 {
     struct graft_err err = { 0 };
@@ -673,6 +730,7 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
               "host PKRU afterwards", (unsigned long long)g_xs_fp);
         gsys_detach(l);
     }
+    xctl_cases(ext);
     if (top) {
         int wr = host_access((volatile uint64_t *)(uintptr_t)(top - 64), 1, 42);
         int rd = host_access((volatile uint64_t *)(uintptr_t)(top - GISO_XSTACK_SIZE), 0, 0);
