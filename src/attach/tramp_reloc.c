@@ -498,6 +498,37 @@ static void write_stub_head(struct gsite *site)
 static int build_stub(struct gsite *site, uint64_t func_size, int force_trap, int no_trap,
                       struct graft_err *err);
 
+/* The stub page is a registered gate range, which the process scan skips:
+ * so no byte pattern of WRPKRU/XRSTOR/XRSTORS may be in it but the WRPKRUs
+ * of its own gates - not in an address it holds as an immediate, a rel32,
+ * nor in the hooked function's relocated instructions (their bytes are the
+ * host's; a pattern inside them was hidden in an instruction there and is
+ * still usable here). A stub with one is wiped (int3) and the hook refused:
+ * its addresses and the host's bytes are what they are, so building it
+ * again would give the same bytes. */
+static int check_stub(struct gsite *site, struct graft_err *err)
+{
+    size_t ok[4], n = 0, bad = 0;
+    const struct gtmpl *T = &g_tmpls[site->gated];
+    if (site->gated && site->is_entry) {
+        ok[n++] = (size_t)(T->e_gin - T->entry) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = (size_t)(T->e_gout - T->entry) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = GSTUB_RET + (size_t)(T->r_gin - T->ret) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = GSTUB_RET + (size_t)(T->r_gout - T->ret) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+    }
+    if (giso_check_emitted(site->stub_rw, GSTUB_SIZE, ok, n, &bad) == 0)
+        return 0;
+    memset(site->stub_rw, 0xcc, GSTUB_SIZE);
+    __builtin___clear_cache((char *)site->stub, (char *)site->stub + GSTUB_SIZE);
+    return graft_errf(err, -ENOTSUP, "attach: the trampoline for %p would hold a WRPKRU/XRSTOR "
+                      "byte pattern at stub offset %zu (in %s), which could change PKRU; not "
+                      "installed", (void *)site->addr, bad,
+                      bad >= (size_t)site_cont_off(site) &&
+                      bad < (size_t)site_cont_off(site) + GSTUB_ERELOC_MAX && site->is_entry
+                          ? "the hooked function's relocated instructions"
+                          : "an address or offset it holds");
+}
+
 int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
@@ -514,6 +545,8 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
      * key: the host cannot rewrite a gate's PKRU immediate through them. */
     giso_enter();
     rc = build_stub(site, func_size, force_trap, no_trap, err);
+    if (rc == 0)
+        rc = check_stub(site, err);
     giso_leave();
     return rc;
 }

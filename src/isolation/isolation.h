@@ -195,6 +195,13 @@ int giso_xctl_release_stale(uint64_t frame);
  * it has none bound; traps on a candidate that is not a block of this
  * thread. */
 struct giso_xctl *giso_xctl_self(void);
+/* For the helpers' run-state pointer (a host-writable TLS copy, cand):
+ * when the caller runs with the ext PKRU (extension-side code, which may
+ * write through the result), the user area of this thread's validated
+ * block - trapping if there is none or the candidate is forged - else (host
+ * PKRU, which cannot dereference keyed memory anyway, or isolation off)
+ * cand itself. */
+void *giso_xctl_user_checked(void *cand);
 static inline void *giso_xctl_user(struct giso_xctl *c)
 {
     return c ? (char *)c + GISO_XCTL_OFF_USER : NULL;
@@ -244,6 +251,17 @@ gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err);
 #define GISO_HOST_COPY_MAX (64u * 1024u)
 gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
                                       struct graft_err *err);
+
+/* Code graft emits into registered gate ranges (which giso_scan() skips)
+ * must hold no WRPKRU/XRSTOR/XRSTORS byte pattern - at any alignment,
+ * including inside immediates and relocated instructions - except the
+ * WRPKRUs of its own gates: GISO_GATE_WRPKRU_OFF bytes into each
+ * giso_emit_gate() output. giso_check_emitted() returns 0 if every pattern
+ * in code[0, len) starts at one of the n offsets in wrpkru_ok (each a
+ * WRPKRU), else -1 with *bad the offset of the first stray one. */
+#define GISO_GATE_WRPKRU_OFF 12
+int giso_check_emitted(const uint8_t *code, size_t len, const size_t *wrpkru_ok, size_t n,
+                       size_t *bad);
 
 /* Mark [start, start+len) as graft gate code that giso_scan() must not
  * report. Returns 0 or -ENOMEM / -EINVAL. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "isolation/isolation.h"
+#include "util/pkru_pattern.h"
 
 enum iso_state { ISO_NONE = 0, ISO_ON, ISO_OFF };
 #define HWCAP2_FSGSBASE_BIT (1ul << 1)     /* AT_HWCAP2: RDFSBASE & co. usable */
@@ -117,6 +118,22 @@ size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru)
     return n;
 }
 
+int giso_check_emitted(const uint8_t *code, size_t len, const size_t *wrpkru_ok, size_t n,
+                       size_t *bad)
+{
+    for (size_t at = gpkru_find(code, len, 0); at < len; at = gpkru_find(code, len, at + 1)) {
+        int ok = 0;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = wrpkru_ok[i] == at && gpkru_pattern_at(code + at, len - at) == GPKRU_WRPKRU;
+        if (!ok) {
+            if (bad)
+                *bad = at;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* giso_call_ext as code: g_call_ext_fn(fn, ctx, len, use_stack), copied
  * from this template into the gate page with its two gate slots, the %fs
  * offset of t_xctl and the arena's address filled in (emit_call_ext).
@@ -202,6 +219,20 @@ static int build_gate_page(struct graft_err *err)
     n = giso_emit_gate(p + 64, 64, g_pkru_host);
     p[64 + n] = 0xc3;
     emit_call_ext(p + 128);
+    /* The arena's address and a TLS offset are immediates in it: like every
+     * stub graft emits, no stray WRPKRU/XRSTOR pattern may come of them. */
+    const size_t ok[] = { GISO_GATE_WRPKRU_OFF, 64 + GISO_GATE_WRPKRU_OFF,
+                          128 + (size_t)(giso_tp_cx_gin - giso_tmpl_call_ext) - 27 +
+                              GISO_GATE_WRPKRU_OFF,
+                          128 + (size_t)(giso_tp_cx_gout - giso_tmpl_call_ext) - 27 +
+                              GISO_GATE_WRPKRU_OFF };
+    size_t bad = 0;
+    if (giso_check_emitted(p, (size_t)page, ok, 4, &bad) < 0) {
+        munmap(p, (size_t)page);
+        return graft_errf(err, -ENOTSUP, "isolation: the gate page would hold a stray "
+                          "WRPKRU/XRSTOR byte pattern at offset %zu (from the arena's address "
+                          "or a TLS offset); not built", bad);
+    }
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
         int e = errno;
         munmap(p, (size_t)page);
@@ -477,6 +508,16 @@ struct giso_xctl *giso_xctl_self(void)
     if (!xctl_ok(c))
         __builtin_trap();           /* a host write: never use it */
     return (struct giso_xctl *)(uintptr_t)c;
+}
+
+void *giso_xctl_user_checked(void *cand)
+{
+    if (g_state != ISO_ON || (rdpkru_raw() & (3u << (2 * g_pkey))))
+        return cand;
+    struct giso_xctl *c = giso_xctl_self();
+    if (!c)
+        __builtin_trap();           /* the candidate was cleared under a running extension */
+    return c->user;
 }
 
 struct giso_xctl *giso_xctl_new(struct graft_err *err)
@@ -874,13 +915,16 @@ static void put_piece(struct xbuf *b, const uint8_t *t, const uint8_t *end,
     b->n += (size_t)(end - t);
 }
 
-/* exit gate; movabs rax, fn; call rax; enter gate */
-static void put_call(struct xbuf *b, uint64_t target)
+/* exit gate; movabs rax, fn; call rax; enter gate. The gates' WRPKRU
+ * offsets go to gates[*ngates...]. */
+static void put_call(struct xbuf *b, uint64_t target, size_t *gates, int *ngates)
 {
+    gates[(*ngates)++] = b->n + GISO_GATE_WRPKRU_OFF;
     b->n += giso_emit_gate(b->p + b->n, GISO_GATE_MAX, g_pkru_host);
     xb(b, 0x48), xb(b, 0xb8);                       /* movabs rax, imm64 */
     memcpy(b->p + b->n, &target, 8), b->n += 8;
     xb(b, 0xff), xb(b, 0xd0);                       /* call rax */
+    gates[(*ngates)++] = b->n + GISO_GATE_WRPKRU_OFF;
     b->n += giso_emit_gate(b->p + b->n, GISO_GATE_MAX, g_pkru_ext);
 }
 
@@ -893,8 +937,10 @@ static void put_call(struct xbuf *b, uint64_t target)
  * a host stack - gates only, or nested - has its frames in host memory
  * anyway). Which copy returns is decided by the return address the `call`
  * pushed, not by any value the host function could have changed. */
-static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args)
+static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args,
+                              size_t gates[4])
 {
+    int ngates = 0;
     uint64_t target = (uint64_t)(uintptr_t)fn;
     struct xbuf b = { p, 0 };
     put_piece(&b, giso_tmpl_hc_pre, giso_tmpl_hc_pre_end, giso_tp_hc_tls, giso_tp_hc_base);
@@ -905,12 +951,12 @@ static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args)
             emit_copy_arg(&b, g_arg_reg[i], g_arg_reg[i + 1], trap_fix, &n_trap);
     xb(&b, 0x4d), xb(&b, 0x85), xb(&b, 0xdb);      /* test r11, r11 */
     size_t j_sw = xjcc32(&b, 0x85);                 /* jnz sw */
-    put_call(&b, target);
+    put_call(&b, target, gates, &ngates);
     static const uint8_t back[] = { 0x48, 0x89, 0xdc, 0x5b, 0xc3 };   /* mov rsp,rbx; pop rbx; ret */
     memcpy(p + b.n, back, sizeof(back)), b.n += sizeof(back);
     xlink32(&b, j_sw, b.n);
     xb(&b, 0x49), xb(&b, 0x89), xb(&b, 0x63), xb(&b, 0x20);   /* sw: mov [r11+32], rsp */
-    put_call(&b, target);
+    put_call(&b, target, gates, &ngates);
     put_piece(&b, giso_tmpl_hc_post, giso_tmpl_hc_post_end, giso_tp_hc_tls2, giso_tp_hc_base2);
     for (int i = 0; i < n_trap; i++)
         xlink32(&b, trap_fix[i], b.n);
@@ -959,7 +1005,16 @@ gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
         goto done;
     }
     memset(p, 0xcc, (size_t)page);
-    emit_host_thunk(p, fn, mem_args);
+    size_t gates[4], bad = 0;
+    emit_host_thunk(p, fn, mem_args, gates);
+    /* fn's address, the arena's and a TLS offset are immediates in it */
+    if (giso_check_emitted(p, (size_t)page, gates, 4, &bad) < 0) {
+        graft_errf(err, -ENOTSUP, "isolation: the host-call thunk for %p would hold a stray "
+                   "WRPKRU/XRSTOR byte pattern at offset %zu (from an address it holds); "
+                   "not made", (void *)fn, bad);
+        munmap(p, (size_t)page);
+        goto done;
+    }
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0 ||
         giso_register_gate_range(p, (size_t)page) != 0) {
         graft_errf(err, -errno ? -errno : -ENOMEM, "isolation: cannot seal the host-call "

@@ -699,6 +699,46 @@ static void xctl_cases(gvm_native_fn ext)
     gattach_remove(h, &err);
 }
 
+/* Code graft emits into its gate ranges (which the process scan skips)
+ * must not carry a WRPKRU/XRSTOR byte pattern (issue 15): a function whose
+ * first instruction hides one (`mov eax, 0xef010f90`: b8 90 0f 01 ef)
+ * would have it copied into its stub; the hook is refused instead. With
+ * isolation on, so is a host-call thunk for a function whose address holds
+ * the bytes 0f 01 ef. */
+static void test_emitted_patterns(struct world *w, gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        CHECK(0, "mmap for the crafted function");
+        return;
+    }
+    static const uint8_t fn_bytes[] = { 0xb8, 0x90, 0x0f, 0x01, 0xef,   /* mov eax, 0xef010f90 */
+                                        0x90, 0x90, 0x90, 0xc3 };       /* nop x3; ret */
+    memset(page, 0xcc, 4096);
+    memcpy(page, fn_bytes, sizeof(fn_bytes));
+    mprotect(page, 4096, PROT_READ | PROT_EXEC);
+    struct ghook *h = NULL;
+    int rc = gattach_install(page, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL, &h, &err);
+    CHECK(rc == -ENOTSUP && strstr(err.msg, "WRPKRU/XRSTOR byte pattern") &&
+              strstr(err.msg, "relocated"),
+          "a function whose relocated entry hides a WRPKRU is not hooked (%d: %s)", rc,
+          err.msg);
+    if (rc == 0)
+        gattach_remove(h, &err);
+    int r = ((int (*)(void))(void *)page)();
+    CHECK(r == (int)0xef010f90, "the function still runs unpatched (%#x)", r);
+    munmap(page, 4096);
+    if (w->on) {
+        gvm_helper_fn bad = (gvm_helper_fn)(uintptr_t)0x7fef010f1000ull;   /* never called */
+        memset(&err, 0, sizeof(err));
+        gvm_helper_fn th = giso_wrap_host_call(bad, &err);
+        CHECK(th == NULL && strstr(err.msg, "stray WRPKRU/XRSTOR"),
+              "a host-call thunk whose immediate would hold 0f 01 ef is refused (%s)",
+              err.msg);
+    }
+}
+
 static void test_xstack(struct world *w, gvm_native_fn ext)
 {
     struct graft_err err = { 0 };
@@ -904,6 +944,7 @@ int main(void)
     CHECK(xprog != NULL, "stack-filling extension JIT-compiled (%s)", xprog ? "ok" : err.msg);
     if (xprog) {
         test_xstack(&w, gvm_prog_native(xprog));
+        test_emitted_patterns(&w, gvm_prog_native(xprog));
         gvm_prog_free(xprog);
     }
     counters(&w, c);
