@@ -80,6 +80,7 @@ HOST_FN(hc_trap, 4)
 HOST_FN(hc_gates, 5)
 HOST_FN(hc_jump, 6)
 HOST_FN(hc_libc, 7)
+HOST_FN(hc_clob, 8)
 
 /* A GRAFT_ENTRY-style source entry (the 5-byte NOP), 8 bytes in %rdi. */
 long hc_source(long x);
@@ -184,6 +185,23 @@ static uint64_t host_jump(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64
 #define H_RC2 203
 #define H_JUMP 204
 #define H_MEM3 205
+#define H_CLOBBER 206
+
+/* A host function that returns with every callee-saved register changed -
+ * what a host whose saved-register slots on its own stack were overwritten
+ * (or that breaks the ABI) hands back to its caller. The JIT keeps BPF
+ * r6-r9 and r10 in callee-saved registers: the thunk must restore them
+ * from its keyed copies, not trust these. */
+__asm__(".text\n"
+        ".globl hc_clobber_fn\n.type hc_clobber_fn, @function\n"
+        "hc_clobber_fn:\n"
+        "  movabs $0x0badbadbadbad000, %rbx\n"
+        "  mov %rbx, %rbp\n  mov %rbx, %r12\n  mov %rbx, %r13\n"
+        "  mov %rbx, %r14\n  mov %rbx, %r15\n"
+        "  mov $77, %eax\n"
+        "  ret\n"
+        ".size hc_clobber_fn, .-hc_clobber_fn\n");
+uint64_t hc_clobber_fn(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 static gvm_helper_fn g_helpers[BPF_MAX_HELPER_ID];
 static volatile int64_t g_rc, g_rc2;
@@ -415,6 +433,31 @@ static struct gvm_prog *build_libc_user(struct graft_err *err)
     return jit(insns, N_INSNS(insns), NULL, err);
 }
 
+/* r6..r9 := 6..9 and a word on the stack, call the clobbering host
+ * function, then r6+r7+r8+r9 + the stack word + its result (30 + 100 + 77)
+ * to H_RC. */
+static struct gvm_prog *build_clobbered(struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_MOV64_IMM(6, 6),
+        BPF_MOV64_IMM(7, 7),
+        BPF_MOV64_IMM(8, 8),
+        BPF_MOV64_IMM(9, 9),
+        BPF_ST_MEM(BPF_DW, 10, -8, 100),
+        BPF_CALL_HELPER(H_CLOBBER),
+        BPF_ALU64_REG(BPF_ADD, 0, 6),
+        BPF_ALU64_REG(BPF_ADD, 0, 7),
+        BPF_ALU64_REG(BPF_ADD, 0, 8),
+        BPF_ALU64_REG(BPF_ADD, 0, 9),
+        BPF_LDX_MEM(BPF_DW, 1, 10, -8),
+        BPF_ALU64_REG(BPF_ADD, 1, 0),
+        BPF_CALL_HELPER(H_RC),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    return jit(insns, N_INSNS(insns), NULL, err);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
 static void reset_seen(void)
@@ -513,6 +556,34 @@ static void run_nested(gvm_native_fn outer, gvm_native_fn inner)
         gattach_remove(h, &err);
     }
     gattach_entry_remove(l, &err);
+}
+
+/* The extension on its stack calls a host function that returns with its
+ * callee-saved registers changed: the extension's registers and stack are
+ * what they were (the thunk restored them from the extension stack, keyed).
+ * In a child: before the thunk did so, rsp came back from rbx. */
+static void run_clobbered(gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    struct ghook *h = NULL;
+    int rc = gattach_install((void *)hc_clob, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL, &h,
+                             &err);
+    CHECK(rc == 0, "clobber: hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        g_rc = 0;
+        hc_clob(1);
+        _exit(g_rc == 30 + 100 + 77 && giso_rdpkru() == giso_pkru_host() ? 0 : 1);
+    }
+    int st = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+    CHECK(got == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "a host function returning with rbx, rbp, r12-r15 changed: the extension goes on "
+          "with its own registers and stack (child status %#x)", st);
+    gattach_remove(h, &err);
 }
 
 /* A host function longjmps out of the extension past the trampoline: the
@@ -658,6 +729,7 @@ int main(void)
         { H_MEM2, host_mem2, 1u << 0 | 1u << 2 },
         { H_JUMP, host_jump, 0 },
         { H_MEM3, host_mem3, 1u << 1 | 1u << 3 },
+        { H_CLOBBER, hc_clobber_fn, 0 },
     };
     for (size_t i = 0; i < N_INSNS(host); i++) {
         g_helpers[host[i].id] = giso_wrap_host_call_mem(host[i].fn, host[i].mem, &err);
@@ -696,6 +768,13 @@ int main(void)
     run_nested(ext, gvm_prog_native(inner));
     run_libc_helpers(gvm_prog_native(libc_user));
     run_longjmp(gvm_prog_native(jumper), ext);
+    struct gvm_prog *clob = build_clobbered(&err);
+    CHECK(clob != NULL, "clobbered-registers extension JIT-compiled (%s)",
+          clob ? "ok" : err.msg);
+    if (clob) {
+        run_clobbered(gvm_prog_native(clob));
+        gvm_prog_free(clob);
+    }
 
     gvm_prog_free(caller);
     gvm_prog_free(inner);
