@@ -615,6 +615,9 @@ static int publish(struct gentry_site *s, struct graft_err *err)
     struct entry_handlers *old = atomic_exchange(&s->hs, hs);
     while (atomic_load(s->inflight))
         sched_yield();
+    /* inflight is host-writable: a host that clears it must not get the
+     * snapshot freed under a running extension (keyed stacks' in-use) */
+    gthread_wait_ext_idle();
     if (old)
         gmeta_free(old, handlers_size(old->n));
     return rc;

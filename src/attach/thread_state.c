@@ -254,6 +254,16 @@ void gthread_synchronize(void)
     }
 }
 
+void gthread_wait_ext_idle(void)
+{
+    if (!gattach_iso_on())
+        return;
+    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next)
+        if (t != t_self)
+            while (giso_xctl_busy(t->xctl))
+                sched_yield();
+}
+
 struct ghelper_run *gattach_run_state(void)
 {
     struct gthread *t = t_self;

@@ -148,6 +148,11 @@ static inline void gthread_read_end(struct gthread *t)
  * section ended) and return 1; 0 for real nesting. */
 int gthread_release_stale(struct gthread *t, uint64_t frame) GHIDDEN;
 
+/* Wait until no other thread's keyed control block says an extension is
+ * on its stack (each seen free once): for removers whose own in-flight
+ * count is host-writable (GRAFT_ENTRY sites). No-op without isolation. */
+void gthread_wait_ext_idle(void) GHIDDEN;
+
 /* Wait until no thread is inside a read section that began before now
  * (except the caller's own: a remove from inside a handler). */
 void gthread_synchronize(void) GHIDDEN;
