@@ -41,7 +41,10 @@
 
 #include "attach/func_internal.h"
 
-#define PAGE 4096u
+/* One trampoline mapping (memfd, mapped read+execute near the sites and
+ * read+write elsewhere): four GSTUB_SIZE stubs, so finding a free range
+ * near the code (a read of /proc/self/maps) is paid once per four sites. */
+#define PAGE (4u * GSTUB_SIZE)
 #define RANGE_LIMIT 0x7fff0000ll      /* keep clear of the rel32 edge */
 
 struct stub_page {
