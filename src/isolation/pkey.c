@@ -582,6 +582,11 @@ int giso_xctl_release_stale(uint64_t frame)
     int released = 0;
     if (g_state != ISO_ON || !cand)
         return 0;
+    /* Extension-side code (a helper that reached a hook: the key is open)
+     * is inside a live section by definition - and must not get the host
+     * PKRU back from our leave gate. */
+    if (!(rdpkru_raw() & (3u << (2 * g_pkey))))
+        return 0;
     giso_enter();
     struct giso_xctl *c = (struct giso_xctl *)(uintptr_t)cand;
     if (xctl_ok(cand) && c->top && !c->xtop && c->hc_host_rsp && frame >= c->hc_host_rsp) {

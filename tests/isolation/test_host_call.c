@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -81,6 +82,7 @@ HOST_FN(hc_gates, 5)
 HOST_FN(hc_jump, 6)
 HOST_FN(hc_libc, 7)
 HOST_FN(hc_clob, 8)
+HOST_FN(hc_cpu, 9)
 
 /* A GRAFT_ENTRY-style source entry (the 5-byte NOP), 8 bytes in %rdi. */
 long hc_source(long x);
@@ -458,6 +460,20 @@ static struct gvm_prog *build_clobbered(struct graft_err *err)
     return jit(insns, N_INSNS(insns), NULL, err);
 }
 
+/* get_smp_processor_id (a libc call, sched_getcpu, from the helper), then
+ * 4242 to H_RC. */
+static struct gvm_prog *build_cpu_user(struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_CALL_HELPER(8),                    /* get_smp_processor_id */
+        BPF_MOV64_IMM(1, 4242),
+        BPF_CALL_HELPER(H_RC),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    return jit(insns, N_INSNS(insns), NULL, err);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
 static void reset_seen(void)
@@ -651,6 +667,50 @@ static void run_libc_helpers(gvm_native_fn ext)
     gattach_remove(h, &err);
 }
 
+/* A helper (extension-side code, key open, on the extension stack) calls
+ * a libc function that is itself hooked: that hit is nested (skipped and
+ * counted) and must leave the helper's PKRU alone - the check for a
+ * section left by a longjmp runs only from host code. In a child: a leave
+ * gate there would make the extension fault on its own stack. */
+static void run_helper_hits_hook(gvm_native_fn cpu_user, gvm_native_fn other)
+{
+    struct graft_err err = { 0 };
+    struct ghook *h = NULL, *h2 = NULL;
+    int rc = gattach_install((void *)hc_cpu, GHOOK_ENTRY, (ghook_handler)cpu_user, 0, NULL, &h,
+                             &err);
+    CHECK(rc == 0, "helper hits a hook: extension hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    rc = gattach_install((void *)sched_getcpu, GHOOK_ENTRY, (ghook_handler)other, 0, NULL, &h2,
+                         &err);
+    CHECK(rc == 0, "helper hits a hook: sched_getcpu hooked (%s)", rc ? err.msg : "ok");
+    if (rc == 0) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct gattach_stats before, after;
+            gattach_get_stats(&before);
+            uint64_t grants = giso_xstack_grants();
+            g_rc = 0;
+            hc_cpu(1);
+            gattach_get_stats(&after);
+            /* no PKU fault on the extension stack had to be let through */
+            _exit((g_rc == 4242 ? 0 : 1) |
+                  (after.missed_recursion == before.missed_recursion + 1 ? 0 : 2) |
+                  (giso_rdpkru() == giso_pkru_host() ? 0 : 4) |
+                  (giso_xstack_grants() == grants ? 0 : 8));
+        }
+        int st = 0;
+        pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+        CHECK(got == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "a helper's libc call that is hooked is skipped as nested, the helper keeps its "
+              "PKRU (no fault let through), the extension finishes, host PKRU afterwards "
+              "(child status %#x)", st);
+        gattach_remove(h2, &err);
+    }
+    gattach_remove(h, &err);
+}
+
 /* ---- main ----------------------------------------------------------------------- */
 
 static void init_setup(void)
@@ -768,6 +828,12 @@ int main(void)
     run_nested(ext, gvm_prog_native(inner));
     run_libc_helpers(gvm_prog_native(libc_user));
     run_longjmp(gvm_prog_native(jumper), ext);
+    struct gvm_prog *cpu_user = build_cpu_user(&err);
+    CHECK(cpu_user != NULL, "cpu extension JIT-compiled (%s)", cpu_user ? "ok" : err.msg);
+    if (cpu_user) {
+        run_helper_hits_hook(gvm_prog_native(cpu_user), ext);
+        gvm_prog_free(cpu_user);
+    }
     struct gvm_prog *clob = build_clobbered(&err);
     CHECK(clob != NULL, "clobbered-registers extension JIT-compiled (%s)",
           clob ? "ok" : err.msg);
