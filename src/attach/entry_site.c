@@ -361,14 +361,15 @@ struct entry_run {
 static uint64_t entry_handlers_run(void *arg, uint64_t unused)
 {
     struct entry_run *r = arg;
-    struct ghelper_run saved = *r->rs;
+    struct ghelper_run *rs = gattach_run_state_inside(r->rs);   /* keyed, validated */
+    struct ghelper_run saved = *rs;
     (void)unused;
     for (uint32_t i = 0; i < r->hs->n; i++) {
-        *r->rs = (struct ghelper_run){ .ctx = r->args, .func_ip = r->func_ip,
-                                       .cookie = r->hs->h[i].cookie };
+        *rs = (struct ghelper_run){ .ctx = r->args, .func_ip = r->func_ip,
+                                    .cookie = r->hs->h[i].cookie };
         r->hs->h[i].fn(r->args, r->len);
     }
-    *r->rs = saved;
+    *rs = saved;
     return 0;
 }
 
@@ -614,6 +615,9 @@ static int publish(struct gentry_site *s, struct graft_err *err)
     struct entry_handlers *old = atomic_exchange(&s->hs, hs);
     while (atomic_load(s->inflight))
         sched_yield();
+    /* inflight is host-writable: a host that clears it must not get the
+     * snapshot freed under a running extension (keyed stacks' in-use) */
+    gthread_wait_ext_idle();
     if (old)
         gmeta_free(old, handlers_size(old->n));
     return rc;

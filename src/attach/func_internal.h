@@ -42,8 +42,8 @@
  *  GSTUB_CALL  call rel32 to the relocated instructions, so that the
  *              address it pushes is the return template's
  *  GSTUB_RET  return template */
-#define GSTUB_SIZE      2048
-#define GSTUB_RET       1312        /* _gs entry template (clang: 1214) + ERELOC_MAX below */
+#define GSTUB_SIZE      4096        /* one per page since the templates validate the keyed control block */
+#define GSTUB_RET       1536        /* _gs entry template (gcc: 1282) + ERELOC_MAX below */
 #define GSTUB_CALL      (GSTUB_RET - 5)   /* `call rel32` to the relocated code */
 #define GSTUB_ERELOC_MAX 80         /* >= 5 bytes of code, widened, + the jump back */
 #define GSTUB_CONT      17          /* after `lea; push [site]; jmp [entry]` */
@@ -163,13 +163,15 @@ GHIDDEN void ghit_get_stats(struct gattach_stats *st);
     graft_tp_r_slow##sfx[]
 extern const uint8_t GHIDDEN GTMPL_LABELS(), GTMPL_LABELS(_g), GTMPL_LABELS(_gs),
     graft_tp_e_gin_g[], graft_tp_e_gout_g[], graft_tp_r_gin_g[], graft_tp_r_gout_g[],
-    graft_tp_e_gin_gs[], graft_tp_e_gout_gs[], graft_tp_r_gin_gs[], graft_tp_r_gout_gs[];
+    graft_tp_e_gin_gs[], graft_tp_e_gout_gs[], graft_tp_r_gin_gs[], graft_tp_r_gout_gs[],
+    graft_tp_e_xbase_g[], graft_tp_r_xbase_g[], graft_tp_e_xbase_gs[], graft_tp_r_xbase_gs[];
 
 /* One template variant, for tramp_reloc.c. */
 struct gtmpl {
     const uint8_t *entry, *entry_end, *e_addr, *e_tls, *e_site, *e_gp, *e_ret, *e_site2,
         *e_slow, *e_push, *e_gin, *e_gout, *e_ret2, *e_call, *e_site3, *e_tls2, *e_call2;
     const uint8_t *ret, *ret_end, *r_tls, *r_gp, *r_missed, *r_slow, *r_gin, *r_gout, *r_site;
+    const uint8_t *e_xbase, *r_xbase;   /* gated: the control-block arena's address */
 };
 
 void gsys_set_isolation(int on) GHIDDEN;     /* syscall_dispatch.c */

@@ -70,11 +70,12 @@ struct hit_run {
 };
 
 /* Run one handler with its cookie; 1 if it called bpf_override_return. */
-static int hit_call(struct hit_run *h, const struct gslot *s, uint64_t *ret)
+static int hit_call(struct hit_run *h, struct ghelper_run *rs, const struct gslot *s,
+                    uint64_t *ret)
 {
-    h->rs->cookie = s->cookie;
+    rs->cookie = s->cookie;
     *ret = s->fn(h->regs, sizeof(*h->regs));
-    return h->rs->override_set;
+    return rs->override_set;
 }
 
 static uint64_t hit_entry(void *arg, uint64_t unused)
@@ -82,16 +83,18 @@ static uint64_t hit_entry(void *arg, uint64_t unused)
     struct hit_run *h = arg;
     const struct ghandlers *hs = h->hs;
     uint64_t r;
+    /* the keyed run state from the validated control block, not h->rs */
+    struct ghelper_run *rs = gattach_run_state_inside(h->rs);
     (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip };
+    *rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip };
     for (uint32_t i = 0; i < hs->n_entry; i++)
-        if (hit_call(h, &hs->entry[i], &r) && hs->entry[i].kind == GHOOK_OVERRIDE) {
+        if (hit_call(h, rs, &hs->entry[i], &r) && hs->entry[i].kind == GHOOK_OVERRIDE) {
             h->skip = 1;
-            h->value = h->rs->override_value;
+            h->value = rs->override_value;
             return 0;
         }
     if (hs->has_replace) {
-        hit_call(h, &hs->replace, &r);
+        hit_call(h, rs, &hs->replace, &r);
         h->skip = 1;
         h->value = r;
     }
@@ -102,11 +105,12 @@ static uint64_t hit_return(void *arg, uint64_t unused)
 {
     struct hit_run *h = arg;
     uint64_t r;
+    struct ghelper_run *rs = gattach_run_state_inside(h->rs);
     (void)unused;
-    *h->rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip,
-                                   .at_return = 1 };
+    *rs = (struct ghelper_run){ .ctx = h->regs, .regs = h->regs, .func_ip = h->func_ip,
+                                .at_return = 1 };
     for (uint32_t i = 0; i < h->hs->n_ret; i++)
-        hit_call(h, &h->hs->ret[i], &r);
+        hit_call(h, rs, &h->hs->ret[i], &r);
     return 0;
 }
 
@@ -129,7 +133,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
         if (!t)
             return cont;
     }
-    if (gthread_in_handlers(t)) {
+    if (gthread_in_handlers(t) && !gthread_release_stale(t, (uint64_t)regs)) {
         atomic_fetch_add_explicit(&st_missed, 1, memory_order_relaxed);
         return cont;
     }

@@ -357,15 +357,16 @@ struct list_run {
 static uint64_t run_list_inside(void *arg, uint64_t unused)
 {
     struct list_run *a = arg;
+    struct ghelper_run *rs = gattach_run_state_inside(a->rs);   /* keyed, validated */
     (void)unused;
     for (struct gsys_link *l = a->l; l; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
         if (atomic_load_explicit(&l->dead, memory_order_relaxed))
             continue;
-        *a->rs = (struct ghelper_run){ .ctx = a->ctx, .cookie = l->cookie, .regs = a->regs,
-                                       .func_nargs = 6, .at_return = a->at_return };
+        *rs = (struct ghelper_run){ .ctx = a->ctx, .cookie = l->cookie, .regs = a->regs,
+                                    .func_nargs = 6, .at_return = a->at_return };
         l->fn(a->ctx, a->len);
-        if (a->rs->override_set && !(a->hit && !a->at_return)) {
-            a->override = a->rs->override_value;
+        if (rs->override_set && !(a->hit && !a->at_return)) {
+            a->override = rs->override_value;
             a->hit = 1;
         }
     }

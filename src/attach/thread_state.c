@@ -45,8 +45,9 @@ _Static_assert(offsetof(struct gthread, rcu_ctr) == 0 && offsetof(struct gthread
                offsetof(struct gthread, rs) == 16 &&
                offsetof(struct gthread, shadow) == GTH_OFF_SHADOW && sizeof(struct gshadow) == 24,
                "gthread layout used by the templates");
-_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP,
-               "gthread extension-stack field used by the templates");
+_Static_assert(offsetof(struct gthread, xtop) == GTH_OFF_XTOP &&
+               offsetof(struct gthread, xctl) == GTH_OFF_XCTL,
+               "gthread extension-stack fields used by the templates");
 
 uint64_t gthread_tls_offset(void)
 {
@@ -58,6 +59,7 @@ uint64_t gthread_tls_offset(void)
 static void thread_release(void *p)
 {
     struct gthread *t = p;
+    giso_xctl_release(t->xctl);     /* no owner until the next thread binds it */
     atomic_store(&t->rcu_ctr, 0);
     t->depth = 0;
     t->xtop = t->xstack;            /* free again; the stack stays with t */
@@ -92,6 +94,29 @@ static void altstack_ensure(struct gthread *t)
     sigaltstack(&ss, NULL);
 }
 
+_Static_assert(sizeof(struct ghelper_run) <= GISO_XCTL_USER,
+               "the run state lives in the control block's user area");
+
+/* With isolation on, t's keyed control block (allocated once, kept with t)
+ * bound to this thread, and the run state in it; 0, or -1 when isolation
+ * is on and no block could be had (the thread then runs no extension). */
+static int bind_control_block(struct gthread *t)
+{
+    if (!gattach_iso_on()) {
+        ghelper_run_state_set(NULL);
+        t->rs = ghelper_run_state();
+        return 0;
+    }
+    if (!t->xctl && !(t->xctl = giso_xctl_new(NULL)))
+        return -1;
+    giso_xctl_bind(t->xctl);
+    if (t->xstack)
+        t->xtop = t->xstack;        /* released with the struct: free */
+    t->rs = giso_xctl_user(t->xctl);
+    ghelper_run_state_set(t->rs);
+    return 0;
+}
+
 /* With extension stacks on (gthread_xstack_ensure tested that), give t an
  * extension stack (kept with t for good, so a reused struct brings its
  * stack) and bind it as this thread's for giso_call_ext() and the host-call
@@ -99,23 +124,40 @@ static void altstack_ensure(struct gthread *t)
  * thread's own stack, as without this. */
 void gthread_xstack_setup(struct gthread *t)
 {
-    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0)
+    if (!t->xctl && bind_control_block(t) < 0)
+        return;                     /* no control block: no extension stack */
+    if (!gattach_xstacks_on())
+        return;
+    if (!t->xstack && (t->xstack = giso_xstack_alloc(NULL)) != 0) {
+        giso_xctl_set_stack(t->xctl, t->xstack);
         t->xtop = t->xstack;        /* nobody can be on a new stack */
-    if (giso_xstack_bound() != t->xstack)
-        giso_xstack_bind(t->xstack);
+    }
     if (!t->altstack_on)
         altstack_ensure(t);
 }
 
-/* The run state the helpers use on this thread: with isolation on, a page
- * under the extension key kept with t (allocated once; if that fails, the
- * thread-local one, unkeyed); else the thread-local one. */
-static struct ghelper_run *run_state_of(struct gthread *t)
+int gthread_release_stale(struct gthread *t, uint64_t frame)
 {
-    if (gattach_iso_on() && !t->rs_keyed)
-        t->rs_keyed = giso_meta_alloc(sizeof(struct ghelper_run), NULL);
-    ghelper_run_state_set(gattach_iso_on() ? t->rs_keyed : NULL);
-    return ghelper_run_state();
+    stack_t ss;
+    if (!gattach_iso_on() || !t->xctl)
+        return 0;
+    /* A handler on an alternate signal stack can sit above the thread's
+     * stack while the extension it interrupted is still suspended. */
+    if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_ONSTACK))
+        return 0;
+    if (!giso_xctl_release_stale(frame))
+        return 0;
+    t->xtop = t->xstack;
+    gthread_read_end(t);
+    return 1;
+}
+
+struct ghelper_run *gattach_run_state_inside(struct ghelper_run *fallback)
+{
+    if (!gattach_iso_on())
+        return fallback;
+    struct giso_xctl *c = giso_xctl_self();
+    return c ? giso_xctl_user(c) : fallback;
 }
 
 /* First hook hit on this thread: take a released struct or map a new one
@@ -139,7 +181,10 @@ __attribute__((noinline)) struct gthread *gthread_register(void)
         ;
 got:
     t->depth = 0;
-    t->rs = run_state_of(t);
+    if (bind_control_block(t) < 0) {
+        atomic_store(&t->in_use, 0);
+        return NULL;
+    }
     t_self = t;
     pthread_setspecific(g_thread_key, t);
     gthread_xstack_ensure(t);
@@ -197,13 +242,26 @@ void gthread_synchronize(void)
     for (struct gthread *t = atomic_load(&g_threads); t; t = t->next) {
         if (t == t_self)
             continue;   /* remove() from inside a handler: don't wait on us */
+        /* rcu_ctr is host-writable: also wait while the thread's keyed
+         * block says an extension is on its stack (a host that clears or
+         * raises the counter cannot make us free code still running). */
         for (;;) {
             uint64_t c = atomic_load(&t->rcu_ctr);
-            if (c == 0 || c >= gp)
+            if ((c == 0 || c >= gp) && !giso_xctl_busy(t->xctl))
                 break;
             sched_yield();
         }
     }
+}
+
+void gthread_wait_ext_idle(void)
+{
+    if (!gattach_iso_on())
+        return;
+    for (struct gthread *t = atomic_load(&g_threads); t; t = t->next)
+        if (t != t_self)
+            while (giso_xctl_busy(t->xctl))
+                sched_yield();
 }
 
 struct ghelper_run *gattach_run_state(void)

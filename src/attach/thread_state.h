@@ -46,8 +46,16 @@ struct gthread {
      * it to 0) when they switch rsp to it around their handler loops, and
      * put it back after; they go to the C path when it is 0. */
     uint64_t xtop;
-    struct gthread *next;
+    /* 32 (GTH_OFF_XCTL): with isolation on, the thread's keyed control
+     * block (giso_xctl_new, kept with the struct like xstack, bound to the
+     * owning thread): the truth about its extension stack (xtop above is
+     * only the host-side hint the templates branch on before their entry
+     * gate) and, in its user area, the helpers' run state (rs points
+     * there). The gated templates go to the C path while it is NULL (a
+     * thread registered before isolation was switched on). */
+    struct giso_xctl *xctl;
     struct gshadow shadow[GATTACH_SHADOW_DEPTH];   /* GTH_OFF_SHADOW */
+    struct gthread *next;
     /* The extension stack itself (giso_xstack_alloc: tagged with the
      * extension key, isolation on only), allocated at the first hit with
      * isolation on and kept with the struct when it is reused, so a stack
@@ -58,14 +66,11 @@ struct gthread {
      * for the thread that owns the struct now. */
     void *altstack;
     int altstack_on;
-    /* With isolation on, the helpers' run state of the thread that owns the
-     * struct (rs points here, ghelper_run_state_set): a page under the
-     * extension key, kept with the struct like xstack. */
-    struct ghelper_run *rs_keyed;
 };
 #define GTH_OFF_SHADOW 40
 #define GTH_ALTSTACK_SIZE (64u * 1024u)
 #define GTH_OFF_XTOP 24
+#define GTH_OFF_XCTL 32
 
 /* The calling thread's struct gthread, NULL before its first hook hit.
  * Initial-exec TLS (thread_state.c writes it) read at a constant %fs
@@ -81,15 +86,15 @@ static inline struct gthread *gthread_self(void)
  * NULL if none could be mapped. */
 struct gthread *gthread_register(void) GHIDDEN;
 
-/* With extension stacks on, make sure t has its extension stack (and an
- * alternate signal stack) and that it is bound as this thread's; for a
- * thread registered before the mode was switched on. Split so that the
+/* With isolation on, make sure t has its keyed control block and, with
+ * extension stacks, its extension stack (and an alternate signal stack);
+ * for a thread registered before the mode was switched on. Split so that the
  * hit paths test the mode inline, as they did when this was a static
  * function next to them. */
 void gthread_xstack_setup(struct gthread *t) GHIDDEN;
 static inline void gthread_xstack_ensure(struct gthread *t)
 {
-    if (!gattach_iso_on() || !gattach_xstacks_on())
+    if (!gattach_iso_on() || (t->xctl && !gattach_xstacks_on()))
         return;
     gthread_xstack_setup(t);
 }
@@ -136,6 +141,18 @@ static inline void gthread_read_end(struct gthread *t)
     atomic_store_explicit(&t->rcu_ctr, 0, memory_order_release);
 }
 
+/* A hit that finds t inside a read section: is that section left over
+ * from a host function that longjmp'd out of an extension (frame, the new
+ * trampoline frame, at or above the host call the thunk recorded in the
+ * keyed block, on the thread's own stack)? Then release it (stack free,
+ * section ended) and return 1; 0 for real nesting. */
+int gthread_release_stale(struct gthread *t, uint64_t frame) GHIDDEN;
+
+/* Wait until no other thread's keyed control block says an extension is
+ * on its stack (each seen free once): for removers whose own in-flight
+ * count is host-writable (GRAFT_ENTRY sites). No-op without isolation. */
+void gthread_wait_ext_idle(void) GHIDDEN;
+
 /* Wait until no thread is inside a read section that began before now
  * (except the caller's own: a remove from inside a handler). */
 void gthread_synchronize(void) GHIDDEN;
@@ -157,7 +174,13 @@ uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
  * without further gates. */
 
 /* This thread's run state for a C path: its gthread's (registering the
- * thread if needed, so with isolation on it is the keyed one). */
+ * thread if needed, so with isolation on it is the keyed one). With
+ * isolation on the pointer is only a host-side value: the handler loops,
+ * running behind the gate, take gattach_run_state_inside() instead. */
 struct ghelper_run *gattach_run_state(void) GHIDDEN;
+/* Extension-side (PKRU ext, or isolation off): the run state to fill, from
+ * this thread's validated control block (never a host-writable pointer);
+ * with isolation off, or no block, `fallback`. */
+struct ghelper_run *gattach_run_state_inside(struct ghelper_run *fallback) GHIDDEN;
 
 #endif

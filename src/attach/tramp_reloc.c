@@ -41,7 +41,10 @@
 
 #include "attach/func_internal.h"
 
-#define PAGE 4096u
+/* One trampoline mapping (memfd, mapped read+execute near the sites and
+ * read+write elsewhere): four GSTUB_SIZE stubs, so finding a free range
+ * near the code (a read of /proc/self/maps) is paid once per four sites. */
+#define PAGE (4u * GSTUB_SIZE)
 #define RANGE_LIMIT 0x7fff0000ll      /* keep clear of the rel32 edge */
 
 struct stub_page {
@@ -168,21 +171,22 @@ static int stub_alloc(struct gsite *site, struct graft_err *err)
 
 /* One variant's labels, in struct gtmpl's order; gin/gout/rgin/rgout are
  * the gate slots (NULL in the variant without gates). */
-#define GTMPL(sfx, gin, gout, rgin, rgout)                                                  \
+#define GTMPL(sfx, gin, gout, rgin, rgout, exb, rxb)                                        \
     { graft_tmpl_entry##sfx, graft_tmpl_entry_end##sfx, graft_tp_e_addr##sfx,             \
       graft_tp_e_tls##sfx, graft_tp_e_site##sfx, graft_tp_e_gp##sfx, graft_tp_e_ret##sfx, \
       graft_tp_e_site2##sfx, graft_tp_e_slow##sfx, graft_tp_e_push##sfx, gin, gout,       \
       graft_tp_e_ret2##sfx, graft_tp_e_call##sfx, graft_tp_e_site3##sfx,                  \
       graft_tp_e_tls2##sfx, graft_tp_e_call2##sfx, graft_tmpl_ret##sfx,                   \
       graft_tmpl_ret_end##sfx, graft_tp_r_tls##sfx, graft_tp_r_gp##sfx,                   \
-      graft_tp_r_missed##sfx, graft_tp_r_slow##sfx, rgin, rgout, graft_tp_r_site##sfx }
+      graft_tp_r_missed##sfx, graft_tp_r_slow##sfx, rgin, rgout, graft_tp_r_site##sfx,    \
+      exb, rxb }
 
 static const struct gtmpl g_tmpls[3] = {      /* indexed by struct gsite.gated */
-    [GSITE_PLAIN] = GTMPL(, NULL, NULL, NULL, NULL),
+    [GSITE_PLAIN] = GTMPL(, NULL, NULL, NULL, NULL, NULL, NULL),
     [GSITE_GATED] = GTMPL(_g, graft_tp_e_gin_g, graft_tp_e_gout_g, graft_tp_r_gin_g,
-                          graft_tp_r_gout_g),
+                          graft_tp_r_gout_g, graft_tp_e_xbase_g, graft_tp_r_xbase_g),
     [GSITE_XSTACK] = GTMPL(_gs, graft_tp_e_gin_gs, graft_tp_e_gout_gs, graft_tp_r_gin_gs,
-                           graft_tp_r_gout_gs),
+                           graft_tp_r_gout_gs, graft_tp_e_xbase_gs, graft_tp_r_xbase_gs),
 };
 
 /* Where an entry site's relocated instructions start: right after the
@@ -463,6 +467,8 @@ static void write_templates(struct gsite *site)
         patch_gate(site, 0, e, T->e_gout, giso_pkru_host());
         patch_gate(site, GSTUB_RET, r, T->r_gin, giso_pkru_ext());
         patch_gate(site, GSTUB_RET, r, T->r_gout, giso_pkru_host());
+        patch64(site, 0, e, T->e_xbase, giso_xctl_base());
+        patch64(site, GSTUB_RET, r, T->r_xbase, giso_xctl_base());
     }
     site->ret_tramp = (uint64_t)site->stub + GSTUB_RET;
 }
@@ -495,6 +501,37 @@ static void write_stub_head(struct gsite *site)
 static int build_stub(struct gsite *site, uint64_t func_size, int force_trap, int no_trap,
                       struct graft_err *err);
 
+/* The stub page is a registered gate range, which the process scan skips:
+ * so no byte pattern of WRPKRU/XRSTOR/XRSTORS may be in it but the WRPKRUs
+ * of its own gates - not in an address it holds as an immediate, a rel32,
+ * nor in the hooked function's relocated instructions (their bytes are the
+ * host's; a pattern inside them was hidden in an instruction there and is
+ * still usable here). A stub with one is wiped (int3) and the hook refused:
+ * its addresses and the host's bytes are what they are, so building it
+ * again would give the same bytes. */
+static int check_stub(struct gsite *site, struct graft_err *err)
+{
+    size_t ok[4], n = 0, bad = 0;
+    const struct gtmpl *T = &g_tmpls[site->gated];
+    if (site->gated && site->is_entry) {
+        ok[n++] = (size_t)(T->e_gin - T->entry) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = (size_t)(T->e_gout - T->entry) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = GSTUB_RET + (size_t)(T->r_gin - T->ret) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+        ok[n++] = GSTUB_RET + (size_t)(T->r_gout - T->ret) - GGATE_LEN + GISO_GATE_WRPKRU_OFF;
+    }
+    if (giso_check_emitted(site->stub_rw, GSTUB_SIZE, ok, n, &bad) == 0)
+        return 0;
+    memset(site->stub_rw, 0xcc, GSTUB_SIZE);
+    __builtin___clear_cache((char *)site->stub, (char *)site->stub + GSTUB_SIZE);
+    return graft_errf(err, -ENOTSUP, "attach: the trampoline for %p would hold a WRPKRU/XRSTOR "
+                      "byte pattern at stub offset %zu (in %s), which could change PKRU; not "
+                      "installed", (void *)site->addr, bad,
+                      bad >= (size_t)site_cont_off(site) &&
+                      bad < (size_t)site_cont_off(site) + GSTUB_ERELOC_MAX && site->is_entry
+                          ? "the hooked function's relocated instructions"
+                          : "an address or offset it holds");
+}
+
 int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
                  int no_trap, struct graft_err *err)
 {
@@ -511,6 +548,8 @@ int gtramp_build(struct gsite *site, uint64_t func_size, int force_trap,
      * key: the host cannot rewrite a gate's PKRU immediate through them. */
     giso_enter();
     rc = build_stub(site, func_size, force_trap, no_trap, err);
+    if (rc == 0)
+        rc = check_stub(site, err);
     giso_leave();
     return rc;
 }

@@ -28,6 +28,9 @@
 _Static_assert(sizeof(struct graft_pt_regs) == 168, "pt_regs layout");
 _Static_assert(offsetof(struct graft_pt_regs, flags) == 144, "pt_regs layout");
 _Static_assert(GF_ORIG_SP == 560, "frame layout");
+_Static_assert(GISO_XCTL_ARENA == 0x100000 && GISO_XCTL_SIZE == 0x100 &&
+               GISO_XCTL_OFF_USER == 64 && GISO_XCTL_OFF_XTOP == 8 && GISO_XCTL_OFF_TOP == 16,
+               "the templates' control-block immediates (XCTL_CHECK, XSTACK_IN/OUT)");
 
 __asm__(
     ".text\n"
@@ -292,19 +295,63 @@ __asm__(
     "  je \\label\n"
     "  .endif\n"
     ".endm\n"
+    /* The stack itself comes from the thread's keyed control block (r13 =
+     * block + 64 after XCTL_CHECK: xtop at -56, top at -48), never from
+     * t->xtop, which is only the host-side hint USABLE branched on; a
+     * block whose stack is taken although the hint said free means a host
+     * write: trap. */
     ".macro XSTACK_IN stacks\n"
     "  .if \\stacks\n"
-    "  mov " S(GTH_OFF_XTOP) "(%rbx), %rax\n"
+    "  mov -56(%r13), %rax\n"
+    "  test %rax, %rax\n"
+    "  jz 95f\n"
     "  mov %rsp, -8(%rax)\n"
     "  lea -16(%rax), %rsp\n"
+    "  movq $0, -56(%r13)\n"
     "  movq $0, " S(GTH_OFF_XTOP) "(%rbx)\n"
     "  .endif\n"
     ".endm\n"
     ".macro XSTACK_OUT stacks\n"
     "  .if \\stacks\n"
-    "  lea 16(%rsp), %rax\n"
+    "  mov -48(%r13), %rax\n"
     "  mov 8(%rsp), %rsp\n"
+    "  mov %rax, -56(%r13)\n"
     "  mov %rax, " S(GTH_OFF_XTOP) "(%rbx)\n"
+    "  .endif\n"
+    ".endm\n"
+    /* Gated variants only. USABLE (before the entry gate): t has a control
+     * block, else the C path makes one. CHECK (right after the entry gate,
+     * PKRU ext): r13 (t->rs, host-writable) must be the run state of a
+     * block of the keyed arena (its address an immediate, patched at the
+     * labelled movabs) whose owner is this thread's FS base, else trap
+     * (95: ud2). Uses rax, rcx. */
+    ".macro XCTL_USABLE label, gates\n"
+    "  .if \\gates\n"
+    "  cmpq $0, " S(GTH_OFF_XCTL) "(%rbx)\n"
+    "  je \\label\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro XCTL_CHECK lbase, gates\n"
+    "  .if \\gates\n"
+    "  movabs $0x8888888888888888, %rax\n"
+    "TLABEL \\lbase\n"
+    "  lea -64(%r13), %rcx\n"
+    "  sub %rax, %rcx\n"
+    "  cmp $0x100, %rcx\n"                  /* block 0 is the arena's header */
+    "  jb 95f\n"
+    "  cmp $0x100000, %rcx\n"               /* GISO_XCTL_ARENA */
+    "  jae 95f\n"
+    "  test $0xff, %ecx\n"                  /* GISO_XCTL_SIZE - 1 */
+    "  jnz 95f\n"
+    "  rdfsbase %rax\n"
+    "  cmp %rax, -64(%r13)\n"               /* owner */
+    "  jne 95f\n"
+    "  .endif\n"
+    ".endm\n"
+    ".macro XCTL_TRAP gates\n"
+    "  .if \\gates\n"
+    "95:\n"
+    "  ud2\n"
     "  .endif\n"
     ".endm\n"
     ".macro HOST_FRAME reg, stacks\n"
@@ -359,7 +406,8 @@ __asm__(
     "  testl $" S(GHS_SLOW) ", 12(%r12)\n"
     "  jnz 7f\n"
     "  XSTACK_USABLE 7f, \\stacks\n"
-    "  mov 16(%rbx), %r13\n"                 /* t->rs */
+    "  XCTL_USABLE 7f, \\gates\n"
+    "  mov 16(%rbx), %r13\n"                 /* t->rs: checked after the gate */
     "  testl $" S(GHS_SAVE_FP) ", 12(%r12)\n"
     "  jz 1f\n"
     "  TSAVE_XMM 8\n"
@@ -369,6 +417,7 @@ __asm__(
     "  test %ebp, %ebp\n"
     "  jz 3f\n"
     "  GATE_SLOT graft_tp_e_gin\\sfx, \\gates\n"    /* PKRU := ext */
+    "  XCTL_CHECK graft_tp_e_xbase\\sfx, \\gates\n"
     /* the run state is keyed with isolation on: filled behind the gate */
     "  testl $" S(GHS_NEED_RS) ", 12(%r12)\n"
     "  jz 17f\n"                             /* nobody reads it */
@@ -526,6 +575,7 @@ __asm__(
     "  add $320, %rsp\n"                     /* the `call` plants the template */
     "  .byte 0xe9\n  .long 0\n"
     "TLABEL graft_tp_e_call2\\sfx\n"
+    "  XCTL_TRAP \\gates\n"
     "11:\n"
     "TLABEL graft_tmpl_entry_end\\sfx\n"
 
@@ -543,6 +593,7 @@ __asm__(
     "  test %rbx, %rbx\n"
     "  jz 8f\n"
     "  XSTACK_USABLE 8f, \\stacks\n"
+    "  XCTL_USABLE 8f, \\gates\n"
     "  mov 12(%rbx), %eax\n"                 /* depth */
     "  test %eax, %eax\n"
     "  jz 8f\n"
@@ -581,6 +632,7 @@ __asm__(
     "1:\n"
     "  mov 48(%r12), %r15\n"                 /* return slots */
     "  GATE_SLOT graft_tp_r_gin\\sfx, \\gates\n"
+    "  XCTL_CHECK graft_tp_r_xbase\\sfx, \\gates\n"
     /* the run state is keyed with isolation on: filled behind the gate */
     "  test $" S(GHS_NEED_RS) ", %r14d\n"
     "  jz 1f\n"
@@ -632,6 +684,7 @@ __asm__(
     "  mov %rax, 312(%rsp)\n"
     "  TREST_XMM 2\n"
     "  jmp 10b\n"
+    "  XCTL_TRAP \\gates\n"
     "TLABEL graft_tmpl_ret_end\\sfx\n"
     ".endm\n"
     "ENTRY_TMPL , 0, 0\n"

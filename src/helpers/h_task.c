@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "helpers/helpers_internal.h"
+#include "isolation/isolation.h"
 #include "helpers/safe_mem.h"
 
 #define COMM_LEN        16
@@ -57,10 +58,13 @@ __thread struct ghelper_run ghelper_run_tls GH_TLS_IE;
 static __thread struct ghelper_run *t_run_moved GH_TLS_IE;   /* ghelper_run_state_set */
 #define t_run (*run_state())
 
+/* A moved state (isolation on) is the thread's keyed control block's:
+ * t_run_moved is host-writable, so extension-side callers get the block's
+ * run state through its validation instead (isolation.h). */
 static inline struct ghelper_run *run_state(void)
 {
     struct ghelper_run *rs = t_run_moved;
-    return __builtin_expect(rs != NULL, 0) ? rs : &ghelper_run_tls;
+    return __builtin_expect(rs != NULL, 0) ? giso_xctl_user_checked(rs) : &ghelper_run_tls;
 }
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 

@@ -116,12 +116,13 @@ void giso_leave(void);
  * on this thread's bound extension stack (extension-side code, e.g. a hook
  * nested in a helper; PKRU is already ext), fn is called directly. When
  * off: fn(ctx, len).
- * giso_call_ext_on() also runs fn on the extension stack whose top is top
- * (0: on the caller's stack, as giso_call_ext): rsp is switched after the
- * enter gate and back before the exit gate; the host rsp is kept in a
- * register and stored at top-8 for the host-call thunks. The caller must
- * make sure nothing else runs on that stack meanwhile (the attach layer
- * keeps a per-thread busy flag) and bind it first (giso_xstack_bind). */
+ * giso_call_ext_on() with top != 0 also runs fn on this thread's extension
+ * stack: after the enter gate it takes the stack from the thread's
+ * validated control block (giso_xctl_bind; trap if the candidate is not
+ * one), never from top, which only says "use it" (the caller's host-side
+ * hint); if the block says the stack is in use, fn runs on the caller's
+ * stack (nested). rsp is switched after the gate and back before the exit
+ * gate; the host rsp is stored at top-8 for the host-call thunks. */
 uint64_t giso_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len);
 uint64_t giso_call_ext_on(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, uint64_t len,
                           uint64_t top);
@@ -145,6 +146,68 @@ uint64_t giso_xstack_alloc(struct graft_err *err);
 void giso_xstack_bind(uint64_t top);
 uint64_t giso_xstack_bound(void);
 int giso_on_xstack(void);
+
+/* Per-thread control blocks: what decides where an extension runs (its
+ * stack, whether that stack is in use) and the helpers' run state, kept
+ * under the extension key in one arena (GISO_XCTL_MAX blocks of
+ * GISO_XCTL_SIZE bytes, block 0 the arena's header) and bound to their
+ * thread by its FS base. Host-writable memory (struct gthread, TLS) only
+ * holds *candidates*: extension-side code (the trampolines after their
+ * entry gate, giso_call_ext_on, giso_xctl_self) accepts a block only if
+ * its address is a block of the arena and its owner is the running
+ * thread's FS base (RDFSBASE, a register), else it traps (ud2). So a host
+ * write can neither make an extension run on host-chosen memory nor give
+ * it another thread's run state; it can only crash the host.
+ * Isolation needs RDFSBASE (Linux >= 5.9 enables FSGSBASE; every CPU with
+ * PKU has it): without it giso_init() decides off. */
+#define GISO_XCTL_SIZE 256u
+#define GISO_XCTL_MAX 4096u
+#define GISO_XCTL_ARENA (GISO_XCTL_SIZE * GISO_XCTL_MAX)
+#define GISO_XCTL_OFF_OWNER 0       /* FS base of the owning thread, 0 if none */
+#define GISO_XCTL_OFF_XTOP 8        /* stack top while free, 0 while in use */
+#define GISO_XCTL_OFF_TOP 16        /* the stack's top (0: no stack) */
+#define GISO_XCTL_OFF_USER 64       /* GISO_XCTL_USER bytes for the attach layer */
+#define GISO_XCTL_USER (GISO_XCTL_SIZE - GISO_XCTL_OFF_USER)
+struct giso_xctl;
+/* A new block (zeroed, no owner, no stack) or NULL (off, arena full). */
+struct giso_xctl *giso_xctl_new(struct graft_err *err);
+/* Make c this thread's (owner := its FS base) and its candidate for the
+ * extension side (thread-local; also giso_xstack_bind(top of c)). */
+void giso_xctl_bind(struct giso_xctl *c);
+/* Give c the extension stack top (giso_xstack_alloc), free. */
+void giso_xctl_set_stack(struct giso_xctl *c, uint64_t top);
+/* No owner any more (the thread exits; a reused block is bound again). */
+void giso_xctl_release(struct giso_xctl *c);
+/* 1 while c's stack is in use (an extension runs on it or is suspended in
+ * a host call from it): read between gates, for the detacher's wait. */
+int giso_xctl_busy(struct giso_xctl *c);
+/* longjmp out of an extension: a host function called through a thunk
+ * from the extension stack (the thunk recorded the host rsp of that call
+ * in the keyed block) left by longjmp, so the stack stays taken. If this
+ * thread's validated block has such a host call recorded and frame (the
+ * rsp of a new trampoline frame on the same stack) is at or above it, the
+ * call's frames are gone: free the stack, clear the record, return 1.
+ * A frame below it is real nesting (the host function hit a hook): 0. The
+ * caller makes sure frame is on the thread's own stack (not a signal
+ * stack). Host-side (C gates inside). */
+int giso_xctl_release_stale(uint64_t frame);
+/* Extension-side only (PKRU ext): this thread's validated block, NULL if
+ * it has none bound; traps on a candidate that is not a block of this
+ * thread. */
+struct giso_xctl *giso_xctl_self(void);
+/* For the helpers' run-state pointer (a host-writable TLS copy, cand):
+ * when the caller runs with the ext PKRU (extension-side code, which may
+ * write through the result), the user area of this thread's validated
+ * block - trapping if there is none or the candidate is forged - else (host
+ * PKRU, which cannot dereference keyed memory anyway, or isolation off)
+ * cand itself. */
+void *giso_xctl_user_checked(void *cand);
+static inline void *giso_xctl_user(struct giso_xctl *c)
+{
+    return c ? (char *)c + GISO_XCTL_OFF_USER : NULL;
+}
+/* The arena's address, for the trampolines' immediates (0 when off). */
+uint64_t giso_xctl_base(void);
 
 /* A host signal handler (one installed without SA_ONSTACK) that interrupts
  * an extension running on its extension stack starts on that stack, with
@@ -188,6 +251,17 @@ gvm_helper_fn giso_wrap_host_call(gvm_helper_fn fn, struct graft_err *err);
 #define GISO_HOST_COPY_MAX (64u * 1024u)
 gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
                                       struct graft_err *err);
+
+/* Code graft emits into registered gate ranges (which giso_scan() skips)
+ * must hold no WRPKRU/XRSTOR/XRSTORS byte pattern - at any alignment,
+ * including inside immediates and relocated instructions - except the
+ * WRPKRUs of its own gates: GISO_GATE_WRPKRU_OFF bytes into each
+ * giso_emit_gate() output. giso_check_emitted() returns 0 if every pattern
+ * in code[0, len) starts at one of the n offsets in wrpkru_ok (each a
+ * WRPKRU), else -1 with *bad the offset of the first stray one. */
+#define GISO_GATE_WRPKRU_OFF 12
+int giso_check_emitted(const uint8_t *code, size_t len, const size_t *wrpkru_ok, size_t n,
+                       size_t *bad);
 
 /* Mark [start, start+len) as graft gate code that giso_scan() must not
  * report. Returns 0 or -ENOMEM / -EINVAL. */

@@ -14,31 +14,60 @@
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "isolation/isolation.h"
+#include "util/pkru_pattern.h"
 
 enum iso_state { ISO_NONE = 0, ISO_ON, ISO_OFF };
+#define HWCAP2_FSGSBASE_BIT (1ul << 1)     /* AT_HWCAP2: RDFSBASE & co. usable */
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static enum iso_state g_state = ISO_NONE;
-static int g_pkey = -1;
-static uint32_t g_pkru_host, g_pkru_ext;
+/* What init decides, on a page of its own that is made read-only once the
+ * decision is taken (protect_decision): the key, the PKRU values, where
+ * the gate page's entry points and the control-block arena are. A host
+ * write cannot change them afterwards. */
+struct iso_ro {
+    enum iso_state state;
+    int pkey;
+    uint32_t pkru_host, pkru_ext;
+    void (*enter_fn)(void);
+    void (*leave_fn)(void);
+    uint64_t (*call_ext_fn)(void *fn, void *ctx, uint64_t len, uint64_t top);
+    uint64_t xctl_base;         /* the control-block arena (GISO_XCTL_ARENA bytes) */
+};
+static union {
+    struct iso_ro v;
+    char page[4096];
+} g_ro __attribute__((aligned(4096))) = { .v = { .state = ISO_NONE, .pkey = -1 } };
+#define g_state (g_ro.v.state)
+#define g_pkey (g_ro.v.pkey)
+#define g_pkru_host (g_ro.v.pkru_host)
+#define g_pkru_ext (g_ro.v.pkru_ext)
+#define g_enter_fn (g_ro.v.enter_fn)
+#define g_leave_fn (g_ro.v.leave_fn)
+#define g_call_ext_fn (g_ro.v.call_ext_fn)
+#define g_xctl_base (g_ro.v.xctl_base)
 static char g_status[160] = "isolation: off (not initialised)";
 static char g_off_reason[128];
-static void (*g_enter_fn)(void);
-static void (*g_leave_fn)(void);
-static uint64_t (*g_call_ext_fn)(void *fn, void *ctx, uint64_t len, uint64_t top);
-/* This thread's extension stack (giso_xstack_bind); initial-exec because
- * the host-call thunks read it at a constant %fs offset. */
+/* This thread's extension stack (giso_xstack_bind): host-writable, so only
+ * used where a wrong value costs the host itself (the "already on the
+ * extension stack" test, the host-call thunks' switch, the signal filter's
+ * range, which is cross-checked against the keyed block). Initial-exec
+ * because the host-call thunks read it at a constant %fs offset. */
 static __thread uint64_t t_xtop __attribute__((tls_model("initial-exec")));
+/* This thread's control-block candidate (giso_xctl_bind): validated before
+ * every use (xctl_valid, and the gate page's copy of that check). */
+static __thread uint64_t t_xctl __attribute__((tls_model("initial-exec")));
 /* Host signal handlers let onto their extension stack (giso_xstack_fault). */
 static uint64_t g_xstack_grants;
 static void pkru_xsave_offset_init(void);
@@ -89,33 +118,88 @@ size_t giso_emit_gate(uint8_t *buf, size_t cap, uint32_t pkru)
     return n;
 }
 
-/* giso_call_ext as code: g_call_ext_fn(fn, ctx, len, top). Enter gate,
- * push rbx and keep the host rsp in it; when top (an extension stack's top,
- * 16-byte aligned) is not 0, store the host rsp at top-8 (host-call thunks
- * find the host stack there) and switch rsp to top-16; call fn(ctx, len) on
- * a 16-byte aligned stack; back to the host stack, exit gate (rax, the
- * result, is preserved), ret. At entry rsp is 8 mod 16 (a call just pushed),
- * so the push of rbx aligns it for the inner call. Needs < 128 bytes. */
+int giso_check_emitted(const uint8_t *code, size_t len, const size_t *wrpkru_ok, size_t n,
+                       size_t *bad)
+{
+    for (size_t at = gpkru_find(code, len, 0); at < len; at = gpkru_find(code, len, at + 1)) {
+        int ok = 0;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = wrpkru_ok[i] == at && gpkru_pattern_at(code + at, len - at) == GPKRU_WRPKRU;
+        if (!ok) {
+            if (bad)
+                *bad = at;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* giso_call_ext as code: g_call_ext_fn(fn, ctx, len, use_stack), copied
+ * from this template into the gate page with its two gate slots, the %fs
+ * offset of t_xctl and the arena's address filled in (emit_call_ext).
+ * Save rbx, r12, rbp (rsp is then 16-byte aligned) and keep the host rsp in
+ * rbx; enter gate; with use_stack, validate this thread's control-block
+ * candidate - inside the arena, on a block boundary, owned by this
+ * thread's FS base (RDFSBASE) - or trap; if its stack is free, take it
+ * (xtop := 0), store the host rsp at top-8 (host-call thunks find the host
+ * stack there) and switch to top-16; call fn(ctx, len); give the stack
+ * back (xtop := top, both read from the keyed block); back to the host
+ * stack, exit gate (rax, the result, is preserved), ret. Nothing it
+ * trusts after the enter gate comes from host-writable memory. */
+__asm__(
+    ".text\n"
+    ".globl giso_tmpl_call_ext\n.hidden giso_tmpl_call_ext\n"
+    "giso_tmpl_call_ext:\n"
+    "  push %rbx\n  push %r12\n  push %rbp\n"
+    "  mov %rsp, %rbx\n"
+    "  mov %rdi, %rbp\n"
+    "  xor %r12d, %r12d\n"
+    "  .skip 27, 0xcc\n"
+    ".globl giso_tp_cx_gin\n.hidden giso_tp_cx_gin\ngiso_tp_cx_gin:\n"
+    "  test %rcx, %rcx\n  jz 1f\n"
+    "  mov %fs:0x7ffffff0, %rax\n"
+    ".globl giso_tp_cx_tls\n.hidden giso_tp_cx_tls\ngiso_tp_cx_tls:\n"
+    "  movabs $0x8888888888888888, %r11\n"
+    ".globl giso_tp_cx_base\n.hidden giso_tp_cx_base\ngiso_tp_cx_base:\n"
+    "  mov %rax, %r10\n  sub %r11, %r10\n"
+    "  cmp $" "0x100000" ", %r10\n  jae 9f\n"
+    "  test $0xff, %r10d\n  jnz 9f\n"
+    "  rdfsbase %r11\n  cmp %r11, (%rax)\n  jne 9f\n"
+    "  mov 8(%rax), %r11\n  test %r11, %r11\n  jz 1f\n"   /* in use: nested */
+    "  mov %rax, %r12\n  movq $0, 8(%rax)\n"
+    "  mov %rbx, -8(%r11)\n  lea -16(%r11), %rsp\n"
+    "1:\n  mov %rsi, %rdi\n  mov %rdx, %rsi\n  call *%rbp\n"
+    "  test %r12, %r12\n  jz 2f\n"
+    "  mov 16(%r12), %rcx\n  mov %rcx, 8(%r12)\n"
+    "2:\n  mov %rbx, %rsp\n"
+    "  .skip 27, 0xcc\n"
+    ".globl giso_tp_cx_gout\n.hidden giso_tp_cx_gout\ngiso_tp_cx_gout:\n"
+    "  pop %rbp\n  pop %r12\n  pop %rbx\n  ret\n"
+    "9:\n  ud2\n"
+    ".globl giso_tmpl_call_ext_end\n.hidden giso_tmpl_call_ext_end\ngiso_tmpl_call_ext_end:\n");
+extern const uint8_t giso_tmpl_call_ext[], giso_tmpl_call_ext_end[], giso_tp_cx_gin[],
+    giso_tp_cx_gout[], giso_tp_cx_tls[], giso_tp_cx_base[];
+_Static_assert(GISO_XCTL_ARENA == 0x100000 && GISO_XCTL_SIZE == 0x100,
+               "the arena check's immediates in giso_tmpl_call_ext");
+
+static int32_t tls_offset_of(const void *tls_var)
+{
+    uint64_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return (int32_t)((uint64_t)(uintptr_t)tls_var - tp);
+}
+
 static size_t emit_call_ext(uint8_t *p)
 {
-    static const uint8_t body[] = {
-        0x53,                           /* push rbx */
-        0x48, 0x89, 0xe3,               /* mov rbx, rsp */
-        0x48, 0x89, 0xf8,               /* mov rax, rdi */
-        0x48, 0x89, 0xf7,               /* mov rdi, rsi */
-        0x48, 0x89, 0xd6,               /* mov rsi, rdx */
-        0x48, 0x85, 0xc9,               /* test rcx, rcx */
-        0x74, 0x08,                     /* jz +8: no extension stack */
-        0x48, 0x89, 0x59, 0xf8,         /* mov [rcx-8], rbx */
-        0x48, 0x8d, 0x61, 0xf0,         /* lea rsp, [rcx-16] */
-        0xff, 0xd0,                     /* call rax */
-        0x48, 0x89, 0xdc,               /* mov rsp, rbx */
-        0x5b,                           /* pop rbx */
-    };
-    size_t n = giso_emit_gate(p, GISO_GATE_MAX, g_pkru_ext);
-    memcpy(p + n, body, sizeof(body)), n += sizeof(body);
-    n += giso_emit_gate(p + n, GISO_GATE_MAX, g_pkru_host);
-    p[n++] = 0xc3;
+    const uint8_t *t = giso_tmpl_call_ext;
+    size_t n = (size_t)(giso_tmpl_call_ext_end - t);
+    memcpy(p, t, n);
+    giso_emit_gate(p + (giso_tp_cx_gin - t) - 27, 27, g_pkru_ext);
+    giso_emit_gate(p + (giso_tp_cx_gout - t) - 27, 27, g_pkru_host);
+    int32_t tls = tls_offset_of(&t_xctl);
+    memcpy(p + (giso_tp_cx_tls - t) - 4, &tls, 4);
+    uint64_t base = g_xctl_base;
+    memcpy(p + (giso_tp_cx_base - t) - 8, &base, 8);
     return n;
 }
 
@@ -135,6 +219,20 @@ static int build_gate_page(struct graft_err *err)
     n = giso_emit_gate(p + 64, 64, g_pkru_host);
     p[64 + n] = 0xc3;
     emit_call_ext(p + 128);
+    /* The arena's address and a TLS offset are immediates in it: like every
+     * stub graft emits, no stray WRPKRU/XRSTOR pattern may come of them. */
+    const size_t ok[] = { GISO_GATE_WRPKRU_OFF, 64 + GISO_GATE_WRPKRU_OFF,
+                          128 + (size_t)(giso_tp_cx_gin - giso_tmpl_call_ext) - 27 +
+                              GISO_GATE_WRPKRU_OFF,
+                          128 + (size_t)(giso_tp_cx_gout - giso_tmpl_call_ext) - 27 +
+                              GISO_GATE_WRPKRU_OFF };
+    size_t bad = 0;
+    if (giso_check_emitted(p, (size_t)page, ok, 4, &bad) < 0) {
+        munmap(p, (size_t)page);
+        return graft_errf(err, -ENOTSUP, "isolation: the gate page would hold a stray "
+                          "WRPKRU/XRSTOR byte pattern at offset %zu (from the arena's address "
+                          "or a TLS offset); not built", bad);
+    }
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
         int e = errno;
         munmap(p, (size_t)page);
@@ -210,9 +308,28 @@ static int decide(const struct giso_opts *o, struct graft_err *err)
     if (!cpu.ospke)
         return set_off("CPU has PKU but the OS did not enable it (no OSPKE)"), 0;
 
+    if (!(getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE_BIT))
+        return set_off("the kernel does not let user code read the FS base (FSGSBASE, "
+                       "Linux >= 5.9), which binds keyed control blocks to threads"), 0;
+
     int key = pkey_alloc(0, PKEY_DISABLE_ACCESS);
     if (key < 0)
         return set_off(pkey_alloc_reason(errno, buf, sizeof(buf))), 0;
+    /* The control-block arena: block 0 is its header (the count of blocks
+     * handed out, written before the key is applied); never unmapped. */
+    uint8_t *arena = mmap(NULL, GISO_XCTL_ARENA, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (arena == MAP_FAILED) {
+        pkey_free(key);
+        return set_off("could not map the control-block arena"), 0;
+    }
+    ((uint64_t *)arena)[1] = 1;
+    if (pkey_mprotect(arena, GISO_XCTL_ARENA, PROT_READ | PROT_WRITE, key) != 0) {
+        munmap(arena, GISO_XCTL_ARENA);
+        pkey_free(key);
+        return set_off("could not key the control-block arena"), 0;
+    }
+    g_xctl_base = (uint64_t)(uintptr_t)arena;
 
     /* pkey_alloc set this thread's rights for key to "access disabled";
      * host additionally denies writes so both bits are in a known state. */
@@ -222,6 +339,8 @@ static int decide(const struct giso_opts *o, struct graft_err *err)
     g_pkru_ext = g_pkru_host & ~bits;
     int rc = build_gate_page(err);
     if (rc < 0) {
+        munmap(arena, GISO_XCTL_ARENA);
+        g_xctl_base = 0;
         pkey_free(key);
         g_pkey = -1;
         g_pkru_host = g_pkru_ext = 0;
@@ -244,8 +363,11 @@ int giso_init(const struct giso_opts *opts, struct graft_err *err)
     }
     int rc = 0;
     pthread_mutex_lock(&g_lock);
-    if (g_state == ISO_NONE)
+    if (g_state == ISO_NONE) {
         rc = decide(&o, err);
+        if (g_state != ISO_NONE)    /* decided for good: seal it */
+            mprotect(&g_ro, sizeof(g_ro), PROT_READ);
+    }
     pthread_mutex_unlock(&g_lock);
     if (rc < 0)
         return rc;
@@ -341,6 +463,151 @@ int giso_on_xstack(void)
     return g_state == ISO_ON && on_xstack(t_xtop);
 }
 
+/* ---- per-thread control blocks ---- */
+
+struct giso_xctl {
+    uint64_t owner;             /* GISO_XCTL_OFF_OWNER */
+    uint64_t xtop;              /* GISO_XCTL_OFF_XTOP */
+    uint64_t top;               /* GISO_XCTL_OFF_TOP */
+    uint64_t hc_ext_rsp;        /* 24: a host call from the stack: the extension's rsp */
+    uint64_t hc_host_rsp;       /* 32: ... and the host rsp at the call */
+    uint64_t spare[3];
+    uint8_t user[GISO_XCTL_USER];
+};
+_Static_assert(sizeof(struct giso_xctl) == GISO_XCTL_SIZE &&
+               offsetof(struct giso_xctl, xtop) == GISO_XCTL_OFF_XTOP &&
+               offsetof(struct giso_xctl, top) == GISO_XCTL_OFF_TOP &&
+               offsetof(struct giso_xctl, user) == GISO_XCTL_OFF_USER, "control block layout");
+
+static inline uint64_t fs_base(void)
+{
+    uint64_t v;
+    __asm__ volatile("rdfsbase %0" : "=r"(v));
+    return v;
+}
+
+uint64_t giso_xctl_base(void)
+{
+    return g_state == ISO_ON ? g_xctl_base : 0;
+}
+
+/* c is a block of the arena (not its header) owned by this thread? Reads
+ * the block: PKRU must be ext. */
+static int xctl_ok(uint64_t c)
+{
+    uint64_t off = c - g_xctl_base;
+    return g_xctl_base && off >= GISO_XCTL_SIZE && off < GISO_XCTL_ARENA &&
+           !(off % GISO_XCTL_SIZE) && ((struct giso_xctl *)(uintptr_t)c)->owner == fs_base();
+}
+
+struct giso_xctl *giso_xctl_self(void)
+{
+    uint64_t c = t_xctl;
+    if (g_state != ISO_ON || !c)
+        return NULL;
+    if (!xctl_ok(c))
+        __builtin_trap();           /* a host write: never use it */
+    return (struct giso_xctl *)(uintptr_t)c;
+}
+
+void *giso_xctl_user_checked(void *cand)
+{
+    if (g_state != ISO_ON || (rdpkru_raw() & (3u << (2 * g_pkey))))
+        return cand;
+    struct giso_xctl *c = giso_xctl_self();
+    if (!c)
+        __builtin_trap();           /* the candidate was cleared under a running extension */
+    return c->user;
+}
+
+struct giso_xctl *giso_xctl_new(struct graft_err *err)
+{
+    if (g_state != ISO_ON) {
+        graft_errf(err, -ENOTSUP, "isolation: control blocks need isolation on");
+        return NULL;
+    }
+    struct giso_xctl *c = NULL;
+    pthread_mutex_lock(&g_lock);
+    giso_enter();
+    uint64_t *count = (uint64_t *)(uintptr_t)g_xctl_base + 1;
+    if (*count < GISO_XCTL_MAX)
+        c = (struct giso_xctl *)(uintptr_t)(g_xctl_base + GISO_XCTL_SIZE * (*count)++);
+    giso_leave();
+    pthread_mutex_unlock(&g_lock);
+    if (!c)
+        graft_errf(err, -ENOSPC, "isolation: all %u control blocks are in use",
+                   GISO_XCTL_MAX - 1);
+    return c;
+}
+
+void giso_xctl_bind(struct giso_xctl *c)
+{
+    if (g_state != ISO_ON || !c)
+        return;
+    giso_enter();
+    c->owner = fs_base();
+    uint64_t top = c->top;
+    giso_leave();
+    t_xctl = (uint64_t)(uintptr_t)c;
+    t_xtop = top;
+}
+
+void giso_xctl_set_stack(struct giso_xctl *c, uint64_t top)
+{
+    if (g_state != ISO_ON || !c)
+        return;
+    giso_enter();
+    c->top = c->xtop = top;
+    giso_leave();
+    if (t_xctl == (uint64_t)(uintptr_t)c)
+        t_xtop = top;
+}
+
+void giso_xctl_release(struct giso_xctl *c)
+{
+    if (g_state != ISO_ON || !c)
+        return;
+    giso_enter();
+    c->owner = 0;
+    c->xtop = c->top;
+    c->hc_ext_rsp = c->hc_host_rsp = 0;
+    giso_leave();
+    if (t_xctl == (uint64_t)(uintptr_t)c)
+        t_xctl = t_xtop = 0;
+}
+
+int giso_xctl_release_stale(uint64_t frame)
+{
+    uint64_t cand = t_xctl;
+    int released = 0;
+    if (g_state != ISO_ON || !cand)
+        return 0;
+    /* Extension-side code (a helper that reached a hook: the key is open)
+     * is inside a live section by definition - and must not get the host
+     * PKRU back from our leave gate. */
+    if (!(rdpkru_raw() & (3u << (2 * g_pkey))))
+        return 0;
+    giso_enter();
+    struct giso_xctl *c = (struct giso_xctl *)(uintptr_t)cand;
+    if (xctl_ok(cand) && c->top && !c->xtop && c->hc_host_rsp && frame >= c->hc_host_rsp) {
+        c->xtop = c->top;
+        c->hc_ext_rsp = c->hc_host_rsp = 0;
+        released = 1;
+    }
+    giso_leave();
+    return released;
+}
+
+int giso_xctl_busy(struct giso_xctl *c)
+{
+    if (g_state != ISO_ON || !c)
+        return 0;
+    giso_enter();
+    int busy = c->top && !c->xtop;
+    giso_leave();
+    return busy;
+}
+
 /* ---- metadata pages ---- */
 
 static size_t page_round(size_t len)
@@ -421,6 +688,14 @@ int giso_xstack_fault(const siginfo_t *si, void *ucv)
      * kernel started on it. Anything else (a host access to a map, a stray
      * pointer into the stack from host code on its own stack) stays a fault. */
     if (addr < lo || addr >= top || sp < lo || sp >= top)
+        return 0;
+    /* t_xtop is host-writable: the range must be the keyed block's stack. */
+    uint64_t c = t_xctl, ktop = 0;
+    g_enter_fn();
+    if (c && xctl_ok(c))
+        ktop = ((struct giso_xctl *)(uintptr_t)c)->top;
+    g_leave_fn();
+    if (ktop != top)
         return 0;
     uint8_t *fx = (uint8_t *)uc->uc_mcontext.fpregs;
     if (!fx)
@@ -567,68 +842,127 @@ static void emit_copy_arg(struct xbuf *b, int P, int S, size_t *trap_fix, int *n
     xlink(b, j_done, b->n);
 }
 
-/* The thunk: push rbx; rbx = rsp (the extension's stack, kept in a
- * callee-saved register, never in host memory); if rsp is inside this
- * thread's bound extension stack (t_xtop, read at a constant %fs offset),
- * switch to the host stack whose rsp the trampoline stored at top-8,
- * aligned down to 16 (everything below it is free: the trampoline's frame
- * is above); copy each memory argument (mem_args) there, still with the
- * extension's PKRU, which can read extension memory (map values, the
- * extension stack) and write the host stack; leave gate; movabs rax, fn;
- * call rax; enter gate; rsp = rbx; pop rbx; ret. The argument registers
- * (rdi, rsi, rdx, rcx, r8) pass through untouched but for the pointers to
- * copies - only rax, r9, r10 and r11 are used before the call, and the
- * gates keep every general register - and rax carries the result through
- * the enter gate. The switch itself reads top-8 while PKRU is still ext. */
-static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args)
+/* The host-call thunk's fixed parts, copied by emit_host_thunk (the %fs
+ * offset of t_xctl and the arena's address patched at the labels).
+ *
+ * pre: push rbx; rbx = rsp; r11 = 0. If this thread has a control-block
+ * candidate, validate it (in the arena, on a block boundary, owned by this
+ * thread's FS base) or trap; if rsp is inside that block's extension stack
+ * (its top from the keyed block, not from host memory), the caller is an
+ * extension on its stack: push the other callee-saved registers there
+ * (keyed), record that rsp in the block (hc_ext_rsp), r11 = the block, and
+ * switch to the host stack below the rsp the trampoline stored at top-8.
+ * Align rsp. Only rax, r9, r10, r11 are used: the argument registers pass
+ * through.
+ *
+ * post_sw (after the host function returned and the enter gate, on the
+ * path that switched): the block again from the candidate, validated (a
+ * host that cleared or changed it meanwhile gets a trap, never a stack of
+ * its choice), this rsp must be the one recorded at the call; back to the
+ * recorded extension rsp and restore the callee-saved registers from the
+ * extension stack - not the values the host function returned with, which
+ * passed through host memory - and return. rax, the result, is kept. */
+__asm__(
+    ".text\n"
+    ".globl giso_tmpl_hc_pre\n.hidden giso_tmpl_hc_pre\ngiso_tmpl_hc_pre:\n"
+    "  push %rbx\n  mov %rsp, %rbx\n  xor %r11d, %r11d\n"
+    "  mov %fs:0x7ffffff0, %rax\n"
+    ".globl giso_tp_hc_tls\n.hidden giso_tp_hc_tls\ngiso_tp_hc_tls:\n"
+    "  test %rax, %rax\n  jz 1f\n"
+    "  movabs $0x8888888888888888, %r10\n"
+    ".globl giso_tp_hc_base\n.hidden giso_tp_hc_base\ngiso_tp_hc_base:\n"
+    "  mov %rax, %r9\n  sub %r10, %r9\n"
+    "  sub $0x100, %r9\n  cmp $0xfff00, %r9\n  jae 9f\n"   /* header or outside */
+    "  test $0xff, %r9b\n  jnz 9f\n"
+    "  rdfsbase %r10\n  cmp %r10, (%rax)\n  jne 9f\n"
+    "  mov 16(%rax), %r10\n  cmp %r10, %rsp\n  jae 1f\n"
+    "  lea -0x10000(%r10), %r9\n  cmp %r9, %rsp\n  jb 1f\n"
+    "  push %rbp\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
+    "  mov %rsp, 24(%rax)\n"
+    "  mov %rax, %r11\n"
+    "  mov -8(%r10), %rsp\n"
+    "  jmp 1f\n"
+    "9:\n  ud2\n"
+    "1:\n  and $-16, %rsp\n"
+    ".globl giso_tmpl_hc_pre_end\n.hidden giso_tmpl_hc_pre_end\ngiso_tmpl_hc_pre_end:\n"
+
+    ".globl giso_tmpl_hc_post\n.hidden giso_tmpl_hc_post\ngiso_tmpl_hc_post:\n"
+    "  mov %fs:0x7ffffff0, %r11\n"
+    ".globl giso_tp_hc_tls2\n.hidden giso_tp_hc_tls2\ngiso_tp_hc_tls2:\n"
+    "  movabs $0x8888888888888888, %r10\n"
+    ".globl giso_tp_hc_base2\n.hidden giso_tp_hc_base2\ngiso_tp_hc_base2:\n"
+    "  mov %r11, %r9\n  sub %r10, %r9\n"
+    "  sub $0x100, %r9\n  cmp $0xfff00, %r9\n  jae 9f\n"
+    "  test $0xff, %r9b\n  jnz 9f\n"
+    "  rdfsbase %r10\n  cmp %r10, (%r11)\n  jne 9f\n"
+    "  cmp 32(%r11), %rsp\n  jne 9f\n"
+    "  mov 24(%r11), %rsp\n"
+    "  test %rsp, %rsp\n  jz 9f\n"
+    "  movq $0, 24(%r11)\n  movq $0, 32(%r11)\n"
+    "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbp\n  pop %rbx\n  ret\n"
+    "9:\n  ud2\n"
+    ".globl giso_tmpl_hc_post_end\n.hidden giso_tmpl_hc_post_end\ngiso_tmpl_hc_post_end:\n");
+extern const uint8_t giso_tmpl_hc_pre[], giso_tmpl_hc_pre_end[], giso_tp_hc_tls[],
+    giso_tp_hc_base[], giso_tmpl_hc_post[], giso_tmpl_hc_post_end[], giso_tp_hc_tls2[],
+    giso_tp_hc_base2[];
+_Static_assert(GISO_XSTACK_SIZE == 0x10000, "the thunk's stack-range immediate");
+
+/* Copy the piece [t, end) to b, patching the t_xctl offset and the arena
+ * address that end at the labels ltls and lbase. */
+static void put_piece(struct xbuf *b, const uint8_t *t, const uint8_t *end,
+                      const uint8_t *ltls, const uint8_t *lbase)
 {
+    int32_t tls = tls_offset_of(&t_xctl);
+    uint64_t base = g_xctl_base;
+    memcpy(b->p + b->n, t, (size_t)(end - t));
+    memcpy(b->p + b->n + (ltls - t) - 4, &tls, 4);
+    memcpy(b->p + b->n + (lbase - t) - 8, &base, 8);
+    b->n += (size_t)(end - t);
+}
+
+/* exit gate; movabs rax, fn; call rax; enter gate. The gates' WRPKRU
+ * offsets go to gates[*ngates...]. */
+static void put_call(struct xbuf *b, uint64_t target, size_t *gates, int *ngates)
+{
+    gates[(*ngates)++] = b->n + GISO_GATE_WRPKRU_OFF;
+    b->n += giso_emit_gate(b->p + b->n, GISO_GATE_MAX, g_pkru_host);
+    xb(b, 0x48), xb(b, 0xb8);                       /* movabs rax, imm64 */
+    memcpy(b->p + b->n, &target, 8), b->n += 8;
+    xb(b, 0xff), xb(b, 0xd0);                       /* call rax */
+    gates[(*ngates)++] = b->n + GISO_GATE_WRPKRU_OFF;
+    b->n += giso_emit_gate(b->p + b->n, GISO_GATE_MAX, g_pkru_ext);
+}
+
+/* The thunk: pre (above); copy each memory argument (mem_args) to the host
+ * stack, still with the extension's PKRU, which can read extension memory
+ * (map values, the extension stack) and write the host stack; then two
+ * copies of the call: if pre switched stacks (r11, set by our own code just
+ * before), record the host rsp in the block (hc_host_rsp), call, and
+ * post_sw; else call and rsp = rbx, pop rbx, ret (an extension that runs on
+ * a host stack - gates only, or nested - has its frames in host memory
+ * anyway). Which copy returns is decided by the return address the `call`
+ * pushed, not by any value the host function could have changed. */
+static size_t emit_host_thunk(uint8_t *p, gvm_helper_fn fn, uint32_t mem_args,
+                              size_t gates[4])
+{
+    int ngates = 0;
     uint64_t target = (uint64_t)(uintptr_t)fn;
-    uint64_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    int32_t tls = (int32_t)((uint64_t)(uintptr_t)&t_xtop - tp);
-    int32_t neg_size = -(int32_t)GISO_XSTACK_SIZE;
     struct xbuf b = { p, 0 };
-    static const uint8_t pre[] = {
-        0x53,                           /* push rbx */
-        0x48, 0x89, 0xe3,               /* mov rbx, rsp */
-        0x64, 0x48, 0x8b, 0x04, 0x25,   /* mov rax, fs:[tls] */
-    };
-    static const uint8_t chk[] = {
-        0x48, 0x85, 0xc0,               /* test rax, rax */
-        0x74, 0x19,                     /* jz +25: no extension stack */
-        0x48, 0x39, 0xc4,               /* cmp rsp, rax */
-        0x73, 0x14,                     /* jae +20: above it */
-        0x4c, 0x8d, 0x98,               /* lea r11, [rax - SIZE] */
-    };
-    static const uint8_t sw[] = {
-        0x4c, 0x39, 0xdc,               /* cmp rsp, r11 */
-        0x72, 0x08,                     /* jb +8: below it */
-        0x48, 0x8b, 0x60, 0xf8,         /* mov rsp, [rax-8] */
-        0x48, 0x83, 0xe4, 0xf0,         /* and rsp, -16 */
-    };
-    static const uint8_t back[] = {
-        0x48, 0x89, 0xdc,               /* mov rsp, rbx */
-        0x5b,                           /* pop rbx */
-        0xc3,                           /* ret */
-    };
-    memcpy(p + b.n, pre, sizeof(pre)), b.n += sizeof(pre);
-    memcpy(p + b.n, &tls, 4), b.n += 4;
-    memcpy(p + b.n, chk, sizeof(chk)), b.n += sizeof(chk);
-    memcpy(p + b.n, &neg_size, 4), b.n += 4;
-    memcpy(p + b.n, sw, sizeof(sw)), b.n += sizeof(sw);
-    size_t trap_fix[4];
+    put_piece(&b, giso_tmpl_hc_pre, giso_tmpl_hc_pre_end, giso_tp_hc_tls, giso_tp_hc_base);
+    size_t trap_fix[5];
     int n_trap = 0;
-    if (mem_args)                       /* not 16-aligned if rsp was not switched */
-        xb(&b, 0x48), xb(&b, 0x83), xb(&b, 0xe4), xb(&b, 0xf0);    /* and rsp, -16 */
     for (int i = 0; i < 4; i++)
         if (mem_args & (1u << i))
             emit_copy_arg(&b, g_arg_reg[i], g_arg_reg[i + 1], trap_fix, &n_trap);
-    b.n += giso_emit_gate(p + b.n, GISO_GATE_MAX, g_pkru_host);
-    xb(&b, 0x48), xb(&b, 0xb8);                     /* movabs rax, imm64 */
-    memcpy(p + b.n, &target, 8), b.n += 8;
-    xb(&b, 0xff), xb(&b, 0xd0);                     /* call rax */
-    b.n += giso_emit_gate(p + b.n, GISO_GATE_MAX, g_pkru_ext);
+    xb(&b, 0x4d), xb(&b, 0x85), xb(&b, 0xdb);      /* test r11, r11 */
+    size_t j_sw = xjcc32(&b, 0x85);                 /* jnz sw */
+    put_call(&b, target, gates, &ngates);
+    static const uint8_t back[] = { 0x48, 0x89, 0xdc, 0x5b, 0xc3 };   /* mov rsp,rbx; pop rbx; ret */
     memcpy(p + b.n, back, sizeof(back)), b.n += sizeof(back);
+    xlink32(&b, j_sw, b.n);
+    xb(&b, 0x49), xb(&b, 0x89), xb(&b, 0x63), xb(&b, 0x20);   /* sw: mov [r11+32], rsp */
+    put_call(&b, target, gates, &ngates);
+    put_piece(&b, giso_tmpl_hc_post, giso_tmpl_hc_post_end, giso_tp_hc_tls2, giso_tp_hc_base2);
     for (int i = 0; i < n_trap; i++)
         xlink32(&b, trap_fix[i], b.n);
     xb(&b, 0x0f), xb(&b, 0x0b);                     /* trap: ud2 */
@@ -676,7 +1010,16 @@ gvm_helper_fn giso_wrap_host_call_mem(gvm_helper_fn fn, uint32_t mem_args,
         goto done;
     }
     memset(p, 0xcc, (size_t)page);
-    emit_host_thunk(p, fn, mem_args);
+    size_t gates[4], bad = 0;
+    emit_host_thunk(p, fn, mem_args, gates);
+    /* fn's address, the arena's and a TLS offset are immediates in it */
+    if (giso_check_emitted(p, (size_t)page, gates, 4, &bad) < 0) {
+        graft_errf(err, -ENOTSUP, "isolation: the host-call thunk for %p would hold a stray "
+                   "WRPKRU/XRSTOR byte pattern at offset %zu (from an address it holds); "
+                   "not made", (void *)fn, bad);
+        munmap(p, (size_t)page);
+        goto done;
+    }
     if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0 ||
         giso_register_gate_range(p, (size_t)page) != 0) {
         graft_errf(err, -errno ? -errno : -ENOMEM, "isolation: cannot seal the host-call "

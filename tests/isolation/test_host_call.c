@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -80,6 +81,8 @@ HOST_FN(hc_trap, 4)
 HOST_FN(hc_gates, 5)
 HOST_FN(hc_jump, 6)
 HOST_FN(hc_libc, 7)
+HOST_FN(hc_clob, 8)
+HOST_FN(hc_cpu, 9)
 
 /* A GRAFT_ENTRY-style source entry (the 5-byte NOP), 8 bytes in %rdi. */
 long hc_source(long x);
@@ -184,6 +187,23 @@ static uint64_t host_jump(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64
 #define H_RC2 203
 #define H_JUMP 204
 #define H_MEM3 205
+#define H_CLOBBER 206
+
+/* A host function that returns with every callee-saved register changed -
+ * what a host whose saved-register slots on its own stack were overwritten
+ * (or that breaks the ABI) hands back to its caller. The JIT keeps BPF
+ * r6-r9 and r10 in callee-saved registers: the thunk must restore them
+ * from its keyed copies, not trust these. */
+__asm__(".text\n"
+        ".globl hc_clobber_fn\n.type hc_clobber_fn, @function\n"
+        "hc_clobber_fn:\n"
+        "  movabs $0x0badbadbadbad000, %rbx\n"
+        "  mov %rbx, %rbp\n  mov %rbx, %r12\n  mov %rbx, %r13\n"
+        "  mov %rbx, %r14\n  mov %rbx, %r15\n"
+        "  mov $77, %eax\n"
+        "  ret\n"
+        ".size hc_clobber_fn, .-hc_clobber_fn\n");
+uint64_t hc_clobber_fn(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 static gvm_helper_fn g_helpers[BPF_MAX_HELPER_ID];
 static volatile int64_t g_rc, g_rc2;
@@ -415,6 +435,45 @@ static struct gvm_prog *build_libc_user(struct graft_err *err)
     return jit(insns, N_INSNS(insns), NULL, err);
 }
 
+/* r6..r9 := 6..9 and a word on the stack, call the clobbering host
+ * function, then r6+r7+r8+r9 + the stack word + its result (30 + 100 + 77)
+ * to H_RC. */
+static struct gvm_prog *build_clobbered(struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_MOV64_IMM(6, 6),
+        BPF_MOV64_IMM(7, 7),
+        BPF_MOV64_IMM(8, 8),
+        BPF_MOV64_IMM(9, 9),
+        BPF_ST_MEM(BPF_DW, 10, -8, 100),
+        BPF_CALL_HELPER(H_CLOBBER),
+        BPF_ALU64_REG(BPF_ADD, 0, 6),
+        BPF_ALU64_REG(BPF_ADD, 0, 7),
+        BPF_ALU64_REG(BPF_ADD, 0, 8),
+        BPF_ALU64_REG(BPF_ADD, 0, 9),
+        BPF_LDX_MEM(BPF_DW, 1, 10, -8),
+        BPF_ALU64_REG(BPF_ADD, 1, 0),
+        BPF_CALL_HELPER(H_RC),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    return jit(insns, N_INSNS(insns), NULL, err);
+}
+
+/* get_smp_processor_id (a libc call, sched_getcpu, from the helper), then
+ * 4242 to H_RC. */
+static struct gvm_prog *build_cpu_user(struct graft_err *err)
+{
+    const struct bpf_insn insns[] = {
+        BPF_CALL_HELPER(8),                    /* get_smp_processor_id */
+        BPF_MOV64_IMM(1, 4242),
+        BPF_CALL_HELPER(H_RC),
+        BPF_MOV64_IMM(0, 0),
+        BPF_EXIT_INSN(),
+    };
+    return jit(insns, N_INSNS(insns), NULL, err);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
 static void reset_seen(void)
@@ -515,11 +574,39 @@ static void run_nested(gvm_native_fn outer, gvm_native_fn inner)
     gattach_entry_remove(l, &err);
 }
 
+/* The extension on its stack calls a host function that returns with its
+ * callee-saved registers changed: the extension's registers and stack are
+ * what they were (the thunk restored them from the extension stack, keyed).
+ * In a child: before the thunk did so, rsp came back from rbx. */
+static void run_clobbered(gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    struct ghook *h = NULL;
+    int rc = gattach_install((void *)hc_clob, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL, &h,
+                             &err);
+    CHECK(rc == 0, "clobber: hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        g_rc = 0;
+        hc_clob(1);
+        _exit(g_rc == 30 + 100 + 77 && giso_rdpkru() == giso_pkru_host() ? 0 : 1);
+    }
+    int st = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+    CHECK(got == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "a host function returning with rbx, rbp, r12-r15 changed: the extension goes on "
+          "with its own registers and stack (child status %#x)", st);
+    gattach_remove(h, &err);
+}
+
 /* A host function longjmps out of the extension past the trampoline: the
- * host goes on with the host PKRU; the thread's read section and extension
- * stack stay taken, so its later hook hits are skipped and counted
- * (docs/isolation.md, "longjmp"), in a forked child so this thread keeps
- * working for the cases after it. */
+ * host goes on with the host PKRU; the next hook hit on the thread finds
+ * the read section and extension stack still taken, sees from the keyed
+ * record of the host call that its frames are gone, releases both and
+ * runs (docs/isolation.md, "longjmp"). In a forked child. */
 static void run_longjmp(gvm_native_fn jumper, gvm_native_fn caller)
 {
     struct graft_err err = { 0 };
@@ -541,17 +628,22 @@ static void run_longjmp(gvm_native_fn jumper, gvm_native_fn caller)
         code |= (giso_rdpkru() != giso_pkru_host()) << 1;
         struct gattach_stats before, after;
         gattach_get_stats(&before);
-        hc_gates(1);                    /* skipped: the section is still taken */
+        hc_gates(1);                    /* the stale section is released: it runs */
         gattach_get_stats(&after);
-        code |= (g_rc_runs != 0 || after.missed_recursion != before.missed_recursion + 1) << 2;
+        code |= (g_rc_runs == 0 || after.missed_recursion != before.missed_recursion) << 2;
         code |= (giso_rdpkru() != giso_pkru_host()) << 3;
+        int runs = g_rc_runs;
+        hc_gates(1);                    /* and keeps running, on the extension stack */
+        code |= (g_rc_runs <= runs) << 4;
+        code |= (giso_rdpkru() != giso_pkru_host()) << 5;
         _exit(code);
     }
     int st = 0;
     pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
     CHECK(got == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-          "longjmp out of an extension: the host goes on with host PKRU, the thread's later "
-          "hits are skipped and counted as missed (child status %#x)", st);
+          "longjmp out of an extension: the host goes on with host PKRU and the thread's "
+          "later hits run (the stale read section and extension stack are released; child "
+          "status %#x)", st);
     gattach_remove(h2, &err);
     gattach_remove(h, &err);
 }
@@ -572,6 +664,50 @@ static void run_libc_helpers(gvm_native_fn ext)
           "all right (bits %#llx, want 0xf); a host function read snprintf's output (%lld, "
           "want %llu)", (long long)g_rc, (long long)g_rc2, (unsigned long long)want2);
     check_host_side("libc helpers", 1);
+    gattach_remove(h, &err);
+}
+
+/* A helper (extension-side code, key open, on the extension stack) calls
+ * a libc function that is itself hooked: that hit is nested (skipped and
+ * counted) and must leave the helper's PKRU alone - the check for a
+ * section left by a longjmp runs only from host code. In a child: a leave
+ * gate there would make the extension fault on its own stack. */
+static void run_helper_hits_hook(gvm_native_fn cpu_user, gvm_native_fn other)
+{
+    struct graft_err err = { 0 };
+    struct ghook *h = NULL, *h2 = NULL;
+    int rc = gattach_install((void *)hc_cpu, GHOOK_ENTRY, (ghook_handler)cpu_user, 0, NULL, &h,
+                             &err);
+    CHECK(rc == 0, "helper hits a hook: extension hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    rc = gattach_install((void *)sched_getcpu, GHOOK_ENTRY, (ghook_handler)other, 0, NULL, &h2,
+                         &err);
+    CHECK(rc == 0, "helper hits a hook: sched_getcpu hooked (%s)", rc ? err.msg : "ok");
+    if (rc == 0) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct gattach_stats before, after;
+            gattach_get_stats(&before);
+            uint64_t grants = giso_xstack_grants();
+            g_rc = 0;
+            hc_cpu(1);
+            gattach_get_stats(&after);
+            /* no PKU fault on the extension stack had to be let through */
+            _exit((g_rc == 4242 ? 0 : 1) |
+                  (after.missed_recursion == before.missed_recursion + 1 ? 0 : 2) |
+                  (giso_rdpkru() == giso_pkru_host() ? 0 : 4) |
+                  (giso_xstack_grants() == grants ? 0 : 8));
+        }
+        int st = 0;
+        pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+        CHECK(got == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "a helper's libc call that is hooked is skipped as nested, the helper keeps its "
+              "PKRU (no fault let through), the extension finishes, host PKRU afterwards "
+              "(child status %#x)", st);
+        gattach_remove(h2, &err);
+    }
     gattach_remove(h, &err);
 }
 
@@ -653,6 +789,7 @@ int main(void)
         { H_MEM2, host_mem2, 1u << 0 | 1u << 2 },
         { H_JUMP, host_jump, 0 },
         { H_MEM3, host_mem3, 1u << 1 | 1u << 3 },
+        { H_CLOBBER, hc_clobber_fn, 0 },
     };
     for (size_t i = 0; i < N_INSNS(host); i++) {
         g_helpers[host[i].id] = giso_wrap_host_call_mem(host[i].fn, host[i].mem, &err);
@@ -691,6 +828,19 @@ int main(void)
     run_nested(ext, gvm_prog_native(inner));
     run_libc_helpers(gvm_prog_native(libc_user));
     run_longjmp(gvm_prog_native(jumper), ext);
+    struct gvm_prog *cpu_user = build_cpu_user(&err);
+    CHECK(cpu_user != NULL, "cpu extension JIT-compiled (%s)", cpu_user ? "ok" : err.msg);
+    if (cpu_user) {
+        run_helper_hits_hook(gvm_prog_native(cpu_user), ext);
+        gvm_prog_free(cpu_user);
+    }
+    struct gvm_prog *clob = build_clobbered(&err);
+    CHECK(clob != NULL, "clobbered-registers extension JIT-compiled (%s)",
+          clob ? "ok" : err.msg);
+    if (clob) {
+        run_clobbered(gvm_prog_native(clob));
+        gvm_prog_free(clob);
+    }
 
     gvm_prog_free(caller);
     gvm_prog_free(inner);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "attach/thread_state.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
 #include "maps/maps.h"
@@ -336,7 +337,7 @@ static int gates_in_stub(void *fn)
     const uint8_t *stub = p + 5 + rel;
     /* A copy at its own address: the stub pages are registered gate ranges,
      * which the scanner (rightly) does not report. */
-    static uint8_t copy[2048];
+    static uint8_t copy[4096];        /* GSTUB_SIZE */
     memcpy(copy, stub, sizeof(copy));
     int n = 0, hidden = 0;
     giso_scan_code(copy, sizeof(copy), (uintptr_t)copy, count_one, &n);
@@ -642,6 +643,102 @@ static void test_xstack_signal(void)
     gvm_prog_free(sp);
 }
 
+/* The per-thread state that decides where an extension runs lives in the
+ * thread's keyed control block; struct gthread only holds host-side hints
+ * and a candidate pointer, validated after the entry gate (issue 15). */
+static void xctl_cases(gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    struct gthread *t = gthread_self();
+    uint64_t top = giso_xstack_bound();
+    CHECK(t && t->xctl && top, "this thread has a keyed control block and a stack");
+    if (!t || !t->xctl || !top)
+        return;
+    volatile uint64_t *blk = (volatile uint64_t *)(void *)t->xctl;
+    int wr = host_access(blk + 1, 1, 0x1000), rd = host_access(blk, 0, 0);
+    CHECK(wr == 1 && rd == 1, "host write/read of the control block (stack top, owner) fault "
+          "with SEGV_PKUERR (%d, %d)", wr, rd);
+    struct ghook *h = NULL;
+    int rc = gattach_install((void *)host_xs_entry, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL,
+                             &h, &err);
+    CHECK(rc == 0, "xctl: hook installed (%s)", rc ? err.msg : "ok");
+    if (rc)
+        return;
+    /* A host write that points the stack hint at host memory: the template
+     * still runs the extension on the real stack (the keyed block's). */
+    static uint8_t forged[16384] __attribute__((aligned(16)));
+    uint64_t ftop = (uint64_t)(uintptr_t)(forged + sizeof(forged));
+    t->xtop = ftop;
+    g_xs_runs = 0;
+    g_xs_fp = 0;
+    host_xs_entry(1);
+    CHECK(g_xs_runs == 1 && in_xstack(top, g_xs_fp) && t->xtop == top,
+          "a host-forged gthread.xtop is ignored: the extension ran on its keyed stack "
+          "(BPF stack %#llx, forged top %#llx) and the hint was put right",
+          (unsigned long long)g_xs_fp, (unsigned long long)ftop);
+    /* A host write that points the run-state candidate at a forged block in
+     * host memory (with this thread's FS base as owner): the template traps
+     * after its entry gate instead of writing through it. In a child. */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        static uint64_t fake[64] __attribute__((aligned(256)));
+        uint64_t fs;
+        __asm__ volatile("rdfsbase %0" : "=r"(fs));
+        fake[0] = fs;
+        fake[1] = fake[2] = ftop;
+        t->rs = (struct ghelper_run *)(void *)(fake + 8);
+        host_xs_entry(1);
+        _exit(fake[8] != 0 ? 3 : 4);    /* not trapped (3: it wrote through it) */
+    }
+    int st = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &st, 0) : -1;
+    CHECK(got == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGILL,
+          "a host-forged run-state/control-block pointer traps after the entry gate (child "
+          "status %#x)", st);
+    gattach_remove(h, &err);
+}
+
+/* Code graft emits into its gate ranges (which the process scan skips)
+ * must not carry a WRPKRU/XRSTOR byte pattern (issue 15): a function whose
+ * first instruction hides one (`mov eax, 0xef010f90`: b8 90 0f 01 ef)
+ * would have it copied into its stub; the hook is refused instead. With
+ * isolation on, so is a host-call thunk for a function whose address holds
+ * the bytes 0f 01 ef. */
+static void test_emitted_patterns(struct world *w, gvm_native_fn ext)
+{
+    struct graft_err err = { 0 };
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        CHECK(0, "mmap for the crafted function");
+        return;
+    }
+    static const uint8_t fn_bytes[] = { 0xb8, 0x90, 0x0f, 0x01, 0xef,   /* mov eax, 0xef010f90 */
+                                        0x90, 0x90, 0x90, 0xc3 };       /* nop x3; ret */
+    memset(page, 0xcc, 4096);
+    memcpy(page, fn_bytes, sizeof(fn_bytes));
+    mprotect(page, 4096, PROT_READ | PROT_EXEC);
+    struct ghook *h = NULL;
+    int rc = gattach_install(page, GHOOK_ENTRY, (ghook_handler)ext, 0, NULL, &h, &err);
+    CHECK(rc == -ENOTSUP && strstr(err.msg, "WRPKRU/XRSTOR byte pattern") &&
+              strstr(err.msg, "relocated"),
+          "a function whose relocated entry hides a WRPKRU is not hooked (%d: %s)", rc,
+          err.msg);
+    if (rc == 0)
+        gattach_remove(h, &err);
+    int r = ((int (*)(void))(void *)page)();
+    CHECK(r == (int)0xef010f90, "the function still runs unpatched (%#x)", r);
+    munmap(page, 4096);
+    if (w->on) {
+        gvm_helper_fn bad = (gvm_helper_fn)(uintptr_t)0x7fef010f1000ull;   /* never called */
+        memset(&err, 0, sizeof(err));
+        gvm_helper_fn th = giso_wrap_host_call(bad, &err);
+        CHECK(th == NULL && strstr(err.msg, "stray WRPKRU/XRSTOR"),
+              "a host-call thunk whose immediate would hold 0f 01 ef is refused (%s)",
+              err.msg);
+    }
+}
+
 static void test_xstack(struct world *w, gvm_native_fn ext)
 {
     struct graft_err err = { 0 };
@@ -673,6 +770,7 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
               "host PKRU afterwards", (unsigned long long)g_xs_fp);
         gsys_detach(l);
     }
+    xctl_cases(ext);
     if (top) {
         int wr = host_access((volatile uint64_t *)(uintptr_t)(top - 64), 1, 42);
         int rd = host_access((volatile uint64_t *)(uintptr_t)(top - GISO_XSTACK_SIZE), 0, 0);
@@ -846,6 +944,7 @@ int main(void)
     CHECK(xprog != NULL, "stack-filling extension JIT-compiled (%s)", xprog ? "ok" : err.msg);
     if (xprog) {
         test_xstack(&w, gvm_prog_native(xprog));
+        test_emitted_patterns(&w, gvm_prog_native(xprog));
         gvm_prog_free(xprog);
     }
     counters(&w, c);
