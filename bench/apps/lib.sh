@@ -93,6 +93,7 @@ apps_bpf() {
 apps_load() {
     local obj=$1; shift
     local log=$APPS_WORK/load.$(basename "$obj").log
+    : >"$log"   # emptied here: the job's own redirection may come after the first grep
     "$GRAFT" load "$obj" "$@" >"$log" 2>&1 &
     LOADER_PID=$!
     apps_track "$LOADER_PID"
@@ -316,6 +317,7 @@ apps_nginx_stop() {
 # apps_kload OBJ [kloader args]: the kernel loader in the background until
 # "loaded"; its output (map dump at exit) goes to $APPS_WORK/kloader.out.
 apps_kload() {
+    : >"$APPS_WORK/kloader.out"
     "$APPS_WORK/kloader" "$@" >"$APPS_WORK/kloader.out" 2>"$APPS_WORK/kloader.err" &
     KLOADER_PID=$!
     apps_track "$KLOADER_PID"

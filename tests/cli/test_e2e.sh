@@ -50,6 +50,9 @@ for e in d["entries"]:
 }
 
 start_loader() {   # start_loader [args]: graft load in the background until "loaded"
+    # Empty the log here: the background job's own redirection may run after
+    # the first grep below, which would then see the last load's "loaded".
+    : >"$work/load.log"
     "$GRAFT" load "${LOAD_OBJ:-$OBJ}" "$@" >"$work/load.log" 2>&1 &
     loader=$!
     pids+=("$loader")

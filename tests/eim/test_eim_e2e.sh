@@ -59,6 +59,7 @@ for e in d["entries"]:
 
 loader=
 start_loader() {   # start_loader OBJ [args]: graft load in the background until "loaded"
+    : >"$work/load.log"   # not left to the job: the grep may run first
     "$GRAFT" load "$@" >"$work/load.log" 2>&1 &
     loader=$!
     pids+=("$loader")
