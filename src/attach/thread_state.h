@@ -62,6 +62,14 @@ struct gthread {
      * struct (rs points here, ghelper_run_state_set): a page under the
      * extension key, kept with the struct like xstack. */
     struct ghelper_run *rs_keyed;
+    /* The thread's signal alternate stack [sigstk_lo, sigstk_hi) as
+     * altstack_ensure found or installed it (0, 0: none). A C path that
+     * runs on it (a hook hit inside an SA_ONSTACK handler: graft's SIGSYS
+     * handler in the seccomp mode, or a host one) must not switch to the
+     * extension stack: the kernel would then think the thread had left the
+     * alternate stack and build the next signal's frame at its top, over
+     * the frames of the handler still running there. */
+    uint64_t sigstk_lo, sigstk_hi;
 };
 #define GTH_OFF_SHADOW 40
 #define GTH_ALTSTACK_SIZE (64u * 1024u)
@@ -159,5 +167,14 @@ uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx,
 /* This thread's run state for a C path: its gthread's (registering the
  * thread if needed, so with isolation on it is the keyed one). */
 struct ghelper_run *gattach_run_state(void) GHIDDEN;
+
+/* 1 (once) when this thread's signal alternate stack was installed by graft
+ * (altstack_ensure) since the last call. The seccomp mode's SIGSYS handler
+ * asks at its end: a sigaltstack() made inside a signal handler is undone
+ * by that handler's rt_sigreturn (the kernel restores the altstack the
+ * frame saved, uc_stack), and with every syscall trapped the first hook hit
+ * of a thread is always inside the handler - so it copies the stack into
+ * its frame's uc_stack to keep it. */
+int gthread_take_altstack_change(void) GHIDDEN;
 
 #endif
