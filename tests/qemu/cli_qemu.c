@@ -5,8 +5,11 @@
  * commands are spawned directly), so the agent runs with isolation on and
  * extension stacks keyed, as it does by default on a CPU with PKU.
  *
- *   cli_qemu GRAFT AGENT TARGET BPFDIR
+ *   cli_qemu GRAFT AGENT TARGET BPFDIR [--as-nobody]
  *
+ * --as-nobody (when run as root) drops to uid/gid 65534 first: without
+ * CAP_SYS_RAWIO page 0 cannot be mapped, so the agent's syscall hooks take
+ * the seccomp SIGSYS fallback, as they do for any unprivileged user.
  * GRAFT is bin/graft, AGENT lib/libgraft-agent.so (named so the guest gets
  * it), TARGET tests/cli/e2e_target, BPFDIR tests/cli/bpf (the objects).
  * Sections: a program loaded before `graft start` (uprobe, JIT, keyed map);
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,11 +217,17 @@ static void end_target(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: cli_qemu GRAFT AGENT TARGET BPFDIR\n");
+    int nobody = argc == 6 && !strcmp(argv[5], "--as-nobody");
+    if (argc != 5 && !nobody) {
+        fprintf(stderr, "usage: cli_qemu GRAFT AGENT TARGET BPFDIR [--as-nobody]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (nobody && getuid() == 0 &&
+        (setgroups(0, NULL) || setgid(65534) || setuid(65534))) {
+        printf("FAIL: cannot drop to uid 65534: %s\n", strerror(errno));
+        return 1;
+    }
     graft = argv[1], target = argv[3], bpfdir = argv[4];
     char reg[64];
     snprintf(reg, sizeof(reg), "/graft.cliqemu.%d", getpid());
@@ -271,6 +281,10 @@ int main(int argc, char **argv)
     CHECK(start_loader("syscount", tgt.pid, NULL), "load syscount");
     CHECK(wait_hooks(tgt.pid), "the agent installed the syscall hooks");
     CHECK(next_round("sys\n"), "syscall round");
+    graft_run(out, sizeof(out), "list", NULL, NULL, NULL, NULL, NULL);
+    const char *how = strstr(out, "syscalls: ");
+    printf("cli-qemu: uid %d, %.*s\n", (int)getuid(), how ? (int)strcspn(how, "\n") : 22,
+           how ? how : "(no syscalls: in list)");
     CHECK(mapval("getppid_calls", 0) == 1000, "sys_enter_getppid saw 1000 calls (%lld)",
           mapval("getppid_calls", 0));
     CHECK(mapval("by_id", 110) == 1000, "raw sys_enter counted getppid 1000 times (%lld)",

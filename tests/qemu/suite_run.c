@@ -63,6 +63,7 @@ static void init_setup(void)
     mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
     mkdir("/dev/shm", 01777);
     mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL);
+    chmod("/tmp", 01777);       /* tests may drop to an unprivileged uid */
     signal(SIGPIPE, SIG_IGN);
 }
 
