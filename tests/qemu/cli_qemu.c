@@ -228,6 +228,12 @@ int main(int argc, char **argv)
         printf("FAIL: cannot drop to uid 65534: %s\n", strerror(errno));
         return 1;
     }
+    if (nobody && (access(argv[1], X_OK) || access(argv[3], X_OK) || access(argv[4], R_OK))) {
+        /* natively, a build tree under a private home directory */
+        printf("cli-qemu: skipped as uid %d: the build tree is not readable by it\n",
+               (int)getuid());
+        return 0;
+    }
     graft = argv[1], target = argv[3], bpfdir = argv[4];
     char reg[64];
     snprintf(reg, sizeof(reg), "/graft.cliqemu.%d", getpid());
