@@ -216,7 +216,7 @@ int main(void)
     unhook(hc);
 
     struct gsys_opts so = { .sz = sizeof(so) };
-    struct gsys_link *l1, *l2;
+    struct gsys_link *l1 = NULL, *l2 = NULL;
     if (gsys_install(&so, &err) < 0) {
         printf("FAIL gsys_install: %s\n", err.msg);
         return 1;
