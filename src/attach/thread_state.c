@@ -70,13 +70,13 @@ static void thread_key_init(void)
     pthread_key_create(&g_thread_key, thread_release);
 }
 
+static __thread int t_altstack_changed;    /* gthread_take_altstack_change */
+
 /* A signal that interrupts an extension would be delivered on its stack,
  * which its handler, starting with the kernel's default PKRU, cannot use:
  * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
  * SIGTRAP, the patching ping, SIGSYS) are SA_ONSTACK, so give the thread an
  * alternate stack in untagged memory unless it has one of its own. */
-static __thread int t_altstack_changed;    /* gthread_take_altstack_change */
-
 static void altstack_ensure(struct gthread *t)
 {
     stack_t cur;
