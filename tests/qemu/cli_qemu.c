@@ -208,6 +208,14 @@ static int wait_hooks(int pid)
     return 0;
 }
 
+/* A fresh target under graft start with obj loaded for it, installed. */
+static void with_object(const char *obj, const char *extra)
+{
+    CHECK(start_target(1), "the target starts under graft start");
+    CHECK(start_loader(obj, tgt.pid, extra), "load %s", obj);
+    CHECK(wait_hooks(tgt.pid), "the agent installed %s's hooks", obj);
+}
+
 static void end_target(void)
 {
     if (tgt.in >= 0)
@@ -283,9 +291,7 @@ int main(int argc, char **argv)
     stop(&loader, SIGTERM);
 
     printf("== 3. syscall hooks and a deny list\n");
-    CHECK(start_target(1), "the target starts under graft start");
-    CHECK(start_loader("syscount", tgt.pid, NULL), "load syscount");
-    CHECK(wait_hooks(tgt.pid), "the agent installed the syscall hooks");
+    with_object("syscount", NULL);
     CHECK(next_round("sys\n"), "syscall round");
     graft_run(out, sizeof(out), "list", NULL, NULL, NULL, NULL, NULL);
     const char *how = strstr(out, "syscalls: ");
@@ -315,9 +321,7 @@ int main(int argc, char **argv)
     end_target();
 
     printf("== 4. an int3 hook (a function too short for the jump)\n");
-    CHECK(start_target(1), "the target starts under graft start");
-    CHECK(start_loader("count_tiny", tgt.pid, NULL), "load count_tiny");
-    CHECK(wait_hooks(tgt.pid), "the agent installed the hook");
+    with_object("count_tiny", NULL);
     CHECK(next_round("tiny\n"), "tiny round");
     CHECK(mapval("tiny_calls", 0) == 1000, "the int3 hook counted 1000 calls (%lld)",
           mapval("tiny_calls", 0));
@@ -325,9 +329,7 @@ int main(int argc, char **argv)
     end_target();
 
     printf("== 5. tail calls\n");
-    CHECK(start_target(1), "the target starts under graft start");
-    CHECK(start_loader("tail_work", tgt.pid, NULL), "load tail_work");
-    CHECK(wait_hooks(tgt.pid), "the agent installed the hook");
+    with_object("tail_work", NULL);
     CHECK(next_round("go\n"), "tail-call round");
     CHECK(mapval("tc_counts", 0) == 1000, "first ran 1000 times (%lld)", mapval("tc_counts", 0));
     CHECK(mapval("tc_counts", 2) == 1000, "second ran 1000 times by tail call (%lld)",

@@ -29,14 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "isolation/isolation.h"
+#include "tguest.h"
 
 #define MAX_ARGS 64
 
@@ -45,26 +44,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void init_setup(void)
-{
-    int fd = open("/dev/console", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    mkdir("/proc", 0555);
-    mkdir("/dev", 0755);
-    mkdir("/tmp", 01777);
-    mount("proc", "/proc", "proc", 0, NULL);
-    /* devtmpfs gives /dev/null, /dev/zero, /dev/urandom the tests open. */
-    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-    mkdir("/dev/shm", 01777);
-    mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL);
-    chmod("/tmp", 01777);       /* tests may drop to an unprivileged uid */
-    signal(SIGPIPE, SIG_IGN);
 }
 
 /* What the test's output said about isolation: the rest of the first line
@@ -180,12 +159,8 @@ static int finish(int pid1, int pass, int fail)
 {
     printf("SUITE: %d passed, %d failed\n", pass, fail);
     fflush(stdout);
-    if (pid1) {
-        sync();
-        reboot(RB_POWER_OFF);
-        for (;;)
-            pause();
-    }
+    if (pid1)
+        tguest_poweroff();
     return fail ? 1 : 0;
 }
 
@@ -193,7 +168,7 @@ int main(int argc, char **argv)
 {
     int pid1 = getpid() == 1;
     if (pid1)
-        init_setup();
+        tguest_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *list = argc > 1 ? argv[1] : getenv("graft_suite");
     struct giso_cpu cpu;
