@@ -100,6 +100,8 @@ extern char graft_sys_text_start[] GSYS_HIDDEN;
 extern char graft_sys_text_end[] GSYS_HIDDEN;
 extern char graft_sys_entry[] GSYS_HIDDEN;
 extern char graft_sys_insn_vfork[] GSYS_HIDDEN;
+extern char graft_sys_insn_clone_vfork[] GSYS_HIDDEN;   /* seccomp mode, CLONE_VFORK */
+extern char graft_sys_insn_clone3_vfork[] GSYS_HIDDEN;
 long graft_sys_raw6(long nr, long a0, long a1, long a2, long a3, long a4,
                     long a5) GSYS_HIDDEN;
 extern __thread uint64_t graft_sys_vfork_ret

@@ -37,6 +37,39 @@
 #include <unistd.h>
 
 #include "attach/syscall_hook.h"
+#include "attach/thread_state.h"
+
+/* A sigaltstack() the handler made for the interrupted code (its own call,
+ * trapped like every other) or for graft (the first hook hit of a thread
+ * installs an alternate stack, thread_state.c) would be undone by this
+ * handler's rt_sigreturn, which restores the alternate stack saved in the
+ * frame (uc_stack): put the current one there so it stays. */
+static void keep_altstack(ucontext_t *uc)
+{
+    stack_t cur;
+    if (graft_sys_raw6(SYS_sigaltstack, 0, (long)(uintptr_t)&cur, 0, 0, 0, 0) != 0)
+        return;
+    uc->uc_stack.ss_sp = cur.ss_sp;
+    uc->uc_stack.ss_size = cur.ss_size;
+    uc->uc_stack.ss_flags = cur.ss_flags & ~SS_ONSTACK;
+}
+
+/* A clone or clone3 with CLONE_VFORK (posix_spawn's) whose child shares the
+ * caller's thread pointer (no CLONE_SETTLS): graft_sys_vfork_ret is read
+ * through it by the child too. */
+static int vfork_clone(const struct gsys_frame *f)
+{
+    uint64_t flags;
+    if (f->nr == SYS_clone) {
+        flags = f->args[0];
+    } else {
+        const struct clone_args *ca = (const struct clone_args *)(uintptr_t)f->args[0];
+        if (!ca || f->args[1] < sizeof(ca->flags))
+            return 0;
+        flags = ca->flags;
+    }
+    return (flags & CLONE_VFORK) && !(flags & CLONE_SETTLS);
+}
 
 /* The handler runs with SA_NODEFER so a thread created by clone inside it
  * (whose signal mask is copied) does not start with SIGSYS blocked. */
@@ -82,6 +115,18 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
             g[REG_RAX] = (greg_t)ov;
             break;
         }
+        if (vfork_clone(&f)) {
+            /* The caller waits in the kernel while the child runs in its
+             * memory with its alternate signal stack: made here, on that
+             * stack when there is one, the child's own SIGSYS frames would
+             * land on this handler's. So, as for vfork, resume the caller at
+             * a syscall instruction of ours; exit programs run after it. */
+            graft_sys_vfork_ret = retaddr;
+            g[REG_RAX] = (greg_t)f.nr;
+            g[REG_RIP] = (greg_t)(uintptr_t)(f.nr == SYS_clone ? graft_sys_insn_clone_vfork
+                                                                : graft_sys_insn_clone3_vfork);
+            break;
+        }
         uint64_t *top = NULL;
         struct clone_args *ca = NULL;
         if (f.nr == SYS_clone && f.args[1]) {
@@ -111,8 +156,12 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
     }
     default:
         g[REG_RAX] = (greg_t)gsys_run_plain(&f);
+        if (f.nr == SYS_sigaltstack && g[REG_RAX] == 0 && f.args[0])
+            keep_altstack(uc);
         break;
     }
+    if (__builtin_expect(gthread_take_altstack_change(), 0))
+        keep_altstack(uc);
     errno = saved_errno;
 }
 

@@ -434,6 +434,23 @@ __asm__(
     "  pushq %fs:(%r11)\n"
     "  mov $58, %r11d\n"
     "  jmp graft_sys_exit_entry\n"
+    /* The seccomp mode's clone/clone3 with CLONE_VFORK, made from the
+     * caller's context as vfork is (syscall_seccomp.c); a child on a new
+     * stack pushes the return address there. */
+    ".globl graft_sys_insn_clone_vfork\n .hidden graft_sys_insn_clone_vfork\n"
+    "graft_sys_insn_clone_vfork:\n"
+    "  syscall\n"
+    "  mov graft_sys_vfork_ret@gottpoff(%rip), %r11\n"
+    "  pushq %fs:(%r11)\n"
+    "  mov $56, %r11d\n"
+    "  jmp graft_sys_exit_entry\n"
+    ".globl graft_sys_insn_clone3_vfork\n .hidden graft_sys_insn_clone3_vfork\n"
+    "graft_sys_insn_clone3_vfork:\n"
+    "  syscall\n"
+    "  mov graft_sys_vfork_ret@gottpoff(%rip), %r11\n"
+    "  pushq %fs:(%r11)\n"
+    "  mov $435, %r11d\n"
+    "  jmp graft_sys_exit_entry\n"
     /* [rsp] = return address, rax = result, r11 = nr: run exit programs */
     ".globl graft_sys_exit_entry\n .hidden graft_sys_exit_entry\n"
     "graft_sys_exit_entry:\n"

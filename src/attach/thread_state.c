@@ -72,6 +72,8 @@ static void thread_key_init(void)
     pthread_key_create(&g_thread_key, thread_release);
 }
 
+static __thread int t_altstack_changed;    /* gthread_take_altstack_change */
+
 /* A signal that interrupts an extension would be delivered on its stack,
  * which its handler, starting with the kernel's default PKRU, cannot use:
  * graft's own handlers (SIGSEGV for the helpers' fault-tolerant copies,
@@ -81,8 +83,15 @@ static void altstack_ensure(struct gthread *t)
 {
     stack_t cur;
     t->altstack_on = 1;
-    if (sigaltstack(NULL, &cur) < 0 || !(cur.ss_flags & SS_DISABLE))
-        return;                     /* the thread's own (or ours) is in place */
+    t->sigstk_lo = t->sigstk_hi = 0;
+    if (sigaltstack(NULL, &cur) < 0)
+        return;
+    if (!(cur.ss_flags & SS_DISABLE)) {
+        /* the thread's own (or ours) is in place */
+        t->sigstk_lo = (uint64_t)(uintptr_t)cur.ss_sp;
+        t->sigstk_hi = t->sigstk_lo + cur.ss_size;
+        return;
+    }
     if (!t->altstack) {
         void *p = mmap(NULL, GTH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -91,7 +100,25 @@ static void altstack_ensure(struct gthread *t)
         t->altstack = p;
     }
     stack_t ss = { .ss_sp = t->altstack, .ss_size = GTH_ALTSTACK_SIZE, .ss_flags = 0 };
-    sigaltstack(&ss, NULL);
+    if (sigaltstack(&ss, NULL) == 0) {
+        t->sigstk_lo = (uint64_t)(uintptr_t)t->altstack;
+        t->sigstk_hi = t->sigstk_lo + GTH_ALTSTACK_SIZE;
+        t_altstack_changed = 1;
+    }
+}
+
+int gthread_take_altstack_change(void)
+{
+    int c = t_altstack_changed;
+    t_altstack_changed = 0;
+    return c;
+}
+
+/* 1 when the caller runs on t's signal alternate stack (see sigstk_lo). */
+static inline int on_sigaltstack(const struct gthread *t)
+{
+    uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    return sp >= t->sigstk_lo && sp < t->sigstk_hi;
 }
 
 _Static_assert(sizeof(struct ghelper_run) <= GISO_XCTL_USER,
@@ -198,7 +225,10 @@ uint64_t gattach_call_ext(uint64_t (*fn)(void *ctx, uint64_t len), void *ctx, ui
         t = gthread_register();      /* allocates and binds the stack */
     else
         gthread_xstack_ensure(t);
-    if (!t || !t->xtop)             /* none, or busy: nested */
+    /* none, or busy (nested), or we are in a signal handler on the
+     * alternate stack, which must stay the stack of record (sigstk_lo):
+     * gates only, the extension's frames below the handler's */
+    if (!t || !t->xtop || on_sigaltstack(t))
         return giso_call_ext(fn, ctx, len);
     uint64_t top = t->xtop;
     t->xtop = 0;

@@ -66,6 +66,14 @@ struct gthread {
      * for the thread that owns the struct now. */
     void *altstack;
     int altstack_on;
+    /* The thread's signal alternate stack [sigstk_lo, sigstk_hi) as
+     * altstack_ensure found or installed it (0, 0: none). A C path that
+     * runs on it (a hook hit inside an SA_ONSTACK handler: graft's SIGSYS
+     * handler in the seccomp mode, or a host one) must not switch to the
+     * extension stack: the kernel would then think the thread had left the
+     * alternate stack and build the next signal's frame at its top, over
+     * the frames of the handler still running there. */
+    uint64_t sigstk_lo, sigstk_hi;
 };
 #define GTH_OFF_SHADOW 40
 #define GTH_ALTSTACK_SIZE (64u * 1024u)
@@ -182,5 +190,14 @@ struct ghelper_run *gattach_run_state(void) GHIDDEN;
  * this thread's validated control block (never a host-writable pointer);
  * with isolation off, or no block, `fallback`. */
 struct ghelper_run *gattach_run_state_inside(struct ghelper_run *fallback) GHIDDEN;
+
+/* 1 (once) when this thread's signal alternate stack was installed by graft
+ * (altstack_ensure) since the last call. The seccomp mode's SIGSYS handler
+ * asks at its end: a sigaltstack() made inside a signal handler is undone
+ * by that handler's rt_sigreturn (the kernel restores the altstack the
+ * frame saved, uc_stack), and with every syscall trapped the first hook hit
+ * of a thread is always inside the handler - so it copies the stack into
+ * its frame's uc_stack to keep it. */
+int gthread_take_altstack_change(void) GHIDDEN;
 
 #endif

@@ -30,6 +30,7 @@
 #include "attach/attach.h"
 #include "helpers/helpers.h"
 #include "vm/vm.h"
+#include "tiso.h"
 
 static int g_fail, g_checks;
 #define CHECK(cond, ...)                                                      \
@@ -604,13 +605,16 @@ static void test_threads(void)
         f(i);
     CHECK(mt_hits == N_PER, "steady: %lu", (unsigned long)mt_hits);
     unhook(h);
-    /* Churn: 1,000 attach/detach cycles while 8 threads call. */
+    /* Churn: 1,000 attach/detach cycles while 8 threads call (fewer with
+     * GRAFT_TEST_CHURN_CYCLES, for the emulated run of tests/qemu). */
+    const char *cycles_env = getenv("GRAFT_TEST_CHURN_CYCLES");
+    int cycles = cycles_env && atoi(cycles_env) > 0 ? atoi(cycles_env) : 1000;
     mt_hits = mt_calls = mt_bad = 0;
     mt_stop = 0;
     for (int i = 0; i < NT; i++)
         pthread_create(&th[i], NULL, mt_worker, (void *)(intptr_t)(i * 1000000));
     struct ghook *hr = NULL;
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < cycles; i++) {
         h = hook((void *)mt_target, GHOOK_ENTRY, h_mt, 0);
         if (i % 2)
             hr = hook((void *)mt_target, GHOOK_RETURN, h_mt, 0);
@@ -632,8 +636,8 @@ static void test_threads(void)
           (unsigned long)hits_later, (unsigned long)hits_at_detach);
     CHECK(mt_hits <= 2 * mt_calls && mt_calls > 0, "hits %lu calls %lu",
           (unsigned long)mt_hits, (unsigned long)mt_calls);
-    printf("threads: %lu calls, %lu hook runs during 1000 attach/detach cycles\n",
-           (unsigned long)mt_calls, (unsigned long)mt_hits);
+    printf("threads: %lu calls, %lu hook runs during %d attach/detach cycles\n",
+           (unsigned long)mt_calls, (unsigned long)mt_hits, cycles);
 }
 
 /* ---- hook metadata is read-only outside graft's updates ----------------------- */
@@ -866,6 +870,7 @@ static void test_foreign_sigtrap(void)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    tiso_setup("func_hook_test");
     test_foreign_sigtrap();
     test_resolve();
     test_asm_entries();

@@ -208,9 +208,23 @@ sys_tool() {
     local tpid=$!; pids+=("$tpid")
     if [ "$how" = graft ]; then
         wait_hooks "$wpid" || ok=0
-    else   # the kernel's links: bpf_link descriptors in the tool
+    else   # the kernel's links and the tool's perf buffer, all of them:
+        # opensnoop attaches enter and exit of open and openat one by one
+        # (the event is sent at the exit), then opens one perf event per
+        # online CPU for its perf buffer; an event sent before that is
+        # dropped. Going on after the first two links, as this did, let a
+        # loaded machine run the workload too early: the kernel run then
+        # "saw nothing". Each tracepoint link holds a perf event too.
+        local links=0 ev fds ncpu
+        ncpu=$(getconf _NPROCESSORS_ONLN)
+        for ev in open openat; do
+            [ -d /sys/kernel/tracing/events/syscalls/sys_enter_$ev ] ||
+                [ -d /sys/kernel/debug/tracing/events/syscalls/sys_enter_$ev ] && links=$((links + 2))
+        done
         for _ in $(seq 1500); do
-            [ "$(ls -l /proc/$tpid/fd 2>/dev/null | grep -c bpf_link)" -ge 2 ] && break
+            fds=$(ls -l /proc/$tpid/fd 2>/dev/null)
+            [ "$(grep -c bpf_link <<<"$fds")" -ge "$links" ] &&
+                [ "$(grep -c 'perf_event\]' <<<"$fds")" -ge $((links + ncpu)) ] && break
             kill -0 "$tpid" 2>/dev/null || break; sleep 0.02
         done
     fi

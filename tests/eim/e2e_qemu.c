@@ -25,8 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +36,7 @@
 
 extern char **environ;
 #include "tcheck.h"
+#include "tguest.h"
 
 /* A child with stdin/stdout/stderr on pipes we hold (in/out/err; -1: not
  * asked for: stdin at end of file, stderr with stdout). */
@@ -139,36 +138,12 @@ static long long u64_at(const char *json, int off)
     return (long long)x;
 }
 
-static void init_setup(void)
-{
-    int fd = open("/dev/console", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    mkdir("/proc", 0555);
-    mkdir("/dev/shm", 01777);
-    mkdir("/tmp", 01777);
-    mount("proc", "/proc", "proc", 0, NULL);
-    mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL);
-    /* No tmpfs over /tmp: the initramfs root is writable already, and the
-     * build tree the harness copied in may itself live under /tmp (a CI
-     * clone), which a mount there would hide. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static int finish(int pid1)
 {
     printf("EIM-QEMU: %d passed, %d failed\n", g_pass, g_fail);
     fflush(stdout);
-    if (pid1) {
-        sync();
-        reboot(RB_POWER_OFF);
-        for (;;)
-            pause();
-    }
+    if (pid1)
+        tguest_poweroff();
     return g_fail ? 1 : 0;
 }
 
@@ -176,7 +151,7 @@ int main(void)
 {
     int pid1 = getpid() == 1;
     if (pid1)
-        init_setup();
+        tguest_init();
     setenv("GRAFT_REGISTRY", "/graft.eimqemu", 1);
     struct graft_err err = { 0 };
     giso_init(NULL, &err);
