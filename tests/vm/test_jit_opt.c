@@ -1054,8 +1054,8 @@ static void test_latch_copies(void)
      * latch ending in something other than a conditional jump */
     static const char *const kept[] = {
         "mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nadd r6, 1\nja l\nl:\njlt r6, 9, loop\nexit\n",
-        "mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nja l\nl:\nadd r6, 1\nadd r0, 1\nadd r0, 1\n"
-        "add r0, 1\nadd r0, 1\njlt r6, 9, loop\nexit\n",
+        ("mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nja l\nl:\nadd r6, 1\nadd r0, 1\nadd r0, 1\n"
+         "add r0, 1\nadd r0, 1\njlt r6, 9, loop\nexit\n"),
         "mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nja l\nl:\nadd r6, 1\nexit\n",
     };
     static const uint64_t kept_r0[] = { 18, 9 * 4 + 8 * 2, 0 };
