@@ -725,7 +725,9 @@ static bool try_copy_latch(struct jit *j, uint32_t i, uint32_t t, uint32_t func)
     bool updates = false;
     for (uint32_t k = t; k < e; k++)
         updates = updates || (tested & (1u << p->insns[k].dst_reg));
-    if (!updates)
+    /* and the jump is inside the loop (after the head the latch goes
+     * back to), not the way into it, which runs once */
+    if (!updates || (int64_t)e + 1 + br->off > (int64_t)i)
         return false;
     uint32_t k = t;
     j->r1_known = false;
