@@ -50,7 +50,9 @@
  *     (jit_consts.c, plan_slots), read directly by their user;
  *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
  *   - `and r, m` that only feeds a compare: a compare of r's low byte, or
- *     test r, m (try_byte_compare).
+ *     test r, m (try_byte_compare);
+ *   - a jump to a loop's latch (i += 1; if i < n goto head) replaced by a
+ *     copy of the latch (try_copy_latch).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and
@@ -682,6 +684,68 @@ static int slot_update(struct jit *j, uint32_t i, int sr)
     return 3;
 }
 
+static int emit_insn(struct jit *j, uint32_t i, uint32_t func);
+
+/* The most insns a loop latch copied at a jump to it may have. */
+#define LATCH_MAX 5
+
+/* `goto t` where t starts a loop latch: a few ALU or load insns, then a
+ * conditional jump back to the loop's head (how clang closes a loop whose
+ * body ends in several places, a switch in a loop). A copy of the latch
+ * replaces the jump: one taken branch per iteration instead of two. The
+ * copy runs in the same context as the original (same registers, same
+ * successors), and ends with a jump to where the latch falls through.
+ * Its insns are emitted as themselves (j->idx = their index, so their
+ * peepholes and branch sizes are the original's; a rel32 choice is sticky
+ * for both); the final jump is always rel32. Returns true when emitted. */
+static bool try_copy_latch(struct jit *j, uint32_t i, uint32_t t, uint32_t func)
+{
+    const struct gvm_prog *p = j->prog;
+    uint32_t end = func + 1 < p->n_funcs ? p->func_starts[func + 1] : p->n, e = t;
+    if (j->hardening || j->any_hard || t == i + 1)
+        return false;
+    for (; e < end && e < t + LATCH_MAX; e++) {
+        uint8_t cls = BPF_CLASS(p->insns[e].code), op = BPF_OP(p->insns[e].code);
+        if (cls == BPF_ALU || cls == BPF_ALU64 || cls == BPF_LDX)
+            continue;
+        if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_JA || op == BPF_CALL
+            || op == BPF_EXIT || op > BPF_JSLE)
+            return false;
+        break;
+    }
+    if (e >= end || e == t + LATCH_MAX || e + 1 >= end)
+        return false;
+    /* a latch updates what it tests (i++; if i < n): a lone compare is
+     * more often a loop's guard, whose fall-through (the loop) is the hot
+     * way and gains nothing from a copy */
+    const struct bpf_insn *br = &p->insns[e];
+    uint16_t tested = (uint16_t)(1u << br->dst_reg);
+    if (BPF_SRC(br->code) == BPF_X)
+        tested |= (uint16_t)(1u << br->src_reg);
+    bool updates = false;
+    for (uint32_t k = t; k < e; k++)
+        updates = updates || (tested & (1u << p->insns[k].dst_reg));
+    /* and the jump is inside the loop (after the head the latch goes
+     * back to), not the way into it, which runs once */
+    if (!updates || (int64_t)e + 1 + br->off > (int64_t)i)
+        return false;
+    uint32_t k = t;
+    j->r1_known = false;
+    while (k <= e) {
+        if (!reserve(j, 512))
+            return true;                /* j->oom fails the compile */
+        j->idx = k;
+        int used = emit_insn(j, k, func);
+        if (used <= 0)
+            return false;               /* cannot happen: the original compiles */
+        k += (uint32_t)used;
+    }
+    j->idx = i;
+    j->r1_known = false;
+    emit_rel32(j, CC_JMP, j->prev_off[k]);
+    return true;
+}
+
 /* Emit insn i; returns the number of insns consumed, or -1 if unknown. */
 static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
 {
@@ -744,7 +808,7 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
         case BPF_JA: {
             int64_t off = cls == BPF_JMP ? in->off : in->imm;
             uint32_t t = (uint32_t)((int64_t)i + off + 1);
-            if (t != i + 1)
+            if (t != i + 1 && !try_copy_latch(j, i, t, func))
                 emit_branch(j, CC_JMP, j->prev_off[t]);
             return 1;
         }

@@ -536,15 +536,30 @@ static void gen_if(struct gen *g, int depth)
     g->insns[at].off = (int16_t)(g->n - at - 1);
 }
 
-/* r9 = K; do { block } while (--r9 != 0) */
+/* r9 = K; do { block } while (--r9 != 0); sometimes with a `continue`
+ * (if (c) { x ^= k; goto latch; }) in the middle, a jump to the latch
+ * that the JIT replaces by a copy of it (try_copy_latch). */
 static void gen_loop(struct gen *g, int depth)
 {
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
     int lr = loop_reg(g);
+    int64_t cont = -1;
     put(g, BPF_MOV64_IMM(lr, 1 + (int32_t)rn(12)));
     uint32_t top = g->n;
     g->in_loop = true;
-    gen_block(g, depth + 1, 2 + (int)rn(10));
+    gen_block(g, depth + 1, 1 + (int)rn(5));
+    if (rn(2)) {
+        int d = data_reg(g);
+        put(g, BPF_JMP_IMM(conds[rn(sizeof(conds))], d, rnd_imm(), 2));
+        put(g, BPF_ALU64_IMM(BPF_XOR, data_reg(g), rnd_imm()));
+        cont = g->n;
+        put(g, BPF_JMP_A(0));
+    }
+    gen_block(g, depth + 1, 1 + (int)rn(5));
     g->in_loop = false;
+    if (cont >= 0)
+        g->insns[cont].off = (int16_t)(g->n - (uint32_t)cont - 1);
     put(g, BPF_ALU64_IMM(BPF_SUB, lr, 1));
     int32_t back = (int32_t)top - (int32_t)g->n - 1;
     if (rn(4) == 0)

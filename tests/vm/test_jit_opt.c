@@ -20,7 +20,9 @@
  *  - 64-bit constants held in registers, folded into their user;
  *  - fill loops as rep stos, every size and form, on either path;
  *  - `and r, m` feeding only a compare as a compare of the low byte or a
- *    test r, m.
+ *    test r, m;
+ *  - loop latches copied at the jumps to them: plain, as an inverted
+ *    branch, with a cmov inside, in a function; the ones not copied.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -993,6 +995,95 @@ static void test_fill_loops(void)
           "fill loop 0: r0 0x%" PRIx64 ", bytes %u %u %u", r, mem[0], mem[99], mem[100]);
 }
 
+/* ---- loop latches copied at jumps to them ---------------------------------------- */
+
+/* A loop whose body ends in several places (a switch), each with `goto
+ * latch`: the latch (i += 1; if i < n goto head) is copied at each jump.
+ * The latch's compare also as an inverted `jcc +1; ja head` and with a
+ * cmov inside; in a called function; the fall-through of every copy
+ * reaches the code after the latch. */
+static uint64_t latch_model(int variant)
+{
+    uint64_t r0 = 0, r4 = 0;
+    for (uint64_t i = 0; i < 20;) {
+        uint64_t k = i & 3;
+        r0 += k == 0 ? 1 : k == 1 ? i : 100;
+        i++;
+        if (variant == 2)
+            r4 = i > 5 ? r4 : 9;
+    }
+    return r0 + r4 * 1000;
+}
+
+/* add rbx, 1 or inc rbx (rbx is r6) in code */
+static size_t count_inc_rbx(const uint8_t *code, size_t len)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 3 < len; k++)
+        n += (code[k] == 0x48 && code[k + 1] == 0xff && code[k + 2] == 0xc3)
+             || (code[k] == 0x48 && code[k + 1] == 0x83 && code[k + 2] == 0xc3 && code[k + 3] == 1);
+    return n;
+}
+
+static void test_latch_copies(void)
+{
+    static const char body[] =
+        "head:\nmov r3, r6\nand r3, 3\njeq r3, 0, c0\njeq r3, 1, c1\nadd r0, 100\nja latch\n"
+        "c0:\nadd r0, 1\nja latch\nc1:\nadd r0, r6\nja latch\nout:\nmov r4, r4\nmul r4, 1000\n"
+        "add r0, r4\nexit\n";
+    static const char *const latches[] = {
+        "latch:\nadd r6, 1\njlt r6, r7, head\nja out\n",
+        "latch:\nadd r6, 1\njge r6, r7, +1\nja head\nja out\n",
+        "latch:\nadd r6, 1\njgt r6, 5, +1\nmov r4, 9\njlt r6, r7, head\nja out\n",
+    };
+    char text[1024];
+    for (int v = 0; v < 3; v++)
+        for (int sub = 0; sub < 2; sub++) {
+            snprintf(text, sizeof(text), "%smov r0, 0\nmov r6, 0\nmov r7, 20\nmov r4, 0\n"
+                     "ja head\n%s%s", sub ? "call f\nexit\nf:\n" : "", latches[v], body);
+            const uint8_t *code;
+            size_t len;
+            struct gvm_prog *p = NULL;
+            uint64_t r = run_both(text, NULL, 0, &code, &len, &p);
+            CHECK(r == latch_model(v), "latch %d%s: got %" PRIu64 ", want %" PRIu64, v,
+                  sub ? " in a function" : "", r, latch_model(v));
+            if (!p)
+                continue;
+            /* once per copy, and once in the latch itself */
+            size_t incs = count_inc_rbx(code, len);
+            CHECK(incs == 4, "latch %d%s: %zu increments of r6, want 4 (3 copies)", v,
+                  sub ? " in a function" : "", incs);
+            gvm_prog_free(p);
+        }
+    /* not copied: a lone compare (a loop guard), a latch too long, a
+     * latch ending in something other than a conditional jump, the jump
+     * into a loop (before its head: it runs once) */
+    static const char *const kept[] = {
+        ("mov r0, 0\nmov r6, 0\nloop:\nadd r6, 1\njgt r6, 4, skip\nadd r0, 2\nja l\nskip:\n"
+         "add r0, 3\nl:\njlt r6, 9, loop\nexit\n"),
+        ("mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nja l\nl:\nadd r6, 1\nadd r0, 1\nadd r0, 1\n"
+         "add r0, 1\nadd r0, 1\njlt r6, 9, loop\nexit\n"),
+        "mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nja l\nl:\nadd r6, 1\nexit\n",
+        "mov r0, 0\nmov r6, 0\nja l\nloop:\nadd r0, 2\nl:\nadd r6, 1\njlt r6, 9, loop\nexit\n",
+    };
+    static const uint64_t kept_r0[] = { 4 * 2 + 5 * 3, 9 * 4 + 8 * 2, 0, 16 };
+    for (int k = 0; k < 4; k++) {
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        uint64_t r = run_both(kept[k], NULL, 0, &code, &len, &p);
+        CHECK(r == kept_r0[k], "kept %d: got %" PRIu64 ", want %" PRIu64, k, r, kept_r0[k]);
+        if (!p)
+            continue;
+        size_t incs = count_inc_rbx(code, len), cmps = 0;
+        for (size_t b = 0; b + 3 < len; b++)   /* cmp rbx, 9 */
+            cmps += code[b] == 0x48 && code[b + 1] == 0x83 && code[b + 2] == 0xfb && code[b + 3] == 9;
+        CHECK(incs == 1 && cmps <= 1, "kept %d: %zu increments of r6, %zu compares with 9, "
+              "want 1 and at most 1 (no copy)", k, incs, cmps);
+        gvm_prog_free(p);
+    }
+}
+
 int main(void)
 {
     test_host_calls();
@@ -1007,6 +1098,7 @@ int main(void)
     test_held_consts();
     test_fill_loops();
     test_byte_compares();
+    test_latch_copies();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;
