@@ -19,7 +19,9 @@ static void sync_scalar_copies(struct vstate *st, const struct reg *r)
                 f->regs[k].v = r->v;
         for (uint32_t s = 0; s < f->nslots; s++) {
             struct slot *sl = &f->slots[s];
-            if (sl->kind[0] == S_SPILL && sl->kind[7] == S_SPILL && sl->spill.type == T_SCALAR &&
+            /* a spill (8 bytes, or a narrow one in the slot's first
+             * bytes) keeps its id only while it equals the register */
+            if (sl->kind[0] == S_SPILL && sl->spill.type == T_SCALAR &&
                 sl->spill.id == r->id)
                 sl->spill.v = r->v;
         }
