@@ -311,9 +311,19 @@ int check_stx(struct env *e, const struct bpf_insn *in)
             regs(e)[in->src_reg].id = v.id;
         }
         if (size < 8 && !is_ptr(&v)) {
-            struct scalar m;
-            scalar_const(&m, (1ull << (size * 8)) - 1);
-            scalar_alu(&v.v, &m, BPF_AND, false, false);
+            if (scalar_fits(&v.v, size)) {
+                /* the value is stored whole: a narrow spill, a copy */
+                if (v.type == T_SCALAR && !v.id && !scalar_is_const(&v.v) &&
+                    regs(e)[in->dst_reg].type == T_STACK) {
+                    v.id = new_id(e);
+                    regs(e)[in->src_reg].id = v.id;
+                }
+            } else {
+                struct scalar m;
+                scalar_const(&m, (1ull << (size * 8)) - 1);
+                scalar_alu(&v.v, &m, BPF_AND, false, false);
+                v.id = 0;           /* cut: no longer equal to the register */
+            }
         }
         return check_mem(e, in->dst_reg, in->off, size, ACC_WRITE, &v, in->src_reg, NULL, false);
     }

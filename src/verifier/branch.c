@@ -19,7 +19,9 @@ static void sync_scalar_copies(struct vstate *st, const struct reg *r)
                 f->regs[k].v = r->v;
         for (uint32_t s = 0; s < f->nslots; s++) {
             struct slot *sl = &f->slots[s];
-            if (sl->kind[0] == S_SPILL && sl->kind[7] == S_SPILL && sl->spill.type == T_SCALAR &&
+            /* a spill (8 bytes, or a narrow one in the slot's first
+             * bytes) keeps its id only while it equals the register */
+            if (sl->kind[0] == S_SPILL && sl->spill.type == T_SCALAR &&
                 sl->spill.id == r->id)
                 sl->spill.v = r->v;
         }
@@ -48,8 +50,12 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
     bool is32 = BPF_CLASS(in->code) == BPF_JMP32;
     uint32_t target = (uint32_t)((int64_t)idx + 1 + in->off);
     int dr = in->dst_reg, rc;
-    if (is_may_goto(in))       /* taken or not at run time: both are followed */
-        return branch_both_ways(e, target, idx);
+    if (is_may_goto(in)) {     /* taken or not at run time: both are followed */
+        int rc2 = branch_both_ways(e, target, idx);
+        if (!rc2)
+            top(e)->may_goto_passes++;    /* this path falls through */
+        return rc2;
+    }
     if ((rc = check_read(e, dr)))
         return rc;
     struct reg src;

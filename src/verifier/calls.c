@@ -212,6 +212,7 @@ static int enter_callback(struct env *e, uint32_t helper, int32_t func, const st
     struct frame *f = frame_new(st->nfr, (int32_t)callsite);
     if (!f)
         return -ENOMEM;
+    f->instance = new_id(e);
     f->is_callback = true;
     f->cb_helper = helper;
     for (int i = 0; i < 5; i++) {
@@ -734,6 +735,7 @@ int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     struct frame *f = frame_new(st->nfr, (int32_t)idx);
     if (!f)
         return -ENOMEM;
+    f->instance = new_id(e);
     for (int r = BPF_R1; r <= BPF_R5; r++)
         f->regs[r] = regs(e)[r];
     st->fr[st->nfr++] = f;

@@ -42,6 +42,11 @@
  * which costs do not steer, is run again with the final values
  * (COST_MAX_RUNS; nested loops need one run per level at most).
  *
+ * may_goto loops of kernel programs (verified offline only, policy kctx)
+ * are cut where a pass repeats, not unrolled: only the kernel's run-time
+ * counter bounds them, so max_path is then unbounded (UINT64_MAX) and the
+ * budget is not checked; any other policy is refused such a loop.
+ *
  * Tail calls: the bound is per program. A tail call counts as one
  * instruction; the program it jumps to has its own bound, and a chain runs
  * at most 33 programs (the runtime's limit), so at most 33 bounds.
@@ -142,6 +147,7 @@ int explore_and_bound(struct env *e)
     size_t log_mark = e->loglen;
     for (int run_no = 1;; run_no++) {
         e->steps = 0;
+        e->may_goto_loop = 0;
         int rc = explore_once(e);
         total_steps += e->steps;
         if (rc) {
@@ -166,6 +172,22 @@ int explore_and_bound(struct env *e)
             e->log[log_mark] = 0;
     }
     e->steps = total_steps;
+    if (e->may_goto_loop) {
+        /* A loop through may_goto whose iterations the verifier did not
+         * count: only the kernel's run-time counter (2^23 passes per
+         * may_goto and run) ends it. A kernel program verified offline
+         * (kctx) may rely on it; graft's runtime has no such counter (its
+         * VM refuses may_goto), so for graft the run is unbounded. */
+        e->max_path = UINT64_MAX;
+        if (e->pol->kctx)
+            return 0;
+        snprintf(e->reason, sizeof(e->reason),
+                 "the loop through may_goto at insn %u ends only by the kernel's run-time may_goto counter, "
+                 "which graft's runtime does not have: no bound on the instructions it runs",
+                 e->may_goto_loop - 1);
+        e->fail_insn = e->may_goto_loop - 1;
+        return REJECT;
+    }
     uint64_t budget = e->pol->insn_budget ? e->pol->insn_budget : GVER_DEFAULT_INSN_BUDGET;
     if (e->max_path <= budget)
         return 0;

@@ -45,6 +45,7 @@ struct env {
     uint64_t steps, max_steps, stored;
     uint32_t next_id;
     uint64_t max_path;              /* worst-case instructions per run (cost section) */
+    uint32_t may_goto_loop;         /* 1 + the may_goto insn where a loop was cut, or 0 */
     uint64_t *cb_cost;              /* per helper call insn: worst callback iteration */
     uint64_t *cb_charged;           /* per helper call insn: least cb_cost a loop was charged */
     uint64_t worst_charge, worst_n, worst_iter;   /* the costliest loop charged ... */

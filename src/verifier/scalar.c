@@ -264,6 +264,21 @@ void scalar_zext32(struct scalar *s)
     scalar_sync(s);
 }
 
+bool scalar_fits(const struct scalar *s, unsigned size)
+{
+    return size >= 8 || s->umax <= (1ull << (size * 8)) - 1;
+}
+
+void scalar_trunc_size(struct scalar *s, unsigned size)
+{
+    if (scalar_fits(s, size))
+        return;                 /* every value is its own low bytes */
+    struct tnum t = tnum_cast(s->t, size);
+    scalar_unknown_size(s, size);
+    s->t = tnum_intersect(s->t, t);
+    scalar_sync(s);
+}
+
 void scalar_unknown_size(struct scalar *s, unsigned size)
 {
     scalar_unknown(s);

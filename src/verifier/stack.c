@@ -74,6 +74,21 @@ int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size
         sl->spill = *val;
         return 0;
     }
+    if (size < 8 && (off % 8) == 0 && val && val->type == T_SCALAR && scalar_fits(&val->v, size)) {
+        /* A narrow spill at the start of a slot of a number that fits its
+         * size (as the kernel keeps them for root): the slot's first size
+         * bytes are the number's low bytes, which are all of it. Any other
+         * spill in the slot is partly overwritten and lost; the other
+         * bytes keep what they were. */
+        struct slot *sl;
+        if (!byte_kind(f, off, true, &sl))
+            return -ENOMEM;
+        if (memchr(sl->kind, S_SPILL, 8))
+            break_spill(e, sl);
+        memset(sl->kind, S_SPILL, size);
+        sl->spill = *val;
+        return 0;
+    }
     uint8_t kind = (val && val->type == T_SCALAR && scalar_is_const(&val->v) &&
                     val->v.t.value == 0) ? S_ZERO : S_MISC;
     for (unsigned b = 0; b < size; b++) {
@@ -150,6 +165,22 @@ int stack_read_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
         return 0;
     if (all_zero) {
         mark_const(dst, 0);
+        return 0;
+    }
+    int64_t in_slot = ((off % 8) + 8) % 8;
+    if (one_spill && in_slot == 0 && first->spill.type == T_SCALAR) {
+        /* The first bytes of a spilled number (all of a narrow spill, or
+         * the low part of a wider one): its value cut to size. The copy
+         * stays linked to the spilled register only if nothing was cut. */
+        *dst = first->spill;
+        if (!scalar_fits(&dst->v, size)) {
+            scalar_trunc_size(&dst->v, size);
+            dst->id = 0;
+        }
+        if (sext) {
+            scalar_sext_size(&dst->v, size);
+            dst->id = 0;
+        }
         return 0;
     }
     mark_unknown(dst);

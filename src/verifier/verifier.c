@@ -156,12 +156,54 @@ static void end_path(struct env *e)
     e->cur = NULL;
 }
 
+/* The kernel's may_goto counter belongs to a function's run and counts
+ * only fall-throughs (once spent, every may_goto jumps): a cycle from o to
+ * c is bounded by it only if it stays in the same runs of every function
+ * on the call stack and took a may_goto fall-through in the innermost. */
+static bool may_goto_progress(const struct vstate *o, const struct vstate *c)
+{
+    if (o->nfr != c->nfr)
+        return false;
+    for (uint32_t i = 0; i < c->nfr; i++)
+        if (o->fr[i]->instance != c->fr[i]->instance)
+            return false;
+    return c->fr[c->nfr - 1]->may_goto_passes > o->fr[o->nfr - 1]->may_goto_passes;
+}
+
 static bool on_path(const struct vstate *cur, const struct sstate *s)
 {
     for (const struct sstate *a = cur->parent; a; a = a->parent)
         if (a == s)
             return true;
     return false;
+}
+
+/* A may_goto loop's next pass that its previous one (old) does not cover:
+ * the ranges of the innermost frame that changed between the passes
+ * (registers, spilled numbers) become unknown, as the kernel widens its
+ * imprecise ones, so that the pass after covers - an over-approximation,
+ * always sound; a bound the program needs is re-learnt from its own
+ * checks. Constants stay (a counter the loop's exit test compares, as the
+ * kernel keeps the ones a decided branch made precise): such loops unroll. */
+static void widen_may_goto_pass(struct vstate *cur, const struct vstate *old)
+{
+    struct frame *cf = cur->fr[cur->nfr - 1];
+    const struct frame *of = old->fr[old->nfr - 1];
+    for (int r = 0; r < BPF_R10; r++)
+        if (cf->regs[r].type == T_SCALAR && of->regs[r].type == T_SCALAR &&
+            !scalar_is_const(&cf->regs[r].v) && !scalar_covers(&of->regs[r].v, &cf->regs[r].v))
+            mark_unknown(&cf->regs[r]);
+    for (uint32_t s = 0; s < cf->nslots && s < of->nslots; s++) {
+        struct slot *cs = &cf->slots[s];
+        const struct slot *os = &of->slots[s];
+        if (cs->kind[0] == S_SPILL && os->kind[0] == S_SPILL && cs->spill.type == T_SCALAR &&
+            os->spill.type == T_SCALAR && !scalar_is_const(&cs->spill.v) &&
+            !scalar_covers(&os->spill.v, &cs->spill.v))
+            mark_unknown(&cs->spill);
+        for (int k = 0; k < 8; k++)
+            if (cs->kind[k] == S_ZERO && os->kind[k] != S_ZERO)
+                cs->kind[k] = S_MISC;
+    }
 }
 
 /* 1: pruned (path ended), 0: go on, <0: reject/error */
@@ -173,14 +215,25 @@ static int prune_point(struct env *e)
     bool cb_entry = cur->cb_entering;
     uint32_t top_lvl = cur->nlvl - 1;
     int loop_checks = 0;
+    bool at_may_goto = is_may_goto(&e->insns[insn]);
     for (struct sstate *s = e->explored[insn]; s; s = s->next) {
         /* A state in progress covers only a new iteration of its own loop
          * (the same helper call): the helper bounds the iterations. */
         bool reentry = cb_entry && s->cb_entry && top_lvl > 0 &&
                        s->st.lvl[top_lvl].loop == cur->lvl[top_lvl].loop;
-        if (s->branches == 0 || reentry) {
+        /* Or, at a may_goto, an earlier pass of this path through it: the
+         * loop's next iteration does what one being explored does, and
+         * the kernel's run-time may_goto counter ends the loop. Safety is
+         * proven; the iteration count is not (may_goto_loop, cost.c).
+         * Only for kernel programs verified offline (kctx): graft's own
+         * runtime has no such counter, its loops must be unrolled. */
+        bool may_goto_loop = at_may_goto && e->pol->kctx && s->branches && s->st.nlvl == cur->nlvl &&
+                             may_goto_progress(&s->st, cur) && on_path(cur, s);
+        if (s->branches == 0 || reentry || may_goto_loop) {
             if (!states_cover(&s->st, cur, &e->cfg))
                 continue;
+            if (s->branches && may_goto_loop && !e->may_goto_loop)
+                e->may_goto_loop = insn + 1;
             if (s->branches == 0 && !cost_prune_ok(cur, s))
                 continue;
             if (s->branches == 0)
@@ -196,9 +249,16 @@ static int prune_point(struct env *e)
          * make progress. Only the most recent few are checked (cost); longer
          * cycles run into the budget instead. (A state in progress may also
          * wait for a loop's deferred return, off this path.) */
-        if (++loop_checks <= 8 && states_cover(&s->st, cur, &e->cfg) &&
-            states_cover(cur, &s->st, &e->cfg) && on_path(cur, s))
+        if (++loop_checks <= 8 && !(e->pol->kctx && may_goto_progress(&s->st, cur)) &&
+            states_cover(&s->st, cur, &e->cfg) && states_cover(cur, &s->st, &e->cfg) && on_path(cur, s))
             return reject(e, "infinite loop detected at insn %u: the state repeats without progress", insn);
+    }
+    if (at_may_goto && e->pol->kctx) {
+        for (struct sstate *s = e->explored[insn]; s; s = s->next)
+            if (s->branches && s->st.nlvl == cur->nlvl && may_goto_progress(&s->st, cur) && on_path(cur, s)) {
+                widen_may_goto_pass(cur, &s->st);
+                break;
+            }
     }
     /* a loop's first entry is always kept: its re-entries stop there, and
      * the loop's cost is read there */
@@ -471,6 +531,7 @@ int explore_once(struct env *e)
     e->cur->fr[0] = frame_new(0, -1);
     if (!e->cur->fr[0])
         return -ENOMEM;
+    e->cur->fr[0]->instance = new_id(e);
     e->cur->nfr = 1;
     e->cur->nlvl = 1;
     struct reg *r1 = &e->cur->fr[0]->regs[BPF_R1];

@@ -57,6 +57,10 @@ void scalar_zext32(struct scalar *s);
 /* Values of size bytes loaded from memory: 0..2^(8*size)-1. */
 void scalar_unknown_size(struct scalar *s, unsigned size);
 void scalar_sext_size(struct scalar *s, unsigned size);   /* movsx / ldsx */
+/* Every value is below 2^(8*size): the low size bytes are the whole value. */
+bool scalar_fits(const struct scalar *s, unsigned size);
+/* Keep the low size bytes (a narrow load of a wider value). */
+void scalar_trunc_size(struct scalar *s, unsigned size);
 /* dst = dst op src for BPF_ADD..BPF_ARSH (no NEG/END/MOV); alu32 works on
  * the low halves and zero-extends. Division by zero follows the ISA (x/0 = 0,
  * x%0 = x). */

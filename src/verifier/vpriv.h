@@ -17,7 +17,11 @@
  * kernel's bounded goto. It jumps once a per-run budget of 2^23 executions
  * is spent and otherwise falls through; it reads and writes no register.
  * The verifier explores both ways, so the program is safe whichever the
- * runtime takes, and its cost counts like any conditional jump's. */
+ * runtime takes, and its cost counts like any conditional jump's. For a
+ * kernel program (policy kctx) a loop through its fall-through is cut where
+ * a pass repeats (verifier.c, prune_point): the kernel's counter ends it,
+ * and the worst case is then unbounded for graft (cost.c); graft's own VM
+ * refuses may_goto, so its programs' loops must still be unrolled. */
 #define BPF_JCOND 0xe0
 static inline bool is_may_goto(const struct bpf_insn *in)
 {
@@ -114,6 +118,8 @@ struct frame {
     uint32_t cb_helper;        /* helper that calls this callback */
     struct reg cb_args[5];     /* r1-r5 at callback entry, for re-entry */
     uint32_t cb_nrefs;         /* references held when the callback was entered */
+    uint32_t instance;         /* unique per call: which run of the function */
+    uint32_t may_goto_passes;  /* may_goto fall-throughs taken in this instance */
     uint32_t nslots;
     struct slot *slots;
 };

@@ -242,6 +242,50 @@ static void snip_partial(struct gen *g)
         emit(g, BPF_STX_MEM(sz, BPF_R10, scalar_reg(g), at));
 }
 
+/* A narrow (1-, 2- or 4-byte) spill at the start of an offset slot: of a
+ * constant (an immediate store or a register), or of r8/r9 (maybe bounded
+ * to fit, maybe not: a store that cuts the value). The verifier keeps the
+ * value when it fits; snip_partial overwrites parts of it, snip_use fills
+ * it back whole, narrower or wider. */
+static void snip_narrow_spill(struct gen *g)
+{
+    int off = slot_off(g);
+    uint8_t sz = sizes[rn(g, 3)];
+    switch (rn(g, 3)) {
+    case 0:
+        emit(g, BPF_ST_MEM(sz, BPF_R10, off, offset_value(g)));
+        break;
+    case 1:
+        emit(g, BPF_MOV64_IMM(BPF_R1, offset_value(g)));
+        emit(g, BPF_STX_MEM(sz, BPF_R10, BPF_R1, off));
+        break;
+    default: {
+        int r = scalar_reg(g);
+        if (chance(g, 50))
+            emit(g, BPF_ALU64_IMM(BPF_AND, r, chance(g, 70) ? 56 : 0x1ff));
+        emit(g, BPF_STX_MEM(sz, BPF_R10, r, off));
+        if (chance(g, 50)) {   /* a bound learnt on r after the spill */
+            int l = new_label(g);
+            /* r in 0..56, or in 256..312 and the fill less 256 (if the
+             * store cut r, the fill is not r: the kernel's clear_id shape) */
+            bool high = rn(g, 2);
+            if (high)
+                jump_to(g, BPF_JMP_IMM(BPF_JLT, r, 256, 0), l);
+            jump_to(g, BPF_JMP_IMM(BPF_JGT, r, high ? 256 + 56 : 56, 0), l);
+            emit(g, BPF_LDX_MEM(sz, BPF_R1, BPF_R10, off));
+            if (high)
+                emit(g, BPF_ALU64_IMM(BPF_SUB, BPF_R1, 256));
+            emit(g, BPF_MOV64_REG(BPF_R2, BPF_R10));
+            emit(g, BPF_ALU64_IMM(BPF_ADD, BPF_R2, DATA_BASE));
+            emit(g, BPF_ALU64_REG(BPF_ADD, BPF_R2, BPF_R1));
+            emit(g, BPF_ST_MEM(BPF_DW, BPF_R2, 0, 1));
+            place(g, l);
+        }
+        break;
+    }
+    }
+}
+
 /* Use a value (an offset slot, r8/r9 or a ctx word) as an offset into the
  * data area or the map value in r7, raw or bounded first. */
 static void snip_use(struct gen *g)
@@ -254,7 +298,8 @@ static void snip_use(struct gen *g)
     else if (src == 2)
         ctx_scalar(g, BPF_R1, chance(g, 70));
     else                       /* a sub-slot read: part of a spill */
-        emit(g, BPF_LDX_MEM(sizes[rn(g, 3)], BPF_R1, BPF_R10, slot_off(g)));
+        emit(g, BPF_LDX_MEM(sizes[rn(g, 3)], BPF_R1, BPF_R10,
+                            slot_off(g) + (chance(g, 80) ? 0 : 2 * (int)rn(g, 3))));
     if (chance(g, 25))
         emit(g, BPF_ALU64_IMM(BPF_AND, BPF_R1, 56));
     if (rn(g, 2)) {
@@ -513,7 +558,7 @@ static void snippet(struct gen *g, int depth)
 {
     g->budget--;
     for (;;) {
-        switch (rn(g, 31)) {
+        switch (rn(g, 32)) {
         case 0: case 1: case 2: snip_set_slot(g); return;
         case 3: case 4: snip_reg_slot(g); return;
         case 5: snip_partial(g); return;
@@ -557,6 +602,7 @@ static void snippet(struct gen *g, int depth)
             return;
         case 27: snip_alu_slot(g); return;
         case 28: snip_atomic(g); return;
+        case 29: snip_narrow_spill(g); return;
         default: snip_ranged(g); return;
         }
     }

@@ -5,7 +5,8 @@
  * spills and variable offsets; helpers that invalidate packet pointers;
  * per-type __sk_buff / xdp_md field rules and context writes; the moved
  * context pointer rule; the kernel's static stack-chain limit and its
- * one-map-per-tail-call rule for unprivileged programs. Each case is a program, a kernel type, and the
+ * one-map-per-tail-call rule for unprivileged programs; may_goto loops.
+ * Each case is a program, a kernel type, and the
  * verdict the kernel gives (with a substring of graft's reason for
  * rejections). The wrong accepts this work fixed are among them (a narrow
  * load of a pointer field, tc_classid read by lwt, ...): they fail on the
@@ -218,6 +219,25 @@ static const struct pcase cases[] = {
       "ldxw r0, [r1+40]\nmov r0, 1\nexit\n" },
     { "the context pointer may not be moved", GKT_SCHED_CLS, "tc", 1, "dereference of modified ctx ptr",
       "add r1, 4\nldxw r0, [r1+0]\nexit\n" },
+    /* may_goto loops (kernel programs only): a pass through a may_goto's
+     * fall-through that an earlier pass covers (after widening the ranges
+     * that changed) ends the path - the kernel's run-time counter ends the
+     * loop. Cycles through its taken edge only are not bounded by it. */
+    { "may_goto: a loop of a million passes converges", GKT_SOCKET_FILTER, "socket", 1, NULL,
+      "ldxw r1, [r1+0]\nmov r0, 0\nloop: add r0, r1\nadd r1, 1\n.raw 0xe5, 0, 0, 1, 0\n"
+      "jlt r1, 1000000, loop\nmov r0, 0\nexit\n" },
+    { "may_goto: a counter whose range drifts converges by widening", GKT_SOCKET_FILTER, "socket", 1, NULL,
+      "ldxw r1, [r1+0]\nmov r0, 0\njgt r1, 999999, out\nloop: mov r2, r1\n.raw 0xe5, 0, 0, 4, 0\n"
+      "add r0, r2\nmov r1, r2\nadd r1, 1\njlt r2, 999999, loop\nout: mov r0, 0\nexit\n" },
+    { "may_goto: a pointer walking off the stack is still caught", GKT_SOCKET_FILTER, "socket", 1, "stack",
+      "mov r1, r10\nloop: add r1, -8\nstb [r1+0], 0\n.raw 0xe5, 0, 0, 1, 0\nja loop\nmov r0, 0\nexit\n" },
+    { "may_goto: a widened index is not used unchecked", GKT_SOCKET_FILTER, "socket", 1, "R3",
+      "ldxw r2, [r1+0]\nand r2, 7\nloop: mov r3, r10\nadd r3, -64\nadd r3, r2\nstb [r3+0], 0\nadd r2, 1\n"
+      ".raw 0xe5, 0, 0, 1, 0\nja loop\nmov r0, 0\nexit\n" },
+    { "may_goto: jumping to itself is an infinite loop", GKT_SOCKET_FILTER, "socket", 1, "infinite loop",
+      "mov r0, 0\n.raw 0xe5, 0, 0, -1, 0\nexit\n" },
+    { "may_goto: a cycle through its taken edge only", GKT_SOCKET_FILTER, "socket", 1, "infinite loop",
+      "mov r0, 0\n.raw 0xe5, 0, 0, 1, 0\nexit\n.raw 0x05, 0, 0, -3, 0\n" },
 };
 
 int main(void)

@@ -51,9 +51,13 @@ static int report(const char *what, const struct gver_result *res, int log_level
     if (res->log && res->log[0] && (log_level > 0 || !res->accepted))
         fputs(res->log, res->accepted ? stdout : stderr);
     if (res->accepted) {
-        printf("%s: accepted (worst case %llu insns per run, %llu insns explored, stack %u bytes, %.3f ms)\n",
-               what, (unsigned long long)res->max_path_insns, (unsigned long long)res->states_explored,
-               res->max_stack_depth, res->ms);
+        char worst[96];
+        if (res->max_path_insns == UINT64_MAX)   /* a kernel program's may_goto loop */
+            snprintf(worst, sizeof(worst), "worst case bounded only by the kernel's may_goto counter");
+        else
+            snprintf(worst, sizeof(worst), "worst case %llu insns per run", (unsigned long long)res->max_path_insns);
+        printf("%s: accepted (%s, %llu insns explored, stack %u bytes, %.3f ms)\n",
+               what, worst, (unsigned long long)res->states_explored, res->max_stack_depth, res->ms);
         return 0;
     }
     if (err && err->msg[0])
