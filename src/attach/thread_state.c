@@ -18,6 +18,7 @@
  * 0); gattach_call_ext() is the C paths' way onto it.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,6 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "attach/syscall_hook.h"
 #include "attach/thread_state.h"
 #include "helpers/helpers.h"
 #include "isolation/isolation.h"
@@ -56,15 +58,43 @@ uint64_t gthread_tls_offset(void)
     return (uint64_t)&t_self - tp;
 }
 
+/* The thread's TSD destructor. It is NOT the thread's last hook hit: glibc
+ * makes syscalls after the destructors (madvise of the stack, the exit
+ * itself, ...), and with a hook on every syscall those run handlers too.
+ * So the struct stays the thread's - t_self, the control block bound to
+ * its FS base, its extension stack and altstack - until the thread is gone:
+ * it is only marked exiting here, and gthread_register takes it once the
+ * kernel has no thread with exit_tid in the process (tgkill: ESRCH). Freeing
+ * it here, as before, unbound the block under the still-running thread
+ * (t_xctl 0, so its next gated entry with the stack trapped, SIGILL) and let
+ * another thread take the same extension stack and altstack while it ran. */
 static void thread_release(void *p)
 {
     struct gthread *t = p;
-    giso_xctl_release(t->xctl);     /* no owner until the next thread binds it */
+    t->exit_tid = (int32_t)graft_sys_raw6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    atomic_store(&t->in_use, GTH_EXITING);
+}
+
+/* Take t for a new thread: free, or exiting and its owner gone. A thread
+ * of another process (we are a fork child) is gone too. A tid reused by a
+ * new thread only delays the reuse (tgkill then finds that thread). */
+static int thread_take(struct gthread *t)
+{
+    int expect = GTH_FREE;
+    if (atomic_compare_exchange_strong(&t->in_use, &expect, GTH_LIVE))
+        return 1;
+    if (expect != GTH_EXITING)
+        return 0;
+    long pid = graft_sys_raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    if (graft_sys_raw6(SYS_tgkill, pid, t->exit_tid, 0, 0, 0, 0) != -ESRCH)
+        return 0;
+    if (!atomic_compare_exchange_strong(&t->in_use, &expect, GTH_LIVE))
+        return 0;
+    giso_xctl_release(t->xctl);     /* no owner until bind_control_block */
     atomic_store(&t->rcu_ctr, 0);
-    t->depth = 0;
     t->xtop = t->xstack;            /* free again; the stack stays with t */
     t->altstack_on = 0;             /* the next owner installs it again */
-    atomic_store(&t->in_use, 0);
+    return 1;
 }
 
 static void thread_key_init(void)
@@ -193,23 +223,21 @@ __attribute__((noinline)) struct gthread *gthread_register(void)
 {
     struct gthread *t;
     pthread_once(&g_thread_once, thread_key_init);
-    for (t = atomic_load(&g_threads); t; t = t->next) {
-        int expect = 0;
-        if (atomic_compare_exchange_strong(&t->in_use, &expect, 1))
+    for (t = atomic_load(&g_threads); t; t = t->next)
+        if (thread_take(t))
             goto got;
-    }
     t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (t == MAP_FAILED)
         return NULL;
-    atomic_store(&t->in_use, 1);
+    atomic_store(&t->in_use, GTH_LIVE);
     t->next = atomic_load(&g_threads);
     while (!atomic_compare_exchange_weak(&g_threads, &t->next, t))
         ;
 got:
     t->depth = 0;
     if (bind_control_block(t) < 0) {
-        atomic_store(&t->in_use, 0);
+        atomic_store(&t->in_use, GTH_FREE);
         return NULL;
     }
     t_self = t;

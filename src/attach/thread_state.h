@@ -37,7 +37,7 @@ struct gshadow {
 
 struct gthread {
     _Atomic uint64_t rcu_ctr;       /* 0: 0 = not reading; else grace period seen */
-    _Atomic int in_use;             /* 8: owned by a live thread */
+    _Atomic int in_use;             /* 8: GTH_FREE, GTH_LIVE or GTH_EXITING */
     uint32_t depth;                 /* 12: shadow entries in use */
     struct ghelper_run *rs;         /* 16: ghelper_run_state() of the thread */
     /* 24 (GTH_OFF_XTOP): the top of this thread's extension stack while it
@@ -74,7 +74,15 @@ struct gthread {
      * alternate stack and build the next signal's frame at its top, over
      * the frames of the handler still running there. */
     uint64_t sigstk_lo, sigstk_hi;
+    /* GTH_EXITING: the kernel tid of the owner, which is past its TSD
+     * destructors but may still make syscalls (see thread_release). */
+    int32_t exit_tid;
 };
+/* in_use: a struct is taken only when free, or when exiting and its
+ * owner is gone (gthread_register). */
+#define GTH_FREE 0
+#define GTH_LIVE 1
+#define GTH_EXITING 2
 #define GTH_OFF_SHADOW 40
 #define GTH_ALTSTACK_SIZE (64u * 1024u)
 #define GTH_OFF_XTOP 24
