@@ -125,11 +125,17 @@ struct expect { int nr; uint64_t n; };
 static int workload(struct expect *exp, int seccomp)
 {
     int n = 0;
+    /* Two rounds: the second's threads may take the first's (exited)
+     * per-thread state. A thread's syscalls after its TSD destructors (its
+     * SYS_exit included) still run the handlers, with isolation on in the
+     * same keyed control block (they used to find it released: SIGILL). */
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, thread_main, NULL);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < THREADS; i++)
+            pthread_create(&t[i], NULL, thread_main, NULL);
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+    }
     /* fork: the child counts through the shared array */
     pid_t c = fork();
     if (c == 0) {
@@ -168,14 +174,15 @@ static int workload(struct expect *exp, int seccomp)
         CHECK(inline_getegid() == my_egid, "inline getegid");
     for (int i = 0; i < PER_THREAD; i++)
         syscall(SYS_getppid);
-    exp[n++] = (struct expect){SYS_getppid, THREADS * PER_THREAD + 50 + PER_THREAD};
+    exp[n++] = (struct expect){SYS_getppid, 2 * THREADS * PER_THREAD + 50 + PER_THREAD};
+    exp[n++] = (struct expect){SYS_exit, 2 * THREADS};
     exp[n++] = (struct expect){SYS_getpgid, 3 * SIGNALS};
     exp[n++] = (struct expect){SYS_kill, SIGNALS};
     exp[n++] = (struct expect){SYS_getegid, 7};
     exp[n++] = (struct expect){SYS_vfork, 1};
     exp[n++] = (struct expect){SYS_execve, 2};
     exp[n++] = (struct expect){SYS_clone, 1};
-    exp[n++] = (struct expect){SYS_clone3, THREADS + 1};
+    exp[n++] = (struct expect){SYS_clone3, 2 * THREADS + 1};
     if (!seccomp)     /* the seccomp filter lets rt_sigreturn through unseen */
         exp[n++] = (struct expect){SYS_rt_sigreturn, SIGNALS};
     return n;
