@@ -14,7 +14,7 @@ case "$reg" in graft.ct*) ;; *) echo "shm_guard: refusing registry '$2'"; exit 2
 # ctest started concurrently in this build tree: not litter yet.
 left=
 for o in $(cd /dev/shm && ls -d "$reg".* 2>/dev/null); do
-    pid=$(echo "${o#"$reg".}" | sed -n 's/^[a-z]*\.\([0-9][0-9]*\).*/\1/p')
+    pid=$(echo "${o#"$reg".}" | sed -n 's/^[^.]*\.\([0-9][0-9]*\).*/\1/p')
     [ -n "$pid" ] && [ -d "/proc/$pid" ] && continue
     left="$left $o"
 done
