@@ -2,7 +2,7 @@
 # tests (sourced, not run). Every script that sources it:
 #   * takes the graft build directory as $1 and builds only graft + the agent;
 #   * keeps its files in one temporary directory ($APPS_WORK) and its graft
-#     state in a private registry (GRAFT_REGISTRY=/graft.apps.<pid>);
+#     state in a private registry (GRAFT_REGISTRY=$GRAFT_REGISTRY.apps.<pid>, /graft.apps.<pid> without one);
 #   * registers every process it starts with `apps_track PID`; an EXIT trap
 #     stops exactly those processes (by pid, never by name) and removes the
 #     temporary files and the registry's shared memory.
@@ -16,7 +16,7 @@ apps_init() {   # apps_init BUILD
     APPS_BUILD=$(cd "${1:-$APPS_SRC/build}" 2>/dev/null && pwd) || { echo "no build dir ${1:-build}" >&2; exit 2; }
     GRAFT=$APPS_BUILD/bin/graft
     APPS_WORK=$(mktemp -d /tmp/graft-apps.XXXXXX)
-    export GRAFT_REGISTRY=/graft.apps.$$
+    export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.apps.$$   # under ctest: the run's own prefix
     trap apps_cleanup EXIT
     trap 'exit 130' INT TERM
     # The tree may be mid-edit by others: with binaries from an earlier
@@ -42,7 +42,7 @@ apps_cleanup() {
     wait 2>/dev/null
     [ -x "${GRAFT:-}" ] && "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
     rm -rf "$APPS_WORK"
-    rm -f /dev/shm/graft.apps.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 
 # apps_have PKG...: are all these Debian packages installed?

@@ -32,6 +32,7 @@
 #include "attach/attach.h"
 #include "iso_gates.h"
 #include "isolation/isolation.h"
+#include "runtime/registry.h"
 #include "vm/vm.h"
 #include "bench_util.h"
 
@@ -394,8 +395,11 @@ static void bench_processes(const char *graft)
     bench_exec(graft);
     bench_cli(graft);
     bench_scan();
-    if (own)
-        shm_unlink(reg);
+    if (own) {   /* with the status objects of the agents attach_ms killed */
+        struct graft_err err = { 0 };
+        if (greg_destroy(reg, &err) < 0)
+            printf("# cannot remove registry %s: %s\n", reg, err.msg);
+    }
 }
 
 int main(int argc, char **argv)

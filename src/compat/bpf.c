@@ -148,9 +148,13 @@ static long map_create(union bpf_attr *a)
                 ;
         def.map_extra = pages * (uint64_t)getpagesize();
     }
+    /* Named under the registry ("<registry>.m.<16 hex>"), as `graft load`
+     * names its maps: if the tool is killed before it registers the map,
+     * `graft unload --all` still finds and removes it. */
+    char prefix[80];
     struct graft_err err = {0};
     struct gmap *map;
-    int rc = gmap_create(&def, -1, &map, &err);
+    int rc = gmap_create_named(&def, -1, gc_map_prefix(prefix, sizeof(prefix)), &map, &err);
     if (rc < 0) {
         gc_warn("BPF_MAP_CREATE %s: %s", def.name, err.msg);
         return fail(-rc);

@@ -169,5 +169,8 @@ int gc_syscall_nr(const char *name);
  * prog array slot holds for the agents, in place of the tool's prog fd. */
 int gc_prog_reg_id(struct cobj *prog, uint32_t *id);
 void gc_registry_cleanup(void);   /* remove what this process registered */
+/* "<registry>.m.": the name prefix of the maps the tool creates, so that
+ * `graft unload --all` finds those a killed tool never registered. */
+const char *gc_map_prefix(char *buf, size_t len);
 
 #endif

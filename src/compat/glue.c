@@ -46,6 +46,13 @@ static int registry(struct greg **out)
     return 0;
 }
 
+const char *gc_map_prefix(char *buf, size_t len)
+{
+    char reg[GREG_NAME_MAX];
+    snprintf(buf, len, "%s.m.", greg_default_name(reg, sizeof(reg)));
+    return buf;
+}
+
 int gc_syscall_nr(const char *name)
 {
     return gsyscall_tracepoint_nr(name);

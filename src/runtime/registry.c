@@ -599,8 +599,9 @@ static void unlink_child(const struct greg *reg, const char *name, char kind)
         shm_unlink(copy);
 }
 
-/* Maps made outside `graft load` (the compat layer's) keep gmap_create's
- * default name, "/graft.<uid>.<16 hex digits>". */
+/* Maps made by gmap_create outside any registry keep its default name,
+ * "/graft.<uid>.<16 hex digits>" (the compat layer's were named so before
+ * they moved under the registry): records may still name them. */
 static int default_map_name(const char *name, size_t field)
 {
     char prefix[32];

@@ -14,7 +14,7 @@ HERE=$2
 GRAFT=$BUILD/bin/graft
 TARGET=$HERE/e2e_target
 OBJ=$HERE/bpf/count_work.bpf.o
-export GRAFT_REGISTRY=/graft.e2e.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.e2e.$$   # under ctest: the run's own prefix
 fails=0
 pass=0
 work=$(mktemp -d)
@@ -24,7 +24,7 @@ cleanup() {
     wait 2>/dev/null
     "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects (the trace buffer's too)
     rm -rf "$work"
-    rm -f /dev/shm/graft.e2e.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 

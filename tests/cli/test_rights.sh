@@ -11,11 +11,11 @@ BUILD=$1
 HERE=$2
 GRAFT=$BUILD/bin/graft
 B=$HERE/bpf
-export GRAFT_REGISTRY=/graft.rights.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.rights.$$   # under ctest: the run's own prefix
 pass=0 fails=0
 cleanup() {
     "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f /dev/shm/graft.rights.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok: $what"; else fails=$((fails+1)); echo "FAIL: $what"; fi; }

@@ -17,7 +17,7 @@ GRAFT=$BUILD/bin/graft
 WORK=$HERE/compat_work
 TOOLS=$HERE/tools
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export GRAFT_REGISTRY=/graft.compat.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.compat.$$   # under ctest: the run's own prefix
 export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
 export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
 tmp=$(mktemp -d)
@@ -27,7 +27,7 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$tmp"
     "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
-    rm -f /dev/shm/graft.compat.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 

@@ -4,9 +4,9 @@
 # Usage: test_tracefs.sh BUILD_DIR TESTS_BINARY_DIR SOURCE_DIR
 set -uo pipefail
 BUILD=$1 HERE=$2 SRC=$3
-export GRAFT_REGISTRY=/graft.tfsreplay.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.tfsreplay.$$   # under ctest: the run's own prefix
 export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
-trap '"$BUILD/bin/graft" unload --all >/dev/null 2>&1; rm -f /dev/shm/graft.tfsreplay.$$*' EXIT
+trap '"$BUILD/bin/graft" unload --all >/dev/null 2>&1; rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*' EXIT
 root=/sys/kernel/tracing
 [ -e $root/uprobe_events ] || mount -t tracefs nodev $root 2>/dev/null
 [ -e $root/uprobe_events ] || { echo "SKIP: no tracefs"; exit 0; }

@@ -22,7 +22,7 @@ EXT=$BUILD/tests/eim/ext
 E2E=$BUILD/tests/eim/e2e
 SPEC=$HERE/app.eim.yaml
 N=30                                  # requests per round
-export GRAFT_REGISTRY=/graft.eime2e.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.eime2e.$$   # under ctest: the run's own prefix
 fails=0
 pass=0
 work=$(mktemp -d)
@@ -32,7 +32,7 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$work"
     "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
-    rm -f /dev/shm/graft.eime2e.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 

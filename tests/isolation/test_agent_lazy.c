@@ -26,6 +26,7 @@
 #include "isolation/isolation.h"
 #include "runtime/agent.h"
 #include "runtime/registry.h"
+#include "treg.h"
 
 static int g_pass, g_fail;
 #define CHECK(cond, ...)                                                                \
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
     }
     (void)argc;
     char regname[64];
-    snprintf(regname, sizeof(regname), "/graft.lazy.%d", (int)getpid());
+    treg_name(regname, sizeof(regname), "lazy");
     struct giso_cpu cpu;
     giso_cpu_features(&cpu);
     const char *env = getenv("GRAFT_ISOLATION");

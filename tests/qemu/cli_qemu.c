@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
         printf("the last target's output:\n%s\n", tgt.buf);
 
     graft_run(out, sizeof(out), "unload", "--all", NULL, NULL, NULL, NULL);
+    shm_unlink(reg);   /* the registry itself: unload --all keeps it (run natively, it stayed) */
     printf("cli-qemu: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 
 #include "runtime/instance.h"
 #include "runtime/registry.h"
+#include "treg.h"
 
 static int failures;
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #c); \
@@ -119,7 +120,7 @@ static void test_instance(void)
 static void test_registry(void)
 {
     char name[64];
-    snprintf(name, sizeof(name), "/graft.test.externs.%d", getpid());
+    treg_name(name, sizeof(name), "externs");
     shm_unlink(name);
     struct greg *reg;
     struct graft_err err = {0};

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "runtime/registry.h"
+#include "treg.h"
 #include "util/sha256.h"
 
 static int failures;
@@ -427,7 +428,7 @@ static void test_security(void)
      * name in /dev/shm): refused, saying whose it is and what to do, and
      * nothing is written to it. */
     char squat[64];
-    snprintf(squat, sizeof(squat), "/graft.test.squat.%d", getpid());
+    treg_name(squat, sizeof(squat), "squat");
     child = fork();
     if (child == 0) {
         if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
@@ -499,7 +500,7 @@ static void test_sha256(void)
 int main(void)
 {
     test_sha256();
-    snprintf(regname, sizeof(regname), "/graft.test.reg.%d", getpid());
+    treg_name(regname, sizeof(regname), "reg");
     shm_unlink(regname);
     test_round_trip();
     test_concurrent_loaders();

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "runtime/registry.h"
+#include "treg.h"
 #include "util/sha256.h"
 
 static int failures;
@@ -295,8 +296,8 @@ static void round_(int which)
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 200;
-    snprintf(regname, sizeof(regname), "/graft.test.garb.%d", getpid());
-    snprintf(victim, sizeof(victim), "/graft.test.victim.%d", getpid());
+    treg_name(regname, sizeof(regname), "garb");
+    treg_name(victim, sizeof(victim), "victim");
     greg_destroy(regname, NULL);
     int vfd = shm_open(victim, O_RDWR | O_CREAT, 0600);
     CHECK(vfd >= 0);

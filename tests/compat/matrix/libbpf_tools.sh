@@ -27,7 +27,7 @@ done
 GRAFT=$BUILD/bin/graft
 WORK=$BUILD/tests/compat/lt_work
 SBIN=/usr/sbin
-export GRAFT_REGISTRY=/graft.ltmatrix.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.ltmatrix.$$   # under ctest: the run's own prefix
 export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
 export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
 tmp=$(mktemp -d)
@@ -37,7 +37,7 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$tmp"
     "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f /dev/shm/graft.ltmatrix.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 

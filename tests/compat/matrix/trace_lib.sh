@@ -14,7 +14,7 @@
 set -uo pipefail
 GRAFT=$BUILD/bin/graft
 WORK=$BUILD/tests/compat/trace_work
-export GRAFT_REGISTRY=/graft.tmatrix.$$
+export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.tmatrix.$$   # under ctest: the run's own prefix
 export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
 export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
 tmp=$(mktemp -d)
@@ -25,7 +25,7 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$tmp"
     "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f /dev/shm/graft.tmatrix.$$*
+    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 
