@@ -47,6 +47,10 @@ for t in opensnoop statsnoop killsnoop syncsnoop setuids; do
     mode=sys; [ $t = opensnoop ] && mode=open
     run_case "$t.bt" pass work_lines Attaching $mode 5 "${BT[@]}" /usr/sbin/$t.bt
 done
+# execsnoop.bt: sys_enter_exec* with join(argv); the workload's execs fail
+# (ENOENT: it stays, with its agent); TIME and PID dropped
+exec_lines() { grep 'trace-work-exec' | awk '{ $1 = $2 = ""; print }' | sort; }
+run_case execsnoop.bt pass exec_lines Attaching exec 5 "${BT[@]}" /usr/sbin/execsnoop.bt
 run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
 run_case profile unsupported printed Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
