@@ -48,15 +48,16 @@ for t in opensnoop statsnoop killsnoop syncsnoop setuids; do
     run_case "$t.bt" pass work_lines Attaching $mode 5 "${BT[@]}" /usr/sbin/$t.bt
 done
 # execsnoop.bt: sys_enter_exec* with join(argv); the workload's execs fail
-# (ENOENT: it stays, with its agent); TIME and PID dropped
+# (ENOENT: it stays, with its agent); TIME and PID dropped. Ready once BEGIN
+# has printed the header (after every probe is attached, unlike "Attaching")
 exec_lines() { grep 'trace-work-exec' | awk '{ $1 = $2 = ""; print }' | sort; }
-run_case execsnoop.bt pass exec_lines Attaching exec 5 "${BT[@]}" /usr/sbin/execsnoop.bt
+run_case execsnoop.bt pass exec_lines 'TIME\(ms\)' exec 5 "${BT[@]}" /usr/sbin/execsnoop.bt
 # sslsnoop.bt: libssl/libcrypto uprobes, system-wide; compat_work's TLS
 # client and server threads over a socketpair (TIME, TID, LAT dropped; FUNC
 # too: bpftrace prints it as a name or as a raw address (ASLR) from run to
 # run: the kernel run here named one SSL_do_handshake, left the other raw)
 ssl_lines() { awk '$3 == "compat_work" { print $3, $5 }' | sort; }   # COMM RET
-WORK=$BUILD/tests/compat/compat_work run_case sslsnoop.bt pass ssl_lines Attaching ssl 5 "${BT[@]}" /usr/sbin/sslsnoop.bt
+WORK=$BUILD/tests/compat/compat_work run_case sslsnoop.bt pass ssl_lines '^Tracing SSL' ssl 5 "${BT[@]}" /usr/sbin/sslsnoop.bt
 run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
 run_case profile unsupported printed Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
