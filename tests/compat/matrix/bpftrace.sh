@@ -95,6 +95,17 @@ tool_killed() {
     else matrix "tool-killed PASS the target ran to the end (rc 0) after the tool was killed; its links removed"; fi
 }
 tool_killed
+# bpftrace's feature probe must see bpf_probe_read_kernel as missing (the
+# kernel's "unknown func" words), or it emits it for strings it cannot place
+# (opensnoop.bt's str() of a saved pointer) and the load is refused
+if [ ${#ONLY[@]} -eq 0 ] || printf '%s\n' "${ONLY[@]}" | grep -qx feature-probe; then
+    info=$("$GRAFT" compat -- bpftrace --info 2>&1)
+    if grep -qE '^ +probe_read_kernel: no' <<<"$info"; then
+        matrix "feature-probe PASS bpftrace --info under graft: probe_read_kernel: no"
+    else
+        matrix "feature-probe FAIL bpftrace --info under graft does not report probe_read_kernel missing"; unexpected=1
+    fi
+fi
 for k in kprobe kretprobe kfunc software hardware watchpoint; do
     if [ ${#ONLY[@]} -eq 0 ]; then matrix "$k KERNEL-ONLY probes the kernel itself (or a PMU): nothing to run in userspace"; fi
 done
