@@ -151,12 +151,24 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
         return rc;
     }
     if (!res.accepted) {
-        if (log && log_len)
+        /* A refused bpf_probe_read_kernel[_str] is said the kernel's way
+         * for a helper it lacks ("unknown func", EINVAL): bpftrace's
+         * feature probe looks for those words, and otherwise takes the
+         * helper as present and emits it for strings it cannot place. */
+        const struct bpf_insn *fi = res.fail_insn >= 0 && res.fail_insn < (int64_t)p->n_insns
+                                        ? (const struct bpf_insn *)p->insns + res.fail_insn : NULL;
+        int no_kmem = fi && fi->code == (BPF_JMP | BPF_CALL) && fi->src_reg == 0 &&
+                      (fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL || fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL_STR);
+        if (log && log_len && no_kmem)
+            snprintf(log, log_len, "%sgraft: insn %lld: unknown func bpf_%s#%d: no kernel memory exists in userspace\n",
+                     res.log ? res.log : "", (long long)res.fail_insn,
+                     fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL ? "probe_read_kernel" : "probe_read_kernel_str", fi->imm);
+        else if (log && log_len)
             snprintf(log, log_len, "%sgraft: insn %lld: %s\n", res.log ? res.log : "", (long long)res.fail_insn,
                      res.reason);
         gc_warn("program %s rejected by graft's verifier at insn %lld: %s", p->name, (long long)res.fail_insn,
                 res.reason);
-        rc = -EACCES;
+        rc = no_kmem ? -EINVAL : -EACCES;
     } else {
         p->policy_tag = res.policy_tag;
         if (log && log_len)

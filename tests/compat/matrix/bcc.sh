@@ -60,5 +60,22 @@ last_table() { awk '/^\[/ { delete rows; n = 0; next } NF >= 2 && $1 ~ /^[0-9]+$
                    END { for (i = 0; i < n; i++) print rows[i] }' | sort; }
 POST_WAIT=1.6 run_case argdist pass last_table '^\[' calls 12 \
     "${T[@]}" argdist-bpfcc -p '{PID}' -c -i 1 -C 'p:{W}:tw_leaf(unsigned long n):unsigned long:n%4'
+# funcslower: one line per call slower than 1 ms (COMM PID LAT RVAL FUNC ARGS;
+# latency dropped). Refused: it copies the saved arguments out of its map
+# value with bpf_probe_read_kernel
+slow_rows() { awk 'NF >= 5 && $2 == "PID" { $3 = ""; print }' | sort; }
+run_case funcslower unsupported slow_rows Tracing slow 8 \
+    "${T[@]}" funcslower-bpfcc -p '{PID}' -m 1 -a 1 '{W}:tw_slow'
+# funcinterval: a histogram of the times between calls; the intervals' total
+hist_total() { awk '$2 == "->" && $4 == ":" { n += $5 } END { print "intervals", n + 0 }'; }
+run_case funcinterval pass hist_total Tracing slow 8 \
+    "${T[@]}" funcinterval-bpfcc -p '{PID}' -m '{W}:tw_slow'
+# stackcount -U: the user stacks (frame pointers) of each call and their counts
+run_case stackcount pass cat Tracing calls 20 \
+    "${T[@]}" stackcount-bpfcc -p '{PID}' -U '{W}:tw_leaf'
+# bashreadline -s: uretprobe on the workload's own readline (comm "bash")
+line_rows() { awk 'NR > 1 { $1 = ""; print }' | sort; }
+run_case bashreadline pass line_rows COMMAND readline 10 \
+    "${T[@]}" bashreadline-bpfcc -s '{W}'
 [ $BENCH = 1 ] && bench_overhead funccount 3 Tracing "${T[@]}" funccount-bpfcc -p '{PID}' '{W}:tw_work'
 exit $unexpected

@@ -17,6 +17,10 @@
  *          own uid), getaddrinfo("localhost") - what bpftrace's
  *          statsnoop, killsnoop, syncsnoop, setuids, gethostlatency see
  *   spin   N ms of busy loop (profile: samples)
+ *   slow   tw_slow(i) for i < N, each sleeping 3 ms (funcslower, funcinterval)
+ *   readline  its own readline() N times, named "bash" (bashreadline -s)
+ *   exec   execve of /nonexistent/trace-work-exec with argument I (fails,
+ *          ENOENT: the process stays, execsnoop sees the call)
  *   wait   sleeps N ms (interval probes run meanwhile)
  */
 #define _GNU_SOURCE
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/sdt.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -54,6 +59,23 @@ __attribute__((noinline)) unsigned long tw_work(unsigned long n)
     return x;   /* 3n */
 }
 
+__attribute__((noinline)) unsigned long tw_slow(unsigned long n)
+{
+    usleep(3000);
+    __asm__ volatile("" ::: "memory");
+    return n + 1;
+}
+
+/* bashreadline attaches a uretprobe to a function named readline. */
+__attribute__((noinline)) char *readline(const char *prompt)
+{
+    static char line[64];
+    static int calls;
+    snprintf(line, sizeof(line), "%s %d", prompt, calls++);
+    __asm__ volatile("" ::: "memory");
+    return line;
+}
+
 static unsigned long now_ms(void)
 {
     struct timespec ts;
@@ -64,7 +86,7 @@ static unsigned long now_ms(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|wait N\n");
+        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|slow|readline|exec|wait N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -115,6 +137,21 @@ int main(int argc, char **argv)
         unsigned long end = now_ms() + (unsigned long)n;
         while (now_ms() < end)
             sink += tw_leaf(sink);
+    } else if (strcmp(mode, "slow") == 0) {
+        for (long i = 0; i < n; i++)
+            sink += tw_slow((unsigned long)i);
+    } else if (strcmp(mode, "readline") == 0) {
+        prctl(PR_SET_NAME, "bash");   /* BCC's bashreadline keeps only comm "bash" */
+        for (long i = 0; i < n; i++)
+            sink += (unsigned long)readline("tw-line")[0];
+    } else if (strcmp(mode, "exec") == 0) {
+        for (long i = 0; i < n; i++) {
+            char arg[24];
+            snprintf(arg, sizeof(arg), "%ld", i);
+            char *const args[] = {"/nonexistent/trace-work-exec", arg, NULL};
+            char *const env[] = {NULL};
+            execve(args[0], args, env);
+        }
     } else if (strcmp(mode, "wait") == 0) {
         usleep((useconds_t)n * 1000);
     } else {
