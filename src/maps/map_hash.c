@@ -294,12 +294,11 @@ static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *ke
     return v;
 }
 
-/* The common case first - a HASH map with a 4- or 8-byte key (a thread or
- * syscall id, a pid_tgid) and a chain no writer is changing - in code that
- * needs no frame; everything else (other types and key sizes, a writer
- * meanwhile) goes to lookup_any. Same walk as walk_chain, for key type T. */
-#define LOOKUP_WORD(T, HASH)                                                  \
-    do {                                                                      \
+/* The frame-free fast paths' walk (LOOKUP_WORD, UPDATE_WORD): walk_chain
+ * for a key of type T, comparing it as one word. Inside a do { } while (0):
+ * breaks out when a writer is changing the bucket; leaves the bucket b, its
+ * seq s as read before the walk, and the element index hit (0: absent). */
+#define WALK_WORD(T, HASH)                                                    \
         T k;                                                                  \
         memcpy(&k, key, sizeof(T));                                           \
         struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
@@ -314,7 +313,15 @@ static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *ke
                 break;                                                        \
             }                                                                 \
             idx = LOAD(&e->next);                                             \
-        }                                                                     \
+        }
+
+/* The common case first - a HASH map with a 4- or 8-byte key (a thread or
+ * syscall id, a pid_tgid) and a chain no writer is changing - in code that
+ * needs no frame; everything else (other types and key sizes, a writer
+ * meanwhile) goes to lookup_any. Same walk as walk_chain, for key type T. */
+#define LOOKUP_WORD(T, HASH)                                                  \
+    do {                                                                      \
+        WALK_WORD(T, HASH);                                                   \
         __atomic_thread_fence(__ATOMIC_ACQUIRE);                              \
         if (__builtin_expect(LOAD(&b->seq) == s, 1))                          \
             return hit ? elem_value(m, elem(m, hit)) : NULL;                  \
@@ -689,21 +696,7 @@ static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash,
  * to the general path. */
 #define UPDATE_WORD(T, HASH)                                                  \
     do {                                                                      \
-        T k;                                                                  \
-        memcpy(&k, key, sizeof(T));                                           \
-        struct gbucket *b = bucket_of(m, HASH(k, m->seed));                   \
-        uint32_t s = LOAD_ACQ(&b->seq);                                       \
-        if (__builtin_expect(s & 1, 0))                                       \
-            break;                                                            \
-        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
-        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
-            struct gelem *e = elem(m, idx);                                   \
-            if (LOAD((T *)(e + 1)) == k) {                                    \
-                hit = idx;                                                    \
-                break;                                                        \
-            }                                                                 \
-            idx = LOAD(&e->next);                                             \
-        }                                                                     \
+        WALK_WORD(T, HASH);                                                   \
         if (!hit)                                                             \
             break;                                                            \
         struct gelem *e = elem(m, hit);                                       \

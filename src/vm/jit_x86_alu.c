@@ -417,6 +417,34 @@ static void emit_udiv_add_form(struct jit *j, bool is64, int t, int x, int q, ui
         emit_shift_ri(j, wflag(is64), 5, t, shift);
 }
 
+/* The 64-bit multiply forms below need rdx:rax: x goes to TMP1 and the
+ * program's rax and rdx wait in TMP2 and TMP3 (unless dst is one of them). */
+static void wide_divconst_enter(struct jit *j, int dst)
+{
+    emit_mov_rr(j, true, TMP1, dst);
+    if (dst != RAX)
+        emit_mov_rr(j, true, TMP2, RAX);
+    if (dst != RDX)
+        emit_mov_rr(j, true, TMP3, RDX);
+}
+
+/* Then the quotient q, or for % the remainder x - q * d, becomes dst, and
+ * rax and rdx are restored. */
+static void wide_divconst_leave(struct jit *j, bool mod, int dst, int q, int32_t imm)
+{
+    if (mod) {
+        emit_imul_rri(j, true, q, q, imm);                /* imm sign-extends to d */
+        emit_alu_rr(j, 0x29, true, TMP1, q);
+        q = TMP1;
+    }
+    if (dst != q)
+        emit_mov_rr(j, true, dst, q);
+    if (dst != RAX)
+        emit_mov_rr(j, true, RAX, TMP2);
+    if (dst != RDX)
+        emit_mov_rr(j, true, RDX, TMP3);
+}
+
 /* dst = dst / d or dst % d, unsigned, d a constant that is not 0 nor a
  * power of two (imm: d as the instruction encodes it), as a multiply by
  * the magic number of jit_opt.h. 32-bit: x * magic fits 64 bits, so one
@@ -448,11 +476,7 @@ static void emit_udiv_const(struct jit *j, bool is64, bool mod, int dst, uint64_
         emit_mov_rr(j, false, dst, q);
         return;
     }
-    emit_mov_rr(j, true, TMP1, dst);                     /* x */
-    if (dst != RAX)
-        emit_mov_rr(j, true, TMP2, RAX);
-    if (dst != RDX)
-        emit_mov_rr(j, true, TMP3, RDX);
+    wide_divconst_enter(j, dst);
     emit_mov_ri(j, RAX, m.magic);
     emit_unary(j, true, 4, TMP1);                        /* mul: rdx:rax = rax * x */
     if (m.add) {
@@ -463,17 +487,7 @@ static void emit_udiv_const(struct jit *j, bool is64, bool mod, int dst, uint64_
             emit_shift_ri(j, F_W, 5, RDX, m.shift);
         q = RDX;
     }
-    if (mod) {
-        emit_imul_rri(j, true, q, q, imm);                /* imm sign-extends to d */
-        emit_alu_rr(j, 0x29, true, TMP1, q);
-        q = TMP1;
-    }
-    if (dst != q)
-        emit_mov_rr(j, true, dst, q);
-    if (dst != RAX)
-        emit_mov_rr(j, true, RAX, TMP2);
-    if (dst != RDX)
-        emit_mov_rr(j, true, RDX, TMP3);
+    wide_divconst_leave(j, mod, dst, q, imm);
 }
 
 /* dst = dst s/ d or dst s% d (truncating; the remainder has the
@@ -538,11 +552,7 @@ static void emit_sdiv_const(struct jit *j, bool is64, bool mod, int dst, int64_t
         }
         return;
     }
-    emit_mov_rr(j, true, TMP1, dst);                    /* x */
-    if (dst != RAX)
-        emit_mov_rr(j, true, TMP2, RAX);
-    if (dst != RDX)
-        emit_mov_rr(j, true, TMP3, RDX);
+    wide_divconst_enter(j, dst);
     emit_mov_ri(j, RAX, (uint64_t)m.magic);
     emit_unary(j, true, 5, TMP1);                       /* imul: rdx:rax = rax * x */
     if (d > 0 && m.magic < 0)
@@ -554,18 +564,7 @@ static void emit_sdiv_const(struct jit *j, bool is64, bool mod, int dst, int64_t
     emit_mov_rr(j, true, RAX, RDX);
     emit_shift_ri(j, F_W, 5, RAX, 63);
     emit_alu_rr(j, 0x01, true, RDX, RAX);
-    int q = RDX;
-    if (mod) {
-        emit_imul_rri(j, true, RDX, RDX, imm);           /* imm sign-extends to d */
-        emit_alu_rr(j, 0x29, true, TMP1, RDX);
-        q = TMP1;
-    }
-    if (dst != q)
-        emit_mov_rr(j, true, dst, q);
-    if (dst != RAX)
-        emit_mov_rr(j, true, RAX, TMP2);
-    if (dst != RDX)
-        emit_mov_rr(j, true, RDX, TMP3);
+    wide_divconst_leave(j, mod, dst, RDX, imm);
 }
 
 static void emit_divmod(struct jit *j, const struct bpf_insn *in, bool is64)
