@@ -33,6 +33,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_jit.h"
 #include "bench_util.h"
 
 #define ROUNDS 31
@@ -135,19 +136,6 @@ static struct gmap *map(uint32_t type, uint32_t k, uint32_t v, uint32_t n)
     return m;
 }
 
-static gvm_native_fn jit(const struct bpf_insn *insns, uint32_t n, struct gvm_prog **prog)
-{
-    static struct gvm_env env;
-    env.helpers = ghelper_table();
-    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
-    struct graft_err err = {0};
-    if (gvm_prog_create(insns, n, &po, prog, &err) < 0 || !gvm_prog_native(*prog)) {
-        fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
-        exit(1);
-    }
-    return gvm_prog_native(*prog);
-}
-
 static struct ghook *hook(void *addr, enum ghook_kind k, gvm_native_fn fn)
 {
     struct ghook *h;
@@ -217,8 +205,8 @@ int main(void)
     set_maps(probe_return, return_bufs, 2, bufs);
     set_maps(probe_return, return_rb, 1, rb);
     struct gvm_prog *pe, *pr;
-    gvm_native_fn fe = jit(probe_entry, sizeof(probe_entry) / sizeof(probe_entry[0]), &pe);
-    gvm_native_fn fr = jit(probe_return, sizeof(probe_return) / sizeof(probe_return[0]), &pr);
+    gvm_native_fn fe = bench_jit(probe_entry, sizeof(probe_entry) / sizeof(probe_entry[0]), &pe);
+    gvm_native_fn fr = bench_jit(probe_return, sizeof(probe_return) / sizeof(probe_return[0]), &pr);
 
     double d[3][ROUNDS], m[3][ROUNDS];
     int bad = 0;

@@ -64,6 +64,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_jit.h"
 #include "bench_util.h"
 #include "kbpf.h"
 
@@ -172,24 +173,6 @@ static int bpf_raw_tracepoint_open(const char *name, int prog_fd)
     return (int)syscall(SYS_bpf, K_BPF_RAW_TRACEPOINT_OPEN, &a, sizeof(a));
 }
 
-static gvm_native_fn jit(const struct bpf_insn *insns, uint32_t n, struct gvm_prog **prog)
-{
-    static struct gvm_env env;
-    env.helpers = ghelper_table();
-    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
-    struct graft_err err = {0};
-    if (gvm_prog_create(insns, n, &po, prog, &err) < 0) {
-        fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
-        exit(1);
-    }
-    gvm_native_fn fn = gvm_prog_native(*prog);
-    if (!fn) {
-        fprintf(stderr, "no JIT entry\n");
-        exit(1);
-    }
-    return fn;
-}
-
 /* The kernel tracepoint with program fd kfd: per-call cost, or -1. */
 static double kernel_round(int kfd, getpid_fn plain, int *warned)
 {
@@ -234,7 +217,7 @@ int main(int argc, char **argv)
 
     struct graft_err err = {0};
     struct gvm_prog *p_triv, *p_sc;
-    gvm_native_fn fn = jit(trivial, 4, &p_triv);
+    gvm_native_fn fn = bench_jit(trivial, 4, &p_triv);
     struct gmap_def def = {.type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 512};
     struct gmap *map;
     if (gmap_create(&def, -1, &map, &err) < 0) {
@@ -242,7 +225,7 @@ int main(int argc, char **argv)
         return 1;
     }
     set_map(0, (uint64_t)(uintptr_t)map);   /* the loader's resolution: the handle itself */
-    gvm_native_fn fn_sc = jit(syscount, SC_LEN, &p_sc);
+    gvm_native_fn fn_sc = bench_jit(syscount, SC_LEN, &p_sc);
 
     int have_iso = bench_iso_on("syscall_iso_added_ns");
     int kfd = quick ? -EPERM : kbpf_prog_load(K_BPF_PROG_TYPE_RAW_TRACEPOINT, trivial, 4), kfd_sc = -1,

@@ -55,6 +55,7 @@
 #include "maps/maps.h"
 #include "vm/isa.h"
 #include "vm/vm.h"
+#include "bench_jit.h"
 #include "bench_util.h"
 #include "kbpf.h"
 
@@ -212,24 +213,6 @@ static int kernel_attach(const char *name, int prog_fd)
     return pfd;
 }
 
-static gvm_native_fn jit(const struct bpf_insn *insns, uint32_t n, struct gvm_prog **prog)
-{
-    static struct gvm_env env;
-    env.helpers = ghelper_table();
-    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
-    struct graft_err err = {0};
-    if (gvm_prog_create(insns, n, &po, prog, &err) < 0) {
-        fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
-        exit(1);
-    }
-    gvm_native_fn fn = gvm_prog_native(*prog);
-    if (!fn) {
-        fprintf(stderr, "no JIT entry\n");
-        exit(1);
-    }
-    return fn;
-}
-
 static struct gmap *graft_hash_map(uint32_t value_size)
 {
     struct gmap_def def = {.type = GMAP_HASH, .key_size = 4, .value_size = value_size,
@@ -281,7 +264,7 @@ int main(int argc, char **argv)
     set_maps(sys_exit, exit_start, 1, 0, (uint64_t)(uintptr_t)g_start);
     set_maps(sys_exit, exit_data, 3, 0, (uint64_t)(uintptr_t)g_data);
     struct gvm_prog *pe, *px;
-    gvm_native_fn fe = jit(sys_enter, N_ENTER, &pe), fx = jit(sys_exit, N_EXIT, &px);
+    gvm_native_fn fe = bench_jit(sys_enter, N_ENTER, &pe), fx = bench_jit(sys_exit, N_EXIT, &px);
     ghelper_time_init();   /* as the runtime does when it creates a program */
 
     int k_start = -1, k_data = -1, ke = -1, kx = -1;
