@@ -128,6 +128,7 @@ struct gagent {
     char message[256];
     struct gmap *trace;        /* bpf_trace_printk output, once it exists */
     int syscalls_installed;    /* gsys_install done (first syscall link) */
+    int test_delay_ms;         /* GRAFT_TEST_AGENT_DELAY_MS, see gagent_start */
 };
 
 static struct gagent *the_agent;   /* the constructor's agent, for fork and tail calls */
@@ -722,6 +723,8 @@ static void *agent_thread(void *arg)
     while (!a->stopping) {
         uint64_t now = greg_wait(a->reg, seen, 200);
         if (now != seen && !a->stopping) {
+            if (a->test_delay_ms > 0)
+                usleep((useconds_t)a->test_delay_ms * 1000);
             gagent_sync(a);
             seen = now;
         }
@@ -847,6 +850,13 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
     if (!a)
         return graft_errf(err, -ENOMEM, "agent: out of memory");
     pthread_mutex_init(&a->lock, NULL);
+    /* Fault injection for tests: the agent thread waits this long before
+     * each reconcile, like a slow agent on a busy machine, which must not
+     * make `graft load` claim too early that its programs run. Read here,
+     * never from the agent thread: a host rewriting its environment
+     * (redis's process title does) races with a concurrent getenv. */
+    const char *delay = getenv("GRAFT_TEST_AGENT_DELAY_MS");
+    a->test_delay_ms = delay ? atoi(delay) : 0;
     char name[GREG_NAME_MAX];
     /* Read-only: nothing this process does to its memory reaches what the
      * other processes of the registry trust. */

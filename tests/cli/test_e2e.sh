@@ -114,6 +114,18 @@ stop_target
 stop_loader
 check "unload removed the map" sh -c "! '$GRAFT' map dump counts 2>/dev/null"
 
+echo "== 1b. \"loaded\" means the target's agent has installed the hooks"
+# A slow agent (GRAFT_TEST_AGENT_DELAY_MS: it waits before each reconcile):
+# the very first round after "loaded", with no wait_hooks, must be counted.
+# graft load used to say "loaded" once the registry held the links, and this
+# round ran unhooked.
+GRAFT_TEST_AGENT_DELAY_MS=700 check "target starts with a slow agent" start_target agent
+check "load for it, no other wait" start_loader --pid "$tpid"
+check "round 1 right after \"loaded\"" round 1
+check "... counted in full" test "$(counts 0)" = 1000
+stop_target
+stop_loader
+
 echo "== 2. graft attach, late load, detach, re-attach"
 check "plain target starts" start_target
 check "round 1 unhooked" round 1

@@ -13,7 +13,8 @@
  * functions and globals (__ksym externs) are only accepted under an EIM
  * class, which decides which of them the programs may use; they are
  * registered by name with each program and bound to the target's
- * addresses by its agent. On exit (Ctrl-C, SIGTERM) everything this loader
+ * addresses by its agent. "loaded" is printed once the running agents the
+ * links are for have installed them. On exit (Ctrl-C, SIGTERM) everything this loader
  * registered is removed again, and agents unhook it; with --detach the
  * loader leaves it registered and exits at once.
  */
@@ -60,6 +61,64 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
     grt_ringbuf_consume(rb, print_record, NULL);
     fflush(stdout);
     (void)reg;
+}
+
+/* Agents apply a load asynchronously: each reconciles when the registry's
+ * generation moves, and installing hooks (rewriting a large binary's
+ * syscall sites, say) takes a while on a busy machine. "loaded" promises
+ * that the programs run from now on, so wait until every running agent the
+ * links are for reports this generation applied. A process without an
+ * agent gets the links when one starts; an agent that does not answer in
+ * time (a stopped process) is named, and the load stands. */
+#define APPLY_WAIT_MS 10000
+
+static int agent_pending(const struct greg_proc *p, pid_t pid, uint64_t gen)
+{
+    return p->state == GREG_PROC_RUNNING && (pid == 0 || p->pid == pid) &&
+           p->seen_generation < gen;
+}
+
+static void wait_applied(struct greg *reg, pid_t pid, uint64_t gen)
+{
+    for (int waited = 0;; waited += 5) {
+        struct greg_proc *procs = NULL, one;
+        uint32_t n = 0, n_bad = 0;
+        if (pid) {
+            /* the agent's usual object first; listing /dev/shm is slow */
+            int found = greg_proc_find(reg, pid, &one, waited % 500 == 0);
+            if (found == 1) {
+                procs = &one;
+                n = 1;
+            } else if (waited == 0 && kill(pid, 0) == 0) {
+                printf("graft load: pid %d has no graft agent yet: the links apply when one "
+                       "starts (`graft attach %d`)\n", (int)pid, (int)pid);
+                return;
+            }
+        } else if (greg_procs(reg, &procs, &n, &n_bad) < 0) {
+            return;
+        }
+        uint32_t pending = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!agent_pending(&procs[i], pid, gen))
+                continue;
+            if (waited >= APPLY_WAIT_MS)
+                fprintf(stderr, "graft load: the agent of pid %d has not applied the load after "
+                                "%d s (stopped?); it will when it runs\n",
+                        (int)procs[i].pid, APPLY_WAIT_MS / 1000);
+            pending++;
+        }
+        for (uint32_t i = 0; pending == 0 && i < n; i++)
+            if ((pid == 0 || procs[i].pid == pid) && procs[i].state == GREG_PROC_RUNNING &&
+                procs[i].links_failed)
+                fprintf(stderr, "graft load: pid %d: %u hook(s) installed, %u failed: %s\n",
+                        (int)procs[i].pid, procs[i].links_installed, procs[i].links_failed,
+                        procs[i].message);
+        if (procs != &one)
+            free(procs);
+        if (pending == 0 || waited >= APPLY_WAIT_MS)
+            return;
+        usleep(5 * 1000);
+    }
 }
 
 /* Is program index prog in the declared contents of a prog array? Such a
@@ -406,6 +465,8 @@ int cmd_load(int argc, char **argv)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
         rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, tags, &n_links);
+    if (rc == 0 && n_links > 0)
+        wait_applied(reg, (pid_t)pid, greg_generation(reg));
     if (rc == 0) {
         uint32_t n_loaded = 0;
         for (uint32_t i = 0; i < obj->n_progs; i++)
