@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """redis_loss.py - acknowledged-write loss for the redis durability use case.
 
-  write PORT               SET k:00000000, k:00000001, ... one at a time, each
+  write PORT [READY]       SET k:00000000, k:00000001, ... one at a time, each
                            waiting for its +OK, until the server goes away;
                            prints the index of the last acknowledged write.
-  unsynced AOF BYTES LAST  given the AOF file, how many bytes at its end were
-                           not yet fdatasync'ed (from the extension's map),
-                           and the last acknowledged index: prints how many
-                           acknowledged SETs lie (partly) in that tail, i.e.
-                           would be lost on a power failure now.
+                           Creates the file READY at the first +OK, so the
+                           caller kills the server mid-stream, not before
+                           a slow interpreter has even connected.
+  unsynced AOF SYNCED WRITTEN LAST
+                           given the AOF file, the offset up to which the last
+                           completed real fdatasync made it durable, the bytes
+                           write() had returned for it (both from the
+                           extension's map) and the last acknowledged index:
+                           prints how many acknowledged SETs end past that
+                           offset, i.e. would be lost on a power failure now.
   missing PORT LAST        after a restart: how many of k:0..k:LAST are gone.
 """
 import socket
@@ -23,7 +28,7 @@ def resp(*args):
     return out
 
 
-def write(port):
+def write(port, ready=None):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     last = -1
@@ -36,6 +41,9 @@ def write(port):
                 break
             last = i
             i += 1
+            if ready:
+                open(ready, "w").close()
+                ready = None
     except OSError:
         pass
     print(last)
@@ -60,9 +68,14 @@ def parse_aof(data):
         yield pos, args
 
 
-def unsynced(aof, nbytes, last):
+def unsynced(aof, synced_end, written, last):
     data = open(aof, "rb").read()
-    synced_end = len(data) - nbytes
+    # The file holds every byte a returned write() counted, and at most one
+    # write more (one whose return the kill pre-empted): anything else means
+    # the extension's accounting is wrong and the figure would be too.
+    if not synced_end <= written <= len(data):
+        sys.exit("redis_loss: inconsistent counts: synced %d, written %d, file %d bytes"
+                 % (synced_end, written, len(data)))
     lost = 0
     for end, args in parse_aof(data):
         if end > synced_end and args and args[0].upper() == b"SET":
@@ -87,9 +100,9 @@ def missing(port, last):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "write":
-        write(int(sys.argv[2]))
+        write(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif cmd == "unsynced":
-        unsynced(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        unsynced(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "missing":
         missing(int(sys.argv[2]), int(sys.argv[3]))
     else:
