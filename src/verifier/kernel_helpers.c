@@ -106,7 +106,7 @@ static const struct ghelper_proto *kernel_proto(uint32_t id)
     for (size_t i = 0; !p && i < N_KERNEL_ONLY; i++)
         if (kernel_only_protos[i].id == id)
             p = &kernel_only_protos[i];
-    return p;
+    return p ? p : sock_helper_proto(id);
 }
 
 /* bpf_base_func_proto, any user */
@@ -227,6 +227,7 @@ static void build_sets(void)
         add(root, base_perfmon, sizeof(base_perfmon) / sizeof(base_perfmon[0]));
         for (int k = 0; k < MAX_PARTS && type_sets[t].parts[k].ids; k++)
             add(root, type_sets[t].parts[k].ids, type_sets[t].parts[k].n);
+        sock_helpers_add(kt, root->allowed, user->allowed);
         if (type_sets[t].unpriv_loadable) {
             /* the unprivileged tier: the base helpers without the CAP_BPF
              * and CAP_PERFMON ones, plus the type's own (which need none) */
@@ -263,6 +264,7 @@ void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileg
     uint64_t kernel_only[BPF_MAX_HELPER_ID / 64] = {0};
     for (size_t i = 0; i < N_KERNEL_ONLY; i++)
         kernel_only[kernel_only_protos[i].id / 64] |= 1ull << (kernel_only_protos[i].id % 64);
+    sock_helpers_mask(kernel_only);
     /* graft's helpers the policy allows and the type has, plus the
      * kernel-only ones the type has */
     for (uint32_t w = 0; w < BPF_MAX_HELPER_ID / 64; w++)

@@ -414,6 +414,9 @@ static int do_insn(struct env *e, bool *path_done)
         if (rc == 0 && mi > 0) {
             struct reg *r0 = &regs(e)[BPF_R0];
             uint32_t m = (uint32_t)(mi - 1);
+            /* a socket map's element is a socket (sock.c) */
+            if ((rc = sock_map_lookup_ret(e, map_of(e, m)->type, idx)) != 0)
+                return rc < 0 ? rc : 0;
             bool outer = is_map_of_maps(map_of(e, m)->type);
             memset(r0, 0, sizeof(*r0));
             /* a map of maps' value is an inner map: a map pointer, typed by
