@@ -231,6 +231,10 @@ int sock_map_helper(struct env *e, uint32_t helper, uint32_t map_type, const cha
     case KMAP_SK_STORAGE: map_ok = helper == H_SK_STORAGE_GET || helper == H_SK_STORAGE_DELETE; break;
     default: decided = false; break;
     }
+    /* graft's own program types: no kernel sockets behind such a map */
+    if (decided && !e->pol->kctx)
+        return reject(e, "map '%s' of type %u holds kernel sockets: only kernel program types may use it",
+                      map_name, map_type);
     if (decided && !map_ok && (map_type == KMAP_SOCKMAP || map_type == KMAP_SOCKHASH) &&
         (helper == H_UPDATE || helper == H_DELETE)) {
         if (!may_update_sockmap(e, helper))
