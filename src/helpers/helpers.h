@@ -59,6 +59,7 @@ enum garg_kind {
     GARG_PTR_TO_BTF_SOCK_COMMON, /* the same, or a BTF socket (ARG_PTR_TO_BTF_ID_SOCK_COMMON) */
     GARG_PTR_TO_SOCKET_OR_NULL,  /* a full socket or NULL */
     GARG_PTR_TO_MAP_VALUE_OR_NULL, /* the map's value_size of readable memory, or NULL */
+    GARG_PTR_TO_CTX_OR_NULL,   /* the unmodified context or NULL (get_netns_cookie) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */

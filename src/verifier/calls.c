@@ -464,6 +464,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         case GARG_CONST_SIZE_OR_ZERO:
             return reject(e, "helper %s: size argument %d without a memory argument", pr->name, i + 1);
         case GARG_PTR_TO_CTX:
+        case GARG_PTR_TO_CTX_OR_NULL:
+            if (k == GARG_PTR_TO_CTX_OR_NULL && is_null_const(r))
+                break;
             if (r->type != T_CTX)
                 return reject(e, "R%d type=%s expected=ctx (helper %s)", rn, reg_type_name(r->type), pr->name);
             if (r->off || !scalar_is_const(&r->v) || r->v.t.value)

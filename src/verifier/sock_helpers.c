@@ -17,6 +17,7 @@ enum {
     H_SK_STORAGE_DELETE = 108, H_GEN_SYNCOOKIE = 110, H_SK_ASSIGN = 124, H_SK_CGROUP_ID = 128,
     H_SK_ANCESTOR_CGROUP_ID = 129, H_SKC_TO_TCP6 = 136, H_SKC_TO_TCP = 137, H_SKC_TO_TCP_TW = 138,
     H_SKC_TO_TCP_REQ = 139, H_SKC_TO_UDP6 = 140, H_SKC_TO_UNIX = 178, H_SKC_TO_MPTCP = 196,
+    H_NETNS_COOKIE = 122,
 };
 
 #define SKC GARG_PTR_TO_SOCK_COMMON
@@ -57,6 +58,9 @@ static const struct ghelper_proto sock_protos[] = {
       { GARG_CONST_MAP_PTR, BTF_SKC, GARG_PTR_TO_MAP_VALUE_OR_NULL, GARG_ANYTHING }, 0 },
     { "sk_storage_delete", H_SK_STORAGE_DELETE, NULL, GRET_INTEGER, { GARG_CONST_MAP_PTR, BTF_SKC }, 0 },
     { "sk_assign", H_SK_ASSIGN, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, BTF_SKC, GARG_ANYTHING }, 0 },
+    /* the socket's network namespace: of the context's socket, or the
+     * current one for NULL */
+    { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
     { "sk_cgroup_id", H_SK_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC }, 0 },
     { "sk_ancestor_cgroup_id", H_SK_ANCESTOR_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC, GARG_ANYTHING }, 0 },
     SKC_TO(H_SKC_TO_TCP6, "skc_to_tcp6_sock"),
@@ -91,12 +95,13 @@ static const uint16_t cg_skb_only[] = { H_SK_CGROUP_ID, H_SK_ANCESTOR_CGROUP_ID,
 static const uint16_t syncookies[] = { H_CHECK_SYNCOOKIE, H_GEN_SYNCOOKIE, 0 };
 static const uint16_t tc_only[] = { H_SK_ASSIGN, 0 };
 static const uint16_t xdp_only[] = { H_REDIRECT_MAP, 0 };
-static const uint16_t sock_ops_only[] = { H_SOCK_MAP_UPDATE, H_SOCK_HASH_UPDATE, H_TCP_SOCK, 0 };
-static const uint16_t sk_msg_only[] = { H_MSG_REDIRECT_MAP, H_MSG_REDIRECT_HASH, 0 };
+static const uint16_t sock_ops_only[] = { H_SOCK_MAP_UPDATE, H_SOCK_HASH_UPDATE, H_TCP_SOCK, H_NETNS_COOKIE, 0 };
+static const uint16_t sk_msg_only[] = { H_MSG_REDIRECT_MAP, H_MSG_REDIRECT_HASH, H_NETNS_COOKIE, 0 };
 static const uint16_t sk_skb_only[] = { H_SOCKET_UID, H_SK_REDIRECT_MAP, H_SK_REDIRECT_HASH, 0 };
 static const uint16_t reuseport_only[] = { H_SELECT_REUSEPORT, 0 };
 static const uint16_t sk_lookup_only[] = { H_SK_ASSIGN, H_SK_RELEASE, 0 };
-static const uint16_t cg_sock_only[] = { H_SK_STORAGE_GET, 0 };
+static const uint16_t cg_sock_only[] = { H_SK_STORAGE_GET, H_NETNS_COOKIE, 0 };
+static const uint16_t sock_addr_only[] = { H_NETNS_COOKIE, 0 };
 static const uint16_t socket_filter_only[] = { H_SOCKET_UID, 0 };
 /* bpf_sk_base_func_proto's casts: CAP_PERFMON only */
 static const uint16_t skc_to[] = { H_SKC_TO_TCP6, H_SKC_TO_TCP, H_SKC_TO_TCP_TW, H_SKC_TO_TCP_REQ,
@@ -129,7 +134,9 @@ void sock_helpers_add(int ktype, uint64_t *root, uint64_t *user)
     case GKT_SK_SKB: parts[0] = lookups; parts[1] = sk_skb_only; break;
     case GKT_SK_REUSEPORT: parts[0] = reuseport_only; sk_base = false; break;
     case GKT_SK_LOOKUP: parts[0] = sk_lookup_only; break;
-    case GKT_CGROUP_SOCK_ADDR: parts[0] = lookups; parts[1] = storage; sk_base = false; break;
+    case GKT_CGROUP_SOCK_ADDR:
+        parts[0] = lookups; parts[1] = storage; parts[2] = sock_addr_only; sk_base = false;
+        break;
     case GKT_CGROUP_SOCK: parts[0] = cg_sock_only; sk_base = false; break;
     case GKT_LWT:
     case GKT_FLOW_DISSECTOR: break;
