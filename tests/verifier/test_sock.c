@@ -11,21 +11,10 @@
  * reason for rejections).
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "loader/loader.h"
-#include "verifier/verifier.h"
-#include "vm/vm.h"
+#include "loader/loader.h"   /* enum gprog_ktype */
+#include "vtest.h"
 
-struct scase {
-    const char *name;
-    int ktype;
-    const char *section;
-    int privileged;
-    const char *expect;        /* NULL: accept; else a substring of the rejection */
-    const char *text;
-};
 
 /* r6 = ctx; r0 = sk_lookup_tcp(ctx, a zeroed 16-byte tuple on the stack, 16, 0, 0) */
 #define LOOKUP_ID(id) "mov r6, r1\nstdw [r10-16], 0\nstdw [r10-8], 0\nmov r2, r10\nadd r2, -16\nmov r3, 16\n" \
@@ -37,7 +26,7 @@ struct scase {
 #define KEY0 "stw [r10-4], 0\nmov r2, r10\nadd r2, -4\n"
 #define OUT "out:\nmov r0, 0\nexit\n"
 
-static const struct scase cases[] = {
+static const struct vt_kcase cases[] = {
     /* references */
     { "lookup, null check, release", GKT_SCHED_CLS, "tc", 1, NULL,
       LOOKUP "jeq r0, 0, out\nmov r1, r0\ncall 86\n" OUT },
@@ -184,46 +173,8 @@ int main(void)
         { .type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 4, .name = "hash" },
         { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs" },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct scase *c = &cases[i];
-        struct bpf_insn *insns = NULL;
-        uint32_t n = 0;
-        struct graft_err err = { 0 };
-        if (gvm_asm(c->text, &insns, &n, &err)) {
-            printf("FAIL %s: does not assemble: %s\n", c->name, err.msg);
-            failures++;
-            continue;
-        }
-        struct gver_policy *pol = gver_policy_for_kernel_type(c->ktype);
-        if (!pol) {
-            printf("FAIL %s: no policy\n", c->name);
-            free(insns);
-            failures++;
-            continue;
-        }
-        gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
-        pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
-        pol->ld_pkt = c->ktype == GKT_SCHED_CLS || c->ktype == GKT_SOCKET_FILTER;
-        gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 6, .policy = pol };
-        struct gver_result res;
-        if (gver_verify(&in, &res, &err) < 0) {
-            printf("FAIL %s: verifier error %s\n", c->name, err.msg);
-            failures++;
-        } else if (!c->expect && !res.accepted) {
-            printf("FAIL %s: rejected: %s\n", c->name, res.reason);
-            failures++;
-        } else if (c->expect && res.accepted) {
-            printf("FAIL %s: accepted, expected a rejection with \"%s\"\n", c->name, c->expect);
-            failures++;
-        } else if (c->expect && !strstr(res.reason, c->expect)) {
-            printf("FAIL %s: rejected for \"%s\", expected \"%s\"\n", c->name, res.reason, c->expect);
-            failures++;
-        }
-        gver_result_free(&res);
-        free(pol);
-        free(insns);
-    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        failures += vt_kernel_case(&cases[i], maps, 6);
     printf("%zu socket and reference cases, %d failures\n", sizeof(cases) / sizeof(cases[0]), failures);
     return failures ? 1 : 0;
 }
