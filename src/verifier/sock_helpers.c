@@ -102,6 +102,7 @@ static const uint16_t reuseport_only[] = { H_SELECT_REUSEPORT, 0 };
 static const uint16_t sk_lookup_only[] = { H_SK_ASSIGN, H_SK_RELEASE, 0 };
 static const uint16_t cg_sock_only[] = { H_SK_STORAGE_GET, H_NETNS_COOKIE, 0 };
 static const uint16_t sock_addr_only[] = { H_NETNS_COOKIE, 0 };
+static const uint16_t sockopt_only[] = { H_NETNS_COOKIE, H_TCP_SOCK, 0 };   /* cg_sockopt_func_proto */
 static const uint16_t socket_filter_only[] = { H_SOCKET_UID, 0 };
 /* bpf_sk_base_func_proto's casts: CAP_PERFMON only */
 static const uint16_t skc_to[] = { H_SKC_TO_TCP6, H_SKC_TO_TCP, H_SKC_TO_TCP_TW, H_SKC_TO_TCP_REQ,
@@ -138,6 +139,7 @@ void sock_helpers_add(int ktype, uint64_t *root, uint64_t *user)
         parts[0] = lookups; parts[1] = storage; parts[2] = sock_addr_only; sk_base = false;
         break;
     case GKT_CGROUP_SOCK: parts[0] = cg_sock_only; sk_base = false; break;
+    case GKT_CGROUP_SOCKOPT: parts[0] = storage; parts[1] = sockopt_only; sk_base = false; break;
     case GKT_LWT:
     case GKT_FLOW_DISSECTOR: break;
     default: return;

@@ -156,6 +156,8 @@ static const struct vt_kcase cases[] = {
       "mov r1, 1\ncall 122\n" OUT },
     { "get_netns_cookie: not a moved context", GKT_CGROUP_SOCK, "cgroup/post_bind4", 1, "unmodified ctx",
       "add r1, 8\ncall 122\n" OUT },
+    { "sockopt: ctx->sk is a full socket: tcp_sock of it", GKT_CGROUP_SOCKOPT, "cgroup/getsockopt", 1, NULL,
+      "ldxdw r1, [r1+0]\ncall 96\njeq r0, 0, out\nldxw r0, [r0+0]\n" OUT },
     { "sk_lookup: ctx->sk needs a null check", GKT_SK_LOOKUP, "sk_lookup", 1, "sock_or_null",
       "ldxdw r7, [r1+0]\nldxw r0, [r7+4]\n" OUT },
     { "sk_lookup: assign NULL or ctx->sk", GKT_SK_LOOKUP, "sk_lookup", 1, NULL,
