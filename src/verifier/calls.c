@@ -784,7 +784,10 @@ int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     struct vstate *st = e->cur;
-    if (st->lock_map)
+    /* kernel programs: the kernel lets a bpf-to-bpf call run under the
+     * lock (no helper but the unlock may be called in any frame, and the
+     * main program may not exit with it held) */
+    if (st->lock_map && !e->pol->kctx)
         return reject(e, "function calls are not allowed while holding a lock");
     if (st->nfr >= BPF_MAX_CALL_DEPTH)
         return reject(e, "the call stack of %u frames is too deep (max %d)", st->nfr + 1, BPF_MAX_CALL_DEPTH);
@@ -830,7 +833,9 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
     struct reg r0 = f->regs[BPF_R0];
     int rc;
     *path_done = false;
-    if (st->lock_map)
+    /* kernel programs may return from a subprogram with the lock held,
+     * as the kernel allows (its check is at the main program's exit) */
+    if (st->lock_map && (st->nfr == 1 || !e->pol->kctx || top(e)->is_callback))
         return reject(e, "bpf_spin_unlock is missing: exit with a spin lock held");
     /* Kernel programs, as the kernel has it: a subprogram may return
      * without setting r0, which the caller then cannot read. */

@@ -158,6 +158,17 @@ static const struct vt_kcase cases[] = {
       "add r1, 8\ncall 122\n" OUT },
     { "sockopt: ctx->sk is a full socket: tcp_sock of it", GKT_CGROUP_SOCKOPT, "cgroup/getsockopt", 1, NULL,
       "ldxdw r1, [r1+0]\ncall 96\njeq r0, 0, out\nldxw r0, [r0+0]\n" OUT },
+    /* spin locks across bpf-to-bpf calls (map 4's value: the lock at 4) */
+    { "lock taken in a subprogram, released by its caller", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1, NULL,
+      "lddw r1, map:4\n" KEY0 "call 1\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\nadd r1, 4\ncall lock\n"
+      "mov r1, r6\nadd r1, 4\ncall 94\n" OUT "lock:\ncall 93\nmov r0, 0\nexit\n" },
+    { "... but the program may not end with it held", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1, "spin_unlock is missing",
+      "lddw r1, map:4\n" KEY0 "call 1\njeq r0, 0, out\nmov r1, r0\nadd r1, 4\ncall lock\n" OUT
+      "lock:\ncall 93\nmov r0, 0\nexit\n" },
+    { "... nor call a helper in the subprogram under it", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1,
+      "while holding a spin lock",
+      "lddw r1, map:4\n" KEY0 "call 1\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\nadd r1, 4\ncall 93\ncall sub\n"
+      "mov r1, r6\nadd r1, 4\ncall 94\n" OUT "sub:\ncall 5\nmov r0, 0\nexit\n" },
     { "sk_lookup: ctx->sk needs a null check", GKT_SK_LOOKUP, "sk_lookup", 1, "sock_or_null",
       "ldxdw r7, [r1+0]\nldxw r0, [r7+4]\n" OUT },
     { "sk_lookup: assign NULL or ctx->sk", GKT_SK_LOOKUP, "sk_lookup", 1, NULL,
