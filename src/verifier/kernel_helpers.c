@@ -53,7 +53,8 @@ enum {
  * that kernel programs calling them can be verified offline (graft never
  * runs those types: fn is NULL). Only helpers that take numbers, the
  * context and memory the verifier already checks, none that returns a
- * socket; those that change the packet (bpf_helper_changes_pkt_data) make
+ * socket (those are sock_helpers.c's); those that change the packet
+ * (bpf_helper_changes_pkt_data) make
  * the verifier invalidate every packet pointer (packet.c). */
 static const struct ghelper_proto kernel_only_protos[] = {
     { "get_cgroup_classid", H_CGROUP_CLASSID, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
