@@ -75,6 +75,7 @@ enum gret_kind {
     GRET_SOCK_COMMON_OR_NULL,  /* struct bpf_sock (common fields only) * */
     GRET_TCP_SOCK_OR_NULL,     /* struct bpf_tcp_sock * */
     GRET_BTF_SOCK_OR_NULL,     /* a BTF-typed kernel socket (skc_to_*): passed on, never read */
+    GRET_MAP_VALUE,            /* a value of the map in arg 1, never NULL (get_local_storage) */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */

@@ -571,6 +571,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
     (void)ctx_reg;
     e->pkt_arg_ok = false;
+    /* the storage cannot fail to exist, so the kernel takes no flags */
+    if (pr->ret == GRET_MAP_VALUE && !is_null_const(&regs(e)[BPF_R2]))
+        return reject(e, "%s() doesn't support non-zero flags", pr->name);
     if ((pr->flags & GHELPER_F_NORETURN_OK) && st->nrefs)
         return reject(e, "%s would leak reference id=%u acquired at insn %d", pr->name, st->refs[0].id,
                       st->refs[0].insn);
@@ -635,6 +638,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         mark_not_init(r0);
         break;
     case GRET_MAP_VALUE_OR_NULL:
+    case GRET_MAP_VALUE:
         if (map_arg < 0)
             return reject(e, "helper %s returns a map value but takes no map", pr->name);
         mark_unknown(r0);          /* typed by the caller, which knows the map */
@@ -807,7 +811,7 @@ int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 int set_map_value_ret(struct env *e, const struct bpf_insn *in)
 {
     const struct ghelper_proto *pr = e->proto((uint32_t)in->imm);
-    if (!pr || pr->ret != GRET_MAP_VALUE_OR_NULL)
+    if (!pr || (pr->ret != GRET_MAP_VALUE_OR_NULL && pr->ret != GRET_MAP_VALUE))
         return 0;
     for (int i = 0; i < 5; i++)
         if (pr->args[i] == GARG_CONST_MAP_PTR) {

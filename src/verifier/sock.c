@@ -21,13 +21,14 @@
 enum {
     KMAP_DEVMAP = 14, KMAP_SOCKMAP = 15, KMAP_CPUMAP = 16, KMAP_XSKMAP = 17, KMAP_SOCKHASH = 18,
     KMAP_REUSEPORT_SOCKARRAY = 20, KMAP_SK_STORAGE = 24, KMAP_DEVMAP_HASH = 25,
+    KMAP_CGROUP_STORAGE = 19, KMAP_PERCPU_CGROUP_STORAGE = 21,
 };
 
 enum {
     H_LOOKUP = 1, H_UPDATE = 2, H_DELETE = 3, H_REDIRECT_MAP = 51, H_SK_REDIRECT_MAP = 52,
     H_SOCK_MAP_UPDATE = 53, H_MSG_REDIRECT_MAP = 60, H_SOCK_HASH_UPDATE = 70,
     H_MSG_REDIRECT_HASH = 71, H_SK_REDIRECT_HASH = 72, H_SELECT_REUSEPORT = 82, H_SK_ASSIGN = 124,
-    H_SK_STORAGE_GET = 107, H_SK_STORAGE_DELETE = 108,
+    H_SK_STORAGE_GET = 107, H_SK_STORAGE_DELETE = 108, H_LOCAL_STORAGE = 81,
 };
 
 /* struct bpf_sock (UAPI) */
@@ -229,9 +230,11 @@ int sock_map_helper(struct env *e, uint32_t helper, uint32_t map_type, const cha
     case KMAP_CPUMAP: map_ok = helper == H_REDIRECT_MAP; break;
     case KMAP_REUSEPORT_SOCKARRAY: map_ok = helper == H_SELECT_REUSEPORT; break;
     case KMAP_SK_STORAGE: map_ok = helper == H_SK_STORAGE_GET || helper == H_SK_STORAGE_DELETE; break;
+    case KMAP_CGROUP_STORAGE:
+    case KMAP_PERCPU_CGROUP_STORAGE: map_ok = helper == H_LOCAL_STORAGE; break;
     default: decided = false; break;
     }
-    /* graft's own program types: no kernel sockets behind such a map */
+    /* graft's own program types: no kernel sockets (or cgroups) behind such a map */
     if (decided && !e->pol->kctx)
         return reject(e, "map '%s' of type %u holds kernel sockets: only kernel program types may use it",
                       map_name, map_type);
@@ -258,6 +261,9 @@ int sock_map_helper(struct env *e, uint32_t helper, uint32_t map_type, const cha
         break;
     case H_SK_STORAGE_GET: case H_SK_STORAGE_DELETE:
         helper_ok = map_type == KMAP_SK_STORAGE;
+        break;
+    case H_LOCAL_STORAGE:
+        helper_ok = map_type == KMAP_CGROUP_STORAGE || map_type == KMAP_PERCPU_CGROUP_STORAGE;
         break;
     default:
         if (!decided)

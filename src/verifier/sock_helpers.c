@@ -17,7 +17,7 @@ enum {
     H_SK_STORAGE_DELETE = 108, H_GEN_SYNCOOKIE = 110, H_SK_ASSIGN = 124, H_SK_CGROUP_ID = 128,
     H_SK_ANCESTOR_CGROUP_ID = 129, H_SKC_TO_TCP6 = 136, H_SKC_TO_TCP = 137, H_SKC_TO_TCP_TW = 138,
     H_SKC_TO_TCP_REQ = 139, H_SKC_TO_UDP6 = 140, H_SKC_TO_UNIX = 178, H_SKC_TO_MPTCP = 196,
-    H_NETNS_COOKIE = 122,
+    H_NETNS_COOKIE = 122, H_LOCAL_STORAGE = 81,
 };
 
 #define SKC GARG_PTR_TO_SOCK_COMMON
@@ -61,6 +61,9 @@ static const struct ghelper_proto sock_protos[] = {
     /* the socket's network namespace: of the context's socket, or the
      * current one for NULL */
     { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
+    /* the cgroup types' storage (cgroup_common_func_proto): the value of
+     * the program's cgroup in a cgroup storage map; flags must be 0 */
+    { "get_local_storage", H_LOCAL_STORAGE, NULL, GRET_MAP_VALUE, { GARG_CONST_MAP_PTR, GARG_ANYTHING }, 0 },
     { "sk_cgroup_id", H_SK_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC }, 0 },
     { "sk_ancestor_cgroup_id", H_SK_ANCESTOR_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC, GARG_ANYTHING }, 0 },
     SKC_TO(H_SKC_TO_TCP6, "skc_to_tcp6_sock"),
@@ -142,7 +145,16 @@ void sock_helpers_add(int ktype, uint64_t *root, uint64_t *user)
     case GKT_CGROUP_SOCKOPT: parts[0] = storage; parts[1] = sockopt_only; sk_base = false; break;
     case GKT_LWT:
     case GKT_FLOW_DISSECTOR: break;
+    case GKT_CGROUP_DEV:
+    case GKT_CGROUP_SYSCTL: sk_base = false; break;
     default: return;
+    }
+    static const uint16_t cgroup_common[] = { H_LOCAL_STORAGE, 0 };
+    if (ktype == GKT_CGROUP_SKB || ktype == GKT_CGROUP_SOCK || ktype == GKT_CGROUP_SOCK_ADDR ||
+        ktype == GKT_SOCK_OPS || ktype == GKT_CGROUP_SOCKOPT || ktype == GKT_CGROUP_DEV ||
+        ktype == GKT_CGROUP_SYSCTL) {
+        add_ids(root, cgroup_common);
+        add_ids(user, cgroup_common);
     }
     for (int i = 0; i < 4 && parts[i]; i++) {
         add_ids(root, parts[i]);

@@ -422,6 +422,8 @@ static int do_insn(struct env *e, bool *path_done)
             /* a map of maps' value is an inner map: a map pointer, typed by
              * the outer map's inner definition */
             r0->type = outer ? T_CONST_MAP_OR_NULL : T_MAP_VALUE_OR_NULL;
+            if (!outer && e->proto((uint32_t)in->imm)->ret == GRET_MAP_VALUE)
+                r0->type = T_MAP_VALUE;    /* never NULL (get_local_storage) */
             scalar_const(&r0->v, 0);
             r0->map_idx = outer ? e->in->n_maps + m : m;
             r0->id = new_id(e);

@@ -2,6 +2,7 @@
  * test_sock.c - socket pointers and reference tracking in the verifier
  * (sock.c, sock_helpers.c), for kernel program types verified offline:
  * the field rules of struct bpf_sock / bpf_tcp_sock / bpf_xdp_sock views,
+ * cgroup storage (get_local_storage), spin locks across subprogram calls,
  * null checks, socket references (acquired by sk_lookup_* and sockmap
  * lookups, released once on every path, dead after release, carried by
  * casts), the kernel's rules on tail calls and LD_ABS while a reference is
@@ -179,6 +180,18 @@ static const struct vt_kcase cases[] = {
       "while holding a spin lock",
       "lddw r1, map:4\n" KEY0 "call 1\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\nadd r1, 4\ncall 93\ncall sub\n"
       "mov r1, r6\nadd r1, 4\ncall 94\n" OUT "sub:\ncall 5\nmov r0, 0\nexit\n" },
+    /* cgroup storage (map 6: cgroup_storage, 64-byte values) */
+    { "get_local_storage: a value, never NULL", GKT_CGROUP_SKB, "cgroup_skb/ingress", 0, NULL,
+      "lddw r1, map:6\nmov r2, 0\ncall 81\nldxw r1, [r0+60]\nstw [r0+0], 1\n" OUT },
+    { "get_local_storage: within the value", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1, "map value",
+      "lddw r1, map:6\nmov r2, 0\ncall 81\nldxw r1, [r0+64]\n" OUT },
+    { "get_local_storage: flags must be 0", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1, "non-zero flags",
+      "lddw r1, map:6\nmov r2, 7\ncall 81\n" OUT },
+    { "get_local_storage: a cgroup storage map only", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1,
+      "cannot pass map_type 1",
+      "lddw r1, map:4\nmov r2, 0\ncall 81\n" OUT },
+    { "a cgroup storage map: not for lookups", GKT_CGROUP_SKB, "cgroup_skb/ingress", 1, "cannot pass map_type 19",
+      "lddw r1, map:6\n" KEY0 "call 1\n" OUT },
     { "sk_lookup: ctx->sk needs a null check", GKT_SK_LOOKUP, "sk_lookup", 1, "sock_or_null",
       "ldxdw r7, [r1+0]\nldxw r0, [r7+4]\n" OUT },
     { "sk_lookup: assign NULL or ctx->sk", GKT_SK_LOOKUP, "sk_lookup", 1, NULL,
@@ -188,16 +201,17 @@ static const struct vt_kcase cases[] = {
 int main(void)
 {
     int failures = 0;
-    static const struct gmap_def maps[6] = {
+    static const struct gmap_def maps[7] = {
         { .type = 15, .key_size = 4, .value_size = 4, .max_entries = 1, .name = "sockmap" },
         { .type = 18, .key_size = 4, .value_size = 4, .max_entries = 1, .name = "sockhash" },
         { .type = 17, .key_size = 4, .value_size = 4, .max_entries = 1, .name = "xskmap" },
         { .type = 24, .key_size = 4, .value_size = 8, .max_entries = 0, .map_flags = 1, .name = "sk_storage" },
         { .type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 4, .name = "hash" },
         { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs" },
+        { .type = 19, .key_size = 12, .value_size = 64, .max_entries = 0, .name = "cgroup_storage" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        failures += vt_kernel_case(&cases[i], maps, 6);
+        failures += vt_kernel_case(&cases[i], maps, 7);
     printf("%zu socket and reference cases, %d failures\n", sizeof(cases) / sizeof(cases[0]), failures);
     return failures ? 1 : 0;
 }
