@@ -53,6 +53,13 @@ enum garg_kind {
     GARG_CONST_ALLOC_SIZE,     /* constant size of memory to allocate */
     GARG_PTR_TO_UNINIT_MAP_VALUE, /* writable memory of the map's value_size,
                                    * may be uninitialised (map_pop/peek_elem) */
+    /* Kernel-only socket arguments (graft verifies kernel programs that
+     * pass sockets; it never runs them): see src/verifier/sock.c. */
+    GARG_PTR_TO_SOCK_COMMON,   /* a socket of any kind, not NULL (ARG_PTR_TO_SOCK_COMMON) */
+    GARG_PTR_TO_BTF_SOCK_COMMON, /* the same, or a BTF socket (ARG_PTR_TO_BTF_ID_SOCK_COMMON) */
+    GARG_PTR_TO_SOCKET_OR_NULL,  /* a full socket or NULL */
+    GARG_PTR_TO_MAP_VALUE_OR_NULL, /* the map's value_size of readable memory, or NULL */
+    GARG_PTR_TO_CTX_OR_NULL,   /* the unmodified context or NULL (get_netns_cookie) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */
@@ -63,11 +70,19 @@ enum gret_kind {
     GRET_ALLOC_MEM_OR_NULL,    /* ringbuf reserve: size from the CONST_ALLOC_SIZE arg */
     GRET_TASK_IMAGE,           /* get_current_task_btf: read-only memory of the task image's
                                 * size (util/task_layout.h), never NULL */
+    /* kernel-only socket results (src/verifier/sock.c) */
+    GRET_SOCKET_OR_NULL,       /* struct bpf_sock * */
+    GRET_SOCK_COMMON_OR_NULL,  /* struct bpf_sock (common fields only) * */
+    GRET_TCP_SOCK_OR_NULL,     /* struct bpf_tcp_sock * */
+    GRET_BTF_SOCK_OR_NULL,     /* a BTF-typed kernel socket (skc_to_*): passed on, never read */
+    GRET_MAP_VALUE,            /* a value of the map in arg 1, never NULL (get_local_storage) */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */
 #define GHELPER_F_RELEASE     0x2  /* releases the GARG_PTR_TO_ALLOC_MEM argument */
 #define GHELPER_F_NORETURN_OK 0x4  /* may not return on success (tail_call) */
+#define GHELPER_F_PTR_CAST    0x8  /* returns its socket argument seen as another type: the
+                                    * result holds the argument's reference (sk_fullsock) */
 
 struct ghelper_proto {
     const char *name;          /* "map_lookup_elem", without the bpf_ prefix */

@@ -233,6 +233,12 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             return r;
         leak_into = "helper memory";
         break;
+    case T_SOCK: case T_SOCK_OR_NULL: case T_SOCK_COMMON: case T_SOCK_COMMON_OR_NULL:
+    case T_TCP_SOCK: case T_TCP_SOCK_OR_NULL: case T_XDP_SOCK: case T_XDP_SOCK_OR_NULL:
+    case T_BTF_SOCK: case T_BTF_SOCK_OR_NULL:
+        if ((r = check_sock_access(e, regno, &p, insn_off, size, acc)))
+            return r;
+        break;
     case T_HOST:
         return reject(e, "R%d invalid mem access: host pointer %s cannot be dereferenced; copy its fields with bpf_probe_read_user",
                       regno, e->pol->host_ptrs[p.map_idx].name);
@@ -249,6 +255,9 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             mark_const(dst, 0);
             dst->type = ld_type;
             dst->id = e->pkt_base_id;
+            /* a socket field (sock.c): its null checks follow this load's copies */
+            if (is_sock_type(ld_type))
+                dst->id = is_or_null(dst) ? new_id(e) : 0;
         }
         if (p.type == T_MAP_VALUE)
             frozen_read(e, &p, insn_off, size, sext, dst);

@@ -19,8 +19,7 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     if (dptr && sptr) {
         if (op == BPF_SUB && dst->type == src->type && dst->frameno == src->frameno &&
             dst->map_idx == src->map_idx && dst->type != T_CONST_MAP && dst->type != T_FUNC &&
-            dst->type != T_MAP_VALUE_OR_NULL && dst->type != T_MEM_OR_NULL &&
-            dst->type != T_CONST_MAP_OR_NULL) {
+            !is_or_null(dst) && !is_sock_type(dst->type)) {
             mark_unknown(dst);
             return 0;
         }
@@ -47,6 +46,9 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     case T_PACKET_END:
         return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
     }
+    if (is_sock_type(ptr->type))      /* the kernel reads sockets through fixed views */
+        return reject(e, "R%d pointer arithmetic on %s prohibited%s", dr, reg_type_name(ptr->type),
+                      is_or_null(ptr) ? ", null-check it first" : "");
     struct reg res = *ptr;
     if (scalar_is_const(&sc->v)) {
         int64_t c = (int64_t)sc->v.t.value;

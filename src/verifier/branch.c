@@ -76,7 +76,10 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         if (is32)
             return reject(e, "R%d 32-bit comparison of a pointer prohibited", dr);
         if ((op == BPF_JEQ || op == BPF_JNE) && is_null_const(o)) {
-            if (is_or_null(p)) {
+            /* kernel programs: only a comparison with the immediate 0 is a
+             * null check, as the kernel has it (a register holding 0
+             * teaches it nothing) */
+            if (is_or_null(p) && (!e->pol->kctx || BPF_SRC(in->code) == BPF_K)) {
                 struct vstate *other = state_copy(e->cur);
                 if (!other)
                     return -ENOMEM;
@@ -102,10 +105,30 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
              * others (a dead side it explores can make it refuse the
              * program): so do offline kernel verdicts. */
             if (e->pol->kctx && p->type != T_MAP_VALUE && p->type != T_MAP_KEY && p->type != T_MEM &&
-                p->type != T_CONST_MAP)
+                p->type != T_CONST_MAP && p->type != T_SOCK && p->type != T_SOCK_COMMON &&
+                p->type != T_TCP_SOCK)
                 return branch_both_ways(e, target, idx);
             /* other pointers are never null */
             e->cur->insn = op == BPF_JNE ? target : idx + 1;
+            return 0;
+        }
+        /* the kernel's root rule: equal to a pointer known non-null, a
+         * possibly-null pointer is not null either (that register only) */
+        if (e->pol->allow_ptr_leaks && BPF_SRC(in->code) == BPF_X && is_ptr(d) && is_ptr(&src) &&
+            is_or_null(d) != is_or_null(&src) && (op == BPF_JEQ || op == BPF_JNE) &&
+            d->type != T_HOST && src.type != T_HOST) {   /* a host pointer may be null */
+            struct vstate *other = state_copy(e->cur);
+            if (!other)
+                return -ENOMEM;
+            struct vstate *eq = op == BPF_JEQ ? other : e->cur;
+            int nr = is_or_null(d) ? dr : in->src_reg;
+            reg_mark_not_null(&eq->fr[eq->nfr - 1]->regs[nr]);
+            other->insn = target;
+            e->cur->insn = idx + 1;
+            if ((rc = push_state(e, other))) {
+                state_free(other);
+                return rc;
+            }
             return 0;
         }
         if (is_ptr(d) && is_ptr(&src) && d->type == src.type && d->map_idx == src.map_idx &&

@@ -9,6 +9,21 @@
 
 /* ---- calls ---- */
 
+/* r (possibly null) is proven non-null: its type without the NULL. */
+void reg_mark_not_null(struct reg *r)
+{
+    if (!is_or_null(r))
+        return;
+    if (is_sock_type(r->type))
+        r->type--;                 /* each socket type follows its non-null one */
+    else if (r->type == T_MAP_VALUE_OR_NULL)
+        r->type = T_MAP_VALUE;
+    else if (r->type == T_CONST_MAP_OR_NULL)
+        r->type = T_CONST_MAP;
+    else if (r->type == T_MEM_OR_NULL)
+        r->type = T_MEM;
+}
+
 /* Every copy of the pointer with this id becomes non-null or the scalar 0. */
 void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
 {
@@ -25,7 +40,7 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
                 mark_const(r, 0);
             } else {
                 bool value = r->type == T_MAP_VALUE_OR_NULL;
-                r->type = value ? T_MAP_VALUE : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP : T_MEM;
+                reg_mark_not_null(r);
                 /* a map value keeps its lookup's id: it names the element,
                  * so a spin lock is unlocked in the element it was taken in */
                 if (!value)
@@ -43,15 +58,22 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
     }
 }
 
-/* The resource is gone: no copy of a pointer to it may be used again. */
+/* The resource is gone: no copy of a pointer to it may be used again.
+ * Under the kernel's root rules (allow_ptr_leaks) the copies become
+ * numbers, as the kernel's mark_reg_invalid makes them: the address of a
+ * freed object, which those rules let a program hold. */
 static void invalidate_ref(struct env *e, uint32_t ref_id)
 {
     struct vstate *st = e->cur;
     for (uint32_t fi = 0; fi < st->nfr; fi++) {
         struct frame *f = st->fr[fi];
         for (int r = 0; r < BPF_NREGS; r++)
-            if (is_ptr(&f->regs[r]) && f->regs[r].ref_id == ref_id)
-                mark_not_init(&f->regs[r]);
+            if (is_ptr(&f->regs[r]) && f->regs[r].ref_id == ref_id) {
+                if (e->pol->allow_ptr_leaks)
+                    mark_unknown(&f->regs[r]);
+                else
+                    mark_not_init(&f->regs[r]);
+            }
         for (uint32_t s = 0; s < f->nslots; s++)
             if (f->slots[s].kind[0] == S_SPILL && is_ptr(&f->slots[s].spill) &&
                 f->slots[s].spill.ref_id == ref_id) {
@@ -347,6 +369,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     uint64_t alloc_size = 0;
     e->pkt_arg_ok = helper_pkt_access(id);
     int release_reg = -1, func_reg = -1, ctx_reg = -1;
+    uint32_t cast_ref = 0;          /* the socket argument's reference (GHELPER_F_PTR_CAST) */
     struct pending_write pw[5];
     int npw = 0;
     for (int i = 0; i < 5; i++) {
@@ -373,7 +396,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         case GARG_CONST_MAP_PTR:
             if (r->type != T_CONST_MAP)
                 return reject(e, "R%d type=%s expected=map_ptr (helper %s)", rn, reg_type_name(r->type), pr->name);
-            if (!map_ok_for_helper(id, map_of(e, r->map_idx)->type))
+            if ((rc = sock_map_helper(e, id, map_of(e, r->map_idx)->type, map_of(e, r->map_idx)->name)) < 0)
+                return rc;
+            if (!rc && !map_ok_for_helper(id, map_of(e, r->map_idx)->type))
                 return reject(e, "cannot pass map '%s' of type %u to helper %s#%u",
                               map_of(e, r->map_idx)->name, map_of(e, r->map_idx)->type, pr->name, id);
             map_arg = rn;
@@ -382,10 +407,19 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             break;
         case GARG_PTR_TO_MAP_KEY:
         case GARG_PTR_TO_MAP_VALUE:
+        case GARG_PTR_TO_MAP_VALUE_OR_NULL:
         case GARG_PTR_TO_UNINIT_MAP_VALUE: {
             if (map_arg < 0)
                 return reject(e, "R%d helper %s: map key/value argument without a map argument", rn, pr->name);
             const struct gmap_def *d = map_of(e, regs(e)[map_arg].map_idx);
+            /* a socket map's value is a socket, as the kernel reads it */
+            if (k == GARG_PTR_TO_MAP_VALUE && sock_map_value_is_sock(d->type)) {
+                if ((rc = check_sock_arg(e, rn, GARG_PTR_TO_BTF_SOCK_COMMON, id, pr->name)))
+                    return rc;
+                break;
+            }
+            if (k == GARG_PTR_TO_MAP_VALUE_OR_NULL && is_null_const(r))
+                break;
             uint32_t sz = k == GARG_PTR_TO_MAP_KEY ? d->key_size : d->value_size;
             bool w = k == GARG_PTR_TO_UNINIT_MAP_VALUE;
             pw[npw].f = NULL;
@@ -430,6 +464,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         case GARG_CONST_SIZE_OR_ZERO:
             return reject(e, "helper %s: size argument %d without a memory argument", pr->name, i + 1);
         case GARG_PTR_TO_CTX:
+        case GARG_PTR_TO_CTX_OR_NULL:
+            if (k == GARG_PTR_TO_CTX_OR_NULL && is_null_const(r))
+                break;
             if (r->type != T_CTX)
                 return reject(e, "R%d type=%s expected=ctx (helper %s)", rn, reg_type_name(r->type), pr->name);
             if (r->off || !scalar_is_const(&r->v) || r->v.t.value)
@@ -446,6 +483,18 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 break;
             if (r->type != T_STACK)
                 return reject(e, "R%d type=%s expected=fp or NULL (helper %s)", rn, reg_type_name(r->type), pr->name);
+            break;
+        case GARG_PTR_TO_SOCK_COMMON:
+        case GARG_PTR_TO_BTF_SOCK_COMMON:
+        case GARG_PTR_TO_SOCKET_OR_NULL:
+            if ((rc = check_sock_arg(e, rn, k, id, pr->name)))
+                return rc;
+            cast_ref = r->ref_id;
+            if (pr->flags & GHELPER_F_RELEASE) {
+                if (!r->ref_id)
+                    return reject(e, "R%d must be referenced when passed to release function %s", rn, pr->name);
+                release_reg = rn;
+            }
             break;
         case GARG_PTR_TO_ALLOC_MEM:
             if (r->type == T_MEM_OR_NULL)
@@ -522,6 +571,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
     (void)ctx_reg;
     e->pkt_arg_ok = false;
+    /* the storage cannot fail to exist, so the kernel takes no flags */
+    if (pr->ret == GRET_MAP_VALUE && !is_null_const(&regs(e)[BPF_R2]))
+        return reject(e, "%s() doesn't support non-zero flags", pr->name);
     if ((pr->flags & GHELPER_F_NORETURN_OK) && st->nrefs)
         return reject(e, "%s would leak reference id=%u acquired at insn %d", pr->name, st->refs[0].id,
                       st->refs[0].insn);
@@ -586,6 +638,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         mark_not_init(r0);
         break;
     case GRET_MAP_VALUE_OR_NULL:
+    case GRET_MAP_VALUE:
         if (map_arg < 0)
             return reject(e, "helper %s returns a map value but takes no map", pr->name);
         mark_unknown(r0);          /* typed by the caller, which knows the map */
@@ -603,6 +656,13 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             st->refs[st->nrefs].id = r0->id;
             st->refs[st->nrefs++].insn = (int32_t)idx;
         }
+        break;
+    case GRET_SOCKET_OR_NULL:
+    case GRET_SOCK_COMMON_OR_NULL:
+    case GRET_TCP_SOCK_OR_NULL:
+    case GRET_BTF_SOCK_OR_NULL:
+        if ((rc = set_sock_ret(e, pr, idx, cast_ref)))
+            return rc;
         break;
     case GRET_TASK_IMAGE:
         /* the current task's image (helpers/h_taskimg.c): read-only, never
@@ -728,7 +788,10 @@ int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     struct vstate *st = e->cur;
-    if (st->lock_map)
+    /* kernel programs: the kernel lets a bpf-to-bpf call run under the
+     * lock (no helper but the unlock may be called in any frame, and the
+     * main program may not exit with it held) */
+    if (st->lock_map && !e->pol->kctx)
         return reject(e, "function calls are not allowed while holding a lock");
     if (st->nfr >= BPF_MAX_CALL_DEPTH)
         return reject(e, "the call stack of %u frames is too deep (max %d)", st->nfr + 1, BPF_MAX_CALL_DEPTH);
@@ -748,7 +811,7 @@ int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 int set_map_value_ret(struct env *e, const struct bpf_insn *in)
 {
     const struct ghelper_proto *pr = e->proto((uint32_t)in->imm);
-    if (!pr || pr->ret != GRET_MAP_VALUE_OR_NULL)
+    if (!pr || (pr->ret != GRET_MAP_VALUE_OR_NULL && pr->ret != GRET_MAP_VALUE))
         return 0;
     for (int i = 0; i < 5; i++)
         if (pr->args[i] == GARG_CONST_MAP_PTR) {
@@ -774,7 +837,9 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
     struct reg r0 = f->regs[BPF_R0];
     int rc;
     *path_done = false;
-    if (st->lock_map)
+    /* kernel programs may return from a subprogram with the lock held,
+     * as the kernel allows (its check is at the main program's exit) */
+    if (st->lock_map && (st->nfr == 1 || !e->pol->kctx || top(e)->is_callback))
         return reject(e, "bpf_spin_unlock is missing: exit with a spin lock held");
     /* Kernel programs, as the kernel has it: a subprogram may return
      * without setting r0, which the caller then cannot read. */

@@ -162,6 +162,8 @@ static bool skb_access(const struct gver_policy *pol, int64_t off, unsigned size
         *ty = T_PACKET_END;
     else if (in_field(off, SKB_DATA_META, 4))
         *ty = T_PACKET_META;
+    else if (in_field(off, SKB_SK, 8))
+        *ty = T_SOCK_COMMON_OR_NULL;         /* the skb's socket, if any (sock.c) */
     return skb_common(off, size, acc, sext);
 }
 
@@ -193,19 +195,23 @@ static bool sk_msg_access(int64_t off, unsigned size, enum acc acc, bool sext, u
         *ty = off == 0 ? T_PACKET : T_PACKET_END;
         return size == 8 && !sext;
     }
-    if (off == 72)
-        return size == 8 && !sext;          /* sk: a socket, a number to graft */
+    if (off == 72) {
+        *ty = T_SOCK;                       /* sk */
+        return size == 8 && !sext;
+    }
     return off >= 16 && off < 72 && size == 4;
 }
 
 /* struct bpf_sk_lookup: read-only; sk is an 8-byte pointer, the u32
  * fields read narrow, remote_port (u16) also as a u32, its padding too. */
-static bool sk_lookup_access(int64_t off, unsigned size, enum acc acc, bool sext)
+static bool sk_lookup_access(int64_t off, unsigned size, enum acc acc, bool sext, uint8_t *ty)
 {
     if (off < 0 || off >= 72 || off % size || acc != ACC_READ)
         return false;
-    if (off < 8)
-        return size == 8 && !sext;           /* sk */
+    if (off < 8) {
+        *ty = T_SOCK_OR_NULL;                /* sk: the socket selected so far */
+        return size == 8 && !sext;
+    }
     if (in_field(off, 36, 2))
         return size == 4 || size <= 2;       /* remote_port */
     if (in_field(off, 38, 2))
@@ -219,7 +225,8 @@ static bool sk_lookup_access(int64_t off, unsigned size, enum acc acc, bool sext
  * msg_src_* of sendmsg) read narrow or as 8-byte halves of the IPv6
  * arrays and written whole; family, type, protocol read-only; sk an
  * 8-byte pointer. */
-static bool sock_addr_access(const struct gver_policy *pol, int64_t off, unsigned size, enum acc acc)
+static bool sock_addr_access(const struct gver_policy *pol, int64_t off, unsigned size, enum acc acc,
+                             uint8_t *ty)
 {
     uint32_t at = pol->kctx_attach;
     if (off < 0 || off >= 72 || off % size)
@@ -237,8 +244,10 @@ static bool sock_addr_access(const struct gver_policy *pol, int64_t off, unsigne
             return true;
         return acc == ACC_READ ? size <= 4 : size == 4;
     }
-    if (off == 64)
-        return acc == ACC_READ && size == 8;     /* sk */
+    if (off == 64) {
+        *ty = T_SOCK;                            /* sk */
+        return acc == ACC_READ && size == 8;
+    }
     if (off == 0 || off == 28 || off == 32 || off == 36)
         return acc == ACC_READ && size == 4;     /* user_family, family, type, protocol */
     return false;
@@ -252,17 +261,17 @@ struct ptr_field {
     uint8_t ty;
 };
 static const struct ptr_field ptr_fields[] = {
-    { GKT_CGROUP_SOCKOPT, 0, T_SCALAR },        /* sk */
+    { GKT_CGROUP_SOCKOPT, 0, T_SOCK },          /* sk */
     { GKT_CGROUP_SOCKOPT, 8, T_PACKET },        /* optval */
     { GKT_CGROUP_SOCKOPT, 16, T_PACKET_END },   /* optval_end */
-    { GKT_SOCK_OPS, 184, T_SCALAR },            /* sk */
+    { GKT_SOCK_OPS, 184, T_SOCK_OR_NULL },      /* sk */
     { GKT_SOCK_OPS, 192, T_PACKET },            /* skb_data */
     { GKT_SOCK_OPS, 200, T_PACKET_END },        /* skb_data_end */
     { GKT_SOCK_OPS, 216, T_SCALAR },            /* skb_hwtstamp (u64) */
     { GKT_SK_REUSEPORT, 0, T_PACKET },          /* data */
     { GKT_SK_REUSEPORT, 8, T_PACKET_END },      /* data_end */
-    { GKT_SK_REUSEPORT, 40, T_SCALAR },         /* sk */
-    { GKT_SK_REUSEPORT, 48, T_SCALAR },         /* migrating_sk */
+    { GKT_SK_REUSEPORT, 40, T_SOCK },           /* sk */
+    { GKT_SK_REUSEPORT, 48, T_SOCK_COMMON_OR_NULL },   /* migrating_sk */
     { GKT_NETFILTER, 0, T_SCALAR },             /* state */
     { GKT_NETFILTER, 8, T_SCALAR },             /* skb */
 };
@@ -323,9 +332,9 @@ int kctx_check(struct env *e, int regno, const struct reg *p, int64_t insn_off, 
     else if (kt == GKT_SOCKET_FILTER || pkt_type(kt))
         ok = skb_access(pol, off, size, acc, sext, ty);
     else if (kt == GKT_SK_LOOKUP)
-        ok = sk_lookup_access(off, size, acc, sext);
+        ok = sk_lookup_access(off, size, acc, sext, ty);
     else if (kt == GKT_CGROUP_SOCK_ADDR)
-        ok = sock_addr_access(pol, off, size, acc);
+        ok = sock_addr_access(pol, off, size, acc, ty);
     else
         decided = ptr_field_access(kt, off, size, acc, sext, ty, &ok) == 1;
     if (!decided)

@@ -83,10 +83,17 @@ static inline bool is_ptr(const struct reg *r)
     return r->type >= T_CTX;
 }
 
+/* the socket pointer types (sock.c), each non-null type followed by its
+ * _OR_NULL one */
+static inline bool is_sock_type(uint8_t t)
+{
+    return t >= T_SOCK && t <= T_BTF_SOCK_OR_NULL;
+}
+
 static inline bool is_or_null(const struct reg *r)
 {
     return r->type == T_MAP_VALUE_OR_NULL || r->type == T_MEM_OR_NULL ||
-           r->type == T_CONST_MAP_OR_NULL;
+           r->type == T_CONST_MAP_OR_NULL || (is_sock_type(r->type) && (r->type - T_SOCK) % 2 == 1);
 }
 
 static inline void mark_unknown(struct reg *r)
@@ -211,6 +218,7 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
 
 /* ---- calls.c ---- */
 void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null);
+void reg_mark_not_null(struct reg *r);
 bool is_probe_read(uint32_t id);
 int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
@@ -226,6 +234,28 @@ void pkt_invalidate(struct env *e);
 int check_pkt_access(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
                      enum acc acc);
 int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
+
+/* ---- sock.c ---- */
+/* A load at p + insn_off through a socket pointer (struct bpf_sock,
+ * bpf_tcp_sock, bpf_xdp_sock views): the kernel's per-field rules. */
+int check_sock_access(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
+                      enum acc acc);
+/* A helper's argument kind that takes a socket: checks R regno. */
+int check_sock_arg(struct env *e, int regno, enum garg_kind k, uint32_t helper, const char *hname);
+/* r0 of a helper returning a socket (GRET_SOCKET_OR_NULL ...); arg_ref:
+ * the reference a pointer cast inherits (GHELPER_F_PTR_CAST). */
+int set_sock_ret(struct env *e, const struct ghelper_proto *pr, uint32_t idx, uint32_t arg_ref);
+/* Acquire a reference for r (a new pointer): r->ref_id = r->id. */
+int acquire_ref(struct env *e, struct reg *r, uint32_t idx);
+/* The kernel's map/helper pairing for socket maps (sockmap, sockhash,
+ * xskmap, reuseport arrays, socket storage) and the socket helpers:
+ * 1 when it decides (and accepts), 0 when not a socket map or helper,
+ * or a rejection. */
+int sock_map_helper(struct env *e, uint32_t helper, uint32_t map_type, const char *map_name);
+/* A socket map's lookup: r0 typed as the map's socket (and acquired for
+ * sockmap/sockhash). Returns 1 when the map is one, 0 otherwise. */
+int sock_map_lookup_ret(struct env *e, uint32_t map_type, uint32_t idx);
+bool sock_map_value_is_sock(uint32_t map_type);   /* update's value is a socket */
 
 /* ---- ctx_kernel.c ---- */
 /* A kernel context's rule (e->pol->kctx) for an access at p + insn_off:

@@ -53,7 +53,8 @@ enum {
  * that kernel programs calling them can be verified offline (graft never
  * runs those types: fn is NULL). Only helpers that take numbers, the
  * context and memory the verifier already checks, none that returns a
- * socket; those that change the packet (bpf_helper_changes_pkt_data) make
+ * socket (those are sock_helpers.c's); those that change the packet
+ * (bpf_helper_changes_pkt_data) make
  * the verifier invalidate every packet pointer (packet.c). */
 static const struct ghelper_proto kernel_only_protos[] = {
     { "get_cgroup_classid", H_CGROUP_CLASSID, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX }, 0 },
@@ -106,7 +107,7 @@ static const struct ghelper_proto *kernel_proto(uint32_t id)
     for (size_t i = 0; !p && i < N_KERNEL_ONLY; i++)
         if (kernel_only_protos[i].id == id)
             p = &kernel_only_protos[i];
-    return p;
+    return p ? p : sock_helper_proto(id);
 }
 
 /* bpf_base_func_proto, any user */
@@ -227,6 +228,7 @@ static void build_sets(void)
         add(root, base_perfmon, sizeof(base_perfmon) / sizeof(base_perfmon[0]));
         for (int k = 0; k < MAX_PARTS && type_sets[t].parts[k].ids; k++)
             add(root, type_sets[t].parts[k].ids, type_sets[t].parts[k].n);
+        sock_helpers_add(kt, root->allowed, user->allowed);
         if (type_sets[t].unpriv_loadable) {
             /* the unprivileged tier: the base helpers without the CAP_BPF
              * and CAP_PERFMON ones, plus the type's own (which need none) */
@@ -263,6 +265,7 @@ void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileg
     uint64_t kernel_only[BPF_MAX_HELPER_ID / 64] = {0};
     for (size_t i = 0; i < N_KERNEL_ONLY; i++)
         kernel_only[kernel_only_protos[i].id / 64] |= 1ull << (kernel_only_protos[i].id % 64);
+    sock_helpers_mask(kernel_only);
     /* graft's helpers the policy allows and the type has, plus the
      * kernel-only ones the type has */
     for (uint32_t w = 0; w < BPF_MAX_HELPER_ID / 64; w++)

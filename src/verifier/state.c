@@ -23,7 +23,11 @@ const char *reg_type_name(uint8_t t)
         [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
         [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func", [T_CONST_MAP_OR_NULL] = "map_ptr_or_null",
         [T_HOST] = "host_ptr", [T_PACKET] = "pkt", [T_PACKET_META] = "pkt_meta",
-        [T_PACKET_END] = "pkt_end",
+        [T_PACKET_END] = "pkt_end", [T_SOCK] = "sock", [T_SOCK_OR_NULL] = "sock_or_null",
+        [T_SOCK_COMMON] = "sock_common", [T_SOCK_COMMON_OR_NULL] = "sock_common_or_null",
+        [T_TCP_SOCK] = "tcp_sock", [T_TCP_SOCK_OR_NULL] = "tcp_sock_or_null",
+        [T_XDP_SOCK] = "xdp_sock", [T_XDP_SOCK_OR_NULL] = "xdp_sock_or_null",
+        [T_BTF_SOCK] = "ptr_sock", [T_BTF_SOCK_OR_NULL] = "ptr_sock_or_null",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

@@ -414,11 +414,16 @@ static int do_insn(struct env *e, bool *path_done)
         if (rc == 0 && mi > 0) {
             struct reg *r0 = &regs(e)[BPF_R0];
             uint32_t m = (uint32_t)(mi - 1);
+            /* a socket map's element is a socket (sock.c) */
+            if ((rc = sock_map_lookup_ret(e, map_of(e, m)->type, idx)) != 0)
+                return rc < 0 ? rc : 0;
             bool outer = is_map_of_maps(map_of(e, m)->type);
             memset(r0, 0, sizeof(*r0));
             /* a map of maps' value is an inner map: a map pointer, typed by
              * the outer map's inner definition */
             r0->type = outer ? T_CONST_MAP_OR_NULL : T_MAP_VALUE_OR_NULL;
+            if (!outer && e->proto((uint32_t)in->imm)->ret == GRET_MAP_VALUE)
+                r0->type = T_MAP_VALUE;    /* never NULL (get_local_storage) */
             scalar_const(&r0->v, 0);
             r0->map_idx = outer ? e->in->n_maps + m : m;
             r0->id = new_id(e);

@@ -19,7 +19,8 @@
  *  - host memory behind a restricted pointer argument (policy->host_ptrs)
  *    is reached only through the probe_read / probe_write_user helpers, at
  *    constant offsets, within the fields granted;
- *  - resources (ring buffer samples, spin locks) are released on every path;
+ *  - resources (ring buffer samples, spin locks; a kernel program's socket
+ *    references) are released on every path;
  *  - a map value's spin lock word, where the value's BTF puts it
  *    (gver_input.map_lock_offs), is reached only by bpf_spin_lock/unlock;
  *  - pointers do not leak to the host (maps, context, r0) unless the policy
@@ -159,9 +160,12 @@ struct gver_policy {
      * packet fields give packet pointers (readable only within a range a
      * comparison with data_end proved), the context pointer may not be
      * moved, and helpers that change the packet invalidate every packet
-     * pointer. Set by gver_policy_kernel_ctx(). Fields the kernel opens
-     * only to CAP_BPF loaders need allow_ptr_leaks (the kernel's root
-     * rules, graft verify --privileged). */
+     * pointer. The socket fields (skb->sk, ...) and socket helpers give
+     * socket pointers read through the kernel's bpf_sock / bpf_tcp_sock /
+     * bpf_xdp_sock views, and a looked-up socket is a reference released
+     * once on every path (sock.c). Set by gver_policy_kernel_ctx().
+     * Fields the kernel opens only to CAP_BPF loaders need allow_ptr_leaks
+     * (the kernel's root rules, graft verify --privileged). */
     int kctx;
     uint32_t kctx_attach;      /* GVER_KATTACH_*: the attach point, where it changes the rules */
     /* r0 at exit of the main program must be within [ret_min, ret_max]

@@ -81,6 +81,20 @@ enum rtype {
     T_PACKET,
     T_PACKET_META,
     T_PACKET_END,
+    /* Socket pointers of kernel program types (sock.c), read-only through
+     * the UAPI views struct bpf_sock / bpf_tcp_sock / bpf_xdp_sock; never
+     * moved. ref_id: the acquired socket (sk_lookup_*, a sockmap lookup)
+     * the pointer reaches, which must be released once on every path. */
+    T_SOCK,                    /* a full socket (struct bpf_sock) */
+    T_SOCK_OR_NULL,
+    T_SOCK_COMMON,             /* any socket: struct bpf_sock's common fields only */
+    T_SOCK_COMMON_OR_NULL,
+    T_TCP_SOCK,                /* struct bpf_tcp_sock */
+    T_TCP_SOCK_OR_NULL,
+    T_XDP_SOCK,                /* struct bpf_xdp_sock (an xskmap entry) */
+    T_XDP_SOCK_OR_NULL,
+    T_BTF_SOCK,                /* a BTF-typed socket (skc_to_*): passed to helpers, not read */
+    T_BTF_SOCK_OR_NULL,
 };
 
 #define PKT_AT_END   1             /* this pointer >= data_end */
@@ -189,5 +203,11 @@ int reg_str(char *buf, size_t len, const struct reg *r);
 char *state_str(const struct vstate *st);   /* malloc'd */
 bool states_cover(const struct vstate *old, const struct vstate *cur,
                   const struct cfg *cfg);
+
+/* ---- sock_helpers.c: the kernel's socket helpers (kernel_helpers.c) ---- */
+const struct ghelper_proto *sock_helper_proto(uint32_t id);
+void sock_helpers_mask(uint64_t *allowed);       /* every socket helper's bit */
+/* ktype's socket helpers into its root and unprivileged sets */
+void sock_helpers_add(int ktype, uint64_t *root, uint64_t *user);
 
 #endif

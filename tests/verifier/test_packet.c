@@ -19,15 +19,8 @@
 #include "loader/loader.h"
 #include "verifier/verifier.h"
 #include "vm/vm.h"
+#include "vtest.h"
 
-struct pcase {
-    const char *name;
-    int ktype;
-    const char *section;
-    int privileged;
-    const char *expect;        /* NULL: accept; else a substring of the rejection */
-    const char *text;
-};
 
 /* r6 = ctx, r2 = data, r3 = data_end (xdp_md) */
 #define XDP_PRE "mov r6, r1\nldxw r2, [r6+0]\nldxw r3, [r6+4]\n"
@@ -35,7 +28,7 @@ struct pcase {
 #define SKB_PRE "mov r6, r1\nldxw r2, [r6+76]\nldxw r3, [r6+80]\n"
 #define OUT "out:\nmov r0, 0\nexit\n"
 
-static const struct pcase cases[] = {
+static const struct vt_kcase cases[] = {
     /* ranges, branch forms, operand orders */
     { "xdp: ptr+8 > end skips, 8 bytes read", GKT_XDP, "xdp", 1, NULL,
       XDP_PRE "mov r1, r2\nadd r1, 8\njgt r1, r3, out\nldxdw r0, [r2+0]\n" OUT },
@@ -248,45 +241,8 @@ int main(void)
         { .type = GMAP_HASH, .key_size = 4, .value_size = 8, .max_entries = 4, .name = "hash" },
         { .type = GMAP_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 2, .name = "progs2" },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct pcase *c = &cases[i];
-        struct bpf_insn *insns = NULL;
-        uint32_t n = 0;
-        struct graft_err err = { 0 };
-        if (gvm_asm(c->text, &insns, &n, &err)) {
-            printf("FAIL %s: does not assemble: %s\n", c->name, err.msg);
-            failures++;
-            continue;
-        }
-        struct gver_policy *pol = gver_policy_for_kernel_type(c->ktype);
-        if (!pol) {
-            printf("FAIL %s: no policy\n", c->name);
-            free(insns);
-            failures++;
-            continue;
-        }
-        gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
-        pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
-        gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 3, .policy = pol };
-        struct gver_result res;
-        if (gver_verify(&in, &res, &err) < 0) {
-            printf("FAIL %s: verifier error %s\n", c->name, err.msg);
-            failures++;
-        } else if (!c->expect && !res.accepted) {
-            printf("FAIL %s: rejected: %s\n", c->name, res.reason);
-            failures++;
-        } else if (c->expect && res.accepted) {
-            printf("FAIL %s: accepted, expected a rejection with \"%s\"\n", c->name, c->expect);
-            failures++;
-        } else if (c->expect && !strstr(res.reason, c->expect)) {
-            printf("FAIL %s: rejected for \"%s\", expected \"%s\"\n", c->name, res.reason, c->expect);
-            failures++;
-        }
-        gver_result_free(&res);
-        free(pol);
-        free(insns);
-    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        failures += vt_kernel_case(&cases[i], maps, 3);
     printf("%zu packet and context cases, %d failures\n", sizeof(cases) / sizeof(cases[0]), failures);
     return failures ? 1 : 0;
 }

@@ -549,3 +549,44 @@ out:
         gmap_close(g.maps[i]);
     return ret;
 }
+
+int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps)
+{
+    struct bpf_insn *insns = NULL;
+    uint32_t n = 0;
+    struct graft_err err = { 0 };
+    if (gvm_asm(c->text, &insns, &n, &err)) {
+        printf("FAIL %s: does not assemble: %s\n", c->name, err.msg);
+        return 1;
+    }
+    struct gver_policy *pol = gver_policy_for_kernel_type(c->ktype);
+    if (!pol) {
+        printf("FAIL %s: no policy\n", c->name);
+        free(insns);
+        return 1;
+    }
+    gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
+    pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
+    gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
+    struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = n_maps, .policy = pol };
+    struct gver_result res;
+    int failed = 1;
+    if (gver_verify(&in, &res, &err) < 0) {
+        printf("FAIL %s: verifier error %s\n", c->name, err.msg);
+        free(pol);
+        free(insns);
+        return 1;
+    }
+    if (!c->expect && !res.accepted)
+        printf("FAIL %s: rejected: %s\n", c->name, res.reason);
+    else if (c->expect && res.accepted)
+        printf("FAIL %s: accepted, expected a rejection with \"%s\"\n", c->name, c->expect);
+    else if (c->expect && !strstr(res.reason, c->expect))
+        printf("FAIL %s: rejected for \"%s\", expected \"%s\"\n", c->name, res.reason, c->expect);
+    else
+        failed = 0;
+    gver_result_free(&res);
+    free(pol);
+    free(insns);
+    return failed;
+}

@@ -68,4 +68,21 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
                    uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
                    char *msg, size_t msglen);
 
+/* A program of a kernel program type (enum gprog_ktype), verified offline
+ * with the type's context rules, helper set and, when privileged, the
+ * kernel's root rules; expect NULL wants it accepted, else rejected with a
+ * reason containing expect. */
+struct vt_kcase {
+    const char *name;
+    int ktype;
+    const char *section;
+    int privileged;
+    const char *expect;
+    const char *text;
+};
+
+/* Verify c against maps. Prints "FAIL ..." and returns 1 when the verdict
+ * or the reason is not the expected one. */
+int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps);
+
 #endif
