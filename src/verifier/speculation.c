@@ -44,6 +44,7 @@
  * that a kernel user recognises them.
  */
 #include "verifier/env.h"
+#include "loader/loader.h"   /* enum gprog_ktype only */
 
 #define SPEC_ALU_SANITIZE_SRC 0x1   /* the pointer is the destination */
 #define SPEC_ALU_SANITIZE_DST 0x2   /* the pointer is the source (scalar += ptr) */
@@ -64,9 +65,13 @@
 
 static const char prohibited[] = "pointer arithmetic with it prohibited for !root";
 
+/* Kernel program types verified offline (policy kctx) that only root may
+ * load have no unprivileged verdict: the rules apply to graft's own
+ * programs and to socket filters and cgroup_skb, as in the kernel. */
 bool spec_on(const struct env *e)
 {
-    return !e->pol->spec_bypass;
+    return !e->pol->spec_bypass &&
+           (!e->pol->kctx || e->pol->kctx == GKT_SOCKET_FILTER || e->pol->kctx == GKT_CGROUP_SKB);
 }
 
 /* The registers a jump compared: on a speculative path they may hold
