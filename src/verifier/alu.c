@@ -7,6 +7,23 @@
 
 /* ---- ALU ---- */
 
+/* The kernel's check_reg_sane_offset, for every policy: an offset or a
+ * pointer's variable part so large that the sum could wrap is refused
+ * before any range is computed from it. */
+static int sane_offset(struct env *e, const struct reg *r, uint8_t ptr_type)
+{
+    const char *pt = reg_type_name(ptr_type);
+    if (scalar_is_const(&r->v) && ((int64_t)r->v.t.value >= OFF_LIMIT || (int64_t)r->v.t.value <= -OFF_LIMIT))
+        return reject(e, "math between %s pointer and %" PRId64 " is not allowed", pt, (int64_t)r->v.t.value);
+    if (r->off >= OFF_LIMIT || r->off <= -OFF_LIMIT)
+        return reject(e, "%s pointer offset %d is not allowed", pt, r->off);
+    if (r->v.smin == INT64_MIN)
+        return reject(e, "math between %s pointer and register with unbounded min value is not allowed", pt);
+    if (r->v.smin >= OFF_LIMIT || r->v.smin <= -OFF_LIMIT)
+        return reject(e, "value %" PRId64 " makes %s pointer be out of bounds", r->v.smin, pt);
+    return 0;
+}
+
 static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
                    const struct reg *src)
 {
@@ -49,6 +66,15 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     if (is_sock_type(ptr->type))      /* the kernel reads sockets through fixed views */
         return reject(e, "R%d pointer arithmetic on %s prohibited%s", dr, reg_type_name(ptr->type),
                       is_or_null(ptr) ? ", null-check it first" : "");
+    /* A host pointer is never dereferenced: the probe helpers take it at
+     * constant offsets only (calls.c), which is its own bound. */
+    bool host = ptr->type == T_HOST;
+    int rc;
+    if (!host && ((rc = sane_offset(e, sc, ptr->type)) || (rc = sane_offset(e, ptr, ptr->type))))
+        return rc;
+    struct spec_alu sa = { 0 };
+    if (!host && (rc = spec_ptr_alu_begin(e, in, ptr, sc, dptr, &sa)))
+        return rc;
     struct reg res = *ptr;
     if (scalar_is_const(&sc->v)) {
         int64_t c = (int64_t)sc->v.t.value;
@@ -69,6 +95,8 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
             res.range = 0;
         }
     }
+    if (!host && ((rc = sane_offset(e, &res, ptr->type)) || (rc = spec_ptr_alu_end(e, in, &res, &sa))))
+        return rc;
     *dst = res;
     return 0;
 }
@@ -182,6 +210,8 @@ int check_alu(struct env *e, const struct bpf_insn *in)
             return reject(e, "R%d 32-bit pointer arithmetic prohibited", dr);
         return ptr_alu(e, in, &r[dr], &src);
     }
+    if ((rc = spec_scalar_alu(e, in)))
+        return rc;
     scalar_alu(&r[dr].v, &src.v, op, !is64, in->off == 1);
     r[dr].id = 0;
     return 0;

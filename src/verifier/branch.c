@@ -108,7 +108,9 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 p->type != T_CONST_MAP && p->type != T_SOCK && p->type != T_SOCK_COMMON &&
                 p->type != T_TCP_SOCK)
                 return branch_both_ways(e, target, idx);
-            /* other pointers are never null */
+            /* other pointers are never null (but the CPU may guess wrong) */
+            if ((rc = spec_push_branch(e, in, op == BPF_JNE ? idx + 1 : target)))
+                return rc;
             e->cur->insn = op == BPF_JNE ? target : idx + 1;
             return 0;
         }
@@ -143,12 +145,11 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
 
     int taken = scalar_branch_taken(&d->v, &src.v, op, is32);
-    if (taken == 1) {
-        e->cur->insn = target;
-        return 0;
-    }
-    if (taken == 0) {
-        e->cur->insn = idx + 1;
+    if (taken >= 0) {
+        /* only one side runs; the other may run speculatively */
+        if ((rc = spec_push_branch(e, in, taken ? idx + 1 : target)))
+            return rc;
+        e->cur->insn = taken ? target : idx + 1;
         return 0;
     }
     bool same = BPF_SRC(in->code) == BPF_X && in->src_reg == dr;
@@ -177,6 +178,11 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         if (BPF_SRC(in->code) == BPF_X)
             sync_scalar_copies(e->cur, &regs(e)[in->src_reg]);
     }
+    /* a side the ranges rule out can still run speculatively */
+    if (!feas_t && spec_on(e)) {
+        spec_take_branch(e, other, in, target);
+        feas_t = true;
+    }
     if (feas_t) {
         other->insn = target;
         if ((rc = push_state(e, other))) {
@@ -185,6 +191,10 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         }
     } else {
         state_free(other);
+    }
+    if (!feas_f && spec_on(e)) {
+        spec_take_branch(e, e->cur, in, idx + 1);
+        feas_f = true;
     }
     e->cur->insn = idx + 1;
     return feas_f ? 0 : 1;

@@ -388,6 +388,14 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             if (r->type == T_HOST && !(is_probe_read(id) && i == 2) && !(id == HELPER_PROBE_WRITE_USER && i == 0))
                 return reject(e, "R%d passing host pointer %s to helper %s (argument %d) is not allowed: only the probe_read helpers (source) and probe_write_user (destination) take it",
                               rn, e->pol->host_ptrs[r->map_idx].name, pr->name, i + 1);
+            /* a number argument (flags, an index, a format's value): what
+             * the helper does with it (prints it, fails on some bits)
+             * would tell the program's address; the probe helpers only
+             * read or write at it */
+            if (is_ptr(r) && !e->pol->allow_ptr_leaks && !(is_probe_read(id) && i == 2) &&
+                !(id == HELPER_PROBE_WRITE_USER && i == 0))
+                return reject(e, "R%d leaks addr into helper function %s (argument %d is a number)", rn, pr->name,
+                              i + 1);
             break;
         case GARG_SCALAR:
             if (r->type != T_SCALAR)

@@ -70,6 +70,8 @@ static uint64_t sat_mul(uint64_t a, uint64_t b)
 void cost_level_end(struct env *e, uint32_t k, uint64_t v)
 {
     struct vstate *st = e->cur;
+    if (st->speculative)
+        return;                 /* never run to its end: no instructions to count */
     if (k == 0) {
         if (v > e->max_path)
             e->max_path = v;

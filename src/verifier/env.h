@@ -76,6 +76,12 @@ struct env {
      * the kernel's static chain limit does not apply */
     uint32_t *subprog_depth;
     uint32_t *tail_map;             /* kernel contexts: per tail call insn, its prog array + 1 */
+    /* Spectre v1 rules (speculation.c), per ADD/SUB insn with a register
+     * operand: the masking it needs (SPEC_ALU_* bits, 0 not yet seen) and
+     * its limit; every path through the insn must need the same. */
+    uint8_t *alu_state;
+    uint32_t *alu_limit;
+    bool explore_alu_limits;        /* a masked offset was seen: prune only on equal scalars */
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -270,6 +276,25 @@ int ktail_call_map(struct env *e, uint32_t idx, uint32_t map_idx);
 void kstack_note(struct env *e, const struct frame *f);   /* f's depth grew */
 int kstack_check(struct env *e);                          /* after exploration */
 bool kstack_applies(int ktype);     /* the kernel gives the type no private stack */
+
+/* ---- speculation.c ---- */
+bool spec_on(const struct env *e);
+int spec_push_branch(struct env *e, const struct bpf_insn *in, uint32_t next);
+void spec_take_branch(struct env *e, struct vstate *st, const struct bpf_insn *in, uint32_t next);
+bool spec_window_over(struct vstate *st);   /* counts an insn; true: the path ends here */
+/* Pointer arithmetic ptr +/- off (alu.c ptr_alu): before computing it ... */
+struct spec_alu {
+    bool active;                    /* masking applies (register offset, not speculative) */
+    bool mask_to_left;
+    uint8_t state;
+    uint32_t limit;
+};
+int spec_ptr_alu_begin(struct env *e, const struct bpf_insn *in, const struct reg *ptr,
+                       const struct reg *off, bool ptr_is_dst, struct spec_alu *sa);
+/* ... and after, with the result */
+int spec_ptr_alu_end(struct env *e, const struct bpf_insn *in, const struct reg *res,
+                     const struct spec_alu *sa);
+int spec_scalar_alu(struct env *e, const struct bpf_insn *in);
 
 /* ---- cost.c ---- */
 uint64_t sat_add(uint64_t a, uint64_t b);

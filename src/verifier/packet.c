@@ -210,6 +210,9 @@ int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         else if (op == BPF_JGE || op == BPF_JLT)
             taken = op == BPF_JGE;
         if (taken >= 0) {
+            int rc = spec_push_branch(e, in, taken ? idx + 1 : target);
+            if (rc)
+                return rc;
             e->cur->insn = taken ? target : idx + 1;
             return 0;
         }

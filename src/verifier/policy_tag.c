@@ -126,6 +126,8 @@ uint64_t gver_policy_tag(const struct gver_policy *p)
     mix_u64(&t, p->insn_budget);
     mix_u64(&t, p->mem_budget);
     mix_u64(&t, (uint64_t)p->allow_ptr_leaks);
+    if (p->spec_bypass)        /* offline only: the others' tags stay as they were */
+        mix_u64(&t, 0x5bec);
     mix_u64(&t, (uint64_t)p->ret_min);
     mix_u64(&t, (uint64_t)p->ret_max);
     mix_u64(&t, (uint64_t)p->override_range);

@@ -254,7 +254,13 @@ char *state_str(const struct vstate *st)
 struct idmap {
     uint32_t old_id[IDMAP_MAX], cur_id[IDMAP_MAX];
     uint32_t n;
+    bool exact;                /* values that matter must be equal (states_cover) */
 };
+
+static bool values_cover(const struct idmap *m, const struct scalar *o, const struct scalar *c)
+{
+    return scalar_covers(o, c) && (!m->exact || scalar_covers(c, o));
+}
 
 /* ids are per path; two states match when their ids correspond 1:1. */
 static bool id_match(struct idmap *m, uint32_t o, uint32_t c)
@@ -288,7 +294,7 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
         /* old learnt bounds for its copies through branches: cur must link the same registers */
         if (o->id && !id_match(m, o->id, c->id))
             return false;
-        return scalar_covers(&o->v, &c->v);
+        return values_cover(m, &o->v, &c->v);
     }
     if (o->off != c->off || o->frameno != c->frameno || o->map_idx != c->map_idx || o->rdonly != c->rdonly ||
         o->mem_size != c->mem_size || o->func != c->func || o->pkt_end != c->pkt_end)
@@ -296,7 +302,7 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
     /* a packet pointer: cur must have proven at least old's range */
     if (o->range > c->range)
         return false;
-    if (!scalar_covers(&o->v, &c->v))
+    if (!values_cover(m, &o->v, &c->v))
         return false;
     return id_match(m, o->id, c->id) && id_match(m, o->ref_id, c->ref_id);
 }
@@ -352,9 +358,12 @@ static bool stack_covers(const struct frame *o, const struct frame *c, struct id
     return true;
 }
 
-bool states_cover(const struct vstate *o, const struct vstate *c, const struct cfg *cfg)
+bool states_cover(const struct vstate *o, const struct vstate *c, const struct cfg *cfg, bool exact)
 {
-    struct idmap m = { .n = 0 };
+    struct idmap m = { .n = 0, .exact = exact };
+    /* what speculation alone reaches proves nothing for a real path */
+    if (o->speculative && !c->speculative)
+        return false;
     if (o->nfr != c->nfr || o->lock_map != c->lock_map || o->lock_off != c->lock_off ||
         o->nrefs != c->nrefs || !id_match(&m, o->lock_id, c->lock_id))
         return false;

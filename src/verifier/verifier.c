@@ -83,8 +83,11 @@ int reject(struct env *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+    int k = vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
     va_end(ap);
+    /* as the kernel's log says it: the path only a misprediction takes */
+    if (e->cur && e->cur->speculative && k >= 0 && (size_t)k < sizeof(e->reason))
+        snprintf(e->reason + k, sizeof(e->reason) - (size_t)k, " (speculative execution)");
     e->fail_insn = e->cur ? (int64_t)e->cur->insn : -1;
     return REJECT;
 }
@@ -215,8 +218,22 @@ static int prune_point(struct env *e)
     bool cb_entry = cur->cb_entering;
     uint32_t top_lvl = cur->nlvl - 1;
     int loop_checks = 0;
+    uint32_t nspec = 0;
     bool at_may_goto = is_may_goto(&e->insns[insn]);
     for (struct sstate *s = e->explored[insn]; s; s = s->next) {
+        nspec += s->st.speculative;
+        /* A speculative path needs safety only, not an end or a cost: any
+         * state that covers it, even one still being explored (a loop),
+         * stands for it, since every path from there is checked too
+         * (speculation.c). */
+        if (cur->speculative) {
+            if (!states_cover(&s->st, cur, &e->cfg, e->explore_alu_limits))
+                continue;
+            if (e->log_level >= 2)
+                logf_(e, "%u: safe (speculative, covered by a state seen)\n", insn);
+            end_path(e);
+            return 1;
+        }
         /* A state in progress covers only a new iteration of its own loop
          * (the same helper call): the helper bounds the iterations. */
         bool reentry = cb_entry && s->cb_entry && top_lvl > 0 &&
@@ -230,7 +247,7 @@ static int prune_point(struct env *e)
         bool may_goto_loop = at_may_goto && e->pol->kctx && s->branches && s->st.nlvl == cur->nlvl &&
                              may_goto_progress(&s->st, cur) && on_path(cur, s);
         if (s->branches == 0 || reentry || may_goto_loop) {
-            if (!states_cover(&s->st, cur, &e->cfg))
+            if (!states_cover(&s->st, cur, &e->cfg, e->explore_alu_limits))
                 continue;
             if (s->branches && may_goto_loop && !e->may_goto_loop)
                 e->may_goto_loop = insn + 1;
@@ -250,7 +267,7 @@ static int prune_point(struct env *e)
          * cycles run into the budget instead. (A state in progress may also
          * wait for a loop's deferred return, off this path.) */
         if (++loop_checks <= 8 && !(e->pol->kctx && may_goto_progress(&s->st, cur)) &&
-            states_cover(&s->st, cur, &e->cfg) && states_cover(cur, &s->st, &e->cfg) && on_path(cur, s))
+            states_cover(&s->st, cur, &e->cfg, false) && states_cover(cur, &s->st, &e->cfg, false) && on_path(cur, s))
             return reject(e, "infinite loop detected at insn %u: the state repeats without progress", insn);
     }
     if (at_may_goto && e->pol->kctx) {
@@ -263,7 +280,10 @@ static int prune_point(struct env *e)
     /* a loop's first entry is always kept: its re-entries stop there, and
      * the loop's cost is read there */
     bool loop_first_entry = cb_entry && top_lvl > 0 && !cur->lvl[top_lvl].entry;
-    if (e->nexplored[insn] >= MAX_STATES_PER_INSN && !loop_first_entry)
+    /* speculative states have their own share: a loop entered only
+     * speculatively ends where one of them covers its next pass */
+    if (cur->speculative ? nspec >= MAX_STATES_PER_INSN
+                         : e->nexplored[insn] >= MAX_STATES_PER_INSN && !loop_first_entry)
         return 0;
     struct sstate *s = calloc(1, sizeof(*s));
     if (!s)
@@ -460,6 +480,10 @@ static int explore(struct env *e)
             if (rc == 1)
                 continue;
         }
+        if (spec_window_over(e->cur)) {
+            end_path(e);            /* past any misprediction's reach (speculation.c) */
+            continue;
+        }
         if (e->trace && e->cur->trace_len < TRACE_MAX)
             e->trace[e->cur->trace_len++] = idx;
         if (e->log_level >= 2) {
@@ -524,6 +548,8 @@ static void free_env(struct env *e)
     free(e->mem_ptr_kind);
     free(e->subprog_depth);
     free(e->tail_map);
+    free(e->alu_state);
+    free(e->alu_limit);
     cfg_free(&e->cfg);
 }
 
@@ -585,6 +611,8 @@ static int run(struct env *e)
         return -ENOMEM;
     if (kstack_applies(e->pol->kctx) &&
         !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))
+        return -ENOMEM;
+    if (spec_on(e) && (!(e->alu_state = calloc(e->n, 1)) || !(e->alu_limit = calloc(e->n, sizeof(uint32_t)))))
         return -ENOMEM;
     e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
     e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));

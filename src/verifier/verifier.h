@@ -153,6 +153,12 @@ struct gver_policy {
      * in graft's runtime it would hand the program the host's stack
      * contents. */
     int allow_uninit_stack;
+    /* The kernel's root rule for speculative execution: skip the Spectre
+     * v1 rules (speculation.c) an unprivileged program is held to. Only
+     * for offline verdicts (graft verify --privileged): graft runs its
+     * programs in the host's address space, where a speculative
+     * out-of-bounds read is a leak. */
+    int spec_bypass;
     /* A kernel program type's context (enum gprog_ktype; 0: none), for
      * offline verdicts of kernel programs (graft never runs them): the
      * kernel's per-field rules for that type replace ctx's fields (which

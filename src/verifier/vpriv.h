@@ -171,6 +171,10 @@ struct vstate {
     uint32_t lock_id;          /* the locked element: its map value pointer's id */
     uint32_t insn;             /* next instruction */
     bool cb_entering;          /* at a callback's first insn, just called by its helper */
+    /* a path the CPU can only take speculatively (speculation.c): a
+     * branch side the program cannot take, or a pointer offset masked to 0 */
+    bool speculative;
+    uint32_t spec_len;         /* instructions run since the first misprediction */
     uint32_t nlvl;             /* cost levels: 1 + callback frames */
     struct cost_level lvl[BPF_MAX_CALL_DEPTH];
     uint32_t trace_len;        /* log: length of the path trace */
@@ -201,8 +205,10 @@ void state_release(struct vstate *s);   /* frees the frames, not s */
 void state_free(struct vstate *s);
 int reg_str(char *buf, size_t len, const struct reg *r);
 char *state_str(const struct vstate *st);   /* malloc'd */
+/* exact: scalars that matter must be equal, not just covered (the Spectre
+ * rules' limits depend on them) */
 bool states_cover(const struct vstate *old, const struct vstate *cur,
-                  const struct cfg *cfg);
+                  const struct cfg *cfg, bool exact);
 
 /* ---- sock_helpers.c: the kernel's socket helpers (kernel_helpers.c) ---- */
 const struct ghelper_proto *sock_helper_proto(uint32_t id);

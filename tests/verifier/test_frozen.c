@@ -32,6 +32,9 @@ static int failures;
 
 /* Verdict of text with one map (def) whose frozen value is frozen (NULL: not
  * frozen); reason copied out. */
+/* the policy's spec_bypass (1: the decided branch's dead side is not explored) */
+static int nospec = 1;
+
 static int verdict(const char *text, const struct gmap_def *def, const void *frozen, char *why, size_t len)
 {
     struct bpf_insn *p;
@@ -43,6 +46,10 @@ static int verdict(const char *text, const struct gmap_def *def, const void *fro
     }
     const void *fz[1] = { frozen };
     struct gver_policy *pol = gver_policy_raw(64);
+    /* the pruning of a decided branch is what is tested: the Spectre rules
+     * would check the dead side speculatively (test_frozen_speculative) */
+    if (pol)
+        pol->spec_bypass = nospec;
     struct gver_input in = { .insns = p, .n = n, .maps = def, .n_maps = def ? 1 : 0, .policy = pol,
                              .map_frozen = frozen ? fz : NULL };
     struct gver_result res = {0};
@@ -95,6 +102,12 @@ static void test_frozen_rodata(void)
                      "ldxdw r0, [r10-8]\nexit\nok: mov r0, 0\nexit\n";
     int sxv = verdict(sx, &ro, neg, why, sizeof(why));
     CHECK(sxv == 1, "sign-extending load: %s", why);
+    /* graft's default policy (the kernel's rules for !root): the dead side
+     * can still run on a mispredicted branch, and is verified as such */
+    nospec = 0;
+    CHECK(verdict(switch_prog, &ro, off, why, sizeof(why)) == 0 && strstr(why, "speculative execution"),
+          "frozen 0, Spectre rules: the dead side is checked speculatively: %s", why);
+    nospec = 1;
 }
 
 static void test_task_image_pointer(void)

@@ -184,6 +184,7 @@ static int parse_header(struct vcase *c, char *line)
         if (!strcmp(v, "leaks")) c->leaks = 1;
         else if (!strcmp(v, "ld_pkt")) c->ld_pkt = 1;
         else if (!strcmp(v, "uninit")) c->uninit = 1;
+        else if (!strcmp(v, "nospec")) c->nospec = 1;
         else if (!strncmp(v, "budget", 6)) c->budget = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "states", 6)) c->states = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "mem", 3)) c->mem = strtoull(v + 3, NULL, 0);
@@ -319,6 +320,7 @@ struct gver_policy *vt_policy(const struct vcase *c)
     p->allow_ptr_leaks = c->leaks;
     p->ld_pkt = c->ld_pkt;
     p->allow_uninit_stack = c->uninit;
+    p->spec_bypass = c->nospec;
     p->insn_budget = c->budget;
     if (c->states)
         p->max_states = c->states;

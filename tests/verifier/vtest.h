@@ -10,7 +10,7 @@
  *   maps: hash k=4 v=8 n=16; array v=16 n=4; ringbuf n=4096; array v=8 rdonly
  *         lock=OFF: the value's BTF puts its bpf_spin_lock at OFF (lock=none:
  *         the value has none; not given: unknown, as without BTF)
- *   policy: leaks | ld_pkt | uninit | budget N | states N | deny ID | mem N | ret MIN MAX
+ *   policy: leaks | ld_pkt | uninit | nospec | budget N | states N | deny ID | mem N | ret MIN MAX
  *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
  *   policy: ksym ID SIZE [rw]    host variable for LD_IMM64 btf:ID
  *   kernel: skip "why"           not comparable with the kernel (graft-only feature)
@@ -40,6 +40,7 @@ struct vcase {
     int leaks;
     int ld_pkt;
     int uninit;                /* allow_uninit_stack (the kernel's root rule) */
+    int nospec;                /* spec_bypass (the kernel's root rule: no Spectre v1 rules) */
     int ret_checked;           /* policy: ret given (even "ret 0 0") */                /* LD_ABS / LD_IND allowed (a socket filter's) */
     uint64_t budget, states, mem;
     int64_t ret_min, ret_max;

@@ -99,7 +99,7 @@ static int verify_raw(const struct raw_opts *ro, uint32_t rights, uint64_t insn_
         if (policy) {
             gver_policy_grant(policy, rights);
             policy->insn_budget = insn_budget;
-            policy->allow_ptr_leaks = policy->allow_uninit_stack = ro->privileged;
+            policy->allow_ptr_leaks = policy->allow_uninit_stack = policy->spec_bypass = ro->privileged;
         }
     }
     if (!policy) {

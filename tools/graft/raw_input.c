@@ -213,6 +213,7 @@ struct gver_policy *raw_kernel_policy(int ktype, const char *section, enum kerne
     if (mode == KMODE_PRIVILEGED) {
         policy->allow_ptr_leaks = 1;
         policy->allow_uninit_stack = 1;
+        policy->spec_bypass = 1;
     }
     policy->insn_budget = insn_budget;
     return policy;

@@ -3,14 +3,15 @@
 
 Each program of the kernel's verifier selftests annotated __success or
 __failure (BTF decl tags "comment:test_expect_success/failure": the
-kernel's verdict for root) is compared with `graft verify OBJ`'s verdict
+kernel's verdict for root; without --privileged, __success_unpriv /
+__failure_unpriv where a test gives them: the unprivileged one) is compared with `graft verify OBJ`'s verdict
 for it (every program of an object gets its own). A disagreement must be
 listed in KNOWN as "OBJECT PROGRAM GRAFT_VERDICT: reason"; any other fails
 the test. Listed entries that now agree are reported as stale.
 Prints the agreement and BENCH-style numbers."""
 import os, re, subprocess, sys, time, collections
 
-def expectations(obj):
+def expectations(obj, unpriv=False):
     out = subprocess.run(['bpftool', 'btf', 'dump', 'file', obj],
                          capture_output=True, text=True).stdout
     names, tags = {}, collections.defaultdict(set)
@@ -27,6 +28,16 @@ def expectations(obj):
             if 'comment:test_expect_failure' in t:
                 exp[names[tid]] = 'reject'
             elif 'comment:test_expect_success' in t:
+                exp[names[tid]] = 'accept'
+            else:
+                continue
+            # graft's default policy against the kernel's unprivileged verdict
+            # where the test gives one (test_loader.c: any *_unpriv tag runs
+            # it unprivileged, expecting __failure_unpriv/__success_unpriv or
+            # else the root verdict)
+            if unpriv and 'comment:test_expect_failure_unpriv' in t:
+                exp[names[tid]] = 'reject'
+            elif unpriv and 'comment:test_expect_success_unpriv' in t:
                 exp[names[tid]] = 'accept'
     return exp
 
@@ -56,7 +67,7 @@ def main():
         if not f.endswith('.o'):
             continue
         obj = os.path.join(objdir, f)
-        exp = expectations(obj)
+        exp = expectations(obj, unpriv='--privileged' not in extra)
         if not exp:
             continue
         nobj += 1
