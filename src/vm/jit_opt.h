@@ -69,6 +69,18 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
 int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
                    struct gvm_slot_use *u);
 
+/* The live interval of each promotable slot of insns[lo, hi): the
+ * insns [start[k], end[k]] (absolute indices) span every access to slot k
+ * and every loop (a backward jump's target up to the jump) overlapping
+ * them, repeated until nothing grows. Outside its interval a slot's value
+ * is dead or was never written on the path there (a read of a slot before
+ * any write is undefined: the verifier refuses it and the JIT already
+ * gives it no defined value), so slots with disjoint intervals can share
+ * one register. Slots not promotable get start > end. A jump leaving
+ * [lo, hi) stretches every interval over the whole function. */
+void gvm_slot_intervals(const struct bpf_insn *insns, uint32_t lo, uint32_t hi,
+                        const struct gvm_slot_use *u, uint32_t *start, uint32_t *end);
+
 /* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
  * MEM through r10 at an 8-aligned offset in the frame. */
 int gvm_slot_of(const struct bpf_insn *insn);

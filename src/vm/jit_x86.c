@@ -999,32 +999,54 @@ static bool is_callee_saved(int r)
     return r == RBX || r == RBP || r == R12 || r == R13 || r == R14 || r == R15;
 }
 
-/* Give the hottest promotable slots of function f the registers in
- * free_regs[0..n_free), in order; returns how many slots got one. */
+/* Give the promotable slots of function f registers from
+ * free_regs[0..n_free): the hottest first, each the first register in that
+ * order whose slots so far all have live intervals disjoint from its own
+ * (gvm_slot_intervals), so slots never live at once share a register.
+ * Registers are opened in order: those used are free_regs[0..returned).
+ * *n_given counts the slots that got a register. */
 static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
-                        const int *free_regs, int n_free)
+                        const int *free_regs, int n_free, int *n_given)
 {
     const struct gvm_prog *p = j->prog;
+    uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
     int8_t *sr = j->slot_reg[f];
-    int given = 0, n_prom = 0;
+    uint32_t start[GVM_SLOTS], end[GVM_SLOTS];
+    int8_t reg_of[GVM_SLOTS];           /* index into free_regs, -1: none yet */
+    bool done[GVM_SLOTS] = { false };
+    int n_prom = 0, n_used = 0;
     for (int k = 0; k < GVM_SLOTS; k++)
         n_prom += u->promotable[k];
-    if (n_prom > n_free) {
-        uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
+    if (n_prom > n_free)
         gvm_slot_weigh(p->insns, p->n, lo, hi, u);
-    }
-    for (int k = 0; k < GVM_SLOTS; k++)
+    gvm_slot_intervals(p->insns, lo, hi, u, start, end);
+    *n_given = 0;
+    for (int k = 0; k < GVM_SLOTS; k++) {
         sr[k] = -1;
-    for (; given < n_free; given++) {
+        reg_of[k] = -1;
+    }
+    for (;;) {
         int best = -1;
         for (int k = 0; k < GVM_SLOTS; k++)
-            if (u->promotable[k] && sr[k] < 0 && (best < 0 || u->weight[k] > u->weight[best]))
+            if (u->promotable[k] && !done[k] && (best < 0 || u->weight[k] > u->weight[best]))
                 best = k;
         if (best < 0)
             break;
-        sr[best] = (int8_t)free_regs[given];
+        done[best] = true;
+        for (int q = 0; q < n_free; q++) {
+            bool clash = false;
+            for (int k = 0; k < GVM_SLOTS && !clash; k++)
+                clash = reg_of[k] == q && start[k] <= end[best] && start[best] <= end[k];
+            if (clash)
+                continue;
+            reg_of[best] = (int8_t)q;
+            sr[best] = (int8_t)free_regs[q];
+            n_used = q + 1 > n_used ? q + 1 : n_used;
+            (*n_given)++;
+            break;
+        }
     }
-    return given;
+    return n_used;
 }
 
 /* Decide which stack slots live in which registers, per function.
@@ -1073,13 +1095,21 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                 all_fit = all_fit && (!u.used[k] || u.promotable[k]);
                 n_prom += u.promotable[k];
             }
-            if (all_fit && n_prom <= n_free + 1 + scratch_free)
-                free_regs[n_free++] = RBP;
-            /* TMP1 last: while no slot takes it, cmov can load constants
-             * into it (cmov_source) */
-            if (scratch_free)
-                free_regs[n_free++] = TMP1;
-            int given = assign_slots(j, f, &u, free_regs, n_free);
+            /* rbp too when every slot may get a register (then no frame
+             * is needed); tried first, dropped if some slot then has none */
+            int n_base = n_free, n_given = 0, given = 0;
+            for (int with_rbp = all_fit; with_rbp >= 0; with_rbp--) {
+                n_free = n_base;
+                if (with_rbp)
+                    free_regs[n_free++] = RBP;
+                /* TMP1 last: while no slot takes it, cmov can load
+                 * constants into it (cmov_source) */
+                if (scratch_free)
+                    free_regs[n_free++] = TMP1;
+                given = assign_slots(j, f, &u, free_regs, n_free, &n_given);
+                if (n_given == n_prom)
+                    break;
+            }
             /* registers no slot took (TMP1 stays for cmov) hold the hottest
              * 64-bit constants */
             uint64_t cv[6];
@@ -1091,7 +1121,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                 j->const_reg[k] = (int8_t)free_regs[given + k];
             }
             j->n_consts = nc;
-            j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
+            j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && n_given == n_prom);
             j->n_leaf_saved = 0;
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (named & (1u << r))
@@ -1103,7 +1133,8 @@ static int plan_slots(struct jit *j, struct graft_err *err)
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (!(named & (1u << r)))
                     free_regs[n_free++] = reg_map[r];
-            assign_slots(j, f, &u, free_regs, n_free);
+            int n_given;
+            assign_slots(j, f, &u, free_regs, n_free, &n_given);
         }
         for (int k = 0; k < GVM_SLOTS; k++)
             j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;

@@ -43,6 +43,8 @@
 #define CTX_DATA   512           /* random-access region of ctx (room for fill
                                     loops long enough for rep stos) */
 #define STACK_USED 64            /* bytes of each frame a program uses */
+#define SCOPED_SLOTS 6           /* 8-byte slots below those, each live only
+                                    between a store and the loads after it */
 #define CTX_LEN    (CTX_DATA + STACK_USED)
 #define MAX_FUNCS  7             /* subfunctions: main + 7 = 8 frames */
 
@@ -501,6 +503,27 @@ static void gen_slot_update(struct gen *g)
     put(g, BPF_STX_MEM(BPF_DW, BPF_R10, a, off));
 }
 
+/* A temporary in a scoped slot (below STACK_USED, never read before a
+ * store on any path): stored, a block, loaded back. Scoped slots have
+ * short live intervals that the JIT lets share one register; the block in
+ * between may reuse the same or other scoped slots. */
+static int16_t scoped_slot(void)
+{
+    return (int16_t)(-STACK_USED - 8 * (1 + (int)rn(SCOPED_SLOTS)));
+}
+
+static void gen_scoped(struct gen *g, int depth)
+{
+    int16_t off = scoped_slot();
+    if (rn(3))
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, data_reg(g), off));
+    else
+        put(g, BPF_ST_MEM(BPF_DW, BPF_R10, off, rnd_imm()));
+    if (depth < 4 && rn(2))
+        gen_block(g, depth + 1, 1 + (int)rn(4));
+    put(g, BPF_LDX_MEM(BPF_DW, data_reg(g), BPF_R10, off));
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -545,9 +568,24 @@ static void gen_loop(struct gen *g, int depth)
                                      BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
     int lr = loop_reg(g);
     int64_t cont = -1;
+    /* sometimes a value carried from one iteration to the next in a scoped
+     * slot: loaded at the top of the body, stored at its end, so its last
+     * access comes before other slots' first ones in the body; only its
+     * interval stretched over the loop keeps them out of its register */
+    int16_t carried = rn(3) == 0 ? scoped_slot() : 0;
+    if (carried)
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, data_reg(g), carried));
     put(g, BPF_MOV64_IMM(lr, 1 + (int32_t)rn(12)));
     uint32_t top = g->n;
     g->in_loop = true;
+    if (carried) {
+        int d = data_reg(g);
+        put(g, BPF_LDX_MEM(BPF_DW, d, BPF_R10, carried));
+        put(g, BPF_ALU64_IMM(BPF_MUL, d, 3));
+        put(g, BPF_ALU64_REG(BPF_XOR, data_reg(g), d));
+        put(g, BPF_ALU64_IMM(BPF_ADD, d, 1));
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, d, carried));
+    }
     gen_block(g, depth + 1, 1 + (int)rn(5));
     if (rn(2)) {
         int d = data_reg(g);
@@ -577,7 +615,10 @@ static void gen_block(struct gen *g, int depth, int len)
         } else if (c < 43) {
             gen_ptr_access(g);
         } else if (c < 45) {
-            gen_slot_update(g);
+            if (rn(2))
+                gen_slot_update(g);
+            else
+                gen_scoped(g, depth);
         } else if (c < 70) {
             gen_mem(g);
         } else if (c < 74) {
