@@ -967,28 +967,38 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
     return false;
 }
 
-/* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
- * programs only: calls, callx, tail calls and inline lookups need them too
- * but make a program non-leaf. */
+/* Does insn i need the scratch registers r9-r11 (TMP1-3), or may it
+ * clobber them: a call of any kind (helpers are C functions, callees keep
+ * their own slots there, callx and tail calls use them), division, shifts
+ * by a register without BMI2, atomics, fill loops, hardened insns? */
+static bool insn_clobbers_scratch(const struct gvm_prog *p, const uint8_t *hard,
+                                  const uint8_t *is_target, uint32_t i)
+{
+    const struct bpf_insn *in = &p->insns[i];
+    struct gvm_fill fill;
+    uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+    if (hard[i] & HARD_LEVEL)
+        return true;                     /* its constants may go through TMP1 */
+    if ((cls == BPF_JMP || cls == BPF_JMP32) && op == BPF_CALL)
+        return true;
+    if (gvm_jit_fill_loop(p, is_target, i, &fill))
+        return true;
+    if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
+        return true;
+    if ((cls == BPF_ALU || cls == BPF_ALU64) && BPF_SRC(in->code) == BPF_X && !gvm_jit_cpu.bmi2
+        && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH))
+        return true;
+    return cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC;
+}
+
+/* Does any instruction of a leaf need the scratch registers? */
 static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard,
                                const uint8_t *is_target)
 {
-    struct gvm_fill fill;
     for (uint32_t i = 0; i < p->n; i++) {
-        const struct bpf_insn *in = &p->insns[i];
-        if (hard[i] & HARD_LEVEL)
-            return true;                 /* its constants may go through TMP1 */
-        if (gvm_jit_fill_loop(p, is_target, i, &fill))
+        if (insn_clobbers_scratch(p, hard, is_target, i))
             return true;
-        uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-        if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
-            return true;
-        if ((cls == BPF_ALU || cls == BPF_ALU64) && BPF_SRC(in->code) == BPF_X && !gvm_jit_cpu.bmi2
-            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH))
-            return true;
-        if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
-            return true;
-        if (bpf_is_ld_imm64(in))
+        if (bpf_is_ld_imm64(&p->insns[i]))
             i++;
     }
     return false;
@@ -1004,9 +1014,12 @@ static bool is_callee_saved(int r)
  * order whose slots so far all have live intervals disjoint from its own
  * (gvm_slot_intervals), so slots never live at once share a register.
  * Registers are opened in order: those used are free_regs[0..returned).
- * *n_given counts the slots that got a register. */
+ * *n_given counts the slots that got a register. Bit q of scratch set:
+ * free_regs[q] does not survive insn_clobbers_scratch insns, so only a
+ * slot whose interval holds none may take it (tried first: such a slot
+ * leaves the registers that survive calls to slots that need them). */
 static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
-                        const int *free_regs, int n_free, int *n_given)
+                        const int *free_regs, int n_free, uint32_t scratch, int *n_given)
 {
     const struct gvm_prog *p = j->prog;
     uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
@@ -1020,6 +1033,21 @@ static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
     if (n_prom > n_free)
         gvm_slot_weigh(p->insns, p->n, lo, hi, u);
     gvm_slot_intervals(p->insns, lo, hi, u, start, end);
+    bool calm[GVM_SLOTS] = { false };   /* no scratch clobber in the interval */
+    if (scratch) {
+        uint32_t *clobbers = malloc((hi - lo + 1) * sizeof(*clobbers));
+        if (clobbers) {                 /* prefix counts; none: no slot is calm */
+            clobbers[0] = 0;
+            for (uint32_t i = lo; i < hi; i++)
+                clobbers[i - lo + 1] = clobbers[i - lo]
+                    + (!(i > lo && bpf_is_ld_imm64(&p->insns[i - 1]))
+                       && insn_clobbers_scratch(p, j->hard, j->is_target, i));
+            for (int k = 0; k < GVM_SLOTS; k++)
+                calm[k] = start[k] <= end[k]
+                          && clobbers[end[k] - lo + 1] == clobbers[start[k] - lo];
+            free(clobbers);
+        }
+    }
     *n_given = 0;
     for (int k = 0; k < GVM_SLOTS; k++) {
         sr[k] = -1;
@@ -1033,7 +1061,11 @@ static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
         if (best < 0)
             break;
         done[best] = true;
-        for (int q = 0; q < n_free; q++) {
+        for (int t = 0; t < n_free * 2; t++) {
+            /* the scratch registers first (calm slots only), then the rest */
+            int q = t % n_free;
+            if ((t < n_free) != ((scratch >> q) & 1) || (((scratch >> q) & 1) && !calm[best]))
+                continue;
             bool clash = false;
             for (int k = 0; k < GVM_SLOTS && !clash; k++)
                 clash = reg_of[k] == q && start[k] <= end[best] && start[best] <= end[k];
@@ -1106,7 +1138,7 @@ static int plan_slots(struct jit *j, struct graft_err *err)
                  * constants into it (cmov_source) */
                 if (scratch_free)
                     free_regs[n_free++] = TMP1;
-                given = assign_slots(j, f, &u, free_regs, n_free, &n_given);
+                given = assign_slots(j, f, &u, free_regs, n_free, 0, &n_given);
                 if (n_given == n_prom)
                     break;
             }
@@ -1133,8 +1165,12 @@ static int plan_slots(struct jit *j, struct graft_err *err)
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (!(named & (1u << r)))
                     free_regs[n_free++] = reg_map[r];
+            /* TMP2 and TMP3 for slots live only between calls */
+            uint32_t scratch = 3u << n_free;
+            free_regs[n_free++] = TMP2;
+            free_regs[n_free++] = TMP3;
             int n_given;
-            assign_slots(j, f, &u, free_regs, n_free, &n_given);
+            assign_slots(j, f, &u, free_regs, n_free, scratch, &n_given);
         }
         for (int k = 0; k < GVM_SLOTS; k++)
             j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;

@@ -728,6 +728,10 @@ static uint64_t helper_mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint6
 
 static uint64_t helper_sub(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
+    /* garble the registers a C function may clobber and the JIT uses as
+     * scratch (a slot wrongly kept there across a call reads garbage) */
+    __asm__ volatile("mov $0x5a5a5a5a, %%r9d\n\tmov %%r9, %%r10\n\tmov %%r9, %%r11"
+                     ::: "r9", "r10", "r11");
     (void)a;
     return b - c + (d ^ e);
 }

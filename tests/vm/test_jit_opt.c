@@ -54,7 +54,18 @@ static uint64_t h_deref(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t
     return *(const uint64_t *)(uintptr_t)a;
 }
 
-static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref };
+/* a + 1, leaving garbage in r9-r11 as any C function may: a slot the JIT
+ * wrongly kept in a scratch register across a call reads it back */
+static uint64_t h_trash(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    __asm__ volatile("mov $0x5a5a5a5a, %%r9d\n\tmov %%r9, %%r10\n\tmov %%r9, %%r11"
+                     ::: "r9", "r10", "r11");
+    return a + 1;
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref,
+                                                    [5] = h_trash };
 static const struct gvm_env env = { .helpers = helpers };
 
 /* Run text on the JIT and the interpreter with copies of mem; they must
@@ -480,6 +491,17 @@ static void test_slots(void)
     }
 }
 
+/* How many 64-bit moves to or from [rbp + disp] (disp8) the code holds. */
+static size_t rbp_slot_accesses(const uint8_t *code, size_t len, int disp)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 3 < len; k++)
+        n += (code[k] & 0xf8) == 0x48 && (code[k + 1] == 0x89 || code[k + 1] == 0x8b
+                                          || code[k + 1] == 0xc7)
+             && (code[k + 2] & 0xc7) == 0x45 && (int8_t)code[k + 3] == disp;
+    return n;
+}
+
 /* Slots whose live intervals are disjoint share a register (assign_slots,
  * gvm_slot_intervals); a slot live around a loop keeps its register for
  * the whole loop. */
@@ -527,6 +549,16 @@ static void test_slot_sharing(void)
           "add r1, r1\nstxdw [r10-8], r1\nstxdw [r10-16], r7\nmov r1, r7\ncall 3\n"
           "ldxdw r3, [r10-16]\nadd r6, r3\nadd r6, r0\nadd r7, 1\njlt r7, 5, loop\n"
           "mov r0, r6\nexit\n", 31 + 10 + 30 },
+        /* every callee-saved home named: slots live only between calls
+         * take the scratch registers, the one live across a call stays
+         * in memory (h_trash garbles the scratch registers) */
+        { "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstdw [r10-8], 10\n"
+          "stdw [r10-16], 20\nldxdw r1, [r10-16]\nadd r6, r1\nstdw [r10-24], 30\n"
+          "ldxdw r1, [r10-24]\nadd r7, r1\nmov r1, 5\ncall 5\nadd r8, r0\n"
+          "stdw [r10-32], 40\nmov r0, 0\nloop:\nldxdw r1, [r10-32]\nadd r1, 1\n"
+          "stxdw [r10-32], r1\nadd r0, 1\njlt r0, 3, loop\nldxdw r1, [r10-32]\n"
+          "ldxdw r2, [r10-8]\nadd r0, r1\nadd r0, r2\nadd r0, r6\nadd r0, r7\n"
+          "add r0, r8\nadd r0, r9\nexit\n", 3 + 43 + 10 + 21 + 32 + 9 + 4 },
         /* a loop between a slot's store and its load: the slots used in
          * the loop cannot share its register */
         { "stdw [r10-8], 100\nmov r0, 0\nmov r2, 0\nloop:\nstxdw [r10-16], r2\n"
@@ -543,6 +575,23 @@ static void test_slot_sharing(void)
         r = run_text(cases[k].text);
         CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
               cases[k].text);
+    }
+
+    /* with calls and r6-r9 named: the slots live between calls only are
+     * in registers, the one live across the call in memory */
+    static const char between[] =
+        "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstdw [r10-8], 10\nstdw [r10-16], 20\n"
+        "ldxdw r1, [r10-16]\nadd r6, r1\nmov r1, 5\ncall 5\nstdw [r10-24], 30\n"
+        "ldxdw r1, [r10-24]\nadd r7, r1\nldxdw r0, [r10-8]\nadd r0, r6\nadd r0, r7\n"
+        "add r0, r8\nadd r0, r9\nexit\n";
+    p = NULL;
+    r = run_both(between, NULL, 0, &code, &len, &p);
+    CHECK(r == 10 + 21 + 32 + 3 + 4, "between calls: got %" PRIu64, r);
+    if (p) {
+        CHECK(rbp_slot_accesses(code, len, -8) == 2, "slot across the call not in memory");
+        CHECK(rbp_slot_accesses(code, len, -16) == 0 && rbp_slot_accesses(code, len, -24) == 0,
+              "slots between calls not in registers");
+        gvm_prog_free(p);
     }
 }
 
