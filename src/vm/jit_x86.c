@@ -37,7 +37,12 @@
  * against the interpreter by the differential fuzzer and the kernel's
  * lib/test_bpf.c table):
  *   - stack slots never address-taken live in registers the program leaves
- *     free (jit_slots.c decides which, plan_slots which register);
+ *     free (jit_slots.c decides which and their live intervals; plan_slots
+ *     and assign_slots give registers, shared by slots never live at once;
+ *     functions with calls use r9/r10 for slots live only between calls);
+ *   - a branch whose target repeats its test after code that keeps the
+ *     tested registers jumps to where that test would go, which then emits
+ *     nothing (jit_thread.c);
  *   - div/mod by constants as multiplies, unsigned and signed, and signed
  *     ones by powers of two as shifts (jit_divconst.c, jit_x86_alu.c);
  *   - mov x, b; add x, i; access [x+off] as one [b+i+off] access, x set only
@@ -245,6 +250,12 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
 
     if (t == i + 1)
         return 1;                       /* branch to the next insn: no effect */
+    if (j->thread_to && j->thread_to[i] >= 0) {
+        /* the branch at t repeats this test: go where it would (jit_thread.c) */
+        emit_compare(j, in);
+        emit_branch(j, cc, j->prev_off[j->thread_to[i]]);
+        return 1;
+    }
     if (in->off == 1 && next_is_plain(j, i)) {
         int64_t t2 = ja_target(j->prog, i + 1);
         if (t2 >= 0) {
@@ -753,6 +764,8 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     uint8_t cls = BPF_CLASS(in->code);
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
+    if (j->no_code && j->no_code[i])
+        return 1;                       /* a repeated test, known to fail here */
     int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
     if (slot >= 0 && j->cur_slots[slot] >= 0) {
         int sr = j->cur_slots[slot];
@@ -1182,7 +1195,7 @@ static void mark_targets(struct jit *j)
 {
     const struct gvm_prog *p = j->prog;
     for (uint32_t f = 0; f < p->n_funcs; f++)
-        j->is_target[p->func_starts[f]] = 1;
+        j->is_target[p->func_starts[f]] += j->is_target[p->func_starts[f]] < UINT8_MAX;
     for (uint32_t i = 0; i < p->n; i++) {
         const struct bpf_insn *in = &p->insns[i];
         uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -1202,7 +1215,7 @@ static void mark_targets(struct jit *j)
         int64_t off = (cls == BPF_JMP32 && op == BPF_JA) ? in->imm : in->off;
         int64_t t = (int64_t)i + off + 1;
         if (t >= 0 && t < p->n)
-            j->is_target[t] = 1;
+            j->is_target[t] += j->is_target[t] < UINT8_MAX;
     }
 }
 
@@ -1393,6 +1406,8 @@ static void jit_free(struct jit *j)
     free(j->calls);
     free(j->slot_reg);
     free(j->live_out);
+    free(j->thread_to);
+    free(j->no_code);
 }
 
 /* Layout passes until branch sizes converge. */
@@ -1450,6 +1465,17 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     }
     mark_targets(&j);
     mark_leaf(&j);
+    j.thread_to = malloc(n * sizeof(*j.thread_to));
+    j.no_code = malloc(n);
+    if (j.thread_to && j.no_code) {
+        gvm_same_test_pairs(prog->insns, n, prog->func_starts, nf, j.is_target, j.thread_to,
+                            j.no_code);
+    } else {                               /* the pass is optional */
+        free(j.thread_to);
+        free(j.no_code);
+        j.thread_to = NULL;
+        j.no_code = NULL;
+    }
     j.live_out = malloc(n * sizeof(uint16_t));
     for (uint32_t f = 0; f < nf && j.live_out; f++) {
         uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;

@@ -85,7 +85,10 @@ struct jit {
     uint32_t bitmap_off, prev_bitmap_off;  /* callx function-entry bitmap */
     uint32_t code_len, prev_code_len;
     uint8_t *is_long;                      /* per insn: its branch is rel32 */
-    uint8_t *is_target;                    /* per insn: something jumps here */
+    uint8_t *is_target;                    /* per insn: how many jumps and function
+                                            * entries lead here (saturating) */
+    int32_t *thread_to;                    /* gvm_same_test_pairs: a branch's new */
+    uint8_t *no_code;                      /* target; a branch that emits nothing */
     bool uses_callx;
 
     struct host_call *calls;

@@ -524,6 +524,58 @@ static void gen_scoped(struct gen *g, int depth)
     put(g, BPF_LDX_MEM(BPF_DW, data_reg(g), BPF_R10, off));
 }
 
+/* J1: if (c) goto J2; A; J2: if (c) goto +k; B: a test repeated after
+ * code that keeps its registers (the JIT jumps from J1 straight to J2's
+ * target and emits nothing for J2: jit_thread.c). Sometimes A writes a
+ * tested register or a third jump lands on J2, where it must not. */
+static void gen_same_test(struct gen *g, int depth)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
+    uint8_t code = (uint8_t)((rn(2) ? BPF_JMP : BPF_JMP32) | conds[rn(sizeof(conds))]
+                             | (rn(2) ? BPF_X : BPF_K));
+    int dst = data_reg(g), src = BPF_SRC(code) == BPF_X ? data_reg(g) : 0;
+    int32_t imm = BPF_SRC(code) == BPF_X ? 0 : rnd_imm();
+    int64_t other = -1, into = -1;
+    if (rn(4) == 0) {                       /* another way into J2 */
+        other = g->n;
+        put(g, BPF_INSN(code, dst, src, 0, imm));
+    }
+    if (rn(4) == 0) {                       /* a way into the middle of A */
+        into = g->n;
+        put(g, BPF_JMP_IMM(conds[rn(sizeof(conds))], data_reg(g), rnd_imm(), 0));
+    }
+    uint32_t j1 = g->n;
+    put(g, BPF_INSN(code, dst, src, 0, imm));
+    for (int k = 0, len = 1 + (int)rn(3); k < len; k++) {
+        if (k == 1 && into >= 0)
+            g->insns[into].off = (int16_t)(g->n - (uint32_t)into - 1);
+        int d = data_reg(g);
+        for (int tries = 0; tries < 8 && (d == dst || (BPF_SRC(code) == BPF_X && d == src)); tries++)
+            d = data_reg(g);
+        if (rn(4) == 0)
+            d = rn(2) || BPF_SRC(code) == BPF_K ? dst : src;   /* A writes a tested register */
+        int16_t off = (int16_t)(-8 - 8 * (int)rn(STACK_USED / 8));
+        switch (rn(4)) {
+        case 0:  put(g, BPF_STX_MEM(BPF_DW, BPF_R10, d, off)); break;
+        case 1:  put(g, BPF_LDX_MEM(BPF_DW, d, BPF_R10, off)); break;
+        default: put(g, BPF_ALU64_IMM(rn(2) ? BPF_ADD : BPF_XOR, d, rnd_imm())); break;
+        }
+    }
+    uint32_t j2 = g->n;
+    if (into >= 0 && g->insns[into].off == 0)
+        g->insns[into].off = (int16_t)(j2 - (uint32_t)into - 1);   /* A too short: J2 */
+    g->insns[j1].off = (int16_t)(j2 - j1 - 1);
+    if (other >= 0)
+        g->insns[other].off = (int16_t)(j2 - (uint32_t)other - 1);
+    put(g, BPF_INSN(code, dst, src, 0, imm));
+    if (depth < 4)
+        gen_block(g, depth + 1, 1 + (int)rn(3));
+    else
+        gen_alu(g);
+    g->insns[j2].off = (int16_t)(g->n - j2 - 1);
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -610,8 +662,10 @@ static void gen_block(struct gen *g, int depth, int len)
 {
     for (int k = 0; k < len; k++) {
         uint32_t c = rn(100);
-        if (c < 40) {
+        if (c < 37) {
             gen_alu(g);
+        } else if (c < 40) {
+            gen_same_test(g, depth);
         } else if (c < 43) {
             gen_ptr_access(g);
         } else if (c < 45) {

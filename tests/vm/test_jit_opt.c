@@ -595,6 +595,72 @@ static void test_slot_sharing(void)
     }
 }
 
+/* ---- repeated tests (jit_thread.c) ------------------------------------------ */
+
+/* J1: if (c) goto J2; A; J2: if (c) goto +1; B: J1 jumps to J2's target,
+ * J2 emits nothing, unless A writes a tested register or something else
+ * jumps to J2 or into A. Every condition, both widths, register and
+ * immediate, values either side of the edge, against the interpreter. */
+static void test_repeated_tests(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt",
+                                       "jsge", "jslt", "jsle", "jset" };
+    static const int64_t vals[] = { 0, 1, -1, 5, 6, 4, INT32_MIN, INT32_MAX, 0x100000005ll };
+    /* A between the tests: keeps them, writes the tested register, writes
+     * the register compared against, or is jumped into */
+    static const char *const betweens[] = {
+        "add r3, 1\nstxdw [r10-8], r3\n", "add r1, 1\nadd r3, 1\n", "add r3, 1\nmov r2, 4\n",
+        "add r3, 1\nin:\nadd r3, 1\n" };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+                for (int x = 0; x < 2; x++)
+                    for (size_t b = 0; b < sizeof(betweens) / sizeof(betweens[0]); b++) {
+                        const char *t = x ? "r2" : "5", *ww = w ? "32" : "";
+                        snprintf(text, sizeof(text),
+                                 "lddw r1, %lld\nmov r2, 5\nmov r0, 1\nmov r3, 10\n"
+                                 "%s%s%s r1, %s, j2\n%sj2:\n%s%s r1, %s, +1\n"
+                                 "mov r0, 2\nadd r0, r3\nlsh r0, 8\nadd r0, r1\nexit\n",
+                                 (long long)vals[v], b == 3 ? "jeq r1, 6, in\n" : "", ops[o], ww, t,
+                                 betweens[b], ops[o], ww, t);
+                        run_text(text);
+                    }
+    /* a second jump to J2 with the same test */
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+            snprintf(text, sizeof(text),
+                     "lddw r1, %lld\nmov r0, 1\nmov r3, 10\n%s r1, 5, j2\n%s r1, 5, j2\n"
+                     "add r3, 1\nj2:\n%s r1, 5, +1\nmov r0, 2\nadd r0, r3\nexit\n",
+                     (long long)vals[v], ops[o], ops[o], ops[o]);
+            run_text(text);
+        }
+    /* the shape clang gives log2 steps: one compare per step left */
+    static const char steps[] =
+        "ldxdw r1, [r1+0]\nmov r4, 0\njlt r1, 0x10000, +1\nor r4, 16\n"
+        "jlt r1, 0x10000, +1\nrsh r1, 16\njlt r1, 0x100, +1\nor r4, 8\njlt r1, 0x100, +1\n"
+        "rsh r1, 8\nmov r0, r1\nlsh r0, 8\nadd r0, r4\nexit\n";
+    static const uint64_t inputs[] = { 0, 0xff, 0x100, 0xffff, 0x10000, 0x123456, 0xffffffff };
+    for (size_t k = 0; k < sizeof(inputs) / sizeof(inputs[0]); k++) {
+        uint64_t mem[8] = { inputs[k] };
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        uint64_t x = inputs[k], lg = 0;
+        if (x >= 0x10000) { lg |= 16; x >>= 16; }
+        if (x >= 0x100) { lg |= 8; x >>= 8; }
+        uint64_t r = run_both(steps, mem, sizeof(mem), &code, &len, &p);
+        CHECK(r == (x << 8) + lg, "steps(0x%" PRIx64 "): got 0x%" PRIx64, inputs[k], r);
+        if (p) {
+            size_t cmps = 0;
+            for (size_t b = 0; b + 2 < len; b++)
+                cmps += code[b] == 0x48 && code[b + 1] == 0x81 && code[b + 2] == 0xff;
+            CHECK(cmps == 2, "steps: %zu compares of rdi, want 2", cmps);
+            gvm_prog_free(p);
+        }
+    }
+}
+
 /* ---- branch layout ------------------------------------------------------------ */
 
 /* `if (c) goto +1; goto T` becomes one inverted branch: every condition,
@@ -1209,6 +1275,7 @@ int main(void)
     test_slots();
     test_slot_sharing();
     test_inverted_branches();
+    test_repeated_tests();
     test_address_folding();
     test_fold_chain_code();
     test_held_consts();
