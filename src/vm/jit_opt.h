@@ -42,9 +42,9 @@ void gvm_sdiv_magic(int64_t d, int bits, struct gvm_sdiv_magic *m);
 /* Pairs of branches with the same test (jit_thread.c): J1 at i jumps
  * forward to J2, a conditional jump with J1's code, registers and imm;
  * only J1 jumps to J2 (n_jumps_to[J2] == 1: its count of jumps and
- * function entries there) and the insns between them are straight-line
- * (ALU, loads, stores), no jump lands among them, and none writes a
- * register the test reads. Then J2's outcome is known on both ways in:
+ * function entries there); the insns between them (at most 16) are
+ * straight-line (ALU, loads, stores), no jump lands among them, and none
+ * writes a register the test reads. Then J2's outcome is known on both ways in:
  * thread_to[i] = J2's target (J1 jumps there instead) and no_code[J2] = 1
  * (J2 falls through; it emits nothing). A J2 is never itself a J1.
  * Both jumps and J2's target lie in one function. thread_to[] is -1

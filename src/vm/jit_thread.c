@@ -16,6 +16,10 @@
 #include "vm/jit_opt.h"
 #include "vm/vm_internal.h"
 
+/* The most insns between the two tests: the shape has one or two, and the
+ * bound keeps the scan linear in the program's length. */
+#define MAX_BETWEEN 16
+
 static bool is_cond_jump(const struct bpf_insn *in)
 {
     uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -75,7 +79,7 @@ void gvm_same_test_pairs(const struct bpf_insn *insns, uint32_t n, const uint32_
             if (no_code[i] || !is_cond_jump(j1))
                 continue;               /* a J2 that emits nothing tests nothing */
             int64_t t1 = (int64_t)i + j1->off + 1;
-            if (t1 <= (int64_t)i + 1 || t1 >= end)
+            if (t1 <= (int64_t)i + 1 || t1 >= end || t1 - i - 1 > MAX_BETWEEN)
                 continue;
             const struct bpf_insn *j2 = &insns[t1];
             if (j2->code != j1->code || j2->dst_reg != j1->dst_reg
