@@ -39,6 +39,20 @@ struct gvm_sdiv_magic {
 
 void gvm_sdiv_magic(int64_t d, int bits, struct gvm_sdiv_magic *m);
 
+/* Pairs of branches with the same test (jit_thread.c): J1 at i jumps
+ * forward to J2, a conditional jump with J1's code, registers and imm;
+ * only J1 jumps to J2 (n_jumps_to[J2] == 1: its count of jumps and
+ * function entries there); the insns between them (at most 16) are
+ * straight-line (ALU, loads, stores), no jump lands among them, and none
+ * writes a register the test reads. Then J2's outcome is known on both ways in:
+ * thread_to[i] = J2's target (J1 jumps there instead) and no_code[J2] = 1
+ * (J2 falls through; it emits nothing). A J2 is never itself a J1.
+ * Both jumps and J2's target lie in one function. thread_to[] is -1
+ * elsewhere. */
+void gvm_same_test_pairs(const struct bpf_insn *insns, uint32_t n, const uint32_t *func_starts,
+                         uint32_t n_funcs, const uint8_t *n_jumps_to, int32_t *thread_to,
+                         uint8_t *no_code);
+
 #endif
 
 /* Stack slots of one function that can live in registers. Slot k is the 8
@@ -68,6 +82,18 @@ int gvm_slot_scan(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_
  * then stay). */
 int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32_t hi,
                    struct gvm_slot_use *u);
+
+/* The live interval of each promotable slot of insns[lo, hi): the
+ * insns [start[k], end[k]] (absolute indices) span every access to slot k
+ * and every loop (a backward jump's target up to the jump) overlapping
+ * them, repeated until nothing grows. Outside its interval a slot's value
+ * is dead or was never written on the path there (a read of a slot before
+ * any write is undefined: the verifier refuses it and the JIT already
+ * gives it no defined value), so slots with disjoint intervals can share
+ * one register. Slots not promotable get start > end. A jump leaving
+ * [lo, hi) stretches every interval over the whole function. */
+void gvm_slot_intervals(const struct bpf_insn *insns, uint32_t lo, uint32_t hi,
+                        const struct gvm_slot_use *u, uint32_t *start, uint32_t *end);
 
 /* The slot a promotable access uses, or -1: insn is an 8-byte LDX/STX/ST
  * MEM through r10 at an 8-aligned offset in the frame. */

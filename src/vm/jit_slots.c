@@ -154,3 +154,67 @@ int gvm_slot_weigh(const struct bpf_insn *insns, uint32_t n, uint32_t lo, uint32
     free(depth);
     return 0;
 }
+
+void gvm_slot_intervals(const struct bpf_insn *insns, uint32_t lo, uint32_t hi,
+                        const struct gvm_slot_use *u, uint32_t *start, uint32_t *end)
+{
+    uint32_t loop_lo[64], loop_hi[64];  /* backward jumps: [target, jump] */
+    int n_loops = 0;
+    bool whole = false;                 /* too many loops or a jump outside */
+
+    for (int k = 0; k < GVM_SLOTS; k++) {
+        start[k] = UINT32_MAX;
+        end[k] = 0;
+    }
+    for (uint32_t i = lo; i < hi; i++) {
+        const struct bpf_insn *in = &insns[i];
+        uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+        if (bpf_is_ld_imm64(in)) {
+            i++;
+            continue;
+        }
+        int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
+        if (slot >= 0 && u->promotable[slot]) {
+            start[slot] = i < start[slot] ? i : start[slot];
+            end[slot] = i > end[slot] ? i : end[slot];
+        }
+        if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
+            continue;
+        int64_t off = (cls == BPF_JMP32 && op == BPF_JA) ? in->imm : in->off;
+        int64_t t = (int64_t)i + off + 1;
+        if (t < lo || t >= hi)
+            whole = true;
+        else if (t <= i && n_loops < 64) {
+            loop_lo[n_loops] = (uint32_t)t;
+            loop_hi[n_loops++] = i;
+        } else if (t <= i) {
+            whole = true;
+        }
+    }
+    for (int k = 0; k < GVM_SLOTS; k++) {
+        if (start[k] > end[k])
+            continue;                   /* not promotable: no interval */
+        if (whole) {
+            start[k] = lo;
+            end[k] = hi - 1;
+            continue;
+        }
+        /* each round either grows the interval or stops; it can grow at
+         * most n_loops times, once per loop it swallows */
+        for (bool grew = true; grew;) {
+            grew = false;
+            for (int l = 0; l < n_loops; l++) {
+                if (loop_lo[l] > end[k] || loop_hi[l] < start[k])
+                    continue;           /* disjoint */
+                if (loop_lo[l] < start[k]) {
+                    start[k] = loop_lo[l];
+                    grew = true;
+                }
+                if (loop_hi[l] > end[k]) {
+                    end[k] = loop_hi[l];
+                    grew = true;
+                }
+            }
+        }
+    }
+}

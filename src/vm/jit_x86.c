@@ -37,7 +37,12 @@
  * against the interpreter by the differential fuzzer and the kernel's
  * lib/test_bpf.c table):
  *   - stack slots never address-taken live in registers the program leaves
- *     free (jit_slots.c decides which, plan_slots which register);
+ *     free (jit_slots.c decides which and their live intervals;
+ *     jit_x86_plan.c gives registers, shared by slots never live at once;
+ *     functions with calls use r9/r10 for slots live only between calls);
+ *   - a branch whose target repeats its test after code that keeps the
+ *     tested registers jumps to where that test would go, which then emits
+ *     nothing (jit_thread.c);
  *   - div/mod by constants as multiplies, unsigned and signed, and signed
  *     ones by powers of two as shifts (jit_divconst.c, jit_x86_alu.c);
  *   - mov x, b; add x, i; access [x+off] as one [b+i+off] access, x set only
@@ -47,7 +52,7 @@
  *   - helpers and kfuncs by `call rel32` when in reach, else through a
  *     literal pool after the code (struct host_call);
  *   - 64-bit constants used in loops held in registers a leaf leaves free
- *     (jit_consts.c, plan_slots), read directly by their user;
+ *     (jit_consts.c, jit_x86_plan.c), read directly by their user;
  *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
  *   - `and r, m` that only feeds a compare: a compare of r's low byte, or
  *     test r, m (try_byte_compare);
@@ -245,6 +250,12 @@ static int emit_jcond(struct jit *j, const struct bpf_insn *in, uint32_t i)
 
     if (t == i + 1)
         return 1;                       /* branch to the next insn: no effect */
+    if (j->thread_to && j->thread_to[i] >= 0) {
+        /* the branch at t repeats this test: go where it would (jit_thread.c) */
+        emit_compare(j, in);
+        emit_branch(j, cc, j->prev_off[j->thread_to[i]]);
+        return 1;
+    }
     if (in->off == 1 && next_is_plain(j, i)) {
         int64_t t2 = ja_target(j->prog, i + 1);
         if (t2 >= 0) {
@@ -753,6 +764,8 @@ static int emit_insn(struct jit *j, uint32_t i, uint32_t func)
     uint8_t cls = BPF_CLASS(in->code);
     int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
 
+    if (j->no_code && j->no_code[i])
+        return 1;                       /* a repeated test, known to fail here */
     int slot = (in->dst_reg == BPF_R10 || in->src_reg == BPF_R10) ? gvm_slot_of(in) : -1;
     if (slot >= 0 && j->cur_slots[slot] >= 0) {
         int sr = j->cur_slots[slot];
@@ -967,155 +980,11 @@ static bool has_fold_candidate(const struct gvm_prog *p, uint32_t lo, uint32_t h
     return false;
 }
 
-/* Does any instruction need the scratch registers r9-r11 (TMP1-3)? Leaf
- * programs only: calls, callx, tail calls and inline lookups need them too
- * but make a program non-leaf. */
-static bool leaf_needs_scratch(const struct gvm_prog *p, const uint8_t *hard,
-                               const uint8_t *is_target)
-{
-    struct gvm_fill fill;
-    for (uint32_t i = 0; i < p->n; i++) {
-        const struct bpf_insn *in = &p->insns[i];
-        if (hard[i] & HARD_LEVEL)
-            return true;                 /* its constants may go through TMP1 */
-        if (gvm_jit_fill_loop(p, is_target, i, &fill))
-            return true;
-        uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-        if ((cls == BPF_ALU || cls == BPF_ALU64) && (op == BPF_DIV || op == BPF_MOD))
-            return true;
-        if ((cls == BPF_ALU || cls == BPF_ALU64) && BPF_SRC(in->code) == BPF_X && !gvm_jit_cpu.bmi2
-            && (op == BPF_LSH || op == BPF_RSH || op == BPF_ARSH))
-            return true;
-        if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
-            return true;
-        if (bpf_is_ld_imm64(in))
-            i++;
-    }
-    return false;
-}
-
-static bool is_callee_saved(int r)
-{
-    return r == RBX || r == RBP || r == R12 || r == R13 || r == R14 || r == R15;
-}
-
-/* Give the hottest promotable slots of function f the registers in
- * free_regs[0..n_free), in order; returns how many slots got one. */
-static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
-                        const int *free_regs, int n_free)
-{
-    const struct gvm_prog *p = j->prog;
-    int8_t *sr = j->slot_reg[f];
-    int given = 0, n_prom = 0;
-    for (int k = 0; k < GVM_SLOTS; k++)
-        n_prom += u->promotable[k];
-    if (n_prom > n_free) {
-        uint32_t lo = p->func_starts[f], hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
-        gvm_slot_weigh(p->insns, p->n, lo, hi, u);
-    }
-    for (int k = 0; k < GVM_SLOTS; k++)
-        sr[k] = -1;
-    for (; given < n_free; given++) {
-        int best = -1;
-        for (int k = 0; k < GVM_SLOTS; k++)
-            if (u->promotable[k] && sr[k] < 0 && (best < 0 || u->weight[k] > u->weight[best]))
-                best = k;
-        if (best < 0)
-            break;
-        sr[best] = (int8_t)free_regs[given];
-    }
-    return given;
-}
-
-/* Decide which stack slots live in which registers, per function.
- * Leaf programs: every register the program does not name is free (r12,
- * the scratch registers when no instruction needs them, the x86 homes of
- * unnamed BPF registers, and rbp when the whole frame fits in registers);
- * callee-saved ones are pushed by the lean prologue. Other programs: the
- * homes of r6-r9 when no function names them (every frame saves them). */
-static int plan_slots(struct jit *j, struct graft_err *err)
-{
-    const struct gvm_prog *p = j->prog;
-    uint16_t named = 0;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (p->insns[i].dst_reg <= BPF_R10 && p->insns[i].src_reg <= BPF_R10)
-            named |= (uint16_t)(1u << p->insns[i].dst_reg | 1u << p->insns[i].src_reg);
-
-    free(j->slot_reg);
-    j->tmp1_taken = false;
-    j->n_consts = 0;
-    j->slot_reg = malloc(p->n_funcs * sizeof(*j->slot_reg));
-    if (!j->slot_reg)
-        return graft_errf(err, -ENOMEM, "JIT: out of memory for %u functions", p->n_funcs);
-    for (uint32_t f = 0; f < p->n_funcs; f++) {
-        uint32_t lo = p->func_starts[f];
-        uint32_t hi = f + 1 < p->n_funcs ? p->func_starts[f + 1] : p->n;
-        struct gvm_slot_use u;
-        int free_regs[16], n_free = 0;
-
-        gvm_slot_scan(p->insns, p->n, lo, hi, &u);
-        if (j->leaf) {
-            bool scratch_free = !leaf_needs_scratch(p, j->hard, j->is_target);
-            if (scratch_free) {
-                free_regs[n_free++] = TMP2;
-                free_regs[n_free++] = TMP3;
-            }
-            for (int r = BPF_R0; r <= BPF_R5; r++)
-                if (!(named & (1u << r)))
-                    free_regs[n_free++] = reg_map[r];
-            free_regs[n_free++] = R12;
-            for (int r = BPF_R6; r <= BPF_R9; r++)
-                if (!(named & (1u << r)))
-                    free_regs[n_free++] = reg_map[r];
-            bool all_fit = !u.escapes;
-            int n_prom = 0;
-            for (int k = 0; k < GVM_SLOTS; k++) {
-                all_fit = all_fit && (!u.used[k] || u.promotable[k]);
-                n_prom += u.promotable[k];
-            }
-            if (all_fit && n_prom <= n_free + 1 + scratch_free)
-                free_regs[n_free++] = RBP;
-            /* TMP1 last: while no slot takes it, cmov can load constants
-             * into it (cmov_source) */
-            if (scratch_free)
-                free_regs[n_free++] = TMP1;
-            int given = assign_slots(j, f, &u, free_regs, n_free);
-            /* registers no slot took (TMP1 stays for cmov) hold the hottest
-             * 64-bit constants */
-            uint64_t cv[6];
-            int n_left = n_free - given - scratch_free, nc = 0;
-            if (n_left > 0)
-                nc = gvm_hot_consts(p->insns, lo, hi, cv, n_left < 6 ? n_left : 6);
-            for (int k = 0; k < nc; k++) {
-                j->const_val[k] = cv[k];
-                j->const_reg[k] = (int8_t)free_regs[given + k];
-            }
-            j->n_consts = nc;
-            j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && given == n_prom);
-            j->n_leaf_saved = 0;
-            for (int r = BPF_R6; r <= BPF_R9; r++)
-                if (named & (1u << r))
-                    j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
-            for (int k = 0; k < given + nc; k++)
-                if (is_callee_saved(free_regs[k]))
-                    j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
-        } else {
-            for (int r = BPF_R6; r <= BPF_R9; r++)
-                if (!(named & (1u << r)))
-                    free_regs[n_free++] = reg_map[r];
-            assign_slots(j, f, &u, free_regs, n_free);
-        }
-        for (int k = 0; k < GVM_SLOTS; k++)
-            j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;
-    }
-    return 0;
-}
-
 static void mark_targets(struct jit *j)
 {
     const struct gvm_prog *p = j->prog;
     for (uint32_t f = 0; f < p->n_funcs; f++)
-        j->is_target[p->func_starts[f]] = 1;
+        j->is_target[p->func_starts[f]] += j->is_target[p->func_starts[f]] < UINT8_MAX;
     for (uint32_t i = 0; i < p->n; i++) {
         const struct bpf_insn *in = &p->insns[i];
         uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -1135,7 +1004,7 @@ static void mark_targets(struct jit *j)
         int64_t off = (cls == BPF_JMP32 && op == BPF_JA) ? in->imm : in->off;
         int64_t t = (int64_t)i + off + 1;
         if (t >= 0 && t < p->n)
-            j->is_target[t] = 1;
+            j->is_target[t] += j->is_target[t] < UINT8_MAX;
     }
 }
 
@@ -1326,6 +1195,8 @@ static void jit_free(struct jit *j)
     free(j->calls);
     free(j->slot_reg);
     free(j->live_out);
+    free(j->thread_to);
+    free(j->no_code);
 }
 
 /* Layout passes until branch sizes converge. */
@@ -1383,6 +1254,17 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     }
     mark_targets(&j);
     mark_leaf(&j);
+    j.thread_to = malloc(n * sizeof(*j.thread_to));
+    j.no_code = malloc(n);
+    if (j.thread_to && j.no_code) {
+        gvm_same_test_pairs(prog->insns, n, prog->func_starts, nf, j.is_target, j.thread_to,
+                            j.no_code);
+    } else {                               /* the pass is optional */
+        free(j.thread_to);
+        free(j.no_code);
+        j.thread_to = NULL;
+        j.no_code = NULL;
+    }
     j.live_out = malloc(n * sizeof(uint16_t));
     for (uint32_t f = 0; f < nf && j.live_out; f++) {
         uint32_t lo = prog->func_starts[f], hi = f + 1 < nf ? prog->func_starts[f + 1] : n;
@@ -1402,7 +1284,7 @@ int gvm_jit_compile(struct gvm_prog *prog, struct graft_err *err)
     }
 
     for (int round = 0;; round++) {
-        r = plan_slots(&j, err);
+        r = gvm_jit_plan_slots(&j, err);
         if (r)
             goto out;
         r = lay_out(&j, err);

@@ -85,7 +85,10 @@ struct jit {
     uint32_t bitmap_off, prev_bitmap_off;  /* callx function-entry bitmap */
     uint32_t code_len, prev_code_len;
     uint8_t *is_long;                      /* per insn: its branch is rel32 */
-    uint8_t *is_target;                    /* per insn: something jumps here */
+    uint8_t *is_target;                    /* per insn: how many jumps and function
+                                            * entries lead here (saturating) */
+    int32_t *thread_to;                    /* gvm_same_test_pairs: a branch's new */
+    uint8_t *no_code;                      /* target; a branch that emits nothing */
     bool uses_callx;
 
     struct host_call *calls;
@@ -109,7 +112,7 @@ struct jit {
                                             * native entry is function 0 (no wrapper) */
     uint16_t regs_named;                   /* leaf: bit r set if BPF rN appears */
 
-    /* Stack slots kept in registers (jit_opt.h, plan_slots): per function
+    /* Stack slots kept in registers (jit_opt.h, jit_x86_plan.c): per function
      * the x86 register of each slot, or -1 for memory. */
     int8_t (*slot_reg)[GVM_SLOTS];
     const int8_t *cur_slots;               /* the function being emitted */
@@ -117,7 +120,7 @@ struct jit {
     bool tmp1_taken;                       /* a stack slot lives in TMP1 */
     uint64_t const_val[6];                 /* leaf: 64-bit constants held in */
     int8_t const_reg[6];                   /* registers from the prologue on */
-    int n_consts;                          /* (jit_consts.c, plan_slots) */
+    int n_consts;                          /* (jit_consts.c, jit_x86_plan.c) */
     int cmp_src;                           /* >= 0: the x86 register a compare
                                               reads for its BPF src (a held
                                               constant); -1: reg_map's */
@@ -631,6 +634,11 @@ static inline bool next_is_plain(const struct jit *j, uint32_t i)
 /* jit_x86_alu.c: ALU and ALU64 instructions; returns the insns consumed
  * (peepholes take several), -1 for an unknown operation. */
 int gvm_jit_alu_insn(struct jit *j, const struct bpf_insn *in);
+
+/* jit_x86_plan.c: j->slot_reg, j->const_val/const_reg/n_consts and the
+ * leaf frame (leaf_saved, leaf_frame) for the current hardening; 0, or
+ * -ENOMEM. */
+int gvm_jit_plan_slots(struct jit *j, struct graft_err *err);
 
 /* jit_x86_fill.c: a fill loop (the memset idiom) starting at insn i. */
 struct gvm_fill {

@@ -43,6 +43,8 @@
 #define CTX_DATA   512           /* random-access region of ctx (room for fill
                                     loops long enough for rep stos) */
 #define STACK_USED 64            /* bytes of each frame a program uses */
+#define SCOPED_SLOTS 6           /* 8-byte slots below those, each live only
+                                    between a store and the loads after it */
 #define CTX_LEN    (CTX_DATA + STACK_USED)
 #define MAX_FUNCS  7             /* subfunctions: main + 7 = 8 frames */
 
@@ -501,6 +503,79 @@ static void gen_slot_update(struct gen *g)
     put(g, BPF_STX_MEM(BPF_DW, BPF_R10, a, off));
 }
 
+/* A temporary in a scoped slot (below STACK_USED, never read before a
+ * store on any path): stored, a block, loaded back. Scoped slots have
+ * short live intervals that the JIT lets share one register; the block in
+ * between may reuse the same or other scoped slots. */
+static int16_t scoped_slot(void)
+{
+    return (int16_t)(-STACK_USED - 8 * (1 + (int)rn(SCOPED_SLOTS)));
+}
+
+static void gen_scoped(struct gen *g, int depth)
+{
+    int16_t off = scoped_slot();
+    if (rn(3))
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, data_reg(g), off));
+    else
+        put(g, BPF_ST_MEM(BPF_DW, BPF_R10, off, rnd_imm()));
+    if (depth < 4 && rn(2))
+        gen_block(g, depth + 1, 1 + (int)rn(4));
+    put(g, BPF_LDX_MEM(BPF_DW, data_reg(g), BPF_R10, off));
+}
+
+/* J1: if (c) goto J2; A; J2: if (c) goto +k; B: a test repeated after
+ * code that keeps its registers (the JIT jumps from J1 straight to J2's
+ * target and emits nothing for J2: jit_thread.c). Sometimes A writes a
+ * tested register or a third jump lands on J2, where it must not. */
+static void gen_same_test(struct gen *g, int depth)
+{
+    static const uint8_t conds[] = { BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT,
+                                     BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
+    uint8_t code = (uint8_t)((rn(2) ? BPF_JMP : BPF_JMP32) | conds[rn(sizeof(conds))]
+                             | (rn(2) ? BPF_X : BPF_K));
+    int dst = data_reg(g), src = BPF_SRC(code) == BPF_X ? data_reg(g) : 0;
+    int32_t imm = BPF_SRC(code) == BPF_X ? 0 : rnd_imm();
+    int64_t other = -1, into = -1;
+    if (rn(4) == 0) {                       /* another way into J2 */
+        other = g->n;
+        put(g, BPF_INSN(code, dst, src, 0, imm));
+    }
+    if (rn(4) == 0) {                       /* a way into the middle of A */
+        into = g->n;
+        put(g, BPF_JMP_IMM(conds[rn(sizeof(conds))], data_reg(g), rnd_imm(), 0));
+    }
+    uint32_t j1 = g->n;
+    put(g, BPF_INSN(code, dst, src, 0, imm));
+    for (int k = 0, len = 1 + (int)rn(3); k < len; k++) {
+        if (k == 1 && into >= 0)
+            g->insns[into].off = (int16_t)(g->n - (uint32_t)into - 1);
+        int d = data_reg(g);
+        for (int tries = 0; tries < 8 && (d == dst || (BPF_SRC(code) == BPF_X && d == src)); tries++)
+            d = data_reg(g);
+        if (rn(4) == 0)
+            d = rn(2) || BPF_SRC(code) == BPF_K ? dst : src;   /* A writes a tested register */
+        int16_t off = (int16_t)(-8 - 8 * (int)rn(STACK_USED / 8));
+        switch (rn(4)) {
+        case 0:  put(g, BPF_STX_MEM(BPF_DW, BPF_R10, d, off)); break;
+        case 1:  put(g, BPF_LDX_MEM(BPF_DW, d, BPF_R10, off)); break;
+        default: put(g, BPF_ALU64_IMM(rn(2) ? BPF_ADD : BPF_XOR, d, rnd_imm())); break;
+        }
+    }
+    uint32_t j2 = g->n;
+    if (into >= 0 && g->insns[into].off == 0)
+        g->insns[into].off = (int16_t)(j2 - (uint32_t)into - 1);   /* A too short: J2 */
+    g->insns[j1].off = (int16_t)(j2 - j1 - 1);
+    if (other >= 0)
+        g->insns[other].off = (int16_t)(j2 - (uint32_t)other - 1);
+    put(g, BPF_INSN(code, dst, src, 0, imm));
+    if (depth < 4)
+        gen_block(g, depth + 1, 1 + (int)rn(3));
+    else
+        gen_alu(g);
+    g->insns[j2].off = (int16_t)(g->n - j2 - 1);
+}
+
 /* r = a; if (cond) goto +1; r = b: a cmov */
 static void gen_diamond(struct gen *g)
 {
@@ -545,9 +620,24 @@ static void gen_loop(struct gen *g, int depth)
                                      BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE };
     int lr = loop_reg(g);
     int64_t cont = -1;
+    /* sometimes a value carried from one iteration to the next in a scoped
+     * slot: loaded at the top of the body, stored at its end, so its last
+     * access comes before other slots' first ones in the body; only its
+     * interval stretched over the loop keeps them out of its register */
+    int16_t carried = rn(3) == 0 ? scoped_slot() : 0;
+    if (carried)
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, data_reg(g), carried));
     put(g, BPF_MOV64_IMM(lr, 1 + (int32_t)rn(12)));
     uint32_t top = g->n;
     g->in_loop = true;
+    if (carried) {
+        int d = data_reg(g);
+        put(g, BPF_LDX_MEM(BPF_DW, d, BPF_R10, carried));
+        put(g, BPF_ALU64_IMM(BPF_MUL, d, 3));
+        put(g, BPF_ALU64_REG(BPF_XOR, data_reg(g), d));
+        put(g, BPF_ALU64_IMM(BPF_ADD, d, 1));
+        put(g, BPF_STX_MEM(BPF_DW, BPF_R10, d, carried));
+    }
     gen_block(g, depth + 1, 1 + (int)rn(5));
     if (rn(2)) {
         int d = data_reg(g);
@@ -572,12 +662,17 @@ static void gen_block(struct gen *g, int depth, int len)
 {
     for (int k = 0; k < len; k++) {
         uint32_t c = rn(100);
-        if (c < 40) {
+        if (c < 37) {
             gen_alu(g);
+        } else if (c < 40) {
+            gen_same_test(g, depth);
         } else if (c < 43) {
             gen_ptr_access(g);
         } else if (c < 45) {
-            gen_slot_update(g);
+            if (rn(2))
+                gen_slot_update(g);
+            else
+                gen_scoped(g, depth);
         } else if (c < 70) {
             gen_mem(g);
         } else if (c < 74) {
@@ -687,6 +782,10 @@ static uint64_t helper_mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint6
 
 static uint64_t helper_sub(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
+    /* garble the registers a C function may clobber and the JIT uses as
+     * scratch (a slot wrongly kept there across a call reads garbage) */
+    __asm__ volatile("mov $0x5a5a5a5a, %%r9d\n\tmov %%r9, %%r10\n\tmov %%r9, %%r11"
+                     ::: "r9", "r10", "r11");
     (void)a;
     return b - c + (d ^ e);
 }

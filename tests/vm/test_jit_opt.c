@@ -54,7 +54,18 @@ static uint64_t h_deref(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t
     return *(const uint64_t *)(uintptr_t)a;
 }
 
-static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref };
+/* a + 1, leaving garbage in r9-r11 as any C function may: a slot the JIT
+ * wrongly kept in a scratch register across a call reads it back */
+static uint64_t h_trash(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b; (void)c; (void)d; (void)e;
+    __asm__ volatile("mov $0x5a5a5a5a, %%r9d\n\tmov %%r9, %%r10\n\tmov %%r9, %%r11"
+                     ::: "r9", "r10", "r11");
+    return a + 1;
+}
+
+static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref,
+                                                    [5] = h_trash };
 static const struct gvm_env env = { .helpers = helpers };
 
 /* Run text on the JIT and the interpreter with copies of mem; they must
@@ -477,6 +488,176 @@ static void test_slots(void)
             on_r2 += code[k] == 0x48 && code[k + 1] == 0x83 && code[k + 2] == 0xc6 && code[k + 3] == 3;
         CHECK(on_r2 == 0, "slot update: %zu add rsi, 3 left", on_r2);
         gvm_prog_free(p);
+    }
+}
+
+/* How many 64-bit moves to or from [rbp + disp] (disp8) the code holds. */
+static size_t rbp_slot_accesses(const uint8_t *code, size_t len, int disp)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 3 < len; k++)
+        n += (code[k] & 0xf8) == 0x48 && (code[k + 1] == 0x89 || code[k + 1] == 0x8b
+                                          || code[k + 1] == 0xc7)
+             && (code[k + 2] & 0xc7) == 0x45 && (int8_t)code[k + 3] == disp;
+    return n;
+}
+
+/* Slots whose live intervals are disjoint share a register (assign_slots,
+ * gvm_slot_intervals); a slot live around a loop keeps its register for
+ * the whole loop. */
+static void test_slot_sharing(void)
+{
+    /* every BPF register named, so a leaf has at most five free registers;
+     * eight slots each live for two insns all fit by sharing: no frame */
+    static const char phases[] =
+        "mov r0, 0\nmov r2, 0\nmov r3, 0\nmov r4, 0\nmov r5, 0\nmov r6, 0\nmov r7, 0\n"
+        "mov r8, 0\nmov r9, 0\n"
+        "stdw [r10-8], 1\nldxdw r1, [r10-8]\nadd r0, r1\n"
+        "stdw [r10-16], 2\nldxdw r1, [r10-16]\nadd r0, r1\n"
+        "stdw [r10-24], 3\nldxdw r1, [r10-24]\nadd r0, r1\n"
+        "stdw [r10-32], 4\nldxdw r1, [r10-32]\nadd r0, r1\n"
+        "stdw [r10-40], 5\nldxdw r1, [r10-40]\nadd r0, r1\n"
+        "stdw [r10-48], 6\nldxdw r1, [r10-48]\nadd r0, r1\n"
+        "stdw [r10-56], 7\nldxdw r1, [r10-56]\nadd r0, r1\n"
+        "stdw [r10-64], 8\nldxdw r1, [r10-64]\nadd r0, r1\n"
+        "add r0, r2\nadd r0, r3\nadd r0, r4\nadd r0, r5\nadd r0, r6\nadd r0, r7\n"
+        "add r0, r8\nadd r0, r9\nexit\n";
+    const uint8_t *code;
+    size_t len;
+    struct gvm_prog *p = NULL;
+    uint64_t r = run_both(phases, NULL, 0, &code, &len, &p);
+    CHECK(r == 36, "phases: got %" PRIu64, r);
+    if (p) {
+        CHECK(!has_frame_setup(code, len), "eight short-lived slots did not share registers");
+        gvm_prog_free(p);
+    }
+
+    struct { const char *text; uint64_t want; } cases[] = {
+        /* [-8] is carried from one iteration to the next but its accesses
+         * all come before [-16]'s in the body: only the loop stretching
+         * its interval keeps [-16] out of its register */
+        { "stdw [r10-8], 1\nmov r0, 0\nmov r2, 0\nloop:\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "add r1, r1\nstxdw [r10-8], r1\nstxdw [r10-16], r2\nldxdw r3, [r10-16]\n"
+          "add r0, r3\nadd r2, 1\njlt r2, 5, loop\nexit\n", 31 + 10 },
+        /* ... only read in the loop, written before it */
+        { "stdw [r10-8], 5\nmov r0, 0\nmov r2, 0\nloop:\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "stxdw [r10-16], r2\nldxdw r3, [r10-16]\nadd r0, r3\nadd r2, 1\njlt r2, 4, loop\n"
+          "exit\n", 20 + 6 },
+        /* ... the same with a helper call in the loop: r8/r9 unnamed, the
+         * slots compete for r14/r15 across the call */
+        { "stdw [r10-8], 1\nmov r6, 0\nmov r7, 0\nloop:\nldxdw r1, [r10-8]\nadd r6, r1\n"
+          "add r1, r1\nstxdw [r10-8], r1\nstxdw [r10-16], r7\nmov r1, r7\ncall 3\n"
+          "ldxdw r3, [r10-16]\nadd r6, r3\nadd r6, r0\nadd r7, 1\njlt r7, 5, loop\n"
+          "mov r0, r6\nexit\n", 31 + 10 + 30 },
+        /* every callee-saved home named: slots live only between calls
+         * take the scratch registers, the one live across a call stays
+         * in memory (h_trash garbles the scratch registers) */
+        { "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstdw [r10-8], 10\n"
+          "stdw [r10-16], 20\nldxdw r1, [r10-16]\nadd r6, r1\nstdw [r10-24], 30\n"
+          "ldxdw r1, [r10-24]\nadd r7, r1\nmov r1, 5\ncall 5\nadd r8, r0\n"
+          "stdw [r10-32], 40\nmov r0, 0\nloop:\nldxdw r1, [r10-32]\nadd r1, 1\n"
+          "stxdw [r10-32], r1\nadd r0, 1\njlt r0, 3, loop\nldxdw r1, [r10-32]\n"
+          "ldxdw r2, [r10-8]\nadd r0, r1\nadd r0, r2\nadd r0, r6\nadd r0, r7\n"
+          "add r0, r8\nadd r0, r9\nexit\n", 3 + 43 + 10 + 21 + 32 + 9 + 4 },
+        /* a loop between a slot's store and its load: the slots used in
+         * the loop cannot share its register */
+        { "stdw [r10-8], 100\nmov r0, 0\nmov r2, 0\nloop:\nstxdw [r10-16], r2\n"
+          "ldxdw r3, [r10-16]\nadd r0, r3\nstdw [r10-24], 7\nldxdw r3, [r10-24]\n"
+          "add r0, r3\nadd r2, 1\njlt r2, 3, loop\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n",
+          3 + 21 + 100 },
+        /* a forward jump over a slot's store to its load: the value read
+         * is the one stored before, kept from the slot used in between */
+        { "stdw [r10-8], 9\nmov r0, 0\njeq r0, 0, skip\nstdw [r10-8], 1\nskip:\n"
+          "stdw [r10-16], 4\nldxdw r2, [r10-16]\nadd r0, r2\nldxdw r1, [r10-8]\n"
+          "add r0, r1\nexit\n", 13 },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        r = run_text(cases[k].text);
+        CHECK(r == cases[k].want, "got 0x%" PRIx64 " want 0x%" PRIx64 "\n%s", r, cases[k].want,
+              cases[k].text);
+    }
+
+    /* with calls and r6-r9 named: the slots live between calls only are
+     * in registers, the one live across the call in memory */
+    static const char between[] =
+        "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\nstdw [r10-8], 10\nstdw [r10-16], 20\n"
+        "ldxdw r1, [r10-16]\nadd r6, r1\nmov r1, 5\ncall 5\nstdw [r10-24], 30\n"
+        "ldxdw r1, [r10-24]\nadd r7, r1\nldxdw r0, [r10-8]\nadd r0, r6\nadd r0, r7\n"
+        "add r0, r8\nadd r0, r9\nexit\n";
+    p = NULL;
+    r = run_both(between, NULL, 0, &code, &len, &p);
+    CHECK(r == 10 + 21 + 32 + 3 + 4, "between calls: got %" PRIu64, r);
+    if (p) {
+        CHECK(rbp_slot_accesses(code, len, -8) == 2, "slot across the call not in memory");
+        CHECK(rbp_slot_accesses(code, len, -16) == 0 && rbp_slot_accesses(code, len, -24) == 0,
+              "slots between calls not in registers");
+        gvm_prog_free(p);
+    }
+}
+
+/* ---- repeated tests (jit_thread.c) ------------------------------------------ */
+
+/* J1: if (c) goto J2; A; J2: if (c) goto +1; B: J1 jumps to J2's target,
+ * J2 emits nothing, unless A writes a tested register or something else
+ * jumps to J2 or into A. Every condition, both widths, register and
+ * immediate, values either side of the edge, against the interpreter. */
+static void test_repeated_tests(void)
+{
+    static const char *const ops[] = { "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt",
+                                       "jsge", "jslt", "jsle", "jset" };
+    static const int64_t vals[] = { 0, 1, -1, 5, 6, 4, INT32_MIN, INT32_MAX, 0x100000005ll };
+    /* A between the tests: keeps them, writes the tested register, writes
+     * the register compared against, or is jumped into */
+    static const char *const betweens[] = {
+        "add r3, 1\nstxdw [r10-8], r3\n", "add r1, 1\nadd r3, 1\n", "add r3, 1\nmov r2, 4\n",
+        "add r3, 1\nin:\nadd r3, 1\n" };
+    char text[512];
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int w = 0; w < 2; w++)
+            for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+                for (int x = 0; x < 2; x++)
+                    for (size_t b = 0; b < sizeof(betweens) / sizeof(betweens[0]); b++) {
+                        const char *t = x ? "r2" : "5", *ww = w ? "32" : "";
+                        snprintf(text, sizeof(text),
+                                 "lddw r1, %lld\nmov r2, 5\nmov r0, 1\nmov r3, 10\n"
+                                 "%s%s%s r1, %s, j2\n%sj2:\n%s%s r1, %s, +1\n"
+                                 "mov r0, 2\nadd r0, r3\nlsh r0, 8\nadd r0, r1\nexit\n",
+                                 (long long)vals[v], b == 3 ? "jeq r1, 6, in\n" : "", ops[o], ww, t,
+                                 betweens[b], ops[o], ww, t);
+                        run_text(text);
+                    }
+    /* a second jump to J2 with the same test */
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+            snprintf(text, sizeof(text),
+                     "lddw r1, %lld\nmov r0, 1\nmov r3, 10\n%s r1, 5, j2\n%s r1, 5, j2\n"
+                     "add r3, 1\nj2:\n%s r1, 5, +1\nmov r0, 2\nadd r0, r3\nexit\n",
+                     (long long)vals[v], ops[o], ops[o], ops[o]);
+            run_text(text);
+        }
+    /* the shape clang gives log2 steps: one compare per step left */
+    static const char steps[] =
+        "ldxdw r1, [r1+0]\nmov r4, 0\njlt r1, 0x10000, +1\nor r4, 16\n"
+        "jlt r1, 0x10000, +1\nrsh r1, 16\njlt r1, 0x100, +1\nor r4, 8\njlt r1, 0x100, +1\n"
+        "rsh r1, 8\nmov r0, r1\nlsh r0, 8\nadd r0, r4\nexit\n";
+    static const uint64_t inputs[] = { 0, 0xff, 0x100, 0xffff, 0x10000, 0x123456, 0xffffffff };
+    for (size_t k = 0; k < sizeof(inputs) / sizeof(inputs[0]); k++) {
+        uint64_t mem[8] = { inputs[k] };
+        const uint8_t *code;
+        size_t len;
+        struct gvm_prog *p = NULL;
+        uint64_t x = inputs[k], lg = 0;
+        if (x >= 0x10000) { lg |= 16; x >>= 16; }
+        if (x >= 0x100) { lg |= 8; x >>= 8; }
+        uint64_t r = run_both(steps, mem, sizeof(mem), &code, &len, &p);
+        CHECK(r == (x << 8) + lg, "steps(0x%" PRIx64 "): got 0x%" PRIx64, inputs[k], r);
+        if (p) {
+            size_t cmps = 0;
+            for (size_t b = 0; b + 2 < len; b++)
+                cmps += code[b] == 0x48 && code[b + 1] == 0x81 && code[b + 2] == 0xff;
+            CHECK(cmps == 2, "steps: %zu compares of rdi, want 2", cmps);
+            gvm_prog_free(p);
+        }
     }
 }
 
@@ -1092,7 +1273,9 @@ int main(void)
     test_sdiv_magic_model();
     test_sdiv_const_jit();
     test_slots();
+    test_slot_sharing();
     test_inverted_branches();
+    test_repeated_tests();
     test_address_folding();
     test_fold_chain_code();
     test_held_consts();
