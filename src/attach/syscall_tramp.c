@@ -86,6 +86,14 @@ __thread uint64_t graft_sys_vfork_ret
 /* Skip the red zone as the slow path does; rbp = frame base; aligned. */
 #define FAST_FRAME \
     "  sub $0x80, %rsp\n  push %rbp\n  mov %rsp, %rbp\n  and $-16, %rsp\n"
+/* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
+ * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
+ * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
+#define PUSH_PT_REGS \
+    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
+    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
+    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 /* One enter program that calls nothing (GSYS_H_FAST): push its context,
  * which doubles as the save area of the registers a C call may clobber
  * (the handler promised not to write it), call it with gsys_in_hook set,
@@ -123,10 +131,7 @@ __thread uint64_t graft_sys_vfork_ret
      * then ss first: pushes go down) */ \
     "2:\n" \
     FAST_FRAME \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
-    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
-    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
-    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */ \
+    PUSH_PT_REGS \
     "  mov %rsp, %rcx\n push %rax\n push %rcx\n" \
     "  mov $16, %esi\n" \
     "  mov %rsp, %rdi\n" \
@@ -140,18 +145,15 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
     "  jmp 0b\n"
 
-/* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
- * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
- * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
-#define PUSH_PT_REGS \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
-    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
-    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
-    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 #define RUN(field) STR(field) "(%rcx)"
 /* Set the helpers' run state (ghelper_run_tls) for a call of link r11
- * with ctx rdi and the pt_regs record at rbx, as run_list does. */
-#define SET_RUN_STATE(at_return) \
+ * with ctx rdi and the pt_regs record at rbx, as run_list does;
+ * NARGS_ENTER/NARGS_EXIT store func_nargs = 6 and at_return (0: one
+ * 8-byte store over both fields, adjacent). */
+#define NARGS_ENTER "  movq $6, %fs:" RUN(GSYS_RUN_NARGS) "\n"     /* and at_return = 0 */
+#define NARGS_EXIT \
+    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n  movl $1, %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
+#define SET_RUN_STATE(nargs_at_return) \
     "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
     "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
     "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
@@ -160,8 +162,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
     "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
     "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
-    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
-    "  movl $" at_return ", %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
+    nargs_at_return
 /* The way into RUN_PATH for GSYS_H_PAIR, rax = nr: r11 = the enter link,
  * rcx = the exit link (either NULL: changing right now, the slow path);
  * and at 8, from FAST_PATH for an enter link that calls out (GSYS_H_CALLS,
@@ -227,7 +228,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
     XMM_SAVE \
-    SET_RUN_STATE("0") \
+    SET_RUN_STATE(NARGS_ENTER) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     /* the override is read while gsys_in_hook is still set: a signal \
@@ -258,7 +259,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov $16, %esi\n" \
     "35:\n" \
     "  mov %rsp, %rdi\n" \
-    SET_RUN_STATE("1") \
+    SET_RUN_STATE(NARGS_EXIT) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
