@@ -16,11 +16,12 @@
  * pushes its context, calls it and makes the syscall, all in assembly (the
  * only other place programs are called is syscall_dispatch.c's run_list;
  * the fast path is never used when programs are isolated). If it is
- * GSYS_H_CALLS (or the link read says the program calls out), RUN_PATH
+ * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
  * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
  * state set, and honours bpf_override_return; for GSYS_H_PAIR (one enter
- * and one exit program, e.g. syscount) it also makes the syscall with its
- * frame kept and runs the exit program after it. Else the
+ * and one exit program, e.g. syscount) PAIR_PATH runs the same enter half
+ * (ENTER_HALF), makes the syscall with its frame kept and runs the exit
+ * program after it. Else the
  * slow path skips the caller's red zone (128 bytes, minus the 8 the call
  * already overwrote - that is the technique's known limit), saves the
  * argument registers, rbx and xmm0-15 and calls graft_sys_dispatch(frame),
@@ -108,7 +109,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  test %r11, %r11\n" \
     "  jz 9f\n"                           /* changing right now */ \
     "  cmpl $0, " STR(GSYS_LINK_OFF_CALLS_NOTHING) "(%r11)\n" \
-    "  je 8f\n"                           /* calls out: RUN_PATH */ \
+    "  je 8f\n"                           /* calls out: CALLS_PATH */ \
     "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
     "  je 2f\n" \
     /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
@@ -163,11 +164,81 @@ __thread uint64_t graft_sys_vfork_ret
     "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
     "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
     nargs_at_return
-/* The way into RUN_PATH for GSYS_H_PAIR, rax = nr: r11 = the enter link,
- * rcx = the exit link (either NULL: changing right now, the slow path);
- * and at 8, from FAST_PATH for an enter link that calls out (GSYS_H_CALLS,
- * or a FAST bit whose link calls out): rcx = 0, no exit program. */
-#define PAIR_ENTRY \
+#define KIND(reg) STR(GSYS_LINK_OFF_KIND) "(" reg ")"
+/* The enter half that CALLS_PATH and PAIR_PATH share (one text, expanded in
+ * each, as run_list runs an enter program): a pt_regs record (rbx points at
+ * it across the call, callee-saved; it doubles as the save area of the
+ * argument registers), the enter context on top of it (tracepoint: ecx =
+ * the thread id), xmm0-15 saved below (helpers are C), the helpers' run
+ * state (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around
+ * the call of link r11 (rax = nr). Leaves eax = override_set and r11 = the
+ * override value, read while gsys_in_hook was still set (a signal
+ * handler's syscalls run no program that could change them). Layout from
+ * rbx: the enter context at -64, xmm0-15 at -320 = rsp. */
+#define ENTER_HALF \
+    PUSH_PT_REGS \
+    "  mov %rsp, %rbx\n" \
+    "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
+    "  je 51f\n" \
+    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $64, %esi\n" \
+    "  jmp 52f\n" \
+    "51:\n" \
+    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* raw {&regs, nr}, same 64 bytes */ \
+    "  mov $16, %esi\n" \
+    "52:\n" \
+    "  mov %rsp, %rdi\n" \
+    "  sub $256, %rsp\n" \
+    XMM_SAVE \
+    SET_RUN_STATE(NARGS_ENTER) \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
+    TLS_SET("gsys_in_hook", "0")
+
+/* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
+ * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
+ * once the thread's tid is known. ENTER_HALF, then the registers come back
+ * from the pt_regs record and the syscall is made at 0b (no frame of ours
+ * across it), or, if the program called bpf_override_return, it is not
+ * made and the value is the result (7b: return). */
+#define CALLS_PATH \
+    "8:\n" \
+    "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
+    "  je 4f\n" \
+    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:(%rcx), %ecx\n" \
+    "  test %ecx, %ecx\n" \
+    "  jz 9f\n"                           /* first on this thread: C caches it */ \
+    "4:\n" \
+    FAST_FRAME \
+    ENTER_HALF \
+    XMM_LOAD \
+    "  test %eax, %eax\n" \
+    "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
+    "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
+    "  mov 64(%rbx), %r9\n  mov 40(%rbx), %rbx\n" \
+    "  mov %rbp, %rsp\n  pop %rbp\n  lea 0x80(%rsp), %rsp\n"  /* lea: keeps the flags */ \
+    "  je 0b\n"                           /* no override: the syscall */ \
+    "  mov %r11, %rax\n" \
+    "  jmp 7b\n"
+
+/* One enter and one exit program (GSYS_H_PAIR; either may call helpers),
+ * rax = nr: ENTER_HALF, then the syscall from here with the frame kept (nr
+ * is not special: nothing runs on another stack), then the exit program on
+ * an exit context (tracepoint {trace_entry, id, ret}, or raw {&regs, ret})
+ * with pt_regs.ax = the result and its run state (at_return), and the
+ * result - or the exit program's override - returned. An enter override
+ * skips the syscall and the exit program, as in gsys_run_enter. Layout
+ * from rbx (the pt_regs record): the exit link at 184, the thread id at
+ * 176, then as ENTER_HALF, the exit context below. Either link NULL
+ * (changing right now): the slow path; so too while the thread id is not
+ * known (its first call) if either program is a tracepoint kind. */
+#define PAIR_PATH \
     "20:\n" \
     "  mov gsys_in_hook@gottpoff(%rip), %r11\n" \
     "  cmpl $0, %fs:(%r11)\n" \
@@ -179,88 +250,24 @@ __thread uint64_t graft_sys_vfork_ret
     "  lea graft_sys_fast_exit(%rip), %rcx\n" \
     "  mov (%rcx,%rax,8), %rcx\n" \
     "  test %rcx, %rcx\n" \
-    "  jnz 29f\n" \
-    "  jmp 9f\n" \
-    "8:\n" \
-    "  xor %ecx, %ecx\n"
-
-#define KIND(reg) STR(GSYS_LINK_OFF_KIND) "(" reg ")"
-/* RUN_PATH's way out (rbx = the pt_regs record; rax kept): xmm0-15, the
- * argument registers and rbx back, the frame and the red zone skip gone. */
-#define RUN_RESTORE \
-    "  lea -320(%rbx), %rsp\n" \
-    XMM_LOAD \
-    "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
-    "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
-    "  mov 40(%rbx), %rbx\n" \
-    "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n"
-/* One enter program that may call helpers, and at most one exit program
- * (r11 = the enter link, rcx = the exit link or 0, rax = nr), as
- * gsys_run_enter/gsys_run_exit run them, in assembly: a pt_regs record
- * (rbx points at it across the calls, callee-saved; it doubles as the save
- * area of the argument registers), the enter context on top of it, xmm0-15
- * saved below (helpers are C), the helpers' run state (ghelper_run_tls,
- * initial-exec TLS) set and gsys_in_hook set around each call. If the enter
- * program called bpf_override_return, its value is the result: no syscall,
- * no exit program. Else the syscall is made here with the frame kept (nr is
- * not special: nothing runs on another stack) if there is an exit
- * program; without one (CALLS) the registers come back first and the
- * syscall and return follow at once (its own copy of the entry's three
- * instructions at 0 and 7: no jump there, and the return's indirect jump
- * gets its own predictor entry; together 1 ns per call, measured). Then
- * pt_regs.ax = the result, the exit context (tracepoint
- * {trace_entry, id, ret} or raw {&regs, ret}) and its run state
- * (at_return), and the result - or its override - is returned. Layout from
- * rbx: the exit link at 184, the thread id at 176, the enter context at
- * -64, xmm0-15 at -320, the exit context below. A tracepoint kind needs the
- * thread id: until C has cached it (the thread's first call), the slow
- * path. */
-#define RUN_PATH \
-    "29:\n" \
+    "  jz 9f\n" \
     FAST_FRAME \
-    "  push %rcx\n"                       /* the exit link or 0: 184(%rbx) */ \
+    "  push %rcx\n"                       /* the exit link: 184(%rbx) */ \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
     "  push %rcx\n"                       /* the tid: 176(%rbx) */ \
     "  test %ecx, %ecx\n" \
     "  jz 38f\n" \
     "30:\n" \
-    PUSH_PT_REGS \
-    "  mov %rsp, %rbx\n" \
-    "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
-    "  je 31f\n" \
-    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
-    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
-    "  shl $32, %rcx\n push %rcx\n" \
-    "  mov $64, %esi\n" \
-    "  jmp 32f\n" \
-    "31:\n" \
-    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* raw {&regs, nr}, same 64 bytes */ \
-    "  mov $16, %esi\n" \
-    "32:\n" \
-    "  mov %rsp, %rdi\n" \
-    "  sub $256, %rsp\n" \
-    XMM_SAVE \
-    SET_RUN_STATE(NARGS_ENTER) \
-    TLS_SET("gsys_in_hook", "1") \
-    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
-    /* the override is read while gsys_in_hook is still set: a signal \
-     * handler's syscalls run no program that could change it */ \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
-    TLS_SET("gsys_in_hook", "0") \
+    ENTER_HALF \
     "  test %eax, %eax\n" \
     "  jnz 33f\n" \
-    "  mov 184(%rbx), %r11\n" \
-    "  test %r11, %r11\n" \
-    "  jz 40f\n"                          /* no exit program: restore, syscall, return */ \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
     "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
     "  mov 64(%rbx), %r9\n" \
     "  syscall\n" \
     "  mov %rax, 80(%rbx)\n"              /* pt_regs.ax = the result */ \
-    "  mov 184(%rbx), %r11\n"             /* the syscall clobbered r11 */ \
+    "  mov 184(%rbx), %r11\n" \
     "  cmpl $3, " KIND("%r11") "\n"       /* GSYS_RAW_EXIT */ \
     "  je 34f\n" \
     "  mov 176(%rbx), %rcx\n" \
@@ -285,30 +292,26 @@ __thread uint64_t graft_sys_vfork_ret
     "33:\n" \
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
     "36:\n" \
-    RUN_RESTORE \
-    "  jmp 7b\n"                          /* return rax */ \
-    "40:\n" \
-    "  mov 120(%rbx), %rax\n" \
-    RUN_RESTORE \
-    "  syscall\n" \
-    "  pop %rcx\n" \
-    "  jmp *%rcx\n" \
-    /* the thread id is not known yet: go on only if neither program is a \
-     * tracepoint kind (rcx = 0 is the id then) */ \
+    "  lea -320(%rbx), %rsp\n" \
+    XMM_LOAD \
+    "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
+    "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
+    "  mov 40(%rbx), %rbx\n" \
+    "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
+    "  jmp 7b\n" \
+    /* the thread id is not known yet: go on only if both programs are raw \
+     * kinds (ecx = 0 is the id then) */ \
     "38:\n" \
     "  cmpl $2, " KIND("%r11") "\n" \
-    "  jb 39f\n"                          /* tracepoint sys_enter */ \
+    "  jne 39f\n"                         /* tracepoint sys_enter */ \
     "  mov 8(%rsp), %rcx\n" \
-    "  test %rcx, %rcx\n" \
-    "  jz 30b\n" \
     "  cmpl $3, " KIND("%rcx") "\n" \
-    "  je 37f\n" \
+    "  jne 39f\n"                         /* tracepoint sys_exit */ \
+    "  xor %ecx, %ecx\n" \
+    "  jmp 30b\n" \
     "39:\n" \
     "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
-    "  jmp 9f\n"                          /* C caches the id */ \
-    "37:\n" \
-    "  xor %ecx, %ecx\n" \
-    "  jmp 30b\n"
+    "  jmp 9f\n"                          /* C caches the id */
 
 _Static_assert(GSYS_RAW_ENTER == 2 && GSYS_RAW_EXIT == 3, "kinds compared in the assembly");
 #define GSYS_RUN_CTX 0
@@ -333,8 +336,8 @@ _Static_assert(offsetof(struct ghelper_run, ctx) == GSYS_RUN_CTX &&
                sizeof(((struct ghelper_run *)0)->tail_calls) == 4 &&
                sizeof(((struct ghelper_run *)0)->func_nargs) == 4 &&
                sizeof(((struct ghelper_run *)0)->at_return) == 4,
-               "struct ghelper_run layout used by RUN_PATH");
-_Static_assert(offsetof(struct graft_pt_regs, bx) == 40, "pt_regs layout used by RUN_PATH");
+               "struct ghelper_run layout used by ENTER_HALF");
+_Static_assert(offsetof(struct graft_pt_regs, bx) == 40, "pt_regs layout used by CALLS_PATH and PAIR_PATH");
 _Static_assert(offsetof(struct graft_pt_regs, r10) == 56 && offsetof(struct graft_pt_regs, r9) == 64 &&
                offsetof(struct graft_pt_regs, r8) == 72 && offsetof(struct graft_pt_regs, dx) == 96 &&
                offsetof(struct graft_pt_regs, si) == 104 && offsetof(struct graft_pt_regs, di) == 112 &&
@@ -364,8 +367,8 @@ __asm__(
     "  test $~" STR((GSYS_H_FAST | GSYS_H_CALLS)) ", %r11d\n"
     "  jnz 9f\n"                         /* special, or several programs */
     FAST_PATH
-    PAIR_ENTRY
-    RUN_PATH
+    CALLS_PATH
+    PAIR_PATH
     "9:\n"
     "  sub $0x80, %rsp\n"
     "  push %rbx\n"
