@@ -10,4 +10,7 @@ cmake --build "$BUILD" --target syscall_bench syscount_bench >/dev/null
 export GRAFT_AGENT_OFF=1   # the agent library is linked in, but must stay idle
 "$BUILD/bench/syscalls/syscall_bench"
 # the real syscount pair (enter + exit) against the kernel (syscount_bench.c)
-exec "$BUILD/bench/syscalls/syscount_bench"
+"$BUILD/bench/syscalls/syscount_bench"
+# graft's hook path taken apart: no program, CALLS and PAIR with no-op
+# handlers, the syscount pair (alternating blocks, TSC)
+exec "$BUILD/bench/syscalls/syscount_bench" --paths

@@ -30,6 +30,19 @@
  *                                   hook, no syscall): added - fire is
  *                                   what the hook path itself costs
  *
+ * `--paths` (instead of the above, graft only) takes the hook path apart:
+ *
+ *   paths_noprog_ns      hooks installed, no program
+ *   paths_calls_noop_ns  one enter handler that returns at once, attached
+ *                        as a calling program (the CALLS path)
+ *   paths_pair_noop_ns   two such handlers, enter and exit (the PAIR path)
+ *   paths_syscount_ns    the syscount pair
+ *
+ * each the median over ROUNDS of the median over 64 blocks of 100 calls of
+ * (hooked - plain) in TSC ticks, plain and hooked blocks alternating: load
+ * that comes and goes hits both sides of a block pair, so these move less
+ * between runs than the figures above (and need an invariant TSC).
+ *
  * Each is the median over ROUNDS short interleaved rounds of (variant -
  * plain of the same round), in thread CPU time (see now_ns). getpid is `mov $39,%eax; syscall; ret` called
  * through a pointer: one copy in this binary (rewritten) and one in
@@ -49,6 +62,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "attach/attach.h"
 #include "helpers/helpers.h"
@@ -243,6 +257,89 @@ static int check_counts(const char *who, const uint64_t *v, long want)
     return 0;
 }
 
+static void free_maps_progs(struct gmap *a, struct gmap *b, struct gvm_prog *pe, struct gvm_prog *px)
+{
+    gmap_unlink(gmap_shm_name(a));
+    gmap_unlink(gmap_shm_name(b));
+    gmap_close(a);
+    gmap_close(b);
+    gvm_prog_free(pe);
+    gvm_prog_free(px);
+}
+
+/* --paths: (hooked - plain) per call, ns, median over 64 alternating
+ * blocks of 100 calls each (TSC ticks / ghz). */
+static double paired_block(getpid_fn plain, double ghz)
+{
+    double d[64];
+    for (int k = 0; k < 64; k++) {
+        uint64_t t0 = __rdtsc();
+        for (int i = 0; i < 100; i++)
+            plain();
+        uint64_t t1 = __rdtsc();
+        for (int i = 0; i < 100; i++)
+            sc_getpid();
+        uint64_t t2 = __rdtsc();
+        d[k] = ((double)(t2 - t1) - (double)(t1 - t0)) / 100 / ghz;
+    }
+    return bench_median(d, 64);
+}
+
+static uint64_t noop_handler(void *ctx, uint64_t len)
+{
+    (void)ctx;
+    (void)len;
+    return 0;
+}
+
+/* Attach enter (and exit, if not NULL) as calling programs on every
+ * syscall, time, detach. */
+static double paths_round(getpid_fn plain, double ghz, gsys_handler enter, gsys_handler exit_fn)
+{
+    struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_preserves_fp = 0};
+    struct gsys_link *le = NULL, *lx = NULL;
+    struct graft_err err = {0};
+    if (gsys_attach_opts(GSYS_ENTER, -1, enter, &calls, &le, &err) < 0 ||
+        (exit_fn && gsys_attach_opts(GSYS_EXIT, -1, exit_fn, &calls, &lx, &err) < 0)) {
+        fprintf(stderr, "gsys_attach: %s\n", err.msg);
+        exit(1);
+    }
+    double d = paired_block(plain, ghz);
+    gsys_detach(le);
+    if (lx)
+        gsys_detach(lx);
+    return d;
+}
+
+static int run_paths(getpid_fn plain, gvm_native_fn fe, gvm_native_fn fx)
+{
+    /* TSC ticks per ns against CLOCK_MONOTONIC over 20 ms */
+    double m0 = bench_mono_ns();
+    uint64_t c0 = __rdtsc();
+    while (bench_mono_ns() - m0 < 2e7)
+        ;
+    double ghz = (double)(__rdtsc() - c0) / (bench_mono_ns() - m0);
+    struct graft_err err = {0};
+    if (gsys_install(NULL, &err) < 0) {
+        fprintf(stderr, "gsys_install: %s\n", err.msg);
+        return 1;
+    }
+    enum { NOPROG, CALLS1, PAIR0, SYSC, NV };
+    static const char *names[NV] = {"paths_noprog_ns", "paths_calls_noop_ns",
+                                    "paths_pair_noop_ns", "paths_syscount_ns"};
+    double v[NV][ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        v[NOPROG][r] = paired_block(plain, ghz);
+        v[CALLS1][r] = paths_round(plain, ghz, noop_handler, NULL);
+        v[PAIR0][r] = paths_round(plain, ghz, noop_handler, noop_handler);
+        v[SYSC][r] = paths_round(plain, ghz, fe, fx);
+    }
+    gsys_uninstall();
+    for (int k = 0; k < NV; k++)
+        printf("BENCH %s %.1f ns\n", names[k], bench_median(v[k], ROUNDS));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* --graft-only: no kernel rounds (for profiling graft's side alone) */
@@ -266,6 +363,11 @@ int main(int argc, char **argv)
     struct gvm_prog *pe, *px;
     gvm_native_fn fe = bench_jit(sys_enter, N_ENTER, &pe), fx = bench_jit(sys_exit, N_EXIT, &px);
     ghelper_time_init();   /* as the runtime does when it creates a program */
+    if (argc > 1 && strcmp(argv[1], "--paths") == 0) {
+        int rc = run_paths(plain, fe, fx);
+        free_maps_progs(g_start, g_data, pe, px);
+        return rc;
+    }
 
     int k_start = -1, k_data = -1, ke = -1, kx = -1;
     if (!graft_only) {
@@ -355,11 +457,6 @@ int main(int argc, char **argv)
         kbpf_map_get(k_data, key, kv);
         bad |= check_counts("the kernel", kv, kernel_calls);
     }
-    gmap_unlink(gmap_shm_name(g_start));
-    gmap_unlink(gmap_shm_name(g_data));
-    gmap_close(g_start);
-    gmap_close(g_data);
-    gvm_prog_free(pe);
-    gvm_prog_free(px);
+    free_maps_progs(g_start, g_data, pe, px);
     return bad;
 }

@@ -5,9 +5,9 @@
  *
  * Invariants:
  *  - Every syscall instruction graft itself executes lies between
- *    graft_sys_text_start and graft_sys_text_end (syscall_tramp.c). The
- *    scanner never rewrites there and the seccomp filter lets exactly that
- *    range through.
+ *    graft_sys_text_start and graft_sys_text_end: the section
+ *    GSYS_TEXT_SECTION (syscall_raw.c, syscall_tramp.c). The scanner never
+ *    rewrites there and the seccomp filter lets exactly that range through.
  *  - Code that may run inside a hooked syscall (dispatcher, scanner, SIGSYS
  *    handler) makes no libc call that could allocate or take a lock that the
  *    interrupted code may hold: it uses graft_sys_raw6() and its own memory.
@@ -95,15 +95,21 @@ void gsys_mark_special(const int *nrs, size_t n, int on) GSYS_HIDDEN;
 extern struct gsys_link *_Atomic graft_sys_fast[GSYS_TABLE] GSYS_HIDDEN;
 /* The exit program of each GSYS_H_PAIR number (NULL otherwise). */
 extern struct gsys_link *_Atomic graft_sys_fast_exit[GSYS_TABLE] GSYS_HIDDEN;
+/* The section of graft's own syscall instructions (a C identifier, so the
+ * linker defines __start_ and __stop_ symbols bounding it). */
+#define GSYS_TEXT_SECTION "graft_sys_text"
+extern char __start_graft_sys_text[] GSYS_HIDDEN;
+extern char __stop_graft_sys_text[] GSYS_HIDDEN;
+#define graft_sys_text_start __start_graft_sys_text
+#define graft_sys_text_end __stop_graft_sys_text
+/* syscall_raw.c: graft's own syscalls (a leaf: it calls nothing). */
+long graft_sys_raw6(long nr, long a0, long a1, long a2, long a3, long a4,
+                    long a5) GSYS_HIDDEN;
 /* syscall_tramp.c */
-extern char graft_sys_text_start[] GSYS_HIDDEN;
-extern char graft_sys_text_end[] GSYS_HIDDEN;
 extern char graft_sys_entry[] GSYS_HIDDEN;
 extern char graft_sys_insn_vfork[] GSYS_HIDDEN;
 extern char graft_sys_insn_clone_vfork[] GSYS_HIDDEN;   /* seccomp mode, CLONE_VFORK */
 extern char graft_sys_insn_clone3_vfork[] GSYS_HIDDEN;
-long graft_sys_raw6(long nr, long a0, long a1, long a2, long a3, long a4,
-                    long a5) GSYS_HIDDEN;
 extern __thread uint64_t graft_sys_vfork_ret
     __attribute__((tls_model("initial-exec"))) GSYS_HIDDEN;
 int gsys_page0_map(int set_min_addr, char *note, size_t note_len,

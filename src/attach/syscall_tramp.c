@@ -1,6 +1,8 @@
 /*
  * syscall_tramp.c - the zpoline trampoline: page 0 and the assembly that a
- * rewritten `call *%rax` reaches, plus graft's own syscall instructions.
+ * rewritten `call *%rax` reaches. Its syscall instructions are in graft's
+ * syscall section (GSYS_TEXT_SECTION, next to graft_sys_raw6 of
+ * syscall_raw.c), which the scanner skips and the seccomp filter allows.
  *
  * A rewritten site `ff d0` (call *%rax) pushes its return address and jumps
  * to address rax = the syscall number. Page 0 holds a sled that carries any
@@ -16,7 +18,10 @@
  * the fast path is never used when programs are isolated). If it is
  * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
  * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
- * state set, and honours bpf_override_return. Else the
+ * state set, and honours bpf_override_return; for GSYS_H_PAIR (one enter
+ * and one exit program, e.g. syscount) PAIR_PATH runs the same enter half
+ * (ENTER_HALF), makes the syscall with its frame kept and runs the exit
+ * program after it. Else the
  * slow path skips the caller's red zone (128 bytes, minus the 8 the call
  * already overwrote - that is the technique's known limit), saves the
  * argument registers, rbx and xmm0-15 and calls graft_sys_dispatch(frame),
@@ -38,10 +43,6 @@
  * The kernel preserves every register but rax, rcx, r11 across a syscall;
  * so does this code for the general-purpose registers and xmm0-15. The upper
  * halves of ymm/zmm are not saved (see docs/syscalls.md).
- *
- * GSYS_H_PAIR (one enter and one exit program, e.g. syscount): PAIR_PATH
- * runs both from assembly around the syscall, keeping its frame across it
- * (such numbers are never special, so nothing runs on another stack).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +87,14 @@ __thread uint64_t graft_sys_vfork_ret
 /* Skip the red zone as the slow path does; rbp = frame base; aligned. */
 #define FAST_FRAME \
     "  sub $0x80, %rsp\n  push %rbp\n  mov %rsp, %rbp\n  and $-16, %rsp\n"
+/* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
+ * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
+ * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
+#define PUSH_PT_REGS \
+    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
+    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
+    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 /* One enter program that calls nothing (GSYS_H_FAST): push its context,
  * which doubles as the save area of the registers a C call may clobber
  * (the handler promised not to write it), call it with gsys_in_hook set,
@@ -123,10 +132,7 @@ __thread uint64_t graft_sys_vfork_ret
      * then ss first: pushes go down) */ \
     "2:\n" \
     FAST_FRAME \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
-    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
-    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
-    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */ \
+    PUSH_PT_REGS \
     "  mov %rsp, %rcx\n push %rax\n push %rcx\n" \
     "  mov $16, %esi\n" \
     "  mov %rsp, %rdi\n" \
@@ -140,18 +146,15 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
     "  jmp 0b\n"
 
-/* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
- * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
- * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
-#define PUSH_PT_REGS \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
-    "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
-    "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
-    "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
 #define RUN(field) STR(field) "(%rcx)"
 /* Set the helpers' run state (ghelper_run_tls) for a call of link r11
- * with ctx rdi and the pt_regs record at rbx, as run_list does. */
-#define SET_RUN_STATE(at_return) \
+ * with ctx rdi and the pt_regs record at rbx, as run_list does;
+ * NARGS_ENTER/NARGS_EXIT store func_nargs = 6 and at_return (0: one
+ * 8-byte store over both fields, adjacent). */
+#define NARGS_ENTER "  movq $6, %fs:" RUN(GSYS_RUN_NARGS) "\n"     /* and at_return = 0 */
+#define NARGS_EXIT \
+    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n  movl $1, %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
+#define SET_RUN_STATE(nargs_at_return) \
     "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
     "  mov %rdi, %fs:" RUN(GSYS_RUN_CTX) "\n" \
     "  movq $0, %fs:" RUN(GSYS_RUN_FUNC_IP) "\n" \
@@ -160,20 +163,52 @@ __thread uint64_t graft_sys_vfork_ret
     "  movl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
     "  movl $0, %fs:" RUN(GSYS_RUN_TAIL_CALLS) "\n" \
     "  mov %rbx, %fs:" RUN(GSYS_RUN_REGS) "\n" \
-    "  movl $6, %fs:" RUN(GSYS_RUN_NARGS) "\n" \
-    "  movl $" at_return ", %fs:" RUN(GSYS_RUN_AT_RETURN) "\n"
+    nargs_at_return
+#define KIND(reg) STR(GSYS_LINK_OFF_KIND) "(" reg ")"
+/* The enter half that CALLS_PATH and PAIR_PATH share (one text, expanded in
+ * each, as run_list runs an enter program): a pt_regs record (rbx points at
+ * it across the call, callee-saved; it doubles as the save area of the
+ * argument registers), the enter context on top of it (tracepoint: ecx =
+ * the thread id), xmm0-15 saved below (helpers are C), the helpers' run
+ * state (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around
+ * the call of link r11 (rax = nr). Leaves eax = override_set and r11 = the
+ * override value, read while gsys_in_hook was still set (a signal
+ * handler's syscalls run no program that could change them). Layout from
+ * rbx: the enter context at -64, xmm0-15 at -320 = rsp. */
+#define ENTER_HALF \
+    PUSH_PT_REGS \
+    "  mov %rsp, %rbx\n" \
+    "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
+    "  je 51f\n" \
+    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
+    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
+    "  shl $32, %rcx\n push %rcx\n" \
+    "  mov $64, %esi\n" \
+    "  jmp 52f\n" \
+    "51:\n" \
+    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* raw {&regs, nr}, same 64 bytes */ \
+    "  mov $16, %esi\n" \
+    "52:\n" \
+    "  mov %rsp, %rdi\n" \
+    "  sub $256, %rsp\n" \
+    XMM_SAVE \
+    SET_RUN_STATE(NARGS_ENTER) \
+    TLS_SET("gsys_in_hook", "1") \
+    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
+    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
+    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
+    TLS_SET("gsys_in_hook", "0")
+
 /* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
  * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
- * once the thread's tid is known. As run_list does, but in assembly: a
- * pt_regs record (rbx points at it across the call, callee-saved), the
- * context on top of it, xmm0-15 saved below (helpers are C), the run state
- * (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around the
- * call. Then the registers come back from the pt_regs record and the
- * syscall is made at 0b, or, if the program called bpf_override_return, it
- * is not made and the value is the result (7b: return). */
+ * once the thread's tid is known. ENTER_HALF, then the registers come back
+ * from the pt_regs record and the syscall is made at 0b (no frame of ours
+ * across it), or, if the program called bpf_override_return, it is not
+ * made and the value is the result (7b: return). */
 #define CALLS_PATH \
     "8:\n" \
-    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
+    "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
     "  je 4f\n" \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
@@ -181,31 +216,7 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n"                           /* first on this thread: C caches it */ \
     "4:\n" \
     FAST_FRAME \
-    PUSH_PT_REGS \
-    "  mov %rsp, %rbx\n" \
-    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n" \
-    "  je 5f\n" \
-    /* tracepoint sys_enter, 64 bytes: trace_entry {0, 0, 0, tid}, id, args[6] */ \
-    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
-    "  shl $32, %rcx\n push %rcx\n" \
-    "  mov $64, %esi\n" \
-    "  jmp 6f\n" \
-    "5:\n" \
-    "  push %rax\n push %rbx\n"           /* raw: {&regs, nr} */ \
-    "  mov $16, %esi\n" \
-    "6:\n" \
-    "  mov %rsp, %rdi\n" \
-    "  sub $256, %rsp\n" \
-    XMM_SAVE \
-    SET_RUN_STATE("0") \
-    TLS_SET("gsys_in_hook", "1") \
-    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
-    /* the override is read while gsys_in_hook is still set: a signal \
-     * handler's syscalls run no program that could change it */ \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
-    TLS_SET("gsys_in_hook", "0") \
+    ENTER_HALF \
     XMM_LOAD \
     "  test %eax, %eax\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
@@ -217,15 +228,16 @@ __thread uint64_t graft_sys_vfork_ret
     "  jmp 7b\n"
 
 /* One enter and one exit program (GSYS_H_PAIR; either may call helpers),
- * rax = nr: the CALLS path's enter half, then the syscall from here with
- * the frame kept (nr is not special: nothing runs on another stack), then
- * the exit program on an exit context (tracepoint {trace_entry, id, ret},
- * or raw {&regs, ret}) with pt_regs.ax = the result, and the result - or
- * the exit program's override - returned. An enter override skips the
- * syscall and the exit program, as in gsys_run_enter. Layout from rbx (the
- * pt_regs record): the exit link at 184, the enter context at -64,
- * xmm0-15 at -320, the exit context below. Either link NULL (changing right now), or the thread's tid not
- * yet known: the slow path. */
+ * rax = nr: ENTER_HALF, then the syscall from here with the frame kept (nr
+ * is not special: nothing runs on another stack), then the exit program on
+ * an exit context (tracepoint {trace_entry, id, ret}, or raw {&regs, ret})
+ * with pt_regs.ax = the result and its run state (at_return), and the
+ * result - or the exit program's override - returned. An enter override
+ * skips the syscall and the exit program, as in gsys_run_enter. Layout
+ * from rbx (the pt_regs record): the exit link at 184, the thread id at
+ * 176, then as ENTER_HALF, the exit context below. Either link NULL
+ * (changing right now): the slow path; so too while the thread id is not
+ * known (its first call) if either program is a tracepoint kind. */
 #define PAIR_PATH \
     "20:\n" \
     "  mov gsys_in_hook@gottpoff(%rip), %r11\n" \
@@ -239,67 +251,36 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov (%rcx,%rax,8), %rcx\n" \
     "  test %rcx, %rcx\n" \
     "  jz 9f\n" \
-    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* both raw: no tid needed */ \
-    "  jne 27f\n" \
-    "  cmpl $3, " STR(GSYS_LINK_OFF_KIND) "(%rcx)\n" \
-    "  je 28f\n" \
-    "27:\n" \
-    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
-    "  cmpl $0, %fs:(%rcx)\n" \
-    "  je 9f\n"                           /* first on this thread: C caches it */ \
-    "  lea graft_sys_fast_exit(%rip), %rcx\n" \
-    "  mov (%rcx,%rax,8), %rcx\n" \
-    "  test %rcx, %rcx\n" \
-    "  jz 9f\n" \
-    "28:\n" \
     FAST_FRAME \
-    "  push %rcx\n push $0\n"             /* the exit link, at 184(%rbx) */ \
-    PUSH_PT_REGS \
-    "  mov %rsp, %rbx\n" \
-    "  cmpl $2, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_ENTER */ \
-    "  je 21f\n" \
+    "  push %rcx\n"                       /* the exit link: 184(%rbx) */ \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
-    "  push %r9\n push %r8\n push %r10\n push %rdx\n push %rsi\n push %rdi\n push %rax\n" \
-    "  shl $32, %rcx\n push %rcx\n" \
-    "  mov $64, %esi\n" \
-    "  jmp 22f\n" \
-    "21:\n" \
-    "  sub $48, %rsp\n push %rax\n push %rbx\n"        /* in the same 64 bytes */ \
-    "  mov $16, %esi\n" \
-    "22:\n" \
-    "  mov %rsp, %rdi\n" \
-    "  sub $256, %rsp\n" \
-    XMM_SAVE \
-    SET_RUN_STATE("0") \
-    TLS_SET("gsys_in_hook", "1") \
-    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
-    "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
-    "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
-    TLS_SET("gsys_in_hook", "0") \
+    "  push %rcx\n"                       /* the tid: 176(%rbx) */ \
+    "  test %ecx, %ecx\n" \
+    "  jz 38f\n" \
+    "30:\n" \
+    ENTER_HALF \
     "  test %eax, %eax\n" \
-    "  jnz 23f\n" \
+    "  jnz 33f\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
     "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
     "  mov 64(%rbx), %r9\n" \
     "  syscall\n" \
     "  mov %rax, 80(%rbx)\n"              /* pt_regs.ax = the result */ \
     "  mov 184(%rbx), %r11\n" \
-    "  cmpl $3, " STR(GSYS_LINK_OFF_KIND) "(%r11)\n"   /* GSYS_RAW_EXIT */ \
-    "  je 24f\n" \
-    "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
-    "  mov %fs:(%rcx), %ecx\n" \
+    "  cmpl $3, " KIND("%r11") "\n"       /* GSYS_RAW_EXIT */ \
+    "  je 34f\n" \
+    "  mov 176(%rbx), %rcx\n" \
     "  push $0\n push %rax\n pushq 120(%rbx)\n"        /* pad, ret, id */ \
     "  shl $32, %rcx\n push %rcx\n" \
     "  mov $24, %esi\n" \
-    "  jmp 25f\n" \
-    "24:\n" \
+    "  jmp 35f\n" \
+    "34:\n" \
     "  push %rax\n push %rbx\n" \
     "  mov $16, %esi\n" \
-    "25:\n" \
+    "35:\n" \
     "  mov %rsp, %rdi\n" \
-    SET_RUN_STATE("1") \
+    SET_RUN_STATE(NARGS_EXIT) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
@@ -307,17 +288,30 @@ __thread uint64_t graft_sys_vfork_ret
     "  cmpl $0, %fs:" RUN(GSYS_RUN_OVERRIDE_SET) "\n" \
     "  cmovne %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %rax\n" \
     TLS_SET("gsys_in_hook", "0") \
-    "  jmp 26f\n" \
-    "23:\n" \
+    "  jmp 36f\n" \
+    "33:\n" \
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
-    "26:\n" \
+    "36:\n" \
     "  lea -320(%rbx), %rsp\n" \
     XMM_LOAD \
     "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
     "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
     "  mov 40(%rbx), %rbx\n" \
     "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
-    "  jmp 7b\n"
+    "  jmp 7b\n" \
+    /* the thread id is not known yet: go on only if both programs are raw \
+     * kinds (ecx = 0 is the id then) */ \
+    "38:\n" \
+    "  cmpl $2, " KIND("%r11") "\n" \
+    "  jne 39f\n"                         /* tracepoint sys_enter */ \
+    "  mov 8(%rsp), %rcx\n" \
+    "  cmpl $3, " KIND("%rcx") "\n" \
+    "  jne 39f\n"                         /* tracepoint sys_exit */ \
+    "  xor %ecx, %ecx\n" \
+    "  jmp 30b\n" \
+    "39:\n" \
+    "  mov %rbp, %rsp\n  pop %rbp\n  add $0x80, %rsp\n" \
+    "  jmp 9f\n"                          /* C caches the id */
 
 _Static_assert(GSYS_RAW_ENTER == 2 && GSYS_RAW_EXIT == 3, "kinds compared in the assembly");
 #define GSYS_RUN_CTX 0
@@ -342,8 +336,8 @@ _Static_assert(offsetof(struct ghelper_run, ctx) == GSYS_RUN_CTX &&
                sizeof(((struct ghelper_run *)0)->tail_calls) == 4 &&
                sizeof(((struct ghelper_run *)0)->func_nargs) == 4 &&
                sizeof(((struct ghelper_run *)0)->at_return) == 4,
-               "struct ghelper_run layout used by CALLS_PATH");
-_Static_assert(offsetof(struct graft_pt_regs, bx) == 40, "pt_regs layout used by CALLS_PATH");
+               "struct ghelper_run layout used by ENTER_HALF");
+_Static_assert(offsetof(struct graft_pt_regs, bx) == 40, "pt_regs layout used by CALLS_PATH and PAIR_PATH");
 _Static_assert(offsetof(struct graft_pt_regs, r10) == 56 && offsetof(struct graft_pt_regs, r9) == 64 &&
                offsetof(struct graft_pt_regs, r8) == 72 && offsetof(struct graft_pt_regs, dx) == 96 &&
                offsetof(struct graft_pt_regs, si) == 104 && offsetof(struct graft_pt_regs, di) == 112 &&
@@ -351,10 +345,8 @@ _Static_assert(offsetof(struct graft_pt_regs, r10) == 56 && offsetof(struct graf
                "pt_regs layout used by the fast path");
 
 __asm__(
-    ".text\n"
+    ".pushsection " GSYS_TEXT_SECTION ",\"ax\",@progbits\n"
     ".p2align 6\n"
-    ".globl graft_sys_text_start\n .hidden graft_sys_text_start\n"
-    "graft_sys_text_start:\n"
     ".globl graft_sys_entry\n .hidden graft_sys_entry\n"
     ".type graft_sys_entry, @function\n"
     "graft_sys_entry:\n"
@@ -462,22 +454,7 @@ __asm__(
     "  mov %rsp, %rbx\n"
     CALL_C("graft_sys_dispatch_exit")
     "  jmp graft_sys_ret_common\n"
-    /* long graft_sys_raw6(nr, a0..a5): graft's own syscalls */
-    ".globl graft_sys_raw6\n .hidden graft_sys_raw6\n"
-    ".type graft_sys_raw6, @function\n"
-    "graft_sys_raw6:\n"
-    "  mov %rdi, %rax\n"
-    "  mov %rsi, %rdi\n"
-    "  mov %rdx, %rsi\n"
-    "  mov %rcx, %rdx\n"
-    "  mov %r8, %r10\n"
-    "  mov %r9, %r8\n"
-    "  mov 8(%rsp), %r9\n"
-    "  syscall\n"
-    "  ret\n"
-    ".globl graft_sys_text_end\n .hidden graft_sys_text_end\n"
-    "graft_sys_text_end:\n"
-    "  ud2\n");
+    ".popsection\n");
 
 /* movabs $graft_sys_entry, %r11; jmp *%r11 (r11 is the syscall's to
  * clobber anyway): GSYS_STUB_LEN bytes. */

@@ -558,7 +558,8 @@ void *gmap_lookup(struct gmap *m, const void *key)
 /* Flag checks in the kernel's order: arrays check them themselves (range
  * before F_LOCK); hash-like maps reject unknown bits, then F_LOCK, since no
  * value here has a bpf_spin_lock (there is no BTF). */
-static int update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
+static inline __attribute__((always_inline)) int update(struct gmap *m, const void *key, const void *value,
+                                                       uint64_t flags, bool all_cpus)
 {
     if (__builtin_expect(m->type == GMAP_HASH && flags <= GMAP_EXIST, 1))
         return hash_update(m, key, value, flags, all_cpus);   /* the checks below pass */

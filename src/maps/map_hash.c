@@ -295,9 +295,14 @@ static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *ke
 }
 
 /* The frame-free fast paths' walk (LOOKUP_WORD, UPDATE_WORD): walk_chain
- * for a key of type T, comparing it as one word. Inside a do { } while (0):
- * breaks out when a writer is changing the bucket; leaves the bucket b, its
- * seq s as read before the walk, and the element index hit (0: absent). */
+ * for a key of type T, comparing it as one word, in its most common case:
+ * the chain is empty or its first element holds the key (chains are short:
+ * at least as many buckets as entries). Inside a do { } while (0): breaks
+ * out - to the general path, which walks the whole chain - when a writer
+ * is changing the bucket or the key is not the first element; leaves the
+ * bucket b, its seq s as read before the walk, the element index hit
+ * (0: absent) and the element e. No loop, so the path needs no callee-saved register and no
+ * frame. */
 #define WALK_WORD(T, HASH)                                                    \
         T k;                                                                  \
         memcpy(&k, key, sizeof(T));                                           \
@@ -305,14 +310,14 @@ static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *ke
         uint32_t s = LOAD_ACQ(&b->seq);                                       \
         if (__builtin_expect(s & 1, 0))                                       \
             break;                                                            \
-        uint32_t pool = m->pool_size, idx = LOAD(&b->head), hit = 0;          \
-        for (uint32_t steps = 0; idx && idx <= pool && steps <= pool; steps++) { \
-            struct gelem *e = elem(m, idx);                                   \
-            if (LOAD((T *)(e + 1)) == k) {                                    \
-                hit = idx;                                                    \
+        uint32_t hit = LOAD(&b->head);                                        \
+        struct gelem *e = NULL;                                               \
+        if (hit) {                                                            \
+            if (__builtin_expect(hit > m->pool_size, 0))                      \
                 break;                                                        \
-            }                                                                 \
-            idx = LOAD(&e->next);                                             \
+            e = elem(m, hit);                                                 \
+            if (LOAD((T *)(e + 1)) != k)                                      \
+                break;                                                        \
         }
 
 /* The common case first - a HASH map with a 4- or 8-byte key (a thread or
@@ -324,7 +329,7 @@ static __attribute__((noinline)) void *lookup_any(struct gmap *m, const void *ke
         WALK_WORD(T, HASH);                                                   \
         __atomic_thread_fence(__ATOMIC_ACQUIRE);                              \
         if (__builtin_expect(LOAD(&b->seq) == s, 1))                          \
-            return hit ? elem_value(m, elem(m, hit)) : NULL;                  \
+            return hit ? elem_value(m, e) : NULL;                             \
     } while (0)
 
 void *hash_lookup(struct gmap *m, const void *key)
@@ -699,7 +704,6 @@ static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash,
         WALK_WORD(T, HASH);                                                   \
         if (!hit)                                                             \
             break;                                                            \
-        struct gelem *e = elem(m, hit);                                       \
         if (pinned_store(b, s, e, (uint64_t *)elem_value(m, e), value, 8))    \
             return 0;                                                         \
     } while (0)

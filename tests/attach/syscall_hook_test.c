@@ -617,7 +617,16 @@ static int test_fast(void)
  * context and the helpers' run state, calls real helpers, clobbers every
  * xmm register and, when asked, overrides the result. */
 static _Atomic long calls_override;
-static __thread volatile uint64_t crec[32];
+static __thread volatile uint64_t crec[40];
+
+/* Fill the stack below this frame with a pattern: a syscall made right
+ * after builds graft's frame there, so a field it does not write is not 0. */
+static __attribute__((noinline)) void dirty_stack(void)
+{
+    volatile uint8_t buf[4096];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = 0xa5;
+}
 
 static uint64_t rec_calls(void *ctx, uint64_t len)
 {
@@ -639,7 +648,7 @@ static uint64_t rec_calls(void *ctx, uint64_t len)
     crec[17] = arg0;
     if (len == 16) {
         const volatile uint64_t *r = (const volatile uint64_t *)(uintptr_t)c[0];
-        for (int i = 0; i < 14; i++)
+        for (int i = 0; i < 21; i++)
             crec[18 + i] = r[i];
     }
     __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n"
@@ -691,6 +700,7 @@ static int test_calls(void)
     CHECK(gsys_attach(GSYS_RAW_ENTER, SYS_getppid, rec_calls, 77, &l, &err) == 0,
           "attach: %s", err.msg);
     fast_hits = 0;
+    dirty_stack();   /* so that a pt_regs field left unwritten shows */
     CHECK(getppid_regs() == my_ppid, "raw: getppid result");
     CHECK(fast_hits == 1 && crec[8] == 16 && crec[1] == SYS_getppid, "raw: hits %lu len %lu id %lu",
           (unsigned long)fast_hits, (unsigned long)crec[8], (unsigned long)crec[1]);
@@ -701,10 +711,10 @@ static int test_calls(void)
     CHECK(crec[15] == pid_tgid, "raw: pid_tgid %#lx", (unsigned long)crec[15]);
     CHECK(crec[16] == 0 && crec[17] == 11, "raw: get_func_arg(0) = %ld, %lu", (long)crec[16],
           (unsigned long)crec[17]);
-    /* pt_regs words 0..13: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si */
-    static const uint64_t want[14] = {0, 0, 0, 0, 0, 0x1234, 0, 44, 66, 55, (uint64_t)-ENOSYS, 0,
-                                      33, 22};
-    for (int i = 0; i < 14; i++)
+    /* pt_regs words: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax ip cs flags sp ss */
+    static const uint64_t want[21] = {0, 0, 0, 0, 0, 0x1234, 0, 44, 66, 55, (uint64_t)-ENOSYS, 0,
+                                      33, 22, 11, SYS_getppid, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 21; i++)
         CHECK(crec[18 + i] == want[i], "raw: pt_regs word %d = %#lx, want %#lx", i,
               (unsigned long)crec[18 + i], (unsigned long)want[i]);
     long asm_depth = ctx_depth();
