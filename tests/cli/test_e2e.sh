@@ -18,13 +18,11 @@ export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.e2e.$$   # under ctest: the run'
 fails=0
 pass=0
 work=$(mktemp -d)
-pids=()
+. "$(dirname "$0")/../common/tprocs.sh"
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects (the trace buffer's too)
+    tp_stop_all
+    tp_registry_remove   # maps' shm objects (the trace buffer's too)
     rm -rf "$work"
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 
@@ -49,17 +47,9 @@ for e in d["entries"]:
 ' "$2"
 }
 
-start_loader() {   # start_loader [args]: graft load in the background until "loaded"
-    # Empty the log here: the background job's own redirection may run after
-    # the first grep below, which would then see the last load's "loaded".
-    : >"$work/load.log"
-    "$GRAFT" load "${LOAD_OBJ:-$OBJ}" "$@" >"$work/load.log" 2>&1 &
-    loader=$!
-    pids+=("$loader")
-    for _ in $(seq 200); do grep -q '^loaded' "$work/load.log" && return 0; sleep 0.05; done
-    cat "$work/load.log"; return 1
-}
-stop_loader() { kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null; }
+# start_loader [args]: graft load of $LOAD_OBJ (default $OBJ) in the background until "loaded"
+start_loader() { tp_load "$work/load.log" "${LOAD_OBJ:-$OBJ}" "$@"; }
+stop_loader() { tp_unload; }
 # Wait until the agent in $tpid has installed every link of the last load
 # (the agent reconciles asynchronously; a fixed sleep loses on a busy box).
 wait_hooks() {
@@ -81,7 +71,7 @@ start_target() {
         "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
     fi
     tpid=$!
-    pids+=("$tpid")
+    tp_track "$tpid"
     exec 7>"$work/in"
     for _ in $(seq 200); do grep -q ready "$work/out" && return 0; sleep 0.02; done
     return 1
@@ -339,7 +329,7 @@ check "graft list shows it" sh -c "'$GRAFT' list | grep -F 'e2e_target' | grep -
 stop_target
 rm -f "$work/in"; mkfifo "$work/in"
 "$GRAFT" start --require-isolation -- "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
-tpid=$!; pids+=("$tpid"); exec 7>"$work/in"
+tpid=$!; tp_track "$tpid"; exec 7>"$work/in"
 for _ in $(seq 200); do grep -q ready "$work/out" && break; sleep 0.02; done
 if grep -qw pku /proc/cpuinfo; then
     check "--require-isolation with PKU: the agent runs isolated" grep -qF "graft-agent[$tpid]: isolation: on" "$work/out"
