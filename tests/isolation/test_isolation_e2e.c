@@ -30,8 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,6 +43,7 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
+#include "tguest.h"
 
 /* ---- faults ------------------------------------------------------------ */
 
@@ -800,29 +799,12 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
     gattach_set_ext_stacks(0, &err);
 }
 
-static void init_setup(void)
-{
-    int fd = open("/dev/console", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    mkdir("/proc", 0555);
-    mkdir("/dev/shm", 01777);
-    if (mount("proc", "/proc", "proc", 0, NULL) != 0)
-        printf("E2E-QEMU: mount /proc failed: %s\n", strerror(errno));
-    if (mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL) != 0)
-        printf("E2E-QEMU: mount /dev/shm failed: %s\n", strerror(errno));
-    setvbuf(stdout, NULL, _IOLBF, 0);
-}
-
 int main(void)
 {
     int pid1 = getpid() == 1;
     const char *expect = getenv("graft_expect_pku");     /* QEMU boot argument */
     if (pid1)
-        init_setup();
+        tguest_init();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_segv;
@@ -967,11 +949,7 @@ out:
     if (pid1) {
         printf("E2E-QEMU: pku=%s (%s)\n", w.on ? "yes" : "no", giso_status());
         printf("E2E-QEMU: %d passed, %d failed\n", g_pass, g_fail);
-        fflush(stdout);
-        sync();
-        reboot(RB_POWER_OFF);
-        for (;;)
-            pause();
+        tguest_poweroff();
     }
     printf("isolation e2e (%s): %d passed, %d failed\n", giso_status(), g_pass, g_fail);
     return g_fail ? 1 : 0;
