@@ -18,7 +18,7 @@ BUILD=$(cd "${1:-build}" && pwd)
 ROUNDS=${ROUNDS:-3}
 HERE_SRC=$(cd "$(dirname "$0")/../../tests/compat" && pwd)
 BIN=$BUILD/tests/compat
-if [ ! -x "$BIN/compat_work" ] || [ ! -x "$BIN/lt_work" ]; then
+if [ ! -x "$BIN/compat_work" ] || [ ! -x "$BIN/trace_work" ]; then
     cmake --build "$BUILD" --target compat_tools >/dev/null || { echo "bench-compat: cannot build the tools" >&2; exit 1; }
 fi
 

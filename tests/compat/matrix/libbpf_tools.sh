@@ -4,7 +4,7 @@
 #
 #   MATRIX libbpf-tools <tool> PASS|FAIL|KERNEL-ONLY|UNSUPPORTED|SKIP <reason>
 #
-# PASS: on the same workload (lt_work MODE N) graft's output equals the
+# PASS: on the same workload (compat_work MODE N) graft's output equals the
 # kernel's after the normaliser keeps what does not depend on pids, times,
 # descriptors or latencies. KERNEL-ONLY: the tool traces the kernel itself
 # (block I/O, scheduler, TCP, file systems, kernel functions): nothing for a
@@ -25,7 +25,7 @@ for a in "$@"; do
     if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi
 done
 GRAFT=$BUILD/bin/graft
-WORK=$BUILD/tests/compat/lt_work
+WORK=$BUILD/tests/compat/compat_work
 SBIN=/usr/sbin
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.ltmatrix.$$   # under ctest: the run's own prefix
 export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
@@ -132,7 +132,7 @@ run_side() {
 }
 
 # ---- normalisers: stdin = the tool's output, $1 $2 = workload pid, ppid ----
-pidsub() { sed -E "s/\b$1\b/PID/g; s/\b$2\b/PPID/g; s/lt-work-PID-/lt-work-N-/g"; }
+pidsub() { sed -E "s/\b$1\b/PID/g; s/\b$2\b/PPID/g; s/compat-open-PID-/compat-open-N-/g"; }
 # the workload's own calls: the kernel also counts the read() it is blocked
 # in when the tool attaches, graft also its agent's calls (unlink at exit)
 norm_syscount()  { grep -E '^(SYSCALL|PID|getppid|getuid|getgid|[0-9]+) ' | pidsub "$@"; }
@@ -159,10 +159,10 @@ TOOLS=(
 "killsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/killsnoop -k -p {PID}|as sigsnoop -k"
 "mountsnoop|PASS|mount 20 norm_mount|$SBIN/mountsnoop -p {PID}|mount/umount tracepoints, task->nsproxy->mnt_ns->ns.inum"
 "opensnoop|PASS|open 40 norm_opensnoop|$SBIN/opensnoop -p {PID}|open/openat tracepoints (the workload's own opens)"
-"bashreadline|PASS|readline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
+"bashreadline|PASS|bashreadline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
 "gethostlatency|PASS|gethost 20 norm_gethost|$SBIN/gethostlatency -p {PID}|uprobes on libc getaddrinfo/gethostbyname/gethostbyname2"
-"funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :lt_func|uprobe + uretprobe on the binary of -p PID"
-"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n lt_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
+"funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :compat_work_fn|uprobe + uretprobe on the binary of -p PID"
+"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n compat_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
 "exitsnoop|UNSUPPORTED|||tracepoint sched/sched_process_exit: graft attaches syscall tracepoints only (EOPNOTSUPP)"
 "javagc|SKIP|||USDT probes in a HotSpot JVM (libjvm.so); no JVM installed here"
 )
