@@ -42,26 +42,8 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
+#include "tfault.h"
 #include "tguest.h"
-
-/* ---- host faults ---------------------------------------------------------- */
-
-static sigjmp_buf g_jb;
-static volatile int g_armed;
-static siginfo_t g_si;
-
-static void on_segv(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (!g_armed) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_si = *si;
-    g_armed = 0;
-    siglongjmp(g_jb, sig);
-}
 
 /* ---- the host --------------------------------------------------------------- */
 
@@ -726,11 +708,7 @@ int main(void)
     int pid1 = getpid() == 1;
     if (pid1)
         tguest_init();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSEGV, &sa, NULL);
+    tfault_install(SIGSEGV);
 
     struct graft_err err = { 0 };
     struct giso_opts req = { .sz = sizeof(req), .require = 1 };

@@ -43,42 +43,26 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
+#include "tfault.h"
 #include "tguest.h"
 
-/* ---- faults ------------------------------------------------------------ */
-
-static sigjmp_buf g_jb;
-static volatile int g_armed;
-static siginfo_t g_si;
-
-static void on_segv(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (!g_armed) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_si = *si;
-    g_armed = 0;
-    siglongjmp(g_jb, sig);
-}
+/* ---- faults (tfault.h) --------------------------------------------------- */
 
 /* Write (or read) *p from host code; 1 if it faulted with SEGV_PKUERR on
  * the extension key, 0 if it went through, -1 on another fault. */
 static int host_access(volatile uint64_t *p, int write, uint64_t v)
 {
-    if (sigsetjmp(g_jb, 1) == 0) {
-        g_armed = 1;
+    if (sigsetjmp(t_jb, 1) == 0) {
+        t_armed = 1;
         if (write)
             *p = v;
         else
             (void)*p;
-        g_armed = 0;
+        t_armed = 0;
         return 0;
     }
     giso_leave();           /* the handler ran with the kernel's PKRU */
-    return g_si.si_code == SEGV_PKUERR && g_si.si_pkey == (unsigned)giso_pkey() ? 1 : -1;
+    return t_si.si_code == SEGV_PKUERR && t_si.si_pkey == (unsigned)giso_pkey() ? 1 : -1;
 }
 
 /* ---- the host ------------------------------------------------------------ */
@@ -501,16 +485,16 @@ static void test_thunk_direct(struct world *w)
     /* The host function, called from the extension side, cannot touch the
      * extension's memory: the thunk really left the gate. */
     int faulted = 0;
-    if (sigsetjmp(g_jb, 1) == 0) {
+    if (sigsetjmp(t_jb, 1) == 0) {
         giso_enter();
-        g_armed = 1;
+        t_armed = 1;
         gvm_helper_fn rd = giso_wrap_host_call(host_access_raw, &err);
         rd((uint64_t)(uintptr_t)w->values, 0, 0, 0, 0);
-        g_armed = 0;
+        t_armed = 0;
         giso_leave();
     } else {
         giso_leave();
-        faulted = g_si.si_code == SEGV_PKUERR;
+        faulted = t_si.si_code == SEGV_PKUERR;
     }
     CHECK(faulted, "a host function called from an extension faults on extension memory");
 }
@@ -805,11 +789,7 @@ int main(void)
     const char *expect = getenv("graft_expect_pku");     /* QEMU boot argument */
     if (pid1)
         tguest_init();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSEGV, &sa, NULL);
+    tfault_install(SIGSEGV);
 
     struct graft_err err = { 0 };
     struct world w = { 0 };
