@@ -38,7 +38,6 @@ PORT=18404
 RUNS=${APPS_RUNS:-5}
 SECS=${APPS_SECS:-3}
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 # The native module and the offsets, built once per nginx version (cached
 # in the build directory: nginx's configure takes a while).

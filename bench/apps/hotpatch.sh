@@ -15,7 +15,6 @@ set -uo pipefail
 apps_init "${1:-}"
 PORT=18401
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 cc -O2 -g -Wall -o "$APPS_WORK/maxd" "$APPS_EX/hotpatch/maxd.c" || exit 1
 apps_bpf "$APPS_EX/hotpatch/fix.bpf.c" "$APPS_WORK/fix.bpf.o" -DMAXD="\"$APPS_WORK/maxd\"" || exit 1

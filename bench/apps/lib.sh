@@ -11,6 +11,7 @@
 APPS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 APPS_EX=$APPS_SRC/examples/apps
 . "$APPS_SRC/tests/common/tprocs.sh"
+. "$APPS_SRC/tests/common/tcheck.sh"   # check WHAT CMD...
 
 apps_init() {   # apps_init BUILD
     APPS_BUILD=$(cd "${1:-$APPS_SRC/build}" 2>/dev/null && pwd) || { echo "no build dir ${1:-build}" >&2; exit 2; }

@@ -36,7 +36,6 @@ BATCHES=${REDIS_BATCHES:-2 4 8 16}
 KILLS=${REDIS_KILLS:-3}
 LOSS=$APPS_EX/redis/redis_loss.py
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 for n in $BATCHES; do
     apps_bpf "$APPS_EX/redis/fsync_batch.bpf.c" "$APPS_WORK/batch$n.bpf.o" -DBATCH=$n || exit 1

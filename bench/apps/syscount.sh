@@ -33,7 +33,6 @@ RUNS=${APPS_RUNS:-5}
 SECS=${APPS_SECS:-3}
 SC_REQS=${SC_REQS:-1000}
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 D=$APPS_WORK/nginx
 apps_nginx_prepare "$D"

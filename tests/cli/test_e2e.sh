@@ -15,8 +15,6 @@ GRAFT=$BUILD/bin/graft
 TARGET=$HERE/e2e_target
 OBJ=$HERE/bpf/count_work.bpf.o
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.e2e.$$   # under ctest: the run's own prefix
-fails=0
-pass=0
 work=$(mktemp -d)
 . "$(dirname "$0")/../common/tprocs.sh"
 cleanup() {
@@ -26,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {   # check "what" command...
-    local what=$1; shift
-    if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
-}
+. "$(dirname "$0")/../common/tcheck.sh"
 
 # counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP
 counts() { mapval counts "$1"; }

@@ -23,8 +23,6 @@ E2E=$BUILD/tests/eim/e2e
 SPEC=$HERE/app.eim.yaml
 N=30                                  # requests per round
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.eime2e.$$   # under ctest: the run's own prefix
-fails=0
-pass=0
 work=$(mktemp -d)
 . "$HERE/../common/tprocs.sh"
 cleanup() {
@@ -34,10 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {   # check "what" command...
-    local what=$1; shift
-    if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
-}
+. "$HERE/../common/tcheck.sh"
 
 # field MAP NAME OFFSET: the u64 field NAME (at byte OFFSET) of element 0 of MAP
 field() {
