@@ -89,23 +89,6 @@ apps_bpf() {
 apps_load() { tp_load "$APPS_WORK/load.$(basename "$1").log" "$@"; }
 apps_unload() { tp_unload "$@"; }
 
-# apps_mapval MAP KEY: the value of integer KEY in MAP (0 if absent).
-apps_mapval() {
-    "$GRAFT" map dump "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-want = int(sys.argv[1])
-for e in d["entries"]:
-    k = e["key"]
-    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
-    if k == want:
-        v = e["value"]
-        print(v if not isinstance(v, list) else int.from_bytes(bytes(v[:8]), "little")); break
-else:
-    print(0)
-' "$2"
-}
-
 # apps_wait_hooks PID PATTERN: until the agent in PID (a process that was
 # already running when the program was loaded, so it installs the links
 # asynchronously) reports at least as many hooks installed as `graft list`

@@ -83,7 +83,7 @@ for run in $(seq "$RUNS"); do
         start_redis "$cfg" || { echo "FAIL: start $cfg"; fails=$((fails + 1)); continue; }
         v=$(rps)
         if [ "$cfg" != "${cfg#batch}" ]; then
-            real=$(apps_mapval st 1); skipped=$(apps_mapval st 2)
+            real=$(tp_mapval st 1); skipped=$(tp_mapval st 2)
             n=${cfg#batch}
             # with 16 clients flushes are few; the ratio must still be ~1/N
             check "$cfg run $run: real fdatasyncs ($real) ~ calls/$n ($((real + skipped))/$n)" \
@@ -113,7 +113,7 @@ loss_once() {   # loss_once CONFIG -> "at_risk kill9_lost acked"
     aof=$(ls "$APPS_WORK"/data/appendonlydir/*.incr.aof)
     if [ "$cfg" != always ]; then
         local written synced
-        written=$(apps_mapval st 3); synced=$(apps_mapval st 4)
+        written=$(tp_mapval st 3); synced=$(tp_mapval st 4)
         at_risk=$(python3 "$LOSS" unsynced "$aof" $((written - synced)) "$last")
         apps_unload
     fi

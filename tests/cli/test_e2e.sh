@@ -26,21 +26,9 @@ trap cleanup EXIT
 
 . "$(dirname "$0")/../common/tcheck.sh"
 
-# counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP
-counts() { mapval counts "$1"; }
-mapval() {
-    "$GRAFT" map dump "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-want = int(sys.argv[1])
-for e in d["entries"]:
-    k = e["key"]
-    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
-    if k == want:
-        v = e["value"]
-        print(v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")); break
-' "$2"
-}
+# counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP (tprocs.sh)
+counts() { tp_mapval counts "$1"; }
+mapval() { tp_mapval "$@"; }
 
 # start_loader [args]: graft load of $LOAD_OBJ (default $OBJ) in the background until "loaded"
 start_loader() { tp_load "$work/load.log" "${LOAD_OBJ:-$OBJ}" "$@"; }

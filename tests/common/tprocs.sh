@@ -57,3 +57,22 @@ tp_load() {
 # tp_unload [PID]: stop a loader (the last one by default); graft load
 # unloads what it loaded when it stops.
 tp_unload() { kill "${1:-$LOADER_PID}" 2>/dev/null; wait "${1:-$LOADER_PID}" 2>/dev/null; }
+
+# tp_mapval MAP KEY: the value of integer KEY in MAP as `graft map dump`
+# shows it (a byte array's first 8 bytes as a little-endian integer); 0
+# when the key is absent.
+tp_mapval() {
+    "$GRAFT" map dump "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = int(sys.argv[1])
+for e in d["entries"]:
+    k = e["key"]
+    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
+    if k == want:
+        v = e["value"]
+        print(v if not isinstance(v, list) else int.from_bytes(bytes(v[:8]), "little")); break
+else:
+    print(0)
+' "$2"
+}
