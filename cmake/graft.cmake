@@ -79,9 +79,20 @@ endfunction()
 
 # graft_test(<name> SOURCES <files...> [LIBS <targets...>] [LABELS <labels...>]
 #            [ARGS <args...>] [TIMEOUT <s>])
-# Label "sanitize" marks tests that the ASan+UBSan build runs too.
+# Label "sanitize" marks tests that the ASan+UBSan build runs too. Every test
+# also gets its component's label, the folder under tests/ it is defined in
+# (vm, maps, verifier, ...): `ctest -L verifier` runs all of the verifier's.
+function(graft_test_component out)
+  file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR})
+  string(REGEX REPLACE "/.*" "" comp "${rel}")
+  set(${out} ${comp} PARENT_SCOPE)
+endfunction()
+
 function(graft_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
+  graft_test_component(comp)
+  list(APPEND T_LABELS ${comp})
+  list(REMOVE_DUPLICATES T_LABELS)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS} WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})

@@ -38,7 +38,6 @@ PORT=18404
 RUNS=${APPS_RUNS:-5}
 SECS=${APPS_SECS:-3}
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 # The native module and the offsets, built once per nginx version (cached
 # in the build directory: nginx's configure takes a while).
@@ -110,13 +109,13 @@ check "graft: refused under class request_observer (no override grant)" refuse
 for cfg in native lua graft; do
     start $cfg || { echo "FAIL: start $cfg"; fails=$((fails + 1)); stop $cfg; continue; }
     # the start-up probe already made one accepted request: count from here
-    [ $cfg = graft ] && { acc0=$(apps_mapval fw 0); rej0=$(apps_mapval fw 1); }
+    [ $cfg = graft ] && { acc0=$(tp_mapval fw 0); rej0=$(tp_mapval fw 1); }
     check "$cfg: /admin/secret.html -> 403" test "$(status /admin/secret.html)" = 403
     check "$cfg: /public/a.html -> 200" test "$(status /public/a.html)" = 200
     check "$cfg: / -> 200" test "$(status /)" = 200
     if [ $cfg = graft ]; then
         for _ in $(seq 9); do status /admin/secret.html >/dev/null; status /public/a.html >/dev/null; done
-        rej=$(($(apps_mapval fw 1) - rej0)); acc=$(($(apps_mapval fw 0) - acc0))
+        rej=$(($(tp_mapval fw 1) - rej0)); acc=$(($(tp_mapval fw 0) - acc0))
         check "graft: 10 rejected counted (got $rej)" test "$rej" = 10
         check "graft: 11 accepted counted (got $acc)" test "$acc" = 11
     fi
@@ -129,7 +128,7 @@ URL="http://127.0.0.1:$PORT/index.html"
 FIRES=()
 paired_hook() {   # how often the extension decided per wrk request (its own counts)
     [ "$1" = graft ] || return 0
-    FIRES+=("$(awk -v a="$(apps_mapval fw 0)" -v r="$(apps_mapval fw 1)" -v n="$2" \
+    FIRES+=("$(awk -v a="$(tp_mapval fw 0)" -v r="$(tp_mapval fw 1)" -v n="$2" \
         'BEGIN { printf "%.3f", (a + r) / n }')")
 }
 apps_paired "$RUNS" none native lua graft
@@ -161,9 +160,9 @@ fire_ns() {
         "$GRAFT" list 2>/dev/null | grep -qE "^  $FWLOOP_PID .*hooks 1 installed" && break
         sleep 0.02
     done
-    a0=$(apps_mapval fw 0)
+    a0=$(tp_mapval fw 0)
     for i in $(seq 7); do h+=("$(round)"); done
-    a1=$(apps_mapval fw 0)
+    a1=$(tp_mapval fw 0)
     exec {FWLOOP[1]}>&-
     wait "$FWLOOP_PID" 2>/dev/null
     apps_unload
@@ -189,7 +188,7 @@ fi
 insn_hook() {
     [ "$1" = graft ] || return 0
     local acc
-    acc=$(apps_mapval fw 0)
+    acc=$(tp_mapval fw 0)
     check "graft under callgrind: the firewall counted $acc accepted for $2 requests (+1 probe)" \
         test "$acc" -ge "$2" -a "$acc" -le $(($2 + 1))
 }

@@ -48,7 +48,6 @@ N=$((DIRS * FILES))
 W=$APPS_WORK
 FB=$W/fsbench
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 MOUNTS=()
 fuse_cleanup() {

@@ -15,7 +15,6 @@ set -uo pipefail
 apps_init "${1:-}"
 PORT=18401
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 cc -O2 -g -Wall -o "$APPS_WORK/maxd" "$APPS_EX/hotpatch/maxd.c" || exit 1
 apps_bpf "$APPS_EX/hotpatch/fix.bpf.c" "$APPS_WORK/fix.bpf.o" -DMAXD="\"$APPS_WORK/maxd\"" || exit 1
@@ -51,7 +50,7 @@ check "patched: all-negative input is right" test $fixed = 1
 check "patched: positive input still right" test "$(ask 'max 3 9 4')" = "max = 9"
 check "patched: 16 values" test "$(ask 'max -16 -15 -14 -13 -12 -11 -10 -9 -8 -7 -6 -5 -4 -3 -2 -20')" = "max = -2"
 check "same process (no restart)" kill -0 $MAXD
-calls=$(apps_mapval patched_calls 0)
+calls=$(tp_mapval patched_calls 0)
 check "the patch counted its calls (>= 3, got $calls)" test "$calls" -ge 3
 
 t2=$(now_ms)

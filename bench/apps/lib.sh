@@ -10,7 +10,8 @@
 
 APPS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 APPS_EX=$APPS_SRC/examples/apps
-APPS_PIDS=()
+. "$APPS_SRC/tests/common/tprocs.sh"
+. "$APPS_SRC/tests/common/tcheck.sh"   # check WHAT CMD...
 
 apps_init() {   # apps_init BUILD
     APPS_BUILD=$(cd "${1:-$APPS_SRC/build}" 2>/dev/null && pwd) || { echo "no build dir ${1:-build}" >&2; exit 2; }
@@ -32,17 +33,12 @@ apps_init() {   # apps_init BUILD
     fi
 }
 
-apps_track() { APPS_PIDS+=("$@"); }
+apps_track() { tp_track "$@"; }
 
 apps_cleanup() {
-    local p
-    for p in "${APPS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.2
-    for p in "${APPS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    [ -x "${GRAFT:-}" ] && "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
+    tp_stop_all
+    tp_registry_remove
     rm -rf "$APPS_WORK"
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 
 # apps_have PKG...: are all these Debian packages installed?
@@ -89,41 +85,9 @@ apps_bpf() {
 }
 
 # apps_load OBJ [args]: `graft load` in the background until it says
-# "loaded"; sets LOADER_PID. Unload with apps_unload.
-apps_load() {
-    local obj=$1; shift
-    local log=$APPS_WORK/load.$(basename "$obj").log
-    : >"$log"   # emptied here: the job's own redirection may come after the first grep
-    "$GRAFT" load "$obj" "$@" >"$log" 2>&1 &
-    LOADER_PID=$!
-    apps_track "$LOADER_PID"
-    local i
-    for i in $(seq 300); do
-        grep -q '^loaded' "$log" && return 0
-        kill -0 "$LOADER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "graft load $obj failed:" >&2; cat "$log" >&2
-    return 1
-}
-apps_unload() { kill "${1:-$LOADER_PID}" 2>/dev/null; wait "${1:-$LOADER_PID}" 2>/dev/null; }
-
-# apps_mapval MAP KEY: the value of integer KEY in MAP (0 if absent).
-apps_mapval() {
-    "$GRAFT" map dump "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-want = int(sys.argv[1])
-for e in d["entries"]:
-    k = e["key"]
-    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
-    if k == want:
-        v = e["value"]
-        print(v if not isinstance(v, list) else int.from_bytes(bytes(v[:8]), "little")); break
-else:
-    print(0)
-' "$2"
-}
+# "loaded" (tests/common/tprocs.sh); sets LOADER_PID. Unload with apps_unload.
+apps_load() { tp_load "$APPS_WORK/load.$(basename "$1").log" "$@"; }
+apps_unload() { tp_unload "$@"; }
 
 # apps_wait_hooks PID PATTERN: until the agent in PID (a process that was
 # already running when the program was loaded, so it installs the links

@@ -38,7 +38,6 @@ BATCHES=${REDIS_BATCHES:-2 4 8 16}
 KILLS=${REDIS_KILLS:-3}
 LOSS=$APPS_EX/redis/redis_loss.py
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 for n in $BATCHES; do
     apps_bpf "$APPS_EX/redis/fsync_batch.bpf.c" "$APPS_WORK/batch$n.bpf.o" -DBATCH=$n || exit 1
@@ -78,7 +77,7 @@ wait_for(".end")
     for i in $(seq 200); do [ -e "$flag.done" ] && break; sleep 0.05; done
     local size written synced
     size=$(stat -c %s "$f" 2>/dev/null || echo missing)
-    written=$(apps_mapval st 3); synced=$(apps_mapval st 4)
+    written=$(tp_mapval st 3); synced=$(tp_mapval st 4)
     : >"$flag.end"; wait $pid; apps_unload
     check "accounting: AOF bytes counted as written ($written) = file size ($size)" test "$written" = "$size"
     check "accounting: durable offset ($synced) = bytes at the real fdatasync (51)" test "$synced" = 51
@@ -134,7 +133,7 @@ for run in $(seq "$RUNS"); do
         start_redis "$cfg" || { echo "FAIL: start $cfg"; fails=$((fails + 1)); continue; }
         v=$(rps)
         if [ "$cfg" != "${cfg#batch}" ]; then
-            real=$(apps_mapval st 1); skipped=$(apps_mapval st 2)
+            real=$(tp_mapval st 1); skipped=$(tp_mapval st 2)
             n=${cfg#batch}
             # with 16 clients flushes are few; the ratio must still be ~1/N
             check "$cfg run $run: real fdatasyncs ($real) ~ calls/$n ($((real + skipped))/$n)" \
@@ -172,7 +171,7 @@ loss_once() {   # loss_once CONFIG -> "at_risk kill9_lost acked"
     aof=$(ls "$APPS_WORK"/data/appendonlydir/*.incr.aof)
     if [ "$cfg" != always ]; then
         local written synced
-        written=$(apps_mapval st 3); synced=$(apps_mapval st 4)
+        written=$(tp_mapval st 3); synced=$(tp_mapval st 4)
         at_risk=$(python3 "$LOSS" unsynced "$aof" "$synced" "$written" "$last")
         local st=$?
         apps_unload

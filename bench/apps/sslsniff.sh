@@ -41,7 +41,6 @@ RUNS=${APPS_RUNS:-5}
 SECS=${APPS_SECS:-3}
 SS_REQS=${SS_REQS:-300}
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 TOOL=$APPS_BUILD/tests/compat/tools/sslcap
 if [ "${APPS_NOBUILD:-0}" != 1 ]; then

@@ -33,7 +33,6 @@ RUNS=${APPS_RUNS:-5}
 SECS=${APPS_SECS:-3}
 SC_REQS=${SC_REQS:-1000}
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi; }
 
 D=$APPS_WORK/nginx
 apps_nginx_prepare "$D"
@@ -73,8 +72,8 @@ paired_hook() {   # the first graft run must have counted nginx's syscalls
     [ $counted = 0 ] || return 0
     counted=1
     local n w
-    n=$(apps_mapval counts 288)     # accept4
-    w=$(apps_mapval counts 20)      # writev
+    n=$(tp_mapval counts 288)     # accept4
+    w=$(tp_mapval counts 20)      # writev
     check "graft counted nginx's syscalls under wrk (accept4 $n, writev $w)" test "${w:-0}" -gt 1000
 }
 apps_paired "$RUNS" base kernel graft

@@ -18,7 +18,7 @@ BUILD=$(cd "${1:-build}" && pwd)
 ROUNDS=${ROUNDS:-3}
 HERE_SRC=$(cd "$(dirname "$0")/../../tests/compat" && pwd)
 BIN=$BUILD/tests/compat
-if [ ! -x "$BIN/compat_work" ] || [ ! -x "$BIN/lt_work" ]; then
+if [ ! -x "$BIN/compat_work" ] || [ ! -x "$BIN/trace_work" ]; then
     cmake --build "$BUILD" --target compat_tools >/dev/null || { echo "bench-compat: cannot build the tools" >&2; exit 1; }
 fi
 
@@ -39,18 +39,8 @@ echo "BENCH compat_tools_passing $passing tools"
 
 COMPAT_SOURCE_ONLY=1 source "$HERE_SRC/test_compat.sh" "$BUILD" "$BIN"
 
-# Untraced run: elapsed ns of the workload alone.
-run_plain() {
-    local mode=$1 n=$2
-    rm -f "$tmp/in"; mkfifo "$tmp/in"
-    "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
-    local wpid=$!
-    exec 7>"$tmp/in"
-    for _ in $(seq 200); do grep -q ready "$tmp/w.out" && break; sleep 0.02; done
-    echo go >&7; exec 7>&-
-    wait "$wpid"
-    sed -n 's/^elapsed_ns //p' "$tmp/w.err"
-}
+# Untraced run: elapsed ns of the workload alone (run_side, tests/compat/side_lib.sh).
+run_plain() { run_side plain "$1" "$2" && cat "$tmp/plain.ns"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print 0}'; }
 pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }

@@ -33,6 +33,7 @@
 #include "iso_gates.h"
 #include "isolation/isolation.h"
 #include "runtime/registry.h"
+#include "util/procmaps.h"
 #include "vm/vm.h"
 #include "bench_util.h"
 
@@ -103,17 +104,10 @@ static uint64_t file_offset(void *addr, char *path, size_t len)
     char line[4096];
     uint64_t res = 0;
     while (f && fgets(line, sizeof(line), f)) {
-        uint64_t lo, hi, off;
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &lo, &hi, &off, &pos) < 3)
-            continue;
-        if ((uint64_t)addr >= lo && (uint64_t)addr < hi) {
-            char *p = line + pos;
-            while (*p == ' ')
-                p++;
-            p[strcspn(p, "\n")] = '\0';
-            snprintf(path, len, "%s", p);
-            res = (uint64_t)addr - lo + off;
+        struct gprocmaps_line m;
+        if (gprocmaps_parse(line, &m) == 0 && (uint64_t)addr >= m.lo && (uint64_t)addr < m.hi) {
+            snprintf(path, len, "%s", m.path);
+            res = (uint64_t)addr - m.lo + m.off;
             break;
         }
     }

@@ -36,6 +36,7 @@
 #include "maps/maps.h"
 #include "runtime/instance.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 #define OPS       1000          /* operations per program run */
 #define NKEYS     1024
@@ -96,25 +97,6 @@ struct side {
 };
 
 static struct side S;
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int build_insns(const struct op *op, struct bpf_insn **insns, uint32_t *n)
 {
@@ -206,10 +188,10 @@ static double graft_measure(const struct op *op, struct gprog *g, int k)
     uint64_t want = OPS, ret = 0;
     if (op->mode == RINGBUF)
         graft_rb_reset();
-    double t0 = now_ns();
+    double t0 = bench_mono_ns();
     for (int i = 0; i < k; i++)
         ret = g->fn(ctx, sizeof(ctx));
-    double t = now_ns() - t0;
+    double t = bench_mono_ns() - t0;
     if (op->mode == DELETE)
         fill_graft(S.gm[M_HASH]);
     if (ret != want) {
@@ -286,9 +268,9 @@ static void bench_op(const struct op *op)
             kv[nk++] = v;
     }
     if (ng == rounds)
-        printf("BENCH %s_ns %.2f ns\n", op->name, median(gv, ng));
+        printf("BENCH %s_ns %.2f ns\n", op->name, bench_median(gv, ng));
     if (nk == rounds)
-        printf("BENCH kernel_%s_ns %.2f ns\n", op->name, median(kv, nk));
+        printf("BENCH kernel_%s_ns %.2f ns\n", op->name, bench_median(kv, nk));
     fflush(stdout);
     if (g.inst)
         grt_instance_free(g.inst);

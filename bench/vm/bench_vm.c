@@ -21,6 +21,7 @@
 
 #include "bench_helpers.h"
 #include "vm/vm.h"
+#include "bench_util.h"
 
 #define CTX_BYTES (64 + 16384 + 16384 + 64)
 #define ROUNDS    31
@@ -58,34 +59,6 @@ static struct bench benches[] = {
     { "substr",  native_substr,  { 16384 }, 1 },
 };
 #define N_BENCH (sizeof(benches) / sizeof(benches[0]))
-
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-/* The thread's CPU time: the machine may be shared, and time spent
- * waiting for a CPU must not count against whichever engine it hit. */
-static double cpu_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
 
@@ -165,7 +138,7 @@ static double time_batch(int e, const struct bench *b, struct gvm_prog *pj,
                          struct gvm_prog *pi, uint8_t *ctx, int k, uint64_t want)
 {
     uint64_t r = 0;
-    double t0 = cpu_ns();
+    double t0 = bench_thread_ns();
     for (int i = 0; i < k; i++) {
         if (e == 0)
             r = b->native(ctx, CTX_BYTES);
@@ -173,7 +146,7 @@ static double time_batch(int e, const struct bench *b, struct gvm_prog *pj,
             r = run_prog(e == 1 ? pj : pi, ctx);
         __asm__ volatile("" : : "r"(r) : "memory");
     }
-    double t = (cpu_ns() - t0) / k;
+    double t = (bench_thread_ns() - t0) / k;
     if (r != want) {
         fprintf(stderr, "bench_vm: %s: %s result 0x%llx != native 0x%llx\n", b->name,
                 e == 1 ? "JIT" : "interpreter", (unsigned long long)r,
@@ -231,7 +204,7 @@ static void bench_programs(const char *dir, double *jit_geo, double *interp_geo)
             vj[r] = time_batch(1, b, pj, pi, ctx, kn, want);
             vi[r] = time_batch(2, b, pj, pi, ctx, ki, want);
         }
-        double mn = median(vn, ROUNDS), mj = median(vj, ROUNDS), mi = median(vi, ROUNDS);
+        double mn = bench_median(vn, ROUNDS), mj = bench_median(vj, ROUNDS), mi = bench_median(vi, ROUNDS);
         printf("BENCH %s_native_ns %.0f ns\n", b->name, mn);
         printf("BENCH %s_jit_ns %.0f ns\n", b->name, mj);
         printf("BENCH %s_interp_ns %.0f ns\n", b->name, mi);
@@ -281,18 +254,18 @@ static double compile_us_per_kinsn(double *load_us)
     enum { REPS = 101 };
     double tj[REPS], ti[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         struct gvm_prog *p = create(insns, n, GVM_ENGINE_INTERP);
-        double t1 = now_ns();
+        double t1 = bench_mono_ns();
         gvm_prog_free(p);
-        double t2 = now_ns();
+        double t2 = bench_mono_ns();
         p = create(insns, n, GVM_ENGINE_JIT);
-        double t3 = now_ns();
+        double t3 = bench_mono_ns();
         gvm_prog_free(p);
         ti[r] = t1 - t0;
         tj[r] = t3 - t2;
     }
-    double mj = median(tj, REPS), mi = median(ti, REPS);
+    double mj = bench_median(tj, REPS), mi = bench_median(ti, REPS);
     free(insns);
     *load_us = mj / 1e3 / (n / 1000.0);
     return (mj - mi) / 1e3 / (n / 1000.0);   /* JIT only: minus checking */
@@ -309,18 +282,18 @@ static double compile_us_per_kinsn_progs(const char *dir)
         struct bpf_insn *insns = read_bin(dir, benches[bi].name, &n);
         double tj[REPS], ti[REPS];
         for (int r = 0; r < REPS; r++) {
-            double t0 = now_ns();
+            double t0 = bench_mono_ns();
             struct gvm_prog *p = create(insns, n, GVM_ENGINE_INTERP);
-            double t1 = now_ns();
+            double t1 = bench_mono_ns();
             gvm_prog_free(p);
-            double t2 = now_ns();
+            double t2 = bench_mono_ns();
             p = create(insns, n, GVM_ENGINE_JIT);
-            double t3 = now_ns();
+            double t3 = bench_mono_ns();
             gvm_prog_free(p);
             ti[r] = t1 - t0;
             tj[r] = t3 - t2;
         }
-        total_us += (median(tj, REPS) - median(ti, REPS)) / 1e3;
+        total_us += (bench_median(tj, REPS) - bench_median(ti, REPS)) / 1e3;
         total_insns += n;
         free(insns);
     }

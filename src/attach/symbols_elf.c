@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "attach/func_internal.h"
+#include "util/procmaps.h"
 
 struct mapped_file {
     char path[PATH_MAX];
@@ -62,26 +63,18 @@ static int find_mapping(const char *binary, uint64_t addr, struct mapped_file *m
     int found = 0;
     /* First pass finds which file; the mapping at offset 0 gives the base. */
     while (fgets(line, sizeof(line), f)) {
-        uint64_t lo, hi, off;
-        char perms[8];
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi, perms, &off, &pos) < 4)
-            continue;
-        char *p = line + pos;
-        while (*p == ' ')
-            p++;
-        p[strcspn(p, "\n")] = '\0';
-        if (*p != '/')
+        struct gprocmaps_line m;
+        if (gprocmaps_parse(line, &m) || *m.path != '/')
             continue;
         int match;
         if (binary)
-            match = name_matches(binary, want_real, p);
+            match = name_matches(binary, want_real, m.path);
         else if (addr)
-            match = addr >= lo && addr < hi;
+            match = addr >= m.lo && addr < m.hi;
         else
-            match = strcmp(p, exe) == 0;
+            match = strcmp(m.path, exe) == 0;
         if (match) {
-            snprintf(target, sizeof(target), "%s", p);
+            snprintf(target, sizeof(target), "%s", m.path);
             found = 1;
             break;
         }
@@ -93,16 +86,9 @@ static int find_mapping(const char *binary, uint64_t addr, struct mapped_file *m
     rewind(f);
     found = 0;
     while (fgets(line, sizeof(line), f)) {
-        uint64_t lo, hi, off;
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &lo, &hi, &off, &pos) < 3)
-            continue;
-        char *p = line + pos;
-        while (*p == ' ')
-            p++;
-        p[strcspn(p, "\n")] = '\0';
-        if (strcmp(p, target) == 0 && (!found || lo < mf->base)) {
-            mf->base = lo;
+        struct gprocmaps_line m;
+        if (gprocmaps_parse(line, &m) == 0 && strcmp(m.path, target) == 0 && (!found || m.lo < mf->base)) {
+            mf->base = m.lo;
             found = 1;
         }
     }

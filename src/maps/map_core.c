@@ -184,7 +184,7 @@ static int init_robust_mutex(pthread_mutex_t *mu)
     return -r;
 }
 
-static const char *type_name(uint32_t t)
+const char *gmap_type_name(uint32_t t)
 {
     switch (t) {
     case GMAP_HASH: return "hash";
@@ -203,14 +203,7 @@ static const char *type_name(uint32_t t)
     case GMAP_RINGBUF: return "ringbuf";
     case GMAP_BLOOM_FILTER: return "bloom_filter";
     }
-    return NULL;
-}
-
-const char *gmap_type_name(uint32_t t);
-const char *gmap_type_name(uint32_t t)
-{
-    const char *n = type_name(t);
-    return n ? n : "unknown";
+    return "unknown";
 }
 
 /* Checks the definition and fills the header's layout; returns the object

@@ -11,8 +11,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-const char *gmap_type_name(uint32_t t);
-
 static void print_bytes(FILE *out, const uint8_t *p, uint32_t n)
 {
     if (n == 4) {

@@ -92,6 +92,7 @@ const struct gmap_def *gmap_get_def(const struct gmap *map);
 const char *gmap_shm_name(const struct gmap *map);
 uint64_t gmap_memory_bytes(const struct gmap *map);   /* for memory budgets */
 int gmap_possible_cpus(void);
+const char *gmap_type_name(uint32_t type);   /* "hash", ...; "unknown" */
 
 /* Tag this process's mapping of the map with memory protection key pkey
  * (pkey_mprotect, read+write), e.g. the isolation component's extension key,

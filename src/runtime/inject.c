@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "runtime/inject.h"
+#include "util/procmaps.h"
 
 #ifndef RTLD_NOW
 #define RTLD_NOW 2
@@ -116,15 +117,11 @@ static int find_libc(pid_t pid, char *path, size_t len, uint64_t *base)
         return -ESRCH;
     int found = 0;
     while (fgets(line, sizeof(line), f)) {
-        uint64_t lo, hi, off;
-        int pos = 0;
-        if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &lo, &hi, &off, &pos) < 3)
+        struct gprocmaps_line m;
+        if (gprocmaps_parse(line, &m))
             continue;
-        char *p = line + pos;
-        while (*p == ' ')
-            p++;
-        p[strcspn(p, "\n")] = '\0';
-        const char *b = strrchr(p, '/');
+        const char *p = m.path, *b = strrchr(p, '/');
+        uint64_t lo = m.lo;
         b = b ? b + 1 : p;
         if (strncmp(b, "libc.so", 7) && strncmp(b, "libc-", 5))
             continue;

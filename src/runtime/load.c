@@ -260,6 +260,24 @@ static int syscall_target(const char *name, int32_t *nr, struct graft_err *err)
 /* usdt/BINARY:graft:NAME: the GRAFT_ENTRY() site NAME in BINARY (found by
  * the agent in the binary's .note.graft). Other USDT providers are kernel
  * USDT probes, which graft does not run. */
+/* A binary named by path is made absolute: relative paths are relative to
+ * the loader, not to the target. A bare name stays (the target's mapping of
+ * that name). */
+static int absolute_binary(const struct gobj_prog *prog, struct grt_attach_spec *spec,
+                           struct graft_err *err)
+{
+    if (!strchr(spec->binary, '/'))
+        return 0;
+    char real[PATH_MAX];
+    if (!realpath(spec->binary, real))
+        return graft_errf(err, -errno, "program %s: binary %s: %s", prog->name, spec->binary,
+                          strerror(errno));
+    if (strlen(real) >= sizeof(spec->binary))
+        return graft_errf(err, -ENAMETOOLONG, "program %s: binary path %s is too long", prog->name, real);
+    memcpy(spec->binary, real, strlen(real) + 1);
+    return 0;
+}
+
 static int src_entry_target(const struct gobj_prog *prog, struct grt_attach_spec *spec,
                             struct graft_err *err)
 {
@@ -284,15 +302,9 @@ static int src_entry_target(const struct gobj_prog *prog, struct grt_attach_spec
     memcpy(spec->binary, t, blen);
     spec->binary[blen] = '\0';
     snprintf(spec->symbol, sizeof(spec->symbol), "%s", name + 1);
-    if (strchr(spec->binary, '/')) {
-        char real[PATH_MAX];
-        if (!realpath(spec->binary, real))
-            return graft_errf(err, -errno, "program %s: binary %s: %s", prog->name, spec->binary,
-                              strerror(errno));
-        if (strlen(real) >= sizeof(spec->binary))
-            return graft_errf(err, -ENAMETOOLONG, "program %s: binary path %s is too long", prog->name, real);
-        memcpy(spec->binary, real, strlen(real) + 1);
-    }
+    int rc = absolute_binary(prog, spec, err);
+    if (rc < 0)
+        return rc;
     spec->kind = GREG_LINK_SRC_ENTRY;
     return 0;
 }
@@ -316,16 +328,8 @@ int grt_attach_spec(const struct gobj_prog *prog, struct grt_attach_spec *spec, 
         if (rc < 0)
             return rc;
         snprintf(spec->symbol, sizeof(spec->symbol), "%s", func);
-        /* Relative paths are relative to the loader, not to the target. */
-        if (strchr(spec->binary, '/')) {
-            char real[PATH_MAX];
-            if (!realpath(spec->binary, real))
-                return graft_errf(err, -errno, "program %s: binary %s: %s", prog->name, spec->binary,
-                                  strerror(errno));
-            if (strlen(real) >= sizeof(spec->binary))
-                return graft_errf(err, -ENAMETOOLONG, "program %s: binary path %s is too long", prog->name, real);
-            memcpy(spec->binary, real, strlen(real) + 1);
-        }
+        if ((rc = absolute_binary(prog, spec, err)) < 0)
+            return rc;
         spec->kind = prog->type == GPROG_UPROBE      ? GREG_LINK_UPROBE
                      : prog->type == GPROG_URETPROBE ? GREG_LINK_URETPROBE
                      : prog->type == GPROG_OVERRIDE  ? GREG_LINK_OVERRIDE

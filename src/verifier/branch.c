@@ -28,19 +28,24 @@ static void sync_scalar_copies(struct vstate *st, const struct reg *r)
     }
 }
 
-/* A branch whose outcome teaches nothing: follow both sides with the
- * current state (the jump queued, the fall-through continued). */
-static int branch_both_ways(struct env *e, uint32_t target, uint32_t idx)
+int branch_fork(struct env *e, struct vstate *other, uint32_t target, uint32_t idx)
 {
-    struct vstate *other = state_copy(e->cur);
-    if (!other)
-        return -ENOMEM;
     other->insn = target;
     e->cur->insn = idx + 1;
     int rc = push_state(e, other);
     if (rc)
         state_free(other);
     return rc;
+}
+
+/* A branch whose outcome teaches nothing: follow both sides with the
+ * current state. */
+static int branch_both_ways(struct env *e, uint32_t target, uint32_t idx)
+{
+    struct vstate *other = state_copy(e->cur);
+    if (!other)
+        return -ENOMEM;
+    return branch_fork(e, other, target, idx);
 }
 
 /* Returns 1 if the current path became infeasible. */
@@ -88,15 +93,9 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 struct vstate *save = e->cur;
                 e->cur = other;
                 mark_ptr_or_null(e, id, op == BPF_JEQ);
-                other->insn = target;
                 e->cur = save;
                 mark_ptr_or_null(e, id, op != BPF_JEQ);
-                e->cur->insn = idx + 1;
-                if ((rc = push_state(e, other))) {
-                    state_free(other);
-                    return rc;
-                }
-                return 0;
+                return branch_fork(e, other, target, idx);
             }
             if (p->type == T_HOST)   /* the host's pointer may be null */
                 return branch_both_ways(e, target, idx);
@@ -184,18 +183,15 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         feas_t = true;
     }
     if (feas_t) {
-        other->insn = target;
-        if ((rc = push_state(e, other))) {
-            state_free(other);
+        if ((rc = branch_fork(e, other, target, idx)))
             return rc;
-        }
     } else {
         state_free(other);
+        e->cur->insn = idx + 1;
     }
     if (!feas_f && spec_on(e)) {
         spec_take_branch(e, e->cur, in, idx + 1);
         feas_f = true;
     }
-    e->cur->insn = idx + 1;
     return feas_f ? 0 : 1;
 }

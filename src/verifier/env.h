@@ -221,6 +221,10 @@ int check_alu(struct env *e, const struct bpf_insn *in);
 
 /* ---- branch.c ---- */
 int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx);
+/* Both sides of the conditional jump at idx: OTHER (a copy of the current
+ * state, refined for the taken side) queued at target, the current state
+ * continued at the fall-through. Frees OTHER when it cannot be queued. */
+int branch_fork(struct env *e, struct vstate *other, uint32_t target, uint32_t idx);
 
 /* ---- calls.c ---- */
 void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null);

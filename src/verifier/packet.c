@@ -238,10 +238,5 @@ int pkt_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
         b->pkt_end = strict ? PKT_AT_END : PKT_PAST_END;
         b->range = 0;
     }
-    other->insn = target;
-    e->cur->insn = idx + 1;
-    int rc = push_state(e, other);
-    if (rc)
-        state_free(other);
-    return rc;
+    return branch_fork(e, other, target, idx);
 }

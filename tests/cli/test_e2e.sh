@@ -15,51 +15,24 @@ GRAFT=$BUILD/bin/graft
 TARGET=$HERE/e2e_target
 OBJ=$HERE/bpf/count_work.bpf.o
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.e2e.$$   # under ctest: the run's own prefix
-fails=0
-pass=0
 work=$(mktemp -d)
-pids=()
+. "$(dirname "$0")/../common/tprocs.sh"
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects (the trace buffer's too)
+    tp_stop_all
+    tp_registry_remove   # maps' shm objects (the trace buffer's too)
     rm -rf "$work"
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
 }
 trap cleanup EXIT
 
-check() {   # check "what" command...
-    local what=$1; shift
-    if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
-}
+. "$(dirname "$0")/../common/tcheck.sh"
 
-# counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP
-counts() { mapval counts "$1"; }
-mapval() {
-    "$GRAFT" map dump "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-want = int(sys.argv[1])
-for e in d["entries"]:
-    k = e["key"]
-    if isinstance(k, list): k = int.from_bytes(bytes(k), "little")
-    if k == want:
-        v = e["value"]
-        print(v if not isinstance(v, list) else int.from_bytes(bytes(v), "little")); break
-' "$2"
-}
+# counts KEY: value of key KEY in map "counts"; mapval MAP KEY: in map MAP (tprocs.sh)
+counts() { tp_mapval counts "$1"; }
+mapval() { tp_mapval "$@"; }
 
-start_loader() {   # start_loader [args]: graft load in the background until "loaded"
-    # Empty the log here: the background job's own redirection may run after
-    # the first grep below, which would then see the last load's "loaded".
-    : >"$work/load.log"
-    "$GRAFT" load "${LOAD_OBJ:-$OBJ}" "$@" >"$work/load.log" 2>&1 &
-    loader=$!
-    pids+=("$loader")
-    for _ in $(seq 200); do grep -q '^loaded' "$work/load.log" && return 0; sleep 0.05; done
-    cat "$work/load.log"; return 1
-}
-stop_loader() { kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null; }
+# start_loader [args]: graft load of $LOAD_OBJ (default $OBJ) in the background until "loaded"
+start_loader() { tp_load "$work/load.log" "${LOAD_OBJ:-$OBJ}" "$@"; }
+stop_loader() { tp_unload; }
 # Wait until the agent in $tpid has installed every link of the last load
 # (the agent reconciles asynchronously; a fixed sleep loses on a busy box).
 wait_hooks() {
@@ -81,7 +54,7 @@ start_target() {
         "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
     fi
     tpid=$!
-    pids+=("$tpid")
+    tp_track "$tpid"
     exec 7>"$work/in"
     for _ in $(seq 200); do grep -q ready "$work/out" && return 0; sleep 0.02; done
     return 1
@@ -351,7 +324,7 @@ check "graft list shows it" sh -c "'$GRAFT' list | grep -F 'e2e_target' | grep -
 stop_target
 rm -f "$work/in"; mkfifo "$work/in"
 "$GRAFT" start --require-isolation -- "$TARGET" 1000 <"$work/in" >"$work/out" 2>&1 &
-tpid=$!; pids+=("$tpid"); exec 7>"$work/in"
+tpid=$!; tp_track "$tpid"; exec 7>"$work/in"
 for _ in $(seq 200); do grep -q ready "$work/out" && break; sleep 0.02; done
 if grep -qw pku /proc/cpuinfo; then
     check "--require-isolation with PKU: the agent runs isolated" grep -qF "graft-agent[$tpid]: isolation: on" "$work/out"

@@ -12,14 +12,9 @@ HERE=$2
 GRAFT=$BUILD/bin/graft
 B=$HERE/bpf
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.rights.$$   # under ctest: the run's own prefix
-pass=0 fails=0
-cleanup() {
-    "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
-}
-trap cleanup EXIT
-check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok: $what"; else fails=$((fails+1)); echo "FAIL: $what"; fi; }
-has() { grep -q -- "$1" <<<"$2"; }
+. "$(dirname "$0")/../common/tcheck.sh"
+. "$(dirname "$0")/../common/tprocs.sh"
+trap tp_registry_remove EXIT
 registry_empty() { "$GRAFT" list 2>/dev/null | grep -q '^programs: 0'; }
 
 echo "== graft verify: frozen .rodata decides branches (issue 17)"

@@ -10,9 +10,7 @@ FIX=$2          # the loader's fixture directory (kernel.bpf.o, oldstyle.bpf.o)
 GRAFT=$BUILD/bin/graft
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.vkernel.$$   # under ctest: the run's own prefix
 trap 'rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*' EXIT
-pass=0 fails=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok: $what"; else fails=$((fails+1)); echo "FAIL: $what"; fi; }
-has() { grep -q -- "$1" <<<"$2"; }
+. "$(dirname "$0")/../common/tcheck.sh"
 
 out=$("$GRAFT" verify "$FIX/kernel.bpf.o" 2>&1); rc=$?
 echo "$out"

@@ -5,12 +5,7 @@
 # type may call only its own helpers ("unknown func", as the kernel says).
 set -uo pipefail
 GRAFT=$1/bin/graft
-pass=0 fails=0
-check() {
-    local what=$1; shift
-    if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fails=$((fails + 1)); fi
-}
-has() { grep -q -- "$1" <<<"$2"; }
+. "$(dirname "$0")/../common/tcheck.sh"
 run() { out=$(echo "$1" | "$GRAFT" verify --raw "${@:2}" 2>&1); rc=$?; }
 
 # r1 = map; r2 = fp - 8; *(u64 *)(fp - 8) = 0; r0 = lookup(r1, r2);

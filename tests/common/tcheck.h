@@ -12,7 +12,7 @@
 
 static int g_pass, g_fail;
 
-#define CHECK(cond, ...) tcheck_((cond), #cond, __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...) tcheck_(!!(cond), #cond, __LINE__, __VA_ARGS__)
 
 __attribute__((format(printf, 4, 5)))
 static inline void tcheck_(int ok, const char *expr, int line, const char *fmt, ...)

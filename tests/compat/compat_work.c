@@ -1,22 +1,44 @@
 /*
- * compat_work.c - the deterministic workload the compat tools trace.
+ * compat_work.c - the deterministic workload the compat tools (test_compat.sh,
+ * bench/compat) and the libbpf-tools matrix (matrix/libbpf_tools.sh) trace.
  *
  *   compat_work MODE N
  *
  * prints "ready", waits for a line on stdin (so tracers can attach first),
- * runs MODE a fixed number of times, prints "elapsed_ns T" on stderr and
- * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, rawsys, usdt,
- * emit, stack.
+ * runs MODE N times, prints "elapsed_ns T" on stderr and exits. Every call
+ * has a fixed outcome, so the kernel and graft see the same events:
+ *   malloc       malloc/free of 1000..1007 bytes
+ *   readline     calls compat_readline()
+ *   bashreadline calls its own readline() (bashreadline -s), named "bash"
+ *   funclat      calls compat_work_fn()
+ *   ssl          TLS requests and replies over a socketpair
+ *   open         open of a file that exists and one that does not
+ *   stat         stat/lstat/statfs/statx/fstatat on the same two
+ *   kill         kill, tkill and tgkill with signal 0 to itself
+ *   mount        mount and umount of the path that does not exist (ENOENT)
+ *   gethost      getaddrinfo, gethostbyname and gethostbyname2 of "localhost"
+ *   exec         execve of the path that does not exist (ENOENT)
+ *   syscalls     getppid, getuid x2, getgid x3
+ *   rawsys       fstat, uname by number, close (every third fails)
+ *   usdt         the USDT probe compat:tick
+ *   stack        a call chain for stack traces
+ *   emit         compat_emit() with a formatted message
+ * The two files are /tmp/compat-open-PID-{exists,missing}.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/sdt.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -34,6 +56,17 @@ __attribute__((noinline)) char *compat_readline(const char *prompt)
     static char line[64];
     static int n;
     snprintf(line, sizeof(line), "%s line %d", prompt, n++);
+    __asm__ volatile("" ::: "memory");
+    return line;
+}
+
+/* Debian's bashreadline attaches a uretprobe to a function named readline
+ * (in the binary -s names) and reports processes named "bash". */
+__attribute__((noinline)) char *readline(const char *prompt)
+{
+    static char line[64];
+    static int n;
+    snprintf(line, sizeof(line), "%s %d", prompt, n++);
     __asm__ volatile("" ::: "memory");
     return line;
 }
@@ -73,6 +106,18 @@ __attribute__((noinline)) void compat_emit(int seq, const char *msg)
 {
     sink += (unsigned long)seq + (unsigned long)msg[0];
     __asm__ volatile("" ::: "memory");
+}
+
+static void do_stat(const char *exists, const char *missing)
+{
+    struct stat st;
+    struct statfs sfs;
+    struct statx stx;
+    sink += (unsigned long)stat(exists, &st) + (unsigned long)stat(missing, &st);
+    sink += (unsigned long)lstat(exists, &st);
+    sink += (unsigned long)statfs(exists, &sfs);
+    sink += (unsigned long)statx(AT_FDCWD, missing, 0, STATX_BASIC_STATS, &stx);
+    sink += (unsigned long)fstatat(AT_FDCWD, exists, &st, 0);
 }
 
 /* ---- TLS over a socketpair: a server thread echoes what the client sends ---- */
@@ -175,10 +220,12 @@ int main(int argc, char **argv)
     snprintf(exists, sizeof(exists), "/tmp/compat-open-%d-exists", getpid());
     snprintf(missing, sizeof(missing), "/tmp/compat-open-%d-missing", getpid());
     SSL_CTX *sctx = NULL;
-    if (strcmp(mode, "open") == 0)
+    if (strcmp(mode, "open") == 0 || strcmp(mode, "stat") == 0)
         close(open(exists, O_CREAT | O_WRONLY, 0600));
     if (strcmp(mode, "ssl") == 0 && !(sctx = server_ctx()))
         return 1;
+    if (strcmp(mode, "bashreadline") == 0)
+        prctl(PR_SET_NAME, "bash");
     printf("ready\n");
     fflush(stdout);
     char line[64];
@@ -196,6 +243,9 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "readline") == 0) {
         for (int i = 0; i < n; i++)
             sink += (unsigned long)compat_readline("work")[0];
+    } else if (strcmp(mode, "bashreadline") == 0) {
+        for (int i = 0; i < n; i++)
+            sink += (unsigned long)readline("bash-line")[0];
     } else if (strcmp(mode, "funclat") == 0) {
         for (int i = 0; i < n; i++)
             sink += compat_work_fn((unsigned long)i);
@@ -206,6 +256,36 @@ int main(int argc, char **argv)
             int fd = open(i % 2 ? missing : exists, i % 4 < 2 ? O_RDONLY : O_RDONLY | O_CLOEXEC);
             if (fd >= 0)
                 close(fd);
+        }
+    } else if (strcmp(mode, "stat") == 0) {
+        for (int i = 0; i < n; i++)
+            do_stat(exists, missing);
+    } else if (strcmp(mode, "kill") == 0) {
+        for (int i = 0; i < n; i++) {
+            sink += (unsigned long)kill(getpid(), 0);
+            sink += (unsigned long)syscall(SYS_tkill, (int)syscall(SYS_gettid), 0);
+            sink += (unsigned long)syscall(SYS_tgkill, getpid(), (int)syscall(SYS_gettid), 0);
+        }
+    } else if (strcmp(mode, "mount") == 0) {
+        for (int i = 0; i < n; i++) {
+            sink += (unsigned long)mount("none", missing, "tmpfs", 0, "size=1m");
+            sink += (unsigned long)umount(missing);
+            usleep(2000);   /* paced: mountsnoop's records are large, its buffer holds few */
+        }
+    } else if (strcmp(mode, "gethost") == 0) {
+        for (int i = 0; i < n; i++) {
+            struct addrinfo *ai = NULL;
+            if (getaddrinfo("localhost", NULL, NULL, &ai) == 0)
+                freeaddrinfo(ai);
+            sink += (unsigned long)gethostbyname("localhost");
+            sink += (unsigned long)gethostbyname2("localhost", AF_INET);
+        }
+    } else if (strcmp(mode, "exec") == 0) {
+        char *args[] = { missing, (char *)"--compat-arg", NULL };
+        char *env[] = { NULL };
+        for (int i = 0; i < n; i++) {
+            sink += (unsigned long)execve(missing, args, env);
+            usleep(2000);   /* paced, as mount */
         }
     } else if (strcmp(mode, "syscalls") == 0) {
         for (int i = 0; i < n; i++) {

@@ -13,108 +13,34 @@
 set -uo pipefail
 BUILD=$1
 HERE=$2
-GRAFT=$BUILD/bin/graft
 WORK=$HERE/compat_work
 TOOLS=$HERE/tools
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.compat.$$   # under ctest: the run's own prefix
-export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
-export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
-}
-trap cleanup EXIT
+SIDE_NAME=compat
+. "$SRC/side_lib.sh"
 
 compat() { "$GRAFT" compat -- "$@"; }
 
-# Syscall tracepoints need tracefs (libbpf reads event ids from it).
-if [ ! -d /sys/kernel/tracing/events/syscalls ] && [ ! -d /sys/kernel/debug/tracing/events/syscalls ]; then
-    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
-fi
 have_tracefs=0
 [ -d /sys/kernel/tracing/events/syscalls ] || [ -d /sys/kernel/debug/tracing/events/syscalls ] && have_tracefs=1
+[ $kernel_ok = 1 ] || echo "SKIP: kernel half: bpf() refused: $(head -1 "$tmp/bpferr")"
 
-kernel_ok=1
-if ! bpftool prog list >/dev/null 2>"$tmp/bpferr"; then
-    if grep -qi "not permitted" "$tmp/bpferr"; then
-        echo "SKIP: kernel half: bpf() returns EPERM"; kernel_ok=0
-    fi
-fi
-
-# wait_hooks PID: until the agent in PID has installed every link (or fail).
-wait_hooks() {
-    local out n
-    for _ in $(seq 3000); do
-        out=$("$GRAFT" list 2>/dev/null)
-        n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
-        if grep -qE "^  $1 .*hooks [0-9]+ installed, [1-9][0-9]* failed" <<<"$out"; then
-            echo "agent failed to install a hook:"; echo "$out"; return 1
-        fi
-        if [ -n "$n" ] && [ "$n" -gt 0 ] && grep -qE "^  $1 .*hooks $n installed, 0 failed" <<<"$out"; then
-            return 0
-        fi
-        sleep 0.02
-    done
-    echo "agent in $1 did not install the links:"; echo "$out"; return 1
-}
-
-# run_tool HOW(kernel|graft) TOOL MODE N [TOOL ARGS...]: output in $tmp/HOW.out,
-# the workload's elapsed ns in $tmp/HOW.ns. {W} in tool args = workload path.
+# run_tool HOW(kernel|graft) TOOL MODE N [TOOL ARGS...]: run_side
+# (side_lib.sh) of tests/compat/tools/TOOL -p PID ARGS, which says
+# "attached" on stderr and exits 0 when the workload has. Output in
+# $tmp/HOW.out (the workload's files' pid made PID), the workload's elapsed
+# ns in $tmp/HOW.ns.
 run_tool() {
-    local how=$1 tool=$2 mode=$3 n=$4; shift 4
-    local args=("${@//\{W\}/$WORK}")
-    # The waits below read these files: the previous run's copies (which
-    # say "ready" and "attached") must not answer for this one, or under
-    # load the workload runs before the tool has attached.
-    rm -f "$tmp/in" "$tmp/w.out" "$tmp/w.err" "$tmp/t.out" "$tmp/t.err"
-    mkfifo "$tmp/in"
-    if [ "$how" = graft ]; then
-        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
-    else
-        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    local how=$1 tool=$2 mode=$3 n=$4 wpid; shift 4
+    if ! SIDE_READY=attached SIDE_STOP=exit run_side "$how" "$mode" "$n" "$TOOLS/$tool" -p "{PID}" "$@"; then
+        echo "--- $tool ($how) failed: $SIDE_WHY; stderr:"; sed 's/^/    /' "$tmp/$how.err" | head -40
+        return 1
     fi
-    local wpid=$!
-    pids+=("$wpid")
-    exec 7>"$tmp/in"
-    local ok=1
-    # Generous: a loaded machine may take seconds to start a process.
-    for _ in $(seq 3000); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
-    grep -q ready "$tmp/w.out" 2>/dev/null || { echo "--- $tool ($how): the workload never said ready"; ok=0; }
-    if [ "$how" = graft ]; then
-        compat "$TOOLS/$tool" -p "$wpid" "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-    else
-        "$TOOLS/$tool" -p "$wpid" "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-    fi
-    local tpid=$!
-    pids+=("$tpid")
-    for _ in $(seq 3000); do
-        grep -q attached "$tmp/t.err" 2>/dev/null && break
-        kill -0 "$tpid" 2>/dev/null || break
-        sleep 0.02
-    done
-    grep -q attached "$tmp/t.err" 2>/dev/null || { echo "--- $tool ($how): the tool never said attached"; ok=0; }
-    if [ $ok = 1 ] && [ "$how" = graft ]; then wait_hooks "$wpid" || ok=0; fi
-    echo go >&7
-    exec 7>&-
-    wait "$wpid"
-    local trc=0
-    wait "$tpid" || trc=$?
-    [ $trc = 0 ] || ok=0
     # The workload's pid appears only in its file names (compat-open-PID-...);
     # replacing it anywhere else would also rewrite payloads that happen to
     # hold the same digits (event-6139), in one run and not the other.
-    sed "s/compat-open-$wpid-/compat-open-PID-/g" "$tmp/t.out" >"$tmp/$how.out"
-    sed -n 's/^elapsed_ns //p' "$tmp/w.err" >"$tmp/$how.ns"
-    if [ $ok = 0 ]; then
-        echo "--- $tool ($how) failed (rc $trc); stderr:"; sed 's/^/    /' "$tmp/t.err" | head -40
-        return 1
-    fi
+    read -r wpid _ <"$tmp/$how.pid"
+    sed -i "s/compat-open-$wpid-/compat-open-PID-/g" "$tmp/$how.out"
     return 0
 }
 
@@ -192,50 +118,34 @@ fi
 # target) shifts: compare command, errno and path.
 # sys_tool HOW TOOL MODE N: output in $tmp/HOW.sys
 sys_tool() {
-    local how=$1 tool=$2 mode=$3 n=$4 ok=1
-    rm -f "$tmp/in" "$tmp/w.out" "$tmp/t.out" "$tmp/t.err"
-    mkfifo "$tmp/in"
-    if [ "$how" = graft ]; then
-        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
-    else
-        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
+    local how=$1 tool=$2 mode=$3 n=$4 wpid
+    if ! SIDE_READY_FN=sys_attached run_side "$how" "$mode" "$n" "$tool" -p "{PID}"; then
+        echo "--- $tool ($how): $SIDE_WHY; stderr:"; head -20 "$tmp/$how.err"; return 1
     fi
-    local wpid=$!; pids+=("$wpid")
-    exec 7>"$tmp/in"
-    for _ in $(seq 3000); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
-    if [ "$how" = graft ]; then "$GRAFT" compat -- "$tool" -p "$wpid" >"$tmp/t.out" 2>"$tmp/t.err" &
-    else "$tool" -p "$wpid" >"$tmp/t.out" 2>"$tmp/t.err" & fi
-    local tpid=$!; pids+=("$tpid")
-    if [ "$how" = graft ]; then
-        wait_hooks "$wpid" || ok=0
-    else   # the kernel's links and the tool's perf buffer, all of them:
-        # opensnoop attaches enter and exit of open and openat one by one
-        # (the event is sent at the exit), then opens one perf event per
-        # online CPU for its perf buffer; an event sent before that is
-        # dropped. Going on after the first two links, as this did, let a
-        # loaded machine run the workload too early: the kernel run then
-        # "saw nothing". Each tracepoint link holds a perf event too.
-        local links=0 ev fds ncpu
-        ncpu=$(getconf _NPROCESSORS_ONLN)
-        for ev in open openat; do
-            [ -d /sys/kernel/tracing/events/syscalls/sys_enter_$ev ] ||
-                [ -d /sys/kernel/debug/tracing/events/syscalls/sys_enter_$ev ] && links=$((links + 2))
-        done
-        for _ in $(seq 1500); do
-            fds=$(ls -l /proc/$tpid/fd 2>/dev/null)
-            [ "$(grep -c bpf_link <<<"$fds")" -ge "$links" ] &&
-                [ "$(grep -c 'perf_event\]' <<<"$fds")" -ge $((links + ncpu)) ] && break
-            kill -0 "$tpid" 2>/dev/null || break; sleep 0.02
-        done
+    read -r wpid _ <"$tmp/$how.pid"
+    awk 'NR > 1 { print $2, $4, $5 }' "$tmp/$how.out" | sed "s/compat-open-$wpid-/compat-open-PID-/" >"$tmp/$how.sys"
+    if [ ! -s "$tmp/$how.sys" ]; then
+        echo "--- $tool ($how): nothing seen; stderr:"; head -20 "$tmp/$how.err"; return 1
     fi
-    echo go >&7; exec 7>&-
-    wait "$wpid"
-    sleep 0.5   # the last records reach the tool's perf buffer
-    kill -INT "$tpid" 2>/dev/null; wait "$tpid"
-    awk 'NR > 1 { print $2, $4, $5 }' "$tmp/t.out" | sed "s/compat-open-$wpid-/compat-open-PID-/" >"$tmp/$how.sys"
-    if [ $ok = 0 ] || [ ! -s "$tmp/$how.sys" ]; then
-        echo "--- $tool ($how): nothing seen; stderr:"; head -20 "$tmp/t.err"; return 1
-    fi
+}
+# sys_attached HOW WPID TPID: graft's side is judged by its agent's hooks
+# (run_side); the kernel's links and the tool's perf buffer, all of them:
+# opensnoop attaches enter and exit of open and openat one by one (the
+# event is sent at the exit), then opens one perf event per online CPU for
+# its perf buffer; an event sent before that is dropped. Going on after the
+# first two links let a loaded machine run the workload too early: the
+# kernel run then "saw nothing". Each tracepoint link holds a perf event too.
+sys_attached() {
+    [ "$1" = graft ] && return 0
+    local links=0 ev fds ncpu
+    ncpu=$(getconf _NPROCESSORS_ONLN)
+    for ev in open openat; do
+        [ -d /sys/kernel/tracing/events/syscalls/sys_enter_$ev ] ||
+            [ -d /sys/kernel/debug/tracing/events/syscalls/sys_enter_$ev ] && links=$((links + 2))
+    done
+    fds=$(ls -l /proc/$3/fd 2>/dev/null)
+    [ "$(grep -c bpf_link <<<"$fds")" -ge "$links" ] &&
+        [ "$(grep -c 'perf_event\]' <<<"$fds")" -ge $((links + ncpu)) ]
 }
 if [ -x /usr/sbin/opensnoop ] && [ $have_tracefs = 1 ]; then
     echo "== Debian libbpf-tools (prebuilt): opensnoop"

@@ -11,8 +11,7 @@ export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.killed.$$   # under ctest: the r
 reg=${GRAFT_REGISTRY#/}
 trap 'rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*' EXIT
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 0; }
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails+1)); fi; }
+. "$(dirname "$0")/../common/tcheck.sh"
 
 # bpf(BPF_MAP_CREATE) of a 4-entry array through libc's syscall(), which the
 # compat layer interposes; then SIGKILL.

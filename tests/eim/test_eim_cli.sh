@@ -7,8 +7,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 GRAFT=$BUILD/bin/graft
 EXT=$BUILD/tests/eim/ext
 SPEC=$HERE/app.eim.yaml
-pass=0 fails=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); else fails=$((fails+1)); echo "FAIL: $what"; fi; }
+. "$HERE/../common/tcheck.sh"
 
 cd "$HERE"   # the spec names its host relative to here
 "$GRAFT" eim check "$SPEC" --host "$BUILD/tests/eim/app" >/dev/null; rc=$?

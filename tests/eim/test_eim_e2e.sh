@@ -23,23 +23,16 @@ E2E=$BUILD/tests/eim/e2e
 SPEC=$HERE/app.eim.yaml
 N=30                                  # requests per round
 export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.eime2e.$$   # under ctest: the run's own prefix
-fails=0
-pass=0
 work=$(mktemp -d)
-pids=()
+. "$HERE/../common/tprocs.sh"
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    tp_stop_all
     rm -rf "$work"
-    "$GRAFT" unload --all >/dev/null 2>&1   # maps' shm objects too
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
+    tp_registry_remove   # maps' shm objects too
 }
 trap cleanup EXIT
 
-check() {   # check "what" command...
-    local what=$1; shift
-    if "$@"; then pass=$((pass + 1)); echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
-}
+. "$HERE/../common/tcheck.sh"
 
 # field MAP NAME OFFSET: the u64 field NAME (at byte OFFSET) of element 0 of MAP
 field() {
@@ -57,22 +50,14 @@ for e in d["entries"]:
 ' "$2" "$3"
 }
 
-loader=
-start_loader() {   # start_loader OBJ [args]: graft load in the background until "loaded"
-    : >"$work/load.log"   # not left to the job: the grep may run first
-    "$GRAFT" load "$@" >"$work/load.log" 2>&1 &
-    loader=$!
-    pids+=("$loader")
-    for _ in $(seq 200); do grep -q '^loaded' "$work/load.log" && return 0; sleep 0.05; done
-    cat "$work/load.log"; return 1
-}
-stop_loader() { kill "$loader" 2>/dev/null; wait "$loader" 2>/dev/null; }
+start_loader() { tp_load "$work/load.log" "$@"; }   # start_loader OBJ [args]: until "loaded"
+stop_loader() { tp_unload; }
 
 start_app() {   # start_app BINARY: under graft start, rounds from a fifo
     rm -f "$work/in"; mkfifo "$work/in"
     "$GRAFT" start -- "$1" --serve $N <"$work/in" >"$work/out" 2>"$work/err" &
     tpid=$!
-    pids+=("$tpid")
+    tp_track "$tpid"
     exec 7>"$work/in"
     for _ in $(seq 200); do grep -q ready "$work/out" && return 0; sleep 0.02; done
     cat "$work/out" "$work/err"; return 1

@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -26,20 +24,10 @@
 #include "isolation/isolation.h"
 #include "runtime/agent.h"
 #include "runtime/registry.h"
+#include "tcheck.h"
 #include "treg.h"
+#include "tguest.h"
 
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (cond) {                                                                     \
-            g_pass++;                                                                   \
-        } else {                                                                        \
-            g_fail++;                                                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            printf(__VA_ARGS__);                                                        \
-            printf("\n");                                                               \
-        }                                                                               \
-    } while (0)
 
 static volatile int g_calls;
 __attribute__((noinline)) int lazy_target(int x)
@@ -61,11 +49,8 @@ static int my_message(struct greg *reg, char *buf, size_t len)
 int main(int argc, char **argv)
 {
     int pid1 = getpid() == 1;
-    if (pid1) {
-        mount("proc", "/proc", "proc", 0, NULL);
-        mkdir("/dev/shm", 01777);
-        mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL);
-    }
+    if (pid1)
+        tguest_init();
     if (!getenv("GRAFT_AGENT_OFF")) {           /* the constructor stays idle */
         setenv("GRAFT_AGENT_OFF", "1", 1);
         execv("/proc/self/exe", argv);
@@ -136,10 +121,7 @@ int main(int argc, char **argv)
     greg_close(reg);
     shm_unlink(regname);
     printf("AGENT-LAZY: %d passed, %d failed\n", g_pass, g_fail);
-    fflush(stdout);
-    if (pid1) {
-        sync();
-        reboot(RB_POWER_OFF);
-    }
+    if (pid1)
+        tguest_poweroff();
     return g_fail ? 1 : 0;
 }

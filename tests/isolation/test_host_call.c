@@ -30,8 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,25 +42,8 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
-
-/* ---- host faults ---------------------------------------------------------- */
-
-static sigjmp_buf g_jb;
-static volatile int g_armed;
-static siginfo_t g_si;
-
-static void on_segv(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (!g_armed) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_si = *si;
-    g_armed = 0;
-    siglongjmp(g_jb, sig);
-}
+#include "tfault.h"
+#include "tguest.h"
 
 /* ---- the host --------------------------------------------------------------- */
 
@@ -713,33 +694,12 @@ static void run_helper_hits_hook(gvm_native_fn cpu_user, gvm_native_fn other)
 
 /* ---- main ----------------------------------------------------------------------- */
 
-static void init_setup(void)
-{
-    int fd = open("/dev/console", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    mkdir("/proc", 0555);
-    mkdir("/dev/shm", 01777);
-    if (mount("proc", "/proc", "proc", 0, NULL) != 0)
-        printf("host calls: mount /proc failed: %s\n", strerror(errno));
-    if (mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL) != 0)
-        printf("host calls: mount /dev/shm failed: %s\n", strerror(errno));
-    setvbuf(stdout, NULL, _IOLBF, 0);
-}
-
 static int finish(int pid1)
 {
     printf("host calls: %d passed, %d failed\n", g_pass, g_fail);
     fflush(stdout);
-    if (pid1) {
-        sync();
-        reboot(RB_POWER_OFF);
-        for (;;)
-            pause();
-    }
+    if (pid1)
+        tguest_poweroff();
     return g_fail ? 1 : 0;
 }
 
@@ -747,12 +707,8 @@ int main(void)
 {
     int pid1 = getpid() == 1;
     if (pid1)
-        init_setup();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSEGV, &sa, NULL);
+        tguest_init();
+    tfault_install(SIGSEGV);
 
     struct graft_err err = { 0 };
     struct giso_opts req = { .sz = sizeof(req), .require = 1 };

@@ -44,6 +44,7 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
+#include "tfault.h"
 
 /* ---- planted instructions for the scanner ---------------------------- */
 
@@ -71,33 +72,7 @@ __asm__(
     "iso_planted_hidden:\n mov $0xef010f90, %eax\n ret\n"
     ".size iso_planted_hidden, .-iso_planted_hidden\n");
 
-/* ---- catching faults -------------------------------------------------- */
-
-static __thread sigjmp_buf t_jb;
-static __thread volatile int t_armed;
-static __thread siginfo_t t_si;
-
-static void on_fault(int sig, siginfo_t *si, void *uc)
-{
-    if (!t_armed) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    t_si = *si;
-    t_armed = 0;
-    siglongjmp(t_jb, sig);
-}
-
-static void install_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGILL, &sa, NULL);
-}
+/* ---- catching faults (tfault.h) ------------------------------------------ */
 
 /* The kernel runs signal handlers with its default PKRU and siglongjmp does
  * not restore it, so after a caught fault (always taken in host mode here)
@@ -608,7 +583,8 @@ int main(int argc, char **argv)
             require_pku = 1;
     if (pid1)
         init_setup();
-    install_handlers();
+    tfault_install(SIGSEGV);
+    tfault_install(SIGILL);
 
     test_forced_off();                  /* forks before this process decides */
     int pku = 0;

@@ -30,8 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,41 +43,26 @@
 #include "vm/vm.h"
 
 #include "tcheck.h"
+#include "tfault.h"
+#include "tguest.h"
 
-/* ---- faults ------------------------------------------------------------ */
-
-static sigjmp_buf g_jb;
-static volatile int g_armed;
-static siginfo_t g_si;
-
-static void on_segv(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (!g_armed) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_si = *si;
-    g_armed = 0;
-    siglongjmp(g_jb, sig);
-}
+/* ---- faults (tfault.h) --------------------------------------------------- */
 
 /* Write (or read) *p from host code; 1 if it faulted with SEGV_PKUERR on
  * the extension key, 0 if it went through, -1 on another fault. */
 static int host_access(volatile uint64_t *p, int write, uint64_t v)
 {
-    if (sigsetjmp(g_jb, 1) == 0) {
-        g_armed = 1;
+    if (sigsetjmp(t_jb, 1) == 0) {
+        t_armed = 1;
         if (write)
             *p = v;
         else
             (void)*p;
-        g_armed = 0;
+        t_armed = 0;
         return 0;
     }
     giso_leave();           /* the handler ran with the kernel's PKRU */
-    return g_si.si_code == SEGV_PKUERR && g_si.si_pkey == (unsigned)giso_pkey() ? 1 : -1;
+    return t_si.si_code == SEGV_PKUERR && t_si.si_pkey == (unsigned)giso_pkey() ? 1 : -1;
 }
 
 /* ---- the host ------------------------------------------------------------ */
@@ -502,16 +485,16 @@ static void test_thunk_direct(struct world *w)
     /* The host function, called from the extension side, cannot touch the
      * extension's memory: the thunk really left the gate. */
     int faulted = 0;
-    if (sigsetjmp(g_jb, 1) == 0) {
+    if (sigsetjmp(t_jb, 1) == 0) {
         giso_enter();
-        g_armed = 1;
+        t_armed = 1;
         gvm_helper_fn rd = giso_wrap_host_call(host_access_raw, &err);
         rd((uint64_t)(uintptr_t)w->values, 0, 0, 0, 0);
-        g_armed = 0;
+        t_armed = 0;
         giso_leave();
     } else {
         giso_leave();
-        faulted = g_si.si_code == SEGV_PKUERR;
+        faulted = t_si.si_code == SEGV_PKUERR;
     }
     CHECK(faulted, "a host function called from an extension faults on extension memory");
 }
@@ -800,34 +783,13 @@ static void test_xstack(struct world *w, gvm_native_fn ext)
     gattach_set_ext_stacks(0, &err);
 }
 
-static void init_setup(void)
-{
-    int fd = open("/dev/console", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0), dup2(fd, 1), dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    mkdir("/proc", 0555);
-    mkdir("/dev/shm", 01777);
-    if (mount("proc", "/proc", "proc", 0, NULL) != 0)
-        printf("E2E-QEMU: mount /proc failed: %s\n", strerror(errno));
-    if (mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL) != 0)
-        printf("E2E-QEMU: mount /dev/shm failed: %s\n", strerror(errno));
-    setvbuf(stdout, NULL, _IOLBF, 0);
-}
-
 int main(void)
 {
     int pid1 = getpid() == 1;
     const char *expect = getenv("graft_expect_pku");     /* QEMU boot argument */
     if (pid1)
-        init_setup();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSEGV, &sa, NULL);
+        tguest_init();
+    tfault_install(SIGSEGV);
 
     struct graft_err err = { 0 };
     struct world w = { 0 };
@@ -967,11 +929,7 @@ out:
     if (pid1) {
         printf("E2E-QEMU: pku=%s (%s)\n", w.on ? "yes" : "no", giso_status());
         printf("E2E-QEMU: %d passed, %d failed\n", g_pass, g_fail);
-        fflush(stdout);
-        sync();
-        reboot(RB_POWER_OFF);
-        for (;;)
-            pause();
+        tguest_poweroff();
     }
     printf("isolation e2e (%s): %d passed, %d failed\n", giso_status(), g_pass, g_fail);
     return g_fail ? 1 : 0;

@@ -29,19 +29,8 @@
 
 #include "isolation/isolation.h"
 #include "isolation/scan_internal.h"
+#include "tcheck.h"
 
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        if (cond) {                                                                     \
-            g_pass++;                                                                   \
-        } else {                                                                        \
-            g_fail++;                                                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            printf(__VA_ARGS__);                                                        \
-            printf("\n");                                                               \
-        }                                                                               \
-    } while (0)
 
 /* ---- the reference: the full-decode scanner this replaced ------------- */
 

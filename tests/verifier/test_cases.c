@@ -7,18 +7,12 @@
  *
  * Usage: test_verifier_cases [DIR] [-v] [-k NAME]  (DIR defaults to cases)
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vm/vm.h"
 #include "vtest.h"
-
-static int cmpstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 int main(int argc, char **argv)
 {
@@ -32,24 +26,10 @@ int main(int argc, char **argv)
         else
             dir = argv[i];
     }
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "cannot open %s\n", dir);
-        return 1;
-    }
     char *files[256];
-    int nf = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && nf < 256) {
-        size_t l = strlen(de->d_name);
-        if (l > 4 && !strcmp(de->d_name + l - 4, ".txt")) {
-            char *p = malloc(strlen(dir) + l + 2);
-            sprintf(p, "%s/%s", dir, de->d_name);
-            files[nf++] = p;
-        }
-    }
-    closedir(d);
-    qsort(files, nf, sizeof(char *), cmpstr);
+    int nf = vt_case_files(dir, files, 256);
+    if (nf < 0)
+        return 1;
 
     int total = 0, failed = 0, accepted = 0, rejected = 0, executed = 0;
     for (int fi = 0; fi < nf; fi++) {

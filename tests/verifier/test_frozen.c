@@ -17,18 +17,9 @@
 #include "util/task_layout.h"
 #include "verifier/verifier.h"
 #include "vm/vm.h"
+#include "tfail.h"
 #include "vtest.h"
 
-static int failures;
-#define CHECK(c, ...)                                                          \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                        \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 /* Verdict of text with one map (def) whose frozen value is frozen (NULL: not
  * frozen); reason copied out. */
@@ -282,8 +273,8 @@ int main(void)
     test_task_image_values();
     test_task_image_thread();
     test_layout_reader();
-    if (failures) {
-        printf("%d failures\n", failures);
+    if (g_fails) {
+        printf("%d failures\n", g_fails);
         return 1;
     }
     printf("ok\n");

@@ -9,7 +9,6 @@
  *
  * Usage: test_verifier_kernel [CASES_DIR] [-v]
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,22 +135,10 @@ int main(int argc, char **argv)
     load_known("kernel_disagreements.txt");
     ghelper_set_trace_sink(NULL, NULL);
 
-    DIR *d = opendir(dir);
-    if (!d) {
-        printf("cannot open %s\n", dir);
-        return 1;
-    }
     char *files[256];
-    int nf = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && nf < 256) {
-        size_t l = strlen(de->d_name);
-        if (l > 4 && !strcmp(de->d_name + l - 4, ".txt")) {
-            files[nf] = malloc(strlen(dir) + l + 2);
-            sprintf(files[nf++], "%s/%s", dir, de->d_name);
-        }
-    }
-    closedir(d);
+    int nf = vt_case_files(dir, files, 256);
+    if (nf < 0)
+        return 1;
 
     int compared = 0, agree = 0, explained = 0, unexplained = 0, skipped = 0;
     static char klog[1 << 20];

@@ -17,18 +17,9 @@
 #include "loader/loader.h"
 #include "verifier/vinternal.h"
 #include "vm/vm.h"
+#include "tfail.h"
 #include "vtest.h"
 
-static int failures;
-#define CHECK(c, ...)                                                          \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                        \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 static uint64_t rs = 0x1234567887654321ull;
 static uint64_t rnd(void)
@@ -455,8 +446,8 @@ int main(void)
     test_api();
     test_worst_case_bound();
     test_rights();
-    if (failures) {
-        printf("%d failures\n", failures);
+    if (g_fails) {
+        printf("%d failures\n", g_fails);
         return 1;
     }
     printf("ok\n");

@@ -12,6 +12,7 @@
 #include "vtest.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,4 +592,33 @@ int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32
     free(pol);
     free(insns);
     return failed;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vt_case_files(const char *dir, char **files, int max)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "cannot open %s\n", dir);
+        return -1;
+    }
+    int nf = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nf < max) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".txt")) {
+            char *p = malloc(strlen(dir) + l + 2);
+            if (!p)
+                break;
+            sprintf(p, "%s/%s", dir, de->d_name);
+            files[nf++] = p;
+        }
+    }
+    closedir(d);
+    qsort(files, (size_t)nf, sizeof(char *), cmp_path);
+    return nf;
 }

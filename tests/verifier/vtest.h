@@ -55,6 +55,11 @@ struct vcase {
     char *text;                /* assembly, malloc'd */
 };
 
+/* The case files (*.txt) of dir, sorted, as malloc'd paths in files[];
+ * returns how many (at most max), or -1 (said on stderr) when dir cannot
+ * be read. */
+int vt_case_files(const char *dir, char **files, int max);
+
 /* Parse a whole case file; returns the number of cases or -1. */
 int vt_parse_file(const char *path, struct vcase **out);
 void vt_free_cases(struct vcase *c, int n);

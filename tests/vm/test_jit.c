@@ -30,18 +30,7 @@
 #include <string.h>
 
 #include "vm/vm.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
+#include "test_util.h"
 
 /* ---- environment: helpers, an array map, tail-call targets ------------- */
 
@@ -119,13 +108,13 @@ static struct gvm_prog *load(const char *text, enum gvm_engine engine)
 
     if (gvm_asm(text, &insns, &n, &err) < 0) {
         fprintf(stderr, "asm failed: %s\n%s\n", err.msg, text);
-        failures++;
+        g_fails++;
         return NULL;
     }
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = engine, .env = &env };
     if (gvm_prog_create(insns, n, &o, &p, &err) < 0) {
         fprintf(stderr, "load failed: %s\n%s\n", err.msg, text);
-        failures++;
+        g_fails++;
     }
     free(insns);
     return p;
@@ -655,8 +644,8 @@ int main(void)
     test_wx();
     test_peepholes();
     test_leaf_frames();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (g_fails) {
+        fprintf(stderr, "%d check(s) failed\n", g_fails);
         return 1;
     }
     printf("test_jit: all checks passed\n");

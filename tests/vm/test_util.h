@@ -7,18 +7,7 @@
 #include <string.h>
 
 #include "vm/vm.h"
-
-static int g_fails;
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-            g_fails++;                                                        \
-        }                                                                     \
-    } while (0)
+#include "tfail.h"
 
 /* Assemble text and create a program; returns 0 or the create error. */
 static inline int make_prog(const char *text, const struct gvm_env *env, enum gvm_engine engine,

@@ -36,6 +36,10 @@ int cli_wants_help(int argc, char **argv);
 long cli_parse_pid(const char *s);
 /* Directory holding the running graft binary (to find libgraft-agent.so). */
 const char *cli_self_dir(void);
+/* A library graft preloads: $ENV_NAME when set, else ../lib/FILE next to
+ * this binary; made absolute (realpath) in buf. 0, or -errno with the path
+ * tried in buf. */
+int cli_lib_path(char *buf, size_t len, const char *env_name, const char *file);
 
 struct geim_spec;
 struct grt_grant;

@@ -32,21 +32,6 @@ static void forward(int sig)
         kill(child_pid, sig);
 }
 
-static int compat_lib_path(char *buf, size_t len)
-{
-    const char *env = getenv(GCOMPAT_ENV_LIB);
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else
-        snprintf(buf, len, "%s/../lib/%s", cli_self_dir(), GCOMPAT_LIB_NAME);
-    char *real = realpath(buf, NULL);
-    if (!real)
-        return -errno;
-    snprintf(buf, len, "%s", real);
-    free(real);
-    return 0;
-}
-
 int cmd_compat(int argc, char **argv)
 {
     int first = 1;
@@ -65,7 +50,7 @@ int cmd_compat(int argc, char **argv)
     if (first >= argc)
         return cli_fail(EXIT_USAGE, "compat", "no tool given");
     char lib[PATH_MAX];
-    if (compat_lib_path(lib, sizeof(lib)) < 0)
+    if (cli_lib_path(lib, sizeof(lib), GCOMPAT_ENV_LIB, GCOMPAT_LIB_NAME) < 0)
         return cli_fail(1, "compat", "cannot find %s (%s): %s (set %s)", GCOMPAT_LIB_NAME, lib, strerror(errno),
                         GCOMPAT_ENV_LIB);
     const char *old = getenv("LD_PRELOAD");

@@ -13,28 +13,6 @@
 #include "maps/maps.h"
 #include "runtime/registry.h"
 
-static const char *map_type_name(uint32_t type)
-{
-    switch (type) {
-    case GMAP_HASH: return "hash";
-    case GMAP_ARRAY: return "array";
-    case GMAP_PROG_ARRAY: return "prog_array";
-    case GMAP_PERF_EVENT_ARRAY: return "perf_event_array";
-    case GMAP_PERCPU_HASH: return "percpu_hash";
-    case GMAP_PERCPU_ARRAY: return "percpu_array";
-    case GMAP_LRU_HASH: return "lru_hash";
-    case GMAP_LRU_PERCPU_HASH: return "lru_percpu_hash";
-    case GMAP_LPM_TRIE: return "lpm_trie";
-    case GMAP_ARRAY_OF_MAPS: return "array_of_maps";
-    case GMAP_HASH_OF_MAPS: return "hash_of_maps";
-    case GMAP_QUEUE: return "queue";
-    case GMAP_STACK: return "stack";
-    case GMAP_RINGBUF: return "ringbuf";
-    case GMAP_BLOOM_FILTER: return "bloom_filter";
-    default: return "unknown";
-    }
-}
-
 static const char *proc_state_name(uint32_t s)
 {
     return s == GREG_PROC_RUNNING     ? "running"
@@ -70,7 +48,7 @@ int cmd_list(int argc, char **argv)
     printf("maps: %u\n", s.n_maps);
     for (uint32_t i = 0; i < s.n_maps; i++)
         printf("  %-4u %-24s %-16s key %u value %u max %u\n", s.maps[i].id, s.maps[i].name,
-               map_type_name(s.maps[i].def.type), s.maps[i].def.key_size, s.maps[i].def.value_size,
+               gmap_type_name(s.maps[i].def.type), s.maps[i].def.key_size, s.maps[i].def.value_size,
                s.maps[i].def.max_entries);
     printf("links: %u\n", s.n_links);
     for (uint32_t i = 0; i < s.n_links; i++) {

@@ -24,17 +24,7 @@
 /* The agent library: $GRAFT_AGENT, else ../lib next to this binary. */
 static int agent_path(char *buf, size_t len)
 {
-    const char *env = getenv("GRAFT_AGENT");
-    if (env && *env)
-        snprintf(buf, len, "%s", env);
-    else
-        snprintf(buf, len, "%s/../lib/libgraft-agent.so", cli_self_dir());
-    char *real = realpath(buf, NULL);
-    if (!real)
-        return -errno;
-    snprintf(buf, len, "%s", real);
-    free(real);
-    return 0;
+    return cli_lib_path(buf, len, "GRAFT_AGENT", "libgraft-agent.so");
 }
 
 int cmd_start(int argc, char **argv)

@@ -85,6 +85,21 @@ const char *cli_self_dir(void)
     return dir;
 }
 
+int cli_lib_path(char *buf, size_t len, const char *env_name, const char *file)
+{
+    const char *env = getenv(env_name);
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/../lib/%s", cli_self_dir(), file);
+    char *real = realpath(buf, NULL);
+    if (!real)
+        return -errno;
+    snprintf(buf, len, "%s", real);
+    free(real);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {

@@ -69,12 +69,12 @@ tool_killed() {
     rm -f "$tmp/in" "$tmp/w.out"; mkfifo "$tmp/in"
     local before; before=$("$GRAFT" list 2>/dev/null | sed -n 's/^links: //p')
     "$GRAFT" start -- "$WORK" calls 50000000 <"$tmp/in" >"$tmp/w.out" 2>/dev/null &
-    local wpid=$!; pids+=("$wpid")
+    local wpid=$!; tp_track "$wpid"
     exec 7>"$tmp/in"
     for _ in $(seq 750); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
     "$GRAFT" compat -- bpftrace -e "uprobe:$WORK:tw_work { printf(\"%d\\n\", arg0); @n = count(); }
         uretprobe:$WORK:tw_leaf { @r = sum(retval); } interval:ms:10 { @t = count(); }" >/dev/null 2>"$tmp/k.err" &
-    local cpid=$!; pids+=("$cpid")
+    local cpid=$!; tp_track "$cpid"
     for _ in $(seq 750); do grep -q "links: $((${before:-0} + 2))" <("$GRAFT" list 2>/dev/null) && break; sleep 0.02; done
     echo go >&7; exec 7>&-
     sleep 0.1

@@ -4,7 +4,7 @@
 #
 #   MATRIX libbpf-tools <tool> PASS|FAIL|KERNEL-ONLY|UNSUPPORTED|SKIP <reason>
 #
-# PASS: on the same workload (lt_work MODE N) graft's output equals the
+# PASS: on the same workload (compat_work MODE N) graft's output equals the
 # kernel's after the normaliser keeps what does not depend on pids, times,
 # descriptors or latencies. KERNEL-ONLY: the tool traces the kernel itself
 # (block I/O, scheduler, TCP, file systems, kernel functions): nothing for a
@@ -17,122 +17,43 @@
 #   --bench: also time the representative tool (syscount) traced on the
 #   kernel and on graft against the untraced workload (interleaved rounds,
 #   medians) and print BENCH compat_syscount_{graft,kernel}_overhead_pct.
-set -uo pipefail
 BUILD=$(cd "${1:?usage: libbpf_tools.sh BUILD_DIR [--bench] [TOOL...]}" && pwd); shift
 BENCH=0
 ONLY=()
 for a in "$@"; do
     if [ "$a" = --bench ]; then BENCH=1; else ONLY+=("$a"); fi
 done
-GRAFT=$BUILD/bin/graft
-WORK=$BUILD/tests/compat/lt_work
+WORK=$BUILD/tests/compat/compat_work
 SBIN=/usr/sbin
-export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.ltmatrix.$$   # under ctest: the run's own prefix
-export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
-export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-    "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
-}
-trap cleanup EXIT
+SIDE_NAME=ltmatrix
+. "$(dirname "${BASH_SOURCE[0]}")/../side_lib.sh"
 
 if [ ! -x "$WORK" ] || [ ! -x "$GRAFT" ]; then
     echo "libbpf_tools.sh: build the compat_tools target first ($WORK)" >&2
     exit 2
-fi
-if [ ! -d /sys/kernel/tracing/events/syscalls ] && [ ! -d /sys/kernel/debug/tracing/events/syscalls ]; then
-    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 fi
 # libbpf-tools' tracepoint_exists() looks under /sys/kernel/debug/tracing:
 # without debugfs, statsnoop and others switch every program off.
 if [ ! -d /sys/kernel/debug/tracing/events ]; then
     mount -t debugfs none /sys/kernel/debug 2>/dev/null
 fi
-kernel_ok=1
-bpftool prog list >/dev/null 2>&1 || kernel_ok=0
 
 # ---- one run ----
 
-# wait_for COND_CMD...: up to 15 s.
-wait_for() {
-    for _ in $(seq 750); do "$@" && return 0; sleep 0.02; done
-    return 1
-}
-ready() { grep -q ready "$tmp/w.out" 2>/dev/null; }
-tool_spoke() { [ -s "$tmp/t.out" ] || ! kill -0 "$tpid" 2>/dev/null; }
-# The agent in wpid installed every link the tool made.
-hooks_in() {
-    local out n
-    out=$("$GRAFT" list 2>/dev/null)
-    n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
-    [ -n "$n" ] && [ "$n" -gt 0 ] && grep -qE "^  $wpid .*hooks $n installed, 0 failed" <<<"$out"
-}
-
-# run_side HOW(plain|kernel|graft) MODE N [TOOL ARGS...]: the tool's stdout in
-# $tmp/HOW.out, stderr in $tmp/HOW.err, the workload's elapsed ns in
-# $tmp/HOW.ns, its pid/ppid in $tmp/HOW.pid. {PID} and {W} in the tool's
-# arguments become the workload's pid and path.
-run_side() {
+# lt_side HOW(plain|kernel|graft) MODE N [TOOL ARGS...]: run_side
+# (side_lib.sh) of the tool line-buffered: it prints its header once
+# attached.
+lt_side() {
     local how=$1 mode=$2 n=$3; shift 3
-    rm -f "$tmp/in" "$tmp/w.out" "$tmp/w.err" "$tmp/t.out" "$tmp/t.err"
-    mkfifo "$tmp/in"
-    if [ "$how" = graft ]; then
-        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+    if [ $# -gt 0 ]; then
+        SIDE_SETTLE=0.2 run_side "$how" "$mode" "$n" stdbuf -oL "$@"
     else
-        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
+        run_side "$how" "$mode" "$n"
     fi
-    wpid=$!
-    pids+=("$wpid")
-    exec 7>"$tmp/in"
-    local ok=1
-    wait_for ready || { echo "workload never ready" >"$tmp/why"; ok=0; }
-    local wppid
-    wppid=$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$wpid/stat" 2>/dev/null)
-    echo "$wpid ${wppid:-0}" >"$tmp/$how.pid"
-    tpid=
-    if [ $# -gt 0 ] && [ $ok = 1 ]; then
-        local args=("${@//\{PID\}/$wpid}")
-        args=("${args[@]//\{W\}/$WORK}")
-        # line-buffered, so the header a tool prints once attached shows
-        if [ "$how" = graft ]; then
-            "$GRAFT" compat -- stdbuf -oL "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-        else
-            stdbuf -oL "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-        fi
-        tpid=$!
-        pids+=("$tpid")
-        # tools print their header once attached
-        wait_for tool_spoke || { echo "the tool printed nothing" >"$tmp/why"; ok=0; }
-        kill -0 "$tpid" 2>/dev/null || { echo "the tool exited early" >"$tmp/why"; ok=0; }
-        if [ $ok = 1 ] && [ "$how" = graft ]; then
-            wait_for hooks_in || { echo "graft's agent did not install the links" >"$tmp/why"; ok=0; }
-        fi
-        sleep 0.2
-    fi
-    echo go >&7
-    exec 7>&-
-    wait "$wpid" 2>/dev/null
-    if [ -n "$tpid" ]; then
-        sleep 0.5                      # the last records reach the tool's buffers
-        kill -INT "$tpid" 2>/dev/null
-        for _ in $(seq 250); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
-        if kill -0 "$tpid" 2>/dev/null; then
-            kill -9 "$tpid" 2>/dev/null; echo "the tool did not stop on SIGINT" >"$tmp/why"; ok=0
-        fi
-        wait "$tpid" 2>/dev/null
-        cp "$tmp/t.out" "$tmp/$how.out"; cp "$tmp/t.err" "$tmp/$how.err"
-    fi
-    sed -n 's/^elapsed_ns //p' "$tmp/w.err" >"$tmp/$how.ns"
-    [ $ok = 1 ]
 }
 
 # ---- normalisers: stdin = the tool's output, $1 $2 = workload pid, ppid ----
-pidsub() { sed -E "s/\b$1\b/PID/g; s/\b$2\b/PPID/g; s/lt-work-PID-/lt-work-N-/g"; }
+pidsub() { sed -E "s/\b$1\b/PID/g; s/\b$2\b/PPID/g; s/compat-open-PID-/compat-open-N-/g"; }
 # the workload's own calls: the kernel also counts the read() it is blocked
 # in when the tool attaches, graft also its agent's calls (unlink at exit)
 norm_syscount()  { grep -E '^(SYSCALL|PID|getppid|getuid|getgid|[0-9]+) ' | pidsub "$@"; }
@@ -159,10 +80,10 @@ TOOLS=(
 "killsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/killsnoop -k -p {PID}|as sigsnoop -k"
 "mountsnoop|PASS|mount 20 norm_mount|$SBIN/mountsnoop -p {PID}|mount/umount tracepoints, task->nsproxy->mnt_ns->ns.inum"
 "opensnoop|PASS|open 40 norm_opensnoop|$SBIN/opensnoop -p {PID}|open/openat tracepoints (the workload's own opens)"
-"bashreadline|PASS|readline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
+"bashreadline|PASS|bashreadline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
 "gethostlatency|PASS|gethost 20 norm_gethost|$SBIN/gethostlatency -p {PID}|uprobes on libc getaddrinfo/gethostbyname/gethostbyname2"
-"funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :lt_func|uprobe + uretprobe on the binary of -p PID"
-"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n lt_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
+"funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :compat_work_fn|uprobe + uretprobe on the binary of -p PID"
+"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n compat_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
 "exitsnoop|UNSUPPORTED|||tracepoint sched/sched_process_exit: graft attaches syscall tracepoints only (EOPNOTSUPP)"
 "javagc|SKIP|||USDT probes in a HotSpot JVM (libjvm.so); no JVM installed here"
 )
@@ -198,17 +119,15 @@ for spec in "${TOOLS[@]}"; do
     read -r mode n norm <<<"$run"
     read -r -a argv <<<"$args"
     why=""
-    : >"$tmp/why"
-    if ! run_side graft "$mode" "$n" "${argv[@]}"; then
-        why="graft: $(cat "$tmp/why"): $(grep -m1 -E 'graft-compat|libbpf|failed|error' "$tmp/t.err" 2>/dev/null)"
+    if ! lt_side graft "$mode" "$n" "${argv[@]}"; then
+        why="graft: $SIDE_WHY: $(grep -m1 -E 'graft-compat|libbpf|failed|error' "$tmp/t.err" 2>/dev/null)"
     elif ! "$GRAFT" list 2>/dev/null | grep -q "^links: 0"; then
         why="graft: the tool left links in the registry"
     else
         read -r gp gpp <"$tmp/graft.pid"
         $norm "$gp" "$gpp" <"$tmp/graft.out" >"$tmp/g.norm"
-        : >"$tmp/why"
-        if ! run_side kernel "$mode" "$n" "${argv[@]}"; then
-            why="kernel: $(cat "$tmp/why")"
+        if ! lt_side kernel "$mode" "$n" "${argv[@]}"; then
+            why="kernel: $SIDE_WHY"
         else
             read -r kp kpp <"$tmp/kernel.pid"
             $norm "$kp" "$kpp" <"$tmp/kernel.out" >"$tmp/k.norm"
@@ -243,9 +162,9 @@ if [ $BENCH = 1 ] && [ $kernel_ok = 1 ]; then
     pct() { awk -v t="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", (t - b) * 100.0 / b; else print "nan" }'; }
     : >"$tmp/plain.all"; : >"$tmp/kernel.all"; : >"$tmp/graft.all"
     for _ in $(seq "${ROUNDS:-5}"); do
-        run_side plain syscalls 20000 && cat "$tmp/plain.ns" >>"$tmp/plain.all"
-        run_side kernel syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/kernel.ns" >>"$tmp/kernel.all"
-        run_side graft syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/graft.ns" >>"$tmp/graft.all"
+        lt_side plain syscalls 20000 && cat "$tmp/plain.ns" >>"$tmp/plain.all"
+        lt_side kernel syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/kernel.ns" >>"$tmp/kernel.all"
+        lt_side graft syscalls 20000 "$SBIN/syscount" -p "{PID}" && cat "$tmp/graft.ns" >>"$tmp/graft.all"
     done
     base=$(median <"$tmp/plain.all")
     echo "BENCH compat_syscount_graft_overhead_pct $(pct "$(median <"$tmp/graft.all")" "$base") pct"

@@ -11,33 +11,15 @@
 # the same on both sides. The tool's process (and the target) must not hang:
 # each side is bounded in time.
 # Needs: BUILD, FAMILY set by the caller.
-set -uo pipefail
-GRAFT=$BUILD/bin/graft
 WORK=$BUILD/tests/compat/trace_work
-export GRAFT_REGISTRY=${GRAFT_REGISTRY:-/graft}.tmatrix.$$   # under ctest: the run's own prefix
-export GRAFT_AGENT=$BUILD/lib/libgraft-agent.so
-export GRAFT_COMPAT_LIB=$BUILD/lib/libgraft-compat.so
-tmp=$(mktemp -d)
-pids=()
+SIDE_NAME=tmatrix
+. "$(dirname "${BASH_SOURCE[0]}")/../side_lib.sh"
 unexpected=0
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-    "$GRAFT" unload --all >/dev/null 2>&1
-    rm -f "/dev/shm$GRAFT_REGISTRY" "/dev/shm$GRAFT_REGISTRY".*
-}
-trap cleanup EXIT
 
 if [ ! -x "$WORK" ] || [ ! -x "$GRAFT" ]; then
     echo "$FAMILY matrix: build the compat_tools target first ($WORK)" >&2
     exit 2
 fi
-if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
-    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
-fi
-kernel_ok=1
-bpftool prog list >/dev/null 2>&1 || kernel_ok=0
 
 # Python tools ignore SIGINT when started in the background by a shell (they
 # inherit SIG_IGN); this resets it so that they print their summary on it,
@@ -50,86 +32,20 @@ matrix() { echo "MATRIX $FAMILY $*"; }
 # graft's ever reaches the kernel.
 kernel_uprobes() { cat /sys/kernel/tracing/uprobe_events 2>/dev/null; }
 
-# run_side HOW(kernel|graft) READY_RE MODE N TOOL ARGS...: normalised stdout
-# in $tmp/HOW.out, stderr in $tmp/HOW.err. {PID} and {W} in the arguments
-# become the workload's pid and path. READY_RE: what the tool prints (stdout
-# or stderr) once attached. 0 if both the tool and the workload ended well.
-run_side() {
-    local how=$1 ready_re=$2 mode=$3 n=$4; shift 4
-    local args=("${@//\{W\}/$WORK}")
-    rm -f "$tmp/in" "$tmp/w.out" "$tmp/w.err" "$tmp/t.out" "$tmp/t.err"
-    mkfifo "$tmp/in"
-    if [ "$how" = graft ]; then
-        "$GRAFT" start -- "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
-    else
-        "$WORK" "$mode" "$n" <"$tmp/in" >"$tmp/w.out" 2>"$tmp/w.err" &
-    fi
-    local wpid=$!
-    pids+=("$wpid")
-    exec 7>"$tmp/in"
-    local ok=1
-    for _ in $(seq 750); do grep -q ready "$tmp/w.out" 2>/dev/null && break; sleep 0.02; done
-    args=("${args[@]//\{PID\}/$wpid}")
-    if [ "$how" = graft ]; then
-        "$GRAFT" compat -- "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-    else
-        "${args[@]}" >"$tmp/t.out" 2>"$tmp/t.err" &
-    fi
-    local tpid=$!
-    pids+=("$tpid")
-    for _ in $(seq 1500); do
-        grep -qE "$ready_re" "$tmp/t.out" "$tmp/t.err" 2>/dev/null && break
-        kill -0 "$tpid" 2>/dev/null || break
-        sleep 0.02
-    done
-    grep -qE "$ready_re" "$tmp/t.out" "$tmp/t.err" 2>/dev/null || ok=0
-    sleep 1   # bpftrace says "Attaching" before it attaches
-    # graft: until the target's agent has installed every link (a loaded
-    # machine may take seconds)
-    if [ "$how" = graft ]; then
-        local out nl
-        # No link yet means the tool has not registered them yet, not that
-        # there are none: only a case that registers none (timers, BEGIN/END,
-        # a refused probe) says so with NO_LINKS=1. Breaking on 0 let the
-        # workload run before a slow bpftrace attached (empty output).
-        for _ in $(seq 750); do
-            kill -0 "$tpid" 2>/dev/null || break
-            out=$("$GRAFT" list 2>/dev/null)
-            nl=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
-            if [ "${nl:-0}" = 0 ]; then
-                [ "${NO_LINKS:-0}" = 1 ] && break
-            elif grep -qE "^  $wpid .*hooks $nl installed, 0 failed" <<<"$out"; then
-                break
-            fi
-            sleep 0.02
-        done
-    fi
-    echo go >&7
-    exec 7>&-
-    local wrc=0
-    for _ in $(seq 500); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.02; done
-    kill -0 "$wpid" 2>/dev/null && { ok=0; kill -9 "$wpid"; echo "target hung" >>"$tmp/t.err"; }
-    wait "$wpid" || wrc=$?
-    [ $wrc = 0 ] || { ok=0; echo "target exited with $wrc" >>"$tmp/t.err"; }
-    sleep "${POST_WAIT:-0.5}"   # a tool printing every interval: one more than the workload took
-    kill -INT "$tpid" 2>/dev/null
-    # (bpftrace detaching from many kernel tracepoints on a loaded machine is slow)
-    for _ in $(seq 1500); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.02; done
-    if kill -0 "$tpid" 2>/dev/null; then
-        # the tool itself (under graft: graft compat's child, so that graft
-        # compat removes what it registered), then what started it
-        local kids; kids=$(cat /proc/$tpid/task/$tpid/children 2>/dev/null)
-        [ -n "$kids" ] && kill -9 $kids 2>/dev/null
-        sleep 0.5
-        kill -9 "$tpid" 2>/dev/null
-        ok=0; echo "tool hung after SIGINT" >>"$tmp/t.err"
-    fi
-    wait "$tpid" 2>/dev/null
-    cp "$tmp/t.err" "$tmp/$how.err"
-    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/t.out" "$MATRIX_RAW.$how"
+# trace_side HOW(kernel|graft) READY_RE MODE N TOOL ARGS...: run_side
+# (side_lib.sh), READY_RE being what the tool prints (stdout or stderr) once
+# attached; bpftrace says "Attaching" a moment before it attaches. The tool's
+# stdout, the workload's pid made PID and normalised by $FILTER, in
+# $tmp/HOW.out.
+trace_side() {
+    local how=$1 ready_re=$2 mode=$3 n=$4 rc=0 wpid; shift 4
+    SIDE_READY=$ready_re SIDE_SETTLE=1 run_side "$how" "$mode" "$n" "$@" || rc=1
+    read -r wpid _ <"$tmp/$how.pid"
+    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/$how.out" "$MATRIX_RAW.$how"
     # the workload's pid (the same column on both sides) becomes PID
-    sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/t.out" | "$FILTER" >"$tmp/$how.out"
-    return $((1 - ok))
+    sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/$how.out" | "$FILTER" >"$tmp/$how.norm"
+    mv "$tmp/$how.norm" "$tmp/$how.out"
+    return $rc
 }
 
 # case NAME EXPECT(pass|unsupported) FILTER READY_RE MODE N TOOL ARGS...
@@ -143,8 +59,8 @@ run_case() {
     if [ $kernel_ok = 0 ]; then matrix "$name SKIP the kernel refuses bpf() here (no comparison)"; return; fi
     local before; before=$(kernel_uprobes)
     [ "$expect" = unsupported ] && local NO_LINKS=1   # refused: nothing gets installed
-    run_side kernel "$ready_re" "$mode" "$n" "$@"; local krc=$?
-    run_side graft "$ready_re" "$mode" "$n" "$@"; local grc=$?
+    trace_side kernel "$ready_re" "$mode" "$n" "$@"; local krc=$?
+    trace_side graft "$ready_re" "$mode" "$n" "$@"; local grc=$?
     local after; after=$(kernel_uprobes)
     local why
     if [ "$before" != "$after" ]; then
@@ -189,7 +105,7 @@ bench_overhead() {
     for _ in $(seq "$rounds"); do
         "$WORK" calls 200000 <<<go 2>&1 >/dev/null | sed -n 's/^elapsed_ns //p' >>"$tmp/plain.all"
         for how in kernel graft; do
-            run_side $how "$ready_re" calls 200000 "$@" >/dev/null 2>&1
+            trace_side $how "$ready_re" calls 200000 "$@" >/dev/null 2>&1
             sed -n 's/^elapsed_ns //p' "$tmp/w.err" >>"$tmp/$how.all"
         done
     done

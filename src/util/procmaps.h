@@ -1,0 +1,21 @@
+/*
+ * procmaps.h - one line of /proc/PID/maps:
+ *   lo-hi perms offset dev inode [path]
+ */
+#ifndef GRAFT_UTIL_PROCMAPS_H
+#define GRAFT_UTIL_PROCMAPS_H
+
+#include <stdint.h>
+
+struct gprocmaps_line {
+    uint64_t lo, hi;      /* the mapping's addresses, [lo, hi) */
+    uint64_t off;         /* its offset in the file */
+    char perms[8];        /* "r-xp", ... */
+    char *path;           /* in the line itself, without the newline; "" when anonymous */
+};
+
+/* Parses LINE (the path is cut out of it in place); 0, or -1 when it is not
+ * a maps line. */
+int gprocmaps_parse(char *line, struct gprocmaps_line *m);
+
+#endif
