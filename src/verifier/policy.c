@@ -349,6 +349,10 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
     case GKT_NETFILTER:
         ret_range(p, 0, 1);
         return;
+    case GKT_LSM:
+        if (!strncmp(sec, "lsm/", 4) || !strncmp(sec, "lsm.s/", 6))
+            gver_policy_kernel_lsm(p, attach);
+        return;
     case GKT_TRACING:
         if (!strncmp(sec, "fentry", 6) || !strncmp(sec, "fexit", 5))
             ret_range(p, 0, 0);

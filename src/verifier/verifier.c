@@ -547,6 +547,10 @@ int explore_once(struct env *e)
 
 static int run(struct env *e)
 {
+    if (e->pol->kernel_refused) {
+        snprintf(e->reason, sizeof(e->reason), "%s", e->pol->kernel_refused);
+        return REJECT;
+    }
     int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max,
                        e->pol->allow_ptr_leaks);
     if (rc == -1) {

@@ -177,6 +177,10 @@ struct gver_policy {
      * helper outside it is refused as the kernel refuses it, "unknown
      * func", whatever else the policy allows. NULL: no such limit. */
     const struct gver_helper_set *kernel_helpers;
+    /* Set when the kernel refuses the program's attach point before
+     * verifying it (a disabled LSM hook): the program is rejected with
+     * this reason. */
+    const char *kernel_refused;
 };
 
 struct gver_input {
@@ -294,6 +298,9 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
  * result the kernel does not check are left free. It also sets the type's
  * context rules (gver_policy_kernel_ctx), which depend on the section too. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
+/* The kernel's rules for an LSM program of hook (SEC("lsm/HOOK"),
+ * kernel_lsm.c): its return range, or kernel_refused for a disabled hook. */
+void gver_policy_kernel_lsm(struct gver_policy *p, const char *hook);
 /* Attach points whose context rules differ (gver_policy.kctx_attach). */
 #define GVER_KATTACH_NONE       0
 #define GVER_KATTACH_LWT_IN     1   /* lwt_in: packet read-only */
