@@ -63,6 +63,8 @@ enum gret_kind {
     GRET_ALLOC_MEM_OR_NULL,    /* ringbuf reserve: size from the CONST_ALLOC_SIZE arg */
     GRET_TASK_IMAGE,           /* get_current_task_btf: read-only memory of the task image's
                                 * size (util/task_layout.h), never NULL */
+    GRET_KERNEL_TASK,          /* the kernel's get_current_task_btf (kernel programs verified
+                                * offline only): a trusted struct task_struct pointer */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */

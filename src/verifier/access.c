@@ -157,6 +157,7 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         return reject(e, "R%d invalid mem access 'scalar': not a pointer", regno);
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
+    case T_BTF_OR_NULL:
         return reject(e, "R%d invalid mem access '%s': null check required before dereference",
                       regno, reg_type_name(p.type));
     case T_CONST_MAP:
@@ -233,6 +234,22 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             return r;
         leak_into = "helper memory";
         break;
+    case T_BTF: {
+        /* a kernel object (kernel programs verified offline): its fields
+         * read as numbers, within the structure the object's BTF sizes */
+        const char *sname = gver_kobj_struct_name(p.map_idx);
+        uint32_t ssize = p.map_idx < GVER_KOBJ_MAX ? e->pol->kobj_size[p.map_idx] : 0;
+        if (acc != ACC_READ)
+            return reject(e, "R%d only read is supported: struct %s is the kernel's", regno, sname);
+        if (!ssize)
+            return reject(e, "R%d struct %s: its layout is unknown (not in the object's BTF)", regno, sname);
+        if (!scalar_is_const(&p.v))
+            return reject(e, "R%d variable offset into struct %s is not allowed", regno, sname);
+        r = check_region(e, regno, &p, insn_off, size, ssize, sname, NULL, NULL);
+        if (r)
+            return r;
+        break;
+    }
     case T_HOST:
         return reject(e, "R%d invalid mem access: host pointer %s cannot be dereferenced; copy its fields with bpf_probe_read_user",
                       regno, e->pol->host_ptrs[p.map_idx].name);

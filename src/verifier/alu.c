@@ -20,7 +20,7 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         if (op == BPF_SUB && dst->type == src->type && dst->frameno == src->frameno &&
             dst->map_idx == src->map_idx && dst->type != T_CONST_MAP && dst->type != T_FUNC &&
             dst->type != T_MAP_VALUE_OR_NULL && dst->type != T_MEM_OR_NULL &&
-            dst->type != T_CONST_MAP_OR_NULL) {
+            dst->type != T_CONST_MAP_OR_NULL && dst->type != T_BTF_OR_NULL) {
             mark_unknown(dst);
             return 0;
         }
@@ -40,6 +40,7 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
     case T_CONST_MAP_OR_NULL:
+    case T_BTF_OR_NULL:
         return reject(e, "R%d pointer arithmetic on %s prohibited, null-check it first", dr,
                       reg_type_name(ptr->type));
     case T_CONST_MAP:

@@ -25,7 +25,8 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
                 mark_const(r, 0);
             } else {
                 bool value = r->type == T_MAP_VALUE_OR_NULL;
-                r->type = value ? T_MAP_VALUE : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP : T_MEM;
+                r->type = value ? T_MAP_VALUE : r->type == T_CONST_MAP_OR_NULL ? T_CONST_MAP :
+                          r->type == T_BTF_OR_NULL ? T_BTF : T_MEM;
                 /* a map value keeps its lookup's id: it names the element,
                  * so a spin lock is unlocked in the element it was taken in */
                 if (!value)
@@ -44,7 +45,7 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
 }
 
 /* The resource is gone: no copy of a pointer to it may be used again. */
-static void invalidate_ref(struct env *e, uint32_t ref_id)
+void invalidate_ref(struct env *e, uint32_t ref_id)
 {
     struct vstate *st = e->cur;
     for (uint32_t fi = 0; fi < st->nfr; fi++) {
@@ -59,6 +60,34 @@ static void invalidate_ref(struct env *e, uint32_t ref_id)
                 mark_unknown(&f->slots[s].spill);
             }
     }
+}
+
+/* A new reference (an acquired kernel object, an iterator) made at insn idx. */
+int acquire_ref(struct env *e, uint32_t id, uint32_t idx)
+{
+    struct vstate *st = e->cur;
+    if (st->nrefs == MAX_REFS)
+        return reject(e, "too many outstanding references (max %d)", MAX_REFS);
+    st->refs[st->nrefs].id = id;
+    st->refs[st->nrefs++].insn = (int32_t)idx;
+    return 0;
+}
+
+/* Release reference ref (passed in regno): every pointer to it is gone. */
+int release_ref(struct env *e, uint32_t ref, int regno)
+{
+    struct vstate *st = e->cur;
+    uint32_t i;
+    for (i = 0; i < st->nrefs && st->refs[i].id != ref; i++)
+        ;
+    if (!ref || i == st->nrefs)
+        return reject(e, "R%d release of an unacquired reference id=%u", regno, ref);
+    struct frame *tf = top(e);
+    if (tf->is_callback && i < tf->cb_nrefs)
+        return reject(e, "R%d callback releases reference id=%u acquired outside it", regno, ref);
+    st->refs[i] = st->refs[--st->nrefs];
+    invalidate_ref(e, ref);
+    return 0;
 }
 
 /* Memory argument: [p, p + size_max) must be accessible (readable and
@@ -604,6 +633,13 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             st->refs[st->nrefs++].insn = (int32_t)idx;
         }
         break;
+    case GRET_KERNEL_TASK:
+        /* a kernel program's bpf_get_current_task_btf: the trusted task */
+        memset(r0, 0, sizeof(*r0));
+        r0->type = T_BTF;
+        r0->map_idx = GVER_KOBJ_TASK;
+        scalar_const(&r0->v, 0);
+        break;
     case GRET_TASK_IMAGE:
         /* the current task's image (helpers/h_taskimg.c): read-only, never
          * NULL, bounded by the image the helper allocates */
@@ -635,6 +671,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 
 int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
+    int krc = check_kernel_kfunc(e, in, idx);
+    if (krc != 1)
+        return krc;
     const struct gver_kfunc *kf = NULL;
     for (uint32_t i = 0; i < e->pol->n_kfuncs; i++)
         if (e->pol->kfuncs[i].id == in->imm)

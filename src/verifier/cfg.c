@@ -763,6 +763,8 @@ int cfg_build(struct cfg *c, const struct bpf_insn *insns, uint32_t n, bool ret_
             c->flags[i + 1] |= CFG_PRUNE;
         if (is_may_goto(in))
             c->flags[i] |= CFG_PRUNE;       /* where its loops are cut (verifier.c) */
+        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_KFUNC_CALL)
+            c->flags[i] |= CFG_PRUNE;       /* an iterator's _next is a loop point too */
     }
     /* each subprogram must end in exit or an unconditional jump */
     for (uint32_t k = 0; k < c->n_subprogs; k++) {

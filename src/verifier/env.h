@@ -86,7 +86,7 @@ static inline bool is_ptr(const struct reg *r)
 static inline bool is_or_null(const struct reg *r)
 {
     return r->type == T_MAP_VALUE_OR_NULL || r->type == T_MEM_OR_NULL ||
-           r->type == T_CONST_MAP_OR_NULL;
+           r->type == T_CONST_MAP_OR_NULL || r->type == T_BTF_OR_NULL;
 }
 
 static inline void mark_unknown(struct reg *r)
@@ -217,6 +217,17 @@ int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int set_map_value_ret(struct env *e, const struct bpf_insn *in);
 int check_exit(struct env *e, uint32_t idx, bool *path_done);
+
+/* ---- kernel_kfuncs.c ---- */
+/* A kfunc call of a kernel program to a kernel kfunc the policy resolved
+ * (gver_policy.kernel_kfuncs); 1 when the call is not one. */
+int check_kernel_kfunc(struct env *e, const struct bpf_insn *in, uint32_t idx);
+/* Is insn idx a call of an iterator's _next kfunc (a loop point, as
+ * may_goto: verifier.c prune_point)? */
+bool is_iter_next_call(const struct env *e, uint32_t idx);
+void invalidate_ref(struct env *e, uint32_t ref_id);
+int acquire_ref(struct env *e, uint32_t id, uint32_t idx);
+int release_ref(struct env *e, uint32_t ref, int regno);
 
 /* ---- packet.c ---- */
 bool is_pkt(const struct reg *r);   /* T_PACKET or T_PACKET_META: data may be reached */

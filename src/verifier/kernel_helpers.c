@@ -40,7 +40,7 @@ enum {
     /* kernel-only (kernel_only_protos) */
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
-    H_STRTOUL = 106, H_JIFFIES64 = 118,
+    H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158,
     /* kernel-only, and they move or resize the packet: the verifier
      * invalidates every packet pointer after them (packet.c) */
     H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
@@ -71,6 +71,8 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "strtoul", H_STRTOUL, NULL, GRET_INTEGER,
       { GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING, GARG_PTR_TO_LONG }, 0 },
     { "jiffies64", H_JIFFIES64, NULL, GRET_INTEGER, { GARG_NONE }, 0 },
+    /* the kernel's, not graft's task image: a trusted task_struct pointer */
+    { "get_current_task_btf", H_CURRENT_TASK_BTF, NULL, GRET_KERNEL_TASK, { GARG_NONE }, 0 },
     /* the packet-changing ones (bpf_helper_changes_pkt_data) */
     { "skb_store_bytes", H_STORE_BYTES, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
@@ -99,14 +101,13 @@ static const struct ghelper_proto kernel_only_protos[] = {
 };
 #define N_KERNEL_ONLY (sizeof(kernel_only_protos) / sizeof(kernel_only_protos[0]))
 
-/* A kernel policy's prototypes: graft's, then the kernel-only ones. */
+/* A kernel policy's prototypes: the kernel-only ones, then graft's. */
 static const struct ghelper_proto *kernel_proto(uint32_t id)
 {
-    const struct ghelper_proto *p = ghelper_proto(id);
-    for (size_t i = 0; !p && i < N_KERNEL_ONLY; i++)
+    for (size_t i = 0; i < N_KERNEL_ONLY; i++)
         if (kernel_only_protos[i].id == id)
-            p = &kernel_only_protos[i];
-    return p;
+            return &kernel_only_protos[i];
+    return ghelper_proto(id);
 }
 
 /* bpf_base_func_proto, any user */
@@ -125,7 +126,7 @@ static const uint16_t base_perfmon[] = {
  * and lsm build on it); probe_read and probe_read_str exist on x86-64 */
 static const uint16_t tracing_common[] = {
     H_PID_TGID, H_UID_GID, H_COMM, H_UNDER_CGROUP, H_WRITE_USER, H_PROBE_READ,
-    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP,
+    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP, H_CURRENT_TASK_BTF,
 };
 /* perf_event_output, get_stackid, get_stack: every tracing type */
 static const uint16_t tracing_output[] = { H_PERF_OUTPUT, H_STACKID, H_GET_STACK };
@@ -142,6 +143,8 @@ static const uint16_t cgroup_current[] = { H_UID_GID, H_PID_TGID, H_COMM };
 /* sk_msg_func_proto's own task helpers */
 static const uint16_t sk_msg_task[] = { H_UID_GID, H_PID_TGID };
 static const uint16_t coarse[] = { H_KTIME_COARSE };
+/* 6.12's bpf_base_func_proto gives get_current_task_btf to CAP_PERFMON */
+static const uint16_t syscall_task[] = { H_CURRENT_TASK_BTF };
 /* the kernel-only helpers, by the func_proto functions that give them */
 static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk_skb, lwt, flow
                                                              * dissector, sk_reuseport */
@@ -200,7 +203,7 @@ static const struct {
     { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },
     /* the base set only */
     { GKT_LIRC_MODE2, "lirc_mode2", 0, { { 0, 0 } } },
-    { GKT_SYSCALL, "syscall", 0, { { 0, 0 } } },
+    { GKT_SYSCALL, "syscall", 0, { PART(syscall_task) } },
     { GKT_STRUCT_OPS, "struct_ops", 0, { { 0, 0 } } },
     { GKT_NETFILTER, "netfilter", 0, { { 0, 0 } } },
 };

@@ -23,7 +23,8 @@ const char *reg_type_name(uint8_t t)
         [T_MEM] = "mem", [T_MEM_OR_NULL] = "mem_or_null",
         [T_CONST_MAP] = "map_ptr", [T_FUNC] = "func", [T_CONST_MAP_OR_NULL] = "map_ptr_or_null",
         [T_HOST] = "host_ptr", [T_PACKET] = "pkt", [T_PACKET_META] = "pkt_meta",
-        [T_PACKET_END] = "pkt_end",
+        [T_PACKET_END] = "pkt_end", [T_BTF] = "ptr_to_btf_id", [T_BTF_OR_NULL] = "ptr_to_btf_id_or_null",
+        [T_ITER] = "iter",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

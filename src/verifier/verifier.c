@@ -184,20 +184,26 @@ static bool on_path(const struct vstate *cur, const struct sstate *s)
  * imprecise ones, so that the pass after covers - an over-approximation,
  * always sound; a bound the program needs is re-learnt from its own
  * checks. Constants stay (a counter the loop's exit test compares, as the
- * kernel keeps the ones a decided branch made precise): such loops unroll. */
-static void widen_may_goto_pass(struct vstate *cur, const struct vstate *old)
+ * kernel keeps the ones a decided branch made precise): such loops unroll.
+ * An iterator's loop (iter_loop) ends by the iterator, not by the
+ * program's counters: after WIDEN_CONST_PASSES passes its changed
+ * constants widen too (the states kept per insn are bounded: a longer
+ * unrolling might never meet one that covers it). */
+#define WIDEN_CONST_PASSES 32
+static void widen_may_goto_pass(struct vstate *cur, const struct vstate *old, bool iter_loop)
 {
     struct frame *cf = cur->fr[cur->nfr - 1];
     const struct frame *of = old->fr[old->nfr - 1];
+    bool consts = iter_loop && cf->may_goto_passes >= WIDEN_CONST_PASSES;
     for (int r = 0; r < BPF_R10; r++)
         if (cf->regs[r].type == T_SCALAR && of->regs[r].type == T_SCALAR &&
-            !scalar_is_const(&cf->regs[r].v) && !scalar_covers(&of->regs[r].v, &cf->regs[r].v))
+            (consts || !scalar_is_const(&cf->regs[r].v)) && !scalar_covers(&of->regs[r].v, &cf->regs[r].v))
             mark_unknown(&cf->regs[r]);
     for (uint32_t s = 0; s < cf->nslots && s < of->nslots; s++) {
         struct slot *cs = &cf->slots[s];
         const struct slot *os = &of->slots[s];
         if (cs->kind[0] == S_SPILL && os->kind[0] == S_SPILL && cs->spill.type == T_SCALAR &&
-            os->spill.type == T_SCALAR && !scalar_is_const(&cs->spill.v) &&
+            os->spill.type == T_SCALAR && (consts || !scalar_is_const(&cs->spill.v)) &&
             !scalar_covers(&os->spill.v, &cs->spill.v))
             mark_unknown(&cs->spill);
         for (int k = 0; k < 8; k++)
@@ -215,7 +221,8 @@ static int prune_point(struct env *e)
     bool cb_entry = cur->cb_entering;
     uint32_t top_lvl = cur->nlvl - 1;
     int loop_checks = 0;
-    bool at_may_goto = is_may_goto(&e->insns[insn]);
+    /* iterators' _next calls are loop points as may_goto is (kernel_kfuncs.c) */
+    bool at_may_goto = is_may_goto(&e->insns[insn]) || is_iter_next_call(e, insn);
     for (struct sstate *s = e->explored[insn]; s; s = s->next) {
         /* A state in progress covers only a new iteration of its own loop
          * (the same helper call): the helper bounds the iterations. */
@@ -256,7 +263,7 @@ static int prune_point(struct env *e)
     if (at_may_goto && e->pol->kctx) {
         for (struct sstate *s = e->explored[insn]; s; s = s->next)
             if (s->branches && s->st.nlvl == cur->nlvl && may_goto_progress(&s->st, cur) && on_path(cur, s)) {
-                widen_may_goto_pass(cur, &s->st);
+                widen_may_goto_pass(cur, &s->st, !is_may_goto(&e->insns[insn]));
                 break;
             }
     }

@@ -181,7 +181,31 @@ struct gver_policy {
      * verifying it (a disabled LSM hook): the program is rejected with
      * this reason. */
     const char *kernel_refused;
+    /* Kernel kfuncs (kernel programs verified offline, --privileged; graft
+     * never calls one): kernel_kfuncs[imm] is the kernel's kfunc a call
+     * with that imm (the loader's extern index) names, or NULL; see
+     * gver_kernel_kfunc_find(). Calls to them are checked against the
+     * kernel's prototypes and rules, including their availability to the
+     * program type (kctx). kobj_size[k] is the size of the kernel
+     * structure of kind k (GVER_KOBJ_*) where the object's BTF gives it
+     * (0: unknown, and its fields cannot be read). */
+    const struct gver_kernel_kfunc *const *kernel_kfuncs;
+    uint32_t n_kernel_kfuncs;
+    uint32_t kobj_size[8];
 };
+
+/* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */
+#define GVER_KOBJ_TASK        1   /* struct task_struct */
+#define GVER_KOBJ_CGROUP      2   /* struct cgroup */
+#define GVER_KOBJ_BPF_CPUMASK 3   /* struct bpf_cpumask */
+#define GVER_KOBJ_CPUMASK     4   /* struct cpumask */
+#define GVER_KOBJ_FILE        5   /* struct file */
+#define GVER_KOBJ_MAX         6
+/* The kernel structure's name of kind k ("task_struct"), or NULL. */
+const char *gver_kobj_struct_name(uint32_t k);
+/* The kernel kfunc of that name that graft has the prototype and rules
+ * of, or NULL. */
+const struct gver_kernel_kfunc *gver_kernel_kfunc_find(const char *name);
 
 struct gver_input {
     const struct bpf_insn *insns;

@@ -81,6 +81,17 @@ enum rtype {
     T_PACKET,
     T_PACKET_META,
     T_PACKET_END,
+    /* Kernel objects of kernel programs verified offline (kernel_kfuncs.c):
+     * a trusted pointer to a kernel structure of kind map_idx (GVER_KOBJ_*)
+     * that kfuncs and helpers return; readable at constant offsets within
+     * the structure's size, never written. */
+    T_BTF,
+    T_BTF_OR_NULL,
+    /* Never in a register: the state of an open-coded iterator (bpf_iter_*)
+     * in the stack slots its _new kfunc initialised, spilled in each of
+     * them: map_idx the iterator kind, off the slot's index in it (0 at
+     * the pointer), ref_id its reference, mem_size ITER_ACTIVE/DRAINED. */
+    T_ITER,
 };
 
 #define PKT_AT_END   1             /* this pointer >= data_end */

@@ -194,8 +194,20 @@ int cmd_verify(int argc, char **argv)
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
-    if (!spec)
-        gobj_absent_weak_externs(obj);    /* as graft load does without a class */
+    if (!spec) {
+        /* as graft load does without a class; under --privileged, the
+         * kernel's kfuncs graft knows are present, as in the kernel */
+        bool *was_weak = privileged ? calloc(obj->n_externs + 1, sizeof(bool)) : NULL;
+        for (uint32_t i = 0; was_weak && i < obj->n_externs; i++)
+            if (obj->externs[i].kind == GOBJ_EXTERN_KSYM_FUNC && gver_kernel_kfunc_find(obj->externs[i].name)) {
+                was_weak[i] = obj->externs[i].weak;
+                obj->externs[i].weak = false;
+            }
+        gobj_absent_weak_externs(obj);
+        for (uint32_t i = 0; was_weak && i < obj->n_externs; i++)
+            obj->externs[i].weak |= was_weak[i];
+        free(was_weak);
+    }
     int matched = 0;
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         const struct gobj_prog *p = &obj->progs[i];
