@@ -23,21 +23,101 @@ struct kcase {
     const char *section;
     const char *expect;        /* NULL: accept; else a substring of the rejection */
     const char *text;
+    const char *kfuncs;        /* the object's kfunc externs, "a,b,c": call kfunc N is the N-th */
 };
+
+/* the kfuncs the cases declare, in extern order */
+#define NUM "bpf_iter_num_new,bpf_iter_num_next,bpf_iter_num_destroy"
+#define TASK "bpf_task_from_pid,bpf_task_acquire,bpf_task_release"
+/* r6 = fp-8: a bpf_iter_num over [0, 1000) */
+#define NUM_NEW "mov r6, r10\nadd r6, -8\nmov r1, r6\nmov r2, 0\nmov r3, 1000\ncall kfunc 0\n"
+#define NUM_NEXT "mov r1, r6\ncall kfunc 1\n"
+#define NUM_DESTROY "mov r1, r6\ncall kfunc 2\n"
+#define RET0 "mov r0, 0\nexit\n"
+/* the task size the object's BTF would give */
+#define TASK_SIZE 4096
 
 static const struct kcase cases[] = {
     /* LSM hooks (kernel/bpf/bpf_lsm.c) */
-    { "lsm: errno hook returns 0", GKT_LSM, "lsm/file_mprotect", NULL, "mov r0, 0\nexit\n" },
-    { "lsm: errno hook returns -4095", GKT_LSM, "lsm/file_mprotect", NULL, "mov r0, -4095\nexit\n" },
-    { "lsm: errno hook returns -4096", GKT_LSM, "lsm/file_mprotect", "[-4095, 0]", "mov r0, -4096\nexit\n" },
-    { "lsm: errno hook returns 1", GKT_LSM, "lsm/file_mprotect", "[-4095, 0]", "mov r0, 1\nexit\n" },
+    { "lsm: errno hook returns 0", GKT_LSM, "lsm/file_mprotect", NULL, "mov r0, 0\nexit\n", NULL },
+    { "lsm: errno hook returns -4095", GKT_LSM, "lsm/file_mprotect", NULL, "mov r0, -4095\nexit\n", NULL },
+    { "lsm: errno hook returns -4096", GKT_LSM, "lsm/file_mprotect", "[-4095, 0]", "mov r0, -4096\nexit\n", NULL },
+    { "lsm: errno hook returns 1", GKT_LSM, "lsm/file_mprotect", "[-4095, 0]", "mov r0, 1\nexit\n", NULL },
     { "lsm: sleepable errno hook returns 1", GKT_LSM, "lsm.s/bprm_check_security", "[-4095, 0]",
-      "mov r0, 1\nexit\n" },
-    { "lsm: bool hook returns 1", GKT_LSM, "lsm/audit_rule_known", NULL, "mov r0, 1\nexit\n" },
-    { "lsm: bool hook returns 2", GKT_LSM, "lsm/audit_rule_known", "[0, 1]", "mov r0, 2\nexit\n" },
-    { "lsm: void hook returns anything", GKT_LSM, "lsm/file_free_security", NULL, "mov r0, 4096\nexit\n" },
-    { "lsm: disabled hook", GKT_LSM, "lsm/getprocattr", "disabled LSM hook", "mov r0, 0\nexit\n" },
+      "mov r0, 1\nexit\n", NULL },
+    { "lsm: bool hook returns 1", GKT_LSM, "lsm/audit_rule_known", NULL, "mov r0, 1\nexit\n", NULL },
+    { "lsm: bool hook returns 2", GKT_LSM, "lsm/audit_rule_known", "[0, 1]", "mov r0, 2\nexit\n", NULL },
+    { "lsm: void hook returns anything", GKT_LSM, "lsm/file_free_security", NULL, "mov r0, 4096\nexit\n", NULL },
+    { "lsm: disabled hook", GKT_LSM, "lsm/getprocattr", "disabled LSM hook", "mov r0, 0\nexit\n", NULL },
+    /* open-coded iterators */
+    { "iter: new, a loop of next, destroy", GKT_SOCKET_FILTER, "socket", NULL,
+      NUM_NEW "mov r7, 0\nloop:\n" NUM_NEXT "jeq r0, 0, done\nldxw r1, [r0+0]\nadd r7, r1\nja loop\ndone:\n"
+      NUM_DESTROY "mov r0, r7\nexit\n", NUM },
+    { "iter: a counter the loop bounds by its own check converges", GKT_SOCKET_FILTER, "socket", NULL,
+      NUM_NEW "mov r7, 0\nloop:\n" NUM_NEXT "jeq r0, 0, done\njge r7, 1000, loop\nmov r1, r10\nadd r1, -16\n"
+      "mov r2, r7\nand r2, 7\nadd r1, r2\nstb [r1+0], 1\nadd r7, 1\nja loop\ndone:\n" NUM_DESTROY RET0, NUM },
+    { "iter: the counter is not bounded by the iterations", GKT_SOCKET_FILTER, "socket", "R1",
+      NUM_NEW "mov r7, 0\nloop:\n" NUM_NEXT "jeq r0, 0, done\nmov r1, r10\nadd r1, -64\n"
+      "add r1, r7\nstb [r1+0], 1\nadd r7, 1\nja loop\ndone:\n" NUM_DESTROY RET0, NUM },
+    { "iter: not destroyed", GKT_SOCKET_FILTER, "socket", "Unreleased reference", NUM_NEW NUM_NEXT RET0, NUM },
+    { "iter: next of an uninitialised iterator", GKT_SOCKET_FILTER, "socket", "expected an initialized iter_num",
+      "mov r6, r10\nadd r6, -8\nstdw [r6+0], 0\n" NUM_NEXT RET0, NUM },
+    { "iter: destroyed twice", GKT_SOCKET_FILTER, "socket", "expected an initialized iter_num",
+      NUM_NEW NUM_DESTROY NUM_DESTROY RET0, NUM },
+    { "iter: new over a live iterator", GKT_SOCKET_FILTER, "socket", "expected uninitialized iter_num",
+      NUM_NEW NUM_NEW NUM_DESTROY RET0, NUM },
+    { "iter: its state cannot be read", GKT_SOCKET_FILTER, "socket", "iterator's state cannot be read",
+      NUM_NEW "ldxdw r7, [r10-8]\n" NUM_DESTROY RET0, NUM },
+    { "iter: nor overwritten", GKT_SOCKET_FILTER, "socket", "cannot overwrite the iterator",
+      NUM_NEW "stw [r10-4], 0\n" NUM_DESTROY RET0, NUM },
+    { "iter: next's NULL is not dereferenced", GKT_SOCKET_FILTER, "socket", "scalar",
+      NUM_NEW NUM_NEXT "ldxw r7, [r0+0]\n" NUM_DESTROY RET0, NUM },
+    { "iter: next's int is read-only", GKT_SOCKET_FILTER, "socket", "read-only",
+      NUM_NEW NUM_NEXT "jeq r0, 0, done\nstw [r0+0], 1\ndone:\n" NUM_DESTROY RET0, NUM },
+    { "iter: misaligned", GKT_SOCKET_FILTER, "socket", "misaligned",
+      "mov r1, r10\nadd r1, -12\nmov r2, 0\nmov r3, 1\ncall kfunc 0\n" RET0, NUM },
+    /* acquired kernel objects */
+    { "task: from_pid, null check, acquire, release both", GKT_SYSCALL, "syscall", NULL,
+      "mov r1, 1\ncall kfunc 0\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\ncall kfunc 1\njeq r0, 0, rel\n"
+      "mov r1, r0\ncall kfunc 2\nrel:\nmov r1, r6\ncall kfunc 2\nout:\n" RET0, TASK },
+    { "task: not released", GKT_SYSCALL, "syscall", "Unreleased reference",
+      "mov r1, 1\ncall kfunc 0\n" RET0, TASK },
+    { "task: maybe NULL passed to acquire", GKT_SYSCALL, "syscall", "Possibly NULL",
+      "mov r1, 1\ncall kfunc 0\nmov r6, r0\nmov r1, r0\ncall kfunc 1\n" RET0, TASK },
+    { "task: used after its release", GKT_SYSCALL, "syscall", "R6",
+      "mov r1, 1\ncall kfunc 0\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\ncall kfunc 2\nldxw r0, [r6+0]\nout:\n" RET0,
+      TASK },
+    { "task: released twice (every copy died with the first)", GKT_SYSCALL, "syscall", "R6",
+      "mov r1, 1\ncall kfunc 0\njeq r0, 0, out\nmov r6, r0\nmov r1, r0\ncall kfunc 2\nmov r1, r6\ncall kfunc 2\nout:\n"
+      RET0, TASK },
+    { "task: the current task is not a reference to release", GKT_SYSCALL, "syscall", "expects refcounted",
+      "call 158\nmov r1, r0\ncall kfunc 2\n" RET0, TASK },
+    { "task: a moved pointer is not the object", GKT_SYSCALL, "syscall", "offset 0",
+      "call 158\nadd r0, 8\nmov r1, r0\ncall kfunc 1\n" RET0, TASK },
+    { "task: the task kfuncs are not for raw_tp", GKT_RAW_TRACEPOINT, "raw_tp", "is not allowed",
+      "mov r1, 1\ncall kfunc 0\njeq r0, 0, out\nmov r1, r0\ncall kfunc 2\nout:\n" RET0, TASK },
+    { "task: a field of the current task", GKT_TRACEPOINT, "tracepoint", NULL,
+      "call 158\nldxw r0, [r0+2000]\n" RET0, TASK },
+    { "task: past the end of task_struct", GKT_TRACEPOINT, "tracepoint", "task_struct",
+      "call 158\nldxw r0, [r0+4094]\n" RET0, TASK },
+    { "task: its fields are not written", GKT_TRACEPOINT, "tracepoint", "only read",
+      "call 158\nstw [r0+8], 1\n" RET0, TASK },
+    { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
+      "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
+
+/* The policy's kernel kfunc table from a case's names. */
+static const struct gver_kernel_kfunc *kk_table[8];
+static uint32_t kk_fill(const char *names)
+{
+    uint32_t n = 0;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", names ? names : "");
+    for (char *save = NULL, *s = strtok_r(buf, ",", &save); s && n < 7; s = strtok_r(NULL, ",", &save))
+        kk_table[n++] = gver_kernel_kfunc_find(s);
+    kk_table[n++] = NULL;      /* one extern graft does not know */
+    return n;
+}
 
 int main(void)
 {
@@ -62,6 +142,9 @@ int main(void)
         gver_policy_kernel_ret(pol, c->ktype, c->section);
         pol->allow_ptr_leaks = pol->allow_uninit_stack = 1;   /* the kernel's root rules */
         gver_policy_kernel_helpers(pol, c->ktype, 0);
+        pol->kernel_kfuncs = kk_table;
+        pol->n_kernel_kfuncs = kk_fill(c->kfuncs);
+        pol->kobj_size[GVER_KOBJ_TASK] = TASK_SIZE;
         struct gver_input in = { .insns = insns, .n = n, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
