@@ -387,6 +387,8 @@ int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx)
     case BPF_PSEUDO_MAP_IDX:
     case BPF_PSEUDO_MAP_VALUE:
     case BPF_PSEUDO_MAP_IDX_VALUE: {
+        if (e->pol->map_fds_unbound && (in->src_reg == BPF_PSEUDO_MAP_FD || in->src_reg == BPF_PSEUDO_MAP_VALUE))
+            return reject(e, "fd %d is not pointing to valid bpf_map: no relocation binds this map load", in->imm);
         if (in->imm < 0 || (uint32_t)in->imm >= e->in->n_maps)
             return reject(e, "map index %d out of range (the program has %u maps)", in->imm, e->in->n_maps);
         memset(d, 0, sizeof(*d));

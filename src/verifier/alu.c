@@ -36,6 +36,9 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         return reject(e, "R%d pointer arithmetic with %s operator prohibited", dr, opname[op >> 4]);
     if (!dptr && op == BPF_SUB)
         return reject(e, "R%d tried to subtract pointer from scalar", dr);
+    /* the kernel's rule for its JITs (kernel programs): fp moves by adding */
+    if (e->pol->kctx && op == BPF_SUB && ptr->type == T_STACK)
+        return reject(e, "R%d subtraction from stack pointer prohibited", dr);
     switch (ptr->type) {
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:

@@ -521,6 +521,11 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             break;
         }
         case GARG_PTR_TO_LONG:
+            /* the kernel checks the pointer's alignment strictly here */
+            if (e->pol->kctx && r->type == T_STACK && scalar_is_const(&r->v) &&
+                (r->off + (int64_t)r->v.t.value) % 8)
+                return reject(e, "R%d misaligned stack access off %" PRId64 " size 8 (helper %s)", rn,
+                              r->off + (int64_t)r->v.t.value, pr->name);
             pw[npw].f = NULL;
             if ((rc = check_mem_arg(e, rn, 8, 8, true, true, &pw[npw])))
                 return rc;

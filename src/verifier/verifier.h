@@ -192,6 +192,11 @@ struct gver_policy {
     const struct gver_kernel_kfunc *const *kernel_kfuncs;
     uint32_t n_kernel_kfuncs;
     uint32_t kobj_size[8];
+    /* Kernel programs from an object file: the loader turned every
+     * relocated map load into MAP_IDX / MAP_IDX_VALUE, so a MAP_FD or
+     * MAP_VALUE load is a raw file descriptor no map stands behind (the
+     * kernel refuses it) instead of a map index. */
+    int map_fds_unbound;
 };
 
 /* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */

@@ -102,6 +102,16 @@ static const struct kcase cases[] = {
       "call 158\nldxw r0, [r0+4094]\n" RET0, TASK },
     { "task: its fields are not written", GKT_TRACEPOINT, "tracepoint", "only read",
       "call 158\nstw [r0+8], 1\n" RET0, TASK },
+    /* the kernel's other rules for root that graft's own policy does not need */
+    { "fp moves by adding, not subtracting", GKT_SOCKET_FILTER, "socket", "subtraction from stack pointer",
+      "mov r1, r10\nsub r1, 8\nstdw [r1+0], 0\n" RET0, NULL },
+    { "fp moves by adding", GKT_SOCKET_FILTER, "socket", NULL, "mov r1, r10\nadd r1, -8\nstdw [r1+0], 0\n" RET0, NULL },
+    { "bpf_strtoul's result pointer must be aligned", GKT_SOCKET_FILTER, "socket", "misaligned stack access",
+      "stdw [r10-8], 0x30\nstdw [r10-24], 0\nstdw [r10-16], 0\nmov r1, r10\nadd r1, -8\nmov r2, 1\nmov r3, 0\n"
+      "mov r4, r10\nadd r4, -20\ncall 106\n" RET0, NULL },
+    { "bpf_strtoul's result pointer aligned", GKT_SOCKET_FILTER, "socket", NULL,
+      "stdw [r10-8], 0x30\nmov r1, r10\nadd r1, -8\nmov r2, 1\nmov r3, 0\n"
+      "mov r4, r10\nadd r4, -24\ncall 106\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };

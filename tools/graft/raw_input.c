@@ -271,6 +271,7 @@ int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, en
     }
     for (uint32_t k = 0; k < GVER_KOBJ_MAX; k++)
         policy->kobj_size[k] = gobj_struct_size(obj, gver_kobj_struct_name(k));
+    policy->map_fds_unbound = 1;
     struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
                              .map_lock_offs = locks, .policy = policy, .log_level = log_level };
     int rc = gver_verify(&in, res, err);
