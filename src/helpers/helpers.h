@@ -53,6 +53,9 @@ enum garg_kind {
     GARG_CONST_ALLOC_SIZE,     /* constant size of memory to allocate */
     GARG_PTR_TO_UNINIT_MAP_VALUE, /* writable memory of the map's value_size,
                                    * may be uninitialised (map_pop/peek_elem) */
+    GARG_PTR_TO_CTX_OR_NULL,   /* the unmodified context or NULL (kernel helpers only) */
+    GARG_PTR_TO_U32,           /* initialised 4 bytes, aligned, read and written (kernel helpers
+                                * only: check_mtu) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */

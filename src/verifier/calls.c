@@ -465,6 +465,33 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "R%d helper %s needs the unmodified ctx pointer", rn, pr->name);
             ctx_reg = rn;
             break;
+        case GARG_PTR_TO_CTX_OR_NULL:
+            if (is_null_const(r))
+                break;
+            if (r->type != T_CTX)
+                return reject(e, "R%d type=%s expected=ctx or NULL (helper %s)", rn, reg_type_name(r->type), pr->name);
+            if (r->off || !scalar_is_const(&r->v) || r->v.t.value)
+                return reject(e, "R%d helper %s needs the unmodified ctx pointer", rn, pr->name);
+            break;
+        case GARG_PTR_TO_U32:
+            if (r->type == T_STACK && scalar_is_const(&r->v) && (r->off + (int64_t)r->v.t.value) % 4)
+                return reject(e, "R%d misaligned stack access off %" PRId64 " size 4 (helper %s)", rn,
+                              r->off + (int64_t)r->v.t.value, pr->name);
+            /* read, then written: initialised, even under root's rules */
+            if (r->type == T_STACK && scalar_is_const(&r->v))
+                for (int64_t o = r->off + (int64_t)r->v.t.value, b = 0; b < 4; b++) {
+                    struct slot *s;
+                    uint8_t *k = byte_kind(e->cur->fr[r->frameno], o + b, false, &s);
+                    if (!k || *k == S_INVALID)
+                        return reject(e, "R%d invalid indirect read from stack off %" PRId64 " size 4 (helper %s)",
+                                      rn, o, pr->name);
+                }
+            pw[npw].f = NULL;
+            if ((rc = check_mem_arg(e, rn, 4, 4, true, false, &pw[npw])))
+                return rc;
+            if (pw[npw].f)
+                npw++;
+            break;
         case GARG_PTR_TO_FUNC:
             if (r->type != T_FUNC)
                 return reject(e, "R%d type=%s expected=func (helper %s)", rn, reg_type_name(r->type), pr->name);

@@ -40,7 +40,8 @@ enum {
     /* kernel-only (kernel_only_protos) */
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
-    H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158,
+    H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158, H_FIB_LOOKUP = 69,
+    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163,
     /* kernel-only, and they move or resize the packet: the verifier
      * invalidates every packet pointer after them (packet.c) */
     H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
@@ -73,6 +74,12 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "jiffies64", H_JIFFIES64, NULL, GRET_INTEGER, { GARG_NONE }, 0 },
     /* the kernel's, not graft's task image: a trusted task_struct pointer */
     { "get_current_task_btf", H_CURRENT_TASK_BTF, NULL, GRET_KERNEL_TASK, { GARG_NONE }, 0 },
+    /* the params the helper fills in (the kernel's ARG_PTR_TO_MEM, written) */
+    { "fib_lookup", H_FIB_LOOKUP, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
+    { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
+    { "check_mtu", H_CHECK_MTU, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_U32, GARG_ANYTHING, GARG_ANYTHING }, 0 },
     /* the packet-changing ones (bpf_helper_changes_pkt_data) */
     { "skb_store_bytes", H_STORE_BYTES, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
@@ -152,8 +159,10 @@ static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk
  * (sk_reuseport's takes a socket pointer, which graft does not model) */
 static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };
 static const uint16_t tc_only[] = { H_CGROUP_CLASSID, H_REDIRECT, H_CSUM_DIFF, H_HASH_RECALC,
-                                    H_CSUM_UPDATE };
-static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF };
+                                    H_CSUM_UPDATE, H_FIB_LOOKUP, H_CHECK_MTU };
+static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF, H_FIB_LOOKUP, H_CHECK_MTU };
+/* sock_filter, sock_addr, sock_ops and sk_msg func_protos (ctx or NULL) */
+static const uint16_t netns_cookie[] = { H_NETNS_COOKIE };
 /* the packet-changing helpers of each type's func_proto */
 static const uint16_t tc_pkt[] = { H_STORE_BYTES, H_L3_CSUM, H_L4_CSUM, H_CLONE_REDIRECT, H_VLAN_PUSH,
                                    H_VLAN_POP, H_CHANGE_PROTO, H_CHANGE_TAIL, H_PULL_DATA,
@@ -191,13 +200,13 @@ static const struct {
     { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only), PART(xdp_pkt) } },
     { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(lwt_only) } },
     { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(sk_skb_pkt) } },
-    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt) } },
-    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie) } },
+    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt), PART(netns_cookie) } },
+    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie), PART(netns_cookie) } },
     { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
     { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes) } },
     { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie) } },
-    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie) } },
+    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie), PART(netns_cookie) } },
+    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie), PART(netns_cookie) } },
     { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output) } },
     { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
     { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },

@@ -112,6 +112,21 @@ static const struct kcase cases[] = {
     { "bpf_strtoul's result pointer aligned", GKT_SOCKET_FILTER, "socket", NULL,
       "stdw [r10-8], 0x30\nmov r1, r10\nadd r1, -8\nmov r2, 1\nmov r3, 0\n"
       "mov r4, r10\nadd r4, -24\ncall 106\n" RET0, NULL },
+    /* kernel-only helper prototypes */
+    { "get_netns_cookie of the context", GKT_CGROUP_SOCK_ADDR, "cgroup/connect4", NULL, "call 122\nmov r0, 1\nexit\n", NULL },
+    { "get_netns_cookie of NULL", GKT_CGROUP_SOCK_ADDR, "cgroup/connect4", NULL,
+      "mov r1, 0\ncall 122\nmov r0, 1\nexit\n", NULL },
+    { "get_netns_cookie of a number", GKT_CGROUP_SOCK_ADDR, "cgroup/connect4", "expected=ctx or NULL",
+      "mov r1, 1\ncall 122\nmov r0, 1\nexit\n", NULL },
+    { "get_netns_cookie of a moved context", GKT_CGROUP_SOCK_ADDR, "cgroup/connect4", "unmodified ctx",
+      "add r1, 8\ncall 122\nmov r0, 1\nexit\n", NULL },
+    { "check_mtu: mtu_len initialised", GKT_SCHED_CLS, "tc", NULL,
+      "stw [r10-4], 0\nmov r2, 0\nmov r3, r10\nadd r3, -4\nmov r4, 0\nmov r5, 0\ncall 163\nldxw r0, [r10-4]\nexit\n", NULL },
+    { "check_mtu: mtu_len uninitialised (even for root)", GKT_SCHED_CLS, "tc", "invalid indirect read from stack",
+      "mov r2, 0\nmov r3, r10\nadd r3, -4\nmov r4, 0\nmov r5, 0\ncall 163\n" RET0, NULL },
+    { "check_mtu: the written mtu is not the constant stored", GKT_SCHED_CLS, "tc", "R0",
+      "stw [r10-4], 0\nmov r2, 0\nmov r3, r10\nadd r3, -4\nmov r4, 0\nmov r5, 0\ncall 163\nldxw r0, [r10-4]\n"
+      "jeq r0, 0, out\nldxw r0, [r0+0]\nout:\nexit\n", NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
