@@ -199,6 +199,19 @@ static bool sync_once(struct scalar *s)
     if (s->s32min <= s->s32max && (uint32_t)s->s32min <= (uint32_t)s->s32max) {
         s->u32min = MAXU(s->u32min, (uint32_t)s->s32min);
         s->u32max = MINU(s->u32max, (uint32_t)s->s32max);
+    } else if (s->s32min < 0 && s->s32max >= 0) {
+        /* A signed range crossing zero is two unsigned pieces, [0, smax]
+         * and [smin, max]: an unsigned range meeting only one of them
+         * bounds the value to it (the kernel's __reg32_deduce_bounds). */
+        if (s->u32max < (uint32_t)s->s32min) {
+            s->u32max = MINU(s->u32max, (uint32_t)s->s32max);
+            if (s->u32min <= INT32_MAX)
+                s->s32min = MAXU(s->s32min, (int32_t)s->u32min);
+        } else if ((uint32_t)s->s32max < s->u32min) {
+            s->u32min = MAXU(s->u32min, (uint32_t)s->s32min);
+            if (s->u32max > INT32_MAX)
+                s->s32max = MINU(s->s32max, (int32_t)s->u32max);
+        }
     }
     /* 32-bit ranges -> 64-bit ranges, when the high bits do not vary */
     if ((s->umin >> 32) == (s->umax >> 32) && s->u32min <= s->u32max) {
@@ -219,6 +232,17 @@ static bool sync_once(struct scalar *s)
     if (s->smin <= s->smax && (uint64_t)s->smin <= (uint64_t)s->smax) {
         s->umin = MAXU(s->umin, (uint64_t)s->smin);
         s->umax = MINU(s->umax, (uint64_t)s->smax);
+    } else if (s->smin < 0 && s->smax >= 0) {
+        /* the same for 64 bits (__reg64_deduce_bounds) */
+        if (s->umax < (uint64_t)s->smin) {
+            s->umax = MINU(s->umax, (uint64_t)s->smax);
+            if (s->umin <= (uint64_t)INT64_MAX)
+                s->smin = MAXU(s->smin, (int64_t)s->umin);
+        } else if ((uint64_t)s->smax < s->umin) {
+            s->umin = MAXU(s->umin, (uint64_t)s->smin);
+            if (s->umax > (uint64_t)INT64_MAX)
+                s->smax = MINU(s->smax, (int64_t)s->umax);
+        }
     }
     if (s->umin > s->umax || s->smin > s->smax || s->u32min > s->u32max ||
         s->s32min > s->s32max)
