@@ -47,6 +47,13 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         return reject(e, "R%d pointer arithmetic on %s prohibited, null-check it first", dr,
                       reg_type_name(ptr->type));
     case T_CONST_MAP:
+        /* the kernel lets root add a known 0 to a map pointer: it stays
+         * that map (kernel programs only) */
+        if (e->pol->kctx && e->pol->allow_ptr_leaks && op == BPF_ADD && is_null_const(sc)) {
+            *dst = *ptr;
+            return 0;
+        }
+        return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
     case T_FUNC:
     case T_PACKET_END:
         return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));

@@ -127,6 +127,11 @@ static const struct kcase cases[] = {
     { "check_mtu: the written mtu is not the constant stored", GKT_SCHED_CLS, "tc", "R0",
       "stw [r10-4], 0\nmov r2, 0\nmov r3, r10\nadd r3, -4\nmov r4, 0\nmov r5, 0\ncall 163\nldxw r0, [r10-4]\n"
       "jeq r0, 0, out\nldxw r0, [r0+0]\nout:\nexit\n", NULL },
+    /* map pointers: root may add a known 0 (map 0 is a hash map) */
+    { "map pointer plus a known 0", GKT_SOCKET_FILTER, "socket", NULL,
+      "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nmov r0, 0\nlddw r1, map:0\nadd r1, r0\ncall 1\n" RET0, NULL },
+    { "map pointer plus 1", GKT_SOCKET_FILTER, "socket", "pointer arithmetic on map_ptr",
+      "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nmov r0, 1\nlddw r1, map:0\nadd r1, r0\ncall 1\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
@@ -170,7 +175,10 @@ int main(void)
         pol->kernel_kfuncs = kk_table;
         pol->n_kernel_kfuncs = kk_fill(c->kfuncs);
         pol->kobj_size[GVER_KOBJ_TASK] = TASK_SIZE;
-        struct gver_input in = { .insns = insns, .n = n, .policy = pol };
+        static const struct gmap_def maps[1] = {
+            { .type = GMAP_HASH, .key_size = 8, .value_size = 8, .max_entries = 4, .name = "hash" },
+        };
+        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 1, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
             printf("FAIL %s: verifier error %s\n", c->name, err.msg);
