@@ -22,13 +22,15 @@ def expectations(obj):
         if m:
             tags[int(m.group(2))].add(m.group(1))
     exp = {}
+    btf = set()
     for tid, t in tags.items():
+        btf |= {x.split('=', 1)[1] for x in t if x.startswith('comment:test_btf_path=')}
         if tid in names:
             if 'comment:test_expect_failure' in t:
                 exp[names[tid]] = 'reject'
             elif 'comment:test_expect_success' in t:
                 exp[names[tid]] = 'accept'
-    return exp
+    return exp, btf
 
 def main():
     args = sys.argv[1:]
@@ -56,11 +58,15 @@ def main():
         if not f.endswith('.o'):
             continue
         obj = os.path.join(objdir, f)
-        exp = expectations(obj)
+        exp, btf = expectations(obj)
         if not exp:
             continue
         nobj += 1
-        r = subprocess.run([graft, 'verify', obj] + extra, capture_output=True, text=True)
+        # the target BTF the kernel's runner uses for the object's CO-RE
+        # relocations (__btf_path), when the corpus built it
+        target = [os.path.join(objdir, 'btf', b) for b in sorted(btf)]
+        target = ['--btf', target[0]] if len(target) == 1 and os.path.exists(target[0]) else []
+        r = subprocess.run([graft, 'verify', obj] + extra + target, capture_output=True, text=True)
         got = {}
         if r.returncode == 2 and not re.search(r': (accepted|rejected)', r.stdout + r.stderr):
             unloadable += 1
