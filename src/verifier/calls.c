@@ -115,12 +115,16 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
             if ((rc = stack_read_var(e, f, lo, hi, NULL, regno, sz, false)))
                 return rc;
         } else {
-            /* the helper overwrites: no spilled pointer may be destroyed */
+            /* the helper overwrites: no spilled pointer may be destroyed
+             * (the kernel lets root's kernel programs: the bytes become
+             * data; never an iterator's state) */
+            bool root = e->pol->kctx && e->pol->allow_ptr_leaks;
             for (int64_t o = lo; o < hi; o++) {
                 struct slot *s;
                 uint8_t *k = byte_kind(f, o, false, &s);
-                if (k && *k == S_SPILL && s->spill.type != T_SCALAR)
-                    return reject(e, "R%d helper would overwrite the pointer spilled at fp%+" PRId64, regno, o);
+                if (k && *k == S_SPILL && s->spill.type != T_SCALAR && (!root || s->spill.type == T_ITER))
+                    return reject(e, "R%d helper would overwrite the %s spilled at fp%+" PRId64, regno,
+                                  s->spill.type == T_ITER ? "iterator" : "pointer", o);
             }
         }
         if (write && pw) {

@@ -132,6 +132,14 @@ static const struct kcase cases[] = {
       "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nmov r0, 0\nlddw r1, map:0\nadd r1, r0\ncall 1\n" RET0, NULL },
     { "map pointer plus 1", GKT_SOCKET_FILTER, "socket", "pointer arithmetic on map_ptr",
       "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nmov r0, 1\nlddw r1, map:0\nadd r1, r0\ncall 1\n" RET0, NULL },
+    /* root's helpers may overwrite spilled pointers (the bytes become data), not iterators */
+    { "skb_load_bytes over a spilled pointer", GKT_SCHED_CLS, "tc", NULL,
+      "stxdw [r10-8], r1\nmov r2, 0\nmov r3, r10\nadd r3, -8\nmov r4, 8\ncall 26\nldxdw r0, [r10-8]\nexit\n", NULL },
+    { "skb_load_bytes over a spilled pointer: data, not the pointer", GKT_SCHED_CLS, "tc", "scalar",
+      "stxdw [r10-8], r1\nmov r2, 0\nmov r3, r10\nadd r3, -8\nmov r4, 8\ncall 26\nldxdw r1, [r10-8]\n"
+      "ldxw r0, [r1+0]\nexit\n", NULL },
+    { "skb_load_bytes over an iterator", GKT_SCHED_CLS, "tc", "overwrite the iterator",
+      "mov r7, r1\n" NUM_NEW "mov r1, r7\nmov r2, 0\nmov r3, r10\nadd r3, -8\nmov r4, 8\ncall 26\n" NUM_DESTROY RET0, NUM },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
