@@ -68,6 +68,8 @@ enum gret_kind {
                                 * size (util/task_layout.h), never NULL */
     GRET_KERNEL_TASK,          /* the kernel's get_current_task_btf (kernel programs verified
                                 * offline only): a trusted struct task_struct pointer */
+    GRET_MAP_VALUE,            /* a value of the map in arg 1, never NULL (the kernel's
+                                * get_local_storage; kernel programs only) */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */

@@ -207,6 +207,8 @@ static bool map_ok_for_helper(uint32_t helper, uint32_t type)
         return type == GMAP_HASH || type == GMAP_ARRAY || type == GMAP_PERCPU_HASH ||
                type == GMAP_PERCPU_ARRAY || type == GMAP_LRU_HASH || type == GMAP_LRU_PERCPU_HASH;
     }
+    if (helper == HELPER_LOCAL_STORAGE)    /* cgroup storage, per-cpu or not */
+        return type == GMAP_KERNEL_CGROUP_STORAGE || type == GMAP_KERNEL_PERCPU_CGROUP_STORAGE;
     /* other helpers taking a map: any map whose special helpers are not required */
     return type != GMAP_RINGBUF && type != GMAP_PROG_ARRAY && type != GMAP_PERF_EVENT_ARRAY &&
            type != GMAP_ARRAY_OF_MAPS && type != GMAP_HASH_OF_MAPS;
@@ -639,6 +641,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         }
     }
 
+    if (pr->ret == GRET_MAP_VALUE && !is_null_const(&regs(e)[BPF_R2]))
+        return reject(e, "get_local_storage() doesn't support non-zero flags");
     clobber_args(e);
     if (helper_changes_pkt_data(id))
         pkt_invalidate(e);
@@ -650,6 +654,7 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     case GRET_VOID:
         mark_not_init(r0);
         break;
+    case GRET_MAP_VALUE:           /* typed by the caller, which knows the map */
     case GRET_MAP_VALUE_OR_NULL:
         if (map_arg < 0)
             return reject(e, "helper %s returns a map value but takes no map", pr->name);
@@ -823,7 +828,7 @@ int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 int set_map_value_ret(struct env *e, const struct bpf_insn *in)
 {
     const struct ghelper_proto *pr = e->proto((uint32_t)in->imm);
-    if (!pr || pr->ret != GRET_MAP_VALUE_OR_NULL)
+    if (!pr || (pr->ret != GRET_MAP_VALUE_OR_NULL && pr->ret != GRET_MAP_VALUE))
         return 0;
     for (int i = 0; i < 5; i++)
         if (pr->args[i] == GARG_CONST_MAP_PTR) {

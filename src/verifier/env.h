@@ -26,6 +26,10 @@
 #define HELPER_FOR_EACH 164
 #define HELPER_LOOP 181
 #define HELPER_OVERRIDE_RETURN 58
+#define HELPER_LOCAL_STORAGE 81
+/* kernel map types graft does not implement, that kernel helpers take */
+#define GMAP_KERNEL_CGROUP_STORAGE 19
+#define GMAP_KERNEL_PERCPU_CGROUP_STORAGE 21
 #define LOOP_MAX_ITER (1u << 23)
 
 struct env {

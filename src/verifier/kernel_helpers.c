@@ -41,7 +41,7 @@ enum {
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
     H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158, H_FIB_LOOKUP = 69,
-    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163,
+    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163, H_LOCAL_STORAGE = 81,
     /* kernel-only, and they move or resize the packet: the verifier
      * invalidates every packet pointer after them (packet.c) */
     H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
@@ -78,6 +78,9 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "fib_lookup", H_FIB_LOOKUP, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
     { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
+    /* the cgroup's storage of the map (a cgroup storage map), never NULL;
+     * flags must be 0 */
+    { "get_local_storage", H_LOCAL_STORAGE, NULL, GRET_MAP_VALUE, { GARG_CONST_MAP_PTR, GARG_ANYTHING }, 0 },
     { "check_mtu", H_CHECK_MTU, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_U32, GARG_ANYTHING, GARG_ANYTHING }, 0 },
     /* the packet-changing ones (bpf_helper_changes_pkt_data) */
@@ -147,6 +150,8 @@ static const uint16_t perf_output[] = { H_PERF_OUTPUT };
 static const uint16_t smp_id[] = { H_SMP_ID };
 /* cgroup_current_func_proto (cgroup types with a current task) */
 static const uint16_t cgroup_current[] = { H_UID_GID, H_PID_TGID, H_COMM };
+/* cgroup_common_func_proto (every cgroup type), sock_ops_func_proto */
+static const uint16_t local_storage[] = { H_LOCAL_STORAGE };
 /* sk_msg_func_proto's own task helpers */
 static const uint16_t sk_msg_task[] = { H_UID_GID, H_PID_TGID };
 static const uint16_t coarse[] = { H_KTIME_COARSE };
@@ -194,22 +199,22 @@ static const struct {
     { GKT_TRACING, "tracing", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_LSM, "lsm", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
-    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
+    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(local_storage) } },
     { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
     { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
     { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only), PART(xdp_pkt) } },
     { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(lwt_only) } },
     { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(sk_skb_pkt) } },
     { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt), PART(netns_cookie) } },
-    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie), PART(netns_cookie) } },
+    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
     { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
     { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes) } },
     { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie), PART(netns_cookie) } },
-    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie), PART(netns_cookie) } },
-    { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output) } },
-    { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
-    { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
+    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
+    { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output), PART(local_storage) } },
+    { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(local_storage) } },
+    { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output), PART(local_storage) } },
     /* the base set only */
     { GKT_LIRC_MODE2, "lirc_mode2", 0, { { 0, 0 } } },
     { GKT_SYSCALL, "syscall", 0, { PART(syscall_task) } },

@@ -422,10 +422,11 @@ static int do_insn(struct env *e, bool *path_done)
             struct reg *r0 = &regs(e)[BPF_R0];
             uint32_t m = (uint32_t)(mi - 1);
             bool outer = is_map_of_maps(map_of(e, m)->type);
+            bool nonnull = e->proto((uint32_t)in->imm)->ret == GRET_MAP_VALUE;
             memset(r0, 0, sizeof(*r0));
             /* a map of maps' value is an inner map: a map pointer, typed by
              * the outer map's inner definition */
-            r0->type = outer ? T_CONST_MAP_OR_NULL : T_MAP_VALUE_OR_NULL;
+            r0->type = outer ? T_CONST_MAP_OR_NULL : nonnull ? T_MAP_VALUE : T_MAP_VALUE_OR_NULL;
             scalar_const(&r0->v, 0);
             r0->map_idx = outer ? e->in->n_maps + m : m;
             r0->id = new_id(e);

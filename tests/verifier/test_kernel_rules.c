@@ -144,6 +144,15 @@ static const struct kcase cases[] = {
       "ldxw r0, [r1+0]\nexit\n", NULL },
     { "skb_load_bytes over an iterator", GKT_SCHED_CLS, "tc", "overwrite the iterator",
       "mov r7, r1\n" NUM_NEW "mov r1, r7\nmov r2, 0\nmov r3, r10\nadd r3, -8\nmov r4, 8\ncall 26\n" NUM_DESTROY RET0, NUM },
+    /* get_local_storage: the cgroup storage map's value, never NULL, flags 0 */
+    { "get_local_storage", GKT_CGROUP_SKB, "cgroup_skb/ingress", NULL,
+      "mov r2, 0\nlddw r1, map:1\ncall 81\nldxw r0, [r0+60]\nand r0, 1\nexit\n", NULL },
+    { "get_local_storage past the value", GKT_CGROUP_SKB, "cgroup_skb/ingress", "exceeds its 64 bytes",
+      "mov r2, 0\nlddw r1, map:1\ncall 81\nldxw r0, [r0+64]\nand r0, 1\nexit\n", NULL },
+    { "get_local_storage with flags", GKT_CGROUP_SKB, "cgroup_skb/ingress", "non-zero flags",
+      "mov r2, 1\nlddw r1, map:1\ncall 81\nmov r0, 1\nexit\n", NULL },
+    { "get_local_storage of a hash map", GKT_CGROUP_SKB, "cgroup_skb/ingress", "cannot pass map",
+      "mov r2, 0\nlddw r1, map:0\ncall 81\nmov r0, 1\nexit\n", NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
@@ -187,10 +196,11 @@ int main(void)
         pol->kernel_kfuncs = kk_table;
         pol->n_kernel_kfuncs = kk_fill(c->kfuncs);
         pol->kobj_size[GVER_KOBJ_TASK] = TASK_SIZE;
-        static const struct gmap_def maps[1] = {
+        static const struct gmap_def maps[2] = {
             { .type = GMAP_HASH, .key_size = 8, .value_size = 8, .max_entries = 4, .name = "hash" },
+            { .type = 19 /* cgroup_storage */, .key_size = 16, .value_size = 64, .name = "cgstore" },
         };
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 1, .policy = pol };
+        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 2, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
             printf("FAIL %s: verifier error %s\n", c->name, err.msg);
