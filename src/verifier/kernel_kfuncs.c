@@ -45,7 +45,7 @@ enum ka {
     KA_IGNORED,                /* __ign: anything, the kernel does not look */
     KA_OBJ,                    /* a kernel object of kind obj (or obj_alt) */
     KA_ITER,                   /* the iterator (new: uninitialised; else initialised) */
-    KA_MEM,                    /* memory of the size the next argument gives (__sz) */
+    KA_CTX,                    /* the unmodified context */
 };
 
 /* return kinds */
@@ -91,6 +91,8 @@ static const struct gver_kernel_kfunc kfuncs[] = {
     { "bpf_iter_bits_new", KF_ITER_NEW, SET_COMMON, { KA_ITER, KA_IGNORED, KA_SCALAR }, { ITER_BITS }, KR_INT, 0 },
     { "bpf_iter_bits_next", KF_ITER_NEXT | KF_RET_NULL, SET_COMMON, { KA_ITER }, { ITER_BITS }, KR_ITER_INT, 0 },
     { "bpf_iter_bits_destroy", KF_ITER_DESTROY, SET_COMMON, { KA_ITER }, { ITER_BITS }, KR_VOID, 0 },
+    /* the kernel's structure behind the context (common_btf_ids) */
+    { "bpf_cast_to_kern_ctx", 0, SET_COMMON, { KA_CTX }, { 0 }, KR_OBJ, GVER_KOBJ_KERN_CTX },
     /* tasks and cgroups (generic_btf_ids) */
     { "bpf_task_acquire", KF_ACQUIRE | KF_RCU | KF_RET_NULL, SET_GENERIC, { KA_OBJ }, { T }, KR_OBJ, T },
     { "bpf_task_release", KF_RELEASE, SET_GENERIC, { KA_OBJ }, { T }, KR_VOID, 0 },
@@ -124,7 +126,7 @@ const char *gver_kobj_struct_name(uint32_t k)
     static const char *const names[GVER_KOBJ_MAX] = {
         [GVER_KOBJ_TASK] = "task_struct", [GVER_KOBJ_CGROUP] = "cgroup",
         [GVER_KOBJ_BPF_CPUMASK] = "bpf_cpumask", [GVER_KOBJ_CPUMASK] = "cpumask",
-        [GVER_KOBJ_FILE] = "file",
+        [GVER_KOBJ_FILE] = "file", [GVER_KOBJ_KERN_CTX] = "the kernel's context structure",
     };
     return k < GVER_KOBJ_MAX ? names[k] : NULL;
 }
@@ -328,6 +330,10 @@ int check_kernel_kfunc(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "R%d %s: arg#%d is not a scalar (%s)", rn, k->name, i, reg_type_name(r->type));
             break;
         case KA_IGNORED:
+            break;
+        case KA_CTX:
+            if (r->type != T_CTX || r->off || !scalar_is_const(&r->v) || r->v.t.value)
+                return reject(e, "R%d %s: arg#%d expected the unmodified context", rn, k->name, i);
             break;
         case KA_OBJ:
             if ((rc = obj_arg(e, k, i, &release)))

@@ -205,7 +205,8 @@ struct gver_policy {
 #define GVER_KOBJ_BPF_CPUMASK 3   /* struct bpf_cpumask */
 #define GVER_KOBJ_CPUMASK     4   /* struct cpumask */
 #define GVER_KOBJ_FILE        5   /* struct file */
-#define GVER_KOBJ_MAX         6
+#define GVER_KOBJ_KERN_CTX    6   /* the kernel's structure behind a context (sk_buff, ...) */
+#define GVER_KOBJ_MAX         7
 /* The kernel structure's name of kind k ("task_struct"), or NULL. */
 const char *gver_kobj_struct_name(uint32_t k);
 /* The kernel kfunc of that name that graft has the prototype and rules

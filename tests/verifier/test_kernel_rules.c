@@ -153,6 +153,12 @@ static const struct kcase cases[] = {
       "mov r2, 1\nlddw r1, map:1\ncall 81\nmov r0, 1\nexit\n", NULL },
     { "get_local_storage of a hash map", GKT_CGROUP_SKB, "cgroup_skb/ingress", "cannot pass map",
       "mov r2, 0\nlddw r1, map:0\ncall 81\nmov r0, 1\nexit\n", NULL },
+    /* bpf_cast_to_kern_ctx: the context's kernel structure, whose layout graft does not know */
+    { "cast_to_kern_ctx of the context", GKT_SCHED_CLS, "tc", NULL, "call kfunc 0\n" RET0, "bpf_cast_to_kern_ctx" },
+    { "cast_to_kern_ctx of a moved context", GKT_SCHED_CLS, "tc", "unmodified context",
+      "add r1, 4\ncall kfunc 0\n" RET0, "bpf_cast_to_kern_ctx" },
+    { "cast_to_kern_ctx: its fields are not known", GKT_SCHED_CLS, "tc", "layout is unknown",
+      "call kfunc 0\nldxw r0, [r0+0]\n" RET0, "bpf_cast_to_kern_ctx" },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
