@@ -52,8 +52,8 @@ static int report(const char *what, const struct gver_result *res, int log_level
         fputs(res->log, res->accepted ? stdout : stderr);
     if (res->accepted) {
         char worst[96];
-        if (res->max_path_insns == UINT64_MAX)   /* a kernel program's may_goto loop */
-            snprintf(worst, sizeof(worst), "worst case bounded only by the kernel's may_goto counter");
+        if (res->max_path_insns == UINT64_MAX)   /* a kernel program's may_goto or iterator loop */
+            snprintf(worst, sizeof(worst), "worst case bounded only by the kernel (may_goto counter, iterator)");
         else
             snprintf(worst, sizeof(worst), "worst case %llu insns per run", (unsigned long long)res->max_path_insns);
         printf("%s: accepted (%s, %llu insns explored, stack %u bytes, %.3f ms)\n",
