@@ -154,6 +154,8 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
     case T_NOT_INIT:
         return reject(e, "R%d !read_ok: register is not initialised", regno);
     case T_SCALAR:
+        if (p.arena)    /* any address of the arena: the kernel catches faults */
+            break;
         return reject(e, "R%d invalid mem access 'scalar': not a pointer", regno);
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:

@@ -82,6 +82,27 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     return 0;
 }
 
+/* addr_space_cast (mov64 with off 1): imm 1 makes an arena address
+ * (address space 1) a pointer the program dereferences (address space 0),
+ * imm 1 << 16 the other way. Only for kernel programs whose object has an
+ * arena map, as the kernel has it; graft's VM has no arenas. */
+static int arena_cast(struct env *e, const struct bpf_insn *in)
+{
+    bool arena = false;
+    for (uint32_t i = 0; i < e->in->n_maps; i++)
+        arena |= e->in->maps[i].type == GMAP_KERNEL_ARENA;
+    if (!e->pol->kctx || !arena)
+        return reject(e, "addr_space_cast insn can only be used in a program that has an associated arena");
+    if (in->imm != 1 && in->imm != 1 << 16)
+        return reject(e, "addr_space_cast insn can only convert between address space 1 and 0");
+    struct reg *r = regs(e);
+    if (r[in->src_reg].type != T_SCALAR)
+        return reject(e, "R%d addr_space_cast of a %s", in->src_reg, reg_type_name(r[in->src_reg].type));
+    mark_unknown(&r[in->dst_reg]);
+    r[in->dst_reg].arena = in->imm == 1;
+    return 0;
+}
+
 int check_alu(struct env *e, const struct bpf_insn *in)
 {
     uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -99,6 +120,8 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         }
         if ((rc = check_read(e, sr)))
             return rc;
+        if (in->off == 1)
+            return arena_cast(e, in);
         /* the kernel's root rule: a partial or sign-extended copy of a
          * pointer is a number */
         if (is_ptr(&r[sr]) && (in->off || !is64) && e->pol->allow_ptr_leaks) {

@@ -48,8 +48,10 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
                 return bad(c, i, "invalid off %d for div/mod %#x", in->off, in->code);
             break;
         case BPF_MOV:
+            /* off 1: addr_space_cast (kernel programs with an arena: alu.c) */
             if (in->off && !(BPF_SRC(in->code) == BPF_X &&
-                             (in->off == 8 || in->off == 16 || (in->off == 32 && cls == BPF_ALU64))))
+                             (in->off == 8 || in->off == 16 ||
+                              ((in->off == 32 || in->off == 1) && cls == BPF_ALU64))))
                 return bad(c, i, "invalid off %d for mov %#x", in->off, in->code);
             break;
         case BPF_NEG:

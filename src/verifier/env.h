@@ -30,6 +30,7 @@
 /* kernel map types graft does not implement, that kernel helpers take */
 #define GMAP_KERNEL_CGROUP_STORAGE 19
 #define GMAP_KERNEL_PERCPU_CGROUP_STORAGE 21
+#define GMAP_KERNEL_ARENA 33
 #define LOOP_MAX_ITER (1u << 23)
 
 struct env {

@@ -37,6 +37,7 @@
 #define KF_ITER_NEXT    0x40u
 #define KF_ITER_DESTROY 0x80u
 #define KF_RCU          0x100u
+#define KF_SLEEPABLE    0x200u
 
 /* argument kinds */
 enum ka {
@@ -46,6 +47,7 @@ enum ka {
     KA_OBJ,                    /* a kernel object of kind obj (or obj_alt) */
     KA_ITER,                   /* the iterator (new: uninitialised; else initialised) */
     KA_CTX,                    /* the unmodified context */
+    KA_ARENA_MAP,              /* an arena map (p__map) */
 };
 
 /* return kinds */
@@ -91,6 +93,12 @@ static const struct gver_kernel_kfunc kfuncs[] = {
     { "bpf_iter_bits_new", KF_ITER_NEW, SET_COMMON, { KA_ITER, KA_IGNORED, KA_SCALAR }, { ITER_BITS }, KR_INT, 0 },
     { "bpf_iter_bits_next", KF_ITER_NEXT | KF_RET_NULL, SET_COMMON, { KA_ITER }, { ITER_BITS }, KR_ITER_INT, 0 },
     { "bpf_iter_bits_destroy", KF_ITER_DESTROY, SET_COMMON, { KA_ITER }, { ITER_BITS }, KR_VOID, 0 },
+    /* arenas (kernel/bpf/arena.c): the pages' address is a number until
+     * addr_space_cast (alu.c) */
+    { "bpf_arena_alloc_pages", KF_TRUSTED_ARGS | KF_SLEEPABLE, SET_COMMON,
+      { KA_ARENA_MAP, KA_IGNORED, KA_SCALAR, KA_SCALAR, KA_SCALAR }, { 0 }, KR_INT, 0 },
+    { "bpf_arena_free_pages", KF_TRUSTED_ARGS | KF_SLEEPABLE, SET_COMMON,
+      { KA_ARENA_MAP, KA_IGNORED, KA_SCALAR }, { 0 }, KR_VOID, 0 },
     /* the kernel's structure behind the context (common_btf_ids) */
     { "bpf_cast_to_kern_ctx", 0, SET_COMMON, { KA_CTX }, { 0 }, KR_OBJ, GVER_KOBJ_KERN_CTX },
     /* tasks and cgroups (generic_btf_ids) */
@@ -314,6 +322,8 @@ int check_kernel_kfunc(struct env *e, const struct bpf_insn *in, uint32_t idx)
                       "for this program type", k->name);
     if (e->cur->lock_map)
         return reject(e, "kernel function %s is not allowed while holding a spin lock", k->name);
+    if ((k->flags & KF_SLEEPABLE) && !e->pol->ksleepable)
+        return reject(e, "program must be sleepable to call sleepable kfunc %s", k->name);
     int rc;
     uint32_t release = 0;
     struct reg r0;
@@ -330,6 +340,11 @@ int check_kernel_kfunc(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "R%d %s: arg#%d is not a scalar (%s)", rn, k->name, i, reg_type_name(r->type));
             break;
         case KA_IGNORED:
+            break;
+        case KA_ARENA_MAP:
+            if (r->type != T_CONST_MAP || map_of(e, r->map_idx)->type != GMAP_KERNEL_ARENA)
+                return reject(e, "R%d %s: arg#%d expected an arena map, not %s", rn, k->name, i,
+                              reg_type_name(r->type));
             break;
         case KA_CTX:
             if (r->type != T_CTX || r->off || !scalar_is_const(&r->v) || r->v.t.value)

@@ -324,6 +324,9 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
         sec++;
     const char *slash = strchr(sec, '/');
     const char *attach = slash ? slash + 1 : "";
+    size_t plen = slash ? (size_t)(slash - sec) : strlen(sec);
+    /* sleepable: syscall programs, and sections whose type ends in ".s" */
+    p->ksleepable = ktype == GKT_SYSCALL || (plen > 2 && !strncmp(sec + plen - 2, ".s", 2));
     switch (ktype) {
     case GKT_CGROUP_SKB:
         if (!strcmp(attach, "egress"))

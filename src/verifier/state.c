@@ -280,6 +280,8 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
     if (o->type != c->type)
         return false;
     if (o->type == T_SCALAR) {
+        if (o->arena != c->arena)
+            return false;          /* one may be dereferenced, the other not */
         if (!precise)
             return true;
         /* old learnt bounds for its copies through branches: cur must link the same registers */

@@ -197,6 +197,9 @@ struct gver_policy {
      * MAP_VALUE load is a raw file descriptor no map stands behind (the
      * kernel refuses it) instead of a map index. */
     int map_fds_unbound;
+    /* A kernel program that may sleep (syscall, lsm.s/, fentry.s/, ...):
+     * it may call sleepable kfuncs (gver_policy_kernel_ret sets it). */
+    int ksleepable;
 };
 
 /* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */

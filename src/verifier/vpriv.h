@@ -102,6 +102,9 @@ struct reg {
     uint8_t frameno;           /* T_STACK */
     uint8_t rdonly;            /* T_MEM: host variable the policy made read-only */
     uint8_t pkt_end;           /* T_PACKET: PKT_AT_END / PKT_PAST_END proven on this path (packet.c) */
+    uint8_t arena;             /* T_SCALAR: a kernel program's arena pointer (addr_space_cast to
+                                * address space 0): the kernel lets loads and stores through it
+                                * reach anything, faults caught (kernel_kfuncs.c) */
     int32_t off;               /* pointers: fixed offset */
     struct scalar v;           /* scalar value, or a pointer's variable offset */
     uint32_t map_idx;          /* map pointers and values */

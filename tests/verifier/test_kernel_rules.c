@@ -34,6 +34,8 @@ struct kcase {
 #define NUM_NEXT "mov r1, r6\ncall kfunc 1\n"
 #define NUM_DESTROY "mov r1, r6\ncall kfunc 2\n"
 #define RET0 "mov r0, 0\nexit\n"
+#define ARENA "bpf_arena_alloc_pages,bpf_arena_free_pages"
+#define ARENA_ALLOC "lddw r1, map:2\nmov r2, 0\nmov r3, 1\nmov r4, -1\nmov r5, 0\ncall kfunc 0\n"
 /* the task size the object's BTF would give */
 #define TASK_SIZE 4096
 
@@ -159,6 +161,19 @@ static const struct kcase cases[] = {
       "add r1, 4\ncall kfunc 0\n" RET0, "bpf_cast_to_kern_ctx" },
     { "cast_to_kern_ctx: its fields are not known", GKT_SCHED_CLS, "tc", "layout is unknown",
       "call kfunc 0\nldxw r0, [r0+0]\n" RET0, "bpf_cast_to_kern_ctx" },
+    /* arenas: pages are numbers until addr_space_cast makes them pointers */
+    { "arena: alloc, cast, store, load", GKT_SYSCALL, "syscall", NULL,
+      ARENA_ALLOC "jeq r0, 0, out\n.raw 0xbf, 0, 0, 1, 1\nstw [r0+4092], 7\nldxw r0, [r0+0]\nout:\n" RET0, ARENA },
+    { "arena: not dereferenced before the cast", GKT_SYSCALL, "syscall", "invalid mem access 'scalar'",
+      ARENA_ALLOC "jeq r0, 0, out\nstw [r0+0], 7\nout:\n" RET0, ARENA },
+    { "arena: cast back to address space 1 is a number", GKT_SYSCALL, "syscall", "invalid mem access 'scalar'",
+      ARENA_ALLOC "jeq r0, 0, out\n.raw 0xbf, 0, 0, 1, 1\n.raw 0xbf, 0, 0, 1, 0x10000\nstw [r0+0], 7\nout:\n" RET0,
+      ARENA },
+    { "arena: the cast converts only between spaces 0 and 1", GKT_SYSCALL, "syscall", "between address space",
+      ARENA_ALLOC ".raw 0xbf, 0, 0, 1, 2\n" RET0, ARENA },
+    { "arena: its kfuncs are sleepable", GKT_SCHED_CLS, "tc", "must be sleepable", ARENA_ALLOC RET0, ARENA },
+    { "arena: a hash map is not an arena", GKT_SYSCALL, "syscall", "expected an arena map",
+      "lddw r1, map:0\nmov r2, 0\nmov r3, 1\nmov r4, -1\nmov r5, 0\ncall kfunc 0\n" RET0, ARENA },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
@@ -202,11 +217,12 @@ int main(void)
         pol->kernel_kfuncs = kk_table;
         pol->n_kernel_kfuncs = kk_fill(c->kfuncs);
         pol->kobj_size[GVER_KOBJ_TASK] = TASK_SIZE;
-        static const struct gmap_def maps[2] = {
+        static const struct gmap_def maps[3] = {
             { .type = GMAP_HASH, .key_size = 8, .value_size = 8, .max_entries = 4, .name = "hash" },
             { .type = 19 /* cgroup_storage */, .key_size = 16, .value_size = 64, .name = "cgstore" },
+            { .type = 33 /* arena */, .max_entries = 10, .name = "arena" },
         };
-        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 2, .policy = pol };
+        struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = 3, .policy = pol };
         struct gver_result res;
         if (gver_verify(&in, &res, &err) < 0) {
             printf("FAIL %s: verifier error %s\n", c->name, err.msg);
