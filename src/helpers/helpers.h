@@ -56,6 +56,7 @@ enum garg_kind {
     GARG_PTR_TO_CTX_OR_NULL,   /* the unmodified context or NULL (kernel helpers only) */
     GARG_PTR_TO_U32,           /* initialised 4 bytes, aligned, read and written (kernel helpers
                                 * only: check_mtu) */
+    GARG_PTR_TO_KERNEL_TASK,   /* a trusted struct task_struct pointer (kernel helpers only) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */

@@ -332,6 +332,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                           ks->type_name);
         return reject(e, "unknown func #%u: a kernel helper graft has no prototype for", id);
     }
+    if (ks && id == HELPER_COPY_FROM_USER_TASK && !e->pol->ksleepable)
+        return reject(e, "unknown func bpf_copy_from_user_task#%u: only sleepable programs may call it", id);
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
         return reject(e, in->imm == 0 ? "call of an absent function (helper #0: a weak __ksym/kfunc nothing "
                                         "grants, or libbpf's unresolved one); guard it with bpf_ksym_exists()"
@@ -478,6 +480,13 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "R%d type=%s expected=ctx or NULL (helper %s)", rn, reg_type_name(r->type), pr->name);
             if (r->off || !scalar_is_const(&r->v) || r->v.t.value)
                 return reject(e, "R%d helper %s needs the unmodified ctx pointer", rn, pr->name);
+            break;
+        case GARG_PTR_TO_KERNEL_TASK:
+            if (r->type != T_BTF || r->map_idx != GVER_KOBJ_TASK)
+                return reject(e, "R%d type=%s expected=ptr_to_btf_id task_struct (helper %s)", rn,
+                              reg_type_name(r->type), pr->name);
+            if (r->off || !scalar_is_const(&r->v) || r->v.t.value)
+                return reject(e, "R%d helper %s needs the task pointer at offset 0", rn, pr->name);
             break;
         case GARG_PTR_TO_U32:
             if (r->type == T_STACK && scalar_is_const(&r->v) && (r->off + (int64_t)r->v.t.value) % 4)

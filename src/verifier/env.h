@@ -27,6 +27,7 @@
 #define HELPER_LOOP 181
 #define HELPER_OVERRIDE_RETURN 58
 #define HELPER_LOCAL_STORAGE 81
+#define HELPER_COPY_FROM_USER_TASK 191
 /* kernel map types graft does not implement, that kernel helpers take */
 #define GMAP_KERNEL_CGROUP_STORAGE 19
 #define GMAP_KERNEL_PERCPU_CGROUP_STORAGE 21

@@ -41,7 +41,7 @@ enum {
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
     H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158, H_FIB_LOOKUP = 69,
-    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163, H_LOCAL_STORAGE = 81,
+    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163, H_LOCAL_STORAGE = 81, H_COPY_FROM_USER_TASK = 191,
     /* kernel-only, and they move or resize the packet: the verifier
      * invalidates every packet pointer after them (packet.c) */
     H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
@@ -78,6 +78,9 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "fib_lookup", H_FIB_LOOKUP, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
     { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
+    /* sleepable programs only (calls.c) */
+    { "copy_from_user_task", H_COPY_FROM_USER_TASK, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE_OR_ZERO, GARG_ANYTHING, GARG_PTR_TO_KERNEL_TASK, GARG_ANYTHING }, 0 },
     /* the cgroup's storage of the map (a cgroup storage map), never NULL;
      * flags must be 0 */
     { "get_local_storage", H_LOCAL_STORAGE, NULL, GRET_MAP_VALUE, { GARG_CONST_MAP_PTR, GARG_ANYTHING }, 0 },
@@ -136,7 +139,7 @@ static const uint16_t base_perfmon[] = {
  * and lsm build on it); probe_read and probe_read_str exist on x86-64 */
 static const uint16_t tracing_common[] = {
     H_PID_TGID, H_UID_GID, H_COMM, H_UNDER_CGROUP, H_WRITE_USER, H_PROBE_READ,
-    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP, H_CURRENT_TASK_BTF,
+    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP, H_CURRENT_TASK_BTF, H_COPY_FROM_USER_TASK,
 };
 /* perf_event_output, get_stackid, get_stack: every tracing type */
 static const uint16_t tracing_output[] = { H_PERF_OUTPUT, H_STACKID, H_GET_STACK };

@@ -35,6 +35,7 @@ struct kcase {
 #define NUM_DESTROY "mov r1, r6\ncall kfunc 2\n"
 #define RET0 "mov r0, 0\nexit\n"
 #define ARENA "bpf_arena_alloc_pages,bpf_arena_free_pages"
+#define COPY_TASK "call 158\nmov r4, r0\nmov r1, r10\nadd r1, -16\nmov r2, 16\nmov r3, 0\nmov r5, 0\ncall 191\n"
 #define ARENA_ALLOC "lddw r1, map:2\nmov r2, 0\nmov r3, 1\nmov r4, -1\nmov r5, 0\ncall kfunc 0\n"
 /* the task size the object's BTF would give */
 #define TASK_SIZE 4096
@@ -174,6 +175,12 @@ static const struct kcase cases[] = {
     { "arena: its kfuncs are sleepable", GKT_SCHED_CLS, "tc", "must be sleepable", ARENA_ALLOC RET0, ARENA },
     { "arena: a hash map is not an arena", GKT_SYSCALL, "syscall", "expected an arena map",
       "lddw r1, map:0\nmov r2, 0\nmov r3, 1\nmov r4, -1\nmov r5, 0\ncall kfunc 0\n" RET0, ARENA },
+    /* bpf_copy_from_user_task: sleepable programs, a trusted task */
+    { "copy_from_user_task in a sleepable program", GKT_LSM, "lsm.s/file_open", NULL, COPY_TASK RET0, NULL },
+    { "copy_from_user_task in a sleepable uprobe (as kprobe)", GKT_KPROBE, "uprobe.s", NULL, COPY_TASK RET0, NULL },
+    { "copy_from_user_task in a non-sleepable program", GKT_LSM, "lsm/file_open", "only sleepable", COPY_TASK RET0, NULL },
+    { "copy_from_user_task of a number", GKT_LSM, "lsm.s/file_open", "expected=ptr_to_btf_id",
+      "mov r4, 1\nmov r1, r10\nadd r1, -16\nmov r2, 16\nmov r3, 0\nmov r5, 0\ncall 191\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
