@@ -180,6 +180,9 @@ static const uint16_t sk_skb_pkt[] = { H_STORE_BYTES, H_CHANGE_TAIL, H_PULL_DATA
                                        H_ADJUST_ROOM };
 static const uint16_t sk_msg_pkt[] = { H_MSG_PULL, H_MSG_PUSH, H_MSG_POP };
 static const uint16_t lwt_only[] = { H_CGROUP_CLASSID, H_CSUM_DIFF, H_HASH_RECALC };   /* lwt_out's */
+/* lwt_xmit_func_proto's own (the policy's attach point picks it: lwt_xmit_set) */
+static const uint16_t lwt_xmit[] = { H_REDIRECT, H_CLONE_REDIRECT, H_CHANGE_TAIL, H_CHANGE_HEAD, H_STORE_BYTES,
+                                     H_CSUM_UPDATE, H_L3_CSUM, H_L4_CSUM };
 
 struct part {
     const uint16_t *ids;
@@ -228,6 +231,7 @@ static const struct {
 
 /* [type][0]: root's set, [type][1]: an unprivileged user's */
 static struct gver_helper_set sets[GKT_UNKNOWN + 1][2];
+static struct gver_helper_set lwt_xmit_set;     /* lwt's, plus lwt_xmit's own */
 static pthread_once_t sets_once = PTHREAD_ONCE_INIT;
 
 static void add(struct gver_helper_set *s, const uint16_t *ids, uint32_t n)
@@ -257,6 +261,9 @@ static void build_sets(void)
             *user = *root;
         }
     }
+    lwt_xmit_set = sets[GKT_LWT][0];
+    lwt_xmit_set.type_name = "lwt_xmit";
+    add(&lwt_xmit_set, lwt_xmit, sizeof(lwt_xmit) / sizeof(lwt_xmit[0]));
 }
 
 const struct gver_helper_set *gver_kernel_helper_set(int ktype, int unprivileged)
@@ -278,6 +285,8 @@ void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileg
     const struct gver_helper_set *s = gver_kernel_helper_set(ktype, unprivileged);
     if (!p || !s)
         return;
+    if (ktype == GKT_LWT && p->kctx_attach == GVER_KATTACH_LWT_XMIT)
+        s = &lwt_xmit_set;
     p->kernel_helpers = s;
     p->helper_proto = kernel_proto;
     uint64_t kernel_only[BPF_MAX_HELPER_ID / 64] = {0};

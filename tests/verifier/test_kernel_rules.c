@@ -181,6 +181,9 @@ static const struct kcase cases[] = {
     { "copy_from_user_task in a non-sleepable program", GKT_LSM, "lsm/file_open", "only sleepable", COPY_TASK RET0, NULL },
     { "copy_from_user_task of a number", GKT_LSM, "lsm.s/file_open", "expected=ptr_to_btf_id",
       "mov r4, 1\nmov r1, r10\nadd r1, -16\nmov r2, 16\nmov r3, 0\nmov r5, 0\ncall 191\n" RET0, NULL },
+    /* lwt_xmit's own helpers */
+    { "lwt_xmit: skb_change_head", GKT_LWT, "lwt_xmit", NULL, "mov r2, 1\nmov r3, 0\ncall 43\n" RET0, NULL },
+    { "lwt_in: no skb_change_head", GKT_LWT, "lwt_in", "may not call it", "mov r2, 1\nmov r3, 0\ncall 43\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
