@@ -863,11 +863,13 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
     struct reg r0 = f->regs[BPF_R0];
     int rc;
     *path_done = false;
-    if (st->lock_map)
+    bool subprog = st->nfr > 1 && !f->is_callback;
+    /* a kernel program's subprogram may return with the lock held (its
+     * caller unlocks; the program's exit is checked), as the kernel has it */
+    if (st->lock_map && !(subprog && e->pol->kctx))
         return reject(e, "bpf_spin_unlock is missing: exit with a spin lock held");
     /* Kernel programs, as the kernel has it: a subprogram may return
      * without setting r0, which the caller then cannot read. */
-    bool subprog = st->nfr > 1 && !f->is_callback;
     if (r0.type == T_NOT_INIT && !(subprog && e->pol->kctx))
         return reject(e, "R0 !read_ok: the return value is not initialised");
     if (st->nfr == 1) {

@@ -35,6 +35,9 @@ struct kcase {
 #define NUM_DESTROY "mov r1, r6\ncall kfunc 2\n"
 #define RET0 "mov r0, 0\nexit\n"
 #define ARENA "bpf_arena_alloc_pages,bpf_arena_free_pages"
+/* r6 = a hash map value; the subprogram lk locks its word r1 */
+#define LOCK_PRE "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\njne r0, 0, go\n" RET0 \
+                 "go:\nmov r6, r0\nmov r1, r0\ncall lk\n"
 #define COPY_TASK "call 158\nmov r4, r0\nmov r1, r10\nadd r1, -16\nmov r2, 16\nmov r3, 0\nmov r5, 0\ncall 191\n"
 #define ARENA_ALLOC "lddw r1, map:2\nmov r2, 0\nmov r3, 1\nmov r4, -1\nmov r5, 0\ncall kfunc 0\n"
 /* the task size the object's BTF would give */
@@ -184,6 +187,11 @@ static const struct kcase cases[] = {
     /* lwt_xmit's own helpers */
     { "lwt_xmit: skb_change_head", GKT_LWT, "lwt_xmit", NULL, "mov r2, 1\nmov r3, 0\ncall 43\n" RET0, NULL },
     { "lwt_in: no skb_change_head", GKT_LWT, "lwt_in", "may not call it", "mov r2, 1\nmov r3, 0\ncall 43\n" RET0, NULL },
+    /* a subprogram may return with the spin lock held; the program may not */
+    { "spin lock taken in a subprogram, released by its caller", GKT_SCHED_CLS, "tc", NULL,
+      LOCK_PRE "mov r1, r6\ncall 94\n" RET0 "lk:\ncall 93\n" RET0, NULL },
+    { "spin lock taken in a subprogram, never released", GKT_SCHED_CLS, "tc", "bpf_spin_unlock is missing",
+      LOCK_PRE RET0 "lk:\ncall 93\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
