@@ -150,6 +150,14 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         }
         if (is_ptr(&r[sr]))
             return reject(e, "R%d 32-bit move of a pointer prohibited (partial copy)", sr);
+        /* a number below 2^32 is its own low half: the copy is equal to it
+         * and shares its id (a bound learnt on one holds for both) */
+        if (r[sr].type == T_SCALAR && r[sr].v.umax <= UINT32_MAX && !scalar_is_const(&r[sr].v)) {
+            if (!r[sr].id)
+                r[sr].id = new_id(e);
+            r[dr] = r[sr];
+            return 0;
+        }
         struct reg t = r[sr];
         scalar_zext32(&t.v);
         t.id = 0;

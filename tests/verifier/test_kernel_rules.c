@@ -192,6 +192,11 @@ static const struct kcase cases[] = {
       LOCK_PRE "mov r1, r6\ncall 94\n" RET0 "lk:\ncall 93\n" RET0, NULL },
     { "spin lock taken in a subprogram, never released", GKT_SCHED_CLS, "tc", "bpf_spin_unlock is missing",
       LOCK_PRE RET0 "lk:\ncall 93\n" RET0, NULL },
+    /* root may hand a helper a spilled pointer's bytes (as a map key) */
+    { "a spilled pointer as a map key", GKT_SCHED_CLS, "tc", NULL,
+      "stxdw [r10-8], r10\nmov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\n" RET0, NULL },
+    { "an iterator as a map key", GKT_SCHED_CLS, "tc", "spilled pointer",
+      NUM_NEW "mov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\n" NUM_DESTROY RET0, NUM },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
