@@ -331,6 +331,21 @@ void scalar_sext_size(struct scalar *s, unsigned size)
     }
     if (s->smin >= lo && s->smax <= hi)
         return;
+    uint64_t full = 1ull << bits;
+    if (s->umin > (uint64_t)hi && s->umax < full) {
+        /* every value has the width's sign bit set and nothing above it:
+         * each becomes itself minus 2^bits (the order is kept) */
+        struct tnum t = s->t;
+        t.value |= ~(full - 1);
+        t.mask &= full - 1;
+        int64_t nlo = (int64_t)s->umin - (int64_t)full, nhi = (int64_t)s->umax - (int64_t)full;
+        scalar_unknown(s);
+        s->t = t;
+        s->smin = nlo;
+        s->smax = nhi;
+        scalar_sync(s);
+        return;
+    }
     /* values 0..hi stay; hi+1..2*hi+1 in the low bits would wrap negative:
      * keep it simple and sound - any value of the signed width. */
     scalar_unknown(s);
