@@ -652,6 +652,10 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 
     if (pr->ret == GRET_MAP_VALUE && !is_null_const(&regs(e)[BPF_R2]))
         return reject(e, "get_local_storage() doesn't support non-zero flags");
+    /* the kernel's do_refine_retval_range (kernel programs): the helpers
+     * that fill a buffer return a negative errno or at most its size */
+    int size_reg = id == 67 || id == 141 ? BPF_R3 : id == 45 || id == 114 || id == 115 ? BPF_R2 : 0;
+    uint64_t msize_max = size_reg && regs(e)[size_reg].type == T_SCALAR ? regs(e)[size_reg].v.umax : 0;
     clobber_args(e);
     if (helper_changes_pkt_data(id))
         pkt_invalidate(e);
@@ -659,6 +663,12 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     switch (pr->ret) {
     case GRET_INTEGER:
         mark_unknown(r0);
+        if (e->pol->kctx && size_reg && msize_max <= INT32_MAX) {
+            r0->v.smin = r0->v.s32min = -4095;
+            r0->v.smax = r0->v.s32max = (int64_t)msize_max;
+            if (!scalar_sync(&r0->v))
+                mark_unknown(r0);
+        }
         break;
     case GRET_VOID:
         mark_not_init(r0);

@@ -191,6 +191,19 @@ static bool sync_once(struct scalar *s)
         s->s32min = MAXU(s->s32min, (int32_t)s->smin);
         s->s32max = MINU(s->s32max, (int32_t)s->smax);
     }
+    /* high halves h and h+1, the low halves running from a negative s32
+     * up through -1, 0 to a positive one: one s32 range (the kernel's
+     * __reg32_deduce_bounds special case) */
+    if (s->umin <= s->umax && (uint32_t)(s->umin >> 32) + 1 == (uint32_t)(s->umax >> 32) &&
+        (int32_t)s->umin < 0 && (int32_t)s->umax >= 0) {
+        s->s32min = MAXU(s->s32min, (int32_t)s->umin);
+        s->s32max = MINU(s->s32max, (int32_t)s->umax);
+    }
+    if (s->smin <= s->smax && (uint32_t)((uint64_t)s->smin >> 32) + 1 == (uint32_t)((uint64_t)s->smax >> 32) &&
+        (int32_t)s->smin < 0 && (int32_t)s->smax >= 0) {
+        s->s32min = MAXU(s->s32min, (int32_t)s->smin);
+        s->s32max = MINU(s->s32max, (int32_t)s->smax);
+    }
     /* 32-bit signed <-> unsigned when the range does not cross the sign */
     if (s->u32min <= s->u32max && (int32_t)s->u32min <= (int32_t)s->u32max) {
         s->s32min = MAXU(s->s32min, (int32_t)s->u32min);
@@ -489,6 +502,12 @@ static void alu64(struct scalar *d, const struct scalar *s, uint8_t op,
             if (sh == 0 || (a.umax >> (64 - sh)) == 0) {
                 r.umin = a.umin << sh;
                 r.umax = a.umax << sh;
+            }
+            /* << 32 (half of the compilers' sign extension of a subregister):
+             * the low half, as a signed number, becomes the high half */
+            if (sh == 32 && shift_mask == 63) {
+                r.smin = (int64_t)((uint64_t)(int64_t)a.s32min << 32);
+                r.smax = (int64_t)((uint64_t)(int64_t)a.s32max << 32);
             }
         }
         break;

@@ -197,6 +197,13 @@ static const struct kcase cases[] = {
       "stxdw [r10-8], r10\nmov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\n" RET0, NULL },
     { "an iterator as a map key", GKT_SCHED_CLS, "tc", "spilled pointer",
       NUM_NEW "mov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\n" NUM_DESTROY RET0, NUM },
+    /* bpf_get_stack returns a negative errno or at most the size asked */
+    { "get_stack's result is at most its size", GKT_TRACEPOINT, "tracepoint", NULL,
+      "mov r2, r10\nadd r2, -64\nmov r3, 24\nmov r4, 0\ncall 67\njslt r0, 0, out\nmov r4, r10\nadd r4, -32\n"
+      "add r4, r0\nstb [r4+0], 0\nout:\n" RET0, NULL },
+    { "get_stack's result is no more than that", GKT_TRACEPOINT, "tracepoint", "R4",
+      "mov r2, r10\nadd r2, -64\nmov r3, 24\nmov r4, 0\ncall 67\njslt r0, 0, out\nmov r4, r10\nadd r4, -16\n"
+      "add r4, r0\nstb [r4+0], 0\nout:\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
