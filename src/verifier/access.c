@@ -195,6 +195,18 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         if (acc == ACC_READ)
             return fixed ? stack_read_fixed(e, f, lo, size, dst, regno, sext)
                          : stack_read_var(e, f, lo, hi, dst, regno, size, sext);
+        if (acc == ACC_RMW && e->pol->kctx && e->pol->allow_ptr_leaks && size == 8 && fixed && lo % 8 == 0) {
+            /* root's kernel programs: an atomic update of a whole spilled
+             * pointer makes its bytes a number (never an iterator's) */
+            for (int64_t o = lo; o < hi; o++) {
+                struct slot *s;
+                uint8_t *k = byte_kind(f, o, false, &s);
+                if (k && *k == S_SPILL && s->spill.type != T_SCALAR && s->spill.type != T_ITER)
+                    for (int b = 0; b < 8; b++)
+                        if (s->kind[b] == S_SPILL)
+                            s->kind[b] = S_MISC;
+            }
+        }
         if (acc == ACC_RMW) {
             r = fixed ? stack_read_fixed(e, f, lo, size, NULL, regno, false)
                       : stack_read_var(e, f, lo, hi, NULL, regno, size, false);
@@ -347,6 +359,10 @@ int check_stx(struct env *e, const struct bpf_insn *in)
         return check_mem(e, in->dst_reg, in->off, size, ACC_WRITE, &v, in->src_reg, NULL, false);
     }
     /* atomic */
+    if ((in->imm & BPF_FETCH) && in->imm != BPF_CMPXCHG && in->src_reg == BPF_R10)
+        return reject(e, "frame pointer is read only: the fetch would load into R10");
+    if (is_ptr(&v) && e->pol->kctx && e->pol->allow_ptr_leaks)
+        mark_unknown(&v);          /* root's kernel programs: the pointer's bits are a number */
     if (is_ptr(&v))
         return reject(e, "R%d atomic operation with a pointer operand prohibited (pointer leak)", in->src_reg);
     if (in->imm == BPF_CMPXCHG) {

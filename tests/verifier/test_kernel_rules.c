@@ -204,6 +204,18 @@ static const struct kcase cases[] = {
     { "get_stack's result is no more than that", GKT_TRACEPOINT, "tracepoint", "R4",
       "mov r2, r10\nadd r2, -64\nmov r3, 24\nmov r4, 0\ncall 67\njslt r0, 0, out\nmov r4, r10\nadd r4, -16\n"
       "add r4, r0\nstb [r4+0], 0\nout:\n" RET0, NULL },
+    /* root's atomics: a pointer operand is a number; a whole spilled pointer too */
+    { "atomic add of a pointer into a map value", GKT_SCHED_CLS, "tc", NULL,
+      "stdw [r10-8], 0\nmov r2, r10\nadd r2, -8\nlddw r1, map:0\ncall 1\njeq r0, 0, out\n"
+      ".raw 0xdb, 0, 10, 0, 0\nout:\n" RET0, NULL },
+    { "atomic add on a spilled pointer: its bytes become a number", GKT_SCHED_CLS, "tc", NULL,
+      "stxdw [r10-8], r1\nmov r2, 1\n.raw 0xdb, 10, 2, -8, 0\nldxdw r0, [r10-8]\nand r0, 1\nexit\n", NULL },
+    { "32-bit atomic on a spilled pointer", GKT_SCHED_CLS, "tc", "spilled pointer",
+      "stxdw [r10-8], r1\nmov r2, 1\n.raw 0xc3, 10, 2, -8, 1\n" RET0, NULL },
+    { "atomic on an iterator", GKT_SCHED_CLS, "tc", "spilled pointer",
+      NUM_NEW "mov r2, 1\n.raw 0xdb, 10, 2, -8, 0\n" NUM_DESTROY RET0, NUM },
+    { "atomic fetch into r10", GKT_SCHED_CLS, "tc", "frame pointer is read only",
+      "stdw [r10-8], 0\n.raw 0xdb, 10, 10, -8, 1\n" RET0, NULL },
     { "kfuncs unknown to graft stay refused", GKT_SYSCALL, "syscall", "not allowed by the policy",
       "mov r1, 1\ncall kfunc 3\n" RET0, TASK },
 };
