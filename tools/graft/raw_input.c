@@ -272,9 +272,15 @@ int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, en
     for (uint32_t k = 0; k < GVER_KOBJ_MAX; k++)
         policy->kobj_size[k] = gobj_struct_size(obj, gver_kobj_struct_name(k));
     policy->map_fds_unbound = 1;
+    /* libbpf freezes .rodata before loading, and the kernel reads a frozen
+     * read-only map's bytes as constants (bpf_map_direct_read): so do we */
+    const void **frozen = gobj_frozen_values(obj);
     struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
-                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
+                             .map_lock_offs = locks, .policy = policy, .log_level = log_level,
+                             .map_frozen = frozen };
     int rc = gver_verify(&in, res, err);
+    if (frozen)
+        gobj_frozen_free(frozen, obj->n_maps);
     free(kk);
     free(defs);
     free(locks);
