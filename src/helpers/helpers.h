@@ -60,6 +60,9 @@ enum garg_kind {
     GARG_PTR_TO_SOCKET_OR_NULL,  /* a full socket or NULL */
     GARG_PTR_TO_MAP_VALUE_OR_NULL, /* the map's value_size of readable memory, or NULL */
     GARG_PTR_TO_CTX_OR_NULL,   /* the unmodified context or NULL (get_netns_cookie) */
+    GARG_PTR_TO_U32,           /* initialised 4 bytes, aligned, read and written (kernel helpers
+                                * only: check_mtu) */
+    GARG_PTR_TO_KERNEL_TASK,   /* a trusted struct task_struct pointer (kernel helpers only) */
 };
 
 /* Return kinds, after the kernel's enum bpf_return_type. */
@@ -76,6 +79,8 @@ enum gret_kind {
     GRET_TCP_SOCK_OR_NULL,     /* struct bpf_tcp_sock * */
     GRET_BTF_SOCK_OR_NULL,     /* a BTF-typed kernel socket (skc_to_*): passed on, never read */
     GRET_MAP_VALUE,            /* a value of the map in arg 1, never NULL (get_local_storage) */
+    GRET_KERNEL_TASK,          /* the kernel's get_current_task_btf (kernel programs verified
+                                * offline only): a trusted struct task_struct pointer */
 };
 
 #define GHELPER_F_ACQUIRE     0x1  /* returns a resource that must be released */

@@ -733,10 +733,14 @@ static int patch_insn(struct lctx *cx, const struct lsec *sec, uint32_t sec_insn
         poison(insn);
         return 0;
     }
+    /* A bitfield's local value is the compiler's (clang sizes its storage
+     * unit by the record's alignment), not necessarily the one computed
+     * here: libbpf does not check it either (validate = !bitfield). */
+    bool check_local = !lv->bitfield;
     if (cls == BPF_ALU || cls == BPF_ALU64) {
         if (BPF_SRC(insn->code) != BPF_K)
             goto bad;
-        if ((uint32_t)insn->imm != (uint32_t)lv->v)
+        if (check_local && (uint32_t)insn->imm != (uint32_t)lv->v)
             goto mismatch;
         if (tv->v > UINT32_MAX && (int64_t)tv->v < INT32_MIN)
             return graft_errf(cx->err, -ERANGE, "%s: section %s insn %u: CO-RE value %llu does "
@@ -747,7 +751,7 @@ static int patch_insn(struct lctx *cx, const struct lsec *sec, uint32_t sec_insn
     }
     if (ld64) {
         uint64_t cur = (uint32_t)insn[0].imm | (uint64_t)(uint32_t)insn[1].imm << 32;
-        if (cur != lv->v)
+        if (check_local && cur != lv->v)
             goto mismatch;
         insn[0].imm = (uint32_t)tv->v;
         insn[1].imm = (uint32_t)(tv->v >> 32);
@@ -756,7 +760,7 @@ static int patch_insn(struct lctx *cx, const struct lsec *sec, uint32_t sec_insn
     if ((cls == BPF_LDX || cls == BPF_ST || cls == BPF_STX) &&
         (BPF_MODE(insn->code) == BPF_MEM || BPF_MODE(insn->code) == BPF_MEMSX) &&
         rc->kind == BPF_CORE_FIELD_BYTE_OFFSET) {
-        if ((int64_t)insn->off != (int64_t)lv->v)
+        if (check_local && (int64_t)insn->off != (int64_t)lv->v)
             goto mismatch;
         if (tv->v > INT16_MAX)
             return graft_errf(cx->err, -ERANGE, "%s: section %s insn %u: field offset %llu does "

@@ -1105,6 +1105,13 @@ uint32_t gobj_absent_weak_externs(struct gobj *obj)
     return n;
 }
 
+uint32_t gobj_struct_size(const struct gobj *obj, const char *name)
+{
+    int id = obj->btf && name ? btf__find_by_name_kind(obj->btf, name, BTF_KIND_STRUCT) : -1;
+    const struct btf_type *t = id > 0 ? btf__type_by_id(obj->btf, id) : NULL;
+    return t ? t->size : 0;
+}
+
 void gobj_prog_drop_unreached_calls(struct gobj_prog *prog)
 {
     for (uint32_t i = 0; prog->insns && i < prog->n_insns; i++)

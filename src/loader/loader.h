@@ -205,6 +205,10 @@ uint32_t gobj_absent_weak_externs(struct gobj *obj);
  * so they become no-ops the VM can load. */
 void gobj_prog_drop_unreached_calls(struct gobj_prog *prog);
 
+/* The size of struct name in obj's BTF (a kernel structure a program
+ * built with vmlinux.h uses), 0 when the BTF has no such definition. */
+uint32_t gobj_struct_size(const struct gobj *obj, const char *name);
+
 /* The program whose function name, or failing that section name, matches. */
 struct gobj_prog *gobj_find_prog(struct gobj *obj, const char *name_or_section);
 /* Index of the map named name, or -1. */

@@ -154,9 +154,12 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
     case T_NOT_INIT:
         return reject(e, "R%d !read_ok: register is not initialised", regno);
     case T_SCALAR:
+        if (p.arena)    /* any address of the arena: the kernel catches faults */
+            break;
         return reject(e, "R%d invalid mem access 'scalar': not a pointer", regno);
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
+    case T_BTF_OR_NULL:
         return reject(e, "R%d invalid mem access '%s': null check required before dereference",
                       regno, reg_type_name(p.type));
     case T_CONST_MAP:
@@ -192,6 +195,18 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         if (acc == ACC_READ)
             return fixed ? stack_read_fixed(e, f, lo, size, dst, regno, sext)
                          : stack_read_var(e, f, lo, hi, dst, regno, size, sext);
+        if (acc == ACC_RMW && e->pol->kctx && e->pol->allow_ptr_leaks && size == 8 && fixed && lo % 8 == 0) {
+            /* root's kernel programs: an atomic update of a whole spilled
+             * pointer makes its bytes a number (never an iterator's) */
+            for (int64_t o = lo; o < hi; o++) {
+                struct slot *s;
+                uint8_t *k = byte_kind(f, o, false, &s);
+                if (k && *k == S_SPILL && s->spill.type != T_SCALAR && s->spill.type != T_ITER)
+                    for (int b = 0; b < 8; b++)
+                        if (s->kind[b] == S_SPILL)
+                            s->kind[b] = S_MISC;
+            }
+        }
         if (acc == ACC_RMW) {
             r = fixed ? stack_read_fixed(e, f, lo, size, NULL, regno, false)
                       : stack_read_var(e, f, lo, hi, NULL, regno, size, false);
@@ -239,6 +254,22 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         if ((r = check_sock_access(e, regno, &p, insn_off, size, acc)))
             return r;
         break;
+    case T_BTF: {
+        /* a kernel object (kernel programs verified offline): its fields
+         * read as numbers, within the structure the object's BTF sizes */
+        const char *sname = gver_kobj_struct_name(p.map_idx);
+        uint32_t ssize = p.map_idx < GVER_KOBJ_MAX ? e->pol->kobj_size[p.map_idx] : 0;
+        if (acc != ACC_READ)
+            return reject(e, "R%d only read is supported: struct %s is the kernel's", regno, sname);
+        if (!ssize)
+            return reject(e, "R%d struct %s: its layout is unknown (not in the object's BTF)", regno, sname);
+        if (!scalar_is_const(&p.v))
+            return reject(e, "R%d variable offset into struct %s is not allowed", regno, sname);
+        r = check_region(e, regno, &p, insn_off, size, ssize, sname, NULL, NULL);
+        if (r)
+            return r;
+        break;
+    }
     case T_HOST:
         return reject(e, "R%d invalid mem access: host pointer %s cannot be dereferenced; copy its fields with bpf_probe_read_user",
                       regno, e->pol->host_ptrs[p.map_idx].name);
@@ -337,6 +368,10 @@ int check_stx(struct env *e, const struct bpf_insn *in)
         return check_mem(e, in->dst_reg, in->off, size, ACC_WRITE, &v, in->src_reg, NULL, false);
     }
     /* atomic */
+    if ((in->imm & BPF_FETCH) && in->imm != BPF_CMPXCHG && in->src_reg == BPF_R10)
+        return reject(e, "frame pointer is read only: the fetch would load into R10");
+    if (is_ptr(&v) && e->pol->kctx && e->pol->allow_ptr_leaks)
+        mark_unknown(&v);          /* root's kernel programs: the pointer's bits are a number */
     if (is_ptr(&v))
         return reject(e, "R%d atomic operation with a pointer operand prohibited (pointer leak)", in->src_reg);
     if (in->imm == BPF_CMPXCHG) {
@@ -379,6 +414,8 @@ int check_ld_imm64(struct env *e, const struct bpf_insn *in, uint32_t idx)
     case BPF_PSEUDO_MAP_IDX:
     case BPF_PSEUDO_MAP_VALUE:
     case BPF_PSEUDO_MAP_IDX_VALUE: {
+        if (e->pol->map_fds_unbound && (in->src_reg == BPF_PSEUDO_MAP_FD || in->src_reg == BPF_PSEUDO_MAP_VALUE))
+            return reject(e, "fd %d is not pointing to valid bpf_map: no relocation binds this map load", in->imm);
         if (in->imm < 0 || (uint32_t)in->imm >= e->in->n_maps)
             return reject(e, "map index %d out of range (the program has %u maps)", in->imm, e->in->n_maps);
         memset(d, 0, sizeof(*d));

@@ -52,13 +52,24 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
         return reject(e, "R%d pointer arithmetic with %s operator prohibited", dr, opname[op >> 4]);
     if (!dptr && op == BPF_SUB)
         return reject(e, "R%d tried to subtract pointer from scalar", dr);
+    /* the kernel's rule for its JITs (kernel programs): fp moves by adding */
+    if (e->pol->kctx && op == BPF_SUB && ptr->type == T_STACK)
+        return reject(e, "R%d subtraction from stack pointer prohibited", dr);
     switch (ptr->type) {
     case T_MAP_VALUE_OR_NULL:
     case T_MEM_OR_NULL:
     case T_CONST_MAP_OR_NULL:
+    case T_BTF_OR_NULL:
         return reject(e, "R%d pointer arithmetic on %s prohibited, null-check it first", dr,
                       reg_type_name(ptr->type));
     case T_CONST_MAP:
+        /* the kernel lets root add a known 0 to a map pointer: it stays
+         * that map (kernel programs only) */
+        if (e->pol->kctx && e->pol->allow_ptr_leaks && op == BPF_ADD && is_null_const(sc)) {
+            *dst = *ptr;
+            return 0;
+        }
+        return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
     case T_FUNC:
     case T_PACKET_END:
         return reject(e, "R%d pointer arithmetic on %s prohibited", dr, reg_type_name(ptr->type));
@@ -101,6 +112,27 @@ static int ptr_alu(struct env *e, const struct bpf_insn *in, struct reg *dst,
     return 0;
 }
 
+/* addr_space_cast (mov64 with off 1): imm 1 makes an arena address
+ * (address space 1) a pointer the program dereferences (address space 0),
+ * imm 1 << 16 the other way. Only for kernel programs whose object has an
+ * arena map, as the kernel has it; graft's VM has no arenas. */
+static int arena_cast(struct env *e, const struct bpf_insn *in)
+{
+    bool arena = false;
+    for (uint32_t i = 0; i < e->in->n_maps; i++)
+        arena |= e->in->maps[i].type == GMAP_KERNEL_ARENA;
+    if (!e->pol->kctx || !arena)
+        return reject(e, "addr_space_cast insn can only be used in a program that has an associated arena");
+    if (in->imm != 1 && in->imm != 1 << 16)
+        return reject(e, "addr_space_cast insn can only convert between address space 1 and 0");
+    struct reg *r = regs(e);
+    if (r[in->src_reg].type != T_SCALAR)
+        return reject(e, "R%d addr_space_cast of a %s", in->src_reg, reg_type_name(r[in->src_reg].type));
+    mark_unknown(&r[in->dst_reg]);
+    r[in->dst_reg].arena = in->imm == 1;
+    return 0;
+}
+
 int check_alu(struct env *e, const struct bpf_insn *in)
 {
     uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -118,6 +150,8 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         }
         if ((rc = check_read(e, sr)))
             return rc;
+        if (in->off == 1)
+            return arena_cast(e, in);
         /* the kernel's root rule: a partial or sign-extended copy of a
          * pointer is a number */
         if (is_ptr(&r[sr]) && (in->off || !is64) && e->pol->allow_ptr_leaks) {
@@ -146,6 +180,14 @@ int check_alu(struct env *e, const struct bpf_insn *in)
         }
         if (is_ptr(&r[sr]))
             return reject(e, "R%d 32-bit move of a pointer prohibited (partial copy)", sr);
+        /* a number below 2^32 is its own low half: the copy is equal to it
+         * and shares its id (a bound learnt on one holds for both) */
+        if (r[sr].type == T_SCALAR && r[sr].v.umax <= UINT32_MAX && !scalar_is_const(&r[sr].v)) {
+            if (!r[sr].id)
+                r[sr].id = new_id(e);
+            r[dr] = r[sr];
+            return 0;
+        }
         struct reg t = r[sr];
         scalar_zext32(&t.v);
         t.id = 0;

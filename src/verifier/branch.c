@@ -99,13 +99,15 @@ int check_cond_jmp(struct env *e, const struct bpf_insn *in, uint32_t idx)
             }
             if (p->type == T_HOST)   /* the host's pointer may be null */
                 return branch_both_ways(e, target, idx);
-            /* The kernel knows only map values, keys, helper memory and
-             * map pointers to be non-null and follows both sides for the
-             * others (a dead side it explores can make it refuse the
-             * program): so do offline kernel verdicts. */
+            /* The kernel knows only map values, keys, helper memory, map
+             * pointers and trusted kernel objects to be non-null and
+             * follows both sides for the others (a dead side it explores
+             * can make it refuse the program): so do offline kernel
+             * verdicts. */
             if (e->pol->kctx && p->type != T_MAP_VALUE && p->type != T_MAP_KEY && p->type != T_MEM &&
                 p->type != T_CONST_MAP && p->type != T_SOCK && p->type != T_SOCK_COMMON &&
-                p->type != T_TCP_SOCK)
+                p->type != T_TCP_SOCK &&
+                p->type != T_BTF)
                 return branch_both_ways(e, target, idx);
             /* other pointers are never null (but the CPU may guess wrong) */
             if ((rc = spec_push_branch(e, in, op == BPF_JNE ? idx + 1 : target)))

@@ -22,6 +22,8 @@ void reg_mark_not_null(struct reg *r)
         r->type = T_CONST_MAP;
     else if (r->type == T_MEM_OR_NULL)
         r->type = T_MEM;
+    else if (r->type == T_BTF_OR_NULL)
+        r->type = T_BTF;
 }
 
 /* Every copy of the pointer with this id becomes non-null or the scalar 0. */
@@ -62,7 +64,7 @@ void mark_ptr_or_null(struct env *e, uint32_t id, bool is_null)
  * Under the kernel's root rules (allow_ptr_leaks) the copies become
  * numbers, as the kernel's mark_reg_invalid makes them: the address of a
  * freed object, which those rules let a program hold. */
-static void invalidate_ref(struct env *e, uint32_t ref_id)
+void invalidate_ref(struct env *e, uint32_t ref_id)
 {
     struct vstate *st = e->cur;
     for (uint32_t fi = 0; fi < st->nfr; fi++) {
@@ -81,6 +83,34 @@ static void invalidate_ref(struct env *e, uint32_t ref_id)
                 mark_unknown(&f->slots[s].spill);
             }
     }
+}
+
+/* A new reference (an acquired kernel object, an iterator) made at insn idx. */
+int acquire_ref(struct env *e, uint32_t id, uint32_t idx)
+{
+    struct vstate *st = e->cur;
+    if (st->nrefs == MAX_REFS)
+        return reject(e, "too many outstanding references (max %d)", MAX_REFS);
+    st->refs[st->nrefs].id = id;
+    st->refs[st->nrefs++].insn = (int32_t)idx;
+    return 0;
+}
+
+/* Release reference ref (passed in regno): every pointer to it is gone. */
+int release_ref(struct env *e, uint32_t ref, int regno)
+{
+    struct vstate *st = e->cur;
+    uint32_t i;
+    for (i = 0; i < st->nrefs && st->refs[i].id != ref; i++)
+        ;
+    if (!ref || i == st->nrefs)
+        return reject(e, "R%d release of an unacquired reference id=%u", regno, ref);
+    struct frame *tf = top(e);
+    if (tf->is_callback && i < tf->cb_nrefs)
+        return reject(e, "R%d callback releases reference id=%u acquired outside it", regno, ref);
+    st->refs[i] = st->refs[--st->nrefs];
+    invalidate_ref(e, ref);
+    return 0;
 }
 
 /* Memory argument: [p, p + size_max) must be accessible (readable and
@@ -108,12 +138,16 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
             if ((rc = stack_read_var(e, f, lo, hi, NULL, regno, sz, false)))
                 return rc;
         } else {
-            /* the helper overwrites: no spilled pointer may be destroyed */
+            /* the helper overwrites: no spilled pointer may be destroyed
+             * (the kernel lets root's kernel programs: the bytes become
+             * data; never an iterator's state) */
+            bool root = e->pol->kctx && e->pol->allow_ptr_leaks;
             for (int64_t o = lo; o < hi; o++) {
                 struct slot *s;
                 uint8_t *k = byte_kind(f, o, false, &s);
-                if (k && *k == S_SPILL && s->spill.type != T_SCALAR)
-                    return reject(e, "R%d helper would overwrite the pointer spilled at fp%+" PRId64, regno, o);
+                if (k && *k == S_SPILL && s->spill.type != T_SCALAR && (!root || s->spill.type == T_ITER))
+                    return reject(e, "R%d helper would overwrite the %s spilled at fp%+" PRId64, regno,
+                                  s->spill.type == T_ITER ? "iterator" : "pointer", o);
             }
         }
         if (write && pw) {
@@ -196,6 +230,8 @@ static bool map_ok_for_helper(uint32_t helper, uint32_t type)
         return type == GMAP_HASH || type == GMAP_ARRAY || type == GMAP_PERCPU_HASH ||
                type == GMAP_PERCPU_ARRAY || type == GMAP_LRU_HASH || type == GMAP_LRU_PERCPU_HASH;
     }
+    if (helper == HELPER_LOCAL_STORAGE)    /* cgroup storage, per-cpu or not */
+        return type == GMAP_KERNEL_CGROUP_STORAGE || type == GMAP_KERNEL_PERCPU_CGROUP_STORAGE;
     /* other helpers taking a map: any map whose special helpers are not required */
     return type != GMAP_RINGBUF && type != GMAP_PROG_ARRAY && type != GMAP_PERF_EVENT_ARRAY &&
            type != GMAP_ARRAY_OF_MAPS && type != GMAP_HASH_OF_MAPS;
@@ -319,6 +355,8 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                           ks->type_name);
         return reject(e, "unknown func #%u: a kernel helper graft has no prototype for", id);
     }
+    if (ks && id == HELPER_COPY_FROM_USER_TASK && !e->pol->ksleepable)
+        return reject(e, "unknown func bpf_copy_from_user_task#%u: only sleepable programs may call it", id);
     if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
         return reject(e, in->imm == 0 ? "call of an absent function (helper #0: a weak __ksym/kfunc nothing "
                                         "grants, or libbpf's unresolved one); guard it with bpf_ksym_exists()"
@@ -481,6 +519,32 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                 return reject(e, "R%d helper %s needs the unmodified ctx pointer", rn, pr->name);
             ctx_reg = rn;
             break;
+        case GARG_PTR_TO_KERNEL_TASK:
+            if (r->type != T_BTF || r->map_idx != GVER_KOBJ_TASK)
+                return reject(e, "R%d type=%s expected=ptr_to_btf_id task_struct (helper %s)", rn,
+                              reg_type_name(r->type), pr->name);
+            if (r->off || !scalar_is_const(&r->v) || r->v.t.value)
+                return reject(e, "R%d helper %s needs the task pointer at offset 0", rn, pr->name);
+            break;
+        case GARG_PTR_TO_U32:
+            if (r->type == T_STACK && scalar_is_const(&r->v) && (r->off + (int64_t)r->v.t.value) % 4)
+                return reject(e, "R%d misaligned stack access off %" PRId64 " size 4 (helper %s)", rn,
+                              r->off + (int64_t)r->v.t.value, pr->name);
+            /* read, then written: initialised, even under root's rules */
+            if (r->type == T_STACK && scalar_is_const(&r->v))
+                for (int64_t o = r->off + (int64_t)r->v.t.value, b = 0; b < 4; b++) {
+                    struct slot *s;
+                    uint8_t *k = byte_kind(e->cur->fr[r->frameno], o + b, false, &s);
+                    if (!k || *k == S_INVALID)
+                        return reject(e, "R%d invalid indirect read from stack off %" PRId64 " size 4 (helper %s)",
+                                      rn, o, pr->name);
+                }
+            pw[npw].f = NULL;
+            if ((rc = check_mem_arg(e, rn, 4, 4, true, false, &pw[npw])))
+                return rc;
+            if (pw[npw].f)
+                npw++;
+            break;
         case GARG_PTR_TO_FUNC:
             if (r->type != T_FUNC)
                 return reject(e, "R%d type=%s expected=func (helper %s)", rn, reg_type_name(r->type), pr->name);
@@ -549,6 +613,11 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
             break;
         }
         case GARG_PTR_TO_LONG:
+            /* the kernel checks the pointer's alignment strictly here */
+            if (e->pol->kctx && r->type == T_STACK && scalar_is_const(&r->v) &&
+                (r->off + (int64_t)r->v.t.value) % 8)
+                return reject(e, "R%d misaligned stack access off %" PRId64 " size 8 (helper %s)", rn,
+                              r->off + (int64_t)r->v.t.value, pr->name);
             pw[npw].f = NULL;
             if ((rc = check_mem_arg(e, rn, 8, 8, true, true, &pw[npw])))
                 return rc;
@@ -634,6 +703,12 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
         }
     }
 
+    if (pr->ret == GRET_MAP_VALUE && !is_null_const(&regs(e)[BPF_R2]))
+        return reject(e, "get_local_storage() doesn't support non-zero flags");
+    /* the kernel's do_refine_retval_range (kernel programs): the helpers
+     * that fill a buffer return a negative errno or at most its size */
+    int size_reg = id == 67 || id == 141 ? BPF_R3 : id == 45 || id == 114 || id == 115 ? BPF_R2 : 0;
+    uint64_t msize_max = size_reg && regs(e)[size_reg].type == T_SCALAR ? regs(e)[size_reg].v.umax : 0;
     clobber_args(e);
     if (helper_changes_pkt_data(id))
         pkt_invalidate(e);
@@ -641,6 +716,12 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     switch (pr->ret) {
     case GRET_INTEGER:
         mark_unknown(r0);
+        if (e->pol->kctx && size_reg && msize_max <= INT32_MAX) {
+            r0->v.smin = r0->v.s32min = -4095;
+            r0->v.smax = r0->v.s32max = (int64_t)msize_max;
+            if (!scalar_sync(&r0->v))
+                mark_unknown(r0);
+        }
         break;
     case GRET_VOID:
         mark_not_init(r0);
@@ -671,6 +752,13 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     case GRET_BTF_SOCK_OR_NULL:
         if ((rc = set_sock_ret(e, pr, idx, cast_ref)))
             return rc;
+        break;
+    case GRET_KERNEL_TASK:
+        /* a kernel program's bpf_get_current_task_btf: the trusted task */
+        memset(r0, 0, sizeof(*r0));
+        r0->type = T_BTF;
+        r0->map_idx = GVER_KOBJ_TASK;
+        scalar_const(&r0->v, 0);
         break;
     case GRET_TASK_IMAGE:
         /* the current task's image (helpers/h_taskimg.c): read-only, never
@@ -703,6 +791,9 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 
 int check_kfunc_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
+    int krc = check_kernel_kfunc(e, in, idx);
+    if (krc != 1)
+        return krc;
     const struct gver_kfunc *kf = NULL;
     for (uint32_t i = 0; i < e->pol->n_kfuncs; i++)
         if (e->pol->kfuncs[i].id == in->imm)
@@ -845,13 +936,13 @@ int check_exit(struct env *e, uint32_t idx, bool *path_done)
     struct reg r0 = f->regs[BPF_R0];
     int rc;
     *path_done = false;
-    /* kernel programs may return from a subprogram with the lock held,
-     * as the kernel allows (its check is at the main program's exit) */
-    if (st->lock_map && (st->nfr == 1 || !e->pol->kctx || top(e)->is_callback))
+    bool subprog = st->nfr > 1 && !f->is_callback;
+    /* a kernel program's subprogram may return with the lock held (its
+     * caller unlocks; the program's exit is checked), as the kernel has it */
+    if (st->lock_map && !(subprog && e->pol->kctx))
         return reject(e, "bpf_spin_unlock is missing: exit with a spin lock held");
     /* Kernel programs, as the kernel has it: a subprogram may return
      * without setting r0, which the caller then cannot read. */
-    bool subprog = st->nfr > 1 && !f->is_callback;
     if (r0.type == T_NOT_INIT && !(subprog && e->pol->kctx))
         return reject(e, "R0 !read_ok: the return value is not initialised");
     if (st->nfr == 1) {

@@ -48,8 +48,10 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
                 return bad(c, i, "invalid off %d for div/mod %#x", in->off, in->code);
             break;
         case BPF_MOV:
+            /* off 1: addr_space_cast (kernel programs with an arena: alu.c) */
             if (in->off && !(BPF_SRC(in->code) == BPF_X &&
-                             (in->off == 8 || in->off == 16 || (in->off == 32 && cls == BPF_ALU64))))
+                             (in->off == 8 || in->off == 16 ||
+                              ((in->off == 32 || in->off == 1) && cls == BPF_ALU64))))
                 return bad(c, i, "invalid off %d for mov %#x", in->off, in->code);
             break;
         case BPF_NEG:
@@ -763,6 +765,8 @@ int cfg_build(struct cfg *c, const struct bpf_insn *insns, uint32_t n, bool ret_
             c->flags[i + 1] |= CFG_PRUNE;
         if (is_may_goto(in))
             c->flags[i] |= CFG_PRUNE;       /* where its loops are cut (verifier.c) */
+        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_KFUNC_CALL)
+            c->flags[i] |= CFG_PRUNE;       /* an iterator's _next is a loop point too */
     }
     /* each subprogram must end in exit or an unconditional jump */
     for (uint32_t k = 0; k < c->n_subprogs; k++) {

@@ -26,6 +26,12 @@
 #define HELPER_FOR_EACH 164
 #define HELPER_LOOP 181
 #define HELPER_OVERRIDE_RETURN 58
+#define HELPER_LOCAL_STORAGE 81
+#define HELPER_COPY_FROM_USER_TASK 191
+/* kernel map types graft does not implement, that kernel helpers take */
+#define GMAP_KERNEL_CGROUP_STORAGE 19
+#define GMAP_KERNEL_PERCPU_CGROUP_STORAGE 21
+#define GMAP_KERNEL_ARENA 33
 #define LOOP_MAX_ITER (1u << 23)
 
 struct env {
@@ -99,7 +105,8 @@ static inline bool is_sock_type(uint8_t t)
 static inline bool is_or_null(const struct reg *r)
 {
     return r->type == T_MAP_VALUE_OR_NULL || r->type == T_MEM_OR_NULL ||
-           r->type == T_CONST_MAP_OR_NULL || (is_sock_type(r->type) && (r->type - T_SOCK) % 2 == 1);
+           r->type == T_CONST_MAP_OR_NULL || (is_sock_type(r->type) && (r->type - T_SOCK) % 2 == 1) ||
+           r->type == T_BTF_OR_NULL;
 }
 
 static inline void mark_unknown(struct reg *r)
@@ -236,6 +243,17 @@ int check_local_call(struct env *e, const struct bpf_insn *in, uint32_t idx);
 int set_map_value_ret(struct env *e, const struct bpf_insn *in);
 int check_exit(struct env *e, uint32_t idx, bool *path_done);
 
+/* ---- kernel_kfuncs.c ---- */
+/* A kfunc call of a kernel program to a kernel kfunc the policy resolved
+ * (gver_policy.kernel_kfuncs); 1 when the call is not one. */
+int check_kernel_kfunc(struct env *e, const struct bpf_insn *in, uint32_t idx);
+/* Is insn idx a call of an iterator's _next kfunc (a loop point, as
+ * may_goto: verifier.c prune_point)? */
+bool is_iter_next_call(const struct env *e, uint32_t idx);
+void invalidate_ref(struct env *e, uint32_t ref_id);
+int acquire_ref(struct env *e, uint32_t id, uint32_t idx);
+int release_ref(struct env *e, uint32_t ref, int regno);
+
 /* ---- packet.c ---- */
 bool is_pkt(const struct reg *r);   /* T_PACKET or T_PACKET_META: data may be reached */
 bool helper_changes_pkt_data(uint32_t id);
@@ -255,8 +273,6 @@ int check_sock_arg(struct env *e, int regno, enum garg_kind k, uint32_t helper, 
 /* r0 of a helper returning a socket (GRET_SOCKET_OR_NULL ...); arg_ref:
  * the reference a pointer cast inherits (GHELPER_F_PTR_CAST). */
 int set_sock_ret(struct env *e, const struct ghelper_proto *pr, uint32_t idx, uint32_t arg_ref);
-/* Acquire a reference for r (a new pointer): r->ref_id = r->id. */
-int acquire_ref(struct env *e, struct reg *r, uint32_t idx);
 /* The kernel's map/helper pairing for socket maps (sockmap, sockhash,
  * xskmap, reuseport arrays, socket storage) and the socket helpers:
  * 1 when it decides (and accepts), 0 when not a socket map or helper,

@@ -40,7 +40,8 @@ enum {
     /* kernel-only (kernel_only_protos) */
     H_CGROUP_CLASSID = 17, H_REDIRECT = 23, H_SKB_LOAD_BYTES = 26, H_CSUM_DIFF = 28,
     H_HASH_RECALC = 34, H_CSUM_UPDATE = 40, H_SOCKET_COOKIE = 46, H_STRTOL = 105,
-    H_STRTOUL = 106, H_JIFFIES64 = 118,
+    H_STRTOUL = 106, H_JIFFIES64 = 118, H_CURRENT_TASK_BTF = 158, H_FIB_LOOKUP = 69,
+    H_NETNS_COOKIE = 122, H_CHECK_MTU = 163, H_LOCAL_STORAGE = 81, H_COPY_FROM_USER_TASK = 191,
     /* kernel-only, and they move or resize the packet: the verifier
      * invalidates every packet pointer after them (packet.c) */
     H_STORE_BYTES = 9, H_L3_CSUM = 10, H_L4_CSUM = 11, H_CLONE_REDIRECT = 13, H_VLAN_PUSH = 18,
@@ -72,6 +73,20 @@ static const struct ghelper_proto kernel_only_protos[] = {
     { "strtoul", H_STRTOUL, NULL, GRET_INTEGER,
       { GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING, GARG_PTR_TO_LONG }, 0 },
     { "jiffies64", H_JIFFIES64, NULL, GRET_INTEGER, { GARG_NONE }, 0 },
+    /* the kernel's, not graft's task image: a trusted task_struct pointer */
+    { "get_current_task_btf", H_CURRENT_TASK_BTF, NULL, GRET_KERNEL_TASK, { GARG_NONE }, 0 },
+    /* the params the helper fills in (the kernel's ARG_PTR_TO_MEM, written) */
+    { "fib_lookup", H_FIB_LOOKUP, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
+    { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
+    /* sleepable programs only (calls.c) */
+    { "copy_from_user_task", H_COPY_FROM_USER_TASK, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_UNINIT_MEM, GARG_CONST_SIZE_OR_ZERO, GARG_ANYTHING, GARG_PTR_TO_KERNEL_TASK, GARG_ANYTHING }, 0 },
+    /* the cgroup's storage of the map (a cgroup storage map), never NULL;
+     * flags must be 0 */
+    { "get_local_storage", H_LOCAL_STORAGE, NULL, GRET_MAP_VALUE, { GARG_CONST_MAP_PTR, GARG_ANYTHING }, 0 },
+    { "check_mtu", H_CHECK_MTU, NULL, GRET_INTEGER,
+      { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_U32, GARG_ANYTHING, GARG_ANYTHING }, 0 },
     /* the packet-changing ones (bpf_helper_changes_pkt_data) */
     { "skb_store_bytes", H_STORE_BYTES, NULL, GRET_INTEGER,
       { GARG_PTR_TO_CTX, GARG_ANYTHING, GARG_PTR_TO_MEM, GARG_CONST_SIZE, GARG_ANYTHING }, 0 },
@@ -100,14 +115,15 @@ static const struct ghelper_proto kernel_only_protos[] = {
 };
 #define N_KERNEL_ONLY (sizeof(kernel_only_protos) / sizeof(kernel_only_protos[0]))
 
-/* A kernel policy's prototypes: graft's, then the kernel-only ones. */
+/* A kernel policy's prototypes: the kernel-only ones, the socket helpers
+ * (sock_helpers.c), then graft's. */
 static const struct ghelper_proto *kernel_proto(uint32_t id)
 {
-    const struct ghelper_proto *p = ghelper_proto(id);
-    for (size_t i = 0; !p && i < N_KERNEL_ONLY; i++)
+    for (size_t i = 0; i < N_KERNEL_ONLY; i++)
         if (kernel_only_protos[i].id == id)
-            p = &kernel_only_protos[i];
-    return p ? p : sock_helper_proto(id);
+            return &kernel_only_protos[i];
+    const struct ghelper_proto *p = sock_helper_proto(id);
+    return p ? p : ghelper_proto(id);
 }
 
 /* bpf_base_func_proto, any user */
@@ -126,7 +142,7 @@ static const uint16_t base_perfmon[] = {
  * and lsm build on it); probe_read and probe_read_str exist on x86-64 */
 static const uint16_t tracing_common[] = {
     H_PID_TGID, H_UID_GID, H_COMM, H_UNDER_CGROUP, H_WRITE_USER, H_PROBE_READ,
-    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP,
+    H_PROBE_READ_STR, H_SIGNAL, H_SIGNAL_THREAD, H_FUNC_IP, H_CURRENT_TASK_BTF, H_COPY_FROM_USER_TASK,
 };
 /* perf_event_output, get_stackid, get_stack: every tracing type */
 static const uint16_t tracing_output[] = { H_PERF_OUTPUT, H_STACKID, H_GET_STACK };
@@ -140,9 +156,13 @@ static const uint16_t perf_output[] = { H_PERF_OUTPUT };
 static const uint16_t smp_id[] = { H_SMP_ID };
 /* cgroup_current_func_proto (cgroup types with a current task) */
 static const uint16_t cgroup_current[] = { H_UID_GID, H_PID_TGID, H_COMM };
+/* cgroup_common_func_proto (every cgroup type), sock_ops_func_proto */
+static const uint16_t local_storage[] = { H_LOCAL_STORAGE };
 /* sk_msg_func_proto's own task helpers */
 static const uint16_t sk_msg_task[] = { H_UID_GID, H_PID_TGID };
 static const uint16_t coarse[] = { H_KTIME_COARSE };
+/* 6.12's bpf_base_func_proto gives get_current_task_btf to CAP_PERFMON */
+static const uint16_t syscall_task[] = { H_CURRENT_TASK_BTF };
 /* the kernel-only helpers, by the func_proto functions that give them */
 static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk_skb, lwt, flow
                                                              * dissector, sk_reuseport */
@@ -150,8 +170,10 @@ static const uint16_t skb_bytes[] = { H_SKB_LOAD_BYTES };   /* sk_filter, tc, sk
  * (sk_reuseport's takes a socket pointer, which graft does not model) */
 static const uint16_t sock_cookie[] = { H_SOCKET_COOKIE };
 static const uint16_t tc_only[] = { H_CGROUP_CLASSID, H_REDIRECT, H_CSUM_DIFF, H_HASH_RECALC,
-                                    H_CSUM_UPDATE };
-static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF };
+                                    H_CSUM_UPDATE, H_FIB_LOOKUP, H_CHECK_MTU };
+static const uint16_t xdp_only[] = { H_REDIRECT, H_CSUM_DIFF, H_FIB_LOOKUP, H_CHECK_MTU };
+/* sock_filter, sock_addr, sock_ops and sk_msg func_protos (ctx or NULL) */
+static const uint16_t netns_cookie[] = { H_NETNS_COOKIE };
 /* the packet-changing helpers of each type's func_proto */
 static const uint16_t tc_pkt[] = { H_STORE_BYTES, H_L3_CSUM, H_L4_CSUM, H_CLONE_REDIRECT, H_VLAN_PUSH,
                                    H_VLAN_POP, H_CHANGE_PROTO, H_CHANGE_TAIL, H_PULL_DATA,
@@ -161,6 +183,9 @@ static const uint16_t sk_skb_pkt[] = { H_STORE_BYTES, H_CHANGE_TAIL, H_PULL_DATA
                                        H_ADJUST_ROOM };
 static const uint16_t sk_msg_pkt[] = { H_MSG_PULL, H_MSG_PUSH, H_MSG_POP };
 static const uint16_t lwt_only[] = { H_CGROUP_CLASSID, H_CSUM_DIFF, H_HASH_RECALC };   /* lwt_out's */
+/* lwt_xmit_func_proto's own (the policy's attach point picks it: lwt_xmit_set) */
+static const uint16_t lwt_xmit[] = { H_REDIRECT, H_CLONE_REDIRECT, H_CHANGE_TAIL, H_CHANGE_HEAD, H_STORE_BYTES,
+                                     H_CSUM_UPDATE, H_L3_CSUM, H_L4_CSUM };
 
 struct part {
     const uint16_t *ids;
@@ -183,25 +208,25 @@ static const struct {
     { GKT_TRACING, "tracing", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_LSM, "lsm", 0, { PART(tracing_common), PART(tracing_output), PART(trampoline) } },
     { GKT_SOCKET_FILTER, "socket_filter", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
-    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie) } },
+    { GKT_CGROUP_SKB, "cgroup_skb", 1, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(local_storage) } },
     { GKT_SCHED_CLS, "sched_cls", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
     { GKT_SCHED_ACT, "sched_act", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(sock_cookie), PART(tc_only), PART(tc_pkt) } },
     { GKT_XDP, "xdp", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(xdp_only), PART(xdp_pkt) } },
     { GKT_LWT, "lwt", 0, { PART(sk_base), PART(perf_output), PART(smp_id), PART(skb_bytes), PART(lwt_only) } },
     { GKT_SK_SKB, "sk_skb", 0, { PART(sk_base), PART(perf_output), PART(skb_bytes), PART(sock_cookie), PART(sk_skb_pkt) } },
-    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt) } },
-    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie) } },
+    { GKT_SK_MSG, "sk_msg", 0, { PART(sk_base), PART(perf_output), PART(sk_msg_task), PART(sk_msg_pkt), PART(netns_cookie) } },
+    { GKT_SOCK_OPS, "sock_ops", 0, { PART(sk_base), PART(perf_output), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
     { GKT_FLOW_DISSECTOR, "flow_dissector", 0, { PART(sk_base), PART(skb_bytes) } },
     { GKT_SK_REUSEPORT, "sk_reuseport", 0, { PART(coarse), PART(skb_bytes) } },
     { GKT_SK_LOOKUP, "sk_lookup", 0, { PART(sk_base), PART(perf_output) } },
-    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie) } },
-    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie) } },
-    { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output) } },
-    { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse) } },
-    { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output) } },
+    { GKT_CGROUP_SOCK, "cgroup_sock", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
+    { GKT_CGROUP_SOCK_ADDR, "cgroup_sock_addr", 0, { PART(sk_base), PART(cgroup_current), PART(perf_output), PART(sock_cookie), PART(netns_cookie), PART(local_storage) } },
+    { GKT_CGROUP_DEV, "cgroup_device", 0, { PART(cgroup_current), PART(perf_output), PART(local_storage) } },
+    { GKT_CGROUP_SYSCTL, "cgroup_sysctl", 0, { PART(cgroup_current), PART(perf_output), PART(coarse), PART(local_storage) } },
+    { GKT_CGROUP_SOCKOPT, "cgroup_sockopt", 0, { PART(cgroup_current), PART(perf_output), PART(local_storage) } },
     /* the base set only */
     { GKT_LIRC_MODE2, "lirc_mode2", 0, { { 0, 0 } } },
-    { GKT_SYSCALL, "syscall", 0, { { 0, 0 } } },
+    { GKT_SYSCALL, "syscall", 0, { PART(syscall_task) } },
     { GKT_STRUCT_OPS, "struct_ops", 0, { { 0, 0 } } },
     { GKT_NETFILTER, "netfilter", 0, { { 0, 0 } } },
 };
@@ -209,6 +234,7 @@ static const struct {
 
 /* [type][0]: root's set, [type][1]: an unprivileged user's */
 static struct gver_helper_set sets[GKT_UNKNOWN + 1][2];
+static struct gver_helper_set lwt_xmit_set;     /* lwt's, plus lwt_xmit's own */
 static pthread_once_t sets_once = PTHREAD_ONCE_INIT;
 
 static void add(struct gver_helper_set *s, const uint16_t *ids, uint32_t n)
@@ -239,6 +265,9 @@ static void build_sets(void)
             *user = *root;
         }
     }
+    lwt_xmit_set = sets[GKT_LWT][0];
+    lwt_xmit_set.type_name = "lwt_xmit";
+    add(&lwt_xmit_set, lwt_xmit, sizeof(lwt_xmit) / sizeof(lwt_xmit[0]));
 }
 
 const struct gver_helper_set *gver_kernel_helper_set(int ktype, int unprivileged)
@@ -260,6 +289,8 @@ void gver_policy_kernel_helpers(struct gver_policy *p, int ktype, int unprivileg
     const struct gver_helper_set *s = gver_kernel_helper_set(ktype, unprivileged);
     if (!p || !s)
         return;
+    if (ktype == GKT_LWT && p->kctx_attach == GVER_KATTACH_LWT_XMIT)
+        s = &lwt_xmit_set;
     p->kernel_helpers = s;
     p->helper_proto = kernel_proto;
     uint64_t kernel_only[BPF_MAX_HELPER_ID / 64] = {0};

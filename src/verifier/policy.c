@@ -324,6 +324,9 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
         sec++;
     const char *slash = strchr(sec, '/');
     const char *attach = slash ? slash + 1 : "";
+    size_t plen = slash ? (size_t)(slash - sec) : strlen(sec);
+    /* sleepable: syscall programs, and sections whose type ends in ".s" */
+    p->ksleepable = ktype == GKT_SYSCALL || (plen > 2 && !strncmp(sec + plen - 2, ".s", 2));
     switch (ktype) {
     case GKT_CGROUP_SKB:
         if (!strcmp(attach, "egress"))
@@ -348,6 +351,10 @@ void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *sectio
     case GKT_SK_LOOKUP:
     case GKT_NETFILTER:
         ret_range(p, 0, 1);
+        return;
+    case GKT_LSM:
+        if (!strncmp(sec, "lsm/", 4) || !strncmp(sec, "lsm.s/", 6))
+            gver_policy_kernel_lsm(p, attach);
         return;
     case GKT_TRACING:
         if (!strncmp(sec, "fentry", 6) || !strncmp(sec, "fexit", 5))

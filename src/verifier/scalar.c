@@ -191,6 +191,19 @@ static bool sync_once(struct scalar *s)
         s->s32min = MAXU(s->s32min, (int32_t)s->smin);
         s->s32max = MINU(s->s32max, (int32_t)s->smax);
     }
+    /* high halves h and h+1, the low halves running from a negative s32
+     * up through -1, 0 to a positive one: one s32 range (the kernel's
+     * __reg32_deduce_bounds special case) */
+    if (s->umin <= s->umax && (uint32_t)(s->umin >> 32) + 1 == (uint32_t)(s->umax >> 32) &&
+        (int32_t)s->umin < 0 && (int32_t)s->umax >= 0) {
+        s->s32min = MAXU(s->s32min, (int32_t)s->umin);
+        s->s32max = MINU(s->s32max, (int32_t)s->umax);
+    }
+    if (s->smin <= s->smax && (uint32_t)((uint64_t)s->smin >> 32) + 1 == (uint32_t)((uint64_t)s->smax >> 32) &&
+        (int32_t)s->smin < 0 && (int32_t)s->smax >= 0) {
+        s->s32min = MAXU(s->s32min, (int32_t)s->smin);
+        s->s32max = MINU(s->s32max, (int32_t)s->smax);
+    }
     /* 32-bit signed <-> unsigned when the range does not cross the sign */
     if (s->u32min <= s->u32max && (int32_t)s->u32min <= (int32_t)s->u32max) {
         s->s32min = MAXU(s->s32min, (int32_t)s->u32min);
@@ -199,6 +212,19 @@ static bool sync_once(struct scalar *s)
     if (s->s32min <= s->s32max && (uint32_t)s->s32min <= (uint32_t)s->s32max) {
         s->u32min = MAXU(s->u32min, (uint32_t)s->s32min);
         s->u32max = MINU(s->u32max, (uint32_t)s->s32max);
+    } else if (s->s32min < 0 && s->s32max >= 0) {
+        /* A signed range crossing zero is two unsigned pieces, [0, smax]
+         * and [smin, max]: an unsigned range meeting only one of them
+         * bounds the value to it (the kernel's __reg32_deduce_bounds). */
+        if (s->u32max < (uint32_t)s->s32min) {
+            s->u32max = MINU(s->u32max, (uint32_t)s->s32max);
+            if (s->u32min <= INT32_MAX)
+                s->s32min = MAXU(s->s32min, (int32_t)s->u32min);
+        } else if ((uint32_t)s->s32max < s->u32min) {
+            s->u32min = MAXU(s->u32min, (uint32_t)s->s32min);
+            if (s->u32max > INT32_MAX)
+                s->s32max = MINU(s->s32max, (int32_t)s->u32max);
+        }
     }
     /* 32-bit ranges -> 64-bit ranges, when the high bits do not vary */
     if ((s->umin >> 32) == (s->umax >> 32) && s->u32min <= s->u32max) {
@@ -219,6 +245,17 @@ static bool sync_once(struct scalar *s)
     if (s->smin <= s->smax && (uint64_t)s->smin <= (uint64_t)s->smax) {
         s->umin = MAXU(s->umin, (uint64_t)s->smin);
         s->umax = MINU(s->umax, (uint64_t)s->smax);
+    } else if (s->smin < 0 && s->smax >= 0) {
+        /* the same for 64 bits (__reg64_deduce_bounds) */
+        if (s->umax < (uint64_t)s->smin) {
+            s->umax = MINU(s->umax, (uint64_t)s->smax);
+            if (s->umin <= (uint64_t)INT64_MAX)
+                s->smin = MAXU(s->smin, (int64_t)s->umin);
+        } else if ((uint64_t)s->smax < s->umin) {
+            s->umin = MAXU(s->umin, (uint64_t)s->smin);
+            if (s->umax > (uint64_t)INT64_MAX)
+                s->smax = MINU(s->smax, (int64_t)s->umax);
+        }
     }
     if (s->umin > s->umax || s->smin > s->smax || s->u32min > s->u32max ||
         s->s32min > s->s32max)
@@ -307,6 +344,21 @@ void scalar_sext_size(struct scalar *s, unsigned size)
     }
     if (s->smin >= lo && s->smax <= hi)
         return;
+    uint64_t full = 1ull << bits;
+    if (s->umin > (uint64_t)hi && s->umax < full) {
+        /* every value has the width's sign bit set and nothing above it:
+         * each becomes itself minus 2^bits (the order is kept) */
+        struct tnum t = s->t;
+        t.value |= ~(full - 1);
+        t.mask &= full - 1;
+        int64_t nlo = (int64_t)s->umin - (int64_t)full, nhi = (int64_t)s->umax - (int64_t)full;
+        scalar_unknown(s);
+        s->t = t;
+        s->smin = nlo;
+        s->smax = nhi;
+        scalar_sync(s);
+        return;
+    }
     /* values 0..hi stay; hi+1..2*hi+1 in the low bits would wrap negative:
      * keep it simple and sound - any value of the signed width. */
     scalar_unknown(s);
@@ -450,6 +502,12 @@ static void alu64(struct scalar *d, const struct scalar *s, uint8_t op,
             if (sh == 0 || (a.umax >> (64 - sh)) == 0) {
                 r.umin = a.umin << sh;
                 r.umax = a.umax << sh;
+            }
+            /* << 32 (half of the compilers' sign extension of a subregister):
+             * the low half, as a signed number, becomes the high half */
+            if (sh == 32 && shift_mask == 63) {
+                r.smin = (int64_t)((uint64_t)(int64_t)a.s32min << 32);
+                r.smax = (int64_t)((uint64_t)(int64_t)a.s32max << 32);
             }
         }
         break;

@@ -149,15 +149,12 @@ int check_sock_arg(struct env *e, int regno, enum garg_kind k, uint32_t helper, 
     return 0;
 }
 
-int acquire_ref(struct env *e, struct reg *r, uint32_t idx)
+/* The socket r points to is acquired: r (and its copies) carry the
+ * reference, which calls.c's acquire_ref records for the exit check. */
+static int acquire_sock_ref(struct env *e, struct reg *r, uint32_t idx)
 {
-    struct vstate *st = e->cur;
-    if (st->nrefs == MAX_REFS)
-        return reject(e, "too many outstanding references (max %d)", MAX_REFS);
     r->ref_id = r->id;
-    st->refs[st->nrefs].id = r->id;
-    st->refs[st->nrefs++].insn = (int32_t)idx;
-    return 0;
+    return acquire_ref(e, r->id, idx);
 }
 
 int set_sock_ret(struct env *e, const struct ghelper_proto *pr, uint32_t idx, uint32_t arg_ref)
@@ -174,7 +171,7 @@ int set_sock_ret(struct env *e, const struct ghelper_proto *pr, uint32_t idx, ui
     }
     r0->id = new_id(e);
     if (pr->flags & GHELPER_F_ACQUIRE)
-        return acquire_ref(e, r0, idx);
+        return acquire_sock_ref(e, r0, idx);
     if (pr->flags & GHELPER_F_PTR_CAST)
         r0->ref_id = arg_ref;        /* the same socket: released with it */
     return 0;
@@ -294,6 +291,6 @@ int sock_map_lookup_ret(struct env *e, uint32_t map_type, uint32_t idx)
     }
     /* the kernel takes a reference on the socket it finds */
     r0->type = T_SOCK_OR_NULL;
-    int rc = acquire_ref(e, r0, idx);
+    int rc = acquire_sock_ref(e, r0, idx);
     return rc ? rc : 1;
 }

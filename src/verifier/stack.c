@@ -70,6 +70,8 @@ int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size
         struct slot *sl;
         if (!byte_kind(f, off, true, &sl))
             return -ENOMEM;
+        if (sl->kind[0] == S_SPILL && sl->spill.type == T_ITER)
+            return reject(e, "cannot overwrite the iterator at fp%+" PRId64 ": destroy it first", off);
         memset(sl->kind, S_SPILL, 8);
         sl->spill = *val;
         return 0;
@@ -83,6 +85,8 @@ int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size
         struct slot *sl;
         if (!byte_kind(f, off, true, &sl))
             return -ENOMEM;
+        if (sl->kind[0] == S_SPILL && sl->spill.type == T_ITER)
+            return reject(e, "cannot overwrite the iterator at fp%+" PRId64 ": destroy it first", off);
         if (memchr(sl->kind, S_SPILL, 8))
             break_spill(e, sl);
         memset(sl->kind, S_SPILL, size);
@@ -96,6 +100,8 @@ int stack_write_fixed(struct env *e, struct frame *f, int64_t off, unsigned size
         uint8_t *k = byte_kind(f, off + b, true, &sl);
         if (!k)
             return -ENOMEM;
+        if (*k == S_SPILL && sl->spill.type == T_ITER)
+            return reject(e, "cannot overwrite the iterator at fp%+" PRId64 ": destroy it first", off + b);
         if (*k == S_SPILL)
             break_spill(e, sl);
         *k = kind;
@@ -136,6 +142,9 @@ int stack_read_fixed(struct env *e, struct frame *f, int64_t off, unsigned size,
         sl->kind[1] == S_SPILL && sl->kind[2] == S_SPILL && sl->kind[3] == S_SPILL &&
         sl->kind[4] == S_SPILL && sl->kind[5] == S_SPILL && sl->kind[6] == S_SPILL &&
         sl->kind[7] == S_SPILL) {
+        if (sl->spill.type == T_ITER)
+            return reject(e, "invalid read from stack R%d off=%" PRId64 ": an iterator's state cannot be read",
+                          ptrno, off);
         *dst = sl->spill;
         return 0;
     }
@@ -211,7 +220,10 @@ int stack_read_var(struct env *e, struct frame *f, int64_t lo, int64_t hi_end,
         if (kind == S_INVALID)
             return reject(e, "invalid variable-offset read from stack R%d range fp%+" PRId64 "..fp%+" PRId64 " size=%u: byte fp%+" PRId64 " uninitialised",
                           ptrno, lo, hi_end, size, o);
-        if (kind == S_SPILL && s->spill.type != T_SCALAR)
+        /* root's kernel programs may hand a spilled pointer's bytes to a
+         * helper (dst NULL), never an iterator's */
+        if (kind == S_SPILL && s->spill.type != T_SCALAR &&
+            !(!dst && e->pol->kctx && e->pol->allow_ptr_leaks && s->spill.type != T_ITER))
             return reject(e, "invalid variable-offset read from stack R%d: may read a spilled pointer", ptrno);
     }
     if (dst) {

@@ -28,6 +28,8 @@ const char *reg_type_name(uint8_t t)
         [T_TCP_SOCK] = "tcp_sock", [T_TCP_SOCK_OR_NULL] = "tcp_sock_or_null",
         [T_XDP_SOCK] = "xdp_sock", [T_XDP_SOCK_OR_NULL] = "xdp_sock_or_null",
         [T_BTF_SOCK] = "ptr_sock", [T_BTF_SOCK_OR_NULL] = "ptr_sock_or_null",
+        [T_BTF] = "ptr_to_btf_id", [T_BTF_OR_NULL] = "ptr_to_btf_id_or_null",
+        [T_ITER] = "iter",
     };
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
@@ -289,6 +291,8 @@ static bool reg_covers(const struct reg *o, const struct reg *c, struct idmap *m
     if (o->type != c->type)
         return false;
     if (o->type == T_SCALAR) {
+        if (o->arena != c->arena)
+            return false;          /* one may be dereferenced, the other not */
         if (!precise)
             return true;
         /* old learnt bounds for its copies through branches: cur must link the same registers */

@@ -187,20 +187,26 @@ static bool on_path(const struct vstate *cur, const struct sstate *s)
  * imprecise ones, so that the pass after covers - an over-approximation,
  * always sound; a bound the program needs is re-learnt from its own
  * checks. Constants stay (a counter the loop's exit test compares, as the
- * kernel keeps the ones a decided branch made precise): such loops unroll. */
-static void widen_may_goto_pass(struct vstate *cur, const struct vstate *old)
+ * kernel keeps the ones a decided branch made precise): such loops unroll.
+ * An iterator's loop (iter_loop) ends by the iterator, not by the
+ * program's counters: after WIDEN_CONST_PASSES passes its changed
+ * constants widen too (the states kept per insn are bounded: a longer
+ * unrolling might never meet one that covers it). */
+#define WIDEN_CONST_PASSES 32
+static void widen_may_goto_pass(struct vstate *cur, const struct vstate *old, bool iter_loop)
 {
     struct frame *cf = cur->fr[cur->nfr - 1];
     const struct frame *of = old->fr[old->nfr - 1];
+    bool consts = iter_loop && cf->may_goto_passes >= WIDEN_CONST_PASSES;
     for (int r = 0; r < BPF_R10; r++)
         if (cf->regs[r].type == T_SCALAR && of->regs[r].type == T_SCALAR &&
-            !scalar_is_const(&cf->regs[r].v) && !scalar_covers(&of->regs[r].v, &cf->regs[r].v))
+            (consts || !scalar_is_const(&cf->regs[r].v)) && !scalar_covers(&of->regs[r].v, &cf->regs[r].v))
             mark_unknown(&cf->regs[r]);
     for (uint32_t s = 0; s < cf->nslots && s < of->nslots; s++) {
         struct slot *cs = &cf->slots[s];
         const struct slot *os = &of->slots[s];
         if (cs->kind[0] == S_SPILL && os->kind[0] == S_SPILL && cs->spill.type == T_SCALAR &&
-            os->spill.type == T_SCALAR && !scalar_is_const(&cs->spill.v) &&
+            os->spill.type == T_SCALAR && (consts || !scalar_is_const(&cs->spill.v)) &&
             !scalar_covers(&os->spill.v, &cs->spill.v))
             mark_unknown(&cs->spill);
         for (int k = 0; k < 8; k++)
@@ -219,7 +225,8 @@ static int prune_point(struct env *e)
     uint32_t top_lvl = cur->nlvl - 1;
     int loop_checks = 0;
     uint32_t nspec = 0;
-    bool at_may_goto = is_may_goto(&e->insns[insn]);
+    /* iterators' _next calls are loop points as may_goto is (kernel_kfuncs.c) */
+    bool at_may_goto = is_may_goto(&e->insns[insn]) || is_iter_next_call(e, insn);
     for (struct sstate *s = e->explored[insn]; s; s = s->next) {
         nspec += s->st.speculative;
         /* A speculative path needs safety only, not an end or a cost: any
@@ -273,7 +280,7 @@ static int prune_point(struct env *e)
     if (at_may_goto && e->pol->kctx) {
         for (struct sstate *s = e->explored[insn]; s; s = s->next)
             if (s->branches && s->st.nlvl == cur->nlvl && may_goto_progress(&s->st, cur) && on_path(cur, s)) {
-                widen_may_goto_pass(cur, &s->st);
+                widen_may_goto_pass(cur, &s->st, !is_may_goto(&e->insns[insn]));
                 break;
             }
     }
@@ -438,12 +445,11 @@ static int do_insn(struct env *e, bool *path_done)
             if ((rc = sock_map_lookup_ret(e, map_of(e, m)->type, idx)) != 0)
                 return rc < 0 ? rc : 0;
             bool outer = is_map_of_maps(map_of(e, m)->type);
+            bool nonnull = e->proto((uint32_t)in->imm)->ret == GRET_MAP_VALUE;
             memset(r0, 0, sizeof(*r0));
             /* a map of maps' value is an inner map: a map pointer, typed by
              * the outer map's inner definition */
-            r0->type = outer ? T_CONST_MAP_OR_NULL : T_MAP_VALUE_OR_NULL;
-            if (!outer && e->proto((uint32_t)in->imm)->ret == GRET_MAP_VALUE)
-                r0->type = T_MAP_VALUE;    /* never NULL (get_local_storage) */
+            r0->type = outer ? T_CONST_MAP_OR_NULL : nonnull ? T_MAP_VALUE : T_MAP_VALUE_OR_NULL;
             scalar_const(&r0->v, 0);
             r0->map_idx = outer ? e->in->n_maps + m : m;
             r0->id = new_id(e);
@@ -578,6 +584,10 @@ int explore_once(struct env *e)
 
 static int run(struct env *e)
 {
+    if (e->pol->kernel_refused) {
+        snprintf(e->reason, sizeof(e->reason), "%s", e->pol->kernel_refused);
+        return REJECT;
+    }
     int rc = cfg_build(&e->cfg, e->insns, e->n, e->pol->ret_checked || e->pol->ret_min || e->pol->ret_max,
                        e->pol->allow_ptr_leaks);
     if (rc == -1) {

@@ -187,7 +187,44 @@ struct gver_policy {
      * helper outside it is refused as the kernel refuses it, "unknown
      * func", whatever else the policy allows. NULL: no such limit. */
     const struct gver_helper_set *kernel_helpers;
+    /* Set when the kernel refuses the program's attach point before
+     * verifying it (a disabled LSM hook): the program is rejected with
+     * this reason. */
+    const char *kernel_refused;
+    /* Kernel kfuncs (kernel programs verified offline, --privileged; graft
+     * never calls one): kernel_kfuncs[imm] is the kernel's kfunc a call
+     * with that imm (the loader's extern index) names, or NULL; see
+     * gver_kernel_kfunc_find(). Calls to them are checked against the
+     * kernel's prototypes and rules, including their availability to the
+     * program type (kctx). kobj_size[k] is the size of the kernel
+     * structure of kind k (GVER_KOBJ_*) where the object's BTF gives it
+     * (0: unknown, and its fields cannot be read). */
+    const struct gver_kernel_kfunc *const *kernel_kfuncs;
+    uint32_t n_kernel_kfuncs;
+    uint32_t kobj_size[8];
+    /* Kernel programs from an object file: the loader turned every
+     * relocated map load into MAP_IDX / MAP_IDX_VALUE, so a MAP_FD or
+     * MAP_VALUE load is a raw file descriptor no map stands behind (the
+     * kernel refuses it) instead of a map index. */
+    int map_fds_unbound;
+    /* A kernel program that may sleep (syscall, lsm.s/, fentry.s/, ...):
+     * it may call sleepable kfuncs (gver_policy_kernel_ret sets it). */
+    int ksleepable;
 };
+
+/* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */
+#define GVER_KOBJ_TASK        1   /* struct task_struct */
+#define GVER_KOBJ_CGROUP      2   /* struct cgroup */
+#define GVER_KOBJ_BPF_CPUMASK 3   /* struct bpf_cpumask */
+#define GVER_KOBJ_CPUMASK     4   /* struct cpumask */
+#define GVER_KOBJ_FILE        5   /* struct file */
+#define GVER_KOBJ_KERN_CTX    6   /* the kernel's structure behind a context (sk_buff, ...) */
+#define GVER_KOBJ_MAX         7
+/* The kernel structure's name of kind k ("task_struct"), or NULL. */
+const char *gver_kobj_struct_name(uint32_t k);
+/* The kernel kfunc of that name that graft has the prototype and rules
+ * of, or NULL. */
+const struct gver_kernel_kfunc *gver_kernel_kfunc_find(const char *name);
 
 struct gver_input {
     const struct bpf_insn *insns;
@@ -304,6 +341,9 @@ struct gver_policy *gver_policy_for_kernel_type(int ktype);
  * result the kernel does not check are left free. It also sets the type's
  * context rules (gver_policy_kernel_ctx), which depend on the section too. */
 void gver_policy_kernel_ret(struct gver_policy *p, int ktype, const char *section);
+/* The kernel's rules for an LSM program of hook (SEC("lsm/HOOK"),
+ * kernel_lsm.c): its return range, or kernel_refused for a disabled hook. */
+void gver_policy_kernel_lsm(struct gver_policy *p, const char *hook);
 /* Attach points whose context rules differ (gver_policy.kctx_attach). */
 #define GVER_KATTACH_NONE       0
 #define GVER_KATTACH_LWT_IN     1   /* lwt_in: packet read-only */

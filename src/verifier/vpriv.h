@@ -95,6 +95,17 @@ enum rtype {
     T_XDP_SOCK_OR_NULL,
     T_BTF_SOCK,                /* a BTF-typed socket (skc_to_*): passed to helpers, not read */
     T_BTF_SOCK_OR_NULL,
+    /* Kernel objects of kernel programs verified offline (kernel_kfuncs.c):
+     * a trusted pointer to a kernel structure of kind map_idx (GVER_KOBJ_*)
+     * that kfuncs and helpers return; readable at constant offsets within
+     * the structure's size, never written. */
+    T_BTF,
+    T_BTF_OR_NULL,
+    /* Never in a register: the state of an open-coded iterator (bpf_iter_*)
+     * in the stack slots its _new kfunc initialised, spilled in each of
+     * them: map_idx the iterator kind, off the slot's index in it (0 at
+     * the pointer), ref_id its reference, mem_size ITER_ACTIVE/DRAINED. */
+    T_ITER,
 };
 
 #define PKT_AT_END   1             /* this pointer >= data_end */
@@ -105,6 +116,9 @@ struct reg {
     uint8_t frameno;           /* T_STACK */
     uint8_t rdonly;            /* T_MEM: host variable the policy made read-only */
     uint8_t pkt_end;           /* T_PACKET: PKT_AT_END / PKT_PAST_END proven on this path (packet.c) */
+    uint8_t arena;             /* T_SCALAR: a kernel program's arena pointer (addr_space_cast to
+                                * address space 0): the kernel lets loads and stores through it
+                                * reach anything, faults caught (kernel_kfuncs.c) */
     int32_t off;               /* pointers: fixed offset */
     struct scalar v;           /* scalar value, or a pointer's variable offset */
     uint32_t map_idx;          /* map pointers and values */

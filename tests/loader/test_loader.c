@@ -502,6 +502,22 @@ static bool has_ldx_off(const struct gobj_prog *p, int16_t off)
     return false;
 }
 
+/* Bitfield relocations against the fixture's own BTF as the target. */
+static void test_core_bitfield(void)
+{
+    struct gobj_opts oo = { .sz = sizeof(oo), .target_btf_path = fixture("core_bitfield") };
+    struct gobj *o = NULL;
+    struct graft_err err;
+    int rc = gobj_open_file(fixture("core_bitfield"), &oo, &o, &err);
+    CHECK(rc == 0 && o, "open core_bitfield: %d %s", rc, err.msg);
+    if (!o)
+        return;
+    struct gobj_prog *p = gobj_find_prog(o, "bitfield_roundtrip");
+    CHECK(p && p->n_poisoned == 0, "bitfield_roundtrip poisoned or missing");
+    EXPECT_RUN(o, "bitfield_roundtrip", NULL, 0, 3 + 100 * 4 + 14 * 1024);
+    gobj_free(o);
+}
+
 static void test_core(bool builtin)
 {
     struct gobj *o = open_fixture("core", builtin);
@@ -782,6 +798,7 @@ int main(int argc, char **argv)
     test_kernel_sections();
     test_externs();
     test_core(true);
+    test_core_bitfield();
     if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
         test_core(false);
     else

@@ -2,7 +2,7 @@
  * cmd_verify.c - graft verify: run the verifier over an object's programs,
  * or over raw instructions (--raw), and say why anything is rejected.
  *
- *   graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged]
+ *   graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged] [--btf TARGET]
  *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
  *   graft verify --raw [--ctx-size N | --prog-type TYPE[:ATTACH]] [--privileged]
  *                [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
@@ -52,8 +52,8 @@ static int report(const char *what, const struct gver_result *res, int log_level
         fputs(res->log, res->accepted ? stdout : stderr);
     if (res->accepted) {
         char worst[96];
-        if (res->max_path_insns == UINT64_MAX)   /* a kernel program's may_goto loop */
-            snprintf(worst, sizeof(worst), "worst case bounded only by the kernel's may_goto counter");
+        if (res->max_path_insns == UINT64_MAX)   /* a kernel program's may_goto or iterator loop */
+            snprintf(worst, sizeof(worst), "worst case bounded only by the kernel (may_goto counter, iterator)");
         else
             snprintf(worst, sizeof(worst), "worst case %llu insns per run", (unsigned long long)res->max_path_insns);
         printf("%s: accepted (%s, %llu insns explored, stack %u bytes, %.3f ms)\n",
@@ -122,6 +122,7 @@ int cmd_verify(int argc, char **argv)
     const char *path = NULL, *section = NULL;
     struct cli_policy_opts popts = {0};
     int raw = 0, log_level = 0, privileged = 0;
+    const char *btf_path = NULL;   /* target BTF for CO-RE instead of the kernel's */
     long ctx_size = 0;
     static struct raw_opts ro;   /* static: the map fixtures are large */
     struct graft_err perr = {0};
@@ -144,6 +145,8 @@ int cmd_verify(int argc, char **argv)
                 return cli_fail_err(EXIT_USAGE, "verify", &perr);
         } else if (strcmp(a, "--section") == 0 && i + 1 < argc) {
             section = argv[++i];
+        } else if (strcmp(a, "--btf") == 0 && i + 1 < argc) {
+            btf_path = argv[++i];
         } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
             log_level = atoi(argv[++i]);
             if (log_level < 0 || log_level > 2)
@@ -162,6 +165,8 @@ int cmd_verify(int argc, char **argv)
         }
     }
     if (raw) {
+        if (btf_path)
+            return cli_fail(EXIT_USAGE, "verify", "--btf is for objects (CO-RE relocations); --raw has none");
         if (path)
             return cli_fail(EXIT_USAGE, "verify", "--raw reads stdin; give no OBJ");
         if (popts.eim_path)
@@ -189,13 +194,26 @@ int cmd_verify(int argc, char **argv)
     if (worst)
         return worst;
     struct gobj *obj;
-    const struct gobj_opts oopts = { .sz = sizeof(oopts), .keep_broken_progs = true };
+    const struct gobj_opts oopts = { .sz = sizeof(oopts), .keep_broken_progs = true,
+                                     .target_btf_path = btf_path };
     if (gobj_open_file(path, &oopts, &obj, &err) < 0) {
         geim_free(spec);
         return cli_fail_err(EXIT_USAGE, "verify", &err);
     }
-    if (!spec)
-        gobj_absent_weak_externs(obj);    /* as graft load does without a class */
+    if (!spec) {
+        /* as graft load does without a class; under --privileged, the
+         * kernel's kfuncs graft knows are present, as in the kernel */
+        bool *was_weak = privileged ? calloc(obj->n_externs + 1, sizeof(bool)) : NULL;
+        for (uint32_t i = 0; was_weak && i < obj->n_externs; i++)
+            if (obj->externs[i].kind == GOBJ_EXTERN_KSYM_FUNC && gver_kernel_kfunc_find(obj->externs[i].name)) {
+                was_weak[i] = obj->externs[i].weak;
+                obj->externs[i].weak = false;
+            }
+        gobj_absent_weak_externs(obj);
+        for (uint32_t i = 0; was_weak && i < obj->n_externs; i++)
+            obj->externs[i].weak |= was_weak[i];
+        free(was_weak);
+    }
     int matched = 0;
     for (uint32_t i = 0; i < obj->n_progs; i++) {
         const struct gobj_prog *p = &obj->progs[i];

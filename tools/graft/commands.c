@@ -73,7 +73,7 @@ const struct cli_cmd cli_cmds[] = {
     { "map", cmd_map, "show a map's contents",
       "usage: graft map dump NAME|ID\n  Prints the map as JSON." },
     { "verify", cmd_verify, "run the verifier and explain its verdict",
-      "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged]\n"
+      "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged] [--btf TARGET]\n"
       "                    [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]\n"
       "       graft verify --raw [--ctx-size N | --prog-type TYPE[:ATTACH]] [--privileged]\n"
       "                    [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2] < program.hex\n"
@@ -103,7 +103,9 @@ const struct cli_cmd cli_cmds[] = {
       "  --privileged  the kernel's rules for root instead of graft's: every program\n"
       "               against its kernel type, pointers may be returned and stored in\n"
       "               maps, unwritten stack reads as unknown; offline only (graft load\n"
-      "               never uses it)" },
+      "               never uses it)\n"
+      "  --btf TARGET  resolve CO-RE relocations against TARGET (a raw BTF or ELF file with\n"
+      "               .BTF) instead of the running kernel's BTF" },
     { "eim", cmd_eim, "check an Extension Interface Model spec against a host",
       "usage: graft eim check SPEC [--host BINARY]\n"
       "  Parses SPEC (errors give file:line:column and the closest valid name), prints\n"

@@ -253,9 +253,36 @@ int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, en
         defs[i] = obj->maps[i].def;
         locks[i] = obj->maps[i].spin_lock_off;
     }
+    /* root may call the kernel's kfuncs graft knows (by the extern's name;
+     * the call's imm is the extern's index): offline, never called */
+    const struct gver_kernel_kfunc **kk = NULL;
+    if (mode == KMODE_PRIVILEGED && obj->n_externs) {
+        kk = calloc(obj->n_externs, sizeof(*kk));
+        if (!kk) {
+            free(policy);
+            free(defs);
+            free(locks);
+            return graft_errf(err, -ENOMEM, "out of memory");
+        }
+        for (uint32_t i = 0; i < obj->n_externs; i++)
+            if (obj->externs[i].kind == GOBJ_EXTERN_KSYM_FUNC)
+                kk[i] = gver_kernel_kfunc_find(obj->externs[i].name);
+        policy->kernel_kfuncs = kk;
+        policy->n_kernel_kfuncs = obj->n_externs;
+    }
+    for (uint32_t k = 0; k < GVER_KOBJ_MAX; k++)
+        policy->kobj_size[k] = gobj_struct_size(obj, gver_kobj_struct_name(k));
+    policy->map_fds_unbound = 1;
+    /* libbpf freezes .rodata before loading, and the kernel reads a frozen
+     * read-only map's bytes as constants (bpf_map_direct_read): so do we */
+    const void **frozen = gobj_frozen_values(obj);
     struct gver_input in = { .insns = p->insns, .n = p->n_insns, .maps = defs, .n_maps = obj->n_maps,
-                             .map_lock_offs = locks, .policy = policy, .log_level = log_level };
+                             .map_lock_offs = locks, .policy = policy, .log_level = log_level,
+                             .map_frozen = frozen };
     int rc = gver_verify(&in, res, err);
+    if (frozen)
+        gobj_frozen_free(frozen, obj->n_maps);
+    free(kk);
     free(defs);
     free(locks);
     free(policy);

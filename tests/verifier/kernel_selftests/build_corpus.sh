@@ -48,4 +48,17 @@ export -f build_one
 export INC T
 ls "$P"/verifier_*.c | sed 's|.*/||; s|\.c$||' |
     xargs -P2 -I{} bash -c 'build_one "$0/{}.c" "$1/{}.o"' "$P" "$WORK/obj"
+# Target BTF objects the tests name (__btf_path: the kernel's test runner
+# resolves their CO-RE relocations against it), built the same way.
+mkdir -p "$WORK/obj/btf"
+for o in "$WORK"/obj/verifier_*.o; do
+    { bpftool btf dump file "$o" 2>/dev/null || true; } | { grep -o "comment:test_btf_path=[^']*" || true; } |
+        sed 's/.*=//'
+done | sort -u | while read -r b; do
+    src=$P/${b%.bpf.o}.c
+    if [ ! -e "$src" ]; then
+        tar -xJf "$TAR" -C "$WORK" "linux-source-6.12/tools/testing/selftests/bpf/progs/${b%.bpf.o}.c" 2>/dev/null || continue
+    fi
+    build_one "$src" "$WORK/obj/btf/$b"
+done
 echo "$WORK/obj"

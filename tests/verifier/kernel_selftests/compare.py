@@ -23,7 +23,9 @@ def expectations(obj, unpriv=False):
         if m:
             tags[int(m.group(2))].add(m.group(1))
     exp = {}
+    btf = set()
     for tid, t in tags.items():
+        btf |= {x.split('=', 1)[1] for x in t if x.startswith('comment:test_btf_path=')}
         if tid in names:
             if 'comment:test_expect_failure' in t:
                 exp[names[tid]] = 'reject'
@@ -39,7 +41,7 @@ def expectations(obj, unpriv=False):
                 exp[names[tid]] = 'reject'
             elif unpriv and 'comment:test_expect_success_unpriv' in t:
                 exp[names[tid]] = 'accept'
-    return exp
+    return exp, btf
 
 def main():
     args = sys.argv[1:]
@@ -67,11 +69,15 @@ def main():
         if not f.endswith('.o'):
             continue
         obj = os.path.join(objdir, f)
-        exp = expectations(obj, unpriv='--privileged' not in extra)
+        exp, btf = expectations(obj, unpriv='--privileged' not in extra)
         if not exp:
             continue
         nobj += 1
-        r = subprocess.run([graft, 'verify', obj] + extra, capture_output=True, text=True)
+        # the target BTF the kernel's runner uses for the object's CO-RE
+        # relocations (__btf_path), when the corpus built it
+        target = [os.path.join(objdir, 'btf', b) for b in sorted(btf)]
+        target = ['--btf', target[0]] if len(target) == 1 and os.path.exists(target[0]) else []
+        r = subprocess.run([graft, 'verify', obj] + extra + target, capture_output=True, text=True)
         got = {}
         if r.returncode == 2 and not re.search(r': (accepted|rejected)', r.stdout + r.stderr):
             unloadable += 1

@@ -95,6 +95,13 @@ RULES = [
     ('u', 'accept', r'different maps, paths or scalars', r'', r'value_ptr unknown vs unknown',
      "safe: graft computes -6 & 3 and -6 & 7 exactly (2 on both paths; the kernel 6.1 forgets a negated "
      "constant): the offset is the same constant 2 on every path, so one masking limit serves both"),
+    ('p', 'accept', r'', r'', r'^bounds check after shift with oversized count operand$',
+     "safe: graft's VM, JIT and verifier all take a shift count modulo the width (vm/interp.c, "
+     "verifier/scalar.c), so (u32)1 << 32 is exactly 1: the offset is a constant in bounds"),
+    ('p', 'accept', r'', r'', r'^bounds checks mixing signed and unsigned, variant 10$',
+     "safe: `if 0 > r1` (unsigned) is never true, so the access behind it is dead code; the 6.1 kernel "
+     "decides no branch with a constant destination register and explores it anyway (6.12 rewrote the "
+     "test with r2 = -1 so that the path is live, and graft rejects that version)"),
     # the Spectre rules are graft's default policy's (verifier/speculation.c): any other is new
     ('u', 'accept', r'', r'', r'', "NOT YET REVIEWED"),
     ('p', 'accept', r'', r'', r'',
