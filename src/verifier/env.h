@@ -76,6 +76,7 @@ struct env {
      * the kernel's static chain limit does not apply */
     uint32_t *subprog_depth;
     uint32_t *tail_map;             /* kernel contexts: per tail call insn, its prog array + 1 */
+    uint8_t *own_copy;              /* kernel_reads_own_mem: per call insn, 1 once accepted as an own-memory copy */
 };
 
 static inline bool is_ptr(const struct reg *r)

@@ -177,6 +177,15 @@ struct gver_policy {
      * helper outside it is refused as the kernel refuses it, "unknown
      * func", whatever else the policy allows. NULL: no such limit. */
     const struct gver_helper_set *kernel_helpers;
+    /* bpf_probe_read_kernel[_str] (113, 115) where the policy does not
+     * allow them (graft compat: no kernel memory in userspace) are still
+     * accepted at a call whose source R3 is the program's own memory - its
+     * stack (initialised bytes), a map value, a ring buffer sample or task
+     * image - with [R3, R3 + R2) proven inside it, on every path (BCC
+     * copies its own map values this way). Such a copy reads nothing of the
+     * host; the caller runs those calls (gver_result.own_copies) as
+     * bpf_probe_read[_str]. Any other source is refused as before. */
+    int kernel_reads_own_mem;
 };
 
 struct gver_input {
@@ -223,6 +232,11 @@ struct gver_result {
                                 * times their iterations; per program across tail calls) */
     double ms;
     uint64_t policy_tag;       /* accepted: gver_policy_tag() of the policy it was verified under */
+    /* accepted: the calls of bpf_probe_read_kernel[_str] proven to copy the
+     * program's own memory (policy->kernel_reads_own_mem), ascending insn
+     * indexes; malloc'd, freed by gver_result_free */
+    uint32_t *own_copies;
+    uint32_t n_own_copies;
 };
 
 /* Verify in->insns. Returns 0 when verification ran (accepted or rejected:

@@ -53,7 +53,7 @@ syscount_rows() { awk 'NF == 2 && $2 ~ /^[0-9]+$/ && $1 ~ /^(stat|statfs|kill|fd
 run_case syscount pass syscount_rows Tracing sys 5 \
     "${T[@]}" syscount-bpfcc -T 40 -p '{PID}'
 host_rows() { awk '/ trace_work / { print $3, $5 }' | sort; }   # TIME PID COMM LATms HOST
-run_case gethostlatency unsupported host_rows LATms sys 5 \
+run_case gethostlatency pass host_rows LATms sys 5 \
     "${T[@]}" gethostlatency-bpfcc -p '{PID}'
 # argdist -c: cumulative counts, printed every second; the last table counts
 last_table() { awk '/^\[/ { delete rows; n = 0; next } NF >= 2 && $1 ~ /^[0-9]+$/ { rows[n++] = $1 " " $NF }
@@ -64,7 +64,7 @@ POST_WAIT=1.6 run_case argdist pass last_table '^\[' calls 12 \
 # latency dropped). Refused: it copies the saved arguments out of its map
 # value with bpf_probe_read_kernel
 slow_rows() { awk 'NF >= 5 && $2 == "PID" { $3 = ""; print }' | sort; }
-run_case funcslower unsupported slow_rows Tracing slow 8 \
+run_case funcslower pass slow_rows Tracing slow 8 \
     "${T[@]}" funcslower-bpfcc -p '{PID}' -m 1 -a 1 '{W}:tw_slow'
 # funcinterval: a histogram of the times between calls; the intervals' total
 hist_total() { awk '$2 == "->" && $4 == ":" { n += $5 } END { print "intervals", n + 0 }'; }
