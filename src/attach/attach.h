@@ -179,6 +179,11 @@ struct gattach_stats {
     uint64_t threads_moved;      /* threads moved out of bytes a jump covers */
 };
 void gattach_get_stats(struct gattach_stats *st);
+/* From now on, function hooks run no handlers on the calling thread:
+ * graft's own threads (the agent's) are not the host's to trace - what
+ * they allocate while installing links is not the application's. Call it
+ * before the thread's first hook hit: 0, or -EBUSY if it already had one. */
+int gattach_ignore_this_thread(void);
 
 /* ---- source entries (GRAFT_ENTRY, include/graft/eim.h) ----------------- */
 /* A GRAFT_ENTRY() site is a 5-byte NOP (0f 1f 44 00 00) plus a .note.graft

@@ -717,6 +717,7 @@ static void *agent_thread(void *arg)
 {
     struct gagent *a = arg;
     gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
+    gattach_ignore_this_thread();  /* nor its calls of hooked functions (malloc) */
     prctl(PR_SET_NAME, "graft-agent", 0, 0, 0);    /* own name: no /proc write */
     uint64_t seen = a->generation;
     while (!a->stopping) {

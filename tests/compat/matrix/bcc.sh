@@ -73,6 +73,17 @@ run_case funcinterval pass hist_total Tracing slow 8 \
 # stackcount -U: the user stacks (frame pointers) of each call and their counts
 run_case stackcount pass cat Tracing calls 20 \
     "${T[@]}" stackcount-bpfcc -p '{PID}' -U '{W}:tw_leaf'
+# memleak -p: uprobes + uretprobes on libc's allocator (glibc's realloc
+# tail-calls malloc: two return probes share a return), mmap among them
+# (graft's own thread set-up maps memory). It prints every second until
+# killed; the last table naming the workload's tw_alloc (printed while the
+# workload holds its blocks, so that its symbols still resolve), without
+# addresses
+leak_rows() { awk '/stacks with outstanding allocations/ { if (cur ~ /tw_alloc/) last = cur; cur = ""; next }
+                   { sub(/0x[0-9a-f]+[ \t]+/, ""); gsub(/^[ \t]+/, ""); cur = cur $0 "\n" }
+                   END { if (cur ~ /tw_alloc/) last = cur; printf "%s", last }'; }
+run_case memleak pass leak_rows 'Attaching to pid' alloc 12 \
+    "${T[@]}" memleak-bpfcc -p '{PID}' 1
 # bashreadline -s: uretprobe on the workload's own readline (comm "bash")
 line_rows() { awk 'NR > 1 { $1 = ""; print }' | sort; }
 run_case bashreadline pass line_rows COMMAND readline 10 \

@@ -22,6 +22,10 @@
  *   exec   execve of /nonexistent/trace-work-exec with argument I (fails,
  *          ENOENT: the process stays, execsnoop sees the call)
  *   wait   sleeps N ms (interval probes run meanwhile)
+ *   alloc  tw_alloc(i) for i < N: malloc of 1000 + 8 * i bytes for even
+ *          i, calloc of 2000 + 8 * i for odd i; every third block freed
+ *          again, the rest held for 2.5 s (memleak reports them while the
+ *          process lives, its symbols readable)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -66,6 +70,13 @@ __attribute__((noinline)) unsigned long tw_slow(unsigned long n)
     return n + 1;
 }
 
+__attribute__((noinline)) void *tw_alloc(unsigned long n)
+{
+    void *p = n & 1 ? calloc(1, 2000 + 8 * n) : malloc(1000 + 8 * n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
 /* bashreadline attaches a uretprobe to a function named readline. */
 __attribute__((noinline)) char *readline(const char *prompt)
 {
@@ -86,7 +97,7 @@ static unsigned long now_ms(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|slow|readline|exec|wait N\n");
+        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|slow|readline|exec|wait|alloc N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -152,6 +163,18 @@ int main(int argc, char **argv)
             char *const env[] = {NULL};
             execve(args[0], args, env);
         }
+    } else if (strcmp(mode, "alloc") == 0) {
+        static void *held[4096];
+        for (long i = 0; i < n && i < 4096; i++) {
+            held[i] = tw_alloc((unsigned long)i);
+            if (i % 3 == 0) {
+                free(held[i]);
+                held[i] = NULL;
+            }
+        }
+        usleep(2500 * 1000);
+        for (long i = 0; i < n && i < 4096; i++)
+            free(held[i]);
     } else if (strcmp(mode, "wait") == 0) {
         usleep((useconds_t)n * 1000);
     } else {
