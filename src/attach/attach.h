@@ -108,7 +108,10 @@ struct gattach_opts {
 
 /* Find symbol (+offset) in binary (NULL: the main executable; a path or a
  * library name such as "libc.so.6" or "libc") via .symtab, then .dynsym,
- * and the load address in /proc/self/maps. The library must be loaded. */
+ * and the load address in /proc/self/maps. The library must be loaded.
+ * symbol "": offset is a link-time address in binary (stripped code: a
+ * USDT probe in a function no symbol names), which must be mapped
+ * executable; gattach_install hooks such an address with int3. */
 int gattach_resolve(const char *binary, const char *symbol, uint64_t offset,
                     void **addr, struct graft_err *err);
 /* Same, also giving the symbol's size (0 if unknown). */
@@ -117,7 +120,9 @@ int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
 
 /* Hook addr (a function entry, or an instruction boundary inside one). fn is
  * called with the cookie visible through bpf_get_attach_cookie. opts may be
- * NULL. */
+ * NULL. An address no function symbol covers (and no opts->func_size) is
+ * taken as inside a function whose bounds are unknown: int3 (a jump could
+ * cover a branch target), entry hooks only. */
 int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
                     uint64_t cookie, const struct gattach_opts *opts,
                     struct ghook **out, struct graft_err *err);

@@ -272,9 +272,11 @@ got:
         atomic_store(&t->in_use, GTH_FREE);
         return NULL;
     }
-    t_self = t;
     pthread_setspecific(g_thread_key, t);
     gthread_xstack_ensure(t);
+    /* last: until t is complete (its extension stack mapped), a hit on a
+     * function the set-up calls finds no state and runs nothing */
+    t_self = t;
     return t;
 }
 

@@ -81,4 +81,17 @@ __asm__(
     "  add $0, %edi\n"
     "  .byte 0xe9\n  .long asm_tail_b - . - 4\n"
     ".size asm_tail_a, .-asm_tail_a\n"
+    /* xor eax,eax; cmp edi,esi; [asm_stripped_mid:] setl al; ret -> x < y.
+     * The symbol covers only the first two instructions: asm_stripped_mid
+     * (a label, no function symbol) stands for stripped code, where the
+     * flags the cmp set are live */
+    ".globl asm_stripped\n.type asm_stripped,@function\n"
+    "asm_stripped:\n"
+    "  xor %eax, %eax\n"
+    "  cmp %esi, %edi\n"
+    ".globl asm_stripped_mid\n"
+    "asm_stripped_mid:\n"
+    "  setl %al\n"
+    "  ret\n"
+    ".size asm_stripped, 4\n"
 );

@@ -125,7 +125,9 @@ typedef long (*fn1)(long);
 typedef long (*fn2)(long, long);
 
 extern int asm_riprel(int), asm_lea(int), asm_branch(int), asm_endbr(int),
-    asm_call(int), asm_short(void), asm_loop(int), asm_tail_a(int), asm_tail_b(int);
+    asm_call(int), asm_short(void), asm_loop(int), asm_tail_a(int), asm_tail_b(int),
+    asm_stripped(int, int);
+extern char asm_stripped_mid[];
 extern int asm_g;
 
 static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn, uint64_t cookie)
@@ -529,6 +531,36 @@ static void test_register_reentry(void)
     CHECK(n_entry == N, "mmap hook on new threads: %lu handler runs, want %d", (unsigned long)n_entry, N);
     unhook(h);
     CHECK(gattach_ignore_this_thread() == -EBUSY, "the main thread already has hook state");
+}
+
+/* Stripped code: an address no function symbol covers (a USDT probe in a
+ * static function of a stripped binary) resolves by its link-time address
+ * (symbol "") and is hooked with int3 through the C path, which keeps the
+ * live flags; return hooks there are refused. */
+static void test_stripped(void)
+{
+    uint64_t bias = 0;
+    char path[4096];
+    void *a = NULL;
+    MUST(gattach_binary_info(NULL, path, sizeof(path), &bias, E));
+    MUST(gattach_resolve(NULL, "", (uint64_t)asm_stripped_mid - bias, &a, E));
+    CHECK(a == (void *)asm_stripped_mid, "link-time address resolves: %p, not %p", a, (void *)asm_stripped_mid);
+    struct graft_err err = { 0 };
+    CHECK(gattach_resolve(NULL, "", (uint64_t)&asm_g - bias, &a, &err) == -EINVAL,
+          "an address outside the code is refused: %s", err.msg);
+    reset();
+    struct ghook *h = hook(asm_stripped_mid, GHOOK_ENTRY, h_entry, 9);
+    CHECK(gattach_hook_method(h) == GATTACH_METHOD_TRAP && strstr(gattach_hook_note(h), "no function symbol"),
+          "stripped code: %s (%s)", gattach_method_name(gattach_hook_method(h)), gattach_hook_note(h));
+    int (*volatile fp)(int, int) = asm_stripped;
+    int lt = fp(1, 2), ge = fp(3, 2);
+    CHECK(lt == 1 && ge == 0 && n_entry == 2 && last_ip == (uint64_t)asm_stripped_mid && last_di == 3,
+          "flags kept across the probe: %d %d, %lu hits", lt, ge, (unsigned long)n_entry);
+    struct ghook *hr = NULL;
+    CHECK(gattach_install(asm_stripped_mid, GHOOK_RETURN, h_ret, 0, NULL, &hr, &err) == -EINVAL,
+          "a return hook in stripped code is refused");
+    unhook(h);
+    CHECK(fp(1, 2) == 1, "after remove");
 }
 
 static void test_libc(void)
@@ -977,6 +1009,7 @@ int main(int argc, char **argv)
     test_libc();
     test_tail_call();
     test_register_reentry();
+    test_stripped();
     test_jit_handler();
     test_fp_and_recursion();
     if (argc > 1) {

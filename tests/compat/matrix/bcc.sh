@@ -84,6 +84,18 @@ leak_rows() { awk '/stacks with outstanding allocations/ { if (cur ~ /tw_alloc/)
                    END { if (cur ~ /tw_alloc/) last = cur; printf "%s", last }'; }
 run_case memleak pass leak_rows 'Attaching to pid' alloc 12 \
     "${T[@]}" memleak-bpfcc -p '{PID}' 1
+# The language tools (cobjnew, pythongc, ...) are bash wrappers around
+# lib tools that do not pass SIGINT on: the lib tools themselves are run.
+# uobjnew -l c (cobjnew): a uprobe on libc's malloc, allocations per size
+objnew_rows() { awk '$1 == "block" && $2 == "size" { print $3, $4, $5 }' | sort; }
+run_case uobjnew-c pass objnew_rows 'Tracing allocations' alloc 12 \
+    "${T[@]}" /usr/sbin/uobjnew -l c '{PID}'
+# ugc -l python (pythongc): USDT python:gc__start/gc__done (semaphores) in
+# Debian's python3.11 running py_work.py; one line per collection,
+# durations dropped
+gc_rows() { awk 'NR > 2 && NF >= 3 { $1 = $2 = ""; print }'; }
+WORK=/usr/bin/python3 run_case ugc-python pass gc_rows 'Tracing garbage' "$(dirname "${BASH_SOURCE[0]}")/py_work.py" 6 \
+    "${T[@]}" /usr/sbin/ugc -l python '{PID}'
 # bashreadline -s: uretprobe on the workload's own readline (comm "bash")
 line_rows() { awk 'NR > 1 { $1 = ""; print }' | sort; }
 run_case bashreadline pass line_rows COMMAND readline 10 \
