@@ -100,5 +100,10 @@ WORK=/usr/bin/python3 run_case ugc-python pass gc_rows 'Tracing garbage' "$(dirn
 line_rows() { awk 'NR > 1 { $1 = ""; print }' | sort; }
 run_case bashreadline pass line_rows COMMAND readline 10 \
     "${T[@]}" bashreadline-bpfcc -s '{W}'
+# bashreadline on /bin/bash itself: an interactive bash on a pseudo-terminal
+# (script), started by the workload (under graft start it carries an agent)
+bash_rows() { awk 'NR > 1 { $1 = $2 = ""; print }' | sort; }   # bash's own pid dropped too
+LINKS_IN_CHILDREN=1 run_case bashreadline-bash pass bash_rows COMMAND bashpty 4 \
+    "${T[@]}" bashreadline-bpfcc
 [ $BENCH = 1 ] && bench_overhead funccount 3 Tracing "${T[@]}" funccount-bpfcc -p '{PID}' '{W}:tw_work'
 exit $unexpected
