@@ -120,9 +120,9 @@ int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
 
 /* Hook addr (a function entry, or an instruction boundary inside one). fn is
  * called with the cookie visible through bpf_get_attach_cookie. opts may be
- * NULL. An address no function symbol covers (and no opts->func_size) is
- * taken as inside a function whose bounds are unknown: int3 (a jump could
- * cover a branch target), entry hooks only. */
+ * NULL. An address in a mapped file that no function symbol covers (and no
+ * opts->func_size) is taken as inside a function whose bounds are unknown:
+ * int3 (a jump could cover a branch target), entry hooks only. */
 int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
                     uint64_t cookie, const struct gattach_opts *opts,
                     struct ghook **out, struct graft_err *err);

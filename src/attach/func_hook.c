@@ -302,22 +302,23 @@ static int site_get(uint64_t addr, const struct gattach_opts *opts,
     s->addr = addr;
     uint64_t start = 0, size = 0;
     s->is_entry = 1;
-    int unknown = 0;
-    if (gsym_containing(addr, &start, &size) == 0) {
+    int unknown = 0, rc = gsym_containing(addr, &start, &size);
+    if (rc == 0) {
         s->is_entry = start == addr;
         size = size - (addr - start);
     } else {
         size = 0;
-        unknown = !(opts && opts->func_size);
+        unknown = rc == -ESRCH && !(opts && opts->func_size);
     }
     if (opts && opts->func_size)
         size = opts->func_size;
-    /* In no known function (stripped code): its bounds, so the branches
+    /* In a file but in no function symbol (stripped code; not anonymous
+     * memory, a JIT's, hooked as before): the function's bounds, so the branches
      * into the bytes a jump would cover, are unknown, and it may be
      * anywhere inside one (flags live): int3, the C path's full save. */
     if (unknown)
         s->is_entry = 0;
-    int rc = gtramp_build(s, size, (opts && opts->force_trap) || unknown,
+    rc = gtramp_build(s, size, (opts && opts->force_trap) || unknown,
                           opts && opts->no_trap_fallback, err);
     if (rc < 0) {
         gmeta_free(s, sizeof(*s));

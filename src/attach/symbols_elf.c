@@ -348,7 +348,7 @@ int gsym_containing(uint64_t addr, uint64_t *start, uint64_t *size)
     uint64_t bias = ef.bias;
     elf_close_file(&ef);
     if (!b.found)
-        return -ENOENT;
+        return -ESRCH;              /* in a file, in no function symbol: stripped code */
     *start = b.start + bias;
     *size = b.size;
     return 0;
