@@ -108,7 +108,10 @@ struct gattach_opts {
 
 /* Find symbol (+offset) in binary (NULL: the main executable; a path or a
  * library name such as "libc.so.6" or "libc") via .symtab, then .dynsym,
- * and the load address in /proc/self/maps. The library must be loaded. */
+ * and the load address in /proc/self/maps. The library must be loaded.
+ * symbol "": offset is a link-time address in binary (stripped code: a
+ * USDT probe in a function no symbol names), which must be mapped
+ * executable; gattach_install hooks such an address with int3. */
 int gattach_resolve(const char *binary, const char *symbol, uint64_t offset,
                     void **addr, struct graft_err *err);
 /* Same, also giving the symbol's size (0 if unknown). */
@@ -117,7 +120,9 @@ int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
 
 /* Hook addr (a function entry, or an instruction boundary inside one). fn is
  * called with the cookie visible through bpf_get_attach_cookie. opts may be
- * NULL. */
+ * NULL. An address in a mapped file that no function symbol covers (and no
+ * opts->func_size) is taken as inside a function whose bounds are unknown:
+ * int3 (a jump could cover a branch target), entry hooks only. */
 int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
                     uint64_t cookie, const struct gattach_opts *opts,
                     struct ghook **out, struct graft_err *err);
@@ -179,6 +184,11 @@ struct gattach_stats {
     uint64_t threads_moved;      /* threads moved out of bytes a jump covers */
 };
 void gattach_get_stats(struct gattach_stats *st);
+/* From now on, function hooks run no handlers on the calling thread:
+ * graft's own threads (the agent's) are not the host's to trace - what
+ * they allocate while installing links is not the application's. Call it
+ * before the thread's first hook hit: 0, or -EBUSY if it already had one. */
+int gattach_ignore_this_thread(void);
 
 /* ---- source entries (GRAFT_ENTRY, include/graft/eim.h) ----------------- */
 /* A GRAFT_ENTRY() site is a 5-byte NOP (0f 1f 44 00 00) plus a .note.graft

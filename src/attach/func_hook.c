@@ -302,20 +302,30 @@ static int site_get(uint64_t addr, const struct gattach_opts *opts,
     s->addr = addr;
     uint64_t start = 0, size = 0;
     s->is_entry = 1;
-    if (gsym_containing(addr, &start, &size) == 0) {
+    int unknown = 0, rc = gsym_containing(addr, &start, &size);
+    if (rc == 0) {
         s->is_entry = start == addr;
         size = size - (addr - start);
     } else {
         size = 0;
+        unknown = rc == -ESRCH && !(opts && opts->func_size);
     }
     if (opts && opts->func_size)
         size = opts->func_size;
-    int rc = gtramp_build(s, size, opts && opts->force_trap,
+    /* In a file but in no function symbol (stripped code; not anonymous
+     * memory, a JIT's, hooked as before): the function's bounds, so the branches
+     * into the bytes a jump would cover, are unknown, and it may be
+     * anywhere inside one (flags live): int3, the C path's full save. */
+    if (unknown)
+        s->is_entry = 0;
+    rc = gtramp_build(s, size, (opts && opts->force_trap) || unknown,
                           opts && opts->no_trap_fallback, err);
     if (rc < 0) {
         gmeta_free(s, sizeof(*s));
         return rc;
     }
+    if (unknown && !(opts && opts->force_trap))
+        snprintf(s->note, sizeof(s->note), "no function symbol covers the address");
     if (site_insert(s) < 0) {
         gmeta_free(s, sizeof(*s));     /* stub memory stays reserved; harmless */
         return graft_errf(err, -ENOSPC, "attach: too many hooked addresses (max %d)",

@@ -211,7 +211,9 @@ uint64_t gpark_threads_moved(void);
 int gpatch_revert(struct gsite *site, struct graft_err *err);
 
 /* symbols_elf.c: the function symbol containing addr (from the ELF file
- * that backs it). Returns 0 and fills start/size, or a negative errno. */
+ * that backs it). Returns 0 and fills start/size; -ESRCH when a file maps
+ * addr but no function symbol covers it (stripped code); another negative
+ * errno when no file maps it (anonymous memory) or it cannot be read. */
 int gsym_containing(uint64_t addr, uint64_t *start, uint64_t *size);
 
 /* func_hook.c: a SIGTRAP that is not ours goes to the handler installed

@@ -122,6 +122,26 @@ static inline void run_handlers(struct hit_run *h, uint64_t (*fn)(void *, uint64
         fn(h, 0);
 }
 
+/* Before a shadow push for slot: drop the entries of frames that are gone,
+ * those at or below the slot (longjmp, exceptions: the slot is reused) -
+ * but not a live one at this very slot, which the slot still shows by
+ * holding its site's return template: that function tail-called (jmp)
+ * this one, as glibc's realloc(NULL, n) does malloc, and the two share
+ * the return. Both entries stay; the return runs the inner one's handlers,
+ * then returns into the outer one's template, which finds its own entry
+ * on top (the kernel chains its uretprobe instances the same way). */
+static void drop_stale(struct gthread *t, const uint64_t *slot)
+{
+    while (t->depth) {
+        const struct gshadow *top = &t->shadow[t->depth - 1];
+        if (top->slot > (uint64_t)slot ||
+            (top->slot == (uint64_t)slot && *slot == top->site->ret_tramp))
+            break;
+        t->depth--;
+        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
+    }
+}
+
 uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
 {
     struct gthread *t = gthread_self();
@@ -151,12 +171,7 @@ uint64_t graft_hook_enter(struct graft_pt_regs *regs, struct gsite *site)
             cont = (uint64_t)graft_tramp_skip;
         } else if (hs->n_ret) {
             uint64_t *slot = (uint64_t *)regs->sp;
-            /* Entries at or below this slot belong to frames that are gone
-             * (longjmp, exceptions): this slot is being reused. */
-            while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-                t->depth--;
-                atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-            }
+            drop_stale(t, slot);
             if (t->depth < GATTACH_SHADOW_DEPTH) {
                 struct gshadow *e = &t->shadow[t->depth++];
                 e->slot = (uint64_t)slot;
@@ -177,13 +192,11 @@ int graft_hook_enter_slow(struct graft_pt_regs *regs, struct gsite *site)
     return graft_hook_enter(regs, site) == (uint64_t)graft_tramp_skip;
 }
 
-/* Shadow push when the fast path saw stale entries on top or a full stack. */
+/* Shadow push when the fast path saw stale entries on top (or an entry at
+ * this slot: a tail call, see drop_stale) or a full stack. */
 void graft_shadow_push_slow(struct gthread *t, uint64_t *slot, struct gsite *site)
 {
-    while (t->depth && t->shadow[t->depth - 1].slot <= (uint64_t)slot) {
-        t->depth--;
-        atomic_fetch_add_explicit(&st_stale, 1, memory_order_relaxed);
-    }
+    drop_stale(t, slot);
     if (t->depth < GATTACH_SHADOW_DEPTH) {
         struct gshadow *e = &t->shadow[t->depth++];
         e->slot = (uint64_t)slot;

@@ -187,6 +187,30 @@ static int match_name(void *arg, const char *name, const GElf_Sym *sym)
     return 1;
 }
 
+/* addr lies in an executable mapping of the file at path. */
+static int exec_mapped(const char *path, uint64_t addr)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return 0;
+    char line[PATH_MAX + 128];
+    int ok = 0;
+    while (!ok && fgets(line, sizeof(line), f)) {
+        uint64_t lo, hi;
+        char perms[8];
+        int pos = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perms, &pos) < 3)
+            continue;
+        char *p = line + pos;
+        while (*p == ' ')
+            p++;
+        p[strcspn(p, "\n")] = '\0';
+        ok = addr >= lo && addr < hi && perms[2] == 'x' && strcmp(p, path) == 0;
+    }
+    fclose(f);
+    return ok;
+}
+
 int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
                         void **addr, uint64_t *size, struct graft_err *err)
 {
@@ -204,6 +228,17 @@ int gattach_resolve_sym(const char *binary, const char *symbol, uint64_t offset,
     if (rc < 0)
         return graft_errf(err, rc, "attach: cannot read ELF file %s: %s", mf.path,
                           rc == -ENOEXEC ? "not an ELF file" : strerror(-rc));
+    if (!*symbol) {       /* a link-time address: stripped code */
+        uint64_t a = ef.bias + offset;
+        elf_close_file(&ef);
+        if (!exec_mapped(mf.path, a))
+            return graft_errf(err, -EINVAL, "attach: address %#lx of %s is not in its code",
+                              (unsigned long)offset, mf.path);
+        *addr = (void *)a;
+        if (size)
+            *size = 0;
+        return 0;
+    }
     struct by_name b = { symbol, { 0 } };
     int found = elf_each_symbol(&ef, match_name, &b);
     uint64_t bias = ef.bias;
@@ -299,7 +334,7 @@ int gsym_containing(uint64_t addr, uint64_t *start, uint64_t *size)
     uint64_t bias = ef.bias;
     elf_close_file(&ef);
     if (!b.found)
-        return -ENOENT;
+        return -ESRCH;              /* in a file, in no function symbol: stripped code */
     *start = b.start + bias;
     *size = b.size;
     return 0;

@@ -219,7 +219,39 @@ struct ghelper_run *gattach_run_state_inside(struct ghelper_run *fallback)
 
 /* First hook hit on this thread: take a released struct or map a new one
  * (mmap, not malloc: malloc itself may be hooked). */
+/* Why this thread gets no state, so that hook hits on it run no handlers
+ * (gthread_register gives NULL; the templates, finding no state, take the
+ * C path, which then returns): REGISTERING while it registers - that calls
+ * libc (mmap, pthread_*), which a tool may have hooked (BCC's memleak
+ * probes mmap and malloc), and a hit on a thread with no state registers
+ * it: without this, again and again until the stack ran out; IGNORED for
+ * graft's own threads (gattach_ignore_this_thread). Initial-exec: reading
+ * it allocates nothing. */
+#define NOSTATE_REGISTERING 0x1
+#define NOSTATE_IGNORED     0x2
+static __thread int t_nostate __attribute__((tls_model("initial-exec")));
+
+static struct gthread *register_thread(void);
+
 __attribute__((noinline)) struct gthread *gthread_register(void)
+{
+    if (t_nostate)
+        return NULL;
+    t_nostate = NOSTATE_REGISTERING;
+    struct gthread *t = register_thread();
+    t_nostate = 0;
+    return t;
+}
+
+int gattach_ignore_this_thread(void)
+{
+    if (t_self)
+        return -EBUSY;
+    t_nostate |= NOSTATE_IGNORED;
+    return 0;
+}
+
+static struct gthread *register_thread(void)
 {
     struct gthread *t;
     pthread_once(&g_thread_once, thread_key_init);
@@ -240,9 +272,11 @@ got:
         atomic_store(&t->in_use, GTH_FREE);
         return NULL;
     }
-    t_self = t;
     pthread_setspecific(g_thread_key, t);
     gthread_xstack_ensure(t);
+    /* last: until t is complete (its extension stack mapped), a hit on a
+     * function the set-up calls finds no state and runs nothing */
+    t_self = t;
     return t;
 }
 

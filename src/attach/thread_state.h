@@ -99,7 +99,8 @@ static inline struct gthread *gthread_self(void)
 }
 
 /* First hook hit on this thread: take a released struct or map a new one;
- * NULL if none could be mapped. */
+ * NULL if none could be mapped, or when called again while this thread
+ * registers (a hook on what registering calls: mmap, malloc). */
 struct gthread *gthread_register(void) GHIDDEN;
 
 /* With isolation on, make sure t has its keyed control block and, with

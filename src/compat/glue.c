@@ -105,7 +105,9 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
      * always fails): refusing the helpers makes libbpf's feature probe say
      * so, and libbpf then rewrites probe_read_{kernel,user}[_str] calls to
      * bpf_probe_read[_str], which read the process's memory - what
-     * usdt.bpf.h's reads of pt_regs need. */
+     * usdt.bpf.h's reads of pt_regs need. BCC calls them to copy its own
+     * map values: the verifier accepts a call whose source it proves is the
+     * program's own memory, which then runs as bpf_probe_read[_str]. */
     gver_policy_allow_helper(pol, BPF_FUNC_NR_PROBE_READ_KERNEL, 0);
     gver_policy_allow_helper(pol, BPF_FUNC_NR_PROBE_READ_KERNEL_STR, 0);
     /* The kernel holds a loader without CAP_PERFMON to its Spectre v1 rules
@@ -115,13 +117,7 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
      * CO-RE guarded code do not pass them: a register offset that differs
      * per call site, dead code checked as speculative.) */
     pol->spec_bypass = 1;
-    for (uint32_t i = 0; i < p->n_insns; i++) {
-        const struct bpf_insn *in = (const struct bpf_insn *)p->insns + i;
-        if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == 0 &&
-            (in->imm == BPF_FUNC_NR_PROBE_READ_KERNEL || in->imm == BPF_FUNC_NR_PROBE_READ_KERNEL_STR))
-            gc_warn_once("bpf_probe_read_kernel[_str]: no kernel memory exists in userspace; graft refuses it "
-                         "(libbpf then uses bpf_probe_read[_str] for user memory)");
-    }
+    pol->kernel_reads_own_mem = 1;
     struct gmap_def defs[GC_PROG_MAPS];
     for (uint32_t i = 0; i < p->n_maps; i++)
         defs[i] = p->maps[i]->def;
@@ -165,7 +161,12 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
         const struct bpf_insn *fi = res.fail_insn >= 0 && res.fail_insn < (int64_t)p->n_insns
                                         ? (const struct bpf_insn *)p->insns + res.fail_insn : NULL;
         int no_kmem = fi && fi->code == (BPF_JMP | BPF_CALL) && fi->src_reg == 0 &&
-                      (fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL || fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL_STR);
+                      (fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL || fi->imm == BPF_FUNC_NR_PROBE_READ_KERNEL_STR) &&
+                      strstr(res.reason, "not allowed by the policy");
+        if (no_kmem)
+            gc_warn_once("bpf_probe_read_kernel[_str]: no kernel memory exists in userspace; graft refuses it "
+                         "unless it copies the program's own memory (libbpf then uses bpf_probe_read[_str] "
+                         "for user memory)");
         if (log && log_len && no_kmem)
             snprintf(log, log_len, "%sgraft: insn %lld: unknown func bpf_%s#%d: no kernel memory exists in userspace\n",
                      res.log ? res.log : "", (long long)res.fail_insn,
@@ -177,6 +178,10 @@ int gc_verify(struct cobj *p, int sys_exit, int log_level, char *log, size_t log
                 res.reason);
         rc = no_kmem ? -EINVAL : -EACCES;
     } else {
+        /* proven copies of the program's own memory: a plain checked copy */
+        struct bpf_insn *insns = (struct bpf_insn *)p->insns;
+        for (uint32_t i = 0; i < res.n_own_copies; i++)
+            insns[res.own_copies[i]].imm = insns[res.own_copies[i]].imm == BPF_FUNC_NR_PROBE_READ_KERNEL ? 4 : 45;
         p->policy_tag = res.policy_tag;
         if (log && log_len)
             snprintf(log, log_len, "%s", res.log ? res.log : "");

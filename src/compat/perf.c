@@ -120,7 +120,12 @@ static int find_symbol(Elf *e, uint64_t vaddr, char *sym, size_t symlen, uint64_
     return best >= 0 ? 0 : -ENOENT;
 }
 
-static int resolve_file_offset(const char *path, uint64_t off, char *sym, size_t symlen, uint64_t *delta)
+/* The function symbol + delta at file offset off; in stripped code (a
+ * USDT probe in a static function of a stripped binary, as python3.11's
+ * gc probes) "" + the link-time address, which graft hooks with int3 -
+ * entry probes only (a return probe needs the function's entry). */
+static int resolve_file_offset(const char *path, uint64_t off, int retprobe, char *sym, size_t symlen,
+                               uint64_t *delta)
 {
     elf_version(EV_CURRENT);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -136,10 +141,17 @@ static int resolve_file_offset(const char *path, uint64_t off, char *sym, size_t
         gc_warn("uprobe: %s is not an ELF file: %s", path, elf_errmsg(-1));
     else if ((rc = off_to_vaddr(e, off, &vaddr)) < 0)
         gc_warn("uprobe: file offset %#llx is not in a loadable segment of %s", (unsigned long long)off, path);
-    else if ((rc = find_symbol(e, vaddr, sym, symlen, delta)) < 0)
-        gc_warn("uprobe: file offset %#llx (address %#llx) of %s is in no function symbol; graft attaches by "
-                "symbol, so stripped code cannot be probed", (unsigned long long)off,
+    else if ((rc = find_symbol(e, vaddr, sym, symlen, delta)) < 0 && retprobe)
+        gc_warn("uprobe: file offset %#llx (address %#llx) of %s is in no function symbol; a return probe "
+                "needs the function's entry, which stripped code does not say", (unsigned long long)off,
                 (unsigned long long)vaddr, path);
+    else if (rc < 0) {
+        sym[0] = '\0';
+        *delta = vaddr;
+        rc = 0;
+        gc_warn_once("uprobe: file offset %#llx of %s is in no function symbol (stripped code): probed at its "
+                     "address with an int3 hook (a signal per hit)", (unsigned long long)off, path);
+    }
     if (e)
         elf_end(e);
     close(fd);
@@ -230,7 +242,7 @@ int gc_perf_uprobe(struct cobj *o, const char *path, uint64_t offset, uint64_t r
         return -errno;
     if (strlen(real) >= sizeof(o->binary))
         return -ENAMETOOLONG;
-    int rc = resolve_file_offset(real, offset, o->symbol, sizeof(o->symbol), &o->offset);
+    int rc = resolve_file_offset(real, offset, retprobe, o->symbol, sizeof(o->symbol), &o->offset);
     if (rc < 0)
         return rc;
     snprintf(o->binary, sizeof(o->binary), "%s", real);

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -718,6 +719,7 @@ static void *agent_thread(void *arg)
 {
     struct gagent *a = arg;
     gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
+    gattach_ignore_this_thread();  /* nor its calls of hooked functions (malloc) */
     prctl(PR_SET_NAME, "graft-agent", 0, 0, 0);    /* own name: no /proc write */
     uint64_t seen = a->generation;
     while (!a->stopping) {
@@ -737,7 +739,20 @@ static int start_thread(struct gagent *a)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* The agent's thread takes no signal meant for the application: the
+     * kernel gives a process-directed signal to any thread not blocking
+     * it, so an application that blocks one to read it from a signalfd or
+     * sigwait() (script(1) so waits for SIGCHLD) lost it to this thread,
+     * which dropped it, and hung. Faults and traps stay open: they are
+     * this thread's own (safe copies, int3 hooks, the seccomp SIGSYS). */
+    sigset_t all, old;
+    sigfillset(&all);
+    static const int own[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        sigdelset(&all, own[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, &attr, agent_thread, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc == 0)
         a->thread_running = 1;

@@ -342,6 +342,28 @@ static int check_host_mem_helper(struct env *e, uint32_t id, const char *hname)
     return 0;
 }
 
+/* policy->kernel_reads_own_mem: a bpf_probe_read_kernel[_str] the policy
+ * does not allow is accepted as a copy of the program's own memory when R3
+ * points into its stack (initialised bytes), a map value or a ring buffer
+ * sample / task image, and [R3, R3 + R2) is inside it: the bytes are read
+ * as a helper's memory argument would be, so nothing of the host is. */
+static int check_own_copy(struct env *e, uint32_t id, uint32_t idx)
+{
+    const char *name = id == 113 ? "probe_read_kernel" : "probe_read_kernel_str";
+    const struct reg *src = &regs(e)[BPF_R3];
+    if (src->type != T_STACK && src->type != T_MAP_VALUE && src->type != T_MEM)
+        return reject(e, "helper call #%u (bpf_%s) is not allowed by the policy: there is no kernel memory in "
+                         "userspace, and its source R3 (%s) is not the program's own memory (stack, map value)",
+                      id, name, reg_type_name(src->type));
+    uint64_t smin, smax;
+    int rc = check_size_arg(e, BPF_R2, true, &smin, &smax);
+    if (rc == 0 && smax)
+        rc = check_mem_arg(e, BPF_R3, smin, smax, false, false, NULL);
+    if (rc == 0)
+        e->own_copy[idx] = 1;
+    return rc;
+}
+
 int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
 {
     uint32_t id = (uint32_t)in->imm;
@@ -357,7 +379,11 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
     }
     if (ks && id == HELPER_COPY_FROM_USER_TASK && !e->pol->ksleepable)
         return reject(e, "unknown func bpf_copy_from_user_task#%u: only sleepable programs may call it", id);
-    if (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id))
+    int rc;
+    bool own_copy = e->own_copy && (id == 113 || id == 115) && !gver_policy_helper_allowed(e->pol, id);
+    if (own_copy && (rc = check_own_copy(e, id, idx)))
+        return rc;
+    if (!own_copy && (in->imm < 0 || id >= BPF_MAX_HELPER_ID || !gver_policy_helper_allowed(e->pol, id)))
         return reject(e, in->imm == 0 ? "call of an absent function (helper #0: a weak __ksym/kfunc nothing "
                                         "grants, or libbpf's unresolved one); guard it with bpf_ksym_exists()"
                                       : "helper call #%d is not allowed by the policy", in->imm);
@@ -378,7 +404,6 @@ int check_helper_call(struct env *e, const struct bpf_insn *in, uint32_t idx)
                           r2->v.smin, r2->v.smax, e->pol->override_min, e->pol->override_max);
     }
 
-    int rc;
     if (e->pol->n_host_ptrs && (rc = check_host_mem_helper(e, id, pr->name)))
         return rc;
     /* Under a policy's own context layout (an EIM class: argument slots

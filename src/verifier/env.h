@@ -88,6 +88,7 @@ struct env {
     uint8_t *alu_state;
     uint32_t *alu_limit;
     bool explore_alu_limits;        /* a masked offset was seen: prune only on equal scalars */
+    uint8_t *own_copy;              /* kernel_reads_own_mem: per call insn, 1 once accepted as an own-memory copy */
 };
 
 static inline bool is_ptr(const struct reg *r)

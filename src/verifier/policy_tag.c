@@ -133,6 +133,8 @@ uint64_t gver_policy_tag(const struct gver_policy *p)
     mix_u64(&t, (uint64_t)p->override_range);
     mix_u64(&t, (uint64_t)p->override_min);
     mix_u64(&t, (uint64_t)p->override_max);
+    if (p->kernel_reads_own_mem)   /* set only under graft compat: other tags stay as they were */
+        mix_u64(&t, 0x6f776e6d656dull);
     if (p->kctx) {             /* kernel contexts only: graft's own tags stay as they were */
         mix_u64(&t, (uint64_t)p->kctx);
         mix_u64(&t, p->kctx_attach);

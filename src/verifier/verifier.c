@@ -556,6 +556,7 @@ static void free_env(struct env *e)
     free(e->tail_map);
     free(e->alu_state);
     free(e->alu_limit);
+    free(e->own_copy);
     cfg_free(&e->cfg);
 }
 
@@ -618,6 +619,8 @@ static int run(struct env *e)
     }
     if (e->pol->kctx && (!(e->mem_ptr_kind = calloc(e->n, 1)) ||
                          !(e->tail_map = calloc(e->n, sizeof(uint32_t)))))
+        return -ENOMEM;
+    if (e->pol->kernel_reads_own_mem && !(e->own_copy = calloc(e->n, 1)))
         return -ENOMEM;
     if (kstack_applies(e->pol->kctx) &&
         !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))
@@ -702,6 +705,16 @@ int gver_verify(const struct gver_input *in, struct gver_result *out, struct gra
     } else if (rc == 0) {
         out->accepted = 1;
         out->policy_tag = gver_policy_tag(e.pol);
+        for (uint32_t i = 0; e.own_copy && i < e.n; i++)
+            out->n_own_copies += e.own_copy[i];
+        if (out->n_own_copies && !(out->own_copies = malloc(out->n_own_copies * sizeof(uint32_t)))) {
+            out->accepted = 0;
+            out->n_own_copies = 0;
+            rc = graft_errf(err, -ENOMEM, "verifier: out of memory");
+        }
+        for (uint32_t i = 0, k = 0; out->own_copies && i < e.n; i++)
+            if (e.own_copy[i])
+                out->own_copies[k++] = i;
         logf_(&e, "accepted: %" PRIu64 " insns explored, %" PRIu64 " states stored, max stack %u, worst path %" PRIu64 " insns\n",
               e.steps, e.stored, e.max_stack, e.max_path);
     } else {
@@ -721,5 +734,8 @@ void gver_result_free(struct gver_result *res)
     if (res) {
         free(res->log);
         res->log = NULL;
+        free(res->own_copies);
+        res->own_copies = NULL;
+        res->n_own_copies = 0;
     }
 }

@@ -210,6 +210,15 @@ struct gver_policy {
     /* A kernel program that may sleep (syscall, lsm.s/, fentry.s/, ...):
      * it may call sleepable kfuncs (gver_policy_kernel_ret sets it). */
     int ksleepable;
+    /* bpf_probe_read_kernel[_str] (113, 115) where the policy does not
+     * allow them (graft compat: no kernel memory in userspace) are still
+     * accepted at a call whose source R3 is the program's own memory - its
+     * stack (initialised bytes), a map value, a ring buffer sample or task
+     * image - with [R3, R3 + R2) proven inside it, on every path (BCC
+     * copies its own map values this way). Such a copy reads nothing of the
+     * host; the caller runs those calls (gver_result.own_copies) as
+     * bpf_probe_read[_str]. Any other source is refused as before. */
+    int kernel_reads_own_mem;
 };
 
 /* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */
@@ -270,6 +279,11 @@ struct gver_result {
                                 * times their iterations; per program across tail calls) */
     double ms;
     uint64_t policy_tag;       /* accepted: gver_policy_tag() of the policy it was verified under */
+    /* accepted: the calls of bpf_probe_read_kernel[_str] proven to copy the
+     * program's own memory (policy->kernel_reads_own_mem), ascending insn
+     * indexes; malloc'd, freed by gver_result_free */
+    uint32_t *own_copies;
+    uint32_t n_own_copies;
 };
 
 /* Verify in->insns. Returns 0 when verification ran (accepted or rejected:

@@ -2,7 +2,9 @@
  * func_asm_targets.c - hand-written entries whose first instructions are
  * exactly what the relocator must handle: RIP-relative loads, a short
  * conditional branch, endbr64, a call, a 3-byte function and a loop that
- * branches back into the first 5 bytes (those two need the int3 fallback).
+ * branches back into the first 5 bytes (those two need the int3 fallback);
+ * and a tail call (jmp) from one function into another, as glibc's
+ * realloc(NULL, n) jumps into malloc.
  */
 __asm__(
     ".data\n"
@@ -65,4 +67,31 @@ __asm__(
     "  jl 1b\n"
     "  ret\n"
     ".size asm_loop, .-asm_loop\n"
+    /* lea eax,[rdi*2]; ret -> 2x */
+    ".globl asm_tail_b\n.type asm_tail_b,@function\n"
+    "asm_tail_b:\n"
+    "  lea (,%rdi,2), %eax\n"
+    "  ret\n"
+    ".size asm_tail_b, .-asm_tail_b\n"
+    /* add edi,1; add edi,0; jmp asm_tail_b (rel32, past the first 5
+     * bytes, as in realloc) -> 2(x+1) */
+    ".globl asm_tail_a\n.type asm_tail_a,@function\n"
+    "asm_tail_a:\n"
+    "  add $1, %edi\n"
+    "  add $0, %edi\n"
+    "  .byte 0xe9\n  .long asm_tail_b - . - 4\n"
+    ".size asm_tail_a, .-asm_tail_a\n"
+    /* xor eax,eax; cmp edi,esi; [asm_stripped_mid:] setl al; ret -> x < y.
+     * The symbol covers only the first two instructions: asm_stripped_mid
+     * (a label, no function symbol) stands for stripped code, where the
+     * flags the cmp set are live */
+    ".globl asm_stripped\n.type asm_stripped,@function\n"
+    "asm_stripped:\n"
+    "  xor %eax, %eax\n"
+    "  cmp %esi, %edi\n"
+    ".globl asm_stripped_mid\n"
+    "asm_stripped_mid:\n"
+    "  setl %al\n"
+    "  ret\n"
+    ".size asm_stripped, 4\n"
 );

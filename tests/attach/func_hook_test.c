@@ -125,7 +125,9 @@ typedef long (*fn1)(long);
 typedef long (*fn2)(long, long);
 
 extern int asm_riprel(int), asm_lea(int), asm_branch(int), asm_endbr(int),
-    asm_call(int), asm_short(void), asm_loop(int);
+    asm_call(int), asm_short(void), asm_loop(int), asm_tail_a(int), asm_tail_b(int),
+    asm_stripped(int, int);
+extern char asm_stripped_mid[];
 extern int asm_g;
 
 static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn, uint64_t cookie)
@@ -432,6 +434,133 @@ static void test_fast_paths(void)
     unhook(h2);
     unhook(hr);
     CHECK(ovr_p(5, 1) == 6, "after remove");
+}
+
+/* A return-probed function that tail-calls (jmp) another return-probed one
+ * - glibc's realloc(NULL, n) jumps into malloc, which BCC's memleak probes
+ * both - shares its return slot with it: both return probes run, the inner
+ * one first, and the caller gets the right value. (Before, the inner
+ * entry dropped the outer one as stale, and the outer return template then
+ * found no shadow entry and aborted the process.) */
+static void test_tail_call(void)
+{
+    int (*volatile tail_a)(int) = asm_tail_a;
+    struct gattach_stats s0, s1;
+    gattach_get_stats(&s0);
+    reset();
+    struct ghook *ha = hook((void *)asm_tail_a, GHOOK_RETURN, h_order, 1);
+    struct ghook *hb = hook((void *)asm_tail_b, GHOOK_RETURN, h_order, 2);
+    int r = tail_a(20);
+    CHECK(r == 42 && n_order == 2 && order[0] == 2 && order[1] == 1,
+          "return-only tail call: %d, %d return handlers", r, n_order);
+    /* entry hooks too: the full entry path pushes the chained entry */
+    struct ghook *he = hook((void *)asm_tail_b, GHOOK_ENTRY, h_entry, 3);
+    struct ghook *hr = hook((void *)asm_tail_a, GHOOK_RETURN, h_ret, 0);
+    reset();
+    r = tail_a(1);
+    CHECK(r == 4 && n_entry == 1 && last_di == 2 && n_ret == 1 && last_ax == 4 && n_order == 2 &&
+          order[0] == 2 && order[1] == 1, "tail call with entry hooks: %d, %lu entries, %d returns",
+          r, (unsigned long)n_entry, n_order);
+    /* a tail call inside the return handlers' own frames is no stale entry */
+    gattach_get_stats(&s1);
+    CHECK(s1.stale_discarded == s0.stale_discarded, "tail calls counted as stale: %lu",
+          (unsigned long)(s1.stale_discarded - s0.stale_discarded));
+    unhook(he);
+    unhook(hr);
+    unhook(ha);
+    unhook(hb);
+    /* glibc's own: realloc(NULL, n) -> malloc, both return-probed */
+    void *ml = NULL, *rl = NULL, *fr = NULL;
+    MUST(gattach_resolve("libc.so.6", "malloc", 0, &ml, E));
+    MUST(gattach_resolve("libc.so.6", "realloc", 0, &rl, E));
+    MUST(gattach_resolve("libc.so.6", "free", 0, &fr, E));
+    reset();
+    struct ghook *hm = hook(ml, GHOOK_RETURN, h_order, 5);
+    struct ghook *hre = hook(rl, GHOOK_RETURN, h_order, 6);
+    void *(*volatile realloc_p)(void *, size_t) = (void *(*)(void *, size_t))rl;
+    void *m = realloc_p(NULL, 777);
+    CHECK(m && n_order >= 2 && order[n_order - 1] == 6, "realloc(NULL) -> malloc: %d returns, last %lu",
+          n_order, n_order ? (unsigned long)order[n_order - 1] : 0ul);
+    unhook(hm);
+    unhook(hre);
+    ((void (*)(void *))fr)(m);
+}
+
+/* A hook on what a thread's first hit calls to set the thread up (libc's
+ * mmap: BCC's memleak probes it) must not recurse: the hit inside the
+ * set-up runs no handlers (before, each registered again until the stack
+ * ran out). And a thread graft ignores (the agent's) runs none at all. */
+static void *(*volatile g_mmap_p)(void *, size_t, int, int, int, off_t);
+static pthread_barrier_t g_reg_bar;
+#define REG_MARK_LEN (3 * 4096)
+
+static uint64_t h_mmap_marked(void *ctx, uint64_t len)
+{
+    if (((struct graft_pt_regs *)ctx)->si == REG_MARK_LEN)   /* the workers' own call */
+        atomic_fetch_add(&n_entry, 1);
+    return 0;
+}
+
+static void *reg_worker(void *arg)
+{
+    if (arg)
+        CHECK(gattach_ignore_this_thread() == 0, "ignore a fresh thread");
+    pthread_barrier_wait(&g_reg_bar);      /* all alive: each needs its own state */
+    void *m = g_mmap_p(NULL, REG_MARK_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED)
+        munmap(m, REG_MARK_LEN);
+    return NULL;
+}
+
+static void test_register_reentry(void)
+{
+    void *mm = NULL;
+    MUST(gattach_resolve("libc.so.6", "mmap", 0, &mm, E));
+    g_mmap_p = (void *(*)(void *, size_t, int, int, int, off_t))mm;
+    reset();
+    struct ghook *h = hook(mm, GHOOK_ENTRY, h_mmap_marked, 0);
+    enum { N = 4 };
+    pthread_t th[N + 1];
+    pthread_barrier_init(&g_reg_bar, NULL, N + 1);
+    for (int i = 0; i <= N; i++)
+        pthread_create(&th[i], NULL, reg_worker, i == N ? (void *)1 : NULL);
+    for (int i = 0; i <= N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&g_reg_bar);
+    /* each of the N threads' own call ran the handler; the ignored one's did not */
+    CHECK(n_entry == N, "mmap hook on new threads: %lu handler runs, want %d", (unsigned long)n_entry, N);
+    unhook(h);
+    CHECK(gattach_ignore_this_thread() == -EBUSY, "the main thread already has hook state");
+}
+
+/* Stripped code: an address no function symbol covers (a USDT probe in a
+ * static function of a stripped binary) resolves by its link-time address
+ * (symbol "") and is hooked with int3 through the C path, which keeps the
+ * live flags; return hooks there are refused. */
+static void test_stripped(void)
+{
+    uint64_t bias = 0;
+    char path[4096];
+    void *a = NULL;
+    MUST(gattach_binary_info(NULL, path, sizeof(path), &bias, E));
+    MUST(gattach_resolve(NULL, "", (uint64_t)asm_stripped_mid - bias, &a, E));
+    CHECK(a == (void *)asm_stripped_mid, "link-time address resolves: %p, not %p", a, (void *)asm_stripped_mid);
+    struct graft_err err = { 0 };
+    CHECK(gattach_resolve(NULL, "", (uint64_t)&asm_g - bias, &a, &err) == -EINVAL,
+          "an address outside the code is refused: %s", err.msg);
+    reset();
+    struct ghook *h = hook(asm_stripped_mid, GHOOK_ENTRY, h_entry, 9);
+    CHECK(gattach_hook_method(h) == GATTACH_METHOD_TRAP && strstr(gattach_hook_note(h), "no function symbol"),
+          "stripped code: %s (%s)", gattach_method_name(gattach_hook_method(h)), gattach_hook_note(h));
+    int (*volatile fp)(int, int) = asm_stripped;
+    int lt = fp(1, 2), ge = fp(3, 2);
+    CHECK(lt == 1 && ge == 0 && n_entry == 2 && last_ip == (uint64_t)asm_stripped_mid && last_di == 3,
+          "flags kept across the probe: %d %d, %lu hits", lt, ge, (unsigned long)n_entry);
+    struct ghook *hr = NULL;
+    CHECK(gattach_install(asm_stripped_mid, GHOOK_RETURN, h_ret, 0, NULL, &hr, &err) == -EINVAL,
+          "a return hook in stripped code is refused");
+    unhook(h);
+    CHECK(fp(1, 2) == 1, "after remove");
 }
 
 static void test_libc(void)
@@ -878,6 +1007,9 @@ int main(int argc, char **argv)
     test_longjmp();
     test_fast_paths();
     test_libc();
+    test_tail_call();
+    test_register_reentry();
+    test_stripped();
     test_jit_handler();
     test_fp_and_recursion();
     if (argc > 1) {

@@ -438,6 +438,35 @@ static void test_rights(void)
     free(p);
 }
 
+/* kernel_reads_own_mem (graft compat): the result names exactly the calls
+ * proven to copy the program's own memory - the ones the caller runs as
+ * bpf_probe_read[_str] - and the flag changes the policy's tag. */
+static void test_own_copies(void)
+{
+    struct gver_policy *pol = gver_policy_raw(8);
+    gver_policy_allow_helper(pol, 113, 0);
+    gver_policy_allow_helper(pol, 115, 0);
+    uint64_t tag_without = gver_policy_tag(pol);
+    pol->kernel_reads_own_mem = 1;
+    CHECK(gver_policy_tag(pol) != tag_without, "the flag is part of the policy tag");
+    const char *prog = "stdw [r10-8], 1\n"
+                       "mov r1, r10\nadd r1, -16\nmov r2, 8\nmov r3, r10\nadd r3, -8\ncall 113\n"   /* 6 */
+                       "mov r1, r10\nadd r1, -24\nmov r2, 8\nmov r3, r10\nadd r3, -8\ncall 115\n"   /* 12 */
+                       "mov r1, r10\nadd r1, -32\nmov r2, 8\nmov r3, r10\nadd r3, -8\ncall 4\n"
+                       "mov r0, 0\nexit\n";
+    struct gver_result res;
+    CHECK(verify_text(prog, pol, 0, &res) == 0 && res.accepted, "own copies accepted: %s", res.reason);
+    CHECK(res.n_own_copies == 2 && res.own_copies && res.own_copies[0] == 6 && res.own_copies[1] == 12,
+          "own copies listed: %u", res.n_own_copies);
+    gver_result_free(&res);
+    CHECK(res.own_copies == NULL && res.n_own_copies == 0, "freed");
+    pol->kernel_reads_own_mem = 0;
+    CHECK(verify_text(prog, pol, 0, &res) == 0 && !res.accepted && res.fail_insn == 6,
+          "without the flag: refused at 6 (%s)", res.reason);
+    gver_result_free(&res);
+    free(pol);
+}
+
 int main(void)
 {
     ghelper_set_trace_sink(NULL, NULL);
@@ -446,6 +475,7 @@ int main(void)
     test_api();
     test_worst_case_bound();
     test_rights();
+    test_own_copies();
     if (g_fails) {
         printf("%d failures\n", g_fails);
         return 1;

@@ -186,6 +186,7 @@ static int parse_header(struct vcase *c, char *line)
         else if (!strcmp(v, "ld_pkt")) c->ld_pkt = 1;
         else if (!strcmp(v, "uninit")) c->uninit = 1;
         else if (!strcmp(v, "nospec")) c->nospec = 1;
+        else if (!strcmp(v, "own_copy")) c->own_copy = 1;
         else if (!strncmp(v, "budget", 6)) c->budget = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "states", 6)) c->states = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "mem", 3)) c->mem = strtoull(v + 3, NULL, 0);
@@ -331,6 +332,11 @@ struct gver_policy *vt_policy(const struct vcase *c)
     p->ret_checked = c->ret_checked;
     for (int i = 0; i < c->n_deny; i++)
         gver_policy_allow_helper(p, c->deny[i], 0);
+    if (c->own_copy) {
+        gver_policy_allow_helper(p, 113, 0);
+        gver_policy_allow_helper(p, 115, 0);
+        p->kernel_reads_own_mem = 1;
+    }
     memcpy(vp->kf, c->kf, sizeof(vp->kf));
     /* the names live in c itself: point at them here, not when parsing (the
      * case array may have moved since, as it grew) */

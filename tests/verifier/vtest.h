@@ -11,6 +11,8 @@
  *         lock=OFF: the value's BTF puts its bpf_spin_lock at OFF (lock=none:
  *         the value has none; not given: unknown, as without BTF)
  *   policy: leaks | ld_pkt | uninit | nospec | budget N | states N | deny ID | mem N | ret MIN MAX
+ *   policy: own_copy             graft compat's: probe_read_kernel[_str] denied but for
+ *                                copies of the program's own memory (kernel_reads_own_mem)
  *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
  *   policy: ksym ID SIZE [rw]    host variable for LD_IMM64 btf:ID
  *   kernel: skip "why"           not comparable with the kernel (graft-only feature)
@@ -41,6 +43,7 @@ struct vcase {
     int ld_pkt;
     int uninit;                /* allow_uninit_stack (the kernel's root rule) */
     int nospec;                /* spec_bypass (the kernel's root rule: no Spectre v1 rules) */
+    int own_copy;              /* kernel_reads_own_mem, 113 and 115 denied */
     int ret_checked;           /* policy: ret given (even "ret 0 0") */                /* LD_ABS / LD_IND allowed (a socket filter's) */
     uint64_t budget, states, mem;
     int64_t ret_min, ret_max;

@@ -59,6 +59,12 @@ run_case execsnoop.bt pass exec_lines 'TIME\(ms\)' exec 5 "${BT[@]}" /usr/sbin/e
 ssl_lines() { awk '$3 == "compat_work" { print $3, $5 }' | sort; }   # COMM RET
 WORK=$BUILD/tests/compat/compat_work run_case sslsnoop.bt pass ssl_lines '^Tracing SSL' ssl 5 "${BT[@]}" /usr/sbin/sslsnoop.bt
 run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
+# bashreadline.bt: uretprobe on /bin/bash's readline, system-wide; the
+# workload runs an interactive bash on a pseudo-terminal (bash reads with
+# readline only from a terminal), which under graft start carries an agent;
+# its commands, TIME and PID dropped
+bash_lines() { awk 'NR > 2 && /tw-cmd|exit/ { $1 = $2 = ""; print }'; }
+LINKS_IN_CHILDREN=1 run_case bashreadline.bt pass bash_lines 'Tracing bash' bashpty 4 "${BT[@]}" /usr/sbin/bashreadline.bt
 run_case profile unsupported printed Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
 # The tool killed (-9) while the target runs its probes flat out (a printf

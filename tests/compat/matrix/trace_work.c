@@ -22,10 +22,21 @@
  *   exec   execve of /nonexistent/trace-work-exec with argument I (fails,
  *          ENOENT: the process stays, execsnoop sees the call)
  *   wait   sleeps N ms (interval probes run meanwhile)
+ *   bashpty  an interactive bash on a pseudo-terminal (script(1): bash
+ *          calls readline only on a terminal) reads N commands "echo
+ *          tw-cmd-I" and "exit" (bashreadline.bt traces /bin/bash)
+ *   sigchld  N children exit while SIGCHLD is blocked; each must be
+ *          read from a signalfd within 5 s, as script(1) waits for it: a
+ *          graft thread must not swallow it (exit 3 if lost)
+ *   alloc  tw_alloc(i) for i < N: malloc of 1000 + 8 * i bytes for even
+ *          i, calloc of 2000 + 8 * i for odd i; every third block freed
+ *          again, the rest held for 2.5 s (memleak reports them while the
+ *          process lives, its symbols readable)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +44,9 @@
 #include <sys/prctl.h>
 #include <sys/sdt.h>
 #include <sys/stat.h>
+#include <sys/signalfd.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +79,13 @@ __attribute__((noinline)) unsigned long tw_slow(unsigned long n)
     return n + 1;
 }
 
+__attribute__((noinline)) void *tw_alloc(unsigned long n)
+{
+    void *p = n & 1 ? calloc(1, 2000 + 8 * n) : malloc(1000 + 8 * n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
 /* bashreadline attaches a uretprobe to a function named readline. */
 __attribute__((noinline)) char *readline(const char *prompt)
 {
@@ -86,7 +106,7 @@ static unsigned long now_ms(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|slow|readline|exec|wait N\n");
+        fprintf(stderr, "usage: trace_work calls|usdt|open|sys|spin|slow|readline|exec|wait|alloc|bashpty|sigchld N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -152,6 +172,62 @@ int main(int argc, char **argv)
             char *const env[] = {NULL};
             execve(args[0], args, env);
         }
+    } else if (strcmp(mode, "bashpty") == 0) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 1;
+        pid_t c = fork();
+        if (c == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(p[0], 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            close(p[0]);
+            close(p[1]);
+            execl("/usr/bin/script", "script", "-q", "-e", "-c", "/bin/bash --norc --noprofile -i", "/dev/null",
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(p[0]);
+        for (long i = 0; i < n; i++)
+            dprintf(p[1], "echo tw-cmd-%ld\n", i);
+        dprintf(p[1], "exit\n");
+        close(p[1]);
+        int st = 0;
+        if (c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fprintf(stderr, "trace_work: script/bash failed (status %#x)\n", st);
+    } else if (strcmp(mode, "sigchld") == 0) {
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+        for (long i = 0; i < n; i++) {
+            pid_t c = fork();
+            if (c == 0)
+                _exit(0);
+            /* signalfd + poll, as script(1): the signal stays blocked
+             * meanwhile (sigtimedwait would unblock it for this thread) */
+            struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+            struct signalfd_siginfo si;
+            if (c < 0 || poll(&pfd, 1, 5000) != 1 || read(sfd, &si, sizeof(si)) != sizeof(si)) {
+                fprintf(stderr, "trace_work: SIGCHLD of child %ld lost\n", i);
+                return 3;
+            }
+            waitpid(c, NULL, 0);
+        }
+    } else if (strcmp(mode, "alloc") == 0) {
+        static void *held[4096];
+        for (long i = 0; i < n && i < 4096; i++) {
+            held[i] = tw_alloc((unsigned long)i);
+            if (i % 3 == 0) {
+                free(held[i]);
+                held[i] = NULL;
+            }
+        }
+        usleep(2500 * 1000);
+        for (long i = 0; i < n && i < 4096; i++)
+            free(held[i]);
     } else if (strcmp(mode, "wait") == 0) {
         usleep((useconds_t)n * 1000);
     } else {
