@@ -16,7 +16,7 @@
  *          (ENOENT), kill(self, 0), fdatasync of /dev/null, setuid(its
  *          own uid), getaddrinfo("localhost") - what bpftrace's
  *          statsnoop, killsnoop, syncsnoop, setuids, gethostlatency see
- *   spin   N ms of busy loop (profile: samples)
+ *   spin   N ms of busy loop in tw_spin (profile: samples land there)
  *   slow   tw_slow(i) for i < N, each sleeping 3 ms (funcslower, funcinterval)
  *   readline  its own readline() N times, named "bash" (bashreadline -s)
  *   exec   execve of /nonexistent/trace-work-exec with argument I (fails,
@@ -50,6 +50,17 @@ __attribute__((noinline)) unsigned long tw_leaf(unsigned long n)
     sink += n;
     __asm__ volatile("" ::: "memory");
     return n * 2;
+}
+
+/* Where spin mode spends its CPU time: samples land here (profile). */
+__attribute__((noinline)) unsigned long tw_spin(unsigned long n)
+{
+    unsigned long x = sink;
+    for (unsigned long i = 0; i < n; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        __asm__ volatile("" : "+r"(x));
+    }
+    return x;
 }
 
 __attribute__((noinline)) unsigned long tw_work(unsigned long n)
@@ -136,7 +147,7 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "spin") == 0) {
         unsigned long end = now_ms() + (unsigned long)n;
         while (now_ms() < end)
-            sink += tw_leaf(sink);
+            sink += tw_spin(200000);
     } else if (strcmp(mode, "slow") == 0) {
         for (long i = 0; i < n; i++)
             sink += tw_slow((unsigned long)i);
