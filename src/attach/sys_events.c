@@ -19,7 +19,9 @@
  *       /proc/PID/task/TID/status gives its comm and whether the signal is
  *       ignored or already pending (the record's result). Not seen: signals
  *       the kernel generates itself (SIGCHLD, SIGSEGV, SIGPIPE, timers) and
- *       kill() of a process group (said once on stderr).
+ *       kill() of a process group (said once on stderr), except the exit
+ *       signal (SIGCHLD) to the parent, which the exit hook above generates
+ *       as the kernel does when the last thread exits.
  *
  * And gsys_fire_exec_exit(): a successful execve returns in the new image,
  * where the agent starts only after it; the agent calls this once it has
@@ -117,19 +119,56 @@ static int32_t my_tid(void)
 
 /* ---- sched_process_exit ---- */
 
+/* The calling thread is the process's last one, graft's own threads
+ * ("graft-*": the agent's, the sampler's) not counted. No allocation:
+ * getdents64 into a stack buffer. */
 static int last_thread(void)
 {
-    char buf[2048];
-    if (read_small("/proc/self/status", buf, sizeof(buf)) < 0)
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return 1;
-    const char *t = strstr(buf, "\nThreads:");
-    return !t || atoi(t + 9) <= 1;
+    char buf[4096], path[64], comm[32];
+    int32_t me = my_tid();
+    int others = 0;
+    long n;
+    while (!others && (n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < n && !others;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+                (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] == '.' || atoi(d->name) == me)
+                continue;
+            snprintf(path, sizeof(path), "/proc/self/task/%.16s/comm", d->name);
+            others = read_small(path, comm, sizeof(comm)) > 0 && strncmp(comm, "graft-", 6) != 0;
+        }
+    }
+    close(fd);
+    return !others;
+}
+
+static void emit_signal(int sig, int code, int group, int32_t tgid, int32_t tid);
+
+/* The signal the parent gets at exit (field 38 of /proc/self/stat). */
+static int exit_signal(void)
+{
+    char buf[1024];
+    if (read_small("/proc/self/stat", buf, sizeof(buf)) < 0)
+        return SIGCHLD;
+    const char *p = strrchr(buf, ')');
+    int field = 2;
+    for (; p && *p; p++)
+        if (*p == ' ' && ++field == 38)
+            return atoi(p + 1);
+    return SIGCHLD;
 }
 
 static uint64_t on_exit_call(void *ctx, uint64_t len)
 {
     (void)len;
     const struct gsys_enter_ctx *c = ctx;
+    if (!atomic_load_explicit(&g_events[GEVENT_PROC_EXIT], memory_order_acquire) &&
+        !atomic_load_explicit(&g_events[GEVENT_SIGNAL_GENERATE], memory_order_acquire))
+        return 0;
     struct proc_exit_rec r;
     memset(&r, 0, sizeof(r));
     r.ent.pid = r.pid = my_tid();
@@ -137,9 +176,15 @@ static uint64_t on_exit_call(void *ctx, uint64_t len)
     errno = 0;
     int nice = getpriority(PRIO_PROCESS, 0);
     r.prio = 120 + (errno ? 0 : nice);
-    r.group_dead = (uint8_t)last_thread();
+    /* exit_group: every thread goes; the caller stands for the last */
+    r.group_dead = (uint8_t)(c->id == SYS_exit_group || last_thread());
     ghelper_task_set_exit_code((int32_t)((c->args[0] & 0xff) << 8));
-    run_events(GEVENT_PROC_EXIT, &r, sizeof(r));
+    if (atomic_load_explicit(&g_events[GEVENT_PROC_EXIT], memory_order_acquire))
+        run_events(GEVENT_PROC_EXIT, &r, sizeof(r));
+    /* The last thread out notifies the parent: the kernel generates its
+     * exit signal (SIGCHLD, CLD_EXITED) in the exiting process's context. */
+    if (r.group_dead && atomic_load_explicit(&g_events[GEVENT_SIGNAL_GENERATE], memory_order_acquire))
+        emit_signal(exit_signal(), 1 /* CLD_EXITED */, 1, 0, (int32_t)getppid());
     return 0;
 }
 
@@ -155,6 +200,46 @@ static uint64_t status_mask(const char *buf, const char *key)
 static int sig_kernel_ignore(int sig)
 {
     return sig == SIGCONT || sig == SIGCHLD || sig == SIGWINCH || sig == SIGURG;
+}
+
+/* One signal_generate record: sig sent to thread tid of tgid (tgid 0: the
+ * process tid), as the kernel describes it. */
+static void emit_signal(int sig, int code, int group, int32_t tgid, int32_t tid)
+{
+    if (sig <= 0 || sig > 64)
+        return;
+    char path[64], buf[4096];
+    struct signal_rec r;
+    memset(&r, 0, sizeof(r));
+    r.ent.pid = my_tid();
+    r.sig = sig;
+    r.code = code;
+    r.pid = tid;
+    r.group = group;
+    if (tgid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tgid, (int)tid);
+    else
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)tid);
+    if (read_small(path, buf, sizeof(r.comm) + 1) > 0) {
+        buf[strcspn(buf, "\n")] = '\0';
+        memcpy(r.comm, buf, strnlen(buf, sizeof(r.comm) - 1));
+    }
+    if (tgid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)tgid, (int)tid);
+    else
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    if (read_small(path, buf, sizeof(buf)) > 0) {
+        uint64_t bit = 1ull << (sig - 1);
+        int blocked = (status_mask(buf, "\nSigBlk:") & bit) != 0;
+        int ign = (status_mask(buf, "\nSigIgn:") & bit) != 0;
+        int caught = (status_mask(buf, "\nSigCgt:") & bit) != 0;
+        uint64_t pend = status_mask(buf, group ? "\nShdPnd:" : "\nSigPnd:");
+        if (!blocked && sig != SIGKILL && (ign || (!caught && sig_kernel_ignore(sig))))
+            r.result = 1;   /* TRACE_SIGNAL_IGNORED */
+        else if (sig < 32 && (pend & bit))
+            r.result = 2;   /* TRACE_SIGNAL_ALREADY_PENDING */
+    }
+    run_events(GEVENT_SIGNAL_GENERATE, &r, sizeof(r));
 }
 
 static uint64_t on_signal_call(void *ctx, uint64_t len)
@@ -218,56 +303,36 @@ static uint64_t on_signal_call(void *ctx, uint64_t len)
     }
     if (sig <= 0 || sig > 64 || probe != 0)
         return 0;   /* signal 0 generates nothing; a failing send neither */
-    char path[64], buf[2048];
-    struct signal_rec r;
-    memset(&r, 0, sizeof(r));
-    r.ent.pid = my_tid();
-    r.sig = sig;
-    r.code = code;
-    r.pid = tid;
-    r.group = group;
-    if (tgid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tgid, (int)tid);
-    else
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int)tid);
-    if (read_small(path, buf, sizeof(r.comm) + 1) > 0) {
-        buf[strcspn(buf, "\n")] = '\0';
-        memcpy(r.comm, buf, strnlen(buf, sizeof(r.comm) - 1));
-    }
-    if (tgid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)tgid, (int)tid);
-    else
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-    if (read_small(path, buf, sizeof(buf)) > 0) {
-        uint64_t bit = 1ull << (sig - 1);
-        int blocked = (status_mask(buf, "\nSigBlk:") & bit) != 0;
-        int ign = (status_mask(buf, "\nSigIgn:") & bit) != 0;
-        int caught = (status_mask(buf, "\nSigCgt:") & bit) != 0;
-        uint64_t pend = status_mask(buf, group ? "\nShdPnd:" : "\nSigPnd:");
-        if (!blocked && sig != SIGKILL && (ign || (!caught && sig_kernel_ignore(sig))))
-            r.result = 1;   /* TRACE_SIGNAL_IGNORED */
-        else if (sig < 32 && (pend & bit))
-            r.result = 2;   /* TRACE_SIGNAL_ALREADY_PENDING */
-    }
-    run_events(GEVENT_SIGNAL_GENERATE, &r, sizeof(r));
+    emit_signal(sig, code, group, tgid, tid);
     return 0;
 }
 
 /* ---- links ---- */
 
-static int hook_kind(int kind, struct graft_err *err)
+/* The internal syscall links (kept for the life of the process: an empty
+ * event list costs a loop): exit and exit_group for both kinds (a process's
+ * exit also generates the parent's SIGCHLD), the kill family for signals. */
+static int hook_nrs(const int *nrs, size_t n, gsys_handler fn, struct graft_err *err)
 {
-    static const int exit_nrs[] = { SYS_exit, SYS_exit_group };
-    static const int sig_nrs[] = { SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo };
-    const int *nrs = kind == GEVENT_PROC_EXIT ? exit_nrs : sig_nrs;
-    size_t n = kind == GEVENT_PROC_EXIT ? 2 : 5;
-    gsys_handler fn = kind == GEVENT_PROC_EXIT ? on_exit_call : on_signal_call;
     for (size_t i = 0; i < n; i++) {
-        struct gsys_link *l;   /* kept for the life of the process: an empty event list costs a loop */
+        struct gsys_link *l;
         if (gsys_attach(GSYS_ENTER, nrs[i], fn, 0, &l, err) < 0)
             return -1;
     }
     return 0;
+}
+
+static int hook_kind(int kind, struct graft_err *err)
+{
+    static const int exit_nrs[] = { SYS_exit, SYS_exit_group };
+    static const int sig_nrs[] = { SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo };
+    static int exits_hooked;
+    if (!exits_hooked) {
+        if (hook_nrs(exit_nrs, 2, on_exit_call, err) < 0)
+            return -1;
+        exits_hooked = 1;
+    }
+    return kind == GEVENT_SIGNAL_GENERATE ? hook_nrs(sig_nrs, 5, on_signal_call, err) : 0;
 }
 
 int gevent_attach(enum gevent_kind kind, gsys_handler fn, uint64_t cookie, struct gevent_link **out,

@@ -146,6 +146,11 @@ norm_readline()  { awk 'NR > 1 { $1 = ""; print }' | pidsub "$@"; }
 norm_gethost()   { norm_columns "$1" "$2" "2,3,5"; }
 norm_opensnoop() { norm_columns "$1" "$2" "1,2,4,5"; }
 norm_execsnoop() { grep -v '^PCOMM' | pidsub "$@"; }
+# spawned children: their own pid varies (column 2); sorted (children
+# exit in order, but the tools' buffers are per CPU)
+norm_execsnoop_ok() { grep -v '^PCOMM' | pidsub "$@" | awk '{ $2 = "CHILD"; print }' | sort; }
+# PCOMM PID PPID TID AGE EXIT_CODE: the workload's processes, without pids and age
+norm_exitsnoop() { awk '$1 == "lt_work"' | pidsub "$@" | awk '{ if ($2 != "PID") $2 = $4 = "CHILD"; $5 = ""; print }' | sort; }
 # histogram: only the total count, latencies differ
 norm_funclat()   { awk -F'|' '/->/ { split($1, a, ":"); c += a[2] } END { print "calls", c + 0 }'; }
 
@@ -162,8 +167,10 @@ TOOLS=(
 "bashreadline|PASS|readline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
 "gethostlatency|PASS|gethost 20 norm_gethost|$SBIN/gethostlatency -p {PID}|uprobes on libc getaddrinfo/gethostbyname/gethostbyname2"
 "funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :lt_func|uprobe + uretprobe on the binary of -p PID"
-"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n lt_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
-"exitsnoop|UNSUPPORTED|||tracepoint sched/sched_process_exit: graft attaches syscall tracepoints only (EOPNOTSUPP)"
+"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n lt_work|execve tracepoints, task->real_parent->tgid; failed execs (-x)"
+"execsnoop-ok|PASS|spawn 12 norm_execsnoop_ok|$SBIN/execsnoop -n lt_work|successful execs of forked children: sys_exit_execve runs in the new image once its agent has installed the links"
+"exitsnoop|PASS|spawn 12 norm_exitsnoop|$SBIN/exitsnoop|sched/sched_process_exit from exit_group in the exiting process, task->exit_code (system-wide: the workload's processes compared)"
+"sigsnoop-tp|PASS|signal 20 norm_sigsnoop|$SBIN/sigsnoop -p {PID}|signal/signal_generate from kill/tkill/tgkill in the sender (default mode, no -k)"
 "javagc|SKIP|||USDT probes in a HotSpot JVM (libjvm.so); no JVM installed here"
 )
 KERNEL_ONLY=(

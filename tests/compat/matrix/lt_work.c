@@ -16,6 +16,12 @@
  *   exec      execve of a path that does not exist (ENOENT)
  *   funclat   calls lt_func() (funclatency PATH:lt_func)
  *   syscalls  getppid, getuid x2, getgid x3
+ *   spawn     fork; the child execs lt_work itself ("lt_work child I",
+ *             which exits with status I % 4 at once); the parent waits
+ *             (successful execs, process exits)
+ *   signal    sends itself real signals: kill SIGUSR1 (caught), tkill
+ *             SIGUSR2 (ignored), tgkill SIGCHLD (ignored by default), and
+ *             SIGHUP twice while blocked (the second is already pending)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -30,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +61,45 @@ __attribute__((noinline)) unsigned long lt_func(unsigned long n)
     return x;
 }
 
+static void on_signal(int sig)
+{
+    sink += (unsigned long)sig;
+}
+
+static void do_signals(void)
+{
+    int tid = (int)syscall(SYS_gettid);
+    sink += (unsigned long)kill(getpid(), SIGUSR1);
+    sink += (unsigned long)syscall(SYS_tkill, tid, SIGUSR2);
+    sink += (unsigned long)syscall(SYS_tgkill, getpid(), tid, SIGCHLD);
+    sigset_t hup, old;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, &old);
+    sink += (unsigned long)kill(getpid(), SIGHUP);
+    sink += (unsigned long)kill(getpid(), SIGHUP);
+    sigprocmask(SIG_SETMASK, &old, NULL);   /* delivered (caught) here */
+}
+
+static int spawn(int i)
+{
+    static char self[4096];   /* its real path: the child's comm is its name */
+    if (!self[0] && !realpath("/proc/self/exe", self))
+        return -1;
+    pid_t c = fork();
+    if (c < 0)
+        return -1;
+    if (c == 0) {
+        char arg[16];
+        snprintf(arg, sizeof(arg), "%d", i);
+        char *args[] = { self, (char *)"child", arg, NULL };
+        execv(self, args);
+        _exit(127);
+    }
+    int st;
+    return waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == i % 4 ? 0 : -1;
+}
+
 static void do_stat(const char *exists, const char *missing)
 {
     struct stat st;
@@ -74,6 +120,8 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     int n = atoi(argv[2]);
+    if (strcmp(mode, "child") == 0)   /* spawn's exec'd child */
+        return n % 4;
     char exists[64], missing[64];
     snprintf(exists, sizeof(exists), "/tmp/lt-work-%d-exists", getpid());
     snprintf(missing, sizeof(missing), "/tmp/lt-work-%d-missing", getpid());
@@ -81,6 +129,11 @@ int main(int argc, char **argv)
         close(open(exists, O_CREAT | O_WRONLY, 0600));
     if (strcmp(mode, "readline") == 0)
         prctl(PR_SET_NAME, "bash");
+    if (strcmp(mode, "signal") == 0) {
+        signal(SIGUSR1, on_signal);
+        signal(SIGHUP, on_signal);
+        signal(SIGUSR2, SIG_IGN);
+    }
     printf("ready\n");
     fflush(stdout);
     char line[64];
@@ -119,6 +172,13 @@ int main(int argc, char **argv)
             usleep(2000);   /* paced, as mount */
         } else if (strcmp(mode, "funclat") == 0) {
             sink += lt_func((unsigned long)i);
+        } else if (strcmp(mode, "spawn") == 0) {
+            if (spawn(i) < 0) {
+                fprintf(stderr, "lt_work: child %d failed\n", i);
+                rc = 1;
+            }
+        } else if (strcmp(mode, "signal") == 0) {
+            do_signals();
         } else if (strcmp(mode, "syscalls") == 0) {
             sink += (unsigned long)getppid();
             sink += getuid() + getuid();
