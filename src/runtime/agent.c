@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -776,7 +777,15 @@ static int start_thread(struct gagent *a)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* Every signal blocked in the agent's thread: a signal sent to the
+     * process goes to one of the host's threads, as it would without graft
+     * (a host thread blocking it must see it pending, not have the agent's
+     * thread run the host's handler). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, &attr, agent_thread, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc == 0)
         a->thread_running = 1;

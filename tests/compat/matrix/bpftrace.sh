@@ -76,6 +76,17 @@ run_case profile-ustack pass top_stacks Attaching spin 400 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[ustack(3)] = count(); }' '{PID}'
 run_case profile-ms pass top_keys Attaching spin 400 \
     "${BT[@]}" -e 'profile:ms:10 /pid == $1/ { @[comm, usym(reg("ip"))] = count(); }' '{PID}'
+# Tracepoints graft runs from the process's own calls (attach/sys_events.c):
+# every field of signal_generate's record on lt_work's signals (caught,
+# ignored, default-ignored, already pending) and of sched_process_exit with
+# the exit code from curtask, on children that exec and exit
+LT=$BUILD/tests/compat/lt_work
+WORK=$LT run_case signal-generate pass printed Attaching signal 3 \
+    "${BT[@]}" -e 'tracepoint:signal:signal_generate /pid == $1/ { printf("sig %d errno %d code %d comm %s tpid-is-self %d group %d result %d\n",
+                   args->sig, args->errno, args->code, args->comm, args->pid == $1, args->group, args->result); }' '{PID}'
+WORK=$LT run_case process-exit pass printed Attaching spawn 6 \
+    "${BT[@]}" -e 'tracepoint:sched:sched_process_exit /comm == "lt_work"/ { printf("%s prio %d group_dead %d code %d\n",
+                   args->comm, args->prio, args->group_dead, curtask->exit_code >> 8); }'
 # The tool killed (-9) while the target runs its probes flat out (a printf
 # per call into a perf buffer nobody drains, a timer): the target must run
 # to the end and exit 0, and `graft compat` must leave the registry empty.
