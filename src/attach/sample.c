@@ -27,6 +27,9 @@
  *    threads that block the signal are never sampled.
  *  - Groups are never freed; a signal still queued for a stopped group
  *    finds it dead (generation check) and returns.
+ * POSIX CPU timers are checked at the scheduler tick, so a thread gets at
+ * most CONFIG_HZ samples a second (the kernel's perf timer is an
+ * hrtimer): shorter periods' overruns are counted as missed.
  * Threads that start later get their timer at the next rescan (every
  * GSAMPLE_RESCAN_MS). Timers do not survive exec (the kernel deletes them)
  * nor fork (the child's sampler starts anew from the atfork handler).
@@ -148,6 +151,11 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
             cookie = g->ents[i].cookie;
             found = 1;
         }
+    /* Periods shorter than the scheduler tick expire several times per
+     * signal (POSIX CPU timers are checked at the tick): one run, the rest
+     * counted as missed. */
+    if (si->si_overrun > 0)
+        atomic_fetch_add_explicit(&g_missed, (uint64_t)si->si_overrun, memory_order_relaxed);
     if (found) {
         struct perf_event_ctx ctx;
         memset(&ctx, 0, sizeof(ctx));
@@ -443,6 +451,7 @@ void gsample_stop(struct gsample *h)
     free(h);
 }
 
+/* Samples dropped: inside a graft program, or overruns of a period shorter than the tick. */
 uint64_t gsample_missed(void)
 {
     return atomic_load(&g_missed);
