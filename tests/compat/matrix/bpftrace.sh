@@ -70,11 +70,11 @@ top_keys() { page_off | awk '/^@/ { k = $0; sub(/: [0-9]+$/, "", k); n = $NF; c[
                  END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
 top_stacks() { page_off | sed -E 's/\+[0-9]+$//' | awk '/^@\[/ { k = ""; next } /^]: / { n = $2; c[k] = n; t += n; next }
                  { gsub(/^ +/, ""); k = k $0 ";" } END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
-run_case profile pass top_keys Attaching spin 400 \
+run_case profile pass top_keys Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm, usym(reg("ip"))] = count(); }' '{PID}'
-run_case profile-ustack pass top_stacks Attaching spin 400 \
+run_case profile-ustack pass top_stacks Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[ustack(3)] = count(); }' '{PID}'
-run_case profile-ms pass top_keys Attaching spin 400 \
+run_case profile-ms pass top_keys Attaching spin 300 \
     "${BT[@]}" -e 'profile:ms:10 /pid == $1/ { @[comm, usym(reg("ip"))] = count(); }' '{PID}'
 # Tracepoints graft runs from the process's own calls (attach/sys_events.c):
 # every field of signal_generate's record on lt_work's signals (caught,

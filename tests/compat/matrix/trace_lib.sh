@@ -83,6 +83,11 @@ run_side() {
         sleep 0.02
     done
     grep -qE "$ready_re" "$tmp/t.out" "$tmp/t.err" 2>/dev/null || ok=0
+    # READY_FD: a tool that says nothing once attached (BCC's profile) has
+    # then opened its perf events (on graft the links are awaited below)
+    if [ "$how" = kernel ] && [ -n "${READY_FD:-}" ]; then
+        for _ in $(seq 1500); do ls -l "/proc/$tpid/fd" 2>/dev/null | grep -q "$READY_FD" && break; sleep 0.02; done
+    fi
     sleep 1   # bpftrace says "Attaching" before it attaches
     # graft: until the target's agent has installed every link (a loaded
     # machine may take seconds)
@@ -126,7 +131,7 @@ run_side() {
     fi
     wait "$tpid" 2>/dev/null
     cp "$tmp/t.err" "$tmp/$how.err"
-    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/t.out" "$MATRIX_RAW.$how"
+    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/t.out" "$MATRIX_RAW.$how" && cp "$tmp/t.err" "$MATRIX_RAW.$how.err"
     # the workload's pid (the same column on both sides) becomes PID
     sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/t.out" | "$FILTER" >"$tmp/$how.out"
     return $((1 - ok))
