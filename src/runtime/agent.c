@@ -750,9 +750,16 @@ static int reconcile(struct gagent *a)
 
 int gagent_sync(struct gagent *a)
 {
+    /* No sample (attach/sample.c) runs a program on this thread while it
+     * changes the agent's tables (the constructor's thread is a host one). */
+    sigset_t smp, old;
+    sigemptyset(&smp);
+    sigaddset(&smp, GSAMPLE_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &smp, &old);
     pthread_mutex_lock(&a->lock);
     int rc = a->stopping ? 0 : reconcile(a);
     pthread_mutex_unlock(&a->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
