@@ -160,7 +160,7 @@ TOOLS=(
 "syscount|PASS|syscalls 300 norm_syscount|$SBIN/syscount -p {PID}|raw_syscalls tracepoints, bpf_get_current_task, batch map reads"
 "syscount-P|PASS|syscalls 300 norm_syscount_P|$SBIN/syscount -p {PID} -P|per process: task->group_leader->comm via bpf_get_current_task"
 "statsnoop|SKIP|||Debian 0.26's statsnoop traces nothing on the kernel either: it checks events/syscalls/statfs (not sys_enter_statfs) and so switches every program off"
-"sigsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/sigsnoop -k -p {PID}|kill/tkill/tgkill tracepoints (-k; the default also needs signal/signal_generate)"
+"sigsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/sigsnoop -k -p {PID}|kill/tkill/tgkill tracepoints (-k)"
 "killsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/killsnoop -k -p {PID}|as sigsnoop -k"
 "mountsnoop|PASS|mount 20 norm_mount|$SBIN/mountsnoop -p {PID}|mount/umount tracepoints, task->nsproxy->mnt_ns->ns.inum"
 "opensnoop|PASS|open 40 norm_opensnoop|$SBIN/opensnoop -p {PID}|open/openat tracepoints (the workload's own opens)"
