@@ -331,6 +331,12 @@ int gsample_start(gsys_handler fn, uint64_t cookie, uint64_t period_ns, int cpu,
 /* After it returns the program no longer runs from this link. */
 void gsample_stop(struct gsample *h);
 uint64_t gsample_missed(void);   /* samples dropped (inside a graft program) */
+/* The mask graft's own threads run with: every signal sent to the process
+ * blocked (they go to the host's threads), the synchronous ones graft's
+ * handlers need left open (SIGTRAP: a hook's int3 met mid-patch; SIGSEGV,
+ * SIGBUS: safe memory reads; SIGSYS: the seccomp mode; SIGILL, SIGFPE). A
+ * blocked synchronous signal kills the process. */
+void gattach_async_signals(sigset_t *set);
 
 /* --- tracepoints emulated from syscalls (sys_events.c; needs gsys_install) ---
  * GEVENT_PROC_EXIT: sched/sched_process_exit at exit/exit_group entry;

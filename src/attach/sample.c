@@ -319,7 +319,7 @@ static int start_scanner(void)
         return 0;
     }
     sigset_t all, old;
-    sigfillset(&all);
+    gattach_async_signals(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* never sampled, never the host's signals */
     int rc = pthread_create(&g_scanner, NULL, scanner, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -328,6 +328,14 @@ static int start_scanner(void)
         g_scanner_running = 1;
     }
     return -rc;
+}
+
+void gattach_async_signals(sigset_t *set)
+{
+    sigfillset(set);
+    static const int sync_sigs[] = { SIGTRAP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS };
+    for (size_t i = 0; i < sizeof(sync_sigs) / sizeof(sync_sigs[0]); i++)
+        sigdelset(set, sync_sigs[i]);
 }
 
 /* A forked child has no timers (not inherited) and no scanner thread. */

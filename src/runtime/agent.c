@@ -789,7 +789,7 @@ static int start_thread(struct gagent *a)
      * (a host thread blocking it must see it pending, not have the agent's
      * thread run the host's handler). */
     sigset_t all, old;
-    sigfillset(&all);
+    gattach_async_signals(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, &attr, agent_thread, a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
