@@ -98,20 +98,6 @@ static void run_events(int kind, void *rec, uint64_t len)
     *st = saved;
 }
 
-/* Read a small /proc file into buf (NUL-terminated); no allocation. */
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
-}
-
 static int32_t my_tid(void)
 {
     return (int32_t)syscall(SYS_gettid);
@@ -139,7 +125,7 @@ static int last_thread(void)
             if (d->name[0] == '.' || atoi(d->name) == me)
                 continue;
             snprintf(path, sizeof(path), "/proc/self/task/%.16s/comm", d->name);
-            others = read_small(path, comm, sizeof(comm)) > 0 && strncmp(comm, "graft-", 6) != 0;
+            others = ghelper_read_small(path, comm, sizeof(comm)) > 0 && strncmp(comm, "graft-", 6) != 0;
         }
     }
     close(fd);
@@ -152,7 +138,7 @@ static void emit_signal(int sig, int code, int group, int32_t tgid, int32_t tid)
 static int exit_signal(void)
 {
     char buf[1024];
-    if (read_small("/proc/self/stat", buf, sizeof(buf)) < 0)
+    if (ghelper_read_small("/proc/self/stat", buf, sizeof(buf)) < 0)
         return SIGCHLD;
     const char *p = strrchr(buf, ')');
     int field = 2;
@@ -220,7 +206,7 @@ static void emit_signal(int sig, int code, int group, int32_t tgid, int32_t tid)
         snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tgid, (int)tid);
     else
         snprintf(path, sizeof(path), "/proc/%d/comm", (int)tid);
-    if (read_small(path, buf, sizeof(r.comm) + 1) > 0) {
+    if (ghelper_read_small(path, buf, sizeof(r.comm) + 1) > 0) {
         buf[strcspn(buf, "\n")] = '\0';
         memcpy(r.comm, buf, strnlen(buf, sizeof(r.comm) - 1));
     }
@@ -228,7 +214,7 @@ static void emit_signal(int sig, int code, int group, int32_t tgid, int32_t tid)
         snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)tgid, (int)tid);
     else
         snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-    if (read_small(path, buf, sizeof(buf)) > 0) {
+    if (ghelper_read_small(path, buf, sizeof(buf)) > 0) {
         uint64_t bit = 1ull << (sig - 1);
         int blocked = (status_mask(buf, "\nSigBlk:") & bit) != 0;
         int ign = (status_mask(buf, "\nSigIgn:") & bit) != 0;

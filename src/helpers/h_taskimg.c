@@ -121,7 +121,7 @@ struct stat_info {
     int ok;
 };
 
-static int read_file(const char *path, char *buf, size_t len)
+int ghelper_read_small(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -138,7 +138,7 @@ static void read_stat(const char *path, struct stat_info *si)
 {
     char buf[1024];
     memset(si, 0, sizeof(*si));
-    if (read_file(path, buf, sizeof(buf)) < 0)
+    if (ghelper_read_small(path, buf, sizeof(buf)) < 0)
         return;
     char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
     if (!open_paren || !close_paren || close_paren < open_paren)
