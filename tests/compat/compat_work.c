@@ -6,7 +6,8 @@
  * prints "ready", waits for a line on stdin (so tracers can attach first),
  * runs MODE a fixed number of times, prints "elapsed_ns T" on stderr and
  * exits. Modes: malloc, readline, funclat, ssl, open, syscalls, rawsys, usdt,
- * emit, stack.
+ * emit, stack, spin (N ms of its own CPU time in compat_spin_step, called
+ * from compat_spin: what a profiler samples).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -28,6 +29,27 @@
 #include <openssl/x509.h>
 
 static volatile unsigned long sink;
+
+__attribute__((noinline)) unsigned long compat_spin_step(unsigned long x)
+{
+    for (int i = 0; i < 200000; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        __asm__ volatile("" : "+r"(x));
+    }
+    return x;
+}
+
+/* ms of the process's own CPU time, however loaded the machine */
+__attribute__((noinline)) void compat_spin(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    long long end = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms;
+    do {
+        sink = compat_spin_step(sink);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    } while ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < end);
+}
 
 __attribute__((noinline)) char *compat_readline(const char *prompt)
 {
@@ -232,6 +254,8 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "stack") == 0) {
         for (int i = 0; i < n; i++)
             sink += compat_stack_a((unsigned long)i);
+    } else if (strcmp(mode, "spin") == 0) {
+        compat_spin(n);
     } else if (strcmp(mode, "emit") == 0) {
         char msg[32];
         for (int i = 0; i < n; i++) {
