@@ -59,23 +59,29 @@ run_case execsnoop.bt pass exec_lines 'TIME\(ms\)' exec 5 "${BT[@]}" /usr/sbin/e
 ssl_lines() { awk '$3 == "compat_work" { print $3, $5 }' | sort; }   # COMM RET
 WORK=$BUILD/tests/compat/compat_work run_case sslsnoop.bt pass ssl_lines '^Tracing SSL' ssl 5 "${BT[@]}" /usr/sbin/sslsnoop.bt
 run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/gethostlatency.bt
-# profile: a CPU-time timer on each thread of the target (attach/sample.c);
-# sample counts differ from run to run (kernel and graft alike): the keys
-# holding at least a quarter of the samples are compared, addresses by
-# their page offset (the workload exits before bpftrace prints, so they stay
-# unsymbolised, and ASLR moves the pages). The stack is walked from the
-# interrupted registers
-page_off() { sed -E 's/0x[0-9a-f]*([0-9a-f]{3})([^0-9a-f]|$)/0x..\1\2/g'; }
-top_keys() { page_off | awk '/^@/ { k = $0; sub(/: [0-9]+$/, "", k); n = $NF; c[k] = n; t += n }
+# profile: a CPU-time timer on each thread of the target (attach/sample.c).
+# Sample counts and the hot instructions within a loop vary from run to
+# run (kernel and graft alike): a sample is keyed by whether its ip lies in
+# tw_spin (by page offset: the workload exits before bpftrace prints, so
+# addresses stay unsymbolised, and ASLR moves the pages), and the keys
+# holding at least a quarter of the samples are compared. The stacks are
+# walked from the interrupted registers: their callers (the sampled ip
+# dropped) are compared the same way
+top_keys() { awk '/^@/ { k = $0; sub(/: [0-9]+$/, "", k); c[k] += $NF; t += $NF }
                  END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
-top_stacks() { page_off | sed -E 's/\+[0-9]+$//' | awk '/^@\[/ { k = ""; next } /^]: / { n = $2; c[k] = n; t += n; next }
-                 { gsub(/^ +/, ""); k = k $0 ";" } END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
+page_off() { sed -E 's/0x[0-9a-f]*([0-9a-f]{3})([^0-9a-f]|$)/0x..\1\2/g'; }
+top_callers() { page_off | awk '/^@\[/ { k = ""; first = 1; next } /^]: / { c[k] += $2; t += $2; next }
+                 { if (first) { first = 0; next } gsub(/^ +/, ""); k = k $0 ";" }
+                 END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
+read -r spin_addr spin_len < <(nm -S "$WORK" 2>/dev/null | awk '$4 == "tw_spin" { print $1, $2 }')
+spin_off=$((0x${spin_addr:-0} % 4096)) spin_len=$((0x${spin_len:-0}))
+in_spin="(reg(\"ip\") & 0xfff) >= $spin_off && (reg(\"ip\") & 0xfff) < $spin_off + $spin_len"
 run_case profile pass top_keys Attaching spin 300 \
-    "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm, usym(reg("ip"))] = count(); }' '{PID}'
-run_case profile-ustack pass top_stacks Attaching spin 300 \
+    "${BT[@]}" -e "profile:hz:99 /pid == \$1/ { @[comm, $in_spin] = count(); }" '{PID}'
+run_case profile-ustack pass top_callers Attaching spin 300 \
     "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[ustack(3)] = count(); }' '{PID}'
 run_case profile-ms pass top_keys Attaching spin 300 \
-    "${BT[@]}" -e 'profile:ms:10 /pid == $1/ { @[comm, usym(reg("ip"))] = count(); }' '{PID}'
+    "${BT[@]}" -e "profile:ms:10 /pid == \$1/ { @[comm, $in_spin] = count(); }" '{PID}'
 # Tracepoints graft runs from the process's own calls (attach/sys_events.c):
 # every field of signal_generate's record on lt_work's signals (caught,
 # ignored, default-ignored, already pending) and of sched_process_exit with
