@@ -424,9 +424,16 @@ int gsample_start(gsys_handler fn, uint64_t cookie, uint64_t period_ns, int cpu,
         __atomic_store_n(&g->n_ents, e + 1, __ATOMIC_RELEASE);
     h->g = g;
     h->ent = e;
-    rescan_locked();
-    if ((rc = start_scanner()) < 0)
+    if ((rc = start_scanner()) < 0) {
         graft_errf(err, rc, "sampling: cannot start the sampler thread");
+        __atomic_store_n(&g->ents[e].used, 0, __ATOMIC_RELEASE);
+        if (g->n_threads == 0 && e == 0) {   /* the group was made for this link */
+            atomic_fetch_add(&g->gen, 1);
+            atomic_store(&g->live, 0);
+        }
+        goto out;
+    }
+    rescan_locked();
 out:
     pthread_mutex_unlock(&g_lock);
     if (rc < 0) {
