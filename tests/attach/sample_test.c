@@ -124,7 +124,7 @@ static int test_sample(void)
     spin_ms(400);
     pthread_join(t, NULL);
     int n = atomic_load(&samples);
-    CHECK(n >= 30, "%d samples in 400 ms of CPU at 100 Hz", n);
+    CHECK(n >= 15, "%d samples in 400 ms of CPU at 100 Hz (about 40 expected)", n);
     CHECK(atomic_load(&in_spin) * 2 >= n, "%d of %d samples in spin_work", atomic_load(&in_spin), n);
     CHECK(atomic_load(&bad_ctx) == 0, "%d samples with a wrong context", atomic_load(&bad_ctx));
     CHECK(atomic_load(&bad_cookie) == 0, "%d samples with a wrong cookie", atomic_load(&bad_cookie));
@@ -154,7 +154,7 @@ static int test_fork(void)
     int st;
     waitpid(c, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-    CHECK(shared[0] >= 20, "the child got %d samples in 300 ms of CPU", shared[0]);
+    CHECK(shared[0] >= 10, "the child got %d samples in 300 ms of CPU", shared[0]);
     gsample_stop(h);
     printf("fork: the child got %d samples\n", shared[0]);
     return 0;
