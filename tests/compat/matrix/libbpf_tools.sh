@@ -146,11 +146,12 @@ norm_readline()  { awk 'NR > 1 { $1 = ""; print }' | pidsub "$@"; }
 norm_gethost()   { norm_columns "$1" "$2" "2,3,5"; }
 norm_opensnoop() { norm_columns "$1" "$2" "1,2,4,5"; }
 norm_execsnoop() { grep -v '^PCOMM' | pidsub "$@"; }
-# spawned children: their own pid varies (column 2); sorted (children
+# spawned children (their parent is the workload: other lt_work processes
+# on the machine are not its): their own pid varies (column 2); sorted (children
 # exit in order, but the tools' buffers are per CPU)
-norm_execsnoop_ok() { grep -v '^PCOMM' | pidsub "$@" | awk '{ $2 = "CHILD"; print }' | sort; }
+norm_execsnoop_ok() { grep -v '^PCOMM' | pidsub "$@" | awk '$3 == "PID" { $2 = "CHILD"; print }' | sort; }
 # PCOMM PID PPID TID AGE EXIT_CODE: the workload's processes, without pids and age
-norm_exitsnoop() { awk '$1 == "lt_work"' | pidsub "$@" | awk '{ if ($2 != "PID") $2 = $4 = "CHILD"; $5 = ""; print }' | sort; }
+norm_exitsnoop() { awk '$1 == "lt_work"' | pidsub "$@" | awk '$2 == "PID" || $3 == "PID" { if ($2 != "PID") $2 = $4 = "CHILD"; $5 = ""; print }' | sort; }
 # histogram: only the total count, latencies differ
 norm_funclat()   { awk -F'|' '/->/ { split($1, a, ":"); c += a[2] } END { print "calls", c + 0 }'; }
 
