@@ -54,6 +54,7 @@
 #ifndef GRAFT_ATTACH_ATTACH_H
 #define GRAFT_ATTACH_ATTACH_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "helpers/helpers.h"
@@ -324,5 +325,41 @@ void gsys_get_stats(struct gsys_stats *st);
 
 /* Syscall names and numbers: util/syscalls.h (gsyscall_nr, gsyscall_name). */
 /* --- end of syscall hooks --- */
+
+/* --- sampling (sample.c): perf_event programs on a CPU clock (profile) ---
+ * fn runs in a signal handler on each thread of the process, every
+ * period_ns of that thread's CPU time, with struct bpf_perf_event_data
+ * (the interrupted registers) as its context and cookie as its attach
+ * cookie; cpu >= 0: only samples taken on that CPU (one event per CPU, as
+ * tools open them; events of one fn and period share the timers). The
+ * signal is GSAMPLE_SIGNAL; the start fails with -EBUSY if the process
+ * handles it. Samples landing inside a graft program are dropped. */
+#define GSAMPLE_SIGNAL (SIGRTMAX - 3)
+struct gsample;
+int gsample_start(gsys_handler fn, uint64_t cookie, uint64_t period_ns, int cpu, struct gsample **out,
+                  struct graft_err *err);
+/* After it returns the program no longer runs from this link. */
+void gsample_stop(struct gsample *h);
+uint64_t gsample_missed(void);   /* samples dropped (inside a graft program) */
+/* The mask graft's own threads run with: every signal sent to the process
+ * blocked (they go to the host's threads), the synchronous ones graft's
+ * handlers need left open (SIGTRAP: a hook's int3 met mid-patch; SIGSEGV,
+ * SIGBUS: safe memory reads; SIGSYS: the seccomp mode; SIGILL, SIGFPE). A
+ * blocked synchronous signal kills the process. */
+void gattach_async_signals(sigset_t *set);
+
+/* --- tracepoints emulated from syscalls (sys_events.c; needs gsys_install) ---
+ * GEVENT_PROC_EXIT: sched/sched_process_exit at exit/exit_group entry;
+ * GEVENT_SIGNAL_GENERATE: signal/signal_generate at kill, tkill, tgkill,
+ * rt_[tg]sigqueueinfo of one process or thread. fn gets the kernel's record
+ * (zero-padded to 64 bytes). */
+enum gevent_kind { GEVENT_PROC_EXIT = 0, GEVENT_SIGNAL_GENERATE = 1 };
+struct gevent_link;
+int gevent_attach(enum gevent_kind kind, gsys_handler fn, uint64_t cookie, struct gevent_link **out,
+                  struct graft_err *err);
+void gevent_detach(struct gevent_link *l);
+/* In a new image after a successful execve (the agent, once its links are
+ * installed): run execve's exit programs as if it returned 0 here. */
+void gsys_fire_exec_exit(void);
 
 #endif

@@ -28,10 +28,12 @@
 #define GC_PERF_RESERVE_PAGES 256
 
 enum cobj_kind { COBJ_MAP = 1, COBJ_PROG, COBJ_BTF, COBJ_LINK, COBJ_PERF };
-enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT, CPERF_TIMER };
+enum cperf_kind { CPERF_UPROBE = 1, CPERF_URETPROBE, CPERF_TP, CPERF_OUTPUT, CPERF_TIMER,
+                  CPERF_SAMPLE /* a CPU-clock sampler run in the targets (profile) */ };
 /* Link kinds, mapped to the registry's in glue.c. */
 enum clink_kind { CLINK_UPROBE = 1, CLINK_URETPROBE, CLINK_SYS_ENTER, CLINK_SYS_EXIT,
-                  CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT };
+                  CLINK_RAW_SYS_ENTER, CLINK_RAW_SYS_EXIT,
+                  CLINK_PERF_SAMPLE, CLINK_PROC_EXIT, CLINK_SIGNAL_GENERATE };
 
 struct cobj {
     int fd;                    /* one descriptor naming it; -1 once all are closed (it may live on) */
@@ -71,6 +73,7 @@ struct cobj {
     int cpu;
     int32_t syscall_nr;
     int sys_exit;
+    int tp_event;              /* CLINK_PROC_EXIT / CLINK_SIGNAL_GENERATE: a sched/signal tracepoint */
     char tp_name[96];
     void *addr;                /* perf output: where the tool mapped it */
     size_t len;
@@ -119,6 +122,10 @@ long gc_btf_cmd(int cmd, void *uattr, unsigned int size);
 /* timers.c: software cpu-clock/task-clock events with a sample period run
  * their program on a thread of the tool's (bpftrace's interval probes). */
 int gc_timer_open(const void *attr, int pid, int cpu, long *ret);   /* 1 if handled */
+/* A sampling event (CPERF_SAMPLE, period mode, every process) is attached:
+ * the same program's tool-side timer on CPU 0 at that period was the first
+ * of a per-CPU set (a profile, not an interval) and becomes a sampler too. */
+void gc_timer_to_sampler(const struct cobj *sample, struct cobj *prog);
 int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link);
 int gc_timer_ioctl(struct cobj *perf, unsigned long req);
 void gc_timer_release(struct cobj *o);

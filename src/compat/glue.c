@@ -254,6 +254,9 @@ static uint32_t link_kind(int kind)
     case CLINK_SYS_ENTER: return GREG_LINK_SYS_ENTER;
     case CLINK_SYS_EXIT: return GREG_LINK_SYS_EXIT;
     case CLINK_RAW_SYS_ENTER: return GREG_LINK_RAW_SYS_ENTER;
+    case CLINK_PERF_SAMPLE: return GREG_LINK_PERF_SAMPLE;
+    case CLINK_PROC_EXIT: return GREG_LINK_PROC_EXIT;
+    case CLINK_SIGNAL_GENERATE: return GREG_LINK_SIGNAL_GENERATE;
     default: return GREG_LINK_RAW_SYS_EXIT;
     }
 }

@@ -8,7 +8,8 @@
  *     program headers give the address, .symtab/.dynsym the function).
  *   PERF_TYPE_TRACEPOINT: config = the id of a tracefs event; only
  *     syscalls/sys_enter_* and sys_exit_* and raw_syscalls/sys_enter and
- *     sys_exit (every system call: syscall number -1) exist in userspace.
+ *     sys_exit (every system call: syscall number -1), sched/sched_process_exit
+ *     and signal/signal_generate exist in userspace.
  *   PERF_TYPE_SOFTWARE / PERF_COUNT_SW_BPF_OUTPUT: one buffer of a perf
  *     event array. libbpf maps it before it stores the descriptor in the
  *     map, so the mapping is a placeholder that is replaced (mremap of the
@@ -161,16 +162,28 @@ static int resolve_file_offset(const char *path, uint64_t off, int retprobe, cha
 /* ---- tracepoints ---- */
 
 /* The tracefs event with this id among the ones graft runs, as
- * "CATEGORY/NAME": syscalls/sys_enter_* and sys_exit_*, and
- * raw_syscalls/sys_enter and sys_exit (every system call). */
+ * "CATEGORY/NAME": syscalls/sys_enter_* and sys_exit_*, raw_syscalls/sys_enter
+ * and sys_exit (every system call), sched/sched_process_exit and
+ * signal/signal_generate (attach/sys_events.c). */
 static int tracepoint_name(uint64_t id, char *name, size_t len)
 {
     static const char *roots[] = { "/sys/kernel/debug/tracing/events", "/sys/kernel/tracing/events" };
-    static const char *categories[] = { "syscalls", "raw_syscalls" };
+    static const char *categories[] = { "syscalls", "raw_syscalls", "sched/sched_process_exit",
+                                        "signal/signal_generate" };
     for (int r = 0; r < 2; r++) {
-        for (int c = 0; c < 2; c++) {
-            char dpath[64];
+        for (int c = 0; c < 4; c++) {
+            char dpath[96];
             snprintf(dpath, sizeof(dpath), "%s/%s", roots[r], categories[c]);
+            if (c >= 2) {   /* one event */
+                char path[PATH_MAX];
+                int v;
+                snprintf(path, sizeof(path), "%s/id", dpath);
+                if (read_int_file(path, &v) == 0 && (uint64_t)v == id) {
+                    snprintf(name, len, "%s", categories[c]);
+                    return 0;
+                }
+                continue;
+            }
             DIR *dir = opendir(dpath);
             if (!dir)
                 continue;
@@ -203,12 +216,17 @@ static int open_tracepoint(struct cobj *o, uint64_t id)
     if (gc_tracefs_event(id, path, sizeof(path), &off, &ref, &ret))   /* an uprobe_events line (tracefs.c) */
         return gc_perf_uprobe(o, path, off, ref, ret);
     if (tracepoint_name(id, name, sizeof(name)) < 0) {
-        gc_warn("perf_event_open: tracepoint id %llu is not a syscalls/sys_enter_* or sys_exit_* tracepoint "
-                "or raw_syscalls/sys_enter or sys_exit; only those exist in userspace", (unsigned long long)id);
+        gc_warn("perf_event_open: tracepoint id %llu is not a syscalls/sys_enter_* or sys_exit_* tracepoint, "
+                "raw_syscalls/sys_enter or sys_exit, sched/sched_process_exit or signal/signal_generate; only "
+                "those exist in userspace", (unsigned long long)id);
         return -EOPNOTSUPP;
     }
     int nr;
-    if (strncmp(name, "raw_syscalls/", 13) == 0) {
+    if (strncmp(name, "sched/", 6) == 0 || strncmp(name, "signal/", 7) == 0) {
+        /* run by the agents from the exit and kill-family calls (attach/sys_events.c) */
+        o->tp_event = name[1] == 'c' ? CLINK_PROC_EXIT : CLINK_SIGNAL_GENERATE;
+        nr = -1;
+    } else if (strncmp(name, "raw_syscalls/", 13) == 0) {
         /* Every system call, with the same record as syscalls/ (the
          * id field is what tells them apart). */
         const char *ev = name + 13;
@@ -324,9 +342,16 @@ int gc_perf_link_kind(const struct cobj *perf, const struct cobj *prog)
         if (prog->prog_type != BPF_PROG_TYPE_KPROBE)
             return -EINVAL;
         return perf->perf_kind == CPERF_UPROBE ? CLINK_UPROBE : CLINK_URETPROBE;
+    case CPERF_SAMPLE:
+        if (prog->prog_type != BPF_PROG_TYPE_PERF_EVENT)
+            return -EINVAL;
+        gc_timer_to_sampler(perf, (struct cobj *)prog);
+        return CLINK_PERF_SAMPLE;
     case CPERF_TP:
         if (prog->prog_type != BPF_PROG_TYPE_TRACEPOINT)
             return -EINVAL;
+        if (perf->tp_event)
+            return perf->tp_event;
         if (perf->sys_exit) {
             /* Loaded against the wider sys_enter record; the exit record is smaller. */
             char log[256] = "";

@@ -13,11 +13,17 @@
  * and writes is what the targets' programs see, and perf_event_output
  * reaches the tool's perf buffers as from any other program.
  *
- * Sampling other processes - `profile:` probes, an event per CPU or a
- * frequency instead of a period - would need the timer in the targets and
- * their interrupted registers; it is refused (EOPNOTSUPP, one line). A
- * timer event with no program, or a counting event (no sample period),
- * goes to the kernel unchanged.
+ * Sampling the targets - `profile:` probes, libbpf-tools/BCC profilers: a
+ * frequency, an event per CPU, or another process's pid - becomes a
+ * CPERF_SAMPLE event whose link (GREG_LINK_PERF_SAMPLE: period, cpu) the
+ * agents run on a CPU-time timer of each of their threads, in the
+ * interrupted thread with its registers (attach/sample.c). bpftrace opens
+ * `interval:` on CPU 0 and `profile:ms:N` on every CPU, both in period
+ * mode: the CPU 0 event starts as a timer here and becomes a sampler when
+ * CPU 1's event of the same program and period is attached (the timer's
+ * first run is one period away, so it has not run). A timer event with no
+ * program, or a counting event (no sample period), goes to the kernel
+ * unchanged.
  */
 #define _GNU_SOURCE
 #include "compat/compat_int.h"
@@ -48,6 +54,7 @@ struct ctimer {
     struct cobj *perf;             /* the timer event */
     struct cobj *link;             /* the link naming it, if made by BPF_LINK_CREATE */
     struct grt_instance *inst;
+    struct cobj *prog;
     uint64_t period_ns;
     pid_t owner;                   /* the process whose thread runs it */
     int enabled, stop, started;
@@ -66,6 +73,37 @@ static struct ctimer *timer_of(const struct cobj *o)
     return NULL;
 }
 
+/* A sampler: the program runs in the targets (attach/sample.c), on a
+ * CPU-time timer of each of their threads, with the interrupted registers. */
+static int open_sampler(const struct perf_event_attr *attr, int pid, int cpu, long *ret)
+{
+    uint64_t period = attr->freq ? (attr->sample_freq ? 1000000000ull / attr->sample_freq : 0) : attr->sample_period;
+    if (!period) {
+        *ret = -1;
+        errno = EINVAL;
+        return 1;
+    }
+    gc_lock();
+    struct cobj *o = gc_obj_new(COBJ_PERF);
+    int e = errno;
+    if (o) {
+        o->perf_kind = CPERF_SAMPLE;
+        o->pid = pid == -1 ? 0 : pid;    /* 0: every agent */
+        o->cpu = cpu;
+        o->syscall_nr = cpu;             /* the link's cpu (-1: any) */
+        o->offset = period;              /* ns of the thread's CPU time */
+        snprintf(o->tp_name, sizeof(o->tp_name), "sample/%lluns/cpu%d", (unsigned long long)period, cpu);
+    }
+    gc_unlock();
+    if (!o) {
+        *ret = -1;
+        errno = e;
+        return 1;
+    }
+    *ret = o->fd;
+    return 1;
+}
+
 int gc_timer_open(const void *uattr, int pid, int cpu, long *ret)
 {
     const struct perf_event_attr *attr = uattr;
@@ -73,14 +111,12 @@ int gc_timer_open(const void *uattr, int pid, int cpu, long *ret)
         (attr->config != PERF_COUNT_SW_CPU_CLOCK && attr->config != PERF_COUNT_SW_TASK_CLOCK) ||
         !attr->sample_period)
         return 0;   /* counting, or no timer: the kernel's */
-    if (attr->freq || cpu > 0 || (pid != -1 && pid != 0 && pid != getpid())) {
-        gc_warn("perf_event_open: a sampling timer (%s, cpu %d, pid %d) samples other processes: graft runs "
-                "timer programs in the tool's process only (interval probes), not as a profiler of the targets",
-                attr->freq ? "a frequency" : "a period", cpu, pid);
-        *ret = -1;
-        errno = EOPNOTSUPP;
-        return 1;
-    }
+    /* A frequency, a CPU other than 0 or another process: a profiler of
+     * the targets. Period mode on CPU 0 of every process is bpftrace's
+     * interval probe, run here - unless more CPUs of the same program and
+     * period follow (a profile:ms/us/s probe; gc_timer_to_sampler). */
+    if (attr->freq || cpu > 0 || (pid != -1 && pid != 0 && pid != getpid()))
+        return open_sampler(attr, pid, cpu, ret);
     gc_lock();
     struct cobj *o = gc_obj_new(COBJ_PERF);
     int e = errno;
@@ -169,6 +205,7 @@ int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link)
     }
     t->perf = perf;
     t->link = link;
+    t->prog = prog;
     t->period_ns = perf->offset ? perf->offset : 1;
     t->owner = getpid();
     t->enabled = perf->signaled;
@@ -194,6 +231,28 @@ int gc_timer_attach(struct cobj *perf, struct cobj *prog, struct cobj *link)
     if (link)
         link->link_prog_id = prog->id;
     return 0;
+}
+
+static void timer_free(struct ctimer *t);
+
+void gc_timer_to_sampler(const struct cobj *sample, struct cobj *prog)
+{
+    if (sample->pid != 0 || sample->cpu <= 0)
+        return;
+    for (int i = 0; i < MAX_TIMERS; i++) {
+        struct ctimer *t = g_timers[i];
+        if (!t || t->prog != prog || t->period_ns != sample->offset || t->perf->cpu != 0 || t->owner != getpid())
+            continue;
+        struct cobj *holder = t->link ? t->link : t->perf;
+        g_timers[i] = NULL;
+        timer_free(t);
+        uint32_t id = 0;
+        if (gc_link_add(prog, CLINK_PERF_SAMPLE, 0, "", "", sample->offset, 0, 0, &id) == 0) {
+            holder->link_reg_id = id;
+            holder->link_prog_id = prog->id;
+        }
+        return;
+    }
 }
 
 int gc_timer_ioctl(struct cobj *perf, unsigned long req)
@@ -225,6 +284,12 @@ void gc_timer_release(struct cobj *o)
             g_timers[i] = NULL;
     if (t->owner != getpid())   /* a forked child's copy: its thread is the parent's, never here */
         return;
+    timer_free(t);
+}
+
+/* Stop t's thread (joined: the program no longer runs) and free it. */
+static void timer_free(struct ctimer *t)
+{
     pthread_mutex_lock(&t->mu);
     t->stop = 1;
     pthread_cond_signal(&t->cv);

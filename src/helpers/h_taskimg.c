@@ -6,7 +6,8 @@
  * (util/task_layout.h), holding what a user process can know about itself:
  *
  *   task:    pid (thread id), tgid, comm, flags (PF_*), exit_signal,
- *            start_time/start_boottime, exit_code 0,
+ *            start_time/start_boottime, exit_code (0 until the thread
+ *            exits: ghelper_task_set_exit_code),
  *            real_parent/parent -> the parent's image, group_leader -> the
  *            main thread's image (itself for the main thread),
  *            cred/real_cred -> a cred image, nsproxy -> an nsproxy image;
@@ -64,6 +65,7 @@ struct task_images {
 };
 
 static __thread struct task_images *t_img;
+static __thread int32_t t_exit_code;   /* set while the thread exits (ghelper_task_set_exit_code) */
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -119,7 +121,7 @@ struct stat_info {
     int ok;
 };
 
-static int read_file(const char *path, char *buf, size_t len)
+int ghelper_read_small(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -136,7 +138,7 @@ static void read_stat(const char *path, struct stat_info *si)
 {
     char buf[1024];
     memset(si, 0, sizeof(*si));
-    if (read_file(path, buf, sizeof(buf)) < 0)
+    if (ghelper_read_small(path, buf, sizeof(buf)) < 0)
         return;
     char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
     if (!open_paren || !close_paren || close_paren < open_paren)
@@ -205,6 +207,7 @@ static void refresh(struct task_images *im, const struct gtask_layout *L)
 
     uint8_t *lead = tid == tgid ? im->task : im->leader;
     fill_task(im->task, L, tid, tgid, &self, comm);
+    put32(im->task, L->exit_code, (uint32_t)t_exit_code);
     if (lead != im->task)
         fill_task(im->leader, L, tgid, tgid, &leader, leader.comm);
     fill_task(im->parent, L, (uint32_t)ppid, (uint32_t)ppid, &parent, parent.comm);
@@ -267,6 +270,15 @@ const void *ghelper_task_image(void)
         im->refreshed_at = now ? now : 1;
     }
     return im->task;
+}
+
+/* The thread is exiting with this task->exit_code (the kernel's: status
+ * << 8 for exit/exit_group): what sched_process_exit programs read. */
+void ghelper_task_set_exit_code(int32_t code)
+{
+    t_exit_code = code;
+    if (t_img)
+        put32(t_img->task, gtask_layout()->exit_code, (uint32_t)code);
 }
 
 /* [src, src + size) lies inside this thread's images: the only "kernel

@@ -106,6 +106,13 @@ struct graft_pt_regs {
     uint64_t ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
 };
 
+/* This thread is exiting with task->exit_code = code (the kernel's
+ * encoding): the task image bpf_get_current_task returns says so. */
+void ghelper_task_set_exit_code(int32_t code);
+/* A small file (/proc) into buf, NUL-terminated, without allocating (safe
+ * in a hooked syscall): its length, or -1 if unreadable or empty. */
+int ghelper_read_small(const char *path, char *buf, size_t len);
+
 /* The prototype of helper id, or NULL if graft has no such helper. */
 const struct ghelper_proto *ghelper_proto(uint32_t id);
 /* Look up by name ("ktime_get_ns"), for EIM helper groups and messages. */

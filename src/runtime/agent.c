@@ -108,6 +108,8 @@ struct agent_link {
     struct gsys_link *sys;     /* syscall links */
     struct gentry_link **src;  /* source-entry links: one per GRAFT_ENTRY site of the name */
     uint32_t n_src;
+    struct gsample *sample;    /* perf_event sampling links (attach/sample.c) */
+    struct gevent_link *event; /* sched_process_exit / signal_generate links (attach/sys_events.c) */
     int failed;
 };
 
@@ -454,9 +456,7 @@ static enum gsys_kind sys_kind(uint32_t kind)
 
 /* Syscall hooks are installed in the process on the first syscall link, so
  * a process that never gets one pays nothing. */
-static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct agent_prog *p,
-                                const struct greg_link *l, struct agent_link *slot,
-                                struct graft_err *err)
+static int ensure_syscall_hooks(struct gagent *a, struct graft_err *err)
 {
     if (!a->syscalls_installed) {
         if (gsys_install(NULL, err) < 0)
@@ -466,6 +466,15 @@ static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct
         snprintf(a->message, sizeof(a->message), "%s; syscalls: %s%s%s; %s", giso_status(),
                  gsys_method(), note[0] ? ", " : "", note, ghelper_ktime_source());
     }
+    return 0;
+}
+
+static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct agent_prog *p,
+                                const struct greg_link *l, struct agent_link *slot,
+                                struct graft_err *err)
+{
+    if (ensure_syscall_hooks(a, err) < 0)
+        return -1;
     int nr = l->kind == GREG_LINK_RAW_SYS_ENTER || l->kind == GREG_LINK_RAW_SYS_EXIT ? -1 : l->syscall_nr;
     /* A program that calls nothing can run from the dispatcher's assembly
      * fast path (no C frame, no saved vector state). */
@@ -544,8 +553,10 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     slot->sys = NULL;
     slot->src = NULL;
     slot->n_src = 0;
+    slot->sample = NULL;
+    slot->event = NULL;
     slot->failed = 0;
-    int is_sys = l->kind >= GREG_LINK_SYS_ENTER;
+    int is_sys = l->kind >= GREG_LINK_SYS_ENTER && l->kind <= GREG_LINK_RAW_SYS_EXIT;
     if (!is_sys && !binary_mapped(l->binary))
         return 0;
     /* The first extension for this process: isolation before its state. */
@@ -569,6 +580,27 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
             return 1;
         }
         graft_err_prefix(err, "link %u (%s %d)", l->id, greg_link_kind_name(l->kind), l->syscall_nr);
+        slot->failed = 1;
+        return -1;
+    }
+    if (fn && l->kind == GREG_LINK_PERF_SAMPLE) {
+        /* a CPU-time timer per thread, the program in its signal handler */
+        if (gsample_start((gsys_handler)fn, l->cookie, l->offset, l->syscall_nr, &slot->sample, err) == 0) {
+            p->links++;
+            return 1;
+        }
+        graft_err_prefix(err, "link %u (perf_sample every %llu ns)", l->id, (unsigned long long)l->offset);
+        slot->failed = 1;
+        return -1;
+    }
+    if (fn && (l->kind == GREG_LINK_PROC_EXIT || l->kind == GREG_LINK_SIGNAL_GENERATE)) {
+        enum gevent_kind ek = l->kind == GREG_LINK_PROC_EXIT ? GEVENT_PROC_EXIT : GEVENT_SIGNAL_GENERATE;
+        if (ensure_syscall_hooks(a, err) == 0 &&
+            gevent_attach(ek, (gsys_handler)fn, l->cookie, &slot->event, err) == 0) {
+            p->links++;
+            return 1;
+        }
+        graft_err_prefix(err, "link %u (%s)", l->id, greg_link_kind_name(l->kind));
         slot->failed = 1;
         return -1;
     }
@@ -602,6 +634,15 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
 
 static void release_link(struct gagent *a, struct agent_link *slot)
 {
+    if (slot->sample || slot->event) {
+        gsample_stop(slot->sample);
+        gevent_detach(slot->event);
+        struct agent_prog *p = find_prog(a, slot->prog_id);
+        if (p && p->links)
+            p->links--;
+        slot->sample = NULL;
+        slot->event = NULL;
+    }
     if (slot->sys) {
         gsys_detach(slot->sys);
         struct agent_prog *p = find_prog(a, slot->prog_id);
@@ -697,7 +738,8 @@ static int reconcile(struct gagent *a)
 
     a->installed = a->failed = 0;
     for (uint32_t i = 0; i < a->n_links; i++) {
-        a->installed += a->links[i].hook != NULL || a->links[i].sys != NULL || a->links[i].n_src;
+        a->installed += a->links[i].hook != NULL || a->links[i].sys != NULL || a->links[i].n_src ||
+                        a->links[i].sample || a->links[i].event;
         a->failed += a->links[i].failed;
     }
     a->generation = s.generation;
@@ -709,9 +751,16 @@ static int reconcile(struct gagent *a)
 
 int gagent_sync(struct gagent *a)
 {
+    /* No sample (attach/sample.c) runs a program on this thread while it
+     * changes the agent's tables (the constructor's thread is a host one). */
+    sigset_t smp, old;
+    sigemptyset(&smp);
+    sigaddset(&smp, GSAMPLE_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &smp, &old);
     pthread_mutex_lock(&a->lock);
     int rc = a->stopping ? 0 : reconcile(a);
     pthread_mutex_unlock(&a->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
@@ -742,14 +791,11 @@ static int start_thread(struct gagent *a)
     /* The agent's thread takes no signal meant for the application: the
      * kernel gives a process-directed signal to any thread not blocking
      * it, so an application that blocks one to read it from a signalfd or
-     * sigwait() (script(1) so waits for SIGCHLD) lost it to this thread,
-     * which dropped it, and hung. Faults and traps stay open: they are
-     * this thread's own (safe copies, int3 hooks, the seccomp SIGSYS). */
+     * sigwait() (script(1) so waits for SIGCHLD) lost it to this thread.
+     * Faults and traps stay open (gattach_async_signals): they are this
+     * thread's own (safe copies, int3 hooks, the seccomp SIGSYS). */
     sigset_t all, old;
-    sigfillset(&all);
-    static const int own[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-        sigdelset(&all, own[i]);
+    gattach_async_signals(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, &attr, agent_thread, a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -996,6 +1042,17 @@ __attribute__((constructor)) static void agent_constructor(void)
         return;
     }
     pthread_atfork(NULL, NULL, agent_atfork_child);
+    /* Preloaded, so this image was just exec'd: the execve that made it
+     * succeeded and returns here, where the kernel runs sys_exit_execve;
+     * its programs (installed above) run now. An injected agent (graft
+     * attach) comes long after any exec and fires nothing. */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "libgraft-agent")) {
+        pthread_mutex_lock(&the_agent->lock);
+        if (the_agent->syscalls_installed)
+            gsys_fire_exec_exit();
+        pthread_mutex_unlock(&the_agent->lock);
+    }
 }
 
 __attribute__((destructor)) static void agent_destructor(void)

@@ -876,7 +876,7 @@ static int map_ok(const struct greg *reg, const struct greg_map *m)
 static int link_ok(const struct greg_link *l)
 {
     return l->id < INT32_MAX && l->prog_id && l->kind >= GREG_LINK_UPROBE &&
-           l->kind <= GREG_LINK_RAW_SYS_EXIT && terminated(l->binary, sizeof(l->binary)) &&
+           l->kind <= GREG_LINK_LAST && terminated(l->binary, sizeof(l->binary)) &&
            terminated(l->symbol, sizeof(l->symbol)) && l->pid >= 0;
 }
 
@@ -1091,6 +1091,8 @@ const char *greg_link_kind_name(uint32_t kind)
         [GREG_LINK_SRC_ENTRY] = "src_entry",
         [GREG_LINK_SYS_ENTER] = "sys_enter",   [GREG_LINK_SYS_EXIT] = "sys_exit",
         [GREG_LINK_RAW_SYS_ENTER] = "raw_sys_enter", [GREG_LINK_RAW_SYS_EXIT] = "raw_sys_exit",
+        [GREG_LINK_PERF_SAMPLE] = "perf_sample",  [GREG_LINK_PROC_EXIT] = "sched_process_exit",
+        [GREG_LINK_SIGNAL_GENERATE] = "signal_generate",
     };
     return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "unknown";
 }

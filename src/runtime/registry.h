@@ -62,12 +62,17 @@ enum greg_link_kind {
     GREG_LINK_OVERRIDE,        /* entry; the program may skip the function */
     GREG_LINK_REPLACE,         /* the program is the function */
     GREG_LINK_SRC_ENTRY,       /* a GRAFT_ENTRY() site: binary + entry name in symbol */
-    /* Syscall kinds last: readers test kind >= GREG_LINK_SYS_ENTER. */
+    /* Syscall kinds: readers test kind >= GREG_LINK_SYS_ENTER && <= RAW_SYS_EXIT. */
     GREG_LINK_SYS_ENTER,       /* tracepoint/syscalls/sys_enter_* (nr) or all (nr -1) */
     GREG_LINK_SYS_EXIT,
     GREG_LINK_RAW_SYS_ENTER,   /* raw_tracepoint/sys_enter */
     GREG_LINK_RAW_SYS_EXIT,
+    /* Not syscall kinds (readers test the range SYS_ENTER..RAW_SYS_EXIT): */
+    GREG_LINK_PERF_SAMPLE,     /* perf_event program on a CPU clock: offset = period ns, syscall_nr = cpu (-1 any) */
+    GREG_LINK_PROC_EXIT,       /* tracepoint sched/sched_process_exit */
+    GREG_LINK_SIGNAL_GENERATE, /* tracepoint signal/signal_generate */
 };
+#define GREG_LINK_LAST GREG_LINK_SIGNAL_GENERATE
 
 /* A host function or global a program names (__ksym), bound by the agent
  * to this name's address in the target. */

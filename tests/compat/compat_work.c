@@ -23,6 +23,14 @@
  *   usdt         the USDT probe compat:tick
  *   stack        a call chain for stack traces
  *   emit         compat_emit() with a formatted message
+ *   spin         N ms of its own CPU time in compat_spin_step, called from
+ *                compat_spin (what a profiler samples)
+ *   spawn        fork; the child execs compat_work itself ("compat_work
+ *                child I", which exits with status I % 4 at once); the
+ *                parent waits (successful execs, process exits)
+ *   signal       sends itself real signals: kill SIGUSR1 (caught), tkill
+ *                SIGUSR2 (ignored), tgkill SIGCHLD (ignored by default), and
+ *                SIGHUP twice while blocked (the second is already pending)
  * The two files are /tmp/compat-open-PID-{exists,missing}.
  */
 #define _GNU_SOURCE
@@ -41,6 +49,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +59,66 @@
 #include <openssl/x509.h>
 
 static volatile unsigned long sink;
+
+__attribute__((noinline)) unsigned long compat_spin_step(unsigned long x)
+{
+    for (int i = 0; i < 200000; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        __asm__ volatile("" : "+r"(x));
+    }
+    return x;
+}
+
+/* ms of the process's own CPU time, however loaded the machine */
+__attribute__((noinline)) void compat_spin(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    long long end = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms;
+    do {
+        sink = compat_spin_step(sink);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    } while ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < end);
+}
+
+static void on_signal(int sig)
+{
+    sink += (unsigned long)sig;
+}
+
+static void do_signals(void)
+{
+    int tid = (int)syscall(SYS_gettid);
+    sink += (unsigned long)kill(getpid(), SIGUSR1);
+    sink += (unsigned long)syscall(SYS_tkill, tid, SIGUSR2);
+    sink += (unsigned long)syscall(SYS_tgkill, getpid(), tid, SIGCHLD);
+    sigset_t hup, old;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, &old);
+    sink += (unsigned long)kill(getpid(), SIGHUP);
+    sink += (unsigned long)kill(getpid(), SIGHUP);
+    sigprocmask(SIG_SETMASK, &old, NULL);   /* delivered (caught) here */
+}
+
+static int spawn(int i)
+{
+    static char self[4096];   /* its real path: the child's comm is its name */
+    if (!self[0] && !realpath("/proc/self/exe", self))
+        return -1;
+    pid_t c = fork();
+    if (c < 0)
+        return -1;
+    if (c == 0) {
+        char arg[16];
+        snprintf(arg, sizeof(arg), "%d", i);
+        char *args[] = { self, (char *)"child", arg, NULL };
+        execv(self, args);
+        _exit(127);
+    }
+    int st;
+    return waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == i % 4 ? 0 : -1;
+}
 
 __attribute__((noinline)) char *compat_readline(const char *prompt)
 {
@@ -216,6 +285,8 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     int n = atoi(argv[2]);
+    if (strcmp(mode, "child") == 0)   /* spawn's exec'd child */
+        return n % 4;
     char exists[64], missing[64];
     snprintf(exists, sizeof(exists), "/tmp/compat-open-%d-exists", getpid());
     snprintf(missing, sizeof(missing), "/tmp/compat-open-%d-missing", getpid());
@@ -226,6 +297,11 @@ int main(int argc, char **argv)
         return 1;
     if (strcmp(mode, "bashreadline") == 0)
         prctl(PR_SET_NAME, "bash");
+    if (strcmp(mode, "signal") == 0) {
+        signal(SIGUSR1, on_signal);
+        signal(SIGHUP, on_signal);
+        signal(SIGUSR2, SIG_IGN);
+    }
     printf("ready\n");
     fflush(stdout);
     char line[64];
@@ -309,6 +385,17 @@ int main(int argc, char **argv)
             STAP_PROBE2(compat, tick, i, v);
             sink += (unsigned long)v;
         }
+    } else if (strcmp(mode, "spin") == 0) {
+        compat_spin(n);
+    } else if (strcmp(mode, "spawn") == 0) {
+        for (int i = 0; i < n; i++)
+            if (spawn(i) < 0) {
+                fprintf(stderr, "compat_work: child %d failed\n", i);
+                rc = 1;
+            }
+    } else if (strcmp(mode, "signal") == 0) {
+        for (int i = 0; i < n; i++)
+            do_signals();
     } else if (strcmp(mode, "stack") == 0) {
         for (int i = 0; i < n; i++)
             sink += compat_stack_a((unsigned long)i);

@@ -66,11 +66,17 @@ side_hooks_wait() {
 # run them line-buffered, stdbuf -oL).
 side_attached() {
     if [ -n "${SIDE_READY_FN:-}" ]; then
-        "$SIDE_READY_FN" "$@"
+        "$SIDE_READY_FN" "$@" || return 1
     elif [ -n "${SIDE_READY:-}" ]; then
-        grep -qE "$SIDE_READY" "$tmp/t.out" "$tmp/t.err" 2>/dev/null
+        grep -qE "$SIDE_READY" "$tmp/t.out" "$tmp/t.err" 2>/dev/null || return 1
     else
-        [ -s "$tmp/t.out" ]
+        [ -s "$tmp/t.out" ] || return 1
+    fi
+    # READY_FD: a tool that says nothing once attached (BCC's profile) has
+    # then opened its perf events: on the kernel, wait for that fd (on graft
+    # side_hooks_wait waits for the links)
+    if [ "$1" = kernel ] && [ -n "${READY_FD:-}" ]; then
+        ls -l "/proc/$3/fd" 2>/dev/null | grep -q "$READY_FD" || return 1
     fi
 }
 

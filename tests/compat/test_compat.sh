@@ -63,6 +63,7 @@ TESTS=(
     "usdt usdt 1000 0 -b {W}"
     "rbstream emit 2000 0"
     "stacks stack 300 0"      # bpf_get_stackid: user stacks by frame pointers, as the kernel's
+    "cpuprof spin 300 0"      # perf_event sampling of the target (cpu-clock, 499 Hz, pid = target)
     "taskinfo emit 100 0"     # bpf_get_current_task + CO-RE task fields; frozen .rodata prunes dead code
     "taskinfo emit 100 0 -b"  # bpf_get_current_task_btf, a direct load
     "perfstream emit 500 1"   # 500 x 48-byte records fit one buffer: graft produces faster than any reader drains

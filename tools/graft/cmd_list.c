@@ -54,7 +54,11 @@ int cmd_list(int argc, char **argv)
     for (uint32_t i = 0; i < s.n_links; i++) {
         const struct greg_link *l = &s.links[i];
         printf("  %-4u prog %-4u %-12s ", l->id, l->prog_id, greg_link_kind_name(l->kind));
-        if (l->kind >= GREG_LINK_SYS_ENTER)
+        if (l->kind == GREG_LINK_PERF_SAMPLE)
+            printf("every %llu ns of CPU time, cpu %d", (unsigned long long)l->offset, l->syscall_nr);
+        else if (l->kind == GREG_LINK_PROC_EXIT || l->kind == GREG_LINK_SIGNAL_GENERATE)
+            printf("tracepoint");
+        else if (l->kind >= GREG_LINK_SYS_ENTER)
             printf("syscall %d", l->syscall_nr);
         else
             printf("%s:%s+%llu", l->binary[0] ? l->binary : "<main>", l->symbol,

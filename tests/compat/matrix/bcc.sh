@@ -105,5 +105,15 @@ run_case bashreadline pass line_rows COMMAND readline 10 \
 bash_rows() { awk 'NR > 1 { $1 = $2 = ""; print }' | sort; }   # bash's own pid dropped too
 LINKS_IN_CHILDREN=1 run_case bashreadline-bash pass bash_rows COMMAND bashpty 4 \
     "${T[@]}" bashreadline-bpfcc
+# profile -U: a CPU-time timer on each thread of the target (attach/sample.c)
+# samples its user stacks; the stacks holding a quarter of the samples are
+# compared (counts vary from run to run, on the kernel too). 199 Hz: enough
+# samples that the kernel's few of the workload in kernel mode (its exit,
+# whose user stack differs; graft samples user code only) stay below that
+prof_stacks() { awk '/^Sampling/ { next } /^ +[0-9]+$/ { c[k] += $1; t += $1; k = ""; next } /^ *$/ { next }
+                     { gsub(/^ +/, ""); gsub(/\+0x[0-9a-f]+/, ""); k = k $0 ";" }
+                     END { for (s in c) if (c[s] * 4 >= t) print s }' | sort; }
+READY_FD='perf_event' run_case profile pass prof_stacks Sampling spin 400 \
+    "${T[@]}" profile-bpfcc -U -F 199 -p '{PID}'
 [ $BENCH = 1 ] && bench_overhead funccount 3 Tracing "${T[@]}" funccount-bpfcc -p '{PID}' '{W}:tw_work'
 exit $unexpected

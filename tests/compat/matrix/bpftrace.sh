@@ -65,8 +65,44 @@ run_case gethostlatency.bt pass no_latency Attaching sys 5 "${BT[@]}" /usr/sbin/
 # its commands, TIME and PID dropped
 bash_lines() { awk 'NR > 2 && /tw-cmd|exit/ { $1 = $2 = ""; print }'; }
 LINKS_IN_CHILDREN=1 run_case bashreadline.bt pass bash_lines 'Tracing bash' bashpty 4 "${BT[@]}" /usr/sbin/bashreadline.bt
-run_case profile unsupported printed Attaching spin 300 \
-    "${BT[@]}" -e 'profile:hz:99 /pid == $1/ { @[comm] = count(); }' '{PID}'
+# profile: a CPU-time timer on each thread of the target (attach/sample.c).
+# Sample counts and the hot instructions within a loop vary from run to
+# run (kernel and graft alike): a sample is keyed by whether its ip lies in
+# tw_spin (by page offset: the workload exits before bpftrace prints, so
+# addresses stay unsymbolised, and ASLR moves the pages), and the keys
+# holding at least a quarter of the samples are compared. The stacks are
+# walked from the interrupted registers: their callers (the sampled ip
+# dropped) are compared the same way. Only samples of user code: graft has
+# no kernel to interrupt (a sample taken in the kernel reaches the thread
+# when it returns to user space), so the kernel's samples of the workload in
+# kernel mode (system calls, page faults, its share of scheduling on a
+# loaded machine) are left out on both sides (user mode: cs & 3 == 3)
+top_keys() { awk '/^@/ { k = $0; sub(/: [0-9]+$/, "", k); c[k] += $NF; t += $NF }
+                 END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
+page_off() { sed -E 's/0x[0-9a-f]*([0-9a-f]{3})([^0-9a-f]|$)/0x..\1\2/g'; }
+top_callers() { page_off | awk '/^@\[/ { k = ""; first = 1; next } /^]: / { c[k] += $2; t += $2; next }
+                 { if (first) { first = 0; next } gsub(/^ +/, ""); k = k $0 ";" }
+                 END { for (k in c) if (c[k] * 4 >= t) print k }' | sort; }
+read -r spin_addr spin_len < <(nm -S "$WORK" 2>/dev/null | awk '$4 == "tw_spin" { print $1, $2 }')
+spin_off=$((0x${spin_addr:-0} % 4096)) spin_len=$((0x${spin_len:-0}))
+in_spin="(reg(\"ip\") & 0xfff) >= $spin_off && (reg(\"ip\") & 0xfff) < $spin_off + $spin_len"
+run_case profile pass top_keys Attaching spin 300 \
+    "${BT[@]}" -e "profile:hz:99 /pid == \$1 && (reg(\"cs\") & 3) == 3/ { @[comm, $in_spin] = count(); }" '{PID}'
+run_case profile-ustack pass top_callers Attaching spin 300 \
+    "${BT[@]}" -e 'profile:hz:99 /pid == $1 && (reg("cs") & 3) == 3/ { @[ustack(3)] = count(); }' '{PID}'
+run_case profile-ms pass top_keys Attaching spin 300 \
+    "${BT[@]}" -e "profile:ms:10 /pid == \$1 && (reg(\"cs\") & 3) == 3/ { @[comm, $in_spin] = count(); }" '{PID}'
+# Tracepoints graft runs from the process's own calls (attach/sys_events.c):
+# every field of signal_generate's record on compat_work's signals (caught,
+# ignored, default-ignored, already pending) and of sched_process_exit with
+# the exit code from curtask, on children that exec and exit
+LT=$BUILD/tests/compat/compat_work
+WORK=$LT run_case signal-generate pass printed Attaching signal 3 \
+    "${BT[@]}" -e 'tracepoint:signal:signal_generate /pid == $1/ { printf("sig %d errno %d code %d comm %s tpid-is-self %d group %d result %d\n",
+                   args->sig, args->errno, args->code, args->comm, args->pid == $1, args->group, args->result); }' '{PID}'
+WORK=$LT run_case process-exit pass printed Attaching spawn 6 \
+    "${BT[@]}" -e 'tracepoint:sched:sched_process_exit /comm == "compat_work"/ { printf("%s prio %d group_dead %d code %d\n",
+                   args->comm, args->prio, args->group_dead, curtask->exit_code >> 8); }'
 # The tool killed (-9) while the target runs its probes flat out (a printf
 # per call into a perf buffer nobody drains, a timer): the target must run
 # to the end and exit 0, and `graft compat` must leave the registry empty.

@@ -67,6 +67,12 @@ norm_readline()  { awk 'NR > 1 { $1 = ""; print }' | pidsub "$@"; }
 norm_gethost()   { norm_columns "$1" "$2" "2,3,5"; }
 norm_opensnoop() { norm_columns "$1" "$2" "1,2,4,5"; }
 norm_execsnoop() { grep -v '^PCOMM' | pidsub "$@"; }
+# spawned children (their parent is the workload: other compat_work processes
+# on the machine are not its): their own pid varies (column 2); sorted (children
+# exit in order, but the tools' buffers are per CPU)
+norm_execsnoop_ok() { grep -v '^PCOMM' | pidsub "$@" | awk '$3 == "PID" { $2 = "CHILD"; print }' | sort; }
+# PCOMM PID PPID TID AGE EXIT_CODE: the workload's processes, without pids and age
+norm_exitsnoop() { awk '$1 == "compat_work"' | pidsub "$@" | awk '$2 == "PID" || $3 == "PID" { if ($2 != "PID") $2 = $4 = "CHILD"; $5 = ""; print }' | sort; }
 # histogram: only the total count, latencies differ
 norm_funclat()   { awk -F'|' '/->/ { split($1, a, ":"); c += a[2] } END { print "calls", c + 0 }'; }
 
@@ -76,15 +82,17 @@ TOOLS=(
 "syscount|PASS|syscalls 300 norm_syscount|$SBIN/syscount -p {PID}|raw_syscalls tracepoints, bpf_get_current_task, batch map reads"
 "syscount-P|PASS|syscalls 300 norm_syscount_P|$SBIN/syscount -p {PID} -P|per process: task->group_leader->comm via bpf_get_current_task"
 "statsnoop|SKIP|||Debian 0.26's statsnoop traces nothing on the kernel either: it checks events/syscalls/statfs (not sys_enter_statfs) and so switches every program off"
-"sigsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/sigsnoop -k -p {PID}|kill/tkill/tgkill tracepoints (-k; the default also needs signal/signal_generate)"
+"sigsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/sigsnoop -k -p {PID}|kill/tkill/tgkill tracepoints (-k)"
 "killsnoop|PASS|kill 50 norm_sigsnoop|$SBIN/killsnoop -k -p {PID}|as sigsnoop -k"
 "mountsnoop|PASS|mount 20 norm_mount|$SBIN/mountsnoop -p {PID}|mount/umount tracepoints, task->nsproxy->mnt_ns->ns.inum"
 "opensnoop|PASS|open 40 norm_opensnoop|$SBIN/opensnoop -p {PID}|open/openat tracepoints (the workload's own opens)"
 "bashreadline|PASS|bashreadline 50 norm_readline|$SBIN/bashreadline -s {W}|uretprobe on readline (-s: the workload's own readline, bash's needs a terminal)"
 "gethostlatency|PASS|gethost 20 norm_gethost|$SBIN/gethostlatency -p {PID}|uprobes on libc getaddrinfo/gethostbyname/gethostbyname2"
 "funclatency|PASS|funclat 2000 norm_funclat|$SBIN/funclatency -p {PID} :compat_work_fn|uprobe + uretprobe on the binary of -p PID"
-"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n compat_work|execve tracepoints, task->real_parent->tgid; failed execs only (-x): a successful execve returns in the new image, before graft's agent is loaded there"
-"exitsnoop|UNSUPPORTED|||tracepoint sched/sched_process_exit: graft attaches syscall tracepoints only (EOPNOTSUPP)"
+"execsnoop|PASS|exec 20 norm_execsnoop|$SBIN/execsnoop -x -n compat_work|execve tracepoints, task->real_parent->tgid; failed execs (-x)"
+"execsnoop-ok|PASS|spawn 12 norm_execsnoop_ok|$SBIN/execsnoop -n compat_work|successful execs of forked children: sys_exit_execve runs in the new image once its agent has installed the links"
+"exitsnoop|PASS|spawn 12 norm_exitsnoop|$SBIN/exitsnoop|sched/sched_process_exit from exit_group in the exiting process, task->exit_code (system-wide: the workload's processes compared)"
+"sigsnoop-tp|PASS|signal 20 norm_sigsnoop|$SBIN/sigsnoop -p {PID}|signal/signal_generate from kill/tkill/tgkill in the sender (default mode, no -k)"
 "javagc|SKIP|||USDT probes in a HotSpot JVM (libjvm.so); no JVM installed here"
 )
 KERNEL_ONLY=(

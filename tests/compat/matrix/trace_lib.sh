@@ -41,7 +41,7 @@ trace_side() {
     local how=$1 ready_re=$2 mode=$3 n=$4 rc=0 wpid; shift 4
     SIDE_READY=$ready_re SIDE_SETTLE=1 run_side "$how" "$mode" "$n" "$@" || rc=1
     read -r wpid _ <"$tmp/$how.pid"
-    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/$how.out" "$MATRIX_RAW.$how"
+    [ -n "${MATRIX_RAW:-}" ] && cp "$tmp/$how.out" "$MATRIX_RAW.$how" && cp "$tmp/$how.err" "$MATRIX_RAW.$how.err"
     # the workload's pid (the same column on both sides) becomes PID
     sed -E "s/(^|[^0-9])$wpid([^0-9]|$)/\1PID\2/g" "$tmp/$how.out" | "$FILTER" >"$tmp/$how.norm"
     mv "$tmp/$how.norm" "$tmp/$how.out"

@@ -16,7 +16,8 @@
  *          (ENOENT), kill(self, 0), fdatasync of /dev/null, setuid(its
  *          own uid), getaddrinfo("localhost") - what bpftrace's
  *          statsnoop, killsnoop, syncsnoop, setuids, gethostlatency see
- *   spin   N ms of busy loop (profile: samples)
+ *   spin   N ms of CPU time in a busy loop in tw_spin (profile: samples
+ *          land there)
  *   slow   tw_slow(i) for i < N, each sleeping 3 ms (funcslower, funcinterval)
  *   readline  its own readline() N times, named "bash" (bashreadline -s)
  *   exec   execve of /nonexistent/trace-work-exec with argument I (fails,
@@ -65,6 +66,17 @@ __attribute__((noinline)) unsigned long tw_leaf(unsigned long n)
     return n * 2;
 }
 
+/* Where spin mode spends its CPU time: samples land here (profile). */
+__attribute__((noinline)) unsigned long tw_spin(unsigned long n)
+{
+    unsigned long x = sink;
+    for (unsigned long i = 0; i < n; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        __asm__ volatile("" : "+r"(x));
+    }
+    return x;
+}
+
 __attribute__((noinline)) unsigned long tw_work(unsigned long n)
 {
     unsigned long x = tw_leaf(n) + n;
@@ -94,13 +106,6 @@ __attribute__((noinline)) char *readline(const char *prompt)
     snprintf(line, sizeof(line), "%s %d", prompt, calls++);
     __asm__ volatile("" ::: "memory");
     return line;
-}
-
-static unsigned long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -154,9 +159,15 @@ int main(int argc, char **argv)
         }
         close(null);
     } else if (strcmp(mode, "spin") == 0) {
-        unsigned long end = now_ms() + (unsigned long)n;
-        while (now_ms() < end)
-            sink += tw_leaf(sink);
+        /* N ms of its own CPU time, however loaded the machine: what both
+         * the kernel's sampling and graft's sample */
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        long long end = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + n;
+        do {
+            sink += tw_spin(200000);
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        } while ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < end);
     } else if (strcmp(mode, "slow") == 0) {
         for (long i = 0; i < n; i++)
             sink += tw_slow((unsigned long)i);

@@ -1,0 +1,353 @@
+/*
+ * sample_test.c - sampling programs (src/attach/sample.c) and the
+ * tracepoints emulated from syscalls (src/attach/sys_events.c).
+ *
+ *   sample_test SCENARIO
+ *
+ * sample   a spinning thread is sampled in tw-like code with its own
+ *          registers, a sleeping one is not; the cookie and context reach
+ *          the handler; after gsample_stop nothing runs
+ * fork     a forked child is sampled too (its timers start anew)
+ * busy     the process handles GSAMPLE_SIGNAL: gsample_start is EBUSY and
+ *          the process's handler sees no signal
+ * taken    the process installs its own handler while sampled: sampling
+ *          stops, the host's handler gets no timer signals afterwards
+ * nested   samples landing inside a running hook handler are dropped
+ * events   signal_generate records of kill/tkill/tgkill (caught, ignored,
+ *          pending), none for signal 0 or a failing kill;
+ *          sched_process_exit and the parent's SIGCHLD in a child that exits
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+
+static int failures;
+#define CHECK(c, ...)                                                        \
+    do {                                                                     \
+        if (!(c)) {                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);     \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fprintf(stderr, "\n");                                           \
+            failures++;                                                      \
+        }                                                                    \
+    } while (0)
+
+static volatile unsigned long sink;
+
+__attribute__((noinline, aligned(64))) void spin_work(unsigned long n)
+{
+    unsigned long x = sink;
+    for (unsigned long i = 0; i < n; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        __asm__ volatile("" : "+r"(x));
+    }
+    sink = x;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ms of this thread's CPU time (what the timers count), however loaded the machine */
+static void spin_ms(unsigned ms)
+{
+    uint64_t end = cpu_ns() + ms * 1000000ull;
+    while (cpu_ns() < end)
+        spin_work(100000);
+}
+
+/* ---- the "program": records what it was given ---- */
+
+struct perf_ctx {
+    struct graft_pt_regs regs;
+    uint64_t sample_period;
+    uint64_t addr;
+};
+
+static _Atomic int samples, in_spin, bad_ctx, bad_cookie, sleeper_samples, nested_seen;
+static _Atomic int32_t sleeper_tid;
+static _Atomic int in_hook_handler;
+static uint64_t want_cookie = 0x5a5a;
+
+static uint64_t on_sample(void *ctx, uint64_t len)
+{
+    const struct perf_ctx *c = ctx;
+    atomic_fetch_add(&samples, 1);
+    if (len != sizeof(*c) || ghelper_run_state()->ctx != ctx || ghelper_run_state()->regs != &c->regs ||
+        c->sample_period != 10000000)
+        atomic_fetch_add(&bad_ctx, 1);
+    if (ghelper_run_state()->cookie != want_cookie)
+        atomic_fetch_add(&bad_cookie, 1);
+    if (c->regs.ip - (uint64_t)(uintptr_t)spin_work < 128)   /* spin_work is ~40 bytes */
+        atomic_fetch_add(&in_spin, 1);
+    if ((int32_t)syscall(SYS_gettid) == atomic_load(&sleeper_tid))
+        atomic_fetch_add(&sleeper_samples, 1);
+    if (atomic_load(&in_hook_handler))
+        atomic_fetch_add(&nested_seen, 1);
+    return 0;
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    atomic_store(&sleeper_tid, (int32_t)syscall(SYS_gettid));
+    struct timespec ts = { 0, 600 * 1000000L };
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+
+static int test_sample(void)
+{
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
+    CHECK(rc == 0, "gsample_start: %s", err.msg);
+    if (rc)
+        return 1;
+    pthread_t t;
+    pthread_create(&t, NULL, sleeper, NULL);
+    spin_ms(400);
+    pthread_join(t, NULL);
+    int n = atomic_load(&samples);
+    CHECK(n >= 15, "%d samples in 400 ms of CPU at 100 Hz (about 40 expected)", n);
+    CHECK(atomic_load(&in_spin) * 2 >= n, "%d of %d samples in spin_work", atomic_load(&in_spin), n);
+    CHECK(atomic_load(&bad_ctx) == 0, "%d samples with a wrong context", atomic_load(&bad_ctx));
+    CHECK(atomic_load(&bad_cookie) == 0, "%d samples with a wrong cookie", atomic_load(&bad_cookie));
+    CHECK(atomic_load(&sleeper_samples) == 0, "a sleeping thread was sampled %d times",
+          atomic_load(&sleeper_samples));
+    gsample_stop(h);
+    int after = atomic_load(&samples);
+    spin_ms(200);
+    CHECK(atomic_load(&samples) == after, "%d samples after gsample_stop", atomic_load(&samples) - after);
+    printf("sample: %d samples, %d in spin_work\n", n, atomic_load(&in_spin));
+    return 0;
+}
+
+static int test_fork(void)
+{
+    int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    CHECK(gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err) == 0, "%s", err.msg);
+    pid_t c = fork();
+    if (c == 0) {
+        int before = atomic_load(&samples);
+        spin_ms(300);
+        shared[0] = atomic_load(&samples) - before;
+        _exit(0);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+    CHECK(shared[0] >= 10, "the child got %d samples in 300 ms of CPU", shared[0]);
+    gsample_stop(h);
+    printf("fork: the child got %d samples\n", shared[0]);
+    return 0;
+}
+
+static _Atomic int host_signals;
+static void host_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&host_signals, 1);
+}
+
+static int test_busy(void)
+{
+    signal(GSAMPLE_SIGNAL, host_handler);
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
+    CHECK(rc == -EBUSY, "gsample_start with the signal in use: %d (%s)", rc, err.msg);
+    spin_ms(100);
+    CHECK(atomic_load(&host_signals) == 0, "the host's handler got %d signals", atomic_load(&host_signals));
+    printf("busy: %s\n", err.msg);
+    return 0;
+}
+
+static int test_taken(void)
+{
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    CHECK(gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err) == 0, "%s", err.msg);
+    spin_ms(100);
+    CHECK(atomic_load(&samples) > 0, "no samples before the host took the signal");
+    signal(GSAMPLE_SIGNAL, host_handler);
+    spin_ms(300);   /* the sampler notices within GSAMPLE_RESCAN_MS of CPU-idle time */
+    int got = atomic_load(&host_signals);
+    spin_ms(300);
+    CHECK(atomic_load(&host_signals) == got, "the host's handler still gets timer signals (%d, then %d)", got,
+          atomic_load(&host_signals));
+    gsample_stop(h);
+    printf("taken: the host's handler got %d signals before sampling stopped\n", got);
+    return 0;
+}
+
+/* A hook handler that runs long: samples inside it must be dropped. */
+__attribute__((noinline)) void hooked_fn(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+static uint64_t slow_handler(void *ctx, uint64_t len)
+{
+    (void)ctx;
+    (void)len;
+    atomic_store(&in_hook_handler, 1);
+    for (int i = 0; i < 20; i++)
+        spin_work(100000);
+    atomic_store(&in_hook_handler, 0);
+    return 0;
+}
+
+static int test_nested(void)
+{
+    struct ghook *hk = NULL;
+    struct graft_err err = {0};
+    CHECK(gattach_install((void *)hooked_fn, GHOOK_ENTRY, slow_handler, 0, NULL, &hk, &err) == 0, "%s", err.msg);
+    struct gsample *h = NULL;
+    CHECK(gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err) == 0, "%s", err.msg);
+    uint64_t missed0 = gsample_missed();
+    uint64_t end = cpu_ns() + 400000000ull;
+    while (cpu_ns() < end)
+        hooked_fn();
+    gsample_stop(h);
+    gattach_remove(hk, &err);
+    CHECK(gsample_missed() > missed0, "no sample was dropped inside the hook handler");
+    CHECK(atomic_load(&nested_seen) == 0, "%d samples ran inside a hook handler", atomic_load(&nested_seen));
+    printf("nested: %llu samples dropped inside the handler, %d run outside\n",
+           (unsigned long long)(gsample_missed() - missed0), atomic_load(&samples));
+    return 0;
+}
+
+/* ---- events ---- */
+
+struct signal_rec {
+    uint8_t ent[8];
+    int32_t sig, err, code;
+    char comm[16];
+    int32_t pid, group, result;
+};
+struct exit_rec {
+    uint8_t ent[8];
+    char comm[16];
+    int32_t pid, prio;
+    uint8_t group_dead;
+};
+
+#define MAX_RECS 32
+static struct { int n; struct signal_rec sig[MAX_RECS]; struct exit_rec ex; int ex_seen; } *rec;
+
+static uint64_t on_signal_rec(void *ctx, uint64_t len)
+{
+    if (len >= sizeof(struct signal_rec) && rec->n < MAX_RECS)
+        memcpy(&rec->sig[rec->n++], ctx, sizeof(struct signal_rec));
+    return 0;
+}
+
+static uint64_t on_exit_rec(void *ctx, uint64_t len)
+{
+    if (len >= sizeof(struct exit_rec)) {
+        memcpy(&rec->ex, ctx, sizeof(struct exit_rec));
+        rec->ex_seen++;
+    }
+    return 0;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+static int test_events(void)
+{
+    rec = mmap(NULL, sizeof(*rec), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct graft_err err = {0};
+    if (gsys_install(NULL, &err) < 0) {
+        printf("SKIP: syscall hooks: %s\n", err.msg);
+        return 0;
+    }
+    struct gevent_link *ls = NULL, *le = NULL;
+    CHECK(gevent_attach(GEVENT_SIGNAL_GENERATE, on_signal_rec, 7, &ls, &err) == 0, "%s", err.msg);
+    CHECK(gevent_attach(GEVENT_PROC_EXIT, on_exit_rec, 8, &le, &err) == 0, "%s", err.msg);
+    signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, SIG_IGN);
+    int tid = (int)syscall(SYS_gettid);
+    kill(getpid(), SIGUSR1);                       /* caught: 0 */
+    syscall(SYS_tkill, tid, SIGUSR2);               /* ignored: 1 */
+    syscall(SYS_tgkill, getpid(), tid, SIGWINCH);   /* default-ignored: 1 */
+    kill(getpid(), 0);                              /* nothing */
+    kill(999999999, SIGUSR1);                       /* ESRCH: nothing */
+    sigset_t hup, old;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    signal(SIGHUP, on_usr1);
+    sigprocmask(SIG_BLOCK, &hup, &old);
+    kill(getpid(), SIGHUP);                         /* 0 */
+    kill(getpid(), SIGHUP);                         /* already pending: 2 */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    static const struct { int sig, code, group, result; } want[] = {
+        { SIGUSR1, 0, 1, 0 }, { SIGUSR2, -6, 0, 1 }, { SIGWINCH, -6, 0, 1 }, { SIGHUP, 0, 1, 0 }, { SIGHUP, 0, 1, 2 },
+    };
+    int nw = (int)(sizeof(want) / sizeof(want[0]));
+    CHECK(rec->n == nw, "%d signal_generate records, want %d", rec->n, nw);
+    for (int i = 0; i < nw && i < rec->n; i++) {
+        const struct signal_rec *r = &rec->sig[i];
+        CHECK(r->sig == want[i].sig && r->code == want[i].code && r->group == want[i].group &&
+              r->result == want[i].result && r->pid == tid && r->err == 0,
+              "record %d: sig %d code %d group %d result %d pid %d, want sig %d code %d group %d result %d pid %d",
+              i, r->sig, r->code, r->group, r->result, r->pid, want[i].sig, want[i].code, want[i].group,
+              want[i].result, tid);
+    }
+    rec->n = 0;
+    pid_t c = fork();
+    if (c == 0)
+        syscall(SYS_exit_group, 5);
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5, "child status %#x", st);
+    CHECK(rec->ex_seen == 1 && rec->ex.pid == c && rec->ex.group_dead == 1 && rec->ex.prio == 120 &&
+              strncmp(rec->ex.comm, "sample_test", 11) == 0,
+          "exit record: seen %d pid %d (child %d) group_dead %d prio %d comm %.16s", rec->ex_seen, rec->ex.pid,
+          (int)c, rec->ex.group_dead, rec->ex.prio, rec->ex.comm);
+    CHECK(rec->n == 1 && rec->sig[0].sig == SIGCHLD && rec->sig[0].pid == getpid() && rec->sig[0].code == 1,
+          "the child's exit generated %d signals (first: sig %d pid %d code %d), want SIGCHLD to %d", rec->n,
+          rec->n ? rec->sig[0].sig : 0, rec->n ? rec->sig[0].pid : 0, rec->n ? rec->sig[0].code : 0, getpid());
+    gevent_detach(ls);
+    gevent_detach(le);
+    rec->n = 0;
+    kill(getpid(), SIGUSR1);
+    CHECK(rec->n == 0, "%d records after detach", rec->n);
+    printf("events: signal_generate and sched_process_exit records as the kernel's\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: sample_test sample|fork|busy|taken|nested|events\n");
+        return 2;
+    }
+    const char *s = argv[1];
+    int rc = !strcmp(s, "sample") ? test_sample() : !strcmp(s, "fork") ? test_fork()
+           : !strcmp(s, "busy") ? test_busy() : !strcmp(s, "taken") ? test_taken()
+           : !strcmp(s, "nested") ? test_nested() : !strcmp(s, "events") ? test_events() : 2;
+    if (rc == 2)
+        fprintf(stderr, "unknown scenario %s\n", s);
+    return rc || failures ? 1 : 0;
+}
