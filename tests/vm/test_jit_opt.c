@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "jit_canary.h"
 #include "test_util.h"
 #include "vm/jit_opt.h"
 
@@ -72,27 +73,6 @@ uint64_t jit_opt_h_misalign(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint
 __asm__(".text\n.globl jit_opt_h_misalign\n.type jit_opt_h_misalign, @function\n"
         "jit_opt_h_misalign:\n\tlea 8(%rsp), %rax\n\tand $15, %eax\n\tret\n"
         ".size jit_opt_h_misalign, .-jit_opt_h_misalign\n");
-
-/* fn(ctx, len) called with rbx rbp r12-r15 set to canaries; *changed gets
- * bit k set when the k-th of them (that order) differs on return. */
-uint64_t jit_opt_call_canaries(gvm_native_fn fn, void *ctx, uint64_t len, uint64_t *changed);
-#define CANARY_CHECK(reg, val, bit) \
-    "\tmovabs $" #val ", %r8\n\tcmp %r8, %" #reg "\n\tje 1f\n\tor $" #bit ", %r9\n1:\n"
-__asm__(".text\n.globl jit_opt_call_canaries\n.type jit_opt_call_canaries, @function\n"
-        "jit_opt_call_canaries:\n"
-        "\tpush %rbx\n\tpush %rbp\n\tpush %r12\n\tpush %r13\n\tpush %r14\n\tpush %r15\n"
-        "\tpush %rcx\n"                      /* 7 pushes: rsp 16-aligned at the call */
-        "\tmov %rdi, %rax\n\tmov %rsi, %rdi\n\tmov %rdx, %rsi\n"
-        "\tmovabs $0x5b5b5b5b5b5b5b01, %rbx\n\tmovabs $0x5b5b5b5b5b5b5b02, %rbp\n"
-        "\tmovabs $0x5b5b5b5b5b5b5b03, %r12\n\tmovabs $0x5b5b5b5b5b5b5b04, %r13\n"
-        "\tmovabs $0x5b5b5b5b5b5b5b05, %r14\n\tmovabs $0x5b5b5b5b5b5b5b06, %r15\n"
-        "\tcall *%rax\n\tpop %rcx\n\txor %r9d, %r9d\n"
-        CANARY_CHECK(rbx, 0x5b5b5b5b5b5b5b01, 1) CANARY_CHECK(rbp, 0x5b5b5b5b5b5b5b02, 2)
-        CANARY_CHECK(r12, 0x5b5b5b5b5b5b5b03, 4) CANARY_CHECK(r13, 0x5b5b5b5b5b5b5b04, 8)
-        CANARY_CHECK(r14, 0x5b5b5b5b5b5b5b05, 16) CANARY_CHECK(r15, 0x5b5b5b5b5b5b5b06, 32)
-        "\tmov %r9, (%rcx)\n"
-        "\tpop %r15\n\tpop %r14\n\tpop %r13\n\tpop %r12\n\tpop %rbp\n\tpop %rbx\n\tret\n"
-        ".size jit_opt_call_canaries, .-jit_opt_call_canaries\n");
 
 static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref,
                                                     [5] = h_trash, [6] = jit_opt_h_misalign };
@@ -196,7 +176,7 @@ static void test_direct_frames(void)
          * clobbered one would crash gvm_prog_run's caller): each comes back,
          * and helper 6 sees rsp aligned (it returns the misalignment) */
         uint64_t changed = 0;
-        uint64_t r = jit_opt_call_canaries(gvm_prog_native(p), NULL, 0, &changed);
+        uint64_t r = jit_call_canaries(gvm_prog_native(p), NULL, 0, &changed);
         gvm_prog_free(p);
         CHECK(r == cases[c].want, "direct %s, native: got %" PRIu64 ", want %" PRIu64,
               cases[c].name, r, cases[c].want);
