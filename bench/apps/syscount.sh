@@ -15,8 +15,9 @@
 #   syscount_base_worker_us_per_req, syscount_{kernel,graft}_worker_cpu_pct
 #   (the nginx worker's CPU time per request, % more than base),
 #   syscount_graft_fires_per_req (graft's count of nginx's syscalls / wrk
-#   requests), syscount_graft_fire_ns (one fire through the hook, from
-#   bench/syscalls) and syscount_graft_model_pct = fires x fire cost / base
+#   requests), syscount_graft_fire_ns (one fire of the same object through
+#   the hook, in a tight loop: bench/apps/scloop.c) and
+#   syscount_graft_model_pct = fires x fire cost / base
 #   worker CPU per request: the extension's cost from first principles;
 #   syscount_base_insn_per_req (user-space instructions per request under
 #   callgrind; graft's figure only where its syscall hook runs under
@@ -84,21 +85,57 @@ for cfg in kernel graft; do
     echo "BENCH syscount_${cfg}_loss_pct ${PAIRED_LOSS[$cfg]} %"
     echo "BENCH syscount_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
-# The model, which the machine's noise cannot swamp: fires per request
-# (counted by graft) x the cost of one fire of the same program through the
-# syscall hook (bench/syscalls: syscall_hook_helpers_added_ns, the same
-# comm filter, hash lookup and atomic add, on every syscall), over the
-# base worker's CPU time per request.
-if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ] &&
-   cmake --build "$APPS_BUILD" --target syscall_bench >/dev/null; then
-    fires=$(apps_median "${FIRES[@]}")
-    fire_ns=$("$APPS_BUILD/bench/syscalls/syscall_bench" 2>/dev/null |
-              awk '$2 == "syscall_hook_helpers_added_ns" {print $3}')
-    echo "runs graft: syscalls per request ${FIRES[*]}"
-    echo "BENCH syscount_graft_fires_per_req $fires"
-    echo "BENCH syscount_graft_fire_ns ${fire_ns:-0} ns"
-    echo "BENCH syscount_graft_model_pct $(awk -v f="$fires" -v c="${fire_ns:-0}" -v u="${PAIRED_US[base]}" \
-        'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+# --- the model: fires per request x one fire in a tight loop ---------------
+# One fire of the same object (same program, its own hash map, loaded by
+# `graft load`) through the same syscall hook: bench/apps/scloop.c, built
+# as an executable named nginx (the program's name filter passes, as in
+# nginx), under `graft start`; each round times SC_CALLS getpid calls
+# through a copy graft does not rewrite and SC_CALLS through one it hooks.
+# One fire = median over SC_ROUNDS rounds after `graft load` of (hooked -
+# plain), less the same over SC_ROUNDS rounds before. The map must count exactly the
+# hooked getpid calls.
+SC_CALLS=${SC_CALLS:-200000}
+SC_ROUNDS=${SC_ROUNDS:-11}
+fire_ns() {
+    local u=() h=() v i a0 a1
+    mkdir -p "$APPS_WORK/scloop" &&
+        cc -O2 -Wall -o "$APPS_WORK/scloop/nginx" "$APPS_SRC/bench/apps/scloop.c" || return 1
+    coproc SCLOOP { taskset -c 1 "$GRAFT" start -- "$APPS_WORK/scloop/nginx" "$SC_CALLS"; }
+    apps_track "$SCLOOP_PID"
+    # one round: hooked - plain, ns per call
+    round() { echo go >&"${SCLOOP[1]}" && read -r -t 60 v <&"${SCLOOP[0]}" &&
+              awk -v l="$v" 'BEGIN { split(l, f, " "); printf "%.2f\n", f[2] - f[1] }'; }
+    for i in $(seq "$SC_ROUNDS"); do u+=("$(round)"); done
+    apps_load "$APPS_WORK/syscount.bpf.o" || return 1
+    # hooked once the map counts the loop's getpid calls (warm-up rounds)
+    for i in $(seq 100); do
+        round >/dev/null
+        [ "$(tp_mapval counts 39)" -gt 0 ] 2>/dev/null && break
+        sleep 0.05
+    done
+    round >/dev/null
+    a0=$(tp_mapval counts 39)
+    for i in $(seq "$SC_ROUNDS"); do h+=("$(round)"); done
+    a1=$(tp_mapval counts 39)
+    exec {SCLOOP[1]}>&-
+    wait "$SCLOOP_PID" 2>/dev/null
+    apps_unload
+    echo "runs scloop: ns per getpid hooked - plain, before the load ${u[*]}; after ${h[*]}; counted $((a1 - a0))" >&2
+    [ $((a1 - a0)) = $((SC_ROUNDS * SC_CALLS)) ] ||
+        { echo "scloop: the extension counted $((a1 - a0)) getpid calls, want $((SC_ROUNDS * SC_CALLS))" >&2; return 1; }
+    awk -v h="$(apps_median "${h[@]}")" -v u="$(apps_median "${u[@]}")" 'BEGIN { printf "%.1f\n", h - u }'
+}
+if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ]; then
+    if fns=$(fire_ns); then
+        fires=$(apps_median "${FIRES[@]}")
+        echo "runs graft: syscalls per request ${FIRES[*]}"
+        echo "BENCH syscount_graft_fires_per_req $fires"
+        echo "BENCH syscount_graft_fire_ns $fns ns"
+        echo "BENCH syscount_graft_model_pct $(awk -v f="$fires" -v c="$fns" -v u="${PAIRED_US[base]}" \
+            'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+    else
+        echo "FAIL: syscount's cost per fire (scloop)"; fails=$((fails + 1))
+    fi
 fi
 
 # --- user-space instructions per request (callgrind: deterministic) -------

@@ -24,9 +24,13 @@
  * keeps stack slots in, sets up the BPF stack only when some of it stays in
  * memory, and the native entry point is function 0 itself (no wrapper, no
  * nested call); entered by a tail call it restores r12 and rbp too, which
- * it may use for slots. Nothing unwinds through
- * such a frame (no abort can happen inside it) and a tail call into it
- * still enters at JIT_FUNC0_OFF, so the other programs' layouts hold.
+ * it may use for slots. Direct programs (one function, host calls only)
+ * keep rbp and the 512-byte stack but save only the r6-r9 homes they name
+ * or keep slots in (8 bytes of padding when that count is odd, for
+ * 16-byte alignment at helper calls), also entered at function 0. Nothing
+ * unwinds through either frame (no abort can happen inside) and a tail
+ * call into one still enters at JIT_FUNC0_OFF, so the other programs'
+ * layouts hold.
  * The frame is FRAME_BYTES and rsp is 16-byte aligned at BPF level, so helper
  * calls need no adjustment and the abort stub can find the wrapper's frame
  * from the depth alone. A tail call tears down the current frame and jumps to
@@ -518,8 +522,8 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
 static void emit_prologue(struct jit *j)
 {
     if (j->leaf) {
-        for (int k = 0; k < j->n_leaf_saved; k++)
-            emit_push(j, j->leaf_saved[k]);
+        for (int k = 0; k < j->n_saved_regs; k++)
+            emit_push(j, j->saved_regs[k]);
         if (j->leaf_frame) {
             emit_push(j, RBP);
             emit_mov_rr(j, true, RBP, RSP);
@@ -535,14 +539,19 @@ static void emit_prologue(struct jit *j)
         }
         return;
     }
-    emit_push(j, RBX);
-    emit_push(j, R13);
-    emit_push(j, R14);
-    emit_push(j, R15);
+    if (j->direct) {
+        for (int k = 0; k < j->n_saved_regs; k++)
+            emit_push(j, j->saved_regs[k]);
+    } else {
+        emit_push(j, RBX);
+        emit_push(j, R13);
+        emit_push(j, R14);
+        emit_push(j, R15);
+    }
     emit_push(j, RBP);
     emit_mov_rr(j, true, RBP, RSP);
-    emit_rr(j, F_W, 0x81, 5, RSP);                   /* sub rsp, 512 */
-    emit4(j, BPF_STACK_SIZE);
+    emit_rr(j, F_W, 0x81, 5, RSP);                   /* sub rsp, 512 (+ 8) */
+    emit4(j, BPF_STACK_SIZE + (j->direct && j->frame_pad ? 8 : 0));
 }
 
 static void emit_epilogue(struct jit *j)
@@ -550,16 +559,21 @@ static void emit_epilogue(struct jit *j)
     if (j->leaf) {
         if (j->leaf_frame)
             emit1(j, 0xc9);                          /* leave */
-        for (int k = j->n_leaf_saved - 1; k >= 0; k--)
-            emit_pop(j, j->leaf_saved[k]);
+        for (int k = j->n_saved_regs - 1; k >= 0; k--)
+            emit_pop(j, j->saved_regs[k]);
         emit1(j, 0xc3);
         return;
     }
     emit1(j, 0xc9);                                  /* leave */
-    emit_pop(j, R15);
-    emit_pop(j, R14);
-    emit_pop(j, R13);
-    emit_pop(j, RBX);
+    if (j->direct) {
+        for (int k = j->n_saved_regs - 1; k >= 0; k--)
+            emit_pop(j, j->saved_regs[k]);
+    } else {
+        emit_pop(j, R15);
+        emit_pop(j, R14);
+        emit_pop(j, R13);
+        emit_pop(j, RBX);
+    }
     emit1(j, 0xc3);
 }
 

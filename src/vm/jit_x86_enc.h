@@ -129,8 +129,10 @@ struct jit {
     bool cmp_test;                         /* a compare is test dst, cmp_mask */
     int32_t cmp_mask;
     bool cmp_mask64;                       /* ... of all 64 bits */
-    int leaf_saved[8];                     /* leaf: callee-saved regs to push */
-    int n_leaf_saved;
+    int saved_regs[8];                     /* leaf or direct: callee-saved regs */
+    int n_saved_regs;                      /* to push (jit_x86_plan.c) */
+    bool frame_pad;                        /* direct: 8 more bytes of frame keep
+                                              rsp 16-aligned at helper calls */
     bool leaf_frame;                       /* leaf: sets up the 512-byte stack */
 };
 
@@ -636,8 +638,8 @@ static inline bool next_is_plain(const struct jit *j, uint32_t i)
 int gvm_jit_alu_insn(struct jit *j, const struct bpf_insn *in);
 
 /* jit_x86_plan.c: j->slot_reg, j->const_val/const_reg/n_consts and the
- * leaf frame (leaf_saved, leaf_frame) for the current hardening; 0, or
- * -ENOMEM. */
+ * leaf or direct frame (saved_regs, leaf_frame, frame_pad) for the current
+ * hardening; 0, or -ENOMEM. */
 int gvm_jit_plan_slots(struct jit *j, struct graft_err *err);
 
 /* jit_x86_fill.c: a fill loop (the memset idiom) starting at insn i. */

@@ -123,12 +123,32 @@ static int assign_slots(struct jit *j, uint32_t f, struct gvm_slot_use *u,
     return n_used;
 }
 
+/* A direct program (one function, host calls only) is entered from C and
+ * nothing unwinds through its frame, so it saves only the callee-saved
+ * homes of the BPF registers it names and those its slots took (rbp, the
+ * frame pointer, always). Entered with rsp = 8 mod 16, it pushes
+ * n_saved_regs + 1 registers; an odd count of saved ones needs 8 more
+ * bytes below the BPF stack for helper calls to see rsp 16-aligned. */
+static void plan_direct_frame(struct jit *j, uint16_t named)
+{
+    j->n_saved_regs = 0;
+    for (int r = BPF_R6; r <= BPF_R9; r++) {
+        bool used = named & (1u << r);
+        for (int k = 0; k < GVM_SLOTS && !used; k++)
+            used = j->slot_reg[0][k] == reg_map[r];
+        if (used)
+            j->saved_regs[j->n_saved_regs++] = reg_map[r];
+    }
+    j->frame_pad = j->n_saved_regs % 2 == 1;
+}
+
 /* Decide which stack slots live in which registers, per function.
  * Leaf programs: every register the program does not name is free (r12,
  * the scratch registers when no instruction needs them, the x86 homes of
  * unnamed BPF registers, and rbp when the whole frame fits in registers);
  * callee-saved ones are pushed by the lean prologue. Other programs: the
- * homes of r6-r9 when no function names them (every frame saves them). */
+ * homes of r6-r9 when no function names them (every frame but a direct
+ * program's saves them; that one saves those its slots take). */
 int gvm_jit_plan_slots(struct jit *j, struct graft_err *err)
 {
     const struct gvm_prog *p = j->prog;
@@ -196,13 +216,13 @@ int gvm_jit_plan_slots(struct jit *j, struct graft_err *err)
             }
             j->n_consts = nc;
             j->leaf_frame = (named & (1u << BPF_R10)) && !(all_fit && n_given == n_prom);
-            j->n_leaf_saved = 0;
+            j->n_saved_regs = 0;
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (named & (1u << r))
-                    j->leaf_saved[j->n_leaf_saved++] = reg_map[r];
+                    j->saved_regs[j->n_saved_regs++] = reg_map[r];
             for (int k = 0; k < given + nc; k++)
                 if (is_callee_saved(free_regs[k]))
-                    j->leaf_saved[j->n_leaf_saved++] = free_regs[k];
+                    j->saved_regs[j->n_saved_regs++] = free_regs[k];
         } else {
             for (int r = BPF_R6; r <= BPF_R9; r++)
                 if (!(named & (1u << r)))
@@ -213,6 +233,8 @@ int gvm_jit_plan_slots(struct jit *j, struct graft_err *err)
             free_regs[n_free++] = TMP3;
             int n_given;
             assign_slots(j, f, &u, free_regs, n_free, scratch, &n_given);
+            if (j->direct)
+                plan_direct_frame(j, named);
         }
         for (int k = 0; k < GVM_SLOTS; k++)
             j->tmp1_taken = j->tmp1_taken || j->slot_reg[f][k] == TMP1;

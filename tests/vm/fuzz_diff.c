@@ -12,7 +12,9 @@
  * functions - runs each on both engines with identical inputs and requires
  * the same r0 and the same final ctx buffer. Every program ends by copying
  * its stack into the ctx buffer and folding all registers into r0, so stack
- * and register effects are compared too. The JIT's code must also hold no
+ * and register effects are compared too. The JIT's code runs with a canary
+ * in every callee-saved register (jit_canary.h) and must give each back
+ * (a frame that does not save a register it uses). It must also hold no
  * WRPKRU/XRSTOR byte pattern (util/pkru_pattern.h): immediates often carry
  * one on purpose (rnd_gadget).
  *
@@ -39,6 +41,7 @@
 
 #include "util/pkru_pattern.h"
 #include "vm/vm.h"
+#include "jit_canary.h"
 
 #define CTX_DATA   512           /* random-access region of ctx (room for fill
                                     loops long enough for rep stos) */
@@ -808,7 +811,7 @@ static int run_one(struct gen *g, uint64_t seed, uint64_t *n_insns)
     uint8_t init[CTX_LEN], m_int[CTX_LEN], m_jit[CTX_LEN];
     struct gvm_prog *pi = NULL, *pj = NULL;
     struct graft_err err;
-    uint64_t r_int = 0, r_jit = 0;
+    uint64_t r_int = 0, r_jit = 0, clobbered = 0;
     int rc = 0;
 
     generate(g);
@@ -846,8 +849,15 @@ static int run_one(struct gen *g, uint64_t seed, uint64_t *n_insns)
         fprintf(stderr, "seed %" PRIu64 ": interpreter run failed: %s\n", seed, err.msg);
         dump(g);
         rc = 1;
-    } else if (gvm_prog_run(pj, m_jit, CTX_LEN, &r_jit, &err) < 0) {
-        fprintf(stderr, "seed %" PRIu64 ": JIT run failed: %s\n", seed, err.msg);
+    } else if (!gvm_prog_native(pj)) {
+        fprintf(stderr, "seed %" PRIu64 ": the JIT gave no native entry\n", seed);
+        rc = 1;
+    } else if ((r_jit = jit_call_canaries(gvm_prog_native(pj), m_jit, CTX_LEN, &clobbered)),
+               clobbered) {
+        /* the C caller's callee-saved registers must come back */
+        fprintf(stderr, "seed %" PRIu64 ": JIT code clobbered callee-saved registers "
+                "(mask 0x%" PRIx64 " of rbx rbp r12-r15)\n", seed, clobbered);
+        dump(g);
         rc = 1;
     } else if (r_int != r_jit || memcmp(m_int, m_jit, CTX_LEN) != 0) {
         fprintf(stderr, "seed %" PRIu64 ": MISMATCH r0 interp 0x%" PRIx64 " jit 0x%" PRIx64 "\n",

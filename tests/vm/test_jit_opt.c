@@ -2,6 +2,9 @@
  * test_jit_opt.c - the JIT's optimizing passes, each against the
  * interpreter and against a C model, on the cases where they could go wrong:
  *
+ *  - direct programs (one function, host calls only) save exactly the
+ *    callee-saved registers they use (named or holding slots), keep every
+ *    one of them for their C caller and rsp aligned at helper calls;
  *  - host calls: `call rel32` when the helper is within reach of the code,
  *    `call [rip+disp32]` through the literal pool when it is not (a helper
  *    placed in its own far mapping), both in one program;
@@ -32,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "jit_canary.h"
 #include "test_util.h"
 #include "vm/jit_opt.h"
 
@@ -64,8 +68,14 @@ static uint64_t h_trash(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t
     return a + 1;
 }
 
+/* rsp mod 16 at the call (0 when the caller kept the System V alignment) */
+uint64_t jit_opt_h_misalign(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e);
+__asm__(".text\n.globl jit_opt_h_misalign\n.type jit_opt_h_misalign, @function\n"
+        "jit_opt_h_misalign:\n\tlea 8(%rsp), %rax\n\tand $15, %eax\n\tret\n"
+        ".size jit_opt_h_misalign, .-jit_opt_h_misalign\n");
+
 static gvm_helper_fn helpers[BPF_MAX_HELPER_ID] = { [2] = h_add, [3] = h_times3, [4] = h_deref,
-                                                    [5] = h_trash };
+                                                    [5] = h_trash, [6] = jit_opt_h_misalign };
 static const struct gvm_env env = { .helpers = helpers };
 
 /* Run text on the JIT and the interpreter with copies of mem; they must
@@ -109,6 +119,74 @@ static size_t count_bytes2(const uint8_t *code, size_t len, uint8_t a, uint8_t b
     for (size_t k = 0; k + 1 < len; k++)
         n += code[k] == a && code[k + 1] == b;
     return n;
+}
+
+/* ---- the frame of a direct program (one function, host calls only) ---------- */
+
+/* The callee-saved registers pushed before `push rbp; mov rbp, rsp`, as a
+ * bit per register in jit_opt_call_canaries' order; -1: no such frame. */
+static int prologue_saves(const uint8_t *code, size_t len)
+{
+    int saves = 0;
+    for (size_t k = 0; k + 3 < len; k++) {
+        if (code[k] == 0x55 && code[k + 1] == 0x48 && code[k + 2] == 0x89 && code[k + 3] == 0xe5)
+            return saves;
+        if (code[k] == 0x53)
+            saves |= 1;                                  /* push rbx */
+        else if (code[k] == 0x41 && code[k + 1] >= 0x54 && code[k + 1] <= 0x57)
+            saves |= 4 << (code[++k] - 0x54);            /* push r12..r15 */
+        else
+            return -1;
+    }
+    return -1;
+}
+
+static void test_direct_frames(void)
+{
+    static const struct { const char *name, *text; uint64_t want; int saves; } cases[] = {
+        /* r0-r5 only: nothing but rbp */
+        { "few", "mov r1, 4\ncall 3\nexit\n", 12, 0 },
+        /* r6 (rbx): one save, odd, so 8 bytes of padding keep helpers aligned */
+        { "r6", "mov r6, 7\ncall 6\nadd r0, r6\nexit\n", 7, 1 },
+        /* r6 and r8 (rbx, r14) */
+        { "r6r8", "mov r6, 7\nmov r8, 9\ncall 6\nadd r0, r6\nadd r0, r8\nexit\n", 16, 1 | 16 },
+        /* all four homes: the full frame */
+        { "all", "mov r6, 1\nmov r7, 2\nmov r8, 3\nmov r9, 4\ncall 6\nadd r0, r6\n"
+          "add r0, r7\nadd r0, r8\nadd r0, r9\nexit\n", 10, 1 | 8 | 16 | 32 },
+        /* no r6-r9 named, but a slot live across calls takes rbx: saved */
+        { "slot", "stdw [r10-8], 5\nmov r1, 1\ncall 3\nldxdw r1, [r10-8]\nadd r0, r1\n"
+          "call 6\nldxdw r1, [r10-8]\nadd r0, r1\nexit\n", 5, 1 },
+        /* two slots live across calls: rbx and r13 */
+        { "slots2", "stdw [r10-8], 5\nstdw [r10-16], 6\ncall 6\nldxdw r1, [r10-8]\n"
+          "ldxdw r2, [r10-16]\nadd r0, r1\nadd r0, r2\ncall 6\nldxdw r1, [r10-8]\n"
+          "ldxdw r2, [r10-16]\nadd r0, r1\nadd r0, r2\nexit\n", 11, 1 | 8 },
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct gvm_prog *p;
+        struct graft_err err;
+        if (make_prog(cases[c].text, &env, GVM_ENGINE_JIT, 0, 0, &p, &err)) {
+            CHECK(0, "direct %s: load failed: %s", cases[c].name, err.msg);
+            continue;
+        }
+        int saves = prologue_saves((const uint8_t *)(uintptr_t)gvm_prog_native(p),
+                                   gvm_prog_code_size(p));
+        CHECK(saves == cases[c].saves, "direct %s: prologue saves 0x%x, want 0x%x",
+              cases[c].name, saves, cases[c].saves);
+        /* from C with canaries in every callee-saved register, first (a
+         * clobbered one would crash gvm_prog_run's caller): each comes back,
+         * and helper 6 sees rsp aligned (it returns the misalignment) */
+        uint64_t changed = 0;
+        uint64_t r = jit_call_canaries(gvm_prog_native(p), NULL, 0, &changed);
+        gvm_prog_free(p);
+        CHECK(r == cases[c].want, "direct %s, native: got %" PRIu64 ", want %" PRIu64,
+              cases[c].name, r, cases[c].want);
+        CHECK(changed == 0, "direct %s: callee-saved registers clobbered (mask 0x%" PRIx64 ")",
+              cases[c].name, changed);
+        if (changed)
+            continue;
+        r = run_both(cases[c].text, NULL, 0, NULL, NULL, NULL);
+        CHECK(r == cases[c].want, "direct %s: got %" PRIu64, cases[c].name, r);
+    }
 }
 
 /* ---- host calls ------------------------------------------------------------ */
@@ -1268,6 +1346,7 @@ static void test_latch_copies(void)
 int main(void)
 {
     test_host_calls();
+    test_direct_frames();
     test_udiv_magic_model();
     test_udiv_const_jit();
     test_sdiv_magic_model();
