@@ -172,12 +172,7 @@ fire_ns() {
 }
 if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[none]:-}" ]; then
     if fns=$(fire_ns); then
-        fires=$(apps_median "${FIRES[@]}")
-        echo "runs graft: fires per request ${FIRES[*]}"
-        echo "BENCH nginx_graft_fires_per_req $fires"
-        echo "BENCH nginx_graft_fire_ns $fns ns"
-        echo "BENCH nginx_graft_model_pct $(awk -v f="$fires" -v c="$fns" -v u="${PAIRED_US[none]}" \
-            'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+        apps_model nginx "${PAIRED_US[none]}" "$fns" "${FIRES[@]}"
     else
         echo "FAIL: the firewall's cost per fire (fwloop)"; fails=$((fails + 1))
     fi

@@ -350,3 +350,17 @@ apps_insn_enabled() {
     echo "SKIP: instruction counts (valgrind not installed)"
     return 1
 }
+
+# apps_model CASE US_PER_REQ FIRE_NS FIRES...: the use case's model figures
+# (a cost noise cannot swamp): hook fires per request (median of FIRES) x the
+# cost of one fire of the same program, against the worker's CPU time per
+# request (US_PER_REQ us).
+apps_model() {
+    local case=$1 us=$2 fns=$3 fires; shift 3
+    fires=$(apps_median "$@")
+    echo "runs graft: fires per request $*"
+    echo "BENCH ${case}_graft_fires_per_req $fires"
+    echo "BENCH ${case}_graft_fire_ns $fns ns"
+    echo "BENCH ${case}_graft_model_pct $(awk -v f="$fires" -v c="$fns" -v u="$us" \
+        'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+}

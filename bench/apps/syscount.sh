@@ -127,12 +127,7 @@ fire_ns() {
 }
 if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ]; then
     if fns=$(fire_ns); then
-        fires=$(apps_median "${FIRES[@]}")
-        echo "runs graft: syscalls per request ${FIRES[*]}"
-        echo "BENCH syscount_graft_fires_per_req $fires"
-        echo "BENCH syscount_graft_fire_ns $fns ns"
-        echo "BENCH syscount_graft_model_pct $(awk -v f="$fires" -v c="$fns" -v u="${PAIRED_US[base]}" \
-            'BEGIN { printf "%.2f", f * c * 100 / (u * 1000) }') %"
+        apps_model syscount "${PAIRED_US[base]}" "$fns" "${FIRES[@]}"
     else
         echo "FAIL: syscount's cost per fire (scloop)"; fails=$((fails + 1))
     fi
