@@ -115,6 +115,7 @@ static int test_sample(void)
 {
     struct gsample *h = NULL;
     struct graft_err err = {0};
+    uint64_t missed0 = gsample_missed();
     int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
     CHECK(rc == 0, "gsample_start: %s", err.msg);
     if (rc)
@@ -124,7 +125,12 @@ static int test_sample(void)
     spin_ms(400);
     pthread_join(t, NULL);
     int n = atomic_load(&samples);
-    CHECK(n >= 15, "%d samples in 400 ms of CPU at 100 Hz (about 40 expected)", n);
+    /* On a loaded machine the kernel checks CPU-time timers less often and
+     * folds expirations into one signal (si_overrun): graft counts those as
+     * missed, so periods are accounted for either way. */
+    int missed = (int)(gsample_missed() - missed0);
+    CHECK(n >= 3 && n + missed >= 15, "%d samples + %d missed in 400 ms of CPU at 100 Hz (about 40 expected)",
+          n, missed);
     CHECK(atomic_load(&in_spin) * 2 >= n, "%d of %d samples in spin_work", atomic_load(&in_spin), n);
     CHECK(atomic_load(&bad_ctx) == 0, "%d samples with a wrong context", atomic_load(&bad_ctx));
     CHECK(atomic_load(&bad_cookie) == 0, "%d samples with a wrong cookie", atomic_load(&bad_cookie));
