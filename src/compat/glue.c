@@ -286,6 +286,11 @@ int gc_link_add(struct cobj *prog, int kind, int pid, const char *binary, const 
         gc_warn("attaching %s: %s", prog->name, err.msg);
         return id;
     }
+    /* As the kernel's attach returns with the probe live: the running
+     * agents (the target's, for a pid) have installed the hook before the
+     * tool goes on and starts, say, its workload. A bounded wait: an agent
+     * that does not answer (a stopped process) applies it when it runs. */
+    greg_wait_applied(reg, pid > 0 ? (pid_t)pid : 0, greg_generation(reg), 2000);
     if (gc_debug)
         gc_warn("link %d: program %s (%u) %s %s:%s+%#llx nr %d pid %d cookie %#llx", id, prog->name, prog->reg_id,
                 greg_link_kind_name(l.kind), binary, symbol, (unsigned long long)offset, syscall_nr, pid,

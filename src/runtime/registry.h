@@ -254,6 +254,12 @@ int greg_procs(struct greg *reg, struct greg_proc **out, uint32_t *n, uint32_t *
  * damaged, or, with list_if_missing, absent (an agent whose usual name was
  * taken when it started uses another). */
 int greg_proc_find(struct greg *reg, pid_t pid, struct greg_proc *out, int list_if_missing);
+/* Agents apply the registry asynchronously. Wait until every running agent
+ * (pid 0), or pid's, reports generation gen applied, up to timeout_ms:
+ * returns how many still have not (0: done; a pid without an agent counts
+ * as done, its links apply when one starts), or a negative errno. What
+ * "loaded" and an attach returning promise: the programs run from now on. */
+int greg_wait_applied(struct greg *reg, pid_t pid, uint64_t gen, int timeout_ms);
 
 const struct greg_map *greg_snapshot_map(const struct greg_snapshot *snap, uint32_t id);
 const struct greg_map *greg_snapshot_map_by_name(const struct greg_snapshot *snap, const char *name);

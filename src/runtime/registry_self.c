@@ -382,3 +382,37 @@ int greg_proc_find(struct greg *reg, pid_t pid, struct greg_proc *out, int list_
     free(procs);
     return found;
 }
+
+static int agent_pending(const struct greg_proc *p, pid_t pid, uint64_t gen)
+{
+    return p->state == GREG_PROC_RUNNING && (pid == 0 || p->pid == pid) && p->seen_generation < gen;
+}
+
+int greg_wait_applied(struct greg *reg, pid_t pid, uint64_t gen, int timeout_ms)
+{
+    for (int waited = 0;; waited += 5) {
+        struct greg_proc *procs = NULL, one;
+        uint32_t n = 0, n_bad = 0, pending = 0;
+        if (pid) {
+            /* the agent's usual object first; listing /dev/shm is slow */
+            int found = greg_proc_find(reg, pid, &one, waited % 500 == 0);
+            if (found < 0)
+                return found;
+            if (found == 0)
+                return 0;          /* no agent: the links apply when one starts */
+            procs = &one;
+            n = 1;
+        } else {
+            int rc = greg_procs(reg, &procs, &n, &n_bad);
+            if (rc < 0)
+                return rc;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            pending += agent_pending(&procs[i], pid, gen);
+        if (procs != &one)
+            free(procs);
+        if (pending == 0 || waited >= timeout_ms)
+            return (int)pending;
+        usleep(5 * 1000);
+    }
+}

@@ -69,56 +69,32 @@ static void follow_trace(struct greg *reg, struct gmap *rb)
  * that the programs run from now on, so wait until every running agent the
  * links are for reports this generation applied. A process without an
  * agent gets the links when one starts; an agent that does not answer in
- * time (a stopped process) is named, and the load stands. */
+ * time (a stopped process) is counted and reported; the load stands. */
 #define APPLY_WAIT_MS 10000
-
-static int agent_pending(const struct greg_proc *p, pid_t pid, uint64_t gen)
-{
-    return p->state == GREG_PROC_RUNNING && (pid == 0 || p->pid == pid) &&
-           p->seen_generation < gen;
-}
 
 static void wait_applied(struct greg *reg, pid_t pid, uint64_t gen)
 {
-    for (int waited = 0;; waited += 5) {
-        struct greg_proc *procs = NULL, one;
-        uint32_t n = 0, n_bad = 0;
-        if (pid) {
-            /* the agent's usual object first; listing /dev/shm is slow */
-            int found = greg_proc_find(reg, pid, &one, waited % 500 == 0);
-            if (found == 1) {
-                procs = &one;
-                n = 1;
-            } else if (waited == 0 && kill(pid, 0) == 0) {
-                printf("graft load: pid %d has no graft agent yet: the links apply when one "
-                       "starts (`graft attach %d`)\n", (int)pid, (int)pid);
-                return;
-            }
-        } else if (greg_procs(reg, &procs, &n, &n_bad) < 0) {
-            return;
-        }
-        uint32_t pending = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (!agent_pending(&procs[i], pid, gen))
-                continue;
-            if (waited >= APPLY_WAIT_MS)
-                fprintf(stderr, "graft load: the agent of pid %d has not applied the load after "
-                                "%d s (stopped?); it will when it runs\n",
-                        (int)procs[i].pid, APPLY_WAIT_MS / 1000);
-            pending++;
-        }
-        for (uint32_t i = 0; pending == 0 && i < n; i++)
-            if ((pid == 0 || procs[i].pid == pid) && procs[i].state == GREG_PROC_RUNNING &&
-                procs[i].links_failed)
-                fprintf(stderr, "graft load: pid %d: %u hook(s) installed, %u failed: %s\n",
-                        (int)procs[i].pid, procs[i].links_installed, procs[i].links_failed,
-                        procs[i].message);
-        if (procs != &one)
-            free(procs);
-        if (pending == 0 || waited >= APPLY_WAIT_MS)
-            return;
-        usleep(5 * 1000);
+    struct greg_proc one;
+    if (pid && greg_proc_find(reg, pid, &one, 1) == 0) {
+        if (kill(pid, 0) == 0)
+            printf("graft load: pid %d has no graft agent yet: the links apply when one "
+                   "starts (`graft attach %d`)\n", (int)pid, (int)pid);
+        return;
     }
+    int pending = greg_wait_applied(reg, pid, gen, APPLY_WAIT_MS);
+    if (pending > 0)
+        fprintf(stderr, "graft load: %d agent(s) have not applied the load after %d s (a stopped "
+                        "process?); they will when they run\n", pending, APPLY_WAIT_MS / 1000);
+    struct greg_proc *procs = NULL;
+    uint32_t n = 0, n_bad = 0;
+    if (greg_procs(reg, &procs, &n, &n_bad) < 0)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        if ((pid == 0 || procs[i].pid == pid) && procs[i].state == GREG_PROC_RUNNING &&
+            procs[i].seen_generation >= gen && procs[i].links_failed)
+            fprintf(stderr, "graft load: pid %d: %u hook(s) installed, %u failed: %s\n", (int)procs[i].pid,
+                    procs[i].links_installed, procs[i].links_failed, procs[i].message);
+    free(procs);
 }
 
 /* Is program index prog in the declared contents of a prog array? Such a
