@@ -37,11 +37,16 @@ bpftool prog list >/dev/null 2>"$tmp/bpferr" || kernel_ok=0
 # the tool TPID has exited (the caller judges that); 1 when a hook failed or
 # the time ran out. LINKS_IN_CHILDREN=1: return once links are registered.
 side_hooks_wait() {
-    local out n
+    local out n last=-1 stable=0
     for _ in $(seq 3000); do
         kill -0 "$2" 2>/dev/null || return 0
         out=$("$GRAFT" list 2>/dev/null)
         n=$(sed -n 's/^links: \([0-9]*\)$/\1/p' <<<"$out")
+        # A tool may still be attaching (bpftrace says "Attaching" first, then
+        # adds its probes one by one): the count must hold still for 0.5 s
+        # before "all installed" means all of the tool's links.
+        if [ "${n:-0}" = "$last" ]; then stable=$((stable + 1)); else stable=0; last=${n:-0}; fi
+        if [ $stable -lt 25 ]; then sleep 0.02; continue; fi
         if grep -qE "^  $1 .*hooks [0-9]+ installed, [1-9][0-9]* failed" <<<"$out"; then
             echo "graft's agent failed to install a hook:"; echo "$out"; return 1
         fi
