@@ -153,14 +153,18 @@ static int test_fork(void)
     pid_t c = fork();
     if (c == 0) {
         int before = atomic_load(&samples);
+        uint64_t missed0 = gsample_missed();
         spin_ms(300);
         shared[0] = atomic_load(&samples) - before;
+        shared[1] = (int)(gsample_missed() - missed0);
         _exit(0);
     }
     int st;
     waitpid(c, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-    CHECK(shared[0] >= 10, "the child got %d samples in 300 ms of CPU", shared[0]);
+    /* delivered + folded into overruns (a loaded machine: see test_sample) */
+    CHECK(shared[0] >= 3 && shared[0] + shared[1] >= 10, "the child got %d samples + %d missed in 300 ms of CPU",
+          shared[0], shared[1]);
     gsample_stop(h);
     printf("fork: the child got %d samples\n", shared[0]);
     return 0;
