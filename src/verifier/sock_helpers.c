@@ -58,12 +58,8 @@ static const struct ghelper_proto sock_protos[] = {
       { GARG_CONST_MAP_PTR, BTF_SKC, GARG_PTR_TO_MAP_VALUE_OR_NULL, GARG_ANYTHING }, 0 },
     { "sk_storage_delete", H_SK_STORAGE_DELETE, NULL, GRET_INTEGER, { GARG_CONST_MAP_PTR, BTF_SKC }, 0 },
     { "sk_assign", H_SK_ASSIGN, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX, BTF_SKC, GARG_ANYTHING }, 0 },
-    /* the socket's network namespace: of the context's socket, or the
-     * current one for NULL */
-    { "get_netns_cookie", H_NETNS_COOKIE, NULL, GRET_INTEGER, { GARG_PTR_TO_CTX_OR_NULL }, 0 },
-    /* the cgroup types' storage (cgroup_common_func_proto): the value of
-     * the program's cgroup in a cgroup storage map; flags must be 0 */
-    { "get_local_storage", H_LOCAL_STORAGE, NULL, GRET_MAP_VALUE, { GARG_CONST_MAP_PTR, GARG_ANYTHING }, 0 },
+    /* get_netns_cookie and get_local_storage, which these types' sets
+     * below also give, have their prototypes in kernel_helpers.c */
     { "sk_cgroup_id", H_SK_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC }, 0 },
     { "sk_ancestor_cgroup_id", H_SK_ANCESTOR_CGROUP_ID, NULL, GRET_INTEGER, { BTF_SKC, GARG_ANYTHING }, 0 },
     SKC_TO(H_SKC_TO_TCP6, "skc_to_tcp6_sock"),
