@@ -111,7 +111,7 @@ start_redis() {
         sleep 0.05
     done
     case $cfg in
-        batch* | delayed) apps_load "$APPS_WORK/$cfg.bpf.o" --pid $RPID --allow override || return 1; sleep 0.3 ;;
+        batch* | delayed) apps_load "$APPS_WORK/$cfg.bpf.o" --pid $RPID --allow override || return 1 ;;
     esac
 }
 stop_redis() {
