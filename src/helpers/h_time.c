@@ -49,6 +49,7 @@
 #include <x86intrin.h>
 
 #include "helpers/helpers_internal.h"
+#include "util/settings.h"
 
 #define LOAD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LOAD_ACQ(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -145,7 +146,7 @@ static int read_clocksource(char *buf, size_t cap)
 /* The reason the TSC cannot be used, or NULL when it can. */
 static const char *tsc_unusable(char *cs, size_t cap)
 {
-    const char *force = getenv("GRAFT_KTIME");
+    const char *force = gsetting("GRAFT_KTIME");
     if (force && strcmp(force, "clock") == 0)
         return "forced by GRAFT_KTIME=clock";
     unsigned a, b, c, d;

@@ -27,6 +27,7 @@
 
 #include "isolation/isolation.h"
 #include "util/pkru_pattern.h"
+#include "util/settings.h"
 
 enum iso_state { ISO_NONE = 0, ISO_ON, ISO_OFF };
 #define HWCAP2_FSGSBASE_BIT (1ul << 1)     /* AT_HWCAP2: RDFSBASE & co. usable */
@@ -285,13 +286,13 @@ int giso_available(void)
         return g_state == ISO_ON;
     struct giso_cpu cpu;
     giso_cpu_features(&cpu);
-    return env_mode_ok(getenv("GRAFT_ISOLATION")) && cpu.pku && cpu.ospke;
+    return env_mode_ok(gsetting("GRAFT_ISOLATION")) && cpu.pku && cpu.ospke;
 }
 
 /* The decision itself; called once with g_lock held. */
 static int decide(const struct giso_opts *o, struct graft_err *err)
 {
-    const char *env = getenv("GRAFT_ISOLATION");
+    const char *env = gsetting("GRAFT_ISOLATION");
     struct giso_cpu cpu;
     char buf[96];
 

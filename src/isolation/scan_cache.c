@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "isolation/scan_internal.h"
+#include "util/settings.h"
 
 #define CACHE_MAGIC   0x43534647u      /* "GFSC" */
 #define CACHE_VERSION 1u               /* bump when scan_find.c's results change */
@@ -80,8 +81,8 @@ const char *gscan_cache_dir(void)
 {
     if (g_dir_state)
         return g_dir_state > 0 ? g_dir : "";
-    const char *env = getenv("GRAFT_SCAN_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
-               *home = getenv("HOME");
+    const char *env = gsetting("GRAFT_SCAN_CACHE"), *xdg = gsetting("XDG_CACHE_HOME"),
+               *home = gsetting("HOME");
     g_dir_state = -1;
     if (env && *env) {
         if (!strcmp(env, "off"))

@@ -43,6 +43,7 @@
 #include "isolation/isolation.h"
 #include "runtime/instance.h"
 #include "runtime/trace.h"
+#include "util/settings.h"
 
 #define AGENT_MAX_PROGS 1024
 #define AGENT_MAX_MAPS  1024
@@ -822,9 +823,9 @@ static void read_comm(char *buf, size_t len)
  * running one). A process that sets isolation up says so in any case. */
 static void say_isolation(const struct gagent *a, int always)
 {
-    if (!getenv("GRAFT_ISOLATION_SAID") || always) {
+    if (!gsetting("GRAFT_ISOLATION_SAID") || always) {
         fprintf(stderr, "graft-agent[%d]: %s\n", getpid(), a->message);
-        const char *pre = getenv("LD_PRELOAD");
+        const char *pre = gsetting("LD_PRELOAD");
         if (pre && strstr(pre, "libgraft-agent") && !a->thread_running)
             setenv("GRAFT_ISOLATION_SAID", "1", 1);
     }
@@ -832,7 +833,7 @@ static void say_isolation(const struct gagent *a, int always)
 
 static struct giso_opts isolation_opts(void)
 {
-    const char *req = getenv("GRAFT_REQUIRE_ISOLATION");
+    const char *req = gsetting("GRAFT_REQUIRE_ISOLATION");
     return (struct giso_opts){ .sz = sizeof(struct giso_opts),
                                .require = req && strcmp(req, "0") != 0 };
 }
@@ -881,7 +882,7 @@ static int agent_isolation_setup(struct gagent *a, struct graft_err *err)
         /* Extensions run on per-thread stacks under the key too, unless
          * GRAFT_ISOLATION=gates asks for the gates alone (extension frames
          * on the hooked thread's stack; see docs/isolation.md). */
-        const char *mode = getenv("GRAFT_ISOLATION");
+        const char *mode = gsetting("GRAFT_ISOLATION");
         int gates_only = mode && !strcmp(mode, "gates");
         if (!gates_only && (rc = gattach_set_ext_stacks(1, err)) < 0)
             return graft_err_prefix(err, "agent: isolation");
@@ -914,9 +915,10 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
     /* Fault injection for tests: the agent thread waits this long before
      * each reconcile, like a slow agent on a busy machine, which must not
      * make `graft load` claim too early that its programs run. Read here,
-     * never from the agent thread: a host rewriting its environment
-     * (redis's process title does) races with a concurrent getenv. */
-    const char *delay = getenv("GRAFT_TEST_AGENT_DELAY_MS");
+     * never from the agent thread: in a preloaded agent gsetting() is
+     * getenv, and a host rewriting its environment (redis's process title
+     * does) races with a concurrent getenv. */
+    const char *delay = gsetting("GRAFT_TEST_AGENT_DELAY_MS");
     a->test_delay_ms = delay ? atoi(delay) : 0;
     char name[GREG_NAME_MAX];
     /* Read-only: nothing this process does to its memory reaches what the
@@ -1033,7 +1035,13 @@ static void agent_atfork_child(void)
 
 __attribute__((constructor)) static void agent_constructor(void)
 {
-    if (getenv("GRAFT_AGENT_OFF"))
+    /* Injected by `graft attach`: take its settings, before anything reads
+     * one, and never read this process's environment (util/settings.h). */
+    int injected = gsettings_install_attach();
+    if (injected < 0)
+        fprintf(stderr, "graft-agent[%d]: the settings `graft attach` left are not usable (%s); "
+                "using the defaults\n", getpid(), strerror(-injected));
+    if (gsetting("GRAFT_AGENT_OFF"))
         return;
     struct graft_err err = {0};
     if (gagent_start(NULL, &the_agent, &err) < 0) {
@@ -1046,7 +1054,7 @@ __attribute__((constructor)) static void agent_constructor(void)
      * succeeded and returns here, where the kernel runs sys_exit_execve;
      * its programs (installed above) run now. An injected agent (graft
      * attach) comes long after any exec and fires nothing. */
-    const char *pre = getenv("LD_PRELOAD");
+    const char *pre = gsetting("LD_PRELOAD");
     if (pre && strstr(pre, "libgraft-agent")) {
         pthread_mutex_lock(&the_agent->lock);
         if (the_agent->syscalls_installed)

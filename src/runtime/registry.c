@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "runtime/registry_int.h"
+#include "util/settings.h"
 
 #define GREG_MAGIC   0x54464152474cULL   /* "LGRAFT" */
 /* 2: program externs, source-entry links; 3: slot high-water marks;
@@ -86,7 +87,7 @@ static pthread_mutex_t local_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *greg_default_name(char *buf, size_t len)
 {
-    const char *env = getenv("GRAFT_REGISTRY");
+    const char *env = gsetting("GRAFT_REGISTRY");
     if (env && *env)
         snprintf(buf, len, "%s%s", env[0] == '/' ? "" : "/", env);
     else

@@ -9,10 +9,14 @@
  *                       instead, and
  *                       "open PATH" opens PATH and prints the error, if any,
  *                       "tiny" calls tiny() N times (too short for a jump: the
- *                       hook must fall back to int3 and say so)
+ *                       hook must fall back to int3 and say so),
+ *                       "churn" starts a thread that rewrites the environment
+ *                       without end (setenv/unsetenv, growing and shrinking
+ *                       environ), as hosts that set a process title do
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,22 @@ __attribute__((noinline)) long work(long x)
 long tiny(void);
 __asm__(".text\n.globl tiny\n.type tiny,@function\ntiny:\n"
         "  xor %eax, %eax\n  ret\n.size tiny, .-tiny\n");
+
+/* Every setenv that adds a name may move environ to a new array and free
+ * the old one: an agent that walked environ meanwhile read freed memory. */
+static void *churn_environment(void *arg)
+{
+    (void)arg;
+    char name[32];
+    for (unsigned long i = 0;; i++) {
+        snprintf(name, sizeof(name), "E2E_CHURN_%lu", i % 256);
+        if (i % 512 < 256)
+            setenv(name, "some value to copy", 1);
+        else
+            unsetenv(name);
+    }
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -55,6 +75,12 @@ int main(int argc, char **argv)
             for (long i = 0; i < n; i++)
                 sum += f();
             printf("round %d done tiny\n", round);
+            continue;
+        }
+        if (strncmp(line, "churn", 5) == 0) {
+            pthread_t t;
+            int rc = pthread_create(&t, NULL, churn_environment, NULL);
+            printf("round %d done churn %s\n", round, rc == 0 ? "started" : strerror(rc));
             continue;
         }
         if (strncmp(line, "open ", 5) == 0) {         /* open a path, report errno */

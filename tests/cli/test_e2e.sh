@@ -113,6 +113,23 @@ check "nothing counted after detach" test "$(counts 0)" = 1000
 stop_target
 stop_loader
 
+echo "== 2a. graft attach passes its own settings, never reads the host's environment"
+# The target runs with another registry in its environment and a thread
+# rewriting that environment: the injected agent must join graft attach's
+# registry (it used to take the target's, so attach waited for it in vain)
+# and must not walk environ while the host frees it.
+GRAFT_REGISTRY=$GRAFT_REGISTRY.not-this-one check "plain target with another registry starts" start_target
+check "a thread rewrites its environment" round 1 churn
+check "graft attach" "$GRAFT" attach "$tpid"
+check "the agent is in graft attach's registry" sh -c "'$GRAFT' list | grep -E '^ +$tpid ' | grep -q running"
+check "no settings file left behind" test ! -e "/dev/shm/graft.attach.$tpid"
+check "load for it" start_loader --pid "$tpid"
+check "the agent installed the hooks" wait_hooks
+check "round 2 hooked" round 2
+check "exactly the hooked round counted" test "$(counts 0)" = 1000
+stop_target
+stop_loader
+
 echo "== 2b. detach and re-attach repeatedly"
 check "plain target starts" start_target
 check "load for this target" start_loader --pid "$tpid"

@@ -20,6 +20,7 @@
 
 #include "runtime/inject.h"
 #include "runtime/registry.h"
+#include "util/settings.h"
 
 /* The agent library: $GRAFT_AGENT, else ../lib next to this binary. */
 static int agent_path(char *buf, size_t len)
@@ -120,10 +121,21 @@ int cmd_attach(int argc, char **argv)
         printf("process %ld already runs a graft agent\n", pid);
         return 0;
     }
-    if (state == GREG_PROC_DETACHED || state == GREG_PROC_DETACHING)
+    char settings[64] = "";
+    if (state == GREG_PROC_DETACHED || state == GREG_PROC_DETACHING) {
         rc = greg_request_attach(reg, (pid_t)pid);     /* wake the idle agent */
-    else
-        rc = ginject_load_library((pid_t)pid, agent, &err);
+    } else {
+        /* The agent takes our registry and isolation settings, not the
+         * target's environment (util/settings.h); the file is read while
+         * dlopen runs its constructor, so it can go once that returned. */
+        gsettings_attach_path((pid_t)pid, settings, sizeof(settings));
+        rc = gsettings_write_attach((pid_t)pid);
+        if (rc < 0)
+            graft_errf(&err, rc, "cannot write %s for the agent: %s", settings, strerror(-rc));
+        else
+            rc = ginject_load_library((pid_t)pid, agent, &err);
+        unlink(settings);
+    }
     greg_close(reg);
     if (rc < 0 && !err.msg[0])
         graft_errf(&err, rc, "process %ld: %s", pid, strerror(-rc));
