@@ -35,7 +35,7 @@ if(GRAFT_LINUX_SOURCE_TAR AND GRAFT_PYTHON3)
   # the kernel's text, not ours: its warnings are not ours to fix
   set_source_files_properties(${ktb_dir}/test_bpf_table.c PROPERTIES COMPILE_OPTIONS -w)
   graft_test(vm_kernel_test_bpf SOURCES test_kernel_bpf.c ${ktb_dir}/test_bpf_table.c
-             LIBS graft_vm LABELS sanitize)
+             LIBS graft_vm graft_verifier LABELS sanitize)
   target_include_directories(vm_kernel_test_bpf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 else()
   message(STATUS "linux-source-6.1 not in /usr/src: the kernel's test_bpf table will not "
