@@ -14,6 +14,9 @@ graft_test(vm_fuzz_diff SOURCES fuzz_diff.c LIBS graft_vm
 # The optimizing passes (host calls, division by constants, stack slots).
 graft_test(vm_jit_opt SOURCES test_jit_opt.c LIBS graft_vm LABELS sanitize)
 
+# The verifier's facts used by the JIT, true and planted wrong.
+graft_test(vm_jit_facts SOURCES test_jit_facts.c LIBS graft_vm LABELS sanitize)
+
 # The kernel's own eBPF test table (lib/test_bpf.c of Debian's
 # linux-source-6.1, which scripts/install-deps.sh installs), extracted and
 # made compilable at build time by gen_kernel_test_bpf.py: never copied here.
