@@ -70,7 +70,7 @@ static void gen_snip(struct snip *s, int nsnips_left)
     s->n = 0;
     s->jump_over = 0;
     int a = scal[rn(6)], b = scal[rn(6)];
-    switch (rn(17)) {
+    switch (rn(18)) {
     case 0: case 1: {          /* ALU on scalars */
         uint8_t op = aops[rn(sizeof(aops))];
         bool is64 = rn(4) != 0;
@@ -206,6 +206,16 @@ static void gen_snip(struct snip *s, int nsnips_left)
         ADD(BPF_LDX_MEM(sizes[rn(3)], b, BPF_R8, 0));
         break;
     }
+    case 16:                   /* a constant that differs by path, used where nothing */
+        if (a != b) {          /* checks it (a path pruned at the join may hold the other) */
+            int c = scal[rn(6)];
+            ADD(BPF_MOV64_IMM(a, small_imm()));
+            ADD(BPF_JMP_IMM(jops[rn(sizeof(jops))], b, small_imm(), 1));
+            ADD(rn(3) ? BPF_MOV64_IMM(a, small_imm()) : s->in[0]);
+            ADD(BPF_ALU64_REG(rn(2) ? BPF_ADD : BPF_MOV, c, a));
+            break;
+        }
+        /* fall through */
     case 15:
         if (rn(2)) {           /* ring buffer sample: reserve, null check, write, release */
             struct bpf_insn ld[2] = { BPF_LD_IMM64_RAW(BPF_R1, BPF_PSEUDO_MAP_IDX, 2) };
