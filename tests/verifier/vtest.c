@@ -494,6 +494,22 @@ static void fill_maps(int r, uint64_t *seedp)
     *seedp = seed;
 }
 
+/* The program's maps, fresh (unlinked: gone when closed), into g.maps;
+ * -1 with msg when one cannot be made (those made are in g.n_maps). */
+static int create_maps(const struct gmap_def *maps, uint32_t n_maps, char *msg, size_t msglen)
+{
+    struct graft_err err = { 0 };
+    for (uint32_t i = 0; i < n_maps; i++) {
+        if (gmap_create(&maps[i], -1, &g.maps[i], &err)) {
+            snprintf(msg, msglen, "map %u: %s", i, err.msg);
+            return -1;
+        }
+        gmap_unlink(gmap_shm_name(g.maps[i]));
+        g.n_maps++;
+    }
+    return 0;
+}
+
 static void fill_ctx(uint8_t *ctx, uint32_t ctx_size, uint64_t *seed)
 {
     for (uint32_t i = 0; i < ctx_size && i < 4096; i++) {
@@ -527,14 +543,8 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
     g.table[158] = w_task_btf;
     g.table[132] = w_submit;
     g.table[133] = w_discard;
-    for (uint32_t i = 0; i < n_maps; i++) {
-        if (gmap_create(&maps[i], -1, &g.maps[i], &err)) {
-            snprintf(msg, msglen, "map %u: %s", i, err.msg);
-            goto out;
-        }
-        gmap_unlink(gmap_shm_name(g.maps[i]));
-        g.n_maps++;
-    }
+    if (create_maps(maps, n_maps, msg, msglen))
+        goto out;
     struct gvm_env env = { .helpers = g.table, .resolve_ld_imm64 = resolve, .mem_allowed = mem_allowed };
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP, .flags = GVM_F_CHECKED,
                                .step_limit = 2000000, .env = &env };
@@ -686,14 +696,8 @@ static int run_one_engine(const struct bpf_insn *insns, uint32_t n, const struct
     struct graft_err err = { 0 };
     int ret = -1;
     g.n_maps = 0;
-    for (uint32_t i = 0; i < n_maps; i++) {
-        if (gmap_create(&maps[i], -1, &g.maps[i], &err)) {
-            snprintf(msg, msglen, "map %u: %s", i, err.msg);
-            goto out;
-        }
-        gmap_unlink(gmap_shm_name(g.maps[i]));
-        g.n_maps++;
-    }
+    if (create_maps(maps, n_maps, msg, msglen))
+        goto out;
     struct gvm_env env = { .helpers = g.table, .resolve_ld_imm64 = resolve };
     struct gvm_prog_opts o = { .sz = sizeof(o), .env = &env,
                                .engine = facts ? GVM_ENGINE_JIT : GVM_ENGINE_INTERP,
