@@ -3,8 +3,9 @@
  * (gver_input.record_facts, gver_result.facts, docs/jit.md).
  *
  * Each state the exploration processes at insn i (pruned states are not
- * processed) is joined into facts[i]: the bits dst may hold, and whether a
- * BPF_X source is one constant. The join over the processed states covers
+ * processed) is joined into facts[i]: the bits dst may hold, whether a
+ * BPF_X source is one constant, and whether a conditional jump goes the
+ * same way on every state (ranges decided it). The join over the processed states covers
  * every run only for values pruning compared. A state S pruned at p
  * against an explored T stands for runs that T's exploration never saw;
  * states_cover() checked S against T only on the registers and stack slots
@@ -64,6 +65,29 @@ static bool reads_src(const struct bpf_insn *in)
     return false;
 }
 
+/* The outcome of conditional jump in on the current state: 1 taken, 0
+ * not, -1 unknown or not a jump on scalars. */
+static int branch_outcome(struct env *e, const struct bpf_insn *in)
+{
+    uint8_t op = BPF_OP(in->code);
+    if (op == BPF_JA || op == BPF_CALL || op == BPF_EXIT || is_may_goto(in))
+        return -1;
+    const struct reg *r = regs(e), *d = &r[in->dst_reg];
+    bool is32 = BPF_CLASS(in->code) == BPF_JMP32;
+    struct scalar imm;
+    const struct scalar *s = &imm;
+    if (BPF_SRC(in->code) == BPF_X) {
+        if (r[in->src_reg].type != T_SCALAR)
+            return -1;
+        s = &r[in->src_reg].v;
+    } else {
+        scalar_const(&imm, is32 ? (uint32_t)in->imm : (uint64_t)(int64_t)in->imm);
+    }
+    if (d->type != T_SCALAR)
+        return -1;
+    return scalar_branch_taken(&d->v, s, op, is32);
+}
+
 /* Join the current state, about to run insn idx, into facts[idx]. */
 void facts_note(struct env *e, uint32_t idx)
 {
@@ -76,8 +100,8 @@ void facts_note(struct env *e, uint32_t idx)
     const struct reg *r = regs(e);
     uint16_t prec = e->cfg.prec_in[idx];
     struct gvm_insn_fact *f = &e->facts[idx];
-    bool first = !e->fact_seen[idx];
-    e->fact_seen[idx] = 1;
+    bool first = !(e->fact_seen[idx] & 1);
+    e->fact_seen[idx] |= 1;
 
     const struct reg *d = &r[in->dst_reg];
     bool dst_ok = !spec_on(e) && d->type == T_SCALAR && ((prec >> in->dst_reg) & 1);
@@ -98,6 +122,19 @@ void facts_note(struct env *e, uint32_t idx)
         f->src_value = s->v.t.value;
     } else if (!src_ok || f->src_value != s->v.t.value) {
         f->flags &= ~GVM_FACT_SRC_CONST;
+    }
+
+    /* A branch's operands always matter (prec_in), so every run's values
+     * lie in some processed state's. A speculative state stands for no
+     * real run: removing a branch only takes paths from the CPU. */
+    if ((cls == BPF_JMP || cls == BPF_JMP32) && !e->cur->speculative) {
+        int taken = branch_outcome(e, in);
+        uint32_t flag = taken == 1 ? GVM_FACT_TAKEN : taken == 0 ? GVM_FACT_NOT_TAKEN : 0;
+        if (!(e->fact_seen[idx] & 2))
+            f->flags |= flag;
+        else
+            f->flags &= ~((GVM_FACT_TAKEN | GVM_FACT_NOT_TAKEN) & ~flag);
+        e->fact_seen[idx] |= 2;
     }
 }
 

@@ -8,6 +8,8 @@
  *   r <<= 32; r >>= 32 ditto, the second not a jump target   -> no code
  *   op dst, src        where src is one constant             -> op dst, imm
  *   if dst op src ...  ditto                                 -> if dst op imm
+ *   if ... goto L      taken on every path                   -> goto L
+ *   if ... goto L      never taken                           -> no code
  *
  * "No code" is `r = r` (ALU64 MOV X of a register to itself), which the JIT
  * emits as nothing and which every analysis reads as reading and writing
@@ -119,6 +121,14 @@ int gvm_apply_facts(struct bpf_insn *insns, uint32_t n, const struct gvm_insn_fa
                 i++;
                 continue;
             }
+        }
+        if ((cls == BPF_JMP || cls == BPF_JMP32) && (f->flags & (GVM_FACT_TAKEN | GVM_FACT_NOT_TAKEN)) &&
+            op != BPF_JA && op != BPF_CALL && op != BPF_EXIT) {
+            *in = (f->flags & GVM_FACT_TAKEN)
+                  ? (struct bpf_insn){ .code = BPF_JMP | BPF_JA, .off = in->off }
+                  : no_code(in->dst_reg);
+            changed++;
+            continue;
         }
         if ((f->flags & GVM_FACT_SRC_CONST) && BPF_SRC(in->code) == BPF_X &&
             cls != BPF_LDX && cls != BPF_STX && fold_src(in, f->src_value))

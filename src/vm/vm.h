@@ -88,12 +88,14 @@ int gvm_checked_helper_access(uint64_t addr, uint64_t size, int write);
  * on every path that reaches it (gver_input.record_facts). Given to a JIT'd
  * program (gvm_prog_opts.facts), they let it drop work: an `and` that
  * clears no bit, a zero-extension of a value already zero-extended, a
- * register operand that is a constant. A wrong fact is a miscompile, and
+ * register operand that is a constant, a branch whose outcome is known. A wrong fact is a miscompile, and
  * can break safety (a dropped mask may have bounded an address), so only
  * the verifier's own result for these very insns may be passed
  * (docs/jit.md, "Verifier facts in the JIT"). */
 #define GVM_FACT_DST_BITS  0x1u   /* dst holds no bit outside dst_bits */
 #define GVM_FACT_SRC_CONST 0x2u   /* src (a BPF_X operand) equals src_value */
+#define GVM_FACT_TAKEN     0x4u   /* a conditional jump taken on every path */
+#define GVM_FACT_NOT_TAKEN 0x8u   /* ... never taken */
 struct gvm_insn_fact {
     uint32_t flags;            /* GVM_FACT_* */
     uint64_t dst_bits;

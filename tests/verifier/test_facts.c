@@ -6,7 +6,7 @@
  *    against an explored one, so it gets no fact (the JIT with the facts
  *    then agrees with the interpreter on both paths);
  *  - facts are joined over every path, not taken from one;
- *  - with the Spectre rules on no range is recorded;
+ *  - with the Spectre rules on no range is recorded (branch outcomes are);
  *  - what is recorded is what the JIT's rewrite needs (an `and` with a
  *    mask it cannot change goes).
  */
@@ -173,6 +173,55 @@ static void test_joined(void)
     }
 }
 
+/* A branch the ranges decide on every path, with and without the Spectre
+ * rules (an architectural fact); one decided differently on two paths. */
+static void test_branches(void)
+{
+    static const char decided[] =
+        "ldxb r2, [r1+0]\n"
+        "mov r0, 1\n"
+        "jgt r2, 300, out\n"       /* 2: a byte never is */
+        "mov r0, 2\n"
+        "out:\n"
+        "exit\n";
+    for (int nospec = 0; nospec < 2; nospec++) {
+        struct bpf_insn *p;
+        uint32_t n;
+        struct gver_result res;
+        if (verify(decided, nospec, &p, &n, &res)) {
+            CHECK(0, "decided program");
+            continue;
+        }
+        CHECK((res.facts[2].flags & (GVM_FACT_TAKEN | GVM_FACT_NOT_TAKEN)) == GVM_FACT_NOT_TAKEN,
+              "nospec %d: flags %#x", nospec, res.facts[2].flags);
+        CHECK(agree(p, n, &res, 200), "decided program");
+        gver_result_free(&res);
+        free(p);
+    }
+    static const char split[] =
+        "ldxb r2, [r1+0]\n"
+        "mov r3, 0\n"
+        "jgt r2, 10, l\n"
+        "mov r3, 20\n"
+        "l:\n"
+        "mov r0, 1\n"
+        "jgt r3, 5, out\n"         /* 5: taken on one path only */
+        "mov r0, 2\n"
+        "out:\n"
+        "exit\n";
+    struct bpf_insn *p;
+    uint32_t n;
+    struct gver_result res;
+    if (verify(split, 1, &p, &n, &res)) {
+        CHECK(0, "split program");
+        return;
+    }
+    CHECK(!(res.facts[5].flags & (GVM_FACT_TAKEN | GVM_FACT_NOT_TAKEN)), "one path's outcome taken for both");
+    CHECK(agree(p, n, &res, 5) && agree(p, n, &res, 50), "split program");
+    gver_result_free(&res);
+    free(p);
+}
+
 /* No facts unless asked; a rejected program has none. */
 static void test_api(void)
 {
@@ -198,6 +247,7 @@ int main(void)
     test_mask();
     test_pruned_imprecise();
     test_joined();
+    test_branches();
     test_api();
     if (!g_fails)
         printf("verifier facts: all passed\n");

@@ -3,7 +3,7 @@
  * (gvm_prog_opts.facts, src/vm/jit_facts.c), with facts made by hand:
  *  - each rewrite happens exactly when its fact allows it (mask widths and
  *    sign extension, the second insn of a pair being a jump target, the
- *    constants a K form cannot hold);
+ *    constants a K form cannot hold, branches decided either way);
  *  - a program given a true fact runs as on the interpreter, in less code;
  *  - a program given a wrong fact computes something else: facts are used,
  *    and the differential tests (vm_kernel_test_bpf, test_verifier_fuzz)
@@ -107,6 +107,14 @@ static void test_rewrites(void)
     CHECK(!rewrite1(alu(BPF_ALU64, BPF_DIV, BPF_X, 1, 2, 1, 0), c, &o), "sdiv");
     CHECK(rewrite1(alu(BPF_ALU64, BPF_MOV, BPF_X, 1, 2, 0, 0), c, &o) && o.code == (BPF_ALU64 | BPF_MOV | BPF_K),
           "mov of a constant");
+    /* branches decided on every path */
+    struct gvm_insn_fact t = { .flags = GVM_FACT_TAKEN }, nt = { .flags = GVM_FACT_NOT_TAKEN };
+    CHECK(rewrite1(alu(BPF_JMP32, BPF_JGT, BPF_K, 1, 0, 7, 3), t, &o) &&
+          same(&o, &(struct bpf_insn){ .code = BPF_JMP | BPF_JA, .off = 7 }), "taken: goto");
+    CHECK(rewrite1(alu(BPF_JMP, BPF_JSET, BPF_X, 1, 2, 7, 0), nt, &o) && same(&o, &NO_CODE(1)),
+          "never taken: no code");
+    CHECK(!rewrite1(alu(BPF_ALU64, BPF_ADD, BPF_K, 1, 0, 0, 3), t, &o), "a branch fact on an add");
+    CHECK(!rewrite1((struct bpf_insn){ .code = BPF_JMP | BPF_JA, .off = 1 }, nt, &o), "a branch fact on goto");
 }
 
 /* Run insns with ctx = *val (8 bytes) on engine e with facts (NULL: none);
@@ -171,6 +179,12 @@ static void test_true_and_wrong(void)
     struct gvm_insn_fact f[6] = { [3] = { .flags = GVM_FACT_SRC_CONST, .src_value = 9 } };
     CHECK(run(cs, 9, GVM_ENGINE_JIT, f, NULL) == 109, "a true constant");
     CHECK(run(cs, 10, GVM_ENGINE_JIT, f, NULL) == 109, "a wrong constant went unnoticed");
+    /* a branch: true, then wrong */
+    static const char br[] = "ldxdw r2, [r1+0]\nmov r0, 1\njgt r2, 5, out\nmov r0, 2\nout:\nexit\n";
+    struct gvm_insn_fact fb[6] = { [2] = { .flags = GVM_FACT_NOT_TAKEN } };
+    CHECK(run(br, 3, GVM_ENGINE_JIT, fb, NULL) == 2, "a branch never taken");
+    CHECK(run(br, 9, GVM_ENGINE_JIT, fb, NULL) == 2 && run(br, 9, GVM_ENGINE_INTERP, NULL, NULL) == 1,
+          "a wrong branch fact went unnoticed");
 }
 
 static void test_errors(void)
