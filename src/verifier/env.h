@@ -89,6 +89,8 @@ struct env {
     uint32_t *alu_limit;
     bool explore_alu_limits;        /* a masked offset was seen: prune only on equal scalars */
     uint8_t *own_copy;              /* kernel_reads_own_mem: per call insn, 1 once accepted as an own-memory copy */
+    struct gvm_insn_fact *facts;    /* record_facts: per insn, the join so far (facts.c) */
+    uint8_t *fact_seen;             /* ... 1 once a state was joined there */
 };
 
 static inline bool is_ptr(const struct reg *r)
@@ -325,5 +327,11 @@ void cost_pruned(struct env *e, const struct sstate *s);
 uint64_t cost_loop_charge(struct env *e, const struct cost_level *l);
 void cost_loop_start(struct env *e, uint32_t site, uint64_t n, uint32_t pend_base);
 int explore_and_bound(struct env *e);
+
+/* facts.c: per-insn facts for the JIT (gver_input.record_facts) */
+int facts_init(struct env *e);
+void facts_reset(struct env *e);
+void facts_note(struct env *e, uint32_t idx);
+void facts_take(struct env *e, struct gver_result *out);
 
 #endif

@@ -502,6 +502,7 @@ static int explore(struct env *e)
         struct cost_level *lv = &e->cur->lvl[e->cur->nlvl - 1];
         lv->clk = sat_add(lv->clk, 1);
         e->cur->cb_entering = false;
+        facts_note(e, idx);
         bool done;
         rc = do_insn(e, &done);
         if (rc)
@@ -557,6 +558,8 @@ static void free_env(struct env *e)
     free(e->alu_state);
     free(e->alu_limit);
     free(e->own_copy);
+    free(e->facts);
+    free(e->fact_seen);
     cfg_free(&e->cfg);
 }
 
@@ -580,6 +583,7 @@ int explore_once(struct env *e)
     e->worst_charge = e->worst_n = e->worst_iter = 0;
     for (uint32_t i = 0; i < e->n; i++)
         e->cb_charged[i] = UINT64_MAX;
+    facts_reset(e);
     return explore(e);
 }
 
@@ -626,6 +630,8 @@ static int run(struct env *e)
         !(e->subprog_depth = calloc(e->cfg.n_subprogs ? e->cfg.n_subprogs : 1, sizeof(uint32_t))))
         return -ENOMEM;
     if (spec_on(e) && (!(e->alu_state = calloc(e->n, 1)) || !(e->alu_limit = calloc(e->n, sizeof(uint32_t)))))
+        return -ENOMEM;
+    if (facts_init(e))
         return -ENOMEM;
     e->cb_cost = calloc(e->n, sizeof(*e->cb_cost));
     e->cb_charged = calloc(e->n, sizeof(*e->cb_charged));
@@ -715,6 +721,7 @@ int gver_verify(const struct gver_input *in, struct gver_result *out, struct gra
         for (uint32_t i = 0, k = 0; out->own_copies && i < e.n; i++)
             if (e.own_copy[i])
                 out->own_copies[k++] = i;
+        facts_take(&e, out);
         logf_(&e, "accepted: %" PRIu64 " insns explored, %" PRIu64 " states stored, max stack %u, worst path %" PRIu64 " insns\n",
               e.steps, e.stored, e.max_stack, e.max_path);
     } else {
@@ -737,5 +744,8 @@ void gver_result_free(struct gver_result *res)
         free(res->own_copies);
         res->own_copies = NULL;
         res->n_own_copies = 0;
+        free(res->facts);
+        res->facts = NULL;
+        res->n_facts = 0;
     }
 }

@@ -41,6 +41,7 @@
 #include "maps/maps.h"
 #include "util/err.h"
 #include "vm/isa.h"
+#include "vm/vm.h"
 
 /* Context field access rights. */
 #define GVER_R 0x1u
@@ -262,6 +263,9 @@ struct gver_input {
      * are decided and their dead side is not verified. The caller vouches
      * that the bytes the program runs with are these. */
     const void *const *map_frozen;
+    /* Record what holds at each instruction on every path for the JIT
+     * (gver_result.facts). */
+    int record_facts;
 };
 
 #define GVER_LOCK_NONE    (-1)
@@ -284,6 +288,12 @@ struct gver_result {
      * indexes; malloc'd, freed by gver_result_free */
     uint32_t *own_copies;
     uint32_t n_own_copies;
+    /* accepted with record_facts: one per insn (n_facts = n), for
+     * gvm_prog_opts.facts; malloc'd, freed by gver_result_free. Only facts
+     * the pruning compared are kept (facts.c); with the Spectre rules on
+     * (policy spec_bypass 0) only constants, no ranges. */
+    struct gvm_insn_fact *facts;
+    uint32_t n_facts;
 };
 
 /* Verify in->insns. Returns 0 when verification ran (accepted or rejected:

@@ -55,6 +55,13 @@ void gvm_same_test_pairs(const struct bpf_insn *insns, uint32_t n, const uint32_
 
 #endif
 
+/* Rewrite insns[0, n) by the verifier's facts[i] for insns[i]
+ * (jit_facts.c): `and` that clears nothing and zero-extensions of values
+ * already zero-extended become `r = r` (no code), register operands that
+ * are constants become immediates. Returns how many insns changed. */
+struct gvm_insn_fact;
+int gvm_apply_facts(struct bpf_insn *insns, uint32_t n, const struct gvm_insn_fact *facts);
+
 /* Stack slots of one function that can live in registers. Slot k is the 8
  * bytes [r10 - 8(k+1), r10 - 8k). A slot is promotable when every access
  * to it is a plain 8-byte load or store (LDX/STX/ST MEM DW) at exactly its

@@ -61,7 +61,11 @@
  *   - `and r, m` that only feeds a compare: a compare of r's low byte, or
  *     test r, m (try_byte_compare);
  *   - a jump to a loop's latch (i += 1; if i < n goto head) replaced by a
- *     copy of the latch (try_copy_latch).
+ *     copy of the latch (try_copy_latch);
+ *   - for verified programs given the verifier's facts, before any of
+ *     these: masks that clear nothing and zero-extensions of zero-extended
+ *     values dropped, constant register operands made immediates
+ *     (jit_facts.c, tested by vm_jit_facts and the verifier's fuzzers).
  *
  * Invariants: code is written into a private buffer, then copied into a
  * fresh RW mapping which is mprotect'ed to RX before use (never RWX), and

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vm/jit_opt.h"
 #include "vm/vm_internal.h"
 
 /* ---- instruction shape: known opcode, reserved fields zero ------------ */
@@ -595,6 +596,10 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
     p->step_limit = o.step_limit ? o.step_limit : 10000000;
 
     r = check_prog(p, err);
+    if (!r && o.facts && o.n_facts != n)
+        r = graft_errf(err, -EINVAL, "gvm_prog_opts: %u facts for %u instructions", o.n_facts, n);
+    if (!r && p->engine == GVM_ENGINE_JIT && o.facts)
+        gvm_apply_facts(p->insns, n, o.facts);
     if (!r && p->engine == GVM_ENGINE_JIT)
         r = gvm_jit_compile(p, err);
     if (r) {

@@ -84,6 +84,24 @@ enum gvm_engine {
  * the helper returns; -EFAULT then, else 0 (also outside checked runs). */
 int gvm_checked_helper_access(uint64_t addr, uint64_t size, int write);
 
+/* What the verifier proved about one instruction's operands as it starts,
+ * on every path that reaches it (gver_input.record_facts). Given to a JIT'd
+ * program (gvm_prog_opts.facts), they let it drop work: an `and` that
+ * clears no bit, a zero-extension of a value already zero-extended, a
+ * register operand that is a constant, a branch whose outcome is known. A wrong fact is a miscompile, and
+ * can break safety (a dropped mask may have bounded an address), so only
+ * the verifier's own result for these very insns may be passed
+ * (docs/jit.md, "Verifier facts in the JIT"). */
+#define GVM_FACT_DST_BITS  0x1u   /* dst holds no bit outside dst_bits */
+#define GVM_FACT_SRC_CONST 0x2u   /* src (a BPF_X operand) equals src_value */
+#define GVM_FACT_TAKEN     0x4u   /* a conditional jump taken on every path */
+#define GVM_FACT_NOT_TAKEN 0x8u   /* ... never taken */
+struct gvm_insn_fact {
+    uint32_t flags;            /* GVM_FACT_* */
+    uint64_t dst_bits;
+    uint64_t src_value;
+};
+
 struct gvm_prog_opts {
     size_t sz;                 /* sizeof(struct gvm_prog_opts), for ABI growth */
     enum gvm_engine engine;
@@ -100,6 +118,11 @@ struct gvm_prog_opts {
     void *(*desc_alloc)(size_t size, void *arg);
     void (*desc_free)(void *p, size_t size, void *arg);
     void *desc_arg;
+    /* The JIT (engine GVM_ENGINE_JIT) may use facts[i] for insns[i]; n_facts
+     * must be n. NULL: none (unverified programs). The interpreter ignores
+     * them. */
+    const struct gvm_insn_fact *facts;
+    uint32_t n_facts;
 };
 
 /* Check and prepare insns[0..n) for running; the array is copied. */

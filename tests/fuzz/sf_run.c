@@ -410,6 +410,17 @@ static void fill_maps(struct sf_env *e, uint64_t *rs)
     }
 }
 
+static void fill_ctx(uint8_t *ctx, int r, uint64_t *rs)
+{
+    for (uint32_t i = 0; i < SF_CTX_SIZE; i++)
+        ctx[i] = rand_byte(rs);
+    if (r == 0)                /* one run where every context word is an in-bounds offset */
+        for (uint32_t i = 0; i < SF_CTX_SIZE; i += 8) {
+            uint64_t w = 8 * (sf_rand(rs) % 8);
+            memcpy(ctx + i, &w, 8);
+        }
+}
+
 int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
            uint64_t seed, char *msg, size_t msglen)
 {
@@ -423,13 +434,7 @@ int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
     for (int r = 0; r < runs && !ret; r++) {
         fill_maps(e, &rs);
         g_nreg = 0;
-        for (uint32_t i = 0; i < sizeof(ctx); i++)
-            ctx[i] = rand_byte(&rs);
-        if (r == 0)            /* one run where every context word is an in-bounds offset */
-            for (uint32_t i = 0; i < sizeof(ctx); i += 8) {
-                uint64_t w = 8 * (sf_rand(&rs) % 8);
-                memcpy(ctx + i, &w, 8);
-            }
+        fill_ctx(ctx, r, &rs);
         struct graft_err err = { 0 };
         uint64_t rv;
         g_arg_fault[0] = 0;
@@ -485,5 +490,70 @@ int sf_run_pkt(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int r
         }
     }
     gvm_prog_free(prog);
+    return ret;
+}
+
+/* ---- the JIT with the verifier's facts against the interpreter ---- */
+
+/* FNV-1a over the values of the array, hash and inner maps (absent keys
+ * too), after a run. */
+static uint64_t digest_maps(struct sf_env *e)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    struct gmap *ms[] = { e->maps[SF_MAP_ARRAY], e->maps[SF_MAP_HASH], e->inner[INNER_OK],
+                          e->inner[INNER_BAD] };
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        const struct gmap_def *d = gmap_get_def(ms[i]);
+        for (uint32_t k = 0; k < d->max_entries; k++) {
+            const uint8_t *v = gmap_lookup(ms[i], &k);
+            h = (h ^ (v != NULL)) * 0x100000001b3ull;
+            for (uint32_t x = 0; v && x < d->value_size; x++)
+                h = (h ^ v[x]) * 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+int sf_run_diff_facts(struct sf_env *e, const struct bpf_insn *insns, uint32_t n,
+                      const struct gvm_insn_fact *facts, int runs, uint64_t seed, char *msg,
+                      size_t msglen)
+{
+    struct gvm_prog *p[2] = { NULL, NULL };
+    struct graft_err err = { 0 };
+    for (int k = 0; k < 2; k++) {
+        struct gvm_prog_opts o = { .sz = sizeof(o), .env = &e->venv,
+                                   .engine = k ? GVM_ENGINE_JIT : GVM_ENGINE_INTERP,
+                                   .facts = k ? facts : NULL, .n_facts = k ? n : 0 };
+        if (gvm_prog_create(insns, n, &o, &p[k], &err)) {
+            snprintf(msg, msglen, "gvm_prog_create: %s", err.msg);
+            gvm_prog_free(p[0]);
+            return -1;
+        }
+    }
+    uint64_t rs = sf_mix(seed);
+    int ret = 0;
+    for (int r = 0; r < runs && !ret; r++) {
+        uint64_t r0[2] = { 0, 0 }, dig[2] = { 0, 0 }, start = rs;
+        int rc[2];
+        for (int k = 0; k < 2; k++) {
+            uint8_t ctx[SF_CTX_SIZE];
+            rs = start;
+            fill_maps(e, &rs);
+            g_nreg = 0;
+            fill_ctx(ctx, r, &rs);
+            e->running = p[k];
+            rc[k] = gvm_prog_run(p[k], ctx, sizeof(ctx), &r0[k], &err);
+            dig[k] = digest_maps(e);
+        }
+        if (rc[0] || rc[1] || r0[0] != r0[1] || dig[0] != dig[1]) {
+            snprintf(msg, msglen, "run %d: interpreter r0=%#llx%s maps %016llx, JIT with facts r0=%#llx%s maps %016llx",
+                     r, (unsigned long long)r0[0], rc[0] ? " (error)" : "", (unsigned long long)dig[0],
+                     (unsigned long long)r0[1], rc[1] ? " (error)" : "", (unsigned long long)dig[1]);
+            ret = 1;
+        }
+    }
+    e->running = NULL;
+    gvm_prog_free(p[0]);
+    gvm_prog_free(p[1]);
     return ret;
 }

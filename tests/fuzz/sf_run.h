@@ -39,6 +39,16 @@ int sf_run(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
 int sf_run_pkt(struct sf_env *e, const struct bpf_insn *insns, uint32_t n, int runs,
                uint64_t seed, char *msg, size_t msglen);
 
+/* Run insns, accepted with the verifier's facts (gver_result.facts, one per
+ * insn), on the interpreter and on the JIT given the facts, `runs` times
+ * with the same context and map contents for both. Returns 0 when r0 and
+ * the maps' contents agreed every time, 1 when not (msg says how), -1 when
+ * it could not run. Not for packet programs. */
+struct gvm_insn_fact;
+int sf_run_diff_facts(struct sf_env *e, const struct bpf_insn *insns, uint32_t n,
+                      const struct gvm_insn_fact *facts, int runs, uint64_t seed, char *msg,
+                      size_t msglen);
+
 /* Did the map layer accept an inner map that does not match the outer
  * map's declared template (count since sf_env_new)? */
 uint64_t sf_env_bad_inner_accepted(const struct sf_env *e);

@@ -11,6 +11,11 @@
  * while it still is accepted and still fails, then the no-ops removed) and
  * printed in graft's assembler syntax with its seed.
  *
+ * Every accepted program that is not a packet program also runs on the
+ * JIT given the verifier's facts (gver_input.record_facts) and on the
+ * plain interpreter, with the same contexts and map contents: r0 and the
+ * maps must agree, or a fact (or the JIT's use of it) is wrong.
+ *
  * Usage: soundness_fuzz [options]
  *   --seconds S       stop after S seconds (default 10)
  *   --iters N         stop after N programs (default: no limit)
@@ -47,6 +52,7 @@
 #include "sf_pkt.h"
 #include "sf_run.h"
 #include "verifier/verifier.h"
+#include "vm/jit_opt.h"
 #include "vm/vm.h"
 
 struct opts {
@@ -81,13 +87,17 @@ static bool g_is_pkt;          /* the program at hand is a packet program */
  * pruned unsafely. */
 static bool g_spec_off;
 
+/* The facts of the last accepted program (gver_result.facts), for the run
+ * on the JIT with them against the interpreter. */
+static struct gvm_insn_fact *g_facts;
+
 /* 1 accepted, 0 rejected (reason copied if asked), -1 could not verify. */
 static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t reasonlen)
 {
     struct gver_policy *pol = g_is_pkt ? g_pkt_pol : g_pol;
     pol->spec_bypass = g_spec_off;
     struct gver_input in = { .insns = insns, .n = n, .maps = sf_map_defs(), .n_maps = SF_N_MAPS,
-                             .policy = pol };
+                             .policy = pol, .record_facts = 1 };
     struct gver_result res;
     struct graft_err err = { 0 };
     if (gver_verify(&in, &res, &err)) {
@@ -96,6 +106,9 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
         return -1;
     }
     int ok = res.accepted;
+    free(g_facts);
+    g_facts = res.facts;           /* kept for the JIT run */
+    res.facts = NULL;
     if (reason && ok)
         reason[0] = 0;
     else if (reason)
@@ -343,7 +356,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     static struct sf_prog prog;
-    uint64_t total = 0, accepted = 0, failures = 0, run_errors = 0;
+    uint64_t total = 0, accepted = 0, failures = 0, run_errors = 0, diffed = 0, rewritten = 0;
     double t0 = now(), t_verify = 0;
     while ((!o.iters || total < o.iters) && now() - t0 < o.seconds) {
         uint64_t pseed = o.have_prog ? o.prog : sf_mix(o.seed + total);
@@ -392,14 +405,36 @@ int main(int argc, char **argv)
                 report_violation(o.seed, pseed, &prog, o.runs, msg, now() - t0);
             if (o.max_failures && failures >= o.max_failures)
                 break;
+        } else if (!g_is_pkt && g_facts) {
+            rc = sf_run_diff_facts(g_env, prog.insns, prog.n, g_facts, o.runs, pseed, msg, sizeof(msg));
+            if (rc < 0) {
+                run_errors++;
+                printf("cannot run program %#llx on the JIT: %s\n", (unsigned long long)pseed, msg);
+            } else if (rc == 1) {
+                failures++;
+                printf("JIT WITH FACTS DISAGREES: program %#llx: %s\n", (unsigned long long)pseed, msg);
+                dump(stdout, prog.insns, prog.n);
+                if (o.max_failures && failures >= o.max_failures)
+                    break;
+            } else {
+                diffed++;
+                struct bpf_insn copy[SF_MAX_INSNS];
+                memcpy(copy, prog.insns, prog.n * sizeof(*copy));
+                rewritten += gvm_apply_facts(copy, prog.n, g_facts) > 0;
+            }
         }
     }
+    free(g_facts);
+    g_facts = NULL;
     double secs = now() - t0;
     double pct = total ? 100.0 * (double)accepted / (double)total : 0;
     printf("%llu programs in %.1f s (%.0f/s, verifier %.0f%% of the time), %llu accepted (%.1f%%), "
            "%llu violations\n",
            (unsigned long long)total, secs, (double)total / secs, 100 * t_verify / secs,
            (unsigned long long)accepted, pct, (unsigned long long)failures);
+    printf("%llu accepted programs ran on the JIT with the verifier's facts against the interpreter, "
+           "%llu of them rewritten by the facts\n", (unsigned long long)diffed,
+           (unsigned long long)rewritten);
     if (sf_env_bad_inner_accepted(g_env)) {
         printf("MAP BUG: the map layer took an inner map unlike the declared template %llu times\n",
                (unsigned long long)sf_env_bad_inner_accepted(g_env));

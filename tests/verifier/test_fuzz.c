@@ -7,8 +7,14 @@
  * random contexts and map contents, without a violation. One violation is a
  * verifier bug: the program is printed so it can become a corpus case.
  *
+ * Every other program is verified without the Spectre rules (the kernel's
+ * root rule), and each accepted one also runs on the JIT given the
+ * verifier's facts (gver_input.record_facts) against the interpreter: the
+ * same r0 and map contents, or a fact (or its use) is wrong.
+ *
  * Also guards against a vacuous run: a minimum number of accepted programs
- * must have touched memory through ctx or map value pointers.
+ * must have touched memory through ctx or map value pointers, and a
+ * minimum must have had instructions the facts rewrote.
  *
  * Usage: test_verifier_fuzz [seconds (default 30)] [seed]
  */
@@ -18,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vm/jit_opt.h"
 #include "vm/vm.h"
 #include "vtest.h"
 
@@ -63,7 +70,7 @@ static void gen_snip(struct snip *s, int nsnips_left)
     s->n = 0;
     s->jump_over = 0;
     int a = scal[rn(6)], b = scal[rn(6)];
-    switch (rn(17)) {
+    switch (rn(18)) {
     case 0: case 1: {          /* ALU on scalars */
         uint8_t op = aops[rn(sizeof(aops))];
         bool is64 = rn(4) != 0;
@@ -199,6 +206,16 @@ static void gen_snip(struct snip *s, int nsnips_left)
         ADD(BPF_LDX_MEM(sizes[rn(3)], b, BPF_R8, 0));
         break;
     }
+    case 16:                   /* a constant that differs by path, used where nothing */
+        if (a != b) {          /* checks it (a path pruned at the join may hold the other) */
+            int c = scal[rn(6)];
+            ADD(BPF_MOV64_IMM(a, small_imm()));
+            ADD(BPF_JMP_IMM(jops[rn(sizeof(jops))], b, small_imm(), 1));
+            ADD(rn(3) ? BPF_MOV64_IMM(a, small_imm()) : s->in[0]);
+            ADD(BPF_ALU64_REG(rn(2) ? BPF_ADD : BPF_MOV, c, a));
+            break;
+        }
+        /* fall through */
     case 15:
         if (rn(2)) {           /* ring buffer sample: reserve, null check, write, release */
             struct bpf_insn ld[2] = { BPF_LD_IMM64_RAW(BPF_R1, BPF_PSEUDO_MAP_IDX, 2) };
@@ -338,14 +355,19 @@ int main(int argc, char **argv)
         { .type = GMAP_HASH, .key_size = 4, .value_size = 32, .max_entries = 8, .name = "hash" },
         { .type = GMAP_RINGBUF, .max_entries = 4096, .name = "rb" },
     };
-    struct gver_policy *pol = gver_policy_raw(64);
+    struct gver_policy *pol = gver_policy_raw(64), *pol_nospec = gver_policy_raw(64);
+    if (!pol || !pol_nospec)
+        return 2;
+    pol_nospec->spec_bypass = 1;
+    uint64_t diffed = 0, rewritten = 0, mismatches = 0;
     struct bpf_insn prog[MAXS * 24 + 64];
     uint64_t total = 0, accepted = 0, acc_mem = 0, violations = 0, run = 0, acc_rb = 0;
     double t0 = now();
     while (now() - t0 < secs) {
         uint64_t seed = rs;
         uint32_t n = gen_prog(prog);
-        struct gver_input in = { .insns = prog, .n = n, .maps = maps, .n_maps = 3, .policy = pol };
+        struct gver_input in = { .insns = prog, .n = n, .maps = maps, .n_maps = 3,
+                                 .policy = total & 1 ? pol_nospec : pol, .record_facts = 1 };
         struct gver_result res;
         struct graft_err err;
         total++;
@@ -375,18 +397,37 @@ int main(int argc, char **argv)
                         break;
                     }
             }
+            struct bpf_insn copy[MAXS * 24 + 64];
+            memcpy(copy, prog, n * sizeof(*prog));
+            int changed = gvm_apply_facts(copy, n, res.facts);
+            x = vt_run_diff_facts(prog, n, maps, 3, 64, 4, seed, &res, msg, sizeof(msg));
+            if (x == 1) {
+                mismatches++;
+                printf("JIT WITH FACTS DISAGREES with the interpreter (%d insns rewritten): %s\n",
+                       changed, msg);
+                dump(prog, n);
+                if (mismatches >= 3)
+                    break;
+            } else if (x == 0) {
+                diffed++;
+                rewritten += changed > 0;
+            }
         }
         gver_result_free(&res);
     }
     free(pol);
+    free(pol_nospec);
+    printf("%llu accepted programs ran on the JIT with the verifier's facts against the interpreter, "
+           "%llu of them rewritten by the facts, %llu disagreed\n", (unsigned long long)diffed,
+           (unsigned long long)rewritten, (unsigned long long)mismatches);
     printf("%llu programs, %llu accepted (%.1f%%), %llu run checked, %llu accessing map values or derived pointers, %llu violations\n",
            (unsigned long long)total, (unsigned long long)accepted,
            total ? 100.0 * accepted / total : 0.0, (unsigned long long)run,
            (unsigned long long)acc_mem, (unsigned long long)violations);
-    if (violations)
+    if (violations || mismatches)
         return 1;
     printf("%llu accepted programs used ring buffer samples\n", (unsigned long long)acc_rb);
-    if (acc_mem < 100 || acc_rb < 20 || accepted * 20 < total) {
+    if (acc_mem < 100 || acc_rb < 20 || accepted * 20 < total || rewritten < 50) {
         printf("FAIL: fuzzing was vacuous: too few accepted programs touching memory\n");
         return 1;
     }

@@ -466,6 +466,59 @@ static uint64_t rnd(uint64_t *s)
     return *s;
 }
 
+/* Run r's map contents: direct values always exist (arrays); hash maps get
+ * keys 0..3 on odd runs. */
+static void fill_maps(int r, uint64_t *seedp)
+{
+    uint64_t seed = *seedp;
+    for (uint32_t i = 0; i < g.n_maps; i++) {
+        const struct gmap_def *d = gmap_get_def(g.maps[i]);
+        if ((d->type == GMAP_HASH || d->type == GMAP_LRU_HASH) && d->key_size <= 64 &&
+            d->value_size <= 4096 && (r & 1)) {
+            uint8_t k[64] = { 0 }, v[4096];
+            for (uint32_t x = 0; x < d->value_size; x++)
+                v[x] = (uint8_t)rnd(&seed);
+            for (uint32_t key = 0; key < 4 && key < d->max_entries; key++) {
+                memcpy(k, &key, d->key_size < 4 ? d->key_size : 4);
+                gmap_update(g.maps[i], k, v, GMAP_ANY);
+            }
+        }
+        if (d->type == GMAP_ARRAY && d->value_size <= 4096) {
+            uint8_t v[4096];
+            for (uint32_t x = 0; x < d->value_size; x++)
+                v[x] = (uint8_t)rnd(&seed);
+            uint32_t key = (uint32_t)(rnd(&seed) % (d->max_entries ? d->max_entries : 1));
+            gmap_update(g.maps[i], &key, v, GMAP_ANY);
+        }
+    }
+    *seedp = seed;
+}
+
+/* The program's maps, fresh (unlinked: gone when closed), into g.maps;
+ * -1 with msg when one cannot be made (those made are in g.n_maps). */
+static int create_maps(const struct gmap_def *maps, uint32_t n_maps, char *msg, size_t msglen)
+{
+    struct graft_err err = { 0 };
+    for (uint32_t i = 0; i < n_maps; i++) {
+        if (gmap_create(&maps[i], -1, &g.maps[i], &err)) {
+            snprintf(msg, msglen, "map %u: %s", i, err.msg);
+            return -1;
+        }
+        gmap_unlink(gmap_shm_name(g.maps[i]));
+        g.n_maps++;
+    }
+    return 0;
+}
+
+static void fill_ctx(uint8_t *ctx, uint32_t ctx_size, uint64_t *seed)
+{
+    for (uint32_t i = 0; i < ctx_size && i < 4096; i++) {
+        uint64_t x = rnd(seed);
+        /* small values sometimes, so that bounds checks go both ways */
+        ctx[i] = (uint8_t)((x >> 8) % 4 == 0 ? x % 8 : x);
+    }
+}
+
 int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_def *maps,
                    uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
                    char *msg, size_t msglen)
@@ -490,14 +543,8 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
     g.table[158] = w_task_btf;
     g.table[132] = w_submit;
     g.table[133] = w_discard;
-    for (uint32_t i = 0; i < n_maps; i++) {
-        if (gmap_create(&maps[i], -1, &g.maps[i], &err)) {
-            snprintf(msg, msglen, "map %u: %s", i, err.msg);
-            goto out;
-        }
-        gmap_unlink(gmap_shm_name(g.maps[i]));
-        g.n_maps++;
-    }
+    if (create_maps(maps, n_maps, msg, msglen))
+        goto out;
     struct gvm_env env = { .helpers = g.table, .resolve_ld_imm64 = resolve, .mem_allowed = mem_allowed };
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP, .flags = GVM_F_CHECKED,
                                .step_limit = 2000000, .env = &env };
@@ -509,27 +556,7 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
     uint8_t ctx[4096 + 8];
     ret = 0;
     for (int r = 0; r < runs && !ret; r++) {
-        /* fill maps: direct values always exist (arrays); hash maps get keys 0..3 */
-        for (uint32_t i = 0; i < g.n_maps; i++) {
-            const struct gmap_def *d = gmap_get_def(g.maps[i]);
-            if ((d->type == GMAP_HASH || d->type == GMAP_LRU_HASH) && d->key_size <= 64 &&
-                d->value_size <= 4096 && (r & 1)) {
-                uint8_t k[64] = { 0 }, v[4096];
-                for (uint32_t x = 0; x < d->value_size; x++)
-                    v[x] = (uint8_t)rnd(&seed);
-                for (uint32_t key = 0; key < 4 && key < d->max_entries; key++) {
-                    memcpy(k, &key, d->key_size < 4 ? d->key_size : 4);
-                    gmap_update(g.maps[i], k, v, GMAP_ANY);
-                }
-            }
-            if (d->type == GMAP_ARRAY && d->value_size <= 4096) {
-                uint8_t v[4096];
-                for (uint32_t x = 0; x < d->value_size; x++)
-                    v[x] = (uint8_t)rnd(&seed);
-                uint32_t key = (uint32_t)(rnd(&seed) % (d->max_entries ? d->max_entries : 1));
-                gmap_update(g.maps[i], &key, v, GMAP_ANY);
-            }
-        }
+        fill_maps(r, &seed);
         /* Direct values are valid memory for the whole run. */
         g.nreg = 0;
         for (uint32_t i = 0; i < g.n_maps; i++) {
@@ -541,11 +568,7 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
                     add_region((uint64_t)(uintptr_t)v, d->value_size, !is_rdonly_map(g.maps[i]));
             }
         }
-        for (uint32_t i = 0; i < ctx_size && i < 4096; i++) {
-            uint64_t x = rnd(&seed);
-            /* small values sometimes, so that bounds checks go both ways */
-            ctx[i] = (uint8_t)((x >> 8) % 4 == 0 ? x % 8 : x);
-        }
+        fill_ctx(ctx, ctx_size, &seed);
         uint64_t rv;
         if (gvm_prog_run(prog, ctx_size ? ctx : NULL, ctx_size, &rv, &err)) {
             snprintf(msg, msglen, "%s", err.msg);
@@ -627,4 +650,102 @@ int vt_case_files(const char *dir, char **files, int max)
     closedir(d);
     qsort(files, (size_t)nf, sizeof(char *), cmp_path);
     return nf;
+}
+
+/* ---- the JIT with the verifier's facts against the interpreter ---- */
+
+/* ktime_get_ns, the one helper the fuzzer calls whose result changes from
+ * run to run: a constant, so that both engines see the same. */
+static uint64_t fixed_time(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+    return 123456789;
+}
+
+/* What one run leaves: r0 and an FNV-1a digest of every array element and
+ * of hash keys 0..7. */
+struct run_out {
+    int rc;
+    uint64_t r0, digest;
+};
+
+static uint64_t digest_maps(void)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < g.n_maps; i++) {
+        const struct gmap_def *d = gmap_get_def(g.maps[i]);
+        uint32_t keys = d->type == GMAP_ARRAY ? d->max_entries
+                        : d->type == GMAP_HASH || d->type == GMAP_LRU_HASH ? 8 : 0;
+        for (uint32_t key = 0; key < keys && d->key_size <= 64; key++) {
+            uint8_t k[64] = { 0 };
+            memcpy(k, &key, d->key_size < 4 ? d->key_size : 4);
+            const uint8_t *v = gmap_lookup(g.maps[i], k);
+            h = (h ^ (v != NULL)) * 0x100000001b3ull;
+            for (uint32_t x = 0; v && x < d->value_size; x++)
+                h = (h ^ v[x]) * 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+static int run_one_engine(const struct bpf_insn *insns, uint32_t n, const struct gmap_def *maps,
+                          uint32_t n_maps, uint32_t ctx_size, int r, uint64_t seed,
+                          const struct gver_result *facts, struct run_out *out, char *msg,
+                          size_t msglen)
+{
+    struct graft_err err = { 0 };
+    int ret = -1;
+    g.n_maps = 0;
+    if (create_maps(maps, n_maps, msg, msglen))
+        goto out;
+    struct gvm_env env = { .helpers = g.table, .resolve_ld_imm64 = resolve };
+    struct gvm_prog_opts o = { .sz = sizeof(o), .env = &env,
+                               .engine = facts ? GVM_ENGINE_JIT : GVM_ENGINE_INTERP,
+                               .facts = facts ? facts->facts : NULL,
+                               .n_facts = facts ? facts->n_facts : 0 };
+    struct gvm_prog *prog = NULL;
+    if (gvm_prog_create(insns, n, &o, &prog, &err)) {
+        snprintf(msg, msglen, "gvm_prog_create: %s", err.msg);
+        goto out;
+    }
+    fill_maps(r, &seed);
+    uint8_t ctx[4096 + 8];
+    fill_ctx(ctx, ctx_size, &seed);
+    out->rc = gvm_prog_run(prog, ctx_size ? ctx : NULL, ctx_size, &out->r0, &err);
+    out->digest = digest_maps();
+    gvm_prog_free(prog);
+    ret = 0;
+out:
+    for (uint32_t i = 0; i < g.n_maps; i++)
+        gmap_close(g.maps[i]);
+    g.n_maps = 0;
+    return ret;
+}
+
+int vt_run_diff_facts(const struct bpf_insn *insns, uint32_t n, const struct gmap_def *maps,
+                      uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
+                      const struct gver_result *facts, char *msg, size_t msglen)
+{
+    if (n_maps > VT_MAX_MAPS || !facts->facts) {
+        snprintf(msg, msglen, "no facts, or more than %d maps", VT_MAX_MAPS);
+        return -1;
+    }
+    memset(&g, 0, sizeof(g));
+    memcpy(g.table, ghelper_table(), sizeof(g.table));
+    g.table[5] = fixed_time;
+    for (int r = 0; r < runs; r++, seed = seed * 6364136223846793005ull + 1442695040888963407ull) {
+        struct run_out o[2];
+        for (int e = 0; e < 2; e++)
+            if (run_one_engine(insns, n, maps, n_maps, ctx_size, r, seed, e ? facts : NULL, &o[e],
+                               msg, msglen))
+                return -1;
+        if (o[0].rc || o[1].rc || o[0].r0 != o[1].r0 || o[0].digest != o[1].digest) {
+            snprintf(msg, msglen, "run %d: interpreter r0=0x%llx%s maps %016llx, JIT with facts r0=0x%llx%s maps %016llx",
+                     r, (unsigned long long)o[0].r0, o[0].rc ? " (error)" : "",
+                     (unsigned long long)o[0].digest, (unsigned long long)o[1].r0,
+                     o[1].rc ? " (error)" : "", (unsigned long long)o[1].digest);
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -77,6 +77,15 @@ int vt_run_checked(const struct bpf_insn *insns, uint32_t n, const struct gmap_d
                    uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
                    char *msg, size_t msglen);
 
+/* Run insns (accepted with gver_input.record_facts) on the interpreter and
+ * on the JIT given facts->facts, `runs` times with random contexts and
+ * fresh maps filled alike (ktime returning a constant). Returns 0 when
+ * every run gave the same r0 and map contents, 1 when not (msg says how),
+ * -1 if it could not run. */
+int vt_run_diff_facts(const struct bpf_insn *insns, uint32_t n, const struct gmap_def *maps,
+                      uint32_t n_maps, uint32_t ctx_size, int runs, uint64_t seed,
+                      const struct gver_result *facts, char *msg, size_t msglen);
+
 /* A program of a kernel program type (enum gprog_ktype), verified offline
  * with the type's context rules, helper set and, when privileged, the
  * kernel's root rules; expect NULL wants it accepted, else rejected with a

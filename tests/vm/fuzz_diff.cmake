@@ -14,6 +14,9 @@ graft_test(vm_fuzz_diff SOURCES fuzz_diff.c LIBS graft_vm
 # The optimizing passes (host calls, division by constants, stack slots).
 graft_test(vm_jit_opt SOURCES test_jit_opt.c LIBS graft_vm LABELS sanitize)
 
+# The verifier's facts used by the JIT, true and planted wrong.
+graft_test(vm_jit_facts SOURCES test_jit_facts.c LIBS graft_vm LABELS sanitize)
+
 # The kernel's own eBPF test table (lib/test_bpf.c of Debian's
 # linux-source-6.1, which scripts/install-deps.sh installs), extracted and
 # made compilable at build time by gen_kernel_test_bpf.py: never copied here.
@@ -35,7 +38,7 @@ if(GRAFT_LINUX_SOURCE_TAR AND GRAFT_PYTHON3)
   # the kernel's text, not ours: its warnings are not ours to fix
   set_source_files_properties(${ktb_dir}/test_bpf_table.c PROPERTIES COMPILE_OPTIONS -w)
   graft_test(vm_kernel_test_bpf SOURCES test_kernel_bpf.c ${ktb_dir}/test_bpf_table.c
-             LIBS graft_vm LABELS sanitize)
+             LIBS graft_vm graft_verifier LABELS sanitize)
   target_include_directories(vm_kernel_test_bpf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 else()
   message(STATUS "linux-source-6.1 not in /usr/src: the kernel's test_bpf table will not "
