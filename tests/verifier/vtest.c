@@ -61,6 +61,8 @@ static int parse_maps(struct vcase *c, char *s)
         struct gmap_def *d = &c->maps[c->n_maps];
         memset(d, 0, sizeof(*d));
         c->lock_offs[c->n_maps] = GVER_LOCK_UNKNOWN;
+        struct gver_map_kptrs *kp = &c->kptrs[c->n_maps];
+        memset(kp, 0, sizeof(*kp));
         char *save2 = NULL;
         char *w = strtok_r(m, " \t", &save2);
         d->type = map_type_of(w);
@@ -80,6 +82,13 @@ static int parse_maps(struct vcase *c, char *s)
             else if (!strncmp(w, "v=", 2)) d->value_size = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strncmp(w, "n=", 2)) d->max_entries = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strcmp(w, "rdonly")) d->map_flags |= GMAP_F_RDONLY_PROG;
+            else if (!strcmp(w, "wronly")) d->map_flags |= GMAP_F_WRONLY_PROG;
+            else if (!strncmp(w, "kptr=", 5) || !strncmp(w, "kptr_ref=", 9)) {
+                if (kp->n == GVER_MAX_KPTRS)
+                    return -1;
+                kp->kind[kp->n] = w[4] == '=' ? GVER_KPTR_UNREF : GVER_KPTR_REF;
+                kp->off[kp->n++] = (uint32_t)strtoul(strchr(w, '=') + 1, NULL, 0);
+            }
             else if (!strcmp(w, "lock=none")) c->lock_offs[c->n_maps] = GVER_LOCK_NONE;
             else if (!strncmp(w, "lock=", 5)) c->lock_offs[c->n_maps] = (int32_t)strtol(w + 5, NULL, 0);
             else if (!strncmp(w, "inner=", 6)) {   /* a map of maps' inner definition */

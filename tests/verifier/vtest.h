@@ -38,6 +38,7 @@ struct vcase {
     uint32_t ctx_size;
     struct gmap_def maps[VT_MAX_MAPS];
     int32_t lock_offs[VT_MAX_MAPS];   /* gver_input.map_lock_offs */
+    struct gver_map_kptrs kptrs[VT_MAX_MAPS];   /* gver_input.map_kptrs */
     uint32_t n_maps;
     int leaks;
     int ld_pkt;

@@ -42,9 +42,6 @@ RULES = [
     ('*', 'accept', r'same insn cannot be used with different pointers', r'', r'',
      "safe: the kernel forbids it because it rewrites each context access in place; graft rewrites nothing "
      "and checks each path's access for its own pointer"),
-    ('*', 'accept', r'reserved fields|unrecognized bpf_ld_imm64', r'', r'',
-     "safe: graft ignores the reserved fields alike in the verifier and at load (runtime/instance.c reads "
-     "only src_reg, imm and the value offset), so what is verified is what runs"),
     ('*', 'accept', r'unknown opcode d7', r'', r'',
      "safe: 0xd7 is the v4 ISA's unconditional byte swap (kernel 6.6+), which graft's VM runs"),
     ('*', 'accept', r'combined stack size|^call stack', r'', r'',
@@ -66,10 +63,6 @@ RULES = [
     ('*', 'accept', r'back-edge', r'', r'',
      "safe: graft explores bounded loops and recursion (at most BPF_MAX_CALL_DEPTH frames) to their end "
      "and bounds their worst-case instruction count"),
-    ('*', 'accept', r'kptr', r'', r'',
-     "safe: graft does not model kptr fields; its maps hold no kernel pointers, the value is plain bytes"),
-    ('*', 'accept', r'read from map forbidden', r'', r'',
-     "graft does not implement BPF_F_WRONLY_PROG: reading the value is in bounds and harmless to the host"),
     ('*', 'accept', r'subtraction from stack pointer', r'', r'',
      "safe: graft tracks the stack pointer's exact offset after the subtraction and checks the access"),
     ('u', 'accept', r'loading/calling other bpf or kernel functions are allowed for|^allowed for', r'', r'',
