@@ -189,6 +189,39 @@ static int check_kptr_access(struct env *e, int regno, const struct reg *p, int6
                   "type", in->src_reg, val ? reg_type_name(val->type) : "?", koff);
 }
 
+/* The kernel's check_ptr_alignment (gver_policy.strict_align): under
+ * strict alignment an access of size > 1 through p must be size-aligned for
+ * every value of p's variable offset; packet data counts from NET_IP_ALIGN
+ * (2 on the architectures the rule is for). The kernel holds stack
+ * accesses to it always: its spill tracking assumes aligned slots. */
+static int check_align(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size)
+{
+    const char *what;
+    int64_t base = 0;
+    switch (p->type) {
+    case T_PACKET: case T_PACKET_META: what = "packet"; base = 2; break;
+    case T_STACK: what = "stack"; break;
+    case T_MAP_VALUE: what = "value"; break;
+    case T_MAP_KEY: what = "key"; break;
+    case T_CTX: what = "context"; break;
+    case T_MEM: what = "mem"; break;
+    case T_SOCK: case T_SOCK_COMMON: case T_TCP_SOCK: case T_XDP_SOCK: what = "sock"; break;
+    case T_BTF: what = "kernel object"; break;
+    default: return 0;         /* not dereferenceable: the access check says why */
+    }
+    bool strict = e->pol->strict_align || (p->type == T_STACK && e->pol->kctx);
+    if (!strict || size <= 1)
+        return 0;
+    struct tnum t = tnum_add(p->v.t, tnum_const((uint64_t)(base + p->off + insn_off)));
+    if (!((t.value | t.mask) & (size - 1)))
+        return 0;
+    char b[200];
+    scalar_str(b, sizeof(b), &p->v);
+    return reject(e, "R%d misaligned %s access off %" PRId64 "+%s+%d+%" PRId64 " size %u (strict alignment%s)", regno,
+                  what, base, b, p->off, insn_off, size,
+                  p->type == T_STACK && !e->pol->strict_align ? ": the kernel's rule for the stack" : "");
+}
+
 /* Load through / store to / atomically update memory at p + insn_off.
  * val is the register stored (NULL for loads or stores of unknown data);
  * dst receives a loaded value. */
@@ -206,6 +239,8 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             return reject(e, "same insn cannot be used with different pointers: the kernel rewrites a context access for the context alone");
         *seen = kind;
     }
+    if ((r = check_align(e, regno, &p, insn_off, size)))
+        return r;
 
     switch (p.type) {
     case T_NOT_INIT:

@@ -219,6 +219,14 @@ struct gver_policy {
      * host; the caller runs those calls (gver_result.own_copies) as
      * bpf_probe_read[_str]. Any other source is refused as before. */
     int kernel_reads_own_mem;
+    /* The kernel's strict alignment (BPF_F_STRICT_ALIGNMENT, graft verify
+     * --strict-alignment): every load and store of more than one byte is
+     * aligned to its size at each offset its pointer may have, a packet's
+     * data counted from NET_IP_ALIGN (2). Stack accesses of kernel
+     * programs (kctx) are held to it whatever this says, as the kernel
+     * holds them. graft's own programs run on x86-64, where unaligned
+     * accesses are fine, and keep the lenient default. */
+    int strict_align;
 };
 
 /* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */

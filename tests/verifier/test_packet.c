@@ -231,6 +231,33 @@ static const struct vt_kcase cases[] = {
       "mov r0, 0\n.raw 0xe5, 0, 0, -1, 0\nexit\n" },
     { "may_goto: a cycle through its taken edge only", GKT_SOCKET_FILTER, "socket", 1, "infinite loop",
       "mov r0, 0\n.raw 0xe5, 0, 0, 1, 0\nexit\n.raw 0x05, 0, 0, -3, 0\n" },
+    /* without BPF_F_STRICT_ALIGNMENT (strict_cases below) packet words need no alignment ... */
+    { "lenient alignment: the same word at data+12 is fine", GKT_XDP, "xdp", 1, NULL,
+      XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+12]\n" OUT },
+    /* ... but the kernel holds a kernel program's stack accesses to their
+     * size's alignment always (its spill tracking relies on it) */
+    { "kernel stack: a misaligned 8-byte store is refused without strict alignment", GKT_SOCKET_FILTER,
+      "socket", 1, "misaligned stack access off 0+0+-10+0 size 8", "mov r1, r10\nadd r1, -10\nstdw [r1+0], 0\n"
+      "mov r0, 0\nexit\n" },
+    { "kernel stack: a 4-byte store at fp-12 is aligned", GKT_SOCKET_FILTER, "socket", 1, NULL,
+      "stw [r10-12], 0\nmov r0, 0\nexit\n" },
+};
+
+/* Under BPF_F_STRICT_ALIGNMENT: packet data counts from NET_IP_ALIGN (2). */
+static const struct vt_kcase strict_cases[] = {
+    { "strict alignment: the IP header after 14 bytes of Ethernet reads as aligned words", GKT_XDP, "xdp", 1,
+      NULL, XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+14]\nldxh r0, [r2+12]\n" OUT },
+    { "strict alignment: a word at data+12 is misaligned (2+12)", GKT_XDP, "xdp", 1,
+      "misaligned packet access off 2+0+0+12 size 4",
+      XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+12]\n" OUT },
+    { "strict alignment: a variable offset of unknown low bits is misaligned", GKT_SCHED_CLS, "tc", 1,
+      "misaligned packet access",
+      SKB_PRE "ldxw r4, [r6+0]\nand r4, 6\nadd r2, r4\nmov r1, r2\nadd r1, 8\njgt r1, r3, out\n"
+      "ldxw r0, [r2+0]\n" OUT },
+    { "strict alignment: a variable offset of known even low bits keeps half-words aligned", GKT_SCHED_CLS, "tc",
+      1, NULL,
+      SKB_PRE "ldxw r4, [r6+0]\nand r4, 6\nadd r2, r4\nmov r1, r2\nadd r1, 8\njgt r1, r3, out\n"
+      "ldxh r0, [r2+0]\n" OUT },
 };
 
 int main(void)
@@ -243,6 +270,9 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         failures += vt_kernel_case(&cases[i], maps, 3);
-    printf("%zu packet and context cases, %d failures\n", sizeof(cases) / sizeof(cases[0]), failures);
+    for (size_t i = 0; i < sizeof(strict_cases) / sizeof(strict_cases[0]); i++)
+        failures += vt_kernel_case_strict(&strict_cases[i], maps, 3);
+    printf("%zu packet and context cases, %d failures\n",
+           sizeof(cases) / sizeof(cases[0]) + sizeof(strict_cases) / sizeof(strict_cases[0]), failures);
     return failures ? 1 : 0;
 }

@@ -195,6 +195,7 @@ static int parse_header(struct vcase *c, char *line)
         else if (!strcmp(v, "ld_pkt")) c->ld_pkt = 1;
         else if (!strcmp(v, "uninit")) c->uninit = 1;
         else if (!strcmp(v, "nospec")) c->nospec = 1;
+        else if (!strcmp(v, "strict_align")) c->strict_align = 1;
         else if (!strcmp(v, "own_copy")) c->own_copy = 1;
         else if (!strncmp(v, "budget", 6)) c->budget = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "states", 6)) c->states = strtoull(v + 6, NULL, 0);
@@ -332,6 +333,7 @@ struct gver_policy *vt_policy(const struct vcase *c)
     p->ld_pkt = c->ld_pkt;
     p->allow_uninit_stack = c->uninit;
     p->spec_bypass = c->nospec;
+    p->strict_align = c->strict_align;
     p->insn_budget = c->budget;
     if (c->states)
         p->max_states = c->states;
@@ -568,7 +570,19 @@ out:
     return ret;
 }
 
+static int kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps, int strict_align);
+
 int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps)
+{
+    return kernel_case(c, maps, n_maps, 0);
+}
+
+int vt_kernel_case_strict(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps)
+{
+    return kernel_case(c, maps, n_maps, 1);
+}
+
+static int kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps, int strict_align)
 {
     struct bpf_insn *insns = NULL;
     uint32_t n = 0;
@@ -585,6 +599,7 @@ int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32
     }
     gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
     pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
+    pol->strict_align = strict_align;
     gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
     struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = n_maps, .policy = pol };
     struct gver_result res;

@@ -249,7 +249,7 @@ static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
 }
 
 int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, enum kernel_mode mode,
-                           uint32_t rights, uint64_t insn_budget, int log_level,
+                           int strict_align, uint32_t rights, uint64_t insn_budget, int log_level,
                            struct gver_result *res, struct graft_err *err)
 {
     enum gprog_ktype kt = kernel_type_of(p);
@@ -283,6 +283,7 @@ int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, en
         policy->kernel_kfuncs = kk;
         policy->n_kernel_kfuncs = obj->n_externs;
     }
+    policy->strict_align = strict_align;
     for (uint32_t k = 0; k < GVER_KOBJ_MAX; k++)
         policy->kobj_size[k] = gobj_struct_size(obj, gver_kobj_struct_name(k));
     policy->map_fds_unbound = 1;

@@ -87,12 +87,13 @@ struct gver_policy *raw_kernel_policy(int ktype, const char *section, enum kerne
 
 /* Verify program p of obj as a kernel program (its kernel type; graft's
  * own types as the kernel type they resemble: a uprobe as a kprobe) under
- * raw_kernel_policy(mode, rights, insn_budget): graft verify's path for
- * kernel programs and for --privileged. As gver_verify(). */
+ * raw_kernel_policy(mode, rights, insn_budget), with the kernel's strict
+ * alignment when strict_align (BPF_F_STRICT_ALIGNMENT): graft verify's path
+ * for kernel programs and for --privileged. As gver_verify(). */
 struct gobj;
 struct gobj_prog;
 int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, enum kernel_mode mode,
-                           uint32_t rights, uint64_t insn_budget, int log_level,
+                           int strict_align, uint32_t rights, uint64_t insn_budget, int log_level,
                            struct gver_result *res, struct graft_err *err);
 
 #endif

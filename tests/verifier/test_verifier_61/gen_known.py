@@ -47,13 +47,9 @@ RULES = [
     ('*', 'accept', r'combined stack size|^call stack', r'', r'',
      "safe: every graft frame has its own 512 bytes (BPF_STACK_SIZE per frame), so no combined limit "
      "applies"),
-    ('*', 'accept', r'misaligned stack access', r'', r'', "safe: unaligned accesses are fine on x86-64"),
     ('p', 'accept', r'invalid access to packet', r'', r'^Spill .*u32 const scalars?\.  Refill as u(16|64)',
      "safe: the first bytes of a narrow spill of a constant are known (its low bytes), as kernel 6.8+ "
      "reads them (6.12 selftest u16_offset_to_skb_data); 6.1 forgot it: the packet access is in bounds"),
-    ('*', 'accept', r'misaligned packet access', r'', r'',
-     "safe: the test sets BPF_F_STRICT_ALIGNMENT (the kernel then assumes a 2-byte NET_IP_ALIGN); the "
-     "access is inside the proven packet range and x86-64 has no alignment faults"),
     ('*', 'accept', r'cannot spill', r'', r'',
      "safe: the pointer stored is to the caller's own frame, which outlives the callee; graft tracks the "
      "frame of every stack pointer"),

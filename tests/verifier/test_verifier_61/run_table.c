@@ -231,6 +231,7 @@ static int verify_one(const struct ktv_case *c, enum kernel_mode mode, int log_l
     struct gver_policy *pol = raw_kernel_policy(kt, section, mode, 0, 0);
     if (!pol)
         exit(2);
+    pol->strict_align = (c->flags & 2) != 0;   /* F_LOAD_WITH_STRICT_ALIGNMENT: BPF_F_STRICT_ALIGNMENT */
     struct gver_input in = { .insns = insns, .n = c->n_insns, .maps = maps.defs, .n_maps = maps.n,
                              .map_lock_offs = maps.locks, .map_kptrs = maps.kptrs, .policy = pol, .log_level = log_level };
     struct gver_result res = {0};
