@@ -188,6 +188,20 @@ static const struct vt_kcase cases[] = {
     { "a call chain whose functions' stacks add up past 512 bytes", GKT_SCHED_CLS, "tc", 1, "combined stack size",
       "mov r6, r1\ncall fa\nmov r1, r6\ncall fb\nstb [r10-64], 0\nmov r0, 0\nexit\n"
       "fa:\nstb [r10-224], 0\nmov r0, 0\nexit\nfb:\ncall fa\nstb [r10-256], 0\nmov r0, 0\nexit\n" },
+    /* main -> fa -> ... -> fh: 9 functions, the call to fb behind a branch never taken */
+    { "a chain of 9 functions through dead code is too deep", GKT_XDP, "xdp", 1, "the call stack of 9 frames",
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\ncall fh\nexit\nfh:\nmov r0, 0\nexit\n" },
+    { "a chain of 8 functions is not", GKT_XDP, "xdp", 1, NULL,
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\nmov r0, 0\nexit\n" },
+    { "a chain of 9 functions, tracing types too (a private stack changes only the stack rule)", GKT_KPROBE,
+      "kprobe/f", 1, "the call stack of 9 frames",
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\ncall fh\nexit\nfh:\nmov r0, 0\nexit\n" },
     { "one tail call, two prog arrays (unprivileged)", GKT_SCHED_CLS, "tc", 0, "tail_call abusing map_ptr",
       "ldxb r0, [r1+48]\nmov r3, 0\nlddw r2, map:0\njeq r0, 13, go\nlddw r2, map:2\ngo:\ncall 12\nmov r0, 1\nexit\n" },
     { "one tail call, two prog arrays (root)", GKT_SCHED_CLS, "tc", 1, NULL,

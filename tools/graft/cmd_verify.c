@@ -115,7 +115,8 @@ static int verify_raw(const struct raw_opts *ro, uint32_t rights, uint64_t insn_
     }
     policy->strict_align = ro->strict_align;
     struct gver_input in = { .insns = insns, .n = n, .maps = ro->maps.defs, .n_maps = ro->maps.n,
-                             .map_lock_offs = ro->maps.locks, .map_kptrs = ro->maps.kptrs, .policy = policy, .log_level = log_level };
+                             .map_lock_offs = ro->maps.locks, .map_kptrs = ro->maps.kptrs, .policy = policy,
+                             .log_level = log_level };
     struct gver_result res = {0};
     int rc = gver_verify(&in, &res, &err);
     int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report("program", &res, log_level, &err);

@@ -44,9 +44,6 @@ RULES = [
      "and checks each path's access for its own pointer"),
     ('*', 'accept', r'unknown opcode d7', r'', r'',
      "safe: 0xd7 is the v4 ISA's unconditional byte swap (kernel 6.6+), which graft's VM runs"),
-    ('*', 'accept', r'combined stack size|^call stack', r'', r'',
-     "safe: every graft frame has its own 512 bytes (BPF_STACK_SIZE per frame), so no combined limit "
-     "applies"),
     ('p', 'accept', r'invalid access to packet', r'', r'^Spill .*u32 const scalars?\.  Refill as u(16|64)',
      "safe: the first bytes of a narrow spill of a constant are known (its low bytes), as kernel 6.8+ "
      "reads them (6.12 selftest u16_offset_to_skb_data); 6.1 forgot it: the packet access is in bounds"),
