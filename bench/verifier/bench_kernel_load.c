@@ -58,7 +58,7 @@ static double graft_time(const struct gobj *obj, const struct gobj_prog *p)
     struct gver_result res = {0};
     struct graft_err err = {0};
     double t0 = now_s();
-    raw_verify_kernel_prog(obj, p, KMODE_PRIVILEGED, 0, 0, 0, &res, &err);
+    raw_verify_kernel_prog(obj, p, KMODE_PRIVILEGED, 0, 0, 0, 0, &res, &err);
     double dt = now_s() - t0;
     gver_result_free(&res);
     return dt;

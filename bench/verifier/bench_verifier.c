@@ -101,16 +101,18 @@ static void block(struct gen *g, unsigned i, int loops)
         emit(g, BPF_ALU64_REG(BPF_XOR, BPF_R7, BPF_R3));
         break;
     }
-    case 2:            /* stack traffic: spill, fill, var-offset read */
+    case 2:            /* stack traffic: spill, fill, a read at an offset the data picks
+                        * (graft's default policy keeps stack offsets constant,
+                        * against Spectre v1: a branch picks one) */
         emit(g, BPF_LDX_MEM(BPF_DW, BPF_R4, BPF_R6, (int16_t)(8 * (i % 8))));
         emit(g, BPF_STX_MEM(BPF_DW, BPF_R10, BPF_R4, -16));
         emit(g, BPF_ST_MEM(BPF_DW, BPF_R10, -24, (int32_t)i));
         emit(g, BPF_LDX_MEM(BPF_DW, BPF_R4, BPF_R10, -16));
         emit(g, BPF_ALU64_IMM(BPF_AND, BPF_R4, 7));
-        emit(g, BPF_MOV64_REG(BPF_R5, BPF_R10));
-        emit(g, BPF_ALU64_IMM(BPF_ADD, BPF_R5, -24));
-        emit(g, BPF_ALU64_REG(BPF_ADD, BPF_R5, BPF_R4));
-        emit(g, BPF_LDX_MEM(BPF_B, BPF_R4, BPF_R5, 0));
+        emit(g, BPF_JMP_IMM(BPF_JGT, BPF_R4, 3, 2));
+        emit(g, BPF_LDX_MEM(BPF_B, BPF_R4, BPF_R10, -24));
+        emit(g, BPF_JMP_A(1));
+        emit(g, BPF_LDX_MEM(BPF_B, BPF_R4, BPF_R10, -20));
         emit(g, BPF_ALU64_REG(BPF_ADD, BPF_R7, BPF_R4));
         break;
     default:           /* a bounded loop, with a diamond inside */

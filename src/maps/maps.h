@@ -50,6 +50,7 @@ enum gmap_type {
 /* Definition flags (map_flags), as the kernel's where they exist. */
 #define GMAP_F_NO_PREALLOC 0x1
 #define GMAP_F_RDONLY_PROG 0x80
+#define GMAP_F_WRONLY_PROG 0x100
 #define GMAP_F_MMAPABLE    0x400
 
 struct gmap_def {

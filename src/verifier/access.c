@@ -93,6 +93,14 @@ bool map_is_rdonly(const struct gmap_def *d)
     return (d->map_flags & GMAP_F_RDONLY_PROG) != 0;
 }
 
+/* BPF_F_WRONLY_PROG: the program may only write the value (the host reads
+ * it); a load, an atomic update or a helper reading it is refused, as the
+ * kernel's "read from map forbidden". */
+bool map_is_wronly(const struct gmap_def *d)
+{
+    return (d->map_flags & GMAP_F_WRONLY_PROG) != 0;
+}
+
 /* A load from a frozen read-only array at a constant offset reads a known
  * constant (gver_input.map_frozen). */
 static void frozen_read(struct env *e, const struct reg *p, int64_t insn_off, unsigned size, bool sext,
@@ -132,6 +140,88 @@ int check_lock_word(struct env *e, int regno, uint32_t map_idx, int64_t lo, int6
     return 0;
 }
 
+/* The kptr slot of map map_idx's value that bytes [lo, hi) may overlap,
+ * or -1 (gver_input.map_kptrs). */
+int map_kptr_overlap(struct env *e, uint32_t map_idx, int64_t lo, int64_t hi)
+{
+    if (!e->in->map_kptrs || map_idx >= e->in->n_maps)
+        return -1;
+    const struct gver_map_kptrs *k = &e->in->map_kptrs[map_idx];
+    for (uint32_t i = 0; i < k->n && i < GVER_MAX_KPTRS; i++)
+        if (lo < (int64_t)k->off[i] + 8 && hi > (int64_t)k->off[i])
+            return (int)i;
+    return -1;
+}
+
+/* A load or store reaching a kptr slot of a map value: the kernel's rules
+ * (check_map_access / check_map_kptr_access), see gver_input.map_kptrs. */
+static int check_kptr_access(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size,
+                             enum acc acc, const struct reg *val, int64_t lo, int64_t hi)
+{
+    int k = map_kptr_overlap(e, p->map_idx, lo, hi);
+    if (k < 0)
+        return 0;
+    const struct gver_map_kptrs *kp = &e->in->map_kptrs[p->map_idx];
+    uint32_t koff = kp->off[k];
+    if (!scalar_is_const(&p->v))
+        return reject(e, "R%d kptr access cannot have variable offset (kptr at off=%u)", regno, koff);
+    int64_t off = p->off + insn_off + (int64_t)p->v.t.value;
+    if (off != (int64_t)koff)
+        return reject(e, "R%d kptr access misaligned expected=%u off=%" PRId64, regno, koff, off);
+    if (size != 8)
+        return reject(e, "R%d kptr access size must be BPF_DW (kptr at off=%u, size %u)", regno, koff, size);
+    if (acc == ACC_READ)
+        return 0;
+    const struct bpf_insn *in = &e->insns[e->cur->insn];
+    if (acc == ACC_RMW || BPF_MODE(in->code) != BPF_MEM)
+        return reject(e, "kptr in map can only be accessed using BPF_LDX/BPF_STX/BPF_ST (kptr at off=%u)", koff);
+    if (kp->kind[k] != GVER_KPTR_UNREF)
+        return reject(e, "store to referenced kptr disallowed (off=%u): only bpf_kptr_xchg moves it", koff);
+    if (BPF_CLASS(in->code) == BPF_ST) {
+        if (in->imm)
+            return reject(e, "BPF_ST imm must be 0 when storing to kptr at off=%u", koff);
+        return 0;
+    }
+    /* STX: NULL, or a kernel pointer of the kptr's type (none offline) */
+    if (val && is_null_const(val))
+        return 0;
+    return reject(e, "invalid kptr access, R%d type=%s: a kptr at off=%u takes NULL or a kernel pointer of its "
+                  "type", in->src_reg, val ? reg_type_name(val->type) : "?", koff);
+}
+
+/* The kernel's check_ptr_alignment (gver_policy.strict_align): under
+ * strict alignment an access of size > 1 through p must be size-aligned for
+ * every value of p's variable offset; packet data counts from NET_IP_ALIGN
+ * (2 on the architectures the rule is for). The kernel holds stack
+ * accesses to it always: its spill tracking assumes aligned slots. */
+static int check_align(struct env *e, int regno, const struct reg *p, int64_t insn_off, unsigned size)
+{
+    const char *what;
+    int64_t base = 0;
+    switch (p->type) {
+    case T_PACKET: case T_PACKET_META: what = "packet"; base = 2; break;
+    case T_STACK: what = "stack"; break;
+    case T_MAP_VALUE: what = "value"; break;
+    case T_MAP_KEY: what = "key"; break;
+    case T_CTX: what = "context"; break;
+    case T_MEM: what = "mem"; break;
+    case T_SOCK: case T_SOCK_COMMON: case T_TCP_SOCK: case T_XDP_SOCK: what = "sock"; break;
+    case T_BTF: what = "kernel object"; break;
+    default: return 0;         /* not dereferenceable: the access check says why */
+    }
+    bool strict = e->pol->strict_align || (p->type == T_STACK && e->pol->kctx);
+    if (!strict || size <= 1)
+        return 0;
+    struct tnum t = tnum_add(p->v.t, tnum_const((uint64_t)(base + p->off + insn_off)));
+    if (!((t.value | t.mask) & (size - 1)))
+        return 0;
+    char b[200];
+    scalar_str(b, sizeof(b), &p->v);
+    return reject(e, "R%d misaligned %s access off %" PRId64 "+%s+%d+%" PRId64 " size %u (strict alignment%s)", regno,
+                  what, base, b, p->off, insn_off, size,
+                  p->type == T_STACK && !e->pol->strict_align ? ": the kernel's rule for the stack" : "");
+}
+
 /* Load through / store to / atomically update memory at p + insn_off.
  * val is the register stored (NULL for loads or stores of unknown data);
  * dst receives a loaded value. */
@@ -149,6 +239,8 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
             return reject(e, "same insn cannot be used with different pointers: the kernel rewrites a context access for the context alone");
         *seen = kind;
     }
+    if ((r = check_align(e, regno, &p, insn_off, size)))
+        return r;
 
     switch (p.type) {
     case T_NOT_INIT:
@@ -222,11 +314,16 @@ static int check_mem(struct env *e, int regno, int64_t insn_off, unsigned size, 
         const struct gmap_def *d = map_of(e, p.map_idx);
         if (acc != ACC_READ && map_is_rdonly(d))
             return reject(e, "R%d write into read-only map '%s' (value) not allowed", regno, d->name);
+        if (acc != ACC_WRITE && map_is_wronly(d))
+            return reject(e, "R%d read from write-only map '%s' (value) forbidden (BPF_F_WRONLY_PROG)", regno,
+                          d->name);
         int64_t lo = 0, hi = 0;
         r = check_region(e, regno, &p, insn_off, size, d->value_size, "map value", &lo, &hi);
         if (r)
             return r;
         if ((r = check_lock_word(e, regno, p.map_idx, lo, hi)))
+            return r;
+        if ((r = check_kptr_access(e, regno, &p, insn_off, size, acc, val, lo, hi)))
             return r;
         leak_into = "map value";
         break;

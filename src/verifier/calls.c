@@ -163,9 +163,14 @@ static int check_mem_arg(struct env *e, int regno, uint64_t size_min, uint64_t s
         const struct gmap_def *d = map_of(e, p.map_idx);
         if (write && map_is_rdonly(d))
             return reject(e, "R%d write into read-only map '%s' not allowed", regno, d->name);
+        if (!write && map_is_wronly(d))
+            return reject(e, "R%d read from write-only map '%s' forbidden (BPF_F_WRONLY_PROG): the helper reads it",
+                          regno, d->name);
         int64_t lo = 0, hi = 0;
         if ((rc = check_region(e, regno, &p, 0, sz, d->value_size, "map value", &lo, &hi)))
             return rc;
+        if (map_kptr_overlap(e, p.map_idx, lo, hi) >= 0)
+            return reject(e, "R%d kptr cannot be accessed indirectly by helper (map '%s')", regno, d->name);
         /* a helper's read of the lock word copies a number; its write would forge an owner */
         return write ? check_lock_word(e, regno, p.map_idx, lo, hi) : 0;
     }

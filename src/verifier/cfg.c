@@ -23,6 +23,17 @@ static int bad(struct cfg *c, uint32_t i, const char *fmt, int a, int b)
     return -1;
 }
 
+/* A field the ISA reserves (must be zero for this opcode) is not: the
+ * kernel's "<KIND> uses reserved fields". Rejected rather than ignored so
+ * that what is verified is exactly what the VM, the JIT and the loader read
+ * (none of them looks at these fields). */
+static int reserved(struct cfg *c, uint32_t i, const char *kind, const char *field, int v)
+{
+    c->fail_insn = i;
+    snprintf(c->reason, sizeof(c->reason), "%s uses reserved fields (%s %d, must be 0)", kind, field, v);
+    return -1;
+}
+
 /* Is the opcode and its fixed fields valid? Returns 0 or rejects. */
 static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, uint32_t n)
 {
@@ -37,6 +48,15 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
     case BPF_ALU64:
         if (in->src_reg > 10)
             return bad(c, i, "invalid register r%d", in->src_reg, 0);
+        /* the operand not used by the source form is reserved (NEG and END
+         * take none: checked below) */
+        if (op != BPF_NEG && op != BPF_END) {
+            if (BPF_SRC(in->code) == BPF_K && in->src_reg)
+                return reserved(c, i, op == BPF_MOV ? "BPF_MOV" : "BPF_ALU", "src_reg", in->src_reg);
+            /* mov off 1 (addr_space_cast) carries its address spaces in imm */
+            if (BPF_SRC(in->code) == BPF_X && in->imm && !(op == BPF_MOV && in->off == 1))
+                return reserved(c, i, op == BPF_MOV ? "BPF_MOV" : "BPF_ALU", "imm", in->imm);
+        }
         switch (op) {
         case BPF_ADD: case BPF_SUB: case BPF_MUL: case BPF_OR: case BPF_AND:
         case BPF_LSH: case BPF_RSH: case BPF_XOR: case BPF_ARSH:
@@ -57,11 +77,17 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
         case BPF_NEG:
             if (BPF_SRC(in->code) != BPF_K || in->off)
                 return bad(c, i, "invalid neg opcode %#x", in->code, 0);
+            if (in->src_reg || in->imm)
+                return reserved(c, i, "BPF_NEG", in->src_reg ? "src_reg" : "imm",
+                                in->src_reg ? in->src_reg : in->imm);
             break;
         case BPF_END:
             if ((cls == BPF_ALU64 && BPF_SRC(in->code) != BPF_K) ||
                 (in->imm != 16 && in->imm != 32 && in->imm != 64))
                 return bad(c, i, "invalid byte swap %#x width %d", in->code, in->imm);
+            if (in->src_reg || in->off)
+                return reserved(c, i, "BPF_END", in->src_reg ? "src_reg" : "off",
+                                in->src_reg ? in->src_reg : in->off);
             break;
         default:
             return bad(c, i, "invalid ALU opcode %#x", in->code, 0);
@@ -70,15 +96,15 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
     case BPF_LDX:
         if (BPF_MODE(in->code) == BPF_MEM ||
             (BPF_MODE(in->code) == BPF_MEMSX && BPF_SIZE(in->code) != BPF_DW))
-            return 0;
+            return in->imm ? reserved(c, i, "BPF_LDX", "imm", in->imm) : 0;
         return bad(c, i, "invalid load opcode %#x", in->code, 0);
     case BPF_ST:
         if (BPF_MODE(in->code) == BPF_MEM)
-            return 0;
+            return in->src_reg ? reserved(c, i, "BPF_ST", "src_reg", in->src_reg) : 0;
         return bad(c, i, "invalid store opcode %#x", in->code, 0);
     case BPF_STX:
         if (BPF_MODE(in->code) == BPF_MEM)
-            return 0;
+            return in->imm ? reserved(c, i, "BPF_STX", "imm", in->imm) : 0;
         if (BPF_MODE(in->code) == BPF_ATOMIC &&
             (BPF_SIZE(in->code) == BPF_W || BPF_SIZE(in->code) == BPF_DW)) {
             int a = in->imm;
@@ -101,6 +127,15 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
                 return bad(c, i, "invalid LD_IMM64 source %d", in->src_reg, 0);
             if (in->dst_reg > 9)
                 return bad(c, i, "invalid register r%d", in->dst_reg, 0);
+            if (in->off)
+                return reserved(c, i, "BPF_LD_IMM64", "off", in->off);
+            /* the second imm is the value offset of MAP_VALUE loads, the
+             * high half of a constant and the BTF object of a ksym; a map
+             * or function load has none */
+            if (nx->imm && (in->src_reg == BPF_PSEUDO_MAP_FD || in->src_reg == BPF_PSEUDO_MAP_IDX ||
+                            in->src_reg == BPF_PSEUDO_FUNC))
+                return bad(c, i, "unrecognized bpf_ld_imm64 insn: source %d with a second imm %d", in->src_reg,
+                           nx->imm);
             return 0;
         }
         if (BPF_MODE(in->code) == BPF_ABS || BPF_MODE(in->code) == BPF_IND) {
@@ -117,10 +152,20 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
         case BPF_JA:
             if (BPF_SRC(in->code) != BPF_K)
                 return bad(c, i, "invalid jump opcode %#x", in->code, 0);
+            /* JMP: the target in off; JMP32 (gotol): in imm */
+            if (in->src_reg || in->dst_reg)
+                return reserved(c, i, "BPF_JA", in->src_reg ? "src_reg" : "dst_reg",
+                                in->src_reg ? in->src_reg : in->dst_reg);
+            if (cls == BPF_JMP ? in->imm : in->off)
+                return reserved(c, i, "BPF_JA", cls == BPF_JMP ? "imm" : "off", cls == BPF_JMP ? in->imm : in->off);
             return 0;
         case BPF_JEQ: case BPF_JGT: case BPF_JGE: case BPF_JSET: case BPF_JNE:
         case BPF_JSGT: case BPF_JSGE: case BPF_JLT: case BPF_JLE: case BPF_JSLT:
         case BPF_JSLE:
+            if (BPF_SRC(in->code) == BPF_X && in->imm)
+                return reserved(c, i, "BPF_JMP/JMP32", "imm", in->imm);
+            if (BPF_SRC(in->code) == BPF_K && in->src_reg)
+                return reserved(c, i, "BPF_JMP/JMP32", "src_reg", in->src_reg);
             return 0;
         case BPF_CALL:
             if (cls == BPF_JMP32)
@@ -129,10 +174,21 @@ static int check_opcode(struct cfg *c, const struct bpf_insn *in, uint32_t i, ui
                 return bad(c, i, "indirect calls (callx) are not supported", 0, 0);
             if (in->src_reg > BPF_PSEUDO_KFUNC_CALL)
                 return bad(c, i, "invalid call source %d", in->src_reg, 0);
+            /* off names a kfunc's BTF object (the fd array index); nothing else */
+            if (in->dst_reg)
+                return reserved(c, i, "BPF_CALL", "dst_reg", in->dst_reg);
+            if (in->off && in->src_reg != BPF_PSEUDO_KFUNC_CALL)
+                return reserved(c, i, "BPF_CALL", "off", in->off);
             return 0;
         case BPF_EXIT:
             if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)
                 break;
+            /* (the kernel leaves off alone here) */
+            if (in->src_reg || in->dst_reg)
+                return reserved(c, i, "BPF_EXIT", in->src_reg ? "src_reg" : "dst_reg",
+                                in->src_reg ? in->src_reg : in->dst_reg);
+            if (in->imm)
+                return reserved(c, i, "BPF_EXIT", "imm", in->imm);
             return 0;
         case BPF_JCOND:
             if (cls == BPF_JMP32 || BPF_SRC(in->code) != BPF_K)

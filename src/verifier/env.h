@@ -220,6 +220,8 @@ int check_region(struct env *e, int regno, const struct reg *p, int64_t insn_off
 int check_ctx_access(struct env *e, int regno, const struct reg *p, int64_t insn_off,
                      unsigned size, enum acc acc);
 bool map_is_rdonly(const struct gmap_def *d);
+bool map_is_wronly(const struct gmap_def *d);
+int map_kptr_overlap(struct env *e, uint32_t map_idx, int64_t lo, int64_t hi);
 int check_lock_word(struct env *e, int regno, uint32_t map_idx, int64_t lo, int64_t hi);
 int check_ldx(struct env *e, const struct bpf_insn *in);
 int check_st(struct env *e, const struct bpf_insn *in);

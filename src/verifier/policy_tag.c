@@ -135,6 +135,8 @@ uint64_t gver_policy_tag(const struct gver_policy *p)
     mix_u64(&t, (uint64_t)p->override_max);
     if (p->kernel_reads_own_mem)   /* set only under graft compat: other tags stay as they were */
         mix_u64(&t, 0x6f776e6d656dull);
+    if (p->strict_align)       /* offline only: the others' tags stay as they were */
+        mix_u64(&t, 0x616c69676eull);
     if (p->kctx) {             /* kernel contexts only: graft's own tags stay as they were */
         mix_u64(&t, (uint64_t)p->kctx);
         mix_u64(&t, p->kctx_attach);

@@ -220,6 +220,14 @@ struct gver_policy {
      * host; the caller runs those calls (gver_result.own_copies) as
      * bpf_probe_read[_str]. Any other source is refused as before. */
     int kernel_reads_own_mem;
+    /* The kernel's strict alignment (BPF_F_STRICT_ALIGNMENT, graft verify
+     * --strict-alignment): every load and store of more than one byte is
+     * aligned to its size at each offset its pointer may have, a packet's
+     * data counted from NET_IP_ALIGN (2). Stack accesses of kernel
+     * programs (kctx) are held to it whatever this says, as the kernel
+     * holds them. graft's own programs run on x86-64, where unaligned
+     * accesses are fine, and keep the lenient default. */
+    int strict_align;
 };
 
 /* Kernel object kinds that kernel kfuncs take and return (kernel_kfuncs.c). */
@@ -266,6 +274,27 @@ struct gver_input {
     /* Record what holds at each instruction on every path for the JIT
      * (gver_result.facts). */
     int record_facts;
+    /* The kptr fields of each map's value (n_maps entries, NULL: none),
+     * from the value's BTF (pointer members type-tagged "kptr",
+     * "kptr_ref", "percpu_kptr"): 8-byte slots where the kernel keeps a
+     * kernel object's address. Kernel programs verified offline only. The
+     * kernel's rules: a slot is reached only by 8-byte LDX / STX / ST at
+     * exactly its offset (no variable offset, no atomics, no helper
+     * reading or writing it); a referenced (kptr_ref, percpu_kptr) slot is
+     * never stored to (bpf_kptr_xchg moves it); an unreferenced one takes
+     * only NULL (ST imm 0, a known 0) or a kernel pointer of its type,
+     * which graft's offline model never holds. A load gives a number. */
+    const struct gver_map_kptrs *map_kptrs;
+};
+
+#define GVER_KPTR_UNREF  1   /* "kptr" (kernel 6.7+: "kptr_untrusted") */
+#define GVER_KPTR_REF    2   /* "kptr_ref" (6.7+: "kptr") */
+#define GVER_KPTR_PERCPU 3   /* "percpu_kptr" */
+#define GVER_MAX_KPTRS   8   /* the kernel 6.1's BPF_MAP_VALUE_OFF_MAX */
+struct gver_map_kptrs {
+    uint32_t n;
+    uint32_t off[GVER_MAX_KPTRS];
+    uint8_t kind[GVER_MAX_KPTRS];
 };
 
 #define GVER_LOCK_NONE    (-1)

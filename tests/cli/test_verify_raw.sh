@@ -23,6 +23,27 @@ check "the second --map is map 1: insn 0 loads it" test $rc = 0
 run "$lookup" --map hash:8:8:1:flags=0x1@0 --prog-type socket_filter --privileged
 check "flags, a kernel type and --privileged" test $rc = 0
 
+echo "== map value rules: write-only maps, kptr fields"
+run "$lookup" --map hash:8:8:1:flags=0x100@0
+check "a read of a BPF_F_WRONLY_PROG value: rejected" has "read from write-only map 'map0'" "$out"
+run "$lookup" --map hash:8:24:1:kptr=0:kptr_ref=8@0
+check "an 8-byte load of a kptr field: accepted" test $rc = 0
+run "${lookup/79 00 00 00 00 00 00 00 95/61 00 00 00 00 00 00 00 95}" --map hash:8:24:1:kptr=0@0
+check "a 4-byte load of it: rejected" has "kptr access size must be BPF_DW" "$out"
+run "$lookup" --map hash:8:24:1:kptr=4@0
+check "a misplaced kptr field: exit 2" test $rc = 2
+check "... says so" has "kptr=4: a kptr is 8 aligned bytes" "$out"
+
+echo "== --strict-alignment"
+# *(u64 *)(fp - 12) = 0; r0 = 0; exit
+unaligned="7a 0a f4 ff 00 00 00 00 b7 00 00 00 00 00 00 00 95 00 00 00 00 00 00 00"
+run "$unaligned"
+check "graft's own rules: an unaligned stack store is fine (x86-64)" test $rc = 0
+run "$unaligned" --strict-alignment
+check "the kernel's BPF_F_STRICT_ALIGNMENT: refused" has "misaligned stack access" "$out"
+run "$unaligned" --prog-type sched_cls
+check "a kernel program's stack is always aligned" has "misaligned stack access" "$out"
+
 echo "== bad fixtures: exit 2, one line naming the problem"
 run "$lookup" --map hash:8:8:1@1
 check "an index that is not a map load" test $rc = 2

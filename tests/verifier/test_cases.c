@@ -60,7 +60,7 @@ int main(int argc, char **argv)
             }
             struct gver_policy *pol = vt_policy(c);
             struct gver_input in = { .insns = insns, .n = ni, .maps = c->maps, .n_maps = c->n_maps,
-                                     .map_lock_offs = c->lock_offs,
+                                     .map_lock_offs = c->lock_offs, .map_kptrs = c->kptrs,
                                      .policy = pol, .log_level = verbose ? 2 : 1 };
             struct gver_result res;
             int rc = gver_verify(&in, &res, &err);

@@ -188,6 +188,20 @@ static const struct vt_kcase cases[] = {
     { "a call chain whose functions' stacks add up past 512 bytes", GKT_SCHED_CLS, "tc", 1, "combined stack size",
       "mov r6, r1\ncall fa\nmov r1, r6\ncall fb\nstb [r10-64], 0\nmov r0, 0\nexit\n"
       "fa:\nstb [r10-224], 0\nmov r0, 0\nexit\nfb:\ncall fa\nstb [r10-256], 0\nmov r0, 0\nexit\n" },
+    /* main -> fa -> ... -> fh: 9 functions, the call to fb behind a branch never taken */
+    { "a chain of 9 functions through dead code is too deep", GKT_XDP, "xdp", 1, "the call stack of 9 frames",
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\ncall fh\nexit\nfh:\nmov r0, 0\nexit\n" },
+    { "a chain of 8 functions is not", GKT_XDP, "xdp", 1, NULL,
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\nmov r0, 0\nexit\n" },
+    { "a chain of 9 functions, tracing types too (a private stack changes only the stack rule)", GKT_KPROBE,
+      "kprobe/f", 1, "the call stack of 9 frames",
+      "mov r1, 0\ncall fa\nexit\nfa:\njeq r1, 0, skip\ncall fb\nskip:\nmov r0, 0\nexit\n"
+      "fb:\ncall fc\nexit\nfc:\ncall fd\nexit\nfd:\ncall fe\nexit\nfe:\ncall ff\nexit\n"
+      "ff:\ncall fg\nexit\nfg:\ncall fh\nexit\nfh:\nmov r0, 0\nexit\n" },
     { "one tail call, two prog arrays (unprivileged)", GKT_SCHED_CLS, "tc", 0, "tail_call abusing map_ptr",
       "ldxb r0, [r1+48]\nmov r3, 0\nlddw r2, map:0\njeq r0, 13, go\nlddw r2, map:2\ngo:\ncall 12\nmov r0, 1\nexit\n" },
     { "one tail call, two prog arrays (root)", GKT_SCHED_CLS, "tc", 1, NULL,
@@ -231,6 +245,33 @@ static const struct vt_kcase cases[] = {
       "mov r0, 0\n.raw 0xe5, 0, 0, -1, 0\nexit\n" },
     { "may_goto: a cycle through its taken edge only", GKT_SOCKET_FILTER, "socket", 1, "infinite loop",
       "mov r0, 0\n.raw 0xe5, 0, 0, 1, 0\nexit\n.raw 0x05, 0, 0, -3, 0\n" },
+    /* without BPF_F_STRICT_ALIGNMENT (strict_cases below) packet words need no alignment ... */
+    { "lenient alignment: the same word at data+12 is fine", GKT_XDP, "xdp", 1, NULL,
+      XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+12]\n" OUT },
+    /* ... but the kernel holds a kernel program's stack accesses to their
+     * size's alignment always (its spill tracking relies on it) */
+    { "kernel stack: a misaligned 8-byte store is refused without strict alignment", GKT_SOCKET_FILTER,
+      "socket", 1, "misaligned stack access off 0+0+-10+0 size 8", "mov r1, r10\nadd r1, -10\nstdw [r1+0], 0\n"
+      "mov r0, 0\nexit\n" },
+    { "kernel stack: a 4-byte store at fp-12 is aligned", GKT_SOCKET_FILTER, "socket", 1, NULL,
+      "stw [r10-12], 0\nmov r0, 0\nexit\n" },
+};
+
+/* Under BPF_F_STRICT_ALIGNMENT: packet data counts from NET_IP_ALIGN (2). */
+static const struct vt_kcase strict_cases[] = {
+    { "strict alignment: the IP header after 14 bytes of Ethernet reads as aligned words", GKT_XDP, "xdp", 1,
+      NULL, XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+14]\nldxh r0, [r2+12]\n" OUT },
+    { "strict alignment: a word at data+12 is misaligned (2+12)", GKT_XDP, "xdp", 1,
+      "misaligned packet access off 2+0+0+12 size 4",
+      XDP_PRE "mov r1, r2\nadd r1, 20\njgt r1, r3, out\nldxw r0, [r2+12]\n" OUT },
+    { "strict alignment: a variable offset of unknown low bits is misaligned", GKT_SCHED_CLS, "tc", 1,
+      "misaligned packet access",
+      SKB_PRE "ldxw r4, [r6+0]\nand r4, 6\nadd r2, r4\nmov r1, r2\nadd r1, 8\njgt r1, r3, out\n"
+      "ldxw r0, [r2+0]\n" OUT },
+    { "strict alignment: a variable offset of known even low bits keeps half-words aligned", GKT_SCHED_CLS, "tc",
+      1, NULL,
+      SKB_PRE "ldxw r4, [r6+0]\nand r4, 6\nadd r2, r4\nmov r1, r2\nadd r1, 8\njgt r1, r3, out\n"
+      "ldxh r0, [r2+0]\n" OUT },
 };
 
 int main(void)
@@ -243,6 +284,9 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         failures += vt_kernel_case(&cases[i], maps, 3);
-    printf("%zu packet and context cases, %d failures\n", sizeof(cases) / sizeof(cases[0]), failures);
+    for (size_t i = 0; i < sizeof(strict_cases) / sizeof(strict_cases[0]); i++)
+        failures += vt_kernel_case_strict(&strict_cases[i], maps, 3);
+    printf("%zu packet and context cases, %d failures\n",
+           sizeof(cases) / sizeof(cases[0]) + sizeof(strict_cases) / sizeof(strict_cases[0]), failures);
     return failures ? 1 : 0;
 }

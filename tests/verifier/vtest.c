@@ -61,6 +61,8 @@ static int parse_maps(struct vcase *c, char *s)
         struct gmap_def *d = &c->maps[c->n_maps];
         memset(d, 0, sizeof(*d));
         c->lock_offs[c->n_maps] = GVER_LOCK_UNKNOWN;
+        struct gver_map_kptrs *kp = &c->kptrs[c->n_maps];
+        memset(kp, 0, sizeof(*kp));
         char *save2 = NULL;
         char *w = strtok_r(m, " \t", &save2);
         d->type = map_type_of(w);
@@ -80,6 +82,13 @@ static int parse_maps(struct vcase *c, char *s)
             else if (!strncmp(w, "v=", 2)) d->value_size = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strncmp(w, "n=", 2)) d->max_entries = (uint32_t)strtoul(w + 2, NULL, 0);
             else if (!strcmp(w, "rdonly")) d->map_flags |= GMAP_F_RDONLY_PROG;
+            else if (!strcmp(w, "wronly")) d->map_flags |= GMAP_F_WRONLY_PROG;
+            else if (!strncmp(w, "kptr=", 5) || !strncmp(w, "kptr_ref=", 9)) {
+                if (kp->n == GVER_MAX_KPTRS)
+                    return -1;
+                kp->kind[kp->n] = w[4] == '=' ? GVER_KPTR_UNREF : GVER_KPTR_REF;
+                kp->off[kp->n++] = (uint32_t)strtoul(strchr(w, '=') + 1, NULL, 0);
+            }
             else if (!strcmp(w, "lock=none")) c->lock_offs[c->n_maps] = GVER_LOCK_NONE;
             else if (!strncmp(w, "lock=", 5)) c->lock_offs[c->n_maps] = (int32_t)strtol(w + 5, NULL, 0);
             else if (!strncmp(w, "inner=", 6)) {   /* a map of maps' inner definition */
@@ -186,6 +195,7 @@ static int parse_header(struct vcase *c, char *line)
         else if (!strcmp(v, "ld_pkt")) c->ld_pkt = 1;
         else if (!strcmp(v, "uninit")) c->uninit = 1;
         else if (!strcmp(v, "nospec")) c->nospec = 1;
+        else if (!strcmp(v, "strict_align")) c->strict_align = 1;
         else if (!strcmp(v, "own_copy")) c->own_copy = 1;
         else if (!strncmp(v, "budget", 6)) c->budget = strtoull(v + 6, NULL, 0);
         else if (!strncmp(v, "states", 6)) c->states = strtoull(v + 6, NULL, 0);
@@ -323,6 +333,7 @@ struct gver_policy *vt_policy(const struct vcase *c)
     p->ld_pkt = c->ld_pkt;
     p->allow_uninit_stack = c->uninit;
     p->spec_bypass = c->nospec;
+    p->strict_align = c->strict_align;
     p->insn_budget = c->budget;
     if (c->states)
         p->max_states = c->states;
@@ -582,7 +593,19 @@ out:
     return ret;
 }
 
+static int kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps, int strict_align);
+
 int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps)
+{
+    return kernel_case(c, maps, n_maps, 0);
+}
+
+int vt_kernel_case_strict(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps)
+{
+    return kernel_case(c, maps, n_maps, 1);
+}
+
+static int kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps, int strict_align)
 {
     struct bpf_insn *insns = NULL;
     uint32_t n = 0;
@@ -599,6 +622,7 @@ int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32
     }
     gver_policy_kernel_ret(pol, c->ktype, c->section);   /* the context rules too */
     pol->allow_ptr_leaks = c->privileged;                /* the kernel's root rules */
+    pol->strict_align = strict_align;
     gver_policy_kernel_helpers(pol, c->ktype, !c->privileged);
     struct gver_input in = { .insns = insns, .n = n, .maps = maps, .n_maps = n_maps, .policy = pol };
     struct gver_result res;

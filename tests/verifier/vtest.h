@@ -10,7 +10,7 @@
  *   maps: hash k=4 v=8 n=16; array v=16 n=4; ringbuf n=4096; array v=8 rdonly
  *         lock=OFF: the value's BTF puts its bpf_spin_lock at OFF (lock=none:
  *         the value has none; not given: unknown, as without BTF)
- *   policy: leaks | ld_pkt | uninit | nospec | budget N | states N | deny ID | mem N | ret MIN MAX
+ *   policy: leaks | ld_pkt | uninit | nospec | strict_align | budget N | states N | deny ID | mem N | ret MIN MAX
  *   policy: own_copy             graft compat's: probe_read_kernel[_str] denied but for
  *                                copies of the program's own memory (kernel_reads_own_mem)
  *   policy: kfunc ID NAME [scalar:MIN:MAX|any|mem|size|ctx]... [ret:MIN:MAX|void]
@@ -38,11 +38,13 @@ struct vcase {
     uint32_t ctx_size;
     struct gmap_def maps[VT_MAX_MAPS];
     int32_t lock_offs[VT_MAX_MAPS];   /* gver_input.map_lock_offs */
+    struct gver_map_kptrs kptrs[VT_MAX_MAPS];   /* gver_input.map_kptrs */
     uint32_t n_maps;
     int leaks;
     int ld_pkt;
     int uninit;                /* allow_uninit_stack (the kernel's root rule) */
     int nospec;                /* spec_bypass (the kernel's root rule: no Spectre v1 rules) */
+    int strict_align;          /* gver_policy.strict_align */
     int own_copy;              /* kernel_reads_own_mem, 113 and 115 denied */
     int ret_checked;           /* policy: ret given (even "ret 0 0") */                /* LD_ABS / LD_IND allowed (a socket filter's) */
     uint64_t budget, states, mem;
@@ -102,5 +104,7 @@ struct vt_kcase {
 /* Verify c against maps. Prints "FAIL ..." and returns 1 when the verdict
  * or the reason is not the expected one. */
 int vt_kernel_case(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps);
+/* The same under the kernel's strict alignment (BPF_F_STRICT_ALIGNMENT). */
+int vt_kernel_case_strict(const struct vt_kcase *c, const struct gmap_def *maps, uint32_t n_maps);
 
 #endif

@@ -3,9 +3,10 @@
  * or over raw instructions (--raw), and say why anything is rejected.
  *
  *   graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged] [--btf TARGET]
- *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]
+ *                [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N] [--strict-alignment]
  *   graft verify --raw [--ctx-size N | --prog-type TYPE[:ATTACH]] [--privileged]
- *                [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2]   (hex bytes on stdin)
+ *                [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2] [--strict-alignment]
+ *                (hex bytes on stdin)
  *
  * Programs are verified under the policy `graft load` with the same options
  * would give them (runtime/load.h: observe-only unless a class or --allow
@@ -25,6 +26,11 @@
  * never written read as unknown values. Nothing verified this way is ever
  * loaded by graft (graft load has no such option): it is the kernel's
  * verdict, for parity, not graft's.
+ *
+ * --strict-alignment is the kernel's BPF_F_STRICT_ALIGNMENT for kernel
+ * programs and --raw: every access of more than one byte aligned to its
+ * size (packet data counted from NET_IP_ALIGN, 2). graft's own programs
+ * run on x86-64, where unaligned accesses are fine.
  *
  * Exit 0: every program accepted; 1: one was rejected; 2: usage or load error.
  */
@@ -73,6 +79,7 @@ struct raw_opts {
     int ktype;                 /* --prog-type, 0: none (graft's raw policy) */
     char section[128];
     int privileged;
+    int strict_align;          /* --strict-alignment */
     struct raw_maps maps;
 };
 
@@ -106,8 +113,10 @@ static int verify_raw(const struct raw_opts *ro, uint32_t rights, uint64_t insn_
         free(insns);
         return cli_fail(1, "verify", "out of memory");
     }
+    policy->strict_align = ro->strict_align;
     struct gver_input in = { .insns = insns, .n = n, .maps = ro->maps.defs, .n_maps = ro->maps.n,
-                             .map_lock_offs = ro->maps.locks, .policy = policy, .log_level = log_level };
+                             .map_lock_offs = ro->maps.locks, .map_kptrs = ro->maps.kptrs, .policy = policy,
+                             .log_level = log_level };
     struct gver_result res = {0};
     int rc = gver_verify(&in, &res, &err);
     int code = rc < 0 ? cli_fail_err(EXIT_USAGE, "verify", &err) : report("program", &res, log_level, &err);
@@ -121,7 +130,7 @@ int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL, *section = NULL;
     struct cli_policy_opts popts = {0};
-    int raw = 0, log_level = 0, privileged = 0;
+    int raw = 0, log_level = 0, privileged = 0, strict_align = 0;
     const char *btf_path = NULL;   /* target BTF for CO-RE instead of the kernel's */
     long ctx_size = 0;
     static struct raw_opts ro;   /* static: the map fixtures are large */
@@ -137,6 +146,8 @@ int cmd_verify(int argc, char **argv)
             raw = 1;
         } else if (strcmp(a, "--privileged") == 0) {
             privileged = 1;
+        } else if (strcmp(a, "--strict-alignment") == 0) {
+            strict_align = 1;
         } else if (strcmp(a, "--map") == 0 && i + 1 < argc) {
             if (raw_maps_add(&ro.maps, argv[++i], &perr) < 0)
                 return cli_fail_err(EXIT_USAGE, "verify", &perr);
@@ -176,6 +187,7 @@ int cmd_verify(int argc, char **argv)
         cli_warn_rights("verify", popts.rights);
         ro.ctx_size = (uint32_t)ctx_size;
         ro.privileged = privileged;
+        ro.strict_align = strict_align;
         return verify_raw(&ro, popts.rights, popts.insn_budget, log_level);
     }
     if (ro.maps.n || ro.ktype)
@@ -236,7 +248,7 @@ int cmd_verify(int argc, char **argv)
             worst = worst > 1 ? worst : 1;
             continue;
         }
-        int rc = kernel ? raw_verify_kernel_prog(obj, p, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT,
+        int rc = kernel ? raw_verify_kernel_prog(obj, p, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT, strict_align,
                                                  popts.rights, popts.insn_budget, log_level, &res, &err)
                         : grt_verify(obj, p, &grant, log_level, &res, &err);
         /* Under EIM a broken capability (wrong entry, ungranted host

@@ -75,8 +75,10 @@ const struct cli_cmd cli_cmds[] = {
     { "verify", cmd_verify, "run the verifier and explain its verdict",
       "usage: graft verify OBJ [--section S] [--log-level 0|1|2] [--privileged] [--btf TARGET]\n"
       "                    [--eim SPEC --class NAME | --allow RIGHTS] [--insn-budget N]\n"
+      "                    [--strict-alignment]\n"
       "       graft verify --raw [--ctx-size N | --prog-type TYPE[:ATTACH]] [--privileged]\n"
-      "                    [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2] < program.hex\n"
+      "                    [--map FIXTURE]... [--allow RIGHTS] [--log-level 0|1|2]\n"
+      "                    [--strict-alignment] < program.hex\n"
       "  Exit status: 0 accepted, 1 rejected, 2 usage or load error. A rejection names\n"
       "  the instruction, the register and stack state and the rule broken. Each program's\n"
       "  rights are printed too (\"rights: observe-only (read-host)\", \"rights: write-user\n"
@@ -87,12 +89,13 @@ const struct cli_cmd cli_cmds[] = {
       "  --allow grants), or as a kernel program of TYPE (socket_filter, xdp, sched_cls,\n"
       "  kprobe, cgroup_skb, ...; ATTACH where the return rule needs it: cgroup_skb:egress,\n"
       "  cgroup_sock_addr:getsockname4, tracing:fentry): its context and helpers.\n"
-      "  --map TYPE:KEY:VALUE:ENTRIES[:flags=N][:inner=M][:lock=OFF][@INSN[,INSN...]]\n"
+      "  --map TYPE:KEY:VALUE:ENTRIES[:flags=N][:inner=M][:lock=OFF][:kptr=OFF]...[@INSN[,INSN...]]\n"
       "               a map for --raw, numbered from 0 in order; each INSN (an ld_imm64\n"
       "               with src_reg 1 or 2, as the kernel's test fixups) loads it. TYPE:\n"
       "               hash, array, prog_array, ringbuf, array_of_maps, ... or a number;\n"
       "               inner=M: a map of maps' inner maps are like map M; lock=OFF: the\n"
-      "               value's bpf_spin_lock. e.g. --map hash:8:48:1@3,9\n"
+      "               value's bpf_spin_lock; kptr=OFF, kptr_ref=OFF, percpu_kptr=OFF: a\n"
+      "               kptr field of that kind (repeatable). e.g. --map hash:8:48:1@3,9\n"
       "  --eim SPEC --class NAME  verify against what the EIM class grants: its entry,\n"
       "  helpers, host functions (with argument ranges), argument rights and budgets.\n"
       RIGHTS_HELP
@@ -104,6 +107,8 @@ const struct cli_cmd cli_cmds[] = {
       "               against its kernel type, pointers may be returned and stored in\n"
       "               maps, unwritten stack reads as unknown; offline only (graft load\n"
       "               never uses it)\n"
+      "  --strict-alignment  the kernel's BPF_F_STRICT_ALIGNMENT for kernel programs and\n"
+      "               --raw: accesses aligned to their size (packet data from NET_IP_ALIGN 2)\n"
       "  --btf TARGET  resolve CO-RE relocations against TARGET (a raw BTF or ELF file with\n"
       "               .BTF) instead of the running kernel's BTF" },
     { "eim", cmd_eim, "check an Extension Interface Model spec against a host",

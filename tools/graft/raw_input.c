@@ -66,6 +66,7 @@ int raw_maps_add(struct raw_maps *maps, const char *spec, struct graft_err *err)
         return graft_errf(err, -EINVAL, "--map #%u: at most %d maps", idx, RAW_MAX_MAPS);
     struct gmap_def d = {0};
     int32_t lock = GVER_LOCK_NONE;
+    struct gver_map_kptrs kptrs = {0};
     const char *at = strchr(spec, '@');
     size_t head_len = at ? (size_t)(at - spec) : strlen(spec);
     /* TYPE:KEY:VALUE:ENTRIES[:OPTION...] */
@@ -93,7 +94,8 @@ int raw_maps_add(struct raw_maps *maps, const char *spec, struct graft_err *err)
             const char *eq = memchr(p, '=', len);
             size_t nl = eq ? (size_t)(eq - p) : len;
             if (!eq || parse_u32(eq + 1, len - nl - 1, &v) < 0)
-                return FAIL("option '%.*s': expected flags=N, inner=MAP or lock=OFFSET", idx, spec, (int)len, p);
+                return FAIL("option '%.*s': expected flags=N, inner=MAP, lock=OFFSET or [percpu_]kptr[_ref]=OFFSET",
+                            idx, spec, (int)len, p);
             if (nl == 5 && !strncmp(p, "flags", 5)) {
                 d.map_flags = v;
             } else if (nl == 5 && !strncmp(p, "inner", 5)) {
@@ -112,8 +114,18 @@ int raw_maps_add(struct raw_maps *maps, const char *spec, struct graft_err *err)
                 d.inner_map_flags = in->map_flags;
             } else if (nl == 4 && !strncmp(p, "lock", 4)) {
                 lock = (int32_t)v;
+            } else if ((nl == 4 && !strncmp(p, "kptr", 4)) || (nl == 8 && !strncmp(p, "kptr_ref", 8)) ||
+                       (nl == 11 && !strncmp(p, "percpu_kptr", 11))) {
+                if (kptrs.n >= GVER_MAX_KPTRS)
+                    return FAIL("at most %d kptr fields", idx, spec, GVER_MAX_KPTRS);
+                if ((v & 7) || (uint64_t)v + 8 > d.value_size)
+                    return FAIL("%.*s=%u: a kptr is 8 aligned bytes inside the %u-byte value", idx, spec, (int)nl, p,
+                                v, d.value_size);
+                kptrs.off[kptrs.n] = v;
+                kptrs.kind[kptrs.n++] = nl == 4 ? GVER_KPTR_UNREF : nl == 8 ? GVER_KPTR_REF : GVER_KPTR_PERCPU;
             } else {
-                return FAIL("unknown option '%.*s' (flags=, inner=, lock=)", idx, spec, (int)nl, p);
+                return FAIL("unknown option '%.*s' (flags=, inner=, lock=, kptr=, kptr_ref=, percpu_kptr=)", idx,
+                            spec, (int)nl, p);
             }
         }
         field++;
@@ -150,6 +162,7 @@ int raw_maps_add(struct raw_maps *maps, const char *spec, struct graft_err *err)
     snprintf(d.name, sizeof(d.name), "map%u", idx);
     maps->defs[idx] = d;
     maps->locks[idx] = lock;
+    maps->kptrs[idx] = kptrs;
     maps->n_binds[idx] = nb;
     maps->n = idx + 1;
     return 0;
@@ -236,7 +249,7 @@ static enum gprog_ktype kernel_type_of(const struct gobj_prog *p)
 }
 
 int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, enum kernel_mode mode,
-                           uint32_t rights, uint64_t insn_budget, int log_level,
+                           int strict_align, uint32_t rights, uint64_t insn_budget, int log_level,
                            struct gver_result *res, struct graft_err *err)
 {
     enum gprog_ktype kt = kernel_type_of(p);
@@ -270,6 +283,7 @@ int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, en
         policy->kernel_kfuncs = kk;
         policy->n_kernel_kfuncs = obj->n_externs;
     }
+    policy->strict_align = strict_align;
     for (uint32_t k = 0; k < GVER_KOBJ_MAX; k++)
         policy->kobj_size[k] = gobj_struct_size(obj, gver_kobj_struct_name(k));
     policy->map_fds_unbound = 1;

@@ -21,6 +21,9 @@
  *            inner=M     map-in-map: the inner maps are like fixture M (an
  *                        earlier --map, which need not be loaded itself)
  *            lock=OFF    the value holds a struct bpf_spin_lock at byte OFF
+ *            kptr=OFF, kptr_ref=OFF, percpu_kptr=OFF (repeatable)
+ *                        the value holds a kptr of that kind at byte OFF (the
+ *                        kernel's BTF type tags; gver_input.map_kptrs)
  *   INSN     an instruction index: an ld_imm64 with src_reg
  *            BPF_PSEUDO_MAP_FD (1) or BPF_PSEUDO_MAP_VALUE (2) whose imm
  *            becomes this map's number
@@ -44,6 +47,7 @@ struct raw_maps {
     uint32_t n;
     struct gmap_def defs[RAW_MAX_MAPS];
     int32_t locks[RAW_MAX_MAPS];          /* GVER_LOCK_NONE or a byte offset */
+    struct gver_map_kptrs kptrs[RAW_MAX_MAPS];
     uint32_t n_binds[RAW_MAX_MAPS];
     uint32_t binds[RAW_MAX_MAPS][RAW_MAX_BINDS];
 };
@@ -83,12 +87,13 @@ struct gver_policy *raw_kernel_policy(int ktype, const char *section, enum kerne
 
 /* Verify program p of obj as a kernel program (its kernel type; graft's
  * own types as the kernel type they resemble: a uprobe as a kprobe) under
- * raw_kernel_policy(mode, rights, insn_budget): graft verify's path for
- * kernel programs and for --privileged. As gver_verify(). */
+ * raw_kernel_policy(mode, rights, insn_budget), with the kernel's strict
+ * alignment when strict_align (BPF_F_STRICT_ALIGNMENT): graft verify's path
+ * for kernel programs and for --privileged. As gver_verify(). */
 struct gobj;
 struct gobj_prog;
 int raw_verify_kernel_prog(const struct gobj *obj, const struct gobj_prog *p, enum kernel_mode mode,
-                           uint32_t rights, uint64_t insn_budget, int log_level,
+                           int strict_align, uint32_t rights, uint64_t insn_budget, int log_level,
                            struct gver_result *res, struct graft_err *err);
 
 #endif

@@ -42,21 +42,11 @@ RULES = [
     ('*', 'accept', r'same insn cannot be used with different pointers', r'', r'',
      "safe: the kernel forbids it because it rewrites each context access in place; graft rewrites nothing "
      "and checks each path's access for its own pointer"),
-    ('*', 'accept', r'reserved fields|unrecognized bpf_ld_imm64', r'', r'',
-     "safe: graft ignores the reserved fields alike in the verifier and at load (runtime/instance.c reads "
-     "only src_reg, imm and the value offset), so what is verified is what runs"),
     ('*', 'accept', r'unknown opcode d7', r'', r'',
      "safe: 0xd7 is the v4 ISA's unconditional byte swap (kernel 6.6+), which graft's VM runs"),
-    ('*', 'accept', r'combined stack size|^call stack', r'', r'',
-     "safe: every graft frame has its own 512 bytes (BPF_STACK_SIZE per frame), so no combined limit "
-     "applies"),
-    ('*', 'accept', r'misaligned stack access', r'', r'', "safe: unaligned accesses are fine on x86-64"),
     ('p', 'accept', r'invalid access to packet', r'', r'^Spill .*u32 const scalars?\.  Refill as u(16|64)',
      "safe: the first bytes of a narrow spill of a constant are known (its low bytes), as kernel 6.8+ "
      "reads them (6.12 selftest u16_offset_to_skb_data); 6.1 forgot it: the packet access is in bounds"),
-    ('*', 'accept', r'misaligned packet access', r'', r'',
-     "safe: the test sets BPF_F_STRICT_ALIGNMENT (the kernel then assumes a 2-byte NET_IP_ALIGN); the "
-     "access is inside the proven packet range and x86-64 has no alignment faults"),
     ('*', 'accept', r'cannot spill', r'', r'',
      "safe: the pointer stored is to the caller's own frame, which outlives the callee; graft tracks the "
      "frame of every stack pointer"),
@@ -66,10 +56,6 @@ RULES = [
     ('*', 'accept', r'back-edge', r'', r'',
      "safe: graft explores bounded loops and recursion (at most BPF_MAX_CALL_DEPTH frames) to their end "
      "and bounds their worst-case instruction count"),
-    ('*', 'accept', r'kptr', r'', r'',
-     "safe: graft does not model kptr fields; its maps hold no kernel pointers, the value is plain bytes"),
-    ('*', 'accept', r'read from map forbidden', r'', r'',
-     "graft does not implement BPF_F_WRONLY_PROG: reading the value is in bounds and harmless to the host"),
     ('*', 'accept', r'subtraction from stack pointer', r'', r'',
      "safe: graft tracks the stack pointer's exact offset after the subtraction and checks the access"),
     ('u', 'accept', r'loading/calling other bpf or kernel functions are allowed for|^allowed for', r'', r'',

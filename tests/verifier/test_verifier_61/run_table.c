@@ -92,7 +92,8 @@ static const char *attach_name(uint32_t t)
 
 /* Each fixup's map, as test_verifier.c creates it, in the --map syntax.
  * The spin lock's value is { int cnt; struct bpf_spin_lock l; } and the
- * socket storage map's value the same BTF type. */
+ * socket storage map's value the same BTF type. The kptr map's value is
+ * three pointers tagged kptr, kptr_ref, kptr_ref (create_map_kptr). */
 static const char *const fixture_of[KTV_N_FIXUPS] = {
     [KTV_MAP_HASH_8B] = "hash:8:8:1:flags=1",
     [KTV_MAP_HASH_48B] = "hash:8:48:1:flags=1",
@@ -116,7 +117,7 @@ static const char *const fixture_of[KTV_N_FIXUPS] = {
     [KTV_MAP_REUSEPORT_ARRAY] = "reuseport_sockarray:4:8:1",
     [KTV_MAP_RINGBUF] = "ringbuf:0:0:4096",
     [KTV_MAP_TIMER] = "array:4:16:1",
-    [KTV_MAP_KPTR] = "array:4:24:1",
+    [KTV_MAP_KPTR] = "array:4:24:1:kptr=0:kptr_ref=8:kptr_ref=16",
 };
 
 struct known {
@@ -230,8 +231,9 @@ static int verify_one(const struct ktv_case *c, enum kernel_mode mode, int log_l
     struct gver_policy *pol = raw_kernel_policy(kt, section, mode, 0, 0);
     if (!pol)
         exit(2);
+    pol->strict_align = (c->flags & 2) != 0;   /* F_LOAD_WITH_STRICT_ALIGNMENT: BPF_F_STRICT_ALIGNMENT */
     struct gver_input in = { .insns = insns, .n = c->n_insns, .maps = maps.defs, .n_maps = maps.n,
-                             .map_lock_offs = maps.locks, .policy = pol, .log_level = log_level };
+                             .map_lock_offs = maps.locks, .map_kptrs = maps.kptrs, .policy = pol, .log_level = log_level };
     struct gver_result res = {0};
     double t0 = now_s();
     int rc = gver_verify(&in, &res, &err);
