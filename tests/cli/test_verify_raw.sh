@@ -43,6 +43,8 @@ run "$unaligned" --strict-alignment
 check "the kernel's BPF_F_STRICT_ALIGNMENT: refused" has "misaligned stack access" "$out"
 run "$unaligned" --prog-type sched_cls
 check "a kernel program's stack is always aligned" has "misaligned stack access" "$out"
+out=$("$GRAFT" verify "$1/tests/cli/bpf/count_work.bpf.o" --strict-alignment 2>&1)
+check "graft's own program: the option is said not to apply" has "applies to kernel programs only" "$out"
 
 echo "== bad fixtures: exit 2, one line naming the problem"
 run "$lookup" --map hash:8:8:1@1

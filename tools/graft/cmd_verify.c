@@ -248,6 +248,9 @@ int cmd_verify(int argc, char **argv)
             worst = worst > 1 ? worst : 1;
             continue;
         }
+        if (strict_align && !kernel)
+            fprintf(stderr, "%s: note: --strict-alignment applies to kernel programs only; "
+                    "graft's own run on x86-64, where unaligned accesses are fine\n", what);
         int rc = kernel ? raw_verify_kernel_prog(obj, p, privileged ? KMODE_PRIVILEGED : KMODE_DEFAULT, strict_align,
                                                  popts.rights, popts.insn_budget, log_level, &res, &err)
                         : grt_verify(obj, p, &grant, log_level, &res, &err);
