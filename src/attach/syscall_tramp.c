@@ -90,8 +90,9 @@ __thread uint64_t graft_sys_vfork_ret
 /* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
  * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
  * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
-#define PUSH_PT_REGS \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+#define PUSH_PT_REGS PUSH_PT_REGS_PAD("$0")
+#define PUSH_PT_REGS_PAD(pad) \
+    "  pushq " pad "\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
     "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
     "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
     "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
@@ -175,8 +176,8 @@ __thread uint64_t graft_sys_vfork_ret
  * override value, read while gsys_in_hook was still set (a signal
  * handler's syscalls run no program that could change them). Layout from
  * rbx: the enter context at -64, xmm0-15 at -320 = rsp. */
-#define ENTER_HALF \
-    PUSH_PT_REGS \
+#define ENTER_HALF(pad, keeps_fp) \
+    PUSH_PT_REGS_PAD(pad) \
     "  mov %rsp, %rbx\n" \
     "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
     "  je 51f\n" \
@@ -191,7 +192,10 @@ __thread uint64_t graft_sys_vfork_ret
     "52:\n" \
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
+    "  cmpl $0, " keeps_fp "\n" \
+    "  jne 53f\n"                         /* nothing the programs run touches xmm */ \
     XMM_SAVE \
+    "53:\n" \
     SET_RUN_STATE(NARGS_ENTER) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
@@ -216,8 +220,11 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n"                           /* first on this thread: C caches it */ \
     "4:\n" \
     FAST_FRAME \
-    ENTER_HALF \
+    ENTER_HALF(STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11)", "168(%rbx)") \
+    "  cmpl $0, 168(%rbx)\n" \
+    "  jne 54f\n" \
     XMM_LOAD \
+    "54:\n" \
     "  test %eax, %eax\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
     "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
@@ -253,13 +260,17 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n" \
     FAST_FRAME \
     "  push %rcx\n"                       /* the exit link: 184(%rbx) */ \
+    "  mov " STR(GSYS_LINK_OFF_KEEPS_FP) "(%rcx), %rcx\n" \
+    "  and " STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11), %rcx\n" \
+    "  shl $32, %rcx\n" \
+    "  push %rcx\n"                       /* both keep xmm: 180(%rbx) */ \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
-    "  push %rcx\n"                       /* the tid: 176(%rbx) */ \
+    "  mov %ecx, (%rsp)\n"                /* the tid: 176(%rbx) */ \
     "  test %ecx, %ecx\n" \
     "  jz 38f\n" \
     "30:\n" \
-    ENTER_HALF \
+    ENTER_HALF("$0", "180(%rbx)") \
     "  test %eax, %eax\n" \
     "  jnz 33f\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
@@ -293,7 +304,10 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
     "36:\n" \
     "  lea -320(%rbx), %rsp\n" \
+    "  cmpl $0, 180(%rbx)\n" \
+    "  jne 37f\n" \
     XMM_LOAD \
+    "37:\n" \
     "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
     "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
     "  mov 40(%rbx), %rbx\n" \

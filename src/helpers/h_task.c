@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "helpers/helpers_internal.h"
+#include "util/fpsafe.h"
 #include "isolation/isolation.h"
 #include "helpers/safe_mem.h"
 
@@ -90,14 +91,14 @@ static __attribute__((noinline, cold)) void fill_ids(void)
 uint32_t gh_tid(void)
 {
     if (__builtin_expect(t_task.tid == 0, 0))
-        fill_ids();
+        GFP_CALL0(fill_ids);
     return t_task.tid;
 }
 
 uint32_t gh_tgid(void)
 {
     if (__builtin_expect(t_task.tid == 0, 0))
-        fill_ids();
+        GFP_CALL0(fill_ids);
     return t_task.tgid;
 }
 
@@ -174,7 +175,7 @@ GH_FN(get_prandom_u32)
 
 static __attribute__((noinline, cold)) uint64_t pid_tgid_first(void)
 {
-    fill_ids();
+    GFP_CALL0(fill_ids);   /* libc (pthread_once, getpid): xmm saved */
     return (uint64_t)t_task.tgid << 32 | t_task.tid;
 }
 

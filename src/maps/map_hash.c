@@ -35,6 +35,7 @@
  * writer that frees an element first waits for its pins (wait_unpinned).
  */
 #include "maps/maps_internal.h"
+#include "util/fpsafe.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -340,7 +341,7 @@ void *hash_lookup(struct gmap *m, const void *key)
         else if (m->key_size == 8)
             LOOKUP_WORD(uint64_t, gmap_hash_word);
     }
-    return lookup_any(m, key);
+    return (void *)(uintptr_t)GFP_CALL2(lookup_any, m, key);   /* may call libc: xmm saved */
 }
 
 static void copy_out(const struct gmap *m, struct gelem *e, void *value)
@@ -720,7 +721,7 @@ int hash_update(struct gmap *m, const void *key, const void *value, uint64_t fla
         else if (m->key_size == 8)
             UPDATE_WORD(uint64_t, gmap_hash_word);
     }
-    return update_any(m, key, value, flags, all_cpus);
+    return (int)GFP_CALL5(update_any, m, key, value, flags, all_cpus);   /* xmm saved */
 }
 
 static int update_any(struct gmap *m, const void *key, const void *value, uint64_t flags,

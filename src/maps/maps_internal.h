@@ -167,6 +167,18 @@ static inline uint32_t gmap_this_cpu(const struct gmap *m)
 #else
 static inline uint32_t gmap_this_cpu(const struct gmap *m) { return gmap_this_cpu_slow(m); }
 #endif
+static inline bool gmap_is_hash(uint32_t t)
+{
+    return t == GMAP_HASH || t == GMAP_PERCPU_HASH || t == GMAP_LRU_HASH ||
+           t == GMAP_LRU_PERCPU_HASH || t == GMAP_HASH_OF_MAPS;
+}
+
+static inline bool gmap_is_array(uint32_t t)
+{
+    return t == GMAP_ARRAY || t == GMAP_PERCPU_ARRAY || t == GMAP_PROG_ARRAY ||
+           t == GMAP_ARRAY_OF_MAPS;
+}
+
 struct gmap *gmap_resolve(uint32_t id);
 struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
 int gmap_check_inner(struct gmap *outer, uint32_t id);
