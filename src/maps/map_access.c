@@ -4,12 +4,13 @@
  *
  * These are what bpf_map_lookup_elem / update_elem / delete_elem call on
  * every use, also from programs the syscall hooks run without saving the
- * vector registers (GHELPER_F_FP_FREE, util/fpsafe.h). So this file, and
- * map_hash.c and map_array.c, whose common paths these reach, are compiled
- * with -mgeneral-regs-only; every other path (other map types, a hash
- * chain longer than one element, inserts under the map's lock, arrays'
- * value copies) is entered through gfp_call, which saves xmm0-15 around
- * ordinary C. tests/helpers/fp_free_check.py checks the built library.
+ * vector registers (GHELPER_F_FP_FREE, util/fpsafe.h). So this file and
+ * map_hash.c, whose common paths (HASH maps, 4- or 8-byte keys, the key
+ * first in its chain, an update of a present key with an 8-byte value)
+ * these reach, are compiled with -mgeneral-regs-only; every other path
+ * (other map types, longer chains, inserts and deletes under the map's
+ * lock) is entered through gfp_call, which saves xmm0-15 around ordinary
+ * C. tests/helpers/fp_free_check.py checks the built library.
  */
 #include "maps/maps_internal.h"
 #include "util/fpsafe.h"
@@ -39,8 +40,7 @@ void *gmap_lookup(struct gmap *m, const void *key)
 {
     if (__builtin_expect(m->type == GMAP_HASH, 1))
         return hash_lookup(m, key);   /* the most common first: one compare, a jump */
-    if (m->type == GMAP_ARRAY)
-        return arr_lookup(m, key);
+    /* (the JIT inlines array lookups: no helper call to make fast here) */
     return (void *)(uintptr_t)GFP_CALL2(lookup_other, m, key);
 }
 
