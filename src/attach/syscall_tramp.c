@@ -18,7 +18,10 @@
  * the fast path is never used when programs are isolated). If it is
  * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
  * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
- * state set, and honours bpf_override_return; for GSYS_H_PAIR (one enter
+ * state set, and honours bpf_override_return (without the xmm save when
+ * the link's keeps word has GSYS_KEEPS_FP: every helper the program calls
+ * leaves the vector registers alone, util/fpsafe.h; without the run state
+ * and the override when it also has GSYS_NO_RUN_STATE); for GSYS_H_PAIR (one enter
  * and one exit program, e.g. syscount) PAIR_PATH runs the same enter half
  * (ENTER_HALF), makes the syscall with its frame kept and runs the exit
  * program after it. Else the
@@ -170,12 +173,16 @@ __thread uint64_t graft_sys_vfork_ret
  * each, as run_list runs an enter program): a pt_regs record (rbx points at
  * it across the call, callee-saved; it doubles as the save area of the
  * argument registers), the enter context on top of it (tracepoint: ecx =
- * the thread id), xmm0-15 saved below (helpers are C), the helpers' run
- * state (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around
- * the call of link r11 (rax = nr). Leaves eax = override_set and r11 = the
- * override value, read while gsys_in_hook was still set (a signal
- * handler's syscalls run no program that could change them). Layout from
- * rbx: the enter context at -64, xmm0-15 at -320 = rsp. */
+ * the thread id), xmm0-15 saved below (helpers are C) unless the keeps
+ * word (the operand `keeps`, read again by the caller after the call) has
+ * GSYS_KEEPS_FP, the helpers' run state (ghelper_run_tls, initial-exec
+ * TLS) set unless it has GSYS_NO_RUN_STATE, gsys_in_hook set around the
+ * call of link r11 (rax = nr). `pad` is pushed as the record's padding
+ * word (168 from rbx). Leaves eax = override_set and r11 = the override
+ * value (eax = 0 without the run state), read while gsys_in_hook was
+ * still set (a signal handler's syscalls run no program that could
+ * change them). Layout from rbx: the enter context at -64, the xmm0-15
+ * save area at -320 = rsp. */
 #define ENTER_HALF(pad, keeps) \
     PUSH_PT_REGS_PAD(pad) \
     "  mov %rsp, %rbx\n" \

@@ -17,8 +17,10 @@
  * initial-exec TLS (a %fs-relative access, no __tls_get_addr call from the
  * agent library), and this file is compiled with -mgeneral-regs-only and
  * copies comm itself, so the common helpers here (ids, comm, run state)
- * never write a vector register (libc's string functions would: the
- * syscall hooks then need not restore the caller's xmm state).
+ * never write a vector register (libc's string functions would).
+ * get_current_pid_tgid is GHELPER_F_FP_FREE: its first call per thread
+ * reaches libc through gfp_call (util/fpsafe.h). get_current_comm is not
+ * (it reads the coarse clock through libc on every call).
  */
 #define _GNU_SOURCE
 #include <errno.h>

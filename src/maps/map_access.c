@@ -47,8 +47,8 @@ void *gmap_lookup(struct gmap *m, const void *key)
 /* Flag checks in the kernel's order: arrays check them themselves (range
  * before F_LOCK); hash-like maps reject unknown bits, then F_LOCK, since no
  * value here has a bpf_spin_lock (there is no BTF). */
-static int update_other(struct gmap *m, const void *key, const void *value, uint64_t flags,
-                        bool all_cpus)
+static int64_t update_other(struct gmap *m, const void *key, const void *value, uint64_t flags,
+                            bool all_cpus)
 {
     if (all_cpus && (flags & GMAP_F_LOCK))
         return -EINVAL;   /* the syscall checks this first */
@@ -74,22 +74,30 @@ static int update_other(struct gmap *m, const void *key, const void *value, uint
     return -EINVAL;
 }
 
-static inline __attribute__((always_inline)) int update(struct gmap *m, const void *key, const void *value,
-                                                       uint64_t flags, bool all_cpus)
+/* The int result sign-extended (update_other and hash_update return it so,
+ * gfp_call passes rax on): every path ends in a jump. */
+static inline __attribute__((always_inline)) int64_t update(struct gmap *m, const void *key,
+                                                           const void *value, uint64_t flags,
+                                                           bool all_cpus)
 {
     if (__builtin_expect(m->type == GMAP_HASH && flags <= GMAP_EXIST, 1))
         return hash_update(m, key, value, flags, all_cpus);   /* update_other's checks pass */
-    return (int)GFP_CALL5(update_other, m, key, value, flags, all_cpus);
+    return (int64_t)GFP_CALL5(update_other, m, key, value, flags, all_cpus);
 }
 
 int gmap_update(struct gmap *m, const void *key, const void *value, uint64_t flags)
+{
+    return (int)update(m, key, value, flags, false);
+}
+
+int64_t gmap_update_local(struct gmap *m, const void *key, const void *value, uint64_t flags)
 {
     return update(m, key, value, flags, false);
 }
 
 int gmap_update_copy(struct gmap *m, const void *key, const void *value, uint64_t flags)
 {
-    return update(m, key, value, flags, true);
+    return (int)update(m, key, value, flags, true);
 }
 
 static int delete_any(struct gmap *m, const void *key)
@@ -116,5 +124,4 @@ int gmap_delete(struct gmap *m, const void *key)
 }
 
 extern __typeof__(gmap_lookup) gmap_lookup_local __attribute__((alias("gmap_lookup")));
-extern __typeof__(gmap_update) gmap_update_local __attribute__((alias("gmap_update")));
 extern __typeof__(gmap_delete) gmap_delete_local __attribute__((alias("gmap_delete")));

@@ -207,7 +207,8 @@ uint64_t hash_layout(struct gmap_hdr *h, uint32_t extra_value_bytes);
 void hash_init(struct gmap *m);
 void *hash_lookup(struct gmap *m, const void *key);
 int hash_lookup_copy(struct gmap *m, const void *key, void *value);
-int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
+/* an int result, sign-extended (gmap_update_local) */
+int64_t hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
 int hash_delete(struct gmap *m, const void *key, void *value_out);
 int hash_next_key(struct gmap *m, const void *key, void *next);
 void hash_repair(struct gmap *m);
