@@ -295,11 +295,6 @@ struct gsys_attach_opts {
      * that run helper-calling programs then skip saving xmm0-15. Wrong
      * when set for a handler that may reach ordinary C code directly. */
     int handler_keeps_fp;
-    /* With handler_keeps_fp: the handler reads nothing of
-     * ghelper_run_state() (ctx, cookie, regs) and cannot override the
-     * result, nor can any helper it calls (ghelper_prog_run_state_free):
-     * the assembly paths then leave the run state unset. */
-    int handler_no_run_state;
 };
 /* gsys_attach with options; opts may be NULL (= gsys_attach, cookie 0). */
 int gsys_attach_opts(enum gsys_kind kind, int nr, gsys_handler fn,

@@ -19,9 +19,8 @@
  * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
  * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
  * state set, and honours bpf_override_return (without the xmm save when
- * the link's keeps word has GSYS_KEEPS_FP: every helper the program calls
- * leaves the vector registers alone, util/fpsafe.h; without the run state
- * and the override when it also has GSYS_NO_RUN_STATE); for GSYS_H_PAIR (one enter
+ * the link's keeps_fp says every helper the program calls leaves the
+ * vector registers alone, util/fpsafe.h); for GSYS_H_PAIR (one enter
  * and one exit program, e.g. syscount) PAIR_PATH runs the same enter half
  * (ENTER_HALF), makes the syscall with its frame kept and runs the exit
  * program after it. Else the
@@ -173,17 +172,16 @@ __thread uint64_t graft_sys_vfork_ret
  * each, as run_list runs an enter program): a pt_regs record (rbx points at
  * it across the call, callee-saved; it doubles as the save area of the
  * argument registers), the enter context on top of it (tracepoint: ecx =
- * the thread id), xmm0-15 saved below (helpers are C) unless the keeps
- * word (the operand `keeps`, read again by the caller after the call) has
- * GSYS_KEEPS_FP, the helpers' run state (ghelper_run_tls, initial-exec
- * TLS) set unless it has GSYS_NO_RUN_STATE, gsys_in_hook set around the
- * call of link r11 (rax = nr). `pad` is pushed as the record's padding
+ * the thread id), xmm0-15 saved below (helpers are C) unless the link's
+ * keeps_fp word (the operand `keeps_fp`, read again by the caller after
+ * the call) says nothing the programs run touches them, the helpers' run
+ * state (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around
+ * the call of link r11 (rax = nr). `pad` is pushed as the record's padding
  * word (168 from rbx). Leaves eax = override_set and r11 = the override
- * value (eax = 0 without the run state), read while gsys_in_hook was
- * still set (a signal handler's syscalls run no program that could
- * change them). Layout from rbx: the enter context at -64, the xmm0-15
- * save area at -320 = rsp. */
-#define ENTER_HALF(pad, keeps) \
+ * value, read while gsys_in_hook was still set (a signal handler's
+ * syscalls run no program that could change them). Layout from rbx: the
+ * enter context at -64, the xmm0-15 save area at -320 = rsp. */
+#define ENTER_HALF(pad, keeps_fp) \
     PUSH_PT_REGS_PAD(pad) \
     "  mov %rsp, %rbx\n" \
     "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
@@ -199,26 +197,17 @@ __thread uint64_t graft_sys_vfork_ret
     "52:\n" \
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
-    "  testl $" STR(GSYS_KEEPS_FP) ", " keeps "\n" \
-    "  jnz 53f\n"                         /* nothing the programs run touches xmm */ \
+    "  cmpl $0, " keeps_fp "\n" \
+    "  jne 53f\n"                         /* nothing the programs run touches xmm */ \
     XMM_SAVE \
     "53:\n" \
-    "  testl $" STR(GSYS_NO_RUN_STATE) ", " keeps "\n" \
-    "  jnz 56f\n"                         /* no helper reads it or overrides */ \
     SET_RUN_STATE(NARGS_ENTER) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
     "  mov ghelper_run_tls@gottpoff(%rip), %rcx\n" \
     "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %r11\n" \
     "  mov %fs:" RUN(GSYS_RUN_OVERRIDE_SET) ", %eax\n" \
-    TLS_SET("gsys_in_hook", "0") \
-    "  jmp 55f\n" \
-    "56:\n" \
-    TLS_SET("gsys_in_hook", "1") \
-    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
-    "  xor %eax, %eax\n"                 /* no override */ \
-    TLS_SET("gsys_in_hook", "0") \
-    "55:\n"
+    TLS_SET("gsys_in_hook", "0")
 
 /* One enter program that may call helpers (GSYS_H_CALLS, or a FAST bit
  * whose link calls out), r11 = its link, rax = nr; tracepoint kind only
@@ -236,9 +225,9 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n"                           /* first on this thread: C caches it */ \
     "4:\n" \
     FAST_FRAME \
-    ENTER_HALF(STR(GSYS_LINK_OFF_KEEPS) "(%r11)", "168(%rbx)") \
-    "  testl $" STR(GSYS_KEEPS_FP) ", 168(%rbx)\n" \
-    "  jnz 54f\n" \
+    ENTER_HALF(STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11)", "168(%rbx)") \
+    "  cmpl $0, 168(%rbx)\n" \
+    "  jne 54f\n" \
     XMM_LOAD \
     "54:\n" \
     "  test %eax, %eax\n" \
@@ -276,10 +265,10 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n" \
     FAST_FRAME \
     "  push %rcx\n"                       /* the exit link: 184(%rbx) */ \
-    "  mov " STR(GSYS_LINK_OFF_KEEPS) "(%rcx), %rcx\n" \
-    "  and " STR(GSYS_LINK_OFF_KEEPS) "(%r11), %rcx\n" \
+    "  mov " STR(GSYS_LINK_OFF_KEEPS_FP) "(%rcx), %rcx\n" \
+    "  and " STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11), %rcx\n" \
     "  shl $32, %rcx\n" \
-    "  push %rcx\n"                       /* what both promise: 180(%rbx) */ \
+    "  push %rcx\n"                       /* both keep xmm: 180(%rbx) */ \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
     "  mov %ecx, (%rsp)\n"                /* the tid: 176(%rbx) */ \
@@ -307,8 +296,6 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov $16, %esi\n" \
     "35:\n" \
     "  mov %rsp, %rdi\n" \
-    "  testl $" STR(GSYS_NO_RUN_STATE) ", 180(%rbx)\n" \
-    "  jnz 32f\n" \
     SET_RUN_STATE(NARGS_EXIT) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
@@ -318,18 +305,12 @@ __thread uint64_t graft_sys_vfork_ret
     "  cmovne %fs:" RUN(GSYS_RUN_OVERRIDE_VALUE) ", %rax\n" \
     TLS_SET("gsys_in_hook", "0") \
     "  jmp 36f\n" \
-    "32:\n"                              /* no run state, no override */ \
-    TLS_SET("gsys_in_hook", "1") \
-    "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
-    "  mov 80(%rbx), %rax\n" \
-    TLS_SET("gsys_in_hook", "0") \
-    "  jmp 36f\n" \
     "33:\n" \
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
     "36:\n" \
     "  lea -320(%rbx), %rsp\n" \
-    "  testl $" STR(GSYS_KEEPS_FP) ", 180(%rbx)\n" \
-    "  jnz 37f\n" \
+    "  cmpl $0, 180(%rbx)\n" \
+    "  jne 37f\n" \
     XMM_LOAD \
     "37:\n" \
     "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \

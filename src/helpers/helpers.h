@@ -92,8 +92,6 @@ enum gret_kind {
                                     * compiled with -mgeneral-regs-only, ordinary C only
                                     * through gfp_call (util/fpsafe.h); checked on the built
                                     * library by tests/helpers/fp_free_check.py */
-#define GHELPER_F_NO_RUN_STATE 0x20 /* reads nothing of ghelper_run_state() (ctx, cookie,
-                                     * regs, at_return) and does not override */
 
 struct ghelper_proto {
     const char *name;          /* "map_lookup_elem", without the bpf_ prefix */
@@ -131,10 +129,6 @@ const struct ghelper_proto *ghelper_by_name(const char *name);
  * not kfuncs or callx). The syscall hooks then need not save xmm0-15
  * around the program (gsys_attach_opts.handler_keeps_fp). */
 int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n);
-/* Whether insns[0..n) calls only bpf-to-bpf functions and helpers marked
- * GHELPER_F_NO_RUN_STATE: the syscall hooks then need not set the run
- * state for it (gsys_attach_opts.handler_no_run_state). */
-int ghelper_prog_run_state_free(const struct bpf_insn *insns, uint32_t n);
 
 /* A BPF_MAX_HELPER_ID-entry table for struct gvm_env.helpers. */
 const gvm_helper_fn *ghelper_table(void);

@@ -36,8 +36,7 @@
 #define LONG       GARG_PTR_TO_LONG
 #define CSTR       GARG_PTR_TO_CONST_STR
 #define ASZ        GARG_CONST_ALLOC_SIZE
-/* map access, ktime, pid_tgid: no vector registers, no run state */
-#define FPF        (GHELPER_F_FP_FREE | GHELPER_F_NO_RUN_STATE)
+#define FPF        GHELPER_F_FP_FREE
 
 static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
     P(1,   map_lookup_elem,       GRET_MAP_VALUE_OR_NULL, A(MAPP, KEY), FPF),
@@ -90,9 +89,7 @@ static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
     P(185, get_func_arg_cnt,      GRET_INTEGER, A(CTX), 0),
 };
 
-/* Every call in insns[0..n) is a bpf-to-bpf call or one of a helper with
- * all of flags. */
-static int calls_only(const struct bpf_insn *insns, uint32_t n, uint32_t flags)
+int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         const struct bpf_insn *in = &insns[i];
@@ -102,20 +99,10 @@ static int calls_only(const struct bpf_insn *insns, uint32_t n, uint32_t flags)
             continue;
         if (BPF_SRC(in->code) != BPF_K || in->src_reg != 0 || in->imm < 0 ||
             in->imm >= BPF_MAX_HELPER_ID || !g_protos[in->imm].name ||
-            (g_protos[in->imm].flags & flags) != flags)
+            !(g_protos[in->imm].flags & GHELPER_F_FP_FREE))
             return 0;
     }
     return 1;
-}
-
-int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n)
-{
-    return calls_only(insns, n, GHELPER_F_FP_FREE);
-}
-
-int ghelper_prog_run_state_free(const struct bpf_insn *insns, uint32_t n)
-{
-    return calls_only(insns, n, GHELPER_F_NO_RUN_STATE);
 }
 
 static gvm_helper_fn g_table[BPF_MAX_HELPER_ID];

@@ -53,7 +53,6 @@ struct agent_prog {
     uint32_t links;            /* links using it */
     int calls_out;             /* calls helpers or host code (may clobber xmm) */
     int keeps_fp;              /* calls only GHELPER_F_FP_FREE helpers (ghelper_prog_fp_free) */
-    int no_run_state;          /* ... only GHELPER_F_NO_RUN_STATE ones */
     struct grt_instance *inst;
 };
 
@@ -351,7 +350,6 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
         giso_leave();
     int calls_out = calls_out_of_program(insns, rec->n_insns);
     int keeps_fp = ghelper_prog_fp_free(insns, rec->n_insns);
-    int no_run_state = ghelper_prog_run_state_free(insns, rec->n_insns);
     free(insns);
     if (rc < 0) {
         graft_err_prefix(err, "program %s", rec->name);
@@ -364,7 +362,6 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     p->links = 0;
     p->calls_out = calls_out;
     p->keeps_fp = keeps_fp;
-    p->no_run_state = no_run_state;
     p->id = id;
     a->n_progs++;
     giso_enter();
@@ -485,12 +482,10 @@ static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct
     /* A program that calls nothing can run from the dispatcher's assembly
      * fast path (no C frame, no saved vector state); one that calls only
      * helpers that leave the vector registers alone, from the assembly
-     * paths that set the run state, without saving them (nor setting the
-     * run state if none of its helpers reads it). */
+     * paths that set the run state, without saving them. */
     struct gsys_attach_opts o = { .sz = sizeof(o), .cookie = l->cookie,
                                   .handler_preserves_fp = !p->calls_out,
-                                  .handler_keeps_fp = p->keeps_fp,
-                                  .handler_no_run_state = p->no_run_state };
+                                  .handler_keeps_fp = p->keeps_fp };
     return gsys_attach_opts(sys_kind(l->kind), nr, (gsys_handler)fn, &o, &slot->sys, err) < 0 ? -1 : 1;
 }
 

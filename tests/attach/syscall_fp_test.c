@@ -122,13 +122,7 @@ static void run_checked(long n, struct damage *d)
         for (int k = 0; k < 512; k++)
             in[k] = (uint8_t)(k * 7 + i * 13 + 1);
         memset(out, 0, sizeof(out));
-        /* a stale override in this thread's run state: paths that set the
-         * run state clear it, paths that do not set it must not read it */
-        struct ghelper_run *rs = ghelper_run_state();
-        rs->override_set = 1;
-        rs->override_value = 12345;
         long r = has_avx ? fp_syscall_avx(in, out, SYS_getppid) : fp_syscall_sse(in, out, SYS_getppid);
-        rs->override_set = 0;   /* before printing: write(2) goes through the hook */
         if (r != ppid)
             CHECK(0, "getppid returned %ld, want %ld", r, ppid);
         d->calls++;
@@ -276,9 +270,7 @@ static const char *fp_enter_fmt =
     COUNT_RUN(1)
     "mov r0, 0\n exit\n";
 
-/* *keeps: 1 if ghelper_prog_fp_free, | 2 if ghelper_prog_run_state_free
- * too (what the agent passes as handler_keeps_fp / handler_no_run_state) */
-static struct gvm_prog *jit(const char *text, int *keeps)
+static struct gvm_prog *jit(const char *text, int *fp_free)
 {
     struct graft_err err = {0};
     struct bpf_insn *insns;
@@ -295,7 +287,7 @@ static struct gvm_prog *jit(const char *text, int *keeps)
         printf("FAIL gvm_prog_create: %s\n", err.msg);
         exit(1);
     }
-    *keeps = ghelper_prog_fp_free(insns, n) | ghelper_prog_run_state_free(insns, n) << 1;
+    *fp_free = ghelper_prog_fp_free(insns, n);
     free(insns);
     return p;
 }
@@ -331,17 +323,14 @@ static uint64_t noop(void *ctx, uint64_t len)
     return 0;
 }
 
-/* Attach enter (and exit) on every syscall (keeps: bit 0 handler_keeps_fp,
- * bit 1 handler_no_run_state), run the checked syscalls, detach; returns
- * the damage seen. */
+/* Attach enter (and exit) on every syscall as the agent does, run the
+ * checked syscalls, detach; returns the damage seen. */
 static struct damage run_pair(const char *what, gsys_handler enter, int enter_keeps,
                               gsys_handler exit_fn, int exit_keeps, long n, int threads)
 {
     struct graft_err err = {0};
-    struct gsys_attach_opts oe = {.sz = sizeof(oe), .handler_keeps_fp = enter_keeps & 1,
-                                  .handler_no_run_state = (enter_keeps & 2) != 0};
-    struct gsys_attach_opts ox = {.sz = sizeof(ox), .handler_keeps_fp = exit_keeps & 1,
-                                  .handler_no_run_state = (exit_keeps & 2) != 0};
+    struct gsys_attach_opts oe = {.sz = sizeof(oe), .handler_keeps_fp = enter_keeps};
+    struct gsys_attach_opts ox = {.sz = sizeof(ox), .handler_keeps_fp = exit_keeps};
     struct gsys_link *le = NULL, *lx = NULL;
     reset_where();
     if (gsys_attach_opts(GSYS_ENTER, -1, enter, &oe, &le, &err) < 0 ||
@@ -439,8 +428,7 @@ int main(void)
     struct gvm_prog *p_fe = jit(fast_enter, &ff[0]), *p_fx = jit(fast_exit, &ff[1]);
     struct gvm_prog *p_se = jit(slow_enter, &ff[2]), *p_sx = jit(slow_exit, &ff[3]);
     struct gvm_prog *p_fp = jit(fp_enter_text, &ff[4]);
-    CHECK(ff[0] == 3 && ff[1] == 3 && ff[2] == 3 && ff[3] == 3,
-          "ghelper_prog_fp_free | run_state_free << 1: %d %d %d %d, want all 3",
+    CHECK(ff[0] && ff[1] && ff[2] && ff[3], "ghelper_prog_fp_free: %d %d %d %d, want all 1",
           ff[0], ff[1], ff[2], ff[3]);
     CHECK(!ff[4], "ghelper_prog_fp_free of a program calling probe_read_user: %d", ff[4]);
     ghelper_time_init();
@@ -460,10 +448,6 @@ int main(void)
     struct damage d = run_pair("fast", fe, ff[0], fx, ff[1], 20000, 2);
     CHECK(d.xmm_bad == 0 && d.upper_bad == 0, "fast: %ld xmm, %ld upper halves changed (%s)",
           d.xmm_bad, d.upper_bad, d.first);
-    /* the same with the run state set (keeps_fp alone) */
-    d = run_pair("fast, run state set", fe, 1, fx, 1, 5000, 1);
-    CHECK(d.xmm_bad == 0 && d.upper_bad == 0, "fast, run state set: %ld xmm, %ld upper halves "
-          "changed (%s)", d.xmm_bad, d.upper_bad, d.first);
     /* also as CALLS (an enter program alone) */
     d = run_pair("fast enter alone", fe, ff[0], NULL, 0, 5000, 1);
     CHECK(d.xmm_bad == 0 && d.upper_bad == 0, "fast enter alone: %ld xmm, %ld upper halves "
@@ -490,7 +474,7 @@ int main(void)
     /* ... and the save restores xmm0-15 after the same handler */
     d = run_pair("clobbering handler, saved", clobber_all, 0, NULL, 0, 200, 0);
     CHECK(d.xmm_bad == 0, "saved: %ld xmm changed (%s)", d.xmm_bad, d.first);
-    d = run_pair("clobbering handler, saved, pair with an FP-free exit", clobber_all, 0, fx, ff[1],
+    d = run_pair("clobbering handler, saved, pair with an FP-free exit", clobber_all, 0, fx, 1,
                  200, 0);
     CHECK(d.xmm_bad == 0, "saved pair: %ld xmm changed (%s)", d.xmm_bad, d.first);
 
