@@ -7,7 +7,7 @@
  * event: tid and tgid never change for a thread except across fork, which a
  * pthread_atfork child handler accounts for; comm can be renamed at any time
  * (prctl, pthread_setname_np), so its cache is refreshed at most every
- * COMM_REFRESH_NS, by ktime's TSC line where it is in use.
+ * COMM_REFRESH_NS using the vDSO's coarse clock.
  *
  * get_func_arg/get_func_ret/get_func_arg_cnt and get_stack read the probe's
  * registers from ghelper_run_state()->regs (struct graft_pt_regs, x86-64
@@ -18,9 +18,9 @@
  * agent library), and this file is compiled with -mgeneral-regs-only and
  * copies comm itself, so the common helpers here (ids, comm, run state)
  * never write a vector register (libc's string functions would).
- * get_current_pid_tgid and get_current_comm are GHELPER_F_FP_FREE: their
- * libc calls (the first id lookup per thread, comm's refresh) go through
- * gfp_call (util/fpsafe.h).
+ * get_current_pid_tgid is GHELPER_F_FP_FREE: its first call per thread
+ * reaches libc through gfp_call (util/fpsafe.h). get_current_comm is not
+ * (it reads the coarse clock through libc on every call).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,7 +50,7 @@
 
 struct task_cache {
     uint32_t tid, tgid;
-    uint64_t comm_at;                      /* ns of the last refresh (gh_comm) */
+    uint64_t comm_at;                      /* coarse ns of the last refresh */
     char comm[COMM_LEN];
     uint64_t rnd[2];                       /* xorshift128+ state, 0 = unseeded */
 };
@@ -111,40 +111,25 @@ static uint64_t clock_ns(clockid_t clk)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Read comm again (prctl) and note when, on the same clock gh_comm
- * compares with. Ordinary C: reached through gfp_call. */
-static __attribute__((noinline, cold)) void comm_refresh(void)
-{
-    uint64_t now = gh_mono_ns_fast();
-    if (!now)
-        now = clock_ns(CLOCK_MONOTONIC_COARSE);
-    if (t_task.comm[0] != '\0' && now - t_task.comm_at < COMM_REFRESH_NS)
-        return;                   /* fresh by the coarse clock (no TSC line) */
-    char name[COMM_LEN + 1] = "";
-    /* PR_GET_NAME gives this thread's comm, as the kernel's current->comm. */
-    if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) {
-        name[0] = '?';
-        name[1] = '\0';
-    }
-    /* cached zero-padded after the NUL: get_current_comm copies words */
-    int end = 0;
-    for (int i = 0; i < COMM_LEN; i++) {
-        end |= name[i] == '\0' || i == COMM_LEN - 1;
-        t_task.comm[i] = end ? '\0' : name[i];
-    }
-    t_task.comm_at = now;
-}
-
-/* The cached comm while it is younger than COMM_REFRESH_NS by ktime's TSC
- * line (no libc: get_current_comm is GHELPER_F_FP_FREE); else, or without
- * that line, refreshed through gfp_call. */
 const char *gh_comm(void)
 {
-    uint64_t now = gh_mono_ns_fast();
-    if (__builtin_expect(now != 0 && t_task.comm[0] != '\0' &&
-                         now - t_task.comm_at < COMM_REFRESH_NS, 1))
-        return t_task.comm;
-    GFP_CALL0(comm_refresh);
+    uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+
+    if (t_task.comm[0] == '\0' || now - t_task.comm_at >= COMM_REFRESH_NS) {
+        char name[COMM_LEN + 1] = "";
+        /* PR_GET_NAME gives this thread's comm, as the kernel's current->comm. */
+        if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) {
+            name[0] = '?';
+            name[1] = '\0';
+        }
+        /* cached zero-padded after the NUL: get_current_comm copies words */
+        int end = 0;
+        for (int i = 0; i < COMM_LEN; i++) {
+            end |= name[i] == '\0' || i == COMM_LEN - 1;
+            t_task.comm[i] = end ? '\0' : name[i];
+        }
+        t_task.comm_at = now;
+    }
     return t_task.comm;
 }
 
@@ -226,9 +211,8 @@ GH_FN(get_current_comm)
         uint64_t w[2];
         __builtin_memcpy(w, comm, COMM_LEN);      /* two word moves */
         __builtin_memcpy(buf, w, COMM_LEN);
-        /* volatile: a plain loop would become a call of libc's memset */
-        for (uint32_t i = COMM_LEN; i < size; i++)
-            ((volatile char *)buf)[i] = '\0';
+        if (size > COMM_LEN)
+            memset(buf + COMM_LEN, 0, size - COMM_LEN);
         return 0;
     }
     /* a short buffer: truncate, NUL-terminate, zero the rest */

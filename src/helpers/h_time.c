@@ -290,9 +290,7 @@ static __attribute__((noinline)) uint64_t ktime_slow(void)
     return monotonic_for_thread(clock_ns(CLOCK_MONOTONIC));
 }
 
-/* CLOCK_MONOTONIC from the TSC line, where the TSC is in use and t is
- * within the line's span; else 0 (the caller takes its slow path). */
-static inline __attribute__((always_inline)) uint64_t line_now(void)
+GH_FN(ktime_get_ns)
 {
     if (__builtin_expect(LOAD(&g_mode) == MODE_TSC, 1)) {
         uint32_t s = LOAD_ACQ(&g_line.seq);
@@ -302,22 +300,9 @@ static inline __attribute__((always_inline)) uint64_t line_now(void)
             uint64_t ns = LOAD(&g_line.n0) + mul_shift(d, LOAD(&g_line.mult));
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
             if (__builtin_expect(LOAD(&g_line.seq) == s, 1))
-                return ns;
+                return monotonic_for_thread(ns);
         }
     }
-    return 0;
-}
-
-uint64_t gh_mono_ns_fast(void)
-{
-    return line_now();
-}
-
-GH_FN(ktime_get_ns)
-{
-    uint64_t ns = line_now();
-    if (__builtin_expect(ns != 0, 1))
-        return monotonic_for_thread(ns);
     return GFP_CALL0(ktime_slow);   /* clock_gettime, calibration: xmm saved */
 }
 

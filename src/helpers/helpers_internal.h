@@ -57,10 +57,6 @@ GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 
 /* h_task.c: this thread's comm (16 bytes, NUL-terminated) and ids, cached. */
 const char *gh_comm(void) GH_HIDDEN;
-/* CLOCK_MONOTONIC from ktime's TSC line without a syscall or libc (no
- * vector registers: h_time.c), or 0 where that line is not in use or not
- * current. */
-uint64_t gh_mono_ns_fast(void) GH_HIDDEN;
 uint32_t gh_tid(void) GH_HIDDEN;
 uint32_t gh_tgid(void) GH_HIDDEN;
 /* The user stack at regs by frame pointers: up to max return addresses

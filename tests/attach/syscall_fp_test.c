@@ -11,16 +11,15 @@
  * and compares all of them afterwards. Programs, JIT-compiled:
  *
  *   fast    the syscount pair (enter: pid_tgid, ktime, update of a present
- *           key, comm; exit: lookup, ktime, update) on every syscall: the PAIR
+ *           key; exit: lookup, ktime, update) on every syscall: the PAIR
  *           path without the save, the helpers' common paths. ymm checked.
  *   slow    the same helpers on their general paths, entered through
  *           gfp_call: inserts and deletes under the map's lock, an LRU map,
- *           each thread's first pid_tgid and comm (new threads), ktime's
- *           re-anchoring. xmm0-15 checked
+ *           each thread's first pid_tgid (new threads). xmm0-15 checked
  *           (gfp_call saves those; ymm's upper halves are left to libc, as
  *           on every path that saves).
- *   fp      a program that calls a helper that is not FP-free
- *           (probe_read_user of 256 bytes; and get_current_comm): attached with
+ *   fp      a program that calls helpers that are not FP-free
+ *           (probe_read_user of 256 bytes, get_current_comm): attached with
  *           the xmm save, xmm0-15 checked.
  *   forced  the control: a C handler that clobbers every vector register,
  *           attached with handler_keeps_fp (wrongly): the check must see
@@ -206,8 +205,7 @@ static int resolve(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *
     "stw [r10-60], 0\n lddw r1, map:4\n mov r2, r10\n add r2, -60\n call 1\n" \
     "jeq r0, 0, +1\n stxdw [r0+0], r6\n"
 
-/* syscount's enter and exit (bench/syscalls/syscount_bench.c), enter with
- * get_current_comm too (as examples/apps/nginx/syscount.bpf.c) */
+/* syscount's enter and exit (bench/syscalls/syscount_bench.c) */
 static const char *fast_enter =
     "mov r6, r1\n"
     "call 14\n"
@@ -216,8 +214,6 @@ static const char *fast_enter =
     "stxdw [r10-8], r0\n"
     "lddw r1, map:1\n mov r2, r10\n add r2, -12\n mov r3, r10\n add r3, -8\n mov r4, 0\n"
     "call 2\n"
-    "mov r1, r10\n add r1, -48\n mov r2, 16\n"
-    "call 16\n"                    /* get_current_comm */
     STORE_CTX
     COUNT_RUN(1)
     "mov r0, 0\n exit\n";
@@ -267,7 +263,8 @@ static const char *slow_exit =
     COUNT_RUN(2)
     "mov r0, 0\n exit\n";
 
-/* probe_read_user of 256 bytes to the stack (not FP-free), get_current_comm */
+/* probe_read_user of 256 bytes to the stack, get_current_comm: helpers
+ * that are not FP-free */
 static char fp_enter_text[1024];
 static const char *fp_enter_fmt =
     "mov r6, r1\n"
