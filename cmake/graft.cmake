@@ -27,12 +27,20 @@ foreach(lib bpf elf dw yaml z md)
   endif()
 endforeach()
 
-# graft_component(<name> SOURCES <files...> [DEPS <components...>] [LIBS <libs...>])
+# graft_component(<name> SOURCES <files...> [DEPS <components...>] [LIBS <libs...>]
+#                  [GENERAL_REGS_ONLY <files...>])
 # Declares src/<name> as static library graft_<name> and records its sources
-# for the bundled libgraft.
+# for the bundled libgraft. GENERAL_REGS_ONLY files (a subset of SOURCES) are
+# compiled with -mgeneral-regs-only in every library they go into: code the
+# syscall hooks run without saving the vector registers (util/fpsafe.h).
 function(graft_component name)
-  cmake_parse_arguments(C "" "" "SOURCES;DEPS;LIBS" ${ARGN})
+  cmake_parse_arguments(C "" "" "SOURCES;DEPS;LIBS;GENERAL_REGS_ONLY" ${ARGN})
   add_library(graft_${name} STATIC ${C_SOURCES})
+  foreach(src ${C_GENERAL_REGS_ONLY})
+    get_filename_component(abs ${src} ABSOLUTE)
+    set_source_files_properties(${abs} PROPERTIES COMPILE_OPTIONS -mgeneral-regs-only)
+    set_property(GLOBAL APPEND PROPERTY GRAFT_GRO_SOURCES ${abs})
+  endforeach()
   if(GRAFT_FUZZ_COVERAGE)
     # libFuzzer's coverage counters in the library code, so the fuzz targets
     # (which link libFuzzer with -fsanitize=fuzzer) are guided by what graft
@@ -65,6 +73,11 @@ function(graft_bundle)
     return()
   endif()
   list(REMOVE_DUPLICATES libs)
+  # source properties are per directory: set them again for the bundles
+  get_property(gro GLOBAL PROPERTY GRAFT_GRO_SOURCES)
+  if(gro)
+    set_source_files_properties(${gro} PROPERTIES COMPILE_OPTIONS -mgeneral-regs-only)
+  endif()
   add_library(graft SHARED ${srcs})
   add_library(graft_static STATIC ${srcs})
   set_target_properties(graft_static PROPERTIES OUTPUT_NAME graft)

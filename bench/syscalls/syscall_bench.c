@@ -28,7 +28,8 @@
  *   syscall_hook_helpers_added_ns    a syscount-like program on every
  *                                    syscall (raw sys_enter, attached as the
  *                                    agent attaches a program that calls
- *                                    helpers): bpf_get_current_comm and
+ *                                    helpers; get_current_comm is not
+ *                                    FP-free: xmm saved): bpf_get_current_comm and
  *                                    bpf_get_current_pid_tgid filters, hash
  *                                    map lookup, atomic add (update with
  *                                    BPF_NOEXIST the first time)
@@ -257,7 +258,11 @@ int main(int argc, char **argv)
     int n[NV] = {0}, warned = 0;
     long graft_calls = 0, kernel_calls = 0;
     struct gsys_attach_opts fast = {.sz = sizeof(fast), .handler_preserves_fp = 1};
-    struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_preserves_fp = 0};
+    /* as the agent attaches a program that calls helpers: without the xmm
+     * save only if they are all GHELPER_F_FP_FREE (get_current_comm is
+     * not: this one is saved) */
+    struct gsys_attach_opts calls = {.sz = sizeof(calls),
+                                     .handler_keeps_fp = ghelper_prog_fp_free(syscount, SC_LEN)};
     for (int r = 0; r < rounds; r++) {
         struct gsys_link *l;
         base[r] = per_call(plain);

@@ -36,7 +36,10 @@
  *   paths_calls_noop_ns  one enter handler that returns at once, attached
  *                        as a calling program (the CALLS path)
  *   paths_pair_noop_ns   two such handlers, enter and exit (the PAIR path)
- *   paths_syscount_ns    the syscount pair
+ *   paths_pair_noop_nofpsave_ns  the same attached with handler_keeps_fp
+ *                        (no xmm0-15 save)
+ *   paths_syscount_ns    the syscount pair (as the agent attaches it:
+ *                        handler_keeps_fp if ghelper_prog_fp_free)
  *
  * each the median over ROUNDS of the median over 64 blocks of 100 calls of
  * (hooked - plain) in TSC ticks, plain and hooked blocks alternating: load
@@ -293,10 +296,12 @@ static uint64_t noop_handler(void *ctx, uint64_t len)
 }
 
 /* Attach enter (and exit, if not NULL) as calling programs on every
- * syscall, time, detach. */
-static double paths_round(getpid_fn plain, double ghz, gsys_handler enter, gsys_handler exit_fn)
+ * syscall (keeps_fp: promising to leave the vector registers alone), time,
+ * detach. */
+static double paths_round(getpid_fn plain, double ghz, gsys_handler enter, gsys_handler exit_fn,
+                          int keeps_fp)
 {
-    struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_preserves_fp = 0};
+    struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_keeps_fp = keeps_fp};
     struct gsys_link *le = NULL, *lx = NULL;
     struct graft_err err = {0};
     if (gsys_attach_opts(GSYS_ENTER, -1, enter, &calls, &le, &err) < 0 ||
@@ -324,15 +329,18 @@ static int run_paths(getpid_fn plain, gvm_native_fn fe, gvm_native_fn fx)
         fprintf(stderr, "gsys_install: %s\n", err.msg);
         return 1;
     }
-    enum { NOPROG, CALLS1, PAIR0, SYSC, NV };
+    enum { NOPROG, CALLS1, PAIR0, PAIR0_NOFP, SYSC, NV };
     static const char *names[NV] = {"paths_noprog_ns", "paths_calls_noop_ns",
-                                    "paths_pair_noop_ns", "paths_syscount_ns"};
+                                    "paths_pair_noop_ns", "paths_pair_noop_nofpsave_ns",
+                                    "paths_syscount_ns"};
+    int sysc_keeps_fp = ghelper_prog_fp_free(sys_enter, N_ENTER) && ghelper_prog_fp_free(sys_exit, N_EXIT);
     double v[NV][ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         v[NOPROG][r] = paired_block(plain, ghz);
-        v[CALLS1][r] = paths_round(plain, ghz, noop_handler, NULL);
-        v[PAIR0][r] = paths_round(plain, ghz, noop_handler, noop_handler);
-        v[SYSC][r] = paths_round(plain, ghz, fe, fx);
+        v[CALLS1][r] = paths_round(plain, ghz, noop_handler, NULL, 0);
+        v[PAIR0][r] = paths_round(plain, ghz, noop_handler, noop_handler, 0);
+        v[PAIR0_NOFP][r] = paths_round(plain, ghz, noop_handler, noop_handler, 1);
+        v[SYSC][r] = paths_round(plain, ghz, fe, fx, sysc_keeps_fp);
     }
     gsys_uninstall();
     for (int k = 0; k < NV; k++)
@@ -402,13 +410,19 @@ int main(int argc, char **argv)
     struct gsys_exit_ctx xctx = {.ent = ectx.ent, .id = SYS_getpid, .ret = getpid()};
     int nk = 0;
     long graft_calls = 0, kernel_calls = 0;
-    /* as the agent attaches tracepoint programs that call helpers */
-    struct gsys_attach_opts calls = {.sz = sizeof(calls), .handler_preserves_fp = 0};
+    /* as the agent attaches tracepoint programs that call helpers: without
+     * the xmm save where every helper they call is GHELPER_F_FP_FREE */
+    struct gsys_attach_opts calls_e = {.sz = sizeof(calls_e),
+                                       .handler_keeps_fp = ghelper_prog_fp_free(sys_enter, N_ENTER)};
+    struct gsys_attach_opts calls_x = {.sz = sizeof(calls_x),
+                                       .handler_keeps_fp = ghelper_prog_fp_free(sys_exit, N_EXIT)};
+    if (!calls_e.handler_keeps_fp || !calls_x.handler_keeps_fp)
+        fprintf(stderr, "note: syscount's helpers are not all GHELPER_F_FP_FREE: xmm saved\n");
     for (int r = 0; r < ROUNDS; r++) {
         base[r] = per_call(plain);
         struct gsys_link *le, *lx;
-        if (gsys_attach_opts(GSYS_ENTER, -1, fe, &calls, &le, &err) < 0 ||
-            gsys_attach_opts(GSYS_EXIT, -1, fx, &calls, &lx, &err) < 0) {
+        if (gsys_attach_opts(GSYS_ENTER, -1, fe, &calls_e, &le, &err) < 0 ||
+            gsys_attach_opts(GSYS_EXIT, -1, fx, &calls_x, &lx, &err) < 0) {
             fprintf(stderr, "gsys_attach: %s\n", err.msg);
             return 1;
         }

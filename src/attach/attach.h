@@ -288,6 +288,13 @@ struct gsys_attach_opts {
      * runs it from the assembly fast path (a few ns instead of ~70).
      * Wrong when set for a handler that calls helpers or C code. */
     int handler_preserves_fp;
+    /* Weaker: the handler may call helpers (the run state is set for it)
+     * but neither it nor anything it calls changes a vector or x87
+     * register, e.g. a JIT-compiled program whose every call is to a
+     * GHELPER_F_FP_FREE helper (ghelper_prog_fp_free). The assembly paths
+     * that run helper-calling programs then skip saving xmm0-15. Wrong
+     * when set for a handler that may reach ordinary C code directly. */
+    int handler_keeps_fp;
 };
 /* gsys_attach with options; opts may be NULL (= gsys_attach, cookie 0). */
 int gsys_attach_opts(enum gsys_kind kind, int nr, gsys_handler fn,

@@ -48,6 +48,7 @@ _Static_assert(offsetof(struct gsys_link, kind) == GSYS_LINK_OFF_KIND &&
                offsetof(struct gsys_link, fn) == GSYS_LINK_OFF_FN &&
                offsetof(struct gsys_link, cookie) == GSYS_LINK_OFF_COOKIE &&
                offsetof(struct gsys_link, calls_nothing) == GSYS_LINK_OFF_CALLS_NOTHING &&
+               offsetof(struct gsys_link, keeps_fp) == GSYS_LINK_OFF_KEEPS_FP &&
                sizeof(enum gsys_kind) == 4, "gsys_link layout used by syscall_tramp.c");
 
 #define KINDS 4
@@ -220,6 +221,7 @@ int gsys_attach_opts(enum gsys_kind kind, int nr, gsys_handler fn,
     l->fn = fn;
     l->cookie = o.cookie;
     l->calls_nothing = o.handler_preserves_fp != 0;
+    l->keeps_fp = o.handler_preserves_fp != 0 || o.handler_keeps_fp != 0;
     int slot = nr < 0 ? NR_SLOTS : nr;
     pthread_mutex_lock(&reg_lock);
     /* Append at the tail: programs run in attach order. */

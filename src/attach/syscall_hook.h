@@ -48,7 +48,7 @@
                                  * the syscall between them (syscall_tramp.c) */
 
 /* A registered program (syscall_dispatch.c). The assembly reads kind, fn,
- * cookie and calls_nothing at these offsets. Never freed (readers may hold
+ * cookie, calls_nothing and keeps_fp at these offsets. Never freed (readers may hold
  * it). */
 struct gsys_link {
     struct gsys_link *_Atomic next;
@@ -58,12 +58,15 @@ struct gsys_link {
     uint64_t cookie;
     _Atomic int dead;
     int calls_nothing;         /* gsys_attach_opts.handler_preserves_fp */
+    int64_t keeps_fp;          /* 40: either promise, no xmm save needed
+                                * (one word: the assembly pushes it) */
     struct gsys_link *grave_next;   /* detached links, kept reachable */
 };
 #define GSYS_LINK_OFF_KIND   8
 #define GSYS_LINK_OFF_FN     16
 #define GSYS_LINK_OFF_COOKIE 24
 #define GSYS_LINK_OFF_CALLS_NOTHING 36
+#define GSYS_LINK_OFF_KEEPS_FP 40
 
 /* What the assembly entry saved; lowest address first. The offsets are used
  * by syscall_tramp.c's assembly: change both together. */

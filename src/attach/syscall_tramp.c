@@ -18,7 +18,9 @@
  * the fast path is never used when programs are isolated). If it is
  * GSYS_H_CALLS (or the link read says the program calls out), CALLS_PATH
  * does the same with a pt_regs record, xmm0-15 saved and the helpers' run
- * state set, and honours bpf_override_return; for GSYS_H_PAIR (one enter
+ * state set, and honours bpf_override_return (without the xmm save when
+ * the link's keeps_fp says every helper the program calls leaves the
+ * vector registers alone, util/fpsafe.h); for GSYS_H_PAIR (one enter
  * and one exit program, e.g. syscount) PAIR_PATH runs the same enter half
  * (ENTER_HALF), makes the syscall with its frame kept and runs the exit
  * program after it. Else the
@@ -90,8 +92,9 @@ __thread uint64_t graft_sys_vfork_ret
 /* struct graft_pt_regs as the kernel's x86-64 layout, lowest address first
  * (pushes go down: pad, then ss ... r15): orig_ax = rax, the arguments,
  * ax = -ENOSYS, bx = the caller's rbx, everything else 0. 176 bytes. */
-#define PUSH_PT_REGS \
-    "  push $0\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
+#define PUSH_PT_REGS PUSH_PT_REGS_PAD("$0")
+#define PUSH_PT_REGS_PAD(pad) \
+    "  pushq " pad "\n push $0\n push $0\n push $0\n push $0\n push $0\n"  /* pad ss sp flags cs ip */ \
     "  push %rax\n push %rdi\n push %rsi\n push %rdx\n"               /* orig_ax di si dx */ \
     "  push $0\n push $-38\n push %r8\n push %r9\n push %r10\n"        /* cx ax=-ENOSYS r8 r9 r10 */ \
     "  push $0\n push %rbx\n push $0\n push $0\n push $0\n push $0\n push $0\n" /* r11 bx bp r12-15 */
@@ -169,14 +172,17 @@ __thread uint64_t graft_sys_vfork_ret
  * each, as run_list runs an enter program): a pt_regs record (rbx points at
  * it across the call, callee-saved; it doubles as the save area of the
  * argument registers), the enter context on top of it (tracepoint: ecx =
- * the thread id), xmm0-15 saved below (helpers are C), the helpers' run
+ * the thread id), xmm0-15 saved below (helpers are C) unless the link's
+ * keeps_fp word (the operand `keeps_fp`, read again by the caller after
+ * the call) says nothing the programs run touches them, the helpers' run
  * state (ghelper_run_tls, initial-exec TLS) set, gsys_in_hook set around
- * the call of link r11 (rax = nr). Leaves eax = override_set and r11 = the
- * override value, read while gsys_in_hook was still set (a signal
- * handler's syscalls run no program that could change them). Layout from
- * rbx: the enter context at -64, xmm0-15 at -320 = rsp. */
-#define ENTER_HALF \
-    PUSH_PT_REGS \
+ * the call of link r11 (rax = nr). `pad` is pushed as the record's padding
+ * word (168 from rbx). Leaves eax = override_set and r11 = the override
+ * value, read while gsys_in_hook was still set (a signal handler's
+ * syscalls run no program that could change them). Layout from rbx: the
+ * enter context at -64, the xmm0-15 save area at -320 = rsp. */
+#define ENTER_HALF(pad, keeps_fp) \
+    PUSH_PT_REGS_PAD(pad) \
     "  mov %rsp, %rbx\n" \
     "  cmpl $2, " KIND("%r11") "\n"       /* GSYS_RAW_ENTER */ \
     "  je 51f\n" \
@@ -191,7 +197,10 @@ __thread uint64_t graft_sys_vfork_ret
     "52:\n" \
     "  mov %rsp, %rdi\n" \
     "  sub $256, %rsp\n" \
+    "  cmpl $0, " keeps_fp "\n" \
+    "  jne 53f\n"                         /* nothing the programs run touches xmm */ \
     XMM_SAVE \
+    "53:\n" \
     SET_RUN_STATE(NARGS_ENTER) \
     TLS_SET("gsys_in_hook", "1") \
     "  call *" STR(GSYS_LINK_OFF_FN) "(%r11)\n" \
@@ -216,8 +225,11 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n"                           /* first on this thread: C caches it */ \
     "4:\n" \
     FAST_FRAME \
-    ENTER_HALF \
+    ENTER_HALF(STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11)", "168(%rbx)") \
+    "  cmpl $0, 168(%rbx)\n" \
+    "  jne 54f\n" \
     XMM_LOAD \
+    "54:\n" \
     "  test %eax, %eax\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
     "  mov 96(%rbx), %rdx\n  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n" \
@@ -253,13 +265,17 @@ __thread uint64_t graft_sys_vfork_ret
     "  jz 9f\n" \
     FAST_FRAME \
     "  push %rcx\n"                       /* the exit link: 184(%rbx) */ \
+    "  mov " STR(GSYS_LINK_OFF_KEEPS_FP) "(%rcx), %rcx\n" \
+    "  and " STR(GSYS_LINK_OFF_KEEPS_FP) "(%r11), %rcx\n" \
+    "  shl $32, %rcx\n" \
+    "  push %rcx\n"                       /* both keep xmm: 180(%rbx) */ \
     "  mov gsys_tid@gottpoff(%rip), %rcx\n" \
     "  mov %fs:(%rcx), %ecx\n" \
-    "  push %rcx\n"                       /* the tid: 176(%rbx) */ \
+    "  mov %ecx, (%rsp)\n"                /* the tid: 176(%rbx) */ \
     "  test %ecx, %ecx\n" \
     "  jz 38f\n" \
     "30:\n" \
-    ENTER_HALF \
+    ENTER_HALF("$0", "180(%rbx)") \
     "  test %eax, %eax\n" \
     "  jnz 33f\n" \
     "  mov 120(%rbx), %rax\n  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n" \
@@ -293,7 +309,10 @@ __thread uint64_t graft_sys_vfork_ret
     "  mov %r11, %rax\n"                  /* enter override: the result */ \
     "36:\n" \
     "  lea -320(%rbx), %rsp\n" \
+    "  cmpl $0, 180(%rbx)\n" \
+    "  jne 37f\n" \
     XMM_LOAD \
+    "37:\n" \
     "  mov 112(%rbx), %rdi\n  mov 104(%rbx), %rsi\n  mov 96(%rbx), %rdx\n" \
     "  mov 56(%rbx), %r10\n  mov 72(%rbx), %r8\n  mov 64(%rbx), %r9\n" \
     "  mov 40(%rbx), %rbx\n" \

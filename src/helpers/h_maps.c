@@ -40,7 +40,7 @@ GH_FN(map_lookup_elem)
 
 GH_FN(map_update_elem)
 {
-    return GH_ERR(gmap_update_local(MAP(r1), (const void *)r2, (const void *)r3, r4));
+    return (uint64_t)gmap_update_local(MAP(r1), (const void *)r2, (const void *)r3, r4);   /* sign-extended */
 }
 
 GH_FN(map_delete_elem)

@@ -17,8 +17,10 @@
  * initial-exec TLS (a %fs-relative access, no __tls_get_addr call from the
  * agent library), and this file is compiled with -mgeneral-regs-only and
  * copies comm itself, so the common helpers here (ids, comm, run state)
- * never write a vector register (libc's string functions would: the
- * syscall hooks then need not restore the caller's xmm state).
+ * never write a vector register (libc's string functions would).
+ * get_current_pid_tgid is GHELPER_F_FP_FREE: its first call per thread
+ * reaches libc through gfp_call (util/fpsafe.h). get_current_comm is not
+ * (it reads the coarse clock through libc on every call).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "helpers/helpers_internal.h"
+#include "util/fpsafe.h"
 #include "isolation/isolation.h"
 #include "helpers/safe_mem.h"
 
@@ -90,14 +93,14 @@ static __attribute__((noinline, cold)) void fill_ids(void)
 uint32_t gh_tid(void)
 {
     if (__builtin_expect(t_task.tid == 0, 0))
-        fill_ids();
+        GFP_CALL0(fill_ids);
     return t_task.tid;
 }
 
 uint32_t gh_tgid(void)
 {
     if (__builtin_expect(t_task.tid == 0, 0))
-        fill_ids();
+        GFP_CALL0(fill_ids);
     return t_task.tgid;
 }
 
@@ -174,7 +177,7 @@ GH_FN(get_prandom_u32)
 
 static __attribute__((noinline, cold)) uint64_t pid_tgid_first(void)
 {
-    fill_ids();
+    GFP_CALL0(fill_ids);   /* libc (pthread_once, getpid): xmm saved */
     return (uint64_t)t_task.tgid << 32 | t_task.tid;
 }
 

@@ -49,6 +49,7 @@
 #include <x86intrin.h>
 
 #include "helpers/helpers_internal.h"
+#include "util/fpsafe.h"
 #include "util/settings.h"
 
 #define LOAD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -303,7 +304,7 @@ GH_FN(ktime_get_ns)
                 return monotonic_for_thread(ns);
         }
     }
-    return ktime_slow();
+    return GFP_CALL0(ktime_slow);   /* clock_gettime, calibration: xmm saved */
 }
 
 /* These two are called rarely: straight from the vDSO. */

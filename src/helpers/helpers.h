@@ -88,6 +88,10 @@ enum gret_kind {
 #define GHELPER_F_NORETURN_OK 0x4  /* may not return on success (tail_call) */
 #define GHELPER_F_PTR_CAST    0x8  /* returns its socket argument seen as another type: the
                                     * result holds the argument's reference (sk_fullsock) */
+#define GHELPER_F_FP_FREE     0x10 /* leaves every vector and x87 register as it found it:
+                                    * compiled with -mgeneral-regs-only, ordinary C only
+                                    * through gfp_call (util/fpsafe.h); checked on the built
+                                    * library by tests/helpers/fp_free_check.py */
 
 struct ghelper_proto {
     const char *name;          /* "map_lookup_elem", without the bpf_ prefix */
@@ -117,6 +121,14 @@ int ghelper_read_small(const char *path, char *buf, size_t len);
 const struct ghelper_proto *ghelper_proto(uint32_t id);
 /* Look up by name ("ktime_get_ns"), for EIM helper groups and messages. */
 const struct ghelper_proto *ghelper_by_name(const char *name);
+
+/* Whether JIT-compiled code of insns[0..n) leaves the vector and x87
+ * registers alone: the JIT emits none of those instructions, so only its
+ * calls matter; 1 if every call is a bpf-to-bpf call or one of a helper
+ * marked GHELPER_F_FP_FREE (not tail calls: the target may call anything;
+ * not kfuncs or callx). The syscall hooks then need not save xmm0-15
+ * around the program (gsys_attach_opts.handler_keeps_fp). */
+int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n);
 
 /* A BPF_MAX_HELPER_ID-entry table for struct gvm_env.helpers. */
 const gvm_helper_fn *ghelper_table(void);

@@ -36,18 +36,19 @@
 #define LONG       GARG_PTR_TO_LONG
 #define CSTR       GARG_PTR_TO_CONST_STR
 #define ASZ        GARG_CONST_ALLOC_SIZE
+#define FPF        GHELPER_F_FP_FREE
 
 static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
-    P(1,   map_lookup_elem,       GRET_MAP_VALUE_OR_NULL, A(MAPP, KEY), 0),
-    P(2,   map_update_elem,       GRET_INTEGER, A(MAPP, KEY, VAL, ANY), 0),
-    P(3,   map_delete_elem,       GRET_INTEGER, A(MAPP, KEY), 0),
+    P(1,   map_lookup_elem,       GRET_MAP_VALUE_OR_NULL, A(MAPP, KEY), FPF),
+    P(2,   map_update_elem,       GRET_INTEGER, A(MAPP, KEY, VAL, ANY), FPF),
+    P(3,   map_delete_elem,       GRET_INTEGER, A(MAPP, KEY), FPF),
     P(4,   probe_read,            GRET_INTEGER, A(UMEM, SZ0, ANY), 0),
-    P(5,   ktime_get_ns,          GRET_INTEGER, A(0), 0),
+    P(5,   ktime_get_ns,          GRET_INTEGER, A(0), FPF),
     P(6,   trace_printk,          GRET_INTEGER, A(MEM, SZ, ANY, ANY, ANY), 0),
     P(7,   get_prandom_u32,       GRET_INTEGER, A(0), 0),
     P(8,   get_smp_processor_id,  GRET_INTEGER, A(0), 0),
     P(12,  tail_call,             GRET_VOID,    A(CTX, MAPP, ANY), GHELPER_F_NORETURN_OK),
-    P(14,  get_current_pid_tgid,  GRET_INTEGER, A(0), 0),
+    P(14,  get_current_pid_tgid,  GRET_INTEGER, A(0), FPF),
     P(15,  get_current_uid_gid,   GRET_INTEGER, A(0), 0),
     P(16,  get_current_comm,      GRET_INTEGER, A(UMEM, SZ), 0),
     P(25,  perf_event_output,     GRET_INTEGER, A(CTX, MAPP, ANY, MEM, SZ0), 0),
@@ -87,6 +88,22 @@ static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
     P(184, get_func_ret,          GRET_INTEGER, A(CTX, LONG), 0),
     P(185, get_func_arg_cnt,      GRET_INTEGER, A(CTX), 0),
 };
+
+int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const struct bpf_insn *in = &insns[i];
+        if (BPF_CLASS(in->code) != BPF_JMP || BPF_OP(in->code) != BPF_CALL)
+            continue;
+        if (BPF_SRC(in->code) == BPF_K && in->src_reg == BPF_PSEUDO_CALL)
+            continue;
+        if (BPF_SRC(in->code) != BPF_K || in->src_reg != 0 || in->imm < 0 ||
+            in->imm >= BPF_MAX_HELPER_ID || !g_protos[in->imm].name ||
+            !(g_protos[in->imm].flags & GHELPER_F_FP_FREE))
+            return 0;
+    }
+    return 1;
+}
 
 static gvm_helper_fn g_table[BPF_MAX_HELPER_ID];
 static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;

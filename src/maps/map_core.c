@@ -1,6 +1,7 @@
 /*
  * map_core.c - creating, opening and closing shared-memory maps, the robust
- * map lock, and dispatch of the public operations to the map types.
+ * map lock, and dispatch of the public operations to the map types (element
+ * lookup, update and delete: map_access.c).
  *
  * Invariants: a map's shm object is never resized; its header (struct
  * gmap_hdr) is written completely before the magic, so gmap_open never sees
@@ -513,109 +514,11 @@ int gmap_protect_key(struct gmap *m, int pkey, struct graft_err *err)
                       m->name, (void *)m->base, m->map_len, pkey, strerror(errno));
 }
 
-static bool is_hash(uint32_t t)
-{
-    return t == GMAP_HASH || t == GMAP_PERCPU_HASH || t == GMAP_LRU_HASH ||
-           t == GMAP_LRU_PERCPU_HASH || t == GMAP_HASH_OF_MAPS;
-}
-
-static bool is_array(uint32_t t)
-{
-    return t == GMAP_ARRAY || t == GMAP_PERCPU_ARRAY || t == GMAP_PROG_ARRAY ||
-           t == GMAP_ARRAY_OF_MAPS;
-}
-
-void *gmap_lookup(struct gmap *m, const void *key)
-{
-    if (__builtin_expect(m->type == GMAP_HASH, 1))
-        return hash_lookup(m, key);   /* the most common first: one compare, a jump */
-    switch (m->type) {
-    case GMAP_ARRAY: case GMAP_PERCPU_ARRAY: case GMAP_PROG_ARRAY:
-        return arr_lookup(m, key);
-    case GMAP_ARRAY_OF_MAPS: {
-        uint32_t *id = arr_lookup(m, key);
-        return id ? gmap_resolve_inner(m, __atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
-    }
-    case GMAP_HASH_OF_MAPS: {
-        uint32_t *id = hash_lookup(m, key);
-        return id ? gmap_resolve_inner(m, __atomic_load_n(id, __ATOMIC_ACQUIRE)) : NULL;
-    }
-    case GMAP_HASH: case GMAP_PERCPU_HASH: case GMAP_LRU_HASH: case GMAP_LRU_PERCPU_HASH:
-        return hash_lookup(m, key);
-    case GMAP_LPM_TRIE:
-        return lpm_lookup(m, key);
-    }
-    return NULL;
-}
-
-/* Flag checks in the kernel's order: arrays check them themselves (range
- * before F_LOCK); hash-like maps reject unknown bits, then F_LOCK, since no
- * value here has a bpf_spin_lock (there is no BTF). */
-static inline __attribute__((always_inline)) int update(struct gmap *m, const void *key, const void *value,
-                                                       uint64_t flags, bool all_cpus)
-{
-    if (__builtin_expect(m->type == GMAP_HASH && flags <= GMAP_EXIST, 1))
-        return hash_update(m, key, value, flags, all_cpus);   /* the checks below pass */
-    if (all_cpus && (flags & GMAP_F_LOCK))
-        return -EINVAL;   /* the syscall checks this first */
-    if (is_array(m->type))
-        return arr_update(m, key, value, flags, all_cpus);
-    if (is_hash(m->type)) {
-        if ((flags & ~(uint64_t)GMAP_F_LOCK) > GMAP_EXIST || (flags & GMAP_F_LOCK))
-            return -EINVAL;
-        return hash_update(m, key, value, flags, all_cpus);
-    }
-    switch (m->type) {
-    case GMAP_LPM_TRIE:
-        if (flags > GMAP_EXIST)
-            return -EINVAL;
-        return lpm_update(m, key, value, flags);
-    case GMAP_QUEUE: case GMAP_STACK:
-        return queue_push(m, value, flags);
-    case GMAP_BLOOM_FILTER:
-        return bloom_push(m, value, flags);
-    case GMAP_PERF_EVENT_ARRAY:
-        return -ENOTSUPP;   /* slots are always backed by a buffer here */
-    }
-    return -EINVAL;
-}
-
-int gmap_update(struct gmap *m, const void *key, const void *value, uint64_t flags)
-{
-    return update(m, key, value, flags, false);
-}
-
-int gmap_update_copy(struct gmap *m, const void *key, const void *value, uint64_t flags)
-{
-    return update(m, key, value, flags, true);
-}
-
-int gmap_delete(struct gmap *m, const void *key)
-{
-    if (is_array(m->type))
-        return arr_delete(m, key);
-    if (is_hash(m->type))
-        return hash_delete(m, key, NULL);
-    switch (m->type) {
-    case GMAP_LPM_TRIE:
-        return lpm_delete(m, key);
-    case GMAP_QUEUE: case GMAP_STACK:
-        return -EINVAL;
-    case GMAP_BLOOM_FILTER:
-        return -EOPNOTSUPP;
-    }
-    return -EINVAL;
-}
-
-extern __typeof__(gmap_lookup) gmap_lookup_local __attribute__((alias("gmap_lookup")));
-extern __typeof__(gmap_update) gmap_update_local __attribute__((alias("gmap_update")));
-extern __typeof__(gmap_delete) gmap_delete_local __attribute__((alias("gmap_delete")));
-
 int gmap_lookup_copy(struct gmap *m, const void *key, void *value)
 {
-    if (is_array(m->type))
+    if (gmap_is_array(m->type))
         return arr_lookup_copy(m, key, value);
-    if (is_hash(m->type))
+    if (gmap_is_hash(m->type))
         return hash_lookup_copy(m, key, value);
     switch (m->type) {
     case GMAP_LPM_TRIE:
@@ -630,7 +533,7 @@ int gmap_lookup_copy(struct gmap *m, const void *key, void *value)
 
 int gmap_lookup_and_delete(struct gmap *m, const void *key, void *value)
 {
-    if (is_hash(m->type)) {
+    if (gmap_is_hash(m->type)) {
         if (m->type == GMAP_HASH_OF_MAPS)
             return -ENOTSUPP;
         return hash_delete(m, key, value);
@@ -644,9 +547,9 @@ int gmap_lookup_and_delete(struct gmap *m, const void *key, void *value)
 
 int gmap_get_next_key(struct gmap *m, const void *key, void *next)
 {
-    if (is_array(m->type) || m->type == GMAP_PERF_EVENT_ARRAY)
+    if (gmap_is_array(m->type) || m->type == GMAP_PERF_EVENT_ARRAY)
         return arr_next_key(m, key, next);
-    if (is_hash(m->type))
+    if (gmap_is_hash(m->type))
         return hash_next_key(m, key, next);
     if (m->type == GMAP_LPM_TRIE)
         return lpm_next_key(m, key, next);
@@ -684,7 +587,7 @@ int gmap_peek(struct gmap *m, void *value)
 
 int gmap_check_consistency(struct gmap *m, struct graft_err *err)
 {
-    if (is_hash(m->type))
+    if (gmap_is_hash(m->type))
         return hash_check(m, err);
     switch (m->type) {
     case GMAP_LPM_TRIE:

@@ -35,6 +35,7 @@
  * writer that frees an element first waits for its pins (wait_unpinned).
  */
 #include "maps/maps_internal.h"
+#include "util/fpsafe.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -340,7 +341,7 @@ void *hash_lookup(struct gmap *m, const void *key)
         else if (m->key_size == 8)
             LOOKUP_WORD(uint64_t, gmap_hash_word);
     }
-    return lookup_any(m, key);
+    return (void *)(uintptr_t)GFP_CALL2(lookup_any, m, key);   /* may call libc: xmm saved */
 }
 
 static void copy_out(const struct gmap *m, struct gelem *e, void *value)
@@ -708,10 +709,10 @@ static inline bool update_nolock(struct gmap *m, const void *key, uint32_t hash,
             return 0;                                                         \
     } while (0)
 
-static __attribute__((noinline)) int update_any(struct gmap *m, const void *key, const void *value,
+static __attribute__((noinline)) int64_t update_any(struct gmap *m, const void *key, const void *value,
                                                 uint64_t flags, bool all_cpus);
 
-int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
+int64_t hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus)
 {
     if (__builtin_expect(m->type == GMAP_HASH && m->value_size == 8 && !all_cpus &&
                          (flags & 3) != GMAP_NOEXIST, 1)) {
@@ -720,10 +721,10 @@ int hash_update(struct gmap *m, const void *key, const void *value, uint64_t fla
         else if (m->key_size == 8)
             UPDATE_WORD(uint64_t, gmap_hash_word);
     }
-    return update_any(m, key, value, flags, all_cpus);
+    return (int64_t)GFP_CALL5(update_any, m, key, value, flags, all_cpus);   /* xmm saved */
 }
 
-static int update_any(struct gmap *m, const void *key, const void *value, uint64_t flags,
+static int64_t update_any(struct gmap *m, const void *key, const void *value, uint64_t flags,
                       bool all_cpus)
 {
     if (m->type == GMAP_HASH_OF_MAPS) {

@@ -123,11 +123,13 @@ struct gmap *gmap_handle_move(struct gmap *map, void *dst);
 void *gmap_lookup(struct gmap *map, const void *key);
 int gmap_update(struct gmap *map, const void *key, const void *value, uint64_t flags);
 int gmap_delete(struct gmap *map, const void *key);
-/* The same three bound inside the library that contains them (hidden
- * aliases: no PLT hop from graft's own helpers, which call them on every
- * event; the exported names stay for everyone else). */
+/* The same three bound inside the library that contains them (hidden: no
+ * PLT hop from graft's own helpers, which call them on every event; the
+ * exported names stay for everyone else). The update returns its int
+ * result sign-extended to 64 bits, as the helper does: the helper is then
+ * one jump. */
 void *gmap_lookup_local(struct gmap *map, const void *key) __attribute__((visibility("hidden")));
-int gmap_update_local(struct gmap *map, const void *key, const void *value, uint64_t flags)
+int64_t gmap_update_local(struct gmap *map, const void *key, const void *value, uint64_t flags)
     __attribute__((visibility("hidden")));
 int gmap_delete_local(struct gmap *map, const void *key) __attribute__((visibility("hidden")));
 int gmap_push(struct gmap *map, const void *value, uint64_t flags);

@@ -167,6 +167,18 @@ static inline uint32_t gmap_this_cpu(const struct gmap *m)
 #else
 static inline uint32_t gmap_this_cpu(const struct gmap *m) { return gmap_this_cpu_slow(m); }
 #endif
+static inline bool gmap_is_hash(uint32_t t)
+{
+    return t == GMAP_HASH || t == GMAP_PERCPU_HASH || t == GMAP_LRU_HASH ||
+           t == GMAP_LRU_PERCPU_HASH || t == GMAP_HASH_OF_MAPS;
+}
+
+static inline bool gmap_is_array(uint32_t t)
+{
+    return t == GMAP_ARRAY || t == GMAP_PERCPU_ARRAY || t == GMAP_PROG_ARRAY ||
+           t == GMAP_ARRAY_OF_MAPS;
+}
+
 struct gmap *gmap_resolve(uint32_t id);
 struct gmap *gmap_resolve_inner(struct gmap *outer, uint32_t id);
 int gmap_check_inner(struct gmap *outer, uint32_t id);
@@ -195,7 +207,8 @@ uint64_t hash_layout(struct gmap_hdr *h, uint32_t extra_value_bytes);
 void hash_init(struct gmap *m);
 void *hash_lookup(struct gmap *m, const void *key);
 int hash_lookup_copy(struct gmap *m, const void *key, void *value);
-int hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
+/* an int result, sign-extended (gmap_update_local) */
+int64_t hash_update(struct gmap *m, const void *key, const void *value, uint64_t flags, bool all_cpus);
 int hash_delete(struct gmap *m, const void *key, void *value_out);
 int hash_next_key(struct gmap *m, const void *key, void *next);
 void hash_repair(struct gmap *m);

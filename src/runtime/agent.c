@@ -53,6 +53,7 @@ struct agent_prog {
     uint32_t id;               /* published last */
     uint32_t links;            /* links using it */
     int calls_out;             /* calls helpers or host code (may clobber xmm) */
+    int keeps_fp;              /* calls only GHELPER_F_FP_FREE helpers (ghelper_prog_fp_free) */
     struct grt_instance *inst;
 };
 
@@ -349,6 +350,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     if (giso_enabled())
         giso_leave();
     int calls_out = calls_out_of_program(insns, rec->n_insns);
+    int keeps_fp = ghelper_prog_fp_free(insns, rec->n_insns);
     free(insns);
     if (rc < 0) {
         graft_err_prefix(err, "program %s", rec->name);
@@ -360,6 +362,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     p->inst = inst;
     p->links = 0;
     p->calls_out = calls_out;
+    p->keeps_fp = keeps_fp;
     p->id = id;
     a->n_progs++;
     giso_enter();
@@ -478,9 +481,12 @@ static int install_syscall_link(struct gagent *a, gvm_native_fn fn, const struct
         return -1;
     int nr = l->kind == GREG_LINK_RAW_SYS_ENTER || l->kind == GREG_LINK_RAW_SYS_EXIT ? -1 : l->syscall_nr;
     /* A program that calls nothing can run from the dispatcher's assembly
-     * fast path (no C frame, no saved vector state). */
+     * fast path (no C frame, no saved vector state); one that calls only
+     * helpers that leave the vector registers alone, from the assembly
+     * paths that set the run state, without saving them. */
     struct gsys_attach_opts o = { .sz = sizeof(o), .cookie = l->cookie,
-                                  .handler_preserves_fp = !p->calls_out };
+                                  .handler_preserves_fp = !p->calls_out,
+                                  .handler_keeps_fp = p->keeps_fp };
     return gsys_attach_opts(sys_kind(l->kind), nr, (gsys_handler)fn, &o, &slot->sys, err) < 0 ? -1 : 1;
 }
 

@@ -7,3 +7,10 @@ foreach(t names count count_seccomp deny deny_seccomp bpf strace fast calls pair
   add_test(NAME syscall_${t} COMMAND syscall_hook_test ${args})
   set_tests_properties(syscall_${t} PROPERTIES TIMEOUT 60 LABELS "attach")
 endforeach()
+
+# The vector registers a syscall's caller gets back, with and without the
+# programs' xmm save (handler_keeps_fp; see syscall_fp_test.c)
+add_executable(syscall_fp_test syscall_fp_test.c)
+target_link_libraries(syscall_fp_test PRIVATE graft_attach graft_helpers graft_maps graft_vm pthread)
+add_test(NAME syscall_fp COMMAND syscall_fp_test)
+set_tests_properties(syscall_fp PROPERTIES TIMEOUT 60 LABELS "attach")
