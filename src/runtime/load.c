@@ -75,10 +75,29 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
     return verify(obj, prog, g, log_level, 0, res, err);
 }
 
+/* Does prog call a host function (an EIM class's kfunc)? */
+static int calls_host(const struct gobj_prog *prog)
+{
+    for (uint32_t i = 0; i < prog->n_insns; i++)
+        if (prog->insns[i].code == (BPF_JMP | BPF_CALL) && prog->insns[i].src_reg == BPF_PSEUDO_KFUNC_CALL)
+            return 1;
+    return 0;
+}
+
 int grt_verify_facts(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
                      struct gver_result *res, struct graft_err *err)
 {
-    return verify(obj, prog, g, 0, 1, res, err);
+    int rc = verify(obj, prog, g, 0, 1, res, err);
+    /* A host function's declared return range is the class's contract,
+     * which the verifier trusts but nothing enforces at run time: facts
+     * drawn from it could remove the program's own check of the value, its
+     * one defence against a host that breaks the contract. */
+    if (rc == 0 && res->facts && calls_host(prog)) {
+        free(res->facts);
+        res->facts = NULL;
+        res->n_facts = 0;
+    }
+    return rc;
 }
 
 /* ---- the rights a program uses, for `graft verify` ---- */

@@ -58,7 +58,9 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
                int log_level, struct gver_result *res, struct graft_err *err);
 /* The same (no log), with the verifier's facts for prog->insns in
  * res->facts when accepted: what `graft load` stores with the program for
- * the agent's JIT (docs/jit.md, "Verifier facts in the JIT"). */
+ * the agent's JIT (docs/jit.md, "Verifier facts in the JIT"). None for a
+ * program that calls host functions (their return ranges are trusted, not
+ * enforced). */
 int grt_verify_facts(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
                      struct gver_result *res, struct graft_err *err);
 
