@@ -22,8 +22,9 @@
  * process's line of `graft list`.
  *
  * Records are never moved; an id is never reused within a registry. A
- * program's instructions live in their own object, authenticated by a
- * SHA-256 in the record: an agent compiles only bytes the loader wrote.
+ * program's instructions (and the verifier's facts for them) live in their
+ * own object, authenticated by a SHA-256 in the record: an agent compiles
+ * only bytes the loader wrote.
  * Writers take a lock word holding the writer's pid (a dead or impossible
  * owner is taken over); readers copy without locking, under a sequence
  * counter, and check every record they copy, so no content of the object
