@@ -244,6 +244,14 @@ void geim_prepared_free(struct geim_prepared *p);
 int geim_verify(const struct geim_spec *spec, const char *class_name,
                 const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
                 int log_level, struct gver_result *res, struct graft_err *err);
+/* The same, recording the verifier's facts (gver_input.record_facts) when
+ * record_facts. They are for the prepared copy, which differs from prog's
+ * instructions only in the LD_IMM64 of host globals (map values to the
+ * verifier, the globals' addresses in the agent): no fact is about one. */
+int geim_verify_facts(const struct geim_spec *spec, const char *class_name,
+                      const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
+                      int log_level, int record_facts, struct gver_result *res,
+                      struct graft_err *err);
 
 /* `graft eim check SPEC [--host BINARY]`: 0 ok, 1 mismatches, 2 spec errors. */
 int geim_cmd_check(int argc, char **argv);

@@ -670,6 +670,14 @@ int geim_verify(const struct geim_spec *spec, const char *class_name,
                 const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
                 int log_level, struct gver_result *res, struct graft_err *err)
 {
+    return geim_verify_facts(spec, class_name, obj, prog, insn_budget, log_level, 0, res, err);
+}
+
+int geim_verify_facts(const struct geim_spec *spec, const char *class_name,
+                      const struct gobj *obj, const struct gobj_prog *prog, uint64_t insn_budget,
+                      int log_level, int record_facts, struct gver_result *res,
+                      struct graft_err *err)
+{
     if (!spec || !obj || !prog || !res)
         return graft_errf(err, -EINVAL, "geim_verify: NULL argument");
     memset(res, 0, sizeof(*res));
@@ -700,6 +708,7 @@ int geim_verify(const struct geim_spec *spec, const char *class_name,
     struct gver_input in = {
         .insns = pp.insns, .n = pp.n_insns, .maps = pp.maps, .n_maps = pp.n_maps,
         .map_lock_offs = locks, .policy = pp.policy, .log_level = log_level, .map_frozen = fz,
+        .record_facts = record_facts,
     };
     struct graft_err verr = { 0 };
     rc = gver_verify(&in, res, &verr);

@@ -134,6 +134,7 @@ struct gagent {
     struct gmap *trace;        /* bpf_trace_printk output, once it exists */
     int syscalls_installed;    /* gsys_install done (first syscall link) */
     int test_delay_ms;         /* GRAFT_TEST_AGENT_DELAY_MS, see gagent_start */
+    int no_facts;              /* GRAFT_JIT_FACTS=0: compile without the verifier's facts */
 };
 
 static struct gagent *the_agent;   /* the constructor's agent, for fork and tail calls */
@@ -334,14 +335,18 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     for (uint32_t i = 0; i < rec->n_maps; i++)      /* inner maps: before compiling */
         follow_slots(a, s, rec, maps[i], 0);
     struct bpf_insn *insns;
-    if (greg_prog_insns(a->reg, rec, &insns, err) < 0)
+    struct gvm_insn_fact *facts;
+    if (greg_prog_code(a->reg, rec, &insns, &facts, err) < 0)
         return NULL;
+    /* The facts are the verifier's for exactly these bytes: the loader
+     * stored both under the one hash greg_prog_code checked. */
     struct grt_instance *inst;
     struct grt_instance_opts io = {
         .sz = sizeof(io), .engine = GVM_ENGINE_JIT,
         .externs = rec->externs, .n_externs = rec->n_externs,
         .resolve = resolve_extern,
         .desc_alloc = giso_meta_alloc_cb, .desc_free = giso_meta_free_cb,
+        .facts = a->no_facts ? NULL : facts, .n_facts = a->no_facts || !facts ? 0 : rec->n_facts,
     };
     /* Relocating map values reads map memory: do it with the key open. */
     if (giso_enabled())
@@ -352,6 +357,7 @@ static struct agent_prog *load_prog(struct gagent *a, const struct greg_snapshot
     int calls_out = calls_out_of_program(insns, rec->n_insns);
     int keeps_fp = ghelper_prog_fp_free(insns, rec->n_insns);
     free(insns);
+    free(facts);
     if (rc < 0) {
         graft_err_prefix(err, "program %s", rec->name);
         return NULL;
@@ -749,6 +755,12 @@ static int reconcile(struct gagent *a)
                         a->links[i].sample || a->links[i].event;
         a->failed += a->links[i].failed;
     }
+    uint32_t facts_progs = 0, rewritten = 0;
+    for (uint32_t i = 0; i < a->n_progs; i++) {
+        facts_progs += a->progs[i].inst->facts_rewritten > 0;
+        rewritten += a->progs[i].inst->facts_rewritten;
+    }
+    greg_self_set_facts(a->self, facts_progs, rewritten);
     a->generation = s.generation;
     greg_self_set(a->self, detaching ? GREG_PROC_DETACHED : GREG_PROC_RUNNING, s.generation,
                   a->installed, a->failed, a->message);
@@ -926,6 +938,10 @@ int gagent_start(const char *reg_name, struct gagent **out, struct graft_err *er
      * does) races with a concurrent getenv. */
     const char *delay = gsetting("GRAFT_TEST_AGENT_DELAY_MS");
     a->test_delay_ms = delay ? atoi(delay) : 0;
+    /* For diagnosis: a program that behaves differently with and without
+     * the facts its loader stored (docs/jit.md) points at them. */
+    const char *facts = gsetting("GRAFT_JIT_FACTS");
+    a->no_facts = facts && strcmp(facts, "0") == 0;
     char name[GREG_NAME_MAX];
     /* Read-only: nothing this process does to its memory reaches what the
      * other processes of the registry trust. */

@@ -214,12 +214,13 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
     ghelper_time_init();                                  /* ktime's source, decided here */
     struct gvm_prog_opts po = { .sz = sizeof(po), .engine = o.engine, .env = &inst->env,
                                 .desc_alloc = o.desc_alloc, .desc_free = o.desc_free,
-                                .desc_arg = o.desc_arg };
+                                .desc_arg = o.desc_arg, .facts = o.facts, .n_facts = o.n_facts };
     rc = gvm_prog_create(insns, n, &po, &inst->prog, err);
     if (rc) {
         instance_release(inst);
         return rc;
     }
+    inst->facts_rewritten = gvm_prog_facts_rewritten(inst->prog);
     *out = inst;
     return 0;
 }

@@ -24,6 +24,7 @@ struct grt_instance {
     uint32_t id;               /* registry id, or 0 */
     uint64_t policy_tag;       /* gver_policy_tag() it was verified under (greg_prog), or 0 */
     struct gvm_env env;
+    uint32_t facts_rewritten;  /* insns the verifier's facts rewrote (gvm_prog_facts_rewritten) */
     void **extern_addrs;       /* extern i's address in this process */
     uint32_t *extern_kinds;    /* enum greg_extern_kind */
     uint32_t n_externs;
@@ -58,6 +59,10 @@ struct grt_instance_opts {
     void *(*desc_alloc)(size_t size, void *arg);
     void (*desc_free)(void *p, size_t size, void *arg);
     void *desc_arg;
+    /* The verifier's facts for insns (n_facts = n), for the JIT
+     * (gvm_prog_opts.facts): only its result for exactly these insns. */
+    const struct gvm_insn_fact *facts;
+    uint32_t n_facts;
 };
 
 /* grt_instance_create with externs. opts may be NULL (JIT, no externs). */

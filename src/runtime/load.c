@@ -13,8 +13,8 @@
 #include "runtime/registry.h"
 #include "util/syscalls.h"
 
-int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
-               int log_level, struct gver_result *res, struct graft_err *err)
+static int verify(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
+                  int log_level, int record_facts, struct gver_result *res, struct graft_err *err)
 {
     static const struct grt_grant none;
     if (!g)
@@ -25,7 +25,8 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
             return graft_errf(err, -EINVAL,
                               "--allow does not combine with an EIM class: class '%s' decides what its programs may do",
                               g->class_name ? g->class_name : "?");
-        return geim_verify(g->spec, g->class_name, obj, prog, g->insn_budget, log_level, res, err);
+        return geim_verify_facts(g->spec, g->class_name, obj, prog, g->insn_budget, log_level,
+                                 record_facts, res, err);
     }
     int64_t at;
     struct graft_err perr = {0};
@@ -58,12 +59,44 @@ int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struc
         .insns = prog->insns, .n = prog->n_insns,
         .maps = defs, .n_maps = obj->n_maps, .map_lock_offs = locks,
         .policy = policy, .log_level = log_level, .map_frozen = frozen,
+        .record_facts = record_facts,
     };
     int rc = gver_verify(&in, res, err);
     gobj_frozen_free(frozen, obj->n_maps);
     free(defs);
     free(locks);
     free(policy);
+    return rc;
+}
+
+int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
+               int log_level, struct gver_result *res, struct graft_err *err)
+{
+    return verify(obj, prog, g, log_level, 0, res, err);
+}
+
+/* Does prog call a host function (an EIM class's kfunc)? */
+static int calls_host(const struct gobj_prog *prog)
+{
+    for (uint32_t i = 0; i < prog->n_insns; i++)
+        if (prog->insns[i].code == (BPF_JMP | BPF_CALL) && prog->insns[i].src_reg == BPF_PSEUDO_KFUNC_CALL)
+            return 1;
+    return 0;
+}
+
+int grt_verify_facts(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
+                     struct gver_result *res, struct graft_err *err)
+{
+    int rc = verify(obj, prog, g, 0, 1, res, err);
+    /* A host function's declared return range is the class's contract,
+     * which the verifier trusts but nothing enforces at run time: facts
+     * drawn from it could remove the program's own check of the value, its
+     * one defence against a host that breaks the contract. */
+    if (rc == 0 && res->facts && calls_host(prog)) {
+        free(res->facts);
+        res->facts = NULL;
+        res->n_facts = 0;
+    }
     return rc;
 }
 

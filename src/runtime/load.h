@@ -56,6 +56,13 @@ struct gver_policy *grt_policy_for_at(const struct gobj *obj, const struct gobj_
  * errno otherwise (err filled). */
 int grt_verify(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
                int log_level, struct gver_result *res, struct graft_err *err);
+/* The same (no log), with the verifier's facts for prog->insns in
+ * res->facts when accepted: what `graft load` stores with the program for
+ * the agent's JIT (docs/jit.md, "Verifier facts in the JIT"). None for a
+ * program that calls host functions (their return ranges are trusted, not
+ * enforced). */
+int grt_verify_facts(const struct gobj *obj, const struct gobj_prog *prog, const struct grt_grant *g,
+                     struct gver_result *res, struct graft_err *err);
 
 /* The rights prog uses, for `graft verify`: "observe-only" or e.g.
  * "read-host, write-user, override, host-call app_log, global-write g_x",

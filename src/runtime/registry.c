@@ -42,8 +42,9 @@
  * 4: read-only for agents (pid lock word, sequence counter, detach
  * requests, agents' status in their own objects, program hashes);
  * 5: extern memory-argument masks (host-call copies), programs' policy
- * tags (tail calls only between programs of one policy). */
-#define GREG_VERSION 5
+ * tags (tail calls only between programs of one policy); 6: the
+ * verifier's facts in program stores (n_facts). */
+#define GREG_VERSION 6
 
 #define LOCK_WAIT_MS  2000    /* a writer holding the lock longer is not a writer */
 #define READ_WAIT_MS  2000    /* a reader retrying longer gives up */
@@ -471,10 +472,11 @@ int greg_add_map(struct greg *reg, const char *name, const char *shm,
     return (int)id;
 }
 
-/* A program's instructions go to a new object of an unguessable name:
- * nobody can have created it first, and O_EXCL makes sure. */
-static int store_insns(const struct greg *reg, char *shm, size_t len, const struct bpf_insn *insns,
-                       uint32_t n, struct graft_err *err)
+/* A program's instructions (and facts) go to a new object of an
+ * unguessable name: nobody can have created it first, and O_EXCL makes
+ * sure. */
+static int store_code(const struct greg *reg, char *shm, size_t len, const void *code, size_t size,
+                      struct graft_err *err)
 {
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 8; tries++) {
@@ -489,8 +491,7 @@ static int store_insns(const struct greg *reg, char *shm, size_t len, const stru
     if (fd < 0)
         return graft_errf(err, -errno, "program store %s: %s", shm, strerror(errno));
     fchmod(fd, 0600);
-    size_t size = (size_t)n * sizeof(*insns);
-    ssize_t w = write(fd, insns, size);
+    ssize_t w = write(fd, code, size);
     int e = errno;
     close(fd);
     if (w != (ssize_t)size) {
@@ -500,9 +501,41 @@ static int store_insns(const struct greg *reg, char *shm, size_t len, const stru
     return 0;
 }
 
+/* The store's bytes: the instructions, then the facts field by field (no
+ * padding bytes of the caller's reach the hash). */
+static void *store_image(const struct bpf_insn *insns, uint32_t n, const struct gvm_insn_fact *facts,
+                         uint32_t n_facts, size_t *size)
+{
+    size_t isz = (size_t)n * sizeof(*insns);
+    *size = isz + (size_t)n_facts * sizeof(*facts);
+    char *buf = calloc(1, *size);
+    if (!buf)
+        return NULL;
+    memcpy(buf, insns, isz);
+    struct gvm_insn_fact *f = (struct gvm_insn_fact *)(void *)(buf + isz);
+    for (uint32_t i = 0; i < n_facts; i++) {
+        f[i].flags = facts[i].flags;
+        f[i].dst_bits = facts[i].dst_bits;
+        f[i].src_value = facts[i].src_value;
+    }
+    return buf;
+}
+
 int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
                   const struct bpf_insn *insns, struct graft_err *err)
 {
+    struct greg_prog t = *tmpl;
+    t.n_facts = 0;
+    return greg_add_prog_facts(reg, &t, insns, NULL, err);
+}
+
+int greg_add_prog_facts(struct greg *reg, const struct greg_prog *tmpl,
+                        const struct bpf_insn *insns, const struct gvm_insn_fact *facts,
+                        struct graft_err *err)
+{
+    if ((tmpl->n_facts && tmpl->n_facts != tmpl->n_insns) || (tmpl->n_facts && !facts))
+        return graft_errf(err, -EINVAL, "program %s: %u facts for %u instructions", tmpl->name,
+                          tmpl->n_facts, tmpl->n_insns);
     if (tmpl->n_insns == 0 || tmpl->n_insns > GREG_MAX_INSNS)
         return graft_errf(err, -E2BIG, "program %s has %u instructions; 1 to %u fit", tmpl->name,
                           tmpl->n_insns, GREG_MAX_INSNS);
@@ -526,9 +559,15 @@ int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
     }
     struct greg_prog rec = *tmpl;
     rec.id = 0;
+    rec.pad = 0;
     rec.name[sizeof(rec.name) - 1] = rec.section[sizeof(rec.section) - 1] = '\0';
-    graft_sha256(insns, (size_t)rec.n_insns * sizeof(*insns), rec.insn_sha256);
-    int rc = store_insns(reg, rec.insn_shm, sizeof(rec.insn_shm), insns, rec.n_insns, err);
+    size_t size;
+    void *image = store_image(insns, rec.n_insns, facts, rec.n_facts, &size);
+    if (!image)
+        return graft_errf(err, -ENOMEM, "out of memory");
+    graft_sha256(image, size, rec.insn_sha256);
+    int rc = store_code(reg, rec.insn_shm, sizeof(rec.insn_shm), image, size, err);
+    free(image);
     if (rc < 0)
         return rc;
     if ((rc = lock(reg, err)) < 0) {
@@ -856,7 +895,8 @@ static int prog_ok(const struct greg *reg, const struct greg_prog *p)
     if (p->id >= INT32_MAX || !terminated(p->name, sizeof(p->name)) ||
         !terminated(p->section, sizeof(p->section)) || p->n_insns == 0 ||
         p->n_insns > GREG_MAX_INSNS || p->n_maps > GREG_PROG_MAPS ||
-        p->n_externs > GREG_PROG_EXTERNS || !greg_is_child(reg, p->insn_shm, sizeof(p->insn_shm), 'p'))
+        p->n_externs > GREG_PROG_EXTERNS || (p->n_facts && p->n_facts != p->n_insns) ||
+        !greg_is_child(reg, p->insn_shm, sizeof(p->insn_shm), 'p'))
         return 0;
     for (uint32_t i = 0; i < p->n_externs; i++) {
         const struct greg_extern *x = &p->externs[i];
@@ -1039,8 +1079,8 @@ const struct greg_prog *greg_snapshot_prog(const struct greg_snapshot *s, uint32
     return NULL;
 }
 
-int greg_prog_insns(const struct greg *reg, const struct greg_prog *p, struct bpf_insn **out,
-                    struct graft_err *err)
+int greg_prog_code(const struct greg *reg, const struct greg_prog *p, struct bpf_insn **out,
+                   struct gvm_insn_fact **facts_out, struct graft_err *err)
 {
     if (!prog_ok(reg, p))
         return graft_errf(err, -EINVAL, "program id %u: its registry record is damaged", p->id);
@@ -1049,7 +1089,8 @@ int greg_prog_insns(const struct greg *reg, const struct greg_prog *p, struct bp
         return graft_errf(err, -errno, "program %s (id %u): %s: %s", p->name, p->id, p->insn_shm,
                           strerror(errno));
     struct stat st;
-    size_t size = (size_t)p->n_insns * sizeof(struct bpf_insn);
+    size_t isz = (size_t)p->n_insns * sizeof(struct bpf_insn);
+    size_t size = isz + (size_t)p->n_facts * sizeof(struct gvm_insn_fact);
     int rc = 0;
     if (fstat(fd, &st) < 0)
         rc = graft_errf(err, -errno, "program %s (id %u): %s: fstat: %s", p->name, p->id, p->insn_shm,
@@ -1059,10 +1100,10 @@ int greg_prog_insns(const struct greg *reg, const struct greg_prog *p, struct bp
     else if (st.st_size != (off_t)size)
         rc = graft_errf(err, -EINVAL, "program %s (id %u): store %s holds %lld bytes, not %zu",
                         p->name, p->id, p->insn_shm, (long long)st.st_size, size);
-    struct bpf_insn *insns = rc ? NULL : malloc(size);
-    if (!rc && !insns)
+    char *buf = rc ? NULL : malloc(size);
+    if (!rc && !buf)
         rc = graft_errf(err, -ENOMEM, "out of memory");
-    if (!rc && pread(fd, insns, size, 0) != (ssize_t)size)
+    if (!rc && pread(fd, buf, size, 0) != (ssize_t)size)
         rc = graft_errf(err, -EIO, "program %s (id %u): store %s is truncated", p->name, p->id,
                         p->insn_shm);
     close(fd);
@@ -1070,18 +1111,38 @@ int greg_prog_insns(const struct greg *reg, const struct greg_prog *p, struct bp
         /* The registry (which targets cannot write) says what the loader
          * verified; the store could have been changed since. */
         uint8_t sum[GRAFT_SHA256_LEN];
-        graft_sha256(insns, size, sum);
+        graft_sha256(buf, size, sum);
         if (memcmp(sum, p->insn_sha256, sizeof(sum)) != 0)
             rc = graft_errf(err, -EBADMSG,
                             "program %s (id %u): store %s does not hold what was verified (SHA-256 differs): not compiled",
                             p->name, p->id, p->insn_shm);
     }
+    struct bpf_insn *insns = NULL;
+    struct gvm_insn_fact *facts = NULL;
+    if (!rc && (!(insns = malloc(isz)) || (p->n_facts && !(facts = malloc(size - isz)))))
+        rc = graft_errf(err, -ENOMEM, "out of memory");
     if (rc) {
+        free(buf);
         free(insns);
+        free(facts);
         return rc;
     }
+    memcpy(insns, buf, isz);
+    if (facts)
+        memcpy(facts, buf + isz, size - isz);
+    free(buf);
     *out = insns;
+    if (facts_out)
+        *facts_out = facts;
+    else
+        free(facts);
     return 0;
+}
+
+int greg_prog_insns(const struct greg *reg, const struct greg_prog *p, struct bpf_insn **out,
+                    struct graft_err *err)
+{
+    return greg_prog_code(reg, p, out, NULL, err);
 }
 
 const char *greg_link_kind_name(uint32_t kind)

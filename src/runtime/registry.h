@@ -22,8 +22,9 @@
  * process's line of `graft list`.
  *
  * Records are never moved; an id is never reused within a registry. A
- * program's instructions live in their own object, authenticated by a
- * SHA-256 in the record: an agent compiles only bytes the loader wrote.
+ * program's instructions (and the verifier's facts for them) live in their
+ * own object, authenticated by a SHA-256 in the record: an agent compiles
+ * only bytes the loader wrote.
  * Writers take a lock word holding the writer's pid (a dead or impossible
  * owner is taken over); readers copy without locking, under a sequence
  * counter, and check every record they copy, so no content of the object
@@ -39,6 +40,7 @@
 #include "util/err.h"
 #include "util/sha256.h"
 #include "vm/isa.h"
+#include "vm/vm.h"
 
 #define GREG_NAME_MAX   64
 #define GREG_PATH_MAX   256
@@ -92,9 +94,10 @@ struct greg_prog {
     uint32_t type;             /* the loader's enum gprog_type */
     char name[GREG_NAME_MAX];
     char section[128];
-    char insn_shm[GREG_NAME_MAX];  /* shm object holding n_insns struct bpf_insn */
+    char insn_shm[GREG_NAME_MAX];  /* shm object holding n_insns struct bpf_insn,
+                                    * then n_facts struct gvm_insn_fact */
     uint32_t n_insns;
-    uint8_t insn_sha256[GRAFT_SHA256_LEN];  /* of the n_insns instructions */
+    uint8_t insn_sha256[GRAFT_SHA256_LEN];  /* of the whole store: insns and facts */
     uint32_t n_maps;
     uint32_t map_ids[GREG_PROG_MAPS];  /* LD_IMM64 MAP_IDX i refers to map_ids[i] */
     /* CALL KFUNC imm i and LD_IMM64 BTF_ID imm i refer to externs[i] (the
@@ -107,6 +110,10 @@ struct greg_prog {
     /* gver_policy_tag() of the policy it was verified under (0: unknown).
      * Tail calls only go between programs with equal tags. */
     uint64_t policy_tag;
+    /* 0, or n_insns: the verifier's facts for these very instructions
+     * (gver_result.facts), which the agent's JIT may use (docs/jit.md). */
+    uint32_t n_facts;
+    uint32_t pad;
 };
 
 struct greg_map {
@@ -157,6 +164,8 @@ struct greg_proc {
     uint64_t seen_generation;  /* last registry generation the agent applied */
     uint32_t links_installed;
     uint32_t links_failed;
+    uint32_t facts_progs;      /* programs it compiled that the verifier's facts changed */
+    uint32_t facts_rewritten;  /* instructions those facts rewrote, summed */
     char comm[16];
     char message[256];         /* last error or notice, e.g. "isolation: off" */
 };
@@ -189,6 +198,12 @@ int greg_add_map(struct greg *reg, const char *name, const char *shm,
                  const struct gmap_def *def, struct graft_err *err);
 int greg_add_prog(struct greg *reg, const struct greg_prog *tmpl,
                   const struct bpf_insn *insns, struct graft_err *err);
+/* The same with the verifier's facts for insns (tmpl->n_facts of them:
+ * 0 or tmpl->n_insns), stored with them under the one SHA-256. Only the
+ * verifier's result for exactly these instructions may be given. */
+int greg_add_prog_facts(struct greg *reg, const struct greg_prog *tmpl,
+                        const struct bpf_insn *insns, const struct gvm_insn_fact *facts,
+                        struct graft_err *err);
 int greg_add_link(struct greg *reg, const struct greg_link *tmpl,
                   struct graft_err *err);
 int greg_remove_link(struct greg *reg, uint32_t id);
@@ -211,6 +226,8 @@ int greg_self_register(struct greg *reg, pid_t pid, const char *comm,
                        struct greg_self **out, struct graft_err *err);
 void greg_self_set(struct greg_self *self, uint32_t state, uint64_t seen,
                    uint32_t installed, uint32_t failed, const char *message);
+/* What the JIT made of the verifier's facts, for the next greg_self_set. */
+void greg_self_set_facts(struct greg_self *self, uint32_t progs, uint32_t rewritten);
 /* The process is going: its object is removed; later sets are dropped
  * (another thread may still report). The handle stays valid. */
 void greg_self_gone(struct greg_self *self);
@@ -270,6 +287,10 @@ const struct greg_prog *greg_snapshot_prog(const struct greg_snapshot *snap, uin
  * exactly n_insns instructions and hash to insn_sha256. */
 int greg_prog_insns(const struct greg *reg, const struct greg_prog *prog,
                     struct bpf_insn **out, struct graft_err *err);
+/* The same, and the facts stored with them (checked by the same hash):
+ * *facts malloc'd with prog->n_facts entries, or NULL when it has none. */
+int greg_prog_code(const struct greg *reg, const struct greg_prog *prog, struct bpf_insn **insns,
+                   struct gvm_insn_fact **facts, struct graft_err *err);
 
 /* The prefix gmap_create_named() gets for this registry's maps. */
 const char *greg_map_prefix(const struct greg *reg, char *buf, size_t len);

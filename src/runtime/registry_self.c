@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #define SELF_MAGIC   0x464c4553474cULL   /* "LGSELF" */
-#define SELF_VERSION 1
+#define SELF_VERSION 2   /* 2: facts_progs, facts_rewritten */
 #define MAX_AGENTS   4096                /* status objects one listing reads */
 
 struct self_record {
@@ -173,6 +173,14 @@ void greg_self_set(struct greg_self *self, uint32_t state, uint64_t seen, uint32
     if (message)
         graft_copy_str(p->message, sizeof(p->message), message);
     self_write(self);
+}
+
+void greg_self_set_facts(struct greg_self *self, uint32_t progs, uint32_t rewritten)
+{
+    if (!self)
+        return;
+    self->rec.proc.facts_progs = progs;
+    self->rec.proc.facts_rewritten = rewritten;
 }
 
 void greg_self_gone(struct greg_self *self)

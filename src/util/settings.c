@@ -25,7 +25,7 @@
 
 const char *const gsettings_passed[] = {
     "GRAFT_REGISTRY", "GRAFT_ISOLATION", "GRAFT_REQUIRE_ISOLATION", "GRAFT_SCAN_CACHE",
-    "GRAFT_KTIME", "GRAFT_TEST_AGENT_DELAY_MS", NULL,
+    "GRAFT_KTIME", "GRAFT_TEST_AGENT_DELAY_MS", "GRAFT_JIT_FACTS", NULL,
 };
 
 #define SETTINGS_MAX 4096           /* the whole file; values are short */

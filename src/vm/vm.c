@@ -599,7 +599,7 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
     if (!r && o.facts && o.n_facts != n)
         r = graft_errf(err, -EINVAL, "gvm_prog_opts: %u facts for %u instructions", o.n_facts, n);
     if (!r && p->engine == GVM_ENGINE_JIT && o.facts)
-        gvm_apply_facts(p->insns, n, o.facts);
+        p->facts_rewritten = (uint32_t)gvm_apply_facts(p->insns, n, o.facts);
     if (!r && p->engine == GVM_ENGINE_JIT)
         r = gvm_jit_compile(p, err);
     if (r) {
@@ -653,6 +653,11 @@ uint32_t gvm_prog_len(const struct gvm_prog *prog)
 size_t gvm_prog_code_size(const struct gvm_prog *prog)
 {
     return prog->engine == GVM_ENGINE_JIT ? prog->jit_code_size : 0;
+}
+
+uint32_t gvm_prog_facts_rewritten(const struct gvm_prog *prog)
+{
+    return prog->facts_rewritten;
 }
 
 const void *gvm_prog_code(const struct gvm_prog *prog)

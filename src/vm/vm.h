@@ -143,6 +143,9 @@ gvm_native_fn gvm_prog_native(const struct gvm_prog *prog);
 enum gvm_engine gvm_prog_engine(const struct gvm_prog *prog);
 uint32_t gvm_prog_len(const struct gvm_prog *prog);
 size_t gvm_prog_code_size(const struct gvm_prog *prog);   /* JIT bytes, else 0 */
+/* How many instructions the verifier's facts (gvm_prog_opts.facts) rewrote
+ * before compiling: 0 without facts or on the interpreter. */
+uint32_t gvm_prog_facts_rewritten(const struct gvm_prog *prog);
 /* The first of those bytes (the native entry may lie further in), else NULL:
  * for checks of the machine code, such as that it holds no WRPKRU/XRSTOR. */
 const void *gvm_prog_code(const struct gvm_prog *prog);

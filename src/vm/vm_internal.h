@@ -28,6 +28,7 @@ struct gvm_prog {
     size_t jit_map_size;       /* bytes mapped */
     size_t jit_code_size;      /* bytes of machine code */
     gvm_native_fn jit_fn;
+    uint32_t facts_rewritten;  /* insns the verifier's facts rewrote (jit_facts.c) */
 
     void (*desc_free)(void *p, size_t size, void *arg);   /* gvm_prog_opts */
     void *desc_arg;

@@ -3,7 +3,8 @@
 #   1. graft start: a program loaded first is installed before main(); exact counts
 #   2. graft attach into a running process, a program loaded after it started,
 #      detach, re-attach; exact counts in each phase; syscall hooks; an entry
-#      too short for the jump (int3 fallback, reported)
+#      too short for the jump (int3 fallback, reported); the verifier's facts
+#      used by the agent's JIT, and not with GRAFT_JIT_FACTS=0
 #   3. errors: no such pid, process exits mid-attach, rejected program, bad object
 #   4. permissions: another uid can neither read maps nor load into our registry
 #   5. graft unload of what --detach left, shared memory included
@@ -218,6 +219,33 @@ check "500 even arguments counted in inner_even" test "$(mapval inner_even 0)" =
 check "500 odd arguments counted in inner_odd" test "$(mapval inner_odd 0)" = 500
 check "no lookup of the outer map came back empty" test "$(mapval no_inner 0)" = 0
 end_object
+
+echo "== 2h. the verifier's facts reach the agent's JIT (GRAFT_JIT_FACTS=0 turns them off)"
+# facts_work's shift and branch rest on frozen .rodata constants that the
+# facts fold into the code; its sum must not change with them.
+facts_want=$(python3 -c 'print(sum(((i * 40503) ^ ((i * 40503) >> 7)) for i in range(1000)))')
+facts_rewritten() {
+    "$GRAFT" list | grep -E "^ +$tpid " | sed -n 's/.*jit facts: \([0-9]*\) insns rewritten in \([0-9]*\) programs.*/\1 \2/p'
+}
+with_object facts_work
+check "graft list marks the program as stored with the verifier's facts" \
+    sh -c "'$GRAFT' list | grep -E '^ +[0-9]+ +facts_work ' | grep -q 'verifier facts'"
+check "the agent installed the hook" wait_hooks
+check "facts round" round 1
+with_facts=$(facts_rewritten)
+check "the agent's JIT rewrote instructions of one program by the facts ($with_facts)" \
+    sh -c "test \"\${1% *}\" -gt 0 && test \"\${1#* }\" = 1" sh "$with_facts"
+check "the sum computed with the facts is right" test "$(mapval facts_out 0)" = "$facts_want"
+check "... and the branch the facts removed went the right way" test "$(mapval facts_out 1)" = 0
+end_object
+export GRAFT_JIT_FACTS=0
+with_object facts_work
+check "the agent installed the hook" wait_hooks
+check "facts-off round" round 1
+check "GRAFT_JIT_FACTS=0: no instruction rewritten" test "$(facts_rewritten)" = "0 0"
+check "... and the same sum" test "$(mapval facts_out 0)" = "$facts_want"
+end_object
+unset GRAFT_JIT_FACTS
 
 echo "== 2g. a map of maps whose declared inner map is not its template"
 out=$("$GRAFT" load "$HERE/bpf/mim_bad.bpf.o" --detach 2>&1); rc=$?

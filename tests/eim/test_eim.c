@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "eim/eim.h"
+#include "runtime/load.h"
 
 static int failures, checks;
 
@@ -597,6 +598,8 @@ static const struct ext_case ext_cases[] = {
     { "bad_kconfig", "observer", { "class 'observer'", "insn ", "__kconfig extern 'LINUX_KERNEL_VERSION'" } },
 };
 
+static int g_with_facts, g_host_callers;
+
 static void test_ext(const struct geim_spec *s, const char *dir, const struct ext_case *c)
 {
     char path[512];
@@ -622,6 +625,23 @@ static void test_ext(const struct geim_spec *s, const char *dir, const struct ex
     if (getenv("EIM_VERBOSE"))
         printf("%-22s %-14s %s\n", c->file, cls, accepted ? "accepted" : err.msg);
     gver_result_free(&res);
+    if (accepted) {
+        /* graft load's verification: the facts for the JIT, except for a
+         * program that calls host functions (their return ranges are the
+         * class's word, not enforced) */
+        int calls_host = 0;
+        for (uint32_t i = 0; i < obj->progs[0].n_insns; i++)
+            calls_host |= obj->progs[0].insns[i].code == (BPF_JMP | BPF_CALL) &&
+                          obj->progs[0].insns[i].src_reg == BPF_PSEUDO_KFUNC_CALL;
+        struct grt_grant g = { .spec = s, .class_name = cls };
+        rc = grt_verify_facts(obj, &obj->progs[0], &g, &res, &err);
+        CHECK(rc == 0 && res.accepted, "%s: grt_verify_facts: %s", c->file, err.msg);
+        CHECK(calls_host ? !res.facts : res.facts && res.n_facts == obj->progs[0].n_insns,
+              "%s: %s host functions, facts %p", c->file, calls_host ? "calls" : "calls no", (void *)res.facts);
+        g_with_facts += res.facts != NULL;
+        g_host_callers += calls_host;
+        gver_result_free(&res);
+    }
     gobj_free(obj);
 }
 
@@ -688,6 +708,8 @@ int main(int argc, char **argv)
         test_ext(s, argv[1], &ext_cases[i]);
         ext_cases[i].want[0] ? n_bad++ : n_ok++;
     }
+    CHECK(g_with_facts > 0 && g_host_callers > 0, "facts: %d programs with, %d calling host functions",
+          g_with_facts, g_host_callers);
     test_verifier_alone(s, argv[1]);
     test_cli(argv[2]);
     geim_free(s);

@@ -404,6 +404,58 @@ static void test_tampered_store(void)
     greg_close(reg);
 }
 
+/* The verifier's facts travel in the store, after the insns, under the
+ * same hash: read back exactly, a changed fact refused like a changed
+ * insn, a record without facts gives none, a count that is not n_insns is
+ * refused. */
+static void test_facts(void)
+{
+    struct greg *reg = open_reg();
+    struct bpf_insn insns[3] = { BPF_MOV64_IMM(BPF_R0, 7), BPF_ALU64_IMM(BPF_AND, BPF_R0, 15), BPF_EXIT_INSN() };
+    struct gvm_insn_fact facts[3];
+    memset(facts, 0xa5, sizeof(facts));     /* padding bytes must not reach the hash */
+    for (int i = 0; i < 3; i++) {
+        facts[i].flags = (uint32_t)i;
+        facts[i].dst_bits = 7u + (uint64_t)i;
+        facts[i].src_value = 100u + (uint64_t)i;
+    }
+    struct greg_prog t = { .n_insns = 3, .n_facts = 3 };
+    snprintf(t.name, sizeof(t.name), "facts");
+    struct graft_err err = {0};
+    int id = greg_add_prog_facts(reg, &t, insns, facts, &err);
+    CHECK(id > 0);
+    t.n_facts = 2;
+    CHECK(greg_add_prog_facts(reg, &t, insns, facts, &err) == -EINVAL && strstr(err.msg, "2 facts for 3"));
+    int plain = add_prog(reg, "nofacts", 3);
+    struct greg_snapshot s;
+    CHECK(plain > 0 && greg_snapshot(reg, &s) == 0);
+    const struct greg_prog *p = greg_snapshot_prog(&s, (uint32_t)id);
+    const struct greg_prog *q = greg_snapshot_prog(&s, (uint32_t)plain);
+    CHECK(p && p->n_facts == 3 && q && q->n_facts == 0);
+    struct bpf_insn *got = NULL;
+    struct gvm_insn_fact *gf = NULL;
+    CHECK(p && greg_prog_code(reg, p, &got, &gf, NULL) == 0 && got && gf);
+    for (int i = 0; got && gf && i < 3; i++)
+        CHECK(!memcmp(&got[i], &insns[i], sizeof(insns[i])) && gf[i].flags == (uint32_t)i &&
+              gf[i].dst_bits == 7u + (uint64_t)i && gf[i].src_value == 100u + (uint64_t)i);
+    free(got);
+    free(gf);
+    gf = (void *)1;
+    CHECK(q && greg_prog_code(reg, q, &got, &gf, NULL) == 0 && gf == NULL);
+    free(got);
+    /* a fact changed in the store: refused */
+    int fd = p ? shm_open(p->insn_shm, O_RDWR, 0) : -1;
+    CHECK(fd >= 0);
+    struct gvm_insn_fact evil = { .flags = GVM_FACT_DST_BITS, .dst_bits = 1 };
+    CHECK(pwrite(fd, &evil, sizeof(evil), (off_t)sizeof(insns) + (off_t)sizeof(evil)) == sizeof(evil));
+    CHECK(p && greg_prog_code(reg, p, &got, &gf, &err) == -EBADMSG && strstr(err.msg, "SHA-256"));
+    close(fd);
+    greg_snapshot_free(&s);
+    greg_remove_prog(reg, (uint32_t)id);
+    greg_remove_prog(reg, (uint32_t)plain);
+    greg_close(reg);
+}
+
 /* Only the owner may open the registry, and a registry others can write is refused. */
 static void test_security(void)
 {
@@ -508,6 +560,7 @@ int main(void)
     test_agents();
     test_read_only();
     test_tampered_store();
+    test_facts();
     test_security();
     /* Leave nothing behind. */
     struct greg *reg = open_reg();

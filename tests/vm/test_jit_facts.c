@@ -198,11 +198,39 @@ static void test_errors(void)
           "facts of the wrong length: %s", err.msg);
 }
 
+/* gvm_prog_facts_rewritten: what `graft list` reports per agent */
+static void test_count(void)
+{
+    struct bpf_insn insns[3] = {
+        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 7 },
+        { .code = BPF_ALU64 | BPF_AND | BPF_K, .dst_reg = 0, .imm = 15 },
+        { .code = BPF_JMP | BPF_EXIT },
+    };
+    struct gvm_insn_fact f[3] = { [1] = { .flags = GVM_FACT_DST_BITS, .dst_bits = 7 } };
+    for (int e = 0; e < 2; e++)
+        for (int with = 0; with < 2; with++) {
+            struct gvm_prog_opts o = { .sz = sizeof(o), .engine = e ? GVM_ENGINE_JIT : GVM_ENGINE_INTERP,
+                                       .facts = with ? f : NULL, .n_facts = with ? 3 : 0 };
+            struct gvm_prog *p = NULL;
+            struct graft_err err = { 0 };
+            uint64_t r = 0;
+            if (gvm_prog_create(insns, 3, &o, &p, &err) != 0) {
+                CHECK(0, "load: %s", err.msg);
+                continue;
+            }
+            CHECK(gvm_prog_run(p, NULL, 0, &r, &err) == 0 && r == 7, "count: result %" PRIu64, r);
+            CHECK(gvm_prog_facts_rewritten(p) == (uint32_t)(e && with), "engine %d facts %d: %u rewritten",
+                  e, with, gvm_prog_facts_rewritten(p));
+            gvm_prog_free(p);
+        }
+}
+
 int main(void)
 {
     test_rewrites();
     test_true_and_wrong();
     test_errors();
+    test_count();
     if (g_fails) {
         fprintf(stderr, "%d failures\n", g_fails);
         return 1;

@@ -43,8 +43,9 @@ int cmd_list(int argc, char **argv)
                s.n_damaged);
     printf("programs: %u\n", s.n_progs);
     for (uint32_t i = 0; i < s.n_progs; i++)
-        printf("  %-4u %-24s %-40s %5u insns  loader pid %d\n", s.progs[i].id, s.progs[i].name,
-               s.progs[i].section, s.progs[i].n_insns, s.progs[i].owner_pid);
+        printf("  %-4u %-24s %-40s %5u insns  loader pid %d%s\n", s.progs[i].id, s.progs[i].name,
+               s.progs[i].section, s.progs[i].n_insns, s.progs[i].owner_pid,
+               s.progs[i].n_facts ? "  verifier facts" : "");
     printf("maps: %u\n", s.n_maps);
     for (uint32_t i = 0; i < s.n_maps; i++)
         printf("  %-4u %-24s %-16s key %u value %u max %u\n", s.maps[i].id, s.maps[i].name,
@@ -82,9 +83,9 @@ int cmd_list(int argc, char **argv)
             printf("  %-7d %-16s %-9s %s\n", p->pid, "?", "unknown", p->message);
             continue;
         }
-        printf("  %-7d %-16s %-9s hooks %u installed, %u failed%s%s\n", p->pid, p->comm,
-               proc_state_name(p->state), p->links_installed, p->links_failed,
-               p->message[0] ? "  " : "", p->message);
+        printf("  %-7d %-16s %-9s hooks %u installed, %u failed; jit facts: %u insns rewritten in %u programs%s%s\n",
+               p->pid, p->comm, proc_state_name(p->state), p->links_installed, p->links_failed,
+               p->facts_rewritten, p->facts_progs, p->message[0] ? "  " : "", p->message);
     }
     free(procs);
     greg_snapshot_free(&s);

@@ -118,8 +118,10 @@ static int skipped(const struct gobj *obj, uint32_t prog)
 }
 
 /* Verify every program; tags[i] gets the policy tag program i was
- * accepted under. */
-static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tags)
+ * accepted under, facts[i] the verifier's facts for its instructions (the
+ * agent's JIT uses them; kept NULL when the verifier gave none). */
+static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tags,
+                      struct gvm_insn_fact **facts)
 {
     struct graft_err err = {0};
     for (uint32_t i = 0; i < obj->n_progs; i++) {
@@ -130,7 +132,7 @@ static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tag
         }
         struct gver_result res = {0};
         graft_err_clear(&err);
-        int rc = grt_verify(obj, &obj->progs[i], g, 0, &res, &err);
+        int rc = grt_verify_facts(obj, &obj->progs[i], g, &res, &err);
         if (rc < 0) {
             gver_result_free(&res);
             graft_err_prefix(&err, "nothing was loaded");
@@ -150,6 +152,11 @@ static int verify_all(struct gobj *obj, const struct grt_grant *g, uint64_t *tag
             return 1;
         }
         tags[i] = res.policy_tag;
+        if (res.facts && res.n_facts == obj->progs[i].n_insns) {
+            facts[i] = res.facts;           /* ours now */
+            res.facts = NULL;
+            res.n_facts = 0;
+        }
         gver_result_free(&res);
     }
     return 0;
@@ -283,7 +290,8 @@ static int write_slots(const struct gobj *obj, struct gmap **maps, const uint32_
 }
 
 static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_args,
-                        struct gmap **maps, pid_t pid, const uint64_t *tags, int *n_links)
+                        struct gmap **maps, pid_t pid, const uint64_t *tags,
+                        struct gvm_insn_fact *const *facts, int *n_links)
 {
     struct graft_err err = {0};
     struct greg_prog tmpl = {0};
@@ -322,8 +330,13 @@ static int register_all(struct greg *reg, struct gobj *obj, const uint32_t *mem_
         tmpl.policy_tag = tags[i];
         /* The original instructions: under an EIM class the verifier saw a
          * copy in which host globals were maps (geim_prepare); the agent
-         * resolves the original BTF_ID loads to the globals themselves. */
-        int prog_id = greg_add_prog(reg, &tmpl, p->insns, &err);
+         * resolves the original BTF_ID loads to the globals themselves.
+         * The facts are the verifier's for these very instructions (the
+         * copy differs only in those LD_IMM64, about which no fact speaks,
+         * and gobj_prog_drop_unreached_calls only turned calls no path
+         * reaches into no-ops: docs/jit.md). */
+        tmpl.n_facts = facts[i] ? p->n_insns : 0;
+        int prog_id = greg_add_prog_facts(reg, &tmpl, p->insns, facts[i], &err);
         if (prog_id < 0)
             rc = cli_fail_err(1, "load", &err);
         prog_ids[i] = (uint32_t)prog_id;
@@ -407,10 +420,11 @@ int cmd_load(int argc, char **argv)
     if (!spec)
         gobj_absent_weak_externs(obj);
     uint64_t *tags = calloc(obj->n_progs ? obj->n_progs : 1, sizeof(*tags));
-    if (!tags)
+    struct gvm_insn_fact **facts = calloc(obj->n_progs ? obj->n_progs : 1, sizeof(*facts));
+    if (!tags || !facts)
         rc = cli_fail(1, "load", "out of memory");
     if (rc == 0)
-        rc = verify_all(obj, &grant, tags);
+        rc = verify_all(obj, &grant, tags, facts);
     /* accepted: their calls of absent functions are unreachable */
     for (uint32_t i = 0; rc == 0 && !spec && i < obj->n_progs; i++)
         gobj_prog_drop_unreached_calls(&obj->progs[i]);
@@ -440,7 +454,7 @@ int cmd_load(int argc, char **argv)
                                    &maps, &err) < 0)
         rc = cli_fail_err(1, "load", &err);
     if (rc == 0)
-        rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, tags, &n_links);
+        rc = register_all(reg, obj, mem_args, maps, (pid_t)pid, tags, facts, &n_links);
     if (rc == 0 && n_links > 0)
         wait_applied(reg, (pid_t)pid, greg_generation(reg));
     if (rc == 0) {
@@ -469,6 +483,9 @@ int cmd_load(int argc, char **argv)
      * unless we detach; either way our handles go. */
     grt_destroy_maps(maps, obj->n_maps, rc != 0);
     greg_close(reg);
+    for (uint32_t i = 0; facts && i < obj->n_progs; i++)
+        free(facts[i]);
+    free(facts);
     gobj_free(obj);
     free(tags);
     return rc;
