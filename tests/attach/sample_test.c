@@ -16,11 +16,15 @@
  * unseen   a timer that expired unseen by the kernel (no tick found the
  *          thread running since) before the thread went to sleep is
  *          fired by the sampler thread: its period is not lost
+ * isolation  with isolation on (GRAFT_TEST_ISOLATION, run by pku_suite):
+ *          gsample_start is refused with ENOTSUP and one clear line, and
+ *          takes nothing (the signal stays SIG_DFL)
  * events   signal_generate records of kill/tkill/tgkill (caught, ignored,
  *          pending), none for signal 0 or a failing kill;
  *          sched_process_exit and the parent's SIGCHLD in a child that exits
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +39,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "tiso.h"
 
 static int failures;
 #define CHECK(c, ...)                                                        \
@@ -104,11 +109,15 @@ static _Atomic int samples, in_spin, bad_ctx, bad_cookie, sleeper_samples, neste
 static _Atomic int32_t sleeper_tid;
 static _Atomic int in_hook_handler;
 static uint64_t want_cookie = 0x5a5a;
+#define MAX_IPS 512
+static uint64_t sample_ips[MAX_IPS];   /* the interrupted ips, in order */
 
 static uint64_t on_sample(void *ctx, uint64_t len)
 {
     const struct perf_ctx *c = ctx;
-    atomic_fetch_add(&samples, 1);
+    int k = atomic_fetch_add(&samples, 1);
+    if (k < MAX_IPS)
+        sample_ips[k] = c->regs.ip;
     if (len != sizeof(*c) || ghelper_run_state()->ctx != ctx || ghelper_run_state()->regs != &c->regs ||
         c->sample_period != 10000000)
         atomic_fetch_add(&bad_ctx, 1);
@@ -158,7 +167,23 @@ static int test_sample(void)
     int used = (int)((cpu_ns() - cpu0) / 10000000);
     CHECK(n >= 3 && n + missed >= want - 1 && n + missed <= used + 1,
           "%d samples + %d missed for %d to %d periods of CPU", n, missed, want, used);
-    CHECK(atomic_load(&in_spin) * 2 >= n_spun, "%d of %d samples in spin_work", atomic_load(&in_spin), n_spun);
+    /* The thread spins in spin_work and reads its CPU clock between
+     * calls: a sample lands where the thread went back to user space,
+     * which is clock_gettime's return when the timer fired or the thread
+     * was switched out in that system call (common on a loaded machine). */
+    int elsewhere = 0;
+    for (int i = 0; i < n_spun && i < MAX_IPS; i++) {
+        Dl_info di;
+        if (sample_ips[i] - (uint64_t)(uintptr_t)spin_work < 128)
+            continue;
+        if (!dladdr((void *)(uintptr_t)sample_ips[i], &di) || !di.dli_sname || !strstr(di.dli_sname, "clock_gettime")) {
+            elsewhere++;
+            fprintf(stderr, "sample %d at %#llx (%s)\n", i, (unsigned long long)sample_ips[i],
+                    di.dli_sname ? di.dli_sname : "?");
+        }
+    }
+    CHECK(atomic_load(&in_spin) > 0 && elsewhere == 0, "%d of %d samples in spin_work, %d neither there nor in "
+          "clock_gettime", atomic_load(&in_spin), n_spun, elsewhere);
     CHECK(atomic_load(&bad_ctx) == 0, "%d samples with a wrong context", atomic_load(&bad_ctx));
     CHECK(atomic_load(&bad_cookie) == 0, "%d samples with a wrong cookie", atomic_load(&bad_cookie));
     CHECK(atomic_load(&sleeper_samples) == 0, "a sleeping thread was sampled %d times",
@@ -337,6 +362,25 @@ static int test_unseen(void)
     return 0;
 }
 
+static int test_isolation(void)
+{
+    if (!tiso_setup("sample_test")) {
+        fprintf(stderr, "sample_test isolation: wants GRAFT_TEST_ISOLATION (pku_suite runs it)\n");
+        return 1;
+    }
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
+    CHECK(rc == -ENOTSUP && h == NULL && strstr(err.msg, "isolation"), "gsample_start with isolation on: %d (%s)",
+          rc, err.msg);
+    struct sigaction cur;
+    sigaction(GSAMPLE_SIGNAL, NULL, &cur);
+    CHECK(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL, "the refused start took signal %d",
+          GSAMPLE_SIGNAL);
+    printf("isolation: %s\n", err.msg);
+    return 0;
+}
+
 /* ---- events ---- */
 
 struct signal_rec {
@@ -442,13 +486,14 @@ static int test_events(void)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: sample_test sample|fork|busy|taken|nested|unseen|events\n");
+        fprintf(stderr, "usage: sample_test sample|fork|busy|taken|nested|unseen|isolation|events\n");
         return 2;
     }
     const char *s = argv[1];
     int rc = !strcmp(s, "sample") ? test_sample() : !strcmp(s, "fork") ? test_fork()
            : !strcmp(s, "busy") ? test_busy() : !strcmp(s, "taken") ? test_taken()
            : !strcmp(s, "nested") ? test_nested() : !strcmp(s, "unseen") ? test_unseen()
+           : !strcmp(s, "isolation") ? test_isolation()
            : !strcmp(s, "events") ? test_events() : 2;
     if (rc == 2)
         fprintf(stderr, "unknown scenario %s\n", s);
