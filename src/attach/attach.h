@@ -347,7 +347,10 @@ int gsample_start(gsys_handler fn, uint64_t cookie, uint64_t period_ns, int cpu,
                   struct graft_err *err);
 /* After it returns the program no longer runs from this link. */
 void gsample_stop(struct gsample *h);
-uint64_t gsample_missed(void);   /* samples dropped (inside a graft program) */
+uint64_t gsample_missed(void);   /* samples dropped (inside a graft program, or overruns) */
+/* Expired CPU-time timers the kernel had not noticed (it looks at a
+ * thread's at ticks that find it running), fired by the sampler thread. */
+uint64_t gsample_kicked(void);
 /* The mask graft's own threads run with: every signal sent to the process
  * blocked (they go to the host's threads), the synchronous ones graft's
  * handlers need left open (SIGTRAP: a hook's int3 met mid-patch; SIGSEGV,

@@ -30,6 +30,20 @@
  * POSIX CPU timers are checked at the scheduler tick, so a thread gets at
  * most CONFIG_HZ samples a second (the kernel's perf timer is an
  * hrtimer): shorter periods' overruns are counted as missed.
+ * The kernel checks a thread's CPU timers only at a tick that lands while
+ * that thread is the one running. Under contention (another process's
+ * threads preempting it between ticks) its expiries went unseen for up to
+ * 150 ms of its CPU time, and a thread that blocks right after an unseen
+ * expiry keeps it unseen while it sleeps: those periods were neither
+ * sampled nor counted. So every timer is armed at a known phase
+ * (TIMER_ABSTIME: expiries at first + k * period) and every signal adds
+ * its 1 + si_overrun periods to the thread's count; a timer the scanner
+ * finds expired-but-unfired (timer_gettime: 1 ns) at two scans in a row
+ * with no period counted in between is re-armed at its pending expiry
+ * (first + count * period, in the past), which makes the kernel fire it
+ * from the scanner at once (posix_cpu_timer_set), and the signal's
+ * si_overrun again counts every period since: nothing is lost, a late
+ * sample is at most two scans late.
  * Threads that start later get their timer at the next rescan (every
  * GSAMPLE_RESCAN_MS). Timers do not survive exec (the kernel deletes them)
  * nor fork (the child's sampler starts anew from the atfork handler).
@@ -70,8 +84,12 @@ struct perf_event_ctx {
 };
 
 struct sample_thread {
-    int32_t tid;
+    int32_t tid;               /* 0: a free entry (entries keep their index: signals carry it) */
     int timer;                 /* kernel timer id */
+    uint64_t first_ns;         /* the first expiry on the thread's CPU clock */
+    _Atomic uint64_t periods;  /* periods its signals accounted for (1 + si_overrun each) */
+    uint64_t seen_periods;     /* periods at the scan that found it overdue */
+    int overdue;               /* that scan found it expired but not fired */
 };
 
 /* Links of one program at one period share the timers: one per thread. */
@@ -84,7 +102,7 @@ struct sample_group {
     struct { int cpu; uint64_t cookie; int used; } ents[GSAMPLE_CPUS];
     int n_ents;
     struct sample_thread threads[GSAMPLE_THREADS];
-    int n_threads;
+    int n_threads;             /* entries in use or freed: [0, n_threads) */
 };
 
 struct gsample {
@@ -100,6 +118,13 @@ static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
 static pthread_t g_scanner;
 static int g_scanner_running;      /* started once; idles while no group lives */
 static _Atomic uint64_t g_missed;
+static _Atomic uint64_t g_kicked;  /* overdue timers fired by the scanner */
+
+/* A signal's si_value: group slot, thread entry, group generation. */
+#define SV_SLOT_BITS 6
+#define SV_IDX_BITS  12
+#define SV_GEN_MASK  ((1u << (32 - SV_SLOT_BITS - SV_IDX_BITS)) - 1)
+_Static_assert(GSAMPLE_GROUPS <= (1 << SV_SLOT_BITS) && GSAMPLE_THREADS <= (1 << SV_IDX_BITS), "si_value fields");
 
 /* ---- the signal handler ---- */
 
@@ -125,20 +150,27 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
     if (si->si_code != SI_TIMER)
         return;                            /* someone's kill(): not a sample */
     uint32_t v = (uint32_t)si->si_value.sival_int;
-    uint32_t slot = v & 0xff, gen = v >> 8;
+    uint32_t slot = v & ((1u << SV_SLOT_BITS) - 1), idx = (v >> SV_SLOT_BITS) & ((1u << SV_IDX_BITS) - 1),
+             gen = v >> (SV_SLOT_BITS + SV_IDX_BITS);
     if (slot >= GSAMPLE_GROUPS)
         return;
     struct sample_group *g = &g_groups[slot];
     int saved_errno = errno;
-    struct gthread *t = gthread_self();
-    if (gsys_in_hook || (t && gthread_in_handlers(t))) {
-        atomic_fetch_add_explicit(&g_missed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->running, 1, memory_order_acq_rel);
+    if (!atomic_load_explicit(&g->live, memory_order_acquire) ||
+        (atomic_load_explicit(&g->gen, memory_order_acquire) & SV_GEN_MASK) != gen) {
+        atomic_fetch_sub_explicit(&g->running, 1, memory_order_release);
         errno = saved_errno;
         return;
     }
-    atomic_fetch_add_explicit(&g->running, 1, memory_order_acq_rel);
-    if (!atomic_load_explicit(&g->live, memory_order_acquire) ||
-        (atomic_load_explicit(&g->gen, memory_order_acquire) & 0xffffff) != gen) {
+    /* The periods this signal stands for: what the scanner's re-arm of an
+     * overdue timer starts from. */
+    atomic_fetch_add_explicit(&g->threads[idx].periods, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
+                              memory_order_relaxed);
+    struct gthread *t = gthread_self();
+    if (gsys_in_hook || (t && gthread_in_handlers(t))) {
+        atomic_fetch_add_explicit(&g_missed, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
+                                  memory_order_relaxed);
         atomic_fetch_sub_explicit(&g->running, 1, memory_order_release);
         errno = saved_errno;
         return;
@@ -175,30 +207,102 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
 
 /* ---- timers ---- */
 
-static int thread_timer(struct sample_group *g, int slot, int32_t tid, int *id)
+static struct timespec ts_of(uint64_t ns)
+{
+    return (struct timespec){ (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+}
+
+/* Arm timer kid of thread entry e to expire at `at` on the thread's CPU
+ * clock, then every period. */
+static int arm_at(const struct sample_group *g, int kid, uint64_t at)
+{
+    struct itimerspec its = { .it_interval = ts_of(g->period_ns), .it_value = ts_of(at) };
+    return syscall(SYS_timer_settime, kid, TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
+}
+
+/* A timer on the CPU clock of thread tid for entry idx of group g. */
+static int thread_timer(struct sample_group *g, int slot, int idx, int32_t tid)
 {
     /* The CPU-time clock of thread tid (glibc's make_thread_cpuclock). */
     clockid_t clk = (clockid_t)((~(unsigned)tid << 3) | 6);
+    struct timespec now;
+    if (clock_gettime(clk, &now) != 0)
+        return -errno;
     struct sigevent sev;
     memset(&sev, 0, sizeof(sev));
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = GSAMPLE_SIGNAL;
-    sev.sigev_value.sival_int = (int)((uint32_t)slot | ((atomic_load(&g->gen) & 0xffffff) << 8));
+    sev.sigev_value.sival_int = (int)((uint32_t)slot | (uint32_t)idx << SV_SLOT_BITS |
+                                      (atomic_load(&g->gen) & SV_GEN_MASK) << (SV_SLOT_BITS + SV_IDX_BITS));
     sev._sigev_un._tid = tid;
     int kid;
     if (syscall(SYS_timer_create, clk, &sev, &kid) != 0)
         return -errno;
-    struct itimerspec its = {
-        .it_interval = { (time_t)(g->period_ns / 1000000000u), (long)(g->period_ns % 1000000000u) },
-    };
-    its.it_value = its.it_interval;
-    if (syscall(SYS_timer_settime, kid, 0, &its, NULL) != 0) {
-        int e = errno;
+    struct sample_thread *e = &g->threads[idx];
+    e->first_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + g->period_ns;
+    atomic_store(&e->periods, 0);
+    e->overdue = 0;
+    int rc = arm_at(g, kid, e->first_ns);
+    if (rc < 0) {
         syscall(SYS_timer_delete, kid);
-        return -e;
+        return rc;
     }
-    *id = kid;
+    e->timer = kid;
+    e->tid = tid;
     return 0;
+}
+
+/* A free entry of g (a thread's timer goes there), or -1. */
+static int free_entry(struct sample_group *g)
+{
+    for (int i = 0; i < g->n_threads; i++)
+        if (!g->threads[i].tid)
+            return i;
+    return g->n_threads < GSAMPLE_THREADS ? g->n_threads : -1;
+}
+
+/* Give thread tid a timer in group g; 0 or -errno (counted, said once). */
+static int add_thread(struct sample_group *g, int slot, int32_t tid)
+{
+    int idx = free_entry(g);
+    if (idx < 0)
+        return -E2BIG;
+    int rc = thread_timer(g, slot, idx, tid);
+    if (rc == 0) {
+        if (idx == g->n_threads)
+            g->n_threads++;
+        return 0;
+    }
+    /* Not silent: a thread without a timer is a thread never sampled. */
+    static _Atomic int said;
+    if (rc != -EINVAL && !atomic_exchange(&said, 1))   /* EINVAL: it exited meanwhile */
+        fprintf(stderr, "graft-agent[%d]: sampling: no CPU-time timer for thread %d: %s (retried every %d ms)\n",
+                getpid(), (int)tid, strerror(-rc), GSAMPLE_RESCAN_MS);
+    return rc;
+}
+
+/* The kernel looks at a thread's CPU timers only at a tick that finds the
+ * thread running: fire the one that expired unseen (see the top). */
+static void kick_if_overdue(struct sample_group *g, struct sample_thread *e)
+{
+    struct itimerspec cur;
+    if (syscall(SYS_timer_gettime, e->timer, &cur) != 0)
+        return;
+    if (cur.it_value.tv_sec != 0 || cur.it_value.tv_nsec != 1) {   /* 1 ns: "expired, not fired yet" */
+        e->overdue = 0;
+        return;
+    }
+    uint64_t periods = atomic_load_explicit(&e->periods, memory_order_relaxed);
+    if (!e->overdue || periods != e->seen_periods) {
+        e->overdue = 1;                    /* give the tick (and a queued signal) one scan */
+        e->seen_periods = periods;
+        return;
+    }
+    /* Still unseen a scan later and no signal since: its pending expiry is
+     * first + periods * period, in the past, so this fires it now. */
+    if (arm_at(g, e->timer, e->first_ns + periods * g->period_ns) == 0)
+        atomic_fetch_add_explicit(&g_kicked, 1, memory_order_relaxed);
+    e->overdue = 0;
 }
 
 static int graft_thread(int32_t tid)
@@ -226,7 +330,8 @@ static int still_ours(void)
 static void group_delete_timers(struct sample_group *g)
 {
     for (int i = 0; i < g->n_threads; i++)
-        syscall(SYS_timer_delete, g->threads[i].timer);
+        if (g->threads[i].tid)
+            syscall(SYS_timer_delete, g->threads[i].timer);
     g->n_threads = 0;
 }
 
@@ -258,26 +363,28 @@ static void rescan_locked(void)
         struct sample_group *g = &g_groups[s];
         if (!atomic_load(&g->live))
             continue;
-        int kept = 0;
         for (int i = 0; i < g->n_threads; i++) {
+            struct sample_thread *e = &g->threads[i];
+            if (!e->tid)
+                continue;
             int alive = 0;
             for (int j = 0; j < n && !alive; j++)
-                alive = tids[j] == g->threads[i].tid;
-            if (alive)
-                g->threads[kept++] = g->threads[i];
-            else
-                syscall(SYS_timer_delete, g->threads[i].timer);
+                alive = tids[j] == e->tid;
+            if (alive) {
+                kick_if_overdue(g, e);
+            } else {
+                syscall(SYS_timer_delete, e->timer);
+                e->tid = 0;
+            }
         }
-        g->n_threads = kept;
-        for (int j = 0; j < n && g->n_threads < GSAMPLE_THREADS; j++) {
+        while (g->n_threads > 0 && !g->threads[g->n_threads - 1].tid)
+            g->n_threads--;
+        for (int j = 0; j < n; j++) {
             int known = 0;
             for (int i = 0; i < g->n_threads && !known; i++)
                 known = g->threads[i].tid == tids[j];
-            if (known || graft_thread(tids[j]))
-                continue;
-            int id = -1;
-            if (thread_timer(g, s, tids[j], &id) == 0)
-                g->threads[g->n_threads++] = (struct sample_thread){ .tid = tids[j], .timer = id };
+            if (!known && !graft_thread(tids[j]))
+                add_thread(g, s, tids[j]);
         }
     }
 }
@@ -324,6 +431,9 @@ static int start_scanner(void)
     int rc = pthread_create(&g_scanner, NULL, scanner, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc == 0) {
+        /* Named before the caller's rescan (it holds g_lock, which the new
+         * thread waits for): the scan never gives the sampler a timer. */
+        pthread_setname_np(g_scanner, "graft-sampler");
         pthread_detach(g_scanner);
         g_scanner_running = 1;
     }
@@ -346,8 +456,17 @@ static void atfork_child(void)
     g_scanner_running = 0;
     for (int s = 0; s < GSAMPLE_GROUPS; s++)
         g_groups[s].n_threads = 0;
-    if (any_live() && !g_disabled)
-        start_scanner();
+    if (!any_live() || g_disabled)
+        return;
+    /* The forking thread, the child's only one, is sampled from here on,
+     * not from whenever the new scanner thread first gets a CPU. */
+    char comm[16] = "";
+    prctl(PR_GET_NAME, comm, 0, 0, 0);
+    if (strncmp(comm, "graft-", 6) != 0)
+        for (int s = 0; s < GSAMPLE_GROUPS; s++)
+            if (atomic_load(&g_groups[s].live))
+                add_thread(&g_groups[s], s, (int32_t)syscall(SYS_gettid));
+    start_scanner();
 }
 
 int gsample_start(gsys_handler fn, uint64_t cookie, uint64_t period_ns, int cpu, struct gsample **out,
@@ -470,4 +589,10 @@ void gsample_stop(struct gsample *h)
 uint64_t gsample_missed(void)
 {
     return atomic_load(&g_missed);
+}
+
+/* Expired timers the kernel had not seen, fired by the scanner. */
+uint64_t gsample_kicked(void)
+{
+    return atomic_load(&g_kicked);
 }

@@ -13,11 +13,18 @@
  * taken    the process installs its own handler while sampled: sampling
  *          stops, the host's handler gets no timer signals afterwards
  * nested   samples landing inside a running hook handler are dropped
+ * unseen   a timer that expired unseen by the kernel (no tick found the
+ *          thread running since) before the thread went to sleep is
+ *          fired by the sampler thread: its period is not lost
+ * isolation  with isolation on (GRAFT_TEST_ISOLATION, run by pku_suite):
+ *          gsample_start is refused with ENOTSUP and one clear line, and
+ *          takes nothing (the signal stays SIG_DFL)
  * events   signal_generate records of kill/tkill/tgkill (caught, ignored,
  *          pending), none for signal 0 or a failing kill;
  *          sched_process_exit and the parent's SIGCHLD in a child that exits
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +39,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "tiso.h"
 
 static int failures;
 #define CHECK(c, ...)                                                        \
@@ -71,6 +79,24 @@ static void spin_ms(unsigned ms)
         spin_work(100000);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep (wall time) until *count reaches want or ms pass: signals (the
+ * samples themselves) interrupt nanosleep. */
+static void settle(_Atomic int *count, uint64_t (*missed)(void), int want, unsigned ms)
+{
+    uint64_t end = mono_ns() + ms * 1000000ull;
+    while (mono_ns() < end && atomic_load(count) + (int)missed() < want) {
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- the "program": records what it was given ---- */
 
 struct perf_ctx {
@@ -83,11 +109,15 @@ static _Atomic int samples, in_spin, bad_ctx, bad_cookie, sleeper_samples, neste
 static _Atomic int32_t sleeper_tid;
 static _Atomic int in_hook_handler;
 static uint64_t want_cookie = 0x5a5a;
+#define MAX_IPS 512
+static uint64_t sample_ips[MAX_IPS];   /* the interrupted ips, in order */
 
 static uint64_t on_sample(void *ctx, uint64_t len)
 {
     const struct perf_ctx *c = ctx;
-    atomic_fetch_add(&samples, 1);
+    int k = atomic_fetch_add(&samples, 1);
+    if (k < MAX_IPS)
+        sample_ips[k] = c->regs.ip;
     if (len != sizeof(*c) || ghelper_run_state()->ctx != ctx || ghelper_run_state()->regs != &c->regs ||
         c->sample_period != 10000000)
         atomic_fetch_add(&bad_ctx, 1);
@@ -116,6 +146,7 @@ static int test_sample(void)
     struct gsample *h = NULL;
     struct graft_err err = {0};
     uint64_t missed0 = gsample_missed();
+    uint64_t cpu0 = cpu_ns();
     int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
     CHECK(rc == 0, "gsample_start: %s", err.msg);
     if (rc)
@@ -123,15 +154,36 @@ static int test_sample(void)
     pthread_t t;
     pthread_create(&t, NULL, sleeper, NULL);
     spin_ms(400);
+    int n_spun = atomic_load(&samples);    /* the samples taken while spinning */
     pthread_join(t, NULL);
+    /* Every 10 ms period of CPU this thread used is one sample, or missed
+     * (si_overrun: several expiries per signal on a loaded machine). An
+     * expiry the kernel has not seen yet (it looks at ticks that find the
+     * thread running) is fired by the sampler thread within two scans. */
+    int want = (int)((cpu_ns() - cpu0) / 10000000);
+    settle(&samples, gsample_missed, want - 1, 2000);
     int n = atomic_load(&samples);
-    /* On a loaded machine the kernel checks CPU-time timers less often and
-     * folds expirations into one signal (si_overrun): graft counts those as
-     * missed, so periods are accounted for either way. */
     int missed = (int)(gsample_missed() - missed0);
-    CHECK(n >= 3 && n + missed >= 15, "%d samples + %d missed in 400 ms of CPU at 100 Hz (about 40 expected)",
-          n, missed);
-    CHECK(atomic_load(&in_spin) * 2 >= n, "%d of %d samples in spin_work", atomic_load(&in_spin), n);
+    int used = (int)((cpu_ns() - cpu0) / 10000000);
+    CHECK(n >= 3 && n + missed >= want - 1 && n + missed <= used + 1,
+          "%d samples + %d missed for %d to %d periods of CPU", n, missed, want, used);
+    /* The thread spins in spin_work and reads its CPU clock between
+     * calls: a sample lands where the thread went back to user space,
+     * which is clock_gettime's return when the timer fired or the thread
+     * was switched out in that system call (common on a loaded machine). */
+    int elsewhere = 0;
+    for (int i = 0; i < n_spun && i < MAX_IPS; i++) {
+        Dl_info di;
+        if (sample_ips[i] - (uint64_t)(uintptr_t)spin_work < 128)
+            continue;
+        if (!dladdr((void *)(uintptr_t)sample_ips[i], &di) || !di.dli_sname || !strstr(di.dli_sname, "clock_gettime")) {
+            elsewhere++;
+            fprintf(stderr, "sample %d at %#llx (%s)\n", i, (unsigned long long)sample_ips[i],
+                    di.dli_sname ? di.dli_sname : "?");
+        }
+    }
+    CHECK(atomic_load(&in_spin) > 0 && elsewhere == 0, "%d of %d samples in spin_work, %d neither there nor in "
+          "clock_gettime", atomic_load(&in_spin), n_spun, elsewhere);
     CHECK(atomic_load(&bad_ctx) == 0, "%d samples with a wrong context", atomic_load(&bad_ctx));
     CHECK(atomic_load(&bad_cookie) == 0, "%d samples with a wrong cookie", atomic_load(&bad_cookie));
     CHECK(atomic_load(&sleeper_samples) == 0, "a sleeping thread was sampled %d times",
@@ -140,7 +192,8 @@ static int test_sample(void)
     int after = atomic_load(&samples);
     spin_ms(200);
     CHECK(atomic_load(&samples) == after, "%d samples after gsample_stop", atomic_load(&samples) - after);
-    printf("sample: %d samples, %d in spin_work\n", n, atomic_load(&in_spin));
+    printf("sample: %d samples + %d missed for %d periods of CPU, %d in spin_work\n", n, missed, want,
+           atomic_load(&in_spin));
     return 0;
 }
 
@@ -152,21 +205,28 @@ static int test_fork(void)
     CHECK(gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err) == 0, "%s", err.msg);
     pid_t c = fork();
     if (c == 0) {
+        /* The forked thread's CPU clock starts at 0 and its timer is
+         * armed before fork() returns: every period of it counts. */
         int before = atomic_load(&samples);
         uint64_t missed0 = gsample_missed();
         spin_ms(300);
+        int want = (int)(cpu_ns() / 10000000);
+        settle(&samples, gsample_missed, before + want - 1, 2000);
         shared[0] = atomic_load(&samples) - before;
         shared[1] = (int)(gsample_missed() - missed0);
+        shared[2] = want;
+        shared[3] = (int)(cpu_ns() / 10000000);
         _exit(0);
     }
     int st;
     waitpid(c, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
     /* delivered + folded into overruns (a loaded machine: see test_sample) */
-    CHECK(shared[0] >= 3 && shared[0] + shared[1] >= 10, "the child got %d samples + %d missed in 300 ms of CPU",
-          shared[0], shared[1]);
+    CHECK(shared[0] >= 3 && shared[0] + shared[1] >= shared[2] - 1 && shared[0] + shared[1] <= shared[3] + 1,
+          "the child got %d samples + %d missed for %d to %d periods of CPU", shared[0], shared[1], shared[2],
+          shared[3]);
     gsample_stop(h);
-    printf("fork: the child got %d samples\n", shared[0]);
+    printf("fork: the child got %d samples + %d missed for %d periods of CPU\n", shared[0], shared[1], shared[2]);
     return 0;
 }
 
@@ -242,6 +302,82 @@ static int test_nested(void)
     CHECK(atomic_load(&nested_seen) == 0, "%d samples ran inside a hook handler", atomic_load(&nested_seen));
     printf("nested: %llu samples dropped inside the handler, %d run outside\n",
            (unsigned long long)(gsample_missed() - missed0), atomic_load(&samples));
+    return 0;
+}
+
+/* graft's timer for this thread, from /proc/self/timers ("notify: signal/tid.N"). */
+static int own_timer_id(void)
+{
+    FILE *f = fopen("/proc/self/timers", "re");
+    if (!f)
+        return -1;
+    char line[128], want[32];
+    snprintf(want, sizeof(want), "tid.%d\n", (int)syscall(SYS_gettid));
+    int id = -1, found = -1;
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "ID: ", 4))
+            id = atoi(line + 4);
+        else if (!strncmp(line, "notify: ", 8) && strstr(line, want))
+            found = id;
+    }
+    fclose(f);
+    return found;
+}
+
+static int test_unseen(void)
+{
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    CHECK(gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err) == 0, "%s", err.msg);
+    int id = own_timer_id();
+    CHECK(id >= 0, "no timer of this thread in /proc/self/timers");
+    if (id < 0)
+        return 1;
+    uint64_t kicked0 = gsample_kicked();
+    int rounds = 0, caught = 0;
+    for (int tries = 0; rounds < 3 && tries < 100; tries++) {
+        /* Run until the timer has expired but the kernel has not fired it
+         * (timer_gettime says 1 ns): no tick found this thread running
+         * since. Then sleep: no tick will while it sleeps. */
+        int before = atomic_load(&samples) + (int)gsample_missed();
+        struct itimerspec cur;
+        do {
+            spin_work(2000);
+            syscall(SYS_timer_gettime, id, &cur);
+        } while (!(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 1) &&
+                 atomic_load(&samples) + (int)gsample_missed() == before);
+        if (atomic_load(&samples) + (int)gsample_missed() != before)
+            continue;                      /* the kernel saw it first: again */
+        rounds++;
+        settle(&samples, gsample_missed, before + 1, 1000);
+        caught += atomic_load(&samples) + (int)gsample_missed() > before;
+    }
+    CHECK(rounds == 3, "could not catch an expired, unfired timer (%d times)", rounds);
+    CHECK(caught == rounds, "%d of %d periods that expired unseen before a sleep were never sampled", rounds - caught,
+          rounds);
+    CHECK(gsample_kicked() > kicked0, "the sampler fired no overdue timer");
+    gsample_stop(h);
+    printf("unseen: %d of %d expiries the kernel had not seen sampled during the sleep after them (%llu fired by the "
+           "sampler)\n", caught, rounds, (unsigned long long)(gsample_kicked() - kicked0));
+    return 0;
+}
+
+static int test_isolation(void)
+{
+    if (!tiso_setup("sample_test")) {
+        fprintf(stderr, "sample_test isolation: wants GRAFT_TEST_ISOLATION (pku_suite runs it)\n");
+        return 1;
+    }
+    struct gsample *h = NULL;
+    struct graft_err err = {0};
+    int rc = gsample_start(on_sample, want_cookie, 10000000, -1, &h, &err);
+    CHECK(rc == -ENOTSUP && h == NULL && strstr(err.msg, "isolation"), "gsample_start with isolation on: %d (%s)",
+          rc, err.msg);
+    struct sigaction cur;
+    sigaction(GSAMPLE_SIGNAL, NULL, &cur);
+    CHECK(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL, "the refused start took signal %d",
+          GSAMPLE_SIGNAL);
+    printf("isolation: %s\n", err.msg);
     return 0;
 }
 
@@ -350,13 +486,15 @@ static int test_events(void)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: sample_test sample|fork|busy|taken|nested|events\n");
+        fprintf(stderr, "usage: sample_test sample|fork|busy|taken|nested|unseen|isolation|events\n");
         return 2;
     }
     const char *s = argv[1];
     int rc = !strcmp(s, "sample") ? test_sample() : !strcmp(s, "fork") ? test_fork()
            : !strcmp(s, "busy") ? test_busy() : !strcmp(s, "taken") ? test_taken()
-           : !strcmp(s, "nested") ? test_nested() : !strcmp(s, "events") ? test_events() : 2;
+           : !strcmp(s, "nested") ? test_nested() : !strcmp(s, "unseen") ? test_unseen()
+           : !strcmp(s, "isolation") ? test_isolation()
+           : !strcmp(s, "events") ? test_events() : 2;
     if (rc == 2)
         fprintf(stderr, "unknown scenario %s\n", s);
     return rc || failures ? 1 : 0;
