@@ -627,7 +627,8 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
                gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie,
                                &(struct gattach_opts){ .sz = sizeof(struct gattach_opts),
-                                                       .handler_preserves_fp = !p->calls_out },
+                                                       .handler_preserves_fp = !p->calls_out,
+                                                       .handler_keeps_fp = p->keeps_fp },
                                &slot->hook, err) == 0) {
         p->links++;
         if (gattach_hook_method(slot->hook) == GATTACH_METHOD_TRAP) {
