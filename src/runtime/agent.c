@@ -790,16 +790,22 @@ static void *agent_thread(void *arg)
     gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
     gattach_ignore_this_thread();  /* nor its calls of hooked functions (malloc) */
     prctl(PR_SET_NAME, "graft-agent", 0, 0, 0);    /* own name: no /proc write */
+    /* This thread's wake-ups are the comm cache's ticks: a rename graft
+     * does not see (a write to /proc/.../comm) is seen within about 100 ms
+     * (or the time a sync takes), as with the coarse clock before. */
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 1);
     uint64_t seen = a->generation;
     while (!a->stopping) {
-        uint64_t now = greg_wait(a->reg, seen, 200);
+        uint64_t now = greg_wait(a->reg, seen, 100);
         if (now != seen && !a->stopping) {
             if (a->test_delay_ms > 0)
                 usleep((useconds_t)a->test_delay_ms * 1000);
             gagent_sync(a);
             seen = now;
         }
+        ghelper_comm_tick();
     }
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 0);
     return NULL;
 }
 
