@@ -166,8 +166,8 @@ static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "upr
 /* The program calls no helpers, so (as the runtime does for such programs)
  * it is attached with handler_preserves_fp; the *_fpsave rows attach it
  * without, as for a program that calls helpers. The *_fpfree rows run a
- * program that calls bpf_get_current_pid_tgid and bpf_ktime_get_ns (both
- * GHELPER_F_FP_FREE), attached as the runtime attaches it
+ * program that calls bpf_get_current_pid_tgid twice (GHELPER_F_FP_FREE, and
+ * cheap: two TLS loads), attached as the runtime attaches it
  * (handler_keeps_fp: no xmm save); *_fpfree_fpsave the same program with
  * the save, as before handler_keeps_fp existed for function hooks. */
 static int g_save_fp, g_keeps_fp;
@@ -175,7 +175,7 @@ static int g_save_fp, g_keeps_fp;
 static struct bpf_insn g_fpfree_prog[5] = {
     { .code = 0x85, .imm = 14 },                                 /* call get_current_pid_tgid */
     { .code = 0xbf, .dst_reg = 6, .src_reg = 0 },                /* r6 = r0 */
-    { .code = 0x85, .imm = 5 },                                  /* call ktime_get_ns */
+    { .code = 0x85, .imm = 14 },                                 /* call get_current_pid_tgid */
     { .code = 0x0f, .dst_reg = 0, .src_reg = 6 },                /* r0 += r6 */
     { .code = 0x95 },                                            /* exit */
 };
