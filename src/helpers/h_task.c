@@ -131,6 +131,7 @@ static pthread_once_t g_comm_atfork_once = PTHREAD_ONCE_INIT;
 static void comm_forget_ticks(void)
 {
     atomic_fetch_and(&g_comm_watch, ~(unsigned)GHELPER_COMM_TICKS);
+    atomic_fetch_add(&g_comm_gen, 1);      /* the copies fall back to the clock */
 }
 
 static void comm_register_atfork(void)

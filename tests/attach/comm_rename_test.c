@@ -18,6 +18,8 @@
  *   other     a thread renamed by another one (pthread_setname_np on it:
  *             a write to /proc/self/task/TID/comm, which graft does not
  *             see): seen after the next tick.
+ *   fork      a forked child has no ticks: a /proc rename there is seen
+ *             within the coarse clock's 100 ms.
  *   unwatched after gsys_uninstall the cache falls back to the coarse
  *             clock (a self-rename is then seen within 100 ms).
  */
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,6 +202,29 @@ int main(void)
     pthread_join(th, NULL);
     CHECK(strcmp(other_seen[1], "after") == 0, "other: saw \"%.16s\" after a rename and a tick",
           other_seen[1]);
+
+    /* fork: the child has no ticks (no agent thread yet), so a rename it
+     * does not see (a /proc write) must still be seen within 100 ms */
+    char cur[16];
+    seen_now(cur);                 /* this thread's copy current at the fork */
+    pid_t child = fork();
+    if (child == 0) {
+        char got0[16];
+        FILE *f = fopen("/proc/thread-self/comm", "w");
+        int ok = f && fputs("forked", f) >= 0;
+        if (f)
+            fclose(f);
+        nanosleep(&(struct timespec){0, 150 * 1000 * 1000}, NULL);
+        seen_now(got0);
+        if (!ok || strcmp(got0, "forked") != 0) {
+            printf("FAIL fork: child saw \"%.16s\" 150 ms after a /proc rename\n", got0);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork: the child's check failed (%#x)", st);
 
     /* unwatched: the coarse clock bounds it */
     gsys_detach(l);
