@@ -39,6 +39,7 @@
 #include "helpers/helpers.h"
 #include "maps/maps.h"
 #include "vm/vm.h"
+#include "fp_util.h"
 
 static int failures;
 #define CHECK(c, ...) do { if (!(c)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
@@ -139,31 +140,11 @@ static void *other_thread(void *p)
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-    struct gmap_def def = {.type = GMAP_ARRAY, .key_size = 4, .value_size = 16, .max_entries = 1};
-    struct graft_err err = {0};
-    if (gmap_create(&def, -1, &seen_map, &err) < 0) {
-        printf("FAIL gmap_create: %s\n", err.msg);
-        return 1;
-    }
-    gmap_unlink(gmap_shm_name(seen_map));
-
-    struct bpf_insn *insns;
-    uint32_t n;
-    if (gvm_asm(prog_text, &insns, &n, &err) < 0) {
-        printf("FAIL gvm_asm: %s\n", err.msg);
-        return 1;
-    }
-    int fp_free = ghelper_prog_fp_free(insns, n);
+    seen_map = fp_make_map(GMAP_ARRAY, 16, 1);
+    int fp_free;
+    struct gvm_prog *p = fp_jit(prog_text, resolve, &fp_free);
     CHECK(fp_free, "ghelper_prog_fp_free of a program calling get_current_comm: 0");
-    static struct gvm_env env;
-    env = (struct gvm_env){.helpers = ghelper_table(), .resolve_ld_imm64 = resolve};
-    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
-    struct gvm_prog *p;
-    if (gvm_prog_create(insns, n, &po, &p, &err) < 0) {
-        printf("FAIL gvm_prog_create: %s\n", err.msg);
-        return 1;
-    }
-    free(insns);
+    struct graft_err err = {0};
 
     ghelper_comm_watch(GHELPER_COMM_TICKS, 1);   /* the agent's part; no ticks below */
     if (gsys_install(NULL, &err) < 0) {
