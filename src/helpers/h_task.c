@@ -124,25 +124,9 @@ static uint64_t clock_ns(clockid_t clk)
  * thread's comm_gen of 0 (new thread, after fork, unwatched) never matches. */
 static _Atomic uint64_t g_comm_gen = 1;
 static _Atomic unsigned g_comm_watch;      /* GHELPER_COMM_* bits set */
-static pthread_once_t g_comm_atfork_once = PTHREAD_ONCE_INIT;
-
-/* A forked child has no agent thread (until the agent starts one): no
- * ticks, so no trust in the generation. */
-static void comm_forget_ticks(void)
-{
-    atomic_fetch_and(&g_comm_watch, ~(unsigned)GHELPER_COMM_TICKS);
-    atomic_fetch_add(&g_comm_gen, 1);      /* the copies fall back to the clock */
-}
-
-static void comm_register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, comm_forget_ticks);
-}
 
 void ghelper_comm_watch(unsigned what, int on)
 {
-    if (what & GHELPER_COMM_TICKS)
-        pthread_once(&g_comm_atfork_once, comm_register_atfork);
     if (on)
         atomic_fetch_or(&g_comm_watch, what);
     else

@@ -123,9 +123,12 @@ int ghelper_read_small(const char *path, char *buf, size_t len);
  * GHELPER_COMM_SYSCALLS - the syscall hooks route every prctl of the
  * process through their dispatcher, which calls ghelper_comm_renamed()
  * after a PR_SET_NAME; GHELPER_COMM_TICKS - a thread calls
- * ghelper_comm_tick() at least every 100 ms (the agent's; the child of a
- * fork starts without it). Otherwise the cache is at most 100 ms old by
- * the coarse clock. Every change of either makes all threads re-read. */
+ * ghelper_comm_tick() at least every 100 ms (the agent's thread). A forked
+ * child has no such thread: the ticker's owner turns GHELPER_COMM_TICKS off
+ * there (the agent in its pthread_atfork child handler, before it starts
+ * the child's thread, which turns it on again). Otherwise the cache is at
+ * most 100 ms old by the coarse clock. Every change of either makes all
+ * threads re-read. */
 #define GHELPER_COMM_SYSCALLS 1u
 #define GHELPER_COMM_TICKS    2u
 void ghelper_comm_watch(unsigned what, int on);

@@ -1052,6 +1052,8 @@ static void agent_atfork_child(void)
         return;
     pthread_mutex_init(&a->lock, NULL);
     a->thread_running = 0;
+    /* no ticks for the comm cache until the child's thread runs */
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 0);
     char comm[16];
     read_comm(comm, sizeof(comm));
     /* The parent's handle writes the parent's object: drop our copy. */

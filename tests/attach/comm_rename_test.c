@@ -18,8 +18,9 @@
  *   other     a thread renamed by another one (pthread_setname_np on it:
  *             a write to /proc/self/task/TID/comm, which graft does not
  *             see): seen after the next tick.
- *   fork      a forked child has no ticks: a /proc rename there is seen
- *             within the coarse clock's 100 ms.
+ *   fork      a forked child has no ticks (the atfork handler, as the
+ *             agent's, says so): a /proc rename there is seen within the
+ *             coarse clock's 100 ms.
  *   unwatched after gsys_uninstall the cache falls back to the coarse
  *             clock (a self-rename is then seen within 100 ms).
  */
@@ -137,6 +138,12 @@ static void *other_thread(void *p)
     return NULL;
 }
 
+/* As the agent's atfork child handler: a child has no ticking thread. */
+static void child_without_ticks(void)
+{
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 0);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -147,6 +154,7 @@ int main(void)
     struct graft_err err = {0};
 
     ghelper_comm_watch(GHELPER_COMM_TICKS, 1);   /* the agent's part; no ticks below */
+    pthread_atfork(NULL, NULL, child_without_ticks);  /* also the agent's */
     if (gsys_install(NULL, &err) < 0) {
         printf("FAIL install: %s\n", err.msg);
         return 1;
