@@ -77,6 +77,7 @@ paired_hook() {   # the first graft run must have counted nginx's syscalls
     w=$(tp_mapval counts 20)      # writev
     check "graft counted nginx's syscalls under wrk (accept4 $n, writev $w)" test "${w:-0}" -gt 1000
 }
+if [ "${SC_FIRE_ONLY:-0}" != 1 ]; then
 apps_paired "$RUNS" base kernel graft
 echo "BENCH syscount_base_rps ${PAIRED_RPS[base]:-0} req/s"
 echo "BENCH syscount_base_worker_us_per_req ${PAIRED_US[base]:-0} us"
@@ -85,6 +86,7 @@ for cfg in kernel graft; do
     echo "BENCH syscount_${cfg}_loss_pct ${PAIRED_LOSS[$cfg]} %"
     echo "BENCH syscount_${cfg}_worker_cpu_pct ${PAIRED_CPU[$cfg]} %"
 done
+fi
 # --- the model: fires per request x one fire in a tight loop ---------------
 # One fire of the same object (same program, its own hash map, loaded by
 # `graft load`) through the same syscall hook: bench/apps/scloop.c, built
@@ -125,6 +127,14 @@ fire_ns() {
         { echo "scloop: the extension counted $((a1 - a0)) getpid calls, want $((SC_ROUNDS * SC_CALLS))" >&2; return 1; }
     awk -v h="$(apps_median "${h[@]}")" -v u="$(apps_median "${u[@]}")" 'BEGIN { printf "%.1f\n", h - u }'
 }
+# SC_FIRE_ONLY=1: only this figure (no nginx, no port): to compare builds,
+# interleaved (bench/apps/syscount.sh OTHER_BUILD runs OTHER_BUILD's graft
+# with this tree's scloop.c and object)
+if [ "${SC_FIRE_ONLY:-0}" = 1 ]; then
+    fns=$(fire_ns) || { echo "FAIL: syscount's cost per fire (scloop)"; exit 1; }
+    echo "BENCH syscount_graft_fire_ns $fns ns"
+    exit 0
+fi
 if [ ${#FIRES[@]} -gt 0 ] && [ -n "${PAIRED_US[base]:-}" ]; then
     if fns=$(fire_ns); then
         apps_model syscount "${PAIRED_US[base]}" "$fns" "${FIRES[@]}"

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "helpers/helpers.h"
 #include "iso_gates.h"
 #include "isolation/isolation.h"
 #include "runtime/registry.h"
@@ -153,16 +154,31 @@ static int kernel_uprobe(int prog_fd, int ret, const char **why)
 }
 
 enum { C_NOHOOK, C_UPROBE, C_URET, C_BOTH, C_OVERRIDE, C_UNUSED_BASE, C_UNUSED_HOOKED,
-       C_UPROBE_FP, C_URET_FP, C_UPROBE_ISO, C_URET_ISO, C_KUPROBE, C_KURET, C_N };
+       C_UPROBE_FP, C_URET_FP, C_UPROBE_FPFREE, C_URET_FPFREE, C_UPROBE_FPFREE_SAVE,
+       C_URET_FPFREE_SAVE, C_UPROBE_ISO, C_URET_ISO, C_KUPROBE, C_KURET, C_N };
 static const char *names[C_N] = { "nohook_ns", "uprobe_ns", "uretprobe_ns", "uprobe_uretprobe_ns",
                                   "override_ns", NULL, NULL, "uprobe_fpsave_ns",
-                                  "uretprobe_fpsave_ns", "uprobe_iso_ns", "uretprobe_iso_ns",
+                                  "uretprobe_fpsave_ns", "uprobe_fpfree_ns", "uretprobe_fpfree_ns",
+                                  "uprobe_fpfree_fpsave_ns", "uretprobe_fpfree_fpsave_ns",
+                                  "uprobe_iso_ns", "uretprobe_iso_ns",
                                   "kernel_uprobe_ns", "kernel_uretprobe_ns" };
 
 /* The program calls no helpers, so (as the runtime does for such programs)
  * it is attached with handler_preserves_fp; the *_fpsave rows attach it
- * without, as for a program that calls helpers. */
-static int g_save_fp;
+ * without, as for a program that calls helpers. The *_fpfree rows run a
+ * program that calls bpf_get_current_pid_tgid twice (GHELPER_F_FP_FREE, and
+ * cheap: two TLS loads), attached as the runtime attaches it
+ * (handler_keeps_fp: no xmm save); *_fpfree_fpsave the same program with
+ * the save, as before handler_keeps_fp existed for function hooks. */
+static int g_save_fp, g_keeps_fp;
+
+static struct bpf_insn g_fpfree_prog[5] = {
+    { .code = 0x85, .imm = 14 },                                 /* call get_current_pid_tgid */
+    { .code = 0xbf, .dst_reg = 6, .src_reg = 0 },                /* r6 = r0 */
+    { .code = 0x85, .imm = 14 },                                 /* call get_current_pid_tgid */
+    { .code = 0x0f, .dst_reg = 0, .src_reg = 6 },                /* r0 += r6 */
+    { .code = 0x95 },                                            /* exit */
+};
 
 /* The gated rows hook with isolation as the agent sets it up by default:
  * gates and extension stacks. */
@@ -179,7 +195,8 @@ static struct ghook *hook(void *addr, enum ghook_kind k, ghook_handler fn)
 {
     struct ghook *h = NULL;
     struct graft_err err = { 0 };
-    struct gattach_opts o = { .sz = sizeof(o), .handler_preserves_fp = !g_save_fp };
+    struct gattach_opts o = { .sz = sizeof(o), .handler_preserves_fp = !g_save_fp,
+                              .handler_keeps_fp = g_keeps_fp };
     if (gattach_install(addr, k, fn, 0, &o, &h, &err) < 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
@@ -412,6 +429,16 @@ int main(int argc, char **argv)
         return 1;
     }
     ghook_handler fn = (ghook_handler)gvm_prog_native(prog);
+    static struct gvm_env env;
+    env = (struct gvm_env){ .helpers = ghelper_table() };
+    struct gvm_prog_opts of = { .sz = sizeof(of), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *fpfree = NULL;
+    if (gvm_prog_create(g_fpfree_prog, 5, &of, &fpfree, &err) < 0 || !gvm_prog_native(fpfree) ||
+        !ghelper_prog_fp_free(g_fpfree_prog, 5)) {
+        fprintf(stderr, "bench: the FP-free helper program: %s\n", err.msg);
+        return 1;
+    }
+    ghook_handler fn_fpfree = (ghook_handler)gvm_prog_native(fpfree);
 
     const char *kwhy = quick ? "quick run" : NULL;
     int kprog = quick ? -1 : bench_kernel_prog_load(g_prog, 4);
@@ -430,8 +457,18 @@ int main(int argc, char **argv)
             int kfd = -1;
             long (*volatile *fp)(long) = &target_p;
             long n = N;
-            g_save_fp = c == C_UPROBE_FP || c == C_URET_FP;
+            g_save_fp = c == C_UPROBE_FP || c == C_URET_FP ||
+                        (c >= C_UPROBE_FPFREE && c <= C_URET_FPFREE_SAVE);
+            g_keeps_fp = c == C_UPROBE_FPFREE || c == C_URET_FPFREE;
             switch (c) {
+            case C_UPROBE_FPFREE:
+            case C_UPROBE_FPFREE_SAVE:
+                h1 = hook((void *)bench_target, GHOOK_ENTRY, fn_fpfree);
+                break;
+            case C_URET_FPFREE:
+            case C_URET_FPFREE_SAVE:
+                h1 = hook((void *)bench_target, GHOOK_RETURN, fn_fpfree);
+                break;
             case C_UPROBE_FP: h1 = hook((void *)bench_target, GHOOK_ENTRY, fn); break;
             case C_URET_FP: h1 = hook((void *)bench_target, GHOOK_RETURN, fn); break;
             case C_UPROBE: h1 = hook((void *)bench_target, GHOOK_ENTRY, fn); break;
@@ -505,6 +542,7 @@ int main(int argc, char **argv)
                "extension stack)\n", med[C_UPROBE_ISO] - med[C_UPROBE], med[C_URET_ISO] - med[C_URET]);
     bench_iso_gates(quick ? 2000 : 200000, quick ? 3 : 11);
     gvm_prog_free(prog);
+    gvm_prog_free(fpfree);
     if (argc > 1)
         bench_processes(argv[1]);
     else

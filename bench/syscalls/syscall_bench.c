@@ -28,8 +28,9 @@
  *   syscall_hook_helpers_added_ns    a syscount-like program on every
  *                                    syscall (raw sys_enter, attached as the
  *                                    agent attaches a program that calls
- *                                    helpers; get_current_comm is not
- *                                    FP-free: xmm saved): bpf_get_current_comm and
+ *                                    helpers, all FP-free: no xmm save; a
+ *                                    thread ticks the comm cache as the
+ *                                    agent's does): bpf_get_current_comm and
  *                                    bpf_get_current_pid_tgid filters, hash
  *                                    map lookup, atomic add (update with
  *                                    BPF_NOEXIST the first time)
@@ -49,6 +50,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +191,19 @@ static double kernel_round(int kfd, getpid_fn plain, int *warned)
     return v;
 }
 
+/* The agent's thread's part for bpf_get_current_comm's cache (the agent
+ * is off here): a tick every 100 ms (helpers.h, ghelper_comm_watch). */
+static void *comm_ticker(void *arg)
+{
+    (void)arg;
+    gsys_ignore_this_thread();
+    for (;;) {
+        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+        ghelper_comm_tick();
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -249,6 +264,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(gsys_method(), "zpoline") != 0)
         fprintf(stderr, "note: syscall hooks use %s\n", gsys_method());
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 1);
+    pthread_t ticker;
+    pthread_create(&ticker, NULL, comm_ticker, NULL);
     enum { NOPROG, FAST, TP, DISPATCH, HELPERS, ISO, KTP, KTP_HELPERS, NV };
     static const char *names[NV] = {
         "syscall_hook_noprog_added_ns", "syscall_hook_added_ns", "syscall_hook_tp_added_ns",
@@ -259,8 +277,7 @@ int main(int argc, char **argv)
     long graft_calls = 0, kernel_calls = 0;
     struct gsys_attach_opts fast = {.sz = sizeof(fast), .handler_preserves_fp = 1};
     /* as the agent attaches a program that calls helpers: without the xmm
-     * save only if they are all GHELPER_F_FP_FREE (get_current_comm is
-     * not: this one is saved) */
+     * save only if they are all GHELPER_F_FP_FREE (this one's are) */
     struct gsys_attach_opts calls = {.sz = sizeof(calls),
                                      .handler_keeps_fp = ghelper_prog_fp_free(syscount, SC_LEN)};
     for (int r = 0; r < rounds; r++) {

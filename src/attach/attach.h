@@ -103,6 +103,14 @@ struct gattach_opts {
      * read. Wrong when set for a handler that does clobber them: the
      * hooked function then sees corrupt float arguments. */
     int handler_preserves_fp;
+    /* Weaker: the handler may call helpers (the run state is filled for
+     * it) but neither it nor anything it calls changes a vector or x87
+     * register: a JIT-compiled program whose every call is to a
+     * GHELPER_F_FP_FREE helper (ghelper_prog_fp_free). The entry and
+     * return templates then skip saving xmm0-7 / xmm0-1 (docs/hooks.md,
+     * "Vector registers"). Mid-function and int3 sites save everything
+     * anyway. Wrong when set for a handler that may reach ordinary C. */
+    int handler_keeps_fp;
 };
 
 #define GATTACH_SHADOW_DEPTH 4096

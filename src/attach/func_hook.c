@@ -231,7 +231,9 @@ static int snapshot_build(struct gsite *site, struct ghandlers **out)
     for (h = site->hooks; h; h = h->next) {
         struct gslot sl = { h->fn, h->cookie, (uint32_t)h->kind };
         if (!h->preserves_fp)
-            hs->flags |= GHS_SAVE_FP | GHS_NEED_RS;
+            hs->flags |= GHS_NEED_RS;
+        if (!h->preserves_fp && !h->keeps_fp)
+            hs->flags |= GHS_SAVE_FP;
         if (h->kind == GHOOK_OVERRIDE)
             hs->flags |= GHS_NEED_RS;    /* override_set must start at 0 */
         if (h->kind == GHOOK_REPLACE)
@@ -379,6 +381,8 @@ int gattach_install(void *addr, enum ghook_kind kind, ghook_handler fn,
     h->cookie = cookie;
     h->preserves_fp = opts && opts->sz >= offsetof(struct gattach_opts, handler_preserves_fp) +
                                               sizeof(int) && opts->handler_preserves_fp;
+    h->keeps_fp = opts && opts->sz >= offsetof(struct gattach_opts, handler_keeps_fp) +
+                                          sizeof(int) && opts->handler_keeps_fp;
     struct ghook **pp = &site->hooks;
     while (*pp)
         pp = &(*pp)->next;

@@ -116,6 +116,7 @@ struct ghook {
     ghook_handler fn;
     uint64_t cookie;
     int preserves_fp;               /* gattach_opts.handler_preserves_fp */
+    int keeps_fp;                   /* gattach_opts.handler_keeps_fp */
     struct ghook *next;
 };
 

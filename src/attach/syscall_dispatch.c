@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "attach/syscall_hook.h"
@@ -516,6 +517,10 @@ uint64_t gsys_run_plain(struct gsys_frame *f)
                                       (long)f->args[4], (long)f->args[5]);
     if (gsys_mode == GSYS_MODE_ZPOLINE)
         after_syscall(f);
+    /* a rename of this thread: bpf_get_current_comm's cache is stale (exit
+     * programs of this prctl already see the new name, as in the kernel) */
+    if (f->nr == SYS_prctl && f->args[0] == PR_SET_NAME && f->ret == 0)
+        ghelper_comm_renamed();
     gsys_run_exit(f);
     return f->ret;
 }

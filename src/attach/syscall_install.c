@@ -6,7 +6,10 @@
  * Invariant: graft_sys_hooked[nr] has GSYS_H_SPECIAL for every number the
  * assembly fast path must not run by itself: rt_sigreturn (needs the
  * caller's stack), clone/clone3/vfork (child return path), mmap/mprotect/
- * pkey_mprotect (new code to rewrite), fork (the child's tid cache).
+ * pkey_mprotect (new code to rewrite), fork (the child's tid cache),
+ * prctl (a PR_SET_NAME invalidates bpf_get_current_comm's cache: while the
+ * hooks are installed, helpers are told so with
+ * ghelper_comm_watch(GHELPER_COMM_SYSCALLS)).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +18,7 @@
 #include <sys/syscall.h>
 
 #include "attach/syscall_hook.h"
+#include "helpers/helpers.h"
 
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static char note[1600];
@@ -23,6 +27,7 @@ static const int special_nrs[] = {
     SYS_rt_sigreturn, SYS_clone, SYS_clone3, SYS_vfork,
     SYS_mmap, SYS_mprotect, SYS_pkey_mprotect,
     SYS_fork,      /* the child's cached tid (the fast path reads it) */
+    SYS_prctl,     /* PR_SET_NAME: the comm cache (gsys_run_plain) */
 };
 
 static void mark_special(int on)
@@ -92,6 +97,10 @@ int gsys_install(const struct gsys_opts *opts, struct graft_err *err)
         gsys_set_mode(GSYS_MODE_NONE);
     }
 out:
+    /* every prctl now reaches the dispatcher (all file-backed code is
+     * rewritten, or the filter traps it) */
+    if (e == 0 && gsys_is_active())
+        ghelper_comm_watch(GHELPER_COMM_SYSCALLS, 1);
     pthread_mutex_unlock(&install_lock);
     return e;
 }
@@ -100,6 +109,7 @@ void gsys_uninstall(void)
 {
     pthread_mutex_lock(&install_lock);
     if (gsys_is_active()) {
+        ghelper_comm_watch(GHELPER_COMM_SYSCALLS, 0);   /* before prctl goes unseen */
         gsys_set_active(0);
         gsys_refresh_hooked();
         if (gsys_install_mode() == GSYS_MODE_ZPOLINE) {

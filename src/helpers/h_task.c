@@ -5,9 +5,16 @@
  *
  * Ids and comm are cached per thread because they are asked for on every
  * event: tid and tgid never change for a thread except across fork, which a
- * pthread_atfork child handler accounts for; comm can be renamed at any time
- * (prctl, pthread_setname_np), so its cache is refreshed at most every
- * COMM_REFRESH_NS using the vDSO's coarse clock.
+ * pthread_atfork child handler accounts for. comm can be renamed at any time
+ * (prctl, pthread_setname_np, a write to /proc/.../comm by a thread of the
+ * process; exec starts a new image). Its cache is valid while the thread's
+ * copy of g_comm_gen is current. While graft watches renames (the syscall
+ * hooks see every prctl: ghelper_comm_watch(GHELPER_COMM_SYSCALLS), and the
+ * agent's thread ticks: GHELPER_COMM_TICKS), the generation is bumped by an
+ * observed prctl(PR_SET_NAME) (ghelper_comm_renamed: exact) and by every
+ * tick (at least every 100 ms: bounds /proc writes, which graft does not
+ * see). Otherwise the cache is refreshed at most every COMM_REFRESH_NS
+ * using the vDSO's coarse clock, behind gfp_call.
  *
  * get_func_arg/get_func_ret/get_func_arg_cnt and get_stack read the probe's
  * registers from ghelper_run_state()->regs (struct graft_pt_regs, x86-64
@@ -18,14 +25,15 @@
  * agent library), and this file is compiled with -mgeneral-regs-only and
  * copies comm itself, so the common helpers here (ids, comm, run state)
  * never write a vector register (libc's string functions would).
- * get_current_pid_tgid is GHELPER_F_FP_FREE: its first call per thread
- * reaches libc through gfp_call (util/fpsafe.h). get_current_comm is not
- * (it reads the coarse clock through libc on every call).
+ * get_current_pid_tgid and get_current_comm are GHELPER_F_FP_FREE: their
+ * slow paths (a thread's first ids, a comm refresh) reach libc through
+ * gfp_call (util/fpsafe.h); comm's common path is two loads and a compare.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -51,6 +59,7 @@
 struct task_cache {
     uint32_t tid, tgid;
     uint64_t comm_at;                      /* coarse ns of the last refresh */
+    uint64_t comm_gen;                     /* g_comm_gen it is valid for; 0 never */
     char comm[COMM_LEN];
     uint64_t rnd[2];                       /* xorshift128+ state, 0 = unseeded */
 };
@@ -111,11 +120,42 @@ static uint64_t clock_ns(clockid_t clk)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-const char *gh_comm(void)
+/* Bumped on every rename graft observes and every tick; starts at 1, so a
+ * thread's comm_gen of 0 (new thread, after fork, unwatched) never matches. */
+static _Atomic uint64_t g_comm_gen = 1;
+static _Atomic unsigned g_comm_watch;      /* GHELPER_COMM_* bits set */
+
+void ghelper_comm_watch(unsigned what, int on)
 {
+    if (on)
+        atomic_fetch_or(&g_comm_watch, what);
+    else
+        atomic_fetch_and(&g_comm_watch, ~what);
+    atomic_fetch_add(&g_comm_gen, 1);
+}
+
+void ghelper_comm_tick(void)
+{
+    atomic_fetch_add(&g_comm_gen, 1);
+}
+
+void ghelper_comm_renamed(void)
+{
+    t_task.comm_at = 0;                    /* the coarse-clock cache too */
+    t_task.comm_gen = 0;
+    atomic_fetch_add(&g_comm_gen, 1);
+}
+
+/* The slow path, through gfp_call: refresh when watched (the generation
+ * moved) or, unwatched, when the coarse clock says the copy is old. gen is
+ * the generation read before the name: a rename after that read bumps it
+ * again, so the copy cannot be kept past a rename. */
+static __attribute__((noinline, cold)) void comm_refresh(uint64_t gen)
+{
+    int watched = atomic_load(&g_comm_watch) == (GHELPER_COMM_SYSCALLS | GHELPER_COMM_TICKS);
     uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
 
-    if (t_task.comm[0] == '\0' || now - t_task.comm_at >= COMM_REFRESH_NS) {
+    if (watched || t_task.comm[0] == '\0' || now - t_task.comm_at >= COMM_REFRESH_NS) {
         char name[COMM_LEN + 1] = "";
         /* PR_GET_NAME gives this thread's comm, as the kernel's current->comm. */
         if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) {
@@ -130,6 +170,14 @@ const char *gh_comm(void)
         }
         t_task.comm_at = now;
     }
+    t_task.comm_gen = watched ? gen : 0;
+}
+
+const char *gh_comm(void)
+{
+    uint64_t gen = atomic_load(&g_comm_gen);
+    if (__builtin_expect(t_task.comm_gen != gen, 0))
+        GFP_CALL1(comm_refresh, gen);
     return t_task.comm;
 }
 
@@ -211,8 +259,9 @@ GH_FN(get_current_comm)
         uint64_t w[2];
         __builtin_memcpy(w, comm, COMM_LEN);      /* two word moves */
         __builtin_memcpy(buf, w, COMM_LEN);
-        if (size > COMM_LEN)
-            memset(buf + COMM_LEN, 0, size - COMM_LEN);
+        /* integer stores (memset would be libc's, which may use xmm) */
+        for (uint32_t i = COMM_LEN; i < size; i++)
+            ((volatile char *)buf)[i] = '\0';
         return 0;
     }
     /* a short buffer: truncate, NUL-terminate, zero the rest */

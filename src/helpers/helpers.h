@@ -117,6 +117,25 @@ void ghelper_task_set_exit_code(int32_t code);
  * in a hooked syscall): its length, or -1 if unreadable or empty. */
 int ghelper_read_small(const char *path, char *buf, size_t len);
 
+/* bpf_get_current_comm's per-thread cache of comm. It is exact (a rename
+ * invalidates it at once) for renames graft observes and bounded by the
+ * agent's ticks for the others, while both watchers are on:
+ * GHELPER_COMM_SYSCALLS - the syscall hooks route every prctl of the
+ * process through their dispatcher, which calls ghelper_comm_renamed()
+ * after a PR_SET_NAME; GHELPER_COMM_TICKS - a thread calls
+ * ghelper_comm_tick() at least every 100 ms (the agent's thread). A forked
+ * child has no such thread: the ticker's owner turns GHELPER_COMM_TICKS off
+ * there (the agent in its pthread_atfork child handler, before it starts
+ * the child's thread, which turns it on again). Otherwise the cache is at
+ * most 100 ms old by the coarse clock. Every change of either makes all
+ * threads re-read. */
+#define GHELPER_COMM_SYSCALLS 1u
+#define GHELPER_COMM_TICKS    2u
+void ghelper_comm_watch(unsigned what, int on);
+void ghelper_comm_tick(void);
+/* This thread renamed itself (prctl PR_SET_NAME returned 0). */
+void ghelper_comm_renamed(void);
+
 /* The prototype of helper id, or NULL if graft has no such helper. */
 const struct ghelper_proto *ghelper_proto(uint32_t id);
 /* Look up by name ("ktime_get_ns"), for EIM helper groups and messages. */

@@ -50,7 +50,7 @@ static const struct ghelper_proto g_protos[BPF_MAX_HELPER_ID] = {
     P(12,  tail_call,             GRET_VOID,    A(CTX, MAPP, ANY), GHELPER_F_NORETURN_OK),
     P(14,  get_current_pid_tgid,  GRET_INTEGER, A(0), FPF),
     P(15,  get_current_uid_gid,   GRET_INTEGER, A(0), 0),
-    P(16,  get_current_comm,      GRET_INTEGER, A(UMEM, SZ), 0),
+    P(16,  get_current_comm,      GRET_INTEGER, A(UMEM, SZ), FPF),
     P(25,  perf_event_output,     GRET_INTEGER, A(CTX, MAPP, ANY, MEM, SZ0), 0),
     P(27,  get_stackid,           GRET_INTEGER, A(CTX, MAPP, ANY), 0),
     P(35,  get_current_task,      GRET_INTEGER, A(0), 0),

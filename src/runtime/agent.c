@@ -627,7 +627,8 @@ static int install_link(struct gagent *a, const struct greg_snapshot *s, const s
     } else if (gattach_resolve(l->binary[0] ? l->binary : NULL, l->symbol, l->offset, &addr, err) == 0 &&
                gattach_install(addr, hook_kind(l->kind), (ghook_handler)fn, l->cookie,
                                &(struct gattach_opts){ .sz = sizeof(struct gattach_opts),
-                                                       .handler_preserves_fp = !p->calls_out },
+                                                       .handler_preserves_fp = !p->calls_out,
+                                                       .handler_keeps_fp = p->keeps_fp },
                                &slot->hook, err) == 0) {
         p->links++;
         if (gattach_hook_method(slot->hook) == GATTACH_METHOD_TRAP) {
@@ -789,16 +790,22 @@ static void *agent_thread(void *arg)
     gsys_ignore_this_thread();     /* the agent's syscalls are not the host's */
     gattach_ignore_this_thread();  /* nor its calls of hooked functions (malloc) */
     prctl(PR_SET_NAME, "graft-agent", 0, 0, 0);    /* own name: no /proc write */
+    /* This thread's wake-ups are the comm cache's ticks: a rename graft
+     * does not see (a write to /proc/.../comm) is seen within about 100 ms
+     * (or the time a sync takes), as with the coarse clock before. */
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 1);
     uint64_t seen = a->generation;
     while (!a->stopping) {
-        uint64_t now = greg_wait(a->reg, seen, 200);
+        uint64_t now = greg_wait(a->reg, seen, 100);
         if (now != seen && !a->stopping) {
             if (a->test_delay_ms > 0)
                 usleep((useconds_t)a->test_delay_ms * 1000);
             gagent_sync(a);
             seen = now;
         }
+        ghelper_comm_tick();
     }
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 0);
     return NULL;
 }
 
@@ -1045,6 +1052,8 @@ static void agent_atfork_child(void)
         return;
     pthread_mutex_init(&a->lock, NULL);
     a->thread_running = 0;
+    /* no ticks for the comm cache until the child's thread runs */
+    ghelper_comm_watch(GHELPER_COMM_TICKS, 0);
     char comm[16];
     read_comm(comm, sizeof(comm));
     /* The parent's handle writes the parent's object: drop our copy. */

@@ -25,6 +25,7 @@ uint64_t gfp_call(const void *fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_
 
 #define GFP_U(x) ((uint64_t)(uintptr_t)(x))
 #define GFP_CALL0(fn) gfp_call((const void *)(fn), 0, 0, 0, 0, 0)
+#define GFP_CALL1(fn, a) gfp_call((const void *)(fn), GFP_U(a), 0, 0, 0, 0)
 #define GFP_CALL2(fn, a, b) gfp_call((const void *)(fn), GFP_U(a), GFP_U(b), 0, 0, 0)
 #define GFP_CALL4(fn, a, b, c, d) \
     gfp_call((const void *)(fn), GFP_U(a), GFP_U(b), GFP_U(c), GFP_U(d), 0)

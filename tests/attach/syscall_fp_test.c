@@ -30,7 +30,6 @@
  * context lies close under the caller's stack, not in the C dispatcher).
  */
 #define _GNU_SOURCE
-#include <cpuid.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,6 +43,7 @@
 #include "helpers/helpers.h"
 #include "maps/maps.h"
 #include "vm/vm.h"
+#include "fp_util.h"
 
 static int failures;
 #define CHECK(c, ...) do { if (!(c)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
@@ -96,16 +96,6 @@ __asm__(".text\n"
         ".size fp_syscall_avx, .-fp_syscall_avx\n");
 
 static int has_avx;
-
-static int cpu_has_avx(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
-        return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6) == 6;   /* the OS saves SSE and AVX state */
-}
 
 struct damage {
     long calls, xmm_bad, upper_bad;   /* syscalls made, registers found changed */
@@ -278,24 +268,7 @@ static const char *fp_enter_fmt =
 
 static struct gvm_prog *jit(const char *text, int *fp_free)
 {
-    struct graft_err err = {0};
-    struct bpf_insn *insns;
-    uint32_t n;
-    if (gvm_asm(text, &insns, &n, &err) < 0) {
-        printf("FAIL gvm_asm: %s\n%s", err.msg, text);
-        exit(1);
-    }
-    static struct gvm_env env;
-    env = (struct gvm_env){.helpers = ghelper_table(), .resolve_ld_imm64 = resolve};
-    struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
-    struct gvm_prog *p;
-    if (gvm_prog_create(insns, n, &po, &p, &err) < 0) {
-        printf("FAIL gvm_prog_create: %s\n", err.msg);
-        exit(1);
-    }
-    *fp_free = ghelper_prog_fp_free(insns, n);
-    free(insns);
-    return p;
+    return fp_jit(text, resolve, fp_free);
 }
 
 static uint64_t where(uint32_t slot)
@@ -378,18 +351,7 @@ static uint64_t clobber_all(void *ctx, uint64_t len)
 {
     (void)ctx;
     (void)len;
-    __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n"
-                     "movdqa %%xmm0, %%xmm3\n movdqa %%xmm0, %%xmm4\n movdqa %%xmm0, %%xmm5\n"
-                     "movdqa %%xmm0, %%xmm6\n movdqa %%xmm0, %%xmm7\n movdqa %%xmm0, %%xmm8\n"
-                     "movdqa %%xmm0, %%xmm9\n movdqa %%xmm0, %%xmm10\n movdqa %%xmm0, %%xmm11\n"
-                     "movdqa %%xmm0, %%xmm12\n movdqa %%xmm0, %%xmm13\n movdqa %%xmm0, %%xmm14\n"
-                     "movdqa %%xmm0, %%xmm15\n" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
-                     "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-                     "xmm13", "xmm14", "xmm15");
-    if (has_avx)
-        __asm__ volatile("vzeroupper" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
-                         "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
-                         "xmm14", "xmm15");
+    fp_clobber_vectors(has_avx);
     atomic_fetch_add_explicit(&clobber_runs, 1, memory_order_relaxed);
     /* ctx (for ctx_depth) and the run count as the programs keep them */
     uint32_t k = 0;
@@ -404,22 +366,13 @@ static uint64_t clobber_all(void *ctx, uint64_t len)
 
 static struct gmap *make_map(enum gmap_type type, uint32_t value_size, uint32_t entries)
 {
-    struct gmap_def def = {.type = type, .key_size = 4, .value_size = value_size,
-                           .max_entries = entries};
-    struct graft_err err = {0};
-    struct gmap *m;
-    if (gmap_create(&def, -1, &m, &err) < 0) {
-        printf("FAIL gmap_create: %s\n", err.msg);
-        exit(1);
-    }
-    gmap_unlink(gmap_shm_name(m));   /* our mapping stays; no file left behind */
-    return m;
+    return fp_make_map(type, value_size, entries);
 }
 
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-    has_avx = cpu_has_avx();
+    has_avx = fp_cpu_has_avx();
     printf("checking %s\n", has_avx ? "ymm0-15 (xmm and upper halves)" : "xmm0-15 (no AVX)");
     maps[1] = make_map(GMAP_HASH, 8, 1024);
     maps[2] = make_map(GMAP_HASH, 8, 64);

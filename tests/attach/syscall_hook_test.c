@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fp_util.h"
 #include "attach/attach.h"
 #include "helpers/helpers.h"
 #include "maps/maps.h"
@@ -651,14 +652,7 @@ static uint64_t rec_calls(void *ctx, uint64_t len)
         for (int i = 0; i < 21; i++)
             crec[18 + i] = r[i];
     }
-    __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n"
-                     "movdqa %%xmm0, %%xmm3\n movdqa %%xmm0, %%xmm4\n movdqa %%xmm0, %%xmm5\n"
-                     "movdqa %%xmm0, %%xmm6\n movdqa %%xmm0, %%xmm7\n movdqa %%xmm0, %%xmm8\n"
-                     "movdqa %%xmm0, %%xmm9\n movdqa %%xmm0, %%xmm10\n movdqa %%xmm0, %%xmm11\n"
-                     "movdqa %%xmm0, %%xmm12\n movdqa %%xmm0, %%xmm13\n movdqa %%xmm0, %%xmm14\n"
-                     "movdqa %%xmm0, %%xmm15\n" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
-                     "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-                     "xmm13", "xmm14", "xmm15");
+    fp_clobber_vectors(0);
     atomic_fetch_add_explicit(&fast_hits, 1, memory_order_relaxed);
     long ov = atomic_load(&calls_override);
     if (ov)

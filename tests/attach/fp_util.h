@@ -1,0 +1,28 @@
+/*
+ * fp_util.h - shared by the tests of the hooks' vector-register handling
+ * (syscall_fp_test.c, func_fp_test.c, comm_rename_test.c): JIT-compiling
+ * an assembled program as the agent would, the maps they use, the CPU's
+ * AVX support and a clobber of every vector register.
+ */
+#ifndef GRAFT_TESTS_ATTACH_FP_UTIL_H
+#define GRAFT_TESTS_ATTACH_FP_UTIL_H
+
+#include <stdint.h>
+
+#include "maps/maps.h"
+#include "vm/vm.h"
+
+/* Assemble and JIT text with graft's helpers and resolve for map
+ * references; *fp_free = ghelper_prog_fp_free of it. Exits on failure. */
+typedef int (*fp_resolve_fn)(void *arg, uint8_t src_reg, int32_t imm, int32_t next_imm,
+                             uint64_t *value, struct graft_err *err);
+struct gvm_prog *fp_jit(const char *text, fp_resolve_fn resolve, int *fp_free);
+/* A map with 4-byte keys, its shm name already unlinked. Exits on failure. */
+struct gmap *fp_make_map(enum gmap_type type, uint32_t value_size, uint32_t entries);
+/* 1 if the CPU has AVX and the OS saves its state. */
+int fp_cpu_has_avx(void);
+/* Sets xmm0-15 to all ones and, with avx, clears the upper halves of
+ * ymm0-15 (vzeroupper): what a handler using vector code may do. */
+void fp_clobber_vectors(int avx);
+
+#endif
