@@ -561,12 +561,13 @@ static void free_env(struct env *e)
     free(e->facts);
     free(e->fact_seen);
     cfg_free(&e->cfg);
+    state_pool_drain();
 }
 
 /* One exploration of every path from insn 0. */
 int explore_once(struct env *e)
 {
-    e->cur = calloc(1, sizeof(*e->cur));
+    e->cur = calloc(1, sizeof(*e->cur));   /* state_free may keep it for reuse: the same size */
     if (!e->cur)
         return -ENOMEM;
     e->cur->fr[0] = frame_new(0, -1);
