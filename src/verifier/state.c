@@ -484,10 +484,6 @@ bool states_cover(const struct vstate *o, const struct vstate *c, const struct c
     /* what speculation alone reaches proves nothing for a real path */
     if (o->speculative && !c->speculative)
         return false;
-    /* old's paths were followed only to the end of its speculative window
-     * (speculation.c): they stand for cur's only if cur's ends no later */
-    if (o->speculative && o->spec_len > c->spec_len)
-        return false;
     /* id_match reads only the first n pairs: zeroing the arrays (512
      * bytes, most of this function's cost when it fails early) is not
      * needed */

@@ -234,8 +234,15 @@ static int prune_point(struct env *e)
          * stands for it, since every path from there is checked too
          * (speculation.c). */
         if (cur->speculative) {
+            /* a speculative state's paths were followed only to the end of
+             * its window: it stands for cur's only if cur's window ends no
+             * later, or if no path was cut (explore_and_bound) */
+            bool shares = s->st.speculative && s->st.spec_len > cur->spec_len;
+            if (shares && e->spec_strict)
+                continue;
             if (!states_cover(&s->st, cur, &e->cfg, e->explore_alu_limits))
                 continue;
+            e->window_shared |= shares;
             if (e->log_level >= 2)
                 logf_(e, "%u: safe (speculative, covered by a state seen)\n", insn);
             end_path(e);
@@ -487,6 +494,7 @@ static int explore(struct env *e)
                 continue;
         }
         if (spec_window_over(e->cur)) {
+            e->window_cut = true;
             end_path(e);            /* past any misprediction's reach (speculation.c) */
             continue;
         }
@@ -580,6 +588,7 @@ int explore_once(struct env *e)
     r1->type = T_CTX;
     scalar_const(&r1->v, 0);
     e->max_path = 0;
+    e->window_cut = e->window_shared = false;
     e->pkt_base_id = new_id(e);
     e->worst_charge = e->worst_n = e->worst_iter = 0;
     for (uint32_t i = 0; i < e->n; i++)
