@@ -232,7 +232,12 @@ static int prune_point(struct env *e)
         /* A speculative path needs safety only, not an end or a cost: any
          * state that covers it, even one still being explored (a loop),
          * stands for it, since every path from there is checked too
-         * (speculation.c). */
+         * (speculation.c). Covering by inclusion suffices even after a
+         * masked pointer offset was seen (explore_alu_limits, where real
+         * paths need equal values): a speculative path records no masking
+         * limit, only "numbers added here" (spec_scalar_alu), which depends
+         * on register types, and covering needs equal types; every other
+         * check holds for a state if it held for a wider one. */
         if (cur->speculative) {
             /* a speculative state's paths were followed only to the end of
              * its window: it stands for cur's only if cur's window ends no
@@ -240,7 +245,7 @@ static int prune_point(struct env *e)
             bool shares = s->st.speculative && s->st.spec_len > cur->spec_len;
             if (shares && e->spec_strict)
                 continue;
-            if (!states_cover(&s->st, cur, &e->cfg, e->explore_alu_limits))
+            if (!states_cover(&s->st, cur, &e->cfg, false))
                 continue;
             e->window_shared |= shares;
             if (e->log_level >= 2)
