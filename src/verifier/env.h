@@ -46,7 +46,6 @@ struct env {
     struct vstate **pending;
     uint32_t npending, cappending;
     struct sstate **explored;       /* per insn list */
-    struct sarena stored_mem;       /* the explored states and their frames */
     uint16_t *nexplored;
 
     uint64_t steps, max_steps, stored;

@@ -204,58 +204,16 @@ struct vstate *state_copy(const struct vstate *src)
     return s;
 }
 
-/* Chunks of SARENA_CHUNK bytes, each object in one; sanitizer builds give
- * every object its own chunk, so that ASan sees each one's bounds. */
-#define SARENA_CHUNK (pool_max ? 64 * 1024 : 0)
-
-struct sarena_chunk {
-    struct sarena_chunk *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char mem[];
-};
-
-void *sarena_alloc(struct sarena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    struct sarena_chunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > SARENA_CHUNK ? n : SARENA_CHUNK;
-        if (!(c = malloc(sizeof(*c) + cap)))
-            return NULL;
-        c->used = 0;
-        c->cap = cap;
-        c->next = a->head;
-        a->head = c;
-    }
-    void *p = c->mem + c->used;
-    c->used += n;
-    return p;
-}
-
-void sarena_free(struct sarena *a)
-{
-    while (a->head) {
-        struct sarena_chunk *c = a->head;
-        a->head = c->next;
-        free(c);
-    }
-}
-
-int state_copy_stored(struct sarena *a, struct vstate *dst, const struct vstate *src)
+int state_copy_into(struct vstate *dst, const struct vstate *src)
 {
     *dst = *src;
     for (uint32_t i = 0; i < src->nfr; i++) {
-        const struct frame *sf = src->fr[i];
-        struct frame *f = sarena_alloc(a, sizeof(*f));
-        struct slot *sl = sf->nslots ? sarena_alloc(a, sf->nslots * sizeof(struct slot)) : NULL;
-        if (!f || (sf->nslots && !sl))
+        dst->fr[i] = frame_copy(src->fr[i]);
+        if (!dst->fr[i]) {
+            dst->nfr = i;
+            state_release(dst);
             return -1;
-        *f = *sf;
-        f->slots = sl;
-        f->slots_cap = sf->nslots;
-        if (sf->nslots)
-            memcpy(sl, sf->slots, sf->nslots * sizeof(struct slot));
-        dst->fr[i] = f;
+        }
     }
     return 0;
 }

@@ -304,14 +304,14 @@ static int prune_point(struct env *e)
     if (cur->speculative ? nspec >= MAX_STATES_PER_INSN
                          : e->nexplored[insn] >= MAX_STATES_PER_INSN && !loop_first_entry)
         return 0;
-    struct sstate *s = sarena_alloc(&e->stored_mem, sizeof(*s));
+    struct sstate *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    memset(s, 0, sizeof(*s));
     if (loop_first_entry)
-        cur->lvl[top_lvl].entry = s;       /* before the copy: it keeps it too */
-    if (state_copy_stored(&e->stored_mem, &s->st, cur)) {
+        cur->lvl[top_lvl].entry = s;
+    if (state_copy_into(&s->st, cur)) {
         cur->lvl[top_lvl].entry = NULL;
+        free(s);
         return -ENOMEM;
     }
     s->parent = cur->parent;
@@ -541,10 +541,18 @@ void free_exploration(struct env *e)
         state_free(e->pending[i]);
     e->npending = 0;
     if (e->explored) {
-        memset(e->explored, 0, e->n * sizeof(*e->explored));
-        memset(e->nexplored, 0, e->n * sizeof(*e->nexplored));
+        for (uint32_t i = 0; i < e->n; i++) {
+            struct sstate *s = e->explored[i];
+            while (s) {
+                struct sstate *nx = s->next;
+                state_release(&s->st);
+                free(s);
+                s = nx;
+            }
+            e->explored[i] = NULL;
+            e->nexplored[i] = 0;
+        }
     }
-    sarena_free(&e->stored_mem);       /* the stored states, their frames */
 }
 
 static void free_env(struct env *e)

@@ -218,15 +218,7 @@ void frame_free(struct frame *f);
 void state_pool_drain(void);
 struct slot *frame_slot(struct frame *f, uint32_t s, bool grow);
 struct vstate *state_copy(const struct vstate *src);
-/* Memory for the states kept at prune points, which live until the
- * exploration ends: allocated from chunks, freed together. */
-struct sarena {
-    struct sarena_chunk *head;
-};
-void *sarena_alloc(struct sarena *a, size_t n);   /* NULL when out of memory */
-void sarena_free(struct sarena *a);
-/* dst = a copy of src whose frames are in a (never frame_free'd) */
-int state_copy_stored(struct sarena *a, struct vstate *dst, const struct vstate *src);
+int state_copy_into(struct vstate *dst, const struct vstate *src);
 void state_release(struct vstate *s);   /* frees the frames, not s */
 void state_free(struct vstate *s);
 int reg_str(char *buf, size_t len, const struct reg *r);
