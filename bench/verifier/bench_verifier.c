@@ -8,10 +8,15 @@
  *   BENCH verify_ms_largest <ms> ms       slowest of a few synthetic programs
  *       of 4000+ instructions with branches, map lookups, calls and bounded
  *       loops.
+ *   BENCH verify_ms_typical_max_nospec, verify_ms_largest_nospec: the same
+ *       programs verified without the Spectre v1 rules (policy spec_bypass,
+ *       the kernel's root rule), to show what the speculative paths cost.
  *
- * Each program is verified several times and the median is taken. Details
- * (per-program verdicts and times) go to stderr.
+ * Each program is verified several times under each policy, the two
+ * interleaved, and the medians are taken. Details (per-program verdicts,
+ * times, instructions explored and states stored) go to stderr.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,27 +36,62 @@ static int cmpd(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Median time of REPEAT verifications; verdict in *acc. */
-static double time_verify(const struct bpf_insn *p, uint32_t n, const struct gmap_def *maps,
-                          uint32_t nm, const struct gver_policy *pol, int *acc, char *why, size_t wl)
+struct timing {
+    double ms;                 /* median */
+    int acc;                   /* 1 accepted, 0 rejected, -1 error */
+    uint64_t explored, stored;
+    char why[256];
+};
+
+/* Verify p REPEAT times under pol[0] and pol[1] (when given), alternating,
+ * so that both see the same machine load; medians into t[0], t[1]. */
+static void time_verify(const struct bpf_insn *p, uint32_t n, const struct gmap_def *maps, uint32_t nm,
+                        struct gver_policy *const pol[2], struct timing t[2])
 {
-    double t[REPEAT];
+    double ms[2][REPEAT];
+    memset(t, 0, 2 * sizeof(*t));
     for (int i = 0; i < REPEAT; i++) {
-        struct gver_input in = { .insns = p, .n = n, .maps = maps, .n_maps = nm, .policy = pol };
-        struct gver_result res;
-        struct graft_err err;
-        if (gver_verify(&in, &res, &err)) {
-            *acc = -1;
-            snprintf(why, wl, "%.200s", err.msg);
-            return 0;
+        for (int k = 0; k < 2 && pol[k]; k++) {
+            struct gver_input in = { .insns = p, .n = n, .maps = maps, .n_maps = nm, .policy = pol[k] };
+            struct gver_result res;
+            struct graft_err err;
+            if (gver_verify(&in, &res, &err)) {
+                t[k].acc = -1;
+                snprintf(t[k].why, sizeof(t[k].why), "%.200s", err.msg);
+                ms[k][i] = 0;
+                continue;
+            }
+            ms[k][i] = res.ms;
+            t[k].acc = res.accepted;
+            t[k].explored = res.states_explored;
+            t[k].stored = res.states_stored;
+            snprintf(t[k].why, sizeof(t[k].why), "%s", res.reason);
+            gver_result_free(&res);
         }
-        t[i] = res.ms;
-        *acc = res.accepted;
-        snprintf(why, wl, "%s", res.reason);
-        gver_result_free(&res);
     }
-    qsort(t, REPEAT, sizeof(double), cmpd);
-    return t[REPEAT / 2];
+    for (int k = 0; k < 2 && pol[k]; k++) {
+        qsort(ms[k], REPEAT, sizeof(double), cmpd);
+        t[k].ms = ms[k][REPEAT / 2];
+    }
+}
+
+/* pol's twin without the Spectre v1 rules (NULL when it has none). */
+static struct gver_policy *nospec_twin(const struct gver_policy *pol)
+{
+    struct gver_policy *q = malloc(sizeof(*q));
+    if (q) {
+        *q = *pol;
+        q->spec_bypass = 1;
+    }
+    return q;
+}
+
+static void report(const char *what, const char *name, uint32_t n, const struct timing t[2])
+{
+    fprintf(stderr, "%-50s %-28s %6u insns %8.3f ms %8.3f ms nospec; explored %" PRIu64 "/%" PRIu64
+                    ", stored %" PRIu64 "/%" PRIu64 " %s %s\n",
+            what, name, n, t[0].ms, t[1].ms, t[0].explored, t[1].explored, t[0].stored, t[1].stored,
+            t[0].acc > 0 ? "accepted" : "rejected:", t[0].acc > 0 ? "" : t[0].why);
 }
 
 /* ---- synthetic programs ---- */
@@ -174,9 +214,8 @@ static struct gen synth(int kind, uint32_t target)
 
 /* ---- the repository's programs ---- */
 
-static double bench_objects(int argc, char **argv, int *count)
+static void bench_objects(int argc, char **argv, int *count, double worst[2])
 {
-    double worst = 0;
     for (int a = 0; a < argc; a++) {
         struct gobj *obj;
         struct graft_err err;
@@ -199,26 +238,25 @@ static double bench_objects(int argc, char **argv, int *count)
              * (override, probe_write_user) are verified in full, as under
              * the class or --allow that would grant them */
             gver_policy_grant(pol, GVER_RIGHTS_HOST_WRITES);
-            int acc;
-            char why[256];
-            double ms = time_verify(p->insns, p->n_insns, defs, obj->n_maps, pol, &acc, why, sizeof(why));
-            fprintf(stderr, "%-50s %-28s %6u insns %8.3f ms %s %s\n", argv[a], p->name, p->n_insns, ms,
-                    acc > 0 ? "accepted" : "rejected:", acc > 0 ? "" : why);
-            if (ms > worst)
-                worst = ms;
+            struct gver_policy *pols[2] = { pol, nospec_twin(pol) };
+            struct timing t[2];
+            time_verify(p->insns, p->n_insns, defs, obj->n_maps, pols, t);
+            report(argv[a], p->name, p->n_insns, t);
+            for (int k = 0; k < 2; k++)
+                if (t[k].ms > worst[k])
+                    worst[k] = t[k].ms;
             (*count)++;
+            free(pols[1]);
             free(pol);
         }
         free(defs);
         gobj_free(obj);
     }
-    return worst;
 }
 
 /* Fallback when no objects exist yet: the corpus cases the verifier accepts. */
-static double bench_corpus(const char *dir, int *count)
+static void bench_corpus(const char *dir, int *count, double worst[2])
 {
-    double worst = 0;
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
@@ -236,12 +274,14 @@ static double bench_corpus(const char *dir, int *count)
             if (!cs[i].expect_accept || !cs[i].text || gvm_asm(cs[i].text, &p, &ni, &err))
                 continue;
             struct gver_policy *pol = vt_policy(&cs[i]);
-            int acc;
-            char why[256];
-            double ms = time_verify(p, ni, cs[i].maps, cs[i].n_maps, pol, &acc, why, sizeof(why));
-            if (ms > worst)
-                worst = ms;
+            struct gver_policy *pols[2] = { pol, nospec_twin(pol) };
+            struct timing t[2];
+            time_verify(p, ni, cs[i].maps, cs[i].n_maps, pols, t);
+            for (int k = 0; k < 2; k++)
+                if (t[k].ms > worst[k])
+                    worst[k] = t[k].ms;
             (*count)++;
+            free(pols[1]);
             free(pol);
             free(p);
         }
@@ -250,8 +290,8 @@ static double bench_corpus(const char *dir, int *count)
     }
     if (d)
         closedir(d);
-    fprintf(stderr, "corpus: %d accepted cases, slowest %.3f ms\n", *count, worst);
-    return worst;
+    fprintf(stderr, "corpus: %d accepted cases, slowest %.3f ms (%.3f ms without the Spectre rules)\n", *count,
+            worst[0], worst[1]);
 }
 
 int main(int argc, char **argv)
@@ -263,33 +303,37 @@ int main(int argc, char **argv)
         argc -= 2;
         argv += 2;
     }
-    double typical = bench_objects(argc - 1, argv + 1, &count);
+    double typical[2] = { 0, 0 };
+    bench_objects(argc - 1, argv + 1, &count, typical);
     if (count == 0 && cases) {
         fprintf(stderr, "no BPF objects under the build tree yet: timing the corpus instead\n");
-        typical = bench_corpus(cases, &count);
+        bench_corpus(cases, &count, typical);
     }
-    printf("BENCH verify_ms_typical_max %.3f ms\n", typical);
 
     struct gmap_def map = { .type = GMAP_HASH, .key_size = 4, .value_size = 64, .max_entries = 1024 };
     struct gver_policy *pol = gver_policy_raw(64);
-    double largest = 0;
+    struct gver_policy *pols[2] = { pol, nospec_twin(pol) };
+    double largest[2] = { 0, 0 };
     static const char *names[] = { "straight+lookups", "loops", "subprograms" };
     for (int k = 0; k < 3; k++) {
         struct gen g = synth(k, 4400);
-        int acc;
-        char why[256];
-        double ms = time_verify(g.p, g.n, &map, 1, pol, &acc, why, sizeof(why));
-        fprintf(stderr, "synthetic %-18s %6u insns %8.3f ms %s %s\n", names[k], g.n, ms,
-                acc > 0 ? "accepted" : "rejected:", acc > 0 ? "" : why);
-        if (acc <= 0) {
+        struct timing t[2];
+        time_verify(g.p, g.n, &map, 1, pols, t);
+        report("synthetic", names[k], g.n, t);
+        if (t[0].acc <= 0 || t[1].acc <= 0) {
             fprintf(stderr, "synthetic program %s must verify\n", names[k]);
             return 1;
         }
-        if (ms > largest)
-            largest = ms;
+        for (int j = 0; j < 2; j++)
+            if (t[j].ms > largest[j])
+                largest[j] = t[j].ms;
         free(g.p);
     }
+    free(pols[1]);
     free(pol);
-    printf("BENCH verify_ms_largest %.3f ms\n", largest);
+    printf("BENCH verify_ms_typical_max %.3f ms\n", typical[0]);
+    printf("BENCH verify_ms_largest %.3f ms\n", largest[0]);
+    printf("BENCH verify_ms_typical_max_nospec %.3f ms\n", typical[1]);
+    printf("BENCH verify_ms_largest_nospec %.3f ms\n", largest[1]);
     return 0;
 }

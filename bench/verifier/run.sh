@@ -6,7 +6,8 @@
 # on the checked interpreter, per second) and the share of its programs the
 # verifier accepts, the median of three runs over the same programs; then the
 # kernel's verifier selftests' agreement.
-# Prints `BENCH verify_ms_typical_max <x> ms`, `BENCH verify_ms_largest <x> ms`,
+# Prints `BENCH verify_ms_typical_max <x> ms`, `BENCH verify_ms_largest <x> ms`
+# (and both _nospec: the same programs without the Spectre v1 rules),
 # `BENCH soundness_fuzz_progs_per_s <x> progs/s`,
 # `BENCH soundness_fuzz_accepted_pct <x> %`, BENCH kernel_selftests_* and
 # BENCH test_verifier_*.

@@ -159,9 +159,18 @@ int explore_and_bound(struct env *e)
         bool stale = false;
         for (uint32_t i = 0; i < e->n && !stale; i++)
             stale = e->cb_charged[i] != UINT64_MAX && e->cb_charged[i] < e->cb_cost[i];
-        if (!stale)
+        /* A speculative state pruned a path with more of its window left
+         * than it had, and a path was cut at the end of its window: the
+         * pruned path may have been checked less far than it may run
+         * (speculation.c). Explore again without such pruning. Without a
+         * cut every speculative path was followed to its end, and such
+         * pruning is sound; without such pruning, the strict exploration
+         * would be this one. */
+        bool window = e->window_cut && e->window_shared && !e->spec_strict;
+        e->spec_strict |= window;
+        if (!stale && !window)
             break;
-        if (run_no == COST_MAX_RUNS) {
+        if (stale && run_no >= COST_MAX_RUNS) {
             e->steps = total_steps;
             snprintf(e->reason, sizeof(e->reason),
                      "the worst-case instruction count of the callback loops did not settle in %d explorations",

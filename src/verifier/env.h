@@ -88,6 +88,11 @@ struct env {
     uint8_t *alu_state;
     uint32_t *alu_limit;
     bool explore_alu_limits;        /* a masked offset was seen: prune only on equal scalars */
+    /* speculative windows (speculation.c), per exploration: a path was cut
+     * at the end of its window; a speculative state pruned one with more of
+     * its window left. spec_strict: the latter is not allowed
+     * (explore_and_bound). */
+    bool window_cut, window_shared, spec_strict;
     uint8_t *own_copy;              /* kernel_reads_own_mem: per call insn, 1 once accepted as an own-memory copy */
     struct gvm_insn_fact *facts;    /* record_facts: per insn, the join so far (facts.c) */
     uint8_t *fact_seen;             /* ... 1 once a state was joined there */

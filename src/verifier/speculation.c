@@ -20,6 +20,37 @@
  *     nothing proven about them holds). Every access on it must be safe as
  *     on any path. A speculative state never stands for a real one when
  *     pruning (it is weaker: states_cover refuses it).
+ *
+ * Pruning speculative paths (verifier.c, prune_point). A speculative path
+ * needs safety only (no end, no cost, no branch-outcome facts), and safety
+ * is an invariant: a speculative state c may stop at a state o that
+ * covers it, real or speculative, complete or still being explored (a
+ * loop), because o's exploration checks every step from every concrete
+ * state o describes, and every successor is in turn explored or covered
+ * (by induction on the number of steps, not on the order of exploration,
+ * so cycles are fine). Not the other way: a speculative o stands for no
+ * real path (a real c must end and be counted; o only saw the CPU's
+ * guesses), so states_cover refuses it.
+ *
+ * Covering is inclusion even after a masked offset was seen
+ * (explore_alu_limits), where real paths need equal values: a real path
+ * records at each ADD/SUB the masking limit its pointer's bounds give, and
+ * a path pruned by one with wider bounds would never have its limit
+ * compared. A speculative path records no limit (spec_ptr_alu_begin
+ * computes one only off speculation), only SPEC_ALU_NON_POINTER, which
+ * depends on the registers' types, and covering requires equal types;
+ * every other check that holds for o's ranges holds for c's narrower ones.
+ *
+ * The window. Paths are cut SPEC_WINDOW instructions past the first
+ * misprediction, so a speculative o with a longer run behind it (spec_len)
+ * than c was checked less far than c may run. Without any cut, every path
+ * was followed to its end (as the kernel does) and o covers c whatever
+ * their lengths. explore_and_bound therefore explores again, refusing such
+ * pruning (env.spec_strict), only when one exploration both cut a path
+ * and let such an o prune a longer-lived c; without that pruning, the
+ * strict exploration would have been the same one
+ * (test_verifier_speculation: a load 50 instructions past a join that
+ * only the shorter-lived path reaches).
  *  2. Pointer arithmetic with a register (ptr += reg, reg += ptr, ptr -=
  *     reg) is allowed only on stack and map value pointers, whose bounds
  *     give a masking limit: the offset must not mix signs, the pointer

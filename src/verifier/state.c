@@ -34,11 +34,113 @@ const char *reg_type_name(uint8_t t)
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
+/* ---- recycling ----
+ *
+ * A verification allocates and frees frames by the hundred thousand: one
+ * copy per stored state, per fork and per speculative path. A frame
+ * (1.7 KB) is beyond malloc's per-thread cache, so each took malloc's slow
+ * path (a fifth of the verifier's time on large programs). Freed frames,
+ * with their slot arrays, and freed states wait in per-thread lists for
+ * the next copy; gver_verify empties the lists when it returns, so no
+ * memory outlives a verification. The lists are short (POOL_MAX): most
+ * frames belong to stored states, freed when the exploration ends, and
+ * thousands of frames freed at once were given back to the kernel by
+ * malloc and faulted in again by the next verification (4096: three times
+ * the page faults of 256). Sanitizer builds keep none: a reused
+ * frame would hide a use after free from ASan. */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_MAX 0
+#endif
+#endif
+#ifndef POOL_MAX
+#define POOL_MAX 256
+#endif
+static const uint32_t pool_max = POOL_MAX;
+
+union pooled_frame {
+    union pooled_frame *next;
+    struct frame f;
+};
+
+union pooled_state {
+    union pooled_state *next;
+    struct vstate s;
+};
+
+static _Thread_local union pooled_frame *frame_pool;
+static _Thread_local union pooled_state *state_pool;
+static _Thread_local uint32_t frame_pool_n, state_pool_n;
+
+/* A frame whose fields are garbage except slots / slots_cap (an array of
+ * slots_cap slots, or NULL and 0). */
+static struct frame *frame_alloc(void)
+{
+    union pooled_frame *p = frame_pool;
+    if (p) {
+        frame_pool = p->next;
+        frame_pool_n--;
+        return &p->f;
+    }
+    struct frame *f = malloc(sizeof(union pooled_frame));
+    if (f) {
+        f->slots = NULL;
+        f->slots_cap = 0;
+    }
+    return f;
+}
+
+static struct vstate *state_alloc(void)
+{
+    union pooled_state *p = state_pool;
+    if (p) {
+        state_pool = p->next;
+        state_pool_n--;
+        return &p->s;
+    }
+    return malloc(sizeof(union pooled_state));
+}
+
+static void state_dealloc(struct vstate *s)
+{
+    if (state_pool_n >= pool_max) {
+        free(s);
+        return;
+    }
+    union pooled_state *p = (union pooled_state *)s;
+    p->next = state_pool;
+    state_pool = p;
+    state_pool_n++;
+}
+
+void state_pool_drain(void)
+{
+    while (frame_pool) {
+        union pooled_frame *p = frame_pool;
+        frame_pool = p->next;
+        free(p->f.slots);
+        free(p);
+    }
+    while (state_pool) {
+        union pooled_state *p = state_pool;
+        state_pool = p->next;
+        free(p);
+    }
+    frame_pool_n = state_pool_n = 0;
+}
+
 struct frame *frame_new(uint32_t frameno, int32_t callsite)
 {
-    struct frame *f = calloc(1, sizeof(*f));
+    struct frame *f = frame_alloc();
     if (!f)
         return NULL;
+    struct slot *buf = f->slots;
+    uint32_t cap = f->slots_cap;
+    memset(f, 0, sizeof(*f));
+    f->slots = buf;
+    f->slots_cap = cap;
     f->frameno = frameno;
     f->callsite = callsite;
     f->regs[BPF_R10].type = T_STACK;
@@ -49,33 +151,49 @@ struct frame *frame_new(uint32_t frameno, int32_t callsite)
 
 static struct frame *frame_copy(const struct frame *src)
 {
-    struct frame *f = malloc(sizeof(*f));
+    struct frame *f = frame_alloc();
     if (!f)
         return NULL;
-    *f = *src;
-    f->slots = NULL;
-    if (src->nslots) {
-        f->slots = malloc(src->nslots * sizeof(struct slot));
-        if (!f->slots) {
+    struct slot *buf = f->slots;
+    uint32_t cap = f->slots_cap;
+    if (src->nslots > cap) {
+        free(buf);
+        cap = src->nslots;
+        if (!(buf = malloc(cap * sizeof(struct slot)))) {
             free(f);
             return NULL;
         }
-        memcpy(f->slots, src->slots, src->nslots * sizeof(struct slot));
     }
+    *f = *src;
+    f->slots = buf;
+    f->slots_cap = cap;
+    if (src->nslots)
+        memcpy(f->slots, src->slots, src->nslots * sizeof(struct slot));
     return f;
 }
 
 void frame_free(struct frame *f)
 {
-    if (f) {
+    if (!f)
+        return;
+    if (frame_pool_n >= pool_max) {
         free(f->slots);
         free(f);
+        return;
     }
+    union pooled_frame *p = (union pooled_frame *)f;
+    struct slot *buf = f->slots;
+    uint32_t cap = f->slots_cap;
+    p->next = frame_pool;
+    p->f.slots = buf;           /* next overlays regs, not these */
+    p->f.slots_cap = cap;
+    frame_pool = p;
+    frame_pool_n++;
 }
 
 struct vstate *state_copy(const struct vstate *src)
 {
-    struct vstate *s = malloc(sizeof(*s));
+    struct vstate *s = state_alloc();
     if (!s)
         return NULL;
     *s = *src;
@@ -115,7 +233,7 @@ void state_free(struct vstate *s)
 {
     if (s) {
         state_release(s);
-        free(s);
+        state_dealloc(s);
     }
 }
 
@@ -124,11 +242,14 @@ struct slot *frame_slot(struct frame *f, uint32_t s, bool grow)
     if (s >= f->nslots) {
         if (!grow)
             return NULL;
-        struct slot *n = realloc(f->slots, (s + 1) * sizeof(*n));
-        if (!n)
-            return NULL;
-        memset(n + f->nslots, 0, (s + 1 - f->nslots) * sizeof(*n));
-        f->slots = n;
+        if (s >= f->slots_cap) {
+            struct slot *n = realloc(f->slots, (s + 1) * sizeof(*n));
+            if (!n)
+                return NULL;
+            f->slots = n;
+            f->slots_cap = s + 1;
+        }
+        memset(f->slots + f->nslots, 0, (s + 1 - f->nslots) * sizeof(struct slot));
         f->nslots = s + 1;
     }
     return &f->slots[s];
@@ -364,10 +485,15 @@ static bool stack_covers(const struct frame *o, const struct frame *c, struct id
 
 bool states_cover(const struct vstate *o, const struct vstate *c, const struct cfg *cfg, bool exact)
 {
-    struct idmap m = { .n = 0, .exact = exact };
     /* what speculation alone reaches proves nothing for a real path */
     if (o->speculative && !c->speculative)
         return false;
+    /* id_match reads only the first n pairs: zeroing the arrays (512
+     * bytes, most of this function's cost when it fails early) is not
+     * needed */
+    struct idmap m;
+    m.n = 0;
+    m.exact = exact;
     if (o->nfr != c->nfr || o->lock_map != c->lock_map || o->lock_off != c->lock_off ||
         o->nrefs != c->nrefs || !id_match(&m, o->lock_id, c->lock_id))
         return false;

@@ -232,10 +232,22 @@ static int prune_point(struct env *e)
         /* A speculative path needs safety only, not an end or a cost: any
          * state that covers it, even one still being explored (a loop),
          * stands for it, since every path from there is checked too
-         * (speculation.c). */
+         * (speculation.c). Covering by inclusion suffices even after a
+         * masked pointer offset was seen (explore_alu_limits, where real
+         * paths need equal values): a speculative path records no masking
+         * limit, only "numbers added here" (spec_scalar_alu), which depends
+         * on register types, and covering needs equal types; every other
+         * check holds for a state if it held for a wider one. */
         if (cur->speculative) {
-            if (!states_cover(&s->st, cur, &e->cfg, e->explore_alu_limits))
+            /* a speculative state's paths were followed only to the end of
+             * its window: it stands for cur's only if cur's window ends no
+             * later, or if no path was cut (explore_and_bound) */
+            bool shares = s->st.speculative && s->st.spec_len > cur->spec_len;
+            if (shares && e->spec_strict)
                 continue;
+            if (!states_cover(&s->st, cur, &e->cfg, false))
+                continue;
+            e->window_shared |= shares;
             if (e->log_level >= 2)
                 logf_(e, "%u: safe (speculative, covered by a state seen)\n", insn);
             end_path(e);
@@ -487,6 +499,7 @@ static int explore(struct env *e)
                 continue;
         }
         if (spec_window_over(e->cur)) {
+            e->window_cut = true;
             end_path(e);            /* past any misprediction's reach (speculation.c) */
             continue;
         }
@@ -561,12 +574,13 @@ static void free_env(struct env *e)
     free(e->facts);
     free(e->fact_seen);
     cfg_free(&e->cfg);
+    state_pool_drain();
 }
 
 /* One exploration of every path from insn 0. */
 int explore_once(struct env *e)
 {
-    e->cur = calloc(1, sizeof(*e->cur));
+    e->cur = calloc(1, sizeof(*e->cur));   /* state_free may keep it for reuse: the same size */
     if (!e->cur)
         return -ENOMEM;
     e->cur->fr[0] = frame_new(0, -1);
@@ -579,6 +593,7 @@ int explore_once(struct env *e)
     r1->type = T_CTX;
     scalar_const(&r1->v, 0);
     e->max_path = 0;
+    e->window_cut = e->window_shared = false;
     e->pkt_base_id = new_id(e);
     e->worst_charge = e->worst_n = e->worst_iter = 0;
     for (uint32_t i = 0; i < e->n; i++)

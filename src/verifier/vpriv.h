@@ -149,6 +149,7 @@ struct frame {
     uint32_t instance;         /* unique per call: which run of the function */
     uint32_t may_goto_passes;  /* may_goto fall-throughs taken in this instance */
     uint32_t nslots;
+    uint32_t slots_cap;        /* slots allocated (a recycled frame keeps its array) */
     struct slot *slots;
 };
 
@@ -212,6 +213,9 @@ struct sstate {
 const char *reg_type_name(uint8_t t);
 struct frame *frame_new(uint32_t frameno, int32_t callsite);
 void frame_free(struct frame *f);
+/* Frees the frames and states state.c keeps for reuse (gver_verify, when
+ * it returns). */
+void state_pool_drain(void);
 struct slot *frame_slot(struct frame *f, uint32_t s, bool grow);
 struct vstate *state_copy(const struct vstate *src);
 int state_copy_into(struct vstate *dst, const struct vstate *src);
