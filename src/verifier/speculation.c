@@ -92,7 +92,7 @@
  * gets this far past it. The kernel follows its unprivileged programs
  * (no loops, at most 4096 instructions) to their end; graft's may loop,
  * where following every speculative pass would not end. */
-#define SPEC_WINDOW 1024
+#define SPEC_WINDOW GVM_SPEC_WINDOW   /* vm.h: the checked interpreter runs as far */
 
 static const char prohibited[] = "pointer arithmetic with it prohibited for !root";
 
