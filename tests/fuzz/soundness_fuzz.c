@@ -28,7 +28,8 @@
  *                     the differences to FILE (Markdown); skipped with a
  *                     note when bpf() cannot be used
  *   --without SHAPE   do not generate SHAPE: callbacks, subprogs, helper_writes,
- *                     map_in_map, tail_calls, packet (to see which shape finds a bug)
+ *                     map_in_map, tail_calls, packet, spec_join (to see which shape
+ *                     finds a bug)
  *   --with SHAPE      generate an optional shape: misaligned_atomics, or
  *                     packet_only (nothing but packet programs)
  *
@@ -98,6 +99,7 @@ static uint64_t g_spec_progs;      /* accepted programs run with it */
 /* The facts of the last accepted program (gver_result.facts), for the run
  * on the JIT with them against the interpreter. */
 static struct gvm_insn_fact *g_facts;
+static uint32_t g_n_facts;
 
 /* 1 accepted, 0 rejected (reason copied if asked), -1 could not verify. */
 static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t reasonlen)
@@ -116,6 +118,7 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
     int ok = res.accepted;
     free(g_facts);
     g_facts = res.facts;           /* kept for the JIT run */
+    g_n_facts = res.n_facts;
     res.facts = NULL;
     if (reason && ok)
         reason[0] = 0;
@@ -128,7 +131,9 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
 /* Run an accepted program (a packet program with packets). */
 static int run(const struct bpf_insn *insns, uint32_t n, int runs, uint64_t seed, char *msg, size_t len)
 {
-    sf_env_speculate(g_env, g_spec_check && !g_spec_off ? g_facts : NULL);
+    /* the facts are those of the program verify() saw last: this one */
+    bool spec = g_spec_check && !g_spec_off && g_facts && g_n_facts == n;
+    sf_env_speculate(g_env, spec ? g_facts : NULL);
     return g_is_pkt ? sf_run_pkt(g_env, insns, n, runs, seed, msg, len)
                     : sf_run(g_env, insns, n, runs, seed, msg, len);
 }
@@ -279,6 +284,7 @@ static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p,
     uint32_t n0 = p->n;
     uint32_t m = minimise(p->insns, p->n, runs, pseed);
     char again[512] = "";
+    verify(p->insns, m, NULL, 0);  /* the facts of this program, for its speculative run */
     run(p->insns, m, runs, pseed, again, sizeof(again));
     printf("  minimised from %u to %u instructions; it fails with: %s\n", n0, m, again);
     print_shapes(p->insns, m);
@@ -291,7 +297,7 @@ static int usage(void)
     fprintf(stderr, "usage: soundness_fuzz [--seconds S] [--iters N] [--seed X] [--prog X] [--runs R]\n"
                     "                      [--max-failures K] [--min-accept PCT] [--kernel FILE] [--bench]\n"
                     "                      [--no-spec-check]\n"
-                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls|packet]...\n"
+                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls|packet|spec_join]...\n"
                     "                      [--with misaligned_atomics|packet_only]\n");
     return 2;
 }
