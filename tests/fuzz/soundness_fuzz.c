@@ -484,6 +484,13 @@ int main(int argc, char **argv)
     free(g_pkt_pol);
     if (run_errors)
         failures++;
+    struct gvm_spec_stats ss_end;
+    gvm_spec_stats_get(&ss_end);
+    if (!o.no_spec_check && g_spec_progs >= 100 && !ss_end.paths) {
+        printf("FAIL: %llu programs were checked speculatively and no speculative path ran: "
+               "the speculative oracle is off\n", (unsigned long long)g_spec_progs);
+        return 1;
+    }
     if (!o.have_prog && total >= 100 && pct < o.min_accept) {
         printf("FAIL: only %.1f%% of the programs were accepted (at least %.0f%% wanted): "
                "the fuzzer would test little\n", pct, o.min_accept);
