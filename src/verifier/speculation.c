@@ -71,6 +71,12 @@
  * bypass). graft's VM and JIT run the instructions unmasked: the verdicts
  * agree with the kernel's, the run-time hardening is missing.
  *
+ * Tested concretely: the soundness fuzzer runs programs verified with
+ * these rules in the checked interpreter's speculative mode
+ * (GVM_F_SPECULATIVE, src/vm/interp.c), which runs the other side of each
+ * jump decided on every real path for this window and reports an access
+ * out of bounds there (it checks rule 1, not the masking of rule 2).
+ *
  * Only the kernel's own rules are here; messages follow its wording so
  * that a kernel user recognises them.
  */
@@ -92,7 +98,7 @@
  * gets this far past it. The kernel follows its unprivileged programs
  * (no loops, at most 4096 instructions) to their end; graft's may loop,
  * where following every speculative pass would not end. */
-#define SPEC_WINDOW 1024
+#define SPEC_WINDOW GVM_SPEC_WINDOW   /* vm.h: the checked interpreter runs as far */
 
 static const char prohibited[] = "pointer arithmetic with it prohibited for !root";
 

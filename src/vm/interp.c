@@ -13,6 +13,28 @@
  * stops the run with an error naming the instruction, so the checked mode
  * can be used as an oracle for the verifier's soundness.
  *
+ * Speculative checking (GVM_F_SPECULATIVE, with GVM_F_CHECKED) is the oracle
+ * for the verifier's Spectre v1 rules (src/verifier/speculation.c). Where a
+ * jump's outcome is known, the verifier explores its other side as a
+ * misprediction; where both sides can run, it explores both as real paths
+ * (the kernel then masks pointer offsets, which graft does not do yet: a
+ * known gap, not checked here). So at each conditional jump the run
+ * executes whose outcome the verifier found known on every path (its facts,
+ * TAKEN or NOT_TAKEN, given at gvm_prog_create), the side not taken is run
+ * too, as a CPU that mispredicted it would, on a copy of the registers, for
+ * at most GVM_SPEC_WINDOW instructions (the verifier's window, counted the
+ * same way), and then discarded. Its stores go into a small overlay that its
+ * loads read first (nothing reaches memory or the stack's shadow), and every
+ * access it makes must be inside what the checked mode allows, as on a real
+ * path; a violation names the mispredicted jump too. The model is a subset
+ * of the verifier's, so a report is always a verifier bug: the path stops at
+ * an exit, a call of any kind (a helper cannot be run without its effects)
+ * and when its overlay is full; a conditional jump on it goes the way its
+ * values decide (the verifier also explores a nested misprediction there);
+ * registers hold their real values (the verifier makes the compared ones
+ * unknown, which includes them). At most GVM_SPEC_BUDGET speculative
+ * instructions are run per gvm_prog_run, so that a long loop stays cheap.
+ *
  * Semantics (RFC 9669) the JIT must match exactly:
  *  - division by zero gives 0; modulo by zero leaves dst (32-bit forms
  *    zero-extend); signed INT_MIN / -1 = INT_MIN and INT_MIN % -1 = 0;
@@ -44,6 +66,8 @@
 #define FRAME_GAP    512
 #define FRAME_STRIDE (FRAME_GAP + BPF_STACK_SIZE)
 #define STACK_BYTES  (BPF_MAX_CALL_DEPTH * FRAME_STRIDE)
+#define SPEC_NONE    UINT32_MAX
+#define SPEC_OVERLAY 64            /* stores one speculative path may make */
 
 struct frame {
     const struct gvm_prog *prog;   /* caller */
@@ -65,12 +89,23 @@ struct run {
     uint32_t helper_pc;            /* checked: the helper call in progress */
     int helper_fault;              /* checked: a violation the helper reported, or a
                                     * callback it ran hit */
+    /* speculative checking (GVM_F_SPECULATIVE) */
+    uint32_t spec_branch;          /* the mispredicted jump, or SPEC_NONE off a speculative path */
+    uint64_t spec_budget;          /* speculative insns this run may still execute */
+    uint32_t n_overlay;
+    struct spec_store {            /* a speculative store, newest last */
+        uint64_t addr;
+        uint8_t size;
+        uint8_t bytes[8];
+    } overlay[SPEC_OVERLAY];
     struct frame frames[BPF_MAX_CALL_DEPTH];
     _Alignas(16) uint8_t stack_mem[STACK_BYTES];
 };
 
 /* The innermost interpreted run on this thread, for callbacks (bpf_loop). */
 static __thread struct run *cur_run;
+
+static __thread struct gvm_spec_stats spec_stats;
 
 static inline uint64_t frame_top(const struct run *rs, uint32_t k)
 {
@@ -134,6 +169,16 @@ static int violation(struct run *rs, const struct gvm_prog *prog, uint32_t pc,
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     gvm_insn_str(prog->insns, prog->n, pc, insn, sizeof(insn));
+    /* on a speculative path, cur_run is the run speculating (rs may be the
+     * parent whose stack a callback touched) */
+    const struct run *sr = cur_run && cur_run->spec_branch != SPEC_NONE ? cur_run : NULL;
+    if (sr) {
+        char br[96];
+        gvm_insn_str(prog->insns, prog->n, sr->spec_branch, br, sizeof(br));
+        return graft_errf(rs->err, -EFAULT,
+                          "insn %u (%s): %s, on the speculative path of a misprediction of insn %u (%s)",
+                          pc, insn, what, sr->spec_branch, br);
+    }
     return graft_errf(rs->err, -EFAULT, "insn %u (%s): %s", pc, insn, what);
 }
 
@@ -152,10 +197,21 @@ static int stack_frame_of(const struct run *rs, uint64_t addr, uint64_t size)
     return (int)k;
 }
 
+/* Does a store of this speculative path cover the byte at addr? */
+static bool in_overlay(const struct run *rs, uint64_t addr)
+{
+    for (uint32_t i = 0; i < rs->n_overlay; i++)
+        if (addr - rs->overlay[i].addr < rs->overlay[i].size)
+            return true;
+    return false;
+}
+
 static int check_mem(struct run *rs, const struct gvm_prog *prog, uint32_t pc,
                      uint64_t addr, uint64_t size, int write)
 {
     const char *kind = write ? "write" : "read";
+    const struct run *self = rs;   /* the run whose overlay a speculative path fills */
+    bool speculating = rs->spec_branch != SPEC_NONE;
     int k = stack_frame_of(rs, addr, size);
     /* A callback may use its caller's stack (bpf_loop's ctx argument):
      * check such an access against the run that owns that stack. */
@@ -170,11 +226,12 @@ static int check_mem(struct run *rs, const struct gvm_prog *prog, uint32_t pc,
         uint8_t *sh = rs->shadow + (addr - (uint64_t)(uintptr_t)rs->stack);
         int64_t rel = (int64_t)(addr - frame_top(rs, (uint32_t)k));
         if (write) {
-            memset(sh, 1, size);
+            if (!speculating)      /* a speculative store initialises nothing */
+                memset(sh, 1, size);
             return 0;
         }
         for (uint64_t i = 0; i < size; i++)
-            if (!sh[i])
+            if (!sh[i] && !(speculating && in_overlay(self, addr + i)))
                 return violation(rs, prog, pc,
                                  "%s of %" PRIu64 " bytes at fp%+" PRId64 " of frame %d "
                                  "touches uninitialised stack byte fp%+" PRId64,
@@ -253,15 +310,28 @@ static void mark_helper_writes(struct run *rs, const uint64_t *reg)
     case BPF_ALU | OP | BPF_X: { uint32_t a = (uint32_t)DST, b = (uint32_t)SRC; \
                                  DST = (uint32_t)(EXPR); break; }
 
+/* A conditional jump; a checked speculative run first runs the side not
+ * taken as a misprediction (never on a speculative path itself). */
+#define JUMP_IF(CMP)                                                          \
+    do {                                                                      \
+        bool t_ = (CMP);                                                      \
+        if (checked && !spec && rs->spec_budget && prog->spec_jump && prog->spec_jump[pc - 1]) { \
+            int r_ = speculate(rs, prog, reg, init, pc - 1, t_ ? pc : pc + in->off); \
+            if (r_)                                                           \
+                return r_;                                                    \
+        }                                                                     \
+        pc += t_ ? in->off : 0;                                               \
+    } while (0)
+
 #define JMP_CASES(OP, T64, T32, CMP)                                          \
     case BPF_JMP | OP | BPF_K: { T64 a = (T64)DST, b = (T64)IMM;              \
-                                 pc += (CMP) ? in->off : 0; break; }             \
+                                 JUMP_IF(CMP); break; }                        \
     case BPF_JMP | OP | BPF_X: { T64 a = (T64)DST, b = (T64)SRC;              \
-                                 pc += (CMP) ? in->off : 0; break; }             \
+                                 JUMP_IF(CMP); break; }                        \
     case BPF_JMP32 | OP | BPF_K: { T32 a = (T32)(uint32_t)DST, b = (T32)UIMM32; \
-                                   pc += (CMP) ? in->off : 0; break; }           \
+                                   JUMP_IF(CMP); break; }                      \
     case BPF_JMP32 | OP | BPF_X: { T32 a = (T32)(uint32_t)DST, b = (T32)(uint32_t)SRC; \
-                                   pc += (CMP) ? in->off : 0; break; }
+                                   JUMP_IF(CMP); break; }
 
 #define MEM_CHECK(ADDR, SIZE, WRITE)                                          \
     do {                                                                      \
@@ -275,29 +345,102 @@ static void mark_helper_writes(struct run *rs, const uint64_t *reg)
 #define LOAD(T, EXT, ADDR)                                                    \
     ({ uint64_t a_ = (ADDR); T v_;                                            \
        MEM_CHECK(a_, sizeof(T), 0);                                           \
-       memcpy(&v_, (const void *)(uintptr_t)a_, sizeof(T)); (uint64_t)(EXT)v_; })
+       if (spec)                                                              \
+           spec_read(rs, a_, &v_, sizeof(T));                                 \
+       else                                                                   \
+           memcpy(&v_, (const void *)(uintptr_t)a_, sizeof(T));               \
+       (uint64_t)(EXT)v_; })
 
+/* a speculative path ends where its overlay is full */
 #define STORE(T, ADDR, VAL)                                                   \
     do { uint64_t a_ = (ADDR); T v_ = (T)(VAL);                               \
          MEM_CHECK(a_, sizeof(T), 1);                                         \
-         memcpy((void *)(uintptr_t)a_, &v_, sizeof(T)); } while (0)
+         if (!spec)                                                           \
+             memcpy((void *)(uintptr_t)a_, &v_, sizeof(T));                   \
+         else if (!spec_write(rs, a_, &v_, sizeof(T)))                        \
+             return 0;                                                        \
+    } while (0)
+
+/* ---- speculative paths ---------------------------------------------- */
+
+/* A speculative load: memory (already checked), then this path's stores
+ * over it, oldest first. */
+static void spec_read(const struct run *rs, uint64_t addr, void *out, uint32_t size)
+{
+    uint8_t *o = out;
+    memcpy(o, (const void *)(uintptr_t)addr, size);
+    for (uint32_t i = 0; i < rs->n_overlay; i++) {
+        const struct spec_store *s = &rs->overlay[i];
+        for (uint32_t b = 0; b < s->size; b++)
+            if (s->addr + b - addr < size)
+                o[s->addr + b - addr] = s->bytes[b];
+    }
+}
+
+static bool spec_write(struct run *rs, uint64_t addr, const void *v, uint32_t size)
+{
+    if (rs->n_overlay == SPEC_OVERLAY)
+        return false;
+    struct spec_store *s = &rs->overlay[rs->n_overlay++];
+    s->addr = addr;
+    s->size = (uint8_t)size;
+    memcpy(s->bytes, v, size);
+    return true;
+}
+
+/* An atomic read-modify-write on a speculative path, through the overlay;
+ * false: the overlay is full. */
+static bool spec_atomic(struct run *rs, uint64_t *reg, const struct bpf_insn *in, uint64_t addr,
+                        uint32_t size)
+{
+    uint64_t mask = size == 8 ? UINT64_MAX : UINT32_MAX;
+    uint64_t old = 0, v = SRC & mask, nv;
+    spec_read(rs, addr, &old, size);
+    switch (in->imm & ~BPF_FETCH) {
+    case BPF_ADD: nv = old + v; break;
+    case BPF_OR:  nv = old | v; break;
+    case BPF_AND: nv = old & v; break;
+    case BPF_XOR: nv = old ^ v; break;
+    case BPF_XCHG & ~BPF_FETCH: nv = v; break;
+    case BPF_CMPXCHG & ~BPF_FETCH: nv = old == (reg[BPF_R0] & mask) ? v : old; break;
+    default: nv = old; break;
+    }
+    if (in->imm == BPF_CMPXCHG)
+        reg[BPF_R0] = old;
+    else if (in->imm & BPF_FETCH)
+        SRC = old;
+    nv &= mask;
+    return spec_write(rs, addr, &nv, size);
+}
+
+static int speculate(struct run *rs, const struct gvm_prog *prog, const uint64_t *reg,
+                     uint16_t init, uint32_t branch_pc, uint32_t start) __attribute__((noinline));
 
 static inline __attribute__((always_inline)) int
 run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *ret,
-         uint32_t start_pc, uint16_t init_regs, const bool checked)
+         uint32_t start_pc, uint16_t init_regs, const bool checked, const bool spec)
 {
     const struct bpf_insn *insns = prog->insns;
     uint32_t pc = start_pc;
     uint32_t tail_calls = 0;
     uint16_t init = init_regs;
     const uint64_t limit = prog->step_limit ? prog->step_limit : 10000000;
+    uint32_t window = 0;
 
     for (;;) {
         const struct bpf_insn *in = &insns[pc];
-        if (checked) {
+        if (spec) {
+            /* counted as speculation.c counts (spec_window_over) */
+            if (++window > GVM_SPEC_WINDOW || !rs->spec_budget)
+                return 0;
+            rs->spec_budget--;
+            spec_stats.insns++;
+        } else if (checked) {
             if (++rs->steps > limit)
                 return violation(rs, prog, pc, "step limit of %" PRIu64
                                  " instructions reached", limit);
+        }
+        if (checked) {
             int r = check_regs_read(rs, prog, pc, init);
             if (r)
                 return r;
@@ -423,6 +566,13 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
 
         case BPF_STX | BPF_ATOMIC | BPF_W: {
             uint64_t addr = DST + in->off;
+            if (spec) {
+                MEM_CHECK(addr, 4, 0);
+                MEM_CHECK(addr, 4, 1);
+                if (!spec_atomic(rs, reg, in, addr, 4))
+                    return 0;
+                break;
+            }
             if (checked) {
                 if (addr & 3)
                     return violation(rs, prog, pc - 1, "atomic access at 0x%" PRIx64
@@ -452,6 +602,13 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
         }
         case BPF_STX | BPF_ATOMIC | BPF_DW: {
             uint64_t addr = DST + in->off;
+            if (spec) {
+                MEM_CHECK(addr, 8, 0);
+                MEM_CHECK(addr, 8, 1);
+                if (!spec_atomic(rs, reg, in, addr, 8))
+                    return 0;
+                break;
+            }
             if (checked) {
                 if (addr & 7)
                     return violation(rs, prog, pc - 1, "atomic access at 0x%" PRIx64
@@ -483,6 +640,8 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
         case BPF_JMP | BPF_CALL | BPF_K:
         case BPF_JMP | BPF_CALL | BPF_X: {
             uint64_t target;           /* helper id, or insn index + BPF_MAX_HELPER_ID */
+            if (spec)
+                return 0;              /* a speculative path ends at a call */
             if (BPF_SRC(in->code) == BPF_K && in->src_reg == BPF_PSEUDO_KFUNC_CALL) {
                 /* a host function, resolved at load; called like a helper */
                 rs->prog = prog;
@@ -571,6 +730,8 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
         }
 
         case BPF_JMP | BPF_EXIT:
+            if (spec)
+                return 0;
             if (rs->depth == 0) {
                 *ret = reg[BPF_R0];
                 return 0;
@@ -593,6 +754,27 @@ run_core(struct run *rs, const struct gvm_prog *prog, uint64_t *reg, uint64_t *r
     }
 }
 
+/* Run the side of the jump at branch_pc that was not taken, from start, as
+ * a misprediction (the file's comment): registers copied, stores kept in
+ * rs's overlay, all of it dropped at the end. */
+static int speculate(struct run *rs, const struct gvm_prog *prog, const uint64_t *reg,
+                     uint16_t init, uint32_t branch_pc, uint32_t start)
+{
+    uint64_t copy[BPF_NREGS], ignored;
+    memcpy(copy, reg, sizeof(copy));
+    rs->spec_branch = branch_pc;
+    rs->n_overlay = 0;
+    spec_stats.paths++;
+    int rc = run_core(rs, prog, copy, &ignored, start, init, true, true);
+    rs->spec_branch = SPEC_NONE;
+    return rc;
+}
+
+void gvm_spec_stats_get(struct gvm_spec_stats *out)
+{
+    *out = spec_stats;
+}
+
 /* Run prog from start_pc in fresh frames, with reg[] already holding the
  * arguments; the thread's run chain is maintained for callbacks. */
 static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
@@ -603,6 +785,11 @@ static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
     /* a callback's instructions count toward its caller's step limit: a
      * bpf_loop of millions of calls is a long run, not many short ones */
     rs->steps = cur_run ? cur_run->steps : 0;
+    /* and its speculation shares the caller's budget */
+    rs->spec_budget = !(prog->flags & GVM_F_SPECULATIVE) ? 0
+                      : cur_run ? cur_run->spec_budget : GVM_SPEC_BUDGET;
+    rs->spec_branch = SPEC_NONE;
+    rs->n_overlay = 0;
     rs->prog = prog;
     rs->parent = cur_run;
     reg[BPF_R10] = frame_top(rs, 0);
@@ -613,10 +800,10 @@ static int run_from(struct run *rs, const struct gvm_prog *prog, uint64_t *reg,
         uint8_t shadow[STACK_BYTES];
         memset(shadow, 0, sizeof(shadow));
         rs->shadow = shadow;
-        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, true);
+        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, true, false);
     } else {
         rs->shadow = NULL;
-        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, false);
+        rc = run_core(rs, prog, reg, ret, start_pc, init_regs, false, false);
     }
     cur_run = rs->parent;
     return rc;
@@ -666,6 +853,7 @@ int gvm_interp_call(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t
     rs.err = caller->err;
     int rc = run_from(&rs, prog, reg, (uint32_t)idx, 0x3eu | (1u << BPF_R10), ret);
     caller->steps = rs.steps;
+    caller->spec_budget = rs.spec_budget;
     /* the helper only sees a non-zero return; in checked mode the violation
      * (already in err) fails the caller's run when the helper returns */
     if (rc && !caller->helper_fault)

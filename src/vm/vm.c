@@ -548,6 +548,21 @@ out:
     return r;
 }
 
+/* GVM_F_SPECULATIVE: the verifier explores a jump's other side as a
+ * misprediction where its outcome is known (speculation.c); a fact TAKEN or
+ * NOT_TAKEN says it was known on every real path. The checked interpreter
+ * runs the other side of those jumps (interp.c). */
+static int mark_spec_jumps(struct gvm_prog *p, const struct gvm_insn_fact *facts,
+                           struct graft_err *err)
+{
+    p->spec_jump = calloc(p->n, 1);
+    if (!p->spec_jump)
+        return graft_errf(err, -ENOMEM, "out of memory for %u instructions", p->n);
+    for (uint32_t i = 0; i < p->n; i++)
+        p->spec_jump[i] = (facts[i].flags & (GVM_FACT_TAKEN | GVM_FACT_NOT_TAKEN)) != 0;
+    return 0;
+}
+
 int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
                     const struct gvm_prog_opts *opts, struct gvm_prog **out,
                     struct graft_err *err)
@@ -570,8 +585,10 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
                           n, BPF_MAX_INSNS);
     if (o.engine != GVM_ENGINE_JIT && o.engine != GVM_ENGINE_INTERP)
         return graft_errf(err, -EINVAL, "unknown engine %d", (int)o.engine);
-    if (o.flags & ~GVM_F_CHECKED)
-        return graft_errf(err, -EINVAL, "unknown flags 0x%x", o.flags & ~GVM_F_CHECKED);
+    if (o.flags & ~(GVM_F_CHECKED | GVM_F_SPECULATIVE))
+        return graft_errf(err, -EINVAL, "unknown flags 0x%x", o.flags & ~(GVM_F_CHECKED | GVM_F_SPECULATIVE));
+    if ((o.flags & GVM_F_SPECULATIVE) && (!(o.flags & GVM_F_CHECKED) || !o.facts))
+        return graft_errf(err, -EINVAL, "GVM_F_SPECULATIVE needs GVM_F_CHECKED and the verifier's facts");
 
     if (!o.desc_alloc != !o.desc_free)
         return graft_errf(err, -EINVAL, "gvm_prog_opts: desc_alloc and desc_free go together");
@@ -598,6 +615,8 @@ int gvm_prog_create(const struct bpf_insn *insns, uint32_t n,
     r = check_prog(p, err);
     if (!r && o.facts && o.n_facts != n)
         r = graft_errf(err, -EINVAL, "gvm_prog_opts: %u facts for %u instructions", o.n_facts, n);
+    if (!r && (o.flags & GVM_F_SPECULATIVE))
+        r = mark_spec_jumps(p, o.facts, err);
     if (!r && p->engine == GVM_ENGINE_JIT && o.facts)
         p->facts_rewritten = (uint32_t)gvm_apply_facts(p->insns, n, o.facts);
     if (!r && p->engine == GVM_ENGINE_JIT)
@@ -618,6 +637,7 @@ void gvm_prog_free(struct gvm_prog *prog)
         gvm_jit_release(prog);
     free(prog->func_starts);
     free(prog->kfuncs);
+    free(prog->spec_jump);
     free(prog->insns);
     if (prog->desc_free)
         prog->desc_free(prog, sizeof(*prog), prog->desc_arg);

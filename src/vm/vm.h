@@ -76,6 +76,29 @@ enum gvm_engine {
  * message naming the instruction. Used to test the verifier's soundness. */
 #define GVM_F_CHECKED 0x1u
 
+/* With GVM_F_CHECKED and the verifier's facts (gvm_prog_opts.facts): also
+ * run, at each conditional jump whose outcome the facts say is known (where
+ * the verifier explores a misprediction), the side not taken as a
+ * mispredicting CPU would, for up to GVM_SPEC_WINDOW
+ * instructions, with its stores discarded; an access out of bounds on it
+ * is a violation (the oracle for the verifier's Spectre v1 rules; model and
+ * limits in src/vm/interp.c). At most GVM_SPEC_BUDGET such instructions
+ * per run. */
+#define GVM_F_SPECULATIVE 0x2u
+/* How far past a misprediction the verifier checks a speculative path (the
+ * reorder buffer's reach, src/verifier/speculation.c), and the checker
+ * runs one. */
+#define GVM_SPEC_WINDOW 1024
+#define GVM_SPEC_BUDGET (1u << 18)
+
+/* Speculative paths the checked interpreter ran on this thread and their
+ * instructions, since the thread started. */
+struct gvm_spec_stats {
+    uint64_t paths;
+    uint64_t insns;
+};
+void gvm_spec_stats_get(struct gvm_spec_stats *out);
+
 /* Checked interpreter: a helper (or a test's wrapper around one) declares
  * that it is about to access [addr, addr+size) of the memory the running
  * program passed it, and the access is checked like the program's own

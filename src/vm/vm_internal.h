@@ -29,6 +29,8 @@ struct gvm_prog {
     size_t jit_code_size;      /* bytes of machine code */
     gvm_native_fn jit_fn;
     uint32_t facts_rewritten;  /* insns the verifier's facts rewrote (jit_facts.c) */
+    uint8_t *spec_jump;        /* GVM_F_SPECULATIVE: per insn, 1 at a jump whose other
+                                * side the verifier explored as a misprediction */
 
     void (*desc_free)(void *p, size_t size, void *arg);   /* gvm_prog_opts */
     void *desc_arg;

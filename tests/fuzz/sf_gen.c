@@ -19,6 +19,7 @@
  * caller's stack - the shape of the caller-stack pruning bug.
  */
 #include "sf_gen.h"
+#include "vm/vm.h"   /* GVM_SPEC_WINDOW */
 
 #include <stddef.h>
 #include <string.h>
@@ -743,6 +744,7 @@ int sf_gen_without(struct sf_gen_opts *o, const char *name)
         { "map_in_map", offsetof(struct sf_gen_opts, no_map_in_map) },
         { "tail_calls", offsetof(struct sf_gen_opts, no_tail_calls) },
         { "packet", offsetof(struct sf_gen_opts, no_packet) },
+        { "spec_join", offsetof(struct sf_gen_opts, no_spec_join) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(name, flags[i].name)) {
@@ -795,6 +797,42 @@ static void prologue(struct gen *g)
     emit(g, BPF_MOV64_IMM(BPF_R9, 8 * (int32_t)rn(g, 8)));
 }
 
+/* Two jumps the verifier knows are not taken, whose mispredictions meet at
+ * a join: A after a straight run of most of the speculative window, B after
+ * one jump; then a tail that A's window does not reach and B's does, ending
+ * in a load through the compared register (any number on those paths) or,
+ * half the time, through the map value (safe). Stored at the join, A's
+ * state must not stand for B's (test_verifier_speculation; the checked
+ * interpreter's speculative mode sees B's load). Off a misprediction the
+ * block is skipped. */
+static void spec_join(struct gen *g)
+{
+    int l_a = new_label(g), l_b = new_label(g), l_join = new_label(g), l_cont = new_label(g);
+    int32_t k = (int32_t)rn(g, 64);
+    int tail = 2 + (int)rn(g, 100);
+    int run_a = GVM_SPEC_WINDOW + 1 - tail + (int)rn(g, 50);
+    static const struct { uint8_t op; int32_t delta; } never[] = {
+        { BPF_JEQ, 1 }, { BPF_JGT, 0 }, { BPF_JNE, 0 }, { BPF_JLT, 0 },
+    };
+    emit(g, BPF_MOV64_IMM(BPF_R2, k));
+    for (int i = 0; i < 2; i++) {      /* B's jump pushed first: explored last */
+        int j = (int)rn(g, sizeof(never) / sizeof(never[0]));
+        jump_to(g, BPF_JMP_IMM(never[j].op, BPF_R2, k + never[j].delta, 0), i ? l_a : l_b);
+    }
+    jump_to(g, BPF_JMP_A(0), l_cont);
+    place(g, l_a);
+    for (int i = 0; i < run_a; i++)
+        emit(g, BPF_MOV64_IMM(BPF_R0, (int32_t)i));
+    place(g, l_join);
+    for (int i = 0; i < tail; i++)
+        emit(g, BPF_MOV64_IMM(BPF_R0, (int32_t)i));
+    emit(g, BPF_LDX_MEM(BPF_B, BPF_R0, rn(g, 2) ? BPF_R2 : BPF_R7, 0));
+    emit(g, BPF_EXIT_INSN());
+    place(g, l_b);
+    jump_to(g, BPF_JMP_A(0), l_join);
+    place(g, l_cont);
+}
+
 static void resolve_fixups(struct gen *g)
 {
     for (int i = 0; i < g->nfix; i++) {
@@ -821,6 +859,9 @@ void sf_generate(uint64_t seed, const struct sf_gen_opts *opts, struct sf_prog *
     g.rs = sf_mix(seed);
     out->n = 0;
     prologue(&g);
+    /* decided by the seed alone, so that other programs stay as they were */
+    if (!opts->no_spec_join && sf_mix(seed ^ 0x5bec) % 32 == 0)
+        spec_join(&g);
     g.budget = 4 + (int)rn(&g, 14);
     while (g.budget > 0 && !g.overflow)
         snippet(&g, 0);

@@ -45,6 +45,9 @@ struct sf_gen_opts {
     bool no_helper_writes;     /* probe_read* into the stack */
     bool no_map_in_map;
     bool no_tail_calls;
+    /* one program in 32: two decided jumps whose mispredictions meet at a
+     * join with most and little of their window left (sf_gen.c) */
+    bool no_spec_join;
     /* packet programs (sf_pkt.h): one program in four by default */
     bool no_packet;
     bool packet_only;

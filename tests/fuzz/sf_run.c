@@ -47,6 +47,7 @@ struct sf_env {
     struct gvm_prog *running;          /* the tail-call target */
     uint64_t bad_inner_accepted;
     uint8_t *pkt_buf;                  /* packet runs: below 2 GiB, so xdp_md's u32 fields hold it */
+    const struct gvm_insn_fact *spec_facts;   /* sf_env_speculate */
 };
 
 #define PKT_BUF_SIZE 4096
@@ -339,6 +340,11 @@ void sf_env_free(struct sf_env *e)
     free(e);
 }
 
+void sf_env_speculate(struct sf_env *e, const struct gvm_insn_fact *facts)
+{
+    e->spec_facts = facts;
+}
+
 uint64_t sf_env_bad_inner_accepted(const struct sf_env *e)
 {
     return e->bad_inner_accepted;
@@ -350,6 +356,11 @@ static struct gvm_prog *make_prog(struct sf_env *e, const struct bpf_insn *insns
     struct graft_err err = { 0 };
     struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP, .flags = GVM_F_CHECKED,
                                .step_limit = 1000000, .env = &e->venv };
+    if (e->spec_facts) {
+        o.flags |= GVM_F_SPECULATIVE;
+        o.facts = e->spec_facts;
+        o.n_facts = n;
+    }
     struct gvm_prog *p = NULL;
     if (gvm_prog_create(insns, n, &o, &p, &err)) {
         snprintf(msg, msglen, "gvm_prog_create: %s", err.msg);

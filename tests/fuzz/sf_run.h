@@ -49,6 +49,13 @@ int sf_run_diff_facts(struct sf_env *e, const struct bpf_insn *insns, uint32_t n
                       const struct gvm_insn_fact *facts, int runs, uint64_t seed, char *msg,
                       size_t msglen);
 
+/* Until called again: facts non-NULL (the verifier's, one per insn of the
+ * programs run next) makes sf_run and sf_run_pkt check speculative paths
+ * too (GVM_F_SPECULATIVE: the other side of each jump the facts say is
+ * decided, as the verifier's Spectre rules explore it); NULL: real paths
+ * only. */
+void sf_env_speculate(struct sf_env *e, const struct gvm_insn_fact *facts);
+
 /* Did the map layer accept an inner map that does not match the outer
  * map's declared template (count since sf_env_new)? */
 uint64_t sf_env_bad_inner_accepted(const struct sf_env *e);

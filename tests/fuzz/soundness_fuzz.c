@@ -28,7 +28,8 @@
  *                     the differences to FILE (Markdown); skipped with a
  *                     note when bpf() cannot be used
  *   --without SHAPE   do not generate SHAPE: callbacks, subprogs, helper_writes,
- *                     map_in_map, tail_calls, packet (to see which shape finds a bug)
+ *                     map_in_map, tail_calls, packet, spec_join (to see which shape
+ *                     finds a bug)
  *   --with SHAPE      generate an optional shape: misaligned_atomics, or
  *                     packet_only (nothing but packet programs)
  *
@@ -36,6 +37,7 @@
  * verified with the kernel's xdp_md rules and run with a real packet in a
  * region of its exact size, so a wrong packet range shows up as an access
  * past data_end.
+ *   --no-spec-check   do not check speculative paths (below)
  *   --bench           print BENCH lines (programs/s, accepted %); violations are
  *                     counted, listed on one line each and not minimised, and
  *                     do not stop the run or fail it (a benchmark, not a test)
@@ -66,6 +68,7 @@ struct opts {
     double min_accept;
     const char *kernel_report;
     bool bench;
+    bool no_spec_check;
     struct sf_gen_opts gen;
 };
 
@@ -86,10 +89,17 @@ static bool g_is_pkt;          /* the program at hand is a packet program */
  * still checks that their speculative states never let a real path be
  * pruned unsafely. */
 static bool g_spec_off;
+/* With the Spectre rules on, the runs also check the speculative paths the
+ * verifier explored (GVM_F_SPECULATIVE, given the verifier's facts): a bug
+ * in how it explores or prunes them (test_verifier_speculation) shows up as
+ * a speculative access out of bounds. */
+static bool g_spec_check;
+static uint64_t g_spec_progs;      /* accepted programs run with it */
 
 /* The facts of the last accepted program (gver_result.facts), for the run
  * on the JIT with them against the interpreter. */
 static struct gvm_insn_fact *g_facts;
+static uint32_t g_n_facts;
 
 /* 1 accepted, 0 rejected (reason copied if asked), -1 could not verify. */
 static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t reasonlen)
@@ -108,6 +118,7 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
     int ok = res.accepted;
     free(g_facts);
     g_facts = res.facts;           /* kept for the JIT run */
+    g_n_facts = res.n_facts;
     res.facts = NULL;
     if (reason && ok)
         reason[0] = 0;
@@ -120,6 +131,9 @@ static int verify(const struct bpf_insn *insns, uint32_t n, char *reason, size_t
 /* Run an accepted program (a packet program with packets). */
 static int run(const struct bpf_insn *insns, uint32_t n, int runs, uint64_t seed, char *msg, size_t len)
 {
+    /* the facts are those of the program verify() saw last: this one */
+    bool spec = g_spec_check && !g_spec_off && g_facts && g_n_facts == n;
+    sf_env_speculate(g_env, spec ? g_facts : NULL);
     return g_is_pkt ? sf_run_pkt(g_env, insns, n, runs, seed, msg, len)
                     : sf_run(g_env, insns, n, runs, seed, msg, len);
 }
@@ -270,6 +284,7 @@ static void report_violation(uint64_t master, uint64_t pseed, struct sf_prog *p,
     uint32_t n0 = p->n;
     uint32_t m = minimise(p->insns, p->n, runs, pseed);
     char again[512] = "";
+    verify(p->insns, m, NULL, 0);  /* the facts of this program, for its speculative run */
     run(p->insns, m, runs, pseed, again, sizeof(again));
     printf("  minimised from %u to %u instructions; it fails with: %s\n", n0, m, again);
     print_shapes(p->insns, m);
@@ -281,7 +296,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: soundness_fuzz [--seconds S] [--iters N] [--seed X] [--prog X] [--runs R]\n"
                     "                      [--max-failures K] [--min-accept PCT] [--kernel FILE] [--bench]\n"
-                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls|packet]...\n"
+                    "                      [--no-spec-check]\n"
+                    "                      [--without callbacks|subprogs|helper_writes|map_in_map|tail_calls|packet|spec_join]...\n"
                     "                      [--with misaligned_atomics|packet_only]\n");
     return 2;
 }
@@ -294,6 +310,10 @@ static int parse(int argc, char **argv, struct opts *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--bench")) {
             o->bench = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-spec-check")) {
+            o->no_spec_check = true;
             continue;
         }
         if (!v)
@@ -362,6 +382,7 @@ int main(int argc, char **argv)
         uint64_t pseed = o.have_prog ? o.prog : sf_mix(o.seed + total);
         g_is_pkt = !gopts.no_packet && (gopts.packet_only || pseed % 4 == 0);
         g_spec_off = (pseed >> 8) % 2 == 0;
+        g_spec_check = !o.no_spec_check;
         if (g_is_pkt)
             sf_generate_pkt(pseed, &prog);
         else
@@ -390,6 +411,7 @@ int main(int argc, char **argv)
         if (!ok)
             continue;
         accepted++;
+        g_spec_progs += g_spec_check && !g_spec_off;
         char msg[512];
         int rc = run(prog.insns, prog.n, o.runs, pseed, msg, sizeof(msg));
         if (kok >= 0)
@@ -432,6 +454,12 @@ int main(int argc, char **argv)
            "%llu violations\n",
            (unsigned long long)total, secs, (double)total / secs, 100 * t_verify / secs,
            (unsigned long long)accepted, pct, (unsigned long long)failures);
+    struct gvm_spec_stats ss;
+    gvm_spec_stats_get(&ss);
+    printf("%llu accepted programs (Spectre rules on) were also checked on their speculative paths: "
+           "%llu paths, %llu insns (%.0f insns per program run)\n",
+           (unsigned long long)g_spec_progs, (unsigned long long)ss.paths, (unsigned long long)ss.insns,
+           g_spec_progs ? (double)ss.insns / ((double)g_spec_progs * o.runs) : 0.0);
     printf("%llu accepted programs ran on the JIT with the verifier's facts against the interpreter, "
            "%llu of them rewritten by the facts\n", (unsigned long long)diffed,
            (unsigned long long)rewritten);
@@ -456,6 +484,13 @@ int main(int argc, char **argv)
     free(g_pkt_pol);
     if (run_errors)
         failures++;
+    struct gvm_spec_stats ss_end;
+    gvm_spec_stats_get(&ss_end);
+    if (!o.no_spec_check && g_spec_progs >= 100 && !ss_end.paths) {
+        printf("FAIL: %llu programs were checked speculatively and no speculative path ran: "
+               "the speculative oracle is off\n", (unsigned long long)g_spec_progs);
+        return 1;
+    }
     if (!o.have_prog && total >= 100 && pct < o.min_accept) {
         printf("FAIL: only %.1f%% of the programs were accepted (at least %.0f%% wanted): "
                "the fuzzer would test little\n", pct, o.min_accept);

@@ -8,7 +8,11 @@
  *  - speculative paths are pruned by range inclusion even once a masked
  *    pointer offset was seen (where real paths need equal values): a loop
  *    the CPU may re-enter speculatively is not unrolled once per value, and
- *    what such paths must prove is still proven.
+ *    what such paths must prove is still proven;
+ *  - the soundness fuzzer's oracle for these rules, the checked
+ *    interpreter's speculative mode (GVM_F_SPECULATIVE, src/vm/interp.c):
+ *    it flags the load the broken pruning let through, given that verdict;
+ *    its stores stay in an overlay; its window is the verifier's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,30 @@ static void add(struct text *t, const char *line)
     t->len += l;
 }
 
+/* Run text on the checked interpreter, speculatively (GVM_F_SPECULATIVE)
+ * when facts are given; 0 clean (r0 in *ret), else the error in err. */
+static int run_checked(const char *text, const struct gvm_insn_fact *facts, uint64_t *ret,
+                       struct graft_err *err)
+{
+    struct bpf_insn *p;
+    uint32_t n;
+    if (gvm_asm(text, &p, &n, err))
+        return -1;
+    struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP, .flags = GVM_F_CHECKED,
+                               .facts = facts, .n_facts = facts ? n : 0 };
+    if (facts)
+        o.flags |= GVM_F_SPECULATIVE;
+    struct gvm_prog *prog;
+    int rc = gvm_prog_create(p, n, &o, &prog, err);
+    free(p);
+    if (rc)
+        return rc;
+    uint8_t ctx[64] = { 0 };
+    rc = gvm_prog_run(prog, ctx, sizeof(ctx), ret, err);
+    gvm_prog_free(prog);
+    return rc;
+}
+
 static int verify_text(const char *text, const struct gmap_def *maps, uint32_t n_maps,
                        struct gver_policy *pol, struct gver_result *res)
 {
@@ -46,7 +74,8 @@ static int verify_text(const char *text, const struct gmap_def *maps, uint32_t n
         fprintf(stderr, "asm: %s\n", err.msg);
         return -1;
     }
-    struct gver_input in = { .insns = p, .n = n, .maps = maps, .n_maps = n_maps, .policy = pol };
+    struct gver_input in = { .insns = p, .n = n, .maps = maps, .n_maps = n_maps, .policy = pol,
+                             .record_facts = 1 };
     int r = gver_verify(&in, res, &err);
     free(p);
     return r;
@@ -86,6 +115,18 @@ static void test_window_not_shared_by_pruning(void)
     /* without the Spectre rules the load never runs */
     pol->spec_bypass = 1;
     CHECK(verify_text(t.s, NULL, 0, pol, &res) == 0 && res.accepted, "nospec: %s", res.reason);
+    /* The checker of the soundness fuzzer: given that verdict as if it
+     * were the Spectre rules' (what the broken pruning said), the checked
+     * interpreter's speculative mode runs B's misprediction of insn 1 and
+     * flags its load (insn 1055); real paths alone are clean. */
+    uint64_t r0 = 1;
+    struct graft_err err = { 0 };
+    CHECK(res.facts && run_checked(t.s, NULL, &r0, &err) == 0 && r0 == 0, "real paths: %s", err.msg);
+    int rc = res.facts ? run_checked(t.s, res.facts, &r0, &err) : 0;
+    CHECK(rc != 0 && strstr(err.msg, "insn 1055 (ldxb r0, [r2+0])") &&
+          strstr(err.msg, "speculative path of a misprediction of insn 1 (jeq r2, 1, "),
+          "the speculative checker misses the load B reaches: rc %d, %s", rc, err.msg);
+    fprintf(stderr, "speculative checker: %s\n", err.msg);
     gver_result_free(&res);
     free(pol);
     free(t.s);
@@ -142,8 +183,69 @@ static void test_speculative_loop_pruned_by_inclusion(void)
     free(pol);
 }
 
+/* The checker's speculative paths: stores go into an overlay that later
+ * loads of the path read (also where the stack is uninitialised for real
+ * paths), nothing reaches memory, and a path ends at its window. */
+static void test_checker_overlay_and_window(void)
+{
+    struct text t = { 0 };
+    add(&t, "mov r2, 0\n"
+            "stdw [r10-8], 5\n"
+            "jeq r2, 1, spec\n"          /* known not taken: insn 2 */
+            "jeq r2, 2, far\n"           /* known not taken: insn 3 */
+            "ldxdw r0, [r10-8]\n"        /* 5: the speculative store is gone */
+            "exit\n"
+            "spec: stdw [r10-8], 7\n"
+            "stdw [r10-16], 9\n"         /* never initialised for real */
+            "ldxdw r3, [r10-8]\n"
+            "ldxdw r4, [r10-16]\n"
+            "add r3, r4\n"
+            "jeq r3, 16, ok\n"           /* the overlay's values: 7 + 9 */
+            "ldxb r0, [r2+0]\n"          /* else a read at address 0 */
+            "ok: mov r0, 1\n"
+            "exit\n"
+            "far: mov r0, 0\n");
+    for (int i = 0; i < GVM_SPEC_WINDOW - 1; i++)   /* the load is insn 1025 of the path */
+        add(&t, "mov r0, 0\n");
+    add(&t, "ldxb r0, [r2+0]\n"
+            "exit\n");
+    struct gver_policy *pol = gver_policy_raw(64);
+    pol->spec_bypass = 1;
+    struct gver_result res;
+    CHECK(verify_text(t.s, NULL, 0, pol, &res) == 0 && res.accepted && res.facts, "nospec: %s", res.reason);
+    uint64_t r0 = 0;
+    struct graft_err err = { 0 };
+    int rc = res.facts ? run_checked(t.s, res.facts, &r0, &err) : -1;
+    CHECK(rc == 0 && r0 == 5, "overlay: rc %d r0 %llu %s", rc, (unsigned long long)r0, rc ? err.msg : "");
+    gver_result_free(&res);
+    free(t.s);
+
+    /* one instruction less and `far`'s load is inside the window */
+    t = (struct text){ 0 };
+    add(&t, "mov r2, 0\n"
+            "jeq r2, 2, far\n"
+            "mov r0, 0\n"
+            "exit\n"
+            "far: mov r0, 0\n");
+    for (int i = 0; i < GVM_SPEC_WINDOW - 2; i++)   /* the load is insn 1024 */
+        add(&t, "mov r0, 0\n");
+    add(&t, "ldxb r0, [r2+0]\n"
+            "exit\n");
+    CHECK(verify_text(t.s, NULL, 0, pol, &res) == 0 && res.accepted && res.facts, "nospec: %s", res.reason);
+    rc = res.facts ? run_checked(t.s, res.facts, &r0, &err) : 0;
+    CHECK(rc != 0 && strstr(err.msg, "misprediction of insn 1 "), "window: rc %d %s", rc, err.msg);
+    gver_result_free(&res);
+    /* the verifier's window is the same: with the rules on, it rejects this */
+    pol->spec_bypass = 0;
+    CHECK(verify_text(t.s, NULL, 0, pol, &res) == 0 && !res.accepted, "the verifier's window differs");
+    gver_result_free(&res);
+    free(pol);
+    free(t.s);
+}
+
 int main(void)
 {
+    test_checker_overlay_and_window();
     test_window_not_shared_by_pruning();
     test_speculative_loop_pruned_by_inclusion();
     if (g_fails) {

@@ -1,6 +1,7 @@
 /*
  * test_vm_checked.c - the checked interpreter catches every kind of
- * violation and names the instruction; tail calls; atomics under threads.
+ * violation and names the instruction; tail calls; atomics under threads;
+ * speculative paths (GVM_F_SPECULATIVE).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -255,6 +256,88 @@ static void test_atomic_threads(void)
     gvm_prog_free(p);
 }
 
+/* ---- speculative paths (GVM_F_SPECULATIVE) ---------------------------- */
+
+/* Run text checked and speculatively, the jump at insn `decided` marked as
+ * never taken (as the verifier's facts would); the error message or "". */
+static const char *spec_run(const char *text, uint32_t decided, uint64_t *ret)
+{
+    static struct graft_err err;
+    memset(&err, 0, sizeof(err));
+    struct bpf_insn *insns;
+    uint32_t n;
+    if (gvm_asm(text, &insns, &n, &err))
+        return err.msg;
+    struct gvm_insn_fact *facts = calloc(n, sizeof(*facts));
+    if (!facts)
+        abort();
+    if (decided < n)
+        facts[decided].flags = GVM_FACT_NOT_TAKEN;
+    struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP,
+                               .flags = GVM_F_CHECKED | GVM_F_SPECULATIVE, .env = corpus_env(),
+                               .facts = facts, .n_facts = n };
+    struct gvm_prog *p;
+    int rc = gvm_prog_create(insns, n, &o, &p, &err);
+    free(insns);
+    free(facts);
+    if (rc)
+        return err.msg;
+    uint8_t ctx[8] = { 0 };
+    *ret = 0;
+    gvm_prog_run(p, ctx, sizeof(ctx), ret, &err);
+    gvm_prog_free(p);
+    return err.msg;
+}
+
+static void test_speculative(void)
+{
+    /* atomics and loads on the path see its own stores; memory does not */
+    static const char atomics[] =
+        "mov r2, 0\n"
+        "stdw [r10-8], 5\n"
+        "jeq r2, 1, spec\n"            /* insn 2, never taken */
+        "ldxdw r0, [r10-8]\n"
+        "exit\n"
+        "spec: mov r3, 3\n"
+        "lock add [r10-8], r3\n"       /* 8 */
+        "mov r4, 10\n"
+        "lock fetch add [r10-8], r4\n" /* r4 = 8, 18 */
+        "mov r0, 18\n"
+        "lock cmpxchg [r10-8], r2\n"   /* equal: 0 */
+        "ldxdw r5, [r10-8]\n"
+        "add r5, r4\n"
+        "jeq r5, 8, ok\n"
+        "ldxb r0, [r2+0]\n"            /* only if the overlay went wrong */
+        "ok: mov r0, 0\n"
+        "exit\n";
+    uint64_t r0 = 0;
+    const char *msg = spec_run(atomics, 2, &r0);
+    CHECK(!msg[0] && r0 == 5, "speculative atomics: r0 %llu, %s", (unsigned long long)r0, msg);
+    static const char load[] =
+        "mov r2, 0\n"
+        "jeq r2, 1, spec\n"
+        "mov r0, 0\n"
+        "exit\n"
+        "spec: ldxb r0, [r2+0]\n"
+        "exit\n";
+    msg = spec_run(load, 1, &r0);
+    CHECK(strstr(msg, "insn 4 (ldxb r0, [r2+0])") && strstr(msg, "misprediction of insn 1 (jeq r2, 1, +2)"),
+          "speculative load: %s", msg);
+    /* only the jumps the facts mark are mispredicted; a path ends at a call */
+    msg = spec_run(load, UINT32_MAX, &r0);
+    CHECK(!msg[0], "undecided jump: %s", msg);
+    msg = spec_run("mov r2, 0\njeq r2, 1, spec\nmov r0, 0\nexit\nspec: call 7\nldxb r0, [r2+0]\nexit", 1, &r0);
+    CHECK(!msg[0], "past a call: %s", msg);
+    /* it needs the facts and the checked mode */
+    struct graft_err err = { 0 };
+    struct bpf_insn exit_prog[] = { BPF_MOV64_IMM(BPF_R0, 0), BPF_EXIT_INSN() };
+    struct gvm_prog_opts o = { .sz = sizeof(o), .engine = GVM_ENGINE_INTERP,
+                               .flags = GVM_F_CHECKED | GVM_F_SPECULATIVE };
+    struct gvm_prog *p = NULL;
+    CHECK(gvm_prog_create(exit_prog, 2, &o, &p, &err) == -EINVAL && strstr(err.msg, "facts"),
+          "no facts: %s", err.msg);
+}
+
 int main(void)
 {
     /* ctx bounds */
@@ -307,6 +390,7 @@ int main(void)
     test_tail_calls(0);
     test_tail_calls(GVM_F_CHECKED);
     test_atomic_threads();
+    test_speculative();
     if (g_fails)
         return 1;
     printf("vm checked-mode tests passed\n");
