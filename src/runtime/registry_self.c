@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/procmaps.h"
+
 #define SELF_MAGIC   0x464c4553474cULL   /* "LGSELF" */
 #define SELF_VERSION 2   /* 2: facts_progs, facts_rewritten */
 #define MAX_AGENTS   4096                /* status objects one listing reads */
@@ -57,27 +59,6 @@ uint64_t greg_random64(void)
             0x9E3779B97F4A7C15ull;
     }
     return r ? r : 1;
-}
-
-/* Field 22 of /proc/PID/stat: when the process started, in clock ticks
- * since boot; 0 if unknown. The command name (field 2) may hold spaces and
- * parentheses, so fields are counted from the last ')'. */
-static uint64_t process_start(pid_t pid)
-{
-    char path[32], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 22; field++)
-        p = strchr(p + 1, ' ');
-    return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
 /* Read a status object's record without checking it. */
@@ -118,7 +99,7 @@ int greg_self_register(struct greg *reg, pid_t pid, const char *comm, struct gre
         return graft_errf(err, -ENOMEM, "out of memory");
     self->fd = -1;
     uint64_t nonce = greg_random64();
-    uint64_t started = process_start(pid);
+    uint64_t started = gproc_start_time(pid);
     char rest[48];
     snprintf(rest, sizeof(rest), "%d", (int)pid);
     if (greg_child_name(reg, 'a', rest, self->name, sizeof(self->name)) == 0) {
@@ -283,7 +264,7 @@ static int examine(const struct greg *reg, int dfd, const char *name, const char
     }
     /* 0 when /proc does not tell (not mounted, hidepid): then only a pid
      * that does not exist marks a leftover */
-    uint64_t started = process_start(pid);
+    uint64_t started = gproc_start_time(pid);
     int gone = !started && kill(pid, 0) < 0 && errno == ESRCH;
     memset(p, 0, sizeof(*p));
     const char *why = read_self(fd, &st, pid, nonce, has_nonce, p);

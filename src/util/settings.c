@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/procmaps.h"
 #include "util/settings.h"
 
 const char *const gsettings_passed[] = {
@@ -53,26 +54,6 @@ int gsettings_attach_path(pid_t pid, char *buf, size_t len)
     return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }
 
-unsigned long long gsettings_start_time(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t got = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    /* The command name may hold spaces and parentheses: count fields from
-     * the last ')'. It is field 2; start time is field 22. */
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 22; field++)
-        p = strchr(p + 1, ' ');
-    return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
 int gsettings_write_attach(pid_t pid)
 {
     char path[64], text[SETTINGS_MAX];
@@ -80,7 +61,7 @@ int gsettings_write_attach(pid_t pid)
     if (rc < 0)
         return rc;
     size_t len = (size_t)snprintf(text, sizeof(text), "pid=%d\nstart=%llu\n", (int)pid,
-                                  gsettings_start_time(pid));
+                                  (unsigned long long)gproc_start_time(pid));
     for (const char *const *name = gsettings_passed; *name; name++) {
         const char *value = getenv(*name);
         if (!value || strchr(value, '\n'))
@@ -121,7 +102,7 @@ static int read_attach_file(int fd)
     g_text[got] = '\0';
     char want[64];
     int n = snprintf(want, sizeof(want), "pid=%d\nstart=%llu\n", (int)getpid(),
-                     gsettings_start_time(getpid()));
+                     (unsigned long long)gproc_start_time(getpid()));
     if (strncmp(g_text, want, (size_t)n) != 0)
         return -ESTALE;
     for (ssize_t i = 0; i < got; i++)

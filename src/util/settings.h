@@ -27,11 +27,6 @@ extern const char *const gsettings_passed[];
 /* Where `graft attach` leaves the settings for process PID. */
 int gsettings_attach_path(pid_t pid, char *buf, size_t len);
 
-/* The process's start time (field 22 of /proc/PID/stat), which tells a file
- * meant for this process from one left for an earlier process of the same
- * pid. 0 when unreadable. */
-unsigned long long gsettings_start_time(pid_t pid);
-
 /* Writes the file for PID from this process's environment; 0 or -errno. */
 int gsettings_write_attach(pid_t pid);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tcheck.h"
+#include "util/procmaps.h"
 #include "util/settings.h"
 
 static char g_path[64];
@@ -35,7 +36,8 @@ static void put_file(const char *text, mode_t mode)
 
 static void own_header(char *buf, size_t len)
 {
-    snprintf(buf, len, "pid=%d\nstart=%llu\n", (int)getpid(), gsettings_start_time(getpid()));
+    snprintf(buf, len, "pid=%d\nstart=%llu\n", (int)getpid(),
+             (unsigned long long)gproc_start_time(getpid()));
 }
 
 static int case_no_file(void)
@@ -77,7 +79,7 @@ static int case_other_process(void)
     setenv("GRAFT_REGISTRY", "/from-env", 1);
     char text[256];
     snprintf(text, sizeof(text), "pid=%d\nstart=%llu\nGRAFT_REGISTRY=/stale\n", (int)getpid(),
-             gsettings_start_time(getpid()) + 1);
+             (unsigned long long)gproc_start_time(getpid()) + 1);
     put_file(text, 0644);
     CHECK(gsettings_install_attach() == 0, "a file for an earlier process of this pid is ignored");
     CHECK(!strcmp(gsetting("GRAFT_REGISTRY"), "/from-env"), "... and the environment used");
@@ -137,8 +139,8 @@ static void run(const char *name, int (*fn)(void))
 
 int main(void)
 {
-    CHECK(gsettings_start_time(getpid()) != 0, "this process's start time is readable");
-    CHECK(gsettings_start_time(0x7ffffff0) == 0, "a missing process has none");
+    CHECK(gproc_start_time(getpid()) != 0, "this process's start time is readable");
+    CHECK(gproc_start_time(0x7ffffff0) == 0, "a missing process has none");
     run("no file", case_no_file);
     run("written by graft attach", case_written_by_attach);
     run("for another process", case_other_process);
