@@ -2,8 +2,10 @@
  * fp_util.c - see fp_util.h.
  */
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fp_util.h"
 #include "helpers/helpers.h"
@@ -71,4 +73,50 @@ void fp_clobber_vectors(int avx)
         __asm__ volatile("vzeroupper" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
                          "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
                          "xmm14", "xmm15");
+}
+
+void fp_compare(const uint8_t *want, const uint8_t *got, int regs, int stride, int upper,
+                const char *what, long call, struct fp_damage *d)
+{
+    for (int reg = 0; reg < regs; reg++) {
+        const uint8_t *a = want + reg * stride, *b = got + reg * stride;
+        int lo = memcmp(a, b, 16) != 0, hi = upper && memcmp(a + 16, b + 16, 16) != 0;
+        d->xmm_bad += lo;
+        d->upper_bad += hi;
+        if ((lo || hi) && !d->first[0])
+            snprintf(d->first, sizeof(d->first), "%s%s%s%d changed on call %ld", what ? what : "",
+                     what ? " " : "", lo ? "xmm" : "upper half of ymm", reg, call);
+    }
+}
+
+struct thread_run {
+    void (*run)(void *arg, struct fp_damage *d);
+    void *arg;
+    struct fp_damage d;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_run *t = p;
+    t->run(t->arg, &t->d);
+    return NULL;
+}
+
+struct fp_damage fp_on_threads(void (*run)(void *arg, struct fp_damage *d), void *arg,
+                               int threads)
+{
+    struct fp_damage d = {0};
+    run(arg, &d);
+    for (int i = 0; i < threads; i++) {
+        struct thread_run t = {.run = run, .arg = arg};
+        pthread_t th;
+        pthread_create(&th, NULL, thread_main, &t);
+        pthread_join(th, NULL);
+        d.calls += t.d.calls;
+        d.xmm_bad += t.d.xmm_bad;
+        d.upper_bad += t.d.upper_bad;
+        if (!d.first[0])
+            memcpy(d.first, t.d.first, sizeof(d.first));
+    }
+    return d;
 }

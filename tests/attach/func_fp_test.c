@@ -117,29 +117,18 @@ __asm__(".text\n"
 
 static int has_avx;
 
-struct damage {
-    long calls, xmm_bad, upper_bad;   /* calls made, live registers found changed */
-    char first[160];
+struct checked {
+    void (*fn)(void);
+    long n;
 };
-
-static void compare(const uint8_t *want, const uint8_t *got, int regs, int upper,
-                    const char *what, long call, struct damage *d)
-{
-    for (int reg = 0; reg < regs; reg++) {
-        const uint8_t *a = want + reg * 32, *b = got + reg * 32;
-        int lo = memcmp(a, b, 16) != 0, hi = upper && memcmp(a + 16, b + 16, 16) != 0;
-        d->xmm_bad += lo;
-        d->upper_bad += hi;
-        if ((lo || hi) && !d->first[0])
-            snprintf(d->first, sizeof(d->first), "%s %s%d changed on call %ld", what,
-                     lo ? "xmm" : "upper half of ymm", reg, call);
-    }
-}
 
 /* n calls of fn (fp_target: arguments 0-7 and results 0-1 checked;
  * fp_mid: all sixteen at fp_mid_at) with fresh patterns */
-static void run_checked(void (*fn)(void), long n, struct damage *d)
+static void run_checked(void *arg, struct fp_damage *d)
 {
+    const struct checked *c = arg;
+    void (*fn)(void) = c->fn;
+    long n = c->n;
     uint8_t in[512], out[64];
     int mid = fn == fp_mid;
     if (fn == fp_target && has_avx)
@@ -160,43 +149,11 @@ static void run_checked(void (*fn)(void), long n, struct damage *d)
             fp_call_sse(in, out, fn);
         d->calls++;
         /* fp_mid stores the low halves only */
-        compare(in, fp_seen, mid ? 16 : 8, has_avx && !mid, mid ? "inside:" : "argument", i, d);
+        fp_compare(in, fp_seen, mid ? 16 : 8, 32, has_avx && !mid, mid ? "inside:" : "argument",
+                   i, d);
         if (!mid)
-            compare(fp_ret, out, 2, has_avx, "result", i, d);
+            fp_compare(fp_ret, out, 2, 32, has_avx, "result", i, d);
     }
-}
-
-struct thread_arg {
-    void (*fn)(void);
-    long n;
-    struct damage d;
-};
-
-static void *checked_thread(void *p)
-{
-    struct thread_arg *a = p;
-    run_checked(a->fn, a->n, &a->d);
-    return NULL;
-}
-
-/* n calls here and n on each of `threads` new threads (whose first
- * pid_tgid takes the per-thread general path) */
-static struct damage run_threads(void (*fn)(void), long n, int threads)
-{
-    struct damage d = {0};
-    run_checked(fn, n, &d);
-    for (int t = 0; t < threads; t++) {
-        struct thread_arg a = {.fn = fn, .n = n};
-        pthread_t th;
-        pthread_create(&th, NULL, checked_thread, &a);
-        pthread_join(th, NULL);
-        d.calls += a.d.calls;
-        d.xmm_bad += a.d.xmm_bad;
-        d.upper_bad += a.d.upper_bad;
-        if (!d.first[0])
-            memcpy(d.first, a.d.first, sizeof(d.first));
-    }
-    return d;
 }
 
 /* ---- programs ------------------------------------------------------------- */
@@ -277,13 +234,13 @@ static uint64_t clobber_all(void *ctx, uint64_t len)
 
 /* Hook fn's address (fp_target: entry and return; fp_mid: fp_mid_at) with
  * h, run n checked calls here and on `threads` new threads, unhook. */
-static struct damage run_hooked(const char *what, void (*fn)(void), ghook_handler h, int keeps,
-                                long n, int threads)
+static struct fp_damage run_hooked(const char *what, void (*fn)(void), ghook_handler h, int keeps,
+                                   long n, int threads)
 {
     struct graft_err err = {0};
     struct gattach_opts o = {.sz = sizeof(o), .handler_keeps_fp = keeps};
     struct ghook *e = NULL, *r = NULL;
-    struct damage d = {0};
+    struct fp_damage d = {0};
     void *at = fn == fp_mid ? (void *)fp_mid_at : (void *)(has_avx ? fp_target_avx : fp_target);
     if (gattach_install(at, GHOOK_ENTRY, h, 0, &o, &e, &err) < 0 ||
         (fn != fp_mid && gattach_install(at, GHOOK_RETURN, h, 0, &o, &r, &err) < 0)) {
@@ -293,7 +250,7 @@ static struct damage run_hooked(const char *what, void (*fn)(void), ghook_handle
     CHECK(fn == fp_mid || gattach_hook_method(e) == GATTACH_METHOD_JUMP,
           "%s: not a jump hook (%s)", what, gattach_hook_note(e));
     runs();
-    d = run_threads(fn, n, threads);
+    d = fp_on_threads(run_checked, &(struct checked){.fn = fn, .n = n}, threads);
     uint64_t ran = runs(), want = (uint64_t)d.calls * (fn == fp_mid ? 1 : 2);
     CHECK(ran == want, "%s: handlers ran %llu times, want %llu", what, (unsigned long long)ran,
           (unsigned long long)want);
@@ -321,7 +278,7 @@ int main(void)
     ghook_handler common = (ghook_handler)gvm_prog_native(pc);
     ghook_handler general = (ghook_handler)gvm_prog_native(pg);
 
-    struct damage d = run_hooked("common paths, no save", fp_target, common, 1, 20000, 2);
+    struct fp_damage d = run_hooked("common paths, no save", fp_target, common, 1, 20000, 2);
     CHECK(d.xmm_bad == 0 && d.upper_bad == 0, "common: %ld xmm, %ld upper halves changed (%s)",
           d.xmm_bad, d.upper_bad, d.first);
     d = run_hooked("general paths (gfp_call), no save", fp_target, general, 1, 20000, 4);

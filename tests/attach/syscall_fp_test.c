@@ -97,15 +97,11 @@ __asm__(".text\n"
 
 static int has_avx;
 
-struct damage {
-    long calls, xmm_bad, upper_bad;   /* syscalls made, registers found changed */
-    char first[160];
-};
-
 /* n syscalls (getppid) with fresh patterns; counts registers changed:
  * xmm (low 16 bytes) and, with AVX, the upper halves. */
-static void run_checked(long n, struct damage *d)
+static void run_checked(void *arg, struct fp_damage *d)
 {
+    long n = *(long *)arg;
     uint8_t in[512], out[512];
     long ppid = getppid();
     for (long i = 0; i < n; i++) {
@@ -122,49 +118,8 @@ static void run_checked(long n, struct damage *d)
         if (r != ppid)
             CHECK(0, "getppid returned %ld, want %ld", r, ppid);
         d->calls++;
-        int w = has_avx ? 32 : 16;
-        for (int reg = 0; reg < 16; reg++) {
-            const uint8_t *a = in + reg * w, *b = out + reg * w;
-            int lo = memcmp(a, b, 16) != 0, hi = has_avx && memcmp(a + 16, b + 16, 16) != 0;
-            d->xmm_bad += lo;
-            d->upper_bad += hi;
-            if ((lo || hi) && !d->first[0])
-                snprintf(d->first, sizeof(d->first), "%s%d changed on call %ld",
-                         lo ? "xmm" : "upper half of ymm", reg, i);
-        }
+        fp_compare(in, out, 16, has_avx ? 32 : 16, has_avx, NULL, i, d);
     }
-}
-
-struct thread_arg {
-    long n;
-    struct damage d;
-};
-
-static void *checked_thread(void *p)
-{
-    struct thread_arg *a = p;
-    run_checked(a->n, &a->d);
-    return NULL;
-}
-
-/* n calls on this thread plus n on each of `threads` new threads (whose
- * first helper calls take the per-thread slow paths) */
-static struct damage run_checked_threads(long n, int threads)
-{
-    struct damage d = {0};
-    run_checked(n, &d);
-    for (int t = 0; t < threads; t++) {
-        struct thread_arg a = {.n = n};
-        pthread_t th;
-        pthread_create(&th, NULL, checked_thread, &a);
-        pthread_join(th, NULL);
-        d.calls += a.d.calls;
-        d.xmm_bad += a.d.xmm_bad;
-        d.upper_bad += a.d.upper_bad;
-        if (!d.first[0])
-            memcpy(d.first, a.d.first, sizeof(d.first));
-    }
-    return d;
 }
 
 /* ---- programs ------------------------------------------------------------- */
@@ -290,8 +245,9 @@ static void reset_where(void)
 static long ctx_depth(void)
 {
     volatile char here;
-    struct damage d = {0};
-    run_checked(1, &d);
+    struct fp_damage d = {0};
+    long one = 1;
+    run_checked(&one, &d);
     return (long)((uintptr_t)&here - (uintptr_t)where(0));
 }
 
@@ -304,8 +260,8 @@ static uint64_t noop(void *ctx, uint64_t len)
 
 /* Attach enter (and exit) on every syscall as the agent does, run the
  * checked syscalls, detach; returns the damage seen. */
-static struct damage run_pair(const char *what, gsys_handler enter, int enter_keeps,
-                              gsys_handler exit_fn, int exit_keeps, long n, int threads)
+static struct fp_damage run_pair(const char *what, gsys_handler enter, int enter_keeps,
+                                 gsys_handler exit_fn, int exit_keeps, long n, int threads)
 {
     struct graft_err err = {0};
     struct gsys_attach_opts oe = {.sz = sizeof(oe), .handler_keeps_fp = enter_keeps};
@@ -326,7 +282,7 @@ static struct damage run_pair(const char *what, gsys_handler enter, int enter_ke
         gsys_detach(lc);
     }
     reset_where();
-    struct damage d = run_checked_threads(n, threads);
+    struct fp_damage d = fp_on_threads(run_checked, &n, threads);
     gsys_detach(le);
     if (lx)
         gsys_detach(lx);
@@ -404,7 +360,7 @@ int main(void)
     gsys_handler fp = (gsys_handler)gvm_prog_native(p_fp);
 
     /* fast: every register, upper halves included, intact */
-    struct damage d = run_pair("fast", fe, ff[0], fx, ff[1], 20000, 2);
+    struct fp_damage d = run_pair("fast", fe, ff[0], fx, ff[1], 20000, 2);
     CHECK(d.xmm_bad == 0 && d.upper_bad == 0, "fast: %ld xmm, %ld upper halves changed (%s)",
           d.xmm_bad, d.upper_bad, d.first);
     /* also as CALLS (an enter program alone) */
