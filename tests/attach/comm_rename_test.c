@@ -48,17 +48,6 @@ static int failures;
 
 static struct gmap *seen_map;   /* ARRAY, 1 x char[16]: comm at the last getppid */
 
-static int resolve(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *v,
-                   struct graft_err *err)
-{
-    (void)arg;
-    (void)next;
-    if (src != BPF_PSEUDO_MAP_FD || imm != 1)
-        return graft_errf(err, -EINVAL, "unknown map %d", imm);
-    *v = (uint64_t)(uintptr_t)seen_map;
-    return 0;
-}
-
 static const char *prog_text =
     "stw [r10-4], 0\n"
     "lddw r1, map:1\n mov r2, r10\n add r2, -4\n call 1\n"
@@ -149,7 +138,9 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);
     seen_map = fp_make_map(GMAP_ARRAY, 16, 1);
     int fp_free;
-    struct gvm_prog *p = fp_jit(prog_text, resolve, &fp_free);
+    static struct gmap *maps[2];   /* map:1 */
+    maps[1] = seen_map;
+    struct gvm_prog *p = fp_jit(prog_text, maps, 2, &fp_free);
     CHECK(fp_free, "ghelper_prog_fp_free of a program calling get_current_comm: 0");
     struct graft_err err = {0};
 

@@ -2,6 +2,7 @@
  * fp_util.c - see fp_util.h.
  */
 #include <cpuid.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,23 @@
 #include "fp_util.h"
 #include "helpers/helpers.h"
 
-struct gvm_prog *fp_jit(const char *text, fp_resolve_fn resolve, int *fp_free)
+struct map_table {
+    struct gmap *const *maps;
+    int n;
+};
+
+static int resolve_map(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *v,
+                       struct graft_err *err)
+{
+    const struct map_table *t = arg;
+    (void)next;
+    if (src != BPF_PSEUDO_MAP_FD || imm < 1 || imm >= t->n)
+        return graft_errf(err, -EINVAL, "unknown map %d", imm);
+    *v = (uint64_t)(uintptr_t)t->maps[imm];
+    return 0;
+}
+
+struct gvm_prog *fp_jit(const char *text, struct gmap *const *maps, int n_maps, int *fp_free)
 {
     struct graft_err err = {0};
     struct bpf_insn *insns;
@@ -21,9 +38,12 @@ struct gvm_prog *fp_jit(const char *text, fp_resolve_fn resolve, int *fp_free)
     }
     /* the program keeps a pointer to its environment */
     struct gvm_env *env = calloc(1, sizeof(*env));
-    if (!env)
+    struct map_table *table = calloc(1, sizeof(*table));
+    if (!env || !table)
         exit(1);
-    *env = (struct gvm_env){.helpers = ghelper_table(), .resolve_ld_imm64 = resolve};
+    *table = (struct map_table){.maps = maps, .n = n_maps};
+    *env = (struct gvm_env){.helpers = ghelper_table(), .resolve_ld_imm64 = resolve_map,
+                            .arg = table};
     struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = env};
     struct gvm_prog *p;
     if (gvm_prog_create(insns, n, &po, &p, &err) < 0) {

@@ -13,11 +13,10 @@
 #include "maps/maps.h"
 #include "vm/vm.h"
 
-/* Assemble and JIT text with graft's helpers and resolve for map
- * references; *fp_free = ghelper_prog_fp_free of it. Exits on failure. */
-typedef int (*fp_resolve_fn)(void *arg, uint8_t src_reg, int32_t imm, int32_t next_imm,
-                             uint64_t *value, struct graft_err *err);
-struct gvm_prog *fp_jit(const char *text, fp_resolve_fn resolve, int *fp_free);
+/* Assemble and JIT text with graft's helpers, `map:K` (1 <= K < n_maps)
+ * standing for maps[K], which must outlive the program; *fp_free =
+ * ghelper_prog_fp_free of it. Exits on failure. */
+struct gvm_prog *fp_jit(const char *text, struct gmap *const *maps, int n_maps, int *fp_free);
 /* A map with 4-byte keys, its shm name already unlinked. Exits on failure. */
 struct gmap *fp_make_map(enum gmap_type type, uint32_t value_size, uint32_t entries);
 /* 1 if the CPU has AVX and the OS saves its state. */

@@ -162,16 +162,6 @@ static void run_checked(void *arg, struct fp_damage *d)
  * ARRAY of 4 u64 run counts */
 static struct gmap *maps[4];
 
-static int resolve(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *v,
-                   struct graft_err *err)
-{
-    (void)arg;
-    (void)next;
-    if (src != BPF_PSEUDO_MAP_FD || imm < 1 || imm > 3)
-        return graft_errf(err, -EINVAL, "unknown map %d", imm);
-    *v = (uint64_t)(uintptr_t)maps[imm];
-    return 0;
-}
 
 /* runs[0] += 1 (the JIT inlines array lookups: no call) */
 #define COUNT_RUN \
@@ -207,7 +197,7 @@ static const char *general_prog =
 
 static struct gvm_prog *jit(const char *text, int *fp_free)
 {
-    return fp_jit(text, resolve, fp_free);
+    return fp_jit(text, maps, (int)(sizeof(maps) / sizeof(maps[0])), fp_free);
 }
 
 static uint64_t runs(void)

@@ -130,16 +130,6 @@ static void run_checked(void *arg, struct fp_damage *d)
 static struct gmap *maps[5];
 static uint8_t user_buf[256];
 
-static int resolve(void *arg, uint8_t src, int32_t imm, int32_t next, uint64_t *v,
-                   struct graft_err *err)
-{
-    (void)arg;
-    (void)next;
-    if (src != BPF_PSEUDO_MAP_FD || imm < 1 || imm > 4)
-        return graft_errf(err, -EINVAL, "unknown map %d", imm);
-    *v = (uint64_t)(uintptr_t)maps[imm];
-    return 0;
-}
 
 /* where[slot] += 1 (the JIT inlines array lookups: no call) */
 #define COUNT_RUN(slot) \
@@ -223,7 +213,7 @@ static const char *fp_enter_fmt =
 
 static struct gvm_prog *jit(const char *text, int *fp_free)
 {
-    return fp_jit(text, resolve, fp_free);
+    return fp_jit(text, maps, (int)(sizeof(maps) / sizeof(maps[0])), fp_free);
 }
 
 static uint64_t where(uint32_t slot)
@@ -320,20 +310,15 @@ static uint64_t clobber_all(void *ctx, uint64_t len)
     return 0;
 }
 
-static struct gmap *make_map(enum gmap_type type, uint32_t value_size, uint32_t entries)
-{
-    return fp_make_map(type, value_size, entries);
-}
-
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     has_avx = fp_cpu_has_avx();
     printf("checking %s\n", has_avx ? "ymm0-15 (xmm and upper halves)" : "xmm0-15 (no AVX)");
-    maps[1] = make_map(GMAP_HASH, 8, 1024);
-    maps[2] = make_map(GMAP_HASH, 8, 64);
-    maps[3] = make_map(GMAP_LRU_HASH, 8, 64);
-    maps[4] = make_map(GMAP_ARRAY, 8, 4);
+    maps[1] = fp_make_map(GMAP_HASH, 8, 1024);
+    maps[2] = fp_make_map(GMAP_HASH, 8, 64);
+    maps[3] = fp_make_map(GMAP_LRU_HASH, 8, 64);
+    maps[4] = fp_make_map(GMAP_ARRAY, 8, 4);
     for (int i = 0; i < 256; i++)
         user_buf[i] = (uint8_t)i;
     snprintf(fp_enter_text, sizeof(fp_enter_text), fp_enter_fmt,
