@@ -55,6 +55,9 @@
  *     r = v` as a cmov (emit_jcond);
  *   - helpers and kfuncs by `call rel32` when in reach, else through a
  *     literal pool after the code (struct host_call);
+ *   - a helper the env marks GVM_INLINE_TLS_U64 (bpf_get_current_pid_tgid)
+ *     as one %fs-relative load of its per-thread cache, the call made only
+ *     while that is empty (tests/helpers/test_helpers_vm.c);
  *   - 64-bit constants used in loops held in registers a leaf leaves free
  *     (jit_consts.c, jit_x86_plan.c), read directly by their user;
  *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
@@ -518,6 +521,17 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
     }
     if (in->imm == 1 && !j->hardening && emit_inline_lookup(j))
         return;
+    if (env->helper_inline && env->helper_inline[in->imm].kind == GVM_INLINE_TLS_U64) {
+        /* mov %fs:off, %rax; test %eax, %eax; jnz over the call; call */
+        emit1(j, 0x64);
+        emit1(j, 0x48); emit1(j, 0x8b); emit1(j, 0x04); emit1(j, 0x25);
+        emit4(j, (uint32_t)env->helper_inline[in->imm].tls_offset);
+        emit_test_rr(j, false, RAX, RAX);
+        size_t done = emit_jcc8_fwd(j, CC_NE);
+        emit_helper_call(j, env->helpers[in->imm]);
+        fixup8(j, done);
+        return;
+    }
     emit_helper_call(j, env->helpers[in->imm]);
 }
 

@@ -36,9 +36,25 @@ struct gvm_array_info {
     uint32_t percpu_stride;    /* per-CPU arrays: bytes between CPU copies, else 0 */
 };
 
+/* A helper whose result the JIT may read inline, without a call
+ * (struct gvm_env.helper_inline). GVM_INLINE_TLS_U64: the result is the 8
+ * bytes at the thread pointer + tls_offset (initial-exec TLS: the same
+ * offset in every thread) whenever their low 32 bits are not zero; when
+ * they are, the helper is called, and it fills them. The interpreter
+ * always calls. */
+#define GVM_INLINE_NONE    0u
+#define GVM_INLINE_TLS_U64 1u
+struct gvm_helper_inline {
+    uint32_t kind;             /* GVM_INLINE_* */
+    int32_t tls_offset;
+};
+
 struct gvm_env {
     /* Helpers by id; a call to an id whose entry is NULL is a load error. */
     const gvm_helper_fn *helpers;           /* BPF_MAX_HELPER_ID entries */
+    /* BPF_MAX_HELPER_ID entries saying which helpers the JIT may inline,
+     * or NULL: every helper is called. */
+    const struct gvm_helper_inline *helper_inline;
     /* LD_IMM64 with src_reg MAP_FD, MAP_VALUE, MAP_IDX, MAP_IDX_VALUE or
      * BTF_ID: store the 64-bit value to load in *value. NULL: such loads are
      * a load error. */
