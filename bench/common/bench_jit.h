@@ -16,6 +16,7 @@ static inline gvm_native_fn bench_jit(const struct bpf_insn *insns, uint32_t n, 
 {
     static struct gvm_env env;
     env.helpers = ghelper_table();
+    env.helper_inline = ghelper_inline_table();   /* as the runtime's programs */
     struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
     struct graft_err err = {0};
     if (gvm_prog_create(insns, n, &po, prog, &err) < 0) {

@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -57,7 +58,10 @@
 #define MAX_STACK_DEPTH       127          /* kernel.perf_event_max_stack */
 
 struct task_cache {
-    uint32_t tid, tgid;
+    union {
+        struct { uint32_t tid, tgid; };
+        uint64_t ids;                      /* tgid << 32 | tid, set in one store */
+    };
     uint64_t comm_at;                      /* coarse ns of the last refresh */
     uint64_t comm_gen;                     /* g_comm_gen it is valid for; 0 never */
     char comm[COMM_LEN];
@@ -91,12 +95,26 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, forget_after_fork);
 }
 
-/* Out of line: keeps the cached path of the id helpers free of its frame. */
+/* Out of line: keeps the cached path of the id helpers free of its frame.
+ * Both ids in one store: a signal handler's program, or the JIT's inline
+ * read (which takes the pair once tid is not 0), never sees half. */
 static __attribute__((noinline, cold)) void fill_ids(void)
 {
     pthread_once(&g_atfork_once, register_atfork);
-    t_task.tgid = (uint32_t)getpid();
-    t_task.tid = (uint32_t)syscall(SYS_gettid);
+    uint64_t ids = (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
+    __atomic_store_n(&t_task.ids, ids, __ATOMIC_RELAXED);
+}
+
+/* The JIT's inline bpf_get_current_pid_tgid reads t_task's first 8 bytes
+ * as tgid << 32 | tid (little-endian) at a fixed offset from %fs. */
+_Static_assert(offsetof(struct task_cache, ids) == 0 && offsetof(struct task_cache, tid) == 0 &&
+               offsetof(struct task_cache, tgid) == 4, "t_task starts with tid, tgid");
+
+int32_t gh_pid_tgid_tls_offset(void)
+{
+    char *tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));     /* glibc's TCB points at itself */
+    return (int32_t)((char *)&t_task - tp);
 }
 
 uint32_t gh_tid(void)
@@ -233,9 +251,10 @@ static __attribute__((noinline, cold)) uint64_t pid_tgid_first(void)
  * line (a tail call), so the common path sets up no frame. */
 GH_FN(get_current_pid_tgid)
 {
-    if (__builtin_expect(t_task.tid == 0, 0))
+    uint64_t ids = __atomic_load_n(&t_task.ids, __ATOMIC_RELAXED);
+    if (__builtin_expect((uint32_t)ids == 0, 0))
         return pid_tgid_first();
-    return (uint64_t)t_task.tgid << 32 | t_task.tid;
+    return ids;   /* what the JIT's inline read returns too (ghelper_inline_table) */
 }
 
 /* Credentials can change (setuid), so they are not cached. */

@@ -40,6 +40,7 @@
 #include <cpuid.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,17 @@ struct tsc_line {
     uint64_t rate;                     /* ns per tick, << 32, as measured: the
                                         * slope beyond span (no more slew) */
 } __attribute__((aligned(64)));
+
+/* The JIT reads the line inline (ghelper_inline_table, vm.h's
+ * GVM_INLINE_TSC_LINE): the same fields at the same places. A line is
+ * written only by resync, which makes span non-zero; until then (and for
+ * good in clock mode) span is 0 and the inline read calls the helper. */
+_Static_assert(offsetof(struct tsc_line, seq) == offsetof(struct gvm_tsc_line, seq) &&
+               offsetof(struct tsc_line, t0) == offsetof(struct gvm_tsc_line, t0) &&
+               offsetof(struct tsc_line, n0) == offsetof(struct gvm_tsc_line, n0) &&
+               offsetof(struct tsc_line, mult) == offsetof(struct gvm_tsc_line, mult) &&
+               offsetof(struct tsc_line, span) == offsetof(struct gvm_tsc_line, span),
+               "struct tsc_line begins as struct gvm_tsc_line");
 
 static struct tsc_line g_line;
 static int g_mode;
@@ -305,6 +317,15 @@ GH_FN(ktime_get_ns)
         }
     }
     return GFP_CALL0(ktime_slow);   /* clock_gettime, calibration: xmm saved */
+}
+
+void gh_ktime_inline(struct gvm_helper_inline *out)
+{
+    char *tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));     /* glibc's TCB points at itself */
+    *out = (struct gvm_helper_inline){ .kind = GVM_INLINE_TSC_LINE,
+                                       .tls_offset = (int32_t)((char *)&t_last - tp),
+                                       .line = (const struct gvm_tsc_line *)&g_line };
 }
 
 /* These two are called rarely: straight from the vDSO. */

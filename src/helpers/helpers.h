@@ -151,6 +151,10 @@ int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n);
 
 /* A BPF_MAX_HELPER_ID-entry table for struct gvm_env.helpers. */
 const gvm_helper_fn *ghelper_table(void);
+/* And one for struct gvm_env.helper_inline: which helpers the JIT may
+ * compute inline (bpf_get_current_pid_tgid from the thread's cached ids,
+ * bpf_ktime_get_ns from the TSC line). */
+const struct gvm_helper_inline *ghelper_inline_table(void);
 
 /* Per-thread state of the invocation in progress, set by whoever runs a
  * program (runtime, hooks, tests) around each run. */

@@ -120,6 +120,22 @@ const gvm_helper_fn *ghelper_table(void)
     return g_table;
 }
 
+static struct gvm_helper_inline g_inline[BPF_MAX_HELPER_ID];
+static pthread_once_t g_inline_once = PTHREAD_ONCE_INIT;
+
+static void build_inline(void)
+{
+    gh_ktime_inline(&g_inline[5]);                     /* ktime_get_ns */
+    g_inline[14] = (struct gvm_helper_inline){   /* get_current_pid_tgid */
+        .kind = GVM_INLINE_TLS_U64, .tls_offset = gh_pid_tgid_tls_offset() };
+}
+
+const struct gvm_helper_inline *ghelper_inline_table(void)
+{
+    pthread_once(&g_inline_once, build_inline);
+    return g_inline;
+}
+
 const struct ghelper_proto *ghelper_proto(uint32_t id)
 {
     if (id >= BPF_MAX_HELPER_ID || !g_protos[id].name)

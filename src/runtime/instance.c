@@ -204,6 +204,7 @@ int grt_instance_create_opts(const struct bpf_insn *insns, uint32_t n, struct gm
     }
     inst->env = (struct gvm_env){
         .helpers = ghelper_table(),
+        .helper_inline = ghelper_inline_table(),
         .resolve_ld_imm64 = resolve_ld_imm64,
         .tail_call_target = tail_call_target,
         .array_info = array_info,

@@ -55,6 +55,10 @@
  *     r = v` as a cmov (emit_jcond);
  *   - helpers and kfuncs by `call rel32` when in reach, else through a
  *     literal pool after the code (struct host_call);
+ *   - helpers the env lets it compute inline (gvm_env.helper_inline), the
+ *     call kept as the fallback: bpf_get_current_pid_tgid as one
+ *     %fs-relative load of its per-thread cache, bpf_ktime_get_ns as a read
+ *     of the helper's TSC line (tests/helpers/test_helpers_vm.c);
  *   - 64-bit constants used in loops held in registers a leaf leaves free
  *     (jit_consts.c, jit_x86_plan.c), read directly by their user;
  *   - fill loops (the memset idiom) as rep stos (jit_x86_fill.c);
@@ -79,6 +83,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -442,6 +447,64 @@ static void emit_helper_call(struct jit *j, gvm_helper_fn fn)
         emit1(j, 0xcc);
 }
 
+/* mov %fs:tls_offset, reg64 (store: mov reg64, %fs:tls_offset) */
+static void emit_fs_mov(struct jit *j, bool store, int reg, int32_t tls_offset)
+{
+    emit1(j, 0x64);
+    emit_prefix(j, F_W, reg, 0, 0);
+    emit1(j, store ? 0x89 : 0x8b);
+    emit1(j, (uint8_t)((reg & 7) << 3 | 4));          /* [disp32], no base */
+    emit1(j, 0x25);
+    emit4(j, (uint32_t)tls_offset);
+}
+
+/* A helper the env lets the JIT compute inline (struct gvm_helper_inline):
+ * the inline path, then the call as its fallback. Clobbers only registers
+ * a call clobbers (rax, rcx, rdx, r11). False: not inlinable, nothing
+ * emitted. */
+static bool emit_inline_helper(struct jit *j, const struct gvm_helper_inline *hi,
+                               gvm_helper_fn fn)
+{
+    if (hi->kind == GVM_INLINE_TLS_U64) {
+        emit_fs_mov(j, false, RAX, hi->tls_offset);
+        emit_test_rr(j, false, RAX, RAX);
+        size_t done = emit_jcc8_fwd(j, CC_NE);
+        emit_helper_call(j, fn);
+        fixup8(j, done);
+        return true;
+    }
+    if (hi->kind != GVM_INLINE_TSC_LINE || !hi->line)
+        return false;
+    size_t slow[5];
+    emit_movabs(j, R11, (uint64_t)(uintptr_t)hi->line);
+    emit_rm(j, 0, 0x8b, RCX, R11, offsetof(struct gvm_tsc_line, seq));     /* ecx = seq */
+    emit_test_ri(j, false, RCX, 1);
+    slow[0] = emit_jcc8_fwd(j, CC_NE);                                    /* being rewritten */
+    emit1(j, 0x0f); emit1(j, 0x31);                                       /* rdtsc */
+    emit_shift_ri(j, F_W, 4, RDX, 32);
+    emit_alu_rr(j, 0x09, true, RAX, RDX);                                 /* rax = tsc */
+    emit_rm(j, F_W, 0x2b, RAX, R11, offsetof(struct gvm_tsc_line, t0));   /* sub t0 */
+    emit_rm(j, F_W, 0x3b, RAX, R11, offsetof(struct gvm_tsc_line, span)); /* cmp span */
+    slow[1] = emit_jcc8_fwd(j, CC_AE);                                    /* beyond the line */
+    emit_rm(j, F_W, 0xf7, 4, R11, offsetof(struct gvm_tsc_line, mult));   /* rdx:rax = d * mult */
+    emit_rr(j, F_W, 0x0fac, RDX, RAX);
+    emit1(j, 32);                                                         /* shrd $32 */
+    emit_rm(j, F_W, 0x03, RAX, R11, offsetof(struct gvm_tsc_line, n0));   /* add n0 */
+    /* x86 keeps loads in order: this re-read comes after the line's */
+    emit_rm(j, 0, 0x3b, RCX, R11, offsetof(struct gvm_tsc_line, seq));
+    slow[2] = emit_jcc8_fwd(j, CC_NE);                                    /* rewritten meanwhile */
+    emit_fs_mov(j, false, RDX, hi->tls_offset);
+    emit_alu_rr(j, 0x39, true, RAX, RDX);
+    slow[3] = emit_jcc8_fwd(j, CC_B);                                     /* below the last value */
+    emit_fs_mov(j, true, RAX, hi->tls_offset);
+    slow[4] = emit_jcc8_fwd(j, -1);                                       /* done: over the call */
+    for (int k = 0; k < 4; k++)
+        fixup8(j, slow[k]);
+    emit_helper_call(j, fn);
+    fixup8(j, slow[4]);
+    return true;
+}
+
 /* callx: helper id (< BPF_MAX_HELPER_ID) or a function entry address. */
 static void emit_callx(struct jit *j, const struct bpf_insn *in)
 {
@@ -517,6 +580,9 @@ static void emit_call(struct jit *j, const struct bpf_insn *in, uint32_t i)
         return;
     }
     if (in->imm == 1 && !j->hardening && emit_inline_lookup(j))
+        return;
+    if (env->helper_inline && !j->hardening && emit_inline_helper(j, &env->helper_inline[in->imm],
+                                                                  env->helpers[in->imm]))
         return;
     emit_helper_call(j, env->helpers[in->imm]);
 }

@@ -36,9 +36,39 @@ struct gvm_array_info {
     uint32_t percpu_stride;    /* per-CPU arrays: bytes between CPU copies, else 0 */
 };
 
+/* A helper whose result the JIT may compute inline, calling it only when
+ * the inline path cannot answer (struct gvm_env.helper_inline); the
+ * interpreter always calls. tls_offset is from the thread pointer to
+ * initial-exec TLS (the same in every thread).
+ *
+ * GVM_INLINE_TLS_U64: the result is the 8 bytes at tls_offset whenever
+ * their low 32 bits are not zero; when they are, the helper is called (and
+ * fills them).
+ *
+ * GVM_INLINE_TSC_LINE: a clock read from the TSC along the line at `line`:
+ * n0 + ((rdtsc - t0) * mult >> 32), provided seq is even and unchanged
+ * across the read, rdtsc - t0 < span (span 0: no line yet) and the value is
+ * not below the thread's last one (the 8 bytes at tls_offset), which it
+ * then becomes. Otherwise the helper is called. */
+#define GVM_INLINE_NONE     0u
+#define GVM_INLINE_TLS_U64  1u
+#define GVM_INLINE_TSC_LINE 2u
+struct gvm_tsc_line {
+    uint32_t seq;              /* odd while its writer rewrites it */
+    uint64_t t0, n0, mult, span;
+};
+struct gvm_helper_inline {
+    uint32_t kind;             /* GVM_INLINE_* */
+    int32_t tls_offset;
+    const struct gvm_tsc_line *line;   /* GVM_INLINE_TSC_LINE */
+};
+
 struct gvm_env {
     /* Helpers by id; a call to an id whose entry is NULL is a load error. */
     const gvm_helper_fn *helpers;           /* BPF_MAX_HELPER_ID entries */
+    /* BPF_MAX_HELPER_ID entries saying which helpers the JIT may inline,
+     * or NULL: every helper is called. */
+    const struct gvm_helper_inline *helper_inline;
     /* LD_IMM64 with src_reg MAP_FD, MAP_VALUE, MAP_IDX, MAP_IDX_VALUE or
      * BTF_ID: store the 64-bit value to load in *value. NULL: such loads are
      * a load error. */

@@ -5,7 +5,11 @@
  * two seconds - forty re-anchorings of the TSC line, with pauses longer than
  * an interval in between - from three threads and a forked child: every
  * value lies within BOUND_NS of clock_gettime calls made just before and
- * after it, and no thread ever sees its value decrease.
+ * after it, and no thread ever sees its value decrease. Every other value
+ * comes from a JIT'd program that computes it inline (ghelper_inline_table,
+ * GVM_INLINE_TSC_LINE), so the two share each thread's last value; on the
+ * TSC that program must call the helper rarely (only where the line is
+ * being re-anchored or ends), on clock_gettime always.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -15,6 +19,8 @@
 #include <unistd.h>
 
 #include "th.h"
+#include "vm/isa.h"
+#include "vm/vm.h"
 
 #define BOUND_NS 50000ll           /* 50 us; measured well under 1 us here */
 #define RUN_NS   2000000000ull
@@ -26,9 +32,51 @@ static uint64_t mono(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t ktime(void)
+static uint64_t ktime_helper(void)
 {
     return ghelper_table()[5](0, 0, 0, 0, 0);
+}
+
+/* `call 5; exit`, JIT-compiled with the inline table; its fallback calls
+ * are counted. */
+static gvm_native_fn g_ktime_jit;
+static gvm_helper_fn g_counting[BPF_MAX_HELPER_ID];
+static long g_fallbacks, g_inline_calls;
+
+static uint64_t counting_ktime(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    __atomic_fetch_add(&g_fallbacks, 1, __ATOMIC_RELAXED);
+    return ghelper_table()[5](r1, r2, r3, r4, r5);
+}
+
+static void jit_ktime(void)
+{
+    static struct gvm_env env;
+    static const struct bpf_insn insns[] = { BPF_CALL_HELPER(5), BPF_EXIT_INSN() };
+    memcpy(g_counting, ghelper_table(), sizeof(g_counting));
+    g_counting[5] = counting_ktime;
+    env.helpers = g_counting;
+    env.helper_inline = ghelper_inline_table();
+    struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
+    struct gvm_prog *prog;
+    struct graft_err err;
+    if (gvm_prog_create(insns, 2, &po, &prog, &err) != 0) {
+        fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
+        exit(2);
+    }
+    g_ktime_jit = gvm_prog_native(prog);
+    CHECK(g_ktime_jit != NULL);
+    CHECK_EQ(ghelper_inline_table()[5].kind, GVM_INLINE_TSC_LINE);
+}
+
+/* The helper and the inline read, in turn. */
+static uint64_t ktime(void)
+{
+    static __thread unsigned n;
+    if (++n & 1)
+        return ktime_helper();
+    __atomic_fetch_add(&g_inline_calls, 1, __ATOMIC_RELAXED);
+    return g_ktime_jit(NULL, 0);
 }
 
 struct run {
@@ -76,7 +124,7 @@ static void test_source(void)
 {
     struct timespec p = {0, 5000000};
     nanosleep(&p, NULL);           /* past the 2 ms calibration */
-    (void)ktime();
+    (void)ktime_helper();
     const char *src = ghelper_ktime_source();
     fprintf(stderr, "%s\n", src);
     char cs[32] = "";
@@ -129,10 +177,38 @@ static void test_fork(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* On the TSC the inline read answers nearly every call (it falls back
+ * where the line ends, at most every 50 ms and after each pause, and while
+ * it is rewritten); on clock_gettime it never does. */
+static void check_fallbacks(void)
+{
+    int tsc = strncmp(ghelper_ktime_source(), "ktime: tsc (", 12) == 0;
+    fprintf(stderr, "inline ktime: %ld calls, %ld fell back to the helper\n", g_inline_calls,
+            g_fallbacks);
+    CHECK(g_inline_calls > 1000);
+    if (tsc)
+        CHECK(g_fallbacks * 100 < g_inline_calls);
+    else
+        CHECK_EQ(g_fallbacks, g_inline_calls);
+}
+
+/* Until the first line is drawn (2 ms after the first call) every read is
+ * the helper's: counted from then on. */
+static void wait_calibrated(void)
+{
+    uint64_t end = mono() + 1000000000ull;
+    while (strstr(ghelper_ktime_source(), "calibrating") && mono() < end)
+        (void)ktime_helper();
+    g_fallbacks = g_inline_calls = 0;
+}
+
 int main(void)
 {
+    jit_ktime();
     test_source();
+    wait_calibrated();
     test_threads();
+    check_fallbacks();
     test_fork();
     TH_DONE();
 }

@@ -2,10 +2,15 @@
  * test_helpers_vm.c - helpers called from real eBPF programs on both
  * engines, through ghelper_table(): the calling convention (r1-r5 in, r0
  * out), -EFAULT reaching the program as a 64-bit negative value, and a map
- * argument being the struct gmap * that resolve_ld_imm64 produced.
+ * argument being the struct gmap * that resolve_ld_imm64 produced; and
+ * bpf_get_current_pid_tgid read inline by the JIT (ghelper_inline_table).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "maps/maps.h"
 #include "th.h"
@@ -107,8 +112,104 @@ static void test_loop_callbacks(void)
     free(insns);
 }
 
+/* ---- bpf_get_current_pid_tgid inline (gvm_env.helper_inline) ---- */
+
+static struct gvm_prog *g_pid_prog[2];   /* JIT with the inline table, interpreter */
+static gvm_helper_fn g_counting_table[BPF_MAX_HELPER_ID];
+static __thread int t_pid_helper_calls;
+
+/* The real helper, counted: the JIT's inline read must not call it once
+ * the thread's ids are cached. */
+static uint64_t counting_pid_tgid(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    t_pid_helper_calls++;
+    return ghelper_table()[14](r1, r2, r3, r4, r5);
+}
+
+static uint64_t expected_pid_tgid(void)
+{
+    return (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
+}
+
+/* Twice per engine: the first call of a thread finds its cache empty (the
+ * inline read falls back to the helper, which fills it), the second reads
+ * it inline. Returns the number of wrong results. */
+static int pid_tgid_runs(void)
+{
+    int bad = 0;
+    uint64_t want = expected_pid_tgid();
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < 2; k++) {
+            uint64_t r = 0;
+            struct graft_err err;
+            int calls = t_pid_helper_calls;
+            if (gvm_prog_run(g_pid_prog[e], NULL, 0, &r, &err) != 0 || r != want) {
+                fprintf(stderr, "pid_tgid engine %d run %d: %#llx, want %#llx\n", e, k,
+                        (unsigned long long)r, (unsigned long long)want);
+                bad++;
+            }
+            if (e == 0 && k == 1 && t_pid_helper_calls != calls) {
+                fprintf(stderr, "pid_tgid: the JIT called the helper with the ids cached\n");
+                bad++;
+            }
+        }
+    return bad;
+}
+
+static void *pid_tgid_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)pid_tgid_runs();
+}
+
+static void test_pid_tgid_inline(void)
+{
+    struct bpf_insn insns[] = { BPF_CALL_HELPER(14), BPF_EXIT_INSN() };
+    struct gvm_env env;
+    memset(&env, 0, sizeof(env));
+    memcpy(g_counting_table, ghelper_table(), sizeof(g_counting_table));
+    g_counting_table[14] = counting_pid_tgid;
+    env.helpers = g_counting_table;
+    env.helper_inline = ghelper_inline_table();
+    CHECK_EQ(env.helper_inline[14].kind, GVM_INLINE_TLS_U64);
+    struct graft_err err;
+    for (int e = 0; e < 2; e++) {
+        struct gvm_prog_opts po = { .sz = sizeof(po), .env = &env,
+                                    .engine = e ? GVM_ENGINE_INTERP : GVM_ENGINE_JIT };
+        if (gvm_prog_create(insns, 2, &po, &g_pid_prog[e], &err) != 0) {
+            fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
+            th_failures++;
+            return;
+        }
+    }
+    /* the JIT read it inline: mov %fs:disp32, %rax */
+    const uint8_t *code = gvm_prog_code(g_pid_prog[0]);
+    size_t len = gvm_prog_code_size(g_pid_prog[0]);
+    static const uint8_t fs_load[] = { 0x64, 0x48, 0x8b, 0x04, 0x25 };
+    CHECK(code && memmem(code, len, fs_load, sizeof(fs_load)) != NULL);
+
+    CHECK_EQ(pid_tgid_runs(), 0);             /* this thread */
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, pid_tgid_thread, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        pthread_join(t[i], &bad);
+        CHECK_EQ((intptr_t)bad, 0);           /* each thread its own ids */
+    }
+    pid_t child = fork();                     /* the child's cache is forgotten */
+    if (child == 0)
+        _exit(pid_tgid_runs() ? 1 : 0);
+    int status = -1;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    gvm_prog_free(g_pid_prog[0]);
+    gvm_prog_free(g_pid_prog[1]);
+}
+
 int main(void)
 {
+    test_pid_tgid_inline();
     test_loop_callbacks();
     struct gmap_def def;
     struct graft_err err;
