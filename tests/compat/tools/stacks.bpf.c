@@ -4,9 +4,14 @@
 
 #define DEPTH 32
 
+/* Stack ids are a hash of the frames modulo max_entries, and a stack whose
+ * id another holds fails with -EEXIST (the kernel's rule, and graft's): with
+ * 64 entries the two stacks here shared an id in about 1 run in 32 (on
+ * either side, the layouts differ per run), and the test failed. 4096
+ * entries make that about 1 in 2000. */
 struct {
     __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-    __uint(max_entries, 64);
+    __uint(max_entries, 4096);
     __uint(key_size, sizeof(__u32));
     __uint(value_size, DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
