@@ -39,6 +39,7 @@ static uint64_t ktime_helper(void)
 
 /* `call 5; exit`, JIT-compiled with the inline table; its fallback calls
  * are counted. */
+static struct gvm_prog *g_ktime_prog;
 static gvm_native_fn g_ktime_jit;
 static gvm_helper_fn g_counting[BPF_MAX_HELPER_ID];
 static long g_fallbacks, g_inline_calls;
@@ -58,13 +59,12 @@ static void jit_ktime(void)
     env.helpers = g_counting;
     env.helper_inline = ghelper_inline_table();
     struct gvm_prog_opts po = { .sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env };
-    struct gvm_prog *prog;
     struct graft_err err;
-    if (gvm_prog_create(insns, 2, &po, &prog, &err) != 0) {
+    if (gvm_prog_create(insns, 2, &po, &g_ktime_prog, &err) != 0) {
         fprintf(stderr, "gvm_prog_create: %s\n", err.msg);
         exit(2);
     }
-    g_ktime_jit = gvm_prog_native(prog);
+    g_ktime_jit = gvm_prog_native(g_ktime_prog);
     CHECK(g_ktime_jit != NULL);
     CHECK_EQ(ghelper_inline_table()[5].kind, GVM_INLINE_TSC_LINE);
 }
@@ -210,5 +210,6 @@ int main(void)
     test_threads();
     check_fallbacks();
     test_fork();
+    gvm_prog_free(g_ktime_prog);
     TH_DONE();
 }
