@@ -67,7 +67,10 @@ struct gvm_env {
     /* Helpers by id; a call to an id whose entry is NULL is a load error. */
     const gvm_helper_fn *helpers;           /* BPF_MAX_HELPER_ID entries */
     /* BPF_MAX_HELPER_ID entries saying which helpers the JIT may inline,
-     * or NULL: every helper is called. */
+     * or NULL: every helper is called. An entry describes the function in
+     * helpers[] (the inline path must return what it would): a table that
+     * replaces a helper with one returning something else (a mock) must
+     * not reuse its entry. */
     const struct gvm_helper_inline *helper_inline;
     /* LD_IMM64 with src_reg MAP_FD, MAP_VALUE, MAP_IDX, MAP_IDX_VALUE or
      * BTF_ID: store the 64-bit value to load in *value. NULL: such loads are
