@@ -481,6 +481,35 @@ static int is_exec_prot(uint64_t prot)
 
 /* After a successful mmap/mprotect that made memory executable, rewrite the
  * new code (dlopen, and ld.so mapping libraries). */
+/* Did the new task of this clone run on our TLS (vfork, CLONE_VM without
+ * CLONE_SETTLS: posix_spawn)? Whatever it cached per thread is its own. */
+static int child_used_our_tls(const struct gsys_frame *f)
+{
+    uint64_t flags;
+    if (f->nr == SYS_vfork)
+        return 1;
+    if (f->nr == SYS_clone)
+        flags = f->args[0];
+    else if (f->nr == SYS_clone3)
+        flags = ((const struct clone_args *)(uintptr_t)f->args[0])->flags;
+    else
+        return 0;
+    return (flags & CLONE_VM) && !(flags & CLONE_SETTLS);
+}
+
+/* After fork, vfork, clone or clone3 returned (in the child too): a new
+ * task - or the parent, once a child has run on its TLS - must not keep
+ * the per-thread ids the syscall path (gsys_tid) and the helpers cache:
+ * glibc's fork handlers, which the helpers rely on otherwise, never run
+ * for a raw clone or vfork. */
+static void new_task_caches(const struct gsys_frame *f)
+{
+    if ((long)f->ret == 0 || child_used_our_tls(f)) {
+        gsys_tid = 0;
+        ghelper_task_forget();
+    }
+}
+
 static void after_syscall(struct gsys_frame *f)
 {
     long r = (long)f->ret;
@@ -499,8 +528,7 @@ static void after_syscall(struct gsys_frame *f)
     case SYS_clone:
     case SYS_clone3:
     case SYS_fork:
-        if (r == 0)
-            gsys_tid = 0;           /* a new process: the tid changed */
+        new_task_caches(f);
         break;
     }
 }
@@ -593,7 +621,6 @@ void graft_sys_dispatch_exit(struct gsys_frame *f)
     }
     if (f->nr == SYS_clone)
         f->args[1] += 16;  /* the caller's rsi, in parent and child alike */
-    if ((long)f->ret == 0 || f->nr == SYS_vfork)
-        gsys_tid = 0;    /* child; vfork shares TLS, so the parent too */
+    new_task_caches(f);   /* child; vfork shares TLS, so the parent too */
     gsys_run_exit(f);
 }

@@ -84,10 +84,15 @@ static inline struct ghelper_run *run_state(void)
 }
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
+void ghelper_task_forget(void)
+{
+    memset(&t_task, 0, sizeof(t_task));
+}
+
 /* In the child only the forking thread exists: forget its ids and seed. */
 static void forget_after_fork(void)
 {
-    memset(&t_task, 0, sizeof(t_task));
+    ghelper_task_forget();
 }
 
 static void register_atfork(void)

@@ -149,6 +149,14 @@ const struct ghelper_proto *ghelper_by_name(const char *name);
  * around the program (gsys_attach_opts.handler_keeps_fp). */
 int ghelper_prog_fp_free(const struct bpf_insn *insns, uint32_t n);
 
+/* The calling thread is a new task that glibc's fork handlers never saw
+ * (the child of a raw clone or vfork), or one that ran on its TLS has just
+ * ended (vfork, clone(CLONE_VM) without CLONE_SETTLS, as posix_spawn
+ * makes): forget the cached ids, comm and random state, so the helpers
+ * read them afresh. No libc call that allocates or locks (the syscall
+ * hooks call it right after clone returns, in the child too). */
+void ghelper_task_forget(void);
+
 /* A BPF_MAX_HELPER_ID-entry table for struct gvm_env.helpers. */
 const gvm_helper_fn *ghelper_table(void);
 /* And one for struct gvm_env.helper_inline: which helpers the JIT may

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -397,6 +398,151 @@ static int test_bpf(void)
     return 0;
 }
 
+
+/* ---- a new task's ids: fork-like clone, vfork, clone on our TLS ------------ */
+
+/* A sys_enter program that stores bpf_get_current_pid_tgid() in
+ * the_map[slot] for getppid(slot): which task the helpers think is running,
+ * read inline by the JIT and through the helper. A child of a raw clone
+ * (no glibc fork handlers) must see its own ids, and so must one that runs
+ * on our TLS (vfork, clone(CLONE_VM|CLONE_VFORK) as posix_spawn makes it),
+ * after which the parent must see its own again. */
+static int ids_child(void *arg)
+{
+    syscall(SYS_getppid, (long)(intptr_t)arg);
+    return 0;
+}
+
+static uint64_t ids_of(pid_t pid)
+{
+    return (uint64_t)(uint32_t)pid << 32 | (uint32_t)pid;
+}
+
+/* A tracepoint handler in C: the thread id the syscall path put in the
+ * record (its own per-thread cache, gsys_tid), in the_map[8 + slot]. */
+static uint64_t record_tp_pid(void *ctx, uint64_t len)
+{
+    const struct gsys_enter_ctx *c = ctx;
+    (void)len;
+    uint32_t k = 8 + (uint32_t)c->args[0];
+    uint64_t v = (uint64_t)(uint32_t)c->ent.pid;
+    if (c->args[0] < 8)
+        gmap_update(the_map, &k, &v, 0);
+    return 0;
+}
+
+/* The calls of test_ids; kids[] gets the children's pids. */
+static void ids_workload(pid_t kids[3])
+{
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    syscall(SYS_getppid, 0L);                          /* the parent's ids cached */
+    kids[0] = (pid_t)syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+    if (kids[0] == 0) {
+        syscall(SYS_getppid, 1L);
+        _exit(0);
+    }
+    waitpid(kids[0], NULL, 0);
+    kids[1] = vfork();
+    if (kids[1] == 0) {
+        syscall(SYS_getppid, 2L);
+        _exit(0);
+    }
+    waitpid(kids[1], NULL, 0);
+    syscall(SYS_getppid, 3L);                          /* the parent again */
+    kids[2] = clone(ids_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    (void *)(intptr_t)4);
+    waitpid(kids[2], NULL, 0);
+    syscall(SYS_getppid, 5L);
+}
+
+static const char *ids_what[6] = {"parent", "raw fork-like clone child", "vfork child",
+                                  "parent after vfork", "CLONE_VM|CLONE_VFORK child",
+                                  "parent after it"};
+
+static int test_ids(void)
+{
+    struct gmap_def def = {.type = GMAP_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 16};
+    struct graft_err err = {0};
+    if (gmap_create(&def, -1, &the_map, &err) < 0) {
+        printf("FAIL gmap_create: %s\n", err.msg);
+        return 1;
+    }
+    gmap_unlink(gmap_shm_name(the_map));   /* shared with the children */
+    const char *text =
+        "ldxdw r6, [r1+8]\n"
+        "jne r6, 110, out\n"          /* SYS_getppid */
+        "ldxdw r7, [r1+0]\n"
+        "ldxdw r7, [r7+112]\n"        /* pt_regs.di: the slot */
+        "call 14\n"
+        "stxw [r10-4], r7\n"
+        "stxdw [r10-16], r0\n"
+        "lddw r1, map:1\n"
+        "mov r2, r10\n"
+        "add r2, -4\n"
+        "mov r3, r10\n"
+        "add r3, -16\n"
+        "mov r4, 0\n"
+        "call 2\n"
+        "out:\n"
+        "mov r0, 0\n"
+        "exit\n";
+    struct bpf_insn *insns;
+    uint32_t n;
+    if (gvm_asm(text, &insns, &n, &err) < 0) {
+        printf("FAIL gvm_asm: %s\n", err.msg);
+        return 1;
+    }
+    install(0);
+    pid_t kids[3];
+    for (int inl = 1; inl >= 0; inl--) {
+        struct gvm_env env = {.helpers = ghelper_table(),
+                              .helper_inline = inl ? ghelper_inline_table() : NULL,
+                              .resolve_ld_imm64 = resolve};
+        struct gvm_prog_opts po = {.sz = sizeof(po), .engine = GVM_ENGINE_JIT, .env = &env};
+        struct gvm_prog *prog;
+        if (gvm_prog_create(insns, n, &po, &prog, &err) < 0) {
+            printf("FAIL gvm_prog_create: %s\n", err.msg);
+            failures++;
+            continue;
+        }
+        for (uint32_t k = 0; k < 8; k++) {
+            uint64_t z = 0;
+            gmap_update(the_map, &k, &z, 0);
+        }
+        struct gsys_link *l = NULL;
+        int rc = gsys_attach_section("raw_tracepoint/sys_enter", gvm_prog_native(prog), 0, &l,
+                                     &err);
+        CHECK(rc == 0, "attach: %s", err.msg);
+        if (rc)
+            continue;
+        ids_workload(kids);
+        gsys_detach(l);
+        pid_t want[6] = {my_pid, kids[0], kids[1], my_pid, kids[2], my_pid};
+        for (uint32_t k = 0; k < 6; k++) {
+            uint64_t *v = gmap_lookup(the_map, &k);
+            CHECK(v && *v == ids_of(want[k]), "%s: pid_tgid %#lx, want %#lx (%s)", ids_what[k],
+                  v ? (unsigned long)*v : 0UL, (unsigned long)ids_of(want[k]),
+                  inl ? "read inline" : "the helper");
+        }
+        gvm_prog_free(prog);
+    }
+    /* the thread id in a tracepoint record */
+    struct gsys_link *l = NULL;
+    CHECK(gsys_attach(GSYS_ENTER, SYS_getppid, record_tp_pid, 0, &l, &err) == 0, "attach: %s",
+          err.msg);
+    ids_workload(kids);
+    gsys_detach(l);
+    pid_t want[6] = {my_pid, kids[0], kids[1], my_pid, kids[2], my_pid};
+    for (uint32_t k = 0; k < 6; k++) {
+        uint32_t key = 8 + k;
+        uint64_t *v = gmap_lookup(the_map, &key);
+        CHECK(v && *v == (uint64_t)(uint32_t)want[k], "%s: tracepoint record pid %lu, want %d",
+              ids_what[k], v ? (unsigned long)*v : 0UL, want[k]);
+    }
+    gsys_uninstall();
+    free(insns);
+    return 0;
+}
 
 /* ---- the assembly fast path ----------------------------------------------- */
 
@@ -1130,6 +1276,8 @@ int main(int argc, char **argv)
         test_pair();
     else if (strcmp(mode, "sled") == 0)
         test_sled();
+    else if (strcmp(mode, "ids") == 0)
+        test_ids();
     else if (strcmp(mode, "strace") == 0)
     {
         char self[512];
