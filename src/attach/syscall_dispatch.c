@@ -497,12 +497,7 @@ static int child_used_our_tls(const struct gsys_frame *f)
     return (flags & CLONE_VM) && !(flags & CLONE_SETTLS);
 }
 
-/* After fork, vfork, clone or clone3 returned (in the child too): a new
- * task - or the parent, once a child has run on its TLS - must not keep
- * the per-thread ids the syscall path (gsys_tid) and the helpers cache:
- * glibc's fork handlers, which the helpers rely on otherwise, never run
- * for a raw clone or vfork. */
-static void new_task_caches(const struct gsys_frame *f)
+void gsys_new_task_caches(const struct gsys_frame *f)
 {
     if ((long)f->ret == 0 || child_used_our_tls(f)) {
         gsys_tid = 0;
@@ -528,7 +523,7 @@ static void after_syscall(struct gsys_frame *f)
     case SYS_clone:
     case SYS_clone3:
     case SYS_fork:
-        new_task_caches(f);
+        gsys_new_task_caches(f);
         break;
     }
 }
@@ -621,6 +616,6 @@ void graft_sys_dispatch_exit(struct gsys_frame *f)
     }
     if (f->nr == SYS_clone)
         f->args[1] += 16;  /* the caller's rsi, in parent and child alike */
-    new_task_caches(f);   /* child; vfork shares TLS, so the parent too */
+    gsys_new_task_caches(f);   /* child; vfork shares TLS, so the parent too */
     gsys_run_exit(f);
 }

@@ -133,6 +133,12 @@ int gsys_run_enter(struct gsys_frame *f, uint64_t *override) GSYS_HIDDEN;
 /* Run programs between PKRU gates (gattach_set_isolation). */
 void gsys_set_isolation(int on) GSYS_HIDDEN;
 void gsys_run_exit(struct gsys_frame *f) GSYS_HIDDEN;
+/* After fork, vfork, clone or clone3 returned (in the child too): a new
+ * task - or the parent, once a child has run on its TLS - must not keep
+ * the per-thread ids the syscall path (gsys_tid) and the helpers cache:
+ * glibc's fork handlers, which the helpers rely on otherwise, never run
+ * for a raw clone or vfork. */
+void gsys_new_task_caches(const struct gsys_frame *f) GSYS_HIDDEN;
 /* Initial-exec TLS: the assembly reads them at a fixed %fs offset, and C
  * code reaches them without __tls_get_addr even in libgraft.so. */
 #define GSYS_TLS_IE __attribute__((tls_model("initial-exec")))

@@ -150,6 +150,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc_)
             ca->stack_size += 8;
         if (f.nr == SYS_clone && top)
             f.args[1] += 8;
+        gsys_new_task_caches(&f);   /* the child of a fork-like clone returns here too */
         gsys_run_exit(&f);
         g[REG_RAX] = (greg_t)f.ret;
         break;

@@ -459,7 +459,7 @@ static const char *ids_what[6] = {"parent", "raw fork-like clone child", "vfork 
                                   "parent after vfork", "CLONE_VM|CLONE_VFORK child",
                                   "parent after it"};
 
-static int test_ids(void)
+static int test_ids(int seccomp)
 {
     struct gmap_def def = {.type = GMAP_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 16};
     struct graft_err err = {0};
@@ -492,7 +492,7 @@ static int test_ids(void)
         printf("FAIL gvm_asm: %s\n", err.msg);
         return 1;
     }
-    install(0);
+    install(seccomp);
     pid_t kids[3];
     for (int inl = 1; inl >= 0; inl--) {
         struct gvm_env env = {.helpers = ghelper_table(),
@@ -1277,7 +1277,7 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "sled") == 0)
         test_sled();
     else if (strcmp(mode, "ids") == 0)
-        test_ids();
+        test_ids(seccomp);
     else if (strcmp(mode, "strace") == 0)
     {
         char self[512];
