@@ -479,8 +479,6 @@ static int is_exec_prot(uint64_t prot)
     return (prot & PROT_EXEC) != 0;
 }
 
-/* After a successful mmap/mprotect that made memory executable, rewrite the
- * new code (dlopen, and ld.so mapping libraries). */
 /* Did the new task of this clone run on our TLS (vfork, CLONE_VM without
  * CLONE_SETTLS: posix_spawn)? Whatever it cached per thread is its own. */
 static int child_used_our_tls(const struct gsys_frame *f)
@@ -505,6 +503,8 @@ void gsys_new_task_caches(const struct gsys_frame *f)
     }
 }
 
+/* After a successful mmap/mprotect that made memory executable, rewrite the
+ * new code (dlopen, and ld.so mapping libraries). */
 static void after_syscall(struct gsys_frame *f)
 {
     long r = (long)f->ret;
