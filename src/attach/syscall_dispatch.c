@@ -498,8 +498,14 @@ static int child_used_our_tls(const struct gsys_frame *f)
 void gsys_new_task_caches(const struct gsys_frame *f)
 {
     if ((long)f->ret == 0 || child_used_our_tls(f)) {
-        gsys_tid = 0;
-        ghelper_task_forget();
+        gsys_tid = 0;            /* refilled by graft's own gettid */
+        /* The helpers refill theirs through libc's getpid/gettid from inside
+         * a program; under seccomp with isolation that nested SIGSYS, taken
+         * on a keyed extension stack, stops the programs from running (seen
+         * under QEMU; docs/syscalls.md "Limits"). There the child keeps the
+         * parent's ids, as before. */
+        if (!(sys_iso && gsys_mode != GSYS_MODE_ZPOLINE))
+            ghelper_task_forget();
     }
 }
 
