@@ -89,15 +89,10 @@ void ghelper_task_forget(void)
     memset(&t_task, 0, sizeof(t_task));
 }
 
-/* In the child only the forking thread exists: forget its ids and seed. */
-static void forget_after_fork(void)
-{
-    ghelper_task_forget();
-}
-
+/* In the child only the forking thread exists: it forgets its ids and seed. */
 static void register_atfork(void)
 {
-    pthread_atfork(NULL, NULL, forget_after_fork);
+    pthread_atfork(NULL, NULL, ghelper_task_forget);
 }
 
 /* Out of line: keeps the cached path of the id helpers free of its frame.
@@ -115,11 +110,10 @@ static __attribute__((noinline, cold)) void fill_ids(void)
 _Static_assert(offsetof(struct task_cache, ids) == 0 && offsetof(struct task_cache, tid) == 0 &&
                offsetof(struct task_cache, tgid) == 4, "t_task starts with tid, tgid");
 
-int32_t gh_pid_tgid_tls_offset(void)
+void gh_pid_tgid_inline(struct gvm_helper_inline *out)
 {
-    char *tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));     /* glibc's TCB points at itself */
-    return (int32_t)((char *)&t_task - tp);
+    *out = (struct gvm_helper_inline){ .kind = GVM_INLINE_TLS_U64,
+                                       .tls_offset = gh_tls_offset(&t_task) };
 }
 
 uint32_t gh_tid(void)

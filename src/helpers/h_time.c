@@ -321,10 +321,8 @@ GH_FN(ktime_get_ns)
 
 void gh_ktime_inline(struct gvm_helper_inline *out)
 {
-    char *tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));     /* glibc's TCB points at itself */
     *out = (struct gvm_helper_inline){ .kind = GVM_INLINE_TSC_LINE,
-                                       .tls_offset = (int32_t)((char *)&t_last - tp),
+                                       .tls_offset = gh_tls_offset(&t_last),
                                        .line = (const struct gvm_tsc_line *)&g_line };
 }
 

@@ -59,13 +59,19 @@ GH_FN(trace_printk); GH_FN(snprintf); GH_FN(strncmp);
 const char *gh_comm(void) GH_HIDDEN;
 uint32_t gh_tid(void) GH_HIDDEN;
 uint32_t gh_tgid(void) GH_HIDDEN;
-/* Where this thread's {tid, tgid} cache lies from the thread pointer (the
- * same in every thread): bpf_get_current_pid_tgid read inline by the JIT
- * (ghelper_inline_table). */
-int32_t gh_pid_tgid_tls_offset(void) GH_HIDDEN;
-/* bpf_ktime_get_ns's TSC line and this thread's last value, for the JIT's
- * inline read (h_time.c). */
+/* How the JIT may compute a helper inline (ghelper_inline_table):
+ * bpf_get_current_pid_tgid from this thread's {tid, tgid} cache (h_task.c),
+ * bpf_ktime_get_ns from the TSC line and the thread's last value (h_time.c). */
+void gh_pid_tgid_inline(struct gvm_helper_inline *out) GH_HIDDEN;
 void gh_ktime_inline(struct gvm_helper_inline *out) GH_HIDDEN;
+/* Where the initial-exec TLS variable var lies from the thread pointer:
+ * the same in every thread. */
+static inline int32_t gh_tls_offset(const void *var)
+{
+    const char *tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));     /* glibc's TCB points at itself */
+    return (int32_t)((const char *)var - tp);
+}
 /* The user stack at regs by frame pointers: up to max return addresses
  * after skipping skip frames (regs->ip first). */
 uint32_t gh_user_stack(const struct graft_pt_regs *regs, uint64_t *ips, uint32_t max, uint32_t skip) GH_HIDDEN;

@@ -126,8 +126,7 @@ static pthread_once_t g_inline_once = PTHREAD_ONCE_INIT;
 static void build_inline(void)
 {
     gh_ktime_inline(&g_inline[5]);                     /* ktime_get_ns */
-    g_inline[14] = (struct gvm_helper_inline){   /* get_current_pid_tgid */
-        .kind = GVM_INLINE_TLS_U64, .tls_offset = gh_pid_tgid_tls_offset() };
+    gh_pid_tgid_inline(&g_inline[14]);                 /* get_current_pid_tgid */
 }
 
 const struct gvm_helper_inline *ghelper_inline_table(void)
