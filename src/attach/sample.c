@@ -165,12 +165,11 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
     }
     /* The periods this signal stands for: what the scanner's re-arm of an
      * overdue timer starts from. */
-    atomic_fetch_add_explicit(&g->threads[idx].periods, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
-                              memory_order_relaxed);
+    uint64_t periods = 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0);
+    atomic_fetch_add_explicit(&g->threads[idx].periods, periods, memory_order_relaxed);
     struct gthread *t = gthread_self();
     if (gsys_in_hook || (t && gthread_in_handlers(t))) {
-        atomic_fetch_add_explicit(&g_missed, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&g_missed, periods, memory_order_relaxed);
         atomic_fetch_sub_explicit(&g->running, 1, memory_order_release);
         errno = saved_errno;
         return;
